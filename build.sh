@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# llmux developer entry point. On a fresh Debian machine:
+#   ./build.sh demo    install what is missing, build, start llmux-mock, run the demo
+#   ./build.sh test    install what is missing, build, run the whole test suite,
+#                      then again under AddressSanitizer + UndefinedBehaviorSanitizer
+#   ./build.sh build   install what is missing and build (into build/)
+#   ./build.sh bench   build, then bench/run.sh (needs nginx-light, python3-aiohttp, npm)
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$(pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# Debian packages the build and tests need.
+PKGS="build-essential cmake pkg-config libcurl4-openssl-dev libuv1-dev \
+libjson-c-dev libltdl-dev libcmocka-dev libhttp-parser-dev python3"
+
+deps() {
+  local missing=() p
+  for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ]; then
+    echo "build.sh: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "build.sh: missing packages; run:" >&2
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+}
+
+build() { # build DIR [cmake args...]
+  local dir=$1; shift
+  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+}
+
+start_mock() { # start_mock DIR -> sets MOCK_PID, MOCK_PORT
+  local pf; pf=$(mktemp)
+  rm -f "$pf"
+  "$1/bin/llmux-mock" --port 0 --port-file "$pf" --quiet >/dev/null &
+  MOCK_PID=$!
+  for _ in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
+  MOCK_PORT=$(cat "$pf"); rm -f "$pf"
+}
+
+case "${1:-}" in
+  build)
+    deps; build build ;;
+  demo)
+    deps; build build
+    start_mock build
+    trap 'kill $MOCK_PID 2>/dev/null || true' EXIT
+    LLMUX_DEMO_BASE_URL="http://127.0.0.1:$MOCK_PORT" build/examples/demo ;;
+  test)
+    deps
+    build build
+    (cd build && ctest --output-on-failure -j "$jobs")
+    build build-asan -DLLMUX_ENABLE_ASAN=ON -DLLMUX_ENABLE_UBSAN=ON \
+      -DLLMUX_BUILD_BENCH=OFF
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      ctest --output-on-failure -j "$jobs") ;;
+  bench)
+    deps; build build
+    shift; exec bench/run.sh "$@" ;;
+  *)
+    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

@@ -1,0 +1,1230 @@
+/*
+ * core/client.c: the engine. One libcurl multi handle per client, driven
+ * by libuv (multi_socket_action, one uv_poll per socket, one uv_timer),
+ * and the whole lifecycle of a submitted request in one place:
+ *
+ *   submit -> prepare (resolve, encode) -> attempt (easy handle in the
+ *   multi) -> answer decoded / stream events delivered -> [retry wait ->
+ *   attempt]... -> finish: done callback exactly once -> free.
+ *
+ * Cancellation and client close never run user callbacks inline: they mark
+ * transfers and let the client's "defer" timer finish them from the loop.
+ * Handles are freed only in their close callbacks.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <uv.h>
+
+#include "internal.h"
+
+#define DEFAULT_MAX_RETRIES        2
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define DEFAULT_MAX_RESPONSE       (64u * 1024u * 1024u)
+#define DEFAULT_MAX_EVENT          (4u * 1024u * 1024u)
+#define RETRY_AFTER_CAP_MS         60000.0
+
+typedef struct llmux__sock {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    struct llmux_client *c;
+    struct llmux__sock *prev, *next;
+} llmux__sock;
+
+enum xstate { X_ACTIVE = 1, X_WAIT, X_DONE };
+
+struct llmux__xfer {
+    struct llmux_client *c;
+    llmux_request *req;
+    int owns_req;
+    llmux_chunk_cb on_chunk;
+    llmux_done_cb on_done;
+    void *ud;
+    llmux__prepared prep;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    llmux_response *res;
+    llmux__buf body;
+    llmux__framer framer;
+    llmux_chunk chunk;
+    int state;
+    int started;   /* first body byte seen this attempt */
+    int streaming; /* this attempt's body goes through the framer */
+    int got_done;  /* stream end marker seen */
+    int delivered; /* chunks reached the caller: no more retries */
+    int err;       /* error found inside a curl callback */
+    int cancel;    /* LLMUX_ECANCELED when cancelled */
+    int queued;    /* on the client's defer list */
+    int timer_on;  /* retry timer initialised (must be closed) */
+    int attempts;
+    int max_retries;
+    size_t received;
+    long events;
+    uint64_t deadline; /* loop time in ms, 0 = none */
+    long connect_timeout_ms;
+    double retry_after_ms;
+    uv_timer_t timer;
+    char errbuf[CURL_ERROR_SIZE];
+    struct llmux__xfer *prev, *next; /* client's list */
+    struct llmux__xfer *qnext;       /* defer list */
+};
+typedef struct llmux__xfer xfer;
+
+struct llmux_client {
+    uv_loop_t *loop;
+    uv_loop_t own_loop;
+    int owns_loop;
+    CURLM *multi;
+    uv_timer_t timer; /* curl's timeout */
+    uv_timer_t defer; /* finishing cancelled transfers from the loop */
+    int in_curl;      /* inside curl_multi_socket_action */
+    int closing;
+    int handles_open; /* uv handles whose close callback is pending */
+    llmux_close_cb on_closed;
+    void *close_ud;
+    xfer *head; /* submitted, not yet finished */
+    size_t pending;
+    xfer *qhead, *qtail;
+    llmux__sock *socks;
+    /* options */
+    char *plugin_path;
+    char **headers;
+    size_t n_headers;
+    int max_retries;
+    long timeout_ms;
+    long connect_timeout_ms;
+    size_t max_response;
+    size_t max_event;
+    char *proxy;
+    char *ca_file;
+    int insecure;
+    long max_connections;
+    llmux_log_cb log;
+    void *log_ud;
+    int log_level;
+    char user_agent[64];
+    uint64_t rng;
+};
+
+/* Non-zero while this thread runs an llmux callback (llmux_run refuses). */
+#if defined(__GNUC__)
+static __thread int tl_in_callback;
+#else
+static _Thread_local int tl_in_callback;
+#endif
+
+static void xfer_finish(xfer *x, int code, int transport, const char *msg);
+static int xfer_attempt(xfer *x);
+static void defer_push(xfer *x);
+static void client_maybe_closed(struct llmux_client *c);
+
+/* ---- global init ------------------------------------------------------------
+ */
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static int global_rc;
+static int global_done;
+
+static void global_init_once(void)
+{
+    global_rc =
+        curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : LLMUX_ENOMEM;
+    global_done = global_rc == 0;
+}
+
+LLMUX_EXTERN int llmux_global_init(void)
+{
+    pthread_once(&global_once, global_init_once);
+    return global_rc;
+}
+
+LLMUX_EXTERN void llmux_global_cleanup(void)
+{
+    llmux__providers_cleanup();
+    if (global_done) {
+        curl_global_cleanup();
+        global_done = 0;
+        global_once = (pthread_once_t)PTHREAD_ONCE_INIT;
+    }
+}
+
+/* ---- logging ----------------------------------------------------------------
+ */
+
+static void client_log(struct llmux_client *c, int level, const char *fmt, ...)
+    LLMUX_PRINTF(3, 4);
+
+static void client_log(struct llmux_client *c, int level, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    if (!c->log || level > c->log_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    c->log(level, buf, c->log_ud);
+}
+
+/* ---- curl <-> uv wiring
+ * ------------------------------------------------------ */
+
+static void check_multi_info(struct llmux_client *c);
+
+static void sock_closed(uv_handle_t *h)
+{
+    llmux__sock *s = h->data;
+    struct llmux_client *c = s->c;
+    llmux__free(s);
+    c->handles_open--;
+    client_maybe_closed(c);
+}
+
+static void sock_close(llmux__sock *s)
+{
+    struct llmux_client *c = s->c;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->socks = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    uv_poll_stop(&s->poll);
+    uv_close((uv_handle_t *)&s->poll, sock_closed);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    llmux__sock *s = h->data;
+    struct llmux_client *c = s->c;
+    int running, flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    c->in_curl++;
+    curl_multi_socket_action(c->multi, s->fd, flags, &running);
+    c->in_curl--;
+    check_multi_info(c);
+}
+
+static void on_curl_timer(uv_timer_t *t)
+{
+    struct llmux_client *c = t->data;
+    int running;
+    c->in_curl++;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    c->in_curl--;
+    check_multi_info(c); /* transfers also end on the timer path */
+}
+
+static int curl_timer_cb(CURLM *m, long ms, void *ud)
+{
+    struct llmux_client *c = ud;
+    (void)m;
+    if (ms < 0)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_curl_timer, (uint64_t)ms, 0);
+    return 0;
+}
+
+static int curl_socket_cb(CURL *e, curl_socket_t fd, int action, void *ud,
+                          void *sockp)
+{
+    struct llmux_client *c = ud;
+    llmux__sock *s = sockp;
+    int ev = 0;
+    (void)e;
+    if (action == CURL_POLL_REMOVE) {
+        if (s) {
+            curl_multi_assign(c->multi, fd, NULL);
+            sock_close(s);
+        }
+        return 0;
+    }
+    if (!s) {
+        s = llmux__calloc(1, sizeof *s);
+        if (!s)
+            return -1;
+        if (uv_poll_init_socket(c->loop, &s->poll, fd)) {
+            llmux__free(s);
+            return -1;
+        }
+        s->fd = fd;
+        s->c = c;
+        s->poll.data = s;
+        s->next = c->socks;
+        if (c->socks)
+            c->socks->prev = s;
+        c->socks = s;
+        c->handles_open++;
+        curl_multi_assign(c->multi, fd, s);
+    }
+    if (action != CURL_POLL_OUT)
+        ev |= UV_READABLE;
+    if (action != CURL_POLL_IN)
+        ev |= UV_WRITABLE;
+    uv_poll_start(&s->poll, ev, on_poll);
+    return 0;
+}
+
+/* ---- client
+ * ------------------------------------------------------------------- */
+
+LLMUX_EXTERN void llmux_client_options_init(llmux_client_options *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->version = LLMUX_CLIENT_OPTIONS_VERSION;
+    o->max_retries = -1;
+}
+
+static void client_free_mem(struct llmux_client *c)
+{
+    size_t i;
+    for (i = 0; i < c->n_headers; i++)
+        llmux__free(c->headers[i]);
+    llmux__free(c->headers);
+    llmux__free(c->plugin_path);
+    llmux__free(c->proxy);
+    llmux__free(c->ca_file);
+    llmux__free(c);
+}
+
+LLMUX_EXTERN int llmux_client_new(llmux_client **out,
+                                  const llmux_client_options *opts)
+{
+    llmux_client_options def;
+    struct llmux_client *c;
+    size_t i;
+    int rc;
+    if (!out)
+        return LLMUX_EINVAL;
+    *out = NULL;
+    if (!opts) {
+        llmux_client_options_init(&def);
+        opts = &def;
+    }
+    if (opts->version == 0 || opts->version > LLMUX_CLIENT_OPTIONS_VERSION)
+        return LLMUX_EINVAL;
+    if ((rc = llmux_global_init()))
+        return rc;
+    c = llmux__calloc(1, sizeof *c);
+    if (!c)
+        return LLMUX_ENOMEM;
+    c->max_retries =
+        opts->max_retries >= 0 ? opts->max_retries : DEFAULT_MAX_RETRIES;
+    c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 0;
+    c->connect_timeout_ms = opts->connect_timeout_ms > 0
+                                ? opts->connect_timeout_ms
+                                : DEFAULT_CONNECT_TIMEOUT_MS;
+    c->max_response = opts->max_response_bytes ? opts->max_response_bytes
+                                               : DEFAULT_MAX_RESPONSE;
+    c->max_event =
+        opts->max_event_bytes ? opts->max_event_bytes : DEFAULT_MAX_EVENT;
+    c->insecure = opts->insecure;
+    c->max_connections = opts->max_connections;
+    c->log = opts->log;
+    c->log_ud = opts->log_userdata;
+    c->log_level = opts->log_level;
+    c->rng =
+        (uint64_t)(uintptr_t)c ^ (uint64_t)time(NULL) ^ 0x9E3779B97F4A7C15ull;
+    snprintf(c->user_agent, sizeof c->user_agent, "llmux/%s",
+             LLMUX_VERSION_STRING);
+    if ((opts->plugin_path &&
+         !(c->plugin_path = llmux__strdup(opts->plugin_path))) ||
+        (opts->proxy && !(c->proxy = llmux__strdup(opts->proxy))) ||
+        (opts->ca_file && !(c->ca_file = llmux__strdup(opts->ca_file))))
+        goto oom;
+    if (opts->n_headers) {
+        if (!opts->headers)
+            goto inval;
+        c->headers = llmux__calloc(opts->n_headers, sizeof *c->headers);
+        if (!c->headers)
+            goto oom;
+        for (i = 0; i < opts->n_headers; i++) {
+            const char *h = opts->headers[i];
+            if (!h || !strchr(h, ':') || strpbrk(h, "\r\n"))
+                goto inval;
+            if (!(c->headers[c->n_headers++] = llmux__strdup(h)))
+                goto oom;
+        }
+    }
+    if (opts->loop) {
+        c->loop = opts->loop;
+    } else {
+        if (uv_loop_init(&c->own_loop))
+            goto oom;
+        c->loop = &c->own_loop;
+        c->owns_loop = 1;
+    }
+    c->multi = curl_multi_init();
+    if (!c->multi) {
+        if (c->owns_loop)
+            uv_loop_close(&c->own_loop);
+        goto oom;
+    }
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    if (c->max_connections > 0)
+        curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                          c->max_connections);
+    uv_timer_init(c->loop, &c->timer);
+    uv_timer_init(c->loop, &c->defer);
+    c->timer.data = c;
+    c->defer.data = c;
+    c->handles_open = 2;
+    /* an idle client must not keep the loop alive */
+    uv_unref((uv_handle_t *)&c->defer);
+    *out = c;
+    return 0;
+inval:
+    client_free_mem(c);
+    return LLMUX_EINVAL;
+oom:
+    client_free_mem(c);
+    return LLMUX_ENOMEM;
+}
+
+LLMUX_EXTERN struct uv_loop_s *llmux_client_loop(const llmux_client *c)
+{
+    return c ? c->loop : NULL;
+}
+
+LLMUX_EXTERN size_t llmux_client_pending(const llmux_client *c)
+{
+    return c ? c->pending : 0;
+}
+
+LLMUX_EXTERN int llmux_client_run(llmux_client *c, llmux_run_mode mode)
+{
+    uv_run_mode m = mode == LLMUX_RUN_ONCE     ? UV_RUN_ONCE
+                    : mode == LLMUX_RUN_NOWAIT ? UV_RUN_NOWAIT
+                                               : UV_RUN_DEFAULT;
+    if (!c || !c->owns_loop)
+        return LLMUX_EINVAL;
+    return uv_run(c->loop, m);
+}
+
+/* ---- the defer list: finishing outside curl callbacks and user calls --------
+ */
+
+static void on_defer(uv_timer_t *t)
+{
+    struct llmux_client *c = t->data;
+    while (c->qhead) {
+        xfer *x = c->qhead;
+        c->qhead = x->qnext;
+        if (!c->qhead)
+            c->qtail = NULL;
+        x->qnext = NULL;
+        x->queued = 0;
+        if (x->state == X_DONE) {
+            /* finished while queued; freeing was left to us */
+            llmux__free(x);
+            continue;
+        }
+        if (x->state == X_WAIT && x->timer_on)
+            uv_timer_stop(&x->timer);
+        xfer_finish(x, x->cancel ? x->cancel : LLMUX_ECANCELED, 0, NULL);
+    }
+    if (!c->closing)
+        uv_unref((uv_handle_t *)&c->defer);
+    client_maybe_closed(c);
+}
+
+static void defer_push(xfer *x)
+{
+    struct llmux_client *c = x->c;
+    if (x->queued)
+        return;
+    x->queued = 1;
+    x->qnext = NULL;
+    if (c->qtail)
+        c->qtail->qnext = x;
+    else
+        c->qhead = x;
+    c->qtail = x;
+    uv_ref((uv_handle_t *)&c->defer);
+    uv_timer_start(&c->defer, on_defer, 0, 0);
+}
+
+/* ---- transfers
+ * ------------------------------------------------------------------ */
+
+static uint64_t now_ms(struct llmux_client *c)
+{
+    return uv_now(c->loop);
+}
+
+/* Copies the stream chunk's error report into the response. */
+static void take_chunk_error(xfer *x)
+{
+    struct llmux_out *a = &x->res->o, *b = &x->chunk.o;
+#define MOVE(f)                                                                \
+    do {                                                                       \
+        llmux__free(a->f);                                                     \
+        a->f = b->f;                                                           \
+        b->f = NULL;                                                           \
+    } while (0)
+    MOVE(err_type);
+    MOVE(err_pcode);
+    MOVE(err_param);
+    MOVE(err_msg);
+#undef MOVE
+    a->err_code = b->err_code;
+}
+
+static int chunk_has_content(const struct llmux_out *o)
+{
+    return o->text.len || o->reasoning.len || o->refusal.len || o->n_calls ||
+           o->finish || o->has_usage;
+}
+
+static int on_event(void *ud, const llmux_event *ev)
+{
+    xfer *x = ud;
+    int rc;
+    if (x->got_done)
+        return 0; /* anything after the end marker is ignored */
+    x->events++;
+    rc = llmux__decode_event(&x->prep, ev, &x->chunk);
+    if (rc < 0) {
+        take_chunk_error(x);
+        x->err = rc;
+        return rc;
+    }
+    if (rc == LLMUX_EVENT_DONE)
+        x->got_done = 1;
+    if (!chunk_has_content(&x->chunk.o) && !x->chunk.o.id)
+        return 0;
+    if (llmux__out_merge(&x->res->o, &x->chunk.o)) {
+        x->err = LLMUX_ENOMEM;
+        return LLMUX_ENOMEM;
+    }
+    if (!chunk_has_content(&x->chunk.o))
+        return 0; /* metadata only (id, model): nothing to deliver */
+    x->delivered = 1;
+    if (x->on_chunk && !x->cancel) {
+        int stop;
+        x->chunk.acc = &x->res->o;
+        tl_in_callback++;
+        stop = x->on_chunk(x->req, &x->chunk, x->ud);
+        tl_in_callback--;
+        if (stop) {
+            x->err = LLMUX_EUSER;
+            return LLMUX_EUSER;
+        }
+    }
+    return x->cancel ? x->cancel : 0;
+}
+
+static int is_json_ctype(const char *ct)
+{
+    return ct && (strncasecmp(ct, "application/json", 16) == 0);
+}
+
+static size_t on_write(char *p, size_t sz, size_t n, void *ud)
+{
+    xfer *x = ud;
+    size_t len = sz * n;
+    int rc;
+    if (x->cancel || x->err)
+        return 0; /* aborts the transfer */
+    x->received += len;
+    if (x->received > x->c->max_response) {
+        x->err = LLMUX_ETOOBIG;
+        return 0;
+    }
+    if (!x->started) {
+        long status = 0;
+        char *ct = NULL;
+        x->started = 1;
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+        x->streaming = x->req->stream && status >= 200 && status < 300 &&
+                       !is_json_ctype(ct);
+        if (x->streaming)
+            llmux__framer_init(&x->framer, x->prep.http.framing,
+                               x->c->max_event);
+    }
+    if (!x->streaming) {
+        if (llmux__buf_append(&x->body, p, len)) {
+            x->err = LLMUX_ENOMEM;
+            return 0;
+        }
+        return len;
+    }
+    rc = llmux__framer_feed(&x->framer, p, len, on_event, x);
+    if (rc) {
+        if (!x->err)
+            x->err = rc;
+        return 0;
+    }
+    return len;
+}
+
+static const char *hdr(CURL *e, const char *name)
+{
+    struct curl_header *h;
+    if (curl_easy_header(e, name, 0, CURLH_HEADER, -1, &h) == CURLHE_OK)
+        return h->value;
+    return NULL;
+}
+
+/* Parses Retry-After / retry-after-ms into ms; -1 when absent or bad. */
+static double retry_after_ms(CURL *e)
+{
+    const char *v = hdr(e, "retry-after-ms");
+    char *end;
+    double d;
+    if (v) {
+        long ms = strtol(v, &end, 10);
+        if (end != v && ms >= 0)
+            return (double)ms;
+    }
+    v = hdr(e, "retry-after");
+    if (!v)
+        return -1;
+    {
+        long s = strtol(v, &end, 10);
+        if (end != v && *end == '\0' && s >= 0)
+            return (double)s * 1000.0;
+    }
+    d = (double)curl_getdate(v, NULL);
+    if (d > 0) {
+        double delta = (d - (double)time(NULL)) * 1000.0;
+        return delta > 0 ? delta : 0;
+    }
+    return -1;
+}
+
+static int retryable_status(long s)
+{
+    return s == 408 || s == 409 || s == 429 || s == 500 || s == 502 ||
+           s == 503 || s == 504;
+}
+
+/* Decides whether to try again; returns the delay in ms or -1. The full
+ * policy (budgets per endpoint, rate limits) comes with the resilience
+ * layer; this is the per-request part: statuses, x-should-retry,
+ * Retry-After, exponential backoff with jitter. */
+static double retry_delay(xfer *x, int code, long status, int transport,
+                          const char *should)
+{
+    double d;
+    if (x->cancel || x->delivered || x->c->closing ||
+        x->attempts > x->max_retries)
+        return -1;
+    if (should && !strcasecmp(should, "false"))
+        return -1;
+    if (!(should && !strcasecmp(should, "true"))) {
+        if (code == LLMUX_ETRANSPORT || code == LLMUX_ETIMEDOUT) {
+            if (transport != CURLE_COULDNT_CONNECT &&
+                transport != CURLE_OPERATION_TIMEDOUT &&
+                transport != CURLE_GOT_NOTHING &&
+                transport != CURLE_SEND_ERROR && transport != CURLE_RECV_ERROR)
+                return -1;
+            if (x->started && transport == CURLE_OPERATION_TIMEDOUT)
+                return -1; /* timed out after answering: total deadline */
+        } else if (!retryable_status(status)) {
+            return -1;
+        }
+        if (status == 429 && x->res->o.err_pcode &&
+            !strcmp(x->res->o.err_pcode, "insufficient_quota"))
+            return -1; /* billing, not load */
+    }
+    if (x->retry_after_ms >= 0) {
+        if (x->retry_after_ms > RETRY_AFTER_CAP_MS)
+            return -1;
+        d = x->retry_after_ms;
+    } else {
+        double base = 500.0;
+        int i;
+        for (i = 1; i < x->attempts && base < 8000.0; i++)
+            base *= 2;
+        if (base > 8000.0)
+            base = 8000.0;
+        /* xorshift jitter in [0.75, 1]: no global rand() state */
+        x->c->rng ^= x->c->rng << 13;
+        x->c->rng ^= x->c->rng >> 7;
+        x->c->rng ^= x->c->rng << 17;
+        d = base * (1.0 - 0.25 * (double)(x->c->rng % 1000) / 1000.0);
+    }
+    if (x->deadline && now_ms(x->c) + (uint64_t)d >= x->deadline)
+        return -1;
+    return d;
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    xfer *x = t->data;
+    int rc;
+    if (x->state != X_WAIT)
+        return;
+    rc = xfer_attempt(x);
+    if (rc)
+        xfer_finish(x, rc, 0, x->req->errmsg[0] ? x->req->errmsg : NULL);
+}
+
+static void reset_attempt(xfer *x)
+{
+    if (x->easy) {
+        curl_easy_cleanup(x->easy);
+        x->easy = NULL;
+    }
+    curl_slist_free_all(x->hdrs);
+    x->hdrs = NULL;
+    llmux__buf_free(&x->body);
+    llmux__framer_free(&x->framer);
+    x->started = x->streaming = x->got_done = 0;
+    x->err = 0;
+    x->received = 0;
+    x->events = 0;
+    x->errbuf[0] = '\0';
+}
+
+/* One transfer finished in curl: decide the outcome of this attempt. */
+static void xfer_done(xfer *x, CURLcode result)
+{
+    struct llmux_client *c = x->c;
+    long status = 0;
+    char *ct = NULL;
+    const char *should;
+    int code = 0, transport = 0;
+    char msg[2 * LLMUX__ERRBUF] = "";
+    double delay;
+
+    curl_multi_remove_handle(c->multi, x->easy);
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+    x->retry_after_ms = retry_after_ms(x->easy);
+    should = hdr(x->easy, "x-should-retry");
+    x->res->http_status = status;
+    if (x->retry_after_ms >= 0)
+        x->res->err.retry_after = x->retry_after_ms / 1000.0;
+
+    if (x->cancel) {
+        code = x->cancel;
+    } else if (x->err) {
+        code = x->err;
+        if (code == LLMUX_ETOOBIG)
+            snprintf(msg, sizeof msg,
+                     "%s: response larger than the %zu-byte limit",
+                     x->prep.call.provider,
+                     x->streaming && x->received <= c->max_response
+                         ? c->max_event
+                         : c->max_response);
+    } else if (result != CURLE_OK) {
+        transport = (int)result;
+        code = result == CURLE_OPERATION_TIMEDOUT ? LLMUX_ETIMEDOUT
+                                                  : LLMUX_ETRANSPORT;
+        if (x->streaming)
+            snprintf(msg, sizeof msg, "%s: stream cut off after %ld events: %s",
+                     x->prep.call.provider, x->events,
+                     x->errbuf[0] ? x->errbuf : curl_easy_strerror(result));
+        else
+            snprintf(msg, sizeof msg, "%s: %s", x->prep.call.provider,
+                     x->errbuf[0] ? x->errbuf : curl_easy_strerror(result));
+    } else if (x->streaming) {
+        int rc = llmux__framer_finish(&x->framer, on_event, x);
+        if (rc)
+            code = x->err ? x->err : rc;
+        else if (!x->got_done) {
+            code = LLMUX_ETRANSPORT;
+            snprintf(msg, sizeof msg,
+                     "%s: stream ended after %ld events without its end "
+                     "marker",
+                     x->prep.call.provider, x->events);
+        }
+    } else {
+        code = llmux__decode_answer(&x->prep, status, ct, x->body.p,
+                                    x->body.len, x->res);
+        if (code) {
+            /* keep the decoded message; xfer_finish records it again */
+            snprintf(msg, sizeof msg, "%s",
+                     x->res->err_message ? x->res->err_message : "");
+            x->res->has_error = 0;
+        }
+    }
+    client_log(c, LLMUX_LOG_DEBUG, "%s %s -> HTTP %ld, %s (attempt %d)",
+               x->prep.http.method, x->prep.url, status,
+               code ? llmux_err_name(code) : "ok", x->attempts);
+
+    if (code &&
+        (delay = retry_delay(x, code, status, transport, should)) >= 0) {
+        client_log(c, LLMUX_LOG_INFO, "%s: retrying in %.0f ms after %s",
+                   x->prep.call.provider, delay, llmux_err_name(code));
+        reset_attempt(x);
+        /* a fresh response for the next attempt, errors included */
+        llmux__out_reset(&x->res->o);
+        x->state = X_WAIT;
+        if (!x->timer_on) {
+            uv_timer_init(c->loop, &x->timer);
+            x->timer.data = x;
+            x->timer_on = 1;
+            c->handles_open++;
+        }
+        uv_timer_start(&x->timer, on_retry_timer, (uint64_t)delay, 0);
+        return;
+    }
+    xfer_finish(x, code, transport, msg[0] ? msg : NULL);
+}
+
+static void check_multi_info(struct llmux_client *c)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(c->multi, &left))) {
+        xfer *x = NULL;
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        if (x)
+            xfer_done(x, m->data.result);
+    }
+}
+
+static int add_slist(struct curl_slist **l, const char *s)
+{
+    struct curl_slist *n = curl_slist_append(*l, s);
+    if (!n)
+        return LLMUX_ENOMEM;
+    *l = n;
+    return 0;
+}
+
+/* Starts one attempt: a configured easy handle added to the multi. */
+static int xfer_attempt(xfer *x)
+{
+    struct llmux_client *c = x->c;
+    const struct llmux_http_request *h = &x->prep.http;
+    const llmux__config *cfg = &x->req->cfg;
+    const char *proxy, *ca, *ins;
+    CURL *e;
+    size_t i;
+    long timeout = 0;
+
+    reset_attempt(x);
+    if (x->deadline) {
+        uint64_t now = now_ms(c);
+        if (now >= x->deadline)
+            return LLMUX_ETIMEDOUT;
+        timeout = (long)(x->deadline - now);
+    }
+    e = x->easy = curl_easy_init();
+    if (!e)
+        return LLMUX_ENOMEM;
+    for (i = 0; i < h->n_headers; i++)
+        if (add_slist(&x->hdrs, h->headers[i]))
+            return LLMUX_ENOMEM;
+    for (i = 0; i < c->n_headers; i++)
+        if (add_slist(&x->hdrs, c->headers[i]))
+            return LLMUX_ENOMEM;
+    if (add_slist(&x->hdrs, "Expect:"))
+        return LLMUX_ENOMEM;
+
+    curl_easy_setopt(e, CURLOPT_URL, x->prep.url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, x->connect_timeout_ms);
+    if (timeout > 0)
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
+    if (x->req->stream)
+        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 8192L);
+    if (h->body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)h->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, h->body);
+    }
+    if (strcmp(h->method, "GET") == 0 && !h->body)
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    else if (strcmp(h->method, "POST") != 0)
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, h->method);
+    proxy = llmux__config_get(cfg, "proxy");
+    if (!proxy)
+        proxy = c->proxy;
+    if (proxy)
+        curl_easy_setopt(e, CURLOPT_PROXY, proxy);
+    ca = llmux__config_get(cfg, "ca_file");
+    if (!ca)
+        ca = c->ca_file;
+    if (ca)
+        curl_easy_setopt(e, CURLOPT_CAINFO, ca);
+    ins = llmux__config_get(cfg, "insecure");
+    if ((ins && !strcmp(ins, "1")) || (!ins && c->insecure)) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    x->attempts++;
+    x->res->attempts = x->attempts;
+    x->state = X_ACTIVE;
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+        return LLMUX_ENOMEM;
+    return 0;
+}
+
+static void xfer_timer_closed(uv_handle_t *h)
+{
+    xfer *x = h->data;
+    struct llmux_client *c = x->c;
+    if (!x->queued)
+        llmux__free(x);
+    c->handles_open--;
+    client_maybe_closed(c);
+}
+
+/* The end of a request: the done callback, exactly once, then freeing. */
+static void xfer_finish(xfer *x, int code, int transport, const char *msg)
+{
+    struct llmux_client *c = x->c;
+    llmux_request *req = x->req;
+    llmux_response *res = x->res;
+
+    if (x->state == X_ACTIVE && x->easy)
+        curl_multi_remove_handle(c->multi, x->easy);
+    reset_attempt(x);
+    x->state = X_DONE;
+    if (code)
+        llmux__response_fail(res, code, res->http_status, transport, msg);
+    if (res->has_error) {
+        llmux__scrub(res->err_message, x->prep.api_key);
+        res->err.message = res->err_message ? res->err_message : "";
+    }
+    /* unlink before the callback so llmux_client_pending() is accurate */
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        c->head = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    c->pending--;
+
+    tl_in_callback++;
+    if (x->on_done)
+        x->on_done(req, code, res, x->ud);
+    tl_in_callback--;
+
+    llmux_response_free(res);
+    llmux__out_free(&x->chunk.o);
+    llmux__prepared_free(&x->prep);
+    req->x = NULL;
+    if (x->owns_req)
+        llmux_request_free(req);
+    if (x->timer_on) {
+        uv_close((uv_handle_t *)&x->timer, xfer_timer_closed);
+    } else if (!x->queued) {
+        llmux__free(x);
+    }
+    client_maybe_closed(c);
+}
+
+static long option_ms(const llmux__config *cfg, const char *key, long dflt)
+{
+    const char *v = llmux__config_get(cfg, key);
+    long whole = 0, frac = 0, scale = 1000;
+    if (!v)
+        return dflt;
+    while (*v >= '0' && *v <= '9')
+        whole = whole * 10 + (*v++ - '0');
+    if (*v == '.')
+        for (v++; *v >= '0' && *v <= '9' && scale > 1; v++) {
+            scale /= 10;
+            frac += (*v - '0') * scale;
+        }
+    return whole * 1000 + frac;
+}
+
+LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
+                              llmux_chunk_cb on_chunk, llmux_done_cb on_done,
+                              void *userdata)
+{
+    xfer *x;
+    int rc;
+    long timeout;
+    const char *mr;
+    if (!c || !req)
+        return LLMUX_EINVAL;
+    if (c->closing) {
+        snprintf(req->errmsg, sizeof req->errmsg, "client is closing");
+        return LLMUX_ECANCELED;
+    }
+    if (req->x) {
+        snprintf(req->errmsg, sizeof req->errmsg,
+                 "request is already submitted");
+        return LLMUX_EBUSY;
+    }
+    x = llmux__calloc(1, sizeof *x);
+    if (!x)
+        return LLMUX_ENOMEM;
+    x->c = c;
+    x->req = req;
+    x->on_chunk = on_chunk;
+    x->on_done = on_done;
+    x->ud = userdata;
+    x->owns_req = 1;
+    {
+        llmux__log_target t = {0}, old;
+        t.log = c->log;
+        t.log_ud = c->log_ud;
+        t.log_level = c->log_level;
+        old = llmux__log_target_swap(t);
+        rc = llmux__prepare(req, c->plugin_path, &x->prep);
+        llmux__log_target_swap(old);
+    }
+    if (rc)
+        goto fail;
+    x->res = llmux__response_new(req->op, req->cfg.provider);
+    if (!x->res) {
+        rc = LLMUX_ENOMEM;
+        goto fail;
+    }
+    llmux__out_init(&x->chunk.o, req->op, 1);
+    timeout = req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms;
+    timeout = option_ms(&req->cfg, "timeout", timeout);
+    if (timeout > 0)
+        x->deadline = now_ms(c) + (uint64_t)timeout;
+    x->connect_timeout_ms =
+        option_ms(&req->cfg, "connect_timeout", c->connect_timeout_ms);
+    mr = llmux__config_get(&req->cfg, "max_retries");
+    x->max_retries =
+        mr ? atoi(mr)
+           : (req->max_retries >= 0 ? req->max_retries : c->max_retries);
+    /* uv_now is cached per loop iteration; refresh for a fair deadline */
+    uv_update_time(c->loop);
+    rc = xfer_attempt(x);
+    if (rc) {
+        snprintf(req->errmsg, sizeof req->errmsg, "cannot start transfer: %s",
+                 llmux_strerror(rc));
+        goto fail;
+    }
+    req->x = x;
+    req->userdata = userdata;
+    x->next = c->head;
+    if (c->head)
+        c->head->prev = x;
+    c->head = x;
+    c->pending++;
+    return 0;
+fail:
+    if (x->easy)
+        curl_multi_remove_handle(c->multi, x->easy);
+    reset_attempt(x);
+    if (x->res)
+        llmux_response_free(x->res);
+    llmux__out_free(&x->chunk.o);
+    llmux__prepared_free(&x->prep);
+    llmux__free(x);
+    return rc;
+}
+
+LLMUX_EXTERN int llmux_request_cancel(llmux_request *req)
+{
+    xfer *x;
+    if (!req)
+        return LLMUX_EINVAL;
+    x = req->x;
+    if (!x || x->state == X_DONE || x->cancel)
+        return 0;
+    x->cancel = LLMUX_ECANCELED;
+    defer_push(x);
+    return 0;
+}
+
+/* ---- closing
+ * ----------------------------------------------------------------------- */
+
+static void client_handle_closed(uv_handle_t *h)
+{
+    struct llmux_client *c = h->data;
+    c->handles_open--;
+    client_maybe_closed(c);
+}
+
+static void client_maybe_closed(struct llmux_client *c)
+{
+    if (!c->closing)
+        return;
+    if (c->closing == 1) {
+        /* every request finished: release curl, then our handles */
+        if (c->head || c->qhead)
+            return;
+        c->closing = 2;
+        curl_multi_cleanup(c->multi);
+        c->multi = NULL;
+        while (c->socks)
+            sock_close(c->socks);
+        uv_close((uv_handle_t *)&c->timer, client_handle_closed);
+        uv_close((uv_handle_t *)&c->defer, client_handle_closed);
+        return;
+    }
+    if (c->closing == 2 && c->handles_open == 0) {
+        llmux_close_cb cb = c->on_closed;
+        void *ud = c->close_ud;
+        c->closing = 3;
+        if (c->owns_loop)
+            return; /* llmux_client_free finishes the job */
+        client_free_mem(c);
+        if (cb)
+            cb(ud);
+    }
+}
+
+LLMUX_EXTERN void llmux_client_close(llmux_client *c, llmux_close_cb on_closed,
+                                     void *userdata)
+{
+    xfer *x;
+    if (!c || c->closing)
+        return;
+    c->closing = 1;
+    c->on_closed = on_closed;
+    c->close_ud = userdata;
+    for (x = c->head; x; x = x->next) {
+        if (!x->cancel)
+            x->cancel = LLMUX_ECANCELED;
+        defer_push(x);
+    }
+    /* always pass through the loop once, even with nothing in flight */
+    uv_ref((uv_handle_t *)&c->defer);
+    uv_timer_start(&c->defer, on_defer, 0, 0);
+}
+
+LLMUX_EXTERN void llmux_client_free(llmux_client *c)
+{
+    if (!c)
+        return;
+    if (!c->owns_loop) {
+        llmux_client_close(c, NULL, NULL);
+        return;
+    }
+    if (c->closing == 3) {
+        /* already closed by a run of the loop */
+    } else {
+        if (!c->closing)
+            llmux_client_close(c, NULL, NULL);
+        while (c->closing != 3)
+            uv_run(c->loop, UV_RUN_ONCE);
+    }
+    {
+        llmux_close_cb cb = c->on_closed;
+        void *ud = c->close_ud;
+        if (uv_loop_close(&c->own_loop) != 0)
+            client_log(c, LLMUX_LOG_ERROR, "private loop still has handles");
+        client_free_mem(c);
+        if (cb)
+            cb(ud);
+    }
+}
+
+/* ---- the blocking call
+ * ------------------------------------------------------------ */
+
+typedef struct run_state {
+    llmux_response *res;
+    int status;
+    int done;
+} run_state;
+
+static void run_done(llmux_request *req, int status, llmux_response *res,
+                     void *ud)
+{
+    run_state *s = ud;
+    (void)req;
+    s->res = llmux_response_retain(res);
+    s->status = status;
+    s->done = 1;
+}
+
+typedef struct run_chunk {
+    llmux_chunk_cb cb;
+    void *ud;
+    run_state st;
+} run_chunk;
+
+static int run_on_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
+{
+    run_chunk *rc = ud;
+    return rc->cb ? rc->cb(req, ch, rc->ud) : 0;
+}
+
+static void run_done2(llmux_request *req, int status, llmux_response *res,
+                      void *ud)
+{
+    run_chunk *rc = ud;
+    run_done(req, status, res, &rc->st);
+}
+
+LLMUX_EXTERN int llmux_run(const llmux_request *req,
+                           const llmux_client_options *opts,
+                           llmux_chunk_cb on_chunk, void *userdata,
+                           llmux_response **out)
+{
+    llmux_client_options o;
+    llmux_client *c;
+    llmux_request *copy;
+    run_chunk rc;
+    int err;
+    if (out)
+        *out = NULL;
+    if (!req)
+        return LLMUX_EINVAL;
+    if (tl_in_callback)
+        return LLMUX_EBUSY;
+    if (opts) {
+        if (opts->version == 0 || opts->version > LLMUX_CLIENT_OPTIONS_VERSION)
+            return LLMUX_EINVAL;
+        o = *opts;
+    } else {
+        llmux_client_options_init(&o);
+    }
+    o.loop = NULL;
+    if ((err = llmux_client_new(&c, &o)))
+        return err;
+    copy = llmux_request_dup(req);
+    if (!copy) {
+        llmux_client_free(c);
+        return LLMUX_ENOMEM;
+    }
+    memset(&rc, 0, sizeof rc);
+    rc.cb = on_chunk;
+    rc.ud = userdata;
+    err = llmux_submit(c, copy, run_on_chunk, run_done2, &rc);
+    if (err) {
+        /* the message lives in the copy; hand it back in a response */
+        if (out) {
+            *out = llmux__response_new(copy->op, copy->cfg.provider);
+            if (*out)
+                llmux__response_fail(*out, err, 0, 0, copy->errmsg);
+        }
+        llmux_request_free(copy);
+        llmux_client_free(c);
+        return err;
+    }
+    while (!rc.st.done)
+        uv_run(c->loop, UV_RUN_ONCE);
+    llmux_client_free(c);
+    if (out)
+        *out = rc.st.res;
+    else
+        llmux_response_free(rc.st.res);
+    return rc.st.status;
+}

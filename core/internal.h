@@ -1,0 +1,317 @@
+/*
+ * core/internal.h: declarations shared by the core's translation units and
+ * by the unit tests (which link the static core library). Nothing here is
+ * exported from libllmux; names use the llmux__ prefix.
+ */
+#ifndef LLMUX_CORE_INTERNAL_H
+#define LLMUX_CORE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include <llmux/llmux.h>
+#include <llmux/sys/provider.h>
+
+#define LLMUX__ERRBUF 256
+
+/* ---- alloc.c: allocation and small string helpers ----------------------- */
+
+void *llmux__malloc(size_t n);
+void *llmux__calloc(size_t n, size_t m);
+void *llmux__realloc(void *p, size_t n);
+void llmux__free(void *p);
+char *llmux__strdup(const char *s);            /* NULL -> NULL */
+char *llmux__strndup(const char *s, size_t n); /* always NUL-terminates */
+char *llmux__asprintf(const char *fmt, ...) LLMUX_PRINTF(1, 2);
+int llmux__strcaseeq(const char *a, const char *b); /* ASCII, NULL-safe */
+/* snprintf into buf (NULL/0 allowed); returns code, for one-line errors */
+int llmux__seterr(char *buf, size_t len, int code, const char *fmt, ...)
+    LLMUX_PRINTF(4, 5);
+
+/* Growable byte buffer, always NUL-terminated once non-empty. */
+typedef struct llmux__buf {
+    char *p;
+    size_t len, cap;
+} llmux__buf;
+int llmux__buf_append(llmux__buf *b, const char *s, size_t n);
+int llmux__buf_printf(llmux__buf *b, const char *fmt, ...) LLMUX_PRINTF(2, 3);
+void llmux__buf_reset(llmux__buf *b); /* len = 0, keeps memory */
+void llmux__buf_free(llmux__buf *b);
+
+/* ---- config.c: config strings ------------------------------------------- */
+
+/*
+ * A parsed config string. Keys are lower-cased; values are unquoted
+ * ("{a;b}" -> "a;b"). `opts` holds every key=value pair except provider
+ * and model, in the order written; a later duplicate replaces an earlier
+ * one. All strings are owned.
+ */
+typedef struct llmux__config {
+    char *provider;
+    char *model; /* may be NULL ("ollama" alone, for models listing) */
+    llmux_kv *opts;
+    size_t n_opts;
+} llmux__config;
+
+/*
+ * Parses `spec`. Short form "provider/model" or "provider:model" (split at
+ * the first '/' or ':'), then ";key=value" pairs; or the long form
+ * "provider=x;model=y;...". On error returns LLMUX_ECONFIG and writes a
+ * message naming the bad part into err; *out is left empty.
+ */
+int llmux__config_parse(const char *spec, llmux__config *out, char *err,
+                        size_t errlen);
+void llmux__config_free(llmux__config *c);
+/* Value for key (case-insensitive), or NULL. */
+const char *llmux__config_get(const llmux__config *c, const char *key);
+/* Sets (replaces) key=value; key is lower-cased. */
+int llmux__config_set(llmux__config *c, const char *key, const char *value);
+int llmux__config_copy(llmux__config *dst, const llmux__config *src);
+
+/* ---- framer.c: incremental SSE and NDJSON splitting --------------------- */
+
+/* Receives one event; return non-zero to stop feeding (returned as is). */
+typedef int (*llmux__event_fn)(void *userdata, const llmux_event *ev);
+
+/*
+ * Incremental framer. Fed whatever byte chunks arrive, it emits complete
+ * events in linear time (each byte is examined once). SSE follows the
+ * WHATWG rules: "field: value" or "field:value" lines, `data` lines joined
+ * with "\n", `event`/`id` fields, ':' comments, and LF, CRLF or CR line
+ * ends (also split across chunks); a blank line dispatches an event with
+ * data. NDJSON emits each non-blank line (CRLF tolerated). Buffers grow
+ * lazily and no event may exceed max_event bytes (LLMUX_ETOOBIG).
+ */
+typedef struct llmux__framer {
+    int kind;         /* LLMUX_FRAMING_SSE or LLMUX_FRAMING_NDJSON */
+    size_t max_event; /* bytes */
+    llmux__buf line;  /* current incomplete line */
+    llmux__buf data;  /* SSE: data of the event being assembled */
+    llmux__buf event; /* SSE: event name */
+    llmux__buf id;    /* SSE: last event id */
+    int has_data;     /* SSE: a data field was seen in this event */
+    int skip_lf;      /* previous chunk ended with CR: drop a leading LF */
+    int bom_checked;  /* leading UTF-8 BOM handled */
+} llmux__framer;
+
+void llmux__framer_init(llmux__framer *f, int kind, size_t max_event);
+/* Returns 0, LLMUX_ETOOBIG, LLMUX_ENOMEM, or the callback's non-zero. */
+int llmux__framer_feed(llmux__framer *f, const char *p, size_t n,
+                       llmux__event_fn fn, void *userdata);
+/*
+ * At end of input. NDJSON: emits a final line that lacks its newline.
+ * SSE: a pending event without its blank line is dispatched as well (many
+ * servers omit the final blank line). Returns as framer_feed.
+ */
+int llmux__framer_finish(llmux__framer *f, llmux__event_fn fn, void *userdata);
+/* True if bytes of an incomplete event are buffered. */
+int llmux__framer_pending(const llmux__framer *f);
+void llmux__framer_free(llmux__framer *f);
+
+/* ---- loader.c: provider registry and plugin loading --------------------- */
+
+/* A resolved provider: a module plus the name and defaults it is used
+ * under (a descriptor may map "groq" onto module "openai"). Lives until
+ * llmux__providers_cleanup(). */
+typedef struct llmux__provider {
+    char *name;       /* name in config strings */
+    char *module;     /* module name */
+    char *path;       /* module file, or "built-in" */
+    char *descriptor; /* descriptor file, or NULL */
+    const llmux_provider *vt;
+    void *provctx;
+    char *base_url;     /* descriptor's, else vt->default_base_url */
+    char *api_key_env;  /* descriptor's, else vt's (may be NULL) */
+    char *base_url_env; /* descriptor's, else vt's (may be NULL) */
+    llmux_kv *opts;     /* descriptor's other keys (provider options) */
+    size_t n_opts;
+    void *handle; /* lt_dlhandle, or NULL for built-ins */
+} llmux__provider;
+
+/*
+ * Resolves `name` (see llmux/providers.h for the search order; extra_dirs
+ * is the client's plugin_path, may be NULL). Thread-safe; the result is
+ * cached per name for the process. On failure returns the code and writes
+ * the reason (for "not found": every directory searched).
+ */
+int llmux__provider_get(const char *name, const char *extra_dirs,
+                        const llmux__provider **out, char *err, size_t errlen);
+/* The directories searched, in order, ':'-joined (caller frees). */
+char *llmux__plugin_dirs(const char *extra_dirs);
+/* Validates a provider table (ABI, size, required hooks). */
+int llmux__provider_check(const llmux_provider *vt, const char *what, char *err,
+                          size_t errlen);
+void llmux__providers_cleanup(void);
+
+/* ---- response.c: responses, chunks and the host's builders -------------- */
+
+typedef struct llmux__call_slot {
+    llmux_tool_call pub; /* pointers into the fields below */
+    char *id;
+    char *name;
+    llmux__buf args;
+} llmux__call_slot;
+
+typedef struct llmux__vec {
+    float *v;
+    size_t n;
+    int index; /* input position the provider gave */
+} llmux__vec;
+
+typedef struct llmux__model {
+    char *id;
+    char *owned_by;
+    int64_t created;
+} llmux__model;
+
+/* What a decoder builds: a whole response or one stream chunk. */
+struct llmux_out {
+    int is_chunk;
+    int op;
+    char *id;
+    char *model;
+    char *fingerprint;
+    int64_t created;
+    llmux__buf text;
+    llmux__buf reasoning;
+    llmux__buf refusal;
+    int finish;
+    char *finish_raw;
+    llmux_usage usage;
+    int has_usage;
+    llmux__call_slot *calls;
+    size_t n_calls, cap_calls;
+    llmux__vec *embs;
+    size_t n_embs, cap_embs;
+    llmux__model *models;
+    size_t n_models, cap_models;
+    /* errors reported by the decoder */
+    int err_code; /* set_error / out_provider_error, 0 if none */
+    char *err_type, *err_pcode, *err_param, *err_msg;
+};
+
+struct llmux_chunk {
+    struct llmux_out o;
+    const struct llmux_out *acc; /* the stream so far: id/model fallback */
+};
+
+struct llmux_response {
+    struct llmux_out o;
+    int refs;
+    char *provider;
+    long http_status;
+    int attempts;
+    int has_error;
+    llmux_error err;   /* pub view; strings point into o.err_* or below */
+    char *err_message; /* owned final message */
+};
+
+void llmux__out_init(struct llmux_out *o, int op, int is_chunk);
+void llmux__out_reset(struct llmux_out *o); /* empties, keeps buffers */
+void llmux__out_free(struct llmux_out *o);
+/* Folds a stream chunk into the accumulated response. */
+int llmux__out_merge(struct llmux_out *acc, const struct llmux_out *chunk);
+
+llmux_response *llmux__response_new(int op, const char *provider);
+/* Records the final error on `res` (message copied; never the key). */
+void llmux__response_fail(llmux_response *res, int code, long http_status,
+                          int transport, const char *message);
+
+/* Plugin log lines go to the request being encoded/decoded on this thread
+ * (errors become its error message) and to the client's log hook. */
+void llmux__vlog_plugin(int level, const char *fmt, va_list ap);
+
+/* The host table the core hands to plugins. */
+extern const llmux_host llmux__host;
+
+/* ---- request.c ---------------------------------------------------------- */
+
+struct llmux__xfer; /* the engine's per-request state (client.c) */
+
+struct llmux_request {
+    int op;
+    llmux__config cfg; /* provider, model, options (from the spec) */
+    char errmsg[LLMUX__ERRBUF];
+    llmux_msg *msgs;
+    size_t n_msgs, cap_msgs;
+    char **stops;
+    size_t n_stops;
+    char **inputs;
+    size_t n_inputs;
+    char **headers;
+    size_t n_headers;
+    char *tools_json;
+    char *tool_choice_json;
+    char *response_format_json;
+    char *prompt;
+    char *suffix;
+    char *extra_json;
+    unsigned has; /* LLMUX_HAS_* */
+    int64_t max_tokens;
+    double temperature;
+    double top_p;
+    int64_t seed;
+    int stream;
+    long timeout_ms; /* 0 = client default */
+    int max_retries; /* -1 = client default */
+    llmux_kv *popts; /* provider options handed to the plugin */
+    size_t n_popts;
+    llmux_params params; /* the view handed to the plugin */
+    /* engine */
+    struct llmux__xfer *x; /* non-NULL while submitted */
+    void *userdata;
+};
+
+/* Where plugin log lines go while the core calls into a plugin. */
+typedef struct llmux__log_target {
+    llmux_request *req; /* errors become req->errmsg (may be NULL) */
+    llmux_log_cb log;   /* client hook (may be NULL) */
+    void *log_ud;
+    int log_level;
+} llmux__log_target;
+/* Sets the target for this thread; returns the previous one. */
+llmux__log_target llmux__log_target_swap(llmux__log_target t);
+
+/* Replaces every occurrence of `secret` in `s` with "***" (in place). */
+void llmux__scrub(char *s, const char *secret);
+
+struct llmux_http_request {
+    char *method;
+    char *path;
+    char **headers; /* "Name: value" */
+    size_t n_headers;
+    char *body;
+    size_t body_len;
+    int framing;
+};
+void llmux__http_free(struct llmux_http_request *h);
+
+/* Everything resolved for sending a request: provider, URL, key. */
+typedef struct llmux__prepared {
+    const llmux__provider *prov;
+    char *url;     /* base_url + path */
+    char *api_key; /* may be NULL; never logged */
+    struct llmux_http_request http;
+    llmux_call call;
+} llmux__prepared;
+
+/*
+ * Resolves the provider of `req`, picks base URL and API key (config
+ * string, then environment variables named by descriptor/plugin, then
+ * defaults), and encodes the HTTP request. Used by the engine and by tests
+ * that check what a plugin sends. On failure writes the reason to the
+ * request's errmsg and returns the code.
+ */
+int llmux__prepare(llmux_request *req, const char *extra_dirs,
+                   llmux__prepared *out);
+void llmux__prepared_free(llmux__prepared *p);
+
+/* Decodes a complete HTTP answer of `p` into `res` (success or error). */
+int llmux__decode_answer(llmux__prepared *p, long status, const char *ctype,
+                         const char *body, size_t len, llmux_response *res);
+/* Decodes one stream event into `chunk` (reset first); returns as the
+ * plugin's decode_event. */
+int llmux__decode_event(llmux__prepared *p, const llmux_event *ev,
+                        llmux_chunk *chunk);
+
+#endif /* LLMUX_CORE_INTERNAL_H */

@@ -1,0 +1,1456 @@
+/*
+ * core/request.c: requests (setters, OpenAI-style JSON import) and the
+ * offline half of the request lifecycle: resolving provider, base URL and
+ * API key, encoding through the plugin (llmux__prepare), and decoding
+ * answers and stream events through it. The engine (client.c) does the
+ * I/O in between; tests drive these functions directly.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+
+#include "internal.h"
+
+/* ---- plugin log routing -----------------------------------------------------
+ */
+
+#if defined(__GNUC__)
+#define LLMUX__TLS __thread
+#else
+#define LLMUX__TLS _Thread_local
+#endif
+
+static LLMUX__TLS llmux__log_target tl_target;
+
+llmux__log_target llmux__log_target_swap(llmux__log_target t)
+{
+    llmux__log_target old = tl_target;
+    tl_target = t;
+    return old;
+}
+
+void llmux__vlog_plugin(int level, const char *fmt, va_list ap)
+{
+    char buf[LLMUX__ERRBUF];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    if (level <= LLMUX_LOG_ERROR && tl_target.req)
+        snprintf(tl_target.req->errmsg, sizeof tl_target.req->errmsg, "%s",
+                 buf);
+    if (tl_target.log && level <= tl_target.log_level)
+        tl_target.log(level, buf, tl_target.log_ud);
+}
+
+void llmux__scrub(char *s, const char *secret)
+{
+    size_t n;
+    char *p;
+    if (!s || !secret || (n = strlen(secret)) < 4)
+        return;
+    while ((p = strstr(s, secret)) != NULL) {
+        memcpy(p, "***", 3);
+        memmove(p + 3, p + n, strlen(p + n) + 1);
+    }
+}
+
+/* ---- construction
+ * ------------------------------------------------------------- */
+
+static int fail(llmux_request *r, int code, const char *fmt, ...)
+    LLMUX_PRINTF(3, 4);
+
+static int fail(llmux_request *r, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->errmsg, sizeof r->errmsg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+LLMUX_EXTERN int llmux_request_new(llmux_request **out, llmux_op op,
+                                   const char *spec)
+{
+    llmux_request *r;
+    if (!out)
+        return LLMUX_EINVAL;
+    *out = NULL;
+    if (op < LLMUX_OP_CHAT || op > LLMUX_OP_MODELS)
+        return LLMUX_EINVAL;
+    r = llmux__calloc(1, sizeof *r);
+    if (!r)
+        return LLMUX_ENOMEM;
+    r->op = op;
+    r->max_retries = -1;
+    *out = r;
+    return spec ? llmux_request_set_model(r, spec) : 0;
+}
+
+static void free_msg(llmux_msg *m)
+{
+    size_t i;
+    llmux__free((char *)m->content);
+    llmux__free((char *)m->content_json);
+    llmux__free((char *)m->name);
+    llmux__free((char *)m->tool_call_id);
+    llmux__free((char *)m->reasoning);
+    for (i = 0; i < m->n_tool_calls; i++) {
+        llmux__free((char *)m->tool_calls[i].id);
+        llmux__free((char *)m->tool_calls[i].name);
+        llmux__free((char *)m->tool_calls[i].arguments);
+    }
+    llmux__free((void *)m->tool_calls);
+}
+
+static void free_strv(char **v, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        llmux__free(v[i]);
+    llmux__free(v);
+}
+
+static void free_popts(llmux_request *r)
+{
+    llmux__free(r->popts);
+    r->popts = NULL;
+    r->n_popts = 0;
+}
+
+LLMUX_EXTERN void llmux_request_free(llmux_request *r)
+{
+    size_t i;
+    if (!r)
+        return;
+    llmux__config_free(&r->cfg);
+    for (i = 0; i < r->n_msgs; i++)
+        free_msg(&r->msgs[i]);
+    llmux__free(r->msgs);
+    free_strv(r->stops, r->n_stops);
+    free_strv(r->inputs, r->n_inputs);
+    free_strv(r->headers, r->n_headers);
+    llmux__free(r->tools_json);
+    llmux__free(r->tool_choice_json);
+    llmux__free(r->response_format_json);
+    llmux__free(r->prompt);
+    llmux__free(r->suffix);
+    llmux__free(r->extra_json);
+    free_popts(r);
+    llmux__free(r);
+}
+
+static int dup_strv(char ***dst, char *const *src, size_t n)
+{
+    size_t i;
+    *dst = NULL;
+    if (!n)
+        return 0;
+    *dst = llmux__calloc(n, sizeof **dst);
+    if (!*dst)
+        return LLMUX_ENOMEM;
+    for (i = 0; i < n; i++)
+        if (!((*dst)[i] = llmux__strdup(src[i])))
+            return LLMUX_ENOMEM;
+    return 0;
+}
+
+static int dup_msg(llmux_msg *d, const llmux_msg *s)
+{
+    size_t i;
+    llmux_tool_call *tc;
+    memset(d, 0, sizeof *d);
+    d->role = s->role;
+    if ((s->content && !(d->content = llmux__strdup(s->content))) ||
+        (s->content_json &&
+         !(d->content_json = llmux__strdup(s->content_json))) ||
+        (s->name && !(d->name = llmux__strdup(s->name))) ||
+        (s->tool_call_id &&
+         !(d->tool_call_id = llmux__strdup(s->tool_call_id))) ||
+        (s->reasoning && !(d->reasoning = llmux__strdup(s->reasoning))))
+        return LLMUX_ENOMEM;
+    if (!s->n_tool_calls)
+        return 0;
+    tc = llmux__calloc(s->n_tool_calls, sizeof *tc);
+    if (!tc)
+        return LLMUX_ENOMEM;
+    d->tool_calls = tc;
+    d->n_tool_calls = s->n_tool_calls;
+    for (i = 0; i < s->n_tool_calls; i++) {
+        tc[i].index = s->tool_calls[i].index;
+        tc[i].id = llmux__strdup(s->tool_calls[i].id);
+        tc[i].name = llmux__strdup(s->tool_calls[i].name);
+        tc[i].arguments = llmux__strdup(s->tool_calls[i].arguments);
+        if (!tc[i].arguments)
+            return LLMUX_ENOMEM;
+    }
+    return 0;
+}
+
+LLMUX_EXTERN llmux_request *llmux_request_dup(const llmux_request *s)
+{
+    llmux_request *r;
+    size_t i;
+    if (!s)
+        return NULL;
+    r = llmux__calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->op = s->op;
+    memcpy(r->errmsg, s->errmsg, sizeof r->errmsg);
+    r->has = s->has;
+    r->max_tokens = s->max_tokens;
+    r->temperature = s->temperature;
+    r->top_p = s->top_p;
+    r->seed = s->seed;
+    r->stream = s->stream;
+    r->timeout_ms = s->timeout_ms;
+    r->max_retries = s->max_retries;
+    if (llmux__config_copy(&r->cfg, &s->cfg))
+        goto oom;
+    if (s->n_msgs) {
+        r->msgs = llmux__calloc(s->n_msgs, sizeof *r->msgs);
+        if (!r->msgs)
+            goto oom;
+        r->cap_msgs = s->n_msgs;
+        for (i = 0; i < s->n_msgs; i++) {
+            r->n_msgs++;
+            if (dup_msg(&r->msgs[i], &s->msgs[i]))
+                goto oom;
+        }
+    }
+    if (dup_strv(&r->stops, s->stops, s->n_stops))
+        goto oom;
+    r->n_stops = s->n_stops;
+    if (dup_strv(&r->inputs, s->inputs, s->n_inputs))
+        goto oom;
+    r->n_inputs = s->n_inputs;
+    if (dup_strv(&r->headers, s->headers, s->n_headers))
+        goto oom;
+    r->n_headers = s->n_headers;
+#define DUPS(f)                                                                \
+    if (s->f && !(r->f = llmux__strdup(s->f)))                                 \
+        goto oom;
+    DUPS(tools_json)
+    DUPS(tool_choice_json)
+    DUPS(response_format_json)
+    DUPS(prompt)
+    DUPS(suffix)
+    DUPS(extra_json)
+#undef DUPS
+    return r;
+oom:
+    llmux_request_free(r);
+    return NULL;
+}
+
+LLMUX_EXTERN const char *llmux_request_errmsg(const llmux_request *r)
+{
+    return r ? r->errmsg : "invalid request";
+}
+
+LLMUX_EXTERN llmux_op llmux_request_op(const llmux_request *r)
+{
+    return r ? (llmux_op)r->op : (llmux_op)0;
+}
+
+LLMUX_EXTERN const char *llmux_request_provider(const llmux_request *r)
+{
+    return r ? r->cfg.provider : NULL;
+}
+
+LLMUX_EXTERN const char *llmux_request_model(const llmux_request *r)
+{
+    return r ? r->cfg.model : NULL;
+}
+
+LLMUX_EXTERN void *llmux_request_userdata(const llmux_request *r)
+{
+    return r ? r->userdata : NULL;
+}
+
+/* Keys the core consumes itself; the rest are provider options. */
+static const char *const core_keys[] = {
+    "base_url",        "api_key",     "api_key_env", "timeout",
+    "connect_timeout", "max_retries", "proxy",       "ca_file",
+    "insecure",        "auth",        NULL};
+
+static int is_core_key(const char *k)
+{
+    size_t i;
+    for (i = 0; core_keys[i]; i++)
+        if (llmux__strcaseeq(k, core_keys[i]))
+            return 1;
+    return 0;
+}
+
+/* Parses a non-negative decimal number of seconds (may have a fraction)
+ * into milliseconds, without locale-dependent strtod. */
+static int parse_seconds_ms(const char *s, long *ms)
+{
+    long whole = 0, frac = 0, scale = 1000;
+    const char *p = s;
+    if (!s || !*s)
+        return -1;
+    while (*p >= '0' && *p <= '9') {
+        if (whole > 100000000)
+            return -1;
+        whole = whole * 10 + (*p++ - '0');
+    }
+    if (*p == '.') {
+        p++;
+        while (*p >= '0' && *p <= '9') {
+            scale /= 10;
+            frac += (*p++ - '0') * scale;
+            if (scale == 0)
+                scale = 1;
+        }
+    }
+    if (*p || p == s)
+        return -1;
+    *ms = whole * 1000 + frac;
+    return 0;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v;
+    if (!s || !*s)
+        return -1;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Validates the values of core keys as soon as they are set, so a bad
+ * "timeout=abc" fails at set time, naming the key. */
+static int check_core_option(llmux_request *r, const char *key,
+                             const char *value)
+{
+    long v;
+    if (llmux__strcaseeq(key, "timeout") ||
+        llmux__strcaseeq(key, "connect_timeout")) {
+        if (parse_seconds_ms(value, &v))
+            return fail(r, LLMUX_ECONFIG,
+                        "config string: option \"%s\" wants seconds, got "
+                        "\"%s\"",
+                        key, value);
+    } else if (llmux__strcaseeq(key, "max_retries")) {
+        if (parse_int(value, 0, 100, &v))
+            return fail(r, LLMUX_ECONFIG,
+                        "config string: option \"max_retries\" wants 0..100, "
+                        "got \"%s\"",
+                        value);
+    } else if (llmux__strcaseeq(key, "insecure")) {
+        if (parse_int(value, 0, 1, &v))
+            return fail(r, LLMUX_ECONFIG,
+                        "config string: option \"insecure\" wants 0 or 1");
+    } else if (llmux__strcaseeq(key, "auth")) {
+        if (!llmux__strcaseeq(value, "bearer") &&
+            !llmux__strcaseeq(value, "optional") &&
+            !llmux__strcaseeq(value, "none"))
+            return fail(r, LLMUX_ECONFIG,
+                        "config string: option \"auth\" wants bearer, "
+                        "optional or none");
+    }
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_set_model(llmux_request *r, const char *spec)
+{
+    llmux__config c;
+    size_t i;
+    int rc;
+    if (!r)
+        return LLMUX_EINVAL;
+    memset(&c, 0, sizeof c);
+    rc = llmux__config_parse(spec, &c, r->errmsg, sizeof r->errmsg);
+    if (rc)
+        return rc;
+    for (i = 0; i < c.n_opts; i++) {
+        if (is_core_key(c.opts[i].key) &&
+            (rc = check_core_option(r, c.opts[i].key, c.opts[i].value))) {
+            llmux__config_free(&c);
+            return rc;
+        }
+    }
+    llmux__config_free(&r->cfg);
+    r->cfg = c;
+    r->errmsg[0] = '\0';
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_set_option(llmux_request *r, const char *key,
+                                          const char *value)
+{
+    int rc;
+    if (!r || !key || !*key || !value)
+        return LLMUX_EINVAL;
+    if (is_core_key(key) && (rc = check_core_option(r, key, value)))
+        return rc;
+    if ((rc = llmux__config_set(&r->cfg, key, value)))
+        return fail(r, rc, "cannot set option \"%s\"", key);
+    return 0;
+}
+
+static llmux_msg *new_msg(llmux_request *r, int role)
+{
+    llmux_msg *m;
+    if (r->n_msgs == r->cap_msgs) {
+        size_t cap = r->cap_msgs ? r->cap_msgs * 2 : 4;
+        llmux_msg *n = llmux__realloc(r->msgs, cap * sizeof *n);
+        if (!n)
+            return NULL;
+        r->msgs = n;
+        r->cap_msgs = cap;
+    }
+    m = &r->msgs[r->n_msgs];
+    memset(m, 0, sizeof *m);
+    m->role = role;
+    return m;
+}
+
+static int valid_role(int role)
+{
+    return role >= LLMUX_ROLE_SYSTEM && role <= LLMUX_ROLE_DEVELOPER;
+}
+
+LLMUX_EXTERN int llmux_request_add_message(llmux_request *r, llmux_role role,
+                                           const char *content)
+{
+    llmux_msg *m;
+    if (!r || !valid_role(role))
+        return LLMUX_EINVAL;
+    if (!(m = new_msg(r, role)))
+        return LLMUX_ENOMEM;
+    if (content && !(m->content = llmux__strdup(content)))
+        return LLMUX_ENOMEM;
+    r->n_msgs++;
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_set_system(llmux_request *r, const char *text)
+{
+    llmux_msg *m;
+    if (!r || !text)
+        return LLMUX_EINVAL;
+    if (r->n_msgs && r->msgs[0].role == LLMUX_ROLE_SYSTEM) {
+        char *d = llmux__strdup(text);
+        if (!d)
+            return LLMUX_ENOMEM;
+        llmux__free((char *)r->msgs[0].content);
+        r->msgs[0].content = d;
+        return 0;
+    }
+    if (!new_msg(r, LLMUX_ROLE_SYSTEM)) /* makes room for one more */
+        return LLMUX_ENOMEM;
+    m = &r->msgs[r->n_msgs];
+    if (!(m->content = llmux__strdup(text)))
+        return LLMUX_ENOMEM;
+    {
+        llmux_msg tmp = *m;
+        memmove(r->msgs + 1, r->msgs, r->n_msgs * sizeof *r->msgs);
+        r->msgs[0] = tmp;
+    }
+    r->n_msgs++;
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_add_tool_result(llmux_request *r,
+                                               const char *tool_call_id,
+                                               const char *content)
+{
+    llmux_msg *m;
+    if (!r || !tool_call_id)
+        return LLMUX_EINVAL;
+    if (!(m = new_msg(r, LLMUX_ROLE_TOOL)))
+        return LLMUX_ENOMEM;
+    m->tool_call_id = llmux__strdup(tool_call_id);
+    m->content = llmux__strdup(content ? content : "");
+    if (!m->tool_call_id || !m->content) {
+        free_msg(m);
+        return LLMUX_ENOMEM;
+    }
+    r->n_msgs++;
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_add_tool_calls(llmux_request *r,
+                                              const char *content,
+                                              const llmux_tool_call *calls,
+                                              size_t n)
+{
+    llmux_msg tmp, *m;
+    size_t i;
+    if (!r || (!calls && n))
+        return LLMUX_EINVAL;
+    for (i = 0; i < n; i++)
+        if (!calls[i].name || !calls[i].arguments)
+            return fail(r, LLMUX_EINVAL,
+                        "tool call %zu lacks name or "
+                        "arguments",
+                        i);
+    memset(&tmp, 0, sizeof tmp);
+    tmp.role = LLMUX_ROLE_ASSISTANT;
+    tmp.content = content;
+    tmp.tool_calls = calls;
+    tmp.n_tool_calls = n;
+    if (!(m = new_msg(r, LLMUX_ROLE_ASSISTANT)))
+        return LLMUX_ENOMEM;
+    if (dup_msg(m, &tmp)) {
+        free_msg(m);
+        return LLMUX_ENOMEM;
+    }
+    for (i = 0; i < n; i++)
+        ((llmux_tool_call *)m->tool_calls)[i].index = (int)i;
+    r->n_msgs++;
+    return 0;
+}
+
+static int role_from_string(const char *s)
+{
+    static const char *const names[] = {"system", "user", "assistant", "tool",
+                                        "developer"};
+    int i;
+    for (i = 0; i < 5; i++)
+        if (s && strcmp(s, names[i]) == 0)
+            return i + 1;
+    return 0;
+}
+
+static char *json_text(json_object *o)
+{
+    size_t len;
+    const char *s = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    return llmux__strndup(s, len);
+}
+
+/* Fills *m from an OpenAI message object. */
+static int msg_from_json(llmux_request *r, json_object *j, llmux_msg *m,
+                         size_t pos)
+{
+    json_object *v, *tc;
+    int role;
+    memset(m, 0, sizeof *m);
+    if (!json_object_is_type(j, json_type_object))
+        return fail(r, LLMUX_EINVAL, "messages[%zu]: not an object", pos);
+    if (!json_object_object_get_ex(j, "role", &v) ||
+        !(role = role_from_string(json_object_get_string(v))))
+        return fail(r, LLMUX_EINVAL,
+                    "messages[%zu]: missing or unknown \"role\"", pos);
+    m->role = role;
+    if (json_object_object_get_ex(j, "content", &v) && v) {
+        if (json_object_is_type(v, json_type_string))
+            m->content = llmux__strdup(json_object_get_string(v));
+        else
+            m->content_json = json_text(v);
+        if (!m->content && !m->content_json)
+            return LLMUX_ENOMEM;
+    }
+    if (json_object_object_get_ex(j, "name", &v) &&
+        json_object_is_type(v, json_type_string))
+        m->name = llmux__strdup(json_object_get_string(v));
+    if (json_object_object_get_ex(j, "tool_call_id", &v) &&
+        json_object_is_type(v, json_type_string))
+        m->tool_call_id = llmux__strdup(json_object_get_string(v));
+    if ((json_object_object_get_ex(j, "reasoning_content", &v) ||
+         json_object_object_get_ex(j, "reasoning", &v)) &&
+        json_object_is_type(v, json_type_string))
+        m->reasoning = llmux__strdup(json_object_get_string(v));
+    if (role == LLMUX_ROLE_TOOL && !m->tool_call_id)
+        return fail(r, LLMUX_EINVAL,
+                    "messages[%zu]: tool message without \"tool_call_id\"",
+                    pos);
+    if (json_object_object_get_ex(j, "tool_calls", &tc) && tc) {
+        size_t i, n;
+        llmux_tool_call *calls;
+        if (!json_object_is_type(tc, json_type_array))
+            return fail(r, LLMUX_EINVAL,
+                        "messages[%zu]: \"tool_calls\" is not an array", pos);
+        n = json_object_array_length(tc);
+        calls = llmux__calloc(n ? n : 1, sizeof *calls);
+        if (!calls)
+            return LLMUX_ENOMEM;
+        m->tool_calls = calls;
+        for (i = 0; i < n; i++) {
+            json_object *c = json_object_array_get_idx(tc, i), *f, *x;
+            m->n_tool_calls++;
+            calls[i].index = (int)i;
+            if (!json_object_object_get_ex(c, "function", &f) ||
+                !json_object_object_get_ex(f, "name", &x) ||
+                !json_object_is_type(x, json_type_string))
+                return fail(r, LLMUX_EINVAL,
+                            "messages[%zu].tool_calls[%zu]: missing "
+                            "function.name",
+                            pos, i);
+            calls[i].name = llmux__strdup(json_object_get_string(x));
+            if (json_object_object_get_ex(c, "id", &x) &&
+                json_object_is_type(x, json_type_string))
+                calls[i].id = llmux__strdup(json_object_get_string(x));
+            if (json_object_object_get_ex(f, "arguments", &x) && x)
+                calls[i].arguments =
+                    json_object_is_type(x, json_type_string)
+                        ? llmux__strdup(json_object_get_string(x))
+                        : json_text(x);
+            else
+                calls[i].arguments = llmux__strdup("{}");
+            if (!calls[i].name || !calls[i].arguments)
+                return LLMUX_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static json_object *parse_json(const char *s, size_t len)
+{
+    json_tokener *tok;
+    json_object *o;
+    if (!s || len > (size_t)0x7fffffff)
+        return NULL;
+    tok = json_tokener_new();
+    if (!tok)
+        return NULL;
+    o = json_tokener_parse_ex(tok, s, (int)len);
+    if (o && tok->char_offset < (int)len) {
+        /* only whitespace may follow */
+        const char *p = s + tok->char_offset;
+        while (p < s + len &&
+               (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+            p++;
+        if (p != s + len) {
+            json_object_put(o);
+            o = NULL;
+        }
+    } else if (!o || json_tokener_get_error(tok) != json_tokener_success) {
+        json_object_put(o);
+        o = NULL;
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
+LLMUX_EXTERN int llmux_request_add_message_json(llmux_request *r,
+                                                const char *json, size_t len)
+{
+    json_object *j;
+    llmux_msg *m;
+    int rc;
+    if (!r || !json)
+        return LLMUX_EINVAL;
+    if (!(j = parse_json(json, len)))
+        return fail(r, LLMUX_EINVAL, "message: invalid JSON");
+    if (!(m = new_msg(r, 0))) {
+        json_object_put(j);
+        return LLMUX_ENOMEM;
+    }
+    rc = msg_from_json(r, j, m, r->n_msgs);
+    json_object_put(j);
+    if (rc) {
+        free_msg(m);
+        return rc;
+    }
+    r->n_msgs++;
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_set_max_tokens(llmux_request *r, long n)
+{
+    if (!r || n < 0)
+        return LLMUX_EINVAL;
+    r->max_tokens = n;
+    r->has |= LLMUX_HAS_MAX_TOKENS;
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_set_temperature(llmux_request *r, double t)
+{
+    if (!r || !(t >= 0.0 && t <= 10.0))
+        return LLMUX_EINVAL;
+    r->temperature = t;
+    r->has |= LLMUX_HAS_TEMPERATURE;
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_set_top_p(llmux_request *r, double p)
+{
+    if (!r || !(p >= 0.0 && p <= 1.0))
+        return LLMUX_EINVAL;
+    r->top_p = p;
+    r->has |= LLMUX_HAS_TOP_P;
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_set_seed(llmux_request *r, long long seed)
+{
+    if (!r)
+        return LLMUX_EINVAL;
+    r->seed = seed;
+    r->has |= LLMUX_HAS_SEED;
+    return 0;
+}
+
+static int push_str(char ***v, size_t *n, const char *s)
+{
+    char **nv;
+    char *d = llmux__strdup(s);
+    if (!d)
+        return LLMUX_ENOMEM;
+    nv = llmux__realloc(*v, (*n + 1) * sizeof *nv);
+    if (!nv) {
+        llmux__free(d);
+        return LLMUX_ENOMEM;
+    }
+    nv[(*n)++] = d;
+    *v = nv;
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_add_stop(llmux_request *r, const char *stop)
+{
+    if (!r || !stop)
+        return LLMUX_EINVAL;
+    return push_str(&r->stops, &r->n_stops, stop);
+}
+
+LLMUX_EXTERN int llmux_request_set_stream(llmux_request *r, int stream)
+{
+    if (!r)
+        return LLMUX_EINVAL;
+    r->stream = stream != 0;
+    return 0;
+}
+
+static int replace_str(char **dst, const char *s)
+{
+    char *d = NULL;
+    if (s && !(d = llmux__strdup(s)))
+        return LLMUX_ENOMEM;
+    llmux__free(*dst);
+    *dst = d;
+    return 0;
+}
+
+/* Checks that `json` parses and is of type t (json_type_null: any). */
+static int check_json(llmux_request *r, const char *what, const char *json,
+                      json_type t)
+{
+    json_object *o = parse_json(json, strlen(json));
+    int ok = o != NULL && (t == json_type_null || json_object_is_type(o, t));
+    json_object_put(o);
+    if (!ok)
+        return fail(r, LLMUX_EINVAL, "%s: invalid JSON or wrong type", what);
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_add_tool(llmux_request *r, const char *name,
+                                        const char *description,
+                                        const char *parameters_json)
+{
+    json_object *arr = NULL, *t, *f, *p = NULL;
+    int rc;
+    if (!r || !name || !*name)
+        return LLMUX_EINVAL;
+    if (parameters_json) {
+        p = parse_json(parameters_json, strlen(parameters_json));
+        if (!p || !json_object_is_type(p, json_type_object)) {
+            json_object_put(p);
+            return fail(r, LLMUX_EINVAL,
+                        "tool \"%s\": parameters are not a JSON object", name);
+        }
+    }
+    if (r->tools_json)
+        arr = parse_json(r->tools_json, strlen(r->tools_json));
+    if (!arr)
+        arr = json_object_new_array();
+    t = json_object_new_object();
+    f = json_object_new_object();
+    json_object_object_add(t, "type", json_object_new_string("function"));
+    json_object_object_add(f, "name", json_object_new_string(name));
+    if (description)
+        json_object_object_add(f, "description",
+                               json_object_new_string(description));
+    json_object_object_add(
+        f, "parameters",
+        p ? p : json_tokener_parse("{\"type\":\"object\",\"properties\":{}}"));
+    json_object_object_add(t, "function", f);
+    json_object_array_add(arr, t);
+    {
+        char *s = json_text(arr);
+        rc = s ? 0 : LLMUX_ENOMEM;
+        if (s) {
+            llmux__free(r->tools_json);
+            r->tools_json = s;
+        }
+    }
+    json_object_put(arr);
+    return rc;
+}
+
+LLMUX_EXTERN int llmux_request_set_tools_json(llmux_request *r,
+                                              const char *json)
+{
+    int rc;
+    if (!r)
+        return LLMUX_EINVAL;
+    if (json && (rc = check_json(r, "tools", json, json_type_array)))
+        return rc;
+    return replace_str(&r->tools_json, json);
+}
+
+LLMUX_EXTERN int llmux_request_set_tool_choice(llmux_request *r,
+                                               const char *choice)
+{
+    char *s;
+    int rc;
+    if (!r)
+        return LLMUX_EINVAL;
+    if (!choice)
+        return replace_str(&r->tool_choice_json, NULL);
+    while (*choice == ' ')
+        choice++;
+    if (*choice == '{' || *choice == '"') {
+        if ((rc = check_json(r, "tool_choice", choice, json_type_null)))
+            return rc;
+        return replace_str(&r->tool_choice_json, choice);
+    }
+    if (!strcmp(choice, "auto") || !strcmp(choice, "none") ||
+        !strcmp(choice, "required"))
+        s = llmux__asprintf("\"%s\"", choice);
+    else {
+        json_object *o = json_object_new_object(),
+                    *f = json_object_new_object();
+        json_object_object_add(o, "type", json_object_new_string("function"));
+        json_object_object_add(f, "name", json_object_new_string(choice));
+        json_object_object_add(o, "function", f);
+        s = json_text(o);
+        json_object_put(o);
+    }
+    if (!s)
+        return LLMUX_ENOMEM;
+    llmux__free(r->tool_choice_json);
+    r->tool_choice_json = s;
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_set_response_format(llmux_request *r,
+                                                   const char *json)
+{
+    int rc;
+    if (!r)
+        return LLMUX_EINVAL;
+    if (json && (rc = check_json(r, "response_format", json, json_type_object)))
+        return rc;
+    return replace_str(&r->response_format_json, json);
+}
+
+LLMUX_EXTERN int llmux_request_set_prompt(llmux_request *r, const char *p)
+{
+    if (!r || !p)
+        return LLMUX_EINVAL;
+    return replace_str(&r->prompt, p);
+}
+
+LLMUX_EXTERN int llmux_request_set_suffix(llmux_request *r, const char *s)
+{
+    if (!r)
+        return LLMUX_EINVAL;
+    return replace_str(&r->suffix, s);
+}
+
+LLMUX_EXTERN int llmux_request_add_input(llmux_request *r, const char *text)
+{
+    if (!r || !text)
+        return LLMUX_EINVAL;
+    return push_str(&r->inputs, &r->n_inputs, text);
+}
+
+LLMUX_EXTERN int llmux_request_add_header(llmux_request *r, const char *h)
+{
+    const char *colon;
+    if (!r || !h)
+        return LLMUX_EINVAL;
+    colon = strchr(h, ':');
+    if (!colon || colon == h || strpbrk(h, "\r\n"))
+        return fail(r, LLMUX_EINVAL,
+                    "header must be \"Name: value\" on one line");
+    return push_str(&r->headers, &r->n_headers, h);
+}
+
+LLMUX_EXTERN int llmux_request_set_timeout_ms(llmux_request *r, long ms)
+{
+    if (!r || ms < 0)
+        return LLMUX_EINVAL;
+    r->timeout_ms = ms;
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_set_max_retries(llmux_request *r, int n)
+{
+    if (!r || n < -1 || n > 100)
+        return LLMUX_EINVAL;
+    r->max_retries = n;
+    return 0;
+}
+
+/* ---- OpenAI chat request JSON import
+ * ------------------------------------------ */
+
+static int import_json(llmux_request *r, json_object *j)
+{
+    json_object *extra = json_object_new_object();
+    int rc = 0;
+    if (!extra)
+        return LLMUX_ENOMEM;
+    json_object_object_foreach(j, key, v)
+    {
+        if (rc)
+            break;
+        if (!strcmp(key, "model") || !strcmp(key, "stream_options"))
+            continue; /* model handled by the caller; usage is ours */
+        if (!strcmp(key, "messages")) {
+            size_t i, n;
+            if (!json_object_is_type(v, json_type_array)) {
+                rc = fail(r, LLMUX_EINVAL, "\"messages\" is not an array");
+                break;
+            }
+            n = json_object_array_length(v);
+            for (i = 0; i < n && !rc; i++) {
+                llmux_msg *m = new_msg(r, 0);
+                if (!m) {
+                    rc = LLMUX_ENOMEM;
+                    break;
+                }
+                rc = msg_from_json(r, json_object_array_get_idx(v, i), m, i);
+                if (rc)
+                    free_msg(m);
+                else
+                    r->n_msgs++;
+            }
+        } else if (!strcmp(key, "max_tokens") ||
+                   !strcmp(key, "max_completion_tokens")) {
+            if (!json_object_is_type(v, json_type_int) ||
+                json_object_get_int64(v) < 0)
+                rc = fail(r, LLMUX_EINVAL,
+                          "\"%s\" is not a non-negative "
+                          "integer",
+                          key);
+            else
+                rc = llmux_request_set_max_tokens(
+                    r, (long)json_object_get_int64(v));
+        } else if (!strcmp(key, "temperature") || !strcmp(key, "top_p")) {
+            if (!json_object_is_type(v, json_type_double) &&
+                !json_object_is_type(v, json_type_int))
+                rc = fail(r, LLMUX_EINVAL, "\"%s\" is not a number", key);
+            else if (!strcmp(key, "temperature")
+                         ? llmux_request_set_temperature(
+                               r, json_object_get_double(v))
+                         : llmux_request_set_top_p(r,
+                                                   json_object_get_double(v)))
+                rc = fail(r, LLMUX_EINVAL, "\"%s\" is out of range", key);
+        } else if (!strcmp(key, "seed")) {
+            if (!json_object_is_type(v, json_type_int))
+                rc = fail(r, LLMUX_EINVAL, "\"seed\" is not an integer");
+            else
+                rc = llmux_request_set_seed(r, json_object_get_int64(v));
+        } else if (!strcmp(key, "stop")) {
+            if (json_object_is_type(v, json_type_string))
+                rc = llmux_request_add_stop(r, json_object_get_string(v));
+            else if (json_object_is_type(v, json_type_array)) {
+                size_t i, n = json_object_array_length(v);
+                for (i = 0; i < n && !rc; i++) {
+                    json_object *s = json_object_array_get_idx(v, i);
+                    if (!json_object_is_type(s, json_type_string))
+                        rc = fail(r, LLMUX_EINVAL,
+                                  "\"stop\" holds a non-string");
+                    else
+                        rc = llmux_request_add_stop(r,
+                                                    json_object_get_string(s));
+                }
+            } else if (v)
+                rc = fail(r, LLMUX_EINVAL,
+                          "\"stop\" is not a string or "
+                          "array");
+        } else if (!strcmp(key, "stream")) {
+            r->stream = json_object_get_boolean(v);
+        } else if (!strcmp(key, "tools")) {
+            if (!json_object_is_type(v, json_type_array))
+                rc = fail(r, LLMUX_EINVAL, "\"tools\" is not an array");
+            else if (!(r->tools_json = json_text(v)))
+                rc = LLMUX_ENOMEM;
+        } else if (!strcmp(key, "tool_choice")) {
+            if (v && !(r->tool_choice_json = json_text(v)))
+                rc = LLMUX_ENOMEM;
+        } else if (!strcmp(key, "response_format")) {
+            if (!json_object_is_type(v, json_type_object))
+                rc = fail(r, LLMUX_EINVAL,
+                          "\"response_format\" is not an object");
+            else if (!(r->response_format_json = json_text(v)))
+                rc = LLMUX_ENOMEM;
+        } else {
+            json_object_object_add(extra, key, json_object_get(v));
+        }
+    }
+    if (!rc && json_object_object_length(extra) > 0 &&
+        !(r->extra_json = json_text(extra)))
+        rc = LLMUX_ENOMEM;
+    json_object_put(extra);
+    return rc;
+}
+
+LLMUX_EXTERN int llmux_request_new_json(llmux_request **out, const char *spec,
+                                        const char *json, size_t len)
+{
+    json_object *j, *m;
+    llmux_request *r;
+    int rc;
+    if (!out)
+        return LLMUX_EINVAL;
+    rc = llmux_request_new(out, LLMUX_OP_CHAT, NULL);
+    if (rc)
+        return rc;
+    r = *out;
+    if (!json)
+        return fail(r, LLMUX_EINVAL, "request JSON: none given");
+    j = parse_json(json, len);
+    if (!j || !json_object_is_type(j, json_type_object)) {
+        json_object_put(j);
+        return fail(r, LLMUX_EINVAL, "request JSON: not a valid JSON object");
+    }
+    if (spec)
+        rc = llmux_request_set_model(r, spec);
+    else if (json_object_object_get_ex(j, "model", &m) &&
+             json_object_is_type(m, json_type_string))
+        rc = llmux_request_set_model(r, json_object_get_string(m));
+    else
+        rc = fail(r, LLMUX_ECONFIG,
+                  "request JSON: no config string and no \"model\"");
+    if (!rc)
+        rc = import_json(r, j);
+    json_object_put(j);
+    return rc;
+}
+
+/* ---- prepare: resolve, authenticate, encode
+ * ------------------------------------ */
+
+static const char *op_name(int op)
+{
+    switch (op) {
+    case LLMUX_OP_CHAT:
+        return "chat";
+    case LLMUX_OP_COMPLETE:
+        return "text completion";
+    case LLMUX_OP_EMBED:
+        return "embeddings";
+    case LLMUX_OP_MODELS:
+        return "model listing";
+    default:
+        return "this operation";
+    }
+}
+
+static uint64_t op_cap(int op)
+{
+    switch (op) {
+    case LLMUX_OP_CHAT:
+        return LLMUX_CAP_CHAT;
+    case LLMUX_OP_COMPLETE:
+        return LLMUX_CAP_COMPLETE;
+    case LLMUX_OP_EMBED:
+        return LLMUX_CAP_EMBED;
+    case LLMUX_OP_MODELS:
+        return LLMUX_CAP_MODELS;
+    default:
+        return ~(uint64_t)0;
+    }
+}
+
+static const char *env_nonempty(const char *name)
+{
+    const char *v = name && *name ? getenv(name) : NULL;
+    return v && *v ? v : NULL;
+}
+
+/* Looks a key up in the descriptor's options. */
+static const char *prov_opt(const llmux__provider *p, const char *key)
+{
+    size_t i;
+    for (i = 0; i < p->n_opts; i++)
+        if (llmux__strcaseeq(p->opts[i].key, key))
+            return p->opts[i].value;
+    return NULL;
+}
+
+/* The plugin sees the config string's provider options first, then the
+ * descriptor's. */
+static int build_popts(llmux_request *r, const llmux__provider *p)
+{
+    size_t i, n = 0;
+    free_popts(r);
+    r->popts = llmux__calloc(r->cfg.n_opts + p->n_opts + 1, sizeof *r->popts);
+    if (!r->popts)
+        return LLMUX_ENOMEM;
+    for (i = 0; i < r->cfg.n_opts; i++)
+        if (!is_core_key(r->cfg.opts[i].key))
+            r->popts[n++] = r->cfg.opts[i];
+    for (i = 0; i < p->n_opts; i++)
+        if (!is_core_key(p->opts[i].key))
+            r->popts[n++] = p->opts[i];
+    r->n_popts = n;
+    return 0;
+}
+
+static void fill_params(llmux_request *r)
+{
+    llmux_params *pr = &r->params;
+    memset(pr, 0, sizeof *pr);
+    pr->struct_size = sizeof *pr;
+    pr->op = r->op;
+    pr->model = r->cfg.model;
+    pr->messages = r->msgs;
+    pr->n_messages = r->n_msgs;
+    pr->prompt = r->prompt;
+    pr->suffix = r->suffix;
+    pr->input = (const char *const *)r->inputs;
+    pr->n_input = r->n_inputs;
+    pr->has = r->has;
+    pr->max_tokens = r->max_tokens;
+    pr->temperature = r->temperature;
+    pr->top_p = r->top_p;
+    pr->seed = r->seed;
+    pr->stop = (const char *const *)r->stops;
+    pr->n_stop = r->n_stops;
+    pr->tools_json = r->tools_json;
+    pr->tool_choice_json = r->tool_choice_json;
+    pr->response_format_json = r->response_format_json;
+    pr->stream = r->stream;
+    pr->options = r->popts;
+    pr->n_options = r->n_popts;
+    pr->extra_json = r->extra_json;
+}
+
+static int auth_mode(const llmux_request *r, const llmux__provider *p)
+{
+    const char *a = llmux__config_get(&r->cfg, "auth");
+    if (!a)
+        a = prov_opt(p, "auth");
+    if (a && llmux__strcaseeq(a, "optional"))
+        return LLMUX_AUTH_OPTIONAL;
+    if (a && llmux__strcaseeq(a, "none"))
+        return LLMUX_AUTH_NONE;
+    if (a && llmux__strcaseeq(a, "bearer"))
+        return LLMUX_AUTH_BEARER;
+    return p->vt->auth;
+}
+
+static int add_header(struct llmux_http_request *h, const char *name,
+                      const char *value)
+{
+    return llmux__host.http_header(h, name, value);
+}
+
+static int has_header(const struct llmux_http_request *h, const char *name)
+{
+    size_t i, n = strlen(name);
+    for (i = 0; i < h->n_headers; i++)
+        if (strncasecmp(h->headers[i], name, n) == 0 && h->headers[i][n] == ':')
+            return 1;
+    return 0;
+}
+
+int llmux__prepare(llmux_request *r, const char *extra_dirs,
+                   llmux__prepared *out)
+{
+    const llmux__provider *p;
+    const char *base, *key, *kenv;
+    int rc, auth;
+    llmux__log_target tgt, old;
+    size_t blen;
+
+    memset(out, 0, sizeof *out);
+    if (!r->cfg.provider)
+        return fail(r, LLMUX_ECONFIG,
+                    "no provider given (config string \"provider/model\")");
+    rc = llmux__provider_get(r->cfg.provider, extra_dirs, &p, r->errmsg,
+                             sizeof r->errmsg);
+    if (rc)
+        return rc;
+    out->prov = p;
+    if (!(p->vt->caps & op_cap(r->op)))
+        return fail(r, LLMUX_ENOTSUP,
+                    "%s: %s is not supported by this "
+                    "provider",
+                    r->cfg.provider, op_name(r->op));
+    if (r->stream && r->op != LLMUX_OP_MODELS && r->op != LLMUX_OP_EMBED &&
+        !(p->vt->caps & LLMUX_CAP_STREAM))
+        return fail(r, LLMUX_ENOTSUP,
+                    "%s: streaming is not supported by this provider",
+                    r->cfg.provider);
+    if (r->op != LLMUX_OP_MODELS && (!r->cfg.model || !*r->cfg.model))
+        return fail(r, LLMUX_ECONFIG,
+                    "no model given: use \"%s/<model>\" in the config string",
+                    r->cfg.provider);
+    if (r->op == LLMUX_OP_CHAT && !r->n_msgs)
+        return fail(r, LLMUX_EINVAL, "chat request has no messages");
+    if (r->op == LLMUX_OP_COMPLETE && !r->prompt)
+        return fail(r, LLMUX_EINVAL, "text completion has no prompt");
+    if (r->op == LLMUX_OP_EMBED && !r->n_inputs)
+        return fail(r, LLMUX_EINVAL, "embeddings request has no input");
+
+    base = llmux__config_get(&r->cfg, "base_url");
+    if (!base)
+        base = env_nonempty(p->base_url_env);
+    if (!base)
+        base = p->base_url;
+    if (!base || !*base)
+        return fail(r, LLMUX_ECONFIG,
+                    "%s: no base URL (set base_url=... in the config string)",
+                    r->cfg.provider);
+    if (strncmp(base, "http://", 7) && strncmp(base, "https://", 8))
+        return fail(r, LLMUX_ECONFIG,
+                    "%s: base URL must start with http:// or https://",
+                    r->cfg.provider);
+
+    auth = auth_mode(r, p);
+    key = llmux__config_get(&r->cfg, "api_key");
+    kenv = llmux__config_get(&r->cfg, "api_key_env");
+    if (!key && kenv)
+        key = env_nonempty(kenv);
+    if (!key && !kenv)
+        key = env_nonempty(p->api_key_env);
+    if (!key && auth == LLMUX_AUTH_BEARER) {
+        const char *var = kenv ? kenv : p->api_key_env;
+        if (var)
+            return fail(r, LLMUX_ENOKEY,
+                        "%s: missing API key (set %s or api_key=...)",
+                        r->cfg.provider, var);
+        return fail(r, LLMUX_ENOKEY, "%s: missing API key (set api_key=...)",
+                    r->cfg.provider);
+    }
+    if (key && !(out->api_key = llmux__strdup(key)))
+        return LLMUX_ENOMEM;
+
+    if ((rc = build_popts(r, p)))
+        return rc;
+    fill_params(r);
+    out->call.struct_size = sizeof out->call;
+    out->call.params = &r->params;
+    out->call.provider = r->cfg.provider;
+    out->call.api_key = auth == LLMUX_AUTH_PLUGIN ? out->api_key : NULL;
+    out->http.framing = p->vt->framing;
+
+    memset(&tgt, 0, sizeof tgt);
+    tgt.req = r;
+    r->errmsg[0] = '\0';
+    old = llmux__log_target_swap(tgt);
+    rc = p->vt->encode(p->provctx, &out->call, &out->http);
+    llmux__log_target_swap(old);
+    if (rc) {
+        if (rc > 0)
+            rc = LLMUX_EPLUGIN;
+        if (!r->errmsg[0])
+            fail(r, rc, "%s: cannot encode the request: %s", r->cfg.provider,
+                 llmux_strerror(rc));
+        llmux__scrub(r->errmsg, out->api_key);
+        return rc;
+    }
+    if (!out->http.path)
+        return fail(r, LLMUX_EPLUGIN, "%s: plugin set no request path",
+                    r->cfg.provider);
+    if (!out->http.method &&
+        llmux__host.http_method(&out->http, out->http.body ? "POST" : "GET"))
+        return LLMUX_ENOMEM;
+
+    /* URL: base without trailing '/', then the path with a leading '/' */
+    blen = strlen(base);
+    while (blen && base[blen - 1] == '/')
+        blen--;
+    out->url =
+        llmux__asprintf("%.*s%s%s", (int)blen, base,
+                        out->http.path[0] == '/' ? "" : "/", out->http.path);
+    if (!out->url)
+        return LLMUX_ENOMEM;
+
+    /* Core headers (the engine adds User-Agent and client headers). */
+    if (key && (auth == LLMUX_AUTH_BEARER || auth == LLMUX_AUTH_OPTIONAL) &&
+        !has_header(&out->http, "Authorization")) {
+        char *v = llmux__asprintf("Bearer %s", key);
+        rc = v ? add_header(&out->http, "Authorization", v) : LLMUX_ENOMEM;
+        llmux__free(v);
+        if (rc)
+            return rc;
+    }
+    if (out->http.body && !has_header(&out->http, "Content-Type") &&
+        (rc = add_header(&out->http, "Content-Type", "application/json")))
+        return rc;
+    if (!has_header(&out->http, "Accept") &&
+        (rc = add_header(&out->http, "Accept",
+                         !r->stream ? "application/json"
+                         : out->http.framing == LLMUX_FRAMING_NDJSON
+                             ? "application/x-ndjson"
+                             : "text/event-stream")))
+        return rc;
+    {
+        size_t i;
+        for (i = 0; i < r->n_headers; i++) {
+            char **h = llmux__realloc(out->http.headers,
+                                      (out->http.n_headers + 1) * sizeof *h);
+            if (!h)
+                return LLMUX_ENOMEM;
+            out->http.headers = h;
+            if (!(h[out->http.n_headers] = llmux__strdup(r->headers[i])))
+                return LLMUX_ENOMEM;
+            out->http.n_headers++;
+        }
+    }
+    return 0;
+}
+
+void llmux__prepared_free(llmux__prepared *p)
+{
+    if (p->prov && p->prov->vt->call_end && p->call.state)
+        p->prov->vt->call_end(p->prov->provctx, &p->call);
+    p->call.state = NULL;
+    llmux__http_free(&p->http);
+    llmux__free(p->url);
+    if (p->api_key) {
+        memset(p->api_key, 0, strlen(p->api_key));
+        llmux__free(p->api_key);
+    }
+    memset(p, 0, sizeof *p);
+}
+
+/* ---- decoding
+ * ------------------------------------------------------------------ */
+
+static int emb_cmp(const void *a, const void *b)
+{
+    const llmux__vec *x = a, *y = b;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+/* The message for a failed HTTP status when the plugin found none: the raw
+ * body, trimmed, one line, at most 300 bytes. */
+static char *raw_message(const char *body, size_t len, long status)
+{
+    llmux__buf b = {0};
+    size_t i, n = 0;
+    while (len &&
+           (*body == ' ' || *body == '\n' || *body == '\r' || *body == '\t')) {
+        body++;
+        len--;
+    }
+    while (len && (body[len - 1] == ' ' || body[len - 1] == '\n' ||
+                   body[len - 1] == '\r' || body[len - 1] == '\t'))
+        len--;
+    if (!len)
+        return llmux__asprintf("HTTP %ld with an empty body", status);
+    for (i = 0; i < len && n < 300; i++, n++) {
+        char c = body[i];
+        if (c == '\n' || c == '\r' || c == '\t' || c == '\0')
+            c = ' ';
+        if (llmux__buf_append(&b, &c, 1)) {
+            llmux__buf_free(&b);
+            return NULL;
+        }
+    }
+    if (i < len)
+        llmux__buf_append(&b, "...", 3);
+    return b.p;
+}
+
+int llmux__decode_answer(llmux__prepared *p, long status, const char *ctype,
+                         const char *body, size_t len, llmux_response *res)
+{
+    const llmux_provider *vt = p->prov->vt;
+    llmux_http_response hr;
+    llmux__log_target tgt = {0}, old;
+    int rc;
+    char errbuf[LLMUX__ERRBUF] = "";
+    llmux_request fake; /* collects plugin error logs */
+
+    memset(&hr, 0, sizeof hr);
+    hr.struct_size = sizeof hr;
+    hr.status = status;
+    hr.content_type = ctype;
+    hr.body = body ? body : "";
+    hr.body_len = body ? len : 0;
+    res->http_status = status;
+    memset(&fake, 0, sizeof fake);
+    tgt.req = &fake;
+    old = llmux__log_target_swap(tgt);
+
+    if (status >= 200 && status < 300) {
+        rc = vt->decode(p->prov->provctx, &p->call, &hr, &res->o);
+        llmux__log_target_swap(old);
+        if (rc > 0)
+            rc = 0;
+        if (!rc && res->o.err_code)
+            rc = res->o.err_code;
+        if (rc) {
+            if (!res->o.err_msg && fake.errmsg[0])
+                snprintf(errbuf, sizeof errbuf, "%s", fake.errmsg);
+            else if (!res->o.err_msg)
+                snprintf(errbuf, sizeof errbuf,
+                         "%s: could not decode the response (%s)",
+                         p->call.provider, llmux_strerror(rc));
+            llmux__response_fail(res, rc, status, 0, errbuf[0] ? errbuf : NULL);
+            llmux__scrub(res->err_message, p->api_key);
+            return rc;
+        }
+        if (res->o.n_embs > 1)
+            qsort(res->o.embs, res->o.n_embs, sizeof *res->o.embs, emb_cmp);
+        return 0;
+    }
+
+    /* An HTTP error: the provider's error body, else the raw text. */
+    if (vt->decode_error)
+        vt->decode_error(p->prov->provctx, &p->call, &hr, &res->o);
+    llmux__log_target_swap(old);
+    if (status == 401 || status == 403)
+        rc = LLMUX_EAUTH;
+    else if (status == 429)
+        rc = LLMUX_ERATELIMIT;
+    else
+        rc = LLMUX_EPROVIDER;
+    {
+        char *msg = res->o.err_msg && *res->o.err_msg
+                        ? llmux__strdup(res->o.err_msg)
+                        : raw_message(hr.body, hr.body_len, status);
+        llmux__response_fail(res, rc, status, 0, msg);
+        llmux__free(msg);
+    }
+    llmux__scrub(res->err_message, p->api_key);
+    return rc;
+}
+
+int llmux__decode_event(llmux__prepared *p, const llmux_event *ev,
+                        llmux_chunk *chunk)
+{
+    const llmux_provider *vt = p->prov->vt;
+    llmux__log_target tgt = {0}, old;
+    llmux_request fake;
+    int rc;
+    llmux__out_reset(&chunk->o);
+    memset(&fake, 0, sizeof fake);
+    tgt.req = &fake;
+    old = llmux__log_target_swap(tgt);
+    rc = vt->decode_event(p->prov->provctx, &p->call, ev, &chunk->o);
+    llmux__log_target_swap(old);
+    if (rc < 0 && !chunk->o.err_code) {
+        if (fake.errmsg[0])
+            llmux__host.set_error(&chunk->o, rc, "%s", fake.errmsg);
+        else
+            llmux__host.set_error(&chunk->o, rc, "%s: bad stream event (%s)",
+                                  p->call.provider, llmux_strerror(rc));
+    }
+    if (rc >= 0 && chunk->o.err_code)
+        rc = chunk->o.err_code;
+    return rc;
+}

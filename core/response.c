@@ -1,0 +1,1032 @@
+/*
+ * core/response.c: responses and stream chunks.
+ *
+ * Plugins build both through the host table's out_* functions (defined
+ * here), which copy everything into core-owned memory. The engine folds
+ * stream chunks into the response being assembled (llmux__out_merge), and
+ * both serialise back to OpenAI's JSON shapes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "internal.h"
+
+/* ---- building ------------------------------------------------------------ */
+
+static void usage_unknown(llmux_usage *u)
+{
+    u->prompt_tokens = u->completion_tokens = u->total_tokens = -1;
+    u->cached_tokens = u->reasoning_tokens = -1;
+}
+
+void llmux__out_init(struct llmux_out *o, int op, int is_chunk)
+{
+    memset(o, 0, sizeof *o);
+    o->op = op;
+    o->is_chunk = is_chunk;
+    usage_unknown(&o->usage);
+}
+
+static void out_clear(struct llmux_out *o, int keep)
+{
+    size_t i;
+    llmux__free(o->id);
+    llmux__free(o->model);
+    llmux__free(o->fingerprint);
+    llmux__free(o->finish_raw);
+    o->id = o->model = o->fingerprint = o->finish_raw = NULL;
+    for (i = 0; i < o->n_calls; i++) {
+        llmux__free(o->calls[i].id);
+        llmux__free(o->calls[i].name);
+        if (keep)
+            llmux__buf_reset(&o->calls[i].args);
+        else
+            llmux__buf_free(&o->calls[i].args);
+    }
+    if (!keep) {
+        /* slots beyond n_calls may still own argument buffers */
+        for (i = o->n_calls; i < o->cap_calls; i++)
+            llmux__buf_free(&o->calls[i].args);
+    }
+    o->n_calls = 0;
+    for (i = 0; i < o->n_embs; i++)
+        llmux__free(o->embs[i].v);
+    o->n_embs = 0;
+    for (i = 0; i < o->n_models; i++) {
+        llmux__free(o->models[i].id);
+        llmux__free(o->models[i].owned_by);
+    }
+    o->n_models = 0;
+    llmux__free(o->err_type);
+    llmux__free(o->err_pcode);
+    llmux__free(o->err_param);
+    llmux__free(o->err_msg);
+    o->err_type = o->err_pcode = o->err_param = o->err_msg = NULL;
+    o->err_code = 0;
+    o->finish = 0;
+    o->created = 0;
+    o->has_usage = 0;
+    usage_unknown(&o->usage);
+    if (keep) {
+        llmux__buf_reset(&o->text);
+        llmux__buf_reset(&o->reasoning);
+        llmux__buf_reset(&o->refusal);
+    } else {
+        llmux__buf_free(&o->text);
+        llmux__buf_free(&o->reasoning);
+        llmux__buf_free(&o->refusal);
+        llmux__free(o->calls);
+        llmux__free(o->embs);
+        llmux__free(o->models);
+        o->calls = NULL;
+        o->embs = NULL;
+        o->models = NULL;
+        o->cap_calls = o->cap_embs = o->cap_models = 0;
+    }
+}
+
+void llmux__out_reset(struct llmux_out *o)
+{
+    out_clear(o, 1);
+}
+
+void llmux__out_free(struct llmux_out *o)
+{
+    out_clear(o, 0);
+}
+
+static int set_str(char **dst, const char *s, size_t len)
+{
+    char *d = llmux__strndup(s, len);
+    if (!d)
+        return LLMUX_ENOMEM;
+    llmux__free(*dst);
+    *dst = d;
+    return 0;
+}
+
+static int out_str(llmux_out *o, int field, const char *s, size_t len)
+{
+    if (!o || (!s && len))
+        return LLMUX_EINVAL;
+    if (!s)
+        s = "";
+    switch (field) {
+    case LLMUX_F_ID:
+        return set_str(&o->id, s, len);
+    case LLMUX_F_MODEL:
+        return set_str(&o->model, s, len);
+    case LLMUX_F_SYSTEM_FINGERPRINT:
+        return set_str(&o->fingerprint, s, len);
+    case LLMUX_F_FINISH_RAW:
+        return set_str(&o->finish_raw, s, len);
+    case LLMUX_F_TEXT:
+        return llmux__buf_append(&o->text, s, len);
+    case LLMUX_F_REASONING:
+        return llmux__buf_append(&o->reasoning, s, len);
+    case LLMUX_F_REFUSAL:
+        return llmux__buf_append(&o->refusal, s, len);
+    default:
+        return 0; /* unknown fields are ignored (forward compatibility) */
+    }
+}
+
+static int out_int(llmux_out *o, int field, int64_t v)
+{
+    if (!o)
+        return LLMUX_EINVAL;
+    switch (field) {
+    case LLMUX_F_CREATED:
+        o->created = v;
+        break;
+    case LLMUX_F_FINISH:
+        if (v < LLMUX_FINISH_NONE || v > LLMUX_FINISH_ERROR)
+            return LLMUX_EINVAL;
+        o->finish = (int)v;
+        break;
+    case LLMUX_F_PROMPT_TOKENS:
+        o->usage.prompt_tokens = (long)v;
+        o->has_usage = 1;
+        break;
+    case LLMUX_F_COMPLETION_TOKENS:
+        o->usage.completion_tokens = (long)v;
+        o->has_usage = 1;
+        break;
+    case LLMUX_F_TOTAL_TOKENS:
+        o->usage.total_tokens = (long)v;
+        o->has_usage = 1;
+        break;
+    case LLMUX_F_CACHED_TOKENS:
+        o->usage.cached_tokens = (long)v;
+        o->has_usage = 1;
+        break;
+    case LLMUX_F_REASONING_TOKENS:
+        o->usage.reasoning_tokens = (long)v;
+        o->has_usage = 1;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static llmux__call_slot *call_slot(struct llmux_out *o, int index)
+{
+    size_t i;
+    llmux__call_slot *s;
+    for (i = 0; i < o->n_calls; i++)
+        if (o->calls[i].pub.index == index)
+            return &o->calls[i];
+    if (o->n_calls == o->cap_calls) {
+        size_t cap = o->cap_calls ? o->cap_calls * 2 : 2;
+        llmux__call_slot *n = llmux__realloc(o->calls, cap * sizeof *n);
+        if (!n)
+            return NULL;
+        memset(n + o->cap_calls, 0, (cap - o->cap_calls) * sizeof *n);
+        o->calls = n;
+        o->cap_calls = cap;
+    }
+    /* keep the calls ordered by index; the spare slot at the end may own
+     * an argument buffer from an earlier use: move it into place */
+    {
+        size_t pos = o->n_calls;
+        llmux__call_slot spare = o->calls[o->n_calls];
+        while (pos > 0 && o->calls[pos - 1].pub.index > index)
+            pos--;
+        memmove(&o->calls[pos + 1], &o->calls[pos],
+                (o->n_calls - pos) * sizeof *o->calls);
+        o->calls[pos] = spare;
+        o->n_calls++;
+        s = &o->calls[pos];
+    }
+    s->id = s->name = NULL;
+    llmux__buf_reset(&s->args);
+    s->pub.index = index;
+    s->pub.id = s->pub.name = NULL;
+    s->pub.arguments = "";
+    return s;
+}
+
+static int slot_update(llmux__call_slot *s, const char *id, size_t id_len,
+                       const char *name, size_t name_len, const char *args,
+                       size_t args_len)
+{
+    if (id && set_str(&s->id, id, id_len))
+        return LLMUX_ENOMEM;
+    if (name && set_str(&s->name, name, name_len))
+        return LLMUX_ENOMEM;
+    if (args_len && llmux__buf_append(&s->args, args, args_len))
+        return LLMUX_ENOMEM;
+    s->pub.id = s->id;
+    s->pub.name = s->name;
+    s->pub.arguments = s->args.p ? s->args.p : "";
+    return 0;
+}
+
+static int out_tool_call(llmux_out *o, int index, const char *id,
+                         const char *name, const char *args, size_t args_len)
+{
+    llmux__call_slot *s;
+    if (!o || index < 0 || (!args && args_len))
+        return LLMUX_EINVAL;
+    s = call_slot(o, index);
+    if (!s)
+        return LLMUX_ENOMEM;
+    return slot_update(s, id, id ? strlen(id) : 0, name,
+                       name ? strlen(name) : 0, args, args_len);
+}
+
+static int out_embedding(llmux_out *o, int index, const float *v, size_t n)
+{
+    llmux__vec *e;
+    if (!o || index < 0 || (!v && n))
+        return LLMUX_EINVAL;
+    if (o->n_embs == o->cap_embs) {
+        size_t cap = o->cap_embs ? o->cap_embs * 2 : 4;
+        llmux__vec *nv = llmux__realloc(o->embs, cap * sizeof *nv);
+        if (!nv)
+            return LLMUX_ENOMEM;
+        o->embs = nv;
+        o->cap_embs = cap;
+    }
+    e = &o->embs[o->n_embs];
+    e->v = llmux__malloc(n * sizeof *e->v);
+    if (!e->v)
+        return LLMUX_ENOMEM;
+    if (n)
+        memcpy(e->v, v, n * sizeof *e->v);
+    e->n = n;
+    e->index = index;
+    o->n_embs++;
+    return 0;
+}
+
+static int out_model(llmux_out *o, const char *id, const char *owned_by,
+                     int64_t created)
+{
+    llmux__model *m;
+    if (!o || !id)
+        return LLMUX_EINVAL;
+    if (o->n_models == o->cap_models) {
+        size_t cap = o->cap_models ? o->cap_models * 2 : 16;
+        llmux__model *nm = llmux__realloc(o->models, cap * sizeof *nm);
+        if (!nm)
+            return LLMUX_ENOMEM;
+        o->models = nm;
+        o->cap_models = cap;
+    }
+    m = &o->models[o->n_models];
+    m->id = llmux__strdup(id);
+    m->owned_by = llmux__strdup(owned_by);
+    m->created = created;
+    if (!m->id || (owned_by && !m->owned_by)) {
+        llmux__free(m->id);
+        llmux__free(m->owned_by);
+        return LLMUX_ENOMEM;
+    }
+    o->n_models++;
+    return 0;
+}
+
+static int out_provider_error(llmux_out *o, const char *type, const char *code,
+                              const char *param, const char *message)
+{
+    if (!o)
+        return LLMUX_EINVAL;
+    if (set_str(&o->err_type, type ? type : "", type ? strlen(type) : 0) ||
+        set_str(&o->err_pcode, code ? code : "", code ? strlen(code) : 0) ||
+        set_str(&o->err_param, param ? param : "", param ? strlen(param) : 0) ||
+        set_str(&o->err_msg, message ? message : "",
+                message ? strlen(message) : 0))
+        return LLMUX_ENOMEM;
+    /* empty strings read as "not given" */
+    if (!type) {
+        llmux__free(o->err_type);
+        o->err_type = NULL;
+    }
+    if (!code) {
+        llmux__free(o->err_pcode);
+        o->err_pcode = NULL;
+    }
+    if (!param) {
+        llmux__free(o->err_param);
+        o->err_param = NULL;
+    }
+    if (!message) {
+        llmux__free(o->err_msg);
+        o->err_msg = NULL;
+    }
+    o->err_code = LLMUX_EPROVIDER;
+    return 0;
+}
+
+static int set_error(llmux_out *o, int code, const char *fmt, ...)
+{
+    va_list ap;
+    char buf[LLMUX__ERRBUF];
+    if (!o)
+        return LLMUX_EINVAL;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    llmux__free(o->err_msg);
+    o->err_msg = llmux__strdup(buf);
+    o->err_code = code < 0 ? code : LLMUX_EPROTO;
+    return 0;
+}
+
+/* ---- merging stream chunks ------------------------------------------------
+ */
+
+int llmux__out_merge(struct llmux_out *acc, const struct llmux_out *ch)
+{
+    size_t i;
+    if (ch->id && !acc->id && !(acc->id = llmux__strdup(ch->id)))
+        return LLMUX_ENOMEM;
+    if (ch->model && !acc->model && !(acc->model = llmux__strdup(ch->model)))
+        return LLMUX_ENOMEM;
+    if (ch->fingerprint &&
+        set_str(&acc->fingerprint, ch->fingerprint, strlen(ch->fingerprint)))
+        return LLMUX_ENOMEM;
+    if (ch->created && !acc->created)
+        acc->created = ch->created;
+    if (ch->text.len && llmux__buf_append(&acc->text, ch->text.p, ch->text.len))
+        return LLMUX_ENOMEM;
+    if (ch->reasoning.len &&
+        llmux__buf_append(&acc->reasoning, ch->reasoning.p, ch->reasoning.len))
+        return LLMUX_ENOMEM;
+    if (ch->refusal.len &&
+        llmux__buf_append(&acc->refusal, ch->refusal.p, ch->refusal.len))
+        return LLMUX_ENOMEM;
+    if (ch->finish)
+        acc->finish = ch->finish;
+    if (ch->finish_raw &&
+        set_str(&acc->finish_raw, ch->finish_raw, strlen(ch->finish_raw)))
+        return LLMUX_ENOMEM;
+    if (ch->has_usage) {
+        const llmux_usage *u = &ch->usage;
+        if (u->prompt_tokens >= 0)
+            acc->usage.prompt_tokens = u->prompt_tokens;
+        if (u->completion_tokens >= 0)
+            acc->usage.completion_tokens = u->completion_tokens;
+        if (u->total_tokens >= 0)
+            acc->usage.total_tokens = u->total_tokens;
+        if (u->cached_tokens >= 0)
+            acc->usage.cached_tokens = u->cached_tokens;
+        if (u->reasoning_tokens >= 0)
+            acc->usage.reasoning_tokens = u->reasoning_tokens;
+        acc->has_usage = 1;
+    }
+    for (i = 0; i < ch->n_calls; i++) {
+        const llmux__call_slot *c = &ch->calls[i];
+        llmux__call_slot *s = call_slot(acc, c->pub.index);
+        if (!s ||
+            slot_update(s, c->id, c->id ? strlen(c->id) : 0, c->name,
+                        c->name ? strlen(c->name) : 0, c->args.p, c->args.len))
+            return LLMUX_ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- the host table -------------------------------------------------------
+ */
+
+static void *host_alloc(size_t n)
+{
+    return llmux__malloc(n);
+}
+
+static void *host_realloc(void *p, size_t n)
+{
+    return llmux__realloc(p, n);
+}
+
+static void host_free(void *p)
+{
+    llmux__free(p);
+}
+
+/* Plugin log lines: routed by the code currently calling into the plugin
+ * (see llmux__log_target in request.c). */
+static void host_log(int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    llmux__vlog_plugin(level, fmt, ap);
+    va_end(ap);
+}
+
+static int http_method(llmux_http_request *r, const char *m)
+{
+    if (!r || !m)
+        return LLMUX_EINVAL;
+    return set_str(&r->method, m, strlen(m));
+}
+
+static int http_path(llmux_http_request *r, const char *p)
+{
+    if (!r || !p)
+        return LLMUX_EINVAL;
+    return set_str(&r->path, p, strlen(p));
+}
+
+static int http_header(llmux_http_request *r, const char *name,
+                       const char *value)
+{
+    char **h;
+    char *line;
+    if (!r || !name || !value || strpbrk(name, ":\r\n") ||
+        strpbrk(value, "\r\n"))
+        return LLMUX_EINVAL;
+    line = llmux__asprintf("%s: %s", name, value);
+    if (!line)
+        return LLMUX_ENOMEM;
+    h = llmux__realloc(r->headers, (r->n_headers + 1) * sizeof *h);
+    if (!h) {
+        llmux__free(line);
+        return LLMUX_ENOMEM;
+    }
+    r->headers = h;
+    r->headers[r->n_headers++] = line;
+    return 0;
+}
+
+static int http_body(llmux_http_request *r, const char *body, size_t len)
+{
+    if (!r || (!body && len))
+        return LLMUX_EINVAL;
+    if (set_str(&r->body, body ? body : "", len))
+        return LLMUX_ENOMEM;
+    r->body_len = len;
+    return 0;
+}
+
+static int http_framing(llmux_http_request *r, int framing)
+{
+    if (!r || (framing != LLMUX_FRAMING_SSE && framing != LLMUX_FRAMING_NDJSON))
+        return LLMUX_EINVAL;
+    r->framing = framing;
+    return 0;
+}
+
+static const char *host_option(const llmux_params *p, const char *key)
+{
+    size_t i;
+    if (!p || !key)
+        return NULL;
+    for (i = 0; i < p->n_options; i++)
+        if (llmux__strcaseeq(p->options[i].key, key))
+            return p->options[i].value;
+    return NULL;
+}
+
+const llmux_host llmux__host = {
+    LLMUX_HOST_ABI, sizeof(llmux_host), host_alloc,
+    host_realloc,   host_free,          host_log,
+    http_method,    http_path,          http_header,
+    http_body,      http_framing,       out_str,
+    out_int,        out_tool_call,      out_embedding,
+    out_model,      out_provider_error, set_error,
+    host_option,
+};
+
+void llmux__http_free(struct llmux_http_request *h)
+{
+    size_t i;
+    llmux__free(h->method);
+    llmux__free(h->path);
+    for (i = 0; i < h->n_headers; i++)
+        llmux__free(h->headers[i]);
+    llmux__free(h->headers);
+    llmux__free(h->body);
+    memset(h, 0, sizeof *h);
+}
+
+/* ---- responses ------------------------------------------------------------
+ */
+
+llmux_response *llmux__response_new(int op, const char *provider)
+{
+    llmux_response *r = llmux__calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    llmux__out_init(&r->o, op, 0);
+    r->refs = 1;
+    r->provider = llmux__strdup(provider);
+    r->err.retry_after = -1;
+    return r;
+}
+
+void llmux__response_fail(llmux_response *res, int code, long http_status,
+                          int transport, const char *message)
+{
+    const char *msg = message;
+    if (!msg || !*msg)
+        msg = res->o.err_msg && *res->o.err_msg ? res->o.err_msg
+                                                : llmux_strerror(code);
+    llmux__free(res->err_message);
+    res->err_message = llmux__strdup(msg);
+    res->has_error = 1;
+    res->err.code = code;
+    res->err.http_status = http_status;
+    res->err.transport = transport;
+    res->err.provider = res->provider;
+    res->err.type = res->o.err_type;
+    res->err.provider_code = res->o.err_pcode;
+    res->err.param = res->o.err_param;
+    res->err.message = res->err_message ? res->err_message : "out of memory";
+    res->err.attempts = res->attempts;
+    if (res->o.finish == LLMUX_FINISH_NONE && res->o.text.len)
+        res->o.finish = LLMUX_FINISH_ERROR;
+}
+
+LLMUX_EXTERN llmux_response *llmux_response_retain(llmux_response *res)
+{
+    if (res)
+        res->refs++;
+    return res;
+}
+
+LLMUX_EXTERN void llmux_response_free(llmux_response *res)
+{
+    if (!res || --res->refs > 0)
+        return;
+    llmux__out_free(&res->o);
+    llmux__free(res->provider);
+    llmux__free(res->err_message);
+    llmux__free(res);
+}
+
+LLMUX_EXTERN llmux_op llmux_response_op(const llmux_response *res)
+{
+    return res ? (llmux_op)res->o.op : (llmux_op)0;
+}
+
+LLMUX_EXTERN const llmux_error *llmux_response_error(const llmux_response *res)
+{
+    return res && res->has_error ? &res->err : NULL;
+}
+
+LLMUX_EXTERN long llmux_response_http_status(const llmux_response *res)
+{
+    return res ? res->http_status : 0;
+}
+
+LLMUX_EXTERN int llmux_response_attempts(const llmux_response *res)
+{
+    return res ? res->attempts : 0;
+}
+
+LLMUX_EXTERN const char *llmux_response_provider(const llmux_response *res)
+{
+    return res ? res->provider : NULL;
+}
+
+LLMUX_EXTERN const char *llmux_response_model(const llmux_response *res)
+{
+    return res ? res->o.model : NULL;
+}
+
+LLMUX_EXTERN const char *llmux_response_id(const llmux_response *res)
+{
+    return res ? res->o.id : NULL;
+}
+
+LLMUX_EXTERN long long llmux_response_created(const llmux_response *res)
+{
+    return res ? (long long)res->o.created : 0;
+}
+
+static const char *buf_text(const llmux__buf *b, size_t *len)
+{
+    if (len)
+        *len = b->len;
+    return b->p ? b->p : "";
+}
+
+LLMUX_EXTERN const char *llmux_response_text(const llmux_response *res,
+                                             size_t *len)
+{
+    if (!res) {
+        if (len)
+            *len = 0;
+        return "";
+    }
+    return buf_text(&res->o.text, len);
+}
+
+LLMUX_EXTERN const char *llmux_response_reasoning(const llmux_response *res)
+{
+    return res && res->o.reasoning.len ? res->o.reasoning.p : NULL;
+}
+
+LLMUX_EXTERN const char *llmux_response_refusal(const llmux_response *res)
+{
+    return res && res->o.refusal.len ? res->o.refusal.p : NULL;
+}
+
+LLMUX_EXTERN llmux_finish llmux_response_finish(const llmux_response *res)
+{
+    return res ? (llmux_finish)res->o.finish : LLMUX_FINISH_NONE;
+}
+
+LLMUX_EXTERN const char *llmux_response_finish_raw(const llmux_response *res)
+{
+    return res ? res->o.finish_raw : NULL;
+}
+
+LLMUX_EXTERN size_t llmux_response_tool_call_count(const llmux_response *res)
+{
+    return res ? res->o.n_calls : 0;
+}
+
+LLMUX_EXTERN const llmux_tool_call *
+llmux_response_tool_call(const llmux_response *res, size_t i)
+{
+    return res && i < res->o.n_calls ? &res->o.calls[i].pub : NULL;
+}
+
+LLMUX_EXTERN const llmux_usage *llmux_response_usage(const llmux_response *res)
+{
+    static const llmux_usage none = {-1, -1, -1, -1, -1};
+    return res ? &res->o.usage : &none;
+}
+
+LLMUX_EXTERN size_t llmux_response_embedding_count(const llmux_response *res)
+{
+    return res ? res->o.n_embs : 0;
+}
+
+LLMUX_EXTERN const float *llmux_response_embedding(const llmux_response *res,
+                                                   size_t i, size_t *dim)
+{
+    if (!res || i >= res->o.n_embs) {
+        if (dim)
+            *dim = 0;
+        return NULL;
+    }
+    if (dim)
+        *dim = res->o.embs[i].n;
+    return res->o.embs[i].v;
+}
+
+LLMUX_EXTERN size_t llmux_response_model_count(const llmux_response *res)
+{
+    return res ? res->o.n_models : 0;
+}
+
+LLMUX_EXTERN const char *llmux_response_model_id(const llmux_response *res,
+                                                 size_t i)
+{
+    return res && i < res->o.n_models ? res->o.models[i].id : NULL;
+}
+
+LLMUX_EXTERN const char *llmux_finish_name(llmux_finish f)
+{
+    switch (f) {
+    case LLMUX_FINISH_STOP:
+        return "stop";
+    case LLMUX_FINISH_LENGTH:
+        return "length";
+    case LLMUX_FINISH_TOOL_CALLS:
+        return "tool_calls";
+    case LLMUX_FINISH_CONTENT_FILTER:
+        return "content_filter";
+    case LLMUX_FINISH_ERROR:
+        return "error";
+    default:
+        return NULL;
+    }
+}
+
+/* ---- chunks ----------------------------------------------------------------
+ */
+
+LLMUX_EXTERN const char *llmux_chunk_text(const llmux_chunk *ch, size_t *len)
+{
+    if (!ch) {
+        if (len)
+            *len = 0;
+        return "";
+    }
+    return buf_text(&ch->o.text, len);
+}
+
+LLMUX_EXTERN const char *llmux_chunk_reasoning(const llmux_chunk *ch)
+{
+    return ch && ch->o.reasoning.len ? ch->o.reasoning.p : NULL;
+}
+
+LLMUX_EXTERN llmux_finish llmux_chunk_finish(const llmux_chunk *ch)
+{
+    return ch ? (llmux_finish)ch->o.finish : LLMUX_FINISH_NONE;
+}
+
+LLMUX_EXTERN size_t llmux_chunk_tool_call_count(const llmux_chunk *ch)
+{
+    return ch ? ch->o.n_calls : 0;
+}
+
+LLMUX_EXTERN const llmux_tool_call *llmux_chunk_tool_call(const llmux_chunk *ch,
+                                                          size_t i)
+{
+    return ch && i < ch->o.n_calls ? &ch->o.calls[i].pub : NULL;
+}
+
+LLMUX_EXTERN const llmux_usage *llmux_chunk_usage(const llmux_chunk *ch)
+{
+    return ch && ch->o.has_usage ? &ch->o.usage : NULL;
+}
+
+LLMUX_EXTERN llmux_op llmux_chunk_op(const llmux_chunk *ch)
+{
+    return ch ? (llmux_op)ch->o.op : (llmux_op)0;
+}
+
+/* ---- JSON serialisation -----------------------------------------------------
+ */
+
+static json_object *jstr(const char *s)
+{
+    return s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *jbuf(const llmux__buf *b)
+{
+    return json_object_new_string_len(b->p ? b->p : "", (int)b->len);
+}
+
+/* Floats with 9 significant digits (enough to round-trip a float), with a
+ * '.' decimal point whatever LC_NUMERIC says. */
+static json_object *jfloat(float f)
+{
+    char buf[32];
+    char *p;
+    snprintf(buf, sizeof buf, "%.9g", (double)f);
+    for (p = buf; *p; p++)
+        if (*p == ',')
+            *p = '.';
+    return json_object_new_double_s((double)f, buf);
+}
+
+static json_object *usage_json(const llmux_usage *u)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(
+        o, "prompt_tokens",
+        json_object_new_int64(u->prompt_tokens > 0 ? u->prompt_tokens : 0));
+    json_object_object_add(o, "completion_tokens",
+                           json_object_new_int64(u->completion_tokens > 0
+                                                     ? u->completion_tokens
+                                                     : 0));
+    json_object_object_add(
+        o, "total_tokens",
+        json_object_new_int64(
+            u->total_tokens >= 0
+                ? u->total_tokens
+                : (u->prompt_tokens > 0 ? u->prompt_tokens : 0) +
+                      (u->completion_tokens > 0 ? u->completion_tokens : 0)));
+    if (u->cached_tokens >= 0) {
+        json_object *d = json_object_new_object();
+        json_object_object_add(d, "cached_tokens",
+                               json_object_new_int64(u->cached_tokens));
+        json_object_object_add(o, "prompt_tokens_details", d);
+    }
+    if (u->reasoning_tokens >= 0) {
+        json_object *d = json_object_new_object();
+        json_object_object_add(d, "reasoning_tokens",
+                               json_object_new_int64(u->reasoning_tokens));
+        json_object_object_add(o, "completion_tokens_details", d);
+    }
+    return o;
+}
+
+static json_object *tool_calls_json(const struct llmux_out *o, int delta)
+{
+    json_object *arr = json_object_new_array();
+    size_t i;
+    for (i = 0; i < o->n_calls; i++) {
+        const llmux__call_slot *c = &o->calls[i];
+        json_object *t = json_object_new_object(), *f;
+        if (delta)
+            json_object_object_add(t, "index",
+                                   json_object_new_int(c->pub.index));
+        if (c->id)
+            json_object_object_add(t, "id", jstr(c->id));
+        if (!delta || c->id || c->name)
+            json_object_object_add(t, "type",
+                                   json_object_new_string("function"));
+        f = json_object_new_object();
+        if (c->name)
+            json_object_object_add(f, "name", jstr(c->name));
+        json_object_object_add(f, "arguments", jbuf(&c->args));
+        json_object_object_add(t, "function", f);
+        json_object_array_add(arr, t);
+    }
+    return arr;
+}
+
+static json_object *finish_json(int finish)
+{
+    const char *n = llmux_finish_name((llmux_finish)finish);
+    return n ? json_object_new_string(n) : NULL;
+}
+
+static char *dump(json_object *o)
+{
+    size_t len;
+    const char *s = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    char *r = llmux__strndup(s, len);
+    json_object_put(o);
+    return r;
+}
+
+static void add_head(json_object *j, const struct llmux_out *o,
+                     const struct llmux_out *fb, const char *object)
+{
+    const char *id = o->id ? o->id : (fb ? fb->id : NULL);
+    const char *model = o->model ? o->model : (fb ? fb->model : NULL);
+    int64_t created = o->created ? o->created : (fb ? fb->created : 0);
+    json_object_object_add(j, "id", json_object_new_string(id ? id : ""));
+    json_object_object_add(j, "object", json_object_new_string(object));
+    json_object_object_add(j, "created", json_object_new_int64(created));
+    json_object_object_add(j, "model",
+                           json_object_new_string(model ? model : ""));
+}
+
+static char *error_to_json(const llmux_response *res)
+{
+    json_object *j = json_object_new_object(), *e = json_object_new_object();
+    const llmux_error *er = &res->err;
+    json_object_object_add(e, "message", jstr(er->message));
+    json_object_object_add(e, "type", jstr(er->type));
+    json_object_object_add(e, "param", jstr(er->param));
+    json_object_object_add(e, "code", jstr(er->provider_code));
+    json_object_object_add(e, "llmux_code",
+                           json_object_new_string(llmux_err_name(er->code)));
+    if (er->http_status)
+        json_object_object_add(e, "http_status",
+                               json_object_new_int64(er->http_status));
+    if (er->provider)
+        json_object_object_add(e, "provider", jstr(er->provider));
+    json_object_object_add(j, "error", e);
+    return dump(j);
+}
+
+LLMUX_EXTERN char *llmux_response_to_json(const llmux_response *res)
+{
+    const struct llmux_out *o;
+    json_object *j, *arr;
+    size_t i, k;
+    if (!res)
+        return NULL;
+    if (res->has_error)
+        return error_to_json(res);
+    o = &res->o;
+    j = json_object_new_object();
+    switch (o->op) {
+    case LLMUX_OP_EMBED:
+        json_object_object_add(j, "object", json_object_new_string("list"));
+        arr = json_object_new_array();
+        for (i = 0; i < o->n_embs; i++) {
+            json_object *e = json_object_new_object();
+            json_object *v = json_object_new_array_ext((int)o->embs[i].n);
+            for (k = 0; k < o->embs[i].n; k++)
+                json_object_array_add(v, jfloat(o->embs[i].v[k]));
+            json_object_object_add(e, "object",
+                                   json_object_new_string("embedding"));
+            json_object_object_add(e, "index", json_object_new_int((int)i));
+            json_object_object_add(e, "embedding", v);
+            json_object_array_add(arr, e);
+        }
+        json_object_object_add(j, "data", arr);
+        json_object_object_add(
+            j, "model", json_object_new_string(o->model ? o->model : ""));
+        if (o->has_usage) {
+            json_object *u = json_object_new_object();
+            long p = o->usage.prompt_tokens > 0 ? o->usage.prompt_tokens : 0;
+            json_object_object_add(u, "prompt_tokens",
+                                   json_object_new_int64(p));
+            json_object_object_add(
+                u, "total_tokens",
+                json_object_new_int64(
+                    o->usage.total_tokens >= 0 ? o->usage.total_tokens : p));
+            json_object_object_add(j, "usage", u);
+        }
+        break;
+    case LLMUX_OP_MODELS:
+        json_object_object_add(j, "object", json_object_new_string("list"));
+        arr = json_object_new_array();
+        for (i = 0; i < o->n_models; i++) {
+            json_object *m = json_object_new_object();
+            json_object_object_add(m, "id", jstr(o->models[i].id));
+            json_object_object_add(m, "object",
+                                   json_object_new_string("model"));
+            json_object_object_add(m, "created",
+                                   json_object_new_int64(o->models[i].created));
+            json_object_object_add(
+                m, "owned_by",
+                json_object_new_string(
+                    o->models[i].owned_by
+                        ? o->models[i].owned_by
+                        : (res->provider ? res->provider : "")));
+            json_object_array_add(arr, m);
+        }
+        json_object_object_add(j, "data", arr);
+        break;
+    case LLMUX_OP_COMPLETE: {
+        json_object *c = json_object_new_object();
+        add_head(j, o, NULL, "text_completion");
+        json_object_object_add(c, "text", jbuf(&o->text));
+        json_object_object_add(c, "index", json_object_new_int(0));
+        json_object_object_add(c, "logprobs", NULL);
+        json_object_object_add(c, "finish_reason", finish_json(o->finish));
+        arr = json_object_new_array();
+        json_object_array_add(arr, c);
+        json_object_object_add(j, "choices", arr);
+        if (o->has_usage)
+            json_object_object_add(j, "usage", usage_json(&o->usage));
+        break;
+    }
+    default: {
+        json_object *c = json_object_new_object();
+        json_object *m = json_object_new_object();
+        add_head(j, o, NULL, "chat.completion");
+        json_object_object_add(m, "role", json_object_new_string("assistant"));
+        json_object_object_add(
+            m, "content", o->n_calls && !o->text.len ? NULL : jbuf(&o->text));
+        json_object_object_add(m, "refusal",
+                               o->refusal.len ? jbuf(&o->refusal) : NULL);
+        if (o->reasoning.len)
+            json_object_object_add(m, "reasoning_content", jbuf(&o->reasoning));
+        if (o->n_calls)
+            json_object_object_add(m, "tool_calls", tool_calls_json(o, 0));
+        json_object_object_add(c, "index", json_object_new_int(0));
+        json_object_object_add(c, "message", m);
+        json_object_object_add(c, "logprobs", NULL);
+        json_object_object_add(c, "finish_reason", finish_json(o->finish));
+        arr = json_object_new_array();
+        json_object_array_add(arr, c);
+        json_object_object_add(j, "choices", arr);
+        if (o->has_usage)
+            json_object_object_add(j, "usage", usage_json(&o->usage));
+        if (o->fingerprint)
+            json_object_object_add(j, "system_fingerprint",
+                                   jstr(o->fingerprint));
+        break;
+    }
+    }
+    return dump(j);
+}
+
+LLMUX_EXTERN char *llmux_chunk_to_json(const llmux_chunk *ch)
+{
+    const struct llmux_out *o;
+    json_object *j, *arr;
+    int only_usage;
+    if (!ch)
+        return NULL;
+    o = &ch->o;
+    j = json_object_new_object();
+    only_usage = o->has_usage && !o->text.len && !o->reasoning.len &&
+                 !o->refusal.len && !o->n_calls && !o->finish;
+    arr = json_object_new_array();
+    if (o->op == LLMUX_OP_COMPLETE) {
+        add_head(j, o, ch->acc, "text_completion");
+        if (!only_usage) {
+            json_object *c = json_object_new_object();
+            json_object_object_add(c, "text", jbuf(&o->text));
+            json_object_object_add(c, "index", json_object_new_int(0));
+            json_object_object_add(c, "logprobs", NULL);
+            json_object_object_add(c, "finish_reason", finish_json(o->finish));
+            json_object_array_add(arr, c);
+        }
+    } else {
+        add_head(j, o, ch->acc, "chat.completion.chunk");
+        if (!only_usage) {
+            json_object *c = json_object_new_object();
+            json_object *d = json_object_new_object();
+            if (o->text.len)
+                json_object_object_add(d, "content", jbuf(&o->text));
+            if (o->reasoning.len)
+                json_object_object_add(d, "reasoning_content",
+                                       jbuf(&o->reasoning));
+            if (o->refusal.len)
+                json_object_object_add(d, "refusal", jbuf(&o->refusal));
+            if (o->n_calls)
+                json_object_object_add(d, "tool_calls", tool_calls_json(o, 1));
+            json_object_object_add(c, "index", json_object_new_int(0));
+            json_object_object_add(c, "delta", d);
+            json_object_object_add(c, "logprobs", NULL);
+            json_object_object_add(c, "finish_reason", finish_json(o->finish));
+            json_object_array_add(arr, c);
+        }
+    }
+    json_object_object_add(j, "choices", arr);
+    if (o->has_usage)
+        json_object_object_add(j, "usage", usage_json(&o->usage));
+    return dump(j);
+}

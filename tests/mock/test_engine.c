@@ -1,0 +1,846 @@
+/*
+ * tests/mock/test_engine.c: the engine end to end, through libcurl and
+ * libuv, against llmux-mock running in-process on the same loop.
+ *
+ * Covers the request lifecycle contract: the done callback runs exactly
+ * once and never inside llmux_submit(); cancel and client close with
+ * requests in flight; timeouts; retries; provider errors; cut and broken
+ * streams; size limits; the blocking call; many requests at once. Every
+ * test ends with uv_loop_close() == 0.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+#include <uv.h>
+
+#include <llmux/llmux.h>
+
+#include "../../tools/mock/llmux_mock.h"
+
+typedef struct env {
+    uv_loop_t loop;
+    llmux_mock *mock;
+    llmux_client *client;
+    char base[128];
+    int client_closed;
+    int mock_closed;
+} env;
+
+typedef struct result {
+    int calls;
+    int status;
+    int in_submit;
+    int called_in_submit;
+    int chunks;
+    int abort_after; /* chunk callback returns 1 after this many (0 = never) */
+    char text[4096];
+    size_t text_len;
+    int chunk_usage;
+    llmux_response *res;
+    env *e;
+} result;
+
+static void on_client_closed(void *ud)
+{
+    ((env *)ud)->client_closed = 1;
+}
+
+static void on_mock_closed(void *ud)
+{
+    ((env *)ud)->mock_closed = 1;
+}
+
+static void env_start(env *e, const llmux_client_options *copts)
+{
+    llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    memset(e, 0, sizeof *e);
+    assert_int_equal(uv_loop_init(&e->loop), 0);
+    mo.quiet = 1;
+    assert_int_equal(llmux_mock_start(&e->mock, &e->loop, &mo), 0);
+    snprintf(e->base, sizeof e->base, "http://127.0.0.1:%d/v1",
+             llmux_mock_port(e->mock));
+    if (copts)
+        o = *copts;
+    o.loop = &e->loop;
+    assert_int_equal(llmux_client_new(&e->client, &o), 0);
+}
+
+/* Runs the loop until *flag is set (bounded, so a bug fails instead of
+ * hanging). */
+static void run_until(env *e, const int *flag)
+{
+    int i;
+    for (i = 0; i < 200000 && !*flag; i++)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_true(*flag);
+}
+
+static void env_stop(env *e)
+{
+    if (e->client) {
+        llmux_client_close(e->client, on_client_closed, e);
+        run_until(e, &e->client_closed);
+    }
+    llmux_mock_close(e->mock, on_mock_closed, e);
+    run_until(e, &e->mock_closed);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&e->loop), 0);
+}
+
+static void on_done(llmux_request *req, int status, llmux_response *res,
+                    void *ud)
+{
+    result *r = ud;
+    (void)req;
+    r->calls++;
+    r->status = status;
+    if (r->in_submit)
+        r->called_in_submit = 1;
+    if (!r->res)
+        r->res = llmux_response_retain(res);
+}
+
+static int on_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
+{
+    result *r = ud;
+    size_t len;
+    const char *t = llmux_chunk_text(ch, &len);
+    (void)req;
+    r->chunks++;
+    if (r->text_len + len < sizeof r->text) {
+        memcpy(r->text + r->text_len, t, len);
+        r->text_len += len;
+        r->text[r->text_len] = '\0';
+    }
+    if (llmux_chunk_usage(ch))
+        r->chunk_usage = 1;
+    return r->abort_after && r->chunks >= r->abort_after;
+}
+
+/* Builds a chat request "openai/<model>" against the mock. */
+static llmux_request *chat(env *e, const char *model, const char *prompt)
+{
+    llmux_request *req;
+    char spec[512];
+    snprintf(spec, sizeof spec, "openai/%s;base_url=%s;api_key=sk-test", model,
+             e->base);
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+    assert_int_equal(llmux_request_add_message(req, LLMUX_ROLE_USER, prompt),
+                     0);
+    return req;
+}
+
+/* A chat request carrying an llmux-mock fault spec in X-Mock-Fault (specs
+ * hold ';', which the config string uses between options). */
+static llmux_request *chat_fault(env *e, const char *fault, const char *prompt)
+{
+    llmux_request *req = chat(e, "gpt-4o-mini", prompt);
+    char h[256];
+    snprintf(h, sizeof h, "X-Mock-Fault: %s", fault);
+    assert_int_equal(llmux_request_add_header(req, h), 0);
+    return req;
+}
+
+static void submit(env *e, llmux_request *req, result *r)
+{
+    int rc;
+    r->e = e;
+    r->in_submit = 1;
+    rc = llmux_submit(e->client, req, on_chunk, on_done, r);
+    r->in_submit = 0;
+    assert_int_equal(rc, 0);
+}
+
+static void result_free(result *r)
+{
+    llmux_response_free(r->res);
+    r->res = NULL;
+}
+
+static const llmux_error *err_of(result *r)
+{
+    return llmux_response_error(r->res);
+}
+
+/* ---- tests
+ * -------------------------------------------------------------------- */
+
+static void test_chat_basic(void **state)
+{
+    env e;
+    result r = {0};
+    const llmux_mock_record *rec;
+    const llmux_usage *u;
+    json_object *body, *v;
+    (void)state;
+    env_start(&e, NULL);
+    submit(&e, chat(&e, "gpt-4o-mini", "Hello there"), &r);
+    assert_int_equal(r.calls, 0); /* never inside submit */
+    run_until(&e, &r.calls);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.called_in_submit, 0);
+    assert_int_equal(r.status, 0);
+    assert_null(err_of(&r));
+    assert_string_equal(llmux_response_text(r.res, NULL),
+                        "Mock reply to: Hello there");
+    assert_int_equal(llmux_response_finish(r.res), LLMUX_FINISH_STOP);
+    assert_string_equal(llmux_response_model(r.res), "gpt-4o-mini");
+    assert_string_equal(llmux_response_provider(r.res), "openai");
+    assert_int_equal(llmux_response_http_status(r.res), 200);
+    assert_int_equal(llmux_response_attempts(r.res), 1);
+    u = llmux_response_usage(r.res);
+    assert_int_equal(u->prompt_tokens, 2);
+    assert_int_equal(u->completion_tokens, 5);
+    assert_int_equal(u->total_tokens, 7);
+
+    /* what went over the wire */
+    assert_int_equal(llmux_mock_request_count(e.mock), 1);
+    rec = llmux_mock_request(e.mock, 0);
+    assert_string_equal(rec->method, "POST");
+    assert_string_equal(rec->path, "/v1/chat/completions");
+    assert_string_equal(llmux_mock_record_header(rec, "Authorization"),
+                        "Bearer sk-test");
+    assert_non_null(
+        strstr(llmux_mock_record_header(rec, "User-Agent"), "llmux/"));
+    assert_string_equal(llmux_mock_record_header(rec, "Content-Type"),
+                        "application/json");
+    body = json_tokener_parse(rec->body);
+    assert_non_null(body);
+    assert_true(json_object_object_get_ex(body, "model", &v));
+    assert_string_equal(json_object_get_string(v), "gpt-4o-mini");
+    assert_false(json_object_object_get_ex(body, "stream", &v) &&
+                 json_object_get_boolean(v));
+    json_object_put(body);
+    result_free(&r);
+    env_stop(&e);
+}
+
+static void test_stream(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    (void)state;
+    env_start(&e, NULL);
+    req = chat(&e, "gpt-4o-mini", "one two three four");
+    llmux_request_set_stream(req, 1);
+    submit(&e, req, &r);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, 0);
+    assert_true(r.chunks >= 5);
+    assert_string_equal(r.text, "Mock reply to: one two three four");
+    assert_string_equal(llmux_response_text(r.res, NULL), r.text);
+    assert_int_equal(llmux_response_finish(r.res), LLMUX_FINISH_STOP);
+    assert_true(r.chunk_usage);
+    assert_int_equal(llmux_response_usage(r.res)->completion_tokens, 7);
+    {
+        const llmux_mock_record *rec = llmux_mock_request(e.mock, 0);
+        assert_non_null(strstr(rec->body, "\"include_usage\":true"));
+        assert_string_equal(llmux_mock_record_header(rec, "Accept"),
+                            "text/event-stream");
+    }
+    result_free(&r);
+    env_stop(&e);
+}
+
+static void test_stream_cut(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    (void)state;
+    env_start(&e, NULL);
+    req = chat(&e, "gpt-4o-mini#cut_after=3", "a b c d e f g");
+    llmux_request_set_stream(req, 1);
+    llmux_request_set_max_retries(req, 0);
+    submit(&e, req, &r);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, LLMUX_ETRANSPORT);
+    assert_true(r.chunks >= 1);
+    /* what arrived before the cut is kept */
+    assert_true(strlen(llmux_response_text(r.res, NULL)) > 0);
+    assert_string_equal(llmux_response_text(r.res, NULL), r.text);
+    assert_non_null(strstr(err_of(&r)->message, "openai"));
+    result_free(&r);
+    env_stop(&e);
+}
+
+static void test_stream_error_event(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    (void)state;
+    env_start(&e, NULL);
+    req = chat(&e, "gpt-4o-mini#stream_error_after=2", "x y z");
+    llmux_request_set_stream(req, 1);
+    submit(&e, req, &r);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, LLMUX_EPROVIDER);
+    assert_string_equal(err_of(&r)->message, "mock stream error");
+    assert_string_equal(err_of(&r)->type, "server_error");
+    assert_int_equal(llmux_err_class_of(r.status), LLMUX_CLASS_PROVIDER);
+    result_free(&r);
+    env_stop(&e);
+}
+
+static void test_chunk_abort(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    (void)state;
+    env_start(&e, NULL);
+    req = chat(&e, "gpt-4o-mini", "a b c d e f g h");
+    llmux_request_set_stream(req, 1);
+    r.abort_after = 2;
+    submit(&e, req, &r);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, LLMUX_EUSER);
+    assert_int_equal(r.chunks, 2);
+    result_free(&r);
+    env_stop(&e);
+}
+
+static void test_http_errors(void **state)
+{
+    env e;
+    result r1 = {0}, r2 = {0}, r3 = {0};
+    llmux_request *req;
+    char spec[256];
+    (void)state;
+    env_start(&e, NULL);
+    req = chat(&e, "gpt-4o-mini#status=500", "hi");
+    llmux_request_set_max_retries(req, 0);
+    submit(&e, req, &r1);
+    snprintf(spec, sizeof spec,
+             "openai/gpt-4o-mini;base_url=%s;api_key=bad-key", e.base);
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "hi");
+    submit(&e, req, &r2);
+    req = chat_fault(&e, "body=text;status=502", "hi");
+    llmux_request_set_max_retries(req, 0);
+    submit(&e, req, &r3);
+    run_until(&e, &r1.calls);
+    run_until(&e, &r2.calls);
+    run_until(&e, &r3.calls);
+
+    assert_int_equal(r1.status, LLMUX_EPROVIDER);
+    assert_int_equal(err_of(&r1)->http_status, 500);
+    assert_int_equal(err_of(&r1)->attempts, 1);
+    assert_string_equal(err_of(&r1)->provider, "openai");
+    assert_true(strlen(err_of(&r1)->message) > 0);
+
+    assert_int_equal(r2.status, LLMUX_EAUTH);
+    assert_int_equal(err_of(&r2)->http_status, 401);
+    assert_string_equal(err_of(&r2)->provider_code, "invalid_api_key");
+    assert_null(strstr(err_of(&r2)->message, "bad-key"));
+    assert_int_equal(err_of(&r2)->attempts, 1); /* 401 is never retried */
+
+    /* a plain-text error body is the message as is */
+    assert_int_equal(r3.status, LLMUX_EPROVIDER);
+    assert_string_equal(err_of(&r3)->message, "mock plain text error");
+    result_free(&r1);
+    result_free(&r2);
+    result_free(&r3);
+    env_stop(&e);
+}
+
+static void test_retry_then_success(void **state)
+{
+    env e;
+    result r = {0};
+    (void)state;
+    env_start(&e, NULL);
+    assert_int_equal(llmux_mock_push_fault(e.mock, "status=503;retry_after=0"),
+                     0);
+    assert_int_equal(llmux_mock_push_fault(e.mock, "status=429;retry_after=0"),
+                     0);
+    submit(&e, chat(&e, "gpt-4o-mini", "again"), &r);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(llmux_response_attempts(r.res), 3);
+    assert_int_equal(llmux_mock_request_count(e.mock), 3);
+    assert_string_equal(llmux_response_text(r.res, NULL),
+                        "Mock reply to: again");
+    result_free(&r);
+    env_stop(&e);
+}
+
+static void test_retry_budget_exhausted(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    (void)state;
+    env_start(&e, NULL);
+    llmux_mock_set_fault_all(e.mock, "status=503;retry_after=0");
+    req = chat(&e, "gpt-4o-mini", "again");
+    llmux_request_set_max_retries(req, 1);
+    submit(&e, req, &r);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, LLMUX_EPROVIDER);
+    assert_int_equal(err_of(&r)->attempts, 2);
+    assert_int_equal(err_of(&r)->http_status, 503);
+    assert_int_equal(llmux_mock_request_count(e.mock), 2);
+    result_free(&r);
+    env_stop(&e);
+}
+
+static void test_insufficient_quota_not_retried(void **state)
+{
+    env e;
+    result r = {0};
+    (void)state;
+    env_start(&e, NULL);
+    submit(
+        &e,
+        chat_fault(&e, "status=429;code=insufficient_quota;retry_after=0", "x"),
+        &r);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, LLMUX_ERATELIMIT);
+    assert_int_equal(err_of(&r)->attempts, 1);
+    assert_string_equal(err_of(&r)->provider_code, "insufficient_quota");
+    result_free(&r);
+    env_stop(&e);
+}
+
+static void test_timeout(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    uint64_t t0;
+    (void)state;
+    env_start(&e, NULL);
+    req = chat(&e, "gpt-4o-mini#delay_ms=5000", "slow");
+    llmux_request_set_timeout_ms(req, 300);
+    uv_update_time(&e.loop);
+    t0 = uv_now(&e.loop);
+    submit(&e, req, &r);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, LLMUX_ETIMEDOUT);
+    assert_int_equal(llmux_err_class_of(r.status), LLMUX_CLASS_TRANSPORT);
+    assert_true(uv_now(&e.loop) - t0 < 3000);
+    assert_true(uv_now(&e.loop) - t0 >= 250);
+    assert_true(err_of(&r)->transport != 0);
+    result_free(&r);
+    env_stop(&e);
+}
+
+static void test_timeout_in_spec(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    char spec[256];
+    (void)state;
+    env_start(&e, NULL);
+    snprintf(spec, sizeof spec,
+             "openai/gpt-4o-mini#stall_after=3;base_url=%s;api_key=k123;"
+             "timeout=0.4;max_retries=0",
+             e.base);
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "a b c");
+    llmux_request_set_stream(req, 1);
+    submit(&e, req, &r);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, LLMUX_ETIMEDOUT);
+    assert_true(r.chunks >= 1);
+    result_free(&r);
+    env_stop(&e);
+}
+
+static void test_garbage_and_truncated(void **state)
+{
+    env e;
+    result r1 = {0}, r2 = {0};
+    llmux_request *req;
+    (void)state;
+    env_start(&e, NULL);
+    submit(&e, chat(&e, "gpt-4o-mini#body=garbage", "x"), &r1);
+    req = chat(&e, "gpt-4o-mini#body=truncated", "x");
+    llmux_request_set_max_retries(req, 0);
+    submit(&e, req, &r2);
+    run_until(&e, &r1.calls);
+    run_until(&e, &r2.calls);
+    assert_int_equal(r1.status, LLMUX_EPROTO);
+    assert_non_null(strstr(err_of(&r1)->message, "openai"));
+    assert_true(r2.status == LLMUX_EPROTO || r2.status == LLMUX_ETRANSPORT);
+    result_free(&r1);
+    result_free(&r2);
+    env_stop(&e);
+}
+
+static void test_too_big(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    (void)state;
+    o.max_response_bytes = 64 * 1024;
+    env_start(&e, &o);
+    submit(&e, chat(&e, "gpt-4o-mini#huge=500000", "x"), &r);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, LLMUX_ETOOBIG);
+    assert_non_null(strstr(err_of(&r)->message, "65536"));
+    result_free(&r);
+    env_stop(&e);
+}
+
+static int g_timer_fired;
+static void cancel_timer_cb(uv_timer_t *t)
+{
+    llmux_request_cancel(t->data);
+    llmux_request_cancel(t->data); /* twice is harmless */
+    g_timer_fired = 1;
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_cancel(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    uv_timer_t t;
+    (void)state;
+    env_start(&e, NULL);
+    req = chat(&e, "gpt-4o-mini#delay_ms=5000", "cancel me");
+    submit(&e, req, &r);
+    uv_timer_init(&e.loop, &t);
+    t.data = req;
+    g_timer_fired = 0;
+    uv_timer_start(&t, cancel_timer_cb, 50, 0);
+    run_until(&e, &r.calls);
+    assert_true(g_timer_fired);
+    assert_int_equal(r.status, LLMUX_ECANCELED);
+    /* give the loop a moment: the callback must not run again */
+    uv_run(&e.loop, UV_RUN_NOWAIT);
+    assert_int_equal(r.calls, 1);
+    result_free(&r);
+    env_stop(&e);
+}
+
+static void test_close_with_requests_in_flight(void **state)
+{
+    env e;
+    result r[8];
+    int i, total;
+    (void)state;
+    memset(r, 0, sizeof r);
+    env_start(&e, NULL);
+    for (i = 0; i < 8; i++) {
+        llmux_request *req = chat(&e,
+                                  i % 2 ? "gpt-4o-mini#stall_after=1"
+                                        : "gpt-4o-mini#"
+                                          "delay_ms=5000",
+                                  "p q");
+        llmux_request_set_stream(req, i % 2);
+        submit(&e, req, &r[i]);
+    }
+    for (i = 0; i < 20; i++)
+        uv_run(&e.loop, UV_RUN_NOWAIT);
+    llmux_client_close(e.client, on_client_closed, &e);
+    for (i = 0; i < 8; i++)
+        assert_int_equal(r[i].calls, 0); /* not inside close */
+    run_until(&e, &e.client_closed);
+    total = 0;
+    for (i = 0; i < 8; i++) {
+        assert_int_equal(r[i].calls, 1);
+        assert_int_equal(r[i].status, LLMUX_ECANCELED);
+        total += r[i].calls;
+        result_free(&r[i]);
+    }
+    assert_int_equal(total, 8);
+    e.client = NULL;
+    env_stop(&e);
+}
+
+static void test_submit_errors(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    char spec[256];
+    (void)state;
+    env_start(&e, NULL);
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, "nosuchprovider/x"),
+                     0);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
+    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r),
+                     LLMUX_ENOPROVIDER);
+    assert_non_null(strstr(llmux_request_errmsg(req), "nosuchprovider"));
+    llmux_request_free(req);
+
+    unsetenv("OPENAI_API_KEY");
+    snprintf(spec, sizeof spec, "openai/gpt-4o-mini;base_url=%s", e.base);
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
+    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r),
+                     LLMUX_ENOKEY);
+    assert_non_null(strstr(llmux_request_errmsg(req), "OPENAI_API_KEY"));
+    llmux_request_free(req);
+    for (int i = 0; i < 5; i++)
+        uv_run(&e.loop, UV_RUN_NOWAIT);
+    assert_int_equal(r.calls, 0); /* a failed submit never calls back */
+    env_stop(&e);
+}
+
+static void test_connect_refused(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    uv_tcp_t probe;
+    struct sockaddr_in a;
+    int namelen = sizeof a, port;
+    char spec[256];
+    (void)state;
+    env_start(&e, NULL);
+    /* a port that was free a moment ago */
+    uv_tcp_init(&e.loop, &probe);
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_bind(&probe, (struct sockaddr *)&a, 0);
+    uv_tcp_getsockname(&probe, (struct sockaddr *)&a, &namelen);
+    port = ntohs(a.sin_port);
+    uv_close((uv_handle_t *)&probe, NULL);
+    uv_run(&e.loop, UV_RUN_NOWAIT);
+    snprintf(spec, sizeof spec,
+             "openai/gpt-4o-mini;base_url=http://127.0.0.1:%d/v1;api_key=k;"
+             "max_retries=0",
+             port);
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
+    submit(&e, req, &r);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, LLMUX_ETRANSPORT);
+    assert_int_equal(err_of(&r)->http_status, 0);
+    assert_true(err_of(&r)->transport != 0);
+    result_free(&r);
+    env_stop(&e);
+}
+
+static void test_many_concurrent(void **state)
+{
+    env e;
+    enum { N = 300 };
+    result *r = calloc(N, sizeof *r);
+    int i, done;
+    char prompt[64];
+    (void)state;
+    env_start(&e, NULL);
+    for (i = 0; i < N; i++) {
+        llmux_request *req;
+        snprintf(prompt, sizeof prompt, "prompt %d", i);
+        req = chat(&e, "gpt-4o-mini", prompt);
+        llmux_request_set_stream(req, i % 3 == 0);
+        submit(&e, req, &r[i]);
+    }
+    assert_int_equal(llmux_client_pending(e.client), N);
+    for (i = 0; i < 1000000; i++) {
+        int k;
+        done = 0;
+        for (k = 0; k < N; k++)
+            done += r[k].calls;
+        if (done == N)
+            break;
+        uv_run(&e.loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(llmux_client_pending(e.client), 0);
+    for (i = 0; i < N; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "Mock reply to: prompt %d", i);
+        assert_int_equal(r[i].calls, 1);
+        assert_int_equal(r[i].status, 0);
+        assert_string_equal(llmux_response_text(r[i].res, NULL), want);
+        result_free(&r[i]);
+    }
+    assert_true(llmux_mock_max_concurrent(e.mock) > 1);
+    free(r);
+    env_stop(&e);
+}
+
+static void test_other_ops(void **state)
+{
+    env e;
+    result rc = {0}, re = {0}, rm = {0};
+    llmux_request *req;
+    char spec[256];
+    size_t dim;
+    char *json;
+    (void)state;
+    env_start(&e, NULL);
+    snprintf(spec, sizeof spec,
+             "openai/gpt-3.5-turbo-instruct;base_url=%s;"
+             "api_key=k1",
+             e.base);
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_COMPLETE, spec), 0);
+    llmux_request_set_prompt(req, "Say this");
+    submit(&e, req, &rc);
+    snprintf(spec, sizeof spec,
+             "openai/text-embedding-3-small;base_url=%s;api_key=k1", e.base);
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_EMBED, spec), 0);
+    llmux_request_add_input(req, "first");
+    llmux_request_add_input(req, "second");
+    submit(&e, req, &re);
+    snprintf(spec, sizeof spec, "openai;base_url=%s;api_key=k1", e.base);
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_MODELS, spec), 0);
+    submit(&e, req, &rm);
+    run_until(&e, &rc.calls);
+    run_until(&e, &re.calls);
+    run_until(&e, &rm.calls);
+
+    assert_int_equal(rc.status, 0);
+    assert_string_equal(llmux_response_text(rc.res, NULL),
+                        "Mock completion of: Say this");
+    json = llmux_response_to_json(rc.res);
+    assert_non_null(strstr(json, "\"object\":\"text_completion\""));
+    llmux_free(json);
+
+    assert_int_equal(re.status, 0);
+    assert_int_equal(llmux_response_embedding_count(re.res), 2);
+    assert_non_null(llmux_response_embedding(re.res, 1, &dim));
+    assert_int_equal(dim, 8);
+    json = llmux_response_to_json(re.res);
+    assert_non_null(strstr(json, "\"object\":\"list\""));
+    llmux_free(json);
+
+    assert_int_equal(rm.status, 0);
+    assert_true(llmux_response_model_count(rm.res) >= 1);
+    assert_string_equal(llmux_response_model_id(rm.res, 0), "gpt-4o-mini");
+    assert_string_equal(llmux_mock_request(e.mock, 2)->method, "GET");
+    result_free(&rc);
+    result_free(&re);
+    result_free(&rm);
+    env_stop(&e);
+}
+
+/* The blocking call runs its own private loop. */
+static void *blocking_thread(void *arg)
+{
+    int *port = arg;
+    llmux_request *req;
+    llmux_response *res = NULL;
+    char spec[256];
+    int rc;
+    snprintf(spec, sizeof spec,
+             "openai/gpt-4o-mini;base_url=http://127.0.0.1:%d/v1;api_key=k",
+             *port);
+    llmux_request_new(&req, LLMUX_OP_CHAT, spec);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "blocking");
+    rc = llmux_run(req, NULL, NULL, NULL, &res);
+    *port = rc == 0 && res &&
+                    strcmp(llmux_response_text(res, NULL),
+                           "Mock reply to: blocking") == 0
+                ? 0
+                : -1;
+    llmux_response_free(res);
+    llmux_request_free(req);
+    return NULL;
+}
+
+static void run_thread(void *arg)
+{
+    blocking_thread(arg);
+}
+
+static void test_blocking(void **state)
+{
+    env e;
+    uv_thread_t th;
+    int port;
+    llmux_request *req;
+    llmux_response *res = NULL;
+    (void)state;
+    env_start(&e, NULL);
+    port = llmux_mock_port(e.mock);
+    /* the mock runs on this thread's loop; the blocking call on another */
+    assert_int_equal(uv_thread_create(&th, run_thread, &port), 0);
+    {
+        int i;
+        for (i = 0; i < 400; i++) {
+            uv_run(&e.loop, UV_RUN_NOWAIT);
+            uv_sleep(5);
+            if (llmux_mock_request_count(e.mock) == 1 &&
+                llmux_mock_in_flight(e.mock) == 0)
+                break;
+        }
+    }
+    uv_thread_join(&th);
+    assert_int_equal(port, 0);
+
+    /* a config error still yields a response carrying the message */
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, "nope/x"), 0);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
+    assert_int_equal(llmux_run(req, NULL, NULL, NULL, &res), LLMUX_ENOPROVIDER);
+    assert_non_null(res);
+    assert_non_null(strstr(llmux_response_error(res)->message, "nope"));
+    llmux_response_free(res);
+    llmux_request_free(req);
+    env_stop(&e);
+}
+
+static void test_private_loop_client(void **state)
+{
+    env fake;
+    result r = {0};
+    llmux_mock *m;
+    llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
+    (void)state;
+    /* a client on its own private loop; the mock shares that loop */
+    memset(&fake, 0, sizeof fake);
+    assert_int_equal(llmux_client_new(&fake.client, NULL), 0);
+    assert_int_equal(llmux_client_run(fake.client, LLMUX_RUN_NOWAIT), 0);
+    mo.quiet = 1;
+    assert_int_equal(llmux_mock_start(&m, llmux_client_loop(fake.client), &mo),
+                     0);
+    snprintf(fake.base, sizeof fake.base, "http://127.0.0.1:%d/v1",
+             llmux_mock_port(m));
+    submit(&fake, chat(&fake, "gpt-4o-mini", "own loop"), &r);
+    while (!r.calls)
+        llmux_client_run(fake.client, LLMUX_RUN_ONCE);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(llmux_response_text(r.res, NULL),
+                        "Mock reply to: own loop");
+    llmux_mock_close(m, NULL, NULL);
+    result_free(&r);
+    llmux_client_free(fake.client); /* runs the private loop to the end */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chat_basic),
+        cmocka_unit_test(test_stream),
+        cmocka_unit_test(test_stream_cut),
+        cmocka_unit_test(test_stream_error_event),
+        cmocka_unit_test(test_chunk_abort),
+        cmocka_unit_test(test_http_errors),
+        cmocka_unit_test(test_retry_then_success),
+        cmocka_unit_test(test_retry_budget_exhausted),
+        cmocka_unit_test(test_insufficient_quota_not_retried),
+        cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_timeout_in_spec),
+        cmocka_unit_test(test_garbage_and_truncated),
+        cmocka_unit_test(test_too_big),
+        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_close_with_requests_in_flight),
+        cmocka_unit_test(test_submit_errors),
+        cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_many_concurrent),
+        cmocka_unit_test(test_other_ops),
+        cmocka_unit_test(test_blocking),
+        cmocka_unit_test(test_private_loop_client),
+    };
+    setenv("OPENAI_API_KEY", "", 1);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

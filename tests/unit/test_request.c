@@ -1,0 +1,414 @@
+/*
+ * tests/unit/test_request.c: requests (setters, JSON import), the host's
+ * response/chunk builders, stream merging, JSON serialisation of responses
+ * and chunks, and the error tables. No network, no plugin.
+ */
+#include <locale.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "internal.h"
+
+static json_object *parse(const char *s)
+{
+    json_object *o = json_tokener_parse(s);
+    assert_non_null(o);
+    return o;
+}
+
+static const char *jget(json_object *o, const char *path)
+{
+    /* dotted path with numeric array indexes: "choices.0.message.content" */
+    char buf[256], *tok, *save = NULL;
+    json_object *cur = o;
+    snprintf(buf, sizeof buf, "%s", path);
+    for (tok = strtok_r(buf, ".", &save); tok && cur;
+         tok = strtok_r(NULL, ".", &save)) {
+        if (json_object_is_type(cur, json_type_array))
+            cur = json_object_array_get_idx(cur, (size_t)atoi(tok));
+        else if (!json_object_object_get_ex(cur, tok, &cur))
+            return NULL;
+    }
+    if (!cur)
+        return "null";
+    return json_object_get_string(cur);
+}
+
+static void test_errors_table(void **state)
+{
+    int c;
+    (void)state;
+    assert_string_equal(llmux_err_name(LLMUX_EAUTH), "LLMUX_EAUTH");
+    assert_string_equal(llmux_strerror(LLMUX_OK), "success");
+    assert_string_equal(llmux_strerror(12345), "unknown error");
+    for (c = 0; c > LLMUX__ERR_LAST; c--) {
+        assert_non_null(llmux_strerror(c));
+        assert_string_not_equal(llmux_err_name(c), "LLMUX_UNKNOWN");
+    }
+    assert_int_equal(llmux_err_class_of(LLMUX_EPROVIDER), LLMUX_CLASS_PROVIDER);
+    assert_int_equal(llmux_err_class_of(LLMUX_ENOKEY), LLMUX_CLASS_USAGE);
+    assert_int_equal(llmux_err_class_of(LLMUX_ENOPROVIDER), LLMUX_CLASS_USAGE);
+    assert_int_equal(llmux_err_class_of(LLMUX_ETIMEDOUT),
+                     LLMUX_CLASS_TRANSPORT);
+    assert_int_equal(llmux_err_class_of(LLMUX_ECANCELED), LLMUX_CLASS_LOCAL);
+}
+
+static void test_setters(void **state)
+{
+    llmux_request *r, *d;
+    (void)state;
+    assert_int_equal(
+        llmux_request_new(&r, LLMUX_OP_CHAT, "ollama/llama3:8b;timeout=30"), 0);
+    assert_string_equal(llmux_request_provider(r), "ollama");
+    assert_string_equal(llmux_request_model(r), "llama3:8b");
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "hi"), 0);
+    assert_int_equal(llmux_request_set_system(r, "be brief"), 0);
+    assert_int_equal(r->n_msgs, 2);
+    assert_int_equal(r->msgs[0].role, LLMUX_ROLE_SYSTEM);
+    assert_string_equal(r->msgs[0].content, "be brief");
+    assert_string_equal(r->msgs[1].content, "hi");
+    assert_int_equal(llmux_request_set_system(r, "be briefer"), 0);
+    assert_int_equal(r->n_msgs, 2);
+    assert_string_equal(r->msgs[0].content, "be briefer");
+    assert_int_equal(llmux_request_add_message(r, 99, "x"), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_temperature(r, -1), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_top_p(r, 1.5), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_max_tokens(r, -3), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_max_tokens(r, 12), 0);
+    assert_true(r->has & LLMUX_HAS_MAX_TOKENS);
+    assert_int_equal(llmux_request_add_stop(r, "END"), 0);
+    assert_int_equal(llmux_request_set_tool_choice(r, "auto"), 0);
+    assert_string_equal(r->tool_choice_json, "\"auto\"");
+    assert_int_equal(llmux_request_set_tool_choice(r, "get_weather"), 0);
+    assert_non_null(strstr(r->tool_choice_json, "\"name\":\"get_weather\""));
+    assert_int_equal(llmux_request_set_tool_choice(r, "{bad"), LLMUX_EINVAL);
+    assert_int_equal(
+        llmux_request_add_tool(r, "f", "does f", "{\"type\":\"object\"}"), 0);
+    assert_int_equal(llmux_request_add_tool(r, "g", NULL, NULL), 0);
+    assert_int_equal(llmux_request_add_tool(r, "h", NULL, "[1]"), LLMUX_EINVAL);
+    assert_non_null(strstr(llmux_request_errmsg(r), "\"h\""));
+    {
+        json_object *t = parse(r->tools_json);
+        assert_int_equal(json_object_array_length(t), 2);
+        assert_string_equal(jget(t, "1.function.name"), "g");
+        json_object_put(t);
+    }
+    assert_int_equal(llmux_request_set_response_format(r, "[]"), LLMUX_EINVAL);
+    assert_int_equal(
+        llmux_request_set_response_format(r, "{\"type\":\"json_object\"}"), 0);
+    assert_int_equal(llmux_request_add_header(r, "no colon"), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_add_header(r, "X-A: b\r\nX-B: c"),
+                     LLMUX_EINVAL);
+    assert_int_equal(llmux_request_add_header(r, "api-key: abc"), 0);
+    {
+        llmux_tool_call tc = {0, "call_1", "f", "{\"a\":1}"};
+        assert_int_equal(llmux_request_add_tool_calls(r, NULL, &tc, 1), 0);
+        assert_int_equal(llmux_request_add_tool_result(r, "call_1", "42"), 0);
+    }
+    assert_int_equal(llmux_request_set_option(r, "timeout", "abc"),
+                     LLMUX_ECONFIG);
+    assert_non_null(strstr(llmux_request_errmsg(r), "timeout"));
+    assert_int_equal(llmux_request_set_option(r, "keep_alive", "5m"), 0);
+
+    d = llmux_request_dup(r);
+    assert_non_null(d);
+    assert_int_equal(d->n_msgs, r->n_msgs);
+    assert_string_equal(d->msgs[2].tool_calls[0].arguments, "{\"a\":1}");
+    assert_string_equal(d->tools_json, r->tools_json);
+    assert_string_equal(llmux__config_get(&d->cfg, "keep_alive"), "5m");
+    llmux_request_free(d);
+    llmux_request_free(r);
+    llmux_request_free(NULL);
+}
+
+static void test_bad_spec(void **state)
+{
+    llmux_request *r;
+    (void)state;
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, "/gpt-4o"),
+                     LLMUX_ECONFIG);
+    assert_non_null(r);
+    assert_true(strlen(llmux_request_errmsg(r)) > 0);
+    llmux_request_free(r);
+    assert_int_equal(
+        llmux_request_new(&r, LLMUX_OP_CHAT, "openai/x;max_retries=lots"),
+        LLMUX_ECONFIG);
+    assert_non_null(strstr(llmux_request_errmsg(r), "max_retries"));
+    llmux_request_free(r);
+    assert_int_equal(llmux_request_new(&r, (llmux_op)42, "openai/x"),
+                     LLMUX_EINVAL);
+    assert_null(r);
+}
+
+static void test_json_import(void **state)
+{
+    static const char js[] =
+        "{\"model\":\"openai/gpt-4o-mini\",\"messages\":["
+        "{\"role\":\"system\",\"content\":\"sys\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"}]},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":"
+        "\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+        "\"arguments\":\"{}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"ok\"}],"
+        "\"max_completion_tokens\":50,\"temperature\":0.5,\"top_p\":1,"
+        "\"stop\":[\"a\",\"b\"],\"seed\":7,\"stream\":true,"
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
+        "\"tool_choice\":\"required\","
+        "\"response_format\":{\"type\":\"json_object\"},"
+        "\"user\":\"u1\",\"logprobs\":false}";
+    llmux_request *r;
+    (void)state;
+    assert_int_equal(llmux_request_new_json(&r, NULL, js, strlen(js)), 0);
+    assert_string_equal(llmux_request_provider(r), "openai");
+    assert_string_equal(llmux_request_model(r), "gpt-4o-mini");
+    assert_int_equal(r->n_msgs, 4);
+    assert_null(r->msgs[1].content);
+    assert_non_null(strstr(r->msgs[1].content_json, "\"text\":\"hi\""));
+    assert_int_equal(r->msgs[2].n_tool_calls, 1);
+    assert_string_equal(r->msgs[2].tool_calls[0].name, "f");
+    assert_string_equal(r->msgs[3].tool_call_id, "c1");
+    assert_int_equal(r->max_tokens, 50);
+    assert_true(r->temperature == 0.5);
+    assert_int_equal(r->n_stops, 2);
+    assert_int_equal(r->seed, 7);
+    assert_true(r->stream);
+    assert_string_equal(r->tool_choice_json, "\"required\"");
+    {
+        json_object *x = parse(r->extra_json);
+        assert_string_equal(jget(x, "user"), "u1");
+        assert_int_equal(json_object_object_length(x), 2);
+        json_object_put(x);
+    }
+    llmux_request_free(r);
+
+    /* spec argument wins over the JSON's model */
+    assert_int_equal(
+        llmux_request_new_json(&r, "mistral/small", js, strlen(js)), 0);
+    assert_string_equal(llmux_request_provider(r), "mistral");
+    llmux_request_free(r);
+}
+
+static void test_json_import_errors(void **state)
+{
+    static const char *bad[] = {
+        "",
+        "[]",
+        "{\"messages\":[]}",
+        "{\"model\":\"openai/x\",\"messages\":{}}",
+        "{\"model\":\"openai/x\",\"messages\":[{\"content\":\"x\"}]}",
+        "{\"model\":\"openai/x\",\"messages\":[{\"role\":\"robot\"}]}",
+        "{\"model\":\"openai/x\",\"messages\":[{\"role\":\"tool\"}]}",
+        "{\"model\":\"openai/x\",\"max_tokens\":\"many\"}",
+        "{\"model\":\"openai/x\",\"temperature\":\"hot\"}",
+        "{\"model\":\"openai/x\",\"stop\":[1]}",
+        "{\"model\":\"openai/x\",\"tools\":{}}",
+        "{\"model\":\"openai/x\"} trailing",
+        "{\"model\":\"openai/x\",\"messages\":[{\"role\":\"assistant\","
+        "\"tool_calls\":[{\"function\":{}}]}]}",
+    };
+    static const char good[] =
+        "{\"model\":\"openai/x\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"hello\"}],\"max_tokens\":5}";
+    size_t i, n;
+    llmux_request *r;
+    (void)state;
+    for (i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int rc = llmux_request_new_json(&r, NULL, bad[i], strlen(bad[i]));
+        assert_true(rc == LLMUX_EINVAL || rc == LLMUX_ECONFIG);
+        assert_true(strlen(llmux_request_errmsg(r)) > 0);
+        llmux_request_free(r);
+    }
+    /* every truncation of a valid body fails cleanly */
+    for (n = 0; n < sizeof good - 1; n++) {
+        int rc = llmux_request_new_json(&r, NULL, good, n);
+        assert_int_not_equal(rc, 0);
+        llmux_request_free(r);
+    }
+    assert_int_equal(llmux_request_new_json(&r, NULL, good, sizeof good - 1),
+                     0);
+    llmux_request_free(r);
+}
+
+static void test_builders_and_json(void **state)
+{
+    const llmux_host *h = &llmux__host;
+    llmux_response *res = llmux__response_new(LLMUX_OP_CHAT, "openai");
+    llmux_out *o = &res->o;
+    char *js;
+    json_object *j;
+    (void)state;
+    assert_int_equal(h->abi_version, LLMUX_HOST_ABI);
+    assert_true(LLMUX_HOST_HAS(h, option));
+    h->out_str(o, LLMUX_F_ID, "chatcmpl-1", 10);
+    h->out_str(o, LLMUX_F_MODEL, "gpt-4o", 6);
+    h->out_int(o, LLMUX_F_CREATED, 1700000000);
+    h->out_str(o, LLMUX_F_TEXT, "Hello", 5);
+    h->out_str(o, LLMUX_F_TEXT, ", world", 7);
+    h->out_int(o, LLMUX_F_FINISH, LLMUX_FINISH_TOOL_CALLS);
+    h->out_tool_call(o, 1, "call_b", "g", "{\"y\":", 5);
+    h->out_tool_call(o, 0, "call_a", "f", "{}", 2);
+    h->out_tool_call(o, 1, NULL, NULL, "2}", 2);
+    h->out_int(o, LLMUX_F_PROMPT_TOKENS, 3);
+    h->out_int(o, LLMUX_F_COMPLETION_TOKENS, 4);
+    assert_int_equal(h->out_int(o, LLMUX_F_FINISH, 99), LLMUX_EINVAL);
+    assert_int_equal(h->out_str(o, 9999, "x", 1), 0); /* ignored */
+    assert_string_equal(llmux_response_text(res, NULL), "Hello, world");
+    assert_int_equal(llmux_response_tool_call_count(res), 2);
+    /* ordered by index whatever the arrival order */
+    assert_int_equal(llmux_response_tool_call(res, 0)->index, 0);
+    assert_string_equal(llmux_response_tool_call(res, 1)->arguments,
+                        "{\"y\":2}");
+    assert_null(llmux_response_tool_call(res, 5));
+    js = llmux_response_to_json(res);
+    j = parse(js);
+    assert_string_equal(jget(j, "object"), "chat.completion");
+    assert_string_equal(jget(j, "choices.0.message.content"), "Hello, world");
+    assert_string_equal(jget(j, "choices.0.finish_reason"), "tool_calls");
+    assert_string_equal(jget(j, "choices.0.message.tool_calls.1.function."
+                                "arguments"),
+                        "{\"y\":2}");
+    assert_string_equal(jget(j, "choices.0.message.tool_calls.0.type"),
+                        "function");
+    assert_string_equal(jget(j, "usage.total_tokens"), "7");
+    json_object_put(j);
+    llmux_free(js);
+
+    /* an error response serialises as {"error":...} without the key */
+    llmux__host.out_provider_error(o, "invalid_request_error",
+                                   "invalid_api_key", NULL,
+                                   "Incorrect API key sk-secret123");
+    llmux__response_fail(res, LLMUX_EAUTH, 401, 0, NULL);
+    llmux__scrub(res->err_message, "sk-secret123");
+    res->err.message = res->err_message;
+    assert_string_equal(llmux_response_error(res)->message,
+                        "Incorrect API key ***");
+    js = llmux_response_to_json(res);
+    j = parse(js);
+    assert_string_equal(jget(j, "error.code"), "invalid_api_key");
+    assert_string_equal(jget(j, "error.llmux_code"), "LLMUX_EAUTH");
+    assert_string_equal(jget(j, "error.http_status"), "401");
+    json_object_put(j);
+    llmux_free(js);
+    assert_ptr_equal(llmux_response_retain(res), res);
+    llmux_response_free(res);
+    llmux_response_free(res);
+}
+
+static void test_merge_and_chunks(void **state)
+{
+    llmux_response *res = llmux__response_new(LLMUX_OP_CHAT, "openai");
+    llmux_chunk ch;
+    const llmux_host *h = &llmux__host;
+    char *js;
+    json_object *j;
+    (void)state;
+    memset(&ch, 0, sizeof ch);
+    llmux__out_init(&ch.o, LLMUX_OP_CHAT, 1);
+    ch.acc = &res->o;
+
+    h->out_str(&ch.o, LLMUX_F_ID, "id1", 3);
+    h->out_str(&ch.o, LLMUX_F_TEXT, "Hel", 3);
+    h->out_tool_call(&ch.o, 0, "c0", "f", "{\"a\"", 4);
+    assert_int_equal(llmux__out_merge(&res->o, &ch.o), 0);
+    js = llmux_chunk_to_json(&ch);
+    j = parse(js);
+    assert_string_equal(jget(j, "object"), "chat.completion.chunk");
+    assert_string_equal(jget(j, "choices.0.delta.content"), "Hel");
+    assert_string_equal(jget(j, "choices.0.delta.tool_calls.0.index"), "0");
+    json_object_put(j);
+    llmux_free(js);
+
+    llmux__out_reset(&ch.o);
+    h->out_str(&ch.o, LLMUX_F_TEXT, "lo", 2);
+    h->out_tool_call(&ch.o, 0, NULL, NULL, ":1}", 3);
+    h->out_int(&ch.o, LLMUX_F_FINISH, LLMUX_FINISH_STOP);
+    assert_int_equal(llmux__out_merge(&res->o, &ch.o), 0);
+    js = llmux_chunk_to_json(&ch);
+    j = parse(js);
+    assert_string_equal(jget(j, "id"), "id1"); /* from the stream so far */
+    assert_string_equal(jget(j, "choices.0.finish_reason"), "stop");
+    json_object_put(j);
+    llmux_free(js);
+
+    /* a usage-only chunk serialises with empty choices, like OpenAI's */
+    llmux__out_reset(&ch.o);
+    h->out_int(&ch.o, LLMUX_F_PROMPT_TOKENS, 5);
+    h->out_int(&ch.o, LLMUX_F_COMPLETION_TOKENS, 2);
+    assert_non_null(llmux_chunk_usage(&ch));
+    assert_int_equal(llmux__out_merge(&res->o, &ch.o), 0);
+    js = llmux_chunk_to_json(&ch);
+    j = parse(js);
+    assert_int_equal(
+        json_object_array_length(json_object_object_get(j, "choices")), 0);
+    assert_string_equal(jget(j, "usage.total_tokens"), "7");
+    json_object_put(j);
+    llmux_free(js);
+
+    assert_string_equal(llmux_response_text(res, NULL), "Hello");
+    assert_string_equal(llmux_response_tool_call(res, 0)->arguments,
+                        "{\"a\":1}");
+    assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_STOP);
+    assert_int_equal(llmux_response_usage(res)->prompt_tokens, 5);
+    llmux__out_free(&ch.o);
+    llmux_response_free(res);
+}
+
+static void test_embeddings_json_locale(void **state)
+{
+    llmux_response *res = llmux__response_new(LLMUX_OP_EMBED, "openai");
+    float v[3] = {0.5f, -0.25f, 1.0e-3f};
+    char *js;
+    json_object *j;
+    const char *loc;
+    (void)state;
+    llmux__host.out_embedding(&res->o, 0, v, 3);
+    /* decimal commas must not leak into JSON */
+    loc = setlocale(LC_NUMERIC, "de_DE.UTF-8");
+    js = llmux_response_to_json(res);
+    setlocale(LC_NUMERIC, "C");
+    j = parse(js);
+    assert_string_equal(jget(j, "object"), "list");
+    assert_true(
+        json_object_get_double(json_object_array_get_idx(
+            json_object_object_get(
+                json_object_array_get_idx(json_object_object_get(j, "data"), 0),
+                "embedding"),
+            1)) == -0.25);
+    assert_null(strstr(js, "0,5"));
+    (void)loc;
+    json_object_put(j);
+    llmux_free(js);
+    llmux_response_free(res);
+}
+
+static void test_scrub(void **state)
+{
+    char s[] = "key sk-abcdef here and sk-abcdef again";
+    (void)state;
+    llmux__scrub(s, "sk-abcdef");
+    assert_string_equal(s, "key *** here and *** again");
+    llmux__scrub(s, "ab"); /* too short to be a key: left alone */
+    assert_string_equal(s, "key *** here and *** again");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_errors_table),
+        cmocka_unit_test(test_setters),
+        cmocka_unit_test(test_bad_spec),
+        cmocka_unit_test(test_json_import),
+        cmocka_unit_test(test_json_import_errors),
+        cmocka_unit_test(test_builders_and_json),
+        cmocka_unit_test(test_merge_and_chunks),
+        cmocka_unit_test(test_embeddings_json_locale),
+        cmocka_unit_test(test_scrub),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
