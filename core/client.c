@@ -122,8 +122,7 @@ static int xfer_attempt(xfer *x);
 static void defer_push(xfer *x);
 static void client_maybe_closed(struct llmux_client *c);
 
-/* ---- global init ------------------------------------------------------------
- */
+/* ---- global init --------------------------------------------------------- */
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static int global_rc;
@@ -152,8 +151,7 @@ LLMUX_EXTERN void llmux_global_cleanup(void)
     }
 }
 
-/* ---- logging ----------------------------------------------------------------
- */
+/* ---- logging ------------------------------------------------------------- */
 
 static void client_log(struct llmux_client *c, int level, const char *fmt, ...)
     LLMUX_PRINTF(3, 4);
@@ -170,8 +168,7 @@ static void client_log(struct llmux_client *c, int level, const char *fmt, ...)
     c->log(level, buf, c->log_ud);
 }
 
-/* ---- curl <-> uv wiring
- * ------------------------------------------------------ */
+/* ---- curl <-> uv wiring -------------------------------------------------- */
 
 static void check_multi_info(struct llmux_client *c);
 
@@ -275,8 +272,7 @@ static int curl_socket_cb(CURL *e, curl_socket_t fd, int action, void *ud,
     return 0;
 }
 
-/* ---- client
- * ------------------------------------------------------------------- */
+/* ---- client -------------------------------------------------------------- */
 
 LLMUX_EXTERN void llmux_client_options_init(llmux_client_options *o)
 {
@@ -416,8 +412,7 @@ LLMUX_EXTERN int llmux_client_run(llmux_client *c, llmux_run_mode mode)
     return uv_run(c->loop, m);
 }
 
-/* ---- the defer list: finishing outside curl callbacks and user calls --------
- */
+/* ---- the defer list: finishing outside curl callbacks and user calls ----- */
 
 static void on_defer(uv_timer_t *t)
 {
@@ -459,8 +454,7 @@ static void defer_push(xfer *x)
     uv_timer_start(&c->defer, on_defer, 0, 0);
 }
 
-/* ---- transfers
- * ------------------------------------------------------------------ */
+/* ---- transfers ----------------------------------------------------------- */
 
 static uint64_t now_ms(struct llmux_client *c)
 {
@@ -674,7 +668,7 @@ static void on_retry_timer(uv_timer_t *t)
         return;
     rc = xfer_attempt(x);
     if (rc)
-        xfer_finish(x, rc, 0, x->req->errmsg[0] ? x->req->errmsg : NULL);
+        xfer_finish(x, rc, 0, x->req->errmsg);
 }
 
 static void reset_attempt(xfer *x)
@@ -965,12 +959,11 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
     if (!c || !req)
         return LLMUX_EINVAL;
     if (c->closing) {
-        snprintf(req->errmsg, sizeof req->errmsg, "client is closing");
+        llmux__request_seterr(req, "client is closing");
         return LLMUX_ECANCELED;
     }
     if (req->x) {
-        snprintf(req->errmsg, sizeof req->errmsg,
-                 "request is already submitted");
+        llmux__request_seterr(req, "request is already submitted");
         return LLMUX_EBUSY;
     }
     x = llmux__calloc(1, sizeof *x);
@@ -1013,8 +1006,9 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
     uv_update_time(c->loop);
     rc = xfer_attempt(x);
     if (rc) {
-        snprintf(req->errmsg, sizeof req->errmsg, "cannot start transfer: %s",
-                 llmux_strerror(rc));
+        char m[128];
+        snprintf(m, sizeof m, "cannot start transfer: %s", llmux_strerror(rc));
+        llmux__request_seterr(req, m);
         goto fail;
     }
     req->x = x;
@@ -1050,8 +1044,7 @@ LLMUX_EXTERN int llmux_request_cancel(llmux_request *req)
     return 0;
 }
 
-/* ---- closing
- * ----------------------------------------------------------------------- */
+/* ---- closing ------------------------------------------------------------- */
 
 static void client_handle_closed(uv_handle_t *h)
 {
@@ -1135,8 +1128,7 @@ LLMUX_EXTERN void llmux_client_free(llmux_client *c)
     }
 }
 
-/* ---- the blocking call
- * ------------------------------------------------------------ */
+/* ---- the blocking call --------------------------------------------------- */
 
 typedef struct run_state {
     llmux_response *res;

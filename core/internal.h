@@ -13,8 +13,10 @@
 #include <llmux/sys/provider.h>
 
 #define LLMUX__ERRBUF 256
+/* Room for messages that list directories (provider not found). */
+#define LLMUX__MSGBUF 2048
 
-/* ---- alloc.c: allocation and small string helpers ----------------------- */
+/* ---- alloc.c: allocation and small string helpers ------------------------ */
 
 void *llmux__malloc(size_t n);
 void *llmux__calloc(size_t n, size_t m);
@@ -38,7 +40,7 @@ int llmux__buf_printf(llmux__buf *b, const char *fmt, ...) LLMUX_PRINTF(2, 3);
 void llmux__buf_reset(llmux__buf *b); /* len = 0, keeps memory */
 void llmux__buf_free(llmux__buf *b);
 
-/* ---- config.c: config strings ------------------------------------------- */
+/* ---- config.c: config strings -------------------------------------------- */
 
 /*
  * A parsed config string. Keys are lower-cased; values are unquoted
@@ -68,7 +70,7 @@ const char *llmux__config_get(const llmux__config *c, const char *key);
 int llmux__config_set(llmux__config *c, const char *key, const char *value);
 int llmux__config_copy(llmux__config *dst, const llmux__config *src);
 
-/* ---- framer.c: incremental SSE and NDJSON splitting --------------------- */
+/* ---- framer.c: incremental SSE and NDJSON splitting ---------------------- */
 
 /* Receives one event; return non-zero to stop feeding (returned as is). */
 typedef int (*llmux__event_fn)(void *userdata, const llmux_event *ev);
@@ -108,7 +110,7 @@ int llmux__framer_finish(llmux__framer *f, llmux__event_fn fn, void *userdata);
 int llmux__framer_pending(const llmux__framer *f);
 void llmux__framer_free(llmux__framer *f);
 
-/* ---- loader.c: provider registry and plugin loading --------------------- */
+/* ---- loader.c: provider registry and plugin loading ---------------------- */
 
 /* A resolved provider: a module plus the name and defaults it is used
  * under (a descriptor may map "groq" onto module "openai"). Lives until
@@ -143,7 +145,7 @@ int llmux__provider_check(const llmux_provider *vt, const char *what, char *err,
                           size_t errlen);
 void llmux__providers_cleanup(void);
 
-/* ---- response.c: responses, chunks and the host's builders -------------- */
+/* ---- response.c: responses, chunks and the host's builders --------------- */
 
 typedef struct llmux__call_slot {
     llmux_tool_call pub; /* pointers into the fields below */
@@ -224,14 +226,14 @@ void llmux__vlog_plugin(int level, const char *fmt, va_list ap);
 /* The host table the core hands to plugins. */
 extern const llmux_host llmux__host;
 
-/* ---- request.c ---------------------------------------------------------- */
+/* ---- request.c ----------------------------------------------------------- */
 
 struct llmux__xfer; /* the engine's per-request state (client.c) */
 
 struct llmux_request {
     int op;
     llmux__config cfg; /* provider, model, options (from the spec) */
-    char errmsg[LLMUX__ERRBUF];
+    char *errmsg; /* why the last failing call failed, or NULL */
     llmux_msg *msgs;
     size_t n_msgs, cap_msgs;
     char **stops;
@@ -261,6 +263,9 @@ struct llmux_request {
     struct llmux__xfer *x; /* non-NULL while submitted */
     void *userdata;
 };
+
+/* Replaces req->errmsg with a copy of msg (NULL clears it). */
+void llmux__request_seterr(llmux_request *r, const char *msg);
 
 /* Where plugin log lines go while the core calls into a plugin. */
 typedef struct llmux__log_target {

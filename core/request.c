@@ -14,8 +14,7 @@
 
 #include "internal.h"
 
-/* ---- plugin log routing -----------------------------------------------------
- */
+/* ---- plugin log routing -------------------------------------------------- */
 
 #if defined(__GNUC__)
 #define LLMUX__TLS __thread
@@ -37,8 +36,7 @@ void llmux__vlog_plugin(int level, const char *fmt, va_list ap)
     char buf[LLMUX__ERRBUF];
     vsnprintf(buf, sizeof buf, fmt, ap);
     if (level <= LLMUX_LOG_ERROR && tl_target.req)
-        snprintf(tl_target.req->errmsg, sizeof tl_target.req->errmsg, "%s",
-                 buf);
+        llmux__request_seterr(tl_target.req, buf);
     if (tl_target.log && level <= tl_target.log_level)
         tl_target.log(level, buf, tl_target.log_ud);
 }
@@ -55,8 +53,7 @@ void llmux__scrub(char *s, const char *secret)
     }
 }
 
-/* ---- construction
- * ------------------------------------------------------------- */
+/* ---- construction -------------------------------------------------------- */
 
 static int fail(llmux_request *r, int code, const char *fmt, ...)
     LLMUX_PRINTF(3, 4);
@@ -64,9 +61,11 @@ static int fail(llmux_request *r, int code, const char *fmt, ...)
 static int fail(llmux_request *r, int code, const char *fmt, ...)
 {
     va_list ap;
+    char buf[LLMUX__MSGBUF];
     va_start(ap, fmt);
-    vsnprintf(r->errmsg, sizeof r->errmsg, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    llmux__request_seterr(r, buf);
     return code;
 }
 
@@ -119,11 +118,18 @@ static void free_popts(llmux_request *r)
     r->n_popts = 0;
 }
 
+void llmux__request_seterr(llmux_request *r, const char *msg)
+{
+    llmux__free(r->errmsg);
+    r->errmsg = msg ? llmux__strdup(msg) : NULL;
+}
+
 LLMUX_EXTERN void llmux_request_free(llmux_request *r)
 {
     size_t i;
     if (!r)
         return;
+    llmux__free(r->errmsg);
     llmux__config_free(&r->cfg);
     for (i = 0; i < r->n_msgs; i++)
         free_msg(&r->msgs[i]);
@@ -198,7 +204,8 @@ LLMUX_EXTERN llmux_request *llmux_request_dup(const llmux_request *s)
     if (!r)
         return NULL;
     r->op = s->op;
-    memcpy(r->errmsg, s->errmsg, sizeof r->errmsg);
+    if (s->errmsg && !(r->errmsg = llmux__strdup(s->errmsg)))
+        goto oom;
     r->has = s->has;
     r->max_tokens = s->max_tokens;
     r->temperature = s->temperature;
@@ -247,7 +254,9 @@ oom:
 
 LLMUX_EXTERN const char *llmux_request_errmsg(const llmux_request *r)
 {
-    return r ? r->errmsg : "invalid request";
+    if (!r)
+        return "invalid request";
+    return r->errmsg ? r->errmsg : "";
 }
 
 LLMUX_EXTERN llmux_op llmux_request_op(const llmux_request *r)
@@ -369,9 +378,14 @@ LLMUX_EXTERN int llmux_request_set_model(llmux_request *r, const char *spec)
     if (!r)
         return LLMUX_EINVAL;
     memset(&c, 0, sizeof c);
-    rc = llmux__config_parse(spec, &c, r->errmsg, sizeof r->errmsg);
-    if (rc)
-        return rc;
+    {
+        char buf[LLMUX__MSGBUF];
+        rc = llmux__config_parse(spec, &c, buf, sizeof buf);
+        if (rc) {
+            llmux__request_seterr(r, buf);
+            return rc;
+        }
+    }
     for (i = 0; i < c.n_opts; i++) {
         if (is_core_key(c.opts[i].key) &&
             (rc = check_core_option(r, c.opts[i].key, c.opts[i].value))) {
@@ -381,7 +395,7 @@ LLMUX_EXTERN int llmux_request_set_model(llmux_request *r, const char *spec)
     }
     llmux__config_free(&r->cfg);
     r->cfg = c;
-    r->errmsg[0] = '\0';
+    llmux__request_seterr(r, NULL);
     return 0;
 }
 
@@ -898,8 +912,7 @@ LLMUX_EXTERN int llmux_request_set_max_retries(llmux_request *r, int n)
     return 0;
 }
 
-/* ---- OpenAI chat request JSON import
- * ------------------------------------------ */
+/* ---- OpenAI chat request JSON import ------------------------------------- */
 
 static int import_json(llmux_request *r, json_object *j)
 {
@@ -1036,8 +1049,7 @@ LLMUX_EXTERN int llmux_request_new_json(llmux_request **out, const char *spec,
     return rc;
 }
 
-/* ---- prepare: resolve, authenticate, encode
- * ------------------------------------ */
+/* ---- prepare: resolve, authenticate, encode ------------------------------ */
 
 static const char *op_name(int op)
 {
@@ -1177,10 +1189,15 @@ int llmux__prepare(llmux_request *r, const char *extra_dirs,
     if (!r->cfg.provider)
         return fail(r, LLMUX_ECONFIG,
                     "no provider given (config string \"provider/model\")");
-    rc = llmux__provider_get(r->cfg.provider, extra_dirs, &p, r->errmsg,
-                             sizeof r->errmsg);
-    if (rc)
-        return rc;
+    {
+        char buf[LLMUX__MSGBUF];
+        rc = llmux__provider_get(r->cfg.provider, extra_dirs, &p, buf,
+                                 sizeof buf);
+        if (rc) {
+            llmux__request_seterr(r, buf);
+            return rc;
+        }
+    }
     out->prov = p;
     if (!(p->vt->caps & op_cap(r->op)))
         return fail(r, LLMUX_ENOTSUP,
@@ -1247,14 +1264,14 @@ int llmux__prepare(llmux_request *r, const char *extra_dirs,
 
     memset(&tgt, 0, sizeof tgt);
     tgt.req = r;
-    r->errmsg[0] = '\0';
+    llmux__request_seterr(r, NULL);
     old = llmux__log_target_swap(tgt);
     rc = p->vt->encode(p->provctx, &out->call, &out->http);
     llmux__log_target_swap(old);
     if (rc) {
         if (rc > 0)
             rc = LLMUX_EPLUGIN;
-        if (!r->errmsg[0])
+        if (!r->errmsg)
             fail(r, rc, "%s: cannot encode the request: %s", r->cfg.provider,
                  llmux_strerror(rc));
         llmux__scrub(r->errmsg, out->api_key);
@@ -1326,8 +1343,7 @@ void llmux__prepared_free(llmux__prepared *p)
     memset(p, 0, sizeof *p);
 }
 
-/* ---- decoding
- * ------------------------------------------------------------------ */
+/* ---- decoding ------------------------------------------------------------ */
 
 static int emb_cmp(const void *a, const void *b)
 {
@@ -1394,7 +1410,7 @@ int llmux__decode_answer(llmux__prepared *p, long status, const char *ctype,
         if (!rc && res->o.err_code)
             rc = res->o.err_code;
         if (rc) {
-            if (!res->o.err_msg && fake.errmsg[0])
+            if (!res->o.err_msg && fake.errmsg)
                 snprintf(errbuf, sizeof errbuf, "%s", fake.errmsg);
             else if (!res->o.err_msg)
                 snprintf(errbuf, sizeof errbuf,
@@ -1402,10 +1418,12 @@ int llmux__decode_answer(llmux__prepared *p, long status, const char *ctype,
                          p->call.provider, llmux_strerror(rc));
             llmux__response_fail(res, rc, status, 0, errbuf[0] ? errbuf : NULL);
             llmux__scrub(res->err_message, p->api_key);
+            llmux__free(fake.errmsg);
             return rc;
         }
         if (res->o.n_embs > 1)
             qsort(res->o.embs, res->o.n_embs, sizeof *res->o.embs, emb_cmp);
+        llmux__free(fake.errmsg);
         return 0;
     }
 
@@ -1427,6 +1445,7 @@ int llmux__decode_answer(llmux__prepared *p, long status, const char *ctype,
         llmux__free(msg);
     }
     llmux__scrub(res->err_message, p->api_key);
+    llmux__free(fake.errmsg);
     return rc;
 }
 
@@ -1444,12 +1463,13 @@ int llmux__decode_event(llmux__prepared *p, const llmux_event *ev,
     rc = vt->decode_event(p->prov->provctx, &p->call, ev, &chunk->o);
     llmux__log_target_swap(old);
     if (rc < 0 && !chunk->o.err_code) {
-        if (fake.errmsg[0])
+        if (fake.errmsg)
             llmux__host.set_error(&chunk->o, rc, "%s", fake.errmsg);
         else
             llmux__host.set_error(&chunk->o, rc, "%s: bad stream event (%s)",
                                   p->call.provider, llmux_strerror(rc));
     }
+    llmux__free(fake.errmsg);
     if (rc >= 0 && chunk->o.err_code)
         rc = chunk->o.err_code;
     return rc;

@@ -337,8 +337,7 @@ static int set_error(llmux_out *o, int code, const char *fmt, ...)
     return 0;
 }
 
-/* ---- merging stream chunks ------------------------------------------------
- */
+/* ---- merging stream chunks ----------------------------------------------- */
 
 int llmux__out_merge(struct llmux_out *acc, const struct llmux_out *ch)
 {
@@ -390,8 +389,7 @@ int llmux__out_merge(struct llmux_out *acc, const struct llmux_out *ch)
     return 0;
 }
 
-/* ---- the host table -------------------------------------------------------
- */
+/* ---- the host table ------------------------------------------------------ */
 
 static void *host_alloc(size_t n)
 {
@@ -504,8 +502,7 @@ void llmux__http_free(struct llmux_http_request *h)
     memset(h, 0, sizeof *h);
 }
 
-/* ---- responses ------------------------------------------------------------
- */
+/* ---- responses ----------------------------------------------------------- */
 
 llmux_response *llmux__response_new(int op, const char *provider)
 {
@@ -701,8 +698,7 @@ LLMUX_EXTERN const char *llmux_finish_name(llmux_finish f)
     }
 }
 
-/* ---- chunks ----------------------------------------------------------------
- */
+/* ---- chunks -------------------------------------------------------------- */
 
 LLMUX_EXTERN const char *llmux_chunk_text(const llmux_chunk *ch, size_t *len)
 {
@@ -745,8 +741,7 @@ LLMUX_EXTERN llmux_op llmux_chunk_op(const llmux_chunk *ch)
     return ch ? (llmux_op)ch->o.op : (llmux_op)0;
 }
 
-/* ---- JSON serialisation -----------------------------------------------------
- */
+/* ---- JSON serialisation -------------------------------------------------- */
 
 static json_object *jstr(const char *s)
 {

@@ -35,7 +35,7 @@ typedef struct llmux_usage {
     long reasoning_tokens; /**< completion tokens spent reasoning, or -1 */
 } llmux_usage;
 
-/* ---- responses ---------------------------------------------------------- */
+/* ---- responses ----------------------------------------------------------- */
 
 /** Keeps `res` alive past its callback; balance with llmux_response_free. */
 LLMUX_EXTERN llmux_response *llmux_response_retain(llmux_response *res);
@@ -91,7 +91,7 @@ LLMUX_EXTERN const char *llmux_response_model_id(const llmux_response *res,
  */
 LLMUX_EXTERN char *llmux_response_to_json(const llmux_response *res);
 
-/* ---- stream chunks ------------------------------------------------------ */
+/* ---- stream chunks ------------------------------------------------------- */
 
 /** This delta's text ("" when none). */
 LLMUX_EXTERN const char *llmux_chunk_text(const llmux_chunk *ch, size_t *len);
