@@ -169,8 +169,7 @@ static const llmux_error *err_of(result *r)
     return llmux_response_error(r->res);
 }
 
-/* ---- tests
- * -------------------------------------------------------------------- */
+/* ---- tests --------------------------------------------------------------- */
 
 static void test_chat_basic(void **state)
 {

@@ -1,0 +1,213 @@
+/*
+ * mock_internal.h: declarations shared by the mock server's files.
+ *
+ * mock_server.c owns sockets, HTTP parsing, records, fault resolution and
+ * the response engine (pacing, stalls, cuts). Each wire protocol lives in
+ * its own file (mock_openai.c, later Mistral, Ollama, Aleph Alpha) and only
+ * builds replies: a whole body, or a list of framed stream events that the
+ * engine sends one by one. mock_util.c holds the shared helpers.
+ */
+#ifndef LLMUX_MOCK_INTERNAL_H
+#define LLMUX_MOCK_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+#include "llmux_mock.h"
+
+#define MOCK_CREATED     1700000000L   /* "created" in every response */
+#define MOCK_MAX_REQUEST (8u << 20)    /* body limit: larger gets 413 */
+#define MOCK_MAX_HEADERS 256           /* more header lines get 400 */
+#define MOCK_MAX_HUGE    (1024L << 20) /* cap of the huge=N directive */
+#define MOCK_EMBED_DIM   8             /* floats per mock embedding */
+
+/* ---- growable buffer --------------------------------------------------- */
+
+/*
+ * Byte buffer kept NUL-terminated. After an allocation failure `oom` is set
+ * and later appends do nothing, so callers check once at the end.
+ */
+typedef struct mock_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    int oom;
+} mock_buf;
+
+void llmux__mock_buf_add(mock_buf *b, const void *p, size_t n);
+void llmux__mock_buf_adds(mock_buf *b, const char *s);
+void llmux__mock_buf_printf(mock_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Empties `b` and returns its storage (caller frees); never NULL unless
+ * oom. */
+char *llmux__mock_buf_steal(mock_buf *b, size_t *len);
+void llmux__mock_buf_free(mock_buf *b);
+
+/* ---- faults ------------------------------------------------------------ */
+
+enum mock_body_fault {
+    MOCK_BODY_NONE = 0,
+    MOCK_BODY_GARBAGE,  /* 200 with a non-JSON body */
+    MOCK_BODY_TEXT,     /* the status with a plain-text body */
+    MOCK_BODY_TRUNCATED /* the normal reply cut in the middle, then close */
+};
+
+/* A parsed fault spec. Numbers are -1 when unset; strings are owned. */
+typedef struct mock_fault {
+    int status; /* 0: unset */
+    char *code;
+    char *message;
+    char *retry_after; /* Retry-After value as given */
+    long retry_after_ms;
+    long delay_ms;
+    long stall_after;
+    long cut_after;
+    long stream_error_after;
+    long huge;
+    long events;
+    int body;         /* enum mock_body_fault */
+    mock_buf headers; /* extra "Name: Value\r\n" lines */
+} mock_fault;
+
+void llmux__mock_fault_init(mock_fault *f);
+void llmux__mock_fault_clear(mock_fault *f);
+/* Parses `spec` into `f` (initialised first). Returns 0, or -1 and a
+ * message in err. With `lenient`, unknown directives and parts without
+ * '=' are skipped (for specs riding in a model name next to other keys);
+ * bad values of known directives still fail. */
+int llmux__mock_fault_parse(mock_fault *f, const char *spec, int lenient,
+                            char *err, size_t errlen);
+/* True when no directive is set. */
+int llmux__mock_fault_empty(const mock_fault *f);
+/* True when the fault replaces the whole reply (status>=400, body, huge). */
+int llmux__mock_fault_replaces(const mock_fault *f);
+
+/* ---- replies ----------------------------------------------------------- */
+
+/*
+ * What a handler produces. A whole reply has its bytes in `body`. A stream
+ * (stream != 0) has its framed events concatenated in `body`, event i
+ * ending at ev_end[i]; the engine adds the chunked framing and pacing.
+ */
+typedef struct mock_reply {
+    int status;
+    const char *content_type; /* static string */
+    mock_buf headers;         /* extra "Name: Value\r\n" lines */
+    int stream;
+    mock_buf body;
+    size_t *ev_end;
+    size_t n_events;
+    size_t ev_cap;
+    int oom;
+} mock_reply;
+
+void llmux__mock_reply_clear(mock_reply *r);
+/* Compact JSON text of `o`; owned by `o`. */
+const char *llmux__mock_json_text(json_object *o, size_t *len);
+/* Whole reply: `status` with the JSON text of `o`; consumes `o`. */
+void llmux__mock_reply_json(mock_reply *r, int status, json_object *o);
+/* Whole reply with a copy of `text` and the given content type. */
+void llmux__mock_reply_text(mock_reply *r, int status, const char *ctype,
+                            const char *text, size_t len);
+/* Turns `r` into a 200 stream of content type `ctype` with no events. */
+void llmux__mock_reply_stream(mock_reply *r, const char *ctype);
+/* Appends one already framed event (copied). */
+void llmux__mock_event_raw(mock_reply *r, const char *data, size_t len);
+/* Appends the SSE event "data: <text>\n\n". */
+void llmux__mock_sse_text(mock_reply *r, const char *text);
+/* Appends "data: <json>\n\n"; consumes `o`. */
+void llmux__mock_sse_json(mock_reply *r, json_object *o);
+/* Appends the NDJSON line "<json>\n"; consumes `o`. */
+void llmux__mock_ndjson(mock_reply *r, json_object *o);
+/* Adds a response header line to r->headers. */
+void llmux__mock_reply_header(mock_reply *r, const char *name,
+                              const char *value);
+
+/* ---- request context and protocol table --------------------------------- */
+
+struct mock_protocol;
+
+/* Everything a handler may look at; all borrowed for the call. */
+typedef struct mock_ctx {
+    llmux_mock *mock;
+    const struct mock_protocol *proto;
+    const llmux_mock_record *rec;
+    const char *path;        /* path part of the target, no query */
+    json_object *json;       /* parsed body (an object), or NULL */
+    const char *model;       /* "model" with any "#spec" removed, or NULL */
+    const mock_fault *fault; /* never NULL; all unset when no fault */
+    unsigned long seq;       /* response counter, for ids */
+    mock_reply *reply;       /* where the handler writes */
+} mock_ctx;
+
+typedef void (*mock_handler)(mock_ctx *ctx);
+
+#define MOCK_ROUTE_JSON 1u /* the body must be a JSON object */
+
+/* One endpoint: method and path suffix ("/chat/completions"). */
+typedef struct mock_route {
+    const char *method;
+    const char *suffix;
+    unsigned flags;
+    mock_handler handle;
+} mock_route;
+
+/*
+ * A wire protocol. Routes are tried in order (put longer suffixes first);
+ * the protocols themselves are tried in the order of the table in
+ * mock_server.c, so any base prefix works.
+ */
+typedef struct mock_protocol {
+    const char *name;
+    const mock_route *routes; /* ends with a {NULL} entry */
+    /* Returns 0 if the request may go on, else fills ctx->reply (401). */
+    int (*check_auth)(mock_ctx *ctx);
+    /* Whole error reply. type/code/param/message may be NULL: the protocol
+     * then picks its defaults for `status`. */
+    void (*error)(mock_ctx *ctx, int status, const char *type, const char *code,
+                  const char *param, const char *message);
+    /* Appends the protocol's in-stream error event (stream_error_after). */
+    void (*stream_error)(mock_ctx *ctx, const char *message);
+    /* Whole 200 reply whose main text is n bytes of 'x' (huge=N); NULL
+     * uses the first protocol's. */
+    void (*huge)(mock_ctx *ctx, size_t n);
+} mock_protocol;
+
+extern const mock_protocol llmux__mock_openai;
+
+/* ---- text helpers ------------------------------------------------------ */
+
+/* Whitespace-separated words in s[0..len). */
+size_t llmux__mock_count_words(const char *s, size_t len);
+/*
+ * Splits `s` into stream pieces, one per word: each piece is the whitespace
+ * before a word plus the word (trailing whitespace joins the last piece),
+ * so the pieces concatenate to `s`. ends[i] is the end offset of piece i.
+ * Returns the count; *ends is malloc'd (caller frees) or NULL when 0.
+ */
+size_t llmux__mock_pieces(const char *s, size_t **ends);
+/* Malloc'd copy of `s` up to the end of its n-th word (n may be 0). */
+char *llmux__mock_first_words(const char *s, size_t n);
+/* Malloc'd "tok0 tok1 ... tok<n-1>". */
+char *llmux__mock_tok_text(long n);
+/* Length of the next piece of s[0..len) of about `want` bytes that does
+ * not split a UTF-8 sequence. */
+size_t llmux__mock_utf8_cut(const char *s, size_t len, size_t want);
+/* FNV-1a 64 hash. */
+uint64_t llmux__mock_hash(const char *s, size_t len);
+/* Fills v[0..MOCK_EMBED_DIM) from the hash of the text; values in [-1,1],
+ * rounded to 6 decimals. */
+void llmux__mock_embedding(const char *s, size_t len, double *v);
+/* Malloc'd printf. */
+char *llmux__mock_strdupf(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+char *llmux__mock_strdup(const char *s);
+/* ASCII case-insensitive equality. */
+int llmux__mock_streq_ci(const char *a, const char *b);
+
+/* Logging to stderr unless the mock is quiet. */
+void llmux__mock_log(const llmux_mock *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif /* LLMUX_MOCK_INTERNAL_H */
