@@ -992,16 +992,19 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
         goto fail;
     }
     llmux__out_init(&x->chunk.o, req->op, 1);
-    timeout = req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms;
-    timeout = option_ms(&req->cfg, "timeout", timeout);
+    /* Precedence: the request's setters, then its config string, then
+     * the client's options. */
+    timeout = req->timeout_ms > 0
+                  ? req->timeout_ms
+                  : option_ms(&req->cfg, "timeout", c->timeout_ms);
     if (timeout > 0)
         x->deadline = now_ms(c) + (uint64_t)timeout;
     x->connect_timeout_ms =
         option_ms(&req->cfg, "connect_timeout", c->connect_timeout_ms);
     mr = llmux__config_get(&req->cfg, "max_retries");
-    x->max_retries =
-        mr ? atoi(mr)
-           : (req->max_retries >= 0 ? req->max_retries : c->max_retries);
+    x->max_retries = req->max_retries >= 0 ? req->max_retries
+                     : mr                  ? atoi(mr)
+                                           : c->max_retries;
     /* uv_now is cached per loop iteration; refresh for a fair deadline */
     uv_update_time(c->loop);
     rc = xfer_attempt(x);

@@ -1,0 +1,775 @@
+#!/usr/bin/env bash
+#
+# tests/cli/test_cli.sh: checks the `llmux` command-line contract against
+# llmux-mock: output formats (text, --stream, --json, --json --stream),
+# every command, --request-file, exit statuses and the one-line error
+# format.
+#
+# usage: test_cli.sh PATH/TO/llmux PATH/TO/llmux-mock
+# LLMUX_PLUGIN_PATH must name the directory holding the openai plugin.
+# Prints one line per check and "N passed, M failed" last; exits non-zero
+# when a check failed.
+
+set -u
+
+CLI=${1:?usage: test_cli.sh LLMUX LLMUX_MOCK}
+MOCK=${2:?usage: test_cli.sh LLMUX LLMUX_MOCK}
+PY=${PYTHON:-python3}
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/llmux-cli-test.XXXXXX")
+MOCK_PIDS=()
+PASS=0
+FAIL=0
+SKIP=0
+
+cleanup() {
+    local p
+    for p in "${MOCK_PIDS[@]}"; do
+        kill "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ok() {
+    PASS=$((PASS + 1))
+    echo "ok   - $1"
+}
+
+bad() {
+    FAIL=$((FAIL + 1))
+    echo "FAIL - $1"
+    shift
+    local l
+    for l in "$@"; do
+        printf '       %s\n' "$l"
+    done
+    if [ -s "$TMP/err" ]; then
+        printf '       stderr: %s\n' "$(head -c 600 "$TMP/err")"
+    fi
+}
+
+skip() {
+    SKIP=$((SKIP + 1))
+    echo "skip - $1"
+}
+
+# Starts a mock with extra arguments; sets PORT. The mock's own log goes
+# to $TMP/mock-N.err.
+start_mock() {
+    local n=${#MOCK_PIDS[@]} pf="$TMP/port-${#MOCK_PIDS[@]}"
+    "$MOCK" --port 0 --port-file "$pf" "$@" >"$TMP/mock-$n.out" \
+        2>"$TMP/mock-$n.err" &
+    MOCK_PIDS+=($!)
+    for _ in $(seq 1 200); do
+        if [ -s "$pf" ] && grep -qE '^[0-9]+$' "$pf"; then
+            PORT=$(cat "$pf")
+            return 0
+        fi
+        if ! kill -0 "${MOCK_PIDS[$n]}" 2>/dev/null; then
+            break
+        fi
+        sleep 0.05
+    done
+    echo "cannot start llmux-mock:"
+    cat "$TMP/mock-$n.err"
+    exit 1
+}
+
+# run CMD...: runs with stdin from /dev/null unless redirected by the
+# caller; output in $TMP/out, $TMP/err, status in RC.
+run() {
+    "$@" >"$TMP/out" 2>"$TMP/err"
+    RC=$?
+}
+
+# run_in TEXT CMD...: the same with TEXT (printf %s) on stdin.
+run_in() {
+    local input=$1
+    shift
+    printf '%s' "$input" | "$@" >"$TMP/out" 2>"$TMP/err"
+    RC=$?
+}
+
+# expect_out NAME EXPECTED: stdout is exactly EXPECTED (printf %b), the
+# status 0 and stderr empty.
+expect_out() {
+    printf '%b' "$2" >"$TMP/want"
+    if [ "$RC" -ne 0 ]; then
+        bad "$1" "exit status $RC, want 0"
+    elif ! cmp -s "$TMP/want" "$TMP/out"; then
+        bad "$1" "stdout: $(od -c "$TMP/out" | head -5 | tr '\n' ' ')" \
+            "want:   $(od -c "$TMP/want" | head -5 | tr '\n' ' ')"
+    elif [ -s "$TMP/err" ]; then
+        bad "$1" "stderr not empty"
+    else
+        ok "$1"
+    fi
+}
+
+# expect_rc NAME STATUS: the exit status is STATUS.
+expect_rc() {
+    if [ "$RC" -eq "$2" ]; then
+        ok "$1"
+    else
+        bad "$1" "exit status $RC, want $2"
+    fi
+}
+
+# expect_err NAME STATUS REGEX: status, and stderr is exactly one line
+# matching the extended REGEX (the whole line).
+expect_err() {
+    local lines
+    lines=$(wc -l <"$TMP/err")
+    if [ "$RC" -ne "$2" ]; then
+        bad "$1" "exit status $RC, want $2"
+    elif [ "$lines" -ne 1 ]; then
+        bad "$1" "stderr has $lines lines, want 1"
+    elif ! grep -qE "^($3)\$" "$TMP/err"; then
+        bad "$1" "stderr does not match /^$3\$/"
+    else
+        ok "$1"
+    fi
+}
+
+# expect_usage NAME: status 2, an error line then the usage on stderr,
+# nothing on stdout.
+expect_usage() {
+    if [ "$RC" -ne 2 ]; then
+        bad "$1" "exit status $RC, want 2"
+    elif ! head -n1 "$TMP/err" | grep -qE '^llmux: .+'; then
+        bad "$1" "first stderr line is not 'llmux: ...'"
+    elif ! grep -q '^usage: llmux' "$TMP/err"; then
+        bad "$1" "no usage text on stderr"
+    elif [ -s "$TMP/out" ]; then
+        bad "$1" "stdout not empty"
+    else
+        ok "$1"
+    fi
+}
+
+# pycheck NAME SCRIPT [ARGS...]: runs a Python check on $TMP/out (as
+# variable `out`, a str); the script raises or calls fail(msg) on error.
+pycheck() {
+    local name=$1 script=$2 msg
+    shift 2
+    if [ "$RC" -ne 0 ]; then
+        bad "$name" "exit status $RC, want 0"
+        return
+    fi
+    if msg=$("$PY" - "$TMP/out" "$@" 2>&1 <<EOF
+import json, sys
+out = open(sys.argv[1], encoding="utf-8").read()
+args = sys.argv[2:]
+def fail(m):
+    print(m)
+    sys.exit(1)
+$script
+EOF
+    ); then
+        ok "$name"
+    else
+        bad "$name" "$msg"
+    fi
+}
+
+export LC_ALL=C
+unset OPENAI_BASE_URL OPENAI_API_BASE
+export OPENAI_API_KEY=sk-test
+
+start_mock --quiet
+P1=$PORT
+BASE="http://127.0.0.1:$P1/v1"
+URL=(--base-url "$BASE")
+M=openai/gpt-4o-mini
+MSPEC="openai/gpt-4o-mini;base_url=$BASE"
+
+echo "# llmux: $CLI"
+echo "# mock:  $BASE"
+
+# ---- help and version ------------------------------------------------------
+
+run "$CLI" --help
+if [ "$RC" -eq 0 ] && grep -q '^usage: llmux' "$TMP/out" &&
+    grep -q 'tool_call <id> <name> <arguments' "$TMP/out" &&
+    [ ! -s "$TMP/err" ]; then
+    ok "--help: usage on stdout (documents tool_call lines), exit 0"
+else
+    bad "--help: usage on stdout, exit 0" "status $RC"
+fi
+run "$CLI" help
+if [ "$RC" -eq 0 ] && grep -q '^usage: llmux' "$TMP/out"; then
+    ok "help: usage on stdout, exit 0"
+else
+    bad "help: usage on stdout, exit 0" "status $RC"
+fi
+run "$CLI" --version
+if [ "$RC" -eq 0 ] && grep -qE '^llmux [0-9]+\.[0-9]+\.[0-9]+$' "$TMP/out" &&
+    [ "$(wc -l <"$TMP/out")" -eq 1 ]; then
+    ok "--version: 'llmux X.Y.Z'"
+else
+    bad "--version: 'llmux X.Y.Z'" "got: $(cat "$TMP/out")"
+fi
+
+# ---- chat ------------------------------------------------------------------
+
+run "$CLI" chat -m "$M" "${URL[@]}" hello world </dev/null
+expect_out "chat: prompt words joined by spaces" \
+    'Mock reply to: hello world\n'
+
+run "$CLI" chat -m "$MSPEC" hello world </dev/null
+expect_out "chat: base_url in the config string" \
+    'Mock reply to: hello world\n'
+
+run "$CLI" chat "${URL[@]}" hello -m "$M" world </dev/null
+expect_out "chat: options after prompt words" \
+    'Mock reply to: hello world\n'
+
+run_in $'from stdin\n' "$CLI" chat -m "$M" "${URL[@]}"
+expect_out "chat: no PROMPT reads stdin (trailing newline dropped)" \
+    'Mock reply to: from stdin\n'
+
+run_in 'dash input' "$CLI" chat -m "$M" "${URL[@]}" -
+expect_out "chat: PROMPT '-' reads stdin" 'Mock reply to: dash input\n'
+
+run_in $'line one\nline two\n' "$CLI" chat -m "$M" "${URL[@]}"
+expect_out "chat: multi-line stdin kept whole" \
+    'Mock reply to: line one\nline two\n'
+
+run "$CLI" chat -m "$M" "${URL[@]}" -- --not-a-flag </dev/null
+expect_out "chat: '--' ends the options" 'Mock reply to: --not-a-flag\n'
+
+run "$CLI" chat -m "$M" "${URL[@]}" --max-tokens 50 --temperature 0.5 \
+    --top-p 0.9 --stop END --stop=STOP --seed -7 --timeout 30 \
+    --retries 1 hi </dev/null
+expect_out "chat: every generation option accepted" 'Mock reply to: hi\n'
+
+# -s: the mock counts prompt words over all messages, so a system prompt
+# of three words raises prompt_tokens by three.
+run "$CLI" chat -m "$M" "${URL[@]}" --json hi </dev/null
+pycheck "chat --json without -s: one prompt token" '
+o = json.loads(out)
+if o["usage"]["prompt_tokens"] != 1: fail(o["usage"])'
+run "$CLI" chat -m "$M" "${URL[@]}" -s "alpha beta gamma" --json hi \
+    </dev/null
+pycheck "chat -s: the system prompt is sent" '
+o = json.loads(out)
+if o["usage"]["prompt_tokens"] != 4: fail("usage %r" % o["usage"])
+if o["choices"][0]["message"]["content"] != "Mock reply to: hi":
+    fail("content %r" % o["choices"][0]["message"]["content"])'
+run "$CLI" chat -m "$M" "${URL[@]}" --system "alpha beta" hi </dev/null
+expect_out "chat --system: text output unchanged" 'Mock reply to: hi\n'
+
+run "$CLI" chat -m "$M" "${URL[@]}" some words here </dev/null
+cp "$TMP/out" "$TMP/plain"
+run "$CLI" chat -m "$M" "${URL[@]}" --stream some words here </dev/null
+if [ "$RC" -eq 0 ] && cmp -s "$TMP/plain" "$TMP/out" && [ -s "$TMP/out" ]; then
+    ok "chat --stream: output equals the non-stream output"
+else
+    bad "chat --stream: output equals the non-stream output" \
+        "status $RC, stream: $(cat "$TMP/out"), plain: $(cat "$TMP/plain")"
+fi
+
+run "$CLI" chat -m "$M" "${URL[@]}" --json some words here </dev/null
+pycheck "chat --json: one chat.completion object" '
+o = json.loads(out)
+if not isinstance(o, dict): fail("not an object")
+if o.get("object") != "chat.completion": fail("object %r" % o.get("object"))
+c = o["choices"][0]
+if c["message"]["role"] != "assistant": fail("role")
+if c["message"]["content"] != "Mock reply to: some words here":
+    fail("content %r" % c["message"]["content"])
+if c["finish_reason"] != "stop": fail("finish_reason")
+if o["usage"]["total_tokens"] <= 0: fail("usage")'
+
+run "$CLI" chat -m "$M" "${URL[@]}" --json --stream some words here </dev/null
+pycheck "chat --json --stream: chunks, usage, deltas = text" '
+lines = out.splitlines()
+if len(lines) < 2: fail("%d lines" % len(lines))
+text, usage = "", 0
+for l in lines:
+    o = json.loads(l)
+    if o.get("object") != "chat.completion.chunk":
+        fail("object %r" % o.get("object"))
+    for c in o.get("choices", []):
+        text += c.get("delta", {}).get("content") or ""
+    if o.get("usage"):
+        usage += 1
+        if o["usage"]["total_tokens"] <= 0: fail("usage %r" % o["usage"])
+if usage != 1: fail("usage in %d chunks" % usage)
+if text != "Mock reply to: some words here": fail("text %r" % text)'
+
+# ---- complete --------------------------------------------------------------
+
+CM=openai/gpt-3.5-turbo-instruct
+run "$CLI" complete -m "$CM" "${URL[@]}" once upon </dev/null
+expect_out "complete: text" 'Mock completion of: once upon\n'
+
+run_in $'from stdin\n' "$CLI" complete -m "$CM" "${URL[@]}"
+expect_out "complete: prompt from stdin" 'Mock completion of: from stdin\n'
+
+run "$CLI" complete -m "$CM" "${URL[@]}" --stream once upon </dev/null
+expect_out "complete --stream: same text" 'Mock completion of: once upon\n'
+
+run "$CLI" complete -m "$CM" "${URL[@]}" --json once upon </dev/null
+pycheck "complete --json: one text_completion object" '
+o = json.loads(out)
+if o.get("object") != "text_completion": fail("object %r" % o.get("object"))
+if o["choices"][0]["text"] != "Mock completion of: once upon":
+    fail("text %r" % o["choices"][0]["text"])'
+
+run "$CLI" complete -m "$CM" "${URL[@]}" --json --stream once upon </dev/null
+pycheck "complete --json --stream: text_completion chunks" '
+text, usage = "", 0
+lines = out.splitlines()
+if len(lines) < 2: fail("%d lines" % len(lines))
+for l in lines:
+    o = json.loads(l)
+    if o.get("object") != "text_completion":
+        fail("object %r" % o.get("object"))
+    for c in o.get("choices", []):
+        if "text" not in c: fail("choice without text: %r" % c)
+        text += c["text"] or ""
+    if o.get("usage"): usage += 1
+if usage != 1: fail("usage in %d chunks" % usage)
+if text != "Mock completion of: once upon": fail("text %r" % text)'
+
+# ---- embed -----------------------------------------------------------------
+
+EM=openai/text-embedding-3-small
+run "$CLI" embed -m "$EM" "${URL[@]}" "first input" second </dev/null
+pycheck "embed: one line of 8 floats per input" '
+lines = out.split("\n")
+if lines[-1] != "": fail("no final newline")
+lines = lines[:-1]
+if len(lines) != 2: fail("%d lines" % len(lines))
+for l in lines:
+    v = l.split(" ")
+    if len(v) != 8: fail("%d values: %r" % (len(v), l))
+    for x in v:
+        if "," in x: fail("comma in %r" % x)
+        float(x)
+if lines[0] == lines[1]: fail("both vectors equal")'
+cp "$TMP/out" "$TMP/embed-c"
+
+# A locale with ',' as decimal separator must not change the output (the
+# check is only strong where such a locale is installed).
+LOC=$(locale -a 2>/dev/null | grep -iE '^(de_DE|fr_FR)\.utf-?8$' | head -n1)
+LOC=${LOC:-de_DE.UTF-8}
+run env LC_ALL="$LOC" LC_NUMERIC="$LOC" "$CLI" embed -m "$EM" "${URL[@]}" \
+    "first input" second </dev/null
+if [ "$RC" -eq 0 ] && cmp -s "$TMP/out" "$TMP/embed-c"; then
+    ok "embed under LC_ALL=$LOC: same output, '.' separator"
+else
+    bad "embed under LC_ALL=$LOC: same output, '.' separator" \
+        "status $RC: $(head -c 200 "$TMP/out")"
+fi
+
+run_in $'first input\nsecond\n' "$CLI" embed -m "$EM" "${URL[@]}"
+if [ "$RC" -eq 0 ] && cmp -s "$TMP/out" "$TMP/embed-c"; then
+    ok "embed: no TEXT reads one input per stdin line"
+else
+    bad "embed: no TEXT reads one input per stdin line" "status $RC"
+fi
+
+run "$CLI" embed -m "$EM" "${URL[@]}" --json "first input" second </dev/null
+pycheck "embed --json: a list with 2 embeddings" '
+o = json.loads(out)
+if o.get("object") != "list": fail("object %r" % o.get("object"))
+d = o["data"]
+if len(d) != 2: fail("%d items" % len(d))
+for i, e in enumerate(d):
+    if e.get("object") != "embedding": fail("item object")
+    if e.get("index") != i: fail("index")
+    if len(e["embedding"]) != 8: fail("dim")
+plain = [[float(x) for x in l.split()]
+         for l in open(args[0]).read().splitlines()]
+for i in range(2):
+    for a, b in zip(plain[i], d[i]["embedding"]):
+        if abs(a - b) > 1e-6 * max(1, abs(a)): fail("text and JSON differ")' \
+    "$TMP/embed-c"
+
+# ---- models ----------------------------------------------------------------
+
+run "$CLI" models -m openai "${URL[@]}" </dev/null
+pycheck "models -m openai: one id per line" '
+ids = out.split("\n")
+if ids[-1] != "": fail("no final newline")
+ids = ids[:-1]
+if "gpt-4o-mini" not in ids: fail("ids %r" % ids)
+for i in ids:
+    if not i or " " in i: fail("bad line %r" % i)'
+cp "$TMP/out" "$TMP/models"
+
+run "$CLI" models -m "openai;base_url=$BASE" </dev/null
+if [ "$RC" -eq 0 ] && cmp -s "$TMP/out" "$TMP/models"; then
+    ok "models -m 'openai;base_url=...': same ids"
+else
+    bad "models -m 'openai;base_url=...': same ids" "status $RC"
+fi
+run "$CLI" models -m "$MSPEC" </dev/null
+if [ "$RC" -eq 0 ] && cmp -s "$TMP/out" "$TMP/models"; then
+    ok "models -m with a full spec: same ids"
+else
+    bad "models -m with a full spec: same ids" "status $RC"
+fi
+
+run "$CLI" models -m openai "${URL[@]}" --json </dev/null
+pycheck "models --json: a list of model objects" '
+o = json.loads(out)
+if o.get("object") != "list": fail("object %r" % o.get("object"))
+ids = [m["id"] for m in o["data"]]
+if ids != open(args[0]).read().splitlines(): fail("ids differ: %r" % ids)' \
+    "$TMP/models"
+
+# ---- providers --------------------------------------------------------------
+
+run "$CLI" providers
+pycheck "providers: openai with its capabilities and module path" '
+import os, re
+found = False
+for l in out.splitlines():
+    f = l.split("  ")
+    if len(f) < 3: fail("line %r" % l)
+    if f[0] == "openai":
+        found = True
+        caps = f[1].split(",")
+        for c in ("chat", "stream", "complete", "embed", "models", "tools"):
+            if c not in caps: fail("caps %r" % f[1])
+        if not f[2].endswith("/openai.so") or not os.path.isfile(f[2]):
+            fail("path %r" % f[2])
+if not found: fail("openai not listed: %r" % out)'
+
+if grep -q ' -> ' "$TMP/out"; then
+    pycheck "providers: descriptors show 'file.conf -> module (path)'" '
+import os, re
+for l in out.splitlines():
+    if " -> " not in l: continue
+    m = re.match(r"^(\S+)  (\S+)  (\S+\.conf) -> (\S+) \((\S+)\)$", l)
+    if not m: fail("line %r" % l)
+    if not os.path.isfile(m.group(3)) or not os.path.isfile(m.group(5)):
+        fail("paths in %r" % l)'
+else
+    skip "providers: descriptor lines (no descriptor installed)"
+fi
+
+# Test modules from tests/plugins (built next to this build's bin/): a
+# provider without complete/embed, and broken modules.
+TESTMODS=$(cd "$(dirname "$CLI")/.." 2>/dev/null && pwd)/tests/plugins/broken
+if [ -f "$TESTMODS/good.so" ]; then
+    LLMUX_PLUGIN_PATH="$TESTMODS${LLMUX_PLUGIN_PATH:+:$LLMUX_PLUGIN_PATH}"
+    export LLMUX_PLUGIN_PATH
+    run "$CLI" providers
+    pycheck "providers: broken plugins listed with their error" '
+lines = {l.split("  ")[0]: l for l in out.splitlines()}
+for n in ("bad_abi", "no_entry"):
+    l = lines.get(n)
+    if not l: fail("%s not listed" % n)
+    f = l.split("  ", 3)
+    if len(f) != 4 or f[1] != "broken" or not f[3]: fail("line %r" % l)
+l = lines.get("good", "")
+if l.split("  ")[1:2] != ["chat,stream,models"]: fail("good: %r" % l)
+if "openai" not in lines: fail("openai missing")'
+
+    run "$CLI" complete -m good/x hello </dev/null
+    expect_err "complete on a provider without it: exit 2" 2 \
+        'llmux: good: .*not supported.*'
+    run "$CLI" embed -m good/x hello </dev/null
+    expect_err "embed on a provider without it: exit 2" 2 \
+        'llmux: good: .*not supported.*'
+else
+    skip "operation not supported (no test module at $TESTMODS)"
+fi
+
+# ---- --request-file ---------------------------------------------------------
+
+cat >"$TMP/tools.json" <<'EOF'
+{"model": "gpt-4o-mini",
+ "messages": [{"role": "system", "content": "one two three four five"},
+              {"role": "user", "content": "What is the weather in Paris?"}],
+ "tools": [{"type": "function", "function": {"name": "get_weather",
+            "description": "Current weather",
+            "parameters": {"type": "object",
+                           "properties": {"city": {"type": "string"}},
+                           "required": ["city"]}}}]}
+EOF
+
+run "$CLI" chat -m "$M" "${URL[@]}" --request-file "$TMP/tools.json" \
+    --json </dev/null
+pycheck "--request-file tools --json: OpenAI tool_calls, string args" '
+o = json.loads(out)
+if o.get("object") != "chat.completion": fail("object")
+c = o["choices"][0]
+if c["finish_reason"] != "tool_calls": fail("finish %r" % c["finish_reason"])
+tc = c["message"]["tool_calls"]
+if len(tc) != 1: fail("%d calls" % len(tc))
+t = tc[0]
+if t["type"] != "function" or t["function"]["name"] != "get_weather":
+    fail("call %r" % t)
+if not t.get("id"): fail("no id")
+a = t["function"]["arguments"]
+if not isinstance(a, str): fail("arguments not a string: %r" % a)
+if not isinstance(json.loads(a), dict): fail("arguments not an object")
+if o["usage"]["prompt_tokens"] != 11: fail("usage %r" % o["usage"])'
+cp "$TMP/out" "$TMP/tools-json"
+
+run "$CLI" chat -m "$M" "${URL[@]}" --request-file "$TMP/tools.json" \
+    </dev/null
+pycheck "--request-file tools: 'tool_call <id> <name> <arguments>' line" '
+c = json.loads(open(args[0]).read())["choices"][0]["message"]["tool_calls"][0]
+lines = out.splitlines()
+if len(lines) != 1: fail("%d lines: %r" % (len(lines), out))
+p = lines[0].split(" ", 3)
+if p[:3] != ["tool_call", c["id"], "get_weather"]: fail("line %r" % lines[0])
+if json.loads(p[3]) != json.loads(c["function"]["arguments"]):
+    fail("arguments %r" % p[3])' "$TMP/tools-json"
+cp "$TMP/out" "$TMP/tools-text"
+
+run "$CLI" chat -m "$M" "${URL[@]}" --request-file "$TMP/tools.json" \
+    --stream </dev/null
+if [ "$RC" -eq 0 ] && cmp -s "$TMP/out" "$TMP/tools-text"; then
+    ok "--request-file tools --stream: same tool_call line"
+else
+    bad "--request-file tools --stream: same tool_call line" \
+        "status $RC: $(cat "$TMP/out")"
+fi
+
+run "$CLI" chat -m "$M" "${URL[@]}" --request-file "$TMP/tools.json" \
+    --stream --json </dev/null
+pycheck "--request-file tools --stream --json: tool-call deltas" '
+args_text, name, n = "", None, 0
+for l in out.splitlines():
+    o = json.loads(l)
+    if o.get("object") != "chat.completion.chunk": fail("object")
+    for c in o.get("choices", []):
+        for t in c.get("delta", {}).get("tool_calls", []) or []:
+            n += 1
+            f = t.get("function", {})
+            name = f.get("name") or name
+            a = f.get("arguments")
+            if a is not None and not isinstance(a, str): fail("args type")
+            args_text += a or ""
+if name != "get_weather" or n < 2: fail("name %r, %d deltas" % (name, n))
+if not isinstance(json.loads(args_text), dict): fail("args %r" % args_text)'
+
+run "$CLI" chat -m "$M" "${URL[@]}" --request-file - --json \
+    <"$TMP/tools.json"
+pycheck "--request-file -: the request from stdin" '
+o = json.loads(out)
+if o["choices"][0]["finish_reason"] != "tool_calls": fail("finish")'
+
+run "$CLI" chat -m "$M" "${URL[@]}" --request-file "$TMP/tools.json" \
+    -s "x" --json </dev/null
+pycheck "--request-file with -s: the flag overrides the system message" '
+o = json.loads(out)
+if o["usage"]["prompt_tokens"] != 7: fail("usage %r" % o["usage"])'
+
+printf '{"model": "%s", "messages": [{"role": "user", "content": "hi"}]}' \
+    "$MSPEC" >"$TMP/model.json"
+run "$CLI" chat --request-file "$TMP/model.json" </dev/null
+expect_out "--request-file without -m: the JSON's model is the spec" \
+    'Mock reply to: hi\n'
+
+run "$CLI" chat -m "$M" "${URL[@]}" --request-file "$TMP/model.json" \
+    and more </dev/null
+expect_out "--request-file with PROMPT words: appended as a user message" \
+    'Mock reply to: and more\n'
+
+printf '{"messages": [' >"$TMP/broken.json"
+run "$CLI" chat -m "$M" "${URL[@]}" --request-file "$TMP/broken.json" \
+    </dev/null
+expect_err "--request-file with bad JSON: exit 2" 2 'llmux: .+'
+
+run "$CLI" chat -m "$M" "${URL[@]}" --request-file "$TMP/nonexistent.json" \
+    </dev/null
+expect_err "--request-file missing: exit 2" 2 'llmux: .*nonexistent.*'
+
+# ---- provider errors: exit 1 -----------------------------------------------
+
+run "$CLI" chat -m "$M#status=500" "${URL[@]}" --retries 0 hi </dev/null
+expect_err "HTTP 500: exit 1, 'llmux: openai: <message> (HTTP 500)'" 1 \
+    'llmux: openai: [^ ].* \(HTTP 500\)'
+if [ -s "$TMP/out" ]; then
+    bad "HTTP 500: nothing on stdout"
+else
+    ok "HTTP 500: nothing on stdout"
+fi
+
+run "$CLI" chat -m "$M#status=500" "${URL[@]}" --json hi </dev/null
+expect_err "HTTP 500 after retries with --json: exit 1, one line" 1 \
+    'llmux: openai: [^ ].* \(HTTP 500\)'
+
+run "$CLI" chat -m "$M" "${URL[@]}" --api-key bad-key hi </dev/null
+expect_err "HTTP 401 (--api-key bad-key): exit 1" 1 \
+    'llmux: openai: [^ ].* \(HTTP 401\)'
+if grep -q 'bad-key' "$TMP/out" "$TMP/err"; then
+    bad "HTTP 401: the --api-key value never printed"
+else
+    ok "HTTP 401: the --api-key value never printed"
+fi
+
+run "$CLI" chat -m "$M#status=429;retry_after=0" "${URL[@]}" --retries 0 \
+    hi </dev/null
+expect_err "HTTP 429: exit 1" 1 'llmux: openai: [^ ].* \(HTTP 429\)'
+
+run "$CLI" chat -m "$M#stream_error_after=1" "${URL[@]}" --stream hi \
+    </dev/null
+expect_err "error inside a stream: exit 1" 1 'llmux: openai: [^ ].*'
+if [ "$(tail -c 1 "$TMP/out" | od -An -c | tr -d ' ')" = '\n' ] ||
+    [ ! -s "$TMP/out" ]; then
+    ok "error inside a stream: partial text line ended"
+else
+    bad "error inside a stream: partial text line ended"
+fi
+
+run "$CLI" chat -m "$M#body=garbage" "${URL[@]}" hi </dev/null
+expect_err "malformed answer: exit 1" 1 'llmux: openai: .+'
+
+# ---- usage and configuration errors: exit 2 ---------------------------------
+
+run "$CLI" chat -m nosuchprovider/model "${URL[@]}" hi </dev/null
+expect_err "unknown provider: exit 2" 2 'llmux: nosuchprovider: .+'
+
+env -u OPENAI_API_KEY "$CLI" chat -m "$M" "${URL[@]}" hi </dev/null \
+    >"$TMP/out" 2>"$TMP/err"
+RC=$?
+expect_err "missing API key: exit 2" 2 'llmux: openai: .*OPENAI_API_KEY.*'
+
+run "$CLI" chat -m "$M" "${URL[@]}" --no-such-flag hi </dev/null
+expect_usage "unknown flag: usage on stderr, exit 2"
+run "$CLI" chat -m "$M" "${URL[@]}" -x hi </dev/null
+expect_usage "unknown short flag: usage on stderr, exit 2"
+run "$CLI" chat "${URL[@]}" hi </dev/null
+expect_usage "missing -m: usage on stderr, exit 2"
+run "$CLI" chat -m </dev/null
+expect_usage "-m without a value: exit 2"
+run "$CLI" frobnicate </dev/null
+expect_usage "unknown command: exit 2"
+run "$CLI" </dev/null
+expect_usage "no command: exit 2"
+run "$CLI" embed -m "$EM" "${URL[@]}" --stream x </dev/null
+expect_usage "embed --stream (not an embed option): exit 2"
+run "$CLI" complete -m "$CM" "${URL[@]}" --request-file "$TMP/model.json" \
+    </dev/null
+expect_usage "complete --request-file (chat only): exit 2"
+
+run "$CLI" chat -m "$M" "${URL[@]}" --max-tokens abc hi </dev/null
+expect_err "--max-tokens abc: exit 2" 2 \
+    'llmux: --max-tokens: not a non-negative integer'
+run "$CLI" chat -m "$M" "${URL[@]}" --max-tokens -5 hi </dev/null
+expect_err "--max-tokens -5: exit 2" 2 \
+    'llmux: --max-tokens: not a non-negative integer'
+run "$CLI" chat -m "$M" "${URL[@]}" --temperature 0,5 hi </dev/null
+expect_err "--temperature 0,5: exit 2" 2 'llmux: --temperature: .+'
+run "$CLI" chat -m "$M" "${URL[@]}" --temperature 99 hi </dev/null
+expect_err "--temperature 99 (out of range): exit 2" 2 \
+    'llmux: --temperature: .+'
+run "$CLI" chat -m "$M" "${URL[@]}" --top-p abc hi </dev/null
+expect_err "--top-p abc: exit 2" 2 'llmux: --top-p: .+'
+run "$CLI" chat -m "$M" "${URL[@]}" --seed 1.5 hi </dev/null
+expect_err "--seed 1.5: exit 2" 2 'llmux: --seed: .+'
+run "$CLI" chat -m "$M" "${URL[@]}" --timeout soon hi </dev/null
+expect_err "--timeout soon: exit 2" 2 'llmux: --timeout: .+'
+run "$CLI" chat -m "$M" "${URL[@]}" --retries many hi </dev/null
+expect_err "--retries many: exit 2" 2 'llmux: --retries: .+'
+run "$CLI" chat -m "$M" --base-url ftp://example.com hi </dev/null
+expect_err "--base-url not http(s): exit 2" 2 'llmux: .+'
+
+run "$CLI" chat -m "openai/gpt-4o-mini;api_key=sk-SECRET-1234;timeout=x" hi \
+    </dev/null
+if [ "$RC" -eq 2 ] && ! grep -q 'SECRET' "$TMP/out" "$TMP/err"; then
+    ok "bad config string: exit 2, its api_key not printed"
+else
+    bad "bad config string: exit 2, its api_key not printed" "status $RC"
+fi
+
+run "$CLI" chat -m openai "${URL[@]}" hi </dev/null
+expect_err "chat -m with no model: exit 2" 2 'llmux: .+'
+
+# ---- transport errors: exit 3 ----------------------------------------------
+
+# a port nobody listens on: bound for a moment, then released
+CLOSED=$("$PY" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()')
+run "$CLI" chat -m "$M" --base-url "http://127.0.0.1:$CLOSED/v1" \
+    --retries 0 hi </dev/null
+expect_err "connection refused: exit 3" 3 'llmux: openai: .+'
+
+start=$(date +%s%N)
+run "$CLI" chat -m "$M#stall_after=1" "${URL[@]}" --timeout 0.5 --stream hi \
+    </dev/null
+elapsed=$((($(date +%s%N) - start) / 1000000))
+expect_err "stalled stream, --timeout 0.5: exit 3" 3 'llmux: openai: .+'
+if [ "$elapsed" -lt 4000 ]; then
+    ok "stalled stream: --timeout bounds the request (${elapsed} ms)"
+else
+    bad "stalled stream: --timeout bounds the request (${elapsed} ms)"
+fi
+
+start=$(date +%s%N)
+run "$CLI" chat -m "$M#delay_ms=3000" "${URL[@]}" --timeout 0.5 hi </dev/null
+elapsed=$((($(date +%s%N) - start) / 1000000))
+expect_err "slow answer, --timeout 0.5: exit 3" 3 'llmux: openai: .+'
+if [ "$elapsed" -lt 2500 ]; then
+    ok "slow answer: fractional --timeout honoured (${elapsed} ms)"
+else
+    bad "slow answer: fractional --timeout honoured (${elapsed} ms)"
+fi
+
+start=$(date +%s%N)
+run "$CLI" chat -m "$M#delay_ms=3000;timeout=60" "${URL[@]}" --timeout 0.5 \
+    hi </dev/null
+elapsed=$((($(date +%s%N) - start) / 1000000))
+if [ "$RC" -eq 3 ] && [ "$elapsed" -lt 2500 ]; then
+    ok "--timeout overrides the config string's timeout= (${elapsed} ms)"
+else
+    bad "--timeout overrides the config string's timeout= (${elapsed} ms)" \
+        "status $RC"
+fi
+
+run "$CLI" chat -m "$M#cut_after=2" "${URL[@]}" --stream hi </dev/null
+expect_err "stream cut off: exit 3" 3 'llmux: openai: .+'
+
+run "$CLI" chat -m "$M#cut_after=2" "${URL[@]}" --stream --json hi </dev/null
+expect_err "stream cut off with --json: exit 3" 3 'llmux: openai: .+'
+
+# ---- --retries, against a mock that fails its first requests ---------------
+
+start_mock --quiet --fault 'status=503;retry_after=0' \
+    --fault 'status=503;retry_after=0'
+RURL=(--base-url "http://127.0.0.1:$PORT/v1")
+run "$CLI" chat -m "$M" "${RURL[@]}" --retries 0 hi </dev/null
+expect_err "--retries 0: a 503 is final (exit 1)" 1 \
+    'llmux: openai: .* \(HTTP 503\)'
+run "$CLI" chat -m "$M;max_retries=0" "${RURL[@]}" --retries 1 hi </dev/null
+expect_out "--retries 1 (over max_retries=0): a 503 then success" \
+    'Mock reply to: hi\n'
+
+# ---- output to a closed pipe -------------------------------------------------
+
+"$CLI" chat -m "$M#events=200000" "${URL[@]}" --stream hi </dev/null \
+    2>"$TMP/err" | head -c 10 >/dev/null
+RC=${PIPESTATUS[0]}
+if [ "$RC" -eq 0 ] && [ ! -s "$TMP/err" ]; then
+    ok "--stream | head: quiet exit 0 (SIGPIPE ignored)"
+else
+    bad "--stream | head: quiet exit 0 (SIGPIPE ignored)" "status $RC"
+fi
+
+"$CLI" embed -m "$EM" "${URL[@]}" $(seq 1 3000) </dev/null 2>"$TMP/err" |
+    head -n 1 >/dev/null
+RC=${PIPESTATUS[0]}
+if [ "$RC" -eq 0 ] && [ ! -s "$TMP/err" ]; then
+    ok "embed | head -n 1: quiet exit 0"
+else
+    bad "embed | head -n 1: quiet exit 0" "status $RC"
+fi
+
+echo "# $SKIP skipped"
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]

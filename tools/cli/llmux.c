@@ -1,0 +1,1176 @@
+/*
+ * tools/cli/llmux.c: the `llmux` command-line tool.
+ *
+ * A thin client of the public API (the include/llmux headers only): it parses
+ * the command line, builds one request, runs it with the blocking llmux_run()
+ * and prints the answer as text or as OpenAI-shaped JSON. Its output
+ * formats and exit statuses are a contract that scripts depend on; the
+ * usage text below is their reference.
+ *
+ * Locale: the program never calls setlocale(), so it stays in the "C"
+ * locale; numbers are parsed and printed with '.' whatever LC_NUMERIC
+ * says in the environment.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llmux/llmux.h>
+
+/* Exit statuses (see usage). */
+#define EXIT_PROVIDER  1
+#define EXIT_USAGE     2
+#define EXIT_TRANSPORT 3
+
+static const char usage_text[] =
+    "usage: llmux <command> [options] [arguments]\n"
+    "\n"
+    "commands:\n"
+    "  chat -m SPEC [options] [PROMPT...]      chat completion (PROMPT words\n"
+    "                                          are joined by spaces)\n"
+    "  complete -m SPEC [options] [PROMPT...]  text completion\n"
+    "  embed -m SPEC [--json] TEXT...          embeddings, one input per TEXT\n"
+    "  models -m PROVIDER[/...] [--json]       the provider's model ids\n"
+    "  providers                               the provider plugins found\n"
+    "  help, --help                            this text\n"
+    "  --version                               the version\n"
+    "\n"
+    "With no PROMPT (or PROMPT \"-\") the prompt is read from stdin, with its\n"
+    "trailing newline removed. embed with no TEXT (or \"-\") reads stdin, one\n"
+    "input per non-empty line.\n"
+    "\n"
+    "SPEC is a config string, provider/model[;key=value...], e.g.\n"
+    "  openai/gpt-4o-mini    ollama/llama3:8b\n"
+    "  \"openai/gpt-4o-mini;base_url=http://127.0.0.1:8080/v1\"\n"
+    "\n"
+    "options:\n"
+    "  -m, --model SPEC       provider and model (required)\n"
+    "  --base-url URL         provider base URL\n"
+    "  --api-key KEY          API key (default: the provider's variable,\n"
+    "                         e.g. OPENAI_API_KEY)\n"
+    "  -s, --system TEXT      system prompt (chat)\n"
+    "  --max-tokens N         maximum tokens to generate\n"
+    "  --temperature X        sampling temperature\n"
+    "  --top-p X              nucleus sampling\n"
+    "  --stop S               stop sequence (repeatable)\n"
+    "  --seed N               sampling seed\n"
+    "  --timeout SECONDS      deadline for the whole request, retries\n"
+    "                         included (fractions allowed; 0 = none)\n"
+    "  --retries N            retry budget (default 2)\n"
+    "  --stream               print the answer as it arrives\n"
+    "  --json                 print OpenAI-shaped JSON\n"
+    "  --request-file FILE    (chat) an OpenAI-style chat request JSON\n"
+    "                         (messages, tools, response_format...) instead\n"
+    "                         of PROMPT; \"-\" reads stdin. PROMPT words "
+    "given\n"
+    "                         too are appended as a user message. Other\n"
+    "                         flags override the file (--stop adds a stop).\n"
+    "                         Without -m the file's \"model\" is the SPEC.\n"
+    "  -h, --help             this text\n"
+    "embed and models accept only -m, --json, --base-url, --api-key,\n"
+    "--timeout and --retries.\n"
+    "\n"
+    "output:\n"
+    "  chat, complete  the text and a newline (with --stream, the text as it\n"
+    "                  arrives). A chat answer that is only tool calls\n"
+    "                  prints one line per call:\n"
+    "                    tool_call <id> <name> <arguments>\n"
+    "                  where <arguments> is the call's JSON text\n"
+    "  embed           one line per input: its floats, space-separated\n"
+    "  models          one model id per line\n"
+    "  providers       one line per provider: name, capabilities, file\n"
+    "                  (for a descriptor: file.conf -> module (module file));\n"
+    "                  for a broken one: name, \"broken\", file, error\n"
+    "  --json          one JSON object: chat.completion, text_completion, or\n"
+    "                  a \"list\" (embed, models); with --stream one chunk "
+    "per\n"
+    "                  line (chat.completion.chunk, or text_completion)\n"
+    "\n"
+    "Errors are one line on stderr:\n"
+    "  llmux: <provider>: <message> (HTTP <status>)\n"
+    "\n"
+    "exit status:\n"
+    "  0  success\n"
+    "  1  the provider answered with an error (an HTTP error status, an\n"
+    "     error inside a stream, a malformed answer)\n"
+    "  2  usage or configuration error (bad flag or value, unknown provider,\n"
+    "     missing API key, an operation the provider does not support)\n"
+    "  3  transport error (cannot connect, timeout, stream cut off); also\n"
+    "     local failures (out of memory, cannot write the output)\n"
+    "\n"
+    "environment:\n"
+    "  LLMUX_PLUGIN_PATH      extra plugin directories, ':'-separated\n";
+
+/* ---- small helpers ------------------------------------------------------ */
+
+/* Which command runs: the subset of options each accepts follows. */
+enum cmd { CMD_CHAT = 1, CMD_COMPLETE = 2, CMD_EMBED = 4, CMD_MODELS = 8 };
+
+#define CMD_GEN (CMD_CHAT | CMD_COMPLETE)
+#define CMD_ALL (CMD_CHAT | CMD_COMPLETE | CMD_EMBED | CMD_MODELS)
+
+enum opt_id {
+    O_MODEL,
+    O_BASE_URL,
+    O_API_KEY,
+    O_SYSTEM,
+    O_MAX_TOKENS,
+    O_TEMPERATURE,
+    O_TOP_P,
+    O_STOP,
+    O_SEED,
+    O_TIMEOUT,
+    O_RETRIES,
+    O_STREAM,
+    O_JSON,
+    O_REQUEST_FILE,
+    O_HELP
+};
+
+typedef struct opt_def {
+    const char *name; /* long name without "--" */
+    char short_name;  /* or 0 */
+    int has_arg;
+    int id;
+    unsigned cmds; /* commands accepting it */
+} opt_def;
+
+static const opt_def opt_defs[] = {
+    {"model", 'm', 1, O_MODEL, CMD_ALL},
+    {"base-url", 0, 1, O_BASE_URL, CMD_ALL},
+    {"api-key", 0, 1, O_API_KEY, CMD_ALL},
+    {"system", 's', 1, O_SYSTEM, CMD_CHAT},
+    {"max-tokens", 0, 1, O_MAX_TOKENS, CMD_GEN},
+    {"temperature", 0, 1, O_TEMPERATURE, CMD_GEN},
+    {"top-p", 0, 1, O_TOP_P, CMD_GEN},
+    {"stop", 0, 1, O_STOP, CMD_GEN},
+    {"seed", 0, 1, O_SEED, CMD_GEN},
+    {"timeout", 0, 1, O_TIMEOUT, CMD_ALL},
+    {"retries", 0, 1, O_RETRIES, CMD_ALL},
+    {"stream", 0, 0, O_STREAM, CMD_GEN},
+    {"json", 0, 0, O_JSON, CMD_ALL},
+    {"request-file", 0, 1, O_REQUEST_FILE, CMD_CHAT},
+    {"help", 'h', 0, O_HELP, CMD_ALL},
+};
+
+/* Flags recording which optional settings were given. */
+#define HAS_MAX_TOKENS  (1u << 0)
+#define HAS_TEMPERATURE (1u << 1)
+#define HAS_TOP_P       (1u << 2)
+#define HAS_SEED        (1u << 3)
+#define HAS_TIMEOUT     (1u << 4)
+#define HAS_RETRIES     (1u << 5)
+
+/* The parsed command line. Strings point into argv. */
+typedef struct cli {
+    int cmd;
+    const char *cmd_name;
+    const char *spec;
+    const char *base_url;
+    const char *api_key;
+    const char *system;
+    const char *request_file;
+    const char **stops;
+    size_t n_stops;
+    long max_tokens;
+    double temperature, top_p;
+    long long seed;
+    long timeout_ms;
+    int retries;
+    unsigned has;
+    int stream, json, help;
+    char **words;
+    size_t n_words;
+    /* secrets to keep out of every message */
+    const char *secret1;
+    char *secret2; /* api_key=... found in the spec (owned) */
+} cli;
+
+static void die_oom(void)
+{
+    fputs("llmux: out of memory\n", stderr);
+    exit(EXIT_TRANSPORT);
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        die_oom();
+    return p;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        die_oom();
+    return q;
+}
+
+static int lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+/* Replaces every occurrence of `secret` in the heap string *s by "***". */
+static void scrub(char **s, const char *secret)
+{
+    size_t n, at = 0;
+    char *p, *out;
+    if (!*s || !secret || !*secret)
+        return;
+    n = strlen(secret);
+    while ((p = strstr(*s + at, secret)) != NULL) {
+        at = (size_t)(p - *s);
+        out = xmalloc(strlen(*s) - n + 4);
+        memcpy(out, *s, at);
+        memcpy(out + at, "***", 3);
+        strcpy(out + at + 3, p + n);
+        free(*s);
+        *s = out;
+        at += 3; /* never rescan the mask itself */
+    }
+}
+
+/* The value of the first api_key=... in a config string, or NULL. */
+static char *spec_secret(const char *spec)
+{
+    const char *p, *end;
+    size_t i, klen = strlen("api_key=");
+    if (!spec)
+        return NULL;
+    for (p = spec; *p; p++) {
+        for (i = 0; i < klen && p[i]; i++)
+            if (lower((unsigned char)p[i]) != "api_key="[i])
+                break;
+        if (i < klen || (p != spec && p[-1] != ';'))
+            continue;
+        p += klen;
+        if (*p == '{') {
+            p++;
+            end = strchr(p, '}');
+        } else {
+            end = strchr(p, ';');
+        }
+        if (!end)
+            end = p + strlen(p);
+        if (end == p)
+            return NULL;
+        {
+            char *v = xmalloc((size_t)(end - p) + 1);
+            memcpy(v, p, (size_t)(end - p));
+            v[end - p] = '\0';
+            return v;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Prints "llmux: <text>" on one line to stderr: secrets replaced by "***",
+ * control characters by spaces.
+ */
+static void print_error_line(const cli *c, const char *text)
+{
+    char *s, *p;
+    size_t n = strlen(text);
+    s = xmalloc(n + 1);
+    memcpy(s, text, n + 1);
+    if (c) {
+        scrub(&s, c->secret1);
+        scrub(&s, c->secret2);
+    }
+    for (p = s; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    /* no trailing blanks from a message ending in a newline */
+    while (p > s && p[-1] == ' ')
+        *--p = '\0';
+    fprintf(stderr, "llmux: %s\n", s);
+    free(s);
+}
+
+static void errorf(const cli *c, const char *fmt, ...) LLMUX_PRINTF(2, 3);
+
+static void errorf(const cli *c, const char *fmt, ...)
+{
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    print_error_line(c, buf);
+}
+
+/* Prints the error line, then the usage, on stderr; returns 2. */
+static int usage_error(const cli *c, const char *fmt, ...) LLMUX_PRINTF(2, 3);
+
+static int usage_error(const cli *c, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    print_error_line(c, buf);
+    fputs(usage_text, stderr);
+    return EXIT_USAGE;
+}
+
+/* Exit status for an llmux code (see usage). */
+static int exit_status(int code)
+{
+    switch (llmux_err_class_of(code)) {
+    case LLMUX_CLASS_NONE:
+        return 0;
+    case LLMUX_CLASS_PROVIDER:
+        return EXIT_PROVIDER;
+    case LLMUX_CLASS_USAGE:
+        return EXIT_USAGE;
+    case LLMUX_CLASS_TRANSPORT:
+    case LLMUX_CLASS_LOCAL: /* out of memory, canceled, aborted */
+    default:
+        return EXIT_TRANSPORT;
+    }
+}
+
+/* ---- number parsing (locale-independent) --------------------------------- */
+
+/* Optional sign, digits; nothing else. */
+static int parse_ll(const char *s, int allow_neg, long long max, long long *out)
+{
+    int neg = 0;
+    unsigned long long v = 0;
+    if (*s == '+' || *s == '-') {
+        neg = *s == '-';
+        s++;
+    }
+    if (neg && !allow_neg)
+        return -1;
+    if (!(*s >= '0' && *s <= '9'))
+        return -1;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > ((unsigned long long)max - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (*s)
+        return -1;
+    *out = neg ? -(long long)v : (long long)v;
+    return 0;
+}
+
+/* 10^n; exact for n <= 22. */
+static double pow10i(long n)
+{
+    double p = 1;
+    while (n-- > 0)
+        p *= 10;
+    return p;
+}
+
+/*
+ * A decimal number: [+-]digits[.digits][(e|E)[+-]digits], '.' as the
+ * separator. Converted by hand so LC_NUMERIC can never matter: the digits
+ * make an integer mantissa scaled once by an exact power of ten, so short
+ * inputs like "0.7" come out correctly rounded, as strtod would give.
+ */
+static int parse_double(const char *s, double *out)
+{
+    unsigned long long m = 0;
+    long exp = 0, e = 0;
+    int neg = 0, digits = 0, eneg = 0;
+    double v;
+    if (*s == '+' || *s == '-')
+        neg = *s++ == '-';
+    for (; *s >= '0' && *s <= '9'; s++, digits++) {
+        if (m < 100000000000000000ULL)
+            m = m * 10 + (unsigned)(*s - '0');
+        else
+            exp++; /* digits past 17 only scale */
+    }
+    if (*s == '.')
+        for (s++; *s >= '0' && *s <= '9'; s++, digits++)
+            if (m < 100000000000000000ULL) {
+                m = m * 10 + (unsigned)(*s - '0');
+                exp--;
+            }
+    if (!digits)
+        return -1;
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-')
+            eneg = *s++ == '-';
+        if (!(*s >= '0' && *s <= '9'))
+            return -1;
+        for (; *s >= '0' && *s <= '9'; s++)
+            if (e < 100000)
+                e = e * 10 + (*s - '0');
+        exp += eneg ? -e : e;
+    }
+    if (*s)
+        return -1;
+    v = (double)m;
+    if (m && exp > 300)
+        return -1; /* too large to mean anything here */
+    if (exp < -340 || !m)
+        v = 0;
+    else if (exp < 0)
+        v = -exp > 22 ? v / pow10i(22) / pow10i(-exp - 22) : v / pow10i(-exp);
+    else
+        v *= pow10i(exp);
+    *out = neg ? -v : v;
+    return 0;
+}
+
+/* ---- command line ------------------------------------------------------- */
+
+static const opt_def *find_long(const char *name, size_t len)
+{
+    size_t i;
+    for (i = 0; i < sizeof opt_defs / sizeof opt_defs[0]; i++)
+        if (strlen(opt_defs[i].name) == len &&
+            strncmp(opt_defs[i].name, name, len) == 0)
+            return &opt_defs[i];
+    return NULL;
+}
+
+static const opt_def *find_short(char ch)
+{
+    size_t i;
+    for (i = 0; i < sizeof opt_defs / sizeof opt_defs[0]; i++)
+        if (opt_defs[i].short_name == ch)
+            return &opt_defs[i];
+    return NULL;
+}
+
+/* Stores one option. Returns 0 or an exit status. */
+static int set_opt(cli *c, const opt_def *d, const char *flag, const char *v)
+{
+    long long ll;
+    double x;
+    switch (d->id) {
+    case O_MODEL:
+        c->spec = v;
+        break;
+    case O_BASE_URL:
+        c->base_url = v;
+        break;
+    case O_API_KEY:
+        c->api_key = v;
+        c->secret1 = v;
+        break;
+    case O_SYSTEM:
+        c->system = v;
+        break;
+    case O_MAX_TOKENS:
+        if (parse_ll(v, 0, 2147483647LL, &ll)) {
+            errorf(c, "%s: not a non-negative integer", flag);
+            return EXIT_USAGE;
+        }
+        c->max_tokens = (long)ll;
+        c->has |= HAS_MAX_TOKENS;
+        break;
+    case O_TEMPERATURE:
+    case O_TOP_P:
+        if (parse_double(v, &x)) {
+            errorf(c, "%s: not a number", flag);
+            return EXIT_USAGE;
+        }
+        if (d->id == O_TEMPERATURE) {
+            c->temperature = x;
+            c->has |= HAS_TEMPERATURE;
+        } else {
+            c->top_p = x;
+            c->has |= HAS_TOP_P;
+        }
+        break;
+    case O_STOP:
+        c->stops =
+            xrealloc((void *)c->stops, (c->n_stops + 1) * sizeof *c->stops);
+        c->stops[c->n_stops++] = v;
+        break;
+    case O_SEED:
+        if (parse_ll(v, 1, 9223372036854775807LL, &ll)) {
+            errorf(c, "%s: not an integer", flag);
+            return EXIT_USAGE;
+        }
+        c->seed = ll;
+        c->has |= HAS_SEED;
+        break;
+    case O_TIMEOUT:
+        if (parse_double(v, &x) || x < 0 || x > 2e6) {
+            errorf(c, "%s: not a non-negative number of seconds", flag);
+            return EXIT_USAGE;
+        }
+        c->timeout_ms = (long)(x * 1000.0 + 0.5);
+        if (x > 0 && c->timeout_ms == 0)
+            c->timeout_ms = 1;
+        c->has |= HAS_TIMEOUT;
+        break;
+    case O_RETRIES:
+        if (parse_ll(v, 0, 100, &ll)) {
+            errorf(c, "%s: not an integer from 0 to 100", flag);
+            return EXIT_USAGE;
+        }
+        c->retries = (int)ll;
+        c->has |= HAS_RETRIES;
+        break;
+    case O_STREAM:
+        c->stream = 1;
+        break;
+    case O_JSON:
+        c->json = 1;
+        break;
+    case O_REQUEST_FILE:
+        c->request_file = v;
+        break;
+    case O_HELP:
+        c->help = 1;
+        break;
+    }
+    return 0;
+}
+
+/* Parses argv[first..]. Returns 0 or an exit status (message printed). */
+static int parse_args(cli *c, int argc, char **argv, int first)
+{
+    int i, rest = 0;
+    c->words = xmalloc((size_t)argc * sizeof *c->words);
+    for (i = first; i < argc; i++) {
+        const char *a = argv[i], *val = NULL;
+        char flag[64];
+        const opt_def *d;
+        int rc;
+        if (rest || a[0] != '-' || a[1] == '\0') {
+            c->words[c->n_words++] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            rest = 1;
+            continue;
+        }
+        if (a[1] == '-') {
+            const char *eq = strchr(a + 2, '=');
+            size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+            d = find_long(a + 2, len);
+            if (!d)
+                return usage_error(c, "unknown option \"%s\"", a);
+            snprintf(flag, sizeof flag, "--%s", d->name);
+            if (eq) {
+                if (!d->has_arg)
+                    return usage_error(c, "%s takes no value", flag);
+                val = eq + 1;
+            }
+        } else {
+            d = find_short(a[1]);
+            if (!d)
+                return usage_error(c, "unknown option \"%s\"", a);
+            snprintf(flag, sizeof flag, "-%c", d->short_name);
+            if (a[2] != '\0') {
+                if (!d->has_arg)
+                    return usage_error(c, "unknown option \"%s\"", a);
+                val = a + 2;
+            }
+        }
+        if (!(d->cmds & (unsigned)c->cmd))
+            return usage_error(c, "%s is not an option of \"%s\"", flag,
+                               c->cmd_name);
+        if (d->has_arg && !val) {
+            if (i + 1 >= argc)
+                return usage_error(c, "%s needs a value", flag);
+            val = argv[++i];
+        }
+        if ((rc = set_opt(c, d, flag, val)))
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- input -------------------------------------------------------------- */
+
+/* Reads a whole stream. NULL on a read error (errno set). */
+static char *read_all(FILE *f, size_t *len)
+{
+    size_t cap = 4096, n = 0, got;
+    char *b = xmalloc(cap);
+    for (;;) {
+        if (cap - n < 1024)
+            b = xrealloc(b, cap *= 2);
+        got = fread(b + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                int e = errno;
+                free(b);
+                errno = e ? e : EIO;
+                return NULL;
+            }
+            break;
+        }
+    }
+    b[n] = '\0';
+    *len = n;
+    return b;
+}
+
+/* Reads stdin, or the file `path` ("-" is stdin). */
+static char *read_input(const cli *c, const char *what, const char *path,
+                        size_t *len)
+{
+    FILE *f = stdin;
+    char *b;
+    if (path && strcmp(path, "-") != 0) {
+        f = fopen(path, "rb");
+        if (!f) {
+            errorf(c, "%s: %s: %s", what, path, strerror(errno));
+            return NULL;
+        }
+    }
+    b = read_all(f, len);
+    if (!b)
+        errorf(c, "%s: %s: %s", what, f == stdin ? "stdin" : path,
+               strerror(errno));
+    if (f != stdin)
+        fclose(f);
+    return b;
+}
+
+/* Removes trailing newlines (and the '\r' of CRLF). */
+static void chomp(char *s, size_t *len)
+{
+    while (*len && (s[*len - 1] == '\n' || s[*len - 1] == '\r'))
+        s[--*len] = '\0';
+}
+
+static int words_are_stdin(const cli *c)
+{
+    return c->n_words == 0 ||
+           (c->n_words == 1 && strcmp(c->words[0], "-") == 0);
+}
+
+static char *join_words(const cli *c)
+{
+    size_t i, n = 1;
+    char *s, *p;
+    for (i = 0; i < c->n_words; i++)
+        n += strlen(c->words[i]) + 1;
+    p = s = xmalloc(n);
+    for (i = 0; i < c->n_words; i++) {
+        size_t l = strlen(c->words[i]);
+        if (i)
+            *p++ = ' ';
+        memcpy(p, c->words[i], l);
+        p += l;
+    }
+    *p = '\0';
+    return s;
+}
+
+/* The prompt: the words, or stdin. NULL after printing an error. */
+static char *get_prompt(const cli *c)
+{
+    size_t len;
+    char *s;
+    if (!words_are_stdin(c))
+        return join_words(c);
+    s = read_input(c, "prompt", "-", &len);
+    if (s)
+        chomp(s, &len);
+    return s;
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+typedef struct run_ctx {
+    const cli *c;
+    int streamed;  /* chunks were printed */
+    int text_seen; /* some delta carried text */
+    int out_errno; /* stdout failed (errno), 0 if fine */
+} run_ctx;
+
+/* The first error writing stdout (errno), 0 while all is well. */
+static int g_out_errno;
+
+/* Flushes stdout and records a failure. Returns 0 when all is well. */
+static int flush_out(void)
+{
+    errno = 0;
+    if ((fflush(stdout) != 0 || ferror(stdout)) && !g_out_errno)
+        g_out_errno = errno ? errno : EIO;
+    return g_out_errno;
+}
+
+static int on_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
+{
+    run_ctx *x = ud;
+    (void)req;
+    if (g_out_errno)
+        return 1; /* stop the transfer: nobody reads us */
+    x->streamed = 1;
+    if (x->c->json) {
+        char *s = llmux_chunk_to_json(ch);
+        if (!s)
+            return 1; /* out of memory: reported as aborted */
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        llmux_free(s);
+    } else {
+        size_t len = 0;
+        const char *t = llmux_chunk_text(ch, &len);
+        if (t && len) {
+            fwrite(t, 1, len, stdout);
+            x->text_seen = 1;
+        }
+    }
+    return flush_out() ? 1 : 0;
+}
+
+/* Prints one argument string on a single line (JSON whitespace only). */
+static void put_one_line(const char *s)
+{
+    for (; *s; s++)
+        fputc(*s == '\n' || *s == '\r' ? ' ' : *s, stdout);
+}
+
+static void print_tool_calls(const llmux_response *res)
+{
+    size_t i, n = llmux_response_tool_call_count(res);
+    for (i = 0; i < n; i++) {
+        const llmux_tool_call *tc = llmux_response_tool_call(res, i);
+        if (!tc)
+            continue;
+        printf("tool_call %s %s ", tc->id && *tc->id ? tc->id : "-",
+               tc->name && *tc->name ? tc->name : "-");
+        put_one_line(tc->arguments ? tc->arguments : "{}");
+        fputc('\n', stdout);
+    }
+}
+
+/* Prints a successful answer (the part not already streamed). Returns 0,
+ * or -1 when out of memory (reported). */
+static int print_answer(const cli *c, const run_ctx *x,
+                        const llmux_response *res)
+{
+    size_t len = 0, i, n;
+    const char *t;
+    if (c->json) {
+        char *s;
+        if (x->streamed)
+            return 0; /* the chunks were the answer */
+        s = llmux_response_to_json(res);
+        if (!s) {
+            fputs("llmux: out of memory\n", stderr);
+            return -1;
+        }
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        llmux_free(s);
+        return 0;
+    }
+    switch (c->cmd) {
+    case CMD_EMBED:
+        n = llmux_response_embedding_count(res);
+        for (i = 0; i < n; i++) {
+            size_t dim = 0, k;
+            const float *v = llmux_response_embedding(res, i, &dim);
+            for (k = 0; v && k < dim; k++)
+                printf(k ? " %.9g" : "%.9g", (double)v[k]);
+            fputc('\n', stdout);
+        }
+        return 0;
+    case CMD_MODELS:
+        n = llmux_response_model_count(res);
+        for (i = 0; i < n; i++) {
+            const char *id = llmux_response_model_id(res, i);
+            if (id)
+                printf("%s\n", id);
+        }
+        return 0;
+    default:
+        break;
+    }
+    if (x->streamed) {
+        /* the text went out as deltas: end it as the plain output does */
+        if (x->text_seen || !llmux_response_tool_call_count(res))
+            fputc('\n', stdout);
+        if (!x->text_seen)
+            print_tool_calls(res);
+        return 0;
+    }
+    t = llmux_response_text(res, &len);
+    if (!len && llmux_response_refusal(res))
+        t = llmux_response_refusal(res), len = strlen(t);
+    if (len || !llmux_response_tool_call_count(res)) {
+        fwrite(t, 1, len, stdout);
+        fputc('\n', stdout);
+    }
+    if (!len)
+        print_tool_calls(res);
+    return 0;
+}
+
+/*
+ * Prints the error of a failed request as one line:
+ *   llmux: <provider>: <message> (HTTP <status>)
+ * The core's transport and configuration messages already start with
+ * "<provider>: "; a provider's own message does not.
+ */
+static void print_failure(const cli *c, const llmux_request *req, int rc,
+                          const llmux_response *res)
+{
+    const llmux_error *e = res ? llmux_response_error(res) : NULL;
+    const char *msg = e && e->message && *e->message ? e->message : NULL;
+    const char *prov = e && e->provider ? e->provider : NULL;
+    char status[48] = "";
+    char *line;
+    size_t n;
+
+    if (!prov && req)
+        prov = llmux_request_provider(req);
+    if (!msg)
+        msg = llmux_strerror(e ? e->code : rc);
+    if (e && e->http_status >= 400) {
+        snprintf(status, sizeof status, "HTTP %ld", e->http_status);
+        if (strstr(msg, status))
+            status[0] = '\0'; /* already said */
+    }
+    n = (prov ? strlen(prov) : 0) + strlen(msg) + sizeof status + 8;
+    line = xmalloc(n);
+    line[0] = '\0';
+    if (prov && *prov &&
+        !(strncmp(msg, prov, strlen(prov)) == 0 && msg[strlen(prov)] == ':')) {
+        strcat(line, prov);
+        strcat(line, ": ");
+    }
+    strcat(line, msg);
+    if (status[0]) {
+        strcat(line, " (");
+        strcat(line, status);
+        strcat(line, ")");
+    }
+    print_error_line(c, line);
+    free(line);
+}
+
+/* A failing request setter: prints why, returns the exit status. */
+static int setter_failed(const cli *c, const llmux_request *req,
+                         const char *what, int rc)
+{
+    const char *m = req ? llmux_request_errmsg(req) : "";
+    if (m && *m)
+        errorf(c, "%s: %s", what, m);
+    else if (rc == LLMUX_EINVAL)
+        errorf(c, "%s: invalid value", what);
+    else
+        errorf(c, "%s: %s", what, llmux_strerror(rc));
+    return exit_status(rc);
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+/* Applies the command-line settings to `req`. Returns 0 or exit status. */
+static int apply_opts(const cli *c, llmux_request *req)
+{
+    size_t i;
+    int rc;
+    if (c->base_url &&
+        (rc = llmux_request_set_option(req, "base_url", c->base_url)))
+        return setter_failed(c, req, "--base-url", rc);
+    if (c->api_key &&
+        (rc = llmux_request_set_option(req, "api_key", c->api_key)))
+        return setter_failed(c, req, "--api-key", rc);
+    if (c->system && (rc = llmux_request_set_system(req, c->system)))
+        return setter_failed(c, req, "--system", rc);
+    if ((c->has & HAS_MAX_TOKENS) &&
+        (rc = llmux_request_set_max_tokens(req, c->max_tokens)))
+        return setter_failed(c, req, "--max-tokens", rc);
+    if ((c->has & HAS_TEMPERATURE) &&
+        (rc = llmux_request_set_temperature(req, c->temperature))) {
+        errorf(c, "--temperature: out of range");
+        return exit_status(rc);
+    }
+    if ((c->has & HAS_TOP_P) && (rc = llmux_request_set_top_p(req, c->top_p))) {
+        errorf(c, "--top-p: out of range (0 to 1)");
+        return exit_status(rc);
+    }
+    if ((c->has & HAS_SEED) && (rc = llmux_request_set_seed(req, c->seed)))
+        return setter_failed(c, req, "--seed", rc);
+    for (i = 0; i < c->n_stops; i++)
+        if ((rc = llmux_request_add_stop(req, c->stops[i])))
+            return setter_failed(c, req, "--stop", rc);
+    if (c->stream && (rc = llmux_request_set_stream(req, 1)))
+        return setter_failed(c, req, "--stream", rc);
+    /*
+     * The setters bound the request; the same values also go in as
+     * options, because the config string's timeout= and max_retries=
+     * would otherwise win over the flags.
+     */
+    if (c->has & HAS_TIMEOUT) {
+        char v[48];
+        snprintf(v, sizeof v, "%ld.%03ld", c->timeout_ms / 1000,
+                 c->timeout_ms % 1000);
+        if ((rc = llmux_request_set_timeout_ms(req, c->timeout_ms)) ||
+            (rc = llmux_request_set_option(req, "timeout", v)))
+            return setter_failed(c, req, "--timeout", rc);
+    }
+    if (c->has & HAS_RETRIES) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", c->retries);
+        if ((rc = llmux_request_set_max_retries(req, c->retries)) ||
+            (rc = llmux_request_set_option(req, "max_retries", v)))
+            return setter_failed(c, req, "--retries", rc);
+    }
+    return 0;
+}
+
+/* Creates the request for chat/complete/embed/models and fills its input. */
+static int build_request(const cli *c, llmux_request **out)
+{
+    llmux_request *req = NULL;
+    int rc = 0, st;
+    *out = NULL;
+
+    if (c->request_file) {
+        size_t len;
+        char *text = read_input(c, "--request-file", c->request_file, &len);
+        if (!text)
+            return EXIT_USAGE;
+        rc = llmux_request_new_json(&req, c->spec, text, len);
+        free(text);
+    } else {
+        llmux_op op = c->cmd == CMD_COMPLETE ? LLMUX_OP_COMPLETE
+                      : c->cmd == CMD_EMBED  ? LLMUX_OP_EMBED
+                      : c->cmd == CMD_MODELS ? LLMUX_OP_MODELS
+                                             : LLMUX_OP_CHAT;
+        rc = llmux_request_new(&req, op, c->spec);
+    }
+    if (rc) {
+        const char *m = req ? llmux_request_errmsg(req) : "";
+        if (m && *m)
+            errorf(c, "%s", m);
+        else
+            errorf(c, "%s", llmux_strerror(rc));
+        llmux_request_free(req);
+        return exit_status(rc);
+    }
+    if ((st = apply_opts(c, req))) {
+        llmux_request_free(req);
+        return st;
+    }
+
+    if (c->cmd == CMD_EMBED) {
+        if (words_are_stdin(c)) {
+            size_t len;
+            char *s = read_input(c, "input", "-", &len), *line, *nl;
+            if (!s) {
+                llmux_request_free(req);
+                return EXIT_USAGE;
+            }
+            for (line = s; !rc && *line; line = nl) {
+                nl = strchr(line, '\n');
+                if (nl)
+                    *nl++ = '\0';
+                else
+                    nl = line + strlen(line);
+                if (*line && line[strlen(line) - 1] == '\r')
+                    line[strlen(line) - 1] = '\0';
+                if (*line)
+                    rc = llmux_request_add_input(req, line);
+            }
+            free(s);
+        } else {
+            size_t i;
+            for (i = 0; !rc && i < c->n_words; i++)
+                rc = llmux_request_add_input(req, c->words[i]);
+        }
+    } else if (c->cmd == CMD_CHAT || c->cmd == CMD_COMPLETE) {
+        /* with --request-file, PROMPT words add a user message */
+        if (!c->request_file || c->n_words > 0) {
+            char *p = get_prompt(c);
+            if (!p) {
+                llmux_request_free(req);
+                return EXIT_USAGE;
+            }
+            rc = c->cmd == CMD_CHAT
+                     ? llmux_request_add_message(req, LLMUX_ROLE_USER, p)
+                     : llmux_request_set_prompt(req, p);
+            free(p);
+        }
+    }
+    if (rc) {
+        st = setter_failed(c, req, "input", rc);
+        llmux_request_free(req);
+        return st;
+    }
+    *out = req;
+    return 0;
+}
+
+static int run_request(cli *c)
+{
+    llmux_request *req;
+    llmux_response *res = NULL;
+    llmux_client_options opts = LLMUX_CLIENT_OPTIONS_INIT;
+    run_ctx x;
+    int rc, st;
+
+    if (c->help) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (!c->spec && !c->request_file)
+        return usage_error(c, "%s: -m SPEC is required", c->cmd_name);
+    if (c->cmd == CMD_MODELS && c->n_words)
+        return usage_error(c, "models: unexpected argument \"%s\"",
+                           c->words[0]);
+    if (c->request_file && strcmp(c->request_file, "-") == 0 &&
+        c->n_words == 1 && strcmp(c->words[0], "-") == 0)
+        return usage_error(c, "--request-file - and PROMPT - both read "
+                              "stdin");
+    c->secret2 = spec_secret(c->spec);
+
+    if ((st = build_request(c, &req)))
+        return st;
+
+    memset(&x, 0, sizeof x);
+    x.c = c;
+    llmux_client_options_init(&opts);
+    rc = llmux_run(req, &opts, on_chunk, &x, &res);
+
+    if (g_out_errno) {
+        /* stdout failed while streaming: main() reports it, if at all */
+        st = 0;
+    } else if (rc || !res || llmux_response_error(res)) {
+        if (x.text_seen) /* end the partial answer's line */
+            fputc('\n', stdout);
+        flush_out();
+        print_failure(c, req, rc ? rc : LLMUX_ENOMEM, res);
+        st = exit_status(rc ? rc
+                         : llmux_response_error(res)
+                             ? llmux_response_error(res)->code
+                             : LLMUX_ENOMEM);
+    } else {
+        errno = 0;
+        st = print_answer(c, &x, res) ? EXIT_TRANSPORT : 0;
+        if (ferror(stdout) && !g_out_errno)
+            g_out_errno = errno ? errno : EIO;
+        flush_out();
+    }
+    llmux_response_free(res);
+    llmux_request_free(req);
+    return st;
+}
+
+/* ---- providers ---------------------------------------------------------- */
+
+static int print_provider(const llmux_provider_info *info, void *ud)
+{
+    char caps[128];
+    (void)ud;
+    if (info->status != 0) {
+        printf("%s  broken  %s  %s\n", info->name ? info->name : "?",
+               info->path ? info->path : "-",
+               info->error ? info->error : llmux_strerror(info->status));
+    } else {
+        llmux_caps_string(info->caps, caps, sizeof caps);
+        printf("%s  %s  ", info->name ? info->name : "?", caps[0] ? caps : "-");
+        if (info->descriptor)
+            printf("%s -> %s (%s)\n", info->descriptor,
+                   info->module ? info->module : "?",
+                   info->path ? info->path : "?");
+        else
+            printf("%s\n", info->path ? info->path : "?");
+    }
+    return ferror(stdout) ? 1 : 0;
+}
+
+static int cmd_providers(cli *c, int argc, char **argv)
+{
+    int i, rc;
+    for (i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        return usage_error(c, "providers: unexpected argument \"%s\"", argv[i]);
+    }
+    rc = llmux_providers_list(NULL, print_provider, NULL);
+    if (rc) {
+        errorf(c, "providers: %s", llmux_strerror(rc));
+        return exit_status(rc);
+    }
+    return 0;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+/*
+ * Flushes stdout at exit. A closed pipe (`| head`) is not an error: the
+ * reader has what it wanted. Any other write error is (exit 3).
+ */
+static int finish_output(int st)
+{
+    flush_out();
+    if (!g_out_errno || g_out_errno == EPIPE)
+        return st;
+    fprintf(stderr, "llmux: write error: %s\n", strerror(g_out_errno));
+    return st ? st : EXIT_TRANSPORT;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int cmd;
+    } cmds[] = {{"chat", CMD_CHAT},
+                {"complete", CMD_COMPLETE},
+                {"embed", CMD_EMBED},
+                {"models", CMD_MODELS}};
+    cli c;
+    size_t i;
+    int st;
+
+    /* `llmux ... | head` must end quietly, not by SIGPIPE */
+    signal(SIGPIPE, SIG_IGN);
+    memset(&c, 0, sizeof c);
+
+    if (argc < 2)
+        return usage_error(NULL, "%s", "no command given");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage_text, stdout);
+        return finish_output(0);
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("llmux %s\n", llmux_version_string());
+        return finish_output(0);
+    }
+    if (strcmp(argv[1], "providers") == 0) {
+        c.cmd_name = "providers";
+        st = cmd_providers(&c, argc, argv);
+        llmux_global_cleanup();
+        return finish_output(st);
+    }
+    for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (strcmp(argv[1], cmds[i].name) == 0)
+            break;
+    if (i == sizeof cmds / sizeof cmds[0])
+        return usage_error(NULL, "unknown command \"%s\"", argv[1]);
+    c.cmd = cmds[i].cmd;
+    c.cmd_name = cmds[i].name;
+
+    st = parse_args(&c, argc, argv, 2);
+    if (st == 0)
+        st = run_request(&c);
+    free(c.words);
+    free((void *)c.stops);
+    free(c.secret2);
+    llmux_global_cleanup();
+    return finish_output(st);
+}
