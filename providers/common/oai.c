@@ -1,0 +1,1733 @@
+/*
+ * providers/common/oai.c: the OpenAI-shape codec shared by the OpenAI,
+ * Mistral, Aleph Alpha and OpenAI-compatible plugins (see oai.h).
+ *
+ * Encoding builds the request body as one json-c object and serialises it
+ * once. Decoding parses each body or stream event once with json-c and
+ * walks the tree, handing strings to the host's builders straight from the
+ * parsed objects (no intermediate copies). Streams reuse one json_tokener
+ * per request, kept in call->state.
+ */
+#include <json-c/json.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "oai.h"
+
+/* Nesting allowed in JSON the user gives us (tool schemas can be deep). */
+#define OAI_REQ_DEPTH 128
+/* Bytes of an offending body quoted in an error message. */
+/* Tool-call indexes beyond this are treated as a protocol error. */
+#define OAI_MAX_TOOL_INDEX 1024
+
+#define CONST_KEY JSON_C_OBJECT_ADD_CONSTANT_KEY
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static int ascii_caseeq(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        int ca = (unsigned char)*a, cb = (unsigned char)*b;
+        if (ca >= 'A' && ca <= 'Z')
+            ca += 'a' - 'A';
+        if (cb >= 'A' && cb <= 'Z')
+            cb += 'a' - 'A';
+        if (ca != cb)
+            return 0;
+        if (!ca)
+            return 1;
+    }
+}
+
+static const char *dname(const llmux_oai_dialect *d)
+{
+    return d && d->name ? d->name : "openai";
+}
+
+/* Member `key` of `o` when `o` is an object; NULL when absent or null. */
+static json_object *get(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+    if (!json_object_is_type(o, json_type_object))
+        return NULL;
+    json_object_object_get_ex(o, key, &v);
+    return v;
+}
+
+/* A string member: pointer and length, or NULL. */
+static const char *get_str(json_object *o, const char *key, size_t *len)
+{
+    json_object *v = get(o, key);
+    if (!json_object_is_type(v, json_type_string))
+        return NULL;
+    if (len)
+        *len = (size_t)json_object_get_string_len(v);
+    return json_object_get_string(v);
+}
+
+/* An integer value (JSON int, or a double holding a whole number). */
+static int as_int(json_object *v, int64_t *out)
+{
+    if (json_object_is_type(v, json_type_int)) {
+        *out = json_object_get_int64(v);
+        return 1;
+    }
+    if (json_object_is_type(v, json_type_double)) {
+        double x = json_object_get_double(v);
+        if (x >= -9.0e15 && x <= 9.0e15 && x == (double)(int64_t)x) {
+            *out = (int64_t)x;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int get_int(json_object *o, const char *key, int64_t *out)
+{
+    return as_int(get(o, key), out);
+}
+
+/* Compact JSON text of any value, owned by `v`. */
+static const char *to_text(json_object *v, size_t *len)
+{
+    return json_object_to_json_string_length(
+        v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
+}
+
+/* Text of a scalar member for error fields: strings as they are, numbers
+ * and booleans as JSON text, objects serialised; NULL for null/absent. */
+static const char *scalar_text(json_object *v)
+{
+    size_t len;
+    if (!v)
+        return NULL;
+    if (json_object_is_type(v, json_type_string))
+        return json_object_get_string(v);
+    return to_text(v, &len);
+}
+
+/*
+ * Writes at most LLMUX_OAI_SNIPPET bytes of `s` into buf (which holds
+ * LLMUX_OAI_SNIPPET + 8 bytes), control bytes as spaces, never cutting a UTF-8
+ * sequence, "..." when cut.
+ */
+const char *llmux_oai_snippet(char *buf, const char *s, size_t len)
+{
+    size_t n = len, i;
+    if (!s || !len) {
+        strcpy(buf, "(empty)");
+        return buf;
+    }
+    if (n > LLMUX_OAI_SNIPPET) {
+        n = LLMUX_OAI_SNIPPET;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[i] = (c < 0x20 || c == 0x7F) ? ' ' : (char)c;
+    }
+    if (n < len)
+        memcpy(buf + i, "...", 4);
+    else
+        buf[i] = '\0';
+    return buf;
+}
+
+static int proto(const llmux_oai_dialect *d, const llmux_host *h,
+                 llmux_out *out, const char *what, const char *s, size_t len)
+{
+    char buf[LLMUX_OAI_SNIPPET + 8];
+    h->set_error(out, LLMUX_EPROTO, "%s: %s: %s", dname(d), what,
+                 llmux_oai_snippet(buf, s, len));
+    return LLMUX_EPROTO;
+}
+
+static const char *opt(const llmux_host *h, const llmux_params *p,
+                       const char *key)
+{
+    if (!LLMUX_HOST_HAS(h, option) || !h->option)
+        return NULL;
+    return h->option(p, key);
+}
+
+int llmux_oai_never(const llmux_oai_dialect *d, const char *key)
+{
+    const char *const *n;
+    if (!d || !d->never_send)
+        return 0;
+    for (n = d->never_send; *n; n++)
+        if (strcmp(*n, key) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---- JSON parsing -------------------------------------------------------- */
+
+int llmux_oai_parse(json_tokener *tok, const char *s, size_t len,
+                    json_object **out)
+{
+    json_object *o;
+    enum json_tokener_error err;
+    *out = NULL;
+    if (!s || len > 0x7FFFFFF0u)
+        return LLMUX_EPROTO;
+    json_tokener_reset(tok);
+    o = json_tokener_parse_ex(tok, s, (int)len);
+    err = json_tokener_get_error(tok);
+    if (!o && err == json_tokener_continue) {
+        /* A top-level number or literal needs a terminator to end. */
+        o = json_tokener_parse_ex(tok, "", 1);
+        err = json_tokener_get_error(tok);
+    }
+    if (err != json_tokener_success) {
+        json_object_put(o);
+        json_tokener_reset(tok);
+        return LLMUX_EPROTO;
+    }
+    *out = o;
+    return 0;
+}
+
+json_tokener *llmux_oai_tokener(int depth)
+{
+    json_tokener *tok = json_tokener_new_ex(depth);
+    if (tok)
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    return tok;
+}
+
+/* ---- numbers --------------------------------------------------------------*/
+
+int llmux_oai_add_double(json_object *obj, const char *key, double v)
+{
+    char raw[48], buf[48];
+    size_t i, j = 0;
+    int n, dot = 0;
+    json_object *num;
+    if (!isfinite(v))
+        return LLMUX_EINVAL;
+    n = snprintf(raw, sizeof(raw), "%.15g", v);
+    if (n <= 0 || (size_t)n >= sizeof(raw))
+        return LLMUX_EINVAL;
+    /* %g only differs between locales in the radix character (possibly
+     * several bytes): whatever is not a digit, sign or exponent mark is
+     * the radix, written as '.'. */
+    for (i = 0; raw[i]; i++) {
+        char c = raw[i];
+        if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e' ||
+            c == 'E') {
+            buf[j++] = c;
+            dot = 0;
+        } else if (!dot) {
+            buf[j++] = '.';
+            dot = 1;
+        }
+    }
+    buf[j] = '\0';
+    num = json_object_new_double_s(v, buf);
+    if (!num)
+        return LLMUX_ENOMEM;
+    if (json_object_object_add_ex(obj, key, num, CONST_KEY) != 0) {
+        json_object_put(num);
+        return LLMUX_ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- encoding ------------------------------------------------------------ */
+
+typedef struct oai_enc {
+    const llmux_oai_dialect *d;
+    const llmux_host *h;
+    const llmux_params *p;
+    json_tokener *tok; /* created on the first user JSON to parse */
+    json_object *body;
+} oai_enc;
+
+/* Adds `v` (owned) under `key` unless the dialect never sends it. The key
+ * must outlive the body (literals, dialect strings, options). */
+static int put(oai_enc *e, json_object *obj, const char *key, json_object *v)
+{
+    if (obj == e->body && llmux_oai_never(e->d, key)) {
+        json_object_put(v);
+        return 0;
+    }
+    if (json_object_object_add_ex(obj, key, v, CONST_KEY) != 0) {
+        json_object_put(v);
+        return LLMUX_ENOMEM;
+    }
+    return 0;
+}
+
+static int put_str(oai_enc *e, json_object *obj, const char *key, const char *s)
+{
+    json_object *v = json_object_new_string(s);
+    return v ? put(e, obj, key, v) : LLMUX_ENOMEM;
+}
+
+static int put_i64(oai_enc *e, json_object *obj, const char *key, int64_t n)
+{
+    json_object *v = json_object_new_int64(n);
+    return v ? put(e, obj, key, v) : LLMUX_ENOMEM;
+}
+
+static int put_dbl(oai_enc *e, const char *key, double v, const char *what)
+{
+    int rc;
+    if (llmux_oai_never(e->d, key))
+        return 0;
+    rc = llmux_oai_add_double(e->body, key, v);
+    if (rc == LLMUX_EINVAL)
+        e->h->log(LLMUX_LOG_ERROR, "%s: %s is not a finite number", dname(e->d),
+                  what);
+    return rc;
+}
+
+/* Parses user-supplied JSON text for field `what`; *out may be NULL for
+ * JSON null. */
+static int user_json(oai_enc *e, const char *text, const char *what,
+                     json_object **out)
+{
+    if (!e->tok) {
+        e->tok = llmux_oai_tokener(OAI_REQ_DEPTH);
+        if (!e->tok)
+            return LLMUX_ENOMEM;
+    }
+    if (llmux_oai_parse(e->tok, text, strlen(text), out) != 0) {
+        e->h->log(LLMUX_LOG_ERROR, "%s: invalid JSON in %s", dname(e->d), what);
+        return LLMUX_EINVAL;
+    }
+    return 0;
+}
+
+static int put_user_json(oai_enc *e, const char *key, const char *text,
+                         const char *what)
+{
+    json_object *v;
+    int rc = user_json(e, text, what, &v);
+    if (rc != 0)
+        return rc;
+    if (!v) /* JSON null: leave the field out */
+        return 0;
+    return put(e, e->body, key, v);
+}
+
+static const char *role_name(int role)
+{
+    switch (role) {
+    case LLMUX_ROLE_SYSTEM:
+        return "system";
+    case LLMUX_ROLE_USER:
+        return "user";
+    case LLMUX_ROLE_ASSISTANT:
+        return "assistant";
+    case LLMUX_ROLE_TOOL:
+        return "tool";
+    case LLMUX_ROLE_DEVELOPER:
+        return "developer";
+    }
+    return NULL;
+}
+
+static int enc_tool_calls(oai_enc *e, json_object *m, const llmux_msg *msg)
+{
+    json_object *arr = json_object_new_array_ext((int)msg->n_tool_calls);
+    size_t i;
+    int rc;
+    if (!arr)
+        return LLMUX_ENOMEM;
+    rc = put(e, m, "tool_calls", arr);
+    for (i = 0; rc == 0 && i < msg->n_tool_calls; i++) {
+        const llmux_tool_call *tc = &msg->tool_calls[i];
+        json_object *c = json_object_new_object();
+        json_object *fn = json_object_new_object();
+        if (!c || !fn || json_object_array_add(arr, c) != 0) {
+            json_object_put(c);
+            json_object_put(fn);
+            return LLMUX_ENOMEM;
+        }
+        if ((rc = put(e, c, "function", fn)) != 0)
+            return rc;
+        if (tc->id && (rc = put_str(e, c, "id", tc->id)) != 0)
+            return rc;
+        if ((rc = put_str(e, c, "type", "function")) != 0)
+            return rc;
+        if ((rc = put_str(e, fn, "name", tc->name ? tc->name : "")) != 0)
+            return rc;
+        rc = put_str(e, fn, "arguments",
+                     tc->arguments && *tc->arguments ? tc->arguments : "{}");
+    }
+    return rc;
+}
+
+static int enc_message(oai_enc *e, json_object *arr, const llmux_msg *msg,
+                       size_t i)
+{
+    const char *role = role_name(msg->role);
+    json_object *m;
+    int rc;
+    if (!role) {
+        e->h->log(LLMUX_LOG_ERROR, "%s: message %zu has an unknown role %d",
+                  dname(e->d), i, msg->role);
+        return LLMUX_EINVAL;
+    }
+    m = json_object_new_object();
+    if (!m || json_object_array_add(arr, m) != 0) {
+        json_object_put(m);
+        return LLMUX_ENOMEM;
+    }
+    if ((rc = put_str(e, m, "role", role)) != 0)
+        return rc;
+    if (msg->content_json) {
+        json_object *c;
+        if ((rc = user_json(e, msg->content_json, "message content", &c)))
+            return rc;
+        rc = put(e, m, "content", c);
+    } else if (msg->content) {
+        rc = put_str(e, m, "content", msg->content);
+    } else if (msg->role == LLMUX_ROLE_ASSISTANT) {
+        rc = put(e, m, "content", NULL); /* null beside tool_calls */
+    } else {
+        rc = put_str(e, m, "content", "");
+    }
+    if (rc != 0)
+        return rc;
+    if (msg->name && *msg->name &&
+        (msg->role != LLMUX_ROLE_TOOL ||
+         (e->d->flags & LLMUX_OAI_TOOL_MSG_NAME)) &&
+        (rc = put_str(e, m, "name", msg->name)) != 0)
+        return rc;
+    if (msg->tool_call_id && msg->role == LLMUX_ROLE_TOOL &&
+        (rc = put_str(e, m, "tool_call_id", msg->tool_call_id)) != 0)
+        return rc;
+    if (msg->n_tool_calls && msg->tool_calls &&
+        msg->role == LLMUX_ROLE_ASSISTANT &&
+        (rc = enc_tool_calls(e, m, msg)) != 0)
+        return rc;
+    if (msg->reasoning && msg->role == LLMUX_ROLE_ASSISTANT &&
+        (e->d->flags & LLMUX_OAI_SEND_REASONING) && e->d->reasoning_field &&
+        (rc = put_str(e, m, e->d->reasoning_field, msg->reasoning)) != 0)
+        return rc;
+    return 0;
+}
+
+static int enc_stop(oai_enc *e)
+{
+    const llmux_params *p = e->p;
+    json_object *arr;
+    size_t i;
+    int rc;
+    if (!p->n_stop || !p->stop || llmux_oai_never(e->d, "stop"))
+        return 0;
+    arr = json_object_new_array_ext((int)p->n_stop);
+    if (!arr)
+        return LLMUX_ENOMEM;
+    if ((rc = put(e, e->body, "stop", arr)) != 0)
+        return rc;
+    for (i = 0; i < p->n_stop; i++) {
+        json_object *s = json_object_new_string(p->stop[i] ? p->stop[i] : "");
+        if (!s || json_object_array_add(arr, s) != 0) {
+            json_object_put(s);
+            return LLMUX_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* temperature, top_p, seed, stop: shared by chat and text completion. */
+static int enc_sampling(oai_enc *e)
+{
+    const llmux_params *p = e->p;
+    int rc;
+    if ((p->has & LLMUX_HAS_TEMPERATURE) &&
+        (rc = put_dbl(e, "temperature", p->temperature, "temperature")))
+        return rc;
+    if ((p->has & LLMUX_HAS_TOP_P) &&
+        (rc = put_dbl(e, "top_p", p->top_p, "top_p")))
+        return rc;
+    if ((p->has & LLMUX_HAS_SEED) && e->d->seed_field &&
+        (rc = put_i64(e, e->body, e->d->seed_field, p->seed)))
+        return rc;
+    return enc_stop(e);
+}
+
+static int enc_stream(oai_enc *e)
+{
+    json_object *so;
+    int rc;
+    if (!e->p->stream)
+        return 0;
+    if ((rc = put(e, e->body, "stream", json_object_new_boolean(1))) != 0)
+        return rc;
+    if (!e->d->stream_usage || llmux_oai_never(e->d, "stream_options"))
+        return 0;
+    so = json_object_new_object();
+    if (!so)
+        return LLMUX_ENOMEM;
+    if ((rc = put(e, e->body, "stream_options", so)) != 0)
+        return rc;
+    return put(e, so, "include_usage", json_object_new_boolean(1));
+}
+
+/* Merges extra_json's members that are not set yet and may be sent. */
+static int enc_extra(oai_enc *e)
+{
+    json_object *x;
+    int rc;
+    if (!e->p->extra_json)
+        return 0;
+    if ((rc = user_json(e, e->p->extra_json, "extra request fields", &x)))
+        return rc;
+    if (!x)
+        return 0;
+    if (!json_object_is_type(x, json_type_object)) {
+        json_object_put(x);
+        e->h->log(LLMUX_LOG_ERROR,
+                  "%s: extra request fields are not a JSON object",
+                  dname(e->d));
+        return LLMUX_EINVAL;
+    }
+    {
+        json_object_object_foreach(x, key, val)
+        {
+            /* The core decides whether the answer streams. */
+            if (strcmp(key, "stream") == 0 ||
+                (strcmp(key, "stream_options") == 0 && !e->p->stream))
+                continue;
+            if (llmux_oai_never(e->d, key) ||
+                json_object_object_get_ex(e->body, key, NULL))
+                continue;
+            if (json_object_object_add(e->body, key, json_object_get(val))) {
+                json_object_put(val);
+                json_object_put(x);
+                return LLMUX_ENOMEM;
+            }
+        }
+    }
+    json_object_put(x);
+    return 0;
+}
+
+static int enc_model(oai_enc *e)
+{
+    if (!e->p->model || !*e->p->model) {
+        e->h->log(LLMUX_LOG_ERROR, "%s: no model given", dname(e->d));
+        return LLMUX_EINVAL;
+    }
+    return put_str(e, e->body, "model", e->p->model);
+}
+
+static int enc_chat(oai_enc *e)
+{
+    const llmux_params *p = e->p;
+    const llmux_oai_dialect *d = e->d;
+    json_object *msgs;
+    const char *mtf;
+    size_t i;
+    int rc;
+    if ((rc = enc_model(e)) != 0)
+        return rc;
+    msgs = json_object_new_array_ext((int)p->n_messages);
+    if (!msgs)
+        return LLMUX_ENOMEM;
+    if ((rc = put(e, e->body, "messages", msgs)) != 0)
+        return rc;
+    for (i = 0; i < p->n_messages; i++)
+        if ((rc = enc_message(e, msgs, &p->messages[i], i)) != 0)
+            return rc;
+    if (p->has & LLMUX_HAS_MAX_TOKENS) {
+        mtf = opt(e->h, p, "max_tokens_field");
+        if (!mtf || !*mtf)
+            mtf = d->max_tokens_field ? d->max_tokens_field : "max_tokens";
+        if ((rc = put_i64(e, e->body, mtf, p->max_tokens)) != 0)
+            return rc;
+    }
+    if ((rc = enc_sampling(e)) != 0)
+        return rc;
+    if (p->tools_json &&
+        (rc = put_user_json(e, "tools", p->tools_json, "tools")) != 0)
+        return rc;
+    if (p->tool_choice_json) {
+        const char *tc = p->tool_choice_json;
+        /* Also take the bare words, unquoted. */
+        if (strcmp(tc, "auto") == 0 || strcmp(tc, "none") == 0 ||
+            strcmp(tc, "required") == 0 || strcmp(tc, "any") == 0)
+            rc = put_str(e, e->body, "tool_choice", tc);
+        else
+            rc = put_user_json(e, "tool_choice", tc, "tool_choice");
+        if (rc != 0)
+            return rc;
+    }
+    if (p->response_format_json &&
+        (rc = put_user_json(e, "response_format", p->response_format_json,
+                            "response_format")) != 0)
+        return rc;
+    if (d->body_options) {
+        const char *const *k;
+        for (k = d->body_options; *k; k++) {
+            const char *v = opt(e->h, p, *k);
+            if (v && *v && (rc = put_str(e, e->body, *k, v)) != 0)
+                return rc;
+        }
+    }
+    return enc_stream(e);
+}
+
+static int enc_complete(oai_enc *e)
+{
+    const llmux_params *p = e->p;
+    const char *mtf = e->d->complete_max_tokens_field;
+    int rc;
+    if ((rc = enc_model(e)) != 0)
+        return rc;
+    if ((rc = put_str(e, e->body, "prompt", p->prompt ? p->prompt : "")))
+        return rc;
+    if (p->suffix && (rc = put_str(e, e->body, "suffix", p->suffix)) != 0)
+        return rc;
+    if ((p->has & LLMUX_HAS_MAX_TOKENS) &&
+        (rc = put_i64(e, e->body, mtf ? mtf : "max_tokens", p->max_tokens)))
+        return rc;
+    if ((rc = enc_sampling(e)) != 0)
+        return rc;
+    return enc_stream(e);
+}
+
+/* Parses a decimal option value, strictly. */
+static int parse_uint(const char *s, int64_t *out)
+{
+    int64_t v = 0;
+    if (!s || !*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static int enc_embed(oai_enc *e)
+{
+    const llmux_params *p = e->p;
+    const char *dim;
+    size_t i;
+    int rc;
+    if ((rc = enc_model(e)) != 0)
+        return rc;
+    if (!p->n_input || !p->input) {
+        e->h->log(LLMUX_LOG_ERROR, "%s: no input to embed", dname(e->d));
+        return LLMUX_EINVAL;
+    }
+    if (p->n_input == 1) {
+        rc = put_str(e, e->body, "input", p->input[0] ? p->input[0] : "");
+    } else {
+        json_object *arr = json_object_new_array_ext((int)p->n_input);
+        if (!arr)
+            return LLMUX_ENOMEM;
+        rc = put(e, e->body, "input", arr);
+        for (i = 0; rc == 0 && i < p->n_input; i++) {
+            json_object *s =
+                json_object_new_string(p->input[i] ? p->input[i] : "");
+            if (!s || json_object_array_add(arr, s) != 0) {
+                json_object_put(s);
+                rc = LLMUX_ENOMEM;
+            }
+        }
+    }
+    if (rc != 0)
+        return rc;
+    if ((rc = put_str(e, e->body, "encoding_format", "float")) != 0)
+        return rc;
+    dim = opt(e->h, p, "dimensions");
+    if (dim && *dim) {
+        int64_t n;
+        if (parse_uint(dim, &n) != 0 || n <= 0) {
+            e->h->log(LLMUX_LOG_ERROR,
+                      "%s: option dimensions must be a positive integer",
+                      dname(e->d));
+            return LLMUX_EINVAL;
+        }
+        if ((rc = put_i64(e, e->body, "dimensions", n)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int enc_headers(oai_enc *e, llmux_http_request *http)
+{
+    const llmux_oai_header_opt *ho;
+    int rc;
+    if (!e->d->header_options)
+        return 0;
+    for (ho = e->d->header_options; ho->option; ho++) {
+        const char *v = opt(e->h, e->p, ho->option);
+        if (v && *v && (rc = e->h->http_header(http, ho->header, v)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int llmux_oai_encode(const llmux_oai_dialect *d, const llmux_host *h,
+                     llmux_call *call, llmux_http_request *http)
+{
+    oai_enc e;
+    const char *path = NULL;
+    int rc = 0, op = call->params->op;
+    memset(&e, 0, sizeof(e));
+    e.d = d;
+    e.h = h;
+    e.p = call->params;
+    switch (op) {
+    case LLMUX_OP_CHAT:
+        path = d->chat_path;
+        break;
+    case LLMUX_OP_COMPLETE:
+        path = d->complete_path;
+        break;
+    case LLMUX_OP_EMBED:
+        path = d->embed_path;
+        break;
+    case LLMUX_OP_MODELS:
+        path = d->models_path;
+        break;
+    }
+    if (!path)
+        return LLMUX_ENOTSUP;
+    if (op == LLMUX_OP_MODELS) {
+        if ((rc = h->http_method(http, "GET")) != 0 ||
+            (rc = h->http_path(http, path)) != 0)
+            return rc;
+        return enc_headers(&e, http);
+    }
+    e.body = json_object_new_object();
+    if (!e.body)
+        return LLMUX_ENOMEM;
+    if (op == LLMUX_OP_CHAT)
+        rc = enc_chat(&e);
+    else if (op == LLMUX_OP_COMPLETE)
+        rc = enc_complete(&e);
+    else
+        rc = enc_embed(&e);
+    if (rc == 0)
+        rc = enc_extra(&e);
+    if (rc == 0 && d->patch_request)
+        rc = d->patch_request(d, h, call, e.body);
+    if (rc == 0 && (rc = h->http_method(http, "POST")) == 0 &&
+        (rc = h->http_path(http, path)) == 0 &&
+        (rc = enc_headers(&e, http)) == 0) {
+        size_t len = 0;
+        const char *s = to_text(e.body, &len);
+        rc = s ? h->http_body(http, s, len) : LLMUX_ENOMEM;
+    }
+    json_object_put(e.body);
+    if (e.tok)
+        json_tokener_free(e.tok);
+    return rc;
+}
+
+/* ---- decoding: pieces ---------------------------------------------------- */
+
+int llmux_oai_finish(const char *s)
+{
+    if (!s)
+        return LLMUX_FINISH_NONE;
+    if (strcmp(s, "stop") == 0)
+        return LLMUX_FINISH_STOP;
+    if (strcmp(s, "length") == 0 || strcmp(s, "model_length") == 0)
+        return LLMUX_FINISH_LENGTH;
+    if (strcmp(s, "tool_calls") == 0 || strcmp(s, "function_call") == 0)
+        return LLMUX_FINISH_TOOL_CALLS;
+    if (strcmp(s, "content_filter") == 0)
+        return LLMUX_FINISH_CONTENT_FILTER;
+    if (strcmp(s, "error") == 0)
+        return LLMUX_FINISH_ERROR;
+    return LLMUX_FINISH_STOP;
+}
+
+int llmux_oai_put_finish(const llmux_host *h, llmux_out *out, json_object *fr)
+{
+    int rc;
+    if (!json_object_is_type(fr, json_type_string))
+        return 0;
+    rc = h->out_int(out, LLMUX_F_FINISH,
+                    llmux_oai_finish(json_object_get_string(fr)));
+    if (rc == 0)
+        rc = h->out_str(out, LLMUX_F_FINISH_RAW, json_object_get_string(fr),
+                        (size_t)json_object_get_string_len(fr));
+    return rc;
+}
+
+static int put_string(const llmux_host *h, llmux_out *out, int field,
+                      json_object *s)
+{
+    size_t n = (size_t)json_object_get_string_len(s);
+    if (!n)
+        return 0;
+    return h->out_str(out, field, json_object_get_string(s), n);
+}
+
+int llmux_oai_put_content(const llmux_host *h, llmux_out *out,
+                          json_object *content, int field)
+{
+    size_t i, n;
+    int rc;
+    if (json_object_is_type(content, json_type_string))
+        return put_string(h, out, field, content);
+    if (!json_object_is_type(content, json_type_array))
+        return 0; /* null, or nothing we know */
+    n = json_object_array_length(content);
+    for (i = 0; i < n; i++) {
+        json_object *part = json_object_array_get_idx(content, i);
+        const char *type = get_str(part, "type", NULL);
+        json_object *v;
+        rc = 0;
+        if (json_object_is_type(part, json_type_string)) {
+            rc = put_string(h, out, field, part);
+        } else if (type && strcmp(type, "thinking") == 0) {
+            v = get(part, "thinking");
+            rc = llmux_oai_put_content(h, out, v, LLMUX_F_REASONING);
+        } else if (!type || strcmp(type, "text") == 0 ||
+                   strcmp(type, "output_text") == 0) {
+            v = get(part, "text");
+            if (json_object_is_type(v, json_type_string))
+                rc = put_string(h, out, field, v);
+        }
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int llmux_oai_put_usage(const llmux_host *h, llmux_out *out, json_object *u)
+{
+    static const struct {
+        const char *key;
+        int field;
+    } top[] = {{"prompt_tokens", LLMUX_F_PROMPT_TOKENS},
+               {"completion_tokens", LLMUX_F_COMPLETION_TOKENS},
+               {"total_tokens", LLMUX_F_TOTAL_TOKENS}};
+    int64_t v;
+    size_t i;
+    int rc;
+    if (!json_object_is_type(u, json_type_object))
+        return 0;
+    for (i = 0; i < sizeof(top) / sizeof(top[0]); i++)
+        if (get_int(u, top[i].key, &v) &&
+            (rc = h->out_int(out, top[i].field, v)) != 0)
+            return rc;
+    if (get_int(get(u, "prompt_tokens_details"), "cached_tokens", &v) &&
+        (rc = h->out_int(out, LLMUX_F_CACHED_TOKENS, v)) != 0)
+        return rc;
+    if (get_int(get(u, "completion_tokens_details"), "reasoning_tokens", &v) &&
+        (rc = h->out_int(out, LLMUX_F_REASONING_TOKENS, v)) != 0)
+        return rc;
+    return 0;
+}
+
+/* ---- per-request state -------------------------------------------------- */
+
+/* Bits of oai_state.meta: fields already sent in this stream. */
+#define META_ID      1u
+#define META_MODEL   2u
+#define META_CREATED 4u
+#define META_FP      8u
+
+/* A tool call of a stream: the index it had on the wire and its id. */
+typedef struct oai_slot {
+    int64_t wire; /* -1: the server gave no index */
+    char *id;     /* NULL: none seen yet */
+} oai_slot;
+
+/* The codec's per-request state (call->state). */
+typedef struct oai_state {
+    json_tokener *tok;
+    unsigned meta;   /* META_* sent already: chunks repeat them, the core's
+                        merge keeps the first, so later copies are skipped */
+    oai_slot *slots; /* tool calls seen, in order; position = our index */
+    int n_slots, cap_slots;
+} oai_state;
+
+/*
+ * The index a streamed tool-call delta belongs to. Servers differ: OpenAI
+ * sends the id once and then only the wire index; Mistral sends whole calls
+ * with an id but no index; Ollama numbers every call 0; some repeat the id
+ * on every delta. So: a known id is its call; a new id is a new call; no id
+ * means the latest call with that wire index (or the latest call at all
+ * when there is no index), else a new call. Calls are numbered 0, 1, ...
+ * in order of appearance. Returns the index or a negative code.
+ */
+static int stream_slot(const llmux_host *h, oai_state *st, int has_wire,
+                       int64_t wire, const char *id, size_t id_len)
+{
+    int i;
+    oai_slot *sl;
+    if (id) {
+        for (i = st->n_slots - 1; i >= 0; i--)
+            if (st->slots[i].id && strlen(st->slots[i].id) == id_len &&
+                memcmp(st->slots[i].id, id, id_len) == 0)
+                return i;
+    } else {
+        for (i = st->n_slots - 1; i >= 0; i--)
+            if (!has_wire || st->slots[i].wire == wire)
+                return i;
+    }
+    if (st->n_slots >= OAI_MAX_TOOL_INDEX)
+        return LLMUX_EPROTO;
+    if (st->n_slots == st->cap_slots) {
+        int cap = st->cap_slots ? st->cap_slots * 2 : 4;
+        oai_slot *n = h->realloc(st->slots, (size_t)cap * sizeof(*n));
+        if (!n)
+            return LLMUX_ENOMEM;
+        st->slots = n;
+        st->cap_slots = cap;
+    }
+    sl = &st->slots[st->n_slots];
+    sl->wire = has_wire ? wire : -1;
+    sl->id = NULL;
+    if (id) {
+        sl->id = h->alloc(id_len + 1);
+        if (!sl->id)
+            return LLMUX_ENOMEM;
+        memcpy(sl->id, id, id_len);
+        sl->id[id_len] = '\0';
+    }
+    return st->n_slots++;
+}
+
+/*
+ * One tool call: {"index","id","type","function":{"name","arguments"}}.
+ * In a whole message (st NULL) its index is its position `pos`; in a
+ * stream delta, see stream_slot().
+ */
+static int put_call(const llmux_host *h, llmux_out *out, json_object *tc,
+                    int pos, oai_state *st)
+{
+    json_object *fn = get(tc, "function"), *args, *wire_v;
+    const char *id, *name, *a = "";
+    size_t alen = 0, n, id_len;
+    int64_t wire = -1;
+    int index = pos;
+    if (!json_object_is_type(fn, json_type_object))
+        fn = tc; /* {"name","arguments"} at the top (legacy shapes) */
+    wire_v = get(tc, "index");
+    if (wire_v &&
+        (!as_int(wire_v, &wire) || wire < 0 || wire >= OAI_MAX_TOOL_INDEX))
+        return LLMUX_EPROTO;
+    /* Later deltas of some servers repeat "name":"" (or "id":""): empty
+     * means "not given", never "rename to nothing". */
+    id = get_str(tc, "id", &id_len);
+    if (id && !id_len)
+        id = NULL;
+    name = get_str(fn, "name", &n);
+    if (name && !n)
+        name = NULL;
+    if (st &&
+        (index = stream_slot(h, st, wire_v != NULL, wire, id, id_len)) < 0)
+        return index;
+    args = get(fn, "arguments");
+    if (json_object_is_type(args, json_type_string)) {
+        a = json_object_get_string(args);
+        alen = (size_t)json_object_get_string_len(args);
+    } else if (args) {
+        a = to_text(args, &alen); /* an object: send it as JSON text */
+        if (!a)
+            return LLMUX_ENOMEM;
+    }
+    return h->out_tool_call(out, index, id, name, a, alen);
+}
+
+static int put_calls(const llmux_host *h, llmux_out *out, json_object *calls,
+                     oai_state *st)
+{
+    size_t i, n;
+    int rc;
+    if (!json_object_is_type(calls, json_type_array))
+        return 0;
+    n = json_object_array_length(calls);
+    if (n > OAI_MAX_TOOL_INDEX)
+        return LLMUX_EPROTO;
+    for (i = 0; i < n; i++) {
+        json_object *tc = json_object_array_get_idx(calls, i);
+        if (!json_object_is_type(tc, json_type_object))
+            continue;
+        if ((rc = put_call(h, out, tc, (int)i, st)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int llmux_oai_put_tool_calls(const llmux_host *h, llmux_out *out,
+                             json_object *calls)
+{
+    return put_calls(h, out, calls, NULL);
+}
+
+int llmux_oai_put_error(const llmux_host *h, llmux_out *out, json_object *root)
+{
+    json_object *e, *msg, *src = root;
+    const char *m = NULL;
+    size_t len;
+    if (!json_object_is_type(root, json_type_object))
+        return 0;
+    e = get(root, "error");
+    if (json_object_is_type(e, json_type_object)) {
+        /* {"error":{"message","type","param","code"}} */
+        src = e;
+        msg = get(e, "message");
+        m = msg ? scalar_text(msg) : to_text(e, &len);
+    } else if (json_object_is_type(e, json_type_string)) {
+        /* {"error":"text"} (Ollama; Aleph Alpha adds "code") */
+        m = json_object_get_string(e);
+    } else if (e) {
+        m = scalar_text(e); /* an array, a number ... */
+    } else if ((msg = get(root, "message")) != NULL) {
+        /* flat {"object":"error","message":..,"type":..,"code":..} */
+        m = scalar_text(msg);
+    } else if ((msg = get(root, "detail")) != NULL) {
+        m = scalar_text(msg); /* {"detail":"text"} or {"detail":[..]} */
+    } else {
+        return 0;
+    }
+    return h->out_provider_error(out, scalar_text(get(src, "type")),
+                                 scalar_text(get(src, "code")),
+                                 scalar_text(get(src, "param")),
+                                 m ? m : "") == 0
+               ? 1
+               : LLMUX_ENOMEM;
+}
+
+/* ---- decoding: chat / completion ----------------------------------------- */
+
+/*
+ * Objects are scanned once, member by member, instead of looked up key by
+ * key: a delta usually has one member, and a chunk's dozen members cost
+ * less to walk than seven hash lookups.
+ */
+#define FOREACH_MEMBER(obj, k, v, e)                                           \
+    for ((e) = lh_table_head(json_object_get_object(obj));                     \
+         (e) && ((k) = (const char *)lh_entry_k(e),                            \
+                (v) = (json_object *)lh_entry_v(e), 1);                        \
+         (e) = lh_entry_next(e))
+
+/* Members of a response or chunk that matter. */
+typedef struct oai_top {
+    json_object *id, *model, *created, *fingerprint, *choices, *usage, *error;
+} oai_top;
+
+static void scan_top(json_object *root, oai_top *t)
+{
+    struct lh_entry *e;
+    const char *k;
+    json_object *v;
+    memset(t, 0, sizeof(*t));
+    FOREACH_MEMBER(root, k, v, e)
+    {
+        switch (k[0]) {
+        case 'c':
+            if (strcmp(k, "choices") == 0)
+                t->choices = v;
+            else if (strcmp(k, "created") == 0)
+                t->created = v;
+            break;
+        case 'e':
+            if (strcmp(k, "error") == 0)
+                t->error = v;
+            break;
+        case 'i':
+            if (strcmp(k, "id") == 0)
+                t->id = v;
+            break;
+        case 'm':
+            if (strcmp(k, "model") == 0)
+                t->model = v;
+            break;
+        case 's':
+            if (strcmp(k, "system_fingerprint") == 0)
+                t->fingerprint = v;
+            break;
+        case 'u':
+            if (strcmp(k, "usage") == 0)
+                t->usage = v;
+            break;
+        }
+    }
+}
+
+static int put_meta_str(const llmux_host *h, llmux_out *out, int field,
+                        json_object *v, unsigned bit, unsigned *meta)
+{
+    size_t n;
+    int rc;
+    if ((*meta & bit) || !json_object_is_type(v, json_type_string))
+        return 0;
+    n = (size_t)json_object_get_string_len(v);
+    if (!n)
+        return 0;
+    rc = h->out_str(out, field, json_object_get_string(v), n);
+    *meta |= bit;
+    return rc;
+}
+
+static int put_meta(const llmux_host *h, llmux_out *out, const oai_top *t,
+                    unsigned *meta)
+{
+    int64_t v;
+    int rc;
+    if ((rc = put_meta_str(h, out, LLMUX_F_ID, t->id, META_ID, meta)) ||
+        (rc =
+             put_meta_str(h, out, LLMUX_F_MODEL, t->model, META_MODEL, meta)) ||
+        (rc = put_meta_str(h, out, LLMUX_F_SYSTEM_FINGERPRINT, t->fingerprint,
+                           META_FP, meta)))
+        return rc;
+    if (!(*meta & META_CREATED) && as_int(t->created, &v)) {
+        if ((rc = h->out_int(out, LLMUX_F_CREATED, v)) != 0)
+            return rc;
+        *meta |= META_CREATED;
+    }
+    return 0;
+}
+
+/* The first choice: the one with index 0 (or no index). NULL if none. */
+static json_object *first_choice(json_object *choices)
+{
+    size_t i, n = json_object_array_length(choices);
+    for (i = 0; i < n; i++) {
+        json_object *c = json_object_array_get_idx(choices, i);
+        json_object *idx;
+        int64_t i0;
+        if (!json_object_is_type(c, json_type_object))
+            return c; /* reported by the caller */
+        if (!json_object_object_get_ex(c, "index", &idx) ||
+            (as_int(idx, &i0) && i0 == 0))
+            return c;
+    }
+    return NULL;
+}
+
+static int put_message(const llmux_host *h, llmux_out *out, json_object *m,
+                       oai_state *st)
+{
+    struct lh_entry *e;
+    const char *k;
+    json_object *v, *calls = NULL, *fcall = NULL;
+    int rc = 0;
+    FOREACH_MEMBER(m, k, v, e)
+    {
+        if (!v)
+            continue;
+        switch (k[0]) {
+        case 'c':
+            if (strcmp(k, "content") == 0)
+                rc = llmux_oai_put_content(h, out, v, LLMUX_F_TEXT);
+            break;
+        case 'r':
+            if (strcmp(k, "refusal") == 0)
+                rc = llmux_oai_put_content(h, out, v, LLMUX_F_REFUSAL);
+            /* OpenAI-compatible servers: vLLM, DeepSeek
+             * "reasoning_content"; Ollama /v1, OpenRouter "reasoning" */
+            else if (strcmp(k, "reasoning_content") == 0 ||
+                     strcmp(k, "reasoning") == 0)
+                rc = llmux_oai_put_content(h, out, v, LLMUX_F_REASONING);
+            break;
+        case 't':
+            if (strcmp(k, "tool_calls") == 0)
+                calls = v;
+            break;
+        case 'f':
+            if (strcmp(k, "function_call") == 0)
+                fcall = v; /* the deprecated single call */
+            break;
+        }
+        if (rc != 0)
+            return rc;
+    }
+    if (calls)
+        return put_calls(h, out, calls, st);
+    if (json_object_is_type(fcall, json_type_object))
+        return put_call(h, out, fcall, 0, st);
+    return 0;
+}
+
+static int decode_choices(const llmux_oai_dialect *d, const llmux_host *h,
+                          llmux_out *out, const oai_top *t, unsigned *meta,
+                          oai_state *st, const char *body, size_t len)
+{
+    struct lh_entry *e;
+    const char *k;
+    json_object *c, *v, *m = NULL, *text = NULL, *fr = NULL;
+    int rc;
+    if ((rc = put_meta(h, out, t, meta)) != 0)
+        return rc;
+    if (!t->choices) {
+        if (!st) /* a whole response */
+            return proto(d, h, out, "response has no choices", body, len);
+    } else if (!json_object_is_type(t->choices, json_type_array)) {
+        return proto(d, h, out, "choices is not an array", body, len);
+    } else if ((c = first_choice(t->choices)) != NULL) {
+        if (!json_object_is_type(c, json_type_object))
+            return proto(d, h, out, "choice is not an object", body, len);
+        FOREACH_MEMBER(c, k, v, e)
+        {
+            if (strcmp(k, "message") == 0 || strcmp(k, "delta") == 0) {
+                if (!m)
+                    m = v;
+            } else if (strcmp(k, "text") == 0) {
+                text = v;
+            } else if (strcmp(k, "finish_reason") == 0) {
+                fr = v;
+            }
+        }
+        if (m && !json_object_is_type(m, json_type_object))
+            return proto(d, h, out, "message is not an object", body, len);
+        if (!json_object_is_type(text, json_type_string))
+            text = NULL;
+        if (!st && !m && !text)
+            return proto(d, h, out, "choice has no message", body, len);
+        if (text && (rc = put_string(h, out, LLMUX_F_TEXT, text)) != 0)
+            return rc;
+        if (m && (rc = put_message(h, out, m, st)) != 0)
+            return rc == LLMUX_EPROTO
+                       ? proto(d, h, out, "bad tool call", body, len)
+                       : rc;
+        if ((rc = llmux_oai_put_finish(h, out, fr)) != 0)
+            return rc;
+    }
+    return llmux_oai_put_usage(h, out, t->usage);
+}
+
+/* ---- decoding: embeddings and models ------------------------------------- */
+
+static int b64val(int c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+/* Decodes base64 little-endian float32 into *buf (grown). -1 if bad. */
+static int b64_floats(const llmux_host *h, const char *s, size_t len,
+                      float **buf, size_t *cap, size_t *n)
+{
+    size_t i, nb = 0, nf;
+    unsigned acc = 0;
+    int bits = 0;
+    unsigned char *bytes;
+    while (len && s[len - 1] == '=')
+        len--;
+    nf = (len * 6 / 8) / 4;
+    if (nf > *cap) {
+        float *p = h->realloc(*buf, nf * sizeof(float));
+        if (!p)
+            return LLMUX_ENOMEM;
+        *buf = p;
+        *cap = nf;
+    }
+    bytes = (unsigned char *)*buf;
+    for (i = 0; i < len; i++) {
+        int v = b64val((unsigned char)s[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (nb < nf * 4)
+                bytes[nb] = (unsigned char)(acc >> bits);
+            nb++;
+            acc &= (1u << bits) - 1;
+        }
+    }
+    if (nb % 4)
+        return -1;
+    for (i = 0; i < nf; i++) {
+        unsigned char *b = bytes + i * 4;
+        uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 |
+                     (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        memcpy(&(*buf)[i], &u, 4);
+    }
+    *n = nf;
+    return 0;
+}
+
+static int decode_embed(const llmux_oai_dialect *d, const llmux_host *h,
+                        llmux_out *out, json_object *root, const char *body,
+                        size_t len)
+{
+    json_object *data = get(root, "data");
+    float *buf = NULL;
+    size_t cap = 0, i, n, j;
+    const char *s;
+    size_t sl;
+    int rc = 0;
+    if (!json_object_is_type(data, json_type_array))
+        return proto(d, h, out, "embeddings response has no data", body, len);
+    n = json_object_array_length(data);
+    for (i = 0; rc == 0 && i < n; i++) {
+        json_object *item = json_object_array_get_idx(data, i);
+        json_object *emb = get(item, "embedding");
+        int64_t index = (int64_t)i;
+        size_t dim = 0;
+        if (get(item, "index") && (!get_int(item, "index", &index) ||
+                                   index < 0 || (size_t)index >= n)) {
+            rc = proto(d, h, out, "bad embedding index", body, len);
+            break;
+        }
+        if (json_object_is_type(emb, json_type_array)) {
+            dim = json_object_array_length(emb);
+            if (dim > cap) {
+                float *p = h->realloc(buf, dim * sizeof(float));
+                if (!p) {
+                    rc = LLMUX_ENOMEM;
+                    break;
+                }
+                buf = p;
+                cap = dim;
+            }
+            for (j = 0; j < dim; j++) {
+                json_object *x = json_object_array_get_idx(emb, j);
+                if (!json_object_is_type(x, json_type_double) &&
+                    !json_object_is_type(x, json_type_int))
+                    break;
+                buf[j] = (float)json_object_get_double(x);
+            }
+            if (j < dim) {
+                rc =
+                    proto(d, h, out, "embedding holds a non-number", body, len);
+                break;
+            }
+        } else if (json_object_is_type(emb, json_type_string)) {
+            s = json_object_get_string(emb);
+            sl = (size_t)json_object_get_string_len(emb);
+            rc = b64_floats(h, s, sl, &buf, &cap, &dim);
+            if (rc == -1)
+                rc = proto(d, h, out, "bad base64 embedding", body, len);
+            if (rc != 0)
+                break;
+        } else {
+            rc = proto(d, h, out, "data item has no embedding", body, len);
+            break;
+        }
+        rc = h->out_embedding(out, (int)index, buf, dim);
+    }
+    if (buf)
+        h->free(buf);
+    if (rc == 0 && (s = get_str(root, "model", &sl)) && sl)
+        rc = h->out_str(out, LLMUX_F_MODEL, s, sl);
+    if (rc == 0)
+        rc = llmux_oai_put_usage(h, out, get(root, "usage"));
+    return rc;
+}
+
+static int decode_models(const llmux_oai_dialect *d, const llmux_host *h,
+                         llmux_out *out, json_object *root, const char *body,
+                         size_t len)
+{
+    json_object *data =
+        json_object_is_type(root, json_type_array) ? root : get(root, "data");
+    size_t i, n;
+    int rc;
+    if (!json_object_is_type(data, json_type_array))
+        return proto(d, h, out, "models response has no data", body, len);
+    n = json_object_array_length(data);
+    for (i = 0; i < n; i++) {
+        json_object *m = json_object_array_get_idx(data, i);
+        const char *id = get_str(m, "id", NULL);
+        int64_t created = 0;
+        if (!id)
+            continue;
+        get_int(m, "created", &created);
+        if ((rc = h->out_model(out, id, get_str(m, "owned_by", NULL),
+                               created)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- decode hooks -------------------------------------------------------- */
+
+static int run_fixup(const llmux_oai_dialect *d, const llmux_host *h,
+                     llmux_call *call, int kind, json_object *root,
+                     llmux_out *out, int *handled)
+{
+    *handled = 0;
+    if (!d->fixup)
+        return 0;
+    return d->fixup(d, h, call, kind, root, out, handled);
+}
+
+/* The JSON error inside a 2xx body or an event: always EPROVIDER. */
+static int body_error(const llmux_host *h, llmux_out *out, json_object *root,
+                      const char *body, size_t len)
+{
+    char buf[LLMUX_OAI_SNIPPET + 8];
+    int rc = llmux_oai_put_error(h, out, root);
+    if (rc < 0)
+        return rc;
+    if (rc == 0) /* an "error" event without a known shape */
+        h->out_provider_error(out, NULL, NULL, NULL,
+                              llmux_oai_snippet(buf, body, len));
+    return LLMUX_EPROVIDER;
+}
+
+/* A tokener for one parse: the stream's when there is one, else a new
+ * one in *own (the caller frees it). */
+static json_tokener *call_tokener(llmux_call *call, json_tokener **own)
+{
+    oai_state *st = call->state;
+    *own = NULL;
+    if (st && st->tok)
+        return st->tok;
+    return *own = llmux_oai_tokener(JSON_TOKENER_DEFAULT_DEPTH);
+}
+
+int llmux_oai_decode(const llmux_oai_dialect *d, const llmux_host *h,
+                     llmux_call *call, const llmux_http_response *resp,
+                     llmux_out *out)
+{
+    json_tokener *own, *tok = call_tokener(call, &own);
+    json_object *root = NULL;
+    const char *body = resp->body;
+    size_t len = resp->body_len;
+    unsigned meta = 0;
+    int rc, handled, op = call->params->op;
+    oai_top t;
+    if (!tok) {
+        h->set_error(out, LLMUX_ENOMEM, "%s: out of memory", dname(d));
+        return LLMUX_ENOMEM;
+    }
+    if (llmux_oai_parse(tok, body, len, &root) != 0) {
+        rc = proto(d, h, out, "response is not valid JSON", body, len);
+        goto done;
+    }
+    if (!json_object_is_type(root, json_type_object) &&
+        !(op == LLMUX_OP_MODELS &&
+          json_object_is_type(root, json_type_array))) {
+        rc = proto(d, h, out, "response is not a JSON object", body, len);
+        goto done;
+    }
+    rc = run_fixup(d, h, call, LLMUX_OAI_RESPONSE, root, out, &handled);
+    if (handled || rc != 0)
+        goto done;
+    if (get(root, "error")) {
+        rc = body_error(h, out, root, body, len);
+        goto done;
+    }
+    switch (op) {
+    case LLMUX_OP_CHAT:
+    case LLMUX_OP_COMPLETE:
+        scan_top(root, &t);
+        rc = decode_choices(d, h, out, &t, &meta, NULL, body, len);
+        break;
+    case LLMUX_OP_EMBED:
+        rc = decode_embed(d, h, out, root, body, len);
+        break;
+    case LLMUX_OP_MODELS:
+        rc = decode_models(d, h, out, root, body, len);
+        break;
+    default:
+        h->set_error(out, LLMUX_ENOTSUP, "%s: operation %d not supported",
+                     dname(d), op);
+        rc = LLMUX_ENOTSUP;
+    }
+done:
+    json_object_put(root);
+    if (own)
+        json_tokener_free(own);
+    return rc;
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+int llmux_oai_decode_event(const llmux_oai_dialect *d, const llmux_host *h,
+                           llmux_call *call, const llmux_event *ev,
+                           llmux_out *out)
+{
+    const char *s = ev->data;
+    size_t len = ev->data_len;
+    json_object *root = NULL;
+    oai_state *st;
+    oai_top t;
+    int rc, handled, is_err_event;
+    if (!s)
+        return 0;
+    while (len && is_space(*s))
+        s++, len--;
+    while (len && is_space(s[len - 1]))
+        len--;
+    if (len >= 6 && memcmp(s, "[DONE]", 6) == 0)
+        return LLMUX_EVENT_DONE;
+    if (!len)
+        return 0; /* an empty keep-alive event */
+    is_err_event = ev->event && strcmp(ev->event, "error") == 0;
+    st = call->state;
+    if (!st) {
+        /* the first event: one tokener for the whole stream */
+        st = h->alloc(sizeof(*st));
+        if (st) {
+            memset(st, 0, sizeof(*st));
+            st->tok = llmux_oai_tokener(JSON_TOKENER_DEFAULT_DEPTH);
+            if (!st->tok) {
+                h->free(st);
+                st = NULL;
+            }
+        }
+        if (!st) {
+            h->set_error(out, LLMUX_ENOMEM, "%s: out of memory", dname(d));
+            return LLMUX_ENOMEM;
+        }
+        call->state = st;
+    }
+    if (llmux_oai_parse(st->tok, s, len, &root) != 0 ||
+        !json_object_is_type(root, json_type_object)) {
+        json_object_put(root);
+        if (is_err_event) {
+            char buf[LLMUX_OAI_SNIPPET + 8];
+            h->out_provider_error(out, NULL, NULL, NULL,
+                                  llmux_oai_snippet(buf, s, len));
+            return LLMUX_EPROVIDER;
+        }
+        return proto(d, h, out, "bad stream event", s, len);
+    }
+    rc = run_fixup(d, h, call, LLMUX_OAI_EVENT, root, out, &handled);
+    if (!handled && rc == 0) {
+        scan_top(root, &t);
+        if (is_err_event || t.error)
+            rc = body_error(h, out, root, s, len);
+        else
+            rc = decode_choices(d, h, out, &t, &st->meta, st, s, len);
+    }
+    json_object_put(root);
+    return rc;
+}
+
+int llmux_oai_decode_error(const llmux_oai_dialect *d, const llmux_host *h,
+                           llmux_call *call, const llmux_http_response *resp,
+                           llmux_out *out)
+{
+    json_tokener *own, *tok;
+    json_object *root = NULL;
+    int handled, rc = 0;
+    if (!resp->body || !resp->body_len)
+        return 0;
+    tok = call_tokener(call, &own);
+    if (!tok)
+        return 0; /* the core falls back to the raw body */
+    if (llmux_oai_parse(tok, resp->body, resp->body_len, &root) == 0 &&
+        json_object_is_type(root, json_type_object)) {
+        rc = run_fixup(d, h, call, LLMUX_OAI_ERROR, root, out, &handled);
+        if (!handled && rc == 0)
+            rc = llmux_oai_put_error(h, out, root) < 0 ? LLMUX_ENOMEM : 0;
+    }
+    json_object_put(root);
+    if (own)
+        json_tokener_free(own);
+    return rc;
+}
+
+void llmux_oai_call_end(const llmux_host *h, llmux_call *call)
+{
+    oai_state *st;
+    int i;
+    if (!call || !call->state)
+        return;
+    st = call->state;
+    json_tokener_free(st->tok);
+    for (i = 0; i < st->n_slots; i++)
+        h->free(st->slots[i].id);
+    h->free(st->slots);
+    h->free(st);
+    call->state = NULL;
+}
+
+/* ---- dialects from descriptor options ------------------------------------ */
+
+/* A configured dialect and the strings it owns. */
+typedef struct oai_owned {
+    llmux_oai_dialect d; /* first: the pointer handed out */
+    char *strs[32];
+    size_t n_strs;
+    const char **never; /* NULL-terminated, strings owned above or base's */
+    char *never_buf;    /* the never_send option's copy, split in place */
+} oai_owned;
+
+static char *own_str(const llmux_host *h, oai_owned *o, const char *s)
+{
+    size_t n = strlen(s);
+    char *c;
+    if (o->n_strs == sizeof(o->strs) / sizeof(o->strs[0]))
+        return NULL;
+    c = h->alloc(n + 1);
+    if (!c)
+        return NULL;
+    memcpy(c, s, n + 1);
+    o->strs[o->n_strs++] = c;
+    return c;
+}
+
+static int is_none(const char *v)
+{
+    return !*v || ascii_caseeq(v, "none");
+}
+
+static int set_never(const llmux_host *h, oai_owned *o, const char *list)
+{
+    size_t nb = 0, nx = 1, k = 0;
+    const char *const *b;
+    const char *c;
+    char *p, *tok;
+    for (b = o->d.never_send; b && *b; b++)
+        nb++;
+    for (c = list; *c; c++)
+        nx += *c == ',';
+    o->never_buf = h->alloc(strlen(list) + 1);
+    o->never = h->alloc((nb + nx + 1) * sizeof(char *));
+    if (!o->never_buf || !o->never)
+        return LLMUX_ENOMEM;
+    strcpy(o->never_buf, list);
+    for (b = o->d.never_send; b && *b; b++)
+        o->never[k++] = *b;
+    for (p = o->never_buf; p;) {
+        char *comma = strchr(p, ',');
+        char *end;
+        if (comma)
+            *comma = '\0';
+        while (*p == ' ' || *p == '\t')
+            p++;
+        end = p + strlen(p);
+        while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        tok = p;
+        if (*tok)
+            o->never[k++] = tok;
+        p = comma ? comma + 1 : NULL;
+    }
+    o->never[k] = NULL;
+    o->d.never_send = o->never;
+    return 0;
+}
+
+void llmux_oai_dialect_free(const llmux_host *h, llmux_oai_dialect *d)
+{
+    oai_owned *o = (oai_owned *)d;
+    size_t i;
+    if (!o)
+        return;
+    for (i = 0; i < o->n_strs; i++)
+        h->free(o->strs[i]);
+    if (o->never)
+        h->free((void *)o->never);
+    if (o->never_buf)
+        h->free(o->never_buf);
+    h->free(o);
+}
+
+static oai_owned *owned_new(const llmux_host *h, const llmux_oai_dialect *base)
+{
+    oai_owned *o = h->alloc(sizeof(*o));
+    if (o) {
+        memset(o, 0, sizeof(*o));
+        o->d = *base;
+    }
+    return o;
+}
+
+int llmux_oai_dialect_configure(const llmux_oai_dialect *base,
+                                const llmux_host *h, const char *name,
+                                const llmux_kv *opts, size_t n_opts,
+                                llmux_oai_dialect **out)
+{
+    static const char *const keys[] = {
+        "max_tokens_field", "complete_max_tokens_field",
+        "seed_field",       "stream_usage",
+        "never_send",       "chat_path",
+        "complete_path",    "embed_path",
+        "models_path",      NULL};
+    oai_owned *o = NULL;
+    size_t i;
+    int rc = 0;
+    *out = NULL;
+    if (name && *name && (!base->name || strcmp(name, base->name) != 0)) {
+        if (!(o = owned_new(h, base)) || !(o->d.name = own_str(h, o, name))) {
+            llmux_oai_dialect_free(h, o ? &o->d : NULL);
+            return LLMUX_ENOMEM;
+        }
+    }
+    for (i = 0; i < n_opts; i++) {
+        const char *k = opts[i].key, *v = opts[i].value;
+        const char *const *kk;
+        char *s = NULL;
+        if (!k || !v)
+            continue;
+        for (kk = keys; *kk && !ascii_caseeq(*kk, k); kk++)
+            ;
+        if (!*kk)
+            continue; /* an option for the core or for requests */
+        if (!o && !(o = owned_new(h, base)))
+            return LLMUX_ENOMEM;
+        if (ascii_caseeq(k, "stream_usage")) {
+            if (ascii_caseeq(v, "1") || ascii_caseeq(v, "true") ||
+                ascii_caseeq(v, "yes") || ascii_caseeq(v, "on"))
+                o->d.stream_usage = 1;
+            else if (ascii_caseeq(v, "0") || ascii_caseeq(v, "false") ||
+                     ascii_caseeq(v, "no") || ascii_caseeq(v, "off"))
+                o->d.stream_usage = 0;
+            else {
+                h->log(LLMUX_LOG_ERROR, "%s: stream_usage=%s is not a boolean",
+                       dname(base), v);
+                rc = LLMUX_ECONFIG;
+                break;
+            }
+            continue;
+        }
+        if (ascii_caseeq(k, "never_send")) {
+            if (o->never) {
+                h->log(LLMUX_LOG_ERROR, "%s: never_send given twice",
+                       dname(base));
+                rc = LLMUX_ECONFIG;
+                break;
+            }
+            if ((rc = set_never(h, o, v)) != 0)
+                break;
+            continue;
+        }
+        if (!is_none(v) && !(s = own_str(h, o, v))) {
+            rc = LLMUX_ENOMEM;
+            break;
+        }
+        if (ascii_caseeq(k, "max_tokens_field"))
+            o->d.max_tokens_field = s ? s : base->max_tokens_field;
+        else if (ascii_caseeq(k, "complete_max_tokens_field"))
+            o->d.complete_max_tokens_field =
+                s ? s : base->complete_max_tokens_field;
+        else if (ascii_caseeq(k, "seed_field"))
+            o->d.seed_field = s;
+        else if (ascii_caseeq(k, "chat_path"))
+            o->d.chat_path = s;
+        else if (ascii_caseeq(k, "complete_path"))
+            o->d.complete_path = s;
+        else if (ascii_caseeq(k, "embed_path"))
+            o->d.embed_path = s;
+        else
+            o->d.models_path = s;
+    }
+    if (rc != 0) {
+        llmux_oai_dialect_free(h, o ? &o->d : NULL);
+        return rc;
+    }
+    *out = o ? &o->d : NULL;
+    return 0;
+}

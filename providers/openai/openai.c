@@ -1,0 +1,124 @@
+/*
+ * providers/openai/openai.c: the OpenAI provider plugin.
+ *
+ * Chat completions, legacy text completions, embeddings and the model list
+ * of https://api.openai.com/v1, and of any OpenAI-compatible server a
+ * descriptor maps onto this module (its options can adjust the dialect:
+ * see llmux_oai_dialect_configure). All the protocol work is done by the
+ * shared codec in providers/common/oai.c; this file only describes
+ * OpenAI's dialect and fills in the provider table.
+ */
+#include <llmux/sys/provider.h>
+#include <llmux/version.h>
+
+#include "oai.h"
+
+static const llmux_host *openai_host;
+
+static const llmux_oai_header_opt openai_headers[] = {
+    {"organization", "OpenAI-Organization"},
+    {"project", "OpenAI-Project"},
+    {NULL, NULL}};
+
+static const char *const openai_body_options[] = {"reasoning_effort",
+                                                  "service_tier", "user", NULL};
+
+static const llmux_oai_dialect openai_dialect = {
+    "openai",                /* name */
+    "/chat/completions",     /* chat_path */
+    "/completions",          /* complete_path */
+    "/embeddings",           /* embed_path */
+    "/models",               /* models_path */
+    "max_completion_tokens", /* max_tokens_field */
+    "max_tokens",            /* complete_max_tokens_field */
+    "seed",                  /* seed_field */
+    1,                       /* stream_usage */
+    0,                       /* flags */
+    NULL,                    /* reasoning_field */
+    NULL,                    /* never_send */
+    openai_headers,          /* header_options */
+    openai_body_options,     /* body_options */
+    NULL,                    /* patch_request */
+    NULL,                    /* fixup */
+    NULL                     /* userdata */
+};
+
+/* The dialect of this provider instance: OpenAI's, or one derived from a
+ * descriptor's options. */
+static const llmux_oai_dialect *dialect(void *provctx)
+{
+    return provctx ? (const llmux_oai_dialect *)provctx : &openai_dialect;
+}
+
+static int openai_init(const llmux_host *host, const llmux_provider_config *cfg,
+                       void **provctx)
+{
+    llmux_oai_dialect *d = NULL;
+    int rc = 0;
+    *provctx = NULL;
+    if (cfg)
+        rc = llmux_oai_dialect_configure(&openai_dialect, host, cfg->name,
+                                         cfg->options, cfg->n_options, &d);
+    if (rc == 0)
+        *provctx = d;
+    return rc;
+}
+
+static void openai_teardown(void *provctx)
+{
+    llmux_oai_dialect_free(openai_host, provctx);
+}
+
+static int openai_encode(void *provctx, llmux_call *call,
+                         llmux_http_request *http)
+{
+    return llmux_oai_encode(dialect(provctx), openai_host, call, http);
+}
+
+static int openai_decode(void *provctx, llmux_call *call,
+                         const llmux_http_response *resp, llmux_out *out)
+{
+    return llmux_oai_decode(dialect(provctx), openai_host, call, resp, out);
+}
+
+static int openai_decode_event(void *provctx, llmux_call *call,
+                               const llmux_event *ev, llmux_out *out)
+{
+    return llmux_oai_decode_event(dialect(provctx), openai_host, call, ev, out);
+}
+
+static int openai_decode_error(void *provctx, llmux_call *call,
+                               const llmux_http_response *resp, llmux_out *out)
+{
+    return llmux_oai_decode_error(dialect(provctx), openai_host, call, resp,
+                                  out);
+}
+
+static void openai_call_end(void *provctx, llmux_call *call)
+{
+    (void)provctx;
+    llmux_oai_call_end(openai_host, call);
+}
+
+static const llmux_provider openai_provider = {
+    LLMUX_PROVIDER_ABI,
+    sizeof(llmux_provider),
+    "openai",
+    LLMUX_VERSION_STRING,
+    "OpenAI API: chat, legacy completions, embeddings, models",
+    LLMUX_CAP_CHAT | LLMUX_CAP_STREAM | LLMUX_CAP_COMPLETE | LLMUX_CAP_EMBED |
+        LLMUX_CAP_MODELS | LLMUX_CAP_TOOLS | LLMUX_CAP_JSON,
+    LLMUX_FRAMING_SSE,
+    LLMUX_AUTH_BEARER,
+    "https://api.openai.com/v1",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    openai_init,
+    openai_teardown,
+    openai_encode,
+    openai_decode,
+    openai_decode_event,
+    openai_decode_error,
+    openai_call_end};
+
+LLMUX_DEFINE_PROVIDER(openai_provider, openai_host)

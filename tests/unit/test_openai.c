@@ -1,0 +1,2428 @@
+/*
+ * tests/unit/test_openai.c: the OpenAI plugin (providers/openai) and the
+ * shared OpenAI-shape codec (providers/common/oai.c), driven through the
+ * core exactly as the engine drives them: requests built with the public
+ * setters are prepared with llmux__prepare (which loads plugins.d/openai.so)
+ * and the HTTP request is inspected; recorded bodies are decoded with
+ * llmux__decode_answer and recorded streams are split by llmux__framer,
+ * decoded with llmux__decode_event and folded with llmux__out_merge.
+ *
+ * Fixtures: ../shared/fixtures/vercel-ai/{openai,mistral} (Apache-2.0,
+ * Vercel) and ../shared/fixtures/ruby_llm (MIT, Carmine Paolino).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* The codec itself, for a dialect with hooks registered in-process. */
+#include "oai.h"
+
+#define BASE     "base_url=http://127.0.0.1:9/v1;api_key=sk-test"
+#define FIX_OAI  LLMUX_FIXTURES "/vercel-ai/openai/"
+#define FIX_MIS  LLMUX_FIXTURES "/vercel-ai/mistral/"
+#define FIX_RUBY LLMUX_FIXTURES "/ruby_llm/"
+
+/* ---- helpers --------------------------------------------------------------
+ */
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+    if (!f)
+        fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return buf;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    assert_non_null(d);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+static llmux_request *new_req(llmux_op op, const char *spec)
+{
+    llmux_request *r = NULL;
+    int rc = llmux_request_new(&r, op, spec);
+    if (rc != 0)
+        fail_msg("llmux_request_new(%s): %d %s", spec, rc,
+                 r ? llmux_request_errmsg(r) : "");
+    return r;
+}
+
+/* A chat request with one user message. */
+static llmux_request *chat_req(const char *extra_spec)
+{
+    char spec[512];
+    llmux_request *r;
+    snprintf(spec, sizeof spec, "openai/gpt-4o-mini;" BASE "%s",
+             extra_spec ? extra_spec : "");
+    r = new_req(LLMUX_OP_CHAT, spec);
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "Hi"), 0);
+    return r;
+}
+
+static void prep_ok(llmux_request *r, llmux__prepared *p)
+{
+    int rc = llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, p);
+    if (rc != 0)
+        fail_msg("llmux__prepare: %d (%s) %s", rc, llmux_err_name(rc),
+                 llmux_request_errmsg(r));
+}
+
+/* Parses a whole buffer as one JSON value, strictly. */
+static json_object *parse_all(const char *s, size_t len)
+{
+    json_tokener *tok = json_tokener_new();
+    json_object *o;
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    o = json_tokener_parse_ex(tok, s, (int)len);
+    if (!o || json_tokener_get_parse_end(tok) != len)
+        fail_msg("not one JSON value: %.*s", (int)len, s);
+    json_tokener_free(tok);
+    return o;
+}
+
+static json_object *body_of(const llmux__prepared *p)
+{
+    json_object *o;
+    assert_non_null(p->http.body);
+    o = parse_all(p->http.body, p->http.body_len);
+    assert_true(json_object_is_type(o, json_type_object));
+    return o;
+}
+
+/* Value of header `name` (case-insensitive), or NULL. */
+static const char *header(const llmux__prepared *p, const char *name)
+{
+    size_t i, k, n = strlen(name);
+    for (i = 0; i < p->http.n_headers; i++) {
+        const char *h = p->http.headers[i];
+        for (k = 0; k < n && h[k]; k++) {
+            char a = h[k], b = name[k];
+            if (a >= 'A' && a <= 'Z')
+                a = (char)(a + 32);
+            if (b >= 'A' && b <= 'Z')
+                b = (char)(b + 32);
+            if (a != b)
+                break;
+        }
+        if (k == n && h[n] == ':')
+            return h[n + 1] == ' ' ? h + n + 2 : h + n + 1;
+    }
+    return NULL;
+}
+
+/* Member at a dotted path ("messages.1.content"); NULL if absent. */
+static json_object *jget(json_object *o, const char *path)
+{
+    char buf[256], *seg, *save = NULL;
+    snprintf(buf, sizeof buf, "%s", path);
+    for (seg = strtok_r(buf, ".", &save); seg && o;
+         seg = strtok_r(NULL, ".", &save)) {
+        if (json_object_is_type(o, json_type_array)) {
+            size_t i = (size_t)atoi(seg);
+            o = i < json_object_array_length(o)
+                    ? json_object_array_get_idx(o, i)
+                    : NULL;
+        } else if (!json_object_object_get_ex(o, seg, &o)) {
+            return NULL;
+        }
+    }
+    return o;
+}
+
+static int jhas(json_object *o, const char *path)
+{
+    char buf[256], *dot;
+    json_object *parent = o;
+    snprintf(buf, sizeof buf, "%s", path);
+    dot = strrchr(buf, '.');
+    if (dot) {
+        *dot = '\0';
+        parent = jget(o, buf);
+        return json_object_object_get_ex(parent, dot + 1, NULL);
+    }
+    return json_object_object_get_ex(parent, buf, NULL);
+}
+
+static const char *jstr(json_object *o, const char *path)
+{
+    json_object *v = jget(o, path);
+    if (!json_object_is_type(v, json_type_string))
+        fail_msg("%s is not a string", path);
+    return json_object_get_string(v);
+}
+
+static int64_t jint(json_object *o, const char *path)
+{
+    json_object *v = jget(o, path);
+    if (!json_object_is_type(v, json_type_int))
+        fail_msg("%s is not an integer", path);
+    return json_object_get_int64(v);
+}
+
+/* Structural equality of a body member with JSON text. */
+static void assert_json_eq(json_object *v, const char *json)
+{
+    json_object *want = parse_all(json, strlen(json));
+    if (!json_object_equal(v, want))
+        fail_msg("got %s, want %s",
+                 v ? json_object_to_json_string(v) : "(absent)", json);
+    json_object_put(want);
+}
+
+/* Decodes one complete answer for a fresh request of `op`. */
+static llmux_response *decode_op(llmux_op op, long status, const char *body,
+                                 size_t len, int *rc)
+{
+    llmux_request *r = new_req(op, "openai/gpt-test;" BASE);
+    llmux__prepared p;
+    llmux_response *res;
+    if (op == LLMUX_OP_CHAT)
+        assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
+    else if (op == LLMUX_OP_COMPLETE)
+        assert_int_equal(llmux_request_set_prompt(r, "x"), 0);
+    else if (op == LLMUX_OP_EMBED)
+        assert_int_equal(llmux_request_add_input(r, "x"), 0);
+    prep_ok(r, &p);
+    res = llmux__response_new(op, "openai");
+    assert_non_null(res);
+    *rc = llmux__decode_answer(&p, status, "application/json", body, len, res);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+    return res;
+}
+
+static llmux_response *decode_str(llmux_op op, long status, const char *body,
+                                  int *rc)
+{
+    return decode_op(op, status, body, strlen(body), rc);
+}
+
+/* ---- encoding: chat --------------------------------------------------------
+ */
+
+static void test_encode_chat_basic(void **state)
+{
+    llmux_request *r;
+    llmux__prepared p;
+    json_object *b;
+    (void)state;
+    r = new_req(LLMUX_OP_CHAT, "openai/gpt-4o-mini;" BASE);
+    assert_int_equal(llmux_request_set_system(r, "Be brief."), 0);
+    assert_int_equal(
+        llmux_request_add_message(r, LLMUX_ROLE_USER, "Say \"hi\" / \xc3\xa9"),
+        0);
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_DEVELOPER, "d"),
+                     0);
+    assert_int_equal(llmux_request_set_max_tokens(r, 100), 0);
+    assert_int_equal(llmux_request_set_temperature(r, 0.7), 0);
+    assert_int_equal(llmux_request_set_top_p(r, 0.9), 0);
+    assert_int_equal(llmux_request_set_seed(r, 42), 0);
+    assert_int_equal(llmux_request_add_stop(r, "END"), 0);
+    assert_int_equal(llmux_request_add_stop(r, "\n\n"), 0);
+    prep_ok(r, &p);
+
+    assert_string_equal(p.http.method, "POST");
+    assert_string_equal(p.url, "http://127.0.0.1:9/v1/chat/completions");
+    assert_string_equal(header(&p, "Authorization"), "Bearer sk-test");
+    assert_string_equal(header(&p, "Content-Type"), "application/json");
+    assert_null(header(&p, "OpenAI-Organization"));
+    b = body_of(&p);
+    assert_string_equal(jstr(b, "model"), "gpt-4o-mini");
+    assert_int_equal(json_object_array_length(jget(b, "messages")), 3);
+    assert_string_equal(jstr(b, "messages.0.role"), "system");
+    assert_string_equal(jstr(b, "messages.0.content"), "Be brief.");
+    assert_string_equal(jstr(b, "messages.1.role"), "user");
+    assert_string_equal(jstr(b, "messages.1.content"), "Say \"hi\" / \xc3\xa9");
+    assert_string_equal(jstr(b, "messages.2.role"), "developer");
+    assert_int_equal(jint(b, "max_completion_tokens"), 100);
+    assert_false(jhas(b, "max_tokens"));
+    assert_true(json_object_get_double(jget(b, "temperature")) == 0.7);
+    assert_true(json_object_get_double(jget(b, "top_p")) == 0.9);
+    assert_int_equal(jint(b, "seed"), 42);
+    assert_json_eq(jget(b, "stop"), "[\"END\",\"\\n\\n\"]");
+    assert_false(jhas(b, "stream"));
+    assert_false(jhas(b, "stream_options"));
+    assert_false(jhas(b, "tools"));
+    /* numbers are written short, slashes unescaped */
+    assert_non_null(strstr(p.http.body, "\"temperature\":0.7"));
+    assert_non_null(strstr(p.http.body, "\"top_p\":0.9"));
+    assert_non_null(strstr(p.http.body, "hi\\\" / "));
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
+static void test_encode_chat_stream(void **state)
+{
+    llmux_request *r = chat_req(NULL);
+    llmux__prepared p;
+    json_object *b;
+    (void)state;
+    assert_int_equal(llmux_request_set_stream(r, 1), 0);
+    prep_ok(r, &p);
+    b = body_of(&p);
+    assert_true(json_object_get_boolean(jget(b, "stream")));
+    assert_json_eq(jget(b, "stream_options"), "{\"include_usage\":true}");
+    assert_false(jhas(b, "max_completion_tokens"));
+    assert_false(jhas(b, "temperature"));
+    assert_false(jhas(b, "seed"));
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
+static void test_encode_tools(void **state)
+{
+    static const char *params =
+        "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},"
+        "\"required\":[\"city\"]}";
+    static const char *rf =
+        "{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"w\","
+        "\"schema\":{\"type\":\"object\"},\"strict\":true}}";
+    llmux_request *r = chat_req(NULL);
+    llmux__prepared p;
+    json_object *b;
+    char want[512];
+    (void)state;
+    assert_int_equal(
+        llmux_request_add_tool(r, "get_weather", "Weather now", params), 0);
+    assert_int_equal(llmux_request_set_tool_choice(r, "auto"), 0);
+    assert_int_equal(llmux_request_set_response_format(r, rf), 0);
+    prep_ok(r, &p);
+    b = body_of(&p);
+    snprintf(want, sizeof want,
+             "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+             "\"description\":\"Weather now\",\"parameters\":%s}}]",
+             params);
+    assert_json_eq(jget(b, "tools"), want);
+    assert_json_eq(jget(b, "tool_choice"), "\"auto\"");
+    assert_json_eq(jget(b, "response_format"), rf);
+    json_object_put(b);
+    llmux__prepared_free(&p);
+
+    /* a function name, and an object */
+    assert_int_equal(llmux_request_set_tool_choice(r, "get_weather"), 0);
+    prep_ok(r, &p);
+    b = body_of(&p);
+    assert_json_eq(jget(b, "tool_choice"),
+                   "{\"type\":\"function\",\"function\":{\"name\":"
+                   "\"get_weather\"}}");
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    assert_int_equal(llmux_request_set_tool_choice(r, "{\"type\":\"none\"}"),
+                     0);
+    prep_ok(r, &p);
+    b = body_of(&p);
+    assert_json_eq(jget(b, "tool_choice"), "{\"type\":\"none\"}");
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
+static void test_encode_tool_history(void **state)
+{
+    llmux_tool_call calls[2] = {
+        {0, "call_a", "get_weather", "{\"city\":\"Paris\"}"},
+        {1, "call_b", "get_time", "{\"tz\":\"CET\"}"}};
+    llmux_request *r = chat_req(NULL);
+    llmux__prepared p;
+    json_object *b;
+    (void)state;
+    assert_int_equal(llmux_request_add_tool_calls(r, NULL, calls, 2), 0);
+    assert_int_equal(llmux_request_add_tool_result(r, "call_a", "18C"), 0);
+    assert_int_equal(llmux_request_add_tool_result(r, "call_b", "12:00"), 0);
+    assert_int_equal(
+        llmux_request_add_message(r, LLMUX_ROLE_ASSISTANT, "It is 18C."), 0);
+    prep_ok(r, &p);
+    b = body_of(&p);
+    assert_int_equal(json_object_array_length(jget(b, "messages")), 5);
+    assert_string_equal(jstr(b, "messages.1.role"), "assistant");
+    assert_true(jhas(b, "messages.1.content"));
+    assert_null(jget(b, "messages.1.content")); /* JSON null */
+    assert_json_eq(jget(b, "messages.1.tool_calls"),
+                   "[{\"id\":\"call_a\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"get_weather\",\"arguments\":"
+                   "\"{\\\"city\\\":\\\"Paris\\\"}\"}},"
+                   "{\"id\":\"call_b\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"get_time\",\"arguments\":"
+                   "\"{\\\"tz\\\":\\\"CET\\\"}\"}}]");
+    assert_string_equal(jstr(b, "messages.2.role"), "tool");
+    assert_string_equal(jstr(b, "messages.2.tool_call_id"), "call_a");
+    assert_string_equal(jstr(b, "messages.2.content"), "18C");
+    assert_false(jhas(b, "messages.2.name"));
+    assert_string_equal(jstr(b, "messages.3.tool_call_id"), "call_b");
+    assert_string_equal(jstr(b, "messages.4.content"), "It is 18C.");
+    assert_false(jhas(b, "messages.4.tool_calls"));
+    assert_false(jhas(b, "messages.0.tool_call_id"));
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
+static void test_encode_message_json(void **state)
+{
+    static const char *parts =
+        "{\"role\":\"user\",\"name\":\"ann\",\"content\":[{\"type\":\"text\","
+        "\"text\":\"What is this?\"},{\"type\":\"image_url\",\"image_url\":"
+        "{\"url\":\"data:image/png;base64,AAAA\"}}]}";
+    llmux_request *r = new_req(LLMUX_OP_CHAT, "openai/gpt-4o;" BASE);
+    llmux__prepared p;
+    json_object *b;
+    (void)state;
+    assert_int_equal(llmux_request_add_message_json(r, parts, strlen(parts)),
+                     0);
+    prep_ok(r, &p);
+    b = body_of(&p);
+    assert_string_equal(jstr(b, "messages.0.name"), "ann");
+    assert_json_eq(jget(b, "messages.0.content"),
+                   "[{\"type\":\"text\",\"text\":\"What is this?\"},"
+                   "{\"type\":\"image_url\",\"image_url\":{\"url\":"
+                   "\"data:image/png;base64,AAAA\"}}]");
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
+static void test_encode_options(void **state)
+{
+    llmux_request *r =
+        chat_req(";organization=org-1;project=proj_2;reasoning_effort=low;"
+                 "service_tier=flex;user=u-7;max_tokens_field=max_tokens");
+    llmux__prepared p;
+    json_object *b;
+    (void)state;
+    assert_int_equal(llmux_request_set_max_tokens(r, 9), 0);
+    prep_ok(r, &p);
+    assert_string_equal(header(&p, "OpenAI-Organization"), "org-1");
+    assert_string_equal(header(&p, "OpenAI-Project"), "proj_2");
+    b = body_of(&p);
+    assert_string_equal(jstr(b, "reasoning_effort"), "low");
+    assert_string_equal(jstr(b, "service_tier"), "flex");
+    assert_string_equal(jstr(b, "user"), "u-7");
+    assert_int_equal(jint(b, "max_tokens"), 9);
+    assert_false(jhas(b, "max_completion_tokens"));
+    assert_false(jhas(b, "organization"));
+    assert_false(jhas(b, "project"));
+    assert_false(jhas(b, "max_tokens_field"));
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
+static void test_encode_extra_json(void **state)
+{
+    static const char *req =
+        "{\"model\":\"openai/gpt-4o;" BASE "\",\"messages\":[{\"role\":"
+        "\"user\",\"content\":\"x\"}],\"temperature\":0.25,\"logprobs\":true,"
+        "\"top_logprobs\":2,\"parallel_tool_calls\":false,\"metadata\":"
+        "{\"k\":\"v\"},\"stream_options\":{\"include_usage\":false}}";
+    llmux_request *r = NULL;
+    llmux__prepared p;
+    json_object *b;
+    (void)state;
+    assert_int_equal(llmux_request_new_json(&r, NULL, req, strlen(req)), 0);
+    prep_ok(r, &p);
+    b = body_of(&p);
+    assert_true(json_object_get_double(jget(b, "temperature")) == 0.25);
+    assert_true(json_object_get_boolean(jget(b, "logprobs")));
+    assert_int_equal(jint(b, "top_logprobs"), 2);
+    assert_false(json_object_get_boolean(jget(b, "parallel_tool_calls")));
+    assert_json_eq(jget(b, "metadata"), "{\"k\":\"v\"}");
+    /* not streaming: stream_options must not go out */
+    assert_false(jhas(b, "stream_options"));
+    assert_false(jhas(b, "stream"));
+    json_object_put(b);
+    llmux__prepared_free(&p);
+
+    /* typed fields win over extra ones; "stream" is the core's call */
+    llmux__free(r->extra_json);
+    r->extra_json = llmux__strdup(
+        "{\"temperature\":2,\"stream\":true,\"model\":\"other\",\"n\":1}");
+    prep_ok(r, &p);
+    b = body_of(&p);
+    assert_true(json_object_get_double(jget(b, "temperature")) == 0.25);
+    assert_false(jhas(b, "stream"));
+    assert_string_equal(jstr(b, "model"), "gpt-4o");
+    assert_int_equal(jint(b, "n"), 1);
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
+/* Invalid user JSON must fail the encode with EINVAL naming the field. */
+static void expect_einval(llmux_request *r, const char *field)
+{
+    llmux__prepared p;
+    int rc = llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, &p);
+    assert_int_equal(rc, LLMUX_EINVAL);
+    if (!strstr(llmux_request_errmsg(r), field))
+        fail_msg("errmsg \"%s\" does not name %s", llmux_request_errmsg(r),
+                 field);
+    llmux__prepared_free(&p);
+}
+
+static void test_encode_invalid_json(void **state)
+{
+    /* (json-c accepts single-quoted strings even when strict) */
+    static const char *bad[] = {"[{\"type\":", "{\"a\":1} x", "", "[1,]",
+                                "{\"a\":tru}"};
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        llmux_request *r = chat_req(NULL);
+        r->tools_json = llmux__strdup(bad[i]);
+        expect_einval(r, "tools");
+        llmux_request_free(r);
+
+        r = chat_req(NULL);
+        r->tool_choice_json = llmux__strdup(bad[i]);
+        expect_einval(r, "tool_choice");
+        llmux_request_free(r);
+
+        r = chat_req(NULL);
+        r->response_format_json = llmux__strdup(bad[i]);
+        expect_einval(r, "response_format");
+        llmux_request_free(r);
+
+        r = chat_req(NULL);
+        r->extra_json = llmux__strdup(bad[i]);
+        expect_einval(r, "extra");
+        llmux_request_free(r);
+    }
+    {
+        /* extra must be an object */
+        llmux_request *r = chat_req(NULL);
+        r->extra_json = llmux__strdup("[1,2]");
+        expect_einval(r, "extra");
+        llmux_request_free(r);
+    }
+    {
+        /* an unknown role */
+        llmux_request *r = chat_req(NULL);
+        r->msgs[0].role = 99;
+        expect_einval(r, "role");
+        llmux_request_free(r);
+    }
+    {
+        /* dimensions must be a positive integer */
+        llmux_request *r =
+            new_req(LLMUX_OP_EMBED, "openai/e;" BASE ";dimensions=12x");
+        assert_int_equal(llmux_request_add_input(r, "a"), 0);
+        expect_einval(r, "dimensions");
+        llmux_request_free(r);
+    }
+}
+
+/* ---- encoding: other operations -------------------------------------------
+ */
+
+static void test_encode_complete(void **state)
+{
+    llmux_request *r =
+        new_req(LLMUX_OP_COMPLETE, "openai/gpt-3.5-turbo-instruct;" BASE);
+    llmux__prepared p;
+    json_object *b;
+    (void)state;
+    assert_int_equal(llmux_request_set_prompt(r, "Once upon"), 0);
+    assert_int_equal(llmux_request_set_suffix(r, "The end."), 0);
+    assert_int_equal(llmux_request_set_max_tokens(r, 16), 0);
+    assert_int_equal(llmux_request_set_temperature(r, 0), 0);
+    assert_int_equal(llmux_request_set_seed(r, -3), 0);
+    assert_int_equal(llmux_request_add_stop(r, "."), 0);
+    prep_ok(r, &p);
+    assert_string_equal(p.url, "http://127.0.0.1:9/v1/completions");
+    b = body_of(&p);
+    assert_string_equal(jstr(b, "model"), "gpt-3.5-turbo-instruct");
+    assert_string_equal(jstr(b, "prompt"), "Once upon");
+    assert_string_equal(jstr(b, "suffix"), "The end.");
+    assert_int_equal(jint(b, "max_tokens"), 16);
+    assert_false(jhas(b, "max_completion_tokens"));
+    assert_false(jhas(b, "messages"));
+    assert_true(json_object_get_double(jget(b, "temperature")) == 0.0);
+    assert_int_equal(jint(b, "seed"), -3);
+    assert_json_eq(jget(b, "stop"), "[\".\"]");
+    assert_false(jhas(b, "stream"));
+    json_object_put(b);
+    llmux__prepared_free(&p);
+
+    assert_int_equal(llmux_request_set_stream(r, 1), 0);
+    prep_ok(r, &p);
+    b = body_of(&p);
+    assert_true(json_object_get_boolean(jget(b, "stream")));
+    assert_json_eq(jget(b, "stream_options"), "{\"include_usage\":true}");
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
+static void test_encode_embed(void **state)
+{
+    llmux_request *r =
+        new_req(LLMUX_OP_EMBED, "openai/text-embedding-3-small;" BASE);
+    llmux__prepared p;
+    json_object *b;
+    (void)state;
+    assert_int_equal(llmux_request_add_input(r, "Ruby"), 0);
+    prep_ok(r, &p);
+    assert_string_equal(p.url, "http://127.0.0.1:9/v1/embeddings");
+    b = body_of(&p);
+    assert_json_eq(jget(b, "input"), "\"Ruby\"");
+    assert_string_equal(jstr(b, "encoding_format"), "float");
+    assert_false(jhas(b, "dimensions"));
+    json_object_put(b);
+    llmux__prepared_free(&p);
+
+    assert_int_equal(llmux_request_add_input(r, "Python"), 0);
+    assert_int_equal(llmux_request_add_input(r, "JavaScript"), 0);
+    assert_int_equal(llmux_request_set_option(r, "dimensions", "256"), 0);
+    prep_ok(r, &p);
+    b = body_of(&p);
+    /* the ruby_llm cassette's request: {"input":["Ruby","Python",..]} */
+    assert_json_eq(jget(b, "input"), "[\"Ruby\",\"Python\",\"JavaScript\"]");
+    assert_int_equal(jint(b, "dimensions"), 256);
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
+static void test_encode_models(void **state)
+{
+    llmux_request *r =
+        new_req(LLMUX_OP_MODELS, "provider=openai;" BASE ";organization=o");
+    llmux__prepared p;
+    (void)state;
+    prep_ok(r, &p);
+    assert_string_equal(p.http.method, "GET");
+    assert_string_equal(p.url, "http://127.0.0.1:9/v1/models");
+    assert_null(p.http.body);
+    assert_null(header(&p, "Content-Type"));
+    assert_string_equal(header(&p, "OpenAI-Organization"), "o");
+    assert_string_equal(header(&p, "Authorization"), "Bearer sk-test");
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
+/* A descriptor mapping an OpenAI-compatible server onto the module, with
+ * options that change the dialect. */
+static void test_descriptor_dialect(void **state)
+{
+    char dir[] = "/tmp/llmux-oai-XXXXXX", path[128], dirs[1024];
+    FILE *f;
+    llmux_request *r;
+    llmux__prepared p;
+    json_object *b;
+    int rc;
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/oaicompat.conf", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("module = openai\n"
+          "base_url = http://127.0.0.1:9/compat/v1\n"
+          "max_tokens_field = max_tokens\n"
+          "stream_usage = false\n"
+          "never_send = seed, user ,logprobs\n"
+          "complete_path = none\n",
+          f);
+    fclose(f);
+    snprintf(dirs, sizeof dirs, "%s:%s", dir, LLMUX_BUILD_PLUGIN_DIR);
+
+    r = new_req(LLMUX_OP_CHAT, "oaicompat/m;api_key=k;user=u");
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
+    assert_int_equal(llmux_request_set_max_tokens(r, 5), 0);
+    assert_int_equal(llmux_request_set_seed(r, 5), 0);
+    assert_int_equal(llmux_request_set_stream(r, 1), 0);
+    r->extra_json = llmux__strdup("{\"logprobs\":true,\"top_k\":3}");
+    rc = llmux__prepare(r, dirs, &p);
+    if (rc)
+        fail_msg("prepare: %s", llmux_request_errmsg(r));
+    assert_string_equal(p.url, "http://127.0.0.1:9/compat/v1/chat/completions");
+    b = body_of(&p);
+    assert_int_equal(jint(b, "max_tokens"), 5);
+    assert_false(jhas(b, "max_completion_tokens"));
+    assert_false(jhas(b, "seed"));
+    assert_false(jhas(b, "user"));
+    assert_false(jhas(b, "logprobs"));
+    assert_int_equal(jint(b, "top_k"), 3);
+    assert_true(json_object_get_boolean(jget(b, "stream")));
+    assert_false(jhas(b, "stream_options"));
+    json_object_put(b);
+    /* errors carry the name the provider is used under */
+    {
+        llmux_event ev = {sizeof(llmux_event), NULL, NULL, "{oops", 5};
+        llmux_chunk ch;
+        memset(&ch, 0, sizeof ch);
+        llmux__out_init(&ch.o, LLMUX_OP_CHAT, 1);
+        assert_int_equal(llmux__decode_event(&p, &ev, &ch), LLMUX_EPROTO);
+        assert_non_null(ch.o.err_msg);
+        assert_memory_equal(ch.o.err_msg, "oaicompat:", 10);
+        llmux__out_free(&ch.o);
+    }
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    /* a path set to none: the operation is not supported */
+    r = new_req(LLMUX_OP_COMPLETE, "oaicompat/m;api_key=k");
+    assert_int_equal(llmux_request_set_prompt(r, "x"), 0);
+    assert_int_equal(llmux__prepare(r, dirs, &p), LLMUX_ENOTSUP);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    unlink(path);
+    rmdir(dir);
+}
+
+/* ---- decoding: whole bodies ------------------------------------------------
+ */
+
+static void test_decode_chat_fixture(void **state)
+{
+    size_t len;
+    char *body = slurp(FIX_OAI "openai-text.json", &len);
+    json_object *want = parse_all(body, len);
+    const llmux_usage *u;
+    llmux_response *res;
+    const char *text;
+    size_t tlen;
+    int rc;
+    (void)state;
+    res = decode_op(LLMUX_OP_CHAT, 200, body, len, &rc);
+    assert_int_equal(rc, 0);
+    assert_null(llmux_response_error(res));
+    text = llmux_response_text(res, &tlen);
+    assert_string_equal(text, jstr(want, "choices.0.message.content"));
+    assert_int_equal(tlen, strlen(text));
+    assert_string_equal(llmux_response_id(res),
+                        "chatcmpl-D8Z5f52zQqikDBEKQMQoYcWMcWPeU");
+    assert_string_equal(llmux_response_model(res), "gpt-4.1-nano-2025-04-14");
+    assert_int_equal(llmux_response_created(res), 1770933883);
+    assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_STOP);
+    assert_string_equal(llmux_response_finish_raw(res), "stop");
+    assert_null(llmux_response_refusal(res));
+    assert_null(llmux_response_reasoning(res));
+    assert_int_equal(llmux_response_tool_call_count(res), 0);
+    u = llmux_response_usage(res);
+    assert_int_equal(u->prompt_tokens, 16);
+    assert_int_equal(u->completion_tokens, 363);
+    assert_int_equal(u->total_tokens, 379);
+    assert_int_equal(u->cached_tokens, 0);
+    assert_int_equal(u->reasoning_tokens, 0);
+    assert_string_equal(res->o.fingerprint, "fp_de604bd877");
+    llmux_response_free(res);
+    json_object_put(want);
+    free(body);
+}
+
+static void test_decode_completion_fixture(void **state)
+{
+    size_t len;
+    char *body = slurp(FIX_OAI "openai-completion-text.json", &len);
+    llmux_response *res;
+    int rc;
+    (void)state;
+    res = decode_op(LLMUX_OP_COMPLETE, 200, body, len, &rc);
+    assert_int_equal(rc, 0);
+    assert_string_equal(llmux_response_text(res, NULL),
+                        "The new holiday is called \"Gratitude Day\" and it "
+                        "celebrates the importance of");
+    assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_LENGTH);
+    assert_string_equal(llmux_response_finish_raw(res), "length");
+    assert_int_equal(llmux_response_usage(res)->total_tokens, 30);
+    assert_int_equal(llmux_response_usage(res)->cached_tokens, -1);
+    assert_string_equal(llmux_response_id(res),
+                        "cmpl-D8ZFHlGItjM5Nghki1LmZIRscBz2P");
+    llmux_response_free(res);
+    free(body);
+}
+
+static void check_embeddings(const char *body, size_t len, size_t n_want)
+{
+    json_object *want = parse_all(body, len);
+    llmux_response *res;
+    size_t i, j, dim;
+    int rc;
+    res = decode_op(LLMUX_OP_EMBED, 200, body, len, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(llmux_response_embedding_count(res), n_want);
+    for (i = 0; i < n_want; i++) {
+        json_object *item = jget(want, "data"), *vec = NULL;
+        size_t k;
+        /* find the data item with index i */
+        for (k = 0; k < json_object_array_length(item); k++) {
+            json_object *it = json_object_array_get_idx(item, k);
+            if (jint(it, "index") == (int64_t)i)
+                vec = jget(it, "embedding");
+        }
+        assert_non_null(vec);
+        {
+            const float *v = llmux_response_embedding(res, i, &dim);
+            assert_non_null(v);
+            assert_int_equal(dim, json_object_array_length(vec));
+            for (j = 0; j < dim; j++)
+                assert_true(v[j] == (float)json_object_get_double(
+                                        json_object_array_get_idx(vec, j)));
+        }
+    }
+    assert_string_equal(llmux_response_model(res), jstr(want, "model"));
+    assert_int_equal(llmux_response_usage(res)->prompt_tokens,
+                     jint(want, "usage.prompt_tokens"));
+    llmux_response_free(res);
+    json_object_put(want);
+}
+
+/* The response body of a VCR cassette: the single-quoted `string:` after
+ * "response:" (a minimal YAML reading: '' is a quote). */
+static char *cassette_body(const char *path, size_t *len)
+{
+    char *y = slurp(path, NULL), *p, *out, *o;
+    p = strstr(y, "\n  response:");
+    assert_non_null(p);
+    p = strstr(p, "string: ");
+    assert_non_null(p);
+    p += 8;
+    out = o = malloc(strlen(p) + 1);
+    assert_non_null(out);
+    if (*p == '\'') {
+        for (p++; *p; p++) {
+            if (*p == '\'' && p[1] == '\'')
+                *o++ = *p++;
+            else if (*p == '\'')
+                break;
+            else
+                *o++ = *p;
+        }
+    } else {
+        /* "|-" block: lines indented by 8 spaces */
+        p = strchr(p, '\n');
+        assert_non_null(p);
+        for (p++; strncmp(p, "        ", 8) == 0;) {
+            char *nl = strchr(p, '\n');
+            size_t n = nl ? (size_t)(nl - p) - 8 : strlen(p) - 8;
+            memcpy(o, p + 8, n);
+            o += n;
+            *o++ = '\n';
+            if (!nl)
+                break;
+            p = nl + 1;
+        }
+    }
+    *o = '\0';
+    *len = (size_t)(o - out);
+    free(y);
+    return out;
+}
+
+static void test_decode_embeddings(void **state)
+{
+    size_t len;
+    char *body = slurp(FIX_OAI "openai-embedding.json", &len);
+    (void)state;
+    check_embeddings(body, len, 2);
+    free(body);
+    body = cassette_body(FIX_RUBY "embedding_basic_functionality_openai_text-"
+                                  "embedding-3-small_can_handle_multiple_"
+                                  "texts.yml",
+                         &len);
+    check_embeddings(body, len, 3);
+    free(body);
+    {
+        /* base64 floats (encoding_format=base64): 1.0f, -2.5f */
+        static const char *b64 =
+            "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\","
+            "\"index\":0,\"embedding\":\"AACAPwAAIMA=\"}],\"model\":\"m\"}";
+        llmux_response *res;
+        const float *v;
+        size_t dim;
+        int rc;
+        res = decode_str(LLMUX_OP_EMBED, 200, b64, &rc);
+        assert_int_equal(rc, 0);
+        v = llmux_response_embedding(res, 0, &dim);
+        assert_int_equal(dim, 2);
+        assert_true(v[0] == 1.0f && v[1] == -2.5f);
+        llmux_response_free(res);
+    }
+}
+
+static void test_decode_models(void **state)
+{
+    static const char *body =
+        "{\"object\":\"list\",\"data\":[{\"id\":\"gpt-4o\",\"object\":"
+        "\"model\",\"created\":1686935002,\"owned_by\":\"openai\"},{\"id\":"
+        "\"ft:gpt-4o:acme\",\"object\":\"model\",\"created\":1700000000,"
+        "\"owned_by\":\"acme\"},{\"object\":\"model\"},{\"id\":\"bare\"}]}";
+    llmux_response *res;
+    int rc;
+    (void)state;
+    res = decode_str(LLMUX_OP_MODELS, 200, body, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(llmux_response_model_count(res), 3);
+    assert_string_equal(llmux_response_model_id(res, 0), "gpt-4o");
+    assert_string_equal(llmux_response_model_id(res, 1), "ft:gpt-4o:acme");
+    assert_string_equal(llmux_response_model_id(res, 2), "bare");
+    assert_string_equal(res->o.models[1].owned_by, "acme");
+    assert_int_equal(res->o.models[0].created, 1686935002);
+    assert_null(res->o.models[2].owned_by);
+    llmux_response_free(res);
+}
+
+static void test_decode_tool_calls(void **state)
+{
+    static const char *body =
+        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":1,"
+        "\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+        "\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"call_abc\","
+        "\"type\":\"function\",\"function\":{\"name\":\"get_current_weather\","
+        "\"arguments\":\"{\\n\\\"location\\\": \\\"Boston, MA\\\"\\n}\"}},"
+        "{\"id\":\"call_def\",\"type\":\"function\",\"function\":{\"name\":"
+        "\"get_time\",\"arguments\":\"{}\"}}]},\"logprobs\":null,"
+        "\"finish_reason\":\"tool_calls\"}],\"usage\":{\"prompt_tokens\":82,"
+        "\"completion_tokens\":17,\"total_tokens\":99}}";
+    const llmux_tool_call *tc;
+    llmux_response *res;
+    size_t len;
+    char *mis;
+    int rc;
+    (void)state;
+    res = decode_str(LLMUX_OP_CHAT, 200, body, &rc);
+    assert_int_equal(rc, 0);
+    assert_string_equal(llmux_response_text(res, NULL), "");
+    assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_TOOL_CALLS);
+    assert_int_equal(llmux_response_tool_call_count(res), 2);
+    tc = llmux_response_tool_call(res, 0);
+    assert_int_equal(tc->index, 0);
+    assert_string_equal(tc->id, "call_abc");
+    assert_string_equal(tc->name, "get_current_weather");
+    assert_string_equal(tc->arguments, "{\n\"location\": \"Boston, MA\"\n}");
+    tc = llmux_response_tool_call(res, 1);
+    assert_int_equal(tc->index, 1);
+    assert_string_equal(tc->name, "get_time");
+    assert_string_equal(tc->arguments, "{}");
+    llmux_response_free(res);
+
+    /* Mistral's shape: no index, no type (decoding is generous) */
+    mis = slurp(FIX_MIS "mistral-tool-call.json", &len);
+    res = decode_op(LLMUX_OP_CHAT, 200, mis, len, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(llmux_response_tool_call_count(res), 1);
+    tc = llmux_response_tool_call(res, 0);
+    assert_int_equal(tc->index, 0);
+    assert_string_equal(tc->id, "gSIMJiOkT");
+    assert_string_equal(tc->name, "weather");
+    assert_string_equal(tc->arguments, "{\"location\": \"San Francisco\"}");
+    assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_TOOL_CALLS);
+    llmux_response_free(res);
+    free(mis);
+
+    /* arguments sent as an object are handed on as JSON text */
+    res =
+        decode_str(LLMUX_OP_CHAT, 200,
+                   "{\"choices\":[{\"message\":{\"tool_calls\":[{\"function\":"
+                   "{\"name\":\"f\",\"arguments\":{\"a\":[1,\"/\"]}}}]}}]}",
+                   &rc);
+    assert_int_equal(rc, 0);
+    assert_string_equal(llmux_response_tool_call(res, 0)->arguments,
+                        "{\"a\":[1,\"/\"]}");
+    assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_NONE);
+    llmux_response_free(res);
+
+    /* the deprecated function_call */
+    res = decode_str(LLMUX_OP_CHAT, 200,
+                     "{\"choices\":[{\"message\":{\"content\":null,"
+                     "\"function_call\":{\"name\":\"g\",\"arguments\":\"{}\"}},"
+                     "\"finish_reason\":\"function_call\"}]}",
+                     &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(llmux_response_tool_call_count(res), 1);
+    assert_string_equal(llmux_response_tool_call(res, 0)->name, "g");
+    assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_TOOL_CALLS);
+    llmux_response_free(res);
+}
+
+static void test_decode_content_shapes(void **state)
+{
+    size_t len;
+    char *body = slurp(FIX_MIS "mistral-reasoning.json", &len);
+    llmux_response *res;
+    int rc;
+    (void)state;
+    /* Mistral's typed chunks: thinking -> reasoning, text -> text */
+    res = decode_op(LLMUX_OP_CHAT, 200, body, len, &rc);
+    assert_int_equal(rc, 0);
+    assert_string_equal(llmux_response_text(res, NULL), "2 + 2 = 4");
+    assert_string_equal(
+        llmux_response_reasoning(res),
+        "The user is asking for 2+2. This is basic arithmetic. 2+2=4.");
+    assert_int_equal(llmux_response_usage(res)->total_tokens, 56);
+    llmux_response_free(res);
+    free(body);
+
+    /* reasoning_content / reasoning (OpenAI-compatible servers), refusal */
+    res = decode_str(LLMUX_OP_CHAT, 200,
+                     "{\"choices\":[{\"index\":0,\"message\":{\"role\":"
+                     "\"assistant\",\"content\":\"A\",\"reasoning_content\":"
+                     "\"R1\",\"reasoning\":\"R2\",\"refusal\":null}}]}",
+                     &rc);
+    assert_int_equal(rc, 0);
+    assert_string_equal(llmux_response_text(res, NULL), "A");
+    assert_string_equal(llmux_response_reasoning(res), "R1R2");
+    assert_null(llmux_response_refusal(res));
+    llmux_response_free(res);
+    res = decode_str(LLMUX_OP_CHAT, 200,
+                     "{\"choices\":[{\"index\":0,\"message\":{\"role\":"
+                     "\"assistant\",\"content\":null,\"refusal\":\"I can't "
+                     "help with that.\"},\"finish_reason\":\"stop\"}]}",
+                     &rc);
+    assert_int_equal(rc, 0);
+    assert_string_equal(llmux_response_refusal(res), "I can't help with that.");
+    assert_string_equal(llmux_response_text(res, NULL), "");
+    llmux_response_free(res);
+
+    /* n>1: only choice 0 counts, wherever it is */
+    res = decode_str(LLMUX_OP_CHAT, 200,
+                     "{\"choices\":[{\"index\":1,\"message\":{\"content\":"
+                     "\"second\"}},{\"index\":0,\"message\":{\"content\":"
+                     "\"first\"},\"finish_reason\":\"length\"}]}",
+                     &rc);
+    assert_int_equal(rc, 0);
+    assert_string_equal(llmux_response_text(res, NULL), "first");
+    assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_LENGTH);
+    llmux_response_free(res);
+}
+
+static void test_decode_finish_reasons(void **state)
+{
+    static const struct {
+        const char *raw;
+        llmux_finish want;
+    } t[] = {{"stop", LLMUX_FINISH_STOP},
+             {"length", LLMUX_FINISH_LENGTH},
+             {"model_length", LLMUX_FINISH_LENGTH},
+             {"tool_calls", LLMUX_FINISH_TOOL_CALLS},
+             {"function_call", LLMUX_FINISH_TOOL_CALLS},
+             {"content_filter", LLMUX_FINISH_CONTENT_FILTER},
+             {"error", LLMUX_FINISH_ERROR},
+             {"end_turn", LLMUX_FINISH_STOP},
+             {"", LLMUX_FINISH_STOP}};
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof t / sizeof t[0]; i++) {
+        char body[256];
+        llmux_response *res;
+        int rc;
+        snprintf(body, sizeof body,
+                 "{\"choices\":[{\"message\":{\"content\":\"x\"},"
+                 "\"finish_reason\":\"%s\"}]}",
+                 t[i].raw);
+        res = decode_str(LLMUX_OP_CHAT, 200, body, &rc);
+        assert_int_equal(rc, 0);
+        assert_int_equal(llmux_response_finish(res), t[i].want);
+        assert_string_equal(llmux_response_finish_raw(res), t[i].raw);
+        llmux_response_free(res);
+    }
+    {
+        llmux_response *res;
+        int rc;
+        res = decode_str(LLMUX_OP_CHAT, 200,
+                         "{\"choices\":[{\"message\":{\"content\":\"x\"},"
+                         "\"finish_reason\":null}]}",
+                         &rc);
+        assert_int_equal(rc, 0);
+        assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_NONE);
+        assert_null(llmux_response_finish_raw(res));
+        llmux_response_free(res);
+    }
+}
+
+/* ---- decoding: errors ---------------------------------------------------- */
+
+typedef struct err_case {
+    long status;
+    const char *body;
+    int code;
+    const char *type, *pcode, *param, *message;
+} err_case;
+
+static void check_error(const err_case *c)
+{
+    llmux_response *res;
+    const llmux_error *e;
+    int rc;
+    res = decode_str(LLMUX_OP_CHAT, c->status, c->body, &rc);
+    assert_int_equal(rc, c->code);
+    e = llmux_response_error(res);
+    assert_non_null(e);
+    assert_int_equal(e->code, c->code);
+    assert_int_equal(e->http_status, c->status);
+#define OPT_STR(got, want)                                                     \
+    do {                                                                       \
+        if (want)                                                              \
+            assert_string_equal(got ? got : "(null)", want);                   \
+        else if (got)                                                          \
+            fail_msg("%s: unexpected %s", c->body, got);                       \
+    } while (0)
+    OPT_STR(e->type, c->type);
+    OPT_STR(e->provider_code, c->pcode);
+    OPT_STR(e->param, c->param);
+#undef OPT_STR
+    assert_string_equal(e->message, c->message);
+    llmux_response_free(res);
+}
+
+static void test_decode_errors(void **state)
+{
+    size_t len;
+    char *b401 = cassette_body(
+        FIX_RUBY "chat_error_handling_with_openai_gpt-5-nano_raises_"
+                 "appropriate_auth_error.yml",
+        &len);
+    char *b400 = cassette_body(
+        FIX_RUBY "chat_real_error_scenarios_openai_gpt-5-nano_handles_"
+                 "context_length_exceeded_errors.yml",
+        &len);
+    char *legacy =
+        slurp(FIX_OAI "reasoning-model-legacy-parameter-error.json", &len);
+    const err_case cases[] = {
+        {401, b401, LLMUX_EAUTH, "invalid_request_error", "invalid_api_key",
+         NULL,
+         "Incorrect API key provided: invalid-key. You can find your API key "
+         "at https://platform.openai.com/account/api-keys."},
+        {400, b400, LLMUX_EPROVIDER, "invalid_request_error",
+         "context_length_exceeded", "input",
+         "Your input exceeds the context window of this model. Please adjust "
+         "your input and try again."},
+        {400, legacy, LLMUX_EPROVIDER, "invalid_request_error",
+         "unsupported_parameter", "max_tokens",
+         "Unsupported parameter: 'max_tokens' is not supported with this "
+         "model. Use 'max_completion_tokens' instead."},
+        {429,
+         "{\"error\":{\"message\":\"Rate limit reached\",\"type\":"
+         "\"requests\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}",
+         LLMUX_ERATELIMIT, "requests", "rate_limit_exceeded", NULL,
+         "Rate limit reached"},
+        /* code as a number */
+        {500,
+         "{\"error\":{\"message\":\"boom\",\"type\":\"server_error\","
+         "\"code\":500}}",
+         LLMUX_EPROVIDER, "server_error", "500", NULL, "boom"},
+        /* {"error":"text"} (Ollama); Aleph Alpha adds a code */
+        {404, "{\"error\":\"model \\\"x\\\" not found, try pulling it first\"}",
+         LLMUX_EPROVIDER, NULL, NULL, NULL,
+         "model \"x\" not found, try pulling it first"},
+        {400,
+         "{\"error\":\"This model does not support chat.\",\"code\":"
+         "\"MISSING_CAPABILITY\"}",
+         LLMUX_EPROVIDER, NULL, "MISSING_CAPABILITY", NULL,
+         "This model does not support chat."},
+        /* flat, with message as an object (Mistral 422) */
+        {422,
+         "{\"object\":\"error\",\"message\":{\"detail\":[{\"type\":"
+         "\"extra_forbidden\",\"loc\":[\"body\",\"seed\"]}]},\"type\":"
+         "\"invalid_request_error\",\"param\":null,\"code\":null}",
+         LLMUX_EPROVIDER, "invalid_request_error", NULL, NULL,
+         "{\"detail\":[{\"type\":\"extra_forbidden\",\"loc\":[\"body\","
+         "\"seed\"]}]}"},
+        {401, "{\"message\":\"Unauthorized\",\"request_id\":\"abc\"}",
+         LLMUX_EAUTH, NULL, NULL, NULL, "Unauthorized"},
+        {404, "{\"detail\":\"Not Found\"}", LLMUX_EPROVIDER, NULL, NULL, NULL,
+         "Not Found"},
+        {422, "{\"detail\":[{\"loc\":[\"body\",\"model\"],\"msg\":\"x\"}]}",
+         LLMUX_EPROVIDER, NULL, NULL, NULL,
+         "[{\"loc\":[\"body\",\"model\"],\"msg\":\"x\"}]"},
+        /* nothing recognisable: the core quotes the raw body */
+        {502, "<html>Bad gateway</html>\n", LLMUX_EPROVIDER, NULL, NULL, NULL,
+         "<html>Bad gateway</html>"},
+        {503, "{\"status\":\"down\"}", LLMUX_EPROVIDER, NULL, NULL, NULL,
+         "{\"status\":\"down\"}"},
+        {500, "{\"error\":{\"type\":\"x\"", LLMUX_EPROVIDER, NULL, NULL, NULL,
+         "{\"error\":{\"type\":\"x\""},
+        /* an error object inside a 200 */
+        {200,
+         "{\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}",
+         LLMUX_EPROVIDER, "server_error", NULL, NULL, "overloaded"},
+    };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_error(&cases[i]);
+    free(b401);
+    free(b400);
+    free(legacy);
+}
+
+/* ---- decoding: garbage and truncation -------------------------------------
+ */
+
+static void expect_proto(llmux_op op, const char *body, size_t len)
+{
+    llmux_response *res;
+    const llmux_error *e;
+    int rc;
+    res = decode_op(op, 200, body, len, &rc);
+    if (rc != LLMUX_EPROTO)
+        fail_msg("body \"%.*s\" (%zu bytes): rc %d", (int)(len > 60 ? 60 : len),
+                 body, len, rc);
+    e = llmux_response_error(res);
+    assert_non_null(e);
+    assert_int_equal(e->code, LLMUX_EPROTO);
+    assert_memory_equal(e->message, "openai: ", 8);
+    assert_true(strlen(e->message) < LLMUX__ERRBUF);
+    llmux_response_free(res);
+}
+
+static void test_decode_garbage(void **state)
+{
+    static const char *chat_bad[] = {
+        "",
+        " ",
+        "null",
+        "42",
+        "\"str\"",
+        "[]",
+        "[{\"choices\":[]}]",
+        "{}",
+        "{\"id\":\"x\"}",
+        "{\"choices\":5}",
+        "{\"choices\":{}}",
+        "{\"choices\":[5]}",
+        "{\"choices\":[{\"index\":0}]}",
+        "{\"choices\":[{\"message\":\"hi\"}]}",
+        "{\"choices\":[{\"message\":{\"tool_calls\":[{\"index\":-1}]}}]}",
+        "{\"choices\":[{\"message\":{\"tool_calls\":[{\"index\":99999}]}}]}",
+        "{\"choices\":[{\"message\":{\"tool_calls\":[{\"index\":\"a\"}]}}]}",
+        "<html><body>502</body></html>",
+        "{\"choices\":[]} trailing",
+        "{\"choices\":[],}",
+        "{\"a\":NaN}",
+        "\xff\xfe{\"choices\":[]}"};
+    static const char *embed_bad[] = {
+        "{}",
+        "{\"data\":{}}",
+        "{\"data\":[{\"embedding\":[1,\"x\"]}]}",
+        "{\"data\":[{\"index\":0}]}",
+        "{\"data\":[{\"embedding\":\"!!!\"}]}",
+        "{\"data\":[{\"index\":3,\"embedding\":[1]}]}",
+        "{\"data\":[{\"embedding\":\"AAA\"}]}"};
+    static const char nul[] = "{\"choices\":[]\0}";
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof chat_bad / sizeof chat_bad[0]; i++)
+        expect_proto(LLMUX_OP_CHAT, chat_bad[i], strlen(chat_bad[i]));
+    for (i = 0; i < sizeof embed_bad / sizeof embed_bad[0]; i++)
+        expect_proto(LLMUX_OP_EMBED, embed_bad[i], strlen(embed_bad[i]));
+    expect_proto(LLMUX_OP_MODELS, "{\"object\":\"list\"}", 17);
+    expect_proto(LLMUX_OP_CHAT, nul, sizeof nul - 1);
+    {
+        /* the quoted part of the body is short and one line */
+        char big[600];
+        memset(big, 'x', sizeof big);
+        big[0] = '<';
+        big[10] = '\n';
+        big[sizeof big - 1] = '\0';
+        llmux_response *res;
+        int rc;
+        res = decode_str(LLMUX_OP_CHAT, 200, big, &rc);
+        assert_int_equal(rc, LLMUX_EPROTO);
+        assert_null(strchr(llmux_response_error(res)->message, '\n'));
+        assert_true(strlen(llmux_response_error(res)->message) < 150);
+        llmux_response_free(res);
+    }
+}
+
+/* Every prefix of a valid body is a clean protocol error. */
+static void check_prefixes(llmux_op op, const char *path)
+{
+    size_t len, k, end;
+    char *body = slurp(path, &len);
+    end = len;
+    while (end && body[end - 1] != '}')
+        end--;
+    for (k = 0; k <= len; k++) {
+        char *pre = xstrndup(body, k); /* exact size: ASan sees overreads */
+        if (k < end) {
+            expect_proto(op, pre, k);
+        } else {
+            llmux_response *res;
+            int rc;
+            res = decode_op(op, 200, pre, k, &rc);
+            assert_int_equal(rc, 0);
+            llmux_response_free(res);
+        }
+        free(pre);
+    }
+    free(body);
+}
+
+static void test_decode_truncated(void **state)
+{
+    (void)state;
+    check_prefixes(LLMUX_OP_CHAT, FIX_OAI "openai-text.json");
+    check_prefixes(LLMUX_OP_CHAT, FIX_MIS "mistral-tool-call.json");
+    check_prefixes(LLMUX_OP_CHAT, FIX_MIS "mistral-reasoning.json");
+    check_prefixes(LLMUX_OP_COMPLETE, FIX_OAI "openai-completion-text.json");
+    check_prefixes(LLMUX_OP_EMBED, FIX_OAI "openai-embedding.json");
+}
+
+/* ---- streams --------------------------------------------------------------
+ */
+
+/* "data: <line>\n\n" for each line of a chunks file, then [DONE]. */
+static char *wire_from_lines(const char *const *lines, size_t n, size_t *len)
+{
+    llmux__buf b = {0};
+    size_t i;
+    for (i = 0; i < n; i++)
+        assert_int_equal(llmux__buf_printf(&b, "data: %s\n\n", lines[i]), 0);
+    assert_int_equal(llmux__buf_printf(&b, "data: [DONE]\n\n"), 0);
+    *len = b.len;
+    return b.p;
+}
+
+/* The lines of a chunks file (modified in place). */
+static size_t split_lines(char *text, char ***out)
+{
+    size_t n = 0, cap = 16;
+    char **v = malloc(cap * sizeof *v), *p = text;
+    assert_non_null(v);
+    while (p && *p) {
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        if (*p) {
+            if (n == cap) {
+                cap *= 2;
+                v = realloc(v, cap * sizeof *v);
+                assert_non_null(v);
+            }
+            v[n++] = p;
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+    *out = v;
+    return n;
+}
+
+typedef struct stream_run {
+    llmux__prepared *p;
+    llmux_chunk ch;
+    llmux_response *acc;
+    int done;       /* [DONE] was seen */
+    int after_done; /* events after [DONE] */
+    int events;     /* chunks decoded */
+    int err;        /* the error that stopped the stream */
+    char *err_msg, *err_type;
+} stream_run;
+
+static int on_event(void *ud, const llmux_event *ev)
+{
+    stream_run *s = ud;
+    int rc;
+    if (s->done) {
+        s->after_done++;
+        return 0;
+    }
+    rc = llmux__decode_event(s->p, ev, &s->ch);
+    if (rc == LLMUX_EVENT_DONE) {
+        s->done = 1;
+        return 0;
+    }
+    if (rc < 0) {
+        s->err = rc;
+        s->err_msg = s->ch.o.err_msg ? strdup(s->ch.o.err_msg) : NULL;
+        s->err_type = s->ch.o.err_type ? strdup(s->ch.o.err_type) : NULL;
+        return rc;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(s->ch.o.err_code, 0);
+    assert_int_equal(llmux__out_merge(&s->acc->o, &s->ch.o), 0);
+    s->events++;
+    return 0;
+}
+
+/* Summary of everything a stream produced, to compare runs. */
+static char *summary(const stream_run *s)
+{
+    const llmux_response *r = s->acc;
+    const llmux_usage *u = llmux_response_usage(r);
+    llmux__buf b = {0};
+    size_t i;
+    llmux__buf_printf(
+        &b,
+        "done=%d err=%d events=%d\ntext=%s\nreasoning=%s\n"
+        "refusal=%s\nfinish=%d raw=%s\nusage=%ld/%ld/%ld/"
+        "%ld/%ld\nid=%s model=%s created=%lld\n",
+        s->done, s->err, s->events, llmux_response_text(r, NULL),
+        llmux_response_reasoning(r) ? llmux_response_reasoning(r) : "-",
+        llmux_response_refusal(r) ? llmux_response_refusal(r) : "-",
+        llmux_response_finish(r),
+        llmux_response_finish_raw(r) ? llmux_response_finish_raw(r) : "-",
+        u->prompt_tokens, u->completion_tokens, u->total_tokens,
+        u->cached_tokens, u->reasoning_tokens, r->o.id ? r->o.id : "-",
+        r->o.model ? r->o.model : "-", llmux_response_created(r));
+    for (i = 0; i < llmux_response_tool_call_count(r); i++) {
+        const llmux_tool_call *tc = llmux_response_tool_call(r, i);
+        llmux__buf_printf(&b, "call %d id=%s name=%s args=%s\n", tc->index,
+                          tc->id ? tc->id : "-", tc->name ? tc->name : "-",
+                          tc->arguments);
+    }
+    return b.p;
+}
+
+static void run_free(stream_run *s)
+{
+    llmux__out_free(&s->ch.o);
+    llmux_response_free(s->acc);
+    free(s->err_msg);
+    free(s->err_type);
+}
+
+/*
+ * Runs `wire` through the framer cut at the sorted offsets `cuts` and
+ * decodes it as a stream of `op` on prepared request `p`. The caller
+ * frees with run_free.
+ */
+static void run_stream(llmux__prepared *p, llmux_op op, const char *wire,
+                       size_t len, const size_t *cuts, size_t ncuts,
+                       stream_run *s)
+{
+    llmux__framer f;
+    size_t i, at = 0;
+    int rc = 0;
+    memset(s, 0, sizeof *s);
+    s->p = p;
+    llmux__out_init(&s->ch.o, op, 1);
+    s->acc = llmux__response_new(op, "openai");
+    s->ch.acc = &s->acc->o;
+    assert_non_null(s->acc);
+    llmux__framer_init(&f, LLMUX_FRAMING_SSE, 1 << 20);
+    for (i = 0; i <= ncuts && rc == 0; i++) {
+        size_t end = i < ncuts ? cuts[i] : len;
+        /* each piece in its own exact-size buffer */
+        char *piece = xstrndup(wire + at, end - at);
+        rc = llmux__framer_feed(&f, piece, end - at, on_event, s);
+        free(piece);
+        at = end;
+    }
+    if (rc == 0)
+        rc = llmux__framer_finish(&f, on_event, s);
+    llmux__framer_free(&f);
+    assert_int_equal(rc, s->err);
+}
+
+/* A prepared streaming request of `op` (chat or complete). */
+static llmux_request *stream_req(llmux_op op, llmux__prepared *p)
+{
+    llmux_request *r = new_req(op, "openai/gpt-test;" BASE);
+    if (op == LLMUX_OP_CHAT)
+        assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
+    else
+        assert_int_equal(llmux_request_set_prompt(r, "x"), 0);
+    assert_int_equal(llmux_request_set_stream(r, 1), 0);
+    prep_ok(r, p);
+    return r;
+}
+
+/*
+ * Runs the stream whole, byte by byte, and split in two at every offset
+ * (every `stride`-th offset outside the first and last `edge` bytes when
+ * stride > 1); every run must give the same summary. Returns the summary
+ * of the whole run (caller frees).
+ */
+static char *check_splits(llmux_op op, const char *wire, size_t len,
+                          size_t stride, size_t edge, stream_run *whole)
+{
+    llmux__prepared p;
+    llmux_request *r = stream_req(op, &p);
+    stream_run s;
+    char *want, *got;
+    size_t k, *all;
+
+    run_stream(&p, op, wire, len, NULL, 0, whole);
+    want = summary(whole);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    /* byte by byte: every offset is a boundary at once */
+    all = malloc((len + 1) * sizeof *all);
+    assert_non_null(all);
+    for (k = 0; k < len; k++)
+        all[k] = k + 1;
+    r = stream_req(op, &p);
+    run_stream(&p, op, wire, len, all, len ? len - 1 : 0, &s);
+    got = summary(&s);
+    assert_string_equal(got, want);
+    free(got);
+    run_free(&s);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+    free(all);
+
+    for (k = 1; k < len; k++) {
+        if (stride > 1 && k > edge && k + edge < len && k % stride)
+            continue;
+        r = stream_req(op, &p); /* a fresh call state for each run */
+        run_stream(&p, op, wire, len, &k, 1, &s);
+        got = summary(&s);
+        if (strcmp(got, want) != 0)
+            fail_msg("split at %zu:\n%s\nwant:\n%s", k, got, want);
+        free(got);
+        run_free(&s);
+        llmux__prepared_free(&p);
+        llmux_request_free(r);
+    }
+    return want;
+}
+
+/* What a chunks file should fold to, computed independently with json-c. */
+typedef struct expect {
+    llmux__buf text;
+    const char *finish;
+    int64_t prompt, completion, total;
+    char *finish_copy;
+} expect;
+
+static void expect_from_lines(char **lines, size_t n, expect *e)
+{
+    size_t i;
+    memset(e, 0, sizeof *e);
+    e->prompt = e->completion = e->total = -1;
+    for (i = 0; i < n; i++) {
+        json_object *o = parse_all(lines[i], strlen(lines[i]));
+        json_object *c = jget(o, "choices.0"), *v;
+        if (c) {
+            v = jget(c, "delta.content");
+            if (!v)
+                v = jget(c, "text");
+            if (json_object_is_type(v, json_type_string))
+                llmux__buf_append(&e->text, json_object_get_string(v),
+                                  (size_t)json_object_get_string_len(v));
+            if (json_object_is_type(v, json_type_array)) {
+                /* typed chunks: only "text" ones are text */
+                size_t k;
+                for (k = 0; k < json_object_array_length(v); k++) {
+                    json_object *part = json_object_array_get_idx(v, k);
+                    if (strcmp(jstr(part, "type"), "text") == 0)
+                        llmux__buf_append(&e->text, jstr(part, "text"),
+                                          strlen(jstr(part, "text")));
+                }
+            }
+            v = jget(c, "finish_reason");
+            if (json_object_is_type(v, json_type_string)) {
+                free(e->finish_copy);
+                e->finish_copy = strdup(json_object_get_string(v));
+            }
+        }
+        v = jget(o, "usage");
+        if (json_object_is_type(v, json_type_object)) {
+            e->prompt = jint(v, "prompt_tokens");
+            e->completion = jint(v, "completion_tokens");
+            e->total = jint(v, "total_tokens");
+        }
+        json_object_put(o);
+    }
+    e->finish = e->finish_copy;
+}
+
+static void check_chunks_file(llmux_op op, const char *path, size_t stride,
+                              llmux_finish finish)
+{
+    char *text = slurp(path, NULL), **lines, *wire, *want;
+    size_t n = split_lines(text, &lines), len;
+    stream_run whole;
+    expect e;
+    expect_from_lines(lines, n, &e);
+    wire = wire_from_lines((const char *const *)lines, n, &len);
+    want = check_splits(op, wire, len, stride, 700, &whole);
+    assert_true(whole.done);
+    assert_int_equal(whole.after_done, 0);
+    assert_int_equal(whole.err, 0);
+    assert_int_equal(whole.events, (int)n);
+    assert_string_equal(llmux_response_text(whole.acc, NULL),
+                        e.text.p ? e.text.p : "");
+    assert_int_equal(llmux_response_finish(whole.acc), finish);
+    assert_string_equal(llmux_response_finish_raw(whole.acc), e.finish);
+    assert_int_equal(llmux_response_usage(whole.acc)->prompt_tokens, e.prompt);
+    assert_int_equal(llmux_response_usage(whole.acc)->completion_tokens,
+                     e.completion);
+    assert_int_equal(llmux_response_usage(whole.acc)->total_tokens, e.total);
+    run_free(&whole);
+    free(want);
+    llmux__buf_free(&e.text);
+    free(e.finish_copy);
+    llmux__free(wire);
+    free(lines);
+    free(text);
+}
+
+static void test_stream_chat_fixture(void **state)
+{
+    (void)state;
+    /* ~100 KB, 302 events: byte by byte, split in two at every offset in
+     * the first and last `edge` bytes and every 997th in between */
+    check_chunks_file(LLMUX_OP_CHAT, FIX_OAI "openai-text.chunks.txt", 997,
+                      LLMUX_FINISH_STOP);
+}
+
+static void test_stream_completion_fixture(void **state)
+{
+    (void)state;
+    check_chunks_file(LLMUX_OP_COMPLETE,
+                      FIX_OAI "openai-completion-text.chunks.txt", 1,
+                      LLMUX_FINISH_LENGTH);
+}
+
+/* Runs a chunks file once, whole; the caller checks and frees `s`. */
+static void run_file(llmux_op op, const char *path, stream_run *s,
+                     llmux__prepared *p, llmux_request **r)
+{
+    char *text = slurp(path, NULL), **lines, *wire;
+    size_t n = split_lines(text, &lines), len;
+    wire = wire_from_lines((const char *const *)lines, n, &len);
+    *r = stream_req(op, p);
+    run_stream(p, op, wire, len, NULL, 0, s);
+    llmux__free(wire);
+    free(lines);
+    free(text);
+}
+
+static void test_stream_mistral_fixtures(void **state)
+{
+    const llmux_tool_call *tc;
+    llmux__prepared p;
+    llmux_request *r;
+    stream_run s;
+    (void)state;
+    check_chunks_file(LLMUX_OP_CHAT, FIX_MIS "mistral-text.chunks.txt", 1,
+                      LLMUX_FINISH_STOP);
+    check_chunks_file(LLMUX_OP_CHAT, FIX_MIS "mistral-tool-call.chunks.txt", 1,
+                      LLMUX_FINISH_TOOL_CALLS);
+    check_chunks_file(LLMUX_OP_CHAT, FIX_MIS "mistral-reasoning.chunks.txt", 1,
+                      LLMUX_FINISH_STOP);
+    check_chunks_file(LLMUX_OP_CHAT,
+                      FIX_MIS "mistral-incremental-tool-call.chunks.txt", 1,
+                      LLMUX_FINISH_TOOL_CALLS);
+
+    /* a whole call in one delta: no index, no type */
+    run_file(LLMUX_OP_CHAT, FIX_MIS "mistral-tool-call.chunks.txt", &s, &p, &r);
+    assert_int_equal(llmux_response_tool_call_count(s.acc), 1);
+    tc = llmux_response_tool_call(s.acc, 0);
+    assert_string_equal(tc->id, "gSIMJiOkT");
+    assert_string_equal(tc->name, "weather");
+    assert_string_equal(tc->arguments, "{\"location\": \"San Francisco\"}");
+    run_free(&s);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    /* later deltas say "name":"": the name must survive */
+    run_file(LLMUX_OP_CHAT, FIX_MIS "mistral-incremental-tool-call.chunks.txt",
+             &s, &p, &r);
+    assert_int_equal(llmux_response_tool_call_count(s.acc), 1);
+    tc = llmux_response_tool_call(s.acc, 0);
+    assert_string_equal(tc->id, "chatcmpl-tool-9f149c74c42f265b");
+    assert_string_equal(tc->name, "webSearchTool");
+    assert_string_equal(tc->arguments,
+                        "{\"query\": \"current Berlin weather\"}");
+    assert_int_equal(llmux_response_usage(s.acc)->cached_tokens, 128);
+    run_free(&s);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    /* typed content chunks: thinking -> reasoning */
+    run_file(LLMUX_OP_CHAT, FIX_MIS "mistral-reasoning.chunks.txt", &s, &p, &r);
+    assert_string_equal(
+        llmux_response_reasoning(s.acc),
+        "The user is asking for 2+2. This is basic arithmetic. 2+2=4.");
+    assert_string_equal(llmux_response_text(s.acc, NULL), "2 + 2 = 4");
+    run_free(&s);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
+/* Runs hand-made payloads as one stream; returns the whole run. */
+static char *hand_stream(const char *const *lines, size_t n, stream_run *s)
+{
+    size_t len;
+    char *wire = wire_from_lines(lines, n, &len), *sum;
+    sum = check_splits(LLMUX_OP_CHAT, wire, len, 1, 0, s);
+    llmux__free(wire);
+    return sum;
+}
+
+#define CHUNK(delta, rest)                                                     \
+    "{\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\","             \
+    "\"created\":1727346171,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,"   \
+    "\"delta\":" delta ",\"finish_reason\":" rest "}]}"
+
+static void test_stream_parallel_tools(void **state)
+{
+    static const char *const lines[] = {
+        CHUNK("{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{"
+              "\"index\":0,\"id\":\"call_a\",\"type\":\"function\","
+              "\"function\":{\"name\":\"get_weather\",\"arguments\":\"\"}}]}",
+              "null"),
+        CHUNK("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":"
+              "\"{\\\"ci\"}}]}",
+              "null"),
+        CHUNK("{\"tool_calls\":[{\"index\":1,\"id\":\"call_b\",\"type\":"
+              "\"function\",\"function\":{\"name\":\"get_time\",\"arguments\":"
+              "\"\"}}]}",
+              "null"),
+        CHUNK("{\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":"
+              "\"{\\\"tz\\\":\"}}]}",
+              "null"),
+        CHUNK("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":"
+              "\"ty\\\":\\\"Paris\\\"}\"}}]}",
+              "null"),
+        CHUNK("{\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":"
+              "\"\\\"CET\\\"}\"}}]}",
+              "null"),
+        CHUNK("{}", "\"tool_calls\""),
+        "{\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\","
+        "\"created\":1727346171,\"model\":\"gpt-4o\",\"choices\":[],"
+        "\"usage\":{\"prompt_tokens\":80,\"completion_tokens\":40,"
+        "\"total_tokens\":120,\"prompt_tokens_details\":{\"cached_tokens\":"
+        "64},\"completion_tokens_details\":{\"reasoning_tokens\":8}}}"};
+    stream_run s;
+    const llmux_tool_call *tc;
+    const llmux_usage *u;
+    char *sum;
+    (void)state;
+    sum = hand_stream(lines, sizeof lines / sizeof lines[0], &s);
+    assert_true(s.done);
+    assert_int_equal(llmux_response_tool_call_count(s.acc), 2);
+    tc = llmux_response_tool_call(s.acc, 0);
+    assert_int_equal(tc->index, 0);
+    assert_string_equal(tc->id, "call_a");
+    assert_string_equal(tc->name, "get_weather");
+    assert_string_equal(tc->arguments, "{\"city\":\"Paris\"}");
+    tc = llmux_response_tool_call(s.acc, 1);
+    assert_int_equal(tc->index, 1);
+    assert_string_equal(tc->id, "call_b");
+    assert_string_equal(tc->name, "get_time");
+    assert_string_equal(tc->arguments, "{\"tz\":\"CET\"}");
+    assert_int_equal(llmux_response_finish(s.acc), LLMUX_FINISH_TOOL_CALLS);
+    assert_string_equal(llmux_response_text(s.acc, NULL), "");
+    u = llmux_response_usage(s.acc);
+    assert_int_equal(u->prompt_tokens, 80);
+    assert_int_equal(u->completion_tokens, 40);
+    assert_int_equal(u->total_tokens, 120);
+    assert_int_equal(u->cached_tokens, 64);
+    assert_int_equal(u->reasoning_tokens, 8);
+    assert_string_equal(llmux_response_id(s.acc), "chatcmpl-9");
+    assert_int_equal(llmux_response_created(s.acc), 1727346171);
+    run_free(&s);
+    free(sum);
+
+    /* each chunk on its own: the deltas as sent */
+    {
+        llmux__prepared p;
+        llmux_request *r = stream_req(LLMUX_OP_CHAT, &p);
+        llmux_response *acc;
+        json_object *cj;
+        llmux_chunk ch;
+        llmux_event ev;
+        char *js;
+        memset(&ch, 0, sizeof ch);
+        llmux__out_init(&ch.o, LLMUX_OP_CHAT, 1);
+        memset(&ev, 0, sizeof ev);
+        ev.struct_size = sizeof ev;
+        ev.data = lines[0];
+        ev.data_len = strlen(lines[0]);
+        assert_int_equal(llmux__decode_event(&p, &ev, &ch), 0);
+        assert_int_equal(llmux_chunk_tool_call_count(&ch), 1);
+        assert_string_equal(llmux_chunk_tool_call(&ch, 0)->id, "call_a");
+        assert_string_equal(llmux_chunk_tool_call(&ch, 0)->arguments, "");
+        assert_null(llmux_chunk_usage(&ch));
+        /* id/model/created go out once per stream; a chunk's JSON falls
+         * back to the stream so far (ch.acc) */
+        acc = llmux__response_new(LLMUX_OP_CHAT, "openai");
+        assert_int_equal(llmux__out_merge(&acc->o, &ch.o), 0);
+        ch.acc = &acc->o;
+        ev.data = lines[3];
+        ev.data_len = strlen(lines[3]);
+        assert_int_equal(llmux__decode_event(&p, &ev, &ch), 0);
+        assert_null(ch.o.id);
+        js = llmux_chunk_to_json(&ch);
+        assert_non_null(js);
+        cj = parse_all(js, strlen(js));
+        assert_string_equal(jstr(cj, "id"), "chatcmpl-9");
+        assert_string_equal(jstr(cj, "model"), "gpt-4o");
+        assert_int_equal(jint(cj, "created"), 1727346171);
+        json_object_put(cj);
+        llmux_free(js);
+        assert_int_equal(llmux_chunk_tool_call_count(&ch), 1);
+        assert_int_equal(llmux_chunk_tool_call(&ch, 0)->index, 1);
+        assert_null(llmux_chunk_tool_call(&ch, 0)->id);
+        assert_null(llmux_chunk_tool_call(&ch, 0)->name);
+        assert_string_equal(llmux_chunk_tool_call(&ch, 0)->arguments,
+                            "{\"tz\":");
+        ev.data = lines[7];
+        ev.data_len = strlen(lines[7]);
+        assert_int_equal(llmux__decode_event(&p, &ev, &ch), 0);
+        assert_int_equal(llmux_chunk_tool_call_count(&ch), 0);
+        assert_non_null(llmux_chunk_usage(&ch));
+        assert_int_equal(llmux_chunk_usage(&ch)->total_tokens, 120);
+        assert_string_equal(llmux_chunk_text(&ch, NULL), "");
+        assert_int_equal(llmux_chunk_finish(&ch), LLMUX_FINISH_NONE);
+        llmux__out_free(&ch.o);
+        llmux_response_free(acc);
+        llmux__prepared_free(&p);
+        llmux_request_free(r);
+    }
+}
+
+/* Tool-call deltas as other OpenAI-compatible servers send them. */
+static void test_stream_tool_call_shapes(void **state)
+{
+    /* Ollama /v1: every call whole, each numbered 0 */
+    static const char *const ollama[] = {
+        CHUNK(
+            "{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{"
+            "\"id\":\"call_1\",\"index\":0,\"type\":\"function\","
+            "\"function\":{\"name\":\"a\",\"arguments\":\"{\\\"x\\\":1}\"}}]}",
+            "null"),
+        CHUNK("{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{"
+              "\"id\":\"call_2\",\"index\":0,\"type\":\"function\","
+              "\"function\":{\"name\":\"b\",\"arguments\":\"{}\"}}]}",
+              "null"),
+        CHUNK("{}", "\"tool_calls\"")};
+    /* no index at all; the id repeated on a continuation */
+    static const char *const noindex[] = {
+        CHUNK("{\"tool_calls\":[{\"id\":\"A\",\"function\":{\"name\":"
+              "\"f\",\"arguments\":\"[1,\"}}]}",
+              "null"),
+        CHUNK("{\"tool_calls\":[{\"id\":\"A\",\"function\":{"
+              "\"arguments\":\"2]\"}}]}",
+              "null"),
+        CHUNK("{\"tool_calls\":[{\"id\":\"B\",\"function\":{\"name\":"
+              "\"g\",\"arguments\":\"[\"}}]}",
+              "null"),
+        CHUNK("{\"tool_calls\":[{\"function\":{\"arguments\":\"3]\"}}]}",
+              "null"),
+        /* the legacy function_call delta continues the latest call */
+        CHUNK("{\"function_call\":{\"arguments\":\" \"}}", "\"stop\"")};
+    /* sparse wire indexes are renumbered in order of appearance */
+    static const char *const sparse[] = {
+        CHUNK("{\"tool_calls\":[{\"index\":3,\"id\":\"c3\",\"function\":{"
+              "\"name\":\"h\",\"arguments\":\"\"}},{\"index\":1,\"id\":"
+              "\"c1\",\"function\":{\"name\":\"k\",\"arguments\":\"\"}}]}",
+              "null"),
+        CHUNK("{\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":"
+              "\"{}\"}},{\"index\":3,\"function\":{\"arguments\":\"[]\"}}]}",
+              "null")};
+    const llmux_tool_call *tc;
+    stream_run s;
+    char *sum;
+    (void)state;
+    sum = hand_stream(ollama, 3, &s);
+    assert_int_equal(llmux_response_tool_call_count(s.acc), 2);
+    tc = llmux_response_tool_call(s.acc, 0);
+    assert_int_equal(tc->index, 0);
+    assert_string_equal(tc->id, "call_1");
+    assert_string_equal(tc->arguments, "{\"x\":1}");
+    tc = llmux_response_tool_call(s.acc, 1);
+    assert_int_equal(tc->index, 1);
+    assert_string_equal(tc->id, "call_2");
+    assert_string_equal(tc->name, "b");
+    assert_string_equal(tc->arguments, "{}");
+    run_free(&s);
+    free(sum);
+
+    sum = hand_stream(noindex, 5, &s);
+    assert_int_equal(llmux_response_tool_call_count(s.acc), 2);
+    tc = llmux_response_tool_call(s.acc, 0);
+    assert_string_equal(tc->id, "A");
+    assert_string_equal(tc->name, "f");
+    assert_string_equal(tc->arguments, "[1,2]");
+    tc = llmux_response_tool_call(s.acc, 1);
+    assert_int_equal(tc->index, 1);
+    assert_string_equal(tc->id, "B");
+    assert_string_equal(tc->arguments, "[3] ");
+    run_free(&s);
+    free(sum);
+
+    sum = hand_stream(sparse, 2, &s);
+    assert_int_equal(llmux_response_tool_call_count(s.acc), 2);
+    tc = llmux_response_tool_call(s.acc, 0);
+    assert_int_equal(tc->index, 0);
+    assert_string_equal(tc->id, "c3");
+    assert_string_equal(tc->arguments, "[]");
+    tc = llmux_response_tool_call(s.acc, 1);
+    assert_int_equal(tc->index, 1);
+    assert_string_equal(tc->id, "c1");
+    assert_string_equal(tc->arguments, "{}");
+    run_free(&s);
+    free(sum);
+}
+
+static void test_stream_refusal_reasoning(void **state)
+{
+    static const char *const lines[] = {
+        CHUNK("{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}",
+              "null"),
+        CHUNK("{\"reasoning_content\":\"Think\"}", "null"),
+        CHUNK("{\"reasoning\":\"ing.\"}", "null"),
+        CHUNK("{\"refusal\":\"I'm sorry, \"}", "null"),
+        CHUNK("{\"refusal\":\"I can't help with that.\"}", "null"),
+        CHUNK("{}", "\"content_filter\"")};
+    stream_run s;
+    char *sum;
+    (void)state;
+    sum = hand_stream(lines, sizeof lines / sizeof lines[0], &s);
+    assert_string_equal(llmux_response_refusal(s.acc),
+                        "I'm sorry, I can't help with that.");
+    assert_string_equal(llmux_response_reasoning(s.acc), "Thinking.");
+    assert_string_equal(llmux_response_text(s.acc, NULL), "");
+    assert_int_equal(llmux_response_finish(s.acc), LLMUX_FINISH_CONTENT_FILTER);
+    /* no include_usage chunk: usage unknown */
+    assert_int_equal(llmux_response_usage(s.acc)->total_tokens, -1);
+    run_free(&s);
+    free(sum);
+}
+
+static void test_stream_error_event(void **state)
+{
+    static const char *const lines[] = {
+        CHUNK("{\"content\":\"Hel\"}", "null"),
+        "{\"error\":{\"message\":\"The server had an error while processing "
+        "your request.\",\"type\":\"server_error\",\"param\":null,\"code\":"
+        "null}}",
+        CHUNK("{\"content\":\"lo\"}", "null")};
+    size_t len;
+    char *wire = wire_from_lines(lines, 3, &len);
+    llmux__prepared p;
+    llmux_request *r = stream_req(LLMUX_OP_CHAT, &p);
+    stream_run s;
+    (void)state;
+    run_stream(&p, LLMUX_OP_CHAT, wire, len, NULL, 0, &s);
+    assert_int_equal(s.err, LLMUX_EPROVIDER);
+    assert_int_equal(s.events, 1);
+    assert_string_equal(s.err_msg, "The server had an error while processing "
+                                   "your request.");
+    assert_string_equal(s.err_type, "server_error");
+    assert_string_equal(llmux_response_text(s.acc, NULL), "Hel");
+    run_free(&s);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+    llmux__free(wire);
+
+    /* "event: error" with a plain-text payload */
+    {
+        static const char w[] = "event: error\ndata: upstream overloaded\n\n";
+        r = stream_req(LLMUX_OP_CHAT, &p);
+        run_stream(&p, LLMUX_OP_CHAT, w, sizeof w - 1, NULL, 0, &s);
+        assert_int_equal(s.err, LLMUX_EPROVIDER);
+        assert_string_equal(s.err_msg, "upstream overloaded");
+        run_free(&s);
+        llmux__prepared_free(&p);
+        llmux_request_free(r);
+    }
+}
+
+/* Decodes one event payload on a fresh streaming request. */
+static int one_event(const char *data, size_t len, char **msg)
+{
+    llmux__prepared p;
+    llmux_request *r = stream_req(LLMUX_OP_CHAT, &p);
+    llmux_chunk ch;
+    llmux_event ev;
+    char *copy = xstrndup(data, len);
+    int rc;
+    memset(&ch, 0, sizeof ch);
+    llmux__out_init(&ch.o, LLMUX_OP_CHAT, 1);
+    memset(&ev, 0, sizeof ev);
+    ev.struct_size = sizeof ev;
+    ev.data = copy;
+    ev.data_len = len;
+    rc = llmux__decode_event(&p, &ev, &ch);
+    *msg = ch.o.err_msg ? strdup(ch.o.err_msg) : NULL;
+    llmux__out_free(&ch.o);
+    free(copy);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+    return rc;
+}
+
+static void test_stream_garbage(void **state)
+{
+    static const char *bad[] = {
+        "hello",
+        "{",
+        "{\"id\":",
+        "[1,2]",
+        "42",
+        "null",
+        "\"x\"",
+        "{\"choices\":5}",
+        "{\"choices\":[7]}",
+        "{\"choices\":[{\"delta\":\"x\"}]}",
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":-2}]}}]}",
+        "{\"a\":1}{\"b\":2}",
+        "[DONE"};
+    static const char *ok[] = {
+        "[DONE]",
+        " [DONE] ",
+        "",
+        "  ",
+        "{}",
+        "{\"choices\":[]}",
+        "{\"choices\":[{\"index\":1,\"delta\":{\"content\":\"x\"}}]}",
+        "{\"choices\":[],\"usage\":null}"};
+    size_t i;
+    char *msg;
+    (void)state;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = one_event(bad[i], strlen(bad[i]), &msg);
+        if (rc != LLMUX_EPROTO)
+            fail_msg("event \"%s\": rc %d", bad[i], rc);
+        assert_non_null(msg);
+        assert_memory_equal(msg, "openai: ", 8);
+        free(msg);
+    }
+    for (i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        int rc = one_event(ok[i], strlen(ok[i]), &msg);
+        assert_int_equal(rc, i < 2 ? LLMUX_EVENT_DONE : 0);
+        assert_null(msg);
+    }
+}
+
+/* Every truncation of every event of a stream is a clean EPROTO. */
+static void test_stream_truncated_events(void **state)
+{
+    static const char *files[] = {FIX_OAI "openai-completion-text.chunks.txt",
+                                  FIX_MIS "mistral-reasoning.chunks.txt",
+                                  FIX_MIS "mistral-tool-call.chunks.txt"};
+    size_t f, i, k;
+    (void)state;
+    for (f = 0; f < sizeof files / sizeof files[0]; f++) {
+        char *text = slurp(files[f], NULL), **lines;
+        size_t n = split_lines(text, &lines);
+        for (i = 0; i < n && i < 4; i++) {
+            size_t len = strlen(lines[i]);
+            for (k = 1; k < len; k++) {
+                char *msg;
+                int rc = one_event(lines[i], k, &msg);
+                if (rc != LLMUX_EPROTO)
+                    fail_msg("%s line %zu cut at %zu: rc %d", files[f], i, k,
+                             rc);
+                assert_non_null(msg);
+                free(msg);
+            }
+        }
+        free(lines);
+        free(text);
+    }
+}
+
+/* A stream cut short (no [DONE]) still decodes what arrived. */
+static void test_stream_cut(void **state)
+{
+    static const char *const lines[] = {
+        CHUNK("{\"content\":\"par\"}", "null"),
+        CHUNK("{\"content\":\"tial\"}", "null")};
+    size_t len;
+    char *wire = wire_from_lines(lines, 2, &len);
+    llmux__prepared p;
+    llmux_request *r = stream_req(LLMUX_OP_CHAT, &p);
+    stream_run s;
+    (void)state;
+    /* drop "data: [DONE]\n\n" and the last event's blank line */
+    run_stream(&p, LLMUX_OP_CHAT, wire, len - 16, NULL, 0, &s);
+    assert_false(s.done);
+    assert_int_equal(s.err, 0);
+    assert_string_equal(llmux_response_text(s.acc, NULL), "partial");
+    assert_int_equal(llmux_response_finish(s.acc), LLMUX_FINISH_NONE);
+    run_free(&s);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+    llmux__free(wire);
+}
+
+/* ---- the codec with another dialect ------------------------------------ */
+
+static int hook_patches, hook_fixups;
+
+/* Drops "n" and adds "safe_prompt": a request fix-up. */
+static int test_patch(const llmux_oai_dialect *d, const llmux_host *host,
+                      llmux_call *call, struct json_object *body)
+{
+    (void)host;
+    (void)call;
+    assert_string_equal(d->name, "oaihooks");
+    hook_patches++;
+    json_object_object_del(body, "n");
+    return json_object_object_add(body, "safe_prompt",
+                                  json_object_new_boolean(1));
+}
+
+/* Skips {"type":"ping"} events; renames "output" to "choices". */
+static int test_fixup(const llmux_oai_dialect *d, const llmux_host *host,
+                      llmux_call *call, int kind, struct json_object *root,
+                      llmux_out *out, int *handled)
+{
+    json_object *v;
+    (void)d;
+    (void)call;
+    hook_fixups++;
+    if (kind == LLMUX_OAI_EVENT &&
+        json_object_object_get_ex(root, "type", &v) &&
+        strcmp(json_object_get_string(v), "ping") == 0) {
+        *handled = 1;
+        return 0;
+    }
+    if (kind == LLMUX_OAI_RESPONSE &&
+        json_object_object_get_ex(root, "output", &v)) {
+        json_object_object_add(root, "choices", json_object_get(v));
+        json_object_object_del(root, "output");
+    }
+    if (kind == LLMUX_OAI_ERROR &&
+        json_object_object_get_ex(root, "oops", &v)) {
+        *handled = 1;
+        return host->out_provider_error(out, "hooked", NULL, NULL,
+                                        json_object_get_string(v));
+    }
+    return 0;
+}
+
+static const char *const hooks_never[] = {"stop", "user", "top_p", NULL};
+
+static const llmux_oai_dialect hooks_dialect = {"oaihooks",
+                                                "/v1/chat/completions",
+                                                NULL,
+                                                "/v1/embeddings",
+                                                NULL,
+                                                "max_tokens",
+                                                "max_tokens",
+                                                "random_seed",
+                                                0,
+                                                LLMUX_OAI_TOOL_MSG_NAME |
+                                                    LLMUX_OAI_SEND_REASONING,
+                                                "reasoning_content",
+                                                hooks_never,
+                                                NULL,
+                                                NULL,
+                                                test_patch,
+                                                test_fixup,
+                                                NULL};
+
+static int hooks_encode(void *ctx, llmux_call *call, llmux_http_request *http)
+{
+    (void)ctx;
+    return llmux_oai_encode(&hooks_dialect, llmux_host_table(), call, http);
+}
+
+static int hooks_decode(void *ctx, llmux_call *call,
+                        const llmux_http_response *resp, llmux_out *out)
+{
+    (void)ctx;
+    return llmux_oai_decode(&hooks_dialect, llmux_host_table(), call, resp,
+                            out);
+}
+
+static int hooks_event(void *ctx, llmux_call *call, const llmux_event *ev,
+                       llmux_out *out)
+{
+    (void)ctx;
+    return llmux_oai_decode_event(&hooks_dialect, llmux_host_table(), call, ev,
+                                  out);
+}
+
+static int hooks_error(void *ctx, llmux_call *call,
+                       const llmux_http_response *resp, llmux_out *out)
+{
+    (void)ctx;
+    return llmux_oai_decode_error(&hooks_dialect, llmux_host_table(), call,
+                                  resp, out);
+}
+
+static void hooks_end(void *ctx, llmux_call *call)
+{
+    (void)ctx;
+    llmux_oai_call_end(llmux_host_table(), call);
+}
+
+static const llmux_provider hooks_provider = {
+    LLMUX_PROVIDER_ABI,
+    sizeof(llmux_provider),
+    "oaihooks",
+    "1",
+    "test",
+    LLMUX_CAP_CHAT | LLMUX_CAP_STREAM | LLMUX_CAP_COMPLETE | LLMUX_CAP_EMBED |
+        LLMUX_CAP_MODELS,
+    LLMUX_FRAMING_SSE,
+    LLMUX_AUTH_BEARER,
+    "http://127.0.0.1:9",
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    hooks_encode,
+    hooks_decode,
+    hooks_event,
+    hooks_error,
+    hooks_end};
+
+static void test_codec_dialect_hooks(void **state)
+{
+    llmux_tool_call call = {0, "c1", "f", "{}"};
+    llmux_request *r;
+    llmux__prepared p;
+    llmux_response *res;
+    const char *body;
+    json_object *b;
+    int rc;
+    (void)state;
+    assert_int_equal(llmux_register_provider(&hooks_provider), 0);
+    r = new_req(LLMUX_OP_CHAT, "oaihooks/m;api_key=k;user=u");
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
+    assert_int_equal(llmux_request_add_tool_calls(r, NULL, &call, 1), 0);
+    r->msgs[1].reasoning = llmux__strdup("because");
+    assert_int_equal(llmux_request_add_tool_result(r, "c1", "42"), 0);
+    r->msgs[2].name = llmux__strdup("f");
+    assert_int_equal(llmux_request_set_max_tokens(r, 7), 0);
+    assert_int_equal(llmux_request_set_seed(r, 3), 0);
+    assert_int_equal(llmux_request_set_top_p(r, 0.5), 0);
+    assert_int_equal(llmux_request_add_stop(r, "x"), 0);
+    assert_int_equal(llmux_request_set_stream(r, 1), 0);
+    r->extra_json = llmux__strdup("{\"n\":2,\"stop\":[\"y\"]}");
+    hook_patches = 0;
+    prep_ok(r, &p);
+    assert_int_equal(hook_patches, 1);
+    assert_string_equal(p.url, "http://127.0.0.1:9/v1/chat/completions");
+    b = body_of(&p);
+    assert_int_equal(jint(b, "max_tokens"), 7);
+    assert_int_equal(jint(b, "random_seed"), 3);
+    assert_false(jhas(b, "seed"));
+    assert_false(jhas(b, "top_p"));
+    assert_false(jhas(b, "stop")); /* never sent, not even from extra */
+    assert_false(jhas(b, "user"));
+    assert_false(jhas(b, "n"));
+    assert_true(json_object_get_boolean(jget(b, "safe_prompt")));
+    assert_true(json_object_get_boolean(jget(b, "stream")));
+    assert_false(jhas(b, "stream_options"));
+    assert_string_equal(jstr(b, "messages.1.reasoning_content"), "because");
+    assert_string_equal(jstr(b, "messages.2.name"), "f");
+    json_object_put(b);
+
+    /* fixups: a skipped event, then a normal one */
+    {
+        llmux_chunk ch;
+        llmux_event ev;
+        memset(&ch, 0, sizeof ch);
+        llmux__out_init(&ch.o, LLMUX_OP_CHAT, 1);
+        memset(&ev, 0, sizeof ev);
+        ev.struct_size = sizeof ev;
+        ev.data = "{\"type\":\"ping\",\"choices\":5}";
+        ev.data_len = strlen(ev.data);
+        hook_fixups = 0;
+        assert_int_equal(llmux__decode_event(&p, &ev, &ch), 0);
+        assert_int_equal(hook_fixups, 1);
+        ev.data = "{\"choices\":[{\"delta\":{\"content\":\"ok\"}}]}";
+        ev.data_len = strlen(ev.data);
+        assert_int_equal(llmux__decode_event(&p, &ev, &ch), 0);
+        assert_string_equal(llmux_chunk_text(&ch, NULL), "ok");
+        ev.data = "{\"choices\":5}"; /* errors name the dialect */
+        ev.data_len = strlen(ev.data);
+        assert_int_equal(llmux__decode_event(&p, &ev, &ch), LLMUX_EPROTO);
+        assert_memory_equal(ch.o.err_msg, "oaihooks: ", 10);
+        llmux__out_free(&ch.o);
+    }
+    res = llmux__response_new(LLMUX_OP_CHAT, "oaihooks");
+    body = "{\"output\":[{\"message\":{\"content\":\"hi\"}}]}";
+    rc = llmux__decode_answer(&p, 200, NULL, body, strlen(body), res);
+    assert_int_equal(rc, 0);
+    assert_string_equal(llmux_response_text(res, NULL), "hi");
+    llmux_response_free(res);
+    res = llmux__response_new(LLMUX_OP_CHAT, "oaihooks");
+    body = "{\"oops\":\"bad\"}";
+    rc = llmux__decode_answer(&p, 400, NULL, body, strlen(body), res);
+    assert_int_equal(rc, LLMUX_EPROVIDER);
+    assert_string_equal(llmux_response_error(res)->message, "bad");
+    assert_string_equal(llmux_response_error(res)->type, "hooked");
+    llmux_response_free(res);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    /* no path: not supported */
+    r = new_req(LLMUX_OP_COMPLETE, "oaihooks/m;api_key=k");
+    assert_int_equal(llmux_request_set_prompt(r, "x"), 0);
+    assert_int_equal(llmux__prepare(r, NULL, &p), LLMUX_ENOTSUP);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
+/* Codec pieces that the plugin only reaches through odd inputs. */
+static void test_codec_pieces(void **state)
+{
+    static const struct {
+        double v;
+        const char *text;
+    } nums[] = {{0.7, "0.7"},       {1, "1"},
+                {0, "0"},           {-2.5, "-2.5"},
+                {1e-7, "1e-07"},    {123456.789, "123456.789"},
+                {0.1 + 0.2, "0.3"}, {1e300, "1e+300"}};
+    json_object *o = json_object_new_object();
+    json_tokener *tok = llmux_oai_tokener(JSON_TOKENER_DEFAULT_DEPTH);
+    json_object *v;
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        size_t len;
+        assert_int_equal(llmux_oai_add_double(o, "x", nums[i].v), 0);
+        assert_string_equal(
+            json_object_to_json_string_length(json_object_object_get(o, "x"),
+                                              JSON_C_TO_STRING_PLAIN, &len),
+            nums[i].text);
+    }
+    assert_int_equal(llmux_oai_add_double(o, "x", 1.0 / 0.0), LLMUX_EINVAL);
+    assert_int_equal(llmux_oai_add_double(o, "x", 0.0 / 0.0), LLMUX_EINVAL);
+    json_object_put(o);
+
+    /* parse: exactly one value; numbers and literals at the top */
+    assert_int_equal(llmux_oai_parse(tok, "42", 2, &v), 0);
+    assert_int_equal(json_object_get_int(v), 42);
+    json_object_put(v);
+    assert_int_equal(llmux_oai_parse(tok, "null", 4, &v), 0);
+    assert_null(v);
+    assert_int_equal(llmux_oai_parse(tok, "{} ", 3, &v), 0);
+    json_object_put(v);
+    assert_int_equal(llmux_oai_parse(tok, "{} {}", 5, &v), LLMUX_EPROTO);
+    assert_int_equal(llmux_oai_parse(tok, "tru", 3, &v), LLMUX_EPROTO);
+    assert_int_equal(llmux_oai_parse(tok, "", 0, &v), LLMUX_EPROTO);
+    assert_int_equal(llmux_oai_parse(tok, "[1", 2, &v), LLMUX_EPROTO);
+    json_tokener_free(tok);
+
+    assert_int_equal(llmux_oai_finish(NULL), LLMUX_FINISH_NONE);
+    assert_int_equal(llmux_oai_finish("model_length"), LLMUX_FINISH_LENGTH);
+
+    /* snippets: cut at 80 bytes, never inside a UTF-8 sequence */
+    {
+        char buf[LLMUX_OAI_SNIPPET + 8], in[200];
+        memset(in, 'a', sizeof in);
+        memcpy(in + 79, "\xc3\xa9", 2); /* bytes 79-80 */
+        llmux_oai_snippet(buf, in, sizeof in);
+        assert_int_equal(strlen(buf), 79 + 3);
+        assert_string_equal(buf + 79, "...");
+        llmux_oai_snippet(buf, "a\nb\x01", 4);
+        assert_string_equal(buf, "a b ");
+        llmux_oai_snippet(buf, "", 0);
+        assert_string_equal(buf, "(empty)");
+    }
+}
+
+/* Descriptor options that shape a dialect. */
+static void test_codec_configure(void **state)
+{
+    const llmux_host *h = llmux_host_table();
+    llmux_kv opts[] = {{"never_send", " a, ,b "},
+                       {"seed_field", "none"},
+                       {"Stream_Usage", "off"},
+                       {"models_path", ""},
+                       {"base_url", "ignored"}};
+    llmux_kv bad[] = {{"stream_usage", "maybe"}};
+    llmux_oai_dialect *d = NULL;
+    (void)state;
+    assert_int_equal(
+        llmux_oai_dialect_configure(&hooks_dialect, h, NULL, NULL, 0, &d), 0);
+    assert_null(d); /* nothing differs */
+    assert_int_equal(llmux_oai_dialect_configure(&hooks_dialect, h, "oaihooks",
+                                                 opts + 4, 1, &d),
+                     0);
+    assert_null(d);
+    assert_int_equal(
+        llmux_oai_dialect_configure(&hooks_dialect, h, "other", opts, 5, &d),
+        0);
+    assert_non_null(d);
+    assert_string_equal(d->name, "other");
+    assert_null(d->seed_field);
+    assert_int_equal(d->stream_usage, 0);
+    assert_null(d->models_path);
+    assert_string_equal(d->chat_path, "/v1/chat/completions");
+    assert_true(llmux_oai_never(d, "a"));
+    assert_true(llmux_oai_never(d, "b"));
+    assert_true(llmux_oai_never(d, "stop")); /* the base's stay */
+    assert_false(llmux_oai_never(d, ""));
+    assert_false(llmux_oai_never(d, "c"));
+    llmux_oai_dialect_free(h, d);
+    assert_int_equal(
+        llmux_oai_dialect_configure(&hooks_dialect, h, NULL, bad, 1, &d),
+        LLMUX_ECONFIG);
+    assert_null(d);
+}
+
+static int teardown_all(void **state)
+{
+    (void)state;
+    llmux__providers_cleanup();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_encode_chat_basic),
+        cmocka_unit_test(test_encode_chat_stream),
+        cmocka_unit_test(test_encode_tools),
+        cmocka_unit_test(test_encode_tool_history),
+        cmocka_unit_test(test_encode_message_json),
+        cmocka_unit_test(test_encode_options),
+        cmocka_unit_test(test_encode_extra_json),
+        cmocka_unit_test(test_encode_invalid_json),
+        cmocka_unit_test(test_encode_complete),
+        cmocka_unit_test(test_encode_embed),
+        cmocka_unit_test(test_encode_models),
+        cmocka_unit_test(test_descriptor_dialect),
+        cmocka_unit_test(test_decode_chat_fixture),
+        cmocka_unit_test(test_decode_completion_fixture),
+        cmocka_unit_test(test_decode_embeddings),
+        cmocka_unit_test(test_decode_models),
+        cmocka_unit_test(test_decode_tool_calls),
+        cmocka_unit_test(test_decode_content_shapes),
+        cmocka_unit_test(test_decode_finish_reasons),
+        cmocka_unit_test(test_decode_errors),
+        cmocka_unit_test(test_decode_garbage),
+        cmocka_unit_test(test_decode_truncated),
+        cmocka_unit_test(test_stream_chat_fixture),
+        cmocka_unit_test(test_stream_completion_fixture),
+        cmocka_unit_test(test_stream_mistral_fixtures),
+        cmocka_unit_test(test_stream_parallel_tools),
+        cmocka_unit_test(test_stream_tool_call_shapes),
+        cmocka_unit_test(test_stream_refusal_reasoning),
+        cmocka_unit_test(test_stream_error_event),
+        cmocka_unit_test(test_stream_garbage),
+        cmocka_unit_test(test_stream_truncated_events),
+        cmocka_unit_test(test_stream_cut),
+        cmocka_unit_test(test_codec_dialect_hooks),
+        cmocka_unit_test(test_codec_pieces),
+        cmocka_unit_test(test_codec_configure),
+    };
+    return cmocka_run_group_tests(tests, NULL, teardown_all);
+}
