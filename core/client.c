@@ -932,20 +932,12 @@ static void xfer_finish(xfer *x, int code, int transport, const char *msg)
     client_maybe_closed(c);
 }
 
+/* A duration option of the config string in ms (validated when set). */
 static long option_ms(const llmux__config *cfg, const char *key, long dflt)
 {
+    long ms;
     const char *v = llmux__config_get(cfg, key);
-    long whole = 0, frac = 0, scale = 1000;
-    if (!v)
-        return dflt;
-    while (*v >= '0' && *v <= '9')
-        whole = whole * 10 + (*v++ - '0');
-    if (*v == '.')
-        for (v++; *v >= '0' && *v <= '9' && scale > 1; v++) {
-            scale /= 10;
-            frac += (*v - '0') * scale;
-        }
-    return whole * 1000 + frac;
+    return v && llmux__parse_seconds_ms(v, &ms) == 0 ? ms : dflt;
 }
 
 LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,

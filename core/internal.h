@@ -277,6 +277,10 @@ typedef struct llmux__log_target {
 /* Sets the target for this thread; returns the previous one. */
 llmux__log_target llmux__log_target_swap(llmux__log_target t);
 
+/* Parses non-negative decimal seconds ("30", "0.5") into milliseconds
+ * without the locale-dependent strtod. Returns 0, or -1 when malformed. */
+int llmux__parse_seconds_ms(const char *s, long *ms);
+
 /* Replaces every occurrence of `secret` in `s` with "***" (in place). */
 void llmux__scrub(char *s, const char *secret);
 

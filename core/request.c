@@ -296,7 +296,7 @@ static int is_core_key(const char *k)
 
 /* Parses a non-negative decimal number of seconds (may have a fraction)
  * into milliseconds, without locale-dependent strtod. */
-static int parse_seconds_ms(const char *s, long *ms)
+int llmux__parse_seconds_ms(const char *s, long *ms)
 {
     long whole = 0, frac = 0, scale = 1000;
     const char *p = s;
@@ -310,13 +310,11 @@ static int parse_seconds_ms(const char *s, long *ms)
     if (*p == '.') {
         p++;
         while (*p >= '0' && *p <= '9') {
-            scale /= 10;
+            scale /= 10; /* digits past milliseconds are dropped */
             frac += (*p++ - '0') * scale;
-            if (scale == 0)
-                scale = 1;
         }
     }
-    if (*p || p == s)
+    if (*p || p == s || (p == s + 1 && *s == '.'))
         return -1;
     *ms = whole * 1000 + frac;
     return 0;
@@ -344,7 +342,7 @@ static int check_core_option(llmux_request *r, const char *key,
     long v;
     if (llmux__strcaseeq(key, "timeout") ||
         llmux__strcaseeq(key, "connect_timeout")) {
-        if (parse_seconds_ms(value, &v))
+        if (llmux__parse_seconds_ms(value, &v))
             return fail(r, LLMUX_ECONFIG,
                         "config string: option \"%s\" wants seconds, got "
                         "\"%s\"",

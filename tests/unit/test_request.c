@@ -387,6 +387,27 @@ static void test_embeddings_json_locale(void **state)
     llmux_response_free(res);
 }
 
+static void test_parse_seconds(void **state)
+{
+    static const struct {
+        const char *s;
+        long ms;
+    } ok[] = {{"30", 30000}, {"0.5", 500}, {"1.25", 1250}, {"0.0019", 1},
+              {"2.", 2000},  {".75", 750}, {"0", 0}};
+    static const char *const bad[] = {
+        "", ".", "-1", "1e3", "abc", "1.2.3", "10s", " 1", "999999999999"};
+    size_t i;
+    long ms;
+    (void)state;
+    for (i = 0; i < sizeof ok / sizeof *ok; i++) {
+        assert_int_equal(llmux__parse_seconds_ms(ok[i].s, &ms), 0);
+        assert_int_equal(ms, ok[i].ms);
+    }
+    for (i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(llmux__parse_seconds_ms(bad[i], &ms), -1);
+    assert_int_equal(llmux__parse_seconds_ms(NULL, &ms), -1);
+}
+
 static void test_scrub(void **state)
 {
     char s[] = "key sk-abcdef here and sk-abcdef again";
@@ -408,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_builders_and_json),
         cmocka_unit_test(test_merge_and_chunks),
         cmocka_unit_test(test_embeddings_json_locale),
+        cmocka_unit_test(test_parse_seconds),
         cmocka_unit_test(test_scrub),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
