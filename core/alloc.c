@@ -71,6 +71,21 @@ char *llmux__asprintf(const char *fmt, ...)
     return s;
 }
 
+char *llmux__concat(const char *a, size_t alen, const char *b, const char *c)
+{
+    size_t bl = b ? strlen(b) : 0, cl = c ? strlen(c) : 0;
+    char *d = llmux__malloc(alen + bl + cl + 1);
+    if (!d)
+        return NULL;
+    memcpy(d, a, alen);
+    if (bl)
+        memcpy(d + alen, b, bl);
+    if (cl)
+        memcpy(d + alen + bl, c, cl);
+    d[alen + bl + cl] = '\0';
+    return d;
+}
+
 int llmux__strcaseeq(const char *a, const char *b)
 {
     if (!a || !b)

@@ -702,8 +702,14 @@ static void xfer_done(xfer *x, CURLcode result)
     curl_multi_remove_handle(c->multi, x->easy);
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
-    x->retry_after_ms = retry_after_ms(x->easy);
-    should = hdr(x->easy, "x-should-retry");
+    /* retry hints matter only for failures; skip the header scans else */
+    if (result != CURLE_OK || status >= 400) {
+        x->retry_after_ms = retry_after_ms(x->easy);
+        should = hdr(x->easy, "x-should-retry");
+    } else {
+        x->retry_after_ms = -1;
+        should = NULL;
+    }
     x->res->http_status = status;
     if (x->retry_after_ms >= 0)
         x->res->err.retry_after = x->retry_after_ms / 1000.0;
@@ -825,7 +831,8 @@ static int xfer_attempt(xfer *x)
     for (i = 0; i < c->n_headers; i++)
         if (add_slist(&x->hdrs, c->headers[i]))
             return LLMUX_ENOMEM;
-    if (add_slist(&x->hdrs, "Expect:"))
+    /* no "Expect: 100-continue" round trip for large bodies */
+    if (h->body_len > 1024 && add_slist(&x->hdrs, "Expect:"))
         return LLMUX_ENOMEM;
 
     curl_easy_setopt(e, CURLOPT_URL, x->prep.url);

@@ -298,14 +298,28 @@ static int set_n(llmux__config *c, const char *k, size_t kn, const char *v,
 const char *llmux__config_get(const llmux__config *c, const char *key)
 {
     size_t i;
+    const char *k;
     if (!c || !key)
         return NULL;
-    if (llmux__strcaseeq(key, "provider"))
+    for (k = key; *k && !(*k >= 'A' && *k <= 'Z'); k++)
+        ;
+    if (*k) { /* the caller's key has capitals: compare case-insensitively */
+        if (llmux__strcaseeq(key, "provider"))
+            return c->provider;
+        if (llmux__strcaseeq(key, "model"))
+            return c->model;
+        for (i = 0; i < c->n_opts; i++)
+            if (llmux__strcaseeq(c->opts[i].key, key))
+                return c->opts[i].value;
+        return NULL;
+    }
+    /* stored keys are lower-case, so an exact match suffices */
+    if (strcmp(key, "provider") == 0)
         return c->provider;
-    if (llmux__strcaseeq(key, "model"))
+    if (strcmp(key, "model") == 0)
         return c->model;
     for (i = 0; i < c->n_opts; i++)
-        if (llmux__strcaseeq(c->opts[i].key, key))
+        if (strcmp(c->opts[i].key, key) == 0)
             return c->opts[i].value;
     return NULL;
 }

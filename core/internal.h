@@ -26,6 +26,9 @@ char *llmux__strdup(const char *s);            /* NULL -> NULL */
 char *llmux__strndup(const char *s, size_t n); /* always NUL-terminates */
 char *llmux__asprintf(const char *fmt, ...) LLMUX_PRINTF(1, 2);
 int llmux__strcaseeq(const char *a, const char *b); /* ASCII, NULL-safe */
+/* The first alen bytes of a, then b and c (either may be NULL), in one
+ * allocation: the hot path's cheap alternative to asprintf. */
+char *llmux__concat(const char *a, size_t alen, const char *b, const char *c);
 /* snprintf into buf (NULL/0 allowed); returns code, for one-line errors */
 int llmux__seterr(char *buf, size_t len, int code, const char *fmt, ...)
     LLMUX_PRINTF(4, 5);

@@ -288,6 +288,9 @@ static const char *const core_keys[] = {
 static int is_core_key(const char *k)
 {
     size_t i;
+    for (i = 0; core_keys[i]; i++) /* parsed keys are lower-case */
+        if (strcmp(k, core_keys[i]) == 0)
+            return 1;
     for (i = 0; core_keys[i]; i++)
         if (llmux__strcaseeq(k, core_keys[i]))
             return 1;
@@ -1286,16 +1289,15 @@ int llmux__prepare(llmux_request *r, const char *extra_dirs,
     blen = strlen(base);
     while (blen && base[blen - 1] == '/')
         blen--;
-    out->url =
-        llmux__asprintf("%.*s%s%s", (int)blen, base,
-                        out->http.path[0] == '/' ? "" : "/", out->http.path);
+    out->url = llmux__concat(base, blen, out->http.path[0] == '/' ? "" : "/",
+                             out->http.path);
     if (!out->url)
         return LLMUX_ENOMEM;
 
     /* Core headers (the engine adds User-Agent and client headers). */
     if (key && (auth == LLMUX_AUTH_BEARER || auth == LLMUX_AUTH_OPTIONAL) &&
         !has_header(&out->http, "Authorization")) {
-        char *v = llmux__asprintf("Bearer %s", key);
+        char *v = llmux__concat("Bearer ", 7, key, NULL);
         rc = v ? add_header(&out->http, "Authorization", v) : LLMUX_ENOMEM;
         llmux__free(v);
         if (rc)

@@ -438,7 +438,7 @@ static int http_header(llmux_http_request *r, const char *name,
     if (!r || !name || !value || strpbrk(name, ":\r\n") ||
         strpbrk(value, "\r\n"))
         return LLMUX_EINVAL;
-    line = llmux__asprintf("%s: %s", name, value);
+    line = llmux__concat(name, strlen(name), ": ", value);
     if (!line)
         return LLMUX_ENOMEM;
     h = llmux__realloc(r->headers, (r->n_headers + 1) * sizeof *h);
