@@ -82,6 +82,7 @@ struct llmux_client {
     uv_timer_t timer; /* curl's timeout */
     uv_timer_t defer; /* finishing cancelled transfers from the loop */
     int in_curl;      /* inside curl_multi_socket_action */
+    int in_defer;     /* inside on_defer: safe to release curl */
     int closing;
     int handles_open; /* uv handles whose close callback is pending */
     llmux_close_cb on_closed;
@@ -417,6 +418,7 @@ LLMUX_EXTERN int llmux_client_run(llmux_client *c, llmux_run_mode mode)
 static void on_defer(uv_timer_t *t)
 {
     struct llmux_client *c = t->data;
+    c->in_defer = 1;
     while (c->qhead) {
         xfer *x = c->qhead;
         c->qhead = x->qnext;
@@ -435,7 +437,9 @@ static void on_defer(uv_timer_t *t)
     }
     if (!c->closing)
         uv_unref((uv_handle_t *)&c->defer);
-    client_maybe_closed(c);
+    client_maybe_closed(c); /* frees nothing yet: that waits for close
+                               callbacks, so `c` stays valid here */
+    c->in_defer = 0;
 }
 
 static void defer_push(xfer *x)
@@ -1060,9 +1064,14 @@ static void client_maybe_closed(struct llmux_client *c)
     if (!c->closing)
         return;
     if (c->closing == 1) {
-        /* every request finished: release curl, then our handles */
-        if (c->head || c->qhead)
+        /* Releasing curl must not happen inside a curl call or while
+         * check_multi_info() walks curl's messages (a done callback may
+         * close the client): leave it to the defer timer. */
+        if (c->head || c->qhead || !c->in_defer) {
+            if (!c->head && !c->qhead)
+                uv_timer_start(&c->defer, on_defer, 0, 0);
             return;
+        }
         c->closing = 2;
         curl_multi_cleanup(c->multi);
         c->multi = NULL;

@@ -564,6 +564,101 @@ static void test_close_with_requests_in_flight(void **state)
     env_stop(&e);
 }
 
+/* Callbacks that call back into llmux: close and cancel from inside a
+ * done or chunk callback, and submit from a done callback. */
+typedef struct reentry {
+    env *e;
+    int mode; /* 1 close in done, 2 close in chunk, 3 cancel in chunk,
+                 4 submit in done */
+    int calls;
+    int status;
+    int chunks;
+    int second_calls;
+    int second_status;
+} reentry;
+
+static void re_done2(llmux_request *req, int status, llmux_response *res,
+                     void *ud)
+{
+    reentry *r = ud;
+    (void)req;
+    (void)res;
+    r->second_calls++;
+    r->second_status = status;
+}
+
+static void re_done(llmux_request *req, int status, llmux_response *res,
+                    void *ud)
+{
+    reentry *r = ud;
+    (void)req;
+    (void)res;
+    r->calls++;
+    r->status = status;
+    if (r->mode == 1)
+        llmux_client_close(r->e->client, on_client_closed, r->e);
+    if (r->mode == 4 && r->calls == 1)
+        assert_int_equal(llmux_submit(r->e->client,
+                                      chat(r->e, "gpt-4o-mini", "second"), NULL,
+                                      re_done2, r),
+                         0);
+}
+
+static int re_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
+{
+    reentry *r = ud;
+    (void)ch;
+    r->chunks++;
+    if (r->chunks == 2 && r->mode == 2)
+        llmux_client_close(r->e->client, on_client_closed, r->e);
+    if (r->chunks == 2 && r->mode == 3)
+        llmux_request_cancel(req);
+    return 0;
+}
+
+static void test_reentrant_callbacks(void **state)
+{
+    int mode;
+    (void)state;
+    for (mode = 1; mode <= 4; mode++) {
+        env e;
+        reentry r;
+        llmux_request *req;
+        memset(&r, 0, sizeof r);
+        env_start(&e, NULL);
+        r.e = &e;
+        r.mode = mode;
+        req = chat(&e, "gpt-4o-mini", "a b c d e f g h i j");
+        llmux_request_set_stream(req, mode == 2 || mode == 3);
+        assert_int_equal(llmux_submit(e.client, req, re_chunk, re_done, &r), 0);
+        if (mode == 1 || mode == 2) {
+            run_until(&e, &e.client_closed);
+            e.client = NULL;
+        } else if (mode == 3) {
+            run_until(&e, &r.calls);
+        } else {
+            run_until(&e, &r.second_calls);
+        }
+        assert_int_equal(r.calls, 1);
+        switch (mode) {
+        case 1:
+            assert_int_equal(r.status, 0);
+            break;
+        case 2:
+        case 3:
+            assert_int_equal(r.status, LLMUX_ECANCELED);
+            assert_int_equal(r.chunks, 2);
+            break;
+        case 4:
+            assert_int_equal(r.status, 0);
+            assert_int_equal(r.second_calls, 1);
+            assert_int_equal(r.second_status, 0);
+            break;
+        }
+        env_stop(&e);
+    }
+}
+
 static void test_submit_errors(void **state)
 {
     env e;
@@ -833,6 +928,7 @@ int main(void)
         cmocka_unit_test(test_too_big),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_close_with_requests_in_flight),
+        cmocka_unit_test(test_reentrant_callbacks),
         cmocka_unit_test(test_submit_errors),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test(test_many_concurrent),
