@@ -163,6 +163,11 @@ typedef struct llmux__vec {
     int index; /* input position the provider gave */
 } llmux__vec;
 
+typedef struct llmux__token {
+    char *text; /* may be NULL */
+    int64_t id; /* -1 when unknown */
+} llmux__token;
+
 typedef struct llmux__model {
     char *id;
     char *owned_by;
@@ -190,6 +195,9 @@ struct llmux_out {
     size_t n_embs, cap_embs;
     llmux__model *models;
     size_t n_models, cap_models;
+    llmux__token *tokens;
+    size_t n_tokens, cap_tokens;
+    char *result_json; /* provider's result object (evaluate) */
     /* errors reported by the decoder */
     int err_code; /* set_error / out_provider_error, 0 if none */
     char *err_type, *err_pcode, *err_param, *err_msg;
@@ -251,6 +259,9 @@ struct llmux_request {
     char *prompt;
     char *suffix;
     char *extra_json;
+    int64_t *token_ids; /* detokenize */
+    size_t n_token_ids;
+    char *expected; /* evaluate */
     unsigned has; /* LLMUX_HAS_* */
     int64_t max_tokens;
     double temperature;

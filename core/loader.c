@@ -1261,10 +1261,16 @@ LLMUX_EXTERN char *llmux_caps_string(uint64_t caps, char *buf, size_t len)
     static const struct {
         uint64_t bit;
         const char *name;
-    } names[] = {{LLMUX_CAP_CHAT, "chat"},         {LLMUX_CAP_STREAM, "stream"},
-                 {LLMUX_CAP_COMPLETE, "complete"}, {LLMUX_CAP_EMBED, "embed"},
-                 {LLMUX_CAP_MODELS, "models"},     {LLMUX_CAP_TOOLS, "tools"},
-                 {LLMUX_CAP_JSON, "json"}};
+    } names[] = {{LLMUX_CAP_CHAT, "chat"},
+                 {LLMUX_CAP_STREAM, "stream"},
+                 {LLMUX_CAP_COMPLETE, "complete"},
+                 {LLMUX_CAP_EMBED, "embed"},
+                 {LLMUX_CAP_MODELS, "models"},
+                 {LLMUX_CAP_TOOLS, "tools"},
+                 {LLMUX_CAP_JSON, "json"},
+                 {LLMUX_CAP_TOKENIZE, "tokenize"},
+                 {LLMUX_CAP_DETOKENIZE, "detokenize"},
+                 {LLMUX_CAP_EVALUATE, "evaluate"}};
     size_t i, used = 0;
     if (!buf || !len)
         return buf;

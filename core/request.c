@@ -76,7 +76,7 @@ LLMUX_EXTERN int llmux_request_new(llmux_request **out, llmux_op op,
     if (!out)
         return LLMUX_EINVAL;
     *out = NULL;
-    if (op < LLMUX_OP_CHAT || op > LLMUX_OP_MODELS)
+    if (op < LLMUX_OP_CHAT || op > LLMUX_OP_EVALUATE)
         return LLMUX_EINVAL;
     r = llmux__calloc(1, sizeof *r);
     if (!r)
@@ -143,6 +143,8 @@ LLMUX_EXTERN void llmux_request_free(llmux_request *r)
     llmux__free(r->prompt);
     llmux__free(r->suffix);
     llmux__free(r->extra_json);
+    llmux__free(r->token_ids);
+    llmux__free(r->expected);
     free_popts(r);
     llmux__free(r);
 }
@@ -245,7 +247,16 @@ LLMUX_EXTERN llmux_request *llmux_request_dup(const llmux_request *s)
     DUPS(prompt)
     DUPS(suffix)
     DUPS(extra_json)
+    DUPS(expected)
 #undef DUPS
+    if (s->n_token_ids) {
+        r->token_ids = llmux__malloc(s->n_token_ids * sizeof *r->token_ids);
+        if (!r->token_ids)
+            goto oom;
+        memcpy(r->token_ids, s->token_ids,
+               s->n_token_ids * sizeof *r->token_ids);
+        r->n_token_ids = s->n_token_ids;
+    }
     return r;
 oom:
     llmux_request_free(r);
@@ -878,6 +889,26 @@ LLMUX_EXTERN int llmux_request_set_suffix(llmux_request *r, const char *s)
     return replace_str(&r->suffix, s);
 }
 
+LLMUX_EXTERN int llmux_request_add_token_id(llmux_request *r, long long id)
+{
+    int64_t *n;
+    if (!r || id < 0)
+        return LLMUX_EINVAL;
+    n = llmux__realloc(r->token_ids, (r->n_token_ids + 1) * sizeof *n);
+    if (!n)
+        return LLMUX_ENOMEM;
+    n[r->n_token_ids++] = (int64_t)id;
+    r->token_ids = n;
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_set_expected(llmux_request *r, const char *text)
+{
+    if (!r || !text)
+        return LLMUX_EINVAL;
+    return replace_str(&r->expected, text);
+}
+
 LLMUX_EXTERN int llmux_request_add_input(llmux_request *r, const char *text)
 {
     if (!r || !text)
@@ -1063,6 +1094,12 @@ static const char *op_name(int op)
         return "embeddings";
     case LLMUX_OP_MODELS:
         return "model listing";
+    case LLMUX_OP_TOKENIZE:
+        return "tokenize";
+    case LLMUX_OP_DETOKENIZE:
+        return "detokenize";
+    case LLMUX_OP_EVALUATE:
+        return "evaluate";
     default:
         return "this operation";
     }
@@ -1079,6 +1116,12 @@ static uint64_t op_cap(int op)
         return LLMUX_CAP_EMBED;
     case LLMUX_OP_MODELS:
         return LLMUX_CAP_MODELS;
+    case LLMUX_OP_TOKENIZE:
+        return LLMUX_CAP_TOKENIZE;
+    case LLMUX_OP_DETOKENIZE:
+        return LLMUX_CAP_DETOKENIZE;
+    case LLMUX_OP_EVALUATE:
+        return LLMUX_CAP_EVALUATE;
     default:
         return ~(uint64_t)0;
     }
@@ -1146,6 +1189,9 @@ static void fill_params(llmux_request *r)
     pr->options = r->popts;
     pr->n_options = r->n_popts;
     pr->extra_json = r->extra_json;
+    pr->token_ids = r->token_ids;
+    pr->n_token_ids = r->n_token_ids;
+    pr->expected = r->expected;
 }
 
 static int auth_mode(const llmux_request *r, const llmux__provider *p)
@@ -1185,6 +1231,7 @@ int llmux__prepare(llmux_request *r, const char *extra_dirs,
     int rc, auth;
     llmux__log_target tgt, old;
     size_t blen;
+    char envbase[512];
 
     memset(out, 0, sizeof *out);
     if (!r->cfg.provider)
@@ -1220,10 +1267,34 @@ int llmux__prepare(llmux_request *r, const char *extra_dirs,
         return fail(r, LLMUX_EINVAL, "text completion has no prompt");
     if (r->op == LLMUX_OP_EMBED && !r->n_inputs)
         return fail(r, LLMUX_EINVAL, "embeddings request has no input");
+    if ((r->op == LLMUX_OP_TOKENIZE || r->op == LLMUX_OP_EVALUATE) &&
+        !r->prompt)
+        return fail(r, LLMUX_EINVAL, "%s request has no prompt",
+                    op_name(r->op));
+    if (r->op == LLMUX_OP_EVALUATE && !r->expected)
+        return fail(r, LLMUX_EINVAL,
+                    "evaluate request has no expected completion");
+    if (r->op == LLMUX_OP_DETOKENIZE && !r->n_token_ids)
+        return fail(r, LLMUX_EINVAL, "detokenize request has no token ids");
 
     base = llmux__config_get(&r->cfg, "base_url");
-    if (!base)
-        base = env_nonempty(p->base_url_env);
+    if (!base && (base = env_nonempty(p->base_url_env)) != NULL &&
+        !strstr(base, "://")) {
+        /* "gpu" or "gpu:8080" from the environment, as OLLAMA_HOST takes:
+         * http://, and the provider's port when none is given */
+        int port =
+            LLMUX_PROVIDER_HAS(p->vt, default_port) ? p->vt->default_port : 0;
+        const char *colon = strrchr(base, ':');
+        int has_port = colon && !strchr(colon, ']');
+        int n = snprintf(envbase, sizeof envbase, "http://%s", base);
+        if (n > 0 && (size_t)n < sizeof envbase && port > 0 && !has_port)
+            n = snprintf(envbase + n, sizeof envbase - (size_t)n, ":%d", port) +
+                n;
+        if (n < 0 || (size_t)n >= sizeof envbase)
+            return fail(r, LLMUX_ECONFIG, "%s: %s is too long", r->cfg.provider,
+                        p->base_url_env);
+        base = envbase;
+    }
     if (!base)
         base = p->base_url;
     if (!base || !*base)

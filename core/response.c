@@ -59,6 +59,11 @@ static void out_clear(struct llmux_out *o, int keep)
         llmux__free(o->models[i].owned_by);
     }
     o->n_models = 0;
+    for (i = 0; i < o->n_tokens; i++)
+        llmux__free(o->tokens[i].text);
+    o->n_tokens = 0;
+    llmux__free(o->result_json);
+    o->result_json = NULL;
     llmux__free(o->err_type);
     llmux__free(o->err_pcode);
     llmux__free(o->err_param);
@@ -80,10 +85,12 @@ static void out_clear(struct llmux_out *o, int keep)
         llmux__free(o->calls);
         llmux__free(o->embs);
         llmux__free(o->models);
+        llmux__free(o->tokens);
         o->calls = NULL;
         o->embs = NULL;
         o->models = NULL;
-        o->cap_calls = o->cap_embs = o->cap_models = 0;
+        o->tokens = NULL;
+        o->cap_calls = o->cap_embs = o->cap_models = o->cap_tokens = 0;
     }
 }
 
@@ -122,6 +129,8 @@ static int out_str(llmux_out *o, int field, const char *s, size_t len)
         return set_str(&o->fingerprint, s, len);
     case LLMUX_F_FINISH_RAW:
         return set_str(&o->finish_raw, s, len);
+    case LLMUX_F_RESULT_JSON:
+        return set_str(&o->result_json, s, len);
     case LLMUX_F_TEXT:
         return llmux__buf_append(&o->text, s, len);
     case LLMUX_F_REASONING:
@@ -287,6 +296,28 @@ static int out_model(llmux_out *o, const char *id, const char *owned_by,
         return LLMUX_ENOMEM;
     }
     o->n_models++;
+    return 0;
+}
+
+static int out_token(llmux_out *o, const char *text, size_t len, int64_t id)
+{
+    llmux__token *t;
+    if (!o || (!text && len))
+        return LLMUX_EINVAL;
+    if (o->n_tokens == o->cap_tokens) {
+        size_t cap = o->cap_tokens ? o->cap_tokens * 2 : 16;
+        llmux__token *nt = llmux__realloc(o->tokens, cap * sizeof *nt);
+        if (!nt)
+            return LLMUX_ENOMEM;
+        o->tokens = nt;
+        o->cap_tokens = cap;
+    }
+    t = &o->tokens[o->n_tokens];
+    t->text = NULL;
+    if (text && !(t->text = llmux__strndup(text, len)))
+        return LLMUX_ENOMEM;
+    t->id = id < 0 ? -1 : id;
+    o->n_tokens++;
     return 0;
 }
 
@@ -487,7 +518,7 @@ const llmux_host llmux__host = {
     http_body,      http_framing,       out_str,
     out_int,        out_tool_call,      out_embedding,
     out_model,      out_provider_error, set_error,
-    host_option,
+    host_option,    out_token,
 };
 
 void llmux__http_free(struct llmux_http_request *h)
@@ -678,6 +709,29 @@ LLMUX_EXTERN const char *llmux_response_model_id(const llmux_response *res,
                                                  size_t i)
 {
     return res && i < res->o.n_models ? res->o.models[i].id : NULL;
+}
+
+LLMUX_EXTERN size_t llmux_response_token_count(const llmux_response *res)
+{
+    return res ? res->o.n_tokens : 0;
+}
+
+LLMUX_EXTERN const char *llmux_response_token(const llmux_response *res,
+                                              size_t i, long long *id)
+{
+    if (!res || i >= res->o.n_tokens) {
+        if (id)
+            *id = -1;
+        return NULL;
+    }
+    if (id)
+        *id = (long long)res->o.tokens[i].id;
+    return res->o.tokens[i].text;
+}
+
+LLMUX_EXTERN const char *llmux_response_result_json(const llmux_response *res)
+{
+    return res ? res->o.result_json : NULL;
 }
 
 LLMUX_EXTERN const char *llmux_finish_name(llmux_finish f)
@@ -883,6 +937,35 @@ LLMUX_EXTERN char *llmux_response_to_json(const llmux_response *res)
     o = &res->o;
     j = json_object_new_object();
     switch (o->op) {
+    case LLMUX_OP_TOKENIZE: {
+        json_object *tk = json_object_new_array(),
+                    *ids = json_object_new_array();
+        for (i = 0; i < o->n_tokens; i++) {
+            json_object_array_add(
+                tk, o->tokens[i].text
+                        ? json_object_new_string(o->tokens[i].text)
+                        : NULL);
+            json_object_array_add(ids,
+                                  o->tokens[i].id >= 0
+                                      ? json_object_new_int64(o->tokens[i].id)
+                                      : NULL);
+        }
+        json_object_object_add(j, "tokens", tk);
+        json_object_object_add(j, "token_ids", ids);
+        break;
+    }
+    case LLMUX_OP_DETOKENIZE:
+        json_object_object_add(j, "text", jbuf(&o->text));
+        break;
+    case LLMUX_OP_EVALUATE:
+        if (o->result_json) {
+            json_object *r = json_tokener_parse(o->result_json);
+            if (r) {
+                json_object_put(j);
+                return dump(r);
+            }
+        }
+        break;
     case LLMUX_OP_EMBED:
         json_object_object_add(j, "object", json_object_new_string("list"));
         arr = json_object_new_array();

@@ -22,6 +22,9 @@ LLMUX_BEGIN_DECL
 #define LLMUX_CAP_MODELS   (1u << 4)
 #define LLMUX_CAP_TOOLS    (1u << 5)
 #define LLMUX_CAP_JSON     (1u << 6) /* response_format */
+#define LLMUX_CAP_TOKENIZE   (1u << 7)
+#define LLMUX_CAP_DETOKENIZE (1u << 8)
+#define LLMUX_CAP_EVALUATE   (1u << 9)
 
 /** What is known about one provider. All strings borrowed. */
 typedef struct llmux_provider_info {

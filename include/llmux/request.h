@@ -26,7 +26,10 @@ typedef enum llmux_op {
     LLMUX_OP_CHAT = 1,     /**< chat completion (messages in) */
     LLMUX_OP_COMPLETE = 2, /**< text completion (prompt in) */
     LLMUX_OP_EMBED = 3,    /**< embeddings (one or many inputs) */
-    LLMUX_OP_MODELS = 4    /**< list the provider's models */
+    LLMUX_OP_MODELS = 4,   /**< list the provider's models */
+    LLMUX_OP_TOKENIZE = 5, /**< prompt -> tokens and token ids */
+    LLMUX_OP_DETOKENIZE = 6, /**< token ids -> text */
+    LLMUX_OP_EVALUATE = 7  /**< prompt + expected completion -> scores */
 } llmux_op;
 
 /** Message roles. */
@@ -130,9 +133,17 @@ LLMUX_EXTERN int llmux_request_set_tool_choice(llmux_request *req,
 LLMUX_EXTERN int llmux_request_set_response_format(llmux_request *req,
                                                    const char *json);
 
-/** Text completion: the prompt, and an optional suffix. */
+/** Text completion (also tokenize and evaluate): the prompt, and an
+ * optional suffix (fill-in-the-middle where the provider supports it). */
 LLMUX_EXTERN int llmux_request_set_prompt(llmux_request *req, const char *p);
 LLMUX_EXTERN int llmux_request_set_suffix(llmux_request *req, const char *s);
+
+/** Detokenize: appends one token id. */
+LLMUX_EXTERN int llmux_request_add_token_id(llmux_request *req, long long id);
+
+/** Evaluate: the completion whose likelihood the provider scores. */
+LLMUX_EXTERN int llmux_request_set_expected(llmux_request *req,
+                                           const char *text);
 
 /** Embeddings: appends one input string. */
 LLMUX_EXTERN int llmux_request_add_input(llmux_request *req, const char *text);

@@ -84,10 +84,22 @@ LLMUX_EXTERN size_t llmux_response_model_count(const llmux_response *res);
 LLMUX_EXTERN const char *llmux_response_model_id(const llmux_response *res,
                                                  size_t i);
 
+/** Tokenize: how many tokens, and the i-th token's text (NULL when the
+ * provider gave only ids) with its id in *id (-1 when unknown). */
+LLMUX_EXTERN size_t llmux_response_token_count(const llmux_response *res);
+LLMUX_EXTERN const char *llmux_response_token(const llmux_response *res,
+                                              size_t i, long long *id);
+
+/** Evaluate (and other provider-specific tasks): the provider's result
+ * object as JSON text, or NULL. */
+LLMUX_EXTERN const char *llmux_response_result_json(const llmux_response *res);
+
 /**
  * The response as one OpenAI-shaped JSON object: "chat.completion",
- * "text_completion", an embeddings "list" or a models "list"; for a failed
- * request {"error":{...}}. Caller owns the string: free with llmux_free().
+ * "text_completion", an embeddings "list" or a models "list"; for tokenize
+ * {"tokens":[...],"token_ids":[...]}, for detokenize {"text":"..."}, for
+ * evaluate the provider's result object; for a failed request
+ * {"error":{...}}. Caller owns the string: free with llmux_free().
  */
 LLMUX_EXTERN char *llmux_response_to_json(const llmux_response *res);
 

@@ -119,6 +119,7 @@ static const llmux_provider openai_provider = {
     openai_decode,
     openai_decode_event,
     openai_decode_error,
-    openai_call_end};
+    openai_call_end,
+    0 /* default_port */};
 
 LLMUX_DEFINE_PROVIDER(openai_provider, openai_host)

@@ -2188,7 +2188,8 @@ static const llmux_provider hooks_provider = {
     hooks_decode,
     hooks_event,
     hooks_error,
-    hooks_end};
+    hooks_end,
+    0};
 
 static void test_codec_dialect_hooks(void **state)
 {

@@ -408,6 +408,152 @@ static void test_parse_seconds(void **state)
     assert_int_equal(llmux__parse_seconds_ms(NULL, &ms), -1);
 }
 
+static void test_tokens_and_results(void **state)
+{
+    const llmux_host *h = &llmux__host;
+    llmux_response *res = llmux__response_new(LLMUX_OP_TOKENIZE, "aa");
+    char *js;
+    json_object *j;
+    long long id;
+    (void)state;
+    assert_true(LLMUX_HOST_HAS(h, out_token));
+    assert_int_equal(h->out_token(&res->o, "Hello", 5, 49222), 0);
+    assert_int_equal(h->out_token(&res->o, NULL, 0, 7), 0);
+    assert_int_equal(h->out_token(&res->o, NULL, 3, 7), LLMUX_EINVAL);
+    assert_int_equal(llmux_response_token_count(res), 2);
+    assert_string_equal(llmux_response_token(res, 0, &id), "Hello");
+    assert_int_equal(id, 49222);
+    assert_null(llmux_response_token(res, 1, &id));
+    assert_int_equal(id, 7);
+    assert_null(llmux_response_token(res, 2, &id));
+    assert_int_equal(id, -1);
+    js = llmux_response_to_json(res);
+    j = parse(js);
+    assert_string_equal(jget(j, "tokens.0"), "Hello");
+    assert_string_equal(jget(j, "token_ids.1"), "7");
+    json_object_put(j);
+    llmux_free(js);
+    llmux_response_free(res);
+
+    res = llmux__response_new(LLMUX_OP_EVALUATE, "aa");
+    h->out_str(&res->o, LLMUX_F_RESULT_JSON, "{\"log_probability\":-1.5}", 24);
+    assert_string_equal(llmux_response_result_json(res),
+                        "{\"log_probability\":-1.5}");
+    js = llmux_response_to_json(res);
+    j = parse(js);
+    assert_string_equal(jget(j, "log_probability"), "-1.5");
+    json_object_put(j);
+    llmux_free(js);
+    llmux_response_free(res);
+
+    res = llmux__response_new(LLMUX_OP_DETOKENIZE, "aa");
+    h->out_str(&res->o, LLMUX_F_TEXT, "tiss", 4);
+    js = llmux_response_to_json(res);
+    assert_string_equal(js, "{\"text\":\"tiss\"}");
+    llmux_free(js);
+    llmux_response_free(res);
+}
+
+/* An in-process provider: records what prepare hands it. */
+static int fake_encode(void *ctx, llmux_call *call, llmux_http_request *http)
+{
+    (void)ctx;
+    (void)call;
+    llmux__host.http_path(http, "/x");
+    return 0;
+}
+
+static int fake_decode(void *ctx, llmux_call *call,
+                       const llmux_http_response *resp, llmux_out *out)
+{
+    (void)ctx;
+    (void)call;
+    (void)resp;
+    (void)out;
+    return 0;
+}
+
+static const llmux_provider fake_provider = {
+    LLMUX_PROVIDER_ABI,
+    sizeof(llmux_provider),
+    "fakeport",
+    "1",
+    "test provider",
+    LLMUX_CAP_CHAT | LLMUX_CAP_TOKENIZE | LLMUX_CAP_DETOKENIZE |
+        LLMUX_CAP_EVALUATE,
+    LLMUX_FRAMING_NDJSON,
+    LLMUX_AUTH_NONE,
+    "http://127.0.0.1:1",
+    NULL,
+    "FAKEPORT_HOST",
+    NULL,
+    NULL,
+    fake_encode,
+    fake_decode,
+    NULL,
+    NULL,
+    NULL,
+    11434};
+
+static void test_prepare_env_base_and_ops(void **state)
+{
+    static const struct {
+        const char *env;
+        const char *url;
+    } cases[] = {{"gpu", "http://gpu:11434/x"},
+                 {"gpu:8080", "http://gpu:8080/x"},
+                 {"https://h.example/api", "https://h.example/api/x"},
+                 {"http://h", "http://h/x"},
+                 {"[::1]", "http://[::1]:11434/x"}};
+    llmux_request *r;
+    llmux__prepared p;
+    size_t i;
+    (void)state;
+    assert_int_equal(llmux_register_provider(&fake_provider), 0);
+    for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+        setenv("FAKEPORT_HOST", cases[i].env, 1);
+        assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, "fakeport/m"), 0);
+        llmux_request_add_message(r, LLMUX_ROLE_USER, "x");
+        assert_int_equal(llmux__prepare(r, NULL, &p), 0);
+        assert_string_equal(p.url, cases[i].url);
+        llmux__prepared_free(&p);
+        llmux_request_free(r);
+    }
+    unsetenv("FAKEPORT_HOST");
+
+    /* the new operations validate their inputs */
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_DETOKENIZE, "fakeport/m"),
+                     0);
+    assert_int_equal(llmux__prepare(r, NULL, &p), LLMUX_EINVAL);
+    assert_non_null(strstr(llmux_request_errmsg(r), "token ids"));
+    llmux__prepared_free(&p);
+    assert_int_equal(llmux_request_add_token_id(r, -1), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_add_token_id(r, 4711), 0);
+    assert_int_equal(llmux__prepare(r, NULL, &p), 0);
+    assert_int_equal(p.call.params->n_token_ids, 1);
+    assert_int_equal(p.call.params->token_ids[0], 4711);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_EVALUATE, "fakeport/m"), 0);
+    llmux_request_set_prompt(r, "Hello");
+    assert_int_equal(llmux__prepare(r, NULL, &p), LLMUX_EINVAL);
+    llmux__prepared_free(&p);
+    assert_int_equal(llmux_request_set_expected(r, " world"), 0);
+    assert_int_equal(llmux__prepare(r, NULL, &p), 0);
+    assert_string_equal(p.call.params->expected, " world");
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    /* a provider without the capability says so */
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_EMBED, "fakeport/m"), 0);
+    llmux_request_add_input(r, "x");
+    assert_int_equal(llmux__prepare(r, NULL, &p), LLMUX_ENOTSUP);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+    llmux__providers_cleanup();
+}
+
 static void test_scrub(void **state)
 {
     char s[] = "key sk-abcdef here and sk-abcdef again";
@@ -430,6 +576,8 @@ int main(void)
         cmocka_unit_test(test_merge_and_chunks),
         cmocka_unit_test(test_embeddings_json_locale),
         cmocka_unit_test(test_parse_seconds),
+        cmocka_unit_test(test_tokens_and_results),
+        cmocka_unit_test(test_prepare_env_base_and_ops),
         cmocka_unit_test(test_scrub),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -96,6 +96,9 @@ typedef struct llmux_params {
     size_t n_options;
     const char *extra_json; /**< other request-JSON fields as a JSON object
                                  to merge into the body, or NULL */
+    const int64_t *token_ids; /**< detokenize */
+    size_t n_token_ids;
+    const char *expected; /**< evaluate: the expected completion */
 } llmux_params;
 
 /** Per-request context handed to every hook of one request. */
@@ -147,7 +150,8 @@ typedef enum llmux_field {
     LLMUX_F_TOTAL_TOKENS = 11,      /* int */
     LLMUX_F_CACHED_TOKENS = 12,     /* int */
     LLMUX_F_REASONING_TOKENS = 13,  /* int */
-    LLMUX_F_SYSTEM_FINGERPRINT = 14 /* str */
+    LLMUX_F_SYSTEM_FINGERPRINT = 14, /* str */
+    LLMUX_F_RESULT_JSON = 15 /* str: the provider's result object (evaluate) */
 } llmux_field;
 
 /** Return value of decode_event: the event ended the stream. */
@@ -194,6 +198,10 @@ typedef struct llmux_host {
 
     /** The value of option `key` (case-insensitive) in params, or NULL. */
     const char *(*option)(const llmux_params *p, const char *key);
+
+    /** Appends one token (tokenize): its text (may be NULL) and id (-1 when
+     * unknown). */
+    int (*out_token)(llmux_out *o, const char *text, size_t len, int64_t id);
 } llmux_host;
 
 /** True when host table `h` has member `m`. */
@@ -246,8 +254,17 @@ typedef struct llmux_provider {
                         const llmux_http_response *resp, llmux_out *out);
     /** Optional. Releases call->state at the end of each request. */
     void (*call_end)(void *provctx, llmux_call *call);
-    /* Version 1 ends here. Append only. */
+    /* Version 1 ends here. Append only; the core reads a later member only
+     * when LLMUX_PROVIDER_HAS says the plugin's table has it. */
+
+    /** Port for a host taken from base_url_env without scheme or port (as
+     * OLLAMA_HOST="gpu" means http://gpu:11434); 0 = none. */
+    int default_port;
 } llmux_provider;
+
+/** True when provider table `p` (of p->struct_size bytes) has member `m`. */
+#define LLMUX_PROVIDER_HAS(p, m)                                              \
+    ((p)->struct_size >= offsetof(llmux_provider, m) + sizeof((p)->m))
 
 /** Size of the first version of llmux_provider: the smallest accepted. */
 #define LLMUX_PROVIDER_V1_SIZE                                                 \
