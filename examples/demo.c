@@ -2,9 +2,10 @@
  * examples/demo.c: one request per available provider, all at once, on
  * one loop, then the answers and the elapsed time.
  *
- * A provider is "available" when its API key is in the environment (then
- * the real service answers) or when LLMUX_DEMO_BASE_URL points at a
- * llmux-mock server (then the mock answers for providers without keys).
+ * A provider is "available" when its plugin is installed and either its
+ * API key (for Ollama: OLLAMA_HOST) is in the environment, and then the
+ * real service answers, or LLMUX_DEMO_BASE_URL points at a llmux-mock
+ * server, which then answers for the providers without keys.
  * `./build.sh demo` starts llmux-mock and runs this.
  */
 #define _POSIX_C_SOURCE 200809L /* strdup, and <uv.h> under -std=c99 */
@@ -22,9 +23,13 @@ typedef struct provider {
     const char *mock_path; /* path prefix of this protocol on llmux-mock */
 } provider;
 
-/* Grows as providers land (mistral, ollama, alephalpha next). */
+/* key_env names the variable that selects the real service: an API key,
+ * or for Ollama the server's address. */
 static const provider providers[] = {
     {"openai", "gpt-4o-mini", "OPENAI_API_KEY", "/v1"},
+    {"mistral", "mistral-small-latest", "MISTRAL_API_KEY", "/mistral"},
+    {"ollama", "llama3.2", "OLLAMA_HOST", "/ollama"},
+    {"alephalpha", "llama-3.1-8b-instruct", "AA_TOKEN", "/aleph"},
 };
 #define N_PROVIDERS (sizeof providers / sizeof providers[0])
 
@@ -73,6 +78,15 @@ int main(void)
         char spec[512];
         llmux_request *req;
         slots[i].p = p;
+        {
+            llmux_provider_info info;
+            char err[256];
+            if (llmux_provider_probe(p->name, NULL, &info, err, sizeof err)) {
+                printf("%-10s skipped: %s\n", p->name, err);
+                slots[i].done = -1;
+                continue;
+            }
+        }
         if (key && *key)
             snprintf(spec, sizeof spec, "%s/%s", p->name, p->model);
         else if (mock) {
