@@ -1,0 +1,455 @@
+/*
+ * tests/mock/test_providers.c: the four providers through the C API
+ * against llmux-mock, which speaks each one's own protocol. Equivalent
+ * replies must give identical normalized results whatever the provider,
+ * and each plugin must send exactly the request its provider accepts.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+#include <uv.h>
+
+#include <llmux/llmux.h>
+
+#include "../../tools/mock/llmux_mock.h"
+
+typedef struct prov {
+    const char *name;
+    const char *model;
+    const char *prefix; /* llmux-mock path prefix of its protocol */
+} prov;
+
+static const prov provs[] = {
+    {"openai", "gpt-4o-mini", "/v1"},
+    {"mistral", "mistral-small-latest", "/mistral"},
+    {"ollama", "llama3.2", "/ollama"},
+    {"alephalpha", "llama-3.1-8b-instruct", "/aleph"},
+};
+#define N_PROVS (sizeof provs / sizeof provs[0])
+
+typedef struct env {
+    uv_loop_t loop;
+    llmux_mock *mock;
+    llmux_client *client;
+    int closed, mock_closed;
+} env;
+
+typedef struct result {
+    int calls, status, chunks;
+    char text[2048];
+    size_t text_len;
+    llmux_response *res;
+} result;
+
+static void on_closed(void *ud)
+{
+    *(int *)ud = 1;
+}
+
+static void run_until(env *e, const int *flag)
+{
+    int i;
+    for (i = 0; i < 200000 && !*flag; i++)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_true(*flag);
+}
+
+static void env_start(env *e)
+{
+    llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    memset(e, 0, sizeof *e);
+    assert_int_equal(uv_loop_init(&e->loop), 0);
+    mo.quiet = 1;
+    assert_int_equal(llmux_mock_start(&e->mock, &e->loop, &mo), 0);
+    o.loop = &e->loop;
+    o.max_retries = 0;
+    assert_int_equal(llmux_client_new(&e->client, &o), 0);
+}
+
+static void env_stop(env *e)
+{
+    llmux_client_close(e->client, on_closed, &e->closed);
+    run_until(e, &e->closed);
+    llmux_mock_close(e->mock, on_closed, &e->mock_closed);
+    run_until(e, &e->mock_closed);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&e->loop), 0);
+}
+
+static void on_done(llmux_request *req, int status, llmux_response *res,
+                    void *ud)
+{
+    result *r = ud;
+    (void)req;
+    r->calls++;
+    r->status = status;
+    r->res = llmux_response_retain(res);
+}
+
+static int on_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
+{
+    result *r = ud;
+    size_t len;
+    const char *t = llmux_chunk_text(ch, &len);
+    (void)req;
+    r->chunks++;
+    if (r->text_len + len < sizeof r->text) {
+        memcpy(r->text + r->text_len, t, len);
+        r->text_len += len;
+    }
+    return 0;
+}
+
+static int have_plugin(const char *name)
+{
+    llmux_provider_info info;
+    return llmux_provider_probe(name, NULL, &info, NULL, 0) == 0;
+}
+
+static llmux_request *new_req(env *e, const prov *p, llmux_op op,
+                              const char *model)
+{
+    llmux_request *req;
+    char spec[512];
+    snprintf(spec, sizeof spec,
+             "%s/%s;base_url=http://127.0.0.1:%d%s;api_key=sk-test", p->name,
+             model ? model : p->model, llmux_mock_port(e->mock), p->prefix);
+    assert_int_equal(llmux_request_new(&req, op, spec), 0);
+    return req;
+}
+
+static void run(env *e, llmux_request *req, result *r)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(llmux_submit(e->client, req, on_chunk, on_done, r), 0);
+    run_until(e, &r->calls);
+}
+
+/* The response JSON without the fields that legitimately differ. */
+static char *normalized(const llmux_response *res)
+{
+    char *js = llmux_response_to_json(res), *out;
+    json_object *j = json_tokener_parse(js);
+    assert_non_null(j);
+    json_object_object_del(j, "id");
+    json_object_object_del(j, "created");
+    json_object_object_del(j, "model");
+    json_object_object_del(j, "system_fingerprint");
+    {
+        /* tool call ids are minted by each provider (Ollama sends none) */
+        json_object *ch, *m, *tc;
+        if (json_object_object_get_ex(j, "choices", &ch) &&
+            json_object_object_get_ex(json_object_array_get_idx(ch, 0),
+                                      "message", &m) &&
+            json_object_object_get_ex(m, "tool_calls", &tc)) {
+            size_t k;
+            for (k = 0; k < json_object_array_length(tc); k++)
+                json_object_object_del(json_object_array_get_idx(tc, k), "id");
+        }
+    }
+    out = strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+    json_object_put(j);
+    llmux_free(js);
+    return out;
+}
+
+/* Runs `op` on every provider with a plugin and checks the normalized
+ * results are all the same. */
+typedef void (*fill_fn)(llmux_request *req);
+
+static void same_everywhere(llmux_op op, int stream, fill_fn fill,
+                            const char *want_text)
+{
+    env e;
+    char *first = NULL;
+    size_t i;
+    int ran = 0;
+    env_start(&e);
+    for (i = 0; i < N_PROVS; i++) {
+        result r;
+        llmux_request *req;
+        char *norm;
+        if (!have_plugin(provs[i].name)) {
+            print_message("skip %s: no plugin\n", provs[i].name);
+            continue;
+        }
+        req = new_req(&e, &provs[i], op, NULL);
+        fill(req);
+        llmux_request_set_stream(req, stream);
+        run(&e, req, &r);
+        if (r.status != 0)
+            print_message("%s: %s\n", provs[i].name,
+                          llmux_response_error(r.res)->message);
+        assert_int_equal(r.status, 0);
+        if (want_text) {
+            assert_string_equal(llmux_response_text(r.res, NULL), want_text);
+            if (stream) {
+                assert_true(r.chunks > 1);
+                assert_string_equal(r.text, want_text);
+            }
+        }
+        norm = normalized(r.res);
+        if (!first)
+            first = norm;
+        else {
+            if (strcmp(first, norm) != 0)
+                print_message("%s differs:\n%s\n%s\n", provs[i].name, first,
+                              norm);
+            assert_string_equal(first, norm);
+            free(norm);
+        }
+        llmux_response_free(r.res);
+        ran++;
+    }
+    free(first);
+    assert_true(ran >= 1);
+    env_stop(&e);
+}
+
+static void fill_chat(llmux_request *req)
+{
+    llmux_request_set_system(req, "Be brief.");
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "What is two plus two");
+}
+
+static void fill_chat_max(llmux_request *req)
+{
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "one two three four five");
+    llmux_request_set_max_tokens(req, 3);
+}
+
+static void fill_complete(llmux_request *req)
+{
+    llmux_request_set_prompt(req, "def fib(n):");
+}
+
+static void fill_embed(llmux_request *req)
+{
+    llmux_request_add_input(req, "first text");
+    llmux_request_add_input(req, "second text");
+}
+
+static void fill_tools(llmux_request *req)
+{
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "weather in Paris");
+    llmux_request_add_tool(
+        req, "get_weather", "Current weather",
+        "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":"
+        "\"string\"}}}");
+}
+
+static void test_chat_same(void **state)
+{
+    (void)state;
+    same_everywhere(LLMUX_OP_CHAT, 0, fill_chat,
+                    "Mock reply to: What is two plus two");
+}
+
+static void test_chat_stream_same(void **state)
+{
+    (void)state;
+    same_everywhere(LLMUX_OP_CHAT, 1, fill_chat,
+                    "Mock reply to: What is two plus two");
+}
+
+static void test_max_tokens_same(void **state)
+{
+    (void)state;
+    same_everywhere(LLMUX_OP_CHAT, 0, fill_chat_max, "Mock reply to:");
+}
+
+static void test_complete_same(void **state)
+{
+    (void)state;
+    same_everywhere(LLMUX_OP_COMPLETE, 0, fill_complete,
+                    "Mock completion of: def fib(n):");
+    same_everywhere(LLMUX_OP_COMPLETE, 1, fill_complete,
+                    "Mock completion of: def fib(n):");
+}
+
+static void test_embed_same(void **state)
+{
+    (void)state;
+    same_everywhere(LLMUX_OP_EMBED, 0, fill_embed, NULL);
+}
+
+static void test_tools_same(void **state)
+{
+    (void)state;
+    same_everywhere(LLMUX_OP_CHAT, 0, fill_tools, NULL);
+    same_everywhere(LLMUX_OP_CHAT, 1, fill_tools, NULL);
+}
+
+/* What each plugin actually sent. */
+static json_object *last_body(env *e)
+{
+    size_t n = llmux_mock_request_count(e->mock);
+    const llmux_mock_record *rec;
+    assert_true(n > 0);
+    rec = llmux_mock_request(e->mock, n - 1);
+    return json_tokener_parse(rec->body);
+}
+
+static void test_request_fields(void **state)
+{
+    env e;
+    result r;
+    llmux_request *req;
+    json_object *b, *v;
+    (void)state;
+    env_start(&e);
+    if (have_plugin("mistral")) {
+        req = new_req(&e, &provs[1], LLMUX_OP_CHAT, NULL);
+        llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
+        llmux_request_set_max_tokens(req, 10);
+        llmux_request_set_seed(req, 42);
+        llmux_request_set_stream(req, 1);
+        run(&e, req, &r);
+        assert_int_equal(r.status, 0);
+        b = last_body(&e);
+        assert_true(json_object_object_get_ex(b, "max_tokens", &v));
+        assert_true(json_object_object_get_ex(b, "random_seed", &v));
+        assert_false(json_object_object_get_ex(b, "max_completion_tokens", &v));
+        assert_false(json_object_object_get_ex(b, "seed", &v));
+        assert_false(json_object_object_get_ex(b, "stream_options", &v));
+        json_object_put(b);
+        llmux_response_free(r.res);
+    }
+    if (have_plugin("ollama")) {
+        req = new_req(&e, &provs[2], LLMUX_OP_CHAT, NULL);
+        llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
+        llmux_request_set_max_tokens(req, 10);
+        run(&e, req, &r);
+        assert_int_equal(r.status, 0);
+        b = last_body(&e);
+        /* Ollama streams unless told not to */
+        assert_true(json_object_object_get_ex(b, "stream", &v));
+        assert_false(json_object_get_boolean(v));
+        assert_true(json_object_object_get_ex(b, "options", &v));
+        assert_true(json_object_object_get_ex(v, "num_predict", &v));
+        json_object_put(b);
+        llmux_response_free(r.res);
+    }
+    if (have_plugin("alephalpha")) {
+        req = new_req(&e, &provs[3], LLMUX_OP_COMPLETE, NULL);
+        llmux_request_set_prompt(req, "Hello");
+        llmux_request_set_max_tokens(req, 5);
+        llmux_request_add_stop(req, "\n");
+        run(&e, req, &r);
+        assert_int_equal(r.status, 0);
+        b = last_body(&e);
+        assert_true(json_object_object_get_ex(b, "maximum_tokens", &v));
+        assert_true(json_object_object_get_ex(b, "stop_sequences", &v));
+        json_object_put(b);
+        llmux_response_free(r.res);
+    }
+    env_stop(&e);
+}
+
+/* Provider errors keep the provider's own message, whatever its shape. */
+static void test_errors(void **state)
+{
+    env e;
+    size_t i;
+    (void)state;
+    env_start(&e);
+    for (i = 0; i < N_PROVS; i++) {
+        result r;
+        llmux_request *req;
+        char model[128];
+        if (!have_plugin(provs[i].name))
+            continue;
+        snprintf(model, sizeof model, "%s#status=500", provs[i].model);
+        req = new_req(&e, &provs[i], LLMUX_OP_CHAT, model);
+        llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
+        run(&e, req, &r);
+        assert_int_equal(r.status, LLMUX_EPROVIDER);
+        assert_int_equal(llmux_response_error(r.res)->http_status, 500);
+        assert_string_equal(llmux_response_error(r.res)->provider,
+                            provs[i].name);
+        /* the provider's message, not its JSON */
+        assert_null(strchr(llmux_response_error(r.res)->message, '{'));
+        assert_true(strlen(llmux_response_error(r.res)->message) > 3);
+        llmux_response_free(r.res);
+
+        snprintf(model, sizeof model, "%s#stream_error_after=2",
+                 provs[i].model);
+        req = new_req(&e, &provs[i], LLMUX_OP_CHAT, model);
+        llmux_request_add_message(req, LLMUX_ROLE_USER, "a b c d");
+        llmux_request_set_stream(req, 1);
+        run(&e, req, &r);
+        assert_int_equal(r.status, LLMUX_EPROVIDER);
+        llmux_response_free(r.res);
+    }
+    env_stop(&e);
+}
+
+/* Aleph Alpha's own tasks; other providers answer "not supported". */
+static void test_aleph_tasks(void **state)
+{
+    env e;
+    result r;
+    llmux_request *req;
+    long long id;
+    const char *tok;
+    (void)state;
+    if (!have_plugin("alephalpha"))
+        skip();
+    env_start(&e);
+    req = new_req(&e, &provs[3], LLMUX_OP_TOKENIZE, NULL);
+    llmux_request_set_prompt(req, "Hello world");
+    run(&e, req, &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(llmux_response_token_count(r.res), 2);
+    tok = llmux_response_token(r.res, 0, &id);
+    assert_non_null(tok);
+    assert_true(id >= 0);
+    llmux_response_free(r.res);
+
+    req = new_req(&e, &provs[3], LLMUX_OP_DETOKENIZE, NULL);
+    llmux_request_add_token_id(req, id);
+    run(&e, req, &r);
+    assert_int_equal(r.status, 0);
+    assert_true(strlen(llmux_response_text(r.res, NULL)) > 0);
+    llmux_response_free(r.res);
+
+    req = new_req(&e, &provs[3], LLMUX_OP_EVALUATE, NULL);
+    llmux_request_set_prompt(req, "Hello");
+    llmux_request_set_expected(req, " world");
+    run(&e, req, &r);
+    assert_int_equal(r.status, 0);
+    assert_non_null(llmux_response_result_json(r.res));
+    assert_non_null(
+        strstr(llmux_response_result_json(r.res), "log_probability"));
+    llmux_response_free(r.res);
+
+    req = new_req(&e, &provs[0], LLMUX_OP_TOKENIZE, NULL);
+    llmux_request_set_prompt(req, "Hello");
+    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r),
+                     LLMUX_ENOTSUP);
+    llmux_request_free(req);
+    env_stop(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chat_same),
+        cmocka_unit_test(test_chat_stream_same),
+        cmocka_unit_test(test_max_tokens_same),
+        cmocka_unit_test(test_complete_same),
+        cmocka_unit_test(test_embed_same),
+        cmocka_unit_test(test_tools_same),
+        cmocka_unit_test(test_request_fields),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_aleph_tasks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
