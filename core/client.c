@@ -52,14 +52,15 @@ struct llmux__xfer {
     llmux__framer framer;
     llmux_chunk chunk;
     int state;
-    int started;   /* first body byte seen this attempt */
-    int streaming; /* this attempt's body goes through the framer */
-    int got_done;  /* stream end marker seen */
-    int delivered; /* chunks reached the caller: no more retries */
-    int err;       /* error found inside a curl callback */
-    int cancel;    /* LLMUX_ECANCELED when cancelled */
-    int queued;    /* on the client's defer list */
-    int timer_on;  /* retry timer initialised (must be closed) */
+    int started;       /* first body byte seen this attempt */
+    int streaming;     /* this attempt's body goes through the framer */
+    int got_done;      /* stream end marker seen */
+    int delivered;     /* chunks reached the caller: no more retries */
+    int err;           /* error found inside a curl callback */
+    int cancel;        /* LLMUX_ECANCELED when cancelled */
+    int queued;        /* on the client's defer list */
+    int timer_on;      /* retry timer initialised and not yet closed */
+    int start_pending; /* submitted from inside curl: started by on_defer */
     int attempts;
     int max_retries;
     size_t received;
@@ -169,6 +170,18 @@ static void client_log(struct llmux_client *c, int level, const char *fmt, ...)
     c->log(level, buf, c->log_ud);
 }
 
+/* Routes plugin log lines to this client's hook while the loop works for
+ * it; returns the previous target for llmux__log_target_swap(). */
+static llmux__log_target client_log_target(struct llmux_client *c)
+{
+    llmux__log_target t;
+    memset(&t, 0, sizeof t);
+    t.log = c->log;
+    t.log_ud = c->log_ud;
+    t.log_level = c->log_level;
+    return llmux__log_target_swap(t);
+}
+
 /* ---- curl <-> uv wiring -------------------------------------------------- */
 
 static void check_multi_info(struct llmux_client *c);
@@ -206,20 +219,26 @@ static void on_poll(uv_poll_t *h, int status, int events)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
         flags |= CURL_CSELECT_OUT;
-    c->in_curl++;
-    curl_multi_socket_action(c->multi, s->fd, flags, &running);
-    c->in_curl--;
-    check_multi_info(c);
+    {
+        llmux__log_target old = client_log_target(c);
+        c->in_curl++;
+        curl_multi_socket_action(c->multi, s->fd, flags, &running);
+        c->in_curl--;
+        check_multi_info(c);
+        llmux__log_target_swap(old);
+    }
 }
 
 static void on_curl_timer(uv_timer_t *t)
 {
     struct llmux_client *c = t->data;
     int running;
+    llmux__log_target old = client_log_target(c);
     c->in_curl++;
     curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     c->in_curl--;
     check_multi_info(c); /* transfers also end on the timer path */
+    llmux__log_target_swap(old);
 }
 
 static int curl_timer_cb(CURLM *m, long ms, void *ud)
@@ -415,9 +434,18 @@ LLMUX_EXTERN int llmux_client_run(llmux_client *c, llmux_run_mode mode)
 
 /* ---- the defer list: finishing outside curl callbacks and user calls ----- */
 
+/* Frees a finished transfer once nothing refers to it any more: not the
+ * defer list, not its retry timer's pending close. */
+static void xfer_release(xfer *x)
+{
+    if (x->state == X_DONE && !x->queued && !x->timer_on)
+        llmux__free(x);
+}
+
 static void on_defer(uv_timer_t *t)
 {
     struct llmux_client *c = t->data;
+    llmux__log_target old = client_log_target(c);
     c->in_defer = 1;
     while (c->qhead) {
         xfer *x = c->qhead;
@@ -427,8 +455,15 @@ static void on_defer(uv_timer_t *t)
         x->qnext = NULL;
         x->queued = 0;
         if (x->state == X_DONE) {
-            /* finished while queued; freeing was left to us */
-            llmux__free(x);
+            xfer_release(x); /* finished while queued */
+            continue;
+        }
+        if (x->start_pending && !x->cancel) {
+            int rc;
+            x->start_pending = 0;
+            rc = xfer_attempt(x);
+            if (rc)
+                xfer_finish(x, rc, 0, NULL);
             continue;
         }
         if (x->state == X_WAIT && x->timer_on)
@@ -440,6 +475,7 @@ static void on_defer(uv_timer_t *t)
     client_maybe_closed(c); /* frees nothing yet: that waits for close
                                callbacks, so `c` stays valid here */
     c->in_defer = 0;
+    llmux__log_target_swap(old);
 }
 
 static void defer_push(xfer *x)
@@ -668,15 +704,22 @@ static void on_retry_timer(uv_timer_t *t)
 {
     xfer *x = t->data;
     int rc;
-    if (x->state != X_WAIT)
-        return;
+    llmux__log_target old;
+    if (x->state != X_WAIT || x->cancel)
+        return; /* a cancelled wait is finished by on_defer */
+    old = client_log_target(x->c);
     rc = xfer_attempt(x);
     if (rc)
-        xfer_finish(x, rc, 0, x->req->errmsg);
+        xfer_finish(x, rc, 0, NULL);
+    llmux__log_target_swap(old);
 }
 
 static void reset_attempt(xfer *x)
 {
+    /* the plugin's per-call state (stream bookkeeping) starts afresh */
+    if (x->prep.call.state && x->prep.prov->vt->call_end)
+        x->prep.prov->vt->call_end(x->prep.prov->provctx, &x->prep.call);
+    x->prep.call.state = NULL;
     if (x->easy) {
         curl_easy_cleanup(x->easy);
         x->easy = NULL;
@@ -715,8 +758,8 @@ static void xfer_done(xfer *x, CURLcode result)
         should = NULL;
     }
     x->res->http_status = status;
-    if (x->retry_after_ms >= 0)
-        x->res->err.retry_after = x->retry_after_ms / 1000.0;
+    x->res->err.retry_after =
+        x->retry_after_ms >= 0 ? x->retry_after_ms / 1000.0 : -1;
 
     if (x->cancel) {
         code = x->cancel;
@@ -729,7 +772,7 @@ static void xfer_done(xfer *x, CURLcode result)
                      x->streaming && x->received <= c->max_response
                          ? c->max_event
                          : c->max_response);
-    } else if (result != CURLE_OK) {
+    } else if (result != CURLE_OK && !(x->streaming && x->got_done)) {
         transport = (int)result;
         code = result == CURLE_OPERATION_TIMEDOUT ? LLMUX_ETIMEDOUT
                                                   : LLMUX_ETRANSPORT;
@@ -761,9 +804,10 @@ static void xfer_done(xfer *x, CURLcode result)
             x->res->has_error = 0;
         }
     }
-    client_log(c, LLMUX_LOG_DEBUG, "%s %s -> HTTP %ld, %s (attempt %d)",
-               x->prep.http.method, x->prep.url, status,
-               code ? llmux_err_name(code) : "ok", x->attempts);
+    /* the URL without its query: a plugin may put a key there */
+    client_log(c, LLMUX_LOG_DEBUG, "%s %.*s -> HTTP %ld, %s (attempt %d)",
+               x->prep.http.method, (int)strcspn(x->prep.url, "?"), x->prep.url,
+               status, code ? llmux_err_name(code) : "ok", x->attempts);
 
     if (code &&
         (delay = retry_delay(x, code, status, transport, should)) >= 0) {
@@ -863,7 +907,11 @@ static int xfer_attempt(xfer *x)
     }
     if (strcmp(h->method, "GET") == 0 && !h->body)
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    else if (strcmp(h->method, "POST") != 0)
+    else if (!h->body) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L); /* an empty POST body */
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+    }
+    if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "POST") != 0)
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, h->method);
     proxy = llmux__config_get(cfg, "proxy");
     if (!proxy)
@@ -892,8 +940,8 @@ static void xfer_timer_closed(uv_handle_t *h)
 {
     xfer *x = h->data;
     struct llmux_client *c = x->c;
-    if (!x->queued)
-        llmux__free(x);
+    x->timer_on = 0;
+    xfer_release(x);
     c->handles_open--;
     client_maybe_closed(c);
 }
@@ -935,11 +983,9 @@ static void xfer_finish(xfer *x, int code, int transport, const char *msg)
     req->x = NULL;
     if (x->owns_req)
         llmux_request_free(req);
-    if (x->timer_on) {
+    if (x->timer_on)
         uv_close((uv_handle_t *)&x->timer, xfer_timer_closed);
-    } else if (!x->queued) {
-        llmux__free(x);
-    }
+    xfer_release(x);
     client_maybe_closed(c);
 }
 
@@ -997,6 +1043,9 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
     llmux__out_init(&x->chunk.o, req->op, 1);
     /* Precedence: the request's setters, then its config string, then
      * the client's options. */
+    /* uv_now is cached per loop iteration; refresh it so the deadline
+     * counts from now */
+    uv_update_time(c->loop);
     timeout = req->timeout_ms > 0
                   ? req->timeout_ms
                   : option_ms(&req->cfg, "timeout", c->timeout_ms);
@@ -1008,9 +1057,15 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
     x->max_retries = req->max_retries >= 0 ? req->max_retries
                      : mr                  ? atoi(mr)
                                            : c->max_retries;
-    /* uv_now is cached per loop iteration; refresh for a fair deadline */
-    uv_update_time(c->loop);
-    rc = xfer_attempt(x);
+    if (c->in_curl) {
+        /* inside a curl callback (a chunk callback submitting): curl
+         * refuses new handles here, so the defer timer starts it */
+        x->state = X_WAIT;
+        x->start_pending = 1;
+        rc = 0;
+    } else {
+        rc = xfer_attempt(x);
+    }
     if (rc) {
         char m[128];
         snprintf(m, sizeof m, "cannot start transfer: %s", llmux_strerror(rc));
@@ -1024,6 +1079,8 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
         c->head->prev = x;
     c->head = x;
     c->pending++;
+    if (x->start_pending)
+        defer_push(x);
     return 0;
 fail:
     if (x->easy)
@@ -1116,6 +1173,14 @@ LLMUX_EXTERN void llmux_client_free(llmux_client *c)
 {
     if (!c)
         return;
+    if (tl_in_callback && c->owns_loop) {
+        /* running the loop from inside its own callback would free the
+         * client under the caller's feet: close only (documented misuse) */
+        client_log(c, LLMUX_LOG_ERROR,
+                   "llmux_client_free called from a callback; closing only");
+        llmux_client_close(c, NULL, NULL);
+        return;
+    }
     if (!c->owns_loop) {
         llmux_client_close(c, NULL, NULL);
         return;

@@ -776,9 +776,12 @@ static int make_provider(const char *name, const llmux_provider *vt,
     /* what the descriptor does not set comes from the module */
     if (!d || !d->has_base_url)
         p->base_url = dup_or_null(vt->default_base_url, &oom);
-    if (!d || !d->has_api_key_env)
+    /* A descriptor that points the module at another endpoint must not
+     * inherit the module's variables: OPENAI_API_KEY would be sent to that
+     * endpoint, and OPENAI_BASE_URL would redirect its traffic. */
+    if (!d || (!d->has_api_key_env && !d->has_base_url))
         p->api_key_env = dup_or_null(vt->api_key_env, &oom);
-    if (!d || !d->has_base_url_env)
+    if (!d || (!d->has_base_url_env && !d->has_base_url))
         p->base_url_env = dup_or_null(vt->base_url_env, &oom);
     if (!oom && g_ncache == g_capcache) {
         size_t cap = g_capcache ? g_capcache * 2 : 8;

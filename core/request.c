@@ -159,8 +159,11 @@ static int dup_strv(char ***dst, char *const *src, size_t n)
     if (!*dst)
         return LLMUX_ENOMEM;
     for (i = 0; i < n; i++)
-        if (!((*dst)[i] = llmux__strdup(src[i])))
+        if (!((*dst)[i] = llmux__strdup(src[i]))) {
+            free_strv(*dst, i);
+            *dst = NULL;
             return LLMUX_ENOMEM;
+        }
     return 0;
 }
 
@@ -331,6 +334,8 @@ int llmux__parse_seconds_ms(const char *s, long *ms)
     if (*p || p == s || (p == s + 1 && *s == '.'))
         return -1;
     *ms = whole * 1000 + frac;
+    if (*ms == 0 && strpbrk(s, "123456789"))
+        *ms = 1; /* a positive duration below 1 ms is not "none" */
     return 0;
 }
 
@@ -1322,8 +1327,27 @@ int llmux__prepare(llmux_request *r, const char *extra_dirs,
         return fail(r, LLMUX_ENOKEY, "%s: missing API key (set api_key=...)",
                     r->cfg.provider);
     }
-    if (key && !(out->api_key = llmux__strdup(key)))
-        return LLMUX_ENOMEM;
+    if (key) {
+        /* keys read from files often end in a newline: drop trailing
+         * whitespace; anything else unprintable would break the header */
+        size_t klen = strlen(key), i;
+        while (klen && (key[klen - 1] == '\n' || key[klen - 1] == '\r' ||
+                        key[klen - 1] == ' ' || key[klen - 1] == '\t'))
+            klen--;
+        for (i = 0; i < klen; i++)
+            if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f)
+                return fail(r, LLMUX_ECONFIG,
+                            "%s: the API key (%s) contains a control "
+                            "character",
+                            r->cfg.provider,
+                            llmux__config_get(&r->cfg, "api_key") ? "api_key="
+                            : kenv                                ? kenv
+                            : p->api_key_env ? p->api_key_env
+                                             : "api_key");
+        if (!(out->api_key = llmux__strndup(key, klen)))
+            return LLMUX_ENOMEM;
+        key = out->api_key;
+    }
 
     if ((rc = build_popts(r, p)))
         return rc;

@@ -96,8 +96,10 @@ LLMUX_EXTERN void llmux_client_close(llmux_client *c, llmux_close_cb on_closed,
 
 /**
  * Closes and frees a client. With a private loop it runs that loop until
- * every callback has run and closes the loop. With a borrowed loop it is
- * llmux_client_close(c, NULL, NULL). NULL is a no-op.
+ * every callback has run and closes the loop; it must not be called from
+ * inside an llmux callback then (it only closes the client, and its memory
+ * is lost). With a borrowed loop it is llmux_client_close(c, NULL, NULL).
+ * NULL is a no-op.
  */
 LLMUX_EXTERN void llmux_client_free(llmux_client *c);
 
@@ -164,8 +166,9 @@ LLMUX_EXTERN int llmux_request_cancel(llmux_request *req);
  * `req` stays the caller's. On return `*out` (may be NULL to ignore) is a
  * response the caller owns, free with llmux_response_free(), holding the
  * answer or the error (also when the request could not be started, e.g. an
- * unknown provider); it is NULL only when memory ran out or arguments were
- * invalid. Returns 0 or the request's negative code.
+ * unknown provider); it is NULL only when the call could not run at all
+ * (LLMUX_EBUSY, LLMUX_EINVAL, or no memory for a client). Returns 0 or the
+ * request's negative code.
  */
 LLMUX_EXTERN int llmux_run(const llmux_request *req,
                            const llmux_client_options *opts,

@@ -659,6 +659,134 @@ static void test_reentrant_callbacks(void **state)
     }
 }
 
+/* A chunk callback may submit a new request (curl refuses new handles
+ * inside its callbacks: the engine starts it from the loop). */
+typedef struct chained {
+    env *e;
+    result second;
+    int submitted;
+} chained;
+
+static int chain_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
+{
+    chained *c = ud;
+    (void)req;
+    (void)ch;
+    if (!c->submitted) {
+        c->submitted = 1;
+        c->second.e = c->e;
+        assert_int_equal(llmux_submit(c->e->client,
+                                      chat(c->e, "gpt-4o-mini", "nested"),
+                                      on_chunk, on_done, &c->second),
+                         0);
+        assert_int_equal(c->second.calls, 0);
+    }
+    return 0;
+}
+
+static void chain_done(llmux_request *req, int status, llmux_response *res,
+                       void *ud)
+{
+    (void)req;
+    (void)res;
+    assert_int_equal(status, 0);
+    ((chained *)ud)->e->client_closed += 0;
+}
+
+static void test_submit_from_chunk_callback(void **state)
+{
+    env e;
+    chained c;
+    llmux_request *req;
+    (void)state;
+    memset(&c, 0, sizeof c);
+    env_start(&e, NULL);
+    c.e = &e;
+    req = chat(&e, "gpt-4o-mini", "outer");
+    llmux_request_set_stream(req, 1);
+    assert_int_equal(llmux_submit(e.client, req, chain_chunk, chain_done, &c),
+                     0);
+    run_until(&e, &c.second.calls);
+    assert_int_equal(c.second.status, 0);
+    assert_string_equal(llmux_response_text(c.second.res, NULL),
+                        "Mock reply to: nested");
+    result_free(&c.second);
+    env_stop(&e);
+}
+
+/* A connection cut after the end marker still is a complete stream. */
+static void test_cut_after_done_is_success(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    (void)state;
+    env_start(&e, NULL);
+    /* role, 4 words, finish, usage, [DONE]: 8 events, then the cut */
+    req = chat_fault(&e, "cut_after=8", "a");
+    llmux_request_set_stream(req, 1);
+    submit(&e, req, &r);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(llmux_response_text(r.res, NULL), "Mock reply to: a");
+    result_free(&r);
+    env_stop(&e);
+}
+
+/* A stream retried before anything reached the caller starts afresh in
+ * the plugin too: the second attempt's id and model are kept. */
+static void test_stream_retry_fresh_state(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    (void)state;
+    env_start(&e, NULL);
+    assert_int_equal(
+        llmux_mock_push_fault(e.mock, "cut_after=1;header=x-should-retry:true"),
+        0);
+    req = chat(&e, "gpt-4o-mini", "b c");
+    llmux_request_set_stream(req, 1);
+    submit(&e, req, &r);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(llmux_response_attempts(r.res), 2);
+    assert_non_null(llmux_response_id(r.res));
+    assert_string_equal(llmux_response_model(r.res), "gpt-4o-mini");
+    assert_string_equal(r.text, "Mock reply to: b c");
+    result_free(&r);
+    env_stop(&e);
+}
+
+/* Cancelling while a retry waits finishes at once with ECANCELED. */
+static void test_cancel_during_retry_wait(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    uv_timer_t t;
+    uint64_t t0;
+    (void)state;
+    env_start(&e, NULL);
+    assert_int_equal(llmux_mock_push_fault(e.mock, "status=503;retry_after=2"),
+                     0);
+    req = chat(&e, "gpt-4o-mini", "x");
+    llmux_request_set_timeout_ms(req, 5000);
+    submit(&e, req, &r);
+    uv_timer_init(&e.loop, &t);
+    t.data = req;
+    g_timer_fired = 0;
+    uv_timer_start(&t, cancel_timer_cb, 300, 0);
+    uv_update_time(&e.loop);
+    t0 = uv_now(&e.loop);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, LLMUX_ECANCELED);
+    assert_true(uv_now(&e.loop) - t0 < 1500);
+    assert_int_equal(llmux_mock_request_count(e.mock), 1);
+    result_free(&r);
+    env_stop(&e);
+}
+
 static void test_submit_errors(void **state)
 {
     env e;
@@ -929,6 +1057,10 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_close_with_requests_in_flight),
         cmocka_unit_test(test_reentrant_callbacks),
+        cmocka_unit_test(test_submit_from_chunk_callback),
+        cmocka_unit_test(test_cut_after_done_is_success),
+        cmocka_unit_test(test_stream_retry_fresh_state),
+        cmocka_unit_test(test_cancel_during_retry_wait),
         cmocka_unit_test(test_submit_errors),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test(test_many_concurrent),

@@ -325,8 +325,9 @@ static void test_descriptor_alias(void **state)
 
     assert_int_equal(llmux__provider_get("alias", TDIR, &alias, err, ERRLEN),
                      0);
-    /* not overridden: the module's own */
-    assert_string_equal(alias->base_url_env, "TESTMOD_BASE_URL");
+    /* it points elsewhere (its own base_url), so it does not inherit the
+     * module's variable: TESTMOD_BASE_URL would redirect its traffic */
+    assert_null(alias->base_url_env);
     /* other keys are options, lower-cased, in file order */
     assert_int_equal(alias->n_opts, 2);
     for (i = 0; i < alias->n_opts; i++) {
@@ -914,7 +915,20 @@ static void test_descriptor_parsing(void **state)
     assert_null(info.api_key_env);
     assert_string_equal(info.description, "caf\xc3\xa9");
     assert_int_equal(llmux__provider_get("ok", NULL, &p, err, ERRLEN), 0);
-    assert_string_equal(p->base_url_env, "TESTMOD_BASE_URL"); /* unset */
+    /* unset, and its own base_url: not the module's variable */
+    assert_null(p->base_url_env);
+    {
+        /* a descriptor pointing elsewhere must not pick up the module's
+         * key variable: that key would go to another endpoint */
+        static const char other[] =
+            "module = good\nbase_url = http://o.invalid\n";
+        const llmux__provider *o;
+        scratch_write(&s, "other.conf", other, sizeof other - 1);
+        assert_int_equal(llmux__provider_get("other", dirs, &o, err, ERRLEN),
+                         0);
+        assert_null(o->api_key_env);
+        assert_null(o->base_url_env);
+    }
     assert_int_equal(p->n_opts, 1);
     assert_string_equal(p->opts[0].key, "x.y-z_1");
     assert_string_equal(p->opts[0].value, "later wins");

@@ -554,6 +554,36 @@ static void test_prepare_env_base_and_ops(void **state)
     llmux__providers_cleanup();
 }
 
+static void test_api_key_hygiene(void **state)
+{
+    llmux_request *r;
+    llmux__prepared p;
+    size_t i;
+    int found = 0;
+    (void)state;
+    /* a key read from a file with its newline still works */
+    setenv("OPENAI_API_KEY", "sk-abcdef\n", 1);
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, "openai/gpt-4o-mini"),
+                     0);
+    llmux_request_add_message(r, LLMUX_ROLE_USER, "x");
+    assert_int_equal(llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, &p), 0);
+    for (i = 0; i < p.http.n_headers; i++)
+        if (strcmp(p.http.headers[i], "Authorization: Bearer sk-abcdef") == 0)
+            found = 1;
+    assert_true(found);
+    llmux__prepared_free(&p);
+    /* control characters inside are refused, naming the variable only */
+    setenv("OPENAI_API_KEY", "sk-ab\001cdef", 1);
+    assert_int_equal(llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, &p),
+                     LLMUX_ECONFIG);
+    assert_non_null(strstr(llmux_request_errmsg(r), "OPENAI_API_KEY"));
+    assert_null(strstr(llmux_request_errmsg(r), "cdef"));
+    llmux__prepared_free(&p);
+    unsetenv("OPENAI_API_KEY");
+    llmux_request_free(r);
+    llmux__providers_cleanup();
+}
+
 static void test_scrub(void **state)
 {
     char s[] = "key sk-abcdef here and sk-abcdef again";
@@ -578,6 +608,7 @@ int main(void)
         cmocka_unit_test(test_parse_seconds),
         cmocka_unit_test(test_tokens_and_results),
         cmocka_unit_test(test_prepare_env_base_and_ops),
+        cmocka_unit_test(test_api_key_hygiene),
         cmocka_unit_test(test_scrub),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
