@@ -152,6 +152,41 @@ static const char *opt(const llmux_host *h, const llmux_params *p,
     return h->option(p, key);
 }
 
+int llmux_oai_bool(const char *v)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on", NULL};
+    static const char *const no[] = {"0", "false", "no", "off", NULL};
+    int i;
+    for (i = 0; v && yes[i]; i++)
+        if (ascii_caseeq(v, yes[i]))
+            return 1;
+    for (i = 0; v && no[i]; i++)
+        if (ascii_caseeq(v, no[i]))
+            return 0;
+    return -1;
+}
+
+json_object *llmux_oai_get(json_object *o, const char *key)
+{
+    return get(o, key);
+}
+
+const char *llmux_oai_get_str(json_object *o, const char *key, size_t *len)
+{
+    return get_str(o, key, len);
+}
+
+int llmux_oai_set(json_object *obj, const char *key, json_object *v)
+{
+    if (!v)
+        return LLMUX_ENOMEM;
+    if (json_object_object_add(obj, key, v) != 0) {
+        json_object_put(v);
+        return LLMUX_ENOMEM;
+    }
+    return 0;
+}
+
 int llmux_oai_never(const llmux_oai_dialect *d, const char *key)
 {
     const char *const *n;
@@ -1679,12 +1714,8 @@ int llmux_oai_dialect_configure(const llmux_oai_dialect *base,
         if (!o && !(o = owned_new(h, base)))
             return LLMUX_ENOMEM;
         if (ascii_caseeq(k, "stream_usage")) {
-            if (ascii_caseeq(v, "1") || ascii_caseeq(v, "true") ||
-                ascii_caseeq(v, "yes") || ascii_caseeq(v, "on"))
-                o->d.stream_usage = 1;
-            else if (ascii_caseeq(v, "0") || ascii_caseeq(v, "false") ||
-                     ascii_caseeq(v, "no") || ascii_caseeq(v, "off"))
-                o->d.stream_usage = 0;
+            if (llmux_oai_bool(v) >= 0)
+                o->d.stream_usage = llmux_oai_bool(v);
             else {
                 h->log(LLMUX_LOG_ERROR, "%s: stream_usage=%s is not a boolean",
                        dname(base), v);
@@ -1730,4 +1761,87 @@ int llmux_oai_dialect_configure(const llmux_oai_dialect *base,
     }
     *out = o ? &o->d : NULL;
     return 0;
+}
+
+/* ---- ready-made provider hooks ------------------------------------------- */
+
+/* The provider context of llmux_oai_provider_init. */
+typedef struct oai_provctx {
+    const llmux_host *h;
+    const llmux_oai_dialect *d; /* the base, or `owned` */
+    llmux_oai_dialect *owned;   /* configured from descriptor options */
+} oai_provctx;
+
+int llmux_oai_provider_init(const llmux_oai_dialect *base, const llmux_host *h,
+                            const llmux_provider_config *cfg, void **provctx)
+{
+    llmux_oai_dialect *d = NULL;
+    oai_provctx *c;
+    int rc = 0;
+    *provctx = NULL;
+    if (cfg)
+        rc = llmux_oai_dialect_configure(base, h, cfg->name, cfg->options,
+                                         cfg->n_options, &d);
+    if (rc != 0)
+        return rc;
+    c = h->alloc(sizeof(*c));
+    if (!c) {
+        llmux_oai_dialect_free(h, d);
+        return LLMUX_ENOMEM;
+    }
+    c->h = h;
+    c->owned = d;
+    c->d = d ? d : base;
+    *provctx = c;
+    return 0;
+}
+
+void llmux_oai_provider_teardown(void *provctx)
+{
+    oai_provctx *c = provctx;
+    if (!c)
+        return;
+    llmux_oai_dialect_free(c->h, c->owned);
+    c->h->free(c);
+}
+
+int llmux_oai_provider_encode(void *provctx, llmux_call *call,
+                              llmux_http_request *http)
+{
+    oai_provctx *c = provctx;
+    return llmux_oai_encode(c->d, c->h, call, http);
+}
+
+int llmux_oai_provider_decode(void *provctx, llmux_call *call,
+                              const llmux_http_response *resp, llmux_out *out)
+{
+    oai_provctx *c = provctx;
+    return llmux_oai_decode(c->d, c->h, call, resp, out);
+}
+
+int llmux_oai_provider_decode_event(void *provctx, llmux_call *call,
+                                    const llmux_event *ev, llmux_out *out)
+{
+    oai_provctx *c = provctx;
+    return llmux_oai_decode_event(c->d, c->h, call, ev, out);
+}
+
+int llmux_oai_provider_decode_error(void *provctx, llmux_call *call,
+                                    const llmux_http_response *resp,
+                                    llmux_out *out)
+{
+    oai_provctx *c = provctx;
+    return llmux_oai_decode_error(c->d, c->h, call, resp, out);
+}
+
+void llmux_oai_provider_call_end(void *provctx, llmux_call *call)
+{
+    oai_provctx *c = provctx;
+    llmux_oai_call_end(c->h, call);
+}
+
+const llmux_oai_dialect *llmux_oai_provider_dialect(void *provctx)
+{
+    oai_provctx *c = provctx;
+    return c ? c->d : NULL;
 }

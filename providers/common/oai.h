@@ -204,6 +204,20 @@ int llmux_oai_add_double(struct json_object *obj, const char *key, double v);
 /** True when `key` is in the dialect's never_send list. */
 int llmux_oai_never(const llmux_oai_dialect *d, const char *key);
 
+/** An option's boolean value: 1 for 1/true/yes/on, 0 for 0/false/no/off
+ * (any case), -1 for anything else or NULL. */
+int llmux_oai_bool(const char *v);
+
+/** Member `key` of `o` when `o` is an object; NULL when absent. */
+struct json_object *llmux_oai_get(struct json_object *o, const char *key);
+/** A string member (its length in *len when len is non-NULL), or NULL. */
+const char *llmux_oai_get_str(struct json_object *o, const char *key,
+                              size_t *len);
+/** Sets member `key` (copied) of obj to `v`, which it owns; NULL v means
+ * out of memory. Returns 0 or LLMUX_ENOMEM. */
+int llmux_oai_set(struct json_object *obj, const char *key,
+                  struct json_object *v);
+
 /* A strict json_tokener with the given nesting depth (caller frees). */
 json_tokener *llmux_oai_tokener(int depth);
 
@@ -215,5 +229,32 @@ json_tokener *llmux_oai_tokener(int depth);
  * UTF-8 sequence, "..." when cut; "(empty)" for no bytes. Returns buf.
  */
 const char *llmux_oai_snippet(char *buf, const char *s, size_t len);
+
+/* ---- ready-made provider hooks ------------------------------------------- */
+
+/*
+ * For a plugin that is a dialect and nothing more: its init hook calls
+ * llmux_oai_provider_init with its dialect, and its provider table names
+ * the llmux_oai_provider_* functions for the other hooks. The provider
+ * context holds the host table and the dialect (derived from descriptor
+ * options as llmux_oai_dialect_configure does).
+ */
+int llmux_oai_provider_init(const llmux_oai_dialect *base,
+                            const llmux_host *host,
+                            const llmux_provider_config *cfg, void **provctx);
+void llmux_oai_provider_teardown(void *provctx);
+int llmux_oai_provider_encode(void *provctx, llmux_call *call,
+                              llmux_http_request *http);
+int llmux_oai_provider_decode(void *provctx, llmux_call *call,
+                              const llmux_http_response *resp, llmux_out *out);
+int llmux_oai_provider_decode_event(void *provctx, llmux_call *call,
+                                    const llmux_event *ev, llmux_out *out);
+int llmux_oai_provider_decode_error(void *provctx, llmux_call *call,
+                                    const llmux_http_response *resp,
+                                    llmux_out *out);
+void llmux_oai_provider_call_end(void *provctx, llmux_call *call);
+/** The dialect in a context from llmux_oai_provider_init, for plugins
+ * that wrap these hooks with their own (Aleph Alpha). */
+const llmux_oai_dialect *llmux_oai_provider_dialect(void *provctx);
 
 #endif /* LLMUX_PROVIDERS_OAI_H */
