@@ -1291,7 +1291,9 @@ int llmux__prepare(llmux_request *r, const char *extra_dirs,
             LLMUX_PROVIDER_HAS(p->vt, default_port) ? p->vt->default_port : 0;
         const char *colon = strrchr(base, ':');
         int has_port = colon && !strchr(colon, ']');
-        int n = snprintf(envbase, sizeof envbase, "http://%s", base);
+        /* ":8080" means this machine, as Ollama's own tools read it */
+        int n = snprintf(envbase, sizeof envbase, "http://%s%s",
+                         base[0] == ':' ? "127.0.0.1" : "", base);
         if (n > 0 && (size_t)n < sizeof envbase && port > 0 && !has_port)
             n = snprintf(envbase + n, sizeof envbase - (size_t)n, ":%d", port) +
                 n;

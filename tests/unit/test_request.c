@@ -504,7 +504,8 @@ static void test_prepare_env_base_and_ops(void **state)
                  {"gpu:8080", "http://gpu:8080/x"},
                  {"https://h.example/api", "https://h.example/api/x"},
                  {"http://h", "http://h/x"},
-                 {"[::1]", "http://[::1]:11434/x"}};
+                 {"[::1]", "http://[::1]:11434/x"},
+                 {":8080", "http://127.0.0.1:8080/x"}};
     llmux_request *r;
     llmux__prepared p;
     size_t i;
