@@ -1,0 +1,490 @@
+/*
+ * providers/mistral/mistral.c: the Mistral AI provider plugin.
+ *
+ * Chat completions, fill-in-the-middle text completion (Codestral's
+ * /v1/fim/completions), embeddings and the model list of
+ * https://api.mistral.ai. Mistral speaks OpenAI's chat shape, so the shared
+ * codec (providers/common/oai.c) does the work; this file states Mistral's
+ * differences:
+ *
+ * - Requests are validated strictly: an unknown field is a 422
+ *   "extra_forbidden". max_completion_tokens, seed, stream_options, store
+ *   and user are never sent, whatever their source; max tokens is
+ *   "max_tokens", the seed "random_seed", embedding dimensions
+ *   "output_dimension", and the developer role is sent as "system".
+ * - Usage arrives on the chunk that carries finish_reason, without
+ *   stream_options.
+ * - Messages: a tool message directly followed by a user message is
+ *   rejected, so an assistant "OK" goes between them (as any-llm's
+ *   _patch_messages does); tool results carry the tool's `name`, looked up
+ *   from the assistant tool call they answer when not given; tool-call ids
+ *   must be exactly 9 characters of [A-Za-z0-9] ("Tool call id was ... but
+ *   must be a-z, A-Z, 0-9, with a length of 9"), so ids from other
+ *   providers ("call_...") are mapped to such ids, the same way in the
+ *   assistant's calls and in the tool results (as langchain-mistralai
+ *   does).
+ * - Responses: content may be a string, null or typed chunks ("thinking"
+ *   becomes the reasoning text); tool calls may lack index and type and
+ *   come whole in one chunk; finish_reason "model_length" is "length". The
+ *   codec decodes all of this for every dialect.
+ * - Errors: flat {"object":"error","message",...} (message may itself be
+ *   an object), {"message":..}, {"detail":"text"} or FastAPI validation
+ *   lists {"detail":[{"loc","msg","type"}]}, which read here as
+ *   "body.seed: Extra inputs are not permitted".
+ *
+ * Sources: Mistral's OpenAPI reference (docs.mistral.ai/api), which wins
+ * where ../shared/design/WIRE.md section 2 or the recorded fixtures
+ * differ. They agree on everything used here; the reference is the
+ * source of the FIM request fields (model, prompt, suffix, max_tokens,
+ * min_tokens, temperature, top_p, stop, random_seed, stream) and of
+ * "output_dimension".
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <llmux/sys/provider.h>
+#include <llmux/version.h>
+
+#include "oai.h"
+
+#define MISTRAL_ID_LEN 9
+
+/* Saved by the entry point; the hooks take the host from the codec's
+ * provider context. */
+static const llmux_host *mistral_host;
+
+/* Fields Mistral answers with 422 extra_forbidden: never sent, not even
+ * from extra request JSON or options. */
+static const char *const mistral_never[] = {
+    "max_completion_tokens", "seed", "stream_options", "store", "user", NULL};
+
+/* Options sent as string fields of chat bodies. */
+static const char *const mistral_body_options[] = {"prompt_mode",
+                                                   "reasoning_effort", NULL};
+
+/* Options sent as boolean fields of chat bodies. */
+static const char *const mistral_bool_options[] = {"safe_prompt",
+                                                   "parallel_tool_calls", NULL};
+
+/* ---- small helpers ------------------------------------------------------- */
+
+#define get(o, key)     llmux_oai_get((o), (key))
+#define get_str(o, key) llmux_oai_get_str((o), (key), NULL)
+#define set(o, key, v)  llmux_oai_set((o), (key), (v))
+
+static int str_is(json_object *o, const char *key, const char *want)
+{
+    const char *s = get_str(o, key);
+    return s && strcmp(s, want) == 0;
+}
+
+/* ---- tool-call ids ------------------------------------------------------- */
+
+static int id_ok(const char *s)
+{
+    size_t i;
+    for (i = 0; s[i]; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9')))
+            return 0;
+    }
+    return i == MISTRAL_ID_LEN;
+}
+
+/*
+ * The id Mistral gets for tool-call id `s`: `s` itself when valid, else 9
+ * base-62 digits of its 64-bit FNV-1a hash, so that a call and its result
+ * map to the same id in every request of a conversation.
+ */
+static const char *mistral_id(const char *s, char out[MISTRAL_ID_LEN + 1])
+{
+    static const char digits[] =
+        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    uint64_t h = 14695981039346656037u;
+    int i;
+    if (id_ok(s))
+        return s;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211u;
+    }
+    for (i = 0; i < MISTRAL_ID_LEN; i++) {
+        out[i] = digits[h % 62];
+        h /= 62;
+    }
+    out[MISTRAL_ID_LEN] = '\0';
+    return out;
+}
+
+/* Replaces string member `key` of `o` by its Mistral id. */
+static int fix_id(json_object *o, const char *key)
+{
+    char buf[MISTRAL_ID_LEN + 1];
+    const char *id = get_str(o, key), *m;
+    if (!id)
+        return 0;
+    m = mistral_id(id, buf);
+    if (m == id)
+        return 0;
+    return set(o, key, json_object_new_string(m));
+}
+
+/* ---- request fix-ups ----------------------------------------------------- */
+
+/* The name of the tool call `id` (a Mistral id) made by an assistant
+ * message before position `before`, or NULL. */
+static const char *tool_name(json_object *msgs, size_t before, const char *id)
+{
+    size_t i, k;
+    for (i = before; i-- > 0;) {
+        json_object *m = json_object_array_get_idx(msgs, i);
+        json_object *calls = get(m, "tool_calls");
+        if (!str_is(m, "role", "assistant") ||
+            !json_object_is_type(calls, json_type_array))
+            continue;
+        for (k = 0; k < json_object_array_length(calls); k++) {
+            json_object *c = json_object_array_get_idx(calls, k);
+            const char *cid = get_str(c, "id");
+            if (cid && strcmp(cid, id) == 0)
+                return get_str(get(c, "function"), "name");
+        }
+    }
+    return NULL;
+}
+
+/* Roles, names and ids of one message; at position i of msgs. */
+static int fix_message(json_object *msgs, size_t i, json_object *m)
+{
+    json_object *calls;
+    const char *name;
+    size_t k;
+    int rc;
+    if (str_is(m, "role", "developer"))
+        return set(m, "role", json_object_new_string("system"));
+    if (str_is(m, "role", "assistant")) {
+        calls = get(m, "tool_calls");
+        if (!json_object_is_type(calls, json_type_array))
+            return 0;
+        for (k = 0; k < json_object_array_length(calls); k++)
+            if ((rc = fix_id(json_object_array_get_idx(calls, k), "id")))
+                return rc;
+        return 0;
+    }
+    if (!str_is(m, "role", "tool"))
+        return 0;
+    if ((rc = fix_id(m, "tool_call_id")) != 0)
+        return rc;
+    if (get_str(m, "name") || !get_str(m, "tool_call_id"))
+        return 0;
+    name = tool_name(msgs, i, get_str(m, "tool_call_id"));
+    return name && *name ? set(m, "name", json_object_new_string(name)) : 0;
+}
+
+/* A copy of msgs with an assistant "OK" after each tool message that a
+ * user message follows. */
+static int insert_oks(json_object *body, json_object *msgs)
+{
+    size_t i, n = json_object_array_length(msgs);
+    json_object *out = json_object_new_array_ext((int)n + 1);
+    int rc = out ? 0 : LLMUX_ENOMEM;
+    for (i = 0; rc == 0 && i < n; i++) {
+        json_object *m = json_object_array_get_idx(msgs, i);
+        json_object *next =
+            i + 1 < n ? json_object_array_get_idx(msgs, i + 1) : NULL;
+        if (json_object_array_add(out, json_object_get(m)) != 0) {
+            json_object_put(m);
+            rc = LLMUX_ENOMEM;
+        } else if (str_is(m, "role", "tool") && str_is(next, "role", "user")) {
+            json_object *ok = json_object_new_object();
+            if (!ok || json_object_array_add(out, ok) != 0) {
+                json_object_put(ok);
+                rc = LLMUX_ENOMEM;
+            } else if ((rc = set(ok, "role",
+                                 json_object_new_string("assistant"))) == 0) {
+                rc = set(ok, "content", json_object_new_string("OK"));
+            }
+        }
+    }
+    if (rc != 0) {
+        json_object_put(out);
+        return rc;
+    }
+    return set(body, "messages", out);
+}
+
+static int patch_messages(json_object *body)
+{
+    json_object *msgs = get(body, "messages");
+    size_t i, n;
+    int rc, oks = 0;
+    if (!json_object_is_type(msgs, json_type_array))
+        return 0;
+    n = json_object_array_length(msgs);
+    for (i = 0; i < n; i++) {
+        json_object *m = json_object_array_get_idx(msgs, i);
+        if ((rc = fix_message(msgs, i, m)) != 0)
+            return rc;
+        if (i + 1 < n && str_is(m, "role", "tool") &&
+            str_is(json_object_array_get_idx(msgs, i + 1), "role", "user"))
+            oks++;
+    }
+    return oks ? insert_oks(body, msgs) : 0;
+}
+
+static const char *option(const llmux_host *h, const llmux_params *p,
+                          const char *key)
+{
+    if (!LLMUX_HOST_HAS(h, option) || !h->option)
+        return NULL;
+    return h->option(p, key);
+}
+
+static int put_bool_options(const llmux_oai_dialect *d, const llmux_host *h,
+                            const llmux_params *p, json_object *body)
+{
+    const char *const *k;
+    int rc;
+    for (k = mistral_bool_options; *k; k++) {
+        const char *v = option(h, p, *k);
+        int b;
+        if (!v || !*v)
+            continue;
+        if ((b = llmux_oai_bool(v)) < 0) {
+            h->log(LLMUX_LOG_ERROR, "%s: option %s must be true or false",
+                   d->name, *k);
+            return LLMUX_EINVAL;
+        }
+        if ((rc = set(body, *k, json_object_new_boolean(b))) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int mistral_patch(const llmux_oai_dialect *d, const llmux_host *h,
+                         llmux_call *call, json_object *body)
+{
+    const llmux_params *p = call->params;
+    json_object *v;
+    int rc;
+    switch (p->op) {
+    case LLMUX_OP_CHAT:
+        if ((rc = patch_messages(body)) != 0 ||
+            (rc = put_bool_options(d, h, p, body)) != 0)
+            return rc;
+        /* fall through */
+    case LLMUX_OP_COMPLETE:
+        /* max tokens always goes as max_tokens, whatever the
+         * max_tokens_field option says (max_completion_tokens is never
+         * sent), and the typed value wins over extra JSON */
+        if (p->has & LLMUX_HAS_MAX_TOKENS)
+            return set(body, "max_tokens",
+                       json_object_new_int64(p->max_tokens));
+        return 0;
+    case LLMUX_OP_EMBED:
+        /* the "dimensions" option (or field) is Mistral's output_dimension */
+        if (!json_object_object_get_ex(body, "dimensions", &v))
+            return 0;
+        json_object_get(v);
+        json_object_object_del(body, "dimensions");
+        if (get(body, "output_dimension")) {
+            json_object_put(v);
+            return 0;
+        }
+        return set(body, "output_dimension", v);
+    }
+    return 0;
+}
+
+/* ---- errors -------------------------------------------------------------- */
+
+/* A growable string in host memory. */
+typedef struct sbuf {
+    const llmux_host *h;
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *p = b->h->realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_str(sbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+/* Text of a scalar error field (string, number, boolean); NULL for null,
+ * absent, objects and arrays. Numbers are written into buf. */
+static const char *field_text(json_object *v, char *buf, size_t len)
+{
+    if (json_object_is_type(v, json_type_string))
+        return json_object_get_string(v);
+    if (json_object_is_type(v, json_type_int)) {
+        snprintf(buf, len, "%lld", (long long)json_object_get_int64(v));
+        return buf;
+    }
+    if (json_object_is_type(v, json_type_boolean))
+        return json_object_get_boolean(v) ? "true" : "false";
+    return NULL;
+}
+
+/*
+ * A FastAPI validation list, {"detail":[{"loc":[..],"msg":..,"type":..}]}
+ * at the top or inside "message", as one readable message ("body.seed:
+ * Extra inputs are not permitted; ..."). Returns 1 when emitted, 0 when
+ * the body is not such a list (every item needs a "msg"), or a negative
+ * code.
+ */
+static int put_validation(const llmux_host *h, llmux_out *out,
+                          json_object *root)
+{
+    json_object *msg = get(root, "message"), *detail;
+    char cbuf[32], pbuf[32];
+    const char *type;
+    size_t i, k, n;
+    sbuf b;
+    int rc;
+    detail = json_object_is_type(msg, json_type_object) ? get(msg, "detail")
+             : msg                                      ? NULL
+                                                        : get(root, "detail");
+    if (!json_object_is_type(detail, json_type_array) ||
+        (n = json_object_array_length(detail)) == 0)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!get_str(json_object_array_get_idx(detail, i), "msg"))
+            return 0;
+    memset(&b, 0, sizeof b);
+    b.h = h;
+    for (i = 0; i < n; i++) {
+        json_object *item = json_object_array_get_idx(detail, i);
+        json_object *loc = get(item, "loc");
+        size_t nloc = json_object_is_type(loc, json_type_array)
+                          ? json_object_array_length(loc)
+                          : 0;
+        if (i)
+            sb_str(&b, "; ");
+        for (k = 0; k < nloc; k++) {
+            char nb[32];
+            const char *part =
+                field_text(json_object_array_get_idx(loc, k), nb, sizeof nb);
+            if (k)
+                sb_str(&b, ".");
+            sb_str(&b, part ? part : "?");
+        }
+        if (nloc)
+            sb_str(&b, ": ");
+        sb_str(&b, get_str(item, "msg"));
+    }
+    type = field_text(get(root, "type"), pbuf, sizeof pbuf);
+    if (!type)
+        type = get_str(json_object_array_get_idx(detail, 0), "type");
+    rc = b.oom
+             ? LLMUX_ENOMEM
+             : h->out_provider_error(
+                   out, type, field_text(get(root, "code"), cbuf, sizeof cbuf),
+                   get_str(root, "param"), b.p);
+    h->free(b.p);
+    return rc == 0 ? 1 : rc < 0 ? rc : LLMUX_ENOMEM;
+}
+
+/*
+ * Error bodies (kind LLMUX_OAI_ERROR): validation lists read as text, the
+ * other shapes are the codec's. A 2xx body or stream event that is an
+ * error object ({"object":"error",...}) instead of a completion is the
+ * provider's error, not garbage.
+ */
+static int mistral_fixup(const llmux_oai_dialect *d, const llmux_host *h,
+                         llmux_call *call, int kind, json_object *root,
+                         llmux_out *out, int *handled)
+{
+    int rc;
+    (void)d;
+    (void)call;
+    if (kind != LLMUX_OAI_ERROR && !str_is(root, "object", "error"))
+        return 0;
+    rc = put_validation(h, out, root);
+    if (rc == 0 && kind != LLMUX_OAI_ERROR) {
+        rc = llmux_oai_put_error(h, out, root);
+        if (rc == 0)
+            rc = h->out_provider_error(out, NULL, NULL, NULL,
+                                       "error object without a message") == 0
+                     ? 1
+                     : LLMUX_ENOMEM;
+    }
+    if (rc == 0)
+        return 0; /* the codec's reading */
+    *handled = 1;
+    if (rc < 0)
+        return rc;
+    return kind == LLMUX_OAI_ERROR ? 0 : LLMUX_EPROVIDER;
+}
+
+/* ---- the provider -------------------------------------------------------- */
+
+static const llmux_oai_dialect mistral_dialect = {
+    "mistral",               /* name */
+    "/v1/chat/completions",  /* chat_path */
+    "/v1/fim/completions",   /* complete_path: fill in the middle */
+    "/v1/embeddings",        /* embed_path */
+    "/v1/models",            /* models_path */
+    "max_tokens",            /* max_tokens_field */
+    "max_tokens",            /* complete_max_tokens_field */
+    "random_seed",           /* seed_field */
+    0,                       /* stream_usage: usage comes with finish_reason */
+    LLMUX_OAI_TOOL_MSG_NAME, /* flags */
+    NULL,                    /* reasoning_field: not sent back */
+    mistral_never,           /* never_send */
+    NULL,                    /* header_options */
+    mistral_body_options,    /* body_options */
+    mistral_patch,           /* patch_request */
+    mistral_fixup,           /* fixup */
+    NULL                     /* userdata */
+};
+
+static int mistral_init(const llmux_host *host,
+                        const llmux_provider_config *cfg, void **provctx)
+{
+    return llmux_oai_provider_init(&mistral_dialect, host, cfg, provctx);
+}
+
+static const llmux_provider mistral_provider = {
+    LLMUX_PROVIDER_ABI,
+    sizeof(llmux_provider),
+    "mistral",
+    LLMUX_VERSION_STRING,
+    "Mistral AI: chat, FIM completion, embeddings, models",
+    LLMUX_CAP_CHAT | LLMUX_CAP_STREAM | LLMUX_CAP_COMPLETE | LLMUX_CAP_EMBED |
+        LLMUX_CAP_MODELS | LLMUX_CAP_TOOLS | LLMUX_CAP_JSON,
+    LLMUX_FRAMING_SSE,
+    LLMUX_AUTH_BEARER,
+    "https://api.mistral.ai",
+    "MISTRAL_API_KEY",
+    "MISTRAL_BASE_URL",
+    mistral_init,
+    llmux_oai_provider_teardown,
+    llmux_oai_provider_encode,
+    llmux_oai_provider_decode,
+    llmux_oai_provider_decode_event,
+    llmux_oai_provider_decode_error,
+    llmux_oai_provider_call_end,
+    0 /* default_port */};
+
+LLMUX_DEFINE_PROVIDER(mistral_provider, mistral_host)

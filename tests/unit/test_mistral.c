@@ -1,0 +1,2133 @@
+/*
+ * tests/unit/test_mistral.c: the Mistral plugin (providers/mistral), driven
+ * through the core as the engine drives it. Requests built with the public
+ * setters (or from request JSON) are prepared with llmux__prepare, which
+ * loads plugins.d/mistral.so, and the exact HTTP request is inspected.
+ * Recorded answers are decoded with llmux__decode_answer; recorded streams
+ * go through llmux__framer, split at every byte offset, are decoded with
+ * llmux__decode_event and folded with llmux__out_merge. Every result is
+ * compared with an independent reading of the same recording done here
+ * with json-c.
+ *
+ * Recordings: ../shared/fixtures/vercel-ai/mistral (Apache-2.0, Vercel) and
+ * the Mistral cassettes of ../shared/fixtures/ruby_llm (MIT, Carmine
+ * Paolino), read with a small YAML reader (single-quoted scalars with line
+ * folding, literal blocks, !binary base64).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define BASE     "base_url=http://127.0.0.1:9/mistral;api_key=k-test"
+#define URL      "http://127.0.0.1:9/mistral"
+#define FIX_MIS  LLMUX_FIXTURES "/vercel-ai/mistral/"
+#define FIX_RUBY LLMUX_FIXTURES "/ruby_llm/"
+
+#define RUBY_CHAT                                                              \
+    FIX_RUBY "chat_basic_chat_functionality_mistral_mistral-small-latest_can_" \
+             "have_a_basic_conversation.yml"
+#define RUBY_401                                                               \
+    FIX_RUBY "chat_error_handling_with_mistral_mistral-small-latest_raises_"   \
+             "appropriate_auth_error.yml"
+#define RUBY_TOOLS                                                             \
+    FIX_RUBY "chat_function_calling_mistral_mistral-small-latest_can_use_"     \
+             "tools.yml"
+#define RUBY_REASONING                                                         \
+    FIX_RUBY "chat_mistral_hybrid_reasoning_separates_thinking_from_final_"    \
+             "content.yml"
+#define RUBY_STREAM                                                            \
+    FIX_RUBY "chat_streaming_responses_mistral_mistral-small-latest_"          \
+             "supports_streaming_responses.yml"
+#define RUBY_EMBED                                                             \
+    FIX_RUBY "embedding_basic_functionality_mistral_mistral-embed_can_"        \
+             "handle_a_single_text.yml"
+
+/* ---- files and recordings ------------------------------------------------ */
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+    if (!f)
+        fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return buf;
+}
+
+/* An exact-size copy: ASan catches any read past the end. */
+static char *dup_n(const char *s, size_t n)
+{
+    char *d = malloc(n ? n : 1);
+    assert_non_null(d);
+    memcpy(d, s, n);
+    return d;
+}
+
+static int b64(int c)
+{
+    const char *a =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *p = c ? strchr(a, c) : NULL;
+    return p ? (int)(p - a) : -1;
+}
+
+/* Decodes base64 text (whitespace skipped, '=' ends it) into b. */
+static void b64_decode(const char *s, size_t n, llmux__buf *b)
+{
+    unsigned acc = 0;
+    int bits = 0;
+    size_t i;
+    for (i = 0; i < n && s[i] != '='; i++) {
+        int v = b64((unsigned char)s[i]);
+        char c;
+        if (v < 0)
+            continue;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            c = (char)((acc >> bits) & 0xFF);
+            assert_int_equal(llmux__buf_append(b, &c, 1), 0);
+        }
+    }
+}
+
+static size_t indent_of(const char *line)
+{
+    size_t n = 0;
+    while (line[n] == ' ')
+        n++;
+    return n;
+}
+
+static int blank_line(const char *line)
+{
+    line += indent_of(line);
+    return *line == '\n' || *line == '\0';
+}
+
+/* A YAML block scalar ("|", "|-", "|+", also after "!binary ") starting at
+ * its header; lines more indented than `parent`. */
+static void yaml_block(const char *p, size_t parent, int binary, llmux__buf *b)
+{
+    const char *hdr = strchr(p, '|'), *line;
+    char chomp;
+    size_t ind = 0, keep;
+    llmux__buf raw = {0};
+    assert_non_null(hdr);
+    chomp = hdr[1];
+    line = strchr(hdr, '\n');
+    assert_non_null(line);
+    for (line++; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        if (blank_line(line)) {
+            assert_int_equal(llmux__buf_append(&raw, "\n", 1), 0);
+        } else {
+            if (!ind)
+                ind = indent_of(line);
+            if (indent_of(line) < ind || ind <= parent)
+                break;
+            assert_int_equal(llmux__buf_append(&raw, line + ind, n - ind), 0);
+            assert_int_equal(llmux__buf_append(&raw, "\n", 1), 0);
+        }
+        if (!nl)
+            break;
+        line = nl + 1;
+    }
+    /* chomping: "-" strips the final line breaks, "+" keeps them, none
+     * keeps one */
+    keep = raw.len;
+    while (keep && raw.p[keep - 1] == '\n')
+        keep--;
+    if (chomp == '+')
+        keep = raw.len;
+    else if (chomp != '-' && keep < raw.len)
+        keep++;
+    if (binary)
+        b64_decode(raw.p ? raw.p : "", keep, b);
+    else if (keep)
+        assert_int_equal(llmux__buf_append(b, raw.p, keep), 0);
+    llmux__buf_free(&raw);
+}
+
+/* A single-quoted YAML scalar starting at its quote: '' is a quote; a line
+ * break and the next line's indentation fold to one space, and each empty
+ * line in between is a newline. */
+static void yaml_quoted(const char *q, llmux__buf *b)
+{
+    size_t line_start = 0;
+    assert_int_equal(*q, '\'');
+    for (q++;;) {
+        if (!*q)
+            fail_msg("unterminated quoted scalar");
+        if (*q == '\'' && q[1] == '\'') {
+            assert_int_equal(llmux__buf_append(b, "'", 1), 0);
+            q += 2;
+        } else if (*q == '\'') {
+            break;
+        } else if (*q == '\n') {
+            int empties = 0;
+            while (b->len > line_start &&
+                   (b->p[b->len - 1] == ' ' || b->p[b->len - 1] == '\t'))
+                b->len--;
+            for (q++;;) {
+                const char *r = q + indent_of(q);
+                if (*r != '\n') {
+                    q = r;
+                    break;
+                }
+                empties++;
+                q = r + 1;
+            }
+            if (!empties)
+                assert_int_equal(llmux__buf_append(b, " ", 1), 0);
+            while (empties--)
+                assert_int_equal(llmux__buf_append(b, "\n", 1), 0);
+            line_start = b->len;
+        } else {
+            assert_int_equal(llmux__buf_append(b, q, 1), 0);
+            q++;
+        }
+    }
+    if (b->p)
+        b->p[b->len] = '\0';
+}
+
+/* The scalar after "string:" at p, whose key has indentation `ind`. */
+static char *yaml_string(const char *p, size_t ind, size_t *len)
+{
+    llmux__buf b = {0};
+    p = strstr(p, "string:");
+    assert_non_null(p);
+    p += 7;
+    while (*p == ' ')
+        p++;
+    if (*p == '\'')
+        yaml_quoted(p, &b);
+    else if (strncmp(p, "!binary", 7) == 0)
+        yaml_block(p, ind, 1, &b);
+    else if (*p == '|')
+        yaml_block(p, ind, 0, &b);
+    else
+        fail_msg("unexpected YAML scalar: %.20s", p);
+    assert_int_equal(llmux__buf_append(&b, "", 0), 0);
+    if (!b.p) {
+        b.p = llmux__malloc(1);
+        assert_non_null(b.p);
+        b.p[0] = '\0';
+    }
+    *len = b.len;
+    return b.p;
+}
+
+/* One recorded interaction of a VCR cassette. */
+typedef struct cassette {
+    char *req; /* request body */
+    size_t req_len;
+    long status;
+    char *resp; /* response body */
+    size_t resp_len;
+} cassette;
+
+static void cassette_read(const char *path, int index, cassette *c)
+{
+    char *y = slurp(path, NULL);
+    const char *p = y, *req, *resp;
+    int i;
+    for (i = 0; i <= index; i++) {
+        p = strstr(p, "\n- request:");
+        assert_non_null(p);
+        p++;
+    }
+    req = strstr(p, "\n    body:");
+    resp = strstr(p, "\n  response:");
+    assert_non_null(req);
+    assert_non_null(resp);
+    assert_true(req < resp);
+    c->req = yaml_string(req, 6, &c->req_len);
+    p = strstr(resp, "\n      code: ");
+    assert_non_null(p);
+    c->status = strtol(p + 13, NULL, 10);
+    p = strstr(resp, "\n    body:");
+    assert_non_null(p);
+    c->resp = yaml_string(p, 6, &c->resp_len);
+    free(y);
+}
+
+static void cassette_free(cassette *c)
+{
+    llmux__free(c->req);
+    llmux__free(c->resp);
+}
+
+/* ---- JSON helpers ---------------------------------------------------------*/
+
+static json_object *parse_all(const char *s, size_t len)
+{
+    json_tokener *tok = json_tokener_new();
+    json_object *o;
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    o = json_tokener_parse_ex(tok, s, (int)len);
+    if (!o && json_tokener_get_error(tok) == json_tokener_continue)
+        o = json_tokener_parse_ex(tok, "", 1); /* a bare literal or number */
+    else if (!o || json_tokener_get_parse_end(tok) != len) {
+        /* trailing whitespace is fine */
+        size_t end = json_tokener_get_parse_end(tok);
+        while (o && end < len && strchr(" \t\r\n", s[end]))
+            end++;
+        if (!o || end != len)
+            fail_msg("not one JSON value: %.*s", (int)(len > 80 ? 80 : len), s);
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
+/* Member at a dotted path ("messages.1.content"); NULL if absent. */
+static json_object *jget(json_object *o, const char *path)
+{
+    char buf[256], *seg, *save = NULL;
+    snprintf(buf, sizeof buf, "%s", path);
+    for (seg = strtok_r(buf, ".", &save); seg && o;
+         seg = strtok_r(NULL, ".", &save)) {
+        if (json_object_is_type(o, json_type_array)) {
+            size_t i = (size_t)atoi(seg);
+            o = i < json_object_array_length(o)
+                    ? json_object_array_get_idx(o, i)
+                    : NULL;
+        } else if (!json_object_object_get_ex(o, seg, &o)) {
+            return NULL;
+        }
+    }
+    return o;
+}
+
+static int jhas(json_object *o, const char *path)
+{
+    char buf[256], *dot;
+    snprintf(buf, sizeof buf, "%s", path);
+    dot = strrchr(buf, '.');
+    if (!dot)
+        return json_object_object_get_ex(o, buf, NULL);
+    *dot = '\0';
+    return json_object_object_get_ex(jget(o, buf), dot + 1, NULL);
+}
+
+static const char *jstr(json_object *o, const char *path)
+{
+    json_object *v = jget(o, path);
+    if (!json_object_is_type(v, json_type_string))
+        fail_msg("%s is not a string", path);
+    return json_object_get_string(v);
+}
+
+static const char *jstr_or(json_object *o, const char *path)
+{
+    json_object *v = jget(o, path);
+    return json_object_is_type(v, json_type_string) ? json_object_get_string(v)
+                                                    : NULL;
+}
+
+static int64_t jint(json_object *o, const char *path)
+{
+    json_object *v = jget(o, path);
+    if (!json_object_is_type(v, json_type_int))
+        fail_msg("%s is not an integer", path);
+    return json_object_get_int64(v);
+}
+
+static void assert_json_eq(json_object *v, const char *json)
+{
+    json_object *want = parse_all(json, strlen(json));
+    if (!json_object_equal(v, want))
+        fail_msg("got %s, want %s",
+                 v ? json_object_to_json_string(v) : "(absent)", json);
+    json_object_put(want);
+}
+
+/* ---- requests -------------------------------------------------------------*/
+
+static llmux_request *new_req(llmux_op op, const char *spec)
+{
+    llmux_request *r = NULL;
+    int rc = llmux_request_new(&r, op, spec);
+    if (rc != 0)
+        fail_msg("llmux_request_new(%s): %d %s", spec, rc,
+                 r ? llmux_request_errmsg(r) : "");
+    return r;
+}
+
+static llmux_request *chat_req(const char *opts)
+{
+    char spec[512];
+    llmux_request *r;
+    snprintf(spec, sizeof spec, "mistral/mistral-small-latest;" BASE "%s",
+             opts ? opts : "");
+    r = new_req(LLMUX_OP_CHAT, spec);
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "Hi"), 0);
+    return r;
+}
+
+static void prep_ok(llmux_request *r, llmux__prepared *p)
+{
+    int rc = llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, p);
+    if (rc != 0)
+        fail_msg("llmux__prepare: %d (%s) %s", rc, llmux_err_name(rc),
+                 llmux_request_errmsg(r));
+}
+
+/* Prepares r and returns its parsed body (NULL for a bodyless GET). */
+static json_object *encode(llmux_request *r, llmux__prepared *p)
+{
+    json_object *b;
+    prep_ok(r, p);
+    if (!p->http.body)
+        return NULL;
+    b = parse_all(p->http.body, p->http.body_len);
+    assert_true(json_object_is_type(b, json_type_object));
+    return b;
+}
+
+/* Value of header `name` ("Name: value", name matched case-insensitively),
+ * or NULL. */
+static const char *header(const llmux__prepared *p, const char *name)
+{
+    size_t i, n = strlen(name);
+    char *want = llmux__strdup(name), *got;
+    const char *v = NULL;
+    assert_non_null(want);
+    for (i = 0; !v && i < p->http.n_headers; i++) {
+        const char *h = p->http.headers[i];
+        if (strlen(h) <= n || h[n] != ':')
+            continue;
+        got = llmux__strndup(h, n);
+        assert_non_null(got);
+        if (llmux__strcaseeq(got, want))
+            v = h[n + 1] == ' ' ? h + n + 2 : h + n + 1;
+        llmux__free(got);
+    }
+    llmux__free(want);
+    return v;
+}
+
+/* None of the fields Mistral rejects, anywhere at the top of the body. */
+static void assert_never_sent(json_object *b, const char *raw)
+{
+    static const char *const never[] = {"max_completion_tokens", "seed",
+                                        "stream_options", "store", "user"};
+    size_t i;
+    char key[64];
+    for (i = 0; i < sizeof never / sizeof never[0]; i++) {
+        if (jhas(b, never[i]))
+            fail_msg("%s was sent: %s", never[i], raw);
+        snprintf(key, sizeof key, "\"%s\":", never[i]);
+        if (strstr(raw, key))
+            fail_msg("%s appears in %s", key, raw);
+    }
+}
+
+/* Streaming adds "stream":true and nothing else: usage comes with
+ * finish_reason, without stream_options. */
+static void check_streaming(llmux_request *r)
+{
+    llmux__prepared p;
+    json_object *b0, *b;
+    b0 = encode(r, &p);
+    llmux__prepared_free(&p);
+    assert_int_equal(llmux_request_set_stream(r, 1), 0);
+    b = encode(r, &p);
+    assert_true(json_object_get_boolean(jget(b, "stream")));
+    assert_never_sent(b, p.http.body);
+    json_object_object_del(b, "stream");
+    assert_true(json_object_equal(b, b0));
+    json_object_put(b);
+    json_object_put(b0);
+    llmux__prepared_free(&p);
+}
+
+/* ---- encoding -------------------------------------------------------------*/
+
+static void test_encode_chat(void **state)
+{
+    llmux_request *r;
+    llmux__prepared p;
+    json_object *b;
+    (void)state;
+    r = new_req(LLMUX_OP_CHAT, "mistral/mistral-small-latest;" BASE);
+    assert_int_equal(llmux_request_set_system(r, "Be brief."), 0);
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_DEVELOPER, "d"),
+                     0);
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "2+2?"), 0);
+    assert_int_equal(llmux_request_set_max_tokens(r, 100), 0);
+    assert_int_equal(llmux_request_set_temperature(r, 0.3), 0);
+    assert_int_equal(llmux_request_set_top_p(r, 0.9), 0);
+    assert_int_equal(llmux_request_set_seed(r, 42), 0);
+    assert_int_equal(llmux_request_add_stop(r, "END"), 0);
+    b = encode(r, &p);
+    assert_string_equal(p.http.method, "POST");
+    assert_string_equal(p.url, URL "/v1/chat/completions");
+    assert_string_equal(header(&p, "Authorization"), "Bearer k-test");
+    assert_string_equal(header(&p, "Content-Type"), "application/json");
+    assert_json_eq(b, "{\"model\":\"mistral-small-latest\",\"messages\":["
+                      "{\"role\":\"system\",\"content\":\"Be brief.\"},"
+                      "{\"role\":\"system\",\"content\":\"d\"},"
+                      "{\"role\":\"user\",\"content\":\"2+2?\"}],"
+                      "\"max_tokens\":100,\"temperature\":0.3,\"top_p\":0.9,"
+                      "\"random_seed\":42,\"stop\":[\"END\"]}");
+    assert_never_sent(b, p.http.body);
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    check_streaming(r);
+    llmux_request_free(r);
+}
+
+/* The requests ruby_llm recorded are what we send, bar "stream":false and
+ * the tool's name on the tool result. */
+static void check_cassette_request(const char *path, int index,
+                                   const char *name)
+{
+    cassette c;
+    llmux_request *r = NULL;
+    llmux__prepared p;
+    json_object *want, *b;
+    int rc;
+    cassette_read(path, index, &c);
+    want = parse_all(c.req, c.req_len);
+    rc = llmux_request_new_json(&r, "mistral/mistral-small-latest;" BASE, c.req,
+                                c.req_len);
+    if (rc != 0)
+        fail_msg("request JSON: %s", llmux_request_errmsg(r));
+    b = encode(r, &p);
+    if (!json_object_get_boolean(jget(want, "stream")))
+        json_object_object_del(want, "stream");
+    if (name)
+        json_object_object_add(jget(want, "messages.2"), "name",
+                               json_object_new_string(name));
+    if (!json_object_equal(b, want))
+        fail_msg("sent %s\nwant %s", p.http.body,
+                 json_object_to_json_string(want));
+    json_object_put(b);
+    json_object_put(want);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+    cassette_free(&c);
+}
+
+static void test_encode_cassette_requests(void **state)
+{
+    (void)state;
+    check_cassette_request(RUBY_CHAT, 0, NULL);
+    check_cassette_request(RUBY_TOOLS, 0, NULL);
+    check_cassette_request(RUBY_TOOLS, 1, "weather");
+    check_cassette_request(RUBY_REASONING, 0, NULL);
+    check_cassette_request(RUBY_STREAM, 0, NULL);
+}
+
+/* Fields Mistral rejects never go out, whichever way they come in. */
+static void test_encode_never_send(void **state)
+{
+    static const char *req_json =
+        "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+        "\"max_completion_tokens\":7,\"seed\":3,\"user\":\"u-1\",\"store\":"
+        "true,\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+        "\"n\":2,\"presence_penalty\":0.5}";
+    llmux_request *r;
+    llmux__prepared p;
+    json_object *b;
+    (void)state;
+    /* typed fields, options and extra JSON all at once */
+    r = chat_req(";user=opt-user;store=true;seed=5;"
+                 "max_tokens_field=max_completion_tokens");
+    assert_int_equal(llmux_request_set_max_tokens(r, 64), 0);
+    assert_int_equal(llmux_request_set_seed(r, 42), 0);
+    assert_int_equal(llmux_request_set_stream(r, 1), 0);
+    r->extra_json = llmux__strdup(
+        "{\"max_completion_tokens\":1,\"seed\":2,\"store\":true,\"user\":"
+        "\"x\",\"stream_options\":{\"include_usage\":true},\"random_seed\":9,"
+        "\"max_tokens\":3,\"min_tokens\":1}");
+    b = encode(r, &p);
+    assert_never_sent(b, p.http.body);
+    assert_int_equal(jint(b, "max_tokens"), 64);  /* typed wins */
+    assert_int_equal(jint(b, "random_seed"), 42); /* typed wins */
+    assert_int_equal(jint(b, "min_tokens"), 1);   /* a Mistral field */
+    assert_true(json_object_get_boolean(jget(b, "stream")));
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    /* an OpenAI-style request JSON */
+    r = NULL;
+    assert_int_equal(
+        llmux_request_new_json(&r, "mistral/mistral-large-latest;" BASE,
+                               req_json, strlen(req_json)),
+        0);
+    b = encode(r, &p);
+    assert_never_sent(b, p.http.body);
+    assert_int_equal(jint(b, "max_tokens"), 7);
+    assert_int_equal(jint(b, "random_seed"), 3);
+    assert_int_equal(jint(b, "n"), 2);
+    assert_true(json_object_get_double(jget(b, "presence_penalty")) == 0.5);
+    assert_string_equal(jstr(b, "model"), "mistral-large-latest");
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
+static void test_encode_options(void **state)
+{
+    static const char *bad[][2] = {
+        {";safe_prompt=maybe", "safe_prompt"},
+        {";parallel_tool_calls=2", "parallel_tool_calls"}};
+    llmux_request *r;
+    llmux__prepared p;
+    json_object *b;
+    size_t i;
+    (void)state;
+    r = chat_req(";safe_prompt=true;parallel_tool_calls=false;prompt_mode="
+                 "reasoning;reasoning_effort=high;service_tier=flex");
+    b = encode(r, &p);
+    assert_json_eq(jget(b, "safe_prompt"), "true");
+    assert_json_eq(jget(b, "parallel_tool_calls"), "false");
+    assert_json_eq(jget(b, "prompt_mode"), "\"reasoning\"");
+    assert_json_eq(jget(b, "reasoning_effort"), "\"high\"");
+    assert_false(jhas(b, "service_tier")); /* not a Mistral option */
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    /* other spellings of booleans; options win over extra JSON */
+    r = chat_req(";safe_prompt=Yes;parallel_tool_calls=0");
+    r->extra_json = llmux__strdup("{\"safe_prompt\":false,"
+                                  "\"parallel_tool_calls\":true}");
+    b = encode(r, &p);
+    assert_json_eq(jget(b, "safe_prompt"), "true");
+    assert_json_eq(jget(b, "parallel_tool_calls"), "false");
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    /* none given: none sent */
+    r = chat_req(NULL);
+    b = encode(r, &p);
+    assert_false(jhas(b, "safe_prompt"));
+    assert_false(jhas(b, "parallel_tool_calls"));
+    assert_false(jhas(b, "prompt_mode"));
+    assert_false(jhas(b, "reasoning_effort"));
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = chat_req(bad[i][0]);
+        assert_int_equal(llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, &p),
+                         LLMUX_EINVAL);
+        if (!strstr(llmux_request_errmsg(r), bad[i][1]))
+            fail_msg("errmsg: %s", llmux_request_errmsg(r));
+        llmux__prepared_free(&p);
+        llmux_request_free(r);
+    }
+}
+
+static void test_encode_tools(void **state)
+{
+    static const char *params =
+        "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}";
+    static const char *rf = "{\"type\":\"json_object\"}";
+    llmux_request *r = chat_req(NULL);
+    llmux__prepared p;
+    json_object *b;
+    char want[512];
+    (void)state;
+    assert_int_equal(llmux_request_add_tool(r, "weather", "Weather", params),
+                     0);
+    assert_int_equal(llmux_request_set_tool_choice(r, "required"), 0);
+    assert_int_equal(llmux_request_set_response_format(r, rf), 0);
+    b = encode(r, &p);
+    snprintf(want, sizeof want,
+             "[{\"type\":\"function\",\"function\":{\"name\":\"weather\","
+             "\"description\":\"Weather\",\"parameters\":%s}}]",
+             params);
+    assert_json_eq(jget(b, "tools"), want);
+    assert_json_eq(jget(b, "tool_choice"), "\"required\"");
+    assert_json_eq(jget(b, "response_format"), rf);
+    json_object_put(b);
+    llmux__prepared_free(&p);
+
+    assert_int_equal(llmux_request_set_tool_choice(r, "\"any\""), 0);
+    b = encode(r, &p);
+    assert_json_eq(jget(b, "tool_choice"), "\"any\"");
+    json_object_put(b);
+    llmux__prepared_free(&p);
+
+    assert_int_equal(llmux_request_set_tool_choice(r, "weather"), 0);
+    b = encode(r, &p);
+    assert_json_eq(jget(b, "tool_choice"),
+                   "{\"type\":\"function\",\"function\":{\"name\":"
+                   "\"weather\"}}");
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
+static int mistral_id_ok(const char *s)
+{
+    size_t i;
+    for (i = 0; s[i]; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9')))
+            return 0;
+    return i == 9;
+}
+
+/* Roles of the messages sent, as "user,assistant,tool,...". */
+static void assert_roles(json_object *b, const char *want)
+{
+    json_object *msgs = jget(b, "messages");
+    llmux__buf s = {0};
+    size_t i;
+    for (i = 0; i < json_object_array_length(msgs); i++) {
+        const char *role = jstr_or(json_object_array_get_idx(msgs, i), "role");
+        llmux__buf_printf(&s, "%s%s", i ? "," : "", role ? role : "?");
+    }
+    if (strcmp(s.p ? s.p : "", want) != 0)
+        fail_msg("roles %s, want %s", s.p ? s.p : "", want);
+    llmux__buf_free(&s);
+}
+
+static void test_encode_tool_messages(void **state)
+{
+    llmux_tool_call calls[2] = {
+        {0, "gSIMJiOkT", "weather", "{\"city\":\"Paris\"}"},
+        {1, "call_abc123", "get_time", "{\"tz\":\"CET\"}"}};
+    llmux_request *r = chat_req(NULL);
+    llmux__prepared p;
+    json_object *b;
+    const char *mapped;
+    char *keep;
+    (void)state;
+    assert_int_equal(llmux_request_add_tool_calls(r, NULL, calls, 2), 0);
+    assert_int_equal(llmux_request_add_tool_result(r, "gSIMJiOkT", "18C"), 0);
+    assert_int_equal(llmux_request_add_tool_result(r, "call_abc123", "12:00"),
+                     0);
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "And now?"),
+                     0);
+    b = encode(r, &p);
+    /* a tool result directly followed by a user message gets an "OK" */
+    assert_roles(b, "user,assistant,tool,tool,assistant,user");
+    assert_json_eq(jget(b, "messages.4"),
+                   "{\"role\":\"assistant\",\"content\":\"OK\"}");
+    assert_string_equal(jstr(b, "messages.5.content"), "And now?");
+    /* valid ids stay; others become 9 alphanumerics, the same on both
+     * sides; results carry the tool's name */
+    assert_string_equal(jstr(b, "messages.1.tool_calls.0.id"), "gSIMJiOkT");
+    assert_string_equal(jstr(b, "messages.2.tool_call_id"), "gSIMJiOkT");
+    assert_string_equal(jstr(b, "messages.2.name"), "weather");
+    mapped = jstr(b, "messages.1.tool_calls.1.id");
+    assert_true(mistral_id_ok(mapped));
+    assert_string_equal(jstr(b, "messages.3.tool_call_id"), mapped);
+    assert_string_equal(jstr(b, "messages.3.name"), "get_time");
+    assert_string_equal(jstr(b, "messages.1.tool_calls.1.function.name"),
+                        "get_time");
+    assert_null(jget(b, "messages.1.content"));
+    keep = strdup(mapped);
+    json_object_put(b);
+    llmux__prepared_free(&p);
+
+    /* the same id maps the same way in the next request */
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_ASSISTANT, "ok"),
+                     0);
+    b = encode(r, &p);
+    assert_string_equal(jstr(b, "messages.1.tool_calls.1.id"), keep);
+    assert_roles(b, "user,assistant,tool,tool,assistant,user,assistant");
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+    free(keep);
+}
+
+/* any-llm's cases for the tool->user rule, with message JSON. */
+static void test_encode_tool_user_rule(void **state)
+{
+    static const struct {
+        const char *msgs[5];
+        const char *roles;
+    } t[] = {
+        {{"{\"role\":\"system\",\"content\":\"s\"}",
+          "{\"role\":\"user\",\"content\":\"u\"}",
+          "{\"role\":\"assistant\",\"content\":\"a\"}"},
+         "system,user,assistant"},
+        {{"{\"role\":\"tool\",\"tool_call_id\":\"abcdefghi\",\"content\":"
+          "\"t\"}",
+          "{\"role\":\"user\",\"content\":\"u\"}"},
+         "tool,assistant,user"},
+        {{"{\"role\":\"tool\",\"tool_call_id\":\"abcdefghi\",\"content\":"
+          "\"t1\"}",
+          "{\"role\":\"user\",\"content\":\"u1\"}",
+          "{\"role\":\"assistant\",\"content\":\"a1\"}",
+          "{\"role\":\"tool\",\"tool_call_id\":\"bcdefghij\",\"content\":"
+          "\"t2\"}",
+          "{\"role\":\"user\",\"content\":\"u2\"}"},
+         "tool,assistant,user,assistant,tool,assistant,user"},
+        {{"{\"role\":\"user\",\"content\":\"u\"}",
+          "{\"role\":\"tool\",\"tool_call_id\":\"abcdefghi\",\"content\":"
+          "\"t\"}"},
+         "user,tool"},
+        {{"{\"role\":\"tool\",\"tool_call_id\":\"abcdefghi\",\"content\":"
+          "\"t\"}",
+          "{\"role\":\"assistant\",\"content\":\"a\"}",
+          "{\"role\":\"user\",\"content\":\"u\"}"},
+         "tool,assistant,user"},
+        /* a name given stays; a call not found adds none */
+        {{"{\"role\":\"tool\",\"tool_call_id\":\"abcdefghi\",\"name\":\"f\","
+          "\"content\":\"t\"}"},
+         "tool"},
+    };
+    size_t i, k;
+    (void)state;
+    for (i = 0; i < sizeof t / sizeof t[0]; i++) {
+        llmux_request *r =
+            new_req(LLMUX_OP_CHAT, "mistral/mistral-small-latest;" BASE);
+        llmux__prepared p;
+        json_object *b;
+        for (k = 0; k < 5 && t[i].msgs[k]; k++)
+            assert_int_equal(llmux_request_add_message_json(
+                                 r, t[i].msgs[k], strlen(t[i].msgs[k])),
+                             0);
+        b = encode(r, &p);
+        assert_roles(b, t[i].roles);
+        for (k = 0; k < json_object_array_length(jget(b, "messages")); k++) {
+            json_object *m = json_object_array_get_idx(jget(b, "messages"), k);
+            if (strcmp(jstr(m, "role"), "assistant") == 0 &&
+                strcmp(jstr(m, "content"), "OK") == 0)
+                assert_int_equal(json_object_object_length(m), 2);
+            if (strcmp(jstr(m, "role"), "tool") == 0)
+                assert_true(mistral_id_ok(jstr(m, "tool_call_id")));
+        }
+        if (i == 5)
+            assert_string_equal(jstr(b, "messages.0.name"), "f");
+        if (i == 1)
+            assert_false(jhas(b, "messages.0.name"));
+        json_object_put(b);
+        llmux__prepared_free(&p);
+        llmux_request_free(r);
+    }
+}
+
+static void test_encode_fim(void **state)
+{
+    llmux_request *r =
+        new_req(LLMUX_OP_COMPLETE, "mistral/codestral-latest;" BASE
+                                   ";safe_prompt=true;reasoning_effort="
+                                   "high;prompt_mode=reasoning;user=u");
+    llmux__prepared p;
+    json_object *b;
+    (void)state;
+    assert_int_equal(llmux_request_set_prompt(r, "def add(a, b):\n"), 0);
+    assert_int_equal(llmux_request_set_suffix(r, "\nprint(add(1, 2))"), 0);
+    assert_int_equal(llmux_request_set_max_tokens(r, 32), 0);
+    assert_int_equal(llmux_request_set_temperature(r, 0), 0);
+    assert_int_equal(llmux_request_set_seed(r, 7), 0);
+    assert_int_equal(llmux_request_add_stop(r, "\n\n"), 0);
+    b = encode(r, &p);
+    assert_string_equal(p.http.method, "POST");
+    assert_string_equal(p.url, URL "/v1/fim/completions");
+    /* the whole body: chat-only options stay out */
+    assert_json_eq(b, "{\"model\":\"codestral-latest\",\"prompt\":"
+                      "\"def add(a, b):\\n\",\"suffix\":\"\\nprint(add(1, "
+                      "2))\",\"max_tokens\":32,\"temperature\":0,"
+                      "\"random_seed\":7,\"stop\":[\"\\n\\n\"]}");
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    check_streaming(r);
+    llmux_request_free(r);
+
+    /* no suffix: none sent */
+    r = new_req(LLMUX_OP_COMPLETE, "mistral/codestral-latest;" BASE);
+    assert_int_equal(llmux_request_set_prompt(r, "x"), 0);
+    b = encode(r, &p);
+    assert_json_eq(b, "{\"model\":\"codestral-latest\",\"prompt\":\"x\"}");
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
+static void test_encode_embed_models(void **state)
+{
+    cassette c;
+    llmux_request *r;
+    llmux__prepared p;
+    json_object *b, *want;
+    (void)state;
+    /* the ruby_llm request, plus encoding_format */
+    cassette_read(RUBY_EMBED, 0, &c);
+    want = parse_all(c.req, c.req_len);
+    r = new_req(LLMUX_OP_EMBED, "mistral/mistral-embed;" BASE);
+    assert_int_equal(llmux_request_add_input(r, jstr(want, "input")), 0);
+    b = encode(r, &p);
+    assert_string_equal(p.url, URL "/v1/embeddings");
+    json_object_object_add(want, "encoding_format",
+                           json_object_new_string("float"));
+    assert_true(json_object_equal(b, want));
+    json_object_put(b);
+    json_object_put(want);
+    llmux__prepared_free(&p);
+    cassette_free(&c);
+
+    /* several inputs; dimensions is Mistral's output_dimension */
+    assert_int_equal(llmux_request_add_input(r, "Python"), 0);
+    assert_int_equal(llmux_request_set_option(r, "dimensions", "256"), 0);
+    assert_int_equal(llmux_request_set_option(r, "safe_prompt", "true"), 0);
+    b = encode(r, &p);
+    assert_json_eq(jget(b, "input"),
+                   "[\"Ruby is a programmer's best friend\",\"Python\"]");
+    assert_int_equal(jint(b, "output_dimension"), 256);
+    assert_false(jhas(b, "dimensions"));
+    assert_false(jhas(b, "safe_prompt"));
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    r = new_req(LLMUX_OP_MODELS, "provider=mistral;" BASE);
+    b = encode(r, &p);
+    assert_null(b);
+    assert_string_equal(p.http.method, "GET");
+    assert_string_equal(p.url, URL "/v1/models");
+    assert_string_equal(header(&p, "Authorization"), "Bearer k-test");
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
+/* Default base URL, MISTRAL_BASE_URL and MISTRAL_API_KEY. */
+static void test_encode_environment(void **state)
+{
+    const char *vars[] = {"MISTRAL_BASE_URL", "MISTRAL_API_KEY"};
+    char *saved[2];
+    llmux_request *r;
+    llmux__prepared p;
+    size_t i;
+    int rc;
+    (void)state;
+    for (i = 0; i < 2; i++) {
+        saved[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+        unsetenv(vars[i]);
+    }
+    r = new_req(LLMUX_OP_CHAT, "mistral/mistral-small-latest");
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
+    rc = llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, &p);
+    assert_int_not_equal(rc, 0); /* no key */
+    llmux__prepared_free(&p);
+    setenv("MISTRAL_API_KEY", "env-key", 1);
+    prep_ok(r, &p);
+    assert_string_equal(p.url, "https://api.mistral.ai/v1/chat/completions");
+    assert_string_equal(header(&p, "Authorization"), "Bearer env-key");
+    llmux__prepared_free(&p);
+    setenv("MISTRAL_BASE_URL", "http://127.0.0.1:8/mistral", 1);
+    prep_ok(r, &p);
+    assert_string_equal(p.url,
+                        "http://127.0.0.1:8/mistral/v1/chat/completions");
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+    for (i = 0; i < 2; i++) {
+        if (saved[i])
+            setenv(vars[i], saved[i], 1);
+        else
+            unsetenv(vars[i]);
+        free(saved[i]);
+    }
+}
+
+/* ---- independent reading of recorded answers ------------------------------*/
+
+#define MAX_CALLS 8
+
+/* What an answer says, read here from its JSON. */
+typedef struct want {
+    llmux__buf text, reasoning;
+    char *finish;
+    int64_t prompt, completion, total;
+    char *id, *model;
+    int64_t created;
+    size_t n_calls;
+    struct {
+        char *id, *name;
+        llmux__buf args;
+        int64_t wire; /* index on the wire, -1 if none */
+    } calls[MAX_CALLS];
+} want;
+
+static void want_init(want *w)
+{
+    memset(w, 0, sizeof *w);
+    w->prompt = w->completion = w->total = -1;
+}
+
+static void want_free(want *w)
+{
+    size_t i;
+    llmux__buf_free(&w->text);
+    llmux__buf_free(&w->reasoning);
+    free(w->finish);
+    free(w->id);
+    free(w->model);
+    for (i = 0; i < w->n_calls; i++) {
+        free(w->calls[i].id);
+        free(w->calls[i].name);
+        llmux__buf_free(&w->calls[i].args);
+    }
+}
+
+static void add_str(llmux__buf *b, json_object *s)
+{
+    if (json_object_is_type(s, json_type_string))
+        assert_int_equal(
+            llmux__buf_append(b, json_object_get_string(s),
+                              (size_t)json_object_get_string_len(s)),
+            0);
+}
+
+/* content: a string, null, or typed chunks ("text", "thinking" holding a
+ * string or text chunks). */
+static void read_content(want *w, json_object *content)
+{
+    size_t i, k;
+    if (json_object_is_type(content, json_type_string)) {
+        add_str(&w->text, content);
+        return;
+    }
+    for (i = 0; json_object_is_type(content, json_type_array) &&
+                i < json_object_array_length(content);
+         i++) {
+        json_object *part = json_object_array_get_idx(content, i);
+        const char *type = jstr(part, "type");
+        json_object *th = jget(part, "thinking");
+        if (strcmp(type, "text") == 0)
+            add_str(&w->text, jget(part, "text"));
+        else if (strcmp(type, "thinking") == 0 &&
+                 json_object_is_type(th, json_type_string))
+            add_str(&w->reasoning, th);
+        else if (strcmp(type, "thinking") == 0)
+            for (k = 0; k < json_object_array_length(th); k++)
+                add_str(&w->reasoning,
+                        jget(json_object_array_get_idx(th, k), "text"));
+    }
+}
+
+/* Tool calls of a message or delta: a known id continues its call, a new
+ * id starts one; without id, the latest call with the same wire index (or
+ * the latest at all). */
+static void read_calls(want *w, json_object *calls)
+{
+    size_t i, k;
+    for (i = 0; json_object_is_type(calls, json_type_array) &&
+                i < json_object_array_length(calls);
+         i++) {
+        json_object *c = json_object_array_get_idx(calls, i);
+        const char *id = jstr_or(c, "id"), *name;
+        int64_t wire = jget(c, "index") ? jint(c, "index") : -1;
+        size_t at = w->n_calls;
+        if (id && !*id)
+            id = NULL;
+        for (k = w->n_calls; k-- > 0;) {
+            if (id ? (w->calls[k].id && strcmp(w->calls[k].id, id) == 0)
+                   : (wire < 0 || w->calls[k].wire == wire)) {
+                at = k;
+                break;
+            }
+        }
+        if (at == w->n_calls) {
+            assert_true(w->n_calls < MAX_CALLS);
+            w->calls[at].id = id ? strdup(id) : NULL;
+            w->calls[at].wire = wire;
+            w->n_calls++;
+        }
+        name = jstr_or(c, "function.name");
+        if (name && *name) {
+            free(w->calls[at].name);
+            w->calls[at].name = strdup(name);
+        }
+        add_str(&w->calls[at].args, jget(c, "function.arguments"));
+    }
+}
+
+/* One whole body or one chunk. */
+static void read_answer(want *w, json_object *o)
+{
+    json_object *c = jget(o, "choices.0"), *m;
+    const char *fr;
+    if (!w->id && jstr_or(o, "id"))
+        w->id = strdup(jstr(o, "id"));
+    if (!w->model && jstr_or(o, "model"))
+        w->model = strdup(jstr(o, "model"));
+    if (!w->created && jget(o, "created"))
+        w->created = jint(o, "created");
+    m = jget(c, "message") ? jget(c, "message") : jget(c, "delta");
+    read_content(w, jget(m, "content"));
+    read_calls(w, jget(m, "tool_calls"));
+    if ((fr = jstr_or(c, "finish_reason")) != NULL) {
+        free(w->finish);
+        w->finish = strdup(fr);
+    }
+    if (json_object_is_type(jget(o, "usage"), json_type_object)) {
+        w->prompt = jint(o, "usage.prompt_tokens");
+        w->completion = jint(o, "usage.completion_tokens");
+        w->total = jint(o, "usage.total_tokens");
+    }
+}
+
+static llmux_finish finish_of(const char *raw)
+{
+    if (!raw)
+        return LLMUX_FINISH_NONE;
+    if (!strcmp(raw, "length") || !strcmp(raw, "model_length"))
+        return LLMUX_FINISH_LENGTH;
+    if (!strcmp(raw, "tool_calls"))
+        return LLMUX_FINISH_TOOL_CALLS;
+    if (!strcmp(raw, "error"))
+        return LLMUX_FINISH_ERROR;
+    return LLMUX_FINISH_STOP;
+}
+
+static void assert_str_or_null(const char *got, const char *want_s)
+{
+    if (!want_s || !*want_s) {
+        if (got && *got)
+            fail_msg("unexpected \"%s\"", got);
+        return;
+    }
+    if (!got)
+        fail_msg("missing \"%s\"", want_s);
+    assert_string_equal(got, want_s);
+}
+
+/* The decoded answer says what the recording says. */
+static void check_answer(const llmux_response *res, const want *w)
+{
+    const llmux_usage *u = llmux_response_usage(res);
+    size_t i;
+    assert_null(llmux_response_error(res));
+    assert_string_equal(llmux_response_text(res, NULL),
+                        w->text.p ? w->text.p : "");
+    assert_str_or_null(llmux_response_reasoning(res), w->reasoning.p);
+    assert_int_equal(llmux_response_finish(res), finish_of(w->finish));
+    assert_str_or_null(llmux_response_finish_raw(res), w->finish);
+    assert_int_equal(u->prompt_tokens, w->prompt);
+    assert_int_equal(u->completion_tokens, w->completion);
+    assert_int_equal(u->total_tokens, w->total);
+    assert_str_or_null(llmux_response_id(res), w->id);
+    assert_str_or_null(llmux_response_model(res), w->model);
+    assert_int_equal(llmux_response_created(res), w->created);
+    assert_int_equal(llmux_response_tool_call_count(res), w->n_calls);
+    for (i = 0; i < w->n_calls; i++) {
+        const llmux_tool_call *tc = llmux_response_tool_call(res, i);
+        assert_int_equal(tc->index, (int)i);
+        assert_str_or_null(tc->id, w->calls[i].id);
+        assert_str_or_null(tc->name, w->calls[i].name);
+        assert_string_equal(tc->arguments,
+                            w->calls[i].args.p ? w->calls[i].args.p : "");
+    }
+}
+
+/* ---- decoding whole bodies ------------------------------------------------*/
+
+/* Decodes one answer for a fresh request of `op`. */
+static llmux_response *decode_op(llmux_op op, long status, const char *body,
+                                 size_t len, int *rc)
+{
+    llmux_request *r = new_req(op, "mistral/m;" BASE);
+    llmux__prepared p;
+    llmux_response *res;
+    char *copy = dup_n(body, len);
+    if (op == LLMUX_OP_CHAT)
+        assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
+    else if (op == LLMUX_OP_COMPLETE)
+        assert_int_equal(llmux_request_set_prompt(r, "x"), 0);
+    else if (op == LLMUX_OP_EMBED)
+        assert_int_equal(llmux_request_add_input(r, "x"), 0);
+    prep_ok(r, &p);
+    res = llmux__response_new(op, "mistral");
+    assert_non_null(res);
+    *rc = llmux__decode_answer(&p, status, "application/json", copy, len, res);
+    free(copy);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+    return res;
+}
+
+static void check_body(llmux_op op, const char *body, size_t len)
+{
+    json_object *o = parse_all(body, len);
+    llmux_response *res;
+    want w;
+    int rc;
+    want_init(&w);
+    read_answer(&w, o);
+    res = decode_op(op, 200, body, len, &rc);
+    if (rc != 0)
+        fail_msg("rc %d: %s", rc, llmux_response_error(res)->message);
+    check_answer(res, &w);
+    llmux_response_free(res);
+    want_free(&w);
+    json_object_put(o);
+}
+
+static void test_decode_fixtures(void **state)
+{
+    static const char *files[] = {"mistral-text.json", "mistral-tool-call.json",
+                                  "mistral-reasoning.json"};
+    char path[512];
+    size_t i, len;
+    (void)state;
+    for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *body;
+        snprintf(path, sizeof path, FIX_MIS "%s", files[i]);
+        body = slurp(path, &len);
+        check_body(LLMUX_OP_CHAT, body, len);
+        free(body);
+    }
+    /* spot checks that the reading above is not vacuous */
+    {
+        llmux_response *res;
+        const llmux_tool_call *tc;
+        int rc;
+        char *body = slurp(FIX_MIS "mistral-tool-call.json", &len);
+        res = decode_op(LLMUX_OP_CHAT, 200, body, len, &rc);
+        assert_int_equal(rc, 0);
+        tc = llmux_response_tool_call(res, 0);
+        assert_non_null(tc);
+        assert_string_equal(tc->id, "gSIMJiOkT");
+        assert_string_equal(tc->name, "weather");
+        assert_string_equal(tc->arguments, "{\"location\": \"San Francisco\"}");
+        assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_TOOL_CALLS);
+        llmux_response_free(res);
+        free(body);
+        body = slurp(FIX_MIS "mistral-reasoning.json", &len);
+        res = decode_op(LLMUX_OP_CHAT, 200, body, len, &rc);
+        assert_string_equal(llmux_response_text(res, NULL), "2 + 2 = 4");
+        assert_string_equal(
+            llmux_response_reasoning(res),
+            "The user is asking for 2+2. This is basic arithmetic. 2+2=4.");
+        llmux_response_free(res);
+        free(body);
+    }
+}
+
+static void test_decode_cassettes(void **state)
+{
+    cassette c;
+    llmux_response *res;
+    int rc;
+    (void)state;
+    cassette_read(RUBY_CHAT, 0, &c);
+    assert_int_equal(c.status, 200);
+    check_body(LLMUX_OP_CHAT, c.resp, c.resp_len);
+    res = decode_op(LLMUX_OP_CHAT, 200, c.resp, c.resp_len, &rc);
+    assert_string_equal(llmux_response_text(res, NULL), "2 + 2 equals **4**.");
+    assert_int_equal(llmux_response_usage(res)->cached_tokens, 0);
+    llmux_response_free(res);
+    cassette_free(&c);
+
+    /* tools: the call, then (a base64 body) the answer */
+    cassette_read(RUBY_TOOLS, 0, &c);
+    check_body(LLMUX_OP_CHAT, c.resp, c.resp_len);
+    res = decode_op(LLMUX_OP_CHAT, 200, c.resp, c.resp_len, &rc);
+    assert_int_equal(llmux_response_tool_call_count(res), 1);
+    assert_string_equal(llmux_response_tool_call(res, 0)->id, "bAyGEuxg1");
+    assert_string_equal(llmux_response_tool_call(res, 0)->arguments,
+                        "{\"latitude\": \"52.5200\", \"longitude\": "
+                        "\"13.4050\"}");
+    llmux_response_free(res);
+    cassette_free(&c);
+    cassette_read(RUBY_TOOLS, 1, &c);
+    check_body(LLMUX_OP_CHAT, c.resp, c.resp_len);
+    res = decode_op(LLMUX_OP_CHAT, 200, c.resp, c.resp_len, &rc);
+    assert_string_equal(llmux_response_text(res, NULL),
+                        "The current weather in Berlin is **15\xc2\xb0"
+                        "C** "
+                        "with a wind speed of **10 km/h**.");
+    llmux_response_free(res);
+    cassette_free(&c);
+
+    /* reasoning: thinking chunk (with "closed") and text chunk */
+    cassette_read(RUBY_REASONING, 0, &c);
+    check_body(LLMUX_OP_CHAT, c.resp, c.resp_len);
+    res = decode_op(LLMUX_OP_CHAT, 200, c.resp, c.resp_len, &rc);
+    assert_string_equal(llmux_response_text(res, NULL), "144");
+    assert_non_null(strstr(llmux_response_reasoning(res), "12 * 12 = 144"));
+    llmux_response_free(res);
+    cassette_free(&c);
+}
+
+static void test_decode_embeddings_models(void **state)
+{
+    static const char *models =
+        "{\"object\":\"list\",\"data\":[{\"id\":\"mistral-small-latest\","
+        "\"object\":\"model\",\"created\":1787150000,\"owned_by\":"
+        "\"mistralai\",\"capabilities\":{\"completion_chat\":true,"
+        "\"completion_fim\":false,\"function_calling\":true},\"name\":"
+        "\"mistral-small-2506\",\"max_context_length\":131072,\"aliases\":"
+        "[\"mistral-small-2506\"],\"deprecation\":null,\"type\":\"base\"},"
+        "{\"id\":\"codestral-latest\",\"object\":\"model\",\"created\":"
+        "1787150001,\"owned_by\":\"mistralai\",\"type\":\"base\"}]}";
+    cassette c;
+    json_object *want;
+    llmux_response *res;
+    size_t i, dim;
+    const float *v;
+    int rc;
+    (void)state;
+    cassette_read(RUBY_EMBED, 0, &c);
+    want = parse_all(c.resp, c.resp_len);
+    res = decode_op(LLMUX_OP_EMBED, 200, c.resp, c.resp_len, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(llmux_response_embedding_count(res), 1);
+    v = llmux_response_embedding(res, 0, &dim);
+    assert_non_null(v);
+    assert_int_equal(dim,
+                     json_object_array_length(jget(want, "data.0.embedding")));
+    assert_int_equal(dim, 1024);
+    for (i = 0; i < dim; i++)
+        assert_true(v[i] ==
+                    (float)json_object_get_double(json_object_array_get_idx(
+                        jget(want, "data.0.embedding"), i)));
+    assert_string_equal(llmux_response_model(res), "mistral-embed");
+    assert_int_equal(llmux_response_usage(res)->prompt_tokens,
+                     jint(want, "usage.prompt_tokens"));
+    assert_int_equal(llmux_response_usage(res)->total_tokens,
+                     jint(want, "usage.total_tokens"));
+    llmux_response_free(res);
+    json_object_put(want);
+    cassette_free(&c);
+
+    res = decode_op(LLMUX_OP_MODELS, 200, models, strlen(models), &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(llmux_response_model_count(res), 2);
+    assert_string_equal(llmux_response_model_id(res, 0),
+                        "mistral-small-latest");
+    assert_string_equal(llmux_response_model_id(res, 1), "codestral-latest");
+    assert_string_equal(res->o.models[0].owned_by, "mistralai");
+    assert_int_equal(res->o.models[1].created, 1787150001);
+    llmux_response_free(res);
+}
+
+/* FIM answers are chat-shaped: message.content is the completion. */
+static void test_decode_fim(void **state)
+{
+    static const char *body =
+        "{\"id\":\"447e3e0d457e42e98248b5d2ef52a2a3\",\"object\":"
+        "\"chat.completion\",\"model\":\"codestral-2508\",\"usage\":{"
+        "\"prompt_tokens\":8,\"completion_tokens\":91,\"total_tokens\":99},"
+        "\"created\":1759496862,\"choices\":[{\"index\":0,\"message\":{"
+        "\"content\":\"add numbers\\n    return a + b\",\"tool_calls\":null,"
+        "\"prefix\":false,\"role\":\"assistant\"},\"finish_reason\":"
+        "\"model_length\"}]}";
+    llmux_response *res;
+    int rc;
+    (void)state;
+    check_body(LLMUX_OP_COMPLETE, body, strlen(body));
+    res = decode_op(LLMUX_OP_COMPLETE, 200, body, strlen(body), &rc);
+    assert_string_equal(llmux_response_text(res, NULL),
+                        "add numbers\n    return a + b");
+    assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_LENGTH);
+    assert_string_equal(llmux_response_finish_raw(res), "model_length");
+    llmux_response_free(res);
+}
+
+static void test_decode_finish_reasons(void **state)
+{
+    static const struct {
+        const char *raw;
+        llmux_finish f;
+    } t[] = {{"stop", LLMUX_FINISH_STOP},
+             {"length", LLMUX_FINISH_LENGTH},
+             {"model_length", LLMUX_FINISH_LENGTH},
+             {"tool_calls", LLMUX_FINISH_TOOL_CALLS},
+             {"error", LLMUX_FINISH_ERROR}};
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof t / sizeof t[0]; i++) {
+        char body[256];
+        llmux_response *res;
+        int rc;
+        snprintf(body, sizeof body,
+                 "{\"choices\":[{\"index\":0,\"message\":{\"role\":"
+                 "\"assistant\",\"content\":\"x\"},\"finish_reason\":\"%s\"}]}",
+                 t[i].raw);
+        res = decode_op(LLMUX_OP_CHAT, 200, body, strlen(body), &rc);
+        assert_int_equal(rc, 0);
+        assert_int_equal(llmux_response_finish(res), t[i].f);
+        assert_string_equal(llmux_response_finish_raw(res), t[i].raw);
+        llmux_response_free(res);
+    }
+}
+
+/* ---- errors ---------------------------------------------------------------*/
+
+typedef struct err_case {
+    long status;
+    const char *body;
+    int code;
+    const char *type, *pcode, *param, *message;
+} err_case;
+
+static void check_error(const err_case *c)
+{
+    llmux_response *res;
+    const llmux_error *e;
+    int rc;
+    res = decode_op(LLMUX_OP_CHAT, c->status, c->body, strlen(c->body), &rc);
+    assert_int_equal(rc, c->code);
+    e = llmux_response_error(res);
+    assert_non_null(e);
+    assert_int_equal(e->code, c->code);
+    assert_int_equal(e->http_status, c->status);
+    assert_str_or_null(e->type, c->type);
+    assert_str_or_null(e->provider_code, c->pcode);
+    assert_str_or_null(e->param, c->param);
+    if (strcmp(e->message, c->message) != 0)
+        fail_msg("%s:\nmessage \"%s\"\nwant    \"%s\"", c->body, e->message,
+                 c->message);
+    llmux_response_free(res);
+}
+
+static void test_decode_errors(void **state)
+{
+    cassette c401;
+    cassette_read(RUBY_401, 0, &c401);
+    assert_int_equal(c401.status, 401);
+    {
+        const err_case cases[] = {
+            /* recorded: {"detail":"Invalid API Key"} and a newline */
+            {401, c401.resp, LLMUX_EAUTH, NULL, NULL, NULL, "Invalid API Key"},
+            /* documented: flat, with param and code */
+            {400,
+             "{\"object\":\"error\",\"message\":\"Invalid model: x\","
+             "\"type\":\"invalid_request_error\",\"param\":\"model\","
+             "\"code\":\"unknown_model\"}",
+             LLMUX_EPROVIDER, "invalid_request_error", "unknown_model", "model",
+             "Invalid model: x"},
+            {400,
+             "{\"object\":\"error\",\"message\":\"Tool call id was "
+             "turn1_0 but must be a-z, A-Z, 0-9, with a length of 9.\","
+             "\"type\":\"invalid_function_call\",\"param\":null,\"code\":"
+             "\"3280\",\"raw_status_code\":400}",
+             LLMUX_EPROVIDER, "invalid_function_call", "3280", NULL,
+             "Tool call id was turn1_0 but must be a-z, A-Z, 0-9, with a "
+             "length of 9."},
+            /* 422: message is an object holding a validation list */
+            {422,
+             "{\"object\":\"error\",\"message\":{\"detail\":[{\"type\":"
+             "\"extra_forbidden\",\"loc\":[\"body\",\"max_completion_"
+             "tokens\"],\"msg\":\"Extra inputs are not permitted\","
+             "\"input\":32000}]},\"type\":\"invalid_request_error\","
+             "\"param\":null,\"code\":null}",
+             LLMUX_EPROVIDER, "invalid_request_error", NULL, NULL,
+             "body.max_completion_tokens: Extra inputs are not permitted"},
+            /* bare FastAPI list, two items, an index in loc */
+            {422,
+             "{\"detail\":[{\"type\":\"extra_forbidden\",\"loc\":[\"body\","
+             "\"seed\"],\"msg\":\"Extra inputs are not permitted\"},{"
+             "\"type\":\"missing\",\"loc\":[\"body\",\"messages\",0,"
+             "\"content\"],\"msg\":\"Field required\"}]}",
+             LLMUX_EPROVIDER, "extra_forbidden", NULL, NULL,
+             "body.seed: Extra inputs are not permitted; "
+             "body.messages.0.content: Field required"},
+            /* a list without msg: as JSON text */
+            {422, "{\"detail\":[{\"loc\":[\"body\"]}]}", LLMUX_EPROVIDER, NULL,
+             NULL, NULL, "[{\"loc\":[\"body\"]}]"},
+            /* an object message without a list: as JSON text */
+            {422,
+             "{\"object\":\"error\",\"message\":{\"why\":\"x\"},\"type\":"
+             "\"invalid_request_error\",\"code\":1}",
+             LLMUX_EPROVIDER, "invalid_request_error", "1", NULL,
+             "{\"why\":\"x\"}"},
+            {429, "{\"message\":\"Requests rate limit exceeded\"}",
+             LLMUX_ERATELIMIT, NULL, NULL, NULL,
+             "Requests rate limit exceeded"},
+            {401, "{\"message\":\"Unauthorized\",\"request_id\":\"abc\"}",
+             LLMUX_EAUTH, NULL, NULL, NULL, "Unauthorized"},
+            {404, "{\"detail\":\"Not Found\"}", LLMUX_EPROVIDER, NULL, NULL,
+             NULL, "Not Found"},
+            {500, "{\"error\":{\"message\":\"boom\",\"type\":\"server\"}}",
+             LLMUX_EPROVIDER, "server", NULL, NULL, "boom"},
+            /* nothing recognisable: the raw text */
+            {502, "<html>Bad gateway</html>\n", LLMUX_EPROVIDER, NULL, NULL,
+             NULL, "<html>Bad gateway</html>"},
+            {503, "upstream connect error", LLMUX_EPROVIDER, NULL, NULL, NULL,
+             "upstream connect error"},
+            {500, "{\"detail\":", LLMUX_EPROVIDER, NULL, NULL, NULL,
+             "{\"detail\":"},
+            /* an error object in a 200 is the provider's error */
+            {200,
+             "{\"object\":\"error\",\"message\":\"Service unavailable\","
+             "\"type\":\"internal_error\",\"param\":null,\"code\":\"1000\"}",
+             LLMUX_EPROVIDER, "internal_error", "1000", NULL,
+             "Service unavailable"},
+            {200,
+             "{\"object\":\"error\",\"message\":{\"detail\":[{\"loc\":"
+             "[\"body\",\"n\"],\"msg\":\"bad\",\"type\":\"t\"}]}}",
+             LLMUX_EPROVIDER, "t", NULL, NULL, "body.n: bad"},
+        };
+        size_t i;
+        (void)state;
+        for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            check_error(&cases[i]);
+    }
+    cassette_free(&c401);
+}
+
+/* ---- streams --------------------------------------------------------------*/
+
+typedef struct stream_run {
+    llmux__prepared *p;
+    llmux_chunk ch;
+    llmux_response *acc;
+    int done, after_done, events, err;
+    char *err_msg, *err_type;
+} stream_run;
+
+static int on_event(void *ud, const llmux_event *ev)
+{
+    stream_run *s = ud;
+    int rc;
+    if (s->done) {
+        s->after_done++;
+        return 0;
+    }
+    rc = llmux__decode_event(s->p, ev, &s->ch);
+    if (rc == LLMUX_EVENT_DONE) {
+        s->done = 1;
+        return 0;
+    }
+    if (rc < 0) {
+        s->err = rc;
+        s->err_msg = s->ch.o.err_msg ? strdup(s->ch.o.err_msg) : NULL;
+        s->err_type = s->ch.o.err_type ? strdup(s->ch.o.err_type) : NULL;
+        return rc;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(llmux__out_merge(&s->acc->o, &s->ch.o), 0);
+    s->events++;
+    return 0;
+}
+
+static void run_free(stream_run *s)
+{
+    llmux__out_free(&s->ch.o);
+    llmux_response_free(s->acc);
+    free(s->err_msg);
+    free(s->err_type);
+}
+
+/* Everything a run produced, to compare runs with each other. */
+static char *summary(const stream_run *s)
+{
+    const llmux_response *r = s->acc;
+    const llmux_usage *u = llmux_response_usage(r);
+    llmux__buf b = {0};
+    size_t i;
+    llmux__buf_printf(
+        &b,
+        "done=%d err=%d events=%d\ntext=%s\nreasoning=%s\nfinish=%d raw=%s\n"
+        "usage=%ld/%ld/%ld/%ld\nid=%s model=%s created=%lld\n",
+        s->done, s->err, s->events, llmux_response_text(r, NULL),
+        llmux_response_reasoning(r) ? llmux_response_reasoning(r) : "-",
+        llmux_response_finish(r),
+        llmux_response_finish_raw(r) ? llmux_response_finish_raw(r) : "-",
+        u->prompt_tokens, u->completion_tokens, u->total_tokens,
+        u->cached_tokens, llmux_response_id(r) ? llmux_response_id(r) : "-",
+        llmux_response_model(r) ? llmux_response_model(r) : "-",
+        llmux_response_created(r));
+    for (i = 0; i < llmux_response_tool_call_count(r); i++) {
+        const llmux_tool_call *tc = llmux_response_tool_call(r, i);
+        llmux__buf_printf(&b, "call %d id=%s name=%s args=%s\n", tc->index,
+                          tc->id ? tc->id : "-", tc->name ? tc->name : "-",
+                          tc->arguments);
+    }
+    return b.p;
+}
+
+/* A prepared streaming request of `op`. */
+static llmux_request *stream_req(llmux_op op, llmux__prepared *p)
+{
+    llmux_request *r = new_req(op, "mistral/m;" BASE);
+    if (op == LLMUX_OP_COMPLETE)
+        assert_int_equal(llmux_request_set_prompt(r, "x"), 0);
+    else
+        assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
+    assert_int_equal(llmux_request_set_stream(r, 1), 0);
+    prep_ok(r, p);
+    return r;
+}
+
+/* Runs `wire` on a fresh request through the framer, cut at `cuts`; the
+ * summary of the run (caller frees), and the run in *keep if non-NULL. */
+static char *run_stream(llmux_op op, const char *wire, size_t len,
+                        const size_t *cuts, size_t ncuts, stream_run *keep)
+{
+    llmux__prepared p;
+    llmux_request *r = stream_req(op, &p);
+    llmux__framer f;
+    stream_run s;
+    size_t i, at = 0;
+    char *sum;
+    int rc = 0;
+    memset(&s, 0, sizeof s);
+    s.p = &p;
+    llmux__out_init(&s.ch.o, op, 1);
+    s.acc = llmux__response_new(op, "mistral");
+    assert_non_null(s.acc);
+    s.ch.acc = &s.acc->o;
+    llmux__framer_init(&f, LLMUX_FRAMING_SSE, 1 << 20);
+    for (i = 0; i <= ncuts && rc == 0; i++) {
+        size_t end = i < ncuts ? cuts[i] : len;
+        char *piece = dup_n(wire + at, end - at);
+        rc = llmux__framer_feed(&f, piece, end - at, on_event, &s);
+        free(piece);
+        at = end;
+    }
+    if (rc == 0)
+        rc = llmux__framer_finish(&f, on_event, &s);
+    llmux__framer_free(&f);
+    assert_int_equal(rc, s.err);
+    sum = summary(&s);
+    s.p = NULL;
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+    if (keep)
+        *keep = s;
+    else
+        run_free(&s);
+    return sum;
+}
+
+/*
+ * Runs a stream whole, byte by byte, and split in two at every offset:
+ * all runs give the same result, and the whole run is what the recording
+ * says (`w`, read independently from the payloads).
+ */
+static void check_stream(llmux_op op, const char *wire, size_t len,
+                         const want *w, size_t n_events)
+{
+    stream_run whole;
+    char *want_sum, *got;
+    size_t k, *all = malloc((len + 1) * sizeof *all);
+    assert_non_null(all);
+    want_sum = run_stream(op, wire, len, NULL, 0, &whole);
+    assert_true(whole.done);
+    assert_int_equal(whole.after_done, 0);
+    assert_int_equal(whole.err, 0);
+    assert_int_equal(whole.events, (int)n_events);
+    check_answer(whole.acc, w);
+    run_free(&whole);
+    for (k = 0; k + 1 < len; k++)
+        all[k] = k + 1;
+    got = run_stream(op, wire, len, all, len ? len - 1 : 0, NULL);
+    assert_string_equal(got, want_sum);
+    llmux__free(got);
+    for (k = 1; k < len; k++) {
+        got = run_stream(op, wire, len, &k, 1, NULL);
+        if (strcmp(got, want_sum) != 0)
+            fail_msg("split at %zu:\n%s\nwant:\n%s", k, got, want_sum);
+        llmux__free(got);
+    }
+    llmux__free(want_sum);
+    free(all);
+}
+
+/* The payload lines of a chunks file (the file is changed in place). */
+static size_t split_lines(char *text, char **lines, size_t max)
+{
+    size_t n = 0;
+    char *p = text;
+    while (p && *p) {
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        if (*p) {
+            assert_true(n < max);
+            lines[n++] = p;
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+    return n;
+}
+
+/* Payload lines as an SSE wire ending with [DONE]; their reading in w. */
+static char *wire_of(char **lines, size_t n, size_t *len, want *w)
+{
+    llmux__buf b = {0};
+    size_t i;
+    want_init(w);
+    for (i = 0; i < n; i++) {
+        json_object *o = parse_all(lines[i], strlen(lines[i]));
+        read_answer(w, o);
+        json_object_put(o);
+        assert_int_equal(llmux__buf_printf(&b, "data: %s\n\n", lines[i]), 0);
+    }
+    assert_int_equal(llmux__buf_printf(&b, "data: [DONE]\n\n"), 0);
+    *len = b.len;
+    return b.p;
+}
+
+static void check_lines(llmux_op op, char **lines, size_t n)
+{
+    size_t len;
+    want w;
+    char *wire = wire_of(lines, n, &len, &w);
+    check_stream(op, wire, len, &w, n);
+    want_free(&w);
+    llmux__free(wire);
+}
+
+static void check_chunks_file(const char *name)
+{
+    char path[512], *text, *lines[64];
+    size_t n;
+    snprintf(path, sizeof path, FIX_MIS "%s", name);
+    text = slurp(path, NULL);
+    n = split_lines(text, lines, 64);
+    check_lines(LLMUX_OP_CHAT, lines, n);
+    free(text);
+}
+
+static void test_stream_fixtures(void **state)
+{
+    (void)state;
+    check_chunks_file("mistral-text.chunks.txt");
+    check_chunks_file("mistral-tool-call.chunks.txt");
+    check_chunks_file("mistral-incremental-tool-call.chunks.txt");
+    check_chunks_file("mistral-reasoning.chunks.txt");
+}
+
+/* The recorded wire as is: "p" padding, usage on the finish chunk. */
+static void test_stream_cassette(void **state)
+{
+    cassette c;
+    llmux__buf copy = {0};
+    char *p;
+    size_t n = 0;
+    want w;
+    (void)state;
+    cassette_read(RUBY_STREAM, 0, &c);
+    assert_int_equal(c.status, 200);
+    assert_non_null(strstr(c.resp, "data: [DONE]\n\n"));
+    /* the independent reading: every "data: {" line */
+    assert_int_equal(llmux__buf_append(&copy, c.resp, c.resp_len), 0);
+    want_init(&w);
+    for (p = strstr(copy.p, "data: {"); p; p = strstr(p + 1, "data: {")) {
+        char *nl = strchr(p, '\n');
+        json_object *o;
+        assert_non_null(nl);
+        o = parse_all(p + 6, (size_t)(nl - p - 6));
+        read_answer(&w, o);
+        json_object_put(o);
+        n++;
+    }
+    assert_int_equal(n, 4);
+    assert_string_equal(w.text.p, "1, 2, 3");
+    check_stream(LLMUX_OP_CHAT, c.resp, c.resp_len, &w, n);
+    want_free(&w);
+    llmux__buf_free(&copy);
+    cassette_free(&c);
+}
+
+#define CHUNK(delta, fr)                                                       \
+    "{\"id\":\"a1\",\"object\":\"chat.completion.chunk\",\"created\":7,"       \
+    "\"model\":\"codestral-latest\",\"choices\":[{\"index\":0,"                \
+    "\"delta\":" delta ",\"finish_reason\":" fr "}]"
+#define USAGE                                                                  \
+    ",\"usage\":{\"prompt_tokens\":5,\"total_tokens\":9,\"completion_"         \
+    "tokens\":"                                                                \
+    "4}}"
+
+/* FIM streams, whole tool calls, thinking as a string, model_length. */
+static void test_stream_hand_made(void **state)
+{
+    static char fim0[] =
+        CHUNK("{\"role\":\"assistant\",\"content\":\"\"}", "null") "}";
+    static char fim1[] = CHUNK("{\"content\":\"return a\"}", "null") "}";
+    static char fim2[] =
+        CHUNK("{\"content\":\" + b\"}", "\"model_length\"") USAGE;
+    static char two0[] =
+        CHUNK("{\"content\":null,\"tool_calls\":[{\"id\":\"aaaaaaaaa\","
+              "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}},{\"id\":"
+              "\"bbbbbbbbb\",\"function\":{\"name\":\"g\",\"arguments\":"
+              "\"{\\\"x\\\":1}\"}}]}",
+              "null") "}";
+    static char two1[] =
+        CHUNK("{\"tool_calls\":[{\"id\":\"ccccccccc\",\"function\":{\"name\":"
+              "\"h\",\"arguments\":\"[]\"}}]}",
+              "\"tool_calls\"") USAGE;
+    static char th0[] =
+        CHUNK("{\"content\":[{\"type\":\"thinking\",\"thinking\":\"hm\"},"
+              "{\"type\":\"text\",\"text\":\"A\"}]}",
+              "null") "}";
+    static char th1[] =
+        CHUNK("{\"content\":[{\"type\":\"thinking\",\"thinking\":[{\"type\":"
+              "\"text\",\"text\":\"m\"}],\"closed\":true}]}",
+              "null") "}";
+    static char th2[] = CHUNK("{\"content\":\"B\"}", "\"error\"") USAGE;
+    char *fim[] = {fim0, fim1, fim2}, *two[] = {two0, two1},
+         *th[] = {th0, th1, th2};
+    stream_run s;
+    size_t len;
+    want w;
+    char *wire, *sum;
+    (void)state;
+    check_lines(LLMUX_OP_COMPLETE, fim, 3);
+    check_lines(LLMUX_OP_CHAT, two, 2);
+    check_lines(LLMUX_OP_CHAT, th, 3);
+
+    /* and what they mean, spelled out */
+    wire = wire_of(fim, 3, &len, &w);
+    sum = run_stream(LLMUX_OP_COMPLETE, wire, len, NULL, 0, &s);
+    assert_string_equal(llmux_response_text(s.acc, NULL), "return a + b");
+    assert_int_equal(llmux_response_finish(s.acc), LLMUX_FINISH_LENGTH);
+    assert_int_equal(llmux_response_usage(s.acc)->total_tokens, 9);
+    run_free(&s);
+    llmux__free(sum);
+    llmux__free(wire);
+    want_free(&w);
+    wire = wire_of(two, 2, &len, &w);
+    sum = run_stream(LLMUX_OP_CHAT, wire, len, NULL, 0, &s);
+    assert_int_equal(llmux_response_tool_call_count(s.acc), 3);
+    assert_string_equal(llmux_response_tool_call(s.acc, 1)->name, "g");
+    assert_string_equal(llmux_response_tool_call(s.acc, 1)->arguments,
+                        "{\"x\":1}");
+    assert_int_equal(llmux_response_tool_call(s.acc, 2)->index, 2);
+    assert_string_equal(llmux_response_tool_call(s.acc, 2)->id, "ccccccccc");
+    run_free(&s);
+    llmux__free(sum);
+    llmux__free(wire);
+    want_free(&w);
+    wire = wire_of(th, 3, &len, &w);
+    sum = run_stream(LLMUX_OP_CHAT, wire, len, NULL, 0, &s);
+    assert_string_equal(llmux_response_text(s.acc, NULL), "AB");
+    assert_string_equal(llmux_response_reasoning(s.acc), "hmm");
+    assert_int_equal(llmux_response_finish(s.acc), LLMUX_FINISH_ERROR);
+    run_free(&s);
+    llmux__free(sum);
+    llmux__free(wire);
+    want_free(&w);
+}
+
+/* Decodes one event payload on a fresh streaming chat request. */
+static int one_event(const char *data, size_t len, char **msg, char **type)
+{
+    llmux__prepared p;
+    llmux_request *r = stream_req(LLMUX_OP_CHAT, &p);
+    llmux_chunk ch;
+    llmux_event ev;
+    char *copy = malloc(len + 1);
+    int rc;
+    assert_non_null(copy);
+    memcpy(copy, data, len);
+    copy[len] = '\0';
+    memset(&ch, 0, sizeof ch);
+    llmux__out_init(&ch.o, LLMUX_OP_CHAT, 1);
+    memset(&ev, 0, sizeof ev);
+    ev.struct_size = sizeof ev;
+    ev.data = copy;
+    ev.data_len = len;
+    rc = llmux__decode_event(&p, &ev, &ch);
+    *msg = ch.o.err_msg ? strdup(ch.o.err_msg) : NULL;
+    if (type)
+        *type = ch.o.err_type ? strdup(ch.o.err_type) : NULL;
+    llmux__out_free(&ch.o);
+    free(copy);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+    return rc;
+}
+
+static void test_stream_errors(void **state)
+{
+    static const struct {
+        const char *data;
+        const char *type, *message;
+    } t[] = {
+        {"{\"object\":\"error\",\"message\":\"Internal error\",\"type\":"
+         "\"internal_error\",\"param\":null,\"code\":\"1000\"}",
+         "internal_error", "Internal error"},
+        {"{\"error\":{\"message\":\"overloaded\",\"type\":\"server\"}}",
+         "server", "overloaded"},
+        {"{\"object\":\"error\",\"message\":{\"detail\":[{\"loc\":[\"body\"],"
+         "\"msg\":\"no\",\"type\":\"x\"}]}}",
+         "x", "body: no"},
+        {"{\"object\":\"error\"}", NULL, "error object without a message"},
+    };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof t / sizeof t[0]; i++) {
+        char *msg, *type;
+        int rc = one_event(t[i].data, strlen(t[i].data), &msg, &type);
+        assert_int_equal(rc, LLMUX_EPROVIDER);
+        assert_str_or_null(type, t[i].type);
+        assert_str_or_null(msg, t[i].message);
+        free(msg);
+        free(type);
+    }
+}
+
+/* ---- garbage and truncation -----------------------------------------------*/
+
+static void expect_proto(llmux_op op, const char *body, size_t len)
+{
+    llmux_response *res;
+    const llmux_error *e;
+    int rc;
+    res = decode_op(op, 200, body, len, &rc);
+    if (rc != LLMUX_EPROTO)
+        fail_msg("op %d body \"%.*s\" (%zu bytes): rc %d", op,
+                 (int)(len > 60 ? 60 : len), body, len, rc);
+    e = llmux_response_error(res);
+    assert_non_null(e);
+    assert_int_equal(e->code, LLMUX_EPROTO);
+    assert_memory_equal(e->message, "mistral: ", 9);
+    assert_null(strchr(e->message, '\n'));
+    llmux_response_free(res);
+}
+
+static void test_decode_garbage(void **state)
+{
+    static const char *chat_bad[] = {
+        "",
+        " ",
+        "null",
+        "42",
+        "\"s\"",
+        "[]",
+        "{}",
+        "{\"id\":\"x\"}",
+        "{\"choices\":5}",
+        "{\"choices\":[5]}",
+        "{\"choices\":[{}]}",
+        "{\"choices\":[{\"message\":\"hi\"}]}",
+        "{\"choices\":[{\"message\":{\"tool_calls\":[{\"index\":-1}]}}]}",
+        "{\"object\":\"chat.completion\"}",
+        "<html>502</html>",
+        "{\"choices\":[]} x",
+        "\xff\xfe{}",
+        "{\"object\":\"error\""};
+    static const char *embed_bad[] = {"{}", "{\"data\":{}}",
+                                      "{\"data\":[{\"embedding\":[1,\"x\"]}]}",
+                                      "{\"data\":[{\"index\":0}]}",
+                                      "{\"data\":[{\"index\":3,"
+                                      "\"embedding\":[1]}]}"};
+    static const char *files[] = {"mistral-text.json", "mistral-tool-call.json",
+                                  "mistral-reasoning.json"};
+    char path[512];
+    size_t i, k;
+    (void)state;
+    for (i = 0; i < sizeof chat_bad / sizeof chat_bad[0]; i++) {
+        expect_proto(LLMUX_OP_CHAT, chat_bad[i], strlen(chat_bad[i]));
+        expect_proto(LLMUX_OP_COMPLETE, chat_bad[i], strlen(chat_bad[i]));
+    }
+    for (i = 0; i < sizeof embed_bad / sizeof embed_bad[0]; i++)
+        expect_proto(LLMUX_OP_EMBED, embed_bad[i], strlen(embed_bad[i]));
+    expect_proto(LLMUX_OP_MODELS, "{\"object\":\"list\"}", 17);
+
+    /* every prefix of every recorded body is a clean EPROTO */
+    for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+        size_t len, end;
+        char *body;
+        snprintf(path, sizeof path, FIX_MIS "%s", files[i]);
+        body = slurp(path, &len);
+        end = len;
+        while (end && body[end - 1] != '}')
+            end--;
+        for (k = 0; k < end; k++)
+            expect_proto(LLMUX_OP_CHAT, body, k);
+        free(body);
+    }
+}
+
+/* A small deterministic generator for fuzz input. */
+static uint32_t rnd(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+/* Random JSON-ish bytes and mutated recordings never crash; they decode,
+ * or fail with a clean code and message. */
+static void test_fuzz(void **state)
+{
+    static const char alphabet[] = "{}[]\":,0123456789.-eE truefalsnl\\/"
+                                   "choicesmessagecontentdeltatypetext\n\xc3";
+    char *body;
+    size_t len, i, k;
+    uint32_t seed = 0x9e3779b9u;
+    (void)state;
+    for (i = 0; i < 3000; i++) {
+        char buf[96], *msg;
+        size_t n = rnd(&seed) % sizeof buf;
+        llmux_response *res;
+        int rc;
+        for (k = 0; k < n; k++)
+            buf[k] = alphabet[rnd(&seed) % (sizeof alphabet - 1)];
+        res = decode_op(i % 2 ? LLMUX_OP_CHAT : LLMUX_OP_EMBED,
+                        i % 5 ? 200 : 422, buf, n, &rc);
+        assert_true(rc == 0 || rc == LLMUX_EPROTO || rc == LLMUX_EPROVIDER);
+        if (rc)
+            assert_non_null(llmux_response_error(res)->message);
+        llmux_response_free(res);
+        rc = one_event(buf, n, &msg, NULL);
+        assert_true(rc == 0 || rc == LLMUX_EPROTO || rc == LLMUX_EPROVIDER ||
+                    rc == LLMUX_EVENT_DONE);
+        if (rc < 0)
+            assert_non_null(msg);
+        free(msg);
+    }
+    /* each byte of a recording dropped or replaced */
+    body = slurp(FIX_MIS "mistral-tool-call.json", &len);
+    for (i = 0; i < len; i++) {
+        char *m = dup_n(body, len);
+        llmux_response *res;
+        int rc;
+        m[i] = (char)(rnd(&seed) & 0xFF);
+        res = decode_op(LLMUX_OP_CHAT, 200, m, len, &rc);
+        assert_true(rc == 0 || rc == LLMUX_EPROTO || rc == LLMUX_EPROVIDER);
+        llmux_response_free(res);
+        memmove(m + i, m + i + 1, len - i - 1);
+        res = decode_op(LLMUX_OP_CHAT, 200, m, len - 1, &rc);
+        assert_true(rc == 0 || rc == LLMUX_EPROTO || rc == LLMUX_EPROVIDER);
+        llmux_response_free(res);
+        free(m);
+    }
+    free(body);
+}
+
+/* Every cut of every event of the recorded streams is a clean EPROTO. */
+static void test_stream_truncated(void **state)
+{
+    static const char *files[] = {"mistral-text.chunks.txt",
+                                  "mistral-tool-call.chunks.txt",
+                                  "mistral-incremental-tool-call.chunks.txt",
+                                  "mistral-reasoning.chunks.txt"};
+    static const char *bad[] = {"hello",
+                                "{",
+                                "[1]",
+                                "42",
+                                "null",
+                                "{\"choices\":5}",
+                                "{\"choices\":[{\"delta\":"
+                                "\"x\"}]}",
+                                "{\"a\":1}{\"b\":2}",
+                                "[DONE"};
+    char path[512];
+    size_t f, i, k;
+    (void)state;
+    for (f = 0; f < sizeof files / sizeof files[0]; f++) {
+        char *text, *lines[64];
+        size_t n;
+        snprintf(path, sizeof path, FIX_MIS "%s", files[f]);
+        text = slurp(path, NULL);
+        n = split_lines(text, lines, 64);
+        for (i = 0; i < n; i++) {
+            size_t len = strlen(lines[i]);
+            for (k = 1; k < len; k++) {
+                char *msg;
+                int rc = one_event(lines[i], k, &msg, NULL);
+                if (rc != LLMUX_EPROTO)
+                    fail_msg("%s line %zu cut at %zu: rc %d", files[f], i, k,
+                             rc);
+                assert_non_null(msg);
+                assert_memory_equal(msg, "mistral: ", 9);
+                free(msg);
+            }
+        }
+        free(text);
+    }
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *msg;
+        assert_int_equal(one_event(bad[i], strlen(bad[i]), &msg, NULL),
+                         LLMUX_EPROTO);
+        assert_non_null(msg);
+        free(msg);
+    }
+}
+
+/* Error bodies cut anywhere still give a message and never crash. */
+static void test_errors_truncated(void **state)
+{
+    static const char *body =
+        "{\"object\":\"error\",\"message\":{\"detail\":[{\"type\":"
+        "\"extra_forbidden\",\"loc\":[\"body\",\"seed\"],\"msg\":\"Extra "
+        "inputs are not permitted\",\"input\":1}]},\"type\":"
+        "\"invalid_request_error\",\"param\":null,\"code\":null}";
+    size_t k, len = strlen(body);
+    (void)state;
+    for (k = 0; k <= len; k++) {
+        llmux_response *res;
+        int rc;
+        res = decode_op(LLMUX_OP_CHAT, 422, body, k, &rc);
+        assert_int_equal(rc, LLMUX_EPROVIDER);
+        assert_non_null(llmux_response_error(res));
+        assert_non_null(llmux_response_error(res)->message);
+        if (k == len)
+            assert_string_equal(llmux_response_error(res)->message,
+                                "body.seed: Extra inputs are not permitted");
+        llmux_response_free(res);
+    }
+}
+
+static int teardown_all(void **state)
+{
+    (void)state;
+    llmux__providers_cleanup();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_encode_chat),
+        cmocka_unit_test(test_encode_cassette_requests),
+        cmocka_unit_test(test_encode_never_send),
+        cmocka_unit_test(test_encode_options),
+        cmocka_unit_test(test_encode_tools),
+        cmocka_unit_test(test_encode_tool_messages),
+        cmocka_unit_test(test_encode_tool_user_rule),
+        cmocka_unit_test(test_encode_fim),
+        cmocka_unit_test(test_encode_embed_models),
+        cmocka_unit_test(test_encode_environment),
+        cmocka_unit_test(test_decode_fixtures),
+        cmocka_unit_test(test_decode_cassettes),
+        cmocka_unit_test(test_decode_embeddings_models),
+        cmocka_unit_test(test_decode_fim),
+        cmocka_unit_test(test_decode_finish_reasons),
+        cmocka_unit_test(test_decode_errors),
+        cmocka_unit_test(test_stream_fixtures),
+        cmocka_unit_test(test_stream_cassette),
+        cmocka_unit_test(test_stream_hand_made),
+        cmocka_unit_test(test_stream_errors),
+        cmocka_unit_test(test_decode_garbage),
+        cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_stream_truncated),
+        cmocka_unit_test(test_errors_truncated),
+    };
+    return cmocka_run_group_tests(tests, NULL, teardown_all);
+}
