@@ -43,61 +43,11 @@ static const llmux_oai_dialect openai_dialect = {
     NULL                     /* userdata */
 };
 
-/* The dialect of this provider instance: OpenAI's, or one derived from a
- * descriptor's options. */
-static const llmux_oai_dialect *dialect(void *provctx)
-{
-    return provctx ? (const llmux_oai_dialect *)provctx : &openai_dialect;
-}
-
 static int openai_init(const llmux_host *host, const llmux_provider_config *cfg,
                        void **provctx)
 {
-    llmux_oai_dialect *d = NULL;
-    int rc = 0;
-    *provctx = NULL;
-    if (cfg)
-        rc = llmux_oai_dialect_configure(&openai_dialect, host, cfg->name,
-                                         cfg->options, cfg->n_options, &d);
-    if (rc == 0)
-        *provctx = d;
-    return rc;
-}
-
-static void openai_teardown(void *provctx)
-{
-    llmux_oai_dialect_free(openai_host, provctx);
-}
-
-static int openai_encode(void *provctx, llmux_call *call,
-                         llmux_http_request *http)
-{
-    return llmux_oai_encode(dialect(provctx), openai_host, call, http);
-}
-
-static int openai_decode(void *provctx, llmux_call *call,
-                         const llmux_http_response *resp, llmux_out *out)
-{
-    return llmux_oai_decode(dialect(provctx), openai_host, call, resp, out);
-}
-
-static int openai_decode_event(void *provctx, llmux_call *call,
-                               const llmux_event *ev, llmux_out *out)
-{
-    return llmux_oai_decode_event(dialect(provctx), openai_host, call, ev, out);
-}
-
-static int openai_decode_error(void *provctx, llmux_call *call,
-                               const llmux_http_response *resp, llmux_out *out)
-{
-    return llmux_oai_decode_error(dialect(provctx), openai_host, call, resp,
-                                  out);
-}
-
-static void openai_call_end(void *provctx, llmux_call *call)
-{
-    (void)provctx;
-    llmux_oai_call_end(openai_host, call);
+    /* a descriptor's options may adjust the dialect (max_tokens_field...) */
+    return llmux_oai_provider_init(&openai_dialect, host, cfg, provctx);
 }
 
 static const llmux_provider openai_provider = {
@@ -114,12 +64,12 @@ static const llmux_provider openai_provider = {
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
     openai_init,
-    openai_teardown,
-    openai_encode,
-    openai_decode,
-    openai_decode_event,
-    openai_decode_error,
-    openai_call_end,
+    llmux_oai_provider_teardown,
+    llmux_oai_provider_encode,
+    llmux_oai_provider_decode,
+    llmux_oai_provider_decode_event,
+    llmux_oai_provider_decode_error,
+    llmux_oai_provider_call_end,
     0 /* default_port */};
 
 LLMUX_DEFINE_PROVIDER(openai_provider, openai_host)
