@@ -2,10 +2,10 @@
  * llmux_mock.h: in-process API of the llmux mock provider server.
  *
  * The mock is a small HTTP/1.1 server on a caller-owned libuv loop that
- * speaks the providers' wire protocols (OpenAI today) with deterministic
- * answers, records every request it receives and injects faults on demand.
- * Tests start it on 127.0.0.1 port 0, read the port back and point a client
- * at http://127.0.0.1:PORT/v1.
+ * speaks the providers' wire protocols with deterministic answers, records
+ * every request it receives and injects faults on demand. Tests start it on
+ * 127.0.0.1 port 0, read the port back and point a client at
+ * http://127.0.0.1:PORT/v1 (OpenAI), .../mistral, .../ollama or .../aleph.
  *
  * Threading: a mock belongs to the thread that runs its loop; no function
  * here is thread-safe. Call them from that thread, between or during

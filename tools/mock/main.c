@@ -22,7 +22,9 @@ static void usage(FILE *f)
           "                  [--chunk-delay MS] [--fault SPEC]...\n"
           "                  [--fault-all SPEC] [--port-file FILE] "
           "[--quiet]\n"
-          "Serves the OpenAI wire protocol with deterministic answers.\n"
+          "Serves OpenAI (any path), Mistral (/mistral/v1/...), Ollama\n"
+          "(/ollama/api/...) and Aleph Alpha (/aleph/...) with\n"
+          "deterministic answers.\n"
           "SPEC is ';'-separated directives, e.g. "
           "'status=429;retry_after=1'.\n",
           f);

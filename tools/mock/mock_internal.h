@@ -3,9 +3,12 @@
  *
  * mock_server.c owns sockets, HTTP parsing, records, fault resolution and
  * the response engine (pacing, stalls, cuts). Each wire protocol lives in
- * its own file (mock_openai.c, later Mistral, Ollama, Aleph Alpha) and only
- * builds replies: a whole body, or a list of framed stream events that the
- * engine sends one by one. mock_util.c holds the shared helpers.
+ * its own file (mock_openai.c, mock_mistral.c, mock_ollama.c, mock_aleph.c)
+ * and only builds replies: a whole body, or a list of framed stream events
+ * that the engine sends one by one. mock_chat.c decides the normalized
+ * answer every protocol gives and writes OpenAI's chat shape, which
+ * Mistral and Aleph Alpha reuse with a dialect; mock_util.c holds the
+ * shared helpers.
  */
 #ifndef LLMUX_MOCK_INTERNAL_H
 #define LLMUX_MOCK_INTERNAL_H
@@ -154,12 +157,14 @@ typedef struct mock_route {
 } mock_route;
 
 /*
- * A wire protocol. Routes are tried in order (put longer suffixes first);
- * the protocols themselves are tried in the order of the table in
- * mock_server.c, so any base prefix works.
+ * A wire protocol. A protocol with a `prefix` ("/mistral") owns every path
+ * that starts with it (followed by '/' or the end); the one without a
+ * prefix (OpenAI) gets all other paths. Within its paths, routes are tried
+ * in order (put longer suffixes first), so any base below the prefix works.
  */
 typedef struct mock_protocol {
     const char *name;
+    const char *prefix;       /* NULL: the default protocol */
     const mock_route *routes; /* ends with a {NULL} entry */
     /* Returns 0 if the request may go on, else fills ctx->reply (401). */
     int (*check_auth)(mock_ctx *ctx);
@@ -175,6 +180,105 @@ typedef struct mock_protocol {
 } mock_protocol;
 
 extern const mock_protocol llmux__mock_openai;
+extern const mock_protocol llmux__mock_mistral;
+extern const mock_protocol llmux__mock_ollama;
+extern const mock_protocol llmux__mock_aleph;
+
+/* ---- JSON helpers ------------------------------------------------------ */
+
+/* Member `key` of object `o`, or NULL (also when `o` is not an object). */
+json_object *llmux__mock_get(json_object *o, const char *key);
+/* String member, or NULL when absent or not a string. */
+const char *llmux__mock_str(json_object *o, const char *key);
+/* True when the member is the boolean true. */
+int llmux__mock_true(json_object *o, const char *key);
+/* Non-negative integer member (capped at 1e9), or -1. */
+long llmux__mock_int(json_object *o, const char *key);
+/* New JSON string; NULL gives "". */
+json_object *llmux__mock_jstr(const char *s);
+/* JSON array of the MOCK_EMBED_DIM floats of the text's embedding. */
+json_object *llmux__mock_embedding_json(const char *s, size_t len);
+/* Appends the text of a message "content": a string, or the "text" of
+ * every text part of an array; anything else adds nothing. */
+void llmux__mock_content_text(json_object *content, mock_buf *out);
+/*
+ * For huge=N: the reply body already holds JSON with the member `mark`
+ * (e.g. "\"content\":\"\"", an empty string); inserts n bytes of 'x'
+ * into that string. Sets reply->oom when the mark is missing.
+ */
+void llmux__mock_splice_x(mock_reply *r, const char *mark, size_t n);
+
+/* ---- the normalized answer (mock_chat.c) ------------------------------ */
+
+/* What a chat reply says, decided before any protocol formats it. */
+typedef struct mock_chat_plan {
+    size_t prompt_tokens;
+    size_t completion_tokens;
+    const char *finish; /* "stop", "length" or "tool_calls" */
+    char *content;      /* the text, or NULL for a tool call */
+    char *tool_name;    /* the tool called, or NULL */
+    char *tool_args;    /* JSON text of the arguments: {"input":"..."} */
+} mock_chat_plan;
+
+/* What a protocol read from its own request fields. */
+typedef struct mock_chat_in {
+    json_object *messages; /* a non-empty array */
+    const char *tool;      /* tool to call after a user message, or NULL */
+    long max_tokens;       /* -1: no limit */
+    int json_reply;        /* JSON mode: the reply is {"reply":"..."} */
+} mock_chat_in;
+
+/*
+ * Checks "model" and "messages" (a non-empty array); on failure writes a
+ * 400 through the protocol's error builder and returns -1.
+ */
+int llmux__mock_chat_check(mock_ctx *ctx, json_object **messages);
+/* The tool the request asks for ("tools" and OpenAI's "tool_choice"):
+ * the named one, else the first; NULL for none or tool_choice "none". */
+const char *llmux__mock_pick_tool(json_object *req);
+/* Fills `p`; returns 0, or -1 (reply->oom set) when out of memory. */
+int llmux__mock_chat_plan(mock_ctx *ctx, const mock_chat_in *in,
+                          mock_chat_plan *p);
+void llmux__mock_chat_plan_free(mock_chat_plan *p);
+/*
+ * Text completion of `prompt`: "Mock completion of: <prompt>" (or the
+ * events=N text), truncated to max words (-1: none). Fills a plan with no
+ * tool call; returns 0 or -1 (reply->oom set).
+ */
+int llmux__mock_text_plan(mock_ctx *ctx, const char *prompt, long max,
+                          mock_chat_plan *p);
+
+/* ---- OpenAI's chat shape with dialects (mock_chat.c) ------------------ */
+
+/*
+ * Dialect flags. REFUSAL: message.refusal null (OpenAI). LOGPROBS:
+ * choice.logprobs null. TOOLTYPE: tool calls carry "type", and streams send
+ * them OpenAI's way (index, then argument fragments). MISTRAL: Mistral's
+ * whole message (content "" beside tool calls, tool_calls null beside text)
+ * and streams (the last piece's chunk carries finish_reason and usage, "p"
+ * padding, a tool call whole in the finishing chunk, no usage option).
+ */
+#define MOCK_OAI_REFUSAL  1u
+#define MOCK_OAI_LOGPROBS 2u
+#define MOCK_OAI_TOOLTYPE 4u
+#define MOCK_OAI_MISTRAL  8u
+
+typedef struct mock_oai_dialect {
+    const char *id_fmt;      /* printf format of the id, given the seq */
+    const char *fingerprint; /* system_fingerprint, or NULL for none */
+    const char *tool_id;     /* id of the tool call */
+    unsigned flags;
+} mock_oai_dialect;
+
+/* Writes `p` as a chat.completion, or as chat.completion.chunk SSE events
+ * ending with [DONE] when `stream`. `include_usage` adds OpenAI's usage
+ * chunk (ignored with MOCK_OAI_MISTRAL, which always sends usage). */
+void llmux__mock_oai_chat(mock_ctx *ctx, const mock_chat_plan *p,
+                          const mock_oai_dialect *d, int stream,
+                          int include_usage);
+/* Builds the OpenAI-shaped embedding list of "input" (a string or an array
+ * of strings) and replies with it (or a 400); `id` adds an "id" member. */
+void llmux__mock_oai_embed_list(mock_ctx *ctx, const char *id);
 
 /* ---- text helpers ------------------------------------------------------ */
 

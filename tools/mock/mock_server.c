@@ -34,9 +34,12 @@
 #define MOCK_BACKLOG  4096
 #define MOCK_DRAIN_MS 2000 /* wait for the client's FIN after ours */
 
-/* Protocols in matching order; the first is the default for errors. */
+/* The protocols; the first is the default for other paths and errors. */
 static const mock_protocol *const mock_protocols[] = {
     &llmux__mock_openai,
+    &llmux__mock_mistral,
+    &llmux__mock_ollama,
+    &llmux__mock_aleph,
 };
 #define N_PROTOCOLS (sizeof(mock_protocols) / sizeof(mock_protocols[0]))
 
@@ -548,23 +551,37 @@ static void handle_control(mock_conn *c, const char *method, const char *path)
 
 /* ---- requests ------------------------------------------------------------ */
 
+/* The protocol owning `path`: the one whose prefix it starts with (then
+ * '/' or the end), else the first. */
+static const mock_protocol *find_protocol(const char *path)
+{
+    size_t i, n;
+
+    for (i = 1; i < N_PROTOCOLS; i++) {
+        const char *prefix = mock_protocols[i]->prefix;
+        n = prefix ? strlen(prefix) : 0;
+        if (n && strncmp(path, prefix, n) == 0 &&
+            (path[n] == '/' || path[n] == '\0'))
+            return mock_protocols[i];
+    }
+    return mock_protocols[0];
+}
+
+/* Sets *proto to the protocol owning `path` and returns its route matching
+ * the method and path suffix, or NULL. */
 static const mock_route *find_route(const char *method, const char *path,
                                     const mock_protocol **proto)
 {
-    size_t plen = strlen(path), i;
+    size_t plen = strlen(path);
     const mock_route *r;
 
-    for (i = 0; i < N_PROTOCOLS; i++) {
-        for (r = mock_protocols[i]->routes; r->method; r++) {
-            size_t sl = strlen(r->suffix);
-            if (plen >= sl && strcmp(path + plen - sl, r->suffix) == 0 &&
-                strcmp(method, r->method) == 0) {
-                *proto = mock_protocols[i];
-                return r;
-            }
-        }
+    *proto = find_protocol(path);
+    for (r = (*proto)->routes; r->method; r++) {
+        size_t sl = strlen(r->suffix);
+        if (plen >= sl && strcmp(path + plen - sl, r->suffix) == 0 &&
+            strcmp(method, r->method) == 0)
+            return r;
     }
-    *proto = mock_protocols[0];
     return NULL;
 }
 

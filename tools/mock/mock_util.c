@@ -612,3 +612,110 @@ void llmux__mock_embedding(const char *s, size_t len, double *v)
         v[k] = floor((u * 2.0 - 1.0) * 1e6 + 0.5) / 1e6;
     }
 }
+
+/* ---- JSON helpers ------------------------------------------------------ */
+
+json_object *llmux__mock_get(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+
+    if (o && json_object_is_type(o, json_type_object) &&
+        json_object_object_get_ex(o, key, &v))
+        return v;
+    return NULL;
+}
+
+const char *llmux__mock_str(json_object *o, const char *key)
+{
+    json_object *v = llmux__mock_get(o, key);
+
+    return v && json_object_is_type(v, json_type_string)
+               ? json_object_get_string(v)
+               : NULL;
+}
+
+int llmux__mock_true(json_object *o, const char *key)
+{
+    json_object *v = llmux__mock_get(o, key);
+
+    return v && json_object_is_type(v, json_type_boolean) &&
+           json_object_get_boolean(v);
+}
+
+long llmux__mock_int(json_object *o, const char *key)
+{
+    json_object *v = llmux__mock_get(o, key);
+    int64_t n;
+
+    if (!v || !json_object_is_type(v, json_type_int))
+        return -1;
+    n = json_object_get_int64(v);
+    return n < 0 ? -1 : (long)(n > 1000000000 ? 1000000000 : n);
+}
+
+json_object *llmux__mock_jstr(const char *s)
+{
+    return json_object_new_string(s ? s : "");
+}
+
+json_object *llmux__mock_embedding_json(const char *s, size_t len)
+{
+    json_object *vec = json_object_new_array();
+    double v[MOCK_EMBED_DIM];
+    int k;
+
+    llmux__mock_embedding(s, len, v);
+    for (k = 0; k < MOCK_EMBED_DIM; k++) {
+        char num[32];
+        snprintf(num, sizeof(num), "%.6f", v[k]);
+        json_object_array_add(vec, json_object_new_double_s(v[k], num));
+    }
+    return vec;
+}
+
+void llmux__mock_content_text(json_object *content, mock_buf *out)
+{
+    size_t i, n;
+
+    if (!content)
+        return;
+    if (json_object_is_type(content, json_type_string)) {
+        llmux__mock_buf_add(out, json_object_get_string(content),
+                            (size_t)json_object_get_string_len(content));
+        return;
+    }
+    if (!json_object_is_type(content, json_type_array))
+        return;
+    n = json_object_array_length(content);
+    for (i = 0; i < n; i++) {
+        json_object *part = json_object_array_get_idx(content, i);
+        const char *type = llmux__mock_str(part, "type");
+        const char *text = llmux__mock_str(part, "text");
+        if (text && (!type || strcmp(type, "text") == 0))
+            llmux__mock_buf_adds(out, text);
+    }
+}
+
+void llmux__mock_splice_x(mock_reply *r, const char *mark, size_t n)
+{
+    mock_buf *b = &r->body, out = {0};
+    const char *text = b->data ? b->data : "", *at = strstr(text, mark);
+    size_t head, left = n;
+    char xs[4096];
+
+    if (!at) {
+        r->oom = 1;
+        return;
+    }
+    head = (size_t)(at - text) + strlen(mark) - 1; /* before the last '"' */
+    memset(xs, 'x', sizeof(xs));
+    llmux__mock_buf_add(&out, text, head);
+    while (left) {
+        size_t k = left < sizeof(xs) ? left : sizeof(xs);
+        llmux__mock_buf_add(&out, xs, k);
+        left -= k;
+    }
+    llmux__mock_buf_add(&out, text + head, b->len - head);
+    llmux__mock_buf_free(b);
+    *b = out;
+}
