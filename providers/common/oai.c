@@ -206,7 +206,8 @@ int llmux_oai_parse(json_tokener *tok, const char *s, size_t len,
     json_object *o;
     enum json_tokener_error err;
     *out = NULL;
-    if (!s || len > 0x7FFFFFF0u)
+    /* json-c stops at a NUL byte: whatever followed would go unseen */
+    if (!s || len > 0x7FFFFFF0u || memchr(s, '\0', len))
         return LLMUX_EPROTO;
     json_tokener_reset(tok);
     o = json_tokener_parse_ex(tok, s, (int)len);

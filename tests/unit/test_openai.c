@@ -2319,6 +2319,7 @@ static void test_codec_pieces(void **state)
     assert_int_equal(llmux_oai_parse(tok, "tru", 3, &v), LLMUX_EPROTO);
     assert_int_equal(llmux_oai_parse(tok, "", 0, &v), LLMUX_EPROTO);
     assert_int_equal(llmux_oai_parse(tok, "[1", 2, &v), LLMUX_EPROTO);
+    assert_int_equal(llmux_oai_parse(tok, "{}\0{", 4, &v), LLMUX_EPROTO);
     json_tokener_free(tok);
 
     assert_int_equal(llmux_oai_finish(NULL), LLMUX_FINISH_NONE);
