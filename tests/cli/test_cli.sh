@@ -770,6 +770,464 @@ else
     bad "embed | head -n 1: quiet exit 0" "status $RC"
 fi
 
+# ---- every provider: the same commands, the same normalized answers ---------
+#
+# The four protocols are served by the one mock under path prefixes: OpenAI
+# at /v1, Mistral at /mistral, Ollama at /ollama, Aleph Alpha at /aleph.
+# Each block is skipped (visibly) while its plugin module is not in
+# $LLMUX_PLUGIN_PATH or the mock does not speak that protocol yet.
+
+ROOT="http://127.0.0.1:$P1"
+NORM="$TMP/norm"
+mkdir -p "$NORM"
+unset MISTRAL_API_KEY MISTRAL_BASE_URL AA_TOKEN AA_BASE_URL OLLAMA_HOST \
+    OLLAMA_API_KEY
+export MISTRAL_API_KEY=mistral-test AA_TOKEN=aa-test
+
+# plugin_found NAME: NAME.so is in a $LLMUX_PLUGIN_PATH directory.
+plugin_found() {
+    local d dirs
+    IFS=: read -r -a dirs <<<"${LLMUX_PLUGIN_PATH:-}"
+    for d in "${dirs[@]}"; do
+        if [ -n "$d" ] && [ -f "$d/$1.so" ]; then
+            return 0
+        fi
+    done
+    return 1
+}
+
+# probe URL METHOD BODY PYEXPR: the mock answers 200 at URL with a JSON
+# body `o` for which PYEXPR holds (tells a protocol from the OpenAI
+# fallback, which answers any path ending in /completions or /models).
+probe() {
+    local code
+    if ! command -v curl >/dev/null; then
+        return 1
+    fi
+    code=$(curl -s -o "$TMP/probe" -w '%{http_code}' -X "$2" \
+        -H 'Authorization: Bearer probe' -H 'Content-Type: application/json' \
+        ${3:+--data "$3"} "$1" 2>/dev/null)
+    [ "$code" = 200 ] || return 1
+    "$PY" - "$TMP/probe" "$4" <<'EOF' >/dev/null 2>&1
+import json, sys
+o = json.load(open(sys.argv[1], encoding="utf-8"))
+sys.exit(0 if eval(sys.argv[2]) else 1)
+EOF
+}
+
+# normalize IN OUT: OUT gets IN's JSON objects (one per line, or one) with
+# the top-level id, created, model and system_fingerprint (identifiers of
+# the serving backend, not of the answer) removed, keys sorted.
+normalize() {
+    "$PY" - "$1" "$2" <<'EOF'
+import json, sys
+out = []
+for l in open(sys.argv[1], encoding="utf-8").read().splitlines():
+    if not l.strip(): continue
+    o = json.loads(l)
+    for k in ("id", "created", "model", "system_fingerprint"):
+        if isinstance(o, dict): o.pop(k, None)
+    out.append(json.dumps(o, sort_keys=True))
+open(sys.argv[2], "w").write("\n".join(out) + "\n")
+EOF
+}
+
+# stream_summary IN OUT: the text the deltas of a --json --stream output
+# add up to, the finish reason and the usage, as one JSON line.
+stream_summary() {
+    "$PY" - "$1" "$2" <<'EOF'
+import json, sys
+text, finish, usage = "", None, None
+for l in open(sys.argv[1], encoding="utf-8").read().splitlines():
+    o = json.loads(l)
+    for c in o.get("choices", []):
+        text += (c.get("delta") or {}).get("content") or c.get("text") or ""
+        finish = c.get("finish_reason") or finish
+    usage = o.get("usage") or usage
+open(sys.argv[2], "w").write(json.dumps(
+    {"text": text, "finish_reason": finish, "usage": usage},
+    sort_keys=True) + "\n")
+EOF
+}
+
+# provider_block NAME BASE CHAT_MODEL COMPLETE_MODEL EMBED_MODEL KEYVAR
+# (KEYVAR empty: the provider needs no key).
+provider_block() {
+    local name=$1 base=$2 cm=$3 tm=$4 em=$5 keyvar=$6
+    local m="$name/$cm" t="$name/$tm" e="$name/$em" n="[$name]"
+    local U=(--base-url "$base")
+
+    run "$CLI" chat -m "$m" "${U[@]}" hello world </dev/null
+    expect_out "$n chat: text" 'Mock reply to: hello world\n'
+    cp "$TMP/out" "$NORM/$name.chat"
+
+    run "$CLI" chat -m "$m;base_url=$base" hello world </dev/null
+    expect_out "$n chat: base_url in the config string" \
+        'Mock reply to: hello world\n'
+
+    run "$CLI" chat -m "$m" "${U[@]}" --stream hello world </dev/null
+    if [ "$RC" -eq 0 ] && cmp -s "$NORM/$name.chat" "$TMP/out"; then
+        ok "$n chat --stream: output equals the non-stream output"
+    else
+        bad "$n chat --stream: output equals the non-stream output" \
+            "status $RC, stream: $(head -c 200 "$TMP/out")"
+    fi
+
+    run "$CLI" chat -m "$m" "${U[@]}" --json some words here </dev/null
+    pycheck "$n chat --json: one chat.completion object" '
+o = json.loads(out)
+if o.get("object") != "chat.completion": fail("object %r" % o.get("object"))
+c = o["choices"][0]
+if c["message"]["role"] != "assistant": fail("role")
+if c["message"]["content"] != "Mock reply to: some words here":
+    fail("content %r" % c["message"]["content"])
+if c["finish_reason"] != "stop": fail("finish_reason %r" % c["finish_reason"])
+u = o["usage"]
+if (u["prompt_tokens"], u["completion_tokens"], u["total_tokens"]) != \
+   (3, 6, 9): fail("usage %r" % u)'
+    [ "$RC" -eq 0 ] && normalize "$TMP/out" "$NORM/$name.chat-json"
+
+    run "$CLI" chat -m "$m" "${U[@]}" --json --stream some words here \
+        </dev/null
+    pycheck "$n chat --json --stream: chunks, usage, deltas = text" '
+lines = out.splitlines()
+if len(lines) < 2: fail("%d lines" % len(lines))
+text, usage = "", 0
+for l in lines:
+    o = json.loads(l)
+    if o.get("object") != "chat.completion.chunk":
+        fail("object %r" % o.get("object"))
+    for c in o.get("choices", []):
+        text += c.get("delta", {}).get("content") or ""
+    if o.get("usage"):
+        usage += 1
+        if o["usage"]["total_tokens"] != 9: fail("usage %r" % o["usage"])
+if usage != 1: fail("usage in %d chunks" % usage)
+if text != "Mock reply to: some words here": fail("text %r" % text)'
+    [ "$RC" -eq 0 ] && stream_summary "$TMP/out" "$NORM/$name.chat-stream"
+
+    run "$CLI" complete -m "$t" "${U[@]}" once upon </dev/null
+    expect_out "$n complete: text" 'Mock completion of: once upon\n'
+    cp "$TMP/out" "$NORM/$name.complete"
+
+    run "$CLI" complete -m "$t" "${U[@]}" --stream once upon </dev/null
+    expect_out "$n complete --stream: same text" \
+        'Mock completion of: once upon\n'
+
+    run "$CLI" complete -m "$t" "${U[@]}" --json once upon </dev/null
+    pycheck "$n complete --json: one text_completion object" '
+o = json.loads(out)
+if o.get("object") != "text_completion": fail("object %r" % o.get("object"))
+c = o["choices"][0]
+if c["text"] != "Mock completion of: once upon": fail("text %r" % c["text"])
+if c["finish_reason"] != "stop": fail("finish_reason %r" % c["finish_reason"])
+if o["usage"]["total_tokens"] != 7: fail("usage %r" % o["usage"])'
+    [ "$RC" -eq 0 ] && normalize "$TMP/out" "$NORM/$name.complete-json"
+
+    run "$CLI" complete -m "$t" "${U[@]}" --json --stream once upon \
+        </dev/null
+    pycheck "$n complete --json --stream: text_completion chunks" '
+text, usage = "", 0
+lines = out.splitlines()
+if len(lines) < 2: fail("%d lines" % len(lines))
+for l in lines:
+    o = json.loads(l)
+    if o.get("object") != "text_completion":
+        fail("object %r" % o.get("object"))
+    for c in o.get("choices", []):
+        if "text" not in c: fail("choice without text: %r" % c)
+        text += c["text"] or ""
+    if o.get("usage"): usage += 1
+if usage != 1: fail("usage in %d chunks" % usage)
+if text != "Mock completion of: once upon": fail("text %r" % text)'
+    [ "$RC" -eq 0 ] && stream_summary "$TMP/out" "$NORM/$name.complete-stream"
+
+    run "$CLI" embed -m "$e" "${U[@]}" "first input" second </dev/null
+    pycheck "$n embed: two lines of 8 floats" '
+lines = out.split("\n")
+if lines[-1] != "": fail("no final newline")
+lines = lines[:-1]
+if len(lines) != 2: fail("%d lines" % len(lines))
+for l in lines:
+    v = l.split(" ")
+    if len(v) != 8: fail("%d values: %r" % (len(v), l))
+    for x in v: float(x)
+if lines[0] == lines[1]: fail("both vectors equal")'
+    cp "$TMP/out" "$NORM/$name.embed"
+
+    run "$CLI" embed -m "$e" "${U[@]}" "first input" </dev/null
+    pycheck "$n embed: one input, one line" '
+if len(out.splitlines()) != 1: fail("%r" % out)
+if out.splitlines()[0] != open(args[0]).read().splitlines()[0]:
+    fail("differs from the first of two inputs")' "$NORM/$name.embed"
+
+    run "$CLI" embed -m "$e" "${U[@]}" --json "first input" second </dev/null
+    pycheck "$n embed --json: an OpenAI-shaped list, same floats" '
+o = json.loads(out)
+if o.get("object") != "list": fail("object %r" % o.get("object"))
+d = o["data"]
+if len(d) != 2: fail("%d items" % len(d))
+plain = [[float(x) for x in l.split()]
+         for l in open(args[0]).read().splitlines()]
+for i, x in enumerate(d):
+    if x.get("object") != "embedding" or x.get("index") != i:
+        fail("item %r" % {k: v for k, v in x.items() if k != "embedding"})
+    if len(x["embedding"]) != 8: fail("dim")
+    for a, b in zip(plain[i], x["embedding"]):
+        if abs(a - b) > 1e-6 * max(1, abs(a)): fail("text and JSON differ")' \
+        "$NORM/$name.embed"
+    [ "$RC" -eq 0 ] && normalize "$TMP/out" "$NORM/$name.embed-json"
+
+    run "$CLI" models -m "$name" "${U[@]}" </dev/null
+    pycheck "$n models: one id per line" '
+ids = out.split("\n")
+if ids[-1] != "": fail("no final newline")
+ids = ids[:-1]
+if not ids: fail("no models")
+for i in ids:
+    if not i or " " in i or "\t" in i: fail("bad line %r" % i)'
+    cp "$TMP/out" "$TMP/models-$name"
+
+    run "$CLI" models -m "$name" "${U[@]}" --json </dev/null
+    pycheck "$n models --json: a list whose ids are the lines" '
+o = json.loads(out)
+if o.get("object") != "list": fail("object %r" % o.get("object"))
+ids = [m["id"] for m in o["data"]]
+if ids != open(args[0]).read().splitlines(): fail("ids differ: %r" % ids)' \
+        "$TMP/models-$name"
+
+    # errors: the plugin reads its protocol's error body
+    run "$CLI" chat -m "provider=$name;model={$cm#status=500;message=Boom \
+from the mock}" "${U[@]}" --retries 0 hi </dev/null
+    expect_err "$n HTTP 500: exit 1, the message from the $name error body" 1 \
+        "llmux: $name: Boom from the mock \\(HTTP 500\\)"
+    if [ -s "$TMP/out" ]; then
+        bad "$n HTTP 500: nothing on stdout"
+    fi
+    run "$CLI" chat -m "$m#status=500" "${U[@]}" --retries 0 hi </dev/null
+    expect_err "$n HTTP 500 (default body): exit 1, a message, not raw JSON" 1 \
+        "llmux: $name: [^{ ].* \\(HTTP 500\\)"
+    run "$CLI" complete -m "$t#status=500" "${U[@]}" --retries 0 hi </dev/null
+    expect_err "$n complete, HTTP 500: exit 1" 1 \
+        "llmux: $name: [^{ ].* \\(HTTP 500\\)"
+    run "$CLI" chat -m "$m#stream_error_after=1" "${U[@]}" --stream hi \
+        </dev/null
+    expect_err "$n error inside a stream: exit 1" 1 "llmux: $name: [^{ ].*"
+
+    if [ -n "$keyvar" ]; then
+        run "$CLI" chat -m "$m" "${U[@]}" --api-key bad-key hi </dev/null
+        expect_err "$n HTTP 401 (--api-key bad-key): exit 1" 1 \
+            "llmux: $name: [^ ].* \\(HTTP 401\\)"
+        env -u "$keyvar" "$CLI" chat -m "$m" "${U[@]}" --api-key k2 hi \
+            </dev/null >"$TMP/out" 2>"$TMP/err"
+        RC=$?
+        expect_out "$n key from --api-key (no $keyvar)" 'Mock reply to: hi\n'
+        env -u "$keyvar" "$CLI" chat -m "$m" "${U[@]}" hi </dev/null \
+            >"$TMP/out" 2>"$TMP/err"
+        RC=$?
+        expect_err "$n missing API key: exit 2, names $keyvar" 2 \
+            "llmux: $name: .*$keyvar.*"
+    else
+        env -u OPENAI_API_KEY -u MISTRAL_API_KEY -u AA_TOKEN \
+            "$CLI" chat -m "$m" "${U[@]}" hi </dev/null >"$TMP/out" \
+            2>"$TMP/err"
+        RC=$?
+        expect_out "$n no API key needed" 'Mock reply to: hi\n'
+    fi
+
+    if [ "$name" != alephalpha ]; then
+        run "$CLI" tokenize -m "$m" "${U[@]}" hello world </dev/null
+        expect_err "$n tokenize: not supported, exit 2" 2 \
+            "llmux: $name: .*not supported.*"
+        run "$CLI" detokenize -m "$m" "${U[@]}" 1 2 </dev/null
+        expect_err "$n detokenize: not supported, exit 2" 2 \
+            "llmux: $name: .*not supported.*"
+        run "$CLI" evaluate -m "$m" "${U[@]}" --expected x hi </dev/null
+        expect_err "$n evaluate: not supported, exit 2" 2 \
+            "llmux: $name: .*not supported.*"
+    fi
+}
+
+# alephalpha_tasks BASE: tokenize, detokenize, evaluate.
+alephalpha_tasks() {
+    local m=alephalpha/luminous-base n="[alephalpha]"
+    local U=(--base-url "$1")
+
+    run "$CLI" tokenize -m "$m" "${U[@]}" --json hello tokenized world \
+        </dev/null
+    pycheck "$n tokenize --json: {tokens, token_ids}" '
+o = json.loads(out)
+if sorted(o) != ["token_ids", "tokens"]: fail("keys %r" % sorted(o))
+t, i = o["tokens"], o["token_ids"]
+if not t or len(t) != len(i): fail("lengths %d, %d" % (len(t), len(i)))
+for x in t:
+    if not isinstance(x, str): fail("token %r" % x)
+for x in i:
+    if not isinstance(x, int) or isinstance(x, bool) or x < 0:
+        fail("id %r" % x)'
+    cp "$TMP/out" "$TMP/tok-json"
+
+    run "$CLI" tokenize -m "$m" "${U[@]}" hello tokenized world </dev/null
+    pycheck "$n tokenize: '<id>\\t<token>' lines, as in the JSON" '
+o = json.loads(open(args[0]).read())
+want = "".join("%d\t%s\n" % (i, t)
+               for i, t in zip(o["token_ids"], o["tokens"]))
+if out != want: fail("%r != %r" % (out, want))' "$TMP/tok-json"
+    cp "$TMP/out" "$TMP/tok-text"
+
+    run_in $'hello tokenized world\n' "$CLI" tokenize -m "$m" "${U[@]}"
+    if [ "$RC" -eq 0 ] && cmp -s "$TMP/out" "$TMP/tok-text"; then
+        ok "$n tokenize: no TEXT reads stdin"
+    else
+        bad "$n tokenize: no TEXT reads stdin" "status $RC"
+    fi
+
+    IDS=$("$PY" -c 'import json, sys
+print(" ".join(str(i) for i in json.load(open(sys.argv[1]))["token_ids"]))' \
+        "$TMP/tok-json" 2>/dev/null)
+    run "$CLI" detokenize -m "$m" "${U[@]}" $IDS </dev/null
+    pycheck "$n detokenize: the text on one line" '
+if not out.endswith("\n") or out.count("\n") != 1 or out == "\n":
+    fail("%r" % out)'
+    cp "$TMP/out" "$TMP/detok-text"
+
+    run "$CLI" detokenize -m "$m" "${U[@]}" --json $IDS </dev/null
+    pycheck "$n detokenize --json: {\"text\": ...} as printed" '
+o = json.loads(out)
+if list(o) != ["text"] or not isinstance(o["text"], str): fail("%r" % o)
+if o["text"] + "\n" != open(args[0]).read(): fail("differs from the text")' \
+        "$TMP/detok-text"
+
+    run_in "$IDS" "$CLI" detokenize -m "$m" "${U[@]}"
+    if [ "$RC" -eq 0 ] && cmp -s "$TMP/out" "$TMP/detok-text"; then
+        ok "$n detokenize: no ID reads the ids from stdin"
+    else
+        bad "$n detokenize: no ID reads the ids from stdin" "status $RC"
+    fi
+
+    # the mock detokenizes each id to "tok<id>" (tools/mock/mock_aleph.c):
+    # the ids arrive, in order
+    run "$CLI" detokenize -m "$m" "${U[@]}" 7 "42 9" </dev/null
+    expect_out "$n detokenize: every id sent, in order" 'tok7 tok42 tok9\n'
+
+    run "$CLI" detokenize -m "$m" "${U[@]}" 12 abc </dev/null
+    expect_err "$n detokenize: a bad id is a usage error (exit 2)" 2 \
+        'llmux: detokenize: .*abc.*'
+
+    run "$CLI" evaluate -m "$m" "${U[@]}" --expected "hello world" --json \
+        Say hello </dev/null
+    pycheck "$n evaluate --json: the result object, log probabilities" '
+o = json.loads(out)
+if not isinstance(o, dict): fail("not an object: %r" % o)
+r = o.get("result", o)
+if not isinstance(r, dict) or "log_probability" not in r:
+    fail("no log_probability: %r" % o)
+if not isinstance(r["log_probability"], (int, float)): fail("%r" % r)'
+    cp "$TMP/out" "$TMP/eval-json"
+
+    run "$CLI" evaluate -m "$m" "${U[@]}" --expected "hello world" \
+        Say hello </dev/null
+    pycheck "$n evaluate: the result JSON on one line" '
+if out.count("\n") != 1: fail("%d lines" % out.count("\n"))
+if json.loads(out) != json.loads(open(args[0]).read()): fail("%r" % out)' \
+        "$TMP/eval-json"
+
+    run "$CLI" evaluate -m "$m" "${U[@]}" --expected "a b c d e f g" \
+        Say hello </dev/null
+    pycheck "$n evaluate: --expected is sent (another result)" '
+if json.loads(out) == json.loads(open(args[0]).read()): fail("same result")' \
+        "$TMP/eval-json"
+
+    run "$CLI" evaluate -m "$m" "${U[@]}" Say hello </dev/null
+    expect_usage "$n evaluate without --expected: usage, exit 2"
+
+    run "$CLI" tokenize -m "$m#status=500" "${U[@]}" --retries 0 hi \
+        </dev/null
+    expect_err "$n tokenize, HTTP 500: exit 1" 1 \
+        'llmux: alephalpha: [^{ ].* \(HTTP 500\)'
+}
+
+RAN=()
+if plugin_found openai; then
+    provider_block openai "$ROOT/v1" gpt-4o-mini gpt-3.5-turbo-instruct \
+        text-embedding-3-small OPENAI_API_KEY
+    RAN+=(openai)
+else
+    skip "[openai] every check (openai.so not in \$LLMUX_PLUGIN_PATH)"
+fi
+
+if ! plugin_found mistral; then
+    skip "[mistral] every check (mistral.so not in \$LLMUX_PLUGIN_PATH)"
+elif ! probe "$ROOT/mistral/v1/fim/completions" POST \
+    '{"model":"codestral-latest","prompt":"probe"}' \
+    'o["choices"][0]["message"] is not None'; then
+    skip "[mistral] every check (the mock does not serve /mistral yet)"
+else
+    provider_block mistral "$ROOT/mistral" mistral-small-latest \
+        codestral-latest mistral-embed MISTRAL_API_KEY
+    RAN+=(mistral)
+fi
+
+if ! plugin_found ollama; then
+    skip "[ollama] every check (ollama.so not in \$LLMUX_PLUGIN_PATH)"
+elif ! probe "$ROOT/ollama/api/tags" GET '' \
+    'isinstance(o["models"], list)'; then
+    skip "[ollama] every check (the mock does not serve /ollama yet)"
+else
+    provider_block ollama "$ROOT/ollama" llama3.2 llama3.2 \
+        nomic-embed-text ''
+    RAN+=(ollama)
+    env -u OLLAMA_HOST OLLAMA_HOST="$ROOT/ollama" "$CLI" chat \
+        -m ollama/llama3.2 hi </dev/null >"$TMP/out" 2>"$TMP/err"
+    RC=$?
+    expect_out "[ollama] OLLAMA_HOST sets the base URL" 'Mock reply to: hi\n'
+fi
+
+if ! plugin_found alephalpha; then
+    skip "[alephalpha] every check (alephalpha.so not in \$LLMUX_PLUGIN_PATH)"
+elif ! probe "$ROOT/aleph/models_available" GET '' \
+    'isinstance(o, list) and "name" in o[0]'; then
+    skip "[alephalpha] every check (the mock does not serve /aleph yet)"
+else
+    provider_block alephalpha "$ROOT/aleph" llama-3.1-8b-instruct \
+        luminous-base luminous-base AA_TOKEN
+    RAN+=(alephalpha)
+    alephalpha_tasks "$ROOT/aleph"
+    AA_BASE_URL="$ROOT/aleph" "$CLI" chat -m alephalpha/llama-3.1-8b-instruct \
+        hi </dev/null >"$TMP/out" 2>"$TMP/err"
+    RC=$?
+    expect_out "[alephalpha] AA_BASE_URL sets the base URL" \
+        'Mock reply to: hi\n'
+fi
+
+# the same normalized output whichever provider answers
+if [ "${#RAN[@]}" -ge 2 ]; then
+    for kind in chat chat-json chat-stream complete complete-json \
+        complete-stream embed embed-json; do
+        first=${RAN[0]}
+        same=1
+        diffs=()
+        for p in "${RAN[@]:1}"; do
+            if [ ! -f "$NORM/$first.$kind" ] || [ ! -f "$NORM/$p.$kind" ]; then
+                same=0
+                diffs+=("$p: missing output")
+            elif ! cmp -s "$NORM/$first.$kind" "$NORM/$p.$kind"; then
+                same=0
+                diffs+=("$p: $(head -c 300 "$NORM/$p.$kind")")
+            fi
+        done
+        if [ "$same" -eq 1 ]; then
+            ok "identical $kind output across ${RAN[*]}"
+        else
+            bad "identical $kind output across ${RAN[*]}" \
+                "$first: $(head -c 300 "$NORM/$first.$kind" 2>/dev/null)" \
+                "${diffs[@]}"
+        fi
+    done
+else
+    skip "cross-provider comparison (only ${RAN[*]:-none} available)"
+fi
+
 echo "# $SKIP skipped"
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -34,13 +34,23 @@ static const char usage_text[] =
     "  complete -m SPEC [options] [PROMPT...]  text completion\n"
     "  embed -m SPEC [--json] TEXT...          embeddings, one input per TEXT\n"
     "  models -m PROVIDER[/...] [--json]       the provider's model ids\n"
+    "  tokenize -m SPEC [--json] [TEXT...]     the tokens of TEXT (words\n"
+    "                                          joined by spaces)\n"
+    "  detokenize -m SPEC [--json] [ID...]     the text of token ids\n"
+    "  evaluate -m SPEC --expected TEXT [--json] [PROMPT...]\n"
+    "                                          how likely TEXT follows\n"
+    "                                          PROMPT (log probabilities)\n"
     "  providers                               the provider plugins found\n"
     "  help, --help                            this text\n"
     "  --version                               the version\n"
     "\n"
     "With no PROMPT (or PROMPT \"-\") the prompt is read from stdin, with its\n"
-    "trailing newline removed. embed with no TEXT (or \"-\") reads stdin, one\n"
-    "input per non-empty line.\n"
+    "trailing newline removed; the same for tokenize's TEXT. embed with no\n"
+    "TEXT (or \"-\") reads stdin, one input per non-empty line. detokenize\n"
+    "with no ID (or \"-\") reads the ids from stdin; ids are separated by\n"
+    "white space, in one argument or several.\n"
+    "tokenize, detokenize and evaluate are optional capabilities (Aleph\n"
+    "Alpha has them); other providers answer \"not supported\" (exit 2).\n"
     "\n"
     "SPEC is a config string, provider/model[;key=value...], e.g.\n"
     "  openai/gpt-4o-mini    ollama/llama3:8b\n"
@@ -62,6 +72,7 @@ static const char usage_text[] =
     "  --retries N            retry budget (default 2)\n"
     "  --stream               print the answer as it arrives\n"
     "  --json                 print OpenAI-shaped JSON\n"
+    "  --expected TEXT        (evaluate, required) the completion to score\n"
     "  --request-file FILE    (chat) an OpenAI-style chat request JSON\n"
     "                         (messages, tools, response_format...) instead\n"
     "                         of PROMPT; \"-\" reads stdin. PROMPT words "
@@ -70,8 +81,9 @@ static const char usage_text[] =
     "                         flags override the file (--stop adds a stop).\n"
     "                         Without -m the file's \"model\" is the SPEC.\n"
     "  -h, --help             this text\n"
-    "embed and models accept only -m, --json, --base-url, --api-key,\n"
-    "--timeout and --retries.\n"
+    "embed, models, tokenize, detokenize and evaluate accept only -m,\n"
+    "--json, --base-url, --api-key, --timeout and --retries (evaluate also\n"
+    "--expected).\n"
     "\n"
     "output:\n"
     "  chat, complete  the text and a newline (with --stream, the text as it\n"
@@ -81,13 +93,22 @@ static const char usage_text[] =
     "                  where <arguments> is the call's JSON text\n"
     "  embed           one line per input: its floats, space-separated\n"
     "  models          one model id per line\n"
+    "  tokenize        one line per token: <id>, a tab, the token's text as\n"
+    "                  the provider gave it (<id> is -1 when unknown; the\n"
+    "                  text is empty when the provider gave only ids)\n"
+    "  detokenize      the text and a newline\n"
+    "  evaluate        the provider's result object as JSON on one line\n"
+    "                  (the same as with --json)\n"
     "  providers       one line per provider: name, capabilities, file\n"
     "                  (for a descriptor: file.conf -> module (module file));\n"
     "                  for a broken one: name, \"broken\", file, error\n"
     "  --json          one JSON object: chat.completion, text_completion, or\n"
     "                  a \"list\" (embed, models); with --stream one chunk "
     "per\n"
-    "                  line (chat.completion.chunk, or text_completion)\n"
+    "                  line (chat.completion.chunk, or text_completion);\n"
+    "                  tokenize: {\"tokens\": [...], \"token_ids\": [...]},\n"
+    "                  detokenize: {\"text\": ...}, evaluate: the provider's\n"
+    "                  result object\n"
     "\n"
     "Errors are one line on stderr:\n"
     "  llmux: <provider>: <message> (HTTP <status>)\n"
@@ -107,10 +128,19 @@ static const char usage_text[] =
 /* ---- small helpers ------------------------------------------------------ */
 
 /* Which command runs: the subset of options each accepts follows. */
-enum cmd { CMD_CHAT = 1, CMD_COMPLETE = 2, CMD_EMBED = 4, CMD_MODELS = 8 };
+enum cmd {
+    CMD_CHAT = 1,
+    CMD_COMPLETE = 2,
+    CMD_EMBED = 4,
+    CMD_MODELS = 8,
+    CMD_TOKENIZE = 16,
+    CMD_DETOKENIZE = 32,
+    CMD_EVALUATE = 64
+};
 
-#define CMD_GEN (CMD_CHAT | CMD_COMPLETE)
-#define CMD_ALL (CMD_CHAT | CMD_COMPLETE | CMD_EMBED | CMD_MODELS)
+#define CMD_GEN  (CMD_CHAT | CMD_COMPLETE)
+#define CMD_TASK (CMD_TOKENIZE | CMD_DETOKENIZE | CMD_EVALUATE)
+#define CMD_ALL  (CMD_GEN | CMD_EMBED | CMD_MODELS | CMD_TASK)
 
 enum opt_id {
     O_MODEL,
@@ -127,6 +157,7 @@ enum opt_id {
     O_STREAM,
     O_JSON,
     O_REQUEST_FILE,
+    O_EXPECTED,
     O_HELP
 };
 
@@ -153,6 +184,7 @@ static const opt_def opt_defs[] = {
     {"stream", 0, 0, O_STREAM, CMD_GEN},
     {"json", 0, 0, O_JSON, CMD_ALL},
     {"request-file", 0, 1, O_REQUEST_FILE, CMD_CHAT},
+    {"expected", 0, 1, O_EXPECTED, CMD_EVALUATE},
     {"help", 'h', 0, O_HELP, CMD_ALL},
 };
 
@@ -173,6 +205,7 @@ typedef struct cli {
     const char *api_key;
     const char *system;
     const char *request_file;
+    const char *expected; /* evaluate */
     const char **stops;
     size_t n_stops;
     long max_tokens;
@@ -530,6 +563,9 @@ static int set_opt(cli *c, const opt_def *d, const char *flag, const char *v)
     case O_REQUEST_FILE:
         c->request_file = v;
         break;
+    case O_EXPECTED:
+        c->expected = v;
+        break;
     case O_HELP:
         c->help = 1;
         break;
@@ -792,6 +828,32 @@ static int print_answer(const cli *c, const run_ctx *x,
                 printf("%s\n", id);
         }
         return 0;
+    case CMD_TOKENIZE:
+        n = llmux_response_token_count(res);
+        for (i = 0; i < n; i++) {
+            long long id = -1;
+            const char *tok = llmux_response_token(res, i, &id);
+            printf("%lld\t%s\n", id >= 0 ? id : -1LL, tok ? tok : "");
+        }
+        return 0;
+    case CMD_EVALUATE: {
+        /* no plainer form than the result object itself: one line */
+        char *s = llmux_response_to_json(res);
+        if (!s) {
+            fputs("llmux: out of memory\n", stderr);
+            return -1;
+        }
+        put_one_line(s);
+        fputc('\n', stdout);
+        llmux_free(s);
+        return 0;
+    }
+    case CMD_DETOKENIZE:
+        t = llmux_response_text(res, &len);
+        if (t && len)
+            fwrite(t, 1, len, stdout);
+        fputc('\n', stdout);
+        return 0;
     default:
         break;
     }
@@ -929,7 +991,70 @@ static int apply_opts(const cli *c, llmux_request *req)
     return 0;
 }
 
-/* Creates the request for chat/complete/embed/models and fills its input. */
+/*
+ * Detokenize: appends the white-space-separated token ids in `s` (which it
+ * modifies). Returns 0, or an exit status after printing why.
+ */
+static int add_token_ids(const cli *c, llmux_request *req, char *s)
+{
+    static const char ws[] = " \t\r\n\v\f";
+    char *id, *save = NULL;
+    long long v;
+    int rc;
+    for (id = strtok_r(s, ws, &save); id; id = strtok_r(NULL, ws, &save)) {
+        if (parse_ll(id, 0, 9223372036854775807LL, &v)) {
+            errorf(c,
+                   "detokenize: \"%s\" is not a token id (a "
+                   "non-negative integer)",
+                   id);
+            return EXIT_USAGE;
+        }
+        if ((rc = llmux_request_add_token_id(req, v)))
+            return setter_failed(c, req, "token id", rc);
+    }
+    return 0;
+}
+
+/* Detokenize: the ids from the words, or stdin. Returns 0 or a status. */
+static int set_token_ids(const cli *c, llmux_request *req)
+{
+    char *s;
+    int st;
+    size_t len;
+    if (words_are_stdin(c)) {
+        s = read_input(c, "input", "-", &len);
+        if (!s)
+            return EXIT_USAGE;
+    } else {
+        s = join_words(c);
+    }
+    st = add_token_ids(c, req, s);
+    free(s);
+    return st;
+}
+
+/* The operation a command runs. */
+static llmux_op cmd_op(int cmd)
+{
+    switch (cmd) {
+    case CMD_COMPLETE:
+        return LLMUX_OP_COMPLETE;
+    case CMD_EMBED:
+        return LLMUX_OP_EMBED;
+    case CMD_MODELS:
+        return LLMUX_OP_MODELS;
+    case CMD_TOKENIZE:
+        return LLMUX_OP_TOKENIZE;
+    case CMD_DETOKENIZE:
+        return LLMUX_OP_DETOKENIZE;
+    case CMD_EVALUATE:
+        return LLMUX_OP_EVALUATE;
+    default:
+        return LLMUX_OP_CHAT;
+    }
+}
+
+/* Creates the request for the command and fills its input. */
 static int build_request(const cli *c, llmux_request **out)
 {
     llmux_request *req = NULL;
@@ -944,11 +1069,7 @@ static int build_request(const cli *c, llmux_request **out)
         rc = llmux_request_new_json(&req, c->spec, text, len);
         free(text);
     } else {
-        llmux_op op = c->cmd == CMD_COMPLETE ? LLMUX_OP_COMPLETE
-                      : c->cmd == CMD_EMBED  ? LLMUX_OP_EMBED
-                      : c->cmd == CMD_MODELS ? LLMUX_OP_MODELS
-                                             : LLMUX_OP_CHAT;
-        rc = llmux_request_new(&req, op, c->spec);
+        rc = llmux_request_new(&req, cmd_op(c->cmd), c->spec);
     }
     if (rc) {
         const char *m = req ? llmux_request_errmsg(req) : "";
@@ -989,7 +1110,12 @@ static int build_request(const cli *c, llmux_request **out)
             for (i = 0; !rc && i < c->n_words; i++)
                 rc = llmux_request_add_input(req, c->words[i]);
         }
-    } else if (c->cmd == CMD_CHAT || c->cmd == CMD_COMPLETE) {
+    } else if (c->cmd == CMD_DETOKENIZE) {
+        if ((st = set_token_ids(c, req))) {
+            llmux_request_free(req);
+            return st;
+        }
+    } else if (c->cmd != CMD_MODELS) {
         /* with --request-file, PROMPT words add a user message */
         if (!c->request_file || c->n_words > 0) {
             char *p = get_prompt(c);
@@ -1002,6 +1128,8 @@ static int build_request(const cli *c, llmux_request **out)
                      : llmux_request_set_prompt(req, p);
             free(p);
         }
+        if (!rc && c->cmd == CMD_EVALUATE)
+            rc = llmux_request_set_expected(req, c->expected);
     }
     if (rc) {
         st = setter_failed(c, req, "input", rc);
@@ -1029,6 +1157,8 @@ static int run_request(cli *c)
     if (c->cmd == CMD_MODELS && c->n_words)
         return usage_error(c, "models: unexpected argument \"%s\"",
                            c->words[0]);
+    if (c->cmd == CMD_EVALUATE && !c->expected)
+        return usage_error(c, "evaluate: --expected TEXT is required");
     if (c->request_file && strcmp(c->request_file, "-") == 0 &&
         c->n_words == 1 && strcmp(c->words[0], "-") == 0)
         return usage_error(c, "--request-file - and PROMPT - both read "
@@ -1128,10 +1258,10 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int cmd;
-    } cmds[] = {{"chat", CMD_CHAT},
-                {"complete", CMD_COMPLETE},
-                {"embed", CMD_EMBED},
-                {"models", CMD_MODELS}};
+    } cmds[] = {{"chat", CMD_CHAT},         {"complete", CMD_COMPLETE},
+                {"embed", CMD_EMBED},       {"models", CMD_MODELS},
+                {"tokenize", CMD_TOKENIZE}, {"detokenize", CMD_DETOKENIZE},
+                {"evaluate", CMD_EVALUATE}};
     cli c;
     size_t i;
     int st;
