@@ -35,7 +35,24 @@ typedef struct llmux__sock {
     struct llmux__sock *prev, *next;
 } llmux__sock;
 
-enum xstate { X_ACTIVE = 1, X_WAIT, X_DONE };
+enum xstate { X_ACTIVE = 1, X_WAIT, X_QUEUED, X_DONE };
+
+/* A log-scale histogram of milliseconds: 4 buckets per power of two of
+ * tenths of a millisecond, so percentiles are within about 20%. */
+#define HIST_BUCKETS 128
+typedef struct llmux__hist {
+    uint64_t n;
+    uint32_t b[HIST_BUCKETS];
+} llmux__hist;
+
+/* Where requests go (scheme://host:port of the URL): the unit of the
+ * per-endpoint limit and its FIFO queue. */
+typedef struct llmux__endpoint {
+    char *key;
+    size_t in_flight;
+    struct llmux__xfer *qhead, *qtail; /* waiting, FIFO */
+    struct llmux__endpoint *next;
+} llmux__endpoint;
 
 struct llmux__xfer {
     struct llmux_client *c;
@@ -61,6 +78,14 @@ struct llmux__xfer {
     int queued;        /* on the client's defer list */
     int timer_on;      /* retry timer initialised and not yet closed */
     int start_pending; /* submitted from inside curl: started by on_defer */
+    int defer_code;    /* finish with this code from on_defer */
+    int holds_slot;    /* counted in the client's and endpoint's in_flight */
+    const char *timeout_which;   /* the watchdog that fired, or NULL */
+    long first_byte_ms, idle_ms; /* watchdogs, 0 = none */
+    uint64_t seq;                /* submission order, for the queues */
+    uint64_t t_submit, t_queued, t_attempt; /* loop times in ms */
+    llmux__endpoint *ep;
+    struct llmux__xfer *wnext, *wprev; /* the endpoint's wait queue */
     int attempts;
     int max_retries;
     size_t received;
@@ -110,6 +135,18 @@ struct llmux_client {
     int log_level;
     char user_agent[64];
     uint64_t rng;
+    long first_byte_timeout_ms;
+    long idle_timeout_ms;
+    size_t max_in_flight;
+    size_t max_per_endpoint;
+    size_t max_queue;
+    /* limits */
+    size_t in_flight, queued;
+    uint64_t seq;
+    llmux__endpoint *endpoints;
+    /* observability */
+    llmux_stats st;
+    llmux__hist h_queue, h_first_byte, h_total;
 };
 
 /* Non-zero while this thread runs an llmux callback (llmux_run refuses). */
@@ -292,6 +329,164 @@ static int curl_socket_cb(CURL *e, curl_socket_t fd, int action, void *ud,
     return 0;
 }
 
+/* ---- histograms ---------------------------------------------------------- */
+
+static void hist_add(llmux__hist *h, uint64_t ms_tenths)
+{
+    unsigned idx = 0;
+    if (ms_tenths > 0) {
+        unsigned lg = 0;
+        uint64_t v = ms_tenths;
+        while (v >> (lg + 1))
+            lg++;
+        /* 4 sub-buckets from the two bits below the leading one */
+        idx = 1 + lg * 4 +
+              (unsigned)(lg >= 2 ? (ms_tenths >> (lg - 2)) & 3
+                                 : (ms_tenths << (2 - lg)) & 3);
+        if (idx >= HIST_BUCKETS)
+            idx = HIST_BUCKETS - 1;
+    }
+    h->b[idx]++;
+    h->n++;
+}
+
+/* The value (ms) below which a fraction q of the samples lie. */
+static double hist_pct(const llmux__hist *h, double q)
+{
+    uint64_t want, acc = 0;
+    unsigned i;
+    if (!h->n)
+        return 0;
+    want = (uint64_t)(q * (double)h->n);
+    if (want >= h->n)
+        want = h->n - 1;
+    for (i = 0; i < HIST_BUCKETS; i++) {
+        acc += h->b[i];
+        if (acc > want)
+            break;
+    }
+    if (i == 0)
+        return 0;
+    {
+        unsigned lg = (i - 1) / 4, sub = (i - 1) % 4;
+        double lo = (double)((uint64_t)1 << lg) * (1.0 + sub / 4.0);
+        double hi = (double)((uint64_t)1 << lg) * (1.0 + (sub + 1) / 4.0);
+        return (lo + hi) / 2.0 / 10.0; /* tenths of ms -> ms */
+    }
+}
+
+/* ---- limits and queues
+ * ------------------------------------------------------- */
+
+/* The endpoint of a URL: its scheme://host:port prefix. */
+static llmux__endpoint *endpoint_get(struct llmux_client *c, const char *url)
+{
+    const char *p = strstr(url, "://");
+    size_t n;
+    llmux__endpoint *e;
+    p = p ? p + 3 : url;
+    n = (size_t)(p - url) + strcspn(p, "/?#");
+    for (e = c->endpoints; e; e = e->next)
+        if (strlen(e->key) == n && memcmp(e->key, url, n) == 0)
+            return e;
+    e = llmux__calloc(1, sizeof *e);
+    if (!e || !(e->key = llmux__strndup(url, n))) {
+        llmux__free(e);
+        return NULL;
+    }
+    e->next = c->endpoints;
+    c->endpoints = e;
+    return e;
+}
+
+static int can_start(const struct llmux_client *c, const llmux__endpoint *e)
+{
+    return (!c->max_in_flight || c->in_flight < c->max_in_flight) &&
+           (!c->max_per_endpoint || e->in_flight < c->max_per_endpoint);
+}
+
+static void take_slot(xfer *x)
+{
+    struct llmux_client *c = x->c;
+    x->holds_slot = 1;
+    c->in_flight++;
+    x->ep->in_flight++;
+    if (c->in_flight > c->st.max_in_flight)
+        c->st.max_in_flight = c->in_flight;
+}
+
+static void enqueue(xfer *x)
+{
+    struct llmux_client *c = x->c;
+    llmux__endpoint *e = x->ep;
+    x->state = X_QUEUED;
+    x->t_queued = uv_now(c->loop);
+    x->wnext = NULL;
+    x->wprev = e->qtail;
+    if (e->qtail)
+        e->qtail->wnext = x;
+    else
+        e->qhead = x;
+    e->qtail = x;
+    c->queued++;
+    if (c->queued > c->st.max_queued)
+        c->st.max_queued = c->queued;
+}
+
+static void dequeue(xfer *x)
+{
+    llmux__endpoint *e = x->ep;
+    if (x->wprev)
+        x->wprev->wnext = x->wnext;
+    else
+        e->qhead = x->wnext;
+    if (x->wnext)
+        x->wnext->wprev = x->wprev;
+    else
+        e->qtail = x->wprev;
+    x->wnext = x->wprev = NULL;
+    x->c->queued--;
+    hist_add(&x->c->h_queue, (uv_now(x->c->loop) - x->t_queued) * 10);
+}
+
+/* Starts queued requests while the limits allow, oldest first across
+ * endpoints. O(endpoints) per start. A start that fails is finished from
+ * the defer timer, so done callbacks never nest here. */
+static void pump(struct llmux_client *c)
+{
+    while (c->queued && !c->closing &&
+           (!c->max_in_flight || c->in_flight < c->max_in_flight)) {
+        llmux__endpoint *e, *best = NULL;
+        xfer *x;
+        int rc;
+        for (e = c->endpoints; e; e = e->next)
+            if (e->qhead && can_start(c, e) &&
+                (!best || e->qhead->seq < best->qhead->seq))
+                best = e;
+        if (!best)
+            return;
+        x = best->qhead;
+        dequeue(x);
+        take_slot(x);
+        rc = xfer_attempt(x);
+        if (rc) {
+            x->state = X_WAIT;
+            x->defer_code = rc;
+            defer_push(x);
+        }
+    }
+}
+
+static void release_slot(xfer *x)
+{
+    if (!x->holds_slot)
+        return;
+    x->holds_slot = 0;
+    x->c->in_flight--;
+    x->ep->in_flight--;
+    pump(x->c);
+}
+
 /* ---- client -------------------------------------------------------------- */
 
 LLMUX_EXTERN void llmux_client_options_init(llmux_client_options *o)
@@ -306,6 +501,12 @@ LLMUX_EXTERN void llmux_client_options_init(llmux_client_options *o)
 static void client_free_mem(struct llmux_client *c)
 {
     size_t i;
+    while (c->endpoints) {
+        llmux__endpoint *e = c->endpoints;
+        c->endpoints = e->next;
+        llmux__free(e->key);
+        llmux__free(e);
+    }
     for (i = 0; i < c->n_headers; i++)
         llmux__free(c->headers[i]);
     llmux__free(c->headers);
@@ -351,6 +552,17 @@ LLMUX_EXTERN int llmux_client_new(llmux_client **out,
     c->log = opts->log;
     c->log_ud = opts->log_userdata;
     c->log_level = opts->log_level;
+    c->max_queue = 100000;
+    if (opts->version >= 2) {
+        c->first_byte_timeout_ms =
+            opts->first_byte_timeout_ms > 0 ? opts->first_byte_timeout_ms : 0;
+        c->idle_timeout_ms =
+            opts->idle_timeout_ms > 0 ? opts->idle_timeout_ms : 0;
+        c->max_in_flight = opts->max_in_flight;
+        c->max_per_endpoint = opts->max_in_flight_per_endpoint;
+        if (opts->max_queue)
+            c->max_queue = opts->max_queue;
+    }
     c->rng =
         (uint64_t)(uintptr_t)c ^ (uint64_t)time(NULL) ^ 0x9E3779B97F4A7C15ull;
     snprintf(c->user_agent, sizeof c->user_agent, "llmux/%s",
@@ -422,6 +634,27 @@ LLMUX_EXTERN size_t llmux_client_pending(const llmux_client *c)
     return c ? c->pending : 0;
 }
 
+LLMUX_EXTERN int llmux_client_stats(const llmux_client *c, llmux_stats *out)
+{
+    unsigned int v;
+    if (!c || !out || out->version == 0 || out->version > LLMUX_STATS_VERSION)
+        return LLMUX_EINVAL;
+    v = out->version;
+    *out = c->st;
+    out->version = v;
+    out->in_flight = c->in_flight;
+    out->queued = c->queued;
+    out->queue_wait_p50 = hist_pct(&c->h_queue, 0.50);
+    out->queue_wait_p99 = hist_pct(&c->h_queue, 0.99);
+    out->first_byte_p50 = hist_pct(&c->h_first_byte, 0.50);
+    out->first_byte_p90 = hist_pct(&c->h_first_byte, 0.90);
+    out->first_byte_p99 = hist_pct(&c->h_first_byte, 0.99);
+    out->total_p50 = hist_pct(&c->h_total, 0.50);
+    out->total_p90 = hist_pct(&c->h_total, 0.90);
+    out->total_p99 = hist_pct(&c->h_total, 0.99);
+    return 0;
+}
+
 LLMUX_EXTERN int llmux_client_run(llmux_client *c, llmux_run_mode mode)
 {
     uv_run_mode m = mode == LLMUX_RUN_ONCE     ? UV_RUN_ONCE
@@ -458,14 +691,25 @@ static void on_defer(uv_timer_t *t)
             xfer_release(x); /* finished while queued */
             continue;
         }
-        if (x->start_pending && !x->cancel) {
+        if (x->start_pending && !x->cancel && !c->closing) {
             int rc;
             x->start_pending = 0;
+            if (!can_start(c, x->ep)) {
+                enqueue(x); /* its place was reserved by llmux_submit */
+                continue;
+            }
+            take_slot(x);
             rc = xfer_attempt(x);
             if (rc)
                 xfer_finish(x, rc, 0, NULL);
             continue;
         }
+        if (x->defer_code && !x->cancel) {
+            xfer_finish(x, x->defer_code, 0, NULL); /* a failed start */
+            continue;
+        }
+        if (x->state == X_QUEUED)
+            dequeue(x);
         if (x->state == X_WAIT && x->timer_on)
             uv_timer_stop(&x->timer);
         xfer_finish(x, x->cancel ? x->cancel : LLMUX_ECANCELED, 0, NULL);
@@ -563,6 +807,32 @@ static int on_event(void *ud, const llmux_event *ev)
     return x->cancel ? x->cancel : 0;
 }
 
+static void xfer_done(xfer *x, CURLcode result);
+
+/* The first-byte / idle watchdog fired: end the attempt as a timeout. */
+static void on_watchdog(uv_timer_t *t)
+{
+    xfer *x = t->data;
+    llmux__log_target old;
+    if (x->state != X_ACTIVE || !x->easy)
+        return;
+    x->timeout_which = x->started ? "idle_timeout" : "first_byte_timeout";
+    old = client_log_target(x->c);
+    xfer_done(x, CURLE_OPERATION_TIMEDOUT);
+    llmux__log_target_swap(old);
+}
+
+static void watchdog_arm(xfer *x, long ms)
+{
+    if (!x->timer_on) {
+        uv_timer_init(x->c->loop, &x->timer);
+        x->timer.data = x;
+        x->timer_on = 1;
+        x->c->handles_open++;
+    }
+    uv_timer_start(&x->timer, on_watchdog, (uint64_t)ms, 0);
+}
+
 static int is_json_ctype(const char *ct)
 {
     return ct && (strncasecmp(ct, "application/json", 16) == 0);
@@ -580,10 +850,15 @@ static size_t on_write(char *p, size_t sz, size_t n, void *ud)
         x->err = LLMUX_ETOOBIG;
         return 0;
     }
+    if (x->idle_ms)
+        watchdog_arm(x, x->idle_ms); /* bytes arrived: the gap restarts */
     if (!x->started) {
         long status = 0;
         char *ct = NULL;
         x->started = 1;
+        hist_add(&x->c->h_first_byte, (uv_now(x->c->loop) - x->t_attempt) * 10);
+        if (!x->idle_ms && x->first_byte_ms && x->timer_on)
+            uv_timer_stop(&x->timer);
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
         x->streaming = x->req->stream && status >= 200 && status < 300 &&
@@ -728,6 +1003,9 @@ static void reset_attempt(xfer *x)
     x->hdrs = NULL;
     llmux__buf_free(&x->body);
     llmux__framer_free(&x->framer);
+    if (x->timer_on && x->state == X_ACTIVE)
+        uv_timer_stop(&x->timer); /* the watchdog of the attempt ending */
+    x->timeout_which = NULL;
     x->started = x->streaming = x->got_done = 0;
     x->err = 0;
     x->received = 0;
@@ -776,7 +1054,29 @@ static void xfer_done(xfer *x, CURLcode result)
         transport = (int)result;
         code = result == CURLE_OPERATION_TIMEDOUT ? LLMUX_ETIMEDOUT
                                                   : LLMUX_ETRANSPORT;
-        if (x->streaming)
+        if (code == LLMUX_ETIMEDOUT) {
+            /* name the timeout that fired */
+            curl_off_t conn = 0;
+            curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &conn);
+            if (x->timeout_which && !strcmp(x->timeout_which, "idle_timeout"))
+                snprintf(msg, sizeof msg,
+                         "%s: idle_timeout: no data for %ld ms after %ld "
+                         "events",
+                         x->prep.call.provider, x->idle_ms, x->events);
+            else if (x->timeout_which)
+                snprintf(msg, sizeof msg,
+                         "%s: first_byte_timeout: no answer within %ld ms",
+                         x->prep.call.provider, x->first_byte_ms);
+            else if (conn == 0 &&
+                     (!x->deadline || uv_now(c->loop) < x->deadline))
+                snprintf(msg, sizeof msg,
+                         "%s: connect_timeout: no connection within %ld ms",
+                         x->prep.call.provider, x->connect_timeout_ms);
+            else
+                snprintf(
+                    msg, sizeof msg, "%s: timeout: the total deadline passed%s",
+                    x->prep.call.provider, x->streaming ? " mid-stream" : "");
+        } else if (x->streaming)
             snprintf(msg, sizeof msg, "%s: stream cut off after %ld events: %s",
                      x->prep.call.provider, x->events,
                      x->errbuf[0] ? x->errbuf : curl_easy_strerror(result));
@@ -813,6 +1113,13 @@ static void xfer_done(xfer *x, CURLcode result)
         (delay = retry_delay(x, code, status, transport, should)) >= 0) {
         client_log(c, LLMUX_LOG_INFO, "%s: retrying in %.0f ms after %s",
                    x->prep.call.provider, delay, llmux_err_name(code));
+        c->st.retries++;
+        if (status == 429)
+            c->st.retries_rate_limited++;
+        else if (status >= 400)
+            c->st.retries_server++;
+        else
+            c->st.retries_transport++;
         reset_attempt(x);
         /* a fresh response for the next attempt, errors included */
         llmux__out_reset(&x->res->o);
@@ -931,8 +1238,12 @@ static int xfer_attempt(xfer *x)
     x->attempts++;
     x->res->attempts = x->attempts;
     x->state = X_ACTIVE;
+    x->t_attempt = uv_now(c->loop);
+    c->st.attempts++;
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
         return LLMUX_ENOMEM;
+    if (x->first_byte_ms)
+        watchdog_arm(x, x->first_byte_ms);
     return 0;
 }
 
@@ -957,6 +1268,33 @@ static void xfer_finish(xfer *x, int code, int transport, const char *msg)
         curl_multi_remove_handle(c->multi, x->easy);
     reset_attempt(x);
     x->state = X_DONE;
+    release_slot(x); /* may start queued requests */
+    hist_add(&c->h_total, (uv_now(c->loop) - x->t_submit) * 10);
+    if (code == 0) {
+        c->st.succeeded++;
+        if (res->o.usage.prompt_tokens > 0)
+            c->st.prompt_tokens += (uint64_t)res->o.usage.prompt_tokens;
+        if (res->o.usage.completion_tokens > 0)
+            c->st.completion_tokens += (uint64_t)res->o.usage.completion_tokens;
+    } else if (code == LLMUX_ECANCELED) {
+        c->st.canceled++;
+    } else {
+        c->st.failed++;
+        switch (llmux_err_class_of(code)) {
+        case LLMUX_CLASS_PROVIDER:
+            c->st.errors_provider++;
+            break;
+        case LLMUX_CLASS_TRANSPORT:
+            c->st.errors_transport++;
+            break;
+        case LLMUX_CLASS_USAGE:
+            c->st.errors_usage++;
+            break;
+        default:
+            c->st.errors_local++;
+            break;
+        }
+    }
     if (code)
         llmux__response_fail(res, code, res->http_status, transport, msg);
     if (res->has_error) {
@@ -1052,19 +1390,53 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
     if (timeout > 0)
         x->deadline = now_ms(c) + (uint64_t)timeout;
     x->connect_timeout_ms =
-        option_ms(&req->cfg, "connect_timeout", c->connect_timeout_ms);
+        req->connect_timeout_ms > 0
+            ? req->connect_timeout_ms
+            : option_ms(&req->cfg, "connect_timeout", c->connect_timeout_ms);
+    x->first_byte_ms = req->first_byte_timeout_ms > 0
+                           ? req->first_byte_timeout_ms
+                           : option_ms(&req->cfg, "first_byte_timeout",
+                                       c->first_byte_timeout_ms);
+    x->idle_ms = req->idle_timeout_ms > 0
+                     ? req->idle_timeout_ms
+                     : option_ms(&req->cfg, "idle_timeout", c->idle_timeout_ms);
+    x->t_submit = now_ms(c);
+    x->seq = ++c->seq;
+    x->ep = endpoint_get(c, x->prep.url);
+    if (!x->ep) {
+        rc = LLMUX_ENOMEM;
+        goto fail;
+    }
     mr = llmux__config_get(&req->cfg, "max_retries");
     x->max_retries = req->max_retries >= 0 ? req->max_retries
                      : mr                  ? atoi(mr)
                                            : c->max_retries;
     if (c->in_curl) {
         /* inside a curl callback (a chunk callback submitting): curl
-         * refuses new handles here, so the defer timer starts it */
+         * refuses new handles here, so the defer timer starts it (its
+         * place in the queue is counted now) */
+        if (c->queued + c->pending - c->in_flight >= c->max_queue &&
+            !can_start(c, x->ep)) {
+            rc = LLMUX_EQUEUEFULL;
+            goto queue_full;
+        }
         x->state = X_WAIT;
         x->start_pending = 1;
         rc = 0;
-    } else {
+    } else if (can_start(c, x->ep)) {
+        take_slot(x);
         rc = xfer_attempt(x);
+        if (rc) {
+            x->holds_slot = 0;
+            c->in_flight--;
+            x->ep->in_flight--;
+        }
+    } else if (c->queued >= c->max_queue) {
+        rc = LLMUX_EQUEUEFULL;
+        goto queue_full;
+    } else {
+        enqueue(x);
+        rc = 0;
     }
     if (rc) {
         char m[128];
@@ -1079,9 +1451,18 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
         c->head->prev = x;
     c->head = x;
     c->pending++;
+    c->st.requests++;
     if (x->start_pending)
         defer_push(x);
     return 0;
+queue_full : {
+    char m[160];
+    snprintf(m, sizeof m,
+             "request queue full (%zu waiting, max_queue %zu): submit "
+             "fewer at once or raise max_queue",
+             c->queued, c->max_queue);
+    llmux__request_seterr(req, m);
+}
 fail:
     if (x->easy)
         curl_multi_remove_handle(c->multi, x->easy);

@@ -244,7 +244,7 @@ struct llmux__xfer; /* the engine's per-request state (client.c) */
 struct llmux_request {
     int op;
     llmux__config cfg; /* provider, model, options (from the spec) */
-    char *errmsg; /* why the last failing call failed, or NULL */
+    char *errmsg;      /* why the last failing call failed, or NULL */
     llmux_msg *msgs;
     size_t n_msgs, cap_msgs;
     char **stops;
@@ -262,15 +262,18 @@ struct llmux_request {
     int64_t *token_ids; /* detokenize */
     size_t n_token_ids;
     char *expected; /* evaluate */
-    unsigned has; /* LLMUX_HAS_* */
+    unsigned has;   /* LLMUX_HAS_* */
     int64_t max_tokens;
     double temperature;
     double top_p;
     int64_t seed;
     int stream;
-    long timeout_ms; /* 0 = client default */
-    int max_retries; /* -1 = client default */
-    llmux_kv *popts; /* provider options handed to the plugin */
+    long timeout_ms;            /* 0 = client default */
+    long connect_timeout_ms;    /* 0 = client default */
+    long first_byte_timeout_ms; /* 0 = client default */
+    long idle_timeout_ms;       /* 0 = client default */
+    int max_retries;            /* -1 = client default */
+    llmux_kv *popts;            /* provider options handed to the plugin */
     size_t n_popts;
     llmux_params params; /* the view handed to the plugin */
     /* engine */

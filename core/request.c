@@ -218,6 +218,9 @@ LLMUX_EXTERN llmux_request *llmux_request_dup(const llmux_request *s)
     r->seed = s->seed;
     r->stream = s->stream;
     r->timeout_ms = s->timeout_ms;
+    r->connect_timeout_ms = s->connect_timeout_ms;
+    r->first_byte_timeout_ms = s->first_byte_timeout_ms;
+    r->idle_timeout_ms = s->idle_timeout_ms;
     r->max_retries = s->max_retries;
     if (llmux__config_copy(&r->cfg, &s->cfg))
         goto oom;
@@ -294,10 +297,19 @@ LLMUX_EXTERN void *llmux_request_userdata(const llmux_request *r)
 }
 
 /* Keys the core consumes itself; the rest are provider options. */
-static const char *const core_keys[] = {
-    "base_url",        "api_key",     "api_key_env", "timeout",
-    "connect_timeout", "max_retries", "proxy",       "ca_file",
-    "insecure",        "auth",        NULL};
+static const char *const core_keys[] = {"base_url",
+                                        "api_key",
+                                        "api_key_env",
+                                        "timeout",
+                                        "connect_timeout",
+                                        "first_byte_timeout",
+                                        "idle_timeout",
+                                        "max_retries",
+                                        "proxy",
+                                        "ca_file",
+                                        "insecure",
+                                        "auth",
+                                        NULL};
 
 static int is_core_key(const char *k)
 {
@@ -360,7 +372,9 @@ static int check_core_option(llmux_request *r, const char *key,
 {
     long v;
     if (llmux__strcaseeq(key, "timeout") ||
-        llmux__strcaseeq(key, "connect_timeout")) {
+        llmux__strcaseeq(key, "connect_timeout") ||
+        llmux__strcaseeq(key, "first_byte_timeout") ||
+        llmux__strcaseeq(key, "idle_timeout")) {
         if (llmux__parse_seconds_ms(value, &v))
             return fail(r, LLMUX_ECONFIG,
                         "config string: option \"%s\" wants seconds, got "
@@ -938,6 +952,31 @@ LLMUX_EXTERN int llmux_request_set_timeout_ms(llmux_request *r, long ms)
     if (!r || ms < 0)
         return LLMUX_EINVAL;
     r->timeout_ms = ms;
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_set_connect_timeout_ms(llmux_request *r, long ms)
+{
+    if (!r || ms < 0)
+        return LLMUX_EINVAL;
+    r->connect_timeout_ms = ms;
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_set_first_byte_timeout_ms(llmux_request *r,
+                                                         long ms)
+{
+    if (!r || ms < 0)
+        return LLMUX_EINVAL;
+    r->first_byte_timeout_ms = ms;
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_set_idle_timeout_ms(llmux_request *r, long ms)
+{
+    if (!r || ms < 0)
+        return LLMUX_EINVAL;
+    r->idle_timeout_ms = ms;
     return 0;
 }
 

@@ -49,14 +49,24 @@ typedef struct llmux_client_options {
     llmux_log_cb log;     /**< logging hook, may be NULL */
     void *log_userdata;
     int log_level; /**< highest level passed to `log` */
+    /* version 2 */
+    long first_byte_timeout_ms; /**< no response byte (headers or first
+                                     stream event) within this; 0 = none */
+    long idle_timeout_ms;       /**< no byte for this long mid-response (the gap
+                                     between stream events); 0 = none */
+    size_t max_in_flight;       /**< requests in flight on the client; 0 = no
+                                     limit. The rest wait in a FIFO queue */
+    size_t max_in_flight_per_endpoint; /**< per base URL host; 0 = none */
+    size_t max_queue; /**< queued requests beyond which llmux_submit()
+                           fails with LLMUX_EQUEUEFULL; 0 = 100000 */
 } llmux_client_options;
 
-#define LLMUX_CLIENT_OPTIONS_VERSION 1
+#define LLMUX_CLIENT_OPTIONS_VERSION 2
 /* Every field listed, so -Wextra stays quiet in user code. */
 #define LLMUX_CLIENT_OPTIONS_INIT                                              \
     {                                                                          \
         LLMUX_CLIENT_OPTIONS_VERSION, NULL, -1, 0, 0, NULL, NULL, 0, 0, 0,     \
-            NULL, NULL, 0, 0, NULL, NULL, 0                                    \
+            NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0                     \
     }
 
 /** Fills `opts` with defaults (same as LLMUX_CLIENT_OPTIONS_INIT). */
@@ -121,6 +131,31 @@ LLMUX_EXTERN struct uv_loop_s *llmux_client_loop(const llmux_client *c);
 
 /** Requests queued or in flight on the client. */
 LLMUX_EXTERN size_t llmux_client_pending(const llmux_client *c);
+
+/** Counters of a client since it was created. Latencies are in ms;
+ * percentiles come from a log-scale histogram (about 10% resolution). */
+typedef struct llmux_stats {
+    unsigned int version; /**< set by the caller: LLMUX_STATS_VERSION */
+    uint64_t requests;    /**< accepted by llmux_submit() */
+    uint64_t succeeded, failed, canceled;
+    uint64_t attempts;             /**< HTTP attempts, retries included */
+    uint64_t retries;              /**< of which retries */
+    uint64_t retries_rate_limited; /**< retries after 429 */
+    uint64_t retries_server;       /**< after 5xx, 408, 409 */
+    uint64_t retries_transport;    /**< after connect errors, timeouts */
+    uint64_t errors_provider, errors_usage, errors_transport, errors_local;
+    uint64_t prompt_tokens, completion_tokens; /**< reported usage */
+    size_t in_flight, queued;                  /**< now */
+    size_t max_in_flight, max_queued;          /**< highest seen */
+    double queue_wait_p50, queue_wait_p99;
+    double first_byte_p50, first_byte_p90, first_byte_p99;
+    double total_p50, total_p90, total_p99;
+} llmux_stats;
+
+#define LLMUX_STATS_VERSION 1
+
+/** Fills `*out` (set out->version first). Returns 0 or LLMUX_EINVAL. */
+LLMUX_EXTERN int llmux_client_stats(const llmux_client *c, llmux_stats *out);
 
 /**
  * Receives the result of a submitted request, exactly once, from the loop.

@@ -32,7 +32,8 @@
     XX(EPROTO, -17, "malformed provider response")                             \
     XX(ECANCELED, -18, "canceled")                                             \
     XX(EUSER, -19, "aborted by callback")                                      \
-    XX(EBUSY, -20, "resource busy or wrong thread")
+    XX(EBUSY, -20, "resource busy or wrong thread")                            \
+    XX(EQUEUEFULL, -21, "request queue full")
 
 LLMUX_BEGIN_DECL
 
@@ -40,7 +41,7 @@ typedef enum llmux_code {
 #define LLMUX__ERR_ENUM(name, value, msg) LLMUX_##name = value,
     LLMUX_ERRNO_MAP(LLMUX__ERR_ENUM)
 #undef LLMUX__ERR_ENUM
-        LLMUX__ERR_LAST = -21 /* never use: one past the lowest code */
+        LLMUX__ERR_LAST = -22 /* never use: one past the lowest code */
 } llmux_code;
 
 /** A human-readable message for `code`. Static string, never NULL. */
@@ -59,7 +60,8 @@ typedef enum llmux_err_class {
     LLMUX_CLASS_PROVIDER = 1,  /**< the provider answered with an error */
     LLMUX_CLASS_USAGE = 2,     /**< bad argument, config, plugin, key */
     LLMUX_CLASS_TRANSPORT = 3, /**< connect, timeout, cut stream, size */
-    LLMUX_CLASS_LOCAL = 4      /**< canceled, aborted, out of memory */
+    LLMUX_CLASS_LOCAL = 4      /**< canceled, aborted, out of memory,
+                                    queue full */
 } llmux_err_class;
 
 /** Which class `code` belongs to. */

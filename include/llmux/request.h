@@ -10,7 +10,8 @@
  * Config string: "provider/model" or "provider:model", split at the FIRST
  * '/' or ':' (the model keeps the rest: "ollama/llama3:8b"), then optional
  * ";key=value" pairs: base_url, api_key, api_key_env, timeout (seconds),
- * connect_timeout, max_retries, proxy, ca_file, and any provider option.
+ * connect_timeout, first_byte_timeout, idle_timeout, max_retries, proxy,
+ * ca_file, and any provider option.
  * The long form "provider=openai;model=gpt-4o-mini;base_url=..." works
  * too. Keys are case-insensitive; "{...}" quotes a value holding ';'.
  */
@@ -23,13 +24,13 @@ LLMUX_BEGIN_DECL
 
 /** What a request does. */
 typedef enum llmux_op {
-    LLMUX_OP_CHAT = 1,     /**< chat completion (messages in) */
-    LLMUX_OP_COMPLETE = 2, /**< text completion (prompt in) */
-    LLMUX_OP_EMBED = 3,    /**< embeddings (one or many inputs) */
-    LLMUX_OP_MODELS = 4,   /**< list the provider's models */
-    LLMUX_OP_TOKENIZE = 5, /**< prompt -> tokens and token ids */
+    LLMUX_OP_CHAT = 1,       /**< chat completion (messages in) */
+    LLMUX_OP_COMPLETE = 2,   /**< text completion (prompt in) */
+    LLMUX_OP_EMBED = 3,      /**< embeddings (one or many inputs) */
+    LLMUX_OP_MODELS = 4,     /**< list the provider's models */
+    LLMUX_OP_TOKENIZE = 5,   /**< prompt -> tokens and token ids */
     LLMUX_OP_DETOKENIZE = 6, /**< token ids -> text */
-    LLMUX_OP_EVALUATE = 7  /**< prompt + expected completion -> scores */
+    LLMUX_OP_EVALUATE = 7    /**< prompt + expected completion -> scores */
 } llmux_op;
 
 /** Message roles. */
@@ -143,7 +144,7 @@ LLMUX_EXTERN int llmux_request_add_token_id(llmux_request *req, long long id);
 
 /** Evaluate: the completion whose likelihood the provider scores. */
 LLMUX_EXTERN int llmux_request_set_expected(llmux_request *req,
-                                           const char *text);
+                                            const char *text);
 
 /** Embeddings: appends one input string. */
 LLMUX_EXTERN int llmux_request_add_input(llmux_request *req, const char *text);
@@ -153,6 +154,14 @@ LLMUX_EXTERN int llmux_request_add_header(llmux_request *req,
                                           const char *header);
 /** Total deadline for this request in ms (0 = client default). */
 LLMUX_EXTERN int llmux_request_set_timeout_ms(llmux_request *req, long ms);
+/** Stage timeouts for this request in ms (0 = client default): connect,
+ * first response byte (headers or first stream event), idle gap between
+ * bytes mid-response. The total deadline is llmux_request_set_timeout_ms. */
+LLMUX_EXTERN int llmux_request_set_connect_timeout_ms(llmux_request *req,
+                                                      long ms);
+LLMUX_EXTERN int llmux_request_set_first_byte_timeout_ms(llmux_request *req,
+                                                         long ms);
+LLMUX_EXTERN int llmux_request_set_idle_timeout_ms(llmux_request *req, long ms);
 /** Retry budget for this request (-1 = client default). */
 LLMUX_EXTERN int llmux_request_set_max_retries(llmux_request *req, int n);
 

@@ -9,7 +9,8 @@ int llmux_headertest_cxx(void);
 
 int main(void)
 {
-    if (llmux_headertest_c() != 3 || llmux_headertest_cxx() != 2) {
+    if (llmux_headertest_c() != (int)LLMUX_CLIENT_OPTIONS_VERSION + 2 ||
+        llmux_headertest_cxx() != (int)LLMUX_CLIENT_OPTIONS_VERSION + 1) {
         fprintf(stderr, "header test values wrong\n");
         return 1;
     }

@@ -1,0 +1,441 @@
+/*
+ * tests/mock/test_limits.c: concurrency limits, the FIFO queue, stage
+ * timeouts and the client's counters, end to end against llmux-mock.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include <llmux/llmux.h>
+
+#include "../../tools/mock/llmux_mock.h"
+
+typedef struct env {
+    uv_loop_t loop;
+    llmux_mock *mock;
+    llmux_client *client;
+    int closed, mock_closed;
+    int done_order[256];
+    int n_done;
+} env;
+
+typedef struct result {
+    env *e;
+    int id;
+    int calls, status, chunks;
+    llmux_response *res;
+} result;
+
+static void on_closed(void *ud)
+{
+    *(int *)ud = 1;
+}
+
+static void env_start(env *e, const llmux_client_options *co, int chunk_ms)
+{
+    llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    memset(e, 0, sizeof *e);
+    assert_int_equal(uv_loop_init(&e->loop), 0);
+    mo.quiet = 1;
+    mo.chunk_delay_ms = chunk_ms;
+    assert_int_equal(llmux_mock_start(&e->mock, &e->loop, &mo), 0);
+    if (co)
+        o = *co;
+    o.loop = &e->loop;
+    assert_int_equal(llmux_client_new(&e->client, &o), 0);
+}
+
+static void run_until(env *e, const int *flag)
+{
+    int i;
+    for (i = 0; i < 400000 && !*flag; i++)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_true(*flag);
+}
+
+static void env_stop(env *e)
+{
+    if (e->client) {
+        llmux_client_close(e->client, on_closed, &e->closed);
+        run_until(e, &e->closed);
+    }
+    llmux_mock_close(e->mock, on_closed, &e->mock_closed);
+    run_until(e, &e->mock_closed);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&e->loop), 0);
+}
+
+static void on_done(llmux_request *req, int status, llmux_response *res,
+                    void *ud)
+{
+    result *r = ud;
+    (void)req;
+    r->calls++;
+    r->status = status;
+    r->res = llmux_response_retain(res);
+    if (r->e && r->e->n_done < 256)
+        r->e->done_order[r->e->n_done++] = r->id;
+}
+
+static int on_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
+{
+    (void)req;
+    (void)ch;
+    ((result *)ud)->chunks++;
+    return 0;
+}
+
+static llmux_request *chat(env *e, const char *host, const char *fault,
+                           const char *prompt)
+{
+    llmux_request *req;
+    char spec[256], h[128];
+    snprintf(spec, sizeof spec,
+             "openai/gpt-4o-mini;base_url=http://%s:%d/v1;api_key=k",
+             host ? host : "127.0.0.1", llmux_mock_port(e->mock));
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, prompt);
+    if (fault) {
+        snprintf(h, sizeof h, "X-Mock-Fault: %s", fault);
+        llmux_request_add_header(req, h);
+    }
+    return req;
+}
+
+static int all_done(result *r, int n)
+{
+    int i;
+    for (i = 0; i < n; i++)
+        if (!r[i].calls)
+            return 0;
+    return 1;
+}
+
+static void wait_all(env *e, result *r, int n)
+{
+    int i;
+    for (i = 0; i < 400000 && !all_done(r, n); i++)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_true(all_done(r, n));
+}
+
+static void free_all(result *r, int n)
+{
+    int i;
+    for (i = 0; i < n; i++)
+        llmux_response_free(r[i].res);
+}
+
+static void test_max_in_flight_and_fifo(void **state)
+{
+    env e;
+    enum { N = 40 };
+    result r[N];
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    llmux_stats st;
+    int i;
+    (void)state;
+    memset(r, 0, sizeof r);
+    o.max_in_flight = 5;
+    env_start(&e, &o, 0);
+    for (i = 0; i < N; i++) {
+        char p[32];
+        snprintf(p, sizeof p, "prompt %d", i);
+        r[i].e = &e;
+        r[i].id = i;
+        assert_int_equal(llmux_submit(e.client,
+                                      chat(&e, NULL, "delay_ms=30", p), NULL,
+                                      on_done, &r[i]),
+                         0);
+    }
+    assert_int_equal(llmux_client_pending(e.client), N);
+    memset(&st, 0, sizeof st);
+    st.version = LLMUX_STATS_VERSION;
+    assert_int_equal(llmux_client_stats(e.client, &st), 0);
+    assert_int_equal(st.in_flight, 5);
+    assert_int_equal(st.queued, N - 5);
+    wait_all(&e, r, N);
+    for (i = 0; i < N; i++)
+        assert_int_equal(r[i].status, 0);
+    /* the limit held, and was used */
+    assert_int_equal(llmux_mock_max_concurrent(e.mock), 5);
+    assert_int_equal(llmux_client_stats(e.client, &st), 0);
+    assert_int_equal(st.requests, N);
+    assert_int_equal(st.succeeded, N);
+    assert_int_equal(st.max_in_flight, 5);
+    assert_int_equal(st.max_queued, N - 5);
+    assert_int_equal(st.in_flight, 0);
+    assert_true(st.queue_wait_p99 >= 100.0); /* the last waited 7 rounds */
+    assert_true(st.total_p50 >= 25.0);
+    assert_true(st.prompt_tokens == 2 * N);
+    free_all(r, N);
+    env_stop(&e);
+}
+
+static void test_strict_fifo_one_at_a_time(void **state)
+{
+    env e;
+    enum { N = 12 };
+    result r[N];
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    int i;
+    (void)state;
+    memset(r, 0, sizeof r);
+    o.max_in_flight = 1;
+    env_start(&e, &o, 0);
+    for (i = 0; i < N; i++) {
+        r[i].e = &e;
+        r[i].id = i;
+        /* later requests answer faster: only the queue keeps the order */
+        {
+            char f[32];
+            snprintf(f, sizeof f, "delay_ms=%d", (N - i) * 3);
+            assert_int_equal(llmux_submit(e.client, chat(&e, NULL, f, "x"),
+                                          NULL, on_done, &r[i]),
+                             0);
+        }
+    }
+    wait_all(&e, r, N);
+    for (i = 0; i < N; i++)
+        assert_int_equal(e.done_order[i], i);
+    assert_int_equal(llmux_mock_max_concurrent(e.mock), 1);
+    free_all(r, N);
+    env_stop(&e);
+}
+
+static void test_per_endpoint_limit(void **state)
+{
+    env e;
+    enum { N = 20 };
+    result r[N];
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    int i;
+    (void)state;
+    memset(r, 0, sizeof r);
+    o.max_in_flight_per_endpoint = 2;
+    env_start(&e, &o, 0);
+    for (i = 0; i < N; i++) {
+        r[i].e = &e;
+        r[i].id = i;
+        /* two endpoints: the same server under two names */
+        assert_int_equal(
+            llmux_submit(
+                e.client,
+                chat(&e, i % 2 ? "127.0.0.1" : "localhost", "delay_ms=40", "y"),
+                NULL, on_done, &r[i]),
+            0);
+    }
+    wait_all(&e, r, N);
+    for (i = 0; i < N; i++)
+        assert_int_equal(r[i].status, 0);
+    assert_true(llmux_mock_max_concurrent(e.mock) <= 4);
+    assert_true(llmux_mock_max_concurrent(e.mock) >= 3);
+    free_all(r, N);
+    env_stop(&e);
+}
+
+static void test_queue_full(void **state)
+{
+    env e;
+    result r[4];
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    llmux_request *req;
+    int i;
+    (void)state;
+    memset(r, 0, sizeof r);
+    o.max_in_flight = 1;
+    o.max_queue = 3;
+    env_start(&e, &o, 0);
+    for (i = 0; i < 4; i++)
+        assert_int_equal(llmux_submit(e.client,
+                                      chat(&e, NULL, "delay_ms=20", "z"), NULL,
+                                      on_done, &r[i]),
+                         0);
+    req = chat(&e, NULL, NULL, "one too many");
+    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r[0]),
+                     LLMUX_EQUEUEFULL);
+    assert_non_null(strstr(llmux_request_errmsg(req), "max_queue"));
+    assert_int_equal(llmux_err_class_of(LLMUX_EQUEUEFULL), LLMUX_CLASS_LOCAL);
+    llmux_request_free(req);
+    wait_all(&e, r, 4);
+    free_all(r, 4);
+    env_stop(&e);
+}
+
+static void test_cancel_queued_and_close(void **state)
+{
+    env e;
+    enum { N = 6 };
+    result r[N];
+    llmux_request *reqs[N];
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    int i;
+    (void)state;
+    memset(r, 0, sizeof r);
+    o.max_in_flight = 1;
+    env_start(&e, &o, 0);
+    for (i = 0; i < N; i++) {
+        reqs[i] = chat(&e, NULL, "delay_ms=200", "q");
+        assert_int_equal(llmux_submit(e.client, reqs[i], NULL, on_done, &r[i]),
+                         0);
+    }
+    /* a queued request cancelled never reaches the server */
+    llmux_request_cancel(reqs[3]);
+    assert_int_equal(r[3].calls, 0);
+    run_until(&e, &r[3].calls);
+    assert_int_equal(r[3].status, LLMUX_ECANCELED);
+    run_until(&e, &r[0].calls);
+    assert_int_equal(r[0].status, 0);
+    /* closing cancels the one in flight and every queued one */
+    llmux_client_close(e.client, on_closed, &e.closed);
+    run_until(&e, &e.closed);
+    e.client = NULL;
+    for (i = 1; i < N; i++) {
+        assert_int_equal(r[i].calls, 1);
+        assert_int_equal(r[i].status, LLMUX_ECANCELED);
+    }
+    assert_int_equal(llmux_mock_request_count(e.mock), 2);
+    free_all(r, N);
+    env_stop(&e);
+}
+
+static void test_first_byte_timeout(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    uint64_t t0;
+    (void)state;
+    env_start(&e, NULL, 0);
+    req = chat(&e, NULL, "delay_ms=4000", "slow");
+    llmux_request_set_first_byte_timeout_ms(req, 300);
+    llmux_request_set_max_retries(req, 0);
+    uv_update_time(&e.loop);
+    t0 = uv_now(&e.loop);
+    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r), 0);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, LLMUX_ETIMEDOUT);
+    assert_non_null(
+        strstr(llmux_response_error(r.res)->message, "first_byte_timeout"));
+    assert_true(uv_now(&e.loop) - t0 >= 280);
+    assert_true(uv_now(&e.loop) - t0 < 2000);
+    llmux_response_free(r.res);
+    env_stop(&e);
+}
+
+static void test_first_byte_timeout_retried(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    llmux_stats st;
+    (void)state;
+    env_start(&e, NULL, 0);
+    assert_int_equal(llmux_mock_push_fault(e.mock, "delay_ms=3000"), 0);
+    req = chat(&e, NULL, NULL, "again");
+    llmux_request_set_first_byte_timeout_ms(req, 200);
+    llmux_request_set_max_retries(req, 1);
+    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r), 0);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(llmux_response_attempts(r.res), 2);
+    memset(&st, 0, sizeof st);
+    st.version = LLMUX_STATS_VERSION;
+    llmux_client_stats(e.client, &st);
+    assert_int_equal(st.attempts, 2);
+    assert_int_equal(st.retries, 1);
+    assert_int_equal(st.retries_transport, 1);
+    llmux_response_free(r.res);
+    env_stop(&e);
+}
+
+static void test_idle_timeout(void **state)
+{
+    env e;
+    result r = {0}, ok = {0};
+    llmux_request *req;
+    (void)state;
+    env_start(&e, NULL, 60);
+    /* stalls after 3 events: the idle watchdog ends it */
+    req = chat(&e, NULL, "stall_after=3", "a b c d e f");
+    llmux_request_set_stream(req, 1);
+    llmux_request_set_idle_timeout_ms(req, 400);
+    assert_int_equal(llmux_submit(e.client, req, on_chunk, on_done, &r), 0);
+    /* steady events 60 ms apart never trip a 400 ms idle timeout, even
+     * when the whole stream takes longer than that */
+    req = chat(&e, NULL, NULL, "a b c d e f g h i j");
+    llmux_request_set_stream(req, 1);
+    llmux_request_set_idle_timeout_ms(req, 400);
+    assert_int_equal(llmux_submit(e.client, req, on_chunk, on_done, &ok), 0);
+    run_until(&e, &r.calls);
+    run_until(&e, &ok.calls);
+    assert_int_equal(r.status, LLMUX_ETIMEDOUT);
+    assert_non_null(
+        strstr(llmux_response_error(r.res)->message, "idle_timeout"));
+    assert_true(r.chunks >= 1);
+    assert_true(strlen(llmux_response_text(r.res, NULL)) > 0); /* kept */
+    assert_int_equal(ok.status, 0);
+    assert_true(ok.chunks >= 10);
+    llmux_response_free(r.res);
+    llmux_response_free(ok.res);
+    env_stop(&e);
+}
+
+static void test_total_timeout_named(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    (void)state;
+    env_start(&e, NULL, 100);
+    req = chat(&e, NULL, NULL, "a b c d e f g h i j k l m n");
+    llmux_request_set_stream(req, 1);
+    llmux_request_set_timeout_ms(req, 450);
+    assert_int_equal(llmux_submit(e.client, req, on_chunk, on_done, &r), 0);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, LLMUX_ETIMEDOUT);
+    assert_non_null(strstr(llmux_response_error(r.res)->message, "timeout"));
+    assert_true(r.chunks >= 2);
+    llmux_response_free(r.res);
+    env_stop(&e);
+}
+
+static void test_stage_timeouts_in_spec(void **state)
+{
+    llmux_request *req;
+    (void)state;
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT,
+                                       "openai/x;idle_timeout=2.5;"
+                                       "first_byte_timeout=10"),
+                     0);
+    llmux_request_free(req);
+    assert_int_equal(
+        llmux_request_new(&req, LLMUX_OP_CHAT, "openai/x;idle_timeout=soon"),
+        LLMUX_ECONFIG);
+    assert_non_null(strstr(llmux_request_errmsg(req), "idle_timeout"));
+    llmux_request_free(req);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_max_in_flight_and_fifo),
+        cmocka_unit_test(test_strict_fifo_one_at_a_time),
+        cmocka_unit_test(test_per_endpoint_limit),
+        cmocka_unit_test(test_queue_full),
+        cmocka_unit_test(test_cancel_queued_and_close),
+        cmocka_unit_test(test_first_byte_timeout),
+        cmocka_unit_test(test_first_byte_timeout_retried),
+        cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_total_timeout_named),
+        cmocka_unit_test(test_stage_timeouts_in_spec),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
