@@ -1013,6 +1013,99 @@ static void reset_attempt(xfer *x)
     x->errbuf[0] = '\0';
 }
 
+/* Whether a request that failed for good may move on to a fallback: rate
+ * limits, overload and other 5xx, timeouts, connection failures and
+ * context-length errors; never once the caller has seen chunks. */
+static int fallback_worthy(const xfer *x, int code, long status)
+{
+    const char *pc = x->res->o.err_pcode, *m = x->res->o.err_msg;
+    if (x->cancel || x->delivered || x->c->closing ||
+        x->req->next_fallback >= x->req->n_fallbacks)
+        return 0;
+    switch (code) {
+    case LLMUX_ERATELIMIT:
+    case LLMUX_ETIMEDOUT:
+    case LLMUX_ETRANSPORT:
+        return 1;
+    case LLMUX_EPROVIDER:
+        if (status >= 500 || status == 408)
+            return 1;
+        return (pc && strstr(pc, "context_length")) ||
+               (m &&
+                (strstr(m, "context length") || strstr(m, "context_length") ||
+                 strstr(m, "maximum context")));
+    default:
+        return 0;
+    }
+}
+
+/* Moves a failed request on to its next fallback config string: a fresh
+ * prepare, response and retry budget; the total deadline goes on. Returns
+ * 0 when the new attempt started or was queued. */
+static int use_fallback(xfer *x)
+{
+    struct llmux_client *c = x->c;
+    llmux_request *req = x->req;
+    llmux__config cfg;
+    const char *mr;
+    char prev[128];
+    int rc;
+
+    snprintf(prev, sizeof prev, "%s/%s", req->cfg.provider,
+             req->cfg.model ? req->cfg.model : "");
+    memset(&cfg, 0, sizeof cfg);
+    rc = llmux__config_parse(req->fallbacks[req->next_fallback++], &cfg, NULL,
+                             0);
+    if (rc)
+        return rc;
+    llmux__config_free(&req->cfg);
+    req->cfg = cfg;
+    client_log(c, LLMUX_LOG_INFO, "%s failed; falling back to %s/%s", prev,
+               cfg.provider, cfg.model ? cfg.model : "");
+    reset_attempt(x);
+    if (x->holds_slot) { /* give the slot back; pump below */
+        x->holds_slot = 0;
+        c->in_flight--;
+        x->ep->in_flight--;
+    }
+    llmux__prepared_free(&x->prep);
+    {
+        llmux__log_target t = {0}, old;
+        t.log = c->log;
+        t.log_ud = c->log_ud;
+        t.log_level = c->log_level;
+        old = llmux__log_target_swap(t);
+        rc = llmux__prepare(req, c->plugin_path, &x->prep);
+        llmux__log_target_swap(old);
+    }
+    if (rc)
+        return rc;
+    {
+        llmux_response *nr = llmux__response_new(req->op, req->cfg.provider);
+        if (!nr)
+            return LLMUX_ENOMEM; /* the old response still reports */
+        llmux_response_free(x->res);
+        x->res = nr;
+    }
+    x->res->fallback = (int)req->next_fallback;
+    x->attempts = 0;
+    mr = llmux__config_get(&req->cfg, "max_retries");
+    x->max_retries = req->max_retries >= 0 ? req->max_retries
+                     : mr                  ? atoi(mr)
+                                           : c->max_retries;
+    x->ep = endpoint_get(c, x->prep.url);
+    if (!x->ep)
+        return LLMUX_ENOMEM;
+    if (can_start(c, x->ep)) {
+        take_slot(x);
+        rc = xfer_attempt(x);
+    } else {
+        enqueue(x);
+    }
+    pump(c);
+    return rc;
+}
+
 /* One transfer finished in curl: decide the outcome of this attempt. */
 static void xfer_done(xfer *x, CURLcode result)
 {
@@ -1132,6 +1225,14 @@ static void xfer_done(xfer *x, CURLcode result)
         }
         uv_timer_start(&x->timer, on_retry_timer, (uint64_t)delay, 0);
         return;
+    }
+    if (code && fallback_worthy(x, code, status)) {
+        int rc = use_fallback(x);
+        if (rc == 0)
+            return;
+        code = rc; /* the fallback could not even start */
+        snprintf(msg, sizeof msg, "fallback: %s",
+                 x->req->errmsg ? x->req->errmsg : llmux_strerror(rc));
     }
     xfer_finish(x, code, transport, msg[0] ? msg : NULL);
 }

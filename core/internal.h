@@ -214,6 +214,7 @@ struct llmux_response {
     char *provider;
     long http_status;
     int attempts;
+    int fallback; /* 0, or which fallback answered */
     int has_error;
     llmux_error err;   /* pub view; strings point into o.err_* or below */
     char *err_message; /* owned final message */
@@ -273,7 +274,10 @@ struct llmux_request {
     long first_byte_timeout_ms; /* 0 = client default */
     long idle_timeout_ms;       /* 0 = client default */
     int max_retries;            /* -1 = client default */
-    llmux_kv *popts;            /* provider options handed to the plugin */
+    char **fallbacks;           /* config strings to try next, in order */
+    size_t n_fallbacks;
+    size_t next_fallback; /* engine: fallbacks used so far */
+    llmux_kv *popts;      /* provider options handed to the plugin */
     size_t n_popts;
     llmux_params params; /* the view handed to the plugin */
     /* engine */

@@ -137,6 +137,7 @@ LLMUX_EXTERN void llmux_request_free(llmux_request *r)
     free_strv(r->stops, r->n_stops);
     free_strv(r->inputs, r->n_inputs);
     free_strv(r->headers, r->n_headers);
+    free_strv(r->fallbacks, r->n_fallbacks);
     llmux__free(r->tools_json);
     llmux__free(r->tool_choice_json);
     llmux__free(r->response_format_json);
@@ -244,6 +245,9 @@ LLMUX_EXTERN llmux_request *llmux_request_dup(const llmux_request *s)
     if (dup_strv(&r->headers, s->headers, s->n_headers))
         goto oom;
     r->n_headers = s->n_headers;
+    if (dup_strv(&r->fallbacks, s->fallbacks, s->n_fallbacks))
+        goto oom;
+    r->n_fallbacks = s->n_fallbacks;
 #define DUPS(f)                                                                \
     if (s->f && !(r->f = llmux__strdup(s->f)))                                 \
         goto oom;
@@ -978,6 +982,21 @@ LLMUX_EXTERN int llmux_request_set_idle_timeout_ms(llmux_request *r, long ms)
         return LLMUX_EINVAL;
     r->idle_timeout_ms = ms;
     return 0;
+}
+
+LLMUX_EXTERN int llmux_request_add_fallback(llmux_request *r, const char *spec)
+{
+    llmux__config c;
+    char buf[LLMUX__MSGBUF];
+    int rc;
+    if (!r || !spec)
+        return LLMUX_EINVAL;
+    memset(&c, 0, sizeof c);
+    rc = llmux__config_parse(spec, &c, buf, sizeof buf);
+    llmux__config_free(&c);
+    if (rc)
+        return fail(r, rc, "fallback: %s", buf);
+    return push_str(&r->fallbacks, &r->n_fallbacks, spec);
 }
 
 LLMUX_EXTERN int llmux_request_set_max_retries(llmux_request *r, int n)

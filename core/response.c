@@ -607,6 +607,11 @@ LLMUX_EXTERN int llmux_response_attempts(const llmux_response *res)
     return res ? res->attempts : 0;
 }
 
+LLMUX_EXTERN int llmux_response_fallback(const llmux_response *res)
+{
+    return res ? res->fallback : 0;
+}
+
 LLMUX_EXTERN const char *llmux_response_provider(const llmux_response *res)
 {
     return res ? res->provider : NULL;

@@ -162,6 +162,16 @@ LLMUX_EXTERN int llmux_request_set_connect_timeout_ms(llmux_request *req,
 LLMUX_EXTERN int llmux_request_set_first_byte_timeout_ms(llmux_request *req,
                                                          long ms);
 LLMUX_EXTERN int llmux_request_set_idle_timeout_ms(llmux_request *req, long ms);
+/**
+ * Appends a fallback config string: when the request still fails after its
+ * retries with a rate limit, an overload or other 5xx, a timeout, a
+ * connection failure or a context-length error, and nothing was streamed
+ * to the caller yet, it is sent again to the next fallback (with retries of
+ * its own). llmux_response_provider() and llmux_response_fallback() tell
+ * which one answered. Fails with LLMUX_ECONFIG for a bad config string.
+ */
+LLMUX_EXTERN int llmux_request_add_fallback(llmux_request *req,
+                                            const char *spec);
 /** Retry budget for this request (-1 = client default). */
 LLMUX_EXTERN int llmux_request_set_max_retries(llmux_request *req, int n);
 

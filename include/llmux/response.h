@@ -47,8 +47,11 @@ LLMUX_EXTERN llmux_op llmux_response_op(const llmux_response *res);
 LLMUX_EXTERN const llmux_error *llmux_response_error(const llmux_response *res);
 /** HTTP status of the last attempt (0 if none). */
 LLMUX_EXTERN long llmux_response_http_status(const llmux_response *res);
-/** Attempts made (1 + retries). */
+/** Attempts made (1 + retries) with the config string that answered. */
 LLMUX_EXTERN int llmux_response_attempts(const llmux_response *res);
+/** Which config string answered: 0 the request's own, n its n-th
+ * fallback (llmux_request_add_fallback()). */
+LLMUX_EXTERN int llmux_response_fallback(const llmux_response *res);
 
 LLMUX_EXTERN const char *llmux_response_provider(const llmux_response *res);
 LLMUX_EXTERN const char *llmux_response_model(const llmux_response *res);

@@ -423,6 +423,112 @@ static void test_stage_timeouts_in_spec(void **state)
     llmux_request_free(req);
 }
 
+static llmux_request *fb_req(env *e, const char *model, int n_fb,
+                             const char *const *fb_models)
+{
+    llmux_request *req;
+    char spec[256];
+    int i;
+    snprintf(spec, sizeof spec,
+             "openai/%s;base_url=http://127.0.0.1:%d/v1;api_key=k;"
+             "max_retries=0",
+             model, llmux_mock_port(e->mock));
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "fall back");
+    for (i = 0; i < n_fb; i++) {
+        snprintf(spec, sizeof spec,
+                 "%s;base_url=http://127.0.0.1:%d%s;"
+                 "api_key=k;max_retries=0",
+                 fb_models[i], llmux_mock_port(e->mock),
+                 strncmp(fb_models[i], "mistral", 7) == 0 ? "/mistral" : "/v1");
+        assert_int_equal(llmux_request_add_fallback(req, spec), 0);
+    }
+    return req;
+}
+
+static void test_fallbacks(void **state)
+{
+    env e;
+    result r1 = {0}, r2 = {0}, r3 = {0}, r4 = {0};
+    static const char *const one[] = {"openai/fallback-model"};
+    static const char *const chain[] = {"openai/second#status=502",
+                                        "openai/third"};
+    static const char *const cross[] = {"mistral/mistral-small-latest"};
+    llmux_request *req;
+    (void)state;
+    env_start(&e, NULL, 0);
+    /* an overloaded primary moves on to the fallback */
+    assert_int_equal(llmux_submit(e.client,
+                                  fb_req(&e, "primary#status=503", 1, one),
+                                  NULL, on_done, &r1),
+                     0);
+    /* a request error is the caller's: no fallback */
+    assert_int_equal(llmux_submit(e.client,
+                                  fb_req(&e, "primary#status=400", 1, one),
+                                  NULL, on_done, &r2),
+                     0);
+    /* fallbacks in order, each failing one passing the baton on */
+    assert_int_equal(llmux_submit(e.client,
+                                  fb_req(&e, "primary#status=500", 2, chain),
+                                  NULL, on_done, &r3),
+                     0);
+    /* across providers */
+    assert_int_equal(llmux_submit(e.client,
+                                  fb_req(&e, "primary#status=429", 1, cross),
+                                  NULL, on_done, &r4),
+                     0);
+    run_until(&e, &r1.calls);
+    run_until(&e, &r2.calls);
+    run_until(&e, &r3.calls);
+    run_until(&e, &r4.calls);
+
+    assert_int_equal(r1.status, 0);
+    assert_int_equal(llmux_response_fallback(r1.res), 1);
+    assert_string_equal(llmux_response_model(r1.res), "fallback-model");
+    assert_string_equal(llmux_response_text(r1.res, NULL),
+                        "Mock reply to: fall back");
+
+    assert_int_equal(r2.status, LLMUX_EPROVIDER);
+    assert_int_equal(llmux_response_error(r2.res)->http_status, 400);
+    assert_int_equal(llmux_response_fallback(r2.res), 0);
+
+    assert_int_equal(r3.status, 0);
+    assert_int_equal(llmux_response_fallback(r3.res), 2);
+    assert_string_equal(llmux_response_model(r3.res), "third");
+
+    assert_int_equal(r4.status, 0);
+    assert_string_equal(llmux_response_provider(r4.res), "mistral");
+    assert_int_equal(llmux_response_fallback(r4.res), 1);
+
+    /* 2 + 1 + 3 + 2 requests reached the server */
+    assert_int_equal(llmux_mock_request_count(e.mock), 8);
+    llmux_response_free(r1.res);
+    llmux_response_free(r2.res);
+    llmux_response_free(r3.res);
+    llmux_response_free(r4.res);
+
+    /* context-length errors move on too */
+    memset(&r1, 0, sizeof r1);
+    req = fb_req(&e, "small", 1, one);
+    llmux_request_add_header(
+        req, "X-Mock-Fault: status=400;code=context_length_exceeded");
+    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r1), 0);
+    run_until(&e, &r1.calls);
+    /* the header goes to the fallback too: it fails the same way, and the
+     * last error is what the caller sees */
+    assert_int_equal(r1.status, LLMUX_EPROVIDER);
+    assert_int_equal(llmux_response_fallback(r1.res), 1);
+    assert_string_equal(llmux_response_error(r1.res)->provider_code,
+                        "context_length_exceeded");
+    llmux_response_free(r1.res);
+
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, "openai/x"), 0);
+    assert_int_equal(llmux_request_add_fallback(req, "/nope"), LLMUX_ECONFIG);
+    assert_non_null(strstr(llmux_request_errmsg(req), "fallback"));
+    llmux_request_free(req);
+    env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -436,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_total_timeout_named),
         cmocka_unit_test(test_stage_timeouts_in_spec),
+        cmocka_unit_test(test_fallbacks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
