@@ -11,6 +11,7 @@
  * transfers and let the client's "defer" timer finish them from the loop.
  * Handles are freed only in their close callbacks.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -155,6 +156,12 @@ static __thread int tl_in_callback;
 #else
 static _Thread_local int tl_in_callback;
 #endif
+
+int llmux__callback_depth(int delta)
+{
+    tl_in_callback += delta;
+    return tl_in_callback;
+}
 
 static void xfer_finish(xfer *x, int code, int transport, const char *msg);
 static int xfer_attempt(xfer *x);
@@ -1297,7 +1304,11 @@ static int xfer_attempt(xfer *x)
     curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* Waiting to multiplex pays off only where TLS ALPN can offer HTTP/2;
+     * over plain http it would hold new transfers to a host behind the
+     * first one's response. */
+    if (strncmp(x->prep.url, "https://", 8) == 0)
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
@@ -1742,7 +1753,12 @@ LLMUX_EXTERN int llmux_run(const llmux_request *req,
     if (opts) {
         if (opts->version == 0 || opts->version > LLMUX_CLIENT_OPTIONS_VERSION)
             return LLMUX_EINVAL;
-        o = *opts;
+        /* a version 1 caller's struct ends before the version 2 fields */
+        llmux_client_options_init(&o);
+        memcpy(&o, opts,
+               opts->version >= 2
+                   ? sizeof o
+                   : offsetof(llmux_client_options, first_byte_timeout_ms));
     } else {
         llmux_client_options_init(&o);
     }

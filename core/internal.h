@@ -285,6 +285,10 @@ struct llmux_request {
     void *userdata;
 };
 
+/* The depth of llmux user callbacks running on this thread (adds delta,
+ * returns the new depth): the blocking calls refuse to run inside one. */
+int llmux__callback_depth(int delta);
+
 /* Replaces req->errmsg with a copy of msg (NULL clears it). */
 void llmux__request_seterr(llmux_request *r, const char *msg);
 

@@ -11,5 +11,6 @@
 #include "response.h"
 #include "client.h"
 #include "providers.h"
+#include "batch.h"
 
 #endif /* LLMUX_LLMUX_H */
