@@ -1237,7 +1237,8 @@ static void xfer_done(xfer *x, CURLcode result)
         int rc = use_fallback(x);
         if (rc == 0)
             return;
-        code = rc; /* the fallback could not even start */
+        code = rc;               /* the fallback could not even start */
+        x->res->http_status = 0; /* not the failed primary's status */
         snprintf(msg, sizeof msg, "fallback: %s",
                  x->req->errmsg ? x->req->errmsg : llmux_strerror(rc));
     }

@@ -991,11 +991,27 @@ LLMUX_EXTERN int llmux_request_add_fallback(llmux_request *r, const char *spec)
     int rc;
     if (!r || !spec)
         return LLMUX_EINVAL;
+    size_t i;
     memset(&c, 0, sizeof c);
     rc = llmux__config_parse(spec, &c, buf, sizeof buf);
-    llmux__config_free(&c);
     if (rc)
         return fail(r, rc, "fallback: %s", buf);
+    /* the same checks as llmux_request_set_model: fail now, not later */
+    for (i = 0; i < c.n_opts && !rc; i++)
+        if (is_core_key(c.opts[i].key))
+            rc = check_core_option(r, c.opts[i].key, c.opts[i].value);
+    if (!rc && (!c.model || !*c.model) && r->op != LLMUX_OP_MODELS)
+        rc = fail(r, LLMUX_ECONFIG, "fallback: no model given for \"%s\"",
+                  c.provider);
+    llmux__config_free(&c);
+    if (rc) {
+        if (r->errmsg && strncmp(r->errmsg, "fallback", 8) != 0) {
+            char m[LLMUX__MSGBUF];
+            snprintf(m, sizeof m, "fallback: %s", r->errmsg);
+            llmux__request_seterr(r, m);
+        }
+        return rc;
+    }
     return push_str(&r->fallbacks, &r->n_fallbacks, spec);
 }
 

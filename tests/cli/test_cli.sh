@@ -2,8 +2,8 @@
 #
 # tests/cli/test_cli.sh: checks the `llmux` command-line contract against
 # llmux-mock: output formats (text, --stream, --json, --json --stream),
-# every command, --request-file, exit statuses and the one-line error
-# format.
+# every command, --request-file, exit statuses, the one-line error format,
+# and retries, stage timeouts and fallbacks.
 #
 # usage: test_cli.sh PATH/TO/llmux PATH/TO/llmux-mock
 # LLMUX_PLUGIN_PATH must name the directory holding the openai plugin.
@@ -749,6 +749,277 @@ expect_err "--retries 0: a 503 is final (exit 1)" 1 \
 run "$CLI" chat -m "$M;max_retries=0" "${RURL[@]}" --retries 1 hi </dev/null
 expect_out "--retries 1 (over max_retries=0): a 503 then success" \
     'Mock reply to: hi\n'
+
+# ---- resilience: retries, stage timeouts, fallbacks -------------------------
+#
+# Scripted faults each get a mock of their own, so no other check consumes
+# (or adds to) their script; the mock's counters show what was sent.
+
+# mockcheck NAME PORT PATH SCRIPT [ARGS...]: GETs PATH from the mock on
+# PORT and runs a Python check on its JSON (as variable `o`).
+mockcheck() {
+    local name=$1 port=$2 path=$3 script=$4 msg
+    shift 4
+    if msg=$("$PY" - "http://127.0.0.1:$port$path" "$@" 2>&1 <<EOF
+import json, sys, urllib.request
+o = json.load(urllib.request.urlopen(sys.argv[1], timeout=10))
+args = sys.argv[2:]
+def fail(m):
+    print(m)
+    sys.exit(1)
+$script
+EOF
+    ); then
+        ok "$name"
+    else
+        bad "$name" "$msg"
+    fi
+}
+
+# mark, then elapsed_ms: milliseconds since the mark.
+mark() { T0=$(date +%s%N); }
+elapsed_ms() { echo $((($(date +%s%N) - T0) / 1000000)); }
+
+start_mock --quiet --fault 'status=503;retry_after=0'
+RP=$PORT
+run "$CLI" chat -m "$M" --base-url "http://127.0.0.1:$RP/v1" --retries 1 hi \
+    </dev/null
+expect_out "--retries 1, one scripted 503 (Retry-After: 0): success" \
+    'Mock reply to: hi\n'
+mockcheck "--retries 1, one scripted 503: the mock saw 2 requests" "$RP" \
+    /_mock/stats 'if o["requests"] != 2: fail("requests %r" % o)'
+
+start_mock --quiet --fault 'status=503;retry_after=0'
+RP=$PORT
+run "$CLI" chat -m "$M" --base-url "http://127.0.0.1:$RP/v1" --retries 0 hi \
+    </dev/null
+expect_err "--retries 0, one scripted 503: exit 1" 1 \
+    'llmux: openai: .* \(HTTP 503\)'
+mockcheck "--retries 0, one scripted 503: the mock saw 1 request" "$RP" \
+    /_mock/stats 'if o["requests"] != 1: fail("requests %r" % o)'
+
+# --retries and --timeout on complete and embed too
+start_mock --quiet --fault 'status=503;retry_after=0'
+RP=$PORT
+run "$CLI" complete -m "$CM" --base-url "http://127.0.0.1:$RP/v1" \
+    --retries 1 once upon </dev/null
+expect_out "complete --retries 1, a scripted 503: success" \
+    'Mock completion of: once upon\n'
+mockcheck "complete --retries 1, a scripted 503: the mock saw 2 requests" \
+    "$RP" /_mock/stats 'if o["requests"] != 2: fail("requests %r" % o)'
+start_mock --quiet --fault 'status=503;retry_after=0'
+RP=$PORT
+run "$CLI" embed -m "$EM" --base-url "http://127.0.0.1:$RP/v1" --retries 1 \
+    "first input" second </dev/null
+if [ "$RC" -eq 0 ] && cmp -s "$TMP/out" "$TMP/embed-c"; then
+    ok "embed --retries 1, a scripted 503: success, same vectors"
+else
+    bad "embed --retries 1, a scripted 503: success, same vectors" \
+        "status $RC"
+fi
+mockcheck "embed --retries 1, a scripted 503: the mock saw 2 requests" "$RP" \
+    /_mock/stats 'if o["requests"] != 2: fail("requests %r" % o)'
+
+mark
+run "$CLI" complete -m "$CM#delay_ms=3000" "${URL[@]}" --timeout 0.5 \
+    once upon </dev/null
+el=$(elapsed_ms)
+expect_err "complete --timeout 0.5 on a slow answer: exit 3, names timeout" \
+    3 'llmux: openai: timeout: .*deadline.*'
+if [ "$el" -lt 2500 ]; then
+    ok "complete --timeout 0.5 on a slow answer: bounded (${el} ms)"
+else
+    bad "complete --timeout 0.5 on a slow answer: bounded (${el} ms)"
+fi
+mark
+run "$CLI" embed -m "$EM#delay_ms=3000" "${URL[@]}" --timeout 0.5 x \
+    </dev/null
+el=$(elapsed_ms)
+expect_err "embed --timeout 0.5 on a slow answer: exit 3, names timeout" \
+    3 'llmux: openai: timeout: .*deadline.*'
+if [ "$el" -lt 2500 ]; then
+    ok "embed --timeout 0.5 on a slow answer: bounded (${el} ms)"
+else
+    bad "embed --timeout 0.5 on a slow answer: bounded (${el} ms)"
+fi
+
+# --idle-timeout: three events, then silence
+mark
+run "$CLI" chat -m "$M#stall_after=3" "${URL[@]}" --stream \
+    --idle-timeout 0.5 hi </dev/null
+el=$(elapsed_ms)
+expect_err "--idle-timeout 0.5, stalled stream: exit 3, names idle_timeout" \
+    3 'llmux: openai: .*idle_timeout.*'
+if [ "$el" -lt 1500 ]; then
+    ok "--idle-timeout 0.5, stalled stream: fires on time (${el} ms)"
+else
+    bad "--idle-timeout 0.5, stalled stream: fires on time (${el} ms)"
+fi
+if [ -s "$TMP/out" ] &&
+    [ "$(tail -c 1 "$TMP/out" | od -An -c | tr -d ' ')" = '\n' ]; then
+    ok "--idle-timeout, stalled stream: the partial text kept, line ended"
+else
+    bad "--idle-timeout, stalled stream: the partial text kept, line ended" \
+        "stdout: $(head -c 100 "$TMP/out")"
+fi
+
+mark
+run "$CLI" complete -m "$CM#stall_after=2" "${URL[@]}" --stream \
+    --idle-timeout 0.5 once upon </dev/null
+el=$(elapsed_ms)
+if [ "$RC" -eq 3 ] && grep -q idle_timeout "$TMP/err" &&
+    [ "$el" -lt 1500 ]; then
+    ok "complete --idle-timeout 0.5, stalled stream: exit 3 (${el} ms)"
+else
+    bad "complete --idle-timeout 0.5, stalled stream: exit 3 (${el} ms)" \
+        "status $RC"
+fi
+
+# --first-byte-timeout: the headers come after 3 s
+mark
+run "$CLI" chat -m "$M#delay_ms=3000" "${URL[@]}" --retries 0 \
+    --first-byte-timeout 0.5 hi </dev/null
+el=$(elapsed_ms)
+expect_err "--first-byte-timeout 0.5, slow headers: exit 3, names it" 3 \
+    'llmux: openai: .*first_byte_timeout.*'
+if [ "$el" -lt 2000 ]; then
+    ok "--first-byte-timeout 0.5, slow headers: fires on time (${el} ms)"
+else
+    bad "--first-byte-timeout 0.5, slow headers: fires on time (${el} ms)"
+fi
+run "$CLI" embed -m "$EM#delay_ms=3000" "${URL[@]}" --retries 0 \
+    --first-byte-timeout 0.5 x </dev/null
+expect_err "embed --first-byte-timeout 0.5, slow headers: exit 3" 3 \
+    'llmux: openai: .*first_byte_timeout.*'
+
+# the stage timeouts leave a normal answer alone
+run "$CLI" chat -m "$M" "${URL[@]}" --connect-timeout 5 hi </dev/null
+expect_out "--connect-timeout 5: accepted, a normal answer" \
+    'Mock reply to: hi\n'
+run "$CLI" chat -m "$M" "${URL[@]}" --stream --connect-timeout 2.5 \
+    --first-byte-timeout 5 --idle-timeout 5 --timeout 30 some words here \
+    </dev/null
+expect_out "every timeout flag at once, --stream: a normal answer" \
+    'Mock reply to: some words here\n'
+run "$CLI" chat -m "$M#delay_ms=300;first_byte_timeout=0.1" "${URL[@]}" \
+    --retries 0 --first-byte-timeout 0 hi </dev/null
+expect_out "--first-byte-timeout 0 (none) overrides the SPEC's key" \
+    'Mock reply to: hi\n'
+
+run "$CLI" chat -m "$M" "${URL[@]}" --connect-timeout 0 hi </dev/null
+expect_err "--connect-timeout 0: exit 2" 2 'llmux: --connect-timeout: .+'
+run "$CLI" chat -m "$M" "${URL[@]}" --idle-timeout soon hi </dev/null
+expect_err "--idle-timeout soon: exit 2" 2 'llmux: --idle-timeout: .+'
+run "$CLI" chat -m "$M" "${URL[@]}" --first-byte-timeout -1 hi </dev/null
+expect_err "--first-byte-timeout -1: exit 2" 2 \
+    'llmux: --first-byte-timeout: .+'
+run "$CLI" models -m openai "${URL[@]}" --idle-timeout 1 </dev/null
+expect_usage "models --idle-timeout (not a models option): exit 2"
+
+# --timeout on a slow but steady stream: the total deadline fires (not the
+# idle timeout: an event comes every 100 ms)
+start_mock --quiet --chunk-delay 100
+SLOW=(--base-url "http://127.0.0.1:$PORT/v1")
+mark
+run "$CLI" chat -m "$M#events=50" "${SLOW[@]}" --stream --timeout 0.6 \
+    --idle-timeout 1 hi </dev/null
+el=$(elapsed_ms)
+expect_err "--timeout 0.6 on a slow stream: exit 3, names the total timeout" \
+    3 'llmux: openai: timeout: the total deadline.*'
+if [ "$el" -lt 2000 ] && [ -s "$TMP/out" ]; then
+    ok "--timeout 0.6 on a slow stream: bounded, partial text (${el} ms)"
+else
+    bad "--timeout 0.6 on a slow stream: bounded, partial text (${el} ms)"
+fi
+
+# --fallback: the primary answers 503 (no retries), the fallback answers
+start_mock --quiet
+FP=$PORT
+FBASE="http://127.0.0.1:$FP/v1"
+FB="openai/fallback-model;base_url=$FBASE"
+run "$CLI" chat -m "$M#status=503" --base-url "$FBASE" --retries 0 \
+    --fallback "$FB" hi </dev/null
+expect_out "--fallback: the fallback answers, nothing extra (no -v)" \
+    'Mock reply to: hi\n'
+mockcheck "--fallback: the primary, then the fallback model were asked" \
+    "$FP" /_mock/requests '
+models = [json.loads(r["body"])["model"].split("#")[0] for r in o]
+if models != ["gpt-4o-mini", "fallback-model"]: fail("models %r" % models)'
+
+run "$CLI" chat -m "$M#status=503" --base-url "$FBASE" --retries 0 \
+    --fallback "$FB" -v hi </dev/null
+if [ "$RC" -eq 0 ] && [ "$(cat "$TMP/out")" = 'Mock reply to: hi' ] &&
+    [ "$(cat "$TMP/err")" = 'llmux: answered by openai (fallback 1)' ]; then
+    ok "--fallback -v: same stdout, 'answered by openai (fallback 1)'"
+else
+    bad "--fallback -v: same stdout, 'answered by openai (fallback 1)'" \
+        "status $RC, stdout: $(cat "$TMP/out")"
+fi
+
+run "$CLI" chat -m "$M" --base-url "$FBASE" --fallback "$FB" --verbose hi \
+    </dev/null
+expect_out "--fallback --verbose, the primary answers: nothing on stderr" \
+    'Mock reply to: hi\n'
+
+run "$CLI" chat -m "$M#status=503" --base-url "$FBASE" --retries 0 \
+    --fallback "openai/second#status=500;base_url=$FBASE" \
+    --fallback "$FB" -v --stream hi </dev/null
+if [ "$RC" -eq 0 ] && [ "$(cat "$TMP/out")" = 'Mock reply to: hi' ] &&
+    [ "$(cat "$TMP/err")" = 'llmux: answered by openai (fallback 2)' ]; then
+    ok "--fallback twice, --stream: tried in order, the second answers"
+else
+    bad "--fallback twice, --stream: tried in order, the second answers" \
+        "status $RC, stdout: $(cat "$TMP/out")"
+fi
+
+run "$CLI" embed -m "$EM#status=503" --base-url "$FBASE" --retries 0 \
+    --fallback "openai/text-embedding-3-small;base_url=$FBASE" -v \
+    "first input" second </dev/null
+if [ "$RC" -eq 0 ] && cmp -s "$TMP/out" "$TMP/embed-c" &&
+    grep -qx 'llmux: answered by openai (fallback 1)' "$TMP/err"; then
+    ok "embed --fallback: the fallback's vectors, -v line"
+else
+    bad "embed --fallback: the fallback's vectors, -v line" "status $RC"
+fi
+
+run "$CLI" complete -m "$CM#status=503" --base-url "$FBASE" --retries 0 \
+    --fallback "openai/gpt-3.5-turbo-instruct;base_url=$FBASE" once upon \
+    </dev/null
+expect_out "complete --fallback: the fallback answers" \
+    'Mock completion of: once upon\n'
+
+run "$CLI" chat -m "$M#status=400" --base-url "$FBASE" --retries 0 \
+    --fallback "$FB" hi </dev/null
+expect_err "--fallback: a 400 is final, no fallback (exit 1)" 1 \
+    'llmux: openai: .* \(HTTP 400\)'
+
+run "$CLI" chat -m "$M#status=503" --base-url "$FBASE" --retries 0 \
+    --fallback "openai/second#status=503;base_url=$FBASE" hi </dev/null
+expect_err "--fallback that fails too: exit 1, its error" 1 \
+    'llmux: openai: .* \(HTTP 503\)'
+
+start_mock --quiet
+BP=$PORT
+for spec in "openai/x;timeout=abc" "nosuchprovider/x" "openai" ""; do
+    run "$CLI" chat -m "$M" --base-url "http://127.0.0.1:$BP/v1" \
+        --fallback "$spec" hi </dev/null
+    expect_err "bad --fallback '$spec': exit 2" 2 'llmux: --fallback: .+'
+done
+run "$CLI" chat -m "$M" --base-url "http://127.0.0.1:$BP/v1" \
+    --fallback "$FB" --fallback "openai/x;max_retries=lots" hi </dev/null
+expect_err "bad second --fallback: exit 2, says which" 2 \
+    'llmux: --fallback #2: .*max_retries.*'
+mockcheck "bad --fallback: nothing was sent" "$BP" /_mock/stats \
+    'if o["requests"] != 0: fail("requests %r" % o)'
+run "$CLI" chat -m "$M" "${URL[@]}" \
+    --fallback "openai/x;api_key=sk-FBSECRET-99;timeout=x" hi </dev/null
+if [ "$RC" -eq 2 ] && ! grep -q 'FBSECRET' "$TMP/out" "$TMP/err"; then
+    ok "bad --fallback: exit 2, its api_key not printed"
+else
+    bad "bad --fallback: exit 2, its api_key not printed" "status $RC"
+fi
+run "$CLI" models -m openai "${URL[@]}" --fallback "$FB" </dev/null
+expect_usage "models --fallback (not a models option): exit 2"
 
 # ---- output to a closed pipe -------------------------------------------------
 

@@ -525,6 +525,11 @@ static void test_fallbacks(void **state)
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, "openai/x"), 0);
     assert_int_equal(llmux_request_add_fallback(req, "/nope"), LLMUX_ECONFIG);
     assert_non_null(strstr(llmux_request_errmsg(req), "fallback"));
+    assert_int_equal(llmux_request_add_fallback(req, "openai/y;timeout=abc"),
+                     LLMUX_ECONFIG);
+    assert_non_null(strstr(llmux_request_errmsg(req), "timeout"));
+    assert_non_null(strstr(llmux_request_errmsg(req), "fallback"));
+    assert_int_equal(llmux_request_add_fallback(req, "mistral"), LLMUX_ECONFIG);
     llmux_request_free(req);
     env_stop(&e);
 }

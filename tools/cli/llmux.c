@@ -70,6 +70,31 @@ static const char usage_text[] =
     "  --timeout SECONDS      deadline for the whole request, retries\n"
     "                         included (fractions allowed; 0 = none)\n"
     "  --retries N            retry budget (default 2)\n"
+    "  --connect-timeout SECONDS\n"
+    "                         (chat, complete, embed) time allowed to\n"
+    "                         connect (default 10; must be above 0)\n"
+    "  --first-byte-timeout SECONDS\n"
+    "                         (chat, complete, embed) time allowed until\n"
+    "                         the answer's first byte (headers, or a\n"
+    "                         stream's first event); 0 = none, the default\n"
+    "  --idle-timeout SECONDS (chat, complete, embed) longest silence in\n"
+    "                         the middle of an answer, e.g. between stream\n"
+    "                         events; 0 = none, the default\n"
+    "  --fallback SPEC        (chat, complete, embed; repeatable, tried in\n"
+    "                         order) a config string to send the request to\n"
+    "                         when it still fails after its retries with a\n"
+    "                         rate limit, an overload or other 5xx, a\n"
+    "                         timeout, a connection failure or a context-\n"
+    "                         length error (never once a stream printed\n"
+    "                         text). --base-url and --api-key apply to -m's\n"
+    "                         SPEC only; a fallback's settings come from its\n"
+    "                         own SPEC; --retries and the stage timeouts\n"
+    "                         hold for each, and --timeout's deadline\n"
+    "                         covers them all. The output is the same\n"
+    "                         whichever answers\n"
+    "  -v, --verbose          (chat, complete, embed) when a fallback\n"
+    "                         answered, say so on stderr:\n"
+    "                           llmux: answered by <provider> (fallback N)\n"
     "  --stream               print the answer as it arrives\n"
     "  --json                 print OpenAI-shaped JSON\n"
     "  --expected TEXT        (evaluate, required) the completion to score\n"
@@ -81,9 +106,11 @@ static const char usage_text[] =
     "                         flags override the file (--stop adds a stop).\n"
     "                         Without -m the file's \"model\" is the SPEC.\n"
     "  -h, --help             this text\n"
-    "embed, models, tokenize, detokenize and evaluate accept only -m,\n"
-    "--json, --base-url, --api-key, --timeout and --retries (evaluate also\n"
-    "--expected).\n"
+    "embed accepts only -m, --json, --base-url, --api-key, --timeout,\n"
+    "--retries, --connect-timeout, --first-byte-timeout, --idle-timeout,\n"
+    "--fallback and -v; models, tokenize, detokenize and evaluate accept\n"
+    "only -m, --json, --base-url, --api-key, --timeout and --retries\n"
+    "(evaluate also --expected).\n"
     "\n"
     "output:\n"
     "  chat, complete  the text and a newline (with --stream, the text as it\n"
@@ -120,7 +147,9 @@ static const char usage_text[] =
     "  2  usage or configuration error (bad flag or value, unknown provider,\n"
     "     missing API key, an operation the provider does not support)\n"
     "  3  transport error (cannot connect, timeout, stream cut off); also\n"
-    "     local failures (out of memory, cannot write the output)\n"
+    "     local failures (out of memory, cannot write the output). A\n"
+    "     timeout's message names the one that fired: timeout (the total\n"
+    "     deadline), connect_timeout, first_byte_timeout or idle_timeout\n"
     "\n"
     "environment:\n"
     "  LLMUX_PLUGIN_PATH      extra plugin directories, ':'-separated\n";
@@ -141,6 +170,8 @@ enum cmd {
 #define CMD_GEN  (CMD_CHAT | CMD_COMPLETE)
 #define CMD_TASK (CMD_TOKENIZE | CMD_DETOKENIZE | CMD_EVALUATE)
 #define CMD_ALL  (CMD_GEN | CMD_EMBED | CMD_MODELS | CMD_TASK)
+/* the commands with stage timeouts and fallbacks */
+#define CMD_RESIL (CMD_GEN | CMD_EMBED)
 
 enum opt_id {
     O_MODEL,
@@ -154,6 +185,11 @@ enum opt_id {
     O_SEED,
     O_TIMEOUT,
     O_RETRIES,
+    O_CONNECT_TIMEOUT,
+    O_FIRST_BYTE_TIMEOUT,
+    O_IDLE_TIMEOUT,
+    O_FALLBACK,
+    O_VERBOSE,
     O_STREAM,
     O_JSON,
     O_REQUEST_FILE,
@@ -181,6 +217,11 @@ static const opt_def opt_defs[] = {
     {"seed", 0, 1, O_SEED, CMD_GEN},
     {"timeout", 0, 1, O_TIMEOUT, CMD_ALL},
     {"retries", 0, 1, O_RETRIES, CMD_ALL},
+    {"connect-timeout", 0, 1, O_CONNECT_TIMEOUT, CMD_RESIL},
+    {"first-byte-timeout", 0, 1, O_FIRST_BYTE_TIMEOUT, CMD_RESIL},
+    {"idle-timeout", 0, 1, O_IDLE_TIMEOUT, CMD_RESIL},
+    {"fallback", 0, 1, O_FALLBACK, CMD_RESIL},
+    {"verbose", 'v', 0, O_VERBOSE, CMD_RESIL},
     {"stream", 0, 0, O_STREAM, CMD_GEN},
     {"json", 0, 0, O_JSON, CMD_ALL},
     {"request-file", 0, 1, O_REQUEST_FILE, CMD_CHAT},
@@ -195,6 +236,9 @@ static const opt_def opt_defs[] = {
 #define HAS_SEED        (1u << 3)
 #define HAS_TIMEOUT     (1u << 4)
 #define HAS_RETRIES     (1u << 5)
+#define HAS_CONNECT     (1u << 6)
+#define HAS_FIRST_BYTE  (1u << 7)
+#define HAS_IDLE        (1u << 8)
 
 /* The parsed command line. Strings point into argv. */
 typedef struct cli {
@@ -212,14 +256,18 @@ typedef struct cli {
     double temperature, top_p;
     long long seed;
     long timeout_ms;
+    long connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms;
     int retries;
     unsigned has;
-    int stream, json, help;
+    int stream, json, help, verbose;
+    const char **fallbacks; /* --fallback SPECs, in order */
+    size_t n_fallbacks;
     char **words;
     size_t n_words;
     /* secrets to keep out of every message */
     const char *secret1;
-    char *secret2; /* api_key=... found in the spec (owned) */
+    char *secret2;     /* api_key=... found in the spec (owned) */
+    char **fb_secrets; /* api_key=... of each fallback (owned, or NULL) */
 } cli;
 
 static void die_oom(void)
@@ -314,8 +362,11 @@ static void print_error_line(const cli *c, const char *text)
     s = xmalloc(n + 1);
     memcpy(s, text, n + 1);
     if (c) {
+        size_t i;
         scrub(&s, c->secret1);
         scrub(&s, c->secret2);
+        for (i = 0; c->fb_secrets && i < c->n_fallbacks; i++)
+            scrub(&s, c->fb_secrets[i]);
     }
     for (p = s; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
@@ -482,11 +533,32 @@ static const opt_def *find_short(char ch)
     return NULL;
 }
 
+/*
+ * A duration flag's value in ms: a number of seconds (fractions allowed),
+ * at most 2e6; 0 only when `allow_zero`. A positive value below 1 ms is
+ * 1 ms, never "none". Returns 0 or an exit status (message printed).
+ */
+static int parse_duration(const cli *c, const char *flag, const char *v,
+                          int allow_zero, long *ms)
+{
+    double x;
+    if (parse_double(v, &x) || x < 0 || x > 2e6 || (!allow_zero && x == 0)) {
+        errorf(c, "%s: not a %s number of seconds", flag,
+               allow_zero ? "non-negative" : "positive");
+        return EXIT_USAGE;
+    }
+    *ms = (long)(x * 1000.0 + 0.5);
+    if (x > 0 && *ms == 0)
+        *ms = 1;
+    return 0;
+}
+
 /* Stores one option. Returns 0 or an exit status. */
 static int set_opt(cli *c, const opt_def *d, const char *flag, const char *v)
 {
     long long ll;
     double x;
+    int st;
     switch (d->id) {
     case O_MODEL:
         c->spec = v;
@@ -537,14 +609,32 @@ static int set_opt(cli *c, const opt_def *d, const char *flag, const char *v)
         c->has |= HAS_SEED;
         break;
     case O_TIMEOUT:
-        if (parse_double(v, &x) || x < 0 || x > 2e6) {
-            errorf(c, "%s: not a non-negative number of seconds", flag);
-            return EXIT_USAGE;
-        }
-        c->timeout_ms = (long)(x * 1000.0 + 0.5);
-        if (x > 0 && c->timeout_ms == 0)
-            c->timeout_ms = 1;
+        if ((st = parse_duration(c, flag, v, 1, &c->timeout_ms)))
+            return st;
         c->has |= HAS_TIMEOUT;
+        break;
+    case O_CONNECT_TIMEOUT:
+        if ((st = parse_duration(c, flag, v, 0, &c->connect_timeout_ms)))
+            return st;
+        c->has |= HAS_CONNECT;
+        break;
+    case O_FIRST_BYTE_TIMEOUT:
+        if ((st = parse_duration(c, flag, v, 1, &c->first_byte_timeout_ms)))
+            return st;
+        c->has |= HAS_FIRST_BYTE;
+        break;
+    case O_IDLE_TIMEOUT:
+        if ((st = parse_duration(c, flag, v, 1, &c->idle_timeout_ms)))
+            return st;
+        c->has |= HAS_IDLE;
+        break;
+    case O_FALLBACK:
+        c->fallbacks = xrealloc((void *)c->fallbacks,
+                                (c->n_fallbacks + 1) * sizeof *c->fallbacks);
+        c->fallbacks[c->n_fallbacks++] = v;
+        break;
+    case O_VERBOSE:
+        c->verbose = 1;
         break;
     case O_RETRIES:
         if (parse_ll(v, 0, 100, &ll)) {
@@ -934,6 +1024,95 @@ static int setter_failed(const cli *c, const llmux_request *req,
     return exit_status(rc);
 }
 
+/* A bad --fallback SPEC: says which one and why. Returns the status. */
+static int fallback_failed(const cli *c, const llmux_request *req, size_t i,
+                           int rc)
+{
+    const char *m = llmux_request_errmsg(req);
+    if (m && strncmp(m, "fallback: ", 10) == 0)
+        m += 10; /* the flag already says it */
+    if (c->n_fallbacks > 1)
+        errorf(c, "--fallback #%zu: %s", i + 1,
+               m && *m ? m : llmux_strerror(rc));
+    else
+        errorf(c, "--fallback: %s", m && *m ? m : llmux_strerror(rc));
+    return exit_status(rc);
+}
+
+/* The operation a command runs. */
+static llmux_op cmd_op(int cmd)
+{
+    switch (cmd) {
+    case CMD_COMPLETE:
+        return LLMUX_OP_COMPLETE;
+    case CMD_EMBED:
+        return LLMUX_OP_EMBED;
+    case CMD_MODELS:
+        return LLMUX_OP_MODELS;
+    case CMD_TOKENIZE:
+        return LLMUX_OP_TOKENIZE;
+    case CMD_DETOKENIZE:
+        return LLMUX_OP_DETOKENIZE;
+    case CMD_EVALUATE:
+        return LLMUX_OP_EVALUATE;
+    default:
+        return LLMUX_OP_CHAT;
+    }
+}
+
+/*
+ * Checks a --fallback SPEC before anything is sent, as -m's SPEC is
+ * checked: a bad string, a missing model or an unknown (or broken)
+ * provider is a usage error now, not a surprise when the primary fails.
+ * Returns 0, or an exit status after printing why.
+ */
+static int check_fallback(const cli *c, size_t i)
+{
+    llmux_request *t = NULL;
+    llmux_provider_info info;
+    char err[1024] = "";
+    const char *prov, *model;
+    int rc = llmux_request_new(&t, cmd_op(c->cmd), c->fallbacks[i]);
+    if (rc) {
+        snprintf(err, sizeof err, "%s",
+                 t && *llmux_request_errmsg(t) ? llmux_request_errmsg(t)
+                                               : llmux_strerror(rc));
+    } else {
+        prov = llmux_request_provider(t);
+        model = llmux_request_model(t);
+        if (!prov || !*prov) {
+            rc = LLMUX_ECONFIG;
+            snprintf(err, sizeof err, "no provider given");
+        } else if (!model || !*model) {
+            rc = LLMUX_ECONFIG;
+            snprintf(err, sizeof err,
+                     "no model given: use \"%s/<model>\" in the config "
+                     "string",
+                     prov);
+        } else if ((rc = llmux_provider_probe(prov, NULL, &info, err,
+                                              sizeof err)) &&
+                   !err[0]) {
+            snprintf(err, sizeof err, "%s: %s", prov, llmux_strerror(rc));
+        }
+    }
+    llmux_request_free(t);
+    if (!rc)
+        return 0;
+    if (c->n_fallbacks > 1)
+        errorf(c, "--fallback #%zu: %s", i + 1, err);
+    else
+        errorf(c, "--fallback: %s", err);
+    return exit_status(rc);
+}
+
+/* Sets a seconds-valued core option ("timeout"...) from milliseconds. */
+static int set_seconds_option(llmux_request *req, const char *key, long ms)
+{
+    char v[48];
+    snprintf(v, sizeof v, "%ld.%03ld", ms / 1000, ms % 1000);
+    return llmux_request_set_option(req, key, v);
+}
+
 /* ---- commands ----------------------------------------------------------- */
 
 /* Applies the command-line settings to `req`. Returns 0 or exit status. */
@@ -973,20 +1152,44 @@ static int apply_opts(const cli *c, llmux_request *req)
      * options, because the config string's timeout= and max_retries=
      * would otherwise win over the flags.
      */
-    if (c->has & HAS_TIMEOUT) {
-        char v[48];
-        snprintf(v, sizeof v, "%ld.%03ld", c->timeout_ms / 1000,
-                 c->timeout_ms % 1000);
-        if ((rc = llmux_request_set_timeout_ms(req, c->timeout_ms)) ||
-            (rc = llmux_request_set_option(req, "timeout", v)))
-            return setter_failed(c, req, "--timeout", rc);
-    }
+    if ((c->has & HAS_TIMEOUT) &&
+        ((rc = llmux_request_set_timeout_ms(req, c->timeout_ms)) ||
+         (rc = set_seconds_option(req, "timeout", c->timeout_ms))))
+        return setter_failed(c, req, "--timeout", rc);
     if (c->has & HAS_RETRIES) {
         char v[16];
         snprintf(v, sizeof v, "%d", c->retries);
         if ((rc = llmux_request_set_max_retries(req, c->retries)) ||
             (rc = llmux_request_set_option(req, "max_retries", v)))
             return setter_failed(c, req, "--retries", rc);
+    }
+    /*
+     * Stage timeouts: the setters hold for the fallbacks too; the option
+     * makes "0 = none" override the SPEC's own key (a setter's 0 means
+     * "the default").
+     */
+    if ((c->has & HAS_CONNECT) &&
+        ((rc = llmux_request_set_connect_timeout_ms(req,
+                                                    c->connect_timeout_ms)) ||
+         (rc = set_seconds_option(req, "connect_timeout",
+                                  c->connect_timeout_ms))))
+        return setter_failed(c, req, "--connect-timeout", rc);
+    if ((c->has & HAS_FIRST_BYTE) &&
+        ((rc = llmux_request_set_first_byte_timeout_ms(
+              req, c->first_byte_timeout_ms)) ||
+         (rc = set_seconds_option(req, "first_byte_timeout",
+                                  c->first_byte_timeout_ms))))
+        return setter_failed(c, req, "--first-byte-timeout", rc);
+    if ((c->has & HAS_IDLE) &&
+        ((rc = llmux_request_set_idle_timeout_ms(req, c->idle_timeout_ms)) ||
+         (rc = set_seconds_option(req, "idle_timeout", c->idle_timeout_ms))))
+        return setter_failed(c, req, "--idle-timeout", rc);
+    for (i = 0; i < c->n_fallbacks; i++) {
+        int st = check_fallback(c, i);
+        if (st)
+            return st;
+        if ((rc = llmux_request_add_fallback(req, c->fallbacks[i])))
+            return fallback_failed(c, req, i, rc);
     }
     return 0;
 }
@@ -1031,27 +1234,6 @@ static int set_token_ids(const cli *c, llmux_request *req)
     st = add_token_ids(c, req, s);
     free(s);
     return st;
-}
-
-/* The operation a command runs. */
-static llmux_op cmd_op(int cmd)
-{
-    switch (cmd) {
-    case CMD_COMPLETE:
-        return LLMUX_OP_COMPLETE;
-    case CMD_EMBED:
-        return LLMUX_OP_EMBED;
-    case CMD_MODELS:
-        return LLMUX_OP_MODELS;
-    case CMD_TOKENIZE:
-        return LLMUX_OP_TOKENIZE;
-    case CMD_DETOKENIZE:
-        return LLMUX_OP_DETOKENIZE;
-    case CMD_EVALUATE:
-        return LLMUX_OP_EVALUATE;
-    default:
-        return LLMUX_OP_CHAT;
-    }
 }
 
 /* Creates the request for the command and fills its input. */
@@ -1164,6 +1346,12 @@ static int run_request(cli *c)
         return usage_error(c, "--request-file - and PROMPT - both read "
                               "stdin");
     c->secret2 = spec_secret(c->spec);
+    if (c->n_fallbacks) {
+        size_t i;
+        c->fb_secrets = xmalloc(c->n_fallbacks * sizeof *c->fb_secrets);
+        for (i = 0; i < c->n_fallbacks; i++)
+            c->fb_secrets[i] = spec_secret(c->fallbacks[i]);
+    }
 
     if ((st = build_request(c, &req)))
         return st;
@@ -1191,6 +1379,11 @@ static int run_request(cli *c)
         if (ferror(stdout) && !g_out_errno)
             g_out_errno = errno ? errno : EIO;
         flush_out();
+        if (c->verbose && llmux_response_fallback(res) > 0) {
+            const char *p = llmux_response_provider(res);
+            errorf(c, "answered by %s (fallback %d)", p && *p ? p : "?",
+                   llmux_response_fallback(res));
+        }
     }
     llmux_response_free(res);
     llmux_request_free(req);
@@ -1300,7 +1493,13 @@ int main(int argc, char **argv)
         st = run_request(&c);
     free(c.words);
     free((void *)c.stops);
+    free((void *)c.fallbacks);
     free(c.secret2);
+    if (c.fb_secrets) {
+        for (i = 0; i < c.n_fallbacks; i++)
+            free(c.fb_secrets[i]);
+        free(c.fb_secrets);
+    }
     llmux_global_cleanup();
     return finish_output(st);
 }
