@@ -100,28 +100,10 @@ static const char *dname(const llmux_oai_dialect *d)
     return d->name ? d->name : "alephalpha";
 }
 
-static int ascii_caseeq(const char *a, const char *b)
-{
-    for (;; a++, b++) {
-        int ca = (unsigned char)*a, cb = (unsigned char)*b;
-        if (ca >= 'A' && ca <= 'Z')
-            ca += 'a' - 'A';
-        if (cb >= 'A' && cb <= 'Z')
-            cb += 'a' - 'A';
-        if (ca != cb)
-            return 0;
-        if (!ca)
-            return 1;
-    }
-}
-
 /* A provider option, or NULL when unset or empty. */
 static const char *opt(const llmux_params *p, const char *key)
 {
-    const char *v;
-    if (!LLMUX_HOST_HAS(aa_host, option) || !aa_host->option)
-        return NULL;
-    v = aa_host->option(p, key);
+    const char *v = llmux_oai_option(aa_host, p, key);
     return v && *v ? v : NULL;
 }
 
@@ -133,38 +115,11 @@ static int opt_bool(const llmux_oai_dialect *d, const llmux_params *p,
     *out = -1;
     if (!v)
         return 0;
-    if (ascii_caseeq(v, "true") || ascii_caseeq(v, "1") ||
-        ascii_caseeq(v, "yes") || ascii_caseeq(v, "on"))
-        *out = 1;
-    else if (ascii_caseeq(v, "false") || ascii_caseeq(v, "0") ||
-             ascii_caseeq(v, "no") || ascii_caseeq(v, "off"))
-        *out = 0;
-    else {
+    if ((*out = llmux_oai_bool(v)) < 0) {
         aa_host->log(LLMUX_LOG_ERROR, "%s: option %s=%s is not a boolean",
                      dname(d), key, v);
         return LLMUX_EINVAL;
     }
-    return 0;
-}
-
-/* Parses a decimal integer (optionally signed) from s[0..n). */
-static int parse_i64(const char *s, size_t n, int64_t *out)
-{
-    int64_t v = 0;
-    size_t i = 0;
-    int neg = 0;
-    if (n && (s[0] == '-' || s[0] == '+')) {
-        neg = s[0] == '-';
-        i = 1;
-    }
-    if (i == n)
-        return -1;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9' || v > (INT64_MAX - 9) / 10)
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = neg ? -v : v;
     return 0;
 }
 
@@ -176,7 +131,7 @@ static int opt_int(const llmux_oai_dialect *d, const llmux_params *p,
     *set = 0;
     if (!v)
         return 0;
-    if (parse_i64(v, strlen(v), out) != 0 || *out < min) {
+    if (llmux_oai_parse_i64(v, strlen(v), 1, out) != 0 || *out < min) {
         aa_host->log(LLMUX_LOG_ERROR,
                      "%s: option %s=%s must be an integer >= %lld", dname(d),
                      key, v, (long long)min);
@@ -186,64 +141,10 @@ static int opt_int(const llmux_oai_dialect *d, const llmux_params *p,
     return 0;
 }
 
-/* Member `key` of object `o`; NULL when absent, null, or `o` no object. */
-static json_object *jget(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-    if (!json_object_is_type(o, json_type_object))
-        return NULL;
-    json_object_object_get_ex(o, key, &v);
-    return v;
-}
-
-static const char *jstr(json_object *o, const char *key, size_t *len)
-{
-    json_object *v = jget(o, key);
-    if (!json_object_is_type(v, json_type_string))
-        return NULL;
-    if (len)
-        *len = (size_t)json_object_get_string_len(v);
-    return json_object_get_string(v);
-}
-
-/* An integer value (JSON int, or a double holding a whole number). */
-static int as_int(json_object *v, int64_t *out)
-{
-    if (json_object_is_type(v, json_type_int)) {
-        *out = json_object_get_int64(v);
-        return 1;
-    }
-    if (json_object_is_type(v, json_type_double)) {
-        double x = json_object_get_double(v);
-        if (x >= -9.0e15 && x <= 9.0e15 && x == (double)(int64_t)x) {
-            *out = (int64_t)x;
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static int proto(const llmux_oai_dialect *d, llmux_out *out, const char *what,
                  const char *s, size_t len)
 {
-    char buf[LLMUX_OAI_SNIPPET + 8];
-    aa_host->set_error(out, LLMUX_EPROTO, "%s: %s: %s", dname(d), what,
-                       llmux_oai_snippet(buf, s, len));
-    return LLMUX_EPROTO;
-}
-
-/* An error object inside a 2xx body or a stream item: EPROVIDER. */
-static int body_error(llmux_out *out, json_object *root, const char *s,
-                      size_t len)
-{
-    char buf[LLMUX_OAI_SNIPPET + 8];
-    int rc = llmux_oai_put_error(aa_host, out, root);
-    if (rc < 0)
-        return rc;
-    if (rc == 0)
-        aa_host->out_provider_error(out, NULL, NULL, NULL,
-                                    llmux_oai_snippet(buf, s, len));
-    return LLMUX_EPROVIDER;
+    return llmux_oai_proto(aa_host, out, dname(d), what, s, len);
 }
 
 /* The embeddings endpoint chosen by option embed_endpoint. */
@@ -252,12 +153,12 @@ static int embed_kind(const llmux_oai_dialect *d, const llmux_params *p,
 {
     const char *v = opt(p, "embed_endpoint");
     *kind = EMB_SEMANTIC;
-    if (!v || ascii_caseeq(v, "semantic_embed") ||
-        ascii_caseeq(v, "batch_semantic_embed"))
+    if (!v || llmux_oai_caseeq(v, "semantic_embed") ||
+        llmux_oai_caseeq(v, "batch_semantic_embed"))
         return 0;
-    if (ascii_caseeq(v, "embed"))
+    if (llmux_oai_caseeq(v, "embed"))
         *kind = EMB_LAYERS;
-    else if (ascii_caseeq(v, "embeddings"))
+    else if (llmux_oai_caseeq(v, "embeddings"))
         *kind = EMB_OPENAI;
     else {
         aa_host->log(LLMUX_LOG_ERROR,
@@ -271,38 +172,9 @@ static int embed_kind(const llmux_oai_dialect *d, const llmux_params *p,
 
 /* ---- encoding ------------------------------------------------------------ */
 
-/* Adds `v` (owned; NULL means out of memory) under `key` (copied). */
-static int add(json_object *o, const char *key, json_object *v)
-{
-    if (!v)
-        return LLMUX_ENOMEM;
-    if (json_object_object_add(o, key, v) != 0) {
-        json_object_put(v);
-        return LLMUX_ENOMEM;
-    }
-    return 0;
-}
-
 static json_object *new_str(const char *s)
 {
     return json_object_new_string(s ? s : "");
-}
-
-static json_object *str_array(const char *const *v, size_t n)
-{
-    json_object *arr = json_object_new_array_ext((int)n);
-    size_t i;
-    if (!arr)
-        return NULL;
-    for (i = 0; i < n; i++) {
-        json_object *s = new_str(v[i]);
-        if (!s || json_object_array_add(arr, s) != 0) {
-            json_object_put(s);
-            json_object_put(arr);
-            return NULL;
-        }
-    }
-    return arr;
 }
 
 /* The option `hosting` as a body field (every POST, as the Python client
@@ -310,7 +182,7 @@ static json_object *str_array(const char *const *v, size_t n)
 static int put_hosting(const llmux_params *p, json_object *body)
 {
     const char *v = opt(p, "hosting");
-    return v ? add(body, "hosting", json_object_new_string(v)) : 0;
+    return v ? llmux_oai_set(body, "hosting", json_object_new_string(v)) : 0;
 }
 
 /* The request path, with "?nice=true" when the option nice is on. */
@@ -335,8 +207,8 @@ static int set_path(const llmux_oai_dialect *d, llmux_http_request *http,
 static int aa_patch(const llmux_oai_dialect *d, const llmux_host *h,
                     llmux_call *call, json_object *body)
 {
-    json_object *rf = jget(body, "response_format");
-    const char *type = jstr(rf, "type", NULL);
+    json_object *rf = llmux_oai_get(body, "response_format");
+    const char *type = llmux_oai_get_str(rf, "type", NULL);
     (void)h;
     if (rf && !(type && strcmp(type, "json_schema") == 0)) {
         if (type && strcmp(type, "text") == 0) {
@@ -370,25 +242,28 @@ static int enc_complete(const llmux_oai_dialect *d, const llmux_params *p,
     }
     if ((rc = opt_int(d, p, "top_k", 0, &top_k, &set)) != 0)
         return rc;
-    if ((rc = add(b, "prompt", new_str(p->prompt))) != 0)
+    if ((rc = llmux_oai_set(b, "prompt", new_str(p->prompt))) != 0)
         return rc;
     if ((p->has & LLMUX_HAS_MAX_TOKENS) &&
-        (rc = add(b, mtf ? mtf : "maximum_tokens",
-                  json_object_new_int64(p->max_tokens))) != 0)
+        (rc = llmux_oai_set(b, mtf ? mtf : "maximum_tokens",
+                            json_object_new_int64(p->max_tokens))) != 0)
         return rc;
     if ((p->has & LLMUX_HAS_TEMPERATURE) &&
         (rc = llmux_oai_add_double(b, "temperature", p->temperature)) != 0)
         goto bad_number;
-    if (set && (rc = add(b, "top_k", json_object_new_int64(top_k))) != 0)
+    if (set &&
+        (rc = llmux_oai_set(b, "top_k", json_object_new_int64(top_k))) != 0)
         return rc;
     if ((p->has & LLMUX_HAS_TOP_P) &&
         (rc = llmux_oai_add_double(b, "top_p", p->top_p)) != 0)
         goto bad_number;
     /* no seed on /complete: LLMUX_HAS_SEED is ignored */
     if (p->n_stop && p->stop &&
-        (rc = add(b, "stop_sequences", str_array(p->stop, p->n_stop))) != 0)
+        (rc = llmux_oai_set(b, "stop_sequences",
+                            llmux_oai_str_array(p->stop, p->n_stop))) != 0)
         return rc;
-    if (p->stream && (rc = add(b, "stream", json_object_new_boolean(1))) != 0)
+    if (p->stream &&
+        (rc = llmux_oai_set(b, "stream", json_object_new_boolean(1))) != 0)
         return rc;
     return 0;
 bad_number:
@@ -418,18 +293,19 @@ static int enc_semantic(const llmux_oai_dialect *d, const llmux_params *p,
     }
     if (p->n_input == 1) {
         *path = "/semantic_embed";
-        rc = add(b, "prompt", new_str(p->input[0]));
+        rc = llmux_oai_set(b, "prompt", new_str(p->input[0]));
     } else {
         *path = "/batch_semantic_embed";
-        rc = add(b, "prompts", str_array(p->input, p->n_input));
+        rc = llmux_oai_set(b, "prompts",
+                           llmux_oai_str_array(p->input, p->n_input));
     }
     if (rc == 0)
-        rc = add(b, "representation",
-                 json_object_new_string(repr ? repr : "symmetric"));
+        rc = llmux_oai_set(b, "representation",
+                           json_object_new_string(repr ? repr : "symmetric"));
     if (rc == 0 && set)
-        rc = add(b, "compress_to_size", json_object_new_int64(size));
+        rc = llmux_oai_set(b, "compress_to_size", json_object_new_int64(size));
     if (rc == 0 && norm >= 0)
-        rc = add(b, "normalize", json_object_new_boolean(norm));
+        rc = llmux_oai_set(b, "normalize", json_object_new_boolean(norm));
     return rc;
 }
 
@@ -451,7 +327,8 @@ static int list_opt(const llmux_oai_dialect *d, const char *key, const char *v,
             s++;
         while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
             e--;
-        if (s == e || (ints && parse_i64(s, (size_t)(e - s), &n) != 0)) {
+        if (s == e ||
+            (ints && llmux_oai_parse_i64(s, (size_t)(e - s), 1, &n) != 0)) {
             json_object_put(arr);
             aa_host->log(LLMUX_LOG_ERROR,
                          "%s: option %s=%s must be a comma-separated list "
@@ -488,16 +365,17 @@ static int enc_layers(const llmux_oai_dialect *d, const llmux_params *p,
                      dname(d), p->n_input);
         return LLMUX_EINVAL;
     }
-    if ((rc = add(b, "prompt", new_str(p->input[0]))) != 0)
+    if ((rc = llmux_oai_set(b, "prompt", new_str(p->input[0]))) != 0)
         return rc;
     if ((rc = list_opt(d, "layers", layers ? layers : "-1", 1, &arr)) != 0 ||
-        (rc = add(b, "layers", arr)) != 0)
+        (rc = llmux_oai_set(b, "layers", arr)) != 0)
         return rc;
     if ((rc = list_opt(d, "pooling", pooling ? pooling : "mean", 0, &arr)) !=
             0 ||
-        (rc = add(b, "pooling", arr)) != 0)
+        (rc = llmux_oai_set(b, "pooling", arr)) != 0)
         return rc;
-    if (norm >= 0 && (rc = add(b, "normalize", json_object_new_boolean(norm))))
+    if (norm >= 0 &&
+        (rc = llmux_oai_set(b, "normalize", json_object_new_boolean(norm))))
         return rc;
     return 0;
 }
@@ -517,7 +395,7 @@ static int enc_detokenize(const llmux_params *p, json_object *b)
             return LLMUX_ENOMEM;
         }
     }
-    return add(b, "token_ids", arr);
+    return llmux_oai_set(b, "token_ids", arr);
 }
 
 /* The native task endpoints: builds the body and sends it. */
@@ -533,7 +411,7 @@ static int enc_native(const llmux_oai_dialect *d, const llmux_params *p,
     }
     if (!(b = json_object_new_object()))
         return LLMUX_ENOMEM;
-    rc = add(b, "model", json_object_new_string(p->model));
+    rc = llmux_oai_set(b, "model", json_object_new_string(p->model));
     if (rc == 0) {
         switch (p->op) {
         case LLMUX_OP_COMPLETE:
@@ -554,14 +432,16 @@ static int enc_native(const llmux_oai_dialect *d, const llmux_params *p,
         }
         case LLMUX_OP_EVALUATE:
             path = "/evaluate";
-            if ((rc = add(b, "prompt", new_str(p->prompt))) == 0)
-                rc = add(b, "completion_expected", new_str(p->expected));
+            if ((rc = llmux_oai_set(b, "prompt", new_str(p->prompt))) == 0)
+                rc = llmux_oai_set(b, "completion_expected",
+                                   new_str(p->expected));
             break;
         case LLMUX_OP_TOKENIZE:
             path = "/tokenize";
-            if ((rc = add(b, "prompt", new_str(p->prompt))) == 0 &&
-                (rc = add(b, "tokens", json_object_new_boolean(1))) == 0)
-                rc = add(b, "token_ids", json_object_new_boolean(1));
+            if ((rc = llmux_oai_set(b, "prompt", new_str(p->prompt))) == 0 &&
+                (rc = llmux_oai_set(b, "tokens", json_object_new_boolean(1))) ==
+                    0)
+                rc = llmux_oai_set(b, "token_ids", json_object_new_boolean(1));
             break;
         case LLMUX_OP_DETOKENIZE:
             path = "/detokenize";
@@ -574,12 +454,8 @@ static int enc_native(const llmux_oai_dialect *d, const llmux_params *p,
     if (rc == 0)
         rc = put_hosting(p, b);
     if (rc == 0 && (rc = aa_host->http_method(http, "POST")) == 0 &&
-        (rc = set_path(d, http, path, nice)) == 0) {
-        size_t len = 0;
-        const char *s = json_object_to_json_string_length(
-            b, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-        rc = s ? aa_host->http_body(http, s, len) : LLMUX_ENOMEM;
-    }
+        (rc = set_path(d, http, path, nice)) == 0)
+        rc = llmux_oai_http_json(aa_host, http, b);
     json_object_put(b);
     return rc;
 }
@@ -634,10 +510,11 @@ static int put_usage(llmux_out *out, json_object *root, int completion)
 {
     int64_t pt = -1, ct = -1;
     int rc = 0;
-    if (as_int(jget(root, "num_tokens_prompt_total"), &pt) &&
+    if (llmux_oai_as_int(llmux_oai_get(root, "num_tokens_prompt_total"), &pt) &&
         (rc = aa_host->out_int(out, LLMUX_F_PROMPT_TOKENS, pt)) != 0)
         return rc;
-    if (completion && as_int(jget(root, "num_tokens_generated"), &ct) &&
+    if (completion &&
+        llmux_oai_as_int(llmux_oai_get(root, "num_tokens_generated"), &ct) &&
         (rc = aa_host->out_int(out, LLMUX_F_COMPLETION_TOKENS, ct)) != 0)
         return rc;
     if (pt >= 0 && (!completion || ct >= 0))
@@ -671,18 +548,18 @@ static int put_finish(llmux_out *out, json_object *fr)
 /* The index of a completion or stream item (0 when absent); -1 if bad. */
 static int64_t item_index(json_object *o)
 {
-    json_object *v = jget(o, "index");
+    json_object *v = llmux_oai_get(o, "index");
     int64_t i;
     if (!v)
         return 0;
-    return as_int(v, &i) && i >= 0 ? i : -1;
+    return llmux_oai_as_int(v, &i) && i >= 0 ? i : -1;
 }
 
 static int dec_complete(const llmux_oai_dialect *d, const llmux_params *p,
                         llmux_out *out, json_object *root, const char *body,
                         size_t len)
 {
-    json_object *comps = jget(root, "completions"), *c = NULL;
+    json_object *comps = llmux_oai_get(root, "completions"), *c = NULL;
     size_t i, n;
     int rc;
     if (!json_object_is_type(comps, json_type_array))
@@ -698,42 +575,18 @@ static int dec_complete(const llmux_oai_dialect *d, const llmux_params *p,
     }
     if (!c)
         return proto(d, out, "response has no completion 0", body, len);
-    if (!json_object_is_type(jget(c, "completion"), json_type_string))
+    if (!json_object_is_type(llmux_oai_get(c, "completion"), json_type_string))
         return proto(d, out, "completion is not a string", body, len);
-    n = (size_t)json_object_get_string_len(jget(c, "completion"));
-    if (n && (rc = aa_host->out_str(
-                  out, LLMUX_F_TEXT,
-                  json_object_get_string(jget(c, "completion")), n)) != 0)
+    n = (size_t)json_object_get_string_len(llmux_oai_get(c, "completion"));
+    if (n &&
+        (rc = aa_host->out_str(
+             out, LLMUX_F_TEXT,
+             json_object_get_string(llmux_oai_get(c, "completion")), n)) != 0)
         return rc;
-    if ((rc = put_finish(out, jget(c, "finish_reason"))) != 0 ||
+    if ((rc = put_finish(out, llmux_oai_get(c, "finish_reason"))) != 0 ||
         (rc = put_model(p, out)) != 0)
         return rc;
     return put_usage(out, root, 1);
-}
-
-/* Copies a JSON array of numbers into *buf (grown). -1: not numbers. */
-static int to_floats(json_object *arr, float **buf, size_t *cap, size_t *n)
-{
-    size_t i, dim;
-    if (!json_object_is_type(arr, json_type_array))
-        return -1;
-    dim = json_object_array_length(arr);
-    if (dim > *cap) {
-        float *nb = aa_host->realloc(*buf, dim * sizeof(float));
-        if (!nb)
-            return LLMUX_ENOMEM;
-        *buf = nb;
-        *cap = dim;
-    }
-    for (i = 0; i < dim; i++) {
-        json_object *x = json_object_array_get_idx(arr, i);
-        if (!json_object_is_type(x, json_type_double) &&
-            !json_object_is_type(x, json_type_int))
-            return -1;
-        (*buf)[i] = (float)json_object_get_double(x);
-    }
-    *n = dim;
-    return 0;
 }
 
 /* One vector out as embedding `index`. */
@@ -742,8 +595,8 @@ static int put_vec(const llmux_oai_dialect *d, llmux_out *out, int index,
                    size_t len)
 {
     size_t n = 0;
-    int rc = to_floats(arr, buf, cap, &n);
-    if (rc == -1)
+    int rc = llmux_oai_floats(aa_host, arr, buf, cap, &n);
+    if (rc == LLMUX_EPROTO)
         return proto(d, out, "embedding is not a list of numbers", body, len);
     if (rc != 0)
         return rc;
@@ -776,17 +629,18 @@ static int dec_embed(const llmux_oai_dialect *d, const llmux_params *p,
     if (kind == EMB_LAYERS) {
         /* {"embeddings":{"layer_40":{"mean":[...]}}}: the first layer's
          * first pooling */
-        json_object *v = first_member(first_member(jget(root, "embeddings")));
+        json_object *v =
+            first_member(first_member(llmux_oai_get(root, "embeddings")));
         if (!v)
             return proto(d, out, "response has no embeddings", body, len);
         rc = put_vec(d, out, 0, v, &buf, &cap, body, len);
     } else if (p->n_input == 1) {
-        embs = jget(root, "embedding");
+        embs = llmux_oai_get(root, "embedding");
         if (!embs)
             return proto(d, out, "response has no embedding", body, len);
         rc = put_vec(d, out, 0, embs, &buf, &cap, body, len);
     } else {
-        embs = jget(root, "embeddings");
+        embs = llmux_oai_get(root, "embeddings");
         if (!json_object_is_type(embs, json_type_array))
             return proto(d, out, "response has no embeddings", body, len);
         n = json_object_array_length(embs);
@@ -808,14 +662,13 @@ static int dec_evaluate(const llmux_oai_dialect *d, const llmux_params *p,
                         llmux_out *out, json_object *root, const char *body,
                         size_t len)
 {
-    json_object *r = jget(root, "result");
+    json_object *r = llmux_oai_get(root, "result");
     const char *s;
     size_t n = 0;
     int rc;
     if (!json_object_is_type(r, json_type_object))
         return proto(d, out, "response has no result object", body, len);
-    s = json_object_to_json_string_length(
-        r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+    s = llmux_oai_text(r, &n);
     if (!s)
         return LLMUX_ENOMEM;
     if ((rc = aa_host->out_str(out, LLMUX_F_RESULT_JSON, s, n)) != 0 ||
@@ -828,7 +681,8 @@ static int dec_tokenize(const llmux_oai_dialect *d, const llmux_params *p,
                         llmux_out *out, json_object *root, const char *body,
                         size_t len)
 {
-    json_object *tk = jget(root, "tokens"), *ids = jget(root, "token_ids");
+    json_object *tk = llmux_oai_get(root, "tokens"),
+                *ids = llmux_oai_get(root, "token_ids");
     size_t i, n = 0, nids = 0;
     int rc;
     if ((tk && !json_object_is_type(tk, json_type_array)) ||
@@ -848,7 +702,8 @@ static int dec_tokenize(const llmux_oai_dialect *d, const llmux_params *p,
         int64_t id = -1;
         if (tk && !json_object_is_type(t, json_type_string))
             return proto(d, out, "token is not a string", body, len);
-        if (ids && (!as_int(json_object_array_get_idx(ids, i), &id) || id < 0))
+        if (ids && (!llmux_oai_as_int(json_object_array_get_idx(ids, i), &id) ||
+                    id < 0))
             return proto(d, out, "bad token id", body, len);
         rc = aa_host->out_token(out, t ? json_object_get_string(t) : NULL,
                                 t ? (size_t)json_object_get_string_len(t) : 0,
@@ -864,7 +719,7 @@ static int dec_detokenize(const llmux_oai_dialect *d, const llmux_params *p,
                           size_t len)
 {
     size_t n;
-    const char *s = jstr(root, "result", &n);
+    const char *s = llmux_oai_get_str(root, "result", &n);
     int rc;
     if (!s)
         return proto(d, out, "response has no result text", body, len);
@@ -884,9 +739,9 @@ static int dec_models(const llmux_oai_dialect *d, llmux_out *out,
     n = json_object_array_length(root);
     for (i = 0; i < n; i++) {
         json_object *m = json_object_array_get_idx(root, i);
-        const char *name = jstr(m, "name", NULL);
+        const char *name = llmux_oai_get_str(m, "name", NULL);
         if (!name)
-            name = jstr(m, "id", NULL);
+            name = llmux_oai_get_str(m, "id", NULL);
         if (name && *name && (rc = aa_host->out_model(out, name, NULL, 0)) != 0)
             return rc;
     }
@@ -909,8 +764,8 @@ static int dec_native(const llmux_oai_dialect *d, llmux_call *call, int kind,
     if (llmux_oai_parse(tok, body, len, &root) != 0) {
         rc = proto(d, out, "response is not valid JSON", body, len);
     } else if (json_object_is_type(root, json_type_object) &&
-               jget(root, "error")) {
-        rc = body_error(out, root, body, len);
+               llmux_oai_get(root, "error")) {
+        rc = llmux_oai_body_error(aa_host, out, root, body, len);
     } else if (p->op == LLMUX_OP_MODELS) {
         rc = dec_models(d, out, root, body, len);
     } else if (!json_object_is_type(root, json_type_object)) {
@@ -1012,11 +867,6 @@ static int aa_decode_error(void *provctx, llmux_call *call,
 
 /* ---- decoding: /complete streams ----------------------------------------- */
 
-static int is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /*
  * One item of a /complete stream: {"type":"stream_chunk","index",
  * "completion"} is text, {"type":"stream_summary","index","finish_reason"}
@@ -1036,10 +886,7 @@ static int complete_event(const llmux_oai_dialect *d, llmux_call *call,
     int rc = 0, is_err;
     if (!s)
         return 0;
-    while (len && is_space(*s))
-        s++, len--;
-    while (len && is_space(s[len - 1]))
-        len--;
+    s = llmux_oai_trim(s, &len);
     if (len == 6 && memcmp(s, "[DONE]", 6) == 0)
         return LLMUX_EVENT_DONE;
     if (!len)
@@ -1062,25 +909,21 @@ static int complete_event(const llmux_oai_dialect *d, llmux_call *call,
     if (llmux_oai_parse(st->tok, s, len, &root) != 0 ||
         !json_object_is_type(root, json_type_object)) {
         json_object_put(root);
-        if (is_err) {
-            char buf[LLMUX_OAI_SNIPPET + 8];
-            aa_host->out_provider_error(out, NULL, NULL, NULL,
-                                        llmux_oai_snippet(buf, s, len));
-            return LLMUX_EPROVIDER;
-        }
+        if (is_err) /* an error event that is no JSON object */
+            return llmux_oai_body_error(aa_host, out, NULL, s, len);
         return proto(d, out, "bad stream event", s, len);
     }
-    if (is_err || jget(root, "error")) {
-        rc = body_error(out, root, s, len);
+    if (is_err || llmux_oai_get(root, "error")) {
+        rc = llmux_oai_body_error(aa_host, out, root, s, len);
         json_object_put(root);
         return rc;
     }
-    type = jstr(root, "type", NULL);
+    type = llmux_oai_get_str(root, "type", NULL);
     idx = item_index(root);
     if (!type) {
         rc = proto(d, out, "stream item has no type", s, len);
     } else if (strcmp(type, "stream_chunk") == 0) {
-        json_object *c = jget(root, "completion");
+        json_object *c = llmux_oai_get(root, "completion");
         if (idx < 0 || !json_object_is_type(c, json_type_string))
             rc = proto(d, out, "bad stream_chunk", s, len);
         else if (idx == 0 && json_object_get_string_len(c))
@@ -1090,7 +933,7 @@ static int complete_event(const llmux_oai_dialect *d, llmux_call *call,
         if (idx < 0)
             rc = proto(d, out, "bad stream_summary", s, len);
         else if (idx == 0)
-            rc = put_finish(out, jget(root, "finish_reason"));
+            rc = put_finish(out, llmux_oai_get(root, "finish_reason"));
     } else if (strcmp(type, "completion_summary") == 0) {
         /* the last item; the model again in case the first item carried
          * nothing to pass on */

@@ -9,15 +9,12 @@
  * per request, kept in call->state.
  */
 #include <json-c/json.h>
-#include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "oai.h"
 
 /* Nesting allowed in JSON the user gives us (tool schemas can be deep). */
 #define OAI_REQ_DEPTH 128
-/* Bytes of an offending body quoted in an error message. */
 /* Tool-call indexes beyond this are treated as a protocol error. */
 #define OAI_MAX_TOOL_INDEX 1024
 
@@ -25,166 +22,20 @@
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static int ascii_caseeq(const char *a, const char *b)
-{
-    for (;; a++, b++) {
-        int ca = (unsigned char)*a, cb = (unsigned char)*b;
-        if (ca >= 'A' && ca <= 'Z')
-            ca += 'a' - 'A';
-        if (cb >= 'A' && cb <= 'Z')
-            cb += 'a' - 'A';
-        if (ca != cb)
-            return 0;
-        if (!ca)
-            return 1;
-    }
-}
-
 static const char *dname(const llmux_oai_dialect *d)
 {
     return d && d->name ? d->name : "openai";
 }
 
-/* Member `key` of `o` when `o` is an object; NULL when absent or null. */
-static json_object *get(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-    if (!json_object_is_type(o, json_type_object))
-        return NULL;
-    json_object_object_get_ex(o, key, &v);
-    return v;
-}
-
-/* A string member: pointer and length, or NULL. */
-static const char *get_str(json_object *o, const char *key, size_t *len)
-{
-    json_object *v = get(o, key);
-    if (!json_object_is_type(v, json_type_string))
-        return NULL;
-    if (len)
-        *len = (size_t)json_object_get_string_len(v);
-    return json_object_get_string(v);
-}
-
-/* An integer value (JSON int, or a double holding a whole number). */
-static int as_int(json_object *v, int64_t *out)
-{
-    if (json_object_is_type(v, json_type_int)) {
-        *out = json_object_get_int64(v);
-        return 1;
-    }
-    if (json_object_is_type(v, json_type_double)) {
-        double x = json_object_get_double(v);
-        if (x >= -9.0e15 && x <= 9.0e15 && x == (double)(int64_t)x) {
-            *out = (int64_t)x;
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static int get_int(json_object *o, const char *key, int64_t *out)
 {
-    return as_int(get(o, key), out);
-}
-
-/* Compact JSON text of any value, owned by `v`. */
-static const char *to_text(json_object *v, size_t *len)
-{
-    return json_object_to_json_string_length(
-        v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
-}
-
-/* Text of a scalar member for error fields: strings as they are, numbers
- * and booleans as JSON text, objects serialised; NULL for null/absent. */
-static const char *scalar_text(json_object *v)
-{
-    size_t len;
-    if (!v)
-        return NULL;
-    if (json_object_is_type(v, json_type_string))
-        return json_object_get_string(v);
-    return to_text(v, &len);
-}
-
-/*
- * Writes at most LLMUX_OAI_SNIPPET bytes of `s` into buf (which holds
- * LLMUX_OAI_SNIPPET + 8 bytes), control bytes as spaces, never cutting a UTF-8
- * sequence, "..." when cut.
- */
-const char *llmux_oai_snippet(char *buf, const char *s, size_t len)
-{
-    size_t n = len, i;
-    if (!s || !len) {
-        strcpy(buf, "(empty)");
-        return buf;
-    }
-    if (n > LLMUX_OAI_SNIPPET) {
-        n = LLMUX_OAI_SNIPPET;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-            n--;
-    }
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[i] = (c < 0x20 || c == 0x7F) ? ' ' : (char)c;
-    }
-    if (n < len)
-        memcpy(buf + i, "...", 4);
-    else
-        buf[i] = '\0';
-    return buf;
+    return llmux_oai_as_int(llmux_oai_get(o, key), out);
 }
 
 static int proto(const llmux_oai_dialect *d, const llmux_host *h,
                  llmux_out *out, const char *what, const char *s, size_t len)
 {
-    char buf[LLMUX_OAI_SNIPPET + 8];
-    h->set_error(out, LLMUX_EPROTO, "%s: %s: %s", dname(d), what,
-                 llmux_oai_snippet(buf, s, len));
-    return LLMUX_EPROTO;
-}
-
-static const char *opt(const llmux_host *h, const llmux_params *p,
-                       const char *key)
-{
-    if (!LLMUX_HOST_HAS(h, option) || !h->option)
-        return NULL;
-    return h->option(p, key);
-}
-
-int llmux_oai_bool(const char *v)
-{
-    static const char *const yes[] = {"1", "true", "yes", "on", NULL};
-    static const char *const no[] = {"0", "false", "no", "off", NULL};
-    int i;
-    for (i = 0; v && yes[i]; i++)
-        if (ascii_caseeq(v, yes[i]))
-            return 1;
-    for (i = 0; v && no[i]; i++)
-        if (ascii_caseeq(v, no[i]))
-            return 0;
-    return -1;
-}
-
-json_object *llmux_oai_get(json_object *o, const char *key)
-{
-    return get(o, key);
-}
-
-const char *llmux_oai_get_str(json_object *o, const char *key, size_t *len)
-{
-    return get_str(o, key, len);
-}
-
-int llmux_oai_set(json_object *obj, const char *key, json_object *v)
-{
-    if (!v)
-        return LLMUX_ENOMEM;
-    if (json_object_object_add(obj, key, v) != 0) {
-        json_object_put(v);
-        return LLMUX_ENOMEM;
-    }
-    return 0;
+    return llmux_oai_proto(h, out, dname(d), what, s, len);
 }
 
 int llmux_oai_never(const llmux_oai_dialect *d, const char *key)
@@ -195,80 +46,6 @@ int llmux_oai_never(const llmux_oai_dialect *d, const char *key)
     for (n = d->never_send; *n; n++)
         if (strcmp(*n, key) == 0)
             return 1;
-    return 0;
-}
-
-/* ---- JSON parsing -------------------------------------------------------- */
-
-int llmux_oai_parse(json_tokener *tok, const char *s, size_t len,
-                    json_object **out)
-{
-    json_object *o;
-    enum json_tokener_error err;
-    *out = NULL;
-    /* json-c stops at a NUL byte: whatever followed would go unseen */
-    if (!s || len > 0x7FFFFFF0u || memchr(s, '\0', len))
-        return LLMUX_EPROTO;
-    json_tokener_reset(tok);
-    o = json_tokener_parse_ex(tok, s, (int)len);
-    err = json_tokener_get_error(tok);
-    if (!o && err == json_tokener_continue) {
-        /* A top-level number or literal needs a terminator to end. */
-        o = json_tokener_parse_ex(tok, "", 1);
-        err = json_tokener_get_error(tok);
-    }
-    if (err != json_tokener_success) {
-        json_object_put(o);
-        json_tokener_reset(tok);
-        return LLMUX_EPROTO;
-    }
-    *out = o;
-    return 0;
-}
-
-json_tokener *llmux_oai_tokener(int depth)
-{
-    json_tokener *tok = json_tokener_new_ex(depth);
-    if (tok)
-        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    return tok;
-}
-
-/* ---- numbers --------------------------------------------------------------*/
-
-int llmux_oai_add_double(json_object *obj, const char *key, double v)
-{
-    char raw[48], buf[48];
-    size_t i, j = 0;
-    int n, dot = 0;
-    json_object *num;
-    if (!isfinite(v))
-        return LLMUX_EINVAL;
-    n = snprintf(raw, sizeof(raw), "%.15g", v);
-    if (n <= 0 || (size_t)n >= sizeof(raw))
-        return LLMUX_EINVAL;
-    /* %g only differs between locales in the radix character (possibly
-     * several bytes): whatever is not a digit, sign or exponent mark is
-     * the radix, written as '.'. */
-    for (i = 0; raw[i]; i++) {
-        char c = raw[i];
-        if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e' ||
-            c == 'E') {
-            buf[j++] = c;
-            dot = 0;
-        } else if (!dot) {
-            buf[j++] = '.';
-            dot = 1;
-        }
-    }
-    buf[j] = '\0';
-    num = json_object_new_double_s(v, buf);
-    if (!num)
-        return LLMUX_ENOMEM;
-    if (json_object_object_add_ex(obj, key, num, CONST_KEY) != 0) {
-        json_object_put(num);
-        return LLMUX_ENOMEM;
-    }
     return 0;
 }
 
@@ -326,16 +103,8 @@ static int put_dbl(oai_enc *e, const char *key, double v, const char *what)
 static int user_json(oai_enc *e, const char *text, const char *what,
                      json_object **out)
 {
-    if (!e->tok) {
-        e->tok = llmux_oai_tokener(OAI_REQ_DEPTH);
-        if (!e->tok)
-            return LLMUX_ENOMEM;
-    }
-    if (llmux_oai_parse(e->tok, text, strlen(text), out) != 0) {
-        e->h->log(LLMUX_LOG_ERROR, "%s: invalid JSON in %s", dname(e->d), what);
-        return LLMUX_EINVAL;
-    }
-    return 0;
+    return llmux_oai_user_json(e->h, dname(e->d), &e->tok, OAI_REQ_DEPTH, text,
+                               what, out);
 }
 
 static int put_user_json(oai_enc *e, const char *key, const char *text,
@@ -377,13 +146,10 @@ static int enc_tool_calls(oai_enc *e, json_object *m, const llmux_msg *msg)
     rc = put(e, m, "tool_calls", arr);
     for (i = 0; rc == 0 && i < msg->n_tool_calls; i++) {
         const llmux_tool_call *tc = &msg->tool_calls[i];
-        json_object *c = json_object_new_object();
-        json_object *fn = json_object_new_object();
-        if (!c || !fn || json_object_array_add(arr, c) != 0) {
-            json_object_put(c);
-            json_object_put(fn);
+        json_object *c = llmux_oai_push_object(arr);
+        json_object *fn = c ? json_object_new_object() : NULL;
+        if (!fn)
             return LLMUX_ENOMEM;
-        }
         if ((rc = put(e, c, "function", fn)) != 0)
             return rc;
         if (tc->id && (rc = put_str(e, c, "id", tc->id)) != 0)
@@ -409,11 +175,8 @@ static int enc_message(oai_enc *e, json_object *arr, const llmux_msg *msg,
                   dname(e->d), i, msg->role);
         return LLMUX_EINVAL;
     }
-    m = json_object_new_object();
-    if (!m || json_object_array_add(arr, m) != 0) {
-        json_object_put(m);
+    if (!(m = llmux_oai_push_object(arr)))
         return LLMUX_ENOMEM;
-    }
     if ((rc = put_str(e, m, "role", role)) != 0)
         return rc;
     if (msg->content_json) {
@@ -453,23 +216,10 @@ static int enc_stop(oai_enc *e)
 {
     const llmux_params *p = e->p;
     json_object *arr;
-    size_t i;
-    int rc;
     if (!p->n_stop || !p->stop || llmux_oai_never(e->d, "stop"))
         return 0;
-    arr = json_object_new_array_ext((int)p->n_stop);
-    if (!arr)
-        return LLMUX_ENOMEM;
-    if ((rc = put(e, e->body, "stop", arr)) != 0)
-        return rc;
-    for (i = 0; i < p->n_stop; i++) {
-        json_object *s = json_object_new_string(p->stop[i] ? p->stop[i] : "");
-        if (!s || json_object_array_add(arr, s) != 0) {
-            json_object_put(s);
-            return LLMUX_ENOMEM;
-        }
-    }
-    return 0;
+    arr = llmux_oai_str_array(p->stop, p->n_stop);
+    return arr ? put(e, e->body, "stop", arr) : LLMUX_ENOMEM;
 }
 
 /* temperature, top_p, seed, stop: shared by chat and text completion. */
@@ -574,7 +324,7 @@ static int enc_chat(oai_enc *e)
         if ((rc = enc_message(e, msgs, &p->messages[i], i)) != 0)
             return rc;
     if (p->has & LLMUX_HAS_MAX_TOKENS) {
-        mtf = opt(e->h, p, "max_tokens_field");
+        mtf = llmux_oai_option(e->h, p, "max_tokens_field");
         if (!mtf || !*mtf)
             mtf = d->max_tokens_field ? d->max_tokens_field : "max_tokens";
         if ((rc = put_i64(e, e->body, mtf, p->max_tokens)) != 0)
@@ -603,7 +353,7 @@ static int enc_chat(oai_enc *e)
     if (d->body_options) {
         const char *const *k;
         for (k = d->body_options; *k; k++) {
-            const char *v = opt(e->h, p, *k);
+            const char *v = llmux_oai_option(e->h, p, *k);
             if (v && *v && (rc = put_str(e, e->body, *k, v)) != 0)
                 return rc;
         }
@@ -630,26 +380,10 @@ static int enc_complete(oai_enc *e)
     return enc_stream(e);
 }
 
-/* Parses a decimal option value, strictly. */
-static int parse_uint(const char *s, int64_t *out)
-{
-    int64_t v = 0;
-    if (!s || !*s)
-        return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
-            return -1;
-        v = v * 10 + (*s - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 static int enc_embed(oai_enc *e)
 {
     const llmux_params *p = e->p;
     const char *dim;
-    size_t i;
     int rc;
     if ((rc = enc_model(e)) != 0)
         return rc;
@@ -660,27 +394,17 @@ static int enc_embed(oai_enc *e)
     if (p->n_input == 1) {
         rc = put_str(e, e->body, "input", p->input[0] ? p->input[0] : "");
     } else {
-        json_object *arr = json_object_new_array_ext((int)p->n_input);
-        if (!arr)
-            return LLMUX_ENOMEM;
-        rc = put(e, e->body, "input", arr);
-        for (i = 0; rc == 0 && i < p->n_input; i++) {
-            json_object *s =
-                json_object_new_string(p->input[i] ? p->input[i] : "");
-            if (!s || json_object_array_add(arr, s) != 0) {
-                json_object_put(s);
-                rc = LLMUX_ENOMEM;
-            }
-        }
+        json_object *arr = llmux_oai_str_array(p->input, p->n_input);
+        rc = arr ? put(e, e->body, "input", arr) : LLMUX_ENOMEM;
     }
     if (rc != 0)
         return rc;
     if ((rc = put_str(e, e->body, "encoding_format", "float")) != 0)
         return rc;
-    dim = opt(e->h, p, "dimensions");
+    dim = llmux_oai_option(e->h, p, "dimensions");
     if (dim && *dim) {
         int64_t n;
-        if (parse_uint(dim, &n) != 0 || n <= 0) {
+        if (llmux_oai_parse_uint(dim, &n) != 0 || n <= 0) {
             e->h->log(LLMUX_LOG_ERROR,
                       "%s: option dimensions must be a positive integer",
                       dname(e->d));
@@ -699,7 +423,7 @@ static int enc_headers(oai_enc *e, llmux_http_request *http)
     if (!e->d->header_options)
         return 0;
     for (ho = e->d->header_options; ho->option; ho++) {
-        const char *v = opt(e->h, e->p, ho->option);
+        const char *v = llmux_oai_option(e->h, e->p, ho->option);
         if (v && *v && (rc = e->h->http_header(http, ho->header, v)) != 0)
             return rc;
     }
@@ -753,11 +477,8 @@ int llmux_oai_encode(const llmux_oai_dialect *d, const llmux_host *h,
         rc = d->patch_request(d, h, call, e.body);
     if (rc == 0 && (rc = h->http_method(http, "POST")) == 0 &&
         (rc = h->http_path(http, path)) == 0 &&
-        (rc = enc_headers(&e, http)) == 0) {
-        size_t len = 0;
-        const char *s = to_text(e.body, &len);
-        rc = s ? h->http_body(http, s, len) : LLMUX_ENOMEM;
-    }
+        (rc = enc_headers(&e, http)) == 0)
+        rc = llmux_oai_http_json(h, http, e.body);
     json_object_put(e.body);
     if (e.tok)
         json_tokener_free(e.tok);
@@ -817,17 +538,17 @@ int llmux_oai_put_content(const llmux_host *h, llmux_out *out,
     n = json_object_array_length(content);
     for (i = 0; i < n; i++) {
         json_object *part = json_object_array_get_idx(content, i);
-        const char *type = get_str(part, "type", NULL);
+        const char *type = llmux_oai_get_str(part, "type", NULL);
         json_object *v;
         rc = 0;
         if (json_object_is_type(part, json_type_string)) {
             rc = put_string(h, out, field, part);
         } else if (type && strcmp(type, "thinking") == 0) {
-            v = get(part, "thinking");
+            v = llmux_oai_get(part, "thinking");
             rc = llmux_oai_put_content(h, out, v, LLMUX_F_REASONING);
         } else if (!type || strcmp(type, "text") == 0 ||
                    strcmp(type, "output_text") == 0) {
-            v = get(part, "text");
+            v = llmux_oai_get(part, "text");
             if (json_object_is_type(v, json_type_string))
                 rc = put_string(h, out, field, v);
         }
@@ -854,10 +575,12 @@ int llmux_oai_put_usage(const llmux_host *h, llmux_out *out, json_object *u)
         if (get_int(u, top[i].key, &v) &&
             (rc = h->out_int(out, top[i].field, v)) != 0)
             return rc;
-    if (get_int(get(u, "prompt_tokens_details"), "cached_tokens", &v) &&
+    if (get_int(llmux_oai_get(u, "prompt_tokens_details"), "cached_tokens",
+                &v) &&
         (rc = h->out_int(out, LLMUX_F_CACHED_TOKENS, v)) != 0)
         return rc;
-    if (get_int(get(u, "completion_tokens_details"), "reasoning_tokens", &v) &&
+    if (get_int(llmux_oai_get(u, "completion_tokens_details"),
+                "reasoning_tokens", &v) &&
         (rc = h->out_int(out, LLMUX_F_REASONING_TOKENS, v)) != 0)
         return rc;
     return 0;
@@ -879,10 +602,10 @@ typedef struct oai_slot {
 
 /* The codec's per-request state (call->state). */
 typedef struct oai_state {
-    json_tokener *tok;
-    unsigned meta;   /* META_* sent already: chunks repeat them, the core's
-                        merge keeps the first, so later copies are skipped */
-    oai_slot *slots; /* tool calls seen, in order; position = our index */
+    json_tokener *tok; /* first: see llmux_oai_state_new */
+    unsigned meta;     /* META_* sent already: chunks repeat them, the core's
+                          merge keeps the first, so later copies are skipped */
+    oai_slot *slots;   /* tool calls seen, in order; position = our index */
     int n_slots, cap_slots;
 } oai_state;
 
@@ -941,34 +664,34 @@ static int stream_slot(const llmux_host *h, oai_state *st, int has_wire,
 static int put_call(const llmux_host *h, llmux_out *out, json_object *tc,
                     int pos, oai_state *st)
 {
-    json_object *fn = get(tc, "function"), *args, *wire_v;
+    json_object *fn = llmux_oai_get(tc, "function"), *args, *wire_v;
     const char *id, *name, *a = "";
     size_t alen = 0, n, id_len;
     int64_t wire = -1;
     int index = pos;
     if (!json_object_is_type(fn, json_type_object))
         fn = tc; /* {"name","arguments"} at the top (legacy shapes) */
-    wire_v = get(tc, "index");
-    if (wire_v &&
-        (!as_int(wire_v, &wire) || wire < 0 || wire >= OAI_MAX_TOOL_INDEX))
+    wire_v = llmux_oai_get(tc, "index");
+    if (wire_v && (!llmux_oai_as_int(wire_v, &wire) || wire < 0 ||
+                   wire >= OAI_MAX_TOOL_INDEX))
         return LLMUX_EPROTO;
     /* Later deltas of some servers repeat "name":"" (or "id":""): empty
      * means "not given", never "rename to nothing". */
-    id = get_str(tc, "id", &id_len);
+    id = llmux_oai_get_str(tc, "id", &id_len);
     if (id && !id_len)
         id = NULL;
-    name = get_str(fn, "name", &n);
+    name = llmux_oai_get_str(fn, "name", &n);
     if (name && !n)
         name = NULL;
     if (st &&
         (index = stream_slot(h, st, wire_v != NULL, wire, id, id_len)) < 0)
         return index;
-    args = get(fn, "arguments");
+    args = llmux_oai_get(fn, "arguments");
     if (json_object_is_type(args, json_type_string)) {
         a = json_object_get_string(args);
         alen = (size_t)json_object_get_string_len(args);
     } else if (args) {
-        a = to_text(args, &alen); /* an object: send it as JSON text */
+        a = llmux_oai_text(args, &alen); /* an object: send it as JSON text */
         if (!a)
             return LLMUX_ENOMEM;
     }
@@ -999,40 +722,6 @@ int llmux_oai_put_tool_calls(const llmux_host *h, llmux_out *out,
                              json_object *calls)
 {
     return put_calls(h, out, calls, NULL);
-}
-
-int llmux_oai_put_error(const llmux_host *h, llmux_out *out, json_object *root)
-{
-    json_object *e, *msg, *src = root;
-    const char *m = NULL;
-    size_t len;
-    if (!json_object_is_type(root, json_type_object))
-        return 0;
-    e = get(root, "error");
-    if (json_object_is_type(e, json_type_object)) {
-        /* {"error":{"message","type","param","code"}} */
-        src = e;
-        msg = get(e, "message");
-        m = msg ? scalar_text(msg) : to_text(e, &len);
-    } else if (json_object_is_type(e, json_type_string)) {
-        /* {"error":"text"} (Ollama; Aleph Alpha adds "code") */
-        m = json_object_get_string(e);
-    } else if (e) {
-        m = scalar_text(e); /* an array, a number ... */
-    } else if ((msg = get(root, "message")) != NULL) {
-        /* flat {"object":"error","message":..,"type":..,"code":..} */
-        m = scalar_text(msg);
-    } else if ((msg = get(root, "detail")) != NULL) {
-        m = scalar_text(msg); /* {"detail":"text"} or {"detail":[..]} */
-    } else {
-        return 0;
-    }
-    return h->out_provider_error(out, scalar_text(get(src, "type")),
-                                 scalar_text(get(src, "code")),
-                                 scalar_text(get(src, "param")),
-                                 m ? m : "") == 0
-               ? 1
-               : LLMUX_ENOMEM;
 }
 
 /* ---- decoding: chat / completion ----------------------------------------- */
@@ -1118,7 +807,7 @@ static int put_meta(const llmux_host *h, llmux_out *out, const oai_top *t,
         (rc = put_meta_str(h, out, LLMUX_F_SYSTEM_FINGERPRINT, t->fingerprint,
                            META_FP, meta)))
         return rc;
-    if (!(*meta & META_CREATED) && as_int(t->created, &v)) {
+    if (!(*meta & META_CREATED) && llmux_oai_as_int(t->created, &v)) {
         if ((rc = h->out_int(out, LLMUX_F_CREATED, v)) != 0)
             return rc;
         *meta |= META_CREATED;
@@ -1137,7 +826,7 @@ static json_object *first_choice(json_object *choices)
         if (!json_object_is_type(c, json_type_object))
             return c; /* reported by the caller */
         if (!json_object_object_get_ex(c, "index", &idx) ||
-            (as_int(idx, &i0) && i0 == 0))
+            (llmux_oai_as_int(idx, &i0) && i0 == 0))
             return c;
     }
     return NULL;
@@ -1300,9 +989,9 @@ static int decode_embed(const llmux_oai_dialect *d, const llmux_host *h,
                         llmux_out *out, json_object *root, const char *body,
                         size_t len)
 {
-    json_object *data = get(root, "data");
+    json_object *data = llmux_oai_get(root, "data");
     float *buf = NULL;
-    size_t cap = 0, i, n, j;
+    size_t cap = 0, i, n;
     const char *s;
     size_t sl;
     int rc = 0;
@@ -1311,37 +1000,21 @@ static int decode_embed(const llmux_oai_dialect *d, const llmux_host *h,
     n = json_object_array_length(data);
     for (i = 0; rc == 0 && i < n; i++) {
         json_object *item = json_object_array_get_idx(data, i);
-        json_object *emb = get(item, "embedding");
+        json_object *emb = llmux_oai_get(item, "embedding");
         int64_t index = (int64_t)i;
         size_t dim = 0;
-        if (get(item, "index") && (!get_int(item, "index", &index) ||
-                                   index < 0 || (size_t)index >= n)) {
+        if (llmux_oai_get(item, "index") && (!get_int(item, "index", &index) ||
+                                             index < 0 || (size_t)index >= n)) {
             rc = proto(d, h, out, "bad embedding index", body, len);
             break;
         }
         if (json_object_is_type(emb, json_type_array)) {
-            dim = json_object_array_length(emb);
-            if (dim > cap) {
-                float *p = h->realloc(buf, dim * sizeof(float));
-                if (!p) {
-                    rc = LLMUX_ENOMEM;
-                    break;
-                }
-                buf = p;
-                cap = dim;
-            }
-            for (j = 0; j < dim; j++) {
-                json_object *x = json_object_array_get_idx(emb, j);
-                if (!json_object_is_type(x, json_type_double) &&
-                    !json_object_is_type(x, json_type_int))
-                    break;
-                buf[j] = (float)json_object_get_double(x);
-            }
-            if (j < dim) {
+            rc = llmux_oai_floats(h, emb, &buf, &cap, &dim);
+            if (rc == LLMUX_EPROTO)
                 rc =
                     proto(d, h, out, "embedding holds a non-number", body, len);
+            if (rc != 0)
                 break;
-            }
         } else if (json_object_is_type(emb, json_type_string)) {
             s = json_object_get_string(emb);
             sl = (size_t)json_object_get_string_len(emb);
@@ -1358,10 +1031,10 @@ static int decode_embed(const llmux_oai_dialect *d, const llmux_host *h,
     }
     if (buf)
         h->free(buf);
-    if (rc == 0 && (s = get_str(root, "model", &sl)) && sl)
+    if (rc == 0 && (s = llmux_oai_get_str(root, "model", &sl)) && sl)
         rc = h->out_str(out, LLMUX_F_MODEL, s, sl);
     if (rc == 0)
-        rc = llmux_oai_put_usage(h, out, get(root, "usage"));
+        rc = llmux_oai_put_usage(h, out, llmux_oai_get(root, "usage"));
     return rc;
 }
 
@@ -1369,8 +1042,9 @@ static int decode_models(const llmux_oai_dialect *d, const llmux_host *h,
                          llmux_out *out, json_object *root, const char *body,
                          size_t len)
 {
-    json_object *data =
-        json_object_is_type(root, json_type_array) ? root : get(root, "data");
+    json_object *data = json_object_is_type(root, json_type_array)
+                            ? root
+                            : llmux_oai_get(root, "data");
     size_t i, n;
     int rc;
     if (!json_object_is_type(data, json_type_array))
@@ -1378,12 +1052,12 @@ static int decode_models(const llmux_oai_dialect *d, const llmux_host *h,
     n = json_object_array_length(data);
     for (i = 0; i < n; i++) {
         json_object *m = json_object_array_get_idx(data, i);
-        const char *id = get_str(m, "id", NULL);
+        const char *id = llmux_oai_get_str(m, "id", NULL);
         int64_t created = 0;
         if (!id)
             continue;
         get_int(m, "created", &created);
-        if ((rc = h->out_model(out, id, get_str(m, "owned_by", NULL),
+        if ((rc = h->out_model(out, id, llmux_oai_get_str(m, "owned_by", NULL),
                                created)) != 0)
             return rc;
     }
@@ -1400,20 +1074,6 @@ static int run_fixup(const llmux_oai_dialect *d, const llmux_host *h,
     if (!d->fixup)
         return 0;
     return d->fixup(d, h, call, kind, root, out, handled);
-}
-
-/* The JSON error inside a 2xx body or an event: always EPROVIDER. */
-static int body_error(const llmux_host *h, llmux_out *out, json_object *root,
-                      const char *body, size_t len)
-{
-    char buf[LLMUX_OAI_SNIPPET + 8];
-    int rc = llmux_oai_put_error(h, out, root);
-    if (rc < 0)
-        return rc;
-    if (rc == 0) /* an "error" event without a known shape */
-        h->out_provider_error(out, NULL, NULL, NULL,
-                              llmux_oai_snippet(buf, body, len));
-    return LLMUX_EPROVIDER;
 }
 
 /* A tokener for one parse: the stream's when there is one, else a new
@@ -1455,8 +1115,8 @@ int llmux_oai_decode(const llmux_oai_dialect *d, const llmux_host *h,
     rc = run_fixup(d, h, call, LLMUX_OAI_RESPONSE, root, out, &handled);
     if (handled || rc != 0)
         goto done;
-    if (get(root, "error")) {
-        rc = body_error(h, out, root, body, len);
+    if (llmux_oai_get(root, "error")) {
+        rc = llmux_oai_body_error(h, out, root, body, len);
         goto done;
     }
     switch (op) {
@@ -1483,11 +1143,6 @@ done:
     return rc;
 }
 
-static int is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 int llmux_oai_decode_event(const llmux_oai_dialect *d, const llmux_host *h,
                            llmux_call *call, const llmux_event *ev,
                            llmux_out *out)
@@ -1500,10 +1155,7 @@ int llmux_oai_decode_event(const llmux_oai_dialect *d, const llmux_host *h,
     int rc, handled, is_err_event;
     if (!s)
         return 0;
-    while (len && is_space(*s))
-        s++, len--;
-    while (len && is_space(s[len - 1]))
-        len--;
+    s = llmux_oai_trim(s, &len);
     if (len >= 6 && memcmp(s, "[DONE]", 6) == 0)
         return LLMUX_EVENT_DONE;
     if (!len)
@@ -1512,37 +1164,24 @@ int llmux_oai_decode_event(const llmux_oai_dialect *d, const llmux_host *h,
     st = call->state;
     if (!st) {
         /* the first event: one tokener for the whole stream */
-        st = h->alloc(sizeof(*st));
-        if (st) {
-            memset(st, 0, sizeof(*st));
-            st->tok = llmux_oai_tokener(JSON_TOKENER_DEFAULT_DEPTH);
-            if (!st->tok) {
-                h->free(st);
-                st = NULL;
-            }
-        }
-        if (!st) {
-            h->set_error(out, LLMUX_ENOMEM, "%s: out of memory", dname(d));
+        st = llmux_oai_state_new(h, out, dname(d), sizeof(*st),
+                                 JSON_TOKENER_DEFAULT_DEPTH);
+        if (!st)
             return LLMUX_ENOMEM;
-        }
         call->state = st;
     }
     if (llmux_oai_parse(st->tok, s, len, &root) != 0 ||
         !json_object_is_type(root, json_type_object)) {
         json_object_put(root);
-        if (is_err_event) {
-            char buf[LLMUX_OAI_SNIPPET + 8];
-            h->out_provider_error(out, NULL, NULL, NULL,
-                                  llmux_oai_snippet(buf, s, len));
-            return LLMUX_EPROVIDER;
-        }
+        if (is_err_event) /* an error event that is no JSON object */
+            return llmux_oai_body_error(h, out, NULL, s, len);
         return proto(d, h, out, "bad stream event", s, len);
     }
     rc = run_fixup(d, h, call, LLMUX_OAI_EVENT, root, out, &handled);
     if (!handled && rc == 0) {
         scan_top(root, &t);
         if (is_err_event || t.error)
-            rc = body_error(h, out, root, s, len);
+            rc = llmux_oai_body_error(h, out, root, s, len);
         else
             rc = decode_choices(d, h, out, &t, &st->meta, st, s, len);
     }
@@ -1616,7 +1255,7 @@ static char *own_str(const llmux_host *h, oai_owned *o, const char *s)
 
 static int is_none(const char *v)
 {
-    return !*v || ascii_caseeq(v, "none");
+    return !*v || llmux_oai_caseeq(v, "none");
 }
 
 static int set_never(const llmux_host *h, oai_owned *o, const char *list)
@@ -1708,13 +1347,13 @@ int llmux_oai_dialect_configure(const llmux_oai_dialect *base,
         char *s = NULL;
         if (!k || !v)
             continue;
-        for (kk = keys; *kk && !ascii_caseeq(*kk, k); kk++)
+        for (kk = keys; *kk && !llmux_oai_caseeq(*kk, k); kk++)
             ;
         if (!*kk)
             continue; /* an option for the core or for requests */
         if (!o && !(o = owned_new(h, base)))
             return LLMUX_ENOMEM;
-        if (ascii_caseeq(k, "stream_usage")) {
+        if (llmux_oai_caseeq(k, "stream_usage")) {
             if (llmux_oai_bool(v) >= 0)
                 o->d.stream_usage = llmux_oai_bool(v);
             else {
@@ -1725,7 +1364,7 @@ int llmux_oai_dialect_configure(const llmux_oai_dialect *base,
             }
             continue;
         }
-        if (ascii_caseeq(k, "never_send")) {
+        if (llmux_oai_caseeq(k, "never_send")) {
             if (o->never) {
                 h->log(LLMUX_LOG_ERROR, "%s: never_send given twice",
                        dname(base));
@@ -1740,18 +1379,18 @@ int llmux_oai_dialect_configure(const llmux_oai_dialect *base,
             rc = LLMUX_ENOMEM;
             break;
         }
-        if (ascii_caseeq(k, "max_tokens_field"))
+        if (llmux_oai_caseeq(k, "max_tokens_field"))
             o->d.max_tokens_field = s ? s : base->max_tokens_field;
-        else if (ascii_caseeq(k, "complete_max_tokens_field"))
+        else if (llmux_oai_caseeq(k, "complete_max_tokens_field"))
             o->d.complete_max_tokens_field =
                 s ? s : base->complete_max_tokens_field;
-        else if (ascii_caseeq(k, "seed_field"))
+        else if (llmux_oai_caseeq(k, "seed_field"))
             o->d.seed_field = s;
-        else if (ascii_caseeq(k, "chat_path"))
+        else if (llmux_oai_caseeq(k, "chat_path"))
             o->d.chat_path = s;
-        else if (ascii_caseeq(k, "complete_path"))
+        else if (llmux_oai_caseeq(k, "complete_path"))
             o->d.complete_path = s;
-        else if (ascii_caseeq(k, "embed_path"))
+        else if (llmux_oai_caseeq(k, "embed_path"))
             o->d.embed_path = s;
         else
             o->d.models_path = s;

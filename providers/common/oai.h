@@ -24,6 +24,8 @@
 
 #include <json-c/json.h>
 
+#include "pjson.h" /* the JSON and text helpers the codec is built on */
+
 struct json_object;
 struct json_tokener;
 
@@ -153,13 +155,7 @@ void llmux_oai_dialect_free(const llmux_host *host, llmux_oai_dialect *d);
 
 /* ---- building blocks for plugins with their own shapes ------------------- */
 
-/**
- * Parses exactly one JSON value from s[0..len) (trailing whitespace
- * allowed) with `tok` (reset first). Returns 0 and *out (caller puts it;
- * NULL for JSON null), or LLMUX_EPROTO for invalid or truncated input.
- */
-int llmux_oai_parse(struct json_tokener *tok, const char *s, size_t len,
-                    struct json_object **out);
+/* (The generic JSON, text and error helpers are in pjson.h.) */
 
 /** The llmux_finish for a provider's finish reason (unknown -> STOP). */
 int llmux_oai_finish(const char *s);
@@ -185,50 +181,8 @@ int llmux_oai_put_usage(const llmux_host *host, llmux_out *out,
 int llmux_oai_put_tool_calls(const llmux_host *host, llmux_out *out,
                              struct json_object *calls);
 
-/**
- * Recognises an error object in a parsed body ({"error":{..}},
- * {"error":"text"}, flat {"message":..}, {"detail":..}) and emits it with
- * out_provider_error. Returns 1 when one was found, 0 when not, or a
- * negative code from the host.
- */
-int llmux_oai_put_error(const llmux_host *host, llmux_out *out,
-                        struct json_object *root);
-
-/**
- * Adds a double as a JSON number written with up to 15 significant digits
- * ("0.7", not "0.69999999999999996"), independent of the C locale.
- * Returns 0, LLMUX_EINVAL for NaN/infinity, or LLMUX_ENOMEM.
- */
-int llmux_oai_add_double(struct json_object *obj, const char *key, double v);
-
 /** True when `key` is in the dialect's never_send list. */
 int llmux_oai_never(const llmux_oai_dialect *d, const char *key);
-
-/** An option's boolean value: 1 for 1/true/yes/on, 0 for 0/false/no/off
- * (any case), -1 for anything else or NULL. */
-int llmux_oai_bool(const char *v);
-
-/** Member `key` of `o` when `o` is an object; NULL when absent. */
-struct json_object *llmux_oai_get(struct json_object *o, const char *key);
-/** A string member (its length in *len when len is non-NULL), or NULL. */
-const char *llmux_oai_get_str(struct json_object *o, const char *key,
-                              size_t *len);
-/** Sets member `key` (copied) of obj to `v`, which it owns; NULL v means
- * out of memory. Returns 0 or LLMUX_ENOMEM. */
-int llmux_oai_set(struct json_object *obj, const char *key,
-                  struct json_object *v);
-
-/* A strict json_tokener with the given nesting depth (caller frees). */
-json_tokener *llmux_oai_tokener(int depth);
-
-/* Longest excerpt of a bad body quoted in error messages. */
-#define LLMUX_OAI_SNIPPET 80
-/*
- * Writes at most LLMUX_OAI_SNIPPET bytes of `s` into buf (which holds
- * LLMUX_OAI_SNIPPET + 8 bytes), control bytes as spaces, never cutting a
- * UTF-8 sequence, "..." when cut; "(empty)" for no bytes. Returns buf.
- */
-const char *llmux_oai_snippet(char *buf, const char *s, size_t len);
 
 /* ---- ready-made provider hooks ------------------------------------------- */
 

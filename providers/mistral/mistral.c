@@ -197,12 +197,11 @@ static int insert_oks(json_object *body, json_object *msgs)
             json_object_put(m);
             rc = LLMUX_ENOMEM;
         } else if (str_is(m, "role", "tool") && str_is(next, "role", "user")) {
-            json_object *ok = json_object_new_object();
-            if (!ok || json_object_array_add(out, ok) != 0) {
-                json_object_put(ok);
+            json_object *ok = llmux_oai_push_object(out);
+            if (!ok)
                 rc = LLMUX_ENOMEM;
-            } else if ((rc = set(ok, "role",
-                                 json_object_new_string("assistant"))) == 0) {
+            else if ((rc = set(ok, "role",
+                               json_object_new_string("assistant"))) == 0) {
                 rc = set(ok, "content", json_object_new_string("OK"));
             }
         }
@@ -233,21 +232,13 @@ static int patch_messages(json_object *body)
     return oks ? insert_oks(body, msgs) : 0;
 }
 
-static const char *option(const llmux_host *h, const llmux_params *p,
-                          const char *key)
-{
-    if (!LLMUX_HOST_HAS(h, option) || !h->option)
-        return NULL;
-    return h->option(p, key);
-}
-
 static int put_bool_options(const llmux_oai_dialect *d, const llmux_host *h,
                             const llmux_params *p, json_object *body)
 {
     const char *const *k;
     int rc;
     for (k = mistral_bool_options; *k; k++) {
-        const char *v = option(h, p, *k);
+        const char *v = llmux_oai_option(h, p, *k);
         int b;
         if (!v || !*v)
             continue;

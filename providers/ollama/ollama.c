@@ -113,72 +113,11 @@ static const llmux_host *oll_host;
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static int ascii_caseeq(const char *a, const char *b)
-{
-    for (;; a++, b++) {
-        int ca = (unsigned char)*a, cb = (unsigned char)*b;
-        if (ca >= 'A' && ca <= 'Z')
-            ca += 'a' - 'A';
-        if (cb >= 'A' && cb <= 'Z')
-            cb += 'a' - 'A';
-        if (ca != cb)
-            return 0;
-        if (!ca)
-            return 1;
-    }
-}
-
 /* The name error messages start with: the provider as the user wrote it. */
 static const char *pname(const llmux_call *call)
 {
     return call && call->provider && *call->provider ? call->provider
                                                      : "ollama";
-}
-
-/* Member `key` of `o` when `o` is an object; NULL when absent or null. */
-static json_object *get(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-    if (!json_object_is_type(o, json_type_object))
-        return NULL;
-    json_object_object_get_ex(o, key, &v);
-    return v;
-}
-
-/* An integer value (JSON int, or a double holding a whole number). */
-static int as_int(json_object *v, int64_t *out)
-{
-    if (json_object_is_type(v, json_type_int)) {
-        *out = json_object_get_int64(v);
-        return 1;
-    }
-    if (json_object_is_type(v, json_type_double)) {
-        double x = json_object_get_double(v);
-        if (x >= -9.0e15 && x <= 9.0e15 && x == (double)(int64_t)x) {
-            *out = (int64_t)x;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Compact JSON text of any value, owned by `v`. */
-static const char *to_text(json_object *v, size_t *len)
-{
-    return json_object_to_json_string_length(
-        v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
-}
-
-/* Adds `v` (owned; NULL means out of memory) under `key` (copied). */
-static int add(json_object *obj, const char *key, json_object *v)
-{
-    if (!v)
-        return LLMUX_ENOMEM;
-    if (json_object_object_add(obj, key, v) != 0) {
-        json_object_put(v);
-        return LLMUX_ENOMEM;
-    }
-    return 0;
 }
 
 /* Adds `v` under a key that outlives the object (a literal). */
@@ -193,17 +132,6 @@ static int add_lit(json_object *obj, const char *key, json_object *v)
     return 0;
 }
 
-/* Appends a string to an array. */
-static int push_str(json_object *arr, const char *s)
-{
-    json_object *v = json_object_new_string(s);
-    if (!v || json_object_array_add(arr, v) != 0) {
-        json_object_put(v);
-        return LLMUX_ENOMEM;
-    }
-    return 0;
-}
-
 static int has(json_object *obj, const char *key)
 {
     return json_object_object_get_ex(obj, key, NULL);
@@ -212,41 +140,10 @@ static int has(json_object *obj, const char *key)
 static int proto(const llmux_host *h, llmux_call *call, llmux_out *out,
                  const char *what, const char *s, size_t len)
 {
-    char buf[LLMUX_OAI_SNIPPET + 8];
-    h->set_error(out, LLMUX_EPROTO, "%s: %s: %s", pname(call), what,
-                 llmux_oai_snippet(buf, s, len));
-    return LLMUX_EPROTO;
+    return llmux_oai_proto(h, out, pname(call), what, s, len);
 }
 
 /* ---- option values ------------------------------------------------------- */
-
-static int parse_bool(const char *v, int *out)
-{
-    if (ascii_caseeq(v, "true") || ascii_caseeq(v, "1") ||
-        ascii_caseeq(v, "yes") || ascii_caseeq(v, "on"))
-        *out = 1;
-    else if (ascii_caseeq(v, "false") || ascii_caseeq(v, "0") ||
-             ascii_caseeq(v, "no") || ascii_caseeq(v, "off"))
-        *out = 0;
-    else
-        return -1;
-    return 0;
-}
-
-/* A non-negative decimal integer, strictly. */
-static int parse_uint(const char *s, int64_t *out)
-{
-    int64_t v = 0;
-    if (!s || !*s)
-        return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
-            return -1;
-        v = v * 10 + (*s - '0');
-    }
-    *out = v;
-    return 0;
-}
 
 /*
  * Recognises a whole string as a JSON number (RFC 8259). Returns 1 with
@@ -349,18 +246,8 @@ typedef struct oll_enc {
 static int user_json(oll_enc *e, const char *text, const char *what,
                      json_object **out)
 {
-    *out = NULL;
-    if (!e->tok) {
-        e->tok = llmux_oai_tokener(OLL_DEPTH);
-        if (!e->tok)
-            return LLMUX_ENOMEM;
-    }
-    if (llmux_oai_parse(e->tok, text, strlen(text), out) != 0) {
-        e->h->log(LLMUX_LOG_ERROR, "%s: invalid JSON in %s", pname(e->call),
-                  what);
-        return LLMUX_EINVAL;
-    }
-    return 0;
+    return llmux_oai_user_json(e->h, pname(e->call), &e->tok, OLL_DEPTH, text,
+                               what, out);
 }
 
 /* The first value of provider option `key` (case-insensitive). */
@@ -369,7 +256,7 @@ static const char *opt_get(const llmux_params *p, const char *key)
     size_t i;
     for (i = 0; i < p->n_options; i++)
         if (p->options[i].key && p->options[i].value &&
-            ascii_caseeq(p->options[i].key, key))
+            llmux_oai_caseeq(p->options[i].key, key))
             return p->options[i].value;
     return NULL;
 }
@@ -398,7 +285,7 @@ static const struct top_key *find_top(const char *key)
 {
     const struct top_key *t;
     for (t = top_keys; t->key; t++)
-        if (ascii_caseeq(t->key, key))
+        if (llmux_oai_caseeq(t->key, key))
             return t;
     return NULL;
 }
@@ -457,11 +344,11 @@ static int enc_top(oll_enc *e, const struct top_key *t, const char *v)
         return 0;
     switch (t->kind) {
     case K_THINK:
-        if (parse_bool(v, &b) == 0) {
+        if ((b = llmux_oai_bool(v)) >= 0) {
             val = json_object_new_boolean(b);
         } else {
             const char *const *x;
-            for (x = efforts; *x && !ascii_caseeq(*x, v); x++)
+            for (x = efforts; *x && !llmux_oai_caseeq(*x, v); x++)
                 ;
             if (!*x)
                 return bad_option(e, t->key,
@@ -477,7 +364,7 @@ static int enc_top(oll_enc *e, const struct top_key *t, const char *v)
     case K_FORMAT:
         if (has(e->body, "format"))
             return 0; /* response_format wins */
-        if (ascii_caseeq(v, "json")) {
+        if (llmux_oai_caseeq(v, "json")) {
             val = json_object_new_string("json");
         } else if (*v == '{') {
             if ((rc = user_json(e, v, "option format", &val)) != 0)
@@ -490,12 +377,12 @@ static int enc_top(oll_enc *e, const struct top_key *t, const char *v)
         val = json_object_new_string(v);
         break;
     case K_BOOL:
-        if (parse_bool(v, &b) != 0)
+        if ((b = llmux_oai_bool(v)) < 0)
             return bad_option(e, t->key, "true or false");
         val = json_object_new_boolean(b);
         break;
     default: /* K_UINT */
-        if (parse_uint(v, &n) != 0)
+        if (llmux_oai_parse_uint(v, &n) != 0)
             return bad_option(e, t->key, "a non-negative integer");
         val = json_object_new_int64(n);
         break;
@@ -509,8 +396,8 @@ static int typed_value(oll_enc *e, const char *key, const char *v,
 {
     int rc;
     *out = NULL;
-    if (ascii_caseeq(v, "true") || ascii_caseeq(v, "false")) {
-        *out = json_object_new_boolean(ascii_caseeq(v, "true"));
+    if (llmux_oai_caseeq(v, "true") || llmux_oai_caseeq(v, "false")) {
+        *out = json_object_new_boolean(llmux_oai_caseeq(v, "true"));
     } else if ((*out = number_value(v)) != NULL) {
         /* a number */
     } else if (*v == '[' || *v == '{') {
@@ -528,7 +415,7 @@ static int typed_value(oll_enc *e, const char *key, const char *v,
         json_object *arr = json_object_new_array();
         json_object_put(*out);
         *out = NULL;
-        if (!arr || push_str(arr, v) != 0) {
+        if (!arr || llmux_oai_push_str(arr, v) != 0) {
             json_object_put(arr);
             return LLMUX_ENOMEM;
         }
@@ -550,7 +437,7 @@ static int enc_model_options(oll_enc *e)
             continue;
         if ((rc = typed_value(e, k, v, &val)) != 0)
             return rc;
-        if ((rc = add(e->options, k, val)) != 0)
+        if ((rc = llmux_oai_set(e->options, k, val)) != 0)
             return rc;
     }
     return 0;
@@ -576,7 +463,6 @@ static int enc_sampling(oll_enc *e)
 {
     const llmux_params *p = e->p;
     json_object *o = e->options;
-    size_t i;
     int rc;
     if ((p->has & LLMUX_HAS_MAX_TOKENS) &&
         (rc = add_lit(o, "num_predict", json_object_new_int64(p->max_tokens))))
@@ -590,14 +476,8 @@ static int enc_sampling(oll_enc *e)
     if ((p->has & LLMUX_HAS_SEED) &&
         (rc = add_lit(o, "seed", json_object_new_int64(p->seed))) != 0)
         return rc;
-    if (p->n_stop && p->stop) {
-        json_object *arr = json_object_new_array_ext((int)p->n_stop);
-        if ((rc = add_lit(o, "stop", arr)) != 0)
-            return rc;
-        for (i = 0; i < p->n_stop; i++)
-            if (push_str(arr, p->stop[i] ? p->stop[i] : "") != 0)
-                return LLMUX_ENOMEM;
-    }
+    if (p->n_stop && p->stop)
+        return add_lit(o, "stop", llmux_oai_str_array(p->stop, p->n_stop));
     return 0;
 }
 
@@ -614,14 +494,14 @@ static int enc_format(oll_enc *e)
         return rc;
     if (!rf)
         return 0;
-    type = json_object_get_string(get(rf, "type"));
+    type = json_object_get_string(llmux_oai_get(rf, "type"));
     if (!json_object_is_type(rf, json_type_object) ||
-        !json_object_is_type(get(rf, "type"), json_type_string)) {
+        !json_object_is_type(llmux_oai_get(rf, "type"), json_type_string)) {
         rc = bad_option(e, "response_format", "an object with a \"type\"");
     } else if (strcmp(type, "json_object") == 0) {
         rc = add_lit(e->body, "format", json_object_new_string("json"));
     } else if (strcmp(type, "json_schema") == 0) {
-        schema = get(get(rf, "json_schema"), "schema");
+        schema = llmux_oai_get(llmux_oai_get(rf, "json_schema"), "schema");
         if (!json_object_is_type(schema, json_type_object))
             rc = bad_option(e, "response_format",
                             "a json_schema with a \"schema\" object");
@@ -692,13 +572,13 @@ static json_object *part_text(json_object *part)
     json_object *t;
     if (json_object_is_type(part, json_type_string))
         return part;
-    t = get(part, "type");
+    t = llmux_oai_get(part, "type");
     if (!json_object_is_type(t, json_type_string))
         return NULL;
     type = json_object_get_string(t);
     if (strcmp(type, "text") != 0 && strcmp(type, "input_text") != 0)
         return NULL;
-    t = get(part, "text");
+    t = llmux_oai_get(part, "text");
     return json_object_is_type(t, json_type_string) ? t : NULL;
 }
 
@@ -713,20 +593,21 @@ static int enc_parts(oll_enc *e, json_object *m, json_object *parts, size_t i)
     int rc = 0;
     for (k = 0; k < n; k++) {
         json_object *part = json_object_array_get_idx(parts, k), *t, *u;
-        const char *type = json_object_get_string(get(part, "type"));
+        const char *type = json_object_get_string(llmux_oai_get(part, "type"));
         if ((t = part_text(part)) != NULL) {
             tlen += (size_t)json_object_get_string_len(t) + 1;
             continue;
         }
         if (!json_object_is_type(part, json_type_object) || !type ||
-            !json_object_is_type(get(part, "type"), json_type_string) ||
+            !json_object_is_type(llmux_oai_get(part, "type"),
+                                 json_type_string) ||
             strcmp(type, "text") == 0 || strcmp(type, "input_text") == 0)
             goto bad; /* a text part without its text */
         if (strcmp(type, "image_url") == 0) {
             const char *b64;
-            u = get(part, "image_url");
+            u = llmux_oai_get(part, "image_url");
             if (json_object_is_type(u, json_type_object))
-                u = get(u, "url");
+                u = llmux_oai_get(u, "url");
             if (!json_object_is_type(u, json_type_string))
                 goto bad;
             b64 = data_url_b64(json_object_get_string(u));
@@ -740,7 +621,7 @@ static int enc_parts(oll_enc *e, json_object *m, json_object *parts, size_t i)
             }
             if (!images && !(images = json_object_new_array()))
                 return LLMUX_ENOMEM;
-            if (push_str(images, b64) != 0) {
+            if (llmux_oai_push_str(images, b64) != 0) {
                 json_object_put(images);
                 return LLMUX_ENOMEM;
             }
@@ -821,11 +702,9 @@ static int enc_tool_calls(oll_enc *e, json_object *m, const llmux_msg *msg,
     for (k = 0; k < msg->n_tool_calls; k++) {
         const llmux_tool_call *tc = &msg->tool_calls[k];
         const char *a = tc->arguments;
-        json_object *c = json_object_new_object(), *fn, *args = NULL;
-        if (!c || json_object_array_add(arr, c) != 0) {
-            json_object_put(c);
+        json_object *c = llmux_oai_push_object(arr), *fn, *args = NULL;
+        if (!c)
             return LLMUX_ENOMEM;
-        }
         if (tc->id && *tc->id &&
             (rc = add_lit(c, "id", json_object_new_string(tc->id))) != 0)
             return rc;
@@ -866,11 +745,8 @@ static int enc_message(oll_enc *e, json_object *arr, size_t i)
                   pname(e->call), i, msg->role);
         return LLMUX_EINVAL;
     }
-    m = json_object_new_object();
-    if (!m || json_object_array_add(arr, m) != 0) {
-        json_object_put(m);
+    if (!(m = llmux_oai_push_object(arr)))
         return LLMUX_ENOMEM;
-    }
     if ((rc = add_lit(m, "role", json_object_new_string(role))) != 0 ||
         (rc = enc_content(e, m, msg, i)) != 0)
         return rc;
@@ -941,12 +817,12 @@ static int enc_extra(oll_enc *e)
     }
     /* its "options" first: the native form wins over loose members */
     {
-        json_object *xo = get(x, "options");
+        json_object *xo = llmux_oai_get(x, "options");
         if (json_object_is_type(xo, json_type_object)) {
             json_object_object_foreach(xo, k2, v2)
             {
                 if (!has(e->options, k2) &&
-                    add(e->options, k2, json_object_get(v2)) != 0) {
+                    llmux_oai_set(e->options, k2, json_object_get(v2)) != 0) {
                     json_object_put(x);
                     return LLMUX_ENOMEM;
                 }
@@ -962,7 +838,7 @@ static int enc_extra(oll_enc *e)
                  json_object_is_type(val, json_type_object)) ||
                 has(dst, key))
                 continue;
-            if (add(dst, key, json_object_get(val)) != 0) {
+            if (llmux_oai_set(dst, key, json_object_get(val)) != 0) {
                 json_object_put(x);
                 return LLMUX_ENOMEM;
             }
@@ -988,9 +864,6 @@ static int enc_messages(oll_enc *e)
 static int enc_input(oll_enc *e)
 {
     const llmux_params *p = e->p;
-    json_object *arr;
-    size_t i;
-    int rc;
     if (!p->n_input || !p->input) {
         e->h->log(LLMUX_LOG_ERROR, "%s: no input to embed", pname(e->call));
         return LLMUX_EINVAL;
@@ -998,13 +871,7 @@ static int enc_input(oll_enc *e)
     if (p->n_input == 1)
         return add_lit(e->body, "input",
                        json_object_new_string(p->input[0] ? p->input[0] : ""));
-    arr = json_object_new_array_ext((int)p->n_input);
-    if ((rc = add_lit(e->body, "input", arr)) != 0)
-        return rc;
-    for (i = 0; i < p->n_input; i++)
-        if (push_str(arr, p->input[i] ? p->input[i] : "") != 0)
-            return LLMUX_ENOMEM;
-    return 0;
+    return add_lit(e->body, "input", llmux_oai_str_array(p->input, p->n_input));
 }
 
 static int enc_body(oll_enc *e)
@@ -1086,11 +953,8 @@ static int oll_encode(void *provctx, llmux_call *call, llmux_http_request *http)
         return LLMUX_ENOMEM;
     rc = enc_body(&e);
     if (rc == 0 && (rc = h->http_method(http, "POST")) == 0 &&
-        (rc = h->http_path(http, path)) == 0) {
-        size_t len = 0;
-        const char *s = to_text(e.body, &len);
-        rc = s ? h->http_body(http, s, len) : LLMUX_ENOMEM;
-    }
+        (rc = h->http_path(http, path)) == 0)
+        rc = llmux_oai_http_json(h, http, e.body);
     json_object_put(e.body);
     if (e.tok)
         json_tokener_free(e.tok);
@@ -1174,7 +1038,7 @@ static int parse_rfc3339(const char *s, size_t n, int64_t *out)
 /* "model" and "created_at" of an answer or stream line. */
 static int put_meta(const llmux_host *h, llmux_out *out, json_object *root)
 {
-    json_object *v = get(root, "model");
+    json_object *v = llmux_oai_get(root, "model");
     int64_t t;
     int rc;
     if (json_object_is_type(v, json_type_string) &&
@@ -1182,7 +1046,7 @@ static int put_meta(const llmux_host *h, llmux_out *out, json_object *root)
         (rc = h->out_str(out, LLMUX_F_MODEL, json_object_get_string(v),
                          (size_t)json_object_get_string_len(v))) != 0)
         return rc;
-    v = get(root, "created_at");
+    v = llmux_oai_get(root, "created_at");
     /* Go's zero time (year 1) and other pre-1970 stamps mean "unknown" */
     if (json_object_is_type(v, json_type_string) &&
         parse_rfc3339(json_object_get_string(v),
@@ -1196,7 +1060,7 @@ static int put_meta(const llmux_host *h, llmux_out *out, json_object *root)
 static int64_t count(json_object *root, const char *key)
 {
     int64_t v;
-    if (!as_int(get(root, key), &v) || v < 0)
+    if (!llmux_oai_as_int(llmux_oai_get(root, key), &v) || v < 0)
         return -1;
     return v;
 }
@@ -1239,23 +1103,9 @@ static int put_finish(const llmux_host *h, llmux_out *out, json_object *dr,
     return n ? h->out_str(out, LLMUX_F_FINISH_RAW, s, n) : 0;
 }
 
-/* The provider's error inside a 2xx body or a stream line. */
-static int body_error(const llmux_host *h, llmux_out *out, json_object *root,
-                      const char *s, size_t len)
-{
-    char buf[LLMUX_OAI_SNIPPET + 8];
-    int rc = llmux_oai_put_error(h, out, root);
-    if (rc < 0)
-        return rc;
-    if (rc == 0)
-        h->out_provider_error(out, NULL, NULL, NULL,
-                              llmux_oai_snippet(buf, s, len));
-    return LLMUX_EPROVIDER;
-}
-
 /* The per-request stream state (call->state). */
 typedef struct oll_state {
-    json_tokener *tok; /* one for the whole stream */
+    json_tokener *tok; /* first (llmux_oai_state_new): one per stream */
     int n_calls;       /* tool calls seen: the next call's index */
     int once;          /* model/created from the first line only (a
                           stream folded into one answer) */
@@ -1274,7 +1124,7 @@ static int put_calls(const llmux_host *h, llmux_out *out, json_object *calls,
     int rc;
     for (i = 0; i < n; i++) {
         json_object *tc = json_object_array_get_idx(calls, i);
-        json_object *fn = get(tc, "function"), *args, *idv, *nm;
+        json_object *fn = llmux_oai_get(tc, "function"), *args, *idv, *nm;
         const char *a = "{}", *id = NULL, *name = NULL;
         size_t alen = 2;
         char idbuf[32];
@@ -1288,14 +1138,14 @@ static int put_calls(const llmux_host *h, llmux_out *out, json_object *calls,
         } else if (i >= OLL_MAX_CALLS) {
             return LLMUX_EPROTO;
         }
-        nm = get(fn, "name");
+        nm = llmux_oai_get(fn, "name");
         if (nm && !json_object_is_type(nm, json_type_string))
             return LLMUX_EPROTO;
         if (nm && json_object_get_string_len(nm) > 0)
             name = json_object_get_string(nm);
-        args = get(fn, "arguments");
+        args = llmux_oai_get(fn, "arguments");
         if (json_object_is_type(args, json_type_object)) {
-            a = to_text(args, &alen);
+            a = llmux_oai_text(args, &alen);
             if (!a)
                 return LLMUX_ENOMEM;
         } else if (json_object_is_type(args, json_type_string)) {
@@ -1304,7 +1154,7 @@ static int put_calls(const llmux_host *h, llmux_out *out, json_object *calls,
         } else if (args) {
             return LLMUX_EPROTO;
         }
-        idv = get(tc, "id");
+        idv = llmux_oai_get(tc, "id");
         if (json_object_is_type(idv, json_type_string) &&
             json_object_get_string_len(idv) > 0) {
             id = json_object_get_string(idv);
@@ -1340,28 +1190,28 @@ static int decode_gen(const llmux_host *h, llmux_call *call, llmux_out *out,
                       json_object *root, oll_state *st, const char *s,
                       size_t len)
 {
-    json_object *done = get(root, "done"), *msg = NULL, *text, *think,
+    json_object *done = llmux_oai_get(root, "done"), *msg = NULL, *text, *think,
                 *calls = NULL;
     int final, rc, n_calls = 0;
     if (done && !json_object_is_type(done, json_type_boolean))
         return proto(h, call, out, "\"done\" is not a boolean", s, len);
     final = !st || json_object_get_boolean(done);
     if (call->params->op == LLMUX_OP_CHAT) {
-        msg = get(root, "message");
+        msg = llmux_oai_get(root, "message");
         if (msg && !json_object_is_type(msg, json_type_object))
             return proto(h, call, out, "message is not an object", s, len);
         if (!msg && !st)
             return proto(h, call, out, "response has no message", s, len);
-        text = get(msg, "content");
-        think = get(msg, "thinking");
-        calls = get(msg, "tool_calls");
+        text = llmux_oai_get(msg, "content");
+        think = llmux_oai_get(msg, "thinking");
+        calls = llmux_oai_get(msg, "tool_calls");
         if (calls && !json_object_is_type(calls, json_type_array))
             return proto(h, call, out, "tool_calls is not an array", s, len);
     } else {
         if (!st && !has(root, "response"))
             return proto(h, call, out, "response has no text", s, len);
-        text = get(root, "response");
-        think = get(root, "thinking");
+        text = llmux_oai_get(root, "response");
+        think = llmux_oai_get(root, "thinking");
     }
     if (!is_str_or_null(text) || !is_str_or_null(think))
         return proto(h, call, out, "text is not a string", s, len);
@@ -1384,7 +1234,7 @@ static int decode_gen(const llmux_host *h, llmux_call *call, llmux_out *out,
     }
     if (!final)
         return 0;
-    if ((rc = put_finish(h, out, get(root, "done_reason"),
+    if ((rc = put_finish(h, out, llmux_oai_get(root, "done_reason"),
                          st ? st->n_calls > 0 : n_calls > 0)) != 0 ||
         (rc = put_usage(h, out, root)) != 0)
         return rc;
@@ -1395,31 +1245,16 @@ static int decode_gen(const llmux_host *h, llmux_call *call, llmux_out *out,
 static int put_vector(const llmux_host *h, llmux_out *out, int index,
                       json_object *v, float **buf, size_t *cap)
 {
-    size_t j, dim;
-    if (!json_object_is_type(v, json_type_array))
-        return LLMUX_EPROTO;
-    dim = json_object_array_length(v);
-    if (dim > *cap) {
-        float *p = h->realloc(*buf, dim * sizeof(float));
-        if (!p)
-            return LLMUX_ENOMEM;
-        *buf = p;
-        *cap = dim;
-    }
-    for (j = 0; j < dim; j++) {
-        json_object *x = json_object_array_get_idx(v, j);
-        if (!json_object_is_type(x, json_type_double) &&
-            !json_object_is_type(x, json_type_int))
-            return LLMUX_EPROTO;
-        (*buf)[j] = (float)json_object_get_double(x);
-    }
-    return h->out_embedding(out, index, *buf, dim);
+    size_t dim = 0;
+    int rc = llmux_oai_floats(h, v, buf, cap, &dim);
+    return rc ? rc : h->out_embedding(out, index, *buf, dim);
 }
 
 static int decode_embed(const llmux_host *h, llmux_call *call, llmux_out *out,
                         json_object *root, const char *s, size_t len)
 {
-    json_object *embs = get(root, "embeddings"), *one = get(root, "embedding");
+    json_object *embs = llmux_oai_get(root, "embeddings"),
+                *one = llmux_oai_get(root, "embedding");
     float *buf = NULL;
     size_t cap = 0, i, n;
     int64_t pt;
@@ -1449,7 +1284,7 @@ static int decode_embed(const llmux_host *h, llmux_call *call, llmux_out *out,
 static int decode_models(const llmux_host *h, llmux_call *call, llmux_out *out,
                          json_object *root, const char *s, size_t len)
 {
-    json_object *models = get(root, "models");
+    json_object *models = llmux_oai_get(root, "models");
     size_t i, n;
     int rc;
     if (!models && has(root, "models"))
@@ -1459,10 +1294,11 @@ static int decode_models(const llmux_host *h, llmux_call *call, llmux_out *out,
     n = json_object_array_length(models);
     for (i = 0; i < n; i++) {
         json_object *m = json_object_array_get_idx(models, i);
-        json_object *id = get(m, "name"), *t = get(m, "modified_at");
+        json_object *id = llmux_oai_get(m, "name"),
+                    *t = llmux_oai_get(m, "modified_at");
         int64_t created = 0;
         if (!json_object_is_type(id, json_type_string))
-            id = get(m, "model");
+            id = llmux_oai_get(m, "model");
         if (!json_object_is_type(id, json_type_string) ||
             !json_object_get_string_len(id))
             continue;
@@ -1481,11 +1317,6 @@ static int decode_models(const llmux_host *h, llmux_call *call, llmux_out *out,
 
 /* ---- decode hooks -------------------------------------------------------- */
 
-static int is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /* One trimmed, non-empty NDJSON line of a chat or generate stream. */
 static int decode_line(const llmux_host *h, llmux_call *call, llmux_out *out,
                        oll_state *st, const char *s, size_t len)
@@ -1498,8 +1329,8 @@ static int decode_line(const llmux_host *h, llmux_call *call, llmux_out *out,
         json_object_put(root);
         return proto(h, call, out, "bad stream line", s, len);
     }
-    if (get(root, "error"))
-        rc = body_error(h, out, root, s, len);
+    if (llmux_oai_get(root, "error"))
+        rc = llmux_oai_body_error(h, out, root, s, len);
     else if (op == LLMUX_OP_CHAT || op == LLMUX_OP_COMPLETE)
         rc = decode_gen(h, call, out, root, st, s, len);
     else
@@ -1525,10 +1356,7 @@ static int decode_folded(const llmux_host *h, llmux_call *call, llmux_out *out,
     while (len && rc == 0) {
         const char *nl = memchr(s, '\n', len), *l = s;
         size_t n = nl ? (size_t)(nl - s) : len, t = n;
-        while (t && is_space(*l))
-            l++, t--;
-        while (t && is_space(l[t - 1]))
-            t--;
+        l = llmux_oai_trim(l, &t);
         if (t)
             rc = decode_line(h, call, out, &st, l, t);
         n += nl ? 1 : 0;
@@ -1561,8 +1389,8 @@ static int oll_decode(void *provctx, llmux_call *call,
             rc = proto(h, call, out, "response is not valid JSON", s, len);
     } else if (!json_object_is_type(root, json_type_object)) {
         rc = proto(h, call, out, "response is not a JSON object", s, len);
-    } else if (get(root, "error")) {
-        rc = body_error(h, out, root, s, len);
+    } else if (llmux_oai_get(root, "error")) {
+        rc = llmux_oai_body_error(h, out, root, s, len);
     } else {
         switch (op) {
         case LLMUX_OP_CHAT:
@@ -1596,26 +1424,13 @@ static int oll_decode_event(void *provctx, llmux_call *call,
     (void)provctx;
     if (!s)
         return 0;
-    while (len && is_space(*s))
-        s++, len--;
-    while (len && is_space(s[len - 1]))
-        len--;
+    s = llmux_oai_trim(s, &len);
     if (!len)
         return 0;
     if (!st) {
-        st = h->alloc(sizeof(*st));
-        if (st) {
-            memset(st, 0, sizeof(*st));
-            st->tok = llmux_oai_tokener(OLL_DEPTH);
-            if (!st->tok) {
-                h->free(st);
-                st = NULL;
-            }
-        }
-        if (!st) {
-            h->set_error(out, LLMUX_ENOMEM, "%s: out of memory", pname(call));
+        st = llmux_oai_state_new(h, out, pname(call), sizeof(*st), OLL_DEPTH);
+        if (!st)
             return LLMUX_ENOMEM;
-        }
         call->state = st;
     }
     return decode_line(h, call, out, st, s, len);

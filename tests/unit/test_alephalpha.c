@@ -8,21 +8,12 @@
  * every byte offset, decoded with llmux__decode_event and folded with
  * llmux__out_merge.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "plugin_test.h"
 
 #define SPEC "alephalpha/luminous-base;base_url=http://127.0.0.1:9/aleph"
 #define KEY  ";api_key=aa-test"
@@ -117,24 +108,10 @@ static const char chat_stream[] =
 /* ---- helpers ---------------------------------------------------------------
  */
 
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    assert_non_null(d);
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
+static llmux_request *stream_req(llmux_op op, llmux__prepared *p);
 
-static llmux_request *new_req(llmux_op op, const char *spec)
-{
-    llmux_request *r = NULL;
-    int rc = llmux_request_new(&r, op, spec);
-    if (rc != 0)
-        fail_msg("llmux_request_new(%s): %d %s", spec, rc,
-                 r ? llmux_request_errmsg(r) : "");
-    return r;
-}
+/* The plugin under test, for the runners of plugin_test.c. */
+static const pt_plugin aa = {"alephalpha", LLMUX_FRAMING_SSE, 1, stream_req};
 
 /* A request of `op` with the minimal content it needs; `opts` is appended
  * to the config string. */
@@ -169,99 +146,14 @@ static llmux_request *op_req(llmux_op op, const char *opts)
     return r;
 }
 
-static void prep_ok(llmux_request *r, llmux__prepared *p)
+/* op_req with `n_inputs` inputs in all (the first one op_req's). */
+static llmux_request *inputs_req(llmux_op op, const char *opts, size_t n_inputs)
 {
-    int rc = llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, p);
-    if (rc != 0)
-        fail_msg("llmux__prepare: %d (%s) %s", rc, llmux_err_name(rc),
-                 llmux_request_errmsg(r));
-}
-
-/* Prepares a request that must fail with `code` and a message holding
- * `needle`. */
-static void prep_fail(llmux_request *r, int code, const char *needle)
-{
-    llmux__prepared p;
-    int rc = llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, &p);
-    const char *msg = llmux_request_errmsg(r);
-    if (rc != code)
-        fail_msg("llmux__prepare: %d (%s), want %d: %s", rc, llmux_err_name(rc),
-                 code, msg ? msg : "");
-    assert_non_null(msg);
-    if (!strstr(msg, needle))
-        fail_msg("message \"%s\" lacks \"%s\"", msg, needle);
-    llmux__prepared_free(&p);
-}
-
-/* Parses a whole buffer as one JSON value, strictly. */
-static json_object *parse_all(const char *s, size_t len)
-{
-    json_tokener *tok = json_tokener_new();
-    json_object *o;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    o = json_tokener_parse_ex(tok, s, (int)len);
-    if (!o || json_tokener_get_parse_end(tok) != len)
-        fail_msg("not one JSON value: %.*s", (int)len, s);
-    json_tokener_free(tok);
-    return o;
-}
-
-static json_object *body_of(const llmux__prepared *p)
-{
-    json_object *o;
-    assert_non_null(p->http.body);
-    o = parse_all(p->http.body, p->http.body_len);
-    assert_true(json_object_is_type(o, json_type_object));
-    return o;
-}
-
-/* Value of header `name` (case-insensitive), or NULL. */
-static const char *header(const llmux__prepared *p, const char *name)
-{
-    size_t i, n = strlen(name);
-    for (i = 0; i < p->http.n_headers; i++) {
-        const char *h = p->http.headers[i];
-        if (strncasecmp(h, name, n) == 0 && h[n] == ':')
-            return h[n + 1] == ' ' ? h + n + 2 : h + n + 1;
-    }
-    return NULL;
-}
-
-/* Member at a dotted path ("messages.0.role"); NULL if absent. */
-static json_object *jget(json_object *o, const char *path)
-{
-    char buf[256], *seg, *save = NULL;
-    snprintf(buf, sizeof buf, "%s", path);
-    for (seg = strtok_r(buf, ".", &save); seg && o;
-         seg = strtok_r(NULL, ".", &save)) {
-        if (json_object_is_type(o, json_type_array)) {
-            size_t i = (size_t)atoi(seg);
-            o = i < json_object_array_length(o)
-                    ? json_object_array_get_idx(o, i)
-                    : NULL;
-        } else if (!json_object_object_get_ex(o, seg, &o)) {
-            return NULL;
-        }
-    }
-    return o;
-}
-
-static const char *jstr(json_object *o, const char *path)
-{
-    json_object *v = jget(o, path);
-    if (!json_object_is_type(v, json_type_string))
-        fail_msg("%s is not a string", path);
-    return json_object_get_string(v);
-}
-
-/* The body must be exactly `json` (structurally). */
-static void assert_json_eq(json_object *v, const char *json)
-{
-    json_object *want = parse_all(json, strlen(json));
-    if (!json_object_equal(v, want))
-        fail_msg("got %s, want %s",
-                 v ? json_object_to_json_string(v) : "(absent)", json);
-    json_object_put(want);
+    llmux_request *r = op_req(op, opts);
+    size_t i;
+    for (i = 1; i < n_inputs; i++)
+        assert_int_equal(llmux_request_add_input(r, "more"), 0);
+    return r;
 }
 
 /* Prepares `r`, checks method, URL and exact body (NULL: none). */
@@ -288,16 +180,7 @@ static void check_request(llmux_request *r, const char *method, const char *url,
 static llmux_response *decode_op(llmux_op op, const char *opts, long status,
                                  const char *body, size_t len, int *rc)
 {
-    llmux_request *r = op_req(op, opts);
-    llmux__prepared p;
-    llmux_response *res;
-    prep_ok(r, &p);
-    res = llmux__response_new(op, "alephalpha");
-    assert_non_null(res);
-    *rc = llmux__decode_answer(&p, status, "application/json", body, len, res);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    return res;
+    return pt_decode(&aa, op_req(op, opts), op, status, body, len, rc);
 }
 
 static llmux_response *decode_str(llmux_op op, const char *opts,
@@ -386,7 +269,7 @@ static void test_encode_nice_hosting(void **state)
                   "\"user\",\"content\":\"Hi\"}]}");
     llmux_request_free(r);
     r = op_req(LLMUX_OP_CHAT, ";nice=maybe");
-    prep_fail(r, LLMUX_EINVAL, "nice=maybe");
+    pt_prep_fails(r, LLMUX_EINVAL, "nice=maybe");
     llmux_request_free(r);
 }
 
@@ -472,10 +355,10 @@ static void test_encode_response_format(void **state)
     /* json_object fails here, with a message saying what works */
     assert_int_equal(
         llmux_request_set_response_format(r, "{\"type\":\"json_object\"}"), 0);
-    prep_fail(r, LLMUX_ENOTSUP, "json_object is not supported");
-    prep_fail(r, LLMUX_ENOTSUP, "json_schema");
+    pt_prep_fails(r, LLMUX_ENOTSUP, "json_object is not supported");
+    pt_prep_fails(r, LLMUX_ENOTSUP, "json_schema");
     assert_int_equal(llmux_request_set_response_format(r, "{}"), 0);
-    prep_fail(r, LLMUX_ENOTSUP, "only");
+    pt_prep_fails(r, LLMUX_ENOTSUP, "only");
 
     /* plain text is the default: left out */
     assert_int_equal(
@@ -517,14 +400,14 @@ static void test_encode_complete(void **state)
     check_request(r, "POST", URL "/complete",
                   "{\"model\":\"luminous-base\",\"prompt\":\"Hello\"}");
     assert_int_equal(llmux_request_set_suffix(r, "tail"), 0);
-    prep_fail(r, LLMUX_ENOTSUP, "suffix");
+    pt_prep_fails(r, LLMUX_ENOTSUP, "suffix");
     llmux_request_free(r);
 
     r = op_req(LLMUX_OP_COMPLETE, ";top_k=-1");
-    prep_fail(r, LLMUX_EINVAL, "top_k=-1");
+    pt_prep_fails(r, LLMUX_EINVAL, "top_k=-1");
     llmux_request_free(r);
     r = op_req(LLMUX_OP_COMPLETE, ";top_k=3x");
-    prep_fail(r, LLMUX_EINVAL, "top_k");
+    pt_prep_fails(r, LLMUX_EINVAL, "top_k");
     llmux_request_free(r);
 }
 
@@ -568,15 +451,15 @@ static void test_encode_embed(void **state)
              "],\"representation\":\"symmetric\",\"normalize\":false}");
     check_request(r, "POST", URL "/batch_semantic_embed", want);
     assert_int_equal(llmux_request_add_input(r, "one too many"), 0);
-    prep_fail(r, LLMUX_EINVAL, "101 inputs");
-    prep_fail(r, LLMUX_EINVAL, "at most 100");
+    pt_prep_fails(r, LLMUX_EINVAL, "101 inputs");
+    pt_prep_fails(r, LLMUX_EINVAL, "at most 100");
     llmux_request_free(r);
 
     r = op_req(LLMUX_OP_EMBED, ";compress_to_size=0");
-    prep_fail(r, LLMUX_EINVAL, "compress_to_size");
+    pt_prep_fails(r, LLMUX_EINVAL, "compress_to_size");
     llmux_request_free(r);
     r = op_req(LLMUX_OP_EMBED, ";normalize=perhaps");
-    prep_fail(r, LLMUX_EINVAL, "normalize");
+    pt_prep_fails(r, LLMUX_EINVAL, "normalize");
     llmux_request_free(r);
 }
 
@@ -596,13 +479,13 @@ static void test_encode_embed_endpoints(void **state)
                   "\"layers\":[0,-1],\"pooling\":[\"mean\",\"max\"],"
                   "\"normalize\":true}");
     assert_int_equal(llmux_request_add_input(r, "two"), 0);
-    prep_fail(r, LLMUX_EINVAL, "one input");
+    pt_prep_fails(r, LLMUX_EINVAL, "one input");
     llmux_request_free(r);
     r = op_req(LLMUX_OP_EMBED, ";embed_endpoint=embed;layers=0,x");
-    prep_fail(r, LLMUX_EINVAL, "layers=0,x");
+    pt_prep_fails(r, LLMUX_EINVAL, "layers=0,x");
     llmux_request_free(r);
     r = op_req(LLMUX_OP_EMBED, ";embed_endpoint=embed;pooling=mean,,max");
-    prep_fail(r, LLMUX_EINVAL, "pooling");
+    pt_prep_fails(r, LLMUX_EINVAL, "pooling");
     llmux_request_free(r);
 
     /* the OpenAI-compatible endpoint, through the codec */
@@ -616,7 +499,7 @@ static void test_encode_embed_endpoints(void **state)
     llmux_request_free(r);
 
     r = op_req(LLMUX_OP_EMBED, ";embed_endpoint=instructable");
-    prep_fail(r, LLMUX_EINVAL, "embed_endpoint=instructable");
+    pt_prep_fails(r, LLMUX_EINVAL, "embed_endpoint=instructable");
     llmux_request_free(r);
 }
 
@@ -692,7 +575,7 @@ static void test_base_url_and_key(void **state)
     assert_string_equal(p.url, "https://inference.example.com/v1/complete");
     llmux__prepared_free(&p);
     unsetenv("AA_TOKEN");
-    prep_fail(r, LLMUX_ENOKEY, "AA_TOKEN");
+    pt_prep_fails(r, LLMUX_ENOKEY, "AA_TOKEN");
     unsetenv("AA_BASE_URL");
     llmux_request_free(r);
 
@@ -800,19 +683,8 @@ static void check_vec(const llmux_response *res, size_t i, const float *want,
 static llmux_response *decode_embed(const char *opts, size_t n_inputs,
                                     const char *body, int *rc)
 {
-    llmux_request *r = op_req(LLMUX_OP_EMBED, opts);
-    llmux__prepared p;
-    llmux_response *res;
-    size_t i;
-    for (i = 1; i < n_inputs; i++)
-        assert_int_equal(llmux_request_add_input(r, "more"), 0);
-    prep_ok(r, &p);
-    res = llmux__response_new(LLMUX_OP_EMBED, "alephalpha");
-    *rc = llmux__decode_answer(&p, 200, "application/json", body, strlen(body),
-                               res);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    return res;
+    return pt_decode(&aa, inputs_req(LLMUX_OP_EMBED, opts, n_inputs),
+                     LLMUX_OP_EMBED, 200, body, strlen(body), rc);
 }
 
 static void test_decode_embeddings(void **state)
@@ -1055,31 +927,10 @@ static void test_decode_errors(void **state)
 static void expect_proto(llmux_op op, const char *opts, size_t n_inputs,
                          const char *body, size_t len)
 {
-    llmux_request *r = op_req(op, opts);
-    llmux__prepared p;
-    llmux_response *res;
-    const llmux_error *e;
-    char *copy = xstrndup(body, len); /* exact size: ASan sees overreads */
-    size_t i;
     int rc;
-    for (i = 1; i < n_inputs; i++)
-        assert_int_equal(llmux_request_add_input(r, "more"), 0);
-    prep_ok(r, &p);
-    res = llmux__response_new(op, "alephalpha");
-    rc = llmux__decode_answer(&p, 200, "application/json", copy, len, res);
-    if (rc != LLMUX_EPROTO)
-        fail_msg("op %d body \"%.*s\" (%zu bytes): rc %d", op,
-                 (int)(len > 60 ? 60 : len), body, len, rc);
-    e = llmux_response_error(res);
-    assert_non_null(e);
-    assert_int_equal(e->code, LLMUX_EPROTO);
-    assert_memory_equal(e->message, "alephalpha: ", 12);
-    assert_null(strchr(e->message, '\n'));
-    assert_true(strlen(e->message) < LLMUX__ERRBUF);
-    llmux_response_free(res);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    free(copy);
+    llmux_response *res =
+        pt_decode(&aa, inputs_req(op, opts, n_inputs), op, 200, body, len, &rc);
+    pt_assert_proto(&aa, res, rc, op, body, len);
 }
 
 static void test_decode_garbage(void **state)
@@ -1182,12 +1033,10 @@ static void check_prefixes(llmux_op op, const char *opts, size_t n_inputs,
     for (k = 0; k < len; k++)
         expect_proto(op, opts, n_inputs, body, k);
     {
-        llmux_request *r = op_req(op, opts);
+        llmux_request *r = inputs_req(op, opts, n_inputs);
         llmux__prepared p;
         llmux_response *res;
         int rc;
-        for (k = 1; k < n_inputs; k++)
-            assert_int_equal(llmux_request_add_input(r, "more"), 0);
         prep_ok(r, &p);
         res = llmux__response_new(op, "alephalpha");
         rc = llmux__decode_answer(&p, 200, NULL, body, len, res);
@@ -1222,68 +1071,6 @@ static void test_decode_truncated(void **state)
 /* ---- streams --------------------------------------------------------------
  */
 
-typedef struct stream_run {
-    llmux__prepared *p;
-    llmux_chunk ch;
-    llmux_response *acc;
-    int done;       /* the decoder reported the end */
-    int after_done; /* events after the end (the engine ignores them) */
-    int events;     /* chunks decoded */
-    int err;        /* the error that stopped the stream */
-    char *err_msg, *err_pcode;
-} stream_run;
-
-static int on_event(void *ud, const llmux_event *ev)
-{
-    stream_run *s = ud;
-    int rc;
-    if (s->done) {
-        s->after_done++;
-        return 0;
-    }
-    rc = llmux__decode_event(s->p, ev, &s->ch);
-    if (rc < 0) {
-        s->err = rc;
-        s->err_msg = s->ch.o.err_msg ? strdup(s->ch.o.err_msg) : NULL;
-        s->err_pcode = s->ch.o.err_pcode ? strdup(s->ch.o.err_pcode) : NULL;
-        return rc;
-    }
-    if (rc == LLMUX_EVENT_DONE)
-        s->done = 1;
-    else
-        assert_int_equal(rc, 0);
-    assert_int_equal(s->ch.o.err_code, 0);
-    assert_int_equal(llmux__out_merge(&s->acc->o, &s->ch.o), 0);
-    s->events++;
-    return 0;
-}
-
-/* Everything a stream produced, to compare runs. */
-static char *summary(const stream_run *s)
-{
-    const llmux_response *r = s->acc;
-    const llmux_usage *u = llmux_response_usage(r);
-    llmux__buf b = {0};
-    llmux__buf_printf(
-        &b,
-        "done=%d after=%d err=%d events=%d\ntext=%s\nfinish=%d raw=%s\n"
-        "usage=%ld/%ld/%ld\nid=%s model=%s\n",
-        s->done, s->after_done, s->err, s->events, llmux_response_text(r, NULL),
-        llmux_response_finish(r),
-        llmux_response_finish_raw(r) ? llmux_response_finish_raw(r) : "-",
-        u->prompt_tokens, u->completion_tokens, u->total_tokens,
-        r->o.id ? r->o.id : "-", r->o.model ? r->o.model : "-");
-    return b.p;
-}
-
-static void run_free(stream_run *s)
-{
-    llmux__out_free(&s->ch.o);
-    llmux_response_free(s->acc);
-    free(s->err_msg);
-    free(s->err_pcode);
-}
-
 /* A prepared streaming request of `op`. */
 static llmux_request *stream_req(llmux_op op, llmux__prepared *p)
 {
@@ -1293,81 +1080,16 @@ static llmux_request *stream_req(llmux_op op, llmux__prepared *p)
     return r;
 }
 
-/* Runs `wire` through the framer cut at the sorted offsets `cuts`, each
- * piece in its own exact-size buffer. */
-static void run_stream(llmux__prepared *p, llmux_op op, const char *wire,
-                       size_t len, const size_t *cuts, size_t ncuts,
-                       stream_run *s)
-{
-    llmux__framer f;
-    size_t i, at = 0;
-    int rc = 0;
-    memset(s, 0, sizeof *s);
-    s->p = p;
-    llmux__out_init(&s->ch.o, op, 1);
-    s->acc = llmux__response_new(op, "alephalpha");
-    assert_non_null(s->acc);
-    s->ch.acc = &s->acc->o;
-    llmux__framer_init(&f, LLMUX_FRAMING_SSE, 1 << 20);
-    for (i = 0; i <= ncuts && rc == 0; i++) {
-        size_t end = i < ncuts ? cuts[i] : len;
-        char *piece = xstrndup(wire + at, end - at);
-        rc = llmux__framer_feed(&f, piece, end - at, on_event, s);
-        free(piece);
-        at = end;
-    }
-    if (rc == 0)
-        rc = llmux__framer_finish(&f, on_event, s);
-    llmux__framer_free(&f);
-    assert_int_equal(rc, s->err);
-}
-
-/* Runs a whole stream on a fresh request; caller frees with run_free and
- * the request. */
-static char *run_once(llmux_op op, const char *wire, size_t len,
-                      const size_t *cuts, size_t ncuts, stream_run *s)
-{
-    llmux__prepared p;
-    llmux_request *r = stream_req(op, &p);
-    char *sum;
-    run_stream(&p, op, wire, len, cuts, ncuts, s);
-    sum = summary(s);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    s->p = NULL;
-    return sum;
-}
-
 /* Whole, byte by byte, and split in two at every offset: the same result
  * each time. Returns the summary (caller frees); *whole is the whole run. */
-static char *check_splits(llmux_op op, const char *wire, stream_run *whole)
+static char *check_splits(llmux_op op, const char *wire, pt_stream *whole)
 {
-    size_t len = strlen(wire), k, *all;
-    stream_run s;
-    char *want, *got;
-    want = run_once(op, wire, len, NULL, 0, whole);
-    all = malloc((len + 1) * sizeof *all);
-    assert_non_null(all);
-    for (k = 0; k < len; k++)
-        all[k] = k + 1;
-    got = run_once(op, wire, len, all, len ? len - 1 : 0, &s);
-    assert_string_equal(got, want);
-    free(got);
-    run_free(&s);
-    free(all);
-    for (k = 1; k < len; k++) {
-        got = run_once(op, wire, len, &k, 1, &s);
-        if (strcmp(got, want) != 0)
-            fail_msg("split at %zu:\n%s\nwant:\n%s", k, got, want);
-        free(got);
-        run_free(&s);
-    }
-    return want;
+    return pt_check_splits(&aa, op, wire, strlen(wire), 1, 0, whole);
 }
 
 static void test_stream_complete(void **state)
 {
-    stream_run s;
+    pt_stream s;
     char *sum;
     (void)state;
     sum = check_splits(LLMUX_OP_COMPLETE, complete_stream, &s);
@@ -1383,7 +1105,7 @@ static void test_stream_complete(void **state)
     assert_int_equal(llmux_response_usage(s.acc)->completion_tokens, 7);
     assert_int_equal(llmux_response_usage(s.acc)->total_tokens, 8);
     assert_string_equal(llmux_response_model(s.acc), "luminous-base");
-    run_free(&s);
+    pt_stream_free(&s);
     free(sum);
 }
 
@@ -1407,7 +1129,7 @@ static void test_stream_complete_hand(void **state)
         "data: {\"type\":\"completion_summary\",\"num_tokens_prompt_total\":"
         "3,\"num_tokens_generated\":2,\"optimized_prompt\":[]}\r\n\r\n"
         "data: [DONE]\r\n\r\n";
-    stream_run s;
+    pt_stream s;
     char *sum;
     (void)state;
     sum = check_splits(LLMUX_OP_COMPLETE, wire, &s);
@@ -1418,7 +1140,7 @@ static void test_stream_complete_hand(void **state)
     assert_int_equal(llmux_response_finish(s.acc), LLMUX_FINISH_STOP);
     assert_string_equal(llmux_response_finish_raw(s.acc), "end_of_text");
     assert_int_equal(llmux_response_usage(s.acc)->total_tokens, 5);
-    run_free(&s);
+    pt_stream_free(&s);
     free(sum);
 }
 
@@ -1429,27 +1151,29 @@ static void test_stream_complete_cut(void **state)
 {
     const char *summ = strstr(complete_stream, "data: {\"type\":\"completion");
     size_t cut = (size_t)(summ - complete_stream), k;
-    stream_run s;
+    pt_stream s;
     char *sum, *wire;
     (void)state;
     assert_non_null(summ);
     /* every cut before the summary item is complete */
     for (k = 0; k <= cut + 20; k++) {
-        sum = run_once(LLMUX_OP_COMPLETE, complete_stream, k, NULL, 0, &s);
+        sum = pt_run_once(&aa, LLMUX_OP_COMPLETE, complete_stream, k, NULL, 0,
+                          &s);
         assert_false(s.done);
         if (s.err != 0 && s.err != LLMUX_EPROTO)
             fail_msg("cut at %zu: %d", k, s.err);
         free(sum);
-        run_free(&s);
+        pt_stream_free(&s);
     }
-    sum = run_once(LLMUX_OP_COMPLETE, complete_stream, cut, NULL, 0, &s);
+    sum =
+        pt_run_once(&aa, LLMUX_OP_COMPLETE, complete_stream, cut, NULL, 0, &s);
     assert_int_equal(s.err, 0);
     assert_string_equal(llmux_response_text(s.acc, NULL),
                         " The New York Times, May 15");
     assert_int_equal(llmux_response_finish(s.acc), LLMUX_FINISH_LENGTH);
     assert_int_equal(llmux_response_usage(s.acc)->total_tokens, -1);
     free(sum);
-    run_free(&s);
+    pt_stream_free(&s);
 
     /* [DONE] without a summary is accepted as the end */
     wire = malloc(cut + 32);
@@ -1462,13 +1186,13 @@ static void test_stream_complete_cut(void **state)
     assert_string_equal(llmux_response_text(s.acc, NULL),
                         " The New York Times, May 15");
     free(sum);
-    run_free(&s);
+    pt_stream_free(&s);
     free(wire);
 }
 
 static void test_stream_chat(void **state)
 {
-    stream_run s;
+    pt_stream s;
     char *sum;
     (void)state;
     sum = check_splits(LLMUX_OP_CHAT, chat_stream, &s);
@@ -1482,7 +1206,7 @@ static void test_stream_chat(void **state)
     assert_int_equal(llmux_response_usage(s.acc)->total_tokens, 66);
     assert_string_equal(llmux_response_model(s.acc), "llama-3.1-8b-instruct");
     assert_string_equal(llmux_response_id(s.acc), "d207a5e4");
-    run_free(&s);
+    pt_stream_free(&s);
     free(sum);
 }
 
@@ -1494,54 +1218,37 @@ static void test_stream_errors(void **state)
         "data: {\"type\":\"stream_chunk\",\"index\":0,\"completion\":\"!\"}"
         "\n\n";
     static const char named[] = "event: error\ndata: upstream overloaded\n\n";
-    stream_run s;
+    pt_stream s;
     char *sum;
     (void)state;
-    sum = run_once(LLMUX_OP_COMPLETE, wire, strlen(wire), NULL, 0, &s);
+    sum = pt_run_once(&aa, LLMUX_OP_COMPLETE, wire, strlen(wire), NULL, 0, &s);
     assert_int_equal(s.err, LLMUX_EPROVIDER);
     assert_int_equal(s.events, 1);
     assert_string_equal(s.err_msg, "Worker crashed");
     assert_string_equal(s.err_pcode, "INTERNAL");
     assert_string_equal(llmux_response_text(s.acc, NULL), "Hi");
     free(sum);
-    run_free(&s);
-    sum = run_once(LLMUX_OP_COMPLETE, named, strlen(named), NULL, 0, &s);
+    pt_stream_free(&s);
+    sum =
+        pt_run_once(&aa, LLMUX_OP_COMPLETE, named, strlen(named), NULL, 0, &s);
     assert_int_equal(s.err, LLMUX_EPROVIDER);
     assert_string_equal(s.err_msg, "upstream overloaded");
     free(sum);
-    run_free(&s);
+    pt_stream_free(&s);
     /* the same in a chat stream (codec) */
-    sum = run_once(LLMUX_OP_CHAT, wire + strcspn(wire, "\n") + 2,
-                   strlen(wire + strcspn(wire, "\n") + 2), NULL, 0, &s);
+    sum = pt_run_once(&aa, LLMUX_OP_CHAT, wire + strcspn(wire, "\n") + 2,
+                      strlen(wire + strcspn(wire, "\n") + 2), NULL, 0, &s);
     assert_int_equal(s.err, LLMUX_EPROVIDER);
     assert_string_equal(s.err_msg, "Worker crashed");
     assert_string_equal(s.err_pcode, "INTERNAL");
     free(sum);
-    run_free(&s);
+    pt_stream_free(&s);
 }
 
 /* Decodes one event payload on a fresh streaming request of `op`. */
 static int one_event(llmux_op op, const char *data, size_t len, char **msg)
 {
-    llmux__prepared p;
-    llmux_request *r = stream_req(op, &p);
-    llmux_chunk ch;
-    llmux_event ev;
-    char *copy = xstrndup(data, len);
-    int rc;
-    memset(&ch, 0, sizeof ch);
-    llmux__out_init(&ch.o, op, 1);
-    memset(&ev, 0, sizeof ev);
-    ev.struct_size = sizeof ev;
-    ev.data = copy;
-    ev.data_len = len;
-    rc = llmux__decode_event(&p, &ev, &ch);
-    *msg = ch.o.err_msg ? strdup(ch.o.err_msg) : NULL;
-    llmux__out_free(&ch.o);
-    free(copy);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    return rc;
+    return pt_one_event(&aa, op, data, len, msg, NULL);
 }
 
 static void test_stream_garbage(void **state)
@@ -1640,10 +1347,10 @@ static void test_state_then_error(void **state)
         llmux__prepared p;
         llmux_request *r = stream_req(ops[i], &p);
         llmux_response *res;
-        stream_run s;
+        pt_stream s;
         const char *w =
             ops[i] == LLMUX_OP_COMPLETE ? complete_stream : chat_stream;
-        run_stream(&p, ops[i], w, strlen(w), NULL, 0, &s);
+        pt_run_stream(&aa, &p, ops[i], w, strlen(w), NULL, 0, &s);
         assert_true(s.done);
         assert_non_null(p.call.state);
         res = llmux__response_new(ops[i], "alephalpha");
@@ -1655,20 +1362,13 @@ static void test_state_then_error(void **state)
         assert_string_equal(llmux_response_error(res)->message, "busy");
         llmux_response_free(res);
         /* and a second stream on the same call state */
-        run_free(&s);
-        run_stream(&p, ops[i], w, strlen(w), NULL, 0, &s);
+        pt_stream_free(&s);
+        pt_run_stream(&aa, &p, ops[i], w, strlen(w), NULL, 0, &s);
         assert_true(s.done);
-        run_free(&s);
+        pt_stream_free(&s);
         llmux__prepared_free(&p);
         llmux_request_free(r);
     }
-}
-
-static int teardown_all(void **state)
-{
-    (void)state;
-    llmux__providers_cleanup();
-    return 0;
 }
 
 int main(void)
@@ -1700,5 +1400,5 @@ int main(void)
         cmocka_unit_test(test_stream_truncated_events),
         cmocka_unit_test(test_state_then_error),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown_all);
+    return cmocka_run_group_tests(tests, NULL, pt_teardown);
 }

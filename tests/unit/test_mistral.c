@@ -11,22 +11,14 @@
  *
  * Recordings: ../shared/fixtures/vercel-ai/mistral (Apache-2.0, Vercel) and
  * the Mistral cassettes of ../shared/fixtures/ruby_llm (MIT, Carmine
- * Paolino), read with a small YAML reader (single-quoted scalars with line
- * folding, literal blocks, !binary base64).
+ * Paolino), read with plugin_test.c's small YAML reader (single-quoted
+ * scalars with line folding, literal blocks, !binary base64).
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "plugin_test.h"
 
 #define BASE     "base_url=http://127.0.0.1:9/mistral;api_key=k-test"
 #define URL      "http://127.0.0.1:9/mistral"
@@ -52,294 +44,12 @@
     FIX_RUBY "embedding_basic_functionality_mistral_mistral-embed_can_"        \
              "handle_a_single_text.yml"
 
-/* ---- files and recordings ------------------------------------------------ */
+static llmux_request *stream_req(llmux_op op, llmux__prepared *p);
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long n;
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return buf;
-}
-
-/* An exact-size copy: ASan catches any read past the end. */
-static char *dup_n(const char *s, size_t n)
-{
-    char *d = malloc(n ? n : 1);
-    assert_non_null(d);
-    memcpy(d, s, n);
-    return d;
-}
-
-static int b64(int c)
-{
-    const char *a =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const char *p = c ? strchr(a, c) : NULL;
-    return p ? (int)(p - a) : -1;
-}
-
-/* Decodes base64 text (whitespace skipped, '=' ends it) into b. */
-static void b64_decode(const char *s, size_t n, llmux__buf *b)
-{
-    unsigned acc = 0;
-    int bits = 0;
-    size_t i;
-    for (i = 0; i < n && s[i] != '='; i++) {
-        int v = b64((unsigned char)s[i]);
-        char c;
-        if (v < 0)
-            continue;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            c = (char)((acc >> bits) & 0xFF);
-            assert_int_equal(llmux__buf_append(b, &c, 1), 0);
-        }
-    }
-}
-
-static size_t indent_of(const char *line)
-{
-    size_t n = 0;
-    while (line[n] == ' ')
-        n++;
-    return n;
-}
-
-static int blank_line(const char *line)
-{
-    line += indent_of(line);
-    return *line == '\n' || *line == '\0';
-}
-
-/* A YAML block scalar ("|", "|-", "|+", also after "!binary ") starting at
- * its header; lines more indented than `parent`. */
-static void yaml_block(const char *p, size_t parent, int binary, llmux__buf *b)
-{
-    const char *hdr = strchr(p, '|'), *line;
-    char chomp;
-    size_t ind = 0, keep;
-    llmux__buf raw = {0};
-    assert_non_null(hdr);
-    chomp = hdr[1];
-    line = strchr(hdr, '\n');
-    assert_non_null(line);
-    for (line++; *line;) {
-        const char *nl = strchr(line, '\n');
-        size_t n = nl ? (size_t)(nl - line) : strlen(line);
-        if (blank_line(line)) {
-            assert_int_equal(llmux__buf_append(&raw, "\n", 1), 0);
-        } else {
-            if (!ind)
-                ind = indent_of(line);
-            if (indent_of(line) < ind || ind <= parent)
-                break;
-            assert_int_equal(llmux__buf_append(&raw, line + ind, n - ind), 0);
-            assert_int_equal(llmux__buf_append(&raw, "\n", 1), 0);
-        }
-        if (!nl)
-            break;
-        line = nl + 1;
-    }
-    /* chomping: "-" strips the final line breaks, "+" keeps them, none
-     * keeps one */
-    keep = raw.len;
-    while (keep && raw.p[keep - 1] == '\n')
-        keep--;
-    if (chomp == '+')
-        keep = raw.len;
-    else if (chomp != '-' && keep < raw.len)
-        keep++;
-    if (binary)
-        b64_decode(raw.p ? raw.p : "", keep, b);
-    else if (keep)
-        assert_int_equal(llmux__buf_append(b, raw.p, keep), 0);
-    llmux__buf_free(&raw);
-}
-
-/* A single-quoted YAML scalar starting at its quote: '' is a quote; a line
- * break and the next line's indentation fold to one space, and each empty
- * line in between is a newline. */
-static void yaml_quoted(const char *q, llmux__buf *b)
-{
-    size_t line_start = 0;
-    assert_int_equal(*q, '\'');
-    for (q++;;) {
-        if (!*q)
-            fail_msg("unterminated quoted scalar");
-        if (*q == '\'' && q[1] == '\'') {
-            assert_int_equal(llmux__buf_append(b, "'", 1), 0);
-            q += 2;
-        } else if (*q == '\'') {
-            break;
-        } else if (*q == '\n') {
-            int empties = 0;
-            while (b->len > line_start &&
-                   (b->p[b->len - 1] == ' ' || b->p[b->len - 1] == '\t'))
-                b->len--;
-            for (q++;;) {
-                const char *r = q + indent_of(q);
-                if (*r != '\n') {
-                    q = r;
-                    break;
-                }
-                empties++;
-                q = r + 1;
-            }
-            if (!empties)
-                assert_int_equal(llmux__buf_append(b, " ", 1), 0);
-            while (empties--)
-                assert_int_equal(llmux__buf_append(b, "\n", 1), 0);
-            line_start = b->len;
-        } else {
-            assert_int_equal(llmux__buf_append(b, q, 1), 0);
-            q++;
-        }
-    }
-    if (b->p)
-        b->p[b->len] = '\0';
-}
-
-/* The scalar after "string:" at p, whose key has indentation `ind`. */
-static char *yaml_string(const char *p, size_t ind, size_t *len)
-{
-    llmux__buf b = {0};
-    p = strstr(p, "string:");
-    assert_non_null(p);
-    p += 7;
-    while (*p == ' ')
-        p++;
-    if (*p == '\'')
-        yaml_quoted(p, &b);
-    else if (strncmp(p, "!binary", 7) == 0)
-        yaml_block(p, ind, 1, &b);
-    else if (*p == '|')
-        yaml_block(p, ind, 0, &b);
-    else
-        fail_msg("unexpected YAML scalar: %.20s", p);
-    assert_int_equal(llmux__buf_append(&b, "", 0), 0);
-    if (!b.p) {
-        b.p = llmux__malloc(1);
-        assert_non_null(b.p);
-        b.p[0] = '\0';
-    }
-    *len = b.len;
-    return b.p;
-}
-
-/* One recorded interaction of a VCR cassette. */
-typedef struct cassette {
-    char *req; /* request body */
-    size_t req_len;
-    long status;
-    char *resp; /* response body */
-    size_t resp_len;
-} cassette;
-
-static void cassette_read(const char *path, int index, cassette *c)
-{
-    char *y = slurp(path, NULL);
-    const char *p = y, *req, *resp;
-    int i;
-    for (i = 0; i <= index; i++) {
-        p = strstr(p, "\n- request:");
-        assert_non_null(p);
-        p++;
-    }
-    req = strstr(p, "\n    body:");
-    resp = strstr(p, "\n  response:");
-    assert_non_null(req);
-    assert_non_null(resp);
-    assert_true(req < resp);
-    c->req = yaml_string(req, 6, &c->req_len);
-    p = strstr(resp, "\n      code: ");
-    assert_non_null(p);
-    c->status = strtol(p + 13, NULL, 10);
-    p = strstr(resp, "\n    body:");
-    assert_non_null(p);
-    c->resp = yaml_string(p, 6, &c->resp_len);
-    free(y);
-}
-
-static void cassette_free(cassette *c)
-{
-    llmux__free(c->req);
-    llmux__free(c->resp);
-}
+/* The plugin under test, for the runners of plugin_test.c. */
+static const pt_plugin mis = {"mistral", LLMUX_FRAMING_SSE, 0, stream_req};
 
 /* ---- JSON helpers ---------------------------------------------------------*/
-
-static json_object *parse_all(const char *s, size_t len)
-{
-    json_tokener *tok = json_tokener_new();
-    json_object *o;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    o = json_tokener_parse_ex(tok, s, (int)len);
-    if (!o && json_tokener_get_error(tok) == json_tokener_continue)
-        o = json_tokener_parse_ex(tok, "", 1); /* a bare literal or number */
-    else if (!o || json_tokener_get_parse_end(tok) != len) {
-        /* trailing whitespace is fine */
-        size_t end = json_tokener_get_parse_end(tok);
-        while (o && end < len && strchr(" \t\r\n", s[end]))
-            end++;
-        if (!o || end != len)
-            fail_msg("not one JSON value: %.*s", (int)(len > 80 ? 80 : len), s);
-    }
-    json_tokener_free(tok);
-    return o;
-}
-
-/* Member at a dotted path ("messages.1.content"); NULL if absent. */
-static json_object *jget(json_object *o, const char *path)
-{
-    char buf[256], *seg, *save = NULL;
-    snprintf(buf, sizeof buf, "%s", path);
-    for (seg = strtok_r(buf, ".", &save); seg && o;
-         seg = strtok_r(NULL, ".", &save)) {
-        if (json_object_is_type(o, json_type_array)) {
-            size_t i = (size_t)atoi(seg);
-            o = i < json_object_array_length(o)
-                    ? json_object_array_get_idx(o, i)
-                    : NULL;
-        } else if (!json_object_object_get_ex(o, seg, &o)) {
-            return NULL;
-        }
-    }
-    return o;
-}
-
-static int jhas(json_object *o, const char *path)
-{
-    char buf[256], *dot;
-    snprintf(buf, sizeof buf, "%s", path);
-    dot = strrchr(buf, '.');
-    if (!dot)
-        return json_object_object_get_ex(o, buf, NULL);
-    *dot = '\0';
-    return json_object_object_get_ex(jget(o, buf), dot + 1, NULL);
-}
-
-static const char *jstr(json_object *o, const char *path)
-{
-    json_object *v = jget(o, path);
-    if (!json_object_is_type(v, json_type_string))
-        fail_msg("%s is not a string", path);
-    return json_object_get_string(v);
-}
 
 static const char *jstr_or(json_object *o, const char *path)
 {
@@ -348,34 +58,7 @@ static const char *jstr_or(json_object *o, const char *path)
                                                     : NULL;
 }
 
-static int64_t jint(json_object *o, const char *path)
-{
-    json_object *v = jget(o, path);
-    if (!json_object_is_type(v, json_type_int))
-        fail_msg("%s is not an integer", path);
-    return json_object_get_int64(v);
-}
-
-static void assert_json_eq(json_object *v, const char *json)
-{
-    json_object *want = parse_all(json, strlen(json));
-    if (!json_object_equal(v, want))
-        fail_msg("got %s, want %s",
-                 v ? json_object_to_json_string(v) : "(absent)", json);
-    json_object_put(want);
-}
-
 /* ---- requests -------------------------------------------------------------*/
-
-static llmux_request *new_req(llmux_op op, const char *spec)
-{
-    llmux_request *r = NULL;
-    int rc = llmux_request_new(&r, op, spec);
-    if (rc != 0)
-        fail_msg("llmux_request_new(%s): %d %s", spec, rc,
-                 r ? llmux_request_errmsg(r) : "");
-    return r;
-}
 
 static llmux_request *chat_req(const char *opts)
 {
@@ -388,14 +71,6 @@ static llmux_request *chat_req(const char *opts)
     return r;
 }
 
-static void prep_ok(llmux_request *r, llmux__prepared *p)
-{
-    int rc = llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, p);
-    if (rc != 0)
-        fail_msg("llmux__prepare: %d (%s) %s", rc, llmux_err_name(rc),
-                 llmux_request_errmsg(r));
-}
-
 /* Prepares r and returns its parsed body (NULL for a bodyless GET). */
 static json_object *encode(llmux_request *r, llmux__prepared *p)
 {
@@ -403,31 +78,9 @@ static json_object *encode(llmux_request *r, llmux__prepared *p)
     prep_ok(r, p);
     if (!p->http.body)
         return NULL;
-    b = parse_all(p->http.body, p->http.body_len);
+    b = parse_loose(p->http.body, p->http.body_len);
     assert_true(json_object_is_type(b, json_type_object));
     return b;
-}
-
-/* Value of header `name` ("Name: value", name matched case-insensitively),
- * or NULL. */
-static const char *header(const llmux__prepared *p, const char *name)
-{
-    size_t i, n = strlen(name);
-    char *want = llmux__strdup(name), *got;
-    const char *v = NULL;
-    assert_non_null(want);
-    for (i = 0; !v && i < p->http.n_headers; i++) {
-        const char *h = p->http.headers[i];
-        if (strlen(h) <= n || h[n] != ':')
-            continue;
-        got = llmux__strndup(h, n);
-        assert_non_null(got);
-        if (llmux__strcaseeq(got, want))
-            v = h[n + 1] == ' ' ? h + n + 2 : h + n + 1;
-        llmux__free(got);
-    }
-    llmux__free(want);
-    return v;
 }
 
 /* None of the fields Mistral rejects, anywhere at the top of the body. */
@@ -512,7 +165,7 @@ static void check_cassette_request(const char *path, int index,
     json_object *want, *b;
     int rc;
     cassette_read(path, index, &c);
-    want = parse_all(c.req, c.req_len);
+    want = parse_loose(c.req, c.req_len);
     rc = llmux_request_new_json(&r, "mistral/mistral-small-latest;" BASE, c.req,
                                 c.req_len);
     if (rc != 0)
@@ -880,7 +533,7 @@ static void test_encode_embed_models(void **state)
     (void)state;
     /* the ruby_llm request, plus encoding_format */
     cassette_read(RUBY_EMBED, 0, &c);
-    want = parse_all(c.req, c.req_len);
+    want = parse_loose(c.req, c.req_len);
     r = new_req(LLMUX_OP_EMBED, "mistral/mistral-embed;" BASE);
     assert_int_equal(llmux_request_add_input(r, jstr(want, "input")), 0);
     b = encode(r, &p);
@@ -1153,29 +806,13 @@ static void check_answer(const llmux_response *res, const want *w)
 static llmux_response *decode_op(llmux_op op, long status, const char *body,
                                  size_t len, int *rc)
 {
-    llmux_request *r = new_req(op, "mistral/m;" BASE);
-    llmux__prepared p;
-    llmux_response *res;
-    char *copy = dup_n(body, len);
-    if (op == LLMUX_OP_CHAT)
-        assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
-    else if (op == LLMUX_OP_COMPLETE)
-        assert_int_equal(llmux_request_set_prompt(r, "x"), 0);
-    else if (op == LLMUX_OP_EMBED)
-        assert_int_equal(llmux_request_add_input(r, "x"), 0);
-    prep_ok(r, &p);
-    res = llmux__response_new(op, "mistral");
-    assert_non_null(res);
-    *rc = llmux__decode_answer(&p, status, "application/json", copy, len, res);
-    free(copy);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    return res;
+    return pt_decode(&mis, pt_op_req(op, "mistral/m;" BASE), op, status, body,
+                     len, rc);
 }
 
 static void check_body(llmux_op op, const char *body, size_t len)
 {
-    json_object *o = parse_all(body, len);
+    json_object *o = parse_loose(body, len);
     llmux_response *res;
     want w;
     int rc;
@@ -1296,7 +933,7 @@ static void test_decode_embeddings_models(void **state)
     int rc;
     (void)state;
     cassette_read(RUBY_EMBED, 0, &c);
-    want = parse_all(c.resp, c.resp_len);
+    want = parse_loose(c.resp, c.resp_len);
     res = decode_op(LLMUX_OP_EMBED, 200, c.resp, c.resp_len, &rc);
     assert_int_equal(rc, 0);
     assert_int_equal(llmux_response_embedding_count(res), 1);
@@ -1382,31 +1019,12 @@ static void test_decode_finish_reasons(void **state)
 
 /* ---- errors ---------------------------------------------------------------*/
 
-typedef struct err_case {
-    long status;
-    const char *body;
-    int code;
-    const char *type, *pcode, *param, *message;
-} err_case;
-
-static void check_error(const err_case *c)
+static void check_error(const pt_err_case *c)
 {
-    llmux_response *res;
-    const llmux_error *e;
     int rc;
-    res = decode_op(LLMUX_OP_CHAT, c->status, c->body, strlen(c->body), &rc);
-    assert_int_equal(rc, c->code);
-    e = llmux_response_error(res);
-    assert_non_null(e);
-    assert_int_equal(e->code, c->code);
-    assert_int_equal(e->http_status, c->status);
-    assert_str_or_null(e->type, c->type);
-    assert_str_or_null(e->provider_code, c->pcode);
-    assert_str_or_null(e->param, c->param);
-    if (strcmp(e->message, c->message) != 0)
-        fail_msg("%s:\nmessage \"%s\"\nwant    \"%s\"", c->body, e->message,
-                 c->message);
-    llmux_response_free(res);
+    llmux_response *res =
+        decode_op(LLMUX_OP_CHAT, c->status, c->body, strlen(c->body), &rc);
+    pt_check_error(c, res, rc);
 }
 
 static void test_decode_errors(void **state)
@@ -1415,7 +1033,7 @@ static void test_decode_errors(void **state)
     cassette_read(RUBY_401, 0, &c401);
     assert_int_equal(c401.status, 401);
     {
-        const err_case cases[] = {
+        const pt_err_case cases[] = {
             /* recorded: {"detail":"Invalid API Key"} and a newline */
             {401, c401.resp, LLMUX_EAUTH, NULL, NULL, NULL, "Invalid API Key"},
             /* documented: flat, with param and code */
@@ -1497,127 +1115,13 @@ static void test_decode_errors(void **state)
 
 /* ---- streams --------------------------------------------------------------*/
 
-typedef struct stream_run {
-    llmux__prepared *p;
-    llmux_chunk ch;
-    llmux_response *acc;
-    int done, after_done, events, err;
-    char *err_msg, *err_type;
-} stream_run;
-
-static int on_event(void *ud, const llmux_event *ev)
-{
-    stream_run *s = ud;
-    int rc;
-    if (s->done) {
-        s->after_done++;
-        return 0;
-    }
-    rc = llmux__decode_event(s->p, ev, &s->ch);
-    if (rc == LLMUX_EVENT_DONE) {
-        s->done = 1;
-        return 0;
-    }
-    if (rc < 0) {
-        s->err = rc;
-        s->err_msg = s->ch.o.err_msg ? strdup(s->ch.o.err_msg) : NULL;
-        s->err_type = s->ch.o.err_type ? strdup(s->ch.o.err_type) : NULL;
-        return rc;
-    }
-    assert_int_equal(rc, 0);
-    assert_int_equal(llmux__out_merge(&s->acc->o, &s->ch.o), 0);
-    s->events++;
-    return 0;
-}
-
-static void run_free(stream_run *s)
-{
-    llmux__out_free(&s->ch.o);
-    llmux_response_free(s->acc);
-    free(s->err_msg);
-    free(s->err_type);
-}
-
-/* Everything a run produced, to compare runs with each other. */
-static char *summary(const stream_run *s)
-{
-    const llmux_response *r = s->acc;
-    const llmux_usage *u = llmux_response_usage(r);
-    llmux__buf b = {0};
-    size_t i;
-    llmux__buf_printf(
-        &b,
-        "done=%d err=%d events=%d\ntext=%s\nreasoning=%s\nfinish=%d raw=%s\n"
-        "usage=%ld/%ld/%ld/%ld\nid=%s model=%s created=%lld\n",
-        s->done, s->err, s->events, llmux_response_text(r, NULL),
-        llmux_response_reasoning(r) ? llmux_response_reasoning(r) : "-",
-        llmux_response_finish(r),
-        llmux_response_finish_raw(r) ? llmux_response_finish_raw(r) : "-",
-        u->prompt_tokens, u->completion_tokens, u->total_tokens,
-        u->cached_tokens, llmux_response_id(r) ? llmux_response_id(r) : "-",
-        llmux_response_model(r) ? llmux_response_model(r) : "-",
-        llmux_response_created(r));
-    for (i = 0; i < llmux_response_tool_call_count(r); i++) {
-        const llmux_tool_call *tc = llmux_response_tool_call(r, i);
-        llmux__buf_printf(&b, "call %d id=%s name=%s args=%s\n", tc->index,
-                          tc->id ? tc->id : "-", tc->name ? tc->name : "-",
-                          tc->arguments);
-    }
-    return b.p;
-}
-
 /* A prepared streaming request of `op`. */
 static llmux_request *stream_req(llmux_op op, llmux__prepared *p)
 {
-    llmux_request *r = new_req(op, "mistral/m;" BASE);
-    if (op == LLMUX_OP_COMPLETE)
-        assert_int_equal(llmux_request_set_prompt(r, "x"), 0);
-    else
-        assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
+    llmux_request *r = pt_op_req(op, "mistral/m;" BASE);
     assert_int_equal(llmux_request_set_stream(r, 1), 0);
     prep_ok(r, p);
     return r;
-}
-
-/* Runs `wire` on a fresh request through the framer, cut at `cuts`; the
- * summary of the run (caller frees), and the run in *keep if non-NULL. */
-static char *run_stream(llmux_op op, const char *wire, size_t len,
-                        const size_t *cuts, size_t ncuts, stream_run *keep)
-{
-    llmux__prepared p;
-    llmux_request *r = stream_req(op, &p);
-    llmux__framer f;
-    stream_run s;
-    size_t i, at = 0;
-    char *sum;
-    int rc = 0;
-    memset(&s, 0, sizeof s);
-    s.p = &p;
-    llmux__out_init(&s.ch.o, op, 1);
-    s.acc = llmux__response_new(op, "mistral");
-    assert_non_null(s.acc);
-    s.ch.acc = &s.acc->o;
-    llmux__framer_init(&f, LLMUX_FRAMING_SSE, 1 << 20);
-    for (i = 0; i <= ncuts && rc == 0; i++) {
-        size_t end = i < ncuts ? cuts[i] : len;
-        char *piece = dup_n(wire + at, end - at);
-        rc = llmux__framer_feed(&f, piece, end - at, on_event, &s);
-        free(piece);
-        at = end;
-    }
-    if (rc == 0)
-        rc = llmux__framer_finish(&f, on_event, &s);
-    llmux__framer_free(&f);
-    assert_int_equal(rc, s.err);
-    sum = summary(&s);
-    s.p = NULL;
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    if (keep)
-        *keep = s;
-    else
-        run_free(&s);
-    return sum;
 }
 
 /*
@@ -1628,65 +1132,28 @@ static char *run_stream(llmux_op op, const char *wire, size_t len,
 static void check_stream(llmux_op op, const char *wire, size_t len,
                          const want *w, size_t n_events)
 {
-    stream_run whole;
-    char *want_sum, *got;
-    size_t k, *all = malloc((len + 1) * sizeof *all);
-    assert_non_null(all);
-    want_sum = run_stream(op, wire, len, NULL, 0, &whole);
+    pt_stream whole;
+    char *want_sum = pt_check_splits(&mis, op, wire, len, 1, 0, &whole);
     assert_true(whole.done);
     assert_int_equal(whole.after_done, 0);
     assert_int_equal(whole.err, 0);
     assert_int_equal(whole.events, (int)n_events);
     check_answer(whole.acc, w);
-    run_free(&whole);
-    for (k = 0; k + 1 < len; k++)
-        all[k] = k + 1;
-    got = run_stream(op, wire, len, all, len ? len - 1 : 0, NULL);
-    assert_string_equal(got, want_sum);
-    llmux__free(got);
-    for (k = 1; k < len; k++) {
-        got = run_stream(op, wire, len, &k, 1, NULL);
-        if (strcmp(got, want_sum) != 0)
-            fail_msg("split at %zu:\n%s\nwant:\n%s", k, got, want_sum);
-        llmux__free(got);
-    }
+    pt_stream_free(&whole);
     llmux__free(want_sum);
-    free(all);
-}
-
-/* The payload lines of a chunks file (the file is changed in place). */
-static size_t split_lines(char *text, char **lines, size_t max)
-{
-    size_t n = 0;
-    char *p = text;
-    while (p && *p) {
-        char *nl = strchr(p, '\n');
-        if (nl)
-            *nl = '\0';
-        if (*p) {
-            assert_true(n < max);
-            lines[n++] = p;
-        }
-        p = nl ? nl + 1 : NULL;
-    }
-    return n;
 }
 
 /* Payload lines as an SSE wire ending with [DONE]; their reading in w. */
 static char *wire_of(char **lines, size_t n, size_t *len, want *w)
 {
-    llmux__buf b = {0};
     size_t i;
     want_init(w);
     for (i = 0; i < n; i++) {
-        json_object *o = parse_all(lines[i], strlen(lines[i]));
+        json_object *o = parse_loose(lines[i], strlen(lines[i]));
         read_answer(w, o);
         json_object_put(o);
-        assert_int_equal(llmux__buf_printf(&b, "data: %s\n\n", lines[i]), 0);
     }
-    assert_int_equal(llmux__buf_printf(&b, "data: [DONE]\n\n"), 0);
-    *len = b.len;
-    return b.p;
+    return pt_sse_wire((const char *const *)lines, n, len);
 }
 
 static void check_lines(llmux_op op, char **lines, size_t n)
@@ -1701,12 +1168,13 @@ static void check_lines(llmux_op op, char **lines, size_t n)
 
 static void check_chunks_file(const char *name)
 {
-    char path[512], *text, *lines[64];
+    char path[512], *text, **lines;
     size_t n;
     snprintf(path, sizeof path, FIX_MIS "%s", name);
     text = slurp(path, NULL);
-    n = split_lines(text, lines, 64);
+    n = split_lines(text, &lines);
     check_lines(LLMUX_OP_CHAT, lines, n);
+    free(lines);
     free(text);
 }
 
@@ -1738,7 +1206,7 @@ static void test_stream_cassette(void **state)
         char *nl = strchr(p, '\n');
         json_object *o;
         assert_non_null(nl);
-        o = parse_all(p + 6, (size_t)(nl - p - 6));
+        o = parse_loose(p + 6, (size_t)(nl - p - 6));
         read_answer(&w, o);
         json_object_put(o);
         n++;
@@ -1789,7 +1257,7 @@ static void test_stream_hand_made(void **state)
     static char th2[] = CHUNK("{\"content\":\"B\"}", "\"error\"") USAGE;
     char *fim[] = {fim0, fim1, fim2}, *two[] = {two0, two1},
          *th[] = {th0, th1, th2};
-    stream_run s;
+    pt_stream s;
     size_t len;
     want w;
     char *wire, *sum;
@@ -1800,32 +1268,32 @@ static void test_stream_hand_made(void **state)
 
     /* and what they mean, spelled out */
     wire = wire_of(fim, 3, &len, &w);
-    sum = run_stream(LLMUX_OP_COMPLETE, wire, len, NULL, 0, &s);
+    sum = pt_run_once(&mis, LLMUX_OP_COMPLETE, wire, len, NULL, 0, &s);
     assert_string_equal(llmux_response_text(s.acc, NULL), "return a + b");
     assert_int_equal(llmux_response_finish(s.acc), LLMUX_FINISH_LENGTH);
     assert_int_equal(llmux_response_usage(s.acc)->total_tokens, 9);
-    run_free(&s);
+    pt_stream_free(&s);
     llmux__free(sum);
     llmux__free(wire);
     want_free(&w);
     wire = wire_of(two, 2, &len, &w);
-    sum = run_stream(LLMUX_OP_CHAT, wire, len, NULL, 0, &s);
+    sum = pt_run_once(&mis, LLMUX_OP_CHAT, wire, len, NULL, 0, &s);
     assert_int_equal(llmux_response_tool_call_count(s.acc), 3);
     assert_string_equal(llmux_response_tool_call(s.acc, 1)->name, "g");
     assert_string_equal(llmux_response_tool_call(s.acc, 1)->arguments,
                         "{\"x\":1}");
     assert_int_equal(llmux_response_tool_call(s.acc, 2)->index, 2);
     assert_string_equal(llmux_response_tool_call(s.acc, 2)->id, "ccccccccc");
-    run_free(&s);
+    pt_stream_free(&s);
     llmux__free(sum);
     llmux__free(wire);
     want_free(&w);
     wire = wire_of(th, 3, &len, &w);
-    sum = run_stream(LLMUX_OP_CHAT, wire, len, NULL, 0, &s);
+    sum = pt_run_once(&mis, LLMUX_OP_CHAT, wire, len, NULL, 0, &s);
     assert_string_equal(llmux_response_text(s.acc, NULL), "AB");
     assert_string_equal(llmux_response_reasoning(s.acc), "hmm");
     assert_int_equal(llmux_response_finish(s.acc), LLMUX_FINISH_ERROR);
-    run_free(&s);
+    pt_stream_free(&s);
     llmux__free(sum);
     llmux__free(wire);
     want_free(&w);
@@ -1834,30 +1302,7 @@ static void test_stream_hand_made(void **state)
 /* Decodes one event payload on a fresh streaming chat request. */
 static int one_event(const char *data, size_t len, char **msg, char **type)
 {
-    llmux__prepared p;
-    llmux_request *r = stream_req(LLMUX_OP_CHAT, &p);
-    llmux_chunk ch;
-    llmux_event ev;
-    char *copy = malloc(len + 1);
-    int rc;
-    assert_non_null(copy);
-    memcpy(copy, data, len);
-    copy[len] = '\0';
-    memset(&ch, 0, sizeof ch);
-    llmux__out_init(&ch.o, LLMUX_OP_CHAT, 1);
-    memset(&ev, 0, sizeof ev);
-    ev.struct_size = sizeof ev;
-    ev.data = copy;
-    ev.data_len = len;
-    rc = llmux__decode_event(&p, &ev, &ch);
-    *msg = ch.o.err_msg ? strdup(ch.o.err_msg) : NULL;
-    if (type)
-        *type = ch.o.err_type ? strdup(ch.o.err_type) : NULL;
-    llmux__out_free(&ch.o);
-    free(copy);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    return rc;
+    return pt_one_event(&mis, LLMUX_OP_CHAT, data, len, msg, type);
 }
 
 static void test_stream_errors(void **state)
@@ -1893,19 +1338,9 @@ static void test_stream_errors(void **state)
 
 static void expect_proto(llmux_op op, const char *body, size_t len)
 {
-    llmux_response *res;
-    const llmux_error *e;
     int rc;
-    res = decode_op(op, 200, body, len, &rc);
-    if (rc != LLMUX_EPROTO)
-        fail_msg("op %d body \"%.*s\" (%zu bytes): rc %d", op,
-                 (int)(len > 60 ? 60 : len), body, len, rc);
-    e = llmux_response_error(res);
-    assert_non_null(e);
-    assert_int_equal(e->code, LLMUX_EPROTO);
-    assert_memory_equal(e->message, "mistral: ", 9);
-    assert_null(strchr(e->message, '\n'));
-    llmux_response_free(res);
+    llmux_response *res = decode_op(op, 200, body, len, &rc);
+    pt_assert_proto(&mis, res, rc, op, body, len);
 }
 
 static void test_decode_garbage(void **state)
@@ -2004,7 +1439,7 @@ static void test_fuzz(void **state)
     /* each byte of a recording dropped or replaced */
     body = slurp(FIX_MIS "mistral-tool-call.json", &len);
     for (i = 0; i < len; i++) {
-        char *m = dup_n(body, len);
+        char *m = pt_memdup(body, len);
         llmux_response *res;
         int rc;
         m[i] = (char)(rnd(&seed) & 0xFF);
@@ -2041,11 +1476,11 @@ static void test_stream_truncated(void **state)
     size_t f, i, k;
     (void)state;
     for (f = 0; f < sizeof files / sizeof files[0]; f++) {
-        char *text, *lines[64];
+        char *text, **lines;
         size_t n;
         snprintf(path, sizeof path, FIX_MIS "%s", files[f]);
         text = slurp(path, NULL);
-        n = split_lines(text, lines, 64);
+        n = split_lines(text, &lines);
         for (i = 0; i < n; i++) {
             size_t len = strlen(lines[i]);
             for (k = 1; k < len; k++) {
@@ -2059,6 +1494,7 @@ static void test_stream_truncated(void **state)
                 free(msg);
             }
         }
+        free(lines);
         free(text);
     }
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -2094,13 +1530,6 @@ static void test_errors_truncated(void **state)
     }
 }
 
-static int teardown_all(void **state)
-{
-    (void)state;
-    llmux__providers_cleanup();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2129,5 +1558,5 @@ int main(void)
         cmocka_unit_test(test_stream_truncated),
         cmocka_unit_test(test_errors_truncated),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown_all);
+    return cmocka_run_group_tests(tests, NULL, pt_teardown);
 }

@@ -11,43 +11,20 @@
  * (taken from Ollama's docs/api.md and a recorded cassette) and hand-made
  * streams; there are no recorded native-API fixtures.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "internal.h"
+#include "plugin_test.h"
 
 #define BASE "base_url=http://127.0.0.1:9"
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    assert_non_null(d);
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
+static llmux_request *stream_req(llmux_op op, llmux__prepared *p);
 
-static llmux_request *new_req(llmux_op op, const char *spec)
-{
-    llmux_request *r = NULL;
-    int rc = llmux_request_new(&r, op, spec);
-    if (rc != 0)
-        fail_msg("llmux_request_new(%s): %d %s", spec, rc,
-                 r ? llmux_request_errmsg(r) : "");
-    return r;
-}
+/* The plugin under test, for the runners of plugin_test.c. */
+static const pt_plugin oll = {"ollama", LLMUX_FRAMING_NDJSON, 1, stream_req};
 
 /* A chat request with one user message; `opts` follow the model. */
 static llmux_request *chat_req(const char *opts)
@@ -58,73 +35,6 @@ static llmux_request *chat_req(const char *opts)
     r = new_req(LLMUX_OP_CHAT, spec);
     assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "Hi"), 0);
     return r;
-}
-
-static void prep_ok(llmux_request *r, llmux__prepared *p)
-{
-    int rc = llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, p);
-    if (rc != 0)
-        fail_msg("llmux__prepare: %d (%s) %s", rc, llmux_err_name(rc),
-                 llmux_request_errmsg(r));
-}
-
-/* llmux__prepare must fail with `code` and a message holding `what`. */
-static void prep_fails(llmux_request *r, int code, const char *what)
-{
-    llmux__prepared p;
-    int rc = llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, &p);
-    if (rc != code)
-        fail_msg("llmux__prepare: %d, want %d (%s)", rc, code,
-                 llmux_request_errmsg(r));
-    if (what && !strstr(llmux_request_errmsg(r), what))
-        fail_msg("message \"%s\" lacks \"%s\"", llmux_request_errmsg(r), what);
-    llmux__prepared_free(&p);
-}
-
-static json_object *parse_all(const char *s, size_t len)
-{
-    json_tokener *tok = json_tokener_new();
-    json_object *o;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    o = json_tokener_parse_ex(tok, s, (int)len);
-    if (!o || json_tokener_get_parse_end(tok) != len)
-        fail_msg("not one JSON value: %.*s", (int)len, s);
-    json_tokener_free(tok);
-    return o;
-}
-
-static json_object *body_of(const llmux__prepared *p)
-{
-    json_object *o;
-    assert_non_null(p->http.body);
-    o = parse_all(p->http.body, p->http.body_len);
-    assert_true(json_object_is_type(o, json_type_object));
-    return o;
-}
-
-/* Value of header `name` (case-insensitive), or NULL. */
-static const char *header(const llmux__prepared *p, const char *name)
-{
-    size_t i, n = strlen(name);
-    for (i = 0; i < p->http.n_headers; i++) {
-        const char *h = p->http.headers[i];
-        if (strncasecmp(h, name, n) == 0 && h[n] == ':')
-            return h[n + 1] == ' ' ? h + n + 2 : h + n + 1;
-    }
-    return NULL;
-}
-
-/* Structural equality with JSON text; the text's member order is not
- * checked, every member and type is. */
-static void assert_json_eq(json_object *v, const char *json)
-{
-    json_object *want = parse_all(json, strlen(json));
-    if (!json_object_equal(v, want))
-        fail_msg("got  %s\nwant %s",
-                 v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN)
-                   : "(absent)",
-                 json);
-    json_object_put(want);
 }
 
 /* The whole request body of `r` must equal `json`. */
@@ -148,22 +58,8 @@ static void assert_body(llmux_request *r, const char *path, const char *json)
 static llmux_response *decode_op(llmux_op op, long status, const char *body,
                                  size_t len, int *rc)
 {
-    llmux_request *r = new_req(op, "ollama/llama3;" BASE);
-    llmux__prepared p;
-    llmux_response *res;
-    if (op == LLMUX_OP_CHAT)
-        assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
-    else if (op == LLMUX_OP_COMPLETE)
-        assert_int_equal(llmux_request_set_prompt(r, "x"), 0);
-    else if (op == LLMUX_OP_EMBED)
-        assert_int_equal(llmux_request_add_input(r, "x"), 0);
-    prep_ok(r, &p);
-    res = llmux__response_new(op, "ollama");
-    assert_non_null(res);
-    *rc = llmux__decode_answer(&p, status, "application/json", body, len, res);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    return res;
+    return pt_decode(&oll, pt_op_req(op, "ollama/llama3;" BASE), op, status,
+                     body, len, rc);
 }
 
 static llmux_response *decode_str(llmux_op op, long status, const char *body,
@@ -278,16 +174,16 @@ static void test_encode_provider_options(void **state)
 
     /* bad values are refused with the option's name */
     r = chat_req(";think=maybe");
-    prep_fails(r, LLMUX_EINVAL, "think");
+    pt_prep_fails(r, LLMUX_EINVAL, "think");
     llmux_request_free(r);
     r = chat_req(";truncate=sometimes");
-    prep_fails(r, LLMUX_EINVAL, "truncate");
+    pt_prep_fails(r, LLMUX_EINVAL, "truncate");
     llmux_request_free(r);
     r = chat_req(";top_logprobs=-2");
-    prep_fails(r, LLMUX_EINVAL, "top_logprobs");
+    pt_prep_fails(r, LLMUX_EINVAL, "top_logprobs");
     llmux_request_free(r);
     r = chat_req(";num_ctx={[1,}");
-    prep_fails(r, LLMUX_EINVAL, "num_ctx");
+    pt_prep_fails(r, LLMUX_EINVAL, "num_ctx");
     llmux_request_free(r);
 }
 
@@ -322,10 +218,10 @@ static void test_encode_format(void **state)
                 "\"content\":\"Hi\"}],\"stream\":false}");
     assert_int_equal(llmux_request_set_response_format(r, "{\"type\":\"xml\"}"),
                      0);
-    prep_fails(r, LLMUX_EINVAL, "xml");
+    pt_prep_fails(r, LLMUX_EINVAL, "xml");
     assert_int_equal(
         llmux_request_set_response_format(r, "{\"type\":\"json_schema\"}"), 0);
-    prep_fails(r, LLMUX_EINVAL, "schema");
+    pt_prep_fails(r, LLMUX_EINVAL, "schema");
     llmux_request_free(r);
 
     /* the format option, when response_format is not set */
@@ -343,7 +239,7 @@ static void test_encode_format(void **state)
                 "\"format\":{\"type\":\"string\"}}");
     llmux_request_free(r);
     r = chat_req(";format=yaml");
-    prep_fails(r, LLMUX_EINVAL, "format");
+    pt_prep_fails(r, LLMUX_EINVAL, "format");
     llmux_request_free(r);
 }
 
@@ -425,7 +321,7 @@ static void test_encode_tool_history(void **state)
             llmux_tool_call c = {0, "c1", "f", bad[i]};
             r = chat_req(NULL);
             assert_int_equal(llmux_request_add_tool_calls(r, NULL, &c, 1), 0);
-            prep_fails(r, LLMUX_EINVAL, "arguments");
+            pt_prep_fails(r, LLMUX_EINVAL, "arguments");
             llmux_request_free(r);
         }
     }
@@ -471,17 +367,17 @@ static void test_encode_content_parts(void **state)
     r = new_req(LLMUX_OP_CHAT, "ollama/llava;" BASE);
     assert_int_equal(llmux_request_add_message_json(r, notext, strlen(notext)),
                      0);
-    prep_fails(r, LLMUX_EINVAL, "content part 0");
+    pt_prep_fails(r, LLMUX_EINVAL, "content part 0");
     llmux_request_free(r);
 
     r = new_req(LLMUX_OP_CHAT, "ollama/llava;" BASE);
     assert_int_equal(llmux_request_add_message_json(r, url, strlen(url)), 0);
-    prep_fails(r, LLMUX_EINVAL, "data: URLs");
+    pt_prep_fails(r, LLMUX_EINVAL, "data: URLs");
     llmux_request_free(r);
     r = new_req(LLMUX_OP_CHAT, "ollama/llava;" BASE);
     assert_int_equal(llmux_request_add_message_json(r, audio, strlen(audio)),
                      0);
-    prep_fails(r, LLMUX_EINVAL, "input_audio");
+    pt_prep_fails(r, LLMUX_EINVAL, "input_audio");
     llmux_request_free(r);
 }
 
@@ -1041,7 +937,7 @@ static void test_decode_garbage(void **state)
         llmux_response_free(res);
     }
     for (k = 0; k < len; k++) {
-        char *cut = xstrndup(chat_answer, k);
+        char *cut = pt_strndup(chat_answer, k);
         res = decode_op(LLMUX_OP_CHAT, 200, cut, k, &rc);
         if (rc != LLMUX_EPROTO)
             fail_msg("cut at %zu: rc %d", k, rc);
@@ -1115,110 +1011,9 @@ static void test_decode_folded(void **state)
 
 /* ---- streams ------------------------------------------------------------- */
 
-typedef struct stream_run {
-    llmux__prepared *p;
-    llmux_chunk ch;
-    llmux_response *acc;
-    int done;       /* the done:true line was seen */
-    int after_done; /* lines after it */
-    int events;     /* lines decoded */
-    int err;
-    char *err_msg;
-} stream_run;
-
-static int on_event(void *ud, const llmux_event *ev)
-{
-    stream_run *s = ud;
-    int rc;
-    if (s->done) {
-        s->after_done++;
-        return 0;
-    }
-    rc = llmux__decode_event(s->p, ev, &s->ch);
-    if (rc < 0) {
-        s->err = rc;
-        s->err_msg = s->ch.o.err_msg ? strdup(s->ch.o.err_msg) : NULL;
-        return rc;
-    }
-    assert_true(rc == 0 || rc == LLMUX_EVENT_DONE);
-    assert_int_equal(s->ch.o.err_code, 0);
-    /* the final line carries content too: merge it as the engine does */
-    assert_int_equal(llmux__out_merge(&s->acc->o, &s->ch.o), 0);
-    s->events++;
-    if (rc == LLMUX_EVENT_DONE)
-        s->done = 1;
-    return 0;
-}
-
-static char *summary(const stream_run *s)
-{
-    const llmux_response *r = s->acc;
-    const llmux_usage *u = llmux_response_usage(r);
-    llmux__buf b = {0};
-    size_t i;
-    llmux__buf_printf(
-        &b,
-        "done=%d after=%d err=%d msg=%s events=%d\ntext=%s\nreasoning=%s\n"
-        "finish=%d raw=%s\nusage=%ld/%ld/%ld\nmodel=%s created=%lld\n",
-        s->done, s->after_done, s->err, s->err_msg ? s->err_msg : "-",
-        s->events, llmux_response_text(r, NULL),
-        llmux_response_reasoning(r) ? llmux_response_reasoning(r) : "-",
-        llmux_response_finish(r),
-        llmux_response_finish_raw(r) ? llmux_response_finish_raw(r) : "-",
-        u->prompt_tokens, u->completion_tokens, u->total_tokens,
-        r->o.model ? r->o.model : "-", llmux_response_created(r));
-    for (i = 0; i < llmux_response_tool_call_count(r); i++) {
-        const llmux_tool_call *tc = llmux_response_tool_call(r, i);
-        llmux__buf_printf(&b, "call %d id=%s name=%s args=%s\n", tc->index,
-                          tc->id ? tc->id : "-", tc->name ? tc->name : "-",
-                          tc->arguments);
-    }
-    return b.p;
-}
-
-static void run_free(stream_run *s)
-{
-    llmux__out_free(&s->ch.o);
-    llmux_response_free(s->acc);
-    free(s->err_msg);
-}
-
-/* Runs `wire` through the NDJSON framer cut at the sorted offsets `cuts`,
- * each piece in its own exact-size buffer. */
-static void run_stream(llmux__prepared *p, llmux_op op, const char *wire,
-                       size_t len, const size_t *cuts, size_t ncuts,
-                       stream_run *s)
-{
-    llmux__framer f;
-    size_t i, at = 0;
-    int rc = 0;
-    memset(s, 0, sizeof *s);
-    s->p = p;
-    llmux__out_init(&s->ch.o, op, 1);
-    s->acc = llmux__response_new(op, "ollama");
-    assert_non_null(s->acc);
-    s->ch.acc = &s->acc->o;
-    llmux__framer_init(&f, LLMUX_FRAMING_NDJSON, 1 << 20);
-    for (i = 0; i <= ncuts && rc == 0; i++) {
-        size_t end = i < ncuts ? cuts[i] : len;
-        char *piece = xstrndup(wire + at, end - at);
-        rc = llmux__framer_feed(&f, piece, end - at, on_event, s);
-        free(piece);
-        at = end;
-    }
-    if (rc == 0)
-        rc = llmux__framer_finish(&f, on_event, s);
-    llmux__framer_free(&f);
-    assert_int_equal(rc, s->err);
-}
-
 static llmux_request *stream_req(llmux_op op, llmux__prepared *p)
 {
-    llmux_request *r = new_req(op, "ollama/llama3.2;" BASE);
-    if (op == LLMUX_OP_CHAT)
-        assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
-    else
-        assert_int_equal(llmux_request_set_prompt(r, "x"), 0);
+    llmux_request *r = pt_op_req(op, "ollama/llama3.2;" BASE);
     assert_int_equal(llmux_request_set_stream(r, 1), 0);
     prep_ok(r, p);
     assert_int_equal(p->http.framing, LLMUX_FRAMING_NDJSON);
@@ -1228,53 +1023,16 @@ static llmux_request *stream_req(llmux_op op, llmux__prepared *p)
 /*
  * Runs the stream whole, byte by byte, and split in two at every offset;
  * every run must fold into the same summary. Fills *whole with the whole
- * run (free with run_free) and returns its summary (caller frees).
+ * run (free with pt_stream_free) and returns its summary (caller frees).
  */
-static char *check_splits(llmux_op op, const char *wire, stream_run *whole)
+static char *check_splits(llmux_op op, const char *wire, pt_stream *whole)
 {
-    size_t len = strlen(wire), k, *all;
-    llmux__prepared p, p0;
-    llmux_request *r, *r0 = stream_req(op, &p0);
-    stream_run s;
-    char *want, *got;
-
-    run_stream(&p0, op, wire, len, NULL, 0, whole);
-    want = summary(whole);
-
-    all = malloc((len + 1) * sizeof *all);
-    assert_non_null(all);
-    for (k = 0; k < len; k++)
-        all[k] = k + 1;
-    r = stream_req(op, &p);
-    run_stream(&p, op, wire, len, all, len ? len - 1 : 0, &s);
-    got = summary(&s);
-    assert_string_equal(got, want);
-    free(got);
-    run_free(&s);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    free(all);
-
-    for (k = 1; k < len; k++) {
-        r = stream_req(op, &p); /* a fresh call state for each run */
-        run_stream(&p, op, wire, len, &k, 1, &s);
-        got = summary(&s);
-        if (strcmp(got, want) != 0)
-            fail_msg("split at %zu:\n%s\nwant:\n%s", k, got, want);
-        free(got);
-        run_free(&s);
-        llmux__prepared_free(&p);
-        llmux_request_free(r);
-    }
-    /* the whole run's call state is released with its prepared request */
-    llmux__prepared_free(&p0);
-    llmux_request_free(r0);
-    return want;
+    return pt_check_splits(&oll, op, wire, strlen(wire), 1, 0, whole);
 }
 
 static void test_stream_chat_wire(void **state)
 {
-    stream_run s;
+    pt_stream s;
     char *sum;
     (void)state;
     sum = check_splits(LLMUX_OP_CHAT, wire_chat, &s);
@@ -1290,7 +1048,7 @@ static void test_stream_chat_wire(void **state)
     assert_int_equal(llmux_response_usage(s.acc)->prompt_tokens, 26);
     assert_int_equal(llmux_response_usage(s.acc)->completion_tokens, 282);
     assert_int_equal(llmux_response_usage(s.acc)->total_tokens, 308);
-    run_free(&s);
+    pt_stream_free(&s);
     free(sum);
 }
 
@@ -1305,7 +1063,7 @@ static void test_stream_generate(void **state)
         "{\"model\":\"gemma4\",\"created_at\":\"2025-10-26T17:15:25Z\","
         "\"response\":\"!\",\"done\":true,\"done_reason\":\"stop\","
         "\"context\":[1,2,3],\"prompt_eval_count\":11,\"eval_count\":3}\n";
-    stream_run s;
+    pt_stream s;
     char *sum;
     (void)state;
     sum = check_splits(LLMUX_OP_COMPLETE, wire, &s);
@@ -1316,7 +1074,7 @@ static void test_stream_generate(void **state)
     assert_int_equal(llmux_response_finish(s.acc), LLMUX_FINISH_STOP);
     assert_string_equal(llmux_response_finish_raw(s.acc), "stop");
     assert_int_equal(llmux_response_usage(s.acc)->total_tokens, 14);
-    run_free(&s);
+    pt_stream_free(&s);
     free(sum);
 }
 
@@ -1348,7 +1106,7 @@ static const char wire_tools[] =
 
 static void test_stream_tool_calls(void **state)
 {
-    stream_run s;
+    pt_stream s;
     char *sum;
     const llmux_tool_call *tc;
     (void)state;
@@ -1378,7 +1136,7 @@ static void test_stream_tool_calls(void **state)
     assert_string_equal(llmux_response_finish_raw(s.acc), "stop");
     assert_int_equal(llmux_response_usage(s.acc)->total_tokens, 65);
     assert_int_equal(llmux_response_created(s.acc), 1735787045LL);
-    run_free(&s);
+    pt_stream_free(&s);
     free(sum);
 }
 
@@ -1430,7 +1188,7 @@ static void test_stream_done_reasons(void **state)
     (void)state;
     for (i = 0; i < sizeof reasons / sizeof *reasons; i++) {
         char wire[512];
-        stream_run s;
+        pt_stream s;
         char *sum;
         snprintf(wire, sizeof wire,
                  "{\"model\":\"m\",\"message\":{\"content\":\"a\"},\"done\":"
@@ -1443,7 +1201,7 @@ static void test_stream_done_reasons(void **state)
                          i == 3 ? LLMUX_FINISH_LENGTH : LLMUX_FINISH_STOP);
         assert_string_equal(llmux_response_finish_raw(s.acc), reasons[i]);
         assert_int_equal(llmux_response_usage(s.acc)->total_tokens, -1);
-        run_free(&s);
+        pt_stream_free(&s);
         free(sum);
     }
 }
@@ -1455,7 +1213,7 @@ static void test_stream_error_line(void **state)
         "{\"error\":\"an error was encountered while running the model: "
         "unexpected EOF\"}\n"
         "{\"model\":\"m\",\"message\":{\"content\":\"lo\"},\"done\":false}\n";
-    stream_run s;
+    pt_stream s;
     char *sum;
     (void)state;
     sum = check_splits(LLMUX_OP_CHAT, wire, &s);
@@ -1465,29 +1223,30 @@ static void test_stream_error_line(void **state)
     assert_string_equal(s.err_msg, "an error was encountered while running "
                                    "the model: unexpected EOF");
     assert_string_equal(llmux_response_text(s.acc, NULL), "Hel");
-    run_free(&s);
+    pt_stream_free(&s);
     free(sum);
 
     /* first line an error, in a generate stream */
     sum = check_splits(LLMUX_OP_COMPLETE, "{\"error\":\"boom\"}", &s);
     assert_int_equal(s.err, LLMUX_EPROVIDER);
     assert_string_equal(s.err_msg, "boom");
-    run_free(&s);
+    pt_stream_free(&s);
     free(sum);
 }
 
 /* A stream cut short (no done line) keeps what arrived, unfinished. */
 static void test_stream_cut(void **state)
 {
-    stream_run s;
-    char *sum, *wire = xstrndup(wire_chat, strchr(wire_chat, '\n') - wire_chat);
+    pt_stream s;
+    char *sum,
+        *wire = pt_strndup(wire_chat, strchr(wire_chat, '\n') - wire_chat);
     (void)state;
     sum = check_splits(LLMUX_OP_CHAT, wire, &s);
     assert_false(s.done);
     assert_int_equal(s.err, 0);
     assert_string_equal(llmux_response_text(s.acc, NULL), "The");
     assert_int_equal(llmux_response_finish(s.acc), LLMUX_FINISH_NONE);
-    run_free(&s);
+    pt_stream_free(&s);
     free(sum);
     free(wire);
 }
@@ -1495,25 +1254,7 @@ static void test_stream_cut(void **state)
 /* Decodes one line on a fresh streaming request. */
 static int one_event(llmux_op op, const char *data, size_t len, char **msg)
 {
-    llmux__prepared p;
-    llmux_request *r = stream_req(op, &p);
-    llmux_chunk ch;
-    llmux_event ev;
-    char *copy = xstrndup(data, len);
-    int rc;
-    memset(&ch, 0, sizeof ch);
-    llmux__out_init(&ch.o, op, 1);
-    memset(&ev, 0, sizeof ev);
-    ev.struct_size = sizeof ev;
-    ev.data = copy;
-    ev.data_len = len;
-    rc = llmux__decode_event(&p, &ev, &ch);
-    *msg = ch.o.err_msg ? strdup(ch.o.err_msg) : NULL;
-    llmux__out_free(&ch.o);
-    free(copy);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    return rc;
+    return pt_one_event(&oll, op, data, len, msg, NULL);
 }
 
 static void test_stream_garbage(void **state)

@@ -10,21 +10,13 @@
  * Fixtures: ../shared/fixtures/vercel-ai/{openai,mistral} (Apache-2.0,
  * Vercel) and ../shared/fixtures/ruby_llm (MIT, Carmine Paolino).
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "plugin_test.h"
 
 /* The codec itself, for a dialect with hooks registered in-process. */
 #include "oai.h"
@@ -37,44 +29,10 @@
 /* ---- helpers --------------------------------------------------------------
  */
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long n;
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return buf;
-}
+static llmux_request *stream_req(llmux_op op, llmux__prepared *p);
 
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    assert_non_null(d);
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
-static llmux_request *new_req(llmux_op op, const char *spec)
-{
-    llmux_request *r = NULL;
-    int rc = llmux_request_new(&r, op, spec);
-    if (rc != 0)
-        fail_msg("llmux_request_new(%s): %d %s", spec, rc,
-                 r ? llmux_request_errmsg(r) : "");
-    return r;
-}
+/* The plugin under test, for the runners of plugin_test.c. */
+static const pt_plugin oai = {"openai", LLMUX_FRAMING_SSE, 0, stream_req};
 
 /* A chat request with one user message. */
 static llmux_request *chat_req(const char *extra_spec)
@@ -88,136 +46,12 @@ static llmux_request *chat_req(const char *extra_spec)
     return r;
 }
 
-static void prep_ok(llmux_request *r, llmux__prepared *p)
-{
-    int rc = llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, p);
-    if (rc != 0)
-        fail_msg("llmux__prepare: %d (%s) %s", rc, llmux_err_name(rc),
-                 llmux_request_errmsg(r));
-}
-
-/* Parses a whole buffer as one JSON value, strictly. */
-static json_object *parse_all(const char *s, size_t len)
-{
-    json_tokener *tok = json_tokener_new();
-    json_object *o;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    o = json_tokener_parse_ex(tok, s, (int)len);
-    if (!o || json_tokener_get_parse_end(tok) != len)
-        fail_msg("not one JSON value: %.*s", (int)len, s);
-    json_tokener_free(tok);
-    return o;
-}
-
-static json_object *body_of(const llmux__prepared *p)
-{
-    json_object *o;
-    assert_non_null(p->http.body);
-    o = parse_all(p->http.body, p->http.body_len);
-    assert_true(json_object_is_type(o, json_type_object));
-    return o;
-}
-
-/* Value of header `name` (case-insensitive), or NULL. */
-static const char *header(const llmux__prepared *p, const char *name)
-{
-    size_t i, k, n = strlen(name);
-    for (i = 0; i < p->http.n_headers; i++) {
-        const char *h = p->http.headers[i];
-        for (k = 0; k < n && h[k]; k++) {
-            char a = h[k], b = name[k];
-            if (a >= 'A' && a <= 'Z')
-                a = (char)(a + 32);
-            if (b >= 'A' && b <= 'Z')
-                b = (char)(b + 32);
-            if (a != b)
-                break;
-        }
-        if (k == n && h[n] == ':')
-            return h[n + 1] == ' ' ? h + n + 2 : h + n + 1;
-    }
-    return NULL;
-}
-
-/* Member at a dotted path ("messages.1.content"); NULL if absent. */
-static json_object *jget(json_object *o, const char *path)
-{
-    char buf[256], *seg, *save = NULL;
-    snprintf(buf, sizeof buf, "%s", path);
-    for (seg = strtok_r(buf, ".", &save); seg && o;
-         seg = strtok_r(NULL, ".", &save)) {
-        if (json_object_is_type(o, json_type_array)) {
-            size_t i = (size_t)atoi(seg);
-            o = i < json_object_array_length(o)
-                    ? json_object_array_get_idx(o, i)
-                    : NULL;
-        } else if (!json_object_object_get_ex(o, seg, &o)) {
-            return NULL;
-        }
-    }
-    return o;
-}
-
-static int jhas(json_object *o, const char *path)
-{
-    char buf[256], *dot;
-    json_object *parent = o;
-    snprintf(buf, sizeof buf, "%s", path);
-    dot = strrchr(buf, '.');
-    if (dot) {
-        *dot = '\0';
-        parent = jget(o, buf);
-        return json_object_object_get_ex(parent, dot + 1, NULL);
-    }
-    return json_object_object_get_ex(parent, buf, NULL);
-}
-
-static const char *jstr(json_object *o, const char *path)
-{
-    json_object *v = jget(o, path);
-    if (!json_object_is_type(v, json_type_string))
-        fail_msg("%s is not a string", path);
-    return json_object_get_string(v);
-}
-
-static int64_t jint(json_object *o, const char *path)
-{
-    json_object *v = jget(o, path);
-    if (!json_object_is_type(v, json_type_int))
-        fail_msg("%s is not an integer", path);
-    return json_object_get_int64(v);
-}
-
-/* Structural equality of a body member with JSON text. */
-static void assert_json_eq(json_object *v, const char *json)
-{
-    json_object *want = parse_all(json, strlen(json));
-    if (!json_object_equal(v, want))
-        fail_msg("got %s, want %s",
-                 v ? json_object_to_json_string(v) : "(absent)", json);
-    json_object_put(want);
-}
-
 /* Decodes one complete answer for a fresh request of `op`. */
 static llmux_response *decode_op(llmux_op op, long status, const char *body,
                                  size_t len, int *rc)
 {
-    llmux_request *r = new_req(op, "openai/gpt-test;" BASE);
-    llmux__prepared p;
-    llmux_response *res;
-    if (op == LLMUX_OP_CHAT)
-        assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
-    else if (op == LLMUX_OP_COMPLETE)
-        assert_int_equal(llmux_request_set_prompt(r, "x"), 0);
-    else if (op == LLMUX_OP_EMBED)
-        assert_int_equal(llmux_request_add_input(r, "x"), 0);
-    prep_ok(r, &p);
-    res = llmux__response_new(op, "openai");
-    assert_non_null(res);
-    *rc = llmux__decode_answer(&p, status, "application/json", body, len, res);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    return res;
+    return pt_decode(&oai, pt_op_req(op, "openai/gpt-test;" BASE), op, status,
+                     body, len, rc);
 }
 
 static llmux_response *decode_str(llmux_op op, long status, const char *body,
@@ -799,61 +633,19 @@ static void check_embeddings(const char *body, size_t len, size_t n_want)
     json_object_put(want);
 }
 
-/* The response body of a VCR cassette: the single-quoted `string:` after
- * "response:" (a minimal YAML reading: '' is a quote). */
-static char *cassette_body(const char *path, size_t *len)
-{
-    char *y = slurp(path, NULL), *p, *out, *o;
-    p = strstr(y, "\n  response:");
-    assert_non_null(p);
-    p = strstr(p, "string: ");
-    assert_non_null(p);
-    p += 8;
-    out = o = malloc(strlen(p) + 1);
-    assert_non_null(out);
-    if (*p == '\'') {
-        for (p++; *p; p++) {
-            if (*p == '\'' && p[1] == '\'')
-                *o++ = *p++;
-            else if (*p == '\'')
-                break;
-            else
-                *o++ = *p;
-        }
-    } else {
-        /* "|-" block: lines indented by 8 spaces */
-        p = strchr(p, '\n');
-        assert_non_null(p);
-        for (p++; strncmp(p, "        ", 8) == 0;) {
-            char *nl = strchr(p, '\n');
-            size_t n = nl ? (size_t)(nl - p) - 8 : strlen(p) - 8;
-            memcpy(o, p + 8, n);
-            o += n;
-            *o++ = '\n';
-            if (!nl)
-                break;
-            p = nl + 1;
-        }
-    }
-    *o = '\0';
-    *len = (size_t)(o - out);
-    free(y);
-    return out;
-}
-
 static void test_decode_embeddings(void **state)
 {
     size_t len;
     char *body = slurp(FIX_OAI "openai-embedding.json", &len);
+    cassette c;
     (void)state;
     check_embeddings(body, len, 2);
     free(body);
-    body = cassette_body(FIX_RUBY "embedding_basic_functionality_openai_text-"
-                                  "embedding-3-small_can_handle_multiple_"
-                                  "texts.yml",
-                         &len);
-    check_embeddings(body, len, 3);
-    free(body);
+    cassette_read(FIX_RUBY "embedding_basic_functionality_openai_text-"
+                           "embedding-3-small_can_handle_multiple_texts.yml",
+                  0, &c);
+    check_embeddings(c.resp, c.resp_len, 3);
+    cassette_free(&c);
     {
         /* base64 floats (encoding_format=base64): 1.0f, -2.5f */
         static const char *b64 =
@@ -1064,53 +856,35 @@ static void test_decode_finish_reasons(void **state)
 
 /* ---- decoding: errors ---------------------------------------------------- */
 
-typedef struct err_case {
-    long status;
-    const char *body;
-    int code;
-    const char *type, *pcode, *param, *message;
-} err_case;
-
-static void check_error(const err_case *c)
+static void check_error(const pt_err_case *c)
 {
-    llmux_response *res;
-    const llmux_error *e;
     int rc;
-    res = decode_str(LLMUX_OP_CHAT, c->status, c->body, &rc);
-    assert_int_equal(rc, c->code);
-    e = llmux_response_error(res);
-    assert_non_null(e);
-    assert_int_equal(e->code, c->code);
-    assert_int_equal(e->http_status, c->status);
-#define OPT_STR(got, want)                                                     \
-    do {                                                                       \
-        if (want)                                                              \
-            assert_string_equal(got ? got : "(null)", want);                   \
-        else if (got)                                                          \
-            fail_msg("%s: unexpected %s", c->body, got);                       \
-    } while (0)
-    OPT_STR(e->type, c->type);
-    OPT_STR(e->provider_code, c->pcode);
-    OPT_STR(e->param, c->param);
-#undef OPT_STR
-    assert_string_equal(e->message, c->message);
-    llmux_response_free(res);
+    llmux_response *res = decode_str(LLMUX_OP_CHAT, c->status, c->body, &rc);
+    pt_check_error(c, res, rc);
+}
+
+/* The response body of the first interaction of a cassette. */
+static char *cassette_resp(const char *path, cassette *c)
+{
+    cassette_read(path, 0, c);
+    return c->resp;
 }
 
 static void test_decode_errors(void **state)
 {
     size_t len;
-    char *b401 = cassette_body(
-        FIX_RUBY "chat_error_handling_with_openai_gpt-5-nano_raises_"
-                 "appropriate_auth_error.yml",
-        &len);
-    char *b400 = cassette_body(
-        FIX_RUBY "chat_real_error_scenarios_openai_gpt-5-nano_handles_"
-                 "context_length_exceeded_errors.yml",
-        &len);
+    cassette c401, c400;
+    char *b401 =
+        cassette_resp(FIX_RUBY "chat_error_handling_with_openai_gpt-5-nano_"
+                               "raises_appropriate_auth_error.yml",
+                      &c401);
+    char *b400 =
+        cassette_resp(FIX_RUBY "chat_real_error_scenarios_openai_gpt-5-nano_"
+                               "handles_context_length_exceeded_errors.yml",
+                      &c400);
     char *legacy =
         slurp(FIX_OAI "reasoning-model-legacy-parameter-error.json", &len);
-    const err_case cases[] = {
+    const pt_err_case cases[] = {
         {401, b401, LLMUX_EAUTH, "invalid_request_error", "invalid_api_key",
          NULL,
          "Incorrect API key provided: invalid-key. You can find your API key "
@@ -1173,8 +947,8 @@ static void test_decode_errors(void **state)
     (void)state;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_error(&cases[i]);
-    free(b401);
-    free(b400);
+    cassette_free(&c401);
+    cassette_free(&c400);
     free(legacy);
 }
 
@@ -1183,19 +957,9 @@ static void test_decode_errors(void **state)
 
 static void expect_proto(llmux_op op, const char *body, size_t len)
 {
-    llmux_response *res;
-    const llmux_error *e;
     int rc;
-    res = decode_op(op, 200, body, len, &rc);
-    if (rc != LLMUX_EPROTO)
-        fail_msg("body \"%.*s\" (%zu bytes): rc %d", (int)(len > 60 ? 60 : len),
-                 body, len, rc);
-    e = llmux_response_error(res);
-    assert_non_null(e);
-    assert_int_equal(e->code, LLMUX_EPROTO);
-    assert_memory_equal(e->message, "openai: ", 8);
-    assert_true(strlen(e->message) < LLMUX__ERRBUF);
-    llmux_response_free(res);
+    llmux_response *res = decode_op(op, 200, body, len, &rc);
+    pt_assert_proto(&oai, res, rc, op, body, len);
 }
 
 static void test_decode_garbage(void **state)
@@ -1266,7 +1030,7 @@ static void check_prefixes(llmux_op op, const char *path)
     while (end && body[end - 1] != '}')
         end--;
     for (k = 0; k <= len; k++) {
-        char *pre = xstrndup(body, k); /* exact size: ASan sees overreads */
+        char *pre = pt_strndup(body, k); /* exact size: ASan sees overreads */
         if (k < end) {
             expect_proto(op, pre, k);
         } else {
@@ -1294,211 +1058,13 @@ static void test_decode_truncated(void **state)
 /* ---- streams --------------------------------------------------------------
  */
 
-/* "data: <line>\n\n" for each line of a chunks file, then [DONE]. */
-static char *wire_from_lines(const char *const *lines, size_t n, size_t *len)
-{
-    llmux__buf b = {0};
-    size_t i;
-    for (i = 0; i < n; i++)
-        assert_int_equal(llmux__buf_printf(&b, "data: %s\n\n", lines[i]), 0);
-    assert_int_equal(llmux__buf_printf(&b, "data: [DONE]\n\n"), 0);
-    *len = b.len;
-    return b.p;
-}
-
-/* The lines of a chunks file (modified in place). */
-static size_t split_lines(char *text, char ***out)
-{
-    size_t n = 0, cap = 16;
-    char **v = malloc(cap * sizeof *v), *p = text;
-    assert_non_null(v);
-    while (p && *p) {
-        char *nl = strchr(p, '\n');
-        if (nl)
-            *nl = '\0';
-        if (*p) {
-            if (n == cap) {
-                cap *= 2;
-                v = realloc(v, cap * sizeof *v);
-                assert_non_null(v);
-            }
-            v[n++] = p;
-        }
-        p = nl ? nl + 1 : NULL;
-    }
-    *out = v;
-    return n;
-}
-
-typedef struct stream_run {
-    llmux__prepared *p;
-    llmux_chunk ch;
-    llmux_response *acc;
-    int done;       /* [DONE] was seen */
-    int after_done; /* events after [DONE] */
-    int events;     /* chunks decoded */
-    int err;        /* the error that stopped the stream */
-    char *err_msg, *err_type;
-} stream_run;
-
-static int on_event(void *ud, const llmux_event *ev)
-{
-    stream_run *s = ud;
-    int rc;
-    if (s->done) {
-        s->after_done++;
-        return 0;
-    }
-    rc = llmux__decode_event(s->p, ev, &s->ch);
-    if (rc == LLMUX_EVENT_DONE) {
-        s->done = 1;
-        return 0;
-    }
-    if (rc < 0) {
-        s->err = rc;
-        s->err_msg = s->ch.o.err_msg ? strdup(s->ch.o.err_msg) : NULL;
-        s->err_type = s->ch.o.err_type ? strdup(s->ch.o.err_type) : NULL;
-        return rc;
-    }
-    assert_int_equal(rc, 0);
-    assert_int_equal(s->ch.o.err_code, 0);
-    assert_int_equal(llmux__out_merge(&s->acc->o, &s->ch.o), 0);
-    s->events++;
-    return 0;
-}
-
-/* Summary of everything a stream produced, to compare runs. */
-static char *summary(const stream_run *s)
-{
-    const llmux_response *r = s->acc;
-    const llmux_usage *u = llmux_response_usage(r);
-    llmux__buf b = {0};
-    size_t i;
-    llmux__buf_printf(
-        &b,
-        "done=%d err=%d events=%d\ntext=%s\nreasoning=%s\n"
-        "refusal=%s\nfinish=%d raw=%s\nusage=%ld/%ld/%ld/"
-        "%ld/%ld\nid=%s model=%s created=%lld\n",
-        s->done, s->err, s->events, llmux_response_text(r, NULL),
-        llmux_response_reasoning(r) ? llmux_response_reasoning(r) : "-",
-        llmux_response_refusal(r) ? llmux_response_refusal(r) : "-",
-        llmux_response_finish(r),
-        llmux_response_finish_raw(r) ? llmux_response_finish_raw(r) : "-",
-        u->prompt_tokens, u->completion_tokens, u->total_tokens,
-        u->cached_tokens, u->reasoning_tokens, r->o.id ? r->o.id : "-",
-        r->o.model ? r->o.model : "-", llmux_response_created(r));
-    for (i = 0; i < llmux_response_tool_call_count(r); i++) {
-        const llmux_tool_call *tc = llmux_response_tool_call(r, i);
-        llmux__buf_printf(&b, "call %d id=%s name=%s args=%s\n", tc->index,
-                          tc->id ? tc->id : "-", tc->name ? tc->name : "-",
-                          tc->arguments);
-    }
-    return b.p;
-}
-
-static void run_free(stream_run *s)
-{
-    llmux__out_free(&s->ch.o);
-    llmux_response_free(s->acc);
-    free(s->err_msg);
-    free(s->err_type);
-}
-
-/*
- * Runs `wire` through the framer cut at the sorted offsets `cuts` and
- * decodes it as a stream of `op` on prepared request `p`. The caller
- * frees with run_free.
- */
-static void run_stream(llmux__prepared *p, llmux_op op, const char *wire,
-                       size_t len, const size_t *cuts, size_t ncuts,
-                       stream_run *s)
-{
-    llmux__framer f;
-    size_t i, at = 0;
-    int rc = 0;
-    memset(s, 0, sizeof *s);
-    s->p = p;
-    llmux__out_init(&s->ch.o, op, 1);
-    s->acc = llmux__response_new(op, "openai");
-    s->ch.acc = &s->acc->o;
-    assert_non_null(s->acc);
-    llmux__framer_init(&f, LLMUX_FRAMING_SSE, 1 << 20);
-    for (i = 0; i <= ncuts && rc == 0; i++) {
-        size_t end = i < ncuts ? cuts[i] : len;
-        /* each piece in its own exact-size buffer */
-        char *piece = xstrndup(wire + at, end - at);
-        rc = llmux__framer_feed(&f, piece, end - at, on_event, s);
-        free(piece);
-        at = end;
-    }
-    if (rc == 0)
-        rc = llmux__framer_finish(&f, on_event, s);
-    llmux__framer_free(&f);
-    assert_int_equal(rc, s->err);
-}
-
 /* A prepared streaming request of `op` (chat or complete). */
 static llmux_request *stream_req(llmux_op op, llmux__prepared *p)
 {
-    llmux_request *r = new_req(op, "openai/gpt-test;" BASE);
-    if (op == LLMUX_OP_CHAT)
-        assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
-    else
-        assert_int_equal(llmux_request_set_prompt(r, "x"), 0);
+    llmux_request *r = pt_op_req(op, "openai/gpt-test;" BASE);
     assert_int_equal(llmux_request_set_stream(r, 1), 0);
     prep_ok(r, p);
     return r;
-}
-
-/*
- * Runs the stream whole, byte by byte, and split in two at every offset
- * (every `stride`-th offset outside the first and last `edge` bytes when
- * stride > 1); every run must give the same summary. Returns the summary
- * of the whole run (caller frees).
- */
-static char *check_splits(llmux_op op, const char *wire, size_t len,
-                          size_t stride, size_t edge, stream_run *whole)
-{
-    llmux__prepared p;
-    llmux_request *r = stream_req(op, &p);
-    stream_run s;
-    char *want, *got;
-    size_t k, *all;
-
-    run_stream(&p, op, wire, len, NULL, 0, whole);
-    want = summary(whole);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-
-    /* byte by byte: every offset is a boundary at once */
-    all = malloc((len + 1) * sizeof *all);
-    assert_non_null(all);
-    for (k = 0; k < len; k++)
-        all[k] = k + 1;
-    r = stream_req(op, &p);
-    run_stream(&p, op, wire, len, all, len ? len - 1 : 0, &s);
-    got = summary(&s);
-    assert_string_equal(got, want);
-    free(got);
-    run_free(&s);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    free(all);
-
-    for (k = 1; k < len; k++) {
-        if (stride > 1 && k > edge && k + edge < len && k % stride)
-            continue;
-        r = stream_req(op, &p); /* a fresh call state for each run */
-        run_stream(&p, op, wire, len, &k, 1, &s);
-        got = summary(&s);
-        if (strcmp(got, want) != 0)
-            fail_msg("split at %zu:\n%s\nwant:\n%s", k, got, want);
-        free(got);
-        run_free(&s);
-        llmux__prepared_free(&p);
-        llmux_request_free(r);
-    }
-    return want;
 }
 
 /* What a chunks file should fold to, computed independently with json-c. */
@@ -1556,11 +1122,11 @@ static void check_chunks_file(llmux_op op, const char *path, size_t stride,
 {
     char *text = slurp(path, NULL), **lines, *wire, *want;
     size_t n = split_lines(text, &lines), len;
-    stream_run whole;
+    pt_stream whole;
     expect e;
     expect_from_lines(lines, n, &e);
-    wire = wire_from_lines((const char *const *)lines, n, &len);
-    want = check_splits(op, wire, len, stride, 700, &whole);
+    wire = pt_sse_wire((const char *const *)lines, n, &len);
+    want = pt_check_splits(&oai, op, wire, len, stride, 700, &whole);
     assert_true(whole.done);
     assert_int_equal(whole.after_done, 0);
     assert_int_equal(whole.err, 0);
@@ -1573,7 +1139,7 @@ static void check_chunks_file(llmux_op op, const char *path, size_t stride,
     assert_int_equal(llmux_response_usage(whole.acc)->completion_tokens,
                      e.completion);
     assert_int_equal(llmux_response_usage(whole.acc)->total_tokens, e.total);
-    run_free(&whole);
+    pt_stream_free(&whole);
     free(want);
     llmux__buf_free(&e.text);
     free(e.finish_copy);
@@ -1600,14 +1166,14 @@ static void test_stream_completion_fixture(void **state)
 }
 
 /* Runs a chunks file once, whole; the caller checks and frees `s`. */
-static void run_file(llmux_op op, const char *path, stream_run *s,
+static void run_file(llmux_op op, const char *path, pt_stream *s,
                      llmux__prepared *p, llmux_request **r)
 {
     char *text = slurp(path, NULL), **lines, *wire;
     size_t n = split_lines(text, &lines), len;
-    wire = wire_from_lines((const char *const *)lines, n, &len);
+    wire = pt_sse_wire((const char *const *)lines, n, &len);
     *r = stream_req(op, p);
-    run_stream(p, op, wire, len, NULL, 0, s);
+    pt_run_stream(&oai, p, op, wire, len, NULL, 0, s);
     llmux__free(wire);
     free(lines);
     free(text);
@@ -1618,7 +1184,7 @@ static void test_stream_mistral_fixtures(void **state)
     const llmux_tool_call *tc;
     llmux__prepared p;
     llmux_request *r;
-    stream_run s;
+    pt_stream s;
     (void)state;
     check_chunks_file(LLMUX_OP_CHAT, FIX_MIS "mistral-text.chunks.txt", 1,
                       LLMUX_FINISH_STOP);
@@ -1637,7 +1203,7 @@ static void test_stream_mistral_fixtures(void **state)
     assert_string_equal(tc->id, "gSIMJiOkT");
     assert_string_equal(tc->name, "weather");
     assert_string_equal(tc->arguments, "{\"location\": \"San Francisco\"}");
-    run_free(&s);
+    pt_stream_free(&s);
     llmux__prepared_free(&p);
     llmux_request_free(r);
 
@@ -1651,7 +1217,7 @@ static void test_stream_mistral_fixtures(void **state)
     assert_string_equal(tc->arguments,
                         "{\"query\": \"current Berlin weather\"}");
     assert_int_equal(llmux_response_usage(s.acc)->cached_tokens, 128);
-    run_free(&s);
+    pt_stream_free(&s);
     llmux__prepared_free(&p);
     llmux_request_free(r);
 
@@ -1661,17 +1227,17 @@ static void test_stream_mistral_fixtures(void **state)
         llmux_response_reasoning(s.acc),
         "The user is asking for 2+2. This is basic arithmetic. 2+2=4.");
     assert_string_equal(llmux_response_text(s.acc, NULL), "2 + 2 = 4");
-    run_free(&s);
+    pt_stream_free(&s);
     llmux__prepared_free(&p);
     llmux_request_free(r);
 }
 
 /* Runs hand-made payloads as one stream; returns the whole run. */
-static char *hand_stream(const char *const *lines, size_t n, stream_run *s)
+static char *hand_stream(const char *const *lines, size_t n, pt_stream *s)
 {
     size_t len;
-    char *wire = wire_from_lines(lines, n, &len), *sum;
-    sum = check_splits(LLMUX_OP_CHAT, wire, len, 1, 0, s);
+    char *wire = pt_sse_wire(lines, n, &len), *sum;
+    sum = pt_check_splits(&oai, LLMUX_OP_CHAT, wire, len, 1, 0, s);
     llmux__free(wire);
     return sum;
 }
@@ -1710,7 +1276,7 @@ static void test_stream_parallel_tools(void **state)
         "\"usage\":{\"prompt_tokens\":80,\"completion_tokens\":40,"
         "\"total_tokens\":120,\"prompt_tokens_details\":{\"cached_tokens\":"
         "64},\"completion_tokens_details\":{\"reasoning_tokens\":8}}}"};
-    stream_run s;
+    pt_stream s;
     const llmux_tool_call *tc;
     const llmux_usage *u;
     char *sum;
@@ -1738,7 +1304,7 @@ static void test_stream_parallel_tools(void **state)
     assert_int_equal(u->reasoning_tokens, 8);
     assert_string_equal(llmux_response_id(s.acc), "chatcmpl-9");
     assert_int_equal(llmux_response_created(s.acc), 1727346171);
-    run_free(&s);
+    pt_stream_free(&s);
     free(sum);
 
     /* each chunk on its own: the deltas as sent */
@@ -1839,7 +1405,7 @@ static void test_stream_tool_call_shapes(void **state)
               "\"{}\"}},{\"index\":3,\"function\":{\"arguments\":\"[]\"}}]}",
               "null")};
     const llmux_tool_call *tc;
-    stream_run s;
+    pt_stream s;
     char *sum;
     (void)state;
     sum = hand_stream(ollama, 3, &s);
@@ -1853,7 +1419,7 @@ static void test_stream_tool_call_shapes(void **state)
     assert_string_equal(tc->id, "call_2");
     assert_string_equal(tc->name, "b");
     assert_string_equal(tc->arguments, "{}");
-    run_free(&s);
+    pt_stream_free(&s);
     free(sum);
 
     sum = hand_stream(noindex, 5, &s);
@@ -1866,7 +1432,7 @@ static void test_stream_tool_call_shapes(void **state)
     assert_int_equal(tc->index, 1);
     assert_string_equal(tc->id, "B");
     assert_string_equal(tc->arguments, "[3] ");
-    run_free(&s);
+    pt_stream_free(&s);
     free(sum);
 
     sum = hand_stream(sparse, 2, &s);
@@ -1879,7 +1445,7 @@ static void test_stream_tool_call_shapes(void **state)
     assert_int_equal(tc->index, 1);
     assert_string_equal(tc->id, "c1");
     assert_string_equal(tc->arguments, "{}");
-    run_free(&s);
+    pt_stream_free(&s);
     free(sum);
 }
 
@@ -1893,7 +1459,7 @@ static void test_stream_refusal_reasoning(void **state)
         CHUNK("{\"refusal\":\"I'm sorry, \"}", "null"),
         CHUNK("{\"refusal\":\"I can't help with that.\"}", "null"),
         CHUNK("{}", "\"content_filter\"")};
-    stream_run s;
+    pt_stream s;
     char *sum;
     (void)state;
     sum = hand_stream(lines, sizeof lines / sizeof lines[0], &s);
@@ -1904,7 +1470,7 @@ static void test_stream_refusal_reasoning(void **state)
     assert_int_equal(llmux_response_finish(s.acc), LLMUX_FINISH_CONTENT_FILTER);
     /* no include_usage chunk: usage unknown */
     assert_int_equal(llmux_response_usage(s.acc)->total_tokens, -1);
-    run_free(&s);
+    pt_stream_free(&s);
     free(sum);
 }
 
@@ -1917,19 +1483,19 @@ static void test_stream_error_event(void **state)
         "null}}",
         CHUNK("{\"content\":\"lo\"}", "null")};
     size_t len;
-    char *wire = wire_from_lines(lines, 3, &len);
+    char *wire = pt_sse_wire(lines, 3, &len);
     llmux__prepared p;
     llmux_request *r = stream_req(LLMUX_OP_CHAT, &p);
-    stream_run s;
+    pt_stream s;
     (void)state;
-    run_stream(&p, LLMUX_OP_CHAT, wire, len, NULL, 0, &s);
+    pt_run_stream(&oai, &p, LLMUX_OP_CHAT, wire, len, NULL, 0, &s);
     assert_int_equal(s.err, LLMUX_EPROVIDER);
     assert_int_equal(s.events, 1);
     assert_string_equal(s.err_msg, "The server had an error while processing "
                                    "your request.");
     assert_string_equal(s.err_type, "server_error");
     assert_string_equal(llmux_response_text(s.acc, NULL), "Hel");
-    run_free(&s);
+    pt_stream_free(&s);
     llmux__prepared_free(&p);
     llmux_request_free(r);
     llmux__free(wire);
@@ -1938,10 +1504,10 @@ static void test_stream_error_event(void **state)
     {
         static const char w[] = "event: error\ndata: upstream overloaded\n\n";
         r = stream_req(LLMUX_OP_CHAT, &p);
-        run_stream(&p, LLMUX_OP_CHAT, w, sizeof w - 1, NULL, 0, &s);
+        pt_run_stream(&oai, &p, LLMUX_OP_CHAT, w, sizeof w - 1, NULL, 0, &s);
         assert_int_equal(s.err, LLMUX_EPROVIDER);
         assert_string_equal(s.err_msg, "upstream overloaded");
-        run_free(&s);
+        pt_stream_free(&s);
         llmux__prepared_free(&p);
         llmux_request_free(r);
     }
@@ -1950,25 +1516,7 @@ static void test_stream_error_event(void **state)
 /* Decodes one event payload on a fresh streaming request. */
 static int one_event(const char *data, size_t len, char **msg)
 {
-    llmux__prepared p;
-    llmux_request *r = stream_req(LLMUX_OP_CHAT, &p);
-    llmux_chunk ch;
-    llmux_event ev;
-    char *copy = xstrndup(data, len);
-    int rc;
-    memset(&ch, 0, sizeof ch);
-    llmux__out_init(&ch.o, LLMUX_OP_CHAT, 1);
-    memset(&ev, 0, sizeof ev);
-    ev.struct_size = sizeof ev;
-    ev.data = copy;
-    ev.data_len = len;
-    rc = llmux__decode_event(&p, &ev, &ch);
-    *msg = ch.o.err_msg ? strdup(ch.o.err_msg) : NULL;
-    llmux__out_free(&ch.o);
-    free(copy);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    return rc;
+    return pt_one_event(&oai, LLMUX_OP_CHAT, data, len, msg, NULL);
 }
 
 static void test_stream_garbage(void **state)
@@ -2049,18 +1597,18 @@ static void test_stream_cut(void **state)
         CHUNK("{\"content\":\"par\"}", "null"),
         CHUNK("{\"content\":\"tial\"}", "null")};
     size_t len;
-    char *wire = wire_from_lines(lines, 2, &len);
+    char *wire = pt_sse_wire(lines, 2, &len);
     llmux__prepared p;
     llmux_request *r = stream_req(LLMUX_OP_CHAT, &p);
-    stream_run s;
+    pt_stream s;
     (void)state;
     /* drop "data: [DONE]\n\n" and the last event's blank line */
-    run_stream(&p, LLMUX_OP_CHAT, wire, len - 16, NULL, 0, &s);
+    pt_run_stream(&oai, &p, LLMUX_OP_CHAT, wire, len - 16, NULL, 0, &s);
     assert_false(s.done);
     assert_int_equal(s.err, 0);
     assert_string_equal(llmux_response_text(s.acc, NULL), "partial");
     assert_int_equal(llmux_response_finish(s.acc), LLMUX_FINISH_NONE);
-    run_free(&s);
+    pt_stream_free(&s);
     llmux__prepared_free(&p);
     llmux_request_free(r);
     llmux__free(wire);
@@ -2380,13 +1928,6 @@ static void test_codec_configure(void **state)
     assert_null(d);
 }
 
-static int teardown_all(void **state)
-{
-    (void)state;
-    llmux__providers_cleanup();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2426,5 +1967,5 @@ int main(void)
         cmocka_unit_test(test_codec_pieces),
         cmocka_unit_test(test_codec_configure),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown_all);
+    return cmocka_run_group_tests(tests, NULL, pt_teardown);
 }

@@ -108,16 +108,8 @@ static void aa_stream_error(mock_ctx *ctx, const char *message)
 
 static int aa_auth(mock_ctx *ctx)
 {
-    const char *h = llmux_mock_record_header(ctx->rec, "Authorization");
-    const char *key = NULL;
+    const char *key = llmux__mock_bearer(ctx);
 
-    if (h && strncmp(h, "Bearer ", 7) == 0) {
-        key = h + 7;
-        while (*key == ' ')
-            key++;
-        if (!*key)
-            key = NULL;
-    }
     if (!key || strcmp(key, "bad-key") == 0) {
         aa_error(ctx, 401, NULL, "UNAUTHENTICATED", NULL,
                  key ? "The provided token is invalid. (mock)"
@@ -684,12 +676,9 @@ static void aa_models(mock_ctx *ctx)
  * text is n bytes of 'x'. */
 static void aa_huge(mock_ctx *ctx, size_t n)
 {
-    size_t pl = strlen(ctx->path);
-    mock_chat_plan p;
-
     if (!ctx->model)
         ctx->model = "llama-3.1-8b-instruct";
-    if (pl >= 9 && strcmp(ctx->path + pl - 9, "/complete") == 0) {
+    if (llmux__mock_path_ends(ctx, "/complete")) {
         json_object *o = json_object_new_object();
         json_object *list = json_object_new_array();
         json_object *c = json_object_new_object();
@@ -705,14 +694,7 @@ static void aa_huge(mock_ctx *ctx, size_t n)
         llmux__mock_splice_x(ctx->reply, "\"completion\":\"\"", n);
         return;
     }
-    memset(&p, 0, sizeof(p));
-    p.content = llmux__mock_strdup("");
-    p.finish = "stop";
-    p.completion_tokens = n ? 1 : 0;
-    if (p.content)
-        llmux__mock_oai_chat(ctx, &p, &aa_dialect, 0, 0);
-    llmux__mock_chat_plan_free(&p);
-    llmux__mock_splice_x(ctx->reply, "\"content\":\"\"", n);
+    llmux__mock_oai_huge(ctx, &aa_dialect, n);
 }
 
 /* ---- protocol table entry ---------------------------------------------- */

@@ -435,6 +435,20 @@ void llmux__mock_oai_chat(mock_ctx *ctx, const mock_chat_plan *p,
     free(id);
 }
 
+void llmux__mock_oai_huge(mock_ctx *ctx, const mock_oai_dialect *d, size_t n)
+{
+    mock_chat_plan p;
+
+    memset(&p, 0, sizeof(p));
+    p.content = llmux__mock_strdup("");
+    p.finish = "stop";
+    p.completion_tokens = n ? 1 : 0;
+    if (p.content)
+        llmux__mock_oai_chat(ctx, &p, d, 0, 0);
+    llmux__mock_chat_plan_free(&p);
+    llmux__mock_splice_x(ctx->reply, "\"content\":\"\"", n);
+}
+
 /* ---- OpenAI-shaped embeddings ------------------------------------------ */
 
 void llmux__mock_oai_embed_list(mock_ctx *ctx, const char *id)
@@ -442,42 +456,34 @@ void llmux__mock_oai_embed_list(mock_ctx *ctx, const char *id)
     json_object *input = jget(ctx->json, "input");
     json_object *root, *data, *usage;
     size_t i, n, words = 0;
+    long count;
+    int bad_item;
 
     if (!ctx->model) {
         ctx->proto->error(ctx, 400, "invalid_request_error", NULL, "model",
                           "you must provide a model parameter");
         return;
     }
-    if (input && json_object_is_type(input, json_type_string)) {
-        n = 1;
-    } else if (input && json_object_is_type(input, json_type_array) &&
-               json_object_array_length(input) > 0) {
-        n = json_object_array_length(input);
-        for (i = 0; i < n; i++)
-            if (!json_object_is_type(json_object_array_get_idx(input, i),
-                                     json_type_string))
-                break;
-        if (i < n) {
-            ctx->proto->error(ctx, 400, "invalid_request_error", NULL, "input",
-                              "the mock takes only string inputs");
-            return;
-        }
-    } else {
+    count = llmux__mock_inputs(input, &bad_item);
+    if (bad_item) {
+        ctx->proto->error(ctx, 400, "invalid_request_error", NULL, "input",
+                          "the mock takes only string inputs");
+        return;
+    }
+    if (count <= 0) {
         ctx->proto->error(ctx, 400, "invalid_request_error", NULL, "input",
                           "'input' must be a string or an array of strings");
         return;
     }
+    n = (size_t)count;
     root = json_object_new_object();
     data = json_object_new_array();
     if (id)
         jadd(root, "id", jstring(id));
     jadd(root, "object", jstring("list"));
     for (i = 0; i < n; i++) {
-        json_object *s = json_object_is_type(input, json_type_string)
-                             ? input
-                             : json_object_array_get_idx(input, i);
-        const char *text = json_object_get_string(s);
-        size_t len = (size_t)json_object_get_string_len(s);
+        size_t len;
+        const char *text = llmux__mock_input_text(input, i, &len);
         json_object *item = json_object_new_object();
 
         words += llmux__mock_count_words(text, len);

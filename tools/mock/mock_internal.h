@@ -186,6 +186,19 @@ extern const mock_protocol llmux__mock_aleph;
 
 /* ---- JSON helpers ------------------------------------------------------ */
 
+/* The key of an "Authorization: Bearer <key>" request header (spaces after
+ * "Bearer " skipped), or NULL when there is none or it is empty. */
+const char *llmux__mock_bearer(const mock_ctx *ctx);
+/* Appends the OpenAI-style stream error event {"error":{"message",
+ * "type","param":null,"code":null}} (message NULL: a default). */
+void llmux__mock_sse_error(mock_ctx *ctx, const char *message,
+                           const char *type);
+/* True when the request's response_format asks for JSON (json_object or
+ * json_schema). */
+int llmux__mock_json_mode(json_object *req);
+/* True when the request path ends with `suffix`. */
+int llmux__mock_path_ends(const mock_ctx *ctx, const char *suffix);
+
 /* Member `key` of object `o`, or NULL (also when `o` is not an object). */
 json_object *llmux__mock_get(json_object *o, const char *key);
 /* String member, or NULL when absent or not a string. */
@@ -196,6 +209,15 @@ int llmux__mock_true(json_object *o, const char *key);
 long llmux__mock_int(json_object *o, const char *key);
 /* New JSON string; NULL gives "". */
 json_object *llmux__mock_jstr(const char *s);
+/*
+ * The texts of an embeddings "input": a string or an array of strings.
+ * Returns their number (0 for an empty array), or -1 when `input` is
+ * missing or of another type, or holds something else than strings (then
+ * *bad_item is set to 1, else to 0).
+ */
+long llmux__mock_inputs(json_object *input, int *bad_item);
+/* Text i of an "input" that llmux__mock_inputs accepted; length in *len. */
+const char *llmux__mock_input_text(json_object *input, size_t i, size_t *len);
 /* JSON array of the MOCK_EMBED_DIM floats of the text's embedding. */
 json_object *llmux__mock_embedding_json(const char *s, size_t len);
 /* Appends the text of a message "content": a string, or the "text" of
@@ -276,6 +298,9 @@ typedef struct mock_oai_dialect {
 void llmux__mock_oai_chat(mock_ctx *ctx, const mock_chat_plan *p,
                           const mock_oai_dialect *d, int stream,
                           int include_usage);
+/* huge=N: a whole chat.completion in dialect `d` whose content is n bytes
+ * of 'x' (ctx->model must be set). */
+void llmux__mock_oai_huge(mock_ctx *ctx, const mock_oai_dialect *d, size_t n);
 /* Builds the OpenAI-shaped embedding list of "input" (a string or an array
  * of strings) and replies with it (or a 400); `id` adds an "id" member. */
 void llmux__mock_oai_embed_list(mock_ctx *ctx, const char *id);

@@ -149,29 +149,13 @@ static void mis_error(mock_ctx *ctx, int status, const char *type,
  * convention, an event with an "error" object. */
 static void mis_stream_error(mock_ctx *ctx, const char *message)
 {
-    json_object *root = json_object_new_object();
-    json_object *err = json_object_new_object();
-
-    jadd(err, "message", jstring(message ? message : "mock stream error"));
-    jadd(err, "type", jstring("internal_error"));
-    jadd(err, "param", NULL);
-    jadd(err, "code", NULL);
-    jadd(root, "error", err);
-    llmux__mock_sse_json(ctx->reply, root);
+    llmux__mock_sse_error(ctx, message, "internal_error");
 }
 
 static int mis_auth(mock_ctx *ctx)
 {
-    const char *h = llmux_mock_record_header(ctx->rec, "Authorization");
-    const char *key = NULL;
+    const char *key = llmux__mock_bearer(ctx);
 
-    if (h && strncmp(h, "Bearer ", 7) == 0) {
-        key = h + 7;
-        while (*key == ' ')
-            key++;
-        if (!*key)
-            key = NULL;
-    }
     if (!key) {
         /* The older gateway's shape. */
         json_object *root = json_object_new_object();
@@ -270,7 +254,7 @@ static int stream_flag(mock_ctx *ctx)
 
 static void mis_chat(mock_ctx *ctx)
 {
-    json_object *req = ctx->json, *fmt_type;
+    json_object *req = ctx->json;
     mock_chat_in in;
     mock_chat_plan p;
 
@@ -282,11 +266,7 @@ static void mis_chat(mock_ctx *ctx)
     /* tool_choice: auto, any, required, none or a named function */
     in.tool = llmux__mock_pick_tool(req);
     in.max_tokens = jint(req, "max_tokens");
-    fmt_type = jget(jget(req, "response_format"), "type");
-    in.json_reply =
-        fmt_type && json_object_is_type(fmt_type, json_type_string) &&
-        (strcmp(json_object_get_string(fmt_type), "json_object") == 0 ||
-         strcmp(json_object_get_string(fmt_type), "json_schema") == 0);
+    in.json_reply = llmux__mock_json_mode(req);
     if (llmux__mock_chat_plan(ctx, &in, &p) < 0)
         return;
     llmux__mock_oai_chat(ctx, &p, &mis_dialect, stream_flag(ctx), 0);
@@ -379,18 +359,9 @@ static void mis_models(mock_ctx *ctx)
 /* huge=N: a chat.completion whose content is n bytes of 'x'. */
 static void mis_huge(mock_ctx *ctx, size_t n)
 {
-    mock_chat_plan p;
-
-    memset(&p, 0, sizeof(p));
-    p.content = llmux__mock_strdup("");
-    p.finish = "stop";
-    p.completion_tokens = n ? 1 : 0;
     if (!ctx->model)
         ctx->model = "mistral-small-latest";
-    if (p.content)
-        llmux__mock_oai_chat(ctx, &p, &mis_dialect, 0, 0);
-    llmux__mock_chat_plan_free(&p);
-    llmux__mock_splice_x(ctx->reply, "\"content\":\"\"", n);
+    llmux__mock_oai_huge(ctx, &mis_dialect, n);
 }
 
 /* ---- protocol table entry ---------------------------------------------- */

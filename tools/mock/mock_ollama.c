@@ -349,39 +349,26 @@ static void oll_generate(mock_ctx *ctx)
 static void oll_embed(mock_ctx *ctx)
 {
     json_object *input = jget(ctx->json, "input"), *root, *vecs;
-    size_t i, n = 0, words = 0;
-    int stream;
+    size_t i, n, words = 0;
+    long count;
+    int stream, bad_item;
 
     if (oll_common(ctx, &stream) < 0)
         return;
-    if (input && json_object_is_type(input, json_type_string)) {
-        n = 1;
-    } else if (input && json_object_is_type(input, json_type_array)) {
-        n = json_object_array_length(input);
-        for (i = 0; i < n; i++)
-            if (!json_object_is_type(json_object_array_get_idx(input, i),
-                                     json_type_string))
-                break;
-        if (i < n)
-            input = NULL;
-    } else {
-        input = NULL;
-    }
-    if (!input) {
+    count = llmux__mock_inputs(input, &bad_item);
+    if (count < 0) {
         oll_error(ctx, 400, NULL, NULL, NULL,
                   "invalid input type: want a string or an array of "
                   "strings");
         return;
     }
+    n = (size_t)count;
     root = json_object_new_object();
     vecs = json_object_new_array();
     jadd(root, "model", jstring(ctx->model));
     for (i = 0; i < n; i++) {
-        json_object *s = json_object_is_type(input, json_type_string)
-                             ? input
-                             : json_object_array_get_idx(input, i);
-        const char *text = json_object_get_string(s);
-        size_t len = (size_t)json_object_get_string_len(s);
+        size_t len;
+        const char *text = llmux__mock_input_text(input, i, &len);
         words += llmux__mock_count_words(text, len);
         json_object_array_add(vecs, llmux__mock_embedding_json(text, len));
     }
@@ -439,8 +426,7 @@ static void oll_tags(mock_ctx *ctx)
  * bytes of 'x'. */
 static void oll_huge(mock_ctx *ctx, size_t n)
 {
-    size_t pl = strlen(ctx->path);
-    int gen = pl >= 13 && strcmp(ctx->path + pl - 13, "/api/generate") == 0;
+    int gen = llmux__mock_path_ends(ctx, "/api/generate");
     json_object *o;
 
     if (!ctx->model)

@@ -80,29 +80,13 @@ static void bad_request(mock_ctx *ctx, const char *message, const char *param)
 
 static void oai_stream_error(mock_ctx *ctx, const char *message)
 {
-    json_object *root = json_object_new_object();
-    json_object *err = json_object_new_object();
-
-    jadd(err, "message", jstring(message ? message : "mock stream error"));
-    jadd(err, "type", jstring("server_error"));
-    jadd(err, "param", NULL);
-    jadd(err, "code", NULL);
-    jadd(root, "error", err);
-    llmux__mock_sse_json(ctx->reply, root);
+    llmux__mock_sse_error(ctx, message, "server_error");
 }
 
 static int oai_auth(mock_ctx *ctx)
 {
-    const char *h = llmux_mock_record_header(ctx->rec, "Authorization");
-    const char *key = NULL;
+    const char *key = llmux__mock_bearer(ctx);
 
-    if (h && strncmp(h, "Bearer ", 7) == 0) {
-        key = h + 7;
-        while (*key == ' ')
-            key++;
-        if (!*key)
-            key = NULL;
-    }
     if (!key) {
         oai_error(ctx, 401, "invalid_request_error", NULL, NULL,
                   "You didn't provide an API key. You need to provide your "
@@ -128,7 +112,7 @@ static const mock_oai_dialect oai_dialect = {
 
 static void oai_chat(mock_ctx *ctx)
 {
-    json_object *req = ctx->json, *fmt_type;
+    json_object *req = ctx->json;
     mock_chat_in in;
     mock_chat_plan p;
 
@@ -139,11 +123,7 @@ static void oai_chat(mock_ctx *ctx)
     in.max_tokens = jint(req, "max_completion_tokens");
     if (in.max_tokens < 0)
         in.max_tokens = jint(req, "max_tokens");
-    fmt_type = jget(jget(req, "response_format"), "type");
-    in.json_reply =
-        fmt_type && json_object_is_type(fmt_type, json_type_string) &&
-        (strcmp(json_object_get_string(fmt_type), "json_object") == 0 ||
-         strcmp(json_object_get_string(fmt_type), "json_schema") == 0);
+    in.json_reply = llmux__mock_json_mode(req);
     if (llmux__mock_chat_plan(ctx, &in, &p) < 0)
         return;
     llmux__mock_oai_chat(ctx, &p, &oai_dialect, jbool(req, "stream"),
@@ -274,18 +254,9 @@ static void oai_models(mock_ctx *ctx)
  * around json-c's text so the big content is never copied twice. */
 static void oai_huge(mock_ctx *ctx, size_t n)
 {
-    mock_chat_plan p;
-
-    memset(&p, 0, sizeof(p));
-    p.content = llmux__mock_strdup("");
-    p.finish = "stop";
-    p.completion_tokens = n ? 1 : 0;
     if (!ctx->model)
         ctx->model = "mock-model";
-    if (p.content)
-        llmux__mock_oai_chat(ctx, &p, &oai_dialect, 0, 0);
-    llmux__mock_chat_plan_free(&p);
-    llmux__mock_splice_x(ctx->reply, "\"content\":\"\"", n);
+    llmux__mock_oai_huge(ctx, &oai_dialect, n);
 }
 
 /* ---- protocol table entry ----------------------------------------------- */

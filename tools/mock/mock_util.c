@@ -440,7 +440,10 @@ void llmux__mock_sse_text(mock_reply *r, const char *text)
     llmux__mock_buf_free(&b);
 }
 
-void llmux__mock_sse_json(mock_reply *r, json_object *o)
+/* Appends `prefix`, the JSON text of `o` (consumed) and `suffix` as one
+ * event. */
+static void event_json(mock_reply *r, json_object *o, const char *prefix,
+                       const char *suffix)
 {
     size_t len;
     const char *s;
@@ -451,9 +454,9 @@ void llmux__mock_sse_json(mock_reply *r, json_object *o)
         return;
     }
     s = llmux__mock_json_text(o, &len);
-    llmux__mock_buf_add(&b, "data: ", 6);
+    llmux__mock_buf_adds(&b, prefix);
     llmux__mock_buf_add(&b, s, len);
-    llmux__mock_buf_add(&b, "\n\n", 2);
+    llmux__mock_buf_adds(&b, suffix);
     json_object_put(o);
     if (b.oom)
         r->oom = 1;
@@ -462,25 +465,14 @@ void llmux__mock_sse_json(mock_reply *r, json_object *o)
     llmux__mock_buf_free(&b);
 }
 
+void llmux__mock_sse_json(mock_reply *r, json_object *o)
+{
+    event_json(r, o, "data: ", "\n\n");
+}
+
 void llmux__mock_ndjson(mock_reply *r, json_object *o)
 {
-    size_t len;
-    const char *s;
-    mock_buf b = {0};
-
-    if (!o) {
-        r->oom = 1;
-        return;
-    }
-    s = llmux__mock_json_text(o, &len);
-    llmux__mock_buf_add(&b, s, len);
-    llmux__mock_buf_add(&b, "\n", 1);
-    json_object_put(o);
-    if (b.oom)
-        r->oom = 1;
-    else
-        llmux__mock_event_raw(r, b.data, b.len);
-    llmux__mock_buf_free(&b);
+    event_json(r, o, "", "\n");
 }
 
 void llmux__mock_reply_header(mock_reply *r, const char *name,
@@ -656,6 +648,80 @@ long llmux__mock_int(json_object *o, const char *key)
 json_object *llmux__mock_jstr(const char *s)
 {
     return json_object_new_string(s ? s : "");
+}
+
+long llmux__mock_inputs(json_object *input, int *bad_item)
+{
+    size_t i, n;
+
+    *bad_item = 0;
+    if (input && json_object_is_type(input, json_type_string))
+        return 1;
+    if (!input || !json_object_is_type(input, json_type_array))
+        return -1;
+    n = json_object_array_length(input);
+    for (i = 0; i < n; i++) {
+        if (!json_object_is_type(json_object_array_get_idx(input, i),
+                                 json_type_string)) {
+            *bad_item = 1;
+            return -1;
+        }
+    }
+    return (long)n;
+}
+
+const char *llmux__mock_input_text(json_object *input, size_t i, size_t *len)
+{
+    json_object *s = json_object_is_type(input, json_type_string)
+                         ? input
+                         : json_object_array_get_idx(input, i);
+
+    *len = (size_t)json_object_get_string_len(s);
+    return json_object_get_string(s);
+}
+
+const char *llmux__mock_bearer(const mock_ctx *ctx)
+{
+    const char *h = llmux_mock_record_header(ctx->rec, "Authorization");
+    const char *key;
+
+    if (!h || strncmp(h, "Bearer ", 7) != 0)
+        return NULL;
+    key = h + 7;
+    while (*key == ' ')
+        key++;
+    return *key ? key : NULL;
+}
+
+void llmux__mock_sse_error(mock_ctx *ctx, const char *message, const char *type)
+{
+    json_object *root = json_object_new_object();
+    json_object *err = json_object_new_object();
+
+    json_object_object_add(
+        err, "message",
+        llmux__mock_jstr(message ? message : "mock stream error"));
+    json_object_object_add(err, "type", llmux__mock_jstr(type));
+    json_object_object_add(err, "param", NULL);
+    json_object_object_add(err, "code", NULL);
+    json_object_object_add(root, "error", err);
+    llmux__mock_sse_json(ctx->reply, root);
+}
+
+int llmux__mock_json_mode(json_object *req)
+{
+    const char *t =
+        llmux__mock_str(llmux__mock_get(req, "response_format"), "type");
+
+    return t &&
+           (strcmp(t, "json_object") == 0 || strcmp(t, "json_schema") == 0);
+}
+
+int llmux__mock_path_ends(const mock_ctx *ctx, const char *suffix)
+{
+    size_t pl = strlen(ctx->path), sl = strlen(suffix);
+
+    return pl >= sl && strcmp(ctx->path + pl - sl, suffix) == 0;
 }
 
 json_object *llmux__mock_embedding_json(const char *s, size_t len)
