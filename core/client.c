@@ -48,9 +48,17 @@ typedef struct llmux__hist {
 
 /* Where requests go (scheme://host:port of the URL): the unit of the
  * per-endpoint limit and its FIFO queue. */
+/* A token bucket: `rate` tokens per ms up to `cap`; rate 0 = no limit. */
+typedef struct llmux__bucket {
+    double tokens, cap, rate;
+    uint64_t last; /* loop time of the last refill */
+} llmux__bucket;
+
 typedef struct llmux__endpoint {
     char *key;
     size_t in_flight;
+    llmux__bucket rq, tk;  /* requests and tokens per minute */
+    uint64_t paused_until; /* a 429's Retry-After or an exhausted quota */
     struct llmux__xfer *qhead, *qtail; /* waiting, FIFO */
     struct llmux__endpoint *next;
 } llmux__endpoint;
@@ -84,6 +92,7 @@ struct llmux__xfer {
     const char *timeout_which;   /* the watchdog that fired, or NULL */
     long first_byte_ms, idle_ms; /* watchdogs, 0 = none */
     uint64_t seq;                /* submission order, for the queues */
+    double est_tokens;           /* charged to the endpoint's token bucket */
     uint64_t t_submit, t_queued, t_attempt; /* loop times in ms */
     llmux__endpoint *ep;
     struct llmux__xfer *wnext, *wprev; /* the endpoint's wait queue */
@@ -145,6 +154,8 @@ struct llmux_client {
     size_t in_flight, queued;
     uint64_t seq;
     llmux__endpoint *endpoints;
+    double rpm, tpm;   /* default rate limits per endpoint */
+    uv_timer_t pump_t; /* wakes the queue when a rate limit allows */
     /* observability */
     llmux_stats st;
     llmux__hist h_queue, h_first_byte, h_total;
@@ -406,18 +417,78 @@ static llmux__endpoint *endpoint_get(struct llmux_client *c, const char *url)
     return e;
 }
 
-static int can_start(const struct llmux_client *c, const llmux__endpoint *e)
+/* Per-minute limit -> bucket with one second of burst. */
+static void bucket_set(llmux__bucket *b, double per_minute, uint64_t now)
+{
+    double rate = per_minute / 60000.0, cap = per_minute / 60.0;
+    if (cap < 1)
+        cap = 1;
+    if (b->rate == rate && b->cap == cap)
+        return;
+    if (!b->rate)
+        b->tokens = cap; /* a new limit starts full */
+    else if (b->tokens > cap)
+        b->tokens = cap;
+    b->rate = rate;
+    b->cap = cap;
+    b->last = now;
+}
+
+static void bucket_refill(llmux__bucket *b, uint64_t now)
+{
+    if (!b->rate || now <= b->last)
+        return;
+    b->tokens += (double)(now - b->last) * b->rate;
+    if (b->tokens > b->cap)
+        b->tokens = b->cap;
+    b->last = now;
+}
+
+/* ms until `need` tokens are there (0 = now). */
+static uint64_t bucket_wait(llmux__bucket *b, double need, uint64_t now)
+{
+    if (!b->rate)
+        return 0;
+    bucket_refill(b, now);
+    if (need > b->cap)
+        need = b->cap; /* a request bigger than the burst waits for a full
+                          bucket, then goes */
+    if (b->tokens >= need)
+        return 0;
+    return (uint64_t)((need - b->tokens) / b->rate) + 1;
+}
+
+/* ms until the endpoint's rate limits let `x` go (0 = now). */
+static uint64_t rate_wait(const struct llmux_client *c, llmux__endpoint *e,
+                          const xfer *x)
+{
+    uint64_t now = uv_now(c->loop), w, t;
+    if (e->paused_until > now)
+        return e->paused_until - now;
+    w = bucket_wait(&e->rq, 1, now);
+    t = bucket_wait(&e->tk, x ? x->est_tokens : 0, now);
+    return w > t ? w : t;
+}
+
+static int can_start_x(const struct llmux_client *c, llmux__endpoint *e,
+                       const xfer *x)
 {
     return (!c->max_in_flight || c->in_flight < c->max_in_flight) &&
-           (!c->max_per_endpoint || e->in_flight < c->max_per_endpoint);
+           (!c->max_per_endpoint || e->in_flight < c->max_per_endpoint) &&
+           rate_wait(c, e, x) == 0;
 }
 
 static void take_slot(xfer *x)
 {
     struct llmux_client *c = x->c;
+    llmux__endpoint *e = x->ep;
     x->holds_slot = 1;
     c->in_flight++;
-    x->ep->in_flight++;
+    e->in_flight++;
+    if (e->rq.rate)
+        e->rq.tokens -= 1;
+    if (e->tk.rate)
+        e->tk.tokens -= x->est_tokens > e->tk.cap ? e->tk.cap : x->est_tokens;
     if (c->in_flight > c->st.max_in_flight)
         c->st.max_in_flight = c->in_flight;
 }
@@ -456,6 +527,13 @@ static void dequeue(xfer *x)
     hist_add(&x->c->h_queue, (uv_now(x->c->loop) - x->t_queued) * 10);
 }
 
+static void pump(struct llmux_client *c);
+
+static void on_pump_timer(uv_timer_t *t)
+{
+    pump(t->data);
+}
+
 /* Starts queued requests while the limits allow, oldest first across
  * endpoints. O(endpoints) per start. A start that fails is finished from
  * the defer timer, so done callbacks never nest here. */
@@ -466,12 +544,26 @@ static void pump(struct llmux_client *c)
         llmux__endpoint *e, *best = NULL;
         xfer *x;
         int rc;
-        for (e = c->endpoints; e; e = e->next)
-            if (e->qhead && can_start(c, e) &&
-                (!best || e->qhead->seq < best->qhead->seq))
+        uint64_t wake = 0;
+        for (e = c->endpoints; e; e = e->next) {
+            uint64_t w;
+            if (!e->qhead ||
+                (c->max_per_endpoint && e->in_flight >= c->max_per_endpoint))
+                continue;
+            w = rate_wait(c, e, e->qhead);
+            if (w) { /* rate limited: remember when to look again */
+                if (!wake || w < wake)
+                    wake = w;
+                continue;
+            }
+            if (!best || e->qhead->seq < best->qhead->seq)
                 best = e;
-        if (!best)
+        }
+        if (!best) {
+            if (wake)
+                uv_timer_start(&c->pump_t, on_pump_timer, wake, 0);
             return;
+        }
         x = best->qhead;
         dequeue(x);
         take_slot(x);
@@ -481,6 +573,121 @@ static void pump(struct llmux_client *c)
             x->defer_code = rc;
             defer_push(x);
         }
+    }
+}
+
+static const char *hdr(CURL *e, const char *name);
+
+/* Rate limits of an endpoint: the request's rpm=/tpm=, else the client's
+ * defaults; the last request that names one sets it. */
+static void endpoint_limits(struct llmux_client *c, llmux__endpoint *e,
+                            const llmux__config *cfg)
+{
+    const char *v;
+    uint64_t now = uv_now(c->loop);
+    double rpm = c->rpm, tpm = c->tpm;
+    if ((v = llmux__config_get(cfg, "rpm")) != NULL)
+        rpm = atof(v); /* validated integer: locale-safe */
+    if ((v = llmux__config_get(cfg, "tpm")) != NULL)
+        tpm = atof(v);
+    if (rpm > 0)
+        bucket_set(&e->rq, rpm, now);
+    if (tpm > 0)
+        bucket_set(&e->tk, tpm, now);
+}
+
+/* Tokens a request will likely cost before it is sent: its text at about
+ * four characters a token, plus the completion it may ask for. */
+static double estimate_tokens(const llmux_request *r)
+{
+    size_t chars = 0, i;
+    for (i = 0; i < r->n_msgs; i++) {
+        if (r->msgs[i].content)
+            chars += strlen(r->msgs[i].content);
+        if (r->msgs[i].content_json)
+            chars += strlen(r->msgs[i].content_json);
+    }
+    if (r->prompt)
+        chars += strlen(r->prompt);
+    for (i = 0; i < r->n_inputs; i++)
+        chars += strlen(r->inputs[i]);
+    return (double)chars / 4.0 + 1.0 +
+           (r->has & LLMUX_HAS_MAX_TOKENS ? (double)r->max_tokens : 0.0);
+}
+
+/* Parses OpenAI's reset durations ("12ms", "1s", "6m0s", "1h2m3.5s") into
+ * ms; -1 when malformed. */
+static double parse_reset(const char *s)
+{
+    double total = 0;
+    int any = 0;
+    while (s && *s) {
+        double v = 0, scale = 0;
+        int digits = 0;
+        while (*s >= '0' && *s <= '9') {
+            v = v * 10 + (*s++ - '0');
+            digits++;
+        }
+        if (*s == '.') {
+            double f = 0.1;
+            for (s++; *s >= '0' && *s <= '9'; s++, f /= 10)
+                v += (*s - '0') * f;
+        }
+        if (!digits)
+            return -1;
+        if (s[0] == 'm' && s[1] == 's')
+            scale = 1, s += 2;
+        else if (*s == 'h')
+            scale = 3600000, s++;
+        else if (*s == 'm')
+            scale = 60000, s++;
+        else if (*s == 's')
+            scale = 1000, s++;
+        else
+            return -1;
+        total += v * scale;
+        any = 1;
+    }
+    return any ? total : -1;
+}
+
+/* Server feedback on the endpoint's limits: a 429's Retry-After pauses the
+ * endpoint for every request of the client; OpenAI's and Mistral's
+ * x-ratelimit-* headers bring the buckets down to what is left. */
+static void rate_feedback(xfer *x, long status)
+{
+    llmux__endpoint *e = x->ep;
+    uint64_t now = uv_now(x->c->loop);
+    const char *v;
+    if (status == 429 && x->retry_after_ms >= 0) {
+        uint64_t until = now + (uint64_t)x->retry_after_ms;
+        if (until > e->paused_until)
+            e->paused_until = until;
+    }
+    if (!e->rq.rate && !e->tk.rate && status != 429)
+        return; /* no limits to adapt: spare the header scans */
+    if ((v = hdr(x->easy, "x-ratelimit-remaining-requests")) != NULL ||
+        (v = hdr(x->easy, "x-ratelimit-remaining-req-minute")) != NULL) {
+        double left = atof(v);
+        if (e->rq.rate) {
+            bucket_refill(&e->rq, now);
+            if (left < e->rq.tokens)
+                e->rq.tokens = left;
+        }
+        if (left < 1) {
+            const char *r = hdr(x->easy, "x-ratelimit-reset-requests");
+            double ms = r ? parse_reset(r) : -1;
+            if (ms > 0 && now + (uint64_t)ms > e->paused_until)
+                e->paused_until = now + (uint64_t)ms;
+        }
+    }
+    if (e->tk.rate &&
+        ((v = hdr(x->easy, "x-ratelimit-remaining-tokens")) != NULL ||
+         (v = hdr(x->easy, "x-ratelimit-remaining-tokens-minute")) != NULL)) {
+        double left = atof(v);
+        bucket_refill(&e->tk, now);
+        if (left < e->tk.tokens)
+            e->tk.tokens = left;
     }
 }
 
@@ -569,6 +776,8 @@ LLMUX_EXTERN int llmux_client_new(llmux_client **out,
         c->max_per_endpoint = opts->max_in_flight_per_endpoint;
         if (opts->max_queue)
             c->max_queue = opts->max_queue;
+        c->rpm = opts->requests_per_minute > 0 ? opts->requests_per_minute : 0;
+        c->tpm = opts->tokens_per_minute > 0 ? opts->tokens_per_minute : 0;
     }
     c->rng =
         (uint64_t)(uintptr_t)c ^ (uint64_t)time(NULL) ^ 0x9E3779B97F4A7C15ull;
@@ -616,9 +825,11 @@ LLMUX_EXTERN int llmux_client_new(llmux_client **out,
                           c->max_connections);
     uv_timer_init(c->loop, &c->timer);
     uv_timer_init(c->loop, &c->defer);
+    uv_timer_init(c->loop, &c->pump_t);
     c->timer.data = c;
     c->defer.data = c;
-    c->handles_open = 2;
+    c->pump_t.data = c;
+    c->handles_open = 3;
     /* an idle client must not keep the loop alive */
     uv_unref((uv_handle_t *)&c->defer);
     *out = c;
@@ -701,8 +912,9 @@ static void on_defer(uv_timer_t *t)
         if (x->start_pending && !x->cancel && !c->closing) {
             int rc;
             x->start_pending = 0;
-            if (!can_start(c, x->ep)) {
+            if (!can_start_x(c, x->ep, x)) {
                 enqueue(x); /* its place was reserved by llmux_submit */
+                pump(c);
                 continue;
             }
             take_slot(x);
@@ -1103,7 +1315,7 @@ static int use_fallback(xfer *x)
     x->ep = endpoint_get(c, x->prep.url);
     if (!x->ep)
         return LLMUX_ENOMEM;
-    if (can_start(c, x->ep)) {
+    if (can_start_x(c, x->ep, x)) {
         take_slot(x);
         rc = xfer_attempt(x);
     } else {
@@ -1138,6 +1350,8 @@ static void xfer_done(xfer *x, CURLcode result)
     x->res->http_status = status;
     x->res->err.retry_after =
         x->retry_after_ms >= 0 ? x->retry_after_ms / 1000.0 : -1;
+    if (status > 0)
+        rate_feedback(x, status);
 
     if (x->cancel) {
         code = x->cancel;
@@ -1383,6 +1597,22 @@ static void xfer_finish(xfer *x, int code, int transport, const char *msg)
     x->state = X_DONE;
     release_slot(x); /* may start queued requests */
     hist_add(&c->h_total, (uv_now(c->loop) - x->t_submit) * 10);
+    if (code == 0 && x->ep && x->ep->tk.rate && res->o.has_usage) {
+        /* charge what the request really cost, not the estimate */
+        long used =
+            res->o.usage.total_tokens >= 0
+                ? res->o.usage.total_tokens
+                : (res->o.usage.prompt_tokens > 0 ? res->o.usage.prompt_tokens
+                                                  : 0) +
+                      (res->o.usage.completion_tokens > 0
+                           ? res->o.usage.completion_tokens
+                           : 0);
+        double charged =
+            x->est_tokens > x->ep->tk.cap ? x->ep->tk.cap : x->est_tokens;
+        x->ep->tk.tokens += charged - (double)used;
+        if (x->ep->tk.tokens > x->ep->tk.cap)
+            x->ep->tk.tokens = x->ep->tk.cap;
+    }
     if (code == 0) {
         c->st.succeeded++;
         if (res->o.usage.prompt_tokens > 0)
@@ -1520,6 +1750,8 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
         rc = LLMUX_ENOMEM;
         goto fail;
     }
+    endpoint_limits(c, x->ep, &req->cfg);
+    x->est_tokens = estimate_tokens(req);
     mr = llmux__config_get(&req->cfg, "max_retries");
     x->max_retries = req->max_retries >= 0 ? req->max_retries
                      : mr                  ? atoi(mr)
@@ -1529,14 +1761,14 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
          * refuses new handles here, so the defer timer starts it (its
          * place in the queue is counted now) */
         if (c->queued + c->pending - c->in_flight >= c->max_queue &&
-            !can_start(c, x->ep)) {
+            !can_start_x(c, x->ep, x)) {
             rc = LLMUX_EQUEUEFULL;
             goto queue_full;
         }
         x->state = X_WAIT;
         x->start_pending = 1;
         rc = 0;
-    } else if (can_start(c, x->ep)) {
+    } else if (can_start_x(c, x->ep, x)) {
         take_slot(x);
         rc = xfer_attempt(x);
         if (rc) {
@@ -1549,6 +1781,7 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
         goto queue_full;
     } else {
         enqueue(x);
+        pump(c); /* arms the wake-up when a rate limit is what blocks */
         rc = 0;
     }
     if (rc) {
@@ -1630,6 +1863,7 @@ static void client_maybe_closed(struct llmux_client *c)
             sock_close(c->socks);
         uv_close((uv_handle_t *)&c->timer, client_handle_closed);
         uv_close((uv_handle_t *)&c->defer, client_handle_closed);
+        uv_close((uv_handle_t *)&c->pump_t, client_handle_closed);
         return;
     }
     if (c->closing == 2 && c->handles_open == 0) {

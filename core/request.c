@@ -313,6 +313,8 @@ static const char *const core_keys[] = {"base_url",
                                         "ca_file",
                                         "insecure",
                                         "auth",
+                                        "rpm",
+                                        "tpm",
                                         NULL};
 
 static int is_core_key(const char *k)
@@ -383,6 +385,12 @@ static int check_core_option(llmux_request *r, const char *key,
             return fail(r, LLMUX_ECONFIG,
                         "config string: option \"%s\" wants seconds, got "
                         "\"%s\"",
+                        key, value);
+    } else if (llmux__strcaseeq(key, "rpm") || llmux__strcaseeq(key, "tpm")) {
+        if (parse_int(value, 1, 1000000000L, &v))
+            return fail(r, LLMUX_ECONFIG,
+                        "config string: option \"%s\" wants a positive "
+                        "integer per minute, got \"%s\"",
                         key, value);
     } else if (llmux__strcaseeq(key, "max_retries")) {
         if (parse_int(value, 0, 100, &v))

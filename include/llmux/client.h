@@ -57,8 +57,16 @@ typedef struct llmux_client_options {
     size_t max_in_flight;       /**< requests in flight on the client; 0 = no
                                      limit. The rest wait in a FIFO queue */
     size_t max_in_flight_per_endpoint; /**< per base URL host; 0 = none */
-    size_t max_queue; /**< queued requests beyond which llmux_submit()
-                           fails with LLMUX_EQUEUEFULL; 0 = 100000 */
+    size_t max_queue;           /**< queued requests beyond which llmux_submit()
+                                     fails with LLMUX_EQUEUEFULL; 0 = 100000 */
+    double requests_per_minute; /**< per endpoint, token bucket with one
+                                     second of burst; 0 = no limit. The
+                                     config-string key rpm= sets it for the
+                                     request's endpoint */
+    double tokens_per_minute;   /**< per endpoint, estimated before sending
+                                     (prompt characters / 4 + max tokens),
+                                     corrected by the reported usage; 0 = no
+                                     limit; config-string key tpm= */
 } llmux_client_options;
 
 #define LLMUX_CLIENT_OPTIONS_VERSION 2
@@ -66,7 +74,7 @@ typedef struct llmux_client_options {
 #define LLMUX_CLIENT_OPTIONS_INIT                                              \
     {                                                                          \
         LLMUX_CLIENT_OPTIONS_VERSION, NULL, -1, 0, 0, NULL, NULL, 0, 0, 0,     \
-            NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0                     \
+            NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0               \
     }
 
 /** Fills `opts` with defaults (same as LLMUX_CLIENT_OPTIONS_INIT). */

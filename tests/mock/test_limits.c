@@ -534,6 +534,165 @@ static void test_fallbacks(void **state)
     env_stop(&e);
 }
 
+/* Completion time of the last of n requests, in ms from submission. */
+static uint64_t run_batch(env *e, result *r, int n, const char *spec_extra,
+                          long max_tokens, uint64_t *t_first_done)
+{
+    uint64_t t0;
+    int i;
+    uv_update_time(&e->loop);
+    t0 = uv_now(&e->loop);
+    for (i = 0; i < n; i++) {
+        llmux_request *req;
+        char spec[256];
+        snprintf(spec, sizeof spec,
+                 "openai/gpt-4o-mini;base_url=http://127.0.0.1:%d/v1;"
+                 "api_key=k%s",
+                 llmux_mock_port(e->mock), spec_extra);
+        assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+        llmux_request_add_message(req, LLMUX_ROLE_USER, "hi");
+        if (max_tokens)
+            llmux_request_set_max_tokens(req, max_tokens);
+        r[i].e = e;
+        r[i].id = i;
+        assert_int_equal(llmux_submit(e->client, req, NULL, on_done, &r[i]), 0);
+    }
+    run_until(e, &r[0].calls);
+    if (t_first_done)
+        *t_first_done = uv_now(&e->loop) - t0;
+    wait_all(e, r, n);
+    for (i = 0; i < n; i++)
+        assert_int_equal(r[i].status, 0);
+    return uv_now(&e->loop) - t0;
+}
+
+static void test_rpm_holds_rate(void **state)
+{
+    env e;
+    enum { N = 35 };
+    result r[N];
+    uint64_t t;
+    (void)state;
+    memset(r, 0, sizeof r);
+    env_start(&e, NULL, 0);
+    /* 600 a minute = 10 a second, with one second of burst: 10 at once,
+     * then one every 100 ms: the 35th leaves at 2.5 s */
+    t = run_batch(&e, r, N, ";rpm=600", 0, NULL);
+    print_message("35 requests at rpm=600: %llu ms\n", (unsigned long long)t);
+    assert_true(t >= 2250 && t <= 2800);
+    free_all(r, N);
+    env_stop(&e);
+}
+
+static void test_client_rpm_default(void **state)
+{
+    env e;
+    enum { N = 30 };
+    result r[N];
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    uint64_t t;
+    (void)state;
+    memset(r, 0, sizeof r);
+    o.requests_per_minute = 1200; /* 20 a second, 20 of burst */
+    env_start(&e, &o, 0);
+    t = run_batch(&e, r, N, "", 0, NULL);
+    /* 20 at once, then one every 50 ms: the 30th leaves at 500 ms */
+    assert_true(t >= 450 && t <= 700);
+    free_all(r, N);
+    env_stop(&e);
+}
+
+static void test_tpm_slows_big_requests(void **state)
+{
+    env e;
+    enum { N = 8 };
+    result r[N];
+    uint64_t t;
+    (void)state;
+    memset(r, 0, sizeof r);
+    env_start(&e, NULL, 0);
+    /* 6000 tokens a minute = 100 a second; each request is estimated at
+     * about 50 (max_tokens 48), so two fit the burst; the mock's usage is
+     * 6 tokens, and the refund of the difference speeds up the rest */
+    t = run_batch(&e, r, N, ";tpm=6000", 48, NULL);
+    print_message("8 requests at tpm=6000: %llu ms\n", (unsigned long long)t);
+    assert_true(t >= 50);
+    assert_true(t <= 3000);
+    free_all(r, N);
+    env_stop(&e);
+}
+
+static void test_429_pauses_endpoint(void **state)
+{
+    env e;
+    result a = {0}, b = {0};
+    uint64_t t0;
+    (void)state;
+    env_start(&e, NULL, 0);
+    assert_int_equal(llmux_mock_push_fault(e.mock, "status=429;retry_after=1"),
+                     0);
+    uv_update_time(&e.loop);
+    t0 = uv_now(&e.loop);
+    assert_int_equal(llmux_submit(e.client, chat(&e, NULL, NULL, "first"), NULL,
+                                  on_done, &a),
+                     0);
+    /* the 429 arrives, then a second request to the same endpoint waits
+     * for the pause like the retry does */
+    while (llmux_mock_request_count(e.mock) < 1 || llmux_mock_in_flight(e.mock))
+        uv_run(&e.loop, UV_RUN_ONCE);
+    {
+        int i;
+        for (i = 0; i < 20; i++)
+            uv_run(&e.loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(llmux_submit(e.client, chat(&e, NULL, NULL, "second"),
+                                  NULL, on_done, &b),
+                     0);
+    run_until(&e, &b.calls);
+    run_until(&e, &a.calls);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(b.status, 0);
+    assert_int_equal(llmux_response_attempts(a.res), 2);
+    assert_true(uv_now(&e.loop) - t0 >= 950);
+    free_all(&a, 1);
+    free_all(&b, 1);
+    env_stop(&e);
+}
+
+static void test_ratelimit_headers_pause(void **state)
+{
+    env e;
+    result a = {0}, b = {0};
+    uint64_t t0, ta;
+    (void)state;
+    env_start(&e, NULL, 0);
+    uv_update_time(&e.loop);
+    t0 = uv_now(&e.loop);
+    /* the server says: no requests left, reset in 800 ms (the headers are
+     * read on endpoints with a limit of their own) */
+    {
+        llmux_request *req = chat(&e, NULL,
+                                  "header=x-ratelimit-remaining-requests:0;"
+                                  "header=x-ratelimit-reset-requests:800ms",
+                                  "one");
+        llmux_request_set_option(req, "rpm", "6000");
+        assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &a), 0);
+    }
+    run_until(&e, &a.calls);
+    ta = uv_now(&e.loop) - t0;
+    {
+        llmux_request *req = chat(&e, NULL, NULL, "two");
+        llmux_request_set_option(req, "rpm", "6000");
+        assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &b), 0);
+    }
+    run_until(&e, &b.calls);
+    assert_int_equal(b.status, 0);
+    assert_true(uv_now(&e.loop) - t0 >= ta + 700);
+    free_all(&a, 1);
+    free_all(&b, 1);
+    env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -548,6 +707,11 @@ int main(void)
         cmocka_unit_test(test_total_timeout_named),
         cmocka_unit_test(test_stage_timeouts_in_spec),
         cmocka_unit_test(test_fallbacks),
+        cmocka_unit_test(test_rpm_holds_rate),
+        cmocka_unit_test(test_client_rpm_default),
+        cmocka_unit_test(test_tpm_slows_big_requests),
+        cmocka_unit_test(test_429_pauses_endpoint),
+        cmocka_unit_test(test_ratelimit_headers_pause),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
