@@ -78,17 +78,19 @@ struct llmux__xfer {
     llmux__framer framer;
     llmux_chunk chunk;
     int state;
-    int started;       /* first body byte seen this attempt */
-    int streaming;     /* this attempt's body goes through the framer */
-    int got_done;      /* stream end marker seen */
-    int delivered;     /* chunks reached the caller: no more retries */
-    int err;           /* error found inside a curl callback */
-    int cancel;        /* LLMUX_ECANCELED when cancelled */
-    int queued;        /* on the client's defer list */
-    int timer_on;      /* retry timer initialised and not yet closed */
-    int start_pending; /* submitted from inside curl: started by on_defer */
-    int defer_code;    /* finish with this code from on_defer */
-    int holds_slot;    /* counted in the client's and endpoint's in_flight */
+    int started;        /* first body byte seen this attempt */
+    int streaming;      /* this attempt's body goes through the framer */
+    int got_done;       /* stream end marker seen */
+    int delivered;      /* chunks reached the caller: no more retries */
+    int err;            /* error found inside a curl callback */
+    int cancel;         /* LLMUX_ECANCELED when cancelled */
+    int queued;         /* on the client's defer list */
+    int timer_on;       /* retry timer initialised and not yet closed */
+    int start_pending;  /* submitted from inside curl: started by on_defer */
+    int defer_code;     /* finish with this code from on_defer */
+    int paused;         /* reading stopped by llmux_request_pause */
+    int resume_pending; /* llmux_request_resume: unpaused by on_defer */
+    int holds_slot;     /* counted in the client's and endpoint's in_flight */
     const char *timeout_which;   /* the watchdog that fired, or NULL */
     long first_byte_ms, idle_ms; /* watchdogs, 0 = none */
     uint64_t seq;                /* submission order, for the queues */
@@ -240,6 +242,7 @@ static llmux__log_target client_log_target(struct llmux_client *c)
 /* ---- curl <-> uv wiring -------------------------------------------------- */
 
 static void check_multi_info(struct llmux_client *c);
+static void watchdog_arm(struct llmux__xfer *x, long ms);
 
 static void sock_closed(uv_handle_t *h)
 {
@@ -909,6 +912,20 @@ static void on_defer(uv_timer_t *t)
             xfer_release(x); /* finished while queued */
             continue;
         }
+        if (x->resume_pending && !x->cancel && !c->closing) {
+            x->resume_pending = 0;
+            if (x->state == X_ACTIVE && x->easy && !x->paused) {
+                /* curl may hand over what it held right here: count it
+                 * as inside curl so callbacks submitting are deferred */
+                c->in_curl++;
+                curl_easy_pause(x->easy, CURLPAUSE_CONT);
+                c->in_curl--;
+                if (x->idle_ms && x->state == X_ACTIVE)
+                    watchdog_arm(x, x->idle_ms);
+                check_multi_info(c);
+            }
+            continue;
+        }
         if (x->start_pending && !x->cancel && !c->closing) {
             int rc;
             x->start_pending = 0;
@@ -1069,7 +1086,7 @@ static size_t on_write(char *p, size_t sz, size_t n, void *ud)
         x->err = LLMUX_ETOOBIG;
         return 0;
     }
-    if (x->idle_ms)
+    if (x->idle_ms && !x->paused)
         watchdog_arm(x, x->idle_ms); /* bytes arrived: the gap restarts */
     if (!x->started) {
         long status = 0;
@@ -1819,6 +1836,34 @@ fail:
     llmux__prepared_free(&x->prep);
     llmux__free(x);
     return rc;
+}
+
+LLMUX_EXTERN int llmux_request_pause(llmux_request *req)
+{
+    xfer *x = req ? req->x : NULL;
+    if (!x || x->state != X_ACTIVE || !x->easy || x->cancel)
+        return LLMUX_EINVAL;
+    if (x->paused)
+        return 0;
+    x->paused = 1;
+    x->resume_pending = 0;
+    curl_easy_pause(x->easy, CURLPAUSE_RECV);
+    if (x->timer_on && x->idle_ms)
+        uv_timer_stop(&x->timer); /* a slow consumer is not an idle server */
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_resume(llmux_request *req)
+{
+    xfer *x = req ? req->x : NULL;
+    if (!x || x->state != X_ACTIVE || !x->easy)
+        return LLMUX_EINVAL;
+    if (!x->paused)
+        return 0;
+    x->paused = 0;
+    x->resume_pending = 1;
+    defer_push(x);
+    return 0;
 }
 
 LLMUX_EXTERN int llmux_request_cancel(llmux_request *req)

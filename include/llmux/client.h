@@ -203,6 +203,21 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
 LLMUX_EXTERN int llmux_request_cancel(llmux_request *req);
 
 /**
+ * Backpressure for a stream whose consumer cannot keep up: stops reading
+ * the response (curl pause) until llmux_request_resume(). Chunks already
+ * read from the network are still delivered; nothing more is read, so a
+ * relay to a slow client does not buffer without bound. The idle timeout
+ * is suspended while paused; the total deadline keeps running. May be
+ * called from the chunk callback. Returns 0, or LLMUX_EINVAL when the
+ * request is not in flight.
+ */
+LLMUX_EXTERN int llmux_request_pause(llmux_request *req);
+
+/** Resumes a paused request; data read meanwhile by the kernel is then
+ * delivered from the loop (never inside this call). */
+LLMUX_EXTERN int llmux_request_resume(llmux_request *req);
+
+/**
  * The blocking call, for scripts: runs `req` on a private client and loop
  * and returns when it is done. Must not be called from a thread that is
  * running an llmux loop (LLMUX_EBUSY when called from an llmux callback).
