@@ -46,6 +46,13 @@ typedef struct llmux__hist {
     uint32_t b[HIST_BUCKETS];
 } llmux__hist;
 
+/* Counters per provider name. */
+typedef struct llmux__pstat {
+    char *name;
+    llmux_stats st;
+    struct llmux__pstat *next;
+} llmux__pstat;
+
 /* Where requests go (scheme://host:port of the URL): the unit of the
  * per-endpoint limit and its FIFO queue. */
 /* A token bucket: `rate` tokens per ms up to `cap`; rate 0 = no limit. */
@@ -161,6 +168,7 @@ struct llmux_client {
     /* observability */
     llmux_stats st;
     llmux__hist h_queue, h_first_byte, h_total;
+    llmux__pstat *pstats;
 };
 
 /* Non-zero while this thread runs an llmux callback (llmux_run refuses). */
@@ -718,6 +726,12 @@ LLMUX_EXTERN void llmux_client_options_init(llmux_client_options *o)
 static void client_free_mem(struct llmux_client *c)
 {
     size_t i;
+    while (c->pstats) {
+        llmux__pstat *p = c->pstats;
+        c->pstats = p->next;
+        llmux__free(p->name);
+        llmux__free(p);
+    }
     while (c->endpoints) {
         llmux__endpoint *e = c->endpoints;
         c->endpoints = e->next;
@@ -874,6 +888,27 @@ LLMUX_EXTERN int llmux_client_stats(const llmux_client *c, llmux_stats *out)
     out->total_p90 = hist_pct(&c->h_total, 0.90);
     out->total_p99 = hist_pct(&c->h_total, 0.99);
     return 0;
+}
+
+LLMUX_EXTERN int llmux_client_provider_stats(const llmux_client *c,
+                                             const char *provider,
+                                             llmux_stats *out)
+{
+    const llmux__pstat *p;
+    unsigned int v;
+    if (!c || !provider || !out || out->version == 0 ||
+        out->version > LLMUX_STATS_VERSION)
+        return LLMUX_EINVAL;
+    v = out->version;
+    memset(out, 0, sizeof *out);
+    out->version = v;
+    for (p = c->pstats; p; p = p->next)
+        if (strcmp(p->name, provider) == 0) {
+            *out = p->st;
+            out->version = v;
+            return 0;
+        }
+    return 0; /* none yet: all zero */
 }
 
 LLMUX_EXTERN int llmux_client_run(llmux_client *c, llmux_run_mode mode)
@@ -1601,6 +1636,57 @@ static void xfer_timer_closed(uv_handle_t *h)
     client_maybe_closed(c);
 }
 
+/* Outcome counters of a finished request. */
+static void count_outcome(llmux_stats *st, int code, const llmux_response *res)
+{
+    if (code == 0) {
+        st->succeeded++;
+        if (res->o.usage.prompt_tokens > 0)
+            st->prompt_tokens += (uint64_t)res->o.usage.prompt_tokens;
+        if (res->o.usage.completion_tokens > 0)
+            st->completion_tokens += (uint64_t)res->o.usage.completion_tokens;
+        return;
+    }
+    if (code == LLMUX_ECANCELED) {
+        st->canceled++;
+        return;
+    }
+    st->failed++;
+    switch (llmux_err_class_of(code)) {
+    case LLMUX_CLASS_PROVIDER:
+        st->errors_provider++;
+        break;
+    case LLMUX_CLASS_TRANSPORT:
+        st->errors_transport++;
+        break;
+    case LLMUX_CLASS_USAGE:
+        st->errors_usage++;
+        break;
+    default:
+        st->errors_local++;
+        break;
+    }
+}
+
+/* The counters of one provider name, created on first use. */
+static llmux_stats *provider_stats(struct llmux_client *c, const char *name)
+{
+    llmux__pstat *p;
+    if (!name)
+        return NULL;
+    for (p = c->pstats; p; p = p->next)
+        if (strcmp(p->name, name) == 0)
+            return &p->st;
+    p = llmux__calloc(1, sizeof *p);
+    if (!p || !(p->name = llmux__strdup(name))) {
+        llmux__free(p);
+        return NULL;
+    }
+    p->next = c->pstats;
+    c->pstats = p;
+    return &p->st;
+}
+
 /* The end of a request: the done callback, exactly once, then freeing. */
 static void xfer_finish(xfer *x, int code, int transport, const char *msg)
 {
@@ -1630,29 +1716,14 @@ static void xfer_finish(xfer *x, int code, int transport, const char *msg)
         if (x->ep->tk.tokens > x->ep->tk.cap)
             x->ep->tk.tokens = x->ep->tk.cap;
     }
-    if (code == 0) {
-        c->st.succeeded++;
-        if (res->o.usage.prompt_tokens > 0)
-            c->st.prompt_tokens += (uint64_t)res->o.usage.prompt_tokens;
-        if (res->o.usage.completion_tokens > 0)
-            c->st.completion_tokens += (uint64_t)res->o.usage.completion_tokens;
-    } else if (code == LLMUX_ECANCELED) {
-        c->st.canceled++;
-    } else {
-        c->st.failed++;
-        switch (llmux_err_class_of(code)) {
-        case LLMUX_CLASS_PROVIDER:
-            c->st.errors_provider++;
-            break;
-        case LLMUX_CLASS_TRANSPORT:
-            c->st.errors_transport++;
-            break;
-        case LLMUX_CLASS_USAGE:
-            c->st.errors_usage++;
-            break;
-        default:
-            c->st.errors_local++;
-            break;
+    count_outcome(&c->st, code, res);
+    {
+        /* the provider that answered (a fallback's, maybe) */
+        llmux_stats *ps = provider_stats(c, res->provider);
+        if (ps) {
+            ps->requests++;
+            ps->attempts += (uint64_t)x->attempts;
+            count_outcome(ps, code, res);
         }
     }
     if (code)

@@ -165,6 +165,14 @@ typedef struct llmux_stats {
 /** Fills `*out` (set out->version first). Returns 0 or LLMUX_EINVAL. */
 LLMUX_EXTERN int llmux_client_stats(const llmux_client *c, llmux_stats *out);
 
+/** The counters of the requests a provider answered (by the name in the
+ * config string; a fallback counts for the provider that answered):
+ * requests, attempts, outcomes, errors and tokens. Queue, in-flight and
+ * latency fields read 0 (they are client-wide). */
+LLMUX_EXTERN int llmux_client_provider_stats(const llmux_client *c,
+                                             const char *provider,
+                                             llmux_stats *out);
+
 /**
  * Receives the result of a submitted request, exactly once, from the loop.
  * `status` is 0 or a negative llmux code; `res` is never NULL and carries

@@ -499,6 +499,24 @@ static void test_fallbacks(void **state)
     assert_int_equal(r4.status, 0);
     assert_string_equal(llmux_response_provider(r4.res), "mistral");
     assert_int_equal(llmux_response_fallback(r4.res), 1);
+    {
+        llmux_stats ps;
+        memset(&ps, 0, sizeof ps);
+        ps.version = LLMUX_STATS_VERSION;
+        assert_int_equal(llmux_client_provider_stats(e.client, "mistral", &ps),
+                         0);
+        assert_int_equal(ps.requests, 1);
+        assert_int_equal(ps.succeeded, 1);
+        assert_true(ps.completion_tokens > 0);
+        assert_int_equal(llmux_client_provider_stats(e.client, "openai", &ps),
+                         0);
+        assert_int_equal(ps.requests, 3); /* r1, r2, r3 answered by openai */
+        assert_int_equal(ps.failed, 1);
+        assert_int_equal(ps.errors_provider, 1);
+        assert_int_equal(llmux_client_provider_stats(e.client, "ollama", &ps),
+                         0);
+        assert_int_equal(ps.requests, 0);
+    }
 
     /* 2 + 1 + 3 + 2 requests reached the server */
     assert_int_equal(llmux_mock_request_count(e.mock), 8);
