@@ -1341,11 +1341,7 @@ static int use_fallback(xfer *x)
     }
     llmux__prepared_free(&x->prep);
     {
-        llmux__log_target t = {0}, old;
-        t.log = c->log;
-        t.log_ud = c->log_ud;
-        t.log_level = c->log_level;
-        old = llmux__log_target_swap(t);
+        llmux__log_target old = client_log_target(c);
         rc = llmux__prepare(req, c->plugin_path, &x->prep);
         llmux__log_target_swap(old);
     }
@@ -1794,11 +1790,7 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
     x->ud = userdata;
     x->owns_req = 1;
     {
-        llmux__log_target t = {0}, old;
-        t.log = c->log;
-        t.log_ud = c->log_ud;
-        t.log_level = c->log_level;
-        old = llmux__log_target_swap(t);
+        llmux__log_target old = client_log_target(c);
         rc = llmux__prepare(req, c->plugin_path, &x->prep);
         llmux__log_target_swap(old);
     }
