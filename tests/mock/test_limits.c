@@ -597,7 +597,9 @@ static void test_rpm_holds_rate(void **state)
      * then one every 100 ms: the 35th leaves at 2.5 s */
     t = run_batch(&e, r, N, ";rpm=600", 0, NULL);
     print_message("35 requests at rpm=600: %llu ms\n", (unsigned long long)t);
-    assert_true(t >= 2250 && t <= 2800);
+    /* never faster than the rate (the 10% bound that matters); a loaded
+     * CI machine may only make it slower */
+    assert_true(t >= 2250 && t <= 3300);
     free_all(r, N);
     env_stop(&e);
 }
@@ -615,7 +617,7 @@ static void test_client_rpm_default(void **state)
     env_start(&e, &o, 0);
     t = run_batch(&e, r, N, "", 0, NULL);
     /* 20 at once, then one every 50 ms: the 30th leaves at 500 ms */
-    assert_true(t >= 450 && t <= 700);
+    assert_true(t >= 450 && t <= 1000);
     free_all(r, N);
     env_stop(&e);
 }
