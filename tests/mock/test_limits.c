@@ -786,6 +786,167 @@ static void test_pause_resume(void **state)
     env_stop(&e);
 }
 
+/* A plain TCP connect from the test, to fill the mock's accept queue. */
+typedef struct plain_conn {
+    uv_tcp_t tcp;
+    uv_connect_t req;
+    int done, status, closed;
+} plain_conn;
+
+static void on_plain_connect(uv_connect_t *req, int status)
+{
+    plain_conn *p = req->data;
+    p->done = 1;
+    p->status = status;
+}
+
+static void on_plain_closed(uv_handle_t *h)
+{
+    ((plain_conn *)h->data)->closed = 1;
+}
+
+static void on_flag_timer(uv_timer_t *t)
+{
+    *(int *)t->data = 1;
+}
+
+/* Runs the loop until *flag is set or `ms` have passed; returns *flag. */
+static int run_for(env *e, const int *flag, uint64_t ms)
+{
+    uv_timer_t t;
+    int fired = 0;
+    uv_timer_init(&e->loop, &t);
+    t.data = &fired;
+    uv_timer_start(&t, on_flag_timer, ms, 0);
+    while (!*flag && !fired)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&e->loop, UV_RUN_NOWAIT);
+    return *flag;
+}
+
+static void env_start_slow_accept(env *e, int accept_delay_ms, int backlog)
+{
+    llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    memset(e, 0, sizeof *e);
+    assert_int_equal(uv_loop_init(&e->loop), 0);
+    mo.quiet = 1;
+    mo.accept_delay_ms = accept_delay_ms;
+    mo.backlog = backlog;
+    assert_int_equal(llmux_mock_start(&e->mock, &e->loop, &mo), 0);
+    o.loop = &e->loop;
+    assert_int_equal(llmux_client_new(&e->client, &o), 0);
+}
+
+static void test_connect_timeout_slow_accept(void **state)
+{
+    env e;
+    enum { MAXC = 6 };
+    plain_conn pc[MAXC];
+    struct sockaddr_in addr;
+    result r = {0};
+    llmux_request *req;
+    uint64_t t0, took;
+    int i, n = 0, connected = 0, never = 0;
+    (void)state;
+    memset(pc, 0, sizeof pc);
+    /* the mock takes one connection off the kernel and sits on it for
+     * 3 s; with backlog 1 the kernel queues one or two more (Linux:
+     * backlog + 1), after which SYNs go unanswered */
+    env_start_slow_accept(&e, 3000, 1);
+    uv_ip4_addr("127.0.0.1", llmux_mock_port(e.mock), &addr);
+    for (i = 0; i < MAXC; i++) {
+        uv_tcp_init(&e.loop, &pc[i].tcp);
+        pc[i].tcp.data = &pc[i];
+        pc[i].req.data = &pc[i];
+        n++;
+        assert_int_equal(uv_tcp_connect(&pc[i].req, &pc[i].tcp,
+                                        (const struct sockaddr *)&addr,
+                                        on_plain_connect),
+                         0);
+        if (!run_for(&e, &pc[i].done, 250))
+            break; /* unanswered: the queue is full */
+        assert_int_equal(pc[i].status, 0);
+        connected++;
+        run_for(&e, &never, 30); /* let the mock's listener poll */
+    }
+    print_message("%d plain connects before the queue was full\n", connected);
+    /* the backlog filled up before MAXC connects */
+    assert_true(connected >= 1);
+    assert_true(connected < MAXC);
+    assert_false(pc[n - 1].done);
+
+    req = chat(&e, NULL, NULL, "nobody home");
+    llmux_request_set_connect_timeout_ms(req, 300);
+    llmux_request_set_max_retries(req, 0);
+    uv_update_time(&e.loop);
+    t0 = uv_now(&e.loop);
+    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r), 0);
+    run_until(&e, &r.calls);
+    took = uv_now(&e.loop) - t0;
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, LLMUX_ETIMEDOUT);
+    assert_non_null(
+        strstr(llmux_response_error(r.res)->message, "connect_timeout"));
+    assert_true(took >= 280);
+    assert_true(took < 1000);
+    /* still inside the accept delay: the mock answered nothing */
+    assert_int_equal(llmux_mock_request_count(e.mock), 0);
+    llmux_response_free(r.res);
+
+    /* close the mock while its accept is pending, then the clients */
+    for (i = 0; i < n; i++)
+        uv_close((uv_handle_t *)&pc[i].tcp, on_plain_closed);
+    for (i = 0; i < n; i++)
+        run_until(&e, &pc[i].closed);
+    /* the unanswered connect reports its cancellation */
+    assert_true(pc[n - 1].done);
+    assert_int_equal(pc[n - 1].status, UV_ECANCELED);
+    env_stop(&e);
+}
+
+static void test_slow_accept_delays_answer(void **state)
+{
+    env e;
+    result r[2];
+    llmux_request *req;
+    uint64_t t0, took;
+    int i;
+    (void)state;
+    memset(r, 0, sizeof r);
+    env_start_slow_accept(&e, 300, 0);
+    uv_update_time(&e.loop);
+    t0 = uv_now(&e.loop);
+    /* two connections, accepted one after the other 300 ms apart */
+    for (i = 0; i < 2; i++) {
+        req = chat(&e, NULL, NULL, "late");
+        r[i].id = i;
+        llmux_request_set_max_retries(req, 0);
+        assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r[i]), 0);
+    }
+    run_until(&e, &r[0].calls);
+    took = uv_now(&e.loop) - t0;
+    assert_int_equal(r[0].status, 0);
+    assert_string_equal(llmux_response_text(r[0].res, NULL),
+                        "Mock reply to: late");
+    assert_true(took >= 280);
+    assert_true(took < 580);
+    assert_int_equal(r[1].calls, 0);
+    /* the second connection waits for its own delay: close the mock now,
+     * with that accept pending; the request fails, nothing leaks */
+    llmux_mock_close(e.mock, on_closed, &e.mock_closed);
+    run_until(&e, &e.mock_closed);
+    run_until(&e, &r[1].calls);
+    assert_int_not_equal(r[1].status, 0);
+    assert_int_equal(r[1].calls, 1);
+    free_all(r, 2);
+    llmux_client_close(e.client, on_closed, &e.closed);
+    run_until(&e, &e.closed);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&e.loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -806,6 +967,8 @@ int main(void)
         cmocka_unit_test(test_429_pauses_endpoint),
         cmocka_unit_test(test_ratelimit_headers_pause),
         cmocka_unit_test(test_pause_resume),
+        cmocka_unit_test(test_connect_timeout_slow_accept),
+        cmocka_unit_test(test_slow_accept_delays_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,11 +40,18 @@ typedef struct llmux_mock_options {
     int latency_ms;     /* delay before the response headers */
     int chunk_delay_ms; /* delay between two stream events */
     int quiet;          /* non-zero: no log lines on stderr */
+    /* Slow accept: each new connection is accepted only this many ms after
+     * it is noticed, one at a time (libuv stops accepting meanwhile, so
+     * later connections wait in the kernel's queue). 0: at once. */
+    int accept_delay_ms;
+    /* listen(2) backlog; 0 means the default (4096). With accept delays, a
+     * small backlog leaves further connects unanswered at the TCP level. */
+    int backlog;
 } llmux_mock_options;
 
 #define LLMUX_MOCK_OPTIONS_INIT                                                \
     {                                                                          \
-        LLMUX_MOCK_OPTIONS_VERSION, NULL, 0, 0, 0, 0                           \
+        LLMUX_MOCK_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0                     \
     }
 
 /** One request header as received (name keeps the client's spelling). */

@@ -19,7 +19,8 @@ static llmux_mock *the_mock;
 static void usage(FILE *f)
 {
     fputs("usage: llmux-mock [--host H] [--port N] [--latency MS]\n"
-          "                  [--chunk-delay MS] [--fault SPEC]...\n"
+          "                  [--chunk-delay MS] [--accept-delay MS]\n"
+          "                  [--backlog N] [--fault SPEC]...\n"
           "                  [--fault-all SPEC] [--port-file FILE] "
           "[--quiet]\n"
           "Serves OpenAI (any path), Mistral (/mistral/v1/...), Ollama\n"
@@ -113,7 +114,9 @@ int main(int argc, char **argv)
         int takes =
             strcmp(arg, "--host") == 0 || strcmp(arg, "--port") == 0 ||
             strcmp(arg, "--latency") == 0 ||
-            strcmp(arg, "--chunk-delay") == 0 || strcmp(arg, "--fault") == 0 ||
+            strcmp(arg, "--chunk-delay") == 0 ||
+            strcmp(arg, "--accept-delay") == 0 ||
+            strcmp(arg, "--backlog") == 0 || strcmp(arg, "--fault") == 0 ||
             strcmp(arg, "--fault-all") == 0 || strcmp(arg, "--port-file") == 0;
         rc = 0;
         if (takes) {
@@ -138,6 +141,10 @@ int main(int argc, char **argv)
             rc = parse_int(arg, val, 3600000, &o.latency_ms);
         } else if (strcmp(arg, "--chunk-delay") == 0) {
             rc = parse_int(arg, val, 3600000, &o.chunk_delay_ms);
+        } else if (strcmp(arg, "--accept-delay") == 0) {
+            rc = parse_int(arg, val, 3600000, &o.accept_delay_ms);
+        } else if (strcmp(arg, "--backlog") == 0) {
+            rc = parse_int(arg, val, 65535, &o.backlog);
         } else if (strcmp(arg, "--fault") == 0) {
             rc = check_spec(val);
             faults[n_faults++] = val;

@@ -11,8 +11,9 @@
  * mock_reply, and the response engine sends that reply: after the latency
  * or delay_ms, whole bodies with Content-Length, streams chunked with
  * chunk_delay_ms between events, and stalls, cuts and truncations on
- * request. Every handle is closed through uv_close and memory is freed in
- * the close callbacks.
+ * request. With accept_delay_ms, a new connection is accepted from a timer
+ * (libuv stops accepting until uv_accept is called). Every handle is
+ * closed through uv_close and memory is freed in the close callbacks.
  */
 #include "mock_internal.h"
 
@@ -72,6 +73,8 @@ struct llmux_mock {
     unsigned long seq;
     int in_flight, max_concurrent;
     int closing, listener_closed;
+    uv_timer_t accept_timer; /* slow accept; initialised when delay > 0 */
+    int accept_timer_open;   /* initialised and its close not yet done */
     void (*on_closed)(void *);
     void *closed_ud;
     char readbuf[MOCK_READ_BUF];
@@ -198,7 +201,7 @@ static void maybe_finish_close(llmux_mock *m)
     void *ud;
     size_t i;
 
-    if (!m->closing || !m->listener_closed || m->conns)
+    if (!m->closing || !m->listener_closed || m->accept_timer_open || m->conns)
         return;
     cb = m->on_closed;
     ud = m->closed_ud;
@@ -1086,13 +1089,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn_feed(c, buf->base, (size_t)nread);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* Accepts the connection libuv holds for the listener. */
+static void accept_one(llmux_mock *m)
 {
-    llmux_mock *m = server->data;
+    uv_stream_t *server = (uv_stream_t *)&m->listener;
     mock_conn *c;
 
-    if (status < 0 || m->closing)
-        return;
     c = calloc(1, sizeof(*c));
     if (!c) {
         llmux__mock_log(m, "out of memory accepting a connection");
@@ -1117,6 +1119,38 @@ static void on_connection(uv_stream_t *server, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
         conn_close(c);
+}
+
+static void on_accept_timer(uv_timer_t *t)
+{
+    llmux_mock *m = t->data;
+
+    if (!m->closing)
+        accept_one(m);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    llmux_mock *m = server->data;
+
+    if (status < 0 || m->closing)
+        return;
+    if (m->opts.accept_delay_ms > 0) {
+        /* Not accepting now makes libuv stop polling the listener until
+         * the timer's uv_accept; closing the listener closes the held fd. */
+        uv_timer_start(&m->accept_timer, on_accept_timer,
+                       (uint64_t)m->opts.accept_delay_ms, 0);
+        return;
+    }
+    accept_one(m);
+}
+
+static void on_accept_timer_closed(uv_handle_t *h)
+{
+    llmux_mock *m = h->data;
+
+    m->accept_timer_open = 0;
+    maybe_finish_close(m);
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -1162,7 +1196,7 @@ static int resolve(const char *host, int port, struct sockaddr_storage *ss,
 /* Creates the bound, listening socket without touching the loop, so a
  * failure leaves nothing behind. Returns the fd or a negative uv code. */
 static int listen_socket(const struct sockaddr_storage *ss, socklen_t len,
-                         int *port)
+                         int backlog, int *port)
 {
     int fd, one = 1, err;
     struct sockaddr_storage got;
@@ -1173,7 +1207,7 @@ static int listen_socket(const struct sockaddr_storage *ss, socklen_t len,
         return -errno;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, (const struct sockaddr *)ss, len) < 0 ||
-        listen(fd, MOCK_BACKLOG) < 0 ||
+        listen(fd, backlog) < 0 ||
         getsockname(fd, (struct sockaddr *)&got, &glen) < 0) {
         err = -errno;
         close(fd);
@@ -1217,7 +1251,7 @@ int llmux_mock_start(llmux_mock **out, uv_loop_t *loop,
         o = &defaults;
     if (!loop || o->version == 0 || o->version > LLMUX_MOCK_OPTIONS_VERSION ||
         o->port < 0 || o->port > 65535 || o->latency_ms < 0 ||
-        o->chunk_delay_ms < 0)
+        o->chunk_delay_ms < 0 || o->accept_delay_ms < 0 || o->backlog < 0)
         return UV_EINVAL;
     m = calloc(1, sizeof(*m));
     if (!m)
@@ -1230,8 +1264,10 @@ int llmux_mock_start(llmux_mock **out, uv_loop_t *loop,
         return UV_ENOMEM;
     }
     m->opts.host = m->host;
+    if (m->opts.backlog == 0)
+        m->opts.backlog = MOCK_BACKLOG;
     rc = resolve(m->host, o->port, &ss, &sslen);
-    fd = rc < 0 ? rc : listen_socket(&ss, sslen, &m->port);
+    fd = rc < 0 ? rc : listen_socket(&ss, sslen, m->opts.backlog, &m->port);
     if (fd < 0) {
         free(m->host);
         free(m);
@@ -1242,13 +1278,18 @@ int llmux_mock_start(llmux_mock **out, uv_loop_t *loop,
     m->listener.data = m;
     rc = uv_tcp_open(&m->listener, fd);
     if (rc == 0)
-        rc =
-            uv_listen((uv_stream_t *)&m->listener, MOCK_BACKLOG, on_connection);
+        rc = uv_listen((uv_stream_t *)&m->listener, m->opts.backlog,
+                       on_connection);
     if (rc < 0) {
         /* Not expected on a socket that already listens. */
         m->closing = 1;
         uv_close((uv_handle_t *)&m->listener, on_listener_closed);
         return rc;
+    }
+    if (m->opts.accept_delay_ms > 0) {
+        uv_timer_init(loop, &m->accept_timer);
+        m->accept_timer.data = m;
+        m->accept_timer_open = 1;
     }
     *out = m;
     return 0;
@@ -1269,6 +1310,8 @@ void llmux_mock_close(llmux_mock *m, void (*on_closed)(void *), void *ud)
     m->on_closed = on_closed;
     m->closed_ud = ud;
     uv_close((uv_handle_t *)&m->listener, on_listener_closed);
+    if (m->accept_timer_open)
+        uv_close((uv_handle_t *)&m->accept_timer, on_accept_timer_closed);
     for (c = m->conns; c; c = next) {
         next = c->next;
         conn_close(c);
