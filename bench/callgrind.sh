@@ -15,7 +15,8 @@ for f in "$work/floor" "$work/floor_stream" "$work/nginx.conf" "$bin"; do
   [ -e "$f" ] || { echo "bench/callgrind.sh: missing $f (run bench/run.sh first)" >&2; exit 2; }
 done
 command -v valgrind >/dev/null || { echo "bench/callgrind.sh: needs valgrind" >&2; exit 2; }
-export LLMUX_PLUGIN_PATH=${LLMUX_PLUGIN_PATH:-$root/build/plugins.d}
+# the plugins of the build tree the binary comes from
+export LLMUX_PLUGIN_PATH=${LLMUX_PLUGIN_PATH:-$(cd "$(dirname "$bin")/.." && pwd)/plugins.d}
 port=$(sed -n 's/.*listen 127.0.0.1:\([0-9]*\).*/\1/p' "$work/nginx.conf")
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 "$NGINX" -c "$work/nginx.conf"
@@ -32,10 +33,10 @@ fs=$(count "$work/floor_stream" "$NS" 16 "$base/v1s/chat/completions")
 ls=$(count "$bin" --stream "$NS" 16 "$base/v1s")
 awk -v fp="$fp" -v lp="$lp" -v fs="$fs" -v ls="$ls" -v np="$NP" -v ns="$NS" 'BEGIN {
   printf "%-8s %-7s %6s  %14s  %12s\n", "name", "mode", "n", "instructions", "per request"
-  printf "%-8s %-7s %6d  %14d  %12.0f\n", "floor", "plain", np, fp, fp / np
-  printf "%-8s %-7s %6d  %14d  %12.0f\n", "llmux", "plain", np, lp, lp / np
-  printf "%-8s %-7s %6d  %14d  %12.0f\n", "floor", "stream", ns, fs, fs / ns
-  printf "%-8s %-7s %6d  %14d  %12.0f\n", "llmux", "stream", ns, ls, ls / ns
+  printf "%-8s %-7s %6d  %14.0f  %12.0f\n", "floor", "plain", np, fp, fp / np
+  printf "%-8s %-7s %6d  %14.0f  %12.0f\n", "llmux", "plain", np, lp, lp / np
+  printf "%-8s %-7s %6d  %14.0f  %12.0f\n", "floor", "stream", ns, fs, fs / ns
+  printf "%-8s %-7s %6d  %14.0f  %12.0f\n", "llmux", "stream", ns, ls, ls / ns
   printf "llmux/floor plain  instructions x%.2f\n", lp / fp
   printf "llmux/floor stream instructions x%.2f\n", ls / fs
 }'
