@@ -39,6 +39,7 @@ start_nginx() {
   NGINX=$(command -v nginx || echo /usr/sbin/nginx)
   port=$(sed -n 's/.*listen 127.0.0.1:\([0-9]*\).*/\1/p' "$work/nginx.conf")
   "$NGINX" -c "$work/nginx.conf"
+  # shellcheck disable=SC2016 # expanded later by eval
   stop_server='"$NGINX" -c "$work/nginx.conf" -s stop 2>/dev/null || true'
   sleep 0.3
   base="http://127.0.0.1:$port"
