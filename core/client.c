@@ -1831,7 +1831,8 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
         goto fail;
     }
     endpoint_limits(c, x->ep, &req->cfg);
-    x->est_tokens = estimate_tokens(req);
+    /* the estimate walks every message: only for token-limited endpoints */
+    x->est_tokens = x->ep->tk.rate ? estimate_tokens(req) : 0;
     mr = llmux__config_get(&req->cfg, "max_retries");
     x->max_retries = req->max_retries >= 0 ? req->max_retries
                      : mr                  ? atoi(mr)
