@@ -28,6 +28,11 @@
 #define DEFAULT_MAX_RESPONSE       (64u * 1024u * 1024u)
 #define DEFAULT_MAX_EVENT          (4u * 1024u * 1024u)
 #define RETRY_AFTER_CAP_MS         60000.0
+/* libcurl's receive buffer for a stream (its default is 16 KiB, and it is
+ * most of a stream's memory). Stream events arrive a few hundred bytes at
+ * a time; a longer event just takes several reads, and the framer joins
+ * them. 10,000 streams in flight save 140 MiB against the default. */
+#define STREAM_BUFFER 2048L
 
 typedef struct llmux__sock {
     uv_poll_t poll;
@@ -1581,7 +1586,7 @@ static int xfer_attempt(xfer *x)
     if (timeout > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
     if (x->req->stream)
-        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 8192L);
+        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, STREAM_BUFFER);
     if (h->body) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
                          (curl_off_t)h->body_len);

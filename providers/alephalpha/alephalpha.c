@@ -77,9 +77,8 @@ static const llmux_oai_dialect aa_dialect = {
  * /embeddings, and this file's for /complete streams, kept apart so that
  * each side only ever sees its own. */
 typedef struct aa_state {
-    void *oai;         /* the codec's call->state */
-    json_tokener *tok; /* /complete streams: one tokener per stream */
-    int model_sent;    /* the model was passed on already */
+    void *oai;      /* the codec's call->state */
+    int model_sent; /* the model was passed on already */
 } aa_state;
 
 /* Which embeddings endpoint a request uses. */
@@ -754,7 +753,7 @@ static int dec_native(const llmux_oai_dialect *d, llmux_call *call, int kind,
     const llmux_params *p = call->params;
     const char *body = resp->body;
     size_t len = resp->body_len;
-    json_tokener *tok = llmux_oai_tokener(JSON_TOKENER_DEFAULT_DEPTH);
+    json_tokener *tok = llmux_oai_tok_take(JSON_TOKENER_DEFAULT_DEPTH);
     json_object *root = NULL;
     int rc;
     if (!tok) {
@@ -795,7 +794,7 @@ static int dec_native(const llmux_oai_dialect *d, llmux_call *call, int kind,
         }
     }
     json_object_put(root);
-    json_tokener_free(tok);
+    llmux_oai_tok_give(tok, JSON_TOKENER_DEFAULT_DEPTH);
     return rc;
 }
 
@@ -881,6 +880,7 @@ static int complete_event(const llmux_oai_dialect *d, llmux_call *call,
     const char *s = ev->data, *type;
     size_t len = ev->data_len;
     json_object *root = NULL;
+    json_tokener *tok;
     aa_state *st = call->state;
     int64_t idx;
     int rc = 0, is_err;
@@ -900,14 +900,14 @@ static int complete_event(const llmux_oai_dialect *d, llmux_call *call,
         memset(st, 0, sizeof(*st));
         call->state = st;
     }
-    if (!st->tok &&
-        !(st->tok = llmux_oai_tokener(JSON_TOKENER_DEFAULT_DEPTH))) {
+    if (!(tok = llmux_oai_tok_take(JSON_TOKENER_DEFAULT_DEPTH))) {
         aa_host->set_error(out, LLMUX_ENOMEM, "%s: out of memory", dname(d));
         return LLMUX_ENOMEM;
     }
     is_err = ev->event && strcmp(ev->event, "error") == 0;
-    if (llmux_oai_parse(st->tok, s, len, &root) != 0 ||
-        !json_object_is_type(root, json_type_object)) {
+    rc = llmux_oai_parse(tok, s, len, &root);
+    llmux_oai_tok_give(tok, JSON_TOKENER_DEFAULT_DEPTH);
+    if (rc != 0 || !json_object_is_type(root, json_type_object)) {
         json_object_put(root);
         if (is_err) /* an error event that is no JSON object */
             return llmux_oai_body_error(aa_host, out, NULL, s, len);
@@ -973,8 +973,6 @@ static void aa_call_end(void *provctx, llmux_call *call)
         return;
     st = codec_enter(call);
     llmux_oai_call_end(aa_host, call);
-    if (st->tok)
-        json_tokener_free(st->tok);
     aa_host->free(st);
     call->state = NULL;
 }

@@ -5,8 +5,8 @@
  * Encoding builds the request body as one json-c object and serialises it
  * once. Decoding parses each body or stream event once with json-c and
  * walks the tree, handing strings to the host's builders straight from the
- * parsed objects (no intermediate copies). Streams reuse one json_tokener
- * per request, kept in call->state.
+ * parsed objects (no intermediate copies). Every parse borrows a spare
+ * json_tokener (llmux_oai_tok_take), so a stream holds none between events.
  */
 #include <json-c/json.h>
 #include <string.h>
@@ -55,7 +55,7 @@ typedef struct oai_enc {
     const llmux_oai_dialect *d;
     const llmux_host *h;
     const llmux_params *p;
-    json_tokener *tok; /* created on the first user JSON to parse */
+    json_tokener *tok; /* taken on the first user JSON to parse */
     json_object *body;
 } oai_enc;
 
@@ -480,8 +480,7 @@ int llmux_oai_encode(const llmux_oai_dialect *d, const llmux_host *h,
         (rc = enc_headers(&e, http)) == 0)
         rc = llmux_oai_http_json(h, http, e.body);
     json_object_put(e.body);
-    if (e.tok)
-        json_tokener_free(e.tok);
+    llmux_oai_tok_give(e.tok, OAI_REQ_DEPTH);
     return rc;
 }
 
@@ -602,10 +601,9 @@ typedef struct oai_slot {
 
 /* The codec's per-request state (call->state). */
 typedef struct oai_state {
-    json_tokener *tok; /* first: see llmux_oai_state_new */
-    unsigned meta;     /* META_* sent already: chunks repeat them, the core's
-                          merge keeps the first, so later copies are skipped */
-    oai_slot *slots;   /* tool calls seen, in order; position = our index */
+    unsigned meta;   /* META_* sent already: chunks repeat them, the core's
+                        merge keeps the first, so later copies are skipped */
+    oai_slot *slots; /* tool calls seen, in order; position = our index */
     int n_slots, cap_slots;
 } oai_state;
 
@@ -1076,22 +1074,11 @@ static int run_fixup(const llmux_oai_dialect *d, const llmux_host *h,
     return d->fixup(d, h, call, kind, root, out, handled);
 }
 
-/* A tokener for one parse: the stream's when there is one, else a new
- * one in *own (the caller frees it). */
-static json_tokener *call_tokener(llmux_call *call, json_tokener **own)
-{
-    oai_state *st = call->state;
-    *own = NULL;
-    if (st && st->tok)
-        return st->tok;
-    return *own = llmux_oai_tokener(JSON_TOKENER_DEFAULT_DEPTH);
-}
-
 int llmux_oai_decode(const llmux_oai_dialect *d, const llmux_host *h,
                      llmux_call *call, const llmux_http_response *resp,
                      llmux_out *out)
 {
-    json_tokener *own, *tok = call_tokener(call, &own);
+    json_tokener *tok = llmux_oai_tok_take(JSON_TOKENER_DEFAULT_DEPTH);
     json_object *root = NULL;
     const char *body = resp->body;
     size_t len = resp->body_len;
@@ -1138,8 +1125,7 @@ int llmux_oai_decode(const llmux_oai_dialect *d, const llmux_host *h,
     }
 done:
     json_object_put(root);
-    if (own)
-        json_tokener_free(own);
+    llmux_oai_tok_give(tok, JSON_TOKENER_DEFAULT_DEPTH);
     return rc;
 }
 
@@ -1150,6 +1136,7 @@ int llmux_oai_decode_event(const llmux_oai_dialect *d, const llmux_host *h,
     const char *s = ev->data;
     size_t len = ev->data_len;
     json_object *root = NULL;
+    json_tokener *tok;
     oai_state *st;
     oai_top t;
     int rc, handled, is_err_event;
@@ -1163,15 +1150,18 @@ int llmux_oai_decode_event(const llmux_oai_dialect *d, const llmux_host *h,
     is_err_event = ev->event && strcmp(ev->event, "error") == 0;
     st = call->state;
     if (!st) {
-        /* the first event: one tokener for the whole stream */
-        st = llmux_oai_state_new(h, out, dname(d), sizeof(*st),
-                                 JSON_TOKENER_DEFAULT_DEPTH);
+        st = llmux_oai_state_new(h, out, dname(d), sizeof(*st));
         if (!st)
             return LLMUX_ENOMEM;
         call->state = st;
     }
-    if (llmux_oai_parse(st->tok, s, len, &root) != 0 ||
-        !json_object_is_type(root, json_type_object)) {
+    if (!(tok = llmux_oai_tok_take(JSON_TOKENER_DEFAULT_DEPTH))) {
+        h->set_error(out, LLMUX_ENOMEM, "%s: out of memory", dname(d));
+        return LLMUX_ENOMEM;
+    }
+    rc = llmux_oai_parse(tok, s, len, &root);
+    llmux_oai_tok_give(tok, JSON_TOKENER_DEFAULT_DEPTH);
+    if (rc != 0 || !json_object_is_type(root, json_type_object)) {
         json_object_put(root);
         if (is_err_event) /* an error event that is no JSON object */
             return llmux_oai_body_error(h, out, NULL, s, len);
@@ -1193,12 +1183,12 @@ int llmux_oai_decode_error(const llmux_oai_dialect *d, const llmux_host *h,
                            llmux_call *call, const llmux_http_response *resp,
                            llmux_out *out)
 {
-    json_tokener *own, *tok;
+    json_tokener *tok;
     json_object *root = NULL;
     int handled, rc = 0;
     if (!resp->body || !resp->body_len)
         return 0;
-    tok = call_tokener(call, &own);
+    tok = llmux_oai_tok_take(JSON_TOKENER_DEFAULT_DEPTH);
     if (!tok)
         return 0; /* the core falls back to the raw body */
     if (llmux_oai_parse(tok, resp->body, resp->body_len, &root) == 0 &&
@@ -1208,8 +1198,7 @@ int llmux_oai_decode_error(const llmux_oai_dialect *d, const llmux_host *h,
             rc = llmux_oai_put_error(h, out, root) < 0 ? LLMUX_ENOMEM : 0;
     }
     json_object_put(root);
-    if (own)
-        json_tokener_free(own);
+    llmux_oai_tok_give(tok, JSON_TOKENER_DEFAULT_DEPTH);
     return rc;
 }
 
@@ -1220,7 +1209,6 @@ void llmux_oai_call_end(const llmux_host *h, llmux_call *call)
     if (!call || !call->state)
         return;
     st = call->state;
-    json_tokener_free(st->tok);
     for (i = 0; i < st->n_slots; i++)
         h->free(st->slots[i].id);
     h->free(st->slots);
@@ -1439,6 +1427,7 @@ int llmux_oai_provider_init(const llmux_oai_dialect *base, const llmux_host *h,
 void llmux_oai_provider_teardown(void *provctx)
 {
     oai_provctx *c = provctx;
+    llmux_oai_tok_drain();
     if (!c)
         return;
     llmux_oai_dialect_free(c->h, c->owned);

@@ -116,12 +116,12 @@ int llmux_oai_decode(const llmux_oai_dialect *d, const llmux_host *host,
 /**
  * Decodes one SSE event (decode_event hook): 0, LLMUX_EVENT_DONE at
  * "[DONE]", LLMUX_EPROVIDER for an error event, LLMUX_EPROTO for garbage.
- * The codec owns call->state: a json_tokener reused for the whole stream,
- * which of id/model/created/system_fingerprint were sent already (chunks
- * repeat them; they are passed on once), and the stream's tool calls, so
- * that deltas with or without `index` and `id` (OpenAI, Mistral, Ollama)
- * reach the right call, numbered 0, 1, ... in order of appearance.
- * Release it with llmux_oai_call_end.
+ * The codec owns call->state (created on the first event): which of
+ * id/model/created/system_fingerprint were sent already (chunks repeat them;
+ * they are passed on once), and the stream's tool calls, so that deltas with or
+ * without `index` and `id` (OpenAI, Mistral, Ollama) reach the right call,
+ * numbered 0, 1, ... in order of appearance. Release it with
+ * llmux_oai_call_end.
  */
 int llmux_oai_decode_event(const llmux_oai_dialect *d, const llmux_host *host,
                            llmux_call *call, const llmux_event *ev,

@@ -4,6 +4,7 @@
  */
 #include <json-c/json.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -252,6 +253,64 @@ json_tokener *llmux_oai_tokener(int depth)
     return tok;
 }
 
+/* The spares of llmux_oai_tok_take: a slot keeps the depth it was first
+ * given, so a depth finds its slot or the first unused one. */
+#define SPARES 4
+static pthread_mutex_t g_spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    int depth; /* 0: unused */
+    json_tokener *tok;
+} g_spare[SPARES];
+
+json_tokener *llmux_oai_tok_take(int depth)
+{
+    json_tokener *tok = NULL;
+    int i;
+    pthread_mutex_lock(&g_spare_lock);
+    for (i = 0; i < SPARES && g_spare[i].depth; i++)
+        if (g_spare[i].depth == depth) {
+            tok = g_spare[i].tok;
+            g_spare[i].tok = NULL;
+            break;
+        }
+    pthread_mutex_unlock(&g_spare_lock);
+    return tok ? tok : llmux_oai_tokener(depth);
+}
+
+void llmux_oai_tok_give(json_tokener *tok, int depth)
+{
+    int i;
+    if (!tok)
+        return;
+    pthread_mutex_lock(&g_spare_lock);
+    for (i = 0; i < SPARES; i++)
+        if (!g_spare[i].depth || g_spare[i].depth == depth)
+            break;
+    if (i < SPARES && !g_spare[i].tok) {
+        g_spare[i].depth = depth;
+        g_spare[i].tok = tok;
+        tok = NULL;
+    }
+    pthread_mutex_unlock(&g_spare_lock);
+    if (tok)
+        json_tokener_free(tok);
+}
+
+void llmux_oai_tok_drain(void)
+{
+    json_tokener *toks[SPARES];
+    int i;
+    pthread_mutex_lock(&g_spare_lock);
+    for (i = 0; i < SPARES; i++) {
+        toks[i] = g_spare[i].tok;
+        g_spare[i].tok = NULL;
+    }
+    pthread_mutex_unlock(&g_spare_lock);
+    for (i = 0; i < SPARES; i++)
+        if (toks[i])
+            json_tokener_free(toks[i]);
+}
+
 int llmux_oai_parse(json_tokener *tok, const char *s, size_t len,
                     json_object **out)
 {
@@ -284,7 +343,7 @@ int llmux_oai_user_json(const llmux_host *h, const char *name,
 {
     *out = NULL;
     if (!*tok) {
-        *tok = llmux_oai_tokener(depth);
+        *tok = llmux_oai_tok_take(depth);
         if (!*tok)
             return LLMUX_ENOMEM;
     }
@@ -304,18 +363,12 @@ int llmux_oai_http_json(const llmux_host *h, llmux_http_request *http,
 }
 
 void *llmux_oai_state_new(const llmux_host *h, llmux_out *out, const char *name,
-                          size_t size, int depth)
+                          size_t size)
 {
-    json_tokener *tok;
     void *st = h->alloc(size);
     if (st) {
         memset(st, 0, size);
-        tok = llmux_oai_tokener(depth);
-        if (tok) {
-            memcpy(st, &tok, sizeof tok); /* the first member */
-            return st;
-        }
-        h->free(st);
+        return st;
     }
     h->set_error(out, LLMUX_ENOMEM, "%s: out of memory", name);
     return NULL;

@@ -94,6 +94,23 @@ int llmux_oai_floats(const llmux_host *h, struct json_object *arr, float **buf,
 /* A strict json_tokener with the given nesting depth (caller frees). */
 json_tokener *llmux_oai_tokener(int depth);
 
+/*
+ * Tokeners lent for one parse. llmux_oai_parse resets its tokener first, so
+ * nothing carries over between parses and neither a request nor a stream
+ * needs a tokener of its own: each module keeps one spare per depth (a
+ * handful of depths) under a mutex, since clients on several threads share
+ * a plugin. 10,000 streams in flight then hold no tokener at all between
+ * events, and a plain request allocates none.
+ *
+ * llmux_oai_tok_take returns the spare of `depth` or a new tokener (NULL
+ * when out of memory); llmux_oai_tok_give hands it back (NULL is ignored;
+ * one more than the spare is freed); llmux_oai_tok_drain frees the spares
+ * (from the provider's teardown: a module unloaded later would leak them).
+ */
+json_tokener *llmux_oai_tok_take(int depth);
+void llmux_oai_tok_give(json_tokener *tok, int depth);
+void llmux_oai_tok_drain(void);
+
 /**
  * Parses exactly one JSON value from s[0..len) (trailing whitespace
  * allowed) with `tok` (reset first). Returns 0 and *out (caller puts it;
@@ -104,7 +121,8 @@ int llmux_oai_parse(struct json_tokener *tok, const char *s, size_t len,
 
 /**
  * Parses JSON text the user gave for field `what` of a request, with
- * *tok (created with `depth` on first use; the caller frees it). Returns
+ * *tok (taken with llmux_oai_tok_take(depth) on first use; the caller
+ * gives it back). Returns
  * 0 and *out (NULL for JSON null), LLMUX_ENOMEM, or LLMUX_EINVAL after
  * logging "<name>: invalid JSON in <what>".
  */
@@ -118,13 +136,11 @@ int llmux_oai_http_json(const llmux_host *h, llmux_http_request *http,
                         struct json_object *body);
 
 /**
- * A zeroed per-request state of `size` bytes whose FIRST member is a
- * json_tokener pointer, set to a new tokener of `depth` (one for a whole
- * stream; free both with h->free and json_tokener_free). NULL when out of
- * memory, after set_error "<name>: out of memory".
+ * A zeroed per-request state of `size` bytes (free it with h->free). NULL
+ * when out of memory, after set_error "<name>: out of memory".
  */
 void *llmux_oai_state_new(const llmux_host *h, llmux_out *out, const char *name,
-                          size_t size, int depth);
+                          size_t size);
 
 /* ---- errors -------------------------------------------------------------- */
 

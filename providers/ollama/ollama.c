@@ -237,7 +237,7 @@ typedef struct oll_enc {
     llmux_call *call;
     const llmux_params *p;
     unsigned opbit;
-    json_tokener *tok; /* created on the first user JSON to parse */
+    json_tokener *tok; /* taken on the first user JSON to parse */
     json_object *body;
     json_object *options; /* borrowed from body */
 } oll_enc;
@@ -956,8 +956,7 @@ static int oll_encode(void *provctx, llmux_call *call, llmux_http_request *http)
         (rc = h->http_path(http, path)) == 0)
         rc = llmux_oai_http_json(h, http, e.body);
     json_object_put(e.body);
-    if (e.tok)
-        json_tokener_free(e.tok);
+    llmux_oai_tok_give(e.tok, OLL_DEPTH);
     return rc;
 }
 
@@ -1105,11 +1104,10 @@ static int put_finish(const llmux_host *h, llmux_out *out, json_object *dr,
 
 /* The per-request stream state (call->state). */
 typedef struct oll_state {
-    json_tokener *tok; /* first (llmux_oai_state_new): one per stream */
-    int n_calls;       /* tool calls seen: the next call's index */
-    int once;          /* model/created from the first line only (a
-                          stream folded into one answer) */
-    int meta_sent;     /* a line was decoded */
+    int n_calls;   /* tool calls seen: the next call's index */
+    int once;      /* model/created from the first line only (a
+                      stream folded into one answer) */
+    int meta_sent; /* a line was decoded */
 } oll_state;
 
 /*
@@ -1319,12 +1317,13 @@ static int decode_models(const llmux_host *h, llmux_call *call, llmux_out *out,
 
 /* One trimmed, non-empty NDJSON line of a chat or generate stream. */
 static int decode_line(const llmux_host *h, llmux_call *call, llmux_out *out,
-                       oll_state *st, const char *s, size_t len)
+                       json_tokener *tok, oll_state *st, const char *s,
+                       size_t len)
 {
     json_object *root = NULL;
     int rc, op = call->params->op;
     /* json-c stops at a NUL byte: refuse one rather than ignore the rest */
-    if (llmux_oai_parse(st->tok, s, len, &root) != 0 ||
+    if (llmux_oai_parse(tok, s, len, &root) != 0 ||
         !json_object_is_type(root, json_type_object) || memchr(s, '\0', len)) {
         json_object_put(root);
         return proto(h, call, out, "bad stream line", s, len);
@@ -1351,14 +1350,13 @@ static int decode_folded(const llmux_host *h, llmux_call *call, llmux_out *out,
     oll_state st;
     int rc = 0;
     memset(&st, 0, sizeof st);
-    st.tok = tok;
     st.once = 1;
     while (len && rc == 0) {
         const char *nl = memchr(s, '\n', len), *l = s;
         size_t n = nl ? (size_t)(nl - s) : len, t = n;
         l = llmux_oai_trim(l, &t);
         if (t)
-            rc = decode_line(h, call, out, &st, l, t);
+            rc = decode_line(h, call, out, tok, &st, l, t);
         n += nl ? 1 : 0;
         s += n;
         len -= n;
@@ -1370,7 +1368,7 @@ static int oll_decode(void *provctx, llmux_call *call,
                       const llmux_http_response *resp, llmux_out *out)
 {
     const llmux_host *h = oll_host;
-    json_tokener *tok = llmux_oai_tokener(OLL_DEPTH);
+    json_tokener *tok = llmux_oai_tok_take(OLL_DEPTH);
     json_object *root = NULL;
     const char *s = resp->body;
     size_t len = resp->body_len;
@@ -1410,7 +1408,7 @@ static int oll_decode(void *provctx, llmux_call *call,
         }
     }
     json_object_put(root);
-    json_tokener_free(tok);
+    llmux_oai_tok_give(tok, OLL_DEPTH);
     return rc;
 }
 
@@ -1421,6 +1419,8 @@ static int oll_decode_event(void *provctx, llmux_call *call,
     const char *s = ev->data;
     size_t len = ev->data_len;
     oll_state *st = call->state;
+    json_tokener *tok;
+    int rc;
     (void)provctx;
     if (!s)
         return 0;
@@ -1428,12 +1428,18 @@ static int oll_decode_event(void *provctx, llmux_call *call,
     if (!len)
         return 0;
     if (!st) {
-        st = llmux_oai_state_new(h, out, pname(call), sizeof(*st), OLL_DEPTH);
+        st = llmux_oai_state_new(h, out, pname(call), sizeof(*st));
         if (!st)
             return LLMUX_ENOMEM;
         call->state = st;
     }
-    return decode_line(h, call, out, st, s, len);
+    if (!(tok = llmux_oai_tok_take(OLL_DEPTH))) {
+        h->set_error(out, LLMUX_ENOMEM, "%s: out of memory", pname(call));
+        return LLMUX_ENOMEM;
+    }
+    rc = decode_line(h, call, out, tok, st, s, len);
+    llmux_oai_tok_give(tok, OLL_DEPTH);
+    return rc;
 }
 
 static int oll_decode_error(void *provctx, llmux_call *call,
@@ -1447,7 +1453,7 @@ static int oll_decode_error(void *provctx, llmux_call *call,
     (void)call;
     if (!resp->body || !resp->body_len)
         return 0;
-    tok = llmux_oai_tokener(OLL_DEPTH);
+    tok = llmux_oai_tok_take(OLL_DEPTH);
     if (!tok)
         return 0; /* the core falls back to the raw body */
     /* {"error":"model \"x\" not found, try pulling it first"}; plain text
@@ -1456,7 +1462,7 @@ static int oll_decode_error(void *provctx, llmux_call *call,
         json_object_is_type(root, json_type_object))
         rc = llmux_oai_put_error(h, out, root) < 0 ? LLMUX_ENOMEM : 0;
     json_object_put(root);
-    json_tokener_free(tok);
+    llmux_oai_tok_give(tok, OLL_DEPTH);
     return rc;
 }
 
@@ -1466,9 +1472,15 @@ static void oll_call_end(void *provctx, llmux_call *call)
     (void)provctx;
     if (!st)
         return;
-    json_tokener_free(st->tok);
     oll_host->free(st);
     call->state = NULL;
+}
+
+/* No context; the module's spare tokeners go with its last provider. */
+static void oll_teardown(void *provctx)
+{
+    (void)provctx;
+    llmux_oai_tok_drain();
 }
 
 static const llmux_provider ollama_provider = {
@@ -1485,7 +1497,7 @@ static const llmux_provider ollama_provider = {
     "OLLAMA_API_KEY",
     "OLLAMA_HOST",
     NULL, /* init */
-    NULL, /* teardown */
+    oll_teardown,
     oll_encode,
     oll_decode,
     oll_decode_event,

@@ -10,6 +10,7 @@
  * Fixtures: ../shared/fixtures/vercel-ai/{openai,mistral} (Apache-2.0,
  * Vercel) and ../shared/fixtures/ruby_llm (MIT, Carmine Paolino).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1870,6 +1871,46 @@ static void test_codec_pieces(void **state)
     assert_int_equal(llmux_oai_parse(tok, "{}\0{", 4, &v), LLMUX_EPROTO);
     json_tokener_free(tok);
 
+    /* spare tokeners: one per depth comes back, a second is freed, a slot
+     * keeps its depth, depths beyond the slots are freed (ASan sees a
+     * leak or a double free) */
+    {
+        json_tokener *a, *b, *d, *x[6];
+        int i;
+        llmux_oai_tok_drain();
+        a = llmux_oai_tok_take(32);
+        b = llmux_oai_tok_take(32);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_ptr_not_equal(a, b);
+        llmux_oai_tok_give(a, 32);
+        llmux_oai_tok_give(b, 32);
+        assert_ptr_equal(llmux_oai_tok_take(32), a);
+        d = llmux_oai_tok_take(128);
+        assert_ptr_not_equal(d, a);
+        llmux_oai_tok_give(d, 128);
+        llmux_oai_tok_give(a, 32);
+        assert_ptr_equal(llmux_oai_tok_take(128), d);
+        assert_ptr_equal(llmux_oai_tok_take(32), a);
+        llmux_oai_tok_give(a, 32);
+        llmux_oai_tok_give(d, 128);
+        llmux_oai_tok_give(NULL, 32);
+        for (i = 0; i < 6; i++)
+            x[i] = llmux_oai_tok_take(i + 1);
+        for (i = 0; i < 6; i++)
+            llmux_oai_tok_give(x[i], i + 1);
+        /* a lent tokener keeps working after a failed parse */
+        a = llmux_oai_tok_take(32);
+        assert_int_equal(llmux_oai_parse(a, "[1,", 3, &v), LLMUX_EPROTO);
+        llmux_oai_tok_give(a, 32);
+        a = llmux_oai_tok_take(32);
+        assert_int_equal(llmux_oai_parse(a, "[1]", 3, &v), 0);
+        json_object_put(v);
+        llmux_oai_tok_give(a, 32);
+        llmux_oai_tok_drain();
+        llmux_oai_tok_drain(); /* twice is harmless */
+    }
+
     assert_int_equal(llmux_oai_finish(NULL), LLMUX_FINISH_NONE);
     assert_int_equal(llmux_oai_finish("model_length"), LLMUX_FINISH_LENGTH);
 
@@ -1885,6 +1926,81 @@ static void test_codec_pieces(void **state)
         assert_string_equal(buf, "a b ");
         llmux_oai_snippet(buf, "", 0);
         assert_string_equal(buf, "(empty)");
+    }
+}
+
+/*
+ * Clients on several threads share one plugin, whose codec lends tokeners
+ * from one spare per depth: four threads decode stream events at once,
+ * each carrying its thread and sequence number, with garbage between them
+ * (a failed parse resets the tokener it used), and every chunk must hold
+ * exactly its own text.
+ */
+#define DEC_THREADS 4
+#define DEC_EVENTS  4000
+typedef struct dec_job {
+    int t;
+    llmux__prepared p;
+    int ok, bad;
+} dec_job;
+
+static void *dec_thread(void *arg)
+{
+    dec_job *j = arg;
+    char data[160], want[32];
+    int i;
+    for (i = 0; i < DEC_EVENTS; i++) {
+        llmux_chunk ch;
+        llmux_event ev;
+        const char *got;
+        size_t n = 0;
+        int rc, wl, garbage = i % 7 == 3;
+        wl = snprintf(want, sizeof want, "t%d-%d", j->t, i);
+        memset(&ev, 0, sizeof ev);
+        ev.struct_size = sizeof ev;
+        ev.data = data;
+        ev.data_len = (size_t)snprintf(
+            data, sizeof data,
+            garbage ? "{\"choices\":[{\"delta\":{\"content\":\"%s"
+                    : "{\"choices\":[{\"index\":0,\"delta\":"
+                      "{\"content\":\"%s\"}}]}",
+            want);
+        memset(&ch, 0, sizeof ch);
+        llmux__out_init(&ch.o, LLMUX_OP_CHAT, 1);
+        rc = llmux__decode_event(&j->p, &ev, &ch);
+        got = llmux_chunk_text(&ch, &n);
+        if (garbage ? rc == LLMUX_EPROTO
+                    : rc == 0 && got && n == (size_t)wl &&
+                          memcmp(got, want, n) == 0)
+            j->ok++;
+        else
+            j->bad++;
+        llmux__out_free(&ch.o);
+    }
+    return NULL;
+}
+
+static void test_stream_threads(void **state)
+{
+    pthread_t th[DEC_THREADS];
+    dec_job jobs[DEC_THREADS];
+    llmux_request *r[DEC_THREADS];
+    int i;
+    (void)state;
+    for (i = 0; i < DEC_THREADS; i++) {
+        memset(&jobs[i], 0, sizeof jobs[i]);
+        jobs[i].t = i;
+        r[i] = stream_req(LLMUX_OP_CHAT, &jobs[i].p);
+    }
+    for (i = 0; i < DEC_THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, dec_thread, &jobs[i]), 0);
+    for (i = 0; i < DEC_THREADS; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    for (i = 0; i < DEC_THREADS; i++) {
+        assert_int_equal(jobs[i].bad, 0);
+        assert_int_equal(jobs[i].ok, DEC_EVENTS);
+        llmux__prepared_free(&jobs[i].p);
+        llmux_request_free(r[i]);
     }
 }
 
@@ -1963,6 +2079,7 @@ int main(void)
         cmocka_unit_test(test_stream_garbage),
         cmocka_unit_test(test_stream_truncated_events),
         cmocka_unit_test(test_stream_cut),
+        cmocka_unit_test(test_stream_threads),
         cmocka_unit_test(test_codec_dialect_hooks),
         cmocka_unit_test(test_codec_pieces),
         cmocka_unit_test(test_codec_configure),
