@@ -33,6 +33,11 @@
  * a time; a longer event just takes several reads, and the framer joins
  * them. 10,000 streams in flight save 140 MiB against the default. */
 #define STREAM_BUFFER 2048L
+/* New transfers started per loop iteration; more wait in the queue for the
+ * next one. curl sets up every new transfer in the one timer call that
+ * follows (about 150 us each), so 10,000 submitted at once would hold the
+ * loop for 1.5 s; 256 per turn keep each turn near 40 ms. */
+#define STARTS_PER_TURN 256
 
 typedef struct llmux__sock {
     uv_poll_t poll;
@@ -168,8 +173,11 @@ struct llmux_client {
     size_t in_flight, queued;
     uint64_t seq;
     llmux__endpoint *endpoints;
-    double rpm, tpm;   /* default rate limits per endpoint */
-    uv_timer_t pump_t; /* wakes the queue when a rate limit allows */
+    double rpm, tpm;      /* default rate limits per endpoint */
+    uv_timer_t pump_t;    /* wakes the queue when a rate limit allows */
+    uv_prepare_t turn;    /* each loop iteration: a new STARTS_PER_TURN */
+    unsigned turn_starts; /* transfers started in this iteration */
+    int turn_held;        /* some wait only for the next iteration */
     /* observability */
     llmux_stats st;
     llmux__hist h_queue, h_first_byte, h_total;
@@ -486,12 +494,20 @@ static uint64_t rate_wait(const struct llmux_client *c, llmux__endpoint *e,
     return w > t ? w : t;
 }
 
-static int can_start_x(const struct llmux_client *c, llmux__endpoint *e,
-                       const xfer *x)
+/* The limits and rate limits allow x to start. */
+static int limits_allow(const struct llmux_client *c, llmux__endpoint *e,
+                        const xfer *x)
 {
     return (!c->max_in_flight || c->in_flight < c->max_in_flight) &&
            (!c->max_per_endpoint || e->in_flight < c->max_per_endpoint) &&
            rate_wait(c, e, x) == 0;
+}
+
+/* ... and this loop iteration has starts left. */
+static int can_start_x(const struct llmux_client *c, llmux__endpoint *e,
+                       const xfer *x)
+{
+    return c->turn_starts < STARTS_PER_TURN && limits_allow(c, e, x);
 }
 
 static void take_slot(xfer *x)
@@ -499,6 +515,7 @@ static void take_slot(xfer *x)
     struct llmux_client *c = x->c;
     llmux__endpoint *e = x->ep;
     x->holds_slot = 1;
+    c->turn_starts++;
     c->in_flight++;
     e->in_flight++;
     if (e->rq.rate)
@@ -550,6 +567,18 @@ static void on_pump_timer(uv_timer_t *t)
     pump(t->data);
 }
 
+/* Before each poll: a new budget of starts, and the requests that waited
+ * only for it start (their curl timer then makes the poll not block). */
+static void on_turn(uv_prepare_t *p)
+{
+    struct llmux_client *c = p->data;
+    c->turn_starts = 0;
+    if (c->turn_held) {
+        c->turn_held = 0;
+        pump(c);
+    }
+}
+
 /* Starts queued requests while the limits allow, oldest first across
  * endpoints. O(endpoints) per start. A start that fails is finished from
  * the defer timer, so done callbacks never nest here. */
@@ -561,6 +590,10 @@ static void pump(struct llmux_client *c)
         xfer *x;
         int rc;
         uint64_t wake = 0;
+        if (c->turn_starts >= STARTS_PER_TURN) {
+            c->turn_held = 1; /* on_turn goes on */
+            return;
+        }
         for (e = c->endpoints; e; e = e->next) {
             uint64_t w;
             if (!e->qhead ||
@@ -848,12 +881,16 @@ LLMUX_EXTERN int llmux_client_new(llmux_client **out,
     uv_timer_init(c->loop, &c->timer);
     uv_timer_init(c->loop, &c->defer);
     uv_timer_init(c->loop, &c->pump_t);
+    uv_prepare_init(c->loop, &c->turn);
     c->timer.data = c;
     c->defer.data = c;
     c->pump_t.data = c;
-    c->handles_open = 3;
+    c->turn.data = c;
+    c->handles_open = 4;
     /* an idle client must not keep the loop alive */
     uv_unref((uv_handle_t *)&c->defer);
+    uv_unref((uv_handle_t *)&c->turn);
+    uv_prepare_start(&c->turn, on_turn);
     *out = c;
     return 0;
 inval:
@@ -1847,7 +1884,7 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
          * refuses new handles here, so the defer timer starts it (its
          * place in the queue is counted now) */
         if (c->queued + c->pending - c->in_flight >= c->max_queue &&
-            !can_start_x(c, x->ep, x)) {
+            !limits_allow(c, x->ep, x)) {
             rc = LLMUX_EQUEUEFULL;
             goto queue_full;
         }
@@ -1862,6 +1899,12 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
             c->in_flight--;
             x->ep->in_flight--;
         }
+    } else if (limits_allow(c, x->ep, x)) {
+        /* only this iteration's starts are used up: the next iteration
+         * starts it (not bounded by max_queue, as it would have started) */
+        enqueue(x);
+        c->turn_held = 1;
+        rc = 0;
     } else if (c->queued >= c->max_queue) {
         rc = LLMUX_EQUEUEFULL;
         goto queue_full;
@@ -1978,6 +2021,7 @@ static void client_maybe_closed(struct llmux_client *c)
         uv_close((uv_handle_t *)&c->timer, client_handle_closed);
         uv_close((uv_handle_t *)&c->defer, client_handle_closed);
         uv_close((uv_handle_t *)&c->pump_t, client_handle_closed);
+        uv_close((uv_handle_t *)&c->turn, client_handle_closed);
         return;
     }
     if (c->closing == 2 && c->handles_open == 0) {

@@ -55,10 +55,15 @@ typedef struct llmux_client_options {
     long idle_timeout_ms;       /**< no byte for this long mid-response (the gap
                                      between stream events); 0 = none */
     size_t max_in_flight;       /**< requests in flight on the client; 0 = no
-                                     limit. The rest wait in a FIFO queue */
+                                     limit. The rest wait in a FIFO queue.
+                                     Whatever the limits, at most 256
+                                     start per loop iteration; the rest
+                                     wait for the next one */
     size_t max_in_flight_per_endpoint; /**< per base URL host; 0 = none */
     size_t max_queue;           /**< queued requests beyond which llmux_submit()
-                                     fails with LLMUX_EQUEUEFULL; 0 = 100000 */
+                                     fails with LLMUX_EQUEUEFULL; 0 = 100000.
+                                     A request that waits only for the next
+                                     loop iteration is accepted past it */
     double requests_per_minute; /**< per endpoint, token bucket with one
                                      second of burst; 0 = no limit. The
                                      config-string key rpm= sets it for the

@@ -269,6 +269,47 @@ static void test_queue_full(void **state)
     env_stop(&e);
 }
 
+/*
+ * At most 256 transfers start per loop iteration (curl sets each one up in
+ * the next timer call, so 10,000 at once would stall the loop): the rest
+ * wait in the queue, whatever max_queue says, and start on the next
+ * iterations; every request completes.
+ */
+static void test_start_ramp(void **state)
+{
+    enum { N = 300 };
+    env e;
+    result *r = calloc(N, sizeof *r);
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    llmux_stats st;
+    int i;
+    (void)state;
+    assert_non_null(r);
+    o.max_queue = 10;
+    env_start(&e, &o, 0);
+    for (i = 0; i < N; i++)
+        assert_int_equal(llmux_submit(e.client, chat(&e, NULL, NULL, "r"), NULL,
+                                      on_done, &r[i]),
+                         0);
+    st.version = LLMUX_STATS_VERSION;
+    assert_int_equal(llmux_client_stats(e.client, &st), 0);
+    assert_int_equal(st.in_flight, 256);
+    assert_int_equal(st.queued, N - 256);
+    /* one iteration later the rest have started */
+    uv_run(&e.loop, UV_RUN_NOWAIT);
+    assert_int_equal(llmux_client_stats(e.client, &st), 0);
+    assert_int_equal(st.queued, 0);
+    wait_all(&e, r, N);
+    for (i = 0; i < N; i++)
+        assert_int_equal(r[i].status, 0);
+    assert_int_equal(llmux_client_stats(e.client, &st), 0);
+    assert_int_equal(st.succeeded, N);
+    assert_int_equal(st.max_in_flight, N);
+    free_all(r, N);
+    free(r);
+    env_stop(&e);
+}
+
 static void test_cancel_queued_and_close(void **state)
 {
     env e;
@@ -954,6 +995,7 @@ int main(void)
         cmocka_unit_test(test_strict_fifo_one_at_a_time),
         cmocka_unit_test(test_per_endpoint_limit),
         cmocka_unit_test(test_queue_full),
+        cmocka_unit_test(test_start_ramp),
         cmocka_unit_test(test_cancel_queued_and_close),
         cmocka_unit_test(test_first_byte_timeout),
         cmocka_unit_test(test_first_byte_timeout_retried),
