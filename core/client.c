@@ -35,9 +35,13 @@
 #define STREAM_BUFFER 2048L
 /* New transfers started per loop iteration; more wait in the queue for the
  * next one. curl sets up every new transfer in the one timer call that
- * follows (about 150 us each), so 10,000 submitted at once would hold the
- * loop for 1.5 s; 256 per turn keep each turn near 40 ms. */
-#define STARTS_PER_TURN 256
+ * follows (about 150 us each), so 10,000 submitted at once held the loop
+ * for 1.6 s; with 64 per iteration the worst iteration at 10,000 streams is
+ * 40-90 ms (256: 90-110 ms), for the same wall and CPU time (see
+ * bench/RESULTS.md; -DSTARTS_PER_TURN=N builds a variant to compare). */
+#ifndef STARTS_PER_TURN
+#define STARTS_PER_TURN 64
+#endif
 
 typedef struct llmux__sock {
     uv_poll_t poll;

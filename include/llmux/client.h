@@ -56,7 +56,7 @@ typedef struct llmux_client_options {
                                      between stream events); 0 = none */
     size_t max_in_flight;       /**< requests in flight on the client; 0 = no
                                      limit. The rest wait in a FIFO queue.
-                                     Whatever the limits, at most 256
+                                     Whatever the limits, at most 64
                                      start per loop iteration; the rest
                                      wait for the next one */
     size_t max_in_flight_per_endpoint; /**< per base URL host; 0 = none */
