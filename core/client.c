@@ -31,8 +31,12 @@
 /* libcurl's receive buffer for a stream (its default is 16 KiB, and it is
  * most of a stream's memory). Stream events arrive a few hundred bytes at
  * a time; a longer event just takes several reads, and the framer joins
- * them. 10,000 streams in flight save 140 MiB against the default. */
+ * them. 10,000 streams in flight save 140 MiB against the default; fast
+ * streams pay 2-3 % more CPU in recv() calls (bench/RESULTS.md;
+ * -DSTREAM_BUFFER=N builds a variant to compare). */
+#ifndef STREAM_BUFFER
 #define STREAM_BUFFER 2048L
+#endif
 /* New transfers started per loop iteration; more wait in the queue for the
  * next one. curl sets up every new transfer in the one timer call that
  * follows (about 150 us each), so 10,000 submitted at once held the loop
