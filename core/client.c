@@ -1516,10 +1516,17 @@ static void xfer_done(xfer *x, CURLcode result)
             x->res->has_error = 0;
         }
     }
-    /* the URL without its query: a plugin may put a key there */
-    client_log(c, LLMUX_LOG_DEBUG, "%s %.*s -> HTTP %ld, %s (attempt %d)",
-               x->prep.http.method, (int)strcspn(x->prep.url, "?"), x->prep.url,
-               status, code ? llmux_err_name(code) : "ok", x->attempts);
+    if (c->log && c->log_level >= LLMUX_LOG_DEBUG) {
+        /* the URL without its query (a plugin may put a key there) and
+         * without a user:password */
+        const char *u = x->prep.url;
+        size_t n = strcspn(u, "?"), a = n, b = n;
+        int cred = llmux__url_userinfo(u, n, &a, &b);
+        client_log(
+            c, LLMUX_LOG_DEBUG, "%s %.*s%s%.*s -> HTTP %ld, %s (attempt %d)",
+            x->prep.http.method, (int)a, u, cred ? "***" : "", (int)(n - b),
+            u + b, status, code ? llmux_err_name(code) : "ok", x->attempts);
+    }
 
     if (code &&
         (delay = retry_delay(x, code, status, transport, should)) >= 0) {

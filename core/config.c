@@ -23,8 +23,10 @@
  *   optional whitespace and then ';' or the end. "{a}b}" is "a}b".
  * - Provider names use [A-Za-z0-9_.-]; models must be non-empty and free
  *   of control characters.
- * Error messages never show the value of `api_key`: whenever the spec is
- * quoted, api_key values are replaced by "***".
+ * Error messages never show a secret: whenever the spec is quoted, the
+ * values of api_key and of any key ending in "key", "token", "secret" or
+ * "password" are replaced by "***", and so is the user:password part of a
+ * URL in any value (proxy=http://user:pass@host).
  */
 #include <string.h>
 
@@ -164,9 +166,55 @@ static int is_long_form(const char *spec)
     return *p == '=';
 }
 
+/* A key whose value is a secret: api_key, or one ending in key, token,
+ * secret or password (any case). */
+static int secret_key(const char *k, size_t n)
+{
+    static const char *const ends[] = {"key", "token", "secret", "password"};
+    size_t i;
+    for (i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        size_t m = strlen(ends[i]);
+        if (n >= m && word_eq(k + n - m, m, ends[i]))
+            return 1;
+    }
+    return 0;
+}
+
+int llmux__url_userinfo(const char *s, size_t n, size_t *a, size_t *b)
+{
+    size_t i, end;
+    const char *at = NULL;
+    for (i = 0; i + 3 <= n; i++)
+        if (s[i] == ':' && s[i + 1] == '/' && s[i + 2] == '/')
+            break;
+    if (i + 3 > n)
+        return 0;
+    *a = i + 3;
+    for (end = *a; end < n && !strchr("/?#", s[end]); end++)
+        if (s[end] == '@')
+            at = s + end;
+    if (!at)
+        return 0;
+    *b = (size_t)(at - s);
+    return 1;
+}
+
+/* Appends v[0..n) with a URL's user:password as "***". */
+static int append_value(llmux__buf *b, const char *v, size_t n)
+{
+    size_t a, e;
+    if (!llmux__url_userinfo(v, n, &a, &e))
+        return llmux__buf_append(b, v, n);
+    return llmux__buf_append(b, v, a) == 0 &&
+                   llmux__buf_append(b, "***", 3) == 0 &&
+                   llmux__buf_append(b, v + e, n - e) == 0
+               ? 0
+               : LLMUX_ENOMEM;
+}
+
 /*
- * The spec for error messages, quoted, with every api_key value replaced
- * by "***". Written into dst (cap bytes).
+ * The spec for error messages, quoted, secrets replaced by "***" (see the
+ * top of this file). Written into dst (cap bytes).
  */
 static void redact(char *dst, size_t cap, const char *spec)
 {
@@ -184,13 +232,12 @@ static void redact(char *dst, size_t cap, const char *spec)
     while (s && ok) {
         cfg_seg g;
         scan_seg(s, &g);
-        if (g.eq && word_eq(g.k0, (size_t)(g.k1 - g.k0), "api_key")) {
+        if (g.eq && secret_key(g.k0, (size_t)(g.k1 - g.k0))) {
             ok = llmux__buf_append(&b, g.start, (size_t)(g.eq + 1 - g.start)) ==
                      0 &&
                  llmux__buf_append(&b, "***", 3) == 0;
         } else {
-            ok = llmux__buf_append(&b, g.start,
-                                   (size_t)(g.raw_end - g.start)) == 0;
+            ok = append_value(&b, g.start, (size_t)(g.raw_end - g.start)) == 0;
         }
         if (ok && g.next)
             ok = llmux__buf_append(&b, ";", 1) == 0;

@@ -22,7 +22,8 @@ typedef enum llmux_log_level {
     LLMUX_LOG_DEBUG = 3
 } llmux_log_level;
 
-/** Receives log lines. `msg` is borrowed; it never contains API keys. */
+/** Receives log lines. `msg` is borrowed; it never contains API keys or
+ * the credentials of a URL. */
 typedef void (*llmux_log_cb)(int level, const char *msg, void *userdata);
 
 /**

@@ -487,6 +487,71 @@ static llmux_request *fb_req(env *e, const char *model, int n_fb,
     return req;
 }
 
+/* Every log line at every level, in one buffer. */
+typedef struct logbuf {
+    char text[16384];
+    size_t len;
+    int lines[4];
+} logbuf;
+
+static void on_log(int level, const char *msg, void *ud)
+{
+    logbuf *l = ud;
+    int n = snprintf(l->text + l->len, sizeof l->text - l->len, "%s\n", msg);
+    if (n > 0 && l->len + (size_t)n < sizeof l->text)
+        l->len += (size_t)n;
+    if (level >= 0 && level < 4)
+        l->lines[level]++;
+}
+
+/*
+ * The logging hook at its most verbose never shows a secret: not the API
+ * keys, not the user:password of a base URL, through retries and a
+ * fallback to another spec with its own secrets.
+ */
+static void test_log_never_shows_keys(void **state)
+{
+    env e;
+    result r = {0};
+    logbuf *l = calloc(1, sizeof *l);
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    llmux_request *req;
+    char spec[256];
+    (void)state;
+    assert_non_null(l);
+    o.log = on_log;
+    o.log_userdata = l;
+    o.log_level = LLMUX_LOG_DEBUG;
+    env_start(&e, &o, 0);
+    snprintf(spec, sizeof spec,
+             "openai/primary#status=503;base_url=http://bob:SECRET1@"
+             "127.0.0.1:%d/v1;api_key=sk-SECRET2;max_retries=1",
+             llmux_mock_port(e.mock));
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "log me");
+    snprintf(spec, sizeof spec,
+             "openai/second;base_url=http://SECRET3@127.0.0.1:%d/v1;"
+             "api_key=sk-SECRET4",
+             llmux_mock_port(e.mock));
+    assert_int_equal(llmux_request_add_fallback(req, spec), 0);
+    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r), 0);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(llmux_response_fallback(r.res), 1);
+    /* the requests were logged: two attempts, a retry, a fallback */
+    assert_true(l->lines[LLMUX_LOG_DEBUG] >= 3);
+    assert_non_null(strstr(l->text, "POST http://***@127.0.0.1:"));
+    assert_non_null(strstr(l->text, "retrying"));
+    assert_non_null(strstr(l->text, "falling back"));
+    if (strstr(l->text, "SECRET")) {
+        print_error("a secret in the log:\n%s", l->text);
+        fail();
+    }
+    llmux_response_free(r.res);
+    free(l);
+    env_stop(&e);
+}
+
 static void test_fallbacks(void **state)
 {
     env e;
@@ -1003,6 +1068,7 @@ int main(void)
         cmocka_unit_test(test_total_timeout_named),
         cmocka_unit_test(test_stage_timeouts_in_spec),
         cmocka_unit_test(test_fallbacks),
+        cmocka_unit_test(test_log_never_shows_keys),
         cmocka_unit_test(test_rpm_holds_rate),
         cmocka_unit_test(test_client_rpm_default),
         cmocka_unit_test(test_tpm_slows_big_requests),

@@ -329,6 +329,14 @@ static void test_api_key_redacted(void **state)
         "openai/x;api_key=sk-SECRET;k={",
         "provider=openai;api_key=sk-SECRET;api_key",
         "openai/\x01;api_key=sk-SECRET",
+        /* other secrets: keys named like one, credentials in a URL */
+        "openai/x;proxy=http://bob:SECRET@proxy:3128;timeout",
+        "openai/x;base_url={https://bob:SECRET@h/v1};bogus",
+        "openai/x;proxy=http://SECRET@proxy:3128;bogus",
+        "openai/x;access_token=SECRET;bogus",
+        "openai/x;Client_Secret=SECRET;bogus",
+        "openai/x;db_password=SECRET;bogus",
+        "openai/x;hf_key=SECRET;bogus",
     };
     char err[LLMUX__ERRBUF];
     size_t i;
@@ -348,6 +356,16 @@ static void test_api_key_redacted(void **state)
                "config string: no provider in \"api_key =***;model=x\"");
     expect_err("openai/x;api_key={sk-SECRET;x",
                "config string: unterminated '{' in option \"api_key\"");
+    expect_err("openai/x;proxy=http://bob:SECRET@proxy:3128/p@x;timeout",
+               "config string: option \"timeout\" has no '=' in "
+               "\"openai/x;proxy=http://***@proxy:3128/p@x;timeout\"");
+    expect_err("openai/x;my_token=SECRET;timeout",
+               "config string: option \"timeout\" has no '=' in "
+               "\"openai/x;my_token=***;timeout\"");
+    /* not secrets: shown as written */
+    expect_err("openai/x;base_url=http://h:1/v1?a=b@c;timeout",
+               "config string: option \"timeout\" has no '=' in "
+               "\"openai/x;base_url=http://h:1/v1?a=b@c;timeout\"");
 }
 
 /* Small or missing error buffers are fine. */
