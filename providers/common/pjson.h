@@ -14,7 +14,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <llmux/client.h> /* log levels */
 #include <llmux/sys/provider.h>
 
 #include <json-c/json.h>

@@ -22,6 +22,7 @@
 
 #include <stdarg.h>
 
+#include "../client.h" /* llmux_log_level, for host->log */
 #include "../common.h"
 #include "../errors.h"
 #include "../request.h"
@@ -94,8 +95,8 @@ typedef struct llmux_params {
     int stream;
     const llmux_kv *options; /**< provider options from the config string */
     size_t n_options;
-    const char *extra_json; /**< other request-JSON fields as a JSON object
-                                 to merge into the body, or NULL */
+    const char *extra_json;   /**< other request-JSON fields as a JSON object
+                                   to merge into the body, or NULL */
     const int64_t *token_ids; /**< detokenize */
     size_t n_token_ids;
     const char *expected; /**< evaluate: the expected completion */
@@ -137,19 +138,19 @@ typedef struct llmux_out llmux_out;
 
 /** Fields for llmux_host.out_str / out_int. */
 typedef enum llmux_field {
-    LLMUX_F_ID = 1,                 /* str */
-    LLMUX_F_MODEL = 2,              /* str */
-    LLMUX_F_CREATED = 3,            /* int, unix seconds */
-    LLMUX_F_TEXT = 4,               /* str, appended */
-    LLMUX_F_REASONING = 5,          /* str, appended */
-    LLMUX_F_REFUSAL = 6,            /* str, appended */
-    LLMUX_F_FINISH = 7,             /* int, llmux_finish */
-    LLMUX_F_FINISH_RAW = 8,         /* str, provider's finish reason */
-    LLMUX_F_PROMPT_TOKENS = 9,      /* int */
-    LLMUX_F_COMPLETION_TOKENS = 10, /* int */
-    LLMUX_F_TOTAL_TOKENS = 11,      /* int */
-    LLMUX_F_CACHED_TOKENS = 12,     /* int */
-    LLMUX_F_REASONING_TOKENS = 13,  /* int */
+    LLMUX_F_ID = 1,                  /* str */
+    LLMUX_F_MODEL = 2,               /* str */
+    LLMUX_F_CREATED = 3,             /* int, unix seconds */
+    LLMUX_F_TEXT = 4,                /* str, appended */
+    LLMUX_F_REASONING = 5,           /* str, appended */
+    LLMUX_F_REFUSAL = 6,             /* str, appended */
+    LLMUX_F_FINISH = 7,              /* int, llmux_finish */
+    LLMUX_F_FINISH_RAW = 8,          /* str, provider's finish reason */
+    LLMUX_F_PROMPT_TOKENS = 9,       /* int */
+    LLMUX_F_COMPLETION_TOKENS = 10,  /* int */
+    LLMUX_F_TOTAL_TOKENS = 11,       /* int */
+    LLMUX_F_CACHED_TOKENS = 12,      /* int */
+    LLMUX_F_REASONING_TOKENS = 13,   /* int */
     LLMUX_F_SYSTEM_FINGERPRINT = 14, /* str */
     LLMUX_F_RESULT_JSON = 15 /* str: the provider's result object (evaluate) */
 } llmux_field;
@@ -168,6 +169,8 @@ typedef struct llmux_host {
     void *(*alloc)(size_t n);
     void *(*realloc)(void *p, size_t n);
     void (*free)(void *p);
+    /** `level` is an llmux_log_level; lines go to the logging hook of the
+     * client whose request is being worked on */
     void (*log)(int level, const char *fmt, ...) LLMUX_PRINTF(2, 3);
 
     /* HTTP request building (encode). Strings are copied. */
@@ -263,7 +266,7 @@ typedef struct llmux_provider {
 } llmux_provider;
 
 /** True when provider table `p` (of p->struct_size bytes) has member `m`. */
-#define LLMUX_PROVIDER_HAS(p, m)                                              \
+#define LLMUX_PROVIDER_HAS(p, m)                                               \
     ((p)->struct_size >= offsetof(llmux_provider, m) + sizeof((p)->m))
 
 /** Size of the first version of llmux_provider: the smallest accepted. */
