@@ -23,18 +23,11 @@
 
 #include <llmux/llmux.h>
 
-#include "../../tools/mock/llmux_mock.h"
+#include "mock/mock_env.h"
 
 #define MAXN 256
 
-typedef struct env {
-    uv_loop_t loop;
-    llmux_mock *mock;
-    llmux_client *client;
-    char base[128];
-    int client_closed;
-    int mock_closed;
-} env;
+typedef mock_env env;
 
 /* What a batch's callbacks saw. */
 typedef struct seen {
@@ -60,39 +53,11 @@ typedef struct seen {
     llmux_batch *batch;
 } seen;
 
-static void on_client_closed(void *ud)
-{
-    ((env *)ud)->client_closed = 1;
-}
-
-static void on_mock_closed(void *ud)
-{
-    ((env *)ud)->mock_closed = 1;
-}
-
 static void env_start(env *e, int max_retries)
 {
-    llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
-    memset(e, 0, sizeof *e);
-    assert_int_equal(uv_loop_init(&e->loop), 0);
-    mo.quiet = 1;
-    assert_int_equal(llmux_mock_start(&e->mock, &e->loop, &mo), 0);
-    snprintf(e->base, sizeof e->base, "http://127.0.0.1:%d/v1",
-             llmux_mock_port(e->mock));
-    o.loop = &e->loop;
     o.max_retries = max_retries;
-    assert_int_equal(llmux_client_new(&e->client, &o), 0);
-}
-
-/* Runs the loop until *flag is set (bounded, so a bug fails instead of
- * hanging). */
-static void run_until(env *e, const int *flag)
-{
-    int i;
-    for (i = 0; i < 200000 && !*flag; i++)
-        uv_run(&e->loop, UV_RUN_ONCE);
-    assert_true(*flag);
+    mock_env_start(e, &o, NULL);
 }
 
 /* Runs the loop until the mock has nothing in flight, at most `ms`. */
@@ -102,18 +67,6 @@ static void run_until_mock_idle(env *e, uint64_t ms)
     while (llmux_mock_in_flight(e->mock) > 0 &&
            uv_hrtime() - t0 < ms * 1000000u)
         uv_run(&e->loop, UV_RUN_NOWAIT);
-}
-
-static void env_stop(env *e)
-{
-    if (e->client) {
-        llmux_client_close(e->client, on_client_closed, e);
-        run_until(e, &e->client_closed);
-    }
-    llmux_mock_close(e->mock, on_mock_closed, e);
-    run_until(e, &e->mock_closed);
-    uv_run(&e->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&e->loop), 0);
 }
 
 /* A chat request against the mock; `fault` (may be NULL) goes in the
@@ -253,7 +206,7 @@ static void test_gather_concurrency(void **state)
     assert_int_equal(llmux_batch_winner(s.batch), -1);
     /* the batch submits no more than its limit */
     assert_true(llmux_client_pending(e.client) == 10);
-    run_until(&e, &s.done_calls);
+    mock_env_run_until(&e, &s.done_calls);
     assert_int_equal(s.done_calls, 1);
     assert_int_equal(s.done_in_call, 0);
     assert_int_equal(s.status, 0);
@@ -268,7 +221,7 @@ static void test_gather_concurrency(void **state)
     uv_run(&e.loop, UV_RUN_NOWAIT);
     assert_int_equal(s.done_calls, 1);
     seen_free(&s);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* A batch on a client with its own, lower in-flight limit: the client's
@@ -292,13 +245,13 @@ static void test_gather_under_client_limit(void **state)
         reqs[i] = chat_i(&e, "delay_ms=5", i);
     o.concurrency = 10;
     assert_int_equal(gather(&e, reqs, 30, &o, &s), 0);
-    run_until(&e, &s.done_calls);
+    mock_env_run_until(&e, &s.done_calls);
     assert_int_equal(s.status, 0);
     for (i = 0; i < 30; i++)
         check_reply(&s, i);
     assert_true(llmux_mock_max_concurrent(e.mock) <= 3);
     seen_free(&s);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* One failure keeps its own status; the others still succeed. */
@@ -316,7 +269,7 @@ static void test_gather_partial_failure(void **state)
         reqs[i] = chat_i(&e, i == 7 ? "status=500" : NULL, i);
     o.concurrency = 4;
     assert_int_equal(gather(&e, reqs, 20, &o, &s), 0);
-    run_until(&e, &s.done_calls);
+    mock_env_run_until(&e, &s.done_calls);
     assert_int_equal(s.done_calls, 1);
     assert_int_equal(s.status, LLMUX_EPROVIDER);
     for (i = 0; i < 20; i++) {
@@ -329,7 +282,7 @@ static void test_gather_partial_failure(void **state)
     assert_int_equal(s.http[7], 500);
     assert_int_equal(llmux_mock_request_count(e.mock), 20);
     seen_free(&s);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* fail_fast: the first failure cancels the one in flight and the queued
@@ -353,7 +306,7 @@ static void test_gather_fail_fast(void **state)
     o.fail_fast = 1;
     t0 = uv_hrtime();
     assert_int_equal(gather(&e, reqs, 30, &o, &s), 0);
-    run_until(&e, &s.done_calls);
+    mock_env_run_until(&e, &s.done_calls);
     assert_true(s.done_ns - t0 < 1500000000u); /* not after the slow one */
     assert_int_equal(s.done_calls, 1);
     assert_int_equal(s.status, LLMUX_EPROVIDER);
@@ -372,7 +325,7 @@ static void test_gather_fail_fast(void **state)
         assert_true(strstr(body, "prompt 0") || strstr(body, "prompt 1"));
     }
     seen_free(&s);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 typedef struct canceler {
@@ -414,7 +367,7 @@ static void test_gather_cancel_midway(void **state)
     uv_timer_init(&e.loop, &k.t);
     k.t.data = &k;
     uv_timer_start(&k.t, on_cancel_timer, 150, 0);
-    run_until(&e, &s.done_calls);
+    mock_env_run_until(&e, &s.done_calls);
     assert_true(k.fired);
     assert_int_equal(s.done_calls, 1);
     assert_int_equal(s.done_in_call, 0);
@@ -437,7 +390,7 @@ static void test_gather_cancel_midway(void **state)
     /* the mock saw exactly the requests that were started */
     assert_int_equal(llmux_mock_request_count(e.mock), ran);
     seen_free(&s);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* Cancelled right after starting: nothing is delivered inside either
@@ -460,7 +413,7 @@ static void test_cancel_at_once(void **state)
     assert_int_equal(llmux_batch_cancel(s.batch), 0);
     s.in_call = 0;
     assert_int_equal(s.done_calls, 0);
-    run_until(&e, &s.done_calls);
+    mock_env_run_until(&e, &s.done_calls);
     assert_int_equal(s.done_calls, 1);
     assert_int_equal(s.done_in_call, 0);
     assert_int_equal(s.status, LLMUX_ECANCELED);
@@ -471,7 +424,7 @@ static void test_cancel_at_once(void **state)
     run_until_mock_idle(&e, 1000);
     assert_true(llmux_mock_request_count(e.mock) <= 3);
     seen_free(&s);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* Empty batches and batches whose every request fails to start finish
@@ -511,9 +464,9 @@ static void test_synchronous_finish_deferred(void **state)
     assert_int_equal(s2.n_items, 0);
     assert_int_equal(s2.done_calls, 0);
 
-    run_until(&e, &s0.done_calls);
-    run_until(&e, &s1.done_calls);
-    run_until(&e, &s2.done_calls);
+    mock_env_run_until(&e, &s0.done_calls);
+    mock_env_run_until(&e, &s1.done_calls);
+    mock_env_run_until(&e, &s2.done_calls);
     assert_int_equal(s0.done_calls, 1);
     assert_int_equal(s0.status, 0);
     assert_int_equal(s0.n, 0);
@@ -535,7 +488,7 @@ static void test_synchronous_finish_deferred(void **state)
     seen_free(&s0);
     seen_free(&s1);
     seen_free(&s2);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* as-completed: one item callback per request, in completion order (the
@@ -561,7 +514,7 @@ static void test_as_completed_order(void **state)
                                         on_item, on_done, &s),
                      0);
     s.in_call = 0;
-    run_until(&e, &s.done_calls);
+    mock_env_run_until(&e, &s.done_calls);
     assert_int_equal(s.done_calls, 1);
     assert_int_equal(s.status, 0);
     assert_int_equal(s.item_in_call, 0);
@@ -573,7 +526,7 @@ static void test_as_completed_order(void **state)
         check_reply(&s, i);
     }
     seen_free(&s);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* as-completed with a limit, failures, and a cancel from an item
@@ -601,7 +554,7 @@ static void test_as_completed_cancel_from_item(void **state)
                                         on_item, on_done, &s),
                      0);
     s.in_call = 0;
-    run_until(&e, &s.done_calls);
+    mock_env_run_until(&e, &s.done_calls);
     assert_int_equal(s.done_calls, 1);
     assert_int_equal(s.n_items, 40);
     assert_int_equal(s.items_after_done, 0);
@@ -619,7 +572,7 @@ static void test_as_completed_cancel_from_item(void **state)
     run_until_mock_idle(&e, 1000);
     assert_true(llmux_mock_request_count(e.mock) <= 12 + 4);
     seen_free(&s);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* race: the fast one wins at once; the slow ones are cancelled and their
@@ -644,7 +597,7 @@ static void test_race(void **state)
     /* all three reach the mock */
     while (llmux_mock_request_count(e.mock) < 3 && !s.done_calls)
         uv_run(&e.loop, UV_RUN_ONCE);
-    run_until(&e, &s.done_calls);
+    mock_env_run_until(&e, &s.done_calls);
     assert_true(s.done_ns - t0 < 1000000000u); /* under a second */
     assert_int_equal(s.done_calls, 1);
     assert_int_equal(s.status, 0);
@@ -658,7 +611,7 @@ static void test_race(void **state)
     assert_int_equal(llmux_mock_in_flight(e.mock), 0);
     assert_true(uv_hrtime() - t0 < 2000000000u);
     seen_free(&s);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* race where everyone fails: the first failure's code, no winner. */
@@ -674,7 +627,7 @@ static void test_race_all_fail(void **state)
     reqs[1] = chat_i(&e, "status=503;delay_ms=300", 1);
     reqs[2] = chat_i(&e, "status=401", 2);
     assert_int_equal(llmux_race(&s.batch, e.client, reqs, 3, on_done, &s), 0);
-    run_until(&e, &s.done_calls);
+    mock_env_run_until(&e, &s.done_calls);
     assert_int_equal(s.done_calls, 1);
     assert_int_equal(s.winner, -1);
     assert_int_equal(s.status, LLMUX_EAUTH); /* the first to fail */
@@ -683,13 +636,13 @@ static void test_race_all_fail(void **state)
     assert_int_equal(s.statuses[2], LLMUX_EAUTH);
     assert_int_equal(s.http[1], 503);
     seen_free(&s);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void close_client_cb(uv_timer_t *t)
 {
     env *e = t->data;
-    llmux_client_close(e->client, on_client_closed, e);
+    llmux_client_close(e->client, mock_env_on_client_closed, e);
     uv_close((uv_handle_t *)t, NULL);
 }
 
@@ -712,17 +665,17 @@ static void test_client_close_midway(void **state)
     uv_timer_init(&e.loop, &t);
     t.data = &e;
     uv_timer_start(&t, close_client_cb, 50, 0);
-    run_until(&e, &s.done_calls);
+    mock_env_run_until(&e, &s.done_calls);
     assert_int_equal(s.done_calls, 1);
     assert_int_equal(s.status, LLMUX_ECANCELED);
     for (i = 0; i < 20; i++) {
         assert_int_equal(s.statuses[i], LLMUX_ECANCELED);
         assert_int_equal(s.has_res[i], i < 3);
     }
-    run_until(&e, &e.client_closed);
+    mock_env_run_until(&e, &e.client_closed);
     e.client = NULL;
     seen_free(&s);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_refusals(void **state)
@@ -792,7 +745,7 @@ static void test_refusals(void **state)
 
     /* ... and can still run them in a batch */
     assert_int_equal(gather(&e, reqs, 4, NULL, &s), 0);
-    run_until(&e, &s.done_calls);
+    mock_env_run_until(&e, &s.done_calls);
     assert_int_equal(s.status, 0);
     for (i = 0; i < 4; i++)
         check_reply(&s, i);
@@ -802,14 +755,14 @@ static void test_refusals(void **state)
     memset(&s, 0, sizeof s);
     for (i = 0; i < 4; i++)
         reqs[i] = chat_i(&e, NULL, i);
-    llmux_client_close(e.client, on_client_closed, &e);
+    llmux_client_close(e.client, mock_env_on_client_closed, &e);
     assert_int_equal(gather(&e, reqs, 4, NULL, &s), LLMUX_ECANCELED);
-    run_until(&e, &e.client_closed);
+    mock_env_run_until(&e, &e.client_closed);
     e.client = NULL;
     assert_int_equal(s.done_calls, 0);
     for (i = 0; i < 4; i++)
         llmux_request_free(reqs[i]);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* A new batch started from a batch's done callback, and the blocking
@@ -853,14 +806,14 @@ static void test_chained(void **state)
         reqs[i] = chat_i(&e, NULL, i);
     assert_int_equal(
         llmux_gather(NULL, e.client, reqs, 3, NULL, on_first_done, &ch), 0);
-    run_until(&e, &ch.second.done_calls);
+    mock_env_run_until(&e, &ch.second.done_calls);
     assert_int_equal(ch.first_done, 1);
     assert_int_equal(ch.nested_rc, LLMUX_EBUSY);
     assert_int_equal(ch.second.status, 0);
     check_reply(&ch.second, 0);
     check_reply(&ch.second, 1);
     seen_free(&ch.second);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* ---- the blocking gather, on another thread ------------------------------ */
@@ -974,7 +927,7 @@ static void test_gather_run(void **state)
     }
     assert_int_equal(llmux_gather_run(NULL, 0, NULL, NULL, NULL, NULL), 0);
     llmux_request_free(reqs[0]);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 int main(void)

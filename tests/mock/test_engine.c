@@ -21,16 +21,9 @@
 
 #include <llmux/llmux.h>
 
-#include "../../tools/mock/llmux_mock.h"
+#include "mock/mock_env.h"
 
-typedef struct env {
-    uv_loop_t loop;
-    llmux_mock *mock;
-    llmux_client *client;
-    char base[128];
-    int client_closed;
-    int mock_closed;
-} env;
+typedef mock_env env;
 
 typedef struct result {
     int calls;
@@ -45,54 +38,6 @@ typedef struct result {
     llmux_response *res;
     env *e;
 } result;
-
-static void on_client_closed(void *ud)
-{
-    ((env *)ud)->client_closed = 1;
-}
-
-static void on_mock_closed(void *ud)
-{
-    ((env *)ud)->mock_closed = 1;
-}
-
-static void env_start(env *e, const llmux_client_options *copts)
-{
-    llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
-    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
-    memset(e, 0, sizeof *e);
-    assert_int_equal(uv_loop_init(&e->loop), 0);
-    mo.quiet = 1;
-    assert_int_equal(llmux_mock_start(&e->mock, &e->loop, &mo), 0);
-    snprintf(e->base, sizeof e->base, "http://127.0.0.1:%d/v1",
-             llmux_mock_port(e->mock));
-    if (copts)
-        o = *copts;
-    o.loop = &e->loop;
-    assert_int_equal(llmux_client_new(&e->client, &o), 0);
-}
-
-/* Runs the loop until *flag is set (bounded, so a bug fails instead of
- * hanging). */
-static void run_until(env *e, const int *flag)
-{
-    int i;
-    for (i = 0; i < 200000 && !*flag; i++)
-        uv_run(&e->loop, UV_RUN_ONCE);
-    assert_true(*flag);
-}
-
-static void env_stop(env *e)
-{
-    if (e->client) {
-        llmux_client_close(e->client, on_client_closed, e);
-        run_until(e, &e->client_closed);
-    }
-    llmux_mock_close(e->mock, on_mock_closed, e);
-    run_until(e, &e->mock_closed);
-    uv_run(&e->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&e->loop), 0);
-}
 
 static void on_done(llmux_request *req, int status, llmux_response *res,
                     void *ud)
@@ -179,10 +124,10 @@ static void test_chat_basic(void **state)
     const llmux_usage *u;
     json_object *body, *v;
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     submit(&e, chat(&e, "gpt-4o-mini", "Hello there"), &r);
     assert_int_equal(r.calls, 0); /* never inside submit */
-    run_until(&e, &r.calls);
+    mock_env_run_until(&e, &r.calls);
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.called_in_submit, 0);
     assert_int_equal(r.status, 0);
@@ -218,7 +163,7 @@ static void test_chat_basic(void **state)
                  json_object_get_boolean(v));
     json_object_put(body);
     result_free(&r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_stream(void **state)
@@ -227,11 +172,11 @@ static void test_stream(void **state)
     result r = {0};
     llmux_request *req;
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     req = chat(&e, "gpt-4o-mini", "one two three four");
     llmux_request_set_stream(req, 1);
     submit(&e, req, &r);
-    run_until(&e, &r.calls);
+    mock_env_run_until(&e, &r.calls);
     assert_int_equal(r.status, 0);
     assert_true(r.chunks >= 5);
     assert_string_equal(r.text, "Mock reply to: one two three four");
@@ -246,7 +191,7 @@ static void test_stream(void **state)
                             "text/event-stream");
     }
     result_free(&r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_stream_cut(void **state)
@@ -255,12 +200,12 @@ static void test_stream_cut(void **state)
     result r = {0};
     llmux_request *req;
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     req = chat(&e, "gpt-4o-mini#cut_after=3", "a b c d e f g");
     llmux_request_set_stream(req, 1);
     llmux_request_set_max_retries(req, 0);
     submit(&e, req, &r);
-    run_until(&e, &r.calls);
+    mock_env_run_until(&e, &r.calls);
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.status, LLMUX_ETRANSPORT);
     assert_true(r.chunks >= 1);
@@ -269,7 +214,7 @@ static void test_stream_cut(void **state)
     assert_string_equal(llmux_response_text(r.res, NULL), r.text);
     assert_non_null(strstr(err_of(&r)->message, "openai"));
     result_free(&r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_stream_error_event(void **state)
@@ -278,17 +223,17 @@ static void test_stream_error_event(void **state)
     result r = {0};
     llmux_request *req;
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     req = chat(&e, "gpt-4o-mini#stream_error_after=2", "x y z");
     llmux_request_set_stream(req, 1);
     submit(&e, req, &r);
-    run_until(&e, &r.calls);
+    mock_env_run_until(&e, &r.calls);
     assert_int_equal(r.status, LLMUX_EPROVIDER);
     assert_string_equal(err_of(&r)->message, "mock stream error");
     assert_string_equal(err_of(&r)->type, "server_error");
     assert_int_equal(llmux_err_class_of(r.status), LLMUX_CLASS_PROVIDER);
     result_free(&r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_chunk_abort(void **state)
@@ -297,17 +242,17 @@ static void test_chunk_abort(void **state)
     result r = {0};
     llmux_request *req;
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     req = chat(&e, "gpt-4o-mini", "a b c d e f g h");
     llmux_request_set_stream(req, 1);
     r.abort_after = 2;
     submit(&e, req, &r);
-    run_until(&e, &r.calls);
+    mock_env_run_until(&e, &r.calls);
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.status, LLMUX_EUSER);
     assert_int_equal(r.chunks, 2);
     result_free(&r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_http_errors(void **state)
@@ -317,7 +262,7 @@ static void test_http_errors(void **state)
     llmux_request *req;
     char spec[256];
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     req = chat(&e, "gpt-4o-mini#status=500", "hi");
     llmux_request_set_max_retries(req, 0);
     submit(&e, req, &r1);
@@ -329,9 +274,9 @@ static void test_http_errors(void **state)
     req = chat_fault(&e, "body=text;status=502", "hi");
     llmux_request_set_max_retries(req, 0);
     submit(&e, req, &r3);
-    run_until(&e, &r1.calls);
-    run_until(&e, &r2.calls);
-    run_until(&e, &r3.calls);
+    mock_env_run_until(&e, &r1.calls);
+    mock_env_run_until(&e, &r2.calls);
+    mock_env_run_until(&e, &r3.calls);
 
     assert_int_equal(r1.status, LLMUX_EPROVIDER);
     assert_int_equal(err_of(&r1)->http_status, 500);
@@ -351,7 +296,7 @@ static void test_http_errors(void **state)
     result_free(&r1);
     result_free(&r2);
     result_free(&r3);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_retry_then_success(void **state)
@@ -359,20 +304,20 @@ static void test_retry_then_success(void **state)
     env e;
     result r = {0};
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     assert_int_equal(llmux_mock_push_fault(e.mock, "status=503;retry_after=0"),
                      0);
     assert_int_equal(llmux_mock_push_fault(e.mock, "status=429;retry_after=0"),
                      0);
     submit(&e, chat(&e, "gpt-4o-mini", "again"), &r);
-    run_until(&e, &r.calls);
+    mock_env_run_until(&e, &r.calls);
     assert_int_equal(r.status, 0);
     assert_int_equal(llmux_response_attempts(r.res), 3);
     assert_int_equal(llmux_mock_request_count(e.mock), 3);
     assert_string_equal(llmux_response_text(r.res, NULL),
                         "Mock reply to: again");
     result_free(&r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_retry_budget_exhausted(void **state)
@@ -381,18 +326,18 @@ static void test_retry_budget_exhausted(void **state)
     result r = {0};
     llmux_request *req;
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     llmux_mock_set_fault_all(e.mock, "status=503;retry_after=0");
     req = chat(&e, "gpt-4o-mini", "again");
     llmux_request_set_max_retries(req, 1);
     submit(&e, req, &r);
-    run_until(&e, &r.calls);
+    mock_env_run_until(&e, &r.calls);
     assert_int_equal(r.status, LLMUX_EPROVIDER);
     assert_int_equal(err_of(&r)->attempts, 2);
     assert_int_equal(err_of(&r)->http_status, 503);
     assert_int_equal(llmux_mock_request_count(e.mock), 2);
     result_free(&r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_insufficient_quota_not_retried(void **state)
@@ -400,17 +345,17 @@ static void test_insufficient_quota_not_retried(void **state)
     env e;
     result r = {0};
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     submit(
         &e,
         chat_fault(&e, "status=429;code=insufficient_quota;retry_after=0", "x"),
         &r);
-    run_until(&e, &r.calls);
+    mock_env_run_until(&e, &r.calls);
     assert_int_equal(r.status, LLMUX_ERATELIMIT);
     assert_int_equal(err_of(&r)->attempts, 1);
     assert_string_equal(err_of(&r)->provider_code, "insufficient_quota");
     result_free(&r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_timeout(void **state)
@@ -420,20 +365,20 @@ static void test_timeout(void **state)
     llmux_request *req;
     uint64_t t0;
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     req = chat(&e, "gpt-4o-mini#delay_ms=5000", "slow");
     llmux_request_set_timeout_ms(req, 300);
     uv_update_time(&e.loop);
     t0 = uv_now(&e.loop);
     submit(&e, req, &r);
-    run_until(&e, &r.calls);
+    mock_env_run_until(&e, &r.calls);
     assert_int_equal(r.status, LLMUX_ETIMEDOUT);
     assert_int_equal(llmux_err_class_of(r.status), LLMUX_CLASS_TRANSPORT);
     assert_true(uv_now(&e.loop) - t0 < 3000);
     assert_true(uv_now(&e.loop) - t0 >= 250);
     assert_true(err_of(&r)->transport != 0);
     result_free(&r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_timeout_in_spec(void **state)
@@ -443,7 +388,7 @@ static void test_timeout_in_spec(void **state)
     llmux_request *req;
     char spec[256];
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     snprintf(spec, sizeof spec,
              "openai/gpt-4o-mini#stall_after=3;base_url=%s;api_key=k123;"
              "timeout=0.4;max_retries=0",
@@ -452,11 +397,11 @@ static void test_timeout_in_spec(void **state)
     llmux_request_add_message(req, LLMUX_ROLE_USER, "a b c");
     llmux_request_set_stream(req, 1);
     submit(&e, req, &r);
-    run_until(&e, &r.calls);
+    mock_env_run_until(&e, &r.calls);
     assert_int_equal(r.status, LLMUX_ETIMEDOUT);
     assert_true(r.chunks >= 1);
     result_free(&r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_garbage_and_truncated(void **state)
@@ -465,19 +410,19 @@ static void test_garbage_and_truncated(void **state)
     result r1 = {0}, r2 = {0};
     llmux_request *req;
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     submit(&e, chat(&e, "gpt-4o-mini#body=garbage", "x"), &r1);
     req = chat(&e, "gpt-4o-mini#body=truncated", "x");
     llmux_request_set_max_retries(req, 0);
     submit(&e, req, &r2);
-    run_until(&e, &r1.calls);
-    run_until(&e, &r2.calls);
+    mock_env_run_until(&e, &r1.calls);
+    mock_env_run_until(&e, &r2.calls);
     assert_int_equal(r1.status, LLMUX_EPROTO);
     assert_non_null(strstr(err_of(&r1)->message, "openai"));
     assert_true(r2.status == LLMUX_EPROTO || r2.status == LLMUX_ETRANSPORT);
     result_free(&r1);
     result_free(&r2);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_too_big(void **state)
@@ -487,13 +432,13 @@ static void test_too_big(void **state)
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     (void)state;
     o.max_response_bytes = 64 * 1024;
-    env_start(&e, &o);
+    mock_env_start(&e, &o, NULL);
     submit(&e, chat(&e, "gpt-4o-mini#huge=500000", "x"), &r);
-    run_until(&e, &r.calls);
+    mock_env_run_until(&e, &r.calls);
     assert_int_equal(r.status, LLMUX_ETOOBIG);
     assert_non_null(strstr(err_of(&r)->message, "65536"));
     result_free(&r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static int g_timer_fired;
@@ -512,21 +457,21 @@ static void test_cancel(void **state)
     llmux_request *req;
     uv_timer_t t;
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     req = chat(&e, "gpt-4o-mini#delay_ms=5000", "cancel me");
     submit(&e, req, &r);
     uv_timer_init(&e.loop, &t);
     t.data = req;
     g_timer_fired = 0;
     uv_timer_start(&t, cancel_timer_cb, 50, 0);
-    run_until(&e, &r.calls);
+    mock_env_run_until(&e, &r.calls);
     assert_true(g_timer_fired);
     assert_int_equal(r.status, LLMUX_ECANCELED);
     /* give the loop a moment: the callback must not run again */
     uv_run(&e.loop, UV_RUN_NOWAIT);
     assert_int_equal(r.calls, 1);
     result_free(&r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_close_with_requests_in_flight(void **state)
@@ -536,7 +481,7 @@ static void test_close_with_requests_in_flight(void **state)
     int i, total;
     (void)state;
     memset(r, 0, sizeof r);
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     for (i = 0; i < 8; i++) {
         llmux_request *req = chat(&e,
                                   i % 2 ? "gpt-4o-mini#stall_after=1"
@@ -548,10 +493,10 @@ static void test_close_with_requests_in_flight(void **state)
     }
     for (i = 0; i < 20; i++)
         uv_run(&e.loop, UV_RUN_NOWAIT);
-    llmux_client_close(e.client, on_client_closed, &e);
+    llmux_client_close(e.client, mock_env_on_client_closed, &e);
     for (i = 0; i < 8; i++)
         assert_int_equal(r[i].calls, 0); /* not inside close */
-    run_until(&e, &e.client_closed);
+    mock_env_run_until(&e, &e.client_closed);
     total = 0;
     for (i = 0; i < 8; i++) {
         assert_int_equal(r[i].calls, 1);
@@ -561,7 +506,7 @@ static void test_close_with_requests_in_flight(void **state)
     }
     assert_int_equal(total, 8);
     e.client = NULL;
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* Callbacks that call back into llmux: close and cancel from inside a
@@ -596,7 +541,7 @@ static void re_done(llmux_request *req, int status, llmux_response *res,
     r->calls++;
     r->status = status;
     if (r->mode == 1)
-        llmux_client_close(r->e->client, on_client_closed, r->e);
+        llmux_client_close(r->e->client, mock_env_on_client_closed, r->e);
     if (r->mode == 4 && r->calls == 1)
         assert_int_equal(llmux_submit(r->e->client,
                                       chat(r->e, "gpt-4o-mini", "second"), NULL,
@@ -610,7 +555,7 @@ static int re_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
     (void)ch;
     r->chunks++;
     if (r->chunks == 2 && r->mode == 2)
-        llmux_client_close(r->e->client, on_client_closed, r->e);
+        llmux_client_close(r->e->client, mock_env_on_client_closed, r->e);
     if (r->chunks == 2 && r->mode == 3)
         llmux_request_cancel(req);
     return 0;
@@ -625,19 +570,19 @@ static void test_reentrant_callbacks(void **state)
         reentry r;
         llmux_request *req;
         memset(&r, 0, sizeof r);
-        env_start(&e, NULL);
+        mock_env_start(&e, NULL, NULL);
         r.e = &e;
         r.mode = mode;
         req = chat(&e, "gpt-4o-mini", "a b c d e f g h i j");
         llmux_request_set_stream(req, mode == 2 || mode == 3);
         assert_int_equal(llmux_submit(e.client, req, re_chunk, re_done, &r), 0);
         if (mode == 1 || mode == 2) {
-            run_until(&e, &e.client_closed);
+            mock_env_run_until(&e, &e.client_closed);
             e.client = NULL;
         } else if (mode == 3) {
-            run_until(&e, &r.calls);
+            mock_env_run_until(&e, &r.calls);
         } else {
-            run_until(&e, &r.second_calls);
+            mock_env_run_until(&e, &r.second_calls);
         }
         assert_int_equal(r.calls, 1);
         switch (mode) {
@@ -655,7 +600,7 @@ static void test_reentrant_callbacks(void **state)
             assert_int_equal(r.second_status, 0);
             break;
         }
-        env_stop(&e);
+        mock_env_stop(&e);
     }
 }
 
@@ -700,18 +645,18 @@ static void test_submit_from_chunk_callback(void **state)
     llmux_request *req;
     (void)state;
     memset(&c, 0, sizeof c);
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     c.e = &e;
     req = chat(&e, "gpt-4o-mini", "outer");
     llmux_request_set_stream(req, 1);
     assert_int_equal(llmux_submit(e.client, req, chain_chunk, chain_done, &c),
                      0);
-    run_until(&e, &c.second.calls);
+    mock_env_run_until(&e, &c.second.calls);
     assert_int_equal(c.second.status, 0);
     assert_string_equal(llmux_response_text(c.second.res, NULL),
                         "Mock reply to: nested");
     result_free(&c.second);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* A connection cut after the end marker still is a complete stream. */
@@ -721,16 +666,16 @@ static void test_cut_after_done_is_success(void **state)
     result r = {0};
     llmux_request *req;
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     /* role, 4 words, finish, usage, [DONE]: 8 events, then the cut */
     req = chat_fault(&e, "cut_after=8", "a");
     llmux_request_set_stream(req, 1);
     submit(&e, req, &r);
-    run_until(&e, &r.calls);
+    mock_env_run_until(&e, &r.calls);
     assert_int_equal(r.status, 0);
     assert_string_equal(llmux_response_text(r.res, NULL), "Mock reply to: a");
     result_free(&r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* A stream retried before anything reached the caller starts afresh in
@@ -741,21 +686,21 @@ static void test_stream_retry_fresh_state(void **state)
     result r = {0};
     llmux_request *req;
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     assert_int_equal(
         llmux_mock_push_fault(e.mock, "cut_after=1;header=x-should-retry:true"),
         0);
     req = chat(&e, "gpt-4o-mini", "b c");
     llmux_request_set_stream(req, 1);
     submit(&e, req, &r);
-    run_until(&e, &r.calls);
+    mock_env_run_until(&e, &r.calls);
     assert_int_equal(r.status, 0);
     assert_int_equal(llmux_response_attempts(r.res), 2);
     assert_non_null(llmux_response_id(r.res));
     assert_string_equal(llmux_response_model(r.res), "gpt-4o-mini");
     assert_string_equal(r.text, "Mock reply to: b c");
     result_free(&r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* Cancelling while a retry waits finishes at once with ECANCELED. */
@@ -767,7 +712,7 @@ static void test_cancel_during_retry_wait(void **state)
     uv_timer_t t;
     uint64_t t0;
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     assert_int_equal(llmux_mock_push_fault(e.mock, "status=503;retry_after=2"),
                      0);
     req = chat(&e, "gpt-4o-mini", "x");
@@ -779,12 +724,12 @@ static void test_cancel_during_retry_wait(void **state)
     uv_timer_start(&t, cancel_timer_cb, 300, 0);
     uv_update_time(&e.loop);
     t0 = uv_now(&e.loop);
-    run_until(&e, &r.calls);
+    mock_env_run_until(&e, &r.calls);
     assert_int_equal(r.status, LLMUX_ECANCELED);
     assert_true(uv_now(&e.loop) - t0 < 1500);
     assert_int_equal(llmux_mock_request_count(e.mock), 1);
     result_free(&r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_submit_errors(void **state)
@@ -794,7 +739,7 @@ static void test_submit_errors(void **state)
     llmux_request *req;
     char spec[256];
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, "nosuchprovider/x"),
                      0);
     llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
@@ -814,7 +759,7 @@ static void test_submit_errors(void **state)
     for (int i = 0; i < 5; i++)
         uv_run(&e.loop, UV_RUN_NOWAIT);
     assert_int_equal(r.calls, 0); /* a failed submit never calls back */
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_connect_refused(void **state)
@@ -827,7 +772,7 @@ static void test_connect_refused(void **state)
     int namelen = sizeof a, port;
     char spec[256];
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     /* a port that was free a moment ago */
     uv_tcp_init(&e.loop, &probe);
     uv_ip4_addr("127.0.0.1", 0, &a);
@@ -843,12 +788,12 @@ static void test_connect_refused(void **state)
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
     llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
     submit(&e, req, &r);
-    run_until(&e, &r.calls);
+    mock_env_run_until(&e, &r.calls);
     assert_int_equal(r.status, LLMUX_ETRANSPORT);
     assert_int_equal(err_of(&r)->http_status, 0);
     assert_true(err_of(&r)->transport != 0);
     result_free(&r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_many_concurrent(void **state)
@@ -859,7 +804,7 @@ static void test_many_concurrent(void **state)
     int i, done;
     char prompt[64];
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     for (i = 0; i < N; i++) {
         llmux_request *req;
         snprintf(prompt, sizeof prompt, "prompt %d", i);
@@ -888,7 +833,7 @@ static void test_many_concurrent(void **state)
     }
     assert_true(llmux_mock_max_concurrent(e.mock) > 1);
     free(r);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_other_ops(void **state)
@@ -900,7 +845,7 @@ static void test_other_ops(void **state)
     size_t dim;
     char *json;
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     snprintf(spec, sizeof spec,
              "openai/gpt-3.5-turbo-instruct;base_url=%s;"
              "api_key=k1",
@@ -917,9 +862,9 @@ static void test_other_ops(void **state)
     snprintf(spec, sizeof spec, "openai;base_url=%s;api_key=k1", e.base);
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_MODELS, spec), 0);
     submit(&e, req, &rm);
-    run_until(&e, &rc.calls);
-    run_until(&e, &re.calls);
-    run_until(&e, &rm.calls);
+    mock_env_run_until(&e, &rc.calls);
+    mock_env_run_until(&e, &re.calls);
+    mock_env_run_until(&e, &rm.calls);
 
     assert_int_equal(rc.status, 0);
     assert_string_equal(llmux_response_text(rc.res, NULL),
@@ -943,7 +888,7 @@ static void test_other_ops(void **state)
     result_free(&rc);
     result_free(&re);
     result_free(&rm);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* The blocking call runs its own private loop. */
@@ -983,7 +928,7 @@ static void test_blocking(void **state)
     llmux_request *req;
     llmux_response *res = NULL;
     (void)state;
-    env_start(&e, NULL);
+    mock_env_start(&e, NULL, NULL);
     port = llmux_mock_port(e.mock);
     /* the mock runs on this thread's loop; the blocking call on another */
     assert_int_equal(uv_thread_create(&th, run_thread, &port), 0);
@@ -1008,7 +953,7 @@ static void test_blocking(void **state)
     assert_non_null(strstr(llmux_response_error(res)->message, "nope"));
     llmux_response_free(res);
     llmux_request_free(req);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_private_loop_client(void **state)

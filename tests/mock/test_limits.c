@@ -14,13 +14,10 @@
 
 #include <llmux/llmux.h>
 
-#include "../../tools/mock/llmux_mock.h"
+#include "mock/mock_env.h"
 
 typedef struct env {
-    uv_loop_t loop;
-    llmux_mock *mock;
-    llmux_client *client;
-    int closed, mock_closed;
+    mock_env m;
     int done_order[256];
     int n_done;
 } env;
@@ -32,44 +29,18 @@ typedef struct result {
     llmux_response *res;
 } result;
 
-static void on_closed(void *ud)
-{
-    *(int *)ud = 1;
-}
-
 static void env_start(env *e, const llmux_client_options *co, int chunk_ms)
 {
     llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
-    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     memset(e, 0, sizeof *e);
-    assert_int_equal(uv_loop_init(&e->loop), 0);
     mo.quiet = 1;
     mo.chunk_delay_ms = chunk_ms;
-    assert_int_equal(llmux_mock_start(&e->mock, &e->loop, &mo), 0);
-    if (co)
-        o = *co;
-    o.loop = &e->loop;
-    assert_int_equal(llmux_client_new(&e->client, &o), 0);
+    mock_env_start(&e->m, co, &mo);
 }
 
 static void run_until(env *e, const int *flag)
 {
-    int i;
-    for (i = 0; i < 400000 && !*flag; i++)
-        uv_run(&e->loop, UV_RUN_ONCE);
-    assert_true(*flag);
-}
-
-static void env_stop(env *e)
-{
-    if (e->client) {
-        llmux_client_close(e->client, on_closed, &e->closed);
-        run_until(e, &e->closed);
-    }
-    llmux_mock_close(e->mock, on_closed, &e->mock_closed);
-    run_until(e, &e->mock_closed);
-    uv_run(&e->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&e->loop), 0);
+    mock_env_run_until(&e->m, flag);
 }
 
 static void on_done(llmux_request *req, int status, llmux_response *res,
@@ -99,7 +70,7 @@ static llmux_request *chat(env *e, const char *host, const char *fault,
     char spec[256], h[128];
     snprintf(spec, sizeof spec,
              "openai/gpt-4o-mini;base_url=http://%s:%d/v1;api_key=k",
-             host ? host : "127.0.0.1", llmux_mock_port(e->mock));
+             host ? host : "127.0.0.1", llmux_mock_port(e->m.mock));
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
     llmux_request_add_message(req, LLMUX_ROLE_USER, prompt);
     if (fault) {
@@ -122,7 +93,7 @@ static void wait_all(env *e, result *r, int n)
 {
     int i;
     for (i = 0; i < 400000 && !all_done(r, n); i++)
-        uv_run(&e->loop, UV_RUN_ONCE);
+        uv_run(&e->m.loop, UV_RUN_ONCE);
     assert_true(all_done(r, n));
 }
 
@@ -150,23 +121,23 @@ static void test_max_in_flight_and_fifo(void **state)
         snprintf(p, sizeof p, "prompt %d", i);
         r[i].e = &e;
         r[i].id = i;
-        assert_int_equal(llmux_submit(e.client,
+        assert_int_equal(llmux_submit(e.m.client,
                                       chat(&e, NULL, "delay_ms=30", p), NULL,
                                       on_done, &r[i]),
                          0);
     }
-    assert_int_equal(llmux_client_pending(e.client), N);
+    assert_int_equal(llmux_client_pending(e.m.client), N);
     memset(&st, 0, sizeof st);
     st.version = LLMUX_STATS_VERSION;
-    assert_int_equal(llmux_client_stats(e.client, &st), 0);
+    assert_int_equal(llmux_client_stats(e.m.client, &st), 0);
     assert_int_equal(st.in_flight, 5);
     assert_int_equal(st.queued, N - 5);
     wait_all(&e, r, N);
     for (i = 0; i < N; i++)
         assert_int_equal(r[i].status, 0);
     /* the limit held, and was used */
-    assert_int_equal(llmux_mock_max_concurrent(e.mock), 5);
-    assert_int_equal(llmux_client_stats(e.client, &st), 0);
+    assert_int_equal(llmux_mock_max_concurrent(e.m.mock), 5);
+    assert_int_equal(llmux_client_stats(e.m.client, &st), 0);
     assert_int_equal(st.requests, N);
     assert_int_equal(st.succeeded, N);
     assert_int_equal(st.max_in_flight, 5);
@@ -176,7 +147,7 @@ static void test_max_in_flight_and_fifo(void **state)
     assert_true(st.total_p50 >= 25.0);
     assert_true(st.prompt_tokens == 2 * N);
     free_all(r, N);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 static void test_strict_fifo_one_at_a_time(void **state)
@@ -197,7 +168,7 @@ static void test_strict_fifo_one_at_a_time(void **state)
         {
             char f[32];
             snprintf(f, sizeof f, "delay_ms=%d", (N - i) * 3);
-            assert_int_equal(llmux_submit(e.client, chat(&e, NULL, f, "x"),
+            assert_int_equal(llmux_submit(e.m.client, chat(&e, NULL, f, "x"),
                                           NULL, on_done, &r[i]),
                              0);
         }
@@ -205,9 +176,9 @@ static void test_strict_fifo_one_at_a_time(void **state)
     wait_all(&e, r, N);
     for (i = 0; i < N; i++)
         assert_int_equal(e.done_order[i], i);
-    assert_int_equal(llmux_mock_max_concurrent(e.mock), 1);
+    assert_int_equal(llmux_mock_max_concurrent(e.m.mock), 1);
     free_all(r, N);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 static void test_per_endpoint_limit(void **state)
@@ -227,7 +198,7 @@ static void test_per_endpoint_limit(void **state)
         /* two endpoints: the same server under two names */
         assert_int_equal(
             llmux_submit(
-                e.client,
+                e.m.client,
                 chat(&e, i % 2 ? "127.0.0.1" : "localhost", "delay_ms=40", "y"),
                 NULL, on_done, &r[i]),
             0);
@@ -235,10 +206,10 @@ static void test_per_endpoint_limit(void **state)
     wait_all(&e, r, N);
     for (i = 0; i < N; i++)
         assert_int_equal(r[i].status, 0);
-    assert_true(llmux_mock_max_concurrent(e.mock) <= 4);
-    assert_true(llmux_mock_max_concurrent(e.mock) >= 3);
+    assert_true(llmux_mock_max_concurrent(e.m.mock) <= 4);
+    assert_true(llmux_mock_max_concurrent(e.m.mock) >= 3);
     free_all(r, N);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 static void test_queue_full(void **state)
@@ -254,19 +225,19 @@ static void test_queue_full(void **state)
     o.max_queue = 3;
     env_start(&e, &o, 0);
     for (i = 0; i < 4; i++)
-        assert_int_equal(llmux_submit(e.client,
+        assert_int_equal(llmux_submit(e.m.client,
                                       chat(&e, NULL, "delay_ms=20", "z"), NULL,
                                       on_done, &r[i]),
                          0);
     req = chat(&e, NULL, NULL, "one too many");
-    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r[0]),
+    assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r[0]),
                      LLMUX_EQUEUEFULL);
     assert_non_null(strstr(llmux_request_errmsg(req), "max_queue"));
     assert_int_equal(llmux_err_class_of(LLMUX_EQUEUEFULL), LLMUX_CLASS_LOCAL);
     llmux_request_free(req);
     wait_all(&e, r, 4);
     free_all(r, 4);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 /*
@@ -288,26 +259,26 @@ static void test_start_ramp(void **state)
     o.max_queue = 10;
     env_start(&e, &o, 0);
     for (i = 0; i < N; i++)
-        assert_int_equal(llmux_submit(e.client, chat(&e, NULL, NULL, "r"), NULL,
-                                      on_done, &r[i]),
+        assert_int_equal(llmux_submit(e.m.client, chat(&e, NULL, NULL, "r"),
+                                      NULL, on_done, &r[i]),
                          0);
     st.version = LLMUX_STATS_VERSION;
-    assert_int_equal(llmux_client_stats(e.client, &st), 0);
+    assert_int_equal(llmux_client_stats(e.m.client, &st), 0);
     assert_int_equal(st.in_flight, 64);
     assert_int_equal(st.queued, N - 64);
     /* each iteration starts 64 more */
-    uv_run(&e.loop, UV_RUN_NOWAIT);
-    assert_int_equal(llmux_client_stats(e.client, &st), 0);
+    uv_run(&e.m.loop, UV_RUN_NOWAIT);
+    assert_int_equal(llmux_client_stats(e.m.client, &st), 0);
     assert_int_equal(st.queued, N - 128);
     wait_all(&e, r, N);
     for (i = 0; i < N; i++)
         assert_int_equal(r[i].status, 0);
-    assert_int_equal(llmux_client_stats(e.client, &st), 0);
+    assert_int_equal(llmux_client_stats(e.m.client, &st), 0);
     assert_int_equal(st.succeeded, N);
     assert_int_equal(st.queued, 0);
     free_all(r, N);
     free(r);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 static void test_cancel_queued_and_close(void **state)
@@ -324,8 +295,8 @@ static void test_cancel_queued_and_close(void **state)
     env_start(&e, &o, 0);
     for (i = 0; i < N; i++) {
         reqs[i] = chat(&e, NULL, "delay_ms=200", "q");
-        assert_int_equal(llmux_submit(e.client, reqs[i], NULL, on_done, &r[i]),
-                         0);
+        assert_int_equal(
+            llmux_submit(e.m.client, reqs[i], NULL, on_done, &r[i]), 0);
     }
     /* a queued request cancelled never reaches the server */
     llmux_request_cancel(reqs[3]);
@@ -335,16 +306,14 @@ static void test_cancel_queued_and_close(void **state)
     run_until(&e, &r[0].calls);
     assert_int_equal(r[0].status, 0);
     /* closing cancels the one in flight and every queued one */
-    llmux_client_close(e.client, on_closed, &e.closed);
-    run_until(&e, &e.closed);
-    e.client = NULL;
+    mock_env_close_client(&e.m);
     for (i = 1; i < N; i++) {
         assert_int_equal(r[i].calls, 1);
         assert_int_equal(r[i].status, LLMUX_ECANCELED);
     }
-    assert_int_equal(llmux_mock_request_count(e.mock), 2);
+    assert_int_equal(llmux_mock_request_count(e.m.mock), 2);
     free_all(r, N);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 static void test_first_byte_timeout(void **state)
@@ -358,17 +327,17 @@ static void test_first_byte_timeout(void **state)
     req = chat(&e, NULL, "delay_ms=4000", "slow");
     llmux_request_set_first_byte_timeout_ms(req, 300);
     llmux_request_set_max_retries(req, 0);
-    uv_update_time(&e.loop);
-    t0 = uv_now(&e.loop);
-    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r), 0);
+    uv_update_time(&e.m.loop);
+    t0 = uv_now(&e.m.loop);
+    assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r), 0);
     run_until(&e, &r.calls);
     assert_int_equal(r.status, LLMUX_ETIMEDOUT);
     assert_non_null(
         strstr(llmux_response_error(r.res)->message, "first_byte_timeout"));
-    assert_true(uv_now(&e.loop) - t0 >= 280);
-    assert_true(uv_now(&e.loop) - t0 < 2000);
+    assert_true(uv_now(&e.m.loop) - t0 >= 280);
+    assert_true(uv_now(&e.m.loop) - t0 < 2000);
     llmux_response_free(r.res);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 static void test_first_byte_timeout_retried(void **state)
@@ -379,22 +348,22 @@ static void test_first_byte_timeout_retried(void **state)
     llmux_stats st;
     (void)state;
     env_start(&e, NULL, 0);
-    assert_int_equal(llmux_mock_push_fault(e.mock, "delay_ms=3000"), 0);
+    assert_int_equal(llmux_mock_push_fault(e.m.mock, "delay_ms=3000"), 0);
     req = chat(&e, NULL, NULL, "again");
     llmux_request_set_first_byte_timeout_ms(req, 200);
     llmux_request_set_max_retries(req, 1);
-    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r), 0);
+    assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r), 0);
     run_until(&e, &r.calls);
     assert_int_equal(r.status, 0);
     assert_int_equal(llmux_response_attempts(r.res), 2);
     memset(&st, 0, sizeof st);
     st.version = LLMUX_STATS_VERSION;
-    llmux_client_stats(e.client, &st);
+    llmux_client_stats(e.m.client, &st);
     assert_int_equal(st.attempts, 2);
     assert_int_equal(st.retries, 1);
     assert_int_equal(st.retries_transport, 1);
     llmux_response_free(r.res);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 static void test_idle_timeout(void **state)
@@ -408,13 +377,13 @@ static void test_idle_timeout(void **state)
     req = chat(&e, NULL, "stall_after=3", "a b c d e f");
     llmux_request_set_stream(req, 1);
     llmux_request_set_idle_timeout_ms(req, 400);
-    assert_int_equal(llmux_submit(e.client, req, on_chunk, on_done, &r), 0);
+    assert_int_equal(llmux_submit(e.m.client, req, on_chunk, on_done, &r), 0);
     /* steady events 60 ms apart never trip a 400 ms idle timeout, even
      * when the whole stream takes longer than that */
     req = chat(&e, NULL, NULL, "a b c d e f g h i j");
     llmux_request_set_stream(req, 1);
     llmux_request_set_idle_timeout_ms(req, 400);
-    assert_int_equal(llmux_submit(e.client, req, on_chunk, on_done, &ok), 0);
+    assert_int_equal(llmux_submit(e.m.client, req, on_chunk, on_done, &ok), 0);
     run_until(&e, &r.calls);
     run_until(&e, &ok.calls);
     assert_int_equal(r.status, LLMUX_ETIMEDOUT);
@@ -426,7 +395,7 @@ static void test_idle_timeout(void **state)
     assert_true(ok.chunks >= 10);
     llmux_response_free(r.res);
     llmux_response_free(ok.res);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 static void test_total_timeout_named(void **state)
@@ -439,13 +408,13 @@ static void test_total_timeout_named(void **state)
     req = chat(&e, NULL, NULL, "a b c d e f g h i j k l m n");
     llmux_request_set_stream(req, 1);
     llmux_request_set_timeout_ms(req, 450);
-    assert_int_equal(llmux_submit(e.client, req, on_chunk, on_done, &r), 0);
+    assert_int_equal(llmux_submit(e.m.client, req, on_chunk, on_done, &r), 0);
     run_until(&e, &r.calls);
     assert_int_equal(r.status, LLMUX_ETIMEDOUT);
     assert_non_null(strstr(llmux_response_error(r.res)->message, "timeout"));
     assert_true(r.chunks >= 2);
     llmux_response_free(r.res);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 static void test_stage_timeouts_in_spec(void **state)
@@ -473,14 +442,14 @@ static llmux_request *fb_req(env *e, const char *model, int n_fb,
     snprintf(spec, sizeof spec,
              "openai/%s;base_url=http://127.0.0.1:%d/v1;api_key=k;"
              "max_retries=0",
-             model, llmux_mock_port(e->mock));
+             model, llmux_mock_port(e->m.mock));
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
     llmux_request_add_message(req, LLMUX_ROLE_USER, "fall back");
     for (i = 0; i < n_fb; i++) {
         snprintf(spec, sizeof spec,
                  "%s;base_url=http://127.0.0.1:%d%s;"
                  "api_key=k;max_retries=0",
-                 fb_models[i], llmux_mock_port(e->mock),
+                 fb_models[i], llmux_mock_port(e->m.mock),
                  strncmp(fb_models[i], "mistral", 7) == 0 ? "/mistral" : "/v1");
         assert_int_equal(llmux_request_add_fallback(req, spec), 0);
     }
@@ -526,15 +495,15 @@ static void test_log_never_shows_keys(void **state)
     snprintf(spec, sizeof spec,
              "openai/primary#status=503;base_url=http://bob:SECRET1@"
              "127.0.0.1:%d/v1;api_key=sk-SECRET2;max_retries=1",
-             llmux_mock_port(e.mock));
+             llmux_mock_port(e.m.mock));
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
     llmux_request_add_message(req, LLMUX_ROLE_USER, "log me");
     snprintf(spec, sizeof spec,
              "openai/second;base_url=http://SECRET3@127.0.0.1:%d/v1;"
              "api_key=sk-SECRET4",
-             llmux_mock_port(e.mock));
+             llmux_mock_port(e.m.mock));
     assert_int_equal(llmux_request_add_fallback(req, spec), 0);
-    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r), 0);
+    assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r), 0);
     run_until(&e, &r.calls);
     assert_int_equal(r.status, 0);
     assert_int_equal(llmux_response_fallback(r.res), 1);
@@ -549,7 +518,7 @@ static void test_log_never_shows_keys(void **state)
     }
     llmux_response_free(r.res);
     free(l);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 static void test_fallbacks(void **state)
@@ -564,22 +533,22 @@ static void test_fallbacks(void **state)
     (void)state;
     env_start(&e, NULL, 0);
     /* an overloaded primary moves on to the fallback */
-    assert_int_equal(llmux_submit(e.client,
+    assert_int_equal(llmux_submit(e.m.client,
                                   fb_req(&e, "primary#status=503", 1, one),
                                   NULL, on_done, &r1),
                      0);
     /* a request error is the caller's: no fallback */
-    assert_int_equal(llmux_submit(e.client,
+    assert_int_equal(llmux_submit(e.m.client,
                                   fb_req(&e, "primary#status=400", 1, one),
                                   NULL, on_done, &r2),
                      0);
     /* fallbacks in order, each failing one passing the baton on */
-    assert_int_equal(llmux_submit(e.client,
+    assert_int_equal(llmux_submit(e.m.client,
                                   fb_req(&e, "primary#status=500", 2, chain),
                                   NULL, on_done, &r3),
                      0);
     /* across providers */
-    assert_int_equal(llmux_submit(e.client,
+    assert_int_equal(llmux_submit(e.m.client,
                                   fb_req(&e, "primary#status=429", 1, cross),
                                   NULL, on_done, &r4),
                      0);
@@ -609,23 +578,23 @@ static void test_fallbacks(void **state)
         llmux_stats ps;
         memset(&ps, 0, sizeof ps);
         ps.version = LLMUX_STATS_VERSION;
-        assert_int_equal(llmux_client_provider_stats(e.client, "mistral", &ps),
-                         0);
+        assert_int_equal(
+            llmux_client_provider_stats(e.m.client, "mistral", &ps), 0);
         assert_int_equal(ps.requests, 1);
         assert_int_equal(ps.succeeded, 1);
         assert_true(ps.completion_tokens > 0);
-        assert_int_equal(llmux_client_provider_stats(e.client, "openai", &ps),
+        assert_int_equal(llmux_client_provider_stats(e.m.client, "openai", &ps),
                          0);
         assert_int_equal(ps.requests, 3); /* r1, r2, r3 answered by openai */
         assert_int_equal(ps.failed, 1);
         assert_int_equal(ps.errors_provider, 1);
-        assert_int_equal(llmux_client_provider_stats(e.client, "ollama", &ps),
+        assert_int_equal(llmux_client_provider_stats(e.m.client, "ollama", &ps),
                          0);
         assert_int_equal(ps.requests, 0);
     }
 
     /* 2 + 1 + 3 + 2 requests reached the server */
-    assert_int_equal(llmux_mock_request_count(e.mock), 8);
+    assert_int_equal(llmux_mock_request_count(e.m.mock), 8);
     llmux_response_free(r1.res);
     llmux_response_free(r2.res);
     llmux_response_free(r3.res);
@@ -636,7 +605,7 @@ static void test_fallbacks(void **state)
     req = fb_req(&e, "small", 1, one);
     llmux_request_add_header(
         req, "X-Mock-Fault: status=400;code=context_length_exceeded");
-    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r1), 0);
+    assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r1), 0);
     run_until(&e, &r1.calls);
     /* the header goes to the fallback too: it fails the same way, and the
      * last error is what the caller sees */
@@ -655,7 +624,7 @@ static void test_fallbacks(void **state)
     assert_non_null(strstr(llmux_request_errmsg(req), "fallback"));
     assert_int_equal(llmux_request_add_fallback(req, "mistral"), LLMUX_ECONFIG);
     llmux_request_free(req);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 /* Completion time of the last of n requests, in ms from submission. */
@@ -664,30 +633,31 @@ static uint64_t run_batch(env *e, result *r, int n, const char *spec_extra,
 {
     uint64_t t0;
     int i;
-    uv_update_time(&e->loop);
-    t0 = uv_now(&e->loop);
+    uv_update_time(&e->m.loop);
+    t0 = uv_now(&e->m.loop);
     for (i = 0; i < n; i++) {
         llmux_request *req;
         char spec[256];
         snprintf(spec, sizeof spec,
                  "openai/gpt-4o-mini;base_url=http://127.0.0.1:%d/v1;"
                  "api_key=k%s",
-                 llmux_mock_port(e->mock), spec_extra);
+                 llmux_mock_port(e->m.mock), spec_extra);
         assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
         llmux_request_add_message(req, LLMUX_ROLE_USER, "hi");
         if (max_tokens)
             llmux_request_set_max_tokens(req, max_tokens);
         r[i].e = e;
         r[i].id = i;
-        assert_int_equal(llmux_submit(e->client, req, NULL, on_done, &r[i]), 0);
+        assert_int_equal(llmux_submit(e->m.client, req, NULL, on_done, &r[i]),
+                         0);
     }
     run_until(e, &r[0].calls);
     if (t_first_done)
-        *t_first_done = uv_now(&e->loop) - t0;
+        *t_first_done = uv_now(&e->m.loop) - t0;
     wait_all(e, r, n);
     for (i = 0; i < n; i++)
         assert_int_equal(r[i].status, 0);
-    return uv_now(&e->loop) - t0;
+    return uv_now(&e->m.loop) - t0;
 }
 
 static void test_rpm_holds_rate(void **state)
@@ -707,7 +677,7 @@ static void test_rpm_holds_rate(void **state)
      * CI machine may only make it slower */
     assert_true(t >= 2250 && t <= 3300);
     free_all(r, N);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 static void test_client_rpm_default(void **state)
@@ -725,7 +695,7 @@ static void test_client_rpm_default(void **state)
     /* 20 at once, then one every 50 ms: the 30th leaves at 500 ms */
     assert_true(t >= 450 && t <= 1000);
     free_all(r, N);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 static void test_tpm_slows_big_requests(void **state)
@@ -745,7 +715,7 @@ static void test_tpm_slows_big_requests(void **state)
     assert_true(t >= 50);
     assert_true(t <= 3000);
     free_all(r, N);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 static void test_429_pauses_endpoint(void **state)
@@ -755,23 +725,24 @@ static void test_429_pauses_endpoint(void **state)
     uint64_t t0;
     (void)state;
     env_start(&e, NULL, 0);
-    assert_int_equal(llmux_mock_push_fault(e.mock, "status=429;retry_after=1"),
-                     0);
-    uv_update_time(&e.loop);
-    t0 = uv_now(&e.loop);
-    assert_int_equal(llmux_submit(e.client, chat(&e, NULL, NULL, "first"), NULL,
-                                  on_done, &a),
+    assert_int_equal(
+        llmux_mock_push_fault(e.m.mock, "status=429;retry_after=1"), 0);
+    uv_update_time(&e.m.loop);
+    t0 = uv_now(&e.m.loop);
+    assert_int_equal(llmux_submit(e.m.client, chat(&e, NULL, NULL, "first"),
+                                  NULL, on_done, &a),
                      0);
     /* the 429 arrives, then a second request to the same endpoint waits
      * for the pause like the retry does */
-    while (llmux_mock_request_count(e.mock) < 1 || llmux_mock_in_flight(e.mock))
-        uv_run(&e.loop, UV_RUN_ONCE);
+    while (llmux_mock_request_count(e.m.mock) < 1 ||
+           llmux_mock_in_flight(e.m.mock))
+        uv_run(&e.m.loop, UV_RUN_ONCE);
     {
         int i;
         for (i = 0; i < 20; i++)
-            uv_run(&e.loop, UV_RUN_NOWAIT);
+            uv_run(&e.m.loop, UV_RUN_NOWAIT);
     }
-    assert_int_equal(llmux_submit(e.client, chat(&e, NULL, NULL, "second"),
+    assert_int_equal(llmux_submit(e.m.client, chat(&e, NULL, NULL, "second"),
                                   NULL, on_done, &b),
                      0);
     run_until(&e, &b.calls);
@@ -779,10 +750,10 @@ static void test_429_pauses_endpoint(void **state)
     assert_int_equal(a.status, 0);
     assert_int_equal(b.status, 0);
     assert_int_equal(llmux_response_attempts(a.res), 2);
-    assert_true(uv_now(&e.loop) - t0 >= 950);
+    assert_true(uv_now(&e.m.loop) - t0 >= 950);
     free_all(&a, 1);
     free_all(&b, 1);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 static void test_ratelimit_headers_pause(void **state)
@@ -792,8 +763,8 @@ static void test_ratelimit_headers_pause(void **state)
     uint64_t t0, ta;
     (void)state;
     env_start(&e, NULL, 0);
-    uv_update_time(&e.loop);
-    t0 = uv_now(&e.loop);
+    uv_update_time(&e.m.loop);
+    t0 = uv_now(&e.m.loop);
     /* the server says: no requests left, reset in 800 ms (the headers are
      * read on endpoints with a limit of their own) */
     {
@@ -802,21 +773,21 @@ static void test_ratelimit_headers_pause(void **state)
                                   "header=x-ratelimit-reset-requests:800ms",
                                   "one");
         llmux_request_set_option(req, "rpm", "6000");
-        assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &a), 0);
+        assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &a), 0);
     }
     run_until(&e, &a.calls);
-    ta = uv_now(&e.loop) - t0;
+    ta = uv_now(&e.m.loop) - t0;
     {
         llmux_request *req = chat(&e, NULL, NULL, "two");
         llmux_request_set_option(req, "rpm", "6000");
-        assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &b), 0);
+        assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &b), 0);
     }
     run_until(&e, &b.calls);
     assert_int_equal(b.status, 0);
-    assert_true(uv_now(&e.loop) - t0 >= ta + 700);
+    assert_true(uv_now(&e.m.loop) - t0 >= ta + 700);
     free_all(&a, 1);
     free_all(&b, 1);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 /* Backpressure: a consumer pauses the stream and resumes it later. */
@@ -847,8 +818,8 @@ static int slow_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
     if (s->chunks == 2) {
         assert_int_equal(llmux_request_pause(req), 0);
         assert_int_equal(llmux_request_pause(req), 0); /* twice: harmless */
-        s->t_pause = uv_now(&s->e->loop);
-        uv_timer_init(&s->e->loop, &s->t);
+        s->t_pause = uv_now(&s->e->m.loop);
+        uv_timer_init(&s->e->m.loop, &s->t);
         s->t.data = s;
         uv_timer_start(&s->t, slow_resume, 400, 0);
     }
@@ -879,7 +850,7 @@ static void test_pause_resume(void **state)
     /* a 150 ms idle timeout must not fire while we hold the stream */
     llmux_request_set_idle_timeout_ms(s.req, 150);
     (void)h;
-    assert_int_equal(llmux_submit(e.client, s.req, slow_chunk, slow_done, &s),
+    assert_int_equal(llmux_submit(e.m.client, s.req, slow_chunk, slow_done, &s),
                      0);
     run_until(&e, &s.calls);
     assert_int_equal(s.status, 0);
@@ -889,7 +860,7 @@ static void test_pause_resume(void **state)
     assert_true(s.t_resume - s.t_pause >= 390);
     assert_true(s.chunks >= 30);
     /* not in flight any more: pause is refused */
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 /* A plain TCP connect from the test, to fill the mock's accept queue. */
@@ -921,13 +892,13 @@ static int run_for(env *e, const int *flag, uint64_t ms)
 {
     uv_timer_t t;
     int fired = 0;
-    uv_timer_init(&e->loop, &t);
+    uv_timer_init(&e->m.loop, &t);
     t.data = &fired;
     uv_timer_start(&t, on_flag_timer, ms, 0);
     while (!*flag && !fired)
-        uv_run(&e->loop, UV_RUN_ONCE);
+        uv_run(&e->m.loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&e->loop, UV_RUN_NOWAIT);
+    uv_run(&e->m.loop, UV_RUN_NOWAIT);
     return *flag;
 }
 
@@ -936,13 +907,13 @@ static void env_start_slow_accept(env *e, int accept_delay_ms, int backlog)
     llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     memset(e, 0, sizeof *e);
-    assert_int_equal(uv_loop_init(&e->loop), 0);
+    assert_int_equal(uv_loop_init(&e->m.loop), 0);
     mo.quiet = 1;
     mo.accept_delay_ms = accept_delay_ms;
     mo.backlog = backlog;
-    assert_int_equal(llmux_mock_start(&e->mock, &e->loop, &mo), 0);
-    o.loop = &e->loop;
-    assert_int_equal(llmux_client_new(&e->client, &o), 0);
+    assert_int_equal(llmux_mock_start(&e->m.mock, &e->m.loop, &mo), 0);
+    o.loop = &e->m.loop;
+    assert_int_equal(llmux_client_new(&e->m.client, &o), 0);
 }
 
 static void test_connect_timeout_slow_accept(void **state)
@@ -961,9 +932,9 @@ static void test_connect_timeout_slow_accept(void **state)
      * 3 s; with backlog 1 the kernel queues one or two more (Linux:
      * backlog + 1), after which SYNs go unanswered */
     env_start_slow_accept(&e, 3000, 1);
-    uv_ip4_addr("127.0.0.1", llmux_mock_port(e.mock), &addr);
+    uv_ip4_addr("127.0.0.1", llmux_mock_port(e.m.mock), &addr);
     for (i = 0; i < MAXC; i++) {
-        uv_tcp_init(&e.loop, &pc[i].tcp);
+        uv_tcp_init(&e.m.loop, &pc[i].tcp);
         pc[i].tcp.data = &pc[i];
         pc[i].req.data = &pc[i];
         n++;
@@ -986,11 +957,11 @@ static void test_connect_timeout_slow_accept(void **state)
     req = chat(&e, NULL, NULL, "nobody home");
     llmux_request_set_connect_timeout_ms(req, 300);
     llmux_request_set_max_retries(req, 0);
-    uv_update_time(&e.loop);
-    t0 = uv_now(&e.loop);
-    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r), 0);
+    uv_update_time(&e.m.loop);
+    t0 = uv_now(&e.m.loop);
+    assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r), 0);
     run_until(&e, &r.calls);
-    took = uv_now(&e.loop) - t0;
+    took = uv_now(&e.m.loop) - t0;
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.status, LLMUX_ETIMEDOUT);
     assert_non_null(
@@ -998,7 +969,7 @@ static void test_connect_timeout_slow_accept(void **state)
     assert_true(took >= 280);
     assert_true(took < 1000);
     /* still inside the accept delay: the mock answered nothing */
-    assert_int_equal(llmux_mock_request_count(e.mock), 0);
+    assert_int_equal(llmux_mock_request_count(e.m.mock), 0);
     llmux_response_free(r.res);
 
     /* close the mock while its accept is pending, then the clients */
@@ -1009,7 +980,7 @@ static void test_connect_timeout_slow_accept(void **state)
     /* the unanswered connect reports its cancellation */
     assert_true(pc[n - 1].done);
     assert_int_equal(pc[n - 1].status, UV_ECANCELED);
-    env_stop(&e);
+    mock_env_stop(&e.m);
 }
 
 static void test_slow_accept_delays_answer(void **state)
@@ -1022,17 +993,18 @@ static void test_slow_accept_delays_answer(void **state)
     (void)state;
     memset(r, 0, sizeof r);
     env_start_slow_accept(&e, 300, 0);
-    uv_update_time(&e.loop);
-    t0 = uv_now(&e.loop);
+    uv_update_time(&e.m.loop);
+    t0 = uv_now(&e.m.loop);
     /* two connections, accepted one after the other 300 ms apart */
     for (i = 0; i < 2; i++) {
         req = chat(&e, NULL, NULL, "late");
         r[i].id = i;
         llmux_request_set_max_retries(req, 0);
-        assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r[i]), 0);
+        assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r[i]),
+                         0);
     }
     run_until(&e, &r[0].calls);
-    took = uv_now(&e.loop) - t0;
+    took = uv_now(&e.m.loop) - t0;
     assert_int_equal(r[0].status, 0);
     assert_string_equal(llmux_response_text(r[0].res, NULL),
                         "Mock reply to: late");
@@ -1041,16 +1013,16 @@ static void test_slow_accept_delays_answer(void **state)
     assert_int_equal(r[1].calls, 0);
     /* the second connection waits for its own delay: close the mock now,
      * with that accept pending; the request fails, nothing leaks */
-    llmux_mock_close(e.mock, on_closed, &e.mock_closed);
-    run_until(&e, &e.mock_closed);
+    llmux_mock_close(e.m.mock, mock_env_set_flag, &e.m.mock_closed);
+    run_until(&e, &e.m.mock_closed);
     run_until(&e, &r[1].calls);
     assert_int_not_equal(r[1].status, 0);
     assert_int_equal(r[1].calls, 1);
     free_all(r, 2);
-    llmux_client_close(e.client, on_closed, &e.closed);
-    run_until(&e, &e.closed);
-    uv_run(&e.loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&e.loop), 0);
+    llmux_client_close(e.m.client, mock_env_set_flag, &e.m.client_closed);
+    run_until(&e, &e.m.client_closed);
+    uv_run(&e.m.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&e.m.loop), 0);
 }
 
 int main(void)

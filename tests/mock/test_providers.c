@@ -17,7 +17,7 @@
 
 #include <llmux/llmux.h>
 
-#include "../../tools/mock/llmux_mock.h"
+#include "mock/mock_env.h"
 
 typedef struct prov {
     const char *name;
@@ -33,12 +33,7 @@ static const prov provs[] = {
 };
 #define N_PROVS (sizeof provs / sizeof provs[0])
 
-typedef struct env {
-    uv_loop_t loop;
-    llmux_mock *mock;
-    llmux_client *client;
-    int closed, mock_closed;
-} env;
+typedef mock_env env;
 
 typedef struct result {
     int calls, status, chunks;
@@ -47,40 +42,11 @@ typedef struct result {
     llmux_response *res;
 } result;
 
-static void on_closed(void *ud)
-{
-    *(int *)ud = 1;
-}
-
-static void run_until(env *e, const int *flag)
-{
-    int i;
-    for (i = 0; i < 200000 && !*flag; i++)
-        uv_run(&e->loop, UV_RUN_ONCE);
-    assert_true(*flag);
-}
-
 static void env_start(env *e)
 {
-    llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
-    memset(e, 0, sizeof *e);
-    assert_int_equal(uv_loop_init(&e->loop), 0);
-    mo.quiet = 1;
-    assert_int_equal(llmux_mock_start(&e->mock, &e->loop, &mo), 0);
-    o.loop = &e->loop;
     o.max_retries = 0;
-    assert_int_equal(llmux_client_new(&e->client, &o), 0);
-}
-
-static void env_stop(env *e)
-{
-    llmux_client_close(e->client, on_closed, &e->closed);
-    run_until(e, &e->closed);
-    llmux_mock_close(e->mock, on_closed, &e->mock_closed);
-    run_until(e, &e->mock_closed);
-    uv_run(&e->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&e->loop), 0);
+    mock_env_start(e, &o, NULL);
 }
 
 static void on_done(llmux_request *req, int status, llmux_response *res,
@@ -129,7 +95,7 @@ static void run(env *e, llmux_request *req, result *r)
 {
     memset(r, 0, sizeof *r);
     assert_int_equal(llmux_submit(e->client, req, on_chunk, on_done, r), 0);
-    run_until(e, &r->calls);
+    mock_env_run_until(e, &r->calls);
 }
 
 /* The response JSON without the fields that legitimately differ. */
@@ -210,7 +176,7 @@ static void same_everywhere(llmux_op op, int stream, fill_fn fill,
     }
     free(first);
     assert_true(ran >= 1);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void fill_chat(llmux_request *req)
@@ -350,7 +316,7 @@ static void test_request_fields(void **state)
         json_object_put(b);
         llmux_response_free(r.res);
     }
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* Provider errors keep the provider's own message, whatever its shape. */
@@ -388,7 +354,7 @@ static void test_errors(void **state)
         assert_int_equal(r.status, LLMUX_EPROVIDER);
         llmux_response_free(r.res);
     }
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* Aleph Alpha's own tasks; other providers answer "not supported". */
@@ -435,7 +401,7 @@ static void test_aleph_tasks(void **state)
     assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r),
                      LLMUX_ENOTSUP);
     llmux_request_free(req);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 int main(void)

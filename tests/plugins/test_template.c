@@ -17,14 +17,9 @@
 
 #include <llmux/llmux.h>
 
-#include "../../tools/mock/llmux_mock.h"
+#include "mock/mock_env.h"
 
-typedef struct env {
-    uv_loop_t loop;
-    llmux_mock *mock;
-    llmux_client *client;
-    int closed, mock_closed;
-} env;
+typedef mock_env env;
 
 typedef struct result {
     int calls, status, chunks;
@@ -33,41 +28,12 @@ typedef struct result {
     llmux_response *res;
 } result;
 
-static void on_closed(void *ud)
-{
-    *(int *)ud = 1;
-}
-
-static void run_until(env *e, const int *flag)
-{
-    int i;
-    for (i = 0; i < 100000 && !*flag; i++)
-        uv_run(&e->loop, UV_RUN_ONCE);
-    assert_true(*flag);
-}
-
 static void env_start(env *e)
 {
-    llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
-    memset(e, 0, sizeof *e);
-    assert_int_equal(uv_loop_init(&e->loop), 0);
-    mo.quiet = 1;
-    assert_int_equal(llmux_mock_start(&e->mock, &e->loop, &mo), 0);
-    o.loop = &e->loop;
     o.plugin_path = TEMPLATE_DIR;
     o.max_retries = 0;
-    assert_int_equal(llmux_client_new(&e->client, &o), 0);
-}
-
-static void env_stop(env *e)
-{
-    llmux_client_close(e->client, on_closed, &e->closed);
-    run_until(e, &e->closed);
-    llmux_mock_close(e->mock, on_closed, &e->mock_closed);
-    run_until(e, &e->mock_closed);
-    uv_run(&e->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&e->loop), 0);
+    mock_env_start(e, &o, NULL);
 }
 
 static int on_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
@@ -127,7 +93,7 @@ static void ask(env *e, llmux_request *req, result *r, int stream)
     memset(r, 0, sizeof *r);
     assert_int_equal(
         llmux_submit(e->client, req, stream ? on_chunk : NULL, on_done, r), 0);
-    run_until(e, &r->calls);
+    mock_env_run_until(e, &r->calls);
     assert_int_equal(r->calls, 1);
 }
 
@@ -156,7 +122,7 @@ static void test_answer(void **state)
     assert_true(u->prompt_tokens > 0);
     assert_int_equal(u->total_tokens, u->prompt_tokens + u->completion_tokens);
     llmux_response_free(r.res);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_stream(void **state)
@@ -178,7 +144,7 @@ static void test_stream(void **state)
     assert_non_null(llmux_response_usage(r.res));
     assert_true(llmux_response_usage(r.res)->completion_tokens > 0);
     llmux_response_free(r.res);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_errors(void **state)
@@ -224,7 +190,7 @@ static void test_errors(void **state)
     assert_memory_equal(r.text, "tok0 tok1", r.len); /* what came is kept */
     assert_non_null(strstr(errmsg(&r), "template: stream cut off after 3"));
     llmux_response_free(r.res);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 static void test_unsupported(void **state)
@@ -249,7 +215,7 @@ static void test_unsupported(void **state)
     assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r),
                      LLMUX_ENOTSUP);
     llmux_request_free(req);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 /* tplalias.conf publishes the module with chat_path=/v1/chat/completions,
@@ -271,7 +237,7 @@ static void test_descriptor_option(void **state)
     assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r),
                      LLMUX_EPLUGIN);
     llmux_request_free(req);
-    env_stop(&e);
+    mock_env_stop(&e);
 }
 
 int main(void)
