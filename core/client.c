@@ -147,6 +147,8 @@ struct llmux_client {
     int in_curl;      /* inside curl_multi_socket_action */
     int in_defer;     /* inside on_defer: safe to release curl */
     int closing;
+    int free_pending; /* llmux_client_free from a callback: llmux_client_run
+                         finishes it once its loop run returns */
     int handles_open; /* uv handles whose close callback is pending */
     llmux_close_cb on_closed;
     void *close_ud;
@@ -966,9 +968,15 @@ LLMUX_EXTERN int llmux_client_run(llmux_client *c, llmux_run_mode mode)
     uv_run_mode m = mode == LLMUX_RUN_ONCE     ? UV_RUN_ONCE
                     : mode == LLMUX_RUN_NOWAIT ? UV_RUN_NOWAIT
                                                : UV_RUN_DEFAULT;
+    int rc;
     if (!c || !c->owns_loop)
         return LLMUX_EINVAL;
-    return uv_run(c->loop, m);
+    rc = uv_run(c->loop, m);
+    if (c->free_pending && !tl_in_callback) {
+        llmux_client_free(c); /* asked for from a callback of this run */
+        return 0;
+    }
+    return rc;
 }
 
 /* ---- the defer list: finishing outside curl callbacks and user calls ----- */
@@ -2076,10 +2084,11 @@ LLMUX_EXTERN void llmux_client_free(llmux_client *c)
         return;
     if (tl_in_callback && c->owns_loop) {
         /* running the loop from inside its own callback would free the
-         * client under the caller's feet: close only (documented misuse) */
-        client_log(c, LLMUX_LOG_ERROR,
-                   "llmux_client_free called from a callback; closing only");
-        llmux_client_close(c, NULL, NULL);
+         * client under the caller's feet: close now, and the
+         * llmux_client_run() this callback runs in frees it on return */
+        if (!c->closing)
+            llmux_client_close(c, NULL, NULL);
+        c->free_pending = 1;
         return;
     }
     if (!c->owns_loop) {

@@ -120,10 +120,13 @@ LLMUX_EXTERN void llmux_client_close(llmux_client *c, llmux_close_cb on_closed,
 
 /**
  * Closes and frees a client. With a private loop it runs that loop until
- * every callback has run and closes the loop; it must not be called from
- * inside an llmux callback then (it only closes the client, and its memory
- * is lost). With a borrowed loop it is llmux_client_close(c, NULL, NULL).
- * NULL is a no-op.
+ * every callback has run and closes the loop; called from inside one of
+ * the client's callbacks it closes the client at once and the
+ * llmux_client_run() that callback runs in frees it before returning (so
+ * run a private loop with llmux_client_run(), not uv_run() on
+ * llmux_client_loop()). With a borrowed loop it is
+ * llmux_client_close(c, NULL, NULL). NULL is a no-op. `c` is invalid
+ * afterwards.
  */
 LLMUX_EXTERN void llmux_client_free(llmux_client *c);
 
@@ -136,7 +139,9 @@ typedef enum llmux_run_mode {
 
 /**
  * Runs a client's private loop. Returns non-zero while work remains, 0 when
- * none, or LLMUX_EINVAL for a client on a borrowed loop.
+ * none, or LLMUX_EINVAL for a client on a borrowed loop. When a callback
+ * of this run called llmux_client_free(), the client is freed before this
+ * returns 0.
  */
 LLMUX_EXTERN int llmux_client_run(llmux_client *c, llmux_run_mode mode);
 

@@ -983,10 +983,57 @@ static void test_private_loop_client(void **state)
     llmux_client_free(fake.client); /* runs the private loop to the end */
 }
 
+/* llmux_client_free() from a done callback of a private-loop client:
+ * the client closes at once and llmux_client_run() frees it on return
+ * (ASan's leak check fails the run otherwise). */
+typedef struct free_in_cb {
+    llmux_client *c;
+    llmux_mock *m;
+    int calls, status;
+} free_in_cb;
+
+static void on_done_free(llmux_request *req, int status, llmux_response *res,
+                         void *ud)
+{
+    free_in_cb *f = ud;
+    (void)req;
+    (void)res;
+    f->calls++;
+    f->status = status;
+    llmux_mock_close(f->m, NULL, NULL); /* it shares the private loop */
+    llmux_client_free(f->c);
+}
+
+static void test_free_from_callback(void **state)
+{
+    free_in_cb f = {0};
+    llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
+    llmux_request *req;
+    char spec[160];
+    int rc, i;
+    (void)state;
+    assert_int_equal(llmux_client_new(&f.c, NULL), 0);
+    mo.quiet = 1;
+    assert_int_equal(llmux_mock_start(&f.m, llmux_client_loop(f.c), &mo), 0);
+    snprintf(spec, sizeof spec,
+             "openai/gpt-4o-mini;base_url=http://127.0.0.1:%d/v1;api_key=k",
+             llmux_mock_port(f.m));
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "free me");
+    assert_int_equal(llmux_submit(f.c, req, NULL, on_done_free, &f), 0);
+    /* the client is gone once the run that called back returns */
+    for (i = 0, rc = 1; i < 100000 && !f.calls; i++)
+        rc = llmux_client_run(f.c, LLMUX_RUN_ONCE);
+    assert_int_equal(f.calls, 1);
+    assert_int_equal(f.status, 0);
+    assert_int_equal(rc, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chat_basic),
+        cmocka_unit_test(test_free_from_callback),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_stream_cut),
         cmocka_unit_test(test_stream_error_event),
