@@ -71,18 +71,25 @@ typedef struct llmux__pstat {
     struct llmux__pstat *next;
 } llmux__pstat;
 
-/* Where requests go (scheme://host:port of the URL): the unit of the
- * per-endpoint limit and its FIFO queue. */
 /* A token bucket: `rate` tokens per ms up to `cap`; rate 0 = no limit. */
 typedef struct llmux__bucket {
     double tokens, cap, rate;
     uint64_t last; /* loop time of the last refill */
 } llmux__bucket;
 
+/*
+ * A lane: the requests to one endpoint (scheme://host:port of the URL)
+ * with one API key. Rate limits, server pauses and the FIFO queue are per
+ * lane, as providers count them per key (per account or project); the
+ * per-endpoint in-flight limit counts the endpoint's requests whatever
+ * their key, on its key-less lane (`host`).
+ */
 typedef struct llmux__endpoint {
-    char *key;
-    size_t in_flight;
-    llmux__bucket rq, tk;  /* requests and tokens per minute */
+    char *key; /* "scheme://host:port", then "#" and a hash of the API key
+                  for a keyed lane (the key itself is never kept) */
+    struct llmux__endpoint *host; /* the key-less lane (itself there) */
+    size_t in_flight;             /* of the endpoint: on `host` only */
+    llmux__bucket rq, tk;         /* requests and tokens per minute */
     uint64_t paused_until; /* a 429's Retry-After or an exhausted quota */
     struct llmux__xfer *qhead, *qtail; /* waiting, FIFO */
     struct llmux__endpoint *next;
@@ -430,25 +437,48 @@ static double hist_pct(const llmux__hist *h, double q)
 /* ---- limits and queues
  * ------------------------------------------------------- */
 
-/* The endpoint of a URL: its scheme://host:port prefix. */
-static llmux__endpoint *endpoint_get(struct llmux_client *c, const char *url)
+/* The lane named key[0..n), created (with `host`) when new. */
+static llmux__endpoint *lane_get(struct llmux_client *c, const char *key,
+                                 size_t n, llmux__endpoint *host)
 {
-    const char *p = strstr(url, "://");
-    size_t n;
     llmux__endpoint *e;
-    p = p ? p + 3 : url;
-    n = (size_t)(p - url) + strcspn(p, "/?#");
     for (e = c->endpoints; e; e = e->next)
-        if (strlen(e->key) == n && memcmp(e->key, url, n) == 0)
+        if (strlen(e->key) == n && memcmp(e->key, key, n) == 0)
             return e;
     e = llmux__calloc(1, sizeof *e);
-    if (!e || !(e->key = llmux__strndup(url, n))) {
+    if (!e || !(e->key = llmux__strndup(key, n))) {
         llmux__free(e);
         return NULL;
     }
+    e->host = host ? host : e;
     e->next = c->endpoints;
     c->endpoints = e;
     return e;
+}
+
+/* The lane of a URL's scheme://host:port and an API key (may be NULL). */
+static llmux__endpoint *endpoint_get(struct llmux_client *c, const char *url,
+                                     const char *api_key)
+{
+    const char *p = strstr(url, "://");
+    llmux__endpoint *host;
+    char *k;
+    size_t n;
+    uint64_t h = 14695981039346656037u; /* FNV-1a */
+    p = p ? p + 3 : url;
+    n = (size_t)(p - url) + strcspn(p, "/?#");
+    host = lane_get(c, url, n, NULL);
+    if (!host || !api_key || !*api_key)
+        return host;
+    for (p = api_key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211u;
+    if (!(k = llmux__malloc(n + 18)))
+        return NULL;
+    memcpy(k, url, n);
+    snprintf(k + n, 18, "#%016llx", (unsigned long long)h);
+    host = lane_get(c, k, n + 17, host);
+    llmux__free(k);
+    return host;
 }
 
 /* Per-minute limit -> bucket with one second of burst. */
@@ -509,7 +539,7 @@ static int limits_allow(const struct llmux_client *c, llmux__endpoint *e,
                         const xfer *x)
 {
     return (!c->max_in_flight || c->in_flight < c->max_in_flight) &&
-           (!c->max_per_endpoint || e->in_flight < c->max_per_endpoint) &&
+           (!c->max_per_endpoint || e->host->in_flight < c->max_per_endpoint) &&
            rate_wait(c, e, x) == 0;
 }
 
@@ -527,7 +557,7 @@ static void take_slot(xfer *x)
     x->holds_slot = 1;
     c->turn_starts++;
     c->in_flight++;
-    e->in_flight++;
+    e->host->in_flight++;
     if (e->rq.rate)
         e->rq.tokens -= 1;
     if (e->tk.rate)
@@ -606,8 +636,8 @@ static void pump(struct llmux_client *c)
         }
         for (e = c->endpoints; e; e = e->next) {
             uint64_t w;
-            if (!e->qhead ||
-                (c->max_per_endpoint && e->in_flight >= c->max_per_endpoint))
+            if (!e->qhead || (c->max_per_endpoint &&
+                              e->host->in_flight >= c->max_per_endpoint))
                 continue;
             w = rate_wait(c, e, e->qhead);
             if (w) { /* rate limited: remember when to look again */
@@ -756,7 +786,7 @@ static void release_slot(xfer *x)
         return;
     x->holds_slot = 0;
     x->c->in_flight--;
-    x->ep->in_flight--;
+    x->ep->host->in_flight--;
     pump(x->c);
 }
 
@@ -1395,7 +1425,7 @@ static int use_fallback(xfer *x)
     if (x->holds_slot) { /* give the slot back; pump below */
         x->holds_slot = 0;
         c->in_flight--;
-        x->ep->in_flight--;
+        x->ep->host->in_flight--;
     }
     llmux__prepared_free(&x->prep);
     {
@@ -1418,9 +1448,11 @@ static int use_fallback(xfer *x)
     x->max_retries = req->max_retries >= 0 ? req->max_retries
                      : mr                  ? atoi(mr)
                                            : c->max_retries;
-    x->ep = endpoint_get(c, x->prep.url);
+    x->ep = endpoint_get(c, x->prep.url, x->prep.api_key);
     if (!x->ep)
         return LLMUX_ENOMEM;
+    endpoint_limits(c, x->ep, &req->cfg); /* the fallback's rpm=, tpm= */
+    x->est_tokens = x->ep->tk.rate ? estimate_tokens(req) : 0;
     if (can_start_x(c, x->ep, x)) {
         take_slot(x);
         rc = xfer_attempt(x);
@@ -1890,7 +1922,7 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
                      : option_ms(&req->cfg, "idle_timeout", c->idle_timeout_ms);
     x->t_submit = now_ms(c);
     x->seq = ++c->seq;
-    x->ep = endpoint_get(c, x->prep.url);
+    x->ep = endpoint_get(c, x->prep.url, x->prep.api_key);
     if (!x->ep) {
         rc = LLMUX_ENOMEM;
         goto fail;
@@ -1920,7 +1952,7 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
         if (rc) {
             x->holds_slot = 0;
             c->in_flight--;
-            x->ep->in_flight--;
+            x->ep->host->in_flight--;
         }
     } else if (limits_allow(c, x->ep, x)) {
         /* only this iteration's starts are used up: the next iteration

@@ -65,14 +65,15 @@ typedef struct llmux_client_options {
                                      fails with LLMUX_EQUEUEFULL; 0 = 100000.
                                      A request that waits only for the next
                                      loop iteration is accepted past it */
-    double requests_per_minute; /**< per endpoint, token bucket with one
-                                     second of burst; 0 = no limit. The
-                                     config-string key rpm= sets it for the
-                                     request's endpoint */
-    double tokens_per_minute;   /**< per endpoint, estimated before sending
-                                     (prompt characters / 4 + max tokens),
-                                     corrected by the reported usage; 0 = no
-                                     limit; config-string key tpm= */
+    double requests_per_minute; /**< per endpoint and API key, token bucket
+                                     with one second of burst; 0 = no limit.
+                                     The config-string key rpm= sets it for
+                                     the request's endpoint and key */
+    double tokens_per_minute;   /**< per endpoint and API key, estimated
+                                     before sending (prompt characters / 4
+                                     + max tokens), corrected by the
+                                     reported usage; 0 = no limit;
+                                     config-string key tpm= */
 } llmux_client_options;
 
 #define LLMUX_CLIENT_OPTIONS_VERSION 2

@@ -756,6 +756,149 @@ static void test_429_pauses_endpoint(void **state)
     mock_env_stop(&e.m);
 }
 
+/* A request with API key `key` and config-string tail `extra`. */
+static llmux_request *chat_key(env *e, const char *key, const char *extra)
+{
+    llmux_request *req;
+    char spec[256];
+    snprintf(spec, sizeof spec,
+             "openai/gpt-4o-mini;base_url=http://127.0.0.1:%d/v1;api_key=%s%s",
+             llmux_mock_port(e->m.mock), key, extra);
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "keyed");
+    return req;
+}
+
+/* When each request finished, in loop ms. */
+typedef struct timed {
+    uv_loop_t *loop;
+    int calls, status;
+    uint64_t done_ms;
+} timed;
+
+static void on_timed(llmux_request *req, int status, llmux_response *res,
+                     void *ud)
+{
+    timed *t = ud;
+    (void)req;
+    (void)res;
+    t->calls++;
+    t->status = status;
+    t->done_ms = uv_now(t->loop);
+}
+
+/*
+ * Rate limits and server pauses are per endpoint and API key, as providers
+ * count them: two keys on one endpoint each get their own bucket, and a
+ * 429 for one key does not hold the other's requests.
+ */
+static void test_rate_limits_per_key(void **state)
+{
+    env e;
+    timed a1 = {0}, a2 = {0}, b1 = {0}, b2 = {0}, x = {0}, y = {0}, z = {0};
+    uint64_t t0;
+    (void)state;
+    env_start(&e, NULL, 0);
+    a1.loop = a2.loop = b1.loop = b2.loop = x.loop = y.loop = z.loop =
+        &e.m.loop;
+    uv_update_time(&e.m.loop);
+    t0 = uv_now(&e.m.loop);
+    /* rpm=60: one of burst, then one a second, for each key */
+    assert_int_equal(llmux_submit(e.m.client, chat_key(&e, "ka", ";rpm=60"),
+                                  NULL, on_timed, &a1),
+                     0);
+    assert_int_equal(llmux_submit(e.m.client, chat_key(&e, "ka", ";rpm=60"),
+                                  NULL, on_timed, &a2),
+                     0);
+    assert_int_equal(llmux_submit(e.m.client, chat_key(&e, "kb", ";rpm=60"),
+                                  NULL, on_timed, &b1),
+                     0);
+    assert_int_equal(llmux_submit(e.m.client, chat_key(&e, "kb", ";rpm=60"),
+                                  NULL, on_timed, &b2),
+                     0);
+    mock_env_run_until(&e.m, &b2.calls);
+    mock_env_run_until(&e.m, &a2.calls);
+    assert_int_equal(a1.status + a2.status + b1.status + b2.status, 0);
+    /* one bucket for both would send b1 after a2, at 1 s */
+    assert_true(b1.done_ms - t0 < 500);
+    assert_true(a2.done_ms - t0 >= 950);
+    assert_true(b2.done_ms - t0 >= 950);
+    assert_true(b2.done_ms - t0 < 1900); /* not after a2 */
+
+    /* a 429 with Retry-After for key kc pauses kc only (new keys: ka and kb
+     * keep their rpm) */
+    assert_int_equal(
+        llmux_mock_push_fault(e.m.mock, "status=429;retry_after=1"), 0);
+    uv_update_time(&e.m.loop);
+    t0 = uv_now(&e.m.loop);
+    assert_int_equal(
+        llmux_submit(e.m.client, chat_key(&e, "kc", ""), NULL, on_timed, &x),
+        0);
+    while (llmux_mock_request_count(e.m.mock) < 5 ||
+           llmux_mock_in_flight(e.m.mock))
+        uv_run(&e.m.loop, UV_RUN_ONCE);
+    {
+        int i;
+        for (i = 0; i < 20; i++)
+            uv_run(&e.m.loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(
+        llmux_submit(e.m.client, chat_key(&e, "kd", ""), NULL, on_timed, &y),
+        0);
+    assert_int_equal(
+        llmux_submit(e.m.client, chat_key(&e, "kc", ""), NULL, on_timed, &z),
+        0);
+    mock_env_run_until(&e.m, &y.calls);
+    mock_env_run_until(&e.m, &z.calls);
+    mock_env_run_until(&e.m, &x.calls);
+    assert_int_equal(x.status + y.status + z.status, 0);
+    assert_true(y.done_ms - t0 < 500);  /* kd: not paused */
+    assert_true(z.done_ms - t0 >= 950); /* kc: waited for Retry-After */
+    assert_true(x.done_ms - t0 >= 950); /* the retry too */
+    mock_env_stop(&e.m);
+}
+
+/* A fallback's own rpm= holds for it (its lane is set up when the request
+ * moves on to it). */
+static void test_fallback_rate_limit(void **state)
+{
+    env e;
+    timed r[2];
+    uint64_t t0;
+    int i;
+    (void)state;
+    memset(r, 0, sizeof r);
+    env_start(&e, NULL, 0);
+    uv_update_time(&e.m.loop);
+    t0 = uv_now(&e.m.loop);
+    for (i = 0; i < 2; i++) {
+        llmux_request *req;
+        char spec[256];
+        r[i].loop = &e.m.loop;
+        snprintf(spec, sizeof spec,
+                 "openai/primary#status=503;base_url=http://127.0.0.1:%d/v1;"
+                 "api_key=kp;max_retries=0",
+                 llmux_mock_port(e.m.mock));
+        assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+        llmux_request_add_message(req, LLMUX_ROLE_USER, "fall back slowly");
+        snprintf(spec, sizeof spec,
+                 "openai/second;base_url=http://127.0.0.1:%d/v1;"
+                 "api_key=kf;rpm=60",
+                 llmux_mock_port(e.m.mock));
+        assert_int_equal(llmux_request_add_fallback(req, spec), 0);
+        assert_int_equal(llmux_submit(e.m.client, req, NULL, on_timed, &r[i]),
+                         0);
+    }
+    mock_env_run_until(&e.m, &r[0].calls);
+    mock_env_run_until(&e.m, &r[1].calls);
+    assert_int_equal(r[0].status, 0);
+    assert_int_equal(r[1].status, 0);
+    /* one of burst, then one a second */
+    assert_true(r[0].done_ms - t0 < 500);
+    assert_true(r[1].done_ms - t0 >= 950);
+    mock_env_stop(&e.m);
+}
+
 static void test_ratelimit_headers_pause(void **state)
 {
     env e;
@@ -1045,6 +1188,8 @@ int main(void)
         cmocka_unit_test(test_client_rpm_default),
         cmocka_unit_test(test_tpm_slows_big_requests),
         cmocka_unit_test(test_429_pauses_endpoint),
+        cmocka_unit_test(test_rate_limits_per_key),
+        cmocka_unit_test(test_fallback_rate_limit),
         cmocka_unit_test(test_ratelimit_headers_pause),
         cmocka_unit_test(test_pause_resume),
         cmocka_unit_test(test_connect_timeout_slow_accept),
