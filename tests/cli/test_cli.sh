@@ -2,8 +2,8 @@
 #
 # tests/cli/test_cli.sh: checks the `llmux` command-line contract against
 # llmux-mock: output formats (text, --stream, --json, --json --stream),
-# every command, --request-file, exit statuses, the one-line error format,
-# and retries, stage timeouts and fallbacks.
+# every command, --request-file, batch, exit statuses, the one-line error
+# format, and retries, stage timeouts and fallbacks.
 #
 # usage: test_cli.sh PATH/TO/llmux PATH/TO/llmux-mock
 # LLMUX_PLUGIN_PATH must name the directory holding the openai plugin.
@@ -1020,6 +1020,113 @@ else
 fi
 run "$CLI" models -m openai "${URL[@]}" --fallback "$FB" </dev/null
 expect_usage "models --fallback (not a models option): exit 2"
+
+# ---- batch -------------------------------------------------------------------
+
+run_in $'one\n\ntwo\r\nthree' "$CLI" batch -m "$M" "${URL[@]}"
+pycheck "batch: a JSON line per non-empty input line, in input order" '
+rows = [json.loads(l) for l in out.splitlines()]
+if [r["index"] for r in rows] != [0, 1, 2]: fail(rows)
+if [r["line"] for r in rows] != [1, 3, 4]: fail(rows)
+for r, p in zip(rows, ["one", "two", "three"]):
+    if r["status"] != "ok": fail(r)
+    c = r["response"]["choices"][0]["message"]["content"]
+    if c != "Mock reply to: " + p: fail(c)
+    if r["response"]["object"] != "chat.completion": fail(r)
+'
+printf 'alpha\nbeta\n' >"$TMP/prompts"
+run "$CLI" batch -m "$M" "${URL[@]}" -s "Be brief." "$TMP/prompts" </dev/null
+pycheck "batch FILE: the prompts of the file" '
+rows = [json.loads(l) for l in out.splitlines()]
+got = [r["response"]["choices"][0]["message"]["content"] for r in rows]
+if got != ["Mock reply to: alpha", "Mock reply to: beta"]: fail(got)
+'
+run_in '' "$CLI" batch -m "$M" "${URL[@]}"
+expect_out "batch: no input, no output, exit 0" ''
+
+run_in $'a\nb\n' "$CLI" batch -m "$M#status=400" "${URL[@]}"
+expect_rc "batch: provider errors: exit 1" 1
+RC=0 pycheck "batch: each error on its line (code, HTTP status, type)" '
+rows = [json.loads(l) for l in out.splitlines()]
+if len(rows) != 2: fail(rows)
+for r in rows:
+    e = r["error"]
+    if r["status"] != "error" or e["code"] != "LLMUX_EPROVIDER": fail(r)
+    if e["http_status"] != 400 or e["type"] != "invalid_request_error": fail(r)
+'
+if [ -s "$TMP/err" ]; then
+    bad "batch: errors go to stdout, stderr stays empty"
+else
+    ok "batch: errors go to stdout, stderr stays empty"
+fi
+
+start_mock --quiet --fault 'status=503'
+BP=$PORT
+run_in $'a\nb\nc\nd\n' "$CLI" batch -m "$M" \
+    --base-url "http://127.0.0.1:$BP/v1" --retries 0 --concurrency 1 \
+    --fail-fast
+expect_rc "batch --fail-fast: exit 1" 1
+RC=0 pycheck "batch --fail-fast: the first fails, the rest are canceled" '
+rows = [json.loads(l) for l in out.splitlines()]
+codes = [r["error"]["code"] for r in rows]
+if codes != ["LLMUX_EPROVIDER"] + ["LLMUX_ECANCELED"] * 3: fail(codes)
+'
+mockcheck "batch --fail-fast: the mock saw 1 request" "$BP" \
+    /_mock/stats 'if o["requests"] != 1: fail("requests %r" % o)'
+
+start_mock --quiet --latency 100
+BP=$PORT
+run_in "$(seq 1 6)" "$CLI" batch -m "$M" \
+    --base-url "http://127.0.0.1:$BP/v1" --concurrency 2
+pycheck "batch --concurrency 2: all six answered" '
+rows = [json.loads(l) for l in out.splitlines()]
+if [r["status"] for r in rows] != ["ok"] * 6: fail(rows)
+'
+mockcheck "batch --concurrency 2: at most 2 in flight at the mock" "$BP" \
+    /_mock/stats 'if o["max_concurrent"] != 2 or o["requests"] != 6: fail(o)'
+
+start_mock --quiet --fault 'delay_ms=600'
+BP=$PORT
+run_in $'slow\nfast1\nfast2\n' "$CLI" batch -m "$M" \
+    --base-url "http://127.0.0.1:$BP/v1" --concurrency 3 --as-completed
+pycheck "batch --as-completed: results as they finish (the slow one last)" '
+rows = [json.loads(l) for l in out.splitlines()]
+if sorted(r["index"] for r in rows[:2]) != [1, 2] or rows[2]["index"] != 0:
+    fail([r["index"] for r in rows])
+'
+start_mock --quiet --fault 'delay_ms=600'
+BP=$PORT
+run_in $'slow\nfast1\nfast2\n' "$CLI" batch -m "$M" \
+    --base-url "http://127.0.0.1:$BP/v1" --concurrency 3
+pycheck "batch: input order even when the first finishes last" '
+rows = [json.loads(l) for l in out.splitlines()]
+if [r["index"] for r in rows] != [0, 1, 2]: fail(rows)
+'
+
+mark
+run_in $'a\nb\nc\nd\n' "$CLI" batch -m "$M" "${URL[@]}" --rpm 120
+T=$(elapsed_ms)
+# two a second with two of burst: the fourth leaves at 1 s
+if [ "$RC" -eq 0 ] && [ "$T" -ge 950 ]; then
+    ok "batch --rpm 120: four requests take a second (${T} ms)"
+else
+    bad "batch --rpm 120: four requests take a second" "status $RC, ${T} ms"
+fi
+
+run "$CLI" batch -m "$M" "${URL[@]}" "$TMP/prompts" "$TMP/prompts" </dev/null
+expect_usage "batch with two FILEs: exit 2"
+run "$CLI" batch -m "$M" "${URL[@]}" --concurrency 0 "$TMP/prompts" </dev/null
+expect_err "batch --concurrency 0: exit 2" 2 \
+    'llmux: --concurrency: not a positive integer' 
+run "$CLI" batch -m "$M" "${URL[@]}" --stream "$TMP/prompts" </dev/null
+expect_usage "batch --stream (not a batch option): exit 2"
+run "$CLI" batch "${URL[@]}" "$TMP/prompts" </dev/null
+expect_usage "batch without -m: exit 2"
+run "$CLI" batch -m "$M" "${URL[@]}" "$TMP/no-such-file" </dev/null
+expect_err "batch with a missing FILE: exit 2" 2 \
+    'llmux: input: .*no-such-file: No such file or directory'
+run "$CLI" chat -m "$M" "${URL[@]}" --concurrency 2 hi </dev/null
+expect_usage "chat --concurrency (a batch option): exit 2"
 
 # ---- output to a closed pipe -------------------------------------------------
 

@@ -3,7 +3,9 @@
  *
  * A thin client of the public API (the include/llmux headers only): it parses
  * the command line, builds one request, runs it with the blocking llmux_run()
- * and prints the answer as text or as OpenAI-shaped JSON. Its output
+ * and prints the answer as text or as OpenAI-shaped JSON; `batch` builds a
+ * request per input line and runs them with llmux_as_completed() on a
+ * private client, printing a JSON line per request. Its output
  * formats and exit statuses are a contract that scripts depend on; the
  * usage text below is their reference.
  *
@@ -40,6 +42,9 @@ static const char usage_text[] =
     "  evaluate -m SPEC --expected TEXT [--json] [PROMPT...]\n"
     "                                          how likely TEXT follows\n"
     "                                          PROMPT (log probabilities)\n"
+    "  batch -m SPEC [options] [FILE]          a chat completion for each\n"
+    "                                          non-empty line of FILE (or\n"
+    "                                          stdin), run concurrently\n"
     "  providers                               the provider plugins found\n"
     "  help, --help                            this text\n"
     "  --version                               the version\n"
@@ -61,7 +66,7 @@ static const char usage_text[] =
     "  --base-url URL         provider base URL\n"
     "  --api-key KEY          API key (default: the provider's variable,\n"
     "                         e.g. OPENAI_API_KEY)\n"
-    "  -s, --system TEXT      system prompt (chat)\n"
+    "  -s, --system TEXT      system prompt (chat, batch)\n"
     "  --max-tokens N         maximum tokens to generate\n"
     "  --temperature X        sampling temperature\n"
     "  --top-p X              nucleus sampling\n"
@@ -71,27 +76,27 @@ static const char usage_text[] =
     "                         included (fractions allowed; 0 = none)\n"
     "  --retries N            retry budget (default 2)\n"
     "  --connect-timeout SECONDS\n"
-    "                         (chat, complete, embed) time allowed to\n"
-    "                         connect (default 10; must be above 0)\n"
+    "                         (chat, complete, embed, batch) time allowed\n"
+    "                         to connect (default 10; must be above 0)\n"
     "  --first-byte-timeout SECONDS\n"
-    "                         (chat, complete, embed) time allowed until\n"
-    "                         the answer's first byte (headers, or a\n"
+    "                         (chat, complete, embed, batch) time allowed\n"
+    "                         until the answer's first byte (headers, or a\n"
     "                         stream's first event); 0 = none, the default\n"
-    "  --idle-timeout SECONDS (chat, complete, embed) longest silence in\n"
-    "                         the middle of an answer, e.g. between stream\n"
-    "                         events; 0 = none, the default\n"
-    "  --fallback SPEC        (chat, complete, embed; repeatable, tried in\n"
-    "                         order) a config string to send the request to\n"
-    "                         when it still fails after its retries with a\n"
-    "                         rate limit, an overload or other 5xx, a\n"
-    "                         timeout, a connection failure or a context-\n"
-    "                         length error (never once a stream printed\n"
-    "                         text). --base-url and --api-key apply to -m's\n"
-    "                         SPEC only; a fallback's settings come from its\n"
-    "                         own SPEC; --retries and the stage timeouts\n"
-    "                         hold for each, and --timeout's deadline\n"
-    "                         covers them all. The output is the same\n"
-    "                         whichever answers\n"
+    "  --idle-timeout SECONDS (chat, complete, embed, batch) longest silence\n"
+    "                         in the middle of an answer, e.g. between\n"
+    "                         stream events; 0 = none, the default\n"
+    "  --fallback SPEC        (chat, complete, embed, batch; repeatable,\n"
+    "                         tried in order) a config string to send the\n"
+    "                         request to when it still fails after its\n"
+    "                         retries with a rate limit, an overload or\n"
+    "                         other 5xx, a timeout, a connection failure or\n"
+    "                         a context-length error (never once a stream\n"
+    "                         printed text). --base-url and --api-key apply\n"
+    "                         to -m's SPEC only; a fallback's settings come\n"
+    "                         from its own SPEC; --retries and the stage\n"
+    "                         timeouts hold for each, and --timeout's\n"
+    "                         deadline covers them all. The output is the\n"
+    "                         same whichever answers\n"
     "  -v, --verbose          (chat, complete, embed) when a fallback\n"
     "                         answered, say so on stderr:\n"
     "                           llmux: answered by <provider> (fallback N)\n"
@@ -105,12 +110,21 @@ static const char usage_text[] =
     "                         too are appended as a user message. Other\n"
     "                         flags override the file (--stop adds a stop).\n"
     "                         Without -m the file's \"model\" is the SPEC.\n"
+    "  --concurrency N        (batch) requests in flight at once (default 8)\n"
+    "  --rpm N                (batch) requests per minute at most (per\n"
+    "                         endpoint and API key; 0 = no limit)\n"
+    "  --tpm N                (batch) tokens per minute at most, estimated\n"
+    "                         before sending, corrected by the usage\n"
+    "  --as-completed         (batch) print each result when it finishes,\n"
+    "                         not in input order\n"
+    "  --fail-fast            (batch) the first failure cancels the rest\n"
     "  -h, --help             this text\n"
     "embed accepts only -m, --json, --base-url, --api-key, --timeout,\n"
     "--retries, --connect-timeout, --first-byte-timeout, --idle-timeout,\n"
     "--fallback and -v; models, tokenize, detokenize and evaluate accept\n"
     "only -m, --json, --base-url, --api-key, --timeout and --retries\n"
-    "(evaluate also --expected).\n"
+    "(evaluate also --expected). batch accepts the options of chat except\n"
+    "--stream, --json, --request-file and -v, plus its own.\n"
     "\n"
     "output:\n"
     "  chat, complete  the text and a newline (with --stream, the text as it\n"
@@ -136,6 +150,18 @@ static const char usage_text[] =
     "                  tokenize: {\"tokens\": [...], \"token_ids\": [...]},\n"
     "                  detokenize: {\"text\": ...}, evaluate: the provider's\n"
     "                  result object\n"
+    "  batch           one JSON object per line for each non-empty input\n"
+    "                  line, in input order (--as-completed: as they\n"
+    "                  finish); \"index\" counts prompts from 0, \"line\"\n"
+    "                  is the input line:\n"
+    "                    {\"index\":0,\"line\":1,\"status\":\"ok\",\n"
+    "                     \"response\":{...chat.completion...}}\n"
+    "                    {\"index\":1,\"line\":2,\"status\":\"error\",\n"
+    "                     \"error\":{\"code\":\"LLMUX_EPROVIDER\",\n"
+    "                     \"message\":...,\"http_status\":429,...}}\n"
+    "                  (\"fallback\":N when a fallback answered). Every\n"
+    "                  prompt gets its line; the exit status is that of the\n"
+    "                  first failure in input order\n"
     "\n"
     "Errors are one line on stderr:\n"
     "  llmux: <provider>: <message> (HTTP <status>)\n"
@@ -164,14 +190,17 @@ enum cmd {
     CMD_MODELS = 8,
     CMD_TOKENIZE = 16,
     CMD_DETOKENIZE = 32,
-    CMD_EVALUATE = 64
+    CMD_EVALUATE = 64,
+    CMD_BATCH = 128
 };
 
 #define CMD_GEN  (CMD_CHAT | CMD_COMPLETE)
 #define CMD_TASK (CMD_TOKENIZE | CMD_DETOKENIZE | CMD_EVALUATE)
-#define CMD_ALL  (CMD_GEN | CMD_EMBED | CMD_MODELS | CMD_TASK)
+/* the commands sending one request */
+#define CMD_ONE (CMD_GEN | CMD_EMBED | CMD_MODELS | CMD_TASK)
+#define CMD_ALL (CMD_ONE | CMD_BATCH)
 /* the commands with stage timeouts and fallbacks */
-#define CMD_RESIL (CMD_GEN | CMD_EMBED)
+#define CMD_RESIL (CMD_GEN | CMD_EMBED | CMD_BATCH)
 
 enum opt_id {
     O_MODEL,
@@ -194,6 +223,11 @@ enum opt_id {
     O_JSON,
     O_REQUEST_FILE,
     O_EXPECTED,
+    O_CONCURRENCY,
+    O_RPM,
+    O_TPM,
+    O_AS_COMPLETED,
+    O_FAIL_FAST,
     O_HELP
 };
 
@@ -209,23 +243,28 @@ static const opt_def opt_defs[] = {
     {"model", 'm', 1, O_MODEL, CMD_ALL},
     {"base-url", 0, 1, O_BASE_URL, CMD_ALL},
     {"api-key", 0, 1, O_API_KEY, CMD_ALL},
-    {"system", 's', 1, O_SYSTEM, CMD_CHAT},
-    {"max-tokens", 0, 1, O_MAX_TOKENS, CMD_GEN},
-    {"temperature", 0, 1, O_TEMPERATURE, CMD_GEN},
-    {"top-p", 0, 1, O_TOP_P, CMD_GEN},
-    {"stop", 0, 1, O_STOP, CMD_GEN},
-    {"seed", 0, 1, O_SEED, CMD_GEN},
+    {"system", 's', 1, O_SYSTEM, CMD_CHAT | CMD_BATCH},
+    {"max-tokens", 0, 1, O_MAX_TOKENS, CMD_GEN | CMD_BATCH},
+    {"temperature", 0, 1, O_TEMPERATURE, CMD_GEN | CMD_BATCH},
+    {"top-p", 0, 1, O_TOP_P, CMD_GEN | CMD_BATCH},
+    {"stop", 0, 1, O_STOP, CMD_GEN | CMD_BATCH},
+    {"seed", 0, 1, O_SEED, CMD_GEN | CMD_BATCH},
     {"timeout", 0, 1, O_TIMEOUT, CMD_ALL},
     {"retries", 0, 1, O_RETRIES, CMD_ALL},
     {"connect-timeout", 0, 1, O_CONNECT_TIMEOUT, CMD_RESIL},
     {"first-byte-timeout", 0, 1, O_FIRST_BYTE_TIMEOUT, CMD_RESIL},
     {"idle-timeout", 0, 1, O_IDLE_TIMEOUT, CMD_RESIL},
     {"fallback", 0, 1, O_FALLBACK, CMD_RESIL},
-    {"verbose", 'v', 0, O_VERBOSE, CMD_RESIL},
+    {"verbose", 'v', 0, O_VERBOSE, CMD_GEN | CMD_EMBED},
     {"stream", 0, 0, O_STREAM, CMD_GEN},
-    {"json", 0, 0, O_JSON, CMD_ALL},
+    {"json", 0, 0, O_JSON, CMD_ONE},
     {"request-file", 0, 1, O_REQUEST_FILE, CMD_CHAT},
     {"expected", 0, 1, O_EXPECTED, CMD_EVALUATE},
+    {"concurrency", 0, 1, O_CONCURRENCY, CMD_BATCH},
+    {"rpm", 0, 1, O_RPM, CMD_BATCH},
+    {"tpm", 0, 1, O_TPM, CMD_BATCH},
+    {"as-completed", 0, 0, O_AS_COMPLETED, CMD_BATCH},
+    {"fail-fast", 0, 0, O_FAIL_FAST, CMD_BATCH},
     {"help", 'h', 0, O_HELP, CMD_ALL},
 };
 
@@ -260,6 +299,9 @@ typedef struct cli {
     int retries;
     unsigned has;
     int stream, json, help, verbose;
+    long concurrency; /* batch */
+    long rpm, tpm;
+    int as_completed, fail_fast;
     const char **fallbacks; /* --fallback SPECs, in order */
     size_t n_fallbacks;
     char **words;
@@ -351,15 +393,12 @@ static char *spec_secret(const char *spec)
     return NULL;
 }
 
-/*
- * Prints "llmux: <text>" on one line to stderr: secrets replaced by "***",
- * control characters by spaces.
- */
-static void print_error_line(const cli *c, const char *text)
+/* A copy of `text` (caller frees) with the command line's secrets
+ * replaced by "***". */
+static char *scrubbed(const cli *c, const char *text)
 {
-    char *s, *p;
     size_t n = strlen(text);
-    s = xmalloc(n + 1);
+    char *s = xmalloc(n + 1);
     memcpy(s, text, n + 1);
     if (c) {
         size_t i;
@@ -368,6 +407,16 @@ static void print_error_line(const cli *c, const char *text)
         for (i = 0; c->fb_secrets && i < c->n_fallbacks; i++)
             scrub(&s, c->fb_secrets[i]);
     }
+    return s;
+}
+
+/*
+ * Prints "llmux: <text>" on one line to stderr: secrets replaced by "***",
+ * control characters by spaces.
+ */
+static void print_error_line(const cli *c, const char *text)
+{
+    char *s = scrubbed(c, text), *p;
     for (p = s; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = ' ';
@@ -655,6 +704,28 @@ static int set_opt(cli *c, const opt_def *d, const char *flag, const char *v)
         break;
     case O_EXPECTED:
         c->expected = v;
+        break;
+    case O_CONCURRENCY:
+    case O_RPM:
+    case O_TPM:
+        if (parse_ll(v, 0, 1000000000LL, &ll) ||
+            (d->id == O_CONCURRENCY && ll == 0)) {
+            errorf(c, "%s: not a %s integer", flag,
+                   d->id == O_CONCURRENCY ? "positive" : "non-negative");
+            return EXIT_USAGE;
+        }
+        if (d->id == O_CONCURRENCY)
+            c->concurrency = (long)ll;
+        else if (d->id == O_RPM)
+            c->rpm = (long)ll;
+        else
+            c->tpm = (long)ll;
+        break;
+    case O_AS_COMPLETED:
+        c->as_completed = 1;
+        break;
+    case O_FAIL_FAST:
+        c->fail_fast = 1;
         break;
     case O_HELP:
         c->help = 1;
@@ -1390,6 +1461,250 @@ static int run_request(cli *c)
     return st;
 }
 
+/* ---- batch -------------------------------------------------------------- */
+
+/* One prompt of a batch. */
+typedef struct batch_item {
+    long line;           /* its line in the input, from 1 */
+    int status;          /* 1 until it finished */
+    llmux_response *res; /* retained until printed */
+    int printed;
+} batch_item;
+
+typedef struct batch_run {
+    const cli *c;
+    batch_item *items;
+    size_t n;
+    size_t next; /* input order: the first not printed yet */
+    int done;
+} batch_run;
+
+/* Writes `s` as a JSON string: '"' and '\' escaped, control characters
+ * as \u00XX, other bytes (UTF-8) as they are. */
+static void put_json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch == '\n')
+            fputs("\\n", stdout);
+        else if (ch < 0x20 || ch == 0x7f)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+/* Prints the result line of prompt i and lets its response go. */
+static void print_item(batch_run *r, size_t i)
+{
+    batch_item *it = &r->items[i];
+    const llmux_error *e = it->res ? llmux_response_error(it->res) : NULL;
+    printf("{\"index\":%zu,\"line\":%ld,", i, it->line);
+    if (it->status == 0 && it->res && !e) {
+        char *j = llmux_response_to_json(it->res);
+        if (!j)
+            die_oom();
+        fputs("\"status\":\"ok\",", stdout);
+        if (llmux_response_fallback(it->res) > 0)
+            printf("\"fallback\":%d,", llmux_response_fallback(it->res));
+        printf("\"response\":%s}\n", j);
+        llmux_free(j);
+    } else {
+        int code = it->status < 0 ? it->status : e ? e->code : LLMUX_ECANCELED;
+        char *msg = scrubbed(r->c, e && e->message && *e->message
+                                       ? e->message
+                                       : llmux_strerror(code));
+        printf("\"status\":\"error\",\"error\":{\"code\":\"%s\",\"message\":",
+               llmux_err_name(code));
+        put_json_str(msg);
+        free(msg);
+        if (e && e->http_status)
+            printf(",\"http_status\":%ld", e->http_status);
+        if (e && e->provider && *e->provider) {
+            fputs(",\"provider\":", stdout);
+            put_json_str(e->provider);
+        }
+        if (e && e->type && *e->type) {
+            fputs(",\"type\":", stdout);
+            put_json_str(e->type);
+        }
+        if (it->res)
+            printf(",\"attempts\":%d", llmux_response_attempts(it->res));
+        fputs("}}\n", stdout);
+    }
+    flush_out(); /* a line at a time, for whoever reads the pipe */
+    llmux_response_free(it->res);
+    it->res = NULL;
+    it->printed = 1;
+}
+
+static void on_batch_item(llmux_batch *b, size_t i, int status,
+                          llmux_response *res, void *ud)
+{
+    batch_run *r = ud;
+    (void)b;
+    r->items[i].status = status;
+    r->items[i].res = res ? llmux_response_retain(res) : NULL;
+    if (r->c->as_completed)
+        print_item(r, i);
+    else
+        while (r->next < r->n && r->items[r->next].status != 1)
+            print_item(r, r->next++);
+}
+
+/* Prints what is left in input order: requests that never ran (cancelled
+ * by --fail-fast) and, in input order, those waiting for them. */
+static void on_batch_done(llmux_batch *b, int status, void *ud)
+{
+    batch_run *r = ud;
+    size_t i;
+    (void)status;
+    for (i = 0; i < r->n; i++) {
+        batch_item *it = &r->items[i];
+        if (it->printed)
+            continue;
+        if (it->status == 1) {
+            llmux_response *res = llmux_batch_response(b, i);
+            int st = llmux_batch_status(b, i);
+            it->status = st == 1 ? LLMUX_ECANCELED : st;
+            it->res = res ? llmux_response_retain(res) : NULL;
+        }
+        print_item(r, i);
+    }
+    r->next = r->n;
+    r->done = 1;
+}
+
+/* Splits the input into prompts, one per non-empty line. */
+static size_t batch_prompts(char *text, char ***prompts, long **lines)
+{
+    size_t n = 0, cap = 0;
+    long line = 0;
+    char *p = text, *nl;
+    *prompts = NULL;
+    *lines = NULL;
+    for (; *p; p = nl) {
+        size_t len;
+        line++;
+        nl = strchr(p, '\n');
+        if (nl)
+            *nl++ = '\0';
+        else
+            nl = p + strlen(p);
+        len = strlen(p);
+        if (len && p[len - 1] == '\r')
+            p[--len] = '\0';
+        if (!len)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            *prompts = xrealloc(*prompts, cap * sizeof **prompts);
+            *lines = xrealloc(*lines, cap * sizeof **lines);
+        }
+        (*prompts)[n] = p;
+        (*lines)[n++] = line;
+    }
+    return n;
+}
+
+static int run_batch(cli *c)
+{
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    llmux_batch_options bo = LLMUX_BATCH_OPTIONS_INIT;
+    llmux_client *cl = NULL;
+    llmux_request **reqs = NULL;
+    batch_run r;
+    char *text, **prompts = NULL;
+    long *lines = NULL;
+    size_t len, n, i, made = 0;
+    int rc, st = 0;
+
+    if (c->help) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (!c->spec)
+        return usage_error(c, "batch: -m SPEC is required");
+    if (c->n_words > 1)
+        return usage_error(c, "batch: one input FILE at most, got \"%s\" too",
+                           c->words[1]);
+    c->secret2 = spec_secret(c->spec);
+    if (c->n_fallbacks) {
+        c->fb_secrets = xmalloc(c->n_fallbacks * sizeof *c->fb_secrets);
+        for (i = 0; i < c->n_fallbacks; i++)
+            c->fb_secrets[i] = spec_secret(c->fallbacks[i]);
+    }
+    text = read_input(c, "input", c->n_words ? c->words[0] : "-", &len);
+    if (!text)
+        return EXIT_USAGE;
+    if (memchr(text, '\0', len)) {
+        errorf(c, "input: contains a NUL byte");
+        free(text);
+        return EXIT_USAGE;
+    }
+    n = batch_prompts(text, &prompts, &lines);
+    memset(&r, 0, sizeof r);
+    r.c = c;
+    r.n = n;
+    if (n) {
+        reqs = xmalloc(n * sizeof *reqs);
+        r.items = xmalloc(n * sizeof *r.items);
+    }
+    for (i = 0; i < n; i++) {
+        r.items[i].line = lines[i];
+        r.items[i].status = 1;
+        r.items[i].res = NULL;
+        r.items[i].printed = 0;
+        if ((rc = llmux_request_new(&reqs[i], LLMUX_OP_CHAT, c->spec))) {
+            const char *m = reqs[i] ? llmux_request_errmsg(reqs[i]) : "";
+            errorf(c, "%s", m && *m ? m : llmux_strerror(rc));
+            llmux_request_free(reqs[i]);
+            st = exit_status(rc);
+            break;
+        }
+        made++;
+        if ((st = apply_opts(c, reqs[i])))
+            break;
+        if ((rc = llmux_request_add_message(reqs[i], LLMUX_ROLE_USER,
+                                            prompts[i]))) {
+            st = setter_failed(c, reqs[i], "input", rc);
+            break;
+        }
+    }
+    if (!st && n) {
+        o.requests_per_minute = (double)c->rpm;
+        o.tokens_per_minute = (double)c->tpm;
+        bo.concurrency = c->concurrency ? (size_t)c->concurrency : 8;
+        bo.fail_fast = c->fail_fast;
+        if ((rc = llmux_client_new(&cl, &o)) ||
+            (rc = llmux_as_completed(NULL, cl, reqs, n, &bo, on_batch_item,
+                                     on_batch_done, &r))) {
+            errorf(c, "batch: %s", llmux_strerror(rc));
+            st = exit_status(rc);
+        } else {
+            made = 0; /* the batch owns them now */
+            while (!r.done)
+                llmux_client_run(cl, LLMUX_RUN_ONCE);
+            /* the status of the first failure in input order */
+            for (i = 0; i < n && !st; i++)
+                st = exit_status(r.items[i].status);
+        }
+        llmux_client_free(cl);
+    }
+    for (i = 0; i < made; i++)
+        llmux_request_free(reqs[i]);
+    free(reqs);
+    free(r.items);
+    free(prompts);
+    free(lines);
+    free(text);
+    return st;
+}
+
 /* ---- providers ---------------------------------------------------------- */
 
 static int print_provider(const llmux_provider_info *info, void *ud)
@@ -1454,7 +1769,7 @@ int main(int argc, char **argv)
     } cmds[] = {{"chat", CMD_CHAT},         {"complete", CMD_COMPLETE},
                 {"embed", CMD_EMBED},       {"models", CMD_MODELS},
                 {"tokenize", CMD_TOKENIZE}, {"detokenize", CMD_DETOKENIZE},
-                {"evaluate", CMD_EVALUATE}};
+                {"evaluate", CMD_EVALUATE}, {"batch", CMD_BATCH}};
     cli c;
     size_t i;
     int st;
@@ -1490,7 +1805,7 @@ int main(int argc, char **argv)
 
     st = parse_args(&c, argc, argv, 2);
     if (st == 0)
-        st = run_request(&c);
+        st = c.cmd == CMD_BATCH ? run_batch(&c) : run_request(&c);
     free(c.words);
     free((void *)c.stops);
     free((void *)c.fallbacks);
