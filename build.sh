@@ -13,22 +13,43 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # Debian packages the build and tests need.
 PKGS="build-essential cmake pkg-config libcurl4-openssl-dev libuv1-dev \
 libjson-c-dev libltdl-dev libcmocka-dev libhttp-parser-dev python3"
+# For the HTTPS/HTTP2 test only (tests/tls, skipped without them).
+TLS_PKGS="nginx-light openssl"
+
+missing_of() { # prints the packages of "$@" that are not installed
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+      || echo "$p"
+  done
+}
 
 deps() {
-  local missing=() p
-  for p in $PKGS; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
-      || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
+  local missing=() optional=()
+  # shellcheck disable=SC2086 # word splitting wanted
+  mapfile -t missing < <(missing_of $PKGS)
+  # shellcheck disable=SC2086
+  [ "${1:-}" = test ] && mapfile -t optional < <(missing_of $TLS_PKGS)
+  [ ${#missing[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ] && return 0
   if [ "$(id -u)" = 0 ]; then
-    echo "build.sh: installing ${missing[*]}" >&2
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
+    if [ ${#missing[@]} -gt 0 ]; then
+      echo "build.sh: installing ${missing[*]}" >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if [ ${#optional[@]} -gt 0 ]; then
+      echo "build.sh: installing ${optional[*]} (the HTTPS test)" >&2
+      # never start nginx as a service; a failure only skips that test
+      DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq \
+        --no-install-recommends "${optional[@]}" >/dev/null ||
+        echo "build.sh: could not install ${optional[*]}; test_tls is skipped" >&2
+    fi
+  elif [ ${#missing[@]} -gt 0 ]; then
     echo "build.sh: missing packages; run:" >&2
     echo "  sudo apt-get install -y ${missing[*]}" >&2
     exit 1
+  else
+    echo "build.sh: ${optional[*]} missing: test_tls is skipped" >&2
   fi
 }
 
@@ -56,7 +77,7 @@ case "${1:-}" in
     trap 'kill $MOCK_PID 2>/dev/null || true' EXIT
     LLMUX_DEMO_BASE_URL="http://127.0.0.1:$MOCK_PORT" build/examples/demo ;;
   test)
-    deps
+    deps test
     build build
     (cd build && ctest --output-on-failure -j "$jobs")
     build build-asan -DLLMUX_ENABLE_ASAN=ON -DLLMUX_ENABLE_UBSAN=ON \
