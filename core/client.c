@@ -607,6 +607,17 @@ static void on_pump_timer(uv_timer_t *t)
     pump(t->data);
 }
 
+/* Some requests wait only for the next iteration's starts: the prepare
+ * handle keeps the loop alive until they start, since nothing else may be
+ * left on it (their starts ran out on requests that ended at once). */
+static void turn_hold(struct llmux_client *c)
+{
+    if (!c->turn_held) {
+        c->turn_held = 1;
+        uv_ref((uv_handle_t *)&c->turn);
+    }
+}
+
 /* Before each poll: a new budget of starts, and the requests that waited
  * only for it start (their curl timer then makes the poll not block). */
 static void on_turn(uv_prepare_t *p)
@@ -615,7 +626,8 @@ static void on_turn(uv_prepare_t *p)
     c->turn_starts = 0;
     if (c->turn_held) {
         c->turn_held = 0;
-        pump(c);
+        uv_unref((uv_handle_t *)&c->turn);
+        pump(c); /* may hold again */
     }
 }
 
@@ -631,7 +643,7 @@ static void pump(struct llmux_client *c)
         int rc;
         uint64_t wake = 0;
         if (c->turn_starts >= STARTS_PER_TURN) {
-            c->turn_held = 1; /* on_turn goes on */
+            turn_hold(c); /* on_turn goes on */
             return;
         }
         for (e = c->endpoints; e; e = e->next) {
@@ -1958,7 +1970,7 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
         /* only this iteration's starts are used up: the next iteration
          * starts it (not bounded by max_queue, as it would have started) */
         enqueue(x);
-        c->turn_held = 1;
+        turn_hold(c);
         rc = 0;
     } else if (c->queued >= c->max_queue) {
         rc = LLMUX_EQUEUEFULL;

@@ -281,6 +281,135 @@ static void test_start_ramp(void **state)
     mock_env_stop(&e.m);
 }
 
+/*
+ * Requests waiting only for the next iteration keep a private loop alive.
+ * The client has its own loop (llmux-mock runs on another thread, so
+ * nothing else keeps that loop alive) and is driven with
+ * llmux_client_run(LLMUX_RUN_ONCE), as scripts do. A stream's chunk
+ * callback submits 65 requests and aborts the stream; the 65 start from
+ * the end of that same run (libuv's RUN_ONCE runs due timers last): the
+ * first 64 use this iteration's starts and fail at once (their 1 ms
+ * deadline has passed), the 65th waits for the next iteration. Nothing
+ * else is left on the loop: llmux_client_run() used to return at once,
+ * forever, with the 65th never started.
+ */
+typedef struct mock_thread {
+    uv_loop_t loop;
+    uv_async_t stop;
+    uv_thread_t tid;
+    llmux_mock *mock;
+    uv_sem_t ready;
+    int closed;
+} mock_thread;
+
+static void mt_on_stop(uv_async_t *a)
+{
+    mock_thread *t = a->data;
+    llmux_mock_close(t->mock, mock_env_set_flag, &t->closed);
+    uv_close((uv_handle_t *)a, NULL);
+}
+
+static void mt_main(void *arg)
+{
+    mock_thread *t = arg;
+    llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
+    mo.quiet = 1;
+    mo.chunk_delay_ms = 20;
+    if (llmux_mock_start(&t->mock, &t->loop, &mo) != 0)
+        t->mock = NULL;
+    uv_sem_post(&t->ready);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+}
+
+typedef struct burst {
+    llmux_client *c;
+    char spec[160];
+    int fired, calls, timed_out, stream_status, stream_calls;
+} burst;
+
+static void on_burst_done(llmux_request *req, int status, llmux_response *res,
+                          void *ud)
+{
+    burst *b = ud;
+    (void)req;
+    (void)res;
+    b->calls++;
+    b->timed_out += status == LLMUX_ETIMEDOUT;
+}
+
+static int on_burst_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
+{
+    burst *b = ud;
+    uint64_t t0;
+    int i;
+    (void)req;
+    (void)ch;
+    if (b->fired++)
+        return 1;
+    for (i = 0; i < 65; i++) {
+        llmux_request *r;
+        assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, b->spec), 0);
+        llmux_request_add_message(r, LLMUX_ROLE_USER, "burst");
+        assert_int_equal(llmux_request_set_timeout_ms(r, 1), 0);
+        assert_int_equal(llmux_submit(b->c, r, NULL, on_burst_done, b), 0);
+    }
+    t0 = uv_hrtime(); /* let their deadline pass */
+    while (uv_hrtime() - t0 < 5000000u)
+        ;
+    return 1; /* and the stream ends here */
+}
+
+static void on_stream_done(llmux_request *req, int status, llmux_response *res,
+                           void *ud)
+{
+    burst *b = ud;
+    (void)req;
+    (void)res;
+    b->stream_calls++;
+    b->stream_status = status;
+}
+
+static void test_start_ramp_private_loop(void **state)
+{
+    mock_thread t;
+    burst b;
+    llmux_request *req;
+    int i;
+    (void)state;
+    memset(&t, 0, sizeof t);
+    memset(&b, 0, sizeof b);
+    assert_int_equal(uv_loop_init(&t.loop), 0);
+    assert_int_equal(uv_async_init(&t.loop, &t.stop, mt_on_stop), 0);
+    t.stop.data = &t;
+    assert_int_equal(uv_sem_init(&t.ready, 0), 0);
+    assert_int_equal(uv_thread_create(&t.tid, mt_main, &t), 0);
+    uv_sem_wait(&t.ready);
+    assert_non_null(t.mock);
+
+    assert_int_equal(llmux_client_new(&b.c, NULL), 0);
+    snprintf(b.spec, sizeof b.spec,
+             "openai/m;base_url=http://127.0.0.1:%d/v1;api_key=k",
+             llmux_mock_port(t.mock));
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, b.spec), 0);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "stream");
+    assert_int_equal(llmux_request_set_stream(req, 1), 0);
+    assert_int_equal(llmux_submit(b.c, req, on_burst_chunk, on_stream_done, &b),
+                     0);
+    for (i = 0; i < 1000000 && (b.calls < 65 || !b.stream_calls); i++)
+        llmux_client_run(b.c, LLMUX_RUN_ONCE);
+    assert_int_equal(b.stream_calls, 1);
+    assert_int_equal(b.stream_status, LLMUX_EUSER);
+    assert_int_equal(b.calls, 65);
+    assert_int_equal(b.timed_out, 65);
+    llmux_client_free(b.c);
+
+    uv_async_send(&t.stop);
+    assert_int_equal(uv_thread_join(&t.tid), 0);
+    assert_true(t.closed);
+    assert_int_equal(uv_loop_close(&t.loop), 0);
+    uv_sem_destroy(&t.ready);
+}
+
 static void test_cancel_queued_and_close(void **state)
 {
     env e;
@@ -1176,6 +1305,7 @@ int main(void)
         cmocka_unit_test(test_per_endpoint_limit),
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_start_ramp),
+        cmocka_unit_test(test_start_ramp_private_loop),
         cmocka_unit_test(test_cancel_queued_and_close),
         cmocka_unit_test(test_first_byte_timeout),
         cmocka_unit_test(test_first_byte_timeout_retried),
