@@ -95,6 +95,14 @@ typedef struct llmux__endpoint {
     struct llmux__endpoint *next;
 } llmux__endpoint;
 
+/* What only an attempt on the wire needs, allocated when a request leaves
+ * the queue: 100,000 queued requests do not carry 700 bytes each of it. */
+typedef struct xfer_live {
+    llmux__framer framer;
+    llmux_chunk chunk;
+    char errbuf[CURL_ERROR_SIZE];
+} xfer_live;
+
 struct llmux__xfer {
     struct llmux_client *c;
     llmux_request *req;
@@ -107,8 +115,7 @@ struct llmux__xfer {
     struct curl_slist *hdrs;
     llmux_response *res;
     llmux__buf body;
-    llmux__framer framer;
-    llmux_chunk chunk;
+    xfer_live *live; /* NULL until the first attempt */
     int state;
     int started;        /* first body byte seen this attempt */
     int streaming;      /* this attempt's body goes through the framer */
@@ -138,7 +145,6 @@ struct llmux__xfer {
     long connect_timeout_ms;
     double retry_after_ms;
     uv_timer_t timer;
-    char errbuf[CURL_ERROR_SIZE];
     struct llmux__xfer *prev, *next; /* client's list */
     struct llmux__xfer *qnext;       /* defer list */
 };
@@ -1119,7 +1125,7 @@ static uint64_t now_ms(struct llmux_client *c)
 /* Copies the stream chunk's error report into the response. */
 static void take_chunk_error(xfer *x)
 {
-    struct llmux_out *a = &x->res->o, *b = &x->chunk.o;
+    struct llmux_out *a = &x->res->o, *b = &x->live->chunk.o;
 #define MOVE(f)                                                                \
     do {                                                                       \
         llmux__free(a->f);                                                     \
@@ -1147,7 +1153,7 @@ static int on_event(void *ud, const llmux_event *ev)
     if (x->got_done)
         return 0; /* anything after the end marker is ignored */
     x->events++;
-    rc = llmux__decode_event(&x->prep, ev, &x->chunk);
+    rc = llmux__decode_event(&x->prep, ev, &x->live->chunk);
     if (rc < 0) {
         take_chunk_error(x);
         x->err = rc;
@@ -1155,20 +1161,20 @@ static int on_event(void *ud, const llmux_event *ev)
     }
     if (rc == LLMUX_EVENT_DONE)
         x->got_done = 1;
-    if (!chunk_has_content(&x->chunk.o) && !x->chunk.o.id)
+    if (!chunk_has_content(&x->live->chunk.o) && !x->live->chunk.o.id)
         return 0;
-    if (llmux__out_merge(&x->res->o, &x->chunk.o)) {
+    if (llmux__out_merge(&x->res->o, &x->live->chunk.o)) {
         x->err = LLMUX_ENOMEM;
         return LLMUX_ENOMEM;
     }
-    if (!chunk_has_content(&x->chunk.o))
+    if (!chunk_has_content(&x->live->chunk.o))
         return 0; /* metadata only (id, model): nothing to deliver */
     x->delivered = 1;
     if (x->on_chunk && !x->cancel) {
         int stop;
-        x->chunk.acc = &x->res->o;
+        x->live->chunk.acc = &x->res->o;
         tl_in_callback++;
-        stop = x->on_chunk(x->req, &x->chunk, x->ud);
+        stop = x->on_chunk(x->req, &x->live->chunk, x->ud);
         tl_in_callback--;
         if (stop) {
             x->err = LLMUX_EUSER;
@@ -1235,7 +1241,7 @@ static size_t on_write(char *p, size_t sz, size_t n, void *ud)
         x->streaming = x->req->stream && status >= 200 && status < 300 &&
                        !is_json_ctype(ct);
         if (x->streaming)
-            llmux__framer_init(&x->framer, x->prep.http.framing,
+            llmux__framer_init(&x->live->framer, x->prep.http.framing,
                                x->c->max_event);
     }
     if (!x->streaming) {
@@ -1245,7 +1251,7 @@ static size_t on_write(char *p, size_t sz, size_t n, void *ud)
         }
         return len;
     }
-    rc = llmux__framer_feed(&x->framer, p, len, on_event, x);
+    rc = llmux__framer_feed(&x->live->framer, p, len, on_event, x);
     if (rc) {
         if (!x->err)
             x->err = rc;
@@ -1373,7 +1379,10 @@ static void reset_attempt(xfer *x)
     curl_slist_free_all(x->hdrs);
     x->hdrs = NULL;
     llmux__buf_free(&x->body);
-    llmux__framer_free(&x->framer);
+    if (x->live) {
+        llmux__framer_free(&x->live->framer);
+        x->live->errbuf[0] = '\0';
+    }
     if (x->timer_on && x->state == X_ACTIVE)
         uv_timer_stop(&x->timer); /* the watchdog of the attempt ending */
     x->timeout_which = NULL;
@@ -1381,7 +1390,16 @@ static void reset_attempt(xfer *x)
     x->err = 0;
     x->received = 0;
     x->events = 0;
-    x->errbuf[0] = '\0';
+}
+
+static void live_free(xfer *x)
+{
+    if (!x->live)
+        return;
+    llmux__framer_free(&x->live->framer);
+    llmux__out_free(&x->live->chunk.o);
+    llmux__free(x->live);
+    x->live = NULL;
 }
 
 /* Whether a request that failed for good may move on to a fallback: rate
@@ -1543,12 +1561,14 @@ static void xfer_done(xfer *x, CURLcode result)
         } else if (x->streaming)
             snprintf(msg, sizeof msg, "%s: stream cut off after %ld events: %s",
                      x->prep.call.provider, x->events,
-                     x->errbuf[0] ? x->errbuf : curl_easy_strerror(result));
+                     x->live->errbuf[0] ? x->live->errbuf
+                                        : curl_easy_strerror(result));
         else
             snprintf(msg, sizeof msg, "%s: %s", x->prep.call.provider,
-                     x->errbuf[0] ? x->errbuf : curl_easy_strerror(result));
+                     x->live->errbuf[0] ? x->live->errbuf
+                                        : curl_easy_strerror(result));
     } else if (x->streaming) {
-        int rc = llmux__framer_finish(&x->framer, on_event, x);
+        int rc = llmux__framer_finish(&x->live->framer, on_event, x);
         if (rc)
             code = x->err ? x->err : rc;
         else if (!x->got_done) {
@@ -1657,6 +1677,11 @@ static int xfer_attempt(xfer *x)
             return LLMUX_ETIMEDOUT;
         timeout = (long)(x->deadline - now);
     }
+    if (!x->live) { /* kept across retries, freed when the request ends */
+        if (!(x->live = llmux__calloc(1, sizeof *x->live)))
+            return LLMUX_ENOMEM;
+        llmux__out_init(&x->live->chunk.o, x->req->op, 1);
+    }
     e = x->easy = curl_easy_init();
     if (!e)
         return LLMUX_ENOMEM;
@@ -1685,7 +1710,7 @@ static int xfer_attempt(xfer *x)
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->live->errbuf);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, x->connect_timeout_ms);
     if (timeout > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
@@ -1852,7 +1877,7 @@ static void xfer_finish(xfer *x, int code, int transport, const char *msg)
     tl_in_callback--;
 
     llmux_response_free(res);
-    llmux__out_free(&x->chunk.o);
+    live_free(x);
     llmux__prepared_free(&x->prep);
     req->x = NULL;
     if (x->owns_req)
@@ -1910,7 +1935,6 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
         rc = LLMUX_ENOMEM;
         goto fail;
     }
-    llmux__out_init(&x->chunk.o, req->op, 1);
     /* Precedence: the request's setters, then its config string, then
      * the client's options. */
     /* uv_now is cached per loop iteration; refresh it so the deadline
@@ -2011,7 +2035,7 @@ fail:
     reset_attempt(x);
     if (x->res)
         llmux_response_free(x->res);
-    llmux__out_free(&x->chunk.o);
+    live_free(x);
     llmux__prepared_free(&x->prep);
     llmux__free(x);
     return rc;
