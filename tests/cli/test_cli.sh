@@ -1113,6 +1113,20 @@ else
     bad "batch --rpm 120: four requests take a second" "status $RC, ${T} ms"
 fi
 
+cat >"$TMP/requests.jsonl" <<'EOF'
+{"model":"openai/gpt-4o-mini","messages":[{"role":"system","content":"Be."},{"role":"user","content":"first"}],"max_tokens":5}
+not a request
+{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"third"}]}
+EOF
+run "$CLI" batch --jsonl "${URL[@]}" "$TMP/requests.jsonl" </dev/null
+expect_rc "batch --jsonl with a bad line: exit 2 (its error)" 2
+RC=0 pycheck "batch --jsonl: each line a request; the bad one its error line" '
+rows = [json.loads(l) for l in out.splitlines()]
+if [r["status"] for r in rows] != ["ok", "error", "ok"]: fail(rows)
+if rows[1]["error"]["code"] != "LLMUX_EINVAL": fail(rows[1])
+got = [rows[i]["response"]["choices"][0]["message"]["content"] for i in (0, 2)]
+if got != ["Mock reply to: first", "Mock reply to: third"]: fail(got)
+'
 run "$CLI" batch -m "$M" "${URL[@]}" "$TMP/prompts" "$TMP/prompts" </dev/null
 expect_usage "batch with two FILEs: exit 2"
 run "$CLI" batch -m "$M" "${URL[@]}" --concurrency 0 "$TMP/prompts" </dev/null

@@ -118,6 +118,11 @@ static const char usage_text[] =
     "  --as-completed         (batch) print each result when it finishes,\n"
     "                         not in input order\n"
     "  --fail-fast            (batch) the first failure cancels the rest\n"
+    "  --jsonl                (batch) each input line is an OpenAI-style chat\n"
+    "                         request JSON (as --request-file) instead of a\n"
+    "                         prompt; without -m each line's \"model\" is its\n"
+    "                         SPEC. A line that is not a valid request gets\n"
+    "                         its error line; the others run\n"
     "  -h, --help             this text\n"
     "embed accepts only -m, --json, --base-url, --api-key, --timeout,\n"
     "--retries, --connect-timeout, --first-byte-timeout, --idle-timeout,\n"
@@ -228,6 +233,7 @@ enum opt_id {
     O_TPM,
     O_AS_COMPLETED,
     O_FAIL_FAST,
+    O_JSONL,
     O_HELP
 };
 
@@ -265,6 +271,7 @@ static const opt_def opt_defs[] = {
     {"tpm", 0, 1, O_TPM, CMD_BATCH},
     {"as-completed", 0, 0, O_AS_COMPLETED, CMD_BATCH},
     {"fail-fast", 0, 0, O_FAIL_FAST, CMD_BATCH},
+    {"jsonl", 0, 0, O_JSONL, CMD_BATCH},
     {"help", 'h', 0, O_HELP, CMD_ALL},
 };
 
@@ -301,7 +308,7 @@ typedef struct cli {
     int stream, json, help, verbose;
     long concurrency; /* batch */
     long rpm, tpm;
-    int as_completed, fail_fast;
+    int as_completed, fail_fast, jsonl;
     const char **fallbacks; /* --fallback SPECs, in order */
     size_t n_fallbacks;
     char **words;
@@ -726,6 +733,9 @@ static int set_opt(cli *c, const opt_def *d, const char *flag, const char *v)
         break;
     case O_FAIL_FAST:
         c->fail_fast = 1;
+        break;
+    case O_JSONL:
+        c->jsonl = 1;
         break;
     case O_HELP:
         c->help = 1;
@@ -1468,6 +1478,7 @@ typedef struct batch_item {
     long line;           /* its line in the input, from 1 */
     int status;          /* 1 until it finished */
     llmux_response *res; /* retained until printed */
+    char *msg;           /* why a --jsonl line was refused (owned) */
     int printed;
 } batch_item;
 
@@ -1475,6 +1486,7 @@ typedef struct batch_run {
     const cli *c;
     batch_item *items;
     size_t n;
+    size_t *map; /* the batch's request j is items[map[j]] */
     size_t next; /* input order: the first not printed yet */
     int done;
 } batch_run;
@@ -1515,7 +1527,8 @@ static void print_item(batch_run *r, size_t i)
         llmux_free(j);
     } else {
         int code = it->status < 0 ? it->status : e ? e->code : LLMUX_ECANCELED;
-        char *msg = scrubbed(r->c, e && e->message && *e->message
+        char *msg = scrubbed(r->c, it->msg ? it->msg
+                                   : e && e->message && *e->message
                                        ? e->message
                                        : llmux_strerror(code));
         printf("\"status\":\"error\",\"error\":{\"code\":\"%s\",\"message\":",
@@ -1539,21 +1552,30 @@ static void print_item(batch_run *r, size_t i)
     flush_out(); /* a line at a time, for whoever reads the pipe */
     llmux_response_free(it->res);
     it->res = NULL;
+    free(it->msg);
+    it->msg = NULL;
     it->printed = 1;
 }
 
-static void on_batch_item(llmux_batch *b, size_t i, int status,
+/* Prints, in input order, what finished and was not printed yet. */
+static void print_ready(batch_run *r)
+{
+    while (r->next < r->n && r->items[r->next].status != 1)
+        print_item(r, r->next++);
+}
+
+static void on_batch_item(llmux_batch *b, size_t j, int status,
                           llmux_response *res, void *ud)
 {
     batch_run *r = ud;
+    size_t i = r->map[j];
     (void)b;
     r->items[i].status = status;
     r->items[i].res = res ? llmux_response_retain(res) : NULL;
     if (r->c->as_completed)
         print_item(r, i);
     else
-        while (r->next < r->n && r->items[r->next].status != 1)
-            print_item(r, r->next++);
+        print_ready(r);
 }
 
 /* Prints what is left in input order: requests that never ran (cancelled
@@ -1561,20 +1583,20 @@ static void on_batch_item(llmux_batch *b, size_t i, int status,
 static void on_batch_done(llmux_batch *b, int status, void *ud)
 {
     batch_run *r = ud;
-    size_t i;
+    size_t i, j;
     (void)status;
-    for (i = 0; i < r->n; i++) {
-        batch_item *it = &r->items[i];
-        if (it->printed)
-            continue;
+    for (j = 0; j < llmux_batch_size(b); j++) {
+        batch_item *it = &r->items[r->map[j]];
         if (it->status == 1) {
-            llmux_response *res = llmux_batch_response(b, i);
-            int st = llmux_batch_status(b, i);
+            llmux_response *res = llmux_batch_response(b, j);
+            int st = llmux_batch_status(b, j);
             it->status = st == 1 ? LLMUX_ECANCELED : st;
             it->res = res ? llmux_response_retain(res) : NULL;
         }
-        print_item(r, i);
     }
+    for (i = 0; i < r->n; i++)
+        if (!r->items[i].printed)
+            print_item(r, i);
     r->next = r->n;
     r->done = 1;
 }
@@ -1620,14 +1642,14 @@ static int run_batch(cli *c)
     batch_run r;
     char *text, **prompts = NULL;
     long *lines = NULL;
-    size_t len, n, i, made = 0;
+    size_t len, n, i, m = 0, made = 0;
     int rc, st = 0;
 
     if (c->help) {
         fputs(usage_text, stdout);
         return 0;
     }
-    if (!c->spec)
+    if (!c->spec && !c->jsonl)
         return usage_error(c, "batch: -m SPEC is required");
     if (c->n_words > 1)
         return usage_error(c, "batch: one input FILE at most, got \"%s\" too",
@@ -1653,35 +1675,65 @@ static int run_batch(cli *c)
     if (n) {
         reqs = xmalloc(n * sizeof *reqs);
         r.items = xmalloc(n * sizeof *r.items);
+        r.map = xmalloc(n * sizeof *r.map);
     }
     for (i = 0; i < n; i++) {
-        r.items[i].line = lines[i];
-        r.items[i].status = 1;
-        r.items[i].res = NULL;
-        r.items[i].printed = 0;
-        if ((rc = llmux_request_new(&reqs[i], LLMUX_OP_CHAT, c->spec))) {
-            const char *m = reqs[i] ? llmux_request_errmsg(reqs[i]) : "";
-            errorf(c, "%s", m && *m ? m : llmux_strerror(rc));
-            llmux_request_free(reqs[i]);
+        llmux_request *req = NULL;
+        batch_item *it = &r.items[i];
+        it->line = lines[i];
+        it->status = 1;
+        it->res = NULL;
+        it->msg = NULL;
+        it->printed = 0;
+        if (c->jsonl) {
+            /* a bad line is that line's error, not the batch's */
+            rc = llmux_request_new_json(&req, c->spec, prompts[i],
+                                        strlen(prompts[i]));
+            if (rc) {
+                const char *em = req ? llmux_request_errmsg(req) : "";
+                size_t ml;
+                em = em && *em ? em : llmux_strerror(rc);
+                ml = strlen(em) + 1;
+                it->msg = xmalloc(ml);
+                memcpy(it->msg, em, ml);
+                it->status = rc;
+                llmux_request_free(req);
+                continue;
+            }
+        } else if ((rc = llmux_request_new(&req, LLMUX_OP_CHAT, c->spec))) {
+            const char *em = req ? llmux_request_errmsg(req) : "";
+            errorf(c, "%s", em && *em ? em : llmux_strerror(rc));
+            llmux_request_free(req);
             st = exit_status(rc);
             break;
         }
-        made++;
-        if ((st = apply_opts(c, reqs[i])))
+        reqs[m] = req;
+        r.map[m++] = i;
+        made = m;
+        if ((st = apply_opts(c, req)))
             break;
-        if ((rc = llmux_request_add_message(reqs[i], LLMUX_ROLE_USER,
-                                            prompts[i]))) {
-            st = setter_failed(c, reqs[i], "input", rc);
+        if (!c->jsonl && (rc = llmux_request_add_message(req, LLMUX_ROLE_USER,
+                                                         prompts[i]))) {
+            st = setter_failed(c, req, "input", rc);
             break;
         }
     }
     if (!st && n) {
+        /* lines refused up front: printed first with --as-completed, in
+         * their place otherwise */
+        for (i = 0; c->as_completed && i < n; i++)
+            if (r.items[i].status != 1)
+                print_item(&r, i);
+        if (!c->as_completed)
+            print_ready(&r);
+    }
+    if (!st && m) {
         o.requests_per_minute = (double)c->rpm;
         o.tokens_per_minute = (double)c->tpm;
         bo.concurrency = c->concurrency ? (size_t)c->concurrency : 8;
         bo.fail_fast = c->fail_fast;
         if ((rc = llmux_client_new(&cl, &o)) ||
-            (rc = llmux_as_completed(NULL, cl, reqs, n, &bo, on_batch_item,
+            (rc = llmux_as_completed(NULL, cl, reqs, m, &bo, on_batch_item,
                                      on_batch_done, &r))) {
             errorf(c, "batch: %s", llmux_strerror(rc));
             st = exit_status(rc);
@@ -1689,15 +1741,18 @@ static int run_batch(cli *c)
             made = 0; /* the batch owns them now */
             while (!r.done)
                 llmux_client_run(cl, LLMUX_RUN_ONCE);
-            /* the status of the first failure in input order */
-            for (i = 0; i < n && !st; i++)
-                st = exit_status(r.items[i].status);
         }
         llmux_client_free(cl);
     }
+    /* the status of the first failure in input order */
+    for (i = 0; i < n && !st; i++)
+        st = r.items[i].status == 1 ? 0 : exit_status(r.items[i].status);
     for (i = 0; i < made; i++)
         llmux_request_free(reqs[i]);
+    for (i = 0; i < n; i++)
+        free(r.items[i].msg);
     free(reqs);
+    free(r.map);
     free(r.items);
     free(prompts);
     free(lines);
