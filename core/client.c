@@ -100,6 +100,8 @@ typedef struct llmux__endpoint {
 typedef struct xfer_live {
     llmux__framer framer;
     llmux_chunk chunk;
+    llmux__buf held; /* paused mid-read: the bytes after the last event
+                        delivered, fed again on resume */
     char errbuf[CURL_ERROR_SIZE];
 } xfer_live;
 
@@ -129,7 +131,10 @@ struct llmux__xfer {
     int defer_code;     /* finish with this code from on_defer */
     int paused;         /* reading stopped by llmux_request_pause */
     int resume_pending; /* llmux_request_resume: unpaused by on_defer */
-    int holds_slot;     /* counted in the client's and endpoint's in_flight */
+    int done_pending;   /* curl finished while events were held: the
+                           finish waits for them (done_result) */
+    CURLcode done_result;
+    int holds_slot; /* counted in the client's and endpoint's in_flight */
     const char *timeout_which;   /* the watchdog that fired, or NULL */
     long first_byte_ms, idle_ms; /* watchdogs, 0 = none */
     uint64_t seq;                /* submission order, for the queues */
@@ -1037,6 +1042,34 @@ static void xfer_release(xfer *x)
         llmux__free(x);
 }
 
+static int on_event(void *ud, const llmux_event *ev);
+static void xfer_done(xfer *x, CURLcode result);
+
+/* Feeds the bytes held since a pause. Returns 1 when a callback paused
+ * again (the rest stays held), else 0 (errors are left in x->err, for
+ * curl's next write or the pending finish to report). */
+static int feed_held(xfer *x)
+{
+    llmux__buf *h = &x->live->held;
+    size_t used;
+    int rc;
+    if (!h->len || x->err)
+        return 0;
+    rc = llmux__framer_feed_part(&x->live->framer, h->p, h->len, on_event, x,
+                                 &used);
+    if (rc == LLMUX__FRAMER_STOP) {
+        memmove(h->p, h->p + used, h->len - used);
+        h->len -= used;
+        if (h->len)
+            return 1;
+        return x->paused;
+    }
+    llmux__buf_reset(h);
+    if (rc && !x->err)
+        x->err = rc;
+    return 0;
+}
+
 static void on_defer(uv_timer_t *t)
 {
     struct llmux_client *c = t->data;
@@ -1056,9 +1089,20 @@ static void on_defer(uv_timer_t *t)
         if (x->resume_pending && !x->cancel && !c->closing) {
             x->resume_pending = 0;
             if (x->state == X_ACTIVE && x->easy && !x->paused) {
-                /* curl may hand over what it held right here: count it
-                 * as inside curl so callbacks submitting are deferred */
+                /* events held since the pause go first; curl may then
+                 * hand over what it held right here: count both as inside
+                 * curl so callbacks submitting are deferred */
                 c->in_curl++;
+                if (feed_held(x)) {
+                    c->in_curl--;
+                    continue; /* paused again */
+                }
+                if (x->done_pending) {
+                    c->in_curl--;
+                    x->done_pending = 0;
+                    xfer_done(x, x->done_result);
+                    continue;
+                }
                 curl_easy_pause(x->easy, CURLPAUSE_CONT);
                 c->in_curl--;
                 if (x->idle_ms && x->state == X_ACTIVE)
@@ -1181,7 +1225,10 @@ static int on_event(void *ud, const llmux_event *ev)
             return LLMUX_EUSER;
         }
     }
-    return x->cancel ? x->cancel : 0;
+    if (x->cancel)
+        return x->cancel;
+    /* paused by the callback: no more events until resumed */
+    return x->paused ? LLMUX__FRAMER_STOP : 0;
 }
 
 static void xfer_done(xfer *x, CURLcode result);
@@ -1251,7 +1298,18 @@ static size_t on_write(char *p, size_t sz, size_t n, void *ud)
         }
         return len;
     }
-    rc = llmux__framer_feed(&x->live->framer, p, len, on_event, x);
+    if (x->live->held.len) /* still holding: keep the order */
+        rc = llmux__buf_append(&x->live->held, p, len) ? LLMUX_ENOMEM : 0;
+    else {
+        size_t used;
+        rc = llmux__framer_feed_part(&x->live->framer, p, len, on_event, x,
+                                     &used);
+        if (rc == LLMUX__FRAMER_STOP)
+            rc = used < len &&
+                         llmux__buf_append(&x->live->held, p + used, len - used)
+                     ? LLMUX_ENOMEM
+                     : 0;
+    }
     if (rc) {
         if (!x->err)
             x->err = rc;
@@ -1381,8 +1439,10 @@ static void reset_attempt(xfer *x)
     llmux__buf_free(&x->body);
     if (x->live) {
         llmux__framer_free(&x->live->framer);
+        llmux__buf_free(&x->live->held);
         x->live->errbuf[0] = '\0';
     }
+    x->done_pending = 0;
     if (x->timer_on && x->state == X_ACTIVE)
         uv_timer_stop(&x->timer); /* the watchdog of the attempt ending */
     x->timeout_which = NULL;
@@ -1397,6 +1457,7 @@ static void live_free(xfer *x)
     if (!x->live)
         return;
     llmux__framer_free(&x->live->framer);
+    llmux__buf_free(&x->live->held);
     llmux__out_free(&x->live->chunk.o);
     llmux__free(x->live);
     x->live = NULL;
@@ -1505,6 +1566,12 @@ static void xfer_done(xfer *x, CURLcode result)
     double delay;
 
     curl_multi_remove_handle(c->multi, x->easy);
+    if (x->live && x->live->held.len && !x->cancel && !x->err) {
+        /* paused with events still held: they go first, on resume */
+        x->done_pending = 1;
+        x->done_result = result;
+        return;
+    }
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
     /* retry hints matter only for failures; skip the header scans else */
@@ -1569,6 +1636,8 @@ static void xfer_done(xfer *x, CURLcode result)
                                         : curl_easy_strerror(result));
     } else if (x->streaming) {
         int rc = llmux__framer_finish(&x->live->framer, on_event, x);
+        if (rc == LLMUX__FRAMER_STOP)
+            rc = 0; /* the last event; a pause after it changes nothing */
         if (rc)
             code = x->err ? x->err : rc;
         else if (!x->got_done) {

@@ -229,10 +229,18 @@ static size_t eat_bom(llmux__framer *f, const char *p, size_t n, int *rc)
 int llmux__framer_feed(llmux__framer *f, const char *p, size_t n,
                        llmux__event_fn fn, void *userdata)
 {
-    const char *end, *nl, *cr;
+    size_t used;
+    return llmux__framer_feed_part(f, p, n, fn, userdata, &used);
+}
+
+int llmux__framer_feed_part(llmux__framer *f, const char *p, size_t n,
+                            llmux__event_fn fn, void *userdata, size_t *used)
+{
+    const char *end, *nl, *cr, *p0 = p;
     int sse = f->kind != LLMUX_FRAMING_NDJSON;
     int rc = 0;
 
+    *used = n;
     if (!n)
         return 0;
     if (!f->bom_checked) {
@@ -282,7 +290,7 @@ int llmux__framer_feed(llmux__framer *f, const char *p, size_t n,
         } else {
             rc = one_line(f, p, len, 0, fn, userdata);
         }
-        if (rc)
+        if (rc && rc != LLMUX__FRAMER_STOP)
             return rc;
 
         p = eol + 1;
@@ -291,6 +299,10 @@ int llmux__framer_feed(llmux__framer *f, const char *p, size_t n,
                 f->skip_lf = 1;
             else if (*p == '\n')
                 p++;
+        }
+        if (rc) { /* the callback stops here: the rest is the caller's */
+            *used = (size_t)(p - p0);
+            return rc;
         }
     }
     return 0;

@@ -107,6 +107,15 @@ void llmux__framer_init(llmux__framer *f, int kind, size_t max_event);
 int llmux__framer_feed(llmux__framer *f, const char *p, size_t n,
                        llmux__event_fn fn, void *userdata);
 /*
+ * As framer_feed, but an event callback may return LLMUX__FRAMER_STOP: the
+ * framer stops right after that event's line and returns it, with *used
+ * the bytes of p it consumed (the rest is to be fed again later, in
+ * order). *used is n for any other return.
+ */
+#define LLMUX__FRAMER_STOP 1
+int llmux__framer_feed_part(llmux__framer *f, const char *p, size_t n,
+                            llmux__event_fn fn, void *userdata, size_t *used);
+/*
  * At end of input. NDJSON: emits a final line that lacks its newline.
  * SSE: a pending event without its blank line is dispatched as well (many
  * servers omit the final blank line). Returns as framer_feed.

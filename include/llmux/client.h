@@ -223,13 +223,16 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
 LLMUX_EXTERN int llmux_request_cancel(llmux_request *req);
 
 /**
- * Backpressure for a stream whose consumer cannot keep up: stops reading
- * the response (curl pause) until llmux_request_resume(). Chunks already
- * read from the network are still delivered; nothing more is read, so a
- * relay to a slow client does not buffer without bound. The idle timeout
- * is suspended while paused; the total deadline keeps running. May be
- * called from the chunk callback. Returns 0, or LLMUX_EINVAL when the
- * request is not in flight.
+ * Backpressure for a stream whose consumer cannot keep up: no chunk
+ * callback runs after this returns until llmux_request_resume(), and the
+ * response is no longer read (curl pause), so a relay to a slow client
+ * does not buffer without bound. Events already read wait inside llmux
+ * (at most one read, 2 KiB) and come first on resume; a stream that ended
+ * meanwhile gets its done callback after them. The idle timeout is
+ * suspended while paused, the total deadline runs until the answer has
+ * fully arrived, and cancelling works as ever. May be called from the
+ * chunk callback. Returns 0, or LLMUX_EINVAL when the request is not in
+ * flight.
  */
 LLMUX_EXTERN int llmux_request_pause(llmux_request *req);
 

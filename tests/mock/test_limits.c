@@ -1135,6 +1135,112 @@ static void test_pause_resume(void **state)
     mock_env_stop(&e.m);
 }
 
+/*
+ * Pause is immediate: the whole stream arrives in one read, the callback
+ * pauses at the 3rd chunk and again at the 10th, and no chunk (and no
+ * done callback, though curl has the whole answer) comes until each
+ * resume; then the rest, in order, all of it. Another stream paused at
+ * its 2nd chunk is cancelled while paused: done once, ECANCELED, no more
+ * chunks.
+ */
+typedef struct strict {
+    env *e;
+    llmux_request *req;
+    uv_timer_t t;
+    int chunks, calls, status, bad, cancel_it, stops[2], n_stops;
+    char text[512];
+    size_t len;
+} strict;
+
+static void strict_timer(uv_timer_t *t)
+{
+    strict *s = t->data;
+    /* nothing arrived while paused */
+    if (s->chunks != s->stops[s->n_stops - 1] || s->calls)
+        s->bad++;
+    if (s->cancel_it)
+        assert_int_equal(llmux_request_cancel(s->req), 0);
+    else
+        assert_int_equal(llmux_request_resume(s->req), 0);
+}
+
+static int strict_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
+{
+    strict *s = ud;
+    size_t n = 0;
+    const char *t = llmux_chunk_text(ch, &n);
+    if (t && n < sizeof s->text - s->len) {
+        memcpy(s->text + s->len, t, n);
+        s->len += n;
+    }
+    s->chunks++;
+    if (s->n_stops < 2 && s->chunks == s->stops[s->n_stops]) {
+        s->n_stops++;
+        assert_int_equal(llmux_request_pause(req), 0);
+        uv_timer_start(&s->t, strict_timer, 150, 0);
+    }
+    return 0;
+}
+
+static void strict_done(llmux_request *req, int status, llmux_response *res,
+                        void *ud)
+{
+    strict *s = ud;
+    (void)req;
+    (void)res;
+    s->calls++;
+    s->status = status;
+}
+
+static void test_pause_is_immediate(void **state)
+{
+    env e;
+    strict a, b;
+    char want[512];
+    size_t wl = 0;
+    int i;
+    (void)state;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    env_start(&e, NULL, 0); /* no delay: the answer comes in one read */
+    a.e = b.e = &e;
+    a.stops[0] = 3;
+    a.stops[1] = 10;
+    b.stops[0] = 2;
+    b.stops[1] = 1000;
+    b.cancel_it = 1;
+    uv_timer_init(&e.m.loop, &a.t);
+    uv_timer_init(&e.m.loop, &b.t);
+    a.t.data = &a;
+    b.t.data = &b;
+    a.req = chat(&e, NULL, "events=20", "go");
+    b.req = chat(&e, NULL, "events=20", "go");
+    llmux_request_set_stream(a.req, 1);
+    llmux_request_set_stream(b.req, 1);
+    assert_int_equal(
+        llmux_submit(e.m.client, a.req, strict_chunk, strict_done, &a), 0);
+    assert_int_equal(
+        llmux_submit(e.m.client, b.req, strict_chunk, strict_done, &b), 0);
+    run_until(&e, &a.calls);
+    run_until(&e, &b.calls);
+    assert_int_equal(a.bad, 0);
+    assert_int_equal(a.n_stops, 2);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.status, 0);
+    for (i = 0; i < 20; i++)
+        wl += (size_t)snprintf(want + wl, sizeof want - wl, "%stok%d",
+                               i ? " " : "", i);
+    assert_int_equal(a.len, wl);
+    assert_memory_equal(a.text, want, wl);
+    assert_int_equal(b.bad, 0);
+    assert_int_equal(b.calls, 1);
+    assert_int_equal(b.status, LLMUX_ECANCELED);
+    assert_int_equal(b.chunks, 2);
+    uv_close((uv_handle_t *)&a.t, NULL);
+    uv_close((uv_handle_t *)&b.t, NULL);
+    mock_env_stop(&e.m);
+}
+
 /* A plain TCP connect from the test, to fill the mock's accept queue. */
 typedef struct plain_conn {
     uv_tcp_t tcp;
@@ -1322,6 +1428,7 @@ int main(void)
         cmocka_unit_test(test_fallback_rate_limit),
         cmocka_unit_test(test_ratelimit_headers_pause),
         cmocka_unit_test(test_pause_resume),
+        cmocka_unit_test(test_pause_is_immediate),
         cmocka_unit_test(test_connect_timeout_slow_accept),
         cmocka_unit_test(test_slow_accept_delays_answer),
     };

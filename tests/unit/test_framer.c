@@ -352,6 +352,71 @@ static void test_streams_split2(void **state)
     llmux__buf_free(&r.t);
 }
 
+/* A callback that stops after every event (as a paused stream does). */
+static int on_event_stop(void *ud, const llmux_event *ev)
+{
+    int rc = on_event(ud, ev);
+    return rc ? rc : LLMUX__FRAMER_STOP;
+}
+
+/*
+ * Feeds s[0..len) in two pieces cut at k with framer_feed_part, stopping
+ * after every event and feeding what was left again, as the engine does
+ * for a paused stream: the same events come out, in order, each once.
+ */
+static int run_stopping(int kind, const char *s, size_t len, size_t k, rec *r)
+{
+    llmux__framer f;
+    size_t cut[2], at = 0, i;
+    int rc = 0;
+    cut[0] = k;
+    cut[1] = len;
+    llmux__framer_init(&f, kind, 0);
+    for (i = 0; i < 2 && rc == 0; i++) {
+        const char *p = s + at;
+        size_t n = cut[i] - at, used;
+        at = cut[i];
+        for (;;) {
+            rc = llmux__framer_feed_part(&f, p, n, on_event_stop, r, &used);
+            assert_true(used <= n);
+            if (rc != LLMUX__FRAMER_STOP)
+                break;
+            rc = 0;
+            p += used;
+            n -= used;
+            if (!n)
+                break;
+        }
+    }
+    if (rc == 0) {
+        rc = llmux__framer_finish(&f, on_event_stop, r);
+        if (rc == LLMUX__FRAMER_STOP)
+            rc = 0;
+    }
+    llmux__framer_free(&f);
+    return rc;
+}
+
+static void test_streams_stop_and_refeed(void **state)
+{
+    llmux__buf want = {0};
+    rec r = {0};
+    size_t s, k;
+    (void)state;
+    for (s = 0; s < N_STREAMS; s++) {
+        const stream *st = &streams[s];
+        expected(st, &want);
+        for (k = 0; k <= st->len; k++) {
+            rec_reset(&r);
+            assert_int_equal(run_stopping(st->kind, st->bytes, st->len, k, &r),
+                             0);
+            assert_same(&r.t, &want, st->name, k, k);
+        }
+    }
+    llmux__buf_free(&want);
+    llmux__buf_free(&r.t);
+}
+
 /* Every three-piece split (catches CR/LF and BOM split state bugs). */
 static void test_streams_split3(void **state)
 {
@@ -871,6 +936,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_streams_split2),
+        cmocka_unit_test(test_streams_stop_and_refeed),
         cmocka_unit_test(test_streams_split3),
         cmocka_unit_test(test_streams_truncated),
         cmocka_unit_test(test_streams_random_chunks),
