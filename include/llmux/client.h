@@ -227,8 +227,8 @@ LLMUX_EXTERN int llmux_request_cancel(llmux_request *req);
  * callback runs after this returns until llmux_request_resume(), and the
  * response is no longer read (curl pause), so a relay to a slow client
  * does not buffer without bound. Events already read wait inside llmux
- * (at most one read, 2 KiB) and come first on resume; a stream that ended
- * meanwhile gets its done callback after them. The idle timeout is
+ * (at most what one network read brought) and come first on resume; a stream
+ * that ended meanwhile gets its done callback after them. The idle timeout is
  * suspended while paused, the total deadline runs until the answer has
  * fully arrived, and cancelling works as ever. May be called from the
  * chunk callback. Returns 0, or LLMUX_EINVAL when the request is not in
