@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+#
+# tests/examples/test_examples.sh: every program in examples/ runs against
+# llmux-mock as the README says, and prints what it promises.
+#
+# usage: test_examples.sh EXAMPLES_DIR PATH/TO/llmux-mock
+# LLMUX_PLUGIN_PATH must name the directory holding the plugins.
+
+set -u
+EX=${1:?usage: test_examples.sh EXAMPLES_DIR LLMUX_MOCK}
+MOCK=${2:?usage: test_examples.sh EXAMPLES_DIR LLMUX_MOCK}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/llmux-examples.XXXXXX")
+PIDS=()
+PASS=0
+FAIL=0
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+unset OPENAI_API_KEY MISTRAL_API_KEY AA_TOKEN OLLAMA_HOST OPENAI_BASE_URL
+
+start_mock() { # start_mock [args...]: sets BASE
+    local pf="$TMP/port-${#PIDS[@]}"
+    "$MOCK" --port 0 --port-file "$pf" --quiet "$@" >/dev/null 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 1 200); do
+        [ -s "$pf" ] && break
+        sleep 0.05
+    done
+    BASE="http://127.0.0.1:$(cat "$pf")"
+}
+
+# check NAME REGEX CMD...: exit 0 and stdout matches the extended REGEX
+check() {
+    local name=$1 re=$2 rc
+    shift 2
+    timeout 60 "$@" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    if [ "$rc" -eq 0 ] && grep -qE "$re" "$TMP/out"; then
+        PASS=$((PASS + 1))
+        echo "ok   - $name"
+    else
+        FAIL=$((FAIL + 1))
+        echo "FAIL - $name (exit $rc)"
+        printf '       out: %s\n' "$(tail -c 400 "$TMP/out")"
+        printf '       err: %s\n' "$(tail -c 400 "$TMP/err")"
+    fi
+}
+
+start_mock
+SPEC="openai/gpt-4o-mini;base_url=$BASE/v1;api_key=sk-test"
+check "basic: the blocking call" '^Mock reply to: Say hello\.$' \
+    "$EX/basic" "$SPEC" "Say hello."
+check "stream: deltas, then finish and usage" \
+    '^\[stop, [0-9]+ prompt \+ [0-9]+ completion tokens\]$' \
+    "$EX/stream" "$SPEC" "Count to five."
+export LLMUX_DEMO_BASE_URL=$BASE
+check "demo: four providers at once" '^4 request\(s\) in ' "$EX/demo"
+check "gather: 200 prompts, 40 at a time" \
+    '^200 prompts, 40 at a time: 200 succeeded, 0 failed' \
+    "$EX/gather" 200 40
+check "as_completed: every answer, as it comes" '^8 of 8 answered$' \
+    "$EX/as_completed" 3
+check "timeouts: each call ends as expected" \
+    'each ended as expected$' "$EX/timeouts"
+check "relay: bounded by the pause (at most 256 + one chunk waiting)" \
+    '^\[relayed 1289 bytes; at most 2[5-6][0-9] waiting \(pause at 256\); paused [1-9][0-9]* time' \
+    "$EX/relay"
+start_mock --fault 'status=429;retry_after=1' --fault 'status=429;retry_after=1'
+LLMUX_DEMO_BASE_URL=$BASE check "retries: through two 429s" \
+    '^answer after 3 attempt\(s\)' "$EX/retries"
+
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
