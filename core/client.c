@@ -1097,15 +1097,24 @@ static void on_defer(uv_timer_t *t)
                     c->in_curl--;
                     continue; /* paused again */
                 }
-                if (x->done_pending) {
+                if (x->done_pending || x->err) {
+                    /* the answer was complete, or a held event failed
+                     * (a callback stopped the stream, a bad event): finish
+                     * now rather than wait for bytes that may not come */
+                    CURLcode r =
+                        x->done_pending ? x->done_result : CURLE_WRITE_ERROR;
                     c->in_curl--;
                     x->done_pending = 0;
-                    xfer_done(x, x->done_result);
+                    xfer_done(x, r);
                     continue;
                 }
                 curl_easy_pause(x->easy, CURLPAUSE_CONT);
                 c->in_curl--;
-                if (x->idle_ms && x->state == X_ACTIVE)
+                if (x->state == X_ACTIVE && x->err)
+                    /* a callback stopped the stream during that delivery:
+                     * curl says so only when its socket next moves */
+                    xfer_done(x, CURLE_WRITE_ERROR);
+                else if (x->idle_ms && x->state == X_ACTIVE)
                     watchdog_arm(x, x->idle_ms);
                 check_multi_info(c);
             }

@@ -1148,6 +1148,7 @@ typedef struct strict {
     llmux_request *req;
     uv_timer_t t;
     int chunks, calls, status, bad, cancel_it, stops[2], n_stops;
+    int abort_at; /* the chunk callback stops the stream here */
     char text[512];
     size_t len;
 } strict;
@@ -1174,6 +1175,8 @@ static int strict_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
         s->len += n;
     }
     s->chunks++;
+    if (s->abort_at && s->chunks == s->abort_at)
+        return 1;
     if (s->n_stops < 2 && s->chunks == s->stops[s->n_stops]) {
         s->n_stops++;
         assert_int_equal(llmux_request_pause(req), 0);
@@ -1192,16 +1195,19 @@ static void strict_done(llmux_request *req, int status, llmux_response *res,
     s->status = status;
 }
 
+static int run_for(env *e, const int *flag, uint64_t ms);
+
 static void test_pause_is_immediate(void **state)
 {
     env e;
-    strict a, b;
+    strict a, b, c;
     char want[512];
     size_t wl = 0;
     int i;
     (void)state;
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
+    memset(&c, 0, sizeof c);
     env_start(&e, NULL, 0); /* no delay: the answer comes in one read */
     a.e = b.e = &e;
     a.stops[0] = 3;
@@ -1209,10 +1215,18 @@ static void test_pause_is_immediate(void **state)
     b.stops[0] = 2;
     b.stops[1] = 1000;
     b.cancel_it = 1;
+    /* c: 5 events then silence; paused at the 1st, it stops the stream at
+     * the 2nd, which was held: done at once, not when bytes come */
+    c.e = &e;
+    c.stops[0] = 1;
+    c.stops[1] = 1000;
+    c.abort_at = 2;
     uv_timer_init(&e.m.loop, &a.t);
     uv_timer_init(&e.m.loop, &b.t);
+    uv_timer_init(&e.m.loop, &c.t);
     a.t.data = &a;
     b.t.data = &b;
+    c.t.data = &c;
     a.req = chat(&e, NULL, "events=20", "go");
     b.req = chat(&e, NULL, "events=20", "go");
     llmux_request_set_stream(a.req, 1);
@@ -1221,8 +1235,16 @@ static void test_pause_is_immediate(void **state)
         llmux_submit(e.m.client, a.req, strict_chunk, strict_done, &a), 0);
     assert_int_equal(
         llmux_submit(e.m.client, b.req, strict_chunk, strict_done, &b), 0);
+    c.req = chat(&e, NULL, "events=20;stall_after=5", "go");
+    llmux_request_set_stream(c.req, 1);
+    assert_int_equal(
+        llmux_submit(e.m.client, c.req, strict_chunk, strict_done, &c), 0);
     run_until(&e, &a.calls);
     run_until(&e, &b.calls);
+    assert_true(run_for(&e, &c.calls, 3000));
+    assert_int_equal(c.bad, 0);
+    assert_int_equal(c.status, LLMUX_EUSER);
+    assert_int_equal(c.chunks, 2);
     assert_int_equal(a.bad, 0);
     assert_int_equal(a.n_stops, 2);
     assert_int_equal(a.calls, 1);
@@ -1238,6 +1260,7 @@ static void test_pause_is_immediate(void **state)
     assert_int_equal(b.chunks, 2);
     uv_close((uv_handle_t *)&a.t, NULL);
     uv_close((uv_handle_t *)&b.t, NULL);
+    uv_close((uv_handle_t *)&c.t, NULL);
     mock_env_stop(&e.m);
 }
 
