@@ -803,13 +803,23 @@ static void rate_feedback(xfer *x, long status)
     }
 }
 
-static void release_slot(xfer *x)
+/* Undoes take_slot's counting (not the rate tokens: a request that was
+ * sent, or nearly, costs them). */
+static void give_slot(xfer *x)
 {
     if (!x->holds_slot)
         return;
     x->holds_slot = 0;
     x->c->in_flight--;
     x->ep->host->in_flight--;
+}
+
+/* Gives the slot back and lets the queue use it. */
+static void release_slot(xfer *x)
+{
+    if (!x->holds_slot)
+        return;
+    give_slot(x);
     pump(x->c);
 }
 
@@ -1522,11 +1532,7 @@ static int use_fallback(xfer *x)
     client_log(c, LLMUX_LOG_INFO, "%s failed; falling back to %s/%s", prev,
                cfg.provider, cfg.model ? cfg.model : "");
     reset_attempt(x);
-    if (x->holds_slot) { /* give the slot back; pump below */
-        x->holds_slot = 0;
-        c->in_flight--;
-        x->ep->host->in_flight--;
-    }
+    give_slot(x); /* pump below */
     llmux__prepared_free(&x->prep);
     {
         llmux__log_target old = client_log_target(c);
@@ -2063,11 +2069,8 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
     } else if (can_start_x(c, x->ep, x)) {
         take_slot(x);
         rc = xfer_attempt(x);
-        if (rc) {
-            x->holds_slot = 0;
-            c->in_flight--;
-            x->ep->host->in_flight--;
-        }
+        if (rc)
+            give_slot(x);
     } else if (limits_allow(c, x->ep, x)) {
         /* only this iteration's starts are used up: the next iteration
          * starts it (not bounded by max_queue, as it would have started) */
