@@ -417,6 +417,19 @@ static char *scrubbed(const cli *c, const char *text)
     return s;
 }
 
+/* Notes the api_key=... of the SPEC and of each --fallback, to keep them
+ * out of every message. */
+static void note_secrets(cli *c)
+{
+    size_t i;
+    c->secret2 = spec_secret(c->spec);
+    if (!c->n_fallbacks)
+        return;
+    c->fb_secrets = xmalloc(c->n_fallbacks * sizeof *c->fb_secrets);
+    for (i = 0; i < c->n_fallbacks; i++)
+        c->fb_secrets[i] = spec_secret(c->fallbacks[i]);
+}
+
 /*
  * Prints "llmux: <text>" on one line to stderr: secrets replaced by "***",
  * control characters by spaces.
@@ -1426,13 +1439,7 @@ static int run_request(cli *c)
         c->n_words == 1 && strcmp(c->words[0], "-") == 0)
         return usage_error(c, "--request-file - and PROMPT - both read "
                               "stdin");
-    c->secret2 = spec_secret(c->spec);
-    if (c->n_fallbacks) {
-        size_t i;
-        c->fb_secrets = xmalloc(c->n_fallbacks * sizeof *c->fb_secrets);
-        for (i = 0; i < c->n_fallbacks; i++)
-            c->fb_secrets[i] = spec_secret(c->fallbacks[i]);
-    }
+    note_secrets(c);
 
     if ((st = build_request(c, &req)))
         return st;
@@ -1654,12 +1661,7 @@ static int run_batch(cli *c)
     if (c->n_words > 1)
         return usage_error(c, "batch: one input FILE at most, got \"%s\" too",
                            c->words[1]);
-    c->secret2 = spec_secret(c->spec);
-    if (c->n_fallbacks) {
-        c->fb_secrets = xmalloc(c->n_fallbacks * sizeof *c->fb_secrets);
-        for (i = 0; i < c->n_fallbacks; i++)
-            c->fb_secrets[i] = spec_secret(c->fallbacks[i]);
-    }
+    note_secrets(c);
     text = read_input(c, "input", c->n_words ? c->words[0] : "-", &len);
     if (!text)
         return EXIT_USAGE;
