@@ -21,7 +21,7 @@
 
 #include <llmux/llmux.h>
 
-#include "../../tools/mock/llmux_mock.h"
+#include "mock/mock_env.h"
 
 #define THREADS 4
 #define PER     48 /* requests per thread: 4 providers x stream or not */
@@ -57,11 +57,6 @@ struct job {
     int loop_close_rc;
     char first_error[200];
 };
-
-static void on_closed(void *ud)
-{
-    *(int *)ud = 1;
-}
 
 static int on_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
 {
@@ -164,10 +159,10 @@ static void *run_job(void *arg)
     }
     for (guard = 0; guard < 200000 && !all_done(j); guard++)
         uv_run(&j->loop, UV_RUN_ONCE);
-    llmux_client_close(j->client, on_closed, &j->closed);
+    llmux_client_close(j->client, mock_env_set_flag, &j->closed);
     for (guard = 0; guard < 200000 && !j->closed; guard++)
         uv_run(&j->loop, UV_RUN_ONCE);
-    llmux_mock_close(j->mock, on_closed, &j->mock_closed);
+    llmux_mock_close(j->mock, mock_env_set_flag, &j->mock_closed);
     for (guard = 0; guard < 200000 && !j->mock_closed; guard++)
         uv_run(&j->loop, UV_RUN_ONCE);
     uv_run(&j->loop, UV_RUN_DEFAULT);
