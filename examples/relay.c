@@ -36,6 +36,8 @@ static int on_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
     relay *r = ud;
     size_t n;
     const char *text = llmux_chunk_text(ch, &n);
+    if (!n) /* role and finish chunks carry no text */
+        return 0;
     if (r->len + n > r->cap) {
         char *b = realloc(r->buf, r->cap = (r->len + n) * 2);
         if (!b)
@@ -59,11 +61,13 @@ static void on_tick(uv_timer_t *t)
 {
     relay *r = t->data;
     size_t n = r->len < TICK_BYTES ? r->len : TICK_BYTES;
-    fwrite(r->buf, 1, n, stdout);
-    fflush(stdout);
-    memmove(r->buf, r->buf + n, r->len - n);
-    r->len -= n;
-    r->sent += n;
+    if (n) { /* the first ticks may come before the first chunk */
+        fwrite(r->buf, 1, n, stdout);
+        fflush(stdout);
+        memmove(r->buf, r->buf + n, r->len - n);
+        r->len -= n;
+        r->sent += n;
+    }
     if (r->paused && r->len < LOW_WATER) {
         llmux_request_resume(r->req);
         r->paused = 0;

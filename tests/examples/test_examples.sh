@@ -35,6 +35,18 @@ start_mock() { # start_mock [args...]: sets BASE
     BASE="http://127.0.0.1:$(cat "$pf")"
 }
 
+# show_err FILE: a sanitizer's report first (its runtime-error or ERROR
+# line and the frames after it), then the end of the rest.
+show_err() {
+    local at
+    at=$(grep -n -m 1 -E 'runtime error:|ERROR: [A-Za-z]+Sanitizer|WARNING: [A-Za-z]+Sanitizer' "$1" | cut -d: -f1)
+    if [ -n "$at" ]; then
+        printf '       sanitizer (stderr line %s):\n' "$at"
+        sed -n "${at},$((at + 7))p" "$1" | sed 's/^/         /'
+    fi
+    printf '       err: %s\n' "$(tail -c 400 "$1")"
+}
+
 # check NAME REGEX CMD...: exit 0 and stdout matches the extended REGEX
 check() {
     local name=$1 re=$2 rc
@@ -48,7 +60,7 @@ check() {
         FAIL=$((FAIL + 1))
         echo "FAIL - $name (exit $rc)"
         printf '       out: %s\n' "$(tail -c 400 "$TMP/out")"
-        printf '       err: %s\n' "$(tail -c 400 "$TMP/err")"
+        show_err "$TMP/err"
     fi
 }
 
