@@ -1942,10 +1942,7 @@ static void xfer_finish(xfer *x, int code, int transport, const char *msg)
     }
     if (code)
         llmux__response_fail(res, code, res->http_status, transport, msg);
-    if (res->has_error) {
-        llmux__scrub(res->err_message, x->prep.api_key);
-        res->err.message = res->err_message ? res->err_message : "";
-    }
+    llmux__response_mask(res, x->prep.api_key);
     /* unlink before the callback so llmux_client_pending() is accurate */
     if (x->prev)
         x->prev->next = x->next;

@@ -43,6 +43,31 @@ int llmux__buf_printf(llmux__buf *b, const char *fmt, ...) LLMUX_PRINTF(2, 3);
 void llmux__buf_reset(llmux__buf *b); /* len = 0, keeps memory */
 void llmux__buf_free(llmux__buf *b);
 
+/* ---- text.c: UTF-8 repair, secret masking, numbers ---------------------- */
+
+/* The length of the longest well-formed UTF-8 prefix of s[0..n). */
+size_t llmux__utf8_valid(const char *s, size_t n);
+/* Appends s[0..n) with each ill-formed sequence replaced by U+FFFD. */
+int llmux__buf_append_utf8(llmux__buf *b, const char *s, size_t n);
+/* strndup with ill-formed UTF-8 replaced by U+FFFD. */
+char *llmux__strndup_utf8(const char *s, size_t n);
+
+/* Keys shorter than this are masked only where a credential is written
+ * (after "Bearer", "api_key=", "x-api-key:", in a URL's userinfo): a short
+ * "key" such as "ollama" or "t" is also an ordinary word. */
+#define LLMUX__SECRET_MIN 8
+/* A copy of text with the secret masked as "***" wherever it can be the
+ * key: as a whole word when it is LLMUX__SECRET_MIN bytes or longer, else
+ * only where a credential is written. NULL on out of memory. */
+char *llmux__mask(const char *text, const char *secret);
+/* llmux__mask on a heap string, replaced in place. */
+void llmux__mask_in(char **s, const char *secret);
+
+/* v in the fewest significant digits that read back as v (as a float when
+ * single), '.' as the radix in every locale; -1 for NaN, infinities or
+ * cap < 32. */
+int llmux__fmt_number(char *buf, size_t cap, double v, int single);
+
 /* ---- config.c: config strings -------------------------------------------- */
 
 /*
@@ -243,6 +268,10 @@ llmux_response *llmux__response_new(int op, const char *provider);
 void llmux__response_fail(llmux_response *res, int code, long http_status,
                           int transport, const char *message);
 
+/* Masks `key` (llmux__mask) in the error of `res`: message, type, code
+ * and param. */
+void llmux__response_mask(llmux_response *res, const char *key);
+
 /* Plugin log lines go to the request being encoded/decoded on this thread
  * (errors become its error message) and to the client's log hook. */
 void llmux__vlog_plugin(int level, const char *fmt, va_list ap);
@@ -317,9 +346,6 @@ llmux__log_target llmux__log_target_swap(llmux__log_target t);
 /* Parses non-negative decimal seconds ("30", "0.5") into milliseconds
  * without the locale-dependent strtod. Returns 0, or -1 when malformed. */
 int llmux__parse_seconds_ms(const char *s, long *ms);
-
-/* Replaces every occurrence of `secret` in `s` with "***" (in place). */
-void llmux__scrub(char *s, const char *secret);
 
 struct llmux_http_request {
     char *method;

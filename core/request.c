@@ -41,18 +41,6 @@ void llmux__vlog_plugin(int level, const char *fmt, va_list ap)
         tl_target.log(level, buf, tl_target.log_ud);
 }
 
-void llmux__scrub(char *s, const char *secret)
-{
-    size_t n;
-    char *p;
-    if (!s || !secret || (n = strlen(secret)) < 4)
-        return;
-    while ((p = strstr(s, secret)) != NULL) {
-        memcpy(p, "***", 3);
-        memmove(p + 3, p + n, strlen(p + n) + 1);
-    }
-}
-
 /* ---- construction -------------------------------------------------------- */
 
 static int fail(llmux_request *r, int code, const char *fmt, ...)
@@ -121,7 +109,7 @@ static void free_popts(llmux_request *r)
 void llmux__request_seterr(llmux_request *r, const char *msg)
 {
     llmux__free(r->errmsg);
-    r->errmsg = msg ? llmux__strdup(msg) : NULL;
+    r->errmsg = msg ? llmux__strndup_utf8(msg, strlen(msg)) : NULL;
 }
 
 LLMUX_EXTERN void llmux_request_free(llmux_request *r)
@@ -1454,7 +1442,7 @@ int llmux__prepare(llmux_request *r, const char *extra_dirs,
         if (!r->errmsg)
             fail(r, rc, "%s: cannot encode the request: %s", r->cfg.provider,
                  llmux_strerror(rc));
-        llmux__scrub(r->errmsg, out->api_key);
+        llmux__mask_in(&r->errmsg, out->api_key);
         return rc;
     }
     if (!out->http.path)
@@ -1596,7 +1584,7 @@ int llmux__decode_answer(llmux__prepared *p, long status, const char *ctype,
                          "%s: could not decode the response (%s)",
                          p->call.provider, llmux_strerror(rc));
             llmux__response_fail(res, rc, status, 0, errbuf[0] ? errbuf : NULL);
-            llmux__scrub(res->err_message, p->api_key);
+            llmux__response_mask(res, p->api_key);
             llmux__free(fake.errmsg);
             return rc;
         }
@@ -1623,7 +1611,7 @@ int llmux__decode_answer(llmux__prepared *p, long status, const char *ctype,
         llmux__response_fail(res, rc, status, 0, msg);
         llmux__free(msg);
     }
-    llmux__scrub(res->err_message, p->api_key);
+    llmux__response_mask(res, p->api_key);
     llmux__free(fake.errmsg);
     return rc;
 }

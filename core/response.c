@@ -114,6 +114,19 @@ static int set_str(char **dst, const char *s, size_t len)
     return 0;
 }
 
+/* Every string a plugin hands over for a response is kept as valid UTF-8
+ * (ill-formed sequences become U+FFFD), so accessors and JSON output are
+ * too. */
+static int set_text(char **dst, const char *s, size_t len)
+{
+    char *d = llmux__strndup_utf8(s, len);
+    if (!d)
+        return LLMUX_ENOMEM;
+    llmux__free(*dst);
+    *dst = d;
+    return 0;
+}
+
 static int out_str(llmux_out *o, int field, const char *s, size_t len)
 {
     if (!o || (!s && len))
@@ -122,21 +135,21 @@ static int out_str(llmux_out *o, int field, const char *s, size_t len)
         s = "";
     switch (field) {
     case LLMUX_F_ID:
-        return set_str(&o->id, s, len);
+        return set_text(&o->id, s, len);
     case LLMUX_F_MODEL:
-        return set_str(&o->model, s, len);
+        return set_text(&o->model, s, len);
     case LLMUX_F_SYSTEM_FINGERPRINT:
-        return set_str(&o->fingerprint, s, len);
+        return set_text(&o->fingerprint, s, len);
     case LLMUX_F_FINISH_RAW:
-        return set_str(&o->finish_raw, s, len);
+        return set_text(&o->finish_raw, s, len);
     case LLMUX_F_RESULT_JSON:
-        return set_str(&o->result_json, s, len);
+        return set_text(&o->result_json, s, len);
     case LLMUX_F_TEXT:
-        return llmux__buf_append(&o->text, s, len);
+        return llmux__buf_append_utf8(&o->text, s, len);
     case LLMUX_F_REASONING:
-        return llmux__buf_append(&o->reasoning, s, len);
+        return llmux__buf_append_utf8(&o->reasoning, s, len);
     case LLMUX_F_REFUSAL:
-        return llmux__buf_append(&o->refusal, s, len);
+        return llmux__buf_append_utf8(&o->refusal, s, len);
     default:
         return 0; /* unknown fields are ignored (forward compatibility) */
     }
@@ -222,11 +235,11 @@ static int slot_update(llmux__call_slot *s, const char *id, size_t id_len,
                        const char *name, size_t name_len, const char *args,
                        size_t args_len)
 {
-    if (id && set_str(&s->id, id, id_len))
+    if (id && set_text(&s->id, id, id_len))
         return LLMUX_ENOMEM;
-    if (name && set_str(&s->name, name, name_len))
+    if (name && set_text(&s->name, name, name_len))
         return LLMUX_ENOMEM;
-    if (args_len && llmux__buf_append(&s->args, args, args_len))
+    if (args_len && llmux__buf_append_utf8(&s->args, args, args_len))
         return LLMUX_ENOMEM;
     s->pub.id = s->id;
     s->pub.name = s->name;
@@ -287,8 +300,9 @@ static int out_model(llmux_out *o, const char *id, const char *owned_by,
         o->cap_models = cap;
     }
     m = &o->models[o->n_models];
-    m->id = llmux__strdup(id);
-    m->owned_by = llmux__strdup(owned_by);
+    m->id = llmux__strndup_utf8(id, strlen(id));
+    m->owned_by =
+        owned_by ? llmux__strndup_utf8(owned_by, strlen(owned_by)) : NULL;
     m->created = created;
     if (!m->id || (owned_by && !m->owned_by)) {
         llmux__free(m->id);
@@ -314,7 +328,7 @@ static int out_token(llmux_out *o, const char *text, size_t len, int64_t id)
     }
     t = &o->tokens[o->n_tokens];
     t->text = NULL;
-    if (text && !(t->text = llmux__strndup(text, len)))
+    if (text && !(t->text = llmux__strndup_utf8(text, len)))
         return LLMUX_ENOMEM;
     t->id = id < 0 ? -1 : id;
     o->n_tokens++;
@@ -326,11 +340,12 @@ static int out_provider_error(llmux_out *o, const char *type, const char *code,
 {
     if (!o)
         return LLMUX_EINVAL;
-    if (set_str(&o->err_type, type ? type : "", type ? strlen(type) : 0) ||
-        set_str(&o->err_pcode, code ? code : "", code ? strlen(code) : 0) ||
-        set_str(&o->err_param, param ? param : "", param ? strlen(param) : 0) ||
-        set_str(&o->err_msg, message ? message : "",
-                message ? strlen(message) : 0))
+    if (set_text(&o->err_type, type ? type : "", type ? strlen(type) : 0) ||
+        set_text(&o->err_pcode, code ? code : "", code ? strlen(code) : 0) ||
+        set_text(&o->err_param, param ? param : "",
+                 param ? strlen(param) : 0) ||
+        set_text(&o->err_msg, message ? message : "",
+                 message ? strlen(message) : 0))
         return LLMUX_ENOMEM;
     /* empty strings read as "not given" */
     if (!type) {
@@ -363,7 +378,7 @@ static int set_error(llmux_out *o, int code, const char *fmt, ...)
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     llmux__free(o->err_msg);
-    o->err_msg = llmux__strdup(buf);
+    o->err_msg = llmux__strndup_utf8(buf, strlen(buf));
     o->err_code = code < 0 ? code : LLMUX_EPROTO;
     return 0;
 }
@@ -555,7 +570,7 @@ void llmux__response_fail(llmux_response *res, int code, long http_status,
         msg = res->o.err_msg && *res->o.err_msg ? res->o.err_msg
                                                 : llmux_strerror(code);
     llmux__free(res->err_message);
-    res->err_message = llmux__strdup(msg);
+    res->err_message = llmux__strndup_utf8(msg, strlen(msg));
     res->has_error = 1;
     res->err.code = code;
     res->err.http_status = http_status;
@@ -568,6 +583,20 @@ void llmux__response_fail(llmux_response *res, int code, long http_status,
     res->err.attempts = res->attempts;
     if (res->o.finish == LLMUX_FINISH_NONE && res->o.text.len)
         res->o.finish = LLMUX_FINISH_ERROR;
+}
+
+void llmux__response_mask(llmux_response *res, const char *key)
+{
+    if (!res || !res->has_error || !key || !*key)
+        return;
+    llmux__mask_in(&res->err_message, key);
+    llmux__mask_in(&res->o.err_type, key);
+    llmux__mask_in(&res->o.err_pcode, key);
+    llmux__mask_in(&res->o.err_param, key);
+    res->err.type = res->o.err_type;
+    res->err.provider_code = res->o.err_pcode;
+    res->err.param = res->o.err_param;
+    res->err.message = res->err_message ? res->err_message : "";
 }
 
 LLMUX_EXTERN llmux_response *llmux_response_retain(llmux_response *res)
@@ -817,11 +846,8 @@ static json_object *jbuf(const llmux__buf *b)
 static json_object *jfloat(float f)
 {
     char buf[32];
-    char *p;
-    snprintf(buf, sizeof buf, "%.9g", (double)f);
-    for (p = buf; *p; p++)
-        if (*p == ',')
-            *p = '.';
+    if (llmux__fmt_number(buf, sizeof buf, (double)f, 1) < 0)
+        return NULL; /* NaN or infinite: null */
     return json_object_new_double_s((double)f, buf);
 }
 
@@ -893,7 +919,9 @@ static char *dump(json_object *o)
     size_t len;
     const char *s = json_object_to_json_string_length(
         o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-    char *r = llmux__strndup(s, len);
+    /* bytes >= 0x80 only come from inside strings: repairing the text
+     * keeps it JSON, and valid UTF-8 whatever a provider sent */
+    char *r = llmux__strndup_utf8(s, len);
     json_object_put(o);
     return r;
 }

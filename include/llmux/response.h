@@ -82,6 +82,16 @@ LLMUX_EXTERN size_t llmux_response_embedding_count(const llmux_response *res);
 LLMUX_EXTERN const float *llmux_response_embedding(const llmux_response *res,
                                                    size_t i, size_t *dim);
 
+/**
+ * Writes `v` in the fewest significant digits that read back as the same
+ * value: as a float (single != 0, how embeddings are kept) or a double,
+ * with '.' as the decimal point in every locale; how llmux prints numbers
+ * in its JSON. `buf` must hold at least 32 bytes. Returns the length, or
+ * -1 for NaN, infinities or a smaller buffer.
+ */
+LLMUX_EXTERN int llmux_format_number(char *buf, size_t len, double v,
+                                     int single);
+
 /** Model listing: how many ids, and the i-th. */
 LLMUX_EXTERN size_t llmux_response_model_count(const llmux_response *res);
 LLMUX_EXTERN const char *llmux_response_model_id(const llmux_response *res,

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pjson.h"
@@ -185,13 +186,22 @@ int llmux_oai_add_double(json_object *obj, const char *key, double v)
 {
     char raw[48], buf[48];
     size_t i, j = 0;
-    int n, dot = 0;
+    int lo = 1, hi = 17, dot = 0;
     json_object *num;
     if (!isfinite(v))
         return LLMUX_EINVAL;
-    n = snprintf(raw, sizeof(raw), "%.15g", v);
-    if (n <= 0 || (size_t)n >= sizeof(raw))
-        return LLMUX_EINVAL;
+    /* the fewest significant digits that read back as v (so 0.7 is "0.7"
+     * and 0.1 + 0.2 keeps all 17): a binary search, in the locale that
+     * both snprintf and strtod use */
+    while (lo < hi && v != 0) {
+        int mid = (lo + hi) / 2;
+        snprintf(raw, sizeof raw, "%.*g", mid, v);
+        if (strtod(raw, NULL) == v)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    snprintf(raw, sizeof raw, "%.*g", lo, v);
     /* %g only differs between locales in the radix character (possibly
      * several bytes): whatever is not a digit, sign or exponent mark is
      * the radix, written as '.'. */

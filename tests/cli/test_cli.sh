@@ -688,6 +688,49 @@ fi
 run "$CLI" chat -m openai "${URL[@]}" hi </dev/null
 expect_err "chat -m with no model: exit 2" 2 'llmux: .+'
 
+# ---- secrets: masked where a key can appear, never the provider's words ---
+
+# A short "key" is an ordinary word: the provider's message stays whole.
+AB="http://127.0.0.1:$P1/aleph"
+run "$CLI" chat -m "alephalpha/luminous-base;base_url=$AB" --api-key t hi \
+    </dev/null
+expect_err "--api-key t: Aleph Alpha's message is not rewritten" 1 \
+    'llmux: alephalpha: Sadly the model you chose does not provide that capability: .+'
+start_mock --quiet \
+    --fault 'status=404;message=model "x" not found, pull it first with ollama pull' \
+    --fault 'status=400;message=provider "openai" refused: e' \
+    --fault 'status=401;message=bad header Authorization: Bearer t' \
+    --fault 'status=401;message=Incorrect API key provided: sk-LONGSECRET-1234.'
+SP=$PORT
+run "$CLI" chat -m "ollama/x;base_url=http://127.0.0.1:$SP/ollama;api_key=ollama" \
+    --retries 0 hi </dev/null
+expect_err "api_key=ollama: Ollama's advice keeps 'ollama pull'" 1 \
+    'llmux: ollama: model "x" not found, pull it first with ollama pull \(HTTP 404\)'
+run "$CLI" chat -m "openai/x;base_url=http://127.0.0.1:$SP/v1;api_key=e" \
+    --retries 0 hi </dev/null
+expect_err "api_key=e: the message keeps every e" 1 \
+    'llmux: openai: provider "openai" refused: e \(HTTP 400\)'
+run "$CLI" chat -m "openai/x;base_url=http://127.0.0.1:$SP/v1" --api-key t \
+    --retries 0 hi </dev/null
+expect_err "--api-key t: masked where it is a credential (Bearer t)" 1 \
+    'llmux: openai: bad header Authorization: Bearer \*\*\* \(HTTP 401\)'
+run "$CLI" chat -m "openai/x;base_url=http://127.0.0.1:$SP/v1" \
+    --api-key sk-LONGSECRET-1234 --retries 0 hi </dev/null
+expect_err "a long key echoed by the provider is masked" 1 \
+    'llmux: openai: Incorrect API key provided: \*\*\*\. \(HTTP 401\)'
+
+# batch prints the provider's type, code and param: masked too
+start_mock --quiet \
+    --fault 'status=401;code=Bearer sk-LONGSECRET-1234;message=no key sk-LONGSECRET-1234'
+SP=$PORT
+run_in $'one\n' "$CLI" batch -m "openai/x;base_url=http://127.0.0.1:$SP/v1" \
+    --api-key sk-LONGSECRET-1234 --retries 0
+RC=0 pycheck "batch: the key is masked in the error's message and code" '
+if "LONGSECRET" in out: fail(out)
+e = json.loads(out)["error"]
+if e["provider_code"] != "Bearer ***" or e["message"] != "no key ***": fail(e)
+'
+
 # ---- transport errors: exit 3 ----------------------------------------------
 
 # a port nobody listens on: bound for a moment, then released

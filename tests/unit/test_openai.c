@@ -1835,10 +1835,14 @@ static void test_codec_pieces(void **state)
     static const struct {
         double v;
         const char *text;
-    } nums[] = {{0.7, "0.7"},       {1, "1"},
-                {0, "0"},           {-2.5, "-2.5"},
-                {1e-7, "1e-07"},    {123456.789, "123456.789"},
-                {0.1 + 0.2, "0.3"}, {1e300, "1e+300"}};
+    } nums[] = {{0.7, "0.7"},
+                {1, "1"},
+                {0, "0"},
+                {-2.5, "-2.5"},
+                {1e-7, "1e-07"},
+                {123456.789, "123456.789"},
+                {0.1 + 0.2, "0.30000000000000004"},
+                {1e300, "1e+300"}};
     json_object *o = json_object_new_object();
     json_tokener *tok = llmux_oai_tokener(JSON_TOKENER_DEFAULT_DEPTH);
     json_object *v;

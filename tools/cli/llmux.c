@@ -346,24 +346,20 @@ static int lower(int c)
     return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
 }
 
-/* Replaces every occurrence of `secret` in the heap string *s by "***". */
+/* Masks `secret` in the heap string *s where it can be the key (the
+ * library's rules: llmux_mask_secret). */
 static void scrub(char **s, const char *secret)
 {
-    size_t n, at = 0;
-    char *p, *out;
+    char *m, *copy;
     if (!*s || !secret || !*secret)
         return;
-    n = strlen(secret);
-    while ((p = strstr(*s + at, secret)) != NULL) {
-        at = (size_t)(p - *s);
-        out = xmalloc(strlen(*s) - n + 4);
-        memcpy(out, *s, at);
-        memcpy(out + at, "***", 3);
-        strcpy(out + at + 3, p + n);
-        free(*s);
-        *s = out;
-        at += 3; /* never rescan the mask itself */
-    }
+    if (!(m = llmux_mask_secret(*s, secret)))
+        die_oom();
+    copy = xmalloc(strlen(m) + 1);
+    strcpy(copy, m);
+    llmux_free(m);
+    free(*s);
+    *s = copy;
 }
 
 /* The value of the first api_key=... in a config string, or NULL. */
@@ -999,8 +995,12 @@ static int print_answer(const cli *c, const run_ctx *x,
         for (i = 0; i < n; i++) {
             size_t dim = 0, k;
             const float *v = llmux_response_embedding(res, i, &dim);
-            for (k = 0; v && k < dim; k++)
-                printf(k ? " %.9g" : "%.9g", (double)v[k]);
+            for (k = 0; v && k < dim; k++) {
+                char num[32];
+                if (llmux_format_number(num, sizeof num, v[k], 1) < 0)
+                    strcpy(num, "null"); /* NaN or infinite */
+                printf(k ? " %s" : "%s", num);
+            }
             fputc('\n', stdout);
         }
         return 0;
@@ -1517,6 +1517,19 @@ static void put_json_str(const char *s)
     putchar('"');
 }
 
+/* Prints ,"name":"value" with the command line's secrets masked, when
+ * value is set. */
+static void put_error_field(const cli *c, const char *name, const char *value)
+{
+    char *v;
+    if (!value || !*value)
+        return;
+    v = scrubbed(c, value);
+    printf(",\"%s\":", name);
+    put_json_str(v);
+    free(v);
+}
+
 /* Prints the result line of prompt i and lets its response go. */
 static void print_item(batch_run *r, size_t i)
 {
@@ -1548,10 +1561,9 @@ static void print_item(batch_run *r, size_t i)
             fputs(",\"provider\":", stdout);
             put_json_str(e->provider);
         }
-        if (e && e->type && *e->type) {
-            fputs(",\"type\":", stdout);
-            put_json_str(e->type);
-        }
+        put_error_field(r->c, "type", e ? e->type : NULL);
+        put_error_field(r->c, "provider_code", e ? e->provider_code : NULL);
+        put_error_field(r->c, "param", e ? e->param : NULL);
         if (it->res)
             printf(",\"attempts\":%d", llmux_response_attempts(it->res));
         fputs("}}\n", stdout);

@@ -732,8 +732,12 @@ json_object *llmux__mock_embedding_json(const char *s, size_t len)
 
     llmux__mock_embedding(s, len, v);
     for (k = 0; k < MOCK_EMBED_DIM; k++) {
-        char num[32];
+        char num[32], *c;
         snprintf(num, sizeof(num), "%.6f", v[k]);
+        /* a decimal comma when a test runs under such a locale */
+        for (c = num; *c; c++)
+            if (*c != '-' && (*c < '0' || *c > '9'))
+                *c = '.';
         json_object_array_add(vec, json_object_new_double_s(v[k], num));
     }
     return vec;
