@@ -517,8 +517,8 @@ static int put_usage(llmux_out *out, json_object *root, int completion)
         (rc = aa_host->out_int(out, LLMUX_F_COMPLETION_TOKENS, ct)) != 0)
         return rc;
     if (pt >= 0 && (!completion || ct >= 0))
-        rc =
-            aa_host->out_int(out, LLMUX_F_TOTAL_TOKENS, pt + (ct > 0 ? ct : 0));
+        rc = aa_host->out_int(out, LLMUX_F_TOTAL_TOKENS,
+                              llmux_oai_add_counts(pt, ct > 0 ? ct : 0));
     return rc;
 }
 

@@ -130,6 +130,11 @@ int llmux_oai_as_int(json_object *v, int64_t *out)
     return 0;
 }
 
+int64_t llmux_oai_add_counts(int64_t a, int64_t b)
+{
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
 const char *llmux_oai_text(json_object *v, size_t *len)
 {
     return json_object_to_json_string_length(

@@ -56,6 +56,10 @@ const char *llmux_oai_get_str(struct json_object *o, const char *key,
 /** An integer value (a JSON int, or a double holding a whole number):
  * 1 with *out set, else 0. */
 int llmux_oai_as_int(struct json_object *v, int64_t *out);
+
+/** a + b for token counts (both >= 0), saturating at INT64_MAX: a server
+ * may send any number. */
+int64_t llmux_oai_add_counts(int64_t a, int64_t b);
 /** Compact JSON text of any value (no escaped slashes), owned by `v`;
  * NULL when out of memory. */
 const char *llmux_oai_text(struct json_object *v, size_t *len);

@@ -1079,7 +1079,7 @@ static int put_usage(const llmux_host *h, llmux_out *out, json_object *root)
     if ((rc = h->out_int(out, LLMUX_F_PROMPT_TOKENS, pt)) != 0 ||
         (rc = h->out_int(out, LLMUX_F_COMPLETION_TOKENS, ct)) != 0)
         return rc;
-    return h->out_int(out, LLMUX_F_TOTAL_TOKENS, pt + ct);
+    return h->out_int(out, LLMUX_F_TOTAL_TOKENS, llmux_oai_add_counts(pt, ct));
 }
 
 static int put_finish(const llmux_host *h, llmux_out *out, json_object *dr,

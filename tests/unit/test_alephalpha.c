@@ -628,6 +628,16 @@ static void test_decode_complete(void **state)
     assert_int_equal(u->total_tokens, 11);
     llmux_response_free(res);
 
+    /* counts near INT64_MAX: the total saturates instead of overflowing */
+    res = decode_str(LLMUX_OP_COMPLETE, NULL,
+                     "{\"completions\":[{\"completion\":\"x\"}],"
+                     "\"num_tokens_prompt_total\":9223372036854775807,"
+                     "\"num_tokens_generated\":9223372036854775807}",
+                     &rc);
+    assert_int_equal(rc, 0);
+    assert_true(llmux_response_usage(res)->total_tokens == INT64_MAX);
+    llmux_response_free(res);
+
     for (i = 0; i < sizeof fr / sizeof fr[0]; i++) {
         snprintf(body, sizeof body,
                  "{\"completions\":[{\"index\":1,\"completion\":\"other\"},"

@@ -596,6 +596,19 @@ static void test_decode_generate(void **state)
     assert_int_equal(llmux_response_usage(res)->total_tokens, 9);
     llmux_response_free(res);
 
+    /* counts near INT64_MAX: the total saturates (UBSan aborted on the
+     * signed overflow; release builds wrapped to a negative total) */
+    res = decode_str(LLMUX_OP_COMPLETE, 200,
+                     "{\"model\":\"m\",\"response\":\"x\",\"done\":true,"
+                     "\"prompt_eval_count\":9223372036854775807,"
+                     "\"eval_count\":9223372036854775000}",
+                     &rc);
+    assert_int_equal(rc, 0);
+    assert_true(llmux_response_usage(res)->total_tokens == INT64_MAX);
+    assert_true(llmux_response_usage(res)->completion_tokens ==
+                9223372036854775000LL);
+    llmux_response_free(res);
+
     /* a generate answer has "response", not "message" */
     res = decode_str(LLMUX_OP_COMPLETE, 200, chat_answer, &rc);
     assert_int_equal(rc, LLMUX_EPROTO);
