@@ -16,11 +16,14 @@
  *   A later duplicate replaces the earlier value (in place). `provider`
  *   and `model` may also appear as pairs in the short form and then
  *   override the leading part.
- * - Quoting: a value starting with '{' runs to the first '}' that is
- *   followed (after optional whitespace) by ';' or the end of the string;
- *   inside, everything is kept verbatim, ';', '{', '}' and whitespace
- *   included. So a quoted value can hold any text except '}' followed by
- *   optional whitespace and then ';' or the end. "{a}b}" is "a}b".
+ * - Quoting: a value starting with '{' runs to its matching '}' (braces
+ *   nest, so "{{x}}" is "{x}" and JSON objects fit); inside, everything is
+ *   kept verbatim, ';' and whitespace included. After the closing '}' only
+ *   whitespace may come before the next ';' or the end: "{a}b" is an
+ *   error (it would otherwise swallow the segments after it).
+ * - Limits: at most LLMUX__CONFIG_MAX_LEN bytes and LLMUX__CONFIG_MAX_OPTS
+ *   options; parsing is linear in the length (duplicates are found
+ *   through a hash of the keys).
  * - Provider names use [A-Za-z0-9_.-]; models must be non-empty and free
  *   of control characters.
  * Error messages never show a secret: whenever the spec is quoted, the
@@ -105,6 +108,7 @@ typedef struct cfg_seg {
     const char *eq;      /* the '=', or NULL */
     const char *v0, *v1; /* trimmed value, or the inside of {...} */
     int unterminated;    /* '{' without its closing '}' */
+    int junk;            /* text after the closing '}' */
     const char *raw_end; /* end of the segment's text (before ';') */
     const char *next;    /* next segment, or NULL at the end */
 } cfg_seg;
@@ -129,27 +133,33 @@ static void scan_seg(const char *s, cfg_seg *g)
     while (is_space(*p))
         p++;
     if (*p == '{') {
-        const char *q = p + 1, *c, *r;
-        for (;;) {
-            c = strchr(q, '}');
-            if (!c) {
-                g->v0 = p + 1;
-                g->v1 = g->raw_end = p + strlen(p);
-                g->unterminated = 1;
-                g->next = NULL;
-                return;
-            }
-            for (r = c + 1; is_space(*r); r++)
-                ;
-            if (*r == ';' || *r == '\0') {
-                g->v0 = p + 1;
-                g->v1 = c;
-                g->raw_end = r;
-                g->next = *r ? r + 1 : NULL;
-                return;
-            }
-            q = c + 1;
+        const char *q = p + 1;
+        size_t depth = 1;
+        for (; *q; q++) {
+            if (*q == '{')
+                depth++;
+            else if (*q == '}' && --depth == 0)
+                break;
         }
+        g->v0 = p + 1;
+        if (!*q) {
+            g->v1 = g->raw_end = q;
+            g->unterminated = 1;
+            g->next = NULL;
+            return;
+        }
+        g->v1 = q++;
+        while (is_space(*q))
+            q++;
+        if (*q && *q != ';') {
+            /* junk after the '}': an error; the segment ends at the next
+             * ';' so that what follows is still seen (and redacted) */
+            g->junk = 1;
+            q += strcspn(q, ";");
+        }
+        g->raw_end = q;
+        g->next = *q ? q + 1 : NULL;
+        return;
     }
     g->v0 = p;
     while (*p && *p != ';')
@@ -289,14 +299,54 @@ static int set_str(char **slot, const char *v, size_t n)
     return 0;
 }
 
-/*
- * Sets key k[0..kn) (any case) to v[0..vn); v NULL removes the option (or
- * clears provider/model).
- */
-static int set_n(llmux__config *c, const char *k, size_t kn, const char *v,
-                 size_t vn)
+/* The options' positions by a hash of their keys, while parsing: finding
+ * a duplicate costs O(1), not a scan of all earlier options. */
+#define CFG_SLOTS (2 * LLMUX__CONFIG_MAX_OPTS) /* a power of two */
+typedef struct cfg_index {
+    short slot[CFG_SLOTS]; /* index into opts, or -1 */
+} cfg_index;
+
+static size_t key_hash(const char *k, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a of the lower-cased key */
+    size_t i;
+    for (i = 0; i < n; i++)
+        h = (h ^ (unsigned char)lower(k[i])) * 16777619u;
+    return h & (CFG_SLOTS - 1);
+}
+
+/* The position of option k[0..kn) in c, or -1. With an index, *slot gets
+ * the free slot it would go in. */
+static long find_opt(const llmux__config *c, const cfg_index *idx,
+                     const char *k, size_t kn, size_t *slot)
 {
     size_t i;
+    if (!idx) {
+        for (i = 0; i < c->n_opts; i++)
+            if (strlen(c->opts[i].key) == kn && word_eq(k, kn, c->opts[i].key))
+                return (long)i;
+        return -1;
+    }
+    for (i = key_hash(k, kn); idx->slot[i] >= 0;
+         i = (i + 1) & (CFG_SLOTS - 1)) {
+        const char *ok = c->opts[idx->slot[i]].key;
+        if (strlen(ok) == kn && word_eq(k, kn, ok))
+            return idx->slot[i];
+    }
+    *slot = i;
+    return -1;
+}
+
+/*
+ * Sets key k[0..kn) (any case) to v[0..vn); v NULL removes the option (or
+ * clears provider/model). `idx` (parsing only, never with v NULL) finds
+ * duplicates; a new option is refused beyond LLMUX__CONFIG_MAX_OPTS.
+ */
+static int set_n(llmux__config *c, cfg_index *idx, const char *k, size_t kn,
+                 const char *v, size_t vn)
+{
+    size_t i, slot = 0;
+    long at;
     char *key, *val;
     llmux_kv *o;
 
@@ -304,26 +354,26 @@ static int set_n(llmux__config *c, const char *k, size_t kn, const char *v,
         return set_str(&c->provider, v, vn);
     if (word_eq(k, kn, "model"))
         return set_str(&c->model, v, vn);
-    for (i = 0; i < c->n_opts; i++) {
-        const char *ok = c->opts[i].key;
-        if (strlen(ok) == kn && word_eq(k, kn, ok)) {
-            if (!v) {
-                llmux__free((char *)c->opts[i].key);
-                llmux__free((char *)c->opts[i].value);
-                memmove(c->opts + i, c->opts + i + 1,
-                        (c->n_opts - i - 1) * sizeof *c->opts);
-                c->n_opts--;
-                return 0;
-            }
-            if (!(val = llmux__strndup(v, vn)))
-                return LLMUX_ENOMEM;
+    if ((at = find_opt(c, idx, k, kn, &slot)) >= 0) {
+        i = (size_t)at;
+        if (!v) {
+            llmux__free((char *)c->opts[i].key);
             llmux__free((char *)c->opts[i].value);
-            c->opts[i].value = val;
+            memmove(c->opts + i, c->opts + i + 1,
+                    (c->n_opts - i - 1) * sizeof *c->opts);
+            c->n_opts--;
             return 0;
         }
+        if (!(val = llmux__strndup(v, vn)))
+            return LLMUX_ENOMEM;
+        llmux__free((char *)c->opts[i].value);
+        c->opts[i].value = val;
+        return 0;
     }
     if (!v)
         return 0;
+    if (c->n_opts >= LLMUX__CONFIG_MAX_OPTS)
+        return LLMUX_ECONFIG;
     key = llmux__strndup(k, kn);
     val = llmux__strndup(v, vn);
     o = (key && val) ? llmux__realloc(c->opts, (c->n_opts + 1) * sizeof *o)
@@ -338,6 +388,8 @@ static int set_n(llmux__config *c, const char *k, size_t kn, const char *v,
     o[c->n_opts].key = key;
     o[c->n_opts].value = val;
     c->opts = o;
+    if (idx)
+        idx->slot[slot] = (short)c->n_opts;
     c->n_opts++;
     return 0;
 }
@@ -398,7 +450,7 @@ int llmux__config_set(llmux__config *c, const char *key, const char *value)
             if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
                 return LLMUX_ECONFIG;
     }
-    return set_n(c, key, kn, value, value ? strlen(value) : 0);
+    return set_n(c, NULL, key, kn, value, value ? strlen(value) : 0);
 }
 
 int llmux__config_copy(llmux__config *dst, const llmux__config *src)
@@ -471,7 +523,9 @@ static int parse_pairs(const char *spec, const char *s, llmux__config *c,
     char q[CFG_QUOTE];
     size_t i;
     int rc;
+    cfg_index idx;
 
+    memset(idx.slot, 0xff, sizeof idx.slot); /* all -1 */
     while (s) {
         cfg_seg g;
         size_t kn;
@@ -515,7 +569,18 @@ static int parse_pairs(const char *spec, const char *s, llmux__config *c,
                                  "\"%s\"",
                                  q);
         }
-        rc = set_n(c, g.k0, kn, g.v0, (size_t)(g.v1 - g.v0));
+        if (g.junk) {
+            char what[CFG_QUOTE + 60];
+            quote(q, sizeof q, g.k0, kn);
+            snprintf(what, sizeof what,
+                     "text after the closing '}' of option \"%s\"", q);
+            return fail_spec(err, errlen, spec, what);
+        }
+        rc = set_n(c, &idx, g.k0, kn, g.v0, (size_t)(g.v1 - g.v0));
+        if (rc == LLMUX_ECONFIG)
+            return llmux__seterr(err, errlen, rc,
+                                 "config string: more than %d options",
+                                 LLMUX__CONFIG_MAX_OPTS);
         if (rc)
             return llmux__seterr(err, errlen, rc, "config string: %s",
                                  llmux_strerror(rc));
@@ -574,6 +639,10 @@ int llmux__config_parse(const char *spec, llmux__config *out, char *err,
     if (!spec)
         return llmux__seterr(err, errlen, LLMUX_ECONFIG,
                              "config string: none given (NULL)");
+    if (strlen(spec) > LLMUX__CONFIG_MAX_LEN)
+        return llmux__seterr(err, errlen, LLMUX_ECONFIG,
+                             "config string: longer than %d bytes",
+                             LLMUX__CONFIG_MAX_LEN);
     for (s = spec; is_space(*s); s++)
         ;
     if (!*s)

@@ -91,6 +91,10 @@ typedef struct llmux__config {
  */
 int llmux__config_parse(const char *spec, llmux__config *out, char *err,
                         size_t errlen);
+/* Limits of a config string (specs may come from request JSON or batch
+ * lines): its length in bytes and its number of key=value options. */
+#define LLMUX__CONFIG_MAX_LEN  65536
+#define LLMUX__CONFIG_MAX_OPTS 256
 void llmux__config_free(llmux__config *c);
 /* Value for key (case-insensitive), or NULL. */
 const char *llmux__config_get(const llmux__config *c, const char *key);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -200,10 +201,12 @@ static void test_quoting(void **state)
     assert_string_equal(llmux__config_get(&c, "j"), "1");
     llmux__config_free(&c);
 
-    /* '}' not followed by ';' or the end belongs to the value */
-    parse_ok("openai/x;k={a}b};j={{x}}", &c);
-    assert_string_equal(llmux__config_get(&c, "k"), "a}b");
+    /* braces nest: a value may hold balanced braces, JSON included */
+    parse_ok("openai/x;k={a{b}c};j={{x}};rf={{\"t\":{\"a\":\";\"}}} ;z=1", &c);
+    assert_string_equal(llmux__config_get(&c, "k"), "a{b}c");
     assert_string_equal(llmux__config_get(&c, "j"), "{x}");
+    assert_string_equal(llmux__config_get(&c, "rf"), "{\"t\":{\"a\":\";\"}}");
+    assert_string_equal(llmux__config_get(&c, "z"), "1");
     llmux__config_free(&c);
 
     parse_ok("openai/x;k={}", &c);
@@ -282,7 +285,16 @@ static void test_errors(void **state)
     expect_err_has("openai/x; =3;y=1", "empty option name at \"; =3\"");
     expect_err("openai/x;api_key={abc",
                "config string: unterminated '{' in option \"api_key\"");
-    expect_err_has("openai/x;k={a}b", "unterminated '{' in option \"k\"");
+    /* text after the closing '}' is an error, not more of the value (it
+     * used to swallow the segments up to the next "};") */
+    expect_err("openai/x;k={a}b",
+               "config string: text after the closing '}' of option \"k\" "
+               "in \"openai/x;k={a}b\"");
+    expect_err("openai/x;k={a}b;api_key={sk-SECRET};bad",
+               "config string: text after the closing '}' of option \"k\" "
+               "in \"openai/x;k={a}b;api_key=***;bad\"");
+    expect_err_has("openai/x;k={a}b};j=1", "after the closing '}' of option");
+    expect_err_has("openai/x;k={a{b}", "unterminated '{' in option \"k\"");
 
     /* provider names */
     expect_err_has("open ai/x", "invalid character ' ' in provider name "
@@ -311,6 +323,61 @@ static void test_errors(void **state)
     expect_err_has("=openai", "empty option name at \"=openai\"");
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Specs may come from outside (request JSON, batch lines): their length
+ * and option count are capped, and parsing stays linear. */
+static void test_limits(void **state)
+{
+    size_t cap = LLMUX__CONFIG_MAX_LEN + 64, n, i;
+    char *spec = malloc(cap);
+    llmux__config c;
+    double t;
+    (void)state;
+    assert_non_null(spec);
+
+    /* as many distinct options as allowed, then one more */
+    n = (size_t)snprintf(spec, cap, "openai/x");
+    for (i = 0; i < LLMUX__CONFIG_MAX_OPTS; i++)
+        n += (size_t)snprintf(spec + n, cap - n, ";k%zu=%zu", i, i);
+    parse_ok(spec, &c);
+    assert_int_equal(c.n_opts, LLMUX__CONFIG_MAX_OPTS);
+    assert_string_equal(llmux__config_get(&c, "k255"), "255");
+    llmux__config_free(&c);
+    snprintf(spec + n, cap - n, ";one=more");
+    expect_err(spec, "config string: more than 256 options");
+
+    /* 40,000 options took 3.3 s (each scanned all earlier ones) */
+    n = (size_t)snprintf(spec, cap, "openai/x");
+    for (i = 0; n + 16 < LLMUX__CONFIG_MAX_LEN; i++)
+        n += (size_t)snprintf(spec + n, cap - n, ";K%zu=v", i);
+    t = now_s();
+    expect_err(spec, "config string: more than 256 options");
+    /* ... and a spec at the length cap made of duplicates is parsed in
+     * one pass: the last value of each key wins */
+    n = (size_t)snprintf(spec, cap, "openai/x");
+    for (i = 0; n + 16 < LLMUX__CONFIG_MAX_LEN; i++)
+        n += (size_t)snprintf(spec + n, cap - n, ";K%zu=%zu", i % 200, i);
+    parse_ok(spec, &c);
+    assert_int_equal(c.n_opts, 200);
+    llmux__config_free(&c);
+    t = now_s() - t;
+    if (t > 2.0) /* microseconds in truth; generous for valgrind */
+        fail_msg("parsing two 64 KiB specs took %.2f s", t);
+
+    /* one byte over the length cap */
+    memset(spec, 'a', LLMUX__CONFIG_MAX_LEN + 1);
+    memcpy(spec, "openai/", 7);
+    spec[LLMUX__CONFIG_MAX_LEN + 1] = '\0';
+    expect_err(spec, "config string: longer than 65536 bytes");
+    free(spec);
+}
+
 /* API keys never appear in messages; the spec is quoted redacted. */
 static void test_api_key_redacted(void **state)
 {
@@ -318,6 +385,9 @@ static void test_api_key_redacted(void **state)
         "openai/x;api_key=sk-SECRET;timeout",
         "openai/x;API_KEY = sk-SECRET ;;bogus",
         "openai/x;api_key={sk-SECRET;x};bogus",
+        "openai/x;k={a}b;api_key={sk-SECRET};bad",
+        "openai/x;k={a}b;api_key=sk-SECRET;bad",
+        "openai/x;k={a}b; api_key={sk-SECRET};bad",
         "openai/x;api_key={sk-SECRET",
         "openai/x;api_key={sk-SECRET;x",
         "/x;api_key=sk-SECRET",
@@ -568,6 +638,7 @@ int main(void)
         cmocka_unit_test(test_quoting),
         cmocka_unit_test(test_duplicates_trimming_case),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_limits),
         cmocka_unit_test(test_api_key_redacted),
         cmocka_unit_test(test_error_buffers),
         cmocka_unit_test(test_truncated),

@@ -376,9 +376,14 @@ static char *spec_secret(const char *spec)
         if (i < klen || (p != spec && p[-1] != ';'))
             continue;
         p += klen;
-        if (*p == '{') {
-            p++;
-            end = strchr(p, '}');
+        if (*p == '{') { /* to the matching '}': braces nest */
+            int depth = 1;
+            for (end = ++p; *end; end++) {
+                if (*end == '{')
+                    depth++;
+                else if (*end == '}' && --depth == 0)
+                    break;
+            }
         } else {
             end = strchr(p, ';');
         }
