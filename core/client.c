@@ -176,6 +176,7 @@ struct llmux_client {
     llmux__sock *socks;
     /* options */
     char *plugin_path;
+    char *key_env_allow; /* ':'-separated variable names */
     char **headers;
     size_t n_headers;
     int max_retries;
@@ -853,6 +854,7 @@ static void client_free_mem(struct llmux_client *c)
         llmux__free(c->headers[i]);
     llmux__free(c->headers);
     llmux__free(c->plugin_path);
+    llmux__free(c->key_env_allow);
     llmux__free(c->proxy);
     llmux__free(c->ca_file);
     llmux__free(c);
@@ -907,6 +909,9 @@ LLMUX_EXTERN int llmux_client_new(llmux_client **out,
         c->rpm = opts->requests_per_minute > 0 ? opts->requests_per_minute : 0;
         c->tpm = opts->tokens_per_minute > 0 ? opts->tokens_per_minute : 0;
     }
+    if (opts->version >= 3 && opts->key_env_allow &&
+        !(c->key_env_allow = llmux__strdup(opts->key_env_allow)))
+        goto oom;
     c->rng =
         (uint64_t)(uintptr_t)c ^ (uint64_t)time(NULL) ^ 0x9E3779B97F4A7C15ull;
     snprintf(c->user_agent, sizeof c->user_agent, "llmux/%s",
@@ -1536,7 +1541,7 @@ static int use_fallback(xfer *x)
     llmux__prepared_free(&x->prep);
     {
         llmux__log_target old = client_log_target(c);
-        rc = llmux__prepare(req, c->plugin_path, &x->prep);
+        rc = llmux__prepare_ex(req, c->plugin_path, c->key_env_allow, &x->prep);
         llmux__log_target_swap(old);
     }
     if (rc)
@@ -2006,7 +2011,7 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
     x->owns_req = 1;
     {
         llmux__log_target old = client_log_target(c);
-        rc = llmux__prepare(req, c->plugin_path, &x->prep);
+        rc = llmux__prepare_ex(req, c->plugin_path, c->key_env_allow, &x->prep);
         llmux__log_target_swap(old);
     }
     if (rc)
@@ -2316,11 +2321,12 @@ LLMUX_EXTERN int llmux_run(const llmux_request *req,
     if (opts) {
         if (opts->version == 0 || opts->version > LLMUX_CLIENT_OPTIONS_VERSION)
             return LLMUX_EINVAL;
-        /* a version 1 caller's struct ends before the version 2 fields */
+        /* an older caller's struct ends before the later versions' fields */
         llmux_client_options_init(&o);
         memcpy(&o, opts,
-               opts->version >= 2
-                   ? sizeof o
+               opts->version >= 3 ? sizeof o
+               : opts->version == 2
+                   ? offsetof(llmux_client_options, key_env_allow)
                    : offsetof(llmux_client_options, first_byte_timeout_ms));
     } else {
         llmux_client_options_init(&o);

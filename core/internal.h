@@ -380,6 +380,10 @@ typedef struct llmux__prepared {
  */
 int llmux__prepare(llmux_request *req, const char *extra_dirs,
                    llmux__prepared *out);
+/* As llmux__prepare, with the client's key_env_allow list (':'-separated
+ * variable names api_key_env may name besides credential-like ones). */
+int llmux__prepare_ex(llmux_request *req, const char *extra_dirs,
+                      const char *key_env_allow, llmux__prepared *out);
 void llmux__prepared_free(llmux__prepared *p);
 
 /* Decodes a complete HTTP answer of `p` into `res` (success or error). */

@@ -1126,6 +1126,13 @@ static int import_json(llmux_request *r, json_object *j)
 LLMUX_EXTERN int llmux_request_new_json(llmux_request **out, const char *spec,
                                         const char *json, size_t len)
 {
+    return llmux_request_new_json_ex(out, spec, json, len, 0);
+}
+
+LLMUX_EXTERN int llmux_request_new_json_ex(llmux_request **out,
+                                           const char *spec, const char *json,
+                                           size_t len, unsigned flags)
+{
     json_object *j, *m;
     llmux_request *r;
     int rc;
@@ -1145,9 +1152,16 @@ LLMUX_EXTERN int llmux_request_new_json(llmux_request **out, const char *spec,
     if (spec)
         rc = llmux_request_set_model(r, spec);
     else if (json_object_object_get_ex(j, "model", &m) &&
-             json_object_is_type(m, json_type_string))
+             json_object_is_type(m, json_type_string)) {
         rc = llmux_request_set_model(r, json_object_get_string(m));
-    else
+        if (!rc && r->cfg.n_opts && !(flags & LLMUX_JSON_TRUSTED))
+            rc = fail(r, LLMUX_ECONFIG,
+                      "request JSON: \"model\" may name a provider and "
+                      "model only, not options such as \"%s\" (only a "
+                      "trusted caller's JSON may carry a whole config "
+                      "string)",
+                      r->cfg.opts[0].key);
+    } else
         rc = fail(r, LLMUX_ECONFIG,
                   "request JSON: no config string and no \"model\"");
     if (!rc)
@@ -1298,8 +1312,65 @@ static int has_header(const struct llmux_http_request *h, const char *name)
     return 0;
 }
 
+/* Does the variable name end in KEY, TOKEN, SECRET or PASSWORD (any
+ * case), as credentials' names do (OPENAI_API_KEY, AA_TOKEN)? */
+static int credential_name(const char *v)
+{
+    static const char *const ends[] = {"key", "token", "secret", "password"};
+    size_t n = strlen(v), i, m;
+    for (i = 0; i < sizeof ends / sizeof ends[0]; i++)
+        if (n >= (m = strlen(ends[i])) && llmux__strcaseeq(v + n - m, ends[i]))
+            return 1;
+    return 0;
+}
+
+/* Is `v` listed in the ':'-separated `list`? */
+static int listed(const char *list, const char *v)
+{
+    size_t n = strlen(v);
+    while (list && *list) {
+        size_t k = strcspn(list, ":");
+        if (k == n && strncmp(list, v, n) == 0)
+            return 1;
+        list += k + (list[k] == ':');
+    }
+    return 0;
+}
+
+/* api_key_env may only name a variable that looks like a credential, the
+ * provider's own, or one the client allows: a config string from outside
+ * must not send $HOME, or any other variable, as a Bearer token. */
+static int check_key_env(llmux_request *r, const llmux__provider *p,
+                         const char *kenv, const char *allow)
+{
+    size_t i;
+    for (i = 0; kenv[i]; i++)
+        if (!((kenv[i] >= 'A' && kenv[i] <= 'Z') ||
+              (kenv[i] >= 'a' && kenv[i] <= 'z') || kenv[i] == '_' ||
+              (i && kenv[i] >= '0' && kenv[i] <= '9')))
+            break;
+    if (!i || kenv[i])
+        return fail(r, LLMUX_ECONFIG, "%s: api_key_env is not a variable name",
+                    r->cfg.provider);
+    if (credential_name(kenv) ||
+        (p->api_key_env && strcmp(kenv, p->api_key_env) == 0) ||
+        listed(allow, kenv))
+        return 0;
+    return fail(r, LLMUX_ECONFIG,
+                "%s: api_key_env=%s does not name a credential variable (its "
+                "name must end in KEY, TOKEN, SECRET or PASSWORD, or the "
+                "client must allow it: key_env_allow)",
+                r->cfg.provider, kenv);
+}
+
 int llmux__prepare(llmux_request *r, const char *extra_dirs,
                    llmux__prepared *out)
+{
+    return llmux__prepare_ex(r, extra_dirs, NULL, out);
+}
+
+int llmux__prepare_ex(llmux_request *r, const char *extra_dirs,
+                      const char *key_env_allow, llmux__prepared *out)
 {
     const llmux__provider *p;
     const char *base, *key, *kenv;
@@ -1386,6 +1457,8 @@ int llmux__prepare(llmux_request *r, const char *extra_dirs,
     auth = auth_mode(r, p);
     key = llmux__config_get(&r->cfg, "api_key");
     kenv = llmux__config_get(&r->cfg, "api_key_env");
+    if (kenv && (rc = check_key_env(r, p, kenv, key_env_allow)))
+        return rc;
     if (!key && kenv)
         key = env_nonempty(kenv);
     if (!key && !kenv)

@@ -74,14 +74,21 @@ typedef struct llmux_client_options {
                                      + max tokens), corrected by the
                                      reported usage; 0 = no limit;
                                      config-string key tpm= */
+    /* version 3 */
+    const char *key_env_allow; /**< ':'-separated names of environment
+                                    variables the config-string key
+                                    api_key_env may name besides those
+                                    ending in KEY, TOKEN, SECRET or
+                                    PASSWORD and the provider's own; NULL
+                                    = none */
 } llmux_client_options;
 
-#define LLMUX_CLIENT_OPTIONS_VERSION 2
+#define LLMUX_CLIENT_OPTIONS_VERSION 3
 /* Every field listed, so -Wextra stays quiet in user code. */
 #define LLMUX_CLIENT_OPTIONS_INIT                                              \
     {                                                                          \
         LLMUX_CLIENT_OPTIONS_VERSION, NULL, -1, 0, 0, NULL, NULL, 0, 0, 0,     \
-            NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0               \
+            NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, NULL         \
     }
 
 /** Fills `opts` with defaults (same as LLMUX_CLIENT_OPTIONS_INIT). */

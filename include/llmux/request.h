@@ -56,12 +56,26 @@ LLMUX_EXTERN int llmux_request_new(llmux_request **out, llmux_op op,
  * Creates a chat request from an OpenAI-style chat request JSON (messages,
  * tools, tool_choice, response_format, max_tokens, max_completion_tokens,
  * temperature, top_p, stop, seed, stream; other fields are passed to the
- * provider as they are). `spec` may be NULL when the JSON's "model" holds a
- * config string. Errors as llmux_request_new(); LLMUX_EINVAL names the bad
+ * provider as they are). `spec` may be NULL when the JSON's "model" names
+ * the provider and model ("openai/gpt-4o-mini"); the JSON's "model" may
+ * not carry ";key=value" options (base_url, api_key_env, insecure...):
+ * request JSON often comes from outside and must not choose endpoints,
+ * credentials or TLS settings. Same as llmux_request_new_json_ex() with
+ * flags 0. Errors as llmux_request_new(); LLMUX_EINVAL names the bad
  * field. The caller owns *out whenever it is non-NULL.
  */
 LLMUX_EXTERN int llmux_request_new_json(llmux_request **out, const char *spec,
                                         const char *json, size_t len);
+
+/** Flag of llmux_request_new_json_ex(): the JSON is the caller's own (a
+ * local file, not a network client's), so when `spec` is NULL its "model"
+ * may be a whole config string, options included. */
+#define LLMUX_JSON_TRUSTED 1u
+
+/** llmux_request_new_json() with flags (LLMUX_JSON_*). */
+LLMUX_EXTERN int llmux_request_new_json_ex(llmux_request **out,
+                                           const char *spec, const char *json,
+                                           size_t len, unsigned flags);
 
 /** Frees a request the caller owns. NULL is a no-op. */
 LLMUX_EXTERN void llmux_request_free(llmux_request *req);

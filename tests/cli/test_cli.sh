@@ -577,6 +577,19 @@ run "$CLI" chat -m "$M" "${URL[@]}" --request-file "$TMP/model.json" \
 expect_out "--request-file with PROMPT words: appended as a user message" \
     'Mock reply to: and more\n'
 
+# api_key_env names credential variables only, even from the user's own
+# file: this request put $HOME on the wire as the Bearer token
+printf '{"model": "%s;api_key_env=HOME", "messages": [{"role": "user", "content": "hi"}]}' \
+    "$MSPEC" >"$TMP/home.json"
+run "$CLI" chat --request-file "$TMP/home.json" </dev/null
+expect_err "--request-file: api_key_env=HOME refused, exit 2" 2 \
+    'llmux: openai: api_key_env=HOME does not name a credential variable .+'
+if grep -qF "$HOME" "$TMP/err"; then
+    bad "--request-file: the value of \$HOME is not printed"
+else
+    ok "--request-file: the value of \$HOME is not printed"
+fi
+
 printf '{"messages": [' >"$TMP/broken.json"
 run "$CLI" chat -m "$M" "${URL[@]}" --request-file "$TMP/broken.json" \
     </dev/null

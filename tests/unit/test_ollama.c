@@ -390,7 +390,10 @@ static void test_encode_extra_json(void **state)
         "\"top_k\":6},\"keep_alive\":\"1h\",\"foo\":[1]}";
     llmux_request *r = NULL;
     (void)state;
-    assert_int_equal(llmux_request_new_json(&r, NULL, json, strlen(json)), 0);
+    /* a model with options: the trusted form */
+    assert_int_equal(llmux_request_new_json_ex(&r, NULL, json, strlen(json),
+                                               LLMUX_JSON_TRUSTED),
+                     0);
     assert_body(r, "/api/chat",
                 "{\"model\":\"qwen3\",\"messages\":[{\"role\":\"user\","
                 "\"content\":\"Hi\"}],\"stream\":false,"

@@ -284,7 +284,9 @@ static void test_encode_extra_json(void **state)
     llmux__prepared p;
     json_object *b;
     (void)state;
-    assert_int_equal(llmux_request_new_json(&r, NULL, req, strlen(req)), 0);
+    assert_int_equal(llmux_request_new_json_ex(&r, NULL, req, strlen(req),
+                                               LLMUX_JSON_TRUSTED),
+                     0);
     prep_ok(r, &p);
     b = body_of(&p);
     assert_true(json_object_get_double(jget(b, "temperature")) == 0.25);

@@ -236,6 +236,100 @@ static void test_json_import_errors(void **state)
     llmux_request_free(r);
 }
 
+/* Request JSON often comes from outside (a gateway client, a batch line):
+ * its "model" names a provider and model, never endpoints, credentials or
+ * TLS settings, unless the caller says the JSON is its own. */
+static void test_json_model_untrusted(void **state)
+{
+    static const char *const specs[] = {
+        "openai/x;base_url=http://evil.example/v1",
+        "openai/x;api_key_env=HOME",
+        "openai/x;insecure=1",
+        "openai/x;proxy=http://evil.example:3128",
+        "provider=openai;model=x;api_key=sk-stolen",
+    };
+    char js[256];
+    size_t i;
+    llmux_request *r;
+    (void)state;
+    for (i = 0; i < sizeof specs / sizeof *specs; i++) {
+        snprintf(js, sizeof js, "{\"model\":\"%s\",\"messages\":[]}", specs[i]);
+        assert_int_equal(llmux_request_new_json(&r, NULL, js, strlen(js)),
+                         LLMUX_ECONFIG);
+        assert_non_null(strstr(llmux_request_errmsg(r), "not options"));
+        assert_null(strstr(llmux_request_errmsg(r), "stolen"));
+        llmux_request_free(r);
+        /* the caller's own JSON (a local file) may */
+        assert_int_equal(llmux_request_new_json_ex(&r, NULL, js, strlen(js),
+                                                   LLMUX_JSON_TRUSTED),
+                         0);
+        llmux_request_free(r);
+    }
+    /* plain provider/model forms stay accepted */
+    snprintf(js, sizeof js,
+             "{\"model\":\"provider=ollama;model=llama3:8b\",\"messages\":[]}");
+    assert_int_equal(llmux_request_new_json(&r, NULL, js, strlen(js)), 0);
+    assert_string_equal(llmux_request_model(r), "llama3:8b");
+    llmux_request_free(r);
+}
+
+/* api_key_env names a credential variable only: {"model":"openai/x;
+ * base_url=...;api_key_env=HOME"} put $HOME on the wire as a key. */
+static void test_api_key_env_names(void **state)
+{
+    static const struct {
+        const char *var;
+        int ok;
+    } cases[] = {{"HOME", 0},           {"PATH", 0},     {"AWS_PROFILE", 0},
+                 {"1KEY", 0},           {"A-KEY", 0},    {"OPENAI_API_KEY", 1},
+                 {"MY_SERVICE_KEY", 1}, {"hf_token", 1}, {"DB_PASSWORD", 1},
+                 {"CLIENT_SECRET", 1}};
+    char spec[128];
+    size_t i;
+    llmux_request *r;
+    llmux__prepared p;
+    (void)state;
+    setenv("LLMUX_TEST_ODD", "sk-odd", 1);
+    for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(spec, sizeof spec,
+                 "openai/x;base_url=http://127.0.0.1:9/v1;api_key=k;"
+                 "api_key_env=%s",
+                 cases[i].var);
+        assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, spec), 0);
+        assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
+        if (cases[i].ok) {
+            assert_int_equal(llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, &p), 0);
+        } else {
+            assert_int_equal(llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, &p),
+                             LLMUX_ECONFIG);
+            assert_non_null(strstr(llmux_request_errmsg(r), "api_key_env"));
+        }
+        llmux__prepared_free(&p);
+        llmux_request_free(r);
+    }
+    /* a variable the client allows */
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT,
+                                       "openai/x;base_url=http://127.0.0.1:9/"
+                                       "v1;api_key_env=LLMUX_TEST_ODD"),
+                     0);
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
+    assert_int_equal(llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, &p),
+                     LLMUX_ECONFIG);
+    llmux__prepared_free(&p);
+    assert_int_equal(llmux__prepare_ex(r, LLMUX_BUILD_PLUGIN_DIR,
+                                       "A_VAR:LLMUX_TEST_ODD:B", &p),
+                     0);
+    assert_string_equal(p.api_key, "sk-odd");
+    llmux__prepared_free(&p);
+    assert_int_equal(
+        llmux__prepare_ex(r, LLMUX_BUILD_PLUGIN_DIR, "LLMUX_TEST", &p),
+        LLMUX_ECONFIG);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+    unsetenv("LLMUX_TEST_ODD");
+    llmux__providers_cleanup();
+}
+
 static void test_builders_and_json(void **state)
 {
     const llmux_host *h = &llmux__host;
@@ -653,6 +747,8 @@ int main(void)
         cmocka_unit_test(test_bad_spec),
         cmocka_unit_test(test_json_import),
         cmocka_unit_test(test_json_import_errors),
+        cmocka_unit_test(test_json_model_untrusted),
+        cmocka_unit_test(test_api_key_env_names),
         cmocka_unit_test(test_builders_and_json),
         cmocka_unit_test(test_merge_and_chunks),
         cmocka_unit_test(test_embeddings_json_locale),

@@ -1347,7 +1347,9 @@ static int build_request(const cli *c, llmux_request **out)
         char *text = read_input(c, "--request-file", c->request_file, &len);
         if (!text)
             return EXIT_USAGE;
-        rc = llmux_request_new_json(&req, c->spec, text, len);
+        /* the user's own file: its "model" may be a whole config string */
+        rc = llmux_request_new_json_ex(&req, c->spec, text, len,
+                                       LLMUX_JSON_TRUSTED);
         free(text);
     } else {
         rc = llmux_request_new(&req, cmd_op(c->cmd), c->spec);
@@ -1706,8 +1708,9 @@ static int run_batch(cli *c)
         it->printed = 0;
         if (c->jsonl) {
             /* a bad line is that line's error, not the batch's */
-            rc = llmux_request_new_json(&req, c->spec, prompts[i],
-                                        strlen(prompts[i]));
+            rc = llmux_request_new_json_ex(&req, c->spec, prompts[i],
+                                           strlen(prompts[i]),
+                                           LLMUX_JSON_TRUSTED);
             if (rc) {
                 const char *em = req ? llmux_request_errmsg(req) : "";
                 size_t ml;
