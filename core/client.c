@@ -26,7 +26,7 @@
 #define DEFAULT_MAX_RETRIES        2
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define DEFAULT_MAX_RESPONSE       (64u * 1024u * 1024u)
-#define DEFAULT_MAX_EVENT          (4u * 1024u * 1024u)
+#define DEFAULT_MAX_EVENT          LLMUX__MAX_EVENT_DEFAULT
 #define RETRY_AFTER_CAP_MS         60000.0
 /* libcurl's receive buffer for a stream (its default is 16 KiB, and it is
  * most of a stream's memory). Stream events arrive a few hundred bytes at

@@ -30,10 +30,12 @@
  * - NDJSON: lines end at LF; a trailing CR is stripped; lines made only of
  *   JSON whitespace are skipped. A CR alone is not a line end.
  * - One leading UTF-8 BOM is stripped, for both kinds.
- * - Limits: a line longer than max_event bytes (its terminator excluded)
- *   or SSE data that would grow past max_event bytes gives LLMUX_ETOOBIG;
- *   a partial line is refused before it is buffered, so memory stays
- *   bounded by about max_event per buffer. max_event 0 means no limit.
+ * - Limits: a line longer than max_event bytes (its terminator excluded;
+ *   comments, `event` and `id` lines included) or SSE data that would
+ *   grow past max_event bytes gives LLMUX_ETOOBIG; a partial line is
+ *   refused before it is buffered, so memory stays bounded by about
+ *   max_event per buffer. max_event 0 means the default cap
+ *   (LLMUX__MAX_EVENT_DEFAULT), never no limit.
  * - A non-zero return (limit, ENOMEM, or the callback's value) stops the
  *   feed at once; the rest of that chunk is dropped. The caller is
  *   expected to end the stream then: only finish and free are meaningful.
@@ -48,7 +50,7 @@ void llmux__framer_init(llmux__framer *f, int kind, size_t max_event)
 {
     memset(f, 0, sizeof *f);
     f->kind = kind;
-    f->max_event = max_event ? max_event : (size_t)-1;
+    f->max_event = max_event ? max_event : LLMUX__MAX_EVENT_DEFAULT;
 }
 
 void llmux__framer_free(llmux__framer *f)

@@ -131,6 +131,10 @@ typedef struct llmux__framer {
     int bom_checked;  /* leading UTF-8 BOM handled */
 } llmux__framer;
 
+/* The cap on one event (and on any one line, comments and event:/id:
+ * lines included) when none is given: 4 MiB. */
+#define LLMUX__MAX_EVENT_DEFAULT (4u * 1024u * 1024u)
+/* max_event 0 means LLMUX__MAX_EVENT_DEFAULT: there is always a cap. */
 void llmux__framer_init(llmux__framer *f, int kind, size_t max_event);
 /* Returns 0, LLMUX_ETOOBIG, LLMUX_ENOMEM, or the callback's non-zero. */
 int llmux__framer_feed(llmux__framer *f, const char *p, size_t n,

@@ -687,6 +687,38 @@ static void test_toobig_bounded(void **state)
     llmux__buf_free(&r.t);
 }
 
+/* Without a cap given the default one applies, to comments and event/id
+ * lines as much as to data: a 50 MB comment was buffered whole. */
+static void test_default_cap(void **state)
+{
+    static const char *const starts[] = {
+        ": ", "event: ", "id: ", "data: ", "retry: "};
+    size_t chunk = 64 * 1024, i, fed;
+    char *buf = malloc(chunk);
+    llmux__framer f;
+    rec r = {0};
+    int k, rc;
+    (void)state;
+    assert_non_null(buf);
+    memset(buf, 'x', chunk);
+    for (k = 0; k < 6; k++) {
+        int nd = k == 5; /* and an NDJSON line */
+        llmux__framer_init(&f, nd ? ND : SSE, 0);
+        rc = nd ? 0
+                : llmux__framer_feed(&f, starts[k], strlen(starts[k]), on_event,
+                                     &r);
+        for (i = 0, fed = 0; rc == 0 && i < 50 * 16; i++, fed += chunk)
+            rc = llmux__framer_feed(&f, buf, chunk, on_event, &r);
+        assert_int_equal(rc, LLMUX_ETOOBIG);
+        assert_true(fed <= LLMUX__MAX_EVENT_DEFAULT + chunk);
+        assert_true(f.line.cap <= 2 * LLMUX__MAX_EVENT_DEFAULT);
+        llmux__framer_free(&f);
+    }
+    assert_int_equal(r.n, 0);
+    free(buf);
+    llmux__buf_free(&r.t);
+}
+
 /* ---- pending and finish ------------------------------------------------- */
 
 static void test_pending_and_finish(void **state)
@@ -944,6 +976,7 @@ int main(void)
         cmocka_unit_test(test_toobig_sse),
         cmocka_unit_test(test_toobig_ndjson),
         cmocka_unit_test(test_toobig_bounded),
+        cmocka_unit_test(test_default_cap),
         cmocka_unit_test(test_pending_and_finish),
         cmocka_unit_test(test_callback_abort),
         cmocka_unit_test(test_allocation),
