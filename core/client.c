@@ -187,6 +187,7 @@ struct llmux_client {
     char *proxy;
     char *ca_file;
     int insecure;
+    int warned_insecure; /* the insecure warning was logged */
     long max_connections;
     llmux_log_cb log;
     void *log_ud;
@@ -1832,6 +1833,13 @@ static int xfer_attempt(xfer *x)
     if ((ins && !strcmp(ins, "1")) || (!ins && c->insecure)) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+        if (!c->warned_insecure) {
+            c->warned_insecure = 1;
+            client_log(c, LLMUX_LOG_WARN,
+                       "TLS certificate verification is off (insecure=1): "
+                       "anyone on the path can read the traffic and the "
+                       "API key");
+        }
     }
     x->attempts++;
     x->res->attempts = x->attempts;

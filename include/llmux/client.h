@@ -45,7 +45,9 @@ typedef struct llmux_client_options {
     size_t max_event_bytes;    /**< cap on one stream event; 0 = 4 MiB */
     const char *proxy;    /**< proxy URL; NULL = curl's *_proxy variables */
     const char *ca_file;  /**< PEM bundle of trusted CAs; NULL = system */
-    int insecure;         /**< 1 disables TLS verification (never default) */
+    int insecure;         /**< 1 disables TLS verification (never default;
+                               the first request that does it logs a
+                               warning) */
     long max_connections; /**< total connection cap; 0 = unlimited */
     llmux_log_cb log;     /**< logging hook, may be NULL */
     void *log_userdata;

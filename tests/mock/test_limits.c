@@ -650,6 +650,43 @@ static void test_log_never_shows_keys(void **state)
     mock_env_stop(&e.m);
 }
 
+/* TLS verification is on unless asked otherwise; turning it off warns
+ * once per client, however many requests do it. */
+static void test_insecure_warns_once(void **state)
+{
+    env e;
+    result r[3];
+    logbuf *l = calloc(1, sizeof *l);
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    char spec[256];
+    int i;
+    (void)state;
+    assert_non_null(l);
+    memset(r, 0, sizeof r);
+    o.log = on_log;
+    o.log_userdata = l;
+    o.log_level = LLMUX_LOG_WARN;
+    env_start(&e, &o, 0);
+    for (i = 0; i < 3; i++) {
+        llmux_request *req;
+        snprintf(spec, sizeof spec,
+                 "openai/x;base_url=http://127.0.0.1:%d/v1;api_key=k%s",
+                 llmux_mock_port(e.m.mock), i ? ";insecure=1" : "");
+        assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+        llmux_request_add_message(req, LLMUX_ROLE_USER, "hi");
+        assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r[i]),
+                         0);
+        run_until(&e, &r[i].calls);
+        assert_int_equal(r[i].status, 0);
+        llmux_response_free(r[i].res);
+        /* the first request verifies: nothing logged */
+        assert_int_equal(l->lines[LLMUX_LOG_WARN], i ? 1 : 0);
+    }
+    assert_non_null(strstr(l->text, "TLS certificate verification is off"));
+    free(l);
+    mock_env_stop(&e.m);
+}
+
 static void test_fallbacks(void **state)
 {
     env e;
@@ -1443,6 +1480,7 @@ int main(void)
         cmocka_unit_test(test_stage_timeouts_in_spec),
         cmocka_unit_test(test_fallbacks),
         cmocka_unit_test(test_log_never_shows_keys),
+        cmocka_unit_test(test_insecure_warns_once),
         cmocka_unit_test(test_rpm_holds_rate),
         cmocka_unit_test(test_client_rpm_default),
         cmocka_unit_test(test_tpm_slows_big_requests),
