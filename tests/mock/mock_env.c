@@ -28,6 +28,7 @@ void mock_env_start(mock_env *e, const llmux_client_options *co,
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     memset(e, 0, sizeof *e);
     assert_int_equal(uv_loop_init(&e->loop), 0);
+    assert_int_equal(uv_timer_init(&e->loop, &e->tick), 0);
     if (mo)
         m = *mo;
     else
@@ -41,12 +42,22 @@ void mock_env_start(mock_env *e, const llmux_client_options *co,
     assert_int_equal(llmux_client_new(&e->client, &o), 0);
 }
 
+static void on_tick(uv_timer_t *t)
+{
+    (void)t; /* only ends the turn's wait */
+}
+
 void mock_env_run_until(mock_env *e, const int *flag)
 {
-    int i;
-    for (i = 0; i < 400000 && !*flag; i++)
+    uint64_t end = uv_now(&e->loop) + 60000;
+    /* UV_RUN_ONCE blocks in poll even when a timer callback of that turn
+     * (a done callback, say) already set the flag: the tick bounds it */
+    uv_timer_start(&e->tick, on_tick, 10, 10);
+    while (!*flag && uv_now(&e->loop) < end)
         uv_run(&e->loop, UV_RUN_ONCE);
-    assert_true(*flag);
+    uv_timer_stop(&e->tick);
+    if (!*flag)
+        fail_msg("mock_env_run_until: still waiting after 60 s");
 }
 
 void mock_env_close_client(mock_env *e)
@@ -62,6 +73,12 @@ void mock_env_stop(mock_env *e)
         mock_env_close_client(e);
     llmux_mock_close(e->mock, mock_env_set_flag, &e->mock_closed);
     mock_env_run_until(e, &e->mock_closed);
+    mock_env_close_loop(e);
+}
+
+void mock_env_close_loop(mock_env *e)
+{
+    uv_close((uv_handle_t *)&e->tick, NULL);
     uv_run(&e->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&e->loop), 0);
 }

@@ -19,6 +19,7 @@ typedef struct mock_env {
     llmux_client *client; /* NULL once mock_env_close_client() ran */
     char base[128];       /* the mock's OpenAI base URL, .../v1 */
     int client_closed, mock_closed;
+    uv_timer_t tick; /* wakes mock_env_run_until's loop turns */
 } mock_env;
 
 /* Starts the loop, the mock (`mo`, or quiet defaults) and a client with
@@ -26,8 +27,9 @@ typedef struct mock_env {
 void mock_env_start(mock_env *e, const llmux_client_options *co,
                     const llmux_mock_options *mo);
 
-/* Runs the loop until *flag is set; bounded, so a bug fails instead of
- * hanging. */
+/* Runs the loop until *flag is set; bounded (60 s), so a bug fails
+ * instead of hanging. A timer ticking meanwhile keeps a turn from
+ * blocking in poll after a callback already set the flag. */
 void mock_env_run_until(mock_env *e, const int *flag);
 
 /* Closes the client and waits for its close callback. */
@@ -35,6 +37,10 @@ void mock_env_close_client(mock_env *e);
 
 /* Closes what is left and the loop, asserting uv_loop_close() == 0. */
 void mock_env_stop(mock_env *e);
+
+/* Once the client and the mock are closed by the test itself: closes the
+ * harness's own handle and the loop, asserting uv_loop_close() == 0. */
+void mock_env_close_loop(mock_env *e);
 
 /* Close callbacks: sets *(int *)ud; sets ((mock_env *)ud)->client_closed. */
 void mock_env_set_flag(void *ud);
