@@ -199,12 +199,12 @@ int llmux__url_userinfo(const char *s, size_t n, size_t *a, size_t *b)
             break;
     if (i + 3 > n)
         return 0;
-    *a = i + 3;
-    for (end = *a; end < n && !strchr("/?#", s[end]); end++)
+    for (end = i + 3; end < n && !strchr("/?#", s[end]); end++)
         if (s[end] == '@')
             at = s + end;
     if (!at)
-        return 0;
+        return 0; /* *a and *b untouched */
+    *a = i + 3;
     *b = (size_t)(at - s);
     return 1;
 }

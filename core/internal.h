@@ -102,7 +102,7 @@ const char *llmux__config_get(const llmux__config *c, const char *key);
 int llmux__config_set(llmux__config *c, const char *key, const char *value);
 int llmux__config_copy(llmux__config *dst, const llmux__config *src);
 /* The user:password of a URL in s[0..n) (scheme://user:pass@host/...):
- * sets [*a, *b) and returns 1; 0 when there is none. */
+ * sets [*a, *b) and returns 1; 0 when there is none (*a, *b untouched). */
 int llmux__url_userinfo(const char *s, size_t n, size_t *a, size_t *b);
 
 /* ---- framer.c: incremental SSE and NDJSON splitting ---------------------- */

@@ -665,7 +665,7 @@ static void test_insecure_warns_once(void **state)
     memset(r, 0, sizeof r);
     o.log = on_log;
     o.log_userdata = l;
-    o.log_level = LLMUX_LOG_WARN;
+    o.log_level = LLMUX_LOG_DEBUG;
     env_start(&e, &o, 0);
     for (i = 0; i < 3; i++) {
         llmux_request *req;
@@ -683,6 +683,11 @@ static void test_insecure_warns_once(void **state)
         assert_int_equal(l->lines[LLMUX_LOG_WARN], i ? 1 : 0);
     }
     assert_non_null(strstr(l->text, "TLS certificate verification is off"));
+    /* a URL without credentials is logged whole (only "http://" was) */
+    snprintf(spec, sizeof spec,
+             "POST http://127.0.0.1:%d/v1/chat/completions -> HTTP 200",
+             llmux_mock_port(e.m.mock));
+    assert_non_null(strstr(l->text, spec));
     free(l);
     mock_env_stop(&e.m);
 }
@@ -1343,15 +1348,11 @@ static int run_for(env *e, const int *flag, uint64_t ms)
 static void env_start_slow_accept(env *e, int accept_delay_ms, int backlog)
 {
     llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
-    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     memset(e, 0, sizeof *e);
-    assert_int_equal(uv_loop_init(&e->m.loop), 0);
     mo.quiet = 1;
     mo.accept_delay_ms = accept_delay_ms;
     mo.backlog = backlog;
-    assert_int_equal(llmux_mock_start(&e->m.mock, &e->m.loop, &mo), 0);
-    o.loop = &e->m.loop;
-    assert_int_equal(llmux_client_new(&e->m.client, &o), 0);
+    mock_env_start(&e->m, NULL, &mo);
 }
 
 static void test_connect_timeout_slow_accept(void **state)
@@ -1459,8 +1460,7 @@ static void test_slow_accept_delays_answer(void **state)
     free_all(r, 2);
     llmux_client_close(e.m.client, mock_env_set_flag, &e.m.client_closed);
     run_until(&e, &e.m.client_closed);
-    uv_run(&e.m.loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&e.m.loop), 0);
+    mock_env_close_loop(&e.m);
 }
 
 int main(void)
