@@ -41,8 +41,10 @@ typedef struct llmux_client_options {
                                      searched after $LLMUX_PLUGIN_PATH */
     const char *const *headers; /**< "Name: value" sent on every request */
     size_t n_headers;
-    size_t max_response_bytes; /**< cap on one response body; 0 = 64 MiB */
-    size_t max_event_bytes;    /**< cap on one stream event; 0 = 4 MiB */
+    size_t max_response_bytes; /**< cap on one answer's bytes, a stream's
+                                    included; 0 = 64 MiB (LLMUX_ETOOBIG) */
+    size_t max_event_bytes;    /**< cap on one stream event and on any one
+                                    line of a stream; 0 = 4 MiB */
     const char *proxy;    /**< proxy URL; NULL = curl's *_proxy variables */
     const char *ca_file;  /**< PEM bundle of trusted CAs; NULL = system */
     int insecure;         /**< 1 disables TLS verification (never default;

@@ -358,6 +358,71 @@ static void test_errors(void **state)
 }
 
 /* Aleph Alpha's own tasks; other providers answer "not supported". */
+/*
+ * The response cap and the event cap hold for every provider: a reply
+ * holding a 100,000-byte word is refused with LLMUX_ETOOBIG, naming the
+ * limit, when the cap is 16 KiB (the whole body for a plain request, the
+ * one event carrying that word for a stream), and goes through under the
+ * defaults (64 MiB and 4 MiB).
+ */
+static void test_caps_every_provider(void **state)
+{
+    enum { WORD = 100000, CAP = 16 * 1024 };
+    char *word = malloc(WORD + 1);
+    size_t i;
+    int capped, stream, ran = 0;
+    (void)state;
+    assert_non_null(word);
+    memset(word, 'w', WORD);
+    word[WORD] = '\0';
+    for (capped = 0; capped < 2; capped++) {
+        env e;
+        llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+        o.max_retries = 0;
+        if (capped) {
+            o.max_response_bytes = CAP;
+            o.max_event_bytes = CAP;
+        }
+        mock_env_start(&e, &o, NULL);
+        for (i = 0; i < N_PROVS; i++) {
+            if (!have_plugin(provs[i].name))
+                continue;
+            for (stream = 0; stream < 2; stream++) {
+                result r;
+                llmux_request *req =
+                    new_req(&e, &provs[i], LLMUX_OP_CHAT, NULL);
+                llmux_request_add_message(req, LLMUX_ROLE_USER, word);
+                llmux_request_set_stream(req, stream);
+                run(&e, req, &r);
+                if (capped) {
+                    const llmux_error *er = llmux_response_error(r.res);
+                    if (r.status != LLMUX_ETOOBIG)
+                        fail_msg("%s %s: %s, want LLMUX_ETOOBIG", provs[i].name,
+                                 stream ? "stream" : "plain",
+                                 llmux_err_name(r.status));
+                    assert_non_null(er);
+                    assert_non_null(strstr(er->message, "16384"));
+                    assert_int_equal(llmux_err_class_of(r.status),
+                                     LLMUX_CLASS_TRANSPORT);
+                } else {
+                    if (r.status != 0)
+                        fail_msg("%s %s: %s", provs[i].name,
+                                 stream ? "stream" : "plain",
+                                 llmux_response_error(r.res)->message);
+                    assert_true(strlen(llmux_response_text(r.res, NULL)) >
+                                WORD);
+                    ran++;
+                }
+                llmux_response_free(r.res);
+            }
+        }
+        assert_int_equal(llmux_client_pending(e.client), 0);
+        mock_env_stop(&e);
+    }
+    assert_true(ran >= 2);
+    free(word);
+}
+
 static void test_aleph_tasks(void **state)
 {
     env e;
@@ -416,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_request_fields),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_aleph_tasks),
+        cmocka_unit_test(test_caps_every_provider),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
