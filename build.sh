@@ -12,7 +12,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # Debian packages the build and tests need.
 PKGS="build-essential cmake pkg-config libcurl4-openssl-dev libuv1-dev \
-libjson-c-dev libltdl-dev libcmocka-dev libhttp-parser-dev python3"
+libjson-c-dev libltdl-dev libcmocka-dev libhttp-parser-dev python3 locales"
 # For the HTTPS/HTTP2 test only (tests/tls, skipped without them).
 TLS_PKGS="nginx-light openssl"
 
@@ -53,6 +53,18 @@ deps() {
   fi
 }
 
+# The locale tests (a decimal comma must change nothing) need de_DE.UTF-8;
+# without it they are skipped.
+test_locale() {
+  locale -a 2>/dev/null | grep -qix 'de_DE.utf-\{0,1\}8' && return 0
+  if [ "$(id -u)" = 0 ]; then
+    localedef -i de_DE -f UTF-8 de_DE.UTF-8 2>/dev/null ||
+      echo "build.sh: cannot generate de_DE.UTF-8; the locale tests are skipped" >&2
+  else
+    echo "build.sh: de_DE.UTF-8 missing: the locale tests are skipped" >&2
+  fi
+}
+
 build() { # build DIR [cmake args...]
   local dir=$1; shift
   cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
@@ -78,6 +90,7 @@ case "${1:-}" in
     LLMUX_DEMO_BASE_URL="http://127.0.0.1:$MOCK_PORT" build/examples/demo ;;
   test)
     deps test
+    test_locale
     build build
     (cd build && ctest --output-on-failure -j "$jobs")
     build build-asan -DLLMUX_ENABLE_ASAN=ON -DLLMUX_ENABLE_UBSAN=ON \

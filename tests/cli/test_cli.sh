@@ -175,7 +175,18 @@ EOF
     fi
 }
 
-export LC_ALL=C
+# LLMUX_TEST_LOCALE runs the whole contract under another locale (the
+# suite runs it again under de_DE.UTF-8, whose decimal comma must change
+# nothing); exit 77 (skipped) when that locale is not installed.
+if [ -n "${LLMUX_TEST_LOCALE:-}" ]; then
+    if ! locale -a 2>/dev/null | tr 'A-Z' 'a-z' | sed 's/utf-8/utf8/' |
+        grep -qx "$(echo "$LLMUX_TEST_LOCALE" | tr 'A-Z' 'a-z' | sed 's/utf-8/utf8/')"; then
+        echo "skip: locale $LLMUX_TEST_LOCALE is not installed"
+        exit 77
+    fi
+    echo "# under LC_ALL=$LLMUX_TEST_LOCALE"
+fi
+export LC_ALL=${LLMUX_TEST_LOCALE:-C}
 unset OPENAI_BASE_URL OPENAI_API_BASE
 export OPENAI_API_KEY=sk-test
 

@@ -4,6 +4,7 @@
  * replies must give identical normalized results whatever the provider,
  * and each plugin must send exactly the request its provider accepts.
  */
+#include <locale.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -423,6 +424,70 @@ static void test_caps_every_provider(void **state)
     free(word);
 }
 
+/* For each provider: a chat with fractional parameters and embeddings,
+ * each answer's JSON and the body the mock received, in one text. */
+static char *numbers_run(void)
+{
+    env e;
+    size_t i, k;
+    char *out = NULL;
+    size_t len = 0;
+    env_start(&e);
+    for (i = 0; i < N_PROVS; i++) {
+        llmux_op ops[2] = {LLMUX_OP_CHAT, LLMUX_OP_EMBED};
+        if (!have_plugin(provs[i].name))
+            continue;
+        for (k = 0; k < 2; k++) {
+            result r;
+            llmux_request *req = new_req(&e, &provs[i], ops[k], NULL);
+            const llmux_mock_record *rec;
+            char *js;
+            size_t n;
+            if (ops[k] == LLMUX_OP_CHAT) {
+                llmux_request_add_message(req, LLMUX_ROLE_USER, "numbers");
+                llmux_request_set_temperature(req, 0.7);
+                llmux_request_set_top_p(req, 0.1 + 0.2);
+            } else {
+                llmux_request_add_input(req, "a vector");
+            }
+            run(&e, req, &r);
+            assert_int_equal(r.status, 0);
+            js = llmux_response_to_json(r.res);
+            rec = llmux_mock_request(e.mock,
+                                     llmux_mock_request_count(e.mock) - 1);
+            n = strlen(js) + rec->body_len + 2;
+            out = realloc(out, len + n + 1);
+            assert_non_null(out);
+            len += (size_t)snprintf(out + len, n + 1, "%s\n%.*s\n", js,
+                                    (int)rec->body_len, rec->body);
+            llmux_free(js);
+            llmux_response_free(r.res);
+        }
+    }
+    mock_env_stop(&e);
+    return out;
+}
+
+/* A process running under a decimal-comma locale (an application that
+ * called setlocale) sends and returns exactly the same numbers. */
+static void test_locale_neutral(void **state)
+{
+    char *c_run, *de_run;
+    (void)state;
+    c_run = numbers_run();
+    assert_non_null(strstr(c_run, "0.30000000000000004"));
+    if (!setlocale(LC_ALL, "de_DE.UTF-8")) {
+        free(c_run);
+        skip(); /* build.sh test generates the locale when it can */
+    }
+    de_run = numbers_run();
+    setlocale(LC_ALL, "C");
+    if (strcmp(c_run, de_run) != 0)
+        fail_msg("under de_DE.UTF-8:\n%s\nunder C:\n%s", de_run, c_run);
+    free(c_run);
+    free(de_run);
+}
+
 static void test_aleph_tasks(void **state)
 {
     env e;
@@ -482,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_aleph_tasks),
         cmocka_unit_test(test_caps_every_provider),
+        cmocka_unit_test(test_locale_neutral),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
