@@ -320,8 +320,13 @@ static void on_poll(uv_poll_t *h, int status, int events)
     llmux__sock *s = h->data;
     struct llmux_client *c = s->c;
     int running, flags = 0;
+    /* An error (a connection reset) comes without events: curl then
+     * reads and writes the socket itself, so the data that arrived before
+     * the reset reaches the caller and the reset is reported as such.
+     * CURL_CSELECT_ERR alone made curl drop both ("select/poll returned
+     * error"). */
     if (status < 0)
-        flags = CURL_CSELECT_ERR;
+        flags = CURL_CSELECT_IN | CURL_CSELECT_OUT;
     if (events & UV_READABLE)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)

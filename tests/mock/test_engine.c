@@ -217,6 +217,33 @@ static void test_stream_cut(void **state)
     mock_env_stop(&e);
 }
 
+/* A connection reset right behind stream events: the events that came
+ * before it reach the caller, the error says what happened, and the
+ * stream is not retried once chunks were delivered. */
+static void test_stream_reset(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    (void)state;
+    mock_env_start(&e, NULL, NULL);
+    /* role, then "Mock", " reply", " to:", then the RST */
+    req = chat_fault(&e, "reset_after=4", "a b c d e f g");
+    llmux_request_set_stream(req, 1);
+    submit(&e, req, &r);
+    mock_env_run_until(&e, &r.calls);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, LLMUX_ETRANSPORT);
+    assert_int_equal(r.chunks, 3);
+    assert_string_equal(r.text, "Mock reply to:");
+    assert_string_equal(llmux_response_text(r.res, NULL), r.text);
+    assert_non_null(strstr(err_of(&r)->message, "reset"));
+    assert_int_equal(err_of(&r)->attempts, 1);
+    assert_int_equal(llmux_mock_request_count(e.mock), 1);
+    result_free(&r);
+    mock_env_stop(&e);
+}
+
 static void test_stream_error_event(void **state)
 {
     env e;
@@ -1036,6 +1063,7 @@ int main(void)
         cmocka_unit_test(test_free_from_callback),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_stream_cut),
+        cmocka_unit_test(test_stream_reset),
         cmocka_unit_test(test_stream_error_event),
         cmocka_unit_test(test_chunk_abort),
         cmocka_unit_test(test_http_errors),
