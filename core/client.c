@@ -120,6 +120,8 @@ struct llmux__xfer {
     xfer_live *live; /* NULL until the first attempt */
     int state;
     int started;        /* first body byte seen this attempt */
+    int answered;       /* the answer began: a whole reply's headers, a
+                           stream's first byte (first_byte_timeout met) */
     int streaming;      /* this attempt's body goes through the framer */
     int got_done;       /* stream end marker seen */
     int delivered;      /* chunks reached the caller: no more retries */
@@ -1264,7 +1266,7 @@ static void on_watchdog(uv_timer_t *t)
     llmux__log_target old;
     if (x->state != X_ACTIVE || !x->easy)
         return;
-    x->timeout_which = x->started ? "idle_timeout" : "first_byte_timeout";
+    x->timeout_which = x->answered ? "idle_timeout" : "first_byte_timeout";
     old = client_log_target(x->c);
     xfer_done(x, CURLE_OPERATION_TIMEDOUT);
     llmux__log_target_swap(old);
@@ -1286,6 +1288,49 @@ static int is_json_ctype(const char *ct)
     return ct && (strncasecmp(ct, "application/json", 16) == 0);
 }
 
+/* This attempt's body goes through the framer: a streamed request
+ * answered 2xx with anything but JSON (an error comes whole). */
+static int body_streams(xfer *x)
+{
+    long status = 0;
+    char *ct = NULL;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+    return x->req->stream && status >= 200 && status < 300 &&
+           !is_json_ctype(ct);
+}
+
+/* The first byte of the answer: the first-byte watchdog is met and the
+ * idle one (the longest silence mid-answer) takes over. */
+static void answer_began(xfer *x)
+{
+    if (x->answered)
+        return;
+    x->answered = 1;
+    hist_add(&x->c->h_first_byte, (uv_now(x->c->loop) - x->t_attempt) * 10);
+    if (x->idle_ms && !x->paused)
+        watchdog_arm(x, x->idle_ms);
+    else if (x->first_byte_ms && x->timer_on)
+        uv_timer_stop(&x->timer);
+}
+
+/* Header lines; the blank one ends them. A whole reply has begun with
+ * its headers (a body stalled after them is an idle timeout, not a
+ * first-byte one, and there is one even without a first_byte_timeout); a
+ * stream begins with its first event. */
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    xfer *x = ud;
+    size_t len = sz * n;
+    long status = 0;
+    if (len > 2 || (len && p[0] != '\r' && p[0] != '\n'))
+        return len;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && !body_streams(x))
+        answer_began(x); /* not for a 1xx: its headers come next */
+    return len;
+}
+
 static size_t on_write(char *p, size_t sz, size_t n, void *ud)
 {
     xfer *x = ud;
@@ -1298,19 +1343,12 @@ static size_t on_write(char *p, size_t sz, size_t n, void *ud)
         x->err = LLMUX_ETOOBIG;
         return 0;
     }
-    if (x->idle_ms && !x->paused)
+    if (x->answered && x->idle_ms && !x->paused)
         watchdog_arm(x, x->idle_ms); /* bytes arrived: the gap restarts */
     if (!x->started) {
-        long status = 0;
-        char *ct = NULL;
         x->started = 1;
-        hist_add(&x->c->h_first_byte, (uv_now(x->c->loop) - x->t_attempt) * 10);
-        if (!x->idle_ms && x->first_byte_ms && x->timer_on)
-            uv_timer_stop(&x->timer);
-        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
-        x->streaming = x->req->stream && status >= 200 && status < 300 &&
-                       !is_json_ctype(ct);
+        answer_began(x);
+        x->streaming = body_streams(x);
         if (x->streaming)
             llmux__framer_init(&x->live->framer, x->prep.http.framing,
                                x->c->max_event);
@@ -1403,7 +1441,7 @@ static double retry_delay(xfer *x, int code, long status, int transport,
                 transport != CURLE_GOT_NOTHING &&
                 transport != CURLE_SEND_ERROR && transport != CURLE_RECV_ERROR)
                 return -1;
-            if (x->started && transport == CURLE_OPERATION_TIMEDOUT)
+            if (x->answered && transport == CURLE_OPERATION_TIMEDOUT)
                 return -1; /* timed out after answering: total deadline */
         } else if (!retryable_status(status)) {
             return -1;
@@ -1470,7 +1508,7 @@ static void reset_attempt(xfer *x)
     if (x->timer_on && x->state == X_ACTIVE)
         uv_timer_stop(&x->timer); /* the watchdog of the attempt ending */
     x->timeout_which = NULL;
-    x->started = x->streaming = x->got_done = 0;
+    x->started = x->answered = x->streaming = x->got_done = 0;
     x->err = 0;
     x->received = 0;
     x->events = 0;
@@ -1799,6 +1837,8 @@ static int xfer_attempt(xfer *x)
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->live->errbuf);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, x->connect_timeout_ms);
     if (timeout > 0)
