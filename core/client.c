@@ -1441,8 +1441,9 @@ static double retry_delay(xfer *x, int code, long status, int transport,
                 transport != CURLE_GOT_NOTHING &&
                 transport != CURLE_SEND_ERROR && transport != CURLE_RECV_ERROR)
                 return -1;
-            if (x->answered && transport == CURLE_OPERATION_TIMEDOUT)
-                return -1; /* timed out after answering: total deadline */
+            if (status > 0)
+                return -1; /* the answer began (then a reset, a cut, a
+                              stall): the work may be done, report it */
         } else if (!retryable_status(status)) {
             return -1;
         }

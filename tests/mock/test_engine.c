@@ -730,6 +730,39 @@ static void test_stream_retry_fresh_state(void **state)
     mock_env_stop(&e);
 }
 
+/*
+ * Transport failures are retried only before the answer: a reset before
+ * the headers is, a reset after them (mid-body, or a stream before its
+ * first event) is reported at once, like a truncated body.
+ */
+static void test_no_retry_once_answered(void **state)
+{
+    env e;
+    result r[4];
+    static const char *const faults[] = {"reset=1", "reset_after=10",
+                                         "reset_after=0", "body=truncated"};
+    static const int tries[] = {2, 1, 1, 1};
+    int i;
+    (void)state;
+    memset(r, 0, sizeof r);
+    mock_env_start(&e, NULL, NULL);
+    for (i = 0; i < 4; i++) {
+        llmux_request *req = chat_fault(&e, faults[i], "x");
+        llmux_request_set_max_retries(req, 1);
+        llmux_request_set_stream(req, i == 2);
+        submit(&e, req, &r[i]);
+    }
+    for (i = 0; i < 4; i++) {
+        mock_env_run_until(&e, &r[i].calls);
+        assert_int_equal(r[i].status, LLMUX_ETRANSPORT);
+        assert_int_equal(err_of(&r[i])->http_status, i ? 200 : 0);
+        assert_int_equal(err_of(&r[i])->attempts, tries[i]);
+        result_free(&r[i]);
+    }
+    assert_int_equal(llmux_mock_request_count(e.mock), 5);
+    mock_env_stop(&e);
+}
+
 /* Cancelling while a retry waits finishes at once with ECANCELED. */
 static void test_cancel_during_retry_wait(void **state)
 {
@@ -1080,6 +1113,7 @@ int main(void)
         cmocka_unit_test(test_submit_from_chunk_callback),
         cmocka_unit_test(test_cut_after_done_is_success),
         cmocka_unit_test(test_stream_retry_fresh_state),
+        cmocka_unit_test(test_no_retry_once_answered),
         cmocka_unit_test(test_cancel_during_retry_wait),
         cmocka_unit_test(test_submit_errors),
         cmocka_unit_test(test_connect_refused),
