@@ -1415,10 +1415,11 @@ static double retry_after_ms(CURL *e)
     return -1;
 }
 
+/* As the official SDKs: timeouts, lock conflicts, rate limits and every
+ * server error (529, "overloaded", included). */
 static int retryable_status(long s)
 {
-    return s == 408 || s == 409 || s == 429 || s == 500 || s == 502 ||
-           s == 503 || s == 504;
+    return s == 408 || s == 409 || s == 429 || (s >= 500 && s <= 599);
 }
 
 /* Decides whether to try again; returns the delay in ms or -1. The full

@@ -367,6 +367,24 @@ static void test_retry_budget_exhausted(void **state)
     mock_env_stop(&e);
 }
 
+/* Every 5xx is retried, as the official SDKs do: 529 (overloaded) too. */
+static void test_retry_529(void **state)
+{
+    env e;
+    result r = {0};
+    (void)state;
+    mock_env_start(&e, NULL, NULL);
+    assert_int_equal(llmux_mock_push_fault(e.mock, "status=529;retry_after=0"),
+                     0);
+    submit(&e, chat(&e, "gpt-4o-mini", "overloaded"), &r);
+    mock_env_run_until(&e, &r.calls);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(llmux_response_attempts(r.res), 2);
+    assert_int_equal(llmux_mock_request_count(e.mock), 2);
+    result_free(&r);
+    mock_env_stop(&e);
+}
+
 static void test_insufficient_quota_not_retried(void **state)
 {
     env e;
@@ -1102,6 +1120,7 @@ int main(void)
         cmocka_unit_test(test_http_errors),
         cmocka_unit_test(test_retry_then_success),
         cmocka_unit_test(test_retry_budget_exhausted),
+        cmocka_unit_test(test_retry_529),
         cmocka_unit_test(test_insufficient_quota_not_retried),
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_timeout_in_spec),
