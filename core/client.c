@@ -25,6 +25,8 @@
 
 #define DEFAULT_MAX_RETRIES        2
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define DEFAULT_BACKOFF_MS         500L /* the first retry's wait */
+#define BACKOFF_CAP_MS             8000.0
 #define DEFAULT_MAX_RESPONSE       (64u * 1024u * 1024u)
 #define DEFAULT_MAX_EVENT          (4u * 1024u * 1024u)
 #define RETRY_AFTER_CAP_MS         60000.0
@@ -146,6 +148,7 @@ struct llmux__xfer {
     struct llmux__xfer *wnext, *wprev; /* the endpoint's wait queue */
     int attempts;
     int max_retries;
+    long backoff_ms; /* first wait without a Retry-After; doubles */
     size_t received;
     long events;
     uint64_t deadline; /* loop time in ms, 0 = none */
@@ -229,6 +232,7 @@ int llmux__callback_depth(int delta)
 
 static void xfer_finish(xfer *x, int code, int transport, const char *msg);
 static int xfer_attempt(xfer *x);
+static void retry_policy(xfer *x);
 static void defer_push(xfer *x);
 static void client_maybe_closed(struct llmux_client *c);
 
@@ -1457,12 +1461,13 @@ static double retry_delay(xfer *x, int code, long status, int transport,
             return -1;
         d = x->retry_after_ms;
     } else {
-        double base = 500.0;
+        double base = (double)x->backoff_ms;
+        double cap = base > BACKOFF_CAP_MS ? base : BACKOFF_CAP_MS;
         int i;
-        for (i = 1; i < x->attempts && base < 8000.0; i++)
+        for (i = 1; i < x->attempts && base < cap; i++)
             base *= 2;
-        if (base > 8000.0)
-            base = 8000.0;
+        if (base > cap)
+            base = cap;
         /* xorshift jitter in [0.75, 1]: no global rand() state */
         x->c->rng ^= x->c->rng << 13;
         x->c->rng ^= x->c->rng >> 7;
@@ -1561,7 +1566,6 @@ static int use_fallback(xfer *x)
     struct llmux_client *c = x->c;
     llmux_request *req = x->req;
     llmux__config cfg;
-    const char *mr;
     char prev[128];
     int rc;
 
@@ -1595,10 +1599,7 @@ static int use_fallback(xfer *x)
     }
     x->res->fallback = (int)req->next_fallback;
     x->attempts = 0;
-    mr = llmux__config_get(&req->cfg, "max_retries");
-    x->max_retries = req->max_retries >= 0 ? req->max_retries
-                     : mr                  ? atoi(mr)
-                                           : c->max_retries;
+    retry_policy(x); /* the fallback's max_retries=, retry_backoff= */
     x->ep = endpoint_get(c, x->prep.url, x->prep.api_key);
     if (!x->ep)
         return LLMUX_ENOMEM;
@@ -2027,6 +2028,18 @@ static long option_ms(const llmux__config *cfg, const char *key, long dflt)
     return v && llmux__parse_seconds_ms(v, &ms) == 0 ? ms : dflt;
 }
 
+/* The retry budget and backoff: the request's setter, then its config
+ * string, then the client's options. */
+static void retry_policy(xfer *x)
+{
+    const llmux_request *req = x->req;
+    const char *mr = llmux__config_get(&req->cfg, "max_retries");
+    x->max_retries = req->max_retries >= 0 ? req->max_retries
+                     : mr                  ? atoi(mr)
+                                           : x->c->max_retries;
+    x->backoff_ms = option_ms(&req->cfg, "retry_backoff", DEFAULT_BACKOFF_MS);
+}
+
 LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
                               llmux_chunk_cb on_chunk, llmux_done_cb on_done,
                               void *userdata)
@@ -2034,7 +2047,6 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
     xfer *x;
     int rc;
     long timeout;
-    const char *mr;
     if (!c || !req)
         return LLMUX_EINVAL;
     if (c->closing) {
@@ -2097,10 +2109,7 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
     endpoint_limits(c, x->ep, &req->cfg);
     /* the estimate walks every message: only for token-limited endpoints */
     x->est_tokens = x->ep->tk.rate ? estimate_tokens(req) : 0;
-    mr = llmux__config_get(&req->cfg, "max_retries");
-    x->max_retries = req->max_retries >= 0 ? req->max_retries
-                     : mr                  ? atoi(mr)
-                                           : c->max_retries;
+    retry_policy(x);
     if (c->in_curl) {
         /* inside a curl callback (a chunk callback submitting): curl
          * refuses new handles here, so the defer timer starts it (its

@@ -367,6 +367,41 @@ static void test_retry_budget_exhausted(void **state)
     mock_env_stop(&e);
 }
 
+/* retry_backoff= sets the first wait without a Retry-After (0.5 s by
+ * default): 0.05 s, then 0.1 s, each with jitter down to 75 %. */
+static void test_retry_backoff(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    char spec[256];
+    uint64_t t0, took;
+    (void)state;
+    mock_env_start(&e, NULL, NULL);
+    llmux_mock_set_fault_all(e.mock, "status=503");
+    snprintf(spec, sizeof spec,
+             "openai/gpt-4o-mini;base_url=%s;api_key=k;retry_backoff=0.05",
+             e.base);
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
+    uv_update_time(&e.loop);
+    t0 = uv_now(&e.loop);
+    submit(&e, req, &r);
+    mock_env_run_until(&e, &r.calls);
+    took = uv_now(&e.loop) - t0;
+    assert_int_equal(r.status, LLMUX_EPROVIDER);
+    assert_int_equal(err_of(&r)->attempts, 3);
+    assert_true(took >= 110);
+    assert_true(took < 1000); /* the default waits 1.1 s at least */
+    result_free(&r);
+    assert_int_equal(
+        llmux_request_new(&req, LLMUX_OP_CHAT, "openai/x;retry_backoff=soon"),
+        LLMUX_ECONFIG);
+    assert_non_null(strstr(llmux_request_errmsg(req), "retry_backoff"));
+    llmux_request_free(req);
+    mock_env_stop(&e);
+}
+
 /* Every 5xx is retried, as the official SDKs do: 529 (overloaded) too. */
 static void test_retry_529(void **state)
 {
@@ -1120,6 +1155,7 @@ int main(void)
         cmocka_unit_test(test_http_errors),
         cmocka_unit_test(test_retry_then_success),
         cmocka_unit_test(test_retry_budget_exhausted),
+        cmocka_unit_test(test_retry_backoff),
         cmocka_unit_test(test_retry_529),
         cmocka_unit_test(test_insufficient_quota_not_retried),
         cmocka_unit_test(test_timeout),
