@@ -2215,6 +2215,12 @@ LLMUX_EXTERN int llmux_request_cancel(llmux_request *req)
     if (!x || x->state == X_DONE || x->cancel)
         return 0;
     x->cancel = LLMUX_ECANCELED;
+    if (x->state == X_QUEUED) {
+        /* out of the queue now: a slot freed before on_defer gets to it
+         * must not start it */
+        dequeue(x);
+        x->state = X_WAIT;
+    }
     defer_push(x);
     return 0;
 }

@@ -445,6 +445,44 @@ static void test_cancel_queued_and_close(void **state)
     mock_env_stop(&e.m);
 }
 
+/*
+ * Cancelling the request in flight and then the one queued behind it:
+ * the slot the first frees must not start the second on its way out (it
+ * was started, counted as an attempt, then cancelled).
+ */
+static void test_cancel_queue_head(void **state)
+{
+    env e;
+    result r[2];
+    llmux_request *reqs[2];
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    llmux_stats st;
+    int i;
+    (void)state;
+    memset(r, 0, sizeof r);
+    o.max_in_flight = 1;
+    env_start(&e, &o, 0);
+    for (i = 0; i < 2; i++) {
+        reqs[i] = chat(&e, NULL, "delay_ms=200", "q");
+        assert_int_equal(
+            llmux_submit(e.m.client, reqs[i], NULL, on_done, &r[i]), 0);
+    }
+    llmux_request_cancel(reqs[0]);
+    llmux_request_cancel(reqs[1]);
+    run_until(&e, &r[1].calls);
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(r[i].status, LLMUX_ECANCELED);
+        assert_int_equal(llmux_response_error(r[i].res)->attempts, 1 - i);
+    }
+    memset(&st, 0, sizeof st);
+    st.version = LLMUX_STATS_VERSION;
+    assert_int_equal(llmux_client_stats(e.m.client, &st), 0);
+    assert_int_equal(st.attempts, 1);
+    assert_int_equal(st.canceled, 2);
+    free_all(r, 2);
+    mock_env_stop(&e.m);
+}
+
 static void test_first_byte_timeout(void **state)
 {
     env e;
@@ -1478,6 +1516,7 @@ int main(void)
         cmocka_unit_test(test_start_ramp),
         cmocka_unit_test(test_start_ramp_private_loop),
         cmocka_unit_test(test_cancel_queued_and_close),
+        cmocka_unit_test(test_cancel_queue_head),
         cmocka_unit_test(test_first_byte_timeout),
         cmocka_unit_test(test_first_byte_timeout_retried),
         cmocka_unit_test(test_idle_timeout),
