@@ -25,6 +25,8 @@
 
 #define DEFAULT_MAX_RETRIES        2
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define DEFAULT_BACKOFF_MS         500L /* the first retry's wait */
+#define BACKOFF_CAP_MS             8000.0
 #define DEFAULT_MAX_RESPONSE       (64u * 1024u * 1024u)
 #define DEFAULT_MAX_EVENT          LLMUX__MAX_EVENT_DEFAULT
 #define RETRY_AFTER_CAP_MS         60000.0
@@ -120,6 +122,8 @@ struct llmux__xfer {
     xfer_live *live; /* NULL until the first attempt */
     int state;
     int started;        /* first body byte seen this attempt */
+    int answered;       /* the answer began: a whole reply's headers, a
+                           stream's first byte (first_byte_timeout met) */
     int streaming;      /* this attempt's body goes through the framer */
     int got_done;       /* stream end marker seen */
     int delivered;      /* chunks reached the caller: no more retries */
@@ -144,6 +148,7 @@ struct llmux__xfer {
     struct llmux__xfer *wnext, *wprev; /* the endpoint's wait queue */
     int attempts;
     int max_retries;
+    long backoff_ms; /* first wait without a Retry-After; doubles */
     size_t received;
     long events;
     uint64_t deadline; /* loop time in ms, 0 = none */
@@ -229,6 +234,7 @@ int llmux__callback_depth(int delta)
 
 static void xfer_finish(xfer *x, int code, int transport, const char *msg);
 static int xfer_attempt(xfer *x);
+static void retry_policy(xfer *x);
 static void defer_push(xfer *x);
 static void client_maybe_closed(struct llmux_client *c);
 
@@ -322,8 +328,13 @@ static void on_poll(uv_poll_t *h, int status, int events)
     llmux__sock *s = h->data;
     struct llmux_client *c = s->c;
     int running, flags = 0;
+    /* An error (a connection reset) comes without events: curl then
+     * reads and writes the socket itself, so the data that arrived before
+     * the reset reaches the caller and the reset is reported as such.
+     * CURL_CSELECT_ERR alone made curl drop both ("select/poll returned
+     * error"). */
     if (status < 0)
-        flags = CURL_CSELECT_ERR;
+        flags = CURL_CSELECT_IN | CURL_CSELECT_OUT;
     if (events & UV_READABLE)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
@@ -1265,7 +1276,7 @@ static void on_watchdog(uv_timer_t *t)
     llmux__log_target old;
     if (x->state != X_ACTIVE || !x->easy)
         return;
-    x->timeout_which = x->started ? "idle_timeout" : "first_byte_timeout";
+    x->timeout_which = x->answered ? "idle_timeout" : "first_byte_timeout";
     old = client_log_target(x->c);
     xfer_done(x, CURLE_OPERATION_TIMEDOUT);
     llmux__log_target_swap(old);
@@ -1287,6 +1298,49 @@ static int is_json_ctype(const char *ct)
     return ct && (strncasecmp(ct, "application/json", 16) == 0);
 }
 
+/* This attempt's body goes through the framer: a streamed request
+ * answered 2xx with anything but JSON (an error comes whole). */
+static int body_streams(xfer *x)
+{
+    long status = 0;
+    char *ct = NULL;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+    return x->req->stream && status >= 200 && status < 300 &&
+           !is_json_ctype(ct);
+}
+
+/* The first byte of the answer: the first-byte watchdog is met and the
+ * idle one (the longest silence mid-answer) takes over. */
+static void answer_began(xfer *x)
+{
+    if (x->answered)
+        return;
+    x->answered = 1;
+    hist_add(&x->c->h_first_byte, (uv_now(x->c->loop) - x->t_attempt) * 10);
+    if (x->idle_ms && !x->paused)
+        watchdog_arm(x, x->idle_ms);
+    else if (x->first_byte_ms && x->timer_on)
+        uv_timer_stop(&x->timer);
+}
+
+/* Header lines; the blank one ends them. A whole reply has begun with
+ * its headers (a body stalled after them is an idle timeout, not a
+ * first-byte one, and there is one even without a first_byte_timeout); a
+ * stream begins with its first event. */
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    xfer *x = ud;
+    size_t len = sz * n;
+    long status = 0;
+    if (len > 2 || (len && p[0] != '\r' && p[0] != '\n'))
+        return len;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && !body_streams(x))
+        answer_began(x); /* not for a 1xx: its headers come next */
+    return len;
+}
+
 static size_t on_write(char *p, size_t sz, size_t n, void *ud)
 {
     xfer *x = ud;
@@ -1299,19 +1353,12 @@ static size_t on_write(char *p, size_t sz, size_t n, void *ud)
         x->err = LLMUX_ETOOBIG;
         return 0;
     }
-    if (x->idle_ms && !x->paused)
+    if (x->answered && x->idle_ms && !x->paused)
         watchdog_arm(x, x->idle_ms); /* bytes arrived: the gap restarts */
     if (!x->started) {
-        long status = 0;
-        char *ct = NULL;
         x->started = 1;
-        hist_add(&x->c->h_first_byte, (uv_now(x->c->loop) - x->t_attempt) * 10);
-        if (!x->idle_ms && x->first_byte_ms && x->timer_on)
-            uv_timer_stop(&x->timer);
-        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
-        x->streaming = x->req->stream && status >= 200 && status < 300 &&
-                       !is_json_ctype(ct);
+        answer_began(x);
+        x->streaming = body_streams(x);
         if (x->streaming)
             llmux__framer_init(&x->live->framer, x->prep.http.framing,
                                x->c->max_event);
@@ -1378,10 +1425,11 @@ static double retry_after_ms(CURL *e)
     return -1;
 }
 
+/* As the official SDKs: timeouts, lock conflicts, rate limits and every
+ * server error (529, "overloaded", included). */
 static int retryable_status(long s)
 {
-    return s == 408 || s == 409 || s == 429 || s == 500 || s == 502 ||
-           s == 503 || s == 504;
+    return s == 408 || s == 409 || s == 429 || (s >= 500 && s <= 599);
 }
 
 /* Decides whether to try again; returns the delay in ms or -1. The full
@@ -1404,8 +1452,9 @@ static double retry_delay(xfer *x, int code, long status, int transport,
                 transport != CURLE_GOT_NOTHING &&
                 transport != CURLE_SEND_ERROR && transport != CURLE_RECV_ERROR)
                 return -1;
-            if (x->started && transport == CURLE_OPERATION_TIMEDOUT)
-                return -1; /* timed out after answering: total deadline */
+            if (status > 0)
+                return -1; /* the answer began (then a reset, a cut, a
+                              stall): the work may be done, report it */
         } else if (!retryable_status(status)) {
             return -1;
         }
@@ -1418,12 +1467,13 @@ static double retry_delay(xfer *x, int code, long status, int transport,
             return -1;
         d = x->retry_after_ms;
     } else {
-        double base = 500.0;
+        double base = (double)x->backoff_ms;
+        double cap = base > BACKOFF_CAP_MS ? base : BACKOFF_CAP_MS;
         int i;
-        for (i = 1; i < x->attempts && base < 8000.0; i++)
+        for (i = 1; i < x->attempts && base < cap; i++)
             base *= 2;
-        if (base > 8000.0)
-            base = 8000.0;
+        if (base > cap)
+            base = cap;
         /* xorshift jitter in [0.75, 1]: no global rand() state */
         x->c->rng ^= x->c->rng << 13;
         x->c->rng ^= x->c->rng >> 7;
@@ -1471,7 +1521,7 @@ static void reset_attempt(xfer *x)
     if (x->timer_on && x->state == X_ACTIVE)
         uv_timer_stop(&x->timer); /* the watchdog of the attempt ending */
     x->timeout_which = NULL;
-    x->started = x->streaming = x->got_done = 0;
+    x->started = x->answered = x->streaming = x->got_done = 0;
     x->err = 0;
     x->received = 0;
     x->events = 0;
@@ -1522,7 +1572,6 @@ static int use_fallback(xfer *x)
     struct llmux_client *c = x->c;
     llmux_request *req = x->req;
     llmux__config cfg;
-    const char *mr;
     char prev[128];
     int rc;
 
@@ -1556,10 +1605,7 @@ static int use_fallback(xfer *x)
     }
     x->res->fallback = (int)req->next_fallback;
     x->attempts = 0;
-    mr = llmux__config_get(&req->cfg, "max_retries");
-    x->max_retries = req->max_retries >= 0 ? req->max_retries
-                     : mr                  ? atoi(mr)
-                                           : c->max_retries;
+    retry_policy(x); /* the fallback's max_retries=, retry_backoff= */
     x->ep = endpoint_get(c, x->prep.url, x->prep.api_key);
     if (!x->ep)
         return LLMUX_ENOMEM;
@@ -1800,6 +1846,8 @@ static int xfer_attempt(xfer *x)
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->live->errbuf);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, x->connect_timeout_ms);
     if (timeout > 0)
@@ -1990,6 +2038,18 @@ static long option_ms(const llmux__config *cfg, const char *key, long dflt)
     return v && llmux__parse_seconds_ms(v, &ms) == 0 ? ms : dflt;
 }
 
+/* The retry budget and backoff: the request's setter, then its config
+ * string, then the client's options. */
+static void retry_policy(xfer *x)
+{
+    const llmux_request *req = x->req;
+    const char *mr = llmux__config_get(&req->cfg, "max_retries");
+    x->max_retries = req->max_retries >= 0 ? req->max_retries
+                     : mr                  ? atoi(mr)
+                                           : x->c->max_retries;
+    x->backoff_ms = option_ms(&req->cfg, "retry_backoff", DEFAULT_BACKOFF_MS);
+}
+
 LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
                               llmux_chunk_cb on_chunk, llmux_done_cb on_done,
                               void *userdata)
@@ -1997,7 +2057,6 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
     xfer *x;
     int rc;
     long timeout;
-    const char *mr;
     if (!c || !req)
         return LLMUX_EINVAL;
     if (c->closing) {
@@ -2060,10 +2119,7 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
     endpoint_limits(c, x->ep, &req->cfg);
     /* the estimate walks every message: only for token-limited endpoints */
     x->est_tokens = x->ep->tk.rate ? estimate_tokens(req) : 0;
-    mr = llmux__config_get(&req->cfg, "max_retries");
-    x->max_retries = req->max_retries >= 0 ? req->max_retries
-                     : mr                  ? atoi(mr)
-                                           : c->max_retries;
+    retry_policy(x);
     if (c->in_curl) {
         /* inside a curl callback (a chunk callback submitting): curl
          * refuses new handles here, so the defer timer starts it (its
@@ -2169,6 +2225,12 @@ LLMUX_EXTERN int llmux_request_cancel(llmux_request *req)
     if (!x || x->state == X_DONE || x->cancel)
         return 0;
     x->cancel = LLMUX_ECANCELED;
+    if (x->state == X_QUEUED) {
+        /* out of the queue now: a slot freed before on_defer gets to it
+         * must not start it */
+        dequeue(x);
+        x->state = X_WAIT;
+    }
     defer_push(x);
     return 0;
 }

@@ -297,6 +297,7 @@ static const char *const core_keys[] = {"base_url",
                                         "first_byte_timeout",
                                         "idle_timeout",
                                         "max_retries",
+                                        "retry_backoff",
                                         "proxy",
                                         "ca_file",
                                         "insecure",
@@ -368,7 +369,8 @@ static int check_core_option(llmux_request *r, const char *key,
     if (llmux__strcaseeq(key, "timeout") ||
         llmux__strcaseeq(key, "connect_timeout") ||
         llmux__strcaseeq(key, "first_byte_timeout") ||
-        llmux__strcaseeq(key, "idle_timeout")) {
+        llmux__strcaseeq(key, "idle_timeout") ||
+        llmux__strcaseeq(key, "retry_backoff")) {
         if (llmux__parse_seconds_ms(value, &v))
             return fail(r, LLMUX_ECONFIG,
                         "config string: option \"%s\" wants seconds, got "

@@ -57,8 +57,9 @@ typedef struct llmux_client_options {
     /* version 2 */
     long first_byte_timeout_ms; /**< no response byte (headers or first
                                      stream event) within this; 0 = none */
-    long idle_timeout_ms;       /**< no byte for this long mid-response (the gap
-                                     between stream events); 0 = none */
+    long idle_timeout_ms;       /**< no byte for this long mid-response (after
+                                     a whole reply's headers, or between
+                                     stream events); 0 = none */
     size_t max_in_flight;       /**< requests in flight on the client; 0 = no
                                      limit. The rest wait in a FIFO queue.
                                      Whatever the limits, at most 64

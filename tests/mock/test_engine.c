@@ -217,6 +217,33 @@ static void test_stream_cut(void **state)
     mock_env_stop(&e);
 }
 
+/* A connection reset right behind stream events: the events that came
+ * before it reach the caller, the error says what happened, and the
+ * stream is not retried once chunks were delivered. */
+static void test_stream_reset(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    (void)state;
+    mock_env_start(&e, NULL, NULL);
+    /* role, then "Mock", " reply", " to:", then the RST */
+    req = chat_fault(&e, "reset_after=4", "a b c d e f g");
+    llmux_request_set_stream(req, 1);
+    submit(&e, req, &r);
+    mock_env_run_until(&e, &r.calls);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, LLMUX_ETRANSPORT);
+    assert_int_equal(r.chunks, 3);
+    assert_string_equal(r.text, "Mock reply to:");
+    assert_string_equal(llmux_response_text(r.res, NULL), r.text);
+    assert_non_null(strstr(err_of(&r)->message, "reset"));
+    assert_int_equal(err_of(&r)->attempts, 1);
+    assert_int_equal(llmux_mock_request_count(e.mock), 1);
+    result_free(&r);
+    mock_env_stop(&e);
+}
+
 static void test_stream_error_event(void **state)
 {
     env e;
@@ -335,6 +362,59 @@ static void test_retry_budget_exhausted(void **state)
     assert_int_equal(r.status, LLMUX_EPROVIDER);
     assert_int_equal(err_of(&r)->attempts, 2);
     assert_int_equal(err_of(&r)->http_status, 503);
+    assert_int_equal(llmux_mock_request_count(e.mock), 2);
+    result_free(&r);
+    mock_env_stop(&e);
+}
+
+/* retry_backoff= sets the first wait without a Retry-After (0.5 s by
+ * default): 0.05 s, then 0.1 s, each with jitter down to 75 %. */
+static void test_retry_backoff(void **state)
+{
+    env e;
+    result r = {0};
+    llmux_request *req;
+    char spec[256];
+    uint64_t t0, took;
+    (void)state;
+    mock_env_start(&e, NULL, NULL);
+    llmux_mock_set_fault_all(e.mock, "status=503");
+    snprintf(spec, sizeof spec,
+             "openai/gpt-4o-mini;base_url=%s;api_key=k;retry_backoff=0.05",
+             e.base);
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
+    uv_update_time(&e.loop);
+    t0 = uv_now(&e.loop);
+    submit(&e, req, &r);
+    mock_env_run_until(&e, &r.calls);
+    took = uv_now(&e.loop) - t0;
+    assert_int_equal(r.status, LLMUX_EPROVIDER);
+    assert_int_equal(err_of(&r)->attempts, 3);
+    assert_true(took >= 110);
+    assert_true(took < 1000); /* the default waits 1.1 s at least */
+    result_free(&r);
+    assert_int_equal(
+        llmux_request_new(&req, LLMUX_OP_CHAT, "openai/x;retry_backoff=soon"),
+        LLMUX_ECONFIG);
+    assert_non_null(strstr(llmux_request_errmsg(req), "retry_backoff"));
+    llmux_request_free(req);
+    mock_env_stop(&e);
+}
+
+/* Every 5xx is retried, as the official SDKs do: 529 (overloaded) too. */
+static void test_retry_529(void **state)
+{
+    env e;
+    result r = {0};
+    (void)state;
+    mock_env_start(&e, NULL, NULL);
+    assert_int_equal(llmux_mock_push_fault(e.mock, "status=529;retry_after=0"),
+                     0);
+    submit(&e, chat(&e, "gpt-4o-mini", "overloaded"), &r);
+    mock_env_run_until(&e, &r.calls);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(llmux_response_attempts(r.res), 2);
     assert_int_equal(llmux_mock_request_count(e.mock), 2);
     result_free(&r);
     mock_env_stop(&e);
@@ -703,6 +783,39 @@ static void test_stream_retry_fresh_state(void **state)
     mock_env_stop(&e);
 }
 
+/*
+ * Transport failures are retried only before the answer: a reset before
+ * the headers is, a reset after them (mid-body, or a stream before its
+ * first event) is reported at once, like a truncated body.
+ */
+static void test_no_retry_once_answered(void **state)
+{
+    env e;
+    result r[4];
+    static const char *const faults[] = {"reset=1", "reset_after=10",
+                                         "reset_after=0", "body=truncated"};
+    static const int tries[] = {2, 1, 1, 1};
+    int i;
+    (void)state;
+    memset(r, 0, sizeof r);
+    mock_env_start(&e, NULL, NULL);
+    for (i = 0; i < 4; i++) {
+        llmux_request *req = chat_fault(&e, faults[i], "x");
+        llmux_request_set_max_retries(req, 1);
+        llmux_request_set_stream(req, i == 2);
+        submit(&e, req, &r[i]);
+    }
+    for (i = 0; i < 4; i++) {
+        mock_env_run_until(&e, &r[i].calls);
+        assert_int_equal(r[i].status, LLMUX_ETRANSPORT);
+        assert_int_equal(err_of(&r[i])->http_status, i ? 200 : 0);
+        assert_int_equal(err_of(&r[i])->attempts, tries[i]);
+        result_free(&r[i]);
+    }
+    assert_int_equal(llmux_mock_request_count(e.mock), 5);
+    mock_env_stop(&e);
+}
+
 /* Cancelling while a retry waits finishes at once with ECANCELED. */
 static void test_cancel_during_retry_wait(void **state)
 {
@@ -1036,11 +1149,14 @@ int main(void)
         cmocka_unit_test(test_free_from_callback),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_stream_cut),
+        cmocka_unit_test(test_stream_reset),
         cmocka_unit_test(test_stream_error_event),
         cmocka_unit_test(test_chunk_abort),
         cmocka_unit_test(test_http_errors),
         cmocka_unit_test(test_retry_then_success),
         cmocka_unit_test(test_retry_budget_exhausted),
+        cmocka_unit_test(test_retry_backoff),
+        cmocka_unit_test(test_retry_529),
         cmocka_unit_test(test_insufficient_quota_not_retried),
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_timeout_in_spec),
@@ -1052,6 +1168,7 @@ int main(void)
         cmocka_unit_test(test_submit_from_chunk_callback),
         cmocka_unit_test(test_cut_after_done_is_success),
         cmocka_unit_test(test_stream_retry_fresh_state),
+        cmocka_unit_test(test_no_retry_once_answered),
         cmocka_unit_test(test_cancel_during_retry_wait),
         cmocka_unit_test(test_submit_errors),
         cmocka_unit_test(test_connect_refused),

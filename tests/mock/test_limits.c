@@ -445,6 +445,44 @@ static void test_cancel_queued_and_close(void **state)
     mock_env_stop(&e.m);
 }
 
+/*
+ * Cancelling the request in flight and then the one queued behind it:
+ * the slot the first frees must not start the second on its way out (it
+ * was started, counted as an attempt, then cancelled).
+ */
+static void test_cancel_queue_head(void **state)
+{
+    env e;
+    result r[2];
+    llmux_request *reqs[2];
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    llmux_stats st;
+    int i;
+    (void)state;
+    memset(r, 0, sizeof r);
+    o.max_in_flight = 1;
+    env_start(&e, &o, 0);
+    for (i = 0; i < 2; i++) {
+        reqs[i] = chat(&e, NULL, "delay_ms=200", "q");
+        assert_int_equal(
+            llmux_submit(e.m.client, reqs[i], NULL, on_done, &r[i]), 0);
+    }
+    llmux_request_cancel(reqs[0]);
+    llmux_request_cancel(reqs[1]);
+    run_until(&e, &r[1].calls);
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(r[i].status, LLMUX_ECANCELED);
+        assert_int_equal(llmux_response_error(r[i].res)->attempts, 1 - i);
+    }
+    memset(&st, 0, sizeof st);
+    st.version = LLMUX_STATS_VERSION;
+    assert_int_equal(llmux_client_stats(e.m.client, &st), 0);
+    assert_int_equal(st.attempts, 1);
+    assert_int_equal(st.canceled, 2);
+    free_all(r, 2);
+    mock_env_stop(&e.m);
+}
+
 static void test_first_byte_timeout(void **state)
 {
     env e;
@@ -1463,6 +1501,48 @@ static void test_slow_accept_delays_answer(void **state)
     mock_env_close_loop(&e.m);
 }
 
+/*
+ * A whole reply whose body stalls after its headers: the headers were its
+ * first byte, so the idle timeout ends it (this hung forever with no
+ * first_byte_timeout and no total deadline), named, and not retried
+ * since the answer had begun. With a first_byte_timeout as well, that
+ * one is met by the headers and does not fire.
+ */
+static void test_idle_timeout_after_headers(void **state)
+{
+    env e;
+    result r[2];
+    llmux_request *req;
+    uint64_t t0;
+    int i;
+    (void)state;
+    memset(r, 0, sizeof r);
+    env_start(&e, NULL, 0);
+    uv_update_time(&e.m.loop);
+    t0 = uv_now(&e.m.loop);
+    for (i = 0; i < 2; i++) {
+        req = chat(&e, NULL, "stall_after=0", "headers only");
+        llmux_request_set_idle_timeout_ms(req, 400);
+        if (i)
+            llmux_request_set_first_byte_timeout_ms(req, 200);
+        assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r[i]),
+                         0);
+    }
+    for (i = 0; i < 2; i++) {
+        const llmux_error *err;
+        assert_true(run_for(&e, &r[i].calls, 5000));
+        err = llmux_response_error(r[i].res);
+        assert_int_equal(r[i].status, LLMUX_ETIMEDOUT);
+        assert_non_null(strstr(err->message, "idle_timeout"));
+        assert_int_equal(err->http_status, 200);
+        assert_int_equal(err->attempts, 1);
+    }
+    assert_true(uv_now(&e.m.loop) - t0 >= 380);
+    assert_int_equal(llmux_mock_request_count(e.m.mock), 2);
+    free_all(r, 2);
+    mock_env_stop(&e.m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1473,9 +1553,11 @@ int main(void)
         cmocka_unit_test(test_start_ramp),
         cmocka_unit_test(test_start_ramp_private_loop),
         cmocka_unit_test(test_cancel_queued_and_close),
+        cmocka_unit_test(test_cancel_queue_head),
         cmocka_unit_test(test_first_byte_timeout),
         cmocka_unit_test(test_first_byte_timeout_retried),
         cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_idle_timeout_after_headers),
         cmocka_unit_test(test_total_timeout_named),
         cmocka_unit_test(test_stage_timeouts_in_spec),
         cmocka_unit_test(test_fallbacks),

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,8 +96,10 @@ static void on_poll(uv_poll_t *h, int status, int events)
     env *e = sc->e;
     int flags = 0, running;
 
+    /* An error (an RST) comes without events: curl reads what arrived
+     * before it, then the error. */
     if (status < 0)
-        flags = CURL_CSELECT_ERR;
+        flags = CURL_CSELECT_IN | CURL_CSELECT_OUT;
     if (events & UV_READABLE)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
@@ -1037,6 +1040,21 @@ static void test_fault_status(void **state)
     env_stop(&e);
 }
 
+/* Runs a chat request (`body`) with fault `spec` in X-Mock-Fault and
+ * checks its status and Content-Type; the caller frees `x`. */
+static void faulted(env *e, xfer *x, const char *body, const char *spec,
+                    long status, const char *ctype)
+{
+    char h[160], v[64];
+
+    snprintf(h, sizeof(h), "X-Mock-Fault: %s", spec);
+    xfer_init(x, e, CHAT, body, KEY, h, NULL);
+    xfer_run(x);
+    assert_int_equal(x->status, status);
+    assert_true(xfer_header(x, "Content-Type", v, sizeof(v)));
+    assert_string_equal(v, ctype);
+}
+
 static void test_fault_bodies(void **state)
 {
     env e;
@@ -1062,6 +1080,36 @@ static void test_fault_bodies(void **state)
     assert_null(json_tokener_parse(x.body.data));
     xfer_free(&x);
 
+    /* Any status: 529 (overloaded) is a server error in OpenAI's shape. */
+    faulted(&e, &x, SIMPLE_CHAT, "status=529", 529, "application/json");
+    assert_non_null(strstr(x.body.data, "\"type\":\"server_error\""));
+    xfer_free(&x);
+
+    /* body=html: a proxy's error page, 502 unless a status is given. */
+    faulted(&e, &x, SIMPLE_CHAT, "body=html", 502, "text/html");
+    assert_non_null(strstr(x.body.data, "<title>502 Bad Gateway</title>"));
+    assert_non_null(strstr(x.body.data, "<center>nginx</center>"));
+    xfer_free(&x);
+    faulted(&e, &x, SIMPLE_CHAT, "body=html;status=504", 504, "text/html");
+    assert_non_null(strstr(x.body.data, "<h1>504 Gateway Timeout</h1>"));
+    xfer_free(&x);
+
+    /* content_type: the normal answer under another Content-Type, also
+     * on an error and on a stream. */
+    faulted(&e, &x, SIMPLE_CHAT, "content_type=text/plain", 200, "text/plain");
+    o = parse(x.body.data);
+    assert_string_equal(STR(o, "object"), "chat.completion");
+    json_object_put(o);
+    xfer_free(&x);
+    faulted(&e, &x, SIMPLE_CHAT, "status=429;content_type=text/html", 429,
+            "text/html");
+    xfer_free(&x);
+    faulted(&e, &x, STREAM_CHAT, "content_type=application/json", 200,
+            "application/json");
+    assert_int_equal(strncmp(x.body.data, "data: {", 7), 0);
+    xfer_free(&x);
+    assert_int_equal(llmux_mock_push_fault(e.mock, "content_type="), UV_EINVAL);
+
     llmux_mock_push_fault(e.mock, "huge=100000");
     xfer_init(&x, &e, CHAT, SIMPLE_CHAT, KEY, NULL);
     xfer_run(&x);
@@ -1075,6 +1123,39 @@ static void test_fault_bodies(void **state)
     env_stop(&e);
 }
 
+/* The errno of the failed receive: ECONNRESET after an RST. */
+static long os_errno(const xfer *x)
+{
+    long err = 0;
+
+    curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &err);
+    return err;
+}
+
+/* A stream with fault `spec` ends in `result` after n_events events; a
+ * receive error is a reset (ECONNRESET), anything else is not. */
+static void stream_ends(env *e, const char *spec, CURLcode result,
+                        size_t n_events)
+{
+    xfer x;
+    size_t n;
+    char **ev;
+
+    assert_int_equal(llmux_mock_push_fault(e->mock, spec), 0);
+    xfer_init(&x, e, CHAT, STREAM_CHAT, KEY, NULL);
+    xfer_run(&x);
+    assert_int_equal(x.result, result);
+    if (result == CURLE_RECV_ERROR)
+        assert_int_equal(os_errno(&x), ECONNRESET);
+    else
+        assert_int_not_equal(os_errno(&x), ECONNRESET);
+    assert_int_equal(x.status, 200);
+    ev = sse_events(x.body.data, &n);
+    assert_int_equal(n, n_events);
+    sse_free(ev);
+    xfer_free(&x);
+}
+
 static void test_fault_streams(void **state)
 {
     env e;
@@ -1086,14 +1167,7 @@ static void test_fault_streams(void **state)
     (void)state;
     env_start_opts(&e, 0, 1);
     /* cut_after: two events, then the socket closes mid-stream. */
-    llmux_mock_push_fault(e.mock, "cut_after=2");
-    xfer_init(&x, &e, CHAT, STREAM_CHAT, KEY, NULL);
-    xfer_run(&x);
-    assert_int_not_equal(x.result, CURLE_OK);
-    ev = sse_events(x.body.data, &n);
-    assert_int_equal(n, 2);
-    sse_free(ev);
-    xfer_free(&x);
+    stream_ends(&e, "cut_after=2", CURLE_PARTIAL_FILE, 2);
 
     /* stream_error_after: an error event, then a clean end, no [DONE]. */
     llmux_mock_push_fault(e.mock, "stream_error_after=3");
@@ -1151,6 +1225,56 @@ static void test_fault_streams(void **state)
     assert_int_equal(x.status, 200);
     assert_int_equal(x.body.len, 0);
     xfer_free(&x);
+    env_stop(&e);
+}
+
+/* A whole reply with fault `spec` ends in a reset after the status line
+ * of `status` (0: no headers at all) and body_len body bytes. */
+static void whole_reset(env *e, const char *spec, long status, size_t body_len)
+{
+    xfer x;
+
+    assert_int_equal(llmux_mock_push_fault(e->mock, spec), 0);
+    xfer_init(&x, e, CHAT, SIMPLE_CHAT, KEY, NULL);
+    xfer_run(&x);
+    assert_int_equal(x.result, CURLE_RECV_ERROR);
+    assert_int_equal(os_errno(&x), ECONNRESET);
+    assert_int_equal(x.status, status);
+    if (!status)
+        assert_int_equal(x.head.len, 0);
+    assert_int_equal(x.body.len, body_len);
+    xfer_free(&x);
+}
+
+static void test_fault_resets(void **state)
+{
+    env e;
+    xfer x;
+
+    (void)state;
+    env_start_opts(&e, 0, 1);
+    /* reset=1: the request is read and recorded, then an RST and not a
+     * byte of answer. */
+    whole_reset(&e, "reset=1", 0, 0);
+    assert_int_equal(llmux_mock_request_count(e.mock), 1);
+
+    /* reset_after=N on a stream: N events, then an RST; cut_after stays
+     * a clean close (FIN). */
+    stream_ends(&e, "reset_after=2", CURLE_RECV_ERROR, 2);
+    stream_ends(&e, "cut_after=3", CURLE_PARTIAL_FILE, 3);
+
+    /* ... on a whole reply: N body bytes, then an RST. */
+    whole_reset(&e, "reset_after=10", 200, 10);
+
+    /* Still serving, and nothing left in flight. */
+    xfer_init(&x, &e, CHAT, SIMPLE_CHAT, KEY, NULL);
+    xfer_run(&x);
+    assert_int_equal(x.result, CURLE_OK);
+    assert_int_equal(x.status, 200);
+    xfer_free(&x);
+    assert_int_equal(llmux_mock_request_count(e.mock), 5);
+    assert_int_equal(llmux_mock_in_flight(e.mock), 0);
+    assert_int_equal(llmux_mock_push_fault(e.mock, "reset=2"), UV_EINVAL);
     env_stop(&e);
 }
 
@@ -1525,6 +1649,7 @@ int main(void)
         cmocka_unit_test(test_fault_status),
         cmocka_unit_test(test_fault_bodies),
         cmocka_unit_test(test_fault_streams),
+        cmocka_unit_test(test_fault_resets),
         cmocka_unit_test(test_recording),
         cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_concurrency),

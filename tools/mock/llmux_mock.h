@@ -100,9 +100,10 @@ void llmux_mock_close(llmux_mock *m, void (*on_closed)(void *ud), void *ud);
  * and copied. Returns 0, UV_EINVAL for a bad spec, or UV_ENOMEM.
  *
  * A spec is ";"-separated directives: status=N code=STR message=STR
- * retry_after=S retry_after_ms=N body=garbage|text|truncated delay_ms=N
- * stall_after=N cut_after=N stream_error_after=N huge=N header=Name:Value
- * events=N (see tools/mock/README.md for their meaning).
+ * retry_after=S retry_after_ms=N body=garbage|text|truncated|html
+ * content_type=STR delay_ms=N stall_after=N cut_after=N reset_after=N
+ * reset=1 stream_error_after=N huge=N header=Name:Value events=N (see
+ * tools/mock/README.md for their meaning).
  */
 int llmux_mock_push_fault(llmux_mock *m, const char *spec);
 

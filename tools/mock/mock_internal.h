@@ -51,9 +51,10 @@ void llmux__mock_buf_free(mock_buf *b);
 
 enum mock_body_fault {
     MOCK_BODY_NONE = 0,
-    MOCK_BODY_GARBAGE,  /* 200 with a non-JSON body */
-    MOCK_BODY_TEXT,     /* the status with a plain-text body */
-    MOCK_BODY_TRUNCATED /* the normal reply cut in the middle, then close */
+    MOCK_BODY_GARBAGE,   /* 200 with a non-JSON body */
+    MOCK_BODY_TEXT,      /* the status with a plain-text body */
+    MOCK_BODY_TRUNCATED, /* the normal reply cut in the middle, then close */
+    MOCK_BODY_HTML       /* the status with a proxy's HTML error page */
 };
 
 /* A parsed fault spec. Numbers are -1 when unset; strings are owned. */
@@ -66,11 +67,14 @@ typedef struct mock_fault {
     long delay_ms;
     long stall_after;
     long cut_after;
+    long reset;       /* 1: RST as soon as the request is read */
+    long reset_after; /* cut_after, with an RST instead of a FIN */
     long stream_error_after;
     long huge;
     long events;
-    int body;         /* enum mock_body_fault */
-    mock_buf headers; /* extra "Name: Value\r\n" lines */
+    int body;           /* enum mock_body_fault */
+    char *content_type; /* replaces the reply's Content-Type */
+    mock_buf headers;   /* extra "Name: Value\r\n" lines */
 } mock_fault;
 
 void llmux__mock_fault_init(mock_fault *f);
@@ -83,7 +87,8 @@ int llmux__mock_fault_parse(mock_fault *f, const char *spec, int lenient,
                             char *err, size_t errlen);
 /* True when no directive is set. */
 int llmux__mock_fault_empty(const mock_fault *f);
-/* True when the fault replaces the whole reply (status>=400, body, huge). */
+/* True when the fault replaces the whole reply (status>=400, body other
+ * than truncated, huge). */
 int llmux__mock_fault_replaces(const mock_fault *f);
 
 /* ---- replies ----------------------------------------------------------- */
@@ -96,6 +101,7 @@ int llmux__mock_fault_replaces(const mock_fault *f);
 typedef struct mock_reply {
     int status;
     const char *content_type; /* static string */
+    char *ctype_override;     /* owned; wins over content_type when set */
     mock_buf headers;         /* extra "Name: Value\r\n" lines */
     int stream;
     mock_buf body;

@@ -10,10 +10,11 @@
  * by path suffix through the protocol table to a handler that builds a
  * mock_reply, and the response engine sends that reply: after the latency
  * or delay_ms, whole bodies with Content-Length, streams chunked with
- * chunk_delay_ms between events, and stalls, cuts and truncations on
- * request. With accept_delay_ms, a new connection is accepted from a timer
- * (libuv stops accepting until uv_accept is called). Every handle is
- * closed through uv_close and memory is freed in the close callbacks.
+ * chunk_delay_ms between events, and stalls, cuts, resets (RST) and
+ * truncations on request. With accept_delay_ms, a new connection is
+ * accepted from a timer (libuv stops accepting until uv_accept is
+ * called). Every handle is closed through uv_close (a reset through
+ * uv_tcp_close_reset) and memory is freed in the close callbacks.
  */
 #include "mock_internal.h"
 
@@ -56,7 +57,10 @@ typedef struct mock_record {
 
 typedef struct mock_conn mock_conn;
 
-enum mock_end { END_NORMAL = 0, END_STALL, END_CUT };
+enum mock_end { END_NORMAL = 0, END_STALL, END_CUT, END_RESET };
+
+/* What follows a write once it completed. */
+enum mock_then { THEN_MORE = 0, THEN_DONE, THEN_RESET };
 
 struct llmux_mock {
     uv_loop_t *loop;
@@ -113,7 +117,7 @@ struct mock_conn {
 typedef struct mock_write {
     uv_write_t req;
     mock_conn *c;
-    int final;
+    int then; /* enum mock_then */
     char *data;
 } mock_write;
 
@@ -246,6 +250,21 @@ static void conn_close(mock_conn *c)
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 
+/* Closes with an RST (SO_LINGER 0) instead of a FIN: the client reads
+ * ECONNRESET. Never called with a shutdown pending (libuv refuses). */
+static void conn_reset(mock_conn *c)
+{
+    if (c->closing)
+        return;
+    if (c->draining || uv_tcp_close_reset(&c->tcp, on_conn_closed) < 0) {
+        conn_close(c);
+        return;
+    }
+    c->closing = 1;
+    uncount(c);
+    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
 static void on_drain_timeout(uv_timer_t *t)
 {
     conn_close(t->data);
@@ -286,7 +305,7 @@ static void on_write(uv_write_t *req, int status)
 {
     mock_write *w = (mock_write *)req;
     mock_conn *c = w->c;
-    int final = w->final;
+    int then = w->then;
 
     free(w->data);
     free(w);
@@ -296,13 +315,15 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    if (final)
+    if (then == THEN_DONE)
         response_done(c);
+    else if (then == THEN_RESET)
+        conn_reset(c); /* the bytes are in the kernel: they go first */
 }
 
-/* Queues the bytes of `b` (taken over, `b` is left empty). `final` marks
- * the last write of a response. */
-static void conn_write(mock_conn *c, mock_buf *b, int final)
+/* Queues the bytes of `b` (taken over, `b` is left empty). `then` says
+ * what follows once they are written (enum mock_then). */
+static void conn_write(mock_conn *c, mock_buf *b, int then)
 {
     mock_write *w;
     uv_buf_t buf;
@@ -321,7 +342,7 @@ static void conn_write(mock_conn *c, mock_buf *b, int final)
         return;
     }
     w->c = c;
-    w->final = final;
+    w->then = then;
     w->data = data;
     buf = uv_buf_init(data, (unsigned int)len);
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write) < 0) {
@@ -346,8 +367,9 @@ static void build_head(mock_conn *c, mock_buf *b)
 
     llmux__mock_buf_printf(b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n",
                            r->status, status_reason(r->status),
-                           r->content_type ? r->content_type
-                                           : "application/json");
+                           r->ctype_override ? r->ctype_override
+                           : r->content_type ? r->content_type
+                                             : "application/json");
     if (r->stream)
         llmux__mock_buf_adds(b, "Transfer-Encoding: chunked\r\n"
                                 "Cache-Control: no-cache\r\n");
@@ -388,7 +410,7 @@ static void send_events(mock_conn *c, mock_buf *b)
             break;
     }
     if (c->ev_next < c->ev_limit) {
-        conn_write(c, b, 0);
+        conn_write(c, b, THEN_MORE);
         if (!c->closing)
             uv_timer_start(&c->timer, on_chunk_timer, (uint64_t)c->chunk_delay,
                            0);
@@ -397,21 +419,29 @@ static void send_events(mock_conn *c, mock_buf *b)
     switch (c->end_mode) {
     case END_NORMAL:
         llmux__mock_buf_add(b, "0\r\n\r\n", 5);
-        conn_write(c, b, 1);
+        conn_write(c, b, THEN_DONE);
         break;
     case END_STALL:
         /* Keep the connection open and silent until the client leaves. */
         if (b->len)
-            conn_write(c, b, 0);
+            conn_write(c, b, THEN_MORE);
         else
             llmux__mock_buf_free(b);
         break;
-    default: /* END_CUT */
+    case END_CUT:
         if (b->len)
-            conn_write(c, b, 0);
+            conn_write(c, b, THEN_MORE);
         else
             llmux__mock_buf_free(b);
         conn_drain(c);
+        break;
+    default: /* END_RESET */
+        if (b->len) {
+            conn_write(c, b, THEN_RESET);
+        } else {
+            llmux__mock_buf_free(b);
+            conn_reset(c);
+        }
         break;
     }
 }
@@ -428,16 +458,16 @@ static void send_head(mock_conn *c)
         return;
     }
     if (c->end_mode == END_STALL) {
-        conn_write(c, &b, 0);
+        conn_write(c, &b, THEN_MORE);
         return;
     }
     n = c->body_limit < r->body.len ? c->body_limit : r->body.len;
     llmux__mock_buf_add(&b, r->body.data, n);
     if (c->end_mode == END_CUT) {
-        conn_write(c, &b, 0);
+        conn_write(c, &b, THEN_MORE);
         conn_drain(c);
     } else {
-        conn_write(c, &b, 1);
+        conn_write(c, &b, c->end_mode == END_RESET ? THEN_RESET : THEN_DONE);
     }
 }
 
@@ -693,6 +723,22 @@ static void fault_reply(mock_ctx *ctx)
     } else if (f->body == MOCK_BODY_TEXT) {
         llmux__mock_reply_text(ctx->reply, f->status ? f->status : 500,
                                "text/plain", text, sizeof(text) - 1);
+    } else if (f->body == MOCK_BODY_HTML) {
+        /* what nginx in front of a dead or busy upstream sends */
+        int status = f->status ? f->status : 502;
+        const char *why = status_reason(status);
+        char *page = llmux__mock_strdupf(
+            "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+            "<center><h1>%d %s</h1></center>\r\n<hr><center>nginx</center>"
+            "\r\n</body>\r\n</html>\r\n",
+            status, why, status, why);
+        if (!page) {
+            ctx->reply->oom = 1;
+            return;
+        }
+        llmux__mock_reply_text(ctx->reply, status, "text/html", page,
+                               strlen(page));
+        free(page);
     } else {
         ctx->proto->error(ctx, f->status, NULL, f->code, NULL, f->message);
     }
@@ -714,6 +760,12 @@ static void plan_delivery(mock_conn *c, mock_ctx *ctx)
     llmux__mock_buf_add(&r->headers, f->headers.data, f->headers.len);
     if (f->status && !llmux__mock_fault_replaces(f))
         r->status = f->status; /* e.g. status=201 on a normal reply */
+    if (f->content_type) {
+        free(r->ctype_override);
+        r->ctype_override = llmux__mock_strdup(f->content_type);
+        if (!r->ctype_override)
+            r->oom = 1;
+    }
 
     c->end_mode = END_NORMAL;
     c->body_limit = SIZE_MAX;
@@ -735,6 +787,10 @@ static void plan_delivery(mock_conn *c, mock_ctx *ctx)
             if ((size_t)f->cut_after < c->ev_limit)
                 c->ev_limit = (size_t)f->cut_after;
             c->end_mode = END_CUT;
+        } else if (f->reset_after >= 0) {
+            if ((size_t)f->reset_after < c->ev_limit)
+                c->ev_limit = (size_t)f->reset_after;
+            c->end_mode = END_RESET;
         } else if (f->body == MOCK_BODY_TRUNCATED) {
             c->ev_limit /= 2;
             c->end_mode = END_CUT;
@@ -746,6 +802,9 @@ static void plan_delivery(mock_conn *c, mock_ctx *ctx)
         } else if (f->cut_after >= 0) {
             c->body_limit = (size_t)f->cut_after;
             c->end_mode = END_CUT;
+        } else if (f->reset_after >= 0) {
+            c->body_limit = (size_t)f->reset_after;
+            c->end_mode = END_RESET;
         } else if (f->body == MOCK_BODY_TRUNCATED) {
             c->body_limit = r->body.len / 2;
             c->end_mode = END_CUT;
@@ -763,7 +822,7 @@ static void handle_request(mock_conn *c)
     const char *method, *spec = NULL, *hdr;
     int lenient = 0;
     char *path, *q, *model = NULL, *script = NULL, err[160];
-    int bad_fault = 0;
+    int bad_fault = 0, reset;
     long delay;
 
     rec = record_take(c);
@@ -843,7 +902,10 @@ static void handle_request(mock_conn *c)
             bad_fault = 1;
     }
 
-    if (bad_fault) {
+    reset = !bad_fault && fault.reset == 1;
+    if (reset) {
+        /* not a byte of answer: the client reads ECONNRESET */
+    } else if (bad_fault) {
         char *msg = llmux__mock_strdupf("bad mock fault spec: %s", err);
         ctx.proto->error(&ctx, 400, "invalid_request_error", NULL, NULL,
                          msg ? msg : "bad mock fault spec");
@@ -865,12 +927,17 @@ static void handle_request(mock_conn *c)
         route->handle(&ctx);
     }
 
-    plan_delivery(c, &ctx);
-    llmux__mock_log(m, "%s %s -> %d%s", method, rec->path, c->reply.status,
-                    c->reply.stream ? " (stream)" : "");
-    delay = fault.delay_ms >= 0 ? fault.delay_ms : m->opts.latency_ms;
-    c->chunk_delay = m->opts.chunk_delay_ms;
-    start_response(c, delay);
+    if (reset) {
+        llmux__mock_log(m, "%s %s -> reset", method, rec->path);
+        conn_reset(c);
+    } else {
+        plan_delivery(c, &ctx);
+        llmux__mock_log(m, "%s %s -> %d%s", method, rec->path, c->reply.status,
+                        c->reply.stream ? " (stream)" : "");
+        delay = fault.delay_ms >= 0 ? fault.delay_ms : m->opts.latency_ms;
+        c->chunk_delay = m->opts.chunk_delay_ms;
+        start_response(c, delay);
+    }
 
     llmux__mock_fault_clear(&fault);
     if (ctx.json)
@@ -968,7 +1035,7 @@ static int on_headers_complete(http_parser *p)
             p->http_major == 1 && p->http_minor >= 1) {
             mock_buf b = {0};
             llmux__mock_buf_adds(&b, "HTTP/1.1 100 Continue\r\n\r\n");
-            conn_write(c, &b, 0);
+            conn_write(c, &b, THEN_MORE);
         }
     }
     return 0;

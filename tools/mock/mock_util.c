@@ -153,6 +153,8 @@ void llmux__mock_fault_init(mock_fault *f)
     f->delay_ms = -1;
     f->stall_after = -1;
     f->cut_after = -1;
+    f->reset = -1;
+    f->reset_after = -1;
     f->stream_error_after = -1;
     f->huge = -1;
     f->events = -1;
@@ -163,6 +165,7 @@ void llmux__mock_fault_clear(mock_fault *f)
     free(f->code);
     free(f->message);
     free(f->retry_after);
+    free(f->content_type);
     llmux__mock_buf_free(&f->headers);
     llmux__mock_fault_init(f);
 }
@@ -171,14 +174,16 @@ int llmux__mock_fault_empty(const mock_fault *f)
 {
     return !f->status && !f->code && !f->message && !f->retry_after &&
            f->retry_after_ms < 0 && f->delay_ms < 0 && f->stall_after < 0 &&
-           f->cut_after < 0 && f->stream_error_after < 0 && f->huge < 0 &&
-           f->events < 0 && f->body == MOCK_BODY_NONE && f->headers.len == 0;
+           f->cut_after < 0 && f->reset < 0 && f->reset_after < 0 &&
+           f->stream_error_after < 0 && f->huge < 0 && f->events < 0 &&
+           f->body == MOCK_BODY_NONE && !f->content_type && f->headers.len == 0;
 }
 
 int llmux__mock_fault_replaces(const mock_fault *f)
 {
     return f->status >= 400 || f->body == MOCK_BODY_GARBAGE ||
-           f->body == MOCK_BODY_TEXT || f->huge >= 0;
+           f->body == MOCK_BODY_TEXT || f->body == MOCK_BODY_HTML ||
+           f->huge >= 0;
 }
 
 static int has_crlf(const char *s)
@@ -251,6 +256,8 @@ static int fault_directive(mock_fault *f, char *d, int lenient, char *err,
         {"delay_ms", &f->delay_ms, 3600000L},
         {"stall_after", &f->stall_after, 100000000L},
         {"cut_after", &f->cut_after, 1L << 30},
+        {"reset", &f->reset, 1},
+        {"reset_after", &f->reset_after, 1L << 30},
         {"stream_error_after", &f->stream_error_after, 100000000L},
         {"huge", &f->huge, MOCK_MAX_HUGE},
         {"events", &f->events, 1000000L},
@@ -302,10 +309,18 @@ static int fault_directive(mock_fault *f, char *d, int lenient, char *err,
             f->body = MOCK_BODY_TEXT;
         else if (strcmp(val, "truncated") == 0)
             f->body = MOCK_BODY_TRUNCATED;
+        else if (strcmp(val, "html") == 0)
+            f->body = MOCK_BODY_HTML;
         else {
             snprintf(err, errlen, "body: unknown kind '%s'", val);
             return -1;
         }
+    } else if (strcmp(key, "content_type") == 0) {
+        if (!*val) {
+            snprintf(err, errlen, "content_type: empty");
+            return -1;
+        }
+        return set_str(&f->content_type, val);
     } else if (strcmp(key, "header") == 0) {
         char *colon = strchr(val, ':');
         if (!colon || !is_token(val, (size_t)(colon - val))) {
@@ -357,6 +372,7 @@ int llmux__mock_fault_parse(mock_fault *f, const char *spec, int lenient,
 
 void llmux__mock_reply_clear(mock_reply *r)
 {
+    free(r->ctype_override);
     llmux__mock_buf_free(&r->headers);
     llmux__mock_buf_free(&r->body);
     free(r->ev_end);
