@@ -387,8 +387,11 @@ static void test_gather_cancel_midway(void **state)
     assert_true(ok >= 5);   /* some finished before the cancel */
     assert_true(never > 0); /* some never started */
     run_until_mock_idle(&e, 1000);
-    /* the mock saw exactly the requests that were started */
-    assert_int_equal(llmux_mock_request_count(e.mock), ran);
+    /* the mock saw every request that finished and none that never
+     * started; one started just before the cancel may not have reached
+     * it (its bytes were still unsent: seen under valgrind) */
+    assert_true(llmux_mock_request_count(e.mock) >= ok);
+    assert_true(llmux_mock_request_count(e.mock) <= ran);
     seen_free(&s);
     mock_env_stop(&e);
 }
