@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "test_scale.h"
 
 /* ---- recording events --------------------------------------------------- */
 
@@ -428,7 +429,7 @@ static void test_streams_split3(void **state)
     for (s = 0; s < N_STREAMS; s++) {
         const stream *st = &streams[s];
         expected(st, &want);
-        for (cut[0] = 0; cut[0] <= st->len; cut[0]++)
+        for (cut[0] = 0; cut[0] <= st->len; cut[0] += LLMUX_TEST_STRIDE(7))
             for (cut[1] = cut[0]; cut[1] <= st->len; cut[1]++) {
                 rec_reset(&r);
                 assert_int_equal(
@@ -565,7 +566,7 @@ static void test_fixture_openai(void **state)
     assert_true(c.n > 100);
 
     /* every two-piece split */
-    for (k = 0; k <= stream.len; k++) {
+    for (k = 0; k <= stream.len; k += LLMUX_TEST_STRIDE(97)) {
         c.at = 0;
         llmux__framer_init(&f, LLMUX_FRAMING_SSE, 1 << 20);
         assert_int_equal(
@@ -941,7 +942,7 @@ static void test_garbage(void **state)
     int i, kind, rca, rcb;
     (void)state;
 
-    for (i = 0; i < 20000; i++) {
+    for (i = 0; i < LLMUX_TEST_REPS(20000, 10); i++) {
         len = make_garbage(buf, sizeof buf);
         kind = (rnd() & 1) ? SSE : ND;
         max = (rnd() % 3 == 0) ? 0 : 1 + rnd() % 64;
