@@ -159,6 +159,16 @@ char *llmux__plugin_dirs(const char *extra_dirs);
 int llmux__provider_check(const llmux_provider *vt, const char *what, char *err,
                           size_t errlen);
 void llmux__providers_cleanup(void);
+/*
+ * Parses descriptor text text[0..len) (the ".conf" syntax; may hold any
+ * bytes) as the loader parses the file `path` (named in messages). On
+ * success *module is the module it names (llmux__free) and *n_opts the
+ * number of provider options; otherwise returns LLMUX_ECONFIG (or
+ * LLMUX_ENOMEM) with the reason in err.
+ */
+int llmux__descriptor_parse(const char *path, const char *text, size_t len,
+                            char **module, size_t *n_opts, char *err,
+                            size_t errlen);
 
 /* ---- response.c: responses, chunks and the host's builders --------------- */
 
