@@ -6,6 +6,7 @@
  * stream chunks into the response being assembled (llmux__out_merge), and
  * both serialise back to OpenAI's JSON shapes.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,6 +143,19 @@ static int out_str(llmux_out *o, int field, const char *s, size_t len)
     }
 }
 
+/* A token count as the usage struct holds it: a negative count means
+ * unknown (-1), and a count beyond a long is cut to LONG_MAX. */
+static long token_count(int64_t v)
+{
+    if (v < 0)
+        return -1;
+#if LONG_MAX < INT64_MAX
+    if (v > LONG_MAX)
+        return LONG_MAX;
+#endif
+    return (long)v;
+}
+
 static int out_int(llmux_out *o, int field, int64_t v)
 {
     if (!o)
@@ -156,23 +170,23 @@ static int out_int(llmux_out *o, int field, int64_t v)
         o->finish = (int)v;
         break;
     case LLMUX_F_PROMPT_TOKENS:
-        o->usage.prompt_tokens = (long)v;
+        o->usage.prompt_tokens = token_count(v);
         o->has_usage = 1;
         break;
     case LLMUX_F_COMPLETION_TOKENS:
-        o->usage.completion_tokens = (long)v;
+        o->usage.completion_tokens = token_count(v);
         o->has_usage = 1;
         break;
     case LLMUX_F_TOTAL_TOKENS:
-        o->usage.total_tokens = (long)v;
+        o->usage.total_tokens = token_count(v);
         o->has_usage = 1;
         break;
     case LLMUX_F_CACHED_TOKENS:
-        o->usage.cached_tokens = (long)v;
+        o->usage.cached_tokens = token_count(v);
         o->has_usage = 1;
         break;
     case LLMUX_F_REASONING_TOKENS:
-        o->usage.reasoning_tokens = (long)v;
+        o->usage.reasoning_tokens = token_count(v);
         o->has_usage = 1;
         break;
     default:
