@@ -172,6 +172,11 @@ int llmux__descriptor_parse(const char *path, const char *text, size_t len,
 
 /* ---- response.c: responses, chunks and the host's builders --------------- */
 
+/* Tool calls per response or stream: out_tool_call refuses an index from
+ * here on with LLMUX_EPROTO (no model makes that many calls at once, and
+ * each chunk's calls are found in the stream's by a linear search). */
+#define LLMUX__MAX_TOOL_CALLS 1024
+
 typedef struct llmux__call_slot {
     llmux_tool_call pub; /* pointers into the fields below */
     char *id;

@@ -254,6 +254,9 @@ static int out_tool_call(llmux_out *o, int index, const char *id,
     llmux__call_slot *s;
     if (!o || index < 0 || (!args && args_len))
         return LLMUX_EINVAL;
+    /* calls are looked up by index: a bound keeps that linear */
+    if (index >= LLMUX__MAX_TOOL_CALLS)
+        return LLMUX_EPROTO;
     s = call_slot(o, index);
     if (!s)
         return LLMUX_ENOMEM;

@@ -24,6 +24,46 @@
 
 #define BASE ";base_url=http://127.0.0.1:9/v1;api_key=sk-test"
 
+/* ---- budgets
+ * ---------------------------------------------------------------*/
+
+typedef struct budget {
+    struct timespec t0;
+    long rss0_kb; /* peak resident size at the start */
+} budget;
+
+static long peak_rss_kb(void)
+{
+    struct rusage ru;
+    assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+    return ru.ru_maxrss;
+}
+
+static void budget_start(budget *b)
+{
+    b->rss0_kb = peak_rss_kb();
+    assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &b->t0), 0);
+}
+
+/* Fails when `what` took more than max_s seconds or raised the peak
+ * resident size by more than max_mb MB. */
+static void budget_check(const budget *b, const char *what, double max_s,
+                         long max_mb)
+{
+    struct timespec t1;
+    double s;
+    long grown_mb;
+    assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &t1), 0);
+    s = (double)(t1.tv_sec - b->t0.tv_sec) +
+        (double)(t1.tv_nsec - b->t0.tv_nsec) / 1e9;
+    grown_mb = (peak_rss_kb() - b->rss0_kb) / 1024;
+    if (s > max_s)
+        fail_msg("%s: %.2f s, budget %.2f s", what, s, max_s);
+    if (grown_mb > max_mb)
+        fail_msg("%s: peak memory grew by %ld MB, budget %ld MB", what,
+                 grown_mb, max_mb);
+}
+
 /* ---- the plugins
  * -----------------------------------------------------------*/
 
@@ -159,10 +199,81 @@ static void test_usage_numbers(void **state)
     }
 }
 
+/* ---- tool-call indexes ---------------------------------------------------*/
+
+/*
+ * A tool-call delta's index picks its slot: a negative or huge one must be
+ * refused, not make room for two billion calls. (Regression: the host
+ * accepted any index, and Ollama, which numbers its calls itself, let a
+ * stream add calls without end, each merge searching all earlier ones.)
+ */
+static void test_tool_call_index(void **state)
+{
+    static const char *const bad[] = {"2000000000", "-1", "1e999", "1024",
+                                      "9223372036854775807"};
+    struct llmux_out o;
+    llmux__buf wire = {0};
+    pt_stream s;
+    char *sum;
+    budget b;
+    size_t i;
+    (void)state;
+
+    budget_start(&b);
+    /* the host table, as any plugin calls it */
+    llmux__out_init(&o, LLMUX_OP_CHAT, 1);
+    assert_int_equal(
+        llmux__host.out_tool_call(&o, 2000000000, "id", "f", "{}", 2),
+        LLMUX_EPROTO);
+    assert_int_equal(llmux__host.out_tool_call(&o, -1, "id", "f", "{}", 2),
+                     LLMUX_EINVAL);
+    assert_int_equal(llmux__host.out_tool_call(&o, 1023, "id", "f", "{}", 2),
+                     0);
+    assert_int_equal(o.n_calls, 1);
+    llmux__out_free(&o);
+
+    /* OpenAI-shape deltas with a bad wire index */
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char ev[512], *msg = NULL, *type = NULL;
+        snprintf(ev, sizeof ev,
+                 "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{"
+                 "\"index\":%s,\"id\":\"c\",\"type\":\"function\","
+                 "\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]}}]}",
+                 bad[i]);
+        assert_int_equal(
+            pt_one_event(&p_openai, LLMUX_OP_CHAT, ev, strlen(ev), &msg, &type),
+            LLMUX_EPROTO);
+        assert_non_null(msg);
+        free(msg);
+        free(type);
+    }
+
+    /* Ollama: one new call per line, 1100 lines */
+    for (i = 0; i < 1100; i++)
+        assert_int_equal(
+            llmux__buf_printf(
+                &wire,
+                "{\"model\":\"m\",\"message\":{\"role\":\"assistant\","
+                "\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":"
+                "\"f%zu\",\"arguments\":{}}}]},\"done\":false}\n",
+                i),
+            0);
+    sum = pt_run_once(&p_ollama, LLMUX_OP_CHAT, wire.p, wire.len, NULL, 0, &s);
+    assert_int_equal(s.err, LLMUX_EPROTO);
+    assert_int_equal(s.events, LLMUX__MAX_TOOL_CALLS);
+    assert_int_equal(llmux_response_tool_call_count(s.acc),
+                     LLMUX__MAX_TOOL_CALLS);
+    pt_stream_free(&s);
+    free(sum);
+    llmux__buf_free(&wire);
+    budget_check(&b, "tool-call indexes", 10.0, 100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_numbers),
+        cmocka_unit_test(test_tool_call_index),
     };
     return cmocka_run_group_tests(tests, NULL, pt_teardown);
 }
