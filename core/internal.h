@@ -253,6 +253,10 @@ void llmux__out_free(struct llmux_out *o);
 /* Folds a stream chunk into the accumulated response. */
 int llmux__out_merge(struct llmux_out *acc, const struct llmux_out *chunk);
 
+/* The total token count: the reported one, else prompt + completion
+ * (the known ones, at most LONG_MAX). */
+long llmux__usage_total(const llmux_usage *u);
+
 llmux_response *llmux__response_new(int op, const char *provider);
 /* Records the final error on `res` (message copied; never the key). */
 void llmux__response_fail(llmux_response *res, int code, long http_status,

@@ -842,6 +842,15 @@ static json_object *jfloat(float f)
     return json_object_new_double_s((double)f, buf);
 }
 
+long llmux__usage_total(const llmux_usage *u)
+{
+    long p = u->prompt_tokens > 0 ? u->prompt_tokens : 0;
+    long c = u->completion_tokens > 0 ? u->completion_tokens : 0;
+    if (u->total_tokens >= 0)
+        return u->total_tokens;
+    return p > LONG_MAX - c ? LONG_MAX : p + c;
+}
+
 static json_object *usage_json(const llmux_usage *u)
 {
     json_object *o = json_object_new_object();
@@ -852,13 +861,8 @@ static json_object *usage_json(const llmux_usage *u)
                            json_object_new_int64(u->completion_tokens > 0
                                                      ? u->completion_tokens
                                                      : 0));
-    json_object_object_add(
-        o, "total_tokens",
-        json_object_new_int64(
-            u->total_tokens >= 0
-                ? u->total_tokens
-                : (u->prompt_tokens > 0 ? u->prompt_tokens : 0) +
-                      (u->completion_tokens > 0 ? u->completion_tokens : 0)));
+    json_object_object_add(o, "total_tokens",
+                           json_object_new_int64(llmux__usage_total(u)));
     if (u->cached_tokens >= 0) {
         json_object *d = json_object_new_object();
         json_object_object_add(d, "cached_tokens",

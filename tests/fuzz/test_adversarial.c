@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +202,35 @@ static void test_usage_numbers(void **state)
             llmux_response_free(res);
         }
     }
+}
+
+/*
+ * Counts near LONG_MAX and no total: the JSON form (and the engine's token
+ * budget) add prompt and completion, saturating at LONG_MAX. (Regression:
+ * the sum overflowed, undefined behaviour, found by fuzz_openai.)
+ */
+static void test_usage_total_saturates(void **state)
+{
+    static const char body[] =
+        "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+        "\"content\":\"x\"}}],\"usage\":{\"prompt_tokens\":"
+        "9223372036854775807,\"completion_tokens\":40}}";
+    json_object *j;
+    char *text;
+    int rc;
+    llmux_response *res =
+        decode(&p_openai, LLMUX_OP_CHAT, 200, body, sizeof body - 1, &rc);
+    (void)state;
+    assert_int_equal(rc, 0);
+    assert_int_equal(llmux_response_usage(res)->total_tokens, -1);
+    text = llmux_response_to_json(res);
+    assert_non_null(text);
+    j = parse_all(text, strlen(text));
+    assert_int_equal(jint(j, "usage.total_tokens"), LONG_MAX);
+    assert_int_equal(jint(j, "usage.prompt_tokens"), LONG_MAX);
+    json_object_put(j);
+    llmux_free(text);
+    llmux_response_free(res);
 }
 
 /* ---- tool-call indexes ---------------------------------------------------*/
@@ -792,6 +822,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_numbers),
+        cmocka_unit_test(test_usage_total_saturates),
         cmocka_unit_test(test_tool_call_index),
         cmocka_unit_test(test_nested_brackets),
         cmocka_unit_test(test_sse_huge_line),
