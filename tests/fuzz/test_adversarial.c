@@ -21,8 +21,7 @@
 
 #include <cmocka.h>
 
-#include <uv.h>
-
+#include "mock/mock_env.h"
 #include "unit/plugin_test.h"
 
 #define BASE ";base_url=http://127.0.0.1:9/v1;api_key=sk-test"
@@ -752,11 +751,6 @@ static void liar_done(llmux_request *req, int status, llmux_response *res,
     l->status = status;
 }
 
-static void client_closed(void *ud)
-{
-    *(int *)ud = 1;
-}
-
 /*
  * The server promises 2 GB and sends a few bytes before closing: the
  * request fails with a transport error (or ETOOBIG), its done callback
@@ -764,22 +758,23 @@ static void client_closed(void *ud)
  */
 static void test_huge_content_length(void **state)
 {
-    uv_loop_t loop;
+    mock_env e;
     liar l;
     struct sockaddr_in addr;
     struct sockaddr_storage name;
-    int namelen = sizeof name, i, closed = 0;
+    int namelen = sizeof name, i;
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
-    llmux_client *c;
     llmux_request *r;
     char spec[256];
     budget b;
     (void)state;
 
     budget_start(&b);
+    o.max_retries = 0;
+    o.timeout_ms = 20000; /* a hang fails below, not the suite */
+    mock_env_start(&e, &o, NULL);
     memset(&l, 0, sizeof l);
-    assert_int_equal(uv_loop_init(&loop), 0);
-    assert_int_equal(uv_tcp_init(&loop, &l.srv), 0);
+    assert_int_equal(uv_tcp_init(&e.loop, &l.srv), 0);
     l.srv.data = &l;
     assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &addr), 0);
     assert_int_equal(uv_tcp_bind(&l.srv, (const struct sockaddr *)&addr, 0), 0);
@@ -788,32 +783,23 @@ static void test_huge_content_length(void **state)
         uv_tcp_getsockname(&l.srv, (struct sockaddr *)&name, &namelen), 0);
     l.port = ntohs(((struct sockaddr_in *)&name)->sin_port);
 
-    o.loop = &loop;
-    o.max_retries = 0;
-    o.timeout_ms = 20000; /* a hang fails below, not the suite */
-    assert_int_equal(llmux_client_new(&c, &o), 0);
     snprintf(spec, sizeof spec,
              "openai/m;base_url=http://127.0.0.1:%d/v1;api_key=k", l.port);
     r = pt_op_req(LLMUX_OP_CHAT, spec);
-    assert_int_equal(llmux_submit(c, r, NULL, liar_done, &l), 0);
-    for (i = 0; i < 1000000 && !l.done_calls; i++)
-        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(llmux_submit(e.client, r, NULL, liar_done, &l), 0);
+    mock_env_run_until(&e, &l.done_calls);
     assert_int_equal(l.done_calls, 1);
     print_message("2 GB Content-Length: %s\n", llmux_err_name(l.status));
     if (l.status != LLMUX_ETRANSPORT && l.status != LLMUX_ETOOBIG)
         fail_msg("status %d (%s)", l.status, llmux_err_name(l.status));
     /* a little longer: no second callback */
     for (i = 0; i < 100; i++)
-        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_run(&e.loop, UV_RUN_NOWAIT);
     assert_int_equal(l.done_calls, 1);
 
-    llmux_client_close(c, client_closed, &closed);
     uv_close((uv_handle_t *)&l.srv, liar_srv_closed);
-    for (i = 0; i < 100000 && !(closed && l.srv_closed); i++)
-        uv_run(&loop, UV_RUN_ONCE);
-    assert_true(closed && l.srv_closed);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    mock_env_run_until(&e, &l.srv_closed);
+    mock_env_stop(&e);
     llmux__buf_free(&l.in);
     budget_check(&b, "2 GB Content-Length", 15.0, 64);
 }
