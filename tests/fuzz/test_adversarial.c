@@ -162,7 +162,7 @@ static void test_usage_numbers(void **state)
 {
     static const struct {
         const char *value;
-        long want; /* -2: any count or -1 */
+        long want;
     } cases[] = {{"-5", -1},
                  {"-0", 0},
                  {"1e-400", 0},
@@ -170,9 +170,10 @@ static void test_usage_numbers(void **state)
                  {"-1e999", -1},
                  {"0.5", -1},
                  {"3.0", 3},
-                 {"1234567890123456789012345678901234567890", -2},
+                 /* json-c clamps what does not fit */
+                 {"1234567890123456789012345678901234567890", LONG_MAX},
                  {"-1234567890123456789012345678901234567890", -1},
-                 {"9223372036854775807", -2}};
+                 {"9223372036854775807", LONG_MAX}};
     size_t i, k;
     (void)state;
     for (k = 0; k < sizeof usage_bodies / sizeof usage_bodies[0]; k++) {
@@ -191,9 +192,8 @@ static void test_usage_numbers(void **state)
             assert_true(u->prompt_tokens >= -1 && u->total_tokens >= -1 &&
                         u->completion_tokens >= -1 && u->cached_tokens >= -1 &&
                         u->reasoning_tokens >= -1);
-            if (want != -2)
-                assert_int_equal(u->prompt_tokens, want);
-            if (want != -2 && usage_bodies[k].all) {
+            assert_int_equal(u->prompt_tokens, want);
+            if (usage_bodies[k].all) {
                 assert_int_equal(u->completion_tokens, want);
                 assert_int_equal(u->total_tokens, want);
                 assert_int_equal(u->cached_tokens, want);
