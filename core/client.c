@@ -1977,14 +1977,7 @@ static void xfer_finish(xfer *x, int code, int transport, const char *msg)
     hist_add(&c->h_total, (uv_now(c->loop) - x->t_submit) * 10);
     if (code == 0 && x->ep && x->ep->tk.rate && res->o.has_usage) {
         /* charge what the request really cost, not the estimate */
-        long used =
-            res->o.usage.total_tokens >= 0
-                ? res->o.usage.total_tokens
-                : (res->o.usage.prompt_tokens > 0 ? res->o.usage.prompt_tokens
-                                                  : 0) +
-                      (res->o.usage.completion_tokens > 0
-                           ? res->o.usage.completion_tokens
-                           : 0);
+        long used = llmux__usage_total(&res->o.usage);
         double charged =
             x->est_tokens > x->ep->tk.cap ? x->ep->tk.cap : x->est_tokens;
         x->ep->tk.tokens += charged - (double)used;

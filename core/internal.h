@@ -192,8 +192,23 @@ char *llmux__plugin_dirs(const char *extra_dirs);
 int llmux__provider_check(const llmux_provider *vt, const char *what, char *err,
                           size_t errlen);
 void llmux__providers_cleanup(void);
+/*
+ * Parses descriptor text text[0..len) (the ".conf" syntax; may hold any
+ * bytes) as the loader parses the file `path` (named in messages). On
+ * success *module is the module it names (llmux__free) and *n_opts the
+ * number of provider options; otherwise returns LLMUX_ECONFIG (or
+ * LLMUX_ENOMEM) with the reason in err.
+ */
+int llmux__descriptor_parse(const char *path, const char *text, size_t len,
+                            char **module, size_t *n_opts, char *err,
+                            size_t errlen);
 
 /* ---- response.c: responses, chunks and the host's builders --------------- */
+
+/* Tool calls per response or stream: out_tool_call refuses an index from
+ * here on with LLMUX_EPROTO (no model makes that many calls at once, and
+ * each chunk's calls are found in the stream's by a linear search). */
+#define LLMUX__MAX_TOOL_CALLS 1024
 
 typedef struct llmux__call_slot {
     llmux_tool_call pub; /* pointers into the fields below */
@@ -270,6 +285,10 @@ void llmux__out_reset(struct llmux_out *o); /* empties, keeps buffers */
 void llmux__out_free(struct llmux_out *o);
 /* Folds a stream chunk into the accumulated response. */
 int llmux__out_merge(struct llmux_out *acc, const struct llmux_out *chunk);
+
+/* The total token count: the reported one, else prompt + completion
+ * (the known ones, at most LONG_MAX). */
+long llmux__usage_total(const llmux_usage *u);
 
 llmux_response *llmux__response_new(int op, const char *provider);
 /* Records the final error on `res` (message copied; never the key). */

@@ -425,40 +425,21 @@ static int desc_line(desc *d, char *line, int lineno, char *err, size_t errlen)
     return desc_set_opt(d, key, val);
 }
 
-static int desc_parse(const char *path, desc *d, char *err, size_t errlen)
+/*
+ * Parses descriptor text data[0..len) (writable, NUL at data[len]; lines
+ * are cut in place) read from `path` into d. On error d is left empty.
+ */
+static int desc_parse_text(const char *path, char *data, size_t len, desc *d,
+                           char *err, size_t errlen)
 {
-    FILE *f;
-    char *data;
-    size_t len;
     char *line, *next;
     int lineno = 1, rc = 0;
 
     memset(d, 0, sizeof *d);
     if (!(d->path = llmux__strdup(path)))
         return LLMUX_ENOMEM;
-    f = fopen(path, "rb");
-    if (!f) {
-        desc_free(d);
-        return llmux__seterr(err, errlen, LLMUX_ECONFIG, "%s: cannot read",
-                             path);
-    }
-    data = llmux__malloc(LLMUX__DESC_MAX + 1);
-    if (!data) {
-        fclose(f);
-        desc_free(d);
-        return LLMUX_ENOMEM;
-    }
-    len = fread(data, 1, LLMUX__DESC_MAX + 1, f);
-    if (ferror(f))
-        rc = llmux__seterr(err, errlen, LLMUX_ECONFIG, "%s: read error", path);
-    else if (len > LLMUX__DESC_MAX)
-        rc = llmux__seterr(err, errlen, LLMUX_ECONFIG,
-                           "%s: larger than %d bytes", path, LLMUX__DESC_MAX);
-    fclose(f);
-    data[len < LLMUX__DESC_MAX ? len : LLMUX__DESC_MAX] = '\0';
-
     /* A NUL byte would silently cut a line short: reject it. */
-    if (rc == 0 && memchr(data, '\0', len)) {
+    if (memchr(data, '\0', len)) {
         const char *z = memchr(data, '\0', len), *q;
         for (q = data; q < z; q++)
             lineno += *q == '\n';
@@ -475,12 +456,69 @@ static int desc_parse(const char *path, desc *d, char *err, size_t errlen)
             line[n - 1] = '\0';
         rc = desc_line(d, line, lineno, err, errlen);
     }
-    llmux__free(data);
     if (rc == 0 && !d->module)
         rc = llmux__seterr(err, errlen, LLMUX_ECONFIG,
                            "%s: missing required key \"module\"", path);
     if (rc != 0)
         desc_free(d);
+    return rc;
+}
+
+static int desc_parse(const char *path, desc *d, char *err, size_t errlen)
+{
+    FILE *f;
+    char *data;
+    size_t len;
+    int rc = 0;
+
+    memset(d, 0, sizeof *d);
+    f = fopen(path, "rb");
+    if (!f)
+        return llmux__seterr(err, errlen, LLMUX_ECONFIG, "%s: cannot read",
+                             path);
+    data = llmux__malloc(LLMUX__DESC_MAX + 1);
+    if (!data) {
+        fclose(f);
+        return LLMUX_ENOMEM;
+    }
+    len = fread(data, 1, LLMUX__DESC_MAX + 1, f);
+    if (ferror(f))
+        rc = llmux__seterr(err, errlen, LLMUX_ECONFIG, "%s: read error", path);
+    else if (len > LLMUX__DESC_MAX)
+        rc = llmux__seterr(err, errlen, LLMUX_ECONFIG,
+                           "%s: larger than %d bytes", path, LLMUX__DESC_MAX);
+    fclose(f);
+    if (rc == 0) {
+        data[len] = '\0';
+        rc = desc_parse_text(path, data, len, d, err, errlen);
+    }
+    llmux__free(data);
+    return rc;
+}
+
+int llmux__descriptor_parse(const char *path, const char *text, size_t len,
+                            char **module, size_t *n_opts, char *err,
+                            size_t errlen)
+{
+    desc d;
+    char *data;
+    int rc;
+
+    *module = NULL;
+    *n_opts = 0;
+    if (len > LLMUX__DESC_MAX)
+        return llmux__seterr(err, errlen, LLMUX_ECONFIG,
+                             "%s: larger than %d bytes", path, LLMUX__DESC_MAX);
+    if (!(data = llmux__strndup(text, len)))
+        return LLMUX_ENOMEM;
+    rc = desc_parse_text(path, data, len, &d, err, errlen);
+    llmux__free(data);
+    if (rc == 0) {
+        *module = d.module;
+        *n_opts = d.n_opts;
+        d.module = NULL;
+        desc_free(&d);
+    }
     return rc;
 }
 

@@ -6,6 +6,7 @@
  * stream chunks into the response being assembled (llmux__out_merge), and
  * both serialise back to OpenAI's JSON shapes.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +156,19 @@ static int out_str(llmux_out *o, int field, const char *s, size_t len)
     }
 }
 
+/* A token count as the usage struct holds it: a negative count means
+ * unknown (-1), and a count beyond a long is cut to LONG_MAX. */
+static long token_count(int64_t v)
+{
+    if (v < 0)
+        return -1;
+#if LONG_MAX < INT64_MAX
+    if (v > LONG_MAX)
+        return LONG_MAX;
+#endif
+    return (long)v;
+}
+
 static int out_int(llmux_out *o, int field, int64_t v)
 {
     if (!o)
@@ -169,23 +183,23 @@ static int out_int(llmux_out *o, int field, int64_t v)
         o->finish = (int)v;
         break;
     case LLMUX_F_PROMPT_TOKENS:
-        o->usage.prompt_tokens = (long)v;
+        o->usage.prompt_tokens = token_count(v);
         o->has_usage = 1;
         break;
     case LLMUX_F_COMPLETION_TOKENS:
-        o->usage.completion_tokens = (long)v;
+        o->usage.completion_tokens = token_count(v);
         o->has_usage = 1;
         break;
     case LLMUX_F_TOTAL_TOKENS:
-        o->usage.total_tokens = (long)v;
+        o->usage.total_tokens = token_count(v);
         o->has_usage = 1;
         break;
     case LLMUX_F_CACHED_TOKENS:
-        o->usage.cached_tokens = (long)v;
+        o->usage.cached_tokens = token_count(v);
         o->has_usage = 1;
         break;
     case LLMUX_F_REASONING_TOKENS:
-        o->usage.reasoning_tokens = (long)v;
+        o->usage.reasoning_tokens = token_count(v);
         o->has_usage = 1;
         break;
     default:
@@ -253,6 +267,9 @@ static int out_tool_call(llmux_out *o, int index, const char *id,
     llmux__call_slot *s;
     if (!o || index < 0 || (!args && args_len))
         return LLMUX_EINVAL;
+    /* calls are looked up by index: a bound keeps that linear */
+    if (index >= LLMUX__MAX_TOOL_CALLS)
+        return LLMUX_EPROTO;
     s = call_slot(o, index);
     if (!s)
         return LLMUX_ENOMEM;
@@ -851,6 +868,15 @@ static json_object *jfloat(float f)
     return json_object_new_double_s((double)f, buf);
 }
 
+long llmux__usage_total(const llmux_usage *u)
+{
+    long p = u->prompt_tokens > 0 ? u->prompt_tokens : 0;
+    long c = u->completion_tokens > 0 ? u->completion_tokens : 0;
+    if (u->total_tokens >= 0)
+        return u->total_tokens;
+    return p > LONG_MAX - c ? LONG_MAX : p + c;
+}
+
 static json_object *usage_json(const llmux_usage *u)
 {
     json_object *o = json_object_new_object();
@@ -861,13 +887,8 @@ static json_object *usage_json(const llmux_usage *u)
                            json_object_new_int64(u->completion_tokens > 0
                                                      ? u->completion_tokens
                                                      : 0));
-    json_object_object_add(
-        o, "total_tokens",
-        json_object_new_int64(
-            u->total_tokens >= 0
-                ? u->total_tokens
-                : (u->prompt_tokens > 0 ? u->prompt_tokens : 0) +
-                      (u->completion_tokens > 0 ? u->completion_tokens : 0)));
+    json_object_object_add(o, "total_tokens",
+                           json_object_new_int64(llmux__usage_total(u)));
     if (u->cached_tokens >= 0) {
         json_object *d = json_object_new_object();
         json_object_object_add(d, "cached_tokens",

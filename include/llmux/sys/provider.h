@@ -186,7 +186,8 @@ typedef struct llmux_host {
     /* Response / chunk building (decode, decode_event, decode_error). */
     int (*out_str)(llmux_out *o, int field, const char *s, size_t len);
     int (*out_int)(llmux_out *o, int field, int64_t v);
-    /** Sets id/name when non-NULL and appends `args` to tool call `index`. */
+    /** Sets id/name when non-NULL and appends `args` to tool call `index`
+     * (0 to 1023; a larger index is refused with LLMUX_EPROTO). */
     int (*out_tool_call)(llmux_out *o, int index, const char *id,
                          const char *name, const char *args, size_t args_len);
     int (*out_embedding)(llmux_out *o, int index, const float *v, size_t n);
