@@ -2,7 +2,8 @@
 # llmux developer entry point. On a fresh Debian machine:
 #   ./build.sh demo    install what is missing, build, start llmux-mock, run the demo
 #   ./build.sh test    install what is missing, build, run the whole test suite,
-#                      then again under AddressSanitizer + UndefinedBehaviorSanitizer
+#                      then again under AddressSanitizer + UndefinedBehaviorSanitizer,
+#                      then under valgrind memcheck, then fuzz each target briefly
 #   ./build.sh build   install what is missing and build (into build/)
 #   ./build.sh bench   build, then bench/run.sh (needs nginx-light, python3-aiohttp, npm)
 set -euo pipefail
@@ -13,6 +14,9 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # Debian packages the build and tests need.
 PKGS="build-essential cmake pkg-config libcurl4-openssl-dev libuv1-dev \
 libjson-c-dev libltdl-dev libcmocka-dev libhttp-parser-dev python3 locales"
+# What `test` needs beyond the build: valgrind memcheck, and clang with
+# its libFuzzer runtime for the fuzz targets' smoke run.
+TEST_PKGS="valgrind clang libclang-rt-14-dev"
 # For the HTTPS/HTTP2 test only (tests/tls, skipped without them).
 TLS_PKGS="nginx-light openssl"
 
@@ -27,7 +31,7 @@ missing_of() { # prints the packages of "$@" that are not installed
 deps() {
   local missing=() optional=()
   # shellcheck disable=SC2086 # word splitting wanted
-  mapfile -t missing < <(missing_of $PKGS)
+  mapfile -t missing < <(missing_of $PKGS $([ "${1:-}" = test ] && echo $TEST_PKGS))
   # shellcheck disable=SC2086
   [ "${1:-}" = test ] && mapfile -t optional < <(missing_of $TLS_PKGS)
   [ ${#missing[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ] && return 0
@@ -91,15 +95,22 @@ case "${1:-}" in
   test)
     deps test
     test_locale
-    build build
-    (cd build && ctest --output-on-failure -j "$jobs")
+    build build -DLLMUX_VALGRIND_TESTS=ON
+    (cd build && ctest --output-on-failure -j "$jobs" -LE valgrind)
     build build-asan -DLLMUX_ENABLE_ASAN=ON -DLLMUX_ENABLE_UBSAN=ON \
       -DLLMUX_BUILD_BENCH=OFF
     (cd build-asan && export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 &&
       ctest --output-on-failure -j "$jobs" &&
       # the examples race a timer against the stream: 20 runs in a row
-      ctest --output-on-failure -R '^test_examples$' --repeat until-fail:20) ;;
+      ctest --output-on-failure -R '^test_examples$' --repeat until-fail:20)
+    # valgrind memcheck over the unit, plugin, mock, fault and adversarial
+    # tests (label valgrind)
+    (cd build && ctest --output-on-failure -j "$jobs" -L valgrind)
+    # every fuzz target: libFuzzer for FUZZ_TIME (30) s each over its corpus
+    build build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+      -DLLMUX_FUZZ=ON
+    tests/fuzz/smoke.sh build-fuzz ;;
   bench)
     deps; build build
     shift; exec bench/run.sh "$@" ;;

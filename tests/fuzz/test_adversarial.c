@@ -367,8 +367,8 @@ static void test_nested_brackets(void **state)
 
 /* ---- the framers ----------------------------------------------------------*/
 
-/* The engine's default cap on one event (core/client.c). */
-#define ENGINE_MAX_EVENT (4u * 1024u * 1024u)
+/* The engine's default cap on one event. */
+#define ENGINE_MAX_EVENT LLMUX__MAX_EVENT_DEFAULT
 
 typedef struct counter {
     size_t events, bytes;
@@ -513,11 +513,13 @@ static llmux_response *chat_answer(const pt_plugin *pl, const char *s, int *rc)
 
 /*
  * Invalid UTF-8, NUL and lone surrogates inside strings: every plugin
- * decodes them without complaint, and what the text becomes is recorded
- * here: raw bytes pass through as they are (the JSON forms then carry
- * them too, a known issue fixed elsewhere), \u0000 stays an embedded NUL
- * counted in the length, a lone surrogate escape becomes U+FFFD.
+ * decodes them without complaint; ill-formed bytes become U+FFFD (in the
+ * text and in the JSON form, which stays valid UTF-8), \u0000 stays an
+ * embedded NUL counted in the length, a lone surrogate escape becomes
+ * U+FFFD.
  */
+#define FFFD "\xef\xbf\xbd"
+
 static void test_strings_bytes(void **state)
 {
     static const struct {
@@ -525,12 +527,13 @@ static void test_strings_bytes(void **state)
         const char *text; /* what the response text is */
         size_t len;
     } cases[] = {
-        {"a\xff\xfe b \xc3", "a\xff\xfe b \xc3", 7},
+        /* ill-formed UTF-8 becomes U+FFFD, one per maximal subpart */
+        {"a\xff\xfe b \xc3", "a" FFFD FFFD " b " FFFD, 13},
         {"a\\u0000b", "a\0b", 3},
-        {"\\ud800x", "\xef\xbf\xbdx", 4},
-        {"\\udc00\\ud800", "\xef\xbf\xbd\xef\xbf\xbd", 6},
-        {"\xed\xa0\x80", "\xed\xa0\x80", 3},
-        {"\xc0\xaf", "\xc0\xaf", 2},
+        {"\\ud800x", FFFD "x", 4},
+        {"\\udc00\\ud800", FFFD FFFD, 6},
+        {"\xed\xa0\x80", FFFD FFFD FFFD, 9},
+        {"\xc0\xaf", FFFD FFFD, 6},
     };
     size_t i, k;
     (void)state;
@@ -547,6 +550,9 @@ static void test_strings_bytes(void **state)
             assert_memory_equal(text, cases[i].text, len);
             json = llmux_response_to_json(res);
             assert_non_null(json);
+            /* the JSON too is valid UTF-8 */
+            assert_int_equal(llmux__utf8_valid(json, strlen(json)),
+                             strlen(json));
             llmux_free(json);
             llmux_response_free(res);
         }
