@@ -3,6 +3,7 @@
  * UTF-8 repair (invalid sequences become U+FFFD), secret masking in
  * messages, and numbers in their shortest round-trip form.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,15 +159,19 @@ static int credential_place(const char *s, size_t at, size_t n)
     size_t i = at, e, b, k;
     if (s[at + n] == '@')
         return 1;
-    while (i > 0 && quote_or_space(s[i - 1]))
+    /* each backward scan is bounded, so that many occurrences of a short
+     * key cost linear time: quotes and blanks around a ':' or '=' are a
+     * few bytes, and only the last 13 bytes of a name are compared */
+    while (i > 0 && at - i < 16 && quote_or_space(s[i - 1]))
         i--;
     if (i > 0 && (s[i - 1] == ':' || s[i - 1] == '=')) {
-        i--;
-        while (i > 0 && quote_or_space(s[i - 1]))
+        size_t eq = --i;
+        while (i > 0 && eq - i < 16 && quote_or_space(s[i - 1]))
             i--;
     }
     /* the word before: "Bearer", or a header, query or config name */
-    for (e = i, b = i; b > 0 && name_char((unsigned char)s[b - 1]); b--)
+    for (e = i, b = i;
+         b > 0 && e - b < 13 && name_char((unsigned char)s[b - 1]); b--)
         ;
     for (k = 0; k < sizeof names / sizeof names[0]; k++)
         if (ends_with(s + b, e - b, names[k]))
@@ -187,10 +192,12 @@ char *llmux__mask(const char *text, const char *secret)
         return llmux__strdup(text);
     for (; p; p = strstr(p, secret)) {
         size_t at = (size_t)(p - text);
-        int whole = (at == 0 || !alnum((unsigned char)p[-1])) &&
-                    !alnum((unsigned char)p[n]);
-        if (whole &&
-            (n >= LLMUX__SECRET_MIN || credential_place(text, at, n))) {
+        /* a long key is masked wherever it appears (next to a letter too:
+         * "Bearer%20<key>", "\\n<key>" in JSON text, the key twice); a
+         * short one only as a whole word where a credential is written */
+        if (n >= LLMUX__SECRET_MIN ||
+            ((at == 0 || !alnum((unsigned char)p[-1])) &&
+             !alnum((unsigned char)p[n]) && credential_place(text, at, n))) {
             if (llmux__buf_append(&b, from, (size_t)(p - from)) ||
                 llmux__buf_append(&b, "***", 3))
                 goto nomem;
@@ -200,10 +207,10 @@ char *llmux__mask(const char *text, const char *secret)
             p++;
         }
     }
-    if (llmux__buf_append(&b, from, strlen(from)) == 0 && b.p)
-        return b.p;
-    if (!b.p) /* the whole text was the key */
-        return llmux__strdup("");
+    if (from == text) /* no occurrence was the key */
+        return llmux__strdup(text);
+    if (llmux__buf_append(&b, from, strlen(from)) == 0)
+        return b.p; /* holds at least one "***" */
 nomem:
     llmux__buf_free(&b);
     return NULL;
@@ -232,51 +239,160 @@ LLMUX_EXTERN char *llmux_mask_secret(const char *text, const char *secret)
 
 /* ---- numbers ------------------------------------------------------------- */
 
-/* "%.*g" of v in the process locale, as strtod reads it back. */
-static int fmt_raw(char *raw, size_t cap, int prec, double v)
+/*
+ * The shortest form is found from one "%.*e" of v with more significant
+ * digits than it can need (17 for a float, which needs at most 9; 25 for
+ * a double, at most 17), so that rounding them again to p digits rounds
+ * as the exact value would, barring a carry across the spare digits: that
+ * digit string rounded to p digits is the candidate of p digits, which
+ * strtof/strtod reads back as a plain "<digits>e<exp>" (no radix, so the
+ * locale plays no part; and a wrong candidate is only ever a longer one).
+ * The fewest digits that read back as v are found by a binary search
+ * (more digits never read back worse); the result is then written as
+ * "%.*g" of that precision would write it, with '.' as the radix.
+ */
+
+#define DEC_DIGITS 25 /* the most digits taken (a double's) */
+
+typedef struct dec {
+    char d[DEC_DIGITS]; /* significant digits, no leading zero */
+    int n;              /* how many */
+    int exp; /* v = 0.d[0]d[1]... * 10^(exp + 1), i.e. d[0] at 10^exp */
+} dec;
+
+/* Rounds `all` (n digits) to p digits into out, as printf rounds: half
+ * up, an exact tie to even (carry included). */
+static void dec_round(const dec *all, int p, dec *out)
 {
-    int n = snprintf(raw, cap, "%.*g", prec, v);
-    return n > 0 && (size_t)n < cap ? n : -1;
+    int i, up = 0;
+    *out = *all;
+    out->n = p;
+    if (p < all->n && all->d[p] > '5') {
+        up = 1;
+    } else if (p < all->n && all->d[p] == '5') {
+        for (i = p + 1; i < all->n && all->d[i] == '0'; i++)
+            ;
+        up = i < all->n || (all->d[p - 1] - '0') % 2 == 1;
+    }
+    if (up) {
+        for (i = p - 1; i >= 0 && out->d[i] == '9'; i--)
+            out->d[i] = '0';
+        if (i >= 0) {
+            out->d[i]++;
+        } else { /* 9.99 -> 10.0: one digit more at the front */
+            out->d[0] = '1';
+            for (i = 1; i < p; i++)
+                out->d[i] = '0';
+            out->exp++;
+        }
+    }
+    while (out->n > 1 && out->d[out->n - 1] == '0')
+        out->n--;
+}
+
+/* Does the candidate read back as v? ("-<digits>e<exp>", built by hand:
+ * a snprintf here cost more than the rest together) */
+static int dec_reads_back(const dec *c, int neg, double v, int single)
+{
+    char s[DEC_DIGITS + 16], tmp[8];
+    size_t o = 0, t = 0;
+    int e = c->exp - (c->n - 1), ue = e < 0 ? -e : e;
+    if (neg)
+        s[o++] = '-';
+    memcpy(s + o, c->d, (size_t)c->n);
+    o += (size_t)c->n;
+    s[o++] = 'e';
+    if (e < 0)
+        s[o++] = '-';
+    do
+        tmp[t++] = (char)('0' + ue % 10);
+    while ((ue /= 10) > 0);
+    while (t)
+        s[o++] = tmp[--t];
+    s[o] = '\0';
+    return single ? strtof(s, NULL) == (float)v : strtod(s, NULL) == v;
+}
+
+/* Writes c as "%.*g" with precision p would, '.' as the radix. */
+static int dec_write(char *buf, size_t cap, const dec *c, int neg, int p)
+{
+    size_t o = 0;
+    int i;
+    if (neg)
+        buf[o++] = '-';
+    if (c->exp < -4 || c->exp >= p) { /* d.ddde+XX */
+        buf[o++] = c->d[0];
+        if (c->n > 1) {
+            buf[o++] = '.';
+            for (i = 1; i < c->n; i++)
+                buf[o++] = c->d[i];
+        }
+        o += (size_t)snprintf(buf + o, cap - o, "e%c%02d",
+                              c->exp < 0 ? '-' : '+',
+                              c->exp < 0 ? -c->exp : c->exp);
+    } else if (c->exp < 0) { /* 0.000ddd */
+        buf[o++] = '0';
+        buf[o++] = '.';
+        for (i = -1; i > c->exp; i--)
+            buf[o++] = '0';
+        for (i = 0; i < c->n; i++)
+            buf[o++] = c->d[i];
+    } else { /* ddd[.ddd], zeros up to the radix */
+        for (i = 0; i <= c->exp || i < c->n; i++) {
+            if (i == c->exp + 1)
+                buf[o++] = '.';
+            buf[o++] = i < c->n ? c->d[i] : '0';
+        }
+    }
+    buf[o] = '\0';
+    return (int)o;
 }
 
 int llmux__fmt_number(char *buf, size_t cap, double v, int single)
 {
-    char raw[64];
-    int lo = 1, hi = single ? 9 : 17, dot = 0;
-    size_t i, j = 0;
+    char raw[DEC_DIGITS + 16];
+    const char *r;
+    dec all, c;
+    int lo = 1, hi, want, neg, n;
 
-    if (!buf || cap < 32 || !isfinite(v))
+    if (!buf || cap < 32)
         return -1;
-    if (single)
-        v = (double)(float)v;
-    /* the fewest significant digits that read back as v: a binary search
-     * (more digits never read back worse); 0 and -0 need one */
-    while (lo < hi && v != 0) {
-        int mid = (lo + hi) / 2;
-        if (fmt_raw(raw, sizeof raw, mid, v) < 0)
+    if (single) {
+        float f = (float)v; /* out of range: infinite */
+        if (!isfinite(v) || fabs(v) > FLT_MAX || !isfinite(f))
             return -1;
-        /* read back in the same locale as snprintf's */
-        if (single ? strtof(raw, NULL) == (float)v : strtod(raw, NULL) == v)
+        v = f;
+    } else if (!isfinite(v)) {
+        return -1;
+    }
+    neg = signbit(v) != 0;
+    if (v == 0)
+        return snprintf(buf, cap, "%s", neg ? "-0" : "0");
+    /* "1.234...e-03" (the radix is the locale's: skipped as whatever is
+     * not a digit) */
+    hi = single ? 9 : 17;
+    want = single ? 17 : DEC_DIGITS;
+    n = snprintf(raw, sizeof raw, "%.*e", want - 1, fabs(v));
+    if (n <= 0 || (size_t)n >= sizeof raw)
+        return -1;
+    all.n = 0;
+    for (r = raw; *r && *r != 'e' && all.n < want; r++)
+        if (*r >= '0' && *r <= '9')
+            all.d[all.n++] = *r;
+    r = strchr(r, 'e');
+    if (!r || all.n != want)
+        return -1;
+    all.exp = atoi(r + 1);
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        dec_round(&all, mid, &c);
+        if (dec_reads_back(&c, neg, v, single))
             hi = mid;
         else
             lo = mid + 1;
     }
-    if (fmt_raw(raw, sizeof raw, lo, v) < 0)
-        return -1;
-    /* '.' whatever the locale's radix (which may be several bytes):
-     * whatever is not a digit, sign or exponent mark is the radix */
-    for (i = 0; raw[i] && j + 1 < cap; i++) {
-        char c = raw[i];
-        if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e') {
-            buf[j++] = c;
-            dot = 0;
-        } else if (!dot) {
-            buf[j++] = '.';
-            dot = 1;
-        }
-    }
-    buf[j] = '\0';
-    return (int)j;
+    dec_round(&all, lo, &c);
+    return dec_write(buf, cap, &c, neg, lo);
 }
 
 LLMUX_EXTERN int llmux_format_number(char *buf, size_t len, double v,

@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include "internal.h"
+#include "test_scale.h"
 
 /* llmux__mask(text, key) must give want. */
 static void masks(const char *text, const char *key, const char *want)
@@ -38,9 +40,13 @@ static void test_mask_long_keys(void **state)
           "key *** here and *** again");
     masks("sk-abcdefgh", "sk-abcdefgh", "***");
     masks("'sk-abcdefgh'", "sk-abcdefgh", "'***'");
-    /* part of a longer word: some other token, not the key */
-    masks("xsk-abcdefgh sk-abcdefgh9", "sk-abcdefgh",
-          "xsk-abcdefgh sk-abcdefgh9");
+    /* next to letters and digits too: percent-encoded, escaped in JSON
+     * text, the key twice in a row */
+    masks("xsk-abcdefgh sk-abcdefgh9", "sk-abcdefgh", "x*** ***9");
+    masks("Bearer%20sk-abcdefgh12345", "sk-abcdefgh12345", "Bearer%20***");
+    masks("key%3Dsk-abcdefgh12345&x", "sk-abcdefgh12345", "key%3D***&x");
+    masks("line\\nsk-abcdefgh12345", "sk-abcdefgh12345", "line\\n***");
+    masks("sk-abcdefghsk-abcdefgh", "sk-abcdefgh", "******");
     /* a key in a URL's path, query or userinfo */
     masks("GET https://h/v1/abcdefgh12/x?key=abcdefgh12", "abcdefgh12",
           "GET https://h/v1/***/x?key=***");
@@ -77,6 +83,30 @@ static void test_mask_short_keys(void **state)
     masks("abc", "", "abc");
     assert_null(llmux__mask(NULL, "t"));
     assert_null(llmux_mask_secret(NULL, "t"));
+}
+
+/* Many occurrences of a short key cost linear time (each look back for a
+ * credential name is bounded): "t-t-t-..." took seconds at 128 KB. */
+static void test_mask_linear(void **state)
+{
+    size_t n = 1u << 20, i;
+    char *s = malloc(n + 1), *m;
+    struct timespec t0, t1;
+    double secs;
+    (void)state;
+    assert_non_null(s);
+    for (i = 0; i < n; i++)
+        s[i] = i % 2 ? '-' : 't';
+    s[n] = '\0';
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    m = llmux__mask(s, "t");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_string_equal(m, s); /* nothing there is a credential */
+    secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (secs > 2.0) /* milliseconds in truth; generous for valgrind */
+        fail_msg("masking 1 MiB of \"t-t-...\" took %.2f s", secs);
+    llmux__free(m);
+    free(s);
 }
 
 static void test_mask_in_place(void **state)
@@ -214,6 +244,53 @@ static void test_numbers_round_trip(void **state)
     }
 }
 
+/* The obvious way: "%.*g" for p = 1, 2, ... until it reads back. */
+static void oracle(char *buf, size_t cap, double v, int single)
+{
+    int p;
+    for (p = 1; p <= 17; p++) {
+        snprintf(buf, cap, "%.*g", p, v);
+        if (single ? strtof(buf, NULL) == (float)v : strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+/* The fast formatter writes exactly what the obvious way writes. */
+static void test_numbers_oracle(void **state)
+{
+    int i;
+    (void)state;
+    for (i = 0; i < LLMUX_TEST_REPS(200000, 20); i++) {
+        unsigned long long bits = rnd();
+        char got[32], want[400];
+        int single = i & 1;
+        double v;
+        if (single) {
+            unsigned int b32 = (unsigned int)bits;
+            float f;
+            memcpy(&f, &b32, sizeof f);
+            v = f;
+        } else if (i % 4 == 0) {
+            v = (double)(long long)(bits % 2000001) / 1000.0 - 1000.0;
+        } else {
+            memcpy(&v, &bits, sizeof v);
+        }
+        if (!isfinite(v))
+            continue;
+        assert_true(llmux_format_number(got, sizeof got, v, single) > 0);
+        oracle(want, sizeof want, v, single);
+        if (strcmp(got, want) != 0)
+            fail_msg("%.17g (%s): got %s, want %s", v,
+                     single ? "float" : "double", got, want);
+    }
+    /* a double out of a float's range is no float */
+    {
+        char buf[32];
+        assert_int_equal(llmux_format_number(buf, sizeof buf, 1e300, 1), -1);
+        assert_int_equal(llmux_format_number(buf, sizeof buf, -1e39, 1), -1);
+    }
+}
+
 /* A decimal comma in the process locale changes nothing. */
 static void test_numbers_locale(void **state)
 {
@@ -234,10 +311,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mask_long_keys),
         cmocka_unit_test(test_mask_short_keys),
+        cmocka_unit_test(test_mask_linear),
         cmocka_unit_test(test_mask_in_place),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_numbers_round_trip),
+        cmocka_unit_test(test_numbers_oracle),
         cmocka_unit_test(test_numbers_locale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
