@@ -550,7 +550,7 @@ const llmux_host llmux__host = {
     http_body,      http_framing,       out_str,
     out_int,        out_tool_call,      out_embedding,
     out_model,      out_provider_error, set_error,
-    host_option,    out_token,
+    host_option,    out_token,          llmux__fmt_number,
 };
 
 void llmux__http_free(struct llmux_http_request *h)
@@ -613,7 +613,7 @@ void llmux__response_mask(llmux_response *res, const char *key)
     res->err.type = res->o.err_type;
     res->err.provider_code = res->o.err_pcode;
     res->err.param = res->o.err_param;
-    res->err.message = res->err_message ? res->err_message : "";
+    res->err.message = res->err_message ? res->err_message : "out of memory";
 }
 
 LLMUX_EXTERN llmux_response *llmux_response_retain(llmux_response *res)

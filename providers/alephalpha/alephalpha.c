@@ -248,13 +248,14 @@ static int enc_complete(const llmux_oai_dialect *d, const llmux_params *p,
                             json_object_new_int64(p->max_tokens))) != 0)
         return rc;
     if ((p->has & LLMUX_HAS_TEMPERATURE) &&
-        (rc = llmux_oai_add_double(b, "temperature", p->temperature)) != 0)
+        (rc = llmux_oai_add_double(aa_host, b, "temperature",
+                                   p->temperature)) != 0)
         goto bad_number;
     if (set &&
         (rc = llmux_oai_set(b, "top_k", json_object_new_int64(top_k))) != 0)
         return rc;
     if ((p->has & LLMUX_HAS_TOP_P) &&
-        (rc = llmux_oai_add_double(b, "top_p", p->top_p)) != 0)
+        (rc = llmux_oai_add_double(aa_host, b, "top_p", p->top_p)) != 0)
         goto bad_number;
     /* no seed on /complete: LLMUX_HAS_SEED is ignored */
     if (p->n_stop && p->stop &&

@@ -91,7 +91,7 @@ static int put_dbl(oai_enc *e, const char *key, double v, const char *what)
     int rc;
     if (llmux_oai_never(e->d, key))
         return 0;
-    rc = llmux_oai_add_double(e->body, key, v);
+    rc = llmux_oai_add_double(e->h, e->body, key, v);
     if (rc == LLMUX_EINVAL)
         e->h->log(LLMUX_LOG_ERROR, "%s: %s is not a finite number", dname(e->d),
                   what);

@@ -187,41 +187,36 @@ json_object *llmux_oai_str_array(const char *const *v, size_t n)
     return arr;
 }
 
-int llmux_oai_add_double(json_object *obj, const char *key, double v)
+int llmux_oai_add_double(const llmux_host *h, json_object *obj, const char *key,
+                         double v)
 {
-    char raw[48], buf[48];
-    size_t i, j = 0;
-    int lo = 1, hi = 17, dot = 0;
+    char buf[48];
     json_object *num;
     if (!isfinite(v))
         return LLMUX_EINVAL;
-    /* the fewest significant digits that read back as v (so 0.7 is "0.7"
-     * and 0.1 + 0.2 keeps all 17): a binary search, in the locale that
-     * both snprintf and strtod use */
-    while (lo < hi && v != 0) {
-        int mid = (lo + hi) / 2;
-        snprintf(raw, sizeof raw, "%.*g", mid, v);
-        if (strtod(raw, NULL) == v)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    snprintf(raw, sizeof raw, "%.*g", lo, v);
-    /* %g only differs between locales in the radix character (possibly
-     * several bytes): whatever is not a digit, sign or exponent mark is
-     * the radix, written as '.'. */
-    for (i = 0; raw[i]; i++) {
-        char c = raw[i];
-        if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e' ||
-            c == 'E') {
-            buf[j++] = c;
-            dot = 0;
-        } else if (!dot) {
-            buf[j++] = '.';
-            dot = 1;
+    if (LLMUX_HOST_HAS(h, format_number)) {
+        if (h->format_number(buf, sizeof buf, v, 0) < 0)
+            return LLMUX_EINVAL;
+    } else {
+        /* an older core: 17 digits always read back; only the radix
+         * depends on the locale (whatever is not a digit, sign or
+         * exponent mark, possibly several bytes, becomes '.') */
+        char raw[48];
+        size_t i, j = 0;
+        int dot = 0;
+        snprintf(raw, sizeof raw, "%.17g", v);
+        for (i = 0; raw[i]; i++) {
+            char c = raw[i];
+            if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e') {
+                buf[j++] = c;
+                dot = 0;
+            } else if (!dot) {
+                buf[j++] = '.';
+                dot = 1;
+            }
         }
+        buf[j] = '\0';
     }
-    buf[j] = '\0';
     num = json_object_new_double_s(v, buf);
     if (!num)
         return LLMUX_ENOMEM;

@@ -80,10 +80,12 @@ struct json_object *llmux_oai_str_array(const char *const *v, size_t n);
 /**
  * Adds a double as a JSON number in the fewest significant digits that
  * read back as the same double ("0.7", not "0.69999999999999996"; 0.1 +
- * 0.2 as "0.30000000000000004"), independent of the C locale.
+ * 0.2 as "0.30000000000000004"), independent of the C locale: the host's
+ * format_number (17 digits with a core that lacks it).
  * Returns 0, LLMUX_EINVAL for NaN/infinity, or LLMUX_ENOMEM.
  */
-int llmux_oai_add_double(struct json_object *obj, const char *key, double v);
+int llmux_oai_add_double(const llmux_host *h, struct json_object *obj,
+                         const char *key, double v);
 
 /**
  * Copies a JSON array of numbers into *buf (grown with h->realloc, *cap

@@ -468,10 +468,11 @@ static int enc_sampling(oll_enc *e)
         (rc = add_lit(o, "num_predict", json_object_new_int64(p->max_tokens))))
         return rc;
     if ((p->has & LLMUX_HAS_TEMPERATURE) &&
-        (rc = llmux_oai_add_double(o, "temperature", p->temperature)) != 0)
+        (rc = llmux_oai_add_double(oll_host, o, "temperature",
+                                   p->temperature)) != 0)
         return rc == LLMUX_EINVAL ? bad_option(e, "temperature", "finite") : rc;
     if ((p->has & LLMUX_HAS_TOP_P) &&
-        (rc = llmux_oai_add_double(o, "top_p", p->top_p)) != 0)
+        (rc = llmux_oai_add_double(oll_host, o, "top_p", p->top_p)) != 0)
         return rc == LLMUX_EINVAL ? bad_option(e, "top_p", "finite") : rc;
     if ((p->has & LLMUX_HAS_SEED) &&
         (rc = add_lit(o, "seed", json_object_new_int64(p->seed))) != 0)

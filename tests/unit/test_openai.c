@@ -1852,14 +1852,28 @@ static void test_codec_pieces(void **state)
     (void)state;
     for (i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         size_t len;
-        assert_int_equal(llmux_oai_add_double(o, "x", nums[i].v), 0);
+        assert_int_equal(llmux_oai_add_double(&llmux__host, o, "x", nums[i].v),
+                         0);
         assert_string_equal(
             json_object_to_json_string_length(json_object_object_get(o, "x"),
                                               JSON_C_TO_STRING_PLAIN, &len),
             nums[i].text);
     }
-    assert_int_equal(llmux_oai_add_double(o, "x", 1.0 / 0.0), LLMUX_EINVAL);
-    assert_int_equal(llmux_oai_add_double(o, "x", 0.0 / 0.0), LLMUX_EINVAL);
+    assert_int_equal(llmux_oai_add_double(&llmux__host, o, "x", 1.0 / 0.0),
+                     LLMUX_EINVAL);
+    assert_int_equal(llmux_oai_add_double(&llmux__host, o, "x", 0.0 / 0.0),
+                     LLMUX_EINVAL);
+    {
+        /* a core older than format_number: 17 digits, which read back */
+        llmux_host old = llmux__host;
+        size_t len;
+        old.struct_size = (uint32_t)offsetof(llmux_host, format_number);
+        assert_int_equal(llmux_oai_add_double(&old, o, "x", 0.7), 0);
+        assert_string_equal(
+            json_object_to_json_string_length(json_object_object_get(o, "x"),
+                                              JSON_C_TO_STRING_PLAIN, &len),
+            "0.69999999999999996");
+    }
     json_object_put(o);
 
     /* parse: exactly one value; numbers and literals at the top */

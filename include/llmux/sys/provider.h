@@ -206,6 +206,13 @@ typedef struct llmux_host {
     /** Appends one token (tokenize): its text (may be NULL) and id (-1 when
      * unknown). */
     int (*out_token)(llmux_out *o, const char *text, size_t len, int64_t id);
+    /* Added after the first release: check with LLMUX_HOST_HAS. */
+
+    /** Writes v in the fewest digits that read back as the same double (or
+     * float, when single), '.' as the radix in every locale: how request
+     * numbers pass through unchanged. `cap` at least 32; returns the
+     * length, or -1 for NaN and infinities. */
+    int (*format_number)(char *buf, size_t cap, double v, int single);
 } llmux_host;
 
 /** True when host table `h` has member `m`. */
