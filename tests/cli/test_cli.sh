@@ -1194,6 +1194,19 @@ if rows[1]["error"]["code"] != "LLMUX_EINVAL": fail(rows[1])
 got = [rows[i]["response"]["choices"][0]["message"]["content"] for i in (0, 2)]
 if got != ["Mock reply to: first", "Mock reply to: third"]: fail(got)
 '
+# a line's "model" may not choose an endpoint or a key variable
+printf '%s\n' \
+    '{"model":"openai/gpt-4o-mini;base_url=http://127.0.0.1:9/v1","messages":[{"role":"user","content":"x"}]}' \
+    '{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"y"}]}' \
+    >"$TMP/evil.jsonl"
+run "$CLI" batch --jsonl "${URL[@]}" "$TMP/evil.jsonl" </dev/null
+expect_rc "batch --jsonl: a line's model with options is that line's error" 2
+RC=0 pycheck "batch --jsonl: options in a line's model refused, the rest runs" '
+rows = [json.loads(l) for l in out.splitlines()]
+if [r["status"] for r in rows] != ["error", "ok"]: fail(rows)
+if rows[0]["error"]["code"] != "LLMUX_ECONFIG": fail(rows[0])
+if "not options" not in rows[0]["error"]["message"]: fail(rows[0])
+'
 run "$CLI" batch -m "$M" "${URL[@]}" "$TMP/prompts" "$TMP/prompts" </dev/null
 expect_usage "batch with two FILEs: exit 2"
 run "$CLI" batch -m "$M" "${URL[@]}" --concurrency 0 "$TMP/prompts" </dev/null

@@ -1708,9 +1708,10 @@ static int run_batch(cli *c)
         it->printed = 0;
         if (c->jsonl) {
             /* a bad line is that line's error, not the batch's */
-            rc = llmux_request_new_json_ex(&req, c->spec, prompts[i],
-                                           strlen(prompts[i]),
-                                           LLMUX_JSON_TRUSTED);
+            /* lines often come from other programs: a line's "model"
+             * names a provider and model, never endpoints or keys */
+            rc = llmux_request_new_json(&req, c->spec, prompts[i],
+                                        strlen(prompts[i]));
             if (rc) {
                 const char *em = req ? llmux_request_errmsg(req) : "";
                 size_t ml;
