@@ -513,21 +513,8 @@ LLMUX_EXTERN int llmux_gather_run(llmux_request *const *reqs, size_t n,
             rc = LLMUX_EINVAL;
             goto early;
         }
-    if (copts) {
-        if (copts->version == 0 ||
-            copts->version > LLMUX_CLIENT_OPTIONS_VERSION) {
-            rc = LLMUX_EINVAL;
-            goto early;
-        }
-        /* a version 1 caller's struct ends before the version 2 fields */
-        llmux_client_options_init(&o);
-        memcpy(&o, copts,
-               copts->version >= 2
-                   ? sizeof o
-                   : offsetof(llmux_client_options, first_byte_timeout_ms));
-    } else {
-        llmux_client_options_init(&o);
-    }
+    if ((rc = llmux__client_options_copy(&o, copts)))
+        goto early;
     o.loop = NULL;
     if (n && !(copies = llmux__calloc(n, sizeof *copies))) {
         rc = LLMUX_ENOMEM;

@@ -838,13 +838,47 @@ static void release_slot(xfer *x)
 
 /* ---- client -------------------------------------------------------------- */
 
-LLMUX_EXTERN void llmux_client_options_init(llmux_client_options *o)
+/* Where each version's fields end. */
+#define OPTIONS_V1_SIZE offsetof(llmux_client_options, first_byte_timeout_ms)
+#define OPTIONS_V2_SIZE offsetof(llmux_client_options, key_env_allow)
+
+LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *o,
+                                                 size_t size)
 {
-    if (!o)
+    if (!o || size < OPTIONS_V1_SIZE)
         return;
-    memset(o, 0, sizeof *o);
-    o->version = LLMUX_CLIENT_OPTIONS_VERSION;
+    if (size > sizeof *o)
+        size = sizeof *o;
+    memset(o, 0, size);
+    o->version = size >= sizeof *o         ? LLMUX_CLIENT_OPTIONS_VERSION
+                 : size >= OPTIONS_V2_SIZE ? 2
+                                           : 1;
     o->max_retries = -1;
+}
+
+/* The function programs built against version 1 and 2 headers call (the
+ * header now has a macro of that name): their struct is at most a
+ * version 2 one, so only that much is written. */
+LLMUX_EXTERN void(llmux_client_options_init)(llmux_client_options *o);
+LLMUX_EXTERN void(llmux_client_options_init)(llmux_client_options *o)
+{
+    llmux_client_options_init_size(o, OPTIONS_V2_SIZE);
+}
+
+int llmux__client_options_copy(llmux_client_options *dst,
+                               const llmux_client_options *src)
+{
+    llmux_client_options_init(dst);
+    if (!src)
+        return 0;
+    if (src->version == 0 || src->version > LLMUX_CLIENT_OPTIONS_VERSION)
+        return LLMUX_EINVAL;
+    /* an older caller's struct ends before the later versions' fields */
+    memcpy(dst, src,
+           src->version >= 3   ? sizeof *dst
+           : src->version == 2 ? OPTIONS_V2_SIZE
+                               : OPTIONS_V1_SIZE);
+    return 0;
 }
 
 static void client_free_mem(struct llmux_client *c)
@@ -2387,19 +2421,8 @@ LLMUX_EXTERN int llmux_run(const llmux_request *req,
         return LLMUX_EINVAL;
     if (tl_in_callback)
         return LLMUX_EBUSY;
-    if (opts) {
-        if (opts->version == 0 || opts->version > LLMUX_CLIENT_OPTIONS_VERSION)
-            return LLMUX_EINVAL;
-        /* an older caller's struct ends before the later versions' fields */
-        llmux_client_options_init(&o);
-        memcpy(&o, opts,
-               opts->version >= 3 ? sizeof o
-               : opts->version == 2
-                   ? offsetof(llmux_client_options, key_env_allow)
-                   : offsetof(llmux_client_options, first_byte_timeout_ms));
-    } else {
-        llmux_client_options_init(&o);
-    }
+    if ((err = llmux__client_options_copy(&o, opts)))
+        return err;
     o.loop = NULL;
     if ((err = llmux_client_new(&c, &o)))
         return err;

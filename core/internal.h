@@ -306,6 +306,14 @@ void llmux__vlog_plugin(int level, const char *fmt, va_list ap);
 /* The host table the core hands to plugins. */
 extern const llmux_host llmux__host;
 
+/* ---- client.c ------------------------------------------------------------ */
+
+/* Copies a caller's options (NULL: the defaults) into a whole struct of
+ * this version, reading no field past the caller's version; LLMUX_EINVAL
+ * for an unknown version. */
+int llmux__client_options_copy(llmux_client_options *dst,
+                               const llmux_client_options *src);
+
 /* ---- request.c ----------------------------------------------------------- */
 
 struct llmux__xfer; /* the engine's per-request state (client.c) */

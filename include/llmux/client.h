@@ -96,8 +96,19 @@ typedef struct llmux_client_options {
             NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, NULL         \
     }
 
-/** Fills `opts` with defaults (same as LLMUX_CLIENT_OPTIONS_INIT). */
-LLMUX_EXTERN void llmux_client_options_init(llmux_client_options *opts);
+/**
+ * Fills the first `size` bytes of `opts` with defaults and sets `version`
+ * to the newest one whose fields fit in them, so that a program built
+ * against an older header never has bytes written past its struct. Call
+ * it through llmux_client_options_init().
+ */
+LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *opts,
+                                                 size_t size);
+
+/** Fills `opts` with defaults (same as LLMUX_CLIENT_OPTIONS_INIT). A
+ * macro: the size of the caller's struct goes with it. */
+#define llmux_client_options_init(opts)                                        \
+    llmux_client_options_init_size((opts), sizeof *(opts))
 
 /**
  * Process-wide initialisation (libcurl). Called implicitly by

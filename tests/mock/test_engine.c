@@ -1069,6 +1069,58 @@ static void test_blocking(void **state)
     mock_env_stop(&e);
 }
 
+/* What older headers declared, and programs built against them call. */
+LLMUX_EXTERN void(llmux_client_options_init)(llmux_client_options *o);
+
+/* A program built against an older header has a smaller options struct:
+ * nothing may be written or read past it (ASan watches the heap copies,
+ * each exactly that size). */
+static void test_options_older_versions(void **state)
+{
+    size_t v2 = offsetof(llmux_client_options, key_env_allow);
+    size_t v1 = offsetof(llmux_client_options, first_byte_timeout_ms);
+    /* exactly the older sizes (the volatile 0 hides them from the
+     * compiler's bounds warnings: only fields within them are read) */
+    static volatile size_t zero = 0;
+    llmux_client_options *o2 = malloc(v2 + zero), *o1 = malloc(v1 + zero);
+    llmux_client_options full;
+    llmux_request *req;
+    llmux_response *res = NULL;
+    (void)state;
+    assert_non_null(o2);
+    assert_non_null(o1);
+    /* the exported function older binaries call writes a version 2
+     * struct at most */
+    (llmux_client_options_init)(o2);
+    assert_int_equal(o2->version, 2);
+    assert_int_equal(o2->max_retries, -1);
+    llmux_client_options_init_size(o1, v1);
+    assert_int_equal(o1->version, 1);
+    llmux_client_options_init(&full);
+    assert_int_equal(full.version, LLMUX_CLIENT_OPTIONS_VERSION);
+    assert_null(full.key_env_allow);
+
+    /* the blocking calls copy only what the caller's version holds */
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, "nope/x"), 0);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
+    assert_int_equal(llmux_run(req, o2, NULL, NULL, &res), LLMUX_ENOPROVIDER);
+    llmux_response_free(res);
+    res = NULL;
+    assert_int_equal(llmux_run(req, o1, NULL, NULL, &res), LLMUX_ENOPROVIDER);
+    llmux_response_free(res);
+    {
+        llmux_response *out[1] = {NULL};
+        int status[1] = {0};
+        assert_int_equal(llmux_gather_run(&req, 1, o2, NULL, out, status),
+                         LLMUX_ENOPROVIDER);
+        assert_int_equal(status[0], LLMUX_ENOPROVIDER);
+        llmux_response_free(out[0]);
+    }
+    llmux_request_free(req);
+    free(o1);
+    free(o2);
+}
+
 static void test_private_loop_client(void **state)
 {
     env fake;
@@ -1175,6 +1227,7 @@ int main(void)
         cmocka_unit_test(test_many_concurrent),
         cmocka_unit_test(test_other_ops),
         cmocka_unit_test(test_blocking),
+        cmocka_unit_test(test_options_older_versions),
         cmocka_unit_test(test_private_loop_client),
     };
     setenv("OPENAI_API_KEY", "", 1);
