@@ -1501,13 +1501,13 @@ static double retry_delay(xfer *x, int code, long status, int transport,
             return -1;
         d = x->retry_after_ms;
     } else {
+        /* min(b * 2^n, 8 s), as the README says, whatever b is */
         double base = (double)x->backoff_ms;
-        double cap = base > BACKOFF_CAP_MS ? base : BACKOFF_CAP_MS;
         int i;
-        for (i = 1; i < x->attempts && base < cap; i++)
+        for (i = 1; i < x->attempts && base < BACKOFF_CAP_MS; i++)
             base *= 2;
-        if (base > cap)
-            base = cap;
+        if (base > BACKOFF_CAP_MS)
+            base = BACKOFF_CAP_MS;
         /* xorshift jitter in [0.75, 1]: no global rand() state */
         x->c->rng ^= x->c->rng << 13;
         x->c->rng ^= x->c->rng >> 7;
