@@ -371,12 +371,18 @@ void llmux__request_seterr(llmux_request *r, const char *msg);
 /* Where plugin log lines go while the core calls into a plugin. */
 typedef struct llmux__log_target {
     llmux_request *req; /* errors become req->errmsg (may be NULL) */
+    const char *secret; /* the API key of the call: masked (may be NULL) */
     llmux_log_cb log;   /* client hook (may be NULL) */
     void *log_ud;
     int log_level;
 } llmux__log_target;
 /* Sets the target for this thread; returns the previous one. */
 llmux__log_target llmux__log_target_swap(llmux__log_target t);
+/* While the core calls into a plugin for `req` (may be NULL) whose key is
+ * `secret`: the current target's hook, with req and secret set. Returns
+ * the previous target, to be swapped back. */
+llmux__log_target llmux__log_target_call(llmux_request *req,
+                                         const char *secret);
 
 /* Parses non-negative decimal seconds ("30", "0.5") into milliseconds
  * without the locale-dependent strtod. Returns 0, or -1 when malformed. */

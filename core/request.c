@@ -31,14 +31,29 @@ llmux__log_target llmux__log_target_swap(llmux__log_target t)
     return old;
 }
 
+llmux__log_target llmux__log_target_call(llmux_request *req, const char *secret)
+{
+    llmux__log_target t = tl_target; /* the client's hook, if any */
+    t.req = req;
+    t.secret = secret;
+    return llmux__log_target_swap(t);
+}
+
 void llmux__vlog_plugin(int level, const char *fmt, va_list ap)
 {
-    char buf[LLMUX__ERRBUF];
+    char buf[LLMUX__ERRBUF], *masked = NULL;
+    const char *line = buf;
     vsnprintf(buf, sizeof buf, fmt, ap);
+    /* a plugin may quote what the server sent back, the key included */
+    if (tl_target.secret && *tl_target.secret && strstr(buf, tl_target.secret))
+        line = masked = llmux__mask(buf, tl_target.secret);
+    if (!line)
+        return; /* no memory to mask it: drop the line */
     if (level <= LLMUX_LOG_ERROR && tl_target.req)
-        llmux__request_seterr(tl_target.req, buf);
+        llmux__request_seterr(tl_target.req, line);
     if (tl_target.log && level <= tl_target.log_level)
-        tl_target.log(level, buf, tl_target.log_ud);
+        tl_target.log(level, line, tl_target.log_ud);
+    llmux__free(masked);
 }
 
 /* ---- construction -------------------------------------------------------- */
@@ -1377,7 +1392,7 @@ int llmux__prepare_ex(llmux_request *r, const char *extra_dirs,
     const llmux__provider *p;
     const char *base, *key, *kenv;
     int rc, auth;
-    llmux__log_target tgt, old;
+    llmux__log_target old;
     size_t blen;
     char envbase[512];
 
@@ -1505,10 +1520,8 @@ int llmux__prepare_ex(llmux_request *r, const char *extra_dirs,
     out->call.api_key = auth == LLMUX_AUTH_PLUGIN ? out->api_key : NULL;
     out->http.framing = p->vt->framing;
 
-    memset(&tgt, 0, sizeof tgt);
-    tgt.req = r;
     llmux__request_seterr(r, NULL);
-    old = llmux__log_target_swap(tgt);
+    old = llmux__log_target_call(r, out->api_key);
     rc = p->vt->encode(p->provctx, &out->call, &out->http);
     llmux__log_target_swap(old);
     if (rc) {
@@ -1628,7 +1641,7 @@ int llmux__decode_answer(llmux__prepared *p, long status, const char *ctype,
 {
     const llmux_provider *vt = p->prov->vt;
     llmux_http_response hr;
-    llmux__log_target tgt = {0}, old;
+    llmux__log_target old;
     int rc;
     char errbuf[LLMUX__ERRBUF] = "";
     llmux_request fake; /* collects plugin error logs */
@@ -1641,8 +1654,7 @@ int llmux__decode_answer(llmux__prepared *p, long status, const char *ctype,
     hr.body_len = body ? len : 0;
     res->http_status = status;
     memset(&fake, 0, sizeof fake);
-    tgt.req = &fake;
-    old = llmux__log_target_swap(tgt);
+    old = llmux__log_target_call(&fake, p->api_key);
 
     if (status >= 200 && status < 300) {
         rc = vt->decode(p->prov->provctx, &p->call, &hr, &res->o);
@@ -1695,13 +1707,12 @@ int llmux__decode_event(llmux__prepared *p, const llmux_event *ev,
                         llmux_chunk *chunk)
 {
     const llmux_provider *vt = p->prov->vt;
-    llmux__log_target tgt = {0}, old;
+    llmux__log_target old;
     llmux_request fake;
     int rc;
     llmux__out_reset(&chunk->o);
     memset(&fake, 0, sizeof fake);
-    tgt.req = &fake;
-    old = llmux__log_target_swap(tgt);
+    old = llmux__log_target_call(&fake, p->api_key);
     rc = vt->decode_event(p->prov->provctx, &p->call, ev, &chunk->o);
     llmux__log_target_swap(old);
     if (rc < 0 && !chunk->o.err_code) {

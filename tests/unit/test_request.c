@@ -709,6 +709,89 @@ static void test_prepare_env_base_and_ops(void **state)
     llmux__providers_cleanup();
 }
 
+/* A provider that logs what it was given and what the server said. */
+static int logger_encode(void *ctx, llmux_call *call, llmux_http_request *h)
+{
+    (void)ctx;
+    llmux__host.log(LLMUX_LOG_WARN, "encode with key %s", call->api_key);
+    return llmux__host.http_path(h, "/x");
+}
+
+static int logger_decode(void *ctx, llmux_call *call,
+                         const llmux_http_response *resp, llmux_out *out)
+{
+    (void)ctx;
+    (void)call;
+    (void)out;
+    llmux__host.log(LLMUX_LOG_INFO, "server said: %.*s", (int)resp->body_len,
+                    resp->body);
+    return 0;
+}
+
+static const llmux_provider logger_provider = {LLMUX_PROVIDER_ABI,
+                                               sizeof(llmux_provider),
+                                               "logger",
+                                               "1",
+                                               "test provider",
+                                               LLMUX_CAP_CHAT,
+                                               LLMUX_FRAMING_SSE,
+                                               LLMUX_AUTH_PLUGIN,
+                                               "http://127.0.0.1:1",
+                                               NULL,
+                                               NULL,
+                                               NULL,
+                                               NULL,
+                                               logger_encode,
+                                               logger_decode,
+                                               NULL,
+                                               NULL,
+                                               NULL,
+                                               0};
+
+static void on_log_line(int level, const char *msg, void *ud)
+{
+    llmux__buf *b = ud;
+    assert_int_equal(llmux__buf_printf(b, "%d %s\n", level, msg), 0);
+}
+
+/* Plugin log lines reach the client's hook while the plugin encodes and
+ * decodes (they did not: the core replaced the hook there), with the
+ * key masked. */
+static void test_plugin_logs_reach_hook_masked(void **state)
+{
+    llmux__buf lines = {0};
+    llmux__log_target t = {0}, old;
+    llmux_request *r;
+    llmux__prepared p;
+    llmux_response *res;
+    static const char body[] = "{\"echo\":\"Bearer sk-HOOKSECRET-1\"}";
+    (void)state;
+    assert_int_equal(llmux_register_provider(&logger_provider), 0);
+    t.log = on_log_line;
+    t.log_ud = &lines;
+    t.log_level = LLMUX_LOG_DEBUG;
+    old = llmux__log_target_swap(t);
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT,
+                                       "logger/m;api_key=sk-HOOKSECRET-1"),
+                     0);
+    llmux_request_add_message(r, LLMUX_ROLE_USER, "x");
+    assert_int_equal(llmux__prepare(r, NULL, &p), 0);
+    res = llmux__response_new(LLMUX_OP_CHAT, "logger");
+    assert_int_equal(
+        llmux__decode_answer(&p, 200, NULL, body, sizeof body - 1, res), 0);
+    llmux__log_target_swap(old);
+    assert_non_null(lines.p);
+    assert_non_null(strstr(lines.p, "1 encode with key ***\n"));
+    assert_non_null(
+        strstr(lines.p, "2 server said: {\"echo\":\"Bearer ***\"}"));
+    assert_null(strstr(lines.p, "HOOKSECRET"));
+    llmux_response_free(res);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+    llmux__buf_free(&lines);
+    llmux__providers_cleanup();
+}
+
 static void test_api_key_hygiene(void **state)
 {
     llmux_request *r;
@@ -757,6 +840,7 @@ int main(void)
         cmocka_unit_test(test_tokens_and_results),
         cmocka_unit_test(test_prepare_env_base_and_ops),
         cmocka_unit_test(test_api_key_hygiene),
+        cmocka_unit_test(test_plugin_logs_reach_hook_masked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
