@@ -362,43 +362,61 @@ static void scrub(char **s, const char *secret)
     *s = copy;
 }
 
-/* The value of the first api_key=... in a config string, or NULL. */
+static int blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+           c == '\v';
+}
+
+/* The value of api_key in a config string, or NULL: the last one, as the
+ * parser keeps the last of duplicates; whitespace around the key and the
+ * value trimmed, and a {...} value to its matching '}', as it reads them. */
 static char *spec_secret(const char *spec)
 {
-    const char *p, *end;
-    size_t i, klen = strlen("api_key=");
+    const char *p, *k, *v, *end, *found = NULL, *found_end = NULL;
     if (!spec)
         return NULL;
-    for (p = spec; *p; p++) {
-        for (i = 0; i < klen && p[i]; i++)
-            if (lower((unsigned char)p[i]) != "api_key="[i])
-                break;
-        if (i < klen || (p != spec && p[-1] != ';'))
+    for (p = spec; p; p = *end ? end + 1 : NULL) {
+        for (k = p; blank(*k); k++)
+            ;
+        end = k + strcspn(k, ";");
+        for (v = k; v < k + 7 && lower((unsigned char)*v) == "api_key"[v - k];
+             v++)
+            ; /* keys match in any case */
+        if (v < k + 7)
             continue;
-        p += klen;
-        if (*p == '{') { /* to the matching '}': braces nest */
+        while (blank(*v))
+            v++;
+        if (*v != '=')
+            continue;
+        for (v++; blank(*v); v++)
+            ;
+        if (*v == '{') { /* to the matching '}': braces nest */
             int depth = 1;
-            for (end = ++p; *end; end++) {
+            for (end = ++v; *end; end++) {
                 if (*end == '{')
                     depth++;
                 else if (*end == '}' && --depth == 0)
                     break;
             }
+            found_end = end;
+            if (*end)
+                end += strcspn(end, ";"); /* the segment's end */
         } else {
-            end = strchr(p, ';');
+            for (found_end = end; found_end > v && blank(found_end[-1]);
+                 found_end--)
+                ;
         }
-        if (!end)
-            end = p + strlen(p);
-        if (end == p)
-            return NULL;
-        {
-            char *v = xmalloc((size_t)(end - p) + 1);
-            memcpy(v, p, (size_t)(end - p));
-            v[end - p] = '\0';
-            return v;
-        }
+        found = v;
     }
-    return NULL;
+    if (!found || found_end == found)
+        return NULL;
+    {
+        char *r = xmalloc((size_t)(found_end - found) + 1);
+        memcpy(r, found, (size_t)(found_end - found));
+        r[found_end - found] = '\0';
+        return r;
+    }
 }
 
 /* A copy of `text` (caller frees) with the command line's secrets
