@@ -1351,7 +1351,6 @@ static void answer_began(xfer *x)
     if (x->answered)
         return;
     x->answered = 1;
-    hist_add(&x->c->h_first_byte, (uv_now(x->c->loop) - x->t_attempt) * 10);
     if (x->idle_ms && !x->paused)
         watchdog_arm(x, x->idle_ms);
     else if (x->first_byte_ms && x->timer_on)
@@ -1391,6 +1390,9 @@ static size_t on_write(char *p, size_t sz, size_t n, void *ud)
         watchdog_arm(x, x->idle_ms); /* bytes arrived: the gap restarts */
     if (!x->started) {
         x->started = 1;
+        /* the stats' first byte is the body's, whether or not the end of
+         * the headers was watched */
+        hist_add(&x->c->h_first_byte, (uv_now(x->c->loop) - x->t_attempt) * 10);
         answer_began(x);
         x->streaming = body_streams(x);
         if (x->streaming)

@@ -191,6 +191,7 @@ typedef struct llmux_stats {
     size_t in_flight, queued;                  /**< now */
     size_t max_in_flight, max_queued;          /**< highest seen */
     double queue_wait_p50, queue_wait_p99;
+    /** ms from an attempt's start to its first body byte */
     double first_byte_p50, first_byte_p90, first_byte_p99;
     double total_p50, total_p90, total_p99;
 } llmux_stats;
