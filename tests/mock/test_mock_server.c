@@ -1109,6 +1109,12 @@ static void test_fault_bodies(void **state)
     assert_int_equal(strncmp(x.body.data, "data: {", 7), 0);
     xfer_free(&x);
     assert_int_equal(llmux_mock_push_fault(e.mock, "content_type="), UV_EINVAL);
+    /* no directive puts a line break into the response headers */
+    assert_int_equal(
+        llmux_mock_push_fault(e.mock, "content_type=text/plain\r\nX-Evil: 1"),
+        UV_EINVAL);
+    assert_int_equal(llmux_mock_push_fault(e.mock, "header=X-A:1\r\nX-Evil: 1"),
+                     UV_EINVAL);
 
     llmux_mock_push_fault(e.mock, "huge=100000");
     xfer_init(&x, &e, CHAT, SIMPLE_CHAT, KEY, NULL);

@@ -316,14 +316,15 @@ static int fault_directive(mock_fault *f, char *d, int lenient, char *err,
             return -1;
         }
     } else if (strcmp(key, "content_type") == 0) {
-        if (!*val) {
-            snprintf(err, errlen, "content_type: empty");
+        if (!*val || strpbrk(val, "\r\n")) {
+            snprintf(err, errlen, "content_type: empty or not one line");
             return -1;
         }
         return set_str(&f->content_type, val);
     } else if (strcmp(key, "header") == 0) {
         char *colon = strchr(val, ':');
-        if (!colon || !is_token(val, (size_t)(colon - val))) {
+        if (!colon || !is_token(val, (size_t)(colon - val)) ||
+            strpbrk(val, "\r\n")) {
             snprintf(err, errlen, "header: want Name:Value, got '%s'", val);
             return -1;
         }
@@ -748,12 +749,17 @@ json_object *llmux__mock_embedding_json(const char *s, size_t len)
 
     llmux__mock_embedding(s, len, v);
     for (k = 0; k < MOCK_EMBED_DIM; k++) {
-        char num[32], *c;
+        char num[32], *c, *o = num;
         snprintf(num, sizeof(num), "%.6f", v[k]);
-        /* a decimal comma when a test runs under such a locale */
-        for (c = num; *c; c++)
-            if (*c != '-' && (*c < '0' || *c > '9'))
-                *c = '.';
+        /* a decimal comma when a test runs under such a locale (a radix
+         * of several bytes becomes one '.') */
+        for (c = num; *c; c++) {
+            if (*c == '-' || (*c >= '0' && *c <= '9'))
+                *o++ = *c;
+            else if (o == num || o[-1] != '.')
+                *o++ = '.';
+        }
+        *o = '\0';
         json_object_array_add(vec, json_object_new_double_s(v[k], num));
     }
     return vec;
