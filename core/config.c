@@ -22,8 +22,8 @@
  *   whitespace may come before the next ';' or the end: "{a}b" is an
  *   error (it would otherwise swallow the segments after it).
  * - Limits: at most LLMUX__CONFIG_MAX_LEN bytes and LLMUX__CONFIG_MAX_OPTS
- *   options; parsing is linear in the length (duplicates are found
- *   through a hash of the keys).
+ *   options, so that parsing stays linear in the length: a duplicate check
+ *   compares at most LLMUX__CONFIG_MAX_OPTS keys.
  * - Provider names use [A-Za-z0-9_.-]; models must be non-empty and free
  *   of control characters.
  * Error messages never show a secret: whenever the spec is quoted, the
@@ -299,53 +299,26 @@ static int set_str(char **slot, const char *v, size_t n)
     return 0;
 }
 
-/* The options' positions by a hash of their keys, while parsing: finding
- * a duplicate costs O(1), not a scan of all earlier options. */
-#define CFG_SLOTS (2 * LLMUX__CONFIG_MAX_OPTS) /* a power of two */
-typedef struct cfg_index {
-    short slot[CFG_SLOTS]; /* index into opts, or -1 */
-} cfg_index;
-
-static size_t key_hash(const char *k, size_t n)
-{
-    uint32_t h = 2166136261u; /* FNV-1a of the lower-cased key */
-    size_t i;
-    for (i = 0; i < n; i++)
-        h = (h ^ (unsigned char)lower(k[i])) * 16777619u;
-    return h & (CFG_SLOTS - 1);
-}
-
-/* The position of option k[0..kn) in c, or -1. With an index, *slot gets
- * the free slot it would go in. */
-static long find_opt(const llmux__config *c, const cfg_index *idx,
-                     const char *k, size_t kn, size_t *slot)
+/* The position of option k[0..kn) in c, or -1 (at most
+ * LLMUX__CONFIG_MAX_OPTS compared). */
+static long find_opt(const llmux__config *c, const char *k, size_t kn)
 {
     size_t i;
-    if (!idx) {
-        for (i = 0; i < c->n_opts; i++)
-            if (strlen(c->opts[i].key) == kn && word_eq(k, kn, c->opts[i].key))
-                return (long)i;
-        return -1;
-    }
-    for (i = key_hash(k, kn); idx->slot[i] >= 0;
-         i = (i + 1) & (CFG_SLOTS - 1)) {
-        const char *ok = c->opts[idx->slot[i]].key;
-        if (strlen(ok) == kn && word_eq(k, kn, ok))
-            return idx->slot[i];
-    }
-    *slot = i;
+    for (i = 0; i < c->n_opts; i++)
+        if (strlen(c->opts[i].key) == kn && word_eq(k, kn, c->opts[i].key))
+            return (long)i;
     return -1;
 }
 
 /*
  * Sets key k[0..kn) (any case) to v[0..vn); v NULL removes the option (or
- * clears provider/model). `idx` (parsing only, never with v NULL) finds
- * duplicates; a new option is refused beyond LLMUX__CONFIG_MAX_OPTS.
+ * clears provider/model). A new option is refused (LLMUX_ECONFIG) beyond
+ * LLMUX__CONFIG_MAX_OPTS.
  */
-static int set_n(llmux__config *c, cfg_index *idx, const char *k, size_t kn,
-                 const char *v, size_t vn)
+static int set_n(llmux__config *c, const char *k, size_t kn, const char *v,
+                 size_t vn)
 {
-    size_t i, slot = 0;
+    size_t i;
     long at;
     char *key, *val;
     llmux_kv *o;
@@ -354,7 +327,7 @@ static int set_n(llmux__config *c, cfg_index *idx, const char *k, size_t kn,
         return set_str(&c->provider, v, vn);
     if (word_eq(k, kn, "model"))
         return set_str(&c->model, v, vn);
-    if ((at = find_opt(c, idx, k, kn, &slot)) >= 0) {
+    if ((at = find_opt(c, k, kn)) >= 0) {
         i = (size_t)at;
         if (!v) {
             llmux__free((char *)c->opts[i].key);
@@ -388,8 +361,6 @@ static int set_n(llmux__config *c, cfg_index *idx, const char *k, size_t kn,
     o[c->n_opts].key = key;
     o[c->n_opts].value = val;
     c->opts = o;
-    if (idx)
-        idx->slot[slot] = (short)c->n_opts;
     c->n_opts++;
     return 0;
 }
@@ -450,7 +421,7 @@ int llmux__config_set(llmux__config *c, const char *key, const char *value)
             if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
                 return LLMUX_ECONFIG;
     }
-    return set_n(c, NULL, key, kn, value, value ? strlen(value) : 0);
+    return set_n(c, key, kn, value, value ? strlen(value) : 0);
 }
 
 int llmux__config_copy(llmux__config *dst, const llmux__config *src)
@@ -523,9 +494,7 @@ static int parse_pairs(const char *spec, const char *s, llmux__config *c,
     char q[CFG_QUOTE];
     size_t i;
     int rc;
-    cfg_index idx;
 
-    memset(idx.slot, 0xff, sizeof idx.slot); /* all -1 */
     while (s) {
         cfg_seg g;
         size_t kn;
@@ -576,7 +545,7 @@ static int parse_pairs(const char *spec, const char *s, llmux__config *c,
                      "text after the closing '}' of option \"%s\"", q);
             return fail_spec(err, errlen, spec, what);
         }
-        rc = set_n(c, &idx, g.k0, kn, g.v0, (size_t)(g.v1 - g.v0));
+        rc = set_n(c, g.k0, kn, g.v0, (size_t)(g.v1 - g.v0));
         if (rc == LLMUX_ECONFIG)
             return llmux__seterr(err, errlen, rc,
                                  "config string: more than %d options",
