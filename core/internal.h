@@ -57,8 +57,8 @@ char *llmux__strndup_utf8(const char *s, size_t n);
  * "key" such as "ollama" or "t" is also an ordinary word. */
 #define LLMUX__SECRET_MIN 8
 /* A copy of text with the secret masked as "***" wherever it can be the
- * key: as a whole word when it is LLMUX__SECRET_MIN bytes or longer, else
- * only where a credential is written. NULL on out of memory. */
+ * key: everywhere when it is LLMUX__SECRET_MIN bytes or longer, else only
+ * as a whole word where a credential is written. NULL on out of memory. */
 char *llmux__mask(const char *text, const char *secret);
 /* llmux__mask on a heap string, replaced in place. */
 void llmux__mask_in(char **s, const char *secret);

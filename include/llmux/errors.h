@@ -88,11 +88,11 @@ typedef struct llmux_error {
 
 /**
  * A copy of `text` with `secret` (an API key) replaced by "***" wherever
- * it can be that key: as a whole word when it is 8 bytes or longer, and
- * at any length where a credential is written (after "Bearer", after a
- * name ending in key, token, secret, password or authorization followed
- * by ':' or '=', as the password of a URL). Elsewhere a short "key" such
- * as "ollama" is an ordinary word and stays. llmux applies this to every
+ * it can be that key: wherever it appears when it is 8 bytes or longer;
+ * a shorter one only as a whole word where a credential is written (after
+ * "Bearer", after a name ending in key, token, secret, password or
+ * authorization followed by ':' or '=', as the password of a URL).
+ * Elsewhere a short "key" such as "ollama" is an ordinary word and stays. llmux applies this to every
  * message and error field it produces; it is exported for programs that
  * print text of their own. Returns NULL for NULL text or out of memory.
  * Caller owns the result: free with llmux_free().
