@@ -179,18 +179,35 @@ static int credential_place(const char *s, size_t at, size_t n)
     return 0;
 }
 
+/* The next occurrence of the n-byte needle in h[0..hn), or NULL. Not
+ * strstr: sanitizers check the whole rest of the text on every strstr or
+ * memmem, which made many occurrences quadratic; memchr is checked only
+ * up to what it finds. */
+static const char *find(const char *h, size_t hn, const char *needle, size_t n)
+{
+    const char *end = h + hn, *p = h;
+    while ((size_t)(end - p) >= n &&
+           (p = memchr(p, needle[0], (size_t)(end - p) - n + 1)) != NULL) {
+        if (memcmp(p + 1, needle + 1, n - 1) == 0)
+            return p;
+        p++;
+    }
+    return NULL;
+}
+
 char *llmux__mask(const char *text, const char *secret)
 {
     llmux__buf b = {0};
-    const char *p, *from = text;
+    const char *p, *from = text, *end;
     size_t n;
 
     if (!text)
         return NULL;
     n = secret ? strlen(secret) : 0;
-    if (!n || !(p = strstr(text, secret)))
+    end = text + strlen(text);
+    if (!n || !(p = find(text, (size_t)(end - text), secret, n)))
         return llmux__strdup(text);
-    for (; p; p = strstr(p, secret)) {
+    for (; p; p = find(p, (size_t)(end - p), secret, n)) {
         size_t at = (size_t)(p - text);
         /* a long key is masked wherever it appears (next to a letter too:
          * "Bearer%20<key>", "\\n<key>" in JSON text, the key twice); a
@@ -209,7 +226,7 @@ char *llmux__mask(const char *text, const char *secret)
     }
     if (from == text) /* no occurrence was the key */
         return llmux__strdup(text);
-    if (llmux__buf_append(&b, from, strlen(from)) == 0)
+    if (llmux__buf_append(&b, from, (size_t)(end - from)) == 0)
         return b.p; /* holds at least one "***" */
 nomem:
     llmux__buf_free(&b);
