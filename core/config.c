@@ -176,9 +176,9 @@ static int is_long_form(const char *spec)
     return *p == '=';
 }
 
-/* A key whose value is a secret: api_key, or one ending in key, token,
- * secret or password (any case). */
-static int secret_key(const char *k, size_t n)
+/* A key whose value is a secret (internal.h): also the rule for
+ * api_key_env's variables and for credential names in messages. */
+int llmux__secret_name(const char *k, size_t n)
 {
     static const char *const ends[] = {"key", "token", "secret", "password"};
     size_t i;
@@ -242,7 +242,7 @@ static void redact(char *dst, size_t cap, const char *spec)
     while (s && ok) {
         cfg_seg g;
         scan_seg(s, &g);
-        if (g.eq && secret_key(g.k0, (size_t)(g.k1 - g.k0))) {
+        if (g.eq && llmux__secret_name(g.k0, (size_t)(g.k1 - g.k0))) {
             ok = llmux__buf_append(&b, g.start, (size_t)(g.eq + 1 - g.start)) ==
                      0 &&
                  llmux__buf_append(&b, "***", 3) == 0;

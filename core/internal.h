@@ -101,6 +101,10 @@ const char *llmux__config_get(const llmux__config *c, const char *key);
 /* Sets (replaces) key=value; key is lower-cased. */
 int llmux__config_set(llmux__config *c, const char *key, const char *value);
 int llmux__config_copy(llmux__config *dst, const llmux__config *src);
+/* Does the name k[0..n) end in key, token, secret or password (any case),
+ * as the names of credentials do (api_key, OPENAI_API_KEY, AA_TOKEN,
+ * db_password)? Config keys, variables and header names alike. */
+int llmux__secret_name(const char *k, size_t n);
 /* The user:password of a URL in s[0..n) (scheme://user:pass@host/...):
  * sets [*a, *b) and returns 1; 0 when there is none (*a, *b untouched). */
 int llmux__url_userinfo(const char *s, size_t n, size_t *a, size_t *b);

@@ -1329,18 +1329,6 @@ static int has_header(const struct llmux_http_request *h, const char *name)
     return 0;
 }
 
-/* Does the variable name end in KEY, TOKEN, SECRET or PASSWORD (any
- * case), as credentials' names do (OPENAI_API_KEY, AA_TOKEN)? */
-static int credential_name(const char *v)
-{
-    static const char *const ends[] = {"key", "token", "secret", "password"};
-    size_t n = strlen(v), i, m;
-    for (i = 0; i < sizeof ends / sizeof ends[0]; i++)
-        if (n >= (m = strlen(ends[i])) && llmux__strcaseeq(v + n - m, ends[i]))
-            return 1;
-    return 0;
-}
-
 /* Is `v` listed in the ':'-separated `list`? */
 static int listed(const char *list, const char *v)
 {
@@ -1369,7 +1357,7 @@ static int check_key_env(llmux_request *r, const llmux__provider *p,
     if (!i || kenv[i])
         return fail(r, LLMUX_ECONFIG, "%s: api_key_env is not a variable name",
                     r->cfg.provider);
-    if (credential_name(kenv) ||
+    if (llmux__secret_name(kenv, strlen(kenv)) ||
         (p->api_key_env && strcmp(kenv, p->api_key_env) == 0) ||
         listed(allow, kenv))
         return 0;

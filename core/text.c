@@ -154,9 +154,7 @@ static int quote_or_space(char c)
  */
 static int credential_place(const char *s, size_t at, size_t n)
 {
-    static const char *const names[] = {"key",      "token",  "secret",
-                                        "password", "bearer", "authorization"};
-    size_t i = at, e, b, k;
+    size_t i = at, e, b;
     if (s[at + n] == '@')
         return 1;
     /* each backward scan is bounded, so that many occurrences of a short
@@ -173,10 +171,9 @@ static int credential_place(const char *s, size_t at, size_t n)
     for (e = i, b = i;
          b > 0 && e - b < 13 && name_char((unsigned char)s[b - 1]); b--)
         ;
-    for (k = 0; k < sizeof names / sizeof names[0]; k++)
-        if (ends_with(s + b, e - b, names[k]))
-            return 1;
-    return 0;
+    return llmux__secret_name(s + b, e - b) ||
+           ends_with(s + b, e - b, "bearer") ||
+           ends_with(s + b, e - b, "authorization");
 }
 
 /* The next occurrence of the n-byte needle in h[0..hn), or NULL. Not
