@@ -15,8 +15,7 @@ for f in "$work/floor" "$work/floor_stream" "$work/nginx.conf" "$bin"; do
   [ -e "$f" ] || { echo "bench/callgrind.sh: missing $f (run bench/run.sh first)" >&2; exit 2; }
 done
 command -v valgrind >/dev/null || { echo "bench/callgrind.sh: needs valgrind" >&2; exit 2; }
-# the plugins of the build tree the binary comes from
-export LLMUX_PLUGIN_PATH=${LLMUX_PLUGIN_PATH:-$(cd "$(dirname "$bin")/.." && pwd)/plugins.d}
+# (the library finds the plugins of its own tree: lib/llmux/plugins.d)
 port=$(sed -n 's/.*listen 127.0.0.1:\([0-9]*\).*/\1/p' "$work/nginx.conf")
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 "$NGINX" -c "$work/nginx.conf"

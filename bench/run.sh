@@ -10,8 +10,7 @@ peers=${BENCH_PEERS:-$root/../shared/bench-peers}
 bin=${LLMUX_BENCH_BIN:-$root/build/bin/llmux-bench}
 [ -x "$bin" ] || { echo "bench/run.sh: build first (missing $bin)" >&2; exit 2; }
 [ -f "$peers/run.sh" ] || { echo "bench/run.sh: no bench-peers at $peers" >&2; exit 2; }
-# the plugins of the build tree the binary comes from
-export LLMUX_PLUGIN_PATH=${LLMUX_PLUGIN_PATH:-$(cd "$(dirname "$bin")/.." && pwd)/plugins.d}
+# (the library finds the plugins of its own tree: lib/llmux/plugins.d)
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 LLMUX_BENCH_CMD="$bin" LLMUX_BENCH_STREAM_CMD="$bin --stream" \

@@ -22,7 +22,6 @@ root=$(cd "$here/.." && pwd)
 work=${BENCH_WORK:-/tmp/llmux-bench-peers}
 bin=${LLMUX_BENCH_BIN:-$root/build/bin/llmux-bench}
 bindir=$(cd "$(dirname "$bin")" && pwd)
-export LLMUX_PLUGIN_PATH=${LLMUX_PLUGIN_PATH:-$bindir/../plugins.d}
 C=${BENCH_C:-64}
 what=${1:-queue}
 tmp=$(mktemp -d)

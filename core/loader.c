@@ -18,7 +18,12 @@
  * llmux__providers_cleanup(). One mutex serialises ltdl, the registry and
  * the cache, since libltdl is not known to be thread-safe.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr */
+#endif
 #include <dirent.h>
+#include <limits.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +152,18 @@ static void free_kvs(llmux_kv *kv, size_t n)
     llmux__free(kv);
 }
 
+/* The directory part of path, for resolving a descriptor's relative
+ * module path. */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return llmux__strdup(".");
+    if (slash == path)
+        return llmux__strdup("/");
+    return llmux__strndup(path, (size_t)(slash - path));
+}
+
 /* ---- plugin directories ---------------------------------------------------
  */
 
@@ -168,8 +185,39 @@ static int strv_push_unique(char ***v, size_t *n, const char *s, size_t len)
     return 0;
 }
 
+/* The directories of the search with where each comes from. */
+typedef struct dirv {
+    char **v;
+    int *src; /* llmux_plugin_dir_source */
+    size_t n;
+} dirv;
+
+static void dirv_free(dirv *d)
+{
+    free_strv(d->v, d->n);
+    llmux__free(d->src);
+    memset(d, 0, sizeof *d);
+}
+
+static int dirv_push(dirv *d, const char *s, size_t len, int src)
+{
+    size_t n = d->n;
+    int *ns;
+    int rc = strv_push_unique(&d->v, &d->n, s, len);
+    if (rc != 0 || d->n == n)
+        return rc; /* failed, or a duplicate: the first place wins */
+    ns = llmux__realloc(d->src, d->n * sizeof *ns);
+    if (!ns) {
+        llmux__free(d->v[--d->n]);
+        return LLMUX_ENOMEM;
+    }
+    ns[n] = src;
+    d->src = ns;
+    return 0;
+}
+
 /* Splits a LT_PATHSEP_CHAR-separated list, skipping empty parts. */
-static int strv_push_list(char ***v, size_t *n, const char *list)
+static int dirv_push_list(dirv *d, const char *list, int src)
 {
     const char *p = list, *e;
     if (!list)
@@ -178,7 +226,7 @@ static int strv_push_list(char ***v, size_t *n, const char *list)
         e = strchr(p, LT_PATHSEP_CHAR);
         if (!e)
             e = p + strlen(p);
-        if (e > p && strv_push_unique(v, n, p, (size_t)(e - p)) != 0)
+        if (e > p && dirv_push(d, p, (size_t)(e - p), src) != 0)
             return LLMUX_ENOMEM;
         if (!*e)
             return 0;
@@ -186,30 +234,78 @@ static int strv_push_list(char ***v, size_t *n, const char *list)
     }
 }
 
+/*
+ * The installed plugin directory, found relative to the file that holds
+ * this code, so that an installed tree works from any prefix and keeps
+ * working when moved; no absolute path of the build or install tree is
+ * compiled into the shared library. LLMUX_PLUGIN_RELDIR is relative to the
+ * directory of that file: "llmux/plugins.d" beside libllmux.so, or for the
+ * static library "../lib/llmux/plugins.d" from the program's bindir.
+ * NULL when the file cannot be found (then the search has no such
+ * directory) or on allocation failure (*oom set).
+ */
+#ifndef LLMUX_PLUGIN_RELDIR
+#define LLMUX_PLUGIN_RELDIR "llmux/plugins.d"
+#endif
+static char *relative_dir(int *oom)
+{
+    char *file = NULL, *dir, *out;
+#if defined(LLMUX_STATIC_LIB) && defined(__linux__)
+    file = realpath("/proc/self/exe", NULL);
+#elif defined(LLMUX__HAVE_DLFCN) && !defined(LLMUX_STATIC_LIB)
+    Dl_info info;
+    if (dladdr((void *)(uintptr_t)&llmux_providers_list, &info) &&
+        info.dli_fname && info.dli_fname[0])
+        file = realpath(info.dli_fname, NULL);
+#endif
+    if (!file)
+        return NULL;
+    dir = dir_of(file);
+    free(file); /* from realpath: libc's allocator */
+    out = dir ? join_path(dir, LLMUX_PLUGIN_RELDIR, NULL) : NULL;
+    llmux__free(dir);
+    if (!out)
+        *oom = 1;
+    return out;
+}
+
 /* The directories to search, in order, without duplicates. */
+static int dirv_build(const char *extra, dirv *d)
+{
+    int oom = 0;
+    char *rel;
+    int rc =
+        dirv_push_list(d, getenv("LLMUX_PLUGIN_PATH"), LLMUX_PLUGIN_DIR_ENV);
+    if (rc == 0)
+        rc = dirv_push_list(d, extra, LLMUX_PLUGIN_DIR_OPTION);
+    rel = rc == 0 ? relative_dir(&oom) : NULL;
+    if (oom)
+        rc = LLMUX_ENOMEM;
+    if (rc == 0 && rel)
+        rc = dirv_push(d, rel, strlen(rel), LLMUX_PLUGIN_DIR_RELATIVE);
+    llmux__free(rel);
+#ifdef LLMUX_CONFIGURED_PLUGIN_DIR
+    /* static builds only: a program linked elsewhere still finds the
+     * plugins installed with the library */
+    if (rc == 0)
+        rc = dirv_push(d, LLMUX_CONFIGURED_PLUGIN_DIR,
+                       strlen(LLMUX_CONFIGURED_PLUGIN_DIR),
+                       LLMUX_PLUGIN_DIR_CONFIGURED);
+#endif
+    if (rc != 0)
+        dirv_free(d);
+    return rc;
+}
+
 static int dir_list(const char *extra, char ***out, size_t *n)
 {
-    char **v = NULL;
-    size_t k = 0;
-    int rc = strv_push_list(&v, &k, getenv("LLMUX_PLUGIN_PATH"));
-    if (rc == 0)
-        rc = strv_push_list(&v, &k, extra);
-#ifdef LLMUX_BUILD_PLUGIN_DIR
-    if (rc == 0 && is_dir(LLMUX_BUILD_PLUGIN_DIR))
-        rc = strv_push_unique(&v, &k, LLMUX_BUILD_PLUGIN_DIR,
-                              strlen(LLMUX_BUILD_PLUGIN_DIR));
-#endif
-#ifdef LLMUX_INSTALL_PLUGIN_DIR
-    if (rc == 0)
-        rc = strv_push_unique(&v, &k, LLMUX_INSTALL_PLUGIN_DIR,
-                              strlen(LLMUX_INSTALL_PLUGIN_DIR));
-#endif
-    if (rc != 0) {
-        free_strv(v, k);
+    dirv d = {NULL, NULL, 0};
+    int rc = dirv_build(extra, &d);
+    if (rc != 0)
         return rc;
-    }
-    *out = v;
-    *n = k;
+    llmux__free(d.src);
+    *out = d.v;
+    *n = d.n;
     return 0;
 }
 
@@ -233,6 +329,45 @@ char *llmux__plugin_dirs(const char *extra_dirs)
     if (!b.p)
         return llmux__strdup("");
     return b.p;
+}
+
+LLMUX_EXTERN int llmux_plugin_dirs_list(const char *plugin_path,
+                                        llmux_plugin_dir_cb cb, void *userdata)
+{
+    dirv d = {NULL, NULL, 0};
+    size_t i;
+    int rc;
+    if (!cb)
+        return LLMUX_EINVAL;
+    if ((rc = dirv_build(plugin_path, &d)) != 0)
+        return rc;
+    for (i = 0; i < d.n; i++) {
+        llmux_plugin_dir info;
+        memset(&info, 0, sizeof info);
+        info.path = d.v[i];
+        info.source = (llmux_plugin_dir_source)d.src[i];
+        info.exists = is_dir(d.v[i]);
+        if (cb(&info, userdata))
+            break;
+    }
+    dirv_free(&d);
+    return 0;
+}
+
+LLMUX_EXTERN const char *llmux_plugin_dir_source_name(int source)
+{
+    switch (source) {
+    case LLMUX_PLUGIN_DIR_ENV:
+        return "LLMUX_PLUGIN_PATH";
+    case LLMUX_PLUGIN_DIR_OPTION:
+        return "plugin_path";
+    case LLMUX_PLUGIN_DIR_RELATIVE:
+        return "relative";
+    case LLMUX_PLUGIN_DIR_CONFIGURED:
+        return "configured";
+    default:
+        return "unknown";
+    }
 }
 
 /* "provider "x" not found; searched: /a, /b (does not exist)" */
@@ -541,6 +676,16 @@ static int ltdl_ready(char *err, size_t errlen)
 
 /* The module's name as ltdl derives it: basename without extension, with
  * characters other than [A-Za-z0-9_] turned into '_'. */
+/* A module file's name without directory and extension. */
+static char *module_label(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    char *s = llmux__strdup(base ? base + 1 : path), *dot;
+    if (s && (dot = strrchr(s, '.')) != NULL && dot != s)
+        *dot = '\0';
+    return s;
+}
+
 static char *module_symname(const char *path)
 {
     const char *base = strrchr(path, '/');
@@ -797,7 +942,12 @@ static int make_provider(const char *name, const llmux_provider *vt,
     p->vt = vt;
     p->handle = handle;
     p->name = dup_or_null(name, &oom);
-    p->module = dup_or_null(vt->name, &oom);
+    /* the module as the user knows it: its file's name (a descriptor's
+     * module key names the file), not the table's internal name */
+    if (strcmp(path, LLMUX__BUILTIN) == 0)
+        p->module = dup_or_null(d && d->module ? d->module : vt->name, &oom);
+    else if (!oom && (p->module = module_label(path)) == NULL)
+        oom = 1;
     p->path = dup_or_null(path, &oom);
     if (d) {
         p->descriptor = dup_or_null(d->path, &oom);
@@ -870,18 +1020,6 @@ static void prefix_err(const char *prefix, char *err, size_t errlen)
         snprintf(err, errlen, "%s", tmp);
         llmux__free(tmp);
     }
-}
-
-/* The directory part of path, for resolving a descriptor's relative
- * module path. */
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return llmux__strdup(".");
-    if (slash == path)
-        return llmux__strdup("/");
-    return llmux__strndup(path, (size_t)(slash - path));
 }
 
 /* Loads provider `name` from the descriptor at `path`. */

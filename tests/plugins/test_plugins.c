@@ -5,6 +5,7 @@
  * registered in-process that counts its calls. Each test ends with
  * llmux__providers_cleanup(), so each starts from an empty cache.
  */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -34,6 +35,12 @@ static void assert_contains(const char *hay, const char *needle)
     if (!hay || !strstr(hay, needle))
         fail_msg("\"%s\" does not contain \"%s\"", hay ? hay : "(null)",
                  needle);
+}
+
+static void assert_not_contains(const char *hay, const char *needle)
+{
+    if (hay && strstr(hay, needle))
+        fail_msg("\"%s\" contains \"%s\"", hay, needle);
 }
 
 static void assert_ends_with(const char *s, const char *suffix)
@@ -230,7 +237,6 @@ static void test_caps_string(void **state)
 static void test_plugin_dirs(void **state)
 {
     char *dirs, *expect;
-    struct stat st;
     (void)state;
     env_save();
     setenv("LLMUX_PLUGIN_PATH", "/nonexistent/a::/nonexistent/b:", 1);
@@ -239,9 +245,9 @@ static void test_plugin_dirs(void **state)
     /* env first, then extra, empty parts and duplicates dropped */
     expect = "/nonexistent/a:/nonexistent/b:/x:" TDIR ":";
     assert_int_equal(strncmp(dirs, expect, strlen(expect)), 0);
-    if (stat(LLMUX_BUILD_PLUGIN_DIR, &st) == 0)
-        assert_contains(dirs, ":" LLMUX_BUILD_PLUGIN_DIR ":");
-    /* the installed directory comes last */
+    /* the build tree's directory is never compiled in */
+    assert_not_contains(dirs, LLMUX_BUILD_PLUGIN_DIR);
+    /* the one relative to the file holding the code comes last */
     assert_ends_with(dirs, "/llmux/plugins.d");
     free(dirs);
 
@@ -251,6 +257,63 @@ static void test_plugin_dirs(void **state)
     assert_true(dirs[0] == '/');
     assert_ends_with(dirs, "/llmux/plugins.d");
     free(dirs);
+}
+
+typedef struct dirs_seen {
+    char paths[8][512];
+    llmux_plugin_dir_source src[8];
+    int exists[8];
+    int n, stop_after;
+} dirs_seen;
+
+static int collect_dir(const llmux_plugin_dir *d, void *ud)
+{
+    dirs_seen *s = ud;
+    assert_true(s->n < 8);
+    snprintf(s->paths[s->n], sizeof s->paths[0], "%s", d->path);
+    s->src[s->n] = d->source;
+    s->exists[s->n] = d->exists;
+    s->n++;
+    return s->stop_after && s->n == s->stop_after;
+}
+
+static void test_plugin_dirs_list(void **state)
+{
+    dirs_seen s;
+    char here[600];
+    (void)state;
+    env_save();
+    setenv("LLMUX_PLUGIN_PATH", TDIR ":/nonexistent/e", 1);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(
+        llmux_plugin_dirs_list("/nonexistent/o:" TDIR, collect_dir, &s), 0);
+    /* env, env, option (the duplicate TDIR keeps its first place), and
+     * the directory beside the file holding the code: this test program */
+    assert_int_equal(s.n, 4);
+    assert_string_equal(s.paths[0], TDIR);
+    assert_int_equal(s.src[0], LLMUX_PLUGIN_DIR_ENV);
+    assert_int_equal(s.exists[0], 1);
+    assert_string_equal(s.paths[1], "/nonexistent/e");
+    assert_int_equal(s.exists[1], 0);
+    assert_string_equal(s.paths[2], "/nonexistent/o");
+    assert_int_equal(s.src[2], LLMUX_PLUGIN_DIR_OPTION);
+    assert_int_equal(s.src[3], LLMUX_PLUGIN_DIR_RELATIVE);
+    assert_non_null(realpath("/proc/self/exe", here));
+    *strrchr(here, '/') = '\0';
+    strcat(here, "/llmux/plugins.d");
+    assert_string_equal(s.paths[3], here);
+    assert_string_equal(llmux_plugin_dir_source_name(s.src[0]),
+                        "LLMUX_PLUGIN_PATH");
+    assert_string_equal(llmux_plugin_dir_source_name(s.src[2]), "plugin_path");
+    assert_string_equal(llmux_plugin_dir_source_name(s.src[3]), "relative");
+    assert_string_equal(llmux_plugin_dir_source_name(99), "unknown");
+
+    /* the callback stops the listing */
+    memset(&s, 0, sizeof s);
+    s.stop_after = 1;
+    assert_int_equal(llmux_plugin_dirs_list(NULL, collect_dir, &s), 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(llmux_plugin_dirs_list(NULL, NULL, NULL), LLMUX_EINVAL);
 }
 
 static void test_probe_good(void **state)
@@ -1093,6 +1156,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_caps_string, teardown),
         cmocka_unit_test_teardown(test_plugin_dirs, teardown),
+        cmocka_unit_test_teardown(test_plugin_dirs_list, teardown),
         cmocka_unit_test_teardown(test_probe_good, teardown),
         cmocka_unit_test_teardown(test_probe_cached, teardown),
         cmocka_unit_test_teardown(test_descriptor_alias, teardown),
