@@ -2,9 +2,11 @@
 # llmux developer entry point. On a fresh Debian machine:
 #   ./build.sh demo    install what is missing, build, start llmux-mock, run the demo
 #   ./build.sh test    install what is missing, build, run the whole test suite,
+#                      install to a temporary prefix and as .deb packages and test that,
 #                      then again under AddressSanitizer + UndefinedBehaviorSanitizer,
 #                      then under valgrind memcheck, then fuzz each target briefly
 #   ./build.sh build   install what is missing and build (into build/)
+#   ./build.sh package build the Debian packages (CPack) into build-pkg/
 #   ./build.sh bench   build, then bench/run.sh (needs nginx-light, python3-aiohttp, npm)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,7 +14,7 @@ root=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 # Debian packages the build and tests need.
-PKGS="build-essential cmake pkg-config libcurl4-openssl-dev libuv1-dev \
+PKGS="build-essential dpkg-dev cmake pkg-config libcurl4-openssl-dev libuv1-dev \
 libjson-c-dev libltdl-dev libcmocka-dev libhttp-parser-dev python3 locales"
 # What `test` needs beyond the build: valgrind memcheck, and clang with
 # its libFuzzer runtime for the fuzz targets' smoke run.
@@ -97,6 +99,10 @@ case "${1:-}" in
     test_locale
     build build -DLLMUX_VALGRIND_TESTS=ON
     (cd build && ctest --output-on-failure -j "$jobs" -LE valgrind)
+    # installed to a temporary prefix and moved, then as Debian packages
+    # unpacked into a scratch root: nothing from the build tree
+    JOBS=$jobs tests/install/install.sh prefix
+    JOBS=$jobs tests/install/install.sh deb
     build build-asan -DLLMUX_ENABLE_ASAN=ON -DLLMUX_ENABLE_UBSAN=ON \
       -DLLMUX_BUILD_BENCH=OFF
     (cd build-asan && export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -111,9 +117,15 @@ case "${1:-}" in
     build build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
       -DLLMUX_FUZZ=ON
     tests/fuzz/smoke.sh build-fuzz ;;
+  package)
+    deps
+    build build-pkg -DCMAKE_INSTALL_PREFIX=/usr -DLLMUX_INSTALL_RPATH=OFF \
+      -DLLMUX_STATIC=ON -DLLMUX_BUILD_TESTS=OFF -DLLMUX_BUILD_EXAMPLES=OFF \
+      -DLLMUX_BUILD_BENCH=OFF
+    (cd build-pkg && cpack -G DEB) ;;
   bench)
     deps; build build
     shift; exec bench/run.sh "$@" ;;
   *)
-    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

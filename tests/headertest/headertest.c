@@ -1,5 +1,6 @@
 /* Compiles every public header as strict C99 (-pedantic -Werror). */
 #include <llmux/llmux.h>
+#include <llmux/builtin.h>
 #include <llmux/sys/provider.h>
 
 int llmux_headertest_c(void);

@@ -1,5 +1,6 @@
 // Compiles every public header as C++ (-pedantic -Werror).
 #include <llmux/llmux.h>
+#include <llmux/builtin.h>
 #include <llmux/sys/provider.h>
 
 extern "C" int llmux_headertest_cxx(void);
