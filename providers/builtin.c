@@ -14,7 +14,7 @@
 #include "builtin_list.h"
 #undef LLMUX_BUILTIN
 
-LLMUX_EXTERN int llmux_register_builtin_providers(void)
+int llmux_register_builtin_providers(void)
 {
     const llmux_host *h = llmux_host_table();
     const llmux_provider *vt;

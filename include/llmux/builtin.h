@@ -24,7 +24,7 @@ LLMUX_BEGIN_DECL
  * (LLMUX_EABI when a provider refuses this library's host table, or a
  * code from llmux_register_provider()).
  */
-LLMUX_EXTERN int llmux_register_builtin_providers(void);
+int llmux_register_builtin_providers(void);
 
 LLMUX_END_DECL
 
