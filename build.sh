@@ -16,9 +16,10 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # Debian packages the build and tests need.
 PKGS="build-essential dpkg-dev cmake pkg-config libcurl4-openssl-dev libuv1-dev \
 libjson-c-dev libltdl-dev libcmocka-dev libhttp-parser-dev python3 locales"
-# What `test` needs beyond the build: valgrind memcheck, and clang with
-# its libFuzzer runtime for the fuzz targets' smoke run.
-TEST_PKGS="valgrind clang libclang-rt-14-dev"
+# What `test` needs beyond the build: valgrind memcheck, clang with its
+# libFuzzer runtime for the fuzz targets' smoke run, abigail-tools for the
+# ABI check (label abi).
+TEST_PKGS="valgrind clang libclang-rt-14-dev abigail-tools"
 # For the HTTPS/HTTP2 test only (tests/tls, skipped without them).
 TLS_PKGS="nginx-light openssl"
 
