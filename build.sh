@@ -121,7 +121,8 @@ case "${1:-}" in
   package)
     deps
     build build-pkg -DCMAKE_INSTALL_PREFIX=/usr -DLLMUX_INSTALL_RPATH=OFF \
-      -DLLMUX_STATIC=ON -DLLMUX_BUILD_TESTS=OFF -DLLMUX_BUILD_EXAMPLES=OFF \
+      -DLLMUX_STATIC=ON -DLLMUX_DEBIAN_FILES=ON -DLLMUX_BUILD_TESTS=OFF \
+      -DLLMUX_BUILD_EXAMPLES=OFF \
       -DLLMUX_BUILD_BENCH=OFF
     (cd build-pkg && cpack -G DEB) ;;
   bench)

@@ -16,7 +16,10 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
     "Many LLM providers behind one small asynchronous C API")
 set(CPACK_PACKAGE_CONTACT "llmux developers <llmux@localhost>")
 set(CPACK_RESOURCE_FILE_LICENSE "${PROJECT_SOURCE_DIR}/LICENSE")
-set(CPACK_STRIP_FILES OFF)
+# the packages carry stripped files; the debug information goes into
+# -dbgsym packages (.ddeb), as Debian's own builds do
+set(CPACK_STRIP_FILES ON)
+set(CPACK_DEBIAN_DEBUGINFO_PACKAGE ON)
 set(CPACK_SOURCE_IGNORE_FILES "/build[^/]*/" "/\\\\.git/")
 
 set(CPACK_DEB_COMPONENT_INSTALL ON)
@@ -28,6 +31,15 @@ set(CPACK_DEBIAN_PACKAGE_SECTION libs)
 set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
 # dpkg-shlibdeps must find libllmux.so.0 of this build, not an installed one
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS "${LLMUX_BUILD_LIB_DIR}")
+
+# ldconfig through the trigger (as Debian policy asks) instead of the
+# postinst/postrm scripts CPack would write
+file(WRITE "${PROJECT_BINARY_DIR}/deb/triggers" "activate-noawait ldconfig\n")
+file(WRITE "${PROJECT_BINARY_DIR}/deb/postinst" "#!/bin/sh\nset -e\n")
+file(WRITE "${PROJECT_BINARY_DIR}/deb/postrm" "#!/bin/sh\nset -e\n")
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA
+    "${PROJECT_BINARY_DIR}/deb/triggers;${PROJECT_BINARY_DIR}/deb/postinst;${PROJECT_BINARY_DIR}/deb/postrm")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 set(CPACK_COMPONENTS_ALL runtime development tools docs)
 if(LLMUX_INSTALL_MOCK)
@@ -57,4 +69,33 @@ set(CPACK_COMPONENT_MOCK_DESCRIPTION
     "llmux: a mock of the OpenAI, Mistral, Ollama and Aleph Alpha APIs")
 set(CPACK_COMPONENT_DOCS_DESCRIPTION
     "llmux: man pages, API reference and examples")
+# LLMUX_DEBIAN_FILES: what every Debian package must carry in
+# /usr/share/doc/<package>: the copyright and a changelog.Debian.gz
+option(LLMUX_DEBIAN_FILES "Install the per-package copyright and \
+changelog.Debian.gz of the Debian packages (./build.sh package)" OFF)
+if(LLMUX_DEBIAN_FILES)
+  string(TIMESTAMP LLMUX_DEB_DATE "%a, %d %b %Y %H:%M:%S +0000" UTC)
+  file(WRITE "${PROJECT_BINARY_DIR}/deb/changelog.Debian"
+"llmux (${PROJECT_VERSION}-${CPACK_DEBIAN_PACKAGE_RELEASE}) unstable; urgency=medium
+
+  * Built with CPack from the llmux source tree. The project's own
+    changes are in CHANGELOG.md (package llmux-doc).
+
+ -- ${CPACK_PACKAGE_CONTACT}  ${LLMUX_DEB_DATE}
+")
+  execute_process(COMMAND gzip -9nc "${PROJECT_BINARY_DIR}/deb/changelog.Debian"
+    OUTPUT_FILE "${PROJECT_BINARY_DIR}/deb/changelog.Debian.gz"
+    RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "gzip failed: ${rc}")
+  endif()
+  foreach(c ${CPACK_COMPONENTS_ALL})
+    string(TOUPPER ${c} C)
+    set(pkg ${CPACK_DEBIAN_${C}_PACKAGE_NAME})
+    install(FILES LICENSE DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/${pkg}
+            RENAME copyright COMPONENT ${c})
+    install(FILES "${PROJECT_BINARY_DIR}/deb/changelog.Debian.gz"
+            DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/${pkg} COMPONENT ${c})
+  endforeach()
+endif()
 include(CPack)

@@ -225,7 +225,8 @@ run_deb() {
   local b=$work/build root=$work/root arch multi deb
   command -v dpkg-deb >/dev/null && command -v dpkg-shlibdeps >/dev/null ||
     { echo "install.sh deb: needs dpkg-dev" >&2; exit 1; }
-  build_tree "$b" -DCMAKE_INSTALL_PREFIX=/usr -DLLMUX_INSTALL_RPATH=OFF -DLLMUX_STATIC=ON
+  build_tree "$b" -DCMAKE_INSTALL_PREFIX=/usr -DLLMUX_INSTALL_RPATH=OFF -DLLMUX_STATIC=ON \
+    -DLLMUX_DEBIAN_FILES=ON
   (cd "$b" && cpack -G DEB >"$work/cpack.log" 2>&1) ||
     { tail -30 "$work/cpack.log" >&2; exit 1; }
   arch=$(dpkg --print-architecture)
@@ -276,7 +277,7 @@ run_deb() {
     "$root/usr/bin/llmux" chat -m openai/gpt-4o-mini "Say hello."
   if command -v lintian >/dev/null; then
     echo "lintian (informational):"
-    lintian --no-tag-display-limit "$b"/*.deb 2>&1 | sed 's/^/  /' || true
+    lintian --tag-display-limit 0 "$b"/*.deb 2>&1 | sed 's/^/  /' || true
   fi
 }
 
