@@ -5,7 +5,7 @@
 #define LLMUX_LLMUX_H
 
 #include "common.h"
-#include <llmux/version.h> /* generated into the build tree */
+#include <llmux/version.h> /* generated when llmux was built */
 #include "errors.h"
 #include "request.h"
 #include "response.h"
