@@ -1,5 +1,13 @@
-/*
- * llmux/llmux.h: the umbrella header. Include this one.
+/**
+ * @file llmux/llmux.h
+ * The umbrella header. Include this one.
+ *
+ * `#include <llmux/llmux.h>` brings the whole application API: requests
+ * (llmux/request.h), clients and submission (llmux/client.h), responses
+ * and stream chunks (llmux/response.h), batches (llmux/batch.h), provider
+ * discovery (llmux/providers.h), error codes (llmux/errors.h) and the
+ * version (llmux/version.h). Plugin authors include llmux/sys/provider.h
+ * instead.
  */
 #ifndef LLMUX_LLMUX_H
 #define LLMUX_LLMUX_H
