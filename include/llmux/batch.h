@@ -1,12 +1,16 @@
-/*
- * llmux/batch.h: many requests at once.
+/**
+ * @file llmux/batch.h
+ * Many requests at once.
  *
  * gather: N requests, one callback when all are done, results in input
  * order, each with its own status. as-completed: a callback per request in
  * completion order, then one at the end. race: the same question to
  * several config strings; the first success wins and the losers' transfers
  * are cancelled (their sockets closed). All run on the client's loop and
- * never block; each has a concurrency limit of its own.
+ * never block; each has a concurrency limit of its own, within the
+ * client's limits. Callbacks run from the loop, never inside the call that
+ * started or cancelled the batch. Requests run by a batch are not
+ * streamed to any chunk callback; their responses hold the whole answer.
  */
 #ifndef LLMUX_BATCH_H
 #define LLMUX_BATCH_H
@@ -17,6 +21,8 @@
 
 LLMUX_BEGIN_DECL
 
+/** A running batch: owned by the library, valid until its done callback
+ * returns. */
 typedef struct llmux_batch llmux_batch;
 
 /** Batch options; initialise with LLMUX_BATCH_OPTIONS_INIT. */
@@ -26,7 +32,10 @@ typedef struct llmux_batch_options {
     int fail_fast;        /**< non-zero: the first failure cancels the rest */
 } llmux_batch_options;
 
+/** The newest llmux_batch_options.version these headers know. */
 #define LLMUX_BATCH_OPTIONS_VERSION 1
+/** Initialiser of an llmux_batch_options variable: all requests at once,
+ * no fail_fast. */
 #define LLMUX_BATCH_OPTIONS_INIT                                               \
     {                                                                          \
         LLMUX_BATCH_OPTIONS_VERSION, 0, 0                                      \
@@ -34,8 +43,10 @@ typedef struct llmux_batch_options {
 
 /**
  * Runs once per request in completion order (as-completed only). `index`
- * is the request's position in the input array; `res` is borrowed for the
- * call (keep it with llmux_response_retain()).
+ * is the request's position in the input array, `status` its code (0 or
+ * negative); `res` is borrowed for the call (keep it with
+ * llmux_response_retain()) and NULL for a queued request that was
+ * cancelled.
  */
 typedef void (*llmux_batch_item_cb)(llmux_batch *b, size_t index, int status,
                                     llmux_response *res, void *userdata);
@@ -51,18 +62,27 @@ typedef void (*llmux_batch_item_cb)(llmux_batch *b, size_t index, int status,
 typedef void (*llmux_batch_done_cb)(llmux_batch *b, int status, void *userdata);
 
 /**
- * gather. On success (0) the batch takes ownership of every request in
+ * gather: runs the `n` requests of `reqs` on client `c`, results in input
+ * order. On success (0) the batch takes ownership of every request in
  * `reqs` (the array itself stays the caller's) and `done` runs exactly
- * once; *out (may be NULL) is the batch, valid until `done` returns. On
- * failure nothing was submitted, no callback runs and the caller keeps the
- * requests. `opts` may be NULL.
+ * once, also when `n` is 0; *out (may be NULL) is the batch, valid until
+ * `done` returns. A request the client refuses (unknown provider, missing
+ * key...) finishes with that code and a response carrying the reason; the
+ * others go on. On failure nothing was submitted, no callback runs and the
+ * caller keeps the requests: LLMUX_EINVAL (no client, a NULL request, bad
+ * options), LLMUX_EBUSY (a request already submitted, in another batch, or
+ * listed twice), LLMUX_ECANCELED (the client is closing), LLMUX_ENOMEM.
+ * `opts` may be NULL.
  */
 LLMUX_EXTERN int llmux_gather(llmux_batch **out, llmux_client *c,
                               llmux_request *const *reqs, size_t n,
                               const llmux_batch_options *opts,
                               llmux_batch_done_cb done, void *userdata);
 
-/** as-completed: as llmux_gather, plus `item` per finished request. */
+/**
+ * as-completed: as llmux_gather(), plus `item` (may be NULL) per finished
+ * request in completion order, before `done`.
+ */
 LLMUX_EXTERN int llmux_as_completed(llmux_batch **out, llmux_client *c,
                                     llmux_request *const *reqs, size_t n,
                                     const llmux_batch_options *opts,
@@ -72,7 +92,9 @@ LLMUX_EXTERN int llmux_as_completed(llmux_batch **out, llmux_client *c,
 /**
  * race: all requests at once (typically the same question to different
  * config strings); the first success wins and every other request is
- * cancelled. llmux_batch_winner() tells which won.
+ * cancelled. llmux_batch_winner() tells which won. The done status is 0
+ * when one won, else the first failure's code. Returns and owns as
+ * llmux_gather(); `n` 0 is LLMUX_EINVAL.
  */
 LLMUX_EXTERN int llmux_race(llmux_batch **out, llmux_client *c,
                             llmux_request *const *reqs, size_t n,
@@ -80,14 +102,19 @@ LLMUX_EXTERN int llmux_race(llmux_batch **out, llmux_client *c,
 
 /**
  * Cancels what is queued and in flight; finished results are kept. The
- * done callback still runs once, from the loop. Only valid until then.
+ * done callback still runs once, from the loop, with LLMUX_ECANCELED
+ * unless a failure came first or nothing was left. Only valid until then.
+ * Returns 0, or LLMUX_EINVAL for NULL.
  */
 LLMUX_EXTERN int llmux_batch_cancel(llmux_batch *b);
 
-/** Number of requests in the batch. */
+/** Number of requests in the batch; 0 for NULL. */
 LLMUX_EXTERN size_t llmux_batch_size(const llmux_batch *b);
 
-/** Result of request `i`: 0, a negative code, or 1 while not finished. */
+/**
+ * Result of request `i`: 0, a negative code, or 1 while not finished;
+ * LLMUX_EINVAL when `i` is out of range.
+ */
 LLMUX_EXTERN int llmux_batch_status(const llmux_batch *b, size_t i);
 
 /** Response of request `i` (borrowed from the batch), or NULL when it did
@@ -98,7 +125,7 @@ LLMUX_EXTERN llmux_response *llmux_batch_response(const llmux_batch *b,
 /** race: index of the winning request, or -1 when none succeeded. */
 LLMUX_EXTERN long llmux_batch_winner(const llmux_batch *b);
 
-/** The userdata given when the batch was started. */
+/** The userdata given when the batch was started; NULL for NULL. */
 LLMUX_EXTERN void *llmux_batch_userdata(const llmux_batch *b);
 
 /**

@@ -1,10 +1,15 @@
-/*
- * llmux/client.h: clients, submission, cancellation, the blocking call.
+/**
+ * @file llmux/client.h
+ * Clients, submission, cancellation, the blocking call.
  *
  * A client owns one libcurl multi handle driven by a libuv loop: either the
  * caller's (borrowed, `options.loop`) or a private one it creates. It never
  * touches uv_default_loop() and never starts threads. A client and all its
- * requests belong to the thread that runs its loop.
+ * requests belong to the thread that runs its loop: call the functions
+ * that take a client or a submitted request on that thread only (they are
+ * not thread-safe). Separate clients on separate loops and threads are
+ * independent. Done, chunk and batch callbacks run on the loop's thread,
+ * from the loop, never inside the llmux call that caused them.
  */
 #ifndef LLMUX_CLIENT_H
 #define LLMUX_CLIENT_H
@@ -14,22 +19,31 @@
 
 LLMUX_BEGIN_DECL
 
-/** Log levels for the logging hook. */
+/** Log levels for the logging hook; a lower level is more severe. */
 typedef enum llmux_log_level {
-    LLMUX_LOG_ERROR = 0,
-    LLMUX_LOG_WARN = 1,
-    LLMUX_LOG_INFO = 2,
-    LLMUX_LOG_DEBUG = 3
+    LLMUX_LOG_ERROR = 0, /**< errors: a plugin's reason for failing a
+                              request, a client that cannot close cleanly */
+    LLMUX_LOG_WARN = 1,  /**< something to fix (TLS verification off...) */
+    LLMUX_LOG_INFO = 2,  /**< retries and fallbacks */
+    LLMUX_LOG_DEBUG = 3  /**< each HTTP attempt: method, URL (without query
+                              and credentials), status, outcome */
 } llmux_log_level;
 
-/** Receives log lines. `msg` is borrowed; it never contains API keys or
- * the credentials of a URL. */
+/**
+ * Receives log lines of a client (llmux_client_options.log), plugins'
+ * lines included, on the thread of the call or loop that logged them.
+ * `level` is an #llmux_log_level; `msg` is one line without a newline,
+ * borrowed for the call; it never contains the API key or the credentials
+ * of a URL. `userdata` is llmux_client_options.log_userdata.
+ */
 typedef void (*llmux_log_cb)(int level, const char *msg, void *userdata);
 
 /**
  * Client options. Initialise with LLMUX_CLIENT_OPTIONS_INIT (or
  * llmux_client_options_init()) and set what you need; zero/NULL fields
- * mean "default". Strings are copied by llmux_client_new().
+ * mean "default". Strings are copied by llmux_client_new(), so they need
+ * not outlive the call. The struct only grows at its end; `version` tells
+ * the library how much of it the caller's header had.
  */
 typedef struct llmux_client_options {
     unsigned int version;       /**< LLMUX_CLIENT_OPTIONS_VERSION */
@@ -40,11 +54,11 @@ typedef struct llmux_client_options {
     const char *plugin_path;    /**< extra plugin directories, ':'-separated,
                                      searched after $LLMUX_PLUGIN_PATH */
     const char *const *headers; /**< "Name: value" sent on every request */
-    size_t n_headers;
-    size_t max_response_bytes; /**< cap on one answer's bytes, a stream's
-                                    included; 0 = 64 MiB (LLMUX_ETOOBIG) */
-    size_t max_event_bytes;    /**< cap on one stream event and on any one
-                                    line of a stream; 0 = 4 MiB */
+    size_t n_headers;           /**< number of entries in `headers` */
+    size_t max_response_bytes;  /**< cap on one answer's bytes, a stream's
+                                     included; 0 = 64 MiB (LLMUX_ETOOBIG) */
+    size_t max_event_bytes;     /**< cap on one stream event and on any one
+                                     line of a stream; 0 = 4 MiB */
     const char *proxy;    /**< proxy URL; NULL = curl's *_proxy variables */
     const char *ca_file;  /**< PEM bundle of trusted CAs; NULL = system */
     int insecure;         /**< 1 disables TLS verification (never default;
@@ -52,8 +66,9 @@ typedef struct llmux_client_options {
                                warning) */
     long max_connections; /**< total connection cap; 0 = unlimited */
     llmux_log_cb log;     /**< logging hook, may be NULL */
-    void *log_userdata;
-    int log_level; /**< highest level passed to `log` */
+    void *log_userdata;   /**< passed to `log` as it is */
+    int log_level; /**< highest level passed to `log` (an #llmux_log_level;
+                        0 = errors only) */
     /* version 2 */
     long first_byte_timeout_ms; /**< no response byte (headers or first
                                      stream event) within this; 0 = none */
@@ -88,8 +103,13 @@ typedef struct llmux_client_options {
                                     = none */
 } llmux_client_options;
 
+/** The newest llmux_client_options.version these headers know. */
 #define LLMUX_CLIENT_OPTIONS_VERSION 3
-/* Every field listed, so -Wextra stays quiet in user code. */
+/**
+ * Initialiser of an llmux_client_options variable with every default:
+ * `version` LLMUX_CLIENT_OPTIONS_VERSION, `max_retries` -1, all else zero.
+ * Every field is listed, so -Wextra stays quiet in user code.
+ */
 #define LLMUX_CLIENT_OPTIONS_INIT                                              \
     {                                                                          \
         LLMUX_CLIENT_OPTIONS_VERSION, NULL, -1, 0, 0, NULL, NULL, 0, 0, 0,     \
@@ -99,35 +119,57 @@ typedef struct llmux_client_options {
 /**
  * Fills the first `size` bytes of `opts` with defaults and sets `version`
  * to the newest one whose fields fit in them, so that a program built
- * against an older header never has bytes written past its struct. Call
- * it through llmux_client_options_init().
+ * against an older header never has bytes written past its struct. Does
+ * nothing when `opts` is NULL or `size` is below the first version's
+ * size. Call it through llmux_client_options_init().
  */
 LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *opts,
                                                  size_t size);
 
-/** Fills `opts` with defaults (same as LLMUX_CLIENT_OPTIONS_INIT). A
- * macro: the size of the caller's struct goes with it. */
+/**
+ * Fills `*opts` with defaults (same as LLMUX_CLIENT_OPTIONS_INIT). A
+ * macro: the size of the caller's struct goes with it to
+ * llmux_client_options_init_size().
+ */
 #define llmux_client_options_init(opts)                                        \
     llmux_client_options_init_size((opts), sizeof *(opts))
 
 /**
  * Process-wide initialisation (libcurl). Called implicitly by
  * llmux_client_new(); call it yourself before starting threads, because
- * it must not race other threads' use of llmux or libcurl.
+ * it must not race other threads' use of llmux or libcurl. Calling it
+ * again is harmless. Returns 0, or LLMUX_ENOMEM when libcurl cannot be
+ * initialised.
  */
 LLMUX_EXTERN int llmux_global_init(void);
 
-/** Releases process-wide state. No client may exist. */
+/**
+ * Releases process-wide state: tears down every loaded provider (their
+ * teardown hooks run, modules are unloaded), forgets providers registered
+ * with llmux_register_provider(), and cleans libcurl up. No client may
+ * exist, and no other thread may be using llmux or libcurl. Strings from
+ * llmux_provider_probe() are invalid afterwards. llmux_global_init() (or
+ * a new client) starts over.
+ */
 LLMUX_EXTERN void llmux_global_cleanup(void);
 
 /**
- * Creates a client. `opts` may be NULL for defaults. On success the caller
- * owns `*out` and ends it with llmux_client_close() or llmux_client_free().
+ * Creates a client. `opts` may be NULL for defaults. On success returns 0
+ * and the caller owns `*out`, to end with llmux_client_close() or
+ * llmux_client_free(); a borrowed loop must outlive the client until it
+ * is closed. An idle client does not keep its loop running. Returns
+ * LLMUX_EINVAL for a NULL `out`, an unknown options version, or a header
+ * that is not one "Name: value" line; LLMUX_ENOMEM; or what
+ * llmux_global_init() returned. `*out` is NULL on failure.
  */
 LLMUX_EXTERN int llmux_client_new(llmux_client **out,
                                   const llmux_client_options *opts);
 
-/** Called once the client has released every handle and its memory. */
+/**
+ * Called once the client has released every handle and its memory; the
+ * client pointer is invalid by then. `userdata` is the one given to
+ * llmux_client_close().
+ */
 typedef void (*llmux_close_cb)(void *userdata);
 
 /**
@@ -137,7 +179,8 @@ typedef void (*llmux_close_cb)(void *userdata);
  * it; `on_closed` (may be NULL) runs from the loop once the client's
  * memory is gone. With a private loop call llmux_client_free() afterwards
  * (it finishes the close and then calls `on_closed`). The client accepts
- * no submissions after this call.
+ * no submissions after this call (llmux_submit() returns
+ * LLMUX_ECANCELED). NULL, or a client already closing, is a no-op.
  */
 LLMUX_EXTERN void llmux_client_close(llmux_client *c, llmux_close_cb on_closed,
                                      void *userdata);
@@ -154,7 +197,7 @@ LLMUX_EXTERN void llmux_client_close(llmux_client *c, llmux_close_cb on_closed,
  */
 LLMUX_EXTERN void llmux_client_free(llmux_client *c);
 
-/** Run modes for llmux_client_run(), as uv_run_mode. */
+/** Run modes for llmux_client_run(), as libuv's uv_run_mode. */
 typedef enum llmux_run_mode {
     LLMUX_RUN_DEFAULT = 0, /**< until no request is left */
     LLMUX_RUN_ONCE = 1,    /**< one loop iteration, waiting for I/O */
@@ -162,49 +205,91 @@ typedef enum llmux_run_mode {
 } llmux_run_mode;
 
 /**
- * Runs a client's private loop. Returns non-zero while work remains, 0 when
- * none, or LLMUX_EINVAL for a client on a borrowed loop. When a callback
- * of this run called llmux_client_free(), the client is freed before this
- * returns 0.
+ * Runs a client's private loop (uv_run() with `mode`). Returns non-zero
+ * while work remains, 0 when none, or LLMUX_EINVAL for a NULL client or
+ * one on a borrowed loop (run that loop yourself). When a callback of this
+ * run called llmux_client_free(), the client is freed before this returns
+ * 0.
  */
 LLMUX_EXTERN int llmux_client_run(llmux_client *c, llmux_run_mode mode);
 
-/** The loop the client runs on (borrowed from the client). */
+/**
+ * The loop the client runs on: the borrowed one, or the client's private
+ * loop (owned by the client, valid until it is freed). NULL for NULL.
+ */
 LLMUX_EXTERN struct uv_loop_s *llmux_client_loop(const llmux_client *c);
 
-/** Requests queued or in flight on the client. */
+/**
+ * Requests submitted to the client whose done callback has not run yet
+ * (queued or in flight); 0 for NULL.
+ */
 LLMUX_EXTERN size_t llmux_client_pending(const llmux_client *c);
 
-/** Counters of a client since it was created. Latencies are in ms;
- * percentiles come from a log-scale histogram (about 10% resolution). */
+/**
+ * Counters of a client since it was created (llmux_client_stats()), or of
+ * one provider (llmux_client_provider_stats()). Latencies are in ms;
+ * percentiles come from a log-scale histogram (about 10% resolution) and
+ * read 0 before the first sample. Fields are only ever appended, under a
+ * new LLMUX_STATS_VERSION.
+ */
 typedef struct llmux_stats {
     unsigned int version; /**< set by the caller: LLMUX_STATS_VERSION */
     uint64_t requests;    /**< accepted by llmux_submit() */
+    /** Requests finished: with success, with an error other than
+     * LLMUX_ECANCELED, or cancelled. @{ */
     uint64_t succeeded, failed, canceled;
+    /** @} */
     uint64_t attempts;             /**< HTTP attempts, retries included */
     uint64_t retries;              /**< of which retries */
     uint64_t retries_rate_limited; /**< retries after 429 */
     uint64_t retries_server;       /**< after 5xx, 408, 409 */
     uint64_t retries_transport;    /**< after connect errors, timeouts */
+    /** Failed requests by the class of their code (llmux_err_class_of()):
+     * the four add up to `failed`. @{ */
     uint64_t errors_provider, errors_usage, errors_transport, errors_local;
-    uint64_t prompt_tokens, completion_tokens; /**< reported usage */
-    size_t in_flight, queued;                  /**< now */
-    size_t max_in_flight, max_queued;          /**< highest seen */
+    /** @} */
+    /** Reported usage: the tokens providers counted for the requests that
+     * succeeded. @{ */
+    uint64_t prompt_tokens, completion_tokens;
+    /** @} */
+    /** Requests in flight and waiting in the queue now. @{ */
+    size_t in_flight, queued;
+    /** @} */
+    /** The highest `in_flight` and `queued` seen. @{ */
+    size_t max_in_flight, max_queued;
+    /** @} */
+    /** Median and 99th percentile of the time requests waited in the queue
+     * (only those that waited). @{ */
     double queue_wait_p50, queue_wait_p99;
-    /** ms from an attempt's start to its first body byte */
+    /** @} */
+    /** Median, 90th and 99th percentile of the time from an attempt's
+     * start to its first body byte. @{ */
     double first_byte_p50, first_byte_p90, first_byte_p99;
+    /** @} */
+    /** Median, 90th and 99th percentile of the time from llmux_submit() to
+     * the done callback, retries and fallbacks included. @{ */
     double total_p50, total_p90, total_p99;
+    /** @} */
 } llmux_stats;
 
+/** The newest llmux_stats.version these headers know. */
 #define LLMUX_STATS_VERSION 1
 
-/** Fills `*out` (set out->version first). Returns 0 or LLMUX_EINVAL. */
+/**
+ * Fills `*out` with the client's counters (set out->version first; the
+ * caller owns `*out`). Returns 0, or LLMUX_EINVAL for a NULL argument or
+ * an unknown version.
+ */
 LLMUX_EXTERN int llmux_client_stats(const llmux_client *c, llmux_stats *out);
 
-/** The counters of the requests a provider answered (by the name in the
+/**
+ * The counters of the requests a provider answered (by the name in the
  * config string; a fallback counts for the provider that answered):
  * requests, attempts, outcomes, errors and tokens. Queue, in-flight and
- * latency fields read 0 (they are client-wide). */
+ * latency fields read 0 (they are client-wide), and so does everything
+ * for a provider that answered nothing yet. Set out->version first.
+ * Returns 0, or LLMUX_EINVAL for a NULL argument or an unknown version.
+ */
 LLMUX_EXTERN int llmux_client_provider_stats(const llmux_client *c,
                                              const char *provider,
                                              llmux_stats *out);
@@ -220,9 +305,12 @@ typedef void (*llmux_done_cb)(llmux_request *req, int status,
                               llmux_response *res, void *userdata);
 
 /**
- * Receives each streamed delta. `chunk` is borrowed for the call. Return 0
- * to go on; non-zero cancels the transfer, and the done callback reports
- * LLMUX_EUSER with what was received so far.
+ * Receives each streamed delta, from the loop. `chunk` is borrowed for the
+ * call; `req` is the submitted request (llmux_request_userdata() works);
+ * `userdata` is the one given to llmux_submit(). Return 0 to go on;
+ * non-zero cancels the transfer, and the done callback reports LLMUX_EUSER
+ * with what was received so far. It may call llmux_request_pause() and
+ * llmux_request_cancel() on `req`, and submit other requests.
  */
 typedef int (*llmux_chunk_cb)(llmux_request *req, const llmux_chunk *chunk,
                               void *userdata);
@@ -233,16 +321,26 @@ typedef int (*llmux_chunk_cb)(llmux_request *req, const llmux_chunk *chunk,
  * the request is freed after it. On failure (<0) no callback runs, the
  * caller still owns `req`, and llmux_request_errmsg(req) says why (an
  * unknown provider, a missing API key, an unsupported operation...).
- * `on_chunk` may be NULL; it is used for streamed requests.
+ * `on_chunk` may be NULL; it is used for streamed requests. `on_done` may
+ * be NULL too (the result is then dropped). Resolving the provider (and
+ * loading its plugin the first time) and encoding happen in this call;
+ * the transfer starts now, or waits in the client's queue under its
+ * limits. Codes: LLMUX_EINVAL, LLMUX_ECANCELED (client closing),
+ * LLMUX_EBUSY (already submitted), LLMUX_EQUEUEFULL, LLMUX_ENOMEM, and
+ * those of resolving and encoding (LLMUX_ECONFIG, LLMUX_ENOPROVIDER and
+ * the other plugin codes, LLMUX_ENOKEY, LLMUX_ENOTSUP).
  */
 LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
                               llmux_chunk_cb on_chunk, llmux_done_cb on_done,
                               void *userdata);
 
 /**
- * Cancels a submitted request: its transfer is stopped and closed, and
- * its done callback runs from the loop with LLMUX_ECANCELED. Only valid
- * until its done callback has returned. Cancelling twice is harmless.
+ * Cancels a submitted request: its transfer is stopped and closed (a
+ * queued request leaves the queue at once and never reaches the server),
+ * and its done callback runs from the loop with LLMUX_ECANCELED. Only
+ * valid until its done callback has returned. Cancelling twice, or a
+ * request that was never submitted, is harmless. Returns 0, or
+ * LLMUX_EINVAL for NULL.
  */
 LLMUX_EXTERN int llmux_request_cancel(llmux_request *req);
 
@@ -260,8 +358,12 @@ LLMUX_EXTERN int llmux_request_cancel(llmux_request *req);
  */
 LLMUX_EXTERN int llmux_request_pause(llmux_request *req);
 
-/** Resumes a paused request; data read meanwhile by the kernel is then
- * delivered from the loop (never inside this call). */
+/**
+ * Resumes a paused request; data read meanwhile by the kernel is then
+ * delivered from the loop (never inside this call). Resuming a request
+ * that is not paused is harmless. Returns 0, or LLMUX_EINVAL when the
+ * request is not in flight.
+ */
 LLMUX_EXTERN int llmux_request_resume(llmux_request *req);
 
 /**
@@ -270,10 +372,14 @@ LLMUX_EXTERN int llmux_request_resume(llmux_request *req);
  * running an llmux loop (LLMUX_EBUSY when called from an llmux callback).
  * `req` stays the caller's. On return `*out` (may be NULL to ignore) is a
  * response the caller owns, free with llmux_response_free(), holding the
- * answer or the error (also when the request could not be started, e.g. an
+ * answer or the error (also when the request could not be started: an
  * unknown provider); it is NULL only when the call could not run at all
  * (LLMUX_EBUSY, LLMUX_EINVAL, or no memory for a client). Returns 0 or the
- * request's negative code.
+ * request's negative code. `opts` (may be NULL) configures the private
+ * client; its `loop` is ignored. The request runs as a copy, so
+ * `on_chunk` (may be NULL) receives that copy as its `req`, with
+ * `userdata`. Blocks the calling thread, which may be any thread not
+ * running an llmux loop.
  */
 LLMUX_EXTERN int llmux_run(const llmux_request *req,
                            const llmux_client_options *opts,

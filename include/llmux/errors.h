@@ -1,5 +1,6 @@
-/*
- * llmux/errors.h: error codes and the error record.
+/**
+ * @file llmux/errors.h
+ * Error codes and the error record.
  *
  * Every llmux function that can fail returns 0 or a negative llmux code.
  * Codes are never renumbered; retired codes stay reserved.
@@ -9,8 +10,12 @@
 
 #include "common.h"
 
-/* XX(name, value, message): the single list behind the enum, the names and
- * the messages. Append only. */
+/**
+ * The single list behind #llmux_code, llmux_err_name() and
+ * llmux_strerror(): XX(name, value, message) once per code, `name` without
+ * its LLMUX_ prefix. Append only. Programs may expand it with an XX of
+ * their own, to build a table of the codes for instance.
+ */
 #define LLMUX_ERRNO_MAP(XX)                                                    \
     XX(OK, 0, "success")                                                       \
     XX(EINVAL, -1, "invalid argument")                                         \
@@ -37,17 +42,94 @@
 
 LLMUX_BEGIN_DECL
 
+/**
+ * The llmux return codes: 0 for success, negative for failure. Functions
+ * return them as `int`; llmux_err_class_of() sorts them by what to do
+ * next.
+ */
 typedef enum llmux_code {
 #define LLMUX__ERR_ENUM(name, value, msg) LLMUX_##name = value,
     LLMUX_ERRNO_MAP(LLMUX__ERR_ENUM)
 #undef LLMUX__ERR_ENUM
-        LLMUX__ERR_LAST = -22 /* never use: one past the lowest code */
+        LLMUX__ERR_LAST = -22 /**< not a code: one past the lowest code,
+                                   for range checks; never use */
 } llmux_code;
 
-/** A human-readable message for `code`. Static string, never NULL. */
+/** @var LLMUX_OK
+ * Success. */
+/** @var LLMUX_EINVAL
+ * An argument is invalid: a NULL that may not be NULL, a value out of
+ * range, malformed JSON, a request that lacks what its operation needs. */
+/** @var LLMUX_ENOMEM
+ * An allocation failed. */
+/** @var LLMUX_ECONFIG
+ * A config string, one of its options or a descriptor (.conf) is wrong;
+ * the message names the part. */
+/** @var LLMUX_ENOPROVIDER
+ * No provider of that name in-process or in any plugin directory; the
+ * message lists the directories searched. */
+/** @var LLMUX_ENOTPLUGIN
+ * The module loads but exports no `llmux_provider_entry`. */
+/** @var LLMUX_EABI
+ * The plugin refused the host ABI, or its provider table has another
+ * abi_version than the core's #LLMUX_PROVIDER_ABI. */
+/** @var LLMUX_EPLUGINSIZE
+ * The plugin's provider table is smaller than the first ABI version's
+ * (#LLMUX_PROVIDER_V1_SIZE). */
+/** @var LLMUX_EPLUGIN
+ * A plugin is broken: it cannot be loaded, lacks a required field or hook,
+ * its init hook failed, or a hook returned something it may not. */
+/** @var LLMUX_ENOKEY
+ * The provider needs an API key and none was found in the config string
+ * or the environment variable it names. */
+/** @var LLMUX_ENOTSUP
+ * The provider does not support the operation (or streaming), or the
+ * plugin cannot express the request. */
+/** @var LLMUX_ETRANSPORT
+ * The transfer failed: no connection, a reset, a cut or truncated body.
+ * llmux_error.transport holds the CURLcode. */
+/** @var LLMUX_ETIMEDOUT
+ * A timeout fired (total, connect, first byte or idle); the message names
+ * the one. */
+/** @var LLMUX_ETOOBIG
+ * The answer crossed max_response_bytes, or one stream event or line
+ * crossed max_event_bytes. */
+/** @var LLMUX_EPROVIDER
+ * The provider answered with an error: an HTTP error status other than
+ * 401, 403 and 429, an error body under 2xx, or an error inside a stream.
+ */
+/** @var LLMUX_EAUTH
+ * The provider refused the credentials (HTTP 401 or 403). */
+/** @var LLMUX_ERATELIMIT
+ * The provider rate-limited the request (HTTP 429) and no retry was left.
+ */
+/** @var LLMUX_EPROTO
+ * The provider's answer is not what its protocol says: a body or event
+ * that does not decode. */
+/** @var LLMUX_ECANCELED
+ * The request was cancelled: llmux_request_cancel(), llmux_client_close(),
+ * llmux_batch_cancel(), a batch's fail_fast or a lost race; also a
+ * submission to a closing client. */
+/** @var LLMUX_EUSER
+ * The chunk callback returned non-zero and so stopped the stream. */
+/** @var LLMUX_EBUSY
+ * Not now: a request already submitted (or already in a batch), or a
+ * blocking call (llmux_run(), llmux_gather_run()) made from inside an
+ * llmux callback. */
+/** @var LLMUX_EQUEUEFULL
+ * llmux_submit() found max_queue requests already waiting. */
+
+/**
+ * A human-readable message for `code` ("invalid argument"), or "unknown
+ * error" for a value that is no llmux code. Static string, never NULL.
+ * Callable from any thread.
+ */
 LLMUX_EXTERN const char *llmux_strerror(int code);
 
-/** The code's symbolic name, e.g. "LLMUX_EAUTH". Static, never NULL. */
+/**
+ * The code's symbolic name, such as "LLMUX_EAUTH", or "LLMUX_UNKNOWN" for a
+ * value that is no llmux code. Static string, never NULL.
+ */
 LLMUX_EXTERN const char *llmux_err_name(int code);
 
 /**
@@ -64,26 +146,37 @@ typedef enum llmux_err_class {
                                     queue full */
 } llmux_err_class;
 
-/** Which class `code` belongs to. */
+/**
+ * Which class `code` belongs to: 0 is #LLMUX_CLASS_NONE; the provider's
+ * refusals (EPROVIDER, EAUTH, ERATELIMIT, EPROTO) are
+ * #LLMUX_CLASS_PROVIDER; ETRANSPORT, ETIMEDOUT and ETOOBIG are
+ * #LLMUX_CLASS_TRANSPORT; ECANCELED, EUSER, ENOMEM, EBUSY and EQUEUEFULL
+ * are #LLMUX_CLASS_LOCAL; every other value, unknown ones included, is
+ * #LLMUX_CLASS_USAGE.
+ */
 LLMUX_EXTERN llmux_err_class llmux_err_class_of(int code);
 
 /**
- * Everything known about a failed request. Library-owned and read-only;
- * valid as long as the response that carries it. Fields are only ever
- * appended in later versions.
+ * Everything known about a failed request (llmux_response_error()).
+ * Library-owned and read-only; it and its strings are valid as long as the
+ * response that carries it. Every string is valid UTF-8. Fields are only
+ * ever appended in later versions.
  */
 typedef struct llmux_error {
     int code;             /**< negative llmux code */
     long http_status;     /**< HTTP status, 0 if no response was received */
     int transport;        /**< CURLcode of the failed transfer, or 0 */
-    const char *provider; /**< provider name, may be NULL */
+    const char *provider; /**< provider name as the config string that
+                               answered gave it, may be NULL */
     const char *type;     /**< provider error type, may be NULL */
     const char *provider_code; /**< provider error code, may be NULL */
     const char *param;   /**< offending parameter per provider, may be NULL */
     const char *message; /**< provider's own text or transport reason;
                               never NULL, never contains the API key */
-    int attempts;        /**< HTTP attempts made, retries included */
-    double retry_after;  /**< seconds the server asked to wait, or -1 */
+    int attempts;        /**< HTTP attempts made with the config string that
+                              answered, retries included */
+    double retry_after;  /**< seconds the server asked to wait (Retry-After,
+                              retry-after-ms), or -1 */
 } llmux_error;
 
 /**
@@ -92,10 +185,11 @@ typedef struct llmux_error {
  * a shorter one only as a whole word where a credential is written (after
  * "Bearer", after a name ending in key, token, secret, password or
  * authorization followed by ':' or '=', as the password of a URL).
- * Elsewhere a short "key" such as "ollama" is an ordinary word and stays. llmux applies this to every
- * message and error field it produces; it is exported for programs that
- * print text of their own. Returns NULL for NULL text or out of memory.
- * Caller owns the result: free with llmux_free().
+ * Elsewhere a short "key" such as "ollama" is an ordinary word and stays.
+ * llmux applies this to every message and error field it produces; it is
+ * exported for programs that print text of their own. A NULL or empty
+ * `secret` gives an unchanged copy. Returns NULL for NULL text or out of
+ * memory. Caller owns the result: free with llmux_free().
  */
 LLMUX_EXTERN char *llmux_mask_secret(const char *text, const char *secret);
 

@@ -1,8 +1,13 @@
-/*
- * llmux/response.h: reading responses and stream chunks.
+/**
+ * @file llmux/response.h
+ * Reading responses and stream chunks.
  *
  * Both follow OpenAI's chat-completions shape whatever the provider said on
- * the wire. All returned pointers are borrowed from the response or chunk.
+ * the wire. All returned pointers are borrowed from the response or chunk:
+ * valid while the response is (until the done callback returns, or the
+ * last llmux_response_free()), and for a chunk during its callback only.
+ * All text is valid UTF-8. Every accessor accepts NULL and then returns
+ * its "none" value (NULL, "", 0 or -1).
  */
 #ifndef LLMUX_RESPONSE_H
 #define LLMUX_RESPONSE_H
@@ -15,35 +20,53 @@ LLMUX_BEGIN_DECL
 
 /** Normalised finish reasons. */
 typedef enum llmux_finish {
-    LLMUX_FINISH_NONE = 0, /**< not finished (or not reported) */
-    LLMUX_FINISH_STOP = 1,
-    LLMUX_FINISH_LENGTH = 2,
-    LLMUX_FINISH_TOOL_CALLS = 3,
-    LLMUX_FINISH_CONTENT_FILTER = 4,
-    LLMUX_FINISH_ERROR = 5
+    LLMUX_FINISH_NONE = 0,           /**< not finished (or not reported) */
+    LLMUX_FINISH_STOP = 1,           /**< a natural end or a stop sequence */
+    LLMUX_FINISH_LENGTH = 2,         /**< the token limit was reached */
+    LLMUX_FINISH_TOOL_CALLS = 3,     /**< the model called tools */
+    LLMUX_FINISH_CONTENT_FILTER = 4, /**< the provider's filter cut it */
+    LLMUX_FINISH_ERROR = 5           /**< it failed after text arrived */
 } llmux_finish;
 
-/** "stop", "length", "tool_calls", "content_filter", "error" or NULL. */
+/**
+ * The OpenAI name of `f`: "stop", "length", "tool_calls", "content_filter",
+ * "error", or NULL for LLMUX_FINISH_NONE and unknown values. Static.
+ */
 LLMUX_EXTERN const char *llmux_finish_name(llmux_finish f);
 
 /** Token usage; -1 where the provider did not report a count. */
 typedef struct llmux_usage {
-    long prompt_tokens;
-    long completion_tokens;
-    long total_tokens;
-    long cached_tokens;    /**< prompt tokens served from cache, or -1 */
-    long reasoning_tokens; /**< completion tokens spent reasoning, or -1 */
+    long prompt_tokens;     /**< tokens of the input, or -1 */
+    long completion_tokens; /**< tokens generated, or -1 */
+    long total_tokens;      /**< as the provider reported it, or -1 (the JSON of
+                                 llmux_response_to_json() then adds the two) */
+    long cached_tokens;     /**< prompt tokens served from cache, or -1 */
+    long reasoning_tokens;  /**< completion tokens spent reasoning, or -1 */
 } llmux_usage;
 
 /* ---- responses ----------------------------------------------------------- */
 
-/** Keeps `res` alive past its callback; balance with llmux_response_free. */
+/**
+ * Keeps `res` alive past its callback: takes a reference and returns
+ * `res` (NULL for NULL). Balance each with llmux_response_free(). The
+ * count is not atomic: retain and free on the client's loop thread, or
+ * hand the response over to another thread as a whole.
+ */
 LLMUX_EXTERN llmux_response *llmux_response_retain(llmux_response *res);
-/** Drops a reference taken by retain or given by llmux_run(). NULL ok. */
+/**
+ * Drops a reference taken by llmux_response_retain() or given by
+ * llmux_run() or llmux_gather_run(); the last one frees the response and
+ * everything borrowed from it. NULL is a no-op. Never free the borrowed
+ * response of a callback without having retained it.
+ */
 LLMUX_EXTERN void llmux_response_free(llmux_response *res);
 
+/** The operation of the request that produced `res`. */
 LLMUX_EXTERN llmux_op llmux_response_op(const llmux_response *res);
-/** The error, or NULL on success. */
+/**
+ * The error, or NULL on success. Borrowed from the response; see
+ * #llmux_error.
+ */
 LLMUX_EXTERN const llmux_error *llmux_response_error(const llmux_response *res);
 /** HTTP status of the last attempt (0 if none). */
 LLMUX_EXTERN long llmux_response_http_status(const llmux_response *res);
@@ -53,32 +76,53 @@ LLMUX_EXTERN int llmux_response_attempts(const llmux_response *res);
  * fallback (llmux_request_add_fallback()). */
 LLMUX_EXTERN int llmux_response_fallback(const llmux_response *res);
 
+/**
+ * The provider that answered, by the name its config string used (a
+ * fallback's when one answered).
+ */
 LLMUX_EXTERN const char *llmux_response_provider(const llmux_response *res);
+/** The model as the provider reported it, or NULL. */
 LLMUX_EXTERN const char *llmux_response_model(const llmux_response *res);
+/** The provider's id of the answer ("chatcmpl-..."), or NULL. */
 LLMUX_EXTERN const char *llmux_response_id(const llmux_response *res);
+/** When the provider says it created the answer, in Unix seconds; 0 when
+ * it did not say. */
 LLMUX_EXTERN long long llmux_response_created(const llmux_response *res);
 
-/** Assistant text (chat) or completion text; "" when none. */
+/**
+ * Assistant text (chat) or completion text; "" when none, never NULL. A
+ * stream's response holds all of its deltas. `len` (may be NULL) receives
+ * the length in bytes.
+ */
 LLMUX_EXTERN const char *llmux_response_text(const llmux_response *res,
                                              size_t *len);
 /** Reasoning/thinking text, or NULL. */
 LLMUX_EXTERN const char *llmux_response_reasoning(const llmux_response *res);
 /** The model's refusal message, or NULL. */
 LLMUX_EXTERN const char *llmux_response_refusal(const llmux_response *res);
+/** Why the answer ended, normalised; see #llmux_finish. */
 LLMUX_EXTERN llmux_finish llmux_response_finish(const llmux_response *res);
 /** The provider's own finish reason text, or NULL. */
 LLMUX_EXTERN const char *llmux_response_finish_raw(const llmux_response *res);
 
+/** How many tool calls the answer made. */
 LLMUX_EXTERN size_t llmux_response_tool_call_count(const llmux_response *res);
-/** The i-th tool call, or NULL when out of range. */
+/**
+ * The i-th tool call, in index order, or NULL when out of range; its
+ * arguments are complete JSON text (a stream's fragments joined).
+ */
 LLMUX_EXTERN const llmux_tool_call *
 llmux_response_tool_call(const llmux_response *res, size_t i);
 
 /** Usage; never NULL (counts are -1 when unknown). */
 LLMUX_EXTERN const llmux_usage *llmux_response_usage(const llmux_response *res);
 
-/** Embeddings: how many vectors, and the i-th with its dimension. */
+/** Embeddings: how many vectors, one per input. */
 LLMUX_EXTERN size_t llmux_response_embedding_count(const llmux_response *res);
+/**
+ * Embeddings: the i-th vector, in input order, with its dimension in
+ * `*dim` (may be NULL); NULL (and 0) when out of range.
+ */
 LLMUX_EXTERN const float *llmux_response_embedding(const llmux_response *res,
                                                    size_t i, size_t *dim);
 
@@ -86,20 +130,24 @@ LLMUX_EXTERN const float *llmux_response_embedding(const llmux_response *res,
  * Writes `v` in the fewest significant digits that read back as the same
  * value: as a float (single != 0, how embeddings are kept) or a double,
  * with '.' as the decimal point in every locale; how llmux prints numbers
- * in its JSON. `buf` must hold at least 32 bytes. Returns the length, or
- * -1 for NaN, infinities or a smaller buffer.
+ * in its JSON. `buf` must hold at least 32 bytes (`len`). Returns the
+ * length, or -1 for NaN, infinities or a smaller buffer. Thread-safe.
  */
 LLMUX_EXTERN int llmux_format_number(char *buf, size_t len, double v,
                                      int single);
 
-/** Model listing: how many ids, and the i-th. */
+/** Model listing: how many model ids. */
 LLMUX_EXTERN size_t llmux_response_model_count(const llmux_response *res);
+/** Model listing: the i-th model id, or NULL when out of range. */
 LLMUX_EXTERN const char *llmux_response_model_id(const llmux_response *res,
                                                  size_t i);
 
-/** Tokenize: how many tokens, and the i-th token's text (NULL when the
- * provider gave only ids) with its id in *id (-1 when unknown). */
+/** Tokenize: how many tokens. */
 LLMUX_EXTERN size_t llmux_response_token_count(const llmux_response *res);
+/**
+ * Tokenize: the i-th token's text (NULL when the provider gave only ids,
+ * or out of range) with its id in `*id` (may be NULL; -1 when unknown).
+ */
 LLMUX_EXTERN const char *llmux_response_token(const llmux_response *res,
                                               size_t i, long long *id);
 
@@ -112,19 +160,30 @@ LLMUX_EXTERN const char *llmux_response_result_json(const llmux_response *res);
  * "text_completion", an embeddings "list" or a models "list"; for tokenize
  * {"tokens":[...],"token_ids":[...]}, for detokenize {"text":"..."}, for
  * evaluate the provider's result object; for a failed request
- * {"error":{...}}. Caller owns the string: free with llmux_free().
+ * {"error":{...}}. Caller owns the string: free with llmux_free(). NULL
+ * for NULL or out of memory.
  */
 LLMUX_EXTERN char *llmux_response_to_json(const llmux_response *res);
 
 /* ---- stream chunks ------------------------------------------------------- */
 
-/** This delta's text ("" when none). */
+/**
+ * This delta's text ("" when none, never NULL); `len` (may be NULL)
+ * receives its length in bytes.
+ */
 LLMUX_EXTERN const char *llmux_chunk_text(const llmux_chunk *ch, size_t *len);
 /** This delta's reasoning text, or NULL. */
 LLMUX_EXTERN const char *llmux_chunk_reasoning(const llmux_chunk *ch);
+/** The finish reason, on the chunk that ends the answer; else
+ * LLMUX_FINISH_NONE. */
 LLMUX_EXTERN llmux_finish llmux_chunk_finish(const llmux_chunk *ch);
-/** Tool-call deltas: append each `arguments` to the call with its index. */
+/** How many tool-call deltas this chunk carries. */
 LLMUX_EXTERN size_t llmux_chunk_tool_call_count(const llmux_chunk *ch);
+/**
+ * The i-th tool-call delta, or NULL when out of range: append its
+ * `arguments` to the call with the same index (id and name come once,
+ * usually first). The done callback's response holds the calls whole.
+ */
 LLMUX_EXTERN const llmux_tool_call *llmux_chunk_tool_call(const llmux_chunk *ch,
                                                           size_t i);
 /** Usage if this chunk carries it, else NULL. */
@@ -135,7 +194,7 @@ LLMUX_EXTERN llmux_op llmux_chunk_op(const llmux_chunk *ch);
 /**
  * The chunk as one OpenAI-shaped JSON object ("chat.completion.chunk", or
  * "text_completion" with choices[].text for completions). Caller owns the
- * string: free with llmux_free().
+ * string: free with llmux_free(). NULL for NULL or out of memory.
  */
 LLMUX_EXTERN char *llmux_chunk_to_json(const llmux_chunk *ch);
 

@@ -1,0 +1,43 @@
+# test_man: every DIR/*.scd must build with scdoc and render without a
+# single warning, through groff (-ww: all warnings) when it is installed,
+# else through man -l --warnings, else only scdoc is checked.
+#   cmake -DSCDOC=... -DGROFF=... -DMAN=... -DDIR=docs/man -DWORK=dir -P
+file(GLOB pages "${DIR}/*.scd")
+if(NOT pages)
+  message(FATAL_ERROR "no man pages in ${DIR}")
+endif()
+file(MAKE_DIRECTORY "${WORK}")
+set(failed 0)
+foreach(src ${pages})
+  get_filename_component(name "${src}" NAME)
+  string(REGEX REPLACE "\\.scd$" "" page "${name}")
+  set(out "${WORK}/${page}")
+  execute_process(COMMAND "${SCDOC}" INPUT_FILE "${src}" OUTPUT_FILE "${out}"
+                  RESULT_VARIABLE rc ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(SEND_ERROR "${name}: scdoc failed: ${err}")
+    set(failed 1)
+    continue()
+  endif()
+  if(GROFF)
+    set(how "groff")
+    execute_process(COMMAND "${GROFF}" -k -man -Tutf8 -ww -z "${out}"
+                    RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
+  elseif(MAN)
+    set(how "man")
+    execute_process(COMMAND "${MAN}" --warnings -E UTF-8 -l "${out}"
+                    RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
+  else()
+    message(STATUS "${name}: built; neither groff nor man to render it")
+    continue()
+  endif()
+  if(NOT rc EQUAL 0 OR NOT err STREQUAL "")
+    message(SEND_ERROR "${name}: ${how} warns or fails (${rc}):\n${err}")
+    set(failed 1)
+  else()
+    message(STATUS "${name}: renders cleanly (${how})")
+  endif()
+endforeach()
+if(failed)
+  message(FATAL_ERROR "man pages with problems")
+endif()
