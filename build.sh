@@ -15,11 +15,12 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # Debian packages the build and tests need.
 PKGS="build-essential dpkg-dev cmake pkg-config libcurl4-openssl-dev libuv1-dev \
-libjson-c-dev libltdl-dev libcmocka-dev libhttp-parser-dev python3 locales"
+libjson-c-dev libltdl-dev libcmocka-dev libhttp-parser-dev python3 locales scdoc"
 # What `test` needs beyond the build: valgrind memcheck, clang with its
 # libFuzzer runtime for the fuzz targets' smoke run, abigail-tools for the
-# ABI check (label abi).
-TEST_PKGS="valgrind clang libclang-rt-14-dev abigail-tools"
+# ABI check (label abi), doxygen for the API reference and its check
+# (label docs). scdoc, in PKGS, builds the man pages.
+TEST_PKGS="valgrind clang libclang-rt-14-dev abigail-tools doxygen"
 # For the HTTPS/HTTP2 test only (tests/tls, skipped without them).
 TLS_PKGS="nginx-light openssl"
 
@@ -105,7 +106,7 @@ case "${1:-}" in
     JOBS=$jobs tests/install/install.sh prefix
     JOBS=$jobs tests/install/install.sh deb
     build build-asan -DLLMUX_ENABLE_ASAN=ON -DLLMUX_ENABLE_UBSAN=ON \
-      -DLLMUX_BUILD_BENCH=OFF
+      -DLLMUX_BUILD_BENCH=OFF -DLLMUX_BUILD_DOCS=OFF -DLLMUX_BUILD_MANPAGES=OFF
     (cd build-asan && export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 &&
       ctest --output-on-failure -j "$jobs" &&
@@ -116,7 +117,7 @@ case "${1:-}" in
     (cd build && ctest --output-on-failure -j "$jobs" -L valgrind)
     # every fuzz target: libFuzzer for FUZZ_TIME (30) s each over its corpus
     build build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-      -DLLMUX_FUZZ=ON
+      -DLLMUX_FUZZ=ON -DLLMUX_BUILD_DOCS=OFF -DLLMUX_BUILD_MANPAGES=OFF
     tests/fuzz/smoke.sh build-fuzz ;;
   package)
     deps

@@ -4,10 +4,10 @@
 #   libllmux0      the shared library, the providers and descriptors
 #                  (/usr/lib/<multiarch>/llmux/plugins.d)
 #   libllmux-dev   headers, pkg-config and CMake files, static libraries,
-#                  the plugin template
-#   llmux          the CLI and its shell completions
+#                  the plugin template, llmux-plugin(7)
+#   llmux          the CLI, llmux(1) and its shell completions
 #   llmux-mock     the mock provider server (when LLMUX_INSTALL_MOCK)
-#   llmux-doc      man pages, the API reference, examples
+#   llmux-doc      the API reference, examples
 # A distribution package should configure with -DLLMUX_INSTALL_RPATH=OFF.
 set(CPACK_PACKAGE_NAME llmux)
 set(CPACK_PACKAGE_VENDOR "llmux")
@@ -68,7 +68,7 @@ set(CPACK_COMPONENT_TOOLS_DESCRIPTION "llmux: the command-line tool")
 set(CPACK_COMPONENT_MOCK_DESCRIPTION
     "llmux: a mock of the OpenAI, Mistral, Ollama and Aleph Alpha APIs")
 set(CPACK_COMPONENT_DOCS_DESCRIPTION
-    "llmux: man pages, API reference and examples")
+    "llmux: API reference and examples")
 # LLMUX_DEBIAN_FILES: what every Debian package must carry in
 # /usr/share/doc/<package>: the copyright and a changelog.Debian.gz
 option(LLMUX_DEBIAN_FILES "Install the per-package copyright and \

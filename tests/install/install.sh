@@ -189,10 +189,11 @@ run_prefix() {
   # nothing of either tree compiled in
   no_build_paths "$libdir"/libllmux.so.* "$p1/bin/llmux" \
     "$libdir"/llmux/plugins.d/*.so "$libdir/libllmux.a"
-  if grep -rqF "$work/build" "$libdir/pkgconfig" "$libdir/cmake"; then
-    bad "pkg-config or CMake files name the build tree"
+  if grep -rlF -e "$work/build" -e "$src" "$libdir/pkgconfig" "$libdir/cmake" \
+    "$p1/share" "$p1/include"; then
+    bad "the files above name the build or source tree"
   else
-    ok "pkg-config and CMake files do not name the build tree"
+    ok "pkg-config, CMake, headers, docs and man pages do not name the build or source tree"
   fi
   if readelf -d "$p1/bin/llmux" | grep -q 'RUNPATH.*\$ORIGIN/\.\./'; then
     ok "installed llmux has a relative RUNPATH"
@@ -200,6 +201,7 @@ run_prefix() {
     bad "installed llmux RUNPATH: $(readelf -d "$p1/bin/llmux" | grep -i path)"
   fi
   for f in include/llmux/llmux.h include/llmux/builtin.h "$rel/pkgconfig/llmux.pc" \
+    share/man/man7/llmux-plugin.7 share/doc/llmux/html/index.html \
     "$rel/cmake/llmux/llmux-config.cmake" share/llmux/template/template.c \
     share/doc/llmux/LICENSE share/doc/llmux/examples/basic.c bin/llmux-mock; do
     [ -e "$p1/$f" ] && ok "installed $f" || bad "not installed: $f"
