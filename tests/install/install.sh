@@ -201,7 +201,7 @@ run_prefix() {
     bad "installed llmux RUNPATH: $(readelf -d "$p1/bin/llmux" | grep -i path)"
   fi
   for f in include/llmux/llmux.h include/llmux/builtin.h "$rel/pkgconfig/llmux.pc" \
-    share/man/man7/llmux-plugin.7 share/doc/llmux/html/index.html \
+    share/man/man7/llmux-plugin.7 share/man/man1/llmux-mock.1 share/doc/llmux/html/index.html \
     "$rel/cmake/llmux/llmux-config.cmake" share/llmux/template/template.c \
     share/doc/llmux/LICENSE share/doc/llmux/examples/basic.c bin/llmux-mock; do
     [ -e "$p1/$f" ] && ok "installed $f" || bad "not installed: $f"
