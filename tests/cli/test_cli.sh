@@ -1517,6 +1517,103 @@ expect_err "batch with a missing FILE: exit 2" 2 \
 run "$CLI" chat -m "$M" "${URL[@]}" --concurrency 2 hi </dev/null
 expect_usage "chat --concurrency (a batch option): exit 2"
 
+# ---- prompts from a terminal; empty prompts ------------------------------
+
+# pty_run INPUT CMD...: runs CMD with a pseudo-terminal as stdin, INPUT
+# typed into it (as bytes: $'\x04' is Ctrl-D), stdout and stderr to
+# $TMP/out and $TMP/err, the status in RC. The terminal's line discipline
+# handles INPUT when it is written, so the outcome does not depend on
+# when CMD reads. A CMD still reading after 10 s is killed: status 124.
+pty_run() {
+    local input=$1
+    shift
+    "$PY" - "$input" "$@" >"$TMP/out" 2>"$TMP/err" <<'EOF'
+import os, subprocess, sys
+master, slave = os.openpty()
+p = subprocess.Popen(sys.argv[2:], stdin=slave)
+os.close(slave)
+os.write(master, sys.argv[1].encode())
+try:
+    rc = p.wait(timeout=10)
+except subprocess.TimeoutExpired:
+    p.kill()
+    p.wait()
+    sys.stderr.write("TIMEOUT: still reading after 10 s\n")
+    rc = 124
+os.close(master)
+sys.exit(rc)
+EOF
+    RC=$?
+}
+
+HINT="llmux: reading the prompt from the terminal; end it with Ctrl-D"
+pty_run $'hello world\x04' "$CLI" chat -m "$M" "${URL[@]}"
+if [ "$RC" -eq 0 ] && [ "$(cat "$TMP/out")" = "Mock reply to: hello world" ] &&
+    [ "$(cat "$TMP/err")" = "$HINT" ]; then
+    ok "terminal: a hint on stderr; one Ctrl-D ends a partial line"
+else
+    bad "terminal: a hint on stderr; one Ctrl-D ends a partial line" \
+        "status $RC, stdout: $(cat "$TMP/out")"
+fi
+pty_run $'line one\nline two\x04' "$CLI" chat -m "$M" "${URL[@]}"
+if [ "$RC" -eq 0 ] &&
+    [ "$(cat "$TMP/out")" = $'Mock reply to: line one\nline two' ]; then
+    ok "terminal: two lines, the second ended by one Ctrl-D"
+else
+    bad "terminal: two lines, the second ended by one Ctrl-D" \
+        "status $RC, stdout: $(cat "$TMP/out")"
+fi
+pty_run $'whole line\n\x04' "$CLI" complete -m "$CM" "${URL[@]}"
+if [ "$RC" -eq 0 ] &&
+    [ "$(cat "$TMP/out")" = "Mock completion of: whole line" ]; then
+    ok "terminal: Ctrl-D after a newline ends the prompt (complete)"
+else
+    bad "terminal: Ctrl-D after a newline ends the prompt (complete)" \
+        "status $RC, stdout: $(cat "$TMP/out")"
+fi
+pty_run $'first input\nsecond\x04' "$CLI" embed -m "$EM" "${URL[@]}"
+if [ "$RC" -eq 0 ] && cmp -s "$TMP/out" "$TMP/embed-c" &&
+    grep -qx 'llmux: reading the inputs from the terminal, one per line; end them with Ctrl-D' \
+        "$TMP/err"; then
+    ok "terminal: embed reads its inputs, says so"
+else
+    bad "terminal: embed reads its inputs, says so" "status $RC"
+fi
+pty_run $'\x04' "$CLI" chat -m "$M" "${URL[@]}"
+if [ "$RC" -eq 2 ] && [ "$(sed -n 1p "$TMP/err")" = "$HINT" ] &&
+    [ "$(sed -n 2p "$TMP/err")" = "llmux: chat: the prompt is empty" ] &&
+    [ ! -s "$TMP/out" ]; then
+    ok "terminal: Ctrl-D at once, an empty prompt: exit 2"
+else
+    bad "terminal: Ctrl-D at once, an empty prompt: exit 2" "status $RC"
+fi
+
+start_mock --quiet
+EP=$PORT
+EURL=(--base-url "http://127.0.0.1:$EP/v1")
+run_in '' "$CLI" chat -m "$M" "${EURL[@]}"
+expect_usage "empty stdin: a usage error" chat
+if grep -qx 'llmux: chat: the prompt is empty' "$TMP/err"; then
+    ok "empty stdin: 'llmux: chat: the prompt is empty'"
+else
+    bad "empty stdin: 'llmux: chat: the prompt is empty'"
+fi
+run_in $'\n' "$CLI" complete -m "$CM" "${EURL[@]}"
+expect_usage "stdin with only a newline: an empty prompt" complete
+run "$CLI" chat -m "$M" "${EURL[@]}" "" </dev/null
+expect_usage "an empty PROMPT argument: a usage error" chat
+run "$CLI" evaluate -m "$M" "${EURL[@]}" --expected x "" </dev/null
+expect_usage "evaluate, an empty PROMPT: a usage error" evaluate
+run "$CLI" tokenize -m "$M" "${EURL[@]}" "" </dev/null
+expect_usage "tokenize, an empty TEXT: a usage error" tokenize
+if grep -qx 'llmux: tokenize: the text is empty' "$TMP/err"; then
+    ok "tokenize, an empty TEXT: 'the text is empty'"
+else
+    bad "tokenize, an empty TEXT: 'the text is empty'"
+fi
+mockcheck "empty prompts: nothing was sent" "$EP" /_mock/stats \
+    'if o["requests"] != 0: fail("requests %r" % o)'
+
 # ---- output to a closed pipe -------------------------------------------------
 
 "$CLI" chat -m "$M#events=200000" "${URL[@]}" --stream hi </dev/null \

@@ -16,11 +16,14 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -209,7 +212,7 @@ static const cmd_def cmd_defs[] = {
      "chat completion: the model's answer to PROMPT",
      "Sends PROMPT (its words joined by spaces) as a user message and prints\n"
      "the answer. With no PROMPT, or PROMPT \"-\", the prompt is read from\n"
-     "stdin, its trailing newline removed.\n"
+     "stdin, its trailing newline removed. An empty prompt is a usage error.\n"
      "-m is required unless --request-file names the model.\n"
      "\n"
      "output:\n"
@@ -228,7 +231,7 @@ static const cmd_def cmd_defs[] = {
      "Sends PROMPT (its words joined by spaces) for a text completion (the\n"
      "legacy completions endpoint) and prints the continuation. With no\n"
      "PROMPT, or PROMPT \"-\", the prompt is read from stdin, its trailing\n"
-     "newline removed.\n"
+     "newline removed. An empty prompt is a usage error.\n"
      "\n"
      "output:\n"
      "  the text and a newline (with --stream, as it arrives).\n"
@@ -260,8 +263,8 @@ static const cmd_def cmd_defs[] = {
      "the tokens of a text (an optional capability)",
      "Tokenizes TEXT (its words joined by spaces). With no TEXT, or TEXT\n"
      "\"-\", the text is read from stdin, its trailing newline removed. An\n"
-     "optional capability (Aleph Alpha has it); other providers answer\n"
-     "\"not supported\" (exit 2).\n"
+     "empty text is a usage error. An optional capability (Aleph Alpha has\n"
+     "it); other providers answer \"not supported\" (exit 2).\n"
      "\n"
      "output:\n"
      "  one line per token: <id>, a tab, the token's text as the provider\n"
@@ -359,7 +362,8 @@ static const char overview_tail[] =
     "  openai/gpt-4o-mini    ollama/llama3:8b\n"
     "  \"openai/gpt-4o-mini;base_url=http://127.0.0.1:8080/v1\"\n"
     "Options may come before or after the arguments; \"--\" ends them.\n"
-
+    "A command reading its input from stdin says so on stderr when stdin\n"
+    "is a terminal; end the input there with one Ctrl-D.\n"
     "\n"
     "Errors are one line on stderr:\n"
     "  llmux: <provider>: <message> (HTTP <status>)\n"
@@ -369,9 +373,9 @@ static const char overview_tail[] =
     "  0  success\n"
     "  1  the provider answered with an error (an HTTP error status, an\n"
     "     error inside a stream, a malformed answer)\n"
-    "  2  usage or configuration error (bad flag or value, unknown\n"
-    "     provider, missing API key, an operation the provider does not\n"
-    "     support; providers: no provider found)\n"
+    "  2  usage or configuration error (bad flag or value, empty prompt,\n"
+    "     unknown provider, missing API key, an operation the provider\n"
+    "     does not support; providers: no provider found)\n"
     "  3  transport error (cannot connect, timeout, stream cut off); also\n"
     "     local failures (out of memory, cannot write the output). A\n"
     "     timeout's message names the one that fired: timeout (the total\n"
@@ -1057,50 +1061,97 @@ static int parse_args(cli *c, int argc, char **argv, int first)
 
 /* ---- input -------------------------------------------------------------- */
 
-/* Reads a whole stream. NULL on a read error (errno set). */
-static char *read_all(FILE *f, size_t *len)
+/*
+ * Whether a read from a terminal in canonical mode that returned `got`
+ * bytes of the `want` asked for, the last one `last`, ended at the end of
+ * the input. The terminal returns a line at a time: a read ending without
+ * a line end (newline, or the EOL characters when set) was cut short by
+ * Ctrl-D pushing a partial line, which the user meant as the end. stdio
+ * would read on and wait for a second Ctrl-D.
+ */
+static int tty_eof_after(const struct termios *t, ssize_t got, size_t want,
+                         char last)
 {
-    size_t cap = 4096, n = 0, got;
+    unsigned char u = (unsigned char)last;
+    if (last == '\n' || (size_t)got >= want)
+        return 0;
+#ifdef _POSIX_VDISABLE
+    if (t->c_cc[VEOL] != _POSIX_VDISABLE && u == t->c_cc[VEOL])
+        return 0;
+#ifdef VEOL2
+    if (t->c_cc[VEOL2] != _POSIX_VDISABLE && u == t->c_cc[VEOL2])
+        return 0;
+#endif
+#else
+    (void)t;
+    (void)u;
+#endif
+    return 1;
+}
+
+/*
+ * Reads all of `fd` with read(2). From a terminal the input ends at the
+ * first Ctrl-D, after a partial line too. NULL on a read error (errno
+ * set).
+ */
+static char *read_all(int fd, size_t *len)
+{
+    size_t cap = 4096, n = 0;
     char *b = xmalloc(cap);
+    struct termios t;
+    int canon = isatty(fd) && tcgetattr(fd, &t) == 0 && (t.c_lflag & ICANON);
     for (;;) {
+        ssize_t got;
+        size_t want;
         if (cap - n < 1024)
             b = xrealloc(b, cap *= 2);
-        got = fread(b + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                int e = errno;
-                free(b);
-                errno = e ? e : EIO;
-                return NULL;
-            }
-            break;
+        want = cap - n - 1;
+        got = read(fd, b + n, want);
+        if (got < 0) {
+            int e = errno;
+            if (e == EINTR)
+                continue;
+            free(b);
+            errno = e ? e : EIO;
+            return NULL;
         }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+        if (canon && tty_eof_after(&t, got, want, b[n - 1]))
+            break;
     }
     b[n] = '\0';
     *len = n;
     return b;
 }
 
-/* Reads stdin, or the file `path` ("-" is stdin). */
-static char *read_input(const cli *c, const char *what, const char *path,
-                        size_t *len)
+/*
+ * Reads stdin, or the file `path` ("-" is stdin). From a terminal, says
+ * first on stderr what is read and how to end it (`hint`: "the prompt
+ * from the terminal; end it"): a program silently waiting for input
+ * looks hung.
+ */
+static char *read_input(const cli *c, const char *what, const char *hint,
+                        const char *path, size_t *len)
 {
-    FILE *f = stdin;
+    int fd = 0, e;
     char *b;
     if (path && strcmp(path, "-") != 0) {
-        f = fopen(path, "rb");
-        if (!f) {
+        fd = open(path, O_RDONLY);
+        if (fd < 0) {
             errorf(c, "%s: %s: %s", what, path, strerror(errno));
             return NULL;
         }
+    } else if (isatty(0)) {
+        fprintf(stderr, "llmux: reading %s with Ctrl-D\n", hint);
     }
-    b = read_all(f, len);
+    b = read_all(fd, len);
+    e = errno;
     if (!b)
-        errorf(c, "%s: %s: %s", what, f == stdin ? "stdin" : path,
-               strerror(errno));
-    if (f != stdin)
-        fclose(f);
+        errorf(c, "%s: %s: %s", what, fd == 0 ? "stdin" : path, strerror(e));
+    if (fd != 0)
+        close(fd);
     return b;
 }
 
@@ -1135,16 +1186,32 @@ static char *join_words(const cli *c)
     return s;
 }
 
-/* The prompt: the words, or stdin. NULL after printing an error. */
+/*
+ * The prompt (tokenize: the text): the words, or stdin. An empty one is a
+ * usage error: sending it would only earn a provider's error, or an
+ * answer to nothing. NULL after printing an error.
+ */
 static char *get_prompt(const cli *c)
 {
+    const char *noun = c->cmd == CMD_TOKENIZE ? "text" : "prompt";
     size_t len;
     char *s;
-    if (!words_are_stdin(c))
-        return join_words(c);
-    s = read_input(c, "prompt", "-", &len);
-    if (s)
-        chomp(s, &len);
+    if (!words_are_stdin(c)) {
+        s = join_words(c);
+    } else {
+        s = read_input(c, noun,
+                       c->cmd == CMD_TOKENIZE
+                           ? "the text from the terminal; end it"
+                           : "the prompt from the terminal; end it",
+                       "-", &len);
+        if (s)
+            chomp(s, &len);
+    }
+    if (s && !*s) {
+        free(s);
+        usage_error(c, "%s: the %s is empty", c->cmd_name, noun);
+        return NULL;
+    }
     return s;
 }
 
@@ -1566,7 +1633,8 @@ static int set_token_ids(const cli *c, llmux_request *req)
     int st;
     size_t len;
     if (words_are_stdin(c)) {
-        s = read_input(c, "input", "-", &len);
+        s = read_input(c, "input", "the token ids from the terminal; end them",
+                       "-", &len);
         if (!s)
             return EXIT_USAGE;
     } else {
@@ -1586,7 +1654,9 @@ static int build_request(const cli *c, llmux_request **out)
 
     if (c->request_file) {
         size_t len;
-        char *text = read_input(c, "--request-file", c->request_file, &len);
+        char *text = read_input(c, "--request-file",
+                                "the request JSON from the terminal; end it",
+                                c->request_file, &len);
         if (!text)
             return EXIT_USAGE;
         /* the user's own file: its "model" may be a whole config string */
@@ -1613,7 +1683,11 @@ static int build_request(const cli *c, llmux_request **out)
     if (c->cmd == CMD_EMBED) {
         if (words_are_stdin(c)) {
             size_t len;
-            char *s = read_input(c, "input", "-", &len), *line, *nl;
+            char *s = read_input(c, "input",
+                                 "the inputs from the terminal, one per "
+                                 "line; end them",
+                                 "-", &len),
+                 *line, *nl;
             if (!s) {
                 llmux_request_free(req);
                 return EXIT_USAGE;
@@ -1923,7 +1997,12 @@ static int run_batch(cli *c)
         return usage_error(c, "batch: one input FILE at most, got \"%s\" too",
                            c->words[1]);
     note_secrets(c);
-    text = read_input(c, "input", c->n_words ? c->words[0] : "-", &len);
+    text = read_input(c, "input",
+                      c->jsonl ? "the requests from the terminal, one per "
+                                 "line; end them"
+                               : "the prompts from the terminal, one per "
+                                 "line; end them",
+                      c->n_words ? c->words[0] : "-", &len);
     if (!text)
         return EXIT_USAGE;
     if (memchr(text, '\0', len)) {
