@@ -1614,6 +1614,117 @@ fi
 mockcheck "empty prompts: nothing was sent" "$EP" /_mock/stats \
     'if o["requests"] != 0: fail("requests %r" % o)'
 
+# ---- shell completion ---------------------------------------------------------
+
+COMP_BASH="$SRC/tools/cli/completion/llmux.bash"
+COMP_ZSH="$SRC/tools/cli/completion/_llmux"
+BASH_COMPLETION_LIB=/usr/share/bash-completion/bash_completion
+
+if bash -n "$COMP_BASH" 2>"$TMP/err"; then
+    ok "bash completion: bash -n"
+else
+    bad "bash completion: bash -n"
+fi
+
+# complete_words LIB WORD...: runs _llmux in a clean bash (LIB, when not
+# empty, sourced first: bash-completion's helpers) with COMP_WORDS set to
+# the words as readline splits them, the last one being completed; the
+# candidates, one a line, in $TMP/out.
+complete_words() {
+    local lib=$1
+    shift
+    bash --norc --noprofile -c '
+        [ -n "$1" ] && source "$1"
+        source "$2" || exit 1
+        shift 2
+        COMP_WORDS=("$@")
+        COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+        COMP_LINE="$*"
+        COMP_POINT=${#COMP_LINE}
+        _llmux "$1" "${COMP_WORDS[COMP_CWORD]}" \
+            "${COMP_WORDS[COMP_CWORD - 1]}"
+        [ ${#COMPREPLY[@]} -eq 0 ] || printf "%s\n" "${COMPREPLY[@]}"
+    ' _ "$lib" "$COMP_BASH" "$@" >"$TMP/out" 2>"$TMP/err"
+    RC=$?
+}
+
+# expect_words NAME WANT...: the candidates are exactly the WANT words
+expect_words() {
+    local name=$1
+    shift
+    printf '%s\n' "$@" | sed '/^$/d' | sort >"$TMP/want"
+    sort "$TMP/out" >"$TMP/got"
+    if [ "$RC" -eq 0 ] && cmp -s "$TMP/want" "$TMP/got"; then
+        ok "$name"
+    else
+        bad "$name" "got:  $(tr '\n' ' ' <"$TMP/got")" \
+            "want: $(tr '\n' ' ' <"$TMP/want")"
+    fi
+}
+
+: >"$TMP/err"
+# the provider names starting with "o", as the table lists them
+"$CLI" providers 2>/dev/null | awk 'NR > 1 && /^o/ { print $1 }' \
+    >"$TMP/o-names"
+modes=(plain)
+[ -f "$BASH_COMPLETION_LIB" ] && modes+=(bash-completion)
+for mode in "${modes[@]}"; do
+    lib=
+    [ "$mode" = bash-completion ] && lib=$BASH_COMPLETION_LIB
+    n="bash completion ($mode)"
+    complete_words "$lib" "$CLI" ""
+    expect_words "$n: the commands" $CMDS help version
+    complete_words "$lib" "$CLI" ch
+    expect_words "$n: 'ch' is chat" chat
+    complete_words "$lib" "$CLI" help ev
+    expect_words "$n: help's COMMAND" evaluate
+    for c in $CMDS; do
+        complete_words "$lib" "$CLI" "$c" --
+        expect_words "$n: the options $c accepts" \
+            $(sed 's/^/--/' "$TMP/accepts-$c")
+    done
+    complete_words "$lib" "$CLI" chat hello -m o
+    expect_words "$n: -m completes provider names, then '/'" \
+        $(sed 's|$|/|' "$TMP/o-names")
+    complete_words "$lib" "$CLI" chat --model = o
+    expect_words "$n: --model=, the same" $(sed 's|$|/|' "$TMP/o-names")
+    complete_words "$lib" "$CLI" models -m o
+    expect_words "$n: models -m: bare provider names" $(cat "$TMP/o-names")
+    complete_words "$lib" "$CLI" chat --max-tokens ""
+    expect_words "$n: nothing for a number"
+    complete_words "$lib" "$CLI" chat -- -
+    expect_words "$n: nothing after '--'"
+done
+if [ "$(wc -l <"$TMP/o-names")" -lt 2 ]; then
+    bad "bash completion: providers to complete (openai, ollama...)" \
+        "$(cat "$TMP/o-names")"
+fi
+[ -f "$BASH_COMPLETION_LIB" ] ||
+    skip "bash completion with bash-completion's helpers (not installed)"
+
+if command -v zsh >/dev/null 2>&1; then
+    if zsh -n "$COMP_ZSH" 2>"$TMP/err"; then
+        ok "zsh completion: zsh -n"
+    else
+        bad "zsh completion: zsh -n"
+    fi
+else
+    skip "zsh completion: zsh -n (no zsh)"
+fi
+missing=
+for c in $CMDS; do
+    grep -qE "^ +$c\)" "$COMP_ZSH" || missing="$missing $c"
+    while read -r o; do
+        grep -qE -- "--$o([]=[}'\"]|$)" "$COMP_ZSH" || missing="$missing --$o"
+    done <"$TMP/accepts-$c"
+done
+if [ -z "$missing" ]; then
+    ok "zsh completion: names every command and option"
+else
+    bad "zsh completion: names every command and option" \
+        "missing:$(echo "$missing" | tr ' ' '\n' | sort -u | tr '\n' ' ')"
+fi
+
 # ---- output to a closed pipe -------------------------------------------------
 
 "$CLI" chat -m "$M#events=200000" "${URL[@]}" --stream hi </dev/null \
