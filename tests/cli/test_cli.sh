@@ -1725,6 +1725,74 @@ else
         "missing:$(echo "$missing" | tr ' ' '\n' | sort -u | tr '\n' ' ')"
 fi
 
+# ---- the man page ---------------------------------------------------------------
+
+MAN="$SRC/docs/man/llmux.1.scd"
+: >"$TMP/err"
+if command -v scdoc >/dev/null 2>&1; then
+    if scdoc <"$MAN" >/dev/null 2>"$TMP/err"; then
+        ok "man page: scdoc reads it"
+    else
+        bad "man page: scdoc reads it"
+    fi
+else
+    skip "man page: scdoc reads it (no scdoc)"
+fi
+# section NAME: the man page's section NAME, up to the next one
+man_section() {
+    sed -n "/^# $1\$/,/^# /p" "$MAN"
+}
+missing=
+for c in $CMDS help version; do
+    man_section COMMANDS | grep -q "^\*$c\*" || missing="$missing $c"
+done
+# every option any help names at an option's place, long and short
+cat "$TMP"/opts-* "$TMP/overview" |
+    grep -oE -- '^ +(-[a-zA-Z], )?--[a-z][a-z-]*' |
+    grep -oE -- '(^| )-[a-zA-Z]|--[a-z][a-z-]*' | tr -d ' ' | sort -u \
+    >"$TMP/help-opts"
+for o in -V --version; do echo "$o"; done >>"$TMP/help-opts"
+while read -r o; do
+    man_section OPTIONS | grep -qF -- "*$o*" || missing="$missing $o"
+done <"$TMP/help-opts"
+if [ -z "$missing" ] && [ "$(wc -l <"$TMP/help-opts")" -ge 25 ]; then
+    ok "man page: every command, and every option of every --help"
+else
+    bad "man page: every command, and every option of every --help" \
+        "missing:${missing:- (only $(wc -l <"$TMP/help-opts") options)}"
+fi
+missing=
+while read -r v; do
+    man_section ENVIRONMENT | grep -qw -- "$v" || missing="$missing $v"
+done <"$TMP/env-vars"
+if [ -z "$missing" ]; then
+    ok "man page: ENVIRONMENT names every variable read"
+else
+    bad "man page: ENVIRONMENT names every variable read" "missing:$missing"
+fi
+# the exit statuses the code defines, each described
+missing=
+for s in 0 $(sed -nE 's/^#define EXIT_[A-Z]+ +([0-9]+)$/\1/p' "$CLI_SRC"); do
+    man_section 'EXIT STATUS' | grep -qx "\*$s\*" || missing="$missing $s"
+    grep -qE "^  $s  " "$TMP/overview" || missing="$missing --help:$s"
+done
+if [ -z "$missing" ]; then
+    ok "man page and --help: every exit status of the code"
+else
+    bad "man page and --help: every exit status of the code" \
+        "missing:$missing"
+fi
+for s in NAME SYNOPSIS DESCRIPTION OPTIONS FILES EXAMPLES; do
+    man_section "$s" | grep -q . || missing="$missing $s"
+done
+if [ -z "$missing" ] && man_section 'SEE ALSO' | grep -qF 'llmux-plugin*(7)' &&
+    man_section FILES | grep -q 'plugins.d'; then
+    ok "man page: its sections, FILES, SEE ALSO llmux-plugin(7)"
+else
+    bad "man page: its sections, FILES, SEE ALSO llmux-plugin(7)" \
+        "missing:$missing"
+fi
+
 # ---- output to a closed pipe -------------------------------------------------
 
 "$CLI" chat -m "$M#events=200000" "${URL[@]}" --stream hi </dev/null \
