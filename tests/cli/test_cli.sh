@@ -15,6 +15,8 @@ set -u
 CLI=${1:?usage: test_cli.sh LLMUX LLMUX_MOCK}
 MOCK=${2:?usage: test_cli.sh LLMUX LLMUX_MOCK}
 PY=${PYTHON:-python3}
+# the source tree: the CLI's tables, the man page, the completion files
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/llmux-cli-test.XXXXXX")
 MOCK_PIDS=()
@@ -134,15 +136,25 @@ expect_err() {
     fi
 }
 
-# expect_usage NAME: status 2, an error line then the usage on stderr,
-# nothing on stdout.
+# expect_usage NAME [COMMAND]: status 2, nothing on stdout, and on stderr
+# exactly two lines: "llmux: <what was wrong>", then where to read more:
+# "try 'llmux COMMAND --help'" (COMMAND given), "try 'llmux --help'"
+# (COMMAND given as ""), either (no COMMAND).
 expect_usage() {
+    local want="try 'llmux( [a-z]+)? --help'"
+    if [ $# -ge 2 ] && [ -n "$2" ]; then
+        want="try 'llmux $2 --help'"
+    elif [ $# -ge 2 ]; then
+        want="try 'llmux --help'"
+    fi
     if [ "$RC" -ne 2 ]; then
         bad "$1" "exit status $RC, want 2"
+    elif [ "$(wc -l <"$TMP/err")" -ne 2 ]; then
+        bad "$1" "stderr has $(wc -l <"$TMP/err") lines, want 2"
     elif ! head -n1 "$TMP/err" | grep -qE '^llmux: .+'; then
         bad "$1" "first stderr line is not 'llmux: ...'"
-    elif ! grep -q '^usage: llmux' "$TMP/err"; then
-        bad "$1" "no usage text on stderr"
+    elif ! sed -n 2p "$TMP/err" | grep -qE "^$want\$"; then
+        bad "$1" "second stderr line is not /$want/"
     elif [ -s "$TMP/out" ]; then
         bad "$1" "stdout not empty"
     else
@@ -202,26 +214,189 @@ echo "# mock:  $BASE"
 
 # ---- help and version ------------------------------------------------------
 
+# The commands and options come from the CLI's own tables (cmd_defs and
+# opt_defs in tools/cli/llmux.c), so a command or option added there is
+# checked here without editing this file.
+CLI_SRC="$SRC/tools/cli/llmux.c"
+CMDS=$(sed -nE 's/^ *\{"([a-z]+)", CMD_[A-Z]+,.*/\1/p' "$CLI_SRC")
+OPTS=$(sed -nE 's/^ *\{"([a-z][a-z-]*)", ('"'"'.'"'"'|0), .*/\1/p' "$CLI_SRC" |
+    sort -u)
+# short_of OPT: its one-letter form in the table, or nothing
+short_of() {
+    sed -nE 's/^ *\{"'"$1"'", '"'"'(.)'"'"', .*/\1/p' "$CLI_SRC" | head -n1
+}
+if [ "$(echo "$CMDS" | wc -w)" -ge 9 ] && [ "$(echo "$OPTS" | wc -w)" -ge 20 ]
+then
+    ok "the command and option tables read from llmux.c ($(echo $CMDS))"
+else
+    bad "the command and option tables read from llmux.c" \
+        "commands: $(echo $CMDS)" "options: $(echo $OPTS)"
+fi
+
 run "$CLI" --help
-if [ "$RC" -eq 0 ] && grep -q '^usage: llmux' "$TMP/out" &&
-    grep -q 'tool_call <id> <name> <arguments' "$TMP/out" &&
+cp "$TMP/out" "$TMP/overview"
+if [ "$RC" -eq 0 ] && head -n1 "$TMP/out" | grep -q '^usage: llmux' &&
+    grep -q '^exit status:' "$TMP/out" && grep -q '^environment:' "$TMP/out" &&
     [ ! -s "$TMP/err" ]; then
-    ok "--help: usage on stdout (documents tool_call lines), exit 0"
+    ok "--help: the overview on stdout, exit 0"
 else
-    bad "--help: usage on stdout, exit 0" "status $RC"
+    bad "--help: the overview on stdout, exit 0" "status $RC"
 fi
-run "$CLI" help
-if [ "$RC" -eq 0 ] && grep -q '^usage: llmux' "$TMP/out"; then
-    ok "help: usage on stdout, exit 0"
+missing=
+for c in $CMDS help version; do
+    grep -qE "^  $c( |$)" "$TMP/overview" || missing="$missing $c"
+done
+if [ -z "$missing" ]; then
+    ok "--help lists every command"
 else
-    bad "help: usage on stdout, exit 0" "status $RC"
+    bad "--help lists every command" "missing:$missing"
 fi
-run "$CLI" --version
-if [ "$RC" -eq 0 ] && grep -qE '^llmux [0-9]+\.[0-9]+\.[0-9]+$' "$TMP/out" &&
-    [ "$(wc -l <"$TMP/out")" -eq 1 ]; then
-    ok "--version: 'llmux X.Y.Z'"
+for h in help -h; do
+    run "$CLI" $h
+    if [ "$RC" -eq 0 ] && cmp -s "$TMP/out" "$TMP/overview"; then
+        ok "$h: the same overview as --help"
+    else
+        bad "$h: the same overview as --help" "status $RC"
+    fi
+done
+
+# each command's own help: usage, its options, an example; not the overview
+wide=
+for c in $CMDS; do
+    run "$CLI" "$c" --help
+    cp "$TMP/out" "$TMP/help-$c"
+    if [ "$RC" -eq 0 ] && [ ! -s "$TMP/err" ] &&
+        head -n1 "$TMP/out" | grep -q "^usage: llmux $c" &&
+        grep -q '^options:' "$TMP/out" &&
+        grep -qE "^  llmux $c( |$)" "$TMP/out" &&
+        ! cmp -s "$TMP/out" "$TMP/overview"; then
+        ok "$c --help: its usage, options and an example, exit 0"
+    else
+        bad "$c --help: its usage, options and an example, exit 0" \
+            "status $RC: $(head -n1 "$TMP/out")"
+    fi
+    run "$CLI" "$c" -h
+    if [ "$RC" -eq 0 ] && cmp -s "$TMP/out" "$TMP/help-$c"; then
+        ok "$c -h: the same as $c --help"
+    else
+        bad "$c -h: the same as $c --help" "status $RC"
+    fi
+    run "$CLI" help "$c"
+    if [ "$RC" -eq 0 ] && cmp -s "$TMP/out" "$TMP/help-$c"; then
+        ok "help $c: the same as $c --help"
+    else
+        bad "help $c: the same as $c --help" "status $RC"
+    fi
+    if awk 'length > 80 { exit 1 }' "$TMP/help-$c"; then :; else
+        wide="$wide $c"
+    fi
+done
+awk 'length > 80 { exit 1 }' "$TMP/overview" || wide="$wide --help"
+if [ -z "$wide" ]; then
+    ok "every help fits 80 columns"
 else
-    bad "--version: 'llmux X.Y.Z'" "got: $(cat "$TMP/out")"
+    bad "every help fits 80 columns" "wider:$wide"
+fi
+if grep -q 'tool_call <id> <name> <arguments>' "$TMP/help-chat"; then
+    ok "chat --help documents the tool_call lines"
+else
+    bad "chat --help documents the tool_call lines"
+fi
+
+# Which options each command accepts, asked of the program itself: a
+# refused option is "not an option of" that command. Then each command's
+# help must list exactly those.
+for c in $CMDS; do
+    : >"$TMP/accepts-$c"
+    for o in $OPTS; do
+        "$CLI" "$c" "--$o" </dev/null >/dev/null 2>"$TMP/err"
+        if grep -q 'is not an option of' "$TMP/err"; then
+            continue
+        elif grep -q 'unknown option' "$TMP/err"; then
+            bad "$c --$o: an option of the table is known" \
+                "$(head -n1 "$TMP/err")"
+        else
+            echo "$o" >>"$TMP/accepts-$c"
+        fi
+    done
+    # the options part: from "options:" to the next blank line
+    sed -n '/^options:$/,/^$/p' "$TMP/help-$c" >"$TMP/opts-$c"
+    wrong=
+    for o in $OPTS; do
+        s=$(short_of "$o")
+        if [ -n "$s" ]; then
+            pat="^  -$s, --$o( |\$)"
+        else
+            pat="^      --$o( |\$)"
+        fi
+        if grep -qx "$o" "$TMP/accepts-$c"; then
+            grep -qE "$pat" "$TMP/opts-$c" || wrong="$wrong missing:--$o"
+        elif grep -qE "^ +(-., )?--$o( |\$)" "$TMP/opts-$c"; then
+            wrong="$wrong refused-but-listed:--$o"
+        fi
+    done
+    n=$(wc -l <"$TMP/accepts-$c")
+    if [ -z "$wrong" ] && [ "$n" -ge 3 ]; then
+        ok "$c --help lists exactly the $n options $c accepts"
+    else
+        bad "$c --help lists exactly the options $c accepts" \
+            "accepted: $(tr '\n' ' ' <"$TMP/accepts-$c")" "${wrong:-too few}"
+    fi
+done
+
+# the version of the library the program runs with
+VERSION=$(sed -nE 's/^project\(llmux VERSION ([0-9.]+).*/\1/p' \
+    "$SRC/CMakeLists.txt")
+for v in --version -V version; do
+    run "$CLI" $v
+    if [ "$RC" -eq 0 ] && [ "$(cat "$TMP/out")" = "llmux $VERSION" ] &&
+        [ ! -s "$TMP/err" ]; then
+        ok "$v: 'llmux $VERSION', exit 0"
+    else
+        bad "$v: 'llmux $VERSION', exit 0" "status $RC: $(cat "$TMP/out")"
+    fi
+done
+
+# A usage error: its line, where to find help, nothing more.
+run "$CLI" chat --no-such-flag hi </dev/null
+expect_usage "usage error: one line, then try 'llmux chat --help'" chat
+run "$CLI" models -m openai --stream </dev/null
+expect_usage "an option of another command: names the command's help" models
+if grep -qx 'llmux: --stream is not an option of "models"' "$TMP/err"; then
+    ok "an option of another command: says which and whose"
+else
+    bad "an option of another command: says which and whose"
+fi
+run "$CLI" providers extra </dev/null
+expect_usage "providers with an argument: try 'llmux providers --help'" \
+    providers
+for args in "" "frobnicate" "--frobnicate" "help frobnicate" "help chat x"; do
+    run "$CLI" $args </dev/null
+    expect_usage "'llmux${args:+ $args}': one line, then try 'llmux --help'" ""
+done
+
+# The variables the CLI and the library read, and those the in-tree
+# providers and descriptors name: each in --help's environment section.
+{
+    grep -ohE 'getenv\("[A-Za-z_][A-Za-z0-9_]*"\)' "$SRC"/core/*.c \
+        "$SRC"/tools/cli/*.c | sed -E 's/getenv\("(.*)"\)/\1/'
+    grep -ohE '"[A-Z][A-Z0-9_]*_(API_KEY|BASE_URL|HOST|TOKEN|KEY)"' \
+        "$SRC"/providers/*/*.c | tr -d '"'
+    sed -nE 's/^[[:space:]]*(api_key_env|base_url_env)[[:space:]]*=[[:space:]]*([A-Za-z0-9_]+).*/\2/p' \
+        "$SRC"/plugins.d/*.conf
+} | sort -u >"$TMP/env-vars"
+: >"$TMP/err"
+sed -n '/^environment:$/,$p' "$TMP/overview" >"$TMP/env-help"
+missing=
+while read -r v; do
+    grep -qw -- "$v" "$TMP/env-help" || missing="$missing $v"
+done <"$TMP/env-vars"
+if [ -z "$missing" ] && [ "$(wc -l <"$TMP/env-vars")" -ge 10 ] &&
+    grep -qx LLMUX_PLUGIN_PATH "$TMP/env-vars"; then
+    ok "--help's environment names all $(wc -l <"$TMP/env-vars") variables"
+else
+    bad "--help's environment names every variable read" \
+        "missing:${missing:- (too few found: $(tr '\n' ' ' <"$TMP/env-vars"))}"
 fi
 
 # ---- chat ------------------------------------------------------------------
@@ -437,33 +612,140 @@ if ids != open(args[0]).read().splitlines(): fail("ids differ: %r" % ids)' \
 
 # ---- providers --------------------------------------------------------------
 
-run "$CLI" providers
-pycheck "providers: openai with its capabilities and module path" '
-import os, re
-found = False
-for l in out.splitlines():
-    f = l.split("  ")
-    if len(f) < 3: fail("line %r" % l)
-    if f[0] == "openai":
-        found = True
-        caps = f[1].split(",")
-        for c in ("chat", "stream", "complete", "embed", "models", "tools"):
-            if c not in caps: fail("caps %r" % f[1])
-        if not f[2].endswith("/openai.so") or not os.path.isfile(f[2]):
-            fail("path %r" % f[2])
-if not found: fail("openai not listed: %r" % out)'
+# TABLE_PY: reads the table in `out` by the header's column starts, which
+# every line must share (the widths computed from the cells): rows() gives
+# a dict per line, keyed by the header's words.
+TABLE_PY='
+import re
+def rows(text):
+    lines = text.splitlines()
+    if not lines: fail("no output")
+    cols = [(m.group(0), m.start()) for m in re.finditer(r"\S+", lines[0])]
+    names = [c[0] for c in cols]
+    widest = [0] * len(cols)
+    res = []
+    for l in lines[1:]:
+        r = {}
+        for i, (name, pos) in enumerate(cols):
+            end = cols[i + 1][1] if i + 1 < len(cols) else None
+            cell = l[pos:end] if end else l[pos:]
+            if pos and l[pos - 1] != " ": fail("%s not aligned: %r" % (name, l))
+            if not cell.strip() or cell[0] == " ":
+                fail("%s not aligned: %r" % (name, l))
+            if end and not cell.endswith("  "): fail("no gap: %r" % l)
+            r[name] = cell.rstrip() if end else cell
+            widest[i] = max(widest[i], len(r[name]), len(name))
+        res.append(r)
+    # each column as wide as its widest cell, then two spaces
+    for i in range(len(cols) - 1):
+        if cols[i + 1][1] - cols[i][1] != widest[i] + 2:
+            fail("column %s: width %d, widest cell %d" %
+                 (names[i], cols[i + 1][1] - cols[i][1] - 2, widest[i]))
+    return names, res
+'
 
-if grep -q ' -> ' "$TMP/out"; then
-    pycheck "providers: descriptors show 'file.conf -> module (path)'" '
-import os, re
-for l in out.splitlines():
-    if " -> " not in l: continue
-    m = re.match(r"^(\S+)  (\S+)  (\S+\.conf) -> (\S+) \((\S+)\)$", l)
-    if not m: fail("line %r" % l)
-    if not os.path.isfile(m.group(3)) or not os.path.isfile(m.group(5)):
-        fail("paths in %r" % l)'
+run "$CLI" providers
+pycheck "providers: a table NAME MODULE SOURCE CAPABILITIES, aligned" "$TABLE_PY"'
+import os
+names, rs = rows(out)
+if names != ["NAME", "MODULE", "SOURCE", "CAPABILITIES"]: fail(names)
+by = {r["NAME"]: r for r in rs}
+o = by.get("openai")
+if not o: fail("openai not listed: %r" % out)
+caps = o["CAPABILITIES"].split(",")
+for c in ("chat", "stream", "complete", "embed", "models", "tools"):
+    if c not in caps: fail("caps %r" % o["CAPABILITIES"])
+if o["MODULE"] != "openai": fail("module %r" % o["MODULE"])
+if not o["SOURCE"].endswith("/openai.so") or not os.path.isfile(o["SOURCE"]):
+    fail("source %r" % o["SOURCE"])
+for r in rs:
+    if r["SOURCE"].endswith(".conf"):
+        if not os.path.isfile(r["SOURCE"]): fail("descriptor %r" % r)
+        if r["MODULE"] == r["NAME"] and r["NAME"] + ".conf" not in r["SOURCE"]:
+            fail("module of %r" % r)'
+cp "$TMP/out" "$TMP/providers"
+
+run "$CLI" providers --json
+pycheck "providers --json: an object per provider, as the table" "$TABLE_PY"'
+a = json.loads(out)
+if not isinstance(a, list) or not a: fail("not a non-empty array")
+keys = {"name", "module", "path", "descriptor", "version", "description",
+        "base_url", "api_key_env", "caps", "status"}
+for o in a:
+    if not keys <= set(o): fail("keys %r" % sorted(o))
+    if not isinstance(o["caps"], list) or \
+       not all(isinstance(c, str) for c in o["caps"]): fail("caps %r" % o)
+    if o["status"] != "ok": fail("status %r" % o)
+_, rs = rows(open(args[0]).read())
+if [o["name"] for o in a] != [r["NAME"] for r in rs]: fail("names differ")
+for o, r in zip(a, rs):
+    if ",".join(o["caps"]) != r["CAPABILITIES"]: fail("caps %r, %r" % (o, r))
+    if (o["descriptor"] or o["path"]) != r["SOURCE"]: fail("source %r" % o)
+o = [o for o in a if o["name"] == "openai"][0]
+if o["api_key_env"] != "OPENAI_API_KEY" or o["module"] != "openai":
+    fail("openai %r" % o)' "$TMP/providers"
+
+# -v: the directories first, in search order, then API_KEY_ENV
+mkdir -p "$TMP/plugins-empty"
+run env LLMUX_PLUGIN_PATH="$TMP/no-such-dir:$TMP/plugins-empty:$LLMUX_PLUGIN_PATH" \
+    "$CLI" providers -v
+pycheck "providers -v: the directories in order, where from, which exist" '
+import os
+lines = out.split("\n\n", 1)[0].splitlines()
+if lines[0] != "plugin directories, in search order:": fail(lines[0])
+got = [l.split() for l in lines[1:]]
+want = [["LLMUX_PLUGIN_PATH", args[0] + "/no-such-dir", "(does", "not",
+         "exist)"],
+        ["LLMUX_PLUGIN_PATH", args[0] + "/plugins-empty"]]
+if got[:2] != want: fail("first directories %r" % got[:2])
+srcs = [g[0] for g in got]
+if "relative" not in srcs and not any(
+        os.path.samefile(g[1], args[1]) for g in got if len(g) == 2):
+    fail("no directory beside the library: %r" % got)
+for g in got[2:]:
+    if len(g) == 2 and not os.path.isdir(g[1]): fail("%r exists?" % g)
+' "$TMP" "$LLMUX_PLUGIN_PATH"
+pycheck "providers -v: the table with each provider's API_KEY_ENV" \
+    "$TABLE_PY"'
+names, rs = rows(out.split("\n\n", 1)[1])
+if names != ["NAME", "MODULE", "API_KEY_ENV", "SOURCE", "CAPABILITIES"]:
+    fail(names)
+by = {r["NAME"]: r for r in rs}
+if by["openai"]["API_KEY_ENV"] != "OPENAI_API_KEY": fail(by["openai"])
+if "alephalpha" in by and by["alephalpha"]["API_KEY_ENV"] != "AA_TOKEN":
+    fail(by["alephalpha"])'
+
+# No provider at all: the program and its library copied into a tree of
+# their own, without plugins, the library's own directory missing there.
+LIBFILE=$(ldd "$CLI" 2>/dev/null | sed -nE 's/^[[:space:]]*(libllmux[^ ]*) => (\/[^ ]+) .*/\1 \2/p')
+if [ -n "$LIBFILE" ]; then
+    mkdir -p "$TMP/bare/bin" "$TMP/bare/lib"
+    cp "$CLI" "$TMP/bare/bin/llmux"
+    cp -L "${LIBFILE#* }" "$TMP/bare/lib/${LIBFILE%% *}"
+    BARE=(env -u LLMUX_PLUGIN_PATH LD_LIBRARY_PATH="$TMP/bare/lib"
+        "$TMP/bare/bin/llmux")
+    run "${BARE[@]}" providers -v
+    if grep -qxE "  relative +$TMP/bare/lib/llmux/plugins.d \(does not exist\)" \
+        "$TMP/out"; then
+        run "${BARE[@]}" providers
+        expect_err "providers, none found: exit 2, says so on stderr" 2 \
+            'llmux: providers: no provider found.*'
+        if [ -s "$TMP/out" ]; then
+            bad "providers, none found: nothing on stdout" "$(cat "$TMP/out")"
+        else
+            ok "providers, none found: nothing on stdout"
+        fi
+        run "${BARE[@]}" providers --json
+        if [ "$RC" -eq 2 ] && [ "$(tr -d ' \n' <"$TMP/out")" = "[]" ]; then
+            ok "providers --json, none found: [], exit 2"
+        else
+            bad "providers --json, none found: [], exit 2" "status $RC"
+        fi
+    else
+        skip "providers, none found (the copy runs another library: $(head -c 300 "$TMP/out"))"
+    fi
 else
-    skip "providers: descriptor lines (no descriptor installed)"
+    skip "providers, none found (ldd does not show libllmux)"
 fi
 
 # Test modules from tests/plugins (built next to this build's bin/): a
@@ -473,16 +755,29 @@ if [ -f "$TESTMODS/good.so" ]; then
     LLMUX_PLUGIN_PATH="$TESTMODS${LLMUX_PLUGIN_PATH:+:$LLMUX_PLUGIN_PATH}"
     export LLMUX_PLUGIN_PATH
     run "$CLI" providers
-    pycheck "providers: broken plugins listed with their error" '
-lines = {l.split("  ")[0]: l for l in out.splitlines()}
+    pycheck "providers: broken plugins listed with their error" "$TABLE_PY"'
+_, rs = rows(out)
+by = {r["NAME"]: r for r in rs}
 for n in ("bad_abi", "no_entry"):
-    l = lines.get(n)
-    if not l: fail("%s not listed" % n)
-    f = l.split("  ", 3)
-    if len(f) != 4 or f[1] != "broken" or not f[3]: fail("line %r" % l)
-l = lines.get("good", "")
-if l.split("  ")[1:2] != ["chat,stream,models"]: fail("good: %r" % l)
-if "openai" not in lines: fail("openai missing")'
+    r = by.get(n)
+    if not r: fail("%s not listed" % n)
+    c = r["CAPABILITIES"]
+    if not c.startswith("broken: ") or len(c) <= len("broken: "):
+        fail("line %r" % r)
+    if not r["SOURCE"].endswith("/%s.so" % n): fail("source %r" % r)
+if by.get("good", {}).get("CAPABILITIES") != "chat,stream,models":
+    fail("good: %r" % by.get("good"))
+if "openai" not in by: fail("openai missing")'
+    run "$CLI" providers --json
+    pycheck "providers --json: broken plugins with status and error" '
+by = {o["name"]: o for o in json.loads(out)}
+for n in ("bad_abi", "no_entry"):
+    o = by.get(n)
+    if not o: fail("%s not listed" % n)
+    if not o["status"].startswith("LLMUX_E") or not o.get("error"):
+        fail("%r" % o)
+    if o["caps"] != []: fail("caps of a broken one: %r" % o)
+if by["good"]["status"] != "ok" or "error" in by["good"]: fail(by["good"])'
 
     run "$CLI" complete -m good/x hello </dev/null
     expect_err "complete on a provider without it: exit 2" 2 \
@@ -1221,6 +1516,282 @@ expect_err "batch with a missing FILE: exit 2" 2 \
     'llmux: input: .*no-such-file: No such file or directory'
 run "$CLI" chat -m "$M" "${URL[@]}" --concurrency 2 hi </dev/null
 expect_usage "chat --concurrency (a batch option): exit 2"
+
+# ---- prompts from a terminal; empty prompts ------------------------------
+
+# pty_run INPUT CMD...: runs CMD with a pseudo-terminal as stdin, INPUT
+# typed into it (as bytes: $'\x04' is Ctrl-D), stdout and stderr to
+# $TMP/out and $TMP/err, the status in RC. The terminal's line discipline
+# handles INPUT when it is written, so the outcome does not depend on
+# when CMD reads. A CMD still reading after 10 s is killed: status 124.
+pty_run() {
+    local input=$1
+    shift
+    "$PY" - "$input" "$@" >"$TMP/out" 2>"$TMP/err" <<'EOF'
+import os, subprocess, sys
+master, slave = os.openpty()
+p = subprocess.Popen(sys.argv[2:], stdin=slave)
+os.close(slave)
+os.write(master, sys.argv[1].encode())
+try:
+    rc = p.wait(timeout=10)
+except subprocess.TimeoutExpired:
+    p.kill()
+    p.wait()
+    sys.stderr.write("TIMEOUT: still reading after 10 s\n")
+    rc = 124
+os.close(master)
+sys.exit(rc)
+EOF
+    RC=$?
+}
+
+HINT="llmux: reading the prompt from the terminal; end it with Ctrl-D"
+pty_run $'hello world\x04' "$CLI" chat -m "$M" "${URL[@]}"
+if [ "$RC" -eq 0 ] && [ "$(cat "$TMP/out")" = "Mock reply to: hello world" ] &&
+    [ "$(cat "$TMP/err")" = "$HINT" ]; then
+    ok "terminal: a hint on stderr; one Ctrl-D ends a partial line"
+else
+    bad "terminal: a hint on stderr; one Ctrl-D ends a partial line" \
+        "status $RC, stdout: $(cat "$TMP/out")"
+fi
+pty_run $'line one\nline two\x04' "$CLI" chat -m "$M" "${URL[@]}"
+if [ "$RC" -eq 0 ] &&
+    [ "$(cat "$TMP/out")" = $'Mock reply to: line one\nline two' ]; then
+    ok "terminal: two lines, the second ended by one Ctrl-D"
+else
+    bad "terminal: two lines, the second ended by one Ctrl-D" \
+        "status $RC, stdout: $(cat "$TMP/out")"
+fi
+pty_run $'whole line\n\x04' "$CLI" complete -m "$CM" "${URL[@]}"
+if [ "$RC" -eq 0 ] &&
+    [ "$(cat "$TMP/out")" = "Mock completion of: whole line" ]; then
+    ok "terminal: Ctrl-D after a newline ends the prompt (complete)"
+else
+    bad "terminal: Ctrl-D after a newline ends the prompt (complete)" \
+        "status $RC, stdout: $(cat "$TMP/out")"
+fi
+pty_run $'first input\nsecond\x04' "$CLI" embed -m "$EM" "${URL[@]}"
+if [ "$RC" -eq 0 ] && cmp -s "$TMP/out" "$TMP/embed-c" &&
+    grep -qx 'llmux: reading the inputs from the terminal, one per line; end them with Ctrl-D' \
+        "$TMP/err"; then
+    ok "terminal: embed reads its inputs, says so"
+else
+    bad "terminal: embed reads its inputs, says so" "status $RC"
+fi
+pty_run $'\x04' "$CLI" chat -m "$M" "${URL[@]}"
+if [ "$RC" -eq 2 ] && [ "$(sed -n 1p "$TMP/err")" = "$HINT" ] &&
+    [ "$(sed -n 2p "$TMP/err")" = "llmux: chat: the prompt is empty" ] &&
+    [ ! -s "$TMP/out" ]; then
+    ok "terminal: Ctrl-D at once, an empty prompt: exit 2"
+else
+    bad "terminal: Ctrl-D at once, an empty prompt: exit 2" "status $RC"
+fi
+
+start_mock --quiet
+EP=$PORT
+EURL=(--base-url "http://127.0.0.1:$EP/v1")
+run_in '' "$CLI" chat -m "$M" "${EURL[@]}"
+expect_usage "empty stdin: a usage error" chat
+if grep -qx 'llmux: chat: the prompt is empty' "$TMP/err"; then
+    ok "empty stdin: 'llmux: chat: the prompt is empty'"
+else
+    bad "empty stdin: 'llmux: chat: the prompt is empty'"
+fi
+run_in $'\n' "$CLI" complete -m "$CM" "${EURL[@]}"
+expect_usage "stdin with only a newline: an empty prompt" complete
+run "$CLI" chat -m "$M" "${EURL[@]}" "" </dev/null
+expect_usage "an empty PROMPT argument: a usage error" chat
+run "$CLI" evaluate -m "$M" "${EURL[@]}" --expected x "" </dev/null
+expect_usage "evaluate, an empty PROMPT: a usage error" evaluate
+run "$CLI" tokenize -m "$M" "${EURL[@]}" "" </dev/null
+expect_usage "tokenize, an empty TEXT: a usage error" tokenize
+if grep -qx 'llmux: tokenize: the text is empty' "$TMP/err"; then
+    ok "tokenize, an empty TEXT: 'the text is empty'"
+else
+    bad "tokenize, an empty TEXT: 'the text is empty'"
+fi
+mockcheck "empty prompts: nothing was sent" "$EP" /_mock/stats \
+    'if o["requests"] != 0: fail("requests %r" % o)'
+
+# ---- shell completion ---------------------------------------------------------
+
+COMP_BASH="$SRC/tools/cli/completion/llmux.bash"
+COMP_ZSH="$SRC/tools/cli/completion/_llmux"
+BASH_COMPLETION_LIB=/usr/share/bash-completion/bash_completion
+
+if bash -n "$COMP_BASH" 2>"$TMP/err"; then
+    ok "bash completion: bash -n"
+else
+    bad "bash completion: bash -n"
+fi
+
+# complete_words LIB WORD...: runs _llmux in a clean bash (LIB, when not
+# empty, sourced first: bash-completion's helpers) with COMP_WORDS set to
+# the words as readline splits them, the last one being completed; the
+# candidates, one a line, in $TMP/out.
+complete_words() {
+    local lib=$1
+    shift
+    bash --norc --noprofile -c '
+        [ -n "$1" ] && source "$1"
+        source "$2" || exit 1
+        shift 2
+        COMP_WORDS=("$@")
+        COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+        COMP_LINE="$*"
+        COMP_POINT=${#COMP_LINE}
+        _llmux "$1" "${COMP_WORDS[COMP_CWORD]}" \
+            "${COMP_WORDS[COMP_CWORD - 1]}"
+        [ ${#COMPREPLY[@]} -eq 0 ] || printf "%s\n" "${COMPREPLY[@]}"
+    ' _ "$lib" "$COMP_BASH" "$@" >"$TMP/out" 2>"$TMP/err"
+    RC=$?
+}
+
+# expect_words NAME WANT...: the candidates are exactly the WANT words
+expect_words() {
+    local name=$1
+    shift
+    printf '%s\n' "$@" | sed '/^$/d' | sort >"$TMP/want"
+    sort "$TMP/out" >"$TMP/got"
+    if [ "$RC" -eq 0 ] && cmp -s "$TMP/want" "$TMP/got"; then
+        ok "$name"
+    else
+        bad "$name" "got:  $(tr '\n' ' ' <"$TMP/got")" \
+            "want: $(tr '\n' ' ' <"$TMP/want")"
+    fi
+}
+
+: >"$TMP/err"
+# the provider names starting with "o", as the table lists them
+"$CLI" providers 2>/dev/null | awk 'NR > 1 && /^o/ { print $1 }' \
+    >"$TMP/o-names"
+modes=(plain)
+[ -f "$BASH_COMPLETION_LIB" ] && modes+=(bash-completion)
+for mode in "${modes[@]}"; do
+    lib=
+    [ "$mode" = bash-completion ] && lib=$BASH_COMPLETION_LIB
+    n="bash completion ($mode)"
+    complete_words "$lib" "$CLI" ""
+    expect_words "$n: the commands" $CMDS help version
+    complete_words "$lib" "$CLI" ch
+    expect_words "$n: 'ch' is chat" chat
+    complete_words "$lib" "$CLI" help ev
+    expect_words "$n: help's COMMAND" evaluate
+    for c in $CMDS; do
+        complete_words "$lib" "$CLI" "$c" --
+        expect_words "$n: the options $c accepts" \
+            $(sed 's/^/--/' "$TMP/accepts-$c")
+    done
+    complete_words "$lib" "$CLI" chat hello -m o
+    expect_words "$n: -m completes provider names, then '/'" \
+        $(sed 's|$|/|' "$TMP/o-names")
+    complete_words "$lib" "$CLI" chat --model = o
+    expect_words "$n: --model=, the same" $(sed 's|$|/|' "$TMP/o-names")
+    complete_words "$lib" "$CLI" models -m o
+    expect_words "$n: models -m: bare provider names" $(cat "$TMP/o-names")
+    complete_words "$lib" "$CLI" chat --max-tokens ""
+    expect_words "$n: nothing for a number"
+    complete_words "$lib" "$CLI" chat -- -
+    expect_words "$n: nothing after '--'"
+done
+if [ "$(wc -l <"$TMP/o-names")" -lt 2 ]; then
+    bad "bash completion: providers to complete (openai, ollama...)" \
+        "$(cat "$TMP/o-names")"
+fi
+[ -f "$BASH_COMPLETION_LIB" ] ||
+    skip "bash completion with bash-completion's helpers (not installed)"
+
+if command -v zsh >/dev/null 2>&1; then
+    if zsh -n "$COMP_ZSH" 2>"$TMP/err"; then
+        ok "zsh completion: zsh -n"
+    else
+        bad "zsh completion: zsh -n"
+    fi
+else
+    skip "zsh completion: zsh -n (no zsh)"
+fi
+missing=
+for c in $CMDS; do
+    grep -qE "^ +$c\)" "$COMP_ZSH" || missing="$missing $c"
+    while read -r o; do
+        grep -qE -- "--$o([]=[}'\"]|$)" "$COMP_ZSH" || missing="$missing --$o"
+    done <"$TMP/accepts-$c"
+done
+if [ -z "$missing" ]; then
+    ok "zsh completion: names every command and option"
+else
+    bad "zsh completion: names every command and option" \
+        "missing:$(echo "$missing" | tr ' ' '\n' | sort -u | tr '\n' ' ')"
+fi
+
+# ---- the man page ---------------------------------------------------------------
+
+MAN="$SRC/docs/man/llmux.1.scd"
+: >"$TMP/err"
+if command -v scdoc >/dev/null 2>&1; then
+    if scdoc <"$MAN" >/dev/null 2>"$TMP/err"; then
+        ok "man page: scdoc reads it"
+    else
+        bad "man page: scdoc reads it"
+    fi
+else
+    skip "man page: scdoc reads it (no scdoc)"
+fi
+# section NAME: the man page's section NAME, up to the next one
+man_section() {
+    sed -n "/^# $1\$/,/^# /p" "$MAN"
+}
+missing=
+for c in $CMDS help version; do
+    man_section COMMANDS | grep -q "^\*$c\*" || missing="$missing $c"
+done
+# every option any help names at an option's place, long and short
+cat "$TMP"/opts-* "$TMP/overview" |
+    grep -oE -- '^ +(-[a-zA-Z], )?--[a-z][a-z-]*' |
+    grep -oE -- '(^| )-[a-zA-Z]|--[a-z][a-z-]*' | tr -d ' ' | sort -u \
+    >"$TMP/help-opts"
+for o in -V --version; do echo "$o"; done >>"$TMP/help-opts"
+while read -r o; do
+    man_section OPTIONS | grep -qF -- "*$o*" || missing="$missing $o"
+done <"$TMP/help-opts"
+if [ -z "$missing" ] && [ "$(wc -l <"$TMP/help-opts")" -ge 25 ]; then
+    ok "man page: every command, and every option of every --help"
+else
+    bad "man page: every command, and every option of every --help" \
+        "missing:${missing:- (only $(wc -l <"$TMP/help-opts") options)}"
+fi
+missing=
+while read -r v; do
+    man_section ENVIRONMENT | grep -qw -- "$v" || missing="$missing $v"
+done <"$TMP/env-vars"
+if [ -z "$missing" ]; then
+    ok "man page: ENVIRONMENT names every variable read"
+else
+    bad "man page: ENVIRONMENT names every variable read" "missing:$missing"
+fi
+# the exit statuses the code defines, each described
+missing=
+for s in 0 $(sed -nE 's/^#define EXIT_[A-Z]+ +([0-9]+)$/\1/p' "$CLI_SRC"); do
+    man_section 'EXIT STATUS' | grep -qx "\*$s\*" || missing="$missing $s"
+    grep -qE "^  $s  " "$TMP/overview" || missing="$missing --help:$s"
+done
+if [ -z "$missing" ]; then
+    ok "man page and --help: every exit status of the code"
+else
+    bad "man page and --help: every exit status of the code" \
+        "missing:$missing"
+fi
+for s in NAME SYNOPSIS DESCRIPTION OPTIONS FILES EXAMPLES; do
+    man_section "$s" | grep -q . || missing="$missing $s"
+done
+if [ -z "$missing" ] && man_section 'SEE ALSO' | grep -qF 'llmux-plugin*(7)' &&
+    man_section FILES | grep -q 'plugins.d'; then
+    ok "man page: its sections, FILES, SEE ALSO llmux-plugin(7)"
+else
+    bad "man page: its sections, FILES, SEE ALSO llmux-plugin(7)" \
+        "missing:$missing"
+fi
 
 # ---- output to a closed pipe -------------------------------------------------
 

@@ -1,191 +1,40 @@
 /*
  * tools/cli/llmux.c: the `llmux` command-line tool.
  *
- * A thin client of the public API (the include/llmux headers only): it parses
- * the command line, builds one request, runs it with the blocking llmux_run()
- * and prints the answer as text or as OpenAI-shaped JSON; `batch` builds a
- * request per input line and runs them with llmux_as_completed() on a
- * private client, printing a JSON line per request. Its output
- * formats and exit statuses are a contract that scripts depend on; the
- * usage text below is their reference.
+ * A thin client of the public API (the include/llmux headers only; json-c
+ * writes `providers --json`): it parses the command line, builds one
+ * request, runs it with the blocking llmux_run() and prints the answer as
+ * text or as OpenAI-shaped JSON; `batch` builds a request per input line
+ * and runs them with llmux_as_completed() on a private client, printing a
+ * JSON line per request. Its output formats and exit statuses are a
+ * contract that scripts depend on; the help texts below (`llmux --help`,
+ * `llmux COMMAND --help`) and docs/man/llmux.1.scd are their reference.
  *
  * Locale: the program never calls setlocale(), so it stays in the "C"
  * locale; numbers are parsed and printed with '.' whatever LC_NUMERIC
  * says in the environment.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
 
 #include <llmux/llmux.h>
 
-/* Exit statuses (see usage). */
+/* Exit statuses (see overview_tail). */
 #define EXIT_PROVIDER  1
 #define EXIT_USAGE     2
 #define EXIT_TRANSPORT 3
 
-static const char usage_text[] =
-    "usage: llmux <command> [options] [arguments]\n"
-    "\n"
-    "commands:\n"
-    "  chat -m SPEC [options] [PROMPT...]      chat completion (PROMPT words\n"
-    "                                          are joined by spaces)\n"
-    "  complete -m SPEC [options] [PROMPT...]  text completion\n"
-    "  embed -m SPEC [--json] TEXT...          embeddings, one input per TEXT\n"
-    "  models -m PROVIDER[/...] [--json]       the provider's model ids\n"
-    "  tokenize -m SPEC [--json] [TEXT...]     the tokens of TEXT (words\n"
-    "                                          joined by spaces)\n"
-    "  detokenize -m SPEC [--json] [ID...]     the text of token ids\n"
-    "  evaluate -m SPEC --expected TEXT [--json] [PROMPT...]\n"
-    "                                          how likely TEXT follows\n"
-    "                                          PROMPT (log probabilities)\n"
-    "  batch -m SPEC [options] [FILE]          a chat completion for each\n"
-    "                                          non-empty line of FILE (or\n"
-    "                                          stdin), run concurrently\n"
-    "  providers                               the provider plugins found\n"
-    "  help, --help                            this text\n"
-    "  --version                               the version\n"
-    "\n"
-    "With no PROMPT (or PROMPT \"-\") the prompt is read from stdin, with its\n"
-    "trailing newline removed; the same for tokenize's TEXT. embed with no\n"
-    "TEXT (or \"-\") reads stdin, one input per non-empty line. detokenize\n"
-    "with no ID (or \"-\") reads the ids from stdin; ids are separated by\n"
-    "white space, in one argument or several.\n"
-    "tokenize, detokenize and evaluate are optional capabilities (Aleph\n"
-    "Alpha has them); other providers answer \"not supported\" (exit 2).\n"
-    "\n"
-    "SPEC is a config string, provider/model[;key=value...], e.g.\n"
-    "  openai/gpt-4o-mini    ollama/llama3:8b\n"
-    "  \"openai/gpt-4o-mini;base_url=http://127.0.0.1:8080/v1\"\n"
-    "\n"
-    "options:\n"
-    "  -m, --model SPEC       provider and model (required)\n"
-    "  --base-url URL         provider base URL\n"
-    "  --api-key KEY          API key (default: the provider's variable,\n"
-    "                         e.g. OPENAI_API_KEY)\n"
-    "  -s, --system TEXT      system prompt (chat, batch)\n"
-    "  --max-tokens N         maximum tokens to generate\n"
-    "  --temperature X        sampling temperature\n"
-    "  --top-p X              nucleus sampling\n"
-    "  --stop S               stop sequence (repeatable)\n"
-    "  --seed N               sampling seed\n"
-    "  --timeout SECONDS      deadline for the whole request, retries\n"
-    "                         included (fractions allowed; 0 = none)\n"
-    "  --retries N            retry budget (default 2)\n"
-    "  --connect-timeout SECONDS\n"
-    "                         (chat, complete, embed, batch) time allowed\n"
-    "                         to connect (default 10; must be above 0)\n"
-    "  --first-byte-timeout SECONDS\n"
-    "                         (chat, complete, embed, batch) time allowed\n"
-    "                         until the answer's first byte (headers, or a\n"
-    "                         stream's first event); 0 = none, the default\n"
-    "  --idle-timeout SECONDS (chat, complete, embed, batch) longest silence\n"
-    "                         in the middle of an answer, e.g. between\n"
-    "                         stream events; 0 = none, the default\n"
-    "  --fallback SPEC        (chat, complete, embed, batch; repeatable,\n"
-    "                         tried in order) a config string to send the\n"
-    "                         request to when it still fails after its\n"
-    "                         retries with a rate limit, an overload or\n"
-    "                         other 5xx, a timeout, a connection failure or\n"
-    "                         a context-length error (never once a stream\n"
-    "                         printed text). --base-url and --api-key apply\n"
-    "                         to -m's SPEC only; a fallback's settings come\n"
-    "                         from its own SPEC; --retries and the stage\n"
-    "                         timeouts hold for each, and --timeout's\n"
-    "                         deadline covers them all. The output is the\n"
-    "                         same whichever answers\n"
-    "  -v, --verbose          (chat, complete, embed) when a fallback\n"
-    "                         answered, say so on stderr:\n"
-    "                           llmux: answered by <provider> (fallback N)\n"
-    "  --stream               print the answer as it arrives\n"
-    "  --json                 print OpenAI-shaped JSON\n"
-    "  --expected TEXT        (evaluate, required) the completion to score\n"
-    "  --request-file FILE    (chat) an OpenAI-style chat request JSON\n"
-    "                         (messages, tools, response_format...) instead\n"
-    "                         of PROMPT; \"-\" reads stdin. PROMPT words "
-    "given\n"
-    "                         too are appended as a user message. Other\n"
-    "                         flags override the file (--stop adds a stop).\n"
-    "                         Without -m the file's \"model\" is the SPEC.\n"
-    "  --concurrency N        (batch) requests in flight at once (default 8)\n"
-    "  --rpm N                (batch) requests per minute at most (per\n"
-    "                         endpoint and API key; 0 = no limit)\n"
-    "  --tpm N                (batch) tokens per minute at most, estimated\n"
-    "                         before sending, corrected by the usage\n"
-    "  --as-completed         (batch) print each result when it finishes,\n"
-    "                         not in input order\n"
-    "  --fail-fast            (batch) the first failure cancels the rest\n"
-    "  --jsonl                (batch) each input line is an OpenAI-style chat\n"
-    "                         request JSON (as --request-file) instead of a\n"
-    "                         prompt; without -m each line's \"model\" is its\n"
-    "                         SPEC. A line that is not a valid request gets\n"
-    "                         its error line; the others run\n"
-    "  -h, --help             this text\n"
-    "embed accepts only -m, --json, --base-url, --api-key, --timeout,\n"
-    "--retries, --connect-timeout, --first-byte-timeout, --idle-timeout,\n"
-    "--fallback and -v; models, tokenize, detokenize and evaluate accept\n"
-    "only -m, --json, --base-url, --api-key, --timeout and --retries\n"
-    "(evaluate also --expected). batch accepts the options of chat except\n"
-    "--stream, --json, --request-file and -v, plus its own.\n"
-    "\n"
-    "output:\n"
-    "  chat, complete  the text and a newline (with --stream, the text as it\n"
-    "                  arrives). A chat answer that is only tool calls\n"
-    "                  prints one line per call:\n"
-    "                    tool_call <id> <name> <arguments>\n"
-    "                  where <arguments> is the call's JSON text\n"
-    "  embed           one line per input: its floats, space-separated\n"
-    "  models          one model id per line\n"
-    "  tokenize        one line per token: <id>, a tab, the token's text as\n"
-    "                  the provider gave it (<id> is -1 when unknown; the\n"
-    "                  text is empty when the provider gave only ids)\n"
-    "  detokenize      the text and a newline\n"
-    "  evaluate        the provider's result object as JSON on one line\n"
-    "                  (the same as with --json)\n"
-    "  providers       one line per provider: name, capabilities, file\n"
-    "                  (for a descriptor: file.conf -> module (module file));\n"
-    "                  for a broken one: name, \"broken\", file, error\n"
-    "  --json          one JSON object: chat.completion, text_completion, or\n"
-    "                  a \"list\" (embed, models); with --stream one chunk "
-    "per\n"
-    "                  line (chat.completion.chunk, or text_completion);\n"
-    "                  tokenize: {\"tokens\": [...], \"token_ids\": [...]},\n"
-    "                  detokenize: {\"text\": ...}, evaluate: the provider's\n"
-    "                  result object\n"
-    "  batch           one JSON object per line for each non-empty input\n"
-    "                  line, in input order (--as-completed: as they\n"
-    "                  finish); \"index\" counts prompts from 0, \"line\"\n"
-    "                  is the input line:\n"
-    "                    {\"index\":0,\"line\":1,\"status\":\"ok\",\n"
-    "                     \"response\":{...chat.completion...}}\n"
-    "                    {\"index\":1,\"line\":2,\"status\":\"error\",\n"
-    "                     \"error\":{\"code\":\"LLMUX_EPROVIDER\",\n"
-    "                     \"message\":...,\"http_status\":429,...}}\n"
-    "                  (\"fallback\":N when a fallback answered). Every\n"
-    "                  prompt gets its line; the exit status is that of the\n"
-    "                  first failure in input order\n"
-    "\n"
-    "Errors are one line on stderr:\n"
-    "  llmux: <provider>: <message> (HTTP <status>)\n"
-    "\n"
-    "exit status:\n"
-    "  0  success\n"
-    "  1  the provider answered with an error (an HTTP error status, an\n"
-    "     error inside a stream, a malformed answer)\n"
-    "  2  usage or configuration error (bad flag or value, unknown provider,\n"
-    "     missing API key, an operation the provider does not support)\n"
-    "  3  transport error (cannot connect, timeout, stream cut off); also\n"
-    "     local failures (out of memory, cannot write the output). A\n"
-    "     timeout's message names the one that fired: timeout (the total\n"
-    "     deadline), connect_timeout, first_byte_timeout or idle_timeout\n"
-    "\n"
-    "environment:\n"
-    "  LLMUX_PLUGIN_PATH      extra plugin directories, ':'-separated\n";
-
-/* ---- small helpers ------------------------------------------------------ */
+/* ---- commands and options ------------------------------------------------ */
 
 /* Which command runs: the subset of options each accepts follows. */
 enum cmd {
@@ -196,13 +45,15 @@ enum cmd {
     CMD_TOKENIZE = 16,
     CMD_DETOKENIZE = 32,
     CMD_EVALUATE = 64,
-    CMD_BATCH = 128
+    CMD_BATCH = 128,
+    CMD_PROVIDERS = 256
 };
 
 #define CMD_GEN  (CMD_CHAT | CMD_COMPLETE)
 #define CMD_TASK (CMD_TOKENIZE | CMD_DETOKENIZE | CMD_EVALUATE)
 /* the commands sending one request */
 #define CMD_ONE (CMD_GEN | CMD_EMBED | CMD_MODELS | CMD_TASK)
+/* the commands sending requests */
 #define CMD_ALL (CMD_ONE | CMD_BATCH)
 /* the commands with stage timeouts and fallbacks */
 #define CMD_RESIL (CMD_GEN | CMD_EMBED | CMD_BATCH)
@@ -237,43 +88,320 @@ enum opt_id {
     O_HELP
 };
 
+/*
+ * One option. The table is the single source of what each command accepts
+ * and of the options part of its help: a command's --help lists exactly
+ * the rows whose `cmds` include it, so the two cannot disagree. A name
+ * may have several rows (for commands where it means different things);
+ * the row for the running command wins.
+ */
 typedef struct opt_def {
     const char *name; /* long name without "--" */
     char short_name;  /* or 0 */
-    int has_arg;
+    const char *arg;  /* the value's name in the help, NULL: takes none */
     int id;
-    unsigned cmds; /* commands accepting it */
+    unsigned cmds;    /* commands accepting it */
+    const char *help; /* lines of at most HELP_TEXT_WIDTH columns */
 } opt_def;
 
 static const opt_def opt_defs[] = {
-    {"model", 'm', 1, O_MODEL, CMD_ALL},
-    {"base-url", 0, 1, O_BASE_URL, CMD_ALL},
-    {"api-key", 0, 1, O_API_KEY, CMD_ALL},
-    {"system", 's', 1, O_SYSTEM, CMD_CHAT | CMD_BATCH},
-    {"max-tokens", 0, 1, O_MAX_TOKENS, CMD_GEN | CMD_BATCH},
-    {"temperature", 0, 1, O_TEMPERATURE, CMD_GEN | CMD_BATCH},
-    {"top-p", 0, 1, O_TOP_P, CMD_GEN | CMD_BATCH},
-    {"stop", 0, 1, O_STOP, CMD_GEN | CMD_BATCH},
-    {"seed", 0, 1, O_SEED, CMD_GEN | CMD_BATCH},
-    {"timeout", 0, 1, O_TIMEOUT, CMD_ALL},
-    {"retries", 0, 1, O_RETRIES, CMD_ALL},
-    {"connect-timeout", 0, 1, O_CONNECT_TIMEOUT, CMD_RESIL},
-    {"first-byte-timeout", 0, 1, O_FIRST_BYTE_TIMEOUT, CMD_RESIL},
-    {"idle-timeout", 0, 1, O_IDLE_TIMEOUT, CMD_RESIL},
-    {"fallback", 0, 1, O_FALLBACK, CMD_RESIL},
-    {"verbose", 'v', 0, O_VERBOSE, CMD_GEN | CMD_EMBED},
-    {"stream", 0, 0, O_STREAM, CMD_GEN},
-    {"json", 0, 0, O_JSON, CMD_ONE},
-    {"request-file", 0, 1, O_REQUEST_FILE, CMD_CHAT},
-    {"expected", 0, 1, O_EXPECTED, CMD_EVALUATE},
-    {"concurrency", 0, 1, O_CONCURRENCY, CMD_BATCH},
-    {"rpm", 0, 1, O_RPM, CMD_BATCH},
-    {"tpm", 0, 1, O_TPM, CMD_BATCH},
-    {"as-completed", 0, 0, O_AS_COMPLETED, CMD_BATCH},
-    {"fail-fast", 0, 0, O_FAIL_FAST, CMD_BATCH},
-    {"jsonl", 0, 0, O_JSONL, CMD_BATCH},
-    {"help", 'h', 0, O_HELP, CMD_ALL},
+    {"model", 'm', "SPEC", O_MODEL, CMD_ALL,
+     "provider and model, a config string:\n"
+     "provider/model[;key=value...] (see llmux --help)"},
+    {"base-url", 0, "URL", O_BASE_URL, CMD_ALL,
+     "the provider's base URL (default: the SPEC's\n"
+     "base_url=, the provider's variable, its default)"},
+    {"api-key", 0, "KEY", O_API_KEY, CMD_ALL,
+     "API key (default: the SPEC's api_key=, or the\n"
+     "provider's variable, e.g. OPENAI_API_KEY)"},
+    {"system", 's', "TEXT", O_SYSTEM, CMD_CHAT | CMD_BATCH, "system prompt"},
+    {"max-tokens", 0, "N", O_MAX_TOKENS, CMD_GEN | CMD_BATCH,
+     "maximum tokens to generate"},
+    {"temperature", 0, "X", O_TEMPERATURE, CMD_GEN | CMD_BATCH,
+     "sampling temperature"},
+    {"top-p", 0, "X", O_TOP_P, CMD_GEN | CMD_BATCH, "nucleus sampling"},
+    {"stop", 0, "S", O_STOP, CMD_GEN | CMD_BATCH, "stop sequence (repeatable)"},
+    {"seed", 0, "N", O_SEED, CMD_GEN | CMD_BATCH, "sampling seed"},
+    {"timeout", 0, "SECONDS", O_TIMEOUT, CMD_ALL,
+     "deadline for the whole request, retries (and\n"
+     "fallbacks) included; fractions allowed; 0 = none"},
+    {"retries", 0, "N", O_RETRIES, CMD_ALL,
+     "retry budget, 0 to 100 (default 2)"},
+    {"connect-timeout", 0, "SECONDS", O_CONNECT_TIMEOUT, CMD_RESIL,
+     "time allowed to connect (default 10; must be\n"
+     "above 0)"},
+    {"first-byte-timeout", 0, "SECONDS", O_FIRST_BYTE_TIMEOUT, CMD_RESIL,
+     "time allowed until the answer's first byte\n"
+     "(headers, or a stream's first event); 0 = none,\n"
+     "the default"},
+    {"idle-timeout", 0, "SECONDS", O_IDLE_TIMEOUT, CMD_RESIL,
+     "longest silence in the middle of an answer, e.g.\n"
+     "between stream events; 0 = none, the default"},
+    {"fallback", 0, "SPEC", O_FALLBACK, CMD_RESIL,
+     "(repeatable, tried in order) a config string to\n"
+     "send the request to when it still fails after its\n"
+     "retries with a rate limit, an overload or other\n"
+     "5xx, a timeout, a connection failure or a\n"
+     "context-length error (never once a stream printed\n"
+     "text). --base-url and --api-key apply to -m's SPEC\n"
+     "only; a fallback's settings come from its own\n"
+     "SPEC; --retries and the stage timeouts hold for\n"
+     "each, and --timeout's deadline covers them all.\n"
+     "The output is the same whichever answers"},
+    {"verbose", 'v', NULL, O_VERBOSE, CMD_GEN | CMD_EMBED,
+     "when a fallback answered, say so on stderr:\n"
+     "  llmux: answered by <provider> (fallback N)"},
+    {"verbose", 'v', NULL, O_VERBOSE, CMD_PROVIDERS,
+     "first print the plugin directories in search\n"
+     "order, where each comes from and whether it\n"
+     "exists; add each provider's key variable to the\n"
+     "table (no effect with --json)"},
+    {"stream", 0, NULL, O_STREAM, CMD_GEN, "print the answer as it arrives"},
+    {"json", 0, NULL, O_JSON, CMD_ONE | CMD_PROVIDERS,
+     "print JSON (see output)"},
+    {"request-file", 0, "FILE", O_REQUEST_FILE, CMD_CHAT,
+     "an OpenAI-style chat request JSON (messages,\n"
+     "tools, response_format...) instead of PROMPT;\n"
+     "\"-\" reads stdin. PROMPT words given too are\n"
+     "appended as a user message. Other flags override\n"
+     "the file (--stop adds a stop). Without -m the\n"
+     "file's \"model\" is the SPEC"},
+    {"expected", 0, "TEXT", O_EXPECTED, CMD_EVALUATE,
+     "the completion to score (required)"},
+    {"concurrency", 0, "N", O_CONCURRENCY, CMD_BATCH,
+     "requests in flight at once (default 8)"},
+    {"rpm", 0, "N", O_RPM, CMD_BATCH,
+     "requests per minute at most (per endpoint and API\n"
+     "key; 0 = no limit, the default)"},
+    {"tpm", 0, "N", O_TPM, CMD_BATCH,
+     "tokens per minute at most, estimated before\n"
+     "sending, corrected by the usage (0 = no limit)"},
+    {"as-completed", 0, NULL, O_AS_COMPLETED, CMD_BATCH,
+     "print each result when it finishes, not in input\n"
+     "order"},
+    {"fail-fast", 0, NULL, O_FAIL_FAST, CMD_BATCH,
+     "the first failure cancels the rest"},
+    {"jsonl", 0, NULL, O_JSONL, CMD_BATCH,
+     "each input line is an OpenAI-style chat request\n"
+     "JSON (as chat's --request-file) instead of a\n"
+     "prompt; without -m each line's \"model\" is its\n"
+     "SPEC. A line that is not a valid request gets its\n"
+     "error line; the others run"},
+    {"help", 'h', NULL, O_HELP, CMD_ALL | CMD_PROVIDERS,
+     "print this help and exit"},
 };
+
+#define N_OPT_DEFS (sizeof opt_defs / sizeof opt_defs[0])
+
+/* The column where option descriptions start, and their width. */
+#define HELP_COL        28
+#define HELP_TEXT_WIDTH (80 - HELP_COL)
+
+/* One command: its help beyond the options, which come from opt_defs. */
+typedef struct cmd_def {
+    const char *name;
+    int cmd;
+    const char *synopsis; /* after "usage: llmux " */
+    const char *summary;  /* its line in the overview */
+    const char *text;     /* what it does, reads and prints */
+    const char *example;  /* lines of examples */
+} cmd_def;
+
+static const cmd_def cmd_defs[] = {
+    {"chat", CMD_CHAT, "chat -m SPEC [options] [PROMPT...]",
+     "chat completion: the model's answer to PROMPT",
+     "Sends PROMPT (its words joined by spaces) as a user message and prints\n"
+     "the answer. With no PROMPT, or PROMPT \"-\", the prompt is read from\n"
+     "stdin, its trailing newline removed. An empty prompt is a usage error.\n"
+     "-m is required unless --request-file names the model.\n"
+     "\n"
+     "output:\n"
+     "  the answer's text and a newline (with --stream, the text as it\n"
+     "  arrives). An answer that is only tool calls prints one line per\n"
+     "  call:\n"
+     "    tool_call <id> <name> <arguments>\n"
+     "  where <arguments> is the call's JSON text.\n"
+     "  --json: one chat.completion object; with --stream, one\n"
+     "  chat.completion.chunk object per line.\n",
+     "  llmux chat -m openai/gpt-4o-mini \"Name three prime numbers\"\n"
+     "  echo \"Why is the sky blue?\" | llmux chat -m ollama/llama3.2 "
+     "--stream\n"},
+    {"complete", CMD_COMPLETE, "complete -m SPEC [options] [PROMPT...]",
+     "text completion: the text that follows PROMPT",
+     "Sends PROMPT (its words joined by spaces) for a text completion (the\n"
+     "legacy completions endpoint) and prints the continuation. With no\n"
+     "PROMPT, or PROMPT \"-\", the prompt is read from stdin, its trailing\n"
+     "newline removed. An empty prompt is a usage error.\n"
+     "\n"
+     "output:\n"
+     "  the text and a newline (with --stream, as it arrives).\n"
+     "  --json: one text_completion object; with --stream, one\n"
+     "  text_completion chunk per line.\n",
+     "  llmux complete -m openai/gpt-3.5-turbo-instruct \"Once upon a "
+     "time\"\n"},
+    {"embed", CMD_EMBED, "embed -m SPEC [options] [TEXT...]",
+     "embeddings, one vector per input text",
+     "Embeds each TEXT as one input. With no TEXT, or TEXT \"-\", the\n"
+     "inputs are read from stdin, one per non-empty line.\n"
+     "\n"
+     "output:\n"
+     "  one line per input: its floats, separated by spaces.\n"
+     "  --json: a \"list\" object of \"embedding\" objects.\n",
+     "  llmux embed -m openai/text-embedding-3-small \"first text\" "
+     "\"second\"\n"},
+    {"models", CMD_MODELS, "models -m PROVIDER[/...] [options]",
+     "the model ids a provider offers",
+     "Asks the provider for its models. -m names the provider; a whole\n"
+     "SPEC (with its base_url=, api_key=...) works too.\n"
+     "\n"
+     "output:\n"
+     "  one model id per line.\n"
+     "  --json: a \"list\" object of model objects.\n",
+     "  llmux models -m openai\n"
+     "  llmux models -m \"ollama;base_url=http://gpu:11434\"\n"},
+    {"tokenize", CMD_TOKENIZE, "tokenize -m SPEC [options] [TEXT...]",
+     "the tokens of a text (an optional capability)",
+     "Tokenizes TEXT (its words joined by spaces). With no TEXT, or TEXT\n"
+     "\"-\", the text is read from stdin, its trailing newline removed. An\n"
+     "empty text is a usage error. An optional capability (Aleph Alpha has\n"
+     "it); other providers answer \"not supported\" (exit 2).\n"
+     "\n"
+     "output:\n"
+     "  one line per token: <id>, a tab, the token's text as the provider\n"
+     "  gave it (<id> is -1 when unknown; the text is empty when the\n"
+     "  provider gave only ids).\n"
+     "  --json: {\"tokens\": [...], \"token_ids\": [...]}.\n",
+     "  llmux tokenize -m alephalpha/luminous-base \"Hello world\"\n"},
+    {"detokenize", CMD_DETOKENIZE, "detokenize -m SPEC [options] [ID...]",
+     "the text of token ids (an optional capability)",
+     "Turns token ids back into text. The ids are separated by white space,\n"
+     "in one argument or several; with no ID, or ID \"-\", they are read\n"
+     "from stdin. An optional capability (Aleph Alpha has it); other\n"
+     "providers answer \"not supported\" (exit 2).\n"
+     "\n"
+     "output:\n"
+     "  the text and a newline.\n"
+     "  --json: {\"text\": ...}.\n",
+     "  llmux detokenize -m alephalpha/luminous-base 15496 995\n"},
+    {"evaluate", CMD_EVALUATE,
+     "evaluate -m SPEC --expected TEXT [options] [PROMPT...]",
+     "how likely a text follows PROMPT (an optional capability)",
+     "Scores how likely --expected's TEXT follows PROMPT (log\n"
+     "probabilities). PROMPT is read as chat's is. An optional capability\n"
+     "(Aleph Alpha has it); other providers answer \"not supported\"\n"
+     "(exit 2).\n"
+     "\n"
+     "output:\n"
+     "  the provider's result object as JSON on one line (the same with\n"
+     "  --json).\n",
+     "  llmux evaluate -m alephalpha/luminous-base --expected \" Paris\" \\\n"
+     "      \"The capital of France is\"\n"},
+    {"batch", CMD_BATCH, "batch -m SPEC [options] [FILE]",
+     "a chat completion for each line of a file, run concurrently",
+     "Sends each non-empty line of FILE (or stdin, or FILE \"-\") as the\n"
+     "prompt of a chat completion, --concurrency at a time. -m is required\n"
+     "unless --jsonl lines name their model.\n"
+     "\n"
+     "output:\n"
+     "  one JSON object per line for each non-empty input line, in input\n"
+     "  order (--as-completed: as they finish); \"index\" counts prompts\n"
+     "  from 0, \"line\" is the input line:\n"
+     "    {\"index\":0,\"line\":1,\"status\":\"ok\",\n"
+     "     \"response\":{...chat.completion...}}\n"
+     "    {\"index\":1,\"line\":2,\"status\":\"error\",\n"
+     "     \"error\":{\"code\":\"LLMUX_EPROVIDER\",\n"
+     "     \"message\":...,\"http_status\":429,...}}\n"
+     "  (\"fallback\":N when a fallback answered). Every prompt gets its\n"
+     "  line; the exit status is that of the first failure in input order.\n",
+     "  llmux batch -m openai/gpt-4o-mini --concurrency 4 prompts.txt "
+     ">out.jsonl\n"},
+    {"providers", CMD_PROVIDERS, "providers [-v] [--json]",
+     "the provider plugins found, and where they were searched for",
+     "Lists every provider found: those registered in the program, then\n"
+     "each plugin directory's descriptors (NAME.conf) and modules\n"
+     "(NAME.so), in search order; a name found twice is listed where it\n"
+     "resolves. Broken plugins are listed with their error. When no\n"
+     "provider at all is found it says so on stderr and exits 2.\n"
+     "\n"
+     "output:\n"
+     "  a table with a header: NAME, MODULE (the module implementing it),\n"
+     "  SOURCE (the descriptor or module file, or \"built-in\") and\n"
+     "  CAPABILITIES (for a broken plugin: \"broken: <error>\"); -v adds\n"
+     "  API_KEY_ENV, the variable its key is read from.\n"
+     "  --json: an array with an object per provider: name, module, path,\n"
+     "  descriptor, version, description, base_url, api_key_env, caps (an\n"
+     "  array of strings) and status (\"ok\", or the error code's name\n"
+     "  with \"error\" saying why it is broken); null where unknown.\n",
+     "  llmux providers -v\n"
+     "  llmux providers --json\n"},
+};
+
+#define N_CMD_DEFS (sizeof cmd_defs / sizeof cmd_defs[0])
+
+/*
+ * `llmux --help`. The variables are those read by the CLI and the library
+ * (LLMUX_PLUGIN_PATH) and those the in-tree providers and descriptors
+ * name (providers/x/x.c, plugins.d/x.conf): tests/cli checks the list
+ * against the sources.
+ */
+static const char overview_head[] =
+    "usage: llmux COMMAND [options] [arguments]\n"
+    "       llmux COMMAND --help\n"
+    "       llmux help [COMMAND] | --help | -V | --version\n"
+    "\n"
+    "commands:\n";
+
+static const char overview_tail[] =
+    "  help [COMMAND]  this text, or the help of COMMAND\n"
+    "  version         the library's version (also -V, --version)\n"
+    "\n"
+    "'llmux COMMAND --help' shows the options of COMMAND, its output and an\n"
+    "example.\n"
+    "\n"
+    "SPEC, the value of -m, is a config string provider/model[;key=value...]:\n"
+    "  openai/gpt-4o-mini    ollama/llama3:8b\n"
+    "  \"openai/gpt-4o-mini;base_url=http://127.0.0.1:8080/v1\"\n"
+    "Options may come before or after the arguments; \"--\" ends them.\n"
+    "A command reading its input from stdin says so on stderr when stdin\n"
+    "is a terminal; end the input there with one Ctrl-D.\n"
+    "\n"
+    "Errors are one line on stderr:\n"
+    "  llmux: <provider>: <message> (HTTP <status>)\n"
+    "and a usage error adds one line: try 'llmux COMMAND --help'.\n"
+    "\n"
+    "exit status:\n"
+    "  0  success\n"
+    "  1  the provider answered with an error (an HTTP error status, an\n"
+    "     error inside a stream, a malformed answer)\n"
+    "  2  usage or configuration error (bad flag or value, empty prompt,\n"
+    "     unknown provider, missing API key, an operation the provider\n"
+    "     does not support; providers: no provider found)\n"
+    "  3  transport error (cannot connect, timeout, stream cut off); also\n"
+    "     local failures (out of memory, cannot write the output). A\n"
+    "     timeout's message names the one that fired: timeout (the total\n"
+    "     deadline), connect_timeout, first_byte_timeout or idle_timeout\n"
+    "\n"
+    "environment:\n"
+    "  LLMUX_PLUGIN_PATH  plugin directories searched first, ':'-separated\n"
+    "  each provider's API key and base URL, unless --api-key, --base-url\n"
+    "  or the SPEC's api_key=, base_url= give them:\n"
+    "    OPENAI_API_KEY, OPENAI_BASE_URL          openai\n"
+    "    MISTRAL_API_KEY, MISTRAL_BASE_URL        mistral\n"
+    "    OLLAMA_API_KEY, OLLAMA_HOST              ollama (OLLAMA_HOST: a URL,\n"
+    "                                             host or host:port)\n"
+    "    AA_TOKEN, AA_BASE_URL                    alephalpha\n"
+    "    DEEPSEEK_API_KEY, DEEPSEEK_BASE_URL      deepseek\n"
+    "    GROQ_API_KEY, GROQ_BASE_URL              groq\n"
+    "    LLAMACPP_API_KEY, LLAMACPP_BASE_URL      llamacpp\n"
+    "    LMSTUDIO_API_KEY, LMSTUDIO_BASE_URL      lmstudio\n"
+    "    OPENROUTER_API_KEY, OPENROUTER_BASE_URL  openrouter\n"
+    "    TOGETHER_API_KEY, TOGETHER_BASE_URL      together\n"
+    "    VLLM_API_KEY, VLLM_BASE_URL              vllm\n"
+    "  Other descriptors may name more variables; 'llmux providers -v'\n"
+    "  shows each provider's key variable. api_key_env=NAME in a SPEC reads\n"
+    "  the key from $NAME (a name ending in KEY, TOKEN, SECRET or PASSWORD).\n"
+    "  libcurl reads http_proxy, https_proxy, ALL_PROXY and NO_PROXY unless\n"
+    "  the SPEC sets proxy=.\n";
 
 /* Flags recording which optional settings were given. */
 #define HAS_MAX_TOKENS  (1u << 0)
@@ -478,7 +606,10 @@ static void errorf(const cli *c, const char *fmt, ...)
     print_error_line(c, buf);
 }
 
-/* Prints the error line, then the usage, on stderr; returns 2. */
+/*
+ * Prints the error line and where to find help on stderr; returns 2. Not
+ * the help itself: pages of text would bury the one line that matters.
+ */
 static int usage_error(const cli *c, const char *fmt, ...) LLMUX_PRINTF(2, 3);
 
 static int usage_error(const cli *c, const char *fmt, ...)
@@ -489,11 +620,93 @@ static int usage_error(const cli *c, const char *fmt, ...)
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     print_error_line(c, buf);
-    fputs(usage_text, stderr);
+    if (c && c->cmd_name)
+        fprintf(stderr, "try 'llmux %s --help'\n", c->cmd_name);
+    else
+        fputs("try 'llmux --help'\n", stderr);
     return EXIT_USAGE;
 }
 
-/* Exit status for an llmux code (see usage). */
+/* ---- help ---------------------------------------------------------------- */
+
+/* Prints text indented by `indent` columns after each newline in it. */
+static void put_indented(const char *text, int indent)
+{
+    const char *p;
+    for (p = text; *p; p++) {
+        fputc(*p, stdout);
+        if (*p == '\n' && p[1])
+            printf("%*s", indent, "");
+    }
+}
+
+/* One option's lines: "  -m, --model SPEC" then its description. */
+static void print_opt_help(const opt_def *d)
+{
+    int n;
+    if (d->short_name)
+        n = printf("  -%c, --%s", d->short_name, d->name);
+    else
+        n = printf("      --%s", d->name);
+    if (d->arg)
+        n += printf(" %s", d->arg);
+    if (n > HELP_COL - 2) { /* too long to share a line with the text */
+        fputc('\n', stdout);
+        n = 0;
+    }
+    printf("%*s", HELP_COL - n, "");
+    put_indented(d->help, HELP_COL);
+    fputc('\n', stdout);
+}
+
+/* `llmux COMMAND --help`: usage, what it does, its options, examples. */
+static void print_cmd_help(const cmd_def *cd)
+{
+    size_t i;
+    /* the overview's summary as a sentence */
+    printf("usage: llmux %s\n\n%c%s.\n\n", cd->synopsis,
+           toupper((unsigned char)cd->summary[0]), cd->summary + 1);
+    fputs(cd->text, stdout);
+    fputs("\noptions:\n", stdout);
+    for (i = 0; i < N_OPT_DEFS; i++)
+        if (opt_defs[i].cmds & (unsigned)cd->cmd)
+            print_opt_help(&opt_defs[i]);
+    printf("\nexamples:\n%s", cd->example);
+    fputs("\nSee 'llmux --help' for SPEC, the exit statuses and the "
+          "environment.\n",
+          stdout);
+}
+
+/* `llmux --help`: the commands, the notes they share, exit statuses and
+ * environment. */
+static void print_overview(void)
+{
+    size_t i;
+    fputs(overview_head, stdout);
+    for (i = 0; i < N_CMD_DEFS; i++)
+        printf("  %-14s  %s\n", cmd_defs[i].name, cmd_defs[i].summary);
+    fputs(overview_tail, stdout);
+}
+
+static const cmd_def *find_cmd(const char *name)
+{
+    size_t i;
+    for (i = 0; i < N_CMD_DEFS; i++)
+        if (strcmp(cmd_defs[i].name, name) == 0)
+            return &cmd_defs[i];
+    return NULL;
+}
+
+static const cmd_def *cmd_def_of(int cmd)
+{
+    size_t i;
+    for (i = 0; i < N_CMD_DEFS; i++)
+        if (cmd_defs[i].cmd == cmd)
+            return &cmd_defs[i];
+    return NULL;
+}
+
+/* Exit status for an llmux code (see overview_tail). */
 static int exit_status(int code)
 {
     switch (llmux_err_class_of(code)) {
@@ -602,23 +815,38 @@ static int parse_double(const char *s, double *out)
 
 /* ---- command line ------------------------------------------------------- */
 
-static const opt_def *find_long(const char *name, size_t len)
+/*
+ * The row for option `name` (`len` bytes): the one for command `cmd` when
+ * there is one (a name may mean different things to different commands),
+ * else any, for the "not an option of" message.
+ */
+static const opt_def *find_long(const char *name, size_t len, int cmd)
 {
     size_t i;
-    for (i = 0; i < sizeof opt_defs / sizeof opt_defs[0]; i++)
+    const opt_def *any = NULL;
+    for (i = 0; i < N_OPT_DEFS; i++)
         if (strlen(opt_defs[i].name) == len &&
-            strncmp(opt_defs[i].name, name, len) == 0)
-            return &opt_defs[i];
-    return NULL;
+            strncmp(opt_defs[i].name, name, len) == 0) {
+            if (opt_defs[i].cmds & (unsigned)cmd)
+                return &opt_defs[i];
+            if (!any)
+                any = &opt_defs[i];
+        }
+    return any;
 }
 
-static const opt_def *find_short(char ch)
+static const opt_def *find_short(char ch, int cmd)
 {
     size_t i;
-    for (i = 0; i < sizeof opt_defs / sizeof opt_defs[0]; i++)
-        if (opt_defs[i].short_name == ch)
-            return &opt_defs[i];
-    return NULL;
+    const opt_def *any = NULL;
+    for (i = 0; i < N_OPT_DEFS; i++)
+        if (opt_defs[i].short_name == ch) {
+            if (opt_defs[i].cmds & (unsigned)cmd)
+                return &opt_defs[i];
+            if (!any)
+                any = &opt_defs[i];
+        }
+    return any;
 }
 
 /*
@@ -797,22 +1025,22 @@ static int parse_args(cli *c, int argc, char **argv, int first)
         if (a[1] == '-') {
             const char *eq = strchr(a + 2, '=');
             size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
-            d = find_long(a + 2, len);
+            d = find_long(a + 2, len, c->cmd);
             if (!d)
                 return usage_error(c, "unknown option \"%s\"", a);
             snprintf(flag, sizeof flag, "--%s", d->name);
             if (eq) {
-                if (!d->has_arg)
+                if (!d->arg)
                     return usage_error(c, "%s takes no value", flag);
                 val = eq + 1;
             }
         } else {
-            d = find_short(a[1]);
+            d = find_short(a[1], c->cmd);
             if (!d)
                 return usage_error(c, "unknown option \"%s\"", a);
             snprintf(flag, sizeof flag, "-%c", d->short_name);
             if (a[2] != '\0') {
-                if (!d->has_arg)
+                if (!d->arg)
                     return usage_error(c, "unknown option \"%s\"", a);
                 val = a + 2;
             }
@@ -820,7 +1048,7 @@ static int parse_args(cli *c, int argc, char **argv, int first)
         if (!(d->cmds & (unsigned)c->cmd))
             return usage_error(c, "%s is not an option of \"%s\"", flag,
                                c->cmd_name);
-        if (d->has_arg && !val) {
+        if (d->arg && !val) {
             if (i + 1 >= argc)
                 return usage_error(c, "%s needs a value", flag);
             val = argv[++i];
@@ -833,50 +1061,97 @@ static int parse_args(cli *c, int argc, char **argv, int first)
 
 /* ---- input -------------------------------------------------------------- */
 
-/* Reads a whole stream. NULL on a read error (errno set). */
-static char *read_all(FILE *f, size_t *len)
+/*
+ * Whether a read from a terminal in canonical mode that returned `got`
+ * bytes of the `want` asked for, the last one `last`, ended at the end of
+ * the input. The terminal returns a line at a time: a read ending without
+ * a line end (newline, or the EOL characters when set) was cut short by
+ * Ctrl-D pushing a partial line, which the user meant as the end. stdio
+ * would read on and wait for a second Ctrl-D.
+ */
+static int tty_eof_after(const struct termios *t, ssize_t got, size_t want,
+                         char last)
 {
-    size_t cap = 4096, n = 0, got;
+    unsigned char u = (unsigned char)last;
+    if (last == '\n' || (size_t)got >= want)
+        return 0;
+#ifdef _POSIX_VDISABLE
+    if (t->c_cc[VEOL] != _POSIX_VDISABLE && u == t->c_cc[VEOL])
+        return 0;
+#ifdef VEOL2
+    if (t->c_cc[VEOL2] != _POSIX_VDISABLE && u == t->c_cc[VEOL2])
+        return 0;
+#endif
+#else
+    (void)t;
+    (void)u;
+#endif
+    return 1;
+}
+
+/*
+ * Reads all of `fd` with read(2). From a terminal the input ends at the
+ * first Ctrl-D, after a partial line too. NULL on a read error (errno
+ * set).
+ */
+static char *read_all(int fd, size_t *len)
+{
+    size_t cap = 4096, n = 0;
     char *b = xmalloc(cap);
+    struct termios t;
+    int canon = isatty(fd) && tcgetattr(fd, &t) == 0 && (t.c_lflag & ICANON);
     for (;;) {
+        ssize_t got;
+        size_t want;
         if (cap - n < 1024)
             b = xrealloc(b, cap *= 2);
-        got = fread(b + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                int e = errno;
-                free(b);
-                errno = e ? e : EIO;
-                return NULL;
-            }
-            break;
+        want = cap - n - 1;
+        got = read(fd, b + n, want);
+        if (got < 0) {
+            int e = errno;
+            if (e == EINTR)
+                continue;
+            free(b);
+            errno = e ? e : EIO;
+            return NULL;
         }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+        if (canon && tty_eof_after(&t, got, want, b[n - 1]))
+            break;
     }
     b[n] = '\0';
     *len = n;
     return b;
 }
 
-/* Reads stdin, or the file `path` ("-" is stdin). */
-static char *read_input(const cli *c, const char *what, const char *path,
-                        size_t *len)
+/*
+ * Reads stdin, or the file `path` ("-" is stdin). From a terminal, says
+ * first on stderr what is read and how to end it (`hint`: "the prompt
+ * from the terminal; end it"): a program silently waiting for input
+ * looks hung.
+ */
+static char *read_input(const cli *c, const char *what, const char *hint,
+                        const char *path, size_t *len)
 {
-    FILE *f = stdin;
+    int fd = 0, e;
     char *b;
     if (path && strcmp(path, "-") != 0) {
-        f = fopen(path, "rb");
-        if (!f) {
+        fd = open(path, O_RDONLY);
+        if (fd < 0) {
             errorf(c, "%s: %s: %s", what, path, strerror(errno));
             return NULL;
         }
+    } else if (isatty(0)) {
+        fprintf(stderr, "llmux: reading %s with Ctrl-D\n", hint);
     }
-    b = read_all(f, len);
+    b = read_all(fd, len);
+    e = errno;
     if (!b)
-        errorf(c, "%s: %s: %s", what, f == stdin ? "stdin" : path,
-               strerror(errno));
-    if (f != stdin)
-        fclose(f);
+        errorf(c, "%s: %s: %s", what, fd == 0 ? "stdin" : path, strerror(e));
+    if (fd != 0)
+        close(fd);
     return b;
 }
 
@@ -911,16 +1186,32 @@ static char *join_words(const cli *c)
     return s;
 }
 
-/* The prompt: the words, or stdin. NULL after printing an error. */
+/*
+ * The prompt (tokenize: the text): the words, or stdin. An empty one is a
+ * usage error: sending it would only earn a provider's error, or an
+ * answer to nothing. NULL after printing an error.
+ */
 static char *get_prompt(const cli *c)
 {
+    const char *noun = c->cmd == CMD_TOKENIZE ? "text" : "prompt";
     size_t len;
     char *s;
-    if (!words_are_stdin(c))
-        return join_words(c);
-    s = read_input(c, "prompt", "-", &len);
-    if (s)
-        chomp(s, &len);
+    if (!words_are_stdin(c)) {
+        s = join_words(c);
+    } else {
+        s = read_input(c, noun,
+                       c->cmd == CMD_TOKENIZE
+                           ? "the text from the terminal; end it"
+                           : "the prompt from the terminal; end it",
+                       "-", &len);
+        if (s)
+            chomp(s, &len);
+    }
+    if (s && !*s) {
+        free(s);
+        usage_error(c, "%s: the %s is empty", c->cmd_name, noun);
+        return NULL;
+    }
     return s;
 }
 
@@ -1342,7 +1633,8 @@ static int set_token_ids(const cli *c, llmux_request *req)
     int st;
     size_t len;
     if (words_are_stdin(c)) {
-        s = read_input(c, "input", "-", &len);
+        s = read_input(c, "input", "the token ids from the terminal; end them",
+                       "-", &len);
         if (!s)
             return EXIT_USAGE;
     } else {
@@ -1362,7 +1654,9 @@ static int build_request(const cli *c, llmux_request **out)
 
     if (c->request_file) {
         size_t len;
-        char *text = read_input(c, "--request-file", c->request_file, &len);
+        char *text = read_input(c, "--request-file",
+                                "the request JSON from the terminal; end it",
+                                c->request_file, &len);
         if (!text)
             return EXIT_USAGE;
         /* the user's own file: its "model" may be a whole config string */
@@ -1389,7 +1683,11 @@ static int build_request(const cli *c, llmux_request **out)
     if (c->cmd == CMD_EMBED) {
         if (words_are_stdin(c)) {
             size_t len;
-            char *s = read_input(c, "input", "-", &len), *line, *nl;
+            char *s = read_input(c, "input",
+                                 "the inputs from the terminal, one per "
+                                 "line; end them",
+                                 "-", &len),
+                 *line, *nl;
             if (!s) {
                 llmux_request_free(req);
                 return EXIT_USAGE;
@@ -1450,7 +1748,7 @@ static int run_request(cli *c)
     int rc, st;
 
     if (c->help) {
-        fputs(usage_text, stdout);
+        print_cmd_help(cmd_def_of(c->cmd));
         return 0;
     }
     if (!c->spec && !c->request_file)
@@ -1690,7 +1988,7 @@ static int run_batch(cli *c)
     int rc, st = 0;
 
     if (c->help) {
-        fputs(usage_text, stdout);
+        print_cmd_help(cmd_def_of(c->cmd));
         return 0;
     }
     if (!c->spec && !c->jsonl)
@@ -1699,7 +1997,12 @@ static int run_batch(cli *c)
         return usage_error(c, "batch: one input FILE at most, got \"%s\" too",
                            c->words[1]);
     note_secrets(c);
-    text = read_input(c, "input", c->n_words ? c->words[0] : "-", &len);
+    text = read_input(c, "input",
+                      c->jsonl ? "the requests from the terminal, one per "
+                                 "line; end them"
+                               : "the prompts from the terminal, one per "
+                                 "line; end them",
+                      c->n_words ? c->words[0] : "-", &len);
     if (!text)
         return EXIT_USAGE;
     if (memchr(text, '\0', len)) {
@@ -1803,43 +2106,279 @@ static int run_batch(cli *c)
 
 /* ---- providers ---------------------------------------------------------- */
 
-static int print_provider(const llmux_provider_info *info, void *ud)
+/* What `providers` shows of one provider: copies, as the library's
+ * strings live only during its callback. */
+typedef struct prov_row {
+    char *name, *module, *path, *descriptor, *version, *description;
+    char *base_url, *api_key_env, *error;
+    uint64_t caps;
+    int status;
+} prov_row;
+
+typedef struct prov_list {
+    prov_row *v;
+    size_t n, cap;
+} prov_list;
+
+/* A copy of s, or NULL for NULL; control characters become spaces so a
+ * plugin's error message cannot break a table line. */
+static char *dup_clean(const char *s)
 {
-    char caps[128];
-    (void)ud;
-    if (info->status != 0) {
-        printf("%s  broken  %s  %s\n", info->name ? info->name : "?",
-               info->path ? info->path : "-",
-               info->error ? info->error : llmux_strerror(info->status));
-    } else {
-        llmux_caps_string(info->caps, caps, sizeof caps);
-        printf("%s  %s  ", info->name ? info->name : "?", caps[0] ? caps : "-");
-        if (info->descriptor)
-            printf("%s -> %s (%s)\n", info->descriptor,
-                   info->module ? info->module : "?",
-                   info->path ? info->path : "?");
-        else
-            printf("%s\n", info->path ? info->path : "?");
-    }
-    return ferror(stdout) ? 1 : 0;
+    char *d, *p;
+    if (!s)
+        return NULL;
+    d = xmalloc(strlen(s) + 1);
+    strcpy(d, s);
+    for (p = d; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    return d;
 }
 
-static int cmd_providers(cli *c, int argc, char **argv)
+static int collect_provider(const llmux_provider_info *info, void *ud)
 {
-    int i, rc;
-    for (i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
-        return usage_error(c, "providers: unexpected argument \"%s\"", argv[i]);
+    prov_list *l = ud;
+    prov_row *r;
+    if (l->n == l->cap)
+        l->v =
+            xrealloc(l->v, (l->cap = l->cap ? 2 * l->cap : 16) * sizeof *l->v);
+    r = &l->v[l->n++];
+    r->name = dup_clean(info->name);
+    r->module = dup_clean(info->module);
+    r->path = dup_clean(info->path);
+    r->descriptor = dup_clean(info->descriptor);
+    r->version = dup_clean(info->version);
+    r->description = dup_clean(info->description);
+    r->base_url = dup_clean(info->base_url);
+    r->api_key_env = dup_clean(info->api_key_env);
+    r->error =
+        dup_clean(info->status && !info->error ? llmux_strerror(info->status)
+                                               : info->error);
+    r->caps = info->caps;
+    r->status = info->status;
+    return 0;
+}
+
+static void prov_list_free(prov_list *l)
+{
+    size_t i;
+    for (i = 0; i < l->n; i++) {
+        prov_row *r = &l->v[i];
+        free(r->name);
+        free(r->module);
+        free(r->path);
+        free(r->descriptor);
+        free(r->version);
+        free(r->description);
+        free(r->base_url);
+        free(r->api_key_env);
+        free(r->error);
     }
-    rc = llmux_providers_list(NULL, print_provider, NULL);
+    free(l->v);
+}
+
+/* One plugin directory, for -v. */
+typedef struct dir_row {
+    char *path;
+    const char *source; /* static */
+    int exists;
+} dir_row;
+
+typedef struct dir_list {
+    dir_row *v;
+    size_t n;
+} dir_list;
+
+static int collect_dir(const llmux_plugin_dir *d, void *ud)
+{
+    dir_list *l = ud;
+    l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+    l->v[l->n].path = dup_clean(d->path);
+    l->v[l->n].source = llmux_plugin_dir_source_name((int)d->source);
+    l->v[l->n].exists = d->exists;
+    l->n++;
+    return 0;
+}
+
+/* -v: the directories in search order, the source column aligned. */
+static int print_plugin_dirs(const cli *c)
+{
+    dir_list l = {NULL, 0};
+    size_t i, w = 0;
+    int rc = llmux_plugin_dirs_list(NULL, collect_dir, &l);
     if (rc) {
         errorf(c, "providers: %s", llmux_strerror(rc));
-        return exit_status(rc);
+    } else {
+        for (i = 0; i < l.n; i++)
+            if (strlen(l.v[i].source) > w)
+                w = strlen(l.v[i].source);
+        printf("plugin directories, in search order:\n");
+        for (i = 0; i < l.n; i++)
+            printf("  %-*s  %s%s\n", (int)w, l.v[i].source, l.v[i].path,
+                   l.v[i].exists ? "" : " (does not exist)");
+        if (!l.n)
+            printf("  (none)\n");
+        fputc('\n', stdout);
     }
-    return 0;
+    for (i = 0; i < l.n; i++)
+        free(l.v[i].path);
+    free(l.v);
+    return rc ? exit_status(rc) : 0;
+}
+
+enum { PC_NAME, PC_MODULE, PC_KEY, PC_SOURCE, PC_CAPS, PC_N };
+
+/*
+ * The table: a header, then a line per provider, each column as wide as
+ * its widest cell; the last column is not padded. Broken plugins show
+ * their error where the capabilities would be.
+ */
+static void print_provider_table(const prov_list *l, int verbose)
+{
+    static const char *const head[PC_N] = {"NAME", "MODULE", "API_KEY_ENV",
+                                           "SOURCE", "CAPABILITIES"};
+    size_t w[PC_N], i, k, n = l->n + 1;
+    char **cells = xmalloc(n * PC_N * sizeof *cells);
+    for (k = 0; k < PC_N; k++) {
+        cells[k] = xmalloc(strlen(head[k]) + 1);
+        strcpy(cells[k], head[k]);
+    }
+    for (i = 0; i < l->n; i++) {
+        const prov_row *r = &l->v[i];
+        char **row = cells + (i + 1) * PC_N, caps[256];
+        const char *src = r->descriptor ? r->descriptor
+                          : r->path     ? r->path
+                                        : "-";
+        row[PC_NAME] = dup_clean(r->name ? r->name : "?");
+        row[PC_MODULE] = dup_clean(r->module ? r->module : "-");
+        row[PC_KEY] = dup_clean(r->api_key_env ? r->api_key_env : "-");
+        row[PC_SOURCE] = dup_clean(src);
+        if (r->status) {
+            row[PC_CAPS] = xmalloc(strlen(r->error) + sizeof "broken: ");
+            sprintf(row[PC_CAPS], "broken: %s", r->error);
+        } else {
+            llmux_caps_string(r->caps, caps, sizeof caps);
+            row[PC_CAPS] = dup_clean(caps[0] ? caps : "-");
+        }
+    }
+    for (k = 0; k < PC_N; k++) {
+        w[k] = 0;
+        for (i = 0; i < n; i++)
+            if (strlen(cells[i * PC_N + k]) > w[k])
+                w[k] = strlen(cells[i * PC_N + k]);
+    }
+    for (i = 0; i < n; i++) {
+        for (k = 0; k < PC_N; k++) {
+            if (k == PC_KEY && !verbose)
+                continue;
+            if (k == PC_N - 1)
+                printf("%s\n", cells[i * PC_N + k]);
+            else
+                printf("%-*s  ", (int)w[k], cells[i * PC_N + k]);
+        }
+    }
+    for (i = 0; i < n * PC_N; i++)
+        free(cells[i]);
+    free(cells);
+}
+
+static json_object *json_str_or_null(const char *s)
+{
+    json_object *o;
+    if (!s)
+        return NULL; /* json-c's null */
+    if (!(o = json_object_new_string(s)))
+        die_oom();
+    return o;
+}
+
+static void json_put(json_object *obj, const char *key, json_object *v)
+{
+    if (json_object_object_add(obj, key, v) != 0)
+        die_oom();
+}
+
+/* --json: built with json-c, so names, paths and errors are always
+ * escaped right. */
+static void print_provider_json(const prov_list *l)
+{
+    json_object *arr = json_object_new_array();
+    size_t i;
+    if (!arr)
+        die_oom();
+    for (i = 0; i < l->n; i++) {
+        const prov_row *r = &l->v[i];
+        json_object *o = json_object_new_object(), *caps;
+        char buf[256], *p, *save = NULL;
+        if (!o || !(caps = json_object_new_array()))
+            die_oom();
+        json_put(o, "name", json_str_or_null(r->name));
+        json_put(o, "module", json_str_or_null(r->module));
+        json_put(o, "path", json_str_or_null(r->path));
+        json_put(o, "descriptor", json_str_or_null(r->descriptor));
+        json_put(o, "version", json_str_or_null(r->version));
+        json_put(o, "description", json_str_or_null(r->description));
+        json_put(o, "base_url", json_str_or_null(r->base_url));
+        json_put(o, "api_key_env", json_str_or_null(r->api_key_env));
+        llmux_caps_string(r->status ? 0 : r->caps, buf, sizeof buf);
+        for (p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save))
+            if (json_object_array_add(caps, json_str_or_null(p)) != 0)
+                die_oom();
+        json_put(o, "caps", caps);
+        json_put(
+            o, "status",
+            json_str_or_null(r->status ? llmux_err_name(r->status) : "ok"));
+        if (r->status)
+            json_put(o, "error", json_str_or_null(r->error));
+        if (json_object_array_add(arr, o) != 0)
+            die_oom();
+    }
+    {
+        const char *s = json_object_to_json_string_ext(
+            arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                     JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (!s)
+            die_oom();
+        printf("%s\n", s);
+    }
+    json_object_put(arr);
+}
+
+static int run_providers(cli *c)
+{
+    prov_list l = {NULL, 0, 0};
+    int rc, st = 0;
+    if (c->help) {
+        print_cmd_help(cmd_def_of(c->cmd));
+        return 0;
+    }
+    if (c->n_words)
+        return usage_error(c, "providers: unexpected argument \"%s\"",
+                           c->words[0]);
+    if (c->verbose && !c->json && (st = print_plugin_dirs(c)))
+        return st;
+    rc = llmux_providers_list(NULL, collect_provider, &l);
+    if (rc) {
+        errorf(c, "providers: %s", llmux_strerror(rc));
+        st = exit_status(rc);
+    } else {
+        if (c->json)
+            print_provider_json(&l);
+        else if (l.n)
+            print_provider_table(&l, c->verbose);
+        if (!l.n) {
+            /* LLMUX_ENOPROVIDER's status, as for a provider not found */
+            if (c->verbose && !c->json)
+                errorf(c, "providers: no provider found in these "
+                          "directories");
+            else
+                errorf(c, "providers: no provider found (see 'llmux "
+                          "providers -v' for the directories searched)");
+            st = exit_status(LLMUX_ENOPROVIDER);
+        }
+    }
+    prov_list_free(&l);
+    return st;
 }
 
 /* ---- main --------------------------------------------------------------- */
@@ -1859,13 +2398,7 @@ static int finish_output(int st)
 
 int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        int cmd;
-    } cmds[] = {{"chat", CMD_CHAT},         {"complete", CMD_COMPLETE},
-                {"embed", CMD_EMBED},       {"models", CMD_MODELS},
-                {"tokenize", CMD_TOKENIZE}, {"detokenize", CMD_DETOKENIZE},
-                {"evaluate", CMD_EVALUATE}, {"batch", CMD_BATCH}};
+    const cmd_def *cd;
     cli c;
     size_t i;
     int st;
@@ -1878,30 +2411,42 @@ int main(int argc, char **argv)
         return usage_error(NULL, "%s", "no command given");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
-        fputs(usage_text, stdout);
+        /* `llmux help chat` is `llmux chat --help` */
+        if (argc > 3)
+            return usage_error(NULL,
+                               "help: one COMMAND at most, got \"%s\" "
+                               "too",
+                               argv[3]);
+        if (argc == 3 && !(cd = find_cmd(argv[2])))
+            return usage_error(NULL, "help: unknown command \"%s\"", argv[2]);
+        if (argc == 3)
+            print_cmd_help(cd);
+        else
+            print_overview();
         return finish_output(0);
     }
-    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0 ||
+        strcmp(argv[1], "version") == 0) {
+        /* the library's version: the one actually linked at run time */
         printf("llmux %s\n", llmux_version_string());
         return finish_output(0);
     }
-    if (strcmp(argv[1], "providers") == 0) {
-        c.cmd_name = "providers";
-        st = cmd_providers(&c, argc, argv);
-        llmux_global_cleanup();
-        return finish_output(st);
-    }
-    for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (strcmp(argv[1], cmds[i].name) == 0)
-            break;
-    if (i == sizeof cmds / sizeof cmds[0])
+    if (!(cd = find_cmd(argv[1]))) {
+        if (argv[1][0] == '-')
+            return usage_error(NULL,
+                               "unknown option \"%s\" (a COMMAND comes "
+                               "first)",
+                               argv[1]);
         return usage_error(NULL, "unknown command \"%s\"", argv[1]);
-    c.cmd = cmds[i].cmd;
-    c.cmd_name = cmds[i].name;
+    }
+    c.cmd = cd->cmd;
+    c.cmd_name = cd->name;
 
     st = parse_args(&c, argc, argv, 2);
     if (st == 0)
-        st = c.cmd == CMD_BATCH ? run_batch(&c) : run_request(&c);
+        st = c.cmd == CMD_BATCH       ? run_batch(&c)
+             : c.cmd == CMD_PROVIDERS ? run_providers(&c)
+                                      : run_request(&c);
     free(c.words);
     free((void *)c.stops);
     free((void *)c.fallbacks);

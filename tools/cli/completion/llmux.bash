@@ -1,0 +1,130 @@
+# bash completion for llmux(1): the commands, each command's options, and
+# provider names for -m/--model and --fallback.
+#
+# The option lists mirror the option table of tools/cli/llmux.c;
+# tests/cli/test_cli.sh checks them against each command's --help. Works
+# with bash-completion's helpers when they are loaded, and without.
+
+# The provider names `llmux providers` lists (its first column, the header
+# skipped); nothing when the program cannot run.
+_llmux_providers()
+{
+    local bin
+    bin=$(type -P -- "$1" 2>/dev/null) || bin=$(type -P llmux 2>/dev/null) ||
+        return 0
+    "$bin" providers 2>/dev/null </dev/null | awk 'NR > 1 { print $1 }'
+}
+
+_llmux()
+{
+    local cur prev words cword
+    if declare -F _init_completion >/dev/null 2>&1; then
+        # -s: "--model=o" completes as "--model" "o"
+        _init_completion -s || return
+    else
+        words=("${COMP_WORDS[@]}")
+        cword=$COMP_CWORD
+        cur=${COMP_WORDS[COMP_CWORD]}
+        prev=
+        ((cword > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
+    fi
+
+    local commands="chat complete embed models tokenize detokenize evaluate
+        batch providers help version"
+    local conn="-m --model --base-url --api-key --timeout --retries"
+    local gen="--max-tokens --temperature --top-p --stop --seed"
+    local resil="--connect-timeout --first-byte-timeout --idle-timeout
+        --fallback"
+    local help="-h --help"
+
+    if ((cword <= 1)); then
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "-h --help -V --version" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+        fi
+        return 0
+    fi
+
+    local cmd=${words[1]} opts
+    case $cmd in
+    chat)
+        opts="$conn -s --system $gen $resil -v --verbose --stream --json
+            --request-file $help"
+        ;;
+    complete)
+        opts="$conn $gen $resil -v --verbose --stream --json $help"
+        ;;
+    embed)
+        opts="$conn $resil -v --verbose --json $help"
+        ;;
+    models | tokenize | detokenize)
+        opts="$conn --json $help"
+        ;;
+    evaluate)
+        opts="$conn --json --expected $help"
+        ;;
+    batch)
+        opts="$conn -s --system $gen $resil --concurrency --rpm --tpm
+            --as-completed --fail-fast --jsonl $help"
+        ;;
+    providers)
+        opts="-v --verbose --json $help"
+        ;;
+    help)
+        ((cword == 2)) && COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+        return 0
+        ;;
+    *)
+        return 0
+        ;;
+    esac
+
+    # "--model=o" without bash-completion's helpers: readline broke it
+    # into "--model" "=" "o"
+    if [[ $prev == = ]] && ((cword >= 3)); then
+        prev=${words[cword - 2]}
+    fi
+
+    case $prev in
+    -m | --model | --fallback)
+        # a provider; a model after its '/' is the provider's to know
+        [[ $cur == */* ]] && return 0
+        local names
+        names=$(_llmux_providers "${words[0]}")
+        if [[ $cmd == models ]]; then
+            COMPREPLY=($(compgen -W "$names" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -S / -W "$names" -- "$cur"))
+            compopt -o nospace 2>/dev/null
+        fi
+        return 0
+        ;;
+    --request-file)
+        COMPREPLY=($(compgen -f -- "$cur"))
+        compopt -o filenames 2>/dev/null
+        return 0
+        ;;
+    --base-url | --api-key | -s | --system | --max-tokens | --temperature | \
+        --top-p | --stop | --seed | --timeout | --retries | \
+        --connect-timeout | --first-byte-timeout | --idle-timeout | \
+        --expected | --concurrency | --rpm | --tpm)
+        return 0 # a value of the user's own
+        ;;
+    esac
+
+    # after "--" every word is an argument
+    local i
+    for ((i = 2; i < cword; i++)); do
+        [[ ${words[i]} == -- ]] && break
+    done
+    if [[ $cur == -* ]] && ((i == cword)); then
+        COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+    elif [[ $cmd == batch ]]; then
+        COMPREPLY=($(compgen -f -- "$cur")) # the input FILE
+        compopt -o filenames 2>/dev/null
+    fi
+    return 0
+}
+
+complete -F _llmux llmux
