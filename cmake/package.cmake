@@ -70,9 +70,8 @@ set(CPACK_COMPONENT_MOCK_DESCRIPTION
 set(CPACK_COMPONENT_DOCS_DESCRIPTION
     "llmux: API reference and examples")
 # LLMUX_DEBIAN_FILES: what every Debian package must carry in
-# /usr/share/doc/<package>: the copyright and a changelog.Debian.gz
-option(LLMUX_DEBIAN_FILES "Install the per-package copyright and \
-changelog.Debian.gz of the Debian packages (./build.sh package)" OFF)
+# /usr/share/doc/<package>: the copyright and a changelog.Debian.gz (and
+# its man pages gzipped, docs/CMakeLists.txt)
 if(LLMUX_DEBIAN_FILES)
   string(TIMESTAMP LLMUX_DEB_DATE "%a, %d %b %Y %H:%M:%S +0000" UTC)
   file(WRITE "${PROJECT_BINARY_DIR}/deb/changelog.Debian"

@@ -107,6 +107,10 @@ installed_checks() {
   else
     bad "$tag: plugins not from $libdir/llmux/plugins.d: $pv"
   fi
+  if command -v man >/dev/null; then
+    check "$tag: man llmux finds the installed page" sh -c \
+      "MANPATH='$p/share/man' MANWIDTH=80 man llmux 2>/dev/null | grep -q 'providers'"
+  fi
   check "$tag: installed llmux chats with the mock" \
     clean_env "$p/bin/llmux" chat -m openai/gpt-4o-mini "Say hello."
 
@@ -201,7 +205,9 @@ run_prefix() {
     bad "installed llmux RUNPATH: $(readelf -d "$p1/bin/llmux" | grep -i path)"
   fi
   for f in include/llmux/llmux.h include/llmux/builtin.h "$rel/pkgconfig/llmux.pc" \
-    share/man/man7/llmux-plugin.7 share/man/man1/llmux-mock.1 share/doc/llmux/html/index.html \
+    share/man/man7/llmux-plugin.7 share/man/man1/llmux-mock.1 share/man/man1/llmux.1 \
+    share/bash-completion/completions/llmux share/zsh/vendor-completions/_llmux \
+    share/doc/llmux/html/index.html \
     "$rel/cmake/llmux/llmux-config.cmake" share/llmux/template/template.c \
     share/doc/llmux/LICENSE share/doc/llmux/examples/basic.c bin/llmux-mock; do
     [ -e "$p1/$f" ] && ok "installed $f" || bad "not installed: $f"
@@ -250,6 +256,9 @@ run_deb() {
   grep -q "\./usr/$multi/llmux/plugins.d/openai.so" "$work/contents" &&
     ok "libllmux0 has /usr/$multi/llmux/plugins.d/openai.so" ||
     bad "libllmux0 lacks /usr/$multi/llmux/plugins.d/openai.so"
+  for f in usr/share/man/man1/llmux.1.gz usr/share/bash-completion/completions/llmux; do
+    [ -f "$root/$f" ] && ok "llmux has /$f" || bad "no /$f in the packages"
+  done
   local dep
   dep=$(dpkg-deb -f "$b"/libllmux0_*.deb Depends)
   echo "libllmux0 Depends: $dep"
