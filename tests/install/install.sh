@@ -172,7 +172,7 @@ EOF
   # shellcheck disable=SC2046
   check "$tag: template plugin builds against the installed headers" \
     cc -shared -fPIC -fvisibility=hidden -Wall -o "$work/plug-$tag/myprov.so" \
-    "$p/share/llmux/template/template.c" $($pc --cflags llmux) \
+    "$($pc --variable=templatedir llmux)/template.c" $($pc --cflags llmux) \
     $(pkg-config --cflags --libs json-c)
   check "$tag: the installed CLI loads it" sh -c "
     LLMUX_PLUGIN_PATH='$work/plug-$tag' '$p/bin/llmux' providers | grep -q '^myprov '"
