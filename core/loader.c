@@ -235,29 +235,30 @@ static int dirv_push_list(dirv *d, const char *list, int src)
 }
 
 /*
- * The installed plugin directory, found relative to the file that holds
- * this code, so that an installed tree works from any prefix and keeps
- * working when moved; no absolute path of the build or install tree is
- * compiled into the shared library. LLMUX_PLUGIN_RELDIR is relative to the
- * directory of that file: "llmux/plugins.d" beside libllmux.so, or for the
- * static library "../lib/llmux/plugins.d" from the program's bindir.
- * NULL when the file cannot be found (then the search has no such
- * directory) or on allocation failure (*oom set).
+ * The installed plugin directory, found relative to the shared library
+ * that holds this code, so that an installed tree works from any prefix
+ * and keeps working when moved; no absolute path of the build or install
+ * tree is compiled into libllmux.so. LLMUX_PLUGIN_RELDIR is relative to
+ * the library's directory ("llmux/plugins.d"). Whoever can write there can
+ * replace the library itself, so the directory adds no one who could not
+ * already run code in the process.
+ *
+ * The static library has no such file: the program's directory is no
+ * guide (a program in /tmp/x would search /tmp/lib/..., which anyone may
+ * create), so it searches only the directory configured at build time.
+ * NULL when there is no such directory or on allocation failure (*oom).
  */
 #ifndef LLMUX_PLUGIN_RELDIR
 #define LLMUX_PLUGIN_RELDIR "llmux/plugins.d"
 #endif
 static char *relative_dir(int *oom)
 {
+#if defined(LLMUX__HAVE_DLFCN) && !defined(LLMUX_STATIC_LIB)
     char *file = NULL, *dir, *out;
-#if defined(LLMUX_STATIC_LIB) && defined(__linux__)
-    file = realpath("/proc/self/exe", NULL);
-#elif defined(LLMUX__HAVE_DLFCN) && !defined(LLMUX_STATIC_LIB)
     Dl_info info;
     if (dladdr((void *)(uintptr_t)&llmux_providers_list, &info) &&
         info.dli_fname && info.dli_fname[0])
         file = realpath(info.dli_fname, NULL);
-#endif
     if (!file)
         return NULL;
     dir = dir_of(file);
@@ -267,6 +268,22 @@ static char *relative_dir(int *oom)
     if (!out)
         *oom = 1;
     return out;
+#else
+    (void)oom;
+    return NULL;
+#endif
+}
+
+/* $LLMUX_PLUGIN_PATH, unless the process runs with privileges it did not
+ * start with (setuid, setgid, capabilities): then a user's environment
+ * must not choose the code it loads. */
+static const char *env_plugin_path(void)
+{
+#if defined(__GLIBC__) || defined(__linux__)
+    return secure_getenv("LLMUX_PLUGIN_PATH");
+#else
+    return getenv("LLMUX_PLUGIN_PATH");
+#endif
 }
 
 /* The directories to search, in order, without duplicates. */
@@ -274,8 +291,7 @@ static int dirv_build(const char *extra, dirv *d)
 {
     int oom = 0;
     char *rel;
-    int rc =
-        dirv_push_list(d, getenv("LLMUX_PLUGIN_PATH"), LLMUX_PLUGIN_DIR_ENV);
+    int rc = dirv_push_list(d, env_plugin_path(), LLMUX_PLUGIN_DIR_ENV);
     if (rc == 0)
         rc = dirv_push_list(d, extra, LLMUX_PLUGIN_DIR_OPTION);
     rel = rc == 0 ? relative_dir(&oom) : NULL;
@@ -285,8 +301,7 @@ static int dirv_build(const char *extra, dirv *d)
         rc = dirv_push(d, rel, strlen(rel), LLMUX_PLUGIN_DIR_RELATIVE);
     llmux__free(rel);
 #ifdef LLMUX_CONFIGURED_PLUGIN_DIR
-    /* static builds only: a program linked elsewhere still finds the
-     * plugins installed with the library */
+    /* static builds only: the plugins installed with the library */
     if (rc == 0)
         rc = dirv_push(d, LLMUX_CONFIGURED_PLUGIN_DIR,
                        strlen(LLMUX_CONFIGURED_PLUGIN_DIR),

@@ -7,13 +7,15 @@
  * module "<name>.so". The directories, in order (llmux_plugin_dirs_list()
  * shows them, `llmux providers -v` prints them):
  *
- *  1. $LLMUX_PLUGIN_PATH (':'-separated);
+ *  1. $LLMUX_PLUGIN_PATH (':'-separated; ignored by setuid, setgid and
+ *     capability-raised programs, through secure_getenv);
  *  2. the client's plugin_path option (or the plugin_path argument);
  *  3. llmux/plugins.d beside the loaded libllmux.so, found at run time, so
  *     an installed tree works from any prefix and after being moved (a
  *     build tree has the same layout: build/lib/llmux/plugins.d);
- *  4. for the static library only: ../lib/llmux/plugins.d from the
- *     program's directory, then the directory configured at build time.
+ *  4. for the static library instead of 3: the directory configured at
+ *     build time (${libdir}/llmux/plugins.d of the configured prefix); a
+ *     program's own directory is never searched.
  *
  * A name holding '/' is not searched: it is the path of a module, or of a
  * descriptor when it ends in ".conf". Each name is loaded once per process
@@ -106,7 +108,7 @@ LLMUX_EXTERN int llmux_provider_probe(const char *name, const char *plugin_path,
 typedef enum llmux_plugin_dir_source {
     LLMUX_PLUGIN_DIR_ENV = 1,       /**< $LLMUX_PLUGIN_PATH */
     LLMUX_PLUGIN_DIR_OPTION = 2,    /**< the plugin_path option or argument */
-    LLMUX_PLUGIN_DIR_RELATIVE = 3,  /**< beside the library (or program) */
+    LLMUX_PLUGIN_DIR_RELATIVE = 3,  /**< beside the loaded libllmux.so */
     LLMUX_PLUGIN_DIR_CONFIGURED = 4 /**< static library: the build's prefix */
 } llmux_plugin_dir_source;
 
