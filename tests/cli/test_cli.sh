@@ -360,6 +360,16 @@ done
 # A usage error: its line, where to find help, nothing more.
 run "$CLI" chat --no-such-flag hi </dev/null
 expect_usage "usage error: one line, then try 'llmux chat --help'" chat
+# a mistyped key option names the option, never the value after '='
+for a in --api_key=sk-typo-SECRET-7 -ksk-typo-SECRET-7; do
+    run "$CLI" chat -m openai/x "$a" hi </dev/null
+    expect_usage "unknown $a: a usage error" chat
+    if grep -q SECRET "$TMP/err"; then
+        bad "unknown ${a%%sk-*}...: the value is not echoed" "$(head -1 "$TMP/err")"
+    else
+        ok "unknown ${a%%sk-*}...: the value is not echoed"
+    fi
+done
 run "$CLI" models -m openai --stream </dev/null
 expect_usage "an option of another command: names the command's help" models
 if grep -qx 'llmux: --stream is not an option of "models"' "$TMP/err"; then
@@ -747,6 +757,18 @@ if [ -n "$LIBFILE" ]; then
 else
     skip "providers, none found (ldd does not show libllmux)"
 fi
+
+# Bytes that are not UTF-8 in a file name and in a descriptor's
+# description: the table and --json carry U+FFFD, and --json stays valid
+mkdir -p "$TMP/u8"
+printf 'module = openai\n' >"$TMP/u8/$(printf 'caf\351')x.conf"
+printf 'module = openai\ndescription = caf\351 \377\n' >"$TMP/u8/u8desc.conf"
+run env LLMUX_PLUGIN_PATH="$TMP/u8" "$CLI" providers --json
+pycheck "providers --json: bytes that are not UTF-8 become U+FFFD" '
+by = {o["name"]: o for o in json.loads(out)}
+if "caf\ufffdx" not in by: fail("names: %r" % sorted(by))
+if by["caf\ufffdx"]["status"] == "ok": fail(by["caf\ufffdx"])
+if by["u8desc"].get("description") != "caf\ufffd \ufffd": fail(by["u8desc"])'
 
 # Test modules from tests/plugins (built next to this build's bin/): a
 # provider without complete/embed, and broken modules.

@@ -1026,8 +1026,10 @@ static int parse_args(cli *c, int argc, char **argv, int first)
             const char *eq = strchr(a + 2, '=');
             size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
             d = find_long(a + 2, len, c->cmd);
+            /* the name only: what follows '=' may be a key (--api_key=) */
             if (!d)
-                return usage_error(c, "unknown option \"%s\"", a);
+                return usage_error(c, "unknown option \"--%.*s\"",
+                                   (int)(len > 64 ? 64 : len), a + 2);
             snprintf(flag, sizeof flag, "--%s", d->name);
             if (eq) {
                 if (!d->arg)
@@ -1036,12 +1038,14 @@ static int parse_args(cli *c, int argc, char **argv, int first)
             }
         } else {
             d = find_short(a[1], c->cmd);
+            /* the letter only: what follows may be a value */
             if (!d)
-                return usage_error(c, "unknown option \"%s\"", a);
+                return usage_error(c, "unknown option \"-%c\"", a[1]);
             snprintf(flag, sizeof flag, "-%c", d->short_name);
             if (a[2] != '\0') {
                 if (!d->arg)
-                    return usage_error(c, "unknown option \"%s\"", a);
+                    return usage_error(c, "%s takes no value (in \"-%c...\")",
+                                       flag, a[1]);
                 val = a + 2;
             }
         }
@@ -1103,8 +1107,14 @@ static char *read_all(int fd, size_t *len)
     for (;;) {
         ssize_t got;
         size_t want;
-        if (cap - n < 1024)
+        if (cap - n < 1024) {
+            if (cap > SIZE_MAX / 2) { /* a 32-bit process: no wrap-around */
+                free(b);
+                errno = ENOMEM;
+                return NULL;
+            }
             b = xrealloc(b, cap *= 2);
+        }
         want = cap - n - 1;
         got = read(fd, b + n, want);
         if (got < 0) {
@@ -2120,18 +2130,66 @@ typedef struct prov_list {
     size_t n, cap;
 } prov_list;
 
-/* A copy of s, or NULL for NULL; control characters become spaces so a
- * plugin's error message cannot break a table line. */
+/* The length of the well-formed UTF-8 sequence at p (RFC 3629: no
+ * overlong forms, surrogates or code points above U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *p)
+{
+    unsigned char c = p[0];
+    size_t n, i;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else
+        return 0;
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    return n;
+}
+
+/* A copy of s, or NULL for NULL. Control characters become spaces, so a
+ * plugin's error message cannot break a table line, and bytes that are
+ * not UTF-8 (a file name, a descriptor's description) become U+FFFD, so
+ * `--json` is always valid JSON text. */
 static char *dup_clean(const char *s)
 {
-    char *d, *p;
+    const unsigned char *p = (const unsigned char *)s;
+    char *d, *o;
     if (!s)
         return NULL;
-    d = xmalloc(strlen(s) + 1);
-    strcpy(d, s);
-    for (p = d; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = ' ';
+    o = d = xmalloc(3 * strlen(s) + 1); /* each byte at most U+FFFD */
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (n == 0) {
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3;
+            p++;
+        } else if (n == 1) {
+            *o++ = (*p < 0x20 || *p == 0x7f) ? ' ' : (char)*p;
+            p++;
+        } else {
+            memcpy(o, p, n);
+            o += n;
+            p += n;
+        }
+    }
+    *o = '\0';
     return d;
 }
 
