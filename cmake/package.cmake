@@ -29,7 +29,8 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_PACKAGE_SECTION libs)
 set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
-# dpkg-shlibdeps must find libllmux.so.0 of this build, not an installed one
+# dpkg-shlibdeps must find libllmux.so.0 of this build, not an installed
+# one (CMake 3.20 and later; older ones find it through the package tree)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS "${LLMUX_BUILD_LIB_DIR}")
 
 # ldconfig through the trigger (as Debian policy asks) instead of the

@@ -1,9 +1,12 @@
 /*
  * llmux/builtin.h: the in-tree providers linked statically.
  *
- * A program linked with the static libraries (libllmux.a and
- * libllmux-providers.a, `pkg-config --static --libs llmux-providers`)
- * needs no plugin files for the in-tree providers: it registers them
+ * A program linked with the static libraries (built with
+ * -DLLMUX_STATIC=ON; name the archives, since libllmux.so sits beside
+ * libllmux.a: `cc app.c $(pkg-config --cflags llmux-providers)
+ * LIBDIR/libllmux-providers.a LIBDIR/libllmux.a $(pkg-config --libs
+ * libcurl libuv json-c) -lltdl -lpthread`) needs no plugin files for the
+ * in-tree providers: it registers them
  * in-process once, and they are then found by name before any plugin
  * directory. Descriptors (groq.conf and the like) still come from the
  * plugin directories and resolve their module to a registered provider.

@@ -88,7 +88,7 @@ no_build_paths() { # no_build_paths FILE...: neither tree's path inside
       hit=1
     fi
   done
-  [ $hit = 0 ] && ok "no build or source path in $(basename "$1") ($# files)"
+  if [ $hit = 0 ]; then ok "no build or source path in $(basename "$1") ($# files)"; fi
 }
 
 # every check that needs only the installed tree at $1
@@ -127,7 +127,7 @@ installed_checks() {
   else
     bad "$tag: plugindir $($pc --variable=plugindir llmux)"
   fi
-  if $pc --static --libs llmux | grep -q -- -lltdl; then
+  if $pc --static --libs llmux >"$work/pcout" && grep -q -- -lltdl "$work/pcout"; then
     ok "$tag: pkg-config --static has -lltdl"
   else
     bad "$tag: pkg-config --static --libs llmux lacks -lltdl"
@@ -157,8 +157,8 @@ EOF
     $($pc --cflags llmux-providers) "$libdir/libllmux-providers.a" \
     "$libdir/libllmux.a" $($pc --libs libcurl libuv json-c) \
     $($pc --static --libs-only-l llmux | tr ' ' '\n' | grep -x -e -lltdl -e -lpthread)
-  if [ ! -x "$work/hello-static" ] ||
-    readelf -d "$work/hello-static" | grep -q 'libllmux'; then
+  if [ ! -x "$work/hello-static" ] || ! readelf -d "$work/hello-static" >"$work/dyn" ||
+    grep -q 'libllmux' "$work/dyn"; then
     bad "$tag: the static example depends on libllmux.so"
   else
     ok "$tag: the static example does not need libllmux.so"
@@ -193,13 +193,15 @@ run_prefix() {
   # nothing of either tree compiled in
   no_build_paths "$libdir"/libllmux.so.* "$p1/bin/llmux" \
     "$libdir"/llmux/plugins.d/*.so "$libdir/libllmux.a"
-  if grep -rlF -e "$work/build" -e "$src" "$libdir/pkgconfig" "$libdir/cmake" \
-    "$p1/share" "$p1/include"; then
-    bad "the files above name the build or source tree"
-  else
-    ok "pkg-config, CMake, headers, docs and man pages do not name the build or source tree"
-  fi
-  if readelf -d "$p1/bin/llmux" | grep -q 'RUNPATH.*\$ORIGIN/\.\./'; then
+  local st=0
+  grep -rlF -e "$work/build" -e "$src" "$libdir/pkgconfig" "$libdir/cmake" \
+    "$p1/share" "$p1/include" || st=$?
+  case $st in
+    1) ok "pkg-config, CMake, headers, docs and man pages do not name the build or source tree" ;;
+    0) bad "the files above name the build or source tree" ;;
+    *) bad "grep over the installed files failed ($st)" ;;
+  esac
+  if readelf -d "$p1/bin/llmux" >"$work/dyn" && grep -q 'RUNPATH.*\$ORIGIN/\.\./' "$work/dyn"; then
     ok "installed llmux has a relative RUNPATH"
   else
     bad "installed llmux RUNPATH: $(readelf -d "$p1/bin/llmux" | grep -i path)"
@@ -230,7 +232,7 @@ run_prefix() {
 # ---- deb ------------------------------------------------------------------
 
 run_deb() {
-  local b=$work/build root=$work/root arch multi deb
+  local b=$work/build root=$work/root arch multi deb version
   command -v dpkg-deb >/dev/null && command -v dpkg-shlibdeps >/dev/null ||
     { echo "install.sh deb: needs dpkg-dev" >&2; exit 1; }
   build_tree "$b" -DCMAKE_INSTALL_PREFIX=/usr -DLLMUX_INSTALL_RPATH=OFF -DLLMUX_STATIC=ON \
@@ -238,13 +240,14 @@ run_deb() {
   (cd "$b" && cpack -G DEB >"$work/cpack.log" 2>&1) ||
     { tail -30 "$work/cpack.log" >&2; exit 1; }
   arch=$(dpkg --print-architecture)
+  version=$(sed -n 's/^project(llmux VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
   multi=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:PATH=//p' "$b/CMakeCache.txt")
   ls "$b"/*.deb | sed 's|.*/|built |'
   for pkg in libllmux0 libllmux-dev llmux llmux-mock llmux-doc; do
-    deb=$(ls "$b"/${pkg}_*.deb 2>/dev/null | head -1)
+    deb=$(ls "$b"/${pkg}_*.deb 2>/dev/null | head -1) || true
     [ -n "$deb" ] || { bad "no package $pkg"; continue; }
     case $(basename "$deb") in
-      ${pkg}_0.1.0-1_${arch}.deb | ${pkg}_0.1.0-1_all.deb) ok "package $(basename "$deb")" ;;
+      ${pkg}_${version}-1_${arch}.deb | ${pkg}_${version}-1_all.deb) ok "package $(basename "$deb")" ;;
       *) bad "package file name $(basename "$deb")" ;;
     esac
     dpkg-deb -x "$deb" "$root"
@@ -269,7 +272,7 @@ run_deb() {
   dep=$(dpkg-deb -f "$b"/llmux_*.deb Depends)
   echo "$dep" | grep -q "libllmux0" && ok "llmux depends on libllmux0" ||
     bad "llmux Depends lacks libllmux0: $dep"
-  if readelf -d "$root/usr/bin/llmux" | grep -qi 'rpath\|runpath'; then
+  if ! readelf -d "$root/usr/bin/llmux" >"$work/dyn" || grep -qi 'rpath\|runpath' "$work/dyn"; then
     bad "the packaged llmux has a RUNPATH"
   else
     ok "the packaged llmux has no RUNPATH"
