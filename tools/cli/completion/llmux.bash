@@ -101,7 +101,8 @@ _llmux()
         return 0
         ;;
     --request-file)
-        COMPREPLY=($(compgen -f -- "$cur"))
+        # one name per line: names with spaces or '*' stay whole
+        mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         compopt -o filenames 2>/dev/null
         return 0
         ;;
@@ -121,7 +122,7 @@ _llmux()
     if [[ $cur == -* ]] && ((i == cword)); then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
     elif [[ $cmd == batch ]]; then
-        COMPREPLY=($(compgen -f -- "$cur")) # the input FILE
+        mapfile -t COMPREPLY < <(compgen -f -- "$cur") # the input FILE
         compopt -o filenames 2>/dev/null
     fi
     return 0
