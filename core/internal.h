@@ -51,6 +51,9 @@ size_t llmux__utf8_valid(const char *s, size_t n);
 int llmux__buf_append_utf8(llmux__buf *b, const char *s, size_t n);
 /* strndup with ill-formed UTF-8 replaced by U+FFFD. */
 char *llmux__strndup_utf8(const char *s, size_t n);
+/* Replaces the message in *slot with a UTF-8 copy of msg (NULL clears);
+ * without memory, *slot is cleared. */
+void llmux__set_msg(char **slot, const char *msg);
 
 /* Keys shorter than this are masked only where a credential is written
  * (after "Bearer", "api_key=", "x-api-key:", in a URL's userinfo): a short
@@ -207,7 +210,7 @@ int llmux__descriptor_parse(const char *path, const char *text, size_t len,
                             char **module, size_t *n_opts, char *err,
                             size_t errlen);
 
-/* ---- response.c: responses, chunks and the host's builders --------------- */
+/* ---- response.c: the response model (responses, chunks, JSON) ----------- */
 
 /* Tool calls per response or stream: out_tool_call refuses an index from
  * here on with LLMUX_EPROTO (no model makes that many calls at once, and
@@ -284,6 +287,18 @@ struct llmux_response {
     char *err_message; /* owned final message */
 };
 
+/* Replace *dst with a copy of s[0..len) (set_text: as valid UTF-8, U+FFFD
+ * for ill-formed sequences). 0 or LLMUX_ENOMEM (then *dst is kept). */
+int llmux__set_str(char **dst, const char *s, size_t len);
+int llmux__set_text(char **dst, const char *s, size_t len);
+/* The tool-call slot of `index` in o (created in index order), or NULL
+ * without memory. */
+llmux__call_slot *llmux__out_slot(struct llmux_out *o, int index);
+/* Sets a slot's id and name (when given) and appends to its arguments. */
+int llmux__out_slot_update(llmux__call_slot *s, const char *id, size_t id_len,
+                           const char *name, size_t name_len, const char *args,
+                           size_t args_len);
+
 void llmux__out_init(struct llmux_out *o, int op, int is_chunk);
 void llmux__out_reset(struct llmux_out *o); /* empties, keeps buffers */
 void llmux__out_free(struct llmux_out *o);
@@ -303,12 +318,39 @@ void llmux__response_fail(llmux_response *res, int code, long http_status,
  * and param. */
 void llmux__response_mask(llmux_response *res, const char *key);
 
-/* Plugin log lines go to the request being encoded/decoded on this thread
- * (errors become its error message) and to the client's log hook. */
-void llmux__vlog_plugin(int level, const char *fmt, va_list ap);
+/* ---- host.c: the host table, the plugins' side of the boundary --------- */
 
 /* The host table the core hands to plugins. */
 extern const llmux_host llmux__host;
+
+/* Where plugin log lines go while the core calls into a plugin. */
+typedef struct llmux__log_target {
+    char **errmsg;      /* error lines replace *errmsg (may be NULL) */
+    const char *secret; /* the API key of the call: masked (may be NULL) */
+    llmux_log_cb log;   /* client hook (may be NULL) */
+    void *log_ud;
+    int log_level;
+} llmux__log_target;
+/* Sets the target for this thread; returns the previous one. */
+llmux__log_target llmux__log_target_swap(llmux__log_target t);
+/* While the core calls into a plugin whose key is `secret`: the current
+ * target's hook, with error lines kept in *errmsg (a string the caller
+ * frees; errmsg may be NULL) and the key masked. Returns the previous
+ * target, to be swapped back. */
+llmux__log_target llmux__log_target_call(char **errmsg, const char *secret);
+/* Plugin log lines, masked, to the current target (host->log). */
+void llmux__vlog_plugin(int level, const char *fmt, va_list ap);
+
+struct llmux_http_request {
+    char *method;
+    char *path;
+    char **headers; /* "Name: value" */
+    size_t n_headers;
+    char *body;
+    size_t body_len;
+    int framing;
+};
+void llmux__http_free(struct llmux_http_request *h);
 
 /* ---- client.c ------------------------------------------------------------ */
 
@@ -371,37 +413,20 @@ int llmux__callback_depth(int delta);
 
 /* Replaces req->errmsg with a copy of msg (NULL clears it). */
 void llmux__request_seterr(llmux_request *r, const char *msg);
-
-/* Where plugin log lines go while the core calls into a plugin. */
-typedef struct llmux__log_target {
-    llmux_request *req; /* errors become req->errmsg (may be NULL) */
-    const char *secret; /* the API key of the call: masked (may be NULL) */
-    llmux_log_cb log;   /* client hook (may be NULL) */
-    void *log_ud;
-    int log_level;
-} llmux__log_target;
-/* Sets the target for this thread; returns the previous one. */
-llmux__log_target llmux__log_target_swap(llmux__log_target t);
-/* While the core calls into a plugin for `req` (may be NULL) whose key is
- * `secret`: the current target's hook, with req and secret set. Returns
- * the previous target, to be swapped back. */
-llmux__log_target llmux__log_target_call(llmux_request *req,
-                                         const char *secret);
+/* Sets req->errmsg from the format and returns `code`. */
+int llmux__request_fail(llmux_request *r, int code, const char *fmt, ...)
+    LLMUX_PRINTF(3, 4);
+/* Frees the provider options handed to the plugin (req->popts). */
+void llmux__request_free_popts(llmux_request *r);
+/* Is k (lower-case) a core setting of the config string, not an option
+ * for the provider? */
+int llmux__is_core_key(const char *k);
 
 /* Parses non-negative decimal seconds ("30", "0.5") into milliseconds
  * without the locale-dependent strtod. Returns 0, or -1 when malformed. */
 int llmux__parse_seconds_ms(const char *s, long *ms);
 
-struct llmux_http_request {
-    char *method;
-    char *path;
-    char **headers; /* "Name: value" */
-    size_t n_headers;
-    char *body;
-    size_t body_len;
-    int framing;
-};
-void llmux__http_free(struct llmux_http_request *h);
+/* ---- call.c: the core calling plugins ------------------------------------ */
 
 /* Everything resolved for sending a request: provider, URL, key. */
 typedef struct llmux__prepared {

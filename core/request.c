@@ -1,9 +1,6 @@
 /*
- * core/request.c: requests (setters, OpenAI-style JSON import) and the
- * offline half of the request lifecycle: resolving provider, base URL and
- * API key, encoding through the plugin (llmux__prepare), and decoding
- * answers and stream events through it. The engine (client.c) does the
- * I/O in between; tests drive these functions directly.
+ * core/request.c: requests: construction, setters and the OpenAI-style
+ * JSON import. What a plugin makes of a request is call.c's.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -14,54 +11,9 @@
 
 #include "internal.h"
 
-/* ---- plugin log routing -------------------------------------------------- */
-
-#if defined(__GNUC__)
-#define LLMUX__TLS __thread
-#else
-#define LLMUX__TLS _Thread_local
-#endif
-
-static LLMUX__TLS llmux__log_target tl_target;
-
-llmux__log_target llmux__log_target_swap(llmux__log_target t)
-{
-    llmux__log_target old = tl_target;
-    tl_target = t;
-    return old;
-}
-
-llmux__log_target llmux__log_target_call(llmux_request *req, const char *secret)
-{
-    llmux__log_target t = tl_target; /* the client's hook, if any */
-    t.req = req;
-    t.secret = secret;
-    return llmux__log_target_swap(t);
-}
-
-void llmux__vlog_plugin(int level, const char *fmt, va_list ap)
-{
-    char buf[LLMUX__ERRBUF], *masked = NULL;
-    const char *line = buf;
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    /* a plugin may quote what the server sent back, the key included */
-    if (tl_target.secret && *tl_target.secret && strstr(buf, tl_target.secret))
-        line = masked = llmux__mask(buf, tl_target.secret);
-    if (!line)
-        return; /* no memory to mask it: drop the line */
-    if (level <= LLMUX_LOG_ERROR && tl_target.req)
-        llmux__request_seterr(tl_target.req, line);
-    if (tl_target.log && level <= tl_target.log_level)
-        tl_target.log(level, line, tl_target.log_ud);
-    llmux__free(masked);
-}
-
 /* ---- construction -------------------------------------------------------- */
 
-static int fail(llmux_request *r, int code, const char *fmt, ...)
-    LLMUX_PRINTF(3, 4);
-
-static int fail(llmux_request *r, int code, const char *fmt, ...)
+int llmux__request_fail(llmux_request *r, int code, const char *fmt, ...)
 {
     va_list ap;
     char buf[LLMUX__MSGBUF];
@@ -114,7 +66,7 @@ static void free_strv(char **v, size_t n)
     llmux__free(v);
 }
 
-static void free_popts(llmux_request *r)
+void llmux__request_free_popts(llmux_request *r)
 {
     llmux__free(r->popts);
     r->popts = NULL;
@@ -123,8 +75,7 @@ static void free_popts(llmux_request *r)
 
 void llmux__request_seterr(llmux_request *r, const char *msg)
 {
-    llmux__free(r->errmsg);
-    r->errmsg = msg ? llmux__strndup_utf8(msg, strlen(msg)) : NULL;
+    llmux__set_msg(&r->errmsg, msg);
 }
 
 LLMUX_EXTERN void llmux_request_free(llmux_request *r)
@@ -149,7 +100,7 @@ LLMUX_EXTERN void llmux_request_free(llmux_request *r)
     llmux__free(r->extra_json);
     llmux__free(r->token_ids);
     llmux__free(r->expected);
-    free_popts(r);
+    llmux__request_free_popts(r);
     llmux__free(r);
 }
 
@@ -321,7 +272,7 @@ static const char *const core_keys[] = {"base_url",
                                         "tpm",
                                         NULL};
 
-static int is_core_key(const char *k)
+int llmux__is_core_key(const char *k)
 {
     size_t i;
     for (i = 0; core_keys[i]; i++) /* parsed keys are lower-case */
@@ -387,33 +338,38 @@ static int check_core_option(llmux_request *r, const char *key,
         llmux__strcaseeq(key, "idle_timeout") ||
         llmux__strcaseeq(key, "retry_backoff")) {
         if (llmux__parse_seconds_ms(value, &v))
-            return fail(r, LLMUX_ECONFIG,
-                        "config string: option \"%s\" wants seconds, got "
-                        "\"%s\"",
-                        key, value);
+            return llmux__request_fail(
+                r, LLMUX_ECONFIG,
+                "config string: option \"%s\" wants seconds, got "
+                "\"%s\"",
+                key, value);
     } else if (llmux__strcaseeq(key, "rpm") || llmux__strcaseeq(key, "tpm")) {
         if (parse_int(value, 1, 1000000000L, &v))
-            return fail(r, LLMUX_ECONFIG,
-                        "config string: option \"%s\" wants a positive "
-                        "integer per minute, got \"%s\"",
-                        key, value);
+            return llmux__request_fail(
+                r, LLMUX_ECONFIG,
+                "config string: option \"%s\" wants a positive "
+                "integer per minute, got \"%s\"",
+                key, value);
     } else if (llmux__strcaseeq(key, "max_retries")) {
         if (parse_int(value, 0, 100, &v))
-            return fail(r, LLMUX_ECONFIG,
-                        "config string: option \"max_retries\" wants 0..100, "
-                        "got \"%s\"",
-                        value);
+            return llmux__request_fail(
+                r, LLMUX_ECONFIG,
+                "config string: option \"max_retries\" wants 0..100, "
+                "got \"%s\"",
+                value);
     } else if (llmux__strcaseeq(key, "insecure")) {
         if (parse_int(value, 0, 1, &v))
-            return fail(r, LLMUX_ECONFIG,
-                        "config string: option \"insecure\" wants 0 or 1");
+            return llmux__request_fail(
+                r, LLMUX_ECONFIG,
+                "config string: option \"insecure\" wants 0 or 1");
     } else if (llmux__strcaseeq(key, "auth")) {
         if (!llmux__strcaseeq(value, "bearer") &&
             !llmux__strcaseeq(value, "optional") &&
             !llmux__strcaseeq(value, "none"))
-            return fail(r, LLMUX_ECONFIG,
-                        "config string: option \"auth\" wants bearer, "
-                        "optional or none");
+            return llmux__request_fail(
+                r, LLMUX_ECONFIG,
+                "config string: option \"auth\" wants bearer, "
+                "optional or none");
     }
     return 0;
 }
@@ -435,7 +391,7 @@ LLMUX_EXTERN int llmux_request_set_model(llmux_request *r, const char *spec)
         }
     }
     for (i = 0; i < c.n_opts; i++) {
-        if (is_core_key(c.opts[i].key) &&
+        if (llmux__is_core_key(c.opts[i].key) &&
             (rc = check_core_option(r, c.opts[i].key, c.opts[i].value))) {
             llmux__config_free(&c);
             return rc;
@@ -453,10 +409,10 @@ LLMUX_EXTERN int llmux_request_set_option(llmux_request *r, const char *key,
     int rc;
     if (!r || !key || !*key || !value)
         return LLMUX_EINVAL;
-    if (is_core_key(key) && (rc = check_core_option(r, key, value)))
+    if (llmux__is_core_key(key) && (rc = check_core_option(r, key, value)))
         return rc;
     if ((rc = llmux__config_set(&r->cfg, key, value)))
-        return fail(r, rc, "cannot set option \"%s\"", key);
+        return llmux__request_fail(r, rc, "cannot set option \"%s\"", key);
     return 0;
 }
 
@@ -553,10 +509,10 @@ LLMUX_EXTERN int llmux_request_add_tool_calls(llmux_request *r,
         return LLMUX_EINVAL;
     for (i = 0; i < n; i++)
         if (!calls[i].name || !calls[i].arguments)
-            return fail(r, LLMUX_EINVAL,
-                        "tool call %zu lacks name or "
-                        "arguments",
-                        i);
+            return llmux__request_fail(r, LLMUX_EINVAL,
+                                       "tool call %zu lacks name or "
+                                       "arguments",
+                                       i);
     memset(&tmp, 0, sizeof tmp);
     tmp.role = LLMUX_ROLE_ASSISTANT;
     tmp.content = content;
@@ -601,11 +557,12 @@ static int msg_from_json(llmux_request *r, json_object *j, llmux_msg *m,
     int role;
     memset(m, 0, sizeof *m);
     if (!json_object_is_type(j, json_type_object))
-        return fail(r, LLMUX_EINVAL, "messages[%zu]: not an object", pos);
+        return llmux__request_fail(r, LLMUX_EINVAL,
+                                   "messages[%zu]: not an object", pos);
     if (!json_object_object_get_ex(j, "role", &v) ||
         !(role = role_from_string(json_object_get_string(v))))
-        return fail(r, LLMUX_EINVAL,
-                    "messages[%zu]: missing or unknown \"role\"", pos);
+        return llmux__request_fail(
+            r, LLMUX_EINVAL, "messages[%zu]: missing or unknown \"role\"", pos);
     m->role = role;
     if (json_object_object_get_ex(j, "content", &v) && v) {
         if (json_object_is_type(v, json_type_string))
@@ -626,15 +583,16 @@ static int msg_from_json(llmux_request *r, json_object *j, llmux_msg *m,
         json_object_is_type(v, json_type_string))
         m->reasoning = llmux__strdup(json_object_get_string(v));
     if (role == LLMUX_ROLE_TOOL && !m->tool_call_id)
-        return fail(r, LLMUX_EINVAL,
-                    "messages[%zu]: tool message without \"tool_call_id\"",
-                    pos);
+        return llmux__request_fail(
+            r, LLMUX_EINVAL,
+            "messages[%zu]: tool message without \"tool_call_id\"", pos);
     if (json_object_object_get_ex(j, "tool_calls", &tc) && tc) {
         size_t i, n;
         llmux_tool_call *calls;
         if (!json_object_is_type(tc, json_type_array))
-            return fail(r, LLMUX_EINVAL,
-                        "messages[%zu]: \"tool_calls\" is not an array", pos);
+            return llmux__request_fail(
+                r, LLMUX_EINVAL,
+                "messages[%zu]: \"tool_calls\" is not an array", pos);
         n = json_object_array_length(tc);
         calls = llmux__calloc(n ? n : 1, sizeof *calls);
         if (!calls)
@@ -647,10 +605,11 @@ static int msg_from_json(llmux_request *r, json_object *j, llmux_msg *m,
             if (!json_object_object_get_ex(c, "function", &f) ||
                 !json_object_object_get_ex(f, "name", &x) ||
                 !json_object_is_type(x, json_type_string))
-                return fail(r, LLMUX_EINVAL,
-                            "messages[%zu].tool_calls[%zu]: missing "
-                            "function.name",
-                            pos, i);
+                return llmux__request_fail(
+                    r, LLMUX_EINVAL,
+                    "messages[%zu].tool_calls[%zu]: missing "
+                    "function.name",
+                    pos, i);
             calls[i].name = llmux__strdup(json_object_get_string(x));
             if (json_object_object_get_ex(c, "id", &x) &&
                 json_object_is_type(x, json_type_string))
@@ -706,7 +665,7 @@ LLMUX_EXTERN int llmux_request_add_message_json(llmux_request *r,
     if (!r || !json)
         return LLMUX_EINVAL;
     if (!(j = parse_json(json, len)))
-        return fail(r, LLMUX_EINVAL, "message: invalid JSON");
+        return llmux__request_fail(r, LLMUX_EINVAL, "message: invalid JSON");
     if (!(m = new_msg(r, 0))) {
         json_object_put(j);
         return LLMUX_ENOMEM;
@@ -806,7 +765,8 @@ static int check_json(llmux_request *r, const char *what, const char *json,
     int ok = o != NULL && (t == json_type_null || json_object_is_type(o, t));
     json_object_put(o);
     if (!ok)
-        return fail(r, LLMUX_EINVAL, "%s: invalid JSON or wrong type", what);
+        return llmux__request_fail(r, LLMUX_EINVAL,
+                                   "%s: invalid JSON or wrong type", what);
     return 0;
 }
 
@@ -822,8 +782,9 @@ LLMUX_EXTERN int llmux_request_add_tool(llmux_request *r, const char *name,
         p = parse_json(parameters_json, strlen(parameters_json));
         if (!p || !json_object_is_type(p, json_type_object)) {
             json_object_put(p);
-            return fail(r, LLMUX_EINVAL,
-                        "tool \"%s\": parameters are not a JSON object", name);
+            return llmux__request_fail(
+                r, LLMUX_EINVAL,
+                "tool \"%s\": parameters are not a JSON object", name);
         }
     }
     if (r->tools_json)
@@ -959,8 +920,8 @@ LLMUX_EXTERN int llmux_request_add_header(llmux_request *r, const char *h)
         return LLMUX_EINVAL;
     colon = strchr(h, ':');
     if (!colon || colon == h || strpbrk(h, "\r\n"))
-        return fail(r, LLMUX_EINVAL,
-                    "header must be \"Name: value\" on one line");
+        return llmux__request_fail(
+            r, LLMUX_EINVAL, "header must be \"Name: value\" on one line");
     return push_str(&r->headers, &r->n_headers, h);
 }
 
@@ -1008,14 +969,15 @@ LLMUX_EXTERN int llmux_request_add_fallback(llmux_request *r, const char *spec)
     memset(&c, 0, sizeof c);
     rc = llmux__config_parse(spec, &c, buf, sizeof buf);
     if (rc)
-        return fail(r, rc, "fallback: %s", buf);
+        return llmux__request_fail(r, rc, "fallback: %s", buf);
     /* the same checks as llmux_request_set_model: fail now, not later */
     for (i = 0; i < c.n_opts && !rc; i++)
-        if (is_core_key(c.opts[i].key))
+        if (llmux__is_core_key(c.opts[i].key))
             rc = check_core_option(r, c.opts[i].key, c.opts[i].value);
     if (!rc && (!c.model || !*c.model) && r->op != LLMUX_OP_MODELS)
-        rc = fail(r, LLMUX_ECONFIG, "fallback: no model given for \"%s\"",
-                  c.provider);
+        rc = llmux__request_fail(r, LLMUX_ECONFIG,
+                                 "fallback: no model given for \"%s\"",
+                                 c.provider);
     llmux__config_free(&c);
     if (rc) {
         if (r->errmsg && strncmp(r->errmsg, "fallback", 8) != 0) {
@@ -1053,7 +1015,8 @@ static int import_json(llmux_request *r, json_object *j)
         if (!strcmp(key, "messages")) {
             size_t i, n;
             if (!json_object_is_type(v, json_type_array)) {
-                rc = fail(r, LLMUX_EINVAL, "\"messages\" is not an array");
+                rc = llmux__request_fail(r, LLMUX_EINVAL,
+                                         "\"messages\" is not an array");
                 break;
             }
             n = json_object_array_length(v);
@@ -1073,26 +1036,29 @@ static int import_json(llmux_request *r, json_object *j)
                    !strcmp(key, "max_completion_tokens")) {
             if (!json_object_is_type(v, json_type_int) ||
                 json_object_get_int64(v) < 0)
-                rc = fail(r, LLMUX_EINVAL,
-                          "\"%s\" is not a non-negative "
-                          "integer",
-                          key);
+                rc = llmux__request_fail(r, LLMUX_EINVAL,
+                                         "\"%s\" is not a non-negative "
+                                         "integer",
+                                         key);
             else
                 rc = llmux_request_set_max_tokens(
                     r, (long)json_object_get_int64(v));
         } else if (!strcmp(key, "temperature") || !strcmp(key, "top_p")) {
             if (!json_object_is_type(v, json_type_double) &&
                 !json_object_is_type(v, json_type_int))
-                rc = fail(r, LLMUX_EINVAL, "\"%s\" is not a number", key);
+                rc = llmux__request_fail(r, LLMUX_EINVAL,
+                                         "\"%s\" is not a number", key);
             else if (!strcmp(key, "temperature")
                          ? llmux_request_set_temperature(
                                r, json_object_get_double(v))
                          : llmux_request_set_top_p(r,
                                                    json_object_get_double(v)))
-                rc = fail(r, LLMUX_EINVAL, "\"%s\" is out of range", key);
+                rc = llmux__request_fail(r, LLMUX_EINVAL,
+                                         "\"%s\" is out of range", key);
         } else if (!strcmp(key, "seed")) {
             if (!json_object_is_type(v, json_type_int))
-                rc = fail(r, LLMUX_EINVAL, "\"seed\" is not an integer");
+                rc = llmux__request_fail(r, LLMUX_EINVAL,
+                                         "\"seed\" is not an integer");
             else
                 rc = llmux_request_set_seed(r, json_object_get_int64(v));
         } else if (!strcmp(key, "stop")) {
@@ -1103,21 +1069,22 @@ static int import_json(llmux_request *r, json_object *j)
                 for (i = 0; i < n && !rc; i++) {
                     json_object *s = json_object_array_get_idx(v, i);
                     if (!json_object_is_type(s, json_type_string))
-                        rc = fail(r, LLMUX_EINVAL,
-                                  "\"stop\" holds a non-string");
+                        rc = llmux__request_fail(r, LLMUX_EINVAL,
+                                                 "\"stop\" holds a non-string");
                     else
                         rc = llmux_request_add_stop(r,
                                                     json_object_get_string(s));
                 }
             } else if (v)
-                rc = fail(r, LLMUX_EINVAL,
-                          "\"stop\" is not a string or "
-                          "array");
+                rc = llmux__request_fail(r, LLMUX_EINVAL,
+                                         "\"stop\" is not a string or "
+                                         "array");
         } else if (!strcmp(key, "stream")) {
             r->stream = json_object_get_boolean(v);
         } else if (!strcmp(key, "tools")) {
             if (!json_object_is_type(v, json_type_array))
-                rc = fail(r, LLMUX_EINVAL, "\"tools\" is not an array");
+                rc = llmux__request_fail(r, LLMUX_EINVAL,
+                                         "\"tools\" is not an array");
             else if (!(r->tools_json = json_text(v)))
                 rc = LLMUX_ENOMEM;
         } else if (!strcmp(key, "tool_choice")) {
@@ -1125,8 +1092,8 @@ static int import_json(llmux_request *r, json_object *j)
                 rc = LLMUX_ENOMEM;
         } else if (!strcmp(key, "response_format")) {
             if (!json_object_is_type(v, json_type_object))
-                rc = fail(r, LLMUX_EINVAL,
-                          "\"response_format\" is not an object");
+                rc = llmux__request_fail(
+                    r, LLMUX_EINVAL, "\"response_format\" is not an object");
             else if (!(r->response_format_json = json_text(v)))
                 rc = LLMUX_ENOMEM;
         } else {
@@ -1160,11 +1127,12 @@ LLMUX_EXTERN int llmux_request_new_json_ex(llmux_request **out,
         return rc;
     r = *out;
     if (!json)
-        return fail(r, LLMUX_EINVAL, "request JSON: none given");
+        return llmux__request_fail(r, LLMUX_EINVAL, "request JSON: none given");
     j = parse_json(json, len);
     if (!j || !json_object_is_type(j, json_type_object)) {
         json_object_put(j);
-        return fail(r, LLMUX_EINVAL, "request JSON: not a valid JSON object");
+        return llmux__request_fail(r, LLMUX_EINVAL,
+                                   "request JSON: not a valid JSON object");
     }
     if (spec)
         rc = llmux_request_set_model(r, spec);
@@ -1172,546 +1140,19 @@ LLMUX_EXTERN int llmux_request_new_json_ex(llmux_request **out,
              json_object_is_type(m, json_type_string)) {
         rc = llmux_request_set_model(r, json_object_get_string(m));
         if (!rc && r->cfg.n_opts && !(flags & LLMUX_JSON_TRUSTED))
-            rc = fail(r, LLMUX_ECONFIG,
-                      "request JSON: \"model\" may name a provider and "
-                      "model only, not options such as \"%s\" (only a "
-                      "trusted caller's JSON may carry a whole config "
-                      "string)",
-                      r->cfg.opts[0].key);
+            rc = llmux__request_fail(
+                r, LLMUX_ECONFIG,
+                "request JSON: \"model\" may name a provider and "
+                "model only, not options such as \"%s\" (only a "
+                "trusted caller's JSON may carry a whole config "
+                "string)",
+                r->cfg.opts[0].key);
     } else
-        rc = fail(r, LLMUX_ECONFIG,
-                  "request JSON: no config string and no \"model\"");
+        rc = llmux__request_fail(
+            r, LLMUX_ECONFIG,
+            "request JSON: no config string and no \"model\"");
     if (!rc)
         rc = import_json(r, j);
     json_object_put(j);
-    return rc;
-}
-
-/* ---- prepare: resolve, authenticate, encode ------------------------------ */
-
-static const char *op_name(int op)
-{
-    switch (op) {
-    case LLMUX_OP_CHAT:
-        return "chat";
-    case LLMUX_OP_COMPLETE:
-        return "text completion";
-    case LLMUX_OP_EMBED:
-        return "embeddings";
-    case LLMUX_OP_MODELS:
-        return "model listing";
-    case LLMUX_OP_TOKENIZE:
-        return "tokenize";
-    case LLMUX_OP_DETOKENIZE:
-        return "detokenize";
-    case LLMUX_OP_EVALUATE:
-        return "evaluate";
-    default:
-        return "this operation";
-    }
-}
-
-static uint64_t op_cap(int op)
-{
-    switch (op) {
-    case LLMUX_OP_CHAT:
-        return LLMUX_CAP_CHAT;
-    case LLMUX_OP_COMPLETE:
-        return LLMUX_CAP_COMPLETE;
-    case LLMUX_OP_EMBED:
-        return LLMUX_CAP_EMBED;
-    case LLMUX_OP_MODELS:
-        return LLMUX_CAP_MODELS;
-    case LLMUX_OP_TOKENIZE:
-        return LLMUX_CAP_TOKENIZE;
-    case LLMUX_OP_DETOKENIZE:
-        return LLMUX_CAP_DETOKENIZE;
-    case LLMUX_OP_EVALUATE:
-        return LLMUX_CAP_EVALUATE;
-    default:
-        return ~(uint64_t)0;
-    }
-}
-
-static const char *env_nonempty(const char *name)
-{
-    const char *v = name && *name ? getenv(name) : NULL;
-    return v && *v ? v : NULL;
-}
-
-/* Looks a key up in the descriptor's options. */
-static const char *prov_opt(const llmux__provider *p, const char *key)
-{
-    size_t i;
-    for (i = 0; i < p->n_opts; i++)
-        if (llmux__strcaseeq(p->opts[i].key, key))
-            return p->opts[i].value;
-    return NULL;
-}
-
-/* The plugin sees the config string's provider options first, then the
- * descriptor's. */
-static int build_popts(llmux_request *r, const llmux__provider *p)
-{
-    size_t i, n = 0;
-    free_popts(r);
-    r->popts = llmux__calloc(r->cfg.n_opts + p->n_opts + 1, sizeof *r->popts);
-    if (!r->popts)
-        return LLMUX_ENOMEM;
-    for (i = 0; i < r->cfg.n_opts; i++)
-        if (!is_core_key(r->cfg.opts[i].key))
-            r->popts[n++] = r->cfg.opts[i];
-    for (i = 0; i < p->n_opts; i++)
-        if (!is_core_key(p->opts[i].key))
-            r->popts[n++] = p->opts[i];
-    r->n_popts = n;
-    return 0;
-}
-
-static void fill_params(llmux_request *r)
-{
-    llmux_params *pr = &r->params;
-    memset(pr, 0, sizeof *pr);
-    pr->struct_size = sizeof *pr;
-    pr->op = r->op;
-    pr->model = r->cfg.model;
-    pr->messages = r->msgs;
-    pr->n_messages = r->n_msgs;
-    pr->prompt = r->prompt;
-    pr->suffix = r->suffix;
-    pr->input = (const char *const *)r->inputs;
-    pr->n_input = r->n_inputs;
-    pr->has = r->has;
-    pr->max_tokens = r->max_tokens;
-    pr->temperature = r->temperature;
-    pr->top_p = r->top_p;
-    pr->seed = r->seed;
-    pr->stop = (const char *const *)r->stops;
-    pr->n_stop = r->n_stops;
-    pr->tools_json = r->tools_json;
-    pr->tool_choice_json = r->tool_choice_json;
-    pr->response_format_json = r->response_format_json;
-    pr->stream = r->stream;
-    pr->options = r->popts;
-    pr->n_options = r->n_popts;
-    pr->extra_json = r->extra_json;
-    pr->token_ids = r->token_ids;
-    pr->n_token_ids = r->n_token_ids;
-    pr->expected = r->expected;
-}
-
-static int auth_mode(const llmux_request *r, const llmux__provider *p)
-{
-    const char *a = llmux__config_get(&r->cfg, "auth");
-    if (!a)
-        a = prov_opt(p, "auth");
-    if (a && llmux__strcaseeq(a, "optional"))
-        return LLMUX_AUTH_OPTIONAL;
-    if (a && llmux__strcaseeq(a, "none"))
-        return LLMUX_AUTH_NONE;
-    if (a && llmux__strcaseeq(a, "bearer"))
-        return LLMUX_AUTH_BEARER;
-    return p->vt->auth;
-}
-
-static int add_header(struct llmux_http_request *h, const char *name,
-                      const char *value)
-{
-    return llmux__host.http_header(h, name, value);
-}
-
-static int has_header(const struct llmux_http_request *h, const char *name)
-{
-    size_t i, n = strlen(name);
-    for (i = 0; i < h->n_headers; i++)
-        if (strncasecmp(h->headers[i], name, n) == 0 && h->headers[i][n] == ':')
-            return 1;
-    return 0;
-}
-
-/* Is `v` listed in the ':'-separated `list`? */
-static int listed(const char *list, const char *v)
-{
-    size_t n = strlen(v);
-    while (list && *list) {
-        size_t k = strcspn(list, ":");
-        if (k == n && strncmp(list, v, n) == 0)
-            return 1;
-        list += k + (list[k] == ':');
-    }
-    return 0;
-}
-
-/* api_key_env may only name a variable that looks like a credential, the
- * provider's own, or one the client allows: a config string from outside
- * must not send $HOME, or any other variable, as a Bearer token. */
-static int check_key_env(llmux_request *r, const llmux__provider *p,
-                         const char *kenv, const char *allow)
-{
-    size_t i;
-    for (i = 0; kenv[i]; i++)
-        if (!((kenv[i] >= 'A' && kenv[i] <= 'Z') ||
-              (kenv[i] >= 'a' && kenv[i] <= 'z') || kenv[i] == '_' ||
-              (i && kenv[i] >= '0' && kenv[i] <= '9')))
-            break;
-    if (!i || kenv[i])
-        return fail(r, LLMUX_ECONFIG, "%s: api_key_env is not a variable name",
-                    r->cfg.provider);
-    if (llmux__secret_name(kenv, strlen(kenv)) ||
-        (p->api_key_env && strcmp(kenv, p->api_key_env) == 0) ||
-        listed(allow, kenv))
-        return 0;
-    return fail(r, LLMUX_ECONFIG,
-                "%s: api_key_env=%s does not name a credential variable (its "
-                "name must end in KEY, TOKEN, SECRET or PASSWORD, or the "
-                "client must allow it: key_env_allow)",
-                r->cfg.provider, kenv);
-}
-
-int llmux__prepare(llmux_request *r, const char *extra_dirs,
-                   llmux__prepared *out)
-{
-    return llmux__prepare_ex(r, extra_dirs, NULL, out);
-}
-
-int llmux__prepare_ex(llmux_request *r, const char *extra_dirs,
-                      const char *key_env_allow, llmux__prepared *out)
-{
-    const llmux__provider *p;
-    const char *base, *key, *kenv;
-    int rc, auth;
-    llmux__log_target old;
-    size_t blen;
-    char envbase[512];
-
-    memset(out, 0, sizeof *out);
-    if (!r->cfg.provider)
-        return fail(r, LLMUX_ECONFIG,
-                    "no provider given (config string \"provider/model\")");
-    {
-        char buf[LLMUX__MSGBUF];
-        rc = llmux__provider_get(r->cfg.provider, extra_dirs, &p, buf,
-                                 sizeof buf);
-        if (rc) {
-            llmux__request_seterr(r, buf);
-            return rc;
-        }
-    }
-    out->prov = p;
-    if (!(p->vt->caps & op_cap(r->op)))
-        return fail(r, LLMUX_ENOTSUP,
-                    "%s: %s is not supported by this "
-                    "provider",
-                    r->cfg.provider, op_name(r->op));
-    if (r->stream && r->op != LLMUX_OP_MODELS && r->op != LLMUX_OP_EMBED &&
-        !(p->vt->caps & LLMUX_CAP_STREAM))
-        return fail(r, LLMUX_ENOTSUP,
-                    "%s: streaming is not supported by this provider",
-                    r->cfg.provider);
-    if (r->op != LLMUX_OP_MODELS && (!r->cfg.model || !*r->cfg.model))
-        return fail(r, LLMUX_ECONFIG,
-                    "no model given: use \"%s/<model>\" in the config string",
-                    r->cfg.provider);
-    if (r->op == LLMUX_OP_CHAT && !r->n_msgs)
-        return fail(r, LLMUX_EINVAL, "chat request has no messages");
-    if (r->op == LLMUX_OP_COMPLETE && !r->prompt)
-        return fail(r, LLMUX_EINVAL, "text completion has no prompt");
-    if (r->op == LLMUX_OP_EMBED && !r->n_inputs)
-        return fail(r, LLMUX_EINVAL, "embeddings request has no input");
-    if ((r->op == LLMUX_OP_TOKENIZE || r->op == LLMUX_OP_EVALUATE) &&
-        !r->prompt)
-        return fail(r, LLMUX_EINVAL, "%s request has no prompt",
-                    op_name(r->op));
-    if (r->op == LLMUX_OP_EVALUATE && !r->expected)
-        return fail(r, LLMUX_EINVAL,
-                    "evaluate request has no expected completion");
-    if (r->op == LLMUX_OP_DETOKENIZE && !r->n_token_ids)
-        return fail(r, LLMUX_EINVAL, "detokenize request has no token ids");
-
-    base = llmux__config_get(&r->cfg, "base_url");
-    if (!base && (base = env_nonempty(p->base_url_env)) != NULL &&
-        !strstr(base, "://")) {
-        /* "gpu" or "gpu:8080" from the environment, as OLLAMA_HOST takes:
-         * http://, and the provider's port when none is given */
-        int port =
-            LLMUX_PROVIDER_HAS(p->vt, default_port) ? p->vt->default_port : 0;
-        const char *colon = strrchr(base, ':');
-        int has_port = colon && !strchr(colon, ']');
-        /* ":8080" means this machine, as Ollama's own tools read it */
-        int n = snprintf(envbase, sizeof envbase, "http://%s%s",
-                         base[0] == ':' ? "127.0.0.1" : "", base);
-        if (n > 0 && (size_t)n < sizeof envbase && port > 0 && !has_port)
-            n = snprintf(envbase + n, sizeof envbase - (size_t)n, ":%d", port) +
-                n;
-        if (n < 0 || (size_t)n >= sizeof envbase)
-            return fail(r, LLMUX_ECONFIG, "%s: %s is too long", r->cfg.provider,
-                        p->base_url_env);
-        base = envbase;
-    }
-    if (!base)
-        base = p->base_url;
-    if (!base || !*base)
-        return fail(r, LLMUX_ECONFIG,
-                    "%s: no base URL (set base_url=... in the config string)",
-                    r->cfg.provider);
-    if (strncmp(base, "http://", 7) && strncmp(base, "https://", 8))
-        return fail(r, LLMUX_ECONFIG,
-                    "%s: base URL must start with http:// or https://",
-                    r->cfg.provider);
-
-    auth = auth_mode(r, p);
-    key = llmux__config_get(&r->cfg, "api_key");
-    kenv = llmux__config_get(&r->cfg, "api_key_env");
-    if (kenv && (rc = check_key_env(r, p, kenv, key_env_allow)))
-        return rc;
-    if (!key && kenv)
-        key = env_nonempty(kenv);
-    if (!key && !kenv)
-        key = env_nonempty(p->api_key_env);
-    if (!key && auth == LLMUX_AUTH_BEARER) {
-        const char *var = kenv ? kenv : p->api_key_env;
-        if (var)
-            return fail(r, LLMUX_ENOKEY,
-                        "%s: missing API key (set %s or api_key=...)",
-                        r->cfg.provider, var);
-        return fail(r, LLMUX_ENOKEY, "%s: missing API key (set api_key=...)",
-                    r->cfg.provider);
-    }
-    if (key) {
-        /* keys read from files often end in a newline: drop trailing
-         * whitespace; anything else unprintable would break the header */
-        size_t klen = strlen(key), i;
-        while (klen && (key[klen - 1] == '\n' || key[klen - 1] == '\r' ||
-                        key[klen - 1] == ' ' || key[klen - 1] == '\t'))
-            klen--;
-        for (i = 0; i < klen; i++)
-            if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f)
-                return fail(r, LLMUX_ECONFIG,
-                            "%s: the API key (%s) contains a control "
-                            "character",
-                            r->cfg.provider,
-                            llmux__config_get(&r->cfg, "api_key") ? "api_key="
-                            : kenv                                ? kenv
-                            : p->api_key_env ? p->api_key_env
-                                             : "api_key");
-        if (!(out->api_key = llmux__strndup(key, klen)))
-            return LLMUX_ENOMEM;
-        key = out->api_key;
-    }
-
-    if ((rc = build_popts(r, p)))
-        return rc;
-    fill_params(r);
-    out->call.struct_size = sizeof out->call;
-    out->call.params = &r->params;
-    out->call.provider = r->cfg.provider;
-    out->call.api_key = auth == LLMUX_AUTH_PLUGIN ? out->api_key : NULL;
-    out->http.framing = p->vt->framing;
-
-    llmux__request_seterr(r, NULL);
-    old = llmux__log_target_call(r, out->api_key);
-    rc = p->vt->encode(p->provctx, &out->call, &out->http);
-    llmux__log_target_swap(old);
-    if (rc) {
-        if (rc > 0)
-            rc = LLMUX_EPLUGIN;
-        if (!r->errmsg)
-            fail(r, rc, "%s: cannot encode the request: %s", r->cfg.provider,
-                 llmux_strerror(rc));
-        llmux__mask_in(&r->errmsg, out->api_key);
-        return rc;
-    }
-    if (!out->http.path)
-        return fail(r, LLMUX_EPLUGIN, "%s: plugin set no request path",
-                    r->cfg.provider);
-    if (!out->http.method &&
-        llmux__host.http_method(&out->http, out->http.body ? "POST" : "GET"))
-        return LLMUX_ENOMEM;
-
-    /* URL: base without trailing '/', then the path with a leading '/' */
-    blen = strlen(base);
-    while (blen && base[blen - 1] == '/')
-        blen--;
-    out->url = llmux__concat(base, blen, out->http.path[0] == '/' ? "" : "/",
-                             out->http.path);
-    if (!out->url)
-        return LLMUX_ENOMEM;
-
-    /* Core headers (the engine adds User-Agent and client headers). */
-    if (key && (auth == LLMUX_AUTH_BEARER || auth == LLMUX_AUTH_OPTIONAL) &&
-        !has_header(&out->http, "Authorization")) {
-        char *v = llmux__concat("Bearer ", 7, key, NULL);
-        rc = v ? add_header(&out->http, "Authorization", v) : LLMUX_ENOMEM;
-        llmux__free(v);
-        if (rc)
-            return rc;
-    }
-    if (out->http.body && !has_header(&out->http, "Content-Type") &&
-        (rc = add_header(&out->http, "Content-Type", "application/json")))
-        return rc;
-    if (!has_header(&out->http, "Accept") &&
-        (rc = add_header(&out->http, "Accept",
-                         !r->stream ? "application/json"
-                         : out->http.framing == LLMUX_FRAMING_NDJSON
-                             ? "application/x-ndjson"
-                             : "text/event-stream")))
-        return rc;
-    {
-        size_t i;
-        for (i = 0; i < r->n_headers; i++) {
-            char **h = llmux__realloc(out->http.headers,
-                                      (out->http.n_headers + 1) * sizeof *h);
-            if (!h)
-                return LLMUX_ENOMEM;
-            out->http.headers = h;
-            if (!(h[out->http.n_headers] = llmux__strdup(r->headers[i])))
-                return LLMUX_ENOMEM;
-            out->http.n_headers++;
-        }
-    }
-    return 0;
-}
-
-void llmux__prepared_free(llmux__prepared *p)
-{
-    if (p->prov && p->prov->vt->call_end && p->call.state)
-        p->prov->vt->call_end(p->prov->provctx, &p->call);
-    p->call.state = NULL;
-    llmux__http_free(&p->http);
-    llmux__free(p->url);
-    if (p->api_key) {
-        memset(p->api_key, 0, strlen(p->api_key));
-        llmux__free(p->api_key);
-    }
-    memset(p, 0, sizeof *p);
-}
-
-/* ---- decoding ------------------------------------------------------------ */
-
-static int emb_cmp(const void *a, const void *b)
-{
-    const llmux__vec *x = a, *y = b;
-    return (x->index > y->index) - (x->index < y->index);
-}
-
-/* The message for a failed HTTP status when the plugin found none: the raw
- * body, trimmed, one line, at most 300 bytes. */
-static char *raw_message(const char *body, size_t len, long status)
-{
-    llmux__buf b = {0};
-    size_t i, n = 0;
-    while (len &&
-           (*body == ' ' || *body == '\n' || *body == '\r' || *body == '\t')) {
-        body++;
-        len--;
-    }
-    while (len && (body[len - 1] == ' ' || body[len - 1] == '\n' ||
-                   body[len - 1] == '\r' || body[len - 1] == '\t'))
-        len--;
-    if (!len)
-        return llmux__asprintf("HTTP %ld with an empty body", status);
-    for (i = 0; i < len && n < 300; i++, n++) {
-        char c = body[i];
-        if (c == '\n' || c == '\r' || c == '\t' || c == '\0')
-            c = ' ';
-        if (llmux__buf_append(&b, &c, 1)) {
-            llmux__buf_free(&b);
-            return NULL;
-        }
-    }
-    if (i < len)
-        llmux__buf_append(&b, "...", 3);
-    return b.p;
-}
-
-int llmux__decode_answer(llmux__prepared *p, long status, const char *ctype,
-                         const char *body, size_t len, llmux_response *res)
-{
-    const llmux_provider *vt = p->prov->vt;
-    llmux_http_response hr;
-    llmux__log_target old;
-    int rc;
-    char errbuf[LLMUX__ERRBUF] = "";
-    llmux_request fake; /* collects plugin error logs */
-
-    memset(&hr, 0, sizeof hr);
-    hr.struct_size = sizeof hr;
-    hr.status = status;
-    hr.content_type = ctype;
-    hr.body = body ? body : "";
-    hr.body_len = body ? len : 0;
-    res->http_status = status;
-    memset(&fake, 0, sizeof fake);
-    old = llmux__log_target_call(&fake, p->api_key);
-
-    if (status >= 200 && status < 300) {
-        rc = vt->decode(p->prov->provctx, &p->call, &hr, &res->o);
-        llmux__log_target_swap(old);
-        if (rc > 0)
-            rc = 0;
-        if (!rc && res->o.err_code)
-            rc = res->o.err_code;
-        if (rc) {
-            if (!res->o.err_msg && fake.errmsg)
-                snprintf(errbuf, sizeof errbuf, "%s", fake.errmsg);
-            else if (!res->o.err_msg)
-                snprintf(errbuf, sizeof errbuf,
-                         "%s: could not decode the response (%s)",
-                         p->call.provider, llmux_strerror(rc));
-            llmux__response_fail(res, rc, status, 0, errbuf[0] ? errbuf : NULL);
-            llmux__response_mask(res, p->api_key);
-            llmux__free(fake.errmsg);
-            return rc;
-        }
-        if (res->o.n_embs > 1)
-            qsort(res->o.embs, res->o.n_embs, sizeof *res->o.embs, emb_cmp);
-        llmux__free(fake.errmsg);
-        return 0;
-    }
-
-    /* An HTTP error: the provider's error body, else the raw text. */
-    if (vt->decode_error)
-        vt->decode_error(p->prov->provctx, &p->call, &hr, &res->o);
-    llmux__log_target_swap(old);
-    if (status == 401 || status == 403)
-        rc = LLMUX_EAUTH;
-    else if (status == 429)
-        rc = LLMUX_ERATELIMIT;
-    else
-        rc = LLMUX_EPROVIDER;
-    {
-        char *msg = res->o.err_msg && *res->o.err_msg
-                        ? llmux__strdup(res->o.err_msg)
-                        : raw_message(hr.body, hr.body_len, status);
-        llmux__response_fail(res, rc, status, 0, msg);
-        llmux__free(msg);
-    }
-    llmux__response_mask(res, p->api_key);
-    llmux__free(fake.errmsg);
-    return rc;
-}
-
-int llmux__decode_event(llmux__prepared *p, const llmux_event *ev,
-                        llmux_chunk *chunk)
-{
-    const llmux_provider *vt = p->prov->vt;
-    llmux__log_target old;
-    llmux_request fake;
-    int rc;
-    llmux__out_reset(&chunk->o);
-    memset(&fake, 0, sizeof fake);
-    old = llmux__log_target_call(&fake, p->api_key);
-    rc = vt->decode_event(p->prov->provctx, &p->call, ev, &chunk->o);
-    llmux__log_target_swap(old);
-    if (rc < 0 && !chunk->o.err_code) {
-        if (fake.errmsg)
-            llmux__host.set_error(&chunk->o, rc, "%s", fake.errmsg);
-        else
-            llmux__host.set_error(&chunk->o, rc, "%s: bad stream event (%s)",
-                                  p->call.provider, llmux_strerror(rc));
-    }
-    llmux__free(fake.errmsg);
-    if (rc >= 0 && chunk->o.err_code)
-        rc = chunk->o.err_code;
     return rc;
 }

@@ -1,10 +1,10 @@
 /*
- * core/response.c: responses and stream chunks.
+ * core/response.c: the response model: responses and stream chunks.
  *
- * Plugins build both through the host table's out_* functions (defined
- * here), which copy everything into core-owned memory. The engine folds
- * stream chunks into the response being assembled (llmux__out_merge), and
- * both serialise back to OpenAI's JSON shapes.
+ * Plugins build both through the host table's out_* functions (host.c),
+ * which copy everything into core-owned memory with the helpers here. The
+ * engine folds stream chunks into the response being assembled
+ * (llmux__out_merge), and both serialise back to OpenAI's JSON shapes.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -105,7 +105,7 @@ void llmux__out_free(struct llmux_out *o)
     out_clear(o, 0);
 }
 
-static int set_str(char **dst, const char *s, size_t len)
+int llmux__set_str(char **dst, const char *s, size_t len)
 {
     char *d = llmux__strndup(s, len);
     if (!d)
@@ -118,7 +118,7 @@ static int set_str(char **dst, const char *s, size_t len)
 /* Every string a plugin hands over for a response is kept as valid UTF-8
  * (ill-formed sequences become U+FFFD), so accessors and JSON output are
  * too. */
-static int set_text(char **dst, const char *s, size_t len)
+int llmux__set_text(char **dst, const char *s, size_t len)
 {
     char *d = llmux__strndup_utf8(s, len);
     if (!d)
@@ -128,87 +128,7 @@ static int set_text(char **dst, const char *s, size_t len)
     return 0;
 }
 
-static int out_str(llmux_out *o, int field, const char *s, size_t len)
-{
-    if (!o || (!s && len))
-        return LLMUX_EINVAL;
-    if (!s)
-        s = "";
-    switch (field) {
-    case LLMUX_F_ID:
-        return set_text(&o->id, s, len);
-    case LLMUX_F_MODEL:
-        return set_text(&o->model, s, len);
-    case LLMUX_F_SYSTEM_FINGERPRINT:
-        return set_text(&o->fingerprint, s, len);
-    case LLMUX_F_FINISH_RAW:
-        return set_text(&o->finish_raw, s, len);
-    case LLMUX_F_RESULT_JSON:
-        return set_text(&o->result_json, s, len);
-    case LLMUX_F_TEXT:
-        return llmux__buf_append_utf8(&o->text, s, len);
-    case LLMUX_F_REASONING:
-        return llmux__buf_append_utf8(&o->reasoning, s, len);
-    case LLMUX_F_REFUSAL:
-        return llmux__buf_append_utf8(&o->refusal, s, len);
-    default:
-        return 0; /* unknown fields are ignored (forward compatibility) */
-    }
-}
-
-/* A token count as the usage struct holds it: a negative count means
- * unknown (-1), and a count beyond a long is cut to LONG_MAX. */
-static long token_count(int64_t v)
-{
-    if (v < 0)
-        return -1;
-#if LONG_MAX < INT64_MAX
-    if (v > LONG_MAX)
-        return LONG_MAX;
-#endif
-    return (long)v;
-}
-
-static int out_int(llmux_out *o, int field, int64_t v)
-{
-    if (!o)
-        return LLMUX_EINVAL;
-    switch (field) {
-    case LLMUX_F_CREATED:
-        o->created = v;
-        break;
-    case LLMUX_F_FINISH:
-        if (v < LLMUX_FINISH_NONE || v > LLMUX_FINISH_ERROR)
-            return LLMUX_EINVAL;
-        o->finish = (int)v;
-        break;
-    case LLMUX_F_PROMPT_TOKENS:
-        o->usage.prompt_tokens = token_count(v);
-        o->has_usage = 1;
-        break;
-    case LLMUX_F_COMPLETION_TOKENS:
-        o->usage.completion_tokens = token_count(v);
-        o->has_usage = 1;
-        break;
-    case LLMUX_F_TOTAL_TOKENS:
-        o->usage.total_tokens = token_count(v);
-        o->has_usage = 1;
-        break;
-    case LLMUX_F_CACHED_TOKENS:
-        o->usage.cached_tokens = token_count(v);
-        o->has_usage = 1;
-        break;
-    case LLMUX_F_REASONING_TOKENS:
-        o->usage.reasoning_tokens = token_count(v);
-        o->has_usage = 1;
-        break;
-    default:
-        break;
-    }
-    return 0;
-}
-
-static llmux__call_slot *call_slot(struct llmux_out *o, int index)
+llmux__call_slot *llmux__out_slot(struct llmux_out *o, int index)
 {
     size_t i;
     llmux__call_slot *s;
@@ -245,158 +165,19 @@ static llmux__call_slot *call_slot(struct llmux_out *o, int index)
     return s;
 }
 
-static int slot_update(llmux__call_slot *s, const char *id, size_t id_len,
-                       const char *name, size_t name_len, const char *args,
-                       size_t args_len)
+int llmux__out_slot_update(llmux__call_slot *s, const char *id, size_t id_len,
+                           const char *name, size_t name_len, const char *args,
+                           size_t args_len)
 {
-    if (id && set_text(&s->id, id, id_len))
+    if (id && llmux__set_text(&s->id, id, id_len))
         return LLMUX_ENOMEM;
-    if (name && set_text(&s->name, name, name_len))
+    if (name && llmux__set_text(&s->name, name, name_len))
         return LLMUX_ENOMEM;
     if (args_len && llmux__buf_append_utf8(&s->args, args, args_len))
         return LLMUX_ENOMEM;
     s->pub.id = s->id;
     s->pub.name = s->name;
     s->pub.arguments = s->args.p ? s->args.p : "";
-    return 0;
-}
-
-static int out_tool_call(llmux_out *o, int index, const char *id,
-                         const char *name, const char *args, size_t args_len)
-{
-    llmux__call_slot *s;
-    if (!o || index < 0 || (!args && args_len))
-        return LLMUX_EINVAL;
-    /* calls are looked up by index: a bound keeps that linear */
-    if (index >= LLMUX__MAX_TOOL_CALLS)
-        return LLMUX_EPROTO;
-    s = call_slot(o, index);
-    if (!s)
-        return LLMUX_ENOMEM;
-    return slot_update(s, id, id ? strlen(id) : 0, name,
-                       name ? strlen(name) : 0, args, args_len);
-}
-
-static int out_embedding(llmux_out *o, int index, const float *v, size_t n)
-{
-    llmux__vec *e;
-    if (!o || index < 0 || (!v && n))
-        return LLMUX_EINVAL;
-    if (o->n_embs == o->cap_embs) {
-        size_t cap = o->cap_embs ? o->cap_embs * 2 : 4;
-        llmux__vec *nv = llmux__realloc(o->embs, cap * sizeof *nv);
-        if (!nv)
-            return LLMUX_ENOMEM;
-        o->embs = nv;
-        o->cap_embs = cap;
-    }
-    e = &o->embs[o->n_embs];
-    e->v = llmux__malloc(n * sizeof *e->v);
-    if (!e->v)
-        return LLMUX_ENOMEM;
-    if (n)
-        memcpy(e->v, v, n * sizeof *e->v);
-    e->n = n;
-    e->index = index;
-    o->n_embs++;
-    return 0;
-}
-
-static int out_model(llmux_out *o, const char *id, const char *owned_by,
-                     int64_t created)
-{
-    llmux__model *m;
-    if (!o || !id)
-        return LLMUX_EINVAL;
-    if (o->n_models == o->cap_models) {
-        size_t cap = o->cap_models ? o->cap_models * 2 : 16;
-        llmux__model *nm = llmux__realloc(o->models, cap * sizeof *nm);
-        if (!nm)
-            return LLMUX_ENOMEM;
-        o->models = nm;
-        o->cap_models = cap;
-    }
-    m = &o->models[o->n_models];
-    m->id = llmux__strndup_utf8(id, strlen(id));
-    m->owned_by =
-        owned_by ? llmux__strndup_utf8(owned_by, strlen(owned_by)) : NULL;
-    m->created = created;
-    if (!m->id || (owned_by && !m->owned_by)) {
-        llmux__free(m->id);
-        llmux__free(m->owned_by);
-        return LLMUX_ENOMEM;
-    }
-    o->n_models++;
-    return 0;
-}
-
-static int out_token(llmux_out *o, const char *text, size_t len, int64_t id)
-{
-    llmux__token *t;
-    if (!o || (!text && len))
-        return LLMUX_EINVAL;
-    if (o->n_tokens == o->cap_tokens) {
-        size_t cap = o->cap_tokens ? o->cap_tokens * 2 : 16;
-        llmux__token *nt = llmux__realloc(o->tokens, cap * sizeof *nt);
-        if (!nt)
-            return LLMUX_ENOMEM;
-        o->tokens = nt;
-        o->cap_tokens = cap;
-    }
-    t = &o->tokens[o->n_tokens];
-    t->text = NULL;
-    if (text && !(t->text = llmux__strndup_utf8(text, len)))
-        return LLMUX_ENOMEM;
-    t->id = id < 0 ? -1 : id;
-    o->n_tokens++;
-    return 0;
-}
-
-static int out_provider_error(llmux_out *o, const char *type, const char *code,
-                              const char *param, const char *message)
-{
-    if (!o)
-        return LLMUX_EINVAL;
-    if (set_text(&o->err_type, type ? type : "", type ? strlen(type) : 0) ||
-        set_text(&o->err_pcode, code ? code : "", code ? strlen(code) : 0) ||
-        set_text(&o->err_param, param ? param : "",
-                 param ? strlen(param) : 0) ||
-        set_text(&o->err_msg, message ? message : "",
-                 message ? strlen(message) : 0))
-        return LLMUX_ENOMEM;
-    /* empty strings read as "not given" */
-    if (!type) {
-        llmux__free(o->err_type);
-        o->err_type = NULL;
-    }
-    if (!code) {
-        llmux__free(o->err_pcode);
-        o->err_pcode = NULL;
-    }
-    if (!param) {
-        llmux__free(o->err_param);
-        o->err_param = NULL;
-    }
-    if (!message) {
-        llmux__free(o->err_msg);
-        o->err_msg = NULL;
-    }
-    o->err_code = LLMUX_EPROVIDER;
-    return 0;
-}
-
-static int set_error(llmux_out *o, int code, const char *fmt, ...)
-{
-    va_list ap;
-    char buf[LLMUX__ERRBUF];
-    if (!o)
-        return LLMUX_EINVAL;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    llmux__free(o->err_msg);
-    o->err_msg = llmux__strndup_utf8(buf, strlen(buf));
-    o->err_code = code < 0 ? code : LLMUX_EPROTO;
     return 0;
 }
 
@@ -409,8 +190,8 @@ int llmux__out_merge(struct llmux_out *acc, const struct llmux_out *ch)
         return LLMUX_ENOMEM;
     if (ch->model && !acc->model && !(acc->model = llmux__strdup(ch->model)))
         return LLMUX_ENOMEM;
-    if (ch->fingerprint &&
-        set_str(&acc->fingerprint, ch->fingerprint, strlen(ch->fingerprint)))
+    if (ch->fingerprint && llmux__set_str(&acc->fingerprint, ch->fingerprint,
+                                          strlen(ch->fingerprint)))
         return LLMUX_ENOMEM;
     if (ch->created && !acc->created)
         acc->created = ch->created;
@@ -424,8 +205,8 @@ int llmux__out_merge(struct llmux_out *acc, const struct llmux_out *ch)
         return LLMUX_ENOMEM;
     if (ch->finish)
         acc->finish = ch->finish;
-    if (ch->finish_raw &&
-        set_str(&acc->finish_raw, ch->finish_raw, strlen(ch->finish_raw)))
+    if (ch->finish_raw && llmux__set_str(&acc->finish_raw, ch->finish_raw,
+                                         strlen(ch->finish_raw)))
         return LLMUX_ENOMEM;
     if (ch->has_usage) {
         const llmux_usage *u = &ch->usage;
@@ -443,126 +224,13 @@ int llmux__out_merge(struct llmux_out *acc, const struct llmux_out *ch)
     }
     for (i = 0; i < ch->n_calls; i++) {
         const llmux__call_slot *c = &ch->calls[i];
-        llmux__call_slot *s = call_slot(acc, c->pub.index);
-        if (!s ||
-            slot_update(s, c->id, c->id ? strlen(c->id) : 0, c->name,
-                        c->name ? strlen(c->name) : 0, c->args.p, c->args.len))
+        llmux__call_slot *s = llmux__out_slot(acc, c->pub.index);
+        if (!s || llmux__out_slot_update(s, c->id, c->id ? strlen(c->id) : 0,
+                                         c->name, c->name ? strlen(c->name) : 0,
+                                         c->args.p, c->args.len))
             return LLMUX_ENOMEM;
     }
     return 0;
-}
-
-/* ---- the host table ------------------------------------------------------ */
-
-static void *host_alloc(size_t n)
-{
-    return llmux__malloc(n);
-}
-
-static void *host_realloc(void *p, size_t n)
-{
-    return llmux__realloc(p, n);
-}
-
-static void host_free(void *p)
-{
-    llmux__free(p);
-}
-
-/* Plugin log lines: routed by the code currently calling into the plugin
- * (see llmux__log_target in request.c). */
-static void host_log(int level, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    llmux__vlog_plugin(level, fmt, ap);
-    va_end(ap);
-}
-
-static int http_method(llmux_http_request *r, const char *m)
-{
-    if (!r || !m)
-        return LLMUX_EINVAL;
-    return set_str(&r->method, m, strlen(m));
-}
-
-static int http_path(llmux_http_request *r, const char *p)
-{
-    if (!r || !p)
-        return LLMUX_EINVAL;
-    return set_str(&r->path, p, strlen(p));
-}
-
-static int http_header(llmux_http_request *r, const char *name,
-                       const char *value)
-{
-    char **h;
-    char *line;
-    if (!r || !name || !value || strpbrk(name, ":\r\n") ||
-        strpbrk(value, "\r\n"))
-        return LLMUX_EINVAL;
-    line = llmux__concat(name, strlen(name), ": ", value);
-    if (!line)
-        return LLMUX_ENOMEM;
-    h = llmux__realloc(r->headers, (r->n_headers + 1) * sizeof *h);
-    if (!h) {
-        llmux__free(line);
-        return LLMUX_ENOMEM;
-    }
-    r->headers = h;
-    r->headers[r->n_headers++] = line;
-    return 0;
-}
-
-static int http_body(llmux_http_request *r, const char *body, size_t len)
-{
-    if (!r || (!body && len))
-        return LLMUX_EINVAL;
-    if (set_str(&r->body, body ? body : "", len))
-        return LLMUX_ENOMEM;
-    r->body_len = len;
-    return 0;
-}
-
-static int http_framing(llmux_http_request *r, int framing)
-{
-    if (!r || (framing != LLMUX_FRAMING_SSE && framing != LLMUX_FRAMING_NDJSON))
-        return LLMUX_EINVAL;
-    r->framing = framing;
-    return 0;
-}
-
-static const char *host_option(const llmux_params *p, const char *key)
-{
-    size_t i;
-    if (!p || !key)
-        return NULL;
-    for (i = 0; i < p->n_options; i++)
-        if (llmux__strcaseeq(p->options[i].key, key))
-            return p->options[i].value;
-    return NULL;
-}
-
-const llmux_host llmux__host = {
-    LLMUX_HOST_ABI, sizeof(llmux_host), host_alloc,
-    host_realloc,   host_free,          host_log,
-    http_method,    http_path,          http_header,
-    http_body,      http_framing,       out_str,
-    out_int,        out_tool_call,      out_embedding,
-    out_model,      out_provider_error, set_error,
-    host_option,    out_token,          llmux__fmt_number,
-};
-
-void llmux__http_free(struct llmux_http_request *h)
-{
-    size_t i;
-    llmux__free(h->method);
-    llmux__free(h->path);
-    for (i = 0; i < h->n_headers; i++)
-        llmux__free(h->headers[i]);
-    llmux__free(h->headers);
-    llmux__free(h->body);
-    memset(h, 0, sizeof *h);
 }
 
 /* ---- responses ----------------------------------------------------------- */

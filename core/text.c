@@ -108,6 +108,12 @@ char *llmux__strndup_utf8(const char *s, size_t n)
     return b.p; /* non-empty: at least one U+FFFD */
 }
 
+void llmux__set_msg(char **slot, const char *msg)
+{
+    llmux__free(*slot);
+    *slot = msg ? llmux__strndup_utf8(msg, strlen(msg)) : NULL;
+}
+
 /* ---- secrets ------------------------------------------------------------- */
 
 /* Letters and digits: an occurrence of the key right next to one is part
