@@ -19,16 +19,6 @@
 
 LLMUX_BEGIN_DECL
 
-/** Log levels for the logging hook; a lower level is more severe. */
-typedef enum llmux_log_level {
-    LLMUX_LOG_ERROR = 0, /**< errors: a plugin's reason for failing a
-                              request, a client that cannot close cleanly */
-    LLMUX_LOG_WARN = 1,  /**< something to fix (TLS verification off...) */
-    LLMUX_LOG_INFO = 2,  /**< retries and fallbacks */
-    LLMUX_LOG_DEBUG = 3  /**< each HTTP attempt: method, URL (without query
-                              and credentials), status, outcome */
-} llmux_log_level;
-
 /**
  * Receives log lines of a client (llmux_client_options.log), plugins'
  * lines included, on the thread of the call or loop that logged them.

@@ -64,6 +64,18 @@ struct uv_loop_s;
 
 LLMUX_BEGIN_DECL
 
+/** Log levels, a lower level more severe: of the client's logging hook
+ * (llmux_client_options.log, llmux/client.h) and of a plugin's host->log
+ * (llmux/sys/provider.h), which is why it lives here. */
+typedef enum llmux_log_level {
+    LLMUX_LOG_ERROR = 0, /**< errors: a plugin's reason for failing a
+                              request, a client that cannot close cleanly */
+    LLMUX_LOG_WARN = 1,  /**< something to fix (TLS verification off...) */
+    LLMUX_LOG_INFO = 2,  /**< retries and fallbacks */
+    LLMUX_LOG_DEBUG = 3  /**< each HTTP attempt: method, URL (without query
+                              and credentials), status, outcome */
+} llmux_log_level;
+
 typedef struct llmux_client llmux_client;     /**< a connection pool on a loop
                                                    (llmux/client.h) */
 typedef struct llmux_request llmux_request;   /**< one operation to run

@@ -31,7 +31,6 @@
 
 #include <stdarg.h>
 
-#include "../client.h" /* llmux_log_level, for host->log */
 #include "../common.h"
 #include "../errors.h"
 #include "../request.h"
