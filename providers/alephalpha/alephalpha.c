@@ -102,7 +102,7 @@ static const char *dname(const llmux_oai_dialect *d)
 /* A provider option, or NULL when unset or empty. */
 static const char *opt(const llmux_params *p, const char *key)
 {
-    const char *v = llmux_oai_option(aa_host, p, key);
+    const char *v = llmux_pj_option(aa_host, p, key);
     return v && *v ? v : NULL;
 }
 
@@ -114,7 +114,7 @@ static int opt_bool(const llmux_oai_dialect *d, const llmux_params *p,
     *out = -1;
     if (!v)
         return 0;
-    if ((*out = llmux_oai_bool(v)) < 0) {
+    if ((*out = llmux_pj_bool(v)) < 0) {
         aa_host->log(LLMUX_LOG_ERROR, "%s: option %s=%s is not a boolean",
                      dname(d), key, v);
         return LLMUX_EINVAL;
@@ -130,7 +130,7 @@ static int opt_int(const llmux_oai_dialect *d, const llmux_params *p,
     *set = 0;
     if (!v)
         return 0;
-    if (llmux_oai_parse_i64(v, strlen(v), 1, out) != 0 || *out < min) {
+    if (llmux_pj_parse_i64(v, strlen(v), 1, out) != 0 || *out < min) {
         aa_host->log(LLMUX_LOG_ERROR,
                      "%s: option %s=%s must be an integer >= %lld", dname(d),
                      key, v, (long long)min);
@@ -143,7 +143,7 @@ static int opt_int(const llmux_oai_dialect *d, const llmux_params *p,
 static int proto(const llmux_oai_dialect *d, llmux_out *out, const char *what,
                  const char *s, size_t len)
 {
-    return llmux_oai_proto(aa_host, out, dname(d), what, s, len);
+    return llmux_pj_proto(aa_host, out, dname(d), what, s, len);
 }
 
 /* The embeddings endpoint chosen by option embed_endpoint. */
@@ -152,12 +152,12 @@ static int embed_kind(const llmux_oai_dialect *d, const llmux_params *p,
 {
     const char *v = opt(p, "embed_endpoint");
     *kind = EMB_SEMANTIC;
-    if (!v || llmux_oai_caseeq(v, "semantic_embed") ||
-        llmux_oai_caseeq(v, "batch_semantic_embed"))
+    if (!v || llmux_pj_caseeq(v, "semantic_embed") ||
+        llmux_pj_caseeq(v, "batch_semantic_embed"))
         return 0;
-    if (llmux_oai_caseeq(v, "embed"))
+    if (llmux_pj_caseeq(v, "embed"))
         *kind = EMB_LAYERS;
-    else if (llmux_oai_caseeq(v, "embeddings"))
+    else if (llmux_pj_caseeq(v, "embeddings"))
         *kind = EMB_OPENAI;
     else {
         aa_host->log(LLMUX_LOG_ERROR,
@@ -181,7 +181,7 @@ static json_object *new_str(const char *s)
 static int put_hosting(const llmux_params *p, json_object *body)
 {
     const char *v = opt(p, "hosting");
-    return v ? llmux_oai_set(body, "hosting", json_object_new_string(v)) : 0;
+    return v ? llmux_pj_set(body, "hosting", json_object_new_string(v)) : 0;
 }
 
 /* The request path, with "?nice=true" when the option nice is on. */
@@ -206,8 +206,8 @@ static int set_path(const llmux_oai_dialect *d, llmux_http_request *http,
 static int aa_patch(const llmux_oai_dialect *d, const llmux_host *h,
                     llmux_call *call, json_object *body)
 {
-    json_object *rf = llmux_oai_get(body, "response_format");
-    const char *type = llmux_oai_get_str(rf, "type", NULL);
+    json_object *rf = llmux_pj_get(body, "response_format");
+    const char *type = llmux_pj_get_str(rf, "type", NULL);
     (void)h;
     if (rf && !(type && strcmp(type, "json_schema") == 0)) {
         if (type && strcmp(type, "text") == 0) {
@@ -241,29 +241,29 @@ static int enc_complete(const llmux_oai_dialect *d, const llmux_params *p,
     }
     if ((rc = opt_int(d, p, "top_k", 0, &top_k, &set)) != 0)
         return rc;
-    if ((rc = llmux_oai_set(b, "prompt", new_str(p->prompt))) != 0)
+    if ((rc = llmux_pj_set(b, "prompt", new_str(p->prompt))) != 0)
         return rc;
     if ((p->has & LLMUX_HAS_MAX_TOKENS) &&
-        (rc = llmux_oai_set(b, mtf ? mtf : "maximum_tokens",
-                            json_object_new_int64(p->max_tokens))) != 0)
+        (rc = llmux_pj_set(b, mtf ? mtf : "maximum_tokens",
+                           json_object_new_int64(p->max_tokens))) != 0)
         return rc;
     if ((p->has & LLMUX_HAS_TEMPERATURE) &&
-        (rc = llmux_oai_add_double(aa_host, b, "temperature",
-                                   p->temperature)) != 0)
+        (rc = llmux_pj_add_double(aa_host, b, "temperature", p->temperature)) !=
+            0)
         goto bad_number;
     if (set &&
-        (rc = llmux_oai_set(b, "top_k", json_object_new_int64(top_k))) != 0)
+        (rc = llmux_pj_set(b, "top_k", json_object_new_int64(top_k))) != 0)
         return rc;
     if ((p->has & LLMUX_HAS_TOP_P) &&
-        (rc = llmux_oai_add_double(aa_host, b, "top_p", p->top_p)) != 0)
+        (rc = llmux_pj_add_double(aa_host, b, "top_p", p->top_p)) != 0)
         goto bad_number;
     /* no seed on /complete: LLMUX_HAS_SEED is ignored */
     if (p->n_stop && p->stop &&
-        (rc = llmux_oai_set(b, "stop_sequences",
-                            llmux_oai_str_array(p->stop, p->n_stop))) != 0)
+        (rc = llmux_pj_set(b, "stop_sequences",
+                           llmux_pj_str_array(p->stop, p->n_stop))) != 0)
         return rc;
     if (p->stream &&
-        (rc = llmux_oai_set(b, "stream", json_object_new_boolean(1))) != 0)
+        (rc = llmux_pj_set(b, "stream", json_object_new_boolean(1))) != 0)
         return rc;
     return 0;
 bad_number:
@@ -293,19 +293,19 @@ static int enc_semantic(const llmux_oai_dialect *d, const llmux_params *p,
     }
     if (p->n_input == 1) {
         *path = "/semantic_embed";
-        rc = llmux_oai_set(b, "prompt", new_str(p->input[0]));
+        rc = llmux_pj_set(b, "prompt", new_str(p->input[0]));
     } else {
         *path = "/batch_semantic_embed";
-        rc = llmux_oai_set(b, "prompts",
-                           llmux_oai_str_array(p->input, p->n_input));
+        rc = llmux_pj_set(b, "prompts",
+                          llmux_pj_str_array(p->input, p->n_input));
     }
     if (rc == 0)
-        rc = llmux_oai_set(b, "representation",
-                           json_object_new_string(repr ? repr : "symmetric"));
+        rc = llmux_pj_set(b, "representation",
+                          json_object_new_string(repr ? repr : "symmetric"));
     if (rc == 0 && set)
-        rc = llmux_oai_set(b, "compress_to_size", json_object_new_int64(size));
+        rc = llmux_pj_set(b, "compress_to_size", json_object_new_int64(size));
     if (rc == 0 && norm >= 0)
-        rc = llmux_oai_set(b, "normalize", json_object_new_boolean(norm));
+        rc = llmux_pj_set(b, "normalize", json_object_new_boolean(norm));
     return rc;
 }
 
@@ -328,7 +328,7 @@ static int list_opt(const llmux_oai_dialect *d, const char *key, const char *v,
         while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
             e--;
         if (s == e ||
-            (ints && llmux_oai_parse_i64(s, (size_t)(e - s), 1, &n) != 0)) {
+            (ints && llmux_pj_parse_i64(s, (size_t)(e - s), 1, &n) != 0)) {
             json_object_put(arr);
             aa_host->log(LLMUX_LOG_ERROR,
                          "%s: option %s=%s must be a comma-separated list "
@@ -365,17 +365,17 @@ static int enc_layers(const llmux_oai_dialect *d, const llmux_params *p,
                      dname(d), p->n_input);
         return LLMUX_EINVAL;
     }
-    if ((rc = llmux_oai_set(b, "prompt", new_str(p->input[0]))) != 0)
+    if ((rc = llmux_pj_set(b, "prompt", new_str(p->input[0]))) != 0)
         return rc;
     if ((rc = list_opt(d, "layers", layers ? layers : "-1", 1, &arr)) != 0 ||
-        (rc = llmux_oai_set(b, "layers", arr)) != 0)
+        (rc = llmux_pj_set(b, "layers", arr)) != 0)
         return rc;
     if ((rc = list_opt(d, "pooling", pooling ? pooling : "mean", 0, &arr)) !=
             0 ||
-        (rc = llmux_oai_set(b, "pooling", arr)) != 0)
+        (rc = llmux_pj_set(b, "pooling", arr)) != 0)
         return rc;
     if (norm >= 0 &&
-        (rc = llmux_oai_set(b, "normalize", json_object_new_boolean(norm))))
+        (rc = llmux_pj_set(b, "normalize", json_object_new_boolean(norm))))
         return rc;
     return 0;
 }
@@ -395,7 +395,7 @@ static int enc_detokenize(const llmux_params *p, json_object *b)
             return LLMUX_ENOMEM;
         }
     }
-    return llmux_oai_set(b, "token_ids", arr);
+    return llmux_pj_set(b, "token_ids", arr);
 }
 
 /* The native task endpoints: builds the body and sends it. */
@@ -411,7 +411,7 @@ static int enc_native(const llmux_oai_dialect *d, const llmux_params *p,
     }
     if (!(b = json_object_new_object()))
         return LLMUX_ENOMEM;
-    rc = llmux_oai_set(b, "model", json_object_new_string(p->model));
+    rc = llmux_pj_set(b, "model", json_object_new_string(p->model));
     if (rc == 0) {
         switch (p->op) {
         case LLMUX_OP_COMPLETE:
@@ -432,16 +432,16 @@ static int enc_native(const llmux_oai_dialect *d, const llmux_params *p,
         }
         case LLMUX_OP_EVALUATE:
             path = "/evaluate";
-            if ((rc = llmux_oai_set(b, "prompt", new_str(p->prompt))) == 0)
-                rc = llmux_oai_set(b, "completion_expected",
-                                   new_str(p->expected));
+            if ((rc = llmux_pj_set(b, "prompt", new_str(p->prompt))) == 0)
+                rc = llmux_pj_set(b, "completion_expected",
+                                  new_str(p->expected));
             break;
         case LLMUX_OP_TOKENIZE:
             path = "/tokenize";
-            if ((rc = llmux_oai_set(b, "prompt", new_str(p->prompt))) == 0 &&
-                (rc = llmux_oai_set(b, "tokens", json_object_new_boolean(1))) ==
+            if ((rc = llmux_pj_set(b, "prompt", new_str(p->prompt))) == 0 &&
+                (rc = llmux_pj_set(b, "tokens", json_object_new_boolean(1))) ==
                     0)
-                rc = llmux_oai_set(b, "token_ids", json_object_new_boolean(1));
+                rc = llmux_pj_set(b, "token_ids", json_object_new_boolean(1));
             break;
         case LLMUX_OP_DETOKENIZE:
             path = "/detokenize";
@@ -455,7 +455,7 @@ static int enc_native(const llmux_oai_dialect *d, const llmux_params *p,
         rc = put_hosting(p, b);
     if (rc == 0 && (rc = aa_host->http_method(http, "POST")) == 0 &&
         (rc = set_path(d, http, path, nice)) == 0)
-        rc = llmux_oai_http_json(aa_host, http, b);
+        rc = llmux_pj_http_json(aa_host, http, b);
     json_object_put(b);
     return rc;
 }
@@ -510,16 +510,16 @@ static int put_usage(llmux_out *out, json_object *root, int completion)
 {
     int64_t pt = -1, ct = -1;
     int rc = 0;
-    if (llmux_oai_as_int(llmux_oai_get(root, "num_tokens_prompt_total"), &pt) &&
+    if (llmux_pj_as_int(llmux_pj_get(root, "num_tokens_prompt_total"), &pt) &&
         (rc = aa_host->out_int(out, LLMUX_F_PROMPT_TOKENS, pt)) != 0)
         return rc;
     if (completion &&
-        llmux_oai_as_int(llmux_oai_get(root, "num_tokens_generated"), &ct) &&
+        llmux_pj_as_int(llmux_pj_get(root, "num_tokens_generated"), &ct) &&
         (rc = aa_host->out_int(out, LLMUX_F_COMPLETION_TOKENS, ct)) != 0)
         return rc;
     if (pt >= 0 && (!completion || ct >= 0))
         rc = aa_host->out_int(out, LLMUX_F_TOTAL_TOKENS,
-                              llmux_oai_add_counts(pt, ct > 0 ? ct : 0));
+                              llmux_pj_add_counts(pt, ct > 0 ? ct : 0));
     return rc;
 }
 
@@ -548,18 +548,18 @@ static int put_finish(llmux_out *out, json_object *fr)
 /* The index of a completion or stream item (0 when absent); -1 if bad. */
 static int64_t item_index(json_object *o)
 {
-    json_object *v = llmux_oai_get(o, "index");
+    json_object *v = llmux_pj_get(o, "index");
     int64_t i;
     if (!v)
         return 0;
-    return llmux_oai_as_int(v, &i) && i >= 0 ? i : -1;
+    return llmux_pj_as_int(v, &i) && i >= 0 ? i : -1;
 }
 
 static int dec_complete(const llmux_oai_dialect *d, const llmux_params *p,
                         llmux_out *out, json_object *root, const char *body,
                         size_t len)
 {
-    json_object *comps = llmux_oai_get(root, "completions"), *c = NULL;
+    json_object *comps = llmux_pj_get(root, "completions"), *c = NULL;
     size_t i, n;
     int rc;
     if (!json_object_is_type(comps, json_type_array))
@@ -575,15 +575,15 @@ static int dec_complete(const llmux_oai_dialect *d, const llmux_params *p,
     }
     if (!c)
         return proto(d, out, "response has no completion 0", body, len);
-    if (!json_object_is_type(llmux_oai_get(c, "completion"), json_type_string))
+    if (!json_object_is_type(llmux_pj_get(c, "completion"), json_type_string))
         return proto(d, out, "completion is not a string", body, len);
-    n = (size_t)json_object_get_string_len(llmux_oai_get(c, "completion"));
+    n = (size_t)json_object_get_string_len(llmux_pj_get(c, "completion"));
     if (n &&
         (rc = aa_host->out_str(
              out, LLMUX_F_TEXT,
-             json_object_get_string(llmux_oai_get(c, "completion")), n)) != 0)
+             json_object_get_string(llmux_pj_get(c, "completion")), n)) != 0)
         return rc;
-    if ((rc = put_finish(out, llmux_oai_get(c, "finish_reason"))) != 0 ||
+    if ((rc = put_finish(out, llmux_pj_get(c, "finish_reason"))) != 0 ||
         (rc = put_model(p, out)) != 0)
         return rc;
     return put_usage(out, root, 1);
@@ -595,7 +595,7 @@ static int put_vec(const llmux_oai_dialect *d, llmux_out *out, int index,
                    size_t len)
 {
     size_t n = 0;
-    int rc = llmux_oai_floats(aa_host, arr, buf, cap, &n);
+    int rc = llmux_pj_floats(aa_host, arr, buf, cap, &n);
     if (rc == LLMUX_EPROTO)
         return proto(d, out, "embedding is not a list of numbers", body, len);
     if (rc != 0)
@@ -630,17 +630,17 @@ static int dec_embed(const llmux_oai_dialect *d, const llmux_params *p,
         /* {"embeddings":{"layer_40":{"mean":[...]}}}: the first layer's
          * first pooling */
         json_object *v =
-            first_member(first_member(llmux_oai_get(root, "embeddings")));
+            first_member(first_member(llmux_pj_get(root, "embeddings")));
         if (!v)
             return proto(d, out, "response has no embeddings", body, len);
         rc = put_vec(d, out, 0, v, &buf, &cap, body, len);
     } else if (p->n_input == 1) {
-        embs = llmux_oai_get(root, "embedding");
+        embs = llmux_pj_get(root, "embedding");
         if (!embs)
             return proto(d, out, "response has no embedding", body, len);
         rc = put_vec(d, out, 0, embs, &buf, &cap, body, len);
     } else {
-        embs = llmux_oai_get(root, "embeddings");
+        embs = llmux_pj_get(root, "embeddings");
         if (!json_object_is_type(embs, json_type_array))
             return proto(d, out, "response has no embeddings", body, len);
         n = json_object_array_length(embs);
@@ -662,13 +662,13 @@ static int dec_evaluate(const llmux_oai_dialect *d, const llmux_params *p,
                         llmux_out *out, json_object *root, const char *body,
                         size_t len)
 {
-    json_object *r = llmux_oai_get(root, "result");
+    json_object *r = llmux_pj_get(root, "result");
     const char *s;
     size_t n = 0;
     int rc;
     if (!json_object_is_type(r, json_type_object))
         return proto(d, out, "response has no result object", body, len);
-    s = llmux_oai_text(r, &n);
+    s = llmux_pj_text(r, &n);
     if (!s)
         return LLMUX_ENOMEM;
     if ((rc = aa_host->out_str(out, LLMUX_F_RESULT_JSON, s, n)) != 0 ||
@@ -681,8 +681,8 @@ static int dec_tokenize(const llmux_oai_dialect *d, const llmux_params *p,
                         llmux_out *out, json_object *root, const char *body,
                         size_t len)
 {
-    json_object *tk = llmux_oai_get(root, "tokens"),
-                *ids = llmux_oai_get(root, "token_ids");
+    json_object *tk = llmux_pj_get(root, "tokens"),
+                *ids = llmux_pj_get(root, "token_ids");
     size_t i, n = 0, nids = 0;
     int rc;
     if ((tk && !json_object_is_type(tk, json_type_array)) ||
@@ -702,7 +702,7 @@ static int dec_tokenize(const llmux_oai_dialect *d, const llmux_params *p,
         int64_t id = -1;
         if (tk && !json_object_is_type(t, json_type_string))
             return proto(d, out, "token is not a string", body, len);
-        if (ids && (!llmux_oai_as_int(json_object_array_get_idx(ids, i), &id) ||
+        if (ids && (!llmux_pj_as_int(json_object_array_get_idx(ids, i), &id) ||
                     id < 0))
             return proto(d, out, "bad token id", body, len);
         rc = aa_host->out_token(out, t ? json_object_get_string(t) : NULL,
@@ -719,7 +719,7 @@ static int dec_detokenize(const llmux_oai_dialect *d, const llmux_params *p,
                           size_t len)
 {
     size_t n;
-    const char *s = llmux_oai_get_str(root, "result", &n);
+    const char *s = llmux_pj_get_str(root, "result", &n);
     int rc;
     if (!s)
         return proto(d, out, "response has no result text", body, len);
@@ -739,9 +739,9 @@ static int dec_models(const llmux_oai_dialect *d, llmux_out *out,
     n = json_object_array_length(root);
     for (i = 0; i < n; i++) {
         json_object *m = json_object_array_get_idx(root, i);
-        const char *name = llmux_oai_get_str(m, "name", NULL);
+        const char *name = llmux_pj_get_str(m, "name", NULL);
         if (!name)
-            name = llmux_oai_get_str(m, "id", NULL);
+            name = llmux_pj_get_str(m, "id", NULL);
         if (name && *name && (rc = aa_host->out_model(out, name, NULL, 0)) != 0)
             return rc;
     }
@@ -754,18 +754,18 @@ static int dec_native(const llmux_oai_dialect *d, llmux_call *call, int kind,
     const llmux_params *p = call->params;
     const char *body = resp->body;
     size_t len = resp->body_len;
-    json_tokener *tok = llmux_oai_tok_take(JSON_TOKENER_DEFAULT_DEPTH);
+    json_tokener *tok = llmux_pj_tok_take(JSON_TOKENER_DEFAULT_DEPTH);
     json_object *root = NULL;
     int rc;
     if (!tok) {
         aa_host->set_error(out, LLMUX_ENOMEM, "%s: out of memory", dname(d));
         return LLMUX_ENOMEM;
     }
-    if (llmux_oai_parse(tok, body, len, &root) != 0) {
+    if (llmux_pj_parse(tok, body, len, &root) != 0) {
         rc = proto(d, out, "response is not valid JSON", body, len);
     } else if (json_object_is_type(root, json_type_object) &&
-               llmux_oai_get(root, "error")) {
-        rc = llmux_oai_body_error(aa_host, out, root, body, len);
+               llmux_pj_get(root, "error")) {
+        rc = llmux_pj_body_error(aa_host, out, root, body, len);
     } else if (p->op == LLMUX_OP_MODELS) {
         rc = dec_models(d, out, root, body, len);
     } else if (!json_object_is_type(root, json_type_object)) {
@@ -795,7 +795,7 @@ static int dec_native(const llmux_oai_dialect *d, llmux_call *call, int kind,
         }
     }
     json_object_put(root);
-    llmux_oai_tok_give(tok, JSON_TOKENER_DEFAULT_DEPTH);
+    llmux_pj_tok_give(tok, JSON_TOKENER_DEFAULT_DEPTH);
     return rc;
 }
 
@@ -887,7 +887,7 @@ static int complete_event(const llmux_oai_dialect *d, llmux_call *call,
     int rc = 0, is_err;
     if (!s)
         return 0;
-    s = llmux_oai_trim(s, &len);
+    s = llmux_pj_trim(s, &len);
     if (len == 6 && memcmp(s, "[DONE]", 6) == 0)
         return LLMUX_EVENT_DONE;
     if (!len)
@@ -901,30 +901,30 @@ static int complete_event(const llmux_oai_dialect *d, llmux_call *call,
         memset(st, 0, sizeof(*st));
         call->state = st;
     }
-    if (!(tok = llmux_oai_tok_take(JSON_TOKENER_DEFAULT_DEPTH))) {
+    if (!(tok = llmux_pj_tok_take(JSON_TOKENER_DEFAULT_DEPTH))) {
         aa_host->set_error(out, LLMUX_ENOMEM, "%s: out of memory", dname(d));
         return LLMUX_ENOMEM;
     }
     is_err = ev->event && strcmp(ev->event, "error") == 0;
-    rc = llmux_oai_parse(tok, s, len, &root);
-    llmux_oai_tok_give(tok, JSON_TOKENER_DEFAULT_DEPTH);
+    rc = llmux_pj_parse(tok, s, len, &root);
+    llmux_pj_tok_give(tok, JSON_TOKENER_DEFAULT_DEPTH);
     if (rc != 0 || !json_object_is_type(root, json_type_object)) {
         json_object_put(root);
         if (is_err) /* an error event that is no JSON object */
-            return llmux_oai_body_error(aa_host, out, NULL, s, len);
+            return llmux_pj_body_error(aa_host, out, NULL, s, len);
         return proto(d, out, "bad stream event", s, len);
     }
-    if (is_err || llmux_oai_get(root, "error")) {
-        rc = llmux_oai_body_error(aa_host, out, root, s, len);
+    if (is_err || llmux_pj_get(root, "error")) {
+        rc = llmux_pj_body_error(aa_host, out, root, s, len);
         json_object_put(root);
         return rc;
     }
-    type = llmux_oai_get_str(root, "type", NULL);
+    type = llmux_pj_get_str(root, "type", NULL);
     idx = item_index(root);
     if (!type) {
         rc = proto(d, out, "stream item has no type", s, len);
     } else if (strcmp(type, "stream_chunk") == 0) {
-        json_object *c = llmux_oai_get(root, "completion");
+        json_object *c = llmux_pj_get(root, "completion");
         if (idx < 0 || !json_object_is_type(c, json_type_string))
             rc = proto(d, out, "bad stream_chunk", s, len);
         else if (idx == 0 && json_object_get_string_len(c))
@@ -934,7 +934,7 @@ static int complete_event(const llmux_oai_dialect *d, llmux_call *call,
         if (idx < 0)
             rc = proto(d, out, "bad stream_summary", s, len);
         else if (idx == 0)
-            rc = put_finish(out, llmux_oai_get(root, "finish_reason"));
+            rc = put_finish(out, llmux_pj_get(root, "finish_reason"));
     } else if (strcmp(type, "completion_summary") == 0) {
         /* the last item; the model again in case the first item carried
          * nothing to pass on */

@@ -6,7 +6,7 @@
  * once. Decoding parses each body or stream event once with json-c and
  * walks the tree, handing strings to the host's builders straight from the
  * parsed objects (no intermediate copies). Every parse borrows a spare
- * json_tokener (llmux_oai_tok_take), so a stream holds none between events.
+ * json_tokener (llmux_pj_tok_take), so a stream holds none between events.
  */
 #include <json-c/json.h>
 #include <string.h>
@@ -29,13 +29,13 @@ static const char *dname(const llmux_oai_dialect *d)
 
 static int get_int(json_object *o, const char *key, int64_t *out)
 {
-    return llmux_oai_as_int(llmux_oai_get(o, key), out);
+    return llmux_pj_as_int(llmux_pj_get(o, key), out);
 }
 
 static int proto(const llmux_oai_dialect *d, const llmux_host *h,
                  llmux_out *out, const char *what, const char *s, size_t len)
 {
-    return llmux_oai_proto(h, out, dname(d), what, s, len);
+    return llmux_pj_proto(h, out, dname(d), what, s, len);
 }
 
 int llmux_oai_never(const llmux_oai_dialect *d, const char *key)
@@ -91,7 +91,7 @@ static int put_dbl(oai_enc *e, const char *key, double v, const char *what)
     int rc;
     if (llmux_oai_never(e->d, key))
         return 0;
-    rc = llmux_oai_add_double(e->h, e->body, key, v);
+    rc = llmux_pj_add_double(e->h, e->body, key, v);
     if (rc == LLMUX_EINVAL)
         e->h->log(LLMUX_LOG_ERROR, "%s: %s is not a finite number", dname(e->d),
                   what);
@@ -103,8 +103,8 @@ static int put_dbl(oai_enc *e, const char *key, double v, const char *what)
 static int user_json(oai_enc *e, const char *text, const char *what,
                      json_object **out)
 {
-    return llmux_oai_user_json(e->h, dname(e->d), &e->tok, OAI_REQ_DEPTH, text,
-                               what, out);
+    return llmux_pj_user_json(e->h, dname(e->d), &e->tok, OAI_REQ_DEPTH, text,
+                              what, out);
 }
 
 static int put_user_json(oai_enc *e, const char *key, const char *text,
@@ -146,7 +146,7 @@ static int enc_tool_calls(oai_enc *e, json_object *m, const llmux_msg *msg)
     rc = put(e, m, "tool_calls", arr);
     for (i = 0; rc == 0 && i < msg->n_tool_calls; i++) {
         const llmux_tool_call *tc = &msg->tool_calls[i];
-        json_object *c = llmux_oai_push_object(arr);
+        json_object *c = llmux_pj_push_object(arr);
         json_object *fn = c ? json_object_new_object() : NULL;
         if (!fn)
             return LLMUX_ENOMEM;
@@ -175,7 +175,7 @@ static int enc_message(oai_enc *e, json_object *arr, const llmux_msg *msg,
                   dname(e->d), i, msg->role);
         return LLMUX_EINVAL;
     }
-    if (!(m = llmux_oai_push_object(arr)))
+    if (!(m = llmux_pj_push_object(arr)))
         return LLMUX_ENOMEM;
     if ((rc = put_str(e, m, "role", role)) != 0)
         return rc;
@@ -218,7 +218,7 @@ static int enc_stop(oai_enc *e)
     json_object *arr;
     if (!p->n_stop || !p->stop || llmux_oai_never(e->d, "stop"))
         return 0;
-    arr = llmux_oai_str_array(p->stop, p->n_stop);
+    arr = llmux_pj_str_array(p->stop, p->n_stop);
     return arr ? put(e, e->body, "stop", arr) : LLMUX_ENOMEM;
 }
 
@@ -324,7 +324,7 @@ static int enc_chat(oai_enc *e)
         if ((rc = enc_message(e, msgs, &p->messages[i], i)) != 0)
             return rc;
     if (p->has & LLMUX_HAS_MAX_TOKENS) {
-        mtf = llmux_oai_option(e->h, p, "max_tokens_field");
+        mtf = llmux_pj_option(e->h, p, "max_tokens_field");
         if (!mtf || !*mtf)
             mtf = d->max_tokens_field ? d->max_tokens_field : "max_tokens";
         if ((rc = put_i64(e, e->body, mtf, p->max_tokens)) != 0)
@@ -353,7 +353,7 @@ static int enc_chat(oai_enc *e)
     if (d->body_options) {
         const char *const *k;
         for (k = d->body_options; *k; k++) {
-            const char *v = llmux_oai_option(e->h, p, *k);
+            const char *v = llmux_pj_option(e->h, p, *k);
             if (v && *v && (rc = put_str(e, e->body, *k, v)) != 0)
                 return rc;
         }
@@ -394,17 +394,17 @@ static int enc_embed(oai_enc *e)
     if (p->n_input == 1) {
         rc = put_str(e, e->body, "input", p->input[0] ? p->input[0] : "");
     } else {
-        json_object *arr = llmux_oai_str_array(p->input, p->n_input);
+        json_object *arr = llmux_pj_str_array(p->input, p->n_input);
         rc = arr ? put(e, e->body, "input", arr) : LLMUX_ENOMEM;
     }
     if (rc != 0)
         return rc;
     if ((rc = put_str(e, e->body, "encoding_format", "float")) != 0)
         return rc;
-    dim = llmux_oai_option(e->h, p, "dimensions");
+    dim = llmux_pj_option(e->h, p, "dimensions");
     if (dim && *dim) {
         int64_t n;
-        if (llmux_oai_parse_uint(dim, &n) != 0 || n <= 0) {
+        if (llmux_pj_parse_uint(dim, &n) != 0 || n <= 0) {
             e->h->log(LLMUX_LOG_ERROR,
                       "%s: option dimensions must be a positive integer",
                       dname(e->d));
@@ -423,7 +423,7 @@ static int enc_headers(oai_enc *e, llmux_http_request *http)
     if (!e->d->header_options)
         return 0;
     for (ho = e->d->header_options; ho->option; ho++) {
-        const char *v = llmux_oai_option(e->h, e->p, ho->option);
+        const char *v = llmux_pj_option(e->h, e->p, ho->option);
         if (v && *v && (rc = e->h->http_header(http, ho->header, v)) != 0)
             return rc;
     }
@@ -478,9 +478,9 @@ int llmux_oai_encode(const llmux_oai_dialect *d, const llmux_host *h,
     if (rc == 0 && (rc = h->http_method(http, "POST")) == 0 &&
         (rc = h->http_path(http, path)) == 0 &&
         (rc = enc_headers(&e, http)) == 0)
-        rc = llmux_oai_http_json(h, http, e.body);
+        rc = llmux_pj_http_json(h, http, e.body);
     json_object_put(e.body);
-    llmux_oai_tok_give(e.tok, OAI_REQ_DEPTH);
+    llmux_pj_tok_give(e.tok, OAI_REQ_DEPTH);
     return rc;
 }
 
@@ -537,17 +537,17 @@ int llmux_oai_put_content(const llmux_host *h, llmux_out *out,
     n = json_object_array_length(content);
     for (i = 0; i < n; i++) {
         json_object *part = json_object_array_get_idx(content, i);
-        const char *type = llmux_oai_get_str(part, "type", NULL);
+        const char *type = llmux_pj_get_str(part, "type", NULL);
         json_object *v;
         rc = 0;
         if (json_object_is_type(part, json_type_string)) {
             rc = put_string(h, out, field, part);
         } else if (type && strcmp(type, "thinking") == 0) {
-            v = llmux_oai_get(part, "thinking");
+            v = llmux_pj_get(part, "thinking");
             rc = llmux_oai_put_content(h, out, v, LLMUX_F_REASONING);
         } else if (!type || strcmp(type, "text") == 0 ||
                    strcmp(type, "output_text") == 0) {
-            v = llmux_oai_get(part, "text");
+            v = llmux_pj_get(part, "text");
             if (json_object_is_type(v, json_type_string))
                 rc = put_string(h, out, field, v);
         }
@@ -574,11 +574,11 @@ int llmux_oai_put_usage(const llmux_host *h, llmux_out *out, json_object *u)
         if (get_int(u, top[i].key, &v) &&
             (rc = h->out_int(out, top[i].field, v)) != 0)
             return rc;
-    if (get_int(llmux_oai_get(u, "prompt_tokens_details"), "cached_tokens",
+    if (get_int(llmux_pj_get(u, "prompt_tokens_details"), "cached_tokens",
                 &v) &&
         (rc = h->out_int(out, LLMUX_F_CACHED_TOKENS, v)) != 0)
         return rc;
-    if (get_int(llmux_oai_get(u, "completion_tokens_details"),
+    if (get_int(llmux_pj_get(u, "completion_tokens_details"),
                 "reasoning_tokens", &v) &&
         (rc = h->out_int(out, LLMUX_F_REASONING_TOKENS, v)) != 0)
         return rc;
@@ -662,34 +662,34 @@ static int stream_slot(const llmux_host *h, oai_state *st, int has_wire,
 static int put_call(const llmux_host *h, llmux_out *out, json_object *tc,
                     int pos, oai_state *st)
 {
-    json_object *fn = llmux_oai_get(tc, "function"), *args, *wire_v;
+    json_object *fn = llmux_pj_get(tc, "function"), *args, *wire_v;
     const char *id, *name, *a = "";
     size_t alen = 0, n, id_len;
     int64_t wire = -1;
     int index = pos;
     if (!json_object_is_type(fn, json_type_object))
         fn = tc; /* {"name","arguments"} at the top (legacy shapes) */
-    wire_v = llmux_oai_get(tc, "index");
-    if (wire_v && (!llmux_oai_as_int(wire_v, &wire) || wire < 0 ||
+    wire_v = llmux_pj_get(tc, "index");
+    if (wire_v && (!llmux_pj_as_int(wire_v, &wire) || wire < 0 ||
                    wire >= OAI_MAX_TOOL_INDEX))
         return LLMUX_EPROTO;
     /* Later deltas of some servers repeat "name":"" (or "id":""): empty
      * means "not given", never "rename to nothing". */
-    id = llmux_oai_get_str(tc, "id", &id_len);
+    id = llmux_pj_get_str(tc, "id", &id_len);
     if (id && !id_len)
         id = NULL;
-    name = llmux_oai_get_str(fn, "name", &n);
+    name = llmux_pj_get_str(fn, "name", &n);
     if (name && !n)
         name = NULL;
     if (st &&
         (index = stream_slot(h, st, wire_v != NULL, wire, id, id_len)) < 0)
         return index;
-    args = llmux_oai_get(fn, "arguments");
+    args = llmux_pj_get(fn, "arguments");
     if (json_object_is_type(args, json_type_string)) {
         a = json_object_get_string(args);
         alen = (size_t)json_object_get_string_len(args);
     } else if (args) {
-        a = llmux_oai_text(args, &alen); /* an object: send it as JSON text */
+        a = llmux_pj_text(args, &alen); /* an object: send it as JSON text */
         if (!a)
             return LLMUX_ENOMEM;
     }
@@ -805,7 +805,7 @@ static int put_meta(const llmux_host *h, llmux_out *out, const oai_top *t,
         (rc = put_meta_str(h, out, LLMUX_F_SYSTEM_FINGERPRINT, t->fingerprint,
                            META_FP, meta)))
         return rc;
-    if (!(*meta & META_CREATED) && llmux_oai_as_int(t->created, &v)) {
+    if (!(*meta & META_CREATED) && llmux_pj_as_int(t->created, &v)) {
         if ((rc = h->out_int(out, LLMUX_F_CREATED, v)) != 0)
             return rc;
         *meta |= META_CREATED;
@@ -824,7 +824,7 @@ static json_object *first_choice(json_object *choices)
         if (!json_object_is_type(c, json_type_object))
             return c; /* reported by the caller */
         if (!json_object_object_get_ex(c, "index", &idx) ||
-            (llmux_oai_as_int(idx, &i0) && i0 == 0))
+            (llmux_pj_as_int(idx, &i0) && i0 == 0))
             return c;
     }
     return NULL;
@@ -987,7 +987,7 @@ static int decode_embed(const llmux_oai_dialect *d, const llmux_host *h,
                         llmux_out *out, json_object *root, const char *body,
                         size_t len)
 {
-    json_object *data = llmux_oai_get(root, "data");
+    json_object *data = llmux_pj_get(root, "data");
     float *buf = NULL;
     size_t cap = 0, i, n;
     const char *s;
@@ -998,16 +998,16 @@ static int decode_embed(const llmux_oai_dialect *d, const llmux_host *h,
     n = json_object_array_length(data);
     for (i = 0; rc == 0 && i < n; i++) {
         json_object *item = json_object_array_get_idx(data, i);
-        json_object *emb = llmux_oai_get(item, "embedding");
+        json_object *emb = llmux_pj_get(item, "embedding");
         int64_t index = (int64_t)i;
         size_t dim = 0;
-        if (llmux_oai_get(item, "index") && (!get_int(item, "index", &index) ||
-                                             index < 0 || (size_t)index >= n)) {
+        if (llmux_pj_get(item, "index") && (!get_int(item, "index", &index) ||
+                                            index < 0 || (size_t)index >= n)) {
             rc = proto(d, h, out, "bad embedding index", body, len);
             break;
         }
         if (json_object_is_type(emb, json_type_array)) {
-            rc = llmux_oai_floats(h, emb, &buf, &cap, &dim);
+            rc = llmux_pj_floats(h, emb, &buf, &cap, &dim);
             if (rc == LLMUX_EPROTO)
                 rc =
                     proto(d, h, out, "embedding holds a non-number", body, len);
@@ -1029,10 +1029,10 @@ static int decode_embed(const llmux_oai_dialect *d, const llmux_host *h,
     }
     if (buf)
         h->free(buf);
-    if (rc == 0 && (s = llmux_oai_get_str(root, "model", &sl)) && sl)
+    if (rc == 0 && (s = llmux_pj_get_str(root, "model", &sl)) && sl)
         rc = h->out_str(out, LLMUX_F_MODEL, s, sl);
     if (rc == 0)
-        rc = llmux_oai_put_usage(h, out, llmux_oai_get(root, "usage"));
+        rc = llmux_oai_put_usage(h, out, llmux_pj_get(root, "usage"));
     return rc;
 }
 
@@ -1042,7 +1042,7 @@ static int decode_models(const llmux_oai_dialect *d, const llmux_host *h,
 {
     json_object *data = json_object_is_type(root, json_type_array)
                             ? root
-                            : llmux_oai_get(root, "data");
+                            : llmux_pj_get(root, "data");
     size_t i, n;
     int rc;
     if (!json_object_is_type(data, json_type_array))
@@ -1050,12 +1050,12 @@ static int decode_models(const llmux_oai_dialect *d, const llmux_host *h,
     n = json_object_array_length(data);
     for (i = 0; i < n; i++) {
         json_object *m = json_object_array_get_idx(data, i);
-        const char *id = llmux_oai_get_str(m, "id", NULL);
+        const char *id = llmux_pj_get_str(m, "id", NULL);
         int64_t created = 0;
         if (!id)
             continue;
         get_int(m, "created", &created);
-        if ((rc = h->out_model(out, id, llmux_oai_get_str(m, "owned_by", NULL),
+        if ((rc = h->out_model(out, id, llmux_pj_get_str(m, "owned_by", NULL),
                                created)) != 0)
             return rc;
     }
@@ -1078,7 +1078,7 @@ int llmux_oai_decode(const llmux_oai_dialect *d, const llmux_host *h,
                      llmux_call *call, const llmux_http_response *resp,
                      llmux_out *out)
 {
-    json_tokener *tok = llmux_oai_tok_take(JSON_TOKENER_DEFAULT_DEPTH);
+    json_tokener *tok = llmux_pj_tok_take(JSON_TOKENER_DEFAULT_DEPTH);
     json_object *root = NULL;
     const char *body = resp->body;
     size_t len = resp->body_len;
@@ -1089,7 +1089,7 @@ int llmux_oai_decode(const llmux_oai_dialect *d, const llmux_host *h,
         h->set_error(out, LLMUX_ENOMEM, "%s: out of memory", dname(d));
         return LLMUX_ENOMEM;
     }
-    if (llmux_oai_parse(tok, body, len, &root) != 0) {
+    if (llmux_pj_parse(tok, body, len, &root) != 0) {
         rc = proto(d, h, out, "response is not valid JSON", body, len);
         goto done;
     }
@@ -1102,8 +1102,8 @@ int llmux_oai_decode(const llmux_oai_dialect *d, const llmux_host *h,
     rc = run_fixup(d, h, call, LLMUX_OAI_RESPONSE, root, out, &handled);
     if (handled || rc != 0)
         goto done;
-    if (llmux_oai_get(root, "error")) {
-        rc = llmux_oai_body_error(h, out, root, body, len);
+    if (llmux_pj_get(root, "error")) {
+        rc = llmux_pj_body_error(h, out, root, body, len);
         goto done;
     }
     switch (op) {
@@ -1125,7 +1125,7 @@ int llmux_oai_decode(const llmux_oai_dialect *d, const llmux_host *h,
     }
 done:
     json_object_put(root);
-    llmux_oai_tok_give(tok, JSON_TOKENER_DEFAULT_DEPTH);
+    llmux_pj_tok_give(tok, JSON_TOKENER_DEFAULT_DEPTH);
     return rc;
 }
 
@@ -1142,7 +1142,7 @@ int llmux_oai_decode_event(const llmux_oai_dialect *d, const llmux_host *h,
     int rc, handled, is_err_event;
     if (!s)
         return 0;
-    s = llmux_oai_trim(s, &len);
+    s = llmux_pj_trim(s, &len);
     if (len >= 6 && memcmp(s, "[DONE]", 6) == 0)
         return LLMUX_EVENT_DONE;
     if (!len)
@@ -1150,28 +1150,28 @@ int llmux_oai_decode_event(const llmux_oai_dialect *d, const llmux_host *h,
     is_err_event = ev->event && strcmp(ev->event, "error") == 0;
     st = call->state;
     if (!st) {
-        st = llmux_oai_state_new(h, out, dname(d), sizeof(*st));
+        st = llmux_pj_state_new(h, out, dname(d), sizeof(*st));
         if (!st)
             return LLMUX_ENOMEM;
         call->state = st;
     }
-    if (!(tok = llmux_oai_tok_take(JSON_TOKENER_DEFAULT_DEPTH))) {
+    if (!(tok = llmux_pj_tok_take(JSON_TOKENER_DEFAULT_DEPTH))) {
         h->set_error(out, LLMUX_ENOMEM, "%s: out of memory", dname(d));
         return LLMUX_ENOMEM;
     }
-    rc = llmux_oai_parse(tok, s, len, &root);
-    llmux_oai_tok_give(tok, JSON_TOKENER_DEFAULT_DEPTH);
+    rc = llmux_pj_parse(tok, s, len, &root);
+    llmux_pj_tok_give(tok, JSON_TOKENER_DEFAULT_DEPTH);
     if (rc != 0 || !json_object_is_type(root, json_type_object)) {
         json_object_put(root);
         if (is_err_event) /* an error event that is no JSON object */
-            return llmux_oai_body_error(h, out, NULL, s, len);
+            return llmux_pj_body_error(h, out, NULL, s, len);
         return proto(d, h, out, "bad stream event", s, len);
     }
     rc = run_fixup(d, h, call, LLMUX_OAI_EVENT, root, out, &handled);
     if (!handled && rc == 0) {
         scan_top(root, &t);
         if (is_err_event || t.error)
-            rc = llmux_oai_body_error(h, out, root, s, len);
+            rc = llmux_pj_body_error(h, out, root, s, len);
         else
             rc = decode_choices(d, h, out, &t, &st->meta, st, s, len);
     }
@@ -1188,17 +1188,17 @@ int llmux_oai_decode_error(const llmux_oai_dialect *d, const llmux_host *h,
     int handled, rc = 0;
     if (!resp->body || !resp->body_len)
         return 0;
-    tok = llmux_oai_tok_take(JSON_TOKENER_DEFAULT_DEPTH);
+    tok = llmux_pj_tok_take(JSON_TOKENER_DEFAULT_DEPTH);
     if (!tok)
         return 0; /* the core falls back to the raw body */
-    if (llmux_oai_parse(tok, resp->body, resp->body_len, &root) == 0 &&
+    if (llmux_pj_parse(tok, resp->body, resp->body_len, &root) == 0 &&
         json_object_is_type(root, json_type_object)) {
         rc = run_fixup(d, h, call, LLMUX_OAI_ERROR, root, out, &handled);
         if (!handled && rc == 0)
-            rc = llmux_oai_put_error(h, out, root) < 0 ? LLMUX_ENOMEM : 0;
+            rc = llmux_pj_put_error(h, out, root) < 0 ? LLMUX_ENOMEM : 0;
     }
     json_object_put(root);
-    llmux_oai_tok_give(tok, JSON_TOKENER_DEFAULT_DEPTH);
+    llmux_pj_tok_give(tok, JSON_TOKENER_DEFAULT_DEPTH);
     return rc;
 }
 
@@ -1243,7 +1243,7 @@ static char *own_str(const llmux_host *h, oai_owned *o, const char *s)
 
 static int is_none(const char *v)
 {
-    return !*v || llmux_oai_caseeq(v, "none");
+    return !*v || llmux_pj_caseeq(v, "none");
 }
 
 static int set_never(const llmux_host *h, oai_owned *o, const char *list)
@@ -1335,15 +1335,15 @@ int llmux_oai_dialect_configure(const llmux_oai_dialect *base,
         char *s = NULL;
         if (!k || !v)
             continue;
-        for (kk = keys; *kk && !llmux_oai_caseeq(*kk, k); kk++)
+        for (kk = keys; *kk && !llmux_pj_caseeq(*kk, k); kk++)
             ;
         if (!*kk)
             continue; /* an option for the core or for requests */
         if (!o && !(o = owned_new(h, base)))
             return LLMUX_ENOMEM;
-        if (llmux_oai_caseeq(k, "stream_usage")) {
-            if (llmux_oai_bool(v) >= 0)
-                o->d.stream_usage = llmux_oai_bool(v);
+        if (llmux_pj_caseeq(k, "stream_usage")) {
+            if (llmux_pj_bool(v) >= 0)
+                o->d.stream_usage = llmux_pj_bool(v);
             else {
                 h->log(LLMUX_LOG_ERROR, "%s: stream_usage=%s is not a boolean",
                        dname(base), v);
@@ -1352,7 +1352,7 @@ int llmux_oai_dialect_configure(const llmux_oai_dialect *base,
             }
             continue;
         }
-        if (llmux_oai_caseeq(k, "never_send")) {
+        if (llmux_pj_caseeq(k, "never_send")) {
             if (o->never) {
                 h->log(LLMUX_LOG_ERROR, "%s: never_send given twice",
                        dname(base));
@@ -1367,18 +1367,18 @@ int llmux_oai_dialect_configure(const llmux_oai_dialect *base,
             rc = LLMUX_ENOMEM;
             break;
         }
-        if (llmux_oai_caseeq(k, "max_tokens_field"))
+        if (llmux_pj_caseeq(k, "max_tokens_field"))
             o->d.max_tokens_field = s ? s : base->max_tokens_field;
-        else if (llmux_oai_caseeq(k, "complete_max_tokens_field"))
+        else if (llmux_pj_caseeq(k, "complete_max_tokens_field"))
             o->d.complete_max_tokens_field =
                 s ? s : base->complete_max_tokens_field;
-        else if (llmux_oai_caseeq(k, "seed_field"))
+        else if (llmux_pj_caseeq(k, "seed_field"))
             o->d.seed_field = s;
-        else if (llmux_oai_caseeq(k, "chat_path"))
+        else if (llmux_pj_caseeq(k, "chat_path"))
             o->d.chat_path = s;
-        else if (llmux_oai_caseeq(k, "complete_path"))
+        else if (llmux_pj_caseeq(k, "complete_path"))
             o->d.complete_path = s;
-        else if (llmux_oai_caseeq(k, "embed_path"))
+        else if (llmux_pj_caseeq(k, "embed_path"))
             o->d.embed_path = s;
         else
             o->d.models_path = s;
@@ -1427,7 +1427,7 @@ int llmux_oai_provider_init(const llmux_oai_dialect *base, const llmux_host *h,
 void llmux_oai_provider_teardown(void *provctx)
 {
     oai_provctx *c = provctx;
-    llmux_oai_tok_drain();
+    llmux_pj_tok_drain();
     if (!c)
         return;
     llmux_oai_dialect_free(c->h, c->owned);

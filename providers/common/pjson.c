@@ -13,7 +13,7 @@
 
 /* ---- text ---------------------------------------------------------------- */
 
-int llmux_oai_caseeq(const char *a, const char *b)
+int llmux_pj_caseeq(const char *a, const char *b)
 {
     for (;; a++, b++) {
         int ca = (unsigned char)*a, cb = (unsigned char)*b;
@@ -28,21 +28,21 @@ int llmux_oai_caseeq(const char *a, const char *b)
     }
 }
 
-int llmux_oai_bool(const char *v)
+int llmux_pj_bool(const char *v)
 {
     static const char *const yes[] = {"1", "true", "yes", "on", NULL};
     static const char *const no[] = {"0", "false", "no", "off", NULL};
     int i;
     for (i = 0; v && yes[i]; i++)
-        if (llmux_oai_caseeq(v, yes[i]))
+        if (llmux_pj_caseeq(v, yes[i]))
             return 1;
     for (i = 0; v && no[i]; i++)
-        if (llmux_oai_caseeq(v, no[i]))
+        if (llmux_pj_caseeq(v, no[i]))
             return 0;
     return -1;
 }
 
-int llmux_oai_parse_i64(const char *s, size_t n, int sign, int64_t *out)
+int llmux_pj_parse_i64(const char *s, size_t n, int sign, int64_t *out)
 {
     int64_t v = 0;
     size_t i = 0;
@@ -62,11 +62,11 @@ int llmux_oai_parse_i64(const char *s, size_t n, int sign, int64_t *out)
     return 0;
 }
 
-int llmux_oai_parse_uint(const char *s, int64_t *out)
+int llmux_pj_parse_uint(const char *s, int64_t *out)
 {
     if (!s)
         return -1;
-    return llmux_oai_parse_i64(s, strlen(s), 0, out);
+    return llmux_pj_parse_i64(s, strlen(s), 0, out);
 }
 
 static int is_space(char c)
@@ -74,7 +74,7 @@ static int is_space(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-const char *llmux_oai_trim(const char *s, size_t *len)
+const char *llmux_pj_trim(const char *s, size_t *len)
 {
     size_t n = *len;
     while (n && is_space(*s))
@@ -85,8 +85,8 @@ const char *llmux_oai_trim(const char *s, size_t *len)
     return s;
 }
 
-const char *llmux_oai_option(const llmux_host *h, const llmux_params *p,
-                             const char *key)
+const char *llmux_pj_option(const llmux_host *h, const llmux_params *p,
+                            const char *key)
 {
     if (!LLMUX_HOST_HAS(h, option) || !h->option)
         return NULL;
@@ -95,7 +95,7 @@ const char *llmux_oai_option(const llmux_host *h, const llmux_params *p,
 
 /* ---- JSON values --------------------------------------------------------- */
 
-json_object *llmux_oai_get(json_object *o, const char *key)
+json_object *llmux_pj_get(json_object *o, const char *key)
 {
     json_object *v = NULL;
     if (!json_object_is_type(o, json_type_object))
@@ -104,9 +104,9 @@ json_object *llmux_oai_get(json_object *o, const char *key)
     return v;
 }
 
-const char *llmux_oai_get_str(json_object *o, const char *key, size_t *len)
+const char *llmux_pj_get_str(json_object *o, const char *key, size_t *len)
 {
-    json_object *v = llmux_oai_get(o, key);
+    json_object *v = llmux_pj_get(o, key);
     if (!json_object_is_type(v, json_type_string))
         return NULL;
     if (len)
@@ -114,7 +114,7 @@ const char *llmux_oai_get_str(json_object *o, const char *key, size_t *len)
     return json_object_get_string(v);
 }
 
-int llmux_oai_as_int(json_object *v, int64_t *out)
+int llmux_pj_as_int(json_object *v, int64_t *out)
 {
     if (json_object_is_type(v, json_type_int)) {
         *out = json_object_get_int64(v);
@@ -130,18 +130,18 @@ int llmux_oai_as_int(json_object *v, int64_t *out)
     return 0;
 }
 
-int64_t llmux_oai_add_counts(int64_t a, int64_t b)
+int64_t llmux_pj_add_counts(int64_t a, int64_t b)
 {
     return a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
-const char *llmux_oai_text(json_object *v, size_t *len)
+const char *llmux_pj_text(json_object *v, size_t *len)
 {
     return json_object_to_json_string_length(
         v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
 }
 
-int llmux_oai_set(json_object *obj, const char *key, json_object *v)
+int llmux_pj_set(json_object *obj, const char *key, json_object *v)
 {
     if (!v)
         return LLMUX_ENOMEM;
@@ -152,7 +152,7 @@ int llmux_oai_set(json_object *obj, const char *key, json_object *v)
     return 0;
 }
 
-int llmux_oai_push_str(json_object *arr, const char *s)
+int llmux_pj_push_str(json_object *arr, const char *s)
 {
     json_object *v = json_object_new_string(s);
     if (!v || json_object_array_add(arr, v) != 0) {
@@ -162,7 +162,7 @@ int llmux_oai_push_str(json_object *arr, const char *s)
     return 0;
 }
 
-json_object *llmux_oai_push_object(json_object *arr)
+json_object *llmux_pj_push_object(json_object *arr)
 {
     json_object *o = json_object_new_object();
     if (o && json_object_array_add(arr, o) != 0) {
@@ -172,14 +172,14 @@ json_object *llmux_oai_push_object(json_object *arr)
     return o;
 }
 
-json_object *llmux_oai_str_array(const char *const *v, size_t n)
+json_object *llmux_pj_str_array(const char *const *v, size_t n)
 {
     json_object *arr = json_object_new_array_ext((int)n);
     size_t i;
     if (!arr)
         return NULL;
     for (i = 0; i < n; i++) {
-        if (llmux_oai_push_str(arr, v[i] ? v[i] : "") != 0) {
+        if (llmux_pj_push_str(arr, v[i] ? v[i] : "") != 0) {
             json_object_put(arr);
             return NULL;
         }
@@ -187,8 +187,8 @@ json_object *llmux_oai_str_array(const char *const *v, size_t n)
     return arr;
 }
 
-int llmux_oai_add_double(const llmux_host *h, json_object *obj, const char *key,
-                         double v)
+int llmux_pj_add_double(const llmux_host *h, json_object *obj, const char *key,
+                        double v)
 {
     char buf[48];
     json_object *num;
@@ -228,8 +228,8 @@ int llmux_oai_add_double(const llmux_host *h, json_object *obj, const char *key,
     return 0;
 }
 
-int llmux_oai_floats(const llmux_host *h, json_object *arr, float **buf,
-                     size_t *cap, size_t *n)
+int llmux_pj_floats(const llmux_host *h, json_object *arr, float **buf,
+                    size_t *cap, size_t *n)
 {
     size_t i, dim;
     if (!json_object_is_type(arr, json_type_array))
@@ -255,7 +255,7 @@ int llmux_oai_floats(const llmux_host *h, json_object *arr, float **buf,
 
 /* ---- parsing ------------------------------------------------------------- */
 
-json_tokener *llmux_oai_tokener(int depth)
+json_tokener *llmux_pj_tokener(int depth)
 {
     json_tokener *tok = json_tokener_new_ex(depth);
     if (tok)
@@ -263,7 +263,7 @@ json_tokener *llmux_oai_tokener(int depth)
     return tok;
 }
 
-/* The spares of llmux_oai_tok_take: a slot keeps the depth it was first
+/* The spares of llmux_pj_tok_take: a slot keeps the depth it was first
  * given, so a depth finds its slot or the first unused one. */
 #define SPARES 4
 static pthread_mutex_t g_spare_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -272,7 +272,7 @@ static struct {
     json_tokener *tok;
 } g_spare[SPARES];
 
-json_tokener *llmux_oai_tok_take(int depth)
+json_tokener *llmux_pj_tok_take(int depth)
 {
     json_tokener *tok = NULL;
     int i;
@@ -284,10 +284,10 @@ json_tokener *llmux_oai_tok_take(int depth)
             break;
         }
     pthread_mutex_unlock(&g_spare_lock);
-    return tok ? tok : llmux_oai_tokener(depth);
+    return tok ? tok : llmux_pj_tokener(depth);
 }
 
-void llmux_oai_tok_give(json_tokener *tok, int depth)
+void llmux_pj_tok_give(json_tokener *tok, int depth)
 {
     int i;
     if (!tok)
@@ -306,7 +306,7 @@ void llmux_oai_tok_give(json_tokener *tok, int depth)
         json_tokener_free(tok);
 }
 
-void llmux_oai_tok_drain(void)
+void llmux_pj_tok_drain(void)
 {
     json_tokener *toks[SPARES];
     int i;
@@ -321,8 +321,8 @@ void llmux_oai_tok_drain(void)
             json_tokener_free(toks[i]);
 }
 
-int llmux_oai_parse(json_tokener *tok, const char *s, size_t len,
-                    json_object **out)
+int llmux_pj_parse(json_tokener *tok, const char *s, size_t len,
+                   json_object **out)
 {
     json_object *o;
     enum json_tokener_error err;
@@ -347,33 +347,33 @@ int llmux_oai_parse(json_tokener *tok, const char *s, size_t len,
     return 0;
 }
 
-int llmux_oai_user_json(const llmux_host *h, const char *name,
-                        json_tokener **tok, int depth, const char *text,
-                        const char *what, json_object **out)
+int llmux_pj_user_json(const llmux_host *h, const char *name,
+                       json_tokener **tok, int depth, const char *text,
+                       const char *what, json_object **out)
 {
     *out = NULL;
     if (!*tok) {
-        *tok = llmux_oai_tok_take(depth);
+        *tok = llmux_pj_tok_take(depth);
         if (!*tok)
             return LLMUX_ENOMEM;
     }
-    if (llmux_oai_parse(*tok, text, strlen(text), out) != 0) {
+    if (llmux_pj_parse(*tok, text, strlen(text), out) != 0) {
         h->log(LLMUX_LOG_ERROR, "%s: invalid JSON in %s", name, what);
         return LLMUX_EINVAL;
     }
     return 0;
 }
 
-int llmux_oai_http_json(const llmux_host *h, llmux_http_request *http,
-                        json_object *body)
+int llmux_pj_http_json(const llmux_host *h, llmux_http_request *http,
+                       json_object *body)
 {
     size_t len = 0;
-    const char *s = llmux_oai_text(body, &len);
+    const char *s = llmux_pj_text(body, &len);
     return s ? h->http_body(http, s, len) : LLMUX_ENOMEM;
 }
 
-void *llmux_oai_state_new(const llmux_host *h, llmux_out *out, const char *name,
-                          size_t size)
+void *llmux_pj_state_new(const llmux_host *h, llmux_out *out, const char *name,
+                         size_t size)
 {
     void *st = h->alloc(size);
     if (st) {
@@ -386,15 +386,15 @@ void *llmux_oai_state_new(const llmux_host *h, llmux_out *out, const char *name,
 
 /* ---- errors -------------------------------------------------------------- */
 
-const char *llmux_oai_snippet(char *buf, const char *s, size_t len)
+const char *llmux_pj_snippet(char *buf, const char *s, size_t len)
 {
     size_t n = len, i;
     if (!s || !len) {
         strcpy(buf, "(empty)");
         return buf;
     }
-    if (n > LLMUX_OAI_SNIPPET) {
-        n = LLMUX_OAI_SNIPPET;
+    if (n > LLMUX_PJ_SNIPPET) {
+        n = LLMUX_PJ_SNIPPET;
         while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
             n--;
     }
@@ -409,12 +409,12 @@ const char *llmux_oai_snippet(char *buf, const char *s, size_t len)
     return buf;
 }
 
-int llmux_oai_proto(const llmux_host *h, llmux_out *out, const char *name,
-                    const char *what, const char *s, size_t len)
+int llmux_pj_proto(const llmux_host *h, llmux_out *out, const char *name,
+                   const char *what, const char *s, size_t len)
 {
-    char buf[LLMUX_OAI_SNIPPET + 8];
+    char buf[LLMUX_PJ_SNIPPET + 8];
     h->set_error(out, LLMUX_EPROTO, "%s: %s: %s", name, what,
-                 llmux_oai_snippet(buf, s, len));
+                 llmux_pj_snippet(buf, s, len));
     return LLMUX_EPROTO;
 }
 
@@ -427,52 +427,52 @@ static const char *scalar_text(json_object *v)
         return NULL;
     if (json_object_is_type(v, json_type_string))
         return json_object_get_string(v);
-    return llmux_oai_text(v, &len);
+    return llmux_pj_text(v, &len);
 }
 
-int llmux_oai_put_error(const llmux_host *h, llmux_out *out, json_object *root)
+int llmux_pj_put_error(const llmux_host *h, llmux_out *out, json_object *root)
 {
     json_object *e, *msg, *src = root;
     const char *m = NULL;
     size_t len;
     if (!json_object_is_type(root, json_type_object))
         return 0;
-    e = llmux_oai_get(root, "error");
+    e = llmux_pj_get(root, "error");
     if (json_object_is_type(e, json_type_object)) {
         /* {"error":{"message","type","param","code"}} */
         src = e;
-        msg = llmux_oai_get(e, "message");
-        m = msg ? scalar_text(msg) : llmux_oai_text(e, &len);
+        msg = llmux_pj_get(e, "message");
+        m = msg ? scalar_text(msg) : llmux_pj_text(e, &len);
     } else if (json_object_is_type(e, json_type_string)) {
         /* {"error":"text"} (Ollama; Aleph Alpha adds "code") */
         m = json_object_get_string(e);
     } else if (e) {
         m = scalar_text(e); /* an array, a number ... */
-    } else if ((msg = llmux_oai_get(root, "message")) != NULL) {
+    } else if ((msg = llmux_pj_get(root, "message")) != NULL) {
         /* flat {"object":"error","message":..,"type":..,"code":..} */
         m = scalar_text(msg);
-    } else if ((msg = llmux_oai_get(root, "detail")) != NULL) {
+    } else if ((msg = llmux_pj_get(root, "detail")) != NULL) {
         m = scalar_text(msg); /* {"detail":"text"} or {"detail":[..]} */
     } else {
         return 0;
     }
-    return h->out_provider_error(out, scalar_text(llmux_oai_get(src, "type")),
-                                 scalar_text(llmux_oai_get(src, "code")),
-                                 scalar_text(llmux_oai_get(src, "param")),
+    return h->out_provider_error(out, scalar_text(llmux_pj_get(src, "type")),
+                                 scalar_text(llmux_pj_get(src, "code")),
+                                 scalar_text(llmux_pj_get(src, "param")),
                                  m ? m : "") == 0
                ? 1
                : LLMUX_ENOMEM;
 }
 
-int llmux_oai_body_error(const llmux_host *h, llmux_out *out, json_object *root,
-                         const char *s, size_t len)
+int llmux_pj_body_error(const llmux_host *h, llmux_out *out, json_object *root,
+                        const char *s, size_t len)
 {
-    char buf[LLMUX_OAI_SNIPPET + 8];
-    int rc = llmux_oai_put_error(h, out, root);
+    char buf[LLMUX_PJ_SNIPPET + 8];
+    int rc = llmux_pj_put_error(h, out, root);
     if (rc < 0)
         return rc;
     if (rc == 0) /* an error without a known shape */
         h->out_provider_error(out, NULL, NULL, NULL,
-                              llmux_oai_snippet(buf, s, len));
+                              llmux_pj_snippet(buf, s, len));
     return LLMUX_EPROVIDER;
 }

@@ -69,9 +69,9 @@ static const char *const mistral_bool_options[] = {"safe_prompt",
 
 /* ---- small helpers ------------------------------------------------------- */
 
-#define get(o, key)     llmux_oai_get((o), (key))
-#define get_str(o, key) llmux_oai_get_str((o), (key), NULL)
-#define set(o, key, v)  llmux_oai_set((o), (key), (v))
+#define get(o, key)     llmux_pj_get((o), (key))
+#define get_str(o, key) llmux_pj_get_str((o), (key), NULL)
+#define set(o, key, v)  llmux_pj_set((o), (key), (v))
 
 static int str_is(json_object *o, const char *key, const char *want)
 {
@@ -197,7 +197,7 @@ static int insert_oks(json_object *body, json_object *msgs)
             json_object_put(m);
             rc = LLMUX_ENOMEM;
         } else if (str_is(m, "role", "tool") && str_is(next, "role", "user")) {
-            json_object *ok = llmux_oai_push_object(out);
+            json_object *ok = llmux_pj_push_object(out);
             if (!ok)
                 rc = LLMUX_ENOMEM;
             else if ((rc = set(ok, "role",
@@ -238,11 +238,11 @@ static int put_bool_options(const llmux_oai_dialect *d, const llmux_host *h,
     const char *const *k;
     int rc;
     for (k = mistral_bool_options; *k; k++) {
-        const char *v = llmux_oai_option(h, p, *k);
+        const char *v = llmux_pj_option(h, p, *k);
         int b;
         if (!v || !*v)
             continue;
-        if ((b = llmux_oai_bool(v)) < 0) {
+        if ((b = llmux_pj_bool(v)) < 0) {
             h->log(LLMUX_LOG_ERROR, "%s: option %s must be true or false",
                    d->name, *k);
             return LLMUX_EINVAL;
@@ -413,7 +413,7 @@ static int mistral_fixup(const llmux_oai_dialect *d, const llmux_host *h,
         return 0;
     rc = put_validation(h, out, root);
     if (rc == 0 && kind != LLMUX_OAI_ERROR) {
-        rc = llmux_oai_put_error(h, out, root);
+        rc = llmux_pj_put_error(h, out, root);
         if (rc == 0)
             rc = h->out_provider_error(out, NULL, NULL, NULL,
                                        "error object without a message") == 0

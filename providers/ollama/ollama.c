@@ -140,7 +140,7 @@ static int has(json_object *obj, const char *key)
 static int proto(const llmux_host *h, llmux_call *call, llmux_out *out,
                  const char *what, const char *s, size_t len)
 {
-    return llmux_oai_proto(h, out, pname(call), what, s, len);
+    return llmux_pj_proto(h, out, pname(call), what, s, len);
 }
 
 /* ---- option values ------------------------------------------------------- */
@@ -246,8 +246,8 @@ typedef struct oll_enc {
 static int user_json(oll_enc *e, const char *text, const char *what,
                      json_object **out)
 {
-    return llmux_oai_user_json(e->h, pname(e->call), &e->tok, OLL_DEPTH, text,
-                               what, out);
+    return llmux_pj_user_json(e->h, pname(e->call), &e->tok, OLL_DEPTH, text,
+                              what, out);
 }
 
 /* The first value of provider option `key` (case-insensitive). */
@@ -256,7 +256,7 @@ static const char *opt_get(const llmux_params *p, const char *key)
     size_t i;
     for (i = 0; i < p->n_options; i++)
         if (p->options[i].key && p->options[i].value &&
-            llmux_oai_caseeq(p->options[i].key, key))
+            llmux_pj_caseeq(p->options[i].key, key))
             return p->options[i].value;
     return NULL;
 }
@@ -285,7 +285,7 @@ static const struct top_key *find_top(const char *key)
 {
     const struct top_key *t;
     for (t = top_keys; t->key; t++)
-        if (llmux_oai_caseeq(t->key, key))
+        if (llmux_pj_caseeq(t->key, key))
             return t;
     return NULL;
 }
@@ -344,11 +344,11 @@ static int enc_top(oll_enc *e, const struct top_key *t, const char *v)
         return 0;
     switch (t->kind) {
     case K_THINK:
-        if ((b = llmux_oai_bool(v)) >= 0) {
+        if ((b = llmux_pj_bool(v)) >= 0) {
             val = json_object_new_boolean(b);
         } else {
             const char *const *x;
-            for (x = efforts; *x && !llmux_oai_caseeq(*x, v); x++)
+            for (x = efforts; *x && !llmux_pj_caseeq(*x, v); x++)
                 ;
             if (!*x)
                 return bad_option(e, t->key,
@@ -364,7 +364,7 @@ static int enc_top(oll_enc *e, const struct top_key *t, const char *v)
     case K_FORMAT:
         if (has(e->body, "format"))
             return 0; /* response_format wins */
-        if (llmux_oai_caseeq(v, "json")) {
+        if (llmux_pj_caseeq(v, "json")) {
             val = json_object_new_string("json");
         } else if (*v == '{') {
             if ((rc = user_json(e, v, "option format", &val)) != 0)
@@ -377,12 +377,12 @@ static int enc_top(oll_enc *e, const struct top_key *t, const char *v)
         val = json_object_new_string(v);
         break;
     case K_BOOL:
-        if ((b = llmux_oai_bool(v)) < 0)
+        if ((b = llmux_pj_bool(v)) < 0)
             return bad_option(e, t->key, "true or false");
         val = json_object_new_boolean(b);
         break;
     default: /* K_UINT */
-        if (llmux_oai_parse_uint(v, &n) != 0)
+        if (llmux_pj_parse_uint(v, &n) != 0)
             return bad_option(e, t->key, "a non-negative integer");
         val = json_object_new_int64(n);
         break;
@@ -396,8 +396,8 @@ static int typed_value(oll_enc *e, const char *key, const char *v,
 {
     int rc;
     *out = NULL;
-    if (llmux_oai_caseeq(v, "true") || llmux_oai_caseeq(v, "false")) {
-        *out = json_object_new_boolean(llmux_oai_caseeq(v, "true"));
+    if (llmux_pj_caseeq(v, "true") || llmux_pj_caseeq(v, "false")) {
+        *out = json_object_new_boolean(llmux_pj_caseeq(v, "true"));
     } else if ((*out = number_value(v)) != NULL) {
         /* a number */
     } else if (*v == '[' || *v == '{') {
@@ -415,7 +415,7 @@ static int typed_value(oll_enc *e, const char *key, const char *v,
         json_object *arr = json_object_new_array();
         json_object_put(*out);
         *out = NULL;
-        if (!arr || llmux_oai_push_str(arr, v) != 0) {
+        if (!arr || llmux_pj_push_str(arr, v) != 0) {
             json_object_put(arr);
             return LLMUX_ENOMEM;
         }
@@ -437,7 +437,7 @@ static int enc_model_options(oll_enc *e)
             continue;
         if ((rc = typed_value(e, k, v, &val)) != 0)
             return rc;
-        if ((rc = llmux_oai_set(e->options, k, val)) != 0)
+        if ((rc = llmux_pj_set(e->options, k, val)) != 0)
             return rc;
     }
     return 0;
@@ -468,17 +468,17 @@ static int enc_sampling(oll_enc *e)
         (rc = add_lit(o, "num_predict", json_object_new_int64(p->max_tokens))))
         return rc;
     if ((p->has & LLMUX_HAS_TEMPERATURE) &&
-        (rc = llmux_oai_add_double(oll_host, o, "temperature",
-                                   p->temperature)) != 0)
+        (rc = llmux_pj_add_double(oll_host, o, "temperature",
+                                  p->temperature)) != 0)
         return rc == LLMUX_EINVAL ? bad_option(e, "temperature", "finite") : rc;
     if ((p->has & LLMUX_HAS_TOP_P) &&
-        (rc = llmux_oai_add_double(oll_host, o, "top_p", p->top_p)) != 0)
+        (rc = llmux_pj_add_double(oll_host, o, "top_p", p->top_p)) != 0)
         return rc == LLMUX_EINVAL ? bad_option(e, "top_p", "finite") : rc;
     if ((p->has & LLMUX_HAS_SEED) &&
         (rc = add_lit(o, "seed", json_object_new_int64(p->seed))) != 0)
         return rc;
     if (p->n_stop && p->stop)
-        return add_lit(o, "stop", llmux_oai_str_array(p->stop, p->n_stop));
+        return add_lit(o, "stop", llmux_pj_str_array(p->stop, p->n_stop));
     return 0;
 }
 
@@ -495,14 +495,14 @@ static int enc_format(oll_enc *e)
         return rc;
     if (!rf)
         return 0;
-    type = json_object_get_string(llmux_oai_get(rf, "type"));
+    type = json_object_get_string(llmux_pj_get(rf, "type"));
     if (!json_object_is_type(rf, json_type_object) ||
-        !json_object_is_type(llmux_oai_get(rf, "type"), json_type_string)) {
+        !json_object_is_type(llmux_pj_get(rf, "type"), json_type_string)) {
         rc = bad_option(e, "response_format", "an object with a \"type\"");
     } else if (strcmp(type, "json_object") == 0) {
         rc = add_lit(e->body, "format", json_object_new_string("json"));
     } else if (strcmp(type, "json_schema") == 0) {
-        schema = llmux_oai_get(llmux_oai_get(rf, "json_schema"), "schema");
+        schema = llmux_pj_get(llmux_pj_get(rf, "json_schema"), "schema");
         if (!json_object_is_type(schema, json_type_object))
             rc = bad_option(e, "response_format",
                             "a json_schema with a \"schema\" object");
@@ -573,13 +573,13 @@ static json_object *part_text(json_object *part)
     json_object *t;
     if (json_object_is_type(part, json_type_string))
         return part;
-    t = llmux_oai_get(part, "type");
+    t = llmux_pj_get(part, "type");
     if (!json_object_is_type(t, json_type_string))
         return NULL;
     type = json_object_get_string(t);
     if (strcmp(type, "text") != 0 && strcmp(type, "input_text") != 0)
         return NULL;
-    t = llmux_oai_get(part, "text");
+    t = llmux_pj_get(part, "text");
     return json_object_is_type(t, json_type_string) ? t : NULL;
 }
 
@@ -594,21 +594,21 @@ static int enc_parts(oll_enc *e, json_object *m, json_object *parts, size_t i)
     int rc = 0;
     for (k = 0; k < n; k++) {
         json_object *part = json_object_array_get_idx(parts, k), *t, *u;
-        const char *type = json_object_get_string(llmux_oai_get(part, "type"));
+        const char *type = json_object_get_string(llmux_pj_get(part, "type"));
         if ((t = part_text(part)) != NULL) {
             tlen += (size_t)json_object_get_string_len(t) + 1;
             continue;
         }
         if (!json_object_is_type(part, json_type_object) || !type ||
-            !json_object_is_type(llmux_oai_get(part, "type"),
+            !json_object_is_type(llmux_pj_get(part, "type"),
                                  json_type_string) ||
             strcmp(type, "text") == 0 || strcmp(type, "input_text") == 0)
             goto bad; /* a text part without its text */
         if (strcmp(type, "image_url") == 0) {
             const char *b64;
-            u = llmux_oai_get(part, "image_url");
+            u = llmux_pj_get(part, "image_url");
             if (json_object_is_type(u, json_type_object))
-                u = llmux_oai_get(u, "url");
+                u = llmux_pj_get(u, "url");
             if (!json_object_is_type(u, json_type_string))
                 goto bad;
             b64 = data_url_b64(json_object_get_string(u));
@@ -622,7 +622,7 @@ static int enc_parts(oll_enc *e, json_object *m, json_object *parts, size_t i)
             }
             if (!images && !(images = json_object_new_array()))
                 return LLMUX_ENOMEM;
-            if (llmux_oai_push_str(images, b64) != 0) {
+            if (llmux_pj_push_str(images, b64) != 0) {
                 json_object_put(images);
                 return LLMUX_ENOMEM;
             }
@@ -703,7 +703,7 @@ static int enc_tool_calls(oll_enc *e, json_object *m, const llmux_msg *msg,
     for (k = 0; k < msg->n_tool_calls; k++) {
         const llmux_tool_call *tc = &msg->tool_calls[k];
         const char *a = tc->arguments;
-        json_object *c = llmux_oai_push_object(arr), *fn, *args = NULL;
+        json_object *c = llmux_pj_push_object(arr), *fn, *args = NULL;
         if (!c)
             return LLMUX_ENOMEM;
         if (tc->id && *tc->id &&
@@ -746,7 +746,7 @@ static int enc_message(oll_enc *e, json_object *arr, size_t i)
                   pname(e->call), i, msg->role);
         return LLMUX_EINVAL;
     }
-    if (!(m = llmux_oai_push_object(arr)))
+    if (!(m = llmux_pj_push_object(arr)))
         return LLMUX_ENOMEM;
     if ((rc = add_lit(m, "role", json_object_new_string(role))) != 0 ||
         (rc = enc_content(e, m, msg, i)) != 0)
@@ -818,12 +818,12 @@ static int enc_extra(oll_enc *e)
     }
     /* its "options" first: the native form wins over loose members */
     {
-        json_object *xo = llmux_oai_get(x, "options");
+        json_object *xo = llmux_pj_get(x, "options");
         if (json_object_is_type(xo, json_type_object)) {
             json_object_object_foreach(xo, k2, v2)
             {
                 if (!has(e->options, k2) &&
-                    llmux_oai_set(e->options, k2, json_object_get(v2)) != 0) {
+                    llmux_pj_set(e->options, k2, json_object_get(v2)) != 0) {
                     json_object_put(x);
                     return LLMUX_ENOMEM;
                 }
@@ -839,7 +839,7 @@ static int enc_extra(oll_enc *e)
                  json_object_is_type(val, json_type_object)) ||
                 has(dst, key))
                 continue;
-            if (llmux_oai_set(dst, key, json_object_get(val)) != 0) {
+            if (llmux_pj_set(dst, key, json_object_get(val)) != 0) {
                 json_object_put(x);
                 return LLMUX_ENOMEM;
             }
@@ -872,7 +872,7 @@ static int enc_input(oll_enc *e)
     if (p->n_input == 1)
         return add_lit(e->body, "input",
                        json_object_new_string(p->input[0] ? p->input[0] : ""));
-    return add_lit(e->body, "input", llmux_oai_str_array(p->input, p->n_input));
+    return add_lit(e->body, "input", llmux_pj_str_array(p->input, p->n_input));
 }
 
 static int enc_body(oll_enc *e)
@@ -955,9 +955,9 @@ static int oll_encode(void *provctx, llmux_call *call, llmux_http_request *http)
     rc = enc_body(&e);
     if (rc == 0 && (rc = h->http_method(http, "POST")) == 0 &&
         (rc = h->http_path(http, path)) == 0)
-        rc = llmux_oai_http_json(h, http, e.body);
+        rc = llmux_pj_http_json(h, http, e.body);
     json_object_put(e.body);
-    llmux_oai_tok_give(e.tok, OLL_DEPTH);
+    llmux_pj_tok_give(e.tok, OLL_DEPTH);
     return rc;
 }
 
@@ -1038,7 +1038,7 @@ static int parse_rfc3339(const char *s, size_t n, int64_t *out)
 /* "model" and "created_at" of an answer or stream line. */
 static int put_meta(const llmux_host *h, llmux_out *out, json_object *root)
 {
-    json_object *v = llmux_oai_get(root, "model");
+    json_object *v = llmux_pj_get(root, "model");
     int64_t t;
     int rc;
     if (json_object_is_type(v, json_type_string) &&
@@ -1046,7 +1046,7 @@ static int put_meta(const llmux_host *h, llmux_out *out, json_object *root)
         (rc = h->out_str(out, LLMUX_F_MODEL, json_object_get_string(v),
                          (size_t)json_object_get_string_len(v))) != 0)
         return rc;
-    v = llmux_oai_get(root, "created_at");
+    v = llmux_pj_get(root, "created_at");
     /* Go's zero time (year 1) and other pre-1970 stamps mean "unknown" */
     if (json_object_is_type(v, json_type_string) &&
         parse_rfc3339(json_object_get_string(v),
@@ -1060,7 +1060,7 @@ static int put_meta(const llmux_host *h, llmux_out *out, json_object *root)
 static int64_t count(json_object *root, const char *key)
 {
     int64_t v;
-    if (!llmux_oai_as_int(llmux_oai_get(root, key), &v) || v < 0)
+    if (!llmux_pj_as_int(llmux_pj_get(root, key), &v) || v < 0)
         return -1;
     return v;
 }
@@ -1080,7 +1080,7 @@ static int put_usage(const llmux_host *h, llmux_out *out, json_object *root)
     if ((rc = h->out_int(out, LLMUX_F_PROMPT_TOKENS, pt)) != 0 ||
         (rc = h->out_int(out, LLMUX_F_COMPLETION_TOKENS, ct)) != 0)
         return rc;
-    return h->out_int(out, LLMUX_F_TOTAL_TOKENS, llmux_oai_add_counts(pt, ct));
+    return h->out_int(out, LLMUX_F_TOTAL_TOKENS, llmux_pj_add_counts(pt, ct));
 }
 
 static int put_finish(const llmux_host *h, llmux_out *out, json_object *dr,
@@ -1123,7 +1123,7 @@ static int put_calls(const llmux_host *h, llmux_out *out, json_object *calls,
     int rc;
     for (i = 0; i < n; i++) {
         json_object *tc = json_object_array_get_idx(calls, i);
-        json_object *fn = llmux_oai_get(tc, "function"), *args, *idv, *nm;
+        json_object *fn = llmux_pj_get(tc, "function"), *args, *idv, *nm;
         const char *a = "{}", *id = NULL, *name = NULL;
         size_t alen = 2;
         char idbuf[32];
@@ -1137,14 +1137,14 @@ static int put_calls(const llmux_host *h, llmux_out *out, json_object *calls,
         } else if (i >= OLL_MAX_CALLS) {
             return LLMUX_EPROTO;
         }
-        nm = llmux_oai_get(fn, "name");
+        nm = llmux_pj_get(fn, "name");
         if (nm && !json_object_is_type(nm, json_type_string))
             return LLMUX_EPROTO;
         if (nm && json_object_get_string_len(nm) > 0)
             name = json_object_get_string(nm);
-        args = llmux_oai_get(fn, "arguments");
+        args = llmux_pj_get(fn, "arguments");
         if (json_object_is_type(args, json_type_object)) {
-            a = llmux_oai_text(args, &alen);
+            a = llmux_pj_text(args, &alen);
             if (!a)
                 return LLMUX_ENOMEM;
         } else if (json_object_is_type(args, json_type_string)) {
@@ -1153,7 +1153,7 @@ static int put_calls(const llmux_host *h, llmux_out *out, json_object *calls,
         } else if (args) {
             return LLMUX_EPROTO;
         }
-        idv = llmux_oai_get(tc, "id");
+        idv = llmux_pj_get(tc, "id");
         if (json_object_is_type(idv, json_type_string) &&
             json_object_get_string_len(idv) > 0) {
             id = json_object_get_string(idv);
@@ -1189,28 +1189,28 @@ static int decode_gen(const llmux_host *h, llmux_call *call, llmux_out *out,
                       json_object *root, oll_state *st, const char *s,
                       size_t len)
 {
-    json_object *done = llmux_oai_get(root, "done"), *msg = NULL, *text, *think,
+    json_object *done = llmux_pj_get(root, "done"), *msg = NULL, *text, *think,
                 *calls = NULL;
     int final, rc, n_calls = 0;
     if (done && !json_object_is_type(done, json_type_boolean))
         return proto(h, call, out, "\"done\" is not a boolean", s, len);
     final = !st || json_object_get_boolean(done);
     if (call->params->op == LLMUX_OP_CHAT) {
-        msg = llmux_oai_get(root, "message");
+        msg = llmux_pj_get(root, "message");
         if (msg && !json_object_is_type(msg, json_type_object))
             return proto(h, call, out, "message is not an object", s, len);
         if (!msg && !st)
             return proto(h, call, out, "response has no message", s, len);
-        text = llmux_oai_get(msg, "content");
-        think = llmux_oai_get(msg, "thinking");
-        calls = llmux_oai_get(msg, "tool_calls");
+        text = llmux_pj_get(msg, "content");
+        think = llmux_pj_get(msg, "thinking");
+        calls = llmux_pj_get(msg, "tool_calls");
         if (calls && !json_object_is_type(calls, json_type_array))
             return proto(h, call, out, "tool_calls is not an array", s, len);
     } else {
         if (!st && !has(root, "response"))
             return proto(h, call, out, "response has no text", s, len);
-        text = llmux_oai_get(root, "response");
-        think = llmux_oai_get(root, "thinking");
+        text = llmux_pj_get(root, "response");
+        think = llmux_pj_get(root, "thinking");
     }
     if (!is_str_or_null(text) || !is_str_or_null(think))
         return proto(h, call, out, "text is not a string", s, len);
@@ -1233,7 +1233,7 @@ static int decode_gen(const llmux_host *h, llmux_call *call, llmux_out *out,
     }
     if (!final)
         return 0;
-    if ((rc = put_finish(h, out, llmux_oai_get(root, "done_reason"),
+    if ((rc = put_finish(h, out, llmux_pj_get(root, "done_reason"),
                          st ? st->n_calls > 0 : n_calls > 0)) != 0 ||
         (rc = put_usage(h, out, root)) != 0)
         return rc;
@@ -1245,15 +1245,15 @@ static int put_vector(const llmux_host *h, llmux_out *out, int index,
                       json_object *v, float **buf, size_t *cap)
 {
     size_t dim = 0;
-    int rc = llmux_oai_floats(h, v, buf, cap, &dim);
+    int rc = llmux_pj_floats(h, v, buf, cap, &dim);
     return rc ? rc : h->out_embedding(out, index, *buf, dim);
 }
 
 static int decode_embed(const llmux_host *h, llmux_call *call, llmux_out *out,
                         json_object *root, const char *s, size_t len)
 {
-    json_object *embs = llmux_oai_get(root, "embeddings"),
-                *one = llmux_oai_get(root, "embedding");
+    json_object *embs = llmux_pj_get(root, "embeddings"),
+                *one = llmux_pj_get(root, "embedding");
     float *buf = NULL;
     size_t cap = 0, i, n;
     int64_t pt;
@@ -1283,7 +1283,7 @@ static int decode_embed(const llmux_host *h, llmux_call *call, llmux_out *out,
 static int decode_models(const llmux_host *h, llmux_call *call, llmux_out *out,
                          json_object *root, const char *s, size_t len)
 {
-    json_object *models = llmux_oai_get(root, "models");
+    json_object *models = llmux_pj_get(root, "models");
     size_t i, n;
     int rc;
     if (!models && has(root, "models"))
@@ -1293,11 +1293,11 @@ static int decode_models(const llmux_host *h, llmux_call *call, llmux_out *out,
     n = json_object_array_length(models);
     for (i = 0; i < n; i++) {
         json_object *m = json_object_array_get_idx(models, i);
-        json_object *id = llmux_oai_get(m, "name"),
-                    *t = llmux_oai_get(m, "modified_at");
+        json_object *id = llmux_pj_get(m, "name"),
+                    *t = llmux_pj_get(m, "modified_at");
         int64_t created = 0;
         if (!json_object_is_type(id, json_type_string))
-            id = llmux_oai_get(m, "model");
+            id = llmux_pj_get(m, "model");
         if (!json_object_is_type(id, json_type_string) ||
             !json_object_get_string_len(id))
             continue;
@@ -1324,13 +1324,13 @@ static int decode_line(const llmux_host *h, llmux_call *call, llmux_out *out,
     json_object *root = NULL;
     int rc, op = call->params->op;
     /* json-c stops at a NUL byte: refuse one rather than ignore the rest */
-    if (llmux_oai_parse(tok, s, len, &root) != 0 ||
+    if (llmux_pj_parse(tok, s, len, &root) != 0 ||
         !json_object_is_type(root, json_type_object) || memchr(s, '\0', len)) {
         json_object_put(root);
         return proto(h, call, out, "bad stream line", s, len);
     }
-    if (llmux_oai_get(root, "error"))
-        rc = llmux_oai_body_error(h, out, root, s, len);
+    if (llmux_pj_get(root, "error"))
+        rc = llmux_pj_body_error(h, out, root, s, len);
     else if (op == LLMUX_OP_CHAT || op == LLMUX_OP_COMPLETE)
         rc = decode_gen(h, call, out, root, st, s, len);
     else
@@ -1355,7 +1355,7 @@ static int decode_folded(const llmux_host *h, llmux_call *call, llmux_out *out,
     while (len && rc == 0) {
         const char *nl = memchr(s, '\n', len), *l = s;
         size_t n = nl ? (size_t)(nl - s) : len, t = n;
-        l = llmux_oai_trim(l, &t);
+        l = llmux_pj_trim(l, &t);
         if (t)
             rc = decode_line(h, call, out, tok, &st, l, t);
         n += nl ? 1 : 0;
@@ -1369,7 +1369,7 @@ static int oll_decode(void *provctx, llmux_call *call,
                       const llmux_http_response *resp, llmux_out *out)
 {
     const llmux_host *h = oll_host;
-    json_tokener *tok = llmux_oai_tok_take(OLL_DEPTH);
+    json_tokener *tok = llmux_pj_tok_take(OLL_DEPTH);
     json_object *root = NULL;
     const char *s = resp->body;
     size_t len = resp->body_len;
@@ -1380,7 +1380,7 @@ static int oll_decode(void *provctx, llmux_call *call,
         return LLMUX_ENOMEM;
     }
     /* json-c stops at a NUL byte: refuse one rather than ignore the rest */
-    if (llmux_oai_parse(tok, s, len, &root) != 0 || memchr(s, '\0', len)) {
+    if (llmux_pj_parse(tok, s, len, &root) != 0 || memchr(s, '\0', len)) {
         if ((op == LLMUX_OP_CHAT || op == LLMUX_OP_COMPLETE) && len &&
             memchr(s, '\n', len) && !memchr(s, '\0', len))
             rc = decode_folded(h, call, out, tok, s, len);
@@ -1388,8 +1388,8 @@ static int oll_decode(void *provctx, llmux_call *call,
             rc = proto(h, call, out, "response is not valid JSON", s, len);
     } else if (!json_object_is_type(root, json_type_object)) {
         rc = proto(h, call, out, "response is not a JSON object", s, len);
-    } else if (llmux_oai_get(root, "error")) {
-        rc = llmux_oai_body_error(h, out, root, s, len);
+    } else if (llmux_pj_get(root, "error")) {
+        rc = llmux_pj_body_error(h, out, root, s, len);
     } else {
         switch (op) {
         case LLMUX_OP_CHAT:
@@ -1409,7 +1409,7 @@ static int oll_decode(void *provctx, llmux_call *call,
         }
     }
     json_object_put(root);
-    llmux_oai_tok_give(tok, OLL_DEPTH);
+    llmux_pj_tok_give(tok, OLL_DEPTH);
     return rc;
 }
 
@@ -1425,21 +1425,21 @@ static int oll_decode_event(void *provctx, llmux_call *call,
     (void)provctx;
     if (!s)
         return 0;
-    s = llmux_oai_trim(s, &len);
+    s = llmux_pj_trim(s, &len);
     if (!len)
         return 0;
     if (!st) {
-        st = llmux_oai_state_new(h, out, pname(call), sizeof(*st));
+        st = llmux_pj_state_new(h, out, pname(call), sizeof(*st));
         if (!st)
             return LLMUX_ENOMEM;
         call->state = st;
     }
-    if (!(tok = llmux_oai_tok_take(OLL_DEPTH))) {
+    if (!(tok = llmux_pj_tok_take(OLL_DEPTH))) {
         h->set_error(out, LLMUX_ENOMEM, "%s: out of memory", pname(call));
         return LLMUX_ENOMEM;
     }
     rc = decode_line(h, call, out, tok, st, s, len);
-    llmux_oai_tok_give(tok, OLL_DEPTH);
+    llmux_pj_tok_give(tok, OLL_DEPTH);
     return rc;
 }
 
@@ -1454,16 +1454,16 @@ static int oll_decode_error(void *provctx, llmux_call *call,
     (void)call;
     if (!resp->body || !resp->body_len)
         return 0;
-    tok = llmux_oai_tok_take(OLL_DEPTH);
+    tok = llmux_pj_tok_take(OLL_DEPTH);
     if (!tok)
         return 0; /* the core falls back to the raw body */
     /* {"error":"model \"x\" not found, try pulling it first"}; plain text
      * (proxies) sets nothing and the core shows the raw body */
-    if (llmux_oai_parse(tok, resp->body, resp->body_len, &root) == 0 &&
+    if (llmux_pj_parse(tok, resp->body, resp->body_len, &root) == 0 &&
         json_object_is_type(root, json_type_object))
-        rc = llmux_oai_put_error(h, out, root) < 0 ? LLMUX_ENOMEM : 0;
+        rc = llmux_pj_put_error(h, out, root) < 0 ? LLMUX_ENOMEM : 0;
     json_object_put(root);
-    llmux_oai_tok_give(tok, OLL_DEPTH);
+    llmux_pj_tok_give(tok, OLL_DEPTH);
     return rc;
 }
 
@@ -1481,7 +1481,7 @@ static void oll_call_end(void *provctx, llmux_call *call)
 static void oll_teardown(void *provctx)
 {
     (void)provctx;
-    llmux_oai_tok_drain();
+    llmux_pj_tok_drain();
 }
 
 static const llmux_provider ollama_provider = {

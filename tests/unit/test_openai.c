@@ -1846,29 +1846,29 @@ static void test_codec_pieces(void **state)
                 {0.1 + 0.2, "0.30000000000000004"},
                 {1e300, "1e+300"}};
     json_object *o = json_object_new_object();
-    json_tokener *tok = llmux_oai_tokener(JSON_TOKENER_DEFAULT_DEPTH);
+    json_tokener *tok = llmux_pj_tokener(JSON_TOKENER_DEFAULT_DEPTH);
     json_object *v;
     size_t i;
     (void)state;
     for (i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         size_t len;
-        assert_int_equal(llmux_oai_add_double(&llmux__host, o, "x", nums[i].v),
+        assert_int_equal(llmux_pj_add_double(&llmux__host, o, "x", nums[i].v),
                          0);
         assert_string_equal(
             json_object_to_json_string_length(json_object_object_get(o, "x"),
                                               JSON_C_TO_STRING_PLAIN, &len),
             nums[i].text);
     }
-    assert_int_equal(llmux_oai_add_double(&llmux__host, o, "x", 1.0 / 0.0),
+    assert_int_equal(llmux_pj_add_double(&llmux__host, o, "x", 1.0 / 0.0),
                      LLMUX_EINVAL);
-    assert_int_equal(llmux_oai_add_double(&llmux__host, o, "x", 0.0 / 0.0),
+    assert_int_equal(llmux_pj_add_double(&llmux__host, o, "x", 0.0 / 0.0),
                      LLMUX_EINVAL);
     {
         /* a core older than format_number: 17 digits, which read back */
         llmux_host old = llmux__host;
         size_t len;
         old.struct_size = (uint32_t)offsetof(llmux_host, format_number);
-        assert_int_equal(llmux_oai_add_double(&old, o, "x", 0.7), 0);
+        assert_int_equal(llmux_pj_add_double(&old, o, "x", 0.7), 0);
         assert_string_equal(
             json_object_to_json_string_length(json_object_object_get(o, "x"),
                                               JSON_C_TO_STRING_PLAIN, &len),
@@ -1877,18 +1877,18 @@ static void test_codec_pieces(void **state)
     json_object_put(o);
 
     /* parse: exactly one value; numbers and literals at the top */
-    assert_int_equal(llmux_oai_parse(tok, "42", 2, &v), 0);
+    assert_int_equal(llmux_pj_parse(tok, "42", 2, &v), 0);
     assert_int_equal(json_object_get_int(v), 42);
     json_object_put(v);
-    assert_int_equal(llmux_oai_parse(tok, "null", 4, &v), 0);
+    assert_int_equal(llmux_pj_parse(tok, "null", 4, &v), 0);
     assert_null(v);
-    assert_int_equal(llmux_oai_parse(tok, "{} ", 3, &v), 0);
+    assert_int_equal(llmux_pj_parse(tok, "{} ", 3, &v), 0);
     json_object_put(v);
-    assert_int_equal(llmux_oai_parse(tok, "{} {}", 5, &v), LLMUX_EPROTO);
-    assert_int_equal(llmux_oai_parse(tok, "tru", 3, &v), LLMUX_EPROTO);
-    assert_int_equal(llmux_oai_parse(tok, "", 0, &v), LLMUX_EPROTO);
-    assert_int_equal(llmux_oai_parse(tok, "[1", 2, &v), LLMUX_EPROTO);
-    assert_int_equal(llmux_oai_parse(tok, "{}\0{", 4, &v), LLMUX_EPROTO);
+    assert_int_equal(llmux_pj_parse(tok, "{} {}", 5, &v), LLMUX_EPROTO);
+    assert_int_equal(llmux_pj_parse(tok, "tru", 3, &v), LLMUX_EPROTO);
+    assert_int_equal(llmux_pj_parse(tok, "", 0, &v), LLMUX_EPROTO);
+    assert_int_equal(llmux_pj_parse(tok, "[1", 2, &v), LLMUX_EPROTO);
+    assert_int_equal(llmux_pj_parse(tok, "{}\0{", 4, &v), LLMUX_EPROTO);
     json_tokener_free(tok);
 
     /* spare tokeners: one per depth comes back, a second is freed, a slot
@@ -1897,38 +1897,38 @@ static void test_codec_pieces(void **state)
     {
         json_tokener *a, *b, *d, *x[6];
         int i;
-        llmux_oai_tok_drain();
-        a = llmux_oai_tok_take(32);
-        b = llmux_oai_tok_take(32);
+        llmux_pj_tok_drain();
+        a = llmux_pj_tok_take(32);
+        b = llmux_pj_tok_take(32);
         assert_non_null(a);
         assert_non_null(b);
         assert_ptr_not_equal(a, b);
-        llmux_oai_tok_give(a, 32);
-        llmux_oai_tok_give(b, 32);
-        assert_ptr_equal(llmux_oai_tok_take(32), a);
-        d = llmux_oai_tok_take(128);
+        llmux_pj_tok_give(a, 32);
+        llmux_pj_tok_give(b, 32);
+        assert_ptr_equal(llmux_pj_tok_take(32), a);
+        d = llmux_pj_tok_take(128);
         assert_ptr_not_equal(d, a);
-        llmux_oai_tok_give(d, 128);
-        llmux_oai_tok_give(a, 32);
-        assert_ptr_equal(llmux_oai_tok_take(128), d);
-        assert_ptr_equal(llmux_oai_tok_take(32), a);
-        llmux_oai_tok_give(a, 32);
-        llmux_oai_tok_give(d, 128);
-        llmux_oai_tok_give(NULL, 32);
+        llmux_pj_tok_give(d, 128);
+        llmux_pj_tok_give(a, 32);
+        assert_ptr_equal(llmux_pj_tok_take(128), d);
+        assert_ptr_equal(llmux_pj_tok_take(32), a);
+        llmux_pj_tok_give(a, 32);
+        llmux_pj_tok_give(d, 128);
+        llmux_pj_tok_give(NULL, 32);
         for (i = 0; i < 6; i++)
-            x[i] = llmux_oai_tok_take(i + 1);
+            x[i] = llmux_pj_tok_take(i + 1);
         for (i = 0; i < 6; i++)
-            llmux_oai_tok_give(x[i], i + 1);
+            llmux_pj_tok_give(x[i], i + 1);
         /* a lent tokener keeps working after a failed parse */
-        a = llmux_oai_tok_take(32);
-        assert_int_equal(llmux_oai_parse(a, "[1,", 3, &v), LLMUX_EPROTO);
-        llmux_oai_tok_give(a, 32);
-        a = llmux_oai_tok_take(32);
-        assert_int_equal(llmux_oai_parse(a, "[1]", 3, &v), 0);
+        a = llmux_pj_tok_take(32);
+        assert_int_equal(llmux_pj_parse(a, "[1,", 3, &v), LLMUX_EPROTO);
+        llmux_pj_tok_give(a, 32);
+        a = llmux_pj_tok_take(32);
+        assert_int_equal(llmux_pj_parse(a, "[1]", 3, &v), 0);
         json_object_put(v);
-        llmux_oai_tok_give(a, 32);
-        llmux_oai_tok_drain();
-        llmux_oai_tok_drain(); /* twice is harmless */
+        llmux_pj_tok_give(a, 32);
+        llmux_pj_tok_drain();
+        llmux_pj_tok_drain(); /* twice is harmless */
     }
 
     assert_int_equal(llmux_oai_finish(NULL), LLMUX_FINISH_NONE);
@@ -1936,15 +1936,15 @@ static void test_codec_pieces(void **state)
 
     /* snippets: cut at 80 bytes, never inside a UTF-8 sequence */
     {
-        char buf[LLMUX_OAI_SNIPPET + 8], in[200];
+        char buf[LLMUX_PJ_SNIPPET + 8], in[200];
         memset(in, 'a', sizeof in);
         memcpy(in + 79, "\xc3\xa9", 2); /* bytes 79-80 */
-        llmux_oai_snippet(buf, in, sizeof in);
+        llmux_pj_snippet(buf, in, sizeof in);
         assert_int_equal(strlen(buf), 79 + 3);
         assert_string_equal(buf + 79, "...");
-        llmux_oai_snippet(buf, "a\nb\x01", 4);
+        llmux_pj_snippet(buf, "a\nb\x01", 4);
         assert_string_equal(buf, "a b ");
-        llmux_oai_snippet(buf, "", 0);
+        llmux_pj_snippet(buf, "", 0);
         assert_string_equal(buf, "(empty)");
     }
 }
