@@ -215,9 +215,9 @@ echo "# mock:  $BASE"
 # ---- help and version ------------------------------------------------------
 
 # The commands and options come from the CLI's own tables (cmd_defs and
-# opt_defs in tools/cli/llmux.c), so a command or option added there is
+# opt_defs in tools/cli/tool_cmds.c), so a command or option added there is
 # checked here without editing this file.
-CLI_SRC="$SRC/tools/cli/llmux.c"
+CLI_SRC="$SRC/tools/cli/tool_cmds.c"
 CMDS=$(sed -nE 's/^ *\{"([a-z]+)", CMD_[A-Z]+,.*/\1/p' "$CLI_SRC")
 OPTS=$(sed -nE 's/^ *\{"([a-z][a-z-]*)", ('"'"'.'"'"'|0), .*/\1/p' "$CLI_SRC" |
     sort -u)
@@ -227,9 +227,9 @@ short_of() {
 }
 if [ "$(echo "$CMDS" | wc -w)" -ge 9 ] && [ "$(echo "$OPTS" | wc -w)" -ge 20 ]
 then
-    ok "the command and option tables read from llmux.c ($(echo $CMDS))"
+    ok "the command and option tables read from tool_cmds.c ($(echo $CMDS))"
 else
-    bad "the command and option tables read from llmux.c" \
+    bad "the command and option tables read from tool_cmds.c" \
         "commands: $(echo $CMDS)" "options: $(echo $OPTS)"
 fi
 

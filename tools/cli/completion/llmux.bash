@@ -1,7 +1,7 @@
 # bash completion for llmux(1): the commands, each command's options, and
 # provider names for -m/--model and --fallback.
 #
-# The option lists mirror the option table of tools/cli/llmux.c;
+# The option lists mirror the option table of tools/cli/tool_cmds.c;
 # tests/cli/test_cli.sh checks them against each command's --help. Works
 # with bash-completion's helpers when they are loaded, and without.
 
