@@ -1,0 +1,278 @@
+/*
+ * core/engine.h: what the parts of the engine share: the client and
+ * transfer structures, the engine's defaults, and the functions each part
+ * offers the others (all llmux__, none exported). The parts, by concern:
+ *
+ *   client.c  the client's lifecycle (global init, logging, new, submit,
+ *             the defer list, close)
+ *   wire.c    libcurl's multi interface driven by libuv: sockets, timer,
+ *             finished transfers, watchdogs
+ *   limits.c  concurrency lanes, the FIFO queue, token buckets per
+ *             endpoint and the rate-limit header feedback
+ *   xfer.c    one transfer: attempts, retries and their policy,
+ *             fallbacks, stream delivery, the done callback
+ *   stats.c   the latency histograms behind llmux_client_stats()
+ *   run.c     the blocking llmux_run()
+ *
+ * The life of a request: submit -> prepare (call.c: resolve, encode) ->
+ * attempt (an easy handle in the multi) -> answer decoded / stream events
+ * delivered -> [retry wait -> attempt]... -> finish: done callback exactly
+ * once -> free. Cancellation and client close never run user callbacks
+ * inline: they mark transfers and let the client's "defer" timer finish
+ * them from the loop. Handles are freed only in their close callbacks.
+ */
+#ifndef LLMUX_CORE_ENGINE_H
+#define LLMUX_CORE_ENGINE_H
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <uv.h>
+
+#include "internal.h"
+
+#define DEFAULT_MAX_RETRIES        2
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define DEFAULT_BACKOFF_MS         500L /* the first retry's wait */
+#define BACKOFF_CAP_MS             8000.0
+#define DEFAULT_MAX_RESPONSE       (64u * 1024u * 1024u)
+#define DEFAULT_MAX_EVENT          LLMUX__MAX_EVENT_DEFAULT
+#define RETRY_AFTER_CAP_MS         60000.0
+/* libcurl's receive buffer for a stream (its default is 16 KiB, and it is
+ * most of a stream's memory). Stream events arrive a few hundred bytes at
+ * a time; a longer event just takes several reads, and the framer joins
+ * them. 10,000 streams in flight save 140 MiB against the default; fast
+ * streams pay 2-3 % more CPU in recv() calls (bench/RESULTS.md;
+ * -DSTREAM_BUFFER=N builds a variant to compare). */
+#ifndef STREAM_BUFFER
+#define STREAM_BUFFER 2048L
+#endif
+/* New transfers started per loop iteration; more wait in the queue for the
+ * next one. curl sets up every new transfer in the one timer call that
+ * follows (about 150 us each), so 10,000 submitted at once held the loop
+ * for 1.6 s; with 64 per iteration the worst iteration at 10,000 streams is
+ * 40-90 ms (256: 90-110 ms), for the same wall and CPU time (see
+ * bench/RESULTS.md; -DSTARTS_PER_TURN=N builds a variant to compare). */
+#ifndef STARTS_PER_TURN
+#define STARTS_PER_TURN 64
+#endif
+
+typedef struct llmux__sock {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    struct llmux_client *c;
+    struct llmux__sock *prev, *next;
+} llmux__sock;
+
+enum xstate { X_ACTIVE = 1, X_WAIT, X_QUEUED, X_DONE };
+
+/* A log-scale histogram of milliseconds: 4 buckets per power of two of
+ * tenths of a millisecond, so percentiles are within about 20%. */
+#define HIST_BUCKETS 128
+typedef struct llmux__hist {
+    uint64_t n;
+    uint32_t b[HIST_BUCKETS];
+} llmux__hist;
+
+/* Counters per provider name. */
+typedef struct llmux__pstat {
+    char *name;
+    llmux_stats st;
+    struct llmux__pstat *next;
+} llmux__pstat;
+
+/* A token bucket: `rate` tokens per ms up to `cap`; rate 0 = no limit. */
+typedef struct llmux__bucket {
+    double tokens, cap, rate;
+    uint64_t last; /* loop time of the last refill */
+} llmux__bucket;
+
+/*
+ * A lane: the requests to one endpoint (scheme://host:port of the URL)
+ * with one API key. Rate limits, server pauses and the FIFO queue are per
+ * lane, as providers count them per key (per account or project); the
+ * per-endpoint in-flight limit counts the endpoint's requests whatever
+ * their key, on its key-less lane (`host`).
+ */
+typedef struct llmux__endpoint {
+    char *key; /* "scheme://host:port", then "#" and a hash of the API key
+                  for a keyed lane (the key itself is never kept) */
+    struct llmux__endpoint *host; /* the key-less lane (itself there) */
+    size_t in_flight;             /* of the endpoint: on `host` only */
+    llmux__bucket rq, tk;         /* requests and tokens per minute */
+    uint64_t paused_until; /* a 429's Retry-After or an exhausted quota */
+    struct llmux__xfer *qhead, *qtail; /* waiting, FIFO */
+    struct llmux__endpoint *next;
+} llmux__endpoint;
+
+/* What only an attempt on the wire needs, allocated when a request leaves
+ * the queue: 100,000 queued requests do not carry 700 bytes each of it. */
+typedef struct xfer_live {
+    llmux__framer framer;
+    llmux_chunk chunk;
+    llmux__buf held; /* paused mid-read: the bytes after the last event
+                        delivered, fed again on resume */
+    char errbuf[CURL_ERROR_SIZE];
+} xfer_live;
+
+struct llmux__xfer {
+    struct llmux_client *c;
+    llmux_request *req;
+    int owns_req;
+    llmux_chunk_cb on_chunk;
+    llmux_done_cb on_done;
+    void *ud;
+    llmux__prepared prep;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    llmux_response *res;
+    llmux__buf body;
+    xfer_live *live; /* NULL until the first attempt */
+    int state;
+    int started;       /* first body byte seen this attempt */
+    int answered;      /* the answer began: a whole reply's headers, a
+                          stream's first byte (first_byte_timeout met) */
+    int streaming;     /* this attempt's body goes through the framer */
+    int got_done;      /* stream end marker seen */
+    int delivered;     /* chunks reached the caller: no more retries */
+    int err;           /* error found inside a curl callback */
+    int cancel;        /* LLMUX_ECANCELED when cancelled */
+    int queued;        /* on the client's defer list */
+    int timer_on;      /* retry timer initialised and not yet closed */
+    int start_pending; /* submitted from inside curl: started by llmux__on_defer
+                        */
+    int defer_code;    /* finish with this code from llmux__on_defer */
+    int paused;        /* reading stopped by llmux_request_pause */
+    int resume_pending; /* llmux_request_resume: unpaused by llmux__on_defer */
+    int done_pending;   /* curl finished while events were held: the
+                           finish waits for them (done_result) */
+    CURLcode done_result;
+    int holds_slot; /* counted in the client's and endpoint's in_flight */
+    const char *timeout_which;   /* the watchdog that fired, or NULL */
+    long first_byte_ms, idle_ms; /* watchdogs, 0 = none */
+    uint64_t seq;                /* submission order, for the queues */
+    double est_tokens;           /* charged to the endpoint's token bucket */
+    uint64_t t_submit, t_queued, t_attempt; /* loop times in ms */
+    llmux__endpoint *ep;
+    struct llmux__xfer *wnext, *wprev; /* the endpoint's wait queue */
+    int attempts;
+    int max_retries;
+    long backoff_ms; /* first wait without a Retry-After; doubles */
+    size_t received;
+    long events;
+    uint64_t deadline; /* loop time in ms, 0 = none */
+    long connect_timeout_ms;
+    double retry_after_ms;
+    uv_timer_t timer;
+    struct llmux__xfer *prev, *next; /* client's list */
+    struct llmux__xfer *qnext;       /* defer list */
+};
+typedef struct llmux__xfer xfer;
+
+struct llmux_client {
+    uv_loop_t *loop;
+    uv_loop_t own_loop;
+    int owns_loop;
+    CURLM *multi;
+    uv_timer_t timer; /* curl's timeout */
+    uv_timer_t defer; /* finishing cancelled transfers from the loop */
+    int in_curl;      /* inside curl_multi_socket_action */
+    int in_defer;     /* inside llmux__on_defer: safe to release curl */
+    int closing;
+    int free_pending; /* llmux_client_free from a callback: llmux_client_run
+                         finishes it once its loop run returns */
+    int handles_open; /* uv handles whose close callback is pending */
+    llmux_close_cb on_closed;
+    void *close_ud;
+    xfer *head; /* submitted, not yet finished */
+    size_t pending;
+    xfer *qhead, *qtail;
+    llmux__sock *socks;
+    /* options */
+    char *plugin_path;
+    char *key_env_allow; /* ':'-separated variable names */
+    char **headers;
+    size_t n_headers;
+    int max_retries;
+    long timeout_ms;
+    long connect_timeout_ms;
+    size_t max_response;
+    size_t max_event;
+    char *proxy;
+    char *ca_file;
+    int insecure;
+    int warned_insecure; /* the insecure warning was logged */
+    long max_connections;
+    llmux_log_cb log;
+    void *log_ud;
+    int log_level;
+    char user_agent[64];
+    uint64_t rng;
+    long first_byte_timeout_ms;
+    long idle_timeout_ms;
+    size_t max_in_flight;
+    size_t max_per_endpoint;
+    size_t max_queue;
+    /* limits */
+    size_t in_flight, queued;
+    uint64_t seq;
+    llmux__endpoint *endpoints;
+    double rpm, tpm;      /* default rate limits per endpoint */
+    uv_timer_t pump_t;    /* wakes the queue when a rate limit allows */
+    uv_prepare_t turn;    /* each loop iteration: a new STARTS_PER_TURN */
+    unsigned turn_starts; /* transfers started in this iteration */
+    int turn_held;        /* some wait only for the next iteration */
+    /* observability */
+    llmux_stats st;
+    llmux__hist h_queue, h_first_byte, h_total;
+    llmux__pstat *pstats;
+};
+
+/* ---- what the parts offer each other ------------------------------------ */
+
+void llmux__client_log(struct llmux_client *c, int level, const char *fmt, ...);
+llmux__log_target llmux__client_log_target(struct llmux_client *c);
+void llmux__check_multi_info(struct llmux_client *c);
+void llmux__watchdog_arm(xfer *x, long ms);
+void llmux__sock_close(llmux__sock *s);
+int llmux__curl_timer_cb(CURLM *m, long ms, void *ud);
+int llmux__curl_socket_cb(CURL *e, curl_socket_t fd, int action, void *ud,
+                          void *sockp);
+void llmux__hist_add(llmux__hist *h, uint64_t ms_tenths);
+double llmux__hist_pct(const llmux__hist *h, double q);
+llmux__endpoint *llmux__endpoint_get(struct llmux_client *c, const char *url,
+                                     const char *api_key);
+int llmux__limits_allow(const struct llmux_client *c, llmux__endpoint *e,
+                        const xfer *x);
+int llmux__can_start_x(const struct llmux_client *c, llmux__endpoint *e,
+                       const xfer *x);
+void llmux__take_slot(xfer *x);
+void llmux__enqueue(xfer *x);
+void llmux__dequeue(xfer *x);
+void llmux__pump(struct llmux_client *c);
+void llmux__turn_hold(struct llmux_client *c);
+void llmux__on_turn(uv_prepare_t *p);
+const char *llmux__hdr(CURL *e, const char *name);
+void llmux__endpoint_limits(struct llmux_client *c, llmux__endpoint *e,
+                            const llmux__config *cfg);
+double llmux__estimate_tokens(const llmux_request *r);
+void llmux__rate_feedback(xfer *x, long status);
+void llmux__give_slot(xfer *x);
+void llmux__release_slot(xfer *x);
+void llmux__xfer_release(xfer *x);
+int llmux__on_event(void *ud, const llmux_event *ev);
+void llmux__xfer_done(xfer *x, CURLcode result);
+void llmux__on_defer(uv_timer_t *t);
+void llmux__defer_push(xfer *x);
+double llmux__retry_after_ms(CURL *e);
+int llmux__xfer_attempt(xfer *x);
+void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg);
+void llmux__retry_policy(xfer *x);
+void llmux__client_maybe_closed(struct llmux_client *c);
+
+#endif /* LLMUX_CORE_ENGINE_H */

@@ -1,0 +1,381 @@
+/*
+ * core/limits.c: limits and queues: concurrency lanes, the FIFO queue,
+ * starts per loop turn, token buckets per endpoint and key, and the
+ * feedback of the providers' rate-limit headers.
+ */
+#include "engine.h"
+
+/* ---- limits and queues
+ * ------------------------------------------------------- */
+
+/* The lane named key[0..n), created (with `host`) when new. */
+static llmux__endpoint *lane_get(struct llmux_client *c, const char *key,
+                                 size_t n, llmux__endpoint *host)
+{
+    llmux__endpoint *e;
+    for (e = c->endpoints; e; e = e->next)
+        if (strlen(e->key) == n && memcmp(e->key, key, n) == 0)
+            return e;
+    e = llmux__calloc(1, sizeof *e);
+    if (!e || !(e->key = llmux__strndup(key, n))) {
+        llmux__free(e);
+        return NULL;
+    }
+    e->host = host ? host : e;
+    e->next = c->endpoints;
+    c->endpoints = e;
+    return e;
+}
+
+/* The lane of a URL's scheme://host:port and an API key (may be NULL). */
+llmux__endpoint *llmux__endpoint_get(struct llmux_client *c, const char *url,
+                                     const char *api_key)
+{
+    const char *p = strstr(url, "://");
+    llmux__endpoint *host;
+    char *k;
+    size_t n;
+    uint64_t h = 14695981039346656037u; /* FNV-1a */
+    p = p ? p + 3 : url;
+    n = (size_t)(p - url) + strcspn(p, "/?#");
+    host = lane_get(c, url, n, NULL);
+    if (!host || !api_key || !*api_key)
+        return host;
+    for (p = api_key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211u;
+    if (!(k = llmux__malloc(n + 18)))
+        return NULL;
+    memcpy(k, url, n);
+    snprintf(k + n, 18, "#%016llx", (unsigned long long)h);
+    host = lane_get(c, k, n + 17, host);
+    llmux__free(k);
+    return host;
+}
+
+/* Per-minute limit -> bucket with one second of burst. */
+static void bucket_set(llmux__bucket *b, double per_minute, uint64_t now)
+{
+    double rate = per_minute / 60000.0, cap = per_minute / 60.0;
+    if (cap < 1)
+        cap = 1;
+    if (b->rate == rate && b->cap == cap)
+        return;
+    if (!b->rate)
+        b->tokens = cap; /* a new limit starts full */
+    else if (b->tokens > cap)
+        b->tokens = cap;
+    b->rate = rate;
+    b->cap = cap;
+    b->last = now;
+}
+
+static void bucket_refill(llmux__bucket *b, uint64_t now)
+{
+    if (!b->rate || now <= b->last)
+        return;
+    b->tokens += (double)(now - b->last) * b->rate;
+    if (b->tokens > b->cap)
+        b->tokens = b->cap;
+    b->last = now;
+}
+
+/* ms until `need` tokens are there (0 = now). */
+static uint64_t bucket_wait(llmux__bucket *b, double need, uint64_t now)
+{
+    if (!b->rate)
+        return 0;
+    bucket_refill(b, now);
+    if (need > b->cap)
+        need = b->cap; /* a request bigger than the burst waits for a full
+                          bucket, then goes */
+    if (b->tokens >= need)
+        return 0;
+    return (uint64_t)((need - b->tokens) / b->rate) + 1;
+}
+
+/* ms until the endpoint's rate limits let `x` go (0 = now). */
+static uint64_t rate_wait(const struct llmux_client *c, llmux__endpoint *e,
+                          const xfer *x)
+{
+    uint64_t now = uv_now(c->loop), w, t;
+    if (e->paused_until > now)
+        return e->paused_until - now;
+    w = bucket_wait(&e->rq, 1, now);
+    t = bucket_wait(&e->tk, x ? x->est_tokens : 0, now);
+    return w > t ? w : t;
+}
+
+/* The limits and rate limits allow x to start. */
+int llmux__limits_allow(const struct llmux_client *c, llmux__endpoint *e,
+                        const xfer *x)
+{
+    return (!c->max_in_flight || c->in_flight < c->max_in_flight) &&
+           (!c->max_per_endpoint || e->host->in_flight < c->max_per_endpoint) &&
+           rate_wait(c, e, x) == 0;
+}
+
+/* ... and this loop iteration has starts left. */
+int llmux__can_start_x(const struct llmux_client *c, llmux__endpoint *e,
+                       const xfer *x)
+{
+    return c->turn_starts < STARTS_PER_TURN && llmux__limits_allow(c, e, x);
+}
+
+void llmux__take_slot(xfer *x)
+{
+    struct llmux_client *c = x->c;
+    llmux__endpoint *e = x->ep;
+    x->holds_slot = 1;
+    c->turn_starts++;
+    c->in_flight++;
+    e->host->in_flight++;
+    if (e->rq.rate)
+        e->rq.tokens -= 1;
+    if (e->tk.rate)
+        e->tk.tokens -= x->est_tokens > e->tk.cap ? e->tk.cap : x->est_tokens;
+    if (c->in_flight > c->st.max_in_flight)
+        c->st.max_in_flight = c->in_flight;
+}
+
+void llmux__enqueue(xfer *x)
+{
+    struct llmux_client *c = x->c;
+    llmux__endpoint *e = x->ep;
+    x->state = X_QUEUED;
+    x->t_queued = uv_now(c->loop);
+    x->wnext = NULL;
+    x->wprev = e->qtail;
+    if (e->qtail)
+        e->qtail->wnext = x;
+    else
+        e->qhead = x;
+    e->qtail = x;
+    c->queued++;
+    if (c->queued > c->st.max_queued)
+        c->st.max_queued = c->queued;
+}
+
+void llmux__dequeue(xfer *x)
+{
+    llmux__endpoint *e = x->ep;
+    if (x->wprev)
+        x->wprev->wnext = x->wnext;
+    else
+        e->qhead = x->wnext;
+    if (x->wnext)
+        x->wnext->wprev = x->wprev;
+    else
+        e->qtail = x->wprev;
+    x->wnext = x->wprev = NULL;
+    x->c->queued--;
+    llmux__hist_add(&x->c->h_queue, (uv_now(x->c->loop) - x->t_queued) * 10);
+}
+
+static void on_pump_timer(uv_timer_t *t)
+{
+    llmux__pump(t->data);
+}
+
+/* Some requests wait only for the next iteration's starts: the prepare
+ * handle keeps the loop alive until they start, since nothing else may be
+ * left on it (their starts ran out on requests that ended at once). */
+void llmux__turn_hold(struct llmux_client *c)
+{
+    if (!c->turn_held) {
+        c->turn_held = 1;
+        uv_ref((uv_handle_t *)&c->turn);
+    }
+}
+
+/* Before each poll: a new budget of starts, and the requests that waited
+ * only for it start (their curl timer then makes the poll not block). */
+void llmux__on_turn(uv_prepare_t *p)
+{
+    struct llmux_client *c = p->data;
+    c->turn_starts = 0;
+    if (c->turn_held) {
+        c->turn_held = 0;
+        uv_unref((uv_handle_t *)&c->turn);
+        llmux__pump(c); /* may hold again */
+    }
+}
+
+/* Starts queued requests while the limits allow, oldest first across
+ * endpoints. O(endpoints) per start. A start that fails is finished from
+ * the defer timer, so done callbacks never nest here. */
+void llmux__pump(struct llmux_client *c)
+{
+    while (c->queued && !c->closing &&
+           (!c->max_in_flight || c->in_flight < c->max_in_flight)) {
+        llmux__endpoint *e, *best = NULL;
+        xfer *x;
+        int rc;
+        uint64_t wake = 0;
+        if (c->turn_starts >= STARTS_PER_TURN) {
+            llmux__turn_hold(c); /* llmux__on_turn goes on */
+            return;
+        }
+        for (e = c->endpoints; e; e = e->next) {
+            uint64_t w;
+            if (!e->qhead || (c->max_per_endpoint &&
+                              e->host->in_flight >= c->max_per_endpoint))
+                continue;
+            w = rate_wait(c, e, e->qhead);
+            if (w) { /* rate limited: remember when to look again */
+                if (!wake || w < wake)
+                    wake = w;
+                continue;
+            }
+            if (!best || e->qhead->seq < best->qhead->seq)
+                best = e;
+        }
+        if (!best) {
+            if (wake)
+                uv_timer_start(&c->pump_t, on_pump_timer, wake, 0);
+            return;
+        }
+        x = best->qhead;
+        llmux__dequeue(x);
+        llmux__take_slot(x);
+        rc = llmux__xfer_attempt(x);
+        if (rc) {
+            x->state = X_WAIT;
+            x->defer_code = rc;
+            llmux__defer_push(x);
+        }
+    }
+}
+
+/* Rate limits of an endpoint: the request's rpm=/tpm=, else the client's
+ * defaults; the last request that names one sets it. */
+void llmux__endpoint_limits(struct llmux_client *c, llmux__endpoint *e,
+                            const llmux__config *cfg)
+{
+    const char *v;
+    uint64_t now = uv_now(c->loop);
+    double rpm = c->rpm, tpm = c->tpm;
+    if ((v = llmux__config_get(cfg, "rpm")) != NULL)
+        rpm = atof(v); /* validated integer: locale-safe */
+    if ((v = llmux__config_get(cfg, "tpm")) != NULL)
+        tpm = atof(v);
+    if (rpm > 0)
+        bucket_set(&e->rq, rpm, now);
+    if (tpm > 0)
+        bucket_set(&e->tk, tpm, now);
+}
+
+/* Tokens a request will likely cost before it is sent: its text at about
+ * four characters a token, plus the completion it may ask for. */
+double llmux__estimate_tokens(const llmux_request *r)
+{
+    size_t chars = 0, i;
+    for (i = 0; i < r->n_msgs; i++) {
+        if (r->msgs[i].content)
+            chars += strlen(r->msgs[i].content);
+        if (r->msgs[i].content_json)
+            chars += strlen(r->msgs[i].content_json);
+    }
+    if (r->prompt)
+        chars += strlen(r->prompt);
+    for (i = 0; i < r->n_inputs; i++)
+        chars += strlen(r->inputs[i]);
+    return (double)chars / 4.0 + 1.0 +
+           (r->has & LLMUX_HAS_MAX_TOKENS ? (double)r->max_tokens : 0.0);
+}
+
+/* Parses OpenAI's reset durations ("12ms", "1s", "6m0s", "1h2m3.5s") into
+ * ms; -1 when malformed. */
+static double parse_reset(const char *s)
+{
+    double total = 0;
+    int any = 0;
+    while (s && *s) {
+        double v = 0, scale = 0;
+        int digits = 0;
+        while (*s >= '0' && *s <= '9') {
+            v = v * 10 + (*s++ - '0');
+            digits++;
+        }
+        if (*s == '.') {
+            double f = 0.1;
+            for (s++; *s >= '0' && *s <= '9'; s++, f /= 10)
+                v += (*s - '0') * f;
+        }
+        if (!digits)
+            return -1;
+        if (s[0] == 'm' && s[1] == 's')
+            scale = 1, s += 2;
+        else if (*s == 'h')
+            scale = 3600000, s++;
+        else if (*s == 'm')
+            scale = 60000, s++;
+        else if (*s == 's')
+            scale = 1000, s++;
+        else
+            return -1;
+        total += v * scale;
+        any = 1;
+    }
+    return any ? total : -1;
+}
+
+/* Server feedback on the endpoint's limits: a 429's Retry-After pauses the
+ * endpoint for every request of the client; OpenAI's and Mistral's
+ * x-ratelimit-* headers bring the buckets down to what is left. */
+void llmux__rate_feedback(xfer *x, long status)
+{
+    llmux__endpoint *e = x->ep;
+    uint64_t now = uv_now(x->c->loop);
+    const char *v;
+    if (status == 429 && x->retry_after_ms >= 0) {
+        uint64_t until = now + (uint64_t)x->retry_after_ms;
+        if (until > e->paused_until)
+            e->paused_until = until;
+    }
+    if (!e->rq.rate && !e->tk.rate && status != 429)
+        return; /* no limits to adapt: spare the header scans */
+    if ((v = llmux__hdr(x->easy, "x-ratelimit-remaining-requests")) != NULL ||
+        (v = llmux__hdr(x->easy, "x-ratelimit-remaining-req-minute")) != NULL) {
+        double left = atof(v);
+        if (e->rq.rate) {
+            bucket_refill(&e->rq, now);
+            if (left < e->rq.tokens)
+                e->rq.tokens = left;
+        }
+        if (left < 1) {
+            const char *r = llmux__hdr(x->easy, "x-ratelimit-reset-requests");
+            double ms = r ? parse_reset(r) : -1;
+            if (ms > 0 && now + (uint64_t)ms > e->paused_until)
+                e->paused_until = now + (uint64_t)ms;
+        }
+    }
+    if (e->tk.rate &&
+        ((v = llmux__hdr(x->easy, "x-ratelimit-remaining-tokens")) != NULL ||
+         (v = llmux__hdr(x->easy, "x-ratelimit-remaining-tokens-minute")) !=
+             NULL)) {
+        double left = atof(v);
+        bucket_refill(&e->tk, now);
+        if (left < e->tk.tokens)
+            e->tk.tokens = left;
+    }
+}
+
+/* Undoes llmux__take_slot's counting (not the rate tokens: a request that was
+ * sent, or nearly, costs them). */
+void llmux__give_slot(xfer *x)
+{
+    if (!x->holds_slot)
+        return;
+    x->holds_slot = 0;
+    x->c->in_flight--;
+    x->ep->host->in_flight--;
+}
+
+/* Gives the slot back and lets the queue use it. */
+void llmux__release_slot(xfer *x)
+{
+    if (!x->holds_slot)
+        return;
+    llmux__give_slot(x);
+    llmux__pump(x->c);
+}

@@ -1,0 +1,1048 @@
+/*
+ * core/xfer.c: one transfer: its attempts, the retry policy (what is
+ * retryable, delays, Retry-After), fallbacks, stream delivery with
+ * backpressure, and the done callback, exactly once.
+ */
+#include "engine.h"
+
+/* ---- transfers ----------------------------------------------------------- */
+
+static uint64_t now_ms(struct llmux_client *c)
+{
+    return uv_now(c->loop);
+}
+
+/* Copies the stream chunk's error report into the response. */
+static void take_chunk_error(xfer *x)
+{
+    struct llmux_out *a = &x->res->o, *b = &x->live->chunk.o;
+#define MOVE(f)                                                                \
+    do {                                                                       \
+        llmux__free(a->f);                                                     \
+        a->f = b->f;                                                           \
+        b->f = NULL;                                                           \
+    } while (0)
+    MOVE(err_type);
+    MOVE(err_pcode);
+    MOVE(err_param);
+    MOVE(err_msg);
+#undef MOVE
+    a->err_code = b->err_code;
+}
+
+static int chunk_has_content(const struct llmux_out *o)
+{
+    return o->text.len || o->reasoning.len || o->refusal.len || o->n_calls ||
+           o->finish || o->has_usage;
+}
+
+int llmux__on_event(void *ud, const llmux_event *ev)
+{
+    xfer *x = ud;
+    int rc;
+    if (x->got_done)
+        return 0; /* anything after the end marker is ignored */
+    x->events++;
+    rc = llmux__decode_event(&x->prep, ev, &x->live->chunk);
+    if (rc < 0) {
+        take_chunk_error(x);
+        x->err = rc;
+        return rc;
+    }
+    if (rc == LLMUX_EVENT_DONE)
+        x->got_done = 1;
+    if (!chunk_has_content(&x->live->chunk.o) && !x->live->chunk.o.id)
+        return 0;
+    if (llmux__out_merge(&x->res->o, &x->live->chunk.o)) {
+        x->err = LLMUX_ENOMEM;
+        return LLMUX_ENOMEM;
+    }
+    if (!chunk_has_content(&x->live->chunk.o))
+        return 0; /* metadata only (id, model): nothing to deliver */
+    x->delivered = 1;
+    if (x->on_chunk && !x->cancel) {
+        int stop;
+        x->live->chunk.acc = &x->res->o;
+        llmux__callback_depth(1);
+        stop = x->on_chunk(x->req, &x->live->chunk, x->ud);
+        llmux__callback_depth(-1);
+        if (stop) {
+            x->err = LLMUX_EUSER;
+            return LLMUX_EUSER;
+        }
+    }
+    if (x->cancel)
+        return x->cancel;
+    /* paused by the callback: no more events until resumed */
+    return x->paused ? LLMUX__FRAMER_STOP : 0;
+}
+
+/* The first-byte / idle watchdog fired: end the attempt as a timeout. */
+static void on_watchdog(uv_timer_t *t)
+{
+    xfer *x = t->data;
+    llmux__log_target old;
+    if (x->state != X_ACTIVE || !x->easy)
+        return;
+    x->timeout_which = x->answered ? "idle_timeout" : "first_byte_timeout";
+    old = llmux__client_log_target(x->c);
+    llmux__xfer_done(x, CURLE_OPERATION_TIMEDOUT);
+    llmux__log_target_swap(old);
+}
+
+void llmux__watchdog_arm(xfer *x, long ms)
+{
+    if (!x->timer_on) {
+        uv_timer_init(x->c->loop, &x->timer);
+        x->timer.data = x;
+        x->timer_on = 1;
+        x->c->handles_open++;
+    }
+    uv_timer_start(&x->timer, on_watchdog, (uint64_t)ms, 0);
+}
+
+static int is_json_ctype(const char *ct)
+{
+    return ct && (strncasecmp(ct, "application/json", 16) == 0);
+}
+
+/* This attempt's body goes through the framer: a streamed request
+ * answered 2xx with anything but JSON (an error comes whole). */
+static int body_streams(xfer *x)
+{
+    long status = 0;
+    char *ct = NULL;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+    return x->req->stream && status >= 200 && status < 300 &&
+           !is_json_ctype(ct);
+}
+
+/* The first byte of the answer: the first-byte watchdog is met and the
+ * idle one (the longest silence mid-answer) takes over. */
+static void answer_began(xfer *x)
+{
+    if (x->answered)
+        return;
+    x->answered = 1;
+    if (x->idle_ms && !x->paused)
+        llmux__watchdog_arm(x, x->idle_ms);
+    else if (x->first_byte_ms && x->timer_on)
+        uv_timer_stop(&x->timer);
+}
+
+/* Header lines; the blank one ends them. A whole reply has begun with
+ * its headers (a body stalled after them is an idle timeout, not a
+ * first-byte one, and there is one even without a first_byte_timeout); a
+ * stream begins with its first event. */
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    xfer *x = ud;
+    size_t len = sz * n;
+    long status = 0;
+    if (len > 2 || (len && p[0] != '\r' && p[0] != '\n'))
+        return len;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && !body_streams(x))
+        answer_began(x); /* not for a 1xx: its headers come next */
+    return len;
+}
+
+static size_t on_write(char *p, size_t sz, size_t n, void *ud)
+{
+    xfer *x = ud;
+    size_t len = sz * n;
+    int rc;
+    if (x->cancel || x->err)
+        return 0; /* aborts the transfer */
+    x->received += len;
+    if (x->received > x->c->max_response) {
+        x->err = LLMUX_ETOOBIG;
+        return 0;
+    }
+    if (x->answered && x->idle_ms && !x->paused)
+        llmux__watchdog_arm(x,
+                            x->idle_ms); /* bytes arrived: the gap restarts */
+    if (!x->started) {
+        x->started = 1;
+        /* the stats' first byte is the body's, whether or not the end of
+         * the headers was watched */
+        llmux__hist_add(&x->c->h_first_byte,
+                        (uv_now(x->c->loop) - x->t_attempt) * 10);
+        answer_began(x);
+        x->streaming = body_streams(x);
+        if (x->streaming)
+            llmux__framer_init(&x->live->framer, x->prep.http.framing,
+                               x->c->max_event);
+    }
+    if (!x->streaming) {
+        if (llmux__buf_append(&x->body, p, len)) {
+            x->err = LLMUX_ENOMEM;
+            return 0;
+        }
+        return len;
+    }
+    if (x->live->held.len) /* still holding: keep the order */
+        rc = llmux__buf_append(&x->live->held, p, len) ? LLMUX_ENOMEM : 0;
+    else {
+        size_t used;
+        rc = llmux__framer_feed_part(&x->live->framer, p, len, llmux__on_event,
+                                     x, &used);
+        if (rc == LLMUX__FRAMER_STOP)
+            rc = used < len &&
+                         llmux__buf_append(&x->live->held, p + used, len - used)
+                     ? LLMUX_ENOMEM
+                     : 0;
+    }
+    if (rc) {
+        if (!x->err)
+            x->err = rc;
+        return 0;
+    }
+    return len;
+}
+
+const char *llmux__hdr(CURL *e, const char *name)
+{
+    struct curl_header *h;
+    if (curl_easy_header(e, name, 0, CURLH_HEADER, -1, &h) == CURLHE_OK)
+        return h->value;
+    return NULL;
+}
+
+/* Parses Retry-After / retry-after-ms into ms; -1 when absent or bad. */
+double llmux__retry_after_ms(CURL *e)
+{
+    const char *v = llmux__hdr(e, "retry-after-ms");
+    char *end;
+    double d;
+    if (v) {
+        long ms = strtol(v, &end, 10);
+        if (end != v && ms >= 0)
+            return (double)ms;
+    }
+    v = llmux__hdr(e, "retry-after");
+    if (!v)
+        return -1;
+    {
+        long s = strtol(v, &end, 10);
+        if (end != v && *end == '\0' && s >= 0)
+            return (double)s * 1000.0;
+    }
+    d = (double)curl_getdate(v, NULL);
+    if (d > 0) {
+        double delta = (d - (double)time(NULL)) * 1000.0;
+        return delta > 0 ? delta : 0;
+    }
+    return -1;
+}
+
+/* As the official SDKs: timeouts, lock conflicts, rate limits and every
+ * server error (529, "overloaded", included). */
+static int retryable_status(long s)
+{
+    return s == 408 || s == 409 || s == 429 || (s >= 500 && s <= 599);
+}
+
+/* Decides whether to try again; returns the delay in ms or -1. The full
+ * policy (budgets per endpoint, rate limits) comes with the resilience
+ * layer; this is the per-request part: statuses, x-should-retry,
+ * Retry-After, exponential backoff with jitter. */
+static double retry_delay(xfer *x, int code, long status, int transport,
+                          const char *should)
+{
+    double d;
+    if (x->cancel || x->delivered || x->c->closing ||
+        x->attempts > x->max_retries)
+        return -1;
+    if (should && !strcasecmp(should, "false"))
+        return -1;
+    if (!(should && !strcasecmp(should, "true"))) {
+        if (code == LLMUX_ETRANSPORT || code == LLMUX_ETIMEDOUT) {
+            if (transport != CURLE_COULDNT_CONNECT &&
+                transport != CURLE_OPERATION_TIMEDOUT &&
+                transport != CURLE_GOT_NOTHING &&
+                transport != CURLE_SEND_ERROR && transport != CURLE_RECV_ERROR)
+                return -1;
+            if (status > 0)
+                return -1; /* the answer began (then a reset, a cut, a
+                              stall): the work may be done, report it */
+        } else if (!retryable_status(status)) {
+            return -1;
+        }
+        if (status == 429 && x->res->o.err_pcode &&
+            !strcmp(x->res->o.err_pcode, "insufficient_quota"))
+            return -1; /* billing, not load */
+    }
+    if (x->retry_after_ms >= 0) {
+        if (x->retry_after_ms > RETRY_AFTER_CAP_MS)
+            return -1;
+        d = x->retry_after_ms;
+    } else {
+        /* min(b * 2^n, 8 s), as the README says, whatever b is */
+        double base = (double)x->backoff_ms;
+        int i;
+        for (i = 1; i < x->attempts && base < BACKOFF_CAP_MS; i++)
+            base *= 2;
+        if (base > BACKOFF_CAP_MS)
+            base = BACKOFF_CAP_MS;
+        /* xorshift jitter in [0.75, 1]: no global rand() state */
+        x->c->rng ^= x->c->rng << 13;
+        x->c->rng ^= x->c->rng >> 7;
+        x->c->rng ^= x->c->rng << 17;
+        d = base * (1.0 - 0.25 * (double)(x->c->rng % 1000) / 1000.0);
+    }
+    if (x->deadline && now_ms(x->c) + (uint64_t)d >= x->deadline)
+        return -1;
+    return d;
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    xfer *x = t->data;
+    int rc;
+    llmux__log_target old;
+    if (x->state != X_WAIT || x->cancel)
+        return; /* a cancelled wait is finished by llmux__on_defer */
+    old = llmux__client_log_target(x->c);
+    rc = llmux__xfer_attempt(x);
+    if (rc)
+        llmux__xfer_finish(x, rc, 0, NULL);
+    llmux__log_target_swap(old);
+}
+
+static void reset_attempt(xfer *x)
+{
+    /* the plugin's per-call state (stream bookkeeping) starts afresh */
+    if (x->prep.call.state && x->prep.prov->vt->call_end)
+        x->prep.prov->vt->call_end(x->prep.prov->provctx, &x->prep.call);
+    x->prep.call.state = NULL;
+    if (x->easy) {
+        curl_easy_cleanup(x->easy);
+        x->easy = NULL;
+    }
+    curl_slist_free_all(x->hdrs);
+    x->hdrs = NULL;
+    llmux__buf_free(&x->body);
+    if (x->live) {
+        llmux__framer_free(&x->live->framer);
+        llmux__buf_free(&x->live->held);
+        x->live->errbuf[0] = '\0';
+    }
+    x->done_pending = 0;
+    if (x->timer_on && x->state == X_ACTIVE)
+        uv_timer_stop(&x->timer); /* the watchdog of the attempt ending */
+    x->timeout_which = NULL;
+    x->started = x->answered = x->streaming = x->got_done = 0;
+    x->err = 0;
+    x->received = 0;
+    x->events = 0;
+}
+
+static void live_free(xfer *x)
+{
+    if (!x->live)
+        return;
+    llmux__framer_free(&x->live->framer);
+    llmux__buf_free(&x->live->held);
+    llmux__out_free(&x->live->chunk.o);
+    llmux__free(x->live);
+    x->live = NULL;
+}
+
+/* Whether a request that failed for good may move on to a fallback: rate
+ * limits, overload and other 5xx, timeouts, connection failures and
+ * context-length errors; never once the caller has seen chunks. */
+static int fallback_worthy(const xfer *x, int code, long status)
+{
+    const char *pc = x->res->o.err_pcode, *m = x->res->o.err_msg;
+    if (x->cancel || x->delivered || x->c->closing ||
+        x->req->next_fallback >= x->req->n_fallbacks)
+        return 0;
+    switch (code) {
+    case LLMUX_ERATELIMIT:
+    case LLMUX_ETIMEDOUT:
+    case LLMUX_ETRANSPORT:
+        return 1;
+    case LLMUX_EPROVIDER:
+        if (status >= 500 || status == 408)
+            return 1;
+        return (pc && strstr(pc, "context_length")) ||
+               (m &&
+                (strstr(m, "context length") || strstr(m, "context_length") ||
+                 strstr(m, "maximum context")));
+    default:
+        return 0;
+    }
+}
+
+/* Moves a failed request on to its next fallback config string: a fresh
+ * prepare, response and retry budget; the total deadline goes on. Returns
+ * 0 when the new attempt started or was queued. */
+static int use_fallback(xfer *x)
+{
+    struct llmux_client *c = x->c;
+    llmux_request *req = x->req;
+    llmux__config cfg;
+    char prev[128];
+    int rc;
+
+    snprintf(prev, sizeof prev, "%s/%s", req->cfg.provider,
+             req->cfg.model ? req->cfg.model : "");
+    memset(&cfg, 0, sizeof cfg);
+    rc = llmux__config_parse(req->fallbacks[req->next_fallback++], &cfg, NULL,
+                             0);
+    if (rc)
+        return rc;
+    llmux__config_free(&req->cfg);
+    req->cfg = cfg;
+    llmux__client_log(c, LLMUX_LOG_INFO, "%s failed; falling back to %s/%s",
+                      prev, cfg.provider, cfg.model ? cfg.model : "");
+    reset_attempt(x);
+    llmux__give_slot(x); /* llmux__pump below */
+    llmux__prepared_free(&x->prep);
+    {
+        llmux__log_target old = llmux__client_log_target(c);
+        rc = llmux__prepare_ex(req, c->plugin_path, c->key_env_allow, &x->prep);
+        llmux__log_target_swap(old);
+    }
+    if (rc)
+        return rc;
+    {
+        llmux_response *nr = llmux__response_new(req->op, req->cfg.provider);
+        if (!nr)
+            return LLMUX_ENOMEM; /* the old response still reports */
+        llmux_response_free(x->res);
+        x->res = nr;
+    }
+    x->res->fallback = (int)req->next_fallback;
+    x->attempts = 0;
+    llmux__retry_policy(x); /* the fallback's max_retries=, retry_backoff= */
+    x->ep = llmux__endpoint_get(c, x->prep.url, x->prep.api_key);
+    if (!x->ep)
+        return LLMUX_ENOMEM;
+    llmux__endpoint_limits(c, x->ep, &req->cfg); /* the fallback's rpm=, tpm= */
+    x->est_tokens = x->ep->tk.rate ? llmux__estimate_tokens(req) : 0;
+    if (llmux__can_start_x(c, x->ep, x)) {
+        llmux__take_slot(x);
+        rc = llmux__xfer_attempt(x);
+    } else {
+        llmux__enqueue(x);
+    }
+    llmux__pump(c);
+    return rc;
+}
+
+/* One transfer finished in curl: decide the outcome of this attempt. */
+void llmux__xfer_done(xfer *x, CURLcode result)
+{
+    struct llmux_client *c = x->c;
+    long status = 0;
+    char *ct = NULL;
+    const char *should;
+    int code = 0, transport = 0;
+    char msg[2 * LLMUX__ERRBUF] = "";
+    double delay;
+
+    curl_multi_remove_handle(c->multi, x->easy);
+    if (x->live && x->live->held.len && !x->cancel && !x->err) {
+        /* paused with events still held: they go first, on resume */
+        x->done_pending = 1;
+        x->done_result = result;
+        return;
+    }
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+    /* retry hints matter only for failures; skip the header scans else */
+    if (result != CURLE_OK || status >= 400) {
+        x->retry_after_ms = llmux__retry_after_ms(x->easy);
+        should = llmux__hdr(x->easy, "x-should-retry");
+    } else {
+        x->retry_after_ms = -1;
+        should = NULL;
+    }
+    x->res->http_status = status;
+    x->res->err.retry_after =
+        x->retry_after_ms >= 0 ? x->retry_after_ms / 1000.0 : -1;
+    if (status > 0)
+        llmux__rate_feedback(x, status);
+
+    if (x->cancel) {
+        code = x->cancel;
+    } else if (x->err) {
+        code = x->err;
+        if (code == LLMUX_ETOOBIG)
+            snprintf(msg, sizeof msg,
+                     "%s: response larger than the %zu-byte limit",
+                     x->prep.call.provider,
+                     x->streaming && x->received <= c->max_response
+                         ? c->max_event
+                         : c->max_response);
+    } else if (result != CURLE_OK && !(x->streaming && x->got_done)) {
+        transport = (int)result;
+        code = result == CURLE_OPERATION_TIMEDOUT ? LLMUX_ETIMEDOUT
+                                                  : LLMUX_ETRANSPORT;
+        if (code == LLMUX_ETIMEDOUT) {
+            /* name the timeout that fired */
+            curl_off_t conn = 0;
+            curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &conn);
+            if (x->timeout_which && !strcmp(x->timeout_which, "idle_timeout"))
+                snprintf(msg, sizeof msg,
+                         "%s: idle_timeout: no data for %ld ms after %ld "
+                         "events",
+                         x->prep.call.provider, x->idle_ms, x->events);
+            else if (x->timeout_which)
+                snprintf(msg, sizeof msg,
+                         "%s: first_byte_timeout: no answer within %ld ms",
+                         x->prep.call.provider, x->first_byte_ms);
+            else if (conn == 0 &&
+                     (!x->deadline || uv_now(c->loop) < x->deadline))
+                snprintf(msg, sizeof msg,
+                         "%s: connect_timeout: no connection within %ld ms",
+                         x->prep.call.provider, x->connect_timeout_ms);
+            else
+                snprintf(
+                    msg, sizeof msg, "%s: timeout: the total deadline passed%s",
+                    x->prep.call.provider, x->streaming ? " mid-stream" : "");
+        } else if (x->streaming)
+            snprintf(msg, sizeof msg, "%s: stream cut off after %ld events: %s",
+                     x->prep.call.provider, x->events,
+                     x->live->errbuf[0] ? x->live->errbuf
+                                        : curl_easy_strerror(result));
+        else
+            snprintf(msg, sizeof msg, "%s: %s", x->prep.call.provider,
+                     x->live->errbuf[0] ? x->live->errbuf
+                                        : curl_easy_strerror(result));
+    } else if (x->streaming) {
+        int rc = llmux__framer_finish(&x->live->framer, llmux__on_event, x);
+        if (rc == LLMUX__FRAMER_STOP)
+            rc = 0; /* the last event; a pause after it changes nothing */
+        if (rc)
+            code = x->err ? x->err : rc;
+        else if (!x->got_done) {
+            code = LLMUX_ETRANSPORT;
+            snprintf(msg, sizeof msg,
+                     "%s: stream ended after %ld events without its end "
+                     "marker",
+                     x->prep.call.provider, x->events);
+        }
+    } else {
+        code = llmux__decode_answer(&x->prep, status, ct, x->body.p,
+                                    x->body.len, x->res);
+        if (code) {
+            /* keep the decoded message; llmux__xfer_finish records it again */
+            snprintf(msg, sizeof msg, "%s",
+                     x->res->err_message ? x->res->err_message : "");
+            x->res->has_error = 0;
+        }
+    }
+    if (c->log && c->log_level >= LLMUX_LOG_DEBUG) {
+        /* the URL without its query (a plugin may put a key there) and
+         * without a user:password */
+        const char *u = x->prep.url;
+        size_t n = strcspn(u, "?"), a = n, b = n;
+        int cred = llmux__url_userinfo(u, n, &a, &b);
+        llmux__client_log(
+            c, LLMUX_LOG_DEBUG, "%s %.*s%s%.*s -> HTTP %ld, %s (attempt %d)",
+            x->prep.http.method, (int)a, u, cred ? "***" : "", (int)(n - b),
+            u + b, status, code ? llmux_err_name(code) : "ok", x->attempts);
+    }
+
+    if (code &&
+        (delay = retry_delay(x, code, status, transport, should)) >= 0) {
+        llmux__client_log(c, LLMUX_LOG_INFO, "%s: retrying in %.0f ms after %s",
+                          x->prep.call.provider, delay, llmux_err_name(code));
+        c->st.retries++;
+        if (status == 429)
+            c->st.retries_rate_limited++;
+        else if (status >= 400)
+            c->st.retries_server++;
+        else
+            c->st.retries_transport++;
+        reset_attempt(x);
+        /* a fresh response for the next attempt, errors included */
+        llmux__out_reset(&x->res->o);
+        x->state = X_WAIT;
+        if (!x->timer_on) {
+            uv_timer_init(c->loop, &x->timer);
+            x->timer.data = x;
+            x->timer_on = 1;
+            c->handles_open++;
+        }
+        uv_timer_start(&x->timer, on_retry_timer, (uint64_t)delay, 0);
+        return;
+    }
+    if (code && fallback_worthy(x, code, status)) {
+        int rc = use_fallback(x);
+        if (rc == 0)
+            return;
+        code = rc;               /* the fallback could not even start */
+        x->res->http_status = 0; /* not the failed primary's status */
+        snprintf(msg, sizeof msg, "fallback: %s",
+                 x->req->errmsg ? x->req->errmsg : llmux_strerror(rc));
+    }
+    llmux__xfer_finish(x, code, transport, msg[0] ? msg : NULL);
+}
+
+void llmux__check_multi_info(struct llmux_client *c)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(c->multi, &left))) {
+        xfer *x = NULL;
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        if (x)
+            llmux__xfer_done(x, m->data.result);
+    }
+}
+
+static int add_slist(struct curl_slist **l, const char *s)
+{
+    struct curl_slist *n = curl_slist_append(*l, s);
+    if (!n)
+        return LLMUX_ENOMEM;
+    *l = n;
+    return 0;
+}
+
+/* Starts one attempt: a configured easy handle added to the multi. */
+int llmux__xfer_attempt(xfer *x)
+{
+    struct llmux_client *c = x->c;
+    const struct llmux_http_request *h = &x->prep.http;
+    const llmux__config *cfg = &x->req->cfg;
+    const char *proxy, *ca, *ins;
+    CURL *e;
+    size_t i;
+    long timeout = 0;
+
+    reset_attempt(x);
+    if (x->deadline) {
+        uint64_t now = now_ms(c);
+        if (now >= x->deadline)
+            return LLMUX_ETIMEDOUT;
+        timeout = (long)(x->deadline - now);
+    }
+    if (!x->live) { /* kept across retries, freed when the request ends */
+        if (!(x->live = llmux__calloc(1, sizeof *x->live)))
+            return LLMUX_ENOMEM;
+        llmux__out_init(&x->live->chunk.o, x->req->op, 1);
+    }
+    e = x->easy = curl_easy_init();
+    if (!e)
+        return LLMUX_ENOMEM;
+    for (i = 0; i < h->n_headers; i++)
+        if (add_slist(&x->hdrs, h->headers[i]))
+            return LLMUX_ENOMEM;
+    for (i = 0; i < c->n_headers; i++)
+        if (add_slist(&x->hdrs, c->headers[i]))
+            return LLMUX_ENOMEM;
+    /* no "Expect: 100-continue" round trip for large bodies */
+    if (h->body_len > 1024 && add_slist(&x->hdrs, "Expect:"))
+        return LLMUX_ENOMEM;
+
+    curl_easy_setopt(e, CURLOPT_URL, x->prep.url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* Waiting to multiplex pays off only where TLS ALPN can offer HTTP/2;
+     * over plain http it would hold new transfers to a host behind the
+     * first one's response. */
+    if (strncmp(x->prep.url, "https://", 8) == 0)
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    if (x->first_byte_ms || x->idle_ms) {
+        /* the end of the headers hands a whole reply from the first-byte
+         * watchdog to the idle one; without watchdogs the first body
+         * byte marks the answer's start, and curl skips the callback
+         * (about 2 % of a plain request's instructions) */
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    }
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->live->errbuf);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, x->connect_timeout_ms);
+    if (timeout > 0)
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
+    if (x->req->stream)
+        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, STREAM_BUFFER);
+    if (h->body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)h->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, h->body);
+    }
+    if (strcmp(h->method, "GET") == 0 && !h->body)
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    else if (!h->body) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L); /* an empty POST body */
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+    }
+    if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "POST") != 0)
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, h->method);
+    proxy = llmux__config_get(cfg, "proxy");
+    if (!proxy)
+        proxy = c->proxy;
+    if (proxy)
+        curl_easy_setopt(e, CURLOPT_PROXY, proxy);
+    ca = llmux__config_get(cfg, "ca_file");
+    if (!ca)
+        ca = c->ca_file;
+    if (ca)
+        curl_easy_setopt(e, CURLOPT_CAINFO, ca);
+    ins = llmux__config_get(cfg, "insecure");
+    if ((ins && !strcmp(ins, "1")) || (!ins && c->insecure)) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+        if (!c->warned_insecure) {
+            c->warned_insecure = 1;
+            llmux__client_log(
+                c, LLMUX_LOG_WARN,
+                "TLS certificate verification is off (insecure=1): "
+                "anyone on the path can read the traffic and the "
+                "API key");
+        }
+    }
+    x->attempts++;
+    x->res->attempts = x->attempts;
+    x->state = X_ACTIVE;
+    x->t_attempt = uv_now(c->loop);
+    c->st.attempts++;
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+        return LLMUX_ENOMEM;
+    if (x->first_byte_ms)
+        llmux__watchdog_arm(x, x->first_byte_ms);
+    return 0;
+}
+
+static void xfer_timer_closed(uv_handle_t *h)
+{
+    xfer *x = h->data;
+    struct llmux_client *c = x->c;
+    x->timer_on = 0;
+    llmux__xfer_release(x);
+    c->handles_open--;
+    llmux__client_maybe_closed(c);
+}
+
+/* Outcome counters of a finished request. */
+static void count_outcome(llmux_stats *st, int code, const llmux_response *res)
+{
+    if (code == 0) {
+        st->succeeded++;
+        if (res->o.usage.prompt_tokens > 0)
+            st->prompt_tokens += (uint64_t)res->o.usage.prompt_tokens;
+        if (res->o.usage.completion_tokens > 0)
+            st->completion_tokens += (uint64_t)res->o.usage.completion_tokens;
+        return;
+    }
+    if (code == LLMUX_ECANCELED) {
+        st->canceled++;
+        return;
+    }
+    st->failed++;
+    switch (llmux_err_class_of(code)) {
+    case LLMUX_CLASS_PROVIDER:
+        st->errors_provider++;
+        break;
+    case LLMUX_CLASS_TRANSPORT:
+        st->errors_transport++;
+        break;
+    case LLMUX_CLASS_USAGE:
+        st->errors_usage++;
+        break;
+    default:
+        st->errors_local++;
+        break;
+    }
+}
+
+/* The counters of one provider name, created on first use. */
+static llmux_stats *provider_stats(struct llmux_client *c, const char *name)
+{
+    llmux__pstat *p;
+    if (!name)
+        return NULL;
+    for (p = c->pstats; p; p = p->next)
+        if (strcmp(p->name, name) == 0)
+            return &p->st;
+    p = llmux__calloc(1, sizeof *p);
+    if (!p || !(p->name = llmux__strdup(name))) {
+        llmux__free(p);
+        return NULL;
+    }
+    p->next = c->pstats;
+    c->pstats = p;
+    return &p->st;
+}
+
+/* The end of a request: the done callback, exactly once, then freeing. */
+void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg)
+{
+    struct llmux_client *c = x->c;
+    llmux_request *req = x->req;
+    llmux_response *res = x->res;
+
+    if (x->state == X_ACTIVE && x->easy)
+        curl_multi_remove_handle(c->multi, x->easy);
+    reset_attempt(x);
+    x->state = X_DONE;
+    llmux__release_slot(x); /* may start queued requests */
+    llmux__hist_add(&c->h_total, (uv_now(c->loop) - x->t_submit) * 10);
+    if (code == 0 && x->ep && x->ep->tk.rate && res->o.has_usage) {
+        /* charge what the request really cost, not the estimate */
+        long used = llmux__usage_total(&res->o.usage);
+        double charged =
+            x->est_tokens > x->ep->tk.cap ? x->ep->tk.cap : x->est_tokens;
+        x->ep->tk.tokens += charged - (double)used;
+        if (x->ep->tk.tokens > x->ep->tk.cap)
+            x->ep->tk.tokens = x->ep->tk.cap;
+    }
+    count_outcome(&c->st, code, res);
+    {
+        /* the provider that answered (a fallback's, maybe) */
+        llmux_stats *ps = provider_stats(c, res->provider);
+        if (ps) {
+            ps->requests++;
+            ps->attempts += (uint64_t)x->attempts;
+            count_outcome(ps, code, res);
+        }
+    }
+    if (code)
+        llmux__response_fail(res, code, res->http_status, transport, msg);
+    llmux__response_mask(res, x->prep.api_key);
+    /* unlink before the callback so llmux_client_pending() is accurate */
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        c->head = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    c->pending--;
+
+    llmux__callback_depth(1);
+    if (x->on_done)
+        x->on_done(req, code, res, x->ud);
+    llmux__callback_depth(-1);
+
+    llmux_response_free(res);
+    live_free(x);
+    llmux__prepared_free(&x->prep);
+    req->x = NULL;
+    if (x->owns_req)
+        llmux_request_free(req);
+    if (x->timer_on)
+        uv_close((uv_handle_t *)&x->timer, xfer_timer_closed);
+    llmux__xfer_release(x);
+    llmux__client_maybe_closed(c);
+}
+
+/* A duration option of the config string in ms (validated when set). */
+static long option_ms(const llmux__config *cfg, const char *key, long dflt)
+{
+    long ms;
+    const char *v = llmux__config_get(cfg, key);
+    return v && llmux__parse_seconds_ms(v, &ms) == 0 ? ms : dflt;
+}
+
+/* The retry budget and backoff: the request's setter, then its config
+ * string, then the client's options. */
+void llmux__retry_policy(xfer *x)
+{
+    const llmux_request *req = x->req;
+    const char *mr = llmux__config_get(&req->cfg, "max_retries");
+    x->max_retries = req->max_retries >= 0 ? req->max_retries
+                     : mr                  ? atoi(mr)
+                                           : x->c->max_retries;
+    x->backoff_ms = option_ms(&req->cfg, "retry_backoff", DEFAULT_BACKOFF_MS);
+}
+
+LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
+                              llmux_chunk_cb on_chunk, llmux_done_cb on_done,
+                              void *userdata)
+{
+    xfer *x;
+    int rc;
+    long timeout;
+    if (!c || !req)
+        return LLMUX_EINVAL;
+    if (c->closing) {
+        llmux__request_seterr(req, "client is closing");
+        return LLMUX_ECANCELED;
+    }
+    if (req->x) {
+        llmux__request_seterr(req, "request is already submitted");
+        return LLMUX_EBUSY;
+    }
+    x = llmux__calloc(1, sizeof *x);
+    if (!x)
+        return LLMUX_ENOMEM;
+    x->c = c;
+    x->req = req;
+    x->on_chunk = on_chunk;
+    x->on_done = on_done;
+    x->ud = userdata;
+    x->owns_req = 1;
+    {
+        llmux__log_target old = llmux__client_log_target(c);
+        rc = llmux__prepare_ex(req, c->plugin_path, c->key_env_allow, &x->prep);
+        llmux__log_target_swap(old);
+    }
+    if (rc)
+        goto fail;
+    x->res = llmux__response_new(req->op, req->cfg.provider);
+    if (!x->res) {
+        rc = LLMUX_ENOMEM;
+        goto fail;
+    }
+    /* Precedence: the request's setters, then its config string, then
+     * the client's options. */
+    /* uv_now is cached per loop iteration; refresh it so the deadline
+     * counts from now */
+    uv_update_time(c->loop);
+    timeout = req->timeout_ms > 0
+                  ? req->timeout_ms
+                  : option_ms(&req->cfg, "timeout", c->timeout_ms);
+    if (timeout > 0)
+        x->deadline = now_ms(c) + (uint64_t)timeout;
+    x->connect_timeout_ms =
+        req->connect_timeout_ms > 0
+            ? req->connect_timeout_ms
+            : option_ms(&req->cfg, "connect_timeout", c->connect_timeout_ms);
+    x->first_byte_ms = req->first_byte_timeout_ms > 0
+                           ? req->first_byte_timeout_ms
+                           : option_ms(&req->cfg, "first_byte_timeout",
+                                       c->first_byte_timeout_ms);
+    x->idle_ms = req->idle_timeout_ms > 0
+                     ? req->idle_timeout_ms
+                     : option_ms(&req->cfg, "idle_timeout", c->idle_timeout_ms);
+    x->t_submit = now_ms(c);
+    x->seq = ++c->seq;
+    x->ep = llmux__endpoint_get(c, x->prep.url, x->prep.api_key);
+    if (!x->ep) {
+        rc = LLMUX_ENOMEM;
+        goto fail;
+    }
+    llmux__endpoint_limits(c, x->ep, &req->cfg);
+    /* the estimate walks every message: only for token-limited endpoints */
+    x->est_tokens = x->ep->tk.rate ? llmux__estimate_tokens(req) : 0;
+    llmux__retry_policy(x);
+    if (c->in_curl) {
+        /* inside a curl callback (a chunk callback submitting): curl
+         * refuses new handles here, so the defer timer starts it (its
+         * place in the queue is counted now) */
+        if (c->queued + c->pending - c->in_flight >= c->max_queue &&
+            !llmux__limits_allow(c, x->ep, x)) {
+            rc = LLMUX_EQUEUEFULL;
+            goto queue_full;
+        }
+        x->state = X_WAIT;
+        x->start_pending = 1;
+        rc = 0;
+    } else if (llmux__can_start_x(c, x->ep, x)) {
+        llmux__take_slot(x);
+        rc = llmux__xfer_attempt(x);
+        if (rc)
+            llmux__give_slot(x);
+    } else if (llmux__limits_allow(c, x->ep, x)) {
+        /* only this iteration's starts are used up: the next iteration
+         * starts it (not bounded by max_queue, as it would have started) */
+        llmux__enqueue(x);
+        llmux__turn_hold(c);
+        rc = 0;
+    } else if (c->queued >= c->max_queue) {
+        rc = LLMUX_EQUEUEFULL;
+        goto queue_full;
+    } else {
+        llmux__enqueue(x);
+        llmux__pump(c); /* arms the wake-up when a rate limit is what blocks */
+        rc = 0;
+    }
+    if (rc) {
+        char m[128];
+        snprintf(m, sizeof m, "cannot start transfer: %s", llmux_strerror(rc));
+        llmux__request_seterr(req, m);
+        goto fail;
+    }
+    req->x = x;
+    req->userdata = userdata;
+    x->next = c->head;
+    if (c->head)
+        c->head->prev = x;
+    c->head = x;
+    c->pending++;
+    c->st.requests++;
+    if (x->start_pending)
+        llmux__defer_push(x);
+    return 0;
+queue_full : {
+    char m[160];
+    snprintf(m, sizeof m,
+             "request queue full (%zu waiting, max_queue %zu): submit "
+             "fewer at once or raise max_queue",
+             c->queued, c->max_queue);
+    llmux__request_seterr(req, m);
+}
+fail:
+    if (x->easy)
+        curl_multi_remove_handle(c->multi, x->easy);
+    reset_attempt(x);
+    if (x->res)
+        llmux_response_free(x->res);
+    live_free(x);
+    llmux__prepared_free(&x->prep);
+    llmux__free(x);
+    return rc;
+}
+
+LLMUX_EXTERN int llmux_request_pause(llmux_request *req)
+{
+    xfer *x = req ? req->x : NULL;
+    if (!x || x->state != X_ACTIVE || !x->easy || x->cancel)
+        return LLMUX_EINVAL;
+    if (x->paused)
+        return 0;
+    x->paused = 1;
+    x->resume_pending = 0;
+    curl_easy_pause(x->easy, CURLPAUSE_RECV);
+    if (x->timer_on && x->idle_ms)
+        uv_timer_stop(&x->timer); /* a slow consumer is not an idle server */
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_resume(llmux_request *req)
+{
+    xfer *x = req ? req->x : NULL;
+    if (!x || x->state != X_ACTIVE || !x->easy)
+        return LLMUX_EINVAL;
+    if (!x->paused)
+        return 0;
+    x->paused = 0;
+    x->resume_pending = 1;
+    llmux__defer_push(x);
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_cancel(llmux_request *req)
+{
+    xfer *x;
+    if (!req)
+        return LLMUX_EINVAL;
+    x = req->x;
+    if (!x || x->state == X_DONE || x->cancel)
+        return 0;
+    x->cancel = LLMUX_ECANCELED;
+    if (x->state == X_QUEUED) {
+        /* out of the queue now: a slot freed before llmux__on_defer gets to it
+         * must not start it */
+        llmux__dequeue(x);
+        x->state = X_WAIT;
+    }
+    llmux__defer_push(x);
+    return 0;
+}
