@@ -34,12 +34,24 @@ typedef struct llmux_batch_options {
 
 /** The newest llmux_batch_options.version these headers know. */
 #define LLMUX_BATCH_OPTIONS_VERSION 1
+/** The defaults of llmux_batch_options as designated initializers, to
+ * name only what you change (C99):
+ * `llmux_batch_options o = {LLMUX_BATCH_OPTIONS_DEFAULTS, .fail_fast = 1};` */
+#define LLMUX_BATCH_OPTIONS_DEFAULTS .version = LLMUX_BATCH_OPTIONS_VERSION
+
 /** Initialiser of an llmux_batch_options variable: all requests at once,
  * no fail_fast. */
+#if !defined(__cplusplus)
+#define LLMUX_BATCH_OPTIONS_INIT                                               \
+    {                                                                          \
+        LLMUX_BATCH_OPTIONS_DEFAULTS                                           \
+    }
+#else
 #define LLMUX_BATCH_OPTIONS_INIT                                               \
     {                                                                          \
         LLMUX_BATCH_OPTIONS_VERSION, 0, 0                                      \
     }
+#endif
 
 /**
  * Runs once per request in completion order (as-completed only). `index`

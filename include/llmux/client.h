@@ -96,15 +96,35 @@ typedef struct llmux_client_options {
 /** The newest llmux_client_options.version these headers know. */
 #define LLMUX_CLIENT_OPTIONS_VERSION 3
 /**
+ * The defaults of llmux_client_options as designated initializers
+ * (`version` LLMUX_CLIENT_OPTIONS_VERSION, `max_retries` -1; every other
+ * field is zero), to name only what you change (C99; C++20 accepts it
+ * too, but g++ -Wextra warns about the fields left out):
+ *
+ *     llmux_client_options o = {LLMUX_CLIENT_OPTIONS_DEFAULTS,
+ *                               .timeout_ms = 30000, .max_in_flight = 64};
+ */
+#define LLMUX_CLIENT_OPTIONS_DEFAULTS                                          \
+    .version = LLMUX_CLIENT_OPTIONS_VERSION, .max_retries = -1
+
+/**
  * Initialiser of an llmux_client_options variable with every default:
  * `version` LLMUX_CLIENT_OPTIONS_VERSION, `max_retries` -1, all else zero.
- * Every field is listed, so -Wextra stays quiet in user code.
+ * Designated in C, so no list of positions has to follow the struct; in
+ * C++ every field is listed, so -Wextra stays quiet there too.
  */
+#if !defined(__cplusplus)
+#define LLMUX_CLIENT_OPTIONS_INIT                                              \
+    {                                                                          \
+        LLMUX_CLIENT_OPTIONS_DEFAULTS                                          \
+    }
+#else
 #define LLMUX_CLIENT_OPTIONS_INIT                                              \
     {                                                                          \
         LLMUX_CLIENT_OPTIONS_VERSION, NULL, -1, 0, 0, NULL, NULL, 0, 0, 0,     \
             NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, NULL         \
     }
+#endif
 
 /**
  * Fills the first `size` bytes of `opts` with defaults and sets `version`

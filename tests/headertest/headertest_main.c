@@ -6,11 +6,13 @@
 
 int llmux_headertest_c(void);
 int llmux_headertest_cxx(void);
+int llmux_headertest_cxx20(void);
 
 int main(void)
 {
     if (llmux_headertest_c() != (int)LLMUX_CLIENT_OPTIONS_VERSION + 2 ||
-        llmux_headertest_cxx() != (int)LLMUX_CLIENT_OPTIONS_VERSION + 1) {
+        llmux_headertest_cxx() != (int)LLMUX_CLIENT_OPTIONS_VERSION + 1 ||
+        llmux_headertest_cxx20() != (int)LLMUX_CLIENT_OPTIONS_VERSION + 1) {
         fprintf(stderr, "header test values wrong\n");
         return 1;
     }
