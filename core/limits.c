@@ -283,50 +283,26 @@ double llmux__estimate_tokens(const llmux_request *r)
            (r->has & LLMUX_HAS_MAX_TOKENS ? (double)r->max_tokens : 0.0);
 }
 
-/* Parses OpenAI's reset durations ("12ms", "1s", "6m0s", "1h2m3.5s") into
- * ms; -1 when malformed. */
-static double parse_reset(const char *s)
+/* resp->header for the rate-limit hook: the attempt's response headers. */
+static const char *easy_header(const llmux_http_response *resp,
+                               const char *name)
 {
-    double total = 0;
-    int any = 0;
-    while (s && *s) {
-        double v = 0, scale = 0;
-        int digits = 0;
-        while (*s >= '0' && *s <= '9') {
-            v = v * 10 + (*s++ - '0');
-            digits++;
-        }
-        if (*s == '.') {
-            double f = 0.1;
-            for (s++; *s >= '0' && *s <= '9'; s++, f /= 10)
-                v += (*s - '0') * f;
-        }
-        if (!digits)
-            return -1;
-        if (s[0] == 'm' && s[1] == 's')
-            scale = 1, s += 2;
-        else if (*s == 'h')
-            scale = 3600000, s++;
-        else if (*s == 'm')
-            scale = 60000, s++;
-        else if (*s == 's')
-            scale = 1000, s++;
-        else
-            return -1;
-        total += v * scale;
-        any = 1;
-    }
-    return any ? total : -1;
+    return llmux__hdr((CURL *)resp->header_ctx, name);
 }
 
 /* Server feedback on the endpoint's limits: a 429's Retry-After pauses the
- * endpoint for every request of the client; OpenAI's and Mistral's
- * x-ratelimit-* headers bring the buckets down to what is left. */
+ * endpoint for every request of the client; what the provider's own
+ * rate-limit headers say is left (its plugin reads them: the rate_limits
+ * hook) brings the buckets down, and no requests left pauses the endpoint
+ * until the window resets. */
 void llmux__rate_feedback(xfer *x, long status)
 {
     llmux__endpoint *e = x->ep;
     uint64_t now = uv_now(x->c->loop);
-    const char *v;
+    const llmux__provider *p = x->prep.prov;
+    llmux_http_response hr;
+    llmux_rate_limits rl;
+    llmux__log_target old;
     if (status == 429 && x->retry_after_ms >= 0) {
         uint64_t until = now + (uint64_t)x->retry_after_ms;
         if (until > e->paused_until)
@@ -334,29 +310,34 @@ void llmux__rate_feedback(xfer *x, long status)
     }
     if (!e->rq.rate && !e->tk.rate && status != 429)
         return; /* no limits to adapt: spare the header scans */
-    if ((v = llmux__hdr(x->easy, "x-ratelimit-remaining-requests")) != NULL ||
-        (v = llmux__hdr(x->easy, "x-ratelimit-remaining-req-minute")) != NULL) {
-        double left = atof(v);
+    if (!p || !LLMUX_PROVIDER_HAS(p->vt, rate_limits) || !p->vt->rate_limits)
+        return;
+    memset(&hr, 0, sizeof hr);
+    hr.struct_size = sizeof hr;
+    hr.status = status;
+    hr.body = "";
+    hr.header = easy_header;
+    hr.header_ctx = x->easy;
+    rl.struct_size = sizeof rl;
+    rl.requests_remaining = rl.requests_reset_ms = -1;
+    rl.tokens_remaining = rl.tokens_reset_ms = -1;
+    old = llmux__log_target_call(NULL, x->prep.api_key);
+    p->vt->rate_limits(p->provctx, &hr, &rl);
+    llmux__log_target_swap(old);
+    if (rl.requests_remaining >= 0) {
         if (e->rq.rate) {
             bucket_refill(&e->rq, now);
-            if (left < e->rq.tokens)
-                e->rq.tokens = left;
+            if (rl.requests_remaining < e->rq.tokens)
+                e->rq.tokens = rl.requests_remaining;
         }
-        if (left < 1) {
-            const char *r = llmux__hdr(x->easy, "x-ratelimit-reset-requests");
-            double ms = r ? parse_reset(r) : -1;
-            if (ms > 0 && now + (uint64_t)ms > e->paused_until)
-                e->paused_until = now + (uint64_t)ms;
-        }
+        if (rl.requests_remaining < 1 && rl.requests_reset_ms > 0 &&
+            now + (uint64_t)rl.requests_reset_ms > e->paused_until)
+            e->paused_until = now + (uint64_t)rl.requests_reset_ms;
     }
-    if (e->tk.rate &&
-        ((v = llmux__hdr(x->easy, "x-ratelimit-remaining-tokens")) != NULL ||
-         (v = llmux__hdr(x->easy, "x-ratelimit-remaining-tokens-minute")) !=
-             NULL)) {
-        double left = atof(v);
+    if (e->tk.rate && rl.tokens_remaining >= 0) {
         bucket_refill(&e->tk, now);
-        if (left < e->tk.tokens)
-            e->tk.tokens = left;
+        if (rl.tokens_remaining < e->tk.tokens)
+            e->tk.tokens = rl.tokens_remaining;
     }
 }
 

@@ -1008,6 +1008,8 @@ static const llmux_provider aa_provider = {
     aa_decode_event,
     aa_decode_error,
     aa_call_end,
-    0 /* default_port */};
+    0, /* default_port */
+    NULL /* rate_limits */,
+    llmux_pj_classify_error};
 
 LLMUX_DEFINE_PROVIDER(aa_provider, aa_host)

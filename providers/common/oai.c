@@ -1474,3 +1474,73 @@ const llmux_oai_dialect *llmux_oai_provider_dialect(void *provctx)
     oai_provctx *c = provctx;
     return c ? c->d : NULL;
 }
+
+/* Parses OpenAI's reset durations ("12ms", "1s", "6m0s", "1h2m3.5s") into
+ * ms; -1 when malformed. */
+static double parse_reset(const char *s)
+{
+    double total = 0;
+    int any = 0;
+    while (s && *s) {
+        double v = 0, scale = 0;
+        int digits = 0;
+        while (*s >= '0' && *s <= '9') {
+            v = v * 10 + (*s++ - '0');
+            digits++;
+        }
+        if (*s == '.') {
+            double f = 0.1;
+            for (s++; *s >= '0' && *s <= '9'; s++, f /= 10)
+                v += (*s - '0') * f;
+        }
+        if (!digits)
+            return -1;
+        if (s[0] == 'm' && s[1] == 's')
+            scale = 1, s += 2;
+        else if (*s == 'h')
+            scale = 3600000, s++;
+        else if (*s == 'm')
+            scale = 60000, s++;
+        else if (*s == 's')
+            scale = 1000, s++;
+        else
+            return -1;
+        total += v * scale;
+        any = 1;
+    }
+    return any ? total : -1;
+}
+
+/* A non-negative decimal count ("59", "149984"), or -1; locale-free. */
+static double parse_count(const char *s)
+{
+    double v = 0;
+    int digits = 0;
+    if (!s)
+        return -1;
+    while (*s == ' ')
+        s++;
+    for (; *s >= '0' && *s <= '9'; s++, digits++)
+        v = v * 10 + (*s - '0');
+    return digits ? v : -1;
+}
+
+int llmux_oai_rate_limits(void *provctx, const llmux_http_response *resp,
+                          llmux_rate_limits *out)
+{
+    const char *v;
+    (void)provctx;
+    if (!LLMUX_HTTP_RESPONSE_HAS(resp, header) || !resp->header || !out)
+        return 0;
+    if ((v = resp->header(resp, "x-ratelimit-remaining-requests")) != NULL ||
+        (v = resp->header(resp, "x-ratelimit-remaining-req-minute")) != NULL)
+        out->requests_remaining = parse_count(v);
+    if ((v = resp->header(resp, "x-ratelimit-reset-requests")) != NULL)
+        out->requests_reset_ms = parse_reset(v);
+    if ((v = resp->header(resp, "x-ratelimit-remaining-tokens")) != NULL ||
+        (v = resp->header(resp, "x-ratelimit-remaining-tokens-minute")) != NULL)
+        out->tokens_remaining = parse_count(v);
+    if ((v = resp->header(resp, "x-ratelimit-reset-tokens")) != NULL)
+        out->tokens_reset_ms = parse_reset(v);
+    return 0;
+}

@@ -207,6 +207,11 @@ int llmux_oai_provider_decode_error(void *provctx, llmux_call *call,
                                     const llmux_http_response *resp,
                                     llmux_out *out);
 void llmux_oai_provider_call_end(void *provctx, llmux_call *call);
+/* llmux_provider.rate_limits for OpenAI's x-ratelimit-remaining-requests,
+ * -tokens and x-ratelimit-reset-requests (durations such as "6m0s") and
+ * Mistral's x-ratelimit-remaining-req-minute and -tokens-minute. */
+int llmux_oai_rate_limits(void *provctx, const llmux_http_response *resp,
+                          llmux_rate_limits *out);
 /** The dialect in a context from llmux_oai_provider_init, for plugins
  * that wrap these hooks with their own (Aleph Alpha). */
 const llmux_oai_dialect *llmux_oai_provider_dialect(void *provctx);

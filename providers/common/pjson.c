@@ -476,3 +476,15 @@ int llmux_pj_body_error(const llmux_host *h, llmux_out *out, json_object *root,
                               llmux_pj_snippet(buf, s, len));
     return LLMUX_EPROVIDER;
 }
+
+int llmux_pj_classify_error(void *provctx, const llmux_error *err)
+{
+    const char *pc = err ? err->provider_code : NULL;
+    const char *m = err ? err->message : NULL;
+    (void)provctx;
+    if ((pc && strstr(pc, "context_length")) ||
+        (m && (strstr(m, "context length") || strstr(m, "context_length") ||
+               strstr(m, "maximum context"))))
+        return LLMUX_ERROR_KIND_CONTEXT_LENGTH;
+    return LLMUX_ERROR_KIND_OTHER;
+}

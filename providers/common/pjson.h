@@ -181,4 +181,12 @@ int llmux_pj_put_error(const llmux_host *h, llmux_out *out,
 int llmux_pj_body_error(const llmux_host *h, llmux_out *out,
                         struct json_object *root, const char *s, size_t len);
 
+/**
+ * llmux_provider.classify_error for providers whose errors say "context
+ * length" in their code or text (OpenAI's context_length_exceeded,
+ * Mistral's, Ollama's and vLLM's messages): LLMUX_ERROR_KIND_CONTEXT_LENGTH
+ * for those, LLMUX_ERROR_KIND_OTHER for the rest.
+ */
+int llmux_pj_classify_error(void *provctx, const llmux_error *err);
+
 #endif /* LLMUX_PROVIDERS_PJSON_H */

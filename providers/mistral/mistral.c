@@ -476,6 +476,8 @@ static const llmux_provider mistral_provider = {
     llmux_oai_provider_decode_event,
     llmux_oai_provider_decode_error,
     llmux_oai_provider_call_end,
-    0 /* default_port */};
+    0, /* default_port */
+    llmux_oai_rate_limits,
+    llmux_pj_classify_error};
 
 LLMUX_DEFINE_PROVIDER(mistral_provider, mistral_host)

@@ -1504,6 +1504,8 @@ static const llmux_provider ollama_provider = {
     oll_decode_event,
     oll_decode_error,
     oll_call_end,
-    11434 /* default_port */};
+    11434, /* default_port */
+    NULL,  /* rate_limits */
+    llmux_pj_classify_error};
 
 LLMUX_DEFINE_PROVIDER(ollama_provider, oll_host)

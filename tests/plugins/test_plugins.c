@@ -339,6 +339,38 @@ static void test_probe_good(void **state)
     assert_int_equal(llmux_provider_probe("good", TDIR, NULL, NULL, 0), 0);
 }
 
+/* A module built against the first header: its table ends at call_end.
+ * It loads and encodes, and the core reads nothing past its struct_size
+ * (the test module keeps poison there: a port of 1, hooks that abort). */
+static void test_v1_table_loads(void **state)
+{
+    llmux_provider_info info;
+    const llmux__provider *p;
+    llmux_request *r;
+    llmux__prepared prep;
+    char err[ERRLEN];
+    (void)state;
+    assert_int_equal(llmux_provider_probe("v1", TDIR, &info, err, ERRLEN), 0);
+    assert_int_equal(info.status, 0);
+    assert_int_equal(llmux__provider_get("v1", TDIR, &p, err, ERRLEN), 0);
+    assert_int_equal(p->vt->struct_size, LLMUX_PROVIDER_V1_SIZE);
+    assert_false(LLMUX_PROVIDER_HAS(p->vt, default_port));
+    assert_false(LLMUX_PROVIDER_HAS(p->vt, rate_limits));
+    assert_false(LLMUX_PROVIDER_HAS(p->vt, classify_error));
+
+    /* a host without a port from the environment: the v1 table has no
+     * default_port, so none is added (the poison would add ":1") */
+    env_save();
+    setenv("TESTMOD_BASE_URL", "gpu", 1);
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, "v1/m"), 0);
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "hi"), 0);
+    assert_int_equal(llmux__prepare(r, TDIR, &prep), 0);
+    assert_non_null(strstr(prep.url, "http://gpu/"));
+    llmux__prepared_free(&prep);
+    llmux_request_free(r);
+    unsetenv("TESTMOD_BASE_URL");
+}
+
 static void test_probe_cached(void **state)
 {
     llmux_provider_info a, b;
@@ -1161,6 +1193,7 @@ int main(void)
         cmocka_unit_test_teardown(test_probe_cached, teardown),
         cmocka_unit_test_teardown(test_descriptor_alias, teardown),
         cmocka_unit_test_teardown(test_broken_modules, teardown),
+        cmocka_unit_test_teardown(test_v1_table_loads, teardown),
         cmocka_unit_test_teardown(test_broken_descriptors, teardown),
         cmocka_unit_test_teardown(test_ltx_entry, teardown),
         cmocka_unit_test_teardown(test_not_found_lists_dirs, teardown),

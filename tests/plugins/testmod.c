@@ -3,9 +3,13 @@
  * times with one TESTMOD_<KIND> defined: a minimal valid provider (GOOD,
  * and LTXMOD which only exports the "<module>_LTX_" entry) and modules
  * broken in exactly one way each (BAD_ABI, SHORT_STRUCT, NO_ENTRY,
- * NULL_ENTRY, MISSING_HOOK, INIT_FAILS).
+ * NULL_ENTRY, MISSING_HOOK, INIT_FAILS). V1 is a valid module whose table
+ * says it is as long as the first version (LLMUX_PROVIDER_V1_SIZE), as a
+ * plugin built against the first header is: the members after it hold
+ * poison the core must never read.
  */
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <llmux/sys/provider.h>
@@ -28,6 +32,8 @@
 #define KIND "missing_hook"
 #elif defined(TESTMOD_INIT_FAILS)
 #define KIND "init_fails"
+#elif defined(TESTMOD_V1)
+#define KIND "v1"
 #else
 #error "define one TESTMOD_<KIND>"
 #endif
@@ -85,8 +91,12 @@ static int tm_encode(void *provctx, llmux_call *call, llmux_http_request *r)
 {
     (void)provctx;
     (void)call;
+#ifdef TESTMOD_V1
+    return host->http_path(r, "/chat");
+#else
     (void)r;
     return 0;
+#endif
 }
 #endif
 
@@ -110,6 +120,24 @@ static int tm_decode_event(void *provctx, llmux_call *call,
     return LLMUX_EVENT_DONE;
 }
 
+#ifdef TESTMOD_V1
+/* Beyond a version-1 table: a core that calls these read past it. */
+static int poison_rate_limits(void *provctx, const llmux_http_response *r,
+                              llmux_rate_limits *out)
+{
+    (void)provctx;
+    (void)r;
+    (void)out;
+    abort();
+}
+static int poison_classify(void *provctx, const llmux_error *err)
+{
+    (void)provctx;
+    (void)err;
+    abort();
+}
+#endif
+
 static const llmux_provider table = {
 #ifdef TESTMOD_BAD_ABI
     .abi_version = 999,
@@ -118,6 +146,11 @@ static const llmux_provider table = {
 #endif
 #ifdef TESTMOD_SHORT_STRUCT
     .struct_size = offsetof(llmux_provider, decode),
+#elif defined(TESTMOD_V1)
+    .struct_size = LLMUX_PROVIDER_V1_SIZE,
+    .default_port = 1,
+    .rate_limits = poison_rate_limits,
+    .classify_error = poison_classify,
 #else
     .struct_size = sizeof(llmux_provider),
 #endif

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h> /* strcasecmp */
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1740,7 +1741,9 @@ static const llmux_provider hooks_provider = {
     hooks_event,
     hooks_error,
     hooks_end,
-    0};
+    0,
+    NULL,
+    NULL};
 
 static void test_codec_dialect_hooks(void **state)
 {
@@ -2064,6 +2067,124 @@ static void test_codec_configure(void **state)
     assert_null(d);
 }
 
+/* ---- provider knowledge behind the ABI: rate limits, error kinds ------- */
+
+typedef struct hdrs {
+    const char *const *kv; /* name, value, ..., NULL */
+} hdrs;
+
+static const char *fake_header(const llmux_http_response *r, const char *name)
+{
+    const hdrs *h = r->header_ctx;
+    size_t i;
+    for (i = 0; h->kv[i]; i += 2)
+        if (strcasecmp(h->kv[i], name) == 0)
+            return h->kv[i + 1];
+    return NULL;
+}
+
+static llmux_rate_limits limits_of(const char *const *kv)
+{
+    hdrs h = {kv};
+    llmux_http_response r;
+    llmux_rate_limits rl;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    r.status = 200;
+    r.body = "";
+    r.header = fake_header;
+    r.header_ctx = &h;
+    rl.struct_size = sizeof rl;
+    rl.requests_remaining = rl.requests_reset_ms = -1;
+    rl.tokens_remaining = rl.tokens_reset_ms = -1;
+    assert_int_equal(llmux_oai_rate_limits(NULL, &r, &rl), 0);
+    return rl;
+}
+
+static void test_rate_limit_headers(void **state)
+{
+    static const char *const openai[] = {"x-ratelimit-remaining-requests",
+                                         "59",
+                                         "x-ratelimit-reset-requests",
+                                         "1m2.5s",
+                                         "x-ratelimit-remaining-tokens",
+                                         "149984",
+                                         "x-ratelimit-reset-tokens",
+                                         "6ms",
+                                         NULL};
+    static const char *const mistral[] = {
+        "X-RateLimit-Remaining-Req-Minute", "0",
+        "x-ratelimit-remaining-tokens-minute", "500000", NULL};
+    static const char *const bad[] = {"x-ratelimit-remaining-requests", "many",
+                                      "x-ratelimit-reset-requests", "soon",
+                                      NULL};
+    static const char *const none[] = {"content-type", "text/plain", NULL};
+    llmux_rate_limits rl;
+    llmux_http_response v1;
+    (void)state;
+    rl = limits_of(openai);
+    assert_true(rl.requests_remaining == 59);
+    assert_true(rl.requests_reset_ms == 62500);
+    assert_true(rl.tokens_remaining == 149984);
+    assert_true(rl.tokens_reset_ms == 6);
+    rl = limits_of(mistral);
+    assert_true(rl.requests_remaining == 0);
+    assert_true(rl.requests_reset_ms == -1);
+    assert_true(rl.tokens_remaining == 500000);
+    rl = limits_of(bad); /* unknown, not zero: nothing to pause for */
+    assert_true(rl.requests_remaining == -1);
+    assert_true(rl.requests_reset_ms == -1);
+    rl = limits_of(none);
+    assert_true(rl.requests_remaining == -1 && rl.tokens_remaining == -1);
+    /* a core whose response struct has no header getter: nothing read */
+    memset(&v1, 0, sizeof v1);
+    v1.struct_size = (uint32_t)offsetof(llmux_http_response, header);
+    rl.requests_remaining = -1;
+    assert_int_equal(llmux_oai_rate_limits(NULL, &v1, &rl), 0);
+    assert_true(rl.requests_remaining == -1);
+}
+
+static void test_error_kinds(void **state)
+{
+    llmux_error e;
+    (void)state;
+    memset(&e, 0, sizeof e);
+    e.message = "This model's maximum context length is 8192 tokens";
+    assert_int_equal(llmux_pj_classify_error(NULL, &e),
+                     LLMUX_ERROR_KIND_CONTEXT_LENGTH);
+    e.message = "too long";
+    e.provider_code = "context_length_exceeded";
+    assert_int_equal(llmux_pj_classify_error(NULL, &e),
+                     LLMUX_ERROR_KIND_CONTEXT_LENGTH);
+    e.provider_code = "invalid_api_key";
+    e.message = "Incorrect API key provided";
+    assert_int_equal(llmux_pj_classify_error(NULL, &e), LLMUX_ERROR_KIND_OTHER);
+    e.message = NULL;
+    e.provider_code = NULL;
+    assert_int_equal(llmux_pj_classify_error(NULL, &e), LLMUX_ERROR_KIND_OTHER);
+    /* every in-tree provider has the hook; those with x-ratelimit headers
+     * the other one too */
+    {
+        static const struct {
+            const char *name;
+            int rate_limits;
+        } provs[] = {
+            {"openai", 1}, {"mistral", 1}, {"ollama", 0}, {"alephalpha", 0}};
+        size_t i;
+        for (i = 0; i < sizeof provs / sizeof provs[0]; i++) {
+            const llmux__provider *p;
+            char err[256];
+            assert_int_equal(llmux__provider_get(provs[i].name,
+                                                 LLMUX_BUILD_PLUGIN_DIR, &p,
+                                                 err, sizeof err),
+                             0);
+            assert_true(LLMUX_PROVIDER_HAS(p->vt, classify_error));
+            assert_non_null(p->vt->classify_error);
+            assert_int_equal(p->vt->rate_limits != NULL, provs[i].rate_limits);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2103,6 +2224,8 @@ int main(void)
         cmocka_unit_test(test_codec_dialect_hooks),
         cmocka_unit_test(test_codec_pieces),
         cmocka_unit_test(test_codec_configure),
+        cmocka_unit_test(test_rate_limit_headers),
+        cmocka_unit_test(test_error_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, pt_teardown);
 }

@@ -647,7 +647,9 @@ static const llmux_provider fake_provider = {
     NULL,
     NULL,
     NULL,
-    11434};
+    11434,
+    NULL,
+    NULL};
 
 static void test_prepare_env_base_and_ops(void **state)
 {
@@ -746,7 +748,9 @@ static const llmux_provider logger_provider = {LLMUX_PROVIDER_ABI,
                                                NULL,
                                                NULL,
                                                NULL,
-                                               0};
+                                               0,
+                                               NULL,
+                                               NULL};
 
 static void on_log_line(int level, const char *msg, void *ud)
 {

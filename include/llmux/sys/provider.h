@@ -151,7 +151,48 @@ typedef struct llmux_http_response {
     const char *content_type; /**< may be NULL */
     const char *body; /**< NUL-terminated; may hold NULs before body_len */
     size_t body_len;  /**< bytes in `body`, at most max_response_bytes */
+    /* Version 1 ends here; read a later member only when
+     * LLMUX_HTTP_RESPONSE_HAS says the core's struct has it. */
+
+    /** A response header's value by name (any case; the last one when
+     * repeated), or NULL; the value is borrowed for the hook's call. The
+     * function itself is NULL where the core has no headers to give (the
+     * decode hooks, for now): check it before calling. */
+    const char *(*header)(const struct llmux_http_response *resp,
+                          const char *name);
+    void *header_ctx; /**< the core's, for `header` */
 } llmux_http_response;
+
+/** True when response `r` (of r->struct_size bytes) has member `m`. */
+#define LLMUX_HTTP_RESPONSE_HAS(r, m)                                          \
+    ((r)->struct_size >= offsetof(llmux_http_response, m) + sizeof((r)->m))
+
+/**
+ * What a response's headers say of the caller's rate limits
+ * (llmux_provider.rate_limits). The core fills every number with -1
+ * (unknown) before the call; the plugin sets what the provider told.
+ * May grow at its end.
+ */
+typedef struct llmux_rate_limits {
+    uint32_t struct_size;      /**< sizeof(llmux_rate_limits) in the core */
+    double requests_remaining; /**< requests left in the window, or -1 */
+    double requests_reset_ms;  /**< until the request window resets, or -1 */
+    double tokens_remaining;   /**< tokens left in the window, or -1 */
+    double tokens_reset_ms;    /**< until the token window resets, or -1 */
+} llmux_rate_limits;
+
+/** What kind of failure a provider error is
+ * (llmux_provider.classify_error). */
+typedef enum llmux_error_kind {
+    LLMUX_ERROR_KIND_OTHER = 0,          /**< nothing more specific */
+    LLMUX_ERROR_KIND_CONTEXT_LENGTH = 1, /**< the input is too long for the
+                                              model: a fallback with a larger
+                                              context may succeed */
+    LLMUX_ERROR_KIND_QUOTA = 2,          /**< the account's quota or credits
+                                              are spent */
+    LLMUX_ERROR_KIND_OVERLOADED = 3,     /**< the provider is busy: try later */
+    LLMUX_ERROR_KIND_FILTERED = 4        /**< refused by a content filter */
+} llmux_error_kind;
 
 /** One stream event: an SSE event or an NDJSON line. Borrowed. */
 typedef struct llmux_event {
@@ -356,6 +397,18 @@ typedef struct llmux_provider {
     /** Port for a host taken from base_url_env without scheme or port (as
      * OLLAMA_HOST="gpu" means http://gpu:11434); 0 = none. */
     int default_port;
+
+    /** Optional: reads the provider's rate-limit headers of a response
+     * (any status) through resp->header into `out`, so the core can slow
+     * the endpoint's token buckets down to what is left. Returns 0. The
+     * core keeps only what HTTP itself says (Retry-After). */
+    int (*rate_limits)(void *provctx, const llmux_http_response *resp,
+                       llmux_rate_limits *out);
+    /** Optional: the kind of a failed request's provider error (`err`:
+     * status, type, provider_code, message), an llmux_error_kind. The
+     * core moves a request to its next fallback on
+     * LLMUX_ERROR_KIND_CONTEXT_LENGTH. */
+    int (*classify_error)(void *provctx, const llmux_error *err);
 } llmux_provider;
 
 /** True when provider table `p` (of p->struct_size bytes) has member `m`. */
