@@ -235,7 +235,8 @@ struct llmux_client {
 
 /* ---- what the parts offer each other ------------------------------------ */
 
-void llmux__client_log(struct llmux_client *c, int level, const char *fmt, ...);
+void llmux__client_log(struct llmux_client *c, int level, const char *fmt, ...)
+    LLMUX_PRINTF(3, 4);
 llmux__log_target llmux__client_log_target(struct llmux_client *c);
 void llmux__check_multi_info(struct llmux_client *c);
 void llmux__watchdog_arm(xfer *x, long ms);

@@ -352,27 +352,18 @@ static void live_free(xfer *x)
 
 /* The kind of the provider error on x's response, as its plugin tells
  * (classify_error); LLMUX_ERROR_KIND_OTHER when the plugin has no say. */
-static int error_kind(const xfer *x, int code, long status)
+static int error_kind(const xfer *x, long status)
 {
     const llmux__provider *p = x->prep.prov;
     const struct llmux_out *o = &x->res->o;
-    llmux_error e;
     llmux__log_target old;
     int kind;
     if (!p || !LLMUX_PROVIDER_HAS(p->vt, classify_error) ||
         !p->vt->classify_error)
         return LLMUX_ERROR_KIND_OTHER;
-    memset(&e, 0, sizeof e);
-    e.code = code;
-    e.http_status = status;
-    e.provider = p->name;
-    e.type = o->err_type;
-    e.provider_code = o->err_pcode;
-    e.param = o->err_param;
-    e.message = o->err_msg ? o->err_msg : "";
-    e.retry_after = -1;
     old = llmux__log_target_call(NULL, x->prep.api_key);
-    kind = p->vt->classify_error(p->provctx, &e);
+    kind = p->vt->classify_error(p->provctx, status, o->err_type, o->err_pcode,
+                                 o->err_msg);
     llmux__log_target_swap(old);
     return kind;
 }
@@ -393,7 +384,7 @@ static int fallback_worthy(const xfer *x, int code, long status)
     case LLMUX_EPROVIDER:
         if (status >= 500 || status == 408)
             return 1;
-        return error_kind(x, code, status) == LLMUX_ERROR_KIND_CONTEXT_LENGTH;
+        return error_kind(x, status) == LLMUX_ERROR_KIND_CONTEXT_LENGTH;
     default:
         return 0;
     }

@@ -35,7 +35,7 @@ typedef struct llmux_batch_options {
 /** The newest llmux_batch_options.version these headers know. */
 #define LLMUX_BATCH_OPTIONS_VERSION 1
 /** The defaults of llmux_batch_options as designated initializers, to
- * name only what you change (C99):
+ * name only what you change (C99; do not name `version` again):
  * `llmux_batch_options o = {LLMUX_BATCH_OPTIONS_DEFAULTS, .fail_fast = 1};` */
 #define LLMUX_BATCH_OPTIONS_DEFAULTS .version = LLMUX_BATCH_OPTIONS_VERSION
 

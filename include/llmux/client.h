@@ -98,8 +98,10 @@ typedef struct llmux_client_options {
 /**
  * The defaults of llmux_client_options as designated initializers
  * (`version` LLMUX_CLIENT_OPTIONS_VERSION, `max_retries` -1; every other
- * field is zero), to name only what you change (C99; C++20 accepts it
- * too, but g++ -Wextra warns about the fields left out):
+ * field is zero), to name only what you change, in C99. Do not name
+ * `version` or `max_retries` again after it (compilers warn about the
+ * override; set max_retries afterwards instead); C++ has no use for it
+ * (its designators must follow the members' order):
  *
  *     llmux_client_options o = {LLMUX_CLIENT_OPTIONS_DEFAULTS,
  *                               .timeout_ms = 30000, .max_in_flight = 64};

@@ -477,11 +477,13 @@ int llmux_pj_body_error(const llmux_host *h, llmux_out *out, json_object *root,
     return LLMUX_EPROVIDER;
 }
 
-int llmux_pj_classify_error(void *provctx, const llmux_error *err)
+int llmux_pj_classify_error(void *provctx, long status, const char *type,
+                            const char *code, const char *message)
 {
-    const char *pc = err ? err->provider_code : NULL;
-    const char *m = err ? err->message : NULL;
+    const char *pc = code, *m = message;
     (void)provctx;
+    (void)status;
+    (void)type;
     if ((pc && strstr(pc, "context_length")) ||
         (m && (strstr(m, "context length") || strstr(m, "context_length") ||
                strstr(m, "maximum context"))))

@@ -187,6 +187,7 @@ int llmux_pj_body_error(const llmux_host *h, llmux_out *out,
  * Mistral's, Ollama's and vLLM's messages): LLMUX_ERROR_KIND_CONTEXT_LENGTH
  * for those, LLMUX_ERROR_KIND_OTHER for the rest.
  */
-int llmux_pj_classify_error(void *provctx, const llmux_error *err);
+int llmux_pj_classify_error(void *provctx, long status, const char *type,
+                            const char *code, const char *message);
 
 #endif /* LLMUX_PROVIDERS_PJSON_H */

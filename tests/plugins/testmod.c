@@ -130,10 +130,14 @@ static int poison_rate_limits(void *provctx, const llmux_http_response *r,
     (void)out;
     abort();
 }
-static int poison_classify(void *provctx, const llmux_error *err)
+static int poison_classify(void *provctx, long status, const char *type,
+                           const char *code, const char *message)
 {
     (void)provctx;
-    (void)err;
+    (void)status;
+    (void)type;
+    (void)code;
+    (void)message;
     abort();
 }
 #endif

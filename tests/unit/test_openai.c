@@ -2146,22 +2146,20 @@ static void test_rate_limit_headers(void **state)
 
 static void test_error_kinds(void **state)
 {
-    llmux_error e;
     (void)state;
-    memset(&e, 0, sizeof e);
-    e.message = "This model's maximum context length is 8192 tokens";
-    assert_int_equal(llmux_pj_classify_error(NULL, &e),
+    assert_int_equal(llmux_pj_classify_error(
+                         NULL, 400, "invalid_request_error", NULL,
+                         "This model's maximum context length is 8192 tokens"),
                      LLMUX_ERROR_KIND_CONTEXT_LENGTH);
-    e.message = "too long";
-    e.provider_code = "context_length_exceeded";
-    assert_int_equal(llmux_pj_classify_error(NULL, &e),
+    assert_int_equal(llmux_pj_classify_error(NULL, 400, NULL,
+                                             "context_length_exceeded",
+                                             "too long"),
                      LLMUX_ERROR_KIND_CONTEXT_LENGTH);
-    e.provider_code = "invalid_api_key";
-    e.message = "Incorrect API key provided";
-    assert_int_equal(llmux_pj_classify_error(NULL, &e), LLMUX_ERROR_KIND_OTHER);
-    e.message = NULL;
-    e.provider_code = NULL;
-    assert_int_equal(llmux_pj_classify_error(NULL, &e), LLMUX_ERROR_KIND_OTHER);
+    assert_int_equal(llmux_pj_classify_error(NULL, 401, NULL, "invalid_api_key",
+                                             "Incorrect API key provided"),
+                     LLMUX_ERROR_KIND_OTHER);
+    assert_int_equal(llmux_pj_classify_error(NULL, 500, NULL, NULL, NULL),
+                     LLMUX_ERROR_KIND_OTHER);
     /* every in-tree provider has the hook; those with x-ratelimit headers
      * the other one too */
     {

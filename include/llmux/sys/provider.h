@@ -154,7 +154,7 @@ typedef struct llmux_http_response {
     /* Version 1 ends here; read a later member only when
      * LLMUX_HTTP_RESPONSE_HAS says the core's struct has it. */
 
-    /** A response header's value by name (any case; the last one when
+    /** A response header's value by name (any case; the first one when
      * repeated), or NULL; the value is borrowed for the hook's call. The
      * function itself is NULL where the core has no headers to give (the
      * decode hooks, for now): check it before calling. */
@@ -404,11 +404,13 @@ typedef struct llmux_provider {
      * core keeps only what HTTP itself says (Retry-After). */
     int (*rate_limits)(void *provctx, const llmux_http_response *resp,
                        llmux_rate_limits *out);
-    /** Optional: the kind of a failed request's provider error (`err`:
-     * status, type, provider_code, message), an llmux_error_kind. The
-     * core moves a request to its next fallback on
-     * LLMUX_ERROR_KIND_CONTEXT_LENGTH. */
-    int (*classify_error)(void *provctx, const llmux_error *err);
+    /** Optional: the kind of a failed request's provider error, an
+     * llmux_error_kind, from what the provider answered: the HTTP status
+     * and the error's type, code and message as decode_error or the
+     * decoders set them (each may be NULL). The core moves a request to
+     * its next fallback on LLMUX_ERROR_KIND_CONTEXT_LENGTH. */
+    int (*classify_error)(void *provctx, long status, const char *type,
+                          const char *code, const char *message);
 } llmux_provider;
 
 /** True when provider table `p` (of p->struct_size bytes) has member `m`. */
