@@ -18,74 +18,9 @@ PY=${PYTHON:-python3}
 # the source tree: the CLI's tables, the man page, the completion files
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/llmux-cli-test.XXXXXX")
-MOCK_PIDS=()
-PASS=0
-FAIL=0
-SKIP=0
-
-cleanup() {
-    local p
-    for p in "${MOCK_PIDS[@]}"; do
-        kill "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ok() {
-    PASS=$((PASS + 1))
-    echo "ok   - $1"
-}
-
-bad() {
-    FAIL=$((FAIL + 1))
-    echo "FAIL - $1"
-    shift
-    local l
-    for l in "$@"; do
-        printf '       %s\n' "$l"
-    done
-    if [ -s "$TMP/err" ]; then
-        printf '       stderr: %s\n' "$(head -c 600 "$TMP/err")"
-    fi
-}
-
-skip() {
-    SKIP=$((SKIP + 1))
-    echo "skip - $1"
-}
-
-# Starts a mock with extra arguments; sets PORT. The mock's own log goes
-# to $TMP/mock-N.err.
-start_mock() {
-    local n=${#MOCK_PIDS[@]} pf="$TMP/port-${#MOCK_PIDS[@]}"
-    "$MOCK" --port 0 --port-file "$pf" "$@" >"$TMP/mock-$n.out" \
-        2>"$TMP/mock-$n.err" &
-    MOCK_PIDS+=($!)
-    for _ in $(seq 1 200); do
-        if [ -s "$pf" ] && grep -qE '^[0-9]+$' "$pf"; then
-            PORT=$(cat "$pf")
-            return 0
-        fi
-        if ! kill -0 "${MOCK_PIDS[$n]}" 2>/dev/null; then
-            break
-        fi
-        sleep 0.05
-    done
-    echo "cannot start llmux-mock:"
-    cat "$TMP/mock-$n.err"
-    exit 1
-}
-
-# run CMD...: runs with stdin from /dev/null unless redirected by the
-# caller; output in $TMP/out, $TMP/err, status in RC.
-run() {
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    RC=$?
-}
+T_NAME=cli-test
+# shellcheck source=../lib.sh
+. "$SRC/tests/lib.sh"
 
 # run_in TEXT CMD...: the same with TEXT (printf %s) on stdin.
 run_in() {
@@ -2293,6 +2228,4 @@ else
     skip "cross-provider comparison (only ${RAN[*]:-none} available)"
 fi
 
-echo "# $SKIP skipped"
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+summary

@@ -9,31 +9,10 @@
 set -u
 EX=${1:?usage: test_examples.sh EXAMPLES_DIR LLMUX_MOCK}
 MOCK=${2:?usage: test_examples.sh EXAMPLES_DIR LLMUX_MOCK}
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/llmux-examples.XXXXXX")
-PIDS=()
-PASS=0
-FAIL=0
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+T_NAME=examples
+# shellcheck source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
 unset OPENAI_API_KEY MISTRAL_API_KEY AA_TOKEN OLLAMA_HOST OPENAI_BASE_URL
-
-start_mock() { # start_mock [args...]: sets BASE
-    local pf="$TMP/port-${#PIDS[@]}"
-    "$MOCK" --port 0 --port-file "$pf" --quiet "$@" >/dev/null 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 1 200); do
-        [ -s "$pf" ] && break
-        sleep 0.05
-    done
-    BASE="http://127.0.0.1:$(cat "$pf")"
-}
 
 # show_err FILE: a sanitizer's report first (its runtime-error or ERROR
 # line and the frames after it), then the end of the rest.
@@ -54,8 +33,7 @@ check() {
     timeout 60 "$@" >"$TMP/out" 2>"$TMP/err"
     rc=$?
     if [ "$rc" -eq 0 ] && grep -qE "$re" "$TMP/out"; then
-        PASS=$((PASS + 1))
-        echo "ok   - $name"
+        ok "$name"
     else
         FAIL=$((FAIL + 1))
         echo "FAIL - $name (exit $rc)"
@@ -64,14 +42,14 @@ check() {
     fi
 }
 
-start_mock
-SPEC="openai/gpt-4o-mini;base_url=$BASE/v1;api_key=sk-test"
+start_mock --quiet
+SPEC="openai/gpt-4o-mini;base_url=$MOCK_URL/v1;api_key=sk-test"
 check "basic: the blocking call" '^Mock reply to: Say hello\.$' \
     "$EX/basic" "$SPEC" "Say hello."
 check "stream: deltas, then finish and usage" \
     '^\[stop, [0-9]+ prompt \+ [0-9]+ completion tokens\]$' \
     "$EX/stream" "$SPEC" "Count to five."
-export LLMUX_DEMO_BASE_URL=$BASE
+export LLMUX_DEMO_BASE_URL=$MOCK_URL
 check "demo: four providers at once" '^4 request\(s\) in ' "$EX/demo"
 check "gather: 200 prompts, 40 at a time" \
     '^200 prompts, 40 at a time: 200 succeeded, 0 failed' \
@@ -83,9 +61,9 @@ check "timeouts: each call ends as expected" \
 check "relay: bounded by the pause (at most 256 + one chunk waiting)" \
     '^\[relayed 1289 bytes; at most 2[5-6][0-9] waiting \(pause at 256\); paused [1-9][0-9]* time' \
     "$EX/relay"
-start_mock --fault 'status=429;retry_after=1' --fault 'status=429;retry_after=1'
-LLMUX_DEMO_BASE_URL=$BASE check "retries: through two 429s" \
+start_mock --quiet --fault 'status=429;retry_after=1' \
+    --fault 'status=429;retry_after=1'
+LLMUX_DEMO_BASE_URL=$MOCK_URL check "retries: through two 429s" \
     '^answer after 3 attempt\(s\)' "$EX/retries"
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+summary

@@ -23,23 +23,14 @@ if [ "${LLMUX_ONLINE:-0}" != 1 ]; then
     exit 77
 fi
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/llmux-online.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-PASS=0
-FAIL=0
+T_NAME=online
+# shellcheck source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
 RAN=0
 
-ok() {
-    PASS=$((PASS + 1))
-    echo "ok   - $1"
-}
-bad() {
-    FAIL=$((FAIL + 1))
-    echo "FAIL - $1 (exit $RC): $(head -c 300 "$TMP/err")"
-}
-run() {
-    "$CLI" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
-    RC=$?
+# cli ARG...: the CLI with no stdin, through lib.sh's run
+cli() {
+    run "$CLI" "$@" </dev/null
 }
 setting() { # setting PROVIDER KIND DEFAULT
     local var
@@ -52,41 +43,41 @@ provider() { # provider NAME MODEL EMBED_MODEL
     model=$(setting "$p" MODEL "$2")
     embed=$(setting "$p" EMBED "$3")
     RAN=$((RAN + 1))
-    run chat -m "$p/$model" --max-tokens 20 --timeout 60 \
+    cli chat -m "$p/$model" --max-tokens 20 --timeout 60 \
         "Reply with the single word: pong"
     if [ "$RC" -eq 0 ] && [ -s "$TMP/out" ]; then
         ok "$p chat: $(head -c 60 "$TMP/out" | tr '\n' ' ')"
     else
-        bad "$p chat"
+        bad "$p chat" "exit $RC"
     fi
-    run chat -m "$p/$model" --max-tokens 20 --timeout 60 --stream \
+    cli chat -m "$p/$model" --max-tokens 20 --timeout 60 --stream \
         "Count from 1 to 5, digits only."
     if [ "$RC" -eq 0 ] && grep -q '[0-9]' "$TMP/out"; then
         ok "$p --stream: $(head -c 60 "$TMP/out" | tr '\n' ' ')"
     else
-        bad "$p --stream"
+        bad "$p --stream" "exit $RC"
     fi
-    run chat -m "$p/$model" --json --max-tokens 5 --timeout 60 hi
+    cli chat -m "$p/$model" --json --max-tokens 5 --timeout 60 hi
     if [ "$RC" -eq 0 ] && grep -q '"usage"' "$TMP/out"; then
         ok "$p --json: usage reported"
     else
-        bad "$p --json"
+        bad "$p --json" "exit $RC"
     fi
-    run embed -m "$p/$embed" --timeout 60 "llmux online test"
+    cli embed -m "$p/$embed" --timeout 60 "llmux online test"
     if [ "$RC" -eq 0 ] && [ "$(wc -w <"$TMP/out")" -gt 10 ]; then
         ok "$p embed: $(wc -w <"$TMP/out") floats"
     else
-        bad "$p embed"
+        bad "$p embed" "exit $RC"
     fi
 }
 
 if [ -n "${OPENAI_API_KEY:-}" ]; then
     provider openai gpt-4o-mini text-embedding-3-small
-    run chat -m "openai/gpt-4o-mini;api_key=sk-not-a-real-key" hi
+    cli chat -m "openai/gpt-4o-mini;api_key=sk-not-a-real-key" hi
     if [ "$RC" -eq 2 ] || [ "$RC" -eq 1 ]; then
         ok "openai with a bad key: refused (exit $RC)"
     else
-        bad "openai with a bad key: refused"
+        bad "openai with a bad key: refused" "exit $RC"
     fi
 fi
 [ -n "${MISTRAL_API_KEY:-}" ] &&
@@ -100,5 +91,4 @@ if [ "$RAN" -eq 0 ]; then
     echo "skip: no provider key set"
     exit 77
 fi
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+summary

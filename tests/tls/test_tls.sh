@@ -21,32 +21,12 @@ if [ ! -x "$NGINX" ] || ! command -v openssl >/dev/null; then
     exit 77
 fi
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/llmux-tls-test.XXXXXX")
-MOCK_PID=
-PASS=0
-FAIL=0
-cleanup() {
+T_NAME=tls-test
+# shellcheck source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
+# nginx runs from TMP; the mock is stopped by lib.sh
+t_cleanup() {
     [ -f "$TMP/nginx.pid" ] && kill "$(cat "$TMP/nginx.pid")" 2>/dev/null
-    [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID"
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ok() {
-    PASS=$((PASS + 1))
-    echo "ok   - $1"
-}
-bad() {
-    FAIL=$((FAIL + 1))
-    echo "FAIL - $1"
-    shift
-    for l in "$@"; do printf '       %s\n' "$l"; done
-    [ -s "$TMP/err" ] && printf '       stderr: %s\n' "$(head -c 600 "$TMP/err")"
-}
-run() {
-    "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
-    RC=$?
 }
 
 # ---- a CA, a certificate for 127.0.0.1, and another CA -------------------
@@ -69,13 +49,8 @@ if ! { cert ca "/CN=llmux test CA" -x509 -days 2 -out "$TMP/ca.pem" &&
 fi
 
 # ---- llmux-mock, and nginx in front of it --------------------------------
-"$MOCK" --port 0 --port-file "$TMP/mock.port" --quiet >/dev/null 2>&1 &
-MOCK_PID=$!
-for _ in $(seq 1 200); do
-    [ -s "$TMP/mock.port" ] && break
-    sleep 0.05
-done
-MPORT=$(cat "$TMP/mock.port")
+start_mock --quiet
+MPORT=$PORT
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$TMP/tmp"
 cat >"$TMP/nginx.conf" <<CONF
@@ -192,5 +167,4 @@ else
     bad "the 40 requests shared one connection" "$n_conn connections"
 fi
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+summary

@@ -1,0 +1,97 @@
+# tests/lib.sh: what the shell tests share (source it; bash).
+#
+# Before sourcing, set T_NAME (names the temporary directory) and, for
+# start_mock, MOCK (the llmux-mock program). It provides:
+#   TMP                  a temporary directory, removed at exit
+#   PASS FAIL SKIP       the counts; summary prints them and sets the status
+#   ok NAME              a passed check
+#   bad NAME [LINE...]   a failed check, with detail lines and the start of
+#                        $TMP/err
+#   skip NAME            a check that could not run here
+#   run CMD...           runs CMD; stdout in $TMP/out, stderr in $TMP/err,
+#                        status in RC (stdin as the caller gives it)
+#   start_mock [ARG...]  starts llmux-mock on a free port; sets PORT and
+#                        MOCK_URL (http://127.0.0.1:PORT); its output goes to
+#                        $TMP/mock-N.out and .err; stopped at exit
+#   summary              "# N skipped" (when any), "P passed, F failed",
+#                        and a status of 0 only when nothing failed
+# A test that starts more (a web server) defines t_cleanup, which runs at
+# exit before the mocks are stopped and TMP is removed.
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/llmux-${T_NAME:-test}.XXXXXX")
+MOCK_PIDS=()
+PASS=0
+FAIL=0
+SKIP=0
+RC=0
+
+t_exit() {
+    local p
+    if declare -F t_cleanup >/dev/null; then
+        t_cleanup
+    fi
+    for p in "${MOCK_PIDS[@]}"; do
+        kill "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    rm -rf "$TMP"
+}
+trap t_exit EXIT
+trap 'exit 130' INT TERM
+
+ok() {
+    PASS=$((PASS + 1))
+    echo "ok   - $1"
+}
+
+bad() {
+    local l
+    FAIL=$((FAIL + 1))
+    echo "FAIL - $1"
+    shift
+    for l in "$@"; do
+        printf '       %s\n' "$l"
+    done
+    if [ -s "$TMP/err" ]; then
+        printf '       stderr: %s\n' "$(head -c 600 "$TMP/err")"
+    fi
+}
+
+skip() {
+    SKIP=$((SKIP + 1))
+    echo "skip - $1"
+}
+
+run() {
+    "$@" >"$TMP/out" 2>"$TMP/err"
+    RC=$?
+}
+
+start_mock() {
+    local n=${#MOCK_PIDS[@]} pf="$TMP/port-${#MOCK_PIDS[@]}"
+    "${MOCK:?start_mock needs MOCK}" --port 0 --port-file "$pf" "$@" \
+        >"$TMP/mock-$n.out" 2>"$TMP/mock-$n.err" &
+    MOCK_PIDS+=($!)
+    for _ in $(seq 1 200); do
+        if [ -s "$pf" ] && grep -qE '^[0-9]+$' "$pf"; then
+            PORT=$(cat "$pf")
+            MOCK_URL="http://127.0.0.1:$PORT"
+            return 0
+        fi
+        if ! kill -0 "${MOCK_PIDS[$n]}" 2>/dev/null; then
+            break
+        fi
+        sleep 0.05
+    done
+    echo "cannot start llmux-mock:"
+    cat "$TMP/mock-$n.err"
+    exit 1
+}
+
+summary() {
+    if [ "$SKIP" -gt 0 ]; then
+        echo "# $SKIP skipped"
+    fi
+    echo "$PASS passed, $FAIL failed"
+    [ "$FAIL" -eq 0 ]
+}
