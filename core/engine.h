@@ -5,12 +5,12 @@
  *
  *   client.c  the client's lifecycle (global init, logging, new, submit,
  *             the defer list, close)
- *   wire.c    libcurl's multi interface driven by libuv: sockets, timer,
- *             finished transfers, watchdogs
+ *   wire.c    libcurl's multi interface driven by libuv: sockets, timer
  *   limits.c  concurrency lanes, the FIFO queue, token buckets per
  *             endpoint and the rate-limit header feedback
- *   xfer.c    one transfer: attempts, retries and their policy,
- *             fallbacks, stream delivery, the done callback
+ *   xfer.c    one transfer: attempts and their watchdogs, finished
+ *             transfers, retries and their policy, fallbacks, stream
+ *             delivery, the done callback
  *   stats.c   the latency histograms behind llmux_client_stats()
  *   run.c     the blocking llmux_run()
  *

@@ -1,7 +1,8 @@
 /*
  * core/wire.c: libcurl's multi interface driven by libuv: one uv_poll per
- * socket, one uv_timer, finished transfers handed on, and the per-transfer
- * watchdogs.
+ * socket and one uv_timer, handing curl's socket and timer events to
+ * curl_multi_socket_action (finished transfers and the watchdogs are
+ * xfer.c's).
  */
 #include "engine.h"
 

@@ -1,7 +1,8 @@
 /*
- * core/xfer.c: one transfer: its attempts, the retry policy (what is
- * retryable, delays, Retry-After), fallbacks, stream delivery with
- * backpressure, and the done callback, exactly once.
+ * core/xfer.c: one transfer: its attempts and their stage watchdogs, the
+ * finished transfers curl reports, the retry policy (what is retryable,
+ * delays, Retry-After), fallbacks, stream delivery with backpressure, and
+ * the done callback, exactly once.
  */
 #include "engine.h"
 
