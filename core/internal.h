@@ -364,40 +364,56 @@ int llmux__client_options_copy(llmux_client_options *dst,
 
 struct llmux__xfer; /* the engine's per-request state (client.c) */
 
+/*
+ * The plain fields of a request, described once. The struct's members,
+ * llmux_request_free, llmux_request_dup and the round trip of
+ * tests/unit/test_request.c (which fails for a field its filler does not
+ * set) all come from this list, so a field cannot be stored and then
+ * forgotten by dup. SCALAR(type, name): copied by value; STR(name): an
+ * owned string or NULL; STRV(name, count): an owned array of owned
+ * strings. Messages, token ids and the config string are kept by hand
+ * below (one each, with their own shapes).
+ */
+#define LLMUX__REQUEST_FIELDS(SCALAR, STR, STRV)                               \
+    SCALAR(unsigned, has) /* LLMUX_HAS_*: which optional numbers are set */    \
+    SCALAR(int64_t, max_tokens)                                                \
+    SCALAR(double, temperature)                                                \
+    SCALAR(double, top_p)                                                      \
+    SCALAR(int64_t, seed)                                                      \
+    SCALAR(int, stream)                                                        \
+    SCALAR(long, timeout_ms)            /* 0 = client default */               \
+    SCALAR(long, connect_timeout_ms)    /* 0 = client default */               \
+    SCALAR(long, first_byte_timeout_ms) /* 0 = client default */               \
+    SCALAR(long, idle_timeout_ms)       /* 0 = client default */               \
+    SCALAR(int, max_retries)            /* -1 = client default */              \
+    STR(tools_json)                                                            \
+    STR(tool_choice_json)                                                      \
+    STR(response_format_json)                                                  \
+    STR(prompt)                                                                \
+    STR(suffix)                                                                \
+    STR(extra_json) /* request JSON keys no field models, as JSON */           \
+    STR(expected)   /* evaluate */                                             \
+    STRV(stops, n_stops)                                                       \
+    STRV(inputs, n_inputs)                                                     \
+    STRV(headers, n_headers)                                                   \
+    STRV(fallbacks, n_fallbacks) /* config strings to try next, in order */
+
+#define LLMUX__REQ_DECL_SCALAR(type, name) type name;
+#define LLMUX__REQ_DECL_STR(name)          char *name;
+#define LLMUX__REQ_DECL_STRV(name, count)                                      \
+    char **name;                                                               \
+    size_t count;
+
 struct llmux_request {
     int op;
     llmux__config cfg; /* provider, model, options (from the spec) */
     char *errmsg;      /* why the last failing call failed, or NULL */
     llmux_msg *msgs;
     size_t n_msgs, cap_msgs;
-    char **stops;
-    size_t n_stops;
-    char **inputs;
-    size_t n_inputs;
-    char **headers;
-    size_t n_headers;
-    char *tools_json;
-    char *tool_choice_json;
-    char *response_format_json;
-    char *prompt;
-    char *suffix;
-    char *extra_json;
     int64_t *token_ids; /* detokenize */
     size_t n_token_ids;
-    char *expected; /* evaluate */
-    unsigned has;   /* LLMUX_HAS_* */
-    int64_t max_tokens;
-    double temperature;
-    double top_p;
-    int64_t seed;
-    int stream;
-    long timeout_ms;            /* 0 = client default */
-    long connect_timeout_ms;    /* 0 = client default */
-    long first_byte_timeout_ms; /* 0 = client default */
-    long idle_timeout_ms;       /* 0 = client default */
-    int max_retries;            /* -1 = client default */
-    char **fallbacks;           /* config strings to try next, in order */
-    size_t n_fallbacks;
+    LLMUX__REQUEST_FIELDS(LLMUX__REQ_DECL_SCALAR, LLMUX__REQ_DECL_STR,
+                          LLMUX__REQ_DECL_STRV)
     size_t next_fallback; /* engine: fallbacks used so far */
     llmux_kv *popts;      /* provider options handed to the plugin */
     size_t n_popts;

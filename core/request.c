@@ -88,18 +88,14 @@ LLMUX_EXTERN void llmux_request_free(llmux_request *r)
     for (i = 0; i < r->n_msgs; i++)
         free_msg(&r->msgs[i]);
     llmux__free(r->msgs);
-    free_strv(r->stops, r->n_stops);
-    free_strv(r->inputs, r->n_inputs);
-    free_strv(r->headers, r->n_headers);
-    free_strv(r->fallbacks, r->n_fallbacks);
-    llmux__free(r->tools_json);
-    llmux__free(r->tool_choice_json);
-    llmux__free(r->response_format_json);
-    llmux__free(r->prompt);
-    llmux__free(r->suffix);
-    llmux__free(r->extra_json);
     llmux__free(r->token_ids);
-    llmux__free(r->expected);
+#define FREE_SCALAR(type, name)
+#define FREE_STR(name)         llmux__free(r->name);
+#define FREE_STRV(name, count) free_strv(r->name, r->count);
+    LLMUX__REQUEST_FIELDS(FREE_SCALAR, FREE_STR, FREE_STRV)
+#undef FREE_SCALAR
+#undef FREE_STR
+#undef FREE_STRV
     llmux__request_free_popts(r);
     llmux__free(r);
 }
@@ -166,17 +162,18 @@ LLMUX_EXTERN llmux_request *llmux_request_dup(const llmux_request *s)
     r->op = s->op;
     if (s->errmsg && !(r->errmsg = llmux__strdup(s->errmsg)))
         goto oom;
-    r->has = s->has;
-    r->max_tokens = s->max_tokens;
-    r->temperature = s->temperature;
-    r->top_p = s->top_p;
-    r->seed = s->seed;
-    r->stream = s->stream;
-    r->timeout_ms = s->timeout_ms;
-    r->connect_timeout_ms = s->connect_timeout_ms;
-    r->first_byte_timeout_ms = s->first_byte_timeout_ms;
-    r->idle_timeout_ms = s->idle_timeout_ms;
-    r->max_retries = s->max_retries;
+#define DUP_SCALAR(type, name) r->name = s->name;
+#define DUP_STR(name)                                                          \
+    if (s->name && !(r->name = llmux__strdup(s->name)))                        \
+        goto oom;
+#define DUP_STRV(name, count)                                                  \
+    if (dup_strv(&r->name, s->name, s->count))                                 \
+        goto oom;                                                              \
+    r->count = s->count;
+    LLMUX__REQUEST_FIELDS(DUP_SCALAR, DUP_STR, DUP_STRV)
+#undef DUP_SCALAR
+#undef DUP_STR
+#undef DUP_STRV
     if (llmux__config_copy(&r->cfg, &s->cfg))
         goto oom;
     if (s->n_msgs) {
@@ -190,29 +187,6 @@ LLMUX_EXTERN llmux_request *llmux_request_dup(const llmux_request *s)
                 goto oom;
         }
     }
-    if (dup_strv(&r->stops, s->stops, s->n_stops))
-        goto oom;
-    r->n_stops = s->n_stops;
-    if (dup_strv(&r->inputs, s->inputs, s->n_inputs))
-        goto oom;
-    r->n_inputs = s->n_inputs;
-    if (dup_strv(&r->headers, s->headers, s->n_headers))
-        goto oom;
-    r->n_headers = s->n_headers;
-    if (dup_strv(&r->fallbacks, s->fallbacks, s->n_fallbacks))
-        goto oom;
-    r->n_fallbacks = s->n_fallbacks;
-#define DUPS(f)                                                                \
-    if (s->f && !(r->f = llmux__strdup(s->f)))                                 \
-        goto oom;
-    DUPS(tools_json)
-    DUPS(tool_choice_json)
-    DUPS(response_format_json)
-    DUPS(prompt)
-    DUPS(suffix)
-    DUPS(extra_json)
-    DUPS(expected)
-#undef DUPS
     if (s->n_token_ids) {
         r->token_ids = llmux__malloc(s->n_token_ids * sizeof *r->token_ids);
         if (!r->token_ids)

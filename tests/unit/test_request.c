@@ -826,6 +826,84 @@ static void test_api_key_hygiene(void **state)
     llmux__providers_cleanup();
 }
 
+/* ---- every field of a request: set, duplicated, kept -------------------- */
+
+/* Fills every field of LLMUX__REQUEST_FIELDS through the public API, the
+ * chat fields through the OpenAI JSON import. A field added to the list
+ * and not set here fails test_fields_round_trip: add its setter or its
+ * JSON key here, and dup and free follow from the list. */
+static llmux_request *fill_every_field(void)
+{
+    static const char json[] =
+        "{\"model\":\"gpt-4o-mini\","
+        "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+        "\"max_tokens\":7,\"temperature\":0.5,\"top_p\":0.25,\"seed\":3,"
+        "\"stream\":true,\"stop\":[\"END\"],"
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
+        "\"parameters\":{\"type\":\"object\"}}}],"
+        "\"tool_choice\":\"auto\","
+        "\"response_format\":{\"type\":\"json_object\"},"
+        "\"logit_bias\":{\"50256\":-100}}";
+    llmux_request *r;
+    assert_int_equal(
+        llmux_request_new_json(&r, "openai/gpt-4o-mini", json, strlen(json)),
+        0);
+    assert_int_equal(llmux_request_set_prompt(r, "p"), 0);
+    assert_int_equal(llmux_request_set_suffix(r, "s"), 0);
+    assert_int_equal(llmux_request_set_expected(r, "e"), 0);
+    assert_int_equal(llmux_request_add_input(r, "in"), 0);
+    assert_int_equal(llmux_request_add_header(r, "X-A: b"), 0);
+    assert_int_equal(llmux_request_add_fallback(r, "mistral/m"), 0);
+    assert_int_equal(llmux_request_set_timeout_ms(r, 1000), 0);
+    assert_int_equal(llmux_request_set_connect_timeout_ms(r, 2000), 0);
+    assert_int_equal(llmux_request_set_first_byte_timeout_ms(r, 3000), 0);
+    assert_int_equal(llmux_request_set_idle_timeout_ms(r, 4000), 0);
+    assert_int_equal(llmux_request_set_max_retries(r, 5), 0);
+    return r;
+}
+
+static void test_fields_round_trip(void **state)
+{
+    llmux_request *fresh, *a, *b;
+    size_t i;
+    (void)state;
+    assert_int_equal(llmux_request_new(&fresh, LLMUX_OP_CHAT, "openai/x"), 0);
+    a = fill_every_field();
+    b = llmux_request_dup(a);
+    assert_non_null(b);
+    /* each field is set by the filler (differs from a new request's) and
+     * kept by dup, owned strings copied rather than shared */
+#define CHECK_SCALAR(type, name)                                               \
+    if (memcmp(&a->name, &fresh->name, sizeof a->name) == 0)                   \
+        fail_msg("field %s is not set by fill_every_field", #name);            \
+    if (memcmp(&a->name, &b->name, sizeof a->name) != 0)                       \
+        fail_msg("field %s is not kept by llmux_request_dup", #name);
+#define CHECK_STR(name)                                                        \
+    if (!a->name)                                                              \
+        fail_msg("field %s is not set by fill_every_field", #name);            \
+    if (!b->name || strcmp(a->name, b->name) != 0 || a->name == b->name)       \
+        fail_msg("field %s is not copied by llmux_request_dup", #name);
+#define CHECK_STRV(name, count)                                                \
+    if (!a->count)                                                             \
+        fail_msg("field %s is not set by fill_every_field", #name);            \
+    if (b->count != a->count)                                                  \
+        fail_msg("field %s is not copied by llmux_request_dup", #name);        \
+    for (i = 0; i < a->count; i++)                                             \
+        if (strcmp(a->name[i], b->name[i]) != 0 || a->name[i] == b->name[i])   \
+            fail_msg("field %s[%zu] is not copied by llmux_request_dup",       \
+                     #name, i);
+    LLMUX__REQUEST_FIELDS(CHECK_SCALAR, CHECK_STR, CHECK_STRV)
+#undef CHECK_SCALAR
+#undef CHECK_STR
+#undef CHECK_STRV
+    /* and what the list does not hold */
+    assert_int_equal(b->n_msgs, a->n_msgs);
+    assert_string_equal(llmux_request_provider(b), "openai");
+    llmux_request_free(b);
+    llmux_request_free(a);
+    llmux_request_free(fresh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -845,6 +923,7 @@ int main(void)
         cmocka_unit_test(test_prepare_env_base_and_ops),
         cmocka_unit_test(test_api_key_hygiene),
         cmocka_unit_test(test_plugin_logs_reach_hook_masked),
+        cmocka_unit_test(test_fields_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
