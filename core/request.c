@@ -228,34 +228,59 @@ LLMUX_EXTERN void *llmux_request_userdata(const llmux_request *r)
     return r ? r->userdata : NULL;
 }
 
-/* Keys the core consumes itself; the rest are provider options. */
-static const char *const core_keys[] = {"base_url",
-                                        "api_key",
-                                        "api_key_env",
-                                        "timeout",
-                                        "connect_timeout",
-                                        "first_byte_timeout",
-                                        "idle_timeout",
-                                        "max_retries",
-                                        "retry_backoff",
-                                        "proxy",
-                                        "ca_file",
-                                        "insecure",
-                                        "auth",
-                                        "rpm",
-                                        "tpm",
-                                        NULL};
+/*
+ * The settings the core consumes from a config string, each described once
+ * with the check its value must pass when it is set (so "timeout=abc"
+ * fails at set time, naming the key). Every other key is a provider
+ * option. Where each takes effect: the engine (client.c, xfer.c,
+ * limits.c) and call.c read them by key.
+ */
+enum setting_kind {
+    SET_STRING,  /* any text */
+    SET_SECONDS, /* non-negative seconds, fractions allowed */
+    SET_INT,     /* an integer in [min, max] */
+    SET_WORD     /* one of `words` (any case) */
+};
+
+typedef struct setting {
+    const char *key;
+    enum setting_kind kind;
+    long min, max;     /* SET_INT */
+    const char *words; /* SET_WORD: '|'-separated */
+    const char *wants; /* the error's "wants ..." */
+} setting;
+
+static const setting settings[] = {
+    {"base_url", SET_STRING, 0, 0, NULL, NULL},
+    {"api_key", SET_STRING, 0, 0, NULL, NULL},
+    {"api_key_env", SET_STRING, 0, 0, NULL, NULL},
+    {"timeout", SET_SECONDS, 0, 0, NULL, "seconds"},
+    {"connect_timeout", SET_SECONDS, 0, 0, NULL, "seconds"},
+    {"first_byte_timeout", SET_SECONDS, 0, 0, NULL, "seconds"},
+    {"idle_timeout", SET_SECONDS, 0, 0, NULL, "seconds"},
+    {"max_retries", SET_INT, 0, 100, NULL, "0..100"},
+    {"retry_backoff", SET_SECONDS, 0, 0, NULL, "seconds"},
+    {"proxy", SET_STRING, 0, 0, NULL, NULL},
+    {"ca_file", SET_STRING, 0, 0, NULL, NULL},
+    {"insecure", SET_INT, 0, 1, NULL, "0 or 1"},
+    {"auth", SET_WORD, 0, 0, "bearer|optional|none",
+     "bearer, optional or none"},
+    {"rpm", SET_INT, 1, 1000000000L, NULL, "a positive integer per minute"},
+    {"tpm", SET_INT, 1, 1000000000L, NULL, "a positive integer per minute"},
+};
+
+static const setting *find_setting(const char *k)
+{
+    size_t i;
+    for (i = 0; i < sizeof settings / sizeof settings[0]; i++)
+        if (llmux__strcaseeq(k, settings[i].key))
+            return &settings[i];
+    return NULL;
+}
 
 int llmux__is_core_key(const char *k)
 {
-    size_t i;
-    for (i = 0; core_keys[i]; i++) /* parsed keys are lower-case */
-        if (strcmp(k, core_keys[i]) == 0)
-            return 1;
-    for (i = 0; core_keys[i]; i++)
-        if (llmux__strcaseeq(k, core_keys[i]))
-            return 1;
-    return 0;
+    return find_setting(k) != NULL;
 }
 
 /* Parses a non-negative decimal number of seconds (may have a fraction)
@@ -300,51 +325,50 @@ static int parse_int(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
-/* Validates the values of core keys as soon as they are set, so a bad
- * "timeout=abc" fails at set time, naming the key. */
+/* Is `v` one of the '|'-separated words (any case)? */
+static int one_of(const char *words, const char *v)
+{
+    size_t n = strlen(v);
+    const char *w = words, *e;
+    for (;;) {
+        e = strchr(w, '|');
+        if (!e)
+            e = w + strlen(w);
+        if ((size_t)(e - w) == n && strncasecmp(w, v, n) == 0)
+            return 1;
+        if (!*e)
+            return 0;
+        w = e + 1;
+    }
+}
+
+/* Checks the value of a core setting (settings[]) as it is set. */
 static int check_core_option(llmux_request *r, const char *key,
                              const char *value)
 {
+    const setting *st = find_setting(key);
     long v;
-    if (llmux__strcaseeq(key, "timeout") ||
-        llmux__strcaseeq(key, "connect_timeout") ||
-        llmux__strcaseeq(key, "first_byte_timeout") ||
-        llmux__strcaseeq(key, "idle_timeout") ||
-        llmux__strcaseeq(key, "retry_backoff")) {
-        if (llmux__parse_seconds_ms(value, &v))
-            return llmux__request_fail(
-                r, LLMUX_ECONFIG,
-                "config string: option \"%s\" wants seconds, got "
-                "\"%s\"",
-                key, value);
-    } else if (llmux__strcaseeq(key, "rpm") || llmux__strcaseeq(key, "tpm")) {
-        if (parse_int(value, 1, 1000000000L, &v))
-            return llmux__request_fail(
-                r, LLMUX_ECONFIG,
-                "config string: option \"%s\" wants a positive "
-                "integer per minute, got \"%s\"",
-                key, value);
-    } else if (llmux__strcaseeq(key, "max_retries")) {
-        if (parse_int(value, 0, 100, &v))
-            return llmux__request_fail(
-                r, LLMUX_ECONFIG,
-                "config string: option \"max_retries\" wants 0..100, "
-                "got \"%s\"",
-                value);
-    } else if (llmux__strcaseeq(key, "insecure")) {
-        if (parse_int(value, 0, 1, &v))
-            return llmux__request_fail(
-                r, LLMUX_ECONFIG,
-                "config string: option \"insecure\" wants 0 or 1");
-    } else if (llmux__strcaseeq(key, "auth")) {
-        if (!llmux__strcaseeq(value, "bearer") &&
-            !llmux__strcaseeq(value, "optional") &&
-            !llmux__strcaseeq(value, "none"))
-            return llmux__request_fail(
-                r, LLMUX_ECONFIG,
-                "config string: option \"auth\" wants bearer, "
-                "optional or none");
+    int bad;
+    if (!st)
+        return 0;
+    switch (st->kind) {
+    case SET_SECONDS:
+        bad = llmux__parse_seconds_ms(value, &v) != 0;
+        break;
+    case SET_INT:
+        bad = parse_int(value, st->min, st->max, &v) != 0;
+        break;
+    case SET_WORD:
+        bad = !one_of(st->words, value);
+        break;
+    default:
+        bad = 0;
     }
+    if (bad)
+        return llmux__request_fail(r, LLMUX_ECONFIG,
+                                   "config string: option \"%s\" wants %s, "
+                                   "got \"%s\"",
+                                   key, st->wants, value);
     return 0;
 }
 

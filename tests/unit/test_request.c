@@ -826,6 +826,42 @@ static void test_api_key_hygiene(void **state)
     llmux__providers_cleanup();
 }
 
+/* Every core setting refuses a bad value at set time, naming the key, and
+ * takes a good one; other keys are provider options, taken as they are. */
+static void test_settings_checked(void **state)
+{
+    static const struct {
+        const char *key, *good, *bad;
+    } cases[] = {{"timeout", "1.5", "abc"},
+                 {"connect_timeout", "2", "-1"},
+                 {"first_byte_timeout", "0.25", "1,5"},
+                 {"idle_timeout", "30", ""},
+                 {"retry_backoff", "0.5", "fast"},
+                 {"max_retries", "100", "101"},
+                 {"insecure", "1", "2"},
+                 {"auth", "OPTIONAL", "basic"},
+                 {"rpm", "60", "0"},
+                 {"tpm", "1000000000", "1000000001"}};
+    llmux_request *r;
+    size_t i;
+    (void)state;
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, "openai/x"), 0);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(
+            llmux_request_set_option(r, cases[i].key, cases[i].good), 0);
+        assert_int_equal(
+            llmux_request_set_option(r, cases[i].key, cases[i].bad),
+            LLMUX_ECONFIG);
+        assert_non_null(strstr(llmux_request_errmsg(r), cases[i].key));
+        assert_true(llmux__is_core_key(cases[i].key));
+    }
+    /* a provider option: not checked, not a core key */
+    assert_int_equal(llmux_request_set_option(r, "chat_path", "x"), 0);
+    assert_false(llmux__is_core_key("chat_path"));
+    assert_true(llmux__is_core_key("BASE_URL"));
+    llmux_request_free(r);
+}
+
 /* ---- every field of a request: set, duplicated, kept -------------------- */
 
 /* Fills every field of LLMUX__REQUEST_FIELDS through the public API, the
@@ -924,6 +960,7 @@ int main(void)
         cmocka_unit_test(test_api_key_hygiene),
         cmocka_unit_test(test_plugin_logs_reach_hook_masked),
         cmocka_unit_test(test_fields_round_trip),
+        cmocka_unit_test(test_settings_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
