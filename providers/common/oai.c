@@ -1511,18 +1511,14 @@ static double parse_reset(const char *s)
     return any ? total : -1;
 }
 
-/* A non-negative decimal count ("59", "149984"), or -1; locale-free. */
+/* A non-negative decimal count ("59", "149984"), or -1 for anything
+ * else; locale-free. */
 static double parse_count(const char *s)
 {
-    double v = 0;
-    int digits = 0;
-    if (!s)
-        return -1;
-    while (*s == ' ')
-        s++;
-    for (; *s >= '0' && *s <= '9'; s++, digits++)
-        v = v * 10 + (*s - '0');
-    return digits ? v : -1;
+    size_t n = strlen(s);
+    int64_t v;
+    s = llmux_pj_trim(s, &n);
+    return llmux_pj_parse_i64(s, n, 0, &v) == 0 ? (double)v : -1;
 }
 
 int llmux_oai_rate_limits(void *provctx, const llmux_http_response *resp,
