@@ -245,10 +245,12 @@ enum setting_kind {
 typedef struct setting {
     const char *key;
     enum setting_kind kind;
-    long min, max;     /* SET_INT */
-    const char *words; /* SET_WORD: '|'-separated */
-    const char *wants; /* the error's "wants ..." */
+    long min, max;            /* SET_INT */
+    const char *const *words; /* SET_WORD: NULL-terminated */
+    const char *wants;        /* the error's "wants ..." */
 } setting;
+
+static const char *const auth_words[] = {"bearer", "optional", "none", NULL};
 
 static const setting settings[] = {
     {"base_url", SET_STRING, 0, 0, NULL, NULL},
@@ -263,8 +265,7 @@ static const setting settings[] = {
     {"proxy", SET_STRING, 0, 0, NULL, NULL},
     {"ca_file", SET_STRING, 0, 0, NULL, NULL},
     {"insecure", SET_INT, 0, 1, NULL, "0 or 1"},
-    {"auth", SET_WORD, 0, 0, "bearer|optional|none",
-     "bearer, optional or none"},
+    {"auth", SET_WORD, 0, 0, auth_words, "bearer, optional or none"},
     {"rpm", SET_INT, 1, 1000000000L, NULL, "a positive integer per minute"},
     {"tpm", SET_INT, 1, 1000000000L, NULL, "a positive integer per minute"},
 };
@@ -325,29 +326,13 @@ static int parse_int(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
-/* Is `v` one of the '|'-separated words (any case)? */
-static int one_of(const char *words, const char *v)
-{
-    size_t n = strlen(v);
-    const char *w = words, *e;
-    for (;;) {
-        e = strchr(w, '|');
-        if (!e)
-            e = w + strlen(w);
-        if ((size_t)(e - w) == n && strncasecmp(w, v, n) == 0)
-            return 1;
-        if (!*e)
-            return 0;
-        w = e + 1;
-    }
-}
-
 /* Checks the value of a core setting (settings[]) as it is set. */
 static int check_core_option(llmux_request *r, const char *key,
                              const char *value)
 {
     const setting *st = find_setting(key);
     long v;
+    size_t i;
     int bad;
     if (!st)
         return 0;
@@ -359,7 +344,9 @@ static int check_core_option(llmux_request *r, const char *key,
         bad = parse_int(value, st->min, st->max, &v) != 0;
         break;
     case SET_WORD:
-        bad = !one_of(st->words, value);
+        for (i = 0; st->words[i] && !llmux__strcaseeq(value, st->words[i]); i++)
+            ;
+        bad = !st->words[i];
         break;
     default:
         bad = 0;
