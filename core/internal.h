@@ -193,8 +193,6 @@ typedef struct llmux__provider {
  */
 int llmux__provider_get(const char *name, const char *extra_dirs,
                         const llmux__provider **out, char *err, size_t errlen);
-/* The directories searched, in order, ':'-joined (caller frees). */
-char *llmux__plugin_dirs(const char *extra_dirs);
 /* Validates a provider table (ABI, size, required hooks). */
 int llmux__provider_check(const llmux_provider *vt, const char *what, char *err,
                           size_t errlen);

@@ -3,10 +3,10 @@
  *
  * A provider name resolves, in order, to (1) a provider registered
  * in-process with llmux_register_provider(), (2) in each plugin directory
- * (see llmux__plugin_dirs) a descriptor "<name>.conf" or else a module
- * "<name>.so", (3) for a name holding '/', the file it names (a module,
- * or a descriptor when it ends in ".conf"). Names are validated before any
- * path is built from them.
+ * (dirv_build; llmux_plugin_dirs_list() lists them) a descriptor
+ * "<name>.conf" or else a module "<name>.so", (3) for a name holding
+ * '/', the file it names (a module, or a descriptor when it ends in
+ * ".conf"). Names are validated before any path is built from them.
  *
  * Modules are opened with libltdl from full paths we build ourselves
  * (lt_dlopenadvise with ext + local advice; the global search path is
@@ -322,28 +322,6 @@ static int dir_list(const char *extra, char ***out, size_t *n)
     *out = d.v;
     *n = d.n;
     return 0;
-}
-
-char *llmux__plugin_dirs(const char *extra_dirs)
-{
-    char **v;
-    size_t n, i;
-    llmux__buf b = {0};
-    char sep = LT_PATHSEP_CHAR;
-    if (dir_list(extra_dirs, &v, &n) != 0)
-        return NULL;
-    for (i = 0; i < n; i++) {
-        if ((i && llmux__buf_append(&b, &sep, 1) != 0) ||
-            llmux__buf_append(&b, v[i], strlen(v[i])) != 0) {
-            llmux__buf_free(&b);
-            free_strv(v, n);
-            return NULL;
-        }
-    }
-    free_strv(v, n);
-    if (!b.p)
-        return llmux__strdup("");
-    return b.p;
 }
 
 LLMUX_EXTERN int llmux_plugin_dirs_list(const char *plugin_path,
