@@ -180,7 +180,6 @@ void errorf(const cli *c, const char *fmt, ...)
  * Prints the error line and where to find help on stderr; returns 2. Not
  * the help itself: pages of text would bury the one line that matters.
  */
-
 int usage_error(const cli *c, const char *fmt, ...)
 {
     char buf[1024];
