@@ -129,9 +129,9 @@ static void fill_params(llmux_request *r)
     pr->expected = r->expected;
 }
 
-static int auth_mode(const llmux_request *r, const llmux__provider *p)
+static int auth_mode(const llmux__settings *set, const llmux__provider *p)
 {
-    const char *a = llmux__config_get(&r->cfg, "auth");
+    const char *a = set->auth;
     if (!a)
         a = prov_opt(p, "auth");
     if (a && llmux__strcaseeq(a, "optional"))
@@ -202,12 +202,14 @@ static int check_key_env(llmux_request *r, const llmux__provider *p,
 int llmux__prepare(llmux_request *r, const char *extra_dirs,
                    llmux__prepared *out)
 {
-    return llmux__prepare_ex(r, extra_dirs, NULL, out);
+    return llmux__prepare_ex(r, NULL, extra_dirs, NULL, out);
 }
 
-int llmux__prepare_ex(llmux_request *r, const char *extra_dirs,
-                      const char *key_env_allow, llmux__prepared *out)
+int llmux__prepare_ex(llmux_request *r, const llmux__settings *set,
+                      const char *extra_dirs, const char *key_env_allow,
+                      llmux__prepared *out)
 {
+    llmux__settings own;
     const llmux__provider *p;
     const char *base, *key, *kenv;
     int rc, auth;
@@ -216,6 +218,10 @@ int llmux__prepare_ex(llmux_request *r, const char *extra_dirs,
     char envbase[512];
 
     memset(out, 0, sizeof *out);
+    if (!set) {
+        llmux__settings_resolve(r, NULL, &own);
+        set = &own;
+    }
     if (!r->cfg.provider)
         return llmux__request_fail(
             r, LLMUX_ECONFIG,
@@ -265,7 +271,7 @@ int llmux__prepare_ex(llmux_request *r, const char *extra_dirs,
         return llmux__request_fail(r, LLMUX_EINVAL,
                                    "detokenize request has no token ids");
 
-    base = llmux__config_get(&r->cfg, "base_url");
+    base = set->base_url;
     if (!base && (base = env_nonempty(p->base_url_env)) != NULL &&
         !strstr(base, "://")) {
         /* "gpu" or "gpu:8080" from the environment, as OLLAMA_HOST takes:
@@ -298,9 +304,9 @@ int llmux__prepare_ex(llmux_request *r, const char *extra_dirs,
             "%s: base URL must start with http:// or https://",
             r->cfg.provider);
 
-    auth = auth_mode(r, p);
-    key = llmux__config_get(&r->cfg, "api_key");
-    kenv = llmux__config_get(&r->cfg, "api_key_env");
+    auth = auth_mode(set, p);
+    key = set->api_key;
+    kenv = set->api_key_env;
     if (kenv && (rc = check_key_env(r, p, kenv, key_env_allow)))
         return rc;
     if (!key && kenv)
@@ -331,10 +337,10 @@ int llmux__prepare_ex(llmux_request *r, const char *extra_dirs,
                     "%s: the API key (%s) contains a control "
                     "character",
                     r->cfg.provider,
-                    llmux__config_get(&r->cfg, "api_key") ? "api_key="
-                    : kenv                                ? kenv
-                    : p->api_key_env                      ? p->api_key_env
-                                                          : "api_key");
+                    set->api_key     ? "api_key="
+                    : kenv           ? kenv
+                    : p->api_key_env ? p->api_key_env
+                                     : "api_key");
         if (!(out->api_key = llmux__strndup(key, klen)))
             return LLMUX_ENOMEM;
         key = out->api_key;

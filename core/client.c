@@ -138,8 +138,7 @@ static void client_free_mem(struct llmux_client *c)
     llmux__free(c->headers);
     llmux__free(c->plugin_path);
     llmux__free(c->key_env_allow);
-    llmux__free(c->proxy);
-    llmux__free(c->ca_file);
+    llmux__settings_free_defaults(&c->defaults);
     llmux__free(c);
 }
 
@@ -164,33 +163,20 @@ LLMUX_EXTERN int llmux_client_new(llmux_client **out,
     c = llmux__calloc(1, sizeof *c);
     if (!c)
         return LLMUX_ENOMEM;
-    c->max_retries =
-        opts->max_retries >= 0 ? opts->max_retries : DEFAULT_MAX_RETRIES;
-    c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 0;
-    c->connect_timeout_ms = opts->connect_timeout_ms > 0
-                                ? opts->connect_timeout_ms
-                                : DEFAULT_CONNECT_TIMEOUT_MS;
     c->max_response = opts->max_response_bytes ? opts->max_response_bytes
                                                : DEFAULT_MAX_RESPONSE;
     c->max_event =
         opts->max_event_bytes ? opts->max_event_bytes : DEFAULT_MAX_EVENT;
-    c->insecure = opts->insecure;
     c->max_connections = opts->max_connections;
     c->log = opts->log;
     c->log_ud = opts->log_userdata;
     c->log_level = opts->log_level;
     c->max_queue = 100000;
     if (opts->version >= 2) {
-        c->first_byte_timeout_ms =
-            opts->first_byte_timeout_ms > 0 ? opts->first_byte_timeout_ms : 0;
-        c->idle_timeout_ms =
-            opts->idle_timeout_ms > 0 ? opts->idle_timeout_ms : 0;
         c->max_in_flight = opts->max_in_flight;
         c->max_per_endpoint = opts->max_in_flight_per_endpoint;
         if (opts->max_queue)
             c->max_queue = opts->max_queue;
-        c->rpm = opts->requests_per_minute > 0 ? opts->requests_per_minute : 0;
-        c->tpm = opts->tokens_per_minute > 0 ? opts->tokens_per_minute : 0;
     }
     if (opts->version >= 3 && opts->key_env_allow &&
         !(c->key_env_allow = llmux__strdup(opts->key_env_allow)))
@@ -201,8 +187,7 @@ LLMUX_EXTERN int llmux_client_new(llmux_client **out,
              LLMUX_VERSION_STRING);
     if ((opts->plugin_path &&
          !(c->plugin_path = llmux__strdup(opts->plugin_path))) ||
-        (opts->proxy && !(c->proxy = llmux__strdup(opts->proxy))) ||
-        (opts->ca_file && !(c->ca_file = llmux__strdup(opts->ca_file))))
+        llmux__settings_defaults(opts, &c->defaults))
         goto oom;
     if (opts->n_headers) {
         if (!opts->headers)
@@ -409,8 +394,8 @@ void llmux__on_defer(uv_timer_t *t)
                     /* a callback stopped the stream during that delivery:
                      * curl says so only when its socket next moves */
                     llmux__xfer_done(x, CURLE_WRITE_ERROR);
-                else if (x->idle_ms && x->state == X_ACTIVE)
-                    llmux__watchdog_arm(x, x->idle_ms);
+                else if (x->set.idle_timeout_ms && x->state == X_ACTIVE)
+                    llmux__watchdog_arm(x, x->set.idle_timeout_ms);
                 llmux__check_multi_info(c);
             }
             continue;

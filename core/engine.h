@@ -36,13 +36,10 @@
 
 #include "internal.h"
 
-#define DEFAULT_MAX_RETRIES        2
-#define DEFAULT_CONNECT_TIMEOUT_MS 10000L
-#define DEFAULT_BACKOFF_MS         500L /* the first retry's wait */
-#define BACKOFF_CAP_MS             8000.0
-#define DEFAULT_MAX_RESPONSE       (64u * 1024u * 1024u)
-#define DEFAULT_MAX_EVENT          LLMUX__MAX_EVENT_DEFAULT
-#define RETRY_AFTER_CAP_MS         60000.0
+#define BACKOFF_CAP_MS       8000.0
+#define DEFAULT_MAX_RESPONSE (64u * 1024u * 1024u)
+#define DEFAULT_MAX_EVENT    LLMUX__MAX_EVENT_DEFAULT
+#define RETRY_AFTER_CAP_MS   60000.0
 /* libcurl's receive buffer for a stream (its default is 16 KiB, and it is
  * most of a stream's memory). Stream events arrive a few hundred bytes at
  * a time; a longer event just takes several reads, and the framer joins
@@ -153,20 +150,18 @@ struct llmux__xfer {
                            finish waits for them (done_result) */
     CURLcode done_result;
     int holds_slot; /* counted in the client's and endpoint's in_flight */
-    const char *timeout_which;   /* the watchdog that fired, or NULL */
-    long first_byte_ms, idle_ms; /* watchdogs, 0 = none */
-    uint64_t seq;                /* submission order, for the queues */
-    double est_tokens;           /* charged to the endpoint's token bucket */
+    const char *timeout_which; /* the watchdog that fired, or NULL */
+    uint64_t seq;              /* submission order, for the queues */
+    double est_tokens;         /* charged to the endpoint's token bucket */
     uint64_t t_submit, t_queued, t_attempt; /* loop times in ms */
     llmux__endpoint *ep;
     struct llmux__xfer *wnext, *wprev; /* the endpoint's wait queue */
     int attempts;
-    int max_retries;
-    long backoff_ms; /* first wait without a Retry-After; doubles */
+    llmux__settings set; /* the effective settings of the config string
+                            being tried (settings.c) */
     size_t received;
     long events;
     uint64_t deadline; /* loop time in ms, 0 = none */
-    long connect_timeout_ms;
     double retry_after_ms;
     uv_timer_t timer;
     struct llmux__xfer *prev, *next; /* client's list */
@@ -198,14 +193,9 @@ struct llmux_client {
     char *key_env_allow; /* ':'-separated variable names */
     char **headers;
     size_t n_headers;
-    int max_retries;
-    long timeout_ms;
-    long connect_timeout_ms;
+    llmux__settings defaults; /* the options' settings (settings.c) */
     size_t max_response;
     size_t max_event;
-    char *proxy;
-    char *ca_file;
-    int insecure;
     int warned_insecure; /* the insecure warning was logged */
     long max_connections;
     llmux_log_cb log;
@@ -213,8 +203,6 @@ struct llmux_client {
     int log_level;
     char user_agent[64];
     uint64_t rng;
-    long first_byte_timeout_ms;
-    long idle_timeout_ms;
     size_t max_in_flight;
     size_t max_per_endpoint;
     size_t max_queue;
@@ -222,7 +210,6 @@ struct llmux_client {
     size_t in_flight, queued;
     uint64_t seq;
     llmux__endpoint *endpoints;
-    double rpm, tpm;      /* default rate limits per endpoint */
     uv_timer_t pump_t;    /* wakes the queue when a rate limit allows */
     uv_prepare_t turn;    /* each loop iteration: a new STARTS_PER_TURN */
     unsigned turn_starts; /* transfers started in this iteration */
@@ -260,7 +247,7 @@ void llmux__turn_hold(struct llmux_client *c);
 void llmux__on_turn(uv_prepare_t *p);
 const char *llmux__hdr(CURL *e, const char *name);
 void llmux__endpoint_limits(struct llmux_client *c, llmux__endpoint *e,
-                            const llmux__config *cfg);
+                            const llmux__settings *set);
 double llmux__estimate_tokens(const llmux_request *r);
 void llmux__rate_feedback(xfer *x, long status);
 void llmux__give_slot(xfer *x);
@@ -273,7 +260,6 @@ void llmux__defer_push(xfer *x);
 double llmux__retry_after_ms(CURL *e);
 int llmux__xfer_attempt(xfer *x);
 void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg);
-void llmux__retry_policy(xfer *x);
 void llmux__client_maybe_closed(struct llmux_client *c);
 
 #endif /* LLMUX_CORE_ENGINE_H */

@@ -432,9 +432,117 @@ int llmux__request_fail(llmux_request *r, int code, const char *fmt, ...)
     LLMUX_PRINTF(3, 4);
 /* Frees the provider options handed to the plugin (req->popts). */
 void llmux__request_free_popts(llmux_request *r);
-/* Is k (lower-case) a core setting of the config string, not an option
- * for the provider? */
+
+/* ---- settings.c: the core's settings, described once -------------------- */
+
+/*
+ * Every setting the core reads, once: X(type, name, key, check, dflt, req,
+ * opt, stage).
+ * - type: how the effective value is kept (LLMUX__ST_<type> below): STR a
+ *   string, MS a duration in ms (0 = none), INT an int, RATE a double, FLAG
+ *   0 or 1;
+ * - name: the member of llmux__settings; key: the config-string key;
+ * - check: how a config-string value is checked when it is set
+ *   (LLMUX__CHECK(kind, min, max, words, wants), see settings.c);
+ * - dflt: the built-in default;
+ * - req: the llmux_request member its setter fills (REQ(member): 0 or less
+ *   for MS, below 0 for INT, means not set), or NOREQ;
+ * - opt: the llmux_client_options member (OPT(member, version): read when
+ *   the caller's options have that version; 0 or less, NULL or below 0 for
+ *   INT mean not set), or NOOPT;
+ * - stage: where the engine acts on it.
+ * llmux__settings_resolve() gives a request its effective settings: the
+ * request's setter, then its config string, then the client's options,
+ * then the default. Adding a setting is a row here and the code that acts
+ * on it.
+ */
+#define LLMUX__SETTINGS(X)                                                     \
+    X(STR, base_url, "base_url", LLMUX__CHECK(ANY, 0, 0, NULL, NULL), 0,       \
+      NOREQ, NOOPT, "prepare (call.c): the provider's URL")                    \
+    X(STR, api_key, "api_key", LLMUX__CHECK(ANY, 0, 0, NULL, NULL), 0, NOREQ,  \
+      NOOPT, "prepare: the key itself")                                        \
+    X(STR, api_key_env, "api_key_env", LLMUX__CHECK(ANY, 0, 0, NULL, NULL), 0, \
+      NOREQ, NOOPT, "prepare: the variable holding the key")                   \
+    X(STR, auth, "auth",                                                       \
+      LLMUX__CHECK(WORD, 0, 0, llmux__auth_words, "bearer, optional or none"), \
+      0, NOREQ, NOOPT, "prepare: whether a key is sent")                       \
+    X(MS, timeout_ms, "timeout", LLMUX__CHECK(SECONDS, 0, 0, NULL, "seconds"), \
+      0, REQ(timeout_ms), OPT(timeout_ms, 1),                                  \
+      "submit (xfer.c): the deadline from submission, fallbacks included")     \
+    X(MS, connect_timeout_ms, "connect_timeout",                               \
+      LLMUX__CHECK(SECONDS, 0, 0, NULL, "seconds"), 10000,                     \
+      REQ(connect_timeout_ms), OPT(connect_timeout_ms, 1),                     \
+      "attempt (xfer.c): curl's connect timeout")                              \
+    X(MS, first_byte_timeout_ms, "first_byte_timeout",                         \
+      LLMUX__CHECK(SECONDS, 0, 0, NULL, "seconds"), 0,                         \
+      REQ(first_byte_timeout_ms), OPT(first_byte_timeout_ms, 2),               \
+      "attempt: the first-byte watchdog")                                      \
+    X(MS, idle_timeout_ms, "idle_timeout",                                     \
+      LLMUX__CHECK(SECONDS, 0, 0, NULL, "seconds"), 0, REQ(idle_timeout_ms),   \
+      OPT(idle_timeout_ms, 2), "attempt: the idle watchdog")                   \
+    X(INT, max_retries, "max_retries",                                         \
+      LLMUX__CHECK(INT, 0, 100, NULL, "0..100"), 2, REQ(max_retries),          \
+      OPT(max_retries, 1), "retry policy (xfer.c): the retry budget")          \
+    X(MS, retry_backoff_ms, "retry_backoff",                                   \
+      LLMUX__CHECK(SECONDS, 0, 0, NULL, "seconds"), 500, NOREQ, NOOPT,         \
+      "retry policy: the first wait without a Retry-After; doubles")           \
+    X(STR, proxy, "proxy", LLMUX__CHECK(ANY, 0, 0, NULL, NULL), 0, NOREQ,      \
+      OPT(proxy, 1), "attempt: curl's proxy")                                  \
+    X(STR, ca_file, "ca_file", LLMUX__CHECK(ANY, 0, 0, NULL, NULL), 0, NOREQ,  \
+      OPT(ca_file, 1), "attempt: the CA bundle")                               \
+    X(FLAG, insecure, "insecure", LLMUX__CHECK(INT, 0, 1, NULL, "0 or 1"), 0,  \
+      NOREQ, OPT(insecure, 1), "attempt: TLS verification off")                \
+    X(RATE, rpm, "rpm",                                                        \
+      LLMUX__CHECK(INT, 1, 1000000000L, NULL,                                  \
+                   "a positive integer per minute"),                           \
+      0, NOREQ, OPT(requests_per_minute, 2),                                   \
+      "limits (limits.c): the endpoint's request bucket")                      \
+    X(RATE, tpm, "tpm",                                                        \
+      LLMUX__CHECK(INT, 1, 1000000000L, NULL,                                  \
+                   "a positive integer per minute"),                           \
+      0, NOREQ, OPT(tokens_per_minute, 2),                                     \
+      "limits: the endpoint's token bucket")
+
+#define LLMUX__ST_STR  const char *
+#define LLMUX__ST_MS   long
+#define LLMUX__ST_INT  int
+#define LLMUX__ST_RATE double
+#define LLMUX__ST_FLAG int
+
+extern const char *const llmux__auth_words[];
+
+/* A request's effective settings. In a client's defaults the strings are
+ * the client's own copies; in a resolved request's they are borrowed from
+ * its config string or the client, valid while both are unchanged. */
+typedef struct llmux__settings {
+#define LLMUX__SET_DECL(type, name, key, check, dflt, req, opt, stage)         \
+    LLMUX__ST_##type name;
+    LLMUX__SETTINGS(LLMUX__SET_DECL)
+#undef LLMUX__SET_DECL
+} llmux__settings;
+
+/* The defaults a client's options give (strings copied: free them with
+ * llmux__settings_free_defaults). Returns 0 or LLMUX_ENOMEM. */
+int llmux__settings_defaults(const llmux_client_options *opts,
+                             llmux__settings *out);
+void llmux__settings_free_defaults(llmux__settings *s);
+/* `req`'s effective settings over `defaults` (a client's, or NULL for the
+ * built-in ones). */
+void llmux__settings_resolve(const llmux_request *req,
+                             const llmux__settings *defaults,
+                             llmux__settings *out);
+/* Is k a core setting of the config string, not an option for the
+ * provider? (any case) */
 int llmux__is_core_key(const char *k);
+/* Checks a config-string value of a core setting (nothing for other keys):
+ * 0, or LLMUX_ECONFIG with a message naming the key in r's errmsg. */
+int llmux__setting_check(llmux_request *r, const char *key, const char *value);
+
+/* The key of setting i, in the table's order; NULL past the last. */
+const char *llmux__setting_key(size_t i);
+/* Checks that every row's request member and client option have its
+ * type's size: 0, or -1 with the row named in err. */
+int llmux__settings_selfcheck(char *err, size_t errlen);
 
 /* Parses non-negative decimal seconds ("30", "0.5") into milliseconds
  * without the locale-dependent strtod. Returns 0, or -1 when malformed. */
@@ -460,10 +568,13 @@ typedef struct llmux__prepared {
  */
 int llmux__prepare(llmux_request *req, const char *extra_dirs,
                    llmux__prepared *out);
-/* As llmux__prepare, with the client's key_env_allow list (':'-separated
- * variable names api_key_env may name besides credential-like ones). */
-int llmux__prepare_ex(llmux_request *req, const char *extra_dirs,
-                      const char *key_env_allow, llmux__prepared *out);
+/* As llmux__prepare, with the request's resolved settings (`set`, NULL =
+ * resolved over the built-in defaults) and the client's key_env_allow list
+ * (':'-separated variable names api_key_env may name besides
+ * credential-like ones). */
+int llmux__prepare_ex(llmux_request *req, const llmux__settings *set,
+                      const char *extra_dirs, const char *key_env_allow,
+                      llmux__prepared *out);
 void llmux__prepared_free(llmux__prepared *p);
 
 /* Decodes a complete HTTP answer of `p` into `res` (success or error). */

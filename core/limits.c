@@ -246,22 +246,17 @@ void llmux__pump(struct llmux_client *c)
     }
 }
 
-/* Rate limits of an endpoint: the request's rpm=/tpm=, else the client's
- * defaults; the last request that names one sets it. */
+/* Rate limits of an endpoint: the request's effective rpm and tpm (its
+ * config string's, else the client's); the last request that names one
+ * sets it. */
 void llmux__endpoint_limits(struct llmux_client *c, llmux__endpoint *e,
-                            const llmux__config *cfg)
+                            const llmux__settings *set)
 {
-    const char *v;
     uint64_t now = uv_now(c->loop);
-    double rpm = c->rpm, tpm = c->tpm;
-    if ((v = llmux__config_get(cfg, "rpm")) != NULL)
-        rpm = atof(v); /* validated integer: locale-safe */
-    if ((v = llmux__config_get(cfg, "tpm")) != NULL)
-        tpm = atof(v);
-    if (rpm > 0)
-        bucket_set(&e->rq, rpm, now);
-    if (tpm > 0)
-        bucket_set(&e->tk, tpm, now);
+    if (set->rpm > 0)
+        bucket_set(&e->rq, set->rpm, now);
+    if (set->tpm > 0)
+        bucket_set(&e->tk, set->tpm, now);
 }
 
 /* Tokens a request will likely cost before it is sent: its text at about

@@ -228,137 +228,6 @@ LLMUX_EXTERN void *llmux_request_userdata(const llmux_request *r)
     return r ? r->userdata : NULL;
 }
 
-/*
- * The settings the core consumes from a config string, each described once
- * with the check its value must pass when it is set (so "timeout=abc"
- * fails at set time, naming the key). Every other key is a provider
- * option. Where each takes effect: the engine (client.c, xfer.c,
- * limits.c) and call.c read them by key.
- */
-enum setting_kind {
-    SET_STRING,  /* any text */
-    SET_SECONDS, /* non-negative seconds, fractions allowed */
-    SET_INT,     /* an integer in [min, max] */
-    SET_WORD     /* one of `words` (any case) */
-};
-
-typedef struct setting {
-    const char *key;
-    enum setting_kind kind;
-    long min, max;            /* SET_INT */
-    const char *const *words; /* SET_WORD: NULL-terminated */
-    const char *wants;        /* the error's "wants ..." */
-} setting;
-
-static const char *const auth_words[] = {"bearer", "optional", "none", NULL};
-
-static const setting settings[] = {
-    {"base_url", SET_STRING, 0, 0, NULL, NULL},
-    {"api_key", SET_STRING, 0, 0, NULL, NULL},
-    {"api_key_env", SET_STRING, 0, 0, NULL, NULL},
-    {"timeout", SET_SECONDS, 0, 0, NULL, "seconds"},
-    {"connect_timeout", SET_SECONDS, 0, 0, NULL, "seconds"},
-    {"first_byte_timeout", SET_SECONDS, 0, 0, NULL, "seconds"},
-    {"idle_timeout", SET_SECONDS, 0, 0, NULL, "seconds"},
-    {"max_retries", SET_INT, 0, 100, NULL, "0..100"},
-    {"retry_backoff", SET_SECONDS, 0, 0, NULL, "seconds"},
-    {"proxy", SET_STRING, 0, 0, NULL, NULL},
-    {"ca_file", SET_STRING, 0, 0, NULL, NULL},
-    {"insecure", SET_INT, 0, 1, NULL, "0 or 1"},
-    {"auth", SET_WORD, 0, 0, auth_words, "bearer, optional or none"},
-    {"rpm", SET_INT, 1, 1000000000L, NULL, "a positive integer per minute"},
-    {"tpm", SET_INT, 1, 1000000000L, NULL, "a positive integer per minute"},
-};
-
-static const setting *find_setting(const char *k)
-{
-    size_t i;
-    for (i = 0; i < sizeof settings / sizeof settings[0]; i++)
-        if (llmux__strcaseeq(k, settings[i].key))
-            return &settings[i];
-    return NULL;
-}
-
-int llmux__is_core_key(const char *k)
-{
-    return find_setting(k) != NULL;
-}
-
-/* Parses a non-negative decimal number of seconds (may have a fraction)
- * into milliseconds, without locale-dependent strtod. */
-int llmux__parse_seconds_ms(const char *s, long *ms)
-{
-    long whole = 0, frac = 0, scale = 1000;
-    const char *p = s;
-    if (!s || !*s)
-        return -1;
-    while (*p >= '0' && *p <= '9') {
-        if (whole > 100000000)
-            return -1;
-        whole = whole * 10 + (*p++ - '0');
-    }
-    if (*p == '.') {
-        p++;
-        while (*p >= '0' && *p <= '9') {
-            scale /= 10; /* digits past milliseconds are dropped */
-            frac += (*p++ - '0') * scale;
-        }
-    }
-    if (*p || p == s || (p == s + 1 && *s == '.'))
-        return -1;
-    *ms = whole * 1000 + frac;
-    if (*ms == 0 && strpbrk(s, "123456789"))
-        *ms = 1; /* a positive duration below 1 ms is not "none" */
-    return 0;
-}
-
-static int parse_int(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    long v;
-    if (!s || !*s)
-        return -1;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Checks the value of a core setting (settings[]) as it is set. */
-static int check_core_option(llmux_request *r, const char *key,
-                             const char *value)
-{
-    const setting *st = find_setting(key);
-    long v;
-    size_t i;
-    int bad;
-    if (!st)
-        return 0;
-    switch (st->kind) {
-    case SET_SECONDS:
-        bad = llmux__parse_seconds_ms(value, &v) != 0;
-        break;
-    case SET_INT:
-        bad = parse_int(value, st->min, st->max, &v) != 0;
-        break;
-    case SET_WORD:
-        for (i = 0; st->words[i] && !llmux__strcaseeq(value, st->words[i]); i++)
-            ;
-        bad = !st->words[i];
-        break;
-    default:
-        bad = 0;
-    }
-    if (bad)
-        return llmux__request_fail(r, LLMUX_ECONFIG,
-                                   "config string: option \"%s\" wants %s, "
-                                   "got \"%s\"",
-                                   key, st->wants, value);
-    return 0;
-}
-
 LLMUX_EXTERN int llmux_request_set_model(llmux_request *r, const char *spec)
 {
     llmux__config c;
@@ -377,7 +246,7 @@ LLMUX_EXTERN int llmux_request_set_model(llmux_request *r, const char *spec)
     }
     for (i = 0; i < c.n_opts; i++) {
         if (llmux__is_core_key(c.opts[i].key) &&
-            (rc = check_core_option(r, c.opts[i].key, c.opts[i].value))) {
+            (rc = llmux__setting_check(r, c.opts[i].key, c.opts[i].value))) {
             llmux__config_free(&c);
             return rc;
         }
@@ -394,7 +263,7 @@ LLMUX_EXTERN int llmux_request_set_option(llmux_request *r, const char *key,
     int rc;
     if (!r || !key || !*key || !value)
         return LLMUX_EINVAL;
-    if (llmux__is_core_key(key) && (rc = check_core_option(r, key, value)))
+    if (llmux__is_core_key(key) && (rc = llmux__setting_check(r, key, value)))
         return rc;
     if ((rc = llmux__config_set(&r->cfg, key, value)))
         return llmux__request_fail(r, rc, "cannot set option \"%s\"", key);
@@ -958,7 +827,7 @@ LLMUX_EXTERN int llmux_request_add_fallback(llmux_request *r, const char *spec)
     /* the same checks as llmux_request_set_model: fail now, not later */
     for (i = 0; i < c.n_opts && !rc; i++)
         if (llmux__is_core_key(c.opts[i].key))
-            rc = check_core_option(r, c.opts[i].key, c.opts[i].value);
+            rc = llmux__setting_check(r, c.opts[i].key, c.opts[i].value);
     if (!rc && (!c.model || !*c.model) && r->op != LLMUX_OP_MODELS)
         rc = llmux__request_fail(r, LLMUX_ECONFIG,
                                  "fallback: no model given for \"%s\"",

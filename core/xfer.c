@@ -126,9 +126,9 @@ static void answer_began(xfer *x)
     if (x->answered)
         return;
     x->answered = 1;
-    if (x->idle_ms && !x->paused)
-        llmux__watchdog_arm(x, x->idle_ms);
-    else if (x->first_byte_ms && x->timer_on)
+    if (x->set.idle_timeout_ms && !x->paused)
+        llmux__watchdog_arm(x, x->set.idle_timeout_ms);
+    else if (x->set.first_byte_timeout_ms && x->timer_on)
         uv_timer_stop(&x->timer);
 }
 
@@ -161,9 +161,9 @@ static size_t on_write(char *p, size_t sz, size_t n, void *ud)
         x->err = LLMUX_ETOOBIG;
         return 0;
     }
-    if (x->answered && x->idle_ms && !x->paused)
-        llmux__watchdog_arm(x,
-                            x->idle_ms); /* bytes arrived: the gap restarts */
+    if (x->answered && x->set.idle_timeout_ms && !x->paused)
+        llmux__watchdog_arm(
+            x, x->set.idle_timeout_ms); /* bytes arrived: the gap restarts */
     if (!x->started) {
         x->started = 1;
         /* the stats' first byte is the body's, whether or not the end of
@@ -254,7 +254,7 @@ static double retry_delay(xfer *x, int code, long status, int transport,
 {
     double d;
     if (x->cancel || x->delivered || x->c->closing ||
-        x->attempts > x->max_retries)
+        x->attempts > x->set.max_retries)
         return -1;
     if (should && !strcasecmp(should, "false"))
         return -1;
@@ -281,7 +281,7 @@ static double retry_delay(xfer *x, int code, long status, int transport,
         d = x->retry_after_ms;
     } else {
         /* min(b * 2^n, 8 s), as the README says, whatever b is */
-        double base = (double)x->backoff_ms;
+        double base = (double)x->set.retry_backoff_ms;
         int i;
         for (i = 1; i < x->attempts && base < BACKOFF_CAP_MS; i++)
             base *= 2;
@@ -416,9 +416,18 @@ static int use_fallback(xfer *x)
     reset_attempt(x);
     llmux__give_slot(x); /* llmux__pump below */
     llmux__prepared_free(&x->prep);
+    /* the fallback's own settings: timeouts, retries, TLS, rate limits */
+    llmux__settings_resolve(req, &c->defaults, &x->set);
+    if (x->set.timeout_ms > 0) {
+        /* counted from submission: it may end the request earlier */
+        uint64_t d = x->t_submit + (uint64_t)x->set.timeout_ms;
+        if (!x->deadline || d < x->deadline)
+            x->deadline = d;
+    }
     {
         llmux__log_target old = llmux__client_log_target(c);
-        rc = llmux__prepare_ex(req, c->plugin_path, c->key_env_allow, &x->prep);
+        rc = llmux__prepare_ex(req, &x->set, c->plugin_path, c->key_env_allow,
+                               &x->prep);
         llmux__log_target_swap(old);
     }
     if (rc)
@@ -432,11 +441,10 @@ static int use_fallback(xfer *x)
     }
     x->res->fallback = (int)req->next_fallback;
     x->attempts = 0;
-    llmux__retry_policy(x); /* the fallback's max_retries=, retry_backoff= */
     x->ep = llmux__endpoint_get(c, x->prep.url, x->prep.api_key);
     if (!x->ep)
         return LLMUX_ENOMEM;
-    llmux__endpoint_limits(c, x->ep, &req->cfg); /* the fallback's rpm=, tpm= */
+    llmux__endpoint_limits(c, x->ep, &x->set);
     x->est_tokens = x->ep->tk.rate ? llmux__estimate_tokens(req) : 0;
     if (llmux__can_start_x(c, x->ep, x)) {
         llmux__take_slot(x);
@@ -505,16 +513,17 @@ void llmux__xfer_done(xfer *x, CURLcode result)
                 snprintf(msg, sizeof msg,
                          "%s: idle_timeout: no data for %ld ms after %ld "
                          "events",
-                         x->prep.call.provider, x->idle_ms, x->events);
+                         x->prep.call.provider, x->set.idle_timeout_ms,
+                         x->events);
             else if (x->timeout_which)
                 snprintf(msg, sizeof msg,
                          "%s: first_byte_timeout: no answer within %ld ms",
-                         x->prep.call.provider, x->first_byte_ms);
+                         x->prep.call.provider, x->set.first_byte_timeout_ms);
             else if (conn == 0 &&
                      (!x->deadline || uv_now(c->loop) < x->deadline))
                 snprintf(msg, sizeof msg,
                          "%s: connect_timeout: no connection within %ld ms",
-                         x->prep.call.provider, x->connect_timeout_ms);
+                         x->prep.call.provider, x->set.connect_timeout_ms);
             else
                 snprintf(
                     msg, sizeof msg, "%s: timeout: the total deadline passed%s",
@@ -627,8 +636,6 @@ int llmux__xfer_attempt(xfer *x)
 {
     struct llmux_client *c = x->c;
     const struct llmux_http_request *h = &x->prep.http;
-    const llmux__config *cfg = &x->req->cfg;
-    const char *proxy, *ca, *ins;
     CURL *e;
     size_t i;
     long timeout = 0;
@@ -673,7 +680,7 @@ int llmux__xfer_attempt(xfer *x)
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-    if (x->first_byte_ms || x->idle_ms) {
+    if (x->set.first_byte_timeout_ms || x->set.idle_timeout_ms) {
         /* the end of the headers hands a whole reply from the first-byte
          * watchdog to the idle one; without watchdogs the first body
          * byte marks the answer's start, and curl skips the callback
@@ -682,7 +689,7 @@ int llmux__xfer_attempt(xfer *x)
         curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     }
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->live->errbuf);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, x->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, x->set.connect_timeout_ms);
     if (timeout > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
     if (x->req->stream)
@@ -700,18 +707,11 @@ int llmux__xfer_attempt(xfer *x)
     }
     if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "POST") != 0)
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, h->method);
-    proxy = llmux__config_get(cfg, "proxy");
-    if (!proxy)
-        proxy = c->proxy;
-    if (proxy)
-        curl_easy_setopt(e, CURLOPT_PROXY, proxy);
-    ca = llmux__config_get(cfg, "ca_file");
-    if (!ca)
-        ca = c->ca_file;
-    if (ca)
-        curl_easy_setopt(e, CURLOPT_CAINFO, ca);
-    ins = llmux__config_get(cfg, "insecure");
-    if ((ins && !strcmp(ins, "1")) || (!ins && c->insecure)) {
+    if (x->set.proxy)
+        curl_easy_setopt(e, CURLOPT_PROXY, x->set.proxy);
+    if (x->set.ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, x->set.ca_file);
+    if (x->set.insecure) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
         if (!c->warned_insecure) {
@@ -730,8 +730,8 @@ int llmux__xfer_attempt(xfer *x)
     c->st.attempts++;
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
         return LLMUX_ENOMEM;
-    if (x->first_byte_ms)
-        llmux__watchdog_arm(x, x->first_byte_ms);
+    if (x->set.first_byte_timeout_ms)
+        llmux__watchdog_arm(x, x->set.first_byte_timeout_ms);
     return 0;
 }
 
@@ -857,33 +857,12 @@ void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg)
     llmux__client_maybe_closed(c);
 }
 
-/* A duration option of the config string in ms (validated when set). */
-static long option_ms(const llmux__config *cfg, const char *key, long dflt)
-{
-    long ms;
-    const char *v = llmux__config_get(cfg, key);
-    return v && llmux__parse_seconds_ms(v, &ms) == 0 ? ms : dflt;
-}
-
-/* The retry budget and backoff: the request's setter, then its config
- * string, then the client's options. */
-void llmux__retry_policy(xfer *x)
-{
-    const llmux_request *req = x->req;
-    const char *mr = llmux__config_get(&req->cfg, "max_retries");
-    x->max_retries = req->max_retries >= 0 ? req->max_retries
-                     : mr                  ? atoi(mr)
-                                           : x->c->max_retries;
-    x->backoff_ms = option_ms(&req->cfg, "retry_backoff", DEFAULT_BACKOFF_MS);
-}
-
 LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
                               llmux_chunk_cb on_chunk, llmux_done_cb on_done,
                               void *userdata)
 {
     xfer *x;
     int rc;
-    long timeout;
     if (!c || !req)
         return LLMUX_EINVAL;
     if (c->closing) {
@@ -903,9 +882,11 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
     x->on_done = on_done;
     x->ud = userdata;
     x->owns_req = 1;
+    llmux__settings_resolve(req, &c->defaults, &x->set);
     {
         llmux__log_target old = llmux__client_log_target(c);
-        rc = llmux__prepare_ex(req, c->plugin_path, c->key_env_allow, &x->prep);
+        rc = llmux__prepare_ex(req, &x->set, c->plugin_path, c->key_env_allow,
+                               &x->prep);
         llmux__log_target_swap(old);
     }
     if (rc)
@@ -915,38 +896,21 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
         rc = LLMUX_ENOMEM;
         goto fail;
     }
-    /* Precedence: the request's setters, then its config string, then
-     * the client's options. */
     /* uv_now is cached per loop iteration; refresh it so the deadline
      * counts from now */
     uv_update_time(c->loop);
-    timeout = req->timeout_ms > 0
-                  ? req->timeout_ms
-                  : option_ms(&req->cfg, "timeout", c->timeout_ms);
-    if (timeout > 0)
-        x->deadline = now_ms(c) + (uint64_t)timeout;
-    x->connect_timeout_ms =
-        req->connect_timeout_ms > 0
-            ? req->connect_timeout_ms
-            : option_ms(&req->cfg, "connect_timeout", c->connect_timeout_ms);
-    x->first_byte_ms = req->first_byte_timeout_ms > 0
-                           ? req->first_byte_timeout_ms
-                           : option_ms(&req->cfg, "first_byte_timeout",
-                                       c->first_byte_timeout_ms);
-    x->idle_ms = req->idle_timeout_ms > 0
-                     ? req->idle_timeout_ms
-                     : option_ms(&req->cfg, "idle_timeout", c->idle_timeout_ms);
     x->t_submit = now_ms(c);
+    if (x->set.timeout_ms > 0)
+        x->deadline = x->t_submit + (uint64_t)x->set.timeout_ms;
     x->seq = ++c->seq;
     x->ep = llmux__endpoint_get(c, x->prep.url, x->prep.api_key);
     if (!x->ep) {
         rc = LLMUX_ENOMEM;
         goto fail;
     }
-    llmux__endpoint_limits(c, x->ep, &req->cfg);
+    llmux__endpoint_limits(c, x->ep, &x->set);
     /* the estimate walks every message: only for token-limited endpoints */
     x->est_tokens = x->ep->tk.rate ? llmux__estimate_tokens(req) : 0;
-    llmux__retry_policy(x);
     if (c->in_curl) {
         /* inside a curl callback (a chunk callback submitting): curl
          * refuses new handles here, so the defer timer starts it (its
@@ -1025,7 +989,7 @@ LLMUX_EXTERN int llmux_request_pause(llmux_request *req)
     x->paused = 1;
     x->resume_pending = 0;
     curl_easy_pause(x->easy, CURLPAUSE_RECV);
-    if (x->timer_on && x->idle_ms)
+    if (x->timer_on && x->set.idle_timeout_ms)
         uv_timer_stop(&x->timer); /* a slow consumer is not an idle server */
     return 0;
 }

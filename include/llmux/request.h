@@ -301,9 +301,14 @@ LLMUX_EXTERN int llmux_request_set_idle_timeout_ms(llmux_request *req, long ms);
  * Appends a fallback config string: when the request still fails after its
  * retries with a rate limit, an overload or other 5xx, a timeout, a
  * connection failure or a context-length error, and nothing was streamed
- * to the caller yet, it is sent again to the next fallback (with retries of
- * its own). llmux_response_provider() and llmux_response_fallback() tell
- * which one answered. Fails with LLMUX_ECONFIG for a bad config string.
+ * to the caller yet, it is sent again to the next fallback.
+ * The fallback's settings are resolved as the request's were (the
+ * request's setters, then the fallback's config string, then the client's
+ * options): its retry budget, timeouts, TLS settings and rate limits
+ * apply to it; its timeout= counts from submission and may only end the
+ * request earlier. llmux_response_provider() and llmux_response_fallback()
+ * tell which one answered. Fails with LLMUX_ECONFIG for a bad config
+ * string.
  */
 LLMUX_EXTERN int llmux_request_add_fallback(llmux_request *req,
                                             const char *spec);

@@ -600,6 +600,72 @@ static void test_stage_timeouts_in_spec(void **state)
     llmux_request_free(req);
 }
 
+/* A request whose first config string fails with a 503 and whose
+ * fallback answers after 4 s, with `fb_opts` in its config string. */
+static llmux_request *fb_slow(env *e, const char *fb_opts)
+{
+    llmux_request *req;
+    char spec[256];
+    snprintf(spec, sizeof spec,
+             "openai/primary#status=503;base_url=http://127.0.0.1:%d/v1;"
+             "api_key=k;max_retries=0",
+             llmux_mock_port(e->m.mock));
+    assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "fall back slowly");
+    snprintf(spec, sizeof spec,
+             "openai/second#delay_ms=4000;base_url=http://127.0.0.1:%d/v1;"
+             "api_key=k;%s",
+             llmux_mock_port(e->m.mock), fb_opts);
+    assert_int_equal(llmux_request_add_fallback(req, spec), 0);
+    return req;
+}
+
+/*
+ * A fallback runs with its own settings, resolved as the request's were:
+ * its first_byte_timeout= and max_retries= apply to it, and its timeout=
+ * (counted from submission) may end the request earlier.
+ */
+static void test_fallback_own_settings(void **state)
+{
+    env e;
+    result r = {0};
+    uint64_t t0;
+    (void)state;
+    env_start(&e, NULL, 0);
+    uv_update_time(&e.m.loop);
+    t0 = uv_now(&e.m.loop);
+    assert_int_equal(
+        llmux_submit(e.m.client,
+                     fb_slow(&e, "first_byte_timeout=0.2;max_retries=1"), NULL,
+                     on_done, &r),
+        0);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, LLMUX_ETIMEDOUT);
+    assert_non_null(
+        strstr(llmux_response_error(r.res)->message, "first_byte_timeout"));
+    /* the fallback's own retry budget: two attempts of 200 ms, not the
+     * primary's max_retries=0, and not the 4 s delay */
+    assert_int_equal(llmux_response_error(r.res)->attempts, 2);
+    assert_int_equal(llmux_response_fallback(r.res), 1);
+    assert_true(uv_now(&e.m.loop) - t0 < 3000);
+    llmux_response_free(r.res);
+
+    /* timeout= of the fallback: the deadline from submission */
+    memset(&r, 0, sizeof r);
+    uv_update_time(&e.m.loop);
+    t0 = uv_now(&e.m.loop);
+    assert_int_equal(llmux_submit(e.m.client,
+                                  fb_slow(&e, "timeout=0.3;max_retries=0"),
+                                  NULL, on_done, &r),
+                     0);
+    run_until(&e, &r.calls);
+    assert_int_equal(r.status, LLMUX_ETIMEDOUT);
+    assert_true(uv_now(&e.m.loop) - t0 >= 280);
+    assert_true(uv_now(&e.m.loop) - t0 < 3000);
+    llmux_response_free(r.res);
+    mock_env_stop(&e.m);
+}
+
 static llmux_request *fb_req(env *e, const char *model, int n_fb,
                              const char *const *fb_models)
 {
@@ -1556,6 +1622,7 @@ int main(void)
         cmocka_unit_test(test_cancel_queue_head),
         cmocka_unit_test(test_first_byte_timeout),
         cmocka_unit_test(test_first_byte_timeout_retried),
+        cmocka_unit_test(test_fallback_own_settings),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_idle_timeout_after_headers),
         cmocka_unit_test(test_total_timeout_named),

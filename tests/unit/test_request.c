@@ -316,13 +316,13 @@ static void test_api_key_env_names(void **state)
     assert_int_equal(llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, &p),
                      LLMUX_ECONFIG);
     llmux__prepared_free(&p);
-    assert_int_equal(llmux__prepare_ex(r, LLMUX_BUILD_PLUGIN_DIR,
+    assert_int_equal(llmux__prepare_ex(r, NULL, LLMUX_BUILD_PLUGIN_DIR,
                                        "A_VAR:LLMUX_TEST_ODD:B", &p),
                      0);
     assert_string_equal(p.api_key, "sk-odd");
     llmux__prepared_free(&p);
     assert_int_equal(
-        llmux__prepare_ex(r, LLMUX_BUILD_PLUGIN_DIR, "LLMUX_TEST", &p),
+        llmux__prepare_ex(r, NULL, LLMUX_BUILD_PLUGIN_DIR, "LLMUX_TEST", &p),
         LLMUX_ECONFIG);
     llmux__prepared_free(&p);
     llmux_request_free(r);
@@ -862,6 +862,138 @@ static void test_settings_checked(void **state)
     llmux_request_free(r);
 }
 
+/*
+ * One resolver gives a request its settings: the setter, then the config
+ * string, then the client's options, then the default; an option is read
+ * only when the caller's options version has it.
+ */
+static void test_settings_resolved(void **state)
+{
+    llmux_client_options o;
+    llmux__settings d, s;
+    llmux_request *r;
+    char err[160];
+    (void)state;
+    if (llmux__settings_selfcheck(err, sizeof err)) {
+        print_error("%s\n", err);
+        fail();
+    }
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, "openai/x"), 0);
+    llmux__settings_resolve(r, NULL, &s); /* the defaults */
+    assert_int_equal(s.connect_timeout_ms, 10000);
+    assert_int_equal(s.timeout_ms, 0);
+    assert_int_equal(s.max_retries, 2);
+    assert_int_equal(s.retry_backoff_ms, 500);
+    assert_null(s.proxy);
+    assert_int_equal(s.insecure, 0);
+    assert_true(s.rpm == 0);
+
+    llmux_client_options_init(&o);
+    o.connect_timeout_ms = 3000;
+    o.max_retries = 0;
+    o.idle_timeout_ms = 700;
+    o.requests_per_minute = 60;
+    o.insecure = 1;
+    {
+        char proxy[] = "http://p:1";
+        o.proxy = proxy;
+        assert_int_equal(llmux__settings_defaults(&o, &d), 0);
+        proxy[0] = 'X'; /* the client keeps its own copy */
+    }
+    o.proxy = NULL;
+    llmux__settings_resolve(r, &d, &s); /* the client's */
+    assert_int_equal(s.connect_timeout_ms, 3000);
+    assert_int_equal(s.max_retries, 0);
+    assert_int_equal(s.idle_timeout_ms, 700);
+    assert_string_equal(s.proxy, "http://p:1");
+    assert_true(s.rpm == 60);
+    assert_int_equal(s.insecure, 1);
+    assert_int_equal(s.retry_backoff_ms, 500);
+
+    assert_int_equal(llmux_request_set_model(
+                         r, "openai/x;connect_timeout=2;max_retries=5;"
+                            "idle_timeout=0.5;proxy=http://q:2;rpm=30;"
+                            "insecure=0;retry_backoff=1.5;api_key_env=K_KEY;"
+                            "auth=none;base_url=http://h/v1;api_key=sk"),
+                     0);
+    llmux__settings_resolve(r, &d, &s); /* the config string's */
+    assert_int_equal(s.connect_timeout_ms, 2000);
+    assert_int_equal(s.max_retries, 5);
+    assert_int_equal(s.idle_timeout_ms, 500);
+    assert_string_equal(s.proxy, "http://q:2");
+    assert_true(s.rpm == 30);
+    assert_int_equal(s.insecure, 0);
+    assert_int_equal(s.retry_backoff_ms, 1500);
+    assert_string_equal(s.api_key_env, "K_KEY");
+    assert_string_equal(s.auth, "none");
+    assert_string_equal(s.base_url, "http://h/v1");
+    assert_string_equal(s.api_key, "sk");
+
+    assert_int_equal(llmux_request_set_connect_timeout_ms(r, 1234), 0);
+    assert_int_equal(llmux_request_set_max_retries(r, 1), 0);
+    assert_int_equal(llmux_request_set_idle_timeout_ms(r, 99), 0);
+    assert_int_equal(llmux_request_set_timeout_ms(r, 5000), 0);
+    assert_int_equal(llmux_request_set_first_byte_timeout_ms(r, 77), 0);
+    llmux__settings_resolve(r, &d, &s); /* the setters' */
+    assert_int_equal(s.connect_timeout_ms, 1234);
+    assert_int_equal(s.max_retries, 1);
+    assert_int_equal(s.idle_timeout_ms, 99);
+    assert_int_equal(s.timeout_ms, 5000);
+    assert_int_equal(s.first_byte_timeout_ms, 77);
+    llmux__settings_free_defaults(&d);
+
+    /* a version 1 caller's options end before idle_timeout_ms and rpm */
+    o.version = 1;
+    assert_int_equal(llmux__settings_defaults(&o, &d), 0);
+    assert_int_equal(d.connect_timeout_ms, 3000);
+    assert_int_equal(d.idle_timeout_ms, 0);
+    assert_true(d.rpm == 0);
+    llmux__settings_free_defaults(&d);
+    llmux_request_free(r);
+}
+
+static char *slurp_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    n = ftell(f);
+    assert_true(n > 0);
+    rewind(f);
+    buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+/* The README's table of core keys lists every setting. */
+static void test_settings_documented(void **state)
+{
+    char *readme = slurp_text(LLMUX_TEST_DATA "/../../README.md");
+    char *table = strstr(readme, "Core keys:"), *end;
+    const char *k;
+    size_t i;
+    char want[64];
+    (void)state;
+    assert_non_null(table);
+    end = strstr(table, "Any other key is a provider option");
+    assert_non_null(end);
+    *end = 0;
+    for (i = 0; (k = llmux__setting_key(i)) != NULL; i++) {
+        snprintf(want, sizeof want, "`%s`", k);
+        if (!strstr(table, want)) {
+            print_error("README.md's core keys miss %s\n", want);
+            fail();
+        }
+    }
+    assert_true(i >= 15);
+    free(readme);
+}
+
 /* ---- every field of a request: set, duplicated, kept -------------------- */
 
 /* Fills every field of LLMUX__REQUEST_FIELDS through the public API, the
@@ -961,6 +1093,8 @@ int main(void)
         cmocka_unit_test(test_plugin_logs_reach_hook_masked),
         cmocka_unit_test(test_fields_round_trip),
         cmocka_unit_test(test_settings_checked),
+        cmocka_unit_test(test_settings_resolved),
+        cmocka_unit_test(test_settings_documented),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
