@@ -165,7 +165,10 @@ int llmux__framer_finish(llmux__framer *f, llmux__event_fn fn, void *userdata);
 int llmux__framer_pending(const llmux__framer *f);
 void llmux__framer_free(llmux__framer *f);
 
-/* ---- loader.c: provider registry and plugin loading ---------------------- */
+/* ---- the loader: provider registry and plugin loading ------------------- */
+/* registry.c: llmux__provider_get, llmux__providers_cleanup; module.c:
+ * llmux__provider_check; descriptor.c: llmux__descriptor_parse. The
+ * loader's other parts and what they share are in core/loader.h. */
 
 /* A resolved provider: a module plus the name and defaults it is used
  * under (a descriptor may map "groq" onto module "openai"). Lives until

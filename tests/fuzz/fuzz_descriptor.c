@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_descriptor.c: the ".conf" provider descriptor parser of
- * core/loader.c (llmux__descriptor_parse, the text half of reading a
+ * core/descriptor.c (llmux__descriptor_parse, the text half of reading a
  * descriptor file) on arbitrary bytes.
  *
  * On success it must name a non-empty module; on failure the code is
