@@ -97,6 +97,9 @@ static int build_popts(llmux_request *r, const llmux__provider *p)
     return 0;
 }
 
+/* The view handed to the plugin: the fields LLMUX__REQUEST_FIELDS marks
+ * PLUGIN, the messages, the token ids, the model and the provider
+ * options. */
 static void fill_params(llmux_request *r)
 {
     llmux_params *pr = &r->params;
@@ -106,27 +109,20 @@ static void fill_params(llmux_request *r)
     pr->model = r->cfg.model;
     pr->messages = r->msgs;
     pr->n_messages = r->n_msgs;
-    pr->prompt = r->prompt;
-    pr->suffix = r->suffix;
-    pr->input = (const char *const *)r->inputs;
-    pr->n_input = r->n_inputs;
-    pr->has = r->has;
-    pr->max_tokens = r->max_tokens;
-    pr->temperature = r->temperature;
-    pr->top_p = r->top_p;
-    pr->seed = r->seed;
-    pr->stop = (const char *const *)r->stops;
-    pr->n_stop = r->n_stops;
-    pr->tools_json = r->tools_json;
-    pr->tool_choice_json = r->tool_choice_json;
-    pr->response_format_json = r->response_format_json;
-    pr->stream = r->stream;
     pr->options = r->popts;
     pr->n_options = r->n_popts;
-    pr->extra_json = r->extra_json;
     pr->token_ids = r->token_ids;
     pr->n_token_ids = r->n_token_ids;
-    pr->expected = r->expected;
+#define FILL_SCALAR(type, name, json, to, pname)                               \
+    LLMUX__IF_##to(pr->pname = r->name;)
+#define FILL_STR(name, json, to, pname) LLMUX__IF_##to(pr->pname = r->name;)
+#define FILL_STRV(name, count, json, to, pname, pcount)                        \
+    LLMUX__IF_##to(pr->pname = (const char *const *)r->name;                   \
+                   pr->pcount = r->count;)
+    LLMUX__REQUEST_FIELDS(FILL_SCALAR, FILL_STR, FILL_STRV)
+#undef FILL_SCALAR
+#undef FILL_STR
+#undef FILL_STRV
 }
 
 static int auth_mode(const llmux__settings *set, const llmux__provider *p)

@@ -367,41 +367,56 @@ struct llmux__xfer; /* the engine's per-request state (client.c) */
 
 /*
  * The plain fields of a request, described once. The struct's members,
- * llmux_request_free, llmux_request_dup and the round trip of
- * tests/unit/test_request.c (which fails for a field its filler does not
- * set) all come from this list, so a field cannot be stored and then
- * forgotten by dup. SCALAR(type, name): copied by value; STR(name): an
- * owned string or NULL; STRV(name, count): an owned array of owned
- * strings. Messages, token ids and the config string are kept by hand
- * below (one each, with their own shapes).
+ * llmux_request_free, llmux_request_dup, the params handed to plugins
+ * (call.c) and the checks of tests/unit/test_request.c all come from this
+ * list, so a field cannot be stored and then forgotten by dup, by the
+ * plugins or by the JSON import.
+ * - SCALAR(type, name, json, to, pname): copied by value;
+ * - STR(name, json, to, pname): an owned string or NULL;
+ * - STRV(name, count, json, to, pname, pcount): an owned array of owned
+ *   strings and its length.
+ * json: the key of OpenAI request JSON that sets it (request.c's
+ * import_json), "*" for every key no other field takes, NULL for none.
+ * to: PLUGIN, handed to plugins as llmux_params' `pname` (and `pcount`),
+ * or ENGINE, read by the core only (pname is then `none`).
+ * Messages, token ids and the config string are kept by hand below (one
+ * each, with their own shapes).
  */
 #define LLMUX__REQUEST_FIELDS(SCALAR, STR, STRV)                               \
-    SCALAR(unsigned, has) /* LLMUX_HAS_*: which optional numbers are set */    \
-    SCALAR(int64_t, max_tokens)                                                \
-    SCALAR(double, temperature)                                                \
-    SCALAR(double, top_p)                                                      \
-    SCALAR(int64_t, seed)                                                      \
-    SCALAR(int, stream)                                                        \
-    SCALAR(long, timeout_ms)            /* 0 = client default */               \
-    SCALAR(long, connect_timeout_ms)    /* 0 = client default */               \
-    SCALAR(long, first_byte_timeout_ms) /* 0 = client default */               \
-    SCALAR(long, idle_timeout_ms)       /* 0 = client default */               \
-    SCALAR(int, max_retries)            /* -1 = client default */              \
-    STR(tools_json)                                                            \
-    STR(tool_choice_json)                                                      \
-    STR(response_format_json)                                                  \
-    STR(prompt)                                                                \
-    STR(suffix)                                                                \
-    STR(extra_json) /* request JSON keys no field models, as JSON */           \
-    STR(expected)   /* evaluate */                                             \
-    STRV(stops, n_stops)                                                       \
-    STRV(inputs, n_inputs)                                                     \
-    STRV(headers, n_headers)                                                   \
-    STRV(fallbacks, n_fallbacks) /* config strings to try next, in order */
+    /* LLMUX_HAS_*: which optional numbers are set (with their keys) */        \
+    SCALAR(unsigned, has, "max_tokens", PLUGIN, has)                           \
+    SCALAR(int64_t, max_tokens, "max_tokens", PLUGIN, max_tokens)              \
+    SCALAR(double, temperature, "temperature", PLUGIN, temperature)            \
+    SCALAR(double, top_p, "top_p", PLUGIN, top_p)                              \
+    SCALAR(int64_t, seed, "seed", PLUGIN, seed)                                \
+    SCALAR(int, stream, "stream", PLUGIN, stream)                              \
+    SCALAR(long, timeout_ms, NULL, ENGINE, none) /* 0 = client default */      \
+    SCALAR(long, connect_timeout_ms, NULL, ENGINE, none)                       \
+    SCALAR(long, first_byte_timeout_ms, NULL, ENGINE, none)                    \
+    SCALAR(long, idle_timeout_ms, NULL, ENGINE, none)                          \
+    SCALAR(int, max_retries, NULL, ENGINE, none) /* -1 = client default */     \
+    STR(tools_json, "tools", PLUGIN, tools_json)                               \
+    STR(tool_choice_json, "tool_choice", PLUGIN, tool_choice_json)             \
+    STR(response_format_json, "response_format", PLUGIN, response_format_json) \
+    STR(prompt, NULL, PLUGIN, prompt)                                          \
+    STR(suffix, NULL, PLUGIN, suffix)                                          \
+    /* request JSON keys no field models, as JSON */                           \
+    STR(extra_json, "*", PLUGIN, extra_json)                                   \
+    STR(expected, NULL, PLUGIN, expected) /* evaluate */                       \
+    STRV(stops, n_stops, "stop", PLUGIN, stop, n_stop)                         \
+    STRV(inputs, n_inputs, NULL, PLUGIN, input, n_input)                       \
+    STRV(headers, n_headers, NULL, ENGINE, none, none)                         \
+    /* config strings to try next, in order */                                 \
+    STRV(fallbacks, n_fallbacks, NULL, ENGINE, none, none)
 
-#define LLMUX__REQ_DECL_SCALAR(type, name) type name;
-#define LLMUX__REQ_DECL_STR(name)          char *name;
-#define LLMUX__REQ_DECL_STRV(name, count)                                      \
+/* LLMUX__IF_PLUGIN(code) is the code, LLMUX__IF_ENGINE(code) nothing: for
+ * the `to` column of LLMUX__REQUEST_FIELDS. */
+#define LLMUX__IF_PLUGIN(...) __VA_ARGS__
+#define LLMUX__IF_ENGINE(...)
+
+#define LLMUX__REQ_DECL_SCALAR(type, name, json, to, pname) type name;
+#define LLMUX__REQ_DECL_STR(name, json, to, pname)          char *name;
+#define LLMUX__REQ_DECL_STRV(name, count, json, to, pname, pcount)             \
     char **name;                                                               \
     size_t count;
 

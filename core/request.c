@@ -89,9 +89,10 @@ LLMUX_EXTERN void llmux_request_free(llmux_request *r)
         free_msg(&r->msgs[i]);
     llmux__free(r->msgs);
     llmux__free(r->token_ids);
-#define FREE_SCALAR(type, name)
-#define FREE_STR(name)         llmux__free(r->name);
-#define FREE_STRV(name, count) free_strv(r->name, r->count);
+#define FREE_SCALAR(type, name, json, to, pname)
+#define FREE_STR(name, json, to, pname) llmux__free(r->name);
+#define FREE_STRV(name, count, json, to, pname, pcount)                        \
+    free_strv(r->name, r->count);
     LLMUX__REQUEST_FIELDS(FREE_SCALAR, FREE_STR, FREE_STRV)
 #undef FREE_SCALAR
 #undef FREE_STR
@@ -162,11 +163,11 @@ LLMUX_EXTERN llmux_request *llmux_request_dup(const llmux_request *s)
     r->op = s->op;
     if (s->errmsg && !(r->errmsg = llmux__strdup(s->errmsg)))
         goto oom;
-#define DUP_SCALAR(type, name) r->name = s->name;
-#define DUP_STR(name)                                                          \
+#define DUP_SCALAR(type, name, json, to, pname) r->name = s->name;
+#define DUP_STR(name, json, to, pname)                                         \
     if (s->name && !(r->name = llmux__strdup(s->name)))                        \
         goto oom;
-#define DUP_STRV(name, count)                                                  \
+#define DUP_STRV(name, count, json, to, pname, pcount)                         \
     if (dup_strv(&r->name, s->name, s->count))                                 \
         goto oom;                                                              \
     r->count = s->count;

@@ -996,22 +996,26 @@ static void test_settings_documented(void **state)
 
 /* ---- every field of a request: set, duplicated, kept -------------------- */
 
+/* Every key of OpenAI request JSON the import takes, one value each, and
+ * one it does not ("logit_bias", for extra_json's "*"). */
+static const char every_json[] =
+    "{\"model\":\"gpt-4o-mini\","
+    "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+    "\"max_tokens\":7,\"temperature\":0.5,\"top_p\":0.25,\"seed\":3,"
+    "\"stream\":true,\"stop\":[\"END\"],"
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
+    "\"parameters\":{\"type\":\"object\"}}}],"
+    "\"tool_choice\":\"auto\","
+    "\"response_format\":{\"type\":\"json_object\"},"
+    "\"logit_bias\":{\"50256\":-100}}";
+
 /* Fills every field of LLMUX__REQUEST_FIELDS through the public API, the
  * chat fields through the OpenAI JSON import. A field added to the list
- * and not set here fails test_fields_round_trip: add its setter or its
- * JSON key here, and dup and free follow from the list. */
+ * and not set here fails test_fields_round_trip: add its setter here or
+ * its JSON key to every_json, and dup and free follow from the list. */
 static llmux_request *fill_every_field(void)
 {
-    static const char json[] =
-        "{\"model\":\"gpt-4o-mini\","
-        "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
-        "\"max_tokens\":7,\"temperature\":0.5,\"top_p\":0.25,\"seed\":3,"
-        "\"stream\":true,\"stop\":[\"END\"],"
-        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
-        "\"parameters\":{\"type\":\"object\"}}}],"
-        "\"tool_choice\":\"auto\","
-        "\"response_format\":{\"type\":\"json_object\"},"
-        "\"logit_bias\":{\"50256\":-100}}";
+    const char *json = every_json;
     llmux_request *r;
     assert_int_equal(
         llmux_request_new_json(&r, "openai/gpt-4o-mini", json, strlen(json)),
@@ -1041,17 +1045,17 @@ static void test_fields_round_trip(void **state)
     assert_non_null(b);
     /* each field is set by the filler (differs from a new request's) and
      * kept by dup, owned strings copied rather than shared */
-#define CHECK_SCALAR(type, name)                                               \
+#define CHECK_SCALAR(type, name, json, to, pname)                              \
     if (memcmp(&a->name, &fresh->name, sizeof a->name) == 0)                   \
         fail_msg("field %s is not set by fill_every_field", #name);            \
     if (memcmp(&a->name, &b->name, sizeof a->name) != 0)                       \
         fail_msg("field %s is not kept by llmux_request_dup", #name);
-#define CHECK_STR(name)                                                        \
+#define CHECK_STR(name, json, to, pname)                                       \
     if (!a->name)                                                              \
         fail_msg("field %s is not set by fill_every_field", #name);            \
     if (!b->name || strcmp(a->name, b->name) != 0 || a->name == b->name)       \
         fail_msg("field %s is not copied by llmux_request_dup", #name);
-#define CHECK_STRV(name, count)                                                \
+#define CHECK_STRV(name, count, json, to, pname, pcount)                       \
     if (!a->count)                                                             \
         fail_msg("field %s is not set by fill_every_field", #name);            \
     if (b->count != a->count)                                                  \
@@ -1070,6 +1074,82 @@ static void test_fields_round_trip(void **state)
     llmux_request_free(b);
     llmux_request_free(a);
     llmux_request_free(fresh);
+}
+
+/* A field's `json` column against what the import of every_json did to
+ * it (isset). */
+static void check_json_key(const char *name, const char *key, int isset)
+{
+    char quoted[64];
+    if (key && strcmp(key, "*") != 0) {
+        snprintf(quoted, sizeof quoted, "\"%s\":", key);
+        if (!strstr(every_json, quoted))
+            fail_msg("every_json has no \"%s\"", key);
+    }
+    if (key && !isset)
+        fail_msg("field %s is listed with key %s; the import leaves it", name,
+                 key);
+    if (!key && isset)
+        fail_msg("field %s is set by the JSON import; list its key", name);
+}
+
+/*
+ * The JSON import against the list's `json` column: the JSON holding
+ * every listed key sets exactly the fields that name a key, so a field
+ * the import fills without its key in the list, or a listed key the
+ * import ignores, fails here by name.
+ */
+static void test_fields_json_import(void **state)
+{
+    llmux_request *fresh, *a;
+    (void)state;
+    assert_int_equal(llmux_request_new(&fresh, LLMUX_OP_CHAT, "openai/x"), 0);
+    assert_int_equal(llmux_request_new_json(&a, "openai/gpt-4o-mini",
+                                            every_json, strlen(every_json)),
+                     0);
+#define J_SCALAR(type, name, json, to, pname)                                  \
+    check_json_key(#name, json,                                                \
+                   memcmp(&a->name, &fresh->name, sizeof a->name) != 0);
+#define J_STR(name, json, to, pname)                                           \
+    check_json_key(#name, json, a->name != NULL);
+#define J_STRV(name, count, json, to, pname, pcount)                           \
+    check_json_key(#name, json, a->count != 0);
+    LLMUX__REQUEST_FIELDS(J_SCALAR, J_STR, J_STRV)
+#undef J_SCALAR
+#undef J_STR
+#undef J_STRV
+    llmux_request_free(a);
+    llmux_request_free(fresh);
+}
+
+/* What a plugin is handed: every field the list marks PLUGIN, as the
+ * request holds it. */
+static void test_fields_reach_plugins(void **state)
+{
+    llmux_request *a = fill_every_field();
+    const llmux_params *pr;
+    llmux__prepared p;
+    (void)state;
+    assert_int_equal(llmux_request_set_option(a, "api_key", "k"), 0);
+    assert_int_equal(llmux__prepare(a, LLMUX_BUILD_PLUGIN_DIR, &p), 0);
+    pr = &a->params;
+#define P_SCALAR(type, name, json, to, pname)                                  \
+    LLMUX__IF_##to(                                                            \
+        if (memcmp(&pr->pname, &a->name, sizeof a->name) != 0)                 \
+            fail_msg("params.%s differs from field %s", #pname, #name);)
+#define P_STR(name, json, to, pname)                                           \
+    LLMUX__IF_##to(if (pr->pname != a->name)                                   \
+                       fail_msg("params.%s is not field %s", #pname, #name);)
+#define P_STRV(name, count, json, to, pname, pcount)                           \
+    LLMUX__IF_##to(if ((const void *)pr->pname != (const void *)a->name ||     \
+                       pr->pcount != a->count)                                 \
+                       fail_msg("params.%s is not field %s", #pname, #name);)
+    LLMUX__REQUEST_FIELDS(P_SCALAR, P_STR, P_STRV)
+#undef P_SCALAR
+#undef P_STR
+#undef P_STRV
+    llmux__prepared_free(&p);
+    llmux_request_free(a);
 }
 
 int main(void)
@@ -1092,6 +1172,8 @@ int main(void)
         cmocka_unit_test(test_api_key_hygiene),
         cmocka_unit_test(test_plugin_logs_reach_hook_masked),
         cmocka_unit_test(test_fields_round_trip),
+        cmocka_unit_test(test_fields_json_import),
+        cmocka_unit_test(test_fields_reach_plugins),
         cmocka_unit_test(test_settings_checked),
         cmocka_unit_test(test_settings_resolved),
         cmocka_unit_test(test_settings_documented),
