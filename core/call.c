@@ -557,3 +557,52 @@ int llmux__decode_event(llmux__prepared *p, const llmux_event *ev,
         rc = chunk->o.err_code;
     return rc;
 }
+
+/* The kind of a provider error (o's type, code and message), as the
+ * plugin tells (classify_error); LLMUX_ERROR_KIND_OTHER when it has no
+ * say. */
+int llmux__classify_error(const llmux__prepared *p, long status,
+                          const struct llmux_out *o)
+{
+    const llmux__provider *prov = p->prov;
+    llmux__log_target old;
+    int kind;
+    if (!prov || !LLMUX_PROVIDER_HAS(prov->vt, classify_error) ||
+        !prov->vt->classify_error)
+        return LLMUX_ERROR_KIND_OTHER;
+    old = llmux__log_target_call(NULL, p->api_key);
+    kind = prov->vt->classify_error(prov->provctx, status, o->err_type,
+                                    o->err_pcode, o->err_msg);
+    llmux__log_target_swap(old);
+    return kind;
+}
+
+/* What the provider's rate-limit headers say is left, read by its plugin
+ * (rate_limits) through `header`; 0, or -1 when the plugin has no such
+ * hook (`rl` is then untouched). */
+int llmux__read_rate_limits(const llmux__prepared *p, long status,
+                            const char *(*header)(const llmux_http_response *,
+                                                  const char *),
+                            void *header_ctx, llmux_rate_limits *rl)
+{
+    const llmux__provider *prov = p->prov;
+    llmux_http_response hr;
+    llmux__log_target old;
+    if (!prov || !LLMUX_PROVIDER_HAS(prov->vt, rate_limits) ||
+        !prov->vt->rate_limits)
+        return -1;
+    memset(&hr, 0, sizeof hr);
+    hr.struct_size = sizeof hr;
+    hr.status = status;
+    hr.body = "";
+    hr.header = header;
+    hr.header_ctx = header_ctx;
+    memset(rl, 0, sizeof *rl);
+    rl->struct_size = sizeof *rl;
+    rl->requests_remaining = rl->requests_reset_ms = -1;
+    rl->tokens_remaining = rl->tokens_reset_ms = -1;
+    old = llmux__log_target_call(NULL, p->api_key);
+    prov->vt->rate_limits(prov->provctx, &hr, rl);
+    llmux__log_target_swap(old);
+    return 0;
+}

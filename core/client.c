@@ -5,19 +5,6 @@
  */
 #include "engine.h"
 
-/* Non-zero while this thread runs an llmux callback (llmux_run refuses). */
-#if defined(__GNUC__)
-static __thread int tl_in_callback;
-#else
-static _Thread_local int tl_in_callback;
-#endif
-
-int llmux__callback_depth(int delta)
-{
-    tl_in_callback += delta;
-    return tl_in_callback;
-}
-
 /* ---- global init --------------------------------------------------------- */
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -45,32 +32,6 @@ LLMUX_EXTERN void llmux_global_cleanup(void)
         global_done = 0;
         global_once = (pthread_once_t)PTHREAD_ONCE_INIT;
     }
-}
-
-/* ---- logging ------------------------------------------------------------- */
-
-void llmux__client_log(struct llmux_client *c, int level, const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    if (!c->log || level > c->log_level)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    c->log(level, buf, c->log_ud);
-}
-
-/* Routes plugin log lines to this client's hook while the loop works for
- * it; returns the previous target for llmux__log_target_swap(). */
-llmux__log_target llmux__client_log_target(struct llmux_client *c)
-{
-    llmux__log_target t;
-    memset(&t, 0, sizeof t);
-    t.log = c->log;
-    t.log_ud = c->log_ud;
-    t.log_level = c->log_level;
-    return llmux__log_target_swap(t);
 }
 
 /* ---- client -------------------------------------------------------------- */
@@ -308,7 +269,7 @@ LLMUX_EXTERN int llmux_client_run(llmux_client *c, llmux_run_mode mode)
     if (!c || !c->owns_loop)
         return LLMUX_EINVAL;
     rc = uv_run(c->loop, m);
-    if (c->free_pending && !tl_in_callback) {
+    if (c->free_pending && !llmux__callback_depth(0)) {
         llmux_client_free(c); /* asked for from a callback of this run */
         return 0;
     }
@@ -516,7 +477,7 @@ LLMUX_EXTERN void llmux_client_free(llmux_client *c)
 {
     if (!c)
         return;
-    if (tl_in_callback && c->owns_loop) {
+    if (llmux__callback_depth(0) && c->owns_loop) {
         /* running the loop from inside its own callback would free the
          * client under the caller's feet: close now, and the
          * llmux_client_run() this callback runs in frees it on return */

@@ -249,7 +249,9 @@ const char *llmux__hdr(CURL *e, const char *name);
 void llmux__endpoint_limits(struct llmux_client *c, llmux__endpoint *e,
                             const llmux__settings *set);
 double llmux__estimate_tokens(const llmux_request *r);
-void llmux__rate_feedback(xfer *x, long status);
+int llmux__rate_feedback_wanted(const llmux__endpoint *e, long status);
+void llmux__rate_feedback(llmux__endpoint *e, uint64_t now, long status,
+                          double retry_after_ms, const llmux_rate_limits *rl);
 void llmux__give_slot(xfer *x);
 void llmux__release_slot(xfer *x);
 void llmux__xfer_release(xfer *x);
@@ -257,7 +259,10 @@ int llmux__on_event(void *ud, const llmux_event *ev);
 void llmux__xfer_done(xfer *x, CURLcode result);
 void llmux__on_defer(uv_timer_t *t);
 void llmux__defer_push(xfer *x);
-double llmux__retry_after_ms(CURL *e);
+double llmux__retry_after_ms(const char *ms_value, const char *value);
+double llmux__retry_delay(xfer *x, int code, long status, int transport,
+                          const char *should);
+int llmux__fallback_worthy(const xfer *x, int code, long status);
 int llmux__xfer_attempt(xfer *x);
 void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg);
 void llmux__client_maybe_closed(struct llmux_client *c);

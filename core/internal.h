@@ -603,4 +603,15 @@ int llmux__decode_answer(llmux__prepared *p, long status, const char *ctype,
 int llmux__decode_event(llmux__prepared *p, const llmux_event *ev,
                         llmux_chunk *chunk);
 
+/* The kind of a provider error (o's type, code, message) as the plugin's
+ * classify_error tells; LLMUX_ERROR_KIND_OTHER when it has no say. */
+int llmux__classify_error(const llmux__prepared *p, long status,
+                          const struct llmux_out *o);
+/* A response's rate-limit headers read by the plugin's rate_limits hook
+ * through `header`/`header_ctx` into `rl`: 0, or -1 without the hook. */
+int llmux__read_rate_limits(const llmux__prepared *p, long status,
+                            const char *(*header)(const llmux_http_response *,
+                                                  const char *),
+                            void *header_ctx, llmux_rate_limits *rl);
+
 #endif /* LLMUX_CORE_INTERNAL_H */

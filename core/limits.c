@@ -278,61 +278,42 @@ double llmux__estimate_tokens(const llmux_request *r)
            (r->has & LLMUX_HAS_MAX_TOKENS ? (double)r->max_tokens : 0.0);
 }
 
-/* resp->header for the rate-limit hook: the attempt's response headers. */
-static const char *easy_header(const llmux_http_response *resp,
-                               const char *name)
+/* Whether server feedback can change the endpoint's limits: it has
+ * rate limits to adapt, or a 429 pauses it. Spares the header scans. */
+int llmux__rate_feedback_wanted(const llmux__endpoint *e, long status)
 {
-    return llmux__hdr((CURL *)resp->header_ctx, name);
+    return e->rq.rate || e->tk.rate || status == 429;
 }
 
 /* Server feedback on the endpoint's limits: a 429's Retry-After pauses the
  * endpoint for every request of the client; what the provider's own
- * rate-limit headers say is left (its plugin reads them: the rate_limits
- * hook) brings the buckets down, and no requests left pauses the endpoint
- * until the window resets. */
-void llmux__rate_feedback(xfer *x, long status)
+ * rate-limit headers say is left (`rl`, read by its plugin's rate_limits
+ * hook; NULL without one) brings the buckets down, and no requests left
+ * pauses the endpoint until the window resets. */
+void llmux__rate_feedback(llmux__endpoint *e, uint64_t now, long status,
+                          double retry_after_ms, const llmux_rate_limits *rl)
 {
-    llmux__endpoint *e = x->ep;
-    uint64_t now = uv_now(x->c->loop);
-    const llmux__provider *p = x->prep.prov;
-    llmux_http_response hr;
-    llmux_rate_limits rl;
-    llmux__log_target old;
-    if (status == 429 && x->retry_after_ms >= 0) {
-        uint64_t until = now + (uint64_t)x->retry_after_ms;
+    if (status == 429 && retry_after_ms >= 0) {
+        uint64_t until = now + (uint64_t)retry_after_ms;
         if (until > e->paused_until)
             e->paused_until = until;
     }
-    if (!e->rq.rate && !e->tk.rate && status != 429)
-        return; /* no limits to adapt: spare the header scans */
-    if (!p || !LLMUX_PROVIDER_HAS(p->vt, rate_limits) || !p->vt->rate_limits)
+    if (!rl)
         return;
-    memset(&hr, 0, sizeof hr);
-    hr.struct_size = sizeof hr;
-    hr.status = status;
-    hr.body = "";
-    hr.header = easy_header;
-    hr.header_ctx = x->easy;
-    rl.struct_size = sizeof rl;
-    rl.requests_remaining = rl.requests_reset_ms = -1;
-    rl.tokens_remaining = rl.tokens_reset_ms = -1;
-    old = llmux__log_target_call(NULL, x->prep.api_key);
-    p->vt->rate_limits(p->provctx, &hr, &rl);
-    llmux__log_target_swap(old);
-    if (rl.requests_remaining >= 0) {
+    if (rl->requests_remaining >= 0) {
         if (e->rq.rate) {
             bucket_refill(&e->rq, now);
-            if (rl.requests_remaining < e->rq.tokens)
-                e->rq.tokens = rl.requests_remaining;
+            if (rl->requests_remaining < e->rq.tokens)
+                e->rq.tokens = rl->requests_remaining;
         }
-        if (rl.requests_remaining < 1 && rl.requests_reset_ms > 0 &&
-            now + (uint64_t)rl.requests_reset_ms > e->paused_until)
-            e->paused_until = now + (uint64_t)rl.requests_reset_ms;
+        if (rl->requests_remaining < 1 && rl->requests_reset_ms > 0 &&
+            now + (uint64_t)rl->requests_reset_ms > e->paused_until)
+            e->paused_until = now + (uint64_t)rl->requests_reset_ms;
     }
-    if (e->tk.rate && rl.tokens_remaining >= 0) {
+    if (e->tk.rate && rl->tokens_remaining >= 0) {
         bucket_refill(&e->tk, now);
-        if (rl.tokens_remaining < e->tk.tokens)
-            e->tk.tokens = rl.tokens_remaining;
+        if (rl->tokens_remaining < e->tk.tokens)
+            e->tk.tokens = rl->tokens_remaining;
     }
 }
 

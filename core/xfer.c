@@ -211,93 +211,6 @@ const char *llmux__hdr(CURL *e, const char *name)
     return NULL;
 }
 
-/* Parses Retry-After / retry-after-ms into ms; -1 when absent or bad. */
-double llmux__retry_after_ms(CURL *e)
-{
-    const char *v = llmux__hdr(e, "retry-after-ms");
-    char *end;
-    double d;
-    if (v) {
-        long ms = strtol(v, &end, 10);
-        if (end != v && ms >= 0)
-            return (double)ms;
-    }
-    v = llmux__hdr(e, "retry-after");
-    if (!v)
-        return -1;
-    {
-        long s = strtol(v, &end, 10);
-        if (end != v && *end == '\0' && s >= 0)
-            return (double)s * 1000.0;
-    }
-    d = (double)curl_getdate(v, NULL);
-    if (d > 0) {
-        double delta = (d - (double)time(NULL)) * 1000.0;
-        return delta > 0 ? delta : 0;
-    }
-    return -1;
-}
-
-/* As the official SDKs: timeouts, lock conflicts, rate limits and every
- * server error (529, "overloaded", included). */
-static int retryable_status(long s)
-{
-    return s == 408 || s == 409 || s == 429 || (s >= 500 && s <= 599);
-}
-
-/* Decides whether to try again; returns the delay in ms or -1. The full
- * policy (budgets per endpoint, rate limits) comes with the resilience
- * layer; this is the per-request part: statuses, x-should-retry,
- * Retry-After, exponential backoff with jitter. */
-static double retry_delay(xfer *x, int code, long status, int transport,
-                          const char *should)
-{
-    double d;
-    if (x->cancel || x->delivered || x->c->closing ||
-        x->attempts > x->set.max_retries)
-        return -1;
-    if (should && !strcasecmp(should, "false"))
-        return -1;
-    if (!(should && !strcasecmp(should, "true"))) {
-        if (code == LLMUX_ETRANSPORT || code == LLMUX_ETIMEDOUT) {
-            if (transport != CURLE_COULDNT_CONNECT &&
-                transport != CURLE_OPERATION_TIMEDOUT &&
-                transport != CURLE_GOT_NOTHING &&
-                transport != CURLE_SEND_ERROR && transport != CURLE_RECV_ERROR)
-                return -1;
-            if (status > 0)
-                return -1; /* the answer began (then a reset, a cut, a
-                              stall): the work may be done, report it */
-        } else if (!retryable_status(status)) {
-            return -1;
-        }
-        if (status == 429 && x->res->o.err_pcode &&
-            !strcmp(x->res->o.err_pcode, "insufficient_quota"))
-            return -1; /* billing, not load */
-    }
-    if (x->retry_after_ms >= 0) {
-        if (x->retry_after_ms > RETRY_AFTER_CAP_MS)
-            return -1;
-        d = x->retry_after_ms;
-    } else {
-        /* min(b * 2^n, 8 s), as the README says, whatever b is */
-        double base = (double)x->set.retry_backoff_ms;
-        int i;
-        for (i = 1; i < x->attempts && base < BACKOFF_CAP_MS; i++)
-            base *= 2;
-        if (base > BACKOFF_CAP_MS)
-            base = BACKOFF_CAP_MS;
-        /* xorshift jitter in [0.75, 1]: no global rand() state */
-        x->c->rng ^= x->c->rng << 13;
-        x->c->rng ^= x->c->rng >> 7;
-        x->c->rng ^= x->c->rng << 17;
-        d = base * (1.0 - 0.25 * (double)(x->c->rng % 1000) / 1000.0);
-    }
-    if (x->deadline && now_ms(x->c) + (uint64_t)d >= x->deadline)
-        return -1;
-    return d;
-}
-
 static void on_retry_timer(uv_timer_t *t)
 {
     xfer *x = t->data;
@@ -349,46 +262,6 @@ static void live_free(xfer *x)
     llmux__out_free(&x->live->chunk.o);
     llmux__free(x->live);
     x->live = NULL;
-}
-
-/* The kind of the provider error on x's response, as its plugin tells
- * (classify_error); LLMUX_ERROR_KIND_OTHER when the plugin has no say. */
-static int error_kind(const xfer *x, long status)
-{
-    const llmux__provider *p = x->prep.prov;
-    const struct llmux_out *o = &x->res->o;
-    llmux__log_target old;
-    int kind;
-    if (!p || !LLMUX_PROVIDER_HAS(p->vt, classify_error) ||
-        !p->vt->classify_error)
-        return LLMUX_ERROR_KIND_OTHER;
-    old = llmux__log_target_call(NULL, x->prep.api_key);
-    kind = p->vt->classify_error(p->provctx, status, o->err_type, o->err_pcode,
-                                 o->err_msg);
-    llmux__log_target_swap(old);
-    return kind;
-}
-
-/* Whether a request that failed for good may move on to a fallback: rate
- * limits, overload and other 5xx, timeouts, connection failures and
- * context-length errors; never once the caller has seen chunks. */
-static int fallback_worthy(const xfer *x, int code, long status)
-{
-    if (x->cancel || x->delivered || x->c->closing ||
-        x->req->next_fallback >= x->req->n_fallbacks)
-        return 0;
-    switch (code) {
-    case LLMUX_ERATELIMIT:
-    case LLMUX_ETIMEDOUT:
-    case LLMUX_ETRANSPORT:
-        return 1;
-    case LLMUX_EPROVIDER:
-        if (status >= 500 || status == 408)
-            return 1;
-        return error_kind(x, status) == LLMUX_ERROR_KIND_CONTEXT_LENGTH;
-    default:
-        return 0;
-    }
 }
 
 /* Moves a failed request on to its next fallback config string: a fresh
@@ -456,6 +329,27 @@ static int use_fallback(xfer *x)
     return rc;
 }
 
+/* resp->header for the rate-limit hook: the attempt's response headers. */
+static const char *easy_header(const llmux_http_response *resp,
+                               const char *name)
+{
+    return llmux__hdr((CURL *)resp->header_ctx, name);
+}
+
+/* The answer's word on the endpoint's limits (limits.c), with what the
+ * provider's rate-limit headers say as its plugin reads them. */
+static void rate_feedback(xfer *x, long status)
+{
+    llmux_rate_limits rl;
+    int have = 0;
+    if (!llmux__rate_feedback_wanted(x->ep, status))
+        return;
+    have = llmux__read_rate_limits(&x->prep, status, easy_header, x->easy,
+                                   &rl) == 0;
+    llmux__rate_feedback(x->ep, uv_now(x->c->loop), status, x->retry_after_ms,
+                         have ? &rl : NULL);
+}
+
 /* One transfer finished in curl: decide the outcome of this attempt. */
 void llmux__xfer_done(xfer *x, CURLcode result)
 {
@@ -478,7 +372,9 @@ void llmux__xfer_done(xfer *x, CURLcode result)
     curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
     /* retry hints matter only for failures; skip the header scans else */
     if (result != CURLE_OK || status >= 400) {
-        x->retry_after_ms = llmux__retry_after_ms(x->easy);
+        x->retry_after_ms =
+            llmux__retry_after_ms(llmux__hdr(x->easy, "retry-after-ms"),
+                                  llmux__hdr(x->easy, "retry-after"));
         should = llmux__hdr(x->easy, "x-should-retry");
     } else {
         x->retry_after_ms = -1;
@@ -488,7 +384,7 @@ void llmux__xfer_done(xfer *x, CURLcode result)
     x->res->err.retry_after =
         x->retry_after_ms >= 0 ? x->retry_after_ms / 1000.0 : -1;
     if (status > 0)
-        llmux__rate_feedback(x, status);
+        rate_feedback(x, status);
 
     if (x->cancel) {
         code = x->cancel;
@@ -573,7 +469,7 @@ void llmux__xfer_done(xfer *x, CURLcode result)
     }
 
     if (code &&
-        (delay = retry_delay(x, code, status, transport, should)) >= 0) {
+        (delay = llmux__retry_delay(x, code, status, transport, should)) >= 0) {
         llmux__client_log(c, LLMUX_LOG_INFO, "%s: retrying in %.0f ms after %s",
                           x->prep.call.provider, delay, llmux_err_name(code));
         c->st.retries++;
@@ -596,7 +492,7 @@ void llmux__xfer_done(xfer *x, CURLcode result)
         uv_timer_start(&x->timer, on_retry_timer, (uint64_t)delay, 0);
         return;
     }
-    if (code && fallback_worthy(x, code, status)) {
+    if (code && llmux__fallback_worthy(x, code, status)) {
         int rc = use_fallback(x);
         if (rc == 0)
             return;
