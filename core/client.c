@@ -79,30 +79,6 @@ int llmux__client_options_copy(llmux_client_options *dst,
     return 0;
 }
 
-static void client_free_mem(struct llmux_client *c)
-{
-    size_t i;
-    while (c->pstats) {
-        llmux__pstat *p = c->pstats;
-        c->pstats = p->next;
-        llmux__free(p->name);
-        llmux__free(p);
-    }
-    while (c->endpoints) {
-        llmux__endpoint *e = c->endpoints;
-        c->endpoints = e->next;
-        llmux__free(e->key);
-        llmux__free(e);
-    }
-    for (i = 0; i < c->n_headers; i++)
-        llmux__free(c->headers[i]);
-    llmux__free(c->headers);
-    llmux__free(c->plugin_path);
-    llmux__free(c->key_env_allow);
-    llmux__settings_free_defaults(&c->defaults);
-    llmux__free(c);
-}
-
 LLMUX_EXTERN int llmux_client_new(llmux_client **out,
                                   const llmux_client_options *opts)
 {
@@ -187,6 +163,7 @@ LLMUX_EXTERN int llmux_client_new(llmux_client **out,
                           c->max_connections);
     uv_timer_init(c->loop, &c->timer);
     uv_timer_init(c->loop, &c->defer);
+    c->on_defer = llmux__on_defer;
     uv_timer_init(c->loop, &c->pump_t);
     uv_prepare_init(c->loop, &c->turn);
     c->timer.data = c;
@@ -201,10 +178,10 @@ LLMUX_EXTERN int llmux_client_new(llmux_client **out,
     *out = c;
     return 0;
 inval:
-    client_free_mem(c);
+    llmux__client_free_mem(c);
     return LLMUX_EINVAL;
 oom:
-    client_free_mem(c);
+    llmux__client_free_mem(c);
     return LLMUX_ENOMEM;
 }
 
@@ -276,184 +253,6 @@ LLMUX_EXTERN int llmux_client_run(llmux_client *c, llmux_run_mode mode)
     return rc;
 }
 
-/* ---- the defer list: finishing outside curl callbacks and user calls ----- */
-
-/* Frees a finished transfer once nothing refers to it any more: not the
- * defer list, not its retry timer's pending close. */
-void llmux__xfer_release(xfer *x)
-{
-    if (x->state == X_DONE && !x->queued && !x->timer_on)
-        llmux__free(x);
-}
-
-/* Feeds the bytes held since a pause. Returns 1 when a callback paused
- * again (the rest stays held), else 0 (errors are left in x->err, for
- * curl's next write or the pending finish to report). */
-static int feed_held(xfer *x)
-{
-    llmux__buf *h = &x->live->held;
-    size_t used;
-    int rc;
-    if (!h->len || x->err)
-        return 0;
-    rc = llmux__framer_feed_part(&x->live->framer, h->p, h->len,
-                                 llmux__on_event, x, &used);
-    if (rc == LLMUX__FRAMER_STOP) {
-        memmove(h->p, h->p + used, h->len - used);
-        h->len -= used;
-        if (h->len)
-            return 1;
-        return x->paused;
-    }
-    llmux__buf_reset(h);
-    if (rc && !x->err)
-        x->err = rc;
-    return 0;
-}
-
-void llmux__on_defer(uv_timer_t *t)
-{
-    struct llmux_client *c = t->data;
-    llmux__log_target old = llmux__client_log_target(c);
-    c->in_defer = 1;
-    while (c->qhead) {
-        xfer *x = c->qhead;
-        c->qhead = x->qnext;
-        if (!c->qhead)
-            c->qtail = NULL;
-        x->qnext = NULL;
-        x->queued = 0;
-        if (x->state == X_DONE) {
-            llmux__xfer_release(x); /* finished while queued */
-            continue;
-        }
-        if (x->resume_pending && !x->cancel && !c->closing) {
-            x->resume_pending = 0;
-            if (x->state == X_ACTIVE && x->easy && !x->paused) {
-                /* events held since the pause go first; curl may then
-                 * hand over what it held right here: count both as inside
-                 * curl so callbacks submitting are deferred */
-                c->in_curl++;
-                if (feed_held(x)) {
-                    c->in_curl--;
-                    continue; /* paused again */
-                }
-                if (x->done_pending || x->err) {
-                    /* the answer was complete, or a held event failed
-                     * (a callback stopped the stream, a bad event): finish
-                     * now rather than wait for bytes that may not come */
-                    CURLcode r =
-                        x->done_pending ? x->done_result : CURLE_WRITE_ERROR;
-                    c->in_curl--;
-                    x->done_pending = 0;
-                    llmux__xfer_done(x, r);
-                    continue;
-                }
-                curl_easy_pause(x->easy, CURLPAUSE_CONT);
-                c->in_curl--;
-                if (x->state == X_ACTIVE && x->err)
-                    /* a callback stopped the stream during that delivery:
-                     * curl says so only when its socket next moves */
-                    llmux__xfer_done(x, CURLE_WRITE_ERROR);
-                else if (x->set.idle_timeout_ms && x->state == X_ACTIVE)
-                    llmux__watchdog_arm(x, x->set.idle_timeout_ms);
-                llmux__check_multi_info(c);
-            }
-            continue;
-        }
-        if (x->start_pending && !x->cancel && !c->closing) {
-            int rc;
-            x->start_pending = 0;
-            if (!llmux__can_start_x(c, x->ep, x)) {
-                llmux__enqueue(x); /* its place was reserved by llmux_submit */
-                llmux__pump(c);
-                continue;
-            }
-            llmux__take_slot(x);
-            rc = llmux__xfer_attempt(x);
-            if (rc)
-                llmux__xfer_finish(x, rc, 0, NULL);
-            continue;
-        }
-        if (x->defer_code && !x->cancel) {
-            llmux__xfer_finish(x, x->defer_code, 0, NULL); /* a failed start */
-            continue;
-        }
-        if (x->state == X_QUEUED)
-            llmux__dequeue(x);
-        if (x->state == X_WAIT && x->timer_on)
-            uv_timer_stop(&x->timer);
-        llmux__xfer_finish(x, x->cancel ? x->cancel : LLMUX_ECANCELED, 0, NULL);
-    }
-    if (!c->closing)
-        uv_unref((uv_handle_t *)&c->defer);
-    llmux__client_maybe_closed(c); /* frees nothing yet: that waits for close
-                               callbacks, so `c` stays valid here */
-    c->in_defer = 0;
-    llmux__log_target_swap(old);
-}
-
-void llmux__defer_push(xfer *x)
-{
-    struct llmux_client *c = x->c;
-    if (x->queued)
-        return;
-    x->queued = 1;
-    x->qnext = NULL;
-    if (c->qtail)
-        c->qtail->qnext = x;
-    else
-        c->qhead = x;
-    c->qtail = x;
-    uv_ref((uv_handle_t *)&c->defer);
-    uv_timer_start(&c->defer, llmux__on_defer, 0, 0);
-}
-
-/* ---- closing ------------------------------------------------------------- */
-
-static void client_handle_closed(uv_handle_t *h)
-{
-    struct llmux_client *c = h->data;
-    c->handles_open--;
-    llmux__client_maybe_closed(c);
-}
-
-void llmux__client_maybe_closed(struct llmux_client *c)
-{
-    if (!c->closing)
-        return;
-    if (c->closing == 1) {
-        /* Releasing curl must not happen inside a curl call or while
-         * llmux__check_multi_info() walks curl's messages (a done callback may
-         * close the client): leave it to the defer timer. */
-        if (c->head || c->qhead || !c->in_defer) {
-            if (!c->head && !c->qhead)
-                uv_timer_start(&c->defer, llmux__on_defer, 0, 0);
-            return;
-        }
-        c->closing = 2;
-        curl_multi_cleanup(c->multi);
-        c->multi = NULL;
-        while (c->socks)
-            llmux__sock_close(c->socks);
-        uv_close((uv_handle_t *)&c->timer, client_handle_closed);
-        uv_close((uv_handle_t *)&c->defer, client_handle_closed);
-        uv_close((uv_handle_t *)&c->pump_t, client_handle_closed);
-        uv_close((uv_handle_t *)&c->turn, client_handle_closed);
-        return;
-    }
-    if (c->closing == 2 && c->handles_open == 0) {
-        llmux_close_cb cb = c->on_closed;
-        void *ud = c->close_ud;
-        c->closing = 3;
-        if (c->owns_loop)
-            return; /* llmux_client_free finishes the job */
-        client_free_mem(c);
-        if (cb)
-            cb(ud);
-    }
-}
-
 LLMUX_EXTERN void llmux_client_close(llmux_client *c, llmux_close_cb on_closed,
                                      void *userdata)
 {
@@ -504,7 +303,7 @@ LLMUX_EXTERN void llmux_client_free(llmux_client *c)
         if (uv_loop_close(&c->own_loop) != 0)
             llmux__client_log(c, LLMUX_LOG_ERROR,
                               "private loop still has handles");
-        client_free_mem(c);
+        llmux__client_free_mem(c);
         if (cb)
             cb(ud);
     }

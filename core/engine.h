@@ -174,10 +174,12 @@ struct llmux_client {
     uv_loop_t own_loop;
     int owns_loop;
     CURLM *multi;
-    uv_timer_t timer; /* curl's timeout */
-    uv_timer_t defer; /* finishing cancelled transfers from the loop */
-    int in_curl;      /* inside curl_multi_socket_action */
-    int in_defer;     /* inside llmux__on_defer: safe to release curl */
+    uv_timer_t timer;     /* curl's timeout */
+    uv_timer_t defer;     /* finishing cancelled transfers from the loop */
+    uv_timer_cb on_defer; /* llmux__on_defer (xfer.c), for the parts below
+                             xfer.c that start the defer timer */
+    int in_curl;          /* inside curl_multi_socket_action */
+    int in_defer;         /* inside llmux__on_defer: safe to release curl */
     int closing;
     int free_pending; /* llmux_client_free from a callback: llmux_client_run
                          finishes it once its loop run returns */
@@ -244,6 +246,8 @@ void llmux__enqueue(xfer *x);
 void llmux__dequeue(xfer *x);
 void llmux__pump(struct llmux_client *c);
 void llmux__turn_hold(struct llmux_client *c);
+llmux__endpoint *llmux__next_endpoint(const struct llmux_client *c,
+                                      uint64_t *wake);
 void llmux__on_turn(uv_prepare_t *p);
 const char *llmux__hdr(CURL *e, const char *name);
 void llmux__endpoint_limits(struct llmux_client *c, llmux__endpoint *e,
@@ -266,5 +270,6 @@ int llmux__fallback_worthy(const xfer *x, int code, long status);
 int llmux__xfer_attempt(xfer *x);
 void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg);
 void llmux__client_maybe_closed(struct llmux_client *c);
+void llmux__client_free_mem(struct llmux_client *c);
 
 #endif /* LLMUX_CORE_ENGINE_H */

@@ -553,8 +553,9 @@ void llmux__settings_resolve(const llmux_request *req,
  * provider? (any case) */
 int llmux__is_core_key(const char *k);
 /* Checks a config-string value of a core setting (nothing for other keys):
- * 0, or LLMUX_ECONFIG with a message naming the key in r's errmsg. */
-int llmux__setting_check(llmux_request *r, const char *key, const char *value);
+ * 0, or LLMUX_ECONFIG with a message naming the key in err. */
+int llmux__setting_check(const char *key, const char *value, char *err,
+                         size_t errlen);
 
 /* The key of setting i, in the table's order; NULL past the last. */
 const char *llmux__setting_key(size_t i);

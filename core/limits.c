@@ -171,11 +171,6 @@ void llmux__dequeue(xfer *x)
     llmux__hist_add(&x->c->h_queue, (uv_now(x->c->loop) - x->t_queued) * 10);
 }
 
-static void on_pump_timer(uv_timer_t *t)
-{
-    llmux__pump(t->data);
-}
-
 /* Some requests wait only for the next iteration's starts: the prepare
  * handle keeps the loop alive until they start, since nothing else may be
  * left on it (their starts ran out on requests that ended at once). */
@@ -187,63 +182,29 @@ void llmux__turn_hold(struct llmux_client *c)
     }
 }
 
-/* Before each poll: a new budget of starts, and the requests that waited
- * only for it start (their curl timer then makes the poll not block). */
-void llmux__on_turn(uv_prepare_t *p)
+/* The endpoint whose queue's head may start now and waited longest
+ * (oldest first across endpoints, O(endpoints)); NULL when none may, with
+ * *wake the ms until a rate limit lets one (0 = none is rate limited). */
+llmux__endpoint *llmux__next_endpoint(const struct llmux_client *c,
+                                      uint64_t *wake)
 {
-    struct llmux_client *c = p->data;
-    c->turn_starts = 0;
-    if (c->turn_held) {
-        c->turn_held = 0;
-        uv_unref((uv_handle_t *)&c->turn);
-        llmux__pump(c); /* may hold again */
+    llmux__endpoint *e, *best = NULL;
+    *wake = 0;
+    for (e = c->endpoints; e; e = e->next) {
+        uint64_t w;
+        if (!e->qhead ||
+            (c->max_per_endpoint && e->host->in_flight >= c->max_per_endpoint))
+            continue;
+        w = rate_wait(c, e, e->qhead);
+        if (w) { /* rate limited: remember when to look again */
+            if (!*wake || w < *wake)
+                *wake = w;
+            continue;
+        }
+        if (!best || e->qhead->seq < best->qhead->seq)
+            best = e;
     }
-}
-
-/* Starts queued requests while the limits allow, oldest first across
- * endpoints. O(endpoints) per start. A start that fails is finished from
- * the defer timer, so done callbacks never nest here. */
-void llmux__pump(struct llmux_client *c)
-{
-    while (c->queued && !c->closing &&
-           (!c->max_in_flight || c->in_flight < c->max_in_flight)) {
-        llmux__endpoint *e, *best = NULL;
-        xfer *x;
-        int rc;
-        uint64_t wake = 0;
-        if (c->turn_starts >= STARTS_PER_TURN) {
-            llmux__turn_hold(c); /* llmux__on_turn goes on */
-            return;
-        }
-        for (e = c->endpoints; e; e = e->next) {
-            uint64_t w;
-            if (!e->qhead || (c->max_per_endpoint &&
-                              e->host->in_flight >= c->max_per_endpoint))
-                continue;
-            w = rate_wait(c, e, e->qhead);
-            if (w) { /* rate limited: remember when to look again */
-                if (!wake || w < wake)
-                    wake = w;
-                continue;
-            }
-            if (!best || e->qhead->seq < best->qhead->seq)
-                best = e;
-        }
-        if (!best) {
-            if (wake)
-                uv_timer_start(&c->pump_t, on_pump_timer, wake, 0);
-            return;
-        }
-        x = best->qhead;
-        llmux__dequeue(x);
-        llmux__take_slot(x);
-        rc = llmux__xfer_attempt(x);
-        if (rc) {
-            x->state = X_WAIT;
-            x->defer_code = rc;
-            llmux__defer_push(x);
-        }
-    }
+    return best;
 }
 
 /* Rate limits of an endpoint: the request's effective rpm and tpm (its
@@ -326,13 +287,4 @@ void llmux__give_slot(xfer *x)
     x->holds_slot = 0;
     x->c->in_flight--;
     x->ep->host->in_flight--;
-}
-
-/* Gives the slot back and lets the queue use it. */
-void llmux__release_slot(xfer *x)
-{
-    if (!x->holds_slot)
-        return;
-    llmux__give_slot(x);
-    llmux__pump(x->c);
 }

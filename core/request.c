@@ -229,6 +229,17 @@ LLMUX_EXTERN void *llmux_request_userdata(const llmux_request *r)
     return r ? r->userdata : NULL;
 }
 
+/* A core setting's value checked as it is set (settings.c); the reason
+ * goes to r's errmsg. */
+static int check_setting(llmux_request *r, const char *key, const char *value)
+{
+    char err[LLMUX__MSGBUF];
+    int rc = llmux__setting_check(key, value, err, sizeof err);
+    if (rc)
+        llmux__request_seterr(r, err);
+    return rc;
+}
+
 LLMUX_EXTERN int llmux_request_set_model(llmux_request *r, const char *spec)
 {
     llmux__config c;
@@ -247,7 +258,7 @@ LLMUX_EXTERN int llmux_request_set_model(llmux_request *r, const char *spec)
     }
     for (i = 0; i < c.n_opts; i++) {
         if (llmux__is_core_key(c.opts[i].key) &&
-            (rc = llmux__setting_check(r, c.opts[i].key, c.opts[i].value))) {
+            (rc = check_setting(r, c.opts[i].key, c.opts[i].value))) {
             llmux__config_free(&c);
             return rc;
         }
@@ -264,7 +275,7 @@ LLMUX_EXTERN int llmux_request_set_option(llmux_request *r, const char *key,
     int rc;
     if (!r || !key || !*key || !value)
         return LLMUX_EINVAL;
-    if (llmux__is_core_key(key) && (rc = llmux__setting_check(r, key, value)))
+    if (llmux__is_core_key(key) && (rc = check_setting(r, key, value)))
         return rc;
     if ((rc = llmux__config_set(&r->cfg, key, value)))
         return llmux__request_fail(r, rc, "cannot set option \"%s\"", key);
@@ -828,7 +839,7 @@ LLMUX_EXTERN int llmux_request_add_fallback(llmux_request *r, const char *spec)
     /* the same checks as llmux_request_set_model: fail now, not later */
     for (i = 0; i < c.n_opts && !rc; i++)
         if (llmux__is_core_key(c.opts[i].key))
-            rc = llmux__setting_check(r, c.opts[i].key, c.opts[i].value);
+            rc = check_setting(r, c.opts[i].key, c.opts[i].value);
     if (!rc && (!c.model || !*c.model) && r->op != LLMUX_OP_MODELS)
         rc = llmux__request_fail(r, LLMUX_ECONFIG,
                                  "fallback: no model given for \"%s\"",

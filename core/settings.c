@@ -216,15 +216,15 @@ static int parse_value(const setting *s, const char *v, llmux__settings *out)
     return 0;
 }
 
-int llmux__setting_check(llmux_request *r, const char *key, const char *value)
+int llmux__setting_check(const char *key, const char *value, char *err,
+                         size_t errlen)
 {
     const setting *s = find_setting(key);
     if (!s || parse_value(s, value, NULL) == 0)
         return 0;
-    return llmux__request_fail(r, LLMUX_ECONFIG,
-                               "config string: option \"%s\" wants %s, "
-                               "got \"%s\"",
-                               key, s->wants, value);
+    snprintf(err, errlen, "config string: option \"%s\" wants %s, got \"%s\"",
+             key, s->wants, value);
+    return LLMUX_ECONFIG;
 }
 
 /* Copies the setting from `src` (a request's member or a client option at

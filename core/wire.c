@@ -8,28 +8,6 @@
 
 /* ---- curl <-> uv wiring -------------------------------------------------- */
 
-static void sock_closed(uv_handle_t *h)
-{
-    llmux__sock *s = h->data;
-    struct llmux_client *c = s->c;
-    llmux__free(s);
-    c->handles_open--;
-    llmux__client_maybe_closed(c);
-}
-
-void llmux__sock_close(llmux__sock *s)
-{
-    struct llmux_client *c = s->c;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        c->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    uv_poll_stop(&s->poll);
-    uv_close((uv_handle_t *)&s->poll, sock_closed);
-}
-
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     llmux__sock *s = h->data;

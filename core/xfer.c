@@ -921,3 +921,198 @@ LLMUX_EXTERN int llmux_request_cancel(llmux_request *req)
     llmux__defer_push(x);
     return 0;
 }
+
+/* ---- the defer list: finishing outside curl callbacks and user calls ----- */
+
+/* Frees a finished transfer once nothing refers to it any more: not the
+ * defer list, not its retry timer's pending close. */
+void llmux__xfer_release(xfer *x)
+{
+    if (x->state == X_DONE && !x->queued && !x->timer_on)
+        llmux__free(x);
+}
+
+/* Feeds the bytes held since a pause. Returns 1 when a callback paused
+ * again (the rest stays held), else 0 (errors are left in x->err, for
+ * curl's next write or the pending finish to report). */
+static int feed_held(xfer *x)
+{
+    llmux__buf *h = &x->live->held;
+    size_t used;
+    int rc;
+    if (!h->len || x->err)
+        return 0;
+    rc = llmux__framer_feed_part(&x->live->framer, h->p, h->len,
+                                 llmux__on_event, x, &used);
+    if (rc == LLMUX__FRAMER_STOP) {
+        memmove(h->p, h->p + used, h->len - used);
+        h->len -= used;
+        if (h->len)
+            return 1;
+        return x->paused;
+    }
+    llmux__buf_reset(h);
+    if (rc && !x->err)
+        x->err = rc;
+    return 0;
+}
+
+void llmux__on_defer(uv_timer_t *t)
+{
+    struct llmux_client *c = t->data;
+    llmux__log_target old = llmux__client_log_target(c);
+    c->in_defer = 1;
+    while (c->qhead) {
+        xfer *x = c->qhead;
+        c->qhead = x->qnext;
+        if (!c->qhead)
+            c->qtail = NULL;
+        x->qnext = NULL;
+        x->queued = 0;
+        if (x->state == X_DONE) {
+            llmux__xfer_release(x); /* finished while queued */
+            continue;
+        }
+        if (x->resume_pending && !x->cancel && !c->closing) {
+            x->resume_pending = 0;
+            if (x->state == X_ACTIVE && x->easy && !x->paused) {
+                /* events held since the pause go first; curl may then
+                 * hand over what it held right here: count both as inside
+                 * curl so callbacks submitting are deferred */
+                c->in_curl++;
+                if (feed_held(x)) {
+                    c->in_curl--;
+                    continue; /* paused again */
+                }
+                if (x->done_pending || x->err) {
+                    /* the answer was complete, or a held event failed
+                     * (a callback stopped the stream, a bad event): finish
+                     * now rather than wait for bytes that may not come */
+                    CURLcode r =
+                        x->done_pending ? x->done_result : CURLE_WRITE_ERROR;
+                    c->in_curl--;
+                    x->done_pending = 0;
+                    llmux__xfer_done(x, r);
+                    continue;
+                }
+                curl_easy_pause(x->easy, CURLPAUSE_CONT);
+                c->in_curl--;
+                if (x->state == X_ACTIVE && x->err)
+                    /* a callback stopped the stream during that delivery:
+                     * curl says so only when its socket next moves */
+                    llmux__xfer_done(x, CURLE_WRITE_ERROR);
+                else if (x->set.idle_timeout_ms && x->state == X_ACTIVE)
+                    llmux__watchdog_arm(x, x->set.idle_timeout_ms);
+                llmux__check_multi_info(c);
+            }
+            continue;
+        }
+        if (x->start_pending && !x->cancel && !c->closing) {
+            int rc;
+            x->start_pending = 0;
+            if (!llmux__can_start_x(c, x->ep, x)) {
+                llmux__enqueue(x); /* its place was reserved by llmux_submit */
+                llmux__pump(c);
+                continue;
+            }
+            llmux__take_slot(x);
+            rc = llmux__xfer_attempt(x);
+            if (rc)
+                llmux__xfer_finish(x, rc, 0, NULL);
+            continue;
+        }
+        if (x->defer_code && !x->cancel) {
+            llmux__xfer_finish(x, x->defer_code, 0, NULL); /* a failed start */
+            continue;
+        }
+        if (x->state == X_QUEUED)
+            llmux__dequeue(x);
+        if (x->state == X_WAIT && x->timer_on)
+            uv_timer_stop(&x->timer);
+        llmux__xfer_finish(x, x->cancel ? x->cancel : LLMUX_ECANCELED, 0, NULL);
+    }
+    if (!c->closing)
+        uv_unref((uv_handle_t *)&c->defer);
+    llmux__client_maybe_closed(c); /* frees nothing yet: that waits for close
+                               callbacks, so `c` stays valid here */
+    c->in_defer = 0;
+    llmux__log_target_swap(old);
+}
+
+void llmux__defer_push(xfer *x)
+{
+    struct llmux_client *c = x->c;
+    if (x->queued)
+        return;
+    x->queued = 1;
+    x->qnext = NULL;
+    if (c->qtail)
+        c->qtail->qnext = x;
+    else
+        c->qhead = x;
+    c->qtail = x;
+    uv_ref((uv_handle_t *)&c->defer);
+    uv_timer_start(&c->defer, llmux__on_defer, 0, 0);
+}
+
+/* ---- starting queued transfers as the limits allow ----------------------- */
+
+static void on_pump_timer(uv_timer_t *t)
+{
+    llmux__pump(t->data);
+}
+
+/* Before each poll: a new budget of starts, and the requests that waited
+ * only for it start (their curl timer then makes the poll not block). */
+void llmux__on_turn(uv_prepare_t *p)
+{
+    struct llmux_client *c = p->data;
+    c->turn_starts = 0;
+    if (c->turn_held) {
+        c->turn_held = 0;
+        uv_unref((uv_handle_t *)&c->turn);
+        llmux__pump(c); /* may hold again */
+    }
+}
+
+/* Starts queued requests while the limits allow, oldest first across
+ * endpoints. O(endpoints) per start. A start that fails is finished from
+ * the defer timer, so done callbacks never nest here. */
+void llmux__pump(struct llmux_client *c)
+{
+    while (c->queued && !c->closing &&
+           (!c->max_in_flight || c->in_flight < c->max_in_flight)) {
+        llmux__endpoint *best;
+        xfer *x;
+        int rc;
+        uint64_t wake = 0;
+        if (c->turn_starts >= STARTS_PER_TURN) {
+            llmux__turn_hold(c); /* llmux__on_turn goes on */
+            return;
+        }
+        best = llmux__next_endpoint(c, &wake);
+        if (!best) {
+            if (wake)
+                uv_timer_start(&c->pump_t, on_pump_timer, wake, 0);
+            return;
+        }
+        x = best->qhead;
+        llmux__dequeue(x);
+        llmux__take_slot(x);
+        rc = llmux__xfer_attempt(x);
+        if (rc) {
+            x->state = X_WAIT;
+            x->defer_code = rc;
+            llmux__defer_push(x);
+        }
+    }
+}
+
+/* Gives the slot back and lets the queue use it. */
+void llmux__release_slot(xfer *x)
+{
+    if (!x->holds_slot)
+        return;
+    llmux__give_slot(x);
+    llmux__pump(x->c);
+}
