@@ -1,7 +1,8 @@
 /*
- * core/client.c: the client: global init, logging, llmux_client_new,
- * llmux_submit, the defer list (finishing outside curl callbacks and user
- * calls) and closing. The rest of the engine is named in engine.h.
+ * core/client.c: the client's public life: global init, options,
+ * llmux_client_new, its counters, its private loop's run, close and free.
+ * The close's steps are closing.c's; the rest of the engine is named in
+ * engine.h.
  */
 #include "engine.h"
 

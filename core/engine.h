@@ -234,6 +234,8 @@ int llmux__curl_timer_cb(CURLM *m, long ms, void *ud);
 int llmux__curl_socket_cb(CURL *e, curl_socket_t fd, int action, void *ud,
                           void *sockp);
 void llmux__hist_add(llmux__hist *h, uint64_t ms_tenths);
+void llmux__stats_count(struct llmux_client *c, int code,
+                        const llmux_response *res, int attempts);
 double llmux__hist_pct(const llmux__hist *h, double q);
 llmux__endpoint *llmux__endpoint_get(struct llmux_client *c, const char *url,
                                      const char *api_key);
@@ -260,6 +262,8 @@ void llmux__give_slot(xfer *x);
 void llmux__release_slot(xfer *x);
 void llmux__xfer_release(xfer *x);
 int llmux__on_event(void *ud, const llmux_event *ev);
+int llmux__feed_held(xfer *x);
+void llmux__xfer_discard(xfer *x);
 void llmux__xfer_done(xfer *x, CURLcode result);
 void llmux__on_defer(uv_timer_t *t);
 void llmux__defer_push(xfer *x);

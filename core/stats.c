@@ -1,5 +1,6 @@
 /*
- * core/stats.c: log-scale latency histograms for the client's counters.
+ * core/stats.c: the client's counters: outcomes per client and per
+ * provider, and log-scale latency histograms.
  */
 #include "engine.h"
 
@@ -46,5 +47,71 @@ double llmux__hist_pct(const llmux__hist *h, double q)
         double lo = (double)((uint64_t)1 << lg) * (1.0 + sub / 4.0);
         double hi = (double)((uint64_t)1 << lg) * (1.0 + (sub + 1) / 4.0);
         return (lo + hi) / 2.0 / 10.0; /* tenths of ms -> ms */
+    }
+}
+
+/* Outcome counters of a finished request. */
+static void count_outcome(llmux_stats *st, int code, const llmux_response *res)
+{
+    if (code == 0) {
+        st->succeeded++;
+        if (res->o.usage.prompt_tokens > 0)
+            st->prompt_tokens += (uint64_t)res->o.usage.prompt_tokens;
+        if (res->o.usage.completion_tokens > 0)
+            st->completion_tokens += (uint64_t)res->o.usage.completion_tokens;
+        return;
+    }
+    if (code == LLMUX_ECANCELED) {
+        st->canceled++;
+        return;
+    }
+    st->failed++;
+    switch (llmux_err_class_of(code)) {
+    case LLMUX_CLASS_PROVIDER:
+        st->errors_provider++;
+        break;
+    case LLMUX_CLASS_TRANSPORT:
+        st->errors_transport++;
+        break;
+    case LLMUX_CLASS_USAGE:
+        st->errors_usage++;
+        break;
+    default:
+        st->errors_local++;
+        break;
+    }
+}
+
+/* The counters of one provider name, created on first use. */
+static llmux_stats *provider_stats(struct llmux_client *c, const char *name)
+{
+    llmux__pstat *p;
+    if (!name)
+        return NULL;
+    for (p = c->pstats; p; p = p->next)
+        if (strcmp(p->name, name) == 0)
+            return &p->st;
+    p = llmux__calloc(1, sizeof *p);
+    if (!p || !(p->name = llmux__strdup(name))) {
+        llmux__free(p);
+        return NULL;
+    }
+    p->next = c->pstats;
+    c->pstats = p;
+    return &p->st;
+}
+
+/* Counts a finished request: the client's outcome counters and those of
+ * the provider that answered (a fallback's, maybe). */
+void llmux__stats_count(struct llmux_client *c, int code,
+                        const llmux_response *res, int attempts)
+{
+    llmux_stats *ps;
+    count_outcome(&c->st, code, res);
+    ps = provider_stats(c, res->provider);
+    if (ps) {
+        ps->requests++;
+        ps->attempts += (uint64_t)attempts;
+        count_outcome(ps, code, res);
     }
 }

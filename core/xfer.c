@@ -1,8 +1,10 @@
 /*
- * core/xfer.c: one transfer: its attempts and their stage watchdogs, the
- * finished transfers curl reports, the retry policy (what is retryable,
- * delays, Retry-After), fallbacks, stream delivery with backpressure, and
- * the done callback, exactly once.
+ * core/xfer.c: the life of a transfer once submitted: its attempts (a curl
+ * easy handle each) and their stage watchdogs, the finished transfers curl
+ * reports and what follows (a retry as retry.c decides, a fallback, the
+ * end), the done callback exactly once, the defer list that finishes and
+ * resumes transfers outside curl callbacks and user calls, and the start
+ * of queued transfers as the limits allow.
  */
 #include "engine.h"
 
@@ -11,71 +13,6 @@
 static uint64_t now_ms(struct llmux_client *c)
 {
     return uv_now(c->loop);
-}
-
-/* Copies the stream chunk's error report into the response. */
-static void take_chunk_error(xfer *x)
-{
-    struct llmux_out *a = &x->res->o, *b = &x->live->chunk.o;
-#define MOVE(f)                                                                \
-    do {                                                                       \
-        llmux__free(a->f);                                                     \
-        a->f = b->f;                                                           \
-        b->f = NULL;                                                           \
-    } while (0)
-    MOVE(err_type);
-    MOVE(err_pcode);
-    MOVE(err_param);
-    MOVE(err_msg);
-#undef MOVE
-    a->err_code = b->err_code;
-}
-
-static int chunk_has_content(const struct llmux_out *o)
-{
-    return o->text.len || o->reasoning.len || o->refusal.len || o->n_calls ||
-           o->finish || o->has_usage;
-}
-
-int llmux__on_event(void *ud, const llmux_event *ev)
-{
-    xfer *x = ud;
-    int rc;
-    if (x->got_done)
-        return 0; /* anything after the end marker is ignored */
-    x->events++;
-    rc = llmux__decode_event(&x->prep, ev, &x->live->chunk);
-    if (rc < 0) {
-        take_chunk_error(x);
-        x->err = rc;
-        return rc;
-    }
-    if (rc == LLMUX_EVENT_DONE)
-        x->got_done = 1;
-    if (!chunk_has_content(&x->live->chunk.o) && !x->live->chunk.o.id)
-        return 0;
-    if (llmux__out_merge(&x->res->o, &x->live->chunk.o)) {
-        x->err = LLMUX_ENOMEM;
-        return LLMUX_ENOMEM;
-    }
-    if (!chunk_has_content(&x->live->chunk.o))
-        return 0; /* metadata only (id, model): nothing to deliver */
-    x->delivered = 1;
-    if (x->on_chunk && !x->cancel) {
-        int stop;
-        x->live->chunk.acc = &x->res->o;
-        llmux__callback_depth(1);
-        stop = x->on_chunk(x->req, &x->live->chunk, x->ud);
-        llmux__callback_depth(-1);
-        if (stop) {
-            x->err = LLMUX_EUSER;
-            return LLMUX_EUSER;
-        }
-    }
-    if (x->cancel)
-        return x->cancel;
-    /* paused by the callback: no more events until resumed */
-    return x->paused ? LLMUX__FRAMER_STOP : 0;
 }
 
 /* The first-byte / idle watchdog fired: end the attempt as a timeout. */
@@ -641,57 +578,6 @@ static void xfer_timer_closed(uv_handle_t *h)
     llmux__client_maybe_closed(c);
 }
 
-/* Outcome counters of a finished request. */
-static void count_outcome(llmux_stats *st, int code, const llmux_response *res)
-{
-    if (code == 0) {
-        st->succeeded++;
-        if (res->o.usage.prompt_tokens > 0)
-            st->prompt_tokens += (uint64_t)res->o.usage.prompt_tokens;
-        if (res->o.usage.completion_tokens > 0)
-            st->completion_tokens += (uint64_t)res->o.usage.completion_tokens;
-        return;
-    }
-    if (code == LLMUX_ECANCELED) {
-        st->canceled++;
-        return;
-    }
-    st->failed++;
-    switch (llmux_err_class_of(code)) {
-    case LLMUX_CLASS_PROVIDER:
-        st->errors_provider++;
-        break;
-    case LLMUX_CLASS_TRANSPORT:
-        st->errors_transport++;
-        break;
-    case LLMUX_CLASS_USAGE:
-        st->errors_usage++;
-        break;
-    default:
-        st->errors_local++;
-        break;
-    }
-}
-
-/* The counters of one provider name, created on first use. */
-static llmux_stats *provider_stats(struct llmux_client *c, const char *name)
-{
-    llmux__pstat *p;
-    if (!name)
-        return NULL;
-    for (p = c->pstats; p; p = p->next)
-        if (strcmp(p->name, name) == 0)
-            return &p->st;
-    p = llmux__calloc(1, sizeof *p);
-    if (!p || !(p->name = llmux__strdup(name))) {
-        llmux__free(p);
-        return NULL;
-    }
-    p->next = c->pstats;
-    c->pstats = p;
-    return &p->st;
-}
-
 /* The end of a request: the done callback, exactly once, then freeing. */
 void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg)
 {
@@ -714,16 +600,7 @@ void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg)
         if (x->ep->tk.tokens > x->ep->tk.cap)
             x->ep->tk.tokens = x->ep->tk.cap;
     }
-    count_outcome(&c->st, code, res);
-    {
-        /* the provider that answered (a fallback's, maybe) */
-        llmux_stats *ps = provider_stats(c, res->provider);
-        if (ps) {
-            ps->requests++;
-            ps->attempts += (uint64_t)x->attempts;
-            count_outcome(ps, code, res);
-        }
-    }
+    llmux__stats_count(c, code, res, x->attempts);
     if (code)
         llmux__response_fail(res, code, res->http_status, transport, msg);
     llmux__response_mask(res, x->prep.api_key);
@@ -753,173 +630,17 @@ void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg)
     llmux__client_maybe_closed(c);
 }
 
-LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
-                              llmux_chunk_cb on_chunk, llmux_done_cb on_done,
-                              void *userdata)
+/* Frees a transfer llmux_submit() did not accept: no callback runs. */
+void llmux__xfer_discard(xfer *x)
 {
-    xfer *x;
-    int rc;
-    if (!c || !req)
-        return LLMUX_EINVAL;
-    if (c->closing) {
-        llmux__request_seterr(req, "client is closing");
-        return LLMUX_ECANCELED;
-    }
-    if (req->x) {
-        llmux__request_seterr(req, "request is already submitted");
-        return LLMUX_EBUSY;
-    }
-    x = llmux__calloc(1, sizeof *x);
-    if (!x)
-        return LLMUX_ENOMEM;
-    x->c = c;
-    x->req = req;
-    x->on_chunk = on_chunk;
-    x->on_done = on_done;
-    x->ud = userdata;
-    x->owns_req = 1;
-    llmux__settings_resolve(req, &c->defaults, &x->set);
-    {
-        llmux__log_target old = llmux__client_log_target(c);
-        rc = llmux__prepare_ex(req, &x->set, c->plugin_path, c->key_env_allow,
-                               &x->prep);
-        llmux__log_target_swap(old);
-    }
-    if (rc)
-        goto fail;
-    x->res = llmux__response_new(req->op, req->cfg.provider);
-    if (!x->res) {
-        rc = LLMUX_ENOMEM;
-        goto fail;
-    }
-    /* uv_now is cached per loop iteration; refresh it so the deadline
-     * counts from now */
-    uv_update_time(c->loop);
-    x->t_submit = now_ms(c);
-    if (x->set.timeout_ms > 0)
-        x->deadline = x->t_submit + (uint64_t)x->set.timeout_ms;
-    x->seq = ++c->seq;
-    x->ep = llmux__endpoint_get(c, x->prep.url, x->prep.api_key);
-    if (!x->ep) {
-        rc = LLMUX_ENOMEM;
-        goto fail;
-    }
-    llmux__endpoint_limits(c, x->ep, &x->set);
-    /* the estimate walks every message: only for token-limited endpoints */
-    x->est_tokens = x->ep->tk.rate ? llmux__estimate_tokens(req) : 0;
-    if (c->in_curl) {
-        /* inside a curl callback (a chunk callback submitting): curl
-         * refuses new handles here, so the defer timer starts it (its
-         * place in the queue is counted now) */
-        if (c->queued + c->pending - c->in_flight >= c->max_queue &&
-            !llmux__limits_allow(c, x->ep, x)) {
-            rc = LLMUX_EQUEUEFULL;
-            goto queue_full;
-        }
-        x->state = X_WAIT;
-        x->start_pending = 1;
-        rc = 0;
-    } else if (llmux__can_start_x(c, x->ep, x)) {
-        llmux__take_slot(x);
-        rc = llmux__xfer_attempt(x);
-        if (rc)
-            llmux__give_slot(x);
-    } else if (llmux__limits_allow(c, x->ep, x)) {
-        /* only this iteration's starts are used up: the next iteration
-         * starts it (not bounded by max_queue, as it would have started) */
-        llmux__enqueue(x);
-        llmux__turn_hold(c);
-        rc = 0;
-    } else if (c->queued >= c->max_queue) {
-        rc = LLMUX_EQUEUEFULL;
-        goto queue_full;
-    } else {
-        llmux__enqueue(x);
-        llmux__pump(c); /* arms the wake-up when a rate limit is what blocks */
-        rc = 0;
-    }
-    if (rc) {
-        char m[128];
-        snprintf(m, sizeof m, "cannot start transfer: %s", llmux_strerror(rc));
-        llmux__request_seterr(req, m);
-        goto fail;
-    }
-    req->x = x;
-    req->userdata = userdata;
-    x->next = c->head;
-    if (c->head)
-        c->head->prev = x;
-    c->head = x;
-    c->pending++;
-    c->st.requests++;
-    if (x->start_pending)
-        llmux__defer_push(x);
-    return 0;
-queue_full : {
-    char m[160];
-    snprintf(m, sizeof m,
-             "request queue full (%zu waiting, max_queue %zu): submit "
-             "fewer at once or raise max_queue",
-             c->queued, c->max_queue);
-    llmux__request_seterr(req, m);
-}
-fail:
     if (x->easy)
-        curl_multi_remove_handle(c->multi, x->easy);
+        curl_multi_remove_handle(x->c->multi, x->easy);
     reset_attempt(x);
     if (x->res)
         llmux_response_free(x->res);
     live_free(x);
     llmux__prepared_free(&x->prep);
     llmux__free(x);
-    return rc;
-}
-
-LLMUX_EXTERN int llmux_request_pause(llmux_request *req)
-{
-    xfer *x = req ? req->x : NULL;
-    if (!x || x->state != X_ACTIVE || !x->easy || x->cancel)
-        return LLMUX_EINVAL;
-    if (x->paused)
-        return 0;
-    x->paused = 1;
-    x->resume_pending = 0;
-    curl_easy_pause(x->easy, CURLPAUSE_RECV);
-    if (x->timer_on && x->set.idle_timeout_ms)
-        uv_timer_stop(&x->timer); /* a slow consumer is not an idle server */
-    return 0;
-}
-
-LLMUX_EXTERN int llmux_request_resume(llmux_request *req)
-{
-    xfer *x = req ? req->x : NULL;
-    if (!x || x->state != X_ACTIVE || !x->easy)
-        return LLMUX_EINVAL;
-    if (!x->paused)
-        return 0;
-    x->paused = 0;
-    x->resume_pending = 1;
-    llmux__defer_push(x);
-    return 0;
-}
-
-LLMUX_EXTERN int llmux_request_cancel(llmux_request *req)
-{
-    xfer *x;
-    if (!req)
-        return LLMUX_EINVAL;
-    x = req->x;
-    if (!x || x->state == X_DONE || x->cancel)
-        return 0;
-    x->cancel = LLMUX_ECANCELED;
-    if (x->state == X_QUEUED) {
-        /* out of the queue now: a slot freed before llmux__on_defer gets to it
-         * must not start it */
-        llmux__dequeue(x);
-        x->state = X_WAIT;
-    }
-    llmux__defer_push(x);
-    return 0;
 }
 
 /* ---- the defer list: finishing outside curl callbacks and user calls ----- */
@@ -930,31 +651,6 @@ void llmux__xfer_release(xfer *x)
 {
     if (x->state == X_DONE && !x->queued && !x->timer_on)
         llmux__free(x);
-}
-
-/* Feeds the bytes held since a pause. Returns 1 when a callback paused
- * again (the rest stays held), else 0 (errors are left in x->err, for
- * curl's next write or the pending finish to report). */
-static int feed_held(xfer *x)
-{
-    llmux__buf *h = &x->live->held;
-    size_t used;
-    int rc;
-    if (!h->len || x->err)
-        return 0;
-    rc = llmux__framer_feed_part(&x->live->framer, h->p, h->len,
-                                 llmux__on_event, x, &used);
-    if (rc == LLMUX__FRAMER_STOP) {
-        memmove(h->p, h->p + used, h->len - used);
-        h->len -= used;
-        if (h->len)
-            return 1;
-        return x->paused;
-    }
-    llmux__buf_reset(h);
-    if (rc && !x->err)
-        x->err = rc;
-    return 0;
 }
 
 void llmux__on_defer(uv_timer_t *t)
@@ -980,7 +676,7 @@ void llmux__on_defer(uv_timer_t *t)
                  * hand over what it held right here: count both as inside
                  * curl so callbacks submitting are deferred */
                 c->in_curl++;
-                if (feed_held(x)) {
+                if (llmux__feed_held(x)) {
                     c->in_curl--;
                     continue; /* paused again */
                 }

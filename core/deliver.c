@@ -1,0 +1,98 @@
+/*
+ * core/deliver.c: a stream's events on their way to the caller: each
+ * decoded by the plugin, merged into the response and handed to the chunk
+ * callback, which may stop, cancel or pause the stream; the bytes held
+ * while paused are fed on resume. xfer.c feeds it; it decides nothing
+ * about the transfer.
+ */
+#include "engine.h"
+
+/* Copies the stream chunk's error report into the response. */
+static void take_chunk_error(xfer *x)
+{
+    struct llmux_out *a = &x->res->o, *b = &x->live->chunk.o;
+#define MOVE(f)                                                                \
+    do {                                                                       \
+        llmux__free(a->f);                                                     \
+        a->f = b->f;                                                           \
+        b->f = NULL;                                                           \
+    } while (0)
+    MOVE(err_type);
+    MOVE(err_pcode);
+    MOVE(err_param);
+    MOVE(err_msg);
+#undef MOVE
+    a->err_code = b->err_code;
+}
+
+static int chunk_has_content(const struct llmux_out *o)
+{
+    return o->text.len || o->reasoning.len || o->refusal.len || o->n_calls ||
+           o->finish || o->has_usage;
+}
+
+int llmux__on_event(void *ud, const llmux_event *ev)
+{
+    xfer *x = ud;
+    int rc;
+    if (x->got_done)
+        return 0; /* anything after the end marker is ignored */
+    x->events++;
+    rc = llmux__decode_event(&x->prep, ev, &x->live->chunk);
+    if (rc < 0) {
+        take_chunk_error(x);
+        x->err = rc;
+        return rc;
+    }
+    if (rc == LLMUX_EVENT_DONE)
+        x->got_done = 1;
+    if (!chunk_has_content(&x->live->chunk.o) && !x->live->chunk.o.id)
+        return 0;
+    if (llmux__out_merge(&x->res->o, &x->live->chunk.o)) {
+        x->err = LLMUX_ENOMEM;
+        return LLMUX_ENOMEM;
+    }
+    if (!chunk_has_content(&x->live->chunk.o))
+        return 0; /* metadata only (id, model): nothing to deliver */
+    x->delivered = 1;
+    if (x->on_chunk && !x->cancel) {
+        int stop;
+        x->live->chunk.acc = &x->res->o;
+        llmux__callback_depth(1);
+        stop = x->on_chunk(x->req, &x->live->chunk, x->ud);
+        llmux__callback_depth(-1);
+        if (stop) {
+            x->err = LLMUX_EUSER;
+            return LLMUX_EUSER;
+        }
+    }
+    if (x->cancel)
+        return x->cancel;
+    /* paused by the callback: no more events until resumed */
+    return x->paused ? LLMUX__FRAMER_STOP : 0;
+}
+
+/* Feeds the bytes held since a pause. Returns 1 when a callback paused
+ * again (the rest stays held), else 0 (errors are left in x->err, for
+ * curl's next write or the pending finish to report). */
+int llmux__feed_held(xfer *x)
+{
+    llmux__buf *h = &x->live->held;
+    size_t used;
+    int rc;
+    if (!h->len || x->err)
+        return 0;
+    rc = llmux__framer_feed_part(&x->live->framer, h->p, h->len,
+                                 llmux__on_event, x, &used);
+    if (rc == LLMUX__FRAMER_STOP) {
+        memmove(h->p, h->p + used, h->len - used);
+        h->len -= used;
+        if (h->len)
+            return 1;
+        return x->paused;
+    }
+    llmux__buf_reset(h);
+    if (rc && !x->err)
+        x->err = rc;
+    return 0;
+}
