@@ -80,72 +80,56 @@ int llmux__client_options_copy(llmux_client_options *dst,
     return 0;
 }
 
-LLMUX_EXTERN int llmux_client_new(llmux_client **out,
-                                  const llmux_client_options *opts)
+/* The options the client keeps: sizes, limits, logging, the settings'
+ * defaults and copies of the strings. Returns 0, LLMUX_EINVAL for a bad
+ * header or LLMUX_ENOMEM. */
+static int take_options(struct llmux_client *c, const llmux_client_options *o)
 {
-    llmux_client_options def;
-    struct llmux_client *c;
     size_t i;
-    int rc;
-    if (!out)
-        return LLMUX_EINVAL;
-    *out = NULL;
-    if (!opts) {
-        llmux_client_options_init(&def);
-        opts = &def;
-    }
-    if (opts->version == 0 || opts->version > LLMUX_CLIENT_OPTIONS_VERSION)
-        return LLMUX_EINVAL;
-    if ((rc = llmux_global_init()))
-        return rc;
-    c = llmux__calloc(1, sizeof *c);
-    if (!c)
-        return LLMUX_ENOMEM;
-    c->max_response = opts->max_response_bytes ? opts->max_response_bytes
-                                               : DEFAULT_MAX_RESPONSE;
-    c->max_event =
-        opts->max_event_bytes ? opts->max_event_bytes : DEFAULT_MAX_EVENT;
-    c->max_connections = opts->max_connections;
-    c->log = opts->log;
-    c->log_ud = opts->log_userdata;
-    c->log_level = opts->log_level;
+    c->max_response =
+        o->max_response_bytes ? o->max_response_bytes : DEFAULT_MAX_RESPONSE;
+    c->max_event = o->max_event_bytes ? o->max_event_bytes : DEFAULT_MAX_EVENT;
+    c->max_connections = o->max_connections;
+    c->log = o->log;
+    c->log_ud = o->log_userdata;
+    c->log_level = o->log_level;
     c->max_queue = 100000;
-    if (opts->version >= 2) {
-        c->max_in_flight = opts->max_in_flight;
-        c->max_per_endpoint = opts->max_in_flight_per_endpoint;
-        if (opts->max_queue)
-            c->max_queue = opts->max_queue;
+    if (o->version >= 2) {
+        c->max_in_flight = o->max_in_flight;
+        c->max_per_endpoint = o->max_in_flight_per_endpoint;
+        if (o->max_queue)
+            c->max_queue = o->max_queue;
     }
-    if (opts->version >= 3 && opts->key_env_allow &&
-        !(c->key_env_allow = llmux__strdup(opts->key_env_allow)))
-        goto oom;
-    c->rng =
-        (uint64_t)(uintptr_t)c ^ (uint64_t)time(NULL) ^ 0x9E3779B97F4A7C15ull;
-    snprintf(c->user_agent, sizeof c->user_agent, "llmux/%s",
-             LLMUX_VERSION_STRING);
-    if ((opts->plugin_path &&
-         !(c->plugin_path = llmux__strdup(opts->plugin_path))) ||
-        llmux__settings_defaults(opts, &c->defaults))
-        goto oom;
-    if (opts->n_headers) {
-        if (!opts->headers)
-            goto inval;
-        c->headers = llmux__calloc(opts->n_headers, sizeof *c->headers);
-        if (!c->headers)
-            goto oom;
-        for (i = 0; i < opts->n_headers; i++) {
-            const char *h = opts->headers[i];
-            if (!h || !strchr(h, ':') || strpbrk(h, "\r\n"))
-                goto inval;
-            if (!(c->headers[c->n_headers++] = llmux__strdup(h)))
-                goto oom;
-        }
+    if ((o->version >= 3 && o->key_env_allow &&
+         !(c->key_env_allow = llmux__strdup(o->key_env_allow))) ||
+        (o->plugin_path && !(c->plugin_path = llmux__strdup(o->plugin_path))) ||
+        llmux__settings_defaults(o, &c->defaults))
+        return LLMUX_ENOMEM;
+    if (!o->n_headers)
+        return 0;
+    if (!o->headers)
+        return LLMUX_EINVAL;
+    if (!(c->headers = llmux__calloc(o->n_headers, sizeof *c->headers)))
+        return LLMUX_ENOMEM;
+    for (i = 0; i < o->n_headers; i++) {
+        const char *h = o->headers[i];
+        if (!h || !strchr(h, ':') || strpbrk(h, "\r\n"))
+            return LLMUX_EINVAL;
+        if (!(c->headers[c->n_headers++] = llmux__strdup(h)))
+            return LLMUX_ENOMEM;
     }
-    if (opts->loop) {
-        c->loop = opts->loop;
+    return 0;
+}
+
+/* The loop (the caller's or a private one), curl's multi handle driven by
+ * it (wire.c), and the client's own handles. */
+static int start_engine(struct llmux_client *c, struct uv_loop_s *loop)
+{
+    if (loop) {
+        c->loop = loop;
     } else {
         if (uv_loop_init(&c->own_loop))
-            goto oom;
+            return LLMUX_ENOMEM;
         c->loop = &c->own_loop;
         c->owns_loop = 1;
     }
@@ -153,7 +137,7 @@ LLMUX_EXTERN int llmux_client_new(llmux_client **out,
     if (!c->multi) {
         if (c->owns_loop)
             uv_loop_close(&c->own_loop);
-        goto oom;
+        return LLMUX_ENOMEM;
     }
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, llmux__curl_socket_cb);
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
@@ -176,14 +160,39 @@ LLMUX_EXTERN int llmux_client_new(llmux_client **out,
     uv_unref((uv_handle_t *)&c->defer);
     uv_unref((uv_handle_t *)&c->turn);
     uv_prepare_start(&c->turn, llmux__on_turn);
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_client_new(llmux_client **out,
+                                  const llmux_client_options *opts)
+{
+    llmux_client_options def;
+    struct llmux_client *c;
+    int rc;
+    if (!out)
+        return LLMUX_EINVAL;
+    *out = NULL;
+    if (!opts) {
+        llmux_client_options_init(&def);
+        opts = &def;
+    }
+    if (opts->version == 0 || opts->version > LLMUX_CLIENT_OPTIONS_VERSION)
+        return LLMUX_EINVAL;
+    if ((rc = llmux_global_init()))
+        return rc;
+    c = llmux__calloc(1, sizeof *c);
+    if (!c)
+        return LLMUX_ENOMEM;
+    c->rng =
+        (uint64_t)(uintptr_t)c ^ (uint64_t)time(NULL) ^ 0x9E3779B97F4A7C15ull;
+    snprintf(c->user_agent, sizeof c->user_agent, "llmux/%s",
+             LLMUX_VERSION_STRING);
+    if ((rc = take_options(c, opts)) || (rc = start_engine(c, opts->loop))) {
+        llmux__client_free_mem(c);
+        return rc;
+    }
     *out = c;
     return 0;
-inval:
-    llmux__client_free_mem(c);
-    return LLMUX_EINVAL;
-oom:
-    llmux__client_free_mem(c);
-    return LLMUX_ENOMEM;
 }
 
 LLMUX_EXTERN struct uv_loop_s *llmux_client_loop(const llmux_client *c)

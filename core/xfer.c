@@ -287,18 +287,145 @@ static void rate_feedback(xfer *x, long status)
                          have ? &rl : NULL);
 }
 
+/* The message of a transfer curl ended with `result`: the timeout that
+ * fired, a stream cut off, or curl's reason. */
+static void transport_message(xfer *x, CURLcode result, char *msg, size_t len)
+{
+    const char *prov = x->prep.call.provider;
+    const char *why =
+        x->live->errbuf[0] ? x->live->errbuf : curl_easy_strerror(result);
+    curl_off_t conn = 0;
+    if (result != CURLE_OPERATION_TIMEDOUT) {
+        if (x->streaming)
+            snprintf(msg, len, "%s: stream cut off after %ld events: %s", prov,
+                     x->events, why);
+        else
+            snprintf(msg, len, "%s: %s", prov, why);
+        return;
+    }
+    curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &conn);
+    if (x->timeout_which && !strcmp(x->timeout_which, "idle_timeout"))
+        snprintf(msg, len,
+                 "%s: idle_timeout: no data for %ld ms after %ld events", prov,
+                 x->set.idle_timeout_ms, x->events);
+    else if (x->timeout_which)
+        snprintf(msg, len, "%s: first_byte_timeout: no answer within %ld ms",
+                 prov, x->set.first_byte_timeout_ms);
+    else if (conn == 0 && (!x->deadline || uv_now(x->c->loop) < x->deadline))
+        snprintf(msg, len, "%s: connect_timeout: no connection within %ld ms",
+                 prov, x->set.connect_timeout_ms);
+    else
+        snprintf(msg, len, "%s: timeout: the total deadline passed%s", prov,
+                 x->streaming ? " mid-stream" : "");
+}
+
+/* What this attempt came to: 0, or the error code with its message in
+ * msg (and curl's code in *transport for a transport failure). A whole
+ * answer is decoded into the response here; a stream's last bytes go
+ * through the framer. */
+static int attempt_outcome(xfer *x, CURLcode result, long status,
+                           const char *ct, int *transport, char *msg,
+                           size_t len)
+{
+    struct llmux_client *c = x->c;
+    int code = 0;
+    if (x->cancel)
+        return x->cancel;
+    if (x->err) {
+        if (x->err == LLMUX_ETOOBIG)
+            snprintf(msg, len, "%s: response larger than the %zu-byte limit",
+                     x->prep.call.provider,
+                     x->streaming && x->received <= c->max_response
+                         ? c->max_event
+                         : c->max_response);
+        return x->err;
+    }
+    if (result != CURLE_OK && !(x->streaming && x->got_done)) {
+        *transport = (int)result;
+        transport_message(x, result, msg, len);
+        return result == CURLE_OPERATION_TIMEDOUT ? LLMUX_ETIMEDOUT
+                                                  : LLMUX_ETRANSPORT;
+    }
+    if (x->streaming) {
+        int rc = llmux__framer_finish(&x->live->framer, llmux__on_event, x);
+        if (rc == LLMUX__FRAMER_STOP)
+            rc = 0; /* the last event; a pause after it changes nothing */
+        if (rc)
+            return x->err ? x->err : rc;
+        if (!x->got_done) {
+            snprintf(msg, len,
+                     "%s: stream ended after %ld events without its end "
+                     "marker",
+                     x->prep.call.provider, x->events);
+            return LLMUX_ETRANSPORT;
+        }
+        return 0;
+    }
+    code = llmux__decode_answer(&x->prep, status, ct, x->body.p, x->body.len,
+                                x->res);
+    if (code) {
+        /* keep the decoded message; llmux__xfer_finish records it again */
+        snprintf(msg, len, "%s",
+                 x->res->err_message ? x->res->err_message : "");
+        x->res->has_error = 0;
+    }
+    return code;
+}
+
+/* The attempt in the debug log: the URL without its query (a plugin may
+ * put a key there) and without a user:password. */
+static void log_attempt(xfer *x, long status, int code)
+{
+    struct llmux_client *c = x->c;
+    const char *u = x->prep.url;
+    size_t n = strcspn(u, "?"), a = n, b = n;
+    int cred;
+    if (!c->log || c->log_level < LLMUX_LOG_DEBUG)
+        return;
+    cred = llmux__url_userinfo(u, n, &a, &b);
+    llmux__client_log(
+        c, LLMUX_LOG_DEBUG, "%s %.*s%s%.*s -> HTTP %ld, %s (attempt %d)",
+        x->prep.http.method, (int)a, u, cred ? "***" : "", (int)(n - b), u + b,
+        status, code ? llmux_err_name(code) : "ok", x->attempts);
+}
+
+/* Waits `delay` ms on x's timer, then tries again (on_retry_timer). */
+static void schedule_retry(xfer *x, int code, long status, double delay)
+{
+    struct llmux_client *c = x->c;
+    llmux__client_log(c, LLMUX_LOG_INFO, "%s: retrying in %.0f ms after %s",
+                      x->prep.call.provider, delay, llmux_err_name(code));
+    c->st.retries++;
+    if (status == 429)
+        c->st.retries_rate_limited++;
+    else if (status >= 400)
+        c->st.retries_server++;
+    else
+        c->st.retries_transport++;
+    reset_attempt(x);
+    /* a fresh response for the next attempt, errors included */
+    llmux__out_reset(&x->res->o);
+    x->state = X_WAIT;
+    if (!x->timer_on) {
+        uv_timer_init(c->loop, &x->timer);
+        x->timer.data = x;
+        x->timer_on = 1;
+        c->handles_open++;
+    }
+    uv_timer_start(&x->timer, on_retry_timer, (uint64_t)delay, 0);
+}
+
 /* One transfer finished in curl: decide the outcome of this attempt. */
 void llmux__xfer_done(xfer *x, CURLcode result)
 {
-    struct llmux_client *c = x->c;
     long status = 0;
     char *ct = NULL;
-    const char *should;
-    int code = 0, transport = 0;
+    const char *should = NULL;
+    int code, transport = 0;
     char msg[2 * LLMUX__ERRBUF] = "";
     double delay;
 
-    curl_multi_remove_handle(c->multi, x->easy);
+    curl_multi_remove_handle(x->c->multi, x->easy);
     if (x->live && x->live->held.len && !x->cancel && !x->err) {
         /* paused with events still held: they go first, on resume */
         x->done_pending = 1;
@@ -307,15 +434,13 @@ void llmux__xfer_done(xfer *x, CURLcode result)
     }
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+    x->retry_after_ms = -1;
     /* retry hints matter only for failures; skip the header scans else */
     if (result != CURLE_OK || status >= 400) {
         x->retry_after_ms =
             llmux__retry_after_ms(llmux__hdr(x->easy, "retry-after-ms"),
                                   llmux__hdr(x->easy, "retry-after"));
         should = llmux__hdr(x->easy, "x-should-retry");
-    } else {
-        x->retry_after_ms = -1;
-        should = NULL;
     }
     x->res->http_status = status;
     x->res->err.retry_after =
@@ -323,110 +448,11 @@ void llmux__xfer_done(xfer *x, CURLcode result)
     if (status > 0)
         rate_feedback(x, status);
 
-    if (x->cancel) {
-        code = x->cancel;
-    } else if (x->err) {
-        code = x->err;
-        if (code == LLMUX_ETOOBIG)
-            snprintf(msg, sizeof msg,
-                     "%s: response larger than the %zu-byte limit",
-                     x->prep.call.provider,
-                     x->streaming && x->received <= c->max_response
-                         ? c->max_event
-                         : c->max_response);
-    } else if (result != CURLE_OK && !(x->streaming && x->got_done)) {
-        transport = (int)result;
-        code = result == CURLE_OPERATION_TIMEDOUT ? LLMUX_ETIMEDOUT
-                                                  : LLMUX_ETRANSPORT;
-        if (code == LLMUX_ETIMEDOUT) {
-            /* name the timeout that fired */
-            curl_off_t conn = 0;
-            curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &conn);
-            if (x->timeout_which && !strcmp(x->timeout_which, "idle_timeout"))
-                snprintf(msg, sizeof msg,
-                         "%s: idle_timeout: no data for %ld ms after %ld "
-                         "events",
-                         x->prep.call.provider, x->set.idle_timeout_ms,
-                         x->events);
-            else if (x->timeout_which)
-                snprintf(msg, sizeof msg,
-                         "%s: first_byte_timeout: no answer within %ld ms",
-                         x->prep.call.provider, x->set.first_byte_timeout_ms);
-            else if (conn == 0 &&
-                     (!x->deadline || uv_now(c->loop) < x->deadline))
-                snprintf(msg, sizeof msg,
-                         "%s: connect_timeout: no connection within %ld ms",
-                         x->prep.call.provider, x->set.connect_timeout_ms);
-            else
-                snprintf(
-                    msg, sizeof msg, "%s: timeout: the total deadline passed%s",
-                    x->prep.call.provider, x->streaming ? " mid-stream" : "");
-        } else if (x->streaming)
-            snprintf(msg, sizeof msg, "%s: stream cut off after %ld events: %s",
-                     x->prep.call.provider, x->events,
-                     x->live->errbuf[0] ? x->live->errbuf
-                                        : curl_easy_strerror(result));
-        else
-            snprintf(msg, sizeof msg, "%s: %s", x->prep.call.provider,
-                     x->live->errbuf[0] ? x->live->errbuf
-                                        : curl_easy_strerror(result));
-    } else if (x->streaming) {
-        int rc = llmux__framer_finish(&x->live->framer, llmux__on_event, x);
-        if (rc == LLMUX__FRAMER_STOP)
-            rc = 0; /* the last event; a pause after it changes nothing */
-        if (rc)
-            code = x->err ? x->err : rc;
-        else if (!x->got_done) {
-            code = LLMUX_ETRANSPORT;
-            snprintf(msg, sizeof msg,
-                     "%s: stream ended after %ld events without its end "
-                     "marker",
-                     x->prep.call.provider, x->events);
-        }
-    } else {
-        code = llmux__decode_answer(&x->prep, status, ct, x->body.p,
-                                    x->body.len, x->res);
-        if (code) {
-            /* keep the decoded message; llmux__xfer_finish records it again */
-            snprintf(msg, sizeof msg, "%s",
-                     x->res->err_message ? x->res->err_message : "");
-            x->res->has_error = 0;
-        }
-    }
-    if (c->log && c->log_level >= LLMUX_LOG_DEBUG) {
-        /* the URL without its query (a plugin may put a key there) and
-         * without a user:password */
-        const char *u = x->prep.url;
-        size_t n = strcspn(u, "?"), a = n, b = n;
-        int cred = llmux__url_userinfo(u, n, &a, &b);
-        llmux__client_log(
-            c, LLMUX_LOG_DEBUG, "%s %.*s%s%.*s -> HTTP %ld, %s (attempt %d)",
-            x->prep.http.method, (int)a, u, cred ? "***" : "", (int)(n - b),
-            u + b, status, code ? llmux_err_name(code) : "ok", x->attempts);
-    }
-
+    code = attempt_outcome(x, result, status, ct, &transport, msg, sizeof msg);
+    log_attempt(x, status, code);
     if (code &&
         (delay = llmux__retry_delay(x, code, status, transport, should)) >= 0) {
-        llmux__client_log(c, LLMUX_LOG_INFO, "%s: retrying in %.0f ms after %s",
-                          x->prep.call.provider, delay, llmux_err_name(code));
-        c->st.retries++;
-        if (status == 429)
-            c->st.retries_rate_limited++;
-        else if (status >= 400)
-            c->st.retries_server++;
-        else
-            c->st.retries_transport++;
-        reset_attempt(x);
-        /* a fresh response for the next attempt, errors included */
-        llmux__out_reset(&x->res->o);
-        x->state = X_WAIT;
-        if (!x->timer_on) {
-            uv_timer_init(c->loop, &x->timer);
-            x->timer.data = x;
-            x->timer_on = 1;
-            c->handles_open++;
-        }
-        uv_timer_start(&x->timer, on_retry_timer, (uint64_t)delay, 0);
+        schedule_retry(x, code, status, delay);
         return;
     }
     if (code && llmux__fallback_worthy(x, code, status)) {
@@ -464,30 +490,12 @@ static int add_slist(struct curl_slist **l, const char *s)
     return 0;
 }
 
-/* Starts one attempt: a configured easy handle added to the multi. */
-int llmux__xfer_attempt(xfer *x)
+/* The request's headers, then the client's, on x->hdrs. */
+static int build_headers(xfer *x)
 {
-    struct llmux_client *c = x->c;
     const struct llmux_http_request *h = &x->prep.http;
-    CURL *e;
+    struct llmux_client *c = x->c;
     size_t i;
-    long timeout = 0;
-
-    reset_attempt(x);
-    if (x->deadline) {
-        uint64_t now = now_ms(c);
-        if (now >= x->deadline)
-            return LLMUX_ETIMEDOUT;
-        timeout = (long)(x->deadline - now);
-    }
-    if (!x->live) { /* kept across retries, freed when the request ends */
-        if (!(x->live = llmux__calloc(1, sizeof *x->live)))
-            return LLMUX_ENOMEM;
-        llmux__out_init(&x->live->chunk.o, x->req->op, 1);
-    }
-    e = x->easy = curl_easy_init();
-    if (!e)
-        return LLMUX_ENOMEM;
     for (i = 0; i < h->n_headers; i++)
         if (add_slist(&x->hdrs, h->headers[i]))
             return LLMUX_ENOMEM;
@@ -497,7 +505,57 @@ int llmux__xfer_attempt(xfer *x)
     /* no "Expect: 100-continue" round trip for large bodies */
     if (h->body_len > 1024 && add_slist(&x->hdrs, "Expect:"))
         return LLMUX_ENOMEM;
+    return 0;
+}
 
+/* The method and the body of the plugin's request. */
+static void set_method(CURL *e, const struct llmux_http_request *h)
+{
+    if (h->body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)h->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, h->body);
+    }
+    if (strcmp(h->method, "GET") == 0 && !h->body)
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    else if (!h->body) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L); /* an empty POST body */
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+    }
+    if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "POST") != 0)
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, h->method);
+}
+
+/* Proxy and TLS, as x's settings say; turning verification off warns once
+ * per client. */
+static void set_tls(xfer *x, CURL *e)
+{
+    struct llmux_client *c = x->c;
+    if (x->set.proxy)
+        curl_easy_setopt(e, CURLOPT_PROXY, x->set.proxy);
+    if (x->set.ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, x->set.ca_file);
+    if (!x->set.insecure)
+        return;
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    if (!c->warned_insecure) {
+        c->warned_insecure = 1;
+        llmux__client_log(c, LLMUX_LOG_WARN,
+                          "TLS certificate verification is off (insecure=1): "
+                          "anyone on the path can read the traffic and the "
+                          "API key");
+    }
+}
+
+/* A configured easy handle for x's next attempt, within `timeout` ms of
+ * the deadline (0 = none). */
+static CURL *new_easy(xfer *x, long timeout)
+{
+    struct llmux_client *c = x->c;
+    CURL *e = curl_easy_init();
+    if (!e)
+        return NULL;
     curl_easy_setopt(e, CURLOPT_URL, x->prep.url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
@@ -527,41 +585,37 @@ int llmux__xfer_attempt(xfer *x)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
     if (x->req->stream)
         curl_easy_setopt(e, CURLOPT_BUFFERSIZE, STREAM_BUFFER);
-    if (h->body) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-                         (curl_off_t)h->body_len);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, h->body);
+    set_method(e, &x->prep.http);
+    set_tls(x, e);
+    return e;
+}
+
+/* Starts one attempt: a configured easy handle added to the multi. */
+int llmux__xfer_attempt(xfer *x)
+{
+    struct llmux_client *c = x->c;
+    long timeout = 0;
+
+    reset_attempt(x);
+    if (x->deadline) {
+        uint64_t now = now_ms(c);
+        if (now >= x->deadline)
+            return LLMUX_ETIMEDOUT;
+        timeout = (long)(x->deadline - now);
     }
-    if (strcmp(h->method, "GET") == 0 && !h->body)
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    else if (!h->body) {
-        curl_easy_setopt(e, CURLOPT_POST, 1L); /* an empty POST body */
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+    if (!x->live) { /* kept across retries, freed when the request ends */
+        if (!(x->live = llmux__calloc(1, sizeof *x->live)))
+            return LLMUX_ENOMEM;
+        llmux__out_init(&x->live->chunk.o, x->req->op, 1);
     }
-    if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "POST") != 0)
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, h->method);
-    if (x->set.proxy)
-        curl_easy_setopt(e, CURLOPT_PROXY, x->set.proxy);
-    if (x->set.ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, x->set.ca_file);
-    if (x->set.insecure) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-        if (!c->warned_insecure) {
-            c->warned_insecure = 1;
-            llmux__client_log(
-                c, LLMUX_LOG_WARN,
-                "TLS certificate verification is off (insecure=1): "
-                "anyone on the path can read the traffic and the "
-                "API key");
-        }
-    }
+    if (build_headers(x) || !(x->easy = new_easy(x, timeout)))
+        return LLMUX_ENOMEM;
     x->attempts++;
     x->res->attempts = x->attempts;
     x->state = X_ACTIVE;
     x->t_attempt = uv_now(c->loop);
     c->st.attempts++;
-    if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+    if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK)
         return LLMUX_ENOMEM;
     if (x->set.first_byte_timeout_ms)
         llmux__watchdog_arm(x, x->set.first_byte_timeout_ms);
@@ -653,6 +707,62 @@ void llmux__xfer_release(xfer *x)
         llmux__free(x);
 }
 
+/* A resume asked for by llmux_request_resume(): the events held since the
+ * pause first, then curl reads again. */
+static void defer_resume(xfer *x)
+{
+    struct llmux_client *c = x->c;
+    x->resume_pending = 0;
+    if (x->state != X_ACTIVE || !x->easy || x->paused)
+        return;
+    /* curl may hand over what it held right here: count both as inside
+     * curl so callbacks submitting are deferred */
+    c->in_curl++;
+    if (llmux__feed_held(x)) {
+        c->in_curl--;
+        return; /* paused again */
+    }
+    if (x->done_pending || x->err) {
+        /* the answer was complete, or a held event failed (a callback
+         * stopped the stream, a bad event): finish now rather than wait for
+         * bytes that may not come */
+        CURLcode r = x->done_pending ? x->done_result : CURLE_WRITE_ERROR;
+        c->in_curl--;
+        x->done_pending = 0;
+        llmux__xfer_done(x, r);
+        return;
+    }
+    curl_easy_pause(x->easy, CURLPAUSE_CONT);
+    c->in_curl--;
+    if (x->state == X_ACTIVE && x->err)
+        /* a callback stopped the stream during that delivery: curl says so
+         * only when its socket next moves */
+        llmux__xfer_done(x, CURLE_WRITE_ERROR);
+    else if (x->set.idle_timeout_ms && x->state == X_ACTIVE)
+        llmux__watchdog_arm(x, x->set.idle_timeout_ms);
+    llmux__check_multi_info(c);
+}
+
+/* A start llmux_submit() left to the loop (it was inside curl). */
+static void defer_start(xfer *x)
+{
+    struct llmux_client *c = x->c;
+    int rc;
+    x->start_pending = 0;
+    if (!llmux__can_start_x(c, x->ep, x)) {
+        llmux__enqueue(x); /* its place was reserved by llmux_submit */
+        llmux__pump(c);
+        return;
+    }
+    llmux__take_slot(x);
+    rc = llmux__xfer_attempt(x);
+    if (rc)
+        llmux__xfer_finish(x, rc, 0, NULL);
+}
+
+/* The defer timer: each transfer on the list is resumed, started or
+ * finished (cancelled, or a start that failed), outside curl callbacks
+ * and user calls. */
 void llmux__on_defer(uv_timer_t *t)
 {
     struct llmux_client *c = t->data;
@@ -670,51 +780,11 @@ void llmux__on_defer(uv_timer_t *t)
             continue;
         }
         if (x->resume_pending && !x->cancel && !c->closing) {
-            x->resume_pending = 0;
-            if (x->state == X_ACTIVE && x->easy && !x->paused) {
-                /* events held since the pause go first; curl may then
-                 * hand over what it held right here: count both as inside
-                 * curl so callbacks submitting are deferred */
-                c->in_curl++;
-                if (llmux__feed_held(x)) {
-                    c->in_curl--;
-                    continue; /* paused again */
-                }
-                if (x->done_pending || x->err) {
-                    /* the answer was complete, or a held event failed
-                     * (a callback stopped the stream, a bad event): finish
-                     * now rather than wait for bytes that may not come */
-                    CURLcode r =
-                        x->done_pending ? x->done_result : CURLE_WRITE_ERROR;
-                    c->in_curl--;
-                    x->done_pending = 0;
-                    llmux__xfer_done(x, r);
-                    continue;
-                }
-                curl_easy_pause(x->easy, CURLPAUSE_CONT);
-                c->in_curl--;
-                if (x->state == X_ACTIVE && x->err)
-                    /* a callback stopped the stream during that delivery:
-                     * curl says so only when its socket next moves */
-                    llmux__xfer_done(x, CURLE_WRITE_ERROR);
-                else if (x->set.idle_timeout_ms && x->state == X_ACTIVE)
-                    llmux__watchdog_arm(x, x->set.idle_timeout_ms);
-                llmux__check_multi_info(c);
-            }
+            defer_resume(x);
             continue;
         }
         if (x->start_pending && !x->cancel && !c->closing) {
-            int rc;
-            x->start_pending = 0;
-            if (!llmux__can_start_x(c, x->ep, x)) {
-                llmux__enqueue(x); /* its place was reserved by llmux_submit */
-                llmux__pump(c);
-                continue;
-            }
-            llmux__take_slot(x);
-            rc = llmux__xfer_attempt(x);
-            if (rc)
-                llmux__xfer_finish(x, rc, 0, NULL);
+            defer_start(x);
             continue;
         }
         if (x->defer_code && !x->cancel) {
