@@ -201,37 +201,11 @@ int llmux__prepare(llmux_request *r, const char *extra_dirs,
     return llmux__prepare_ex(r, NULL, extra_dirs, NULL, out);
 }
 
-int llmux__prepare_ex(llmux_request *r, const llmux__settings *set,
-                      const char *extra_dirs, const char *key_env_allow,
-                      llmux__prepared *out)
+/* What the provider and the request itself must have: the operation and
+ * streaming among the provider's capabilities, a model, and the op's own
+ * inputs. */
+static int check_request(llmux_request *r, const llmux__provider *p)
 {
-    llmux__settings own;
-    const llmux__provider *p;
-    const char *base, *key, *kenv;
-    int rc, auth;
-    llmux__log_target old;
-    size_t blen;
-    char envbase[512];
-
-    memset(out, 0, sizeof *out);
-    if (!set) {
-        llmux__settings_resolve(r, NULL, &own);
-        set = &own;
-    }
-    if (!r->cfg.provider)
-        return llmux__request_fail(
-            r, LLMUX_ECONFIG,
-            "no provider given (config string \"provider/model\")");
-    {
-        char buf[LLMUX__MSGBUF];
-        rc = llmux__provider_get(r->cfg.provider, extra_dirs, &p, buf,
-                                 sizeof buf);
-        if (rc) {
-            llmux__request_seterr(r, buf);
-            return rc;
-        }
-    }
-    out->prov = p;
     if (!(p->vt->caps & op_cap(r->op)))
         return llmux__request_fail(r, LLMUX_ENOTSUP,
                                    "%s: %s is not supported by this "
@@ -266,8 +240,16 @@ int llmux__prepare_ex(llmux_request *r, const llmux__settings *set,
     if (r->op == LLMUX_OP_DETOKENIZE && !r->n_token_ids)
         return llmux__request_fail(r, LLMUX_EINVAL,
                                    "detokenize request has no token ids");
+    return 0;
+}
 
-    base = set->base_url;
+/* The base URL: base_url=, else the provider's variable (a bare host, as
+ * OLLAMA_HOST takes, written into buf), else the provider's default. */
+static int resolve_base_url(llmux_request *r, const llmux__provider *p,
+                            const llmux__settings *set, char *buf, size_t len,
+                            const char **out)
+{
+    const char *base = set->base_url;
     if (!base && (base = env_nonempty(p->base_url_env)) != NULL &&
         !strstr(base, "://")) {
         /* "gpu" or "gpu:8080" from the environment, as OLLAMA_HOST takes:
@@ -277,15 +259,14 @@ int llmux__prepare_ex(llmux_request *r, const llmux__settings *set,
         const char *colon = strrchr(base, ':');
         int has_port = colon && !strchr(colon, ']');
         /* ":8080" means this machine, as Ollama's own tools read it */
-        int n = snprintf(envbase, sizeof envbase, "http://%s%s",
+        int n = snprintf(buf, len, "http://%s%s",
                          base[0] == ':' ? "127.0.0.1" : "", base);
-        if (n > 0 && (size_t)n < sizeof envbase && port > 0 && !has_port)
-            n = snprintf(envbase + n, sizeof envbase - (size_t)n, ":%d", port) +
-                n;
-        if (n < 0 || (size_t)n >= sizeof envbase)
+        if (n > 0 && (size_t)n < len && port > 0 && !has_port)
+            n = snprintf(buf + n, len - (size_t)n, ":%d", port) + n;
+        if (n < 0 || (size_t)n >= len)
             return llmux__request_fail(r, LLMUX_ECONFIG, "%s: %s is too long",
                                        r->cfg.provider, p->base_url_env);
-        base = envbase;
+        base = buf;
     }
     if (!base)
         base = p->base_url;
@@ -299,10 +280,21 @@ int llmux__prepare_ex(llmux_request *r, const llmux__settings *set,
             r, LLMUX_ECONFIG,
             "%s: base URL must start with http:// or https://",
             r->cfg.provider);
+    *out = base;
+    return 0;
+}
 
-    auth = auth_mode(set, p);
-    key = set->api_key;
-    kenv = set->api_key_env;
+/* The API key: api_key=, else the variable api_key_env= names (if the
+ * client allows it), else the provider's; copied into out->api_key
+ * without trailing whitespace. Missing is an error only for bearer
+ * auth. */
+static int resolve_key(llmux_request *r, const llmux__provider *p,
+                       const llmux__settings *set, const char *key_env_allow,
+                       int auth, llmux__prepared *out)
+{
+    const char *key = set->api_key, *kenv = set->api_key_env;
+    size_t klen, i;
+    int rc;
     if (kenv && (rc = check_key_env(r, p, kenv, key_env_allow)))
         return rc;
     if (!key && kenv)
@@ -319,38 +311,42 @@ int llmux__prepare_ex(llmux_request *r, const llmux__settings *set,
                                    "%s: missing API key (set api_key=...)",
                                    r->cfg.provider);
     }
-    if (key) {
-        /* keys read from files often end in a newline: drop trailing
-         * whitespace; anything else unprintable would break the header */
-        size_t klen = strlen(key), i;
-        while (klen && (key[klen - 1] == '\n' || key[klen - 1] == '\r' ||
-                        key[klen - 1] == ' ' || key[klen - 1] == '\t'))
-            klen--;
-        for (i = 0; i < klen; i++)
-            if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f)
-                return llmux__request_fail(
-                    r, LLMUX_ECONFIG,
-                    "%s: the API key (%s) contains a control "
-                    "character",
-                    r->cfg.provider,
-                    set->api_key     ? "api_key="
-                    : kenv           ? kenv
-                    : p->api_key_env ? p->api_key_env
-                                     : "api_key");
-        if (!(out->api_key = llmux__strndup(key, klen)))
-            return LLMUX_ENOMEM;
-        key = out->api_key;
-    }
+    if (!key)
+        return 0;
+    /* keys read from files often end in a newline: drop trailing
+     * whitespace; anything else unprintable would break the header */
+    klen = strlen(key);
+    while (klen && (key[klen - 1] == '\n' || key[klen - 1] == '\r' ||
+                    key[klen - 1] == ' ' || key[klen - 1] == '\t'))
+        klen--;
+    for (i = 0; i < klen; i++)
+        if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f)
+            return llmux__request_fail(
+                r, LLMUX_ECONFIG,
+                "%s: the API key (%s) contains a control "
+                "character",
+                r->cfg.provider,
+                set->api_key     ? "api_key="
+                : kenv           ? kenv
+                : p->api_key_env ? p->api_key_env
+                                 : "api_key");
+    if (!(out->api_key = llmux__strndup(key, klen)))
+        return LLMUX_ENOMEM;
+    return 0;
+}
 
-    if ((rc = build_popts(r, p)))
-        return rc;
-    fill_params(r);
+/* The plugin's encode, with its log lines routed to the request's error;
+ * then the method when the plugin set none. */
+static int encode(llmux_request *r, const llmux__provider *p, int auth,
+                  llmux__prepared *out)
+{
+    llmux__log_target old;
+    int rc;
     out->call.struct_size = sizeof out->call;
     out->call.params = &r->params;
     out->call.provider = r->cfg.provider;
     out->call.api_key = auth == LLMUX_AUTH_PLUGIN ? out->api_key : NULL;
     out->http.framing = p->vt->framing;
-
     llmux__request_seterr(r, NULL);
     old = llmux__log_target_call(&r->errmsg, out->api_key);
     rc = p->vt->encode(p->provctx, &out->call, &out->http);
@@ -371,17 +367,17 @@ int llmux__prepare_ex(llmux_request *r, const llmux__settings *set,
     if (!out->http.method &&
         llmux__host.http_method(&out->http, out->http.body ? "POST" : "GET"))
         return LLMUX_ENOMEM;
+    return 0;
+}
 
-    /* URL: base without trailing '/', then the path with a leading '/' */
-    blen = strlen(base);
-    while (blen && base[blen - 1] == '/')
-        blen--;
-    out->url = llmux__concat(base, blen, out->http.path[0] == '/' ? "" : "/",
-                             out->http.path);
-    if (!out->url)
-        return LLMUX_ENOMEM;
-
-    /* Core headers (the engine adds User-Agent and client headers). */
+/* The headers the core adds to the plugin's (the engine adds User-Agent
+ * and the client's): Authorization, Content-Type, Accept, then the
+ * request's own. */
+static int core_headers(llmux_request *r, int auth, llmux__prepared *out)
+{
+    const char *key = out->api_key;
+    size_t i;
+    int rc;
     if (key && (auth == LLMUX_AUTH_BEARER || auth == LLMUX_AUTH_OPTIONAL) &&
         !has_header(&out->http, "Authorization")) {
         char *v = llmux__concat("Bearer ", 7, key, NULL);
@@ -400,20 +396,63 @@ int llmux__prepare_ex(llmux_request *r, const llmux__settings *set,
                              ? "application/x-ndjson"
                              : "text/event-stream")))
         return rc;
-    {
-        size_t i;
-        for (i = 0; i < r->n_headers; i++) {
-            char **h = llmux__realloc(out->http.headers,
-                                      (out->http.n_headers + 1) * sizeof *h);
-            if (!h)
-                return LLMUX_ENOMEM;
-            out->http.headers = h;
-            if (!(h[out->http.n_headers] = llmux__strdup(r->headers[i])))
-                return LLMUX_ENOMEM;
-            out->http.n_headers++;
-        }
+    for (i = 0; i < r->n_headers; i++) {
+        char **h = llmux__realloc(out->http.headers,
+                                  (out->http.n_headers + 1) * sizeof *h);
+        if (!h)
+            return LLMUX_ENOMEM;
+        out->http.headers = h;
+        if (!(h[out->http.n_headers] = llmux__strdup(r->headers[i])))
+            return LLMUX_ENOMEM;
+        out->http.n_headers++;
     }
     return 0;
+}
+
+int llmux__prepare_ex(llmux_request *r, const llmux__settings *set,
+                      const char *extra_dirs, const char *key_env_allow,
+                      llmux__prepared *out)
+{
+    llmux__settings own;
+    const llmux__provider *p;
+    const char *base = NULL;
+    int rc, auth;
+    size_t blen;
+    char envbase[512], buf[LLMUX__MSGBUF];
+
+    memset(out, 0, sizeof *out);
+    if (!set) {
+        llmux__settings_resolve(r, NULL, &own);
+        set = &own;
+    }
+    if (!r->cfg.provider)
+        return llmux__request_fail(
+            r, LLMUX_ECONFIG,
+            "no provider given (config string \"provider/model\")");
+    rc = llmux__provider_get(r->cfg.provider, extra_dirs, &p, buf, sizeof buf);
+    if (rc) {
+        llmux__request_seterr(r, buf);
+        return rc;
+    }
+    out->prov = p;
+    auth = auth_mode(set, p);
+    if ((rc = check_request(r, p)) ||
+        (rc = resolve_base_url(r, p, set, envbase, sizeof envbase, &base)) ||
+        (rc = resolve_key(r, p, set, key_env_allow, auth, out)) ||
+        (rc = build_popts(r, p)))
+        return rc;
+    fill_params(r);
+    if ((rc = encode(r, p, auth, out)))
+        return rc;
+    /* URL: base without trailing '/', then the path with a leading '/' */
+    blen = strlen(base);
+    while (blen && base[blen - 1] == '/')
+        blen--;
+    out->url = llmux__concat(base, blen, out->http.path[0] == '/' ? "" : "/",
+                             out->http.path);
+    if (!out->url)
+        return LLMUX_ENOMEM;
+    return core_headers(r, auth, out);
 }
 
 void llmux__prepared_free(llmux__prepared *p)
