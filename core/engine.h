@@ -1,18 +1,28 @@
 /*
  * core/engine.h: what the parts of the engine share: the client and
  * transfer structures, the engine's defaults, and the functions each part
- * offers the others (all llmux__, none exported). The parts, by concern:
+ * offers the others (all llmux__, none exported). The parts, each calling
+ * only the ones below it (and the model files: call.c, response.c ...):
  *
- *   client.c  the client's lifecycle (global init, logging, new, submit,
- *             the defer list, close)
- *   wire.c    libcurl's multi interface driven by libuv: sockets, timer
- *   limits.c  concurrency lanes, the FIFO queue, token buckets per
- *             endpoint and the rate-limit header feedback
- *   xfer.c    one transfer: attempts and their watchdogs, finished
- *             transfers, retries and their policy, fallbacks, stream
- *             delivery, the done callback
- *   stats.c   the latency histograms behind llmux_client_stats()
- *   run.c     the blocking llmux_run()
+ *   client.c   the client's public life: options, new, counters, run,
+ *              close, free
+ *   submit.c   submit, pause, resume, cancel
+ *   wire.c     libcurl's multi interface driven by libuv: sockets, timer
+ *   xfer.c     a transfer's life: attempts and their watchdogs, finished
+ *              transfers, retries and fallbacks, the done callback, the
+ *              defer list, starting queued transfers
+ *   deliver.c  stream events to the caller, with pause and resume
+ *   retry.c    the retry policy: what is retried, after how long, what
+ *              moves to a fallback
+ *   limits.c   concurrency lanes, the FIFO queue, token buckets per
+ *              endpoint, the rate-limit feedback
+ *   closing.c  the close's steps, socket handles' ends, the client's memory
+ *   stats.c    outcome counters and latency histograms
+ *   user.c     the user's log hook, the depth of user callbacks
+ *
+ * run.c (the blocking llmux_run()) and batch.c are written on the public
+ * API. The one upward path is the defer timer's callback (xfer.c), kept
+ * in the client for closing.c to start.
  *
  * The life of a request: submit -> prepare (call.c: resolve, encode) ->
  * attempt (an easy handle in the multi) -> answer decoded / stream events
@@ -224,56 +234,71 @@ struct llmux_client {
 
 /* ---- what the parts offer each other ------------------------------------ */
 
-void llmux__client_log(struct llmux_client *c, int level, const char *fmt, ...)
-    LLMUX_PRINTF(3, 4);
-llmux__log_target llmux__client_log_target(struct llmux_client *c);
-void llmux__check_multi_info(struct llmux_client *c);
-void llmux__watchdog_arm(xfer *x, long ms);
-void llmux__sock_close(llmux__sock *s);
+/* wire.c */
 int llmux__curl_timer_cb(CURLM *m, long ms, void *ud);
 int llmux__curl_socket_cb(CURL *e, curl_socket_t fd, int action, void *ud,
                           void *sockp);
-void llmux__hist_add(llmux__hist *h, uint64_t ms_tenths);
-void llmux__stats_count(struct llmux_client *c, int code,
-                        const llmux_response *res, int attempts);
-double llmux__hist_pct(const llmux__hist *h, double q);
+
+/* xfer.c */
+int llmux__xfer_attempt(xfer *x);
+void llmux__xfer_done(xfer *x, CURLcode result);
+void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg);
+void llmux__xfer_discard(xfer *x);
+void llmux__xfer_release(xfer *x);
+void llmux__check_multi_info(struct llmux_client *c);
+void llmux__watchdog_arm(xfer *x, long ms);
+const char *llmux__hdr(CURL *e, const char *name);
+void llmux__on_defer(uv_timer_t *t);
+void llmux__defer_push(xfer *x);
+void llmux__pump(struct llmux_client *c);
+void llmux__on_turn(uv_prepare_t *p);
+void llmux__release_slot(xfer *x);
+
+/* deliver.c */
+int llmux__on_event(void *ud, const llmux_event *ev);
+int llmux__feed_held(xfer *x);
+
+/* retry.c */
+double llmux__retry_after_ms(const char *ms_value, const char *value);
+double llmux__retry_delay(xfer *x, int code, long status, int transport,
+                          const char *should);
+int llmux__fallback_worthy(const xfer *x, int code, long status);
+
+/* limits.c */
 llmux__endpoint *llmux__endpoint_get(struct llmux_client *c, const char *url,
                                      const char *api_key);
+void llmux__endpoint_limits(struct llmux_client *c, llmux__endpoint *e,
+                            const llmux__settings *set);
+double llmux__estimate_tokens(const llmux_request *r);
 int llmux__limits_allow(const struct llmux_client *c, llmux__endpoint *e,
                         const xfer *x);
 int llmux__can_start_x(const struct llmux_client *c, llmux__endpoint *e,
                        const xfer *x);
 void llmux__take_slot(xfer *x);
+void llmux__give_slot(xfer *x);
 void llmux__enqueue(xfer *x);
 void llmux__dequeue(xfer *x);
-void llmux__pump(struct llmux_client *c);
 void llmux__turn_hold(struct llmux_client *c);
 llmux__endpoint *llmux__next_endpoint(const struct llmux_client *c,
                                       uint64_t *wake);
-void llmux__on_turn(uv_prepare_t *p);
-const char *llmux__hdr(CURL *e, const char *name);
-void llmux__endpoint_limits(struct llmux_client *c, llmux__endpoint *e,
-                            const llmux__settings *set);
-double llmux__estimate_tokens(const llmux_request *r);
 int llmux__rate_feedback_wanted(const llmux__endpoint *e, long status);
 void llmux__rate_feedback(llmux__endpoint *e, uint64_t now, long status,
                           double retry_after_ms, const llmux_rate_limits *rl);
-void llmux__give_slot(xfer *x);
-void llmux__release_slot(xfer *x);
-void llmux__xfer_release(xfer *x);
-int llmux__on_event(void *ud, const llmux_event *ev);
-int llmux__feed_held(xfer *x);
-void llmux__xfer_discard(xfer *x);
-void llmux__xfer_done(xfer *x, CURLcode result);
-void llmux__on_defer(uv_timer_t *t);
-void llmux__defer_push(xfer *x);
-double llmux__retry_after_ms(const char *ms_value, const char *value);
-double llmux__retry_delay(xfer *x, int code, long status, int transport,
-                          const char *should);
-int llmux__fallback_worthy(const xfer *x, int code, long status);
-int llmux__xfer_attempt(xfer *x);
-void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg);
+
+/* closing.c */
 void llmux__client_maybe_closed(struct llmux_client *c);
 void llmux__client_free_mem(struct llmux_client *c);
+void llmux__sock_close(llmux__sock *s);
+
+/* stats.c */
+void llmux__hist_add(llmux__hist *h, uint64_t ms_tenths);
+double llmux__hist_pct(const llmux__hist *h, double q);
+void llmux__stats_count(struct llmux_client *c, int code,
+                        const llmux_response *res, int attempts);
+
+/* user.c */
+void llmux__client_log(struct llmux_client *c, int level, const char *fmt, ...)
+    LLMUX_PRINTF(3, 4);
+llmux__log_target llmux__client_log_target(struct llmux_client *c);
 
 #endif /* LLMUX_CORE_ENGINE_H */
