@@ -361,7 +361,7 @@ void llmux__http_free(struct llmux_http_request *h);
 int llmux__client_options_copy(llmux_client_options *dst,
                                const llmux_client_options *src);
 
-/* ---- request.c ----------------------------------------------------------- */
+/* ---- request.c (request_json.c: the JSON import, on top of it) ----------- */
 
 struct llmux__xfer; /* the engine's per-request state (client.c) */
 
@@ -375,7 +375,7 @@ struct llmux__xfer; /* the engine's per-request state (client.c) */
  * - STR(name, json, to, pname): an owned string or NULL;
  * - STRV(name, count, json, to, pname, pcount): an owned array of owned
  *   strings and its length.
- * json: the key of OpenAI request JSON that sets it (request.c's
+ * json: the key of OpenAI request JSON that sets it (request_json.c's
  * import_json), "*" for every key no other field takes, NULL for none.
  * to: PLUGIN, handed to plugins as llmux_params' `pname` (and `pcount`),
  * or ENGINE, read by the core only (pname is then `none`).
@@ -450,6 +450,20 @@ int llmux__request_fail(llmux_request *r, int code, const char *fmt, ...)
     LLMUX_PRINTF(3, 4);
 /* Frees the provider options handed to the plugin (req->popts). */
 void llmux__request_free_popts(llmux_request *r);
+/* The next message slot of r (r->msgs[r->n_msgs]: zeroed, with role),
+ * growing the array; NULL without memory. The caller fills it, then counts
+ * it (r->n_msgs++) or frees what it filled (llmux__request_free_msg). */
+llmux_msg *llmux__request_new_msg(llmux_request *r, int role);
+/* Frees what a message owns (not m itself). */
+void llmux__request_free_msg(llmux_msg *m);
+
+struct json_object;
+/* o as compact JSON text (no escaped slashes), owned; NULL without
+ * memory. */
+char *llmux__request_json_text(struct json_object *o);
+/* s[0..len) parsed as one JSON value (only whitespace may follow), or NULL
+ * when it does not parse. */
+struct json_object *llmux__request_parse_json(const char *s, size_t len);
 
 /* ---- settings.c: the core's settings, described once -------------------- */
 

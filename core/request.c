@@ -1,6 +1,9 @@
 /*
- * core/request.c: requests: construction, setters and the OpenAI-style
- * JSON import. What a plugin makes of a request is call.c's.
+ * core/request.c: requests: construction, setters, dup and free, and the
+ * JSON text helpers the setters and the JSON import share. The
+ * OpenAI-style request JSON import is request_json.c's (it calls this file;
+ * this file calls nothing there). What a plugin makes of a request is
+ * call.c's.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -42,7 +45,7 @@ LLMUX_EXTERN int llmux_request_new(llmux_request **out, llmux_op op,
     return spec ? llmux_request_set_model(r, spec) : 0;
 }
 
-static void free_msg(llmux_msg *m)
+void llmux__request_free_msg(llmux_msg *m)
 {
     size_t i;
     llmux__free((char *)m->content);
@@ -86,7 +89,7 @@ LLMUX_EXTERN void llmux_request_free(llmux_request *r)
     llmux__free(r->errmsg);
     llmux__config_free(&r->cfg);
     for (i = 0; i < r->n_msgs; i++)
-        free_msg(&r->msgs[i]);
+        llmux__request_free_msg(&r->msgs[i]);
     llmux__free(r->msgs);
     llmux__free(r->token_ids);
 #define FREE_SCALAR(type, name, json, to, pname)
@@ -282,7 +285,7 @@ LLMUX_EXTERN int llmux_request_set_option(llmux_request *r, const char *key,
     return 0;
 }
 
-static llmux_msg *new_msg(llmux_request *r, int role)
+llmux_msg *llmux__request_new_msg(llmux_request *r, int role)
 {
     llmux_msg *m;
     if (r->n_msgs == r->cap_msgs) {
@@ -310,7 +313,7 @@ LLMUX_EXTERN int llmux_request_add_message(llmux_request *r, llmux_role role,
     llmux_msg *m;
     if (!r || !valid_role(role))
         return LLMUX_EINVAL;
-    if (!(m = new_msg(r, role)))
+    if (!(m = llmux__request_new_msg(r, role)))
         return LLMUX_ENOMEM;
     if (content && !(m->content = llmux__strdup(content)))
         return LLMUX_ENOMEM;
@@ -331,7 +334,8 @@ LLMUX_EXTERN int llmux_request_set_system(llmux_request *r, const char *text)
         r->msgs[0].content = d;
         return 0;
     }
-    if (!new_msg(r, LLMUX_ROLE_SYSTEM)) /* makes room for one more */
+    /* makes room for one more, at r->msgs[r->n_msgs] */
+    if (!llmux__request_new_msg(r, LLMUX_ROLE_SYSTEM))
         return LLMUX_ENOMEM;
     m = &r->msgs[r->n_msgs];
     if (!(m->content = llmux__strdup(text)))
@@ -352,12 +356,12 @@ LLMUX_EXTERN int llmux_request_add_tool_result(llmux_request *r,
     llmux_msg *m;
     if (!r || !tool_call_id)
         return LLMUX_EINVAL;
-    if (!(m = new_msg(r, LLMUX_ROLE_TOOL)))
+    if (!(m = llmux__request_new_msg(r, LLMUX_ROLE_TOOL)))
         return LLMUX_ENOMEM;
     m->tool_call_id = llmux__strdup(tool_call_id);
     m->content = llmux__strdup(content ? content : "");
     if (!m->tool_call_id || !m->content) {
-        free_msg(m);
+        llmux__request_free_msg(m);
         return LLMUX_ENOMEM;
     }
     r->n_msgs++;
@@ -384,164 +388,14 @@ LLMUX_EXTERN int llmux_request_add_tool_calls(llmux_request *r,
     tmp.content = content;
     tmp.tool_calls = calls;
     tmp.n_tool_calls = n;
-    if (!(m = new_msg(r, LLMUX_ROLE_ASSISTANT)))
+    if (!(m = llmux__request_new_msg(r, LLMUX_ROLE_ASSISTANT)))
         return LLMUX_ENOMEM;
     if (dup_msg(m, &tmp)) {
-        free_msg(m);
+        llmux__request_free_msg(m);
         return LLMUX_ENOMEM;
     }
     for (i = 0; i < n; i++)
         ((llmux_tool_call *)m->tool_calls)[i].index = (int)i;
-    r->n_msgs++;
-    return 0;
-}
-
-static int role_from_string(const char *s)
-{
-    static const char *const names[] = {"system", "user", "assistant", "tool",
-                                        "developer"};
-    int i;
-    for (i = 0; i < 5; i++)
-        if (s && strcmp(s, names[i]) == 0)
-            return i + 1;
-    return 0;
-}
-
-static char *json_text(json_object *o)
-{
-    size_t len;
-    const char *s = json_object_to_json_string_length(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-    return llmux__strndup(s, len);
-}
-
-/* Fills *m from an OpenAI message object. */
-static int msg_from_json(llmux_request *r, json_object *j, llmux_msg *m,
-                         size_t pos)
-{
-    json_object *v, *tc;
-    int role;
-    memset(m, 0, sizeof *m);
-    if (!json_object_is_type(j, json_type_object))
-        return llmux__request_fail(r, LLMUX_EINVAL,
-                                   "messages[%zu]: not an object", pos);
-    if (!json_object_object_get_ex(j, "role", &v) ||
-        !(role = role_from_string(json_object_get_string(v))))
-        return llmux__request_fail(
-            r, LLMUX_EINVAL, "messages[%zu]: missing or unknown \"role\"", pos);
-    m->role = role;
-    if (json_object_object_get_ex(j, "content", &v) && v) {
-        if (json_object_is_type(v, json_type_string))
-            m->content = llmux__strdup(json_object_get_string(v));
-        else
-            m->content_json = json_text(v);
-        if (!m->content && !m->content_json)
-            return LLMUX_ENOMEM;
-    }
-    if (json_object_object_get_ex(j, "name", &v) &&
-        json_object_is_type(v, json_type_string))
-        m->name = llmux__strdup(json_object_get_string(v));
-    if (json_object_object_get_ex(j, "tool_call_id", &v) &&
-        json_object_is_type(v, json_type_string))
-        m->tool_call_id = llmux__strdup(json_object_get_string(v));
-    if ((json_object_object_get_ex(j, "reasoning_content", &v) ||
-         json_object_object_get_ex(j, "reasoning", &v)) &&
-        json_object_is_type(v, json_type_string))
-        m->reasoning = llmux__strdup(json_object_get_string(v));
-    if (role == LLMUX_ROLE_TOOL && !m->tool_call_id)
-        return llmux__request_fail(
-            r, LLMUX_EINVAL,
-            "messages[%zu]: tool message without \"tool_call_id\"", pos);
-    if (json_object_object_get_ex(j, "tool_calls", &tc) && tc) {
-        size_t i, n;
-        llmux_tool_call *calls;
-        if (!json_object_is_type(tc, json_type_array))
-            return llmux__request_fail(
-                r, LLMUX_EINVAL,
-                "messages[%zu]: \"tool_calls\" is not an array", pos);
-        n = json_object_array_length(tc);
-        calls = llmux__calloc(n ? n : 1, sizeof *calls);
-        if (!calls)
-            return LLMUX_ENOMEM;
-        m->tool_calls = calls;
-        for (i = 0; i < n; i++) {
-            json_object *c = json_object_array_get_idx(tc, i), *f, *x;
-            m->n_tool_calls++;
-            calls[i].index = (int)i;
-            if (!json_object_object_get_ex(c, "function", &f) ||
-                !json_object_object_get_ex(f, "name", &x) ||
-                !json_object_is_type(x, json_type_string))
-                return llmux__request_fail(
-                    r, LLMUX_EINVAL,
-                    "messages[%zu].tool_calls[%zu]: missing "
-                    "function.name",
-                    pos, i);
-            calls[i].name = llmux__strdup(json_object_get_string(x));
-            if (json_object_object_get_ex(c, "id", &x) &&
-                json_object_is_type(x, json_type_string))
-                calls[i].id = llmux__strdup(json_object_get_string(x));
-            if (json_object_object_get_ex(f, "arguments", &x) && x)
-                calls[i].arguments =
-                    json_object_is_type(x, json_type_string)
-                        ? llmux__strdup(json_object_get_string(x))
-                        : json_text(x);
-            else
-                calls[i].arguments = llmux__strdup("{}");
-            if (!calls[i].name || !calls[i].arguments)
-                return LLMUX_ENOMEM;
-        }
-    }
-    return 0;
-}
-
-static json_object *parse_json(const char *s, size_t len)
-{
-    json_tokener *tok;
-    json_object *o;
-    if (!s || len > (size_t)0x7fffffff)
-        return NULL;
-    tok = json_tokener_new();
-    if (!tok)
-        return NULL;
-    o = json_tokener_parse_ex(tok, s, (int)len);
-    if (o && tok->char_offset < (int)len) {
-        /* only whitespace may follow */
-        const char *p = s + tok->char_offset;
-        while (p < s + len &&
-               (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-            p++;
-        if (p != s + len) {
-            json_object_put(o);
-            o = NULL;
-        }
-    } else if (!o || json_tokener_get_error(tok) != json_tokener_success) {
-        json_object_put(o);
-        o = NULL;
-    }
-    json_tokener_free(tok);
-    return o;
-}
-
-LLMUX_EXTERN int llmux_request_add_message_json(llmux_request *r,
-                                                const char *json, size_t len)
-{
-    json_object *j;
-    llmux_msg *m;
-    int rc;
-    if (!r || !json)
-        return LLMUX_EINVAL;
-    if (!(j = parse_json(json, len)))
-        return llmux__request_fail(r, LLMUX_EINVAL, "message: invalid JSON");
-    if (!(m = new_msg(r, 0))) {
-        json_object_put(j);
-        return LLMUX_ENOMEM;
-    }
-    rc = msg_from_json(r, j, m, r->n_msgs);
-    json_object_put(j);
-    if (rc) {
-        free_msg(m);
-        return rc;
-    }
     r->n_msgs++;
     return 0;
 }
@@ -613,6 +467,44 @@ LLMUX_EXTERN int llmux_request_set_stream(llmux_request *r, int stream)
     return 0;
 }
 
+/* ---- JSON text (the JSON import's too) ----------------------------------- */
+
+char *llmux__request_json_text(json_object *o)
+{
+    size_t len;
+    const char *s = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    return llmux__strndup(s, len);
+}
+
+json_object *llmux__request_parse_json(const char *s, size_t len)
+{
+    json_tokener *tok;
+    json_object *o;
+    if (!s || len > (size_t)0x7fffffff)
+        return NULL;
+    tok = json_tokener_new();
+    if (!tok)
+        return NULL;
+    o = json_tokener_parse_ex(tok, s, (int)len);
+    if (o && tok->char_offset < (int)len) {
+        /* only whitespace may follow */
+        const char *p = s + tok->char_offset;
+        while (p < s + len &&
+               (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+            p++;
+        if (p != s + len) {
+            json_object_put(o);
+            o = NULL;
+        }
+    } else if (!o || json_tokener_get_error(tok) != json_tokener_success) {
+        json_object_put(o);
+        o = NULL;
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
 static int replace_str(char **dst, const char *s)
 {
     char *d = NULL;
@@ -627,7 +519,7 @@ static int replace_str(char **dst, const char *s)
 static int check_json(llmux_request *r, const char *what, const char *json,
                       json_type t)
 {
-    json_object *o = parse_json(json, strlen(json));
+    json_object *o = llmux__request_parse_json(json, strlen(json));
     int ok = o != NULL && (t == json_type_null || json_object_is_type(o, t));
     json_object_put(o);
     if (!ok)
@@ -645,7 +537,7 @@ LLMUX_EXTERN int llmux_request_add_tool(llmux_request *r, const char *name,
     if (!r || !name || !*name)
         return LLMUX_EINVAL;
     if (parameters_json) {
-        p = parse_json(parameters_json, strlen(parameters_json));
+        p = llmux__request_parse_json(parameters_json, strlen(parameters_json));
         if (!p || !json_object_is_type(p, json_type_object)) {
             json_object_put(p);
             return llmux__request_fail(
@@ -654,7 +546,7 @@ LLMUX_EXTERN int llmux_request_add_tool(llmux_request *r, const char *name,
         }
     }
     if (r->tools_json)
-        arr = parse_json(r->tools_json, strlen(r->tools_json));
+        arr = llmux__request_parse_json(r->tools_json, strlen(r->tools_json));
     if (!arr)
         arr = json_object_new_array();
     t = json_object_new_object();
@@ -670,7 +562,7 @@ LLMUX_EXTERN int llmux_request_add_tool(llmux_request *r, const char *name,
     json_object_object_add(t, "function", f);
     json_object_array_add(arr, t);
     {
-        char *s = json_text(arr);
+        char *s = llmux__request_json_text(arr);
         rc = s ? 0 : LLMUX_ENOMEM;
         if (s) {
             llmux__free(r->tools_json);
@@ -717,7 +609,7 @@ LLMUX_EXTERN int llmux_request_set_tool_choice(llmux_request *r,
         json_object_object_add(o, "type", json_object_new_string("function"));
         json_object_object_add(f, "name", json_object_new_string(choice));
         json_object_object_add(o, "function", f);
-        s = json_text(o);
+        s = llmux__request_json_text(o);
         json_object_put(o);
     }
     if (!s)
@@ -862,163 +754,4 @@ LLMUX_EXTERN int llmux_request_set_max_retries(llmux_request *r, int n)
         return LLMUX_EINVAL;
     r->max_retries = n;
     return 0;
-}
-
-/* ---- OpenAI chat request JSON import ------------------------------------- */
-
-static int import_json(llmux_request *r, json_object *j)
-{
-    json_object *extra = json_object_new_object();
-    int rc = 0;
-    if (!extra)
-        return LLMUX_ENOMEM;
-    json_object_object_foreach(j, key, v)
-    {
-        if (rc)
-            break;
-        if (!strcmp(key, "model") || !strcmp(key, "stream_options"))
-            continue; /* model handled by the caller; usage is ours */
-        if (!strcmp(key, "messages")) {
-            size_t i, n;
-            if (!json_object_is_type(v, json_type_array)) {
-                rc = llmux__request_fail(r, LLMUX_EINVAL,
-                                         "\"messages\" is not an array");
-                break;
-            }
-            n = json_object_array_length(v);
-            for (i = 0; i < n && !rc; i++) {
-                llmux_msg *m = new_msg(r, 0);
-                if (!m) {
-                    rc = LLMUX_ENOMEM;
-                    break;
-                }
-                rc = msg_from_json(r, json_object_array_get_idx(v, i), m, i);
-                if (rc)
-                    free_msg(m);
-                else
-                    r->n_msgs++;
-            }
-        } else if (!strcmp(key, "max_tokens") ||
-                   !strcmp(key, "max_completion_tokens")) {
-            if (!json_object_is_type(v, json_type_int) ||
-                json_object_get_int64(v) < 0)
-                rc = llmux__request_fail(r, LLMUX_EINVAL,
-                                         "\"%s\" is not a non-negative "
-                                         "integer",
-                                         key);
-            else
-                rc = llmux_request_set_max_tokens(
-                    r, (long)json_object_get_int64(v));
-        } else if (!strcmp(key, "temperature") || !strcmp(key, "top_p")) {
-            if (!json_object_is_type(v, json_type_double) &&
-                !json_object_is_type(v, json_type_int))
-                rc = llmux__request_fail(r, LLMUX_EINVAL,
-                                         "\"%s\" is not a number", key);
-            else if (!strcmp(key, "temperature")
-                         ? llmux_request_set_temperature(
-                               r, json_object_get_double(v))
-                         : llmux_request_set_top_p(r,
-                                                   json_object_get_double(v)))
-                rc = llmux__request_fail(r, LLMUX_EINVAL,
-                                         "\"%s\" is out of range", key);
-        } else if (!strcmp(key, "seed")) {
-            if (!json_object_is_type(v, json_type_int))
-                rc = llmux__request_fail(r, LLMUX_EINVAL,
-                                         "\"seed\" is not an integer");
-            else
-                rc = llmux_request_set_seed(r, json_object_get_int64(v));
-        } else if (!strcmp(key, "stop")) {
-            if (json_object_is_type(v, json_type_string))
-                rc = llmux_request_add_stop(r, json_object_get_string(v));
-            else if (json_object_is_type(v, json_type_array)) {
-                size_t i, n = json_object_array_length(v);
-                for (i = 0; i < n && !rc; i++) {
-                    json_object *s = json_object_array_get_idx(v, i);
-                    if (!json_object_is_type(s, json_type_string))
-                        rc = llmux__request_fail(r, LLMUX_EINVAL,
-                                                 "\"stop\" holds a non-string");
-                    else
-                        rc = llmux_request_add_stop(r,
-                                                    json_object_get_string(s));
-                }
-            } else if (v)
-                rc = llmux__request_fail(r, LLMUX_EINVAL,
-                                         "\"stop\" is not a string or "
-                                         "array");
-        } else if (!strcmp(key, "stream")) {
-            r->stream = json_object_get_boolean(v);
-        } else if (!strcmp(key, "tools")) {
-            if (!json_object_is_type(v, json_type_array))
-                rc = llmux__request_fail(r, LLMUX_EINVAL,
-                                         "\"tools\" is not an array");
-            else if (!(r->tools_json = json_text(v)))
-                rc = LLMUX_ENOMEM;
-        } else if (!strcmp(key, "tool_choice")) {
-            if (v && !(r->tool_choice_json = json_text(v)))
-                rc = LLMUX_ENOMEM;
-        } else if (!strcmp(key, "response_format")) {
-            if (!json_object_is_type(v, json_type_object))
-                rc = llmux__request_fail(
-                    r, LLMUX_EINVAL, "\"response_format\" is not an object");
-            else if (!(r->response_format_json = json_text(v)))
-                rc = LLMUX_ENOMEM;
-        } else {
-            json_object_object_add(extra, key, json_object_get(v));
-        }
-    }
-    if (!rc && json_object_object_length(extra) > 0 &&
-        !(r->extra_json = json_text(extra)))
-        rc = LLMUX_ENOMEM;
-    json_object_put(extra);
-    return rc;
-}
-
-LLMUX_EXTERN int llmux_request_new_json(llmux_request **out, const char *spec,
-                                        const char *json, size_t len)
-{
-    return llmux_request_new_json_ex(out, spec, json, len, 0);
-}
-
-LLMUX_EXTERN int llmux_request_new_json_ex(llmux_request **out,
-                                           const char *spec, const char *json,
-                                           size_t len, unsigned flags)
-{
-    json_object *j, *m;
-    llmux_request *r;
-    int rc;
-    if (!out)
-        return LLMUX_EINVAL;
-    rc = llmux_request_new(out, LLMUX_OP_CHAT, NULL);
-    if (rc)
-        return rc;
-    r = *out;
-    if (!json)
-        return llmux__request_fail(r, LLMUX_EINVAL, "request JSON: none given");
-    j = parse_json(json, len);
-    if (!j || !json_object_is_type(j, json_type_object)) {
-        json_object_put(j);
-        return llmux__request_fail(r, LLMUX_EINVAL,
-                                   "request JSON: not a valid JSON object");
-    }
-    if (spec)
-        rc = llmux_request_set_model(r, spec);
-    else if (json_object_object_get_ex(j, "model", &m) &&
-             json_object_is_type(m, json_type_string)) {
-        rc = llmux_request_set_model(r, json_object_get_string(m));
-        if (!rc && r->cfg.n_opts && !(flags & LLMUX_JSON_TRUSTED))
-            rc = llmux__request_fail(
-                r, LLMUX_ECONFIG,
-                "request JSON: \"model\" may name a provider and "
-                "model only, not options such as \"%s\" (only a "
-                "trusted caller's JSON may carry a whole config "
-                "string)",
-                r->cfg.opts[0].key);
-    } else
-        rc = llmux__request_fail(
-            r, LLMUX_ECONFIG,
-            "request JSON: no config string and no \"model\"");
-    if (!rc)
-        rc = import_json(r, j);
-    json_object_put(j);
-    return rc;
 }

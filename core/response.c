@@ -647,137 +647,208 @@ static char *error_to_json(const llmux_response *res)
     return dump(j);
 }
 
+/* tokenize: the tokens and their ids, each null where unknown */
+static void add_tokens(json_object *j, const struct llmux_out *o)
+{
+    json_object *tk = json_object_new_array(), *ids = json_object_new_array();
+    size_t i;
+    for (i = 0; i < o->n_tokens; i++) {
+        json_object_array_add(
+            tk, o->tokens[i].text ? json_object_new_string(o->tokens[i].text)
+                                  : NULL);
+        json_object_array_add(ids, o->tokens[i].id >= 0
+                                       ? json_object_new_int64(o->tokens[i].id)
+                                       : NULL);
+    }
+    json_object_object_add(j, "tokens", tk);
+    json_object_object_add(j, "token_ids", ids);
+}
+
+/* One item of an embeddings list: vector e, the list's item i. */
+static json_object *embedding_json(const llmux__vec *e, size_t i)
+{
+    json_object *j = json_object_new_object();
+    json_object *v = json_object_new_array_ext((int)e->n);
+    size_t k;
+    for (k = 0; k < e->n; k++)
+        json_object_array_add(v, jfloat(e->v[k]));
+    json_object_object_add(j, "object", json_object_new_string("embedding"));
+    json_object_object_add(j, "index", json_object_new_int((int)i));
+    json_object_object_add(j, "embedding", v);
+    return j;
+}
+
+/* An embeddings list's usage: prompt and total tokens only. */
+static json_object *embed_usage_json(const llmux_usage *u)
+{
+    json_object *j = json_object_new_object();
+    long p = u->prompt_tokens > 0 ? u->prompt_tokens : 0;
+    json_object_object_add(j, "prompt_tokens", json_object_new_int64(p));
+    json_object_object_add(
+        j, "total_tokens",
+        json_object_new_int64(u->total_tokens >= 0 ? u->total_tokens : p));
+    return j;
+}
+
+/* The head of OpenAI's lists: "object": "list" and "data": arr. */
+static void add_list(json_object *j, json_object *arr)
+{
+    json_object_object_add(j, "object", json_object_new_string("list"));
+    json_object_object_add(j, "data", arr);
+}
+
+/* embed: the list of embeddings, the model and the usage */
+static void add_embeddings(json_object *j, const struct llmux_out *o)
+{
+    json_object *arr = json_object_new_array();
+    size_t i;
+    for (i = 0; i < o->n_embs; i++)
+        json_object_array_add(arr, embedding_json(&o->embs[i], i));
+    add_list(j, arr);
+    json_object_object_add(j, "model",
+                           json_object_new_string(o->model ? o->model : ""));
+    if (o->has_usage)
+        json_object_object_add(j, "usage", embed_usage_json(&o->usage));
+}
+
+/* One model of a models list; owned by `provider` unless it says. */
+static json_object *model_json(const llmux__model *m, const char *provider)
+{
+    json_object *j = json_object_new_object();
+    json_object_object_add(j, "id", jstr(m->id));
+    json_object_object_add(j, "object", json_object_new_string("model"));
+    json_object_object_add(j, "created", json_object_new_int64(m->created));
+    json_object_object_add(
+        j, "owned_by",
+        json_object_new_string(m->owned_by ? m->owned_by
+                                           : (provider ? provider : "")));
+    return j;
+}
+
+/* models: the list of models */
+static void add_models(json_object *j, const struct llmux_out *o,
+                       const char *provider)
+{
+    json_object *arr = json_object_new_array();
+    size_t i;
+    for (i = 0; i < o->n_models; i++)
+        json_object_array_add(arr, model_json(&o->models[i], provider));
+    add_list(j, arr);
+}
+
+/* A text completion's choice (a whole response's or a chunk's). */
+static json_object *completion_choice_json(const struct llmux_out *o)
+{
+    json_object *c = json_object_new_object();
+    json_object_object_add(c, "text", jbuf(&o->text));
+    json_object_object_add(c, "index", json_object_new_int(0));
+    json_object_object_add(c, "logprobs", NULL);
+    json_object_object_add(c, "finish_reason", finish_json(o->finish));
+    return c;
+}
+
+/* A chat completion's assistant message: content is null when there are
+ * tool calls and no text. */
+static json_object *message_json(const struct llmux_out *o)
+{
+    json_object *m = json_object_new_object();
+    json_object_object_add(m, "role", json_object_new_string("assistant"));
+    json_object_object_add(m, "content",
+                           o->n_calls && !o->text.len ? NULL : jbuf(&o->text));
+    json_object_object_add(m, "refusal",
+                           o->refusal.len ? jbuf(&o->refusal) : NULL);
+    if (o->reasoning.len)
+        json_object_object_add(m, "reasoning_content", jbuf(&o->reasoning));
+    if (o->n_calls)
+        json_object_object_add(m, "tool_calls", tool_calls_json(o, 0));
+    return m;
+}
+
+/* A chat completion's choice: the message and why it finished. */
+static json_object *chat_choice_json(const struct llmux_out *o)
+{
+    json_object *c = json_object_new_object();
+    json_object_object_add(c, "index", json_object_new_int(0));
+    json_object_object_add(c, "message", message_json(o));
+    json_object_object_add(c, "logprobs", NULL);
+    json_object_object_add(c, "finish_reason", finish_json(o->finish));
+    return c;
+}
+
+/* A chat chunk's choice: the delta (only what the chunk carries). */
+static json_object *delta_choice_json(const struct llmux_out *o)
+{
+    json_object *c = json_object_new_object();
+    json_object *d = json_object_new_object();
+    if (o->text.len)
+        json_object_object_add(d, "content", jbuf(&o->text));
+    if (o->reasoning.len)
+        json_object_object_add(d, "reasoning_content", jbuf(&o->reasoning));
+    if (o->refusal.len)
+        json_object_object_add(d, "refusal", jbuf(&o->refusal));
+    if (o->n_calls)
+        json_object_object_add(d, "tool_calls", tool_calls_json(o, 1));
+    json_object_object_add(c, "index", json_object_new_int(0));
+    json_object_object_add(c, "delta", d);
+    json_object_object_add(c, "logprobs", NULL);
+    json_object_object_add(c, "finish_reason", finish_json(o->finish));
+    return c;
+}
+
+/* "choices": [c] ([] when c is NULL), then the usage when there is one. */
+static void add_choices(json_object *j, json_object *c,
+                        const struct llmux_out *o)
+{
+    json_object *arr = json_object_new_array();
+    if (c)
+        json_object_array_add(arr, c);
+    json_object_object_add(j, "choices", arr);
+    if (o->has_usage)
+        json_object_object_add(j, "usage", usage_json(&o->usage));
+}
+
 LLMUX_EXTERN char *llmux_response_to_json(const llmux_response *res)
 {
     const struct llmux_out *o;
-    json_object *j, *arr;
-    size_t i, k;
+    json_object *j;
     if (!res)
         return NULL;
     if (res->has_error)
         return error_to_json(res);
     o = &res->o;
+    if (o->op == LLMUX_OP_EVALUATE && o->result_json) {
+        /* the provider's result object, when it parses */
+        json_object *r = json_tokener_parse(o->result_json);
+        if (r)
+            return dump(r);
+    }
     j = json_object_new_object();
     switch (o->op) {
-    case LLMUX_OP_TOKENIZE: {
-        json_object *tk = json_object_new_array(),
-                    *ids = json_object_new_array();
-        for (i = 0; i < o->n_tokens; i++) {
-            json_object_array_add(
-                tk, o->tokens[i].text
-                        ? json_object_new_string(o->tokens[i].text)
-                        : NULL);
-            json_object_array_add(ids,
-                                  o->tokens[i].id >= 0
-                                      ? json_object_new_int64(o->tokens[i].id)
-                                      : NULL);
-        }
-        json_object_object_add(j, "tokens", tk);
-        json_object_object_add(j, "token_ids", ids);
+    case LLMUX_OP_TOKENIZE:
+        add_tokens(j, o);
         break;
-    }
     case LLMUX_OP_DETOKENIZE:
         json_object_object_add(j, "text", jbuf(&o->text));
         break;
     case LLMUX_OP_EVALUATE:
-        if (o->result_json) {
-            json_object *r = json_tokener_parse(o->result_json);
-            if (r) {
-                json_object_put(j);
-                return dump(r);
-            }
-        }
-        break;
+        break; /* no result that parses: {} */
     case LLMUX_OP_EMBED:
-        json_object_object_add(j, "object", json_object_new_string("list"));
-        arr = json_object_new_array();
-        for (i = 0; i < o->n_embs; i++) {
-            json_object *e = json_object_new_object();
-            json_object *v = json_object_new_array_ext((int)o->embs[i].n);
-            for (k = 0; k < o->embs[i].n; k++)
-                json_object_array_add(v, jfloat(o->embs[i].v[k]));
-            json_object_object_add(e, "object",
-                                   json_object_new_string("embedding"));
-            json_object_object_add(e, "index", json_object_new_int((int)i));
-            json_object_object_add(e, "embedding", v);
-            json_object_array_add(arr, e);
-        }
-        json_object_object_add(j, "data", arr);
-        json_object_object_add(
-            j, "model", json_object_new_string(o->model ? o->model : ""));
-        if (o->has_usage) {
-            json_object *u = json_object_new_object();
-            long p = o->usage.prompt_tokens > 0 ? o->usage.prompt_tokens : 0;
-            json_object_object_add(u, "prompt_tokens",
-                                   json_object_new_int64(p));
-            json_object_object_add(
-                u, "total_tokens",
-                json_object_new_int64(
-                    o->usage.total_tokens >= 0 ? o->usage.total_tokens : p));
-            json_object_object_add(j, "usage", u);
-        }
+        add_embeddings(j, o);
         break;
     case LLMUX_OP_MODELS:
-        json_object_object_add(j, "object", json_object_new_string("list"));
-        arr = json_object_new_array();
-        for (i = 0; i < o->n_models; i++) {
-            json_object *m = json_object_new_object();
-            json_object_object_add(m, "id", jstr(o->models[i].id));
-            json_object_object_add(m, "object",
-                                   json_object_new_string("model"));
-            json_object_object_add(m, "created",
-                                   json_object_new_int64(o->models[i].created));
-            json_object_object_add(
-                m, "owned_by",
-                json_object_new_string(
-                    o->models[i].owned_by
-                        ? o->models[i].owned_by
-                        : (res->provider ? res->provider : "")));
-            json_object_array_add(arr, m);
-        }
-        json_object_object_add(j, "data", arr);
+        add_models(j, o, res->provider);
         break;
-    case LLMUX_OP_COMPLETE: {
-        json_object *c = json_object_new_object();
+    case LLMUX_OP_COMPLETE:
         add_head(j, o, NULL, "text_completion");
-        json_object_object_add(c, "text", jbuf(&o->text));
-        json_object_object_add(c, "index", json_object_new_int(0));
-        json_object_object_add(c, "logprobs", NULL);
-        json_object_object_add(c, "finish_reason", finish_json(o->finish));
-        arr = json_object_new_array();
-        json_object_array_add(arr, c);
-        json_object_object_add(j, "choices", arr);
-        if (o->has_usage)
-            json_object_object_add(j, "usage", usage_json(&o->usage));
+        add_choices(j, completion_choice_json(o), o);
         break;
-    }
-    default: {
-        json_object *c = json_object_new_object();
-        json_object *m = json_object_new_object();
+    default:
         add_head(j, o, NULL, "chat.completion");
-        json_object_object_add(m, "role", json_object_new_string("assistant"));
-        json_object_object_add(
-            m, "content", o->n_calls && !o->text.len ? NULL : jbuf(&o->text));
-        json_object_object_add(m, "refusal",
-                               o->refusal.len ? jbuf(&o->refusal) : NULL);
-        if (o->reasoning.len)
-            json_object_object_add(m, "reasoning_content", jbuf(&o->reasoning));
-        if (o->n_calls)
-            json_object_object_add(m, "tool_calls", tool_calls_json(o, 0));
-        json_object_object_add(c, "index", json_object_new_int(0));
-        json_object_object_add(c, "message", m);
-        json_object_object_add(c, "logprobs", NULL);
-        json_object_object_add(c, "finish_reason", finish_json(o->finish));
-        arr = json_object_new_array();
-        json_object_array_add(arr, c);
-        json_object_object_add(j, "choices", arr);
-        if (o->has_usage)
-            json_object_object_add(j, "usage", usage_json(&o->usage));
+        add_choices(j, chat_choice_json(o), o);
         if (o->fingerprint)
             json_object_object_add(j, "system_fingerprint",
                                    jstr(o->fingerprint));
         break;
-    }
     }
     return dump(j);
 }
@@ -785,7 +856,7 @@ LLMUX_EXTERN char *llmux_response_to_json(const llmux_response *res)
 LLMUX_EXTERN char *llmux_chunk_to_json(const llmux_chunk *ch)
 {
     const struct llmux_out *o;
-    json_object *j, *arr;
+    json_object *j;
     int only_usage;
     if (!ch)
         return NULL;
@@ -793,40 +864,12 @@ LLMUX_EXTERN char *llmux_chunk_to_json(const llmux_chunk *ch)
     j = json_object_new_object();
     only_usage = o->has_usage && !o->text.len && !o->reasoning.len &&
                  !o->refusal.len && !o->n_calls && !o->finish;
-    arr = json_object_new_array();
     if (o->op == LLMUX_OP_COMPLETE) {
         add_head(j, o, ch->acc, "text_completion");
-        if (!only_usage) {
-            json_object *c = json_object_new_object();
-            json_object_object_add(c, "text", jbuf(&o->text));
-            json_object_object_add(c, "index", json_object_new_int(0));
-            json_object_object_add(c, "logprobs", NULL);
-            json_object_object_add(c, "finish_reason", finish_json(o->finish));
-            json_object_array_add(arr, c);
-        }
+        add_choices(j, only_usage ? NULL : completion_choice_json(o), o);
     } else {
         add_head(j, o, ch->acc, "chat.completion.chunk");
-        if (!only_usage) {
-            json_object *c = json_object_new_object();
-            json_object *d = json_object_new_object();
-            if (o->text.len)
-                json_object_object_add(d, "content", jbuf(&o->text));
-            if (o->reasoning.len)
-                json_object_object_add(d, "reasoning_content",
-                                       jbuf(&o->reasoning));
-            if (o->refusal.len)
-                json_object_object_add(d, "refusal", jbuf(&o->refusal));
-            if (o->n_calls)
-                json_object_object_add(d, "tool_calls", tool_calls_json(o, 1));
-            json_object_object_add(c, "index", json_object_new_int(0));
-            json_object_object_add(c, "delta", d);
-            json_object_object_add(c, "logprobs", NULL);
-            json_object_object_add(c, "finish_reason", finish_json(o->finish));
-            json_object_array_add(arr, c);
-        }
+        add_choices(j, only_usage ? NULL : delta_choice_json(o), o);
     }
-    json_object_object_add(j, "choices", arr);
-    if (o->has_usage)
-        json_object_object_add(j, "usage", usage_json(&o->usage));
     return dump(j);
 }
