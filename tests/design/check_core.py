@@ -24,7 +24,7 @@ PROVIDER_WORDS = re.compile(
 
 
 def symbols(obj):
-    out = subprocess.run(["nm", obj], capture_output=True, text=True,
+    out = subprocess.run([os.environ.get("NM", "nm"), obj], capture_output=True, text=True,
                          check=True).stdout
     defined, undefined = set(), set()
     for line in out.splitlines():
@@ -67,7 +67,9 @@ def strip_comments(src):
 
 
 def main():
-    core, objs = sys.argv[1], sys.argv[2:]
+    core = sys.argv[1]
+    # CTest hands $<TARGET_OBJECTS:...> over as one ';'-separated argument
+    objs = [o for arg in sys.argv[2:] for o in arg.split(";") if o]
     problems = []
     edges = call_graph(objs)
     files = sorted(edges.keys() | {t for e in edges.values() for t in e})
