@@ -301,13 +301,42 @@ static void unmark(llmux_batch *b, size_t upto)
         b->slots[i].req->userdata = b->slots[i].u.saved_ud;
 }
 
+/* Marks every request as the batch's, validating first: a refused call
+ * (a NULL, a request already submitted or in a batch) leaves every
+ * request as it was. */
+static int take_all(llmux_batch *b, llmux_request *const *reqs)
+{
+    size_t i;
+    for (i = 0; i < b->n; i++) {
+        llmux_request *r = reqs[i];
+        int rc = 0;
+        if (!r)
+            rc = LLMUX_EINVAL;
+        else if (r->x || r->userdata == &queued_mark) {
+            if (!r->x) /* a submitted one is the client's: leave it be */
+                llmux__request_seterr(r, "request is already in a batch, "
+                                         "or twice in this one");
+            rc = LLMUX_EBUSY;
+        }
+        if (rc) {
+            unmark(b, i);
+            return rc;
+        }
+        b->slots[i].b = b;
+        b->slots[i].req = r;
+        b->slots[i].status = NOT_FINISHED;
+        b->slots[i].u.saved_ud = r->userdata;
+        r->userdata = &queued_mark;
+    }
+    return 0;
+}
+
 static int start(llmux_batch **out, int kind, llmux_client *c,
                  llmux_request *const *reqs, size_t n,
                  const llmux_batch_options *opts, llmux_batch_item_cb item,
                  llmux_batch_done_cb done, void *userdata)
 {
     llmux_batch *b;
-    size_t i;
     int rc = 0;
     if (out)
         *out = NULL;
@@ -331,29 +360,7 @@ static int start(llmux_batch **out, int kind, llmux_client *c,
     b->ud = userdata;
     b->winner = -1;
 
-    /* Validate before taking anything: a refused call leaves every
-     * request as it was. */
-    for (i = 0; i < n; i++) {
-        llmux_request *r = reqs[i];
-        if (!r) {
-            rc = LLMUX_EINVAL;
-            break;
-        }
-        if (r->x || r->userdata == &queued_mark) {
-            if (!r->x) /* a submitted one is the client's: leave it be */
-                llmux__request_seterr(r, "request is already in a batch, "
-                                         "or twice in this one");
-            rc = LLMUX_EBUSY;
-            break;
-        }
-        b->slots[i].b = b;
-        b->slots[i].req = r;
-        b->slots[i].status = NOT_FINISHED;
-        b->slots[i].u.saved_ud = r->userdata;
-        r->userdata = &queued_mark;
-    }
-    if (rc) {
-        unmark(b, i);
+    if ((rc = take_all(b, reqs))) {
         llmux__free(b);
         return rc;
     }

@@ -106,22 +106,15 @@ static char *dup_or_null(const char *s, int *oom)
  * "built-in"), applies descriptor `d` (may be NULL), runs init and caches
  * it. Takes over `handle`: on failure it is closed.
  */
-static int make_provider(const char *name, const llmux_provider *vt,
-                         lt_dlhandle handle, const char *path, llmux__desc *d,
-                         loaded **out, char *err, size_t errlen)
+/* A loaded provider's names, paths and endpoint defaults: the
+ * descriptor's where it sets them (its options move over), else the
+ * module's. Sets *oom when a copy fails. */
+static void describe(loaded *l, const char *name, const llmux_provider *vt,
+                     lt_dlhandle handle, const char *path, llmux__desc *d,
+                     int *oom_out)
 {
-    loaded *l;
-    llmux__provider *p;
-    llmux_provider_config cfg;
-    int oom = 0, rc;
-
-    l = llmux__calloc(1, sizeof *l);
-    if (!l) {
-        if (handle)
-            lt_dlclose(handle);
-        return LLMUX_ENOMEM;
-    }
-    p = &l->pub;
+    llmux__provider *p = &l->pub;
+    int oom = *oom_out;
     p->vt = vt;
     p->handle = handle;
     p->name = dup_or_null(name, &oom);
@@ -154,6 +147,26 @@ static int make_provider(const char *name, const llmux_provider *vt,
         p->api_key_env = dup_or_null(vt->api_key_env, &oom);
     if (!d || (!d->has_base_url_env && !d->has_base_url))
         p->base_url_env = dup_or_null(vt->base_url_env, &oom);
+    *oom_out = oom;
+}
+
+static int make_provider(const char *name, const llmux_provider *vt,
+                         lt_dlhandle handle, const char *path, llmux__desc *d,
+                         loaded **out, char *err, size_t errlen)
+{
+    loaded *l;
+    llmux__provider *p;
+    llmux_provider_config cfg;
+    int oom = 0, rc;
+
+    l = llmux__calloc(1, sizeof *l);
+    if (!l) {
+        if (handle)
+            lt_dlclose(handle);
+        return LLMUX_ENOMEM;
+    }
+    p = &l->pub;
+    describe(l, name, vt, handle, path, d, &oom);
     if (!oom && g_ncache == g_capcache) {
         size_t cap = g_capcache ? g_capcache * 2 : 8;
         loaded **nc = llmux__realloc(g_cache, cap * sizeof *nc);
