@@ -163,6 +163,7 @@ void mock_env_submit(mock_env *e, llmux_request *req, mock_call *c)
 void mock_env_wait(mock_env *e, mock_call *c)
 {
     mock_env_run_until(e, &c->calls);
+    assert_int_equal(c->calls, 1); /* exactly once */
 }
 
 void mock_env_wait_all(mock_env *e, mock_call *c, size_t n)

@@ -119,7 +119,8 @@ void mock_call_on_done(llmux_request *req, int status, llmux_response *res,
 /* Submits `req` (owned from here) with those callbacks: llmux_submit() must
  * return 0 and call neither back. */
 void mock_env_submit(mock_env *e, llmux_request *req, mock_call *c);
-/* Runs the loop until c's done callback ran (bounded, as run_until). */
+/* Runs the loop until c's done callback ran (bounded, as run_until); it
+ * must have run once. */
 void mock_env_wait(mock_env *e, mock_call *c);
 /* mock_env_wait for each of c[0..n). */
 void mock_env_wait_all(mock_env *e, mock_call *c, size_t n);
