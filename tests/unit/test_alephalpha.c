@@ -109,9 +109,11 @@ static const char chat_stream[] =
  */
 
 static llmux_request *stream_req(llmux_op op, llmux__prepared *p);
+static llmux_request *op_req(llmux_op op, const char *opts);
 
 /* The plugin under test, for the runners of plugin_test.c. */
-static const pt_plugin aa = {"alephalpha", LLMUX_FRAMING_SSE, 1, stream_req};
+static const pt_plugin aa = {"alephalpha", LLMUX_FRAMING_SSE, 1, stream_req,
+                             op_req};
 
 /* A request of `op` with the minimal content it needs; `opts` is appended
  * to the config string. */

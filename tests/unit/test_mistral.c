@@ -45,9 +45,11 @@
              "handle_a_single_text.yml"
 
 static llmux_request *stream_req(llmux_op op, llmux__prepared *p);
+static llmux_request *answer_req(llmux_op op, const char *opts);
 
 /* The plugin under test, for the runners of plugin_test.c. */
-static const pt_plugin mis = {"mistral", LLMUX_FRAMING_SSE, 0, stream_req};
+static const pt_plugin mis = {"mistral", LLMUX_FRAMING_SSE, 0, stream_req,
+                              answer_req};
 
 /* ---- JSON helpers ---------------------------------------------------------*/
 
@@ -802,12 +804,20 @@ static void check_answer(const llmux_response *res, const want *w)
 
 /* ---- decoding whole bodies ------------------------------------------------*/
 
+/* A request of `op` whose answers are decoded; `opts` end its config
+ * string. */
+static llmux_request *answer_req(llmux_op op, const char *opts)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec, "mistral/m;" BASE "%s", opts ? opts : "");
+    return pt_op_req(op, spec);
+}
+
 /* Decodes one answer for a fresh request of `op`. */
 static llmux_response *decode_op(llmux_op op, long status, const char *body,
                                  size_t len, int *rc)
 {
-    return pt_decode(&mis, pt_op_req(op, "mistral/m;" BASE), op, status, body,
-                     len, rc);
+    return pt_decode(&mis, answer_req(op, NULL), op, status, body, len, rc);
 }
 
 static void check_body(llmux_op op, const char *body, size_t len)
@@ -1118,7 +1128,7 @@ static void test_decode_errors(void **state)
 /* A prepared streaming request of `op`. */
 static llmux_request *stream_req(llmux_op op, llmux__prepared *p)
 {
-    llmux_request *r = pt_op_req(op, "mistral/m;" BASE);
+    llmux_request *r = answer_req(op, NULL);
     assert_int_equal(llmux_request_set_stream(r, 1), 0);
     prep_ok(r, p);
     return r;

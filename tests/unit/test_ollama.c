@@ -22,9 +22,11 @@
 /* ---- helpers ------------------------------------------------------------- */
 
 static llmux_request *stream_req(llmux_op op, llmux__prepared *p);
+static llmux_request *answer_req(llmux_op op, const char *opts);
 
 /* The plugin under test, for the runners of plugin_test.c. */
-static const pt_plugin oll = {"ollama", LLMUX_FRAMING_NDJSON, 1, stream_req};
+static const pt_plugin oll = {"ollama", LLMUX_FRAMING_NDJSON, 1, stream_req,
+                              answer_req};
 
 /* A chat request with one user message; `opts` follow the model. */
 static llmux_request *chat_req(const char *opts)
@@ -54,12 +56,20 @@ static void assert_body(llmux_request *r, const char *path, const char *json)
     llmux__prepared_free(&p);
 }
 
+/* A request of `op` whose answers are decoded; `opts` end its config
+ * string. */
+static llmux_request *answer_req(llmux_op op, const char *opts)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec, "ollama/llama3;" BASE "%s", opts ? opts : "");
+    return pt_op_req(op, spec);
+}
+
 /* Decodes one complete answer for a fresh request of `op`. */
 static llmux_response *decode_op(llmux_op op, long status, const char *body,
                                  size_t len, int *rc)
 {
-    return pt_decode(&oll, pt_op_req(op, "ollama/llama3;" BASE), op, status,
-                     body, len, rc);
+    return pt_decode(&oll, answer_req(op, NULL), op, status, body, len, rc);
 }
 
 static llmux_response *decode_str(llmux_op op, long status, const char *body,

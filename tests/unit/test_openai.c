@@ -32,9 +32,20 @@
  */
 
 static llmux_request *stream_req(llmux_op op, llmux__prepared *p);
+static llmux_request *answer_req(llmux_op op, const char *opts);
 
 /* The plugin under test, for the runners of plugin_test.c. */
-static const pt_plugin oai = {"openai", LLMUX_FRAMING_SSE, 0, stream_req};
+static const pt_plugin oai = {"openai", LLMUX_FRAMING_SSE, 0, stream_req,
+                              answer_req};
+
+/* A request of `op` whose answers are decoded; `opts` end its config
+ * string. */
+static llmux_request *answer_req(llmux_op op, const char *opts)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec, "openai/gpt-test;" BASE "%s", opts ? opts : "");
+    return pt_op_req(op, spec);
+}
 
 /* A chat request with one user message. */
 static llmux_request *chat_req(const char *extra_spec)
@@ -52,8 +63,7 @@ static llmux_request *chat_req(const char *extra_spec)
 static llmux_response *decode_op(llmux_op op, long status, const char *body,
                                  size_t len, int *rc)
 {
-    return pt_decode(&oai, pt_op_req(op, "openai/gpt-test;" BASE), op, status,
-                     body, len, rc);
+    return pt_decode(&oai, answer_req(op, NULL), op, status, body, len, rc);
 }
 
 static llmux_response *decode_str(llmux_op op, long status, const char *body,
@@ -1065,7 +1075,7 @@ static void test_decode_truncated(void **state)
 /* A prepared streaming request of `op` (chat or complete). */
 static llmux_request *stream_req(llmux_op op, llmux__prepared *p)
 {
-    llmux_request *r = pt_op_req(op, "openai/gpt-test;" BASE);
+    llmux_request *r = answer_req(op, NULL);
     assert_int_equal(llmux_request_set_stream(r, 1), 0);
     prep_ok(r, p);
     return r;
