@@ -472,31 +472,6 @@ void pt_assert_proto(const pt_plugin *pl, llmux_response *res, int rc,
     llmux_response_free(res);
 }
 
-/* An optional error field: absent when `want` is NULL. */
-static void opt_str(const pt_err_case *c, const char *got, const char *want)
-{
-    if (want)
-        assert_string_equal(got ? got : "(null)", want);
-    else if (got)
-        fail_msg("%s: unexpected %s", c->body, got);
-}
-
-void pt_check_error(const pt_err_case *c, llmux_response *res, int rc)
-{
-    const llmux_error *e = llmux_response_error(res);
-    assert_int_equal(rc, c->code);
-    assert_non_null(e);
-    assert_int_equal(e->code, c->code);
-    assert_int_equal(e->http_status, c->status);
-    opt_str(c, e->type, c->type);
-    opt_str(c, e->provider_code, c->pcode);
-    opt_str(c, e->param, c->param);
-    if (strcmp(e->message, c->message) != 0)
-        fail_msg("%s:\nmessage \"%s\"\nwant    \"%s\"", c->body, e->message,
-                 c->message);
-    llmux_response_free(res);
-}
-
 /* ---- streams --------------------------------------------------------------*/
 
 static char *dup_or_null(const char *s)

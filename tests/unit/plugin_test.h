@@ -133,18 +133,6 @@ llmux_response *pt_decode(const pt_plugin *pl, llmux_request *r, llmux_op op,
 void pt_assert_proto(const pt_plugin *pl, llmux_response *res, int rc,
                      llmux_op op, const char *body, size_t len);
 
-/** An error answer and what it must decode to. */
-typedef struct pt_err_case {
-    long status;
-    const char *body;
-    int code;                                   /* llmux code */
-    const char *type, *pcode, *param, *message; /* NULL: must be absent */
-} pt_err_case;
-
-/** The decoded answer `res` (freed here) to c->body must have failed with
- * c->code and carry exactly c's error fields. */
-void pt_check_error(const pt_err_case *c, llmux_response *res, int rc);
-
 /* ---- streams --------------------------------------------------------------*/
 
 /** One run of a stream through the framer and the decoder. */
