@@ -102,13 +102,13 @@ static llmux_request *stream_alephalpha(llmux_op op, llmux__prepared *p)
 }
 
 static const pt_plugin p_openai = {"openai", LLMUX_FRAMING_SSE, 0,
-                                   stream_openai};
+                                   stream_openai, NULL};
 static const pt_plugin p_mistral = {"mistral", LLMUX_FRAMING_SSE, 0,
-                                    stream_mistral};
+                                    stream_mistral, NULL};
 static const pt_plugin p_ollama = {"ollama", LLMUX_FRAMING_NDJSON, 1,
-                                   stream_ollama};
+                                   stream_ollama, NULL};
 static const pt_plugin p_alephalpha = {"alephalpha", LLMUX_FRAMING_SSE, 1,
-                                       stream_alephalpha};
+                                       stream_alephalpha, NULL};
 static const pt_plugin *const plugins[] = {&p_openai, &p_mistral, &p_ollama,
                                            &p_alephalpha};
 

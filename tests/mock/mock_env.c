@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -81,4 +82,113 @@ void mock_env_close_loop(mock_env *e)
     uv_close((uv_handle_t *)&e->tick, NULL);
     uv_run(&e->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&e->loop), 0);
+}
+
+/* ---- the fixture ---------------------------------------------------------*/
+
+int mock_env_setup(void **state)
+{
+    const mock_env_config *cfg = *state;
+    mock_env *e = malloc(sizeof *e);
+    assert_non_null(e);
+    mock_env_start(e, cfg ? cfg->client : NULL, cfg ? cfg->mock : NULL);
+    *state = e;
+    return 0;
+}
+
+int mock_env_teardown(void **state)
+{
+    mock_env *e = *state;
+    if (e->client && !e->client_closed && llmux_client_pending(e->client)) {
+        print_error("mock_env_teardown: %zu requests still pending: the test "
+                    "stopped half-way; its environment is left open\n",
+                    llmux_client_pending(e->client));
+        return -1;
+    }
+    mock_env_stop(e);
+    free(e);
+    return 0;
+}
+
+/* ---- one request ---------------------------------------------------------*/
+
+int mock_call_on_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
+{
+    mock_call *c = ud;
+    size_t len;
+    const char *t = llmux_chunk_text(ch, &len);
+    (void)req;
+    if (c->in_submit)
+        c->called_in_submit = 1;
+    c->chunks++;
+    if (c->text_len + len < sizeof c->text) {
+        memcpy(c->text + c->text_len, t, len);
+        c->text_len += len;
+        c->text[c->text_len] = '\0';
+    }
+    if (llmux_chunk_usage(ch))
+        c->chunk_usage = 1;
+    return c->abort_after && c->chunks >= c->abort_after;
+}
+
+void mock_call_on_done(llmux_request *req, int status, llmux_response *res,
+                       void *ud)
+{
+    mock_call *c = ud;
+    (void)req;
+    if (c->in_submit)
+        c->called_in_submit = 1;
+    c->calls++;
+    c->status = status;
+    if (c->e)
+        c->order = ++c->e->n_done;
+    if (!c->res) {
+        c->res = llmux_response_retain(res);
+        c->err = llmux_response_error(c->res);
+    }
+}
+
+void mock_env_submit(mock_env *e, llmux_request *req, mock_call *c)
+{
+    int rc;
+    c->e = e;
+    c->in_submit = 1;
+    rc = llmux_submit(e->client, req, mock_call_on_chunk, mock_call_on_done, c);
+    c->in_submit = 0;
+    assert_int_equal(rc, 0);
+    assert_int_equal(c->calls, 0); /* never inside llmux_submit() */
+    assert_int_equal(c->called_in_submit, 0);
+}
+
+void mock_env_wait(mock_env *e, mock_call *c)
+{
+    mock_env_run_until(e, &c->calls);
+    assert_int_equal(c->calls, 1); /* exactly once */
+}
+
+void mock_env_wait_all(mock_env *e, mock_call *c, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        mock_env_wait(e, &c[i]);
+}
+
+int mock_env_call(mock_env *e, llmux_request *req, mock_call *c)
+{
+    mock_env_submit(e, req, c);
+    mock_env_wait(e, c);
+    return c->status;
+}
+
+void mock_call_free(mock_call *c)
+{
+    llmux_response_free(c->res);
+    memset(c, 0, sizeof *c);
+}
+
+void mock_call_free_all(mock_call *c, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        mock_call_free(&c[i]);
 }

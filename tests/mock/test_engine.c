@@ -23,54 +23,8 @@
 
 #include "mock/mock_env.h"
 
-typedef mock_env env;
-
-typedef struct result {
-    int calls;
-    int status;
-    int in_submit;
-    int called_in_submit;
-    int chunks;
-    int abort_after; /* chunk callback returns 1 after this many (0 = never) */
-    char text[4096];
-    size_t text_len;
-    int chunk_usage;
-    llmux_response *res;
-    env *e;
-} result;
-
-static void on_done(llmux_request *req, int status, llmux_response *res,
-                    void *ud)
-{
-    result *r = ud;
-    (void)req;
-    r->calls++;
-    r->status = status;
-    if (r->in_submit)
-        r->called_in_submit = 1;
-    if (!r->res)
-        r->res = llmux_response_retain(res);
-}
-
-static int on_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
-{
-    result *r = ud;
-    size_t len;
-    const char *t = llmux_chunk_text(ch, &len);
-    (void)req;
-    r->chunks++;
-    if (r->text_len + len < sizeof r->text) {
-        memcpy(r->text + r->text_len, t, len);
-        r->text_len += len;
-        r->text[r->text_len] = '\0';
-    }
-    if (llmux_chunk_usage(ch))
-        r->chunk_usage = 1;
-    return r->abort_after && r->chunks >= r->abort_after;
-}
-
 /* Builds a chat request "openai/<model>" against the mock. */
-static llmux_request *chat(env *e, const char *model, const char *prompt)
+static llmux_request *chat(mock_env *e, const char *model, const char *prompt)
 {
     llmux_request *req;
     char spec[512];
@@ -84,7 +38,8 @@ static llmux_request *chat(env *e, const char *model, const char *prompt)
 
 /* A chat request carrying an llmux-mock fault spec in X-Mock-Fault (specs
  * hold ';', which the config string uses between options). */
-static llmux_request *chat_fault(env *e, const char *fault, const char *prompt)
+static llmux_request *chat_fault(mock_env *e, const char *fault,
+                                 const char *prompt)
 {
     llmux_request *req = chat(e, "gpt-4o-mini", prompt);
     char h[256];
@@ -93,45 +48,22 @@ static llmux_request *chat_fault(env *e, const char *fault, const char *prompt)
     return req;
 }
 
-static void submit(env *e, llmux_request *req, result *r)
-{
-    int rc;
-    r->e = e;
-    r->in_submit = 1;
-    rc = llmux_submit(e->client, req, on_chunk, on_done, r);
-    r->in_submit = 0;
-    assert_int_equal(rc, 0);
-}
-
-static void result_free(result *r)
-{
-    llmux_response_free(r->res);
-    r->res = NULL;
-}
-
-static const llmux_error *err_of(result *r)
-{
-    return llmux_response_error(r->res);
-}
-
 /* ---- tests --------------------------------------------------------------- */
 
 static void test_chat_basic(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     const llmux_mock_record *rec;
     const llmux_usage *u;
     json_object *body, *v;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    submit(&e, chat(&e, "gpt-4o-mini", "Hello there"), &r);
+    mock_env_submit(e, chat(e, "gpt-4o-mini", "Hello there"), &r);
     assert_int_equal(r.calls, 0); /* never inside submit */
-    mock_env_run_until(&e, &r.calls);
+    mock_env_wait(e, &r);
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.called_in_submit, 0);
     assert_int_equal(r.status, 0);
-    assert_null(err_of(&r));
+    assert_null(r.err);
     assert_string_equal(llmux_response_text(r.res, NULL),
                         "Mock reply to: Hello there");
     assert_int_equal(llmux_response_finish(r.res), LLMUX_FINISH_STOP);
@@ -145,8 +77,8 @@ static void test_chat_basic(void **state)
     assert_int_equal(u->total_tokens, 7);
 
     /* what went over the wire */
-    assert_int_equal(llmux_mock_request_count(e.mock), 1);
-    rec = llmux_mock_request(e.mock, 0);
+    assert_int_equal(llmux_mock_request_count(e->mock), 1);
+    rec = llmux_mock_request(e->mock, 0);
     assert_string_equal(rec->method, "POST");
     assert_string_equal(rec->path, "/v1/chat/completions");
     assert_string_equal(llmux_mock_record_header(rec, "Authorization"),
@@ -162,21 +94,17 @@ static void test_chat_basic(void **state)
     assert_false(json_object_object_get_ex(body, "stream", &v) &&
                  json_object_get_boolean(v));
     json_object_put(body);
-    result_free(&r);
-    mock_env_stop(&e);
+    mock_call_free(&r);
 }
 
 static void test_stream(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    req = chat(&e, "gpt-4o-mini", "one two three four");
+    req = chat(e, "gpt-4o-mini", "one two three four");
     llmux_request_set_stream(req, 1);
-    submit(&e, req, &r);
-    mock_env_run_until(&e, &r.calls);
+    mock_env_call(e, req, &r);
     assert_int_equal(r.status, 0);
     assert_true(r.chunks >= 5);
     assert_string_equal(r.text, "Mock reply to: one two three four");
@@ -185,36 +113,31 @@ static void test_stream(void **state)
     assert_true(r.chunk_usage);
     assert_int_equal(llmux_response_usage(r.res)->completion_tokens, 7);
     {
-        const llmux_mock_record *rec = llmux_mock_request(e.mock, 0);
+        const llmux_mock_record *rec = llmux_mock_request(e->mock, 0);
         assert_non_null(strstr(rec->body, "\"include_usage\":true"));
         assert_string_equal(llmux_mock_record_header(rec, "Accept"),
                             "text/event-stream");
     }
-    result_free(&r);
-    mock_env_stop(&e);
+    mock_call_free(&r);
 }
 
 static void test_stream_cut(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    req = chat(&e, "gpt-4o-mini#cut_after=3", "a b c d e f g");
+    req = chat(e, "gpt-4o-mini#cut_after=3", "a b c d e f g");
     llmux_request_set_stream(req, 1);
     llmux_request_set_max_retries(req, 0);
-    submit(&e, req, &r);
-    mock_env_run_until(&e, &r.calls);
+    mock_env_call(e, req, &r);
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.status, LLMUX_ETRANSPORT);
     assert_true(r.chunks >= 1);
     /* what arrived before the cut is kept */
     assert_true(strlen(llmux_response_text(r.res, NULL)) > 0);
     assert_string_equal(llmux_response_text(r.res, NULL), r.text);
-    assert_non_null(strstr(err_of(&r)->message, "openai"));
-    result_free(&r);
-    mock_env_stop(&e);
+    assert_non_null(strstr(r.err->message, "openai"));
+    mock_call_free(&r);
 }
 
 /* A connection reset right behind stream events: the events that came
@@ -222,302 +145,255 @@ static void test_stream_cut(void **state)
  * stream is not retried once chunks were delivered. */
 static void test_stream_reset(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
     /* role, then "Mock", " reply", " to:", then the RST */
-    req = chat_fault(&e, "reset_after=4", "a b c d e f g");
+    req = chat_fault(e, "reset_after=4", "a b c d e f g");
     llmux_request_set_stream(req, 1);
-    submit(&e, req, &r);
-    mock_env_run_until(&e, &r.calls);
+    mock_env_call(e, req, &r);
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.status, LLMUX_ETRANSPORT);
     assert_int_equal(r.chunks, 3);
     assert_string_equal(r.text, "Mock reply to:");
     assert_string_equal(llmux_response_text(r.res, NULL), r.text);
-    assert_non_null(strstr(err_of(&r)->message, "reset"));
-    assert_int_equal(err_of(&r)->attempts, 1);
-    assert_int_equal(llmux_mock_request_count(e.mock), 1);
-    result_free(&r);
-    mock_env_stop(&e);
+    assert_non_null(strstr(r.err->message, "reset"));
+    assert_int_equal(r.err->attempts, 1);
+    assert_int_equal(llmux_mock_request_count(e->mock), 1);
+    mock_call_free(&r);
 }
 
 static void test_stream_error_event(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    req = chat(&e, "gpt-4o-mini#stream_error_after=2", "x y z");
+    req = chat(e, "gpt-4o-mini#stream_error_after=2", "x y z");
     llmux_request_set_stream(req, 1);
-    submit(&e, req, &r);
-    mock_env_run_until(&e, &r.calls);
+    mock_env_call(e, req, &r);
     assert_int_equal(r.status, LLMUX_EPROVIDER);
-    assert_string_equal(err_of(&r)->message, "mock stream error");
-    assert_string_equal(err_of(&r)->type, "server_error");
+    assert_string_equal(r.err->message, "mock stream error");
+    assert_string_equal(r.err->type, "server_error");
     assert_int_equal(llmux_err_class_of(r.status), LLMUX_CLASS_PROVIDER);
-    result_free(&r);
-    mock_env_stop(&e);
+    mock_call_free(&r);
 }
 
 static void test_chunk_abort(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    req = chat(&e, "gpt-4o-mini", "a b c d e f g h");
+    req = chat(e, "gpt-4o-mini", "a b c d e f g h");
     llmux_request_set_stream(req, 1);
     r.abort_after = 2;
-    submit(&e, req, &r);
-    mock_env_run_until(&e, &r.calls);
+    mock_env_call(e, req, &r);
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.status, LLMUX_EUSER);
     assert_int_equal(r.chunks, 2);
-    result_free(&r);
-    mock_env_stop(&e);
+    mock_call_free(&r);
 }
 
 static void test_http_errors(void **state)
 {
-    env e;
-    result r1 = {0}, r2 = {0}, r3 = {0};
+    mock_env *e = *state;
+    mock_call r1 = {0}, r2 = {0}, r3 = {0};
     llmux_request *req;
     char spec[256];
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    req = chat(&e, "gpt-4o-mini#status=500", "hi");
+    req = chat(e, "gpt-4o-mini#status=500", "hi");
     llmux_request_set_max_retries(req, 0);
-    submit(&e, req, &r1);
+    mock_env_submit(e, req, &r1);
     snprintf(spec, sizeof spec,
-             "openai/gpt-4o-mini;base_url=%s;api_key=bad-key", e.base);
+             "openai/gpt-4o-mini;base_url=%s;api_key=bad-key", e->base);
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
     llmux_request_add_message(req, LLMUX_ROLE_USER, "hi");
-    submit(&e, req, &r2);
-    req = chat_fault(&e, "body=text;status=502", "hi");
+    mock_env_submit(e, req, &r2);
+    req = chat_fault(e, "body=text;status=502", "hi");
     llmux_request_set_max_retries(req, 0);
-    submit(&e, req, &r3);
-    mock_env_run_until(&e, &r1.calls);
-    mock_env_run_until(&e, &r2.calls);
-    mock_env_run_until(&e, &r3.calls);
+    mock_env_submit(e, req, &r3);
+    mock_env_wait(e, &r1);
+    mock_env_wait(e, &r2);
+    mock_env_wait(e, &r3);
 
     assert_int_equal(r1.status, LLMUX_EPROVIDER);
-    assert_int_equal(err_of(&r1)->http_status, 500);
-    assert_int_equal(err_of(&r1)->attempts, 1);
-    assert_string_equal(err_of(&r1)->provider, "openai");
-    assert_true(strlen(err_of(&r1)->message) > 0);
+    assert_int_equal(r1.err->http_status, 500);
+    assert_int_equal(r1.err->attempts, 1);
+    assert_string_equal(r1.err->provider, "openai");
+    assert_true(strlen(r1.err->message) > 0);
 
     assert_int_equal(r2.status, LLMUX_EAUTH);
-    assert_int_equal(err_of(&r2)->http_status, 401);
-    assert_string_equal(err_of(&r2)->provider_code, "invalid_api_key");
-    assert_null(strstr(err_of(&r2)->message, "bad-key"));
-    assert_int_equal(err_of(&r2)->attempts, 1); /* 401 is never retried */
+    assert_int_equal(r2.err->http_status, 401);
+    assert_string_equal(r2.err->provider_code, "invalid_api_key");
+    assert_null(strstr(r2.err->message, "bad-key"));
+    assert_int_equal(r2.err->attempts, 1); /* 401 is never retried */
 
     /* a plain-text error body is the message as is */
     assert_int_equal(r3.status, LLMUX_EPROVIDER);
-    assert_string_equal(err_of(&r3)->message, "mock plain text error");
-    result_free(&r1);
-    result_free(&r2);
-    result_free(&r3);
-    mock_env_stop(&e);
+    assert_string_equal(r3.err->message, "mock plain text error");
+    mock_call_free(&r1);
+    mock_call_free(&r2);
+    mock_call_free(&r3);
 }
 
 static void test_retry_then_success(void **state)
 {
-    env e;
-    result r = {0};
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    assert_int_equal(llmux_mock_push_fault(e.mock, "status=503;retry_after=0"),
+    mock_env *e = *state;
+    mock_call r = {0};
+    assert_int_equal(llmux_mock_push_fault(e->mock, "status=503;retry_after=0"),
                      0);
-    assert_int_equal(llmux_mock_push_fault(e.mock, "status=429;retry_after=0"),
+    assert_int_equal(llmux_mock_push_fault(e->mock, "status=429;retry_after=0"),
                      0);
-    submit(&e, chat(&e, "gpt-4o-mini", "again"), &r);
-    mock_env_run_until(&e, &r.calls);
+    mock_env_call(e, chat(e, "gpt-4o-mini", "again"), &r);
     assert_int_equal(r.status, 0);
     assert_int_equal(llmux_response_attempts(r.res), 3);
-    assert_int_equal(llmux_mock_request_count(e.mock), 3);
+    assert_int_equal(llmux_mock_request_count(e->mock), 3);
     assert_string_equal(llmux_response_text(r.res, NULL),
                         "Mock reply to: again");
-    result_free(&r);
-    mock_env_stop(&e);
+    mock_call_free(&r);
 }
 
 static void test_retry_budget_exhausted(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    llmux_mock_set_fault_all(e.mock, "status=503;retry_after=0");
-    req = chat(&e, "gpt-4o-mini", "again");
+    llmux_mock_set_fault_all(e->mock, "status=503;retry_after=0");
+    req = chat(e, "gpt-4o-mini", "again");
     llmux_request_set_max_retries(req, 1);
-    submit(&e, req, &r);
-    mock_env_run_until(&e, &r.calls);
+    mock_env_call(e, req, &r);
     assert_int_equal(r.status, LLMUX_EPROVIDER);
-    assert_int_equal(err_of(&r)->attempts, 2);
-    assert_int_equal(err_of(&r)->http_status, 503);
-    assert_int_equal(llmux_mock_request_count(e.mock), 2);
-    result_free(&r);
-    mock_env_stop(&e);
+    assert_int_equal(r.err->attempts, 2);
+    assert_int_equal(r.err->http_status, 503);
+    assert_int_equal(llmux_mock_request_count(e->mock), 2);
+    mock_call_free(&r);
 }
 
 /* retry_backoff= sets the first wait without a Retry-After (0.5 s by
  * default): 0.05 s, then 0.1 s, each with jitter down to 75 %. */
 static void test_retry_backoff(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
     char spec[256];
     uint64_t t0, took;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    llmux_mock_set_fault_all(e.mock, "status=503");
+    llmux_mock_set_fault_all(e->mock, "status=503");
     snprintf(spec, sizeof spec,
              "openai/gpt-4o-mini;base_url=%s;api_key=k;retry_backoff=0.05",
-             e.base);
+             e->base);
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
     llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
-    uv_update_time(&e.loop);
-    t0 = uv_now(&e.loop);
-    submit(&e, req, &r);
-    mock_env_run_until(&e, &r.calls);
-    took = uv_now(&e.loop) - t0;
+    uv_update_time(&e->loop);
+    t0 = uv_now(&e->loop);
+    mock_env_call(e, req, &r);
+    took = uv_now(&e->loop) - t0;
     assert_int_equal(r.status, LLMUX_EPROVIDER);
-    assert_int_equal(err_of(&r)->attempts, 3);
+    assert_int_equal(r.err->attempts, 3);
     assert_true(took >= 110);
     assert_true(took < 1000); /* the default waits 1.1 s at least */
-    result_free(&r);
+    mock_call_free(&r);
     assert_int_equal(
         llmux_request_new(&req, LLMUX_OP_CHAT, "openai/x;retry_backoff=soon"),
         LLMUX_ECONFIG);
     assert_non_null(strstr(llmux_request_errmsg(req), "retry_backoff"));
     llmux_request_free(req);
-    mock_env_stop(&e);
 }
 
 /* Every 5xx is retried, as the official SDKs do: 529 (overloaded) too. */
 static void test_retry_529(void **state)
 {
-    env e;
-    result r = {0};
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    assert_int_equal(llmux_mock_push_fault(e.mock, "status=529;retry_after=0"),
+    mock_env *e = *state;
+    mock_call r = {0};
+    assert_int_equal(llmux_mock_push_fault(e->mock, "status=529;retry_after=0"),
                      0);
-    submit(&e, chat(&e, "gpt-4o-mini", "overloaded"), &r);
-    mock_env_run_until(&e, &r.calls);
+    mock_env_call(e, chat(e, "gpt-4o-mini", "overloaded"), &r);
     assert_int_equal(r.status, 0);
     assert_int_equal(llmux_response_attempts(r.res), 2);
-    assert_int_equal(llmux_mock_request_count(e.mock), 2);
-    result_free(&r);
-    mock_env_stop(&e);
+    assert_int_equal(llmux_mock_request_count(e->mock), 2);
+    mock_call_free(&r);
 }
 
 static void test_insufficient_quota_not_retried(void **state)
 {
-    env e;
-    result r = {0};
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    submit(
-        &e,
-        chat_fault(&e, "status=429;code=insufficient_quota;retry_after=0", "x"),
+    mock_env *e = *state;
+    mock_call r = {0};
+    mock_env_call(
+        e,
+        chat_fault(e, "status=429;code=insufficient_quota;retry_after=0", "x"),
         &r);
-    mock_env_run_until(&e, &r.calls);
     assert_int_equal(r.status, LLMUX_ERATELIMIT);
-    assert_int_equal(err_of(&r)->attempts, 1);
-    assert_string_equal(err_of(&r)->provider_code, "insufficient_quota");
-    result_free(&r);
-    mock_env_stop(&e);
+    assert_int_equal(r.err->attempts, 1);
+    assert_string_equal(r.err->provider_code, "insufficient_quota");
+    mock_call_free(&r);
 }
 
 static void test_timeout(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
     uint64_t t0;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    req = chat(&e, "gpt-4o-mini#delay_ms=5000", "slow");
+    req = chat(e, "gpt-4o-mini#delay_ms=5000", "slow");
     llmux_request_set_timeout_ms(req, 300);
-    uv_update_time(&e.loop);
-    t0 = uv_now(&e.loop);
-    submit(&e, req, &r);
-    mock_env_run_until(&e, &r.calls);
+    uv_update_time(&e->loop);
+    t0 = uv_now(&e->loop);
+    mock_env_call(e, req, &r);
     assert_int_equal(r.status, LLMUX_ETIMEDOUT);
     assert_int_equal(llmux_err_class_of(r.status), LLMUX_CLASS_TRANSPORT);
-    assert_true(uv_now(&e.loop) - t0 < 3000);
-    assert_true(uv_now(&e.loop) - t0 >= 250);
-    assert_true(err_of(&r)->transport != 0);
-    result_free(&r);
-    mock_env_stop(&e);
+    assert_true(uv_now(&e->loop) - t0 < 3000);
+    assert_true(uv_now(&e->loop) - t0 >= 250);
+    assert_true(r.err->transport != 0);
+    mock_call_free(&r);
 }
 
 static void test_timeout_in_spec(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
     char spec[256];
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
     snprintf(spec, sizeof spec,
              "openai/gpt-4o-mini#stall_after=3;base_url=%s;api_key=k123;"
              "timeout=0.4;max_retries=0",
-             e.base);
+             e->base);
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
     llmux_request_add_message(req, LLMUX_ROLE_USER, "a b c");
     llmux_request_set_stream(req, 1);
-    submit(&e, req, &r);
-    mock_env_run_until(&e, &r.calls);
+    mock_env_call(e, req, &r);
     assert_int_equal(r.status, LLMUX_ETIMEDOUT);
     assert_true(r.chunks >= 1);
-    result_free(&r);
-    mock_env_stop(&e);
+    mock_call_free(&r);
 }
 
 static void test_garbage_and_truncated(void **state)
 {
-    env e;
-    result r1 = {0}, r2 = {0};
+    mock_env *e = *state;
+    mock_call r1 = {0}, r2 = {0};
     llmux_request *req;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    submit(&e, chat(&e, "gpt-4o-mini#body=garbage", "x"), &r1);
-    req = chat(&e, "gpt-4o-mini#body=truncated", "x");
+    mock_env_submit(e, chat(e, "gpt-4o-mini#body=garbage", "x"), &r1);
+    req = chat(e, "gpt-4o-mini#body=truncated", "x");
     llmux_request_set_max_retries(req, 0);
-    submit(&e, req, &r2);
-    mock_env_run_until(&e, &r1.calls);
-    mock_env_run_until(&e, &r2.calls);
+    mock_env_submit(e, req, &r2);
+    mock_env_wait(e, &r1);
+    mock_env_wait(e, &r2);
     assert_int_equal(r1.status, LLMUX_EPROTO);
-    assert_non_null(strstr(err_of(&r1)->message, "openai"));
+    assert_non_null(strstr(r1.err->message, "openai"));
     assert_true(r2.status == LLMUX_EPROTO || r2.status == LLMUX_ETRANSPORT);
-    result_free(&r1);
-    result_free(&r2);
-    mock_env_stop(&e);
+    mock_call_free(&r1);
+    mock_call_free(&r2);
 }
 
 static void test_too_big(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env e;
+    mock_call r = {0};
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     (void)state;
     o.max_response_bytes = 64 * 1024;
     mock_env_start(&e, &o, NULL);
-    submit(&e, chat(&e, "gpt-4o-mini#huge=500000", "x"), &r);
-    mock_env_run_until(&e, &r.calls);
+    mock_env_call(&e, chat(&e, "gpt-4o-mini#huge=500000", "x"), &r);
     assert_int_equal(r.status, LLMUX_ETOOBIG);
-    assert_non_null(strstr(err_of(&r)->message, "65536"));
-    result_free(&r);
+    assert_non_null(strstr(r.err->message, "65536"));
+    mock_call_free(&r);
     mock_env_stop(&e);
 }
 
@@ -532,67 +408,62 @@ static void cancel_timer_cb(uv_timer_t *t)
 
 static void test_cancel(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
     uv_timer_t t;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    req = chat(&e, "gpt-4o-mini#delay_ms=5000", "cancel me");
-    submit(&e, req, &r);
-    uv_timer_init(&e.loop, &t);
+    req = chat(e, "gpt-4o-mini#delay_ms=5000", "cancel me");
+    mock_env_submit(e, req, &r);
+    uv_timer_init(&e->loop, &t);
     t.data = req;
     g_timer_fired = 0;
     uv_timer_start(&t, cancel_timer_cb, 50, 0);
-    mock_env_run_until(&e, &r.calls);
+    mock_env_wait(e, &r);
     assert_true(g_timer_fired);
     assert_int_equal(r.status, LLMUX_ECANCELED);
-    /* give the loop a moment: the callback must not run again */
-    uv_run(&e.loop, UV_RUN_NOWAIT);
+    /* give the loop a moment: the callback must not run again (and the
+     * timer's close ends: t is ours) */
+    uv_run(&e->loop, UV_RUN_NOWAIT);
     assert_int_equal(r.calls, 1);
-    result_free(&r);
-    mock_env_stop(&e);
+    mock_call_free(&r);
 }
 
 static void test_close_with_requests_in_flight(void **state)
 {
-    env e;
-    result r[8];
+    mock_env *e = *state;
+    mock_call r[8];
     int i, total;
-    (void)state;
     memset(r, 0, sizeof r);
-    mock_env_start(&e, NULL, NULL);
     for (i = 0; i < 8; i++) {
-        llmux_request *req = chat(&e,
+        llmux_request *req = chat(e,
                                   i % 2 ? "gpt-4o-mini#stall_after=1"
                                         : "gpt-4o-mini#"
                                           "delay_ms=5000",
                                   "p q");
         llmux_request_set_stream(req, i % 2);
-        submit(&e, req, &r[i]);
+        mock_env_submit(e, req, &r[i]);
     }
     for (i = 0; i < 20; i++)
-        uv_run(&e.loop, UV_RUN_NOWAIT);
-    llmux_client_close(e.client, mock_env_on_client_closed, &e);
+        uv_run(&e->loop, UV_RUN_NOWAIT);
+    llmux_client_close(e->client, mock_env_on_client_closed, e);
     for (i = 0; i < 8; i++)
         assert_int_equal(r[i].calls, 0); /* not inside close */
-    mock_env_run_until(&e, &e.client_closed);
+    mock_env_run_until(e, &e->client_closed);
     total = 0;
     for (i = 0; i < 8; i++) {
         assert_int_equal(r[i].calls, 1);
         assert_int_equal(r[i].status, LLMUX_ECANCELED);
         total += r[i].calls;
-        result_free(&r[i]);
+        mock_call_free(&r[i]);
     }
     assert_int_equal(total, 8);
-    e.client = NULL;
-    mock_env_stop(&e);
+    e->client = NULL;
 }
 
 /* Callbacks that call back into llmux: close and cancel from inside a
  * done or chunk callback, and submit from a done callback. */
 typedef struct reentry {
-    env *e;
+    mock_env *e;
     int mode; /* 1 close in done, 2 close in chunk, 3 cancel in chunk,
                  4 submit in done */
     int calls;
@@ -646,7 +517,7 @@ static void test_reentrant_callbacks(void **state)
     int mode;
     (void)state;
     for (mode = 1; mode <= 4; mode++) {
-        env e;
+        mock_env e;
         reentry r;
         llmux_request *req;
         memset(&r, 0, sizeof r);
@@ -687,8 +558,8 @@ static void test_reentrant_callbacks(void **state)
 /* A chunk callback may submit a new request (curl refuses new handles
  * inside its callbacks: the engine starts it from the loop). */
 typedef struct chained {
-    env *e;
-    result second;
+    mock_env *e;
+    mock_call second;
     int submitted;
 } chained;
 
@@ -699,12 +570,8 @@ static int chain_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
     (void)ch;
     if (!c->submitted) {
         c->submitted = 1;
-        c->second.e = c->e;
-        assert_int_equal(llmux_submit(c->e->client,
-                                      chat(c->e, "gpt-4o-mini", "nested"),
-                                      on_chunk, on_done, &c->second),
-                         0);
-        assert_int_equal(c->second.calls, 0);
+        /* it calls nothing back from inside llmux_submit() */
+        mock_env_submit(c->e, chat(c->e, "gpt-4o-mini", "nested"), &c->second);
     }
     return 0;
 }
@@ -720,67 +587,56 @@ static void chain_done(llmux_request *req, int status, llmux_response *res,
 
 static void test_submit_from_chunk_callback(void **state)
 {
-    env e;
+    mock_env *e = *state;
     chained c;
     llmux_request *req;
-    (void)state;
     memset(&c, 0, sizeof c);
-    mock_env_start(&e, NULL, NULL);
-    c.e = &e;
-    req = chat(&e, "gpt-4o-mini", "outer");
+    c.e = e;
+    req = chat(e, "gpt-4o-mini", "outer");
     llmux_request_set_stream(req, 1);
-    assert_int_equal(llmux_submit(e.client, req, chain_chunk, chain_done, &c),
+    assert_int_equal(llmux_submit(e->client, req, chain_chunk, chain_done, &c),
                      0);
-    mock_env_run_until(&e, &c.second.calls);
+    mock_env_wait(e, &c.second);
     assert_int_equal(c.second.status, 0);
     assert_string_equal(llmux_response_text(c.second.res, NULL),
                         "Mock reply to: nested");
-    result_free(&c.second);
-    mock_env_stop(&e);
+    mock_call_free(&c.second);
 }
 
 /* A connection cut after the end marker still is a complete stream. */
 static void test_cut_after_done_is_success(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
     /* role, 4 words, finish, usage, [DONE]: 8 events, then the cut */
-    req = chat_fault(&e, "cut_after=8", "a");
+    req = chat_fault(e, "cut_after=8", "a");
     llmux_request_set_stream(req, 1);
-    submit(&e, req, &r);
-    mock_env_run_until(&e, &r.calls);
+    mock_env_call(e, req, &r);
     assert_int_equal(r.status, 0);
     assert_string_equal(llmux_response_text(r.res, NULL), "Mock reply to: a");
-    result_free(&r);
-    mock_env_stop(&e);
+    mock_call_free(&r);
 }
 
 /* A stream retried before anything reached the caller starts afresh in
  * the plugin too: the second attempt's id and model are kept. */
 static void test_stream_retry_fresh_state(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    assert_int_equal(
-        llmux_mock_push_fault(e.mock, "cut_after=1;header=x-should-retry:true"),
-        0);
-    req = chat(&e, "gpt-4o-mini", "b c");
+    assert_int_equal(llmux_mock_push_fault(
+                         e->mock, "cut_after=1;header=x-should-retry:true"),
+                     0);
+    req = chat(e, "gpt-4o-mini", "b c");
     llmux_request_set_stream(req, 1);
-    submit(&e, req, &r);
-    mock_env_run_until(&e, &r.calls);
+    mock_env_call(e, req, &r);
     assert_int_equal(r.status, 0);
     assert_int_equal(llmux_response_attempts(r.res), 2);
     assert_non_null(llmux_response_id(r.res));
     assert_string_equal(llmux_response_model(r.res), "gpt-4o-mini");
     assert_string_equal(r.text, "Mock reply to: b c");
-    result_free(&r);
-    mock_env_stop(&e);
+    mock_call_free(&r);
 }
 
 /*
@@ -790,194 +646,169 @@ static void test_stream_retry_fresh_state(void **state)
  */
 static void test_no_retry_once_answered(void **state)
 {
-    env e;
-    result r[4];
+    mock_env *e = *state;
+    mock_call r[4];
     static const char *const faults[] = {"reset=1", "reset_after=10",
                                          "reset_after=0", "body=truncated"};
     static const int tries[] = {2, 1, 1, 1};
     int i;
-    (void)state;
     memset(r, 0, sizeof r);
-    mock_env_start(&e, NULL, NULL);
     for (i = 0; i < 4; i++) {
-        llmux_request *req = chat_fault(&e, faults[i], "x");
+        llmux_request *req = chat_fault(e, faults[i], "x");
         llmux_request_set_max_retries(req, 1);
         llmux_request_set_stream(req, i == 2);
-        submit(&e, req, &r[i]);
+        mock_env_submit(e, req, &r[i]);
     }
     for (i = 0; i < 4; i++) {
-        mock_env_run_until(&e, &r[i].calls);
+        mock_env_wait(e, &r[i]);
         assert_int_equal(r[i].status, LLMUX_ETRANSPORT);
-        assert_int_equal(err_of(&r[i])->http_status, i ? 200 : 0);
-        assert_int_equal(err_of(&r[i])->attempts, tries[i]);
-        result_free(&r[i]);
+        assert_int_equal(r[i].err->http_status, i ? 200 : 0);
+        assert_int_equal(r[i].err->attempts, tries[i]);
+        mock_call_free(&r[i]);
     }
-    assert_int_equal(llmux_mock_request_count(e.mock), 5);
-    mock_env_stop(&e);
+    assert_int_equal(llmux_mock_request_count(e->mock), 5);
 }
 
 /* Cancelling while a retry waits finishes at once with ECANCELED. */
 static void test_cancel_during_retry_wait(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
     uv_timer_t t;
     uint64_t t0;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    assert_int_equal(llmux_mock_push_fault(e.mock, "status=503;retry_after=2"),
+    assert_int_equal(llmux_mock_push_fault(e->mock, "status=503;retry_after=2"),
                      0);
-    req = chat(&e, "gpt-4o-mini", "x");
+    req = chat(e, "gpt-4o-mini", "x");
     llmux_request_set_timeout_ms(req, 5000);
-    submit(&e, req, &r);
-    uv_timer_init(&e.loop, &t);
+    mock_env_submit(e, req, &r);
+    uv_timer_init(&e->loop, &t);
     t.data = req;
     g_timer_fired = 0;
     uv_timer_start(&t, cancel_timer_cb, 300, 0);
-    uv_update_time(&e.loop);
-    t0 = uv_now(&e.loop);
-    mock_env_run_until(&e, &r.calls);
+    uv_update_time(&e->loop);
+    t0 = uv_now(&e->loop);
+    mock_env_wait(e, &r);
     assert_int_equal(r.status, LLMUX_ECANCELED);
-    assert_true(uv_now(&e.loop) - t0 < 1500);
-    assert_int_equal(llmux_mock_request_count(e.mock), 1);
-    result_free(&r);
-    mock_env_stop(&e);
+    assert_true(uv_now(&e->loop) - t0 < 1500);
+    assert_int_equal(llmux_mock_request_count(e->mock), 1);
+    uv_run(&e->loop, UV_RUN_NOWAIT); /* the timer's close ends (t is ours) */
+    mock_call_free(&r);
 }
 
 static void test_submit_errors(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
     char spec[256];
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, "nosuchprovider/x"),
                      0);
     llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
-    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r),
+    assert_int_equal(llmux_submit(e->client, req, NULL, mock_call_on_done, &r),
                      LLMUX_ENOPROVIDER);
     assert_non_null(strstr(llmux_request_errmsg(req), "nosuchprovider"));
     llmux_request_free(req);
 
     unsetenv("OPENAI_API_KEY");
-    snprintf(spec, sizeof spec, "openai/gpt-4o-mini;base_url=%s", e.base);
+    snprintf(spec, sizeof spec, "openai/gpt-4o-mini;base_url=%s", e->base);
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
     llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
-    assert_int_equal(llmux_submit(e.client, req, NULL, on_done, &r),
+    assert_int_equal(llmux_submit(e->client, req, NULL, mock_call_on_done, &r),
                      LLMUX_ENOKEY);
     assert_non_null(strstr(llmux_request_errmsg(req), "OPENAI_API_KEY"));
     llmux_request_free(req);
     for (int i = 0; i < 5; i++)
-        uv_run(&e.loop, UV_RUN_NOWAIT);
+        uv_run(&e->loop, UV_RUN_NOWAIT);
     assert_int_equal(r.calls, 0); /* a failed submit never calls back */
-    mock_env_stop(&e);
 }
 
 static void test_connect_refused(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
     uv_tcp_t probe;
     struct sockaddr_in a;
     int namelen = sizeof a, port;
     char spec[256];
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
     /* a port that was free a moment ago */
-    uv_tcp_init(&e.loop, &probe);
+    uv_tcp_init(&e->loop, &probe);
     uv_ip4_addr("127.0.0.1", 0, &a);
     uv_tcp_bind(&probe, (struct sockaddr *)&a, 0);
     uv_tcp_getsockname(&probe, (struct sockaddr *)&a, &namelen);
     port = ntohs(a.sin_port);
     uv_close((uv_handle_t *)&probe, NULL);
-    uv_run(&e.loop, UV_RUN_NOWAIT);
+    uv_run(&e->loop, UV_RUN_NOWAIT);
     snprintf(spec, sizeof spec,
              "openai/gpt-4o-mini;base_url=http://127.0.0.1:%d/v1;api_key=k;"
              "max_retries=0",
              port);
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
     llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
-    submit(&e, req, &r);
-    mock_env_run_until(&e, &r.calls);
+    mock_env_call(e, req, &r);
     assert_int_equal(r.status, LLMUX_ETRANSPORT);
-    assert_int_equal(err_of(&r)->http_status, 0);
-    assert_true(err_of(&r)->transport != 0);
-    result_free(&r);
-    mock_env_stop(&e);
+    assert_int_equal(r.err->http_status, 0);
+    assert_true(r.err->transport != 0);
+    mock_call_free(&r);
 }
 
 static void test_many_concurrent(void **state)
 {
-    env e;
+    mock_env *e = *state;
     enum { N = 300 };
-    result *r = calloc(N, sizeof *r);
-    int i, done;
+    mock_call *r = calloc(N, sizeof *r);
+    int i;
     char prompt[64];
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
     for (i = 0; i < N; i++) {
         llmux_request *req;
         snprintf(prompt, sizeof prompt, "prompt %d", i);
-        req = chat(&e, "gpt-4o-mini", prompt);
+        req = chat(e, "gpt-4o-mini", prompt);
         llmux_request_set_stream(req, i % 3 == 0);
-        submit(&e, req, &r[i]);
+        mock_env_submit(e, req, &r[i]);
     }
-    assert_int_equal(llmux_client_pending(e.client), N);
-    for (i = 0; i < 1000000; i++) {
-        int k;
-        done = 0;
-        for (k = 0; k < N; k++)
-            done += r[k].calls;
-        if (done == N)
-            break;
-        uv_run(&e.loop, UV_RUN_ONCE);
-    }
-    assert_int_equal(llmux_client_pending(e.client), 0);
+    assert_int_equal(llmux_client_pending(e->client), N);
+    mock_env_wait_all(e, r, N);
+    assert_int_equal(llmux_client_pending(e->client), 0);
     for (i = 0; i < N; i++) {
         char want[64];
         snprintf(want, sizeof want, "Mock reply to: prompt %d", i);
         assert_int_equal(r[i].calls, 1);
         assert_int_equal(r[i].status, 0);
         assert_string_equal(llmux_response_text(r[i].res, NULL), want);
-        result_free(&r[i]);
+        mock_call_free(&r[i]);
     }
-    assert_true(llmux_mock_max_concurrent(e.mock) > 1);
+    assert_true(llmux_mock_max_concurrent(e->mock) > 1);
     free(r);
-    mock_env_stop(&e);
 }
 
 static void test_other_ops(void **state)
 {
-    env e;
-    result rc = {0}, re = {0}, rm = {0};
+    mock_env *e = *state;
+    mock_call rc = {0}, re = {0}, rm = {0};
     llmux_request *req;
     char spec[256];
     size_t dim;
     char *json;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
     snprintf(spec, sizeof spec,
              "openai/gpt-3.5-turbo-instruct;base_url=%s;"
              "api_key=k1",
-             e.base);
+             e->base);
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_COMPLETE, spec), 0);
     llmux_request_set_prompt(req, "Say this");
-    submit(&e, req, &rc);
+    mock_env_submit(e, req, &rc);
     snprintf(spec, sizeof spec,
-             "openai/text-embedding-3-small;base_url=%s;api_key=k1", e.base);
+             "openai/text-embedding-3-small;base_url=%s;api_key=k1", e->base);
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_EMBED, spec), 0);
     llmux_request_add_input(req, "first");
     llmux_request_add_input(req, "second");
-    submit(&e, req, &re);
-    snprintf(spec, sizeof spec, "openai;base_url=%s;api_key=k1", e.base);
+    mock_env_submit(e, req, &re);
+    snprintf(spec, sizeof spec, "openai;base_url=%s;api_key=k1", e->base);
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_MODELS, spec), 0);
-    submit(&e, req, &rm);
-    mock_env_run_until(&e, &rc.calls);
-    mock_env_run_until(&e, &re.calls);
-    mock_env_run_until(&e, &rm.calls);
+    mock_env_submit(e, req, &rm);
+    mock_env_wait(e, &rc);
+    mock_env_wait(e, &re);
+    mock_env_wait(e, &rm);
 
     assert_int_equal(rc.status, 0);
     assert_string_equal(llmux_response_text(rc.res, NULL),
@@ -997,11 +828,10 @@ static void test_other_ops(void **state)
     assert_int_equal(rm.status, 0);
     assert_true(llmux_response_model_count(rm.res) >= 1);
     assert_string_equal(llmux_response_model_id(rm.res, 0), "gpt-4o-mini");
-    assert_string_equal(llmux_mock_request(e.mock, 2)->method, "GET");
-    result_free(&rc);
-    result_free(&re);
-    result_free(&rm);
-    mock_env_stop(&e);
+    assert_string_equal(llmux_mock_request(e->mock, 2)->method, "GET");
+    mock_call_free(&rc);
+    mock_call_free(&re);
+    mock_call_free(&rm);
 }
 
 /* The blocking call runs its own private loop. */
@@ -1035,23 +865,21 @@ static void run_thread(void *arg)
 
 static void test_blocking(void **state)
 {
-    env e;
+    mock_env *e = *state;
     uv_thread_t th;
     int port;
     llmux_request *req;
     llmux_response *res = NULL;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    port = llmux_mock_port(e.mock);
+    port = llmux_mock_port(e->mock);
     /* the mock runs on this thread's loop; the blocking call on another */
     assert_int_equal(uv_thread_create(&th, run_thread, &port), 0);
     {
         int i;
         for (i = 0; i < 400; i++) {
-            uv_run(&e.loop, UV_RUN_NOWAIT);
+            uv_run(&e->loop, UV_RUN_NOWAIT);
             uv_sleep(5);
-            if (llmux_mock_request_count(e.mock) == 1 &&
-                llmux_mock_in_flight(e.mock) == 0)
+            if (llmux_mock_request_count(e->mock) == 1 &&
+                llmux_mock_in_flight(e->mock) == 0)
                 break;
         }
     }
@@ -1066,7 +894,6 @@ static void test_blocking(void **state)
     assert_non_null(strstr(llmux_response_error(res)->message, "nope"));
     llmux_response_free(res);
     llmux_request_free(req);
-    mock_env_stop(&e);
 }
 
 /* What older headers declared, and programs built against them call. */
@@ -1123,8 +950,8 @@ static void test_options_older_versions(void **state)
 
 static void test_private_loop_client(void **state)
 {
-    env fake;
-    result r = {0};
+    mock_env fake;
+    mock_call r = {0};
     llmux_mock *m;
     llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
     (void)state;
@@ -1137,14 +964,14 @@ static void test_private_loop_client(void **state)
                      0);
     snprintf(fake.base, sizeof fake.base, "http://127.0.0.1:%d/v1",
              llmux_mock_port(m));
-    submit(&fake, chat(&fake, "gpt-4o-mini", "own loop"), &r);
+    mock_env_submit(&fake, chat(&fake, "gpt-4o-mini", "own loop"), &r);
     while (!r.calls)
         llmux_client_run(fake.client, LLMUX_RUN_ONCE);
     assert_int_equal(r.status, 0);
     assert_string_equal(llmux_response_text(r.res, NULL),
                         "Mock reply to: own loop");
     llmux_mock_close(m, NULL, NULL);
-    result_free(&r);
+    mock_call_free(&r);
     llmux_client_free(fake.client); /* runs the private loop to the end */
 }
 
@@ -1197,36 +1024,36 @@ static void test_free_from_callback(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chat_basic),
+        mock_env_test(test_chat_basic),
         cmocka_unit_test(test_free_from_callback),
-        cmocka_unit_test(test_stream),
-        cmocka_unit_test(test_stream_cut),
-        cmocka_unit_test(test_stream_reset),
-        cmocka_unit_test(test_stream_error_event),
-        cmocka_unit_test(test_chunk_abort),
-        cmocka_unit_test(test_http_errors),
-        cmocka_unit_test(test_retry_then_success),
-        cmocka_unit_test(test_retry_budget_exhausted),
-        cmocka_unit_test(test_retry_backoff),
-        cmocka_unit_test(test_retry_529),
-        cmocka_unit_test(test_insufficient_quota_not_retried),
-        cmocka_unit_test(test_timeout),
-        cmocka_unit_test(test_timeout_in_spec),
-        cmocka_unit_test(test_garbage_and_truncated),
+        mock_env_test(test_stream),
+        mock_env_test(test_stream_cut),
+        mock_env_test(test_stream_reset),
+        mock_env_test(test_stream_error_event),
+        mock_env_test(test_chunk_abort),
+        mock_env_test(test_http_errors),
+        mock_env_test(test_retry_then_success),
+        mock_env_test(test_retry_budget_exhausted),
+        mock_env_test(test_retry_backoff),
+        mock_env_test(test_retry_529),
+        mock_env_test(test_insufficient_quota_not_retried),
+        mock_env_test(test_timeout),
+        mock_env_test(test_timeout_in_spec),
+        mock_env_test(test_garbage_and_truncated),
         cmocka_unit_test(test_too_big),
-        cmocka_unit_test(test_cancel),
-        cmocka_unit_test(test_close_with_requests_in_flight),
+        mock_env_test(test_cancel),
+        mock_env_test(test_close_with_requests_in_flight),
         cmocka_unit_test(test_reentrant_callbacks),
-        cmocka_unit_test(test_submit_from_chunk_callback),
-        cmocka_unit_test(test_cut_after_done_is_success),
-        cmocka_unit_test(test_stream_retry_fresh_state),
-        cmocka_unit_test(test_no_retry_once_answered),
-        cmocka_unit_test(test_cancel_during_retry_wait),
-        cmocka_unit_test(test_submit_errors),
-        cmocka_unit_test(test_connect_refused),
-        cmocka_unit_test(test_many_concurrent),
-        cmocka_unit_test(test_other_ops),
-        cmocka_unit_test(test_blocking),
+        mock_env_test(test_submit_from_chunk_callback),
+        mock_env_test(test_cut_after_done_is_success),
+        mock_env_test(test_stream_retry_fresh_state),
+        mock_env_test(test_no_retry_once_answered),
+        mock_env_test(test_cancel_during_retry_wait),
+        mock_env_test(test_submit_errors),
+        mock_env_test(test_connect_refused),
+        mock_env_test(test_many_concurrent),
+        mock_env_test(test_other_ops),
+        mock_env_test(test_blocking),
         cmocka_unit_test(test_options_older_versions),
         cmocka_unit_test(test_private_loop_client),
     };

@@ -23,20 +23,6 @@
 
 #define EVIL "\r\nX-Evil: 1"
 
-typedef struct done {
-    int calls, status;
-} done;
-
-static void on_done(llmux_request *req, int status, llmux_response *res,
-                    void *ud)
-{
-    done *d = ud;
-    (void)req;
-    (void)res;
-    d->calls++;
-    d->status = status;
-}
-
 /* No request the mock received carries an X-Evil header, a header value
  * with CR or LF, or "X-Evil" in its path. */
 static void assert_clean(const mock_env *e)
@@ -54,13 +40,14 @@ static void assert_clean(const mock_env *e)
 /* Submits req (owned) and requires failure: at submit or in on_done. */
 static void expect_refused(mock_env *e, llmux_request *req, const char *what)
 {
-    done d = {0, 0};
-    int rc = llmux_submit(e->client, req, NULL, on_done, &d);
+    mock_call c = {0};
+    int rc = llmux_submit(e->client, req, NULL, mock_call_on_done, &c);
     if (rc == 0) {
-        mock_env_run_until(e, &d.calls);
-        assert_int_equal(d.calls, 1);
-        if (d.status == 0)
+        mock_env_wait(e, &c);
+        assert_int_equal(c.calls, 1);
+        if (c.status == 0)
             fail_msg("%s: sent successfully", what);
+        mock_call_free(&c);
     } else {
         llmux_request_free(req);
     }
@@ -80,12 +67,10 @@ static llmux_request *chat(const char *spec)
 
 static void test_no_crlf_reaches_the_wire(void **state)
 {
-    mock_env e;
+    mock_env *e = *state;
     char spec[512], base[256];
     llmux_request *req;
-    (void)state;
-    mock_env_start(&e, NULL, NULL);
-    snprintf(base, sizeof base, "base_url=%s;api_key=sk-test", e.base);
+    snprintf(base, sizeof base, "base_url=%s;api_key=sk-test", e->base);
 
     /* the model name: refused by the parser and by set_model */
     snprintf(spec, sizeof spec, "openai/x" EVIL ";%s", base);
@@ -99,11 +84,11 @@ static void test_no_crlf_reaches_the_wire(void **state)
     /* a provider option the plugin sends as a header (OpenAI-Organization)
      * in the config string (braces allow any byte) and through the setter */
     snprintf(spec, sizeof spec, "openai/x;organization={o" EVIL "};%s", base);
-    expect_refused(&e, chat(spec), "organization= in the spec");
+    expect_refused(e, chat(spec), "organization= in the spec");
     snprintf(spec, sizeof spec, "openai/x;%s", base);
     req = chat(spec);
     assert_int_equal(llmux_request_set_option(req, "project", "p" EVIL), 0);
-    expect_refused(&e, req, "project set as an option");
+    expect_refused(e, req, "project set as an option");
 
     /* the request's and the client's extra headers */
     req = chat(spec);
@@ -116,7 +101,7 @@ static void test_no_crlf_reaches_the_wire(void **state)
         llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
         const char *h[] = {"X-A: 1" EVIL};
         llmux_client *c = NULL;
-        o.loop = &e.loop;
+        o.loop = &e->loop;
         o.headers = h;
         o.n_headers = 1;
         assert_int_equal(llmux_client_new(&c, &o), LLMUX_EINVAL);
@@ -125,23 +110,23 @@ static void test_no_crlf_reaches_the_wire(void **state)
 
     /* base_url and proxy */
     snprintf(spec, sizeof spec, "openai/x;base_url={%s" EVIL "};api_key=k",
-             e.base);
-    expect_refused(&e, chat(spec), "base_url");
+             e->base);
+    expect_refused(e, chat(spec), "base_url");
     snprintf(spec, sizeof spec, "openai/x;base_url={%s/" EVIL "/};api_key=k",
-             e.base);
-    expect_refused(&e, chat(spec), "base_url path");
+             e->base);
+    expect_refused(e, chat(spec), "base_url path");
     snprintf(spec, sizeof spec,
              "openai/x;%s;proxy={http://127.0.0.1:9" EVIL "}", base);
-    expect_refused(&e, chat(spec), "proxy");
+    expect_refused(e, chat(spec), "proxy");
 
     /* the API key: in the spec, from the environment */
     snprintf(spec, sizeof spec, "openai/x;base_url=%s;api_key={k" EVIL "}",
-             e.base);
-    expect_refused(&e, chat(spec), "api_key");
+             e->base);
+    expect_refused(e, chat(spec), "api_key");
     setenv("LLMUX_TEST_INJECT_KEY", "k" EVIL, 1);
     snprintf(spec, sizeof spec,
-             "openai/x;base_url=%s;api_key_env=LLMUX_TEST_INJECT_KEY", e.base);
-    expect_refused(&e, chat(spec), "api_key from the environment");
+             "openai/x;base_url=%s;api_key_env=LLMUX_TEST_INJECT_KEY", e->base);
+    expect_refused(e, chat(spec), "api_key from the environment");
     unsetenv("LLMUX_TEST_INJECT_KEY");
 
     /* request JSON: the model, and the whole spec when trusted */
@@ -159,11 +144,11 @@ static void test_no_crlf_reaches_the_wire(void **state)
                  "{\"model\":\"openai/x;base_url=%s;api_key=k;"
                  "organization={o\\r\\nX-Evil: 1}\",\"messages\":"
                  "[{\"role\":\"user\",\"content\":\"hi\"}]}",
-                 e.base);
+                 e->base);
         rc = llmux_request_new_json_ex(&req, NULL, js, strlen(js),
                                        LLMUX_JSON_TRUSTED);
         assert_int_equal(rc, 0);
-        expect_refused(&e, req, "organization in trusted JSON");
+        expect_refused(e, req, "organization in trusted JSON");
     }
 
     /* a fallback's model */
@@ -176,21 +161,18 @@ static void test_no_crlf_reaches_the_wire(void **state)
     /* and a clean request still goes through, with no X-Evil */
     snprintf(spec, sizeof spec, "openai/x;%s", base);
     {
-        done d = {0, 0};
-        assert_int_equal(llmux_submit(e.client, chat(spec), NULL, on_done, &d),
-                         0);
-        mock_env_run_until(&e, &d.calls);
-        assert_int_equal(d.status, 0);
+        mock_call c = {0};
+        assert_int_equal(mock_env_call(e, chat(spec), &c), 0);
+        mock_call_free(&c);
     }
-    assert_true(llmux_mock_request_count(e.mock) >= 1);
-    assert_clean(&e);
-    mock_env_stop(&e);
+    assert_true(llmux_mock_request_count(e->mock) >= 1);
+    assert_clean(e);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_no_crlf_reaches_the_wire),
+        mock_env_test(test_no_crlf_reaches_the_wire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

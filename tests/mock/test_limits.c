@@ -16,61 +16,23 @@
 
 #include "mock/mock_env.h"
 
-typedef struct env {
-    mock_env m;
-    int done_order[256];
-    int n_done;
-} env;
-
-typedef struct result {
-    env *e;
-    int id;
-    int calls, status, chunks;
-    llmux_response *res;
-} result;
-
-static void env_start(env *e, const llmux_client_options *co, int chunk_ms)
+/* A mock sending stream events `chunk_ms` apart. */
+static void env_start(mock_env *e, const llmux_client_options *co, int chunk_ms)
 {
     llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
-    memset(e, 0, sizeof *e);
     mo.quiet = 1;
     mo.chunk_delay_ms = chunk_ms;
-    mock_env_start(&e->m, co, &mo);
+    mock_env_start(e, co, &mo);
 }
 
-static void run_until(env *e, const int *flag)
-{
-    mock_env_run_until(&e->m, flag);
-}
-
-static void on_done(llmux_request *req, int status, llmux_response *res,
-                    void *ud)
-{
-    result *r = ud;
-    (void)req;
-    r->calls++;
-    r->status = status;
-    r->res = llmux_response_retain(res);
-    if (r->e && r->e->n_done < 256)
-        r->e->done_order[r->e->n_done++] = r->id;
-}
-
-static int on_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
-{
-    (void)req;
-    (void)ch;
-    ((result *)ud)->chunks++;
-    return 0;
-}
-
-static llmux_request *chat(env *e, const char *host, const char *fault,
+static llmux_request *chat(mock_env *e, const char *host, const char *fault,
                            const char *prompt)
 {
     llmux_request *req;
     char spec[256], h[128];
     snprintf(spec, sizeof spec,
              "openai/gpt-4o-mini;base_url=http://%s:%d/v1;api_key=k",
-             host ? host : "127.0.0.1", llmux_mock_port(e->m.mock));
+             host ? host : "127.0.0.1", llmux_mock_port(e->mock));
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
     llmux_request_add_message(req, LLMUX_ROLE_USER, prompt);
     if (fault) {
@@ -80,35 +42,11 @@ static llmux_request *chat(env *e, const char *host, const char *fault,
     return req;
 }
 
-static int all_done(result *r, int n)
-{
-    int i;
-    for (i = 0; i < n; i++)
-        if (!r[i].calls)
-            return 0;
-    return 1;
-}
-
-static void wait_all(env *e, result *r, int n)
-{
-    int i;
-    for (i = 0; i < 400000 && !all_done(r, n); i++)
-        uv_run(&e->m.loop, UV_RUN_ONCE);
-    assert_true(all_done(r, n));
-}
-
-static void free_all(result *r, int n)
-{
-    int i;
-    for (i = 0; i < n; i++)
-        llmux_response_free(r[i].res);
-}
-
 static void test_max_in_flight_and_fifo(void **state)
 {
-    env e;
+    mock_env e;
     enum { N = 40 };
-    result r[N];
+    mock_call r[N];
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     llmux_stats st;
     int i;
@@ -119,25 +57,20 @@ static void test_max_in_flight_and_fifo(void **state)
     for (i = 0; i < N; i++) {
         char p[32];
         snprintf(p, sizeof p, "prompt %d", i);
-        r[i].e = &e;
-        r[i].id = i;
-        assert_int_equal(llmux_submit(e.m.client,
-                                      chat(&e, NULL, "delay_ms=30", p), NULL,
-                                      on_done, &r[i]),
-                         0);
+        mock_env_submit(&e, chat(&e, NULL, "delay_ms=30", p), &r[i]);
     }
-    assert_int_equal(llmux_client_pending(e.m.client), N);
+    assert_int_equal(llmux_client_pending(e.client), N);
     memset(&st, 0, sizeof st);
     st.version = LLMUX_STATS_VERSION;
-    assert_int_equal(llmux_client_stats(e.m.client, &st), 0);
+    assert_int_equal(llmux_client_stats(e.client, &st), 0);
     assert_int_equal(st.in_flight, 5);
     assert_int_equal(st.queued, N - 5);
-    wait_all(&e, r, N);
+    mock_env_wait_all(&e, r, N);
     for (i = 0; i < N; i++)
         assert_int_equal(r[i].status, 0);
     /* the limit held, and was used */
-    assert_int_equal(llmux_mock_max_concurrent(e.m.mock), 5);
-    assert_int_equal(llmux_client_stats(e.m.client, &st), 0);
+    assert_int_equal(llmux_mock_max_concurrent(e.mock), 5);
+    assert_int_equal(llmux_client_stats(e.client, &st), 0);
     assert_int_equal(st.requests, N);
     assert_int_equal(st.succeeded, N);
     assert_int_equal(st.max_in_flight, 5);
@@ -146,15 +79,15 @@ static void test_max_in_flight_and_fifo(void **state)
     assert_true(st.queue_wait_p99 >= 100.0); /* the last waited 7 rounds */
     assert_true(st.total_p50 >= 25.0);
     assert_true(st.prompt_tokens == 2 * N);
-    free_all(r, N);
-    mock_env_stop(&e.m);
+    mock_call_free_all(r, N);
+    mock_env_stop(&e);
 }
 
 static void test_strict_fifo_one_at_a_time(void **state)
 {
-    env e;
+    mock_env e;
     enum { N = 12 };
-    result r[N];
+    mock_call r[N];
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     int i;
     (void)state;
@@ -162,30 +95,26 @@ static void test_strict_fifo_one_at_a_time(void **state)
     o.max_in_flight = 1;
     env_start(&e, &o, 0);
     for (i = 0; i < N; i++) {
-        r[i].e = &e;
-        r[i].id = i;
         /* later requests answer faster: only the queue keeps the order */
         {
             char f[32];
             snprintf(f, sizeof f, "delay_ms=%d", (N - i) * 3);
-            assert_int_equal(llmux_submit(e.m.client, chat(&e, NULL, f, "x"),
-                                          NULL, on_done, &r[i]),
-                             0);
+            mock_env_submit(&e, chat(&e, NULL, f, "x"), &r[i]);
         }
     }
-    wait_all(&e, r, N);
+    mock_env_wait_all(&e, r, N);
     for (i = 0; i < N; i++)
-        assert_int_equal(e.done_order[i], i);
-    assert_int_equal(llmux_mock_max_concurrent(e.m.mock), 1);
-    free_all(r, N);
-    mock_env_stop(&e.m);
+        assert_int_equal(r[i].order, i + 1);
+    assert_int_equal(llmux_mock_max_concurrent(e.mock), 1);
+    mock_call_free_all(r, N);
+    mock_env_stop(&e);
 }
 
 static void test_per_endpoint_limit(void **state)
 {
-    env e;
+    mock_env e;
     enum { N = 20 };
-    result r[N];
+    mock_call r[N];
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     int i;
     (void)state;
@@ -193,29 +122,24 @@ static void test_per_endpoint_limit(void **state)
     o.max_in_flight_per_endpoint = 2;
     env_start(&e, &o, 0);
     for (i = 0; i < N; i++) {
-        r[i].e = &e;
-        r[i].id = i;
         /* two endpoints: the same server under two names */
-        assert_int_equal(
-            llmux_submit(
-                e.m.client,
-                chat(&e, i % 2 ? "127.0.0.1" : "localhost", "delay_ms=40", "y"),
-                NULL, on_done, &r[i]),
-            0);
+        mock_env_submit(
+            &e, chat(&e, i % 2 ? "127.0.0.1" : "localhost", "delay_ms=40", "y"),
+            &r[i]);
     }
-    wait_all(&e, r, N);
+    mock_env_wait_all(&e, r, N);
     for (i = 0; i < N; i++)
         assert_int_equal(r[i].status, 0);
-    assert_true(llmux_mock_max_concurrent(e.m.mock) <= 4);
-    assert_true(llmux_mock_max_concurrent(e.m.mock) >= 3);
-    free_all(r, N);
-    mock_env_stop(&e.m);
+    assert_true(llmux_mock_max_concurrent(e.mock) <= 4);
+    assert_true(llmux_mock_max_concurrent(e.mock) >= 3);
+    mock_call_free_all(r, N);
+    mock_env_stop(&e);
 }
 
 static void test_queue_full(void **state)
 {
-    env e;
-    result r[4];
+    mock_env e;
+    mock_call r[4];
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     llmux_request *req;
     int i;
@@ -225,19 +149,17 @@ static void test_queue_full(void **state)
     o.max_queue = 3;
     env_start(&e, &o, 0);
     for (i = 0; i < 4; i++)
-        assert_int_equal(llmux_submit(e.m.client,
-                                      chat(&e, NULL, "delay_ms=20", "z"), NULL,
-                                      on_done, &r[i]),
-                         0);
+        mock_env_submit(&e, chat(&e, NULL, "delay_ms=20", "z"), &r[i]);
     req = chat(&e, NULL, NULL, "one too many");
-    assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r[0]),
-                     LLMUX_EQUEUEFULL);
+    assert_int_equal(
+        llmux_submit(e.client, req, NULL, mock_call_on_done, &r[0]),
+        LLMUX_EQUEUEFULL);
     assert_non_null(strstr(llmux_request_errmsg(req), "max_queue"));
     assert_int_equal(llmux_err_class_of(LLMUX_EQUEUEFULL), LLMUX_CLASS_LOCAL);
     llmux_request_free(req);
-    wait_all(&e, r, 4);
-    free_all(r, 4);
-    mock_env_stop(&e.m);
+    mock_env_wait_all(&e, r, 4);
+    mock_call_free_all(r, 4);
+    mock_env_stop(&e);
 }
 
 /*
@@ -249,8 +171,8 @@ static void test_queue_full(void **state)
 static void test_start_ramp(void **state)
 {
     enum { N = 300 };
-    env e;
-    result *r = calloc(N, sizeof *r);
+    mock_env e;
+    mock_call *r = calloc(N, sizeof *r);
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     llmux_stats st;
     int i;
@@ -259,26 +181,24 @@ static void test_start_ramp(void **state)
     o.max_queue = 10;
     env_start(&e, &o, 0);
     for (i = 0; i < N; i++)
-        assert_int_equal(llmux_submit(e.m.client, chat(&e, NULL, NULL, "r"),
-                                      NULL, on_done, &r[i]),
-                         0);
+        mock_env_submit(&e, chat(&e, NULL, NULL, "r"), &r[i]);
     st.version = LLMUX_STATS_VERSION;
-    assert_int_equal(llmux_client_stats(e.m.client, &st), 0);
+    assert_int_equal(llmux_client_stats(e.client, &st), 0);
     assert_int_equal(st.in_flight, 64);
     assert_int_equal(st.queued, N - 64);
     /* each iteration starts 64 more */
-    uv_run(&e.m.loop, UV_RUN_NOWAIT);
-    assert_int_equal(llmux_client_stats(e.m.client, &st), 0);
+    uv_run(&e.loop, UV_RUN_NOWAIT);
+    assert_int_equal(llmux_client_stats(e.client, &st), 0);
     assert_int_equal(st.queued, N - 128);
-    wait_all(&e, r, N);
+    mock_env_wait_all(&e, r, N);
     for (i = 0; i < N; i++)
         assert_int_equal(r[i].status, 0);
-    assert_int_equal(llmux_client_stats(e.m.client, &st), 0);
+    assert_int_equal(llmux_client_stats(e.client, &st), 0);
     assert_int_equal(st.succeeded, N);
     assert_int_equal(st.queued, 0);
-    free_all(r, N);
+    mock_call_free_all(r, N);
     free(r);
-    mock_env_stop(&e.m);
+    mock_env_stop(&e);
 }
 
 /*
@@ -412,9 +332,9 @@ static void test_start_ramp_private_loop(void **state)
 
 static void test_cancel_queued_and_close(void **state)
 {
-    env e;
+    mock_env e;
     enum { N = 6 };
-    result r[N];
+    mock_call r[N];
     llmux_request *reqs[N];
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     int i;
@@ -424,25 +344,24 @@ static void test_cancel_queued_and_close(void **state)
     env_start(&e, &o, 0);
     for (i = 0; i < N; i++) {
         reqs[i] = chat(&e, NULL, "delay_ms=200", "q");
-        assert_int_equal(
-            llmux_submit(e.m.client, reqs[i], NULL, on_done, &r[i]), 0);
+        mock_env_submit(&e, reqs[i], &r[i]);
     }
     /* a queued request cancelled never reaches the server */
     llmux_request_cancel(reqs[3]);
     assert_int_equal(r[3].calls, 0);
-    run_until(&e, &r[3].calls);
+    mock_env_wait(&e, &r[3]);
     assert_int_equal(r[3].status, LLMUX_ECANCELED);
-    run_until(&e, &r[0].calls);
+    mock_env_wait(&e, &r[0]);
     assert_int_equal(r[0].status, 0);
     /* closing cancels the one in flight and every queued one */
-    mock_env_close_client(&e.m);
+    mock_env_close_client(&e);
     for (i = 1; i < N; i++) {
         assert_int_equal(r[i].calls, 1);
         assert_int_equal(r[i].status, LLMUX_ECANCELED);
     }
-    assert_int_equal(llmux_mock_request_count(e.m.mock), 2);
-    free_all(r, N);
-    mock_env_stop(&e.m);
+    assert_int_equal(llmux_mock_request_count(e.mock), 2);
+    mock_call_free_all(r, N);
+    mock_env_stop(&e);
 }
 
 /*
@@ -452,8 +371,8 @@ static void test_cancel_queued_and_close(void **state)
  */
 static void test_cancel_queue_head(void **state)
 {
-    env e;
-    result r[2];
+    mock_env e;
+    mock_call r[2];
     llmux_request *reqs[2];
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     llmux_stats st;
@@ -464,79 +383,69 @@ static void test_cancel_queue_head(void **state)
     env_start(&e, &o, 0);
     for (i = 0; i < 2; i++) {
         reqs[i] = chat(&e, NULL, "delay_ms=200", "q");
-        assert_int_equal(
-            llmux_submit(e.m.client, reqs[i], NULL, on_done, &r[i]), 0);
+        mock_env_submit(&e, reqs[i], &r[i]);
     }
     llmux_request_cancel(reqs[0]);
     llmux_request_cancel(reqs[1]);
-    run_until(&e, &r[1].calls);
+    mock_env_wait(&e, &r[1]);
     for (i = 0; i < 2; i++) {
         assert_int_equal(r[i].status, LLMUX_ECANCELED);
-        assert_int_equal(llmux_response_error(r[i].res)->attempts, 1 - i);
+        assert_int_equal(r[i].err->attempts, 1 - i);
     }
     memset(&st, 0, sizeof st);
     st.version = LLMUX_STATS_VERSION;
-    assert_int_equal(llmux_client_stats(e.m.client, &st), 0);
+    assert_int_equal(llmux_client_stats(e.client, &st), 0);
     assert_int_equal(st.attempts, 1);
     assert_int_equal(st.canceled, 2);
-    free_all(r, 2);
-    mock_env_stop(&e.m);
+    mock_call_free_all(r, 2);
+    mock_env_stop(&e);
 }
 
 static void test_first_byte_timeout(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
     uint64_t t0;
-    (void)state;
-    env_start(&e, NULL, 0);
-    req = chat(&e, NULL, "delay_ms=4000", "slow");
+    req = chat(e, NULL, "delay_ms=4000", "slow");
     llmux_request_set_first_byte_timeout_ms(req, 300);
     llmux_request_set_max_retries(req, 0);
-    uv_update_time(&e.m.loop);
-    t0 = uv_now(&e.m.loop);
-    assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r), 0);
-    run_until(&e, &r.calls);
+    uv_update_time(&e->loop);
+    t0 = uv_now(&e->loop);
+    mock_env_call(e, req, &r);
     assert_int_equal(r.status, LLMUX_ETIMEDOUT);
-    assert_non_null(
-        strstr(llmux_response_error(r.res)->message, "first_byte_timeout"));
-    assert_true(uv_now(&e.m.loop) - t0 >= 280);
-    assert_true(uv_now(&e.m.loop) - t0 < 2000);
-    llmux_response_free(r.res);
-    mock_env_stop(&e.m);
+    assert_non_null(strstr(r.err->message, "first_byte_timeout"));
+    assert_true(uv_now(&e->loop) - t0 >= 280);
+    assert_true(uv_now(&e->loop) - t0 < 2000);
+    mock_call_free(&r);
 }
 
 static void test_first_byte_timeout_retried(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0};
     llmux_request *req;
     llmux_stats st;
-    (void)state;
-    env_start(&e, NULL, 0);
-    assert_int_equal(llmux_mock_push_fault(e.m.mock, "delay_ms=3000"), 0);
-    req = chat(&e, NULL, NULL, "again");
+    assert_int_equal(llmux_mock_push_fault(e->mock, "delay_ms=3000"), 0);
+    req = chat(e, NULL, NULL, "again");
     llmux_request_set_first_byte_timeout_ms(req, 200);
     llmux_request_set_max_retries(req, 1);
-    assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r), 0);
-    run_until(&e, &r.calls);
+    mock_env_call(e, req, &r);
     assert_int_equal(r.status, 0);
     assert_int_equal(llmux_response_attempts(r.res), 2);
     memset(&st, 0, sizeof st);
     st.version = LLMUX_STATS_VERSION;
-    llmux_client_stats(e.m.client, &st);
+    llmux_client_stats(e->client, &st);
     assert_int_equal(st.attempts, 2);
     assert_int_equal(st.retries, 1);
     assert_int_equal(st.retries_transport, 1);
-    llmux_response_free(r.res);
-    mock_env_stop(&e.m);
+    mock_call_free(&r);
 }
 
 static void test_idle_timeout(void **state)
 {
-    env e;
-    result r = {0}, ok = {0};
+    mock_env e;
+    mock_call r = {0}, ok = {0};
     llmux_request *req;
     (void)state;
     env_start(&e, NULL, 60);
@@ -544,44 +453,42 @@ static void test_idle_timeout(void **state)
     req = chat(&e, NULL, "stall_after=3", "a b c d e f");
     llmux_request_set_stream(req, 1);
     llmux_request_set_idle_timeout_ms(req, 400);
-    assert_int_equal(llmux_submit(e.m.client, req, on_chunk, on_done, &r), 0);
+    mock_env_submit(&e, req, &r);
     /* steady events 60 ms apart never trip a 400 ms idle timeout, even
      * when the whole stream takes longer than that */
     req = chat(&e, NULL, NULL, "a b c d e f g h i j");
     llmux_request_set_stream(req, 1);
     llmux_request_set_idle_timeout_ms(req, 400);
-    assert_int_equal(llmux_submit(e.m.client, req, on_chunk, on_done, &ok), 0);
-    run_until(&e, &r.calls);
-    run_until(&e, &ok.calls);
+    mock_env_submit(&e, req, &ok);
+    mock_env_wait(&e, &r);
+    mock_env_wait(&e, &ok);
     assert_int_equal(r.status, LLMUX_ETIMEDOUT);
-    assert_non_null(
-        strstr(llmux_response_error(r.res)->message, "idle_timeout"));
+    assert_non_null(strstr(r.err->message, "idle_timeout"));
     assert_true(r.chunks >= 1);
     assert_true(strlen(llmux_response_text(r.res, NULL)) > 0); /* kept */
     assert_int_equal(ok.status, 0);
     assert_true(ok.chunks >= 10);
-    llmux_response_free(r.res);
-    llmux_response_free(ok.res);
-    mock_env_stop(&e.m);
+    mock_call_free(&r);
+    mock_call_free(&ok);
+    mock_env_stop(&e);
 }
 
 static void test_total_timeout_named(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env e;
+    mock_call r = {0};
     llmux_request *req;
     (void)state;
     env_start(&e, NULL, 100);
     req = chat(&e, NULL, NULL, "a b c d e f g h i j k l m n");
     llmux_request_set_stream(req, 1);
     llmux_request_set_timeout_ms(req, 450);
-    assert_int_equal(llmux_submit(e.m.client, req, on_chunk, on_done, &r), 0);
-    run_until(&e, &r.calls);
+    mock_env_call(&e, req, &r);
     assert_int_equal(r.status, LLMUX_ETIMEDOUT);
-    assert_non_null(strstr(llmux_response_error(r.res)->message, "timeout"));
+    assert_non_null(strstr(r.err->message, "timeout"));
     assert_true(r.chunks >= 2);
-    llmux_response_free(r.res);
-    mock_env_stop(&e.m);
+    mock_call_free(&r);
+    mock_env_stop(&e);
 }
 
 static void test_stage_timeouts_in_spec(void **state)
@@ -602,20 +509,20 @@ static void test_stage_timeouts_in_spec(void **state)
 
 /* A request whose first config string fails with a 503 and whose
  * fallback answers after 4 s, with `fb_opts` in its config string. */
-static llmux_request *fb_slow(env *e, const char *fb_opts)
+static llmux_request *fb_slow(mock_env *e, const char *fb_opts)
 {
     llmux_request *req;
     char spec[256];
     snprintf(spec, sizeof spec,
              "openai/primary#status=503;base_url=http://127.0.0.1:%d/v1;"
              "api_key=k;max_retries=0",
-             llmux_mock_port(e->m.mock));
+             llmux_mock_port(e->mock));
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
     llmux_request_add_message(req, LLMUX_ROLE_USER, "fall back slowly");
     snprintf(spec, sizeof spec,
              "openai/second#delay_ms=4000;base_url=http://127.0.0.1:%d/v1;"
              "api_key=k;%s",
-             llmux_mock_port(e->m.mock), fb_opts);
+             llmux_mock_port(e->mock), fb_opts);
     assert_int_equal(llmux_request_add_fallback(req, spec), 0);
     return req;
 }
@@ -627,46 +534,32 @@ static llmux_request *fb_slow(env *e, const char *fb_opts)
  */
 static void test_fallback_own_settings(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env *e = *state;
+    mock_call r = {0}, d = {0};
     uint64_t t0;
-    (void)state;
-    env_start(&e, NULL, 0);
-    uv_update_time(&e.m.loop);
-    t0 = uv_now(&e.m.loop);
-    assert_int_equal(
-        llmux_submit(e.m.client,
-                     fb_slow(&e, "first_byte_timeout=0.2;max_retries=1"), NULL,
-                     on_done, &r),
-        0);
-    run_until(&e, &r.calls);
+    uv_update_time(&e->loop);
+    t0 = uv_now(&e->loop);
+    mock_env_call(e, fb_slow(e, "first_byte_timeout=0.2;max_retries=1"), &r);
     assert_int_equal(r.status, LLMUX_ETIMEDOUT);
-    assert_non_null(
-        strstr(llmux_response_error(r.res)->message, "first_byte_timeout"));
+    assert_non_null(strstr(r.err->message, "first_byte_timeout"));
     /* the fallback's own retry budget: two attempts of 200 ms, not the
      * primary's max_retries=0, and not the 4 s delay */
-    assert_int_equal(llmux_response_error(r.res)->attempts, 2);
+    assert_int_equal(r.err->attempts, 2);
     assert_int_equal(llmux_response_fallback(r.res), 1);
-    assert_true(uv_now(&e.m.loop) - t0 < 3000);
-    llmux_response_free(r.res);
+    assert_true(uv_now(&e->loop) - t0 < 3000);
+    mock_call_free(&r);
 
     /* timeout= of the fallback: the deadline from submission */
-    memset(&r, 0, sizeof r);
-    uv_update_time(&e.m.loop);
-    t0 = uv_now(&e.m.loop);
-    assert_int_equal(llmux_submit(e.m.client,
-                                  fb_slow(&e, "timeout=0.3;max_retries=0"),
-                                  NULL, on_done, &r),
-                     0);
-    run_until(&e, &r.calls);
-    assert_int_equal(r.status, LLMUX_ETIMEDOUT);
-    assert_true(uv_now(&e.m.loop) - t0 >= 280);
-    assert_true(uv_now(&e.m.loop) - t0 < 3000);
-    llmux_response_free(r.res);
-    mock_env_stop(&e.m);
+    uv_update_time(&e->loop);
+    t0 = uv_now(&e->loop);
+    mock_env_call(e, fb_slow(e, "timeout=0.3;max_retries=0"), &d);
+    assert_int_equal(d.status, LLMUX_ETIMEDOUT);
+    assert_true(uv_now(&e->loop) - t0 >= 280);
+    assert_true(uv_now(&e->loop) - t0 < 3000);
+    mock_call_free(&d);
 }
 
-static llmux_request *fb_req(env *e, const char *model, int n_fb,
+static llmux_request *fb_req(mock_env *e, const char *model, int n_fb,
                              const char *const *fb_models)
 {
     llmux_request *req;
@@ -675,14 +568,14 @@ static llmux_request *fb_req(env *e, const char *model, int n_fb,
     snprintf(spec, sizeof spec,
              "openai/%s;base_url=http://127.0.0.1:%d/v1;api_key=k;"
              "max_retries=0",
-             model, llmux_mock_port(e->m.mock));
+             model, llmux_mock_port(e->mock));
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
     llmux_request_add_message(req, LLMUX_ROLE_USER, "fall back");
     for (i = 0; i < n_fb; i++) {
         snprintf(spec, sizeof spec,
                  "%s;base_url=http://127.0.0.1:%d%s;"
                  "api_key=k;max_retries=0",
-                 fb_models[i], llmux_mock_port(e->m.mock),
+                 fb_models[i], llmux_mock_port(e->mock),
                  strncmp(fb_models[i], "mistral", 7) == 0 ? "/mistral" : "/v1");
         assert_int_equal(llmux_request_add_fallback(req, spec), 0);
     }
@@ -713,8 +606,8 @@ static void on_log(int level, const char *msg, void *ud)
  */
 static void test_log_never_shows_keys(void **state)
 {
-    env e;
-    result r = {0};
+    mock_env e;
+    mock_call r = {0};
     logbuf *l = calloc(1, sizeof *l);
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     llmux_request *req;
@@ -728,16 +621,15 @@ static void test_log_never_shows_keys(void **state)
     snprintf(spec, sizeof spec,
              "openai/primary#status=503;base_url=http://bob:SECRET1@"
              "127.0.0.1:%d/v1;api_key=sk-SECRET2;max_retries=1",
-             llmux_mock_port(e.m.mock));
+             llmux_mock_port(e.mock));
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
     llmux_request_add_message(req, LLMUX_ROLE_USER, "log me");
     snprintf(spec, sizeof spec,
              "openai/second;base_url=http://SECRET3@127.0.0.1:%d/v1;"
              "api_key=sk-SECRET4",
-             llmux_mock_port(e.m.mock));
+             llmux_mock_port(e.mock));
     assert_int_equal(llmux_request_add_fallback(req, spec), 0);
-    assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r), 0);
-    run_until(&e, &r.calls);
+    mock_env_call(&e, req, &r);
     assert_int_equal(r.status, 0);
     assert_int_equal(llmux_response_fallback(r.res), 1);
     /* the requests were logged: two attempts, a retry, a fallback */
@@ -749,17 +641,17 @@ static void test_log_never_shows_keys(void **state)
         print_error("a secret in the log:\n%s", l->text);
         fail();
     }
-    llmux_response_free(r.res);
+    mock_call_free(&r);
     free(l);
-    mock_env_stop(&e.m);
+    mock_env_stop(&e);
 }
 
 /* TLS verification is on unless asked otherwise; turning it off warns
  * once per client, however many requests do it. */
 static void test_insecure_warns_once(void **state)
 {
-    env e;
-    result r[3];
+    mock_env e;
+    mock_call r[3];
     logbuf *l = calloc(1, sizeof *l);
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     char spec[256];
@@ -775,14 +667,12 @@ static void test_insecure_warns_once(void **state)
         llmux_request *req;
         snprintf(spec, sizeof spec,
                  "openai/x;base_url=http://127.0.0.1:%d/v1;api_key=k%s",
-                 llmux_mock_port(e.m.mock), i ? ";insecure=1" : "");
+                 llmux_mock_port(e.mock), i ? ";insecure=1" : "");
         assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
         llmux_request_add_message(req, LLMUX_ROLE_USER, "hi");
-        assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r[i]),
-                         0);
-        run_until(&e, &r[i].calls);
+        mock_env_call(&e, req, &r[i]);
         assert_int_equal(r[i].status, 0);
-        llmux_response_free(r[i].res);
+        mock_call_free(&r[i]);
         /* the first request verifies: nothing logged */
         assert_int_equal(l->lines[LLMUX_LOG_WARN], i ? 1 : 0);
     }
@@ -790,47 +680,33 @@ static void test_insecure_warns_once(void **state)
     /* a URL without credentials is logged whole (only "http://" was) */
     snprintf(spec, sizeof spec,
              "POST http://127.0.0.1:%d/v1/chat/completions -> HTTP 200",
-             llmux_mock_port(e.m.mock));
+             llmux_mock_port(e.mock));
     assert_non_null(strstr(l->text, spec));
     free(l);
-    mock_env_stop(&e.m);
+    mock_env_stop(&e);
 }
 
 static void test_fallbacks(void **state)
 {
-    env e;
-    result r1 = {0}, r2 = {0}, r3 = {0}, r4 = {0};
+    mock_env *e = *state;
+    mock_call r1 = {0}, r2 = {0}, r3 = {0}, r4 = {0};
     static const char *const one[] = {"openai/fallback-model"};
     static const char *const chain[] = {"openai/second#status=502",
                                         "openai/third"};
     static const char *const cross[] = {"mistral/mistral-small-latest"};
     llmux_request *req;
-    (void)state;
-    env_start(&e, NULL, 0);
     /* an overloaded primary moves on to the fallback */
-    assert_int_equal(llmux_submit(e.m.client,
-                                  fb_req(&e, "primary#status=503", 1, one),
-                                  NULL, on_done, &r1),
-                     0);
+    mock_env_submit(e, fb_req(e, "primary#status=503", 1, one), &r1);
     /* a request error is the caller's: no fallback */
-    assert_int_equal(llmux_submit(e.m.client,
-                                  fb_req(&e, "primary#status=400", 1, one),
-                                  NULL, on_done, &r2),
-                     0);
+    mock_env_submit(e, fb_req(e, "primary#status=400", 1, one), &r2);
     /* fallbacks in order, each failing one passing the baton on */
-    assert_int_equal(llmux_submit(e.m.client,
-                                  fb_req(&e, "primary#status=500", 2, chain),
-                                  NULL, on_done, &r3),
-                     0);
+    mock_env_submit(e, fb_req(e, "primary#status=500", 2, chain), &r3);
     /* across providers */
-    assert_int_equal(llmux_submit(e.m.client,
-                                  fb_req(&e, "primary#status=429", 1, cross),
-                                  NULL, on_done, &r4),
-                     0);
-    run_until(&e, &r1.calls);
-    run_until(&e, &r2.calls);
-    run_until(&e, &r3.calls);
-    run_until(&e, &r4.calls);
+    mock_env_submit(e, fb_req(e, "primary#status=429", 1, cross), &r4);
+    mock_env_wait(e, &r1);
+    mock_env_wait(e, &r2);
+    mock_env_wait(e, &r3);
+    mock_env_wait(e, &r4);
 
     assert_int_equal(r1.status, 0);
     assert_int_equal(llmux_response_fallback(r1.res), 1);
@@ -839,7 +715,7 @@ static void test_fallbacks(void **state)
                         "Mock reply to: fall back");
 
     assert_int_equal(r2.status, LLMUX_EPROVIDER);
-    assert_int_equal(llmux_response_error(r2.res)->http_status, 400);
+    assert_int_equal(r2.err->http_status, 400);
     assert_int_equal(llmux_response_fallback(r2.res), 0);
 
     assert_int_equal(r3.status, 0);
@@ -853,42 +729,40 @@ static void test_fallbacks(void **state)
         llmux_stats ps;
         memset(&ps, 0, sizeof ps);
         ps.version = LLMUX_STATS_VERSION;
-        assert_int_equal(
-            llmux_client_provider_stats(e.m.client, "mistral", &ps), 0);
+        assert_int_equal(llmux_client_provider_stats(e->client, "mistral", &ps),
+                         0);
         assert_int_equal(ps.requests, 1);
         assert_int_equal(ps.succeeded, 1);
         assert_true(ps.completion_tokens > 0);
-        assert_int_equal(llmux_client_provider_stats(e.m.client, "openai", &ps),
+        assert_int_equal(llmux_client_provider_stats(e->client, "openai", &ps),
                          0);
         assert_int_equal(ps.requests, 3); /* r1, r2, r3 answered by openai */
         assert_int_equal(ps.failed, 1);
         assert_int_equal(ps.errors_provider, 1);
-        assert_int_equal(llmux_client_provider_stats(e.m.client, "ollama", &ps),
+        assert_int_equal(llmux_client_provider_stats(e->client, "ollama", &ps),
                          0);
         assert_int_equal(ps.requests, 0);
     }
 
     /* 2 + 1 + 3 + 2 requests reached the server */
-    assert_int_equal(llmux_mock_request_count(e.m.mock), 8);
-    llmux_response_free(r1.res);
-    llmux_response_free(r2.res);
-    llmux_response_free(r3.res);
-    llmux_response_free(r4.res);
+    assert_int_equal(llmux_mock_request_count(e->mock), 8);
+    mock_call_free(&r1);
+    mock_call_free(&r2);
+    mock_call_free(&r3);
+    mock_call_free(&r4);
 
     /* context-length errors move on too */
     memset(&r1, 0, sizeof r1);
-    req = fb_req(&e, "small", 1, one);
+    req = fb_req(e, "small", 1, one);
     llmux_request_add_header(
         req, "X-Mock-Fault: status=400;code=context_length_exceeded");
-    assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r1), 0);
-    run_until(&e, &r1.calls);
+    mock_env_call(e, req, &r1);
     /* the header goes to the fallback too: it fails the same way, and the
      * last error is what the caller sees */
     assert_int_equal(r1.status, LLMUX_EPROVIDER);
     assert_int_equal(llmux_response_fallback(r1.res), 1);
-    assert_string_equal(llmux_response_error(r1.res)->provider_code,
-                        "context_length_exceeded");
-    llmux_response_free(r1.res);
+    assert_string_equal(r1.err->provider_code, "context_length_exceeded");
+    mock_call_free(&r1);
 
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, "openai/x"), 0);
     assert_int_equal(llmux_request_add_fallback(req, "/nope"), LLMUX_ECONFIG);
@@ -899,67 +773,61 @@ static void test_fallbacks(void **state)
     assert_non_null(strstr(llmux_request_errmsg(req), "fallback"));
     assert_int_equal(llmux_request_add_fallback(req, "mistral"), LLMUX_ECONFIG);
     llmux_request_free(req);
-    mock_env_stop(&e.m);
 }
 
 /* Completion time of the last of n requests, in ms from submission. */
-static uint64_t run_batch(env *e, result *r, int n, const char *spec_extra,
-                          long max_tokens, uint64_t *t_first_done)
+static uint64_t run_batch(mock_env *e, mock_call *r, int n,
+                          const char *spec_extra, long max_tokens,
+                          uint64_t *t_first_done)
 {
     uint64_t t0;
     int i;
-    uv_update_time(&e->m.loop);
-    t0 = uv_now(&e->m.loop);
+    uv_update_time(&e->loop);
+    t0 = uv_now(&e->loop);
     for (i = 0; i < n; i++) {
         llmux_request *req;
         char spec[256];
         snprintf(spec, sizeof spec,
                  "openai/gpt-4o-mini;base_url=http://127.0.0.1:%d/v1;"
                  "api_key=k%s",
-                 llmux_mock_port(e->m.mock), spec_extra);
+                 llmux_mock_port(e->mock), spec_extra);
         assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
         llmux_request_add_message(req, LLMUX_ROLE_USER, "hi");
         if (max_tokens)
             llmux_request_set_max_tokens(req, max_tokens);
-        r[i].e = e;
-        r[i].id = i;
-        assert_int_equal(llmux_submit(e->m.client, req, NULL, on_done, &r[i]),
-                         0);
+        mock_env_submit(e, req, &r[i]);
     }
-    run_until(e, &r[0].calls);
+    mock_env_wait(e, &r[0]);
     if (t_first_done)
-        *t_first_done = uv_now(&e->m.loop) - t0;
-    wait_all(e, r, n);
+        *t_first_done = uv_now(&e->loop) - t0;
+    mock_env_wait_all(e, r, n);
     for (i = 0; i < n; i++)
         assert_int_equal(r[i].status, 0);
-    return uv_now(&e->m.loop) - t0;
+    return uv_now(&e->loop) - t0;
 }
 
 static void test_rpm_holds_rate(void **state)
 {
-    env e;
+    mock_env *e = *state;
     enum { N = 35 };
-    result r[N];
+    mock_call r[N];
     uint64_t t;
-    (void)state;
     memset(r, 0, sizeof r);
-    env_start(&e, NULL, 0);
     /* 600 a minute = 10 a second, with one second of burst: 10 at once,
      * then one every 100 ms: the 35th leaves at 2.5 s */
-    t = run_batch(&e, r, N, ";rpm=600", 0, NULL);
+    t = run_batch(e, r, N, ";rpm=600", 0, NULL);
     print_message("35 requests at rpm=600: %llu ms\n", (unsigned long long)t);
     /* never faster than the rate (the 10% bound that matters); a loaded
      * CI machine may only make it slower */
     assert_true(t >= 2250 && t <= 3300);
-    free_all(r, N);
-    mock_env_stop(&e.m);
+    mock_call_free_all(r, N);
 }
 
 static void test_client_rpm_default(void **state)
 {
-    env e;
+    mock_env e;
     enum { N = 30 };
-    result r[N];
+    mock_call r[N];
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     uint64_t t;
     (void)state;
@@ -969,76 +837,65 @@ static void test_client_rpm_default(void **state)
     t = run_batch(&e, r, N, "", 0, NULL);
     /* 20 at once, then one every 50 ms: the 30th leaves at 500 ms */
     assert_true(t >= 450 && t <= 1000);
-    free_all(r, N);
-    mock_env_stop(&e.m);
+    mock_call_free_all(r, N);
+    mock_env_stop(&e);
 }
 
 static void test_tpm_slows_big_requests(void **state)
 {
-    env e;
+    mock_env *e = *state;
     enum { N = 8 };
-    result r[N];
+    mock_call r[N];
     uint64_t t;
-    (void)state;
     memset(r, 0, sizeof r);
-    env_start(&e, NULL, 0);
     /* 6000 tokens a minute = 100 a second; each request is estimated at
      * about 50 (max_tokens 48), so two fit the burst; the mock's usage is
      * 6 tokens, and the refund of the difference speeds up the rest */
-    t = run_batch(&e, r, N, ";tpm=6000", 48, NULL);
+    t = run_batch(e, r, N, ";tpm=6000", 48, NULL);
     print_message("8 requests at tpm=6000: %llu ms\n", (unsigned long long)t);
     assert_true(t >= 50);
     assert_true(t <= 3000);
-    free_all(r, N);
-    mock_env_stop(&e.m);
+    mock_call_free_all(r, N);
 }
 
 static void test_429_pauses_endpoint(void **state)
 {
-    env e;
-    result a = {0}, b = {0};
+    mock_env *e = *state;
+    mock_call a = {0}, b = {0};
     uint64_t t0;
-    (void)state;
-    env_start(&e, NULL, 0);
-    assert_int_equal(
-        llmux_mock_push_fault(e.m.mock, "status=429;retry_after=1"), 0);
-    uv_update_time(&e.m.loop);
-    t0 = uv_now(&e.m.loop);
-    assert_int_equal(llmux_submit(e.m.client, chat(&e, NULL, NULL, "first"),
-                                  NULL, on_done, &a),
+    assert_int_equal(llmux_mock_push_fault(e->mock, "status=429;retry_after=1"),
                      0);
+    uv_update_time(&e->loop);
+    t0 = uv_now(&e->loop);
+    mock_env_submit(e, chat(e, NULL, NULL, "first"), &a);
     /* the 429 arrives, then a second request to the same endpoint waits
      * for the pause like the retry does */
-    while (llmux_mock_request_count(e.m.mock) < 1 ||
-           llmux_mock_in_flight(e.m.mock))
-        uv_run(&e.m.loop, UV_RUN_ONCE);
+    while (llmux_mock_request_count(e->mock) < 1 ||
+           llmux_mock_in_flight(e->mock))
+        uv_run(&e->loop, UV_RUN_ONCE);
     {
         int i;
         for (i = 0; i < 20; i++)
-            uv_run(&e.m.loop, UV_RUN_NOWAIT);
+            uv_run(&e->loop, UV_RUN_NOWAIT);
     }
-    assert_int_equal(llmux_submit(e.m.client, chat(&e, NULL, NULL, "second"),
-                                  NULL, on_done, &b),
-                     0);
-    run_until(&e, &b.calls);
-    run_until(&e, &a.calls);
+    mock_env_call(e, chat(e, NULL, NULL, "second"), &b);
+    mock_env_wait(e, &a);
     assert_int_equal(a.status, 0);
     assert_int_equal(b.status, 0);
     assert_int_equal(llmux_response_attempts(a.res), 2);
-    assert_true(uv_now(&e.m.loop) - t0 >= 950);
-    free_all(&a, 1);
-    free_all(&b, 1);
-    mock_env_stop(&e.m);
+    assert_true(uv_now(&e->loop) - t0 >= 950);
+    mock_call_free(&a);
+    mock_call_free(&b);
 }
 
 /* A request with API key `key` and config-string tail `extra`. */
-static llmux_request *chat_key(env *e, const char *key, const char *extra)
+static llmux_request *chat_key(mock_env *e, const char *key, const char *extra)
 {
     llmux_request *req;
     char spec[256];
     snprintf(spec, sizeof spec,
              "openai/gpt-4o-mini;base_url=http://127.0.0.1:%d/v1;api_key=%s%s",
-             llmux_mock_port(e->m.mock), key, extra);
+             llmux_mock_port(e->mock), key, extra);
     assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
     llmux_request_add_message(req, LLMUX_ROLE_USER, "keyed");
     return req;
@@ -1069,30 +926,27 @@ static void on_timed(llmux_request *req, int status, llmux_response *res,
  */
 static void test_rate_limits_per_key(void **state)
 {
-    env e;
+    mock_env *e = *state;
     timed a1 = {0}, a2 = {0}, b1 = {0}, b2 = {0}, x = {0}, y = {0}, z = {0};
     uint64_t t0;
-    (void)state;
-    env_start(&e, NULL, 0);
-    a1.loop = a2.loop = b1.loop = b2.loop = x.loop = y.loop = z.loop =
-        &e.m.loop;
-    uv_update_time(&e.m.loop);
-    t0 = uv_now(&e.m.loop);
+    a1.loop = a2.loop = b1.loop = b2.loop = x.loop = y.loop = z.loop = &e->loop;
+    uv_update_time(&e->loop);
+    t0 = uv_now(&e->loop);
     /* rpm=60: one of burst, then one a second, for each key */
-    assert_int_equal(llmux_submit(e.m.client, chat_key(&e, "ka", ";rpm=60"),
-                                  NULL, on_timed, &a1),
+    assert_int_equal(llmux_submit(e->client, chat_key(e, "ka", ";rpm=60"), NULL,
+                                  on_timed, &a1),
                      0);
-    assert_int_equal(llmux_submit(e.m.client, chat_key(&e, "ka", ";rpm=60"),
-                                  NULL, on_timed, &a2),
+    assert_int_equal(llmux_submit(e->client, chat_key(e, "ka", ";rpm=60"), NULL,
+                                  on_timed, &a2),
                      0);
-    assert_int_equal(llmux_submit(e.m.client, chat_key(&e, "kb", ";rpm=60"),
-                                  NULL, on_timed, &b1),
+    assert_int_equal(llmux_submit(e->client, chat_key(e, "kb", ";rpm=60"), NULL,
+                                  on_timed, &b1),
                      0);
-    assert_int_equal(llmux_submit(e.m.client, chat_key(&e, "kb", ";rpm=60"),
-                                  NULL, on_timed, &b2),
+    assert_int_equal(llmux_submit(e->client, chat_key(e, "kb", ";rpm=60"), NULL,
+                                  on_timed, &b2),
                      0);
-    mock_env_run_until(&e.m, &b2.calls);
-    mock_env_run_until(&e.m, &a2.calls);
+    mock_env_run_until(e, &b2.calls);
+    mock_env_run_until(e, &a2.calls);
     assert_int_equal(a1.status + a2.status + b1.status + b2.status, 0);
     /* one bucket for both would send b1 after a2, at 1 s */
     assert_true(b1.done_ms - t0 < 500);
@@ -1102,115 +956,105 @@ static void test_rate_limits_per_key(void **state)
 
     /* a 429 with Retry-After for key kc pauses kc only (new keys: ka and kb
      * keep their rpm) */
+    assert_int_equal(llmux_mock_push_fault(e->mock, "status=429;retry_after=1"),
+                     0);
+    uv_update_time(&e->loop);
+    t0 = uv_now(&e->loop);
     assert_int_equal(
-        llmux_mock_push_fault(e.m.mock, "status=429;retry_after=1"), 0);
-    uv_update_time(&e.m.loop);
-    t0 = uv_now(&e.m.loop);
-    assert_int_equal(
-        llmux_submit(e.m.client, chat_key(&e, "kc", ""), NULL, on_timed, &x),
-        0);
-    while (llmux_mock_request_count(e.m.mock) < 5 ||
-           llmux_mock_in_flight(e.m.mock))
-        uv_run(&e.m.loop, UV_RUN_ONCE);
+        llmux_submit(e->client, chat_key(e, "kc", ""), NULL, on_timed, &x), 0);
+    while (llmux_mock_request_count(e->mock) < 5 ||
+           llmux_mock_in_flight(e->mock))
+        uv_run(&e->loop, UV_RUN_ONCE);
     {
         int i;
         for (i = 0; i < 20; i++)
-            uv_run(&e.m.loop, UV_RUN_NOWAIT);
+            uv_run(&e->loop, UV_RUN_NOWAIT);
     }
     assert_int_equal(
-        llmux_submit(e.m.client, chat_key(&e, "kd", ""), NULL, on_timed, &y),
-        0);
+        llmux_submit(e->client, chat_key(e, "kd", ""), NULL, on_timed, &y), 0);
     assert_int_equal(
-        llmux_submit(e.m.client, chat_key(&e, "kc", ""), NULL, on_timed, &z),
-        0);
-    mock_env_run_until(&e.m, &y.calls);
-    mock_env_run_until(&e.m, &z.calls);
-    mock_env_run_until(&e.m, &x.calls);
+        llmux_submit(e->client, chat_key(e, "kc", ""), NULL, on_timed, &z), 0);
+    mock_env_run_until(e, &y.calls);
+    mock_env_run_until(e, &z.calls);
+    mock_env_run_until(e, &x.calls);
     assert_int_equal(x.status + y.status + z.status, 0);
     assert_true(y.done_ms - t0 < 500);  /* kd: not paused */
     assert_true(z.done_ms - t0 >= 950); /* kc: waited for Retry-After */
     assert_true(x.done_ms - t0 >= 950); /* the retry too */
-    mock_env_stop(&e.m);
 }
 
 /* A fallback's own rpm= holds for it (its lane is set up when the request
  * moves on to it). */
 static void test_fallback_rate_limit(void **state)
 {
-    env e;
+    mock_env *e = *state;
     timed r[2];
     uint64_t t0;
     int i;
-    (void)state;
     memset(r, 0, sizeof r);
-    env_start(&e, NULL, 0);
-    uv_update_time(&e.m.loop);
-    t0 = uv_now(&e.m.loop);
+    uv_update_time(&e->loop);
+    t0 = uv_now(&e->loop);
     for (i = 0; i < 2; i++) {
         llmux_request *req;
         char spec[256];
-        r[i].loop = &e.m.loop;
+        r[i].loop = &e->loop;
         snprintf(spec, sizeof spec,
                  "openai/primary#status=503;base_url=http://127.0.0.1:%d/v1;"
                  "api_key=kp;max_retries=0",
-                 llmux_mock_port(e.m.mock));
+                 llmux_mock_port(e->mock));
         assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
         llmux_request_add_message(req, LLMUX_ROLE_USER, "fall back slowly");
         snprintf(spec, sizeof spec,
                  "openai/second;base_url=http://127.0.0.1:%d/v1;"
                  "api_key=kf;rpm=60",
-                 llmux_mock_port(e.m.mock));
+                 llmux_mock_port(e->mock));
         assert_int_equal(llmux_request_add_fallback(req, spec), 0);
-        assert_int_equal(llmux_submit(e.m.client, req, NULL, on_timed, &r[i]),
+        assert_int_equal(llmux_submit(e->client, req, NULL, on_timed, &r[i]),
                          0);
     }
-    mock_env_run_until(&e.m, &r[0].calls);
-    mock_env_run_until(&e.m, &r[1].calls);
+    mock_env_run_until(e, &r[0].calls);
+    mock_env_run_until(e, &r[1].calls);
     assert_int_equal(r[0].status, 0);
     assert_int_equal(r[1].status, 0);
     /* one of burst, then one a second */
     assert_true(r[0].done_ms - t0 < 500);
     assert_true(r[1].done_ms - t0 >= 950);
-    mock_env_stop(&e.m);
 }
 
 static void test_ratelimit_headers_pause(void **state)
 {
-    env e;
-    result a = {0}, b = {0};
+    mock_env *e = *state;
+    mock_call a = {0}, b = {0};
     uint64_t t0, ta;
-    (void)state;
-    env_start(&e, NULL, 0);
-    uv_update_time(&e.m.loop);
-    t0 = uv_now(&e.m.loop);
+    uv_update_time(&e->loop);
+    t0 = uv_now(&e->loop);
     /* the server says: no requests left, reset in 800 ms (the headers are
      * read on endpoints with a limit of their own) */
     {
-        llmux_request *req = chat(&e, NULL,
+        llmux_request *req = chat(e, NULL,
                                   "header=x-ratelimit-remaining-requests:0;"
                                   "header=x-ratelimit-reset-requests:800ms",
                                   "one");
         llmux_request_set_option(req, "rpm", "6000");
-        assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &a), 0);
+        mock_env_submit(e, req, &a);
     }
-    run_until(&e, &a.calls);
-    ta = uv_now(&e.m.loop) - t0;
+    mock_env_wait(e, &a);
+    ta = uv_now(&e->loop) - t0;
     {
-        llmux_request *req = chat(&e, NULL, NULL, "two");
+        llmux_request *req = chat(e, NULL, NULL, "two");
         llmux_request_set_option(req, "rpm", "6000");
-        assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &b), 0);
+        mock_env_submit(e, req, &b);
     }
-    run_until(&e, &b.calls);
+    mock_env_wait(e, &b);
     assert_int_equal(b.status, 0);
-    assert_true(uv_now(&e.m.loop) - t0 >= ta + 700);
-    free_all(&a, 1);
-    free_all(&b, 1);
-    mock_env_stop(&e.m);
+    assert_true(uv_now(&e->loop) - t0 >= ta + 700);
+    mock_call_free(&a);
+    mock_call_free(&b);
 }
 
 /* Backpressure: a consumer pauses the stream and resumes it later. */
 typedef struct slow {
-    env *e;
+    mock_env *e;
     llmux_request *req;
     uv_timer_t t;
     int chunks, chunks_at_resume, resumed, calls, status;
@@ -1236,8 +1080,8 @@ static int slow_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
     if (s->chunks == 2) {
         assert_int_equal(llmux_request_pause(req), 0);
         assert_int_equal(llmux_request_pause(req), 0); /* twice: harmless */
-        s->t_pause = uv_now(&s->e->m.loop);
-        uv_timer_init(&s->e->m.loop, &s->t);
+        s->t_pause = uv_now(&s->e->loop);
+        uv_timer_init(&s->e->loop, &s->t);
         s->t.data = s;
         uv_timer_start(&s->t, slow_resume, 400, 0);
     }
@@ -1256,7 +1100,7 @@ static void slow_done(llmux_request *req, int status, llmux_response *res,
 
 static void test_pause_resume(void **state)
 {
-    env e;
+    mock_env e;
     slow s;
     char h[64];
     (void)state;
@@ -1268,9 +1112,9 @@ static void test_pause_resume(void **state)
     /* a 150 ms idle timeout must not fire while we hold the stream */
     llmux_request_set_idle_timeout_ms(s.req, 150);
     (void)h;
-    assert_int_equal(llmux_submit(e.m.client, s.req, slow_chunk, slow_done, &s),
+    assert_int_equal(llmux_submit(e.client, s.req, slow_chunk, slow_done, &s),
                      0);
-    run_until(&e, &s.calls);
+    mock_env_run_until(&e, &s.calls);
     assert_int_equal(s.status, 0);
     assert_true(s.resumed);
     /* nothing was read while paused (one read may have held a second) */
@@ -1278,7 +1122,7 @@ static void test_pause_resume(void **state)
     assert_true(s.t_resume - s.t_pause >= 390);
     assert_true(s.chunks >= 30);
     /* not in flight any more: pause is refused */
-    mock_env_stop(&e.m);
+    mock_env_stop(&e);
 }
 
 /*
@@ -1290,7 +1134,7 @@ static void test_pause_resume(void **state)
  * chunks.
  */
 typedef struct strict {
-    env *e;
+    mock_env *e;
     llmux_request *req;
     uv_timer_t t;
     int chunks, calls, status, bad, cancel_it, stops[2], n_stops;
@@ -1341,11 +1185,11 @@ static void strict_done(llmux_request *req, int status, llmux_response *res,
     s->status = status;
 }
 
-static int run_for(env *e, const int *flag, uint64_t ms);
+static int run_for(mock_env *e, const int *flag, uint64_t ms);
 
 static void test_pause_is_immediate(void **state)
 {
-    env e;
+    mock_env e;
     strict a, b, c;
     char want[512];
     size_t wl = 0;
@@ -1367,9 +1211,9 @@ static void test_pause_is_immediate(void **state)
     c.stops[0] = 1;
     c.stops[1] = 1000;
     c.abort_at = 2;
-    uv_timer_init(&e.m.loop, &a.t);
-    uv_timer_init(&e.m.loop, &b.t);
-    uv_timer_init(&e.m.loop, &c.t);
+    uv_timer_init(&e.loop, &a.t);
+    uv_timer_init(&e.loop, &b.t);
+    uv_timer_init(&e.loop, &c.t);
     a.t.data = &a;
     b.t.data = &b;
     c.t.data = &c;
@@ -1378,15 +1222,15 @@ static void test_pause_is_immediate(void **state)
     llmux_request_set_stream(a.req, 1);
     llmux_request_set_stream(b.req, 1);
     assert_int_equal(
-        llmux_submit(e.m.client, a.req, strict_chunk, strict_done, &a), 0);
+        llmux_submit(e.client, a.req, strict_chunk, strict_done, &a), 0);
     assert_int_equal(
-        llmux_submit(e.m.client, b.req, strict_chunk, strict_done, &b), 0);
+        llmux_submit(e.client, b.req, strict_chunk, strict_done, &b), 0);
     c.req = chat(&e, NULL, "events=20;stall_after=5", "go");
     llmux_request_set_stream(c.req, 1);
     assert_int_equal(
-        llmux_submit(e.m.client, c.req, strict_chunk, strict_done, &c), 0);
-    run_until(&e, &a.calls);
-    run_until(&e, &b.calls);
+        llmux_submit(e.client, c.req, strict_chunk, strict_done, &c), 0);
+    mock_env_run_until(&e, &a.calls);
+    mock_env_run_until(&e, &b.calls);
     assert_true(run_for(&e, &c.calls, 3000));
     assert_int_equal(c.bad, 0);
     assert_int_equal(c.status, LLMUX_EUSER);
@@ -1407,7 +1251,7 @@ static void test_pause_is_immediate(void **state)
     uv_close((uv_handle_t *)&a.t, NULL);
     uv_close((uv_handle_t *)&b.t, NULL);
     uv_close((uv_handle_t *)&c.t, NULL);
-    mock_env_stop(&e.m);
+    mock_env_stop(&e);
 }
 
 /* A plain TCP connect from the test, to fill the mock's accept queue. */
@@ -1435,37 +1279,37 @@ static void on_flag_timer(uv_timer_t *t)
 }
 
 /* Runs the loop until *flag is set or `ms` have passed; returns *flag. */
-static int run_for(env *e, const int *flag, uint64_t ms)
+static int run_for(mock_env *e, const int *flag, uint64_t ms)
 {
     uv_timer_t t;
     int fired = 0;
-    uv_timer_init(&e->m.loop, &t);
+    uv_timer_init(&e->loop, &t);
     t.data = &fired;
     uv_timer_start(&t, on_flag_timer, ms, 0);
     while (!*flag && !fired)
-        uv_run(&e->m.loop, UV_RUN_ONCE);
+        uv_run(&e->loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&e->m.loop, UV_RUN_NOWAIT);
+    uv_run(&e->loop, UV_RUN_NOWAIT);
     return *flag;
 }
 
-static void env_start_slow_accept(env *e, int accept_delay_ms, int backlog)
+static void env_start_slow_accept(mock_env *e, int accept_delay_ms, int backlog)
 {
     llmux_mock_options mo = LLMUX_MOCK_OPTIONS_INIT;
     memset(e, 0, sizeof *e);
     mo.quiet = 1;
     mo.accept_delay_ms = accept_delay_ms;
     mo.backlog = backlog;
-    mock_env_start(&e->m, NULL, &mo);
+    mock_env_start(e, NULL, &mo);
 }
 
 static void test_connect_timeout_slow_accept(void **state)
 {
-    env e;
+    mock_env e;
     enum { MAXC = 6 };
     plain_conn pc[MAXC];
     struct sockaddr_in addr;
-    result r = {0};
+    mock_call r = {0};
     llmux_request *req;
     uint64_t t0, took;
     int i, n = 0, connected = 0, never = 0;
@@ -1475,9 +1319,9 @@ static void test_connect_timeout_slow_accept(void **state)
      * 3 s; with backlog 1 the kernel queues one or two more (Linux:
      * backlog + 1), after which SYNs go unanswered */
     env_start_slow_accept(&e, 3000, 1);
-    uv_ip4_addr("127.0.0.1", llmux_mock_port(e.m.mock), &addr);
+    uv_ip4_addr("127.0.0.1", llmux_mock_port(e.mock), &addr);
     for (i = 0; i < MAXC; i++) {
-        uv_tcp_init(&e.m.loop, &pc[i].tcp);
+        uv_tcp_init(&e.loop, &pc[i].tcp);
         pc[i].tcp.data = &pc[i];
         pc[i].req.data = &pc[i];
         n++;
@@ -1500,54 +1344,50 @@ static void test_connect_timeout_slow_accept(void **state)
     req = chat(&e, NULL, NULL, "nobody home");
     llmux_request_set_connect_timeout_ms(req, 300);
     llmux_request_set_max_retries(req, 0);
-    uv_update_time(&e.m.loop);
-    t0 = uv_now(&e.m.loop);
-    assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r), 0);
-    run_until(&e, &r.calls);
-    took = uv_now(&e.m.loop) - t0;
+    uv_update_time(&e.loop);
+    t0 = uv_now(&e.loop);
+    mock_env_call(&e, req, &r);
+    took = uv_now(&e.loop) - t0;
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.status, LLMUX_ETIMEDOUT);
-    assert_non_null(
-        strstr(llmux_response_error(r.res)->message, "connect_timeout"));
+    assert_non_null(strstr(r.err->message, "connect_timeout"));
     assert_true(took >= 280);
     assert_true(took < 1000);
     /* still inside the accept delay: the mock answered nothing */
-    assert_int_equal(llmux_mock_request_count(e.m.mock), 0);
-    llmux_response_free(r.res);
+    assert_int_equal(llmux_mock_request_count(e.mock), 0);
+    mock_call_free(&r);
 
     /* close the mock while its accept is pending, then the clients */
     for (i = 0; i < n; i++)
         uv_close((uv_handle_t *)&pc[i].tcp, on_plain_closed);
     for (i = 0; i < n; i++)
-        run_until(&e, &pc[i].closed);
+        mock_env_run_until(&e, &pc[i].closed);
     /* the unanswered connect reports its cancellation */
     assert_true(pc[n - 1].done);
     assert_int_equal(pc[n - 1].status, UV_ECANCELED);
-    mock_env_stop(&e.m);
+    mock_env_stop(&e);
 }
 
 static void test_slow_accept_delays_answer(void **state)
 {
-    env e;
-    result r[2];
+    mock_env e;
+    mock_call r[2];
     llmux_request *req;
     uint64_t t0, took;
     int i;
     (void)state;
     memset(r, 0, sizeof r);
     env_start_slow_accept(&e, 300, 0);
-    uv_update_time(&e.m.loop);
-    t0 = uv_now(&e.m.loop);
+    uv_update_time(&e.loop);
+    t0 = uv_now(&e.loop);
     /* two connections, accepted one after the other 300 ms apart */
     for (i = 0; i < 2; i++) {
         req = chat(&e, NULL, NULL, "late");
-        r[i].id = i;
         llmux_request_set_max_retries(req, 0);
-        assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r[i]),
-                         0);
+        mock_env_submit(&e, req, &r[i]);
     }
-    run_until(&e, &r[0].calls);
-    took = uv_now(&e.m.loop) - t0;
+    mock_env_wait(&e, &r[0]);
+    took = uv_now(&e.loop) - t0;
     assert_int_equal(r[0].status, 0);
     assert_string_equal(llmux_response_text(r[0].res, NULL),
                         "Mock reply to: late");
@@ -1556,15 +1396,15 @@ static void test_slow_accept_delays_answer(void **state)
     assert_int_equal(r[1].calls, 0);
     /* the second connection waits for its own delay: close the mock now,
      * with that accept pending; the request fails, nothing leaks */
-    llmux_mock_close(e.m.mock, mock_env_set_flag, &e.m.mock_closed);
-    run_until(&e, &e.m.mock_closed);
-    run_until(&e, &r[1].calls);
+    llmux_mock_close(e.mock, mock_env_set_flag, &e.mock_closed);
+    mock_env_run_until(&e, &e.mock_closed);
+    mock_env_wait(&e, &r[1]);
     assert_int_not_equal(r[1].status, 0);
     assert_int_equal(r[1].calls, 1);
-    free_all(r, 2);
-    llmux_client_close(e.m.client, mock_env_set_flag, &e.m.client_closed);
-    run_until(&e, &e.m.client_closed);
-    mock_env_close_loop(&e.m);
+    mock_call_free_all(r, 2);
+    llmux_client_close(e.client, mock_env_set_flag, &e.client_closed);
+    mock_env_run_until(&e, &e.client_closed);
+    mock_env_close_loop(&e);
 }
 
 /*
@@ -1576,37 +1416,33 @@ static void test_slow_accept_delays_answer(void **state)
  */
 static void test_idle_timeout_after_headers(void **state)
 {
-    env e;
-    result r[2];
+    mock_env *e = *state;
+    mock_call r[2];
     llmux_request *req;
     uint64_t t0;
     int i;
-    (void)state;
     memset(r, 0, sizeof r);
-    env_start(&e, NULL, 0);
-    uv_update_time(&e.m.loop);
-    t0 = uv_now(&e.m.loop);
+    uv_update_time(&e->loop);
+    t0 = uv_now(&e->loop);
     for (i = 0; i < 2; i++) {
-        req = chat(&e, NULL, "stall_after=0", "headers only");
+        req = chat(e, NULL, "stall_after=0", "headers only");
         llmux_request_set_idle_timeout_ms(req, 400);
         if (i)
             llmux_request_set_first_byte_timeout_ms(req, 200);
-        assert_int_equal(llmux_submit(e.m.client, req, NULL, on_done, &r[i]),
-                         0);
+        mock_env_submit(e, req, &r[i]);
     }
     for (i = 0; i < 2; i++) {
         const llmux_error *err;
-        assert_true(run_for(&e, &r[i].calls, 5000));
-        err = llmux_response_error(r[i].res);
+        assert_true(run_for(e, &r[i].calls, 5000));
+        err = r[i].err;
         assert_int_equal(r[i].status, LLMUX_ETIMEDOUT);
         assert_non_null(strstr(err->message, "idle_timeout"));
         assert_int_equal(err->http_status, 200);
         assert_int_equal(err->attempts, 1);
     }
-    assert_true(uv_now(&e.m.loop) - t0 >= 380);
-    assert_int_equal(llmux_mock_request_count(e.m.mock), 2);
-    free_all(r, 2);
-    mock_env_stop(&e.m);
+    assert_true(uv_now(&e->loop) - t0 >= 380);
+    assert_int_equal(llmux_mock_request_count(e->mock), 2);
+    mock_call_free_all(r, 2);
 }
 
 int main(void)
@@ -1620,23 +1456,23 @@ int main(void)
         cmocka_unit_test(test_start_ramp_private_loop),
         cmocka_unit_test(test_cancel_queued_and_close),
         cmocka_unit_test(test_cancel_queue_head),
-        cmocka_unit_test(test_first_byte_timeout),
-        cmocka_unit_test(test_first_byte_timeout_retried),
-        cmocka_unit_test(test_fallback_own_settings),
+        mock_env_test(test_first_byte_timeout),
+        mock_env_test(test_first_byte_timeout_retried),
+        mock_env_test(test_fallback_own_settings),
         cmocka_unit_test(test_idle_timeout),
-        cmocka_unit_test(test_idle_timeout_after_headers),
+        mock_env_test(test_idle_timeout_after_headers),
         cmocka_unit_test(test_total_timeout_named),
         cmocka_unit_test(test_stage_timeouts_in_spec),
-        cmocka_unit_test(test_fallbacks),
+        mock_env_test(test_fallbacks),
         cmocka_unit_test(test_log_never_shows_keys),
         cmocka_unit_test(test_insecure_warns_once),
-        cmocka_unit_test(test_rpm_holds_rate),
+        mock_env_test(test_rpm_holds_rate),
         cmocka_unit_test(test_client_rpm_default),
-        cmocka_unit_test(test_tpm_slows_big_requests),
-        cmocka_unit_test(test_429_pauses_endpoint),
-        cmocka_unit_test(test_rate_limits_per_key),
-        cmocka_unit_test(test_fallback_rate_limit),
-        cmocka_unit_test(test_ratelimit_headers_pause),
+        mock_env_test(test_tpm_slows_big_requests),
+        mock_env_test(test_429_pauses_endpoint),
+        mock_env_test(test_rate_limits_per_key),
+        mock_env_test(test_fallback_rate_limit),
+        mock_env_test(test_ratelimit_headers_pause),
         cmocka_unit_test(test_pause_resume),
         cmocka_unit_test(test_pause_is_immediate),
         cmocka_unit_test(test_connect_timeout_slow_accept),

@@ -1,7 +1,8 @@
 /*
  * tests/unit/plugin_test.c: scaffolding shared by the provider plugin
  * tests: files and recordings, JSON paths, requests, decoding and running
- * streams through the framer (see plugin_test.h).
+ * streams through the framer, and the runner of the decoder tables (see
+ * plugin_test.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -471,31 +472,6 @@ void pt_assert_proto(const pt_plugin *pl, llmux_response *res, int rc,
     llmux_response_free(res);
 }
 
-/* An optional error field: absent when `want` is NULL. */
-static void opt_str(const pt_err_case *c, const char *got, const char *want)
-{
-    if (want)
-        assert_string_equal(got ? got : "(null)", want);
-    else if (got)
-        fail_msg("%s: unexpected %s", c->body, got);
-}
-
-void pt_check_error(const pt_err_case *c, llmux_response *res, int rc)
-{
-    const llmux_error *e = llmux_response_error(res);
-    assert_int_equal(rc, c->code);
-    assert_non_null(e);
-    assert_int_equal(e->code, c->code);
-    assert_int_equal(e->http_status, c->status);
-    opt_str(c, e->type, c->type);
-    opt_str(c, e->provider_code, c->pcode);
-    opt_str(c, e->param, c->param);
-    if (strcmp(e->message, c->message) != 0)
-        fail_msg("%s:\nmessage \"%s\"\nwant    \"%s\"", c->body, e->message,
-                 c->message);
-    llmux_response_free(res);
-}
-
 /* ---- streams --------------------------------------------------------------*/
 
 static char *dup_or_null(const char *s)
@@ -686,4 +662,542 @@ int pt_teardown(void **state)
     (void)state;
     llmux__providers_cleanup();
     return 0;
+}
+
+/* ---- decoder tests as tables ----------------------------------------------*/
+
+static json_object *jstr_or_null(const char *s)
+{
+    return s ? json_object_new_string(s) : NULL;
+}
+
+static void jadd(json_object *o, const char *key, json_object *v)
+{
+    assert_int_equal(json_object_object_add(o, key, v), 0);
+}
+
+/* A finish reason by its name; an unknown value as its number. */
+static json_object *finish_json(llmux_finish f)
+{
+    const char *n = llmux_finish_name(f);
+    if (n)
+        return json_object_new_string(n);
+    return f == LLMUX_FINISH_NONE ? NULL : json_object_new_int((int)f);
+}
+
+static json_object *usage_json(const llmux_usage *u)
+{
+    json_object *o = json_object_new_object();
+    jadd(o, "prompt_tokens", json_object_new_int64(u->prompt_tokens));
+    jadd(o, "completion_tokens", json_object_new_int64(u->completion_tokens));
+    jadd(o, "total_tokens", json_object_new_int64(u->total_tokens));
+    jadd(o, "cached_tokens", json_object_new_int64(u->cached_tokens));
+    jadd(o, "reasoning_tokens", json_object_new_int64(u->reasoning_tokens));
+    return o;
+}
+
+json_object *pt_outcome(const llmux_response *res)
+{
+    json_object *o = json_object_new_object(), *a;
+    const llmux_error *e = llmux_response_error(res);
+    const char *text, *rj;
+    char *js;
+    size_t i, k, n;
+    text = llmux_response_text(res, &n);
+    jadd(o, "text", json_object_new_string_len(text, (int)n));
+    jadd(o, "reasoning", jstr_or_null(llmux_response_reasoning(res)));
+    jadd(o, "refusal", jstr_or_null(llmux_response_refusal(res)));
+    jadd(o, "finish", finish_json(llmux_response_finish(res)));
+    jadd(o, "finish_raw", jstr_or_null(llmux_response_finish_raw(res)));
+    jadd(o, "usage", usage_json(llmux_response_usage(res)));
+    jadd(o, "id", jstr_or_null(llmux_response_id(res)));
+    jadd(o, "model", jstr_or_null(llmux_response_model(res)));
+    jadd(o, "created", json_object_new_int64(llmux_response_created(res)));
+    jadd(o, "fingerprint", jstr_or_null(res->o.fingerprint));
+    a = json_object_new_array();
+    for (i = 0; i < llmux_response_tool_call_count(res); i++) {
+        const llmux_tool_call *tc = llmux_response_tool_call(res, i);
+        json_object *c = json_object_new_object();
+        jadd(c, "index", json_object_new_int(tc->index));
+        jadd(c, "id", jstr_or_null(tc->id));
+        jadd(c, "name", jstr_or_null(tc->name));
+        jadd(c, "arguments", jstr_or_null(tc->arguments));
+        json_object_array_add(a, c);
+    }
+    jadd(o, "tool_calls", a);
+    a = json_object_new_array();
+    for (i = 0; i < llmux_response_embedding_count(res); i++) {
+        const float *v = llmux_response_embedding(res, i, &n);
+        json_object *vec = json_object_new_array();
+        for (k = 0; v && k < n; k++)
+            json_object_array_add(vec, json_object_new_double(v[k]));
+        json_object_array_add(a, vec);
+    }
+    jadd(o, "embeddings", a);
+    a = json_object_new_array();
+    for (i = 0; i < llmux_response_model_count(res); i++) {
+        json_object *m = json_object_new_object();
+        jadd(m, "id", jstr_or_null(llmux_response_model_id(res, i)));
+        jadd(m, "owned_by", jstr_or_null(res->o.models[i].owned_by));
+        jadd(m, "created", json_object_new_int64(res->o.models[i].created));
+        json_object_array_add(a, m);
+    }
+    jadd(o, "models", a);
+    a = json_object_new_array();
+    for (i = 0; i < llmux_response_token_count(res); i++) {
+        long long id;
+        const char *t = llmux_response_token(res, i, &id);
+        json_object *tok = json_object_new_object();
+        jadd(tok, "token", jstr_or_null(t));
+        jadd(tok, "id", json_object_new_int64(id));
+        json_object_array_add(a, tok);
+    }
+    jadd(o, "tokens", a);
+    rj = llmux_response_result_json(res);
+    jadd(o, "result", rj ? parse_all(rj, strlen(rj)) : NULL);
+    js = llmux_response_to_json(res);
+    assert_non_null(js);
+    jadd(o, "json", parse_all(js, strlen(js)));
+    llmux_free(js);
+    if (e) {
+        json_object *err = json_object_new_object();
+        jadd(err, "message", jstr_or_null(e->message));
+        jadd(err, "type", jstr_or_null(e->type));
+        jadd(err, "provider_code", jstr_or_null(e->provider_code));
+        jadd(err, "param", jstr_or_null(e->param));
+        jadd(err, "http_status", json_object_new_int64(e->http_status));
+        jadd(o, "error", err);
+    } else {
+        jadd(o, "error", NULL);
+    }
+    return o;
+}
+
+static int is_number(json_object *v)
+{
+    return json_object_is_type(v, json_type_int) ||
+           json_object_is_type(v, json_type_double);
+}
+
+/* Numbers are equal as integers when both are, else as doubles; below
+ * "embeddings" as the floats they were kept as. */
+static int same_number(json_object *got, json_object *want, int as_float)
+{
+    double g = json_object_get_double(got), w = json_object_get_double(want);
+    if (json_object_is_type(got, json_type_int) &&
+        json_object_is_type(want, json_type_int))
+        return json_object_get_int64(got) == json_object_get_int64(want);
+    return as_float ? (float)g == (float)w : g == w;
+}
+
+static void match(json_object *got, json_object *want, const char *path,
+                  int as_float)
+{
+    char sub[256];
+    size_t i;
+    int ok = 1;
+    switch (json_object_get_type(want)) {
+    case json_type_null:
+        ok = got == NULL;
+        break;
+    case json_type_object:
+        if (!json_object_is_type(got, json_type_object)) {
+            ok = 0;
+            break;
+        }
+        json_object_object_foreach(want, key, val)
+        {
+            json_object *g = NULL;
+            json_object_object_get_ex(got, key, &g);
+            snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", key);
+            match(g, val, sub, as_float || strcmp(key, "embeddings") == 0);
+        }
+        break;
+    case json_type_array:
+        if (!json_object_is_type(got, json_type_array) ||
+            json_object_array_length(got) != json_object_array_length(want)) {
+            ok = 0;
+            break;
+        }
+        for (i = 0; i < json_object_array_length(want); i++) {
+            snprintf(sub, sizeof sub, "%s%s%zu", path, *path ? "." : "", i);
+            match(json_object_array_get_idx(got, i),
+                  json_object_array_get_idx(want, i), sub, as_float);
+        }
+        break;
+    case json_type_string:
+        ok = json_object_is_type(got, json_type_string) &&
+             json_object_get_string_len(got) ==
+                 json_object_get_string_len(want) &&
+             memcmp(json_object_get_string(got), json_object_get_string(want),
+                    (size_t)json_object_get_string_len(want)) == 0;
+        break;
+    case json_type_boolean:
+        ok = json_object_is_type(got, json_type_boolean) &&
+             json_object_get_boolean(got) == json_object_get_boolean(want);
+        break;
+    default:
+        ok = is_number(got) && same_number(got, want, as_float);
+        break;
+    }
+    if (!ok)
+        fail_msg(
+            "%s:\ngot  %s\nwant %s", path[0] ? path : "(outcome)",
+            got ? json_object_to_json_string_ext(got, JSON_C_TO_STRING_PLAIN)
+                : "(absent)",
+            json_object_to_json_string_ext(want, JSON_C_TO_STRING_PLAIN));
+}
+
+/* The JSON text of a row: its strings may also be single-quoted, which
+ * json-c's lenient parser reads (and a table reads more easily). */
+static json_object *parse_want(const char *s)
+{
+    json_tokener *tok = json_tokener_new();
+    size_t len = strlen(s);
+    json_object *o = json_tokener_parse_ex(tok, s, (int)len);
+    if (json_tokener_get_error(tok) != json_tokener_success ||
+        json_tokener_get_parse_end(tok) != len)
+        fail_msg("not one JSON value: %s", s);
+    json_tokener_free(tok);
+    return o;
+}
+
+void pt_assert_match(json_object *got, const char *want)
+{
+    json_object *w = parse_want(want);
+    match(got, w, "", 0);
+    json_object_put(w);
+}
+
+/* A row's input, and what holds it. */
+typedef struct pt_input {
+    const char *p;
+    size_t len;
+    char *owned; /* free() */
+    char *wire;  /* llmux__free() */
+    cassette cas;
+    int has_cas;
+} pt_input;
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), t = strlen(tail);
+    return n >= t && strcmp(s + n - t, tail) == 0;
+}
+
+static void input_read(const pt_case *c, pt_input *in)
+{
+    memset(in, 0, sizeof *in);
+    if (!c->file) {
+        assert_non_null(c->body);
+        in->p = c->body;
+        in->len = c->len ? c->len : strlen(c->body);
+    } else if (ends_with(c->file, ".yml")) {
+        cassette_read(c->file, 0, &in->cas);
+        in->has_cas = 1;
+        /* decoded with the status it was recorded with */
+        assert_int_equal(in->cas.status, c->status ? c->status : 200);
+        in->p = in->cas.resp;
+        in->len = in->cas.resp_len;
+    } else if (ends_with(c->file, ".chunks.txt")) {
+        char **lines;
+        size_t n;
+        in->owned = slurp(c->file, NULL);
+        n = split_lines(in->owned, &lines);
+        in->wire = pt_sse_wire((const char *const *)lines, n, &in->len);
+        in->p = in->wire;
+        free(lines);
+    } else {
+        in->owned = slurp(c->file, &in->len);
+        in->p = in->owned;
+    }
+}
+
+static void input_free(pt_input *in)
+{
+    free(in->owned);
+    llmux__free(in->wire);
+    if (in->has_cas)
+        cassette_free(&in->cas);
+}
+
+static llmux_request *answer_req(const pt_plugin *pl, const pt_case *c)
+{
+    llmux_request *r;
+    size_t i;
+    assert_non_null(pl->answer_req);
+    r = pl->answer_req(c->op, c->opts);
+    for (i = 1; i < c->inputs; i++)
+        assert_int_equal(llmux_request_add_input(r, "more"), 0);
+    return r;
+}
+
+static void check_code(const char *what, int rc, int want)
+{
+    if (rc != want)
+        fail_msg("%s: %d (%s), want %d (%s)", what, rc, llmux_err_name(rc),
+                 want, llmux_err_name(want));
+}
+
+static void check_fragment(const char *msg, const char *frag)
+{
+    if (frag && (!msg || !strstr(msg, frag)))
+        fail_msg("message \"%s\" lacks \"%s\"", msg ? msg : "(none)", frag);
+}
+
+/* The checks of an answer's result; frees res. */
+static void check_answer(const pt_plugin *pl, const pt_case *c,
+                         llmux_response *res, int rc, const char *body,
+                         size_t len, int with_want)
+{
+    const llmux_error *e = llmux_response_error(res);
+    long status = c->status ? c->status : 200;
+    check_code("decoding", rc, c->code);
+    if (c->code == 0) {
+        if (e)
+            fail_msg("unexpected error: %s", e->message);
+    } else {
+        assert_non_null(e);
+        assert_int_equal(e->code, c->code);
+        assert_int_equal(e->http_status, status);
+        check_fragment(e->message, c->msg);
+    }
+    if (with_want && c->want) {
+        json_object *o = pt_outcome(res);
+        pt_assert_match(o, c->want);
+        json_object_put(o);
+    }
+    if (c->code == LLMUX_EPROTO)
+        pt_assert_proto(pl, res, rc, c->op, body, len);
+    else
+        llmux_response_free(res);
+}
+
+static void run_answer(const pt_plugin *pl, const pt_case *c,
+                       const pt_input *in)
+{
+    long status = c->status ? c->status : 200;
+    int rc;
+    llmux_response *res =
+        pt_decode(pl, answer_req(pl, c), c->op, status, in->p, in->len, &rc);
+    check_answer(pl, c, res, rc, in->p, in->len, 1);
+}
+
+static void run_prefixes(const pt_plugin *pl, const pt_case *c,
+                         const pt_input *in)
+{
+    size_t k, end = in->len;
+    while (end && strchr(" \t\r\n", in->p[end - 1]))
+        end--;
+    for (k = 0; k <= in->len; k++) {
+        int rc;
+        llmux_response *res =
+            pt_decode(pl, answer_req(pl, c), c->op, 200, in->p, k, &rc);
+        if (k < end)
+            pt_assert_proto(pl, res, rc, c->op, in->p, k);
+        else
+            check_answer(pl, c, res, rc, in->p, k, k == in->len);
+    }
+}
+
+static void run_stream(const pt_plugin *pl, const pt_case *c,
+                       const pt_input *in)
+{
+    pt_stream s;
+    char *sum = pt_check_splits(pl, c->op, in->p, in->len, 1, 0, &s);
+    check_code("the stream", s.err, c->code);
+    check_fragment(s.err_msg, c->msg);
+    if (c->want) {
+        json_object *o = pt_outcome(s.acc), *err = NULL;
+        jadd(o, "done", json_object_new_int(s.done));
+        jadd(o, "after_done", json_object_new_int(s.after_done));
+        jadd(o, "events", json_object_new_int(s.events));
+        if (s.err) {
+            err = json_object_new_object();
+            jadd(err, "message", jstr_or_null(s.err_msg));
+            jadd(err, "type", jstr_or_null(s.err_type));
+            jadd(err, "provider_code", jstr_or_null(s.err_pcode));
+        }
+        jadd(o, "error", err);
+        pt_assert_match(o, c->want);
+        json_object_put(o);
+    }
+    pt_stream_free(&s);
+    llmux__free(sum);
+}
+
+/* The checks of one decoded event payload. */
+static void check_event(const pt_plugin *pl, const pt_case *c, int rc,
+                        char *msg, char *type)
+{
+    size_t n = strlen(pl->name);
+    check_code("the event", rc, c->code);
+    if (rc >= 0 && msg)
+        fail_msg("a message for a good event: %s", msg);
+    if (rc < 0 && !msg)
+        fail_msg("no message for an event that failed");
+    if (rc == LLMUX_EPROTO &&
+        (strncmp(msg, pl->name, n) != 0 || strncmp(msg + n, ": ", 2) != 0))
+        fail_msg("message \"%s\" does not start with \"%s: \"", msg, pl->name);
+    check_fragment(msg, c->msg);
+    if (c->want) {
+        json_object *o = json_object_new_object(), *err = NULL;
+        if (rc < 0) {
+            err = json_object_new_object();
+            jadd(err, "message", jstr_or_null(msg));
+            jadd(err, "type", jstr_or_null(type));
+        }
+        jadd(o, "error", err);
+        pt_assert_match(o, c->want);
+        json_object_put(o);
+    }
+    free(msg);
+    free(type);
+}
+
+static void run_event(const pt_plugin *pl, const pt_case *c, const pt_input *in)
+{
+    char *msg, *type;
+    int rc = pt_one_event(pl, c->op, in->p, in->len, &msg, &type);
+    check_event(pl, c, rc, msg, type);
+}
+
+/* The payloads of a framed stream. */
+typedef struct payloads {
+    char **v;
+    size_t n;
+} payloads;
+
+static int collect(void *ud, const llmux_event *ev)
+{
+    payloads *ps = ud;
+    char **v = realloc(ps->v, (ps->n + 1) * sizeof *v);
+    assert_non_null(v);
+    ps->v = v;
+    ps->v[ps->n++] = pt_strndup(ev->data, ev->data_len);
+    return 0;
+}
+
+static void run_event_cuts(const pt_plugin *pl, const pt_case *c,
+                           const pt_input *in)
+{
+    payloads ps = {NULL, 0};
+    llmux__framer f;
+    size_t i, k, used = 0;
+    llmux__framer_init(&f, pl->framing, 1 << 20);
+    assert_int_equal(llmux__framer_feed(&f, in->p, in->len, collect, &ps), 0);
+    assert_int_equal(llmux__framer_finish(&f, collect, &ps), 0);
+    llmux__framer_free(&f);
+    for (i = 0; i < ps.n; i++) {
+        size_t len = strlen(ps.v[i]);
+        while (len && strchr(" \t\r\n", ps.v[i][len - 1]))
+            len--;
+        if (len && strcmp(ps.v[i], "[DONE]") != 0 &&
+            (!c->events || used < c->events)) {
+            used++;
+            for (k = 1; k < len; k++) {
+                char *msg, *type;
+                int rc = pt_one_event(pl, c->op, ps.v[i], k, &msg, &type);
+                if (rc != c->code)
+                    fail_msg("event %zu cut at %zu: %d: %.*s", i, k, rc, (int)k,
+                             ps.v[i]);
+                check_event(pl, c, rc, msg, type);
+            }
+        }
+        free(ps.v[i]);
+    }
+    free(ps.v);
+    assert_true(used > 0);
+}
+
+/* A row and its plugin: a cmocka case's state. */
+typedef struct pt_row {
+    const pt_plugin *pl;
+    const pt_case *c;
+} pt_row;
+
+static void run_row(void **state)
+{
+    /* by pt_mode */
+    static void (*const run[])(const pt_plugin *, const pt_case *,
+                               const pt_input *) = {
+        run_answer, run_stream, run_event, run_prefixes, run_event_cuts};
+    const pt_row *row = *state;
+    const pt_case *c = row->c;
+    pt_input in;
+    if (c->mode != PT_ANSWER && c->mode != PT_PREFIXES &&
+        (c->opts || c->inputs > 1))
+        fail_msg("a stream's request takes no options or inputs");
+    input_read(c, &in);
+    run[c->mode](row->pl, c, &in);
+    input_free(&in);
+}
+
+/* A row without a name is called after its mode, operation and input
+ * (a file's name, or the body quoted on one line: at most 48 bytes, others
+ * than printable ASCII escaped). Runs before any test: no assertions. */
+static char *row_name(const pt_case *c)
+{
+    static const char *const modes[] = {"answer", "stream", "event", "prefixes",
+                                        "event cuts"};
+    static const char *const ops[] = {"?",          "chat",    "complete",
+                                      "embed",      "models",  "tokenize",
+                                      "detokenize", "evaluate"};
+    const char *in = c->file ? c->file : c->body ? c->body : "";
+    size_t i, at, cap = 512, n;
+    char *b = malloc(cap);
+    if (!b)
+        return NULL;
+    if (c->name) {
+        snprintf(b, cap, "%s", c->name);
+        return b;
+    }
+    if (c->file && strrchr(in, '/'))
+        in = strrchr(in, '/') + 1;
+    n = c->file ? strlen(in) : (c->len ? c->len : strlen(in));
+    at = (size_t)snprintf(b, cap, "%s %s", modes[c->mode],
+                          ops[c->op >= 1 && c->op <= 7 ? c->op : 0]);
+    if (c->status && c->status != 200)
+        at += (size_t)snprintf(b + at, cap - at, " %ld", c->status);
+    if (c->opts)
+        at += (size_t)snprintf(b + at, cap - at, " [%.100s]", c->opts);
+    if (c->inputs > 1)
+        at += (size_t)snprintf(b + at, cap - at, " x%zu", c->inputs);
+    at += (size_t)snprintf(b + at, cap - at, c->file ? " " : " '");
+    for (i = 0; i < n && i < 48; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        if (ch < 0x20 || ch >= 0x7f)
+            at += (size_t)snprintf(b + at, cap - at, "\\x%02x", ch);
+        else
+            b[at++] = (char)ch;
+    }
+    snprintf(b + at, cap - at, "%s%s", n > 48 ? "..." : "", c->file ? "" : "'");
+    return b;
+}
+
+int pt_run_tests(const pt_plugin *pl, const struct CMUnitTest *tests,
+                 size_t n_tests, const pt_case *cases, size_t n_cases)
+{
+    struct CMUnitTest *all = calloc(n_tests + n_cases, sizeof *all);
+    pt_row *rows = calloc(n_cases ? n_cases : 1, sizeof *rows);
+    size_t i;
+    int failed;
+    if (!all || !rows)
+        return 1;
+    memcpy(all, tests, n_tests * sizeof *tests);
+    for (i = 0; i < n_cases; i++) {
+        rows[i].pl = pl;
+        rows[i].c = &cases[i];
+        if (!(all[n_tests + i].name = row_name(&cases[i])))
+            return 1;
+        all[n_tests + i].test_func = run_row;
+        all[n_tests + i].initial_state = &rows[i];
+    }
+    failed = _cmocka_run_group_tests("tests", all, n_tests + n_cases, NULL,
+                                     pt_teardown);
+    for (i = 0; i < n_cases; i++)
+        free((char *)all[n_tests + i].name);
+    free(rows);
+    free(all);
+    return failed;
 }

@@ -9,6 +9,10 @@
  * decoded with llmux__decode_event and folded with llmux__out_merge. The
  * helpers here do that plumbing; the assertions stay in the tests.
  *
+ * A decoder test that is an input and what it must decode to is a row of
+ * the test's table (pt_case): pt_run_tests runs each row as a cmocka case
+ * of its own, named after the row, beside the tests written out in full.
+ *
  * The JSON and request helpers that tests call on almost every line keep
  * short names (jget, jstr, prep_ok ...); the rest start with pt_.
  */
@@ -107,6 +111,9 @@ typedef struct pt_plugin {
     int merge_done;
     /* A prepared streaming request of op (chat or complete). */
     llmux_request *(*stream_req)(llmux_op op, llmux__prepared *p);
+    /* A request of op with the least content it needs, whose answers the
+     * table's rows decode; opts (may be NULL) end its config string. */
+    llmux_request *(*answer_req)(llmux_op op, const char *opts);
 } pt_plugin;
 
 /* ---- whole answers --------------------------------------------------------*/
@@ -125,18 +132,6 @@ llmux_response *pt_decode(const pt_plugin *pl, llmux_request *r, llmux_op op,
  */
 void pt_assert_proto(const pt_plugin *pl, llmux_response *res, int rc,
                      llmux_op op, const char *body, size_t len);
-
-/** An error answer and what it must decode to. */
-typedef struct pt_err_case {
-    long status;
-    const char *body;
-    int code;                                   /* llmux code */
-    const char *type, *pcode, *param, *message; /* NULL: must be absent */
-} pt_err_case;
-
-/** The decoded answer `res` (freed here) to c->body must have failed with
- * c->code and carry exactly c's error fields. */
-void pt_check_error(const pt_err_case *c, llmux_response *res, int rc);
 
 /* ---- streams --------------------------------------------------------------*/
 
@@ -184,6 +179,88 @@ void pt_stream_free(pt_stream *s);
  */
 int pt_one_event(const pt_plugin *pl, llmux_op op, const char *data, size_t len,
                  char **msg, char **type);
+
+/* ---- decoder tests as tables ----------------------------------------------*/
+
+/** What a row of a decoder table does with its input. */
+typedef enum pt_mode {
+    PT_ANSWER,    /**< decodes it as a whole answer with HTTP `status` */
+    PT_STREAM,    /**< runs it as a stream, whole, byte by byte and split in
+                       two at every offset (pt_check_splits) */
+    PT_EVENT,     /**< decodes it as one event payload (pt_one_event) */
+    PT_PREFIXES,  /**< decodes every prefix as an answer: up to its last
+                       non-blank byte each is a clean LLMUX_EPROTO
+                       (pt_assert_proto), from there on each gives `code` */
+    PT_EVENT_CUTS /**< frames it as a stream and decodes every proper
+                       prefix of each event payload: each is a clean
+                       LLMUX_EPROTO naming the provider */
+} pt_mode;
+
+/**
+ * One decoder test. The input is `file` (a path; a ".yml" VCR cassette
+ * gives its first answer, recorded with HTTP `status`; a ".chunks.txt"
+ * file its lines as the data of an SSE stream ending in [DONE]) or `body`
+ * (`len` bytes, strlen when 0).
+ * `code` is what the decoding must give (the answer's or the stream's
+ * code, or the event decoder's result), and then:
+ *  - LLMUX_EPROTO: a clean protocol error, as pt_assert_proto says (an
+ *    event's message "<provider>: ..."); 0 for an answer: no error at all;
+ *    another code for an answer: an error of that code and HTTP status;
+ *    an event that succeeds has no message;
+ *  - `msg`: a fragment the error message holds;
+ *  - `want`: JSON that the outcome (pt_outcome) must match: each member
+ *    given must be there and equal, recursively; arrays have exactly the
+ *    elements given; null means absent. Its strings may be single-quoted
+ *    ('text'), as json-c's lenient parser reads them.
+ */
+typedef struct pt_case {
+    const char *name; /**< the cmocka case's name (NULL: made of the rest) */
+    pt_mode mode;
+    llmux_op op;
+    const char *opts; /**< ends the config string (answers only) */
+    size_t inputs;    /**< an embed request's inputs (0 and 1: one) */
+    const char *file;
+    const char *body;
+    size_t len;
+    long status; /**< of an answer (0: 200) */
+    int code;
+    const char *msg;
+    const char *want;
+    size_t events; /**< PT_EVENT_CUTS: the first this many events (0: all) */
+} pt_case;
+
+/** A row: `body` as an answer of `op` is a clean LLMUX_EPROTO. */
+#define PT_GARBAGE(op_, body_)                                                 \
+    {                                                                          \
+        .op = (op_), .body = (body_), .code = LLMUX_EPROTO                     \
+    }
+/** A row: `data` as one event payload of `op` gives `code`. */
+#define PT_EVENT_CODE(op_, data_, code_)                                       \
+    {                                                                          \
+        .mode = PT_EVENT, .op = (op_), .body = (data_), .code = (code_)        \
+    }
+
+/**
+ * What a decoded answer says, as JSON: text, reasoning, refusal, finish
+ * (llmux_finish_name, or null), finish_raw, usage {prompt_tokens ...},
+ * id, model, created, fingerprint, tool_calls [{index, id, name,
+ * arguments}], embeddings [[...]], models [{id, owned_by, created}],
+ * tokens [{token, id}], result (the result object), json (what
+ * llmux_response_to_json gives), error {message, type, provider_code,
+ * param, http_status} or null. A stream's adds done, after_done, events,
+ * and its error {message, type, provider_code}; an event's is only its
+ * error {message, type}.
+ */
+json_object *pt_outcome(const llmux_response *res);
+/** Fails the test unless `got` matches the JSON text `want` (pt_case). */
+void pt_assert_match(json_object *got, const char *want);
+
+/**
+ * Runs `tests`, then one cmocka case per row of `cases` for plugin `pl`,
+ * as one group (with pt_teardown); returns the number of failures.
+ */
+int pt_run_tests(const pt_plugin *pl, const struct CMUnitTest *tests,
+                 size_t n_tests, const pt_case *cases, size_t n_cases);
 
 /** Group teardown: unloads the plugins (so that leak checkers see a
  * clean exit). */

@@ -32,9 +32,20 @@
  */
 
 static llmux_request *stream_req(llmux_op op, llmux__prepared *p);
+static llmux_request *answer_req(llmux_op op, const char *opts);
 
 /* The plugin under test, for the runners of plugin_test.c. */
-static const pt_plugin oai = {"openai", LLMUX_FRAMING_SSE, 0, stream_req};
+static const pt_plugin oai = {"openai", LLMUX_FRAMING_SSE, 0, stream_req,
+                              answer_req};
+
+/* A request of `op` whose answers are decoded; `opts` end its config
+ * string. */
+static llmux_request *answer_req(llmux_op op, const char *opts)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec, "openai/gpt-test;" BASE "%s", opts ? opts : "");
+    return pt_op_req(op, spec);
+}
 
 /* A chat request with one user message. */
 static llmux_request *chat_req(const char *extra_spec)
@@ -52,8 +63,7 @@ static llmux_request *chat_req(const char *extra_spec)
 static llmux_response *decode_op(llmux_op op, long status, const char *body,
                                  size_t len, int *rc)
 {
-    return pt_decode(&oai, pt_op_req(op, "openai/gpt-test;" BASE), op, status,
-                     body, len, rc);
+    return pt_decode(&oai, answer_req(op, NULL), op, status, body, len, rc);
 }
 
 static llmux_response *decode_str(llmux_op op, long status, const char *body,
@@ -580,28 +590,6 @@ static void test_decode_chat_fixture(void **state)
     free(body);
 }
 
-static void test_decode_completion_fixture(void **state)
-{
-    size_t len;
-    char *body = slurp(FIX_OAI "openai-completion-text.json", &len);
-    llmux_response *res;
-    int rc;
-    (void)state;
-    res = decode_op(LLMUX_OP_COMPLETE, 200, body, len, &rc);
-    assert_int_equal(rc, 0);
-    assert_string_equal(llmux_response_text(res, NULL),
-                        "The new holiday is called \"Gratitude Day\" and it "
-                        "celebrates the importance of");
-    assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_LENGTH);
-    assert_string_equal(llmux_response_finish_raw(res), "length");
-    assert_int_equal(llmux_response_usage(res)->total_tokens, 30);
-    assert_int_equal(llmux_response_usage(res)->cached_tokens, -1);
-    assert_string_equal(llmux_response_id(res),
-                        "cmpl-D8ZFHlGItjM5Nghki1LmZIRscBz2P");
-    llmux_response_free(res);
-    free(body);
-}
-
 static void check_embeddings(const char *body, size_t len, size_t n_want)
 {
     json_object *want = parse_all(body, len);
@@ -650,413 +638,27 @@ static void test_decode_embeddings(void **state)
                   0, &c);
     check_embeddings(c.resp, c.resp_len, 3);
     cassette_free(&c);
-    {
-        /* base64 floats (encoding_format=base64): 1.0f, -2.5f */
-        static const char *b64 =
-            "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\","
-            "\"index\":0,\"embedding\":\"AACAPwAAIMA=\"}],\"model\":\"m\"}";
-        llmux_response *res;
-        const float *v;
-        size_t dim;
-        int rc;
-        res = decode_str(LLMUX_OP_EMBED, 200, b64, &rc);
-        assert_int_equal(rc, 0);
-        v = llmux_response_embedding(res, 0, &dim);
-        assert_int_equal(dim, 2);
-        assert_true(v[0] == 1.0f && v[1] == -2.5f);
-        llmux_response_free(res);
-    }
 }
 
-static void test_decode_models(void **state)
-{
-    static const char *body =
-        "{\"object\":\"list\",\"data\":[{\"id\":\"gpt-4o\",\"object\":"
-        "\"model\",\"created\":1686935002,\"owned_by\":\"openai\"},{\"id\":"
-        "\"ft:gpt-4o:acme\",\"object\":\"model\",\"created\":1700000000,"
-        "\"owned_by\":\"acme\"},{\"object\":\"model\"},{\"id\":\"bare\"}]}";
-    llmux_response *res;
-    int rc;
-    (void)state;
-    res = decode_str(LLMUX_OP_MODELS, 200, body, &rc);
-    assert_int_equal(rc, 0);
-    assert_int_equal(llmux_response_model_count(res), 3);
-    assert_string_equal(llmux_response_model_id(res, 0), "gpt-4o");
-    assert_string_equal(llmux_response_model_id(res, 1), "ft:gpt-4o:acme");
-    assert_string_equal(llmux_response_model_id(res, 2), "bare");
-    assert_string_equal(res->o.models[1].owned_by, "acme");
-    assert_int_equal(res->o.models[0].created, 1686935002);
-    assert_null(res->o.models[2].owned_by);
-    llmux_response_free(res);
-}
-
-static void test_decode_tool_calls(void **state)
-{
-    static const char *body =
-        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":1,"
-        "\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
-        "\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"call_abc\","
-        "\"type\":\"function\",\"function\":{\"name\":\"get_current_weather\","
-        "\"arguments\":\"{\\n\\\"location\\\": \\\"Boston, MA\\\"\\n}\"}},"
-        "{\"id\":\"call_def\",\"type\":\"function\",\"function\":{\"name\":"
-        "\"get_time\",\"arguments\":\"{}\"}}]},\"logprobs\":null,"
-        "\"finish_reason\":\"tool_calls\"}],\"usage\":{\"prompt_tokens\":82,"
-        "\"completion_tokens\":17,\"total_tokens\":99}}";
-    const llmux_tool_call *tc;
-    llmux_response *res;
-    size_t len;
-    char *mis;
-    int rc;
-    (void)state;
-    res = decode_str(LLMUX_OP_CHAT, 200, body, &rc);
-    assert_int_equal(rc, 0);
-    assert_string_equal(llmux_response_text(res, NULL), "");
-    assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_TOOL_CALLS);
-    assert_int_equal(llmux_response_tool_call_count(res), 2);
-    tc = llmux_response_tool_call(res, 0);
-    assert_int_equal(tc->index, 0);
-    assert_string_equal(tc->id, "call_abc");
-    assert_string_equal(tc->name, "get_current_weather");
-    assert_string_equal(tc->arguments, "{\n\"location\": \"Boston, MA\"\n}");
-    tc = llmux_response_tool_call(res, 1);
-    assert_int_equal(tc->index, 1);
-    assert_string_equal(tc->name, "get_time");
-    assert_string_equal(tc->arguments, "{}");
-    llmux_response_free(res);
-
-    /* Mistral's shape: no index, no type (decoding is generous) */
-    mis = slurp(FIX_MIS "mistral-tool-call.json", &len);
-    res = decode_op(LLMUX_OP_CHAT, 200, mis, len, &rc);
-    assert_int_equal(rc, 0);
-    assert_int_equal(llmux_response_tool_call_count(res), 1);
-    tc = llmux_response_tool_call(res, 0);
-    assert_int_equal(tc->index, 0);
-    assert_string_equal(tc->id, "gSIMJiOkT");
-    assert_string_equal(tc->name, "weather");
-    assert_string_equal(tc->arguments, "{\"location\": \"San Francisco\"}");
-    assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_TOOL_CALLS);
-    llmux_response_free(res);
-    free(mis);
-
-    /* arguments sent as an object are handed on as JSON text */
-    res =
-        decode_str(LLMUX_OP_CHAT, 200,
-                   "{\"choices\":[{\"message\":{\"tool_calls\":[{\"function\":"
-                   "{\"name\":\"f\",\"arguments\":{\"a\":[1,\"/\"]}}}]}}]}",
-                   &rc);
-    assert_int_equal(rc, 0);
-    assert_string_equal(llmux_response_tool_call(res, 0)->arguments,
-                        "{\"a\":[1,\"/\"]}");
-    assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_NONE);
-    llmux_response_free(res);
-
-    /* the deprecated function_call */
-    res = decode_str(LLMUX_OP_CHAT, 200,
-                     "{\"choices\":[{\"message\":{\"content\":null,"
-                     "\"function_call\":{\"name\":\"g\",\"arguments\":\"{}\"}},"
-                     "\"finish_reason\":\"function_call\"}]}",
-                     &rc);
-    assert_int_equal(rc, 0);
-    assert_int_equal(llmux_response_tool_call_count(res), 1);
-    assert_string_equal(llmux_response_tool_call(res, 0)->name, "g");
-    assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_TOOL_CALLS);
-    llmux_response_free(res);
-}
-
-static void test_decode_content_shapes(void **state)
-{
-    size_t len;
-    char *body = slurp(FIX_MIS "mistral-reasoning.json", &len);
-    llmux_response *res;
-    int rc;
-    (void)state;
-    /* Mistral's typed chunks: thinking -> reasoning, text -> text */
-    res = decode_op(LLMUX_OP_CHAT, 200, body, len, &rc);
-    assert_int_equal(rc, 0);
-    assert_string_equal(llmux_response_text(res, NULL), "2 + 2 = 4");
-    assert_string_equal(
-        llmux_response_reasoning(res),
-        "The user is asking for 2+2. This is basic arithmetic. 2+2=4.");
-    assert_int_equal(llmux_response_usage(res)->total_tokens, 56);
-    llmux_response_free(res);
-    free(body);
-
-    /* reasoning_content / reasoning (OpenAI-compatible servers), refusal */
-    res = decode_str(LLMUX_OP_CHAT, 200,
-                     "{\"choices\":[{\"index\":0,\"message\":{\"role\":"
-                     "\"assistant\",\"content\":\"A\",\"reasoning_content\":"
-                     "\"R1\",\"reasoning\":\"R2\",\"refusal\":null}}]}",
-                     &rc);
-    assert_int_equal(rc, 0);
-    assert_string_equal(llmux_response_text(res, NULL), "A");
-    assert_string_equal(llmux_response_reasoning(res), "R1R2");
-    assert_null(llmux_response_refusal(res));
-    llmux_response_free(res);
-    res = decode_str(LLMUX_OP_CHAT, 200,
-                     "{\"choices\":[{\"index\":0,\"message\":{\"role\":"
-                     "\"assistant\",\"content\":null,\"refusal\":\"I can't "
-                     "help with that.\"},\"finish_reason\":\"stop\"}]}",
-                     &rc);
-    assert_int_equal(rc, 0);
-    assert_string_equal(llmux_response_refusal(res), "I can't help with that.");
-    assert_string_equal(llmux_response_text(res, NULL), "");
-    llmux_response_free(res);
-
-    /* n>1: only choice 0 counts, wherever it is */
-    res = decode_str(LLMUX_OP_CHAT, 200,
-                     "{\"choices\":[{\"index\":1,\"message\":{\"content\":"
-                     "\"second\"}},{\"index\":0,\"message\":{\"content\":"
-                     "\"first\"},\"finish_reason\":\"length\"}]}",
-                     &rc);
-    assert_int_equal(rc, 0);
-    assert_string_equal(llmux_response_text(res, NULL), "first");
-    assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_LENGTH);
-    llmux_response_free(res);
-}
-
-static void test_decode_finish_reasons(void **state)
-{
-    static const struct {
-        const char *raw;
-        llmux_finish want;
-    } t[] = {{"stop", LLMUX_FINISH_STOP},
-             {"length", LLMUX_FINISH_LENGTH},
-             {"model_length", LLMUX_FINISH_LENGTH},
-             {"tool_calls", LLMUX_FINISH_TOOL_CALLS},
-             {"function_call", LLMUX_FINISH_TOOL_CALLS},
-             {"content_filter", LLMUX_FINISH_CONTENT_FILTER},
-             {"error", LLMUX_FINISH_ERROR},
-             {"end_turn", LLMUX_FINISH_STOP},
-             {"", LLMUX_FINISH_STOP}};
-    size_t i;
-    (void)state;
-    for (i = 0; i < sizeof t / sizeof t[0]; i++) {
-        char body[256];
-        llmux_response *res;
-        int rc;
-        snprintf(body, sizeof body,
-                 "{\"choices\":[{\"message\":{\"content\":\"x\"},"
-                 "\"finish_reason\":\"%s\"}]}",
-                 t[i].raw);
-        res = decode_str(LLMUX_OP_CHAT, 200, body, &rc);
-        assert_int_equal(rc, 0);
-        assert_int_equal(llmux_response_finish(res), t[i].want);
-        assert_string_equal(llmux_response_finish_raw(res), t[i].raw);
-        llmux_response_free(res);
-    }
-    {
-        llmux_response *res;
-        int rc;
-        res = decode_str(LLMUX_OP_CHAT, 200,
-                         "{\"choices\":[{\"message\":{\"content\":\"x\"},"
-                         "\"finish_reason\":null}]}",
-                         &rc);
-        assert_int_equal(rc, 0);
-        assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_NONE);
-        assert_null(llmux_response_finish_raw(res));
-        llmux_response_free(res);
-    }
-}
-
-/* ---- decoding: errors ---------------------------------------------------- */
-
-static void check_error(const pt_err_case *c)
-{
-    int rc;
-    llmux_response *res = decode_str(LLMUX_OP_CHAT, c->status, c->body, &rc);
-    pt_check_error(c, res, rc);
-}
-
-/* The response body of the first interaction of a cassette. */
-static char *cassette_resp(const char *path, cassette *c)
-{
-    cassette_read(path, 0, c);
-    return c->resp;
-}
-
-static void test_decode_errors(void **state)
-{
-    size_t len;
-    cassette c401, c400;
-    char *b401 =
-        cassette_resp(FIX_RUBY "chat_error_handling_with_openai_gpt-5-nano_"
-                               "raises_appropriate_auth_error.yml",
-                      &c401);
-    char *b400 =
-        cassette_resp(FIX_RUBY "chat_real_error_scenarios_openai_gpt-5-nano_"
-                               "handles_context_length_exceeded_errors.yml",
-                      &c400);
-    char *legacy =
-        slurp(FIX_OAI "reasoning-model-legacy-parameter-error.json", &len);
-    const pt_err_case cases[] = {
-        {401, b401, LLMUX_EAUTH, "invalid_request_error", "invalid_api_key",
-         NULL,
-         "Incorrect API key provided: invalid-key. You can find your API key "
-         "at https://platform.openai.com/account/api-keys."},
-        {400, b400, LLMUX_EPROVIDER, "invalid_request_error",
-         "context_length_exceeded", "input",
-         "Your input exceeds the context window of this model. Please adjust "
-         "your input and try again."},
-        {400, legacy, LLMUX_EPROVIDER, "invalid_request_error",
-         "unsupported_parameter", "max_tokens",
-         "Unsupported parameter: 'max_tokens' is not supported with this "
-         "model. Use 'max_completion_tokens' instead."},
-        {429,
-         "{\"error\":{\"message\":\"Rate limit reached\",\"type\":"
-         "\"requests\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}",
-         LLMUX_ERATELIMIT, "requests", "rate_limit_exceeded", NULL,
-         "Rate limit reached"},
-        /* code as a number */
-        {500,
-         "{\"error\":{\"message\":\"boom\",\"type\":\"server_error\","
-         "\"code\":500}}",
-         LLMUX_EPROVIDER, "server_error", "500", NULL, "boom"},
-        /* {"error":"text"} (Ollama); Aleph Alpha adds a code */
-        {404, "{\"error\":\"model \\\"x\\\" not found, try pulling it first\"}",
-         LLMUX_EPROVIDER, NULL, NULL, NULL,
-         "model \"x\" not found, try pulling it first"},
-        {400,
-         "{\"error\":\"This model does not support chat.\",\"code\":"
-         "\"MISSING_CAPABILITY\"}",
-         LLMUX_EPROVIDER, NULL, "MISSING_CAPABILITY", NULL,
-         "This model does not support chat."},
-        /* flat, with message as an object (Mistral 422) */
-        {422,
-         "{\"object\":\"error\",\"message\":{\"detail\":[{\"type\":"
-         "\"extra_forbidden\",\"loc\":[\"body\",\"seed\"]}]},\"type\":"
-         "\"invalid_request_error\",\"param\":null,\"code\":null}",
-         LLMUX_EPROVIDER, "invalid_request_error", NULL, NULL,
-         "{\"detail\":[{\"type\":\"extra_forbidden\",\"loc\":[\"body\","
-         "\"seed\"]}]}"},
-        {401, "{\"message\":\"Unauthorized\",\"request_id\":\"abc\"}",
-         LLMUX_EAUTH, NULL, NULL, NULL, "Unauthorized"},
-        {404, "{\"detail\":\"Not Found\"}", LLMUX_EPROVIDER, NULL, NULL, NULL,
-         "Not Found"},
-        {422, "{\"detail\":[{\"loc\":[\"body\",\"model\"],\"msg\":\"x\"}]}",
-         LLMUX_EPROVIDER, NULL, NULL, NULL,
-         "[{\"loc\":[\"body\",\"model\"],\"msg\":\"x\"}]"},
-        /* nothing recognisable: the core quotes the raw body */
-        {502, "<html>Bad gateway</html>\n", LLMUX_EPROVIDER, NULL, NULL, NULL,
-         "<html>Bad gateway</html>"},
-        {503, "{\"status\":\"down\"}", LLMUX_EPROVIDER, NULL, NULL, NULL,
-         "{\"status\":\"down\"}"},
-        {500, "{\"error\":{\"type\":\"x\"", LLMUX_EPROVIDER, NULL, NULL, NULL,
-         "{\"error\":{\"type\":\"x\""},
-        /* an error object inside a 200 */
-        {200,
-         "{\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}",
-         LLMUX_EPROVIDER, "server_error", NULL, NULL, "overloaded"},
-    };
-    size_t i;
-    (void)state;
-    for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        check_error(&cases[i]);
-    cassette_free(&c401);
-    cassette_free(&c400);
-    free(legacy);
-}
-
-/* ---- decoding: garbage and truncation -------------------------------------
+/* ---- decoding: garbage ---------------------------------------------------
  */
 
-static void expect_proto(llmux_op op, const char *body, size_t len)
+/* A long garbage body: the quoted part of it is short and one line. */
+static void test_decode_garbage_quoted(void **state)
 {
+    char big[600];
+    llmux_response *res;
     int rc;
-    llmux_response *res = decode_op(op, 200, body, len, &rc);
-    pt_assert_proto(&oai, res, rc, op, body, len);
-}
-
-static void test_decode_garbage(void **state)
-{
-    static const char *chat_bad[] = {
-        "",
-        " ",
-        "null",
-        "42",
-        "\"str\"",
-        "[]",
-        "[{\"choices\":[]}]",
-        "{}",
-        "{\"id\":\"x\"}",
-        "{\"choices\":5}",
-        "{\"choices\":{}}",
-        "{\"choices\":[5]}",
-        "{\"choices\":[{\"index\":0}]}",
-        "{\"choices\":[{\"message\":\"hi\"}]}",
-        "{\"choices\":[{\"message\":{\"tool_calls\":[{\"index\":-1}]}}]}",
-        "{\"choices\":[{\"message\":{\"tool_calls\":[{\"index\":99999}]}}]}",
-        "{\"choices\":[{\"message\":{\"tool_calls\":[{\"index\":\"a\"}]}}]}",
-        "<html><body>502</body></html>",
-        "{\"choices\":[]} trailing",
-        "{\"choices\":[],}",
-        "{\"a\":NaN}",
-        "\xff\xfe{\"choices\":[]}"};
-    static const char *embed_bad[] = {
-        "{}",
-        "{\"data\":{}}",
-        "{\"data\":[{\"embedding\":[1,\"x\"]}]}",
-        "{\"data\":[{\"index\":0}]}",
-        "{\"data\":[{\"embedding\":\"!!!\"}]}",
-        "{\"data\":[{\"index\":3,\"embedding\":[1]}]}",
-        "{\"data\":[{\"embedding\":\"AAA\"}]}"};
-    static const char nul[] = "{\"choices\":[]\0}";
-    size_t i;
     (void)state;
-    for (i = 0; i < sizeof chat_bad / sizeof chat_bad[0]; i++)
-        expect_proto(LLMUX_OP_CHAT, chat_bad[i], strlen(chat_bad[i]));
-    for (i = 0; i < sizeof embed_bad / sizeof embed_bad[0]; i++)
-        expect_proto(LLMUX_OP_EMBED, embed_bad[i], strlen(embed_bad[i]));
-    expect_proto(LLMUX_OP_MODELS, "{\"object\":\"list\"}", 17);
-    expect_proto(LLMUX_OP_CHAT, nul, sizeof nul - 1);
-    {
-        /* the quoted part of the body is short and one line */
-        char big[600];
-        memset(big, 'x', sizeof big);
-        big[0] = '<';
-        big[10] = '\n';
-        big[sizeof big - 1] = '\0';
-        llmux_response *res;
-        int rc;
-        res = decode_str(LLMUX_OP_CHAT, 200, big, &rc);
-        assert_int_equal(rc, LLMUX_EPROTO);
-        assert_null(strchr(llmux_response_error(res)->message, '\n'));
-        assert_true(strlen(llmux_response_error(res)->message) < 150);
-        llmux_response_free(res);
-    }
-}
-
-/* Every prefix of a valid body is a clean protocol error. */
-static void check_prefixes(llmux_op op, const char *path)
-{
-    size_t len, k, end;
-    char *body = slurp(path, &len);
-    end = len;
-    while (end && body[end - 1] != '}')
-        end--;
-    for (k = 0; k <= len; k++) {
-        char *pre = pt_strndup(body, k); /* exact size: ASan sees overreads */
-        if (k < end) {
-            expect_proto(op, pre, k);
-        } else {
-            llmux_response *res;
-            int rc;
-            res = decode_op(op, 200, pre, k, &rc);
-            assert_int_equal(rc, 0);
-            llmux_response_free(res);
-        }
-        free(pre);
-    }
-    free(body);
-}
-
-static void test_decode_truncated(void **state)
-{
-    (void)state;
-    check_prefixes(LLMUX_OP_CHAT, FIX_OAI "openai-text.json");
-    check_prefixes(LLMUX_OP_CHAT, FIX_MIS "mistral-tool-call.json");
-    check_prefixes(LLMUX_OP_CHAT, FIX_MIS "mistral-reasoning.json");
-    check_prefixes(LLMUX_OP_COMPLETE, FIX_OAI "openai-completion-text.json");
-    check_prefixes(LLMUX_OP_EMBED, FIX_OAI "openai-embedding.json");
+    memset(big, 'x', sizeof big);
+    big[0] = '<';
+    big[10] = '\n';
+    big[sizeof big - 1] = '\0';
+    res = decode_str(LLMUX_OP_CHAT, 200, big, &rc);
+    assert_int_equal(rc, LLMUX_EPROTO);
+    assert_null(strchr(llmux_response_error(res)->message, '\n'));
+    assert_true(strlen(llmux_response_error(res)->message) < 150);
+    llmux_response_free(res);
 }
 
 /* ---- streams --------------------------------------------------------------
@@ -1065,7 +667,7 @@ static void test_decode_truncated(void **state)
 /* A prepared streaming request of `op` (chat or complete). */
 static llmux_request *stream_req(llmux_op op, llmux__prepared *p)
 {
-    llmux_request *r = pt_op_req(op, "openai/gpt-test;" BASE);
+    llmux_request *r = answer_req(op, NULL);
     assert_int_equal(llmux_request_set_stream(r, 1), 0);
     prep_ok(r, p);
     return r;
@@ -1169,26 +771,8 @@ static void test_stream_completion_fixture(void **state)
                       LLMUX_FINISH_LENGTH);
 }
 
-/* Runs a chunks file once, whole; the caller checks and frees `s`. */
-static void run_file(llmux_op op, const char *path, pt_stream *s,
-                     llmux__prepared *p, llmux_request **r)
-{
-    char *text = slurp(path, NULL), **lines, *wire;
-    size_t n = split_lines(text, &lines), len;
-    wire = pt_sse_wire((const char *const *)lines, n, &len);
-    *r = stream_req(op, p);
-    pt_run_stream(&oai, p, op, wire, len, NULL, 0, s);
-    llmux__free(wire);
-    free(lines);
-    free(text);
-}
-
 static void test_stream_mistral_fixtures(void **state)
 {
-    const llmux_tool_call *tc;
-    llmux__prepared p;
-    llmux_request *r;
-    pt_stream s;
     (void)state;
     check_chunks_file(LLMUX_OP_CHAT, FIX_MIS "mistral-text.chunks.txt", 1,
                       LLMUX_FINISH_STOP);
@@ -1199,41 +783,6 @@ static void test_stream_mistral_fixtures(void **state)
     check_chunks_file(LLMUX_OP_CHAT,
                       FIX_MIS "mistral-incremental-tool-call.chunks.txt", 1,
                       LLMUX_FINISH_TOOL_CALLS);
-
-    /* a whole call in one delta: no index, no type */
-    run_file(LLMUX_OP_CHAT, FIX_MIS "mistral-tool-call.chunks.txt", &s, &p, &r);
-    assert_int_equal(llmux_response_tool_call_count(s.acc), 1);
-    tc = llmux_response_tool_call(s.acc, 0);
-    assert_string_equal(tc->id, "gSIMJiOkT");
-    assert_string_equal(tc->name, "weather");
-    assert_string_equal(tc->arguments, "{\"location\": \"San Francisco\"}");
-    pt_stream_free(&s);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-
-    /* later deltas say "name":"": the name must survive */
-    run_file(LLMUX_OP_CHAT, FIX_MIS "mistral-incremental-tool-call.chunks.txt",
-             &s, &p, &r);
-    assert_int_equal(llmux_response_tool_call_count(s.acc), 1);
-    tc = llmux_response_tool_call(s.acc, 0);
-    assert_string_equal(tc->id, "chatcmpl-tool-9f149c74c42f265b");
-    assert_string_equal(tc->name, "webSearchTool");
-    assert_string_equal(tc->arguments,
-                        "{\"query\": \"current Berlin weather\"}");
-    assert_int_equal(llmux_response_usage(s.acc)->cached_tokens, 128);
-    pt_stream_free(&s);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-
-    /* typed content chunks: thinking -> reasoning */
-    run_file(LLMUX_OP_CHAT, FIX_MIS "mistral-reasoning.chunks.txt", &s, &p, &r);
-    assert_string_equal(
-        llmux_response_reasoning(s.acc),
-        "The user is asking for 2+2. This is basic arithmetic. 2+2=4.");
-    assert_string_equal(llmux_response_text(s.acc, NULL), "2 + 2 = 4");
-    pt_stream_free(&s);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
 }
 
 /* Runs hand-made payloads as one stream; returns the whole run. */
@@ -1367,255 +916,6 @@ static void test_stream_parallel_tools(void **state)
         llmux__prepared_free(&p);
         llmux_request_free(r);
     }
-}
-
-/* Tool-call deltas as other OpenAI-compatible servers send them. */
-static void test_stream_tool_call_shapes(void **state)
-{
-    /* Ollama /v1: every call whole, each numbered 0 */
-    static const char *const ollama[] = {
-        CHUNK(
-            "{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{"
-            "\"id\":\"call_1\",\"index\":0,\"type\":\"function\","
-            "\"function\":{\"name\":\"a\",\"arguments\":\"{\\\"x\\\":1}\"}}]}",
-            "null"),
-        CHUNK("{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{"
-              "\"id\":\"call_2\",\"index\":0,\"type\":\"function\","
-              "\"function\":{\"name\":\"b\",\"arguments\":\"{}\"}}]}",
-              "null"),
-        CHUNK("{}", "\"tool_calls\"")};
-    /* no index at all; the id repeated on a continuation */
-    static const char *const noindex[] = {
-        CHUNK("{\"tool_calls\":[{\"id\":\"A\",\"function\":{\"name\":"
-              "\"f\",\"arguments\":\"[1,\"}}]}",
-              "null"),
-        CHUNK("{\"tool_calls\":[{\"id\":\"A\",\"function\":{"
-              "\"arguments\":\"2]\"}}]}",
-              "null"),
-        CHUNK("{\"tool_calls\":[{\"id\":\"B\",\"function\":{\"name\":"
-              "\"g\",\"arguments\":\"[\"}}]}",
-              "null"),
-        CHUNK("{\"tool_calls\":[{\"function\":{\"arguments\":\"3]\"}}]}",
-              "null"),
-        /* the legacy function_call delta continues the latest call */
-        CHUNK("{\"function_call\":{\"arguments\":\" \"}}", "\"stop\"")};
-    /* sparse wire indexes are renumbered in order of appearance */
-    static const char *const sparse[] = {
-        CHUNK("{\"tool_calls\":[{\"index\":3,\"id\":\"c3\",\"function\":{"
-              "\"name\":\"h\",\"arguments\":\"\"}},{\"index\":1,\"id\":"
-              "\"c1\",\"function\":{\"name\":\"k\",\"arguments\":\"\"}}]}",
-              "null"),
-        CHUNK("{\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":"
-              "\"{}\"}},{\"index\":3,\"function\":{\"arguments\":\"[]\"}}]}",
-              "null")};
-    const llmux_tool_call *tc;
-    pt_stream s;
-    char *sum;
-    (void)state;
-    sum = hand_stream(ollama, 3, &s);
-    assert_int_equal(llmux_response_tool_call_count(s.acc), 2);
-    tc = llmux_response_tool_call(s.acc, 0);
-    assert_int_equal(tc->index, 0);
-    assert_string_equal(tc->id, "call_1");
-    assert_string_equal(tc->arguments, "{\"x\":1}");
-    tc = llmux_response_tool_call(s.acc, 1);
-    assert_int_equal(tc->index, 1);
-    assert_string_equal(tc->id, "call_2");
-    assert_string_equal(tc->name, "b");
-    assert_string_equal(tc->arguments, "{}");
-    pt_stream_free(&s);
-    free(sum);
-
-    sum = hand_stream(noindex, 5, &s);
-    assert_int_equal(llmux_response_tool_call_count(s.acc), 2);
-    tc = llmux_response_tool_call(s.acc, 0);
-    assert_string_equal(tc->id, "A");
-    assert_string_equal(tc->name, "f");
-    assert_string_equal(tc->arguments, "[1,2]");
-    tc = llmux_response_tool_call(s.acc, 1);
-    assert_int_equal(tc->index, 1);
-    assert_string_equal(tc->id, "B");
-    assert_string_equal(tc->arguments, "[3] ");
-    pt_stream_free(&s);
-    free(sum);
-
-    sum = hand_stream(sparse, 2, &s);
-    assert_int_equal(llmux_response_tool_call_count(s.acc), 2);
-    tc = llmux_response_tool_call(s.acc, 0);
-    assert_int_equal(tc->index, 0);
-    assert_string_equal(tc->id, "c3");
-    assert_string_equal(tc->arguments, "[]");
-    tc = llmux_response_tool_call(s.acc, 1);
-    assert_int_equal(tc->index, 1);
-    assert_string_equal(tc->id, "c1");
-    assert_string_equal(tc->arguments, "{}");
-    pt_stream_free(&s);
-    free(sum);
-}
-
-static void test_stream_refusal_reasoning(void **state)
-{
-    static const char *const lines[] = {
-        CHUNK("{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}",
-              "null"),
-        CHUNK("{\"reasoning_content\":\"Think\"}", "null"),
-        CHUNK("{\"reasoning\":\"ing.\"}", "null"),
-        CHUNK("{\"refusal\":\"I'm sorry, \"}", "null"),
-        CHUNK("{\"refusal\":\"I can't help with that.\"}", "null"),
-        CHUNK("{}", "\"content_filter\"")};
-    pt_stream s;
-    char *sum;
-    (void)state;
-    sum = hand_stream(lines, sizeof lines / sizeof lines[0], &s);
-    assert_string_equal(llmux_response_refusal(s.acc),
-                        "I'm sorry, I can't help with that.");
-    assert_string_equal(llmux_response_reasoning(s.acc), "Thinking.");
-    assert_string_equal(llmux_response_text(s.acc, NULL), "");
-    assert_int_equal(llmux_response_finish(s.acc), LLMUX_FINISH_CONTENT_FILTER);
-    /* no include_usage chunk: usage unknown */
-    assert_int_equal(llmux_response_usage(s.acc)->total_tokens, -1);
-    pt_stream_free(&s);
-    free(sum);
-}
-
-static void test_stream_error_event(void **state)
-{
-    static const char *const lines[] = {
-        CHUNK("{\"content\":\"Hel\"}", "null"),
-        "{\"error\":{\"message\":\"The server had an error while processing "
-        "your request.\",\"type\":\"server_error\",\"param\":null,\"code\":"
-        "null}}",
-        CHUNK("{\"content\":\"lo\"}", "null")};
-    size_t len;
-    char *wire = pt_sse_wire(lines, 3, &len);
-    llmux__prepared p;
-    llmux_request *r = stream_req(LLMUX_OP_CHAT, &p);
-    pt_stream s;
-    (void)state;
-    pt_run_stream(&oai, &p, LLMUX_OP_CHAT, wire, len, NULL, 0, &s);
-    assert_int_equal(s.err, LLMUX_EPROVIDER);
-    assert_int_equal(s.events, 1);
-    assert_string_equal(s.err_msg, "The server had an error while processing "
-                                   "your request.");
-    assert_string_equal(s.err_type, "server_error");
-    assert_string_equal(llmux_response_text(s.acc, NULL), "Hel");
-    pt_stream_free(&s);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    llmux__free(wire);
-
-    /* "event: error" with a plain-text payload */
-    {
-        static const char w[] = "event: error\ndata: upstream overloaded\n\n";
-        r = stream_req(LLMUX_OP_CHAT, &p);
-        pt_run_stream(&oai, &p, LLMUX_OP_CHAT, w, sizeof w - 1, NULL, 0, &s);
-        assert_int_equal(s.err, LLMUX_EPROVIDER);
-        assert_string_equal(s.err_msg, "upstream overloaded");
-        pt_stream_free(&s);
-        llmux__prepared_free(&p);
-        llmux_request_free(r);
-    }
-}
-
-/* Decodes one event payload on a fresh streaming request. */
-static int one_event(const char *data, size_t len, char **msg)
-{
-    return pt_one_event(&oai, LLMUX_OP_CHAT, data, len, msg, NULL);
-}
-
-static void test_stream_garbage(void **state)
-{
-    static const char *bad[] = {
-        "hello",
-        "{",
-        "{\"id\":",
-        "[1,2]",
-        "42",
-        "null",
-        "\"x\"",
-        "{\"choices\":5}",
-        "{\"choices\":[7]}",
-        "{\"choices\":[{\"delta\":\"x\"}]}",
-        "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":-2}]}}]}",
-        "{\"a\":1}{\"b\":2}",
-        "[DONE"};
-    static const char *ok[] = {
-        "[DONE]",
-        " [DONE] ",
-        "",
-        "  ",
-        "{}",
-        "{\"choices\":[]}",
-        "{\"choices\":[{\"index\":1,\"delta\":{\"content\":\"x\"}}]}",
-        "{\"choices\":[],\"usage\":null}"};
-    size_t i;
-    char *msg;
-    (void)state;
-    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        int rc = one_event(bad[i], strlen(bad[i]), &msg);
-        if (rc != LLMUX_EPROTO)
-            fail_msg("event \"%s\": rc %d", bad[i], rc);
-        assert_non_null(msg);
-        assert_memory_equal(msg, "openai: ", 8);
-        free(msg);
-    }
-    for (i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-        int rc = one_event(ok[i], strlen(ok[i]), &msg);
-        assert_int_equal(rc, i < 2 ? LLMUX_EVENT_DONE : 0);
-        assert_null(msg);
-    }
-}
-
-/* Every truncation of every event of a stream is a clean EPROTO. */
-static void test_stream_truncated_events(void **state)
-{
-    static const char *files[] = {FIX_OAI "openai-completion-text.chunks.txt",
-                                  FIX_MIS "mistral-reasoning.chunks.txt",
-                                  FIX_MIS "mistral-tool-call.chunks.txt"};
-    size_t f, i, k;
-    (void)state;
-    for (f = 0; f < sizeof files / sizeof files[0]; f++) {
-        char *text = slurp(files[f], NULL), **lines;
-        size_t n = split_lines(text, &lines);
-        for (i = 0; i < n && i < 4; i++) {
-            size_t len = strlen(lines[i]);
-            for (k = 1; k < len; k++) {
-                char *msg;
-                int rc = one_event(lines[i], k, &msg);
-                if (rc != LLMUX_EPROTO)
-                    fail_msg("%s line %zu cut at %zu: rc %d", files[f], i, k,
-                             rc);
-                assert_non_null(msg);
-                free(msg);
-            }
-        }
-        free(lines);
-        free(text);
-    }
-}
-
-/* A stream cut short (no [DONE]) still decodes what arrived. */
-static void test_stream_cut(void **state)
-{
-    static const char *const lines[] = {
-        CHUNK("{\"content\":\"par\"}", "null"),
-        CHUNK("{\"content\":\"tial\"}", "null")};
-    size_t len;
-    char *wire = pt_sse_wire(lines, 2, &len);
-    llmux__prepared p;
-    llmux_request *r = stream_req(LLMUX_OP_CHAT, &p);
-    pt_stream s;
-    (void)state;
-    /* drop "data: [DONE]\n\n" and the last event's blank line */
-    pt_run_stream(&oai, &p, LLMUX_OP_CHAT, wire, len - 16, NULL, 0, &s);
-    assert_false(s.done);
-    assert_int_equal(s.err, 0);
-    assert_string_equal(llmux_response_text(s.acc, NULL), "partial");
-    assert_int_equal(llmux_response_finish(s.acc), LLMUX_FINISH_NONE);
-    pt_stream_free(&s);
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    llmux__free(wire);
 }
 
 /* ---- the codec with another dialect ------------------------------------ */
@@ -2183,6 +1483,498 @@ static void test_error_kinds(void **state)
     }
 }
 
+/* ---- the decoder table (plugin_test.h: pt_case) ------------------------- */
+
+/* A chat answer with this finish_reason (JSON text). */
+#define FINISH(reason)                                                         \
+    "{\"choices\":[{\"message\":{\"content\":\"x\"},\"finish_reason\":" reason \
+    "}]}"
+/* An SSE event carrying `payload`; the end mark. */
+#define SSE(payload) "data: " payload "\n\n"
+#define SSE_DONE     "data: [DONE]\n\n"
+
+static const pt_case cases[] = {
+    /* ---- decoding: whole answers */
+    {.name = "decode completion fixture",
+     .op = LLMUX_OP_COMPLETE,
+     .file = FIX_OAI "openai-completion-text.json",
+     .want = "{'text':'The new holiday is called \"Gratitude Day\" and it "
+             "celebrates the importance of',"
+             "'finish':'length','finish_raw':'length',"
+             "'usage':{'total_tokens':30,'cached_tokens':-1},"
+             "'id':'cmpl-D8ZFHlGItjM5Nghki1LmZIRscBz2P'}"},
+    /* base64 floats (encoding_format=base64): 1.0f, -2.5f */
+    {.name = "decode embeddings in base64",
+     .op = LLMUX_OP_EMBED,
+     .body = "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\","
+             "\"index\":0,\"embedding\":\"AACAPwAAIMA=\"}],\"model\":\"m\"}",
+     .want = "{'embeddings':[[1.0,-2.5]]}"},
+    {.name = "decode models",
+     .op = LLMUX_OP_MODELS,
+     .body =
+         "{\"object\":\"list\",\"data\":[{\"id\":\"gpt-4o\",\"object\":"
+         "\"model\",\"created\":1686935002,\"owned_by\":\"openai\"},{\"id\":"
+         "\"ft:gpt-4o:acme\",\"object\":\"model\",\"created\":1700000000,"
+         "\"owned_by\":\"acme\"},{\"object\":\"model\"},{\"id\":\"bare\"}]}",
+     .want = "{'models':[{'id':'gpt-4o','created':1686935002},"
+             "{'id':'ft:gpt-4o:acme','owned_by':'acme'},{'id':'bare',"
+             "'owned_by':null}]}"},
+    {.name = "decode tool calls",
+     .op = LLMUX_OP_CHAT,
+     .body =
+         "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":1,"
+         "\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+         "\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"call_abc\","
+         "\"type\":\"function\",\"function\":{\"name\":\"get_current_weather\","
+         "\"arguments\":\"{\\n\\\"location\\\": \\\"Boston, MA\\\"\\n}\"}},"
+         "{\"id\":\"call_def\",\"type\":\"function\",\"function\":{\"name\":"
+         "\"get_time\",\"arguments\":\"{}\"}}]},\"logprobs\":null,"
+         "\"finish_reason\":\"tool_calls\"}],\"usage\":{\"prompt_tokens\":82,"
+         "\"completion_tokens\":17,\"total_tokens\":99}}",
+     .want = "{'text':'','finish':'tool_calls','tool_calls':[{'index':0,"
+             "'id':'call_abc','name':'get_current_weather',"
+             "'arguments':'{\\n\"location\": \"Boston, MA\"\\n}'},"
+             "{'index':1,'name':'get_time','arguments':'{}'}]}"},
+    /* Mistral's shape: no index, no type (decoding is generous) */
+    {.name = "decode tool calls, Mistral's shape",
+     .op = LLMUX_OP_CHAT,
+     .file = FIX_MIS "mistral-tool-call.json",
+     .want = "{'tool_calls':[{'index':0,'id':'gSIMJiOkT','name':'weather',"
+             "'arguments':'{\"location\": \"San Francisco\"}'}],"
+             "'finish':'tool_calls'}"},
+    /* arguments sent as an object are handed on as JSON text */
+    {.name = "decode tool call arguments as an object",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"choices\":[{\"message\":{\"tool_calls\":[{\"function\":"
+             "{\"name\":\"f\",\"arguments\":{\"a\":[1,\"/\"]}}}]}}]}",
+     .want = "{'tool_calls':[{'arguments':'{\"a\":[1,\"/\"]}'}],"
+             "'finish':null}"},
+    {.name = "decode the deprecated function_call",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"choices\":[{\"message\":{\"content\":null,"
+             "\"function_call\":{\"name\":\"g\",\"arguments\":\"{}\"}},"
+             "\"finish_reason\":\"function_call\"}]}",
+     .want = "{'tool_calls':[{'name':'g'}],'finish':'tool_calls'}"},
+    /* Mistral's typed chunks: thinking -> reasoning, text -> text */
+    {.name = "decode typed content chunks",
+     .op = LLMUX_OP_CHAT,
+     .file = FIX_MIS "mistral-reasoning.json",
+     .want = "{'text':'2 + 2 = 4',"
+             "'reasoning':'The user is asking for 2+2. This is basic "
+             "arithmetic. 2+2=4.',"
+             "'usage':{'total_tokens':56}}"},
+    /* reasoning_content / reasoning (OpenAI-compatible servers), refusal */
+    {.name = "decode reasoning_content and reasoning",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"choices\":[{\"index\":0,\"message\":{\"role\":"
+             "\"assistant\",\"content\":\"A\",\"reasoning_content\":"
+             "\"R1\",\"reasoning\":\"R2\",\"refusal\":null}}]}",
+     .want = "{'text':'A','reasoning':'R1R2','refusal':null}"},
+    {.name = "decode a refusal",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"choices\":[{\"index\":0,\"message\":{\"role\":"
+             "\"assistant\",\"content\":null,\"refusal\":\"I can't "
+             "help with that.\"},\"finish_reason\":\"stop\"}]}",
+     .want = "{'refusal':\"I can't help with that.\",'text':''}"},
+    /* n>1: only choice 0 counts, wherever it is */
+    {.name = "decode choice 0 of several",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"choices\":[{\"index\":1,\"message\":{\"content\":"
+             "\"second\"}},{\"index\":0,\"message\":{\"content\":"
+             "\"first\"},\"finish_reason\":\"length\"}]}",
+     .want = "{'text':'first','finish':'length'}"},
+    {.name = "decode finish_reason \"stop\"",
+     .op = LLMUX_OP_CHAT,
+     .body = FINISH("\"stop\""),
+     .want = "{'finish':'stop','finish_raw':'stop'}"},
+    {.name = "decode finish_reason \"length\"",
+     .op = LLMUX_OP_CHAT,
+     .body = FINISH("\"length\""),
+     .want = "{'finish':'length','finish_raw':'length'}"},
+    {.name = "decode finish_reason \"model_length\"",
+     .op = LLMUX_OP_CHAT,
+     .body = FINISH("\"model_length\""),
+     .want = "{'finish':'length','finish_raw':'model_length'}"},
+    {.name = "decode finish_reason \"tool_calls\"",
+     .op = LLMUX_OP_CHAT,
+     .body = FINISH("\"tool_calls\""),
+     .want = "{'finish':'tool_calls','finish_raw':'tool_calls'}"},
+    {.name = "decode finish_reason \"function_call\"",
+     .op = LLMUX_OP_CHAT,
+     .body = FINISH("\"function_call\""),
+     .want = "{'finish':'tool_calls','finish_raw':'function_call'}"},
+    {.name = "decode finish_reason \"content_filter\"",
+     .op = LLMUX_OP_CHAT,
+     .body = FINISH("\"content_filter\""),
+     .want = "{'finish':'content_filter','finish_raw':'content_filter'}"},
+    {.name = "decode finish_reason \"error\"",
+     .op = LLMUX_OP_CHAT,
+     .body = FINISH("\"error\""),
+     .want = "{'finish':'error','finish_raw':'error'}"},
+    {.name = "decode finish_reason \"end_turn\"",
+     .op = LLMUX_OP_CHAT,
+     .body = FINISH("\"end_turn\""),
+     .want = "{'finish':'stop','finish_raw':'end_turn'}"},
+    {.name = "decode finish_reason \"\"",
+     .op = LLMUX_OP_CHAT,
+     .body = FINISH("\"\""),
+     .want = "{'finish':'stop','finish_raw':''}"},
+    {.name = "decode finish_reason null",
+     .op = LLMUX_OP_CHAT,
+     .body = FINISH("null"),
+     .want = "{'finish':null,'finish_raw':null}"},
+    /* ---- decoding: errors */
+    {.name = "decode error: auth (recorded)",
+     .op = LLMUX_OP_CHAT,
+     .file = FIX_RUBY "chat_error_handling_with_openai_gpt-5-nano_raises_"
+                      "appropriate_auth_error.yml",
+     .status = 401,
+     .code = LLMUX_EAUTH,
+     .want =
+         "{'error':{'type':'invalid_request_error',"
+         "'provider_code':'invalid_api_key','param':null,"
+         "'message':'Incorrect API key provided: invalid-key. You can find "
+         "your API key at https://platform.openai.com/account/api-keys.'}}"},
+    {.name = "decode error: context length (recorded)",
+     .op = LLMUX_OP_CHAT,
+     .file = FIX_RUBY "chat_real_error_scenarios_openai_gpt-5-nano_handles_"
+                      "context_length_exceeded_errors.yml",
+     .status = 400,
+     .code = LLMUX_EPROVIDER,
+     .want = "{'error':{'type':'invalid_request_error',"
+             "'provider_code':'context_length_exceeded','param':'input',"
+             "'message':'Your input exceeds the context window of this model. "
+             "Please adjust your input and try again.'}}"},
+    {.name = "decode error: unsupported parameter (recorded)",
+     .op = LLMUX_OP_CHAT,
+     .file = FIX_OAI "reasoning-model-legacy-parameter-error.json",
+     .status = 400,
+     .code = LLMUX_EPROVIDER,
+     .want = "{'error':{'type':'invalid_request_error',"
+             "'provider_code':'unsupported_parameter','param':'max_tokens',"
+             "'message':\"Unsupported parameter: 'max_tokens' is not supported "
+             "with this model. Use 'max_completion_tokens' instead.\"}}"},
+    {.name = "decode error: rate limit",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"error\":{\"message\":\"Rate limit reached\",\"type\":"
+             "\"requests\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}",
+     .status = 429,
+     .code = LLMUX_ERATELIMIT,
+     .want = "{'error':{'type':'requests',"
+             "'provider_code':'rate_limit_exceeded','param':null,"
+             "'message':'Rate limit reached'}}"},
+    /* code as a number */
+    {.name = "decode error: numeric code",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"error\":{\"message\":\"boom\",\"type\":\"server_error\","
+             "\"code\":500}}",
+     .status = 500,
+     .code = LLMUX_EPROVIDER,
+     .want = "{'error':{'type':'server_error','provider_code':'500',"
+             "'param':null,'message':'boom'}}"},
+    /* {"error":"text"} (Ollama); Aleph Alpha adds a code */
+    {.name = "decode error: a string",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"error\":\"model \\\"x\\\" not found, try pulling it first\"}",
+     .status = 404,
+     .code = LLMUX_EPROVIDER,
+     .want = "{'error':{'type':null,'provider_code':null,'param':null,"
+             "'message':'model \"x\" not found, try pulling it first'}}"},
+    {.name = "decode error: a string and a code",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"error\":\"This model does not support chat.\",\"code\":"
+             "\"MISSING_CAPABILITY\"}",
+     .status = 400,
+     .code = LLMUX_EPROVIDER,
+     .want = "{'error':{'type':null,'provider_code':'MISSING_CAPABILITY',"
+             "'param':null,'message':'This model does not support chat.'}}"},
+    /* flat, with message as an object (Mistral 422) */
+    {.name = "decode error: flat, message an object",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"object\":\"error\",\"message\":{\"detail\":[{\"type\":"
+             "\"extra_forbidden\",\"loc\":[\"body\",\"seed\"]}]},\"type\":"
+             "\"invalid_request_error\",\"param\":null,\"code\":null}",
+     .status = 422,
+     .code = LLMUX_EPROVIDER,
+     .want = "{'error':{'type':'invalid_request_error','provider_code':null,"
+             "'param':null,"
+             "'message':'{\"detail\":[{\"type\":\"extra_forbidden\",\"loc\":["
+             "\"body\",\"seed\"]}]}'}}"},
+    {.name = "decode error: flat message",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"message\":\"Unauthorized\",\"request_id\":\"abc\"}",
+     .status = 401,
+     .code = LLMUX_EAUTH,
+     .want = "{'error':{'type':null,'provider_code':null,'param':null,"
+             "'message':'Unauthorized'}}"},
+    {.name = "decode error: detail text",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"detail\":\"Not Found\"}",
+     .status = 404,
+     .code = LLMUX_EPROVIDER,
+     .want = "{'error':{'type':null,'provider_code':null,'param':null,"
+             "'message':'Not Found'}}"},
+    {.name = "decode error: detail list",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"detail\":[{\"loc\":[\"body\",\"model\"],\"msg\":\"x\"}]}",
+     .status = 422,
+     .code = LLMUX_EPROVIDER,
+     .want = "{'error':{'type':null,'provider_code':null,'param':null,"
+             "'message':'[{\"loc\":[\"body\",\"model\"],\"msg\":\"x\"}]'}}"},
+    /* nothing recognisable: the core quotes the raw body */
+    {.name = "decode error: HTML",
+     .op = LLMUX_OP_CHAT,
+     .body = "<html>Bad gateway</html>\n",
+     .status = 502,
+     .code = LLMUX_EPROVIDER,
+     .want = "{'error':{'type':null,'provider_code':null,'param':null,"
+             "'message':'<html>Bad gateway</html>'}}"},
+    {.name = "decode error: an unknown object",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"status\":\"down\"}",
+     .status = 503,
+     .code = LLMUX_EPROVIDER,
+     .want = "{'error':{'type':null,'provider_code':null,'param':null,"
+             "'message':'{\"status\":\"down\"}'}}"},
+    {.name = "decode error: cut JSON",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"error\":{\"type\":\"x\"",
+     .status = 500,
+     .code = LLMUX_EPROVIDER,
+     .want = "{'error':{'type':null,'provider_code':null,'param':null,"
+             "'message':'{\"error\":{\"type\":\"x\"'}}"},
+    /* an error object inside a 200 */
+    {.name = "decode error: inside a 200",
+     .op = LLMUX_OP_CHAT,
+     .body =
+         "{\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}",
+     .status = 200,
+     .code = LLMUX_EPROVIDER,
+     .want = "{'error':{'type':'server_error','provider_code':null,"
+             "'param':null,'message':'overloaded'}}"},
+    /* ---- decoding: garbage and truncation (clean EPROTO) */
+    PT_GARBAGE(LLMUX_OP_CHAT, ""),
+    PT_GARBAGE(LLMUX_OP_CHAT, " "),
+    PT_GARBAGE(LLMUX_OP_CHAT, "null"),
+    PT_GARBAGE(LLMUX_OP_CHAT, "42"),
+    PT_GARBAGE(LLMUX_OP_CHAT, "\"str\""),
+    PT_GARBAGE(LLMUX_OP_CHAT, "[]"),
+    PT_GARBAGE(LLMUX_OP_CHAT, "[{\"choices\":[]}]"),
+    PT_GARBAGE(LLMUX_OP_CHAT, "{}"),
+    PT_GARBAGE(LLMUX_OP_CHAT, "{\"id\":\"x\"}"),
+    PT_GARBAGE(LLMUX_OP_CHAT, "{\"choices\":5}"),
+    PT_GARBAGE(LLMUX_OP_CHAT, "{\"choices\":{}}"),
+    PT_GARBAGE(LLMUX_OP_CHAT, "{\"choices\":[5]}"),
+    PT_GARBAGE(LLMUX_OP_CHAT, "{\"choices\":[{\"index\":0}]}"),
+    PT_GARBAGE(LLMUX_OP_CHAT, "{\"choices\":[{\"message\":\"hi\"}]}"),
+    PT_GARBAGE(
+        LLMUX_OP_CHAT,
+        "{\"choices\":[{\"message\":{\"tool_calls\":[{\"index\":-1}]}}]}"),
+    PT_GARBAGE(
+        LLMUX_OP_CHAT,
+        "{\"choices\":[{\"message\":{\"tool_calls\":[{\"index\":99999}]}}]}"),
+    PT_GARBAGE(
+        LLMUX_OP_CHAT,
+        "{\"choices\":[{\"message\":{\"tool_calls\":[{\"index\":\"a\"}]}}]}"),
+    PT_GARBAGE(LLMUX_OP_CHAT, "<html><body>502</body></html>"),
+    PT_GARBAGE(LLMUX_OP_CHAT, "{\"choices\":[]} trailing"),
+    PT_GARBAGE(LLMUX_OP_CHAT, "{\"choices\":[],}"),
+    PT_GARBAGE(LLMUX_OP_CHAT, "{\"a\":NaN}"),
+    PT_GARBAGE(LLMUX_OP_CHAT, "\xff\xfe{\"choices\":[]}"),
+    PT_GARBAGE(LLMUX_OP_EMBED, "{}"),
+    PT_GARBAGE(LLMUX_OP_EMBED, "{\"data\":{}}"),
+    PT_GARBAGE(LLMUX_OP_EMBED, "{\"data\":[{\"embedding\":[1,\"x\"]}]}"),
+    PT_GARBAGE(LLMUX_OP_EMBED, "{\"data\":[{\"index\":0}]}"),
+    PT_GARBAGE(LLMUX_OP_EMBED, "{\"data\":[{\"embedding\":\"!!!\"}]}"),
+    PT_GARBAGE(LLMUX_OP_EMBED, "{\"data\":[{\"index\":3,\"embedding\":[1]}]}"),
+    PT_GARBAGE(LLMUX_OP_EMBED, "{\"data\":[{\"embedding\":\"AAA\"}]}"),
+    PT_GARBAGE(LLMUX_OP_MODELS, "{\"object\":\"list\"}"),
+    {.name = "answer chat with a NUL inside",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"choices\":[]\0}",
+     .len = 15,
+     .code = LLMUX_EPROTO},
+    /* every prefix of a valid body is a clean protocol error */
+    {.mode = PT_PREFIXES,
+     .op = LLMUX_OP_CHAT,
+     .file = FIX_OAI "openai-text.json"},
+    {.mode = PT_PREFIXES,
+     .op = LLMUX_OP_CHAT,
+     .file = FIX_MIS "mistral-tool-call.json"},
+    {.mode = PT_PREFIXES,
+     .op = LLMUX_OP_CHAT,
+     .file = FIX_MIS "mistral-reasoning.json"},
+    {.mode = PT_PREFIXES,
+     .op = LLMUX_OP_COMPLETE,
+     .file = FIX_OAI "openai-completion-text.json"},
+    {.mode = PT_PREFIXES,
+     .op = LLMUX_OP_EMBED,
+     .file = FIX_OAI "openai-embedding.json"},
+    /* ---- streams */
+    /* a whole call in one delta: no index, no type */
+    {.name = "stream a whole tool call in one delta",
+     .mode = PT_STREAM,
+     .op = LLMUX_OP_CHAT,
+     .file = FIX_MIS "mistral-tool-call.chunks.txt",
+     .want = "{'tool_calls':[{'id':'gSIMJiOkT','name':'weather',"
+             "'arguments':'{\"location\": \"San Francisco\"}'}]}"},
+    /* later deltas say "name":"": the name must survive */
+    {.name = "stream tool call names that later deltas leave empty",
+     .mode = PT_STREAM,
+     .op = LLMUX_OP_CHAT,
+     .file = FIX_MIS "mistral-incremental-tool-call.chunks.txt",
+     .want = "{'tool_calls':[{'id':'chatcmpl-tool-9f149c74c42f265b',"
+             "'name':'webSearchTool',"
+             "'arguments':'{\"query\": \"current Berlin weather\"}'}],"
+             "'usage':{'cached_tokens':128}}"},
+    /* typed content chunks: thinking -> reasoning */
+    {.name = "stream typed content chunks",
+     .mode = PT_STREAM,
+     .op = LLMUX_OP_CHAT,
+     .file = FIX_MIS "mistral-reasoning.chunks.txt",
+     .want = "{'reasoning':'The user is asking for 2+2. This is basic "
+             "arithmetic. 2+2=4.',"
+             "'text':'2 + 2 = 4'}"},
+    /* tool-call deltas as other OpenAI-compatible servers send them: */
+    /* Ollama /v1: every call whole, each numbered 0 */
+    {.name = "stream tool calls each numbered 0 (Ollama /v1)",
+     .mode = PT_STREAM,
+     .op = LLMUX_OP_CHAT,
+     .body = SSE(CHUNK(
+         "{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{"
+         "\"id\":\"call_1\",\"index\":0,\"type\":\"function\","
+         "\"function\":{\"name\":\"a\",\"arguments\":\"{\\\"x\\\":1}\"}}]}",
+         "null"))
+         SSE(CHUNK("{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{"
+                   "\"id\":\"call_2\",\"index\":0,\"type\":\"function\","
+                   "\"function\":{\"name\":\"b\",\"arguments\":\"{}\"}}]}",
+                   "null")) SSE(CHUNK("{}", "\"tool_calls\"")) SSE_DONE,
+     .want = "{'tool_calls':[{'index':0,'id':'call_1',"
+             "'arguments':'{\"x\":1}'},{'index':1,'id':'call_2','name':'b',"
+             "'arguments':'{}'}]}"},
+    /* no index at all; the id repeated on a continuation; the legacy
+     * function_call delta continues the latest call */
+    {.name = "stream tool calls without an index",
+     .mode = PT_STREAM,
+     .op = LLMUX_OP_CHAT,
+     .body = SSE(CHUNK("{\"tool_calls\":[{\"id\":\"A\",\"function\":{\"name\":"
+                       "\"f\",\"arguments\":\"[1,\"}}]}",
+                       "null"))
+         SSE(CHUNK("{\"tool_calls\":[{\"id\":\"A\",\"function\":{"
+                   "\"arguments\":\"2]\"}}]}",
+                   "null"))
+             SSE(CHUNK("{\"tool_calls\":[{\"id\":\"B\",\"function\":{\"name\":"
+                       "\"g\",\"arguments\":\"[\"}}]}",
+                       "null"))
+                 SSE(CHUNK(
+                     "{\"tool_calls\":[{\"function\":{\"arguments\":\"3]\"}}]}",
+                     "null"))
+                     SSE(CHUNK("{\"function_call\":{\"arguments\":\" \"}}",
+                               "\"stop\"")) SSE_DONE,
+     .want = "{'tool_calls':[{'id':'A','name':'f','arguments':'[1,2]'},"
+             "{'index':1,'id':'B','arguments':'[3] '}]}"},
+    /* sparse wire indexes are renumbered in order of appearance */
+    {.name = "stream tool calls with sparse indexes",
+     .mode = PT_STREAM,
+     .op = LLMUX_OP_CHAT,
+     .body =
+         SSE(CHUNK("{\"tool_calls\":[{\"index\":3,\"id\":\"c3\",\"function\":{"
+                   "\"name\":\"h\",\"arguments\":\"\"}},{\"index\":1,\"id\":"
+                   "\"c1\",\"function\":{\"name\":\"k\",\"arguments\":\"\"}}]}",
+                   "null"))
+             SSE(CHUNK(
+                 "{\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":"
+                 "\"{}\"}},{\"index\":3,\"function\":{\"arguments\":\"[]\"}}]}",
+                 "null")) SSE_DONE,
+     .want = "{'tool_calls':[{'index':0,'id':'c3','arguments':'[]'},"
+             "{'index':1,'id':'c1','arguments':'{}'}]}"},
+    /* no include_usage chunk: usage unknown */
+    {.name = "stream refusal and reasoning",
+     .mode = PT_STREAM,
+     .op = LLMUX_OP_CHAT,
+     .body = SSE(
+         CHUNK("{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}",
+               "null")) SSE(CHUNK("{\"reasoning_content\":\"Think\"}", "null"))
+         SSE(CHUNK("{\"reasoning\":\"ing.\"}", "null"))
+             SSE(CHUNK("{\"refusal\":\"I'm sorry, \"}", "null"))
+                 SSE(CHUNK("{\"refusal\":\"I can't help with that.\"}", "null"))
+                     SSE(CHUNK("{}", "\"content_filter\"")) SSE_DONE,
+     .want = "{'refusal':\"I'm sorry, I can't help with that.\","
+             "'reasoning':'Thinking.','text':'','finish':'content_filter',"
+             "'usage':{'total_tokens':-1}}"},
+    {.name = "stream an error event",
+     .mode = PT_STREAM,
+     .op = LLMUX_OP_CHAT,
+     .body = SSE(CHUNK("{\"content\":\"Hel\"}", "null")) SSE(
+         "{\"error\":{\"message\":\"The server had an error while processing "
+         "your request.\",\"type\":\"server_error\",\"param\":null,\"code\":"
+         "null}}") SSE(CHUNK("{\"content\":\"lo\"}", "null")) SSE_DONE,
+     .code = LLMUX_EPROVIDER,
+     .want = "{'events':1,'text':'Hel',"
+             "'error':{'message':'The server had an error while processing "
+             "your request.',"
+             "'type':'server_error'}}"},
+    /* "event: error" with a plain-text payload */
+    {.name = "stream a named error event in plain text",
+     .mode = PT_STREAM,
+     .op = LLMUX_OP_CHAT,
+     .body = "event: error\ndata: upstream overloaded\n\n",
+     .code = LLMUX_EPROVIDER,
+     .want = "{'error':{'message':'upstream overloaded'}}"},
+    /* a stream cut short (no [DONE], the last event unterminated) still
+     * decodes what arrived */
+    {.name = "stream cut short",
+     .mode = PT_STREAM,
+     .op = LLMUX_OP_CHAT,
+     .body = SSE(CHUNK("{\"content\":\"par\"}", "null")) "data: " CHUNK(
+         "{\"content\":\"tial\"}", "null"),
+     .want = "{'done':0,'text':'partial','finish':null}"},
+    /* events: garbage is a clean EPROTO; end marks and empty events */
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "hello", LLMUX_EPROTO),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "{", LLMUX_EPROTO),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "{\"id\":", LLMUX_EPROTO),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "[1,2]", LLMUX_EPROTO),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "42", LLMUX_EPROTO),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "null", LLMUX_EPROTO),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "\"x\"", LLMUX_EPROTO),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "{\"choices\":5}", LLMUX_EPROTO),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "{\"choices\":[7]}", LLMUX_EPROTO),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "{\"choices\":[{\"delta\":\"x\"}]}",
+                  LLMUX_EPROTO),
+    PT_EVENT_CODE(
+        LLMUX_OP_CHAT,
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":-2}]}}]}",
+        LLMUX_EPROTO),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "{\"a\":1}{\"b\":2}", LLMUX_EPROTO),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "[DONE", LLMUX_EPROTO),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "[DONE]", LLMUX_EVENT_DONE),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, " [DONE] ", LLMUX_EVENT_DONE),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "", 0),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "  ", 0),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "{}", 0),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "{\"choices\":[]}", 0),
+    PT_EVENT_CODE(LLMUX_OP_CHAT,
+                  "{\"choices\":[{\"index\":1,\"delta\":{\"content\":\"x\"}}]}",
+                  0),
+    PT_EVENT_CODE(LLMUX_OP_CHAT, "{\"choices\":[],\"usage\":null}", 0),
+    /* every truncation of the first events of a stream: EPROTO */
+    {.mode = PT_EVENT_CUTS,
+     .op = LLMUX_OP_CHAT,
+     .file = FIX_OAI "openai-completion-text.chunks.txt",
+     .code = LLMUX_EPROTO,
+     .events = 4},
+    {.mode = PT_EVENT_CUTS,
+     .op = LLMUX_OP_CHAT,
+     .file = FIX_MIS "mistral-reasoning.chunks.txt",
+     .code = LLMUX_EPROTO,
+     .events = 4},
+    {.mode = PT_EVENT_CUTS,
+     .op = LLMUX_OP_CHAT,
+     .file = FIX_MIS "mistral-tool-call.chunks.txt",
+     .code = LLMUX_EPROTO,
+     .events = 4},
+};
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2199,25 +1991,12 @@ int main(void)
         cmocka_unit_test(test_encode_models),
         cmocka_unit_test(test_descriptor_dialect),
         cmocka_unit_test(test_decode_chat_fixture),
-        cmocka_unit_test(test_decode_completion_fixture),
         cmocka_unit_test(test_decode_embeddings),
-        cmocka_unit_test(test_decode_models),
-        cmocka_unit_test(test_decode_tool_calls),
-        cmocka_unit_test(test_decode_content_shapes),
-        cmocka_unit_test(test_decode_finish_reasons),
-        cmocka_unit_test(test_decode_errors),
-        cmocka_unit_test(test_decode_garbage),
-        cmocka_unit_test(test_decode_truncated),
+        cmocka_unit_test(test_decode_garbage_quoted),
         cmocka_unit_test(test_stream_chat_fixture),
         cmocka_unit_test(test_stream_completion_fixture),
         cmocka_unit_test(test_stream_mistral_fixtures),
         cmocka_unit_test(test_stream_parallel_tools),
-        cmocka_unit_test(test_stream_tool_call_shapes),
-        cmocka_unit_test(test_stream_refusal_reasoning),
-        cmocka_unit_test(test_stream_error_event),
-        cmocka_unit_test(test_stream_garbage),
-        cmocka_unit_test(test_stream_truncated_events),
-        cmocka_unit_test(test_stream_cut),
         cmocka_unit_test(test_stream_threads),
         cmocka_unit_test(test_codec_dialect_hooks),
         cmocka_unit_test(test_codec_pieces),
@@ -2225,5 +2004,6 @@ int main(void)
         cmocka_unit_test(test_rate_limit_headers),
         cmocka_unit_test(test_error_kinds),
     };
-    return cmocka_run_group_tests(tests, NULL, pt_teardown);
+    return pt_run_tests(&oai, tests, sizeof tests / sizeof tests[0], cases,
+                        sizeof cases / sizeof cases[0]);
 }
