@@ -90,11 +90,17 @@ static size_t type_size(enum store_type t)
     }
 }
 
+/* The setting of key k (any case; config strings store keys lower-case,
+ * so that is the fast path), or NULL for a provider option. */
 static const setting *find_setting(const char *k)
 {
     size_t i;
+    const char *p;
+    for (p = k; *p && !(*p >= 'A' && *p <= 'Z'); p++)
+        ;
     for (i = 0; i < N_SETTINGS; i++)
-        if (llmux__strcaseeq(k, settings[i].key))
+        if (*p ? llmux__strcaseeq(k, settings[i].key)
+               : k[0] == settings[i].key[0] && !strcmp(k, settings[i].key))
             return &settings[i];
     return NULL;
 }
@@ -306,14 +312,16 @@ void llmux__settings_resolve(const llmux_request *req,
 {
     size_t i;
     *out = defaults ? *defaults : builtin;
-    for (i = 0; i < N_SETTINGS; i++) {
-        const setting *s = &settings[i];
-        const char *v;
-        if (s->req_off >= 0 && take_if_set(s, req, s->req_off, out))
-            continue;
-        /* checked when it was set; one that no longer passes (a fallback
-         * spec is checked too) leaves the client's value */
-        if (req->cfg.n_opts && (v = llmux__config_get(&req->cfg, s->key)))
-            (void)parse_value(s, v, out);
+    /* the config string over the defaults: its keys were checked when
+     * set; one that no longer passes (a fallback spec is checked too)
+     * leaves the client's value */
+    for (i = 0; i < req->cfg.n_opts; i++) {
+        const setting *s = find_setting(req->cfg.opts[i].key);
+        if (s)
+            (void)parse_value(s, req->cfg.opts[i].value, out);
     }
+    /* the request's setters over both */
+    for (i = 0; i < N_SETTINGS; i++)
+        if (settings[i].req_off >= 0)
+            (void)take_if_set(&settings[i], req, settings[i].req_off, out);
 }
