@@ -410,3 +410,113 @@ LLMUX_EXTERN int llmux_request_new_json_ex(llmux_request **out,
     json_object_put(j);
     return rc;
 }
+
+/* ---- one field ----------------------------------------------------------- */
+
+static int is_key(const char *json, const char *key)
+{
+    return json && !strcmp(json, key);
+}
+
+/* Frees the strings of the fields that JSON key `key` sets, so that setting
+ * it again replaces them (numbers are simply overwritten). */
+static void clear_field(llmux_request *r, const char *key)
+{
+    size_t i;
+#define CLEAR_SCALAR(type, name, json, to, pname)
+#define CLEAR_STR(name, json, to, pname)                                       \
+    if (is_key(json, key)) {                                                   \
+        llmux__free(r->name);                                                  \
+        r->name = NULL;                                                        \
+    }
+#define CLEAR_STRV(name, count, json, to, pname, pcount)                       \
+    if (is_key(json, key)) {                                                   \
+        for (i = 0; i < r->count; i++)                                         \
+            llmux__free(r->name[i]);                                           \
+        llmux__free(r->name);                                                  \
+        r->name = NULL;                                                        \
+        r->count = 0;                                                          \
+    }
+    LLMUX__REQUEST_FIELDS(CLEAR_SCALAR, CLEAR_STR, CLEAR_STRV)
+#undef CLEAR_SCALAR
+#undef CLEAR_STR
+#undef CLEAR_STRV
+    (void)i;
+}
+
+/* Sets `key` to v among the fields no setter models (extra_json). */
+static int set_extra(llmux_request *r, const char *key, json_object *v)
+{
+    json_object *x =
+        r->extra_json
+            ? llmux__request_parse_json(r->extra_json, strlen(r->extra_json))
+            : json_object_new_object();
+    char *text;
+    if (!x)
+        return LLMUX_ENOMEM;
+    if (json_object_object_add(x, key, json_object_get(v))) {
+        json_object_put(v);
+        json_object_put(x);
+        return LLMUX_ENOMEM;
+    }
+    text = llmux__request_json_text(x);
+    json_object_put(x);
+    if (!text)
+        return LLMUX_ENOMEM;
+    llmux__free(r->extra_json);
+    r->extra_json = text;
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_set_field(llmux_request *r, const char *key,
+                                         const char *json_value)
+{
+    json_object *wrap;
+    import_fn fn;
+    char *text;
+    size_t n;
+    int rc;
+    if (!r)
+        return LLMUX_EINVAL;
+    if (!key || !*key || !json_value)
+        return llmux__request_fail(r, LLMUX_EINVAL,
+                                   "field: a name and a JSON value, please");
+    if (!strcmp(key, "model"))
+        return llmux__request_fail(r, LLMUX_EINVAL,
+                                   "field \"model\": the model is the config "
+                                   "string's (llmux_request_set_model)");
+    if (!strcmp(key, "messages"))
+        return llmux__request_fail(r, LLMUX_EINVAL,
+                                   "field \"messages\": add messages with "
+                                   "llmux_request_add_message_json");
+    if (!strcmp(key, "stream_options"))
+        return llmux__request_fail(r, LLMUX_EINVAL,
+                                   "field \"stream_options\": the library "
+                                   "asks for usage itself");
+    /* one JSON value of any type: parsed as the only element of an array */
+    n = strlen(json_value);
+    if (!(text = llmux__malloc(n + 3)))
+        return LLMUX_ENOMEM;
+    text[0] = '[';
+    memcpy(text + 1, json_value, n);
+    text[n + 1] = ']';
+    text[n + 2] = '\0';
+    wrap = llmux__request_parse_json(text, n + 2);
+    llmux__free(text);
+    if (!wrap || !json_object_is_type(wrap, json_type_array) ||
+        json_object_array_length(wrap) != 1) {
+        json_object_put(wrap);
+        return llmux__request_fail(r, LLMUX_EINVAL,
+                                   "field \"%s\": the value is not one JSON "
+                                   "value",
+                                   key);
+    }
+    if ((fn = importer(key)) != NULL) {
+        clear_field(r, key);
+        rc = fn(r, key, json_object_array_get_idx(wrap, 0));
+    } else {
+        rc = set_extra(r, key, json_object_array_get_idx(wrap, 0));
+    }
+    json_object_put(wrap);
+    return rc;
+}

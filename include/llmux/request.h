@@ -174,6 +174,28 @@ LLMUX_EXTERN int llmux_request_add_tool_calls(llmux_request *req,
                                               size_t n);
 
 /**
+ * Sets one field of the request by its name in OpenAI's request JSON, to
+ * `json_value`, one JSON value as text ("0.2", "[\"END\"]", "\"auto\"",
+ * "{\"50256\": -100}"). A field llmux models (max_tokens,
+ * max_completion_tokens, temperature, top_p, seed, stop, stream, tools,
+ * tool_choice, response_format) is read as llmux_request_new_json() reads
+ * it, with the same checks, and the provider translates it as it does its
+ * setter's value; setting it again replaces it (a "stop" list too). Any
+ * other field is kept and merged into the provider's request body as
+ * given (Ollama puts the names of its sampling options under "options");
+ * a plugin leaves out a field it sets itself or one its API refuses (the
+ * README lists them per provider). "model", "messages" and
+ * "stream_options" are refused: use
+ * the config string, the message functions and nothing (usage is always
+ * asked for). `req`, `key` and `json_value` are borrowed for the call.
+ * Returns 0, LLMUX_EINVAL (a refused key, a value that is not one JSON
+ * value, or one the field does not take; the error message names the
+ * field) or LLMUX_ENOMEM.
+ */
+LLMUX_EXTERN int llmux_request_set_field(llmux_request *req, const char *key,
+                                         const char *json_value);
+
+/**
  * Appends one message given as an OpenAI message JSON object of `len`
  * bytes: role, content (a string, or parts kept as JSON), name,
  * tool_call_id (required for role "tool"), tool_calls, reasoning_content.

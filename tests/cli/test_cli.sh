@@ -946,6 +946,21 @@ run "$CLI" chat -m "$M" "${URL[@]}" --top-p abc hi </dev/null
 expect_err "--top-p abc: exit 2" 2 'llmux: --top-p: .+'
 run "$CLI" chat -m "$M" "${URL[@]}" --seed 1.5 hi </dev/null
 expect_err "--seed 1.5: exit 2" 2 'llmux: --seed: .+'
+run "$CLI" chat -m "$M" "${URL[@]}" --field 'temperature=99' hi </dev/null
+expect_err "--field temperature=99 (out of range): exit 2, names the field" 2 \
+    'llmux: --field: .*temperature.*'
+run "$CLI" chat -m "$M" "${URL[@]}" --field 'logit_bias={1:' hi </dev/null
+expect_err "--field with a value that is not JSON: exit 2, names the field" 2 \
+    'llmux: --field: .*logit_bias.*'
+run "$CLI" chat -m "$M" "${URL[@]}" --field 'model="x"' hi </dev/null
+expect_err "--field model=...: exit 2, refused" 2 'llmux: --field: .*model.*'
+for a in 'logit_bias' '=1'; do
+    run "$CLI" chat -m "$M" "${URL[@]}" --field "$a" hi </dev/null
+    expect_err "--field '$a' (no KEY=JSON): exit 2" 2 \
+        "llmux: --field: wants KEY=JSON .+"
+done
+run "$CLI" chat -m "$M" "${URL[@]}" --header 'no colon' hi </dev/null
+expect_err "--header without a colon: exit 2" 2 'llmux: --header: .+'
 run "$CLI" chat -m "$M" "${URL[@]}" --timeout soon hi </dev/null
 expect_err "--timeout soon: exit 2" 2 'llmux: --timeout: .+'
 run "$CLI" chat -m "$M" "${URL[@]}" --retries many hi </dev/null
@@ -1250,6 +1265,31 @@ if [ "$el" -lt 2000 ] && [ -s "$TMP/out" ]; then
 else
     bad "--timeout 0.6 on a slow stream: bounded, partial text (${el} ms)"
 fi
+
+# --field and --header: what the server received
+start_mock --quiet
+XP=$PORT
+XBASE="http://127.0.0.1:$XP/v1"
+run "$CLI" chat -m "$M" --base-url "$XBASE" \
+    --field 'logit_bias={"50256":-100}' --field 'temperature=0.25' \
+    --field 'user="u-1"' --field 'user="u-42"' --field 'stop=["a","b"]' \
+    --header 'X-Trace: t-1' hi </dev/null
+expect_out "--field, --header: the answer as usual" 'Mock reply to: hi\n'
+mockcheck "--field: each field in the body, the last one of a name wins" \
+    "$XP" /_mock/requests '
+b = json.loads(o[-1]["body"])
+want = {"logit_bias": {"50256": -100}, "temperature": 0.25, "user": "u-42",
+        "stop": ["a", "b"]}
+for k, v in want.items():
+    if b.get(k) != v: fail("%s: %r, want %r" % (k, b.get(k), v))'
+mockcheck "--header: the header sent" "$XP" /_mock/requests '
+h = {k.lower(): v for k, v in o[-1]["headers"].items()}
+if h.get("x-trace") != "t-1": fail("headers %r" % h)'
+run "$CLI" embed -m openai/text-embedding-3-small --base-url "$XBASE" \
+    --field 'user="e-1"' --json hello </dev/null
+mockcheck "embed --field: in the embeddings body" "$XP" /_mock/requests '
+b = json.loads(o[-1]["body"])
+if b.get("user") != "e-1": fail("body %r" % b)'
 
 # --fallback: the primary answers 503 (no retries), the fallback answers
 start_mock --quiet

@@ -180,6 +180,13 @@ def main():
         if s.lstrip()[:1] == b'{':
             out.put('request_json', b'\0' + s)
             out.put('request_json', b'\1' + s)
+    # llmux_request_set_field: byte 0 bit 2, then KEY NUL VALUE
+    for k, v in ((b'temperature', b'0.25'), (b'stop', b'["a","b"]'),
+                 (b'tools', b'[{"type":"function","function":{"name":"f"}}]'),
+                 (b'tool_choice', b'null'), (b'logit_bias', b'{"1":-100}'),
+                 (b'max_tokens', b'7'), (b'user', b'"u"'), (b'n', b'2'),
+                 (b'model', b'"m"'), (b'seed', b'1.5')):
+        out.put('request_json', b'\4' + k + b'\0' + v)
     for s in c_strings(os.path.join(ROOT, 'tests', 'unit', 'test_framer.c')):
         if b'\n' in s or b'\r' in s:
             out.put('sse', b'\0\0' + s)

@@ -994,6 +994,89 @@ static void test_settings_documented(void **state)
     free(readme);
 }
 
+/*
+ * llmux_request_set_field: a modelled field through the JSON import's
+ * checks (replacing what was set), any other kept for the body, the
+ * refused ones named, and what reaches the plugin's body.
+ */
+static void test_set_field(void **state)
+{
+    llmux_request *r;
+    llmux__prepared p;
+    json_object *body;
+    (void)state;
+    assert_int_equal(
+        llmux_request_new(&r, LLMUX_OP_CHAT, "openai/gpt-4o-mini;api_key=k"),
+        0);
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "hi"), 0);
+    assert_int_equal(llmux_request_set_field(r, "temperature", "0.25"), 0);
+    assert_true(r->has & LLMUX_HAS_TEMPERATURE);
+    assert_true(r->temperature == 0.25);
+    assert_int_equal(llmux_request_set_field(r, "stop", "[\"a\",\"b\"]"), 0);
+    assert_int_equal(llmux_request_set_field(r, "stop", "\"END\""), 0);
+    assert_int_equal(r->n_stops, 1); /* replaced, not appended */
+    assert_string_equal(r->stops[0], "END");
+    assert_int_equal(llmux_request_set_field(r, "tools", "[{\"type\":\"x\"}]"),
+                     0);
+    assert_int_equal(llmux_request_set_field(
+                         r, "tools",
+                         "[{\"type\":\"function\",\"function\":{\"name\":"
+                         "\"f\",\"parameters\":{\"type\":\"object\"}}}]"),
+                     0);
+    assert_non_null(strstr(r->tools_json, "function"));
+    assert_int_equal(llmux_request_set_field(r, "logit_bias", "{\"1\":-100}"),
+                     0);
+    assert_int_equal(llmux_request_set_field(r, "user", "\"u1\""), 0);
+    assert_int_equal(llmux_request_set_field(r, "user", "\"u2\""), 0);
+    assert_int_equal(llmux_request_set_field(r, "n", "2"), 0);
+
+    /* refused, each naming the field */
+    assert_int_equal(llmux_request_set_field(r, "temperature", "11"),
+                     LLMUX_EINVAL);
+    assert_non_null(strstr(llmux_request_errmsg(r), "temperature"));
+    assert_true(r->temperature == 0.25); /* unchanged */
+    assert_int_equal(llmux_request_set_field(r, "seed", "1.5"), LLMUX_EINVAL);
+    assert_non_null(strstr(llmux_request_errmsg(r), "seed"));
+    assert_int_equal(llmux_request_set_field(r, "logit_bias", "{1:"),
+                     LLMUX_EINVAL);
+    assert_non_null(strstr(llmux_request_errmsg(r), "logit_bias"));
+    assert_int_equal(llmux_request_set_field(r, "x", "1 2"), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_field(r, "x", ""), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_field(r, "model", "\"m\""),
+                     LLMUX_EINVAL);
+    assert_non_null(strstr(llmux_request_errmsg(r), "model"));
+    assert_int_equal(llmux_request_set_field(r, "messages", "[]"),
+                     LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_field(r, "stream_options", "{}"),
+                     LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_field(r, "", "1"), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_field(r, "x", NULL), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_field(NULL, "x", "1"), LLMUX_EINVAL);
+
+    /* what the OpenAI plugin sends */
+    assert_int_equal(llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, &p), 0);
+    body = json_tokener_parse(p.http.body);
+    assert_non_null(body);
+    {
+        json_object *v;
+        assert_true(json_object_object_get_ex(body, "temperature", &v));
+        assert_true(json_object_get_double(v) == 0.25);
+        assert_true(json_object_object_get_ex(body, "stop", &v));
+        assert_int_equal(json_object_array_length(v), 1);
+        assert_true(json_object_object_get_ex(body, "logit_bias", &v));
+        assert_true(json_object_object_get_ex(v, "1", &v));
+        assert_int_equal(json_object_get_int(v), -100);
+        assert_true(json_object_object_get_ex(body, "user", &v));
+        assert_string_equal(json_object_get_string(v), "u2");
+        assert_true(json_object_object_get_ex(body, "n", &v));
+        assert_int_equal(json_object_get_int(v), 2);
+        assert_true(json_object_object_get_ex(body, "tools", &v));
+    }
+    json_object_put(body);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+}
+
 /* ---- every field of a request: set, duplicated, kept -------------------- */
 
 /* Every key of OpenAI request JSON the import takes, one value each, and
@@ -1175,6 +1258,7 @@ int main(void)
         cmocka_unit_test(test_fields_json_import),
         cmocka_unit_test(test_fields_reach_plugins),
         cmocka_unit_test(test_settings_checked),
+        cmocka_unit_test(test_set_field),
         cmocka_unit_test(test_settings_resolved),
         cmocka_unit_test(test_settings_documented),
     };

@@ -63,6 +63,8 @@ enum opt_id {
     O_FIRST_BYTE_TIMEOUT,
     O_IDLE_TIMEOUT,
     O_FALLBACK,
+    O_FIELD,
+    O_HEADER,
     O_VERBOSE,
     O_STREAM,
     O_JSON,
@@ -139,6 +141,10 @@ typedef struct cli {
     int as_completed, fail_fast, jsonl;
     const char **fallbacks; /* --fallback SPECs, in order */
     size_t n_fallbacks;
+    const char **fields; /* --field KEY=JSON, in order */
+    size_t n_fields;
+    const char **headers; /* --header 'Name: value', in order */
+    size_t n_headers;
     char **words;
     size_t n_words;
     /* secrets to keep out of every message */

@@ -100,6 +100,8 @@ int main(int argc, char **argv)
     free(c.words);
     free((void *)c.stops);
     free((void *)c.fallbacks);
+    free((void *)c.fields);
+    free((void *)c.headers);
     free(c.secret2);
     if (c.fb_secrets) {
         for (i = 0; i < c.n_fallbacks; i++)

@@ -245,6 +245,23 @@ static int set_opt(cli *c, const opt_def *d, const char *flag, const char *v)
                                 (c->n_fallbacks + 1) * sizeof *c->fallbacks);
         c->fallbacks[c->n_fallbacks++] = v;
         break;
+    case O_FIELD: {
+        const char *eq = strchr(v, '=');
+        if (!eq || eq == v) {
+            errorf(c, "%s: wants KEY=JSON (a field name, '=', a JSON value)",
+                   flag);
+            return EXIT_USAGE;
+        }
+        c->fields =
+            xrealloc((void *)c->fields, (c->n_fields + 1) * sizeof *c->fields);
+        c->fields[c->n_fields++] = v;
+        break;
+    }
+    case O_HEADER:
+        c->headers = xrealloc((void *)c->headers,
+                              (c->n_headers + 1) * sizeof *c->headers);
+        c->headers[c->n_headers++] = v;
+        break;
     case O_VERBOSE:
         c->verbose = 1;
         break;

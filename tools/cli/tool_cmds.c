@@ -65,6 +65,16 @@ const opt_def opt_defs[] = {
      "SPEC; --retries and the stage timeouts hold for\n"
      "each, and --timeout's deadline covers them all.\n"
      "The output is the same whichever answers"},
+    {"field", 0, "KEY=JSON", O_FIELD, CMD_GEN | CMD_EMBED | CMD_BATCH,
+     "(repeatable) set a field of the request body by\n"
+     "its OpenAI name to a JSON value, e.g.\n"
+     "--field 'logit_bias={\"50256\":-100}'. A field\n"
+     "llmux models (temperature, stop, tools...) is\n"
+     "checked and translated for the provider; any\n"
+     "other is sent as given"},
+    {"header", 0, "'NAME: VALUE'", O_HEADER, CMD_ALL,
+     "(repeatable) an HTTP header to send with the\n"
+     "request"},
     {"verbose", 'v', NULL, O_VERBOSE, CMD_GEN | CMD_EMBED,
      "when a fallback answered, say so on stderr:\n"
      "  llmux: answered by <provider> (fallback N)"},

@@ -90,6 +90,22 @@ int apply_opts(const cli *c, llmux_request *req)
         ((rc = llmux_request_set_idle_timeout_ms(req, c->idle_timeout_ms)) ||
          (rc = set_seconds_option(req, "idle_timeout", c->idle_timeout_ms))))
         return setter_failed(c, req, "--idle-timeout", rc);
+    for (i = 0; i < c->n_fields; i++) {
+        const char *eq = strchr(c->fields[i], '=');
+        char key[256];
+        size_t klen = (size_t)(eq - c->fields[i]);
+        if (klen >= sizeof key) {
+            errorf(c, "--field: the key is too long");
+            return EXIT_USAGE;
+        }
+        memcpy(key, c->fields[i], klen);
+        key[klen] = '\0';
+        if ((rc = llmux_request_set_field(req, key, eq + 1)))
+            return setter_failed(c, req, "--field", rc);
+    }
+    for (i = 0; i < c->n_headers; i++)
+        if ((rc = llmux_request_add_header(req, c->headers[i])))
+            return setter_failed(c, req, "--header", rc);
     for (i = 0; i < c->n_fallbacks; i++) {
         int st = check_fallback(c, i);
         if (st)

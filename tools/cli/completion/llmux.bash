@@ -31,10 +31,10 @@ _llmux()
 
     local commands="chat complete embed models tokenize detokenize evaluate
         batch providers help version"
-    local conn="-m --model --base-url --api-key --timeout --retries"
+    local conn="-m --model --base-url --api-key --timeout --retries --header"
     local gen="--max-tokens --temperature --top-p --stop --seed"
     local resil="--connect-timeout --first-byte-timeout --idle-timeout
-        --fallback"
+        --fallback --field"
     local help="-h --help"
 
     if ((cword <= 1)); then
