@@ -986,6 +986,22 @@ static int aa_init(const llmux_host *host, const llmux_provider_config *cfg,
     return llmux_oai_provider_init(&aa_dialect, host, cfg, provctx);
 }
 
+/* What a config string may say to this plugin besides the core's keys:
+ * the native endpoints' options and the chat codec's own. */
+static const llmux_option_def aa_options[] = {
+    {"hosting", LLMUX_OPTION_BODY},
+    {"nice", LLMUX_OPTION_BODY},
+    {"top_k", LLMUX_OPTION_BODY},
+    {"representation", LLMUX_OPTION_BODY},
+    {"compress_to_size", LLMUX_OPTION_BODY},
+    {"normalize", LLMUX_OPTION_BODY},
+    {"layers", LLMUX_OPTION_BODY},
+    {"pooling", LLMUX_OPTION_BODY},
+    {"embed_endpoint", 0},
+    {"dimensions", LLMUX_OPTION_BODY},
+    {"max_tokens_field", 0},
+    {NULL, 0}};
+
 static const llmux_provider aa_provider = {
     LLMUX_PROVIDER_ABI,
     sizeof(llmux_provider),
@@ -1010,6 +1026,7 @@ static const llmux_provider aa_provider = {
     aa_call_end,
     0, /* default_port */
     NULL /* rate_limits */,
-    llmux_pj_classify_error};
+    llmux_pj_classify_error,
+    aa_options};
 
 LLMUX_DEFINE_PROVIDER(aa_provider, aa_host)

@@ -456,6 +456,17 @@ static int mistral_init(const llmux_host *host,
     return llmux_oai_provider_init(&mistral_dialect, host, cfg, provctx);
 }
 
+/* What a config string may say to this plugin besides the core's keys:
+ * the body options above and the codec's own. */
+static const llmux_option_def mistral_options[] = {
+    {"prompt_mode", LLMUX_OPTION_BODY},
+    {"reasoning_effort", LLMUX_OPTION_BODY},
+    {"safe_prompt", LLMUX_OPTION_BODY},
+    {"parallel_tool_calls", LLMUX_OPTION_BODY},
+    {"dimensions", LLMUX_OPTION_BODY},
+    {"max_tokens_field", 0},
+    {NULL, 0}};
+
 static const llmux_provider mistral_provider = {
     LLMUX_PROVIDER_ABI,
     sizeof(llmux_provider),
@@ -478,6 +489,7 @@ static const llmux_provider mistral_provider = {
     llmux_oai_provider_call_end,
     0, /* default_port */
     llmux_oai_rate_limits,
-    llmux_pj_classify_error};
+    llmux_pj_classify_error,
+    mistral_options};
 
 LLMUX_DEFINE_PROVIDER(mistral_provider, mistral_host)

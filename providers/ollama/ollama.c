@@ -1484,6 +1484,23 @@ static void oll_teardown(void *provctx)
     llmux_pj_tok_drain();
 }
 
+/* The top-level keys above, and every other key: a sampling option sent
+ * under "options" (see the top of the file). */
+static const llmux_option_def ollama_options[] = {
+    {"think", LLMUX_OPTION_BODY},
+    {"keep_alive", LLMUX_OPTION_BODY},
+    {"format", LLMUX_OPTION_BODY},
+    {"system", LLMUX_OPTION_BODY},
+    {"template", LLMUX_OPTION_BODY},
+    {"raw", LLMUX_OPTION_BODY},
+    {"truncate", LLMUX_OPTION_BODY},
+    {"shift", LLMUX_OPTION_BODY},
+    {"logprobs", LLMUX_OPTION_BODY},
+    {"top_logprobs", LLMUX_OPTION_BODY},
+    {"dimensions", LLMUX_OPTION_BODY},
+    {"*", 0},
+    {NULL, 0}};
+
 static const llmux_provider ollama_provider = {
     LLMUX_PROVIDER_ABI,
     sizeof(llmux_provider),
@@ -1506,6 +1523,7 @@ static const llmux_provider ollama_provider = {
     oll_call_end,
     11434, /* default_port */
     NULL,  /* rate_limits */
-    llmux_pj_classify_error};
+    llmux_pj_classify_error,
+    ollama_options};
 
 LLMUX_DEFINE_PROVIDER(ollama_provider, oll_host)

@@ -50,6 +50,18 @@ static int openai_init(const llmux_host *host, const llmux_provider_config *cfg,
     return llmux_oai_provider_init(&openai_dialect, host, cfg, provctx);
 }
 
+/* What a config string may say to this plugin besides the core's keys:
+ * the dialect's header and body options and the codec's own. */
+static const llmux_option_def openai_options[] = {
+    {"organization", LLMUX_OPTION_HEADER},
+    {"project", LLMUX_OPTION_HEADER},
+    {"reasoning_effort", LLMUX_OPTION_BODY},
+    {"service_tier", LLMUX_OPTION_BODY},
+    {"user", LLMUX_OPTION_BODY},
+    {"dimensions", LLMUX_OPTION_BODY},
+    {"max_tokens_field", 0},
+    {NULL, 0}};
+
 static const llmux_provider openai_provider = {
     LLMUX_PROVIDER_ABI,
     sizeof(llmux_provider),
@@ -72,6 +84,7 @@ static const llmux_provider openai_provider = {
     llmux_oai_provider_call_end,
     0, /* default_port */
     llmux_oai_rate_limits,
-    llmux_pj_classify_error};
+    llmux_pj_classify_error,
+    openai_options};
 
 LLMUX_DEFINE_PROVIDER(openai_provider, openai_host)

@@ -886,7 +886,7 @@ else
     ok "HTTP 401: the --api-key value never printed"
 fi
 
-run "$CLI" chat -m "$M#status=429;retry_after=0" "${URL[@]}" --retries 0 \
+run "$CLI" chat -m "$M#status=429" "${URL[@]}" --retries 0 \
     hi </dev/null
 expect_err "HTTP 429: exit 1" 1 'llmux: openai: [^ ].* \(HTTP 429\)'
 
@@ -946,6 +946,9 @@ run "$CLI" chat -m "$M" "${URL[@]}" --top-p abc hi </dev/null
 expect_err "--top-p abc: exit 2" 2 'llmux: --top-p: .+'
 run "$CLI" chat -m "$M" "${URL[@]}" --seed 1.5 hi </dev/null
 expect_err "--seed 1.5: exit 2" 2 'llmux: --seed: .+'
+run "$CLI" chat -m "$M;logprobs=true" "${URL[@]}" hi </dev/null
+expect_err "a config-string key the provider does not read: exit 2, named" 2 \
+    'llmux: openai: unknown option "logprobs" in the config string .+'
 run "$CLI" chat -m "$M" "${URL[@]}" --field 'temperature=99' hi </dev/null
 expect_err "--field temperature=99 (out of range): exit 2, names the field" 2 \
     'llmux: --field: .*temperature.*'

@@ -379,12 +379,15 @@ static void test_v1_table_loads(void **state)
     assert_false(LLMUX_PROVIDER_HAS(p->vt, default_port));
     assert_false(LLMUX_PROVIDER_HAS(p->vt, rate_limits));
     assert_false(LLMUX_PROVIDER_HAS(p->vt, classify_error));
+    assert_false(LLMUX_PROVIDER_HAS(p->vt, options));
 
     /* a host without a port from the environment: the v1 table has no
      * default_port, so none is added (the poison would add ":1") */
     env_save();
     setenv("TESTMOD_BASE_URL", "gpu", 1);
-    assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, "v1/m"), 0);
+    /* any option: a v1 table declares none, so none is refused */
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, "v1/m;anything=1"),
+                     0);
     assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "hi"), 0);
     assert_int_equal(llmux__prepare(r, TDIR, &prep), 0);
     assert_non_null(strstr(prep.url, "http://gpu/"));

@@ -140,6 +140,9 @@ static int poison_classify(void *provctx, long status, const char *type,
     (void)message;
     abort();
 }
+/* an options list that takes no key: a core reading it would refuse the
+ * test's option */
+static const llmux_option_def poison_options[] = {{NULL, 0}};
 #endif
 
 static const llmux_provider table = {
@@ -155,6 +158,7 @@ static const llmux_provider table = {
     .default_port = 1,
     .rate_limits = poison_rate_limits,
     .classify_error = poison_classify,
+    .options = poison_options,
 #else
     .struct_size = sizeof(llmux_provider),
 #endif

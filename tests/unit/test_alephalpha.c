@@ -237,10 +237,7 @@ static void test_encode_chat_never_sent(void **state)
         "\"type\":\"object\"}}}],\"tool_choice\":\"required\"}";
     llmux_request *r = NULL;
     (void)state;
-    assert_int_equal(llmux_request_new_json(&r,
-                                            SPEC KEY ";user=bob;service_tier="
-                                                     "flex;seed=9",
-                                            json, strlen(json)),
+    assert_int_equal(llmux_request_new_json(&r, SPEC KEY, json, strlen(json)),
                      0);
     check_request(r, "POST", URL "/chat/completions",
                   "{\"model\":\"luminous-base\",\"messages\":[{\"role\":"
@@ -248,6 +245,11 @@ static void test_encode_chat_never_sent(void **state)
                   "\"function\",\"function\":{\"name\":\"f\",\"parameters\":"
                   "{\"type\":\"object\"}}}],\"tool_choice\":\"required\","
                   "\"n\":1}");
+    llmux_request_free(r);
+
+    /* as config-string options they are not Aleph Alpha's: refused */
+    r = op_req(LLMUX_OP_CHAT, ";user=bob");
+    pt_prep_fails(r, LLMUX_ECONFIG, "\"user\"");
     llmux_request_free(r);
 }
 
@@ -487,7 +489,7 @@ static void test_encode_embed_endpoints(void **state)
 
     /* the OpenAI-compatible endpoint, through the codec */
     r = op_req(LLMUX_OP_EMBED, ";embed_endpoint=embeddings;nice=true;"
-                               "hosting=aleph-alpha;user=bob");
+                               "hosting=aleph-alpha");
     assert_int_equal(llmux_request_add_input(r, "two"), 0);
     check_request(r, "POST", URL "/embeddings?nice=true",
                   "{\"model\":\"luminous-base\",\"input\":[\"An apple a day\","

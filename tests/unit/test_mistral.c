@@ -210,9 +210,17 @@ static void test_encode_never_send(void **state)
     llmux__prepared p;
     json_object *b;
     (void)state;
-    /* typed fields, options and extra JSON all at once */
-    r = chat_req(";user=opt-user;store=true;seed=5;"
-                 "max_tokens_field=max_completion_tokens");
+    /* options Mistral does not take are refused, by name */
+    r = chat_req(";user=opt-user");
+    assert_int_equal(llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, &p),
+                     LLMUX_ECONFIG);
+    assert_non_null(strstr(llmux_request_errmsg(r), "\"user\""));
+    assert_non_null(strstr(llmux_request_errmsg(r), "safe_prompt"));
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    /* typed fields, the max tokens option and extra JSON all at once */
+    r = chat_req(";max_tokens_field=max_completion_tokens");
     assert_int_equal(llmux_request_set_max_tokens(r, 64), 0);
     assert_int_equal(llmux_request_set_seed(r, 42), 0);
     assert_int_equal(llmux_request_set_stream(r, 1), 0);
@@ -259,14 +267,21 @@ static void test_encode_options(void **state)
     size_t i;
     (void)state;
     r = chat_req(";safe_prompt=true;parallel_tool_calls=false;prompt_mode="
-                 "reasoning;reasoning_effort=high;service_tier=flex");
+                 "reasoning;reasoning_effort=high");
     b = encode(r, &p);
     assert_json_eq(jget(b, "safe_prompt"), "true");
     assert_json_eq(jget(b, "parallel_tool_calls"), "false");
     assert_json_eq(jget(b, "prompt_mode"), "\"reasoning\"");
     assert_json_eq(jget(b, "reasoning_effort"), "\"high\"");
-    assert_false(jhas(b, "service_tier")); /* not a Mistral option */
     json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    /* not a Mistral option: refused, not dropped */
+    r = chat_req(";service_tier=flex");
+    assert_int_equal(llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, &p),
+                     LLMUX_ECONFIG);
+    assert_non_null(strstr(llmux_request_errmsg(r), "service_tier"));
     llmux__prepared_free(&p);
     llmux_request_free(r);
 
@@ -493,7 +508,7 @@ static void test_encode_fim(void **state)
     llmux_request *r =
         new_req(LLMUX_OP_COMPLETE, "mistral/codestral-latest;" BASE
                                    ";safe_prompt=true;reasoning_effort="
-                                   "high;prompt_mode=reasoning;user=u");
+                                   "high;prompt_mode=reasoning");
     llmux__prepared p;
     json_object *b;
     (void)state;

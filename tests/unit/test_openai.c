@@ -1043,6 +1043,7 @@ static const llmux_provider hooks_provider = {
     hooks_end,
     0,
     NULL,
+    NULL,
     NULL};
 
 static void test_codec_dialect_hooks(void **state)

@@ -649,6 +649,7 @@ static const llmux_provider fake_provider = {
     NULL,
     11434,
     NULL,
+    NULL,
     NULL};
 
 static void test_prepare_env_base_and_ops(void **state)
@@ -749,6 +750,7 @@ static const llmux_provider logger_provider = {LLMUX_PROVIDER_ABI,
                                                NULL,
                                                NULL,
                                                0,
+                                               NULL,
                                                NULL,
                                                NULL};
 
@@ -1077,6 +1079,52 @@ static void test_set_field(void **state)
     llmux_request_free(r);
 }
 
+/*
+ * A config-string key that is neither the core's nor one the plugin
+ * declares is refused before anything is sent, naming the key and what
+ * is read; the plugin's own and a plugin taking any key pass.
+ */
+static void test_unknown_option(void **state)
+{
+    static const struct {
+        const char *spec;
+        int rc;
+        const char *in_msg;
+    } cases[] = {
+        {"openai/x;api_key=k;logprobs=true", LLMUX_ECONFIG, "\"logprobs\""},
+        {"openai/x;api_key=k;Verbosity=low", LLMUX_ECONFIG, "verbosity"},
+        {"openai/x;api_key=k;chat_path=/v2", LLMUX_ECONFIG, "organization"},
+        {"openai/x;api_key=k;reasoning_effort=low;organization=o;user=u", 0,
+         NULL},
+        {"openai/x;api_key=k;MAX_TOKENS_FIELD=max_tokens", 0, NULL},
+        {"mistral/x;api_key=k;safe_prompt=true", 0, NULL},
+        {"mistral/x;api_key=k;organization=o", LLMUX_ECONFIG, "safe_prompt"},
+        {"ollama/x;top_k=40;num_ctx=8192;think=true", 0, NULL},
+        {"alephalpha/x;api_key=k;hosting=aleph-alpha", 0, NULL},
+        {"alephalpha/x;api_key=k;temperatur=1", LLMUX_ECONFIG, "temperatur"},
+    };
+    llmux_request *r;
+    llmux__prepared p;
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, cases[i].spec),
+                         0);
+        assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "hi"),
+                         0);
+        if (llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, &p) != cases[i].rc)
+            fail_msg("%s: %s", cases[i].spec, llmux_request_errmsg(r));
+        if (cases[i].in_msg) {
+            const char *m = llmux_request_errmsg(r);
+            if (!strstr(m, cases[i].in_msg) || !strstr(m, "timeout") ||
+                !strstr(m, "llmux_request_set_field"))
+                fail_msg("%s: %s", cases[i].spec, m);
+        }
+        llmux__prepared_free(&p);
+        llmux_request_free(r);
+    }
+}
+
 /* ---- every field of a request: set, duplicated, kept -------------------- */
 
 /* Every key of OpenAI request JSON the import takes, one value each, and
@@ -1259,6 +1307,7 @@ int main(void)
         cmocka_unit_test(test_fields_reach_plugins),
         cmocka_unit_test(test_settings_checked),
         cmocka_unit_test(test_set_field),
+        cmocka_unit_test(test_unknown_option),
         cmocka_unit_test(test_settings_resolved),
         cmocka_unit_test(test_settings_documented),
     };

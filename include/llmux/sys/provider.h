@@ -194,6 +194,21 @@ typedef enum llmux_error_kind {
     LLMUX_ERROR_KIND_FILTERED = 4        /**< refused by a content filter */
 } llmux_error_kind;
 
+/**
+ * One provider option a plugin reads from the config string
+ * (llmux_provider.options): a key other than the core's settings.
+ */
+typedef struct llmux_option_def {
+    const char *name; /**< the key, lower-case; "*" accepts every other
+                           key; NULL ends the list */
+    unsigned flags;   /**< LLMUX_OPTION_* */
+} llmux_option_def;
+
+/** The option is sent as the request body field of the same name. */
+#define LLMUX_OPTION_BODY 1u
+/** The option is sent as an HTTP header. */
+#define LLMUX_OPTION_HEADER 2u
+
 /** One stream event: an SSE event or an NDJSON line. Borrowed. */
 typedef struct llmux_event {
     uint32_t struct_size; /**< sizeof(llmux_event) in the core */
@@ -411,6 +426,14 @@ typedef struct llmux_provider {
      * its next fallback on LLMUX_ERROR_KIND_CONTEXT_LENGTH. */
     int (*classify_error)(void *provctx, long status, const char *type,
                           const char *code, const char *message);
+    /** Optional: the provider options this plugin reads from a config
+     * string, ended by an entry whose name is NULL. With it the core
+     * refuses any other key before encode (LLMUX_ECONFIG naming the key
+     * and listing these and the core's); an entry named "*" accepts every
+     * other key (as Ollama's sampling options). Without it every key is
+     * handed to the plugin unchecked. A descriptor's keys are not checked
+     * against it. */
+    const llmux_option_def *options;
 } llmux_provider;
 
 /** True when provider table `p` (of p->struct_size bytes) has member `m`. */
