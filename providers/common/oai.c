@@ -86,11 +86,22 @@ static int put_i64(oai_enc *e, json_object *obj, const char *key, int64_t n)
     return v ? put(e, obj, key, v) : LLMUX_ENOMEM;
 }
 
+/* A field the caller set that this provider's API cannot take: refused by
+ * name (LLMUX_ENOTSUP), never dropped in silence. */
+static int refuse(oai_enc *e, const char *field)
+{
+    e->h->log(LLMUX_LOG_ERROR,
+              "%s: the request field \"%s\" is not supported by this "
+              "provider",
+              dname(e->d), field);
+    return LLMUX_ENOTSUP;
+}
+
 static int put_dbl(oai_enc *e, const char *key, double v, const char *what)
 {
     int rc;
     if (llmux_oai_never(e->d, key))
-        return 0;
+        return refuse(e, key);
     rc = llmux_pj_add_double(e->h, e->body, key, v);
     if (rc == LLMUX_EINVAL)
         e->h->log(LLMUX_LOG_ERROR, "%s: %s is not a finite number", dname(e->d),
@@ -216,8 +227,10 @@ static int enc_stop(oai_enc *e)
 {
     const llmux_params *p = e->p;
     json_object *arr;
-    if (!p->n_stop || !p->stop || llmux_oai_never(e->d, "stop"))
+    if (!p->n_stop || !p->stop)
         return 0;
+    if (llmux_oai_never(e->d, "stop"))
+        return refuse(e, "stop");
     arr = llmux_pj_str_array(p->stop, p->n_stop);
     return arr ? put(e, e->body, "stop", arr) : LLMUX_ENOMEM;
 }
@@ -233,7 +246,10 @@ static int enc_sampling(oai_enc *e)
     if ((p->has & LLMUX_HAS_TOP_P) &&
         (rc = put_dbl(e, "top_p", p->top_p, "top_p")))
         return rc;
-    if ((p->has & LLMUX_HAS_SEED) && e->d->seed_field &&
+    if ((p->has & LLMUX_HAS_SEED) &&
+        (!e->d->seed_field || llmux_oai_never(e->d, e->d->seed_field)))
+        return refuse(e, "seed");
+    if ((p->has & LLMUX_HAS_SEED) &&
         (rc = put_i64(e, e->body, e->d->seed_field, p->seed)))
         return rc;
     return enc_stop(e);
@@ -282,8 +298,12 @@ static int enc_extra(oai_enc *e)
             if (strcmp(key, "stream") == 0 ||
                 (strcmp(key, "stream_options") == 0 && !e->p->stream))
                 continue;
-            if (llmux_oai_never(e->d, key) ||
-                json_object_object_get_ex(e->body, key, NULL))
+            if (llmux_oai_never(e->d, key)) {
+                rc = refuse(e, key); /* before x and its keys go */
+                json_object_put(x);
+                return rc;
+            }
+            if (json_object_object_get_ex(e->body, key, NULL))
                 continue;
             if (json_object_object_add(e->body, key, json_object_get(val))) {
                 json_object_put(val);
@@ -354,6 +374,8 @@ static int enc_chat(oai_enc *e)
         const char *const *k;
         for (k = d->body_options; *k; k++) {
             const char *v = llmux_pj_option(e->h, p, *k);
+            if (v && *v && llmux_oai_never(d, *k))
+                return refuse(e, *k);
             if (v && *v && (rc = put_str(e, e->body, *k, v)) != 0)
                 return rc;
         }

@@ -198,7 +198,6 @@ static void test_encode_chat(void **state)
     assert_int_equal(llmux_request_set_max_tokens(r, 64), 0);
     assert_int_equal(llmux_request_set_temperature(r, 0.5), 0);
     assert_int_equal(llmux_request_set_top_p(r, 0.9), 0);
-    assert_int_equal(llmux_request_set_seed(r, 42), 0); /* ignored: unsent */
     assert_int_equal(llmux_request_add_stop(r, "END"), 0);
     check_request(r, "POST", URL "/chat/completions",
                   "{\"model\":\"luminous-base\",\"messages\":[{\"role\":"
@@ -225,18 +224,39 @@ static void test_encode_chat(void **state)
     llmux_request_free(r);
 }
 
-/* parallel_tool_calls (rejected), seed, user, service_tier (ignored) are
- * never sent, whatever their source. */
+/* parallel_tool_calls (rejected by the server), seed, user, service_tier
+ * (ignored by it) are refused by name, whatever their source: never sent,
+ * never dropped in silence. */
 static void test_encode_chat_never_sent(void **state)
 {
     static const char json[] =
         "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
-        "\"seed\":3,\"user\":\"u1\",\"service_tier\":\"auto\","
-        "\"parallel_tool_calls\":false,\"n\":1,\"tools\":[{\"type\":"
+        "\"n\":1,\"tools\":[{\"type\":"
         "\"function\",\"function\":{\"name\":\"f\",\"parameters\":{"
         "\"type\":\"object\"}}}],\"tool_choice\":\"required\"}";
+    static const char *const never[][2] = {
+        {"\"seed\":3", "\"seed\""},
+        {"\"user\":\"u1\"", "\"user\""},
+        {"\"service_tier\":\"auto\"", "\"service_tier\""},
+        {"\"parallel_tool_calls\":false", "\"parallel_tool_calls\""}};
     llmux_request *r = NULL;
+    size_t i;
     (void)state;
+    for (i = 0; i < sizeof never / sizeof never[0]; i++) {
+        char j[160];
+        snprintf(j, sizeof j,
+                 "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],%s}",
+                 never[i][0]);
+        assert_int_equal(llmux_request_new_json(&r, SPEC KEY, j, strlen(j)), 0);
+        pt_prep_fails(r, LLMUX_ENOTSUP, never[i][1]);
+        llmux_request_free(r);
+    }
+    r = new_req(LLMUX_OP_CHAT, SPEC KEY);
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "Hi"), 0);
+    assert_int_equal(llmux_request_set_seed(r, 42), 0);
+    pt_prep_fails(r, LLMUX_ENOTSUP, "\"seed\"");
+    llmux_request_free(r);
+
     assert_int_equal(llmux_request_new_json(&r, SPEC KEY, json, strlen(json)),
                      0);
     check_request(r, "POST", URL "/chat/completions",

@@ -203,8 +203,8 @@ static void test_encode_never_send(void **state)
 {
     static const char *req_json =
         "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
-        "\"max_completion_tokens\":7,\"seed\":3,\"user\":\"u-1\",\"store\":"
-        "true,\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+        "\"max_completion_tokens\":7,\"seed\":3,"
+        "\"stream\":true,\"stream_options\":{\"include_usage\":true},"
         "\"n\":2,\"presence_penalty\":0.5}";
     llmux_request *r;
     llmux__prepared p;
@@ -224,10 +224,8 @@ static void test_encode_never_send(void **state)
     assert_int_equal(llmux_request_set_max_tokens(r, 64), 0);
     assert_int_equal(llmux_request_set_seed(r, 42), 0);
     assert_int_equal(llmux_request_set_stream(r, 1), 0);
-    r->extra_json = llmux__strdup(
-        "{\"max_completion_tokens\":1,\"seed\":2,\"store\":true,\"user\":"
-        "\"x\",\"stream_options\":{\"include_usage\":true},\"random_seed\":9,"
-        "\"max_tokens\":3,\"min_tokens\":1}");
+    r->extra_json =
+        llmux__strdup("{\"random_seed\":9,\"max_tokens\":3,\"min_tokens\":1}");
     b = encode(r, &p);
     assert_never_sent(b, p.http.body);
     assert_int_equal(jint(b, "max_tokens"), 64);  /* typed wins */
@@ -237,6 +235,22 @@ static void test_encode_never_send(void **state)
     json_object_put(b);
     llmux__prepared_free(&p);
     llmux_request_free(r);
+
+    /* each refused by name when it comes as an extra field */
+    {
+        static const char *const never[] = {"max_completion_tokens", "seed",
+                                            "store", "user"};
+        size_t i;
+        char extra[96], want[64];
+        for (i = 0; i < sizeof never / sizeof never[0]; i++) {
+            r = chat_req(NULL);
+            snprintf(extra, sizeof extra, "{\"%s\":1}", never[i]);
+            r->extra_json = llmux__strdup(extra);
+            snprintf(want, sizeof want, "\"%s\" is not supported", never[i]);
+            pt_prep_fails(r, LLMUX_ENOTSUP, want);
+            llmux_request_free(r);
+        }
+    }
 
     /* an OpenAI-style request JSON */
     r = NULL;

@@ -504,12 +504,33 @@ static void test_descriptor_dialect(void **state)
     fclose(f);
     snprintf(dirs, sizeof dirs, "%s:%s", dir, LLMUX_BUILD_PLUGIN_DIR);
 
+    /* what the descriptor says is never sent is refused by name */
     r = new_req(LLMUX_OP_CHAT, "oaicompat/m;api_key=k;user=u");
     assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
-    assert_int_equal(llmux_request_set_max_tokens(r, 5), 0);
+    assert_int_equal(llmux__prepare(r, dirs, &p), LLMUX_ENOTSUP);
+    assert_non_null(strstr(llmux_request_errmsg(r), "\"user\""));
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+    r = new_req(LLMUX_OP_CHAT, "oaicompat/m;api_key=k");
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
     assert_int_equal(llmux_request_set_seed(r, 5), 0);
+    assert_int_equal(llmux__prepare(r, dirs, &p), LLMUX_ENOTSUP);
+    assert_non_null(strstr(llmux_request_errmsg(r), "\"seed\""));
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+    r = new_req(LLMUX_OP_CHAT, "oaicompat/m;api_key=k");
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
+    r->extra_json = llmux__strdup("{\"logprobs\":true}");
+    assert_int_equal(llmux__prepare(r, dirs, &p), LLMUX_ENOTSUP);
+    assert_non_null(strstr(llmux_request_errmsg(r), "\"logprobs\""));
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    r = new_req(LLMUX_OP_CHAT, "oaicompat/m;api_key=k");
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
+    assert_int_equal(llmux_request_set_max_tokens(r, 5), 0);
     assert_int_equal(llmux_request_set_stream(r, 1), 0);
-    r->extra_json = llmux__strdup("{\"logprobs\":true,\"top_k\":3}");
+    r->extra_json = llmux__strdup("{\"top_k\":3}");
     rc = llmux__prepare(r, dirs, &p);
     if (rc)
         fail_msg("prepare: %s", llmux_request_errmsg(r));
@@ -1057,7 +1078,28 @@ static void test_codec_dialect_hooks(void **state)
     int rc;
     (void)state;
     assert_int_equal(llmux_register_provider(&hooks_provider), 0);
-    r = new_req(LLMUX_OP_CHAT, "oaihooks/m;api_key=k;user=u");
+    /* fields the dialect never sends: refused by name, not dropped */
+    {
+        static const char *const refused[][2] = {
+            {"top_p", "top_p"}, {"stop", "stop"}, {"extra_stop", "stop"}};
+        size_t i;
+        for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+            char msg[64];
+            r = new_req(LLMUX_OP_CHAT, "oaihooks/m;api_key=k");
+            assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"),
+                             0);
+            if (!strcmp(refused[i][0], "top_p"))
+                assert_int_equal(llmux_request_set_top_p(r, 0.5), 0);
+            else if (!strcmp(refused[i][0], "stop"))
+                assert_int_equal(llmux_request_add_stop(r, "x"), 0);
+            else if (!strcmp(refused[i][0], "extra_stop"))
+                r->extra_json = llmux__strdup("{\"stop\":[\"y\"]}");
+            snprintf(msg, sizeof msg, "\"%s\" is not supported", refused[i][1]);
+            pt_prep_fails(r, LLMUX_ENOTSUP, msg);
+            llmux_request_free(r);
+        }
+    }
+    r = new_req(LLMUX_OP_CHAT, "oaihooks/m;api_key=k");
     assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
     assert_int_equal(llmux_request_add_tool_calls(r, NULL, &call, 1), 0);
     r->msgs[1].reasoning = llmux__strdup("because");
@@ -1065,10 +1107,7 @@ static void test_codec_dialect_hooks(void **state)
     r->msgs[2].name = llmux__strdup("f");
     assert_int_equal(llmux_request_set_max_tokens(r, 7), 0);
     assert_int_equal(llmux_request_set_seed(r, 3), 0);
-    assert_int_equal(llmux_request_set_top_p(r, 0.5), 0);
-    assert_int_equal(llmux_request_add_stop(r, "x"), 0);
     assert_int_equal(llmux_request_set_stream(r, 1), 0);
-    r->extra_json = llmux__strdup("{\"n\":2,\"stop\":[\"y\"]}");
     hook_patches = 0;
     prep_ok(r, &p);
     assert_int_equal(hook_patches, 1);
