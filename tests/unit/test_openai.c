@@ -504,27 +504,29 @@ static void test_descriptor_dialect(void **state)
     fclose(f);
     snprintf(dirs, sizeof dirs, "%s:%s", dir, LLMUX_BUILD_PLUGIN_DIR);
 
-    /* what the descriptor says is never sent is refused by name */
-    r = new_req(LLMUX_OP_CHAT, "oaicompat/m;api_key=k;user=u");
-    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
-    assert_int_equal(llmux__prepare(r, dirs, &p), LLMUX_ENOTSUP);
-    assert_non_null(strstr(llmux_request_errmsg(r), "\"user\""));
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    r = new_req(LLMUX_OP_CHAT, "oaicompat/m;api_key=k");
-    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
-    assert_int_equal(llmux_request_set_seed(r, 5), 0);
-    assert_int_equal(llmux__prepare(r, dirs, &p), LLMUX_ENOTSUP);
-    assert_non_null(strstr(llmux_request_errmsg(r), "\"seed\""));
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
-    r = new_req(LLMUX_OP_CHAT, "oaicompat/m;api_key=k");
-    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
-    r->extra_json = llmux__strdup("{\"logprobs\":true}");
-    assert_int_equal(llmux__prepare(r, dirs, &p), LLMUX_ENOTSUP);
-    assert_non_null(strstr(llmux_request_errmsg(r), "\"logprobs\""));
-    llmux__prepared_free(&p);
-    llmux_request_free(r);
+    /* what the descriptor says is never sent is refused by name: an
+     * option, a typed field, an extra field */
+    {
+        static const char *const spec[] = {"oaicompat/m;api_key=k;user=u",
+                                           "oaicompat/m;api_key=k",
+                                           "oaicompat/m;api_key=k"};
+        static const char *const named[] = {"\"user\"", "\"seed\"",
+                                            "\"logprobs\""};
+        size_t i;
+        for (i = 0; i < 3; i++) {
+            r = new_req(LLMUX_OP_CHAT, spec[i]);
+            assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"),
+                             0);
+            if (i == 1)
+                assert_int_equal(llmux_request_set_seed(r, 5), 0);
+            if (i == 2)
+                r->extra_json = llmux__strdup("{\"logprobs\":true}");
+            assert_int_equal(llmux__prepare(r, dirs, &p), LLMUX_ENOTSUP);
+            assert_non_null(strstr(llmux_request_errmsg(r), named[i]));
+            llmux__prepared_free(&p);
+            llmux_request_free(r);
+        }
+    }
 
     r = new_req(LLMUX_OP_CHAT, "oaicompat/m;api_key=k");
     assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "x"), 0);
