@@ -57,7 +57,7 @@
  *   results carry "tool_name" (the message's name, else the name of the
  *   call with that id in an earlier assistant message) and "tool_call_id".
  * - Ollama has no tool_choice: "none" leaves the tools out, "auto" is the
- *   default, anything else is ignored with a warning.
+ *   default, anything else is refused (LLMUX_ENOTSUP naming tool_choice).
  *
  * Answer rules:
  * - "created_at" (RFC 3339, nanoseconds, any offset) -> unix seconds,
@@ -785,10 +785,16 @@ static int enc_tools(oll_enc *e)
     if (tc) {
         if (strcmp(tc, "none") == 0 || strcmp(tc, "\"none\"") == 0)
             return 0;
-        if (strcmp(tc, "auto") != 0 && strcmp(tc, "\"auto\"") != 0)
-            e->h->log(LLMUX_LOG_WARN,
-                      "%s: Ollama has no tool_choice; %s is ignored",
+        if (strcmp(tc, "auto") != 0 && strcmp(tc, "\"auto\"") != 0) {
+            /* "required" or one named function: Ollama cannot be made to
+             * call a tool, so the request is refused rather than sent as
+             * if the choice were "auto" */
+            e->h->log(LLMUX_LOG_ERROR,
+                      "%s: the request field \"tool_choice\" (%s) is not "
+                      "supported by Ollama: only \"auto\" and \"none\"",
                       pname(e->call), tc);
+            return LLMUX_ENOTSUP;
+        }
     }
     if ((rc = user_json(e, e->p->tools_json, "tools", &tools)) != 0)
         return rc;

@@ -270,12 +270,17 @@ static void test_encode_tools(void **state)
              "\"description\":\"Weather now\",\"parameters\":%s}}]}",
              params);
     assert_body(r, "/api/chat", want);
-    /* no tool_choice in Ollama: auto and required keep the tools (and
-     * send no tool_choice), none leaves them out */
+    /* no tool_choice in Ollama: auto keeps the tools (and sends no
+     * tool_choice), none leaves them out, any other is refused by name */
     assert_int_equal(llmux_request_set_tool_choice(r, "auto"), 0);
     assert_body(r, "/api/chat", want);
     assert_int_equal(llmux_request_set_tool_choice(r, "required"), 0);
-    assert_body(r, "/api/chat", want);
+    pt_prep_fails(r, LLMUX_ENOTSUP, "tool_choice");
+    assert_int_equal(
+        llmux_request_set_tool_choice(
+            r, "{\"type\":\"function\",\"function\":{\"name\":\"f\"}}"),
+        0);
+    pt_prep_fails(r, LLMUX_ENOTSUP, "tool_choice");
     assert_int_equal(llmux_request_set_tool_choice(r, "none"), 0);
     assert_body(r, "/api/chat",
                 "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\","
