@@ -464,7 +464,7 @@ static const llmux_option_def mistral_options[] = {
     {"safe_prompt", LLMUX_OPTION_BODY},
     {"parallel_tool_calls", LLMUX_OPTION_BODY},
     {"dimensions", LLMUX_OPTION_BODY},
-    {"max_tokens_field", 0},
+    /* not max_tokens_field: max tokens always go as max_tokens */
     {NULL, 0}};
 
 static const llmux_provider mistral_provider = {

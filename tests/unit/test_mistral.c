@@ -219,8 +219,13 @@ static void test_encode_never_send(void **state)
     llmux__prepared_free(&p);
     llmux_request_free(r);
 
-    /* typed fields, the max tokens option and extra JSON all at once */
+    /* the max tokens field is not Mistral's to rename */
     r = chat_req(";max_tokens_field=max_completion_tokens");
+    pt_prep_fails(r, LLMUX_ECONFIG, "max_tokens_field");
+    llmux_request_free(r);
+
+    /* typed fields and extra JSON at once */
+    r = chat_req(NULL);
     assert_int_equal(llmux_request_set_max_tokens(r, 64), 0);
     assert_int_equal(llmux_request_set_seed(r, 42), 0);
     assert_int_equal(llmux_request_set_stream(r, 1), 0);
