@@ -58,9 +58,13 @@ int llmux__on_event(void *ud, const llmux_event *ev)
     if (x->on_chunk && !x->cancel) {
         int stop;
         x->live->chunk.acc = &x->res->o;
+        x->live->chunk.raw = ev->data;
+        x->live->chunk.raw_len = ev->data_len;
         llmux__callback_depth(1);
         stop = x->on_chunk(x->req, &x->live->chunk, x->ud);
         llmux__callback_depth(-1);
+        x->live->chunk.raw = NULL;
+        x->live->chunk.raw_len = 0;
         if (stop) {
             x->err = LLMUX_EUSER;
             return LLMUX_EUSER;

@@ -274,6 +274,8 @@ struct llmux_out {
 struct llmux_chunk {
     struct llmux_out o;
     const struct llmux_out *acc; /* the stream so far: id/model fallback */
+    const char *raw;             /* the event, during the chunk callback */
+    size_t raw_len;
 };
 
 struct llmux_response {
@@ -286,6 +288,8 @@ struct llmux_response {
     int has_error;
     llmux_error err;   /* pub view; strings point into o.err_* or below */
     char *err_message; /* owned final message */
+    char *raw;         /* the last attempt's body as received, or NULL */
+    size_t raw_len;
 };
 
 /* Replace *dst with a copy of s[0..len) (set_text: as valid UTF-8, U+FFFD

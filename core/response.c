@@ -298,7 +298,23 @@ LLMUX_EXTERN void llmux_response_free(llmux_response *res)
     llmux__out_free(&res->o);
     llmux__free(res->provider);
     llmux__free(res->err_message);
+    llmux__free(res->raw);
     llmux__free(res);
+}
+
+LLMUX_EXTERN const char *llmux_response_raw(const llmux_response *res,
+                                            size_t *len)
+{
+    if (len)
+        *len = res && res->raw ? res->raw_len : 0;
+    return res ? res->raw : NULL;
+}
+
+LLMUX_EXTERN const char *llmux_chunk_raw(const llmux_chunk *ch, size_t *len)
+{
+    if (len)
+        *len = ch && ch->raw ? ch->raw_len : 0;
+    return ch ? ch->raw : NULL;
 }
 
 LLMUX_EXTERN llmux_op llmux_response_op(const llmux_response *res)

@@ -641,6 +641,12 @@ void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg)
 
     if (x->state == X_ACTIVE && x->easy)
         curl_multi_remove_handle(c->multi, x->easy);
+    if (!x->streaming && x->body.p && !res->raw) {
+        /* the last attempt's body as received: moved, not copied */
+        res->raw = x->body.p;
+        res->raw_len = x->body.len;
+        memset(&x->body, 0, sizeof x->body);
+    }
     reset_attempt(x);
     x->state = X_DONE;
     llmux__release_slot(x); /* may start queued requests */

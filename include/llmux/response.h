@@ -75,6 +75,17 @@ LLMUX_EXTERN int llmux_response_attempts(const llmux_response *res);
 /** Which config string answered: 0 the request's own, n its n-th
  * fallback (llmux_request_add_fallback()). */
 LLMUX_EXTERN int llmux_response_fallback(const llmux_response *res);
+/**
+ * The provider's body as received on the last attempt (the answer, or
+ * the error body), byte for byte and NUL-terminated, or NULL when there
+ * was none (a transport failure) or the answer streamed (see
+ * llmux_chunk_raw()). `len` (may be NULL) receives its length, which may
+ * be shorter than strlen's if the body holds NUL bytes. Borrowed from the
+ * response: it lives as long as `res`. Not UTF-8-checked: it is what the
+ * server sent.
+ */
+LLMUX_EXTERN const char *llmux_response_raw(const llmux_response *res,
+                                            size_t *len);
 
 /**
  * The provider that answered, by the name its config string used (a
@@ -172,6 +183,13 @@ LLMUX_EXTERN char *llmux_response_to_json(const llmux_response *res);
  * receives its length in bytes.
  */
 LLMUX_EXTERN const char *llmux_chunk_text(const llmux_chunk *ch, size_t *len);
+/**
+ * The provider's stream event this chunk was decoded from (an SSE event's
+ * data, an NDJSON line), NUL-terminated, with its length in `len` (may be
+ * NULL); NULL outside a chunk callback's call. Borrowed: valid only during
+ * the chunk callback. Not UTF-8-checked: it is what the server sent.
+ */
+LLMUX_EXTERN const char *llmux_chunk_raw(const llmux_chunk *ch, size_t *len);
 /** This delta's reasoning text, or NULL. */
 LLMUX_EXTERN const char *llmux_chunk_reasoning(const llmux_chunk *ch);
 /** The finish reason, on the chunk that ends the answer; else

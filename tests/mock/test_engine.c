@@ -1021,10 +1021,83 @@ static void test_free_from_callback(void **state)
     assert_int_equal(rc, 0);
 }
 
+/* The provider's body as received: the whole answer, an error body, each
+ * stream event during its chunk callback (and no whole body after a
+ * stream). */
+typedef struct raw_seen {
+    int chunks, with_raw, done;
+    int status;
+    int raw_after_stream; /* the response's raw was non-NULL */
+} raw_seen;
+
+static int raw_on_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
+{
+    raw_seen *r = ud;
+    size_t len = 0;
+    const char *raw = llmux_chunk_raw(ch, &len);
+    (void)req;
+    r->chunks++;
+    if (raw && len == strlen(raw) && strstr(raw, "chat.completion.chunk"))
+        r->with_raw++;
+    return 0;
+}
+
+static void raw_on_done(llmux_request *req, int status, llmux_response *res,
+                        void *ud)
+{
+    raw_seen *r = ud;
+    (void)req;
+    r->status = status;
+    r->raw_after_stream = llmux_response_raw(res, NULL) != NULL;
+    r->done = 1;
+}
+
+static void test_raw_bodies(void **state)
+{
+    mock_env *e = *state;
+    mock_call c = {0}, f = {0};
+    raw_seen s = {0};
+    llmux_request *req;
+    size_t len;
+    const char *raw;
+    json_object *o, *v;
+
+    mock_env_call(e, chat(e, "gpt-4o-mini", "raw please"), &c);
+    assert_int_equal(c.status, 0);
+    raw = llmux_response_raw(c.res, &len);
+    assert_non_null(raw);
+    assert_int_equal(len, strlen(raw));
+    o = json_tokener_parse(raw);
+    assert_non_null(o);
+    assert_true(json_object_object_get_ex(o, "object", &v));
+    assert_string_equal(json_object_get_string(v), "chat.completion");
+    assert_non_null(strstr(raw, llmux_response_text(c.res, NULL)));
+    json_object_put(o);
+    mock_call_free(&c);
+
+    mock_env_call(e, chat_fault(e, "status=400", "bad"), &f);
+    assert_int_equal(f.status, LLMUX_EPROVIDER);
+    raw = llmux_response_raw(f.res, NULL);
+    assert_non_null(raw);
+    assert_non_null(strstr(raw, "\"error\""));
+    mock_call_free(&f);
+
+    req = chat(e, "gpt-4o-mini", "a b c d");
+    assert_int_equal(llmux_request_set_stream(req, 1), 0);
+    assert_int_equal(
+        llmux_submit(e->client, req, raw_on_chunk, raw_on_done, &s), 0);
+    mock_env_run_until(e, &s.done);
+    assert_int_equal(s.status, 0);
+    assert_true(s.chunks >= 2);
+    assert_int_equal(s.with_raw, s.chunks);
+    assert_false(s.raw_after_stream);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         mock_env_test(test_chat_basic),
+        mock_env_test(test_raw_bodies),
         cmocka_unit_test(test_free_from_callback),
         mock_env_test(test_stream),
         mock_env_test(test_stream_cut),
