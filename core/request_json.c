@@ -29,6 +29,15 @@ static int role_from_string(const char *s)
     return 0;
 }
 
+/* *dst = a copy of v when v is a JSON string (else left alone); 0, or
+ * LLMUX_ENOMEM when the copy failed. */
+static int dup_string(json_object *v, char **dst)
+{
+    if (!json_object_is_type(v, json_type_string))
+        return 0;
+    return (*dst = llmux__strdup(json_object_get_string(v))) ? 0 : LLMUX_ENOMEM;
+}
+
 /* The message's text fields: content (a string, else its JSON: content
  * parts), name, tool_call_id and reasoning. */
 static int msg_texts_from_json(json_object *j, llmux_msg *m)
@@ -42,16 +51,14 @@ static int msg_texts_from_json(json_object *j, llmux_msg *m)
         if (!m->content && !m->content_json)
             return LLMUX_ENOMEM;
     }
-    if (json_object_object_get_ex(j, "name", &v) &&
-        json_object_is_type(v, json_type_string))
-        m->name = llmux__strdup(json_object_get_string(v));
-    if (json_object_object_get_ex(j, "tool_call_id", &v) &&
-        json_object_is_type(v, json_type_string))
-        m->tool_call_id = llmux__strdup(json_object_get_string(v));
-    if ((json_object_object_get_ex(j, "reasoning_content", &v) ||
-         json_object_object_get_ex(j, "reasoning", &v)) &&
-        json_object_is_type(v, json_type_string))
-        m->reasoning = llmux__strdup(json_object_get_string(v));
+    if ((json_object_object_get_ex(j, "name", &v) &&
+         dup_string(v, (char **)&m->name)) ||
+        (json_object_object_get_ex(j, "tool_call_id", &v) &&
+         dup_string(v, (char **)&m->tool_call_id)) ||
+        ((json_object_object_get_ex(j, "reasoning_content", &v) ||
+          json_object_object_get_ex(j, "reasoning", &v)) &&
+         dup_string(v, (char **)&m->reasoning)))
+        return LLMUX_ENOMEM;
     return 0;
 }
 
@@ -70,8 +77,8 @@ static int tool_call_from_json(llmux_request *r, json_object *c,
                                    pos, i);
     call->name = llmux__strdup(json_object_get_string(x));
     if (json_object_object_get_ex(c, "id", &x) &&
-        json_object_is_type(x, json_type_string))
-        call->id = llmux__strdup(json_object_get_string(x));
+        dup_string(x, (char **)&call->id))
+        return LLMUX_ENOMEM;
     if (json_object_object_get_ex(f, "arguments", &x) && x)
         call->arguments = json_object_is_type(x, json_type_string)
                               ? llmux__strdup(json_object_get_string(x))
