@@ -169,3 +169,12 @@ void llmux__buf_free(llmux__buf *b)
     b->p = NULL;
     b->len = b->cap = 0;
 }
+
+/* Frees an array of n owned strings and the array. */
+void llmux__strv_free(char **v, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        llmux__free(v[i]);
+    llmux__free(v);
+}

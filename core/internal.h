@@ -22,7 +22,9 @@ void *llmux__malloc(size_t n);
 void *llmux__calloc(size_t n, size_t m);
 void *llmux__realloc(void *p, size_t n);
 void llmux__free(void *p);
-char *llmux__strdup(const char *s);            /* NULL -> NULL */
+char *llmux__strdup(const char *s); /* NULL -> NULL */
+/* Frees an array of n owned strings and the array (NULL, 0: nothing). */
+void llmux__strv_free(char **v, size_t n);
 char *llmux__strndup(const char *s, size_t n); /* always NUL-terminates */
 char *llmux__asprintf(const char *fmt, ...) LLMUX_PRINTF(1, 2);
 int llmux__strcaseeq(const char *a, const char *b); /* ASCII, NULL-safe */

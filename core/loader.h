@@ -60,7 +60,6 @@ int llmux__valid_name(const char *s);
 char *llmux__join_path(const char *dir, const char *name, const char *ext);
 /* The directory part of path ("." or "/" at the least). */
 char *llmux__dir_of(const char *path);
-void llmux__strv_free(char **v, size_t n);
 /* Appends a copy of s[0..len) to v[0..*n) unless it is there already. */
 int llmux__strv_push_unique(char ***v, size_t *n, const char *s, size_t len);
 void llmux__kvs_free(llmux_kv *kv, size_t n);

@@ -51,14 +51,6 @@ char *llmux__join_path(const char *dir, const char *name, const char *ext)
     return llmux__asprintf("%s%s%s%s", dir, sep, name, ext ? ext : "");
 }
 
-void llmux__strv_free(char **v, size_t n)
-{
-    size_t i;
-    for (i = 0; i < n; i++)
-        llmux__free(v[i]);
-    llmux__free(v);
-}
-
 void llmux__kvs_free(llmux_kv *kv, size_t n)
 {
     size_t i;

@@ -61,14 +61,6 @@ void llmux__request_free_msg(llmux_msg *m)
     llmux__free((void *)m->tool_calls);
 }
 
-static void free_strv(char **v, size_t n)
-{
-    size_t i;
-    for (i = 0; i < n; i++)
-        llmux__free(v[i]);
-    llmux__free(v);
-}
-
 void llmux__request_free_popts(llmux_request *r)
 {
     llmux__free(r->popts);
@@ -95,7 +87,7 @@ LLMUX_EXTERN void llmux_request_free(llmux_request *r)
 #define FREE_SCALAR(type, name, json, to, pname)
 #define FREE_STR(name, json, to, pname) llmux__free(r->name);
 #define FREE_STRV(name, count, json, to, pname, pcount)                        \
-    free_strv(r->name, r->count);
+    llmux__strv_free(r->name, r->count);
     LLMUX__REQUEST_FIELDS(FREE_SCALAR, FREE_STR, FREE_STRV)
 #undef FREE_SCALAR
 #undef FREE_STR
@@ -115,7 +107,7 @@ static int dup_strv(char ***dst, char *const *src, size_t n)
         return LLMUX_ENOMEM;
     for (i = 0; i < n; i++)
         if (!((*dst)[i] = llmux__strdup(src[i]))) {
-            free_strv(*dst, i);
+            llmux__strv_free(*dst, i);
             *dst = NULL;
             return LLMUX_ENOMEM;
         }

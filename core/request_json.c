@@ -429,7 +429,6 @@ static int is_key(const char *json, const char *key)
  * it again replaces them (numbers are simply overwritten). */
 static void clear_field(llmux_request *r, const char *key)
 {
-    size_t i;
 #define CLEAR_SCALAR(type, name, json, to, pname)
 #define CLEAR_STR(name, json, to, pname)                                       \
     if (is_key(json, key)) {                                                   \
@@ -438,9 +437,7 @@ static void clear_field(llmux_request *r, const char *key)
     }
 #define CLEAR_STRV(name, count, json, to, pname, pcount)                       \
     if (is_key(json, key)) {                                                   \
-        for (i = 0; i < r->count; i++)                                         \
-            llmux__free(r->name[i]);                                           \
-        llmux__free(r->name);                                                  \
+        llmux__strv_free(r->name, r->count);                                   \
         r->name = NULL;                                                        \
         r->count = 0;                                                          \
     }
@@ -448,7 +445,6 @@ static void clear_field(llmux_request *r, const char *key)
 #undef CLEAR_SCALAR
 #undef CLEAR_STR
 #undef CLEAR_STRV
-    (void)i;
 }
 
 /* Sets `key` to v among the fields no setter models (extra_json). */
