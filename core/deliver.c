@@ -27,8 +27,13 @@ static void take_chunk_error(xfer *x)
 
 static int chunk_has_content(const struct llmux_out *o)
 {
-    return o->text.len || o->reasoning.len || o->refusal.len || o->n_calls ||
-           o->finish || o->has_usage;
+    size_t i;
+    if (o->has_usage || o->extra_top || o->extra_usage)
+        return 1;
+    for (i = 0; i < o->n_choices; i++)
+        if (llmux__choice_has_content(&o->choices[i]))
+            return 1;
+    return 0;
 }
 
 int llmux__on_event(void *ud, const llmux_event *ev)

@@ -56,6 +56,29 @@ void llmux__vlog_plugin(int level, const char *fmt, va_list ap)
     llmux__free(masked);
 }
 
+/* The choice out_choice selected, created on first use. */
+static struct llmux_choice *cur_choice(llmux_out *o)
+{
+    return llmux__out_choice(o, o->cur);
+}
+
+static int choice_str(llmux_out *o, int field, const char *s, size_t len)
+{
+    struct llmux_choice *c = cur_choice(o);
+    if (!c)
+        return LLMUX_ENOMEM;
+    switch (field) {
+    case LLMUX_F_FINISH_RAW:
+        return llmux__set_text(&c->finish_raw, s, len);
+    case LLMUX_F_TEXT:
+        return llmux__buf_append_utf8(&c->text, s, len);
+    case LLMUX_F_REASONING:
+        return llmux__buf_append_utf8(&c->reasoning, s, len);
+    default:
+        return llmux__buf_append_utf8(&c->refusal, s, len);
+    }
+}
+
 static int out_str(llmux_out *o, int field, const char *s, size_t len)
 {
     if (!o || (!s && len))
@@ -69,16 +92,13 @@ static int out_str(llmux_out *o, int field, const char *s, size_t len)
         return llmux__set_text(&o->model, s, len);
     case LLMUX_F_SYSTEM_FINGERPRINT:
         return llmux__set_text(&o->fingerprint, s, len);
-    case LLMUX_F_FINISH_RAW:
-        return llmux__set_text(&o->finish_raw, s, len);
     case LLMUX_F_RESULT_JSON:
         return llmux__set_text(&o->result_json, s, len);
+    case LLMUX_F_FINISH_RAW:
     case LLMUX_F_TEXT:
-        return llmux__buf_append_utf8(&o->text, s, len);
     case LLMUX_F_REASONING:
-        return llmux__buf_append_utf8(&o->reasoning, s, len);
     case LLMUX_F_REFUSAL:
-        return llmux__buf_append_utf8(&o->refusal, s, len);
+        return choice_str(o, field, s, len);
     default:
         return 0; /* unknown fields are ignored (forward compatibility) */
     }
@@ -105,11 +125,15 @@ static int out_int(llmux_out *o, int field, int64_t v)
     case LLMUX_F_CREATED:
         o->created = v;
         break;
-    case LLMUX_F_FINISH:
+    case LLMUX_F_FINISH: {
+        struct llmux_choice *c;
         if (v < LLMUX_FINISH_NONE || v > LLMUX_FINISH_ERROR)
             return LLMUX_EINVAL;
-        o->finish = (int)v;
+        if (!(c = cur_choice(o)))
+            return LLMUX_ENOMEM;
+        c->finish = (int)v;
         break;
+    }
     case LLMUX_F_PROMPT_TOKENS:
         o->usage.prompt_tokens = token_count(v);
         o->has_usage = 1;
@@ -140,13 +164,13 @@ static int out_tool_call(llmux_out *o, int index, const char *id,
                          const char *name, const char *args, size_t args_len)
 {
     llmux__call_slot *s;
+    struct llmux_choice *c;
     if (!o || index < 0 || (!args && args_len))
         return LLMUX_EINVAL;
     /* calls are looked up by index: a bound keeps that linear */
     if (index >= LLMUX__MAX_TOOL_CALLS)
         return LLMUX_EPROTO;
-    s = llmux__out_slot(o, index);
-    if (!s)
+    if (!(c = cur_choice(o)) || !(s = llmux__choice_slot(c, index)))
         return LLMUX_ENOMEM;
     return llmux__out_slot_update(s, id, id ? strlen(id) : 0, name,
                                   name ? strlen(name) : 0, args, args_len);
@@ -279,6 +303,57 @@ static int set_error(llmux_out *o, int code, const char *fmt, ...)
 
 /* ---- the host table ------------------------------------------------------ */
 
+static int out_choice(llmux_out *o, int index)
+{
+    if (!o || index < 0)
+        return LLMUX_EINVAL;
+    /* choices are looked up by index: a bound keeps that linear */
+    if (index >= LLMUX__MAX_CHOICES)
+        return LLMUX_EPROTO;
+    o->cur = index;
+    return 0;
+}
+
+static int out_logprob(llmux_out *o, int list, const char *token, size_t len,
+                       double logprob, const unsigned char *bytes,
+                       size_t n_bytes, unsigned flags)
+{
+    struct llmux_choice *c;
+    if (!o || (!bytes && n_bytes) || (flags & ~LLMUX_LOGPROB_TOP))
+        return LLMUX_EINVAL;
+    if (list != LLMUX_LOGPROBS_CONTENT && list != LLMUX_LOGPROBS_REFUSAL)
+        return LLMUX_EINVAL;
+    if (!(c = cur_choice(o)))
+        return LLMUX_ENOMEM;
+    return llmux__choice_logprob(c, list, token, token ? len : 0, logprob,
+                                 bytes, n_bytes,
+                                 (flags & LLMUX_LOGPROB_TOP) != 0);
+}
+
+static int out_json(llmux_out *o, int where, const char *key, const char *json,
+                    size_t len)
+{
+    struct llmux_choice *c;
+    if (!o || !key || !*key || !json)
+        return LLMUX_EINVAL;
+    switch (where) {
+    case LLMUX_JSON_AT_TOP:
+        return llmux__extra_set(&o->extra_top, key, json, len);
+    case LLMUX_JSON_AT_USAGE:
+        return llmux__extra_set(&o->extra_usage, key, json, len);
+    case LLMUX_JSON_AT_CHOICE:
+    case LLMUX_JSON_AT_MESSAGE:
+        if (!(c = cur_choice(o)))
+            return LLMUX_ENOMEM;
+        return llmux__extra_set(
+            &c->extra[where == LLMUX_JSON_AT_CHOICE ? LLMUX__X_CHOICE
+                                                    : LLMUX__X_MESSAGE],
+            key, json, len);
+    default:
+        return LLMUX_EINVAL;
+    }
+}
+
 static void *host_alloc(size_t n)
 {
     return llmux__malloc(n);
@@ -376,6 +451,7 @@ const llmux_host llmux__host = {
     out_int,        out_tool_call,      out_embedding,
     out_model,      out_provider_error, set_error,
     host_option,    out_token,          llmux__fmt_number,
+    out_choice,     out_logprob,        out_json,
 };
 
 void llmux__http_free(struct llmux_http_request *h)

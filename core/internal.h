@@ -12,6 +12,8 @@
 #include <llmux/llmux.h>
 #include <llmux/sys/provider.h>
 
+struct json_object;
+
 #define LLMUX__ERRBUF 256
 /* Room for messages that list directories (provider not found). */
 #define LLMUX__MSGBUF 2048
@@ -56,6 +58,10 @@ char *llmux__strndup_utf8(const char *s, size_t n);
 /* Replaces the message in *slot with a UTF-8 copy of msg (NULL clears);
  * without memory, *slot is cleared. */
 void llmux__set_msg(char **slot, const char *msg);
+/* Replace *dst with a copy of s[0..len) (set_text: as valid UTF-8, U+FFFD
+ * for ill-formed sequences). 0 or LLMUX_ENOMEM (then *dst is kept). */
+int llmux__set_str(char **dst, const char *s, size_t len);
+int llmux__set_text(char **dst, const char *s, size_t len);
 
 /* Keys shorter than this are masked only where a credential is written
  * (after "Bearer", "api_key=", "x-api-key:", in a URL's userinfo): a short
@@ -244,6 +250,42 @@ typedef struct llmux__model {
     int64_t created;
 } llmux__model;
 
+/* Choices per response: out_choice refuses an index from here on with
+ * LLMUX_EPROTO (OpenAI allows n up to 128; choices are found by a linear
+ * search). */
+#define LLMUX__MAX_CHOICES 1024
+
+/* One token of a logprobs list; its strings are owned (cast) and pub.top
+ * points at `top`. */
+typedef struct llmux__lp {
+    llmux_logprob pub;
+    llmux_logprob *top; /* alternatives, their token and bytes owned */
+    size_t cap_top;
+} llmux__lp;
+
+typedef struct llmux__lp_list {
+    llmux__lp *v;
+    size_t n, cap;
+    int set; /* reported by the provider (even empty) */
+} llmux__lp_list;
+
+/* A choice (choice.c); the public llmux_choice. */
+struct llmux_choice {
+    int index;
+    llmux__buf text;
+    llmux__buf reasoning;
+    llmux__buf refusal;
+    int finish;
+    char *finish_raw;
+    llmux__call_slot *calls;
+    size_t n_calls, cap_calls;
+    llmux__lp_list lp[2];         /* LLMUX_LOGPROBS_CONTENT, _REFUSAL */
+    struct json_object *extra[2]; /* fields not modelled: the choice's and
+                                     its message's (extra.c) */
+};
+#define LLMUX__X_CHOICE  0
+#define LLMUX__X_MESSAGE 1
+
 /* What a decoder builds: a whole response or one stream chunk. */
 struct llmux_out {
     int is_chunk;
@@ -252,15 +294,15 @@ struct llmux_out {
     char *model;
     char *fingerprint;
     int64_t created;
-    llmux__buf text;
-    llmux__buf reasoning;
-    llmux__buf refusal;
-    int finish;
-    char *finish_raw;
+    /* choices in index order; slots up to cap_choices may keep buffers
+     * from an earlier use (a chunk is reused for every event) */
+    struct llmux_choice *choices;
+    size_t n_choices, cap_choices;
+    int cur;                         /* out_choice: where fields go */
+    struct json_object *extra_top;   /* top-level fields not modelled */
+    struct json_object *extra_usage; /* usage members not modelled */
     llmux_usage usage;
     int has_usage;
-    llmux__call_slot *calls;
-    size_t n_calls, cap_calls;
     llmux__vec *embs;
     size_t n_embs, cap_embs;
     llmux__model *models;
@@ -294,17 +336,55 @@ struct llmux_response {
     size_t raw_len;
 };
 
-/* Replace *dst with a copy of s[0..len) (set_text: as valid UTF-8, U+FFFD
- * for ill-formed sequences). 0 or LLMUX_ENOMEM (then *dst is kept). */
-int llmux__set_str(char **dst, const char *s, size_t len);
-int llmux__set_text(char **dst, const char *s, size_t len);
-/* The tool-call slot of `index` in o (created in index order), or NULL
+/* ---- choice.c: choices, their tool calls and logprobs ------------------- */
+
+/* The choice of `index` in o, created in index order when missing; NULL
  * without memory. */
-llmux__call_slot *llmux__out_slot(struct llmux_out *o, int index);
+struct llmux_choice *llmux__out_choice(struct llmux_out *o, int index);
+/* The choice of `index` in o, or NULL. */
+const struct llmux_choice *llmux__out_find(const struct llmux_out *o,
+                                           int index);
+/* Empties c; keep: its buffers stay allocated for reuse. */
+void llmux__choice_clear(struct llmux_choice *c, int keep);
+/* Whether c holds anything: text, a call, a finish, logprobs, a field. */
+int llmux__choice_has_content(const struct llmux_choice *c);
+/* Folds a chunk's choice into the stream's (text appended, calls merged
+ * by index, logprobs appended, fields accumulated). */
+int llmux__choice_merge(struct llmux_choice *acc,
+                        const struct llmux_choice *ch);
+/* The tool-call slot of `index` in c (created in index order), or NULL
+ * without memory. */
+llmux__call_slot *llmux__choice_slot(struct llmux_choice *c, int index);
 /* Sets a slot's id and name (when given) and appends to its arguments. */
 int llmux__out_slot_update(llmux__call_slot *s, const char *id, size_t id_len,
                            const char *name, size_t name_len, const char *args,
                            size_t args_len);
+/* Appends a token (or with top, an alternative of the last one) to list
+ * `list` of c; token NULL only marks the list reported. */
+int llmux__choice_logprob(struct llmux_choice *c, int list, const char *token,
+                          size_t len, double logprob,
+                          const unsigned char *bytes, size_t n_bytes, int top);
+
+/* ---- extra.c: fields the common shape does not model -------------------- */
+
+/* Keeps `key` = json[0..len) (one JSON value) in the object *slot
+ * (created). LLMUX_EINVAL for bad JSON, LLMUX_ENOMEM. */
+int llmux__extra_set(struct json_object **slot, const char *key,
+                     const char *json, size_t len);
+/* Folds the fields of `from` into *acc: accumulate (choice and message
+ * fields of a stream) appends strings and arrays and merges objects;
+ * else each key is replaced. */
+int llmux__extra_merge(struct json_object **acc, struct json_object *from,
+                       int accumulate);
+/* Adds to `ours` (a JSON object being written) each field of `extra` it
+ * lacks, and recursively into objects both have: the core's values win. */
+void llmux__extra_under(struct json_object *ours, struct json_object *extra);
+/* The JSON text of `key` in extra, or NULL; borrowed from extra. */
+const char *llmux__extra_get(struct json_object *extra, const char *key);
+/* Frees *slot; NULL after. */
+void llmux__extra_free(struct json_object **slot);
+
+/* ---- response.c --------------------------------------------------------- */
 
 void llmux__out_init(struct llmux_out *o, int op, int is_chunk);
 void llmux__out_reset(struct llmux_out *o); /* empties, keeps buffers */

@@ -36,22 +36,16 @@ static void out_clear(struct llmux_out *o, int keep)
     llmux__free(o->id);
     llmux__free(o->model);
     llmux__free(o->fingerprint);
-    llmux__free(o->finish_raw);
-    o->id = o->model = o->fingerprint = o->finish_raw = NULL;
-    for (i = 0; i < o->n_calls; i++) {
-        llmux__free(o->calls[i].id);
-        llmux__free(o->calls[i].name);
-        if (keep)
-            llmux__buf_reset(&o->calls[i].args);
-        else
-            llmux__buf_free(&o->calls[i].args);
-    }
-    if (!keep) {
-        /* slots beyond n_calls may still own argument buffers */
-        for (i = o->n_calls; i < o->cap_calls; i++)
-            llmux__buf_free(&o->calls[i].args);
-    }
-    o->n_calls = 0;
+    o->id = o->model = o->fingerprint = NULL;
+    for (i = 0; i < o->n_choices; i++)
+        llmux__choice_clear(&o->choices[i], keep);
+    if (!keep) /* spare slots may still own buffers */
+        for (i = o->n_choices; i < o->cap_choices; i++)
+            llmux__choice_clear(&o->choices[i], 0);
+    o->n_choices = 0;
+    o->cur = 0;
+    llmux__extra_free(&o->extra_top);
+    llmux__extra_free(&o->extra_usage);
     for (i = 0; i < o->n_embs; i++)
         llmux__free(o->embs[i].v);
     o->n_embs = 0;
@@ -71,27 +65,19 @@ static void out_clear(struct llmux_out *o, int keep)
     llmux__free(o->err_msg);
     o->err_type = o->err_pcode = o->err_param = o->err_msg = NULL;
     o->err_code = 0;
-    o->finish = 0;
     o->created = 0;
     o->has_usage = 0;
     usage_unknown(&o->usage);
-    if (keep) {
-        llmux__buf_reset(&o->text);
-        llmux__buf_reset(&o->reasoning);
-        llmux__buf_reset(&o->refusal);
-    } else {
-        llmux__buf_free(&o->text);
-        llmux__buf_free(&o->reasoning);
-        llmux__buf_free(&o->refusal);
-        llmux__free(o->calls);
+    if (!keep) {
+        llmux__free(o->choices);
         llmux__free(o->embs);
         llmux__free(o->models);
         llmux__free(o->tokens);
-        o->calls = NULL;
+        o->choices = NULL;
         o->embs = NULL;
         o->models = NULL;
         o->tokens = NULL;
-        o->cap_calls = o->cap_embs = o->cap_models = o->cap_tokens = 0;
+        o->cap_choices = o->cap_embs = o->cap_models = o->cap_tokens = 0;
     }
 }
 
@@ -105,87 +91,12 @@ void llmux__out_free(struct llmux_out *o)
     out_clear(o, 0);
 }
 
-int llmux__set_str(char **dst, const char *s, size_t len)
-{
-    char *d = llmux__strndup(s, len);
-    if (!d)
-        return LLMUX_ENOMEM;
-    llmux__free(*dst);
-    *dst = d;
-    return 0;
-}
-
-/* Every string a plugin hands over for a response is kept as valid UTF-8
- * (ill-formed sequences become U+FFFD), so accessors and JSON output are
- * too. */
-int llmux__set_text(char **dst, const char *s, size_t len)
-{
-    char *d = llmux__strndup_utf8(s, len);
-    if (!d)
-        return LLMUX_ENOMEM;
-    llmux__free(*dst);
-    *dst = d;
-    return 0;
-}
-
-llmux__call_slot *llmux__out_slot(struct llmux_out *o, int index)
-{
-    size_t i;
-    llmux__call_slot *s;
-    for (i = 0; i < o->n_calls; i++)
-        if (o->calls[i].pub.index == index)
-            return &o->calls[i];
-    if (o->n_calls == o->cap_calls) {
-        size_t cap = o->cap_calls ? o->cap_calls * 2 : 2;
-        llmux__call_slot *n = llmux__realloc(o->calls, cap * sizeof *n);
-        if (!n)
-            return NULL;
-        memset(n + o->cap_calls, 0, (cap - o->cap_calls) * sizeof *n);
-        o->calls = n;
-        o->cap_calls = cap;
-    }
-    /* keep the calls ordered by index; the spare slot at the end may own
-     * an argument buffer from an earlier use: move it into place */
-    {
-        size_t pos = o->n_calls;
-        llmux__call_slot spare = o->calls[o->n_calls];
-        while (pos > 0 && o->calls[pos - 1].pub.index > index)
-            pos--;
-        memmove(&o->calls[pos + 1], &o->calls[pos],
-                (o->n_calls - pos) * sizeof *o->calls);
-        o->calls[pos] = spare;
-        o->n_calls++;
-        s = &o->calls[pos];
-    }
-    s->id = s->name = NULL;
-    llmux__buf_reset(&s->args);
-    s->pub.index = index;
-    s->pub.id = s->pub.name = NULL;
-    s->pub.arguments = "";
-    return s;
-}
-
-int llmux__out_slot_update(llmux__call_slot *s, const char *id, size_t id_len,
-                           const char *name, size_t name_len, const char *args,
-                           size_t args_len)
-{
-    if (id && llmux__set_text(&s->id, id, id_len))
-        return LLMUX_ENOMEM;
-    if (name && llmux__set_text(&s->name, name, name_len))
-        return LLMUX_ENOMEM;
-    if (args_len && llmux__buf_append_utf8(&s->args, args, args_len))
-        return LLMUX_ENOMEM;
-    s->pub.id = s->id;
-    s->pub.name = s->name;
-    s->pub.arguments = s->args.p ? s->args.p : "";
-    return 0;
-}
-
 /* ---- merging stream chunks ----------------------------------------------- */
 
 int llmux__out_merge(struct llmux_out *acc, const struct llmux_out *ch)
 {
     size_t i;
+    int rc;
     if (ch->id && !acc->id && !(acc->id = llmux__strdup(ch->id)))
         return LLMUX_ENOMEM;
     if (ch->model && !acc->model && !(acc->model = llmux__strdup(ch->model)))
@@ -195,19 +106,6 @@ int llmux__out_merge(struct llmux_out *acc, const struct llmux_out *ch)
         return LLMUX_ENOMEM;
     if (ch->created && !acc->created)
         acc->created = ch->created;
-    if (ch->text.len && llmux__buf_append(&acc->text, ch->text.p, ch->text.len))
-        return LLMUX_ENOMEM;
-    if (ch->reasoning.len &&
-        llmux__buf_append(&acc->reasoning, ch->reasoning.p, ch->reasoning.len))
-        return LLMUX_ENOMEM;
-    if (ch->refusal.len &&
-        llmux__buf_append(&acc->refusal, ch->refusal.p, ch->refusal.len))
-        return LLMUX_ENOMEM;
-    if (ch->finish)
-        acc->finish = ch->finish;
-    if (ch->finish_raw && llmux__set_str(&acc->finish_raw, ch->finish_raw,
-                                         strlen(ch->finish_raw)))
-        return LLMUX_ENOMEM;
     if (ch->has_usage) {
         const llmux_usage *u = &ch->usage;
         if (u->prompt_tokens >= 0)
@@ -222,13 +120,19 @@ int llmux__out_merge(struct llmux_out *acc, const struct llmux_out *ch)
             acc->usage.reasoning_tokens = u->reasoning_tokens;
         acc->has_usage = 1;
     }
-    for (i = 0; i < ch->n_calls; i++) {
-        const llmux__call_slot *c = &ch->calls[i];
-        llmux__call_slot *s = llmux__out_slot(acc, c->pub.index);
-        if (!s || llmux__out_slot_update(s, c->id, c->id ? strlen(c->id) : 0,
-                                         c->name, c->name ? strlen(c->name) : 0,
-                                         c->args.p, c->args.len))
+    /* top-level fields are repeated by each event: the last one wins */
+    if ((rc = llmux__extra_merge(&acc->extra_top, ch->extra_top, 0)) != 0 ||
+        (rc = llmux__extra_merge(&acc->extra_usage, ch->extra_usage, 0)) != 0)
+        return rc;
+    for (i = 0; i < ch->n_choices; i++) {
+        const struct llmux_choice *c = &ch->choices[i];
+        struct llmux_choice *a;
+        if (!llmux__choice_has_content(c))
+            continue;
+        if (!(a = llmux__out_choice(acc, c->index)))
             return LLMUX_ENOMEM;
+        if ((rc = llmux__choice_merge(a, c)) != 0)
+            return rc;
     }
     return 0;
 }
@@ -251,6 +155,7 @@ void llmux__response_fail(llmux_response *res, int code, long http_status,
                           int transport, const char *message)
 {
     const char *msg = message;
+    size_t i;
     if (!msg || !*msg)
         msg = res->o.err_msg && *res->o.err_msg ? res->o.err_msg
                                                 : llmux_strerror(code);
@@ -266,8 +171,11 @@ void llmux__response_fail(llmux_response *res, int code, long http_status,
     res->err.param = res->o.err_param;
     res->err.message = res->err_message ? res->err_message : "out of memory";
     res->err.attempts = res->attempts;
-    if (res->o.finish == LLMUX_FINISH_NONE && res->o.text.len)
-        res->o.finish = LLMUX_FINISH_ERROR;
+    for (i = 0; i < res->o.n_choices; i++) {
+        struct llmux_choice *c = &res->o.choices[i];
+        if (c->finish == LLMUX_FINISH_NONE && c->text.len)
+            c->finish = LLMUX_FINISH_ERROR;
+    }
 }
 
 void llmux__response_mask(llmux_response *res, const char *key)
@@ -362,53 +270,80 @@ LLMUX_EXTERN long long llmux_response_created(const llmux_response *res)
     return res ? (long long)res->o.created : 0;
 }
 
-static const char *buf_text(const llmux__buf *b, size_t *len)
+/* Choice 0 of o, which the single-choice accessors read, or NULL. */
+static const struct llmux_choice *choice0(const struct llmux_out *o)
 {
-    if (len)
-        *len = b->len;
-    return b->p ? b->p : "";
+    if (o->n_choices && o->choices[0].index == 0)
+        return &o->choices[0]; /* indexes are never negative */
+    return NULL;
 }
 
 LLMUX_EXTERN const char *llmux_response_text(const llmux_response *res,
                                              size_t *len)
 {
-    if (!res) {
-        if (len)
-            *len = 0;
-        return "";
-    }
-    return buf_text(&res->o.text, len);
+    return llmux_choice_text(res ? choice0(&res->o) : NULL, len);
 }
 
 LLMUX_EXTERN const char *llmux_response_reasoning(const llmux_response *res)
 {
-    return res && res->o.reasoning.len ? res->o.reasoning.p : NULL;
+    return llmux_choice_reasoning(res ? choice0(&res->o) : NULL);
 }
 
 LLMUX_EXTERN const char *llmux_response_refusal(const llmux_response *res)
 {
-    return res && res->o.refusal.len ? res->o.refusal.p : NULL;
+    return llmux_choice_refusal(res ? choice0(&res->o) : NULL);
 }
 
 LLMUX_EXTERN llmux_finish llmux_response_finish(const llmux_response *res)
 {
-    return res ? (llmux_finish)res->o.finish : LLMUX_FINISH_NONE;
+    return llmux_choice_finish(res ? choice0(&res->o) : NULL);
 }
 
 LLMUX_EXTERN const char *llmux_response_finish_raw(const llmux_response *res)
 {
-    return res ? res->o.finish_raw : NULL;
+    return llmux_choice_finish_raw(res ? choice0(&res->o) : NULL);
 }
 
 LLMUX_EXTERN size_t llmux_response_tool_call_count(const llmux_response *res)
 {
-    return res ? res->o.n_calls : 0;
+    return llmux_choice_tool_call_count(res ? choice0(&res->o) : NULL);
 }
 
 LLMUX_EXTERN const llmux_tool_call *
 llmux_response_tool_call(const llmux_response *res, size_t i)
 {
-    return res && i < res->o.n_calls ? &res->o.calls[i].pub : NULL;
+    return llmux_choice_tool_call(res ? choice0(&res->o) : NULL, i);
+}
+
+static int has_choices(const struct llmux_out *o)
+{
+    return o->op == LLMUX_OP_CHAT || o->op == LLMUX_OP_COMPLETE;
+}
+
+/* An answer without choices reads as one empty choice 0. */
+static const struct llmux_choice empty_choice;
+
+LLMUX_EXTERN size_t llmux_response_choice_count(const llmux_response *res)
+{
+    if (!res || !has_choices(&res->o))
+        return 0;
+    if (res->o.n_choices)
+        return res->o.n_choices;
+    return res->has_error ? 0 : 1;
+}
+
+LLMUX_EXTERN const llmux_choice *
+llmux_response_choice(const llmux_response *res, size_t i)
+{
+    if (!res || i >= llmux_response_choice_count(res))
+        return NULL;
+    return res->o.n_choices ? &res->o.choices[i] : &empty_choice;
+}
+
+LLMUX_EXTERN const char *llmux_response_field(const llmux_response *res,
+                                              const char *key)
+{
+    return res ? llmux__extra_get(res->o.extra_top, key) : NULL;
 }
 
 LLMUX_EXTERN const llmux_usage *llmux_response_usage(const llmux_response *res)
@@ -491,33 +426,57 @@ LLMUX_EXTERN const char *llmux_finish_name(llmux_finish f)
 
 LLMUX_EXTERN const char *llmux_chunk_text(const llmux_chunk *ch, size_t *len)
 {
-    if (!ch) {
-        if (len)
-            *len = 0;
-        return "";
-    }
-    return buf_text(&ch->o.text, len);
+    return llmux_choice_text(ch ? choice0(&ch->o) : NULL, len);
 }
 
 LLMUX_EXTERN const char *llmux_chunk_reasoning(const llmux_chunk *ch)
 {
-    return ch && ch->o.reasoning.len ? ch->o.reasoning.p : NULL;
+    return llmux_choice_reasoning(ch ? choice0(&ch->o) : NULL);
 }
 
 LLMUX_EXTERN llmux_finish llmux_chunk_finish(const llmux_chunk *ch)
 {
-    return ch ? (llmux_finish)ch->o.finish : LLMUX_FINISH_NONE;
+    return llmux_choice_finish(ch ? choice0(&ch->o) : NULL);
 }
 
 LLMUX_EXTERN size_t llmux_chunk_tool_call_count(const llmux_chunk *ch)
 {
-    return ch ? ch->o.n_calls : 0;
+    return llmux_choice_tool_call_count(ch ? choice0(&ch->o) : NULL);
 }
 
 LLMUX_EXTERN const llmux_tool_call *llmux_chunk_tool_call(const llmux_chunk *ch,
                                                           size_t i)
 {
-    return ch && i < ch->o.n_calls ? &ch->o.calls[i].pub : NULL;
+    return llmux_choice_tool_call(ch ? choice0(&ch->o) : NULL, i);
+}
+
+/* A chunk's choices are those its event carried something for. */
+LLMUX_EXTERN size_t llmux_chunk_choice_count(const llmux_chunk *ch)
+{
+    size_t i, n = 0;
+    if (!ch)
+        return 0;
+    for (i = 0; i < ch->o.n_choices; i++)
+        n += llmux__choice_has_content(&ch->o.choices[i]) != 0;
+    return n;
+}
+
+LLMUX_EXTERN const llmux_choice *llmux_chunk_choice(const llmux_chunk *ch,
+                                                    size_t i)
+{
+    size_t k;
+    if (!ch)
+        return NULL;
+    for (k = 0; k < ch->o.n_choices; k++)
+        if (llmux__choice_has_content(&ch->o.choices[k]) && i-- == 0)
+            return &ch->o.choices[k];
+    return NULL;
+}
+
+LLMUX_EXTERN const char *llmux_chunk_field(const llmux_chunk *ch,
+                                           const char *key)
+{
+    return ch ? llmux__extra_get(ch->o.extra_top, key) : NULL;
 }
 
 LLMUX_EXTERN const llmux_usage *llmux_chunk_usage(const llmux_chunk *ch)
@@ -588,12 +547,12 @@ static json_object *usage_json(const llmux_usage *u)
     return o;
 }
 
-static json_object *tool_calls_json(const struct llmux_out *o, int delta)
+static json_object *tool_calls_json(const struct llmux_choice *ch, int delta)
 {
     json_object *arr = json_object_new_array();
     size_t i;
-    for (i = 0; i < o->n_calls; i++) {
-        const llmux__call_slot *c = &o->calls[i];
+    for (i = 0; i < ch->n_calls; i++) {
+        const llmux__call_slot *c = &ch->calls[i];
         json_object *t = json_object_new_object(), *f;
         if (delta)
             json_object_object_add(t, "index",
@@ -611,6 +570,94 @@ static json_object *tool_calls_json(const struct llmux_out *o, int delta)
         json_object_array_add(arr, t);
     }
     return arr;
+}
+
+/* A double in its shortest round-trip form; null for NaN and infinities. */
+static json_object *jdouble(double v)
+{
+    char buf[32];
+    if (llmux__fmt_number(buf, sizeof buf, v, 0) < 0)
+        return NULL;
+    return json_object_new_double_s(v, buf);
+}
+
+/* One token of a logprobs list in OpenAI's shape; with its alternatives
+ * (top_logprobs) unless it is one. */
+static json_object *logprob_json(const llmux_logprob *e, int with_top)
+{
+    json_object *j = json_object_new_object(), *b = NULL;
+    size_t i;
+    json_object_object_add(j, "token", jstr(e->token));
+    json_object_object_add(j, "logprob", jdouble(e->logprob));
+    if (e->bytes) {
+        b = json_object_new_array_ext((int)e->n_bytes);
+        for (i = 0; i < e->n_bytes; i++)
+            json_object_array_add(b, json_object_new_int(e->bytes[i]));
+    }
+    json_object_object_add(j, "bytes", b);
+    if (with_top) {
+        json_object *t = json_object_new_array_ext((int)e->n_top);
+        for (i = 0; i < e->n_top; i++)
+            json_object_array_add(t, logprob_json(&e->top[i], 0));
+        json_object_object_add(j, "top_logprobs", t);
+    }
+    return j;
+}
+
+/* A list of tokens, or null when the provider reported none. */
+static json_object *lp_list_json(const llmux__lp_list *l)
+{
+    json_object *arr;
+    size_t i;
+    if (!l->set)
+        return NULL;
+    arr = json_object_new_array_ext((int)l->n);
+    for (i = 0; i < l->n; i++)
+        json_object_array_add(arr, logprob_json(&l->v[i].pub, 1));
+    return arr;
+}
+
+/* A chat choice's logprobs: {"content":[...],"refusal":[...]} (each null
+ * when not reported), or null. */
+static json_object *logprobs_json(const struct llmux_choice *c)
+{
+    json_object *j;
+    if (!c->lp[0].set && !c->lp[1].set)
+        return NULL;
+    j = json_object_new_object();
+    json_object_object_add(j, "content", lp_list_json(&c->lp[0]));
+    json_object_object_add(j, "refusal", lp_list_json(&c->lp[1]));
+    return j;
+}
+
+/* A text completion's logprobs in OpenAI's legacy shape: "tokens",
+ * "token_logprobs" and "top_logprobs" (one {token: logprob} map per
+ * token), or null. */
+static json_object *completion_logprobs_json(const struct llmux_choice *c)
+{
+    const llmux__lp_list *l = &c->lp[0];
+    json_object *j, *tk, *lp, *top;
+    size_t i, k;
+    if (!l->set)
+        return NULL;
+    j = json_object_new_object();
+    tk = json_object_new_array_ext((int)l->n);
+    lp = json_object_new_array_ext((int)l->n);
+    top = json_object_new_array_ext((int)l->n);
+    for (i = 0; i < l->n; i++) {
+        const llmux_logprob *e = &l->v[i].pub;
+        json_object *m = json_object_new_object();
+        json_object_array_add(tk, jstr(e->token));
+        json_object_array_add(lp, jdouble(e->logprob));
+        for (k = 0; k < e->n_top; k++)
+            json_object_object_add(m, e->top[k].token,
+                                   jdouble(e->top[k].logprob));
+        json_object_array_add(top, m);
+    }
+    json_object_object_add(j, "tokens", tk);
+    json_object_object_add(j, "token_logprobs", lp);
+    json_object_object_add(j, "top_logprobs", top);
+    return j;
 }
 
 static json_object *finish_json(int finish)
@@ -753,74 +800,90 @@ static void add_models(json_object *j, const struct llmux_out *o,
 }
 
 /* A text completion's choice (a whole response's or a chunk's). */
-static json_object *completion_choice_json(const struct llmux_out *o)
+static json_object *completion_choice_json(const struct llmux_choice *ch)
 {
     json_object *c = json_object_new_object();
-    json_object_object_add(c, "text", jbuf(&o->text));
-    json_object_object_add(c, "index", json_object_new_int(0));
-    json_object_object_add(c, "logprobs", NULL);
-    json_object_object_add(c, "finish_reason", finish_json(o->finish));
+    json_object_object_add(c, "text", jbuf(&ch->text));
+    json_object_object_add(c, "index", json_object_new_int(ch->index));
+    json_object_object_add(c, "logprobs", completion_logprobs_json(ch));
+    json_object_object_add(c, "finish_reason", finish_json(ch->finish));
+    llmux__extra_under(c, ch->extra[LLMUX__X_CHOICE]);
     return c;
 }
 
 /* A chat completion's assistant message: content is null when there are
  * tool calls and no text. */
-static json_object *message_json(const struct llmux_out *o)
+static json_object *message_json(const struct llmux_choice *ch)
 {
     json_object *m = json_object_new_object();
     json_object_object_add(m, "role", json_object_new_string("assistant"));
-    json_object_object_add(m, "content",
-                           o->n_calls && !o->text.len ? NULL : jbuf(&o->text));
+    json_object_object_add(
+        m, "content", ch->n_calls && !ch->text.len ? NULL : jbuf(&ch->text));
     json_object_object_add(m, "refusal",
-                           o->refusal.len ? jbuf(&o->refusal) : NULL);
-    if (o->reasoning.len)
-        json_object_object_add(m, "reasoning_content", jbuf(&o->reasoning));
-    if (o->n_calls)
-        json_object_object_add(m, "tool_calls", tool_calls_json(o, 0));
+                           ch->refusal.len ? jbuf(&ch->refusal) : NULL);
+    if (ch->reasoning.len)
+        json_object_object_add(m, "reasoning_content", jbuf(&ch->reasoning));
+    if (ch->n_calls)
+        json_object_object_add(m, "tool_calls", tool_calls_json(ch, 0));
+    llmux__extra_under(m, ch->extra[LLMUX__X_MESSAGE]);
     return m;
 }
 
 /* A chat completion's choice: the message and why it finished. */
-static json_object *chat_choice_json(const struct llmux_out *o)
+static json_object *chat_choice_json(const struct llmux_choice *ch)
 {
     json_object *c = json_object_new_object();
-    json_object_object_add(c, "index", json_object_new_int(0));
-    json_object_object_add(c, "message", message_json(o));
-    json_object_object_add(c, "logprobs", NULL);
-    json_object_object_add(c, "finish_reason", finish_json(o->finish));
+    json_object_object_add(c, "index", json_object_new_int(ch->index));
+    json_object_object_add(c, "message", message_json(ch));
+    json_object_object_add(c, "logprobs", logprobs_json(ch));
+    json_object_object_add(c, "finish_reason", finish_json(ch->finish));
+    llmux__extra_under(c, ch->extra[LLMUX__X_CHOICE]);
     return c;
 }
 
 /* A chat chunk's choice: the delta (only what the chunk carries). */
-static json_object *delta_choice_json(const struct llmux_out *o)
+static json_object *delta_choice_json(const struct llmux_choice *ch)
 {
     json_object *c = json_object_new_object();
     json_object *d = json_object_new_object();
-    if (o->text.len)
-        json_object_object_add(d, "content", jbuf(&o->text));
-    if (o->reasoning.len)
-        json_object_object_add(d, "reasoning_content", jbuf(&o->reasoning));
-    if (o->refusal.len)
-        json_object_object_add(d, "refusal", jbuf(&o->refusal));
-    if (o->n_calls)
-        json_object_object_add(d, "tool_calls", tool_calls_json(o, 1));
-    json_object_object_add(c, "index", json_object_new_int(0));
+    if (ch->text.len)
+        json_object_object_add(d, "content", jbuf(&ch->text));
+    if (ch->reasoning.len)
+        json_object_object_add(d, "reasoning_content", jbuf(&ch->reasoning));
+    if (ch->refusal.len)
+        json_object_object_add(d, "refusal", jbuf(&ch->refusal));
+    if (ch->n_calls)
+        json_object_object_add(d, "tool_calls", tool_calls_json(ch, 1));
+    llmux__extra_under(d, ch->extra[LLMUX__X_MESSAGE]);
+    json_object_object_add(c, "index", json_object_new_int(ch->index));
     json_object_object_add(c, "delta", d);
-    json_object_object_add(c, "logprobs", NULL);
-    json_object_object_add(c, "finish_reason", finish_json(o->finish));
+    json_object_object_add(c, "logprobs", logprobs_json(ch));
+    json_object_object_add(c, "finish_reason", finish_json(ch->finish));
+    llmux__extra_under(c, ch->extra[LLMUX__X_CHOICE]);
     return c;
 }
 
-/* "choices": [c] ([] when c is NULL), then the usage when there is one. */
-static void add_choices(json_object *j, json_object *c,
-                        const struct llmux_out *o)
+typedef json_object *(*choice_fn)(const struct llmux_choice *);
+
+/* "choices": every choice in index order (a chunk: those its event
+ * carried something for; a response without any: one empty choice 0),
+ * then the usage when there is one. */
+static void add_choices(json_object *j, const struct llmux_out *o,
+                        choice_fn one)
 {
-    json_object *arr = json_object_new_array();
-    if (c)
-        json_object_array_add(arr, c);
+    json_object *arr = json_object_new_array_ext((int)o->n_choices);
+    size_t i;
+    for (i = 0; i < o->n_choices; i++)
+        if (!o->is_chunk || llmux__choice_has_content(&o->choices[i]))
+            json_object_array_add(arr, one(&o->choices[i]));
+    if (!o->is_chunk && !o->n_choices)
+        json_object_array_add(arr, one(&empty_choice));
     json_object_object_add(j, "choices", arr);
-    if (o->has_usage)
-        json_object_object_add(j, "usage", usage_json(&o->usage));
+    if (o->has_usage) {
+        json_object *u = usage_json(&o->usage);
+        llmux__extra_under(u, o->extra_usage);
+        json_object_object_add(j, "usage", u);
+    }
 }
 
 LLMUX_EXTERN char *llmux_response_to_json(const llmux_response *res)
@@ -844,7 +907,9 @@ LLMUX_EXTERN char *llmux_response_to_json(const llmux_response *res)
         add_tokens(j, o);
         break;
     case LLMUX_OP_DETOKENIZE:
-        json_object_object_add(j, "text", jbuf(&o->text));
+        json_object_object_add(
+            j, "text",
+            jbuf(choice0(o) ? &choice0(o)->text : &empty_choice.text));
         break;
     case LLMUX_OP_EVALUATE:
         break; /* no result that parses: {} */
@@ -856,16 +921,17 @@ LLMUX_EXTERN char *llmux_response_to_json(const llmux_response *res)
         break;
     case LLMUX_OP_COMPLETE:
         add_head(j, o, NULL, "text_completion");
-        add_choices(j, completion_choice_json(o), o);
+        add_choices(j, o, completion_choice_json);
         break;
     default:
         add_head(j, o, NULL, "chat.completion");
-        add_choices(j, chat_choice_json(o), o);
+        add_choices(j, o, chat_choice_json);
         if (o->fingerprint)
             json_object_object_add(j, "system_fingerprint",
                                    jstr(o->fingerprint));
         break;
     }
+    llmux__extra_under(j, o->extra_top);
     return dump(j);
 }
 
@@ -873,19 +939,17 @@ LLMUX_EXTERN char *llmux_chunk_to_json(const llmux_chunk *ch)
 {
     const struct llmux_out *o;
     json_object *j;
-    int only_usage;
     if (!ch)
         return NULL;
     o = &ch->o;
     j = json_object_new_object();
-    only_usage = o->has_usage && !o->text.len && !o->reasoning.len &&
-                 !o->refusal.len && !o->n_calls && !o->finish;
     if (o->op == LLMUX_OP_COMPLETE) {
         add_head(j, o, ch->acc, "text_completion");
-        add_choices(j, only_usage ? NULL : completion_choice_json(o), o);
+        add_choices(j, o, completion_choice_json);
     } else {
         add_head(j, o, ch->acc, "chat.completion.chunk");
-        add_choices(j, only_usage ? NULL : delta_choice_json(o), o);
+        add_choices(j, o, delta_choice_json);
     }
+    llmux__extra_under(j, o->extra_top);
     return dump(j);
 }

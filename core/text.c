@@ -114,6 +114,29 @@ void llmux__set_msg(char **slot, const char *msg)
     *slot = msg ? llmux__strndup_utf8(msg, strlen(msg)) : NULL;
 }
 
+int llmux__set_str(char **dst, const char *s, size_t len)
+{
+    char *d = llmux__strndup(s, len);
+    if (!d)
+        return LLMUX_ENOMEM;
+    llmux__free(*dst);
+    *dst = d;
+    return 0;
+}
+
+/* Every string a plugin hands over for a response is kept as valid UTF-8
+ * (ill-formed sequences become U+FFFD), so accessors and JSON output are
+ * too. */
+int llmux__set_text(char **dst, const char *s, size_t len)
+{
+    char *d = llmux__strndup_utf8(s, len);
+    if (!d)
+        return LLMUX_ENOMEM;
+    llmux__free(*dst);
+    *dst = d;
+    return 0;
+}
+
 /* ---- secrets ------------------------------------------------------------- */
 
 /* Letters and digits: an occurrence of the key right next to one is part

@@ -44,6 +44,41 @@ typedef struct llmux_usage {
     long reasoning_tokens;  /**< completion tokens spent reasoning, or -1 */
 } llmux_usage;
 
+/**
+ * One answer of a chat or text completion: responses hold one per choice
+ * the provider returned (`n` > 1 asks for several), stream chunks one per
+ * choice their event carried. Opaque; borrowed from its response or chunk
+ * and read with the llmux_choice_* functions.
+ */
+typedef struct llmux_choice llmux_choice;
+
+/** Which token list of a choice: its content's or its refusal's. */
+typedef enum llmux_logprobs_list {
+    LLMUX_LOGPROBS_CONTENT = 0, /**< the tokens of the text */
+    LLMUX_LOGPROBS_REFUSAL = 1  /**< the tokens of the refusal */
+} llmux_logprobs_list;
+
+/**
+ * One token's log probability (`logprobs: true`), with the likeliest
+ * tokens at its place (`top_logprobs: N`). Borrowed from its choice; read
+ * it only through the pointer llmux_choice_logprob() returns (the struct
+ * may grow at its end).
+ */
+typedef struct llmux_logprob {
+    const char *token; /**< the token as text, valid UTF-8 (a token holding
+                            part of a character shows U+FFFD: `bytes` has
+                            what it really is) */
+    double logprob;    /**< its log probability (OpenAI sends -9999.0 for
+                            a token outside the top 20) */
+    const unsigned char *bytes;      /**< its UTF-8 bytes as the provider gave
+                                          them, or NULL when it gave none */
+    size_t n_bytes;                  /**< entries in `bytes` */
+    const struct llmux_logprob *top; /**< the alternatives at this place,
+                                          likeliest first (their own `top`
+                                          is NULL) */
+    size_t n_top;                    /**< entries in `top` */
+} llmux_logprob;
+
 /* ---- responses ----------------------------------------------------------- */
 
 /**
@@ -101,9 +136,11 @@ LLMUX_EXTERN const char *llmux_response_id(const llmux_response *res);
 LLMUX_EXTERN long long llmux_response_created(const llmux_response *res);
 
 /**
- * Assistant text (chat) or completion text; "" when none, never NULL. A
- * stream's response holds all of its deltas. `len` (may be NULL) receives
- * the length in bytes.
+ * Assistant text (chat) or completion text of choice 0; "" when none,
+ * never NULL. A stream's response holds all of its deltas. `len` (may be
+ * NULL) receives the length in bytes. The reasoning, refusal, finish and
+ * tool-call accessors below read choice 0 too; llmux_response_choice()
+ * reads the others.
  */
 LLMUX_EXTERN const char *llmux_response_text(const llmux_response *res,
                                              size_t *len);
@@ -127,6 +164,75 @@ llmux_response_tool_call(const llmux_response *res, size_t i);
 
 /** Usage; never NULL (counts are -1 when unknown). */
 LLMUX_EXTERN const llmux_usage *llmux_response_usage(const llmux_response *res);
+
+/**
+ * How many choices a chat or completion answer holds, at least 1 for a
+ * successful one (an answer without choices reads as one empty choice 0);
+ * 0 for other operations and NULL.
+ */
+LLMUX_EXTERN size_t llmux_response_choice_count(const llmux_response *res);
+/**
+ * The i-th choice, in index order (choice i usually has index i; see
+ * llmux_choice_index()), or NULL when out of range. Borrowed from `res`.
+ */
+LLMUX_EXTERN const llmux_choice *
+llmux_response_choice(const llmux_response *res, size_t i);
+
+/**
+ * A top-level field the provider sent that llmux does not model
+ * ("service_tier", "prompt_filter_results" ...) as JSON text, or NULL.
+ * Such fields reappear in llmux_response_to_json(). Borrowed from `res`
+ * (valid until the next call for the same response). A stream's response
+ * holds each field's last value.
+ */
+LLMUX_EXTERN const char *llmux_response_field(const llmux_response *res,
+                                              const char *key);
+
+/* ---- choices ------------------------------------------------------------- */
+
+/** The choice's index as the provider numbered it (0 for n = 1); -1 for
+ * NULL. */
+LLMUX_EXTERN int llmux_choice_index(const llmux_choice *c);
+/** Its text ("" when none, never NULL); `len` (may be NULL) receives the
+ * length in bytes. A chunk's choice holds that event's delta. */
+LLMUX_EXTERN const char *llmux_choice_text(const llmux_choice *c, size_t *len);
+/** Its reasoning text, or NULL. */
+LLMUX_EXTERN const char *llmux_choice_reasoning(const llmux_choice *c);
+/** Its refusal message, or NULL. */
+LLMUX_EXTERN const char *llmux_choice_refusal(const llmux_choice *c);
+/** Why it ended, normalised (LLMUX_FINISH_NONE in a chunk that does not
+ * end it). */
+LLMUX_EXTERN llmux_finish llmux_choice_finish(const llmux_choice *c);
+/** The provider's own finish reason text, or NULL. */
+LLMUX_EXTERN const char *llmux_choice_finish_raw(const llmux_choice *c);
+/** How many tool calls (or, in a chunk, tool-call deltas) it holds. */
+LLMUX_EXTERN size_t llmux_choice_tool_call_count(const llmux_choice *c);
+/** The i-th tool call in index order, or NULL when out of range. */
+LLMUX_EXTERN const llmux_tool_call *
+llmux_choice_tool_call(const llmux_choice *c, size_t i);
+/**
+ * Whether the provider reported logprobs for `list` of this choice (1),
+ * or not (0): a list can be reported and empty.
+ */
+LLMUX_EXTERN int llmux_choice_has_logprobs(const llmux_choice *c,
+                                           llmux_logprobs_list list);
+/** How many tokens `list` holds (0 when not reported). */
+LLMUX_EXTERN size_t llmux_choice_logprob_count(const llmux_choice *c,
+                                               llmux_logprobs_list list);
+/** The i-th token of `list`, in order, or NULL when out of range. */
+LLMUX_EXTERN const llmux_logprob *
+llmux_choice_logprob(const llmux_choice *c, llmux_logprobs_list list, size_t i);
+/**
+ * A field of the choice or of its message (its delta, in a chunk) that
+ * llmux does not model ("annotations", "audio",
+ * "content_filter_results" ...) as JSON text, or NULL; the message's is
+ * looked up first. Borrowed (valid until the next call for the same
+ * choice). A stream's response holds them accumulated as OpenAI's SDKs
+ * do: strings appended, arrays extended (elements with the same "index"
+ * merged), objects merged member by member, other values replaced.
+ */
+LLMUX_EXTERN const char *llmux_choice_field(const llmux_choice *c,
+                                            const char *key);
 
 /** Embeddings: how many vectors, one per input. */
 LLMUX_EXTERN size_t llmux_response_embedding_count(const llmux_response *res);
@@ -167,8 +273,11 @@ LLMUX_EXTERN const char *llmux_response_token(const llmux_response *res,
 LLMUX_EXTERN const char *llmux_response_result_json(const llmux_response *res);
 
 /**
- * The response as one OpenAI-shaped JSON object: "chat.completion",
- * "text_completion", an embeddings "list" or a models "list"; for tokenize
+ * The response as one OpenAI-shaped JSON object: "chat.completion" or
+ * "text_completion" with every choice in index order, its logprobs and
+ * the fields llmux does not model (llmux_response_field(),
+ * llmux_choice_field()) where OpenAI puts them, an embeddings "list" or a
+ * models "list"; for tokenize
  * {"tokens":[...],"token_ids":[...]}, for detokenize {"text":"..."}, for
  * evaluate the provider's result object; for a failed request
  * {"error":{...}}. Caller owns the string: free with llmux_free(). NULL
@@ -179,8 +288,10 @@ LLMUX_EXTERN char *llmux_response_to_json(const llmux_response *res);
 /* ---- stream chunks ------------------------------------------------------- */
 
 /**
- * This delta's text ("" when none, never NULL); `len` (may be NULL)
- * receives its length in bytes.
+ * This delta's text for choice 0 ("" when none, never NULL); `len` (may
+ * be NULL) receives its length in bytes. The reasoning, finish and
+ * tool-call accessors below read choice 0 too; llmux_chunk_choice() reads
+ * every choice.
  */
 LLMUX_EXTERN const char *llmux_chunk_text(const llmux_chunk *ch, size_t *len);
 /**
@@ -204,6 +315,20 @@ LLMUX_EXTERN size_t llmux_chunk_tool_call_count(const llmux_chunk *ch);
  */
 LLMUX_EXTERN const llmux_tool_call *llmux_chunk_tool_call(const llmux_chunk *ch,
                                                           size_t i);
+/**
+ * How many choices this chunk carries deltas for (0 for a chunk that
+ * carries only usage or other top-level fields). With `n` > 1, OpenAI
+ * sends one choice per event, interleaved.
+ */
+LLMUX_EXTERN size_t llmux_chunk_choice_count(const llmux_chunk *ch);
+/** The i-th choice of this chunk, in index order, or NULL when out of
+ * range. Borrowed: valid during the chunk callback only. */
+LLMUX_EXTERN const llmux_choice *llmux_chunk_choice(const llmux_chunk *ch,
+                                                    size_t i);
+/** A top-level field of this event that llmux does not model, as JSON
+ * text, or NULL (see llmux_response_field()). */
+LLMUX_EXTERN const char *llmux_chunk_field(const llmux_chunk *ch,
+                                           const char *key);
 /** Usage if this chunk carries it, else NULL. */
 LLMUX_EXTERN const llmux_usage *llmux_chunk_usage(const llmux_chunk *ch);
 /** The operation of the stream (chat or complete). */
@@ -211,7 +336,9 @@ LLMUX_EXTERN llmux_op llmux_chunk_op(const llmux_chunk *ch);
 
 /**
  * The chunk as one OpenAI-shaped JSON object ("chat.completion.chunk", or
- * "text_completion" with choices[].text for completions). Caller owns the
+ * "text_completion" with choices[].text for completions), with each choice
+ * the event carried (llmux_chunk_choice()), its logprobs and the fields
+ * llmux does not model. Caller owns the
  * string: free with llmux_free(). NULL for NULL or out of memory.
  */
 LLMUX_EXTERN char *llmux_chunk_to_json(const llmux_chunk *ch);

@@ -9,6 +9,7 @@
  * json_tokener (llmux_pj_tok_take), so a stream holds none between events.
  */
 #include <json-c/json.h>
+#include <math.h>
 #include <string.h>
 
 #include "oai.h"
@@ -17,6 +18,8 @@
 #define OAI_REQ_DEPTH 128
 /* Tool-call indexes beyond this are treated as a protocol error. */
 #define OAI_MAX_TOOL_INDEX 1024
+/* Choices per answer, as the core bounds them. */
+#define OAI_MAX_CHOICES 1024
 
 #define CONST_KEY JSON_C_OBJECT_ADD_CONSTANT_KEY
 
@@ -299,6 +302,8 @@ static int enc_extra(oai_enc *e)
                 (strcmp(key, "stream_options") == 0 && !e->p->stream))
                 continue;
             if (llmux_oai_never(e->d, key)) {
+                if (!val) /* null asks for nothing: not sent */
+                    continue;
                 rc = refuse(e, key); /* before x and its keys go */
                 json_object_put(x);
                 return rc;
@@ -615,8 +620,11 @@ int llmux_oai_put_usage(const llmux_host *h, llmux_out *out, json_object *u)
 #define META_CREATED 4u
 #define META_FP      8u
 
-/* A tool call of a stream: the index it had on the wire and its id. */
+/* A tool call of a stream: its choice, the index it had on the wire, its
+ * id and the index it has in its choice. */
 typedef struct oai_slot {
+    int choice;
+    int num;      /* 0, 1, ... in its choice, in order of appearance */
     int64_t wire; /* -1: the server gave no index */
     char *id;     /* NULL: none seen yet */
 } oai_slot;
@@ -638,21 +646,26 @@ typedef struct oai_state {
  * when there is no index), else a new call. Calls are numbered 0, 1, ...
  * in order of appearance. Returns the index or a negative code.
  */
-static int stream_slot(const llmux_host *h, oai_state *st, int has_wire,
-                       int64_t wire, const char *id, size_t id_len)
+static int stream_slot(const llmux_host *h, oai_state *st, int choice,
+                       int has_wire, int64_t wire, const char *id,
+                       size_t id_len)
 {
-    int i;
+    int i, num = 0;
     oai_slot *sl;
     if (id) {
         for (i = st->n_slots - 1; i >= 0; i--)
-            if (st->slots[i].id && strlen(st->slots[i].id) == id_len &&
+            if (st->slots[i].choice == choice && st->slots[i].id &&
+                strlen(st->slots[i].id) == id_len &&
                 memcmp(st->slots[i].id, id, id_len) == 0)
-                return i;
+                return st->slots[i].num;
     } else {
         for (i = st->n_slots - 1; i >= 0; i--)
-            if (!has_wire || st->slots[i].wire == wire)
-                return i;
+            if (st->slots[i].choice == choice &&
+                (!has_wire || st->slots[i].wire == wire))
+                return st->slots[i].num;
     }
+    for (i = 0; i < st->n_slots; i++)
+        num += st->slots[i].choice == choice;
     if (st->n_slots >= OAI_MAX_TOOL_INDEX)
         return LLMUX_EPROTO;
     if (st->n_slots == st->cap_slots) {
@@ -664,6 +677,8 @@ static int stream_slot(const llmux_host *h, oai_state *st, int has_wire,
         st->cap_slots = cap;
     }
     sl = &st->slots[st->n_slots];
+    sl->choice = choice;
+    sl->num = num;
     sl->wire = has_wire ? wire : -1;
     sl->id = NULL;
     if (id) {
@@ -673,7 +688,8 @@ static int stream_slot(const llmux_host *h, oai_state *st, int has_wire,
         memcpy(sl->id, id, id_len);
         sl->id[id_len] = '\0';
     }
-    return st->n_slots++;
+    st->n_slots++;
+    return num;
 }
 
 /*
@@ -682,7 +698,7 @@ static int stream_slot(const llmux_host *h, oai_state *st, int has_wire,
  * stream delta, see stream_slot().
  */
 static int put_call(const llmux_host *h, llmux_out *out, json_object *tc,
-                    int pos, oai_state *st)
+                    int pos, oai_state *st, int choice)
 {
     json_object *fn = llmux_pj_get(tc, "function"), *args, *wire_v;
     const char *id, *name, *a = "";
@@ -703,8 +719,8 @@ static int put_call(const llmux_host *h, llmux_out *out, json_object *tc,
     name = llmux_pj_get_str(fn, "name", &n);
     if (name && !n)
         name = NULL;
-    if (st &&
-        (index = stream_slot(h, st, wire_v != NULL, wire, id, id_len)) < 0)
+    if (st && (index = stream_slot(h, st, choice, wire_v != NULL, wire, id,
+                                   id_len)) < 0)
         return index;
     args = llmux_pj_get(fn, "arguments");
     if (json_object_is_type(args, json_type_string)) {
@@ -719,7 +735,7 @@ static int put_call(const llmux_host *h, llmux_out *out, json_object *tc,
 }
 
 static int put_calls(const llmux_host *h, llmux_out *out, json_object *calls,
-                     oai_state *st)
+                     oai_state *st, int choice)
 {
     size_t i, n;
     int rc;
@@ -732,7 +748,7 @@ static int put_calls(const llmux_host *h, llmux_out *out, json_object *calls,
         json_object *tc = json_object_array_get_idx(calls, i);
         if (!json_object_is_type(tc, json_type_object))
             continue;
-        if ((rc = put_call(h, out, tc, (int)i, st)) != 0)
+        if ((rc = put_call(h, out, tc, (int)i, st, choice)) != 0)
             return rc;
     }
     return 0;
@@ -741,7 +757,7 @@ static int put_calls(const llmux_host *h, llmux_out *out, json_object *calls,
 int llmux_oai_put_tool_calls(const llmux_host *h, llmux_out *out,
                              json_object *calls)
 {
-    return put_calls(h, out, calls, NULL);
+    return put_calls(h, out, calls, NULL, 0);
 }
 
 /* ---- decoding: chat / completion ----------------------------------------- */
@@ -835,25 +851,252 @@ static int put_meta(const llmux_host *h, llmux_out *out, const oai_top *t,
     return 0;
 }
 
-/* The first choice: the one with index 0 (or no index). NULL if none. */
-static json_object *first_choice(json_object *choices)
+/* ---- decoding: fields kept as they are ----------------------------------- */
+
+/* The members each place has that the common shape models; every other
+ * one is handed to the core as it is (host->out_json). */
+static const char *const top_known[] = {"id",
+                                        "object",
+                                        "created",
+                                        "model",
+                                        "choices",
+                                        "usage",
+                                        "system_fingerprint",
+                                        "error",
+                                        NULL};
+static const char *const choice_known[] = {
+    "index", "message", "delta", "text", "finish_reason", "logprobs", NULL};
+static const char *const message_known[] = {
+    "role",      "content",    "refusal",       "reasoning_content",
+    "reasoning", "tool_calls", "function_call", NULL};
+static const char *const usage_known[] = {"prompt_tokens", "completion_tokens",
+                                          "total_tokens", NULL};
+
+static int known(const char *k, const char *const *list)
 {
-    size_t i, n = json_object_array_length(choices);
-    for (i = 0; i < n; i++) {
-        json_object *c = json_object_array_get_idx(choices, i);
-        json_object *idx;
-        int64_t i0;
-        if (!json_object_is_type(c, json_type_object))
-            return c; /* reported by the caller */
-        if (!json_object_object_get_ex(c, "index", &idx) ||
-            (llmux_pj_as_int(idx, &i0) && i0 == 0))
-            return c;
-    }
-    return NULL;
+    for (; *list; list++)
+        if (strcmp(k, *list) == 0)
+            return 1;
+    return 0;
 }
 
+/* Hands each member of `obj` not in `list` to the core at `where`; null
+ * members say nothing and are skipped. A core without out_json keeps
+ * only what it models. */
+static int put_extras(const llmux_host *h, llmux_out *out, json_object *obj,
+                      int where, const char *const *list)
+{
+    struct lh_entry *e;
+    const char *k;
+    json_object *v;
+    if (!LLMUX_HOST_HAS(h, out_json) || !h->out_json ||
+        !json_object_is_type(obj, json_type_object))
+        return 0;
+    FOREACH_MEMBER(obj, k, v, e)
+    {
+        const char *text;
+        size_t n;
+        int rc;
+        if (!v || known(k, list))
+            continue;
+        text = json_object_to_json_string_length(
+            v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+        if (!text)
+            return LLMUX_ENOMEM;
+        if ((rc = h->out_json(out, where, k, text, n)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- decoding: logprobs -------------------------------------------------- */
+
+static int can_logprob(const llmux_host *h)
+{
+    return LLMUX_HOST_HAS(h, out_logprob) && h->out_logprob;
+}
+
+/* A token's "bytes": an array of byte values, or null. */
+static int get_bytes(json_object *b, unsigned char **buf, size_t *cap,
+                     size_t *n, const llmux_host *h)
+{
+    size_t i, len;
+    *n = 0;
+    if (!b)
+        return 1; /* none */
+    if (!json_object_is_type(b, json_type_array))
+        return -1;
+    len = json_object_array_length(b);
+    if (len > *cap) {
+        unsigned char *p = h->realloc(*buf, len);
+        if (!p)
+            return LLMUX_ENOMEM;
+        *buf = p;
+        *cap = len;
+    }
+    for (i = 0; i < len; i++) {
+        int64_t v;
+        if (!llmux_pj_as_int(json_object_array_get_idx(b, i), &v) || v < 0 ||
+            v > 255)
+            return -1;
+        (*buf)[i] = (unsigned char)v;
+    }
+    *n = len;
+    return 0;
+}
+
+/* One {"token","logprob","bytes"} entry (an alternative with top). */
+static int put_token(const llmux_host *h, llmux_out *out, int list,
+                     json_object *t, unsigned flags, unsigned char **buf,
+                     size_t *cap)
+{
+    size_t tlen, nb;
+    const char *tok = llmux_pj_get_str(t, "token", &tlen);
+    json_object *lp = llmux_pj_get(t, "logprob");
+    int rc;
+    if (!tok || !(json_object_is_type(lp, json_type_double) ||
+                  json_object_is_type(lp, json_type_int)))
+        return LLMUX_EPROTO;
+    rc = get_bytes(llmux_pj_get(t, "bytes"), buf, cap, &nb, h);
+    if (rc < 0)
+        return rc == -1 ? LLMUX_EPROTO : rc;
+    return h->out_logprob(out, list, tok, tlen, json_object_get_double(lp),
+                          rc == 1 ? NULL : *buf, nb, flags);
+}
+
+/* A list of OpenAI token entries, each with its top_logprobs. */
+static int put_token_list(const llmux_host *h, llmux_out *out, int list,
+                          json_object *arr)
+{
+    unsigned char *buf = NULL;
+    size_t cap = 0, i, k, n;
+    int rc;
+    if (!arr)
+        return 0; /* null: not reported */
+    if (!json_object_is_type(arr, json_type_array))
+        return LLMUX_EPROTO;
+    if ((rc = h->out_logprob(out, list, NULL, 0, 0, NULL, 0, 0)) != 0)
+        return rc;
+    n = json_object_array_length(arr);
+    for (i = 0; rc == 0 && i < n; i++) {
+        json_object *t = json_object_array_get_idx(arr, i);
+        json_object *top = llmux_pj_get(t, "top_logprobs");
+        rc = put_token(h, out, list, t, 0, &buf, &cap);
+        if (rc == 0 && top && !json_object_is_type(top, json_type_array))
+            rc = LLMUX_EPROTO;
+        for (k = 0; rc == 0 && top && k < json_object_array_length(top); k++)
+            rc = put_token(h, out, list, json_object_array_get_idx(top, k),
+                           LLMUX_LOGPROB_TOP, &buf, &cap);
+    }
+    if (buf)
+        h->free(buf);
+    return rc;
+}
+
+/* The legacy logprobs' "text_offset", which the core does not model: a
+ * field {"text_offset":[...]} of the choice's "logprobs", which the core
+ * merges into its own "logprobs" object in the JSON. */
+static int put_text_offset(const llmux_host *h, llmux_out *out,
+                           json_object *offsets)
+{
+    json_object *o;
+    const char *text;
+    size_t n;
+    int rc;
+    if (!offsets || !LLMUX_HOST_HAS(h, out_json) || !h->out_json)
+        return 0;
+    if (!(o = json_object_new_object()))
+        return LLMUX_ENOMEM;
+    json_object_object_add(o, "text_offset", json_object_get(offsets));
+    text = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+    rc = text ? h->out_json(out, LLMUX_JSON_AT_CHOICE, "logprobs", text, n)
+              : LLMUX_ENOMEM;
+    json_object_put(o);
+    return rc;
+}
+
+/* A text completion's logprobs in the legacy shape: "tokens",
+ * "token_logprobs" (null for a token without one) and "top_logprobs" (a
+ * {token: logprob} map per token). */
+static int put_legacy_logprobs(const llmux_host *h, llmux_out *out,
+                               json_object *lp)
+{
+    json_object *tk = llmux_pj_get(lp, "tokens");
+    json_object *tl = llmux_pj_get(lp, "token_logprobs");
+    json_object *top = llmux_pj_get(lp, "top_logprobs");
+    size_t i, n;
+    int rc;
+    if (!json_object_is_type(tk, json_type_array) ||
+        !json_object_is_type(tl, json_type_array) ||
+        json_object_array_length(tl) != json_object_array_length(tk) ||
+        (top && !json_object_is_type(top, json_type_array)))
+        return LLMUX_EPROTO;
+    if ((rc = h->out_logprob(out, 0, NULL, 0, 0, NULL, 0, 0)) != 0)
+        return rc;
+    n = json_object_array_length(tk);
+    for (i = 0; i < n; i++) {
+        json_object *t = json_object_array_get_idx(tk, i);
+        json_object *l = json_object_array_get_idx(tl, i);
+        json_object *m = top ? json_object_array_get_idx(top, i) : NULL;
+        struct lh_entry *e;
+        const char *k;
+        json_object *v;
+        if (!json_object_is_type(t, json_type_string) ||
+            (l && !json_object_is_type(l, json_type_double) &&
+             !json_object_is_type(l, json_type_int)))
+            return LLMUX_EPROTO;
+        rc = h->out_logprob(out, 0, json_object_get_string(t),
+                            (size_t)json_object_get_string_len(t),
+                            l ? json_object_get_double(l) : NAN, NULL, 0, 0);
+        if (rc != 0)
+            return rc;
+        if (!json_object_is_type(m, json_type_object))
+            continue;
+        FOREACH_MEMBER(m, k, v, e)
+        {
+            if (!json_object_is_type(v, json_type_double) &&
+                !json_object_is_type(v, json_type_int))
+                return LLMUX_EPROTO;
+            if ((rc = h->out_logprob(out, 0, k, strlen(k),
+                                     json_object_get_double(v), NULL, 0,
+                                     LLMUX_LOGPROB_TOP)) != 0)
+                return rc;
+        }
+    }
+    return put_text_offset(h, out, llmux_pj_get(lp, "text_offset"));
+}
+
+/* A choice's "logprobs": {"content":[...],"refusal":[...]} (chat), the
+ * legacy shape (text completions), or null. */
+static int put_logprobs(const llmux_host *h, llmux_out *out, json_object *lp)
+{
+    int rc;
+    if (!lp || !can_logprob(h))
+        return 0;
+    if (!json_object_is_type(lp, json_type_object))
+        return LLMUX_EPROTO;
+    if (llmux_pj_get(lp, "tokens"))
+        return put_legacy_logprobs(h, out, lp);
+    if ((rc = put_token_list(h, out, LLMUX_LOGPROBS_CONTENT,
+                             llmux_pj_get(lp, "content"))) != 0)
+        return rc;
+    return put_token_list(h, out, LLMUX_LOGPROBS_REFUSAL,
+                          llmux_pj_get(lp, "refusal"));
+}
+
+int llmux_oai_put_logprobs(const llmux_host *h, llmux_out *out,
+                           json_object *tokens)
+{
+    if (!can_logprob(h))
+        return 0;
+    return put_token_list(h, out, LLMUX_LOGPROBS_CONTENT, tokens);
+}
+
+/* ---- decoding: choices --------------------------------------------------- */
+
 static int put_message(const llmux_host *h, llmux_out *out, json_object *m,
-                       oai_state *st)
+                       oai_state *st, int choice)
 {
     struct lh_entry *e;
     const char *k;
@@ -890,19 +1133,78 @@ static int put_message(const llmux_host *h, llmux_out *out, json_object *m,
             return rc;
     }
     if (calls)
-        return put_calls(h, out, calls, st);
-    if (json_object_is_type(fcall, json_type_object))
-        return put_call(h, out, fcall, 0, st);
-    return 0;
+        rc = put_calls(h, out, calls, st, choice);
+    else if (json_object_is_type(fcall, json_type_object))
+        rc = put_call(h, out, fcall, 0, st, choice);
+    if (rc != 0)
+        return rc;
+    return put_extras(h, out, m, LLMUX_JSON_AT_MESSAGE, message_known);
+}
+
+/* Choice `c`, the pos-th of its array: its index (the position when it
+ * has none) selects where its fields go. A core without out_choice keeps
+ * choice 0 only. */
+static int decode_choice(const llmux_oai_dialect *d, const llmux_host *h,
+                         llmux_out *out, json_object *c, size_t pos,
+                         oai_state *st, const char *body, size_t len)
+{
+    struct lh_entry *e;
+    const char *k;
+    json_object *v, *m = NULL, *text = NULL, *fr = NULL, *lp = NULL;
+    json_object *iv = NULL;
+    int64_t index = (int64_t)pos;
+    int rc;
+    if (!json_object_is_type(c, json_type_object))
+        return proto(d, h, out, "choice is not an object", body, len);
+    FOREACH_MEMBER(c, k, v, e)
+    {
+        if (strcmp(k, "message") == 0 || strcmp(k, "delta") == 0) {
+            if (!m)
+                m = v;
+        } else if (strcmp(k, "text") == 0) {
+            text = v;
+        } else if (strcmp(k, "finish_reason") == 0) {
+            fr = v;
+        } else if (strcmp(k, "logprobs") == 0) {
+            lp = v;
+        } else if (strcmp(k, "index") == 0) {
+            iv = v;
+        }
+    }
+    if (iv &&
+        (!llmux_pj_as_int(iv, &index) || index < 0 || index >= OAI_MAX_CHOICES))
+        return proto(d, h, out, "bad choice index", body, len);
+    if (!LLMUX_HOST_HAS(h, out_choice) || !h->out_choice) {
+        if (index != 0)
+            return 0;
+    } else if ((rc = h->out_choice(out, (int)index)) != 0) {
+        return rc;
+    }
+    if (m && !json_object_is_type(m, json_type_object))
+        return proto(d, h, out, "message is not an object", body, len);
+    if (!json_object_is_type(text, json_type_string))
+        text = NULL;
+    if (!st && !m && !text)
+        return proto(d, h, out, "choice has no message", body, len);
+    if (text && (rc = put_string(h, out, LLMUX_F_TEXT, text)) != 0)
+        return rc;
+    if (m && (rc = put_message(h, out, m, st, (int)index)) != 0)
+        return rc == LLMUX_EPROTO ? proto(d, h, out, "bad tool call", body, len)
+                                  : rc;
+    if ((rc = llmux_oai_put_finish(h, out, fr)) != 0)
+        return rc;
+    if ((rc = put_logprobs(h, out, lp)) != 0)
+        return rc == LLMUX_EPROTO ? proto(d, h, out, "bad logprobs", body, len)
+                                  : rc;
+    return put_extras(h, out, c, LLMUX_JSON_AT_CHOICE, choice_known);
 }
 
 static int decode_choices(const llmux_oai_dialect *d, const llmux_host *h,
                           llmux_out *out, const oai_top *t, unsigned *meta,
-                          oai_state *st, const char *body, size_t len)
+                          oai_state *st, json_object *root, const char *body,
+                          size_t len)
 {
-    struct lh_entry *e;
-    const char *k;
-    json_object *c, *v, *m = NULL, *text = NULL, *fr = NULL;
+    size_t i, n;
     int rc;
     if ((rc = put_meta(h, out, t, meta)) != 0)
         return rc;
@@ -911,36 +1213,21 @@ static int decode_choices(const llmux_oai_dialect *d, const llmux_host *h,
             return proto(d, h, out, "response has no choices", body, len);
     } else if (!json_object_is_type(t->choices, json_type_array)) {
         return proto(d, h, out, "choices is not an array", body, len);
-    } else if ((c = first_choice(t->choices)) != NULL) {
-        if (!json_object_is_type(c, json_type_object))
-            return proto(d, h, out, "choice is not an object", body, len);
-        FOREACH_MEMBER(c, k, v, e)
-        {
-            if (strcmp(k, "message") == 0 || strcmp(k, "delta") == 0) {
-                if (!m)
-                    m = v;
-            } else if (strcmp(k, "text") == 0) {
-                text = v;
-            } else if (strcmp(k, "finish_reason") == 0) {
-                fr = v;
-            }
-        }
-        if (m && !json_object_is_type(m, json_type_object))
-            return proto(d, h, out, "message is not an object", body, len);
-        if (!json_object_is_type(text, json_type_string))
-            text = NULL;
-        if (!st && !m && !text)
-            return proto(d, h, out, "choice has no message", body, len);
-        if (text && (rc = put_string(h, out, LLMUX_F_TEXT, text)) != 0)
-            return rc;
-        if (m && (rc = put_message(h, out, m, st)) != 0)
-            return rc == LLMUX_EPROTO
-                       ? proto(d, h, out, "bad tool call", body, len)
-                       : rc;
-        if ((rc = llmux_oai_put_finish(h, out, fr)) != 0)
-            return rc;
+    } else {
+        n = json_object_array_length(t->choices);
+        if (n > OAI_MAX_CHOICES)
+            return proto(d, h, out, "too many choices", body, len);
+        for (i = 0; i < n; i++)
+            if ((rc = decode_choice(d, h, out,
+                                    json_object_array_get_idx(t->choices, i), i,
+                                    st, body, len)) != 0)
+                return rc;
     }
-    return llmux_oai_put_usage(h, out, t->usage);
+    if ((rc = llmux_oai_put_usage(h, out, t->usage)) != 0 ||
+        (rc = put_extras(h, out, t->usage, LLMUX_JSON_AT_USAGE, usage_known)) !=
+            0)
+        return rc;
+    return put_extras(h, out, root, LLMUX_JSON_AT_TOP, top_known);
 }
 
 /* ---- decoding: embeddings and models ------------------------------------- */
@@ -1132,7 +1419,7 @@ int llmux_oai_decode(const llmux_oai_dialect *d, const llmux_host *h,
     case LLMUX_OP_CHAT:
     case LLMUX_OP_COMPLETE:
         scan_top(root, &t);
-        rc = decode_choices(d, h, out, &t, &meta, NULL, body, len);
+        rc = decode_choices(d, h, out, &t, &meta, NULL, root, body, len);
         break;
     case LLMUX_OP_EMBED:
         rc = decode_embed(d, h, out, root, body, len);
@@ -1195,7 +1482,7 @@ int llmux_oai_decode_event(const llmux_oai_dialect *d, const llmux_host *h,
         if (is_err_event || t.error)
             rc = llmux_pj_body_error(h, out, root, s, len);
         else
-            rc = decode_choices(d, h, out, &t, &st->meta, st, s, len);
+            rc = decode_choices(d, h, out, &t, &st->meta, st, root, s, len);
     }
     json_object_put(root);
     return rc;

@@ -181,6 +181,13 @@ int llmux_oai_put_usage(const llmux_host *host, llmux_out *out,
 int llmux_oai_put_tool_calls(const llmux_host *host, llmux_out *out,
                              struct json_object *calls);
 
+/** Emits an array of OpenAI token entries ({"token","logprob","bytes",
+ * "top_logprobs"}) as the current choice's content logprobs; null is
+ * "not reported". LLMUX_EPROTO for another shape. Nothing when the core
+ * has no out_logprob. */
+int llmux_oai_put_logprobs(const llmux_host *host, llmux_out *out,
+                           struct json_object *tokens);
+
 /** True when `key` is in the dialect's never_send list. */
 int llmux_oai_never(const llmux_oai_dialect *d, const char *key);
 

@@ -55,9 +55,15 @@
 static const llmux_host *mistral_host;
 
 /* Fields Mistral answers with 422 extra_forbidden: never sent, not even
- * from extra request JSON or options. */
-static const char *const mistral_never[] = {
-    "max_completion_tokens", "seed", "stream_options", "store", "user", NULL};
+ * from extra request JSON or options (logprobs: its chat API has none). */
+static const char *const mistral_never[] = {"max_completion_tokens",
+                                            "seed",
+                                            "stream_options",
+                                            "store",
+                                            "user",
+                                            "logprobs",
+                                            "top_logprobs",
+                                            NULL};
 
 /* Options sent as string fields of chat bodies. */
 static const char *const mistral_body_options[] = {"prompt_mode",

@@ -262,7 +262,12 @@ static void test_tool_call_index(void **state)
                      LLMUX_EINVAL);
     assert_int_equal(llmux__host.out_tool_call(&o, 1023, "id", "f", "{}", 2),
                      0);
-    assert_int_equal(o.n_calls, 1);
+    assert_int_equal(o.n_choices, 1);
+    assert_int_equal(o.choices[0].n_calls, 1);
+    /* choice indexes have the same bound */
+    assert_int_equal(llmux__host.out_choice(&o, 1024), LLMUX_EPROTO);
+    assert_int_equal(llmux__host.out_choice(&o, -1), LLMUX_EINVAL);
+    assert_int_equal(llmux__host.out_choice(&o, 1023), 0);
     llmux__out_free(&o);
 
     /* OpenAI-shape deltas with a bad wire index */

@@ -70,6 +70,8 @@ static char *normalized(const llmux_response *res)
     json_object_object_del(j, "created");
     json_object_object_del(j, "model");
     json_object_object_del(j, "system_fingerprint");
+    /* Mistral's padding, passed through as a field llmux does not model */
+    json_object_object_del(j, "p");
     {
         /* tool call ids are minted by each provider (Ollama sends none) */
         json_object *ch, *m, *tc;

@@ -507,6 +507,12 @@ static int on_event(void *ud, const llmux_event *ev)
     /* as the engine does */
     assert_int_equal(llmux__out_merge(&s->acc->o, &s->ch.o), 0);
     s->events++;
+    {
+        char *js = llmux_chunk_to_json(&s->ch);
+        assert_non_null(js);
+        assert_int_equal(llmux__buf_printf(&s->chunks, "%s\n", js), 0);
+        llmux_free(js);
+    }
     return 0;
 }
 
@@ -618,12 +624,21 @@ char *pt_summary(const pt_stream *s)
         llmux__buf_printf(&b, "call %d id=%s name=%s args=%s\n", tc->index,
                           or_dash(tc->id), or_dash(tc->name), tc->arguments);
     }
+    /* every choice, logprob and field, and each chunk as the caller saw
+     * it: a cut anywhere must change none of them */
+    {
+        char *js = llmux_response_to_json(r);
+        llmux__buf_printf(&b, "json=%s\nchunks:\n%s", or_dash(js),
+                          s->chunks.p ? s->chunks.p : "");
+        llmux_free(js);
+    }
     assert_non_null(b.p);
     return b.p;
 }
 
 void pt_stream_free(pt_stream *s)
 {
+    llmux__buf_free(&s->chunks);
     llmux__out_free(&s->ch.o);
     llmux_response_free(s->acc);
     free(s->err_msg);
@@ -1012,6 +1027,16 @@ static void run_stream(const pt_plugin *pl, const pt_case *c,
         jadd(o, "done", json_object_new_int(s.done));
         jadd(o, "after_done", json_object_new_int(s.after_done));
         jadd(o, "events", json_object_new_int(s.events));
+        {
+            json_object *arr = json_object_new_array();
+            char *lines = s.chunks.p ? strdup(s.chunks.p) : NULL, *save = NULL,
+                 *line;
+            for (line = lines ? strtok_r(lines, "\n", &save) : NULL; line;
+                 line = strtok_r(NULL, "\n", &save))
+                json_object_array_add(arr, parse_all(line, strlen(line)));
+            free(lines);
+            jadd(o, "chunks", arr);
+        }
         if (s.err) {
             err = json_object_new_object();
             jadd(err, "message", jstr_or_null(s.err_msg));

@@ -146,6 +146,8 @@ struct pt_stream {
     int events;          /* chunks decoded and merged */
     int err;             /* the error that stopped the stream */
     char *err_msg, *err_type, *err_pcode;
+    llmux__buf chunks; /* each merged chunk's llmux_chunk_to_json, a line
+                          each */
 };
 
 /**
@@ -248,8 +250,9 @@ typedef struct pt_case {
  * tokens [{token, id}], result (the result object), json (what
  * llmux_response_to_json gives), error {message, type, provider_code,
  * param, http_status} or null. A stream's adds done, after_done, events,
- * and its error {message, type, provider_code}; an event's is only its
- * error {message, type}.
+ * chunks (each merged chunk's llmux_chunk_to_json, in order) and its
+ * error {message, type, provider_code}; an event's is only its error
+ * {message, type}.
  */
 json_object *pt_outcome(const llmux_response *res);
 /** Fails the test unless `got` matches the JSON text `want` (pt_case). */

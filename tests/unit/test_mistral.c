@@ -243,8 +243,9 @@ static void test_encode_never_send(void **state)
 
     /* each refused by name when it comes as an extra field */
     {
-        static const char *const never[] = {"max_completion_tokens", "seed",
-                                            "store", "user"};
+        static const char *const never[] = {
+            "max_completion_tokens", "seed", "store", "user", "logprobs",
+            "top_logprobs"};
         size_t i;
         char extra[96], want[64];
         for (i = 0; i < sizeof never / sizeof never[0]; i++) {
@@ -253,6 +254,24 @@ static void test_encode_never_send(void **state)
             r->extra_json = llmux__strdup(extra);
             snprintf(want, sizeof want, "\"%s\" is not supported", never[i]);
             pt_prep_fails(r, LLMUX_ENOTSUP, want);
+            llmux_request_free(r);
+        }
+        /* through the public setter as a caller would: --logprobs */
+        r = chat_req(NULL);
+        assert_int_equal(llmux_request_set_field(r, "logprobs", "true"), 0);
+        pt_prep_fails(r, LLMUX_ENOTSUP, "\"logprobs\" is not supported");
+        llmux_request_free(r);
+        /* null asks for nothing: not sent, not refused */
+        {
+            llmux__prepared p2;
+            json_object *b2;
+            r = chat_req(NULL);
+            r->extra_json = llmux__strdup("{\"logprobs\":null}");
+            prep_ok(r, &p2);
+            b2 = body_of(&p2);
+            assert_false(jhas(b2, "logprobs"));
+            json_object_put(b2);
+            llmux__prepared_free(&p2);
             llmux_request_free(r);
         }
     }

@@ -27,6 +27,7 @@
 #define FIX_OAI  LLMUX_FIXTURES "/vercel-ai/openai/"
 #define FIX_MIS  LLMUX_FIXTURES "/vercel-ai/mistral/"
 #define FIX_RUBY LLMUX_FIXTURES "/ruby_llm/"
+#define FIX_HAND LLMUX_TEST_DATA "/data/"
 
 /* ---- helpers --------------------------------------------------------------
  */
@@ -1525,6 +1526,151 @@ static void test_error_kinds(void **state)
     }
 }
 
+/* ---- choices, logprobs and fields through the public accessors -------- */
+
+static void test_choice_accessors(void **state)
+{
+    size_t len;
+    char *body = slurp(FIX_HAND "openai-n2-logprobs.json", &len);
+    int rc;
+    llmux_response *res = decode_op(LLMUX_OP_CHAT, 200, body, len, &rc);
+    const llmux_choice *c0, *c1;
+    const llmux_logprob *lp;
+    (void)state;
+    assert_int_equal(rc, 0);
+    assert_int_equal(llmux_response_choice_count(res), 2);
+    c0 = llmux_response_choice(res, 0);
+    c1 = llmux_response_choice(res, 1);
+    assert_null(llmux_response_choice(res, 2));
+    assert_int_equal(llmux_choice_index(c0), 0); /* index order */
+    assert_int_equal(llmux_choice_index(c1), 1);
+    /* the single-choice accessors read choice 0 */
+    assert_string_equal(llmux_response_text(res, NULL),
+                        llmux_choice_text(c0, NULL));
+    assert_string_equal(llmux_choice_text(c1, &len), "See https://example.com");
+    assert_int_equal(len, 23);
+    assert_int_equal(llmux_choice_finish(c1), LLMUX_FINISH_LENGTH);
+    assert_string_equal(llmux_choice_finish_raw(c1), "length");
+    assert_int_equal(llmux_response_finish(res), LLMUX_FINISH_STOP);
+    assert_null(llmux_choice_refusal(c1));
+    assert_int_equal(llmux_choice_tool_call_count(c1), 0);
+
+    assert_true(llmux_choice_has_logprobs(c0, LLMUX_LOGPROBS_CONTENT));
+    assert_false(llmux_choice_has_logprobs(c0, LLMUX_LOGPROBS_REFUSAL));
+    assert_int_equal(llmux_choice_logprob_count(c0, LLMUX_LOGPROBS_CONTENT), 5);
+    assert_int_equal(llmux_choice_logprob_count(c0, LLMUX_LOGPROBS_REFUSAL), 0);
+    assert_null(llmux_choice_logprob(c0, LLMUX_LOGPROBS_CONTENT, 5));
+    assert_null(llmux_choice_logprob(c0, (llmux_logprobs_list)7, 0));
+    lp = llmux_choice_logprob(c0, LLMUX_LOGPROBS_CONTENT, 0);
+    assert_string_equal(lp->token, "It");
+    assert_true(lp->logprob == -0.31725305);
+    assert_int_equal(lp->n_top, 2);
+    assert_string_equal(lp->top[1].token, "Hi");
+    assert_null(lp->top[1].top);
+    assert_int_equal(lp->top[1].n_bytes, 2);
+    /* a character split over two tokens: the bytes put it together */
+    lp = llmux_choice_logprob(c0, LLMUX_LOGPROBS_CONTENT, 1);
+    assert_int_equal(lp->n_bytes, 2);
+    assert_int_equal(lp->bytes[0], 0xe2);
+    assert_int_equal(lp->n_top, 0);
+    lp = llmux_choice_logprob(c0, LLMUX_LOGPROBS_CONTENT, 4);
+    assert_string_equal(lp->token, "<|end|>");
+    assert_null(lp->bytes);
+
+    assert_string_equal(llmux_response_field(res, "service_tier"),
+                        "\"default\"");
+    assert_null(llmux_response_field(res, "choices")); /* modelled */
+    assert_null(llmux_response_field(res, "nope"));
+    assert_string_equal(llmux_choice_field(c0, "annotations"), "[]");
+    assert_non_null(strstr(llmux_choice_field(c1, "annotations"),
+                           "\"url\":\"https://example.com\""));
+    assert_string_equal(
+        llmux_choice_field(c1, "content_filter_results"),
+        "{\"hate\":{\"filtered\":false,\"severity\":\"safe\"}}");
+    assert_null(llmux_choice_field(c1, "logprobs"));
+
+    /* NULL is "none" everywhere */
+    assert_int_equal(llmux_response_choice_count(NULL), 0);
+    assert_int_equal(llmux_choice_index(NULL), -1);
+    assert_string_equal(llmux_choice_text(NULL, &len), "");
+    assert_int_equal(len, 0);
+    assert_int_equal(llmux_choice_logprob_count(NULL, 0), 0);
+    assert_null(llmux_choice_field(NULL, "x"));
+    assert_null(llmux_response_field(NULL, "x"));
+    assert_null(llmux_chunk_choice(NULL, 0));
+    assert_int_equal(llmux_chunk_choice_count(NULL), 0);
+    llmux_response_free(res);
+    free(body);
+
+    /* an answer without choices reads as one empty choice 0 */
+    res = decode_str(LLMUX_OP_CHAT, 200, "{\"choices\":[]}", &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(llmux_response_choice_count(res), 1);
+    assert_int_equal(llmux_choice_index(llmux_response_choice(res, 0)), 0);
+    assert_string_equal(llmux_choice_text(llmux_response_choice(res, 0), NULL),
+                        "");
+    llmux_response_free(res);
+}
+
+/* A stream's chunks: each carries the choice its event named. */
+static void test_chunk_choices(void **state)
+{
+    size_t len;
+    char *text = slurp(FIX_HAND "openai-n3.chunks.txt", &len), **lines;
+    size_t n = split_lines(text, &lines);
+    char *wire;
+    size_t wlen;
+    pt_stream s;
+    char *sum;
+    (void)state;
+    wire = pt_sse_wire((const char *const *)lines, n, &wlen);
+    sum = pt_run_once(&oai, LLMUX_OP_CHAT, wire, wlen, NULL, 0, &s);
+    assert_int_equal(s.err, 0);
+    assert_int_equal(llmux_response_choice_count(s.acc), 3);
+    assert_int_equal(
+        llmux_choice_tool_call_count(llmux_response_choice(s.acc, 1)), 1);
+    assert_int_equal(
+        llmux_choice_tool_call(llmux_response_choice(s.acc, 1), 0)->index, 0);
+    assert_string_equal(llmux_choice_refusal(llmux_response_choice(s.acc, 2)),
+                        "No");
+    assert_string_equal(llmux_response_field(s.acc, "obfuscation"), "\"zz\"");
+    llmux__free(sum);
+    pt_stream_free(&s);
+
+    /* one event as the chunk callback sees it: choice 2's refusal */
+    {
+        llmux__prepared p;
+        llmux_request *r = oai.stream_req(LLMUX_OP_CHAT, &p);
+        llmux_chunk ch;
+        llmux_event ev;
+        const llmux_choice *c;
+        memset(&ch, 0, sizeof ch);
+        llmux__out_init(&ch.o, LLMUX_OP_CHAT, 1);
+        memset(&ev, 0, sizeof ev);
+        ev.struct_size = sizeof ev;
+        ev.data = lines[5];
+        ev.data_len = strlen(lines[5]);
+        assert_int_equal(llmux__decode_event(&p, &ev, &ch), 0);
+        assert_int_equal(llmux_chunk_choice_count(&ch), 1);
+        c = llmux_chunk_choice(&ch, 0);
+        assert_null(llmux_chunk_choice(&ch, 1));
+        assert_int_equal(llmux_choice_index(c), 2);
+        assert_string_equal(llmux_choice_refusal(c), "No");
+        assert_int_equal(llmux_choice_logprob_count(c, LLMUX_LOGPROBS_REFUSAL),
+                         1);
+        /* choice 0 has nothing in this event */
+        assert_string_equal(llmux_chunk_text(&ch, NULL), "");
+        assert_string_equal(llmux_chunk_field(&ch, "service_tier"),
+                            "\"default\"");
+        llmux__out_free(&ch.o);
+        llmux__prepared_free(&p);
+        llmux_request_free(r);
+    }
+    llmux__free(wire);
+    free(lines);
+    free(text);
+}
+
 /* ---- the decoder table (plugin_test.h: pt_case) ------------------------- */
 
 /* A chat answer with this finish_reason (JSON text). */
@@ -1536,6 +1682,109 @@ static void test_error_kinds(void **state)
 #define SSE_DONE     "data: [DONE]\n\n"
 
 static const pt_case cases[] = {
+    /* ---- decoding: every choice, logprob and field */
+    {.name = "decode n=2 with logprobs and fields llmux does not model",
+     .op = LLMUX_OP_CHAT,
+     .file = FIX_HAND "openai-n2-logprobs.json",
+     .want = "{'text':'It\u2019s','finish':'stop','json':{'choices':["
+             "{'index':0,'message':{'content':'It\u2019s','annotations':[]},"
+             "'finish_reason':'stop','logprobs':{'refusal':null,'content':["
+             "{'token':'It','logprob':-0.31725305,'bytes':[73,116],"
+             "'top_logprobs':[{'token':'It','logprob':-0.31725305,"
+             "'bytes':[73,116]},{'token':'Hi','logprob':-1.3190403,"
+             "'bytes':[72,105]}]},"
+             "{'token':'bytes:\\\\xe2\\\\x80','logprob':-0.5,'bytes':[226,128],"
+             "'top_logprobs':[]},"
+             "{'token':'bytes:\\\\x99','bytes':[153]},"
+             "{'token':'s','logprob':-9999},"
+             "{'token':'<|end|>','logprob':-0.25,'bytes':null}]}},"
+             "{'index':1,'message':{'content':'See https://example.com',"
+             "'annotations':[{'type':'url_citation','url_citation':{"
+             "'start_index':4,'end_index':23,'url':'https://example.com',"
+             "'title':'Example'}}]},'finish_reason':'length',"
+             "'content_filter_results':{'hate':{'filtered':false,"
+             "'severity':'safe'}},'logprobs':{'content':[{'token':'See',"
+             "'logprob':-1.5,'bytes':[83,101,101]}]}}],"
+             "'usage':{'total_tokens':16,'prompt_tokens_details':{"
+             "'cached_tokens':0,'audio_tokens':0},'completion_tokens_details':{"
+             "'reasoning_tokens':0,'accepted_prediction_tokens':0}},"
+             "'service_tier':'default','system_fingerprint':'fp_1',"
+             "'prompt_filter_results':[{'prompt_index':0,"
+             "'content_filter_results':{}}]}}"},
+    {.name = "stream n=3 interleaved with logprobs, a call, a refusal",
+     .mode = PT_STREAM,
+     .op = LLMUX_OP_CHAT,
+     .file = FIX_HAND "openai-n3.chunks.txt",
+     .want =
+         "{'done':1,'events':12,'text':'Paris','json':{'choices':["
+         "{'index':0,'message':{'content':'Paris','refusal':null,"
+         "'audio':{'id':'audio_1','transcript':'Paris','data':'AAA=',"
+         "'expires_at':1727349771}},'finish_reason':'stop',"
+         "'logprobs':{'refusal':null,'content':[{'token':'Par',"
+         "'logprob':-0.125,'bytes':[80,97,114],'top_logprobs':["
+         "{'token':'Par','logprob':-0.125,'bytes':[80,97,114]},"
+         "{'token':'Lon','logprob':-2.5,'bytes':[76,111,110]}]},"
+         "{'token':'is','logprob':-0.25,'bytes':[105,115],"
+         "'top_logprobs':[]}]}},"
+         "{'index':1,'message':{'content':null,'tool_calls':[{"
+         "'id':'call_1','type':'function','function':{'name':'f',"
+         "'arguments':'{\"a\":1}'}}]},'finish_reason':'tool_calls',"
+         "'logprobs':null},"
+         "{'index':2,'message':{'refusal':'No'},'finish_reason':'stop',"
+         "'logprobs':{'content':null,'refusal':[{'token':'No',"
+         "'logprob':-0.0625,'bytes':[78,111],'top_logprobs':[]}]}}],"
+         "'usage':{'total_tokens':19,'completion_tokens_details':{"
+         "'reasoning_tokens':0,'audio_tokens':3}},"
+         "'service_tier':'default','obfuscation':'zz'},"
+         "'chunks':["
+         "{'choices':[{'index':0,'logprobs':{'content':[],'refusal':null}}],"
+         "'obfuscation':'aa'},"
+         "{'choices':[{'index':1,'delta':{'tool_calls':[{'index':0,"
+         "'id':'call_1','function':{'name':'f','arguments':''}}]}}]},"
+         "{'choices':[{'index':2,'logprobs':{'content':null,"
+         "'refusal':[]}}]},"
+         "{'choices':[{'index':0,'delta':{'content':'Par','audio':{"
+         "'id':'audio_1','transcript':'Par'}}}]},"
+         "{'choices':[{'index':1,'delta':{'tool_calls':[{'index':0,"
+         "'function':{'arguments':'{\"a\":'}}]}}]},"
+         "{'choices':[{'index':2,'delta':{'refusal':'No'},"
+         "'logprobs':{'refusal':[{'token':'No'}]}}]},"
+         "{'choices':[{'index':0,'delta':{'content':'is','audio':{"
+         "'transcript':'is','data':'AAA='}}}]},"
+         "{'choices':[{'index':1}]},"
+         "{'choices':[{'index':0,'delta':{'audio':{"
+         "'expires_at':1727349771}},'finish_reason':'stop'}]},"
+         "{'choices':[{'index':1,'finish_reason':'tool_calls'}]},"
+         "{'choices':[{'index':2,'finish_reason':'stop'}]},"
+         "{'choices':[],'usage':{'total_tokens':19},"
+         "'obfuscation':'zz'}]}"},
+    {.name = "decode legacy completion logprobs",
+     .op = LLMUX_OP_COMPLETE,
+     .body = "{\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":1,"
+             "\"model\":\"m\",\"choices\":[{\"text\":\" Paris\",\"index\":0,"
+             "\"logprobs\":{\"tokens\":[\" Par\",\"is\"],\"token_logprobs\":"
+             "[null,-0.5],\"top_logprobs\":[null,{\"is\":-0.5,\"ia\":-3}],"
+             "\"text_offset\":[20,24]},\"finish_reason\":\"stop\"}]}",
+     .want = "{'text':' Paris','json':{'choices':[{'logprobs':{"
+             "'tokens':[' Par','is'],'token_logprobs':[null,-0.5],"
+             "'top_logprobs':[{},{'is':-0.5,'ia':-3}],"
+             "'text_offset':[20,24]}}]}}"},
+    {.name = "garbage logprobs",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"choices\":[{\"index\":0,\"message\":{\"content\":\"x\"},"
+             "\"logprobs\":{\"content\":[{\"token\":1,\"logprob\":0}]}}]}",
+     .code = LLMUX_EPROTO,
+     .msg = "bad logprobs"},
+    {.name = "garbage choice index",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"choices\":[{\"index\":-1,\"message\":{\"content\":\"x\"}}]}",
+     .code = LLMUX_EPROTO,
+     .msg = "bad choice index"},
+    {.name = "a choice index past the bound",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"choices\":[{\"index\":1024,\"message\":{\"content\":\"x\"}}]}",
+     .code = LLMUX_EPROTO,
+     .msg = "bad choice index"},
     /* ---- decoding: whole answers */
     {.name = "decode completion fixture",
      .op = LLMUX_OP_COMPLETE,
@@ -2021,6 +2270,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_chat_basic),
+        cmocka_unit_test(test_choice_accessors),
+        cmocka_unit_test(test_chunk_choices),
         cmocka_unit_test(test_encode_chat_stream),
         cmocka_unit_test(test_encode_tools),
         cmocka_unit_test(test_encode_tool_history),

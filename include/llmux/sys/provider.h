@@ -339,7 +339,44 @@ typedef struct llmux_host {
      * numbers pass through unchanged. `cap` at least 32; returns the
      * length, or -1 for NaN and infinities. */
     int (*format_number)(char *buf, size_t cap, double v, int single);
+
+    /** Where the choice-level fields set next go (text, reasoning,
+     * refusal, finish reasons, tool calls, logprobs and the
+     * LLMUX_JSON_AT_CHOICE and _MESSAGE fields): choice `index`, 0 to
+     * 1023 (a larger one is LLMUX_EPROTO), until the next out_choice.
+     * Every out starts at choice 0: a plugin that decodes one choice
+     * never calls it. */
+    int (*out_choice)(llmux_out *o, int index);
+    /** Appends a token to list `list` (an llmux_logprobs_list) of the
+     * current choice's logprobs: its text (`len` bytes, ill-formed UTF-8
+     * becomes U+FFFD), log probability and UTF-8 bytes (`bytes` NULL: the
+     * provider gave none). With LLMUX_LOGPROB_TOP it is an alternative of
+     * the list's last token instead (LLMUX_EINVAL when there is none). A
+     * NULL token only marks the list as reported (an empty list is not
+     * the same as none). */
+    int (*out_logprob)(llmux_out *o, int list, const char *token, size_t len,
+                       double logprob, const unsigned char *bytes,
+                       size_t n_bytes, unsigned flags);
+    /** Keeps a field the common shape does not model, so that it reaches
+     * the caller (llmux_response_field, llmux_choice_field) and the
+     * OpenAI-shaped JSON: `len` bytes of JSON text under `key`, at
+     * `where` (LLMUX_JSON_AT_*). Name it as OpenAI would, at the place
+     * OpenAI would put it. A field the core models (content, usage
+     * counts ...) keeps the core's value in the JSON. Setting a key
+     * again replaces it. LLMUX_EINVAL for text that is not one JSON
+     * value. */
+    int (*out_json)(llmux_out *o, int where, const char *key, const char *json,
+                    size_t len);
 } llmux_host;
+
+/** out_logprob: the token is an alternative of the list's last one. */
+#define LLMUX_LOGPROB_TOP 1u
+
+/* Where out_json puts a field, in OpenAI's shapes. */
+#define LLMUX_JSON_AT_TOP     1 /**< the response or chunk object */
+#define LLMUX_JSON_AT_CHOICE  2 /**< the current choice object */
+#define LLMUX_JSON_AT_MESSAGE 3 /**< its message (a chunk: its delta) */
+#define LLMUX_JSON_AT_USAGE   4 /**< the usage object */
 
 /** True when host table `h` has member `m`. */
 #define LLMUX_HOST_HAS(h, m)                                                   \

@@ -1,0 +1,241 @@
+/*
+ * tests/unit/test_response.c: the response model through the host table,
+ * as any plugin builds it: choices, logprobs and the fields llmux does not
+ * model (out_choice, out_logprob, out_json), how a stream's chunks fold
+ * into its response, and what llmux_response_to_json makes of them.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+
+static const llmux_host *H = &llmux__host;
+
+/* The response JSON of `o` (a chat answer) as text, to compare. */
+static char *json_of(struct llmux_out *o)
+{
+    llmux_response *res = llmux__response_new(o->op, "p");
+    char *js;
+    assert_non_null(res);
+    llmux__out_free(&res->o);
+    res->o = *o; /* moved in: freed with the response */
+    llmux__out_init(o, res->o.op, 0);
+    js = llmux_response_to_json(res);
+    llmux_response_free(res);
+    assert_non_null(js);
+    return js;
+}
+
+static void contains(const char *hay, const char *needle)
+{
+    if (!strstr(hay, needle))
+        fail_msg("%s\ndoes not hold\n%s", hay, needle);
+}
+
+static void test_out_json_refuses_bad_values(void **state)
+{
+    static const char *const bad[] = {"",       " ",        "{",   "[1,",
+                                      "1 2",    "{}x",      "nul", "tru",
+                                      "\"open", "'single'", "--1"};
+    struct llmux_out o;
+    size_t i;
+    (void)state;
+    llmux__out_init(&o, LLMUX_OP_CHAT, 0);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (H->out_json(&o, LLMUX_JSON_AT_TOP, "k", bad[i], strlen(bad[i])) !=
+            LLMUX_EINVAL)
+            fail_msg("accepted %s", bad[i]);
+    /* a NUL inside, no key, an unknown place */
+    assert_int_equal(H->out_json(&o, LLMUX_JSON_AT_TOP, "k", "1\0x", 3),
+                     LLMUX_EINVAL);
+    assert_int_equal(H->out_json(&o, LLMUX_JSON_AT_TOP, "", "1", 1),
+                     LLMUX_EINVAL);
+    assert_int_equal(H->out_json(&o, LLMUX_JSON_AT_TOP, NULL, "1", 1),
+                     LLMUX_EINVAL);
+    assert_int_equal(H->out_json(&o, 9, "k", "1", 1), LLMUX_EINVAL);
+    assert_null(o.extra_top);
+    /* too deep for the parser: refused, not recursed */
+    {
+        char deep[300];
+        memset(deep, '[', sizeof deep);
+        assert_int_equal(
+            H->out_json(&o, LLMUX_JSON_AT_TOP, "k", deep, sizeof deep),
+            LLMUX_EINVAL);
+    }
+    /* good ones, bare numbers and literals included */
+    assert_int_equal(H->out_json(&o, LLMUX_JSON_AT_TOP, "a", "12", 2), 0);
+    assert_int_equal(H->out_json(&o, LLMUX_JSON_AT_TOP, "b", " null ", 6), 0);
+    assert_int_equal(H->out_json(&o, LLMUX_JSON_AT_TOP, "c", "true", 4), 0);
+    assert_string_equal(llmux__extra_get(o.extra_top, "a"), "12");
+    assert_string_equal(llmux__extra_get(o.extra_top, "b"), "null");
+    llmux__out_free(&o);
+}
+
+static void test_out_json_repairs_utf8(void **state)
+{
+    struct llmux_out o;
+    char *js;
+    (void)state;
+    llmux__out_init(&o, LLMUX_OP_CHAT, 0);
+    assert_int_equal(H->out_json(&o, LLMUX_JSON_AT_TOP, "s", "\"a\xff\"", 4),
+                     0);
+    js = json_of(&o);
+    contains(js, "\"s\":\"a\xef\xbf\xbd\"");
+    llmux_free(js);
+}
+
+static void test_core_values_win(void **state)
+{
+    struct llmux_out o;
+    char *js;
+    (void)state;
+    llmux__out_init(&o, LLMUX_OP_CHAT, 0);
+    assert_int_equal(H->out_str(&o, LLMUX_F_TEXT, "mine", 4), 0);
+    assert_int_equal(H->out_int(&o, LLMUX_F_PROMPT_TOKENS, 3), 0);
+    assert_int_equal(H->out_int(&o, LLMUX_F_CACHED_TOKENS, 1), 0);
+    assert_int_equal(
+        H->out_json(&o, LLMUX_JSON_AT_MESSAGE, "content", "\"theirs\"", 8), 0);
+    assert_int_equal(H->out_json(&o, LLMUX_JSON_AT_TOP, "object", "\"x\"", 3),
+                     0);
+    /* a details object both have: merged member by member, ours wins */
+    {
+        static const char det[] = "{\"cached_tokens\":9,\"audio_tokens\":2}";
+        assert_int_equal(H->out_json(&o, LLMUX_JSON_AT_USAGE,
+                                     "prompt_tokens_details", det, strlen(det)),
+                         0);
+    }
+    js = json_of(&o);
+    contains(js, "\"content\":\"mine\"");
+    contains(js, "\"object\":\"chat.completion\"");
+    contains(js, "\"prompt_tokens_details\":{\"cached_tokens\":1,"
+                 "\"audio_tokens\":2}");
+    llmux_free(js);
+}
+
+/* Folds chunk JSON fields as a stream would. */
+static void fold(struct llmux_out *acc, int where, const char *key,
+                 const char *json)
+{
+    struct llmux_out ch;
+    llmux__out_init(&ch, LLMUX_OP_CHAT, 1);
+    assert_int_equal(H->out_json(&ch, where, key, json, strlen(json)), 0);
+    assert_int_equal(llmux__out_merge(acc, &ch), 0);
+    llmux__out_free(&ch);
+}
+
+static void test_stream_fields_accumulate(void **state)
+{
+    struct llmux_out acc;
+    char *js;
+    (void)state;
+    llmux__out_init(&acc, LLMUX_OP_CHAT, 0);
+    /* message fields: strings appended, numbers replaced, null ignored */
+    fold(&acc, LLMUX_JSON_AT_MESSAGE, "audio",
+         "{\"id\":\"a1\",\"transcript\":\"He\",\"n\":1}");
+    fold(&acc, LLMUX_JSON_AT_MESSAGE, "audio",
+         "{\"transcript\":\"llo\",\"n\":2,\"id\":null}");
+    /* arrays extended; elements with the same "index" merged */
+    fold(&acc, LLMUX_JSON_AT_MESSAGE, "parts",
+         "[{\"index\":0,\"type\":\"t\",\"text\":\"a\"}]");
+    fold(&acc, LLMUX_JSON_AT_MESSAGE, "parts",
+         "[{\"index\":0,\"type\":\"t\",\"text\":\"b\"},{\"index\":1}]");
+    fold(&acc, LLMUX_JSON_AT_MESSAGE, "tags", "[\"x\"]");
+    fold(&acc, LLMUX_JSON_AT_MESSAGE, "tags", "[\"y\"]");
+    /* another type: replaced */
+    fold(&acc, LLMUX_JSON_AT_CHOICE, "v", "\"s\"");
+    fold(&acc, LLMUX_JSON_AT_CHOICE, "v", "[1]");
+    /* top-level fields are repeated by every event: the last one wins */
+    fold(&acc, LLMUX_JSON_AT_TOP, "service_tier", "\"a\"");
+    fold(&acc, LLMUX_JSON_AT_TOP, "service_tier", "\"b\"");
+    js = json_of(&acc);
+    contains(js, "\"audio\":{\"id\":\"a1\",\"transcript\":\"Hello\",\"n\":2}");
+    contains(js, "\"parts\":[{\"index\":0,\"type\":\"t\",\"text\":\"ab\"},"
+                 "{\"index\":1}]");
+    contains(js, "\"tags\":[\"x\",\"y\"]");
+    contains(js, "\"v\":[1]");
+    contains(js, "\"service_tier\":\"b\"");
+    llmux_free(js);
+}
+
+static void test_out_logprob_arguments(void **state)
+{
+    struct llmux_out o;
+    static const unsigned char b[] = {0xe2, 0x80};
+    (void)state;
+    llmux__out_init(&o, LLMUX_OP_CHAT, 0);
+    /* an alternative needs a token before it */
+    assert_int_equal(
+        H->out_logprob(&o, 0, "x", 1, -1, NULL, 0, LLMUX_LOGPROB_TOP),
+        LLMUX_EINVAL);
+    assert_int_equal(H->out_logprob(&o, 2, "x", 1, -1, NULL, 0, 0),
+                     LLMUX_EINVAL);
+    assert_int_equal(H->out_logprob(&o, 0, "x", 1, -1, NULL, 3, 0),
+                     LLMUX_EINVAL);
+    assert_int_equal(H->out_logprob(&o, 0, "x", 1, -1, NULL, 0, 8),
+                     LLMUX_EINVAL);
+    /* a refusal list marked reported, empty */
+    assert_int_equal(H->out_logprob(&o, 1, NULL, 0, 0, NULL, 0, 0), 0);
+    /* a token that is half a character: text repaired, bytes kept */
+    assert_int_equal(H->out_logprob(&o, 0, (const char *)b, 2, -0.5, b, 2, 0),
+                     0);
+    assert_int_equal(
+        H->out_logprob(&o, 0, "y", 1, -2, NULL, 0, LLMUX_LOGPROB_TOP), 0);
+    assert_int_equal(o.n_choices, 1);
+    {
+        const llmux_choice *c = &o.choices[0];
+        const llmux_logprob *lp = llmux_choice_logprob(c, 0, 0);
+        assert_true(llmux_choice_has_logprobs(c, 1));
+        assert_int_equal(llmux_choice_logprob_count(c, 1), 0);
+        assert_string_equal(lp->token, "\xef\xbf\xbd");
+        assert_int_equal(lp->n_bytes, 2);
+        assert_memory_equal(lp->bytes, b, 2);
+        assert_int_equal(lp->n_top, 1);
+        assert_string_equal(lp->top[0].token, "y");
+        assert_null(lp->top[0].bytes);
+    }
+    llmux__out_free(&o);
+}
+
+static void test_choices_in_index_order(void **state)
+{
+    struct llmux_out o;
+    char *js;
+    const char *a, *b, *c;
+    (void)state;
+    llmux__out_init(&o, LLMUX_OP_CHAT, 0);
+    assert_int_equal(H->out_choice(&o, 2), 0);
+    assert_int_equal(H->out_str(&o, LLMUX_F_TEXT, "two", 3), 0);
+    assert_int_equal(H->out_choice(&o, 0), 0);
+    assert_int_equal(H->out_str(&o, LLMUX_F_TEXT, "zero", 4), 0);
+    assert_int_equal(H->out_choice(&o, 1), 0);
+    assert_int_equal(H->out_int(&o, LLMUX_F_FINISH, LLMUX_FINISH_LENGTH), 0);
+    assert_int_equal(H->out_choice(&o, 2), 0);
+    assert_int_equal(H->out_str(&o, LLMUX_F_TEXT, "!", 1), 0);
+    js = json_of(&o);
+    a = strstr(js, "\"index\":0");
+    b = strstr(js, "\"index\":1");
+    c = strstr(js, "\"index\":2");
+    assert_true(a && b && c && a < b && b < c);
+    contains(js, "\"content\":\"two!\"");
+    contains(js, "\"content\":\"zero\"");
+    llmux_free(js);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_out_json_refuses_bad_values),
+        cmocka_unit_test(test_out_json_repairs_utf8),
+        cmocka_unit_test(test_core_values_win),
+        cmocka_unit_test(test_stream_fields_accumulate),
+        cmocka_unit_test(test_out_logprob_arguments),
+        cmocka_unit_test(test_choices_in_index_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
