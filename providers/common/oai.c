@@ -883,8 +883,8 @@ static int known(const char *k, const char *const *list)
 /* Hands each member of `obj` not in `list` to the core at `where`; null
  * members say nothing and are skipped. A core without out_json keeps
  * only what it models. */
-static int put_extras(const llmux_host *h, llmux_out *out, json_object *obj,
-                      int where, const char *const *list)
+int llmux_oai_put_extras(const llmux_host *h, llmux_out *out, json_object *obj,
+                         int where, const char *const *list)
 {
     struct lh_entry *e;
     const char *k;
@@ -1138,7 +1138,8 @@ static int put_message(const llmux_host *h, llmux_out *out, json_object *m,
         rc = put_call(h, out, fcall, 0, st, choice);
     if (rc != 0)
         return rc;
-    return put_extras(h, out, m, LLMUX_JSON_AT_MESSAGE, message_known);
+    return llmux_oai_put_extras(h, out, m, LLMUX_JSON_AT_MESSAGE,
+                                message_known);
 }
 
 /* Choice `c`, the pos-th of its array: its index (the position when it
@@ -1196,7 +1197,7 @@ static int decode_choice(const llmux_oai_dialect *d, const llmux_host *h,
     if ((rc = put_logprobs(h, out, lp)) != 0)
         return rc == LLMUX_EPROTO ? proto(d, h, out, "bad logprobs", body, len)
                                   : rc;
-    return put_extras(h, out, c, LLMUX_JSON_AT_CHOICE, choice_known);
+    return llmux_oai_put_extras(h, out, c, LLMUX_JSON_AT_CHOICE, choice_known);
 }
 
 static int decode_choices(const llmux_oai_dialect *d, const llmux_host *h,
@@ -1224,10 +1225,10 @@ static int decode_choices(const llmux_oai_dialect *d, const llmux_host *h,
                 return rc;
     }
     if ((rc = llmux_oai_put_usage(h, out, t->usage)) != 0 ||
-        (rc = put_extras(h, out, t->usage, LLMUX_JSON_AT_USAGE, usage_known)) !=
-            0)
+        (rc = llmux_oai_put_extras(h, out, t->usage, LLMUX_JSON_AT_USAGE,
+                                   usage_known)) != 0)
         return rc;
-    return put_extras(h, out, root, LLMUX_JSON_AT_TOP, top_known);
+    return llmux_oai_put_extras(h, out, root, LLMUX_JSON_AT_TOP, top_known);
 }
 
 /* ---- decoding: embeddings and models ------------------------------------- */

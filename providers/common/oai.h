@@ -188,6 +188,14 @@ int llmux_oai_put_tool_calls(const llmux_host *host, llmux_out *out,
 int llmux_oai_put_logprobs(const llmux_host *host, llmux_out *out,
                            struct json_object *tokens);
 
+/** Hands each member of object `obj` whose key is not in `known` (a
+ * NULL-terminated list of the keys the decoder read) to the core with
+ * host->out_json at `where` (LLMUX_JSON_AT_*); null members are skipped.
+ * Nothing when the core has no out_json or obj is no object. */
+int llmux_oai_put_extras(const llmux_host *host, llmux_out *out,
+                         struct json_object *obj, int where,
+                         const char *const *known);
+
 /** True when `key` is in the dialect's never_send list. */
 int llmux_oai_never(const llmux_oai_dialect *d, const char *key);
 

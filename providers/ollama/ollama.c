@@ -43,7 +43,9 @@
  *   with the right JSON type. Typed parameters win over options, the
  *   config string over the descriptor.
  * - extra_json (other fields of an OpenAI-style request JSON) is merged at
- *   the top level, except "stream" (the core decides), its "options"
+ *   the top level (so logprobs and top_logprobs reach Ollama), except
+ *   "stream" (the core decides), "n" (refused unless 1: Ollama answers
+ *   with one choice), its "options"
  *   object (merged into ours) and members named like an Ollama option
  *   (top_k, presence_penalty, frequency_penalty ...), which go under
  *   "options". Fields already set are never replaced.
@@ -71,6 +73,10 @@
  * - Finish (on the done:true line, or a whole answer): tool calls seen ->
  *   tool_calls; done_reason "length" -> length; "stop", "load", "unload"
  *   and anything else -> stop. done_reason is kept as the raw reason.
+ * - "logprobs" (top-level, per line in a stream) -> choice 0's content
+ *   logprobs, OpenAI's token shape. Every member not read here (the
+ *   durations, "context" ...) is kept as a field of the answer
+ *   (host->out_json), the message's members likewise.
  * - Usage: prompt_eval_count -> prompt tokens, eval_count -> completion
  *   tokens, total = their sum. Ollama omits zero counts ("omitempty", e.g.
  *   a fully cached prompt), so on a final object with at least one count
@@ -840,7 +846,19 @@ static int enc_extra(oll_enc *e)
         json_object_object_foreach(x, key, val)
         {
             json_object *dst = is_model_option(key) ? e->options : e->body;
-            if (strcmp(key, "stream") == 0 ||
+            int64_t n;
+            /* Ollama answers with one choice: asking for more is refused,
+             * not answered with one */
+            if (strcmp(key, "n") == 0 && val &&
+                !(llmux_pj_as_int(val, &n) && n == 1)) {
+                json_object_put(x);
+                e->h->log(LLMUX_LOG_ERROR,
+                          "%s: the request field \"n\" is not supported by "
+                          "Ollama: it answers with one choice",
+                          pname(e->call));
+                return LLMUX_ENOTSUP;
+            }
+            if (strcmp(key, "stream") == 0 || strcmp(key, "n") == 0 ||
                 (strcmp(key, "options") == 0 &&
                  json_object_is_type(val, json_type_object)) ||
                 has(dst, key))
@@ -1187,6 +1205,16 @@ static int put_text(const llmux_host *h, llmux_out *out, int field,
     return h->out_str(out, field, json_object_get_string(v), n);
 }
 
+/* The members of a chat or generate object (and of its message) that the
+ * decoder reads; the others (total_duration, eval_duration, context ...)
+ * are kept as fields of the answer. */
+static const char *const top_known[] = {
+    "model",      "created_at", "message",     "response",
+    "thinking",   "done",       "done_reason", "prompt_eval_count",
+    "eval_count", "logprobs",   NULL};
+static const char *const message_known[] = {"role", "content", "thinking",
+                                            "tool_calls", NULL};
+
 /*
  * A chat or generate object: a whole answer (st NULL) or one stream line.
  * Returns 0, LLMUX_EVENT_DONE for the final stream line, or a code.
@@ -1237,6 +1265,15 @@ static int decode_gen(const llmux_host *h, llmux_call *call, llmux_out *out,
                        ? proto(h, call, out, "bad tool call", s, len)
                        : rc;
     }
+    /* logprobs: top-level, on every line that has tokens */
+    if ((rc = llmux_oai_put_logprobs(h, out, llmux_pj_get(root, "logprobs"))))
+        return rc == LLMUX_EPROTO ? proto(h, call, out, "bad logprobs", s, len)
+                                  : rc;
+    if ((rc = llmux_oai_put_extras(h, out, root, LLMUX_JSON_AT_TOP,
+                                   top_known)) != 0 ||
+        (rc = llmux_oai_put_extras(h, out, msg, LLMUX_JSON_AT_MESSAGE,
+                                   message_known)) != 0)
+        return rc;
     if (!final)
         return 0;
     if ((rc = put_finish(h, out, llmux_pj_get(root, "done_reason"),

@@ -903,6 +903,45 @@ fi
 run "$CLI" chat -m "$M#body=garbage" "${URL[@]}" hi </dev/null
 expect_err "malformed answer: exit 1" 1 'llmux: openai: .+'
 
+# ---- every choice and logprob ----------------------------------------------
+
+run "$CLI" chat -m "$M" "${URL[@]}" --n 2 two words </dev/null
+expect_out "--n 2: each choice, the second under its line" \
+    'Mock reply to: two words\n--- choice 1 ---\nMock reply to: two words (choice 1)\n'
+run "$CLI" chat -m "$M" "${URL[@]}" --n 3 --stream two words </dev/null
+expect_out "--n 3 --stream: choice 0 as it arrives, then the others" \
+    'Mock reply to: two words\n--- choice 1 ---\nMock reply to: two words (choice 1)\n--- choice 2 ---\nMock reply to: two words (choice 2)\n'
+run "$CLI" chat -m "$M" "${URL[@]}" --top-logprobs 2 two words </dev/null
+expect_out "--top-logprobs 2: each token, its logprob and alternatives" \
+    'Mock reply to: two words\nlogprobs:\n   -0.1250 "Mock" (alternatives: "Mock" -0.1250, "alt1" -1.1250)\n   -0.2500 " reply" (alternatives: " reply" -0.2500, "alt1" -1.2500)\n   -0.3750 " to:" (alternatives: " to:" -0.3750, "alt1" -1.3750)\n   -0.5000 " two" (alternatives: " two" -0.5000, "alt1" -1.5000)\n   -0.6250 " words" (alternatives: " words" -0.6250, "alt1" -1.6250)\n'
+run "$CLI" chat -m "$M" "${URL[@]}" --n 2 --logprobs --json two words </dev/null
+pycheck "--n 2 --logprobs --json: every choice and logprob" '
+o = json.loads(out)
+cs = o["choices"]
+if [c["index"] for c in cs] != [0, 1]: fail("indexes %r" % cs)
+if cs[1]["message"]["content"] != "Mock reply to: two words (choice 1)":
+    fail("choice 1 %r" % cs[1])
+for c in cs:
+    toks = "".join(t["token"] for t in c["logprobs"]["content"])
+    if toks != c["message"]["content"]: fail("tokens %r" % toks)
+    if c["logprobs"]["refusal"] is not None: fail("refusal %r" % c)
+if o["usage"]["completion_tokens"] != 12: fail("usage %r" % o["usage"])'
+run "$CLI" chat -m "$M" "${URL[@]}" --n 2 --logprobs --json --stream two words \
+    </dev/null
+pycheck "--n 2 --logprobs --json --stream: one choice per chunk, each token once" '
+texts, toks = {}, {}
+for l in out.splitlines():
+    o = json.loads(l)
+    cs = o["choices"]
+    if len(cs) > 1: fail("chunk with %d choices" % len(cs))
+    for c in cs:
+        i = c["index"]
+        texts[i] = texts.get(i, "") + (c["delta"].get("content") or "")
+        for t in (c.get("logprobs") or {}).get("content") or []:
+            toks[i] = toks.get(i, "") + t["token"]
+if texts != toks: fail("%r != %r" % (texts, toks))
+if texts.get(1) != "Mock reply to: two words (choice 1)": fail("%r" % texts)'
+
 # ---- usage and configuration errors: exit 2 ---------------------------------
 
 run "$CLI" chat -m nosuchprovider/model "${URL[@]}" hi </dev/null
@@ -962,6 +1001,18 @@ for a in 'logit_bias' '=1'; do
     expect_err "--field '$a' (no KEY=JSON): exit 2" 2 \
         "llmux: --field: wants KEY=JSON .+"
 done
+run "$CLI" chat -m "$M" "${URL[@]}" --n 0 hi </dev/null
+expect_err "--n 0: exit 2" 2 'llmux: --n: not a positive integer'
+run "$CLI" chat -m "$M" "${URL[@]}" --top-logprobs -1 hi </dev/null
+expect_err "--top-logprobs -1: exit 2" 2 'llmux: --top-logprobs: .+'
+run "$CLI" chat -m "mistral/mistral-small-latest;api_key=m" \
+    --base-url "http://127.0.0.1:$PORT/mistral/v1" --logprobs hi </dev/null
+expect_err "--logprobs to Mistral (no logprobs): exit 2, names logprobs" 2 \
+    'llmux: mistral: the request field "logprobs" is not supported .+'
+run "$CLI" chat -m "ollama/llama3.2" --base-url "http://127.0.0.1:$PORT/ollama" \
+    --n 2 hi </dev/null
+expect_err "--n 2 to Ollama (one choice): exit 2, names n" 2 \
+    'llmux: ollama: the request field "n" is not supported by Ollama.+'
 run "$CLI" chat -m "$M" "${URL[@]}" --header 'no colon' hi </dev/null
 expect_err "--header without a colon: exit 2" 2 'llmux: --header: .+'
 run "$CLI" chat -m "$M" "${URL[@]}" --timeout soon hi </dev/null
@@ -1859,8 +1910,11 @@ EOF
 }
 
 # normalize IN OUT: OUT gets IN's JSON objects (one per line, or one) with
-# the top-level id, created, model and system_fingerprint (identifiers of
-# the serving backend, not of the answer) removed, keys sorted.
+# only the top-level members every provider's answer has (object, choices,
+# usage, data): id, created, model and system_fingerprint identify the
+# serving backend, not the answer, and the fields one provider adds
+# (Mistral's "p" padding, Ollama's durations) are passed through as they
+# came; keys sorted.
 normalize() {
     "$PY" - "$1" "$2" <<'EOF'
 import json, sys
@@ -1868,8 +1922,9 @@ out = []
 for l in open(sys.argv[1], encoding="utf-8").read().splitlines():
     if not l.strip(): continue
     o = json.loads(l)
-    for k in ("id", "created", "model", "system_fingerprint"):
-        if isinstance(o, dict): o.pop(k, None)
+    if isinstance(o, dict):
+        o = {k: v for k, v in o.items()
+             if k in ("object", "choices", "usage", "data")}
     out.append(json.dumps(o, sort_keys=True))
 open(sys.argv[2], "w").write("\n".join(out) + "\n")
 EOF

@@ -66,12 +66,31 @@ static char *normalized(const llmux_response *res)
     char *js = llmux_response_to_json(res), *out;
     json_object *j = json_tokener_parse(js);
     assert_non_null(j);
-    json_object_object_del(j, "id");
-    json_object_object_del(j, "created");
-    json_object_object_del(j, "model");
-    json_object_object_del(j, "system_fingerprint");
-    /* Mistral's padding, passed through as a field llmux does not model */
-    json_object_object_del(j, "p");
+    /* only the members every provider's answer has: id, created, model
+     * and system_fingerprint identify the backend, and the fields one
+     * provider adds (Mistral's "p" padding, Ollama's durations) are passed
+     * through as they came */
+    {
+        static const char *const keep[] = {"object", "choices", "usage",
+                                           "data"};
+        struct json_object_iterator it = json_object_iter_begin(j),
+                                    end = json_object_iter_end(j);
+        char *drop[64];
+        size_t n = 0, k;
+        while (!json_object_iter_equal(&it, &end)) {
+            const char *name = json_object_iter_peek_name(&it);
+            int kept = 0;
+            for (k = 0; k < sizeof keep / sizeof keep[0]; k++)
+                kept |= strcmp(name, keep[k]) == 0;
+            if (!kept && n < 64)
+                drop[n++] = strdup(name);
+            json_object_iter_next(&it);
+        }
+        for (k = 0; k < n; k++) {
+            json_object_object_del(j, drop[k]);
+            free(drop[k]);
+        }
+    }
     {
         /* tool call ids are minted by each provider (Ollama sends none) */
         json_object *ch, *m, *tc;

@@ -195,6 +195,22 @@ static void test_encode_provider_options(void **state)
     r = chat_req(";num_ctx={[1,}");
     pt_prep_fails(r, LLMUX_EINVAL, "num_ctx");
     llmux_request_free(r);
+
+    /* logprobs as a caller sets them reach Ollama at the top level */
+    r = chat_req(NULL);
+    assert_int_equal(llmux_request_set_field(r, "logprobs", "true"), 0);
+    assert_int_equal(llmux_request_set_field(r, "top_logprobs", "2"), 0);
+    assert_int_equal(llmux_request_set_field(r, "n", "1"), 0);
+    assert_body(r, "/api/chat",
+                "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\","
+                "\"content\":\"Hi\"}],\"stream\":false,\"logprobs\":true,"
+                "\"top_logprobs\":2}");
+    llmux_request_free(r);
+    /* one choice is all Ollama gives: more is refused by name */
+    r = chat_req(NULL);
+    assert_int_equal(llmux_request_set_field(r, "n", "2"), 0);
+    pt_prep_fails(r, LLMUX_ENOTSUP, "\"n\"");
+    llmux_request_free(r);
 }
 
 static void test_encode_format(void **state)
@@ -737,6 +753,35 @@ static void test_stream_mutations(void **state)
     "\"done_reason\":\"" reason "\"}\n"
 
 static const pt_case cases[] = {
+    /* native logprobs: top-level, per line in a stream (WIRE.md 8.4);
+     * durations and other members kept as fields */
+    {.name = "stream logprobs and fields not modelled",
+     .mode = PT_STREAM,
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"model\":\"m\",\"created_at\":\"2025-10-26T17:15:24Z\","
+             "\"message\":{\"role\":\"assistant\",\"content\":\"Hi\"},"
+             "\"done\":false,\"logprobs\":[{\"token\":\"Hi\",\"logprob\":"
+             "-0.125,\"bytes\":[72,105],\"top_logprobs\":[{\"token\":\"Hi\","
+             "\"logprob\":-0.125},{\"token\":\"Yo\",\"logprob\":-3}]}]}\n"
+             "{\"model\":\"m\",\"created_at\":\"2025-10-26T17:15:25Z\","
+             "\"message\":{\"role\":\"assistant\",\"content\":\"!\"},"
+             "\"done\":false,\"logprobs\":[{\"token\":\"!\",\"logprob\":-1}]}\n"
+             "{\"model\":\"m\",\"created_at\":\"2025-10-26T17:15:25Z\","
+             "\"message\":{\"role\":\"assistant\",\"content\":\"\"},"
+             "\"done\":true,\"done_reason\":\"stop\",\"total_duration\":5,"
+             "\"eval_duration\":3,\"prompt_eval_count\":2,\"eval_count\":2}\n",
+     .want = "{'done':1,'text':'Hi!','json':{'choices':[{'logprobs':{"
+             "'refusal':null,'content':[{'token':'Hi','logprob':-0.125,"
+             "'bytes':[72,105],'top_logprobs':[{'token':'Hi',"
+             "'logprob':-0.125,'bytes':null},{'token':'Yo','logprob':-3}]},"
+             "{'token':'!','logprob':-1,'bytes':null,'top_logprobs':[]}]}}],"
+             "'total_duration':5,'eval_duration':3}}"},
+    {.name = "garbage logprobs",
+     .op = LLMUX_OP_CHAT,
+     .body = "{\"model\":\"m\",\"message\":{\"content\":\"x\"},\"done\":true,"
+             "\"logprobs\":{\"token\":\"x\"}}",
+     .code = LLMUX_EPROTO,
+     .msg = "bad logprobs"},
     /* ---- decoding: whole answers */
     {.name = "decode a chat answer",
      .op = LLMUX_OP_CHAT,

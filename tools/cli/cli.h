@@ -57,6 +57,9 @@ enum opt_id {
     O_TOP_P,
     O_STOP,
     O_SEED,
+    O_N,
+    O_LOGPROBS,
+    O_TOP_LOGPROBS,
     O_TIMEOUT,
     O_RETRIES,
     O_CONNECT_TIMEOUT,
@@ -106,15 +109,18 @@ typedef struct cmd_def {
 } cmd_def;
 
 /* Flags recording which optional settings were given. */
-#define HAS_MAX_TOKENS  (1u << 0)
-#define HAS_TEMPERATURE (1u << 1)
-#define HAS_TOP_P       (1u << 2)
-#define HAS_SEED        (1u << 3)
-#define HAS_TIMEOUT     (1u << 4)
-#define HAS_RETRIES     (1u << 5)
-#define HAS_CONNECT     (1u << 6)
-#define HAS_FIRST_BYTE  (1u << 7)
-#define HAS_IDLE        (1u << 8)
+#define HAS_MAX_TOKENS   (1u << 0)
+#define HAS_TEMPERATURE  (1u << 1)
+#define HAS_TOP_P        (1u << 2)
+#define HAS_SEED         (1u << 3)
+#define HAS_TIMEOUT      (1u << 4)
+#define HAS_RETRIES      (1u << 5)
+#define HAS_CONNECT      (1u << 6)
+#define HAS_FIRST_BYTE   (1u << 7)
+#define HAS_IDLE         (1u << 8)
+#define HAS_N            (1u << 9)
+#define HAS_LOGPROBS     (1u << 10)
+#define HAS_TOP_LOGPROBS (1u << 11)
 
 /* The parsed command line. Strings point into argv. */
 typedef struct cli {
@@ -131,6 +137,8 @@ typedef struct cli {
     long max_tokens;
     double temperature, top_p;
     long long seed;
+    long n_choices;    /* --n */
+    long top_logprobs; /* --top-logprobs */
     long timeout_ms;
     long connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms;
     int retries;
@@ -204,6 +212,9 @@ void *xrealloc(void *p, size_t n);
 char *scrubbed(const cli *c, const char *text);
 void note_secrets(cli *c);
 void print_error_line(const cli *c, const char *text);
+/* Writes `s` as a JSON string to stdout: '"' and '\' escaped, control
+ * characters as \u00XX, other bytes (UTF-8) as they are. */
+void put_json_str(const char *s);
 void errorf(const cli *c, const char *fmt, ...) LLMUX_PRINTF(2, 3);
 int usage_error(const cli *c, const char *fmt, ...) LLMUX_PRINTF(2, 3);
 

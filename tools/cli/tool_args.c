@@ -220,6 +220,25 @@ static int set_opt(cli *c, const opt_def *d, const char *flag, const char *v)
         c->seed = ll;
         c->has |= HAS_SEED;
         break;
+    case O_N:
+        if (parse_ll(v, 0, 1000000, &ll) || ll < 1) {
+            errorf(c, "%s: not a positive integer", flag);
+            return EXIT_USAGE;
+        }
+        c->n_choices = (long)ll;
+        c->has |= HAS_N;
+        break;
+    case O_LOGPROBS:
+        c->has |= HAS_LOGPROBS;
+        break;
+    case O_TOP_LOGPROBS:
+        if (parse_ll(v, 0, 1000000, &ll)) {
+            errorf(c, "%s: not an integer of 0 or more", flag);
+            return EXIT_USAGE;
+        }
+        c->top_logprobs = (long)ll;
+        c->has |= HAS_TOP_LOGPROBS | HAS_LOGPROBS;
+        break;
     case O_TIMEOUT:
         if ((st = parse_duration(c, flag, v, 1, &c->timeout_ms)))
             return st;

@@ -39,25 +39,6 @@ typedef struct batch_run {
     int done;
 } batch_run;
 
-/* Writes `s` as a JSON string: '"' and '\' escaped, control characters
- * as \u00XX, other bytes (UTF-8) as they are. */
-static void put_json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch == '\n')
-            fputs("\\n", stdout);
-        else if (ch < 0x20 || ch == 0x7f)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
-}
-
 /* Prints ,"name":"value" with the command line's secrets masked, when
  * value is set. */
 static void put_error_field(const cli *c, const char *name, const char *value)

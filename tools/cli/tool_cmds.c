@@ -39,6 +39,16 @@ const opt_def opt_defs[] = {
     {"top-p", 0, "X", O_TOP_P, CMD_GEN | CMD_BATCH, "nucleus sampling"},
     {"stop", 0, "S", O_STOP, CMD_GEN | CMD_BATCH, "stop sequence (repeatable)"},
     {"seed", 0, "N", O_SEED, CMD_GEN | CMD_BATCH, "sampling seed"},
+    {"n", 0, "N", O_N, CMD_GEN | CMD_BATCH,
+     "answers to generate (choices); each is printed,\n"
+     "choice 1 on under a '--- choice N ---' line"},
+    {"logprobs", 0, NULL, O_LOGPROBS, CMD_GEN | CMD_BATCH,
+     "ask for each token's log probability; printed\n"
+     "after the text, a token per line (refused by\n"
+     "providers without them, as Mistral)"},
+    {"top-logprobs", 0, "N", O_TOP_LOGPROBS, CMD_GEN | CMD_BATCH,
+     "and the N likeliest tokens at each place (implies\n"
+     "--logprobs)"},
     {"timeout", 0, "SECONDS", O_TIMEOUT, CMD_ALL,
      "deadline for the whole request, retries (and\n"
      "fallbacks) included; fractions allowed; 0 = none"},

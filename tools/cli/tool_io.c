@@ -227,17 +227,67 @@ static void put_one_line(const char *s)
         fputc(*s == '\n' || *s == '\r' ? ' ' : *s, stdout);
 }
 
-static void print_tool_calls(const llmux_response *res)
+static void print_tool_calls(const llmux_choice *ch)
 {
-    size_t i, n = llmux_response_tool_call_count(res);
+    size_t i, n = llmux_choice_tool_call_count(ch);
     for (i = 0; i < n; i++) {
-        const llmux_tool_call *tc = llmux_response_tool_call(res, i);
+        const llmux_tool_call *tc = llmux_choice_tool_call(ch, i);
         if (!tc)
             continue;
         printf("tool_call %s %s ", tc->id && *tc->id ? tc->id : "-",
                tc->name && *tc->name ? tc->name : "-");
         put_one_line(tc->arguments ? tc->arguments : "{}");
         fputc('\n', stdout);
+    }
+}
+
+/* A choice's logprobs, a token per line after a "logprobs:" line:
+ *   -0.1250 "Mock" (alternatives: "Mock" -0.1250, "alt1" -1.1250) */
+static void print_logprobs(const llmux_choice *ch)
+{
+    size_t i, k, n = llmux_choice_logprob_count(ch, LLMUX_LOGPROBS_CONTENT);
+    if (!llmux_choice_has_logprobs(ch, LLMUX_LOGPROBS_CONTENT))
+        return;
+    fputs("logprobs:\n", stdout);
+    for (i = 0; i < n; i++) {
+        const llmux_logprob *lp =
+            llmux_choice_logprob(ch, LLMUX_LOGPROBS_CONTENT, i);
+        printf("%10.4f ", lp->logprob);
+        put_json_str(lp->token);
+        for (k = 0; k < lp->n_top; k++) {
+            fputs(k ? ", " : " (alternatives: ", stdout);
+            put_json_str(lp->top[k].token);
+            printf(" %.4f", lp->top[k].logprob);
+        }
+        fputs(lp->n_top ? ")\n" : "\n", stdout);
+    }
+}
+
+/* One choice of a whole answer: its text (or refusal, or tool calls),
+ * then its logprobs. */
+static void print_choice(const llmux_choice *ch)
+{
+    size_t len = 0;
+    const char *t = llmux_choice_text(ch, &len);
+    if (!len && llmux_choice_refusal(ch))
+        t = llmux_choice_refusal(ch), len = strlen(t);
+    if (len || !llmux_choice_tool_call_count(ch)) {
+        fwrite(t, 1, len, stdout);
+        fputc('\n', stdout);
+    }
+    if (!len)
+        print_tool_calls(ch);
+    print_logprobs(ch);
+}
+
+/* Choices after the first, each under a "--- choice N ---" line. */
+static void print_more_choices(const llmux_response *res)
+{
+    size_t i, n = llmux_response_choice_count(res);
+    for (i = 1; i < n; i++) {
+        const llmux_choice *ch = llmux_response_choice(res, i);
+        printf("--- choice %d ---\n", llmux_choice_index(ch));
+        print_choice(ch);
     }
 }
 
@@ -314,22 +364,19 @@ int print_answer(const cli *c, const run_ctx *x, const llmux_response *res)
         break;
     }
     if (x->streamed) {
-        /* the text went out as deltas: end it as the plain output does */
-        if (x->text_seen || !llmux_response_tool_call_count(res))
+        /* choice 0 went out as deltas: end it as the plain output does,
+         * then the other choices whole */
+        const llmux_choice *c0 = llmux_response_choice(res, 0);
+        if (x->text_seen || !llmux_choice_tool_call_count(c0))
             fputc('\n', stdout);
         if (!x->text_seen)
-            print_tool_calls(res);
+            print_tool_calls(c0);
+        print_logprobs(c0);
+        print_more_choices(res);
         return 0;
     }
-    t = llmux_response_text(res, &len);
-    if (!len && llmux_response_refusal(res))
-        t = llmux_response_refusal(res), len = strlen(t);
-    if (len || !llmux_response_tool_call_count(res)) {
-        fwrite(t, 1, len, stdout);
-        fputc('\n', stdout);
-    }
-    if (!len)
-        print_tool_calls(res);
+    print_choice(llmux_response_choice(res, 0));
+    print_more_choices(res);
     return 0;
 }
 

@@ -103,6 +103,21 @@ int apply_opts(const cli *c, llmux_request *req)
         if ((rc = llmux_request_set_field(req, key, eq + 1)))
             return setter_failed(c, req, "--field", rc);
     }
+    if (c->has & HAS_N) {
+        char v[24];
+        snprintf(v, sizeof v, "%ld", c->n_choices);
+        if ((rc = llmux_request_set_field(req, "n", v)))
+            return setter_failed(c, req, "--n", rc);
+    }
+    if ((c->has & HAS_LOGPROBS) &&
+        (rc = llmux_request_set_field(req, "logprobs", "true")))
+        return setter_failed(c, req, "--logprobs", rc);
+    if (c->has & HAS_TOP_LOGPROBS) {
+        char v[24];
+        snprintf(v, sizeof v, "%ld", c->top_logprobs);
+        if ((rc = llmux_request_set_field(req, "top_logprobs", v)))
+            return setter_failed(c, req, "--top-logprobs", rc);
+    }
     for (i = 0; i < c->n_headers; i++)
         if ((rc = llmux_request_add_header(req, c->headers[i])))
             return setter_failed(c, req, "--header", rc);

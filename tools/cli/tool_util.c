@@ -194,3 +194,22 @@ int usage_error(const cli *c, const char *fmt, ...)
         fputs("try 'llmux --help'\n", stderr);
     return EXIT_USAGE;
 }
+
+/* Writes `s` as a JSON string: '"' and '\' escaped, control characters
+ * as \u00XX, other bytes (UTF-8) as they are. */
+void put_json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch == '\n')
+            fputs("\\n", stdout);
+        else if (ch < 0x20 || ch == 0x7f)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}

@@ -209,36 +209,110 @@ static json_object *tool_call_new(const mock_oai_dialect *d,
     return tc;
 }
 
+static size_t completion_words(const mock_chat_plan *p);
+
 static json_object *usage_new(const mock_chat_plan *p)
 {
     json_object *u = json_object_new_object();
 
     jadd(u, "prompt_tokens", json_object_new_int64((int64_t)p->prompt_tokens));
     jadd(u, "completion_tokens",
-         json_object_new_int64((int64_t)p->completion_tokens));
+         json_object_new_int64((int64_t)completion_words(p)));
     jadd(u, "total_tokens",
          json_object_new_int64(
-             (int64_t)(p->prompt_tokens + p->completion_tokens)));
+             (int64_t)(p->prompt_tokens + completion_words(p))));
     return u;
 }
 
-static void chat_whole(mock_ctx *ctx, const mock_chat_plan *p,
-                       const mock_oai_dialect *d, const char *id)
+/* ---- n choices and logprobs (OpenAI) ----------------------------------- */
+
+static int n_choices(const mock_chat_plan *p)
 {
-    json_object *root = json_object_new_object();
-    json_object *choices = json_object_new_array();
+    return p->n > 1 ? p->n : 1;
+}
+
+/* Choice i's text: the plan's, and "(choice i)" after it for i > 0. */
+static char *choice_text(const mock_chat_plan *p, int i)
+{
+    if (!p->content)
+        return NULL;
+    return i ? llmux__mock_strdupf("%s (choice %d)", p->content, i)
+             : llmux__mock_strdup(p->content);
+}
+
+/* One token entry: text[0..len), logprob -(k+1)/8, its bytes. */
+static json_object *token_entry(const char *text, size_t len, double lp)
+{
+    json_object *t = json_object_new_object(), *b = json_object_new_array();
+    size_t i;
+    jadd(t, "token", json_object_new_string_len(text, (int)len));
+    jadd(t, "logprob", json_object_new_double(lp));
+    for (i = 0; i < len; i++)
+        json_object_array_add(b, json_object_new_int((unsigned char)text[i]));
+    jadd(t, "bytes", b);
+    return t;
+}
+
+/* The k-th token of a choice with its top_logprobs. */
+static json_object *logprob_of(const mock_chat_plan *p, const char *text,
+                               size_t len, size_t k)
+{
+    double lp = -(double)(k + 1) / 8;
+    json_object *t = token_entry(text, len, lp), *top = json_object_new_array();
+    int a;
+    for (a = 0; a < p->top_logprobs; a++) {
+        char alt[16];
+        int n = snprintf(alt, sizeof alt, "alt%d", a);
+        json_object_array_add(top, a ? token_entry(alt, (size_t)n, lp - a)
+                                     : token_entry(text, len, lp));
+    }
+    jadd(t, "top_logprobs", top);
+    return t;
+}
+
+/* {"content":[...],"refusal":null} of the pieces of text up to ends[i]
+ * for i in [from, to). */
+static json_object *logprobs_of(const mock_chat_plan *p, const char *text,
+                                const size_t *ends, size_t from, size_t to)
+{
+    json_object *lp = json_object_new_object(), *c = json_object_new_array();
+    size_t i, start = from ? ends[from - 1] : 0;
+    for (i = from; i < to; i++) {
+        json_object_array_add(c,
+                              logprob_of(p, text + start, ends[i] - start, i));
+        start = ends[i];
+    }
+    jadd(lp, "content", c);
+    jadd(lp, "refusal", NULL);
+    return lp;
+}
+
+/* The completion tokens of all choices: each choice's words. */
+static size_t completion_words(const mock_chat_plan *p)
+{
+    size_t words = p->completion_tokens;
+    int i;
+    for (i = 1; i < n_choices(p); i++) {
+        char *t = choice_text(p, i);
+        if (t)
+            words += llmux__mock_count_words(t, strlen(t));
+        free(t);
+    }
+    return words;
+}
+
+static json_object *whole_choice(const mock_chat_plan *p,
+                                 const mock_oai_dialect *d, int i)
+{
     json_object *choice = json_object_new_object();
     json_object *msg = json_object_new_object();
     int mistral = (d->flags & MOCK_OAI_MISTRAL) != 0;
+    char *text = choice_text(p, i);
 
-    jadd(root, "id", jstring(id));
-    jadd(root, "object", jstring("chat.completion"));
-    jadd(root, "created", json_object_new_int64(MOCK_CREATED));
-    jadd(root, "model", jstring(ctx->model));
-    jadd(choice, "index", json_object_new_int(0));
+    jadd(choice, "index", json_object_new_int(i));
     jadd(msg, "role", jstring("assistant"));
     /* Mistral sends "" beside tool calls, OpenAI null. */
-    jadd(msg, "content", p->content || mistral ? jstring(p->content) : NULL);
+    jadd(msg, "content", text || mistral ? jstring(text) : NULL);
     if (d->flags & MOCK_OAI_REFUSAL)
         jadd(msg, "refusal", NULL);
     if (p->tool_name) {
@@ -249,12 +323,35 @@ static void chat_whole(mock_ctx *ctx, const mock_chat_plan *p,
         jadd(msg, "tool_calls", NULL);
     }
     jadd(choice, "message", msg);
-    if (d->flags & MOCK_OAI_LOGPROBS)
+    if (p->logprobs && text) {
+        size_t *ends = NULL, n = llmux__mock_pieces(text, &ends);
+        jadd(choice, "logprobs", logprobs_of(p, text, ends, 0, n));
+        free(ends);
+    } else if (d->flags & MOCK_OAI_LOGPROBS) {
         jadd(choice, "logprobs", NULL);
+    }
     jadd(choice, "finish_reason", jstring(p->finish));
-    json_object_array_add(choices, choice);
+    free(text);
+    return choice;
+}
+
+static void chat_whole(mock_ctx *ctx, const mock_chat_plan *p,
+                       const mock_oai_dialect *d, const char *id)
+{
+    json_object *root = json_object_new_object();
+    json_object *choices = json_object_new_array();
+    json_object *u;
+    int i;
+
+    jadd(root, "id", jstring(id));
+    jadd(root, "object", jstring("chat.completion"));
+    jadd(root, "created", json_object_new_int64(MOCK_CREATED));
+    jadd(root, "model", jstring(ctx->model));
+    for (i = 0; i < n_choices(p); i++)
+        json_object_array_add(choices, whole_choice(p, d, i));
     jadd(root, "choices", choices);
-    jadd(root, "usage", usage_new(p));
+    u = usage_new(p);
+    jadd(root, "usage", u);
     if (d->fingerprint)
         jadd(root, "system_fingerprint", jstring(d->fingerprint));
     llmux__mock_reply_json(ctx->reply, 200, root);
@@ -262,9 +359,22 @@ static void chat_whole(mock_ctx *ctx, const mock_chat_plan *p,
 
 /* A chunk with one choice carrying `delta` (consumed), or with no choice
  * when `delta` is NULL. */
+static json_object *chat_chunk_of(mock_ctx *ctx, const mock_oai_dialect *d,
+                                  const char *id, int index, json_object *delta,
+                                  json_object *logprobs, const char *finish);
+
 static json_object *chat_chunk(mock_ctx *ctx, const mock_oai_dialect *d,
                                const char *id, json_object *delta,
                                const char *finish)
+{
+    return chat_chunk_of(ctx, d, id, 0, delta, NULL, finish);
+}
+
+/* A chunk of choice `index` carrying `delta` and `logprobs` (both
+ * consumed; logprobs NULL: null), or with no choice when `delta` is NULL. */
+static json_object *chat_chunk_of(mock_ctx *ctx, const mock_oai_dialect *d,
+                                  const char *id, int index, json_object *delta,
+                                  json_object *logprobs, const char *finish)
 {
     json_object *root = json_object_new_object();
     json_object *choices = json_object_new_array();
@@ -277,15 +387,83 @@ static json_object *chat_chunk(mock_ctx *ctx, const mock_oai_dialect *d,
         jadd(root, "system_fingerprint", jstring(d->fingerprint));
     if (delta) {
         json_object *choice = json_object_new_object();
-        jadd(choice, "index", json_object_new_int(0));
+        jadd(choice, "index", json_object_new_int(index));
         jadd(choice, "delta", delta);
-        if (d->flags & MOCK_OAI_LOGPROBS)
-            jadd(choice, "logprobs", NULL);
+        if (logprobs || (d->flags & MOCK_OAI_LOGPROBS))
+            jadd(choice, "logprobs", logprobs);
         jadd(choice, "finish_reason", finish ? jstring(finish) : NULL);
         json_object_array_add(choices, choice);
     }
     jadd(root, "choices", choices);
     return root;
+}
+
+/* Writes chunk o with "usage": null when the stream ends with usage. */
+static void send_chunk(mock_reply *r, json_object *o, int include_usage)
+{
+    if (include_usage)
+        jadd(o, "usage", NULL);
+    llmux__mock_sse_json(r, o);
+}
+
+/* Text answers: each choice's role chunk, then their pieces interleaved
+ * one choice per chunk (0, 1, ..., 0, 1, ...) as OpenAI sends n > 1, each
+ * with its token's logprobs when asked, then each choice's finish chunk. */
+static void stream_text(mock_ctx *ctx, const mock_chat_plan *p,
+                        const mock_oai_dialect *d, const char *id,
+                        int include_usage)
+{
+    int nc = n_choices(p), i;
+    char **text = calloc((size_t)nc, sizeof *text);
+    size_t **ends = calloc((size_t)nc, sizeof *ends);
+    size_t *n = calloc((size_t)nc, sizeof *n), k, most = 0;
+
+    if (!text || !ends || !n) {
+        ctx->reply->oom = 1;
+        goto out;
+    }
+    for (i = 0; i < nc; i++) {
+        json_object *delta = json_object_new_object(), *lp = NULL;
+        text[i] = choice_text(p, i);
+        n[i] = text[i] ? llmux__mock_pieces(text[i], &ends[i]) : 0;
+        if (n[i] > most)
+            most = n[i];
+        jadd(delta, "role", jstring("assistant"));
+        jadd(delta, "content", jstring(""));
+        if (p->logprobs)
+            lp = logprobs_of(p, text[i], ends[i], 0, 0);
+        send_chunk(ctx->reply, chat_chunk_of(ctx, d, id, i, delta, lp, NULL),
+                   include_usage);
+    }
+    for (k = 0; k < most; k++)
+        for (i = 0; i < nc; i++) {
+            size_t start = k ? ends[i][k - 1] : 0;
+            json_object *delta, *lp = NULL;
+            if (k >= n[i])
+                continue;
+            delta = json_object_new_object();
+            jadd(delta, "content",
+                 json_object_new_string_len(text[i] + start,
+                                            (int)(ends[i][k] - start)));
+            if (p->logprobs)
+                lp = logprobs_of(p, text[i], ends[i], k, k + 1);
+            send_chunk(ctx->reply,
+                       chat_chunk_of(ctx, d, id, i, delta, lp, NULL),
+                       include_usage);
+        }
+    for (i = 0; i < nc; i++)
+        send_chunk(ctx->reply,
+                   chat_chunk_of(ctx, d, id, i, json_object_new_object(), NULL,
+                                 p->finish),
+                   include_usage);
+out:
+    for (i = 0; text && ends && i < nc; i++) {
+        free(text[i]);
+        free(ends[i]);
+    }
+    free(text);
+    free(ends);
+    free(n);
 }
 
 /* OpenAI (and Aleph Alpha) streaming: role chunk, content pieces or tool
@@ -328,30 +506,15 @@ static void stream_openai(mock_ctx *ctx, const mock_chat_plan *p,
             off += n;
         }
     } else {
-        size_t *ends = NULL, n, i, start = 0;
-        jadd(delta, "content", jstring(""));
-        o = chat_chunk(ctx, d, id, delta, NULL);
+        json_object_put(delta);
+        stream_text(ctx, p, d, id, include_usage);
+    }
+    if (p->tool_name) {
+        o = chat_chunk(ctx, d, id, json_object_new_object(), p->finish);
         if (include_usage)
             jadd(o, "usage", NULL);
         llmux__mock_sse_json(r, o);
-        n = llmux__mock_pieces(p->content, &ends);
-        for (i = 0; i < n; i++) {
-            delta = json_object_new_object();
-            jadd(delta, "content",
-                 json_object_new_string_len(p->content + start,
-                                            (int)(ends[i] - start)));
-            o = chat_chunk(ctx, d, id, delta, NULL);
-            if (include_usage)
-                jadd(o, "usage", NULL);
-            llmux__mock_sse_json(r, o);
-            start = ends[i];
-        }
-        free(ends);
     }
-    o = chat_chunk(ctx, d, id, json_object_new_object(), p->finish);
-    if (include_usage)
-        jadd(o, "usage", NULL);
-    llmux__mock_sse_json(r, o);
     if (include_usage) {
         o = chat_chunk(ctx, d, id, NULL, NULL);
         jadd(o, "usage", usage_new(p));

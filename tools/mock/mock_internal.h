@@ -246,6 +246,12 @@ typedef struct mock_chat_plan {
     char *content;      /* the text, or NULL for a tool call */
     char *tool_name;    /* the tool called, or NULL */
     char *tool_args;    /* JSON text of the arguments: {"input":"..."} */
+    /* OpenAI's dialect only (others answer one choice, no logprobs) */
+    int n;            /* choices: choice i > 0 says "(choice i)" after
+                         the text; 0 reads as 1 */
+    int logprobs;     /* each piece of text is a token with logprobs */
+    int top_logprobs; /* alternatives per token: the token itself, then
+                         "alt1", "alt2" ... each 1 less likely */
 } mock_chat_plan;
 
 /* What a protocol read from its own request fields. */

@@ -110,6 +110,36 @@ static const mock_oai_dialect oai_dialect = {
     "chatcmpl-mock-%lu", OAI_FINGERPRINT, OAI_TOOL_CALL_ID,
     MOCK_OAI_REFUSAL | MOCK_OAI_LOGPROBS | MOCK_OAI_TOOLTYPE};
 
+/* n, logprobs and top_logprobs as OpenAI checks them (400 otherwise). */
+static int oai_choices_check(mock_ctx *ctx, json_object *req)
+{
+    json_object *n = jget(req, "n"), *top = jget(req, "top_logprobs");
+    if (n && (!json_object_is_type(n, json_type_int) || jint(req, "n") < 1 ||
+              jint(req, "n") > 128)) {
+        ctx->proto->error(ctx, 400, "invalid_request_error",
+                          "integer_below_min_value", "n",
+                          "Invalid 'n': integer between 1 and 128 expected.");
+        return -1;
+    }
+    if (top &&
+        (!json_object_is_type(top, json_type_int) ||
+         jint(req, "top_logprobs") < 0 || jint(req, "top_logprobs") > 20)) {
+        ctx->proto->error(ctx, 400, "invalid_request_error", NULL,
+                          "top_logprobs",
+                          "Invalid 'top_logprobs': integer between 0 and 20 "
+                          "expected.");
+        return -1;
+    }
+    if (top && !jbool(req, "logprobs")) {
+        ctx->proto->error(ctx, 400, "invalid_request_error", NULL,
+                          "top_logprobs",
+                          "Invalid value for 'top_logprobs': 'logprobs' must "
+                          "be set to true.");
+        return -1;
+    }
+    return 0;
+}
+
 static void oai_chat(mock_ctx *ctx)
 {
     json_object *req = ctx->json;
@@ -124,8 +154,19 @@ static void oai_chat(mock_ctx *ctx)
     if (in.max_tokens < 0)
         in.max_tokens = jint(req, "max_tokens");
     in.json_reply = llmux__mock_json_mode(req);
-    if (llmux__mock_chat_plan(ctx, &in, &p) < 0)
+    if (oai_choices_check(ctx, req) < 0 ||
+        llmux__mock_chat_plan(ctx, &in, &p) < 0)
         return;
+    p.n = jget(req, "n") ? (int)jint(req, "n") : 1;
+    p.logprobs = jbool(req, "logprobs");
+    p.top_logprobs =
+        jget(req, "top_logprobs") ? (int)jint(req, "top_logprobs") : 0;
+    if (p.n > 1 && p.tool_name) {
+        ctx->proto->error(ctx, 400, "invalid_request_error", NULL, "n",
+                          "llmux-mock answers n > 1 with text only");
+        llmux__mock_chat_plan_free(&p);
+        return;
+    }
     llmux__mock_oai_chat(ctx, &p, &oai_dialect, jbool(req, "stream"),
                          jbool(jget(req, "stream_options"), "include_usage"));
     llmux__mock_chat_plan_free(&p);

@@ -32,7 +32,8 @@ _llmux()
     local commands="chat complete embed models tokenize detokenize evaluate
         batch providers help version"
     local conn="-m --model --base-url --api-key --timeout --retries --header"
-    local gen="--max-tokens --temperature --top-p --stop --seed"
+    local gen="--max-tokens --temperature --top-p --stop --seed --n --logprobs
+        --top-logprobs"
     local resil="--connect-timeout --first-byte-timeout --idle-timeout
         --fallback --field"
     local help="-h --help"
@@ -107,7 +108,8 @@ _llmux()
         return 0
         ;;
     --base-url | --api-key | -s | --system | --max-tokens | --temperature | \
-        --top-p | --stop | --seed | --timeout | --retries | \
+        --top-p | --stop | --seed | --n | --top-logprobs | --timeout | \
+        --retries | \
         --connect-timeout | --first-byte-timeout | --idle-timeout | \
         --expected | --concurrency | --rpm | --tpm)
         return 0 # a value of the user's own
