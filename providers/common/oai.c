@@ -776,6 +776,7 @@ int llmux_oai_put_tool_calls(const llmux_host *h, llmux_out *out,
 /* Members of a response or chunk that matter. */
 typedef struct oai_top {
     json_object *id, *model, *created, *fingerprint, *choices, *usage, *error;
+    int others; /* a member not above (nor "object"): fields to keep */
 } oai_top;
 
 static void scan_top(json_object *root, oai_top *t)
@@ -792,27 +793,45 @@ static void scan_top(json_object *root, oai_top *t)
                 t->choices = v;
             else if (strcmp(k, "created") == 0)
                 t->created = v;
+            else
+                t->others |= v != NULL;
             break;
         case 'e':
             if (strcmp(k, "error") == 0)
                 t->error = v;
+            else
+                t->others |= v != NULL;
             break;
         case 'i':
             if (strcmp(k, "id") == 0)
                 t->id = v;
+            else
+                t->others |= v != NULL;
             break;
         case 'm':
             if (strcmp(k, "model") == 0)
                 t->model = v;
+            else
+                t->others |= v != NULL;
+            break;
+        case 'o':
+            if (strcmp(k, "object") != 0)
+                t->others |= v != NULL;
             break;
         case 's':
             if (strcmp(k, "system_fingerprint") == 0)
                 t->fingerprint = v;
+            else
+                t->others |= v != NULL;
             break;
         case 'u':
             if (strcmp(k, "usage") == 0)
                 t->usage = v;
+            else
+                t->others |= v != NULL;
             break;
+        default:
+            t->others |= v != NULL;
         }
     }
 }
@@ -1101,7 +1120,7 @@ static int put_message(const llmux_host *h, llmux_out *out, json_object *m,
     struct lh_entry *e;
     const char *k;
     json_object *v, *calls = NULL, *fcall = NULL;
-    int rc = 0;
+    int rc = 0, others = 0;
     FOREACH_MEMBER(m, k, v, e)
     {
         if (!v)
@@ -1110,6 +1129,8 @@ static int put_message(const llmux_host *h, llmux_out *out, json_object *m,
         case 'c':
             if (strcmp(k, "content") == 0)
                 rc = llmux_oai_put_content(h, out, v, LLMUX_F_TEXT);
+            else
+                others = 1;
             break;
         case 'r':
             if (strcmp(k, "refusal") == 0)
@@ -1119,15 +1140,23 @@ static int put_message(const llmux_host *h, llmux_out *out, json_object *m,
             else if (strcmp(k, "reasoning_content") == 0 ||
                      strcmp(k, "reasoning") == 0)
                 rc = llmux_oai_put_content(h, out, v, LLMUX_F_REASONING);
+            else if (strcmp(k, "role") != 0)
+                others = 1;
             break;
         case 't':
             if (strcmp(k, "tool_calls") == 0)
                 calls = v;
+            else
+                others = 1;
             break;
         case 'f':
             if (strcmp(k, "function_call") == 0)
                 fcall = v; /* the deprecated single call */
+            else
+                others = 1;
             break;
+        default:
+            others = 1;
         }
         if (rc != 0)
             return rc;
@@ -1136,7 +1165,7 @@ static int put_message(const llmux_host *h, llmux_out *out, json_object *m,
         rc = put_calls(h, out, calls, st, choice);
     else if (json_object_is_type(fcall, json_type_object))
         rc = put_call(h, out, fcall, 0, st, choice);
-    if (rc != 0)
+    if (rc != 0 || !others)
         return rc;
     return llmux_oai_put_extras(h, out, m, LLMUX_JSON_AT_MESSAGE,
                                 message_known);
@@ -1154,7 +1183,7 @@ static int decode_choice(const llmux_oai_dialect *d, const llmux_host *h,
     json_object *v, *m = NULL, *text = NULL, *fr = NULL, *lp = NULL;
     json_object *iv = NULL;
     int64_t index = (int64_t)pos;
-    int rc;
+    int rc, others = 0;
     if (!json_object_is_type(c, json_type_object))
         return proto(d, h, out, "choice is not an object", body, len);
     FOREACH_MEMBER(c, k, v, e)
@@ -1170,6 +1199,8 @@ static int decode_choice(const llmux_oai_dialect *d, const llmux_host *h,
             lp = v;
         } else if (strcmp(k, "index") == 0) {
             iv = v;
+        } else {
+            others |= v != NULL;
         }
     }
     if (iv &&
@@ -1197,7 +1228,9 @@ static int decode_choice(const llmux_oai_dialect *d, const llmux_host *h,
     if ((rc = put_logprobs(h, out, lp)) != 0)
         return rc == LLMUX_EPROTO ? proto(d, h, out, "bad logprobs", body, len)
                                   : rc;
-    return llmux_oai_put_extras(h, out, c, LLMUX_JSON_AT_CHOICE, choice_known);
+    return others ? llmux_oai_put_extras(h, out, c, LLMUX_JSON_AT_CHOICE,
+                                         choice_known)
+                  : 0;
 }
 
 static int decode_choices(const llmux_oai_dialect *d, const llmux_host *h,
@@ -1228,7 +1261,10 @@ static int decode_choices(const llmux_oai_dialect *d, const llmux_host *h,
         (rc = llmux_oai_put_extras(h, out, t->usage, LLMUX_JSON_AT_USAGE,
                                    usage_known)) != 0)
         return rc;
-    return llmux_oai_put_extras(h, out, root, LLMUX_JSON_AT_TOP, top_known);
+    /* the scan saw every member: walk them again only for a field */
+    return t->others ? llmux_oai_put_extras(h, out, root, LLMUX_JSON_AT_TOP,
+                                            top_known)
+                     : 0;
 }
 
 /* ---- decoding: embeddings and models ------------------------------------- */
