@@ -437,10 +437,11 @@ static void stream_text(mock_ctx *ctx, const mock_chat_plan *p,
     }
     for (k = 0; k < most; k++)
         for (i = 0; i < nc; i++) {
-            size_t start = k ? ends[i][k - 1] : 0;
+            size_t start;
             json_object *delta, *lp = NULL;
             if (k >= n[i])
-                continue;
+                continue; /* this choice's text is shorter */
+            start = k ? ends[i][k - 1] : 0;
             delta = json_object_new_object();
             jadd(delta, "content",
                  json_object_new_string_len(text[i] + start,
