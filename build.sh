@@ -4,6 +4,7 @@
 #   ./build.sh test    install what is missing, build, run the whole test suite,
 #                      install to a temporary prefix and as .deb packages and test that,
 #                      then again under AddressSanitizer + UndefinedBehaviorSanitizer,
+#                      the thread tests under ThreadSanitizer,
 #                      then under valgrind memcheck, then fuzz each target briefly
 #   ./build.sh build   install what is missing and build (into build/)
 #   ./build.sh package build the Debian packages (CPack) into build-pkg/
@@ -112,6 +113,15 @@ case "${1:-}" in
       ctest --output-on-failure -j "$jobs" &&
       # the examples race a timer against the stream: 20 runs in a row
       ctest --output-on-failure -R '^test_examples$' --repeat until-fail:20)
+    # ThreadSanitizer over the tests of threads: clients on threads, and
+    # 8 threads submitting to one client (only what they need is built)
+    cmake -S "$root" -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DLLMUX_ENABLE_TSAN=ON -DLLMUX_BUILD_BENCH=OFF -DLLMUX_BUILD_DOCS=OFF \
+      -DLLMUX_BUILD_MANPAGES=OFF -DLLMUX_BUILD_EXAMPLES=OFF >/dev/null
+    cmake --build build-tsan -j "$jobs" --target test_threads llmux_provider_openai \
+      llmux_provider_mistral llmux_provider_ollama llmux_provider_alephalpha
+    (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+      ctest --output-on-failure -R '^test_threads$' --repeat until-fail:3)
     # valgrind memcheck over the unit, plugin, mock, fault and adversarial
     # tests (label valgrind)
     (cd build && ctest --output-on-failure -j "$jobs" -L valgrind)

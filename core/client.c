@@ -40,6 +40,7 @@ LLMUX_EXTERN void llmux_global_cleanup(void)
 /* Where each version's fields end. */
 #define OPTIONS_V1_SIZE offsetof(llmux_client_options, first_byte_timeout_ms)
 #define OPTIONS_V2_SIZE offsetof(llmux_client_options, key_env_allow)
+#define OPTIONS_V3_SIZE offsetof(llmux_client_options, hook)
 
 LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *o,
                                                  size_t size)
@@ -50,6 +51,7 @@ LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *o,
         size = sizeof *o;
     memset(o, 0, size);
     o->version = size >= sizeof *o         ? LLMUX_CLIENT_OPTIONS_VERSION
+                 : size >= OPTIONS_V3_SIZE ? 3
                  : size >= OPTIONS_V2_SIZE ? 2
                                            : 1;
     o->max_retries = -1;
@@ -74,7 +76,8 @@ int llmux__client_options_copy(llmux_client_options *dst,
         return LLMUX_EINVAL;
     /* an older caller's struct ends before the later versions' fields */
     memcpy(dst, src,
-           src->version >= 3   ? sizeof *dst
+           src->version >= 4   ? sizeof *dst
+           : src->version == 3 ? OPTIONS_V3_SIZE
            : src->version == 2 ? OPTIONS_V2_SIZE
                                : OPTIONS_V1_SIZE);
     return 0;
@@ -93,6 +96,11 @@ static int take_options(struct llmux_client *c, const llmux_client_options *o)
     c->log = o->log;
     c->log_ud = o->log_userdata;
     c->log_level = o->log_level;
+    if (o->version >= 4) {
+        c->hook = o->hook;
+        c->before_send = o->before_send;
+        c->hook_ud = o->hook_userdata;
+    }
     c->max_queue = 100000;
     if (o->version >= 2) {
         c->max_in_flight = o->max_in_flight;
@@ -146,19 +154,30 @@ static int start_engine(struct llmux_client *c, struct uv_loop_s *loop)
     if (c->max_connections > 0)
         curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
                           c->max_connections);
+    if (uv_mutex_init(&c->xq_lock) != 0) {
+        curl_multi_cleanup(c->multi);
+        if (c->owns_loop)
+            uv_loop_close(&c->own_loop);
+        return LLMUX_ENOMEM;
+    }
+    c->xq_lock_ok = 1;
+    c->owner = uv_thread_self();
     uv_timer_init(c->loop, &c->timer);
     uv_timer_init(c->loop, &c->defer);
     c->on_defer = llmux__on_defer;
     uv_timer_init(c->loop, &c->pump_t);
     uv_prepare_init(c->loop, &c->turn);
+    uv_async_init(c->loop, &c->async, llmux__on_handover);
     c->timer.data = c;
     c->defer.data = c;
     c->pump_t.data = c;
     c->turn.data = c;
-    c->handles_open = 4;
+    c->async.data = c;
+    c->handles_open = 5;
     /* an idle client must not keep the loop alive */
     uv_unref((uv_handle_t *)&c->defer);
     uv_unref((uv_handle_t *)&c->turn);
+    uv_unref((uv_handle_t *)&c->async);
     uv_prepare_start(&c->turn, llmux__on_turn);
     return 0;
 }
@@ -253,8 +272,13 @@ LLMUX_EXTERN int llmux_client_run(llmux_client *c, llmux_run_mode mode)
                     : mode == LLMUX_RUN_NOWAIT ? UV_RUN_NOWAIT
                                                : UV_RUN_DEFAULT;
     int rc;
+    uv_thread_t self = uv_thread_self();
     if (!c || !c->owns_loop)
         return LLMUX_EINVAL;
+    /* the private loop's thread is the one running it (written only when
+     * it changes: other threads read it to decide on a handover) */
+    if (!uv_thread_equal(&c->owner, &self))
+        c->owner = self;
     rc = uv_run(c->loop, m);
     if (c->free_pending && !llmux__callback_depth(0)) {
         llmux_client_free(c); /* asked for from a callback of this run */
@@ -272,6 +296,9 @@ LLMUX_EXTERN void llmux_client_close(llmux_client *c, llmux_close_cb on_closed,
     c->closing = 1;
     c->on_closed = on_closed;
     c->close_ud = userdata;
+    /* what other threads handed over and the loop has not taken yet ends
+     * now, canceled; they can hand over nothing more */
+    llmux__handover_close(c);
     for (x = c->head; x; x = x->next) {
         if (!x->cancel)
             x->cancel = LLMUX_ECANCELED;

@@ -28,6 +28,8 @@ void llmux__client_free_mem(struct llmux_client *c)
     llmux__free(c->plugin_path);
     llmux__free(c->key_env_allow);
     llmux__settings_free_defaults(&c->defaults);
+    if (c->xq_lock_ok)
+        uv_mutex_destroy(&c->xq_lock);
     llmux__free(c);
 }
 
@@ -46,8 +48,9 @@ void llmux__client_maybe_closed(struct llmux_client *c)
         /* Releasing curl must not happen inside a curl call or while
          * llmux__check_multi_info() walks curl's messages (a done callback may
          * close the client): leave it to the defer timer. */
-        if (c->head || c->qhead || !c->in_defer) {
-            if (!c->head && !c->qhead)
+        /* (the handover queue: no thread adds to it once closing) */
+        if (c->head || c->qhead || c->xq_head || !c->in_defer) {
+            if (!c->head && !c->qhead && !c->xq_head)
                 uv_timer_start(&c->defer, c->on_defer, 0, 0);
             return;
         }
@@ -60,6 +63,8 @@ void llmux__client_maybe_closed(struct llmux_client *c)
         uv_close((uv_handle_t *)&c->defer, client_handle_closed);
         uv_close((uv_handle_t *)&c->pump_t, client_handle_closed);
         uv_close((uv_handle_t *)&c->turn, client_handle_closed);
+        /* llmux_client_close set xq_closed: no thread sends to it now */
+        uv_close((uv_handle_t *)&c->async, client_handle_closed);
         return;
     }
     if (c->closing == 2 && c->handles_open == 0) {

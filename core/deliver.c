@@ -60,6 +60,8 @@ int llmux__on_event(void *ud, const llmux_event *ev)
     if (!chunk_has_content(&x->live->chunk.o))
         return 0; /* metadata only (id, model): nothing to deliver */
     x->delivered = 1;
+    if (!x->t_first_ns)
+        x->t_first_ns = uv_hrtime(); /* the hooks' time to first chunk */
     if (x->on_chunk && !x->cancel) {
         int stop;
         x->live->chunk.acc = &x->res->o;

@@ -18,6 +18,7 @@
  *              endpoint, the rate-limit feedback
  *   closing.c  the close's steps, socket handles' ends, the client's memory
  *   stats.c    outcome counters and latency histograms
+ *   hooks.c    the client hooks: attempt and request events, before_send
  *   user.c     the user's log hook, the depth of user callbacks
  *
  * run.c (the blocking llmux_run()) and batch.c are written on the public
@@ -163,7 +164,12 @@ struct llmux__xfer {
     const char *timeout_which; /* the watchdog that fired, or NULL */
     uint64_t seq;              /* submission order, for the queues */
     double est_tokens;         /* charged to the endpoint's token bucket */
-    uint64_t t_submit, t_queued, t_attempt; /* loop times in ms */
+    uint64_t t_submit, t_queued, t_attempt;         /* loop times in ms */
+    uint64_t t_submit_ns, t_attempt_ns, t_first_ns; /* hooks: uv_hrtime of
+                          the submission, the attempt's start and its first
+                          chunk (0: none yet) */
+    int edited;       /* before_send ran for this config string */
+    int attempt_open; /* hooks: ATTEMPT_START told, ATTEMPT_END not yet */
     llmux__endpoint *ep;
     struct llmux__xfer *wnext, *wprev; /* the endpoint's wait queue */
     int attempts;
@@ -213,6 +219,18 @@ struct llmux_client {
     llmux_log_cb log;
     void *log_ud;
     int log_level;
+    /* requests handed over by other threads (submit.c): a queue under
+     * its lock, and the async handle that wakes the loop for it */
+    uv_thread_t owner; /* the loop's thread: the creator, or the thread
+                          running llmux_client_run() */
+    uv_async_t async;
+    uv_mutex_t xq_lock;
+    struct llmux__xop *xq_head, *xq_tail;
+    int xq_closed;      /* llmux_client_close ran: refuse new handovers */
+    int xq_lock_ok;     /* xq_lock initialised */
+    llmux_hook_cb hook; /* client hooks (hooks.c), or NULL */
+    llmux_before_send_cb before_send;
+    void *hook_ud;
     char user_agent[64];
     uint64_t rng;
     size_t max_in_flight;
@@ -295,6 +313,30 @@ void llmux__hist_add(llmux__hist *h, uint64_t ms_tenths);
 double llmux__hist_pct(const llmux__hist *h, double q);
 void llmux__stats_count(struct llmux_client *c, int code,
                         const llmux_response *res, int attempts);
+
+/* submit.c */
+/* Whether the caller is on the client's loop thread. */
+int llmux__on_owner(struct llmux_client *c);
+/* The async handle's callback: submits and cancels handed over by other
+ * threads. */
+void llmux__on_handover(uv_async_t *a);
+/* At close: later handovers are refused; those not yet taken end with
+ * LLMUX_ECANCELED through their done callbacks, from the loop. */
+void llmux__handover_close(struct llmux_client *c);
+
+/* hooks.c: each does nothing (cheaply) without the client's hook */
+/* ATTEMPT_START for the attempt x just put on the wire. */
+void llmux__hook_attempt_start(xfer *x);
+/* ATTEMPT_END of x's open attempt: `code`, HTTP `status`, and what
+ * follows: next "retry" (after delay_ms), "fallback" or NULL. */
+void llmux__hook_attempt_end(xfer *x, int code, long status, const char *next,
+                             double delay_ms);
+/* REQUEST_END, right before the done callback (after the open attempt's
+ * end, if one is open). */
+void llmux__hook_request_end(xfer *x, int code);
+/* The before_send hook for x's config string, once: 0, or LLMUX_EUSER
+ * (refused; the request's message says so). */
+int llmux__hook_before_send(xfer *x);
 
 /* user.c */
 void llmux__client_log(struct llmux_client *c, int level, const char *fmt, ...)

@@ -521,7 +521,10 @@ struct llmux_request {
     size_t n_popts;
     llmux_params params; /* the view handed to the plugin */
     /* engine */
-    struct llmux__xfer *x; /* non-NULL while submitted */
+    struct llmux__xfer *x;       /* non-NULL while submitted */
+    struct llmux_client *client; /* the client it was last submitted to
+                                    (set by llmux_submit on any thread:
+                                    where a cancel goes) */
     void *userdata;
 };
 

@@ -1,10 +1,133 @@
 /*
  * core/submit.c: what a caller does to a request on a client: submit it
  * (settings resolved, prepared, then started, queued or refused when the
- * queue is full), pause, resume and cancel it. The transfer's life after
- * that is xfer.c's.
+ * queue is full), pause, resume and cancel it; from another thread,
+ * submit and cancel are handed over to the loop's thread through the
+ * client's uv_async. The transfer's life after that is xfer.c's.
  */
 #include "engine.h"
+
+static int submit_here(llmux_client *c, llmux_request *req,
+                       llmux_chunk_cb on_chunk, llmux_done_cb on_done,
+                       void *userdata);
+static int cancel_here(llmux_request *req);
+
+/* ---- from other threads --------------------------------------------------
+ */
+
+/* A submission or cancellation waiting for the loop's thread. */
+typedef struct llmux__xop {
+    llmux_request *req;
+    llmux_chunk_cb on_chunk;
+    llmux_done_cb on_done;
+    void *ud;
+    int cancel; /* a cancellation, not a submission */
+    struct llmux__xop *next;
+} xop;
+
+int llmux__on_owner(struct llmux_client *c)
+{
+    uv_thread_t self = uv_thread_self();
+    return uv_thread_equal(&c->owner, &self);
+}
+
+/* Queues op for the loop's thread; LLMUX_ECANCELED once the client is
+ * closing (op freed). */
+static int hand_over(struct llmux_client *c, xop *op)
+{
+    uv_mutex_lock(&c->xq_lock);
+    if (c->xq_closed) {
+        uv_mutex_unlock(&c->xq_lock);
+        llmux__free(op);
+        return LLMUX_ECANCELED;
+    }
+    if (c->xq_tail)
+        c->xq_tail->next = op;
+    else
+        c->xq_head = op;
+    c->xq_tail = op;
+    /* under the lock: the handle is closed only after xq_closed is set */
+    uv_async_send(&c->async);
+    uv_mutex_unlock(&c->xq_lock);
+    return 0;
+}
+
+/* A handed-over request that could not be submitted: its done callback
+ * still runs, once, with the code and why; then it is freed, as the
+ * client owned it. */
+static void fail_handed(xop *op, int code)
+{
+    llmux_request *req = op->req;
+    llmux_response *res = llmux__response_new(req->op, req->cfg.provider);
+    if (res)
+        llmux__response_fail(res, code, 0, 0, req->errmsg);
+    llmux__callback_depth(1);
+    if (op->on_done)
+        op->on_done(req, code, res, op->ud);
+    llmux__callback_depth(-1);
+    llmux_response_free(res);
+    llmux_request_free(req);
+}
+
+/* Whether req is one of c's requests in flight (a cancellation handed
+ * over may arrive after its request ended and was freed: it is then not
+ * touched). */
+static int in_flight(struct llmux_client *c, const llmux_request *req)
+{
+    const xfer *x;
+    for (x = c->head; x; x = x->next)
+        if (x->req == req)
+            return 1;
+    return 0;
+}
+
+static xop *take_all(struct llmux_client *c)
+{
+    xop *list;
+    uv_mutex_lock(&c->xq_lock);
+    list = c->xq_head;
+    c->xq_head = c->xq_tail = NULL;
+    uv_mutex_unlock(&c->xq_lock);
+    return list;
+}
+
+void llmux__on_handover(uv_async_t *a)
+{
+    struct llmux_client *c = a->data;
+    xop *op = take_all(c), *next;
+    for (; op; op = next) {
+        int rc;
+        next = op->next;
+        if (op->cancel) {
+            if (in_flight(c, op->req))
+                cancel_here(op->req);
+        } else if (c->closing) {
+            /* handed over before the close: ended, canceled */
+            llmux__request_seterr(op->req, "client is closing");
+            fail_handed(op, LLMUX_ECANCELED);
+        } else if ((rc = submit_here(c, op->req, op->on_chunk, op->on_done,
+                                     op->ud)) != 0) {
+            fail_handed(op, rc);
+        }
+        llmux__free(op);
+    }
+    if (c->closing)
+        llmux__client_maybe_closed(c); /* it waited for this queue */
+}
+
+void llmux__handover_close(struct llmux_client *c)
+{
+    uv_mutex_lock(&c->xq_lock);
+    c->xq_closed = 1;
+    /* what is queued ends from the loop (llmux__on_handover), never
+     * inside the close */
+    if (c->xq_head)
+        uv_async_send(&c->async);
+    uv_mutex_unlock(&c->xq_lock);
+}
+
+/* ---- on the loop's thread ------------------------------------------------
+ */
 
 /* Resolves x's settings, prepares its HTTP request (the plugin's
  * encode) and sets up what the engine keeps for it: the response, the
@@ -28,6 +151,7 @@ static int prepare(xfer *x)
      * counts from now */
     uv_update_time(c->loop);
     x->t_submit = uv_now(c->loop);
+    x->t_submit_ns = c->hook ? uv_hrtime() : 0;
     if (x->set.timeout_ms > 0)
         x->deadline = x->t_submit + (uint64_t)x->set.timeout_ms;
     x->seq = ++c->seq;
@@ -81,11 +205,32 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
                               llmux_chunk_cb on_chunk, llmux_done_cb on_done,
                               void *userdata)
 {
+    xop *op;
+    if (!c || !req)
+        return LLMUX_EINVAL;
+    if (llmux__on_owner(c))
+        return submit_here(c, req, on_chunk, on_done, userdata);
+    if (!(op = llmux__calloc(1, sizeof *op)))
+        return LLMUX_ENOMEM;
+    op->req = req;
+    op->on_chunk = on_chunk;
+    op->on_done = on_done;
+    op->ud = userdata;
+    req->client = c; /* before the loop's thread may see it */
+    if (hand_over(c, op) != 0) {
+        llmux__request_seterr(req, "client is closing");
+        return LLMUX_ECANCELED;
+    }
+    return 0;
+}
+
+static int submit_here(llmux_client *c, llmux_request *req,
+                       llmux_chunk_cb on_chunk, llmux_done_cb on_done,
+                       void *userdata)
+{
     xfer *x;
     int rc;
     char m[160];
-    if (!c || !req)
-        return LLMUX_EINVAL;
     if (c->closing) {
         llmux__request_seterr(req, "client is closing");
         return LLMUX_ECANCELED;
@@ -115,12 +260,14 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
                      c->queued, c->max_queue);
         else
             snprintf(m, sizeof m, "cannot start transfer: %s",
-                     llmux_strerror(rc));
+                     rc == LLMUX_EUSER && req->errmsg ? req->errmsg
+                                                      : llmux_strerror(rc));
         llmux__request_seterr(req, m);
         llmux__xfer_discard(x);
         return rc;
     }
     req->x = x;
+    req->client = c;
     req->userdata = userdata;
     x->next = c->head;
     if (c->head)
@@ -163,9 +310,24 @@ LLMUX_EXTERN int llmux_request_resume(llmux_request *req)
 
 LLMUX_EXTERN int llmux_request_cancel(llmux_request *req)
 {
-    xfer *x;
+    struct llmux_client *c;
+    xop *op;
     if (!req)
         return LLMUX_EINVAL;
+    c = req->client;
+    if (!c || llmux__on_owner(c))
+        return cancel_here(req);
+    if (!(op = llmux__calloc(1, sizeof *op)))
+        return LLMUX_ENOMEM;
+    op->req = req;
+    op->cancel = 1;
+    hand_over(c, op); /* a closing client cancels it anyway */
+    return 0;
+}
+
+static int cancel_here(llmux_request *req)
+{
+    xfer *x;
     x = req->x;
     if (!x || x->state == X_DONE || x->cancel)
         return 0;

@@ -242,6 +242,7 @@ static int use_fallback(xfer *x)
     }
     if (rc)
         return rc;
+    x->edited = 0; /* the fallback's own request: before_send sees it */
     {
         llmux_response *nr = llmux__response_new(req->op, req->cfg.provider);
         if (!nr)
@@ -421,7 +422,7 @@ void llmux__xfer_done(xfer *x, CURLcode result)
     long status = 0;
     char *ct = NULL;
     const char *should = NULL;
-    int code, transport = 0;
+    int code, transport = 0, fallback;
     char msg[2 * LLMUX__ERRBUF] = "";
     double delay;
 
@@ -452,10 +453,13 @@ void llmux__xfer_done(xfer *x, CURLcode result)
     log_attempt(x, status, code);
     if (code &&
         (delay = llmux__retry_delay(x, code, status, transport, should)) >= 0) {
+        llmux__hook_attempt_end(x, code, status, "retry", delay);
         schedule_retry(x, code, status, delay);
         return;
     }
-    if (code && llmux__fallback_worthy(x, code, status)) {
+    fallback = code && llmux__fallback_worthy(x, code, status);
+    llmux__hook_attempt_end(x, code, status, fallback ? "fallback" : NULL, -1);
+    if (fallback) {
         int rc = use_fallback(x);
         if (rc == 0)
             return;
@@ -595,6 +599,7 @@ int llmux__xfer_attempt(xfer *x)
 {
     struct llmux_client *c = x->c;
     long timeout = 0;
+    int rc;
 
     reset_attempt(x);
     if (x->deadline) {
@@ -608,6 +613,8 @@ int llmux__xfer_attempt(xfer *x)
             return LLMUX_ENOMEM;
         llmux__out_init(&x->live->chunk.o, x->req->op, 1);
     }
+    if ((rc = llmux__hook_before_send(x)) != 0)
+        return rc;
     if (build_headers(x) || !(x->easy = new_easy(x, timeout)))
         return LLMUX_ENOMEM;
     x->attempts++;
@@ -617,6 +624,7 @@ int llmux__xfer_attempt(xfer *x)
     c->st.attempts++;
     if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK)
         return LLMUX_ENOMEM;
+    llmux__hook_attempt_start(x);
     if (x->set.first_byte_timeout_ms)
         llmux__watchdog_arm(x, x->set.first_byte_timeout_ms);
     return 0;
@@ -641,6 +649,8 @@ void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg)
 
     if (x->state == X_ACTIVE && x->easy)
         curl_multi_remove_handle(c->multi, x->easy);
+    /* an attempt cut short (cancelled, closed, out of time) ends here */
+    llmux__hook_attempt_end(x, code, res->http_status, NULL, -1);
     if (!x->streaming && x->body.p && !res->raw) {
         /* the last attempt's body as received: moved, not copied */
         res->raw = x->body.p;
@@ -673,6 +683,7 @@ void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg)
         x->next->prev = x->prev;
     c->pending--;
 
+    llmux__hook_request_end(x, code);
     llmux__callback_depth(1);
     if (x->on_done)
         x->on_done(req, code, res, x->ud);

@@ -35,6 +35,123 @@ typedef void (*llmux_log_cb)(int level, const char *msg, void *userdata);
  * not outlive the call. The struct only grows at its end; `version` tells
  * the library how much of it the caller's header had.
  */
+/** What a client hook (llmux_client_options.hook) is told of. */
+typedef enum llmux_hook_kind {
+    LLMUX_HOOK_ATTEMPT_START = 1, /**< an attempt is about to go on the wire */
+    LLMUX_HOOK_ATTEMPT_END = 2,   /**< it ended: answered, failed, cut */
+    LLMUX_HOOK_REQUEST_END = 3    /**< the request ended, before its done
+                                       callback */
+} llmux_hook_kind;
+
+/**
+ * One event of a request's life, for observing it (a tracer, metrics, a
+ * log line). Members are named after the OpenTelemetry GenAI semantic
+ * conventions (in the comments), so a tracer is a thin hook. Borrowed for
+ * the hook's call; members after the first version are read only within
+ * `struct_size` (the struct may grow at its end). Members marked "end"
+ * are set for ATTEMPT_END and REQUEST_END only (-1, 0 or NULL at the
+ * start).
+ */
+typedef struct llmux_hook_event {
+    uint32_t struct_size;       /**< sizeof(llmux_hook_event) in the library */
+    llmux_hook_kind kind;       /**< which event */
+    const char *operation_name; /**< gen_ai.operation.name: "chat",
+                                     "text_completion", "embeddings",
+                                     "models", "tokenize", "detokenize",
+                                     "evaluate" */
+    const char *provider_name;  /**< gen_ai.provider.name: the provider as
+                                     its config string names it */
+    const char *request_model;  /**< gen_ai.request.model, or NULL */
+    const char *server_address; /**< server.address: the endpoint's host */
+    int server_port;            /**< server.port */
+    const char *url; /**< the endpoint, without its query or credentials */
+    int stream;      /**< gen_ai.request.stream */
+    int attempt;     /**< 1, 2 ... within the config string being tried;
+                          REQUEST_END: the attempts of the one that
+                          answered last */
+    int fallback;    /**< 0: the request's own config string; n: its n-th
+                          fallback */
+    int code;        /**< end: 0, or the llmux code it failed with */
+    const char *error_type; /**< end: error.type, the code's name
+                                 ("LLMUX_ERATELIMIT"), NULL on success */
+    long http_status;       /**< end: http.response.status_code, 0 = none */
+    double duration_s;      /**< end: gen_ai.client.operation.duration, of the
+                                 attempt or (REQUEST_END) since submission */
+    double time_to_first_chunk_s; /**< end: gen_ai.response.
+                                       time_to_first_chunk, from the
+                                       attempt's start to its first stream
+                                       chunk; -1 when none */
+    long long bytes_sent;         /**< end: request body bytes sent, or -1 */
+    long long bytes_received;     /**< end: response body bytes received (as
+                                       sent, before decompression), or -1 */
+    const char *next;             /**< ATTEMPT_END: what follows: "retry" (after
+                                       `retry_delay_s`), "fallback", or NULL (the
+                                       request ends) */
+    double retry_delay_s;         /**< ATTEMPT_END: the wait before the
+                                       retry; -1 when none */
+    long input_tokens;            /**< end: gen_ai.usage.input_tokens, or
+                                       -1 */
+    long output_tokens;           /**< end: gen_ai.usage.output_tokens */
+    long cache_read_input_tokens; /**< end: gen_ai.usage.cache_read.
+                                       input_tokens */
+    long reasoning_output_tokens; /**< end: gen_ai.usage.reasoning.
+                                       output_tokens */
+    const char *response_id;      /**< end: gen_ai.response.id, or NULL */
+    const char *response_model;   /**< end: gen_ai.response.model */
+    const llmux_response *response; /**< end: what was decoded (every
+                                         choice's finish reason:
+                                         gen_ai.response.finish_reasons);
+                                         borrowed; NULL at the start */
+} llmux_hook_event;
+
+/**
+ * A client hook: told of each attempt's start and end and of each
+ * request's end, on the client's loop thread (possibly inside
+ * llmux_submit(), for a request that starts at once; never inside
+ * another hook). Every attempt that starts ends exactly once; a
+ * request's REQUEST_END comes right before its done callback. It may
+ * read `req` and cancel it; it must not free the client.
+ */
+typedef void (*llmux_hook_cb)(llmux_request *req, const llmux_hook_event *ev,
+                              void *userdata);
+
+/** The HTTP request a before_send hook may change (opaque). */
+typedef struct llmux_http_edit llmux_http_edit;
+
+/**
+ * Runs once per config string tried (the request's own, then each
+ * fallback's), before its first attempt, on the loop thread (inside
+ * llmux_submit() for a request that starts at once). It may read the
+ * URL, method and body, replace the body (the JSON it holds) and add or
+ * replace headers; what it changes holds for the retries. Returning
+ * non-zero refuses the call: the request fails with LLMUX_EUSER (from
+ * llmux_submit(), or its done callback for a later config string). The
+ * hook is the application's own code: llmux does not check what it sends.
+ */
+typedef int (*llmux_before_send_cb)(llmux_request *req, llmux_http_edit *edit,
+                                    void *userdata);
+
+/** The URL the request goes to (with its query). Borrowed. */
+LLMUX_EXTERN const char *llmux_http_edit_url(const llmux_http_edit *e);
+/** The HTTP method ("POST"). Borrowed. */
+LLMUX_EXTERN const char *llmux_http_edit_method(const llmux_http_edit *e);
+/** The body as the provider's plugin encoded it (or as the hook set it),
+ * with its length in `len` (may be NULL); NULL for none. Borrowed until
+ * the hook returns or sets another. */
+LLMUX_EXTERN const char *llmux_http_edit_body(const llmux_http_edit *e,
+                                              size_t *len);
+/** Replaces the body with `len` bytes of `body` (copied). Returns 0,
+ * LLMUX_EINVAL or LLMUX_ENOMEM. */
+LLMUX_EXTERN int llmux_http_edit_set_body(llmux_http_edit *e, const char *body,
+                                          size_t len);
+/**
+ * Adds header `header` ("Name: value", copied), replacing one of the
+ * same name the request has (Authorization, for a token of your own).
+ * LLMUX_EINVAL for a header without a name and ':', or holding CR or LF.
+ */
+LLMUX_EXTERN int llmux_http_edit_set_header(llmux_http_edit *e,
+                                            const char *header);
+
 typedef struct llmux_client_options {
     unsigned int version;       /**< LLMUX_CLIENT_OPTIONS_VERSION */
     struct uv_loop_s *loop;     /**< borrowed loop, or NULL for a private one */
@@ -91,10 +208,17 @@ typedef struct llmux_client_options {
                                     ending in KEY, TOKEN, SECRET or
                                     PASSWORD and the provider's own; NULL
                                     = none */
+    /* version 4 */
+    llmux_hook_cb hook; /**< told of every attempt's start and end and of
+                             every request's end; NULL = none */
+    llmux_before_send_cb before_send; /**< may change each config string's
+                                           HTTP request, or refuse it; NULL
+                                           = none */
+    void *hook_userdata;              /**< passed to both as it is */
 } llmux_client_options;
 
 /** The newest llmux_client_options.version these headers know. */
-#define LLMUX_CLIENT_OPTIONS_VERSION 3
+#define LLMUX_CLIENT_OPTIONS_VERSION 4
 /**
  * The defaults of llmux_client_options as designated initializers
  * (`version` LLMUX_CLIENT_OPTIONS_VERSION, `max_retries` -1; every other
@@ -124,7 +248,8 @@ typedef struct llmux_client_options {
 #define LLMUX_CLIENT_OPTIONS_INIT                                              \
     {                                                                          \
         LLMUX_CLIENT_OPTIONS_VERSION, NULL, -1, 0, 0, NULL, NULL, 0, 0, 0,     \
-            NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, NULL         \
+            NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL,  \
+            NULL, NULL                                                         \
     }
 #endif
 
@@ -341,6 +466,16 @@ typedef int (*llmux_chunk_cb)(llmux_request *req, const llmux_chunk *chunk,
  * LLMUX_EBUSY (already submitted), LLMUX_EQUEUEFULL, LLMUX_ENOMEM, and
  * those of resolving and encoding (LLMUX_ECONFIG, LLMUX_ENOPROVIDER and
  * the other plugin codes, LLMUX_ENOKEY, LLMUX_ENOTSUP).
+ *
+ * Thread-safe: from a thread other than the client's loop thread (the
+ * one that created the client, or that runs llmux_client_run()), the
+ * request is handed over through the client's uv_async and this returns
+ * 0 at once (LLMUX_ECANCELED when the client is closing, LLMUX_ENOMEM);
+ * everything else happens on the loop's thread, and what would have been
+ * a failure here (a bad provider, a missing key, a full queue) reaches
+ * `on_done` with its code, as does a close that comes first
+ * (LLMUX_ECANCELED). The loop must be running for it to start. Do not
+ * free the client while other threads may still submit to it.
  */
 LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
                               llmux_chunk_cb on_chunk, llmux_done_cb on_done,
@@ -352,7 +487,10 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
  * and its done callback runs from the loop with LLMUX_ECANCELED. Only
  * valid until its done callback has returned. Cancelling twice, or a
  * request that was never submitted, is harmless. Returns 0, or
- * LLMUX_EINVAL for NULL.
+ * LLMUX_EINVAL for NULL. Thread-safe as llmux_submit() is: from another
+ * thread it is handed over to the loop's thread, and it still must not
+ * come after the done callback has returned (the request is freed then);
+ * the thread that submitted a request may cancel it right away.
  */
 LLMUX_EXTERN int llmux_request_cancel(llmux_request *req);
 

@@ -61,6 +61,32 @@ check "timeouts: each call ends as expected" \
 check "relay: bounded by the pause (at most 256 + one chunk waiting)" \
     '^\[relayed 1289 bytes; at most 2[5-6][0-9] waiting \(pause at 256\); paused [1-9][0-9]* time' \
     "$EX/relay"
+start_mock --quiet --fault 'status=503;retry_after=0'
+SPEC="openai/gpt-4o-mini;base_url=$MOCK_URL/v1;api_key=sk-test"
+timeout 60 "$EX/trace" "$SPEC" "Say hello." >"$TMP/out" 2>"$TMP/trace"
+RC=$?
+if [ "$RC" -eq 0 ] && python3 - "$TMP/trace" "$TMP/out" <<'EOF'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+want = [("attempt_end", 503, "retry", False), ("attempt_end", 200, None, False),
+        ("request_end", 200, None, False), ("attempt_end", 200, None, True),
+        ("request_end", 200, None, True)]
+got = [(e["event"], e["http.response.status_code"], e["llmux.next"],
+        e["gen_ai.request.stream"]) for e in ev]
+assert got == want, got
+assert ev[1]["gen_ai.usage.input_tokens"] == 2, ev[1]
+assert ev[1]["gen_ai.response.finish_reasons"] == ["stop"], ev[1]
+assert ev[0]["error.type"] == "LLMUX_EPROVIDER", ev[0]
+assert "gen_ai.response.time_to_first_chunk" in ev[3], ev[3]
+assert open(sys.argv[2]).read() == "Mock reply to: Say hello.\n" * 2
+EOF
+then
+    ok "trace: a JSON line per attempt and request, OTel names"
+else
+    FAIL=$((FAIL + 1))
+    echo "FAIL - trace: a JSON line per attempt and request (exit $RC)"
+    printf '       err: %s\n' "$(tail -c 600 "$TMP/trace")"
+fi
 start_mock --quiet --fault 'status=429;retry_after=1' \
     --fault 'status=429;retry_after=1'
 LLMUX_DEMO_BASE_URL=$MOCK_URL check "retries: through two 429s" \

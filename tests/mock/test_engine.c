@@ -904,12 +904,14 @@ LLMUX_EXTERN void(llmux_client_options_init)(llmux_client_options *o);
  * each exactly that size). */
 static void test_options_older_versions(void **state)
 {
+    size_t v3 = offsetof(llmux_client_options, hook);
     size_t v2 = offsetof(llmux_client_options, key_env_allow);
     size_t v1 = offsetof(llmux_client_options, first_byte_timeout_ms);
     /* exactly the older sizes (the volatile 0 hides them from the
      * compiler's bounds warnings: only fields within them are read) */
     static volatile size_t zero = 0;
     llmux_client_options *o2 = malloc(v2 + zero), *o1 = malloc(v1 + zero);
+    llmux_client_options *o3 = malloc(v3 + zero);
     llmux_client_options full;
     llmux_request *req;
     llmux_response *res = NULL;
@@ -923,6 +925,8 @@ static void test_options_older_versions(void **state)
     assert_int_equal(o2->max_retries, -1);
     llmux_client_options_init_size(o1, v1);
     assert_int_equal(o1->version, 1);
+    llmux_client_options_init_size(o3, v3);
+    assert_int_equal(o3->version, 3);
     llmux_client_options_init(&full);
     assert_int_equal(full.version, LLMUX_CLIENT_OPTIONS_VERSION);
     assert_null(full.key_env_allow);
@@ -935,6 +939,9 @@ static void test_options_older_versions(void **state)
     res = NULL;
     assert_int_equal(llmux_run(req, o1, NULL, NULL, &res), LLMUX_ENOPROVIDER);
     llmux_response_free(res);
+    res = NULL;
+    assert_int_equal(llmux_run(req, o3, NULL, NULL, &res), LLMUX_ENOPROVIDER);
+    llmux_response_free(res);
     {
         llmux_response *out[1] = {NULL};
         int status[1] = {0};
@@ -946,6 +953,7 @@ static void test_options_older_versions(void **state)
     llmux_request_free(req);
     free(o1);
     free(o2);
+    free(o3);
 }
 
 static void test_private_loop_client(void **state)

@@ -198,10 +198,233 @@ static void test_clients_on_threads(void **state)
     free(jobs);
 }
 
+/* ---- one client, many submitting threads ------------------------------ */
+
+#define SUBMITTERS 8
+#define EACH       24 /* good requests per submitting thread */
+
+typedef struct sub {
+    int t;
+    llmux_client *client;
+    mock_env *e;
+    one req[EACH];
+    int bad_calls, bad_status;       /* the unknown provider's done */
+    int cancel_calls, cancel_status; /* the cancelled stream's done */
+    int submit_failed;
+} sub;
+
+static void on_bad_done(llmux_request *req, int status, llmux_response *res,
+                        void *ud)
+{
+    sub *s = ud;
+    (void)req;
+    (void)res;
+    s->bad_calls++;
+    s->bad_status = status;
+}
+
+static void on_cancel_done(llmux_request *req, int status, llmux_response *res,
+                           void *ud)
+{
+    sub *s = ud;
+    (void)req;
+    (void)res;
+    s->cancel_calls++;
+    s->cancel_status = status;
+}
+
+/* Off the loop's thread: builds and submits its requests, one that cannot
+ * be prepared, and one stalled stream it cancels itself. */
+static void *submitter(void *arg)
+{
+    sub *s = arg;
+    char spec[256], prompt[64];
+    llmux_request *req;
+    int i;
+    snprintf(spec, sizeof spec, "openai/gpt-4o-mini;base_url=%s;api_key=k",
+             s->e->base);
+    for (i = 0; i < EACH; i++) {
+        one *o = &s->req[i];
+        o->stream = i % 2;
+        snprintf(prompt, sizeof prompt, "submitter %d request %d", s->t, i);
+        snprintf(o->want, sizeof o->want, "Mock reply to: %s", prompt);
+        if (llmux_request_new(&req, LLMUX_OP_CHAT, spec) != 0 ||
+            llmux_request_add_message(req, LLMUX_ROLE_USER, prompt) != 0 ||
+            llmux_request_set_stream(req, o->stream) != 0 ||
+            llmux_submit(s->client, req, o->stream ? on_chunk : NULL, on_done,
+                         o) != 0) {
+            s->submit_failed++;
+            llmux_request_free(req);
+        }
+    }
+    /* accepted here, refused on the loop: its done callback says why */
+    if (llmux_request_new(&req, LLMUX_OP_CHAT, "nosuchprovider/x") != 0 ||
+        llmux_request_add_message(req, LLMUX_ROLE_USER, "x") != 0 ||
+        llmux_submit(s->client, req, NULL, on_bad_done, s) != 0) {
+        s->submit_failed++;
+        llmux_request_free(req);
+    }
+    /* a stream that stalls, cancelled from this thread */
+    if (llmux_request_new(&req, LLMUX_OP_CHAT, spec) != 0 ||
+        llmux_request_add_message(req, LLMUX_ROLE_USER, "stall") != 0 ||
+        llmux_request_set_stream(req, 1) != 0 ||
+        llmux_request_add_header(req, "X-Mock-Fault: stall_after=1") != 0 ||
+        llmux_submit(s->client, req, NULL, on_cancel_done, s) != 0) {
+        s->submit_failed++;
+        llmux_request_free(req);
+    } else if (llmux_request_cancel(req) != 0) {
+        s->submit_failed++;
+    }
+    return NULL;
+}
+
+static int subs_done(const sub *subs)
+{
+    int t, i;
+    for (t = 0; t < SUBMITTERS; t++) {
+        if (!subs[t].bad_calls || !subs[t].cancel_calls)
+            return 0;
+        for (i = 0; i < EACH; i++)
+            if (!subs[t].req[i].calls)
+                return 0;
+    }
+    return 1;
+}
+
+static void test_one_client_many_threads(void **state)
+{
+    mock_env *e = *state;
+    pthread_t th[SUBMITTERS];
+    sub *subs = calloc(SUBMITTERS, sizeof *subs);
+    job tally; /* on_done counts into a job */
+    int t, i, guard;
+    assert_non_null(subs);
+    memset(&tally, 0, sizeof tally);
+    for (t = 0; t < SUBMITTERS; t++) {
+        subs[t].t = t;
+        subs[t].client = e->client;
+        subs[t].e = e;
+        for (i = 0; i < EACH; i++)
+            subs[t].req[i].j = &tally;
+    }
+    for (t = 0; t < SUBMITTERS; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, submitter, &subs[t]), 0);
+    /* this thread runs the loop: every callback runs here */
+    for (guard = 0; guard < 2000000 && !subs_done(subs); guard++)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    for (t = 0; t < SUBMITTERS; t++)
+        assert_int_equal(pthread_join(th[t], NULL), 0);
+    if (tally.first_error[0])
+        print_error("%s\n", tally.first_error);
+    for (t = 0; t < SUBMITTERS; t++) {
+        assert_int_equal(subs[t].submit_failed, 0);
+        assert_int_equal(subs[t].bad_calls, 1);
+        assert_int_equal(subs[t].bad_status, LLMUX_ENOPROVIDER);
+        assert_int_equal(subs[t].cancel_calls, 1);
+        assert_int_equal(subs[t].cancel_status, LLMUX_ECANCELED);
+    }
+    assert_int_equal(tally.failed, 0);
+    assert_int_equal(tally.wrong_text, 0);
+    assert_int_equal(tally.extra_calls, 0);
+    assert_int_equal(tally.ok, SUBMITTERS * EACH);
+    free(subs);
+}
+
+/* Requests other threads handed over when the client closes: each ends
+ * canceled through its done callback, from the loop; a submission after
+ * the close is refused at once. */
+typedef struct outcome {
+    int calls, status;
+} outcome;
+
+typedef struct closing_sub {
+    llmux_client *client;
+    const char *spec;
+    outcome r[3];
+    int late_rc;
+    int built_failed;
+} closing_sub;
+
+static void on_closing_done(llmux_request *req, int status, llmux_response *res,
+                            void *ud)
+{
+    outcome *o = ud;
+    (void)req;
+    (void)res;
+    if (o) {
+        o->calls++;
+        o->status = status;
+    }
+}
+
+static void *submit_three(void *arg)
+{
+    closing_sub *s = arg;
+    int i;
+    for (i = 0; i < 3; i++) {
+        llmux_request *req;
+        if (llmux_request_new(&req, LLMUX_OP_CHAT, s->spec) != 0 ||
+            llmux_request_add_message(req, LLMUX_ROLE_USER, "x") != 0 ||
+            llmux_submit(s->client, req, NULL, on_closing_done, &s->r[i]) !=
+                0) {
+            s->built_failed++;
+            llmux_request_free(req);
+        }
+    }
+    return NULL;
+}
+
+static void *submit_late(void *arg)
+{
+    closing_sub *s = arg;
+    llmux_request *req;
+    if (llmux_request_new(&req, LLMUX_OP_CHAT, s->spec) != 0 ||
+        llmux_request_add_message(req, LLMUX_ROLE_USER, "x") != 0) {
+        s->built_failed++;
+        llmux_request_free(req);
+        return NULL;
+    }
+    s->late_rc = llmux_submit(s->client, req, NULL, on_closing_done, NULL);
+    llmux_request_free(req); /* not accepted: still ours */
+    return NULL;
+}
+
+static void test_handover_at_close(void **state)
+{
+    mock_env *e = *state;
+    closing_sub s;
+    pthread_t th;
+    char spec[256];
+    int i;
+    memset(&s, 0, sizeof s);
+    snprintf(spec, sizeof spec, "openai/gpt-4o-mini;base_url=%s;api_key=k",
+             e->base);
+    s.client = e->client;
+    s.spec = spec;
+    /* handed over, not yet taken by the loop (it has not run since) */
+    assert_int_equal(pthread_create(&th, NULL, submit_three, &s), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    llmux_client_close(e->client, mock_env_on_client_closed, e);
+    for (i = 0; i < 3; i++)
+        assert_int_equal(s.r[i].calls, 0); /* never inside the close */
+    assert_int_equal(pthread_create(&th, NULL, submit_late, &s), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(s.late_rc, LLMUX_ECANCELED);
+    mock_env_run_until(e, &e->client_closed);
+    e->client = NULL;
+    assert_int_equal(s.built_failed, 0);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(s.r[i].calls, 1);
+        assert_int_equal(s.r[i].status, LLMUX_ECANCELED);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clients_on_threads),
+        mock_env_test(test_one_client_many_threads),
+        mock_env_test(test_handover_at_close),
     };
     int rc;
     /* before any thread: libcurl's global set-up is not thread-safe */
