@@ -41,6 +41,7 @@ LLMUX_EXTERN void llmux_global_cleanup(void)
 #define OPTIONS_V1_SIZE offsetof(llmux_client_options, first_byte_timeout_ms)
 #define OPTIONS_V2_SIZE offsetof(llmux_client_options, key_env_allow)
 #define OPTIONS_V3_SIZE offsetof(llmux_client_options, hook)
+#define OPTIONS_V4_SIZE offsetof(llmux_client_options, prices_file)
 
 LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *o,
                                                  size_t size)
@@ -51,6 +52,7 @@ LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *o,
         size = sizeof *o;
     memset(o, 0, size);
     o->version = size >= sizeof *o         ? LLMUX_CLIENT_OPTIONS_VERSION
+                 : size >= OPTIONS_V4_SIZE ? 4
                  : size >= OPTIONS_V3_SIZE ? 3
                  : size >= OPTIONS_V2_SIZE ? 2
                                            : 1;
@@ -76,11 +78,48 @@ int llmux__client_options_copy(llmux_client_options *dst,
         return LLMUX_EINVAL;
     /* an older caller's struct ends before the later versions' fields */
     memcpy(dst, src,
-           src->version >= 4   ? sizeof *dst
+           src->version >= 5   ? sizeof *dst
+           : src->version == 4 ? OPTIONS_V4_SIZE
            : src->version == 3 ? OPTIONS_V3_SIZE
            : src->version == 2 ? OPTIONS_V2_SIZE
                                : OPTIONS_V1_SIZE);
     return 0;
+}
+
+/* The client's prices_file, on top of the built-in table. */
+static int load_prices(struct llmux_client *c, const char *path)
+{
+    char err[LLMUX__ERRBUF];
+    llmux__buf text = {0};
+    char chunk[4096];
+    size_t n;
+    int rc;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        llmux__client_log(c, LLMUX_LOG_ERROR, "prices_file %s: cannot open it",
+                          path);
+        return LLMUX_ECONFIG;
+    }
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (llmux__buf_append(&text, chunk, n)) {
+            fclose(f);
+            llmux__buf_free(&text);
+            return LLMUX_ENOMEM;
+        }
+    fclose(f);
+    rc = llmux__prices_load(text.p ? text.p : "", text.len, &c->prices, err,
+                            sizeof err);
+    llmux__buf_free(&text);
+    if (rc == LLMUX_ECONFIG)
+        llmux__client_log(c, LLMUX_LOG_ERROR, "prices_file %s: %s", path, err);
+    return rc;
+}
+
+LLMUX_EXTERN double llmux_client_spend(const llmux_client *c, double *reserved)
+{
+    if (reserved)
+        *reserved = c ? c->reserved : 0;
+    return c ? c->spend : 0;
 }
 
 /* The options the client keeps: sizes, limits, logging, the settings'
@@ -100,6 +139,14 @@ static int take_options(struct llmux_client *c, const llmux_client_options *o)
         c->hook = o->hook;
         c->before_send = o->before_send;
         c->hook_ud = o->hook_userdata;
+    }
+    if (o->version >= 5) {
+        int rc;
+        if (o->budget_usd < 0 || o->budget_usd != o->budget_usd)
+            return LLMUX_EINVAL;
+        c->budget = o->budget_usd;
+        if (o->prices_file && (rc = load_prices(c, o->prices_file)) != 0)
+            return rc;
     }
     c->max_queue = 100000;
     if (o->version >= 2) {

@@ -168,8 +168,9 @@ struct llmux__xfer {
     uint64_t t_submit_ns, t_attempt_ns, t_first_ns; /* hooks: uv_hrtime of
                           the submission, the attempt's start and its first
                           chunk (0: none yet) */
-    int edited;       /* before_send ran for this config string */
-    int attempt_open; /* hooks: ATTEMPT_START told, ATTEMPT_END not yet */
+    double reserved_usd; /* held against the budget until the end */
+    int edited;          /* before_send ran for this config string */
+    int attempt_open;    /* hooks: ATTEMPT_START told, ATTEMPT_END not yet */
     llmux__endpoint *ep;
     struct llmux__xfer *wnext, *wprev; /* the endpoint's wait queue */
     int attempts;
@@ -226,9 +227,13 @@ struct llmux_client {
     uv_async_t async;
     uv_mutex_t xq_lock;
     struct llmux__xop *xq_head, *xq_tail;
-    int xq_closed;      /* llmux_client_close ran: refuse new handovers */
-    int xq_lock_ok;     /* xq_lock initialised */
-    llmux_hook_cb hook; /* client hooks (hooks.c), or NULL */
+    int xq_closed;         /* llmux_client_close ran: refuse new handovers */
+    int xq_lock_ok;        /* xq_lock initialised */
+    llmux__prices *prices; /* the client's prices_file, or NULL */
+    double budget;         /* budget_usd; 0 = none */
+    double spend;          /* what answers cost so far (stats.c) */
+    double reserved;       /* estimates of requests in flight (budget) */
+    llmux_hook_cb hook;    /* client hooks (hooks.c), or NULL */
     llmux_before_send_cb before_send;
     void *hook_ud;
     char user_agent[64];
@@ -288,6 +293,9 @@ llmux__endpoint *llmux__endpoint_get(struct llmux_client *c, const char *url,
 void llmux__endpoint_limits(struct llmux_client *c, llmux__endpoint *e,
                             const llmux__settings *set);
 double llmux__estimate_tokens(const llmux_request *r);
+/* Under a budget: LLMUX_EBUDGET (the request's message says why) when the
+ * spend and what is reserved reach it, else holds x's estimate. */
+int llmux__budget_admit(xfer *x);
 int llmux__limits_allow(const struct llmux_client *c, llmux__endpoint *e,
                         const xfer *x);
 int llmux__can_start_x(const struct llmux_client *c, llmux__endpoint *e,
@@ -337,6 +345,15 @@ void llmux__hook_request_end(xfer *x, int code);
 /* The before_send hook for x's config string, once: 0, or LLMUX_EUSER
  * (refused; the request's message says so). */
 int llmux__hook_before_send(xfer *x);
+
+/* stats.c: spend */
+/* The price of provider's model: the client's prices_file first, then the
+ * built-in table. 1 and *p, or 0. */
+int llmux__price_for(struct llmux_client *c, const char *provider,
+                     const char *model, llmux__price *p);
+/* Prices the finished response (res->cost) and adds it to the client's
+ * spend; releases x's reservation. */
+void llmux__spend_count(xfer *x);
 
 /* user.c */
 void llmux__client_log(struct llmux_client *c, int level, const char *fmt, ...)

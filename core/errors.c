@@ -47,6 +47,7 @@ LLMUX_EXTERN llmux_err_class llmux_err_class_of(int code)
     case LLMUX_ENOMEM:
     case LLMUX_EBUSY:
     case LLMUX_EQUEUEFULL:
+    case LLMUX_EBUDGET:
         return LLMUX_CLASS_LOCAL;
     default:
         return LLMUX_CLASS_USAGE;

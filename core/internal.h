@@ -334,6 +334,8 @@ struct llmux_response {
     char *err_message; /* owned final message */
     char *raw;         /* the last attempt's body as received, or NULL */
     size_t raw_len;
+    double cost;    /* USD, from the usage and the client's prices */
+    int cost_known; /* a price and a usage were found */
 };
 
 /* ---- choice.c: choices, their tool calls and logprobs ------------------- */
@@ -383,6 +385,28 @@ void llmux__extra_under(struct json_object *ours, struct json_object *extra);
 const char *llmux__extra_get(struct json_object *extra, const char *key);
 /* Frees *slot; NULL after. */
 void llmux__extra_free(struct json_object **slot);
+
+/* ---- prices.c: what answers cost ---------------------------------------- */
+
+/* USD per 1,000,000 tokens. */
+typedef struct llmux__price {
+    double input, cached_input, output;
+} llmux__price;
+typedef struct llmux__prices llmux__prices;
+
+/* Parses a price table (data/prices.json's format) from json[0..len):
+ * 0 and *out, or LLMUX_ECONFIG with the reason in err, LLMUX_ENOMEM. */
+int llmux__prices_load(const char *json, size_t len, llmux__prices **out,
+                       char *err, size_t errlen);
+void llmux__prices_free(llmux__prices *t);
+/* The compiled-in table (NULL if it did not load). Thread-safe. */
+const llmux__prices *llmux__prices_builtin(void);
+/* The price of provider's model in t (exact name, longest "name-" prefix,
+ * or "*"): 1 and *out, or 0. */
+int llmux__price_find(const llmux__prices *t, const char *provider,
+                      const char *model, llmux__price *out);
+/* USD for usage u at price p (cached prompt tokens at cached_input). */
+double llmux__cost(const llmux__price *p, const llmux_usage *u);
 
 /* ---- response.c --------------------------------------------------------- */
 

@@ -288,3 +288,37 @@ void llmux__give_slot(xfer *x)
     x->c->in_flight--;
     x->ep->host->in_flight--;
 }
+
+/* ---- the spend budget ----------------------------------------------------
+ */
+
+int llmux__budget_admit(xfer *x)
+{
+    struct llmux_client *c = x->c;
+    llmux_request *req = x->req;
+    llmux__price p;
+    char m[200];
+    if (c->budget <= 0)
+        return 0;
+    if (c->spend + c->reserved >= c->budget) {
+        snprintf(m, sizeof m,
+                 "spend limit reached: $%.6f spent and $%.6f held by "
+                 "requests in flight, of a budget_usd of $%.6f",
+                 c->spend, c->reserved, c->budget);
+        llmux__request_seterr(req, m);
+        return LLMUX_EBUDGET;
+    }
+    /* hold what it may cost: its prompt (chars / 4) and max_tokens of
+     * output; a request without max_tokens holds its prompt only */
+    if (llmux__price_for(c, req->cfg.provider, req->cfg.model, &p)) {
+        llmux_usage u = {-1, -1, -1, -1, -1};
+        double est = llmux__estimate_tokens(req);
+        double out =
+            req->has & LLMUX_HAS_MAX_TOKENS ? (double)req->max_tokens : 0;
+        u.prompt_tokens = (long)(est - out);
+        u.completion_tokens = (long)out;
+        x->reserved_usd = llmux__cost(&p, &u);
+        c->reserved += x->reserved_usd;
+    }
+    return 0;
+}

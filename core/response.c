@@ -346,6 +346,14 @@ LLMUX_EXTERN const char *llmux_response_field(const llmux_response *res,
     return res ? llmux__extra_get(res->o.extra_top, key) : NULL;
 }
 
+LLMUX_EXTERN double llmux_response_cost(const llmux_response *res, int *known)
+{
+    int k = res && res->cost_known;
+    if (known)
+        *known = k;
+    return k ? res->cost : 0;
+}
+
 LLMUX_EXTERN const llmux_usage *llmux_response_usage(const llmux_response *res)
 {
     static const llmux_usage none = {-1, -1, -1, -1, -1};

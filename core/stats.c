@@ -115,3 +115,34 @@ void llmux__stats_count(struct llmux_client *c, int code,
         count_outcome(ps, code, res);
     }
 }
+
+/* ---- spend and budget ---------------------------------------------------- */
+
+int llmux__price_for(struct llmux_client *c, const char *provider,
+                     const char *model, llmux__price *p)
+{
+    return llmux__price_find(c->prices, provider, model, p) ||
+           llmux__price_find(llmux__prices_builtin(), provider, model, p);
+}
+
+void llmux__spend_count(xfer *x)
+{
+    struct llmux_client *c = x->c;
+    llmux_response *res = x->res;
+    llmux__price p;
+    c->reserved -= x->reserved_usd;
+    if (c->reserved < 0)
+        c->reserved = 0; /* rounding */
+    x->reserved_usd = 0;
+    if (!res->o.has_usage)
+        return;
+    /* the model the provider says answered (a dated snapshot of the
+     * requested alias), else the one asked for */
+    if ((res->o.model &&
+         llmux__price_for(c, res->provider, res->o.model, &p)) ||
+        llmux__price_for(c, res->provider, x->req->cfg.model, &p)) {
+        res->cost = llmux__cost(&p, &res->o.usage);
+        res->cost_known = 1;
+        c->spend += res->cost;
+    }
+}

@@ -248,11 +248,14 @@ static int submit_here(llmux_client *c, llmux_request *req,
     x->on_done = on_done;
     x->ud = userdata;
     x->owns_req = 1;
-    if ((rc = prepare(x)) != 0) {
+    if ((rc = prepare(x)) != 0 || (rc = llmux__budget_admit(x)) != 0) {
         llmux__xfer_discard(x);
         return rc;
     }
     if ((rc = admit(x)) != 0) {
+        c->reserved -= x->reserved_usd; /* not accepted: nothing held */
+        if (c->reserved < 0)
+            c->reserved = 0;
         if (rc == LLMUX_EQUEUEFULL)
             snprintf(m, sizeof m,
                      "request queue full (%zu waiting, max_queue %zu): submit "

@@ -671,6 +671,7 @@ void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg)
             x->ep->tk.tokens = x->ep->tk.cap;
     }
     llmux__stats_count(c, code, res, x->attempts);
+    llmux__spend_count(x);
     if (code)
         llmux__response_fail(res, code, res->http_status, transport, msg);
     llmux__response_mask(res, x->prep.api_key);

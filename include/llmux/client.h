@@ -28,13 +28,6 @@ LLMUX_BEGIN_DECL
  */
 typedef void (*llmux_log_cb)(int level, const char *msg, void *userdata);
 
-/**
- * Client options. Initialise with LLMUX_CLIENT_OPTIONS_INIT (or
- * llmux_client_options_init()) and set what you need; zero/NULL fields
- * mean "default". Strings are copied by llmux_client_new(), so they need
- * not outlive the call. The struct only grows at its end; `version` tells
- * the library how much of it the caller's header had.
- */
 /** What a client hook (llmux_client_options.hook) is told of. */
 typedef enum llmux_hook_kind {
     LLMUX_HOOK_ATTEMPT_START = 1, /**< an attempt is about to go on the wire */
@@ -152,6 +145,13 @@ LLMUX_EXTERN int llmux_http_edit_set_body(llmux_http_edit *e, const char *body,
 LLMUX_EXTERN int llmux_http_edit_set_header(llmux_http_edit *e,
                                             const char *header);
 
+/**
+ * Client options. Initialise with LLMUX_CLIENT_OPTIONS_INIT (or
+ * llmux_client_options_init()) and set what you need; zero/NULL fields
+ * mean "default". Strings are copied by llmux_client_new(), so they need
+ * not outlive the call. The struct only grows at its end; `version` tells
+ * the library how much of it the caller's header had.
+ */
 typedef struct llmux_client_options {
     unsigned int version;       /**< LLMUX_CLIENT_OPTIONS_VERSION */
     struct uv_loop_s *loop;     /**< borrowed loop, or NULL for a private one */
@@ -215,10 +215,21 @@ typedef struct llmux_client_options {
                                            HTTP request, or refuse it; NULL
                                            = none */
     void *hook_userdata;              /**< passed to both as it is */
+    /* version 5 */
+    const char *prices_file; /**< a price table in data/prices.json's
+                                  format whose entries add to and override
+                                  the built-in one; read by
+                                  llmux_client_new() (LLMUX_ECONFIG when it
+                                  does not parse); NULL = none */
+    double budget_usd;       /**< spend limit: once what answers cost
+                                  (llmux_client_spend()) plus what requests
+                                  in flight may still cost reaches it,
+                                  llmux_submit() refuses new requests with
+                                  LLMUX_EBUDGET; 0 = none */
 } llmux_client_options;
 
 /** The newest llmux_client_options.version these headers know. */
-#define LLMUX_CLIENT_OPTIONS_VERSION 4
+#define LLMUX_CLIENT_OPTIONS_VERSION 5
 /**
  * The defaults of llmux_client_options as designated initializers
  * (`version` LLMUX_CLIENT_OPTIONS_VERSION, `max_retries` -1; every other
@@ -249,7 +260,7 @@ typedef struct llmux_client_options {
     {                                                                          \
         LLMUX_CLIENT_OPTIONS_VERSION, NULL, -1, 0, 0, NULL, NULL, 0, 0, 0,     \
             NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL,  \
-            NULL, NULL                                                         \
+            NULL, NULL, NULL, 0                                                \
     }
 #endif
 
@@ -418,6 +429,15 @@ typedef struct llmux_stats {
  * an unknown version.
  */
 LLMUX_EXTERN int llmux_client_stats(const llmux_client *c, llmux_stats *out);
+
+/**
+ * What the client's answers have cost so far, in USD, from their usage and
+ * the price table (llmux_response_cost(); answers without a price count
+ * nothing). `reserved` (may be NULL) receives what requests in flight may
+ * still cost, as estimated when they were submitted under a budget_usd.
+ * 0 for NULL. On the client's loop thread.
+ */
+LLMUX_EXTERN double llmux_client_spend(const llmux_client *c, double *reserved);
 
 /**
  * The counters of the requests a provider answered (by the name in the

@@ -38,7 +38,8 @@
     XX(ECANCELED, -18, "canceled")                                             \
     XX(EUSER, -19, "aborted by callback")                                      \
     XX(EBUSY, -20, "resource busy or wrong thread")                            \
-    XX(EQUEUEFULL, -21, "request queue full")
+    XX(EQUEUEFULL, -21, "request queue full")                                  \
+    XX(EBUDGET, -22, "spend limit reached")
 
 LLMUX_BEGIN_DECL
 
@@ -51,7 +52,7 @@ typedef enum llmux_code {
 #define LLMUX__ERR_ENUM(name, value, msg) LLMUX_##name = value,
     LLMUX_ERRNO_MAP(LLMUX__ERR_ENUM)
 #undef LLMUX__ERR_ENUM
-        LLMUX__ERR_LAST = -22 /**< not a code: one past the lowest code,
+        LLMUX__ERR_LAST = -23 /**< not a code: one past the lowest code,
                                    for range checks; never use */
 } llmux_code;
 
@@ -118,6 +119,9 @@ typedef enum llmux_code {
  * llmux callback. */
 /** @var LLMUX_EQUEUEFULL
  * llmux_submit() found max_queue requests already waiting. */
+/** @var LLMUX_EBUDGET
+ * llmux_submit() found the client's spend, with what requests in flight
+ * may still spend, at its budget_usd. */
 
 /**
  * A human-readable message for `code` ("invalid argument"), or "unknown
@@ -143,15 +147,15 @@ typedef enum llmux_err_class {
     LLMUX_CLASS_USAGE = 2,     /**< bad argument, config, plugin, key */
     LLMUX_CLASS_TRANSPORT = 3, /**< connect, timeout, cut stream, size */
     LLMUX_CLASS_LOCAL = 4      /**< canceled, aborted, out of memory,
-                                    queue full */
+                                    queue full, budget spent */
 } llmux_err_class;
 
 /**
  * Which class `code` belongs to: 0 is #LLMUX_CLASS_NONE; the provider's
  * refusals (EPROVIDER, EAUTH, ERATELIMIT, EPROTO) are
  * #LLMUX_CLASS_PROVIDER; ETRANSPORT, ETIMEDOUT and ETOOBIG are
- * #LLMUX_CLASS_TRANSPORT; ECANCELED, EUSER, ENOMEM, EBUSY and EQUEUEFULL
- * are #LLMUX_CLASS_LOCAL; every other value, unknown ones included, is
+ * #LLMUX_CLASS_TRANSPORT; ECANCELED, EUSER, ENOMEM, EBUSY, EQUEUEFULL and
+ * EBUDGET are #LLMUX_CLASS_LOCAL; every other value, unknown ones included, is
  * #LLMUX_CLASS_USAGE.
  */
 LLMUX_EXTERN llmux_err_class llmux_err_class_of(int code);

@@ -166,6 +166,15 @@ llmux_response_tool_call(const llmux_response *res, size_t i);
 LLMUX_EXTERN const llmux_usage *llmux_response_usage(const llmux_response *res);
 
 /**
+ * What the answer cost in USD: its usage at the price of the provider's
+ * model in the client's price table (the built-in data/prices.json, and
+ * the client's prices_file). `known` (may be NULL) receives 1 when it was
+ * priced, 0 when the model has no price or the provider reported no usage
+ * (and 0 is returned). Cached prompt tokens cost the cached-input price.
+ */
+LLMUX_EXTERN double llmux_response_cost(const llmux_response *res, int *known);
+
+/**
  * How many choices a chat or completion answer holds, at least 1 for a
  * successful one (an answer without choices reads as one empty choice 0);
  * 0 for other operations and NULL.

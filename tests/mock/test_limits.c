@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <uv.h>
@@ -1445,6 +1446,114 @@ static void test_idle_timeout_after_headers(void **state)
     mock_call_free_all(r, 2);
 }
 
+/* ---- cost and the spend budget ----------------------------------------- */
+
+/* A price file of our own: gpt-4o-mini at $1 per output token, input free,
+ * so that costs are whole numbers. */
+static const char *price_file(char *path, size_t n)
+{
+    static const char text[] =
+        "{\"providers\":{\"openai\":{\"models\":{\"gpt-4o-mini\":"
+        "{\"input\":0,\"output\":1000000}}}}}";
+    FILE *f;
+    snprintf(path, n, "/tmp/llmux-prices-%d.json", (int)getpid());
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, sizeof text - 1, f), sizeof text - 1);
+    assert_int_equal(fclose(f), 0);
+    return path;
+}
+
+static void test_cost_and_budget(void **state)
+{
+    mock_env e;
+    mock_call a = {0}, b = {0};
+    llmux_client_options co = LLMUX_CLIENT_OPTIONS_INIT;
+    llmux_request *req;
+    char path[64], reserved_msg[200];
+    double reserved;
+    int known;
+    (void)state;
+    co.prices_file = price_file(path, sizeof path);
+    co.budget_usd = 10;
+    env_start(&e, &co, 0);
+    /* "Mock reply to: a b" is 5 words: 5 output tokens, $5 */
+    assert_int_equal(mock_env_call(&e, chat(&e, NULL, NULL, "a b"), &a), 0);
+    assert_true(llmux_response_cost(a.res, &known) == 5.0);
+    assert_int_equal(known, 1);
+    assert_true(llmux_client_spend(e.client, &reserved) == 5.0);
+    assert_true(reserved == 0);
+    /* max_tokens 5 holds $5 while in flight: together with the $5 spent,
+     * the budget is reached until it ends */
+    req = chat(&e, NULL, "delay_ms=300", "c d");
+    assert_int_equal(llmux_request_set_max_tokens(req, 5), 0);
+    mock_env_submit(&e, req, &b);
+    assert_true(llmux_client_spend(e.client, &reserved) == 5.0);
+    assert_true(reserved == 5.0);
+    req = chat(&e, NULL, NULL, "e");
+    assert_int_equal(llmux_submit(e.client, req, NULL, NULL, NULL),
+                     LLMUX_EBUDGET);
+    snprintf(reserved_msg, sizeof reserved_msg, "%s",
+             llmux_request_errmsg(req));
+    assert_non_null(strstr(reserved_msg, "spend limit reached"));
+    assert_non_null(strstr(reserved_msg, "budget_usd"));
+    assert_int_equal(llmux_err_class_of(LLMUX_EBUDGET), LLMUX_CLASS_LOCAL);
+    llmux_request_free(req);
+    mock_env_wait(&e, &b);
+    assert_int_equal(b.status, 0);
+    /* what it really cost replaces what it held */
+    assert_true(llmux_client_spend(e.client, &reserved) == 10.0);
+    assert_true(reserved == 0);
+    mock_call_free(&a);
+    mock_call_free(&b);
+    req = chat(&e, NULL, NULL, "f");
+    assert_int_equal(llmux_submit(e.client, req, NULL, NULL, NULL),
+                     LLMUX_EBUDGET);
+    llmux_request_free(req);
+    mock_env_stop(&e);
+    unlink(path);
+
+    /* a model without a price: no cost, no guess */
+    env_start(&e, NULL, 0);
+    {
+        llmux_request *r2;
+        char spec[256];
+        snprintf(spec, sizeof spec,
+                 "openai/mystery-model;base_url=http://127.0.0.1:%d/v1;"
+                 "api_key=k",
+                 llmux_mock_port(e.mock));
+        assert_int_equal(llmux_request_new(&r2, LLMUX_OP_CHAT, spec), 0);
+        llmux_request_add_message(r2, LLMUX_ROLE_USER, "x");
+        assert_int_equal(mock_env_call(&e, r2, &a), 0);
+        assert_true(llmux_response_cost(a.res, &known) == 0);
+        assert_int_equal(known, 0);
+        assert_true(llmux_client_spend(e.client, NULL) == 0);
+        mock_call_free(&a);
+    }
+    mock_env_stop(&e);
+
+    /* a prices_file that does not parse fails the client */
+    {
+        llmux_client *c;
+        llmux_client_options bad = LLMUX_CLIENT_OPTIONS_INIT;
+        FILE *f;
+        snprintf(path, sizeof path, "/tmp/llmux-prices-bad-%d.json",
+                 (int)getpid());
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fputs("{\"providers\":{\"p\":{\"models\":{\"m\":{}}}}}", f);
+        fclose(f);
+        bad.prices_file = path;
+        assert_int_equal(llmux_client_new(&c, &bad), LLMUX_ECONFIG);
+        bad.prices_file = "/nonexistent/prices.json";
+        assert_int_equal(llmux_client_new(&c, &bad), LLMUX_ECONFIG);
+        bad.prices_file = NULL;
+        bad.budget_usd = -1;
+        assert_int_equal(llmux_client_new(&c, &bad), LLMUX_EINVAL);
+        unlink(path);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1459,6 +1568,7 @@ int main(void)
         mock_env_test(test_first_byte_timeout),
         mock_env_test(test_first_byte_timeout_retried),
         mock_env_test(test_fallback_own_settings),
+        cmocka_unit_test(test_cost_and_budget),
         cmocka_unit_test(test_idle_timeout),
         mock_env_test(test_idle_timeout_after_headers),
         cmocka_unit_test(test_total_timeout_named),

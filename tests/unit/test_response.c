@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <math.h>
 
 #include "internal.h"
 
@@ -227,6 +228,75 @@ static void test_choices_in_index_order(void **state)
     llmux_free(js);
 }
 
+/* ---- prices --------------------------------------------------------------
+ */
+
+static void test_builtin_prices(void **state)
+{
+    const llmux__prices *t = llmux__prices_builtin();
+    llmux__price p;
+    llmux_usage u = {1000000, 1000000, -1, 400000, -1};
+    (void)state;
+    assert_non_null(t); /* data/prices.json loads */
+    assert_true(llmux__price_find(t, "openai", "gpt-4o-mini", &p));
+    assert_true(p.input == 0.15 && p.output == 0.60 && p.cached_input == 0.075);
+    /* a dated snapshot is priced as its model, the longest prefix wins */
+    assert_true(llmux__price_find(t, "OpenAI", "gpt-4o-mini-2024-07-18", &p));
+    assert_true(p.input == 0.15);
+    assert_true(llmux__price_find(t, "openai", "gpt-4o-2024-08-06", &p));
+    assert_true(p.input == 2.50);
+    /* no guess: a prefix must end at '-' */
+    assert_false(llmux__price_find(t, "openai", "gpt-4omni", &p));
+    assert_false(llmux__price_find(t, "openai", "mystery", &p));
+    assert_false(llmux__price_find(t, "nosuch", "gpt-4o", &p));
+    /* "*" prices every model of a provider */
+    assert_true(llmux__price_find(t, "ollama", "llama3.2:3b", &p));
+    assert_true(p.input == 0 && p.output == 0);
+    /* 600k uncached + 400k cached prompt tokens, 1M output */
+    assert_true(llmux__price_find(t, "openai", "gpt-4o-mini", &p));
+    assert_true(fabs(llmux__cost(&p, &u) - (0.6 * 0.15 + 0.4 * 0.075 + 0.60)) <
+                1e-12);
+}
+
+static void test_price_tables(void **state)
+{
+    static const char *const bad[] = {
+        "{",
+        "[]",
+        "{\"providers\":[]}",
+        "{\"providers\":{\"p\":{}}}",
+        "{\"providers\":{\"p\":{\"models\":{\"m\":{\"input\":1}}}}}",
+        "{\"providers\":{\"p\":{\"models\":{\"m\":{\"input\":-1,"
+        "\"output\":1}}}}}",
+        "{\"providers\":{\"p\":{\"models\":{\"m\":{\"input\":\"1\","
+        "\"output\":1}}}}}",
+    };
+    static const char good[] =
+        "{\"providers\":{\"p\":{\"models\":{\"m\":{\"input\":2,"
+        "\"output\":4},\"m-pro\":{\"input\":3,\"output\":5,"
+        "\"cached_input\":1}}}}}";
+    llmux__prices *t;
+    llmux__price p;
+    char err[256];
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(
+            llmux__prices_load(bad[i], strlen(bad[i]), &t, err, sizeof err),
+            LLMUX_ECONFIG);
+        assert_null(t);
+        assert_non_null(strstr(err, "prices: "));
+    }
+    assert_int_equal(
+        llmux__prices_load(good, strlen(good), &t, err, sizeof err), 0);
+    assert_true(llmux__price_find(t, "p", "m-pro-1", &p));
+    assert_true(p.input == 3 && p.cached_input == 1);
+    assert_true(llmux__price_find(t, "p", "m", &p));
+    assert_true(p.cached_input == 2); /* without one: the input price */
+    llmux__prices_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +306,8 @@ int main(void)
         cmocka_unit_test(test_stream_fields_accumulate),
         cmocka_unit_test(test_out_logprob_arguments),
         cmocka_unit_test(test_choices_in_index_order),
+        cmocka_unit_test(test_builtin_prices),
+        cmocka_unit_test(test_price_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -87,7 +87,9 @@ const opt_def opt_defs[] = {
      "request"},
     {"verbose", 'v', NULL, O_VERBOSE, CMD_GEN | CMD_EMBED,
      "when a fallback answered, say so on stderr:\n"
-     "  llmux: answered by <provider> (fallback N)"},
+     "  llmux: answered by <provider> (fallback N)\n"
+     "and what the answer cost (data/prices.json):\n"
+     "  llmux: cost $0.000012 (<provider> <model>, ...)"},
     {"verbose", 'v', NULL, O_VERBOSE, CMD_PROVIDERS,
      "first print the plugin directories in search\n"
      "order, where each comes from and whether it\n"

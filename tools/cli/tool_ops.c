@@ -131,6 +131,26 @@ int apply_opts(const cli *c, llmux_request *req)
     return 0;
 }
 
+/* -v: what the answer cost, or why that is not known, on stderr:
+ *   llmux: cost $0.000012 (openai gpt-4o-mini-2024-07-18, 12 + 30 tokens) */
+static void print_cost(const cli *c, const llmux_response *res)
+{
+    int known;
+    double usd = llmux_response_cost(res, &known);
+    const llmux_usage *u = llmux_response_usage(res);
+    const char *p = llmux_response_provider(res);
+    const char *m = llmux_response_model(res);
+    if (known)
+        errorf(c, "cost $%.6f (%s %s, %ld + %ld tokens)", usd, p ? p : "?",
+               m ? m : "?", u->prompt_tokens > 0 ? u->prompt_tokens : 0L,
+               u->completion_tokens > 0 ? u->completion_tokens : 0L);
+    else if (u->prompt_tokens < 0 && u->completion_tokens < 0)
+        errorf(c, "cost unknown: the provider reported no usage");
+    else
+        errorf(c, "cost unknown: no price for %s %s (data/prices.json)",
+               p ? p : "?", m ? m : "?");
+}
+
 /*
  * Detokenize: appends the white-space-separated token ids in `s` (which it
  * modifies). Returns 0, or an exit status after printing why.
@@ -324,6 +344,8 @@ int run_request(cli *c)
             errorf(c, "answered by %s (fallback %d)", p && *p ? p : "?",
                    llmux_response_fallback(res));
         }
+        if (c->verbose)
+            print_cost(c, res);
     }
     llmux_response_free(res);
     llmux_request_free(req);
