@@ -152,6 +152,40 @@ LLMUX_EXTERN int llmux_request_set_option(llmux_request *req, const char *key,
 LLMUX_EXTERN int llmux_request_add_message(llmux_request *req, llmux_role role,
                                            const char *content);
 
+/*
+ * Typed content parts. Each call appends one part to the content of the
+ * last message when it has `role` (and is no tool call or tool result),
+ * else to a new message of `role`; a plain text content becomes the first
+ * text part. The content is kept in OpenAI's shape (an array of parts)
+ * and each provider's plugin translates it, or refuses a part its API
+ * cannot take with LLMUX_ENOTSUP naming it at llmux_submit(): Ollama takes
+ * images as bytes only, Mistral no files as bytes, Aleph Alpha images only.
+ * Bytes are copied (base64-encoded). Each returns 0, LLMUX_EINVAL (no
+ * request, an unknown role, a bad argument as described) or LLMUX_ENOMEM.
+ */
+
+/** A text part. */
+LLMUX_EXTERN int llmux_request_add_text_part(llmux_request *req,
+                                             llmux_role role, const char *text);
+/** An image by URL: http(s):// or a data: URL; `detail` NULL, "auto",
+ * "low" or "high". */
+LLMUX_EXTERN int llmux_request_add_image_url(llmux_request *req,
+                                             llmux_role role, const char *url,
+                                             const char *detail);
+/** An image's bytes with its MIME type ("image/png", "image/jpeg" ...),
+ * sent as a data: URL; `detail` as for llmux_request_add_image_url(). */
+LLMUX_EXTERN int llmux_request_add_image(llmux_request *req, llmux_role role,
+                                         const char *mime, const void *bytes,
+                                         size_t len, const char *detail);
+/** Input audio: its bytes and `format`, "wav" or "mp3". */
+LLMUX_EXTERN int llmux_request_add_audio(llmux_request *req, llmux_role role,
+                                         const char *format, const void *bytes,
+                                         size_t len);
+/** A file (a PDF ...): its name, MIME type and bytes. */
+LLMUX_EXTERN int llmux_request_add_file(llmux_request *req, llmux_role role,
+                                        const char *filename, const char *mime,
+                                        const void *bytes, size_t len);
+
 /**
  * Appends a tool result message answering `tool_call_id` (required) with
  * `content` (NULL reads as ""). Returns 0, LLMUX_EINVAL or LLMUX_ENOMEM.

@@ -203,12 +203,26 @@ static int set_path(const llmux_oai_dialect *d, llmux_http_request *http,
 
 /* Codec hook for chat and /embeddings bodies: hosting, and only the
  * response_format the API takes. */
+/* Aleph Alpha's chat takes text and images (data: URLs) only. */
+static int aa_part(json_object *part, const char *type, size_t msg, void *ud)
+{
+    const llmux_host *h = ud;
+    (void)part;
+    if (strcmp(type, "text") == 0 || strcmp(type, "image_url") == 0)
+        return 0;
+    h->log(LLMUX_LOG_ERROR,
+           "alephalpha: message %zu: the content part \"%s\" is not "
+           "supported by this provider: its chat takes text and images",
+           msg, type);
+    return LLMUX_ENOTSUP;
+}
+
 static int aa_patch(const llmux_oai_dialect *d, const llmux_host *h,
                     llmux_call *call, json_object *body)
 {
     json_object *rf = llmux_pj_get(body, "response_format");
     const char *type = llmux_pj_get_str(rf, "type", NULL);
-    (void)h;
+    int rc;
     if (rf && !(type && strcmp(type, "json_schema") == 0)) {
         if (type && strcmp(type, "text") == 0) {
             /* plain text is the default: say nothing */
@@ -222,6 +236,8 @@ static int aa_patch(const llmux_oai_dialect *d, const llmux_host *h,
             return LLMUX_ENOTSUP;
         }
     }
+    if ((rc = llmux_oai_each_part(body, aa_part, (void *)h)) != 0)
+        return rc;
     return put_hosting(call->params, body);
 }
 

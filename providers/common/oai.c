@@ -1104,6 +1104,32 @@ static int put_logprobs(const llmux_host *h, llmux_out *out, json_object *lp)
                           llmux_pj_get(lp, "refusal"));
 }
 
+int llmux_oai_each_part(json_object *body,
+                        int (*fn)(json_object *part, const char *type,
+                                  size_t msg, void *ud),
+                        void *ud)
+{
+    json_object *msgs = llmux_pj_get(body, "messages");
+    size_t i, k, n;
+    int rc;
+    if (!json_object_is_type(msgs, json_type_array))
+        return 0;
+    n = json_object_array_length(msgs);
+    for (i = 0; i < n; i++) {
+        json_object *c =
+            llmux_pj_get(json_object_array_get_idx(msgs, i), "content");
+        if (!json_object_is_type(c, json_type_array))
+            continue;
+        for (k = 0; k < json_object_array_length(c); k++) {
+            json_object *part = json_object_array_get_idx(c, k);
+            const char *type = llmux_pj_get_str(part, "type", NULL);
+            if ((rc = fn(part, type ? type : "", i, ud)) != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
 int llmux_oai_put_logprobs(const llmux_host *h, llmux_out *out,
                            json_object *tokens)
 {

@@ -196,6 +196,15 @@ int llmux_oai_put_extras(const llmux_host *host, llmux_out *out,
                          struct json_object *obj, int where,
                          const char *const *known);
 
+/** Calls fn for each content part of each message of a chat body (the
+ * "content" arrays), with its "type" ("" when none) and its message's
+ * position; stops at fn's first non-zero return and returns it. fn may
+ * change the part. */
+int llmux_oai_each_part(struct json_object *body,
+                        int (*fn)(struct json_object *part, const char *type,
+                                  size_t msg, void *ud),
+                        void *ud);
+
 /** True when `key` is in the dialect's never_send list. */
 int llmux_oai_never(const llmux_oai_dialect *d, const char *key);
 

@@ -259,6 +259,34 @@ static int put_bool_options(const llmux_oai_dialect *d, const llmux_host *h,
     return 0;
 }
 
+/* A content part as Mistral's ContentChunk has it: input_audio is the
+ * base64 string itself; a file goes by file_id (an uploaded file) or as a
+ * document_url, never as bytes. */
+static int mistral_part(json_object *part, const char *type, size_t msg,
+                        void *ud)
+{
+    const llmux_host *h = ud;
+    json_object *a, *f;
+    if (strcmp(type, "input_audio") == 0 &&
+        json_object_is_type(a = get(part, "input_audio"), json_type_object)) {
+        json_object *data = get(a, "data");
+        if (!json_object_is_type(data, json_type_string))
+            return 0; /* left as it is: the server says what is wrong */
+        return set(part, "input_audio", json_object_get(data));
+    }
+    if (strcmp(type, "file") == 0 &&
+        json_object_is_type(f = get(part, "file"), json_type_object) &&
+        get(f, "file_data")) {
+        h->log(LLMUX_LOG_ERROR,
+               "mistral: message %zu: the content part \"file\" with its "
+               "bytes (file_data) is not supported by this provider: Mistral "
+               "takes a file_id of an uploaded file or a document_url",
+               msg);
+        return LLMUX_ENOTSUP;
+    }
+    return 0;
+}
+
 static int mistral_patch(const llmux_oai_dialect *d, const llmux_host *h,
                          llmux_call *call, json_object *body)
 {
@@ -268,6 +296,7 @@ static int mistral_patch(const llmux_oai_dialect *d, const llmux_host *h,
     switch (p->op) {
     case LLMUX_OP_CHAT:
         if ((rc = patch_messages(body)) != 0 ||
+            (rc = llmux_oai_each_part(body, mistral_part, (void *)h)) != 0 ||
             (rc = put_bool_options(d, h, p, body)) != 0)
             return rc;
         /* fall through */

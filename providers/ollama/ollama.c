@@ -620,11 +620,12 @@ static int enc_parts(oll_enc *e, json_object *m, json_object *parts, size_t i)
             b64 = data_url_b64(json_object_get_string(u));
             if (!b64) {
                 e->h->log(LLMUX_LOG_ERROR,
-                          "%s: message %zu: Ollama takes images only as "
-                          "base64 data: URLs",
+                          "%s: message %zu: an image by URL is not supported "
+                          "by Ollama: it takes images only as base64 data: "
+                          "URLs (llmux_request_add_image)",
                           pname(e->call), i);
                 json_object_put(images);
-                return LLMUX_EINVAL;
+                return LLMUX_ENOTSUP;
             }
             if (!images && !(images = json_object_new_array()))
                 return LLMUX_ENOMEM;
@@ -634,11 +635,11 @@ static int enc_parts(oll_enc *e, json_object *m, json_object *parts, size_t i)
             }
         } else {
             e->h->log(LLMUX_LOG_ERROR,
-                      "%s: message %zu: content part \"%s\" is not "
-                      "supported",
+                      "%s: message %zu: the content part \"%s\" is not "
+                      "supported by Ollama: it takes text and images",
                       pname(e->call), i, type);
             json_object_put(images);
-            return LLMUX_EINVAL;
+            return LLMUX_ENOTSUP;
         }
     }
     text = e->h->alloc(tlen + 1);

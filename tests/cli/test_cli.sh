@@ -1168,6 +1168,30 @@ EOF
 mark() { T0=$(date +%s%N); }
 elapsed_ms() { echo $((($(date +%s%N) - T0) / 1000000)); }
 
+# ---- content parts -----------------------------------------------------------
+
+printf '\x89PNG\r\n' >"$TMP/pic.png"
+run "$CLI" chat -m "$M" --base-url "http://127.0.0.1:$P1/v1" --image "$TMP/pic.png" \
+    --image https://x.test/b.jpg what is it </dev/null
+expect_out "--image: the prompt's text answered" 'Mock reply to: what is it\n'
+mockcheck "--image: a data: URL of the file, then the URL, after the text" \
+    "$P1" /_mock/requests '
+m = json.loads(o[-1]["body"])["messages"][-1]["content"]
+want = [{"type": "text", "text": "what is it"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}},
+        {"type": "image_url", "image_url": {"url": "https://x.test/b.jpg"}}]
+if m != want: fail("content %r" % m)'
+run "$CLI" chat -m "$M" --base-url "http://127.0.0.1:$P1/v1" --image "$TMP/notes.txt" hi </dev/null
+expect_err "--image of a file that is no image: exit 2" 2 \
+    'llmux: --image: .*not a png, jpg, gif or webp file name.*'
+run "$CLI" chat -m "$M" --base-url "http://127.0.0.1:$P1/v1" --image "$TMP/missing.png" hi </dev/null
+expect_err "--image of a missing file: exit 2" 2 'llmux: --image: .*missing.png.*'
+run "$CLI" chat -m "ollama/llava" --base-url "http://127.0.0.1:$P1/ollama" \
+    --image https://x.test/b.jpg hi </dev/null
+expect_err "--image URL to Ollama (bytes only): exit 2, says so" 2 \
+    'llmux: ollama: .*image by URL is not supported by Ollama.*'
+
+
 start_mock --quiet --fault 'status=503;retry_after=0'
 RP=$PORT
 run "$CLI" chat -m "$M" --base-url "http://127.0.0.1:$RP/v1" --retries 1 hi \

@@ -227,6 +227,29 @@ static void test_encode_chat(void **state)
 /* parallel_tool_calls (rejected by the server), seed, user, service_tier
  * (ignored by it) are refused by name, whatever their source: never sent,
  * never dropped in silence. */
+/* Aleph Alpha's chat takes text and images: audio is refused by name. */
+static void test_encode_parts(void **state)
+{
+    llmux_request *r = NULL;
+    static const char json[] = "{\"messages\":[{\"role\":\"user\","
+                               "\"content\":\"Hi\"}]}";
+    (void)state;
+    assert_int_equal(llmux_request_new_json(&r, SPEC KEY, json, strlen(json)),
+                     0);
+    assert_int_equal(
+        llmux_request_add_image(r, LLMUX_ROLE_USER, "image/png", "x", 1, NULL),
+        0);
+    {
+        llmux__prepared p;
+        prep_ok(r, &p);
+        llmux__prepared_free(&p);
+    }
+    assert_int_equal(
+        llmux_request_add_audio(r, LLMUX_ROLE_USER, "wav", "RIFF", 4), 0);
+    pt_prep_fails(r, LLMUX_ENOTSUP, "\"input_audio\" is not supported");
+    llmux_request_free(r);
+}
+
 static void test_encode_chat_never_sent(void **state)
 {
     static const char json[] =
@@ -1257,6 +1280,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_chat),
         cmocka_unit_test(test_encode_chat_never_sent),
+        cmocka_unit_test(test_encode_parts),
         cmocka_unit_test(test_encode_nice_hosting),
         cmocka_unit_test(test_descriptor),
         cmocka_unit_test(test_encode_response_format),

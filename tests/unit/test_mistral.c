@@ -256,6 +256,31 @@ static void test_encode_never_send(void **state)
             pt_prep_fails(r, LLMUX_ENOTSUP, want);
             llmux_request_free(r);
         }
+        /* typed parts in Mistral's shape: input_audio is the base64
+         * string; a file's bytes cannot go (file_id or document_url) */
+        {
+            llmux__prepared p3;
+            json_object *b3;
+            r = chat_req(NULL);
+            assert_int_equal(
+                llmux_request_add_audio(r, LLMUX_ROLE_USER, "mp3", "ID3", 3),
+                0);
+            prep_ok(r, &p3);
+            b3 = body_of(&p3);
+            pt_assert_match(jget(b3, "messages"),
+                            "[{'role':'user','content':[{'type':'text',"
+                            "'text':'Hi'},{'type':'input_audio',"
+                            "'input_audio':'SUQz'}]}]");
+            json_object_put(b3);
+            llmux__prepared_free(&p3);
+            llmux_request_free(r);
+            r = chat_req(NULL);
+            assert_int_equal(llmux_request_add_file(r, LLMUX_ROLE_USER, "a.pdf",
+                                                    "application/pdf", "%", 1),
+                             0);
+            pt_prep_fails(r, LLMUX_ENOTSUP, "file_data");
+            llmux_request_free(r);
+        }
         /* through the public setter as a caller would: --logprobs */
         r = chat_req(NULL);
         assert_int_equal(llmux_request_set_field(r, "logprobs", "true"), 0);

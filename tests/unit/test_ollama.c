@@ -403,13 +403,35 @@ static void test_encode_content_parts(void **state)
 
     r = new_req(LLMUX_OP_CHAT, "ollama/llava;" BASE);
     assert_int_equal(llmux_request_add_message_json(r, url, strlen(url)), 0);
-    pt_prep_fails(r, LLMUX_EINVAL, "data: URLs");
+    pt_prep_fails(r, LLMUX_ENOTSUP, "data: URLs");
     llmux_request_free(r);
     r = new_req(LLMUX_OP_CHAT, "ollama/llava;" BASE);
     assert_int_equal(llmux_request_add_message_json(r, audio, strlen(audio)),
                      0);
-    pt_prep_fails(r, LLMUX_EINVAL, "input_audio");
+    pt_prep_fails(r, LLMUX_ENOTSUP, "\"input_audio\" is not supported");
     llmux_request_free(r);
+
+    /* typed parts: text and image bytes reach Ollama's own shape */
+    {
+        static const unsigned char png[] = {0x89, 'P', 'N', 'G'};
+        r = new_req(LLMUX_OP_CHAT, "ollama/llava;" BASE);
+        assert_int_equal(
+            llmux_request_add_message(r, LLMUX_ROLE_USER, "What is it?"), 0);
+        assert_int_equal(llmux_request_add_image(r, LLMUX_ROLE_USER,
+                                                 "image/png", png, 4, NULL),
+                         0);
+        assert_body(r, "/api/chat",
+                    "{\"model\":\"llava\",\"messages\":[{\"role\":\"user\","
+                    "\"content\":\"What is it?\",\"images\":[\"iVBORw==\"]}],"
+                    "\"stream\":false}");
+        llmux_request_free(r);
+        r = new_req(LLMUX_OP_CHAT, "ollama/llava;" BASE);
+        assert_int_equal(llmux_request_add_file(r, LLMUX_ROLE_USER, "a.pdf",
+                                                "application/pdf", "%PDF", 4),
+                         0);
+        pt_prep_fails(r, LLMUX_ENOTSUP, "\"file\" is not supported");
+        llmux_request_free(r);
+    }
 }
 
 static void test_encode_extra_json(void **state)

@@ -1526,6 +1526,90 @@ static void test_error_kinds(void **state)
     }
 }
 
+/* ---- typed content parts ------------------------------------------------ */
+
+static void test_encode_typed_parts(void **state)
+{
+    static const unsigned char png[] = {1, 2, 3, 4, 5};
+    llmux_request *r = new_req(LLMUX_OP_CHAT, "openai/gpt-4o-mini;" BASE);
+    llmux__prepared p;
+    json_object *b;
+    (void)state;
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "Look:"), 0);
+    assert_int_equal(llmux_request_add_image(r, LLMUX_ROLE_USER, "image/png",
+                                             png, sizeof png, "low"),
+                     0);
+    assert_int_equal(llmux_request_add_image_url(r, LLMUX_ROLE_USER,
+                                                 "https://x.test/a.jpg", NULL),
+                     0);
+    assert_int_equal(
+        llmux_request_add_audio(r, LLMUX_ROLE_USER, "wav", "RIFF", 4), 0);
+    assert_int_equal(llmux_request_add_file(r, LLMUX_ROLE_USER, "a.pdf",
+                                            "application/pdf", "%PDF-1", 6),
+                     0);
+    /* another role starts another message */
+    assert_int_equal(
+        llmux_request_add_text_part(r, LLMUX_ROLE_ASSISTANT, "Seen."), 0);
+    prep_ok(r, &p);
+    b = body_of(&p);
+    pt_assert_match(
+        jget(b, "messages"),
+        "[{'role':'user','content':[{'type':'text','text':'Look:'},"
+        "{'type':'image_url','image_url':{'url':'data:image/png;base64,"
+        "AQIDBAU=','detail':'low'}},{'type':'image_url','image_url':{'url':"
+        "'https://x.test/a.jpg'}},{'type':'input_audio','input_audio':"
+        "{'data':'UklGRg==','format':'wav'}},{'type':'file','file':"
+        "{'filename':'a.pdf','file_data':'data:application/pdf;base64,"
+        "JVBERi0x'}}]},{'role':'assistant','content':[{'type':'text',"
+        "'text':'Seen.'}]}]");
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    llmux_request_free(r);
+
+    /* bad arguments, each refused without a change */
+    r = new_req(LLMUX_OP_CHAT, "openai/gpt-4o-mini;" BASE);
+    assert_int_equal(
+        llmux_request_add_image(r, LLMUX_ROLE_USER, "text/plain", png, 1, NULL),
+        LLMUX_EINVAL);
+    assert_int_equal(
+        llmux_request_add_image(r, LLMUX_ROLE_USER, "image/png", NULL, 3, NULL),
+        LLMUX_EINVAL);
+    assert_int_equal(llmux_request_add_image(r, LLMUX_ROLE_USER, "image/png",
+                                             png, 1, "huge"),
+                     LLMUX_EINVAL);
+    assert_int_equal(
+        llmux_request_add_image_url(r, LLMUX_ROLE_USER, "ftp://x/a.png", NULL),
+        LLMUX_EINVAL);
+    assert_int_equal(llmux_request_add_audio(r, LLMUX_ROLE_USER, "ogg", "x", 1),
+                     LLMUX_EINVAL);
+    assert_int_equal(llmux_request_add_file(r, LLMUX_ROLE_USER, "",
+                                            "application/pdf", "x", 1),
+                     LLMUX_EINVAL);
+    assert_int_equal(
+        llmux_request_add_file(r, LLMUX_ROLE_USER, "a", "a/b/c", "x", 1),
+        LLMUX_EINVAL);
+    assert_int_equal(llmux_request_add_text_part(r, (llmux_role)99, "x"),
+                     LLMUX_EINVAL);
+    assert_int_equal(llmux_request_add_text_part(NULL, LLMUX_ROLE_USER, "x"),
+                     LLMUX_EINVAL);
+    assert_int_equal(r->n_msgs, 0);
+    /* parts after a message imported as JSON parts: appended to them */
+    {
+        static const char m[] = "{\"role\":\"user\",\"content\":[]}";
+        assert_int_equal(llmux_request_add_message_json(r, m, strlen(m)), 0);
+        assert_int_equal(llmux_request_add_text_part(r, LLMUX_ROLE_USER, "one"),
+                         0);
+        assert_int_equal(llmux_request_add_text_part(r, LLMUX_ROLE_USER, "two"),
+                         0);
+        assert_int_equal(r->n_msgs, 1);
+        b = parse_all(r->msgs[0].content_json, strlen(r->msgs[0].content_json));
+        pt_assert_match(b, "[{'type':'text','text':'one'},"
+                           "{'type':'text','text':'two'}]");
+        json_object_put(b);
+    }
+    llmux_request_free(r);
+}
+
 /* ---- choices, logprobs and fields through the public accessors -------- */
 
 static void test_choice_accessors(void **state)
@@ -2270,6 +2354,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_chat_basic),
+        cmocka_unit_test(test_encode_typed_parts),
         cmocka_unit_test(test_choice_accessors),
         cmocka_unit_test(test_chunk_choices),
         cmocka_unit_test(test_encode_chat_stream),

@@ -67,6 +67,7 @@ enum opt_id {
     O_IDLE_TIMEOUT,
     O_FALLBACK,
     O_FIELD,
+    O_IMAGE,
     O_HEADER,
     O_VERBOSE,
     O_STREAM,
@@ -153,6 +154,8 @@ typedef struct cli {
     size_t n_fields;
     const char **headers; /* --header 'Name: value', in order */
     size_t n_headers;
+    const char **images; /* --image PATH|URL, in order */
+    size_t n_images;
     char **words;
     size_t n_words;
     /* secrets to keep out of every message */

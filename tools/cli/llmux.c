@@ -102,6 +102,7 @@ int main(int argc, char **argv)
     free((void *)c.fallbacks);
     free((void *)c.fields);
     free((void *)c.headers);
+    free((void *)c.images);
     free(c.secret2);
     if (c.fb_secrets) {
         for (i = 0; i < c.n_fallbacks; i++)

@@ -281,6 +281,11 @@ static int set_opt(cli *c, const opt_def *d, const char *flag, const char *v)
                               (c->n_headers + 1) * sizeof *c->headers);
         c->headers[c->n_headers++] = v;
         break;
+    case O_IMAGE:
+        c->images =
+            xrealloc((void *)c->images, (c->n_images + 1) * sizeof *c->images);
+        c->images[c->n_images++] = v;
+        break;
     case O_VERBOSE:
         c->verbose = 1;
         break;

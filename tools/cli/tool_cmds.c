@@ -82,6 +82,11 @@ const opt_def opt_defs[] = {
      "llmux models (temperature, stop, tools...) is\n"
      "checked and translated for the provider; any\n"
      "other is sent as given"},
+    {"image", 0, "PATH|URL", O_IMAGE, CMD_CHAT,
+     "(repeatable) an image sent with the prompt: a\n"
+     "file (png, jpg, gif or webp, sent as its bytes)\n"
+     "or an http(s) URL; providers that cannot take it\n"
+     "refuse it (exit 2)"},
     {"header", 0, "'NAME: VALUE'", O_HEADER, CMD_ALL,
      "(repeatable) an HTTP header to send with the\n"
      "request"},

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -151,6 +152,58 @@ static void print_cost(const cli *c, const llmux_response *res)
                p ? p : "?", m ? m : "?");
 }
 
+/* The MIME type of an image file, by its name's extension, or NULL. */
+static const char *image_mime(const char *path)
+{
+    static const struct {
+        const char *ext, *mime;
+    } types[] = {{".png", "image/png"},
+                 {".jpg", "image/jpeg"},
+                 {".jpeg", "image/jpeg"},
+                 {".gif", "image/gif"},
+                 {".webp", "image/webp"}};
+    size_t n = strlen(path), i;
+    for (i = 0; i < sizeof types / sizeof types[0]; i++) {
+        size_t e = strlen(types[i].ext);
+        if (n > e && strcasecmp(path + n - e, types[i].ext) == 0)
+            return types[i].mime;
+    }
+    return NULL;
+}
+
+/* --image: each file's bytes or URL as an image part of the prompt's
+ * user message. 0, or an exit status after printing why. */
+static int add_images(const cli *c, llmux_request *req)
+{
+    size_t i;
+    for (i = 0; i < c->n_images; i++) {
+        const char *v = c->images[i];
+        int rc;
+        if (!strncmp(v, "http://", 7) || !strncmp(v, "https://", 8)) {
+            rc = llmux_request_add_image_url(req, LLMUX_ROLE_USER, v, NULL);
+        } else {
+            const char *mime = image_mime(v);
+            size_t len;
+            char *b;
+            if (!mime) {
+                errorf(c,
+                       "--image: %s: not a png, jpg, gif or webp file name, "
+                       "nor an http(s) URL",
+                       v);
+                return EXIT_USAGE;
+            }
+            if (!(b = read_input(c, "--image", "", v, &len)))
+                return EXIT_USAGE;
+            rc = llmux_request_add_image(req, LLMUX_ROLE_USER, mime, b, len,
+                                         NULL);
+            free(b);
+        }
+        if (rc)
+            return setter_failed(c, req, "--image", rc);
+    }
+    return 0;
+}
+
 /*
  * Detokenize: appends the white-space-separated token ids in `s` (which it
  * modifies). Returns 0, or an exit status after printing why.
@@ -278,6 +331,10 @@ static int build_request(const cli *c, llmux_request **out)
         }
         if (!rc && c->cmd == CMD_EVALUATE)
             rc = llmux_request_set_expected(req, c->expected);
+        if (!rc && (st = add_images(c, req)) != 0) {
+            llmux_request_free(req);
+            return st;
+        }
     }
     if (rc) {
         st = setter_failed(c, req, "input", rc);

@@ -51,7 +51,7 @@ _llmux()
     case $cmd in
     chat)
         opts="$conn -s --system $gen $resil -v --verbose --stream --json
-            --request-file $help"
+            --request-file --image $help"
         ;;
     complete)
         opts="$conn $gen $resil -v --verbose --stream --json $help"
@@ -101,7 +101,7 @@ _llmux()
         fi
         return 0
         ;;
-    --request-file)
+    --request-file | --image)
         # one name per line: names with spaces or '*' stay whole
         mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         compopt -o filenames 2>/dev/null
