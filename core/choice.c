@@ -323,7 +323,10 @@ int llmux__choice_merge(struct llmux_choice *acc, const struct llmux_choice *ch)
     if ((rc = lp_merge(acc, 0, &ch->lp[0])) != 0 ||
         (rc = lp_merge(acc, 1, &ch->lp[1])) != 0)
         return rc;
-    if ((rc = llmux__extra_merge(&acc->extra[0], ch->extra[0], 1)) != 0 ||
+    /* a choice's own fields are restated by each event (Azure's
+     * content_filter_results): the last one wins; its message's come as
+     * deltas and accumulate */
+    if ((rc = llmux__extra_merge(&acc->extra[0], ch->extra[0], 0)) != 0 ||
         (rc = llmux__extra_merge(&acc->extra[1], ch->extra[1], 1)) != 0)
         return rc;
     return 0;

@@ -322,10 +322,11 @@ LLMUX_EXTERN int llmux_client_run(llmux_client *c, llmux_run_mode mode)
     uv_thread_t self = uv_thread_self();
     if (!c || !c->owns_loop)
         return LLMUX_EINVAL;
-    /* the private loop's thread is the one running it (written only when
-     * it changes: other threads read it to decide on a handover) */
-    if (!uv_thread_equal(&c->owner, &self))
-        c->owner = self;
+    /* the private loop's thread is the one running it (other threads read
+     * it, under the lock, to decide on a handover) */
+    uv_mutex_lock(&c->xq_lock);
+    c->owner = self;
+    uv_mutex_unlock(&c->xq_lock);
     rc = uv_run(c->loop, m);
     if (c->free_pending && !llmux__callback_depth(0)) {
         llmux_client_free(c); /* asked for from a callback of this run */

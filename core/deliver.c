@@ -25,15 +25,19 @@ static void take_chunk_error(xfer *x)
     a->err_code = b->err_code;
 }
 
+/* What a chunk carries: 2 for a choice's content or usage (the answer
+ * began: no retry from here on), 1 for top-level fields only (service_tier
+ * on a role chunk, Azure's filter preamble: passed on, but nothing of the
+ * answer yet), 0 for nothing. */
 static int chunk_has_content(const struct llmux_out *o)
 {
     size_t i;
-    if (o->has_usage || o->extra_top || o->extra_usage)
-        return 1;
+    if (o->has_usage)
+        return 2;
     for (i = 0; i < o->n_choices; i++)
         if (llmux__choice_has_content(&o->choices[i]))
-            return 1;
-    return 0;
+            return 2;
+    return o->extra_top || o->extra_usage;
 }
 
 int llmux__on_event(void *ud, const llmux_event *ev)
@@ -59,9 +63,11 @@ int llmux__on_event(void *ud, const llmux_event *ev)
     }
     if (!chunk_has_content(&x->live->chunk.o))
         return 0; /* metadata only (id, model): nothing to deliver */
-    x->delivered = 1;
-    if (!x->t_first_ns)
-        x->t_first_ns = uv_hrtime(); /* the hooks' time to first chunk */
+    if (chunk_has_content(&x->live->chunk.o) == 2) {
+        x->delivered = 1;
+        if (!x->t_first_ns)
+            x->t_first_ns = uv_hrtime(); /* the hooks' time to first chunk */
+    }
     if (x->on_chunk && !x->cancel) {
         int stop;
         x->live->chunk.acc = &x->res->o;

@@ -169,7 +169,9 @@ struct llmux__xfer {
                           the submission, the attempt's start and its first
                           chunk (0: none yet) */
     double reserved_usd; /* held against the budget until the end */
+    uint64_t serial;     /* its request's serial at submission */
     int edited;          /* before_send ran for this config string */
+    int in_hook;         /* inside before_send: a cancel only marks it */
     int attempt_open;    /* hooks: ATTEMPT_START told, ATTEMPT_END not yet */
     llmux__endpoint *ep;
     struct llmux__xfer *wnext, *wprev; /* the endpoint's wait queue */

@@ -188,9 +188,15 @@ int llmux__hook_before_send(xfer *x)
     if (!c->before_send)
         return 0;
     e.x = x;
+    x->in_hook = 1;
     llmux__callback_depth(1);
     refused = c->before_send(x->req, &e, c->hook_ud);
     llmux__callback_depth(-1);
+    x->in_hook = 0;
+    if (x->cancel && !refused) {
+        llmux__request_seterr(x->req, "canceled by the before_send hook");
+        return LLMUX_ECANCELED;
+    }
     if (!refused)
         return 0;
     llmux__request_seterr(x->req, "the before_send hook refused the request");

@@ -546,6 +546,8 @@ struct llmux_request {
     llmux_params params; /* the view handed to the plugin */
     /* engine */
     struct llmux__xfer *x;       /* non-NULL while submitted */
+    uint64_t serial;             /* llmux_submit's number for it: a cancel
+                                    handed over matches it */
     struct llmux_client *client; /* the client it was last submitted to
                                     (set by llmux_submit on any thread:
                                     where a cancel goes) */

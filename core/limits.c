@@ -222,6 +222,20 @@ void llmux__endpoint_limits(struct llmux_client *c, llmux__endpoint *e,
 
 /* Tokens a request will likely cost before it is sent: its text at about
  * four characters a token, plus the completion it may ask for. */
+/* The characters of a parts array's text: base64 payloads (images,
+ * audio, files as data) are priced by their own rules, not as text. */
+static size_t json_text_chars(const char *s)
+{
+    size_t n = 0;
+    const char *b;
+    while ((b = strstr(s, "base64,")) != NULL) {
+        n += (size_t)(b - s) + 7;
+        s = b + 7;
+        s += strcspn(s, "\""); /* to the end of the string */
+    }
+    return n + strlen(s);
+}
+
 double llmux__estimate_tokens(const llmux_request *r)
 {
     size_t chars = 0, i;
@@ -229,7 +243,7 @@ double llmux__estimate_tokens(const llmux_request *r)
         if (r->msgs[i].content)
             chars += strlen(r->msgs[i].content);
         if (r->msgs[i].content_json)
-            chars += strlen(r->msgs[i].content_json);
+            chars += json_text_chars(r->msgs[i].content_json);
     }
     if (r->prompt)
         chars += strlen(r->prompt);

@@ -21,14 +21,28 @@ typedef struct llmux__xop {
     llmux_chunk_cb on_chunk;
     llmux_done_cb on_done;
     void *ud;
-    int cancel; /* a cancellation, not a submission */
+    uint64_t serial; /* the request's, when the call was made */
+    int cancel;      /* a cancellation, not a submission */
+    int canceled;    /* a submission cancelled before it was taken */
     struct llmux__xop *next;
 } xop;
+
+/* Numbers submissions, on every thread. */
+static uint64_t next_serial(void)
+{
+    static uint64_t n;
+    return __atomic_add_fetch(&n, 1, __ATOMIC_RELAXED);
+}
 
 int llmux__on_owner(struct llmux_client *c)
 {
     uv_thread_t self = uv_thread_self();
-    return uv_thread_equal(&c->owner, &self);
+    int mine;
+    /* under the lock: llmux_client_run() on another thread may change it */
+    uv_mutex_lock(&c->xq_lock);
+    mine = uv_thread_equal(&c->owner, &self);
+    uv_mutex_unlock(&c->xq_lock);
+    return mine;
 }
 
 /* Queues op for the loop's thread; LLMUX_ECANCELED once the client is
@@ -52,33 +66,54 @@ static int hand_over(struct llmux_client *c, xop *op)
     return 0;
 }
 
+/* The response of a handed-over failure when even that cannot be
+ * allocated: never freed (its count never reaches 0). */
+static llmux_response *oom_response(void)
+{
+    static llmux_response r;
+    if (!r.refs) {
+        r.refs = 1 << 30;
+        r.has_error = 1;
+        r.err.code = LLMUX_ENOMEM;
+        r.err.message = "out of memory";
+        r.err.retry_after = -1;
+        llmux__out_init(&r.o, 0, 0);
+    }
+    return &r;
+}
+
 /* A handed-over request that could not be submitted: its done callback
- * still runs, once, with the code and why; then it is freed, as the
- * client owned it. */
+ * still runs, once, with the code and why (no hook event: it never
+ * started); then it is freed, as the client owned it, unless it is in
+ * flight already (handed over twice: LLMUX_EBUSY). */
 static void fail_handed(xop *op, int code)
 {
     llmux_request *req = op->req;
     llmux_response *res = llmux__response_new(req->op, req->cfg.provider);
     if (res)
         llmux__response_fail(res, code, 0, 0, req->errmsg);
+    else
+        res = oom_response();
     llmux__callback_depth(1);
     if (op->on_done)
         op->on_done(req, code, res, op->ud);
     llmux__callback_depth(-1);
     llmux_response_free(res);
-    llmux_request_free(req);
+    if (code != LLMUX_EBUSY)
+        llmux_request_free(req);
 }
 
-/* Whether req is one of c's requests in flight (a cancellation handed
- * over may arrive after its request ended and was freed: it is then not
- * touched). */
-static int in_flight(struct llmux_client *c, const llmux_request *req)
+/* The transfer of c's request req submitted as `serial`, if it is still
+ * in flight (a cancellation handed over may arrive after its request
+ * ended and was freed, and its memory reused: it is then not touched). */
+static xfer *in_flight(struct llmux_client *c, const llmux_request *req,
+                       uint64_t serial)
 {
-    const xfer *x;
+    xfer *x;
     for (x = c->head; x; x = x->next)
-        if (x->req == req)
-            return 1;
-    return 0;
+        if (x->req == req && x->serial == serial)
+            return x;
+    return NULL;
 }
 
 static xop *take_all(struct llmux_client *c)
@@ -99,8 +134,11 @@ void llmux__on_handover(uv_async_t *a)
         int rc;
         next = op->next;
         if (op->cancel) {
-            if (in_flight(c, op->req))
+            if (in_flight(c, op->req, op->serial))
                 cancel_here(op->req);
+        } else if (op->canceled) {
+            llmux__request_seterr(op->req, "canceled before it started");
+            fail_handed(op, LLMUX_ECANCELED);
         } else if (c->closing) {
             /* handed over before the close: ended, canceled */
             llmux__request_seterr(op->req, "client is closing");
@@ -208,16 +246,20 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
     xop *op;
     if (!c || !req)
         return LLMUX_EINVAL;
-    if (llmux__on_owner(c))
+    if (llmux__on_owner(c)) {
+        req->serial = next_serial();
         return submit_here(c, req, on_chunk, on_done, userdata);
+    }
     if (!(op = llmux__calloc(1, sizeof *op)))
         return LLMUX_ENOMEM;
     op->req = req;
     op->on_chunk = on_chunk;
     op->on_done = on_done;
     op->ud = userdata;
+    op->serial = req->serial = next_serial();
     req->client = c; /* before the loop's thread may see it */
     if (hand_over(c, op) != 0) {
+        req->client = NULL; /* still the caller's, with no client */
         llmux__request_seterr(req, "client is closing");
         return LLMUX_ECANCELED;
     }
@@ -244,6 +286,7 @@ static int submit_here(llmux_client *c, llmux_request *req,
         return LLMUX_ENOMEM;
     x->c = c;
     x->req = req;
+    x->serial = req->serial;
     x->on_chunk = on_chunk;
     x->on_done = on_done;
     x->ud = userdata;
@@ -252,7 +295,11 @@ static int submit_here(llmux_client *c, llmux_request *req,
         llmux__xfer_discard(x);
         return rc;
     }
+    req->x = x; /* a hook's cancel inside admit() finds it */
+    if (c != req->client)
+        req->client = c;
     if ((rc = admit(x)) != 0) {
+        req->x = NULL;
         c->reserved -= x->reserved_usd; /* not accepted: nothing held */
         if (c->reserved < 0)
             c->reserved = 0;
@@ -263,14 +310,13 @@ static int submit_here(llmux_client *c, llmux_request *req,
                      c->queued, c->max_queue);
         else
             snprintf(m, sizeof m, "cannot start transfer: %s",
-                     rc == LLMUX_EUSER && req->errmsg ? req->errmsg
-                                                      : llmux_strerror(rc));
+                     (rc == LLMUX_EUSER || rc == LLMUX_ECANCELED) && req->errmsg
+                         ? req->errmsg
+                         : llmux_strerror(rc));
         llmux__request_seterr(req, m);
         llmux__xfer_discard(x);
         return rc;
     }
-    req->x = x;
-    req->client = c;
     req->userdata = userdata;
     x->next = c->head;
     if (c->head)
@@ -318,11 +364,22 @@ LLMUX_EXTERN int llmux_request_cancel(llmux_request *req)
     if (!req)
         return LLMUX_EINVAL;
     c = req->client;
+    if (c && llmux__on_owner(c) && !req->x) {
+        /* handed over by another thread and not taken yet: it ends
+         * canceled when it is */
+        uv_mutex_lock(&c->xq_lock);
+        for (op = c->xq_head; op; op = op->next)
+            if (op->req == req && !op->cancel)
+                op->canceled = 1;
+        uv_mutex_unlock(&c->xq_lock);
+        return 0;
+    }
     if (!c || llmux__on_owner(c))
         return cancel_here(req);
     if (!(op = llmux__calloc(1, sizeof *op)))
         return LLMUX_ENOMEM;
     op->req = req;
+    op->serial = req->serial;
     op->cancel = 1;
     hand_over(c, op); /* a closing client cancels it anyway */
     return 0;
@@ -332,6 +389,11 @@ static int cancel_here(llmux_request *req)
 {
     xfer *x;
     x = req->x;
+    if (x && x->in_hook && !x->cancel) {
+        /* from before_send: the attempt it runs for does not start */
+        x->cancel = LLMUX_ECANCELED;
+        return 0;
+    }
     if (!x || x->state == X_DONE || x->cancel)
         return 0;
     x->cancel = LLMUX_ECANCELED;

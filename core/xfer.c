@@ -882,6 +882,8 @@ void llmux__pump(struct llmux_client *c)
         }
         x = best->qhead;
         llmux__dequeue(x);
+        x->state = X_WAIT; /* out of the queue: a hook's cancel must not
+                              dequeue it again */
         llmux__take_slot(x);
         rc = llmux__xfer_attempt(x);
         if (rc) {

@@ -102,8 +102,10 @@ typedef struct llmux_hook_event {
  * request's end, on the client's loop thread (possibly inside
  * llmux_submit(), for a request that starts at once; never inside
  * another hook). Every attempt that starts ends exactly once; a
- * request's REQUEST_END comes right before its done callback. It may
- * read `req` and cancel it; it must not free the client.
+ * request's REQUEST_END comes right before its done callback (a request
+ * handed over from another thread that fails before it is prepared gets
+ * its done callback alone). It may read `req` and cancel it; it must not
+ * free the client.
  */
 typedef void (*llmux_hook_cb)(llmux_request *req, const llmux_hook_event *ev,
                               void *userdata);
@@ -118,8 +120,10 @@ typedef struct llmux_http_edit llmux_http_edit;
  * URL, method and body, replace the body (the JSON it holds) and add or
  * replace headers; what it changes holds for the retries. Returning
  * non-zero refuses the call: the request fails with LLMUX_EUSER (from
- * llmux_submit(), or its done callback for a later config string). The
- * hook is the application's own code: llmux does not check what it sends.
+ * llmux_submit(), or its done callback for a later config string); a
+ * llmux_request_cancel() of the request from the hook stops it the same
+ * way with LLMUX_ECANCELED. The hook is the application's own code: llmux
+ * does not check what it sends.
  */
 typedef int (*llmux_before_send_cb)(llmux_request *req, llmux_http_edit *edit,
                                     void *userdata);
@@ -494,8 +498,13 @@ typedef int (*llmux_chunk_cb)(llmux_request *req, const llmux_chunk *chunk,
  * everything else happens on the loop's thread, and what would have been
  * a failure here (a bad provider, a missing key, a full queue) reaches
  * `on_done` with its code, as does a close that comes first
- * (LLMUX_ECANCELED). The loop must be running for it to start. Do not
- * free the client while other threads may still submit to it.
+ * (LLMUX_ECANCELED); the same request handed over twice gets LLMUX_EBUSY
+ * through the second call's `on_done`. The loop must be running for it to
+ * start (the client's async handle does not keep a loop alive by
+ * itself). The loop's thread is the client's creator until
+ * llmux_client_run() runs on another: start other threads' submissions
+ * after that. Do not free the client while other threads may still
+ * submit to it.
  */
 LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
                               llmux_chunk_cb on_chunk, llmux_done_cb on_done,

@@ -236,9 +236,11 @@ llmux_choice_logprob(const llmux_choice *c, llmux_logprobs_list list, size_t i);
  * llmux does not model ("annotations", "audio",
  * "content_filter_results" ...) as JSON text, or NULL; the message's is
  * looked up first. Borrowed (valid until the next call for the same
- * choice). A stream's response holds them accumulated as OpenAI's SDKs
- * do: strings appended, arrays extended (elements with the same "index"
- * merged), objects merged member by member, other values replaced.
+ * choice). A stream's response holds a message's (delta's) fields
+ * accumulated as OpenAI's SDKs do: strings appended, arrays extended
+ * (elements with the same "index" merged), objects merged member by
+ * member, other values replaced; a choice's own fields, restated by each
+ * event, hold the last value.
  */
 LLMUX_EXTERN const char *llmux_choice_field(const llmux_choice *c,
                                             const char *key);

@@ -37,6 +37,7 @@ static struct recorder {
     int n;
     int before_send; /* before_send calls */
     int refuse;      /* before_send refuses */
+    int cancel;      /* before_send cancels its own request */
     int edit;        /* before_send edits body and headers */
 } rec;
 
@@ -87,8 +88,9 @@ static void on_hook(llmux_request *req, const llmux_hook_event *ev, void *ud)
 static int on_before_send(llmux_request *req, llmux_http_edit *e, void *ud)
 {
     struct recorder *r = ud;
-    (void)req;
     r->before_send++;
+    if (r->cancel)
+        assert_int_equal(llmux_request_cancel(req), 0);
     assert_string_equal(llmux_http_edit_method(e), "POST");
     assert_non_null(strstr(llmux_http_edit_url(e), "/chat/completions"));
     if (r->edit) {
@@ -302,6 +304,27 @@ static void test_before_send_refuses(void **state)
     llmux_request_free(req);
 }
 
+/* before_send cancelling its own request: the attempt never starts,
+ * llmux_submit() says so, and the queue it may come from stays whole. */
+static void test_before_send_cancels(void **state)
+{
+    mock_env *e = *state;
+    llmux_request *req = chat(e, "gpt-4o-mini", NULL);
+    mock_call c = {0};
+    reset();
+    rec.cancel = 1;
+    assert_int_equal(llmux_submit(e->client, req, NULL, NULL, NULL),
+                     LLMUX_ECANCELED);
+    assert_non_null(strstr(llmux_request_errmsg(req), "before_send"));
+    assert_int_equal(rec.n, 0);
+    assert_int_equal(llmux_mock_request_count(e->mock), 0);
+    llmux_request_free(req);
+    /* the next request is not affected */
+    rec.cancel = 0;
+    assert_int_equal(mock_env_call(e, chat(e, "gpt-4o-mini", NULL), &c), 0);
+    mock_call_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +334,7 @@ int main(void)
         mock_env_test_with(test_stream_and_cancel, &hooked_env),
         mock_env_test_with(test_before_send_edits, &hooked_env),
         mock_env_test_with(test_before_send_refuses, &hooked_env),
+        mock_env_test_with(test_before_send_cancels, &hooked_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

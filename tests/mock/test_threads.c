@@ -343,6 +343,7 @@ typedef struct closing_sub {
     outcome r[3];
     int late_rc;
     int built_failed;
+    llmux_request *last; /* the last request submitted */
 } closing_sub;
 
 static void on_closing_done(llmux_request *req, int status, llmux_response *res,
@@ -369,6 +370,8 @@ static void *submit_three(void *arg)
                 0) {
             s->built_failed++;
             llmux_request_free(req);
+        } else {
+            s->last = req;
         }
     }
     return NULL;
@@ -419,12 +422,74 @@ static void test_handover_at_close(void **state)
     }
 }
 
+/* The loop's thread cancels a request another thread handed over before
+ * the loop took it; a request handed over twice gets LLMUX_EBUSY for the
+ * second time, and is not freed by it. */
+static void *submit_one_twice(void *arg)
+{
+    closing_sub *s = arg;
+    llmux_request *req;
+    if (llmux_request_new(&req, LLMUX_OP_CHAT, s->spec) != 0 ||
+        llmux_request_add_message(req, LLMUX_ROLE_USER, "x") != 0 ||
+        llmux_submit(s->client, req, NULL, on_closing_done, &s->r[0]) != 0) {
+        s->built_failed++;
+        llmux_request_free(req);
+        return NULL;
+    }
+    /* the same request again: a caller's mistake the loop reports */
+    if (llmux_submit(s->client, req, NULL, on_closing_done, &s->r[1]) != 0)
+        s->built_failed++;
+    return NULL;
+}
+
+static void test_handover_cancel_and_twice(void **state)
+{
+    mock_env *e = *state;
+    closing_sub s;
+    pthread_t th;
+    char spec[256];
+    llmux_request *req;
+    memset(&s, 0, sizeof s);
+    snprintf(spec, sizeof spec, "openai/gpt-4o-mini;base_url=%s;api_key=k",
+             e->base);
+    s.client = e->client;
+    s.spec = spec;
+    assert_int_equal(pthread_create(&th, NULL, submit_three, &s), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    /* not taken yet (the loop has not run): the third is cancelled from
+     * this, the loop's, thread */
+    req = s.last;
+    assert_non_null(req);
+    assert_int_equal(llmux_request_cancel(req), 0);
+    assert_int_equal(s.r[2].calls, 0); /* never inside the call */
+    while (!s.r[0].calls || !s.r[1].calls || !s.r[2].calls)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_int_equal(s.r[0].status, 0);
+    assert_int_equal(s.r[1].status, 0);
+    assert_int_equal(s.r[2].calls, 1);
+    assert_int_equal(s.r[2].status, LLMUX_ECANCELED);
+
+    memset(&s, 0, sizeof s);
+    s.client = e->client;
+    s.spec = spec;
+    assert_int_equal(pthread_create(&th, NULL, submit_one_twice, &s), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    while (!s.r[0].calls || !s.r[1].calls)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_int_equal(s.built_failed, 0);
+    assert_int_equal(s.r[0].calls, 1);
+    assert_int_equal(s.r[0].status, 0);
+    assert_int_equal(s.r[1].calls, 1);
+    assert_int_equal(s.r[1].status, LLMUX_EBUSY);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clients_on_threads),
         mock_env_test(test_one_client_many_threads),
         mock_env_test(test_handover_at_close),
+        mock_env_test(test_handover_cancel_and_twice),
     };
     int rc;
     /* before any thread: libcurl's global set-up is not thread-safe */
