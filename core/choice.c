@@ -78,6 +78,7 @@ static int lp_add_top(llmux__lp_list *l, const char *token, size_t len,
         if (!n)
             return LLMUX_ENOMEM;
         last->top = n;
+        last->pub.top = n; /* moved: never left pointing at the old array */
         last->cap_top = cap;
     }
     rc = lp_fill(&last->top[last->pub.n_top], token, len, logprob, bytes,
