@@ -247,7 +247,8 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
     if (!c || !req)
         return LLMUX_EINVAL;
     if (llmux__on_owner(c)) {
-        req->serial = next_serial();
+        if (!req->x) /* not the number of a submission in flight */
+            req->serial = next_serial();
         return submit_here(c, req, on_chunk, on_done, userdata);
     }
     if (!(op = llmux__calloc(1, sizeof *op)))
