@@ -3,8 +3,9 @@
  * audio, file): each call appends one part to a message's content, kept
  * as OpenAI's array of parts (llmux_msg.content_json), which every plugin
  * translates into its provider's shape or refuses by name. Appending
- * splices the new part's JSON onto the array text, so many large parts
- * cost linear time.
+ * splices the new part's JSON onto the array text (no re-parse), but
+ * still measures the text so far: N parts of S bytes in all cost
+ * O(N * S); keeping the length beside the message would make it linear.
  */
 #include <string.h>
 
