@@ -248,15 +248,6 @@ void llmux__choice_clear(struct llmux_choice *c, int keep)
     }
 }
 
-const struct llmux_choice *llmux__out_find(const struct llmux_out *o, int index)
-{
-    size_t i;
-    for (i = 0; i < o->n_choices; i++)
-        if (o->choices[i].index == index)
-            return &o->choices[i];
-    return NULL;
-}
-
 struct llmux_choice *llmux__out_choice(struct llmux_out *o, int index)
 {
     size_t i, pos;

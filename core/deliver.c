@@ -43,7 +43,7 @@ static int chunk_has_content(const struct llmux_out *o)
 int llmux__on_event(void *ud, const llmux_event *ev)
 {
     xfer *x = ud;
-    int rc;
+    int rc, content;
     if (x->got_done)
         return 0; /* anything after the end marker is ignored */
     x->events++;
@@ -55,15 +55,17 @@ int llmux__on_event(void *ud, const llmux_event *ev)
     }
     if (rc == LLMUX_EVENT_DONE)
         x->got_done = 1;
-    if (!chunk_has_content(&x->live->chunk.o) && !x->live->chunk.o.id)
+    /* once per event: merging does not change the chunk */
+    content = chunk_has_content(&x->live->chunk.o);
+    if (!content && !x->live->chunk.o.id)
         return 0;
     if (llmux__out_merge(&x->res->o, &x->live->chunk.o)) {
         x->err = LLMUX_ENOMEM;
         return LLMUX_ENOMEM;
     }
-    if (!chunk_has_content(&x->live->chunk.o))
+    if (!content)
         return 0; /* metadata only (id, model): nothing to deliver */
-    if (chunk_has_content(&x->live->chunk.o) == 2) {
+    if (content == 2) {
         x->delivered = 1;
         if (!x->t_first_ns)
             x->t_first_ns = uv_hrtime(); /* the hooks' time to first chunk */

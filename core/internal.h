@@ -343,9 +343,6 @@ struct llmux_response {
 /* The choice of `index` in o, created in index order when missing; NULL
  * without memory. */
 struct llmux_choice *llmux__out_choice(struct llmux_out *o, int index);
-/* The choice of `index` in o, or NULL. */
-const struct llmux_choice *llmux__out_find(const struct llmux_out *o,
-                                           int index);
 /* Empties c; keep: its buffers stay allocated for reuse. */
 void llmux__choice_clear(struct llmux_choice *c, int keep);
 /* Whether c holds anything: text, a call, a finish, logprobs, a field. */

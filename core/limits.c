@@ -220,8 +220,6 @@ void llmux__endpoint_limits(struct llmux_client *c, llmux__endpoint *e,
         bucket_set(&e->tk, set->tpm, now);
 }
 
-/* Tokens a request will likely cost before it is sent: its text at about
- * four characters a token, plus the completion it may ask for. */
 /* The characters of a parts array's text: base64 payloads (images,
  * audio, files as data) are priced by their own rules, not as text. */
 static size_t json_text_chars(const char *s)
@@ -236,6 +234,8 @@ static size_t json_text_chars(const char *s)
     return n + strlen(s);
 }
 
+/* Tokens a request will likely cost before it is sent: its text at about
+ * four characters a token, plus the completion it may ask for. */
 double llmux__estimate_tokens(const llmux_request *r)
 {
     size_t chars = 0, i;

@@ -210,7 +210,7 @@ LLMUX_EXTERN int llmux_request_add_text_part(llmux_request *req,
 }
 
 /* {"type":"image_url","image_url":{"url":url[,"detail":detail]}} */
-static int image_part(llmux_request *req, llmux_role role, char *url,
+static int image_part(llmux_request *req, llmux_role role, const char *url,
                       const char *detail)
 {
     json_object *o = json_object_new_object();
@@ -236,7 +236,7 @@ LLMUX_EXTERN int llmux_request_add_image_url(llmux_request *req,
         (strncmp(url, "https://", 8) && strncmp(url, "http://", 7) &&
          strncmp(url, "data:", 5)))
         return LLMUX_EINVAL;
-    return image_part(req, role, (char *)url, detail);
+    return image_part(req, role, url, detail);
 }
 
 LLMUX_EXTERN int llmux_request_add_image(llmux_request *req, llmux_role role,

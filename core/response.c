@@ -914,11 +914,13 @@ LLMUX_EXTERN char *llmux_response_to_json(const llmux_response *res)
     case LLMUX_OP_TOKENIZE:
         add_tokens(j, o);
         break;
-    case LLMUX_OP_DETOKENIZE:
-        json_object_object_add(
-            j, "text",
-            jbuf(choice0(o) ? &choice0(o)->text : &empty_choice.text));
+    case LLMUX_OP_DETOKENIZE: {
+        size_t n;
+        const char *t = llmux_choice_text(choice0(o), &n);
+        json_object_object_add(j, "text",
+                               json_object_new_string_len(t, (int)n));
         break;
+    }
     case LLMUX_OP_EVALUATE:
         break; /* no result that parses: {} */
     case LLMUX_OP_EMBED:

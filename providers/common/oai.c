@@ -973,8 +973,7 @@ static int put_token(const llmux_host *h, llmux_out *out, int list,
     const char *tok = llmux_pj_get_str(t, "token", &tlen);
     json_object *lp = llmux_pj_get(t, "logprob");
     int rc;
-    if (!tok || !(json_object_is_type(lp, json_type_double) ||
-                  json_object_is_type(lp, json_type_int)))
+    if (!tok || !llmux_pj_is_number(lp))
         return LLMUX_EPROTO;
     rc = get_bytes(llmux_pj_get(t, "bytes"), buf, cap, &nb, h);
     if (rc < 0)
@@ -1062,8 +1061,7 @@ static int put_legacy_logprobs(const llmux_host *h, llmux_out *out,
         const char *k;
         json_object *v;
         if (!json_object_is_type(t, json_type_string) ||
-            (l && !json_object_is_type(l, json_type_double) &&
-             !json_object_is_type(l, json_type_int)))
+            (l && !llmux_pj_is_number(l)))
             return LLMUX_EPROTO;
         rc = h->out_logprob(out, 0, json_object_get_string(t),
                             (size_t)json_object_get_string_len(t),
@@ -1074,8 +1072,7 @@ static int put_legacy_logprobs(const llmux_host *h, llmux_out *out,
             continue;
         FOREACH_MEMBER(m, k, v, e)
         {
-            if (!json_object_is_type(v, json_type_double) &&
-                !json_object_is_type(v, json_type_int))
+            if (!llmux_pj_is_number(v))
                 return LLMUX_EPROTO;
             if ((rc = h->out_logprob(out, 0, k, strlen(k),
                                      json_object_get_double(v), NULL, 0,

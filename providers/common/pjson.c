@@ -114,6 +114,12 @@ const char *llmux_pj_get_str(json_object *o, const char *key, size_t *len)
     return json_object_get_string(v);
 }
 
+int llmux_pj_is_number(json_object *v)
+{
+    return json_object_is_type(v, json_type_double) ||
+           json_object_is_type(v, json_type_int);
+}
+
 int llmux_pj_as_int(json_object *v, int64_t *out)
 {
     if (json_object_is_type(v, json_type_int)) {
@@ -244,8 +250,7 @@ int llmux_pj_floats(const llmux_host *h, json_object *arr, float **buf,
     }
     for (i = 0; i < dim; i++) {
         json_object *x = json_object_array_get_idx(arr, i);
-        if (!json_object_is_type(x, json_type_double) &&
-            !json_object_is_type(x, json_type_int))
+        if (!llmux_pj_is_number(x))
             return LLMUX_EPROTO;
         (*buf)[i] = (float)json_object_get_double(x);
     }

@@ -58,6 +58,8 @@ const char *llmux_pj_get_str(struct json_object *o, const char *key,
 /** An integer value (a JSON int, or a double holding a whole number):
  * 1 with *out set, else 0. */
 int llmux_pj_as_int(struct json_object *v, int64_t *out);
+/** Whether v is a JSON number (int or double); NULL is not. */
+int llmux_pj_is_number(struct json_object *v);
 
 /** a + b for token counts (both >= 0), saturating at INT64_MAX: a server
  * may send any number. */
