@@ -358,16 +358,46 @@ static void on_closing_done(llmux_request *req, int status, llmux_response *res,
     }
 }
 
+/* Sets s up for e's client, its requests to spec (filled here, it must
+ * outlive s's use). */
+static void closing_setup(mock_env *e, closing_sub *s, char *spec, size_t n)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(spec, n, "openai/gpt-4o-mini;base_url=%s;api_key=k", e->base);
+    s->client = e->client;
+    s->spec = spec;
+}
+
+/* Runs fn(s) on a thread of its own, to its end. */
+static void on_thread(void *(*fn)(void *), closing_sub *s)
+{
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, fn, s), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+}
+
+/* A chat request to s's spec, or NULL (counted in built_failed). */
+static llmux_request *x_request(closing_sub *s)
+{
+    llmux_request *req;
+    if (llmux_request_new(&req, LLMUX_OP_CHAT, s->spec) != 0 ||
+        llmux_request_add_message(req, LLMUX_ROLE_USER, "x") != 0) {
+        s->built_failed++;
+        llmux_request_free(req);
+        return NULL;
+    }
+    return req;
+}
+
 static void *submit_three(void *arg)
 {
     closing_sub *s = arg;
     int i;
     for (i = 0; i < 3; i++) {
-        llmux_request *req;
-        if (llmux_request_new(&req, LLMUX_OP_CHAT, s->spec) != 0 ||
-            llmux_request_add_message(req, LLMUX_ROLE_USER, "x") != 0 ||
-            llmux_submit(s->client, req, NULL, on_closing_done, &s->r[i]) !=
-                0) {
+        llmux_request *req = x_request(s);
+        if (!req)
+            continue;
+        if (llmux_submit(s->client, req, NULL, on_closing_done, &s->r[i])) {
             s->built_failed++;
             llmux_request_free(req);
         } else {
@@ -380,13 +410,9 @@ static void *submit_three(void *arg)
 static void *submit_late(void *arg)
 {
     closing_sub *s = arg;
-    llmux_request *req;
-    if (llmux_request_new(&req, LLMUX_OP_CHAT, s->spec) != 0 ||
-        llmux_request_add_message(req, LLMUX_ROLE_USER, "x") != 0) {
-        s->built_failed++;
-        llmux_request_free(req);
+    llmux_request *req = x_request(s);
+    if (!req)
         return NULL;
-    }
     s->late_rc = llmux_submit(s->client, req, NULL, on_closing_done, NULL);
     llmux_request_free(req); /* not accepted: still ours */
     return NULL;
@@ -396,22 +422,15 @@ static void test_handover_at_close(void **state)
 {
     mock_env *e = *state;
     closing_sub s;
-    pthread_t th;
     char spec[256];
     int i;
-    memset(&s, 0, sizeof s);
-    snprintf(spec, sizeof spec, "openai/gpt-4o-mini;base_url=%s;api_key=k",
-             e->base);
-    s.client = e->client;
-    s.spec = spec;
+    closing_setup(e, &s, spec, sizeof spec);
     /* handed over, not yet taken by the loop (it has not run since) */
-    assert_int_equal(pthread_create(&th, NULL, submit_three, &s), 0);
-    assert_int_equal(pthread_join(th, NULL), 0);
+    on_thread(submit_three, &s);
     llmux_client_close(e->client, mock_env_on_client_closed, e);
     for (i = 0; i < 3; i++)
         assert_int_equal(s.r[i].calls, 0); /* never inside the close */
-    assert_int_equal(pthread_create(&th, NULL, submit_late, &s), 0);
-    assert_int_equal(pthread_join(th, NULL), 0);
+    on_thread(submit_late, &s);
     assert_int_equal(s.late_rc, LLMUX_ECANCELED);
     mock_env_run_until(e, &e->client_closed);
     e->client = NULL;
@@ -428,10 +447,10 @@ static void test_handover_at_close(void **state)
 static void *submit_one_twice(void *arg)
 {
     closing_sub *s = arg;
-    llmux_request *req;
-    if (llmux_request_new(&req, LLMUX_OP_CHAT, s->spec) != 0 ||
-        llmux_request_add_message(req, LLMUX_ROLE_USER, "x") != 0 ||
-        llmux_submit(s->client, req, NULL, on_closing_done, &s->r[0]) != 0) {
+    llmux_request *req = x_request(s);
+    if (!req)
+        return NULL;
+    if (llmux_submit(s->client, req, NULL, on_closing_done, &s->r[0]) != 0) {
         s->built_failed++;
         llmux_request_free(req);
         return NULL;
@@ -446,16 +465,10 @@ static void test_handover_cancel_and_twice(void **state)
 {
     mock_env *e = *state;
     closing_sub s;
-    pthread_t th;
     char spec[256];
     llmux_request *req;
-    memset(&s, 0, sizeof s);
-    snprintf(spec, sizeof spec, "openai/gpt-4o-mini;base_url=%s;api_key=k",
-             e->base);
-    s.client = e->client;
-    s.spec = spec;
-    assert_int_equal(pthread_create(&th, NULL, submit_three, &s), 0);
-    assert_int_equal(pthread_join(th, NULL), 0);
+    closing_setup(e, &s, spec, sizeof spec);
+    on_thread(submit_three, &s);
     /* not taken yet (the loop has not run): the third is cancelled from
      * this, the loop's, thread */
     req = s.last;
@@ -469,11 +482,8 @@ static void test_handover_cancel_and_twice(void **state)
     assert_int_equal(s.r[2].calls, 1);
     assert_int_equal(s.r[2].status, LLMUX_ECANCELED);
 
-    memset(&s, 0, sizeof s);
-    s.client = e->client;
-    s.spec = spec;
-    assert_int_equal(pthread_create(&th, NULL, submit_one_twice, &s), 0);
-    assert_int_equal(pthread_join(th, NULL), 0);
+    closing_setup(e, &s, spec, sizeof spec);
+    on_thread(submit_one_twice, &s);
     while (!s.r[0].calls || !s.r[1].calls)
         uv_run(&e->loop, UV_RUN_ONCE);
     assert_int_equal(s.built_failed, 0);
