@@ -412,6 +412,28 @@ static int encode(llmux_request *r, const llmux__provider *p, int auth,
     return 0;
 }
 
+int llmux__auth_header(const llmux__provider *p, struct llmux_http_request *h,
+                       const char *secret, int bearer)
+{
+    const char *name = "Authorization";
+    char *v;
+    int rc;
+    if (!bearer && LLMUX_PROVIDER_HAS(p->vt, auth_header) &&
+        p->vt->auth_header && *p->vt->auth_header)
+        name = p->vt->auth_header;
+    if (has_header(h, name))
+        return 0;
+    v = strcmp(name, "Authorization") == 0
+            ? llmux__concat("Bearer ", 7, secret, NULL)
+            : llmux__strdup(secret);
+    if (!v)
+        return LLMUX_ENOMEM;
+    rc = add_header(h, name, v);
+    memset(v, 0, strlen(v));
+    llmux__free(v);
+    return rc;
+}
+
 /* The headers the core adds to the plugin's (the engine adds User-Agent
  * and the client's): Authorization, Content-Type, Accept, then the
  * request's own. */
@@ -421,13 +443,8 @@ static int core_headers(llmux_request *r, int auth, llmux__prepared *out)
     size_t i;
     int rc;
     if (key && (auth == LLMUX_AUTH_BEARER || auth == LLMUX_AUTH_OPTIONAL) &&
-        !has_header(&out->http, "Authorization")) {
-        char *v = llmux__concat("Bearer ", 7, key, NULL);
-        rc = v ? add_header(&out->http, "Authorization", v) : LLMUX_ENOMEM;
-        llmux__free(v);
-        if (rc)
-            return rc;
-    }
+        (rc = llmux__auth_header(out->prov, &out->http, key, 0)))
+        return rc;
     if (out->http.body && !has_header(&out->http, "Content-Type") &&
         (rc = add_header(&out->http, "Content-Type", "application/json")))
         return rc;

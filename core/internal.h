@@ -721,6 +721,11 @@ int llmux__prepare_ex(llmux_request *req, const llmux__settings *set,
                       const char *extra_dirs, const char *key_env_allow,
                       llmux__prepared *out);
 void llmux__prepared_free(llmux__prepared *p);
+/* Adds the credential header to h unless h has it: the provider's
+ * auth_header ("api-key: SECRET") or "Authorization: Bearer SECRET" (always
+ * when `bearer`). 0 or LLMUX_ENOMEM. */
+int llmux__auth_header(const llmux__provider *p, struct llmux_http_request *h,
+                       const char *secret, int bearer);
 
 /* Decodes a complete HTTP answer of `p` into `res` (success or error). */
 int llmux__decode_answer(llmux__prepared *p, long status, const char *ctype,

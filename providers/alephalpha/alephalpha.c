@@ -1043,6 +1043,7 @@ static const llmux_provider aa_provider = {
     0, /* default_port */
     NULL /* rate_limits */,
     llmux_pj_classify_error,
-    aa_options};
+    aa_options,
+    NULL /* auth_header: Authorization */};
 
 LLMUX_DEFINE_PROVIDER(aa_provider, aa_host)

@@ -525,6 +525,7 @@ static const llmux_provider mistral_provider = {
     0, /* default_port */
     llmux_oai_rate_limits,
     llmux_pj_classify_error,
-    mistral_options};
+    mistral_options,
+    NULL /* auth_header: Authorization */};
 
 LLMUX_DEFINE_PROVIDER(mistral_provider, mistral_host)

@@ -1568,6 +1568,7 @@ static const llmux_provider ollama_provider = {
     11434, /* default_port */
     NULL,  /* rate_limits */
     llmux_pj_classify_error,
-    ollama_options};
+    ollama_options,
+    NULL /* auth_header: Authorization */};
 
 LLMUX_DEFINE_PROVIDER(ollama_provider, oll_host)

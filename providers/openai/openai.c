@@ -85,6 +85,7 @@ static const llmux_provider openai_provider = {
     0, /* default_port */
     llmux_oai_rate_limits,
     llmux_pj_classify_error,
-    openai_options};
+    openai_options,
+    NULL /* auth_header: Authorization */};
 
 LLMUX_DEFINE_PROVIDER(openai_provider, openai_host)

@@ -1068,6 +1068,7 @@ static const llmux_provider hooks_provider = {
     0,
     NULL,
     NULL,
+    NULL,
     NULL};
 
 static void test_codec_dialect_hooks(void **state)

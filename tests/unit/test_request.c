@@ -650,6 +650,7 @@ static const llmux_provider fake_provider = {
     11434,
     NULL,
     NULL,
+    NULL,
     NULL};
 
 static void test_prepare_env_base_and_ops(void **state)
@@ -750,6 +751,7 @@ static const llmux_provider logger_provider = {LLMUX_PROVIDER_ABI,
                                                NULL,
                                                NULL,
                                                0,
+                                               NULL,
                                                NULL,
                                                NULL,
                                                NULL};

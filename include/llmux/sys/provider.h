@@ -471,6 +471,13 @@ typedef struct llmux_provider {
      * handed to the plugin unchecked. A descriptor's keys are not checked
      * against it. */
     const llmux_option_def *options;
+
+    /** Optional: the header an API key goes in, as "api-key" (Azure
+     * OpenAI): with BEARER or OPTIONAL auth the core sends "NAME: KEY"
+     * instead of "Authorization: Bearer KEY". A bearer token from the
+     * client's credential callback still goes in Authorization. NULL:
+     * Authorization. */
+    const char *auth_header;
 } llmux_provider;
 
 /** True when provider table `p` (of p->struct_size bytes) has member `m`. */
