@@ -178,3 +178,11 @@ void llmux__strv_free(char **v, size_t n)
         llmux__free(v[i]);
     llmux__free(v);
 }
+
+void llmux__secret_free(char *s)
+{
+    if (!s)
+        return;
+    memset(s, 0, strlen(s));
+    llmux__free(s);
+}

@@ -240,7 +240,7 @@ static int check_key_env(llmux_request *r, const llmux__provider *p,
 int llmux__prepare(llmux_request *r, const char *extra_dirs,
                    llmux__prepared *out)
 {
-    return llmux__prepare_ex(r, NULL, extra_dirs, NULL, out);
+    return llmux__prepare_ex(r, NULL, extra_dirs, NULL, 0, out);
 }
 
 /* What the provider and the request itself must have: the operation and
@@ -343,7 +343,7 @@ static int resolve_key(llmux_request *r, const llmux__provider *p,
         key = env_nonempty(kenv);
     if (!key && !kenv)
         key = env_nonempty(p->api_key_env);
-    if (!key && auth == LLMUX_AUTH_BEARER) {
+    if (!key && auth == LLMUX_AUTH_BEARER && !out->cred) {
         const char *var = kenv ? kenv : p->api_key_env;
         if (var)
             return llmux__request_fail(
@@ -374,6 +374,10 @@ static int resolve_key(llmux_request *r, const llmux__provider *p,
                                  : "api_key");
     if (!(out->api_key = llmux__strndup(key, klen)))
         return LLMUX_ENOMEM;
+    if (out->cred) { /* the engine picks what each attempt sends */
+        out->conf_key = out->api_key;
+        out->api_key = NULL;
+    }
     return 0;
 }
 
@@ -412,26 +416,21 @@ static int encode(llmux_request *r, const llmux__provider *p, int auth,
     return 0;
 }
 
-int llmux__auth_header(const llmux__provider *p, struct llmux_http_request *h,
-                       const char *secret, int bearer)
+int llmux__auth_line(const llmux__provider *p,
+                     const struct llmux_http_request *h, const char *secret,
+                     int bearer, char **line)
 {
     const char *name = "Authorization";
-    char *v;
-    int rc;
+    *line = NULL;
     if (!bearer && LLMUX_PROVIDER_HAS(p->vt, auth_header) &&
         p->vt->auth_header && *p->vt->auth_header)
         name = p->vt->auth_header;
     if (has_header(h, name))
-        return 0;
-    v = strcmp(name, "Authorization") == 0
-            ? llmux__concat("Bearer ", 7, secret, NULL)
-            : llmux__strdup(secret);
-    if (!v)
-        return LLMUX_ENOMEM;
-    rc = add_header(h, name, v);
-    memset(v, 0, strlen(v));
-    llmux__free(v);
-    return rc;
+        return 0; /* the request's own (a header or before_send) wins */
+    *line = strcmp(name, "Authorization") == 0
+                ? llmux__concat("Authorization: Bearer ", 22, secret, NULL)
+                : llmux__concat(name, strlen(name), ": ", secret);
+    return *line ? 0 : LLMUX_ENOMEM;
 }
 
 /* The headers the core adds to the plugin's (the engine adds User-Agent
@@ -442,9 +441,22 @@ static int core_headers(llmux_request *r, int auth, llmux__prepared *out)
     const char *key = out->api_key;
     size_t i;
     int rc;
-    if (key && (auth == LLMUX_AUTH_BEARER || auth == LLMUX_AUTH_OPTIONAL) &&
-        (rc = llmux__auth_header(out->prov, &out->http, key, 0)))
-        return rc;
+    if (key && !out->cred &&
+        (auth == LLMUX_AUTH_BEARER || auth == LLMUX_AUTH_OPTIONAL)) {
+        char *line, **h;
+        if ((rc = llmux__auth_line(out->prov, &out->http, key, 0, &line)))
+            return rc;
+        if (line) {
+            h = llmux__realloc(out->http.headers,
+                               (out->http.n_headers + 1) * sizeof *h);
+            if (!h) {
+                llmux__secret_free(line);
+                return LLMUX_ENOMEM;
+            }
+            out->http.headers = h;
+            h[out->http.n_headers++] = line;
+        }
+    }
     if (out->http.body && !has_header(&out->http, "Content-Type") &&
         (rc = add_header(&out->http, "Content-Type", "application/json")))
         return rc;
@@ -470,7 +482,7 @@ static int core_headers(llmux_request *r, int auth, llmux__prepared *out)
 
 int llmux__prepare_ex(llmux_request *r, const llmux__settings *set,
                       const char *extra_dirs, const char *key_env_allow,
-                      llmux__prepared *out)
+                      int cred_cb, llmux__prepared *out)
 {
     llmux__settings own;
     const llmux__provider *p;
@@ -494,7 +506,9 @@ int llmux__prepare_ex(llmux_request *r, const llmux__settings *set,
         return rc;
     }
     out->prov = p;
-    auth = auth_mode(set, p);
+    out->auth = auth = auth_mode(set, p);
+    out->cred =
+        cred_cb && (auth == LLMUX_AUTH_BEARER || auth == LLMUX_AUTH_OPTIONAL);
     if ((rc = check_request(r, p)) ||
         (rc = resolve_base_url(r, p, set, envbase, sizeof envbase, &base)) ||
         (rc = resolve_key(r, p, set, key_env_allow, auth, out)) ||
@@ -521,10 +535,8 @@ void llmux__prepared_free(llmux__prepared *p)
     p->call.state = NULL;
     llmux__http_free(&p->http);
     llmux__free(p->url);
-    if (p->api_key) {
-        memset(p->api_key, 0, strlen(p->api_key));
-        llmux__free(p->api_key);
-    }
+    llmux__secret_free(p->api_key);
+    llmux__secret_free(p->conf_key);
     memset(p, 0, sizeof *p);
 }
 

@@ -42,6 +42,7 @@ LLMUX_EXTERN void llmux_global_cleanup(void)
 #define OPTIONS_V2_SIZE offsetof(llmux_client_options, key_env_allow)
 #define OPTIONS_V3_SIZE offsetof(llmux_client_options, hook)
 #define OPTIONS_V4_SIZE offsetof(llmux_client_options, prices_file)
+#define OPTIONS_V5_SIZE offsetof(llmux_client_options, credential)
 
 LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *o,
                                                  size_t size)
@@ -52,6 +53,7 @@ LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *o,
         size = sizeof *o;
     memset(o, 0, size);
     o->version = size >= sizeof *o         ? LLMUX_CLIENT_OPTIONS_VERSION
+                 : size >= OPTIONS_V5_SIZE ? 5
                  : size >= OPTIONS_V4_SIZE ? 4
                  : size >= OPTIONS_V3_SIZE ? 3
                  : size >= OPTIONS_V2_SIZE ? 2
@@ -78,7 +80,8 @@ int llmux__client_options_copy(llmux_client_options *dst,
         return LLMUX_EINVAL;
     /* an older caller's struct ends before the later versions' fields */
     memcpy(dst, src,
-           src->version >= 5   ? sizeof *dst
+           src->version >= 6   ? sizeof *dst
+           : src->version == 5 ? OPTIONS_V5_SIZE
            : src->version == 4 ? OPTIONS_V4_SIZE
            : src->version == 3 ? OPTIONS_V3_SIZE
            : src->version == 2 ? OPTIONS_V2_SIZE
@@ -147,6 +150,10 @@ static int take_options(struct llmux_client *c, const llmux_client_options *o)
         c->budget = o->budget_usd;
         if (o->prices_file && (rc = load_prices(c, o->prices_file)) != 0)
             return rc;
+    }
+    if (o->version >= 6) {
+        c->credential = o->credential;
+        c->credential_ud = o->credential_userdata;
     }
     c->max_queue = 100000;
     if (o->version >= 2) {

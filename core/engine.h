@@ -19,6 +19,8 @@
  *   closing.c  the close's steps, socket handles' ends, the client's memory
  *   stats.c    outcome counters and latency histograms
  *   hooks.c    the client hooks: attempt and request events, before_send
+ *   creds.c    the credential callback: its answers cached per provider
+ *              and endpoint, the attempts waiting for one
  *   user.c     the user's log hook, the depth of user callbacks
  *
  * run.c (the blocking llmux_run()) and batch.c are written on the public
@@ -173,6 +175,16 @@ struct llmux__xfer {
     int edited;          /* before_send ran for this config string */
     int in_hook;         /* inside before_send: a cancel only marks it */
     int attempt_open;    /* hooks: ATTEMPT_START told, ATTEMPT_END not yet */
+    /* the credential callback (creds.c) */
+    struct llmux__cred *cred;      /* the query x waits for, or NULL */
+    struct llmux__xfer *cred_next; /* the others waiting for it */
+    int cred_state;                /* CRED_WAIT, _HAVE, _FAIL or 0 */
+    int cred_resume; /* answered: llmux__on_defer goes on with it */
+    int cred_code;   /* CRED_FAIL: the code and message it ends with */
+    char *cred_msg;
+    int cred_bearer;    /* the secret is an access token */
+    int cred_asked;     /* the callback's answer is what is sent */
+    int cred_refreshed; /* asked again after a 401 (once per config) */
     llmux__endpoint *ep;
     struct llmux__xfer *wnext, *wprev; /* the endpoint's wait queue */
     int attempts;
@@ -187,6 +199,8 @@ struct llmux__xfer {
     struct llmux__xfer *qnext;       /* defer list */
 };
 typedef struct llmux__xfer xfer;
+typedef struct llmux__cred llmux__cred;
+enum { CRED_WAIT = 1, CRED_HAVE, CRED_FAIL };
 
 struct llmux_client {
     uv_loop_t *loop;
@@ -238,6 +252,9 @@ struct llmux_client {
     llmux_hook_cb hook;    /* client hooks (hooks.c), or NULL */
     llmux_before_send_cb before_send;
     void *hook_ud;
+    llmux_credential_cb credential; /* creds.c, or NULL */
+    void *credential_ud;
+    struct llmux__cred *creds; /* answers per provider and endpoint */
     char user_agent[64];
     uint64_t rng;
     size_t max_in_flight;
@@ -356,6 +373,29 @@ int llmux__price_for(struct llmux_client *c, const char *provider,
 /* Prices the finished response (res->cost) and adds it to the client's
  * spend; releases x's reservation. */
 void llmux__spend_count(xfer *x);
+
+/* creds.c */
+#define LLMUX__CRED_WAIT 1
+/* What x's attempt sends, when the client has a credential callback and
+ * x's provider a key: the cached answer, or the callback's when it
+ * answers inside its call. 0 (x->prep.api_key set, or NULL: nothing to
+ * send), LLMUX__CRED_WAIT (x waits for an answer: state X_WAIT, nothing
+ * started), or an error code with the request's message set. */
+int llmux__cred_fetch(xfer *x);
+/* x no longer waits (finished, cancelled): out of the waiters. */
+void llmux__cred_forget(xfer *x);
+/* The answer to `r` (code 0: `secret` or NULL for the configured key; else
+ * the failure's code and message), given to every attempt waiting for it
+ * (CRED_HAVE or CRED_FAIL) and cached as the expiry allows. Frees `r`.
+ * Returns the waiters to go on (linked by cred_next), bar one answered
+ * inside the callback's call, which goes on by itself. */
+xfer *llmux__cred_answer(llmux_credential_reply *r, const char *secret,
+                         int bearer, int64_t expires_at_ms, int code,
+                         const char *msg);
+/* x's callback answer met a 401: not cached any more, and the next query
+ * says refresh. */
+void llmux__cred_refused(xfer *x);
+void llmux__creds_free(struct llmux_client *c);
 
 /* user.c */
 void llmux__client_log(struct llmux_client *c, int level, const char *fmt, ...)

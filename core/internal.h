@@ -698,8 +698,13 @@ int llmux__parse_seconds_ms(const char *s, long *ms);
 /* Everything resolved for sending a request: provider, URL, key. */
 typedef struct llmux__prepared {
     const llmux__provider *prov;
-    char *url;     /* base_url + path */
-    char *api_key; /* may be NULL; never logged */
+    char *url;      /* base_url + path */
+    char *api_key;  /* what is sent (may be NULL); never logged */
+    char *conf_key; /* cred: the configured key, as api_key= or the
+                       environment gave it (may be NULL) */
+    int auth;       /* LLMUX_AUTH_* */
+    int cred;       /* the client's credential callback picks api_key for
+                       each attempt, and the engine sends it */
     struct llmux_http_request http;
     llmux_call call;
 } llmux__prepared;
@@ -716,16 +721,26 @@ int llmux__prepare(llmux_request *req, const char *extra_dirs,
 /* As llmux__prepare, with the request's resolved settings (`set`, NULL =
  * resolved over the built-in defaults) and the client's key_env_allow list
  * (':'-separated variable names api_key_env may name besides
- * credential-like ones). */
+ * credential-like ones). With `cred_cb` (the client has a credential
+ * callback) a keyed provider's credential is left to the engine: out->cred
+ * is set, the configured key moves to out->conf_key, and a missing one is
+ * not an error here. */
 int llmux__prepare_ex(llmux_request *req, const llmux__settings *set,
                       const char *extra_dirs, const char *key_env_allow,
-                      llmux__prepared *out);
+                      int cred_cb, llmux__prepared *out);
 void llmux__prepared_free(llmux__prepared *p);
-/* Adds the credential header to h unless h has it: the provider's
- * auth_header ("api-key: SECRET") or "Authorization: Bearer SECRET" (always
- * when `bearer`). 0 or LLMUX_ENOMEM. */
-int llmux__auth_header(const llmux__provider *p, struct llmux_http_request *h,
-                       const char *secret, int bearer);
+/* The key the request's lane (rate limits) is counted under: the
+ * configured one, whatever a credential callback answers. */
+#define llmux__lane_key(p) ((p)->cred ? (p)->conf_key : (p)->api_key)
+/* The credential header line for `secret` unless h has that header
+ * already: the provider's auth_header ("api-key: SECRET") or
+ * "Authorization: Bearer SECRET" (always when `bearer`). 0 with *line (to
+ * free with llmux__secret_free) or NULL, or LLMUX_ENOMEM. */
+int llmux__auth_line(const llmux__provider *p,
+                     const struct llmux_http_request *h, const char *secret,
+                     int bearer, char **line);
+/* Zeroes and frees a string that held a secret (NULL: nothing). */
+void llmux__secret_free(char *s);
 
 /* Decodes a complete HTTP answer of `p` into `res` (success or error). */
 int llmux__decode_answer(llmux__prepared *p, long status, const char *ctype,

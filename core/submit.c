@@ -179,7 +179,7 @@ static int prepare(xfer *x)
     llmux__settings_resolve(req, &c->defaults, &x->set);
     old = llmux__client_log_target(c);
     rc = llmux__prepare_ex(req, &x->set, c->plugin_path, c->key_env_allow,
-                           &x->prep);
+                           c->credential != NULL, &x->prep);
     llmux__log_target_swap(old);
     if (rc)
         return rc;
@@ -193,7 +193,8 @@ static int prepare(xfer *x)
     if (x->set.timeout_ms > 0)
         x->deadline = x->t_submit + (uint64_t)x->set.timeout_ms;
     x->seq = ++c->seq;
-    if (!(x->ep = llmux__endpoint_get(c, x->prep.url, x->prep.api_key)))
+    if (!(x->ep =
+              llmux__endpoint_get(c, x->prep.url, llmux__lane_key(&x->prep))))
         return LLMUX_ENOMEM;
     llmux__endpoint_limits(c, x->ep, &x->set);
     /* the estimate walks every message: only for token-limited endpoints */
@@ -310,10 +311,9 @@ static int submit_here(llmux_client *c, llmux_request *req,
                      "fewer at once or raise max_queue",
                      c->queued, c->max_queue);
         else
+            /* the hooks and the credential callback say why */
             snprintf(m, sizeof m, "cannot start transfer: %s",
-                     (rc == LLMUX_EUSER || rc == LLMUX_ECANCELED) && req->errmsg
-                         ? req->errmsg
-                         : llmux_strerror(rc));
+                     req->errmsg ? req->errmsg : llmux_strerror(rc));
         llmux__request_seterr(req, m);
         llmux__xfer_discard(x);
         return rc;
@@ -406,4 +406,59 @@ static int cancel_here(llmux_request *req)
     }
     llmux__defer_push(x);
     return 0;
+}
+
+/* ---- answers to the credential callback ---------------------------------
+ */
+
+/* The attempts an answer serves go on from the loop (llmux__on_defer). */
+static void credential_resume(xfer *w)
+{
+    while (w) {
+        xfer *next = w->cred_next;
+        w->cred_next = NULL;
+        w->cred_resume = 1;
+        llmux__defer_push(w);
+        w = next;
+    }
+}
+
+LLMUX_EXTERN int llmux_credential_answer(llmux_credential_reply *reply,
+                                         const char *secret, int kind,
+                                         int64_t expires_at_ms)
+{
+    const char *s;
+    if (!reply)
+        return LLMUX_EINVAL;
+    if (kind != LLMUX_CREDENTIAL_KEY && kind != LLMUX_CREDENTIAL_BEARER) {
+        credential_resume(llmux__cred_answer(
+            reply, NULL, 0, 0, LLMUX_ECONFIG,
+            "the credential callback answered an unknown kind"));
+        return LLMUX_EINVAL;
+    }
+    for (s = secret; s && *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+            credential_resume(llmux__cred_answer(
+                reply, NULL, 0, 0, LLMUX_ECONFIG,
+                "the credential callback answered a secret with a control "
+                "character"));
+            return LLMUX_EINVAL;
+        }
+    credential_resume(llmux__cred_answer(reply, secret,
+                                         kind == LLMUX_CREDENTIAL_BEARER,
+                                         expires_at_ms, 0, NULL));
+    return 0;
+}
+
+LLMUX_EXTERN void llmux_credential_fail(llmux_credential_reply *reply, int code,
+                                        const char *message)
+{
+    if (!reply)
+        return;
+    if (code >= 0)
+        code = LLMUX_EAUTH;
+    credential_resume(llmux__cred_answer(reply, NULL, 0, 0, code,
+                                         message ? message
+                                                 : "the credential callback "
+                                                   "failed"));
 }

@@ -28,7 +28,8 @@ static void on_watchdog(uv_timer_t *t)
     llmux__log_target_swap(old);
 }
 
-void llmux__watchdog_arm(xfer *x, long ms)
+/* Starts x's one timer (made on first use) with `cb` in `ms`. */
+static void timer_start(xfer *x, uv_timer_cb cb, uint64_t ms)
 {
     if (!x->timer_on) {
         uv_timer_init(x->c->loop, &x->timer);
@@ -36,7 +37,12 @@ void llmux__watchdog_arm(xfer *x, long ms)
         x->timer_on = 1;
         x->c->handles_open++;
     }
-    uv_timer_start(&x->timer, on_watchdog, (uint64_t)ms, 0);
+    uv_timer_start(&x->timer, cb, ms, 0);
+}
+
+void llmux__watchdog_arm(xfer *x, long ms)
+{
+    timer_start(x, on_watchdog, (uint64_t)ms);
 }
 
 static int is_json_ctype(const char *ct)
@@ -237,12 +243,13 @@ static int use_fallback(xfer *x)
     {
         llmux__log_target old = llmux__client_log_target(c);
         rc = llmux__prepare_ex(req, &x->set, c->plugin_path, c->key_env_allow,
-                               &x->prep);
+                               c->credential != NULL, &x->prep);
         llmux__log_target_swap(old);
     }
     if (rc)
         return rc;
     x->edited = 0; /* the fallback's own request: before_send sees it */
+    x->cred_refreshed = 0;
     {
         llmux_response *nr = llmux__response_new(req->op, req->cfg.provider);
         if (!nr)
@@ -252,7 +259,7 @@ static int use_fallback(xfer *x)
     }
     x->res->fallback = (int)req->next_fallback;
     x->attempts = 0;
-    x->ep = llmux__endpoint_get(c, x->prep.url, x->prep.api_key);
+    x->ep = llmux__endpoint_get(c, x->prep.url, llmux__lane_key(&x->prep));
     if (!x->ep)
         return LLMUX_ENOMEM;
     llmux__endpoint_limits(c, x->ep, &x->set);
@@ -407,13 +414,7 @@ static void schedule_retry(xfer *x, int code, long status, double delay)
     /* a fresh response for the next attempt, errors included */
     llmux__out_reset(&x->res->o);
     x->state = X_WAIT;
-    if (!x->timer_on) {
-        uv_timer_init(c->loop, &x->timer);
-        x->timer.data = x;
-        x->timer_on = 1;
-        c->handles_open++;
-    }
-    uv_timer_start(&x->timer, on_retry_timer, (uint64_t)delay, 0);
+    timer_start(x, on_retry_timer, (uint64_t)delay);
 }
 
 /* One transfer finished in curl: decide the outcome of this attempt. */
@@ -451,6 +452,15 @@ void llmux__xfer_done(xfer *x, CURLcode result)
 
     code = attempt_outcome(x, result, status, ct, &transport, msg, sizeof msg);
     log_attempt(x, status, code);
+    if (code == LLMUX_EAUTH && status == 401 && x->cred_asked &&
+        !x->cred_refreshed) {
+        /* the callback's answer was refused: ask it again, once */
+        x->cred_refreshed = 1;
+        llmux__cred_refused(x);
+        llmux__hook_attempt_end(x, code, status, "retry", 0);
+        schedule_retry(x, code, status, 0);
+        return;
+    }
     if (code &&
         (delay = llmux__retry_delay(x, code, status, transport, should)) >= 0) {
         llmux__hook_attempt_end(x, code, status, "retry", delay);
@@ -506,6 +516,16 @@ static int build_headers(xfer *x)
     for (i = 0; i < c->n_headers; i++)
         if (add_slist(&x->hdrs, c->headers[i]))
             return LLMUX_ENOMEM;
+    if (x->prep.cred && x->prep.api_key) { /* this attempt's credential */
+        char *line;
+        int rc = llmux__auth_line(x->prep.prov, h, x->prep.api_key,
+                                  x->cred_bearer, &line);
+        if (!rc && line)
+            rc = add_slist(&x->hdrs, line);
+        llmux__secret_free(line);
+        if (rc)
+            return rc;
+    }
     /* no "Expect: 100-continue" round trip for large bodies */
     if (h->body_len > 1024 && add_slist(&x->hdrs, "Expect:"))
         return LLMUX_ENOMEM;
@@ -594,6 +614,20 @@ static CURL *new_easy(xfer *x, long timeout)
     return e;
 }
 
+/* The total deadline passed while x waited for its credential. */
+static void on_wait_deadline(uv_timer_t *t)
+{
+    xfer *x = t->data;
+    llmux__log_target old;
+    if (x->state != X_WAIT || x->cred_state != CRED_WAIT || x->cancel)
+        return;
+    llmux__cred_forget(x);
+    old = llmux__client_log_target(x->c);
+    llmux__xfer_finish(x, LLMUX_ETIMEDOUT, 0,
+                       "timed out waiting for the credential callback");
+    llmux__log_target_swap(old);
+}
+
 /* Starts one attempt: a configured easy handle added to the multi. */
 int llmux__xfer_attempt(xfer *x)
 {
@@ -615,8 +649,18 @@ int llmux__xfer_attempt(xfer *x)
     }
     if ((rc = llmux__hook_before_send(x)) != 0)
         return rc;
-    if (build_headers(x) || !(x->easy = new_easy(x, timeout)))
-        return LLMUX_ENOMEM;
+    if (c->credential && (rc = llmux__cred_fetch(x)) != 0) {
+        if (rc != LLMUX__CRED_WAIT)
+            return rc;
+        /* llmux__on_defer goes on once it is answered; the total deadline
+         * still runs */
+        x->state = X_WAIT;
+        if (x->deadline)
+            timer_start(x, on_wait_deadline, (uint64_t)timeout);
+        return 0;
+    }
+    if ((rc = build_headers(x)) || !(x->easy = new_easy(x, timeout)))
+        return rc ? rc : LLMUX_ENOMEM;
     x->attempts++;
     x->res->attempts = x->attempts;
     x->state = X_ACTIVE;
@@ -649,6 +693,7 @@ void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg)
 
     if (x->state == X_ACTIVE && x->easy)
         curl_multi_remove_handle(c->multi, x->easy);
+    llmux__cred_forget(x); /* no longer waiting for a credential */
     /* an attempt cut short (cancelled, closed, out of time) ends here */
     llmux__hook_attempt_end(x, code, res->http_status, NULL, -1);
     if (!x->streaming && x->body.p && !res->raw) {
@@ -778,6 +823,26 @@ static void defer_start(xfer *x)
         llmux__xfer_finish(x, rc, 0, NULL);
 }
 
+/* The credential x waited for came: its attempt goes on, or the request
+ * ends with the callback's failure. */
+static void defer_credential(xfer *x)
+{
+    int rc;
+    x->cred_resume = 0;
+    if (x->timer_on)
+        uv_timer_stop(&x->timer); /* the total deadline's wait */
+    if (x->cred_state == CRED_FAIL) {
+        char msg[LLMUX__ERRBUF];
+        snprintf(msg, sizeof msg, "%s", x->cred_msg ? x->cred_msg : "");
+        rc = x->cred_code;
+        llmux__cred_forget(x);
+        llmux__xfer_finish(x, rc, 0, msg);
+        return;
+    }
+    if ((rc = llmux__xfer_attempt(x)) != 0)
+        llmux__xfer_finish(x, rc, 0, x->req->errmsg);
+}
+
 /* The defer timer: each transfer on the list is resumed, started or
  * finished (cancelled, or a start that failed), outside curl callbacks
  * and user calls. */
@@ -803,6 +868,10 @@ void llmux__on_defer(uv_timer_t *t)
         }
         if (x->start_pending && !x->cancel && !c->closing) {
             defer_start(x);
+            continue;
+        }
+        if (x->cred_resume && !x->cancel && !c->closing) {
+            defer_credential(x);
             continue;
         }
         if (x->defer_code && !x->cancel) {

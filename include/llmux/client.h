@@ -149,6 +149,80 @@ LLMUX_EXTERN int llmux_http_edit_set_body(llmux_http_edit *e, const char *body,
 LLMUX_EXTERN int llmux_http_edit_set_header(llmux_http_edit *e,
                                             const char *header);
 
+/** A credential the callback answers with (llmux_credential_answer()). */
+typedef enum llmux_credential_kind {
+    /** An API key, sent as the provider takes keys ("Authorization:
+     * Bearer KEY"; Azure OpenAI "api-key: KEY"). */
+    LLMUX_CREDENTIAL_KEY = 0,
+    /** An OAuth 2.0 access token (an Entra ID token for Azure OpenAI):
+     * always "Authorization: Bearer TOKEN". */
+    LLMUX_CREDENTIAL_BEARER = 1
+} llmux_credential_kind;
+
+/**
+ * What a credential callback is asked for: the credential of one provider
+ * at one endpoint. Borrowed for the callback's call only; members after
+ * `struct_size` may be added at the end.
+ */
+typedef struct llmux_credential_query {
+    uint32_t struct_size; /**< sizeof(llmux_credential_query) in the
+                               library */
+    const char *provider; /**< the config string's provider ("azure") */
+    const char *endpoint; /**< "scheme://host:port" of the request's URL;
+                               credentials are cached per provider and
+                               endpoint */
+    const char *model;    /**< the model of the attempt that asked (others
+                               of the same endpoint may share the answer) */
+    const char *url;      /**< that attempt's URL (with its query) */
+    int refresh; /**< 1 when the last answer for this provider and endpoint
+                      was refused with HTTP 401: answer another one */
+} llmux_credential_query;
+
+/** A pending credential query: answer it with llmux_credential_answer() or
+ * llmux_credential_fail(), exactly once. Opaque. */
+typedef struct llmux_credential_reply llmux_credential_reply;
+
+/**
+ * The credential callback (client options version 6). The core calls it
+ * on the loop thread before an attempt of a provider that authenticates
+ * with a key (bearer or optional auth), unless an answer for the same
+ * provider and endpoint is cached and unexpired, or a query for them is
+ * pending already (the attempt then waits for that one). It must answer
+ * `reply` exactly once: inside the call, or later on the loop thread (a
+ * token refresh running on the loop), even after the client closed. Until
+ * then the attempts wait, holding their in-flight slots; the request's
+ * total deadline (timeout_ms) still runs, and a cancel ends the wait.
+ */
+typedef void (*llmux_credential_cb)(const llmux_credential_query *q,
+                                    llmux_credential_reply *reply,
+                                    void *userdata);
+
+/**
+ * Answers a credential query; call it on the client's loop thread.
+ * `secret` (copied; NULL: the configured key, from api_key= or the
+ * provider's environment variable, as without a callback) is sent as
+ * `kind` says. `expires_at_ms` is when it expires, in milliseconds since
+ * the Unix epoch (0: never): the answer is used until shortly before then
+ * (30 s, or a tenth of its lifetime when shorter than 5 minutes), by every
+ * attempt to that provider and endpoint, and asked for again after it or
+ * after a 401. An answer already expired serves the waiting attempts only.
+ * Returns 0, or LLMUX_EINVAL for a secret with a control character (the
+ * waiting requests then fail with LLMUX_ECONFIG) or an unknown kind.
+ * `reply` is freed: do not use it again.
+ */
+LLMUX_EXTERN int llmux_credential_answer(llmux_credential_reply *reply,
+                                         const char *secret, int kind,
+                                         int64_t expires_at_ms);
+
+/**
+ * Answers a credential query with a failure: the requests waiting for it
+ * end with `code` (LLMUX_EAUTH when it is not a negative llmux code) and
+ * `message` (copied; may be NULL). Nothing is cached: the next attempt
+ * asks again. Call it on the client's loop thread. `reply` is freed.
+ */
+LLMUX_EXTERN void llmux_credential_fail(llmux_credential_reply *reply, int code,
+                                        const char *message);
+
 /**
  * Client options. Initialise with LLMUX_CLIENT_OPTIONS_INIT (or
  * llmux_client_options_init()) and set what you need; zero/NULL fields
@@ -230,10 +304,15 @@ typedef struct llmux_client_options {
                                   in flight may still cost reaches it,
                                   llmux_submit() refuses new requests with
                                   LLMUX_EBUDGET; 0 = none */
+    /* version 6 */
+    llmux_credential_cb credential; /**< asked for the key or token of each
+                                         attempt (see llmux_credential_cb);
+                                         NULL = the configured keys */
+    void *credential_userdata;      /**< passed to `credential` as it is */
 } llmux_client_options;
 
 /** The newest llmux_client_options.version these headers know. */
-#define LLMUX_CLIENT_OPTIONS_VERSION 5
+#define LLMUX_CLIENT_OPTIONS_VERSION 6
 /**
  * The defaults of llmux_client_options as designated initializers
  * (`version` LLMUX_CLIENT_OPTIONS_VERSION, `max_retries` -1; every other
@@ -264,7 +343,7 @@ typedef struct llmux_client_options {
     {                                                                          \
         LLMUX_CLIENT_OPTIONS_VERSION, NULL, -1, 0, 0, NULL, NULL, 0, 0, 0,     \
             NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL,  \
-            NULL, NULL, NULL, 0                                                \
+            NULL, NULL, NULL, 0, NULL, NULL                                    \
     }
 #endif
 

@@ -317,12 +317,12 @@ static void test_api_key_env_names(void **state)
                      LLMUX_ECONFIG);
     llmux__prepared_free(&p);
     assert_int_equal(llmux__prepare_ex(r, NULL, LLMUX_BUILD_PLUGIN_DIR,
-                                       "A_VAR:LLMUX_TEST_ODD:B", &p),
+                                       "A_VAR:LLMUX_TEST_ODD:B", 0, &p),
                      0);
     assert_string_equal(p.api_key, "sk-odd");
     llmux__prepared_free(&p);
     assert_int_equal(
-        llmux__prepare_ex(r, NULL, LLMUX_BUILD_PLUGIN_DIR, "LLMUX_TEST", &p),
+        llmux__prepare_ex(r, NULL, LLMUX_BUILD_PLUGIN_DIR, "LLMUX_TEST", 0, &p),
         LLMUX_ECONFIG);
     llmux__prepared_free(&p);
     llmux_request_free(r);
