@@ -68,16 +68,6 @@ static const char *env_nonempty(const char *name)
     return v && *v ? v : NULL;
 }
 
-/* Looks a key up in the descriptor's options. */
-static const char *prov_opt(const llmux__provider *p, const char *key)
-{
-    size_t i;
-    for (i = 0; i < p->n_opts; i++)
-        if (llmux__strcaseeq(p->opts[i].key, key))
-            return p->opts[i].value;
-    return NULL;
-}
-
 /* Whether the plugin reads config-string key k (its options table; a
  * plugin without one reads any). */
 static int plugin_reads(const llmux__provider *p, const char *k)
@@ -170,8 +160,6 @@ static void fill_params(llmux_request *r)
 static int auth_mode(const llmux__settings *set, const llmux__provider *p)
 {
     const char *a = set->auth;
-    if (!a)
-        a = prov_opt(p, "auth");
     if (a && llmux__strcaseeq(a, "optional"))
         return LLMUX_AUTH_OPTIONAL;
     if (a && llmux__strcaseeq(a, "none"))
@@ -240,7 +228,7 @@ static int check_key_env(llmux_request *r, const llmux__provider *p,
 int llmux__prepare(llmux_request *r, const char *extra_dirs,
                    llmux__prepared *out)
 {
-    return llmux__prepare_ex(r, NULL, extra_dirs, NULL, 0, out);
+    return llmux__prepare_ex(r, NULL, NULL, extra_dirs, NULL, 0, out);
 }
 
 /* What the provider and the request itself must have: the operation and
@@ -480,9 +468,10 @@ static int core_headers(llmux_request *r, int auth, llmux__prepared *out)
     return 0;
 }
 
-int llmux__prepare_ex(llmux_request *r, const llmux__settings *set,
-                      const char *extra_dirs, const char *key_env_allow,
-                      int cred_cb, llmux__prepared *out)
+int llmux__prepare_ex(llmux_request *r, const llmux__settings *defaults,
+                      llmux__settings *set, const char *extra_dirs,
+                      const char *key_env_allow, int cred_cb,
+                      llmux__prepared *out)
 {
     llmux__settings own;
     const llmux__provider *p;
@@ -492,10 +481,10 @@ int llmux__prepare_ex(llmux_request *r, const llmux__settings *set,
     char envbase[512], buf[LLMUX__MSGBUF];
 
     memset(out, 0, sizeof *out);
-    if (!set) {
-        llmux__settings_resolve(r, NULL, &own);
+    if (!set)
         set = &own;
-    }
+    /* without a provider, the settings have no descriptor layer */
+    llmux__settings_resolve(r, defaults, NULL, 0, set);
     if (!r->cfg.provider)
         return llmux__request_fail(
             r, LLMUX_ECONFIG,
@@ -505,6 +494,8 @@ int llmux__prepare_ex(llmux_request *r, const llmux__settings *set,
         llmux__request_seterr(r, buf);
         return rc;
     }
+    if (p->n_opts) /* the descriptor's core keys */
+        llmux__settings_resolve(r, defaults, p->opts, p->n_opts, set);
     out->prov = p;
     out->auth = auth = auth_mode(set, p);
     out->cred =

@@ -596,9 +596,9 @@ struct json_object *llmux__request_parse_json(const char *s, size_t len);
  *   INT mean not set), or NOOPT;
  * - stage: where the engine acts on it.
  * llmux__settings_resolve() gives a request its effective settings: the
- * request's setter, then its config string, then the client's options,
- * then the default. Adding a setting is a row here and the code that acts
- * on it.
+ * request's setter, then its config string, then its provider's
+ * descriptor, then the client's options, then the default. Adding a setting is
+ * a row here and the code that acts on it.
  */
 #define LLMUX__SETTINGS(X)                                                     \
     X(STR, base_url, "base_url", LLMUX__CHECK(ANY, 0, 0, NULL, NULL), 0,       \
@@ -670,18 +670,21 @@ typedef struct llmux__settings {
 int llmux__settings_defaults(const llmux_client_options *opts,
                              llmux__settings *out);
 void llmux__settings_free_defaults(llmux__settings *s);
-/* `req`'s effective settings over `defaults` (a client's, or NULL for the
- * built-in ones). */
+/* `req`'s effective settings over the core keys among the descriptor's
+ * `layer` (n entries; may be NULL), over `defaults` (a client's, or NULL
+ * for the built-in ones). */
 void llmux__settings_resolve(const llmux_request *req,
                              const llmux__settings *defaults,
+                             const llmux_kv *layer, size_t n,
                              llmux__settings *out);
 /* Is k a core setting of the config string, not an option for the
  * provider? (any case) */
 int llmux__is_core_key(const char *k);
-/* Checks a config-string value of a core setting (nothing for other keys):
- * 0, or LLMUX_ECONFIG with a message naming the key in err. */
-int llmux__setting_check(const char *key, const char *value, char *err,
-                         size_t errlen);
+/* Checks a value of a core setting (nothing for other keys) given in
+ * `where` ("config string", a descriptor's path): 0, or LLMUX_ECONFIG with
+ * a message naming where, the key and what it wants in err. */
+int llmux__setting_check(const char *where, const char *key, const char *value,
+                         char *err, size_t errlen);
 
 /* The key of setting i, in the table's order; NULL past the last. */
 const char *llmux__setting_key(size_t i);
@@ -718,16 +721,18 @@ typedef struct llmux__prepared {
  */
 int llmux__prepare(llmux_request *req, const char *extra_dirs,
                    llmux__prepared *out);
-/* As llmux__prepare, with the request's resolved settings (`set`, NULL =
- * resolved over the built-in defaults) and the client's key_env_allow list
+/* As llmux__prepare, resolving the request's settings into `set` (may be
+ * NULL) over `defaults` (a client's; NULL = the built-in ones) and its
+ * provider's descriptor, with the client's key_env_allow list
  * (':'-separated variable names api_key_env may name besides
  * credential-like ones). With `cred_cb` (the client has a credential
  * callback) a keyed provider's credential is left to the engine: out->cred
  * is set, the configured key moves to out->conf_key, and a missing one is
  * not an error here. */
-int llmux__prepare_ex(llmux_request *req, const llmux__settings *set,
-                      const char *extra_dirs, const char *key_env_allow,
-                      int cred_cb, llmux__prepared *out);
+int llmux__prepare_ex(llmux_request *req, const llmux__settings *defaults,
+                      llmux__settings *set, const char *extra_dirs,
+                      const char *key_env_allow, int cred_cb,
+                      llmux__prepared *out);
 void llmux__prepared_free(llmux__prepared *p);
 /* The key the request's lane (rate limits) is counted under: the
  * configured one, whatever a credential callback answers. */

@@ -158,6 +158,7 @@ static int make_provider(const char *name, const llmux_provider *vt,
     llmux__provider *p;
     llmux_provider_config cfg;
     int oom = 0, rc;
+    size_t i;
 
     l = llmux__calloc(1, sizeof *l);
     if (!l) {
@@ -181,6 +182,12 @@ static int make_provider(const char *name, const llmux_provider *vt,
         rc = LLMUX_ENOMEM;
         goto fail;
     }
+    /* the descriptor's core settings (timeout, auth ...) apply to every
+     * request of this name: a bad value fails the load, not each request */
+    for (i = 0; i < p->n_opts; i++)
+        if ((rc = llmux__setting_check(p->descriptor, p->opts[i].key,
+                                       p->opts[i].value, err, errlen)) != 0)
+            goto fail;
     if (vt->init) {
         cfg.struct_size = (uint32_t)sizeof cfg;
         cfg.name = p->name;

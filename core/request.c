@@ -229,7 +229,7 @@ LLMUX_EXTERN void *llmux_request_userdata(const llmux_request *r)
 static int check_setting(llmux_request *r, const char *key, const char *value)
 {
     char err[LLMUX__MSGBUF];
-    int rc = llmux__setting_check(key, value, err, sizeof err);
+    int rc = llmux__setting_check("config string", key, value, err, sizeof err);
     if (rc)
         llmux__request_seterr(r, err);
     return rc;

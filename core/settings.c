@@ -222,14 +222,14 @@ static int parse_value(const setting *s, const char *v, llmux__settings *out)
     return 0;
 }
 
-int llmux__setting_check(const char *key, const char *value, char *err,
-                         size_t errlen)
+int llmux__setting_check(const char *where, const char *key, const char *value,
+                         char *err, size_t errlen)
 {
     const setting *s = find_setting(key);
     if (!s || parse_value(s, value, NULL) == 0)
         return 0;
-    snprintf(err, errlen, "config string: option \"%s\" wants %s, got \"%s\"",
-             key, s->wants, value);
+    snprintf(err, errlen, "%s: option \"%s\" wants %s, got \"%s\"", where, key,
+             s->wants, value);
     return LLMUX_ECONFIG;
 }
 
@@ -308,10 +308,17 @@ int llmux__settings_defaults(const llmux_client_options *o,
 
 void llmux__settings_resolve(const llmux_request *req,
                              const llmux__settings *defaults,
+                             const llmux_kv *layer, size_t n,
                              llmux__settings *out)
 {
     size_t i;
     *out = defaults ? *defaults : builtin;
+    /* the provider's descriptor over the client's (checked as it loaded) */
+    for (i = 0; i < n; i++) {
+        const setting *s = find_setting(layer[i].key);
+        if (s)
+            (void)parse_value(s, layer[i].value, out);
+    }
     /* the config string over the defaults: its keys were checked when
      * set; one that no longer passes (a fallback spec is checked too)
      * leaves the client's value */

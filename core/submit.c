@@ -176,10 +176,9 @@ static int prepare(xfer *x)
     llmux_request *req = x->req;
     llmux__log_target old;
     int rc;
-    llmux__settings_resolve(req, &c->defaults, &x->set);
     old = llmux__client_log_target(c);
-    rc = llmux__prepare_ex(req, &x->set, c->plugin_path, c->key_env_allow,
-                           c->credential != NULL, &x->prep);
+    rc = llmux__prepare_ex(req, &c->defaults, &x->set, c->plugin_path,
+                           c->key_env_allow, c->credential != NULL, &x->prep);
     llmux__log_target_swap(old);
     if (rc)
         return rc;

@@ -232,22 +232,23 @@ static int use_fallback(xfer *x)
     reset_attempt(x);
     llmux__give_slot(x); /* llmux__pump below */
     llmux__prepared_free(&x->prep);
-    /* the fallback's own settings: timeouts, retries, TLS, rate limits */
-    llmux__settings_resolve(req, &c->defaults, &x->set);
+    /* the fallback's own settings (timeouts, retries, TLS, rate limits)
+     * and request */
+    {
+        llmux__log_target old = llmux__client_log_target(c);
+        rc = llmux__prepare_ex(req, &c->defaults, &x->set, c->plugin_path,
+                               c->key_env_allow, c->credential != NULL,
+                               &x->prep);
+        llmux__log_target_swap(old);
+    }
+    if (rc)
+        return rc;
     if (x->set.timeout_ms > 0) {
         /* counted from submission: it may end the request earlier */
         uint64_t d = x->t_submit + (uint64_t)x->set.timeout_ms;
         if (!x->deadline || d < x->deadline)
             x->deadline = d;
     }
-    {
-        llmux__log_target old = llmux__client_log_target(c);
-        rc = llmux__prepare_ex(req, &x->set, c->plugin_path, c->key_env_allow,
-                               c->credential != NULL, &x->prep);
-        llmux__log_target_swap(old);
-    }
-    if (rc)
-        return rc;
     x->edited = 0; /* the fallback's own request: before_send sees it */
     x->cred_refreshed = 0;
     {

@@ -1019,8 +1019,12 @@ static void test_descriptor_parsing(void **state)
         {"emod.conf", "module =\n", "emod.conf:1: empty module"},
         {"mname.conf", "module = a b\n", "mname.conf:1: invalid module name"},
         {"abs.conf", "module = /nonexistent/x.so\n", "abs.conf:1: module file"},
+        {"badset.conf", "module = good\ntimeout = soon\n",
+         "badset.conf: option \"timeout\" wants seconds, got \"soon\""},
+        {"badauth.conf", "module = good\nauth = maybe\n",
+         "badauth.conf: option \"auth\" wants bearer, optional or none"},
     };
-    static const size_t bad_len[] = {21, 0, 0, 0, 0, 0, 0, 0};
+    static const size_t bad_len[] = {21, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     const llmux__provider *p;
     llmux_provider_info info;
     char err[ERRLEN], name[64], dirs[512];
@@ -1062,6 +1066,66 @@ static void test_descriptor_parsing(void **state)
         assert_true(llmux_provider_probe(name, dirs, NULL, err, ERRLEN) < 0);
         assert_contains(err, bad[i].msg);
     }
+    scratch_free(&s);
+}
+
+/* A descriptor's core settings are its requests' defaults: over the
+ * client's options, under the config string's own keys. */
+static void test_descriptor_settings(void **state)
+{
+    /* v1 sets a request path; good does not */
+    static const char conf[] = "module = v1\n"
+                               "timeout = 2.5\n"
+                               "max_retries = 0\n"
+                               "auth = none\n"
+                               "x-opt = kept\n";
+    llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+    llmux__settings d, set;
+    llmux__prepared prep;
+    llmux_request *r;
+    char dirs[512];
+    scratch s;
+    (void)state;
+    scratch_init(&s);
+    snprintf(dirs, sizeof dirs, "%s:%s", s.dir, TDIR);
+    scratch_write(&s, "withset.conf", conf, sizeof conf - 1);
+    o.timeout_ms = 9000;
+    o.max_retries = 5;
+    assert_int_equal(llmux__settings_defaults(&o, &d), 0);
+
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, "withset/m"), 0);
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "hi"), 0);
+    assert_int_equal(llmux__prepare_ex(r, &d, &set, dirs, NULL, 0, &prep), 0);
+    assert_int_equal(set.timeout_ms, 2500);
+    assert_int_equal(set.max_retries, 0);
+    assert_string_equal(set.auth, "none");
+    assert_int_equal(prep.auth, LLMUX_AUTH_NONE);
+    assert_int_equal(set.connect_timeout_ms, 10000); /* not in it */
+    /* the plugin still gets its own options, and none of the core's */
+    assert_int_equal(r->n_popts, 1);
+    assert_string_equal(r->popts[0].key, "x-opt");
+    llmux__prepared_free(&prep);
+    llmux_request_free(r);
+
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT,
+                                       "withset/m;timeout=1;max_retries=3"),
+                     0);
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "hi"), 0);
+    assert_int_equal(llmux__prepare_ex(r, &d, &set, dirs, NULL, 0, &prep), 0);
+    assert_int_equal(set.timeout_ms, 1000);
+    assert_int_equal(set.max_retries, 3);
+    llmux__prepared_free(&prep);
+    llmux_request_free(r);
+
+    /* another provider keeps the client's */
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, "good/m"), 0);
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "hi"), 0);
+    (void)llmux__prepare_ex(r, &d, &set, dirs, NULL, 0, &prep);
+    assert_int_equal(set.timeout_ms, 9000);
+    assert_int_equal(set.max_retries, 5);
+    llmux__prepared_free(&prep);
+    llmux_request_free(r);
+    llmux__settings_free_defaults(&d);
     scratch_free(&s);
 }
 
@@ -1231,6 +1295,7 @@ int main(void)
         cmocka_unit_test_teardown(test_list_stop_and_shadow, teardown),
         cmocka_unit_test_teardown(test_shipped_descriptors, teardown),
         cmocka_unit_test_teardown(test_descriptor_parsing, teardown),
+        cmocka_unit_test_teardown(test_descriptor_settings, teardown),
         cmocka_unit_test_teardown(test_descriptor_garbage, teardown),
         cmocka_unit_test_teardown(test_truncated_elf, teardown),
         cmocka_unit_test_teardown(test_threads, teardown),

@@ -316,14 +316,14 @@ static void test_api_key_env_names(void **state)
     assert_int_equal(llmux__prepare(r, LLMUX_BUILD_PLUGIN_DIR, &p),
                      LLMUX_ECONFIG);
     llmux__prepared_free(&p);
-    assert_int_equal(llmux__prepare_ex(r, NULL, LLMUX_BUILD_PLUGIN_DIR,
+    assert_int_equal(llmux__prepare_ex(r, NULL, NULL, LLMUX_BUILD_PLUGIN_DIR,
                                        "A_VAR:LLMUX_TEST_ODD:B", 0, &p),
                      0);
     assert_string_equal(p.api_key, "sk-odd");
     llmux__prepared_free(&p);
-    assert_int_equal(
-        llmux__prepare_ex(r, NULL, LLMUX_BUILD_PLUGIN_DIR, "LLMUX_TEST", 0, &p),
-        LLMUX_ECONFIG);
+    assert_int_equal(llmux__prepare_ex(r, NULL, NULL, LLMUX_BUILD_PLUGIN_DIR,
+                                       "LLMUX_TEST", 0, &p),
+                     LLMUX_ECONFIG);
     llmux__prepared_free(&p);
     llmux_request_free(r);
     unsetenv("LLMUX_TEST_ODD");
@@ -883,7 +883,7 @@ static void test_settings_resolved(void **state)
         fail();
     }
     assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, "openai/x"), 0);
-    llmux__settings_resolve(r, NULL, &s); /* the defaults */
+    llmux__settings_resolve(r, NULL, NULL, 0, &s); /* the defaults */
     assert_int_equal(s.connect_timeout_ms, 10000);
     assert_int_equal(s.timeout_ms, 0);
     assert_int_equal(s.max_retries, 2);
@@ -905,7 +905,7 @@ static void test_settings_resolved(void **state)
         proxy[0] = 'X'; /* the client keeps its own copy */
     }
     o.proxy = NULL;
-    llmux__settings_resolve(r, &d, &s); /* the client's */
+    llmux__settings_resolve(r, &d, NULL, 0, &s); /* the client's */
     assert_int_equal(s.connect_timeout_ms, 3000);
     assert_int_equal(s.max_retries, 0);
     assert_int_equal(s.idle_timeout_ms, 700);
@@ -920,7 +920,7 @@ static void test_settings_resolved(void **state)
                             "insecure=0;retry_backoff=1.5;api_key_env=K_KEY;"
                             "auth=none;base_url=http://h/v1;api_key=sk"),
                      0);
-    llmux__settings_resolve(r, &d, &s); /* the config string's */
+    llmux__settings_resolve(r, &d, NULL, 0, &s); /* the config string's */
     assert_int_equal(s.connect_timeout_ms, 2000);
     assert_int_equal(s.max_retries, 5);
     assert_int_equal(s.idle_timeout_ms, 500);
@@ -938,7 +938,7 @@ static void test_settings_resolved(void **state)
     assert_int_equal(llmux_request_set_idle_timeout_ms(r, 99), 0);
     assert_int_equal(llmux_request_set_timeout_ms(r, 5000), 0);
     assert_int_equal(llmux_request_set_first_byte_timeout_ms(r, 77), 0);
-    llmux__settings_resolve(r, &d, &s); /* the setters' */
+    llmux__settings_resolve(r, &d, NULL, 0, &s); /* the setters' */
     assert_int_equal(s.connect_timeout_ms, 1234);
     assert_int_equal(s.max_retries, 1);
     assert_int_equal(s.idle_timeout_ms, 99);
