@@ -309,11 +309,11 @@ static int submit_here(llmux_client *c, llmux_request *req,
                      "request queue full (%zu waiting, max_queue %zu): submit "
                      "fewer at once or raise max_queue",
                      c->queued, c->max_queue);
-        else
-            /* the hooks and the credential callback say why */
+        else if (!req->errmsg) /* the hooks and the callbacks say why */
             snprintf(m, sizeof m, "cannot start transfer: %s",
-                     req->errmsg ? req->errmsg : llmux_strerror(rc));
-        llmux__request_seterr(req, m);
+                     llmux_strerror(rc));
+        if (rc == LLMUX_EQUEUEFULL || !req->errmsg)
+            llmux__request_seterr(req, m);
         llmux__xfer_discard(x);
         return rc;
     }

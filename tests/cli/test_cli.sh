@@ -886,6 +886,59 @@ else
     ok "HTTP 401: the --api-key value never printed"
 fi
 
+# ---- --key-cmd and --token-cmd -------------------------------------------
+
+# The mock refuses "bad-key": the first run prints it, the 401 runs the
+# command again with LLMUX_REFRESH=1, and the second key is answered.
+rm -f "$TMP/kc.n" "$TMP/kc.log"
+run "$CLI" chat -m "$M" "${URL[@]}" --key-cmd \
+    'echo "$LLMUX_REFRESH $LLMUX_PROVIDER $LLMUX_MODEL" >>"'"$TMP"'/kc.log"
+     if [ -e "'"$TMP"'/kc.n" ]; then echo sk-good; else
+     touch "'"$TMP"'/kc.n"; echo bad-key; fi' hi </dev/null
+expect_out "--key-cmd: refreshed after a 401" 'Mock reply to: hi\n'
+if [ "$(cat "$TMP/kc.log")" = "$(printf '0 openai gpt-4o-mini\n1 openai gpt-4o-mini')" ]; then
+    ok "--key-cmd: run twice, the second time with LLMUX_REFRESH=1"
+else
+    bad "--key-cmd: run twice, the second time with LLMUX_REFRESH=1" \
+        "log: $(tr '\n' '|' <"$TMP/kc.log")"
+fi
+
+run "$CLI" chat -m "$M" "${URL[@]}" --key-cmd 'exit 3' hi </dev/null
+expect_err "--key-cmd exiting 3: exit 1 naming it" 1 \
+    'llmux: openai: --key-cmd: the command exited with status 3'
+run "$CLI" chat -m "$M" "${URL[@]}" --token-cmd 'true' hi </dev/null
+expect_err "--token-cmd printing nothing: exit 1" 1 \
+    'llmux: openai: --token-cmd: the command printed no token'
+run "$CLI" chat -m "$M" "${URL[@]}" --token-cmd 'printf "t\nsoon\n"' hi \
+    </dev/null
+expect_err "--token-cmd with a bad expiry line: exit 1" 1 \
+    'llmux: openai: --token-cmd: .*not a Unix time in seconds'
+run "$CLI" chat -m "$M" "${URL[@]}" --token-cmd 'echo bad-key' hi </dev/null
+expect_err "--token-cmd refused twice: exit 1, HTTP 401" 1 \
+    'llmux: openai: [^ ].* \(HTTP 401\)'
+if grep -q 'bad-key' "$TMP/out" "$TMP/err"; then
+    bad "--token-cmd: what it printed never printed"
+else
+    ok "--token-cmd: what it printed never printed"
+fi
+run "$CLI" chat -m "$M" "${URL[@]}" --token-cmd true --api-key k hi </dev/null
+expect_usage "--token-cmd with --api-key: exit 2" chat
+run "$CLI" chat -m "$M" "${URL[@]}" --token-cmd true --key-cmd true hi \
+    </dev/null
+expect_usage "--token-cmd with --key-cmd: exit 2" chat
+
+# A token that lasts an hour is asked for once for a whole batch.
+rm -f "$TMP/kc.log"
+run_in $'a\nb\nc\n' "$CLI" batch -m "$M" "${URL[@]}" --token-cmd \
+    'echo x >>"'"$TMP"'/kc.log"; echo tok; echo $(( $(date +%s) + 3600 ))'
+expect_rc "batch --token-cmd: exit 0" 0
+if [ "$(wc -l <"$TMP/kc.log")" -eq 1 ]; then
+    ok "batch --token-cmd: run once for three requests"
+else
+    bad "batch --token-cmd: run once for three requests" \
+        "runs: $(wc -l <"$TMP/kc.log")"
+fi
+
 run "$CLI" chat -m "$M#status=429" "${URL[@]}" --retries 0 \
     hi </dev/null
 expect_err "HTTP 429: exit 1" 1 'llmux: openai: [^ ].* \(HTTP 429\)'

@@ -51,6 +51,8 @@ enum opt_id {
     O_MODEL,
     O_BASE_URL,
     O_API_KEY,
+    O_KEY_CMD,
+    O_TOKEN_CMD,
     O_SYSTEM,
     O_MAX_TOKENS,
     O_TEMPERATURE,
@@ -130,6 +132,7 @@ typedef struct cli {
     const char *spec;
     const char *base_url;
     const char *api_key;
+    const char *key_cmd, *token_cmd; /* --key-cmd, --token-cmd */
     const char *system;
     const char *request_file;
     const char *expected; /* evaluate */
@@ -162,6 +165,7 @@ typedef struct cli {
     const char *secret1;
     char *secret2;     /* api_key=... found in the spec (owned) */
     char **fb_secrets; /* api_key=... of each fallback (owned, or NULL) */
+    char *cmd_secret;  /* what --key-cmd/--token-cmd printed last (owned) */
 } cli;
 
 typedef struct run_ctx {
@@ -219,6 +223,9 @@ void print_error_line(const cli *c, const char *text);
  * characters as \u00XX, other bytes (UTF-8) as they are. */
 void put_json_str(const char *s);
 void errorf(const cli *c, const char *fmt, ...) LLMUX_PRINTF(2, 3);
+/* tool_cred.c: the credential callback of --key-cmd and --token-cmd into
+ * `o` (nothing without them). */
+void cli_credentials(cli *c, llmux_client_options *o);
 int usage_error(const cli *c, const char *fmt, ...) LLMUX_PRINTF(2, 3);
 
 #endif /* LLMUX_TOOL_CLI_H */

@@ -182,6 +182,12 @@ static int set_opt(cli *c, const opt_def *d, const char *flag, const char *v)
         c->api_key = v;
         c->secret1 = v;
         break;
+    case O_KEY_CMD:
+        c->key_cmd = v;
+        break;
+    case O_TOKEN_CMD:
+        c->token_cmd = v;
+        break;
     case O_SYSTEM:
         c->system = v;
         break;
@@ -397,5 +403,10 @@ int parse_args(cli *c, int argc, char **argv, int first)
         if ((rc = set_opt(c, d, flag, val)))
             return rc;
     }
+    if (c->key_cmd && c->token_cmd)
+        return usage_error(c, "--key-cmd and --token-cmd: give one");
+    if ((c->key_cmd || c->token_cmd) && c->api_key)
+        return usage_error(c, "%s and --api-key: give one",
+                           c->key_cmd ? "--key-cmd" : "--token-cmd");
     return 0;
 }

@@ -275,6 +275,7 @@ int run_batch(cli *c)
         o.tokens_per_minute = (double)c->tpm;
         bo.concurrency = c->concurrency ? (size_t)c->concurrency : 8;
         bo.fail_fast = c->fail_fast;
+        cli_credentials(c, &o);
         if ((rc = llmux_client_new(&cl, &o)) ||
             (rc = llmux_as_completed(NULL, cl, reqs, m, &bo, on_batch_item,
                                      on_batch_done, &r))) {

@@ -31,6 +31,19 @@ const opt_def opt_defs[] = {
     {"api-key", 0, "KEY", O_API_KEY, CMD_ALL,
      "API key (default: the SPEC's api_key=, or the\n"
      "provider's variable, e.g. OPENAI_API_KEY)"},
+    {"key-cmd", 0, "CMD", O_KEY_CMD, CMD_ALL,
+     "a command that prints the API key (and, on a\n"
+     "second line, when it expires in Unix seconds);\n"
+     "run with /bin/sh when a key is needed: first,\n"
+     "once it expires and after a 401 (LLMUX_REFRESH=1\n"
+     "then; LLMUX_PROVIDER, LLMUX_ENDPOINT, LLMUX_MODEL\n"
+     "too)"},
+    {"token-cmd", 0, "CMD", O_TOKEN_CMD, CMD_ALL,
+     "as --key-cmd, for an access token sent as\n"
+     "'Authorization: Bearer' (an Entra ID token for\n"
+     "azure: az account get-access-token --resource\n"
+     "https://cognitiveservices.azure.com --query\n"
+     "\"[accessToken,expires_on]\" -o tsv)"},
     {"system", 's', "TEXT", O_SYSTEM, CMD_CHAT | CMD_BATCH, "system prompt"},
     {"max-tokens", 0, "N", O_MAX_TOKENS, CMD_GEN | CMD_BATCH,
      "maximum tokens to generate"},

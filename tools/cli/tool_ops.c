@@ -376,6 +376,7 @@ int run_request(cli *c)
     memset(&x, 0, sizeof x);
     x.c = c;
     llmux_client_options_init(&opts);
+    cli_credentials(c, &opts);
     rc = llmux_run(req, &opts, on_chunk, &x, &res);
 
     if (g_out_errno) {

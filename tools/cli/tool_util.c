@@ -132,6 +132,7 @@ char *scrubbed(const cli *c, const char *text)
         scrub(&s, c->secret2);
         for (i = 0; c->fb_secrets && i < c->n_fallbacks; i++)
             scrub(&s, c->fb_secrets[i]);
+        scrub(&s, c->cmd_secret);
     }
     return s;
 }

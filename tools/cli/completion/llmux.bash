@@ -31,7 +31,8 @@ _llmux()
 
     local commands="chat complete embed models tokenize detokenize evaluate
         batch providers help version"
-    local conn="-m --model --base-url --api-key --timeout --retries --header"
+    local conn="-m --model --base-url --api-key --key-cmd --token-cmd --timeout
+        --retries --header"
     local gen="--max-tokens --temperature --top-p --stop --seed --n --logprobs
         --top-logprobs"
     local resil="--connect-timeout --first-byte-timeout --idle-timeout
