@@ -659,7 +659,9 @@ if names != ["NAME", "MODULE", "API_KEY_ENV", "SOURCE", "CAPABILITIES"]:
 by = {r["NAME"]: r for r in rs}
 if by["openai"]["API_KEY_ENV"] != "OPENAI_API_KEY": fail(by["openai"])
 if "alephalpha" in by and by["alephalpha"]["API_KEY_ENV"] != "AA_TOKEN":
-    fail(by["alephalpha"])'
+    fail(by["alephalpha"])
+if "azure" in by and by["azure"]["API_KEY_ENV"] != "AZURE_OPENAI_API_KEY":
+    fail(by["azure"])'
 
 # No provider at all: the program and its library copied into a tree of
 # their own, without plugins, the library's own directory missing there.
