@@ -20,8 +20,8 @@ LLMUX_BEGIN_DECL
 
 /**
  * Registers every provider in libllmux-providers.a (openai, mistral,
- * ollama, alephalpha) with llmux_register_provider(). Defined by that
- * archive only, not by libllmux.so: linking it requires the static
+ * ollama, alephalpha, azure) with llmux_register_provider(). Defined by
+ * that archive only, not by libllmux.so: linking it requires the static
  * providers library. Safe to call more than once; call it before the
  * first request that names one of them. Returns 0, or the first error
  * (LLMUX_EABI when a provider refuses this library's host table, or a

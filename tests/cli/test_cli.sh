@@ -324,8 +324,9 @@ done
 # providers and descriptors name: each in --help's environment section.
 {
     grep -ohE 'getenv\("[A-Za-z_][A-Za-z0-9_]*"\)' "$SRC"/core/*.c \
-        "$SRC"/tools/cli/*.c | sed -E 's/getenv\("(.*)"\)/\1/'
-    grep -ohE '"[A-Z][A-Z0-9_]*_(API_KEY|BASE_URL|HOST|TOKEN|KEY)"' \
+        "$SRC"/tools/cli/*.c "$SRC"/providers/*/*.c |
+        sed -E 's/getenv\("(.*)"\)/\1/'
+    grep -ohE '"[A-Z][A-Z0-9_]*_(API_KEY|BASE_URL|ENDPOINT|HOST|TOKEN|KEY)"' \
         "$SRC"/providers/*/*.c | tr -d '"'
     sed -nE 's/^[[:space:]]*(api_key_env|base_url_env)[[:space:]]*=[[:space:]]*([A-Za-z0-9_]+).*/\2/p' \
         "$SRC"/plugins.d/*.conf
@@ -658,7 +659,9 @@ if names != ["NAME", "MODULE", "API_KEY_ENV", "SOURCE", "CAPABILITIES"]:
 by = {r["NAME"]: r for r in rs}
 if by["openai"]["API_KEY_ENV"] != "OPENAI_API_KEY": fail(by["openai"])
 if "alephalpha" in by and by["alephalpha"]["API_KEY_ENV"] != "AA_TOKEN":
-    fail(by["alephalpha"])'
+    fail(by["alephalpha"])
+if "azure" in by and by["azure"]["API_KEY_ENV"] != "AZURE_OPENAI_API_KEY":
+    fail(by["azure"])'
 
 # No provider at all: the program and its library copied into a tree of
 # their own, without plugins, the library's own directory missing there.
@@ -1958,8 +1961,9 @@ ROOT="http://127.0.0.1:$P1"
 NORM="$TMP/norm"
 mkdir -p "$NORM"
 unset MISTRAL_API_KEY MISTRAL_BASE_URL AA_TOKEN AA_BASE_URL OLLAMA_HOST \
-    OLLAMA_API_KEY
-export MISTRAL_API_KEY=mistral-test AA_TOKEN=aa-test
+    OLLAMA_API_KEY AZURE_OPENAI_API_KEY AZURE_OPENAI_ENDPOINT OPENAI_API_VERSION
+export MISTRAL_API_KEY=mistral-test AA_TOKEN=aa-test \
+    AZURE_OPENAI_API_KEY=azure-test
 
 # plugin_found NAME: NAME.so is in a $LLMUX_PLUGIN_PATH directory.
 plugin_found() {
@@ -2008,6 +2012,8 @@ for l in open(sys.argv[1], encoding="utf-8").read().splitlines():
     if isinstance(o, dict):
         o = {k: v for k, v in o.items()
              if k in ("object", "choices", "usage", "data")}
+        for c in o.get("choices", []):
+            c.pop("content_filter_results", None)  # Azure's annotation
     out.append(json.dumps(o, sort_keys=True))
 open(sys.argv[2], "w").write("\n".join(out) + "\n")
 EOF
@@ -2379,6 +2385,55 @@ else
     RC=$?
     expect_out "[alephalpha] AA_BASE_URL sets the base URL" \
         'Mock reply to: hi\n'
+fi
+
+if ! plugin_found azure; then
+    skip "[azure] every check (azure.so not in \$LLMUX_PLUGIN_PATH)"
+elif ! probe "$ROOT/openai/models?api-version=2024-10-21" GET '' \
+    'isinstance(o["data"], list)'; then
+    skip "[azure] every check (the mock does not serve /openai yet)"
+else
+    # the v1 API: no api-version anywhere
+    provider_block azure "$ROOT" gpt-4o-mini gpt-3.5-turbo-instruct \
+        text-embedding-3-small AZURE_OPENAI_API_KEY
+    RAN+=(azure)
+    run "$CLI" chat -m azure/gpt-4o-mini --base-url "$ROOT" hi </dev/null
+    expect_out "[azure] chat on the v1 API" 'Mock reply to: hi\n'
+    mockcheck "[azure] v1 path, api-key header, no Authorization" "$P1" \
+        /_mock/requests '
+r = o[-1]
+h = {k.lower(): v for k, v in r["headers"].items()}
+if not r["path"].startswith("/openai/v1/"): fail(r["path"])
+if h.get("api-key") != "azure-test": fail("api-key %r" % h.get("api-key"))
+if "authorization" in h: fail("Authorization sent")'
+    AZURE_OPENAI_ENDPOINT="$ROOT" "$CLI" chat \
+        -m "azure/prod-4o;api_version=2024-10-21" hi </dev/null \
+        >"$TMP/out" 2>"$TMP/err"
+    RC=$?
+    expect_out "[azure] AZURE_OPENAI_ENDPOINT sets the base URL" \
+        'Mock reply to: hi\n'
+    mockcheck "[azure] api_version=: the deployments path" "$P1" \
+        /_mock/requests '
+p = o[-1]["path"]
+if p != "/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21":
+    fail(p)'
+    OPENAI_API_VERSION=2024-06-01 "$CLI" chat -m azure/prod-4o \
+        --base-url "$ROOT" --json hi </dev/null >"$TMP/out" 2>"$TMP/err"
+    RC=$?
+    pycheck "[azure] OPENAI_API_VERSION: the model is the deployment, filter \
+results kept" '
+o = json.loads(out)
+if o.get("model") != "prod-4o": fail("model %r" % o.get("model"))
+if o["prompt_filter_results"][0]["prompt_index"] != 0: fail("filter results")
+if "content_filter_results" not in o["choices"][0]: fail("choice results")'
+    mockcheck "[azure] OPENAI_API_VERSION: its version in the query" "$P1" \
+        /_mock/requests '
+p = o[-1]["path"]
+if p != "/openai/deployments/prod-4o/chat/completions?api-version=2024-06-01":
+    fail(p)'
+    run "$CLI" chat -m azure/prod-4o </dev/null hi
+    expect_err "[azure] no base URL (no AZURE_OPENAI_ENDPOINT): exit 2" 2 \
+        "llmux: azure: no base URL.*"
 fi
 
 # the same normalized output whichever provider answers

@@ -1,9 +1,9 @@
 /*
- * test_mock_protocols.c: llmux-mock's Mistral, Ollama and Aleph Alpha
- * protocols, end to end over HTTP. The mock runs on a libuv loop in the
- * test thread; each request is a blocking curl transfer on a worker thread
- * that wakes the loop through a uv_async when it ends, so the mock is only
- * ever touched from the loop's thread. Checks each protocol's paths, body
+ * test_mock_protocols.c: llmux-mock's Mistral, Ollama, Aleph Alpha and
+ * Azure OpenAI protocols, end to end over HTTP. The mock runs on a libuv loop
+ * in the test thread; each request is a blocking curl transfer on a worker
+ * thread that wakes the loop through a uv_async when it ends, so the mock is
+ * only ever touched from the loop's thread. Checks each protocol's paths, body
  * shapes, stream framings, usage placement, error bodies and faults, that
  * all protocols give the same normalized content, and that the routing
  * leaves OpenAI where it was.
@@ -1497,6 +1497,222 @@ static void test_aleph_errors(void **state)
 /* ---- all protocols ----------------------------------------------------- */
 
 /* The same text embeds to the same vector everywhere. */
+/* ---- Azure OpenAI ------------------------------------------------------ */
+
+#define AZ_KEY    "api-key: " KEY
+#define AZ_DEP    "/openai/deployments/"
+#define AZ_VER    "?api-version=2024-10-21"
+#define AZ_CHAT   AZ_DEP "gpt-4o-prod/chat/completions" AZ_VER
+#define AZ_NOBODY "{\"messages\":[{\"role\":\"user\",\"content\":\"hi az\"}]"
+#define AZ_404                                                                 \
+    "{\"error\":{\"code\":\"404\",\"message\":\"Resource not found\"}}"
+#define AZ_401                                                                 \
+    "{\"error\":{\"code\":\"401\",\"message\":\"Access denied due to "         \
+    "invalid subscription key or wrong API endpoint. Make sure to provide a "  \
+    "valid key for an active subscription and use a correct regional API "     \
+    "endpoint for your resource.\"}}"
+
+/* A chat answer's filter results: at the top and on each choice. */
+static void assert_filtered(json_object *o)
+{
+    assert_int_equal(INT(o, "prompt_filter_results", "0", "prompt_index"), 0);
+    assert_string_equal(STR(o, "prompt_filter_results", "0",
+                            "content_filter_results", "hate", "severity"),
+                        "safe");
+    assert_false(json_object_get_boolean(AT(
+        o, "choices", "0", "content_filter_results", "violence", "filtered")));
+}
+
+static void test_azure_paths(void **state)
+{
+    env e;
+    reply r;
+    json_object *o;
+    const llmux_mock_record *rec;
+
+    (void)state;
+    env_start(&e);
+    /* the deployments API: the deployment is the model, the body's is
+     * ignored */
+    call_ex(&e, &r, AZ_CHAT, AZ_NOBODY ",\"model\":\"other\"}", NULL, AZ_KEY,
+            0);
+    assert_int_equal(r.status, 200);
+    o = parse(r.body);
+    assert_string_equal(STR(o, "model"), "gpt-4o-prod");
+    assert_string_equal(STR(o, "choices", "0", "message", "content"),
+                        "Mock reply to: hi az");
+    assert_filtered(o);
+    json_object_put(o);
+    reply_free(&r);
+    rec = llmux_mock_request(e.mock, llmux_mock_request_count(e.mock) - 1);
+    assert_string_equal(rec->path, AZ_CHAT);
+    /* a percent-encoded deployment is one segment, decoded */
+    call_ex(&e, &r, AZ_DEP "a%2F..%3Fb/chat/completions" AZ_VER, AZ_NOBODY "}",
+            NULL, AZ_KEY, 0);
+    assert_int_equal(r.status, 200);
+    o = parse(r.body);
+    assert_string_equal(STR(o, "model"), "a/..?b");
+    json_object_put(o);
+    reply_free(&r);
+    /* no api-version, an empty one, two segments, an unknown path: 404 */
+    call_ex(&e, &r, AZ_DEP "gpt-4o-prod/chat/completions", AZ_NOBODY "}", NULL,
+            AZ_KEY, 0);
+    assert_int_equal(r.status, 404);
+    assert_string_equal(r.body, AZ_404);
+    reply_free(&r);
+    call_ex(&e, &r, AZ_DEP "d/chat/completions?api-version=", AZ_NOBODY "}",
+            NULL, AZ_KEY, 0);
+    assert_int_equal(r.status, 404);
+    reply_free(&r);
+    call_ex(&e, &r, AZ_DEP "a/b/chat/completions" AZ_VER, AZ_NOBODY "}", NULL,
+            AZ_KEY, 0);
+    assert_int_equal(r.status, 404);
+    reply_free(&r);
+    call_ex(&e, &r, "/openai/chat/completions" AZ_VER, AZ_NOBODY "}", NULL,
+            AZ_KEY, 0);
+    assert_int_equal(r.status, 404);
+    assert_string_equal(r.body, AZ_404);
+    reply_free(&r);
+    /* the v1 API: no api-version, the body names the deployment */
+    call_ex(&e, &r, "/openai/v1/chat/completions",
+            AZ_NOBODY ",\"model\":\"gpt-4o-prod\"}", NULL, AZ_KEY, 0);
+    assert_int_equal(r.status, 200);
+    o = parse(r.body);
+    assert_string_equal(STR(o, "model"), "gpt-4o-prod");
+    assert_filtered(o);
+    json_object_put(o);
+    reply_free(&r);
+    /* models: /openai/models with a version, /openai/v1/models without */
+    call_ex(&e, &r, "/openai/models" AZ_VER, NULL, NULL, AZ_KEY, 0);
+    assert_int_equal(r.status, 200);
+    o = parse(r.body);
+    assert_string_equal(STR(o, "object"), "list");
+    assert_non_null(STR(o, "data", "0", "id"));
+    json_object_put(o);
+    reply_free(&r);
+    call_ex(&e, &r, "/openai/models", NULL, NULL, AZ_KEY, 0);
+    assert_int_equal(r.status, 404);
+    reply_free(&r);
+    call_ex(&e, &r, "/openai/v1/models", NULL, NULL, AZ_KEY, 0);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    env_stop(&e);
+}
+
+static void test_azure_auth(void **state)
+{
+    env e;
+    reply r;
+
+    (void)state;
+    env_start(&e);
+    /* api-key, or a bearer token as Entra ID sends it */
+    call_ex(&e, &r, AZ_CHAT, AZ_NOBODY "}", NULL, AZ_KEY, 0);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    call(&e, &r, AZ_CHAT, AZ_NOBODY "}", KEY);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    /* none, or a wrong one either way: Azure's 401 */
+    call(&e, &r, AZ_CHAT, AZ_NOBODY "}", NULL);
+    assert_int_equal(r.status, 401);
+    assert_string_equal(r.body, AZ_401);
+    reply_free(&r);
+    call_ex(&e, &r, AZ_CHAT, AZ_NOBODY "}", NULL, "api-key: bad-key", 0);
+    assert_int_equal(r.status, 401);
+    assert_string_equal(r.body, AZ_401);
+    reply_free(&r);
+    call(&e, &r, "/openai/v1/models", NULL, "bad-key");
+    assert_int_equal(r.status, 401);
+    reply_free(&r);
+    /* a fault's status: the code is the status */
+    assert_int_equal(llmux_mock_push_fault(e.mock, "status=429"), 0);
+    call_ex(&e, &r, AZ_CHAT, AZ_NOBODY "}", NULL, AZ_KEY, 0);
+    assert_int_equal(r.status, 429);
+    {
+        json_object *o = parse(r.body);
+        assert_string_equal(STR(o, "error", "code"), "429");
+        assert_non_null(strstr(STR(o, "error", "message"), "retry after"));
+        json_object_put(o);
+    }
+    reply_free(&r);
+    env_stop(&e);
+}
+
+/* The stream opens with the filter preamble, then OpenAI's chunks. */
+static void test_azure_stream(void **state)
+{
+    env e;
+    reply r, ro;
+    json_object *o;
+    char **ev, **evo;
+    size_t n, no, i;
+
+    (void)state;
+    env_start(&e);
+    call_ex(&e, &r, AZ_CHAT, AZ_NOBODY ",\"stream\":true}", NULL, AZ_KEY, 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.ctype, "text/event-stream");
+    ev = split(r.body, "\n\n", "data: ", &n);
+    assert_true(n > 3);
+    o = parse(ev[0]);
+    assert_int_equal(json_object_array_length(AT(o, "choices")), 0);
+    assert_int_equal(INT(o, "created"), 0);
+    assert_string_equal(STR(o, "id"), "");
+    assert_string_equal(STR(o, "model"), "");
+    assert_true(has_key(o, "usage") && !AT(o, "usage"));
+    assert_string_equal(STR(o, "prompt_filter_results", "0",
+                            "content_filter_results", "sexual", "severity"),
+                        "safe");
+    json_object_put(o);
+    o = parse(ev[1]);
+    assert_string_equal(STR(o, "model"), "gpt-4o-prod");
+    assert_string_equal(STR(o, "object"), "chat.completion.chunk");
+    json_object_put(o);
+    assert_string_equal(ev[n - 1], "[DONE]");
+    /* after the preamble, the same events as OpenAI's (ids and model
+     * aside) */
+    call(&e, &ro, "/v1/chat/completions",
+         AZ_NOBODY ",\"model\":\"gpt-4o-prod\",\"stream\":true}", KEY);
+    evo = split(ro.body, "\n\n", "data: ", &no);
+    assert_int_equal(no, n - 1);
+    for (i = 0; i + 1 < no; i++) {
+        json_object *a = parse(ev[i + 1]), *b = parse(evo[i]);
+        assert_true(json_object_equal(AT(a, "choices"), AT(b, "choices")));
+        json_object_put(a);
+        json_object_put(b);
+    }
+    parts_free(evo);
+    reply_free(&ro);
+    parts_free(ev);
+    reply_free(&r);
+    env_stop(&e);
+}
+
+static void test_azure_completions(void **state)
+{
+    env e;
+    reply r;
+    json_object *o;
+
+    (void)state;
+    env_start(&e);
+    call_ex(&e, &r, "/openai/v1/completions",
+            "{\"model\":\"inst\",\"prompt\":\"say it\"}", NULL, AZ_KEY, 0);
+    assert_int_equal(r.status, 200);
+    o = parse(r.body);
+    assert_string_equal(STR(o, "model"), "inst");
+    assert_string_equal(STR(o, "choices", "0", "text"),
+                        "Mock completion of: say it");
+    json_object_put(o);
+    reply_free(&r);
+    call_ex(&e, &r, AZ_DEP "inst/completions", "{\"prompt\":\"x\"}", NULL,
+            AZ_KEY, 0);
+    assert_int_equal(r.status, 404);
+    reply_free(&r);
+    env_stop(&e);
+}
+
 static void test_same_embeddings(void **state)
 {
     env e;
@@ -1527,6 +1743,18 @@ static void test_same_embeddings(void **state)
          "{\"model\":\"all-minilm\",\"input\":\"first text\"}", NULL);
     o = parse(r.body);
     got = text_of(AT(o, "embeddings", "0"));
+    assert_string_equal(got, want);
+    free(got);
+    json_object_put(o);
+    reply_free(&r);
+
+    /* Azure: the deployment is the model */
+    call_ex(&e, &r, AZ_DEP "emb/embeddings" AZ_VER,
+            "{\"input\":[\"first text\"]}", NULL, AZ_KEY, 0);
+    assert_int_equal(r.status, 200);
+    o = parse(r.body);
+    assert_string_equal(STR(o, "model"), "emb");
+    got = text_of(AT(o, "data", "0", "embedding"));
     assert_string_equal(got, want);
     free(got);
     json_object_put(o);
@@ -1654,6 +1882,10 @@ int main(void)
         cmocka_unit_test(test_aleph_embeddings),
         cmocka_unit_test(test_aleph_tasks),
         cmocka_unit_test(test_aleph_errors),
+        cmocka_unit_test(test_azure_paths),
+        cmocka_unit_test(test_azure_auth),
+        cmocka_unit_test(test_azure_stream),
+        cmocka_unit_test(test_azure_completions),
         cmocka_unit_test(test_same_embeddings),
         cmocka_unit_test(test_faults_everywhere),
     };

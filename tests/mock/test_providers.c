@@ -1,5 +1,5 @@
 /*
- * tests/mock/test_providers.c: the four providers through the C API
+ * tests/mock/test_providers.c: the five providers through the C API
  * against llmux-mock, which speaks each one's own protocol. Equivalent
  * replies must give identical normalized results whatever the provider,
  * and each plugin must send exactly the request its provider accepts.
@@ -24,13 +24,16 @@ typedef struct prov {
     const char *name;
     const char *model;
     const char *prefix; /* llmux-mock path prefix of its protocol */
+    const char *opts;   /* more of the config string */
 } prov;
 
 static const prov provs[] = {
-    {"openai", "gpt-4o-mini", "/v1"},
-    {"mistral", "mistral-small-latest", "/mistral"},
-    {"ollama", "llama3.2", "/ollama"},
-    {"alephalpha", "llama-3.1-8b-instruct", "/aleph"},
+    {"openai", "gpt-4o-mini", "/v1", ""},
+    {"mistral", "mistral-small-latest", "/mistral", ""},
+    {"ollama", "llama3.2", "/ollama", ""},
+    {"alephalpha", "llama-3.1-8b-instruct", "/aleph", ""},
+    /* the deployments API; test_azure covers v1 */
+    {"azure", "gpt-4o-mini", "", ";api_version=2024-10-21"},
 };
 #define N_PROVS (sizeof provs / sizeof provs[0])
 
@@ -54,8 +57,9 @@ static llmux_request *new_req(mock_env *e, const prov *p, llmux_op op,
     llmux_request *req;
     char spec[512];
     snprintf(spec, sizeof spec,
-             "%s/%s;base_url=http://127.0.0.1:%d%s;api_key=sk-test", p->name,
-             model ? model : p->model, llmux_mock_port(e->mock), p->prefix);
+             "%s/%s;base_url=http://127.0.0.1:%d%s;api_key=sk-test%s", p->name,
+             model ? model : p->model, llmux_mock_port(e->mock), p->prefix,
+             p->opts);
     assert_int_equal(llmux_request_new(&req, op, spec), 0);
     return req;
 }
@@ -90,6 +94,15 @@ static char *normalized(const llmux_response *res)
             json_object_object_del(j, drop[k]);
             free(drop[k]);
         }
+    }
+    {
+        /* Azure's filter results annotate each choice */
+        json_object *ch;
+        size_t k;
+        if (json_object_object_get_ex(j, "choices", &ch))
+            for (k = 0; k < json_object_array_length(ch); k++)
+                json_object_object_del(json_object_array_get_idx(ch, k),
+                                       "content_filter_results");
     }
     {
         /* tool call ids are minted by each provider (Ollama sends none) */
@@ -495,6 +508,120 @@ static void test_aleph_tasks(void **state)
     llmux_request_free(req);
 }
 
+/* Azure end to end: both surfaces, the api-key header, the filter fields
+ * passed through, the stream's preamble, wrong keys and a missing
+ * api-version. */
+static llmux_request *azure_req(mock_env *e, llmux_op op, const char *model,
+                                const char *opts)
+{
+    llmux_request *req;
+    char spec[512];
+    snprintf(spec, sizeof spec,
+             "azure%s%s;base_url=http://127.0.0.1:%d;api_key=az-key%s",
+             model ? "/" : "", model ? model : "", llmux_mock_port(e->mock),
+             opts);
+    assert_int_equal(llmux_request_new(&req, op, spec), 0);
+    return req;
+}
+
+/* The last request the mock received: its path, and its api-key header
+ * (with no Authorization beside it). */
+static void assert_sent(mock_env *e, const char *path)
+{
+    const llmux_mock_record *rec =
+        llmux_mock_request(e->mock, llmux_mock_request_count(e->mock) - 1);
+    assert_string_equal(rec->path, path);
+    assert_string_equal(llmux_mock_record_header(rec, "api-key"), "az-key");
+    assert_null(llmux_mock_record_header(rec, "Authorization"));
+}
+
+static void test_azure(void **state)
+{
+    static const char *const surfaces[] = {";api_version=2024-10-21",
+                                           ";api_version=v1"};
+    static const char *const chat_paths[] = {
+        "/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21",
+        "/openai/v1/chat/completions"};
+    static const char *const embed_paths[] = {
+        "/openai/deployments/emb/embeddings?api-version=2024-10-21",
+        "/openai/v1/embeddings"};
+    static const char *const models_paths[] = {
+        "/openai/models?api-version=2024-10-21", "/openai/v1/models"};
+    mock_env *e = *state;
+    mock_call r = {0};
+    llmux_request *req;
+    const char *f;
+    int s, stream;
+    if (!have_plugin("azure"))
+        skip();
+    for (s = 0; s < 2; s++) {
+        for (stream = 0; stream < 2; stream++) {
+            req = azure_req(e, LLMUX_OP_CHAT, "prod-4o", surfaces[s]);
+            llmux_request_add_message(req, LLMUX_ROLE_USER, "hello azure");
+            llmux_request_set_stream(req, stream);
+            mock_env_call(e, req, &r);
+            if (r.status != 0)
+                fail_msg("%s: %s", surfaces[s], r.err->message);
+            assert_sent(e, chat_paths[s]);
+            assert_string_equal(llmux_response_text(r.res, NULL),
+                                "Mock reply to: hello azure");
+            assert_string_equal(llmux_response_model(r.res), "prod-4o");
+            /* the real chunks' id and time, not the stream preamble's */
+            assert_non_null(strstr(llmux_response_id(r.res), "chatcmpl-"));
+            assert_int_equal(llmux_response_created(r.res), 1700000000);
+            /* Azure's filter results reach the caller */
+            f = llmux_response_field(r.res, "prompt_filter_results");
+            assert_non_null(f);
+            assert_non_null(strstr(f, "\"prompt_index\":0"));
+            if (stream)
+                assert_true(r.chunks > 1);
+            else
+                assert_non_null(llmux_choice_field(
+                    llmux_response_choice(r.res, 0), "content_filter_results"));
+            mock_call_free(&r);
+        }
+        req = azure_req(e, LLMUX_OP_EMBED, "emb", surfaces[s]);
+        llmux_request_add_input(req, "first text");
+        mock_env_call(e, req, &r);
+        assert_int_equal(r.status, 0);
+        assert_sent(e, embed_paths[s]);
+        assert_int_equal(llmux_response_embedding_count(r.res), 1);
+        mock_call_free(&r);
+        req = azure_req(e, LLMUX_OP_MODELS, NULL, surfaces[s]);
+        mock_env_call(e, req, &r);
+        assert_int_equal(r.status, 0);
+        assert_sent(e, models_paths[s]);
+        assert_true(llmux_response_model_count(r.res) > 0);
+        mock_call_free(&r);
+    }
+    /* a wrong key: Azure's 401 is LLMUX_EAUTH with its message */
+    req = azure_req(e, LLMUX_OP_CHAT, "prod-4o", ";api_key=bad-key");
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
+    mock_env_call(e, req, &r);
+    assert_int_equal(r.status, LLMUX_EAUTH);
+    assert_int_equal(r.err->http_status, 401);
+    assert_string_equal(r.err->provider_code, "401");
+    assert_non_null(strstr(r.err->message, "Access denied"));
+    mock_call_free(&r);
+    /* the deployments API without api-version (the OpenAI plugin pointed
+     * at a deployment's URL): Azure's 404, its message kept */
+    {
+        char spec[256];
+        snprintf(spec, sizeof spec,
+                 "openai/prod-4o;base_url=http://127.0.0.1:%d/openai/"
+                 "deployments/prod-4o;api_key=az-key",
+                 llmux_mock_port(e->mock));
+        assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+    }
+    llmux_request_add_message(req, LLMUX_ROLE_USER, "x");
+    mock_env_call(e, req, &r);
+    assert_int_not_equal(r.status, 0);
+    assert_int_equal(r.err->http_status, 404);
+    assert_string_equal(r.err->provider_code, "404");
+    assert_string_equal(r.err->message, "Resource not found");
+    mock_call_free(&r);
+}
+
 int main(void)
 {
     llmux_client_options co = LLMUX_CLIENT_OPTIONS_INIT;
@@ -509,6 +636,7 @@ int main(void)
         mock_env_test_with(test_request_fields, &no_retries),
         mock_env_test_with(test_errors, &no_retries),
         mock_env_test_with(test_aleph_tasks, &no_retries),
+        mock_env_test_with(test_azure, &no_retries),
         cmocka_unit_test(test_caps_every_provider),
         cmocka_unit_test(test_locale_neutral),
     };

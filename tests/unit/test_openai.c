@@ -1510,8 +1510,11 @@ static void test_error_kinds(void **state)
         static const struct {
             const char *name;
             int rate_limits;
-        } provs[] = {
-            {"openai", 1}, {"mistral", 1}, {"ollama", 0}, {"alephalpha", 0}};
+        } provs[] = {{"openai", 1},
+                     {"mistral", 1},
+                     {"ollama", 0},
+                     {"alephalpha", 0},
+                     {"azure", 1}};
         size_t i;
         for (i = 0; i < sizeof provs / sizeof provs[0]; i++) {
             const llmux__provider *p;

@@ -24,8 +24,8 @@ static void usage(FILE *f)
           "                  [--fault-all SPEC] [--port-file FILE] "
           "[--quiet]\n"
           "Serves OpenAI (any path), Mistral (/mistral/v1/...), Ollama\n"
-          "(/ollama/api/...) and Aleph Alpha (/aleph/...) with\n"
-          "deterministic answers.\n"
+          "(/ollama/api/...), Aleph Alpha (/aleph/...) and Azure OpenAI\n"
+          "(/openai/...) with deterministic answers.\n"
           "SPEC is ';'-separated directives, e.g. "
           "'status=429;retry_after=1'.\n",
           f);

@@ -3,7 +3,8 @@
  *
  * mock_server.c owns sockets, HTTP parsing, records, fault resolution and
  * the response engine (pacing, stalls, cuts). Each wire protocol lives in
- * its own file (mock_openai.c, mock_mistral.c, mock_ollama.c, mock_aleph.c)
+ * its own file (mock_openai.c, mock_mistral.c, mock_ollama.c, mock_aleph.c,
+ * mock_azure.c)
  * and only builds replies: a whole body, or a list of framed stream events
  * that the engine sends one by one. mock_chat.c decides the normalized
  * answer every protocol gives and writes OpenAI's chat shape, which
@@ -189,6 +190,7 @@ extern const mock_protocol llmux__mock_openai;
 extern const mock_protocol llmux__mock_mistral;
 extern const mock_protocol llmux__mock_ollama;
 extern const mock_protocol llmux__mock_aleph;
+extern const mock_protocol llmux__mock_azure;
 
 /* ---- JSON helpers ------------------------------------------------------ */
 

@@ -42,6 +42,7 @@ static const mock_protocol *const mock_protocols[] = {
     &llmux__mock_mistral,
     &llmux__mock_ollama,
     &llmux__mock_aleph,
+    &llmux__mock_azure,
 };
 #define N_PROTOCOLS (sizeof(mock_protocols) / sizeof(mock_protocols[0]))
 
