@@ -303,8 +303,9 @@ static int resolve_base_url(llmux_request *r, const llmux__provider *p,
     if (!base || !*base)
         return llmux__request_fail(
             r, LLMUX_ECONFIG,
-            "%s: no base URL (set base_url=... in the config string)",
-            r->cfg.provider);
+            "%s: no base URL (set base_url=... in the config string%s%s)",
+            r->cfg.provider, p->base_url_env ? ", or " : "",
+            p->base_url_env ? p->base_url_env : "");
     if (strncmp(base, "http://", 7) && strncmp(base, "https://", 8))
         return llmux__request_fail(
             r, LLMUX_ECONFIG,

@@ -2433,7 +2433,7 @@ if p != "/openai/deployments/prod-4o/chat/completions?api-version=2024-06-01":
     fail(p)'
     run "$CLI" chat -m azure/prod-4o </dev/null hi
     expect_err "[azure] no base URL (no AZURE_OPENAI_ENDPOINT): exit 2" 2 \
-        "llmux: azure: no base URL.*"
+        "llmux: azure: no base URL .*, or AZURE_OPENAI_ENDPOINT\)"
 fi
 
 # the same normalized output whichever provider answers

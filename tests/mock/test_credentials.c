@@ -3,7 +3,8 @@
  * end against llmux-mock: what it is asked, the header its answer becomes,
  * answers cached until they expire, one query for many waiting requests,
  * answers given later on the loop, the refresh after a 401, failures,
- * the configured key, and requests cancelled, timed out or closed while
+ * the configured key, Azure's api-key header against a bearer token, and
+ * requests cancelled, timed out or closed while
  * they wait.
  */
 #include <setjmp.h>
@@ -312,6 +313,46 @@ static void test_configured_key_and_kinds(void **state)
     assert_string_equal(sent_auth(e, 2), "Bearer sk-own");
 }
 
+/* Azure takes a key in its api-key header and an Entra ID token as a
+ * bearer token: the kind of the answer picks the header. */
+static void test_azure_key_or_token(void **state)
+{
+    mock_env *e = *state;
+    mock_call c = {0};
+    const llmux_mock_record *r;
+    llmux_request *req;
+    char spec[256];
+    int kind;
+    reset();
+    cr.expires = 1; /* ask every time */
+    snprintf(spec, sizeof spec,
+             "azure/dep-1;base_url=http://127.0.0.1:%d;api_version=2024-10-21",
+             llmux_mock_port(e->mock));
+    for (kind = 0; kind < 2; kind++) {
+        cr.kind = kind ? LLMUX_CREDENTIAL_BEARER : LLMUX_CREDENTIAL_KEY;
+        cr.secrets[0] = kind ? "tok-entra" : "az-key";
+        assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec), 0);
+        assert_int_equal(llmux_request_add_message(req, LLMUX_ROLE_USER, "hi"),
+                         0);
+        assert_int_equal(mock_env_call(e, req, &c), 0);
+        mock_call_free(&c);
+        assert_string_equal(cr.provider, "azure");
+        r = llmux_mock_request(e->mock, (size_t)kind);
+        assert_non_null(r);
+        assert_string_equal(r->path, "/openai/deployments/dep-1/chat/"
+                                     "completions?api-version=2024-10-21");
+        if (kind) {
+            assert_string_equal(llmux_mock_record_header(r, "Authorization"),
+                                "Bearer tok-entra");
+            assert_null(llmux_mock_record_header(r, "api-key"));
+        } else {
+            assert_string_equal(llmux_mock_record_header(r, "api-key"),
+                                "az-key");
+            assert_null(llmux_mock_record_header(r, "Authorization"));
+        }
+    }
+}
+
 /* Bad answers: a control character or an unknown kind fail the waiting
  * request (LLMUX_ECONFIG) and llmux_credential_answer says EINVAL. */
 static void bad_answer(const llmux_credential_query *q,
@@ -417,6 +458,7 @@ int main(void)
         mock_env_test_with(test_refresh_after_401, &cb_env),
         mock_env_test_with(test_fail, &cb_env),
         mock_env_test_with(test_configured_key_and_kinds, &cb_env),
+        mock_env_test_with(test_azure_key_or_token, &cb_env),
         mock_env_test_with(test_bad_answers, &cb_env),
         mock_env_test_with(test_cancel_while_waiting, &cb_env),
         mock_env_test_with(test_deadline_while_waiting, &deadline_env),

@@ -284,7 +284,9 @@ static void test_encode_environment(void **state)
     env_clear(saved);
     /* no base URL anywhere: the core's clear configuration error */
     r = pt_op_req(LLMUX_OP_CHAT, "azure/d;api_key=k");
-    pt_prep_fails(r, LLMUX_ECONFIG, "no base URL");
+    pt_prep_fails(r, LLMUX_ECONFIG,
+                  "no base URL (set base_url=... in the config string, or "
+                  "AZURE_OPENAI_ENDPOINT)");
     llmux_request_free(r);
     /* the endpoint, the key and the version from the environment */
     setenv("AZURE_OPENAI_ENDPOINT", "https://res.openai.azure.com/", 1);
