@@ -302,3 +302,37 @@ LLMUX_EXTERN int llmux_request_add_file(llmux_request *req, llmux_role role,
     llmux__free(data);
     return add_part(req, role, typed("file", o));
 }
+
+LLMUX_EXTERN int llmux_request_add_file_id(llmux_request *req, llmux_role role,
+                                           const char *file_id)
+{
+    json_object *o;
+    if (!file_id || !*file_id)
+        return LLMUX_EINVAL;
+    o = json_object_new_object();
+    if (!o ||
+        json_object_object_add(o, "file_id", json_object_new_string(file_id))) {
+        json_object_put(o);
+        return LLMUX_ENOMEM;
+    }
+    return add_part(req, role, typed("file", o));
+}
+
+LLMUX_EXTERN int llmux_request_add_document_url(llmux_request *req,
+                                                llmux_role role,
+                                                const char *url,
+                                                const char *name)
+{
+    json_object *p;
+    if (!url || (strncmp(url, "https://", 8) && strncmp(url, "http://", 7)) ||
+        (name && !*name))
+        return LLMUX_EINVAL;
+    if (!(p = typed("document_url", json_object_new_string(url))))
+        return LLMUX_ENOMEM;
+    if (name && json_object_object_add(p, "document_name",
+                                       json_object_new_string(name))) {
+        json_object_put(p);
+        return LLMUX_ENOMEM;
+    }
+    return add_part(req, role, p);
+}

@@ -159,7 +159,8 @@ LLMUX_EXTERN int llmux_request_add_message(llmux_request *req, llmux_role role,
  * text part. The content is kept in OpenAI's shape (an array of parts)
  * and each provider's plugin translates it, or refuses a part its API
  * cannot take with LLMUX_ENOTSUP naming it at llmux_submit(): Ollama takes
- * images as bytes only, Mistral no files as bytes, Aleph Alpha images only.
+ * images as bytes only, Mistral no files as bytes, Aleph Alpha images only,
+ * OpenAI (and Azure, and the servers of its descriptors) no document URLs.
  * Bytes are copied (base64-encoded). Each returns 0, LLMUX_EINVAL (no
  * request, an unknown role, a bad argument as described) or LLMUX_ENOMEM.
  */
@@ -185,6 +186,18 @@ LLMUX_EXTERN int llmux_request_add_audio(llmux_request *req, llmux_role role,
 LLMUX_EXTERN int llmux_request_add_file(llmux_request *req, llmux_role role,
                                         const char *filename, const char *mime,
                                         const void *bytes, size_t len);
+/** A file uploaded before through the provider's file API, by the id it
+ * gave (OpenAI's "file-...", Mistral's UUID). */
+LLMUX_EXTERN int llmux_request_add_file_id(llmux_request *req, llmux_role role,
+                                           const char *file_id);
+/** A document (a PDF ...) by its http(s) URL, for the provider to fetch,
+ * with an optional `name` (NULL, or not empty). OpenAI's chat API has no
+ * such part: this is Mistral's document_url, and the OpenAI-shaped
+ * plugins refuse it. */
+LLMUX_EXTERN int llmux_request_add_document_url(llmux_request *req,
+                                                llmux_role role,
+                                                const char *url,
+                                                const char *name);
 
 /**
  * Appends a tool result message answering `tool_call_id` (required) with

@@ -73,7 +73,7 @@ static const llmux_oai_dialect azure_dialect = {
     NULL,                    /* never_send */
     NULL,                    /* header_options */
     azure_body_options,      /* body_options */
-    NULL,                    /* patch_request */
+    llmux_oai_patch_openai,  /* patch_request */
     azure_fixup,             /* fixup */
     NULL                     /* userdata */
 };

@@ -1127,6 +1127,36 @@ int llmux_oai_each_part(json_object *body,
     return 0;
 }
 
+struct part_check {
+    const llmux_oai_dialect *d;
+    const llmux_host *h;
+};
+
+static int openai_part(json_object *part, const char *type, size_t msg,
+                       void *ud)
+{
+    const struct part_check *pc = ud;
+    (void)part;
+    if (strcmp(type, "document_url") != 0)
+        return 0;
+    pc->h->log(LLMUX_LOG_ERROR,
+               "%s: message %zu: the content part \"document_url\" is not "
+               "supported by this provider: send the file's bytes (a \"file\" "
+               "part) or an uploaded file's id",
+               dname(pc->d), msg);
+    return LLMUX_ENOTSUP;
+}
+
+int llmux_oai_patch_openai(const llmux_oai_dialect *d, const llmux_host *h,
+                           llmux_call *call, json_object *body)
+{
+    struct part_check pc;
+    (void)call;
+    pc.d = d;
+    pc.h = h;
+    return llmux_oai_each_part(body, openai_part, &pc);
+}
+
 int llmux_oai_put_logprobs(const llmux_host *h, llmux_out *out,
                            json_object *tokens)
 {

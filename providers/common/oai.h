@@ -196,6 +196,12 @@ int llmux_oai_put_extras(const llmux_host *host, llmux_out *out,
                          struct json_object *obj, int where,
                          const char *const *known);
 
+/** A patch_request hook for OpenAI's chat API itself: refuses the content
+ * parts it has no form for (document_url, Mistral's) with LLMUX_ENOTSUP
+ * naming the part, where sending them would be a 400. */
+int llmux_oai_patch_openai(const llmux_oai_dialect *d, const llmux_host *h,
+                           llmux_call *call, struct json_object *body);
+
 /** Calls fn for each content part of each message of a chat body (the
  * "content" arrays), with its "type" ("" when none) and its message's
  * position; stops at fn's first non-zero return and returns it. fn may

@@ -276,6 +276,16 @@ static int mistral_part(json_object *part, const char *type, size_t msg,
     }
     if (strcmp(type, "file") == 0 &&
         json_object_is_type(f = get(part, "file"), json_type_object) &&
+        json_object_is_type(a = get(f, "file_id"), json_type_string) &&
+        !get(f, "file_data")) {
+        /* OpenAI's {"file":{"file_id":ID}} is Mistral's {"file_id":ID} */
+        int rc = set(part, "file_id", json_object_get(a));
+        if (rc == 0)
+            json_object_object_del(part, "file");
+        return rc;
+    }
+    if (strcmp(type, "file") == 0 &&
+        json_object_is_type(f = get(part, "file"), json_type_object) &&
         get(f, "file_data")) {
         h->log(LLMUX_LOG_ERROR,
                "mistral: message %zu: the content part \"file\" with its "

@@ -38,7 +38,7 @@ static const llmux_oai_dialect openai_dialect = {
     NULL,                    /* never_send */
     openai_headers,          /* header_options */
     openai_body_options,     /* body_options */
-    NULL,                    /* patch_request */
+    llmux_oai_patch_openai,  /* patch_request */
     NULL,                    /* fixup */
     NULL                     /* userdata */
 };

@@ -280,6 +280,27 @@ static void test_encode_never_send(void **state)
                              0);
             pt_prep_fails(r, LLMUX_ENOTSUP, "file_data");
             llmux_request_free(r);
+            /* an uploaded file's id and a document URL, Mistral's way */
+            r = chat_req(NULL);
+            assert_int_equal(
+                llmux_request_add_file_id(r, LLMUX_ROLE_USER, "9f1c-uuid"), 0);
+            assert_int_equal(llmux_request_add_document_url(
+                                 r, LLMUX_ROLE_USER,
+                                 "https://arxiv.org/pdf/1805.04770",
+                                 "paper.pdf"),
+                             0);
+            prep_ok(r, &p3);
+            b3 = body_of(&p3);
+            pt_assert_match(
+                jget(b3, "messages"),
+                "[{'role':'user','content':[{'type':'text','text':'Hi'},"
+                "{'type':'file','file_id':'9f1c-uuid'},"
+                "{'type':'document_url','document_url':"
+                "'https://arxiv.org/pdf/1805.04770','document_name':"
+                "'paper.pdf'}]}]");
+            json_object_put(b3);
+            llmux__prepared_free(&p3);
+            llmux_request_free(r);
         }
         /* through the public setter as a caller would: --logprobs */
         r = chat_req(NULL);

@@ -431,6 +431,12 @@ static void test_encode_content_parts(void **state)
                          0);
         pt_prep_fails(r, LLMUX_ENOTSUP, "\"file\" is not supported");
         llmux_request_free(r);
+        r = new_req(LLMUX_OP_CHAT, "ollama/llava;" BASE);
+        assert_int_equal(llmux_request_add_document_url(
+                             r, LLMUX_ROLE_USER, "https://x.test/a.pdf", NULL),
+                         0);
+        pt_prep_fails(r, LLMUX_ENOTSUP, "\"document_url\" is not supported");
+        llmux_request_free(r);
     }
 }
 

@@ -1570,8 +1570,35 @@ static void test_encode_typed_parts(void **state)
     llmux__prepared_free(&p);
     llmux_request_free(r);
 
+    /* an uploaded file by its id; a document URL has no OpenAI form */
+    r = new_req(LLMUX_OP_CHAT, "openai/gpt-4o-mini;" BASE);
+    assert_int_equal(
+        llmux_request_add_file_id(r, LLMUX_ROLE_USER, "file-abc123"), 0);
+    prep_ok(r, &p);
+    b = body_of(&p);
+    pt_assert_match(jget(b, "messages"),
+                    "[{'role':'user','content':[{'type':'file','file':"
+                    "{'file_id':'file-abc123'}}]}]");
+    json_object_put(b);
+    llmux__prepared_free(&p);
+    assert_int_equal(llmux_request_add_document_url(
+                         r, LLMUX_ROLE_USER, "https://x.test/a.pdf", "a.pdf"),
+                     0);
+    pt_prep_fails(r, LLMUX_ENOTSUP,
+                  "message 0: the content part \"document_url\" is not "
+                  "supported");
+    llmux_request_free(r);
+
     /* bad arguments, each refused without a change */
     r = new_req(LLMUX_OP_CHAT, "openai/gpt-4o-mini;" BASE);
+    assert_int_equal(llmux_request_add_file_id(r, LLMUX_ROLE_USER, ""),
+                     LLMUX_EINVAL);
+    assert_int_equal(llmux_request_add_document_url(r, LLMUX_ROLE_USER,
+                                                    "file:///etc/passwd", NULL),
+                     LLMUX_EINVAL);
+    assert_int_equal(llmux_request_add_document_url(r, LLMUX_ROLE_USER,
+                                                    "https://x.test/a.pdf", ""),
+                     LLMUX_EINVAL);
     assert_int_equal(
         llmux_request_add_image(r, LLMUX_ROLE_USER, "text/plain", png, 1, NULL),
         LLMUX_EINVAL);
