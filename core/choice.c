@@ -232,6 +232,7 @@ void llmux__choice_clear(struct llmux_choice *c, int keep)
     c->n_calls = 0;
     lp_clear(&c->lp[0], keep);
     lp_clear(&c->lp[1], keep);
+    (void)llmux__extra_flush(&c->grow); /* its references go first */
     llmux__extra_free(&c->extra[0]);
     llmux__extra_free(&c->extra[1]);
     if (keep) {
@@ -318,8 +319,9 @@ int llmux__choice_merge(struct llmux_choice *acc, const struct llmux_choice *ch)
     /* a choice's own fields are restated by each event (Azure's
      * content_filter_results): the last one wins; its message's come as
      * deltas and accumulate */
-    if ((rc = llmux__extra_merge(&acc->extra[0], ch->extra[0], 0)) != 0 ||
-        (rc = llmux__extra_merge(&acc->extra[1], ch->extra[1], 1)) != 0)
+    if ((rc = llmux__extra_merge(&acc->extra[0], ch->extra[0], NULL)) != 0 ||
+        (rc = llmux__extra_merge(&acc->extra[1], ch->extra[1], &acc->grow)) !=
+            0)
         return rc;
     return 0;
 }

@@ -94,7 +94,62 @@ static json_object *copy(json_object *v)
     return c;
 }
 
-static int accumulate(json_object *acc, json_object *delta, int depth);
+static int accumulate(json_object *acc, json_object *delta, int depth,
+                      llmux__xgrow *g);
+
+static void grow_free(json_object *o, void *ud)
+{
+    (void)o;
+    llmux__buf_free(ud);
+    llmux__free(ud);
+}
+
+/* Appends string v to string a, in a's buffer (made on its first
+ * append, and a kept in g until llmux__extra_flush). */
+static int grow_append(llmux__xgrow *g, json_object *a, json_object *v)
+{
+    llmux__buf *b = json_object_get_userdata(a);
+    if (!b) {
+        if (g->n == g->cap) {
+            size_t cap = g->cap ? 2 * g->cap : 4;
+            json_object **nv = llmux__realloc(g->v, cap * sizeof *nv);
+            if (!nv)
+                return LLMUX_ENOMEM;
+            g->v = nv;
+            g->cap = cap;
+        }
+        if (!(b = llmux__calloc(1, sizeof *b)))
+            return LLMUX_ENOMEM;
+        if (llmux__buf_append(b, json_object_get_string(a),
+                              (size_t)json_object_get_string_len(a))) {
+            grow_free(a, b);
+            return LLMUX_ENOMEM;
+        }
+        json_object_set_userdata(a, b, grow_free);
+        g->v[g->n++] = json_object_get(a);
+    }
+    return llmux__buf_append(b, json_object_get_string(v),
+                             (size_t)json_object_get_string_len(v))
+               ? LLMUX_ENOMEM
+               : 0;
+}
+
+int llmux__extra_flush(llmux__xgrow *g)
+{
+    size_t i;
+    int rc = 0;
+    for (i = 0; i < g->n; i++) {
+        llmux__buf *b = json_object_get_userdata(g->v[i]);
+        if (b &&
+            !json_object_set_string_len(g->v[i], b->p ? b->p : "", (int)b->len))
+            rc = LLMUX_ENOMEM;
+        json_object_set_userdata(g->v[i], NULL, NULL); /* frees b */
+        json_object_put(g->v[i]);
+    }
+    llmux__free(g->v);
+    memset(g, 0, sizeof *g);
+    return rc;
+}
 
 /* The element of array `arr` whose "index" equals e's, or NULL. */
 static json_object *same_index(json_object *arr, json_object *e)
@@ -117,7 +172,7 @@ static json_object *same_index(json_object *arr, json_object *e)
 
 /* acc[key] folded with delta value v (see llmux__extra_merge). */
 static int accumulate_member(json_object *acc, const char *key, json_object *v,
-                             int depth)
+                             int depth, llmux__xgrow *g)
 {
     json_object *a = NULL, *c;
     json_type ta, tv = json_object_get_type(v);
@@ -127,23 +182,10 @@ static int accumulate_member(json_object *acc, const char *key, json_object *v,
         strcmp(key, "index") == 0 || strcmp(key, "type") == 0)
         goto replace;
     ta = json_object_get_type(a);
-    if (ta == json_type_string && tv == json_type_string) {
-        size_t la = (size_t)json_object_get_string_len(a);
-        size_t lv = (size_t)json_object_get_string_len(v);
-        char *s = llmux__malloc(la + lv + 1);
-        int rc;
-        if (!s)
-            return LLMUX_ENOMEM;
-        memcpy(s, json_object_get_string(a), la);
-        memcpy(s + la, json_object_get_string(v), lv);
-        s[la + lv] = '\0';
-        rc =
-            json_object_set_string_len(a, s, (int)(la + lv)) ? 0 : LLMUX_ENOMEM;
-        llmux__free(s);
-        return rc;
-    }
+    if (ta == json_type_string && tv == json_type_string)
+        return grow_append(g, a, v);
     if (ta == json_type_object && tv == json_type_object)
-        return accumulate(a, v, depth + 1);
+        return accumulate(a, v, depth + 1, g);
     if (ta == json_type_array && tv == json_type_array) {
         size_t i, n = json_object_array_length(v);
         for (i = 0; i < n; i++) {
@@ -151,7 +193,7 @@ static int accumulate_member(json_object *acc, const char *key, json_object *v,
             int rc;
             if (json_object_is_type(e, json_type_object) &&
                 (m = same_index(a, e)) != NULL) {
-                if ((rc = accumulate(m, e, depth + 1)) != 0)
+                if ((rc = accumulate(m, e, depth + 1, g)) != 0)
                     return rc;
                 continue;
             }
@@ -173,20 +215,21 @@ replace:
     return 0;
 }
 
-static int accumulate(json_object *acc, json_object *delta, int depth)
+static int accumulate(json_object *acc, json_object *delta, int depth,
+                      llmux__xgrow *g)
 {
     int rc;
     if (depth > EXTRA_DEPTH) /* values are parsed to this depth at most */
         return 0;
     json_object_object_foreach(delta, k, v)
     {
-        if ((rc = accumulate_member(acc, k, v, depth)) != 0)
+        if ((rc = accumulate_member(acc, k, v, depth, g)) != 0)
             return rc;
     }
     return 0;
 }
 
-int llmux__extra_merge(json_object **acc, json_object *from, int accum)
+int llmux__extra_merge(json_object **acc, json_object *from, llmux__xgrow *grow)
 {
     if (!from)
         return 0;
@@ -194,8 +237,8 @@ int llmux__extra_merge(json_object **acc, json_object *from, int accum)
         *acc = copy(from);
         return *acc ? 0 : LLMUX_ENOMEM;
     }
-    if (accum)
-        return accumulate(*acc, from, 0);
+    if (grow)
+        return accumulate(*acc, from, 0, grow);
     json_object_object_foreach(from, k, v)
     {
         json_object *c = copy(v);

@@ -270,6 +270,16 @@ typedef struct llmux__lp_list {
 } llmux__lp_list;
 
 /* A choice (choice.c); the public llmux_choice. */
+/* The strings of accumulated fields that grow along a stream: each one's
+ * bytes gather in a buffer (its json-c userdata), written into it once by
+ * llmux__extra_flush. json-c copies a whole string whenever it is set, so
+ * appending each delta to it made a long streamed string (audio's base64
+ * data) quadratic. */
+typedef struct llmux__xgrow {
+    struct json_object **v; /* a reference each */
+    size_t n, cap;
+} llmux__xgrow;
+
 struct llmux_choice {
     int index;
     llmux__buf text;
@@ -282,6 +292,7 @@ struct llmux_choice {
     llmux__lp_list lp[2];         /* LLMUX_LOGPROBS_CONTENT, _REFUSAL */
     struct json_object *extra[2]; /* fields not modelled: the choice's and
                                      its message's (extra.c) */
+    llmux__xgrow grow; /* extra[1]'s strings growing along a stream */
 };
 #define LLMUX__X_CHOICE  0
 #define LLMUX__X_MESSAGE 1
@@ -370,11 +381,15 @@ int llmux__choice_logprob(struct llmux_choice *c, int list, const char *token,
  * (created). LLMUX_EINVAL for bad JSON, LLMUX_ENOMEM. */
 int llmux__extra_set(struct json_object **slot, const char *key,
                      const char *json, size_t len);
-/* Folds the fields of `from` into *acc: accumulate (choice and message
- * fields of a stream) appends strings and arrays and merges objects;
- * else each key is replaced. */
+/* Folds the fields of `from` into *acc: with `grow` (choice and message
+ * fields of a stream: accumulate) appends strings (into grow's buffers)
+ * and arrays and merges objects; without, each key is replaced. */
 int llmux__extra_merge(struct json_object **acc, struct json_object *from,
-                       int accumulate);
+                       llmux__xgrow *grow);
+/* Writes the gathered strings into their objects and empties `g`: 0, or
+ * LLMUX_ENOMEM (the strings that could not be written keep what they had
+ * before the stream grew them). */
+int llmux__extra_flush(llmux__xgrow *g);
 /* Adds to `ours` (a JSON object being written) each field of `extra` it
  * lacks, and recursively into objects both have: the core's values win. */
 void llmux__extra_under(struct json_object *ours, struct json_object *extra);
@@ -412,6 +427,9 @@ void llmux__out_reset(struct llmux_out *o); /* empties, keeps buffers */
 void llmux__out_free(struct llmux_out *o);
 /* Folds a stream chunk into the accumulated response. */
 int llmux__out_merge(struct llmux_out *acc, const struct llmux_out *chunk);
+/* Writes the strings a stream grew into acc's fields (llmux__xgrow): once,
+ * when the stream ended, before anyone reads them. 0 or LLMUX_ENOMEM. */
+int llmux__out_flush(struct llmux_out *acc);
 
 /* The total token count: the reported one, else prompt + completion
  * (the known ones, at most LONG_MAX). */

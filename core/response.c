@@ -93,6 +93,16 @@ void llmux__out_free(struct llmux_out *o)
 
 /* ---- merging stream chunks ----------------------------------------------- */
 
+int llmux__out_flush(struct llmux_out *acc)
+{
+    size_t i;
+    int rc = 0;
+    for (i = 0; i < acc->n_choices; i++)
+        if (acc->choices[i].grow.n && llmux__extra_flush(&acc->choices[i].grow))
+            rc = LLMUX_ENOMEM;
+    return rc;
+}
+
 int llmux__out_merge(struct llmux_out *acc, const struct llmux_out *ch)
 {
     size_t i;
@@ -121,8 +131,9 @@ int llmux__out_merge(struct llmux_out *acc, const struct llmux_out *ch)
         acc->has_usage = 1;
     }
     /* top-level fields are repeated by each event: the last one wins */
-    if ((rc = llmux__extra_merge(&acc->extra_top, ch->extra_top, 0)) != 0 ||
-        (rc = llmux__extra_merge(&acc->extra_usage, ch->extra_usage, 0)) != 0)
+    if ((rc = llmux__extra_merge(&acc->extra_top, ch->extra_top, NULL)) != 0 ||
+        (rc = llmux__extra_merge(&acc->extra_usage, ch->extra_usage, NULL)) !=
+            0)
         return rc;
     for (i = 0; i < ch->n_choices; i++) {
         const struct llmux_choice *c = &ch->choices[i];

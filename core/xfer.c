@@ -704,6 +704,8 @@ void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg)
         memset(&x->body, 0, sizeof x->body);
     }
     reset_attempt(x);
+    if (llmux__out_flush(&res->o) && !code)
+        code = LLMUX_ENOMEM; /* a streamed field could not be written */
     x->state = X_DONE;
     llmux__release_slot(x); /* may start queued requests */
     llmux__hist_add(&c->h_total, (uv_now(c->loop) - x->t_submit) * 10);

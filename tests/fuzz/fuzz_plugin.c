@@ -210,6 +210,7 @@ static void run_stream(llmux__prepared *p, int op, const char *body, size_t len)
         rc = llmux__framer_finish(&f, on_event, &s);
     FUZZ_CHECK(rc == 0 || rc == LLMUX_ETOOBIG);
     llmux__framer_free(&f);
+    FUZZ_CHECK(llmux__out_flush(&s.acc->o) == 0); /* as the engine does */
     if (!s.err)
         read_response(s.acc, 0);
     llmux__out_free(&s.ch.o);

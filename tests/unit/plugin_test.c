@@ -542,6 +542,8 @@ void pt_run_stream(const pt_plugin *pl, llmux__prepared *p, llmux_op op,
         rc = llmux__framer_finish(&f, on_event, s);
     llmux__framer_free(&f);
     assert_int_equal(rc, s->err);
+    /* as the engine does when a stream ends */
+    assert_int_equal(llmux__out_flush(&s->acc->o), 0);
 }
 
 char *pt_run_once(const pt_plugin *pl, llmux_op op, const char *wire,

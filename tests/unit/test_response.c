@@ -154,7 +154,31 @@ static void test_stream_fields_accumulate(void **state)
     /* top-level fields are repeated by every event: the last one wins */
     fold(&acc, LLMUX_JSON_AT_TOP, "service_tier", "\"a\"");
     fold(&acc, LLMUX_JSON_AT_TOP, "service_tier", "\"b\"");
+    /* a string grown, then replaced by an object: the object stays */
+    fold(&acc, LLMUX_JSON_AT_MESSAGE, "note", "\"x\"");
+    fold(&acc, LLMUX_JSON_AT_MESSAGE, "note", "\"y\"");
+    fold(&acc, LLMUX_JSON_AT_MESSAGE, "note", "{\"k\":1}");
+    /* many deltas of one string (audio data): gathered, written once */
+    {
+        int i;
+        fold(&acc, LLMUX_JSON_AT_MESSAGE, "data", "\"\"");
+        for (i = 0; i < 3000; i++)
+            fold(&acc, LLMUX_JSON_AT_MESSAGE, "data", "\"QUJD\"");
+    }
+    /* what the engine does when the stream ends */
+    assert_int_equal(llmux__out_flush(&acc), 0);
+    assert_int_equal(acc.choices[0].grow.n, 0);
     js = json_of(&acc);
+    contains(js, "\"note\":{\"k\":1}");
+    {
+        const char *d = strstr(js, "\"data\":\"");
+        size_t n = 0;
+        assert_non_null(d);
+        for (d += 8; strncmp(d + n, "QUJD", 4) == 0; n += 4)
+            ;
+        assert_int_equal(n, 3000 * 4);
+        assert_int_equal(d[n], '"');
+    }
     contains(js, "\"audio\":{\"id\":\"a1\",\"transcript\":\"Hello\",\"n\":2}");
     contains(js, "\"parts\":[{\"index\":0,\"type\":\"t\",\"text\":\"ab\"},"
                  "{\"index\":1}]");
