@@ -323,7 +323,8 @@ static int resolve_key(llmux_request *r, const llmux__provider *p,
                        const llmux__settings *set, const char *key_env_allow,
                        int auth, llmux__prepared *out)
 {
-    const char *key = set->api_key, *kenv = set->api_key_env;
+    const char *key = set->api_key && *set->api_key ? set->api_key : NULL;
+    const char *kenv = set->api_key_env;
     size_t klen, i;
     int rc;
     if (kenv && (rc = check_key_env(r, p, kenv, key_env_allow)))
@@ -403,6 +404,14 @@ static int encode(llmux_request *r, const llmux__provider *p, int auth,
         llmux__host.http_method(&out->http, out->http.body ? "POST" : "GET"))
         return LLMUX_ENOMEM;
     return 0;
+}
+
+int llmux__has_auth(const llmux__provider *p,
+                    const struct llmux_http_request *h)
+{
+    return has_header(h, "Authorization") ||
+           (LLMUX_PROVIDER_HAS(p->vt, auth_header) && p->vt->auth_header &&
+            *p->vt->auth_header && has_header(h, p->vt->auth_header));
 }
 
 int llmux__auth_line(const llmux__provider *p,

@@ -87,7 +87,7 @@ static int use(xfer *x, const char *secret, int bearer)
     char *copy = NULL;
     if (secret && !*secret)
         secret = NULL; /* "" asks for nothing new */
-    x->cred_asked = secret != NULL;
+    x->cred_asked = 1; /* a 401 asks the callback again, once */
     if (!secret) {
         secret = x->prep.conf_key;
         bearer = 0;
@@ -107,6 +107,17 @@ static int use(xfer *x, const char *secret, int bearer)
     return 0;
 }
 
+/* While attempts wait for an answer nothing else may hold the loop: the
+ * client's async handle does (llmux_client_run() and llmux_run() wait for
+ * the answer instead of returning or spinning). */
+static void waiting(struct llmux_client *c, int delta)
+{
+    if (delta > 0 && c->cred_waiting++ == 0)
+        uv_ref((uv_handle_t *)&c->async);
+    else if (delta < 0 && --c->cred_waiting == 0)
+        uv_unref((uv_handle_t *)&c->async);
+}
+
 static void unlink_waiter(llmux__cred *e, xfer *x)
 {
     xfer **pp, *prev = NULL;
@@ -115,6 +126,7 @@ static void unlink_waiter(llmux__cred *e, xfer *x)
             *pp = x->cred_next;
             if (e->wtail == x)
                 e->wtail = prev;
+            waiting(e->c, -1);
             break;
         }
     x->cred_next = NULL;
@@ -128,8 +140,12 @@ int llmux__cred_fetch(xfer *x)
     llmux__cred *e;
     llmux_credential_reply *r;
     int rc;
-    if (!x->prep.cred)
+    /* a request that sends its own (a header, before_send) is not asked
+     * for */
+    if (!x->prep.cred || llmux__has_auth(x->prep.prov, &x->prep.http)) {
+        x->cred_asked = 0;
         return 0;
+    }
     if (x->cred_state == CRED_HAVE) { /* answered while it waited */
         x->cred_state = 0;
         return 0;
@@ -145,6 +161,7 @@ int llmux__cred_fetch(xfer *x)
     else
         e->whead = x;
     e->wtail = x;
+    waiting(c, 1);
     x->cred_state = CRED_WAIT;
     if (e->reply)
         return LLMUX__CRED_WAIT; /* that query's answer serves x too */
@@ -172,9 +189,7 @@ int llmux__cred_fetch(xfer *x)
     if (e->reply == r)
         r->in_cb = 0; /* to be answered later */
     if (x->cancel) {
-        if (x->cred)
-            unlink_waiter(x->cred, x);
-        x->cred_state = 0;
+        llmux__cred_forget(x);
         llmux__request_seterr(x->req, "canceled by the credential callback");
         return LLMUX_ECANCELED;
     }
@@ -228,6 +243,7 @@ xfer *llmux__cred_answer(llmux_credential_reply *r, const char *secret,
         int rc = code;
         char m[LLMUX__ERRBUF] = "";
         x->cred = NULL;
+        waiting(e->c, -1);
         if (!rc && (rc = use(x, secret, bearer)) != 0)
             snprintf(m, sizeof m, "%s", x->req->errmsg ? x->req->errmsg : "");
         if (rc)

@@ -255,6 +255,7 @@ struct llmux_client {
     llmux_credential_cb credential; /* creds.c, or NULL */
     void *credential_ud;
     struct llmux__cred *creds; /* answers per provider and endpoint */
+    size_t cred_waiting;       /* attempts waiting for an answer */
     char user_agent[64];
     uint64_t rng;
     size_t max_in_flight;

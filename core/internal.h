@@ -762,6 +762,10 @@ void llmux__prepared_free(llmux__prepared *p);
 int llmux__auth_line(const llmux__provider *p,
                      const struct llmux_http_request *h, const char *secret,
                      int bearer, char **line);
+/* Whether h carries a credential header of its own: Authorization, or the
+ * provider's auth_header. */
+int llmux__has_auth(const llmux__provider *p,
+                    const struct llmux_http_request *h);
 /* Zeroes and frees a string that held a secret (NULL: nothing). */
 void llmux__secret_free(char *s);
 

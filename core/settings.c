@@ -311,6 +311,7 @@ void llmux__settings_resolve(const llmux_request *req,
                              const llmux_kv *layer, size_t n,
                              llmux__settings *out)
 {
+    const char *below;
     size_t i;
     *out = defaults ? *defaults : builtin;
     /* the provider's descriptor over the client's (checked as it loaded) */
@@ -322,11 +323,17 @@ void llmux__settings_resolve(const llmux_request *req,
     /* the config string over the defaults: its keys were checked when
      * set; one that no longer passes (a fallback spec is checked too)
      * leaves the client's value */
+    below = out->api_key; /* the client's or the descriptor's */
     for (i = 0; i < req->cfg.n_opts; i++) {
         const setting *s = find_setting(req->cfg.opts[i].key);
         if (s)
             (void)parse_value(s, req->cfg.opts[i].value, out);
     }
+    /* api_key and api_key_env are one choice: the config string's
+     * variable wins over a key the layers below gave */
+    for (i = 0; below && out->api_key == below && i < req->cfg.n_opts; i++)
+        if (llmux__strcaseeq(req->cfg.opts[i].key, "api_key_env"))
+            out->api_key = NULL;
     /* the request's setters over both */
     for (i = 0; i < N_SETTINGS; i++)
         if (settings[i].req_off >= 0)

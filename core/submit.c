@@ -454,7 +454,7 @@ LLMUX_EXTERN void llmux_credential_fail(llmux_credential_reply *reply, int code,
 {
     if (!reply)
         return;
-    if (code >= 0)
+    if (code >= 0 || strcmp(llmux_err_name(code), "LLMUX_UNKNOWN") == 0)
         code = LLMUX_EAUTH;
     credential_resume(llmux__cred_answer(reply, NULL, 0, 0, code,
                                          message ? message

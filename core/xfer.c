@@ -163,8 +163,8 @@ static void on_retry_timer(uv_timer_t *t)
         return; /* a cancelled wait is finished by llmux__on_defer */
     old = llmux__client_log_target(x->c);
     rc = llmux__xfer_attempt(x);
-    if (rc)
-        llmux__xfer_finish(x, rc, 0, NULL);
+    if (rc) /* the hook's or the credential's message, if any */
+        llmux__xfer_finish(x, rc, 0, x->req->errmsg);
     llmux__log_target_swap(old);
 }
 
@@ -251,6 +251,7 @@ static int use_fallback(xfer *x)
     }
     x->edited = 0; /* the fallback's own request: before_send sees it */
     x->cred_refreshed = 0;
+    x->cred_asked = 0;
     {
         llmux_response *nr = llmux__response_new(req->op, req->cfg.provider);
         if (!nr)
@@ -637,6 +638,7 @@ int llmux__xfer_attempt(xfer *x)
     int rc;
 
     reset_attempt(x);
+    llmux__request_seterr(x->req, NULL); /* what this attempt says, if any */
     if (x->deadline) {
         uint64_t now = now_ms(c);
         if (now >= x->deadline)
@@ -755,6 +757,7 @@ void llmux__xfer_discard(xfer *x)
 {
     if (x->easy)
         curl_multi_remove_handle(x->c->multi, x->easy);
+    llmux__cred_forget(x);
     reset_attempt(x);
     if (x->res)
         llmux_response_free(x->res);
@@ -823,7 +826,7 @@ static void defer_start(xfer *x)
     llmux__take_slot(x);
     rc = llmux__xfer_attempt(x);
     if (rc)
-        llmux__xfer_finish(x, rc, 0, NULL);
+        llmux__xfer_finish(x, rc, 0, x->req->errmsg);
 }
 
 /* The credential x waited for came: its attempt goes on, or the request
@@ -878,7 +881,8 @@ void llmux__on_defer(uv_timer_t *t)
             continue;
         }
         if (x->defer_code && !x->cancel) {
-            llmux__xfer_finish(x, x->defer_code, 0, NULL); /* a failed start */
+            /* a failed start, with its message if it had one */
+            llmux__xfer_finish(x, x->defer_code, 0, x->req->errmsg);
             continue;
         }
         if (x->state == X_QUEUED)

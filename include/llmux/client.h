@@ -168,9 +168,9 @@ typedef struct llmux_credential_query {
     uint32_t struct_size; /**< sizeof(llmux_credential_query) in the
                                library */
     const char *provider; /**< the config string's provider ("azure") */
-    const char *endpoint; /**< "scheme://host:port" of the request's URL;
-                               credentials are cached per provider and
-                               endpoint */
+    const char *endpoint; /**< "scheme://host[:port]" of the request's URL
+                               (the port as the URL has it); credentials
+                               are cached per provider and endpoint */
     const char *model;    /**< the model of the attempt that asked (others
                                of the same endpoint may share the answer) */
     const char *url;      /**< that attempt's URL (with its query) */
@@ -185,13 +185,21 @@ typedef struct llmux_credential_reply llmux_credential_reply;
 /**
  * The credential callback (client options version 6). The core calls it
  * on the loop thread before an attempt of a provider that authenticates
- * with a key (bearer or optional auth), unless an answer for the same
- * provider and endpoint is cached and unexpired, or a query for them is
- * pending already (the attempt then waits for that one). It must answer
- * `reply` exactly once: inside the call, or later on the loop thread (a
- * token refresh running on the loop), even after the client closed. Until
- * then the attempts wait, holding their in-flight slots; the request's
- * total deadline (timeout_ms) still runs, and a cancel ends the wait.
+ * with a key (bearer or optional auth), unless the request sends a
+ * credential header of its own, an answer for the same provider and
+ * endpoint is cached and unexpired, or a query for them is pending
+ * already (the attempt then waits for that one). Like before_send it may
+ * run inside llmux_submit(), for a request that starts at once: a failure
+ * answered inside the call, or a cancel of the request, is then
+ * llmux_submit()'s return value (the request was not accepted, no done
+ * callback); later it reaches the done callback. It must answer `reply`
+ * exactly once: inside the call, or later on the loop thread (a token
+ * refresh running on the loop), even after the client closed. Until then
+ * the attempts wait, holding their in-flight slots and keeping the loop
+ * running (llmux_client_run() waits for the answer); the request's total
+ * deadline (timeout_ms) still runs, and a cancel ends the wait. With
+ * llmux_run(), whose loop the callback cannot reach, answer inside the
+ * call.
  */
 typedef void (*llmux_credential_cb)(const llmux_credential_query *q,
                                     llmux_credential_reply *reply,
@@ -216,7 +224,8 @@ LLMUX_EXTERN int llmux_credential_answer(llmux_credential_reply *reply,
 
 /**
  * Answers a credential query with a failure: the requests waiting for it
- * end with `code` (LLMUX_EAUTH when it is not a negative llmux code) and
+ * end with `code` (LLMUX_EAUTH when it is not one of the negative
+ * LLMUX_E* codes) and
  * `message` (copied; may be NULL). Nothing is cached: the next attempt
  * asks again. Call it on the client's loop thread. `reply` is freed.
  */

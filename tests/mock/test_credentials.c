@@ -28,6 +28,7 @@ static struct cred {
     int calls;
     int later;              /* keep the reply; the test answers it */
     int fail;               /* answer with llmux_credential_fail */
+    int fail_from;          /* from this call on (0: fail says) */
     const char *secrets[4]; /* the answer of call i (the last one after) */
     int kind;
     int64_t expires; /* 0: never; 1: long expired; >1: ms from now */
@@ -53,7 +54,7 @@ static void answer(llmux_credential_reply *r)
     int i = cr.calls - 1 < 3 ? cr.calls - 1 : 3;
     const char *s = cr.secrets[i] ? cr.secrets[i] : cr.secrets[0];
     int64_t exp = cr.expires > 1 ? now_ms() + cr.expires : cr.expires;
-    if (cr.fail) {
+    if (cr.fail || (cr.fail_from && cr.calls >= cr.fail_from)) {
         llmux_credential_fail(r, LLMUX_EAUTH, "vault is sealed");
         return;
     }
@@ -308,9 +309,29 @@ static void test_configured_key_and_kinds(void **state)
     req = chat(e, NULL);
     assert_int_equal(
         llmux_request_add_header(req, "Authorization: Bearer sk-own"), 0);
+    cr.calls = 0;
     assert_int_equal(mock_env_call(e, req, &c), 0);
     mock_call_free(&c);
     assert_string_equal(sent_auth(e, 2), "Bearer sk-own");
+    assert_int_equal(cr.calls, 0); /* not asked: the request has its own */
+}
+
+/* A failure answered for a retry ends the request with its own message,
+ * not the one of the attempt before. */
+static void test_fail_on_retry(void **state)
+{
+    mock_env *e = *state;
+    mock_call c = {0};
+    reset();
+    cr.secrets[0] = "sk-1";
+    cr.expires = 1; /* ask for each attempt */
+    cr.fail_from = 2;
+    assert_int_equal(llmux_mock_push_fault(e->mock, "status=500"), 0);
+    assert_int_equal(mock_env_call(e, chat(e, NULL), &c), LLMUX_EAUTH);
+    assert_int_equal(cr.calls, 2);
+    assert_string_equal(c.err->message, "vault is sealed");
+    mock_call_free(&c);
+    assert_int_equal(llmux_mock_request_count(e->mock), 1);
 }
 
 /* Azure takes a key in its api-key header and an Entra ID token as a
@@ -458,6 +479,7 @@ int main(void)
         mock_env_test_with(test_refresh_after_401, &cb_env),
         mock_env_test_with(test_fail, &cb_env),
         mock_env_test_with(test_configured_key_and_kinds, &cb_env),
+        mock_env_test_with(test_fail_on_retry, &cb_env),
         mock_env_test_with(test_azure_key_or_token, &cb_env),
         mock_env_test_with(test_bad_answers, &cb_env),
         mock_env_test_with(test_cancel_while_waiting, &cb_env),

@@ -1078,6 +1078,7 @@ static void test_descriptor_settings(void **state)
                                "timeout = 2.5\n"
                                "max_retries = 0\n"
                                "auth = none\n"
+                               "api_key = shared\n"
                                "x-opt = kept\n";
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     llmux__settings d, set;
@@ -1101,6 +1102,7 @@ static void test_descriptor_settings(void **state)
     assert_string_equal(set.auth, "none");
     assert_int_equal(prep.auth, LLMUX_AUTH_NONE);
     assert_int_equal(set.connect_timeout_ms, 10000); /* not in it */
+    assert_string_equal(prep.api_key, "shared");
     /* the plugin still gets its own options, and none of the core's */
     assert_int_equal(r->n_popts, 1);
     assert_string_equal(r->popts[0].key, "x-opt");
@@ -1116,6 +1118,18 @@ static void test_descriptor_settings(void **state)
     assert_int_equal(set.max_retries, 3);
     llmux__prepared_free(&prep);
     llmux_request_free(r);
+
+    /* the config string's api_key_env wins over the descriptor's key */
+    setenv("LLMUX_TEAM_KEY", "team", 1);
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT,
+                                       "withset/m;api_key_env=LLMUX_TEAM_KEY"),
+                     0);
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "hi"), 0);
+    assert_int_equal(llmux__prepare_ex(r, &d, &set, dirs, NULL, 0, &prep), 0);
+    assert_string_equal(prep.api_key, "team");
+    llmux__prepared_free(&prep);
+    llmux_request_free(r);
+    unsetenv("LLMUX_TEAM_KEY");
 
     /* another provider keeps the client's */
     assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, "good/m"), 0);

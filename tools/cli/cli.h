@@ -163,9 +163,10 @@ typedef struct cli {
     size_t n_words;
     /* secrets to keep out of every message */
     const char *secret1;
-    char *secret2;     /* api_key=... found in the spec (owned) */
-    char **fb_secrets; /* api_key=... of each fallback (owned, or NULL) */
-    char *cmd_secret;  /* what --key-cmd/--token-cmd printed last (owned) */
+    char *secret2;      /* api_key=... found in the spec (owned) */
+    char **fb_secrets;  /* api_key=... of each fallback (owned, or NULL) */
+    char **cmd_secrets; /* what --key-cmd/--token-cmd printed (owned) */
+    size_t n_cmd_secrets;
 } cli;
 
 typedef struct run_ctx {

@@ -104,10 +104,11 @@ int main(int argc, char **argv)
     free((void *)c.headers);
     free((void *)c.images);
     free(c.secret2);
-    if (c.cmd_secret) {
-        memset(c.cmd_secret, 0, strlen(c.cmd_secret));
-        free(c.cmd_secret);
+    for (i = 0; i < c.n_cmd_secrets; i++) {
+        memset(c.cmd_secrets[i], 0, strlen(c.cmd_secrets[i]));
+        free(c.cmd_secrets[i]);
     }
+    free(c.cmd_secrets);
     if (c.fb_secrets) {
         for (i = 0; i < c.n_fallbacks; i++)
             free(c.fb_secrets[i]);

@@ -7,7 +7,8 @@
  *         https://cognitiveservices.azure.com \
  *         --query "[accessToken,expires_on]" -o tsv
  *
- * does. The library's credential callback runs it (with /bin/sh) when it
+ * does. The library's credential callback runs it (with /bin/sh, stdin
+ * from /dev/null) when it
  * needs one: before the first request to a provider and endpoint, once
  * the answer expires, and after a 401, with LLMUX_PROVIDER,
  * LLMUX_ENDPOINT, LLMUX_MODEL and LLMUX_REFRESH (1 after a 401) in its
@@ -16,10 +17,14 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define CMD_OUT_MAX 65536
 
@@ -34,41 +39,105 @@ static char *first_line(char *s, char **rest)
     return s;
 }
 
-/* Runs the command; its output in buf. NULL and a reason in why, or the
- * output. */
-static char *run_cmd(const char *cmd, char *buf, size_t len, char *why,
-                     size_t wlen)
+extern char **environ;
+
+/* The environment of the command: this process's, with the query's
+ * LLMUX_* variables first (set for the child only: setenv here could race
+ * the resolver's threads). The strings after the first n are borrowed. */
+static char **child_env(const llmux_credential_query *q, size_t *n)
 {
-    FILE *f;
-    size_t n = 0, got;
-    int st;
+    const char *names[] = {"LLMUX_PROVIDER", "LLMUX_ENDPOINT", "LLMUX_MODEL",
+                           "LLMUX_REFRESH"};
+    const char *vals[4];
+    size_t i, k = 0, m = 0;
+    char **env;
+    vals[0] = q->provider;
+    vals[1] = q->endpoint;
+    vals[2] = q->model ? q->model : "";
+    vals[3] = q->refresh ? "1" : "0";
+    while (environ && environ[m])
+        m++;
+    env = xmalloc((m + 5) * sizeof *env);
+    for (i = 0; i < 4; i++) {
+        size_t a = strlen(names[i]), b = strlen(vals[i]);
+        env[k] = xmalloc(a + b + 2);
+        memcpy(env[k], names[i], a);
+        env[k][a] = '=';
+        memcpy(env[k] + a + 1, vals[i], b + 1);
+        k++;
+    }
+    *n = k;
+    for (i = 0; i < m; i++)
+        if (strncmp(environ[i], "LLMUX_PROVIDER=", 15) &&
+            strncmp(environ[i], "LLMUX_ENDPOINT=", 15) &&
+            strncmp(environ[i], "LLMUX_MODEL=", 12) &&
+            strncmp(environ[i], "LLMUX_REFRESH=", 14))
+            env[k++] = environ[i];
+    env[k] = NULL;
+    return env;
+}
+
+/* Runs the command with /bin/sh, stdin from /dev/null; its output in buf.
+ * NULL and a reason in why, or the output. */
+static char *run_cmd(const char *cmd, char **env, char *buf, size_t len,
+                     char *why, size_t wlen)
+{
+    char *argv[4];
+    posix_spawn_file_actions_t fa;
+    size_t n = 0;
+    ssize_t got;
+    pid_t pid;
+    int fds[2], st, rc;
+    argv[0] = "sh";
+    argv[1] = "-c";
+    argv[2] = (char *)cmd;
+    argv[3] = NULL;
     fflush(NULL);
-    if (!(f = popen(cmd, "r"))) {
+    if (pipe(fds) != 0) {
         snprintf(why, wlen, "cannot run the command: %s", strerror(errno));
         return NULL;
     }
-    while (n < len - 1 && (got = fread(buf + n, 1, len - 1 - n, f)) > 0)
-        n += got;
-    buf[n] = '\0';
-    if (n == len - 1) { /* more than a credential: read it all, refuse */
-        char sink[4096];
-        while (fread(sink, 1, sizeof sink, f) > 0)
-            ;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    posix_spawn_file_actions_addclose(&fa, fds[1]);
+    rc = posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, env);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    if (rc != 0) {
+        close(fds[0]);
+        snprintf(why, wlen, "cannot run the command: %s", strerror(rc));
+        return NULL;
     }
-    st = pclose(f);
-    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        if (st != -1 && WIFEXITED(st))
+    /* all of it is read (a credential is small; more is refused) */
+    while ((got = read(fds[0], n < len - 1 ? buf + n : why,
+                       n < len - 1 ? len - 1 - n : wlen)) != 0) {
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            break;
+        if (n < len - 1)
+            n += (size_t)got;
+        else
+            n = len; /* past the cap */
+    }
+    close(fds[0]);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        if (WIFEXITED(st))
             snprintf(why, wlen, "the command exited with status %d",
                      WEXITSTATUS(st));
         else
             snprintf(why, wlen, "the command did not exit normally");
         return NULL;
     }
-    if (n == len - 1) {
-        snprintf(why, wlen, "the command printed more than %d bytes",
-                 CMD_OUT_MAX - 1);
+    if (n >= len) {
+        snprintf(why, wlen, "the command printed more than %zu bytes", len - 1);
         return NULL;
     }
+    buf[n] = '\0';
     return buf;
 }
 
@@ -78,14 +147,15 @@ static void on_credential(const llmux_credential_query *q,
     cli *c = ud;
     const char *flag = c->token_cmd ? "--token-cmd" : "--key-cmd";
     char *buf = xmalloc(CMD_OUT_MAX), *out, *rest, *secret, *exp_s, *end;
-    char why[256], msg[320];
+    char why[256], msg[320], **env;
     long long exp = 0;
-    setenv("LLMUX_PROVIDER", q->provider, 1);
-    setenv("LLMUX_ENDPOINT", q->endpoint, 1);
-    setenv("LLMUX_MODEL", q->model ? q->model : "", 1);
-    setenv("LLMUX_REFRESH", q->refresh ? "1" : "0", 1);
-    out = run_cmd(c->token_cmd ? c->token_cmd : c->key_cmd, buf, CMD_OUT_MAX,
-                  why, sizeof why);
+    size_t i, own;
+    env = child_env(q, &own);
+    out = run_cmd(c->token_cmd ? c->token_cmd : c->key_cmd, env, buf,
+                  CMD_OUT_MAX, why, sizeof why);
+    for (i = 0; i < own; i++)
+        free(env[i]);
+    free(env);
     if (out) {
         secret = first_line(out, &rest);
         exp_s = first_line(rest, &rest);
@@ -112,11 +182,9 @@ static void on_credential(const llmux_credential_query *q,
     } else {
         /* kept out of every message this program prints */
         size_t n = strlen(secret) + 1;
-        if (c->cmd_secret) {
-            memset(c->cmd_secret, 0, strlen(c->cmd_secret));
-            free(c->cmd_secret);
-        }
-        c->cmd_secret = memcpy(xmalloc(n), secret, n);
+        c->cmd_secrets = xrealloc(c->cmd_secrets, (c->n_cmd_secrets + 1) *
+                                                      sizeof *c->cmd_secrets);
+        c->cmd_secrets[c->n_cmd_secrets++] = memcpy(xmalloc(n), secret, n);
         (void)llmux_credential_answer(reply, secret,
                                       c->token_cmd ? LLMUX_CREDENTIAL_BEARER
                                                    : LLMUX_CREDENTIAL_KEY,

@@ -132,7 +132,8 @@ char *scrubbed(const cli *c, const char *text)
         scrub(&s, c->secret2);
         for (i = 0; c->fb_secrets && i < c->n_fallbacks; i++)
             scrub(&s, c->fb_secrets[i]);
-        scrub(&s, c->cmd_secret);
+        for (i = 0; i < c->n_cmd_secrets; i++)
+            scrub(&s, c->cmd_secrets[i]);
     }
     return s;
 }
