@@ -904,6 +904,7 @@ LLMUX_EXTERN void(llmux_client_options_init)(llmux_client_options *o);
  * each exactly that size). */
 static void test_options_older_versions(void **state)
 {
+    size_t v5 = offsetof(llmux_client_options, credential);
     size_t v3 = offsetof(llmux_client_options, hook);
     size_t v2 = offsetof(llmux_client_options, key_env_allow);
     size_t v1 = offsetof(llmux_client_options, first_byte_timeout_ms);
@@ -911,7 +912,7 @@ static void test_options_older_versions(void **state)
      * compiler's bounds warnings: only fields within them are read) */
     static volatile size_t zero = 0;
     llmux_client_options *o2 = malloc(v2 + zero), *o1 = malloc(v1 + zero);
-    llmux_client_options *o3 = malloc(v3 + zero);
+    llmux_client_options *o3 = malloc(v3 + zero), *o5 = malloc(v5 + zero);
     llmux_client_options full;
     llmux_request *req;
     llmux_response *res = NULL;
@@ -927,6 +928,9 @@ static void test_options_older_versions(void **state)
     assert_int_equal(o1->version, 1);
     llmux_client_options_init_size(o3, v3);
     assert_int_equal(o3->version, 3);
+    assert_non_null(o5);
+    llmux_client_options_init_size(o5, v5);
+    assert_int_equal(o5->version, 5);
     llmux_client_options_init(&full);
     assert_int_equal(full.version, LLMUX_CLIENT_OPTIONS_VERSION);
     assert_null(full.key_env_allow);
@@ -942,6 +946,9 @@ static void test_options_older_versions(void **state)
     res = NULL;
     assert_int_equal(llmux_run(req, o3, NULL, NULL, &res), LLMUX_ENOPROVIDER);
     llmux_response_free(res);
+    res = NULL;
+    assert_int_equal(llmux_run(req, o5, NULL, NULL, &res), LLMUX_ENOPROVIDER);
+    llmux_response_free(res);
     {
         llmux_response *out[1] = {NULL};
         int status[1] = {0};
@@ -954,6 +961,7 @@ static void test_options_older_versions(void **state)
     free(o1);
     free(o2);
     free(o3);
+    free(o5);
 }
 
 static void test_private_loop_client(void **state)
