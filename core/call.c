@@ -68,41 +68,19 @@ static const char *env_nonempty(const char *name)
     return v && *v ? v : NULL;
 }
 
-/* Whether the plugin reads config-string key k (its options table; a
- * plugin without one reads any). */
-static int plugin_reads(const llmux__provider *p, const char *k)
-{
-    const llmux_option_def *o;
-    if (!LLMUX_PROVIDER_HAS(p->vt, options) || !p->vt->options)
-        return 1;
-    for (o = p->vt->options; o->name; o++)
-        if (!strcmp(o->name, "*") || llmux__strcaseeq(o->name, k))
-            return 1;
-    return 0;
-}
-
 /* A config-string key neither the core nor the plugin reads: the error
  * names it and lists what is read. */
 static int unknown_option(llmux_request *r, const llmux__provider *p,
                           const char *key)
 {
     char list[LLMUX__MSGBUF / 2];
-    const llmux_option_def *o;
-    const char *k;
-    size_t n = 0, i;
-    list[0] = '\0';
-    for (o = p->vt->options; o->name && n < sizeof list; o++)
-        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", n ? ", " : "",
-                              o->name);
-    for (i = 0; (k = llmux__setting_key(i)) != NULL && n < sizeof list; i++)
-        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s",
-                              i ? ", " : "; the core's: ", k);
+    llmux__options_list(p->vt, 0, list, sizeof list);
     return llmux__request_fail(
         r, LLMUX_ECONFIG,
         "%s: unknown option \"%s\" in the config string (its options: %s); "
         "a request body field is set with llmux_request_set_field "
         "(the CLI's --field)",
-        r->cfg.provider, key, p->vt->options->name ? list : list + 2);
+        r->cfg.provider, key, list);
 }
 
 /* The plugin sees the config string's provider options first, then the
@@ -113,7 +91,7 @@ static int build_popts(llmux_request *r, const llmux__provider *p)
     size_t i, n = 0;
     for (i = 0; i < r->cfg.n_opts; i++)
         if (!llmux__is_core_key(r->cfg.opts[i].key) &&
-            !plugin_reads(p, r->cfg.opts[i].key))
+            !llmux__plugin_reads(p->vt, r->cfg.opts[i].key, 0))
             return unknown_option(r, p, r->cfg.opts[i].key);
     llmux__request_free_popts(r);
     r->popts = llmux__calloc(r->cfg.n_opts + p->n_opts + 1, sizeof *r->popts);

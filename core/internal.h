@@ -762,6 +762,15 @@ void llmux__prepared_free(llmux__prepared *p);
 int llmux__auth_line(const llmux__provider *p,
                      const struct llmux_http_request *h, const char *secret,
                      int bearer, char **line);
+/* registry.c: whether provider table vt reads option k from a config
+ * string (descriptor 0) or a descriptor (1): listed in its options (a
+ * descriptor-only one only from a descriptor), or it has no list. */
+int llmux__plugin_reads(const llmux_provider *vt, const char *k,
+                        int descriptor);
+/* "a, b; the core's: c, d": the options vt reads from a config string
+ * (descriptor 0) or a descriptor (1), then the core's settings. */
+void llmux__options_list(const llmux_provider *vt, int descriptor, char *list,
+                         size_t len);
 /* Whether h carries a credential header of its own: Authorization, or the
  * provider's auth_header. */
 int llmux__has_auth(const llmux__provider *p,

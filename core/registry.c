@@ -101,6 +101,48 @@ static char *dup_or_null(const char *s, int *oom)
     return d;
 }
 
+int llmux__plugin_reads(const llmux_provider *vt, const char *k, int descriptor)
+{
+    const llmux_option_def *o;
+    if (!LLMUX_PROVIDER_HAS(vt, options) || !vt->options)
+        return 1;
+    for (o = vt->options; o->name; o++)
+        if ((descriptor || !(o->flags & LLMUX_OPTION_DESCRIPTOR)) &&
+            (!strcmp(o->name, "*") || llmux__strcaseeq(o->name, k)))
+            return 1;
+    return 0;
+}
+
+void llmux__options_list(const llmux_provider *vt, int descriptor, char *list,
+                         size_t len)
+{
+    const llmux_option_def *o;
+    const char *k;
+    size_t n = 0, i;
+    list[0] = '\0';
+    for (o = vt->options; o && o->name && n < len; o++)
+        if (descriptor || !(o->flags & LLMUX_OPTION_DESCRIPTOR))
+            n += (size_t)snprintf(list + n, len - n, "%s%s", n ? ", " : "",
+                                  o->name);
+    for (i = 0; (k = llmux__setting_key(i)) != NULL && n < len; i++)
+        n += (size_t)snprintf(
+            list + n, len - n, "%s%s",
+            !i ? (n ? "; the core's: " : "the core's: ") : ", ", k);
+}
+
+/* Whether the module checks its descriptors' keys: it lists one read
+ * from a descriptor only. */
+static int checks_descriptors(const llmux_provider *vt)
+{
+    const llmux_option_def *o;
+    if (!LLMUX_PROVIDER_HAS(vt, options) || !vt->options)
+        return 0;
+    for (o = vt->options; o->name; o++)
+        if (o->flags & LLMUX_OPTION_DESCRIPTOR)
+            return 1;
+    return 0;
+}
+
 /*
  * Builds the provider `name` from table `vt` (module file `path`, or
  * "built-in"), applies descriptor `d` (may be NULL), runs init and caches
@@ -184,10 +226,22 @@ static int make_provider(const char *name, const llmux_provider *vt,
     }
     /* the descriptor's core settings (timeout, auth ...) apply to every
      * request of this name: a bad value fails the load, not each request */
-    for (i = 0; i < p->n_opts; i++)
-        if ((rc = llmux__setting_check(p->descriptor, p->opts[i].key,
-                                       p->opts[i].value, err, errlen)) != 0)
+    for (i = 0; i < p->n_opts; i++) {
+        const char *k = p->opts[i].key;
+        char list[LLMUX__MSGBUF / 2];
+        if ((rc = llmux__setting_check(p->descriptor, k, p->opts[i].value, err,
+                                       errlen)) != 0)
             goto fail;
+        if (llmux__is_core_key(k) || !checks_descriptors(vt) ||
+            llmux__plugin_reads(vt, k, 1))
+            continue;
+        llmux__options_list(vt, 1, list, sizeof list);
+        rc = llmux__seterr(err, errlen, LLMUX_ECONFIG,
+                           "%s: unknown key \"%s\" (module %s reads: %s)",
+                           p->descriptor, k, p->module ? p->module : vt->name,
+                           list);
+        goto fail;
+    }
     if (vt->init) {
         cfg.struct_size = (uint32_t)sizeof cfg;
         cfg.name = p->name;

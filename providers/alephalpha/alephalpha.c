@@ -1016,6 +1016,7 @@ static const llmux_option_def aa_options[] = {
     {"embed_endpoint", 0},
     {"dimensions", LLMUX_OPTION_BODY},
     {"max_tokens_field", 0},
+    LLMUX_OAI_DESCRIPTOR_OPTIONS,
     {NULL, 0}};
 
 static const llmux_provider aa_provider = {

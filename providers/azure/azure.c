@@ -227,6 +227,7 @@ static const llmux_option_def azure_options[] = {
     {"user", LLMUX_OPTION_BODY},
     {"dimensions", LLMUX_OPTION_BODY},
     {"max_tokens_field", 0},
+    LLMUX_OAI_DESCRIPTOR_OPTIONS,
     {NULL, 0}};
 
 static const llmux_provider azure_provider = {

@@ -104,6 +104,22 @@ struct llmux_oai_dialect {
     void *userdata; /**< for the hooks */
 };
 
+/** The descriptor keys llmux_oai_provider_init reads (see
+ * llmux_oai_dialect_configure), as entries of a plugin's options table:
+ * read from a descriptor only. max_tokens_field, which a config string may
+ * give too, is each plugin's own entry. */
+/* clang-format off */
+#define LLMUX_OAI_DESCRIPTOR_OPTIONS                                           \
+    {"complete_max_tokens_field", LLMUX_OPTION_DESCRIPTOR},                    \
+    {"seed_field", LLMUX_OPTION_DESCRIPTOR},                                   \
+    {"stream_usage", LLMUX_OPTION_DESCRIPTOR},                                 \
+    {"never_send", LLMUX_OPTION_DESCRIPTOR},                                   \
+    {"chat_path", LLMUX_OPTION_DESCRIPTOR},                                    \
+    {"complete_path", LLMUX_OPTION_DESCRIPTOR},                                \
+    {"embed_path", LLMUX_OPTION_DESCRIPTOR},                                   \
+    {"models_path", LLMUX_OPTION_DESCRIPTOR}
+/* clang-format on */
+
 /* ---- provider hooks ------------------------------------------------------ */
 
 /** Builds the HTTP request for call->params (encode hook). */

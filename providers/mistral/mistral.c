@@ -510,6 +510,7 @@ static const llmux_option_def mistral_options[] = {
     {"parallel_tool_calls", LLMUX_OPTION_BODY},
     {"dimensions", LLMUX_OPTION_BODY},
     /* not max_tokens_field: max tokens always go as max_tokens */
+    LLMUX_OAI_DESCRIPTOR_OPTIONS,
     {NULL, 0}};
 
 static const llmux_provider mistral_provider = {

@@ -1143,6 +1143,60 @@ static void test_descriptor_settings(void **state)
     scratch_free(&s);
 }
 
+/* A module that lists descriptor-only options has its descriptors' keys
+ * checked: a misspelt one fails the load by name; those options are not
+ * a config string's. */
+static void test_descriptor_keys_checked(void **state)
+{
+    static const char typo[] = "module = openai\n"
+                               "base_url = http://x.invalid/v1\n"
+                               "organisation = org-1\n";
+    static const char ok[] = "module = openai\n"
+                             "base_url = http://x.invalid/v1\n"
+                             "chat_path = /chat\n"
+                             "max_tokens_field = max_tokens\n"
+                             "organization = org-1\n"
+                             "timeout = 30\n";
+    const llmux__provider *p;
+    llmux__prepared prep;
+    llmux_request *r;
+    char err[ERRLEN], dirs[512];
+    scratch s;
+    (void)state;
+    scratch_init(&s);
+    snprintf(dirs, sizeof dirs, "%s:%s", s.dir, LLMUX_BUILD_PLUGIN_DIR);
+    scratch_write(&s, "typo.conf", typo, sizeof typo - 1);
+    scratch_write(&s, "okd.conf", ok, sizeof ok - 1);
+    memset(err, 0, sizeof err);
+    assert_int_equal(llmux_provider_probe("typo", dirs, NULL, err, ERRLEN),
+                     LLMUX_ECONFIG);
+    assert_contains(err, "typo.conf: unknown key \"organisation\" (module "
+                         "openai reads: organization, project");
+    assert_contains(err, "chat_path");
+    assert_contains(err, "the core's: base_url");
+    assert_int_equal(llmux__provider_get("okd", dirs, &p, err, ERRLEN), 0);
+    /* the dialect read its path; the header option goes with requests */
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, "okd/m;api_key=k"),
+                     0);
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "hi"), 0);
+    assert_int_equal(llmux__prepare_ex(r, NULL, NULL, dirs, NULL, 0, &prep), 0);
+    assert_string_equal(prep.url, "http://x.invalid/v1/chat");
+    llmux__prepared_free(&prep);
+    llmux_request_free(r);
+    /* a descriptor-only key is not a config string's */
+    assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT,
+                                       "okd/m;api_key=k;chat_path=/other"),
+                     0);
+    assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "hi"), 0);
+    assert_int_equal(llmux__prepare_ex(r, NULL, NULL, dirs, NULL, 0, &prep),
+                     LLMUX_ECONFIG);
+    assert_contains(llmux_request_errmsg(r), "unknown option \"chat_path\"");
+    assert_not_contains(llmux_request_errmsg(r), "models_path");
+    llmux__prepared_free(&prep);
+    llmux_request_free(r);
+    scratch_free(&s);
+}
+
 static void test_descriptor_garbage(void **state)
 {
     static const char base[] = "# alias\nmodule = good\nbase_url = http://t\n"
@@ -1310,6 +1364,7 @@ int main(void)
         cmocka_unit_test_teardown(test_shipped_descriptors, teardown),
         cmocka_unit_test_teardown(test_descriptor_parsing, teardown),
         cmocka_unit_test_teardown(test_descriptor_settings, teardown),
+        cmocka_unit_test_teardown(test_descriptor_keys_checked, teardown),
         cmocka_unit_test_teardown(test_descriptor_garbage, teardown),
         cmocka_unit_test_teardown(test_truncated_elf, teardown),
         cmocka_unit_test_teardown(test_threads, teardown),

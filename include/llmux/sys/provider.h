@@ -208,6 +208,11 @@ typedef struct llmux_option_def {
 #define LLMUX_OPTION_BODY 1u
 /** The option is sent as an HTTP header. */
 #define LLMUX_OPTION_HEADER 2u
+/** The option is read from a descriptor only (by init, configuring the
+ * provider): a config string may not give it. A plugin that lists one
+ * has its descriptors' keys checked too: a key that is neither a core
+ * setting nor listed (with any flags) fails the load. */
+#define LLMUX_OPTION_DESCRIPTOR 4u
 
 /** One stream event: an SSE event or an NDJSON line. Borrowed. */
 typedef struct llmux_event {
@@ -468,8 +473,8 @@ typedef struct llmux_provider {
      * refuses any other key before encode (LLMUX_ECONFIG naming the key
      * and listing these and the core's); an entry named "*" accepts every
      * other key (as Ollama's sampling options). Without it every key is
-     * handed to the plugin unchecked. A descriptor's keys are not checked
-     * against it. */
+     * handed to the plugin unchecked. A descriptor's keys are checked
+     * against it only when it lists an LLMUX_OPTION_DESCRIPTOR entry. */
     const llmux_option_def *options;
 
     /** Optional: the header an API key goes in, as "api-key" (Azure
