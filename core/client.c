@@ -109,6 +109,13 @@ static int load_prices(struct llmux_client *c, const char *path)
             llmux__buf_free(&text);
             return LLMUX_ENOMEM;
         }
+    if (ferror(f)) { /* a directory, an I/O error: not a short table */
+        fclose(f);
+        llmux__buf_free(&text);
+        llmux__client_log(c, LLMUX_LOG_ERROR, "prices_file %s: cannot read it",
+                          path);
+        return LLMUX_ECONFIG;
+    }
     fclose(f);
     rc = llmux__prices_load(text.p ? text.p : "", text.len, &c->prices, err,
                             sizeof err);

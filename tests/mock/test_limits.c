@@ -1547,6 +1547,8 @@ static void test_cost_and_budget(void **state)
         assert_int_equal(llmux_client_new(&c, &bad), LLMUX_ECONFIG);
         bad.prices_file = "/nonexistent/prices.json";
         assert_int_equal(llmux_client_new(&c, &bad), LLMUX_ECONFIG);
+        bad.prices_file = "/tmp"; /* opens, but reads fail */
+        assert_int_equal(llmux_client_new(&c, &bad), LLMUX_ECONFIG);
         bad.prices_file = NULL;
         bad.budget_usd = -1;
         assert_int_equal(llmux_client_new(&c, &bad), LLMUX_EINVAL);
