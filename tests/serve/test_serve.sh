@@ -2,7 +2,8 @@
 #
 # tests/serve/test_serve.sh: llmux-serve, the OpenAI-compatible gateway,
 # in front of llmux-mock, driven with curl: /health, /v1/models, a chat
-# completion (and one through a fallback), the OpenAI error object with
+# completion (and one through a fallback), a stream (stream:true, and a
+# reader that leaves mid-stream), the OpenAI error object with
 # its status for an unknown model, a model with ';' options, bad JSON, a
 # body too large, an unreachable upstream, a bad config file (exit 2,
 # naming the line and the key), and a clean exit 0 on SIGTERM.
@@ -114,6 +115,8 @@ expect_error() {
         "$3 True True"
 }
 
+start_mock --quiet --chunk-delay 200
+SLOW="base_url=$MOCK_URL/v1;api_key=sk-test"
 start_mock --quiet
 UP="base_url=$MOCK_URL/v1;api_key=sk-test"
 cat >"$TMP/serve.yaml" <<EOF
@@ -125,6 +128,7 @@ routes:
     - "openai/gpt-4o-mini;base_url=http://127.0.0.1:1/v1;api_key=sk-test;max_retries=0"
     - "openai/gpt-4o-mini;$UP"
   down: ["openai/gpt-4o-mini;base_url=http://127.0.0.1:1/v1;api_key=sk-test;max_retries=0"]
+  slow: "openai/gpt-4o-mini;$SLOW"
 EOF
 start_serve "$TMP/serve.yaml"
 
@@ -140,7 +144,7 @@ expect "GET /health" 200 'j["status"]' ok
 http models GET /v1/models
 expect "GET /v1/models lists the routes" 200 \
     '"%s %s" % (j["object"], ",".join(m["id"] + ":" + m["object"] for m in j["data"]))' \
-    "list fast:model,backup:model,down:model"
+    "list fast:model,backup:model,down:model,slow:model"
 
 chat '{"model":"fast","messages":[{"role":"user","content":"hello gateway"}]}'
 expect "chat completion" 200 \
@@ -171,8 +175,37 @@ expect_error "bad JSON is 400" 400 invalid_json
 chat '{"model":"fast","messages":"not a list"}'
 expect_error "bad field is 400" 400 LLMUX_EINVAL
 
-chat '{"model":"fast","stream":true,"messages":[{"role":"user","content":"x"}]}'
-expect_error "stream:true is refused, not hung (not there yet)" 400 unsupported
+# stream:true: server-sent events, each an OpenAI chunk, then [DONE]
+printf '%s' '{"model":"fast","stream":true,"messages":[{"role":"user","content":"stream me"}]}' >"$TMP/req.json"
+out=$(curl -s -S -N -m 20 -o "$TMP/sse" -w '%{http_code} %{content_type}' \
+    --data-binary "@$TMP/req.json" "$SURL/v1/chat/completions" 2>"$TMP/err")
+got=$("$PY" -c 'import json,sys
+ev = [l[6:] for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
+text = "".join((c.get("delta") or {}).get("content") or ""
+               for e in ev[:-1] for c in json.loads(e)["choices"])
+kinds = set(json.loads(e)["object"] for e in ev[:-1])
+print("%s|%s|%s" % (text, ",".join(sorted(kinds)), ev[-1]))' "$TMP/sse" 2>&1)
+if [ "${out%%;*}" != "200 text/event-stream" ]; then
+    bad "stream: SSE" "status and type '$out'"
+elif [ "$got" != "Mock reply to: stream me|chat.completion.chunk|[DONE]" ]; then
+    bad "stream: SSE" "got '$got'"
+else
+    ok "stream: SSE chunks, then [DONE]"
+fi
+
+chat '{"model":"down","stream":true,"messages":[{"role":"user","content":"x"}]}'
+expect_error "stream failing before any chunk is a JSON 502" 502 LLMUX_ETRANSPORT
+
+# a reader that leaves mid-stream (the slow route's chunks come every
+# 200 ms): the gateway stops writing to it and goes on serving
+printf '%s' '{"model":"slow","stream":true,"messages":[{"role":"user","content":"a b c d e f g h"}]}' >"$TMP/req.json"
+curl -s -N -m 0.5 -o "$TMP/sse" --data-binary "@$TMP/req.json" \
+    "$SURL/v1/chat/completions" 2>/dev/null
+if grep -q '^data: {' "$TMP/sse" && ! grep -q '^data: \[DONE\]' "$TMP/sse"; then
+    ok "stream: a reader leaving mid-stream got part of it"
+else
+    bad "stream: a reader leaving mid-stream got part of it" "$(head -c 300 "$TMP/sse")"
+fi
 
 "$PY" -c 'import sys
 sys.stdout.write("{\"model\":\"fast\",\"messages\":[{\"role\":\"user\",\"content\":\"" + "a" * (9 << 20) + "\"}]}")' >"$TMP/big.json"

@@ -46,11 +46,20 @@ typedef struct serve_handler {
  * has run and h2o has disposed of the HTTP request (the client may leave
  * first: the upstream request is then canceled). */
 typedef struct pending {
-    h2o_req_t *req; /* NULL once answered or gone */
+    h2o_generator_t gen; /* first: h2o hands it back to proceed and stop */
+    h2o_req_t *req;      /* NULL once answered or gone */
     llmux_request *lr;
     int done;
     int disposed;
+    /* stream:true: SSE events gathered in `buf` while h2o writes `out`
+     * (h2o takes one write at a time and reads it until proceed) */
+    int streaming, started, sending, final, paused;
+    char *buf, *out;
+    size_t buf_len, buf_cap, out_cap;
 } pending;
+
+/* Above this much waiting for a slow reader, the upstream is paused. */
+#define SERVE_STREAM_HIGH (1u << 20)
 
 /* ---- responses ----------------------------------------------------------- */
 
@@ -158,8 +167,120 @@ static int status_of(int code, long upstream_status, const char **type)
 
 static void pending_release(pending *p)
 {
-    if (p->done && p->disposed)
+    if (p->done && p->disposed) {
+        free(p->buf);
+        free(p->out);
         free(p);
+    }
+}
+
+/* ---- stream:true, as server-sent events ---------------------------------- */
+
+static int sse_append(pending *p, const char *a, size_t alen, const char *b,
+                      size_t blen)
+{
+    size_t need = p->buf_len + alen + blen;
+    if (need > p->buf_cap) {
+        size_t cap = p->buf_cap ? p->buf_cap * 2 : 4096;
+        char *nb;
+        while (cap < need)
+            cap *= 2;
+        if (!(nb = realloc(p->buf, cap)))
+            return -1;
+        p->buf = nb;
+        p->buf_cap = cap;
+    }
+    memcpy(p->buf + p->buf_len, a, alen);
+    memcpy(p->buf + p->buf_len + alen, b, blen);
+    p->buf_len = need;
+    return 0;
+}
+
+/* Hands what is gathered to h2o unless a write is under way. */
+static void sse_flush(pending *p)
+{
+    h2o_iovec_t iov;
+    char *t;
+    size_t cap;
+    if (!p->req || p->sending || (!p->buf_len && !p->final))
+        return;
+    /* swap: h2o reads `out` until proceed */
+    t = p->out;
+    p->out = p->buf;
+    p->buf = t;
+    cap = p->out_cap;
+    p->out_cap = p->buf_cap;
+    p->buf_cap = cap;
+    iov = h2o_iovec_init(p->out, p->buf_len);
+    p->buf_len = 0;
+    p->sending = 1;
+    if (p->final) {
+        h2o_req_t *req = p->req;
+        p->req = NULL; /* nothing more to write */
+        h2o_send(req, &iov, iov.len ? 1 : 0, H2O_SEND_STATE_FINAL);
+    } else
+        h2o_send(p->req, &iov, 1, H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void sse_proceed(h2o_generator_t *gen, h2o_req_t *req)
+{
+    pending *p = (pending *)gen;
+    (void)req;
+    p->sending = 0;
+    if (p->paused && !p->done && p->buf_len < SERVE_STREAM_HIGH / 2) {
+        p->paused = 0;
+        llmux_request_resume(p->lr);
+    }
+    sse_flush(p);
+}
+
+/* The client went away mid-stream: stop paying for tokens. */
+static void sse_stop(h2o_generator_t *gen, h2o_req_t *req)
+{
+    pending *p = (pending *)gen;
+    (void)req;
+    p->req = NULL;
+    if (!p->done)
+        llmux_request_cancel(p->lr);
+}
+
+static void sse_start(pending *p)
+{
+    h2o_req_t *req = p->req;
+    p->started = 1;
+    p->gen.proceed = sse_proceed;
+    p->gen.stop = sse_stop;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/event-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-cache"));
+    h2o_start_response(req, &p->gen);
+}
+
+static int on_chunk(llmux_request *lr, const llmux_chunk *ch, void *userdata)
+{
+    pending *p = userdata;
+    char *json;
+    int rc;
+    if (!p->req)
+        return 1; /* nobody reads: stop */
+    if (!(json = llmux_chunk_to_json(ch)))
+        return 1;
+    if (!p->started)
+        sse_start(p);
+    rc = sse_append(p, "data: ", 6, json, strlen(json)) ||
+         sse_append(p, "\n\n", 2, "", 0);
+    llmux_free(json);
+    if (rc)
+        return 1;
+    sse_flush(p);
+    if (p->buf_len > SERVE_STREAM_HIGH && !p->paused) {
+        p->paused = 1;
+        llmux_request_pause(lr);
+    }
+    return 0;
 }
 
 /* h2o frees the request's pool: answered, or the client went away. */
@@ -181,9 +302,28 @@ static void on_done(llmux_request *lr, int status, llmux_response *res,
     (void)lr;
     p->done = 1;
     p->lr = NULL;
-    if (req) {
+    if (req && p->started) {
+        /* the stream's end: [DONE], or OpenAI's error object as an event */
+        if (status == 0)
+            sse_append(p, "data: [DONE]\n\n", 14, "", 0);
+        else {
+            char *json = llmux_response_to_json(res);
+            if (json && !sse_append(p, "data: ", 6, json, strlen(json)))
+                sse_append(p, "\n\n", 2, "", 0);
+            llmux_free(json);
+        }
+        p->final = 1;
+        sse_flush(p);
+    } else if (req) {
         p->req = NULL;
-        if (status == 0) {
+        if (status == 0 && p->streaming) {
+            /* a stream without a single chunk */
+            p->req = req;
+            sse_start(p);
+            sse_append(p, "data: [DONE]\n\n", 14, "", 0);
+            p->final = 1;
+            sse_flush(p);
+        } else if (status == 0) {
             char *json = llmux_response_to_json(res);
             if (json)
                 send_json(req, 200, json, strlen(json));
@@ -231,7 +371,7 @@ static int handle_chat(serve *s, h2o_req_t *req)
     const char *model;
     char msg[512];
     size_t i;
-    int rc;
+    int rc, streaming;
 
     if (len > SERVE_MAX_BODY) {
         send_error(req, 413, "invalid_request_error", NULL, "request_too_large",
@@ -286,13 +426,8 @@ static int handle_chat(serve *s, h2o_req_t *req)
                    "model_not_found", msg);
         return 0;
     }
-    if (json_object_object_get_ex(j, "stream", &st) &&
-        json_object_get_boolean(st)) {
-        json_object_put(j);
-        send_error(req, 400, "invalid_request_error", "stream", "unsupported",
-                   "stream:true is not supported by llmux serve yet");
-        return 0;
-    }
+    streaming = json_object_object_get_ex(j, "stream", &st) &&
+                json_object_get_boolean(st);
     json_object_put(j);
 
     rc = llmux_request_new_json(&lr, rt->specs[0], body, len);
@@ -310,7 +445,8 @@ static int handle_chat(serve *s, h2o_req_t *req)
     }
     p->req = req;
     p->lr = lr;
-    rc = llmux_submit(s->client, lr, NULL, on_done, p);
+    p->streaming = streaming;
+    rc = llmux_submit(s->client, lr, streaming ? on_chunk : NULL, on_done, p);
     if (rc) {
         const char *type;
         int code = status_of(rc, 0, &type);
