@@ -10,6 +10,8 @@
 #   skip NAME            a check that could not run here
 #   run CMD...           runs CMD; stdout in $TMP/out, stderr in $TMP/err,
 #                        status in RC (stdin as the caller gives it)
+#   wait_port FILE PID   waits for a server started in the background to
+#                        write its port to FILE (fails if PID exits)
 #   start_mock [ARG...]  starts llmux-mock on a free port; sets PORT and
 #                        MOCK_URL (http://127.0.0.1:PORT); its output goes to
 #                        $TMP/mock-N.out and .err; stopped at exit
@@ -67,22 +69,31 @@ run() {
     RC=$?
 }
 
+# wait_port FILE PID: waits up to 10 s for a server (PID) to write its
+# port to FILE; fails when it exits first or the time is up.
+wait_port() {
+    for _ in $(seq 1 200); do
+        if [ -s "$1" ] && grep -qE '^[0-9]+$' "$1"; then
+            return 0
+        fi
+        if ! kill -0 "$2" 2>/dev/null; then
+            return 1
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
 start_mock() {
     local n=${#MOCK_PIDS[@]} pf="$TMP/port-${#MOCK_PIDS[@]}"
     "${MOCK:?start_mock needs MOCK}" --port 0 --port-file "$pf" "$@" \
         >"$TMP/mock-$n.out" 2>"$TMP/mock-$n.err" &
     MOCK_PIDS+=($!)
-    for _ in $(seq 1 200); do
-        if [ -s "$pf" ] && grep -qE '^[0-9]+$' "$pf"; then
-            PORT=$(cat "$pf")
-            MOCK_URL="http://127.0.0.1:$PORT"
-            return 0
-        fi
-        if ! kill -0 "${MOCK_PIDS[$n]}" 2>/dev/null; then
-            break
-        fi
-        sleep 0.05
-    done
+    if wait_port "$pf" "${MOCK_PIDS[$n]}"; then
+        PORT=$(cat "$pf")
+        MOCK_URL="http://127.0.0.1:$PORT"
+        return 0
+    fi
     echo "cannot start llmux-mock:"
     cat "$TMP/mock-$n.err"
     exit 1

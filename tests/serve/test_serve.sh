@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+#
+# tests/serve/test_serve.sh: llmux-serve, the OpenAI-compatible gateway,
+# in front of llmux-mock, driven with curl: /health, /v1/models, a chat
+# completion (and one through a fallback), a stream (stream:true, and a
+# reader that leaves mid-stream), the OpenAI error object with
+# its status for an unknown model, a model with ';' options, bad JSON, a
+# body too large, an unreachable upstream, a bad config file (exit 2,
+# naming the line and the key), and a clean exit 0 on SIGTERM.
+#
+# usage: test_serve.sh PATH/TO/llmux-serve PATH/TO/llmux-mock
+# LLMUX_PLUGIN_PATH must name the directory holding the openai plugin.
+# Exits 77 (skipped) without curl or python3.
+
+set -u
+
+SERVE=${1:?usage: test_serve.sh LLMUX_SERVE LLMUX_MOCK}
+MOCK=${2:?usage: test_serve.sh LLMUX_SERVE LLMUX_MOCK}
+PY=${PYTHON:-python3}
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+
+for tool in curl "$PY"; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "skip: $tool not found"
+        exit 77
+    fi
+done
+
+T_NAME=serve-test
+# shellcheck source=../lib.sh
+. "$SRC/tests/lib.sh"
+
+SERVE_PIDS=()
+t_cleanup() {
+    local p
+    for p in "${SERVE_PIDS[@]}"; do
+        kill "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+}
+
+# start_serve CONFIG: starts llmux-serve on a free port; sets SPORT, SURL
+# and SPID; its stderr goes to $TMP/serve.err.
+start_serve() {
+    rm -f "$TMP/sport"
+    "$SERVE" --config "$1" --listen 127.0.0.1:0 --port-file "$TMP/sport" \
+        2>"$TMP/serve.err" &
+    SPID=$!
+    SERVE_PIDS+=("$SPID")
+    if wait_port "$TMP/sport" "$SPID"; then
+        SPORT=$(cat "$TMP/sport")
+        SURL="http://127.0.0.1:$SPORT"
+        return 0
+    fi
+    echo "cannot start llmux-serve:"
+    cat "$TMP/serve.err"
+    exit 1
+}
+
+# http NAME METHOD PATH [BODY-FILE]: the answer's body in $TMP/body, its
+# status in CODE, its content type in CTYPE.
+http() {
+    local args=(-s -S -m 20 -o "$TMP/body" -w '%{http_code} %{content_type}'
+        -X "$2")
+    if [ $# -ge 4 ]; then
+        args+=(-H 'Content-Type: application/json' --data-binary "@$4")
+    fi
+    local out
+    out=$(curl "${args[@]}" "$SURL$3" 2>"$TMP/err")
+    CODE=${out%% *}
+    CTYPE=${out#* }
+}
+
+# chat BODY: POSTs the JSON text BODY to /v1/chat/completions, as http.
+chat() {
+    printf '%s' "$1" >"$TMP/req.json"
+    http chat POST /v1/chat/completions "$TMP/req.json"
+}
+
+# jget EXPR: evaluates the Python expression EXPR on the JSON in $TMP/body
+# (as `j`); prints the result, or "<not JSON>".
+jget() {
+    "$PY" -c 'import json,sys
+try:
+    j = json.load(open(sys.argv[1]))
+except Exception:
+    print("<not JSON>"); sys.exit(0)
+try:
+    print(eval(sys.argv[2]))
+except Exception as e:
+    print("<%s>" % type(e).__name__)' "$TMP/body" "$1"
+}
+
+# expect NAME WANT-STATUS EXPR WANT: the status, a JSON content type, and
+# EXPR on the body printing WANT.
+expect() {
+    local got
+    got=$(jget "$3")
+    if [ "$CODE" != "$2" ]; then
+        bad "$1" "status $CODE, want $2" "body: $(head -c 300 "$TMP/body")"
+    elif [ "${CTYPE%%;*}" != application/json ]; then
+        bad "$1" "content type '$CTYPE', want application/json"
+    elif [ "$got" != "$4" ]; then
+        bad "$1" "$3 is '$got', want '$4'" "body: $(head -c 300 "$TMP/body")"
+    else
+        ok "$1"
+    fi
+}
+
+# expect_error NAME STATUS CODE: an OpenAI error object with STATUS and
+# error.code CODE (message a non-empty string, type and param present).
+expect_error() {
+    expect "$1" "$2" \
+        '"%s %s %s" % (j["error"]["code"], isinstance(j["error"]["message"], str) and len(j["error"]["message"]) > 0, "type" in j["error"] and "param" in j["error"])' \
+        "$3 True True"
+}
+
+start_mock --quiet --chunk-delay 200
+SLOW="base_url=$MOCK_URL/v1;api_key=sk-test"
+start_mock --quiet
+UP="base_url=$MOCK_URL/v1;api_key=sk-test"
+cat >"$TMP/serve.yaml" <<EOF
+# the gateway's routes, all on llmux-mock
+listen: 127.0.0.1:9
+routes:
+  fast: "openai/gpt-4o-mini;$UP"
+  backup:
+    - "openai/gpt-4o-mini;base_url=http://127.0.0.1:1/v1;api_key=sk-test;max_retries=0"
+    - "openai/gpt-4o-mini;$UP"
+  down: ["openai/gpt-4o-mini;base_url=http://127.0.0.1:1/v1;api_key=sk-test;max_retries=0"]
+  slow: "openai/gpt-4o-mini;$SLOW"
+EOF
+start_serve "$TMP/serve.yaml"
+
+if grep -qx "llmux serve: listening on $SURL" "$TMP/serve.err"; then
+    ok "listening line on stderr"
+else
+    bad "listening line on stderr" "stderr: $(cat "$TMP/serve.err")"
+fi
+
+http health GET /health
+expect "GET /health" 200 'j["status"]' ok
+
+http models GET /v1/models
+expect "GET /v1/models lists the routes" 200 \
+    '"%s %s" % (j["object"], ",".join(m["id"] + ":" + m["object"] for m in j["data"]))' \
+    "list fast:model,backup:model,down:model,slow:model"
+
+chat '{"model":"fast","messages":[{"role":"user","content":"hello gateway"}]}'
+expect "chat completion" 200 \
+    '"%s|%s|%s" % (j["object"], j["choices"][0]["message"]["content"], j["choices"][0]["finish_reason"])' \
+    "chat.completion|Mock reply to: hello gateway|stop"
+expect "chat completion usage" 200 'j["usage"]["total_tokens"] > 0' True
+
+chat '{"model":"backup","messages":[{"role":"user","content":"via fallback"}]}'
+expect "route falls back to its second config string" 200 \
+    'j["choices"][0]["message"]["content"]' "Mock reply to: via fallback"
+
+chat '{"model":"down","messages":[{"role":"user","content":"x"}]}'
+expect_error "unreachable upstream is 502" 502 LLMUX_ETRANSPORT
+
+chat '{"model":"nosuch","messages":[{"role":"user","content":"x"}]}'
+expect_error "unknown model is 404" 404 model_not_found
+expect "unknown model names param" 404 'j["error"]["param"]' model
+
+chat '{"model":"fast;base_url=http://127.0.0.1:1/v1","messages":[{"role":"user","content":"x"}]}'
+expect_error "model with ';' options is 400" 400 invalid_model
+
+chat '{"model":"openai/gpt-4o-mini;api_key_env=HOME","messages":[]}'
+expect_error "config string as model is 400" 400 invalid_model
+
+chat '{"model": "fast", "messages": ['
+expect_error "bad JSON is 400" 400 invalid_json
+
+chat '{"model":"fast","messages":"not a list"}'
+expect_error "bad field is 400" 400 LLMUX_EINVAL
+
+# stream:true: server-sent events, each an OpenAI chunk, then [DONE]
+printf '%s' '{"model":"fast","stream":true,"messages":[{"role":"user","content":"stream me"}]}' >"$TMP/req.json"
+out=$(curl -s -S -N -m 20 -o "$TMP/sse" -w '%{http_code} %{content_type}' \
+    --data-binary "@$TMP/req.json" "$SURL/v1/chat/completions" 2>"$TMP/err")
+got=$("$PY" -c 'import json,sys
+ev = [l[6:] for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
+text = "".join((c.get("delta") or {}).get("content") or ""
+               for e in ev[:-1] for c in json.loads(e)["choices"])
+kinds = set(json.loads(e)["object"] for e in ev[:-1])
+print("%s|%s|%s" % (text, ",".join(sorted(kinds)), ev[-1]))' "$TMP/sse" 2>&1)
+if [ "${out%%;*}" != "200 text/event-stream" ]; then
+    bad "stream: SSE" "status and type '$out'"
+elif [ "$got" != "Mock reply to: stream me|chat.completion.chunk|[DONE]" ]; then
+    bad "stream: SSE" "got '$got'"
+else
+    ok "stream: SSE chunks, then [DONE]"
+fi
+
+chat '{"model":"down","stream":true,"messages":[{"role":"user","content":"x"}]}'
+expect_error "stream failing before any chunk is a JSON 502" 502 LLMUX_ETRANSPORT
+
+# a reader that leaves mid-stream (the slow route's chunks come every
+# 200 ms): the gateway stops writing to it and goes on serving
+printf '%s' '{"model":"slow","stream":true,"messages":[{"role":"user","content":"a b c d e f g h"}]}' >"$TMP/req.json"
+curl -s -N -m 0.5 -o "$TMP/sse" --data-binary "@$TMP/req.json" \
+    "$SURL/v1/chat/completions" 2>/dev/null
+if grep -q '^data: {' "$TMP/sse" && ! grep -q '^data: \[DONE\]' "$TMP/sse"; then
+    ok "stream: a reader leaving mid-stream got part of it"
+else
+    bad "stream: a reader leaving mid-stream got part of it" "$(head -c 300 "$TMP/sse")"
+fi
+
+"$PY" -c 'import sys
+sys.stdout.write("{\"model\":\"fast\",\"messages\":[{\"role\":\"user\",\"content\":\"" + "a" * (9 << 20) + "\"}]}")' >"$TMP/big.json"
+http big POST /v1/chat/completions "$TMP/big.json"
+expect_error "body over 8 MiB is 413" 413 request_too_large
+
+http notfound GET /v1/nothing
+expect_error "unknown path is a JSON 404" 404 not_found
+
+http method GET /v1/chat/completions
+expect_error "wrong method is a JSON 405" 405 method_not_allowed
+
+http health GET /health
+expect "still healthy after the errors" 200 'j["status"]' ok
+
+# SIGTERM: exit 0
+kill -TERM "$SPID"
+wait "$SPID"
+RC=$?
+if [ "$RC" -eq 0 ]; then
+    ok "SIGTERM: exit 0"
+else
+    bad "SIGTERM: exit 0" "exit status $RC" "stderr: $(cat "$TMP/serve.err")"
+fi
+SERVE_PIDS=()
+
+# bad configs: exit 2, one line naming the file's line and the key
+# bad_config NAME WANT-REGEX: runs llmux-serve on $TMP/bad.yaml.
+bad_config() {
+    run timeout 10 "$SERVE" --config "$TMP/bad.yaml" --listen 127.0.0.1:0
+    if [ "$RC" -ne 2 ]; then
+        bad "$1" "exit status $RC, want 2"
+    elif ! grep -qE "$2" "$TMP/err"; then
+        bad "$1" "stderr does not match /$2/"
+    else
+        ok "$1"
+    fi
+}
+
+printf 'listen: 127.0.0.1:0\nroutes:\n  fast: openai/gpt-4o-mini\nkeys:\n  - key: sk-a\n' >"$TMP/bad.yaml"
+bad_config "config: unknown key names line and key" \
+    "^llmux serve: .*bad\.yaml:4: key 'keys'"
+printf 'listen: 127.0.0.1:0\nroutes:\n  fast: "openai/gpt-4o-mini;max_retries=abc"\n' >"$TMP/bad.yaml"
+bad_config "config: bad config string names line and route" \
+    "^llmux serve: .*bad\.yaml:3: key 'routes\.fast'"
+printf 'listen: 127.0.0.1:0\nroutes:\n  fast: [openai/gpt-4o-mini\n' >"$TMP/bad.yaml"
+bad_config "config: YAML syntax error names the line" \
+    "^llmux serve: .*bad\.yaml:[0-9]+: YAML"
+printf 'listen: 127.0.0.1:0\nroutes:\n  fast: {a: b}\n' >"$TMP/bad.yaml"
+bad_config "config: a route that is a mapping" \
+    "^llmux serve: .*bad\.yaml:3: key 'routes\.fast'"
+printf 'listen: 127.0.0.1:0\n' >"$TMP/bad.yaml"
+bad_config "config: no routes" "key 'routes': missing or empty"
+run timeout 10 "$SERVE" --config "$TMP/nosuchfile.yaml"
+expect_rc_2() { if [ "$RC" -eq 2 ]; then ok "$1"; else bad "$1" "exit status $RC, want 2"; fi; }
+expect_rc_2 "config: missing file is exit 2"
+run timeout 10 "$SERVE"
+expect_rc_2 "no --config is exit 2"
+
+summary
