@@ -412,6 +412,22 @@ int llmux__auth_line(const llmux__provider *p,
 /* The headers the core adds to the plugin's (the engine adds User-Agent
  * and the client's): Authorization, Content-Type, Accept, then the
  * request's own. */
+/* Appends the header line `line` (taken over; NULL: out of memory) to h;
+ * on failure it is freed as a secret. */
+static int push_line(struct llmux_http_request *h, char *line)
+{
+    char **v;
+    if (!line)
+        return LLMUX_ENOMEM;
+    if (!(v = llmux__realloc(h->headers, (h->n_headers + 1) * sizeof *v))) {
+        llmux__secret_free(line);
+        return LLMUX_ENOMEM;
+    }
+    h->headers = v;
+    v[h->n_headers++] = line;
+    return 0;
+}
+
 static int core_headers(llmux_request *r, int auth, llmux__prepared *out)
 {
     const char *key = out->api_key;
@@ -419,19 +435,10 @@ static int core_headers(llmux_request *r, int auth, llmux__prepared *out)
     int rc;
     if (key && !out->cred &&
         (auth == LLMUX_AUTH_BEARER || auth == LLMUX_AUTH_OPTIONAL)) {
-        char *line, **h;
-        if ((rc = llmux__auth_line(out->prov, &out->http, key, 0, &line)))
+        char *line;
+        if ((rc = llmux__auth_line(out->prov, &out->http, key, 0, &line)) ||
+            (line && (rc = push_line(&out->http, line))))
             return rc;
-        if (line) {
-            h = llmux__realloc(out->http.headers,
-                               (out->http.n_headers + 1) * sizeof *h);
-            if (!h) {
-                llmux__secret_free(line);
-                return LLMUX_ENOMEM;
-            }
-            out->http.headers = h;
-            h[out->http.n_headers++] = line;
-        }
     }
     if (out->http.body && !has_header(&out->http, "Content-Type") &&
         (rc = add_header(&out->http, "Content-Type", "application/json")))
@@ -443,16 +450,9 @@ static int core_headers(llmux_request *r, int auth, llmux__prepared *out)
                              ? "application/x-ndjson"
                              : "text/event-stream")))
         return rc;
-    for (i = 0; i < r->n_headers; i++) {
-        char **h = llmux__realloc(out->http.headers,
-                                  (out->http.n_headers + 1) * sizeof *h);
-        if (!h)
-            return LLMUX_ENOMEM;
-        out->http.headers = h;
-        if (!(h[out->http.n_headers] = llmux__strdup(r->headers[i])))
-            return LLMUX_ENOMEM;
-        out->http.n_headers++;
-    }
+    for (i = 0; i < r->n_headers; i++)
+        if ((rc = push_line(&out->http, llmux__strdup(r->headers[i]))))
+            return rc;
     return 0;
 }
 
@@ -471,19 +471,21 @@ int llmux__prepare_ex(llmux_request *r, const llmux__settings *defaults,
     memset(out, 0, sizeof *out);
     if (!set)
         set = &own;
-    /* without a provider, the settings have no descriptor layer */
-    llmux__settings_resolve(r, defaults, NULL, 0, set);
+    rc = r->cfg.provider ? llmux__provider_get(r->cfg.provider, extra_dirs, &p,
+                                               buf, sizeof buf)
+                         : LLMUX_ECONFIG;
+    /* the descriptor's core keys are a layer of the settings; without a
+     * provider there is none, but `set` is still resolved */
+    llmux__settings_resolve(r, defaults, rc ? NULL : p->opts,
+                            rc ? 0 : p->n_opts, set);
     if (!r->cfg.provider)
         return llmux__request_fail(
             r, LLMUX_ECONFIG,
             "no provider given (config string \"provider/model\")");
-    rc = llmux__provider_get(r->cfg.provider, extra_dirs, &p, buf, sizeof buf);
     if (rc) {
         llmux__request_seterr(r, buf);
         return rc;
     }
-    if (p->n_opts) /* the descriptor's core keys */
-        llmux__settings_resolve(r, defaults, p->opts, p->n_opts, set);
     out->prov = p;
     out->auth = auth = auth_mode(set, p);
     out->cred =

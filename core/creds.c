@@ -39,16 +39,16 @@ static uint64_t wall_ms(void)
 }
 
 /* "scheme://host[:port]" of a URL, without a user:password. */
-static size_t endpoint_of(const char *url, char *out, size_t len)
+static void endpoint_of(const char *url, char *out, size_t len)
 {
-    const char *p = strstr(url, "://"), *host;
-    size_t n, at;
-    host = p ? p + 3 : url;
-    n = strcspn(host, "/?#");
-    for (at = n; at > 0 && host[at - 1] != '@'; at--)
-        ;
-    return (size_t)snprintf(out, len, "%.*s%.*s", (int)(host - url), url,
-                            (int)(n - at), host + at);
+    const char *p = strstr(url, "://");
+    size_t h = p ? (size_t)(p - url) + 3 : 0, n, a, b;
+    n = h + strcspn(url + h, "/?#");
+    if (llmux__url_userinfo(url, n, &a, &b))
+        snprintf(out, len, "%.*s%.*s", (int)a, url, (int)(n - b - 1),
+                 url + b + 1);
+    else
+        snprintf(out, len, "%.*s", (int)n, url);
 }
 
 /* The entry of x's provider and endpoint, made when missing (NULL: out of
