@@ -178,9 +178,9 @@ struct llmux__xfer {
     /* the credential callback (creds.c) */
     struct llmux__cred *cred;      /* the query x waits for, or NULL */
     struct llmux__xfer *cred_next; /* the others waiting for it */
-    int cred_state;                /* CRED_WAIT, _HAVE, _FAIL or 0 */
-    int cred_resume; /* answered: llmux__on_defer goes on with it */
-    int cred_code;   /* CRED_FAIL: the code and message it ends with */
+    int cred_state; /* CRED_WAIT, or answered while it waited (_HAVE,
+                       _FAIL: llmux__on_defer goes on with it), or 0 */
+    int cred_code;  /* CRED_FAIL: the code and message it ends with */
     char *cred_msg;
     int cred_bearer;    /* the secret is an access token */
     int cred_asked;     /* the callback's answer is what is sent */

@@ -416,8 +416,7 @@ static void credential_resume(xfer *w)
     while (w) {
         xfer *next = w->cred_next;
         w->cred_next = NULL;
-        w->cred_resume = 1;
-        llmux__defer_push(w);
+        llmux__defer_push(w); /* answered: CRED_HAVE or CRED_FAIL */
         w = next;
     }
 }

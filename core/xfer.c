@@ -834,7 +834,6 @@ static void defer_start(xfer *x)
 static void defer_credential(xfer *x)
 {
     int rc;
-    x->cred_resume = 0;
     if (x->timer_on)
         uv_timer_stop(&x->timer); /* the total deadline's wait */
     if (x->cred_state == CRED_FAIL) {
@@ -876,7 +875,8 @@ void llmux__on_defer(uv_timer_t *t)
             defer_start(x);
             continue;
         }
-        if (x->cred_resume && !x->cancel && !c->closing) {
+        if ((x->cred_state == CRED_HAVE || x->cred_state == CRED_FAIL) &&
+            !x->cancel && !c->closing) {
             defer_credential(x);
             continue;
         }
