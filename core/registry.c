@@ -225,7 +225,8 @@ static int make_provider(const char *name, const llmux_provider *vt,
         goto fail;
     }
     /* the descriptor's core settings (timeout, auth ...) apply to every
-     * request of this name: a bad value fails the load, not each request */
+     * request of this name: a bad value fails the load, not each request;
+     * another key must be the module's when the module checks them */
     for (i = 0; i < p->n_opts; i++) {
         const char *k = p->opts[i].key;
         char list[LLMUX__MSGBUF / 2];
