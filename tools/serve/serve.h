@@ -1,5 +1,7 @@
-/* llmux serve: an OpenAI-compatible gateway (first step). Shared between
- * the config reader and the server. */
+/* llmux serve: an OpenAI-compatible gateway. Internal to tools/serve:
+ * the config (serve_config.c), the HTTP helpers and the router
+ * (serve_http.c), the OpenAI endpoints (serve_openai.c) and the server's
+ * life (serve.c: listening, signals, shutdown). */
 #ifndef LLMUX_SERVE_H
 #define LLMUX_SERVE_H
 
@@ -27,5 +29,53 @@ int serve_config_load(serve_config *cfg, const char *path, char *err,
 void serve_config_free(serve_config *cfg);
 const serve_route *serve_config_route(const serve_config *cfg,
                                       const char *name);
+
+/* ---- the server ---------------------------------------------------------- */
+
+#ifdef SERVE_INTERNAL
+#include <h2o.h>
+#include <llmux/llmux.h>
+#include <uv.h>
+
+#define SERVE_MAX_BODY (8u << 20)
+/* h2o answers bodies above its own limit itself (plain text 413) before
+ * the handler runs; set above ours so that up to twice our limit gets the
+ * OpenAI-shaped 413. */
+#define SERVE_H2O_MAX_BODY (2 * SERVE_MAX_BODY)
+
+typedef struct serve {
+    uv_loop_t loop;
+    serve_config cfg;
+    llmux_client *client;
+    h2o_globalconf_t h2o_cfg;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    uv_tcp_t listener;
+    uv_signal_t sig_term, sig_int;
+    int closing;
+    int client_closed;
+    size_t conns; /* accepted connections not yet closed */
+} serve;
+
+/* serve_http.c: answers, and the router h2o calls for every request */
+void serve_send_json(h2o_req_t *req, int status, const char *body, size_t len);
+/* OpenAI's error object {"error":{"message","type","param","code"}}. */
+void serve_send_error(h2o_req_t *req, int status, const char *type,
+                      const char *param, const char *code, const char *message);
+/* The HTTP status and OpenAI error type for an llmux failure `code`;
+ * `upstream_status` is the provider's HTTP status (0: none). */
+int serve_status_of(int code, long upstream_status, const char **type);
+/* A failed request's answer: the status, the OpenAI error object naming
+ * the provider, Retry-After on a 429. */
+void serve_send_failure(h2o_req_t *req, int code, const llmux_response *res);
+int serve_on_req(serve *s, h2o_req_t *req);
+
+/* serve_openai.c: the endpoints in OpenAI's shapes */
+int serve_handle_chat(serve *s, h2o_req_t *req);
+void serve_handle_models(serve *s, h2o_req_t *req);
+
+/* serve.c: the whole program, `llmux serve ARGS` and llmux-serve */
+int llmux_serve_main(int argc, char **argv);
+#endif /* SERVE_INTERNAL */
 
 #endif /* LLMUX_SERVE_H */

@@ -1,0 +1,178 @@
+/* llmux serve: answers (JSON, OpenAI's error object, the status of an
+ * llmux failure) and the router h2o hands every request to. */
+#define SERVE_INTERNAL
+#include "serve.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- responses ----------------------------------------------------------- */
+
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Payload Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return status < 400 ? "OK" : "Error";
+    }
+}
+
+void serve_send_json(h2o_req_t *req, int status, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason_of(status);
+    req->res.content_length = len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json"));
+    h2o_send_inline(req, body, len);
+}
+
+void serve_send_error(h2o_req_t *req, int status, const char *type,
+                      const char *param, const char *code, const char *message)
+{
+    json_object *o = json_object_new_object(), *e = json_object_new_object();
+    const char *text;
+    size_t len;
+    json_object_object_add(e, "message", json_object_new_string(message));
+    json_object_object_add(e, "type", json_object_new_string(type));
+    json_object_object_add(e, "param",
+                           param ? json_object_new_string(param) : NULL);
+    json_object_object_add(e, "code",
+                           code ? json_object_new_string(code) : NULL);
+    json_object_object_add(o, "error", e);
+    text = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    serve_send_json(req, status, text, len);
+    json_object_put(o);
+}
+
+int serve_status_of(int code, long upstream_status, const char **type)
+{
+    switch (code) {
+    case LLMUX_EINVAL:
+    case LLMUX_ENOTSUP:
+        *type = "invalid_request_error";
+        return 400;
+    case LLMUX_ERATELIMIT:
+    case LLMUX_EBUDGET:
+        *type = "rate_limit_error";
+        return 429;
+    case LLMUX_ETIMEDOUT:
+        *type = "api_error";
+        return 504;
+    case LLMUX_EQUEUEFULL:
+    case LLMUX_ECANCELED:
+        *type = "api_error";
+        return 503;
+    case LLMUX_EPROVIDER:
+        /* the provider refused the request itself (a bad parameter, a
+         * context too long): the client's to fix */
+        if (upstream_status >= 400 && upstream_status < 500 &&
+            upstream_status != 401 && upstream_status != 403 &&
+            upstream_status != 429) {
+            *type = "invalid_request_error";
+            return (int)upstream_status;
+        }
+        *type = "api_error";
+        return 502;
+    case LLMUX_ETRANSPORT:
+    case LLMUX_ETOOBIG:
+    case LLMUX_EPROTO:
+    case LLMUX_EAUTH: /* the gateway's upstream key, not the client's */
+        *type = "api_error";
+        return 502;
+    default: /* the gateway's own config: a missing key, a provider */
+        *type = "server_error";
+        return 500;
+    }
+}
+
+void serve_send_failure(h2o_req_t *req, int code, const llmux_response *res)
+{
+    const llmux_error *e = llmux_response_error(res);
+    const char *type;
+    int st = serve_status_of(code, e ? e->http_status : 0, &type);
+    char msg[1024];
+    size_t pl = e && e->provider ? strlen(e->provider) : 0;
+    /* name the provider once: its message may start with it */
+    if (pl &&
+        !(strncmp(e->message, e->provider, pl) == 0 && e->message[pl] == ':'))
+        snprintf(msg, sizeof msg, "upstream %s: %s", e->provider, e->message);
+    else
+        snprintf(msg, sizeof msg, "%s", e ? e->message : llmux_strerror(code));
+    if (st == 429 && e && e->retry_after >= 0) {
+        char ra[32];
+        int n = snprintf(ra, sizeof ra, "%.0f", e->retry_after + 0.5);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER,
+                       NULL, h2o_strdup(&req->pool, ra, n).base, n);
+    }
+    serve_send_error(req, st, type, e ? e->param : NULL, llmux_err_name(code),
+                     msg);
+}
+
+/* ---- the router -----------------------------------------------------------
+ */
+
+static int is(h2o_iovec_t v, const char *s)
+{
+    return h2o_memis(v.base, v.len, s, strlen(s));
+}
+
+int serve_on_req(serve *s, h2o_req_t *req)
+{
+    h2o_iovec_t path = req->path_normalized;
+    int get = is(req->method, "GET"), post = is(req->method, "POST");
+    if (is(path, "/health")) {
+        if (!get)
+            goto method;
+        if (s->closing)
+            serve_send_error(req, 503, "api_error", NULL, NULL,
+                             "shutting down");
+        else
+            serve_send_json(req, 200, H2O_STRLIT("{\"status\":\"ok\"}"));
+        return 0;
+    }
+    if (is(path, "/v1/models")) {
+        if (!get)
+            goto method;
+        serve_handle_models(s, req);
+        return 0;
+    }
+    if (is(path, "/v1/chat/completions")) {
+        if (!post)
+            goto method;
+        if (s->closing) {
+            serve_send_error(req, 503, "api_error", NULL, NULL,
+                             "shutting down");
+            return 0;
+        }
+        return serve_handle_chat(s, req);
+    }
+    serve_send_error(req, 404, "invalid_request_error", NULL, "not_found",
+                     "unknown path");
+    return 0;
+method:
+    serve_send_error(req, 405, "invalid_request_error", NULL,
+                     "method_not_allowed", "method not allowed on this path");
+    return 0;
+}

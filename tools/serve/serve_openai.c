@@ -1,0 +1,334 @@
+/* llmux serve: the endpoints in OpenAI's shapes. A request is decoded
+ * with the library's OpenAI-JSON import, submitted on the shared loop, and
+ * answered with its OpenAI-shaped serializer (stream:true as server-sent
+ * events, relayed chunk by chunk) or OpenAI's error object. */
+#define SERVE_INTERNAL
+#include "serve.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One chat completion in flight. Freed once both the llmux done callback
+ * has run and h2o has disposed of the HTTP request (the client may leave
+ * first: the upstream request is then canceled). */
+typedef struct pending {
+    h2o_generator_t gen; /* first: h2o hands it back to proceed and stop */
+    h2o_req_t *req;      /* NULL once answered or gone */
+    llmux_request *lr;
+    int done;
+    int disposed;
+    /* stream:true: SSE events gathered in `buf` while h2o writes `out`
+     * (h2o takes one write at a time and reads it until proceed) */
+    int streaming, started, sending, final, paused;
+    char *buf, *out;
+    size_t buf_len, buf_cap, out_cap;
+} pending;
+
+/* Above this much waiting for a slow reader, the upstream is paused. */
+#define SERVE_STREAM_HIGH (1u << 20)
+
+/* ---- chat completions ---------------------------------------------------- */
+
+static void pending_release(pending *p)
+{
+    if (p->done && p->disposed) {
+        free(p->buf);
+        free(p->out);
+        free(p);
+    }
+}
+
+/* ---- stream:true, as server-sent events ---------------------------------- */
+
+static int sse_append(pending *p, const char *a, size_t alen, const char *b,
+                      size_t blen)
+{
+    size_t need = p->buf_len + alen + blen;
+    if (need > p->buf_cap) {
+        size_t cap = p->buf_cap ? p->buf_cap * 2 : 4096;
+        char *nb;
+        while (cap < need)
+            cap *= 2;
+        if (!(nb = realloc(p->buf, cap)))
+            return -1;
+        p->buf = nb;
+        p->buf_cap = cap;
+    }
+    memcpy(p->buf + p->buf_len, a, alen);
+    memcpy(p->buf + p->buf_len + alen, b, blen);
+    p->buf_len = need;
+    return 0;
+}
+
+/* Hands what is gathered to h2o unless a write is under way. */
+static void sse_flush(pending *p)
+{
+    h2o_iovec_t iov;
+    char *t;
+    size_t cap;
+    if (!p->req || p->sending || (!p->buf_len && !p->final))
+        return;
+    /* swap: h2o reads `out` until proceed */
+    t = p->out;
+    p->out = p->buf;
+    p->buf = t;
+    cap = p->out_cap;
+    p->out_cap = p->buf_cap;
+    p->buf_cap = cap;
+    iov = h2o_iovec_init(p->out, p->buf_len);
+    p->buf_len = 0;
+    p->sending = 1;
+    if (p->final) {
+        h2o_req_t *req = p->req;
+        p->req = NULL; /* nothing more to write */
+        h2o_send(req, &iov, iov.len ? 1 : 0, H2O_SEND_STATE_FINAL);
+    } else
+        h2o_send(p->req, &iov, 1, H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void sse_proceed(h2o_generator_t *gen, h2o_req_t *req)
+{
+    pending *p = (pending *)gen;
+    (void)req;
+    p->sending = 0;
+    if (p->paused && !p->done && p->buf_len < SERVE_STREAM_HIGH / 2) {
+        p->paused = 0;
+        llmux_request_resume(p->lr);
+    }
+    sse_flush(p);
+}
+
+/* The client went away mid-stream: stop paying for tokens. */
+static void sse_stop(h2o_generator_t *gen, h2o_req_t *req)
+{
+    pending *p = (pending *)gen;
+    (void)req;
+    p->req = NULL;
+    if (!p->done)
+        llmux_request_cancel(p->lr);
+}
+
+static void sse_start(pending *p)
+{
+    h2o_req_t *req = p->req;
+    p->started = 1;
+    p->gen.proceed = sse_proceed;
+    p->gen.stop = sse_stop;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/event-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-cache"));
+    h2o_start_response(req, &p->gen);
+}
+
+static int on_chunk(llmux_request *lr, const llmux_chunk *ch, void *userdata)
+{
+    pending *p = userdata;
+    char *json;
+    int rc;
+    if (!p->req)
+        return 1; /* nobody reads: stop */
+    if (!(json = llmux_chunk_to_json(ch)))
+        return 1;
+    if (!p->started)
+        sse_start(p);
+    rc = sse_append(p, "data: ", 6, json, strlen(json)) ||
+         sse_append(p, "\n\n", 2, "", 0);
+    llmux_free(json);
+    if (rc)
+        return 1;
+    sse_flush(p);
+    if (p->buf_len > SERVE_STREAM_HIGH && !p->paused) {
+        p->paused = 1;
+        llmux_request_pause(lr);
+    }
+    return 0;
+}
+
+/* h2o frees the request's pool: answered, or the client went away. */
+static void on_req_dispose(void *data)
+{
+    pending *p = *(pending **)data;
+    p->req = NULL;
+    p->disposed = 1;
+    if (!p->done)
+        llmux_request_cancel(p->lr); /* nobody to answer: stop paying */
+    pending_release(p);
+}
+
+static void on_done(llmux_request *lr, int status, llmux_response *res,
+                    void *userdata)
+{
+    pending *p = userdata;
+    h2o_req_t *req = p->req;
+    (void)lr;
+    p->done = 1;
+    p->lr = NULL;
+    if (req && p->started) {
+        /* the stream's end: [DONE], or OpenAI's error object as an event */
+        if (status == 0)
+            sse_append(p, "data: [DONE]\n\n", 14, "", 0);
+        else {
+            char *json = llmux_response_to_json(res);
+            if (json && !sse_append(p, "data: ", 6, json, strlen(json)))
+                sse_append(p, "\n\n", 2, "", 0);
+            llmux_free(json);
+        }
+        p->final = 1;
+        sse_flush(p);
+    } else if (req) {
+        p->req = NULL;
+        if (status == 0 && p->streaming) {
+            /* a stream without a single chunk */
+            p->req = req;
+            sse_start(p);
+            sse_append(p, "data: [DONE]\n\n", 14, "", 0);
+            p->final = 1;
+            sse_flush(p);
+        } else if (status == 0) {
+            char *json = llmux_response_to_json(res);
+            if (json)
+                serve_send_json(req, 200, json, strlen(json));
+            else
+                serve_send_error(req, 500, "server_error", NULL, NULL,
+                                 "out of memory");
+            llmux_free(json);
+        } else {
+            serve_send_failure(req, status, res);
+        }
+    }
+    pending_release(p);
+}
+
+int serve_handle_chat(serve *s, h2o_req_t *req)
+{
+    const char *body = req->entity.base ? req->entity.base : "";
+    size_t len = req->entity.base ? req->entity.len : 0;
+    json_tokener *tok;
+    json_object *j, *m, *st;
+    const serve_route *rt;
+    llmux_request *lr = NULL;
+    pending *p, **ref;
+    const char *model;
+    char msg[512];
+    size_t i;
+    int rc, streaming;
+
+    if (len > SERVE_MAX_BODY) {
+        serve_send_error(
+            req, 413, "invalid_request_error", NULL, "request_too_large",
+            "request body larger than 8 MiB (the gateway's limit)");
+        return 0;
+    }
+    tok = json_tokener_new();
+    if (!tok) {
+        serve_send_error(req, 500, "server_error", NULL, NULL, "out of memory");
+        return 0;
+    }
+    j = json_tokener_parse_ex(tok, body, (int)len);
+    if (j && tok->char_offset < (int)len) {
+        /* trailing bytes after the object: only whitespace is fine */
+        for (i = (size_t)tok->char_offset; i < len; i++)
+            if (!strchr(" \t\r\n", body[i]))
+                break;
+        if (i < len) {
+            json_object_put(j);
+            j = NULL;
+        }
+    }
+    json_tokener_free(tok);
+    if (!j || !json_object_is_type(j, json_type_object)) {
+        json_object_put(j);
+        serve_send_error(req, 400, "invalid_request_error", NULL,
+                         "invalid_json",
+                         "the request body is not a valid JSON object");
+        return 0;
+    }
+    if (!json_object_object_get_ex(j, "model", &m) ||
+        !json_object_is_type(m, json_type_string)) {
+        json_object_put(j);
+        serve_send_error(req, 400, "invalid_request_error", "model", NULL,
+                         "you must provide a model parameter (a string)");
+        return 0;
+    }
+    model = json_object_get_string(m);
+    if (strchr(model, ';')) {
+        json_object_put(j);
+        serve_send_error(req, 400, "invalid_request_error", "model",
+                         "invalid_model",
+                         "the model may not carry ';' options: name a route of "
+                         "the gateway");
+        return 0;
+    }
+    if (!(rt = serve_config_route(&s->cfg, model))) {
+        snprintf(msg, sizeof msg,
+                 "The model '%s' does not exist on this gateway "
+                 "(GET /v1/models lists its routes)",
+                 model);
+        json_object_put(j);
+        serve_send_error(req, 404, "invalid_request_error", "model",
+                         "model_not_found", msg);
+        return 0;
+    }
+    streaming = json_object_object_get_ex(j, "stream", &st) &&
+                json_object_get_boolean(st);
+    json_object_put(j);
+
+    rc = llmux_request_new_json(&lr, rt->specs[0], body, len);
+    for (i = 1; !rc && i < rt->n_specs; i++)
+        rc = llmux_request_add_fallback(lr, rt->specs[i]);
+    if (!rc && !(p = calloc(1, sizeof *p)))
+        rc = LLMUX_ENOMEM;
+    if (rc) {
+        const char *type;
+        int code = serve_status_of(rc, 0, &type);
+        serve_send_error(req, code, type, NULL, llmux_err_name(rc),
+                         lr ? llmux_request_errmsg(lr) : llmux_strerror(rc));
+        llmux_request_free(lr);
+        return 0;
+    }
+    p->req = req;
+    p->lr = lr;
+    p->streaming = streaming;
+    rc = llmux_submit(s->client, lr, streaming ? on_chunk : NULL, on_done, p);
+    if (rc) {
+        const char *type;
+        int code = serve_status_of(rc, 0, &type);
+        serve_send_error(req, code, type, NULL, llmux_err_name(rc),
+                         llmux_request_errmsg(lr));
+        llmux_request_free(lr);
+        free(p);
+        return 0;
+    }
+    ref = h2o_mem_alloc_shared(&req->pool, sizeof *ref, on_req_dispose);
+    *ref = p;
+    return 0;
+}
+
+/* ---- other endpoints ----------------------------------------------------- */
+
+void serve_handle_models(serve *s, h2o_req_t *req)
+{
+    json_object *o = json_object_new_object(), *data = json_object_new_array();
+    const char *text;
+    size_t i, len;
+    for (i = 0; i < s->cfg.n_routes; i++) {
+        json_object *m = json_object_new_object();
+        json_object_object_add(m, "id",
+                               json_object_new_string(s->cfg.routes[i].name));
+        json_object_object_add(m, "object", json_object_new_string("model"));
+        json_object_object_add(m, "created", json_object_new_int(0));
+        json_object_object_add(m, "owned_by", json_object_new_string("llmux"));
+        json_object_array_add(data, m);
+    }
+    json_object_object_add(o, "object", json_object_new_string("list"));
+    json_object_object_add(o, "data", data);
+    text = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    serve_send_json(req, 200, text, len);
+    json_object_put(o);
+}
