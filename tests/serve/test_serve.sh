@@ -129,6 +129,8 @@ routes:
     - "openai/gpt-4o-mini;$UP"
   down: ["openai/gpt-4o-mini;base_url=http://127.0.0.1:1/v1;api_key=sk-test;max_retries=0"]
   slow: "openai/gpt-4o-mini;$SLOW"
+limits:
+  max_body: 4MiB                # under the default 8 MiB: the setting applies
 EOF
 start_serve "$TMP/serve.yaml"
 
@@ -208,9 +210,9 @@ else
 fi
 
 "$PY" -c 'import sys
-sys.stdout.write("{\"model\":\"fast\",\"messages\":[{\"role\":\"user\",\"content\":\"" + "a" * (9 << 20) + "\"}]}")' >"$TMP/big.json"
+sys.stdout.write("{\"model\":\"fast\",\"messages\":[{\"role\":\"user\",\"content\":\"" + "a" * (5 << 20) + "\"}]}")' >"$TMP/big.json"
 http big POST /v1/chat/completions "$TMP/big.json"
-expect_error "body over 8 MiB is 413" 413 request_too_large
+expect_error "body over limits.max_body (4 MiB) is 413" 413 request_too_large
 
 http notfound GET /v1/nothing
 expect_error "unknown path is a JSON 404" 404 not_found
@@ -245,9 +247,18 @@ bad_config() {
     fi
 }
 
-printf 'listen: 127.0.0.1:0\nroutes:\n  fast: openai/gpt-4o-mini\nkeys:\n  - key: sk-a\n' >"$TMP/bad.yaml"
+printf 'listen: 127.0.0.1:0\nroutes:\n  fast: openai/gpt-4o-mini\nbogus:\n  - key: sk-a\n' >"$TMP/bad.yaml"
 bad_config "config: unknown key names line and key" \
-    "^llmux serve: .*bad\.yaml:4: key 'keys'"
+    "^llmux serve: .*bad\.yaml:4: key 'bogus'"
+printf 'routes:\n  fast: openai/gpt-4o-mini\nlimits:\n  max_body: 8 potatoes\n' >"$TMP/bad.yaml"
+bad_config "config: a bad size names limits.max_body" \
+    "^llmux serve: .*bad\.yaml:4: key 'limits\.max_body': want a size"
+printf 'routes:\n  fast: openai/gpt-4o-mini\nlimits: {drain_timeout: -3s}\n' >"$TMP/bad.yaml"
+bad_config "config: a bad duration names limits.drain_timeout" \
+    "^llmux serve: .*bad\.yaml:3: key 'limits\.drain_timeout': want a duration"
+printf 'routes:\n  fast: openai/gpt-4o-mini\nlimits: {max_bodies: 1MiB}\n' >"$TMP/bad.yaml"
+bad_config "config: an unknown limit is refused by name" \
+    "^llmux serve: .*bad\.yaml:3: key 'limits\.max_bodies': unknown"
 printf 'listen: 127.0.0.1:0\nroutes:\n  fast: "openai/gpt-4o-mini;max_retries=abc"\n' >"$TMP/bad.yaml"
 bad_config "config: bad config string names line and route" \
     "^llmux serve: .*bad\.yaml:3: key 'routes\.fast'"

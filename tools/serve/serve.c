@@ -205,7 +205,10 @@ int llmux_serve_main(int argc, char **argv)
     }
 
     h2o_config_init(&s.h2o_cfg);
-    s.h2o_cfg.max_request_entity_size = SERVE_H2O_MAX_BODY;
+    /* h2o answers bodies above its own limit itself (a plain-text 413)
+     * before the handler runs; set above ours so that up to twice our
+     * limit gets the OpenAI-shaped 413 */
+    s.h2o_cfg.max_request_entity_size = 2 * s.cfg.limits.max_body;
     hostconf = h2o_config_register_host(
         &s.h2o_cfg, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     pathconf = h2o_config_register_path(hostconf, "/", 0);

@@ -15,13 +15,34 @@ typedef struct serve_route {
     size_t n_specs;
 } serve_route;
 
+/* limits: the gateway's own bounds (sizes in bytes, times in ms; 0 turns
+ * a timeout or the heartbeat off). */
+typedef struct serve_limits {
+    size_t max_body;         /* a request body; default 8 MiB */
+    size_t max_header;       /* a request's headers; default 64 KiB */
+    size_t max_connections;  /* open client connections; default 4096 */
+    size_t max_in_flight;    /* requests being answered; default 10000 */
+    long idle_timeout_ms;    /* a connection with nothing to do; default 60 s */
+    long request_timeout_ms; /* one request, start to end; default 0 (off:
+                                the route's own timeouts bound it) */
+    long drain_timeout_ms;   /* shutdown's wait for requests; default 30 s */
+    long heartbeat_ms; /* an SSE comment on a stream this long idle; 15 s */
+} serve_limits;
+
+#define SERVE_LIMITS_INIT                                                      \
+    {                                                                          \
+        8u << 20, 64u << 10, 4096, 10000, 60000, 0, 30000, 15000               \
+    }
+
 typedef struct serve_config {
     char *listen; /* "HOST:PORT", NULL: 127.0.0.1:8080 */
+    serve_limits limits;
     serve_route *routes;
     size_t n_routes;
 } serve_config;
 
-/* Reads the YAML file `path` into `cfg` (zeroed by the caller). Returns 0,
+/* Reads the YAML file `path` into `cfg` (zeroed by the caller; unset
+ * limits get SERVE_LIMITS_INIT's values). Returns 0,
  * or -1 with a message naming the file, the line and the key written to
  * `err` (`errlen` bytes); `cfg` is then freed. */
 int serve_config_load(serve_config *cfg, const char *path, char *err,
@@ -36,12 +57,6 @@ const serve_route *serve_config_route(const serve_config *cfg,
 #include <h2o.h>
 #include <llmux/llmux.h>
 #include <uv.h>
-
-#define SERVE_MAX_BODY (8u << 20)
-/* h2o answers bodies above its own limit itself (plain text 413) before
- * the handler runs; set above ours so that up to twice our limit gets the
- * OpenAI-shaped 413. */
-#define SERVE_H2O_MAX_BODY (2 * SERVE_MAX_BODY)
 
 typedef struct serve {
     uv_loop_t loop;

@@ -1,12 +1,16 @@
 /* llmux serve: the YAML config file, read with libyaml's document loader.
- * Keys of this step: listen (HOST:PORT) and routes (a model name -> one
- * config string or a list of them). Any other key is refused, so that a
- * setting the gateway does not apply yet (keys:, limits:) is never
- * silently ignored. */
+ * Keys: listen (HOST:PORT), routes (a model name -> one config string or
+ * a list of them) and limits (sizes and times). Any other key is refused,
+ * so that a setting the gateway does not apply is never silently
+ * ignored. */
 #include "serve.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <llmux/llmux.h>
+#include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +126,135 @@ static int read_routes(reader *r, serve_config *cfg, yaml_node_t *map)
     return 0;
 }
 
+/* "8MiB", "512KiB", "65536", "1GB": bytes, at most 1 TiB. */
+static int parse_size(const char *s, size_t *out)
+{
+    static const struct {
+        const char *unit;
+        double mul;
+    } units[] = {{"", 1},
+                 {"B", 1},
+                 {"KiB", 1024.0},
+                 {"MiB", 1048576.0},
+                 {"GiB", 1073741824.0},
+                 {"KB", 1e3},
+                 {"MB", 1e6},
+                 {"GB", 1e9}};
+    char *end;
+    double v;
+    size_t i;
+    if (!s || !isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || !isfinite(v))
+        return -1;
+    while (*end == ' ')
+        end++;
+    for (i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcmp(end, units[i].unit)) {
+            v *= units[i].mul;
+            if (v > 1099511627776.0)
+                return -1;
+            *out = (size_t)v;
+            return 0;
+        }
+    return -1;
+}
+
+/* "30s", "500ms", "2m", "1h", "10" (seconds): milliseconds, at most a
+ * day. */
+static int parse_duration(const char *s, long *out_ms)
+{
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {
+        {"", 1000}, {"s", 1000}, {"ms", 1}, {"m", 60000}, {"h", 3600000}};
+    char *end;
+    double v;
+    size_t i;
+    if (!s || !isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || !isfinite(v))
+        return -1;
+    while (*end == ' ')
+        end++;
+    for (i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcmp(end, units[i].unit)) {
+            v *= units[i].ms;
+            if (v > 86400000.0)
+                return -1;
+            *out_ms = (long)(v + 0.5);
+            return 0;
+        }
+    return -1;
+}
+
+static int read_limits(reader *r, serve_config *cfg, yaml_node_t *map)
+{
+    static const struct {
+        const char *key;
+        int is_size; /* else a duration */
+        size_t off;
+        size_t min; /* sizes: the smallest allowed */
+    } keys[] = {
+        {"max_body", 1, offsetof(serve_limits, max_body), 1},
+        {"max_header", 1, offsetof(serve_limits, max_header), 1024},
+        {"max_connections", 1, offsetof(serve_limits, max_connections), 1},
+        {"max_in_flight", 1, offsetof(serve_limits, max_in_flight), 1},
+        {"idle_timeout", 0, offsetof(serve_limits, idle_timeout_ms), 0},
+        {"request_timeout", 0, offsetof(serve_limits, request_timeout_ms), 0},
+        {"drain_timeout", 0, offsetof(serve_limits, drain_timeout_ms), 0},
+        {"heartbeat", 0, offsetof(serve_limits, heartbeat_ms), 0},
+    };
+    yaml_node_pair_t *p;
+    size_t i;
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(r, map,
+                    "key 'limits': must be a mapping (max_body: 8MiB, "
+                    "drain_timeout: 30s, ...)");
+    for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(r->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(r->doc, p->value);
+        const char *key = scalar(k), *val = scalar(v);
+        char *field;
+        for (i = 0; key && i < sizeof keys / sizeof keys[0]; i++)
+            if (!strcmp(key, keys[i].key))
+                break;
+        if (!key || i == sizeof keys / sizeof keys[0])
+            return fail(r, k,
+                        "key 'limits.%s': unknown (max_body, max_header, "
+                        "max_connections, max_in_flight, idle_timeout, "
+                        "request_timeout, drain_timeout, heartbeat)",
+                        key ? key : "?");
+        field = (char *)&cfg->limits + keys[i].off;
+        if (keys[i].is_size) {
+            size_t n;
+            if (parse_size(val, &n) || n < keys[i].min)
+                return fail(r, v,
+                            "key 'limits.%s': want a size of at least %zu "
+                            "(a number, or with B, KiB, MiB, GiB, KB, MB, "
+                            "GB)",
+                            key, keys[i].min);
+            memcpy(field, &n, sizeof n);
+        } else {
+            long ms;
+            if (parse_duration(val, &ms))
+                return fail(r, v,
+                            "key 'limits.%s': want a duration (30s, "
+                            "500ms, 2m, 1h; a bare number is seconds; 0 "
+                            "is off)",
+                            key);
+            memcpy(field, &ms, sizeof ms);
+        }
+    }
+    return 0;
+}
+
 static int read_root(reader *r, serve_config *cfg)
 {
     yaml_node_t *root = yaml_document_get_root_node(r->doc);
@@ -147,14 +280,15 @@ static int read_root(reader *r, serve_config *cfg)
             free(cfg->listen);
             if (!(cfg->listen = strdup(s)))
                 return fail(r, v, "out of memory");
+        } else if (!strcmp(key, "limits")) {
+            if (read_limits(r, cfg, v))
+                return -1;
         } else if (!strcmp(key, "routes")) {
             if (read_routes(r, cfg, v))
                 return -1;
             have_routes = 1;
         } else
-            return fail(r, k,
-                        "key '%s': unknown or not supported yet (this "
-                        "step reads listen and routes)",
+            return fail(r, k, "key '%s': unknown (listen, routes, limits)",
                         key);
     }
     if (!have_routes || !cfg->n_routes)
@@ -165,11 +299,13 @@ static int read_root(reader *r, serve_config *cfg)
 int serve_config_load(serve_config *cfg, const char *path, char *err,
                       size_t errlen)
 {
+    static const serve_limits defaults = SERVE_LIMITS_INIT;
     yaml_parser_t parser;
     yaml_document_t doc;
     reader r = {&doc, path, err, errlen};
     FILE *f = fopen(path, "rb");
     int rc;
+    cfg->limits = defaults;
     if (!f) {
         snprintf(err, errlen, "%s: cannot open", path);
         return -1;

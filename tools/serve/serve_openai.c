@@ -218,10 +218,13 @@ int serve_handle_chat(serve *s, h2o_req_t *req)
     size_t i;
     int rc, streaming;
 
-    if (len > SERVE_MAX_BODY) {
-        serve_send_error(
-            req, 413, "invalid_request_error", NULL, "request_too_large",
-            "request body larger than 8 MiB (the gateway's limit)");
+    if (len > s->cfg.limits.max_body) {
+        snprintf(msg, sizeof msg,
+                 "the request body (%zu bytes) is larger than the gateway's "
+                 "limit of %zu bytes (limits.max_body)",
+                 len, s->cfg.limits.max_body);
+        serve_send_error(req, 413, "invalid_request_error", NULL,
+                         "request_too_large", msg);
         return 0;
     }
     tok = json_tokener_new();
