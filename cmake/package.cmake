@@ -65,7 +65,8 @@ set(CPACK_COMPONENT_RUNTIME_DESCRIPTION
     "llmux: the shared library and the in-tree provider plugins")
 set(CPACK_COMPONENT_DEVELOPMENT_DESCRIPTION
     "llmux: headers, pkg-config and CMake files, the plugin template")
-set(CPACK_COMPONENT_TOOLS_DESCRIPTION "llmux: the command-line tool")
+set(CPACK_COMPONENT_TOOLS_DESCRIPTION
+    "llmux: the command-line tool and the OpenAI-compatible gateway")
 set(CPACK_COMPONENT_MOCK_DESCRIPTION
     "llmux: a mock of the OpenAI, Mistral, Ollama and Aleph Alpha APIs")
 set(CPACK_COMPONENT_DOCS_DESCRIPTION

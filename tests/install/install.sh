@@ -91,6 +91,42 @@ no_build_paths() { # no_build_paths FILE...: neither tree's path inside
   if [ $hit = 0 ]; then ok "no build or source path in $(basename "$1") ($# files)"; fi
 }
 
+# serve_smoke TAG [VAR=VALUE...] LLMUX: the installed LLMUX, run with
+# clean_env's environment and the VARs, serves a chat completion from the mock through `llmux serve` and exits 0
+# on SIGTERM. Skipped, saying so, when llmux was built without the gateway.
+serve_smoke() {
+  local tag=$1 pid i sport body; shift
+  # env, not the clean_env function: run in the background, the pid is
+  # then llmux's own, which the SIGTERM below must reach
+  set -- env -u LD_LIBRARY_PATH -u LLMUX_PLUGIN_PATH -u PKG_CONFIG_PATH \
+    -u CMAKE_PREFIX_PATH "$@"
+  if "$@" serve --config /dev/null 2>&1 | grep -q 'built without the gateway'; then
+    echo "skip: $tag: llmux serve (built without libh2o/libyaml)"
+    serve_built=0
+    return 0
+  fi
+  serve_built=1
+  printf 'routes:\n  fast: "openai/gpt-4o-mini;base_url=http://127.0.0.1:%s/v1"\n' \
+    "$port" >"$work/gw.yaml"
+  rm -f "$work/gw.port"
+  "$@" serve --config "$work/gw.yaml" --listen 127.0.0.1:0 \
+    --port-file "$work/gw.port" 2>"$work/gw.log" &
+  pid=$!
+  for i in $(seq 200); do [ -s "$work/gw.port" ] && break; sleep 0.05; done
+  sport=$(cat "$work/gw.port" 2>/dev/null)
+  body=$(curl -s -m 20 -H 'Content-Type: application/json' --data-binary \
+    '{"model":"fast","messages":[{"role":"user","content":"Say hello."}]}' \
+    "http://127.0.0.1:$sport/v1/chat/completions" 2>&1)
+  if echo "$body" | grep -q '"object":"chat.completion"'; then
+    ok "$tag: installed llmux serve answers a chat completion"
+  else
+    bad "$tag: installed llmux serve: $body $(cat "$work/gw.log")"
+  fi
+  kill -TERM "$pid" 2>/dev/null
+  if wait "$pid"; then ok "$tag: llmux serve exits 0 on SIGTERM"
+  else bad "$tag: llmux serve exit status $? on SIGTERM"; fi
+}
+
 # every check that needs only the installed tree at $1
 installed_checks() {
   local p=$1 libdir=$1/$2 tag=$3
@@ -113,6 +149,7 @@ installed_checks() {
   fi
   check "$tag: installed llmux chats with the mock" \
     clean_env "$p/bin/llmux" chat -m openai/gpt-4o-mini "Say hello."
+  serve_smoke "$tag" "$p/bin/llmux"
 
   # the README example with pkg-config (rpath: the prefix is not a system
   # directory, so the program is told where the library is)
@@ -211,7 +248,8 @@ run_prefix() {
     share/bash-completion/completions/llmux share/zsh/vendor-completions/_llmux \
     share/doc/llmux/html/index.html \
     "$rel/cmake/llmux/llmux-config.cmake" share/llmux/template/template.c \
-    share/doc/llmux/LICENSE share/doc/llmux/examples/basic.c bin/llmux-mock; do
+    share/doc/llmux/LICENSE share/doc/llmux/examples/basic.c bin/llmux-mock \
+    share/doc/llmux/examples/gateway.yaml; do
     [ -e "$p1/$f" ] && ok "installed $f" || bad "not installed: $f"
   done
   if grep -q "build tree" "$p1/include/llmux/llmux.h"; then
@@ -289,6 +327,15 @@ run_deb() {
   check "a chat from the scratch root" clean_env LD_LIBRARY_PATH="$root/usr/$multi" \
     OPENAI_API_KEY=k OPENAI_BASE_URL="http://127.0.0.1:$port/v1" \
     "$root/usr/bin/llmux" chat -m openai/gpt-4o-mini "Say hello."
+  serve_smoke deb LD_LIBRARY_PATH="$root/usr/$multi" OPENAI_API_KEY=k \
+    "$root/usr/bin/llmux"
+  if [ "$serve_built" = 0 ]; then
+    :
+  elif [ -x "$root/usr/bin/llmux-serve" ]; then
+    ok "the llmux package has /usr/bin/llmux-serve"
+  else
+    bad "no /usr/bin/llmux-serve in the packages"
+  fi
   if command -v lintian >/dev/null; then
     echo "lintian (informational):"
     lintian --tag-display-limit 0 "$b"/*.deb 2>&1 | sed 's/^/  /' || true

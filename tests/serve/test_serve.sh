@@ -270,6 +270,16 @@ bad_config "config: a route that is a mapping" \
     "^llmux serve: .*bad\.yaml:3: key 'routes\.fast'"
 printf 'listen: 127.0.0.1:0\n' >"$TMP/bad.yaml"
 bad_config "config: no routes" "key 'routes': missing or empty"
+# the shipped example config loads (its providers' keys are not needed
+# until a request)
+start_serve "$SRC/examples/gateway.yaml"
+http example GET /v1/models
+expect "examples/gateway.yaml loads and lists its routes" 200 \
+    '",".join(m["id"] for m in j["data"])' "fast,smart,local,embed"
+kill -TERM "$SPID"
+wait "$SPID"
+SERVE_PIDS=()
+
 run timeout 10 "$SERVE" --config "$TMP/nosuchfile.yaml"
 expect_rc_2() { if [ "$RC" -eq 2 ]; then ok "$1"; else bad "$1" "exit status $RC, want 2"; fi; }
 expect_rc_2 "config: missing file is exit 2"

@@ -35,7 +35,8 @@ enum cmd {
     CMD_DETOKENIZE = 32,
     CMD_EVALUATE = 64,
     CMD_BATCH = 128,
-    CMD_PROVIDERS = 256
+    CMD_PROVIDERS = 256,
+    CMD_SERVE = 512
 };
 
 #define CMD_GEN  (CMD_CHAT | CMD_COMPLETE)
@@ -82,6 +83,9 @@ enum opt_id {
     O_AS_COMPLETED,
     O_FAIL_FAST,
     O_JSONL,
+    O_CONFIG,
+    O_LISTEN,
+    O_PORT_FILE,
     O_HELP
 };
 
@@ -151,7 +155,8 @@ typedef struct cli {
     long concurrency; /* batch */
     long rpm, tpm;
     int as_completed, fail_fast, jsonl;
-    const char **fallbacks; /* --fallback SPECs, in order */
+    const char *config, *listen, *port_file; /* serve */
+    const char **fallbacks;                  /* --fallback SPECs, in order */
     size_t n_fallbacks;
     const char **fields; /* --field KEY=JSON, in order */
     size_t n_fields;
@@ -208,6 +213,9 @@ int set_seconds_option(llmux_request *req, const char *key, long ms);
 int apply_opts(const cli *c, llmux_request *req);
 int run_request(cli *c);
 int run_providers(cli *c);
+
+/* tool_serve.c: `llmux serve`, the gateway (tools/serve) */
+int run_serve(cli *c);
 #if defined(__GNUC__)
 #define TOOL_NORETURN __attribute__((noreturn))
 #else

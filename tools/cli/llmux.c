@@ -96,6 +96,7 @@ int main(int argc, char **argv)
     if (st == 0)
         st = c.cmd == CMD_BATCH       ? run_batch(&c)
              : c.cmd == CMD_PROVIDERS ? run_providers(&c)
+             : c.cmd == CMD_SERVE     ? run_serve(&c)
                                       : run_request(&c);
     free(c.words);
     free((void *)c.stops);

@@ -340,6 +340,15 @@ static int set_opt(cli *c, const opt_def *d, const char *flag, const char *v)
     case O_JSONL:
         c->jsonl = 1;
         break;
+    case O_CONFIG:
+        c->config = v;
+        break;
+    case O_LISTEN:
+        c->listen = v;
+        break;
+    case O_PORT_FILE:
+        c->port_file = v;
+        break;
     case O_HELP:
         c->help = 1;
         break;

@@ -144,7 +144,15 @@ const opt_def opt_defs[] = {
      "prompt; without -m each line's \"model\" is its\n"
      "SPEC. A line that is not a valid request gets its\n"
      "error line; the others run"},
-    {"help", 'h', NULL, O_HELP, CMD_ALL | CMD_PROVIDERS,
+    {"config", 0, "FILE", O_CONFIG, CMD_SERVE,
+     "the gateway's YAML config: listen, routes, keys,\n"
+     "limits... (required; see the README's Gateway)"},
+    {"listen", 0, "HOST:PORT", O_LISTEN, CMD_SERVE,
+     "where to listen, over the config's listen:\n"
+     "(default 127.0.0.1:8080); port 0 picks a free one"},
+    {"port-file", 0, "FILE", O_PORT_FILE, CMD_SERVE,
+     "once listening, write the port there"},
+    {"help", 'h', NULL, O_HELP, CMD_ALL | CMD_PROVIDERS | CMD_SERVE,
      "print this help and exit"},
 };
 
@@ -281,6 +289,24 @@ static const cmd_def cmd_defs[] = {
      "  with \"error\" saying why it is broken); null where unknown.\n",
      "  llmux providers -v\n"
      "  llmux providers --json\n"},
+    {"serve", CMD_SERVE,
+     "serve --config FILE [--listen HOST:PORT] [--port-file FILE]",
+     "an OpenAI-compatible HTTP gateway to every provider",
+     "Serves OpenAI's HTTP API (chat completions, completions, embeddings,\n"
+     "models) in front of the config's routes: a client names a route as\n"
+     "its model and llmux sends the request to the route's config strings,\n"
+     "the first and then its fallbacks. Runs until SIGTERM or SIGINT,\n"
+     "then finishes the requests in flight and exits 0. The same program\n"
+     "is installed as llmux-serve.\n"
+     "\n"
+     "output:\n"
+     "  once it accepts, on stderr:\n"
+     "    llmux serve: listening on http://HOST:PORT\n"
+     "  a bad config is one line naming the file's line and the key\n"
+     "  (exit 2).\n",
+     "  llmux serve --config examples/gateway.yaml\n"
+     "  llmux serve --config gw.yaml --listen 127.0.0.1:0 --port-file "
+     "port\n"},
 };
 
 #define N_CMD_DEFS (sizeof cmd_defs / sizeof cmd_defs[0])

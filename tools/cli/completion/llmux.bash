@@ -30,7 +30,7 @@ _llmux()
     fi
 
     local commands="chat complete embed models tokenize detokenize evaluate
-        batch providers help version"
+        batch providers serve help version"
     local conn="-m --model --base-url --api-key --key-cmd --token-cmd --timeout
         --retries --header"
     local gen="--max-tokens --temperature --top-p --stop --seed --n --logprobs
@@ -73,6 +73,9 @@ _llmux()
     providers)
         opts="-v --verbose --json $help"
         ;;
+    serve)
+        opts="--config --listen --port-file $help"
+        ;;
     help)
         ((cword == 2)) && COMPREPLY=($(compgen -W "$commands" -- "$cur"))
         return 0
@@ -102,7 +105,7 @@ _llmux()
         fi
         return 0
         ;;
-    --request-file | --image)
+    --request-file | --image | --config | --port-file)
         # one name per line: names with spaces or '*' stay whole
         mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         compopt -o filenames 2>/dev/null
@@ -112,7 +115,7 @@ _llmux()
         --top-p | --stop | --seed | --n | --top-logprobs | --timeout | \
         --retries | \
         --connect-timeout | --first-byte-timeout | --idle-timeout | \
-        --expected | --concurrency | --rpm | --tpm)
+        --expected | --concurrency | --rpm | --tpm | --listen)
         return 0 # a value of the user's own
         ;;
     esac
