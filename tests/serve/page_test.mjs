@@ -123,6 +123,14 @@ async function main() {
     check("GET / has nosniff and no-cache",
       r.headers.get("x-content-type-options") === "nosniff" &&
       r.headers.get("cache-control") === "no-cache");
+    const head = await fetch(`${GATEWAY}/`, { method: "HEAD" });
+    check("HEAD / is 200 with the page's length and no body", head.status === 200 &&
+      head.headers.get("content-length") === r.headers.get("content-length") &&
+      (await head.text()) === "", `status ${head.status}`);
+    const post = await fetch(`${GATEWAY}/`, { method: "POST", body: "{}" });
+    const pj = await post.json().catch(() => null);
+    check("POST / is OpenAI's JSON 405", post.status === 405 && pj && pj.error &&
+      pj.error.code === "method_not_allowed", `status ${post.status}`);
   }
 
   const browser = await puppeteer.launch({

@@ -9,7 +9,8 @@
 # kept as text, never markup), error: on a failing and an unknown route,
 # ?key= refused and the key field in sessionStorage, and Stop on a slow
 # stream bringing the mock's in_flight back to 0 (the gateway cancels
-# upstream). Saves a screenshot as BUILD-DIR/page.png.
+# upstream); HEAD / and a JSON 405 for POST /. Saves a screenshot as
+# BUILD-DIR/page.png.
 #
 # usage: test_page.sh LLMUX_SERVE LLMUX_MOCK BUILD-DIR
 # LLMUX_PLUGIN_PATH must name the directory holding the openai plugin.
