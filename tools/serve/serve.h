@@ -89,6 +89,9 @@ int serve_on_req(serve *s, h2o_req_t *req);
 int serve_handle_chat(serve *s, h2o_req_t *req);
 void serve_handle_models(serve *s, h2o_req_t *req);
 
+/* serve_page.c: the browser page at GET / (tools/serve/page.html) */
+void serve_handle_page(h2o_req_t *req);
+
 /* serve.c: the whole program, `llmux serve ARGS` and llmux-serve */
 int llmux_serve_main(int argc, char **argv);
 #endif /* SERVE_INTERNAL */

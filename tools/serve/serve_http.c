@@ -142,6 +142,12 @@ int serve_on_req(serve *s, h2o_req_t *req)
 {
     h2o_iovec_t path = req->path_normalized;
     int get = is(req->method, "GET"), post = is(req->method, "POST");
+    if (is(path, "/")) {
+        if (!get && !is(req->method, "HEAD"))
+            goto method;
+        serve_handle_page(req);
+        return 0;
+    }
     if (is(path, "/health")) {
         if (!get)
             goto method;
