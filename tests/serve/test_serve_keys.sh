@@ -34,6 +34,7 @@ KEY_T=sk-tpm-limited-key
 
 start_mock --quiet --latency 4000
 SLOW="base_url=$MOCK_URL/v1;api_key=sk-test;timeout=60"
+SLOW_URL=$MOCK_URL
 start_mock --quiet
 UP="base_url=$MOCK_URL/v1;api_key=sk-test"
 cat >"$TMP/keys.yaml" <<EOC
@@ -198,12 +199,14 @@ for n in 1 2; do
         --data-binary "$SLOW_BODY" "$SURL/v1/chat/completions" >"$TMP/held-$n.code" &
     HELD[n]=$!
 done
-# until both are in flight: quick requests pass (and end) meanwhile
+# until the slow mock holds both (its in_flight), then one more request
 for _ in $(seq 1 400); do
-    chat "$HELLO"
-    [ "$CODE" != 200 ] && break
-    sleep 0.01
+    n=$(curl -s -m 5 "$SLOW_URL/_mock/stats" |
+        "$PY" -c 'import json,sys; print(json.load(sys.stdin)["in_flight"])' 2>/dev/null)
+    [ "$n" = 2 ] && break
+    sleep 0.05
 done
+chat "$HELLO"
 expect_error "over limits.max_in_flight is 503" 503 max_in_flight
 expect "503 names limits.max_in_flight" 503 \
     '"limits.max_in_flight" in j["error"]["message"]' True
