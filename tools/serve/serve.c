@@ -38,22 +38,44 @@ typedef struct serve_conn {
     serve *s;
 } serve_conn;
 
+static void accept_one(serve *s);
+
 static void on_conn_closed(uv_handle_t *h)
 {
     serve *s = ((serve_conn *)h)->s;
     free(h);
     s->conns--;
+    if (s->accept_paused && !s->closing) {
+        s->accept_paused = 0; /* the connection libuv holds, then the rest */
+        accept_one(s);
+    }
     maybe_stop(s);
 }
 
+/* limits.max_connections: at the limit, the connection is left with libuv,
+ * which then stops polling the listener until uv_accept takes it; later
+ * ones wait in the kernel's backlog. A burst so waits (the clients see a
+ * slower answer) instead of failing with a 503 its clients would have to
+ * retry; the connection that closes next lets the held one in. */
 static void on_accept(uv_stream_t *listener, int status)
 {
     serve *s = listener->data;
+    if (status != 0 || s->closing)
+        return;
+    if (s->conns >= s->cfg.limits.max_connections) {
+        s->accept_paused = 1;
+        s->rejected_connections++;
+        return;
+    }
+    accept_one(s);
+}
+
+static void accept_one(serve *s)
+{
+    uv_stream_t *listener = (uv_stream_t *)&s->listener;
     serve_conn *c;
     uv_tcp_t *conn;
     h2o_socket_t *sock;
-    if (status != 0 || s->closing)
-        return;
     c = h2o_mem_alloc(sizeof *c);
     c->s = s;
     conn = &c->tcp;
@@ -192,10 +214,26 @@ int llmux_serve_main(int argc, char **argv)
         serve_config_free(&s.cfg);
         return 2;
     }
+    if (!s.cfg.n_keys && !serve_is_loopback((struct sockaddr *)&ss)) {
+        /* anyone who reaches it could spend the providers' keys */
+        fprintf(stderr,
+                "llmux serve: refusing to listen on %s without keys: "
+                "anyone who can reach it could use the upstream providers' "
+                "keys; add keys: to %s or listen on 127.0.0.1\n",
+                listen_opt, config);
+        serve_config_free(&s.cfg);
+        return 2;
+    }
 
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&s.loop);
     opts.loop = &s.loop;
+    if (serve_keys_bind(&s)) {
+        fprintf(stderr, "llmux serve: out of memory\n");
+        serve_config_free(&s.cfg);
+        uv_loop_close(&s.loop);
+        return 1;
+    }
     if ((rc = llmux_client_new(&s.client, &opts))) {
         fprintf(stderr, "llmux serve: cannot create the client: %s\n",
                 llmux_strerror(rc));
@@ -271,6 +309,7 @@ out:
     uv_walk(&s.loop, close_walk, NULL);
     uv_run(&s.loop, UV_RUN_DEFAULT);
     uv_loop_close(&s.loop);
+    serve_keys_free(&s);
     serve_config_free(&s.cfg);
     llmux_global_cleanup();
     return rc;

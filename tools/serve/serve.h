@@ -34,11 +34,24 @@ typedef struct serve_limits {
         8u << 20, 64u << 10, 4096, 10000, 60000, 0, 30000, 15000               \
     }
 
+/* keys: a virtual key clients send (Authorization: Bearer, or api-key).
+ * Only its SHA-256 is kept, so that a key's value is never printed and
+ * every comparison is between two fixed-size digests. */
+typedef struct serve_key {
+    char *name;               /* names the key in logs and metrics */
+    unsigned char digest[32]; /* SHA-256 of the key */
+    char **models;            /* the routes it may use; NULL: all */
+    size_t n_models;
+    double rpm, tpm; /* requests and tokens a minute; 0: no limit */
+} serve_key;
+
 typedef struct serve_config {
     char *listen; /* "HOST:PORT", NULL: 127.0.0.1:8080 */
     serve_limits limits;
     serve_route *routes;
     size_t n_routes;
+    serve_key *keys; /* none: no auth (and loopback listen only) */
+    size_t n_keys;
 } serve_config;
 
 /* Reads the YAML file `path` into `cfg` (zeroed by the caller; unset
@@ -70,6 +83,21 @@ typedef struct serve {
     int closing;
     int client_closed;
     size_t conns; /* accepted connections not yet closed */
+    /* keys and limits (serve_keys.c) */
+    struct serve_keystate **keystates; /* per-key state, by name */
+    size_t n_keystates;
+    struct serve_keystate *auth; /* the key of the request being routed:
+                                    valid during serve_on_req only */
+    size_t in_flight;            /* chat requests being answered */
+    int accept_paused;           /* at max_connections: a connection waits */
+    size_t rejected_auth;        /* 401: missing or unknown key */
+    size_t rejected_model;       /* 403: a model the key may not use */
+    size_t rejected_rpm;         /* 429: a key's requests a minute */
+    size_t rejected_tpm;         /* 429: a key's tokens a minute */
+    size_t rejected_in_flight;   /* 503: limits.max_in_flight */
+    size_t rejected_header;      /* 431: limits.max_header */
+    size_t rejected_connections; /* held back at limits.max_connections
+                                    (served once one closes, not refused) */
 } serve;
 
 /* serve_http.c: answers, and the router h2o calls for every request */
@@ -91,6 +119,36 @@ void serve_handle_models(serve *s, h2o_req_t *req);
 
 /* serve_page.c: the browser page at GET / (tools/serve/page.html) */
 void serve_handle_page(h2o_req_t *req);
+/* serve_keys.c: virtual keys and the gateway's own limits.
+ * A key's state (its token buckets) lives in a refcounted serve_keystate
+ * found by the key's name; a request holds a reference from admission to
+ * its end, so that a reload replacing cfg.keys (serve_keys_bind) keeps the
+ * buckets of keys it keeps and frees the others' once their last request
+ * ends. */
+typedef struct serve_keystate serve_keystate;
+/* (Re)binds the states to s->cfg.keys: call after loading a config. */
+int serve_keys_bind(serve *s);
+void serve_keys_free(serve *s);
+/* The router's checks: the header size, and the key of a /v1/ request
+ * (into s->auth). Return 0, or -1 with the error answer sent. */
+int serve_check_header(serve *s, h2o_req_t *req);
+int serve_authenticate(serve *s, h2o_req_t *req);
+/* May the request's key (s->auth) use `model`? */
+int serve_key_allows(const serve *s, const serve_keystate *ks,
+                     const char *model);
+/* Admission of a model request: its key's model list, rpm and tpm (with
+ * `estimate` tokens reserved), and limits.max_in_flight. Returns 0 with
+ * a reference on *out (NULL without keys) and in_flight counted, or -1
+ * with the error answer sent. */
+int serve_admit(serve *s, h2o_req_t *req, const char *model, double estimate,
+                serve_keystate **out);
+/* The end of an admitted request: the tpm reservation corrected with the
+ * tokens `usage` reports, the reference dropped, in_flight uncounted. */
+void serve_release(serve *s, serve_keystate *ks, double estimate,
+                   const llmux_usage *usage);
+const char *serve_keystate_name(const serve_keystate *ks);
+/* Is the listen address loopback (127.0.0.0/8, ::1)? */
+int serve_is_loopback(const struct sockaddr *sa);
 
 /* serve.c: the whole program, `llmux serve ARGS` and llmux-serve */
 int llmux_serve_main(int argc, char **argv);

@@ -1,6 +1,7 @@
 /* llmux serve: the YAML config file, read with libyaml's document loader.
  * Keys: listen (HOST:PORT), routes (a model name -> one config string or
- * a list of them) and limits (sizes and times). Any other key is refused,
+ * a list of them), limits (sizes and times) and keys (the virtual keys
+ * clients use). Any other key is refused,
  * so that a setting the gateway does not apply is never silently
  * ignored. */
 #include "serve.h"
@@ -9,6 +10,8 @@
 #include <errno.h>
 #include <llmux/llmux.h>
 #include <math.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -255,8 +258,151 @@ static int read_limits(reader *r, serve_config *cfg, yaml_node_t *map)
     return 0;
 }
 
+/* A positive whole number (rpm, tpm), at most 1e12. */
+static int parse_count(const char *s, double *out)
+{
+    char *end;
+    unsigned long long v;
+    if (!s || !isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || *end || v == 0 || v > 1000000000000ULL)
+        return -1;
+    *out = (double)v;
+    return 0;
+}
+
+/* One entry of keys: {key | key_env, name, models, rpm, tpm}. Messages
+ * name the entry (keys[I]) and its name, never the key's value. */
+static int read_key(reader *r, serve_config *cfg, yaml_node_t *map, size_t ki)
+{
+    serve_key *k = &cfg->keys[ki];
+    const char *value = NULL;
+    yaml_node_t *value_node = map;
+    yaml_node_pair_t *p;
+    size_t j;
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(r, map,
+                    "key 'keys[%zu]': want a mapping {key: ..., name: ...}",
+                    ki);
+    for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(r->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(r->doc, p->value);
+        const char *key = scalar(kn), *val = scalar(v);
+        if (!key)
+            return fail(r, kn, "key 'keys[%zu]': a key must be a string", ki);
+        if (!strcmp(key, "key") || !strcmp(key, "key_env")) {
+            if (value)
+                return fail(r, kn,
+                            "key 'keys[%zu].%s': give one of key and key_env",
+                            ki, key);
+            if (!val || !*val)
+                return fail(r, v, "key 'keys[%zu].%s': want a non-empty string",
+                            ki, key);
+            value_node = v;
+            if (key[3]) { /* key_env */
+                value = getenv(val);
+                if (!value)
+                    return fail(r, v,
+                                "key 'keys[%zu].key_env': variable %s is not "
+                                "set",
+                                ki, val);
+                if (!*value)
+                    return fail(r, v,
+                                "key 'keys[%zu].key_env': variable %s is "
+                                "empty",
+                                ki, val);
+            } else
+                value = val;
+        } else if (!strcmp(key, "name")) {
+            if (!val || !*val)
+                return fail(r, v,
+                            "key 'keys[%zu].name': want a non-empty "
+                            "string",
+                            ki);
+            for (j = 0; j < ki; j++)
+                if (!strcmp(cfg->keys[j].name, val))
+                    return fail(r, v,
+                                "key 'keys[%zu].name': '%s' is also the name "
+                                "of keys[%zu]",
+                                ki, val, j);
+            free(k->name);
+            if (!(k->name = strdup(val)))
+                return fail(r, v, "out of memory");
+        } else if (!strcmp(key, "models")) {
+            yaml_node_item_t *i;
+            if (v->type != YAML_SEQUENCE_NODE)
+                return fail(
+                    r, v, "key 'keys[%zu].models': want a list of routes", ki);
+            free(k->models);
+            k->n_models = 0;
+            if (!(k->models = calloc((size_t)(v->data.sequence.items.top -
+                                              v->data.sequence.items.start) +
+                                         1,
+                                     sizeof *k->models)))
+                return fail(r, v, "out of memory");
+            for (i = v->data.sequence.items.start;
+                 i < v->data.sequence.items.top; i++) {
+                yaml_node_t *m = yaml_document_get_node(r->doc, *i);
+                const char *name = scalar(m);
+                if (!name || !serve_config_route(cfg, name))
+                    return fail(r, m,
+                                "key 'keys[%zu].models': '%s' is not a route "
+                                "of routes:",
+                                ki, name ? name : "?");
+                if (!(k->models[k->n_models++] = strdup(name)))
+                    return fail(r, m, "out of memory");
+            }
+        } else if (!strcmp(key, "rpm") || !strcmp(key, "tpm")) {
+            if (parse_count(val, key[0] == 'r' ? &k->rpm : &k->tpm))
+                return fail(r, v,
+                            "key 'keys[%zu].%s': want a whole number above 0",
+                            ki, key);
+        } else
+            return fail(r, kn,
+                        "key 'keys[%zu].%s': unknown (key, key_env, name, "
+                        "models, rpm, tpm)",
+                        ki, key);
+    }
+    if (!value)
+        return fail(r, map, "key 'keys[%zu]': key or key_env is required", ki);
+    if (!k->name)
+        return fail(r, map, "key 'keys[%zu].name': required", ki);
+    SHA256((const unsigned char *)value, strlen(value), k->digest);
+    for (j = 0; j < ki; j++)
+        if (!CRYPTO_memcmp(cfg->keys[j].digest, k->digest, sizeof k->digest))
+            return fail(r, value_node,
+                        "key 'keys[%zu]' (%s): the same key as keys[%zu] (%s)",
+                        ki, k->name, j, cfg->keys[j].name);
+    return 0;
+}
+
+/* Read after routes (whatever their order in the file), so that a key's
+ * models can be checked against them. */
+static int read_keys(reader *r, serve_config *cfg, yaml_node_t *seq)
+{
+    yaml_node_item_t *i;
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return fail(r, seq, "key 'keys': want a list of {key: ..., name: ...}");
+    cfg->keys = calloc((size_t)(seq->data.sequence.items.top -
+                                seq->data.sequence.items.start) +
+                           1,
+                       sizeof *cfg->keys);
+    if (!cfg->keys)
+        return fail(r, seq, "out of memory");
+    for (i = seq->data.sequence.items.start; i < seq->data.sequence.items.top;
+         i++)
+        /* counted first, so that serve_config_free frees a half-read one */
+        if (read_key(r, cfg, yaml_document_get_node(r->doc, *i), cfg->n_keys++))
+            return -1;
+    return 0;
+}
+
 static int read_root(reader *r, serve_config *cfg)
 {
+    yaml_node_t *keys = NULL;
     yaml_node_t *root = yaml_document_get_root_node(r->doc);
     yaml_node_pair_t *p;
     int have_routes = 0;
@@ -287,12 +433,16 @@ static int read_root(reader *r, serve_config *cfg)
             if (read_routes(r, cfg, v))
                 return -1;
             have_routes = 1;
+        } else if (!strcmp(key, "keys")) {
+            keys = v;
         } else
-            return fail(r, k, "key '%s': unknown (listen, routes, limits)",
-                        key);
+            return fail(
+                r, k, "key '%s': unknown (listen, routes, limits, keys)", key);
     }
     if (!have_routes || !cfg->n_routes)
         return fail(r, root, "key 'routes': missing or empty");
+    if (keys && read_keys(r, cfg, keys))
+        return -1;
     return 0;
 }
 
@@ -343,6 +493,14 @@ void serve_config_free(serve_config *cfg)
         free(cfg->routes[i].name);
     }
     free(cfg->routes);
+    for (i = 0; i < cfg->n_keys; i++) {
+        for (j = 0; j < cfg->keys[i].n_models; j++)
+            free(cfg->keys[i].models[j]);
+        free(cfg->keys[i].models);
+        free(cfg->keys[i].name);
+        OPENSSL_cleanse(cfg->keys[i].digest, sizeof cfg->keys[i].digest);
+    }
+    free(cfg->keys);
     free(cfg->listen);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -20,10 +20,16 @@ static const char *reason_of(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 413:
         return "Payload Too Large";
     case 429:
         return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
     case 502:
@@ -142,6 +148,12 @@ int serve_on_req(serve *s, h2o_req_t *req)
 {
     h2o_iovec_t path = req->path_normalized;
     int get = is(req->method, "GET"), post = is(req->method, "POST");
+    /* limits.max_header, then the key of any /v1/ request (into s->auth) */
+    s->auth = NULL;
+    if (serve_check_header(s, req) ||
+        (path.len >= 4 && !memcmp(path.base, "/v1/", 4) &&
+         serve_authenticate(s, req)))
+        return 0;
     if (is(path, "/")) {
         if (!get && !is(req->method, "HEAD"))
             goto method;

@@ -24,6 +24,13 @@ typedef struct pending {
     int streaming, started, sending, final, paused;
     char *buf, *out;
     size_t buf_len, buf_cap, out_cap;
+    /* keys and limits (serve_keys.c): admitted until released */
+    serve *s;
+    serve_keystate *ks;   /* a reference, NULL without keys */
+    const char *key_name; /* ks's name (NULL = no key): valid until freed */
+    double estimate;      /* the tokens reserved at admission */
+    llmux_usage usage;    /* the answer's, for tpm */
+    int answered;         /* usage is the answer's */
 } pending;
 
 /* Above this much waiting for a slow reader, the upstream is paused. */
@@ -34,6 +41,7 @@ typedef struct pending {
 static void pending_release(pending *p)
 {
     if (p->done && p->disposed) {
+        serve_release(p->s, p->ks, p->estimate, p->answered ? &p->usage : NULL);
         free(p->buf);
         free(p->out);
         free(p);
@@ -168,6 +176,10 @@ static void on_done(llmux_request *lr, int status, llmux_response *res,
     (void)lr;
     p->done = 1;
     p->lr = NULL;
+    if (status == 0 && llmux_response_usage(res)) {
+        p->usage = *llmux_response_usage(res);
+        p->answered = 1;
+    }
     if (req && p->started) {
         /* the stream's end: [DONE], or OpenAI's error object as an event */
         if (status == 0)
@@ -209,10 +221,12 @@ int serve_handle_chat(serve *s, h2o_req_t *req)
     const char *body = req->entity.base ? req->entity.base : "";
     size_t len = req->entity.base ? req->entity.len : 0;
     json_tokener *tok;
-    json_object *j, *m, *st;
+    json_object *j, *m, *st, *mt;
     const serve_route *rt;
     llmux_request *lr = NULL;
-    pending *p, **ref;
+    pending *p = NULL, **ref;
+    serve_keystate *ks;
+    double estimate;
     const char *model;
     char msg[512];
     size_t i;
@@ -279,6 +293,17 @@ int serve_handle_chat(serve *s, h2o_req_t *req)
     }
     streaming = json_object_object_get_ex(j, "stream", &st) &&
                 json_object_get_boolean(st);
+    /* tpm's reservation: the body's bytes / 4 for the prompt (a common
+     * estimate of tokens), plus the completion's cap when one is given */
+    estimate = (double)len / 4;
+    if ((json_object_object_get_ex(j, "max_completion_tokens", &mt) ||
+         json_object_object_get_ex(j, "max_tokens", &mt)) &&
+        json_object_is_type(mt, json_type_int) && json_object_get_int64(mt) > 0)
+        estimate += (double)json_object_get_int64(mt);
+    if (serve_admit(s, req, model, estimate, &ks)) {
+        json_object_put(j);
+        return 0;
+    }
     json_object_put(j);
 
     rc = llmux_request_new_json(&lr, rt->specs[0], body, len);
@@ -292,9 +317,14 @@ int serve_handle_chat(serve *s, h2o_req_t *req)
         serve_send_error(req, code, type, NULL, llmux_err_name(rc),
                          lr ? llmux_request_errmsg(lr) : llmux_strerror(rc));
         llmux_request_free(lr);
+        serve_release(s, ks, estimate, NULL);
         return 0;
     }
     p->req = req;
+    p->s = s;
+    p->ks = ks;
+    p->key_name = serve_keystate_name(ks);
+    p->estimate = estimate;
     p->lr = lr;
     p->streaming = streaming;
     rc = llmux_submit(s->client, lr, streaming ? on_chunk : NULL, on_done, p);
@@ -305,6 +335,7 @@ int serve_handle_chat(serve *s, h2o_req_t *req)
                          llmux_request_errmsg(lr));
         llmux_request_free(lr);
         free(p);
+        serve_release(s, ks, estimate, NULL);
         return 0;
     }
     ref = h2o_mem_alloc_shared(&req->pool, sizeof *ref, on_req_dispose);
@@ -320,7 +351,10 @@ void serve_handle_models(serve *s, h2o_req_t *req)
     const char *text;
     size_t i, len;
     for (i = 0; i < s->cfg.n_routes; i++) {
-        json_object *m = json_object_new_object();
+        json_object *m;
+        if (!serve_key_allows(s, s->auth, s->cfg.routes[i].name))
+            continue; /* only the routes the key may use */
+        m = json_object_new_object();
         json_object_object_add(m, "id",
                                json_object_new_string(s->cfg.routes[i].name));
         json_object_object_add(m, "object", json_object_new_string("model"));
