@@ -103,7 +103,7 @@ int serve_keys_bind(serve *s)
 {
     serve_keystate **next = NULL;
     uint64_t now = uv_now(&s->loop) + 1; /* never 0: 0 marks a new bucket */
-    size_t i, j;
+    size_t i, j = 0; /* set by keystate_find when it finds */
     if (s->cfg.n_keys && !(next = calloc(s->cfg.n_keys, sizeof *next)))
         return -1;
     /* first the new states, so that running out of memory leaves the old
