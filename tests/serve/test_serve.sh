@@ -19,101 +19,9 @@ MOCK=${2:?usage: test_serve.sh LLMUX_SERVE LLMUX_MOCK}
 PY=${PYTHON:-python3}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 
-for tool in curl "$PY"; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "skip: $tool not found"
-        exit 77
-    fi
-done
-
 T_NAME=serve-test
-# shellcheck source=../lib.sh
-. "$SRC/tests/lib.sh"
-
-SERVE_PIDS=()
-t_cleanup() {
-    local p
-    for p in "${SERVE_PIDS[@]}"; do
-        kill "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
-}
-
-# start_serve CONFIG: starts llmux-serve on a free port; sets SPORT, SURL
-# and SPID; its stderr goes to $TMP/serve.err.
-start_serve() {
-    rm -f "$TMP/sport"
-    "$SERVE" --config "$1" --listen 127.0.0.1:0 --port-file "$TMP/sport" \
-        2>"$TMP/serve.err" &
-    SPID=$!
-    SERVE_PIDS+=("$SPID")
-    if wait_port "$TMP/sport" "$SPID"; then
-        SPORT=$(cat "$TMP/sport")
-        SURL="http://127.0.0.1:$SPORT"
-        return 0
-    fi
-    echo "cannot start llmux-serve:"
-    cat "$TMP/serve.err"
-    exit 1
-}
-
-# http NAME METHOD PATH [BODY-FILE]: the answer's body in $TMP/body, its
-# status in CODE, its content type in CTYPE.
-http() {
-    local args=(-s -S -m 20 -o "$TMP/body" -w '%{http_code} %{content_type}'
-        -X "$2")
-    if [ $# -ge 4 ]; then
-        args+=(-H 'Content-Type: application/json' --data-binary "@$4")
-    fi
-    local out
-    out=$(curl "${args[@]}" "$SURL$3" 2>"$TMP/err")
-    CODE=${out%% *}
-    CTYPE=${out#* }
-}
-
-# chat BODY: POSTs the JSON text BODY to /v1/chat/completions, as http.
-chat() {
-    printf '%s' "$1" >"$TMP/req.json"
-    http chat POST /v1/chat/completions "$TMP/req.json"
-}
-
-# jget EXPR: evaluates the Python expression EXPR on the JSON in $TMP/body
-# (as `j`); prints the result, or "<not JSON>".
-jget() {
-    "$PY" -c 'import json,sys
-try:
-    j = json.load(open(sys.argv[1]))
-except Exception:
-    print("<not JSON>"); sys.exit(0)
-try:
-    print(eval(sys.argv[2]))
-except Exception as e:
-    print("<%s>" % type(e).__name__)' "$TMP/body" "$1"
-}
-
-# expect NAME WANT-STATUS EXPR WANT: the status, a JSON content type, and
-# EXPR on the body printing WANT.
-expect() {
-    local got
-    got=$(jget "$3")
-    if [ "$CODE" != "$2" ]; then
-        bad "$1" "status $CODE, want $2" "body: $(head -c 300 "$TMP/body")"
-    elif [ "${CTYPE%%;*}" != application/json ]; then
-        bad "$1" "content type '$CTYPE', want application/json"
-    elif [ "$got" != "$4" ]; then
-        bad "$1" "$3 is '$got', want '$4'" "body: $(head -c 300 "$TMP/body")"
-    else
-        ok "$1"
-    fi
-}
-
-# expect_error NAME STATUS CODE: an OpenAI error object with STATUS and
-# error.code CODE (message a non-empty string, type and param present).
-expect_error() {
-    expect "$1" "$2" \
-        '"%s %s %s" % (j["error"]["code"], isinstance(j["error"]["message"], str) and len(j["error"]["message"]) > 0, "type" in j["error"] and "param" in j["error"])' \
-        "$3 True True"
-}
+# shellcheck source=serve_lib.sh
+. "$SRC/tests/serve/serve_lib.sh"
 
 start_mock --quiet --chunk-delay 200
 SLOW="base_url=$MOCK_URL/v1;api_key=sk-test"
@@ -200,14 +108,8 @@ expect_error "stream failing before any chunk is a JSON 502" 502 LLMUX_ETRANSPOR
 
 # a reader that leaves mid-stream (the slow route's chunks come every
 # 200 ms): the gateway stops writing to it and goes on serving
-printf '%s' '{"model":"slow","stream":true,"messages":[{"role":"user","content":"a b c d e f g h"}]}' >"$TMP/req.json"
-curl -s -N -m 0.5 -o "$TMP/sse" --data-binary "@$TMP/req.json" \
-    "$SURL/v1/chat/completions" 2>/dev/null
-if grep -q '^data: {' "$TMP/sse" && ! grep -q '^data: \[DONE\]' "$TMP/sse"; then
-    ok "stream: a reader leaving mid-stream got part of it"
-else
-    bad "stream: a reader leaving mid-stream got part of it" "$(head -c 300 "$TMP/sse")"
-fi
+leave_stream "stream: a reader leaving mid-stream got part of it" \
+    '{"model":"slow","stream":true,"messages":[{"role":"user","content":"a b c d e f g h"}]}' 0.5
 
 "$PY" -c 'import sys
 sys.stdout.write("{\"model\":\"fast\",\"messages\":[{\"role\":\"user\",\"content\":\"" + "a" * (5 << 20) + "\"}]}")' >"$TMP/big.json"
