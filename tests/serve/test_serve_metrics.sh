@@ -3,7 +3,8 @@
 # tests/serve/test_serve_metrics.sh: llmux-serve's GET /metrics and JSON
 # access log, in front of llmux-mock. After a known mix of requests (plain
 # and streamed answers, a route name that needs escaping, an unknown model,
-# an unreachable upstream, a fallback, an unknown path, a body over
+# an unreachable upstream, a fallback, an unknown path (and one of raw
+# bytes, logged as printable ASCII), a body over
 # limits.max_body, a reader leaving mid-stream), /metrics is parsed
 # (check_metrics.py): the exposition format, histograms cumulative with
 # _count matching, exact counter values (tokens as the answers reported
@@ -114,6 +115,13 @@ chat "{\"model\":\"nosuch\",\"messages\":[{\"role\":\"user\",\"content\":\"$PROM
 expect_error "unknown model: 404" 404 model_not_found
 http nothing GET "/v1/nothing?api_key=$KEY"
 expect_error "unknown path: 404" 404 not_found
+# raw bytes in the path: the log line stays valid JSON (printable ASCII)
+printf 'GET /v1/\377"x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n' |
+    "$PY" -c 'import socket,sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+s.sendall(sys.stdin.buffer.read())
+while s.recv(65536):
+    pass' "$SPORT"
 "$PY" -c 'import sys
 sys.stdout.write("{\"model\":\"fast\",\"messages\":[{\"role\":\"user\",\"content\":\"" + "a" * 1500 + "\"}]}")' >"$TMP/big.json"
 http big POST /v1/chat/completions "$TMP/big.json"
@@ -156,11 +164,11 @@ cat >"$TMP/expect.json" <<EOF
  ["llmux_serve_requests_total", {"endpoint": "$C", "route": "slow", "provider": "openai", "status": "200"}, 1],
  ["llmux_serve_requests_total", {"endpoint": "$C", "route": "", "provider": "", "status": "404"}, 1],
  ["llmux_serve_requests_total", {"endpoint": "$C", "route": "", "provider": "", "status": "413"}, 1],
- ["llmux_serve_requests_total", {"endpoint": "other", "route": "", "provider": "", "status": "404"}, 1],
+ ["llmux_serve_requests_total", {"endpoint": "other", "route": "", "provider": "", "status": "404"}, 2],
  ["llmux_serve_requests_total", {"endpoint": "/v1/models", "route": "", "provider": "", "status": "200"}, 1],
  ["llmux_serve_requests_total", {"endpoint": "/health", "route": "", "provider": "", "status": "200"}, 1],
  ["llmux_serve_errors_total", {"type": "invalid_request_error", "code": "model_not_found"}, 1],
- ["llmux_serve_errors_total", {"type": "invalid_request_error", "code": "not_found"}, 1],
+ ["llmux_serve_errors_total", {"type": "invalid_request_error", "code": "not_found"}, 2],
  ["llmux_serve_errors_total", {"type": "invalid_request_error", "code": "request_too_large"}, 1],
  ["llmux_serve_errors_total", {"type": "api_error", "code": "LLMUX_ETRANSPORT"}, 1],
  ["llmux_serve_errors_total", {"type": "api_error", "code": "LLMUX_ECANCELED"}, 1],
@@ -215,9 +223,10 @@ fi
 http metrics POST /metrics
 expect_error "metrics: POST is a JSON 405" 405 method_not_allowed
 
-# the log: 12 requests, less /health; the /metrics scrapes are not logged
+# the log: 13 requests, less /health; the /metrics scrapes are not logged
 cat >"$TMP/expect.json" <<EOF
-{"lines": 11, "match": [
+{"lines": 12, "match": [
+ [{"path": "/v1/%FF\"x"}, {"status": 404, "method": "GET"}],
  [{"route": "backup"}, {"status": 200, "provider": "openai", "model": "gpt-4o-mini", "fallback": 1, "error": null, "key": "-", "tokens_out": $B_OUT}],
  [{"route": "down"}, {"status": 502, "provider": "openai", "model": "gpt-4o-mini", "fallback": null, "error": "LLMUX_ETRANSPORT", "retries": 0, "tokens_in": null}],
  [{"route": "slow"}, {"status": 200, "ttft_ms": "<number>", "error": "LLMUX_ECANCELED"}],

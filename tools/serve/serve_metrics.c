@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,16 +228,16 @@ static void count(series *s, uint64_t n)
 
 struct serve_call {
     serve *s;
-    int refs;             /* the HTTP side, and the upstream while held */
-    uint64_t t0, t_first; /* uv_hrtime(); t_first 0: no stream event */
-    char time[32];        /* arrival, RFC 3339 UTC with ms */
-    const char *endpoint; /* a static label */
-    char method[16];
-    char *path; /* without the query (it may carry a key) */
+    int refs; /* the HTTP side, and the upstream while held */
+    uint64_t t0, t_first, t_end; /* uv_hrtime(): arrival, a stream's first
+                                    event (0: none), the answer's end */
+    char time[32];               /* arrival, RFC 3339 UTC with ms */
+    const char *endpoint;        /* a static label */
+    char *method;
+    char *path; /* as sent, without the query (it may carry a key) */
     char *route, *provider, *model, *key_name;
     char type[32], code[48]; /* of an error answer; "" when none */
     int status;              /* HTTP status answered; 0: none (client left) */
-    int upstream;            /* went upstream: the fields below are known */
     long tokens_in, tokens_out, retries; /* -1: unknown */
     int fallback;
 };
@@ -280,7 +281,7 @@ static void call_end(serve_call *c)
     serve_metrics *m = c->s->metrics;
     const char *route = c->route ? c->route : "";
     const char *prov = c->provider ? c->provider : "";
-    double latency = (double)(uv_hrtime() - c->t0) / 1e9;
+    double latency = (double)(c->t_end - c->t0) / 1e9;
     char st[8];
     if (!c->status)
         c->status = 499; /* the client left before any answer (nginx's) */
@@ -313,6 +314,7 @@ static void call_end(serve_call *c)
     log_call(m, c, latency);
     m->in_flight--;
     free(c->path);
+    free(c->method);
     free(c->route);
     free(c->provider);
     free(c->model);
@@ -338,6 +340,7 @@ static void on_call_dispose(void *data)
     h2o_req_t *req = ((call_ref *)data)->req;
     serve_call *c = ((call_ref *)data)->c;
     c->status = req->res.status;
+    c->t_end = uv_hrtime();
     req->env.size = 0; /* nothing may find the call through req now */
     call_release(c);
 }
@@ -358,6 +361,25 @@ static const char *endpoint_of(h2o_iovec_t path)
     return "other";
 }
 
+/* `len` bytes of the client's as printable ASCII (others %XX), so that a
+ * log line is valid UTF-8 JSON whatever was sent. */
+static char *printable(const char *p, size_t len)
+{
+    char *out = malloc(3 * len + 1), *o = out;
+    size_t i;
+    if (!out)
+        return NULL;
+    for (i = 0; i < len; i++) {
+        unsigned char b = (unsigned char)p[i];
+        if (b > 0x20 && b < 0x7f)
+            *o++ = (char)b;
+        else
+            o += sprintf(o, "%%%02X", b);
+    }
+    *o = 0;
+    return out;
+}
+
 void serve_call_begin(serve *s, h2o_req_t *req)
 {
     serve_call *c;
@@ -367,16 +389,17 @@ void serve_call_begin(serve *s, h2o_req_t *req)
     size_t n;
     if (!s->metrics || call_of(req) || !(c = calloc(1, sizeof *c)))
         return; /* out of memory: this request goes uncounted */
-    n = req->path_normalized.len < 512 ? req->path_normalized.len : 512;
-    if (!(c->path = malloc(n + 1))) {
+    n = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    if (!(c->path = printable(req->path.base, n < 512 ? n : 512))) {
         free(c);
         return;
     }
-    memcpy(c->path, req->path_normalized.base, n);
-    c->path[n] = 0;
-    n = req->method.len < sizeof c->method - 1 ? req->method.len
-                                               : sizeof c->method - 1;
-    memcpy(c->method, req->method.base, n);
+    if (!(c->method = printable(req->method.base,
+                                req->method.len < 16 ? req->method.len : 16))) {
+        free(c->path);
+        free(c);
+        return;
+    }
     c->s = s;
     c->refs = 1;
     c->t0 = uv_hrtime();
@@ -445,7 +468,6 @@ void serve_call_upstream(serve_call *c, const llmux_request *lr, int status,
     int attempts;
     if (!c)
         return;
-    c->upstream = 1;
     if (res) {
         u = llmux_response_usage(res);
         c->tokens_in = u->prompt_tokens;
