@@ -14,6 +14,8 @@
 #   expect NAME STATUS EXPR WANT, expect_error NAME STATUS CODE
 #   bad_config NAME REGEX  llmux-serve on $TMP/bad.yaml: exit 2, stderr
 #                          matching REGEX
+#   leave_stream NAME BODY SECONDS
+#                          a stream read for SECONDS, then dropped
 PY=${PYTHON:-python3}
 CURL_EXTRA=()
 
@@ -135,5 +137,19 @@ bad_config() {
         bad "$1" "stderr does not match /$2/"
     else
         ok "$1"
+    fi
+}
+
+# leave_stream NAME BODY SECONDS: POSTs the JSON text BODY (a stream:true
+# chat) and leaves after SECONDS; passes when part of the stream arrived
+# and not its end. The events read are in $TMP/sse.
+leave_stream() {
+    printf '%s' "$2" >"$TMP/req.json"
+    curl -s -N -m "$3" -o "$TMP/sse" --data-binary "@$TMP/req.json" \
+        "$SURL/v1/chat/completions" 2>/dev/null
+    if grep -q '^data: {' "$TMP/sse" && ! grep -q '^data: \[DONE\]' "$TMP/sse"; then
+        ok "$1"
+    else
+        bad "$1" "$(head -c 300 "$TMP/sse")"
     fi
 }

@@ -161,7 +161,8 @@ static void usage(FILE *f)
 {
     fputs("usage: llmux-serve --config FILE [--listen HOST:PORT] "
           "[--port-file F]\n"
-          "An OpenAI-compatible gateway: GET /health, GET /v1/models,\n"
+          "An OpenAI-compatible gateway: GET /health, GET /metrics,\n"
+          "GET /v1/models,\n"
           "POST /v1/chat/completions, routed by the config's routes.\n",
           f);
 }
@@ -225,6 +226,11 @@ int llmux_serve_main(int argc, char **argv)
         return 2;
     }
 
+    if (serve_metrics_init(&s, err, sizeof err)) {
+        fprintf(stderr, "llmux serve: %s\n", err);
+        serve_config_free(&s.cfg);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&s.loop);
     opts.loop = &s.loop;
@@ -237,6 +243,7 @@ int llmux_serve_main(int argc, char **argv)
     if ((rc = llmux_client_new(&s.client, &opts))) {
         fprintf(stderr, "llmux serve: cannot create the client: %s\n",
                 llmux_strerror(rc));
+        serve_metrics_free(&s);
         serve_config_free(&s.cfg);
         uv_loop_close(&s.loop);
         return 1;
@@ -310,6 +317,7 @@ out:
     uv_run(&s.loop, UV_RUN_DEFAULT);
     uv_loop_close(&s.loop);
     serve_keys_free(&s);
+    serve_metrics_free(&s);
     serve_config_free(&s.cfg);
     llmux_global_cleanup();
     return rc;

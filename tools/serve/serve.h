@@ -46,7 +46,8 @@ typedef struct serve_key {
 } serve_key;
 
 typedef struct serve_config {
-    char *listen; /* "HOST:PORT", NULL: 127.0.0.1:8080 */
+    char *listen;     /* "HOST:PORT", NULL: 127.0.0.1:8080 */
+    char *access_log; /* log.access: NULL (stderr), "off", or a file path */
     serve_limits limits;
     serve_route *routes;
     size_t n_routes;
@@ -86,18 +87,23 @@ typedef struct serve {
     /* keys and limits (serve_keys.c) */
     struct serve_keystate **keystates; /* per-key state, by name */
     size_t n_keystates;
-    struct serve_keystate *auth; /* the key of the request being routed:
-                                    valid during serve_on_req only */
-    size_t in_flight;            /* chat requests being answered */
-    int accept_paused;           /* at max_connections: a connection waits */
-    size_t rejected_auth;        /* 401: missing or unknown key */
-    size_t rejected_model;       /* 403: a model the key may not use */
-    size_t rejected_rpm;         /* 429: a key's requests a minute */
-    size_t rejected_tpm;         /* 429: a key's tokens a minute */
-    size_t rejected_in_flight;   /* 503: limits.max_in_flight */
-    size_t rejected_header;      /* 431: limits.max_header */
-    size_t rejected_connections; /* held back at limits.max_connections
-                                    (served once one closes, not refused) */
+    struct serve_keystate *auth;   /* the key of the request being routed:
+                                      valid during serve_on_req only */
+    size_t in_flight;              /* chat requests being answered */
+    int accept_paused;             /* at max_connections: a connection waits */
+    size_t rejected_auth;          /* 401: missing or unknown key */
+    size_t rejected_model;         /* 403: a model the key may not use */
+    size_t rejected_rpm;           /* 429: a key's requests a minute */
+    size_t rejected_tpm;           /* 429: a key's tokens a minute */
+    size_t rejected_in_flight;     /* 503: limits.max_in_flight */
+    size_t rejected_header;        /* 431: limits.max_header */
+    size_t rejected_connections;   /* held back at limits.max_connections
+                                      (served once one closes, not refused) */
+    struct serve_metrics *metrics; /* serve_metrics.c: counters, access log */
+    /* limit rejections above and here, exported as
+     * llmux_serve_rejected_total{limit} (the table in serve_metrics.c names
+     * each) */
+    size_t rejected_body; /* 413: limits.max_body */
 } serve;
 
 /* serve_http.c: answers, and the router h2o calls for every request */
@@ -149,6 +155,40 @@ void serve_release(serve *s, serve_keystate *ks, double estimate,
 const char *serve_keystate_name(const serve_keystate *ks);
 /* Is the listen address loopback (127.0.0.0/8, ::1)? */
 int serve_is_loopback(const struct sockaddr *sa);
+/* serve_metrics.c: GET /metrics and the JSON access log. A "call" is one
+ * request the router answers, from serve_call_begin() (the router, for
+ * every request) until both h2o has disposed of the request and, when the
+ * handler sent one upstream, the llmux done callback has reported it
+ * (serve_call_upstream()); it is then counted and logged. Handlers label
+ * it while they decide (route, key), hold it for the upstream side, and
+ * mark the first byte of a stream. */
+typedef struct serve_call serve_call;
+/* Sets up the counters and opens cfg.access_log; -1 with a message naming
+ * the file in `err`. */
+int serve_metrics_init(serve *s, char *err, size_t errlen);
+void serve_metrics_free(serve *s);
+/* Reopens the access log file (SIGHUP, after rotation); keeps the old one
+ * and returns -1 with the reason in `err` when it cannot. */
+int serve_log_reopen(serve *s, char *err, size_t errlen);
+void serve_call_begin(serve *s, h2o_req_t *req);
+/* The route label: a config route's name, or "passthrough" for a plain
+ * provider/model (never the model a client made up: labels stay
+ * bounded). */
+void serve_call_route(h2o_req_t *req, const char *route);
+/* The virtual key's name (never the key) for the log; NULL: "-". */
+void serve_call_key(h2o_req_t *req, const char *key_name);
+/* The OpenAI error type and code of an error answer (serve_send_error). */
+void serve_call_error(h2o_req_t *req, const char *type, const char *code);
+/* Keeps the call open until serve_call_upstream(): the request went
+ * upstream. NULL when the request has no call. */
+serve_call *serve_call_hold(h2o_req_t *req);
+/* A stream's first event goes out: time to first token. */
+void serve_call_first_byte(serve_call *c);
+/* The upstream's outcome (provider, model, tokens, retries, fallback;
+ * `res` may be NULL) and the end of the hold. */
+void serve_call_upstream(serve_call *c, const llmux_request *lr, int status,
+                         const llmux_response *res);
+void serve_handle_metrics(serve *s, h2o_req_t *req);
 
 /* serve.c: the whole program, `llmux serve ARGS` and llmux-serve */
 int llmux_serve_main(int argc, char **argv);

@@ -1,9 +1,8 @@
 /* llmux serve: the YAML config file, read with libyaml's document loader.
  * Keys: listen (HOST:PORT), routes (a model name -> one config string or
- * a list of them), limits (sizes and times) and keys (the virtual keys
- * clients use). Any other key is refused,
- * so that a setting the gateway does not apply is never silently
- * ignored. */
+ * a list of them), limits (sizes and times), keys (the virtual keys
+ * clients use) and log (the access log). Any other key is refused, so
+ * that a setting the gateway does not apply is never silently ignored. */
 #include "serve.h"
 
 #include <ctype.h>
@@ -400,6 +399,30 @@ static int read_keys(reader *r, serve_config *cfg, yaml_node_t *seq)
     return 0;
 }
 
+/* log: {access: stderr | off | PATH} */
+static int read_log(reader *r, serve_config *cfg, yaml_node_t *map)
+{
+    yaml_node_pair_t *p;
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(r, map, "key 'log': must be a mapping (access: stderr)");
+    for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(r->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(r->doc, p->value);
+        const char *key = scalar(k), *val = scalar(v);
+        if (!key || strcmp(key, "access"))
+            return fail(r, k, "key 'log.%s': unknown (access)",
+                        key ? key : "?");
+        if (!val || !*val)
+            return fail(r, v,
+                        "key 'log.access': want stderr, off or a file path");
+        free(cfg->access_log);
+        if (!(cfg->access_log = strdup(val)))
+            return fail(r, v, "out of memory");
+    }
+    return 0;
+}
+
 static int read_root(reader *r, serve_config *cfg)
 {
     yaml_node_t *keys = NULL;
@@ -429,6 +452,9 @@ static int read_root(reader *r, serve_config *cfg)
         } else if (!strcmp(key, "limits")) {
             if (read_limits(r, cfg, v))
                 return -1;
+        } else if (!strcmp(key, "log")) {
+            if (read_log(r, cfg, v))
+                return -1;
         } else if (!strcmp(key, "routes")) {
             if (read_routes(r, cfg, v))
                 return -1;
@@ -436,8 +462,10 @@ static int read_root(reader *r, serve_config *cfg)
         } else if (!strcmp(key, "keys")) {
             keys = v;
         } else
-            return fail(
-                r, k, "key '%s': unknown (listen, routes, limits, keys)", key);
+            return fail(r, k,
+                        "key '%s': unknown (listen, routes, limits, keys, "
+                        "log)",
+                        key);
     }
     if (!have_routes || !cfg->n_routes)
         return fail(r, root, "key 'routes': missing or empty");
@@ -502,6 +530,7 @@ void serve_config_free(serve_config *cfg)
     }
     free(cfg->keys);
     free(cfg->listen);
+    free(cfg->access_log);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -59,6 +59,7 @@ void serve_send_error(h2o_req_t *req, int status, const char *type,
     json_object *o = json_object_new_object(), *e = json_object_new_object();
     const char *text;
     size_t len;
+    serve_call_error(req, type, code);
     json_object_object_add(e, "message", json_object_new_string(message));
     json_object_object_add(e, "type", json_object_new_string(type));
     json_object_object_add(e, "param",
@@ -148,6 +149,7 @@ int serve_on_req(serve *s, h2o_req_t *req)
 {
     h2o_iovec_t path = req->path_normalized;
     int get = is(req->method, "GET"), post = is(req->method, "POST");
+    serve_call_begin(s, req); /* counted and logged when it ends */
     /* limits.max_header, then the key of any /v1/ request (into s->auth) */
     s->auth = NULL;
     if (serve_check_header(s, req) ||
@@ -168,6 +170,12 @@ int serve_on_req(serve *s, h2o_req_t *req)
                              "shutting down");
         else
             serve_send_json(req, 200, H2O_STRLIT("{\"status\":\"ok\"}"));
+        return 0;
+    }
+    if (is(path, "/metrics")) {
+        if (!get)
+            goto method;
+        serve_handle_metrics(s, req);
         return 0;
     }
     if (is(path, "/v1/models")) {

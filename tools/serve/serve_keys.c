@@ -276,6 +276,8 @@ int serve_admit(serve *s, h2o_req_t *req, const char *model, double estimate,
     double need;
     char msg[512];
     *out = NULL;
+    if (ks) /* the access log names the key of a refused request too */
+        serve_call_key(req, ks->name);
     if (!serve_key_allows(s, ks, model)) {
         s->rejected_model++;
         snprintf(msg, sizeof msg,

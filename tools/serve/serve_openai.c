@@ -31,6 +31,7 @@ typedef struct pending {
     double estimate;      /* the tokens reserved at admission */
     llmux_usage usage;    /* the answer's, for tpm */
     int answered;         /* usage is the answer's */
+    serve_call *call;     /* counted and logged at its end (serve_metrics.c) */
 } pending;
 
 /* Above this much waiting for a slow reader, the upstream is paused. */
@@ -122,6 +123,7 @@ static void sse_start(pending *p)
 {
     h2o_req_t *req = p->req;
     p->started = 1;
+    serve_call_first_byte(p->call);
     p->gen.proceed = sse_proceed;
     p->gen.stop = sse_stop;
     req->res.status = 200;
@@ -173,7 +175,7 @@ static void on_done(llmux_request *lr, int status, llmux_response *res,
 {
     pending *p = userdata;
     h2o_req_t *req = p->req;
-    (void)lr;
+    serve_call_upstream(p->call, lr, status, res);
     p->done = 1;
     p->lr = NULL;
     if (status == 0 && llmux_response_usage(res)) {
@@ -237,6 +239,7 @@ int serve_handle_chat(serve *s, h2o_req_t *req)
                  "the request body (%zu bytes) is larger than the gateway's "
                  "limit of %zu bytes (limits.max_body)",
                  len, s->cfg.limits.max_body);
+        s->rejected_body++;
         serve_send_error(req, 413, "invalid_request_error", NULL,
                          "request_too_large", msg);
         return 0;
@@ -291,6 +294,7 @@ int serve_handle_chat(serve *s, h2o_req_t *req)
                          "model_not_found", msg);
         return 0;
     }
+    serve_call_route(req, rt->name);
     streaming = json_object_object_get_ex(j, "stream", &st) &&
                 json_object_get_boolean(st);
     /* tpm's reservation: the body's bytes / 4 for the prompt (a common
@@ -327,8 +331,11 @@ int serve_handle_chat(serve *s, h2o_req_t *req)
     p->estimate = estimate;
     p->lr = lr;
     p->streaming = streaming;
+    serve_call_key(req, p->key_name);
+    p->call = serve_call_hold(req);
     rc = llmux_submit(s->client, lr, streaming ? on_chunk : NULL, on_done, p);
     if (rc) {
+        serve_call_upstream(p->call, lr, rc, NULL);
         const char *type;
         int code = serve_status_of(rc, 0, &type);
         serve_send_error(req, code, type, NULL, llmux_err_name(rc),
