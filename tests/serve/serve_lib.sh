@@ -1,0 +1,132 @@
+# shellcheck shell=bash
+# tests/serve/serve_lib.sh: what the gateway's tests share (source it
+# after tests/lib.sh; bash). Set SERVE (llmux-serve) and PY (python3)
+# first. It provides:
+#   start_serve CONFIG   starts llmux-serve on a free port: SPORT, SURL
+#                        ($SCHEME://127.0.0.1:PORT, SCHEME http unless set)
+#                        and SPID; its stderr in $TMP/serve.err; stopped at
+#                        exit
+#   http NAME METHOD PATH [BODY-FILE]   curl (with the array CURL_ARGS):
+#                        body in $TMP/body, CODE, CTYPE, VERSION (HTTP
+#                        version: 1.1, 2)
+#   chat BODY            POSTs the JSON text BODY to /v1/chat/completions
+#   jget EXPR            a Python expression on the JSON body (as `j`)
+#   expect NAME STATUS EXPR WANT, expect_error NAME STATUS CODE
+#   sse_summary FILE     an SSE answer as "TEXT|OBJECT-KINDS|LAST-EVENT"
+#   bad_config NAME WANT-REGEX   llmux-serve on $TMP/bad.yaml: exit 2 and
+#                        stderr matching WANT-REGEX
+
+SERVE_PIDS=()
+t_cleanup() {
+    local p
+    for p in "${SERVE_PIDS[@]}"; do
+        kill "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+}
+
+# start_serve CONFIG: starts llmux-serve on a free port; sets SPORT, SURL
+# (${SCHEME:-http}://127.0.0.1:SPORT) and SPID; its stderr goes to
+# $TMP/serve.err.
+start_serve() {
+    rm -f "$TMP/sport"
+    "$SERVE" --config "$1" --listen 127.0.0.1:0 --port-file "$TMP/sport" \
+        2>"$TMP/serve.err" &
+    SPID=$!
+    SERVE_PIDS+=("$SPID")
+    if wait_port "$TMP/sport" "$SPID"; then
+        SPORT=$(cat "$TMP/sport")
+        SURL="${SCHEME:-http}://127.0.0.1:$SPORT"
+        return 0
+    fi
+    echo "cannot start llmux-serve:"
+    cat "$TMP/serve.err"
+    exit 1
+}
+
+# http NAME METHOD PATH [BODY-FILE]: the answer's body in $TMP/body, its
+# status in CODE, its content type in CTYPE, its HTTP version in VERSION;
+# curl gets the array CURL_ARGS too.
+CURL_ARGS=()
+http() {
+    local args=(-s -S -m 20 -o "$TMP/body"
+        -w '%{http_code} %{http_version} %{content_type}' -X "$2"
+        "${CURL_ARGS[@]}")
+    if [ $# -ge 4 ]; then
+        args+=(-H 'Content-Type: application/json' --data-binary "@$4")
+    fi
+    local out
+    out=$(curl "${args[@]}" "$SURL$3" 2>"$TMP/err")
+    CODE=${out%% *}
+    out=${out#* }
+    VERSION=${out%% *}
+    CTYPE=${out#* }
+}
+
+# chat BODY: POSTs the JSON text BODY to /v1/chat/completions, as http.
+chat() {
+    printf '%s' "$1" >"$TMP/req.json"
+    http chat POST /v1/chat/completions "$TMP/req.json"
+}
+
+# jget EXPR: evaluates the Python expression EXPR on the JSON in $TMP/body
+# (as `j`); prints the result, or "<not JSON>".
+jget() {
+    "$PY" -c 'import json,sys
+try:
+    j = json.load(open(sys.argv[1]))
+except Exception:
+    print("<not JSON>"); sys.exit(0)
+try:
+    print(eval(sys.argv[2]))
+except Exception as e:
+    print("<%s>" % type(e).__name__)' "$TMP/body" "$1"
+}
+
+# expect NAME WANT-STATUS EXPR WANT: the status, a JSON content type, and
+# EXPR on the body printing WANT.
+expect() {
+    local got
+    got=$(jget "$3")
+    if [ "$CODE" != "$2" ]; then
+        bad "$1" "status $CODE, want $2" "body: $(head -c 300 "$TMP/body")"
+    elif [ "${CTYPE%%;*}" != application/json ]; then
+        bad "$1" "content type '$CTYPE', want application/json"
+    elif [ "$got" != "$4" ]; then
+        bad "$1" "$3 is '$got', want '$4'" "body: $(head -c 300 "$TMP/body")"
+    else
+        ok "$1"
+    fi
+}
+
+# expect_error NAME STATUS CODE: an OpenAI error object with STATUS and
+# error.code CODE (message a non-empty string, type and param present).
+expect_error() {
+    expect "$1" "$2" \
+        '"%s %s %s" % (j["error"]["code"], isinstance(j["error"]["message"], str) and len(j["error"]["message"]) > 0, "type" in j["error"] and "param" in j["error"])' \
+        "$3 True True"
+}
+
+# sse_summary FILE: the server-sent events in FILE as "TEXT|KINDS|LAST":
+# the chunks' content joined, their distinct "object"s, the last event.
+sse_summary() {
+    "$PY" -c 'import json,sys
+ev = [l[6:] for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
+text = "".join((c.get("delta") or {}).get("content") or ""
+               for e in ev[:-1] for c in json.loads(e)["choices"])
+kinds = set(json.loads(e)["object"] for e in ev[:-1])
+print("%s|%s|%s" % (text, ",".join(sorted(kinds)), ev[-1] if ev else ""))' "$1" 2>&1
+}
+
+# bad_config NAME WANT-REGEX: runs llmux-serve on $TMP/bad.yaml: exit 2,
+# one line matching WANT-REGEX (the file's line and the key).
+bad_config() {
+    run timeout 10 "$SERVE" --config "$TMP/bad.yaml" --listen 127.0.0.1:0
+    if [ "$RC" -ne 2 ]; then
+        bad "$1" "exit status $RC, want 2"
+    elif ! grep -qE "$2" "$TMP/err"; then
+        bad "$1" "stderr does not match /$2/"
+    else
+        ok "$1"
+    fi
+}
