@@ -21,9 +21,10 @@ libh2o-dev libyaml-dev"
 # What `test` needs beyond the build: valgrind memcheck, clang with its
 # libFuzzer runtime for the fuzz targets' smoke run, abigail-tools for the
 # ABI check (label abi), doxygen for the API reference and its check
-# (label docs), curl for the gateway test (label serve). scdoc, in PKGS,
+# (label docs), curl for the gateway tests (label serve), openssl for the
+# gateway TLS test's throwaway CA. scdoc, in PKGS,
 # builds the man pages; libh2o-dev and libyaml-dev, in PKGS, llmux-serve.
-TEST_PKGS="valgrind clang libclang-rt-14-dev abigail-tools doxygen curl"
+TEST_PKGS="valgrind clang libclang-rt-14-dev abigail-tools doxygen curl openssl"
 # For the HTTPS/HTTP2 test only (tests/tls, skipped without them).
 TLS_PKGS="nginx-light openssl"
 

@@ -48,9 +48,11 @@ mock_in_flight() {
         "$PY" -c 'import json,sys; print(json.load(sys.stdin)["in_flight"])' 2>&1
 }
 
-# wait_in_flight URL N: waits up to 15 s for the mock's in_flight to be N.
+# wait_in_flight URL N: waits up to 10 s (by the clock: each poll takes
+# time of its own) for the mock's in_flight to be N.
 wait_in_flight() {
-    for _ in $(seq 1 150); do
+    local end=$((SECONDS + 10))
+    while [ $SECONDS -le $end ]; do
         [ "$(mock_in_flight "$1")" = "$2" ] && return 0
         sleep 0.1
     done
@@ -143,7 +145,7 @@ for i in $(seq 1 $N); do
     printf 'url = "%s/v1/chat/completions"\noutput = "%s/par%d.sse"\n' \
         "$TLS_URL" "$TMP" "$i" >>"$TMP/par.cfg"
 done
-curl -s -S -m 60 --http2 --cacert "$TMP/ca.pem" --parallel --parallel-max $N \
+curl -s -S --no-progress-meter -m 60 --http2 --cacert "$TMP/ca.pem" --parallel --parallel-max $N \
     -K "$TMP/par.cfg" --data-binary "@$TMP/req.json" \
     -w '%{http_version} %{local_port}\n' >"$TMP/par.out" 2>"$TMP/err"
 want="Mock reply to: $(words 8)|chat.completion.chunk|[DONE]"
@@ -165,14 +167,14 @@ else
 fi
 
 # ---- a client resetting one stream mid-way -----------------------------
-# Two streams on one connection: the first (200 words, 40 s upstream) is
+# Two streams on one connection: the first (400 words, 80 s upstream) is
 # cut after 3 s (curl resets the stream, RST_STREAM, and keeps the
 # connection for the second, 40 words). Its upstream request must be
-# canceled: the mock's in_flight is back to 0 long before 40 s.
+# canceled: the mock's in_flight is back to 0 long before 80 s.
 curl -s -m 10 -X POST "$SLOW_URL/_mock/reset" >/dev/null
-printf '%s' "{\"model\":\"slow\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"$(words 200)\"}]}" >"$TMP/long.json"
+printf '%s' "{\"model\":\"slow\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"$(words 400)\"}]}" >"$TMP/long.json"
 printf '%s' "{\"model\":\"slow\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"$(words 40)\"}]}" >"$TMP/req.json"
-curl -s --http2 --cacert "$TMP/ca.pem" --parallel \
+curl -s --no-progress-meter --http2 --cacert "$TMP/ca.pem" --parallel \
     -m 3 -o "$TMP/cut.sse" -w 'cut %{local_port}\n' \
     --data-binary "@$TMP/long.json" "$TLS_URL/v1/chat/completions" \
     --next -m 60 -o "$TMP/full.sse" -w 'full %{local_port}\n' \
