@@ -13,6 +13,7 @@
 #   jget EXPR            a Python expression on the JSON body (as `j`)
 #   expect NAME STATUS EXPR WANT, expect_error NAME STATUS CODE
 #   sse_summary FILE     an SSE answer as "TEXT|OBJECT-KINDS|LAST-EVENT"
+#   stream_check NAME URL VERSION [CURL-ARG...]   a stream:true chat
 #   bad_config NAME WANT-REGEX   llmux-serve on $TMP/bad.yaml: exit 2 and
 #                        stderr matching WANT-REGEX
 
@@ -116,6 +117,26 @@ text = "".join((c.get("delta") or {}).get("content") or ""
                for e in ev[:-1] for c in json.loads(e)["choices"])
 kinds = set(json.loads(e)["object"] for e in ev[:-1])
 print("%s|%s|%s" % (text, ",".join(sorted(kinds)), ev[-1] if ev else ""))' "$1" 2>&1
+}
+
+# stream_check NAME URL VERSION [CURL-ARG...]: a stream:true chat on the
+# gateway at URL (curl with CURL-ARGs) is a 200 text/event-stream over
+# HTTP VERSION (1.1, 2), every chunk, then [DONE].
+stream_check() {
+    local name=$1 url=$2 version=$3 out got
+    shift 3
+    printf '%s' '{"model":"fast","stream":true,"messages":[{"role":"user","content":"stream me"}]}' >"$TMP/req.json"
+    out=$(curl -s -S -N -m 20 -o "$TMP/sse" \
+        -w '%{http_code} %{http_version} %{content_type}' "$@" \
+        --data-binary "@$TMP/req.json" "$url/v1/chat/completions" 2>"$TMP/err")
+    got=$(sse_summary "$TMP/sse")
+    if [ "${out%%;*}" != "200 $version text/event-stream" ]; then
+        bad "$name" "status, version and type '$out'"
+    elif [ "$got" != "Mock reply to: stream me|chat.completion.chunk|[DONE]" ]; then
+        bad "$name" "got '$got'"
+    else
+        ok "$name"
+    fi
 }
 
 # bad_config NAME WANT-REGEX: runs llmux-serve on $TMP/bad.yaml: exit 2,
