@@ -6,7 +6,8 @@
 # and a stream over h2, ten streams multiplexed on one h2 connection, a
 # client resetting one stream (RST_STREAM) while another goes on on the
 # same connection (the upstream request is canceled: llmux-mock's
-# in_flight drops to 0), cleartext HTTP/2 (prior knowledge and Upgrade:
+# in_flight drops to 0), a slow reader (upstream paused and resumed)
+# getting a 4 MB stream whole, cleartext HTTP/2 (prior knowledge and Upgrade:
 # h2c), a client without the CA refused, tls.min_version, SIGTERM with an
 # idle h2 connection and an h2 stream open (GOAWAY, exit 0), and bad tls:
 # settings refused at start naming the line and the key (exit 2).
@@ -176,6 +177,26 @@ elif ! wait_in_flight "$SLOW_URL" 0; then
         "in_flight still $(mock_in_flight "$SLOW_URL")"
 else
     ok "h2: RST_STREAM mid-stream cancels upstream, the connection goes on"
+fi
+
+# ---- a slow reader over h2 ---------------------------------------------
+# 20000 chunks (4 MB of events) from a fast upstream to a client reading
+# at 1 MB/s: h2o's proceed comes late, the gateway pauses the upstream
+# past 1 MiB waiting and resumes it as the client drains; every chunk
+# arrives, in order, then [DONE].
+"$PY" -c 'import json; print(json.dumps({"model": "fast", "stream": True,
+    "messages": [{"role": "user", "content": " ".join("w%d" % i for i in range(20000))}]}))' >"$TMP/big.json"
+out=$(curl -s -S -m 120 --http2 --cacert "$TMP/ca.pem" --limit-rate 1M \
+    -o "$TMP/big.sse" -w '%{http_code} %{http_version}' \
+    --data-binary "@$TMP/big.json" "$TLS_URL/v1/chat/completions" 2>"$TMP/err")
+want="Mock reply to: $("$PY" -c 'print(" ".join("w%d" % i for i in range(20000)))')|chat.completion.chunk|[DONE]"
+if [ "$out" != "200 2" ]; then
+    bad "h2: a slow reader gets the whole stream" "status and version '$out'"
+elif [ "$(sse_summary "$TMP/big.sse")" != "$want" ]; then
+    bad "h2: a slow reader gets the whole stream" \
+        "got $(grep -c '^data: {' "$TMP/big.sse") events, ends: $(tail -c 200 "$TMP/big.sse")"
+else
+    ok "h2: a slow reader gets all 20000 chunks in order, then [DONE]"
 fi
 
 # ---- TLS checks -----------------------------------------------------------
