@@ -17,16 +17,18 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # Debian packages the build and tests need.
 PKGS="build-essential dpkg-dev cmake pkg-config libcurl4-openssl-dev libuv1-dev \
 libjson-c-dev libltdl-dev libcmocka-dev libhttp-parser-dev python3 locales scdoc \
-libh2o-dev libyaml-dev"
+libh2o-dev libyaml-dev libssl-dev"
 # What `test` needs beyond the build: valgrind memcheck, clang with its
 # libFuzzer runtime for the fuzz targets' smoke run, abigail-tools for the
 # ABI check (label abi), doxygen for the API reference and its check
-# (label docs), curl for the gateway test (label serve), chromium, nodejs
-# and npm for the gateway's browser-page test (label serve: puppeteer-core
-# drives chromium). scdoc, in PKGS, builds the man pages; libh2o-dev and
-# libyaml-dev, in PKGS, llmux-serve.
+# (label docs), curl for the gateway tests (label serve), openssl for the
+# gateway TLS test's throwaway CA, chromium, nodejs and npm for the
+# gateway's browser-page test (label serve: puppeteer-core drives
+# chromium). scdoc, in PKGS, builds the man pages; libh2o-dev, libyaml-dev
+# and libssl-dev (h2o's TLS; serve_tls.c builds the SSL_CTX), in PKGS,
+# llmux-serve.
 TEST_PKGS="valgrind clang libclang-rt-14-dev abigail-tools doxygen curl \
-chromium nodejs npm"
+openssl chromium nodejs npm"
 # For the HTTPS/HTTP2 test only (tests/tls, skipped without them).
 TLS_PKGS="nginx-light openssl"
 

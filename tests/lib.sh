@@ -15,6 +15,9 @@
 #   start_mock [ARG...]  starts llmux-mock on a free port; sets PORT and
 #                        MOCK_URL (http://127.0.0.1:PORT); its output goes to
 #                        $TMP/mock-N.out and .err; stopped at exit
+#   make_certs           throwaway certificates in TMP (needs openssl):
+#                        ca.pem (a CA), srv.pem and srv.key (127.0.0.1,
+#                        signed by it), other.pem (an unrelated CA)
 #   summary              "# N skipped" (when any), "P passed, F failed",
 #                        and a status of 0 only when nothing failed
 # A test that starts more (a web server) defines t_cleanup, which runs at
@@ -97,6 +100,28 @@ start_mock() {
     echo "cannot start llmux-mock:"
     cat "$TMP/mock-$n.err"
     exit 1
+}
+
+# make_certs: a CA, a certificate for 127.0.0.1 it signs, and another CA,
+# all made now (keys are never committed); exits 1 when openssl fails.
+make_certs() {
+    _cert() { # _cert NAME SUBJECT [openssl req args...]
+        local name=$1 subj=$2
+        shift 2
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout "$TMP/$name.key" -subj "$subj" "$@" 2>>"$TMP/openssl.log"
+    }
+    printf 'subjectAltName=IP:127.0.0.1\n' >"$TMP/ext"
+    if ! { _cert ca "/CN=llmux test CA" -x509 -days 2 -out "$TMP/ca.pem" &&
+        _cert other "/CN=some other CA" -x509 -days 2 -out "$TMP/other.pem" &&
+        _cert srv "/CN=127.0.0.1" -out "$TMP/srv.csr" &&
+        openssl x509 -req -in "$TMP/srv.csr" -CA "$TMP/ca.pem" \
+            -CAkey "$TMP/ca.key" -CAcreateserial -days 2 -extfile "$TMP/ext" \
+            -out "$TMP/srv.pem" 2>>"$TMP/openssl.log"; }; then
+        echo "cannot make the certificates:"
+        cat "$TMP/openssl.log"
+        exit 1
+    fi
 }
 
 summary() {

@@ -3,10 +3,12 @@
 # it; bash). Before sourcing, set T_NAME, SERVE (llmux-serve), MOCK
 # (llmux-mock) and SRC (the source tree). Exits 77 (skipped) without curl
 # or python3. Besides tests/lib.sh's helpers it provides:
-#   start_serve CONFIG     llmux-serve on a free port: SPORT, SURL, SPID
+#   start_serve CONFIG     llmux-serve on a free port: SPORT, SPID, SURL
+#                          (${SCHEME:-http}://127.0.0.1:SPORT)
 #   http NAME METHOD PATH [BODY-FILE]
 #                          body in $TMP/body, status in CODE, type in CTYPE,
-#                          headers in $TMP/headers;
+#                          HTTP version (1.1, 2) in VERSION, headers in
+#                          $TMP/headers;
 #                          the array CURL_EXTRA adds curl arguments (headers)
 #   stop_serve NAME        SIGTERM to it; checks that it exits 0
 #   chat BODY              POST /v1/chat/completions with the JSON text BODY
@@ -14,6 +16,8 @@
 #   expect NAME STATUS EXPR WANT, expect_error NAME STATUS CODE
 #   bad_config NAME REGEX  llmux-serve on $TMP/bad.yaml: exit 2, stderr
 #                          matching REGEX
+#   sse_summary FILE       an SSE answer as "TEXT|OBJECT-KINDS|LAST-EVENT"
+#   stream_check NAME URL VERSION [CURL-ARG...]   a stream:true chat
 #   leave_stream NAME BODY SECONDS
 #                          a stream read for SECONDS, then dropped
 PY=${PYTHON:-python3}
@@ -48,7 +52,7 @@ start_serve() {
     SERVE_PIDS+=("$SPID")
     if wait_port "$TMP/sport" "$SPID"; then
         SPORT=$(cat "$TMP/sport")
-        SURL="http://127.0.0.1:$SPORT"
+        SURL="${SCHEME:-http}://127.0.0.1:$SPORT"
         return 0
     fi
     echo "cannot start llmux-serve:"
@@ -71,16 +75,20 @@ stop_serve() {
 }
 
 # http NAME METHOD PATH [BODY-FILE]: the answer's body in $TMP/body, its
-# status in CODE, its content type in CTYPE.
+# status in CODE, its content type in CTYPE, its HTTP version in VERSION;
+# curl gets the array CURL_EXTRA too.
 http() {
     local args=(-s -S -m 20 -o "$TMP/body" -D "$TMP/headers"
-        -w '%{http_code} %{content_type}' -X "$2" "${CURL_EXTRA[@]}")
+        -w '%{http_code} %{http_version} %{content_type}' -X "$2"
+        "${CURL_EXTRA[@]}")
     if [ $# -ge 4 ]; then
         args+=(-H 'Content-Type: application/json' --data-binary "@$4")
     fi
     local out
     out=$(curl "${args[@]}" "$SURL$3" 2>"$TMP/err")
     CODE=${out%% *}
+    out=${out#* }
+    VERSION=${out%% *}
     CTYPE=${out#* }
 }
 
@@ -126,6 +134,37 @@ expect_error() {
     expect "$1" "$2" \
         '"%s %s %s" % (j["error"]["code"], isinstance(j["error"]["message"], str) and len(j["error"]["message"]) > 0, "type" in j["error"] and "param" in j["error"])' \
         "$3 True True"
+}
+
+# sse_summary FILE: the server-sent events in FILE as "TEXT|KINDS|LAST":
+# the chunks' content joined, their distinct "object"s, the last event.
+sse_summary() {
+    "$PY" -c 'import json,sys
+ev = [l[6:] for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
+text = "".join((c.get("delta") or {}).get("content") or ""
+               for e in ev[:-1] for c in json.loads(e)["choices"])
+kinds = set(json.loads(e)["object"] for e in ev[:-1])
+print("%s|%s|%s" % (text, ",".join(sorted(kinds)), ev[-1] if ev else ""))' "$1" 2>&1
+}
+
+# stream_check NAME URL VERSION [CURL-ARG...]: a stream:true chat on the
+# gateway at URL (curl with CURL-ARGs) is a 200 text/event-stream over
+# HTTP VERSION (1.1, 2), every chunk, then [DONE].
+stream_check() {
+    local name=$1 url=$2 version=$3 out got
+    shift 3
+    printf '%s' '{"model":"fast","stream":true,"messages":[{"role":"user","content":"stream me"}]}' >"$TMP/req.json"
+    out=$(curl -s -S -N -m 20 -o "$TMP/sse" \
+        -w '%{http_code} %{http_version} %{content_type}' "$@" \
+        --data-binary "@$TMP/req.json" "$url/v1/chat/completions" 2>"$TMP/err")
+    got=$(sse_summary "$TMP/sse")
+    if [ "${out%%;*}" != "200 $version text/event-stream" ]; then
+        bad "$name" "status, version and type '$out'"
+    elif [ "$got" != "Mock reply to: stream me|chat.completion.chunk|[DONE]" ]; then
+        bad "$name" "got '$got'"
+    else
+        ok "$name"
+    fi
 }
 
 # bad_config NAME WANT-REGEX: runs llmux-serve on $TMP/bad.yaml.

@@ -85,22 +85,7 @@ chat '{"model":"fast","messages":"not a list"}'
 expect_error "bad field is 400" 400 LLMUX_EINVAL
 
 # stream:true: server-sent events, each an OpenAI chunk, then [DONE]
-printf '%s' '{"model":"fast","stream":true,"messages":[{"role":"user","content":"stream me"}]}' >"$TMP/req.json"
-out=$(curl -s -S -N -m 20 -o "$TMP/sse" -w '%{http_code} %{content_type}' \
-    --data-binary "@$TMP/req.json" "$SURL/v1/chat/completions" 2>"$TMP/err")
-got=$("$PY" -c 'import json,sys
-ev = [l[6:] for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
-text = "".join((c.get("delta") or {}).get("content") or ""
-               for e in ev[:-1] for c in json.loads(e)["choices"])
-kinds = set(json.loads(e)["object"] for e in ev[:-1])
-print("%s|%s|%s" % (text, ",".join(sorted(kinds)), ev[-1]))' "$TMP/sse" 2>&1)
-if [ "${out%%;*}" != "200 text/event-stream" ]; then
-    bad "stream: SSE" "status and type '$out'"
-elif [ "$got" != "Mock reply to: stream me|chat.completion.chunk|[DONE]" ]; then
-    bad "stream: SSE" "got '$got'"
-else
-    ok "stream: SSE chunks, then [DONE]"
-fi
+stream_check "stream: SSE chunks, then [DONE]" "$SURL" 1.1
 
 chat '{"model":"down","stream":true,"messages":[{"role":"user","content":"x"}]}'
 expect_error "stream failing before any chunk is a JSON 502" 502 LLMUX_ETRANSPORT

@@ -30,24 +30,7 @@ t_cleanup() {
 }
 
 # ---- a CA, a certificate for 127.0.0.1, and another CA -------------------
-cert() { # cert NAME SUBJECT [openssl req args...]
-    local name=$1 subj=$2
-    shift 2
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -keyout "$TMP/$name.key" -subj "$subj" "$@" 2>>"$TMP/openssl.log"
-}
-printf 'subjectAltName=IP:127.0.0.1\n' >"$TMP/ext"
-if ! { cert ca "/CN=llmux test CA" -x509 -days 2 -out "$TMP/ca.pem" &&
-    cert other "/CN=some other CA" -x509 -days 2 -out "$TMP/other.pem" &&
-    cert srv "/CN=127.0.0.1" -out "$TMP/srv.csr" &&
-    openssl x509 -req -in "$TMP/srv.csr" -CA "$TMP/ca.pem" \
-        -CAkey "$TMP/ca.key" -CAcreateserial -days 2 -extfile "$TMP/ext" \
-        -out "$TMP/srv.pem" 2>>"$TMP/openssl.log"; }; then
-    echo "cannot make the certificates:"
-    cat "$TMP/openssl.log"
-    exit 1
-fi
-
+make_certs
 # ---- llmux-mock, and nginx in front of it --------------------------------
 start_mock --quiet
 MPORT=$PORT

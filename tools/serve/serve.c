@@ -135,13 +135,22 @@ static void begin_shutdown(serve *s)
     uv_close((uv_handle_t *)&s->listener, NULL);
     uv_close((uv_handle_t *)&s->sig_term, NULL);
     uv_close((uv_handle_t *)&s->sig_int, NULL);
-    /* no keep-alive from now on (h2o_context_request_shutdown() would
-     * also arm HTTP/2's graceful timeout, which h2o 2.2 does not unlink
-     * before h2o_context_dispose()); idle connections close at h2o's
-     * idle timeout (10 s) */
-    s->ctx.shutdown_requested = 1;
+    /* no keep-alive from now on, and a GOAWAY on every HTTP/2 connection
+     * (they close once their streams end; h2o 2.2 arms a timer for it
+     * that shutdown_h2_timer() unlinks); idle HTTP/1 connections close at
+     * h2o's idle timeout (10 s) */
+    h2o_context_request_shutdown(&s->ctx);
     /* requests in flight get LLMUX_ECANCELED and so a 503 */
     llmux_client_close(s->client, on_client_closed, s);
+}
+
+/* h2o 2.2.5's HTTP/2 graceful shutdown links a timer (GOAWAY again after
+ * a second) that nothing unlinks when the connections close first, and
+ * h2o_context_dispose() asserts that no timer is linked. */
+static void shutdown_h2_timer(serve *s)
+{
+    if (h2o_timeout_is_linked(&s->ctx.http2._graceful_shutdown_timeout))
+        h2o_timeout_unlink(&s->ctx.http2._graceful_shutdown_timeout);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -263,6 +272,10 @@ int llmux_serve_main(int argc, char **argv)
     h2o_context_init(&s.ctx, &s.loop, &s.h2o_cfg);
     s.accept_ctx.ctx = &s.ctx;
     s.accept_ctx.hosts = s.h2o_cfg.hosts;
+    /* tls: h2o does the handshake, and HTTP/2 when ALPN picks h2; plain
+     * connections get HTTP/1.1, or HTTP/2 with prior knowledge or an
+     * Upgrade: h2c (h2o's http1.upgrade_to_http2, on by default) */
+    s.accept_ctx.ssl_ctx = s.cfg.tls.ctx;
 
     uv_tcp_init(&s.loop, &s.listener);
     s.listener.data = &s;
@@ -302,7 +315,8 @@ int llmux_serve_main(int argc, char **argv)
             goto out;
         }
     }
-    fprintf(stderr, "llmux serve: listening on http://%s:%d\n", host, port);
+    fprintf(stderr, "llmux serve: listening on %s://%s:%d\n",
+            s.cfg.tls.ctx ? "https" : "http", host, port);
     rc = 0;
 out:
     uv_run(&s.loop, UV_RUN_DEFAULT);
@@ -310,6 +324,7 @@ out:
         llmux_client_close(s.client, on_client_closed, &s);
         uv_run(&s.loop, UV_RUN_DEFAULT);
     }
+    shutdown_h2_timer(&s);
     h2o_context_dispose(&s.ctx);
     h2o_config_dispose(&s.h2o_cfg);
     uv_run(&s.loop, UV_RUN_NOWAIT);

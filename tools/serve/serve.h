@@ -44,11 +44,18 @@ typedef struct serve_key {
     size_t n_models;
     double rpm, tpm; /* requests and tokens a minute; 0: no limit */
 } serve_key;
+/* tls: HTTPS (and HTTP/2 through ALPN) with a certificate and key. */
+typedef struct serve_tls {
+    char *cert, *key; /* PEM files; NULL: plain HTTP */
+    int min_version;  /* 12 (TLS 1.2, the default) or 13 */
+    void *ctx;        /* the SSL_CTX built and checked when the config loads */
+} serve_tls;
 
 typedef struct serve_config {
     char *listen;     /* "HOST:PORT", NULL: 127.0.0.1:8080 */
     char *access_log; /* log.access: NULL (stderr), "off", or a file path */
     serve_limits limits;
+    serve_tls tls;
     serve_route *routes;
     size_t n_routes;
     serve_key *keys; /* none: no auth (and loopback listen only) */
@@ -64,6 +71,14 @@ int serve_config_load(serve_config *cfg, const char *path, char *err,
 void serve_config_free(serve_config *cfg);
 const serve_route *serve_config_route(const serve_config *cfg,
                                       const char *name);
+
+/* serve_tls.c: an OpenSSL server context (SSL_CTX) for the PEM files
+ * `cert` (the chain) and `key`, offering h2 and http/1.1 through ALPN.
+ * NULL on failure, with a message in `err` and "cert" or "key" in *which
+ * (the setting at fault). */
+void *serve_tls_new(const char *cert, const char *key, int min_version,
+                    const char **which, char *err, size_t errlen);
+void serve_tls_free(void *ctx);
 
 /* ---- the server ---------------------------------------------------------- */
 

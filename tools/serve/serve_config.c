@@ -1,8 +1,9 @@
 /* llmux serve: the YAML config file, read with libyaml's document loader.
  * Keys: listen (HOST:PORT), routes (a model name -> one config string or
  * a list of them), limits (sizes and times), keys (the virtual keys
- * clients use) and log (the access log). Any other key is refused, so
- * that a setting the gateway does not apply is never silently ignored. */
+ * clients use), log (the access log) and tls (certificate and key files).
+ * Any other key is refused, so that a setting the gateway does not apply
+ * is never silently ignored. */
 #include "serve.h"
 
 #include <ctype.h>
@@ -423,6 +424,66 @@ static int read_log(reader *r, serve_config *cfg, yaml_node_t *map)
     return 0;
 }
 
+/* tls: {cert: FILE, key: FILE, min_version: TLS1.2|TLS1.3}. The files are
+ * loaded here, so that a bad path or a key that does not match the
+ * certificate is an error naming the line and the key, at start. */
+static int read_tls(reader *r, serve_config *cfg, yaml_node_t *map)
+{
+    yaml_node_t *nodes[3] = {NULL, NULL, NULL}; /* cert, key, min_version */
+    static const char *const names[3] = {"cert", "key", "min_version"};
+    yaml_node_pair_t *p;
+    const char *which;
+    char msg[512];
+    size_t i;
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(r, map,
+                    "key 'tls': must be a mapping (cert: FILE, key: FILE)");
+    for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(r->doc, p->key);
+        const char *key = scalar(k), *val;
+        for (i = 0; key && i < 3; i++)
+            if (!strcmp(key, names[i]))
+                break;
+        if (!key || i == 3)
+            return fail(r, k, "key 'tls.%s': unknown (cert, key, min_version)",
+                        key ? key : "?");
+        nodes[i] = yaml_document_get_node(r->doc, p->value);
+        if (!(val = scalar(nodes[i])) || !*val)
+            return fail(r, nodes[i], "key 'tls.%s': want a %s", key,
+                        i < 2 ? "file name" : "TLS1.2 or TLS1.3");
+    }
+    if (!nodes[0] || !nodes[1])
+        return fail(r, map, "key 'tls.%s': missing (tls needs cert and key)",
+                    nodes[0] ? "key" : "cert");
+    cfg->tls.min_version = 12;
+    if (nodes[2]) {
+        const char *v = scalar(nodes[2]);
+        if (!strcmp(v, "TLS1.3"))
+            cfg->tls.min_version = 13;
+        else if (strcmp(v, "TLS1.2"))
+            return fail(r, nodes[2],
+                        "key 'tls.min_version': want TLS1.2 or TLS1.3");
+    }
+    serve_tls_free(cfg->tls.ctx);
+    free(cfg->tls.cert);
+    free(cfg->tls.key);
+    cfg->tls.cert = strdup(scalar(nodes[0]));
+    cfg->tls.key = strdup(scalar(nodes[1]));
+    if (!cfg->tls.cert || !cfg->tls.key)
+        return fail(r, map, "out of memory");
+    cfg->tls.ctx = serve_tls_new(cfg->tls.cert, cfg->tls.key,
+                                 cfg->tls.min_version, &which, msg, sizeof msg);
+    if (!cfg->tls.ctx) {
+        yaml_node_t *at = map; /* the line of the setting at fault */
+        for (i = 0; i < 3; i++)
+            if (!strcmp(which, names[i]) && nodes[i])
+                at = nodes[i];
+        return fail(r, at, "key 'tls.%s': %s", which, msg);
+    }
+    return 0;
+}
+
 static int read_root(reader *r, serve_config *cfg)
 {
     yaml_node_t *keys = NULL;
@@ -461,10 +522,13 @@ static int read_root(reader *r, serve_config *cfg)
             have_routes = 1;
         } else if (!strcmp(key, "keys")) {
             keys = v;
+        } else if (!strcmp(key, "tls")) {
+            if (read_tls(r, cfg, v))
+                return -1;
         } else
             return fail(r, k,
                         "key '%s': unknown (listen, routes, limits, keys, "
-                        "log)",
+                        "log, tls)",
                         key);
     }
     if (!have_routes || !cfg->n_routes)
@@ -531,6 +595,9 @@ void serve_config_free(serve_config *cfg)
     free(cfg->keys);
     free(cfg->listen);
     free(cfg->access_log);
+    serve_tls_free(cfg->tls.ctx);
+    free(cfg->tls.cert);
+    free(cfg->tls.key);
     memset(cfg, 0, sizeof *cfg);
 }
 
