@@ -23,7 +23,7 @@ libh2o-dev libyaml-dev"
 # ABI check (label abi), doxygen for the API reference and its check
 # (label docs), curl for the gateway test (label serve). scdoc, in PKGS,
 # builds the man pages; libh2o-dev and libyaml-dev, in PKGS, llmux-serve.
-TEST_PKGS="valgrind clang libclang-rt-14-dev abigail-tools doxygen curl"
+TEST_PKGS="valgrind clang libclang-rt-14-dev abigail-tools doxygen curl nodejs npm"
 # For the HTTPS/HTTP2 test only (tests/tls, skipped without them).
 TLS_PKGS="nginx-light openssl"
 
