@@ -61,6 +61,29 @@ chat() {
     post /v1/chat/completions "$1"
 }
 
+# expect_sse NAME PATH BODY PIECE WANT: POSTs BODY to PATH with curl -N;
+# wants 200 server-sent events whose choices' PIECE (a Python expression
+# on a choice `c`) concatenate to the text, their object types and the
+# last event: WANT is "TEXT|TYPES|[DONE]".
+expect_sse() {
+    local out got
+    printf '%s' "$3" >"$TMP/req.json"
+    out=$(curl -s -S -N -m 20 -o "$TMP/sse" -w '%{http_code} %{content_type}' \
+        --data-binary "@$TMP/req.json" "$SURL$2" 2>"$TMP/err")
+    got=$("$PY" -c 'import json,sys
+ev = [l[6:] for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
+text = "".join(eval(sys.argv[2]) for e in ev[:-1] for c in json.loads(e)["choices"])
+kinds = set(json.loads(e)["object"] for e in ev[:-1])
+print("%s|%s|%s" % (text, ",".join(sorted(kinds)), ev[-1]))' "$TMP/sse" "$4" 2>&1)
+    if [ "${out%%;*}" != "200 text/event-stream" ]; then
+        bad "$1" "status and type '$out'"
+    elif [ "$got" != "$5" ]; then
+        bad "$1" "got '$got'"
+    else
+        ok "$1"
+    fi
+}
+
 # same_as_direct NAME PATH BODY MODEL: the gateway's answer to BODY on PATH
 # equals llmux-mock's own to BODY with "model" MODEL, but for ids and
 # created (where the gateway and a direct call disagree, the gateway is
@@ -197,22 +220,10 @@ chat '{"model":"fast","messages":"not a list"}'
 expect_error "bad field is 400" 400 LLMUX_EINVAL
 
 # stream:true: server-sent events, each an OpenAI chunk, then [DONE]
-printf '%s' '{"model":"fast","stream":true,"messages":[{"role":"user","content":"stream me"}]}' >"$TMP/req.json"
-out=$(curl -s -S -N -m 20 -o "$TMP/sse" -w '%{http_code} %{content_type}' \
-    --data-binary "@$TMP/req.json" "$SURL/v1/chat/completions" 2>"$TMP/err")
-got=$("$PY" -c 'import json,sys
-ev = [l[6:] for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
-text = "".join((c.get("delta") or {}).get("content") or ""
-               for e in ev[:-1] for c in json.loads(e)["choices"])
-kinds = set(json.loads(e)["object"] for e in ev[:-1])
-print("%s|%s|%s" % (text, ",".join(sorted(kinds)), ev[-1]))' "$TMP/sse" 2>&1)
-if [ "${out%%;*}" != "200 text/event-stream" ]; then
-    bad "stream: SSE" "status and type '$out'"
-elif [ "$got" != "Mock reply to: stream me|chat.completion.chunk|[DONE]" ]; then
-    bad "stream: SSE" "got '$got'"
-else
-    ok "stream: SSE chunks, then [DONE]"
-fi
+expect_sse "stream: SSE chunks, then [DONE]" /v1/chat/completions \
+    '{"model":"fast","stream":true,"messages":[{"role":"user","content":"stream me"}]}' \
+    '(c.get("delta") or {}).get("content") or ""' \
+    "Mock reply to: stream me|chat.completion.chunk|[DONE]"
 
 chat '{"model":"down","stream":true,"messages":[{"role":"user","content":"x"}]}'
 expect_error "stream failing before any chunk is a JSON 502" 502 LLMUX_ETRANSPORT
@@ -235,21 +246,9 @@ post /v1/completions '{"model":"fast","prompt":["one prompt"],"temperature":0.2}
 expect "completion: a prompt array of one" 200 \
     '"%s|%s" % (j["object"], j["choices"][0]["text"])' \
     "text_completion|Mock completion of: one prompt"
-printf '%s' '{"model":"fast","stream":true,"prompt":"stream this"}' >"$TMP/req.json"
-out=$(curl -s -S -N -m 20 -o "$TMP/sse" -w '%{http_code} %{content_type}' \
-    --data-binary "@$TMP/req.json" "$SURL/v1/completions" 2>"$TMP/err")
-got=$("$PY" -c 'import json,sys
-ev = [l[6:] for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
-text = "".join(c["text"] for e in ev[:-1] for c in json.loads(e)["choices"])
-kinds = set(json.loads(e)["object"] for e in ev[:-1])
-print("%s|%s|%s" % (text, ",".join(sorted(kinds)), ev[-1]))' "$TMP/sse" 2>&1)
-if [ "${out%%;*}" != "200 text/event-stream" ]; then
-    bad "completion stream: SSE" "status and type '$out'"
-elif [ "$got" != "Mock completion of: stream this|text_completion|[DONE]" ]; then
-    bad "completion stream: SSE" "got '$got'"
-else
-    ok "completion stream: SSE chunks, then [DONE]"
-fi
+expect_sse "completion stream: SSE chunks, then [DONE]" /v1/completions \
+    '{"model":"fast","stream":true,"prompt":"stream this"}' 'c["text"]' \
+    "Mock completion of: stream this|text_completion|[DONE]"
 post /v1/completions '{"model":"fast"}'
 expect_error "completion without a prompt is 400" 400 LLMUX_EINVAL
 post /v1/completions '{"model":"fast","prompt":["a","b"]}'
