@@ -40,6 +40,22 @@ static int chunk_has_content(const struct llmux_out *o)
     return o->extra_top || o->extra_usage;
 }
 
+/* Marks each choice of the chunk ch that the stream so far (acc, before
+ * ch is merged) has said nothing for: OpenAI's first delta of a choice
+ * carries its role, and clients (the OpenAI SDKs) rely on it. */
+static void mark_first(const struct llmux_out *acc, struct llmux_out *ch)
+{
+    size_t i, k;
+    for (i = 0; i < ch->n_choices; i++) {
+        struct llmux_choice *c = &ch->choices[i];
+        c->first = 1;
+        for (k = 0; k < acc->n_choices; k++)
+            if (acc->choices[k].index == c->index &&
+                llmux__choice_has_content(&acc->choices[k]))
+                c->first = 0;
+    }
+}
+
 int llmux__on_event(void *ud, const llmux_event *ev)
 {
     xfer *x = ud;
@@ -59,6 +75,7 @@ int llmux__on_event(void *ud, const llmux_event *ev)
     content = chunk_has_content(&x->live->chunk.o);
     if (!content && !x->live->chunk.o.id)
         return 0;
+    mark_first(&x->res->o, &x->live->chunk.o);
     if (llmux__out_merge(&x->res->o, &x->live->chunk.o)) {
         x->err = LLMUX_ENOMEM;
         return LLMUX_ENOMEM;

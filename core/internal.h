@@ -293,6 +293,8 @@ struct llmux_choice {
     struct json_object *extra[2]; /* fields not modelled: the choice's and
                                      its message's (extra.c) */
     llmux__xgrow grow; /* extra[1]'s strings growing along a stream */
+    int first;         /* a chunk's: the stream's first piece of this choice, so
+                          its OpenAI delta names the role (deliver.c sets it) */
 };
 #define LLMUX__X_CHOICE  0
 #define LLMUX__X_MESSAGE 1

@@ -1,6 +1,7 @@
 /*
- * core/request_json.c: the OpenAI-style request JSON import: a whole chat
- * request's body (llmux_request_new_json, llmux_request_new_json_ex) or one
+ * core/request_json.c: the OpenAI-style request JSON import: a whole chat,
+ * text completion or embeddings request's body (llmux_request_new_json_op
+ * and the chat shorthands llmux_request_new_json[_ex]) or one
  * message object (llmux_request_add_message_json) read into an
  * llmux_request.
  *
@@ -10,6 +11,7 @@
  * (its setters, message slots and JSON text helpers); request.c calls
  * nothing here.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -311,33 +313,163 @@ static int import_response_format(llmux_request *r, const char *key,
                           "\"response_format\" is not an object");
 }
 
-/* The keys with a handler; keep them in step with the `json` column of
- * LLMUX__REQUEST_FIELDS (tests/unit/test_request.c checks every field). */
+/* A text completion's prompt: a string, or an array holding one string
+ * (what OpenAI clients send for one prompt). Several prompts or token ids
+ * are refused by name: a request holds one prompt. */
+static int import_prompt(llmux_request *r, const char *key, json_object *v)
+{
+    json_object *s = v;
+    (void)key;
+    if (json_object_is_type(v, json_type_array)) {
+        size_t n = json_object_array_length(v);
+        if (n != 1)
+            return llmux__request_fail(
+                r, LLMUX_ENOTSUP,
+                "\"prompt\": an array of %zu prompts; a request completes "
+                "one prompt (send one request per prompt)",
+                n);
+        s = json_object_array_get_idx(v, 0);
+    }
+    if (!json_object_is_type(s, json_type_string))
+        return llmux__request_fail(r, LLMUX_ENOTSUP,
+                                   "\"prompt\": token ids are not supported; "
+                                   "send the prompt as a string");
+    return llmux_request_set_prompt(r, json_object_get_string(s));
+}
+
+static int import_suffix(llmux_request *r, const char *key, json_object *v)
+{
+    (void)key;
+    if (!v)
+        return 0;
+    if (!json_object_is_type(v, json_type_string))
+        return llmux__request_fail(r, LLMUX_EINVAL,
+                                   "\"suffix\" is not a string");
+    return llmux_request_set_suffix(r, json_object_get_string(v));
+}
+
+/* Embeddings' input: a string or a non-empty array of strings (replacing
+ * any input set before). Token ids are refused by name. */
+static int import_input(llmux_request *r, const char *key, json_object *v)
+{
+    size_t i, n = 1;
+    int rc = 0;
+    (void)key;
+    if (json_object_is_type(v, json_type_array)) {
+        if (!(n = json_object_array_length(v)))
+            return llmux__request_fail(r, LLMUX_EINVAL,
+                                       "\"input\" is an empty array");
+        for (i = 0; i < n; i++)
+            if (!json_object_is_type(json_object_array_get_idx(v, i),
+                                     json_type_string))
+                return llmux__request_fail(
+                    r, LLMUX_ENOTSUP,
+                    "\"input\"[%zu]: not a string (token ids are not "
+                    "supported; send text)",
+                    i);
+    } else if (!json_object_is_type(v, json_type_string))
+        return llmux__request_fail(r, LLMUX_EINVAL,
+                                   "\"input\" is not a string or an array "
+                                   "of strings");
+    llmux__strv_free(r->inputs, r->n_inputs);
+    r->inputs = NULL;
+    r->n_inputs = 0;
+    if (!json_object_is_type(v, json_type_array))
+        return llmux_request_add_input(r, json_object_get_string(v));
+    for (i = 0; i < n && !rc; i++)
+        rc = llmux_request_add_input(
+            r, json_object_get_string(json_object_array_get_idx(v, i)));
+    return rc;
+}
+
+/* The library always asks the provider for floats and hands them over as
+ * numbers (llmux_response_embedding); "base64" is the caller's to encode
+ * when it answers an OpenAI client (llmux serve does). */
+static int import_encoding_format(llmux_request *r, const char *key,
+                                  json_object *v)
+{
+    const char *s = json_object_get_string(v);
+    (void)key;
+    if (v && !(json_object_is_type(v, json_type_string) &&
+               (!strcmp(s, "float") || !strcmp(s, "base64"))))
+        return llmux__request_fail(r, LLMUX_EINVAL,
+                                   "\"encoding_format\" is neither \"float\" "
+                                   "nor \"base64\"");
+    return 0;
+}
+
+/* The provider's "dimensions" option, from a positive integer. */
+static int import_dimensions(llmux_request *r, const char *key, json_object *v)
+{
+    char num[32];
+    (void)key;
+    if (!v)
+        return 0;
+    if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) <= 0)
+        return llmux__request_fail(r, LLMUX_EINVAL,
+                                   "\"dimensions\" is not a positive integer");
+    snprintf(num, sizeof num, "%lld", (long long)json_object_get_int64(v));
+    return llmux_request_set_option(r, "dimensions", num);
+}
+
+#define OP_BIT(op) (1u << (op))
+#define CHAT       OP_BIT(LLMUX_OP_CHAT)
+#define COMPLETE   OP_BIT(LLMUX_OP_COMPLETE)
+#define EMBED      OP_BIT(LLMUX_OP_EMBED)
+#define ANY        (CHAT | COMPLETE | EMBED)
+
+/* The keys with a handler, and the ops they apply to. Keep the chat keys
+ * in step with the `json` column of LLMUX__REQUEST_FIELDS
+ * (tests/unit/test_request.c checks every field); prompt, suffix and input
+ * have no key there since the chat import leaves them. */
 static const struct {
     const char *key;
     import_fn fn;
+    unsigned ops;
 } importers[] = {
-    {"model", import_skip},          /* handled by the caller */
-    {"stream_options", import_skip}, /* usage is ours */
-    {"messages", import_messages},
-    {"max_tokens", import_max_tokens},
-    {"max_completion_tokens", import_max_tokens},
-    {"temperature", import_temperature},
-    {"top_p", import_top_p},
-    {"seed", import_seed},
-    {"stop", import_stop},
-    {"stream", import_stream},
-    {"tools", import_tools},
-    {"tool_choice", import_tool_choice},
-    {"response_format", import_response_format},
+    {"model", import_skip, ANY},          /* handled by the caller */
+    {"stream_options", import_skip, ANY}, /* usage is ours */
+    {"messages", import_messages, CHAT},
+    {"max_tokens", import_max_tokens, CHAT | COMPLETE},
+    {"max_completion_tokens", import_max_tokens, CHAT},
+    {"temperature", import_temperature, CHAT | COMPLETE},
+    {"top_p", import_top_p, CHAT | COMPLETE},
+    {"seed", import_seed, CHAT | COMPLETE},
+    {"stop", import_stop, CHAT | COMPLETE},
+    {"stream", import_stream, CHAT | COMPLETE},
+    {"tools", import_tools, CHAT},
+    {"tool_choice", import_tool_choice, CHAT},
+    {"response_format", import_response_format, CHAT},
+    {"prompt", import_prompt, COMPLETE},
+    {"suffix", import_suffix, COMPLETE},
+    {"input", import_input, EMBED},
+    {"encoding_format", import_encoding_format, EMBED},
+    {"dimensions", import_dimensions, EMBED},
 };
 
-static import_fn importer(const char *key)
+/* A key the library reads for another op: sent as it is, it would be
+ * dropped (the provider's encoder for this op does not write it). */
+static int import_refuse(llmux_request *r, const char *key, json_object *v)
+{
+    static const char *const what[] = {NULL, "a chat", "a text completion",
+                                       "an embeddings"};
+    (void)v;
+    return llmux__request_fail(r, LLMUX_EINVAL,
+                               "\"%s\" does not apply to %s request", key,
+                               what[r->op]);
+}
+
+/* The handler of `key` for r's op; NULL: kept in extra_json for the
+ * provider. A chat request passes the other ops' keys on as before. */
+static import_fn importer(const llmux_request *r, const char *key)
 {
     size_t i;
     for (i = 0; i < sizeof importers / sizeof *importers; i++)
-        if (!strcmp(key, importers[i].key))
-            return importers[i].fn;
+        if (!strcmp(key, importers[i].key)) {
+            if (importers[i].ops & OP_BIT(r->op))
+                return importers[i].fn;
+            return r->op == LLMUX_OP_CHAT ? NULL : import_refuse;
+        }
     return NULL;
 }
 
@@ -353,7 +485,7 @@ static int import_json(llmux_request *r, json_object *j)
         return LLMUX_ENOMEM;
     json_object_object_foreach(j, key, v)
     {
-        import_fn fn = importer(key);
+        import_fn fn = importer(r, key);
         if (fn)
             rc = fn(r, key, v);
         else
@@ -371,10 +503,31 @@ static int import_json(llmux_request *r, json_object *j)
 LLMUX_EXTERN int llmux_request_new_json(llmux_request **out, const char *spec,
                                         const char *json, size_t len)
 {
-    return llmux_request_new_json_ex(out, spec, json, len, 0);
+    return llmux_request_new_json_op(out, LLMUX_OP_CHAT, spec, json, len, 0);
 }
 
 LLMUX_EXTERN int llmux_request_new_json_ex(llmux_request **out,
+                                           const char *spec, const char *json,
+                                           size_t len, unsigned flags)
+{
+    return llmux_request_new_json_op(out, LLMUX_OP_CHAT, spec, json, len,
+                                     flags);
+}
+
+/* What an op needs once every key is read. */
+static int check_required(llmux_request *r, json_object *j)
+{
+    if (r->op == LLMUX_OP_COMPLETE &&
+        !json_object_object_get_ex(j, "prompt", NULL))
+        return llmux__request_fail(r, LLMUX_EINVAL,
+                                   "request JSON: \"prompt\" is missing");
+    if (r->op == LLMUX_OP_EMBED && !r->n_inputs)
+        return llmux__request_fail(r, LLMUX_EINVAL,
+                                   "request JSON: \"input\" is missing");
+    return 0;
+}
+
+LLMUX_EXTERN int llmux_request_new_json_op(llmux_request **out, llmux_op op,
                                            const char *spec, const char *json,
                                            size_t len, unsigned flags)
 {
@@ -383,7 +536,10 @@ LLMUX_EXTERN int llmux_request_new_json_ex(llmux_request **out,
     int rc;
     if (!out)
         return LLMUX_EINVAL;
-    rc = llmux_request_new(out, LLMUX_OP_CHAT, NULL);
+    *out = NULL;
+    if (op != LLMUX_OP_CHAT && op != LLMUX_OP_COMPLETE && op != LLMUX_OP_EMBED)
+        return LLMUX_EINVAL; /* no OpenAI request body of its own */
+    rc = llmux_request_new(out, op, NULL);
     if (rc)
         return rc;
     r = *out;
@@ -414,6 +570,8 @@ LLMUX_EXTERN int llmux_request_new_json_ex(llmux_request **out,
             "request JSON: no config string and no \"model\"");
     if (!rc)
         rc = import_json(r, j);
+    if (!rc)
+        rc = check_required(r, j);
     json_object_put(j);
     return rc;
 }
@@ -514,7 +672,7 @@ LLMUX_EXTERN int llmux_request_set_field(llmux_request *r, const char *key,
                                    "value",
                                    key);
     }
-    if ((fn = importer(key)) != NULL) {
+    if ((fn = importer(r, key)) != NULL) {
         clear_field(r, key);
         rc = fn(r, key, json_object_array_get_idx(wrap, 0));
     } else {

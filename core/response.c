@@ -865,6 +865,8 @@ static json_object *delta_choice_json(const struct llmux_choice *ch)
 {
     json_object *c = json_object_new_object();
     json_object *d = json_object_new_object();
+    if (ch->first)
+        json_object_object_add(d, "role", json_object_new_string("assistant"));
     if (ch->text.len)
         json_object_object_add(d, "content", jbuf(&ch->text));
     if (ch->reasoning.len)
@@ -968,8 +970,17 @@ LLMUX_EXTERN char *llmux_chunk_to_json(const llmux_chunk *ch)
         add_head(j, o, ch->acc, "text_completion");
         add_choices(j, o, completion_choice_json);
     } else {
+        const char *fp = o->fingerprint
+                             ? o->fingerprint
+                             : (ch->acc ? ch->acc->fingerprint : NULL);
         add_head(j, o, ch->acc, "chat.completion.chunk");
+        if (fp) /* as OpenAI sends it: on every chunk */
+            json_object_object_add(j, "system_fingerprint", jstr(fp));
         add_choices(j, o, delta_choice_json);
+        /* the library always asks for usage, and OpenAI then writes
+         * "usage": null on each chunk before the last */
+        if (!o->has_usage)
+            json_object_object_add(j, "usage", NULL);
     }
     llmux__extra_under(j, o->extra_top);
     return dump(j);

@@ -91,6 +91,34 @@ LLMUX_EXTERN int llmux_request_new_json_ex(llmux_request **out,
                                            size_t len, unsigned flags);
 
 /**
+ * Creates a request for `op` from the OpenAI-style request JSON of that
+ * op, `len` bytes (need not be NUL-terminated):
+ * - LLMUX_OP_CHAT: a chat completion body, as llmux_request_new_json_ex();
+ * - LLMUX_OP_COMPLETE: a text completion body: prompt (a string, or an
+ *   array of one string), suffix, max_tokens, temperature, top_p, stop,
+ *   seed, stream; other fields (n, logprobs, echo, best_of, user...) are
+ *   passed to the provider as they are;
+ * - LLMUX_OP_EMBED: an embeddings body: input (a string or an array of
+ *   strings), encoding_format ("float" or "base64": the response holds
+ *   numbers either way, a caller answering in base64 encodes them),
+ *   dimensions (the provider option of that name); other fields (user...)
+ *   are passed to the provider as they are.
+ * A key the library reads for another op only (messages or tools in a
+ * completion, stream or temperature in embeddings) is LLMUX_EINVAL naming
+ * it rather than dropped; several prompts or token-id inputs are
+ * LLMUX_ENOTSUP naming the field; a missing prompt or input is
+ * LLMUX_EINVAL. `spec`, the JSON's "model" and `flags` (LLMUX_JSON_*) as
+ * llmux_request_new_json_ex(). An `op` without such a body (MODELS,
+ * TOKENIZE...) is LLMUX_EINVAL with *out NULL; other errors as
+ * llmux_request_new_json(). The caller owns *out whenever it is non-NULL
+ * and frees it with llmux_request_free(); `json` and `spec` are borrowed
+ * for the call.
+ */
+LLMUX_EXTERN int llmux_request_new_json_op(llmux_request **out, llmux_op op,
+                                           const char *spec, const char *json,
+                                           size_t len, unsigned flags);
+
+/**
  * Frees a request the caller owns, with every string it holds. NULL is a
  * no-op. Never free a request a client or batch has taken: the library
  * frees those after their done callback.

@@ -273,6 +273,128 @@ static void test_json_model_untrusted(void **state)
     llmux_request_free(r);
 }
 
+/* Text completion and embeddings bodies: each key lands in its field or
+ * goes to the provider as it is; a key of another op is refused by name,
+ * never dropped. */
+static void test_json_op_import(void **state)
+{
+    static const char comp[] =
+        "{\"model\":\"gpt-3.5-turbo-instruct\",\"prompt\":[\"Say hi\"],"
+        "\"suffix\":\"!\",\"max_tokens\":9,\"temperature\":0.5,"
+        "\"top_p\":0.5,\"stop\":\"END\",\"n\":2,\"logprobs\":1,"
+        "\"echo\":true,\"seed\":4,\"stream\":true,\"user\":\"u\"}";
+    static const char emb[] =
+        "{\"model\":\"text-embedding-3-small\",\"input\":[\"a\",\"b\"],"
+        "\"encoding_format\":\"base64\",\"dimensions\":8,\"user\":\"u\"}";
+    llmux_request *r;
+    json_object *x, *v;
+    (void)state;
+    assert_int_equal(llmux_request_new_json_op(&r, LLMUX_OP_COMPLETE,
+                                               "openai/i", comp, strlen(comp),
+                                               0),
+                     0);
+    assert_int_equal(llmux_request_op(r), LLMUX_OP_COMPLETE);
+    assert_string_equal(r->prompt, "Say hi");
+    assert_string_equal(r->suffix, "!");
+    assert_int_equal(r->max_tokens, 9);
+    assert_int_equal(r->seed, 4);
+    assert_true(r->stream);
+    assert_int_equal(r->n_stops, 1);
+    x = parse(r->extra_json);
+    assert_true(json_object_object_get_ex(x, "n", &v));
+    assert_int_equal(json_object_get_int(v), 2);
+    assert_true(json_object_object_get_ex(x, "logprobs", NULL));
+    assert_true(json_object_object_get_ex(x, "echo", NULL));
+    assert_true(json_object_object_get_ex(x, "user", NULL));
+    assert_false(json_object_object_get_ex(x, "prompt", NULL));
+    json_object_put(x);
+    llmux_request_free(r);
+
+    assert_int_equal(llmux_request_new_json_op(&r, LLMUX_OP_EMBED, "openai/e",
+                                               emb, strlen(emb), 0),
+                     0);
+    assert_int_equal(llmux_request_op(r), LLMUX_OP_EMBED);
+    assert_int_equal(r->n_inputs, 2);
+    assert_string_equal(r->inputs[1], "b");
+    assert_string_equal(r->extra_json, "{\"user\":\"u\"}");
+    llmux_request_free(r);
+    /* a single string; set_field replaces the input, not appends */
+    assert_int_equal(llmux_request_new_json_op(&r, LLMUX_OP_EMBED, "openai/e",
+                                               "{\"input\":\"one\"}", 15, 0),
+                     0);
+    assert_int_equal(r->n_inputs, 1);
+    assert_int_equal(llmux_request_set_field(r, "input", "[\"x\",\"y\"]"), 0);
+    assert_int_equal(r->n_inputs, 2);
+    assert_int_equal(llmux_request_set_field(r, "tools", "[]"), LLMUX_EINVAL);
+    llmux_request_free(r);
+
+    /* a chat request still passes the other ops' keys on */
+    assert_int_equal(
+        llmux_request_new_json_op(&r, LLMUX_OP_CHAT, "openai/c",
+                                  "{\"messages\":[],\"input\":\"i\"}", 27, 0),
+        0);
+    assert_string_equal(r->extra_json, "{\"input\":\"i\"}");
+    llmux_request_free(r);
+    /* no JSON body of its own */
+    r = (llmux_request *)1;
+    assert_int_equal(
+        llmux_request_new_json_op(&r, LLMUX_OP_MODELS, "openai/c", "{}", 2, 0),
+        LLMUX_EINVAL);
+    assert_null(r);
+}
+
+static void test_json_op_errors(void **state)
+{
+    static const struct {
+        llmux_op op;
+        const char *json;
+        int rc;
+        const char *says;
+    } bad[] = {
+        {LLMUX_OP_COMPLETE, "{}", LLMUX_EINVAL, "\"prompt\" is missing"},
+        {LLMUX_OP_COMPLETE, "{\"prompt\":[\"a\",\"b\"]}", LLMUX_ENOTSUP,
+         "2 prompts"},
+        {LLMUX_OP_COMPLETE, "{\"prompt\":[1,2]}", LLMUX_ENOTSUP, "2 prompts"},
+        {LLMUX_OP_COMPLETE, "{\"prompt\":[[1,2]]}", LLMUX_ENOTSUP, "token ids"},
+        {LLMUX_OP_COMPLETE, "{\"prompt\":7}", LLMUX_ENOTSUP, "token ids"},
+        {LLMUX_OP_COMPLETE, "{\"prompt\":\"p\",\"suffix\":1}", LLMUX_EINVAL,
+         "\"suffix\""},
+        {LLMUX_OP_COMPLETE, "{\"prompt\":\"p\",\"messages\":[]}", LLMUX_EINVAL,
+         "\"messages\" does not apply to a text completion"},
+        {LLMUX_OP_COMPLETE, "{\"prompt\":\"p\",\"tools\":[]}", LLMUX_EINVAL,
+         "\"tools\" does not apply"},
+        {LLMUX_OP_EMBED, "{}", LLMUX_EINVAL, "\"input\" is missing"},
+        {LLMUX_OP_EMBED, "{\"input\":[]}", LLMUX_EINVAL, "empty"},
+        {LLMUX_OP_EMBED, "{\"input\":5}", LLMUX_EINVAL, "\"input\""},
+        {LLMUX_OP_EMBED, "{\"input\":[1,2]}", LLMUX_ENOTSUP, "token ids"},
+        {LLMUX_OP_EMBED, "{\"input\":[\"a\",[1]]}", LLMUX_ENOTSUP,
+         "\"input\"[1]"},
+        {LLMUX_OP_EMBED, "{\"input\":\"a\",\"stream\":true}", LLMUX_EINVAL,
+         "\"stream\" does not apply to an embeddings"},
+        {LLMUX_OP_EMBED, "{\"input\":\"a\",\"temperature\":1}", LLMUX_EINVAL,
+         "\"temperature\" does not apply"},
+        {LLMUX_OP_EMBED, "{\"input\":\"a\",\"encoding_format\":\"int8\"}",
+         LLMUX_EINVAL, "encoding_format"},
+        {LLMUX_OP_EMBED, "{\"input\":\"a\",\"dimensions\":0}", LLMUX_EINVAL,
+         "dimensions"},
+        {LLMUX_OP_EMBED, "{\"input\":\"a\",\"model\":\"openai/e;insecure=1\"}",
+         LLMUX_ECONFIG, "not options"},
+    };
+    size_t i;
+    llmux_request *r;
+    (void)state;
+    for (i = 0; i < sizeof bad / sizeof *bad; i++) {
+        /* the last case reads its model from the JSON */
+        const char *spec = strstr(bad[i].json, "\"model\"") ? NULL : "openai/x";
+        int rc = llmux_request_new_json_op(&r, bad[i].op, spec, bad[i].json,
+                                           strlen(bad[i].json), 0);
+        if (rc != bad[i].rc || !strstr(llmux_request_errmsg(r), bad[i].says))
+            fail_msg("case %zu: %d \"%s\", wanted %d and \"%s\"", i, rc,
+                     llmux_request_errmsg(r), bad[i].rc, bad[i].says);
+        llmux_request_free(r);
+    }
+}
+
 /* api_key_env names a credential variable only: {"model":"openai/x;
  * base_url=...;api_key_env=HOME"} put $HOME on the wire as a key. */
 static void test_api_key_env_names(void **state)
@@ -1294,6 +1416,8 @@ int main(void)
         cmocka_unit_test(test_json_import),
         cmocka_unit_test(test_json_import_errors),
         cmocka_unit_test(test_json_model_untrusted),
+        cmocka_unit_test(test_json_op_import),
+        cmocka_unit_test(test_json_op_errors),
         cmocka_unit_test(test_api_key_env_names),
         cmocka_unit_test(test_builders_and_json),
         cmocka_unit_test(test_merge_and_chunks),

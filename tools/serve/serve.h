@@ -60,6 +60,7 @@ typedef struct serve_config {
     size_t n_routes;
     serve_key *keys; /* none: no auth (and loopback listen only) */
     size_t n_keys;
+    int passthrough; /* a model that is no route may be "provider/model" */
 } serve_config;
 
 /* Reads the YAML file `path` into `cfg` (zeroed by the caller; unset
@@ -134,8 +135,9 @@ int serve_status_of(int code, long upstream_status, const char **type);
 void serve_send_failure(h2o_req_t *req, int code, const llmux_response *res);
 int serve_on_req(serve *s, h2o_req_t *req);
 
-/* serve_openai.c: the endpoints in OpenAI's shapes */
-int serve_handle_chat(serve *s, h2o_req_t *req);
+/* serve_openai.c: the endpoints in OpenAI's shapes. One handler for
+ * POST /v1/chat/completions, /v1/completions and /v1/embeddings (`op`). */
+int serve_handle_op(serve *s, h2o_req_t *req, llmux_op op);
 void serve_handle_models(serve *s, h2o_req_t *req);
 
 /* serve_page.c: the browser page at GET / (tools/serve/page.html) */

@@ -484,6 +484,22 @@ static int read_tls(reader *r, serve_config *cfg, yaml_node_t *map)
     return 0;
 }
 
+/* YAML 1.1's booleans as libyaml hands them over: plain scalars. */
+static int read_bool(reader *r, yaml_node_t *v, const char *key, int *out)
+{
+    static const char *const yes[] = {"true", "True", "TRUE", "yes", "on"};
+    static const char *const no[] = {"false", "False", "FALSE", "no", "off"};
+    const char *s = scalar(v);
+    size_t i;
+    for (i = 0; s && i < sizeof yes / sizeof *yes; i++) {
+        if (!strcmp(s, yes[i]) || !strcmp(s, no[i])) {
+            *out = !strcmp(s, yes[i]);
+            return 0;
+        }
+    }
+    return fail(r, v, "key '%s': want true or false", key);
+}
+
 static int read_root(reader *r, serve_config *cfg)
 {
     yaml_node_t *keys = NULL;
@@ -525,10 +541,13 @@ static int read_root(reader *r, serve_config *cfg)
         } else if (!strcmp(key, "tls")) {
             if (read_tls(r, cfg, v))
                 return -1;
+        } else if (!strcmp(key, "passthrough")) {
+            if (read_bool(r, v, key, &cfg->passthrough))
+                return -1;
         } else
             return fail(r, k,
                         "key '%s': unknown (listen, routes, limits, keys, "
-                        "log, tls)",
+                        "log, tls, passthrough)",
                         key);
     }
     if (!have_routes || !cfg->n_routes)

@@ -184,7 +184,8 @@ int serve_on_req(serve *s, h2o_req_t *req)
         serve_handle_models(s, req);
         return 0;
     }
-    if (is(path, "/v1/chat/completions")) {
+    if (is(path, "/v1/chat/completions") || is(path, "/v1/completions") ||
+        is(path, "/v1/embeddings")) {
         if (!post)
             goto method;
         if (s->closing) {
@@ -192,7 +193,10 @@ int serve_on_req(serve *s, h2o_req_t *req)
                              "shutting down");
             return 0;
         }
-        return serve_handle_chat(s, req);
+        return serve_handle_op(s, req,
+                               is(path, "/v1/chat/completions") ? LLMUX_OP_CHAT
+                               : is(path, "/v1/completions") ? LLMUX_OP_COMPLETE
+                                                             : LLMUX_OP_EMBED);
     }
     serve_send_error(req, 404, "invalid_request_error", NULL, "not_found",
                      "unknown path");

@@ -7,12 +7,13 @@
 
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* One chat completion in flight. Freed once both the llmux done callback
- * has run and h2o has disposed of the HTTP request (the client may leave
- * first: the upstream request is then canceled). */
+/* One request in flight (chat, text completion or embeddings). Freed once both
+ * the llmux done callback has run and h2o has disposed of the HTTP request (the
+ * client may leave first: the upstream request is then canceled). */
 typedef struct pending {
     h2o_generator_t gen; /* first: h2o hands it back to proceed and stop */
     h2o_req_t *req;      /* NULL once answered or gone */
@@ -22,6 +23,7 @@ typedef struct pending {
     /* stream:true: SSE events gathered in `buf` while h2o writes `out`
      * (h2o takes one write at a time and reads it until proceed) */
     int streaming, started, sending, final, paused;
+    int base64; /* embeddings answered as base64 (encoding_format) */
     char *buf, *out;
     size_t buf_len, buf_cap, out_cap;
     /* keys and limits (serve_keys.c): admitted until released */
@@ -37,7 +39,7 @@ typedef struct pending {
 /* Above this much waiting for a slow reader, the upstream is paused. */
 #define SERVE_STREAM_HIGH (1u << 20)
 
-/* ---- chat completions ---------------------------------------------------- */
+/* ---- chat, text completions, embeddings ---------------------------------- */
 
 static void pending_release(pending *p)
 {
@@ -170,6 +172,54 @@ static void on_req_dispose(void *data)
     pending_release(p);
 }
 
+/* The embeddings list `json` (llmux_response_to_json's, freed here) with
+ * each embedding as OpenAI's encoding_format "base64" has it: the
+ * little-endian float32 bytes, base64. NULL without memory. */
+static char *embeddings_base64(char *json)
+{
+    json_object *o = json_tokener_parse(json), *data, *e, *v;
+    char *out = NULL;
+    size_t i, k, n;
+    llmux_free(json);
+    if (!o || !json_object_object_get_ex(o, "data", &data))
+        goto done;
+    for (i = 0; i < json_object_array_length(data); i++) {
+        unsigned char *raw;
+        char *b64;
+        e = json_object_array_get_idx(data, i);
+        if (!json_object_object_get_ex(e, "embedding", &v) ||
+            !json_object_is_type(v, json_type_array))
+            continue;
+        n = json_object_array_length(v);
+        raw = malloc(n * 4 + 1);
+        b64 = malloc(h2o_base64_encode_capacity(n * 4));
+        if (!raw || !b64) {
+            free(raw);
+            free(b64);
+            goto done;
+        }
+        for (k = 0; k < n; k++) {
+            float f =
+                (float)json_object_get_double(json_object_array_get_idx(v, k));
+            uint32_t u;
+            memcpy(&u, &f, 4);
+            raw[k * 4] = (unsigned char)u;
+            raw[k * 4 + 1] = (unsigned char)(u >> 8);
+            raw[k * 4 + 2] = (unsigned char)(u >> 16);
+            raw[k * 4 + 3] = (unsigned char)(u >> 24);
+        }
+        h2o_base64_encode(b64, raw, n * 4, 0);
+        json_object_object_add(e, "embedding", json_object_new_string(b64));
+        free(raw);
+        free(b64);
+    }
+    out = strdup(json_object_to_json_string_ext(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+done:
+    json_object_put(o);
+    return out;
+}
+
 static void on_done(llmux_request *lr, int status, llmux_response *res,
                     void *userdata)
 {
@@ -205,12 +255,17 @@ static void on_done(llmux_request *lr, int status, llmux_response *res,
             sse_flush(p);
         } else if (status == 0) {
             char *json = llmux_response_to_json(res);
+            if (json && p->base64)
+                json = embeddings_base64(json); /* now ours: free() */
             if (json)
                 serve_send_json(req, 200, json, strlen(json));
             else
                 serve_send_error(req, 500, "server_error", NULL, NULL,
                                  "out of memory");
-            llmux_free(json);
+            if (p->base64)
+                free(json);
+            else
+                llmux_free(json);
         } else {
             serve_send_failure(req, status, res);
         }
@@ -218,12 +273,38 @@ static void on_done(llmux_request *lr, int status, llmux_response *res,
     pending_release(p);
 }
 
-int serve_handle_chat(serve *s, h2o_req_t *req)
+/* A request the library would not make or take (rc). With passthrough a
+ * bad or unknown provider in the client's model is the client's to fix. */
+static void send_refusal(h2o_req_t *req, int rc, llmux_request *lr,
+                         int passthrough)
+{
+    const char *type, *msg = lr && *llmux_request_errmsg(lr)
+                                 ? llmux_request_errmsg(lr)
+                                 : llmux_strerror(rc);
+    char buf[256];
+    int code = serve_status_of(rc, 0, &type);
+    if (passthrough && (rc == LLMUX_ECONFIG || rc == LLMUX_ENOPROVIDER)) {
+        code = 400;
+        type = "invalid_request_error";
+        if (rc == LLMUX_ENOPROVIDER) { /* the library's names paths */
+            snprintf(buf, sizeof buf,
+                     "provider '%s' is not available on this gateway",
+                     llmux_request_provider(lr) ? llmux_request_provider(lr)
+                                                : "");
+            msg = buf;
+        }
+    } else
+        passthrough = 0;
+    serve_send_error(req, code, type, passthrough ? "model" : NULL,
+                     llmux_err_name(rc), msg);
+}
+
+int serve_handle_op(serve *s, h2o_req_t *req, llmux_op op)
 {
     const char *body = req->entity.base ? req->entity.base : "";
     size_t len = req->entity.base ? req->entity.len : 0;
     json_tokener *tok;
-    json_object *j, *m, *st, *mt;
+    json_object *j, *m, *st, *mt, *ef;
     const serve_route *rt;
     llmux_request *lr = NULL;
     pending *p = NULL, **ref;
@@ -232,7 +313,7 @@ int serve_handle_chat(serve *s, h2o_req_t *req)
     const char *model;
     char msg[512];
     size_t i;
-    int rc, streaming;
+    int rc, streaming, base64;
 
     if (len > s->cfg.limits.max_body) {
         snprintf(msg, sizeof msg,
@@ -284,19 +365,28 @@ int serve_handle_chat(serve *s, h2o_req_t *req)
                          "the gateway");
         return 0;
     }
-    if (!(rt = serve_config_route(&s->cfg, model))) {
+    if (!(rt = serve_config_route(&s->cfg, model)) &&
+        !(s->cfg.passthrough && strchr(model, '/'))) {
         snprintf(msg, sizeof msg,
                  "The model '%s' does not exist on this gateway "
-                 "(GET /v1/models lists its routes)",
-                 model);
+                 "(GET /v1/models lists its routes%s)",
+                 model, s->cfg.passthrough ? "; or name a provider/model" : "");
         json_object_put(j);
         serve_send_error(req, 404, "invalid_request_error", "model",
                          "model_not_found", msg);
         return 0;
     }
-    serve_call_route(req, rt->name);
-    streaming = json_object_object_get_ex(j, "stream", &st) &&
+    /* a passthrough model is labelled as such: a label per model a client
+     * makes up would grow /metrics without bound */
+    serve_call_route(req, rt ? rt->name : "passthrough");
+    /* embeddings never stream: the library refuses "stream" for them */
+    streaming = op != LLMUX_OP_EMBED &&
+                json_object_object_get_ex(j, "stream", &st) &&
                 json_object_get_boolean(st);
+    base64 = op == LLMUX_OP_EMBED &&
+             json_object_object_get_ex(j, "encoding_format", &ef) &&
+             json_object_is_type(ef, json_type_string) &&
+             !strcmp(json_object_get_string(ef), "base64");
     /* tpm's reservation: the body's bytes / 4 for the prompt (a common
      * estimate of tokens), plus the completion's cap when one is given */
     estimate = (double)len / 4;
@@ -310,16 +400,16 @@ int serve_handle_chat(serve *s, h2o_req_t *req)
     }
     json_object_put(j);
 
-    rc = llmux_request_new_json(&lr, rt->specs[0], body, len);
-    for (i = 1; !rc && i < rt->n_specs; i++)
+    /* passthrough: the JSON's own "provider/model" (the library refuses
+     * options in it too) */
+    rc = llmux_request_new_json_op(&lr, op, rt ? rt->specs[0] : NULL, body, len,
+                                   0);
+    for (i = 1; !rc && rt && i < rt->n_specs; i++)
         rc = llmux_request_add_fallback(lr, rt->specs[i]);
     if (!rc && !(p = calloc(1, sizeof *p)))
         rc = LLMUX_ENOMEM;
     if (rc) {
-        const char *type;
-        int code = serve_status_of(rc, 0, &type);
-        serve_send_error(req, code, type, NULL, llmux_err_name(rc),
-                         lr ? llmux_request_errmsg(lr) : llmux_strerror(rc));
+        send_refusal(req, rc, lr, !rt);
         llmux_request_free(lr);
         serve_release(s, ks, estimate, NULL);
         return 0;
@@ -331,15 +421,13 @@ int serve_handle_chat(serve *s, h2o_req_t *req)
     p->estimate = estimate;
     p->lr = lr;
     p->streaming = streaming;
+    p->base64 = base64;
     serve_call_key(req, p->key_name);
     p->call = serve_call_hold(req);
     rc = llmux_submit(s->client, lr, streaming ? on_chunk : NULL, on_done, p);
     if (rc) {
         serve_call_upstream(p->call, lr, rc, NULL);
-        const char *type;
-        int code = serve_status_of(rc, 0, &type);
-        serve_send_error(req, code, type, NULL, llmux_err_name(rc),
-                         llmux_request_errmsg(lr));
+        send_refusal(req, rc, lr, !rt);
         llmux_request_free(lr);
         free(p);
         serve_release(s, ks, estimate, NULL);
