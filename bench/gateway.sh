@@ -17,10 +17,11 @@
 #   BENCH_NO_PEERS=1 skips gateway.sh (the llmux rows only)
 #   LLMUX_BENCH_BUILD the build directory (default build-bench)
 #
-# Worst loop stall: a probe (llmux-openloop -g, 100 GETs of /health a
-# second on one connection) runs during the stream and many loads; its
-# worst time from due to first byte bounds the gateway's longest stall
-# from above (the probe and the load share the machine's 2 cores).
+# Worst loop stall: stall_ms is the gateway's own measure (LLMUX_SERVE_STALL=1:
+# the longest loop iteration, minus its wait in the poll); probe_ms is seen
+# from outside, by a probe (llmux-openloop -g, 100 GETs of /health a second
+# on one connection) during the load: its worst time from due to first
+# byte, an upper bound (the probe and the load share the 2 cores).
 # On schedule: a rate holds when no request failed and the 99th percentile
 # of (first byte - due time) stays under BENCH_SCHED_US (default 20000):
 # past the ceiling requests queue and that number grows with the run.
@@ -95,7 +96,7 @@ routes:
 EOF
 gw_start() { # a fresh gateway, so that its peak RSS is this load's
   rm -f "$x/port"
-  "$cli" serve --config "$x/llmux.yaml" --port-file "$x/port" 2>"$x/llmux.err" &
+  LLMUX_SERVE_STALL=1 "$cli" serve --config "$x/llmux.yaml" --port-file "$x/port" 2>"$x/llmux.err" &
   GW=$!
   for _ in $(seq 300); do [ -s "$x/port" ] && break; sleep 0.1; done
   [ -s "$x/port" ] || { echo "bench/gateway.sh: llmux serve did not start:" >&2; cat "$x/llmux.err" >&2; exit 1; }
@@ -123,21 +124,22 @@ cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 tck=$(getconf CLK_TCK)
 # through the gateway: N streams, K in flight, route R; one row
 stream_row() { # mode n k route
-  local mode=$1 n=$2 k=$3 route=$4 c0 c1 t0 t1 out hwm stall ok chunks
+  local mode=$1 n=$2 k=$3 route=$4 c0 c1 t0 t1 out hwm probe stall ok chunks
   gw_start
   probe_start
   c0=$(cpu_of "$GW"); t0=$(date +%s.%N)
   out=$(BENCH_MODEL=$route "$work/floor_stream" "$n" "$k" "$gw/v1/chat/completions" 2>"$x/client.err" || true)
   t1=$(date +%s.%N); c1=$(cpu_of "$GW")
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$GW/status")
-  stall=$(probe_stop)
+  probe=$(probe_stop)
   gw_stop
+  stall=$(sed -n 's/.*loop stall worst_ms \([0-9.]*\).*/\1/p' "$x/llmux.err")
   ok=$(sed -n 's/.*ok=\([0-9]*\).*/\1/p' <<<"$out"); ok=${ok:-0}
   chunks=$(sed -n 's/.*chunks=\([0-9]*\).*/\1/p' <<<"$out"); chunks=${chunks:-0}
   awk -v md="$mode" -v n="$n" -v c=$((c1 - c0)) -v tk="$tck" -v w="$(echo "$t1 - $t0" | bc)" \
-      -v h="$hwm" -v r0="$GW_RSS0" -v ok="$ok" -v ch="$chunks" -v st="$stall" \
-    'BEGIN { printf "llmux-serve  %-6s %6d  proxy_cpu_s %7.3f  us_per_req %7.1f  wall_s %7.3f  proxy_maxrss_mib %6.1f  kib_per_stream %5.1f  lost %d  chunks_per_stream %.1f  stall_ms %s\n",
-             md, n, c / tk, c / tk / n * 1e6, w, h / 1024, (h - r0) / n, n - ok, ok ? ch / ok : 0, st }'
+      -v h="$hwm" -v r0="$GW_RSS0" -v ok="$ok" -v ch="$chunks" -v st="${stall:-?}" -v pr="${probe:-?}" \
+    'BEGIN { printf "llmux-serve  %-6s %6d  proxy_cpu_s %7.3f  us_per_req %7.1f  wall_s %7.3f  proxy_maxrss_mib %6.1f  kib_per_stream %5.1f  lost %d  chunks_per_stream %.1f  stall_ms %s  probe_ms %s\n",
+             md, n, c / tk, c / tk / n * 1e6, w, h / 1024, (h - r0) / n, n - ok, ok ? ch / ok : 0, st, pr }'
   [ "$ok" = "$n" ] || { echo "  client: $(head -3 "$x/client.err")"; }
 }
 
