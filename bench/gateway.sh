@@ -112,6 +112,11 @@ gw_stop() {
 probe_start() {
   "$ol" -g -c 1 -r 100 -d 3600 -w 0 -l probe "$gw/health" >"$x/probe.out" 2>&1 &
   PROBE=$!
+  # the load starts once the probe is connected (its first request out)
+  for _ in $(seq 200); do
+    [ -n "$(ss -Htn state established "( dport = :${gw##*:} )" 2>/dev/null)" ] && break
+    sleep 0.05
+  done
 }
 probe_stop() { # prints the probe's worst time from due to first byte, ms
   kill -TERM "$PROBE"
