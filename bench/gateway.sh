@@ -20,8 +20,10 @@
 # Worst loop stall: stall_ms is the gateway's own measure (LLMUX_SERVE_STALL=1:
 # the longest loop iteration, minus its wait in the poll); probe_ms is seen
 # from outside, by a probe (llmux-openloop -g, 100 GETs of /health a second
-# on one connection) during the load: its worst time from due to first
-# byte, an upper bound (the probe and the load share the 2 cores).
+# on one connection) during the load: its worst round trip (write to first
+# byte), an upper bound (the probe and the load share the 2 cores). Not
+# the time from due: on one connection, once round trips pass 10 ms the
+# probe's own requests queue behind each other and that time only grows.
 # On schedule: a rate holds when no request failed and the 99th percentile
 # of (first byte - due time) stays under BENCH_SCHED_US (default 20000):
 # past the ceiling requests queue and that number grows with the run.
@@ -118,31 +120,31 @@ probe_start() {
     sleep 0.05
   done
 }
-probe_stop() { # prints the probe's worst time from due to first byte, ms
+probe_stop() { # sets PROBE_MS: the probe's worst round trip
   kill -TERM "$PROBE"
-  wait "$PROBE" || true
+  wait "$PROBE" || true # (not in a subshell: only the parent can wait)
   PROBE=
-  awk '/^probe/ { for (i = 1; i < NF; i++) if ($i == "sched_max_us") printf "%.1f", $(i + 1) / 1000 }' "$x/probe.out"
+  PROBE_MS=$(awk '/^probe/ { for (i = 1; i < NF; i++) if ($i == "ttfb_max_us") printf "%.1f", $(i + 1) / 1000 }' "$x/probe.out")
 }
 field() { awk -v k="$1" '{ for (i = 1; i < NF; i++) if ($i == k) { print $(i + 1); exit } }'; }
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 tck=$(getconf CLK_TCK)
 # through the gateway: N streams, K in flight, route R; one row
 stream_row() { # mode n k route
-  local mode=$1 n=$2 k=$3 route=$4 c0 c1 t0 t1 out hwm probe stall ok chunks
+  local mode=$1 n=$2 k=$3 route=$4 c0 c1 t0 t1 out hwm stall ok chunks
   gw_start
   probe_start
   c0=$(cpu_of "$GW"); t0=$(date +%s.%N)
   out=$(BENCH_MODEL=$route "$work/floor_stream" "$n" "$k" "$gw/v1/chat/completions" 2>"$x/client.err" || true)
   t1=$(date +%s.%N); c1=$(cpu_of "$GW")
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$GW/status")
-  probe=$(probe_stop)
+  probe_stop
   gw_stop
   stall=$(sed -n 's/.*loop stall worst_ms \([0-9.]*\).*/\1/p' "$x/llmux.err")
   ok=$(sed -n 's/.*ok=\([0-9]*\).*/\1/p' <<<"$out"); ok=${ok:-0}
   chunks=$(sed -n 's/.*chunks=\([0-9]*\).*/\1/p' <<<"$out"); chunks=${chunks:-0}
   awk -v md="$mode" -v n="$n" -v c=$((c1 - c0)) -v tk="$tck" -v w="$(echo "$t1 - $t0" | bc)" \
-      -v h="$hwm" -v r0="$GW_RSS0" -v ok="$ok" -v ch="$chunks" -v st="${stall:-?}" -v pr="${probe:-?}" \
+      -v h="$hwm" -v r0="$GW_RSS0" -v ok="$ok" -v ch="$chunks" -v st="${stall:-?}" -v pr="${PROBE_MS:-?}" \
     'BEGIN { printf "llmux-serve  %-6s %6d  proxy_cpu_s %7.3f  us_per_req %7.1f  wall_s %7.3f  proxy_maxrss_mib %6.1f  kib_per_stream %5.1f  lost %d  chunks_per_stream %.1f  stall_ms %s  probe_ms %s\n",
              md, n, c / tk, c / tk / n * 1e6, w, h / 1024, (h - r0) / n, n - ok, ok ? ch / ok : 0, st, pr }'
   [ "$ok" = "$n" ] || { echo "  client: $(head -3 "$x/client.err")"; }
