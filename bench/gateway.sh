@@ -82,12 +82,15 @@ sed -e "s#@DIR@#$work#g" -e "s#@PORT@#$UP#g" -e "s#pid $work/nginx.pid#pid $x/up
 "$NGINX" -c "$x/upstream.conf"
 GW=
 PROBE=
-cleanup() {
+cleanup() { # every step, whatever failed before it
+  set +e
   [ -n "$PROBE" ] && kill "$PROBE" 2>/dev/null
   [ -n "$GW" ] && kill "$GW" 2>/dev/null
-  "$NGINX" -c "$x/upstream.conf" -s stop 2>/dev/null || true
+  "$NGINX" -c "$x/upstream.conf" -s stop 2>/dev/null
 }
 trap cleanup EXIT
+# (a signal, e.g. SIGPIPE from "| head", would skip the EXIT trap)
+trap 'exit 130' INT TERM HUP PIPE
 up=http://127.0.0.1:$UP
 cat >"$x/llmux.yaml" <<EOF
 listen: 127.0.0.1:0
