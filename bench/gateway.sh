@@ -92,12 +92,17 @@ trap cleanup EXIT
 # (a signal, e.g. SIGPIPE from "| head", would skip the EXIT trap)
 trap 'exit 130' INT TERM HUP PIPE
 up=http://127.0.0.1:$UP
+# the many mode's streams all at once, past the gateway's default limits
+# (4096 connections, 10000 in flight); the rest is the defaults (the access
+# log on, into llmux.err)
+lim_c=$((NM + 256 > 4096 ? NM + 256 : 4096)); lim_f=$((NM + 256 > 10000 ? NM + 256 : 10000))
 cat >"$x/llmux.yaml" <<EOF
 listen: 127.0.0.1:0
 routes:
   gpt-4o-mini: "openai/gpt-4o-mini;base_url=$up/v1;api_key=sk-upstream"
   gpt-4o-mini-s: "openai/gpt-4o-mini;base_url=$up/v1s;api_key=sk-upstream"
   gpt-4o-mini-slow: "openai/gpt-4o-mini;base_url=$up/v1slow;api_key=sk-upstream"
+limits: {max_connections: $lim_c, max_in_flight: $lim_f}
 EOF
 gw_start() { # a fresh gateway, so that its peak RSS is this load's
   rm -f "$x/port"
