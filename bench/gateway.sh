@@ -192,7 +192,7 @@ for r in $RATES; do
   echo "  $d"; echo "  $g"
   awk -v r="$r" -v d50="$(field ttfb_p50_us <<<"$d")" -v d99="$(field ttfb_p99_us <<<"$d")" \
       -v g50="$(field ttfb_p50_us <<<"$g")" -v g99="$(field ttfb_p99_us <<<"$g")" \
-      -v e="$(($(field err <<<"$d") + $(field err <<<"$g")))" \
+      -v e="$(( $(field err <<<"$d" | grep . || echo 1) + $(field err <<<"$g" | grep . || echo 1) ))" \
     'BEGIN { printf "latency  rate %6d  direct_p50_us %6d  direct_p99_us %6d  gateway_p50_us %6d  gateway_p99_us %6d  added_p50_us %6d  added_p99_us %6d  err %d\n",
              r, d50, d99, g50, g99, g50 - d50, g99 - d99, e }'
 done
