@@ -242,6 +242,7 @@ int llmux_serve_main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&s.loop);
+    serve_stall_start(&s.loop);
     opts.loop = &s.loop;
     if (serve_keys_bind(&s)) {
         fprintf(stderr, "llmux serve: out of memory\n");
@@ -320,6 +321,7 @@ int llmux_serve_main(int argc, char **argv)
     rc = 0;
 out:
     uv_run(&s.loop, UV_RUN_DEFAULT);
+    serve_stall_report();
     if (!s.client_closed) { /* the loop ran dry first: finish the close */
         llmux_client_close(s.client, on_client_closed, &s);
         uv_run(&s.loop, UV_RUN_DEFAULT);

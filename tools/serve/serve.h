@@ -209,6 +209,10 @@ void serve_handle_metrics(serve *s, h2o_req_t *req);
 
 /* serve.c: the whole program, `llmux serve ARGS` and llmux-serve */
 int llmux_serve_main(int argc, char **argv);
+
+/* serve_stall.c: LLMUX_SERVE_STALL=1, the loop's worst stall on exit */
+void serve_stall_start(uv_loop_t *loop);
+void serve_stall_report(void);
 #endif /* SERVE_INTERNAL */
 
 #endif /* LLMUX_SERVE_H */
