@@ -53,13 +53,7 @@ cmake --build "$build" -j2 --target llmux-serve llmux-bench llmux-openloop \
 bin=$build/bin
 ol=$bin/llmux-openloop
 
-# ---- `llmux serve` when the CLI has it, else the shim that runs llmux-serve
-if "$bin/llmux" serve --help 2>&1 | grep -q -- --config; then
-  cli=$bin/llmux
-else
-  cli=$here/llmux-cli-shim.sh
-  export LLMUX_SERVE_BIN=$bin/llmux-serve
-fi
+cli=$bin/llmux # `llmux serve`
 echo "# $(date -u '+%F %T UTC'), $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)"
 echo "# llmux serve as: $cli serve   (commit $(git -C "$root" rev-parse --short HEAD))"
 
@@ -111,7 +105,6 @@ gw_start() { # a fresh gateway, so that its peak RSS is this load's
   for _ in $(seq 300); do [ -s "$x/port" ] && break; sleep 0.1; done
   [ -s "$x/port" ] || { echo "bench/gateway.sh: llmux serve did not start:" >&2; cat "$x/llmux.err" >&2; exit 1; }
   gw=http://127.0.0.1:$(cat "$x/port")
-  # the shim execs, so $GW is llmux-serve itself
   GW_RSS0=$(awk '/VmRSS/ {print $2}' "/proc/$GW/status")
 }
 gw_stop() {

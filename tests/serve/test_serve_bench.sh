@@ -5,7 +5,7 @@
 # llmux-openloop against llmux-serve in front of llmux-mock (every request
 # answered and counted, its output fields; a 404 and a closed port make it
 # fail), the probe's stop on SIGTERM, LLMUX_SERVE_STALL=1's line on exit
-# (and no line without it), and bench/llmux-cli-shim.sh.
+# (and no line without it).
 #
 # usage: test_serve_bench.sh LLMUX_SERVE LLMUX_MOCK LLMUX_OPENLOOP
 # LLMUX_PLUGIN_PATH must name the directory holding the openai plugin.
@@ -157,20 +157,6 @@ if [ "$RC" -eq 1 ] && [ "$(field err)" = 20 ]; then
 else
     bad "openloop: a closed port fails every request, exit 1" \
         "exit status $RC" "out: $(cat "$TMP/out")"
-fi
-
-# the stand-in for `llmux serve`
-run env LLMUX_SERVE_BIN="$SERVE" "$SRC/bench/llmux-cli-shim.sh" serve --help
-if [ "$RC" -eq 0 ] && grep -q -- --config "$TMP/out"; then
-    ok "llmux-cli-shim.sh serve: runs llmux-serve"
-else
-    bad "llmux-cli-shim.sh serve: runs llmux-serve" "exit status $RC"
-fi
-run env LLMUX_SERVE_BIN="$SERVE" "$SRC/bench/llmux-cli-shim.sh" models
-if [ "$RC" -eq 2 ]; then
-    ok "llmux-cli-shim.sh: refuses other commands"
-else
-    bad "llmux-cli-shim.sh: refuses other commands" "exit status $RC"
 fi
 
 summary
