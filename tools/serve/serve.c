@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <h2o/http1.h>
 
@@ -36,6 +37,7 @@ static void maybe_stop(serve *s)
 typedef struct serve_conn {
     uv_tcp_t tcp;
     serve *s;
+    h2o_linklist_t link; /* in s->conn_list */
 } serve_conn;
 
 static void accept_one(serve *s);
@@ -43,6 +45,7 @@ static void accept_one(serve *s);
 static void on_conn_closed(uv_handle_t *h)
 {
     serve *s = ((serve_conn *)h)->s;
+    h2o_linklist_unlink(&((serve_conn *)h)->link);
     free(h);
     s->conns--;
     if (s->accept_paused && !s->closing) {
@@ -81,6 +84,7 @@ static void accept_one(serve *s)
     conn = &c->tcp;
     uv_tcp_init(listener->loop, conn);
     s->conns++;
+    h2o_linklist_insert(&s->conn_list, &c->link);
     if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
         uv_close((uv_handle_t *)conn, on_conn_closed);
         return;
@@ -127,21 +131,90 @@ static void on_client_closed(void *userdata)
     maybe_stop(s);
 }
 
+/* The drain is over, or was cut short: close the client (its requests
+ * are all done) and give the connections still writing their last bytes
+ * a second before they are cut. */
+static void on_force_close(uv_timer_t *t)
+{
+    serve *s = t->data;
+    h2o_linklist_t *n;
+    /* shutdown(2), not close: h2o owns the sockets; their reads and
+     * writes fail and h2o closes them its usual way */
+    for (n = s->conn_list.next; n != &s->conn_list; n = n->next) {
+        serve_conn *c = H2O_STRUCT_FROM_MEMBER(serve_conn, link, n);
+        uv_os_fd_t fd;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+            shutdown(fd, SHUT_RDWR);
+    }
+}
+
+static void finish_drain(serve *s)
+{
+    if (s->client_closed || s->draining == 3)
+        return;
+    s->draining = 3;
+    uv_timer_start(&s->drain_timer, on_force_close, 1000, 0);
+    llmux_client_close(s->client, on_client_closed, s);
+}
+
+void serve_drain_check(serve *s)
+{
+    if (s->closing && !s->in_flight)
+        finish_drain(s);
+}
+
+/* drain_timeout passed, or a second signal: what is left is canceled and
+ * gets its error answer (503; a stream's last event) */
+static void cancel_rest(serve *s)
+{
+    if (s->draining >= 2)
+        return;
+    s->draining = 2;
+    uv_timer_stop(&s->drain_timer);
+    serve_cancel_all(s, 503, "shutting_down",
+                     "the gateway is shutting down and canceled this "
+                     "request (limits.drain_timeout passed)");
+    /* a request counts until its answer is written: a client that does
+     * not read its error gets a second, then its connection is cut */
+    uv_timer_start(&s->drain_timer, on_force_close, 1000, 0);
+    serve_drain_check(s);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    cancel_rest(t->data);
+}
+
+/* SIGTERM/SIGINT: stop accepting, /health answers 503 and new requests
+ * get a 503, requests in flight have drain_timeout to finish; a second
+ * signal cancels them at once. */
 static void begin_shutdown(serve *s)
 {
-    if (s->closing)
+    if (s->closing) {
+        fprintf(stderr,
+                "llmux serve: second signal: canceling %zu "
+                "request(s) in flight\n",
+                s->in_flight);
+        cancel_rest(s);
         return;
+    }
     s->closing = 1;
+    s->draining = 1;
     uv_close((uv_handle_t *)&s->listener, NULL);
-    uv_close((uv_handle_t *)&s->sig_term, NULL);
-    uv_close((uv_handle_t *)&s->sig_int, NULL);
     /* no keep-alive from now on, and a GOAWAY on every HTTP/2 connection
      * (they close once their streams end; h2o 2.2 arms a timer for it
-     * that shutdown_h2_timer() unlinks); idle HTTP/1 connections close at
-     * h2o's idle timeout (10 s) */
+     * that shutdown_h2_timer() unlinks); the connections waiting for a
+     * request close now (serve_apply_idle_timeout says how) */
     h2o_context_request_shutdown(&s->ctx);
-    /* requests in flight get LLMUX_ECANCELED and so a 503 */
-    llmux_client_close(s->client, on_client_closed, s);
+    serve_apply_idle_timeout(s, -1);
+    if (!s->in_flight) {
+        finish_drain(s);
+        return;
+    }
+    fprintf(stderr, "llmux serve: draining %zu request(s) in flight\n",
+            s->in_flight);
+    uv_timer_start(&s->drain_timer, on_drain_timeout,
+                   (uint64_t)s->cfg.limits.drain_timeout_ms, 0);
 }
 
 /* h2o 2.2.5's HTTP/2 graceful shutdown links a timer (GOAWAY again after
@@ -155,8 +228,13 @@ static void shutdown_h2_timer(serve *s)
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    (void)signum;
-    begin_shutdown(h->data);
+    serve *s = h->data;
+    if (signum == SIGHUP) {
+        if (!s->closing)
+            serve_reload(s);
+        return;
+    }
+    begin_shutdown(s);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -211,6 +289,8 @@ int llmux_serve_main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    s.config_path = config;
+    s.listen_from_cli = listen_opt != NULL;
     if (serve_config_load(&s.cfg, config, err, sizeof err)) {
         fprintf(stderr, "llmux serve: %s\n", err);
         return 2;
@@ -244,8 +324,9 @@ int llmux_serve_main(int argc, char **argv)
     uv_loop_init(&s.loop);
     serve_stall_start(&s.loop);
     opts.loop = &s.loop;
-    if (serve_keys_bind(&s)) {
+    if (serve_keys_bind(&s) || !(s.gen = calloc(1, sizeof *s.gen))) {
         fprintf(stderr, "llmux serve: out of memory\n");
+        serve_keys_free(&s);
         serve_config_free(&s.cfg);
         uv_loop_close(&s.loop);
         return 1;
@@ -255,6 +336,7 @@ int llmux_serve_main(int argc, char **argv)
                 llmux_strerror(rc));
         serve_metrics_free(&s);
         serve_config_free(&s.cfg);
+        free(s.gen);
         uv_loop_close(&s.loop);
         return 1;
     }
@@ -264,6 +346,12 @@ int llmux_serve_main(int argc, char **argv)
      * before the handler runs; set above ours so that up to twice our
      * limit gets the OpenAI-shaped 413 */
     s.h2o_cfg.max_request_entity_size = 2 * s.cfg.limits.max_body;
+    /* limits.idle_timeout: between requests on HTTP/1 (h2o also bounds
+     * the reading of a request by it), a connection without streams on
+     * HTTP/2 */
+    s.h2o_cfg.http1.req_timeout =
+        serve_idle_timeout_of(s.cfg.limits.idle_timeout_ms);
+    s.h2o_cfg.http2.idle_timeout = s.h2o_cfg.http1.req_timeout;
     hostconf = h2o_config_register_host(
         &s.h2o_cfg, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     pathconf = h2o_config_register_path(hostconf, "/", 0);
@@ -277,6 +365,12 @@ int llmux_serve_main(int argc, char **argv)
      * connections get HTTP/1.1, or HTTP/2 with prior knowledge or an
      * Upgrade: h2c (h2o's http1.upgrade_to_http2, on by default) */
     s.accept_ctx.ssl_ctx = s.cfg.tls.ctx;
+    h2o_linklist_init_anchor(&s.pendings);
+    h2o_linklist_init_anchor(&s.conn_list);
+    uv_timer_init(&s.loop, &s.drain_timer);
+    s.drain_timer.data = &s;
+    serve_deadlines_init(&s, &s.heartbeats);
+    serve_deadlines_init(&s, &s.timeouts);
 
     uv_tcp_init(&s.loop, &s.listener);
     s.listener.data = &s;
@@ -303,9 +397,11 @@ int llmux_serve_main(int argc, char **argv)
     }
     uv_signal_init(&s.loop, &s.sig_term);
     uv_signal_init(&s.loop, &s.sig_int);
-    s.sig_term.data = s.sig_int.data = &s;
+    uv_signal_init(&s.loop, &s.sig_hup);
+    s.sig_term.data = s.sig_int.data = s.sig_hup.data = &s;
     uv_signal_start(&s.sig_term, on_signal, SIGTERM);
     uv_signal_start(&s.sig_int, on_signal, SIGINT);
+    uv_signal_start(&s.sig_hup, on_signal, SIGHUP);
     if (port_file) {
         FILE *f = fopen(port_file, "w");
         if (!f || fprintf(f, "%d\n", port) < 0 || fclose(f)) {
@@ -336,6 +432,8 @@ out:
     serve_keys_free(&s);
     serve_metrics_free(&s);
     serve_config_free(&s.cfg);
+    free(s.gen); /* no request holds it now */
+    free(s.watch);
     llmux_global_cleanup();
     return rc;
 }

@@ -88,6 +88,30 @@ void serve_tls_free(void *ctx);
 #include <llmux/llmux.h>
 #include <uv.h>
 
+/* One deadline in a serve_deadlines list (serve_life.c). */
+typedef struct serve_deadline {
+    h2o_linklist_t link;
+    uint64_t at; /* uv_now() time it fires */
+    void (*cb)(struct serve_deadline *d);
+} serve_deadline;
+
+/* Deadlines sorted by time on one uv timer, armed for the first: O(1) to
+ * set when every new deadline is the latest (one timeout value for all,
+ * the usual case), so 10,000 streams cost one timer, not 10,000. */
+typedef struct serve_deadlines {
+    uv_timer_t timer;
+    h2o_linklist_t list;
+} serve_deadlines;
+
+/* A config generation: requests hold the one they were admitted under
+ * (pointers into its routes, names, keys stay valid until they end). The
+ * current one's config is serve.cfg; a reload moves it into `cfg` here
+ * (a struct copy: its heap data keeps its addresses) while it is held. */
+typedef struct serve_gen {
+    unsigned refs;
+    serve_config cfg; /* filled when retired */
+} serve_gen;
+
 typedef struct serve {
     uv_loop_t loop;
     serve_config cfg;
@@ -120,11 +144,27 @@ typedef struct serve {
      * llmux_serve_rejected_total{limit} (the table in serve_metrics.c names
      * each) */
     size_t rejected_body; /* 413: limits.max_body */
+    /* lifecycle (serve_life.c) */
+    const char *config_path;
+    int listen_from_cli; /* --listen given: the config's is unused */
+    serve_gen *gen;      /* the current config's generation */
+    uv_signal_t sig_hup;
+    uv_timer_t drain_timer;     /* drain_timeout, then the force-close */
+    int draining;               /* 1: draining, 2: canceling what is left */
+    h2o_linklist_t pendings;    /* requests in flight (pending.link) */
+    h2o_linklist_t conn_list;   /* open connections (serve_conn.link) */
+    serve_deadlines heartbeats; /* SSE streams: last event + heartbeat */
+    serve_deadlines timeouts;   /* requests: start + request_timeout */
+    void **watch;               /* fd -> pending watched for a hang-up */
+    size_t n_watch;
 } serve;
 
 /* serve_http.c: answers, and the router h2o calls for every request */
 void serve_send_json(h2o_req_t *req, int status, const char *body, size_t len);
-/* OpenAI's error object {"error":{"message","type","param","code"}}. */
+/* OpenAI's error object {"error":{"message","type","param","code"}}
+ * as text (free() it; NULL: out of memory), and as an answer. */
+char *serve_error_json(const char *type, const char *param, const char *code,
+                       const char *message);
 void serve_send_error(h2o_req_t *req, int status, const char *type,
                       const char *param, const char *code, const char *message);
 /* The HTTP status and OpenAI error type for an llmux failure `code`;
@@ -206,6 +246,37 @@ void serve_call_first_byte(serve_call *c);
 void serve_call_upstream(serve_call *c, const llmux_request *lr, int status,
                          const llmux_response *res);
 void serve_handle_metrics(serve *s, h2o_req_t *req);
+/* serve_life.c: config generations and reload, deadlines, drain */
+serve_gen *serve_gen_hold(serve *s);
+void serve_gen_release(serve *s, serve_gen *g);
+/* SIGHUP: reads the config file again and swaps it in, or keeps the old
+ * one and says why on stderr. */
+void serve_reload(serve *s);
+void serve_deadlines_init(serve *s, serve_deadlines *dl);
+void serve_deadlines_close(serve_deadlines *dl);
+void serve_deadline_set(serve_deadlines *dl, serve_deadline *d, uint64_t at);
+void serve_deadline_clear(serve_deadline *d);
+/* The h2o idle timeouts from limits.idle_timeout_ms; -1 at shutdown:
+ * idle connections close now. */
+void serve_apply_idle_timeout(serve *s, long ms);
+/* limits.idle_timeout_ms as h2o's timeout (0, off: a year; -1: 0) */
+uint64_t serve_idle_timeout_of(long ms);
+/* A request was released (s->in_flight is down): the drain may be over. */
+void serve_drain_check(serve *s);
+/* Watches an HTTP/1 request's socket while it is answered, so that a
+ * client leaving is noticed at once (serve_life.c says why and how);
+ * `pending` is told through serve_pending_client_left(). Returns the fd
+ * watched, or -1 (HTTP/2, or no socket). */
+int serve_watch_client(serve *s, h2o_req_t *req, void *pending);
+/* Stops watching `fd` (-1: nothing); `req` NULL when it is being freed. */
+void serve_unwatch_client(serve *s, int fd, h2o_req_t *req);
+
+/* serve_openai.c: cancels the requests in flight, each answered with
+ * `status` and OpenAI's error object (an error event as a stream's last
+ * one) */
+void serve_cancel_all(serve *s, int status, const char *code,
+                      const char *message);
+void serve_pending_client_left(void *pending);
 
 /* serve.c: the whole program, `llmux serve ARGS` and llmux-serve */
 int llmux_serve_main(int argc, char **argv);

@@ -5,6 +5,7 @@
 
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- responses ----------------------------------------------------------- */
@@ -53,13 +54,11 @@ void serve_send_json(h2o_req_t *req, int status, const char *body, size_t len)
     h2o_send_inline(req, body, len);
 }
 
-void serve_send_error(h2o_req_t *req, int status, const char *type,
-                      const char *param, const char *code, const char *message)
+char *serve_error_json(const char *type, const char *param, const char *code,
+                       const char *message)
 {
     json_object *o = json_object_new_object(), *e = json_object_new_object();
-    const char *text;
-    size_t len;
-    serve_call_error(req, type, code);
+    char *text;
     json_object_object_add(e, "message", json_object_new_string(message));
     json_object_object_add(e, "type", json_object_new_string(type));
     json_object_object_add(e, "param",
@@ -67,10 +66,26 @@ void serve_send_error(h2o_req_t *req, int status, const char *type,
     json_object_object_add(e, "code",
                            code ? json_object_new_string(code) : NULL);
     json_object_object_add(o, "error", e);
-    text = json_object_to_json_string_length(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-    serve_send_json(req, status, text, len);
+    text = strdup(json_object_to_json_string_ext(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
+    return text;
+}
+
+void serve_send_error(h2o_req_t *req, int status, const char *type,
+                      const char *param, const char *code, const char *message)
+{
+    char *text = serve_error_json(type, param, code, message);
+    serve_call_error(req, type, code);
+    if (text)
+        serve_send_json(req, status, text, strlen(text));
+    else
+        serve_send_json(req, 500,
+                        H2O_STRLIT("{\"error\":{\"message\":"
+                                   "\"out of memory\",\"type\":"
+                                   "\"server_error\",\"param\":"
+                                   "null,\"code\":null}}"));
+    free(text);
 }
 
 int serve_status_of(int code, long upstream_status, const char **type)

@@ -34,6 +34,19 @@ typedef struct pending {
     llmux_usage usage;    /* the answer's, for tpm */
     int answered;         /* usage is the answer's */
     serve_call *call;     /* counted and logged at its end (serve_metrics.c) */
+    /* lifecycle (serve_life.c, serve.c): in s->pendings until done; the
+     * config generation it was admitted under; an SSE comment after
+     * heartbeat_ms without an event; request_timeout; the HTTP/1 socket
+     * watched for a hang-up; the answer when the gateway cancels it
+     * (abort_status 0: none) */
+    h2o_linklist_t link;
+    serve_gen *cfg_gen;
+    long heartbeat_ms;
+    serve_deadline heartbeat, timeout;
+    int watch_fd;
+    int abort_status;
+    const char *abort_code;
+    char abort_msg[160];
 } pending;
 
 /* Above this much waiting for a slow reader, the upstream is paused. */
@@ -44,10 +57,13 @@ typedef struct pending {
 static void pending_release(pending *p)
 {
     if (p->done && p->disposed) {
-        serve_release(p->s, p->ks, p->estimate, p->answered ? &p->usage : NULL);
+        serve *s = p->s;
+        serve_release(s, p->ks, p->estimate, p->answered ? &p->usage : NULL);
+        serve_gen_release(s, p->cfg_gen); /* after: ks may point into it */
         free(p->buf);
         free(p->out);
         free(p);
+        serve_drain_check(s); /* s->in_flight is down */
     }
 }
 
@@ -137,6 +153,72 @@ static void sse_start(pending *p)
     h2o_start_response(req, &p->gen);
 }
 
+/* An event went out (or the stream started): the heartbeat waits anew. */
+static void heartbeat_rearm(pending *p)
+{
+    if (p->heartbeat_ms > 0)
+        serve_deadline_set(&p->s->heartbeats, &p->heartbeat,
+                           uv_now(&p->s->loop) + (uint64_t)p->heartbeat_ms);
+}
+
+/* No event for heartbeat_ms: an SSE comment, which clients skip and
+ * proxies count as traffic. It also starts a stream whose first chunk is
+ * slow to come. */
+static void on_heartbeat(serve_deadline *d)
+{
+    pending *p = H2O_STRUCT_FROM_MEMBER(pending, heartbeat, d);
+    if (!p->req || p->final)
+        return;
+    if (!p->started)
+        sse_start(p);
+    if (sse_append(p, ": keep-alive\n\n", 14, "", 0) == 0)
+        sse_flush(p);
+    heartbeat_rearm(p);
+}
+
+/* The gateway cancels the request; on_done answers with this. */
+static void pending_abort(pending *p, int status, const char *code,
+                          const char *message)
+{
+    if (p->done || p->abort_status)
+        return;
+    p->abort_status = status;
+    p->abort_code = code;
+    snprintf(p->abort_msg, sizeof p->abort_msg, "%s", message);
+    llmux_request_cancel(p->lr);
+}
+
+static void on_request_timeout(serve_deadline *d)
+{
+    pending *p = H2O_STRUCT_FROM_MEMBER(pending, timeout, d);
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "the request took longer than the gateway's limit of %ld ms "
+             "(limits.request_timeout)",
+             p->cfg_gen == p->s->gen
+                 ? p->s->cfg.limits.request_timeout_ms
+                 : p->cfg_gen->cfg.limits.request_timeout_ms);
+    pending_abort(p, 504, "request_timeout", msg);
+}
+
+void serve_pending_client_left(void *pending_)
+{
+    pending_abort(pending_, 499, "client_closed_request",
+                  "the client closed the connection before the answer");
+}
+
+void serve_cancel_all(serve *s, int status, const char *code,
+                      const char *message)
+{
+    h2o_linklist_t *n, *next;
+    /* done callbacks run from the loop, never inside the cancel */
+    for (n = s->pendings.next; n != &s->pendings; n = next) {
+        next = n->next;
+        pending_abort(H2O_STRUCT_FROM_MEMBER(pending, link, n), status, code,
+                      message);
+    }
+}
+
 static int on_chunk(llmux_request *lr, const llmux_chunk *ch, void *userdata)
 {
     pending *p = userdata;
@@ -154,6 +236,7 @@ static int on_chunk(llmux_request *lr, const llmux_chunk *ch, void *userdata)
     if (rc)
         return 1;
     sse_flush(p);
+    heartbeat_rearm(p);
     if (p->buf_len > SERVE_STREAM_HIGH && !p->paused) {
         p->paused = 1;
         llmux_request_pause(lr);
@@ -167,6 +250,8 @@ static void on_req_dispose(void *data)
     pending *p = *(pending **)data;
     p->req = NULL;
     p->disposed = 1;
+    serve_unwatch_client(p->s, p->watch_fd, NULL);
+    p->watch_fd = -1;
     if (!p->done)
         llmux_request_cancel(p->lr); /* nobody to answer: stop paying */
     pending_release(p);
@@ -226,13 +311,35 @@ static void on_done(llmux_request *lr, int status, llmux_response *res,
     pending *p = userdata;
     h2o_req_t *req = p->req;
     serve_call_upstream(p->call, lr, status, res);
+    serve *s = p->s;
     p->done = 1;
     p->lr = NULL;
     if (status == 0 && llmux_response_usage(res)) {
         p->usage = *llmux_response_usage(res);
         p->answered = 1;
     }
-    if (req && p->started) {
+    serve_deadline_clear(&p->heartbeat);
+    serve_deadline_clear(&p->timeout);
+    serve_unwatch_client(s, p->watch_fd, req);
+    p->watch_fd = -1;
+    h2o_linklist_unlink(&p->link);
+    if (p->abort_status && status == LLMUX_ECANCELED) {
+        /* canceled by the gateway: say why, as the last event of a
+         * stream or as the answer */
+        char *json =
+            serve_error_json("api_error", NULL, p->abort_code, p->abort_msg);
+        if (req && p->started) {
+            if (json && !sse_append(p, "data: ", 6, json, strlen(json)))
+                sse_append(p, "\n\n", 2, "", 0);
+            p->final = 1;
+            sse_flush(p);
+        } else if (req) {
+            p->req = NULL;
+            serve_send_error(req, p->abort_status, "api_error", NULL,
+                             p->abort_code, p->abort_msg);
+        }
+        free(json);
+    } else if (req && p->started) {
         /* the stream's end: [DONE], or OpenAI's error object as an event */
         if (status == 0)
             sse_append(p, "data: [DONE]\n\n", 14, "", 0);
@@ -424,6 +531,7 @@ int serve_handle_op(serve *s, h2o_req_t *req, llmux_op op)
     p->base64 = base64;
     serve_call_key(req, p->key_name);
     p->call = serve_call_hold(req);
+    p->watch_fd = -1;
     rc = llmux_submit(s->client, lr, streaming ? on_chunk : NULL, on_done, p);
     if (rc) {
         serve_call_upstream(p->call, lr, rc, NULL);
@@ -435,6 +543,19 @@ int serve_handle_op(serve *s, h2o_req_t *req, llmux_op op)
     }
     ref = h2o_mem_alloc_shared(&req->pool, sizeof *ref, on_req_dispose);
     *ref = p;
+    /* in flight: the drain waits for it, and it keeps its config */
+    p->cfg_gen = serve_gen_hold(s);
+    h2o_linklist_insert(&s->pendings, &p->link);
+    p->heartbeat.cb = on_heartbeat;
+    p->timeout.cb = on_request_timeout;
+    if (streaming && (p->heartbeat_ms = s->cfg.limits.heartbeat_ms) > 0)
+        heartbeat_rearm(p);
+    if (s->cfg.limits.request_timeout_ms > 0)
+        serve_deadline_set(&s->timeouts, &p->timeout,
+                           uv_now(&s->loop) +
+                               (uint64_t)s->cfg.limits.request_timeout_ms);
+    if (!streaming)
+        p->watch_fd = serve_watch_client(s, req, p);
     return 0;
 }
 
