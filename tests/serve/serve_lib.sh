@@ -3,7 +3,8 @@
 # it; bash). Before sourcing, set T_NAME, SERVE (llmux-serve), MOCK
 # (llmux-mock) and SRC (the source tree). Exits 77 (skipped) without curl
 # or python3. Besides tests/lib.sh's helpers it provides:
-#   start_serve CONFIG     llmux-serve on a free port: SPORT, SPID, SURL
+#   start_serve CONFIG [ERRFILE [ARG...]]
+#                          llmux-serve on a free port: SPORT, SPID, SURL
 #                          (${SCHEME:-http}://127.0.0.1:SPORT)
 #   http NAME METHOD PATH [BODY-FILE]
 #                          body in $TMP/body, status in CODE, type in CTYPE,
@@ -42,12 +43,19 @@ t_cleanup() {
     done
 }
 
-# start_serve CONFIG: starts llmux-serve on a free port; sets SPORT, SURL
-# and SPID; its stderr goes to $TMP/serve.err.
+# start_serve CONFIG [ERRFILE [ARG...]]: starts llmux-serve on a free port
+# (ARGs replace "--listen 127.0.0.1:0"; "-": the config's listen); sets
+# SPORT, SURL and SPID; its stderr goes to ERRFILE ($TMP/serve.err).
 start_serve() {
+    local cfg=$1 errf=${2:-$TMP/serve.err}
+    local args=(--listen 127.0.0.1:0)
+    if [ $# -gt 2 ]; then
+        args=("${@:3}")
+        [ "$3" = - ] && args=()
+    fi
     rm -f "$TMP/sport"
-    "$SERVE" --config "$1" --listen 127.0.0.1:0 --port-file "$TMP/sport" \
-        2>"$TMP/serve.err" &
+    "$SERVE" --config "$cfg" "${args[@]}" --port-file "$TMP/sport" \
+        2>"$errf" &
     SPID=$!
     SERVE_PIDS+=("$SPID")
     if wait_port "$TMP/sport" "$SPID"; then
@@ -56,7 +64,7 @@ start_serve() {
         return 0
     fi
     echo "cannot start llmux-serve:"
-    cat "$TMP/serve.err"
+    cat "$errf"
     exit 1
 }
 
