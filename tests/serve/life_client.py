@@ -16,6 +16,9 @@ waited for with generous deadlines, never fixed sleeps.
                                          request_timeout error event
   reload PORT GW_PID CONFIG NEW BAD ERRFILE  SIGHUP on a kept connection
   many PORT MODEL N                      N concurrent streams
+  idle PORT SECONDS                      a kept-alive connection left idle is
+                                         closed by the gateway after SECONDS
+  stall PORT MODEL READY                 starts a big stream and never reads
 """
 import asyncio
 import json
@@ -332,6 +335,31 @@ def cmd_many(port, model, n):
           "%d of %d; %s" % (done, n, errs))
 
 
+def cmd_idle(port, seconds):
+    s = connect(port)
+    s.sendall(request_bytes("GET", "/health"))
+    r = Reader(s)
+    st, _, _ = r.response()
+    t0 = time.monotonic()
+    try:
+        closed = s.recv(1) == b""
+    except OSError:
+        closed = True
+    took = time.monotonic() - t0
+    check("idle_timeout: an idle kept-alive connection is closed (%.1f s)"
+          % took, st == 200 and closed and seconds * 0.8 <= took < seconds + 10,
+          "status %d, closed %s after %.1f s" % (st, closed, took))
+
+
+def cmd_stall(port, model, ready):
+    s = connect(port, rcvbuf=16384)
+    s.sendall(request_bytes("POST", "/v1/chat/completions",
+                            chat_body(model, True)))
+    Reader(s).head()
+    open(ready, "w").write("1\n")
+    time.sleep(120)  # the shell ends it
+
+
 def main(argv):
     cmd, a = argv[1], argv[2:]
     if cmd == "slowread":
@@ -348,6 +376,10 @@ def main(argv):
         cmd_reload(int(a[0]), int(a[1]), a[2], a[3], a[4], a[5])
     elif cmd == "many":
         cmd_many(int(a[0]), a[1], int(a[2]))
+    elif cmd == "idle":
+        cmd_idle(int(a[0]), float(a[1]))
+    elif cmd == "stall":
+        cmd_stall(int(a[0]), a[1], a[2])
     else:
         sys.exit("unknown command " + cmd)
 
