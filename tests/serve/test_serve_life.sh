@@ -30,27 +30,31 @@ T_NAME=serve-life
 # 1,000 streams need 2,000 descriptors in the gateway
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
-# client CMD ARG...: runs life_client.py and counts its checks.
-client() {
-    local line
-    "$PY" "$CLIENT" "$@" >"$TMP/client.out" 2>"$TMP/err"
+# count_checks NAME FILE: counts the checks life_client.py wrote to FILE.
+count_checks() {
+    local kind name detail
     while IFS=$'\t' read -r kind name detail; do
         if [ "$kind" = ok ]; then
             ok "$name"
         else
             bad "$name" "$detail"
         fi
-    done <"$TMP/client.out"
-    if [ ! -s "$TMP/client.out" ]; then
+    done <"$2"
+    if [ ! -s "$2" ]; then
         bad "life_client.py $1 ran" "no output"
     fi
+}
+
+# client CMD ARG...: runs life_client.py and counts its checks.
+client() {
+    "$PY" "$CLIENT" "$@" >"$TMP/client.out" 2>"$TMP/err"
+    count_checks "$1" "$TMP/client.out"
 }
 
 # wait_exit PID SECONDS: waits for a background server to exit; its status
 # in RC (124 when it did not, and it is then killed).
 wait_exit() {
-    local i
-    for i in $(seq 1 $(($2 * 20))); do
+    for _ in $(seq 1 $(($2 * 20))); do
         if ! kill -0 "$1" 2>/dev/null; then
             wait "$1"
             RC=$?
@@ -65,8 +69,7 @@ wait_exit() {
 
 # wait_file FILE: up to 30 s for FILE to exist.
 wait_file() {
-    local i
-    for i in $(seq 1 600); do
+    for _ in $(seq 1 600); do
         [ -s "$1" ] && return 0
         sleep 0.05
     done
@@ -75,12 +78,33 @@ wait_file() {
 
 # mock_busy URL: up to 30 s for the mock at URL to have a request in flight.
 mock_busy() {
-    local i
-    for i in $(seq 1 600); do
+    for _ in $(seq 1 600); do
         curl -s -m 5 "$1/_mock/stats" | grep -q '"in_flight":[1-9]' && return 0
         sleep 0.05
     done
     return 1
+}
+
+# wait_line FILE TEXT: up to 30 s for a line holding TEXT in FILE.
+wait_line() {
+    for _ in $(seq 1 600); do
+        grep -q "$2" "$1" && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# stream_end NAME FILE PATTERN SECONDS ERRFILE: the last server exited 0
+# (RC) less than SECONDS after T0, and sse_ends FILE matches PATTERN.
+stream_end() {
+    local got took=$(($(date +%s) - T0))
+    got=$(sse_ends "$2")
+    # shellcheck disable=SC2053 # PATTERN is a glob
+    if [ "$RC" -eq 0 ] && [[ "$got" == $3 ]] && [ "$took" -lt "$4" ]; then
+        ok "$1 ($took s)"
+    else
+        bad "$1" "exit $RC after $took s, stream: $got" "$(tail -3 "$5")"
+    fi
 }
 
 # sse_ends FILE: the status and the last event of a stream life_client.py
@@ -174,7 +198,7 @@ wait_file "$TMP/s3.ready" && wait_file "$TMP/p3.ready"
 kill -TERM "$SPID"
 T0=$(date +%s)
 # the listener is closed before that line is written
-for _ in $(seq 1 600); do grep -q "draining" "$TMP/g3.err" && break; sleep 0.05; done
+wait_line "$TMP/g3.err" draining
 if curl -s -m 5 -o /dev/null "$SURL/health" 2>/dev/null; then
     bad "drain: no new connections after SIGTERM"
 else
@@ -182,16 +206,9 @@ else
 fi
 wait_exit "$SPID" 30
 wait "$SSE_PID" "$PIPE_PID"
-got=$(sse_ends "$TMP/s3")
-if [ "$RC" -eq 0 ] && [ "${got%% *}" = 200 ] && [ "${got##* }" = "[DONE]" ]; then
-    ok "drain: a stream in flight at SIGTERM completes, exit 0 ($(($(date +%s) - T0)) s)"
-else
-    bad "drain: a stream in flight at SIGTERM completes, exit 0" "exit $RC, stream: $got" "$(tail -3 "$TMP/g3.err")"
-fi
-cp "$TMP/p3.out" "$TMP/client.out"
-while IFS=$'\t' read -r kind name detail; do
-    if [ "$kind" = ok ]; then ok "$name"; else bad "$name" "$detail"; fi
-done <"$TMP/client.out"
+stream_end "drain: a stream in flight at SIGTERM completes, exit 0" \
+    "$TMP/s3" "200 events=* [DONE]" 30 "$TMP/g3.err"
+count_checks pipelined "$TMP/p3.out"
 
 # ---- a short drain_timeout: what is left is canceled with an error --------
 cat >"$TMP/g4.yaml" <<EOF
@@ -219,13 +236,8 @@ T0=$(date +%s)
 wait_exit "$SPID" 20
 kill "$STALL_PID" 2>/dev/null
 wait "$SSE_PID" "$CURL_PID" "$STALL_PID" 2>/dev/null
-got=$(sse_ends "$TMP/s4")
-if [ "$RC" -eq 0 ] && [[ "$got" == "200 events="*" error:shutting_down" ]] &&
-    [ $(($(date +%s) - T0)) -lt 10 ]; then
-    ok "drain_timeout: a stream still running ends with an error event, a reader that does not read is cut, exit 0"
-else
-    bad "drain_timeout: a stream still running ends with an error event, a reader that does not read is cut, exit 0" "exit $RC after $(($(date +%s) - T0)) s, stream: $got" "$(tail -3 "$TMP/g4.err")"
-fi
+stream_end "drain_timeout: a stream still running ends with an error event, a reader that does not read is cut, exit 0" \
+    "$TMP/s4" "200 events=* error:shutting_down" 10 "$TMP/g4.err"
 out=$(cat "$TMP/plain4")
 CODE=${out%% *}
 CTYPE=${out#* }
@@ -239,19 +251,14 @@ rm -f "$TMP/s5.ready"
 SSE_PID=$!
 wait_file "$TMP/s5.ready"
 kill -TERM "$SPID"
-for _ in $(seq 1 600); do grep -q "draining" "$TMP/g5.err" && break; sleep 0.05; done
+wait_line "$TMP/g5.err" draining
 kill -INT "$SPID"
 T0=$(date +%s)
 wait_exit "$SPID" 20
 wait "$SSE_PID"
-got=$(sse_ends "$TMP/s5")
 # the stream had 20 s to go and the drain 60 s
-if [ "$RC" -eq 0 ] && [[ "$got" == "200 events="*" error:shutting_down" ]] &&
-    [ $(($(date +%s) - T0)) -lt 10 ]; then
-    ok "second signal: the stream is canceled at once with an error event, exit 0"
-else
-    bad "second signal: the stream is canceled at once with an error event, exit 0" "exit $RC, stream: $got" "$(tail -3 "$TMP/g5.err")"
-fi
+stream_end "second signal: the stream is canceled at once with an error event, exit 0" \
+    "$TMP/s5" "200 events=* error:shutting_down" 10 "$TMP/g5.err"
 SERVE_PIDS=()
 
 summary

@@ -1,7 +1,8 @@
 /* llmux serve: an OpenAI-compatible gateway. Internal to tools/serve:
  * the config (serve_config.c), the HTTP helpers and the router
  * (serve_http.c), the OpenAI endpoints (serve_openai.c) and the server's
- * life (serve.c: listening, signals, shutdown). */
+ * life (serve.c: listening, signals, shutdown; serve_life.c: reload,
+ * timers, the drain's parts). */
 #ifndef LLMUX_SERVE_H
 #define LLMUX_SERVE_H
 
