@@ -207,7 +207,7 @@ fi
 wait_exit "$SPID" 30
 wait "$SSE_PID" "$PIPE_PID"
 stream_end "drain: a stream in flight at SIGTERM completes, exit 0" \
-    "$TMP/s3" "200 events=* [DONE]" 30 "$TMP/g3.err"
+    "$TMP/s3" "200 events=* \\[DONE\\]" 30 "$TMP/g3.err"
 count_checks pipelined "$TMP/p3.out"
 
 # ---- a short drain_timeout: what is left is canceled with an error --------
