@@ -60,7 +60,7 @@ def chat_body(model, stream, text="hello"):
 
 
 def request_bytes(method, path, body=None, close=False):
-    head = "%s %s HTTP/1.1\r\nHost: gw\r\n" % (method, path)
+    head = "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n" % (method, path)
     if close:
         head += "Connection: close\r\n"
     if body is None:

@@ -157,6 +157,31 @@ expect_error "bad JSON is 400" 400 invalid_json
 chat '{"model":"fast","messages":"not a list"}'
 expect_error "bad field is 400" 400 LLMUX_EINVAL
 
+# what the gateway writes is valid UTF-8: a body that is not is refused
+printf '{"model":"nope\377\376","messages":[]}' >"$TMP/req.json"
+http badutf8 POST /v1/chat/completions "$TMP/req.json"
+expect_error "invalid UTF-8 in the body is 400" 400 invalid_json
+chat '{"model":"fast\u0000;api_key_env=HOME","messages":[]}'
+expect_error "a model with a NUL is 400" 400 invalid_model
+
+# a browser on another site: its POST carries an Origin that is not the
+# gateway's; without keys, a Host that is not loopback (DNS rebinding)
+CURL_EXTRA=(-H 'Origin: http://evil.example')
+chat '{"model":"fast","messages":[{"role":"user","content":"hi"}]}'
+expect_error "a POST from another origin is 403" 403 cross_origin
+CURL_EXTRA=(-H "Origin: $SURL")
+chat '{"model":"fast","messages":[{"role":"user","content":"hi"}]}'
+expect "a POST from the gateway's own origin (its page) is answered" 200 \
+    'j["object"]' chat.completion
+CURL_EXTRA=(-H 'Host: evil.example')
+http rebind GET /v1/models
+expect_error "without keys a Host that is not loopback is 403" 403 \
+    host_not_allowed
+CURL_EXTRA=(-H "Host: localhost:$SPORT")
+http localhost GET /v1/models
+expect "without keys Host: localhost is answered" 200 'j["object"]' list
+CURL_EXTRA=()
+
 # stream:true: server-sent events, each an OpenAI chunk, then [DONE]
 stream_check "stream: SSE chunks, then [DONE]" "$SURL" 1.1
 
@@ -279,6 +304,20 @@ bad_config "config: a route that is a mapping" \
     "^llmux serve: .*bad\.yaml:3: key 'routes\.fast'"
 printf 'listen: 127.0.0.1:0\n' >"$TMP/bad.yaml"
 bad_config "config: no routes" "key 'routes': missing or empty"
+printf 'routes:\n  fast: "openai/gpt-4o;api_key=sk-SUPERSECRET;timeout={30"\n' >"$TMP/bad.yaml"
+bad_config "config: a bad config string's error names the route" \
+    "^llmux serve: .*bad\.yaml:2: key 'routes\.fast': bad config string"
+if grep -q SUPERSECRET "$TMP/err"; then
+    bad "config: a bad config string's error never shows its api_key"
+else
+    ok "config: a bad config string's error never shows its api_key"
+fi
+printf 'routes:\n  fast: openai/gpt-4o-mini\nlimits: {max_body: 1MiB}\nlimits: {max_body: 2MiB}\n' >"$TMP/bad.yaml"
+bad_config "config: a key given twice is refused" \
+    "^llmux serve: .*bad\.yaml:4: key 'limits': given twice \(first on line 3\)"
+printf 'routes:\n  fast: openai/gpt-4o-mini\n---\nroutes:\n  slow: openai/gpt-4o-mini\n' >"$TMP/bad.yaml"
+bad_config "config: a second YAML document is refused" \
+    "^llmux serve: .*bad\.yaml:4: a second YAML document"
 # the shipped example config loads (its providers' keys are not needed
 # until a request)
 start_serve "$SRC/examples/gateway.yaml"

@@ -64,6 +64,9 @@ chat "$HELLO"
 expect_error "no key is 401" 401 invalid_api_key
 http models GET /v1/models
 expect_error "GET /v1/models without a key is 401" 401 invalid_api_key
+http metrics GET /metrics
+expect_error "GET /metrics without a key is 401 when there are keys" 401 \
+    invalid_api_key
 http health GET /health
 expect "GET /health needs no key" 200 'j["status"]' ok
 
@@ -97,6 +100,12 @@ expect "api-key: KEY (Azure's SDK)" 200 'j["object"]' chat.completion
 http models GET /v1/models
 expect "GET /v1/models: a key without models: lists all routes" 200 \
     '",".join(m["id"] for m in j["data"])' "fast,other,slow"
+http metrics GET /metrics
+if [ "$CODE" = 200 ] && grep -q '^llmux_serve_requests_total' "$TMP/body"; then
+    ok "GET /metrics with a key"
+else
+    bad "GET /metrics with a key" "status $CODE"
+fi
 
 as "$LLMUX_TEST_KEY_B"
 chat "$HELLO"
@@ -171,7 +180,7 @@ got=$("$PY" - "$SPORT" <<'EOP' 2>&1
 import socket, sys
 def ask(head):
     s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
-    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n")
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + head + b"\r\n")
     d = b""
     while True:
         b = s.recv(65536)
@@ -242,7 +251,7 @@ start_serve "$TMP/conns.yaml"
 got=$("$PY" - "$SPORT" <<'EOP' 2>&1
 import socket, sys, time
 port = int(sys.argv[1])
-REQ = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+REQ = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 def conn():
     s = socket.create_connection(("127.0.0.1", port), timeout=20)
     s.sendall(REQ)

@@ -116,7 +116,7 @@ expect_error "unknown model: 404" 404 model_not_found
 http nothing GET "/v1/nothing?api_key=$KEY"
 expect_error "unknown path: 404" 404 not_found
 # raw bytes in the path: the log line stays valid JSON (printable ASCII)
-printf 'GET /v1/\377"x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n' |
+printf 'GET /v1/\377"x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' |
     "$PY" -c 'import socket,sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
 s.sendall(sys.stdin.buffer.read())

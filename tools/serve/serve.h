@@ -161,6 +161,10 @@ typedef struct serve {
 } serve;
 
 /* serve_http.c: answers, and the router h2o calls for every request */
+/* Replaces each byte of `s` that is not part of a valid UTF-8 sequence
+ * with '?', in place (NULL is a no-op): what the gateway writes as JSON
+ * is always valid UTF-8, whatever bytes a client sent. */
+void serve_utf8_scrub(char *s);
 void serve_send_json(h2o_req_t *req, int status, const char *body, size_t len);
 /* OpenAI's error object {"error":{"message","type","param","code"}}
  * as text (free() it; NULL: out of memory), and as an answer. */

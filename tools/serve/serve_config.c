@@ -45,6 +45,26 @@ static const char *scalar(const yaml_node_t *n)
     return (const char *)n->data.scalar.value;
 }
 
+/* libyaml keeps a key given twice in one mapping, and the later would
+ * silently win (a second keys: list replacing the first): refused. The
+ * pairs before `p` are known and distinct (else reading stopped there),
+ * so this costs at most the number of keys the mapping may hold. */
+static int twice(reader *r, const yaml_node_t *map, const yaml_node_pair_t *p,
+                 const char *where)
+{
+    const yaml_node_pair_t *q;
+    const char *key = scalar(yaml_document_get_node(r->doc, p->key));
+    for (q = map->data.mapping.pairs.start; key && q < p; q++) {
+        const yaml_node_t *qk = yaml_document_get_node(r->doc, q->key);
+        const char *k2 = scalar(qk);
+        if (k2 && !strcmp(key, k2))
+            return fail(r, yaml_document_get_node(r->doc, p->key),
+                        "key '%s%s': given twice (first on line %lu)", where,
+                        key, (unsigned long)qk->start_mark.line + 1);
+    }
+    return 0;
+}
+
 /* Checks a config string the way a request will use it, so a typo fails
  * at start rather than on the first request. */
 static int check_spec(reader *r, const yaml_node_t *n, const char *route,
@@ -53,7 +73,9 @@ static int check_spec(reader *r, const yaml_node_t *n, const char *route,
     llmux_request *req = NULL;
     int rc = llmux_request_new(&req, LLMUX_OP_CHAT, spec);
     if (rc) {
-        fail(r, n, "key 'routes.%s': bad config string \"%s\": %s", route, spec,
+        /* the library's message shows the string with its secrets masked:
+         * never quote it here, it may hold an api_key= */
+        fail(r, n, "key 'routes.%s': bad config string: %s", route,
              req ? llmux_request_errmsg(req) : llmux_strerror(rc));
         llmux_request_free(req);
         return -1;
@@ -225,6 +247,8 @@ static int read_limits(reader *r, serve_config *cfg, yaml_node_t *map)
         yaml_node_t *v = yaml_document_get_node(r->doc, p->value);
         const char *key = scalar(k), *val = scalar(v);
         char *field;
+        if (twice(r, map, p, "limits."))
+            return -1;
         for (i = 0; key && i < sizeof keys / sizeof keys[0]; i++)
             if (!strcmp(key, keys[i].key))
                 break;
@@ -291,8 +315,12 @@ static int read_key(reader *r, serve_config *cfg, yaml_node_t *map, size_t ki)
         yaml_node_t *kn = yaml_document_get_node(r->doc, p->key);
         yaml_node_t *v = yaml_document_get_node(r->doc, p->value);
         const char *key = scalar(kn), *val = scalar(v);
+        char where[32];
         if (!key)
             return fail(r, kn, "key 'keys[%zu]': a key must be a string", ki);
+        snprintf(where, sizeof where, "keys[%zu].", ki);
+        if (twice(r, map, p, where))
+            return -1;
         if (!strcmp(key, "key") || !strcmp(key, "key_env")) {
             if (value)
                 return fail(r, kn,
@@ -414,6 +442,8 @@ static int read_log(reader *r, serve_config *cfg, yaml_node_t *map)
         if (!key || strcmp(key, "access"))
             return fail(r, k, "key 'log.%s': unknown (access)",
                         key ? key : "?");
+        if (twice(r, map, p, "log."))
+            return -1;
         if (!val || !*val)
             return fail(r, v,
                         "key 'log.access': want stderr, off or a file path");
@@ -442,6 +472,8 @@ static int read_tls(reader *r, serve_config *cfg, yaml_node_t *map)
          p++) {
         yaml_node_t *k = yaml_document_get_node(r->doc, p->key);
         const char *key = scalar(k), *val;
+        if (twice(r, map, p, "tls."))
+            return -1;
         for (i = 0; key && i < 3; i++)
             if (!strcmp(key, names[i]))
                 break;
@@ -519,6 +551,8 @@ static int read_root(reader *r, serve_config *cfg)
         const char *key = scalar(k);
         if (!key)
             return fail(r, k, "a key must be a string");
+        if (twice(r, root, p, ""))
+            return -1;
         if (!strcmp(key, "listen")) {
             const char *s = scalar(v);
             if (!s || !strchr(s, ':'))
@@ -586,6 +620,24 @@ int serve_config_load(serve_config *cfg, const char *path, char *err,
         return -1;
     }
     rc = read_root(&r, cfg);
+    if (!rc) { /* a second document ("---") would be silently ignored */
+        yaml_document_t more;
+        if (!yaml_parser_load(&parser, &more)) {
+            snprintf(err, errlen, "%s:%lu: YAML: %s", path,
+                     (unsigned long)parser.problem_mark.line + 1,
+                     parser.problem ? parser.problem : "cannot parse");
+            rc = -1;
+        } else {
+            yaml_node_t *root2 = yaml_document_get_root_node(&more);
+            if (root2) {
+                snprintf(err, errlen,
+                         "%s:%lu: a second YAML document: the config is one",
+                         path, (unsigned long)root2->start_mark.line + 1);
+                rc = -1;
+            }
+            yaml_document_delete(&more);
+        }
+    }
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     fclose(f);

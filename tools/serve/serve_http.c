@@ -3,7 +3,9 @@
 #define SERVE_INTERNAL
 #include "serve.h"
 
+#include <arpa/inet.h>
 #include <json-c/json.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,12 +56,56 @@ void serve_send_json(h2o_req_t *req, int status, const char *body, size_t len)
     h2o_send_inline(req, body, len);
 }
 
+/* The length of the valid UTF-8 sequence at s (n bytes left), or 0: no
+ * overlong forms, no surrogates, nothing above U+10FFFF. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0], need, cp, i;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 1, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        need = 2, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        need = 3, cp = c & 0x07;
+    else
+        return 0;
+    if (n < need + 1)
+        return 0;
+    for (i = 1; i <= need; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return need + 1;
+}
+
+void serve_utf8_scrub(char *s)
+{
+    size_t n = s ? strlen(s) : 0, i = 0, k;
+    while (i < n) {
+        if ((k = utf8_seq((const unsigned char *)s + i, n - i)))
+            i += k;
+        else
+            s[i++] = '?';
+    }
+}
+
 char *serve_error_json(const char *type, const char *param, const char *code,
                        const char *message)
 {
     json_object *o = json_object_new_object(), *e = json_object_new_object();
-    char *text;
-    json_object_object_add(e, "message", json_object_new_string(message));
+    char *text, *msg = strdup(message ? message : "");
+    /* JSON out is valid UTF-8: a message may quote a client's bytes, or be
+     * cut inside a character by a fixed buffer */
+    serve_utf8_scrub(msg);
+    json_object_object_add(e, "message",
+                           json_object_new_string(msg ? msg : "out of memory"));
+    free(msg);
     json_object_object_add(e, "type", json_object_new_string(type));
     json_object_object_add(e, "param",
                            param ? json_object_new_string(param) : NULL);
@@ -160,15 +206,81 @@ static int is(h2o_iovec_t v, const char *s)
     return h2o_memis(v.base, v.len, s, strlen(s));
 }
 
+/* Is the host of `authority` (HOST[:PORT]) a loopback name or address? */
+static int loopback_host(h2o_iovec_t a)
+{
+    char host[64];
+    size_t n = 0;
+    unsigned char buf[16];
+    if (a.len && a.base[0] == '[') { /* [IPv6]:port */
+        while (n + 1 < a.len && a.base[n + 1] != ']')
+            n++;
+        if (n >= sizeof host)
+            return 0;
+        memcpy(host, a.base + 1, n);
+        host[n] = 0;
+        return inet_pton(AF_INET6, host, buf) == 1 &&
+               IN6_IS_ADDR_LOOPBACK((struct in6_addr *)buf);
+    }
+    while (n < a.len && a.base[n] != ':')
+        n++;
+    if (n >= sizeof host)
+        return 0;
+    memcpy(host, a.base, n);
+    host[n] = 0;
+    if (!strcasecmp(host, "localhost"))
+        return 1;
+    return inet_pton(AF_INET, host, buf) == 1 && buf[0] == 127;
+}
+
+/* What a browser on another site could make the gateway do: a POST from
+ * another origin (CORS lets a "simple" text/plain POST through unasked)
+ * is refused by its Origin header; and without keys, where anyone who
+ * reaches the gateway may use it, only a loopback Host is answered, so
+ * that a site rebinding its DNS name to 127.0.0.1 gets nothing. Returns
+ * 0, or -1 with the error answer sent. */
+static int browser_guard(serve *s, h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
+    char msg[256];
+    if (i >= 0) {
+        h2o_iovec_t o = req->headers.entries[i].value;
+        const char *sep = memchr(o.base, '/', o.len);
+        /* scheme://authority: the authority must be the request's own */
+        if (!sep || (size_t)(sep - o.base) + 2 > o.len || sep[1] != '/' ||
+            !h2o_lcstris(sep + 2, o.len - (size_t)(sep + 2 - o.base),
+                         req->authority.base, req->authority.len)) {
+            serve_send_error(req, 403, "invalid_request_error", NULL,
+                             "cross_origin",
+                             "requests from another origin (a page of "
+                             "another site) are refused");
+            return -1;
+        }
+    }
+    if (!s->cfg.n_keys && !loopback_host(req->authority)) {
+        snprintf(msg, sizeof msg,
+                 "without keys this gateway answers only requests for a "
+                 "loopback host (localhost, 127.0.0.1, [::1]), not '%.*s'",
+                 (int)(req->authority.len > 64 ? 64 : req->authority.len),
+                 req->authority.base);
+        serve_send_error(req, 403, "invalid_request_error", NULL,
+                         "host_not_allowed", msg);
+        return -1;
+    }
+    return 0;
+}
+
 int serve_on_req(serve *s, h2o_req_t *req)
 {
     h2o_iovec_t path = req->path_normalized;
     int get = is(req->method, "GET"), post = is(req->method, "POST");
     serve_call_begin(s, req); /* counted and logged when it ends */
-    /* limits.max_header, then the key of any /v1/ request (into s->auth) */
+    /* limits.max_header, where a browser's request comes from, then the
+     * key of any /v1/ request and, with keys, of /metrics (into s->auth) */
     s->auth = NULL;
-    if (serve_check_header(s, req) ||
-        (path.len >= 4 && !memcmp(path.base, "/v1/", 4) &&
+    if (serve_check_header(s, req) || browser_guard(s, req) ||
+        (((path.len >= 4 && !memcmp(path.base, "/v1/", 4)) ||
+          (s->cfg.n_keys && is(path, "/metrics"))) &&
          serve_authenticate(s, req)))
         return 0;
     if (is(path, "/")) {

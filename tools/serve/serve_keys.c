@@ -75,7 +75,7 @@ static void bucket_set(bucket *b, double cap, uint64_t now)
 static long bucket_wait(const bucket *b, double need)
 {
     double s = (need - b->level) * 60.0 / b->cap;
-    return s < 1 ? 1 : (long)ceil(s);
+    return s < 1 ? 1 : s > 86400 ? 86400 : (long)ceil(s);
 }
 
 /* ---- the key table ------------------------------------------------------- */
@@ -328,8 +328,9 @@ int serve_admit(serve *s, h2o_req_t *req, const char *model, double estimate,
     if (ks) {
         if (ks->req.cap)
             ks->req.level -= 1;
-        if (ks->tok.cap)
-            ks->tok.level -= estimate;
+        if (ks->tok.cap) /* at most a minute's worth: a huge max_tokens
+                            may not lock the key out for hours */
+            ks->tok.level -= fmin(estimate, ks->tok.cap);
         ks->refs++;
     }
     s->in_flight++;
@@ -344,14 +345,15 @@ void serve_release(serve *s, serve_keystate *ks, double estimate,
     if (!ks)
         return;
     if (ks->tok.cap) {
-        double used = estimate; /* no usage reported: as estimated */
+        double reserved = fmin(estimate, ks->tok.cap); /* as serve_admit */
+        double used = reserved; /* no usage reported: as reserved */
         if (!usage)
-            used = 0; /* failed without an answer */
+            used = 0; /* failed before any of an answer reached the client */
         else if (usage->total_tokens >= 0)
             used = (double)usage->total_tokens;
         else if (usage->prompt_tokens >= 0 && usage->completion_tokens >= 0)
             used = (double)(usage->prompt_tokens + usage->completion_tokens);
-        ks->tok.level = fmin(ks->tok.cap, ks->tok.level + estimate - used);
+        ks->tok.level = fmin(ks->tok.cap, ks->tok.level + reserved - used);
     }
     keystate_unref(ks);
 }

@@ -486,8 +486,10 @@ void serve_call_upstream(serve_call *c, const llmux_request *lr, int status,
     }
     model = res ? llmux_response_model(res) : NULL;
     set_str(&c->model, model ? model : llmux_request_model(lr));
-    if (!c->provider)
-        set_str(&c->provider, llmux_request_provider(lr));
+    serve_utf8_scrub(c->model); /* a client's bytes, for the log */
+    /* no provider without an answer: the request's could be any name a
+     * passthrough client made up, and a label per name would grow
+     * /metrics without bound */
     if (status) {
         /* a stream that fails after its first event answers no error
          * object of its own: name the failure here */

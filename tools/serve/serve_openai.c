@@ -32,7 +32,9 @@ typedef struct pending {
     const char *key_name; /* ks's name (NULL = no key): valid until freed */
     double estimate;      /* the tokens reserved at admission */
     llmux_usage usage;    /* the answer's, for tpm */
-    int answered;         /* usage is the answer's */
+    int answered;         /* charged: usage is the answer's (-1s: as
+                             estimated) */
+    int chunked;          /* a chunk reached the client */
     serve_call *call;     /* counted and logged at its end (serve_metrics.c) */
     /* lifecycle (serve_life.c, serve.c): in s->pendings until done; the
      * config generation it was admitted under; an SSE comment after
@@ -228,6 +230,7 @@ static int on_chunk(llmux_request *lr, const llmux_chunk *ch, void *userdata)
         return 1; /* nobody reads: stop */
     if (!(json = llmux_chunk_to_json(ch)))
         return 1;
+    p->chunked = 1;
     if (!p->started)
         sse_start(p);
     rc = sse_append(p, "data: ", 6, json, strlen(json)) ||
@@ -314,7 +317,10 @@ static void on_done(llmux_request *lr, int status, llmux_response *res,
     serve *s = p->s;
     p->done = 1;
     p->lr = NULL;
-    if (status == 0 && llmux_response_usage(res)) {
+    /* tpm: an answer, or a stream that sent part of one before it failed
+     * or its reader left, is charged (its usage, else the estimate); only
+     * a request that delivered nothing is refunded */
+    if ((status == 0 || p->chunked) && res) {
         p->usage = *llmux_response_usage(res);
         p->answered = 1;
     }
@@ -433,6 +439,10 @@ int serve_handle_op(serve *s, h2o_req_t *req, llmux_op op)
         return 0;
     }
     tok = json_tokener_new();
+    /* what a client sends is checked as UTF-8 here, so that nothing the
+     * gateway echoes or logs carries invalid bytes */
+    if (tok)
+        json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
     if (!tok) {
         serve_send_error(req, 500, "server_error", NULL, NULL, "out of memory");
         return 0;
@@ -464,12 +474,19 @@ int serve_handle_op(serve *s, h2o_req_t *req, llmux_op op)
         return 0;
     }
     model = json_object_get_string(m);
-    if (strchr(model, ';')) {
+    /* a NUL would hide what follows it (";api_key_env=...") from the
+     * checks; ';' options would let a client choose endpoints, keys or
+     * TLS settings */
+    if ((size_t)json_object_get_string_len(m) != strlen(model) ||
+        strlen(model) > 256 || strchr(model, ';')) {
         json_object_put(j);
         serve_send_error(req, 400, "invalid_request_error", "model",
                          "invalid_model",
-                         "the model may not carry ';' options: name a route of "
-                         "the gateway");
+                         strchr(model, ';')
+                             ? "the model may not carry ';' options: name a "
+                               "route of the gateway"
+                             : "the model must be a name of at most 256 bytes "
+                               "without NUL");
         return 0;
     }
     if (!(rt = serve_config_route(&s->cfg, model)) &&

@@ -104,8 +104,11 @@ void *serve_tls_new(const char *cert, const char *key, int min_version,
                  ssl_reason("unsupported"));
         goto fail;
     }
+    /* no session tickets: their key would live as long as the context,
+     * and with TLS 1.2 one stolen key opens every recorded session */
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_NO_TICKET);
     h2o_ssl_register_alpn_protocols(ctx, alpn);
     return ctx;
 fail:
