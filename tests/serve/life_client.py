@@ -19,6 +19,8 @@ waited for with generous deadlines, never fixed sleeps.
   idle PORT SECONDS                      a kept-alive connection left idle is
                                          closed by the gateway after SECONDS
   stall PORT MODEL READY                 starts a big stream and never reads
+  stopread PORT MOCK_URL MODEL           a reader that stops for good: cut
+                                         after the gateway's idle_timeout
 """
 import asyncio
 import json
@@ -182,6 +184,37 @@ def cmd_slowread(port, mock_url, pid, model):
     check("slow reader: leaving cancels the paused upstream",
           wait_for(lambda: mock_in_flight(mock_url) == 0, 20),
           "mock in_flight still %d" % mock_in_flight(mock_url))
+
+
+def cmd_stopread(port, mock_url, model):
+    """A reader that stops reading for good and never closes: once a write
+    waits longer than limits.idle_timeout, the gateway cancels the
+    upstream and cuts the connection (else the request would hold its
+    slot and buffers until shutdown)."""
+    s = connect(port, rcvbuf=16384)
+    s.sendall(request_bytes("POST", "/v1/chat/completions",
+                            chat_body(model, True)))
+    r = Reader(s)
+    status, hdrs = r.head()
+    check("stopped reader: the stream starts", status == 200, status)
+    check("stopped reader: the upstream is in flight",
+          wait_for(lambda: mock_in_flight(mock_url) == 1, 20))
+    check("stopped reader: past idle_timeout the upstream is canceled",
+          wait_for(lambda: mock_in_flight(mock_url) == 0, 60),
+          "mock in_flight still %d" % mock_in_flight(mock_url))
+    # what the kernels held is still readable, then the connection ends
+    s.settimeout(30)
+    cut = False
+    try:
+        while s.recv(1 << 20):
+            pass
+        cut = True
+    except ConnectionResetError:
+        cut = True
+    except socket.timeout:
+        pass
+    s.close()
+    check("stopped reader: its connection is cut", cut)
 
 
 def cmd_leave(port, mock_url, model, kind):
@@ -380,6 +413,8 @@ def main(argv):
         cmd_idle(int(a[0]), float(a[1]))
     elif cmd == "stall":
         cmd_stall(int(a[0]), a[1], a[2])
+    elif cmd == "stopread":
+        cmd_stopread(int(a[0]), a[1], a[2])
     else:
         sys.exit("unknown command " + cmd)
 

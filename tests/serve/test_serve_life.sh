@@ -166,6 +166,18 @@ kill -TERM "$SPID"
 wait_exit "$SPID" 30
 if [ "$RC" -eq 0 ]; then ok "SIGTERM after all that: exit 0"; else bad "SIGTERM after all that: exit 0" "status $RC" "$(tail -5 "$TMP/g1.err")"; fi
 
+# ---- a reader that stops for good: cut after idle_timeout ------------------
+cat >"$TMP/g5.yaml" <<EOF
+routes:
+  big: "openai/gpt-4o-mini#events=300000;base_url=$BIG_URL/v1;$key"
+limits: {idle_timeout: 2s}
+EOF
+start_serve "$TMP/g5.yaml" "$TMP/g5.err" -
+client stopread "$SPORT" "$BIG_URL" big
+kill -TERM "$SPID"
+wait_exit "$SPID" 30
+if [ "$RC" -eq 0 ]; then ok "stopped reader: then SIGTERM, exit 0"; else bad "stopped reader: then SIGTERM, exit 0" "status $RC" "$(tail -5 "$TMP/g5.err")"; fi
+
 # ---- heartbeat and request_timeout ----------------------------------------
 cat >"$TMP/g2.yaml" <<EOF
 routes:

@@ -165,15 +165,17 @@ void serve_drain_check(serve *s)
 
 /* drain_timeout passed, or a second signal: what is left is canceled and
  * gets its error answer (503; a stream's last event) */
-static void cancel_rest(serve *s)
+static void cancel_rest(serve *s, const char *why)
 {
+    char msg[160];
     if (s->draining >= 2)
         return;
     s->draining = 2;
     uv_timer_stop(&s->drain_timer);
-    serve_cancel_all(s, 503, "shutting_down",
-                     "the gateway is shutting down and canceled this "
-                     "request (limits.drain_timeout passed)");
+    snprintf(msg, sizeof msg,
+             "the gateway is shutting down and canceled this request (%s)",
+             why);
+    serve_cancel_all(s, 503, "shutting_down", msg);
     /* a request counts until its answer is written: a client that does
      * not read its error gets a second, then its connection is cut */
     uv_timer_start(&s->drain_timer, on_force_close, 1000, 0);
@@ -182,7 +184,7 @@ static void cancel_rest(serve *s)
 
 static void on_drain_timeout(uv_timer_t *t)
 {
-    cancel_rest(t->data);
+    cancel_rest(t->data, "limits.drain_timeout passed");
 }
 
 /* SIGTERM/SIGINT: stop accepting, /health answers 503 and new requests
@@ -195,7 +197,7 @@ static void begin_shutdown(serve *s)
                 "llmux serve: second signal: canceling %zu "
                 "request(s) in flight\n",
                 s->in_flight);
-        cancel_rest(s);
+        cancel_rest(s, "a second signal");
         return;
     }
     s->closing = 1;
@@ -371,6 +373,7 @@ int llmux_serve_main(int argc, char **argv)
     s.drain_timer.data = &s;
     serve_deadlines_init(&s, &s.heartbeats);
     serve_deadlines_init(&s, &s.timeouts);
+    serve_deadlines_init(&s, &s.stalls);
 
     uv_tcp_init(&s.loop, &s.listener);
     s.listener.data = &s;

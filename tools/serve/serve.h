@@ -26,7 +26,8 @@ typedef struct serve_limits {
     long idle_timeout_ms;    /* a connection with nothing to do; default 60 s */
     long request_timeout_ms; /* one request, start to end; default 0 (off:
                                 the route's own timeouts bound it) */
-    long drain_timeout_ms;   /* shutdown's wait for requests; default 30 s */
+    long drain_timeout_ms;   /* shutdown's wait for requests; default 30 s
+                                (0: none, what is in flight is canceled) */
     long heartbeat_ms; /* an SSE comment on a stream this long idle; 15 s */
 } serve_limits;
 
@@ -156,6 +157,7 @@ typedef struct serve {
     h2o_linklist_t conn_list;   /* open connections (serve_conn.link) */
     serve_deadlines heartbeats; /* SSE streams: last event + heartbeat */
     serve_deadlines timeouts;   /* requests: start + request_timeout */
+    serve_deadlines stalls;     /* writes: handed to h2o + idle_timeout */
     void **watch;               /* fd -> pending watched for a hang-up */
     size_t n_watch;
 } serve;

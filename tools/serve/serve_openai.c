@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* One request in flight (chat, text completion or embeddings). Freed once both
  * the llmux done callback has run and h2o has disposed of the HTTP request (the
@@ -45,19 +46,30 @@ typedef struct pending {
     serve_gen *cfg_gen;
     long heartbeat_ms;
     serve_deadline heartbeat, timeout;
+    /* a write handed to h2o that the client does not take within
+     * stall_ms (limits.idle_timeout) cuts its connection: h2o 2.2 has no
+     * write timeout, and a reader that stops would hold its slot and its
+     * buffers until shutdown. wreq: the request being written, or NULL */
+    long stall_ms;
+    serve_deadline stall;
+    h2o_req_t *wreq;
+    int in_done; /* on_done runs: h2o's dispose may not free it yet */
     int watch_fd;
     int abort_status;
     const char *abort_code;
     char abort_msg[160];
 } pending;
 
-/* Above this much waiting for a slow reader, the upstream is paused. */
-#define SERVE_STREAM_HIGH (1u << 20)
+/* Above this much waiting for a slow reader, the upstream is paused (a
+ * stream holds at most about twice this: what h2o writes, what waits). */
+#define SERVE_STREAM_HIGH (256u << 10)
 
 /* ---- chat, text completions, embeddings ---------------------------------- */
 
 static void pending_release(pending *p)
 {
+    if (p->in_done)
+        return; /* on_done releases it at its end */
     if (p->done && p->disposed) {
         serve *s = p->s;
         serve_release(s, p->ks, p->estimate, p->answered ? &p->usage : NULL);
@@ -92,6 +104,42 @@ static int sse_append(pending *p, const char *a, size_t alen, const char *b,
 }
 
 /* Hands what is gathered to h2o unless a write is under way. */
+static void pending_abort(pending *p, int status, const char *code,
+                          const char *message);
+
+static void stall_arm(pending *p, h2o_req_t *req)
+{
+    p->wreq = req;
+    if (p->stall_ms > 0)
+        serve_deadline_set(&p->s->stalls, &p->stall,
+                           uv_now(&p->s->loop) + (uint64_t)p->stall_ms);
+}
+
+static void stall_clear(pending *p)
+{
+    p->wreq = NULL;
+    serve_deadline_clear(&p->stall);
+}
+
+/* The client took nothing of a write for stall_ms: stop the upstream and
+ * cut the connection (shutdown(2): h2o owns the socket, and its failed
+ * write disposes of the request its usual way). Over HTTP/2 this cuts
+ * the connection's other streams too: h2o 2.2 lets a handler reset none. */
+static void on_stall(serve_deadline *d)
+{
+    pending *p = H2O_STRUCT_FROM_MEMBER(pending, stall, d);
+    h2o_req_t *req = p->wreq;
+    h2o_socket_t *sock;
+    int fd;
+    p->wreq = NULL;
+    pending_abort(p, 504, "client_stalled",
+                  "the client read nothing for limits.idle_timeout");
+    if (req && req->conn->callbacks->get_socket &&
+        (sock = req->conn->callbacks->get_socket(req->conn)) &&
+        (fd = h2o_socket_get_fd(sock)) >= 0)
+        shutdown(fd, SHUT_RDWR);
+}
+
 static void sse_flush(pending *p)
 {
     h2o_iovec_t iov;
@@ -109,6 +157,7 @@ static void sse_flush(pending *p)
     iov = h2o_iovec_init(p->out, p->buf_len);
     p->buf_len = 0;
     p->sending = 1;
+    stall_arm(p, p->req);
     if (p->final) {
         h2o_req_t *req = p->req;
         p->req = NULL; /* nothing more to write */
@@ -122,6 +171,7 @@ static void sse_proceed(h2o_generator_t *gen, h2o_req_t *req)
     pending *p = (pending *)gen;
     (void)req;
     p->sending = 0;
+    stall_clear(p);
     if (p->paused && !p->done && p->buf_len < SERVE_STREAM_HIGH / 2) {
         p->paused = 0;
         llmux_request_resume(p->lr);
@@ -253,6 +303,7 @@ static void on_req_dispose(void *data)
     pending *p = *(pending **)data;
     p->req = NULL;
     p->disposed = 1;
+    stall_clear(p);
     serve_unwatch_client(p->s, p->watch_fd, NULL);
     p->watch_fd = -1;
     if (!p->done)
@@ -315,6 +366,7 @@ static void on_done(llmux_request *lr, int status, llmux_response *res,
     h2o_req_t *req = p->req;
     serve_call_upstream(p->call, lr, status, res);
     serve *s = p->s;
+    p->in_done = 1;
     p->done = 1;
     p->lr = NULL;
     /* tpm: an answer, or a stream that sent part of one before it failed
@@ -331,7 +383,11 @@ static void on_done(llmux_request *lr, int status, llmux_response *res,
     h2o_linklist_unlink(&p->link);
     if (p->abort_status && status == LLMUX_ECANCELED) {
         /* canceled by the gateway: say why, as the last event of a
-         * stream or as the answer */
+         * stream or as the answer; and no next request on this
+         * connection (a client gone may have pipelined some, read by the
+         * hang-up watch into h2o's buffer: they must not go upstream) */
+        if (req)
+            req->http1_is_persistent = 0;
         char *json =
             serve_error_json("api_error", NULL, p->abort_code, p->abort_msg);
         if (req && p->started) {
@@ -383,6 +439,10 @@ static void on_done(llmux_request *lr, int status, llmux_response *res,
             serve_send_failure(req, status, res);
         }
     }
+    /* an answer sent whole: its write has the same bound as a stream's */
+    if (req && !p->disposed && !p->wreq)
+        stall_arm(p, req);
+    p->in_done = 0;
     pending_release(p);
 }
 
@@ -479,14 +539,14 @@ int serve_handle_op(serve *s, h2o_req_t *req, llmux_op op)
      * TLS settings */
     if ((size_t)json_object_get_string_len(m) != strlen(model) ||
         strlen(model) > 256 || strchr(model, ';')) {
-        json_object_put(j);
+        const char *why = strchr(model, ';')
+                              ? "the model may not carry ';' options: name a "
+                                "route of the gateway"
+                              : "the model must be a name of at most 256 "
+                                "bytes without NUL";
+        json_object_put(j); /* model points into it */
         serve_send_error(req, 400, "invalid_request_error", "model",
-                         "invalid_model",
-                         strchr(model, ';')
-                             ? "the model may not carry ';' options: name a "
-                               "route of the gateway"
-                             : "the model must be a name of at most 256 bytes "
-                               "without NUL");
+                         "invalid_model", why);
         return 0;
     }
     if (!(rt = serve_config_route(&s->cfg, model)) &&
@@ -565,6 +625,8 @@ int serve_handle_op(serve *s, h2o_req_t *req, llmux_op op)
     h2o_linklist_insert(&s->pendings, &p->link);
     p->heartbeat.cb = on_heartbeat;
     p->timeout.cb = on_request_timeout;
+    p->stall.cb = on_stall;
+    p->stall_ms = s->cfg.limits.idle_timeout_ms;
     if (streaming && (p->heartbeat_ms = s->cfg.limits.heartbeat_ms) > 0)
         heartbeat_rearm(p);
     if (s->cfg.limits.request_timeout_ms > 0)
