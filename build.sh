@@ -28,7 +28,7 @@ libh2o-dev libyaml-dev libssl-dev"
 # and libssl-dev (h2o's TLS; serve_tls.c builds the SSL_CTX), in PKGS,
 # llmux-serve.
 TEST_PKGS="valgrind clang libclang-rt-14-dev abigail-tools doxygen curl \
-openssl chromium nodejs npm"
+openssl chromium nodejs"
 # For the HTTPS/HTTP2 test only (tests/tls, skipped without them).
 TLS_PKGS="nginx-light openssl"
 
@@ -46,6 +46,10 @@ deps() {
   mapfile -t missing < <(missing_of $PKGS $([ "${1:-}" = test ] && echo $TEST_PKGS))
   # shellcheck disable=SC2086
   [ "${1:-}" = test ] && mapfile -t optional < <(missing_of $TLS_PKGS)
+  # npm (the gateway's Node SDK and browser tests): Debian's nodejs needs
+  # the npm package, NodeSource's bundles npm and conflicts with it; so
+  # the package only when the command is missing
+  if [ "${1:-}" = test ] && ! command -v npm >/dev/null; then missing+=(npm); fi
   [ ${#missing[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ] && return 0
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
