@@ -125,6 +125,25 @@ typedef struct text {
     int oom;
 } text;
 
+/* Room for n more bytes and a NUL; 0, or -1 (t->oom set). */
+static int reserve(text *t, size_t n)
+{
+    size_t cap;
+    char *np;
+    if (t->cap - t->len > n)
+        return 0;
+    cap = t->cap ? t->cap * 2 : 16384;
+    while (cap - t->len <= n)
+        cap *= 2;
+    if (!(np = realloc(t->p, cap))) {
+        t->oom = 1;
+        return -1;
+    }
+    t->p = np;
+    t->cap = cap;
+    return 0;
+}
+
 static void put(text *t, const char *fmt, ...)
 {
     va_list ap;
@@ -141,18 +160,8 @@ static void put(text *t, const char *fmt, ...)
             t->len += (size_t)n;
             return;
         }
-        {
-            size_t cap = t->cap ? t->cap * 2 : 16384;
-            char *np;
-            while (cap - t->len <= (size_t)n)
-                cap *= 2;
-            if (!(np = realloc(t->p, cap))) {
-                t->oom = 1;
-                return;
-            }
-            t->p = np;
-            t->cap = cap;
-        }
+        if (reserve(t, (size_t)n))
+            return;
     }
 }
 
@@ -170,18 +179,8 @@ typedef struct serve_metrics {
  * request made vsnprintf a tenth of the gateway's instructions). */
 static void put_mem(text *t, const char *s, size_t n)
 {
-    if (t->cap - t->len <= n) {
-        size_t cap = t->cap ? t->cap * 2 : 16384;
-        char *np;
-        while (cap - t->len <= n)
-            cap *= 2;
-        if (!(np = realloc(t->p, cap))) {
-            t->oom = 1;
-            return;
-        }
-        t->p = np;
-        t->cap = cap;
-    }
+    if (reserve(t, n))
+        return;
     memcpy(t->p + t->len, s, n);
     t->len += n;
     t->p[t->len] = 0;
