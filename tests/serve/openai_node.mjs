@@ -4,7 +4,8 @@
 // gateway is wrong. Run by test_serve_node.sh with
 //   OPENAI_DIR   the directory holding node_modules/openai
 //   GATEWAY      http://127.0.0.1:PORT of llmux-serve (routes fast, emb,
-//                slow; no keys)
+//                slow, and mistral, ollama, alephalpha on the other
+//                providers' plugins; no keys)
 //   DIRECT       http://127.0.0.1:PORT of the llmux-mock behind fast/emb
 //   SLOW_MOCK    http://127.0.0.1:PORT of the llmux-mock behind slow (its
 //                --chunk-delay makes a stream last many seconds)
@@ -99,6 +100,35 @@ await check('stream: the SDK stream helper, chunks as llmux-mock sends', async (
     same(vf, df, 'final completion');
 });
 
+// The other providers behind the same SDK: what it gets through the
+// gateway is OpenAI's shape whichever plugin answered, with the answer
+// the mock gives every protocol ("Mock reply to: <prompt>").
+for (const route of ['mistral', 'ollama', 'alephalpha']) {
+    await check(`${route}: chat through the SDK, OpenAI's shape`, async () => {
+        const r = await gw.chat.completions.create({ model: route, messages: ask });
+        assert(r.object === 'chat.completion', `object ${r.object}`);
+        assert(r.choices.length === 1 && r.choices[0].message.role === 'assistant',
+            `choices ${JSON.stringify(r.choices)}`);
+        assert(r.choices[0].message.content === 'Mock reply to: hello from node',
+            `content ${r.choices[0].message.content}`);
+        assert(r.choices[0].finish_reason === 'stop', `finish ${r.choices[0].finish_reason}`);
+        assert(r.usage && r.usage.total_tokens > 0, `usage ${JSON.stringify(r.usage)}`);
+    });
+    await check(`${route}: the SDK stream helper`, async () => {
+        const s = gw.chat.completions.stream({ model: route, messages: ask });
+        let n = 0;
+        for await (const ch of s) {
+            assert(ch.object === 'chat.completion.chunk', `object ${ch.object}`);
+            n++;
+        }
+        const f = await s.finalChatCompletion();
+        assert(n > 1, `only ${n} chunks`);
+        assert(f.choices[0].message.content === 'Mock reply to: hello from node',
+            `final ${f.choices[0].message.content}`);
+        assert(f.choices[0].message.role === 'assistant', 'role');
+    });
+}
+
 await check('tools: a tool call round trip', async () => {
     const tools = [{ type: 'function', function: { name: 'get_weather',
         parameters: { type: 'object', properties: { input: { type: 'string' } } } } }];
@@ -146,7 +176,8 @@ await check('embeddings: the SDK default (base64) and float', async () => {
 await check('models: the routes as a list', async () => {
     const ids = [];
     for await (const m of gw.models.list()) ids.push(`${m.id}:${m.object}`);
-    assert(ids.join(',') === 'fast:model,emb:model,slow:model', ids.join(','));
+    assert(ids.join(',') === 'fast:model,emb:model,slow:model,mistral:model,' +
+        'ollama:model,alephalpha:model', ids.join(','));
 });
 
 await check('errors: NotFoundError and BadRequestError with status', async () => {

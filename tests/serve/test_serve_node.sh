@@ -57,6 +57,9 @@ routes:
   fast: "openai/gpt-4o-mini;base_url=$MOCK_URL/v1;api_key=sk-test"
   emb: "openai/text-embedding-3-small;base_url=$MOCK_URL/v1;api_key=sk-test"
   slow: "openai/gpt-4o-mini;base_url=$SLOW_MOCK/v1;api_key=sk-test"
+  mistral: "mistral/mistral-small-latest;base_url=$MOCK_URL/mistral;api_key=sk-test"
+  ollama: "ollama/llama3.2;base_url=$MOCK_URL/ollama"
+  alephalpha: "alephalpha/llama-3.1-8b-instruct;base_url=$MOCK_URL/aleph;api_key=sk-test"
 EOF
 start_serve "$TMP/serve.yaml"
 
