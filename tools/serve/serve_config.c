@@ -151,20 +151,17 @@ static int read_routes(reader *r, serve_config *cfg, yaml_node_t *map)
     return 0;
 }
 
-/* "8MiB", "512KiB", "65536", "1GB": bytes, at most 1 TiB. */
-static int parse_size(const char *s, size_t *out)
+/* A number and one of `units` after it (spaces between allowed, "" for
+ * none), scaled by that unit; -1 unless it is at most `max` after
+ * scaling. */
+typedef struct unit {
+    const char *name;
+    double scale;
+} unit;
+
+static int parse_scaled(const char *s, const unit *units, size_t n, double max,
+                        double *out)
 {
-    static const struct {
-        const char *unit;
-        double mul;
-    } units[] = {{"", 1},
-                 {"B", 1},
-                 {"KiB", 1024.0},
-                 {"MiB", 1048576.0},
-                 {"GiB", 1073741824.0},
-                 {"KB", 1e3},
-                 {"MB", 1e6},
-                 {"GB", 1e9}};
     char *end;
     double v;
     size_t i;
@@ -176,46 +173,47 @@ static int parse_size(const char *s, size_t *out)
         return -1;
     while (*end == ' ')
         end++;
-    for (i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (!strcmp(end, units[i].unit)) {
-            v *= units[i].mul;
-            if (v > 1099511627776.0)
+    for (i = 0; i < n; i++)
+        if (!strcmp(end, units[i].name)) {
+            v *= units[i].scale;
+            if (v > max)
                 return -1;
-            *out = (size_t)v;
+            *out = v;
             return 0;
         }
     return -1;
+}
+
+/* "8MiB", "512KiB", "65536", "1GB": bytes, at most 1 TiB. */
+static int parse_size(const char *s, size_t *out)
+{
+    static const unit units[] = {{"", 1},
+                                 {"B", 1},
+                                 {"KiB", 1024.0},
+                                 {"MiB", 1048576.0},
+                                 {"GiB", 1073741824.0},
+                                 {"KB", 1e3},
+                                 {"MB", 1e6},
+                                 {"GB", 1e9}};
+    double v;
+    if (parse_scaled(s, units, sizeof units / sizeof units[0], 1099511627776.0,
+                     &v))
+        return -1;
+    *out = (size_t)v;
+    return 0;
 }
 
 /* "30s", "500ms", "2m", "1h", "10" (seconds): milliseconds, at most a
  * day. */
 static int parse_duration(const char *s, long *out_ms)
 {
-    static const struct {
-        const char *unit;
-        double ms;
-    } units[] = {
+    static const unit units[] = {
         {"", 1000}, {"s", 1000}, {"ms", 1}, {"m", 60000}, {"h", 3600000}};
-    char *end;
     double v;
-    size_t i;
-    if (!s || !isdigit((unsigned char)*s))
+    if (parse_scaled(s, units, sizeof units / sizeof units[0], 86400000.0, &v))
         return -1;
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno || !isfinite(v))
-        return -1;
-    while (*end == ' ')
-        end++;
-    for (i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (!strcmp(end, units[i].unit)) {
-            v *= units[i].ms;
-            if (v > 86400000.0)
-                return -1;
-            *out_ms = (long)(v + 0.5);
-            return 0;
-        }
-    return -1;
+    *out_ms = (long)(v + 0.5);
+    return 0;
 }
 
 static int read_limits(reader *r, serve_config *cfg, yaml_node_t *map)

@@ -3,7 +3,6 @@
 #define SERVE_INTERNAL
 #include "serve.h"
 
-#include <arpa/inet.h>
 #include <json-c/json.h>
 #include <strings.h>
 #include <stdio.h>
@@ -206,12 +205,14 @@ static int is(h2o_iovec_t v, const char *s)
     return h2o_memis(v.base, v.len, s, strlen(s));
 }
 
-/* Is the host of `authority` (HOST[:PORT]) a loopback name or address? */
+/* Is the host of `authority` (HOST[:PORT]) a loopback name or address
+ * (the same test as the listen address's, serve_is_loopback)? */
 static int loopback_host(h2o_iovec_t a)
 {
     char host[64];
     size_t n = 0;
-    unsigned char buf[16];
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
     if (a.len && a.base[0] == '[') { /* [IPv6]:port */
         while (n + 1 < a.len && a.base[n + 1] != ']')
             n++;
@@ -219,8 +220,8 @@ static int loopback_host(h2o_iovec_t a)
             return 0;
         memcpy(host, a.base + 1, n);
         host[n] = 0;
-        return inet_pton(AF_INET6, host, buf) == 1 &&
-               IN6_IS_ADDR_LOOPBACK((struct in6_addr *)buf);
+        return uv_ip6_addr(host, 0, &in6) == 0 &&
+               serve_is_loopback((struct sockaddr *)&in6);
     }
     while (n < a.len && a.base[n] != ':')
         n++;
@@ -230,7 +231,8 @@ static int loopback_host(h2o_iovec_t a)
     host[n] = 0;
     if (!strcasecmp(host, "localhost"))
         return 1;
-    return inet_pton(AF_INET, host, buf) == 1 && buf[0] == 127;
+    return uv_ip4_addr(host, 0, &in4) == 0 &&
+           serve_is_loopback((struct sockaddr *)&in4);
 }
 
 /* What a browser on another site could make the gateway do: a POST from
