@@ -154,18 +154,24 @@ def vmrss_kib(pid):
     return 0
 
 
+def start_unread_stream(port, model, name):
+    """A stream:true chat on a connection with a small receive buffer,
+    read up to its headers only: the socket."""
+    s = connect(port, rcvbuf=16384)
+    s.sendall(request_bytes("POST", "/v1/chat/completions",
+                            chat_body(model, True)))
+    status, hdrs = Reader(s).head()
+    check("%s: the stream starts" % name, status == 200, status)
+    return s
+
+
 def cmd_slowread(port, mock_url, pid, model):
     """The mock sends ~70 MB as fast as it can; this client reads the
     headers and then nothing. The gateway must pause the upstream: its RSS
     stays bounded and the mock's request stays in flight (unpaused, the
     gateway would swallow the stream and the mock would finish)."""
     base = vmrss_kib(pid)
-    s = connect(port, rcvbuf=16384)
-    s.sendall(request_bytes("POST", "/v1/chat/completions",
-                            chat_body(model, True)))
-    r = Reader(s)
-    status, hdrs = r.head()
-    check("slow reader: the stream starts", status == 200, status)
+    s = start_unread_stream(port, model, "slow reader")
     # RSS steady: under 1 MiB of growth in 2 s (at most 60 s)
     samples = []
 
@@ -191,12 +197,7 @@ def cmd_stopread(port, mock_url, model):
     waits longer than limits.idle_timeout, the gateway cancels the
     upstream and cuts the connection (else the request would hold its
     slot and buffers until shutdown)."""
-    s = connect(port, rcvbuf=16384)
-    s.sendall(request_bytes("POST", "/v1/chat/completions",
-                            chat_body(model, True)))
-    r = Reader(s)
-    status, hdrs = r.head()
-    check("stopped reader: the stream starts", status == 200, status)
+    s = start_unread_stream(port, model, "stopped reader")
     check("stopped reader: the upstream is in flight",
           wait_for(lambda: mock_in_flight(mock_url) == 1, 20))
     check("stopped reader: past idle_timeout the upstream is canceled",

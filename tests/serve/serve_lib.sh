@@ -17,7 +17,7 @@
 #   expect NAME STATUS EXPR WANT, expect_error NAME STATUS CODE
 #   bad_config NAME REGEX  llmux-serve on $TMP/bad.yaml: exit 2, stderr
 #                          matching REGEX
-#   sse_summary FILE       an SSE answer as "TEXT|OBJECT-KINDS|LAST-EVENT"
+#   sse_summary FILE [PIECE]  an SSE answer as "TEXT|OBJECT-KINDS|LAST-EVENT"
 #   stream_check NAME URL VERSION [CURL-ARG...]   a stream:true chat
 #   leave_stream NAME BODY SECONDS
 #                          a stream read for SECONDS, then dropped
@@ -144,15 +144,19 @@ expect_error() {
         "$3 True True"
 }
 
-# sse_summary FILE: the server-sent events in FILE as "TEXT|KINDS|LAST":
-# the chunks' content joined, their distinct "object"s, the last event.
+# sse_summary FILE [PIECE]: the server-sent events in FILE as
+# "TEXT|KINDS|LAST": the choices' PIECE (a Python expression on a choice
+# `c`; default: a chat delta's content) joined, their distinct "object"s,
+# the last event.
 sse_summary() {
+    local piece='(c.get("delta") or {}).get("content") or ""'
+    [ $# -ge 2 ] && piece=$2
     "$PY" -c 'import json,sys
 ev = [l[6:] for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
-text = "".join((c.get("delta") or {}).get("content") or ""
-               for e in ev[:-1] for c in json.loads(e)["choices"])
+text = "".join(eval(sys.argv[2]) for e in ev[:-1] for c in json.loads(e)["choices"])
 kinds = set(json.loads(e)["object"] for e in ev[:-1])
-print("%s|%s|%s" % (text, ",".join(sorted(kinds)), ev[-1] if ev else ""))' "$1" 2>&1
+print("%s|%s|%s" % (text, ",".join(sorted(kinds)), ev[-1] if ev else ""))' \
+        "$1" "$piece" 2>&1
 }
 
 # stream_check NAME URL VERSION [CURL-ARG...]: a stream:true chat on the

@@ -45,11 +45,7 @@ expect_sse() {
     printf '%s' "$3" >"$TMP/req.json"
     out=$(curl -s -S -N -m 20 -o "$TMP/sse" -w '%{http_code} %{content_type}' \
         --data-binary "@$TMP/req.json" "$SURL$2" 2>"$TMP/err")
-    got=$("$PY" -c 'import json,sys
-ev = [l[6:] for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
-text = "".join(eval(sys.argv[2]) for e in ev[:-1] for c in json.loads(e)["choices"])
-kinds = set(json.loads(e)["object"] for e in ev[:-1])
-print("%s|%s|%s" % (text, ",".join(sorted(kinds)), ev[-1]))' "$TMP/sse" "$4" 2>&1)
+    got=$(sse_summary "$TMP/sse" "$4")
     if [ "${out%%;*}" != "200 text/event-stream" ]; then
         bad "$1" "status and type '$out'"
     elif [ "$got" != "$5" ]; then

@@ -9,7 +9,7 @@
 #
 # usage: test_serve_bench.sh LLMUX_SERVE LLMUX_MOCK LLMUX_OPENLOOP
 # LLMUX_PLUGIN_PATH must name the directory holding the openai plugin.
-# Exits 77 (skipped) without curl.
+# Exits 77 (skipped) without curl or python3.
 
 set -u
 
@@ -18,49 +18,9 @@ MOCK=${2:?usage: test_serve_bench.sh LLMUX_SERVE LLMUX_MOCK LLMUX_OPENLOOP}
 OPENLOOP=${3:?usage: test_serve_bench.sh LLMUX_SERVE LLMUX_MOCK LLMUX_OPENLOOP}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 
-if ! command -v curl >/dev/null; then
-    echo "skip: curl not found"
-    exit 77
-fi
-
 T_NAME=serve-bench-test
-# shellcheck source=../lib.sh
-. "$SRC/tests/lib.sh"
-
-SPID=
-t_cleanup() {
-    if [ -n "$SPID" ]; then
-        kill "$SPID" 2>/dev/null
-        wait "$SPID" 2>/dev/null
-    fi
-}
-
-# start_serve [ENV=VALUE...]: llmux-serve on a free port with $TMP/serve.yaml;
-# sets SURL and SPID, its stderr in $TMP/serve.err.
-start_serve() {
-    rm -f "$TMP/sport"
-    env "$@" "$SERVE" --config "$TMP/serve.yaml" --listen 127.0.0.1:0 \
-        --port-file "$TMP/sport" 2>"$TMP/serve.err" &
-    SPID=$!
-    if ! wait_port "$TMP/sport" "$SPID"; then
-        echo "cannot start llmux-serve:"
-        cat "$TMP/serve.err"
-        exit 1
-    fi
-    SURL="http://127.0.0.1:$(cat "$TMP/sport")"
-}
-
-# stop_serve NAME: SIGTERM, and exit status 0
-stop_serve() {
-    kill -TERM "$SPID"
-    wait "$SPID"
-    local rc=$?
-    SPID=
-    if [ "$rc" -ne 0 ]; then
-        bad "$1: exit 0 on SIGTERM" "exit status $rc" \
-            "stderr: $(cat "$TMP/serve.err")"
-    fi
-}
+# shellcheck source=serve_lib.sh
+. "$SRC/tests/serve/serve_lib.sh"
 
 # field KEY: the value after KEY in openloop's line in $TMP/out
 field() {
@@ -74,7 +34,7 @@ routes:
   m: "openai/gpt-4o-mini;base_url=$MOCK_URL/v1;api_key=sk-test"
 EOF
 
-start_serve LLMUX_SERVE_STALL=1
+LLMUX_SERVE_STALL=1 start_serve "$TMP/serve.yaml"
 
 # 200 a second for 1.25 s, the first 0.25 s not recorded: 250 requests
 run timeout 60 "$OPENLOOP" -r 200 -d 1 -w 0.25 -m m -l t \
@@ -111,7 +71,6 @@ fi
 PROBE=$!
 # until its connection is up (its first request started), 20 s at most;
 # without ss, a second
-SPORT=${SURL##*:}
 if command -v ss >/dev/null; then
     for _ in $(seq 1 400); do
         [ -n "$(ss -Htn state established "( dport = :$SPORT )" 2>/dev/null)" ] && break
@@ -132,7 +91,7 @@ else
         "exit status $RC" "out: $(cat "$TMP/out")"
 fi
 
-stop_serve "LLMUX_SERVE_STALL=1"
+stop_serve "LLMUX_SERVE_STALL=1: exit 0 on SIGTERM"
 if grep -qE '^llmux serve: loop stall worst_ms [0-9.]+ over_100ms [0-9]+ iterations [1-9][0-9]*$' \
     "$TMP/serve.err"; then
     ok "LLMUX_SERVE_STALL=1: the worst stall on exit"
@@ -141,8 +100,8 @@ else
         "stderr: $(cat "$TMP/serve.err")"
 fi
 
-start_serve
-stop_serve "without LLMUX_SERVE_STALL"
+start_serve "$TMP/serve.yaml"
+stop_serve "without LLMUX_SERVE_STALL: exit 0 on SIGTERM"
 if grep -q "loop stall" "$TMP/serve.err"; then
     bad "without LLMUX_SERVE_STALL: no stall line" \
         "stderr: $(cat "$TMP/serve.err")"
