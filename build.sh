@@ -17,7 +17,10 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # Debian packages the build and tests need.
 PKGS="build-essential dpkg-dev cmake pkg-config libcurl4-openssl-dev libuv1-dev \
 libjson-c-dev libltdl-dev libcmocka-dev libhttp-parser-dev python3 locales scdoc \
-libh2o-dev libyaml-dev libssl-dev"
+libh2o-dev libyaml-dev libssl-dev libhiredis-dev"
+# libhiredis-dev: the shared limits backend's Redis client (core/redis.c),
+# asynchronous on the client's libuv loop; libssl-dev's libcrypto hashes
+# API keys into its Redis keys too.
 # What `test` needs beyond the build: valgrind memcheck, clang with its
 # libFuzzer runtime for the fuzz targets' smoke run, abigail-tools for the
 # ABI check (label abi), doxygen for the API reference and its check
@@ -26,9 +29,10 @@ libh2o-dev libyaml-dev libssl-dev"
 # gateway's browser-page test (label serve: puppeteer-core drives
 # chromium). scdoc, in PKGS, builds the man pages; libh2o-dev, libyaml-dev
 # and libssl-dev (h2o's TLS; serve_tls.c builds the SSL_CTX), in PKGS,
-# llmux-serve.
+# llmux-serve. redis-server: the fleet tests (label fleet) share limits
+# between processes through a real server they start on a unix socket.
 TEST_PKGS="valgrind clang libclang-rt-14-dev abigail-tools doxygen curl \
-openssl chromium nodejs"
+openssl chromium nodejs redis-server"
 # For the HTTPS/HTTP2 test only (tests/tls, skipped without them).
 TLS_PKGS="nginx-light openssl"
 

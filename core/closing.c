@@ -6,6 +6,7 @@
  * could end the close is done; it names nothing above it.
  */
 #include "engine.h"
+#include "redis.h"
 
 void llmux__client_free_mem(struct llmux_client *c)
 {
@@ -65,6 +66,8 @@ void llmux__client_maybe_closed(struct llmux_client *c)
         uv_close((uv_handle_t *)&c->defer, client_handle_closed);
         uv_close((uv_handle_t *)&c->pump_t, client_handle_closed);
         uv_close((uv_handle_t *)&c->turn, client_handle_closed);
+        llmux__redis_free(c->redis); /* its handles count in handles_open */
+        c->redis = NULL;
         /* llmux_client_close set xq_closed: no thread sends to it now */
         uv_close((uv_handle_t *)&c->async, client_handle_closed);
         return;

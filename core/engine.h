@@ -269,6 +269,8 @@ struct llmux_client {
     uv_prepare_t turn;    /* each loop iteration: a new STARTS_PER_TURN */
     unsigned turn_starts; /* transfers started in this iteration */
     int turn_held;        /* some wait only for the next iteration */
+    struct llmux__redis *redis; /* the shared limits' connection (redis.c),
+                                   or NULL */
     /* observability */
     llmux_stats st;
     llmux__hist h_queue, h_first_byte, h_total;

@@ -41,6 +41,7 @@ LLMUX_EXTERN llmux_err_class llmux_err_class_of(int code)
     case LLMUX_ETRANSPORT:
     case LLMUX_ETIMEDOUT:
     case LLMUX_ETOOBIG:
+    case LLMUX_ELIMITS:
         return LLMUX_CLASS_TRANSPORT;
     case LLMUX_ECANCELED:
     case LLMUX_EUSER:

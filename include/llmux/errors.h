@@ -39,7 +39,8 @@
     XX(EUSER, -19, "aborted by callback")                                      \
     XX(EBUSY, -20, "resource busy or wrong thread")                            \
     XX(EQUEUEFULL, -21, "request queue full")                                  \
-    XX(EBUDGET, -22, "spend limit reached")
+    XX(EBUDGET, -22, "spend limit reached")                                   \
+    XX(ELIMITS, -23, "shared limits unavailable")
 
 LLMUX_BEGIN_DECL
 
@@ -52,7 +53,7 @@ typedef enum llmux_code {
 #define LLMUX__ERR_ENUM(name, value, msg) LLMUX_##name = value,
     LLMUX_ERRNO_MAP(LLMUX__ERR_ENUM)
 #undef LLMUX__ERR_ENUM
-        LLMUX__ERR_LAST = -23 /**< not a code: one past the lowest code,
+        LLMUX__ERR_LAST = -24 /**< not a code: one past the lowest code,
                                    for range checks; never use */
 } llmux_code;
 
@@ -122,6 +123,11 @@ typedef enum llmux_code {
 /** @var LLMUX_EBUDGET
  * llmux_submit() found the client's spend, with what requests in flight
  * may still spend, at its budget_usd. */
+/** @var LLMUX_ELIMITS
+ * The shared limits backend (limits=redis://...) could not be asked:
+ * Redis is unreachable or did not answer in time, and limits_fallback is
+ * closed. The message names the backend (its password masked) and what
+ * failed. */
 
 /**
  * A human-readable message for `code` ("invalid argument"), or "unknown
@@ -153,7 +159,7 @@ typedef enum llmux_err_class {
 /**
  * Which class `code` belongs to: 0 is #LLMUX_CLASS_NONE; the provider's
  * refusals (EPROVIDER, EAUTH, ERATELIMIT, EPROTO) are
- * #LLMUX_CLASS_PROVIDER; ETRANSPORT, ETIMEDOUT and ETOOBIG are
+ * #LLMUX_CLASS_PROVIDER; ETRANSPORT, ETIMEDOUT, ETOOBIG and ELIMITS are
  * #LLMUX_CLASS_TRANSPORT; ECANCELED, EUSER, ENOMEM, EBUSY, EQUEUEFULL and
  * EBUDGET are #LLMUX_CLASS_LOCAL; every other value, unknown ones included, is
  * #LLMUX_CLASS_USAGE.

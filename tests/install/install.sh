@@ -303,7 +303,7 @@ run_deb() {
   local dep
   dep=$(dpkg-deb -f "$b"/libllmux0_*.deb Depends)
   echo "libllmux0 Depends: $dep"
-  for lib in libcurl libuv1 libjson-c libltdl7 libc6; do
+  for lib in libcurl libuv1 libjson-c libltdl7 libhiredis libssl libc6; do
     echo "$dep" | grep -q "$lib" && ok "libllmux0 depends on $lib" ||
       bad "libllmux0 Depends lacks $lib: $dep"
   done

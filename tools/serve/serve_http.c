@@ -149,6 +149,7 @@ int serve_status_of(int code, long upstream_status, const char **type)
         return 504;
     case LLMUX_EQUEUEFULL:
     case LLMUX_ECANCELED:
+    case LLMUX_ELIMITS: /* the shared limits' Redis: try again later */
         *type = "api_error";
         return 503;
     case LLMUX_EPROVIDER:

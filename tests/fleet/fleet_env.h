@@ -1,0 +1,33 @@
+/*
+ * tests/fleet/fleet_env.h: a real redis-server for the fleet tests, on a
+ * unix socket in a private temporary directory (no port to collide with
+ * other tests running in parallel), started and stopped by the test.
+ */
+#ifndef LLMUX_TESTS_FLEET_ENV_H
+#define LLMUX_TESTS_FLEET_ENV_H
+
+#include <sys/types.h>
+
+typedef struct fleet_redis {
+    char dir[256];  /* the temporary directory */
+    char sock[300]; /* DIR/r.sock */
+    char url[320];  /* unix://DIR/r.sock */
+    pid_t pid;      /* 0 when not running */
+} fleet_redis;
+
+/* Whether redis-server can be run; when not, the test prints why and
+ * exits 77 (skipped). */
+void fleet_redis_require(void);
+/* A new directory and a server in it; 0, or -1 with the reason on
+ * stderr. */
+int fleet_redis_start(fleet_redis *r);
+/* Starts the server again on the same socket (after fleet_redis_kill). */
+int fleet_redis_restart(fleet_redis *r);
+/* SIGKILLs the server and waits for it (the socket file stays). */
+void fleet_redis_kill(fleet_redis *r);
+/* Stops the server (if running) and removes the directory. */
+void fleet_redis_stop(fleet_redis *r);
+/* Milliseconds of a monotonic clock. */
+double fleet_now_ms(void);
+
+#endif
