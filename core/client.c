@@ -43,6 +43,7 @@ LLMUX_EXTERN void llmux_global_cleanup(void)
 #define OPTIONS_V3_SIZE offsetof(llmux_client_options, hook)
 #define OPTIONS_V4_SIZE offsetof(llmux_client_options, prices_file)
 #define OPTIONS_V5_SIZE offsetof(llmux_client_options, credential)
+#define OPTIONS_V6_SIZE offsetof(llmux_client_options, limits)
 
 LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *o,
                                                  size_t size)
@@ -53,6 +54,7 @@ LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *o,
         size = sizeof *o;
     memset(o, 0, size);
     o->version = size >= sizeof *o         ? LLMUX_CLIENT_OPTIONS_VERSION
+                 : size >= OPTIONS_V6_SIZE ? 6
                  : size >= OPTIONS_V5_SIZE ? 5
                  : size >= OPTIONS_V4_SIZE ? 4
                  : size >= OPTIONS_V3_SIZE ? 3
@@ -80,7 +82,8 @@ int llmux__client_options_copy(llmux_client_options *dst,
         return LLMUX_EINVAL;
     /* an older caller's struct ends before the later versions' fields */
     memcpy(dst, src,
-           src->version >= 6   ? sizeof *dst
+           src->version >= 7   ? sizeof *dst
+           : src->version == 6 ? OPTIONS_V6_SIZE
            : src->version == 5 ? OPTIONS_V5_SIZE
            : src->version == 4 ? OPTIONS_V4_SIZE
            : src->version == 3 ? OPTIONS_V3_SIZE
@@ -171,9 +174,25 @@ static int take_options(struct llmux_client *c, const llmux_client_options *o)
     }
     if ((o->version >= 3 && o->key_env_allow &&
          !(c->key_env_allow = llmux__strdup(o->key_env_allow))) ||
-        (o->plugin_path && !(c->plugin_path = llmux__strdup(o->plugin_path))) ||
-        llmux__settings_defaults(o, &c->defaults))
+        (o->plugin_path && !(c->plugin_path = llmux__strdup(o->plugin_path))))
         return LLMUX_ENOMEM;
+    if (o->version >= 7) {
+        /* checked as the config-string keys are, with the same message
+         * (a URL's password masked) */
+        const char *const keys[] = {"limits", "limits_prefix",
+                                    "limits_fallback"};
+        const char *const vals[] = {o->limits, o->limits_prefix,
+                                    o->limits_fallback};
+        char err[LLMUX__ERRBUF];
+        for (i = 0; i < 3; i++)
+            if (vals[i] && llmux__setting_check("client options", keys[i],
+                                                vals[i], err, sizeof err)) {
+                llmux__client_log(c, LLMUX_LOG_ERROR, "%s", err);
+                return LLMUX_ECONFIG;
+            }
+    }
+    if (llmux__settings_defaults(o, &c->defaults))
+        return LLMUX_ENOMEM; /* the checks passed above */
     if (!o->n_headers)
         return 0;
     if (!o->headers)
@@ -285,24 +304,34 @@ LLMUX_EXTERN size_t llmux_client_pending(const llmux_client *c)
     return c ? c->pending : 0;
 }
 
+/* Where version 1 of llmux_stats ends: an older caller's struct is that
+ * big, so no more is written into it. */
+#define STATS_V1_SIZE offsetof(llmux_stats, limits_backend_errors)
+
+static void stats_out(llmux_stats *out, const llmux_stats *s)
+{
+    unsigned int v = out->version;
+    memcpy(out, s, v >= 2 ? sizeof *s : STATS_V1_SIZE);
+    out->version = v;
+}
+
 LLMUX_EXTERN int llmux_client_stats(const llmux_client *c, llmux_stats *out)
 {
-    unsigned int v;
+    llmux_stats s;
     if (!c || !out || out->version == 0 || out->version > LLMUX_STATS_VERSION)
         return LLMUX_EINVAL;
-    v = out->version;
-    *out = c->st;
-    out->version = v;
-    out->in_flight = c->in_flight;
-    out->queued = c->queued;
-    out->queue_wait_p50 = llmux__hist_pct(&c->h_queue, 0.50);
-    out->queue_wait_p99 = llmux__hist_pct(&c->h_queue, 0.99);
-    out->first_byte_p50 = llmux__hist_pct(&c->h_first_byte, 0.50);
-    out->first_byte_p90 = llmux__hist_pct(&c->h_first_byte, 0.90);
-    out->first_byte_p99 = llmux__hist_pct(&c->h_first_byte, 0.99);
-    out->total_p50 = llmux__hist_pct(&c->h_total, 0.50);
-    out->total_p90 = llmux__hist_pct(&c->h_total, 0.90);
-    out->total_p99 = llmux__hist_pct(&c->h_total, 0.99);
+    s = c->st;
+    s.in_flight = c->in_flight;
+    s.queued = c->queued;
+    s.queue_wait_p50 = llmux__hist_pct(&c->h_queue, 0.50);
+    s.queue_wait_p99 = llmux__hist_pct(&c->h_queue, 0.99);
+    s.first_byte_p50 = llmux__hist_pct(&c->h_first_byte, 0.50);
+    s.first_byte_p90 = llmux__hist_pct(&c->h_first_byte, 0.90);
+    s.first_byte_p99 = llmux__hist_pct(&c->h_first_byte, 0.99);
+    s.total_p50 = llmux__hist_pct(&c->h_total, 0.50);
+    s.total_p90 = llmux__hist_pct(&c->h_total, 0.90);
+    s.total_p99 = llmux__hist_pct(&c->h_total, 0.99);
+    stats_out(out, &s);
     return 0;
 }
 
@@ -316,12 +345,11 @@ LLMUX_EXTERN int llmux_client_provider_stats(const llmux_client *c,
         out->version > LLMUX_STATS_VERSION)
         return LLMUX_EINVAL;
     v = out->version;
-    memset(out, 0, sizeof *out);
+    memset(out, 0, v >= 2 ? sizeof *out : STATS_V1_SIZE);
     out->version = v;
     for (p = c->pstats; p; p = p->next)
         if (strcmp(p->name, provider) == 0) {
-            *out = p->st;
-            out->version = v;
+            stats_out(out, &p->st);
             return 0;
         }
     return 0; /* none yet: all zero */

@@ -21,6 +21,7 @@ void llmux__client_free_mem(struct llmux_client *c)
         llmux__endpoint *e = c->endpoints;
         c->endpoints = e->next;
         llmux__free(e->key);
+        llmux__free(e->rkey);
         llmux__free(e);
     }
     for (i = 0; i < c->n_headers; i++)

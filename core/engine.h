@@ -118,6 +118,17 @@ typedef struct llmux__endpoint {
     uint64_t paused_until; /* a 429's Retry-After or an exhausted quota */
     struct llmux__xfer *qhead, *qtail; /* waiting, FIFO */
     struct llmux__endpoint *next;
+    /* the shared backend (limits=redis://..., limits.c): set by the last
+     * request that named the lane, as its rpm and tpm are */
+    double rpm, tpm;       /* per minute, as configured (0 = none) */
+    int shared;            /* counted in Redis (c->redis) */
+    int fallback_local;    /* Redis unreachable: local buckets meanwhile */
+    char *rkey;            /* the Redis key: prefix, provider, endpoint and
+                              the API key's SHA-256 (never the key) */
+    int asking;            /* an admission is on its way to Redis */
+    unsigned granted;      /* admissions Redis granted, not used yet */
+    uint64_t shared_until; /* Redis said wait: not before this loop time */
+    uint64_t shared_failed_until; /* a Redis error: the fallback until */
 } llmux__endpoint;
 
 /* What only an attempt on the wire needs, allocated when a request leaves
@@ -265,12 +276,14 @@ struct llmux_client {
     size_t in_flight, queued;
     uint64_t seq;
     llmux__endpoint *endpoints;
-    uv_timer_t pump_t;    /* wakes the queue when a rate limit allows */
-    uv_prepare_t turn;    /* each loop iteration: a new STARTS_PER_TURN */
-    unsigned turn_starts; /* transfers started in this iteration */
-    int turn_held;        /* some wait only for the next iteration */
+    uv_timer_t pump_t;          /* wakes the queue when a rate limit allows */
+    uv_prepare_t turn;          /* each loop iteration: a new STARTS_PER_TURN */
+    unsigned turn_starts;       /* transfers started in this iteration */
+    int turn_held;              /* some wait only for the next iteration */
     struct llmux__redis *redis; /* the shared limits' connection (redis.c),
                                    or NULL */
+    struct llmux__redis_script *limits_lua; /* the admission script */
+    int limits_outage; /* the shared limits' outage was logged */
     /* observability */
     llmux_stats st;
     llmux__hist h_queue, h_first_byte, h_total;
@@ -312,26 +325,34 @@ int llmux__fallback_worthy(const xfer *x, int code, long status);
 /* limits.c */
 llmux__endpoint *llmux__endpoint_get(struct llmux_client *c, const char *url,
                                      const char *api_key);
-void llmux__endpoint_limits(struct llmux_client *c, llmux__endpoint *e,
-                            const llmux__settings *set);
+/* x's lane (x->ep) takes the limits of x's settings and, with limits= a
+ * Redis URL, shares them (the client's connection made on first use): 0,
+ * or LLMUX_ECONFIG/LLMUX_ENOMEM with x's request message set. */
+int llmux__endpoint_limits(struct llmux_client *c, xfer *x);
+/* x succeeded having used `used` tokens: the token bucket gets back what
+ * its estimate overcharged (or pays what it undercharged). */
+void llmux__limits_used(xfer *x, long used);
+/* With the shared backend down and limits_fallback closed: the queued
+ * requests of the shared lanes fail with LLMUX_ELIMITS (defer timer). */
+void llmux__limits_fail_closed(struct llmux_client *c);
 double llmux__estimate_tokens(const llmux_request *r);
 /* Under a budget: LLMUX_EBUDGET (the request's message says why) when the
  * spend and what is reserved reach it, else holds x's estimate. */
 int llmux__budget_admit(xfer *x);
-int llmux__limits_allow(const struct llmux_client *c, llmux__endpoint *e,
+int llmux__limits_allow(struct llmux_client *c, llmux__endpoint *e,
                         const xfer *x);
-int llmux__can_start_x(const struct llmux_client *c, llmux__endpoint *e,
+int llmux__can_start_x(struct llmux_client *c, llmux__endpoint *e,
                        const xfer *x);
 void llmux__take_slot(xfer *x);
 void llmux__give_slot(xfer *x);
 void llmux__enqueue(xfer *x);
 void llmux__dequeue(xfer *x);
 void llmux__turn_hold(struct llmux_client *c);
-llmux__endpoint *llmux__next_endpoint(const struct llmux_client *c,
-                                      uint64_t *wake);
+llmux__endpoint *llmux__next_endpoint(struct llmux_client *c, uint64_t *wake);
 int llmux__rate_feedback_wanted(const llmux__endpoint *e, long status);
-void llmux__rate_feedback(llmux__endpoint *e, uint64_t now, long status,
-                          double retry_after_ms, const llmux_rate_limits *rl);
+void llmux__rate_feedback(struct llmux_client *c, llmux__endpoint *e,
+                          uint64_t now, long status, double retry_after_ms,
+                          const llmux_rate_limits *rl);
 
 /* closing.c */
 void llmux__client_maybe_closed(struct llmux_client *c);

@@ -665,7 +665,22 @@ struct json_object *llmux__request_parse_json(const char *s, size_t len);
       LLMUX__CHECK(INT, 1, 1000000000L, NULL,                                  \
                    "a positive integer per minute"),                           \
       0, NOREQ, OPT(tokens_per_minute, 2),                                     \
-      "limits: the endpoint's token bucket")
+      "limits: the endpoint's token bucket")                                   \
+    X(STR, limits, "limits",                                                   \
+      LLMUX__CHECK(REDIS, 0, 0, NULL,                                          \
+                   "local or a Redis URL (redis://[:password@]host[:port]"     \
+                   "[/db], unix:///path[?db=N])"),                             \
+      0, NOREQ, OPT(limits, 7),                                                \
+      "limits: the rpm and tpm buckets' backend, in-process or shared")        \
+    X(STR, limits_prefix, "limits_prefix",                                     \
+      LLMUX__CHECK(KEYPART, 0, 0, NULL,                                        \
+                   "letters, digits and ._-: (at most 64)"),                   \
+      0, NOREQ, OPT(limits_prefix, 7),                                         \
+      "limits: the shared buckets' Redis key prefix (default llmux)")          \
+    X(STR, limits_fallback, "limits_fallback",                                 \
+      LLMUX__CHECK(WORD, 0, 0, llmux__fallback_words, "closed or local"), 0,   \
+      NOREQ, OPT(limits_fallback, 7),                                          \
+      "limits: Redis unreachable: fail (closed) or in-process buckets")
 
 #define LLMUX__ST_STR  const char *
 #define LLMUX__ST_MS   long
@@ -674,6 +689,7 @@ struct json_object *llmux__request_parse_json(const char *s, size_t len);
 #define LLMUX__ST_FLAG int
 
 extern const char *const llmux__auth_words[];
+extern const char *const llmux__fallback_words[];
 
 /* A request's effective settings. In a client's defaults the strings are
  * the client's own copies; in a resolved request's they are borrowed from
@@ -686,7 +702,8 @@ typedef struct llmux__settings {
 } llmux__settings;
 
 /* The defaults a client's options give (strings copied: free them with
- * llmux__settings_free_defaults). Returns 0 or LLMUX_ENOMEM. */
+ * llmux__settings_free_defaults). Returns 0, LLMUX_ENOMEM, or
+ * LLMUX_ECONFIG for a string option its setting's check refuses. */
 int llmux__settings_defaults(const llmux_client_options *opts,
                              llmux__settings *out);
 void llmux__settings_free_defaults(llmux__settings *s);

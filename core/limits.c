@@ -4,6 +4,9 @@
  * feedback of the providers' rate-limit headers.
  */
 #include "engine.h"
+#include "redis.h"
+
+#include <hiredis/hiredis.h>
 
 /* ---- limits and queues
  * ------------------------------------------------------- */
@@ -93,9 +96,31 @@ static uint64_t bucket_wait(llmux__bucket *b, double need, uint64_t now)
     return (uint64_t)((need - b->tokens) / b->rate) + 1;
 }
 
-/* ms until the endpoint's rate limits let `x` go (0 = now). */
-static uint64_t rate_wait(const struct llmux_client *c, llmux__endpoint *e,
-                          const xfer *x)
+/* ---- the limits backends ------------------------------------------------
+ * Where a lane's rate tokens are counted: in this process (the buckets
+ * above), or shared through Redis by every process that names the same
+ * server (limits=redis://...). The shared backend keeps the local buckets
+ * too, as they would be, for its fallback. */
+
+/* A lane's wait when the answer is not a time. */
+#define WAIT_ASKING UINT64_MAX - 1 /* Redis is asked: its answer pumps */
+#define WAIT_FAIL   UINT64_MAX     /* Redis unreachable, fallback closed */
+
+typedef struct limits_backend {
+    /* ms until x may take the lane's tokens (0 = now), or a WAIT_ */
+    uint64_t (*wait)(struct llmux_client *c, llmux__endpoint *e, const xfer *x);
+    /* x takes them */
+    void (*take)(struct llmux_client *c, llmux__endpoint *e, const xfer *x);
+    /* `back` tokens back after the usage (negative: more to pay) */
+    void (*used)(struct llmux_client *c, llmux__endpoint *e, double back);
+    /* the server's word: a pause until `pause_until` (0 = none) and what
+     * its rate-limit headers say is left (NULL = nothing) */
+    void (*feedback)(struct llmux_client *c, llmux__endpoint *e, uint64_t now,
+                     uint64_t pause_until, const llmux_rate_limits *rl);
+} limits_backend;
+
+static uint64_t local_wait(struct llmux_client *c, llmux__endpoint *e,
+                           const xfer *x)
 {
     uint64_t now = uv_now(c->loop), w, t;
     if (e->paused_until > now)
@@ -105,8 +130,275 @@ static uint64_t rate_wait(const struct llmux_client *c, llmux__endpoint *e,
     return w > t ? w : t;
 }
 
+static void local_take(struct llmux_client *c, llmux__endpoint *e,
+                       const xfer *x)
+{
+    (void)c;
+    if (e->rq.rate)
+        e->rq.tokens -= 1;
+    if (e->tk.rate)
+        e->tk.tokens -= x->est_tokens > e->tk.cap ? e->tk.cap : x->est_tokens;
+}
+
+static void local_used(struct llmux_client *c, llmux__endpoint *e, double back)
+{
+    (void)c;
+    e->tk.tokens += back;
+    if (e->tk.tokens > e->tk.cap)
+        e->tk.tokens = e->tk.cap;
+}
+
+static void local_feedback(struct llmux_client *c, llmux__endpoint *e,
+                           uint64_t now, uint64_t pause_until,
+                           const llmux_rate_limits *rl)
+{
+    (void)c;
+    if (pause_until > e->paused_until)
+        e->paused_until = pause_until;
+    if (!rl)
+        return;
+    if (rl->requests_remaining >= 0 && e->rq.rate) {
+        bucket_refill(&e->rq, now);
+        if (rl->requests_remaining < e->rq.tokens)
+            e->rq.tokens = rl->requests_remaining;
+    }
+    if (e->tk.rate && rl->tokens_remaining >= 0) {
+        bucket_refill(&e->tk, now);
+        if (rl->tokens_remaining < e->tk.tokens)
+            e->tk.tokens = rl->tokens_remaining;
+    }
+}
+
+static const limits_backend local_backend = {local_wait, local_take, local_used,
+                                             local_feedback};
+
+/* The Redis side: one script, atomic, on Redis's clock (TIME) so that
+ * processes on machines whose clocks disagree share one bucket. KEYS[1]
+ * is the lane's hash (rq, tk: tokens; rql, tkl: their last refill in ms),
+ * KEYS[2] its pause. ARGV: op, rpm, tpm, ttl ms, then for "take" the
+ * tokens wanted -> {1, 0} granted or {0, ms} to wait; for "fix" the
+ * requests and tokens the provider says are left (-1: not said), tokens
+ * back after the usage, and a pause in ms (0: none) -> {1, 0}. Buckets
+ * hold one second of burst, refilled continuously, as the local ones. */
+static const char limits_lua[] =
+    "if redis.replicate_commands then pcall(redis.replicate_commands) end\n"
+    "local op = ARGV[1]\n"
+    "local rpm, tpm = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local b = redis.call('HMGET', KEYS[1], 'rq', 'rql', 'tk', 'tkl')\n"
+    "local function refill(tok, last, perm)\n"
+    "  local cap = perm / 60\n"
+    "  if cap < 1 then cap = 1 end\n"
+    "  if tok == nil or last == nil then return cap, cap end\n"
+    "  if now > last then tok = tok + (now - last) * perm / 60000 end\n"
+    "  if tok > cap then tok = cap end\n"
+    "  return tok, cap\n"
+    "end\n"
+    "local rq = refill(tonumber(b[1]), tonumber(b[2]), rpm)\n"
+    "local tk, tkcap = refill(tonumber(b[3]), tonumber(b[4]), tpm)\n"
+    "if op == 'take' then\n"
+    "  local p = redis.call('PTTL', KEYS[2])\n"
+    "  if p > 0 then return {0, p} end\n"
+    "  local need = tonumber(ARGV[5])\n"
+    "  if need > tkcap then need = tkcap end\n"
+    "  local w = 0\n"
+    "  if rpm > 0 and rq < 1 then w = math.ceil((1 - rq) * 60000 / rpm) end\n"
+    "  if tpm > 0 and tk < need then\n"
+    "    local w2 = math.ceil((need - tk) * 60000 / tpm)\n"
+    "    if w2 > w then w = w2 end\n"
+    "  end\n"
+    "  if w > 0 then return {0, w} end\n"
+    "  if rpm > 0 then rq = rq - 1 end\n"
+    "  if tpm > 0 then tk = tk - need end\n"
+    "else\n"
+    "  local rr, tr = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "  local back, pause = tonumber(ARGV[7]), tonumber(ARGV[8])\n"
+    "  if rr >= 0 and rr < rq then rq = rr end\n"
+    "  if tr >= 0 and tr < tk then tk = tr end\n"
+    "  tk = tk + back\n"
+    "  if tk > tkcap then tk = tkcap end\n"
+    "  if pause > 0 and redis.call('PTTL', KEYS[2]) < pause then\n"
+    "    redis.call('SET', KEYS[2], '1', 'PX', pause)\n"
+    "  end\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'rq', tostring(rq), 'rql', now,\n"
+    "           'tk', tostring(tk), 'tkl', now)\n"
+    "redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))\n"
+    "return {1, 0}\n";
+
+/* Idle lanes' keys expire: a full bucket is all they hold after 1 s. */
+#define SHARED_TTL_MS "120000"
+/* After an error answer, the lane uses its fallback this long. */
+#define SHARED_ERROR_MS 1000
+
+/* A Redis operation failed: counted, logged once until one succeeds. */
+static void shared_error(struct llmux_client *c, llmux__endpoint *e,
+                         const char *why)
+{
+    c->st.limits_backend_errors++;
+    e->shared_failed_until = uv_now(c->loop) + SHARED_ERROR_MS;
+    if (!c->limits_outage) {
+        c->limits_outage = 1;
+        llmux__client_log(c, LLMUX_LOG_WARN,
+                          "shared limits at %s: %s; limits_fallback=%s",
+                          llmux__redis_url_shown(c->redis), why,
+                          e->fallback_local ? "local" : "closed");
+    }
+}
+
+static int shared_usable(struct llmux_client *c, const llmux__endpoint *e)
+{
+    return llmux__redis_state_of(c->redis) != LLMUX__REDIS_DOWN &&
+           e->shared_failed_until <= uv_now(c->loop);
+}
+
+static void on_granted(llmux__redis *r, struct redisReply *rep, const char *err,
+                       void *ud)
+{
+    struct llmux_client *c = llmux__redis_client(r);
+    llmux__endpoint *e = ud;
+    e->asking = 0;
+    if (c->closing)
+        return;
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[0]->type == REDIS_REPLY_INTEGER &&
+        rep->element[1]->type == REDIS_REPLY_INTEGER) {
+        if (rep->element[0]->integer == 1)
+            e->granted++;
+        else
+            e->shared_until =
+                uv_now(c->loop) + (rep->element[1]->integer > 0
+                                       ? (uint64_t)rep->element[1]->integer
+                                       : 1);
+        c->limits_outage = 0;
+    } else {
+        shared_error(c, e,
+                     rep && rep->type == REDIS_REPLY_ERROR ? rep->str
+                     : err                                 ? err
+                           : "a malformed answer");
+    }
+    llmux__pump(c);
+}
+
+static void on_fixed(llmux__redis *r, struct redisReply *rep, const char *err,
+                     void *ud)
+{
+    struct llmux_client *c = llmux__redis_client(r);
+    if (c->closing)
+        return;
+    if (!rep || rep->type == REDIS_REPLY_ERROR)
+        shared_error(c, ud, rep ? rep->str : err);
+}
+
+/* Runs the script: op "take" (one more argument) or "fix" (four). */
+static int shared_eval(struct llmux_client *c, llmux__endpoint *e,
+                       llmux__redis_cb cb, const char *op, int n,
+                       const double *more)
+{
+    char num[6][32], pause_key[600];
+    const char *av[10];
+    size_t al[10];
+    int i, argc;
+    snprintf(pause_key, sizeof pause_key, "%s:pause", e->rkey);
+    av[0] = e->rkey;
+    av[1] = pause_key;
+    av[2] = op;
+    snprintf(num[0], sizeof num[0], "%.0f", e->rpm);
+    snprintf(num[1], sizeof num[1], "%.0f", e->tpm);
+    av[3] = num[0];
+    av[4] = num[1];
+    av[5] = SHARED_TTL_MS;
+    for (i = 0; i < n && i < 4; i++) {
+        snprintf(num[2 + i], sizeof num[2 + i], "%.0f", more[i]);
+        av[6 + i] = num[2 + i];
+    }
+    argc = 6 + i;
+    for (i = 0; i < argc; i++)
+        al[i] = strlen(av[i]);
+    i = llmux__redis_eval(c->redis, c->limits_lua, cb, e, 2, argc, av, al);
+    if (i)
+        shared_error(c, e, i == LLMUX_ELIMITS ? "not connected" : "no memory");
+    return i;
+}
+
+/* Asks Redis for x's admission: at most one question per lane at a time;
+ * the answer (on_granted) pumps the queue. */
+static uint64_t shared_wait(struct llmux_client *c, llmux__endpoint *e,
+                            const xfer *x)
+{
+    uint64_t now = uv_now(c->loop);
+    if (!shared_usable(c, e))
+        return e->fallback_local ? local_wait(c, e, x) : WAIT_FAIL;
+    if (e->paused_until > now) /* a pause this process saw itself */
+        return e->paused_until - now;
+    if (e->granted)
+        return 0;
+    if (e->shared_until > now)
+        return e->shared_until - now;
+    if (e->asking || !x || x != e->qhead)
+        return WAIT_ASKING; /* only the queue's head asks */
+    {
+        double need = x->est_tokens;
+        if (shared_eval(c, e, on_granted, "take", 1, &need))
+            return e->fallback_local ? local_wait(c, e, x) : WAIT_FAIL;
+    }
+    e->asking = 1;
+    return WAIT_ASKING;
+}
+
+static void shared_take(struct llmux_client *c, llmux__endpoint *e,
+                        const xfer *x)
+{
+    if (e->granted)
+        e->granted--;
+    else
+        c->st.limits_fallbacks++; /* let go by the local buckets */
+    local_take(c, e, x);
+}
+
+static void shared_used(struct llmux_client *c, llmux__endpoint *e, double back)
+{
+    double fix[4] = {-1, -1, 0, 0};
+    local_used(c, e, back);
+    fix[2] = back;
+    if (shared_usable(c, e))
+        shared_eval(c, e, on_fixed, "fix", 4, fix);
+}
+
+static void shared_feedback(struct llmux_client *c, llmux__endpoint *e,
+                            uint64_t now, uint64_t pause_until,
+                            const llmux_rate_limits *rl)
+{
+    double fix[4] = {-1, -1, 0, 0};
+    local_feedback(c, e, now, pause_until, rl);
+    if (rl && rl->requests_remaining >= 0)
+        fix[0] = rl->requests_remaining;
+    if (rl && e->tk.rate && rl->tokens_remaining >= 0)
+        fix[1] = rl->tokens_remaining;
+    if (pause_until > now)
+        fix[3] = (double)(pause_until - now);
+    if (shared_usable(c, e) && (fix[0] >= 0 || fix[1] >= 0 || fix[3] > 0))
+        shared_eval(c, e, on_fixed, "fix", 4, fix);
+}
+
+static const limits_backend shared_backend = {shared_wait, shared_take,
+                                              shared_used, shared_feedback};
+
+static const limits_backend *backend_of(const llmux__endpoint *e)
+{
+    return e->shared ? &shared_backend : &local_backend;
+}
+
+/* ms until the endpoint's rate limits let `x` go (0 = now), or WAIT_. */
+static uint64_t rate_wait(struct llmux_client *c, llmux__endpoint *e,
+                          const xfer *x)
+{
+    return backend_of(e)->wait(c, e, x);
+}
+
 /* The limits and rate limits allow x to start. */
-int llmux__limits_allow(const struct llmux_client *c, llmux__endpoint *e,
+int llmux__limits_allow(struct llmux_client *c, llmux__endpoint *e,
                         const xfer *x)
 {
     return (!c->max_in_flight || c->in_flight < c->max_in_flight) &&
@@ -115,7 +407,7 @@ int llmux__limits_allow(const struct llmux_client *c, llmux__endpoint *e,
 }
 
 /* ... and this loop iteration has starts left. */
-int llmux__can_start_x(const struct llmux_client *c, llmux__endpoint *e,
+int llmux__can_start_x(struct llmux_client *c, llmux__endpoint *e,
                        const xfer *x)
 {
     return c->turn_starts < STARTS_PER_TURN && llmux__limits_allow(c, e, x);
@@ -129,10 +421,7 @@ void llmux__take_slot(xfer *x)
     c->turn_starts++;
     c->in_flight++;
     e->host->in_flight++;
-    if (e->rq.rate)
-        e->rq.tokens -= 1;
-    if (e->tk.rate)
-        e->tk.tokens -= x->est_tokens > e->tk.cap ? e->tk.cap : x->est_tokens;
+    backend_of(e)->take(c, e, x);
     if (c->in_flight > c->st.max_in_flight)
         c->st.max_in_flight = c->in_flight;
 }
@@ -182,11 +471,42 @@ void llmux__turn_hold(struct llmux_client *c)
     }
 }
 
+/* Ends e's queued requests with LLMUX_ELIMITS (from the defer timer, so
+ * no done callback runs here): its shared backend is unreachable and its
+ * limits_fallback is closed. */
+static void fail_lane(struct llmux_client *c, llmux__endpoint *e)
+{
+    char m[LLMUX__ERRBUF];
+    snprintf(m, sizeof m,
+             "shared limits unavailable: Redis at %s: %s (limits_fallback="
+             "closed; limits_fallback=local would count in this process)",
+             llmux__redis_url_shown(c->redis),
+             llmux__redis_state_of(c->redis) == LLMUX__REDIS_DOWN
+                 ? (*llmux__redis_why(c->redis) ? llmux__redis_why(c->redis)
+                                                : "not connected")
+                 : "it answered with an error");
+    while (e->qhead) {
+        xfer *x = e->qhead;
+        llmux__dequeue(x);
+        x->state = X_WAIT;
+        llmux__request_seterr(x->req, m);
+        x->defer_code = LLMUX_ELIMITS;
+        llmux__defer_push(x);
+    }
+}
+
+void llmux__limits_fail_closed(struct llmux_client *c)
+{
+    llmux__endpoint *e;
+    for (e = c->endpoints; e; e = e->next)
+        if (e->shared && e->qhead && !e->fallback_local && !shared_usable(c, e))
+            fail_lane(c, e);
+}
+
 /* The endpoint whose queue's head may start now and waited longest
  * (oldest first across endpoints, O(endpoints)); NULL when none may, with
  * *wake the ms until a rate limit lets one (0 = none is rate limited). */
-llmux__endpoint *llmux__next_endpoint(const struct llmux_client *c,
-                                      uint64_t *wake)
+llmux__endpoint *llmux__next_endpoint(struct llmux_client *c, uint64_t *wake)
 {
     llmux__endpoint *e, *best = NULL;
     *wake = 0;
@@ -196,6 +516,12 @@ llmux__endpoint *llmux__next_endpoint(const struct llmux_client *c,
             (c->max_per_endpoint && e->host->in_flight >= c->max_per_endpoint))
             continue;
         w = rate_wait(c, e, e->qhead);
+        if (w == WAIT_FAIL) {
+            fail_lane(c, e);
+            continue;
+        }
+        if (w == WAIT_ASKING) /* Redis's answer pumps again */
+            continue;
         if (w) { /* rate limited: remember when to look again */
             if (!*wake || w < *wake)
                 *wake = w;
@@ -207,17 +533,92 @@ llmux__endpoint *llmux__next_endpoint(const struct llmux_client *c,
     return best;
 }
 
-/* Rate limits of an endpoint: the request's effective rpm and tpm (its
- * config string's, else the client's); the last request that names one
- * sets it. */
-void llmux__endpoint_limits(struct llmux_client *c, llmux__endpoint *e,
-                            const llmux__settings *set)
+/* The shared backend's connection went up or down: the queue goes on
+ * (with the fallback's buckets, or failing closed lanes). */
+static void on_redis_state(llmux__redis *r, int up, const char *why, void *ud)
 {
+    struct llmux_client *c = ud;
+    (void)r;
+    (void)why; /* redis.c logged it, once per outage */
+    if (!up)
+        c->st.limits_backend_errors++;
+    llmux__pump(c);
+}
+
+/* The Redis key of lane e: prefix, provider, scheme://host:port (no
+ * userinfo) and, for a keyed lane, the API key's SHA-256. */
+static char *shared_key(const llmux__endpoint *e, const char *prefix,
+                        const char *provider, const char *api_key)
+{
+    const char *ep = e->host->key;
+    size_t n = strlen(ep), a, b;
+    char hash[65] = "", *k;
+    if (api_key && *api_key)
+        llmux__sha256_hex(api_key, strlen(api_key), hash);
+    if (llmux__url_userinfo(ep, n, &a, &b)) { /* never a URL's password */
+        n -= b - a;
+    } else {
+        a = b = 0;
+    }
+    k = llmux__malloc(strlen(prefix) + strlen(provider) + n + 70 + 3);
+    if (!k)
+        return NULL;
+    sprintf(k, "%s:%s:%.*s%s%s%s", prefix, provider, (int)a, ep, ep + b,
+            *hash ? ":" : "", hash);
+    return k;
+}
+
+/* Rate limits of an endpoint: the request's effective rpm and tpm (its
+ * config string's, else the client's), and where they are counted; the
+ * last request that names one sets it. */
+int llmux__endpoint_limits(struct llmux_client *c, xfer *x)
+{
+    llmux__endpoint *e = x->ep;
+    const llmux__settings *set = &x->set;
     uint64_t now = uv_now(c->loop);
-    if (set->rpm > 0)
+    if (set->rpm > 0) {
         bucket_set(&e->rq, set->rpm, now);
-    if (set->tpm > 0)
+        e->rpm = set->rpm;
+    }
+    if (set->tpm > 0) {
         bucket_set(&e->tk, set->tpm, now);
+        e->tpm = set->tpm;
+    }
+    e->shared = 0;
+    if (!set->limits || llmux__strcaseeq(set->limits, "local") ||
+        (!e->rq.rate && !e->tk.rate))
+        return 0; /* nothing to share */
+    if (!c->redis) {
+        char err[LLMUX__ERRBUF];
+        int code;
+        c->redis = llmux__redis_new(c, set->limits, &code, err, sizeof err);
+        if (!c->redis)
+            return llmux__request_fail(x->req, code, "limits: %s", err);
+        if (!(c->limits_lua = llmux__redis_script_add(c->redis, limits_lua)))
+            return LLMUX_ENOMEM; /* loaded when it next connects */
+        llmux__redis_on_state(c->redis, on_redis_state, c);
+    } else if (strcmp(llmux__redis_url_of(c->redis), set->limits) != 0) {
+        return llmux__request_fail(
+            x->req, LLMUX_ECONFIG,
+            "limits: this client shares its limits through Redis at %s "
+            "already; one Redis server per client",
+            llmux__redis_url_shown(c->redis));
+    }
+    if (!e->rkey && !(e->rkey = shared_key(
+                          e, set->limits_prefix ? set->limits_prefix : "llmux",
+                          x->prep.call.provider, llmux__lane_key(&x->prep))))
+        return LLMUX_ENOMEM;
+    e->shared = 1;
+    e->fallback_local =
+        set->limits_fallback && llmux__strcaseeq(set->limits_fallback, "local");
+    return 0;
+}
+
+void llmux__limits_used(xfer *x, long used)
+{
+    llmux__endpoint *e = x->ep;
+    double charged = x->est_tokens > e->tk.cap ? e->tk.cap : x->est_tokens;
+    backend_of(e)->used(x->c, e, charged - (double)used);
 }
 
 /* The characters of a parts array's text: base64 payloads (images,
@@ -261,35 +662,23 @@ int llmux__rate_feedback_wanted(const llmux__endpoint *e, long status)
 }
 
 /* Server feedback on the endpoint's limits: a 429's Retry-After pauses the
- * endpoint for every request of the client; what the provider's own
- * rate-limit headers say is left (`rl`, read by its plugin's rate_limits
- * hook; NULL without one) brings the buckets down, and no requests left
- * pauses the endpoint until the window resets. */
-void llmux__rate_feedback(llmux__endpoint *e, uint64_t now, long status,
-                          double retry_after_ms, const llmux_rate_limits *rl)
+ * endpoint for every request of the client (of every process sharing
+ * it); what the provider's own rate-limit headers say is left (`rl`,
+ * read by its plugin's rate_limits hook; NULL without one) brings the
+ * buckets down, and no requests left pauses the endpoint until the
+ * window resets. */
+void llmux__rate_feedback(struct llmux_client *c, llmux__endpoint *e,
+                          uint64_t now, long status, double retry_after_ms,
+                          const llmux_rate_limits *rl)
 {
-    if (status == 429 && retry_after_ms >= 0) {
-        uint64_t until = now + (uint64_t)retry_after_ms;
-        if (until > e->paused_until)
-            e->paused_until = until;
-    }
-    if (!rl)
-        return;
-    if (rl->requests_remaining >= 0) {
-        if (e->rq.rate) {
-            bucket_refill(&e->rq, now);
-            if (rl->requests_remaining < e->rq.tokens)
-                e->rq.tokens = rl->requests_remaining;
-        }
-        if (rl->requests_remaining < 1 && rl->requests_reset_ms > 0 &&
-            now + (uint64_t)rl->requests_reset_ms > e->paused_until)
-            e->paused_until = now + (uint64_t)rl->requests_reset_ms;
-    }
-    if (e->tk.rate && rl->tokens_remaining >= 0) {
-        bucket_refill(&e->tk, now);
-        if (rl->tokens_remaining < e->tk.tokens)
-            e->tk.tokens = rl->tokens_remaining;
-    }
+    uint64_t until = 0;
+    if (status == 429 && retry_after_ms >= 0)
+        until = now + (uint64_t)retry_after_ms;
+    if (rl && rl->requests_remaining >= 0 && rl->requests_remaining < 1 &&
+        rl->requests_reset_ms > 0 &&
+        now + (uint64_t)rl->requests_reset_ms > until)
+        until = now + (uint64_t)rl->requests_reset_ms;
+    backend_of(e)->feedback(c, e, now, until, rl);
 }
 
 /* Undoes llmux__take_slot's counting (not the rate tokens: a request that was

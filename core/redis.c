@@ -40,6 +40,7 @@ struct llmux__redis {
     llmux__redis_script *scripts;
     llmux__redis_state_cb on_state;
     void *state_ud;
+    char why[200]; /* why it last went down */
 };
 
 /* A command sent: whom to tell, and for EVALSHA what to send again as
@@ -222,6 +223,7 @@ static void on_retry(uv_timer_t *t)
 static void went_down(llmux__redis *r, const char *why)
 {
     int was = r->state;
+    snprintf(r->why, sizeof r->why, "%s", why);
     r->ac = NULL;
     r->state = LLMUX__REDIS_DOWN;
     uv_timer_stop(&r->io_t);
@@ -598,6 +600,16 @@ const char *llmux__redis_url_shown(const llmux__redis *r)
 llmux__redis_state llmux__redis_state_of(const llmux__redis *r)
 {
     return r->state;
+}
+
+const char *llmux__redis_why(const llmux__redis *r)
+{
+    return r->why;
+}
+
+struct llmux_client *llmux__redis_client(const llmux__redis *r)
+{
+    return r->c;
 }
 
 void llmux__redis_on_state(llmux__redis *r, llmux__redis_state_cb cb, void *ud)

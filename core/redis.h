@@ -71,6 +71,9 @@ void llmux__redis_free(llmux__redis *r);
 const char *llmux__redis_url_of(const llmux__redis *r);
 const char *llmux__redis_url_shown(const llmux__redis *r);
 llmux__redis_state llmux__redis_state_of(const llmux__redis *r);
+/* Why the connection last went down ("" before that). */
+const char *llmux__redis_why(const llmux__redis *r);
+struct llmux_client *llmux__redis_client(const llmux__redis *r);
 /* One listener for up/down (a second call replaces it; NULL removes). */
 void llmux__redis_on_state(llmux__redis *r, llmux__redis_state_cb cb, void *ud);
 /* Timeouts in ms (tests shorten them): a command without a reply within

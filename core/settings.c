@@ -13,14 +13,18 @@
 #include <string.h>
 
 #include "internal.h"
+#include "redis.h"
 
 const char *const llmux__auth_words[] = {"bearer", "optional", "none", NULL};
+const char *const llmux__fallback_words[] = {"closed", "local", NULL};
 
 enum check_kind {
     CHECK_ANY,     /* any text */
     CHECK_SECONDS, /* non-negative seconds, fractions allowed */
     CHECK_INT,     /* an integer in [min, max] */
-    CHECK_WORD     /* one of `words` (any case) */
+    CHECK_WORD,    /* one of `words` (any case) */
+    CHECK_REDIS,   /* "local" or a Redis URL (redis.c parses it) */
+    CHECK_KEYPART  /* 1..64 of [A-Za-z0-9._:-]: safe inside a Redis key */
 };
 
 enum store_type { ST_STR, ST_MS, ST_INT, ST_RATE, ST_FLAG };
@@ -200,6 +204,23 @@ static int parse_value(const setting *s, const char *v, llmux__settings *out)
             ;
         if (!s->words[i])
             return -1;
+        n = 0;
+        break;
+    case CHECK_REDIS:
+        if (!llmux__strcaseeq(v, "local")) {
+            llmux__redis_url u;
+            char err[16];
+            if (llmux__redis_url_parse(v, &u, err, sizeof err))
+                return -1;
+            llmux__redis_url_free(&u);
+        }
+        n = 0;
+        break;
+    case CHECK_KEYPART:
+        n = (long)strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"
+                            "YZ0123456789._:-");
+        if (!*v || v[n] || n > 64)
+            return -1;
         /* fall through */
     default:
         n = 0;
@@ -226,10 +247,16 @@ int llmux__setting_check(const char *where, const char *key, const char *value,
                          char *err, size_t errlen)
 {
     const setting *s = find_setting(key);
+    size_t a, b, n;
     if (!s || parse_value(s, value, NULL) == 0)
         return 0;
-    snprintf(err, errlen, "%s: option \"%s\" wants %s, got \"%s\"", where, key,
-             s->wants, value);
+    n = strlen(value);
+    if (llmux__url_userinfo(value, n, &a, &b)) /* never a URL's password */
+        snprintf(err, errlen, "%s: option \"%s\" wants %s, got \"%.*s***%s\"",
+                 where, key, s->wants, (int)a, value, value + b);
+    else
+        snprintf(err, errlen, "%s: option \"%s\" wants %s, got \"%s\"", where,
+                 key, s->wants, value);
     return LLMUX_ECONFIG;
 }
 
@@ -295,6 +322,12 @@ int llmux__settings_defaults(const llmux_client_options *o,
         if (s->opt_off < 0 || o->version < s->opt_version ||
             !take_if_set(s, o, s->opt_off, out) || s->type != ST_STR)
             continue;
+        if (parse_value(s, AT(out, s->off, const char *), NULL)) {
+            /* a checked string option: refused as a config string is */
+            AT(out, s->off, const char *) = NULL;
+            llmux__settings_free_defaults(out);
+            return LLMUX_ECONFIG;
+        }
         /* the caller's string lives only during the call: the client's
          * own copy */
         if (!(AT(out, s->off, const char *) =

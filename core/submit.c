@@ -195,7 +195,8 @@ static int prepare(xfer *x)
     if (!(x->ep =
               llmux__endpoint_get(c, x->prep.url, llmux__lane_key(&x->prep))))
         return LLMUX_ENOMEM;
-    llmux__endpoint_limits(c, x->ep, &x->set);
+    if ((rc = llmux__endpoint_limits(c, x)) != 0)
+        return rc;
     /* the estimate walks every message: only for token-limited endpoints */
     x->est_tokens = x->ep->tk.rate ? llmux__estimate_tokens(req) : 0;
     return 0;

@@ -264,7 +264,8 @@ static int use_fallback(xfer *x)
     x->ep = llmux__endpoint_get(c, x->prep.url, llmux__lane_key(&x->prep));
     if (!x->ep)
         return LLMUX_ENOMEM;
-    llmux__endpoint_limits(c, x->ep, &x->set);
+    if ((rc = llmux__endpoint_limits(c, x)) != 0)
+        return rc;
     x->est_tokens = x->ep->tk.rate ? llmux__estimate_tokens(req) : 0;
     if (llmux__can_start_x(c, x->ep, x)) {
         llmux__take_slot(x);
@@ -293,8 +294,8 @@ static void rate_feedback(xfer *x, long status)
         return;
     have = llmux__read_rate_limits(&x->prep, status, easy_header, x->easy,
                                    &rl) == 0;
-    llmux__rate_feedback(x->ep, uv_now(x->c->loop), status, x->retry_after_ms,
-                         have ? &rl : NULL);
+    llmux__rate_feedback(x->c, x->ep, uv_now(x->c->loop), status,
+                         x->retry_after_ms, have ? &rl : NULL);
 }
 
 /* The message of a transfer curl ended with `result`: the timeout that
@@ -711,15 +712,9 @@ void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg)
     x->state = X_DONE;
     llmux__release_slot(x); /* may start queued requests */
     llmux__hist_add(&c->h_total, (uv_now(c->loop) - x->t_submit) * 10);
-    if (code == 0 && x->ep && x->ep->tk.rate && res->o.has_usage) {
+    if (code == 0 && x->ep && x->ep->tk.rate && res->o.has_usage)
         /* charge what the request really cost, not the estimate */
-        long used = llmux__usage_total(&res->o.usage);
-        double charged =
-            x->est_tokens > x->ep->tk.cap ? x->ep->tk.cap : x->est_tokens;
-        x->ep->tk.tokens += charged - (double)used;
-        if (x->ep->tk.tokens > x->ep->tk.cap)
-            x->ep->tk.tokens = x->ep->tk.cap;
-    }
+        llmux__limits_used(x, llmux__usage_total(&res->o.usage));
     llmux__stats_count(c, code, res, x->attempts);
     llmux__spend_count(x);
     if (code)
@@ -940,6 +935,8 @@ void llmux__on_turn(uv_prepare_t *p)
  * the defer timer, so done callbacks never nest here. */
 void llmux__pump(struct llmux_client *c)
 {
+    if (c->redis && !c->closing)
+        llmux__limits_fail_closed(c);
     while (c->queued && !c->closing &&
            (!c->max_in_flight || c->in_flight < c->max_in_flight)) {
         llmux__endpoint *best;

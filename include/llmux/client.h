@@ -318,10 +318,25 @@ typedef struct llmux_client_options {
                                          attempt (see llmux_credential_cb);
                                          NULL = the configured keys */
     void *credential_userdata;      /**< passed to `credential` as it is */
+    /* version 7 */
+    const char *limits;          /**< where requests_per_minute and
+                                      tokens_per_minute are counted: NULL or
+                                      "local" = in this process; a Redis URL
+                                      (redis://[[user]:password@]host[:port][/db],
+                                      unix:///path[?db=N]) = shared by every
+                                      process that names the same server, endpoint
+                                      and API key. Config-string key limits= */
+    const char *limits_prefix;   /**< the shared buckets' Redis key prefix;
+                                      NULL = "llmux"; limits_prefix= */
+    const char *limits_fallback; /**< when Redis is unreachable: "closed"
+                                      (NULL, the default) fails requests
+                                      with LLMUX_ELIMITS, "local" counts
+                                      in this process meanwhile;
+                                      limits_fallback= */
 } llmux_client_options;
 
 /** The newest llmux_client_options.version these headers know. */
-#define LLMUX_CLIENT_OPTIONS_VERSION 6
+#define LLMUX_CLIENT_OPTIONS_VERSION 7
 /**
  * The defaults of llmux_client_options as designated initializers
  * (`version` LLMUX_CLIENT_OPTIONS_VERSION, `max_retries` -1; every other
@@ -352,7 +367,7 @@ typedef struct llmux_client_options {
     {                                                                          \
         LLMUX_CLIENT_OPTIONS_VERSION, NULL, -1, 0, 0, NULL, NULL, 0, 0, 0,     \
             NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL,  \
-            NULL, NULL, NULL, 0, NULL, NULL                                    \
+            NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL                  \
     }
 #endif
 
@@ -510,10 +525,17 @@ typedef struct llmux_stats {
      * the done callback, retries and fallbacks included. @{ */
     double total_p50, total_p90, total_p99;
     /** @} */
+    /* version 2 */
+    /** The shared limits backend (limits=redis://...): its failures (a
+     * connection lost or refused, a command without an answer in time, an
+     * error answer), and the requests let go by this process's own
+     * buckets meanwhile (limits_fallback=local). 0 for a provider. @{ */
+    uint64_t limits_backend_errors, limits_fallbacks;
+    /** @} */
 } llmux_stats;
 
 /** The newest llmux_stats.version these headers know. */
-#define LLMUX_STATS_VERSION 1
+#define LLMUX_STATS_VERSION 2
 
 /**
  * Fills `*out` with the client's counters (set out->version first; the

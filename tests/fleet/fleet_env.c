@@ -4,6 +4,9 @@
 #include "fleet_env.h"
 
 #include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 double fleet_now_ms(void)
 {
@@ -111,4 +116,16 @@ void fleet_redis_stop(fleet_redis *r)
             fprintf(stderr, "could not remove %s\n", r->dir);
         r->dir[0] = 0;
     }
+}
+
+int fleet_main(fleet_redis *r, const char *name, const struct CMUnitTest *tests,
+               size_t n)
+{
+    int rc;
+    fleet_redis_require();
+    if (fleet_redis_start(r))
+        return 1;
+    rc = _cmocka_run_group_tests(name, tests, n, NULL, NULL);
+    fleet_redis_stop(r);
+    return rc;
 }

@@ -6,6 +6,7 @@
 #ifndef LLMUX_TESTS_FLEET_ENV_H
 #define LLMUX_TESTS_FLEET_ENV_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 typedef struct fleet_redis {
@@ -27,6 +28,11 @@ int fleet_redis_restart(fleet_redis *r);
 void fleet_redis_kill(fleet_redis *r);
 /* Stops the server (if running) and removes the directory. */
 void fleet_redis_stop(fleet_redis *r);
+struct CMUnitTest;
+/* A test program's main: skips (77) without redis-server, else runs the
+ * cmocka group with the server r started for it, then stops it. */
+int fleet_main(fleet_redis *r, const char *name, const struct CMUnitTest *tests,
+               size_t n);
 /* Milliseconds of a monotonic clock. */
 double fleet_now_ms(void);
 

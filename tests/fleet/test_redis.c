@@ -329,11 +329,6 @@ int main(void)
         cmocka_unit_test(test_unreachable_masked),
         cmocka_unit_test(test_close_with_pending),
     };
-    int rc;
-    fleet_redis_require();
-    if (fleet_redis_start(&srv))
-        return 1;
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    fleet_redis_stop(&srv);
-    return rc;
+    return fleet_main(&srv, "test_redis", tests,
+                      sizeof tests / sizeof tests[0]);
 }
