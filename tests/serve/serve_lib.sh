@@ -35,12 +35,17 @@ done
 . "$SRC/tests/lib.sh"
 
 SERVE_PIDS=()
-t_cleanup() {
+# stop_serves: the gateways start_serve started (t_cleanup's; a test that
+# defines its own t_cleanup calls it).
+stop_serves() {
     local p
     for p in "${SERVE_PIDS[@]}"; do
         kill "$p" 2>/dev/null
         wait "$p" 2>/dev/null
     done
+}
+t_cleanup() {
+    stop_serves
 }
 
 # start_serve CONFIG [ERRFILE [ARG...]]: starts llmux-serve on a free port

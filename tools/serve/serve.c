@@ -326,6 +326,10 @@ int llmux_serve_main(int argc, char **argv)
     uv_loop_init(&s.loop);
     serve_stall_start(&s.loop);
     opts.loop = &s.loop;
+    opts.limits = s.cfg.redis.url; /* redis: the rpm and tpm of the routes'
+                                      config strings shared */
+    opts.limits_prefix = s.cfg.redis.prefix;
+    opts.limits_fallback = s.cfg.redis.fallback;
     if (serve_keys_bind(&s) || !(s.gen = calloc(1, sizeof *s.gen))) {
         fprintf(stderr, "llmux serve: out of memory\n");
         serve_keys_free(&s);

@@ -53,6 +53,14 @@ typedef struct serve_tls {
     void *ctx;        /* the SSL_CTX built and checked when the config loads */
 } serve_tls;
 
+/* redis: rpm and tpm shared with every process naming the same server
+ * (llmux's limits=, limits_prefix=, limits_fallback=); NULL: unset. */
+typedef struct serve_redis {
+    char *url;      /* NULL: the limits stay in this process */
+    char *prefix;   /* the keys' prefix; NULL: llmux's default */
+    char *fallback; /* "closed" (NULL) or "local" */
+} serve_redis;
+
 typedef struct serve_config {
     char *listen;     /* "HOST:PORT", NULL: 127.0.0.1:8080 */
     char *access_log; /* log.access: NULL (stderr), "off", or a file path */
@@ -63,6 +71,7 @@ typedef struct serve_config {
     serve_key *keys; /* none: no auth (and loopback listen only) */
     size_t n_keys;
     int passthrough; /* a model that is no route may be "provider/model" */
+    serve_redis redis;
 } serve_config;
 
 /* Reads the YAML file `path` into `cfg` (zeroed by the caller; unset

@@ -530,6 +530,63 @@ static int read_bool(reader *r, yaml_node_t *v, const char *key, int *out)
     return fail(r, v, "key '%s': want true or false", key);
 }
 
+/* redis: url, prefix, fallback: checked by llmux itself (a config
+ * string carrying them), so the gateway refuses what the client would,
+ * with its message (a password masked). */
+static int read_redis(reader *r, serve_config *cfg, yaml_node_t *map)
+{
+    static const char *const names[3] = {"url", "prefix", "fallback"};
+    static const char *const keys[3] = {"limits", "limits_prefix",
+                                        "limits_fallback"};
+    char **slots[3];
+    yaml_node_pair_t *p;
+    size_t i;
+    slots[0] = &cfg->redis.url;
+    slots[1] = &cfg->redis.prefix;
+    slots[2] = &cfg->redis.fallback;
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(
+            r, map,
+            "key 'redis': must be a mapping (url: redis://HOST:PORT/DB, "
+            "prefix:, fallback: closed|local)");
+    for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(r->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(r->doc, p->value);
+        const char *key = scalar(k), *val = scalar(v);
+        llmux_request *req = NULL;
+        char spec[2048];
+        int rc;
+        if (twice(r, map, p, "redis."))
+            return -1;
+        for (i = 0; key && i < 3; i++)
+            if (!strcmp(key, names[i]))
+                break;
+        if (!key || i == 3)
+            return fail(r, k, "key 'redis.%s': unknown (url, prefix, fallback)",
+                        key ? key : "?");
+        if (!val || !*val || strchr(val, ';'))
+            return fail(r, v, "key 'redis.%s': want a value without ';'", key);
+        snprintf(spec, sizeof spec, "openai/m;%s=%s", keys[i], val);
+        rc = llmux_request_new(&req, LLMUX_OP_CHAT, spec);
+        if (rc) {
+            const char *m = req ? llmux_request_errmsg(req) : NULL;
+            const char *w = m ? strstr(m, "wants ") : NULL;
+            rc = fail(r, v, "key 'redis.%s': %s", key,
+                      w ? w : llmux_strerror(rc));
+            llmux_request_free(req);
+            return rc;
+        }
+        llmux_request_free(req);
+        free(*slots[i]);
+        if (!(*slots[i] = strdup(val)))
+            return fail(r, v, "out of memory");
+    }
+    if (!cfg->redis.url)
+        return fail(r, map, "key 'redis.url': missing");
+    return 0;
+}
+
 static int read_root(reader *r, serve_config *cfg)
 {
     yaml_node_t *keys = NULL;
@@ -576,10 +633,13 @@ static int read_root(reader *r, serve_config *cfg)
         } else if (!strcmp(key, "passthrough")) {
             if (read_bool(r, v, key, &cfg->passthrough))
                 return -1;
+        } else if (!strcmp(key, "redis")) {
+            if (read_redis(r, cfg, v))
+                return -1;
         } else
             return fail(r, k,
                         "key '%s': unknown (listen, routes, limits, keys, "
-                        "log, tls, passthrough)",
+                        "log, tls, passthrough, redis)",
                         key);
     }
     if (!have_routes || !cfg->n_routes)
@@ -647,6 +707,11 @@ int serve_config_load(serve_config *cfg, const char *path, char *err,
 void serve_config_free(serve_config *cfg)
 {
     size_t i, j;
+    if (cfg->redis.url) /* it may hold a password */
+        OPENSSL_cleanse(cfg->redis.url, strlen(cfg->redis.url));
+    free(cfg->redis.url);
+    free(cfg->redis.prefix);
+    free(cfg->redis.fallback);
     for (i = 0; i < cfg->n_routes; i++) {
         for (j = 0; j < cfg->routes[i].n_specs; j++)
             free(cfg->routes[i].specs[j]);

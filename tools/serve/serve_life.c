@@ -31,13 +31,17 @@ static int same_str(const char *a, const char *b)
     return a == b || (a && b && !strcmp(a, b));
 }
 
-/* Swaps what a reload cannot change (the bound address; TLS on or off)
+/* Swaps what a reload cannot change (the bound address; TLS on or off;
+ * redis:, the client's options)
  * between the running config and the new one, so that the running values
  * go on in s->cfg and the new ones are freed with the old config; a
  * second call undoes it. */
 static void swap_fixed(serve_config *a, serve_config *b, int tls)
 {
     char *l = a->listen;
+    serve_redis r = a->redis; /* the client's, set when it was made */
+    a->redis = b->redis;
+    b->redis = r;
     a->listen = b->listen;
     b->listen = l;
     if (tls) {
@@ -93,6 +97,11 @@ void serve_reload(serve *s)
                 "llmux serve: reload: tls turned %s; that needs a restart "
                 "(still serving %s)\n",
                 next.tls.ctx ? "on" : "off", s->cfg.tls.ctx ? "https" : "http");
+    if (!same_str(next.redis.url, s->cfg.redis.url) ||
+        !same_str(next.redis.prefix, s->cfg.redis.prefix) ||
+        !same_str(next.redis.fallback, s->cfg.redis.fallback))
+        fprintf(stderr, "llmux serve: reload: redis changed; that needs a "
+                        "restart (the limits go on as at start)\n");
     swap_fixed(&next, &s->cfg, tls_fixed);
 
     /* The one swap point. What is derived from the config is rebuilt

@@ -99,6 +99,10 @@ static const struct {
     CS("retries_total", retries, "Retries."),
     CG("in_flight", in_flight, "Requests the client has in flight."),
     CG("queued", queued, "Requests waiting in the client's queue."),
+    CS("limits_backend_errors_total", limits_backend_errors,
+       "Failures of the shared limits' Redis (redis: in the config)."),
+    CS("limits_fallbacks_total", limits_fallbacks,
+       "Requests let go by local buckets while Redis was unreachable."),
 #undef CS
 #undef CG
 };
