@@ -176,7 +176,9 @@ static const limits_backend local_backend = {local_wait, local_take, local_used,
  * processes on machines whose clocks disagree share one bucket. KEYS[1]
  * is the lane's hash (rq, tk: tokens; rql, tkl: their last refill in ms),
  * KEYS[2] its pause. ARGV: op, rpm, tpm, ttl ms, then for "take" the
- * tokens wanted -> {1, 0} granted or {0, ms} to wait; for "fix" the
+ * tokens one request wants and how many requests are waiting -> {g, 0}
+ * with g >= 1 admissions granted (as many as the buckets hold, up to
+ * those waiting), or {0, ms} to wait; for "fix" the
  * requests and tokens the provider says are left (-1: not said), tokens
  * back after the usage, and a pause in ms (0: none) -> {1, 0}. Buckets
  * hold one second of burst, refilled continuously, as the local ones. */
@@ -197,6 +199,7 @@ static const char limits_lua[] =
     "end\n"
     "local rq = refill(tonumber(b[1]), tonumber(b[2]), rpm)\n"
     "local tk, tkcap = refill(tonumber(b[3]), tonumber(b[4]), tpm)\n"
+    "local g = 1\n"
     "if op == 'take' then\n"
     "  local p = redis.call('PTTL', KEYS[2])\n"
     "  if p > 0 then return {0, p} end\n"
@@ -209,8 +212,14 @@ static const char limits_lua[] =
     "    if w2 > w then w = w2 end\n"
     "  end\n"
     "  if w > 0 then return {0, w} end\n"
-    "  if rpm > 0 then rq = rq - 1 end\n"
-    "  if tpm > 0 then tk = tk - need end\n"
+    "  g = tonumber(ARGV[6])\n"
+    "  if rpm > 0 and math.floor(rq) < g then g = math.floor(rq) end\n"
+    "  if tpm > 0 and need > 0 and math.floor(tk / need) < g then\n"
+    "    g = math.floor(tk / need)\n"
+    "  end\n"
+    "  if g < 1 then g = 1 end\n"
+    "  if rpm > 0 then rq = rq - g end\n"
+    "  if tpm > 0 then tk = tk - need * g end\n"
     "else\n"
     "  local rr, tr = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
     "  local back, pause = tonumber(ARGV[7]), tonumber(ARGV[8])\n"
@@ -225,10 +234,15 @@ static const char limits_lua[] =
     "redis.call('HSET', KEYS[1], 'rq', tostring(rq), 'rql', now,\n"
     "           'tk', tostring(tk), 'tkl', now)\n"
     "redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))\n"
+    "if op == 'take' then return {g, 0} end\n"
     "return {1, 0}\n";
 
 /* Idle lanes' keys expire: a full bucket is all they hold after 1 s. */
 #define SHARED_TTL_MS "120000"
+/* Admissions one question may ask for: a lane's throughput is this many
+ * per Redis round trip, and what a process holds unused is bounded by it
+ * (the grants of requests canceled meanwhile are kept for the next). */
+#define SHARED_BATCH 8
 /* After an error answer, the lane uses its fallback this long. */
 #define SHARED_ERROR_MS 1000
 
@@ -264,8 +278,8 @@ static void on_granted(llmux__redis *r, struct redisReply *rep, const char *err,
     if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
         rep->element[0]->type == REDIS_REPLY_INTEGER &&
         rep->element[1]->type == REDIS_REPLY_INTEGER) {
-        if (rep->element[0]->integer == 1)
-            e->granted++;
+        if (rep->element[0]->integer >= 1)
+            e->granted += (unsigned)rep->element[0]->integer;
         else
             e->shared_until =
                 uv_now(c->loop) + (rep->element[1]->integer > 0
@@ -291,16 +305,20 @@ static void on_fixed(llmux__redis *r, struct redisReply *rep, const char *err,
         shared_error(c, ud, rep ? rep->str : err);
 }
 
-/* Runs the script: op "take" (one more argument) or "fix" (four). */
+/* Runs the script: op "take" (two more arguments) or "fix" (four). */
 static int shared_eval(struct llmux_client *c, llmux__endpoint *e,
                        llmux__redis_cb cb, const char *op, int n,
                        const double *more)
 {
-    char num[6][32], pause_key[600];
+    char num[6][32],
+        *pause_key = llmux__concat(e->rkey, strlen(e->rkey), ":pause", NULL);
     const char *av[10];
     size_t al[10];
     int i, argc;
-    snprintf(pause_key, sizeof pause_key, "%s:pause", e->rkey);
+    if (!pause_key) {
+        shared_error(c, e, "no memory");
+        return LLMUX_ENOMEM;
+    }
     av[0] = e->rkey;
     av[1] = pause_key;
     av[2] = op;
@@ -317,13 +335,15 @@ static int shared_eval(struct llmux_client *c, llmux__endpoint *e,
     for (i = 0; i < argc; i++)
         al[i] = strlen(av[i]);
     i = llmux__redis_eval(c->redis, c->limits_lua, cb, e, 2, argc, av, al);
+    llmux__free(pause_key);
     if (i)
         shared_error(c, e, i == LLMUX_ELIMITS ? "not connected" : "no memory");
     return i;
 }
 
-/* Asks Redis for x's admission: at most one question per lane at a time;
- * the answer (on_granted) pumps the queue. */
+/* Asks Redis for the admission of x and those queued behind it: at most
+ * one question per lane at a time; the answer (on_granted) pumps the
+ * queue. */
 static uint64_t shared_wait(struct llmux_client *c, llmux__endpoint *e,
                             const xfer *x)
 {
@@ -339,8 +359,13 @@ static uint64_t shared_wait(struct llmux_client *c, llmux__endpoint *e,
     if (e->asking || !x || x != e->qhead)
         return WAIT_ASKING; /* only the queue's head asks */
     {
-        double need = x->est_tokens;
-        if (shared_eval(c, e, on_granted, "take", 1, &need))
+        /* the tokens of one, and how many wait (up to SHARED_BATCH): one
+         * round trip may admit several */
+        double more[2] = {x->est_tokens, 0};
+        const xfer *q;
+        for (q = x; q && more[1] < SHARED_BATCH; q = q->wnext)
+            more[1]++;
+        if (shared_eval(c, e, on_granted, "take", 2, more))
             return e->fallback_local ? local_wait(c, e, x) : WAIT_FAIL;
     }
     e->asking = 1;

@@ -4,8 +4,10 @@
  * let through in the time), runs for MS milliseconds, then closes its
  * client (what is left is canceled) and prints what it saw:
  *
- *     fleet_driver SPEC N MS
- *     -> "ok 37 failed 0 canceled 963 elimits 0"
+ *     fleet_driver SPEC N MS [MAX_IN_FLIGHT]
+ *     -> "ok 37 failed 0 canceled 963 elimits 0 ms 20001"
+ *
+ * (ms: from the first submission to the last answer or the end).
  *
  * test_fleet_rate runs three at once against one llmux-mock and one
  * redis-server; bench/ uses it for the admission overhead.
@@ -56,13 +58,18 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     uv_timer_t t;
     int n, i, rc, over = 0, closed = 0;
-    if (argc != 4 || (n = atoi(argv[2])) <= 0 || atoi(argv[3]) <= 0) {
-        fprintf(stderr, "usage: fleet_driver SPEC N MS\n");
+    uint64_t t0;
+    if (argc < 4 || argc > 5 || (n = atoi(argv[2])) <= 0 ||
+        atoi(argv[3]) <= 0) {
+        fprintf(stderr, "usage: fleet_driver SPEC N MS [MAX_IN_FLIGHT]\n");
         return 2;
     }
     uv_loop_init(&loop);
     o.loop = &loop;
     o.max_retries = 0;
+    if (argc == 5)
+        o.max_in_flight = (size_t)atoi(argv[4]);
+    t0 = uv_hrtime();
     if ((rc = llmux_client_new(&c, &o)) != 0) {
         fprintf(stderr, "fleet_driver: %s\n", llmux_strerror(rc));
         return 1;
@@ -87,6 +94,7 @@ int main(int argc, char **argv)
     uv_timer_start(&t, on_time, (uint64_t)atoi(argv[3]), 0);
     while (!over && ok + failed + canceled < n)
         uv_run(&loop, UV_RUN_ONCE);
+    t0 = (uv_hrtime() - t0) / 1000000;
     uv_close((uv_handle_t *)&t, NULL);
     llmux_client_close(c, on_closed, &closed);
     while (!closed)
@@ -96,7 +104,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "fleet_driver: the loop did not close\n");
         return 1;
     }
-    printf("ok %d failed %d canceled %d elimits %d\n", ok, failed, canceled,
-           elimits);
+    printf("ok %d failed %d canceled %d elimits %d ms %llu\n", ok, failed,
+           canceled, elimits, (unsigned long long)t0);
     return 0;
 }
