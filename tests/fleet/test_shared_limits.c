@@ -1,7 +1,9 @@
 /*
  * tests/fleet/test_shared_limits.c: the Redis limits backend end to end:
  * clients with their own connections (as separate processes have) against
- * llmux-mock and a real redis-server. A 429 seen by one pauses the other;
+ * llmux-mock and a real redis-server. A 429 seen by one pauses the other,
+ * and so do the provider's x-ratelimit headers and a reported usage above
+ * the estimate (the shared token bucket corrected);
  * Redis killed: limits_fallback=closed fails at once with LLMUX_ELIMITS,
  * =local goes on; restarted: shared limiting resumes; bad settings are
  * refused naming the key, a password never shown. The rate held by three
@@ -107,6 +109,73 @@ static void test_429_pauses_the_others(void **state)
     mock_call_free(&ca);
     mock_call_free(&cb);
     mock_call_free(&warm);
+    close_second(e, b);
+}
+
+/* One request on client a (with `fault` as X-Mock-Fault, may be NULL),
+ * then one on client b: the ms b's took, which the shared state made it
+ * wait. Both use the config string's `extra`. */
+static double b_after_a(mock_env *e, llmux_client *b, const char *fault,
+                        const char *extra)
+{
+    mock_call ca = {0}, cb = {0}, warm = {0};
+    llmux_request *ra = chat(e, NULL, extra);
+    double t0;
+    /* b connected first, so its wait below is not the connect's */
+    warm.e = e;
+    assert_int_equal(llmux_submit(b, chat(e, NULL, NULL), mock_call_on_chunk,
+                                  mock_call_on_done, &warm),
+                     0);
+    mock_env_wait(e, &warm);
+    assert_int_equal(warm.status, 0);
+    if (fault) {
+        char h[256];
+        snprintf(h, sizeof h, "X-Mock-Fault: %s", fault);
+        llmux_request_add_header(ra, h);
+    }
+    assert_int_equal(mock_env_call(e, ra, &ca), 0);
+    t0 = fleet_now_ms();
+    cb.e = e;
+    assert_int_equal(llmux_submit(b, chat(e, NULL, extra), mock_call_on_chunk,
+                                  mock_call_on_done, &cb),
+                     0);
+    mock_env_wait(e, &cb);
+    assert_int_equal(cb.status, 0);
+    mock_call_free(&ca);
+    mock_call_free(&cb);
+    mock_call_free(&warm);
+    return fleet_now_ms() - t0;
+}
+
+static void test_ratelimit_headers_shared(void **state)
+{
+    mock_env *e = *state;
+    llmux_client *b = second_client(e, 2);
+    /* the provider says no request is left until 2 s from now */
+    double ms = b_after_a(e, b,
+                          "header=x-ratelimit-remaining-requests:0;"
+                          "header=x-ratelimit-reset-requests:2s",
+                          NULL);
+    if (ms < 1500)
+        fail_msg("the other client went after %.0f ms; the provider's "
+                 "x-ratelimit headers said wait 2 s",
+                 ms);
+    close_second(e, b);
+}
+
+static void test_usage_corrects_shared_tokens(void **state)
+{
+    mock_env *e = *state;
+    llmux_client *b = second_client(e, 2);
+    /* 120 tpm: 2 tokens of burst, 2 a second. "hi" is estimated at 1.5
+     * tokens (2 in Redis), the mock reports 5 used: the shared bucket owes
+     * what the estimate missed, so the next request waits about 3 s for
+     * its 2 tokens, not the 1 s it would without the correction */
+    double ms = b_after_a(e, b, NULL, ";tpm=120");
+    if (ms < 2000)
+        fail_msg("the other client went after %.0f ms: the usage did not "
+                 "correct the shared token bucket",
+                 ms);
     close_second(e, b);
 }
 
@@ -274,6 +343,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_429_pauses_the_others, setup,
                                         mock_env_teardown),
+        cmocka_unit_test_setup_teardown(test_ratelimit_headers_shared, setup,
+                                        mock_env_teardown),
+        cmocka_unit_test_setup_teardown(test_usage_corrects_shared_tokens,
+                                        setup, mock_env_teardown),
         cmocka_unit_test_setup_teardown(test_killed_fails_closed, setup,
                                         mock_env_teardown),
         cmocka_unit_test_setup_teardown(test_killed_falls_back_local, setup,
