@@ -72,51 +72,12 @@ static void get_stats(llmux_client *c, llmux_stats *st)
     assert_int_equal(llmux_client_stats(c, st), 0);
 }
 
-static void test_429_pauses_the_others(void **state)
-{
-    mock_env *e = *state;
-    llmux_client *b = second_client(e, 2);
-    mock_call ca = {0}, cb = {0}, warm = {0};
-    double t0;
-    /* b connects first (its first request), so its wait below is the
-     * pause's and not the connect's */
-    warm.e = e;
-    assert_int_equal(llmux_submit(b, chat(e, NULL, NULL), mock_call_on_chunk,
-                                  mock_call_on_done, &warm),
-                     0);
-    mock_env_wait(e, &warm);
-    if (warm.status)
-        fail_msg("warm: %s", warm.err ? warm.err->message : "?");
-    /* the default client (max_retries 0) sees a 429 with Retry-After 2 */
-    {
-        llmux_request *r429 = chat(e, NULL, ";max_retries=0");
-        llmux_request_add_header(r429, "X-Mock-Fault: status=429;"
-                                       "retry_after=2");
-        assert_int_equal(mock_env_call(e, r429, &ca), LLMUX_ERATELIMIT);
-    }
-    /* the other client, another process as far as it knows, waits */
-    t0 = fleet_now_ms();
-    cb.e = e;
-    assert_int_equal(llmux_submit(b, chat(e, NULL, NULL), mock_call_on_chunk,
-                                  mock_call_on_done, &cb),
-                     0);
-    mock_env_wait(e, &cb);
-    assert_int_equal(cb.status, 0);
-    if (fleet_now_ms() - t0 < 1500)
-        fail_msg("the second client went after %.0f ms, before the shared "
-                 "pause of 2 s ended",
-                 fleet_now_ms() - t0);
-    mock_call_free(&ca);
-    mock_call_free(&cb);
-    mock_call_free(&warm);
-    close_second(e, b);
-}
-
-/* One request on client a (with `fault` as X-Mock-Fault, may be NULL),
- * then one on client b: the ms b's took, which the shared state made it
+/* One request on the env's client, a (with `fault` as X-Mock-Fault, may
+ * be NULL; ending with a_status), then one on client b (another process
+ * as far as it knows): the ms b's took, which the shared state made it
  * wait. Both use the config string's `extra`. */
 static double b_after_a(mock_env *e, llmux_client *b, const char *fault,
-                        const char *extra)
+                        const char *extra, int a_status)
 {
     mock_call ca = {0}, cb = {0}, warm = {0};
     llmux_request *ra = chat(e, NULL, extra);
@@ -133,7 +94,7 @@ static double b_after_a(mock_env *e, llmux_client *b, const char *fault,
         snprintf(h, sizeof h, "X-Mock-Fault: %s", fault);
         llmux_request_add_header(ra, h);
     }
-    assert_int_equal(mock_env_call(e, ra, &ca), 0);
+    assert_int_equal(mock_env_call(e, ra, &ca), a_status);
     t0 = fleet_now_ms();
     cb.e = e;
     assert_int_equal(llmux_submit(b, chat(e, NULL, extra), mock_call_on_chunk,
@@ -155,7 +116,7 @@ static void test_ratelimit_headers_shared(void **state)
     double ms = b_after_a(e, b,
                           "header=x-ratelimit-remaining-requests:0;"
                           "header=x-ratelimit-reset-requests:2s",
-                          NULL);
+                          NULL, 0);
     if (ms < 1500)
         fail_msg("the other client went after %.0f ms; the provider's "
                  "x-ratelimit headers said wait 2 s",
@@ -171,10 +132,24 @@ static void test_usage_corrects_shared_tokens(void **state)
      * tokens (2 in Redis), the mock reports 5 used: the shared bucket owes
      * what the estimate missed, so the next request waits about 3 s for
      * its 2 tokens, not the 1 s it would without the correction */
-    double ms = b_after_a(e, b, NULL, ";tpm=120");
+    double ms = b_after_a(e, b, NULL, ";tpm=120", 0);
     if (ms < 2000)
         fail_msg("the other client went after %.0f ms: the usage did not "
                  "correct the shared token bucket",
+                 ms);
+    close_second(e, b);
+}
+
+static void test_429_pauses_the_others(void **state)
+{
+    mock_env *e = *state;
+    llmux_client *b = second_client(e, 2);
+    /* the default client (no retries) sees a 429 with Retry-After 2 */
+    double ms = b_after_a(e, b, "status=429;retry_after=2", ";max_retries=0",
+                          LLMUX_ERATELIMIT);
+    if (ms < 1500)
+        fail_msg("the second client went after %.0f ms, before the shared "
+                 "pause of 2 s ended",
                  ms);
     close_second(e, b);
 }
