@@ -246,6 +246,7 @@ static int start_engine(struct llmux_client *c, struct uv_loop_s *loop)
     uv_timer_init(c->loop, &c->defer);
     c->on_defer = llmux__on_defer;
     uv_timer_init(c->loop, &c->pump_t);
+    c->on_pump = llmux__on_pump;
     uv_prepare_init(c->loop, &c->turn);
     uv_async_init(c->loop, &c->async, llmux__on_handover);
     c->timer.data = c;

@@ -44,6 +44,13 @@ static void client_handle_closed(uv_handle_t *h)
     llmux__client_maybe_closed(c);
 }
 
+static void redis_closed(void *ud)
+{
+    struct llmux_client *c = ud;
+    c->handles_open--;
+    llmux__client_maybe_closed(c);
+}
+
 void llmux__client_maybe_closed(struct llmux_client *c)
 {
     if (!c->closing)
@@ -67,8 +74,11 @@ void llmux__client_maybe_closed(struct llmux_client *c)
         uv_close((uv_handle_t *)&c->defer, client_handle_closed);
         uv_close((uv_handle_t *)&c->pump_t, client_handle_closed);
         uv_close((uv_handle_t *)&c->turn, client_handle_closed);
-        llmux__redis_free(c->redis); /* its handles count in handles_open */
-        c->redis = NULL;
+        if (c->redis) { /* counted as one handle until all of its closed */
+            c->handles_open++;
+            llmux__redis_free(c->redis, redis_closed, c);
+            c->redis = NULL;
+        }
         /* llmux_client_close set xq_closed: no thread sends to it now */
         uv_close((uv_handle_t *)&c->async, client_handle_closed);
         return;

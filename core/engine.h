@@ -17,6 +17,7 @@
  *   limits.c   concurrency lanes, the FIFO queue, token buckets per
  *              endpoint, the rate-limit feedback
  *   closing.c  the close's steps, socket handles' ends, the client's memory
+ *   redis.c    the client's Redis connection (the shared limits')
  *   stats.c    outcome counters and latency histograms
  *   hooks.c    the client hooks: attempt and request events, before_send
  *   creds.c    the credential callback: its answers cached per provider
@@ -24,8 +25,9 @@
  *   user.c     the user's log hook, the depth of user callbacks
  *
  * run.c (the blocking llmux_run()) and batch.c are written on the public
- * API. The one upward path is the defer timer's callback (xfer.c), kept
- * in the client for closing.c to start.
+ * API. The upward paths are the defer timer's callback (xfer.c), kept
+ * in the client for closing.c to start, and the pump timer's (xfer.c),
+ * kept for limits.c to wake the queue when Redis answers.
  *
  * The life of a request: submit -> prepare (call.c: resolve, encode) ->
  * attempt (an easy handle in the multi) -> answer decoded / stream events
@@ -277,6 +279,8 @@ struct llmux_client {
     uint64_t seq;
     llmux__endpoint *endpoints;
     uv_timer_t pump_t;          /* wakes the queue when a rate limit allows */
+    uv_timer_cb on_pump;        /* its callback (xfer.c), kept here so that
+                                   limits.c can wake the queue (Redis answered) */
     uv_prepare_t turn;          /* each loop iteration: a new STARTS_PER_TURN */
     unsigned turn_starts;       /* transfers started in this iteration */
     int turn_held;              /* some wait only for the next iteration */
@@ -309,6 +313,7 @@ const char *llmux__hdr(CURL *e, const char *name);
 void llmux__on_defer(uv_timer_t *t);
 void llmux__defer_push(xfer *x);
 void llmux__pump(struct llmux_client *c);
+void llmux__on_pump(uv_timer_t *t);
 void llmux__on_turn(uv_prepare_t *p);
 void llmux__release_slot(xfer *x);
 
@@ -332,9 +337,11 @@ int llmux__endpoint_limits(struct llmux_client *c, xfer *x);
 /* x succeeded having used `used` tokens: the token bucket gets back what
  * its estimate overcharged (or pays what it undercharged). */
 void llmux__limits_used(xfer *x, long used);
-/* With the shared backend down and limits_fallback closed: the queued
- * requests of the shared lanes fail with LLMUX_ELIMITS (defer timer). */
-void llmux__limits_fail_closed(struct llmux_client *c);
+/* Whether e's queued requests must fail with LLMUX_ELIMITS: its shared
+ * backend is unreachable and its limits_fallback closed; then msg says
+ * why (naming the server, its password masked). */
+int llmux__limits_refused(struct llmux_client *c, llmux__endpoint *e, char *msg,
+                          size_t len);
 double llmux__estimate_tokens(const llmux_request *r);
 /* Under a budget: LLMUX_EBUDGET (the request's message says why) when the
  * spend and what is reserved reach it, else holds x's estimate. */

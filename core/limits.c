@@ -246,6 +246,8 @@ static const char limits_lua[] =
 /* After an error answer, the lane uses its fallback this long. */
 #define SHARED_ERROR_MS 1000
 
+static void wake_queue(struct llmux_client *c);
+
 /* A Redis operation failed: counted, logged once until one succeeds. */
 static void shared_error(struct llmux_client *c, llmux__endpoint *e,
                          const char *why)
@@ -292,7 +294,7 @@ static void on_granted(llmux__redis *r, struct redisReply *rep, const char *err,
                      : err                                 ? err
                            : "a malformed answer");
     }
-    llmux__pump(c);
+    wake_queue(c);
 }
 
 static void on_fixed(llmux__redis *r, struct redisReply *rep, const char *err,
@@ -496,13 +498,12 @@ void llmux__turn_hold(struct llmux_client *c)
     }
 }
 
-/* Ends e's queued requests with LLMUX_ELIMITS (from the defer timer, so
- * no done callback runs here): its shared backend is unreachable and its
- * limits_fallback is closed. */
-static void fail_lane(struct llmux_client *c, llmux__endpoint *e)
+int llmux__limits_refused(struct llmux_client *c, llmux__endpoint *e, char *msg,
+                          size_t len)
 {
-    char m[LLMUX__ERRBUF];
-    snprintf(m, sizeof m,
+    if (!e->shared || e->fallback_local || shared_usable(c, e))
+        return 0;
+    snprintf(msg, len,
              "shared limits unavailable: Redis at %s: %s (limits_fallback="
              "closed; limits_fallback=local would count in this process)",
              llmux__redis_url_shown(c->redis),
@@ -510,22 +511,15 @@ static void fail_lane(struct llmux_client *c, llmux__endpoint *e)
                  ? (*llmux__redis_why(c->redis) ? llmux__redis_why(c->redis)
                                                 : "not connected")
                  : "it answered with an error");
-    while (e->qhead) {
-        xfer *x = e->qhead;
-        llmux__dequeue(x);
-        x->state = X_WAIT;
-        llmux__request_seterr(x->req, m);
-        x->defer_code = LLMUX_ELIMITS;
-        llmux__defer_push(x);
-    }
+    return 1;
 }
 
-void llmux__limits_fail_closed(struct llmux_client *c)
+/* The queue goes on from the loop (xfer.c's pump, through the client's
+ * pump timer): Redis answered, went up or down. */
+static void wake_queue(struct llmux_client *c)
 {
-    llmux__endpoint *e;
-    for (e = c->endpoints; e; e = e->next)
-        if (e->shared && e->qhead && !e->fallback_local && !shared_usable(c, e))
-            fail_lane(c, e);
+    if (!c->closing)
+        uv_timer_start(&c->pump_t, c->on_pump, 0, 0);
 }
 
 /* The endpoint whose queue's head may start now and waited longest
@@ -541,8 +535,8 @@ llmux__endpoint *llmux__next_endpoint(struct llmux_client *c, uint64_t *wake)
             (c->max_per_endpoint && e->host->in_flight >= c->max_per_endpoint))
             continue;
         w = rate_wait(c, e, e->qhead);
-        if (w == WAIT_FAIL) {
-            fail_lane(c, e);
+        if (w == WAIT_FAIL) { /* the pump fails its queue */
+            wake_queue(c);
             continue;
         }
         if (w == WAIT_ASKING) /* Redis's answer pumps again */
@@ -567,7 +561,7 @@ static void on_redis_state(llmux__redis *r, int up, const char *why, void *ud)
     (void)why; /* redis.c logged it, once per outage */
     if (!up)
         c->st.limits_backend_errors++;
-    llmux__pump(c);
+    wake_queue(c);
 }
 
 /* The Redis key of lane e: prefix, provider, scheme://host:port (no

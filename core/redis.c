@@ -40,6 +40,8 @@ struct llmux__redis {
     llmux__redis_script *scripts;
     llmux__redis_state_cb on_state;
     void *state_ud;
+    void (*on_closed)(void *ud); /* llmux__redis_free's */
+    void *closed_ud;
     char why[200]; /* why it last went down */
 };
 
@@ -513,23 +515,24 @@ static void connect_now(llmux__redis *r)
 static void handle_closed(uv_handle_t *h)
 {
     llmux__redis *r = h->data;
-    struct llmux_client *c = r->c;
-    c->handles_open--;
-    if (--r->handles == 0) {
-        while (r->scripts) {
-            llmux__redis_script *s = r->scripts;
-            r->scripts = s->next;
-            llmux__free(s->lua);
-            llmux__free(s);
-        }
-        llmux__redis_url_free(&r->u);
-        if (r->url)
-            memset(r->url, 0, strlen(r->url));
-        llmux__free(r->url);
-        llmux__free(r->shown);
-        llmux__free(r);
+    void (*cb)(void *) = r->on_closed;
+    void *ud = r->closed_ud;
+    if (--r->handles)
+        return;
+    while (r->scripts) {
+        llmux__redis_script *s = r->scripts;
+        r->scripts = s->next;
+        llmux__free(s->lua);
+        llmux__free(s);
     }
-    llmux__client_maybe_closed(c);
+    llmux__redis_url_free(&r->u);
+    if (r->url)
+        memset(r->url, 0, strlen(r->url));
+    llmux__free(r->url);
+    llmux__free(r->shown);
+    llmux__free(r);
+    if (cb)
+        cb(ud);
 }
 
 llmux__redis *llmux__redis_new(struct llmux_client *c, const char *url,
@@ -564,17 +567,18 @@ llmux__redis *llmux__redis_new(struct llmux_client *c, const char *url,
     r->io_t.data = r->retry_t.data = r;
     uv_unref((uv_handle_t *)&r->retry_t); /* retries alone keep no loop */
     r->handles = 2;
-    c->handles_open += 2;
     connect_now(r);
     return r;
 }
 
-void llmux__redis_free(llmux__redis *r)
+void llmux__redis_free(llmux__redis *r, void (*on_closed)(void *ud), void *ud)
 {
     redisAsyncContext *ac;
     if (!r || r->closing)
         return;
     r->closing = 1;
+    r->on_closed = on_closed;
+    r->closed_ud = ud;
     ac = r->ac;
     r->ac = NULL;
     r->state = LLMUX__REDIS_DOWN;

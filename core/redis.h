@@ -63,9 +63,9 @@ typedef void (*llmux__redis_state_cb)(llmux__redis *r, int up, const char *why,
 llmux__redis *llmux__redis_new(struct llmux_client *c, const char *url,
                                int *code, char *err, size_t errlen);
 /* Closes the connection (pending commands get their error) and frees r
- * once its handles closed; they count in c->handles_open, so the client's
- * close waits for them. NULL is fine. */
-void llmux__redis_free(llmux__redis *r);
+ * once its handles closed, then calls on_closed(ud) (may be NULL): the
+ * client's close waits for it. NULL r is fine (on_closed is not called). */
+void llmux__redis_free(llmux__redis *r, void (*on_closed)(void *ud), void *ud);
 
 /* The URL as given (not masked: it may hold a password) and masked. */
 const char *llmux__redis_url_of(const llmux__redis *r);

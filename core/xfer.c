@@ -912,9 +912,27 @@ void llmux__defer_push(xfer *x)
 
 /* ---- starting queued transfers as the limits allow ----------------------- */
 
-static void on_pump_timer(uv_timer_t *t)
+void llmux__on_pump(uv_timer_t *t)
 {
     llmux__pump(t->data);
+}
+
+/* The queued requests of lanes whose shared limits cannot be asked and
+ * may not fall back (limits.c) end with LLMUX_ELIMITS, from the defer
+ * timer so that no done callback runs here. */
+static void fail_refused_lanes(struct llmux_client *c)
+{
+    llmux__endpoint *e;
+    char m[LLMUX__ERRBUF];
+    for (e = c->endpoints; e; e = e->next)
+        while (e->qhead && llmux__limits_refused(c, e, m, sizeof m)) {
+            xfer *x = e->qhead;
+            llmux__dequeue(x);
+            x->state = X_WAIT;
+            llmux__request_seterr(x->req, m);
+            x->defer_code = LLMUX_ELIMITS;
+            llmux__defer_push(x);
+        }
 }
 
 /* Before each poll: a new budget of starts, and the requests that waited
@@ -936,7 +954,7 @@ void llmux__on_turn(uv_prepare_t *p)
 void llmux__pump(struct llmux_client *c)
 {
     if (c->redis && !c->closing)
-        llmux__limits_fail_closed(c);
+        fail_refused_lanes(c);
     while (c->queued && !c->closing &&
            (!c->max_in_flight || c->in_flight < c->max_in_flight)) {
         llmux__endpoint *best;
@@ -950,7 +968,7 @@ void llmux__pump(struct llmux_client *c)
         best = llmux__next_endpoint(c, &wake);
         if (!best) {
             if (wake)
-                uv_timer_start(&c->pump_t, on_pump_timer, wake, 0);
+                uv_timer_start(&c->pump_t, llmux__on_pump, wake, 0);
             return;
         }
         x = best->qhead;

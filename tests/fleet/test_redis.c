@@ -135,7 +135,7 @@ static void set_flag(void *ud)
 
 static void env_stop(env *e)
 {
-    llmux__redis_free(e->r);
+    llmux__redis_free(e->r, NULL, NULL);
     llmux_client_close(e->c, set_flag, &e->closed);
     assert_true(run_until(e, &e->closed, 1, 10000));
     uv_run(&e->loop, UV_RUN_DEFAULT);
