@@ -300,6 +300,29 @@ static void test_one_server_per_client(void **state)
     llmux_request_free(req);
 }
 
+/* A caller built against version 1 of llmux_stats: nothing is written
+ * past its struct. */
+static void test_stats_v1_caller(void **state)
+{
+    mock_env *e = *state;
+    size_t v1 = offsetof(llmux_stats, limits_backend_errors);
+    unsigned char *buf = malloc(sizeof(llmux_stats) + 16);
+    size_t i;
+    assert_non_null(buf);
+    memset(buf, 0xAB, sizeof(llmux_stats) + 16);
+    ((llmux_stats *)(void *)buf)->version = 1;
+    assert_int_equal(llmux_client_stats(e->client, (llmux_stats *)(void *)buf),
+                     0);
+    for (i = v1; i < sizeof(llmux_stats) + 16; i++)
+        assert_int_equal(buf[i], 0xAB);
+    assert_int_equal(llmux_client_provider_stats(e->client, "openai",
+                                                 (llmux_stats *)(void *)buf),
+                     0);
+    for (i = v1; i < sizeof(llmux_stats) + 16; i++)
+        assert_int_equal(buf[i], 0xAB);
+    free(buf);
+}
+
 static int setup(void **state)
 {
     static llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
@@ -329,6 +352,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_settings, setup,
                                         mock_env_teardown),
         cmocka_unit_test_setup_teardown(test_one_server_per_client, setup,
+                                        mock_env_teardown),
+        cmocka_unit_test_setup_teardown(test_stats_v1_caller, setup,
                                         mock_env_teardown),
     };
     return fleet_main(&srv, "test_shared_limits", tests,

@@ -904,6 +904,7 @@ LLMUX_EXTERN void(llmux_client_options_init)(llmux_client_options *o);
  * each exactly that size). */
 static void test_options_older_versions(void **state)
 {
+    size_t v6 = offsetof(llmux_client_options, limits);
     size_t v5 = offsetof(llmux_client_options, credential);
     size_t v3 = offsetof(llmux_client_options, hook);
     size_t v2 = offsetof(llmux_client_options, key_env_allow);
@@ -913,6 +914,7 @@ static void test_options_older_versions(void **state)
     static volatile size_t zero = 0;
     llmux_client_options *o2 = malloc(v2 + zero), *o1 = malloc(v1 + zero);
     llmux_client_options *o3 = malloc(v3 + zero), *o5 = malloc(v5 + zero);
+    llmux_client_options *o6 = malloc(v6 + zero);
     llmux_client_options full;
     llmux_request *req;
     llmux_response *res = NULL;
@@ -931,6 +933,9 @@ static void test_options_older_versions(void **state)
     assert_non_null(o5);
     llmux_client_options_init_size(o5, v5);
     assert_int_equal(o5->version, 5);
+    assert_non_null(o6);
+    llmux_client_options_init_size(o6, v6);
+    assert_int_equal(o6->version, 6);
     llmux_client_options_init(&full);
     assert_int_equal(full.version, LLMUX_CLIENT_OPTIONS_VERSION);
     assert_null(full.key_env_allow);
@@ -949,6 +954,9 @@ static void test_options_older_versions(void **state)
     res = NULL;
     assert_int_equal(llmux_run(req, o5, NULL, NULL, &res), LLMUX_ENOPROVIDER);
     llmux_response_free(res);
+    res = NULL;
+    assert_int_equal(llmux_run(req, o6, NULL, NULL, &res), LLMUX_ENOPROVIDER);
+    llmux_response_free(res);
     {
         llmux_response *out[1] = {NULL};
         int status[1] = {0};
@@ -962,6 +970,7 @@ static void test_options_older_versions(void **state)
     free(o2);
     free(o3);
     free(o5);
+    free(o6);
 }
 
 static void test_private_loop_client(void **state)
