@@ -72,6 +72,24 @@ static void get_stats(llmux_client *c, llmux_stats *st)
     assert_int_equal(llmux_client_stats(c, st), 0);
 }
 
+static void on_pause_timer(uv_timer_t *t)
+{
+    *(int *)t->data = 1;
+}
+
+/* Runs the loop for about ms. */
+static void pause_ms(mock_env *e, uint64_t ms)
+{
+    uv_timer_t t;
+    int fired = 0;
+    uv_timer_init(&e->loop, &t);
+    t.data = &fired;
+    uv_timer_start(&t, on_pause_timer, ms, 0);
+    mock_env_run_until(e, &fired);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&e->loop, UV_RUN_NOWAIT);
+}
+
 /* One request on the env's client, a (with `fault` as X-Mock-Fault, may
  * be NULL; ending with a_status), then one on client b (another process
  * as far as it knows): the ms b's took, which the shared state made it
@@ -95,6 +113,9 @@ static double b_after_a(mock_env *e, llmux_client *b, const char *fault,
         llmux_request_add_header(ra, h);
     }
     assert_int_equal(mock_env_call(e, ra, &ca), a_status);
+    /* what a's answer told Redis goes out on the next loop turns: b's
+     * question must not overtake it (separate processes would race so) */
+    pause_ms(e, 50);
     t0 = fleet_now_ms();
     cb.e = e;
     assert_int_equal(llmux_submit(b, chat(e, NULL, extra), mock_call_on_chunk,
@@ -152,24 +173,6 @@ static void test_429_pauses_the_others(void **state)
                  "pause of 2 s ended",
                  ms);
     close_second(e, b);
-}
-
-static void on_pause_timer(uv_timer_t *t)
-{
-    *(int *)t->data = 1;
-}
-
-/* Runs the loop for about ms. */
-static void pause_ms(mock_env *e, uint64_t ms)
-{
-    uv_timer_t t;
-    int fired = 0;
-    uv_timer_init(&e->loop, &t);
-    t.data = &fired;
-    uv_timer_start(&t, on_pause_timer, ms, 0);
-    mock_env_run_until(e, &fired);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&e->loop, UV_RUN_NOWAIT);
 }
 
 /* Submits requests until one succeeds, for at most 10 s (the backend
