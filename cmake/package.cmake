@@ -58,7 +58,7 @@ set(CPACK_DEBIAN_DOCS_PACKAGE_SECTION doc)
 set(CPACK_DEBIAN_DOCS_PACKAGE_ARCHITECTURE all)
 # the -dev package needs the -dev packages of what llmux.pc requires
 set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_DEPENDS
-    "libcurl4-openssl-dev | libcurl-dev, libuv1-dev, libjson-c-dev, libltdl-dev")
+    "libcurl4-openssl-dev | libcurl-dev, libuv1-dev, libjson-c-dev, libltdl-dev, libssl-dev")
 set(CPACK_COMPONENT_DEVELOPMENT_DEPENDS runtime)
 set(CPACK_COMPONENT_TOOLS_DEPENDS runtime)
 set(CPACK_COMPONENT_RUNTIME_DESCRIPTION

@@ -43,6 +43,9 @@ LLMUX_EXTERN void llmux_global_cleanup(void)
 #define OPTIONS_V3_SIZE offsetof(llmux_client_options, hook)
 #define OPTIONS_V4_SIZE offsetof(llmux_client_options, prices_file)
 #define OPTIONS_V5_SIZE offsetof(llmux_client_options, credential)
+#define OPTIONS_V6_SIZE offsetof(llmux_client_options, cache_ttl_ms)
+/* Where version 1 of llmux_stats ends. */
+#define STATS_V1_SIZE offsetof(llmux_stats, cache_hits)
 
 LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *o,
                                                  size_t size)
@@ -53,6 +56,7 @@ LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *o,
         size = sizeof *o;
     memset(o, 0, size);
     o->version = size >= sizeof *o         ? LLMUX_CLIENT_OPTIONS_VERSION
+                 : size >= OPTIONS_V6_SIZE ? 6
                  : size >= OPTIONS_V5_SIZE ? 5
                  : size >= OPTIONS_V4_SIZE ? 4
                  : size >= OPTIONS_V3_SIZE ? 3
@@ -80,7 +84,8 @@ int llmux__client_options_copy(llmux_client_options *dst,
         return LLMUX_EINVAL;
     /* an older caller's struct ends before the later versions' fields */
     memcpy(dst, src,
-           src->version >= 6   ? sizeof *dst
+           src->version >= 7   ? sizeof *dst
+           : src->version == 6 ? OPTIONS_V6_SIZE
            : src->version == 5 ? OPTIONS_V5_SIZE
            : src->version == 4 ? OPTIONS_V4_SIZE
            : src->version == 3 ? OPTIONS_V3_SIZE
@@ -161,6 +166,20 @@ static int take_options(struct llmux_client *c, const llmux_client_options *o)
     if (o->version >= 6) {
         c->credential = o->credential;
         c->credential_ud = o->credential_userdata;
+    }
+    c->cache_ttl_ms = DEFAULT_CACHE_TTL_MS;
+    c->cache_max_bytes = DEFAULT_CACHE_MAX_BYTES;
+    c->cache_max_entries = DEFAULT_CACHE_MAX_ENTRIES;
+    if (o->version >= 7) {
+        if (o->cache_ttl_ms < 0)
+            return LLMUX_EINVAL;
+        if (o->cache_ttl_ms)
+            c->cache_ttl_ms = o->cache_ttl_ms;
+        if (o->cache_max_bytes)
+            c->cache_max_bytes = o->cache_max_bytes;
+        if (o->cache_max_entries)
+            c->cache_max_entries = o->cache_max_entries;
+        c->cache_all = o->cache_all != 0;
     }
     c->max_queue = 100000;
     if (o->version >= 2) {
@@ -285,24 +304,32 @@ LLMUX_EXTERN size_t llmux_client_pending(const llmux_client *c)
     return c ? c->pending : 0;
 }
 
+/* Copies st into the caller's *out, no further than its version's
+ * fields reach (a version 1 caller's struct ends before the cache's). */
+static void stats_out(const llmux_stats *st, llmux_stats *out)
+{
+    unsigned int v = out->version;
+    memcpy(out, st, v >= 2 ? sizeof *out : STATS_V1_SIZE);
+    out->version = v;
+}
+
 LLMUX_EXTERN int llmux_client_stats(const llmux_client *c, llmux_stats *out)
 {
-    unsigned int v;
+    llmux_stats s;
     if (!c || !out || out->version == 0 || out->version > LLMUX_STATS_VERSION)
         return LLMUX_EINVAL;
-    v = out->version;
-    *out = c->st;
-    out->version = v;
-    out->in_flight = c->in_flight;
-    out->queued = c->queued;
-    out->queue_wait_p50 = llmux__hist_pct(&c->h_queue, 0.50);
-    out->queue_wait_p99 = llmux__hist_pct(&c->h_queue, 0.99);
-    out->first_byte_p50 = llmux__hist_pct(&c->h_first_byte, 0.50);
-    out->first_byte_p90 = llmux__hist_pct(&c->h_first_byte, 0.90);
-    out->first_byte_p99 = llmux__hist_pct(&c->h_first_byte, 0.99);
-    out->total_p50 = llmux__hist_pct(&c->h_total, 0.50);
-    out->total_p90 = llmux__hist_pct(&c->h_total, 0.90);
-    out->total_p99 = llmux__hist_pct(&c->h_total, 0.99);
+    s = c->st;
+    s.in_flight = c->in_flight;
+    s.queued = c->queued;
+    s.queue_wait_p50 = llmux__hist_pct(&c->h_queue, 0.50);
+    s.queue_wait_p99 = llmux__hist_pct(&c->h_queue, 0.99);
+    s.first_byte_p50 = llmux__hist_pct(&c->h_first_byte, 0.50);
+    s.first_byte_p90 = llmux__hist_pct(&c->h_first_byte, 0.90);
+    s.first_byte_p99 = llmux__hist_pct(&c->h_first_byte, 0.99);
+    s.total_p50 = llmux__hist_pct(&c->h_total, 0.50);
+    s.total_p90 = llmux__hist_pct(&c->h_total, 0.90);
+    s.total_p99 = llmux__hist_pct(&c->h_total, 0.99);
+    stats_out(&s, out);
     return 0;
 }
 
@@ -311,20 +338,18 @@ LLMUX_EXTERN int llmux_client_provider_stats(const llmux_client *c,
                                              llmux_stats *out)
 {
     const llmux__pstat *p;
-    unsigned int v;
+    llmux_stats zero;
     if (!c || !provider || !out || out->version == 0 ||
         out->version > LLMUX_STATS_VERSION)
         return LLMUX_EINVAL;
-    v = out->version;
-    memset(out, 0, sizeof *out);
-    out->version = v;
     for (p = c->pstats; p; p = p->next)
         if (strcmp(p->name, provider) == 0) {
-            *out = p->st;
-            out->version = v;
+            stats_out(&p->st, out);
             return 0;
         }
-    return 0; /* none yet: all zero */
+    memset(&zero, 0, sizeof zero);
+    stats_out(&zero, out); /* none yet: all zero */
+    return 0;
 }
 
 LLMUX_EXTERN int llmux_client_run(llmux_client *c, llmux_run_mode mode)

@@ -349,6 +349,7 @@ struct llmux_response {
     size_t raw_len;
     double cost;    /* USD, from the usage and the client's prices */
     int cost_known; /* a price and a usage were found */
+    int cached;     /* answered from the response cache (cache.c) */
 };
 
 /* ---- choice.c: choices, their tool calls and logprobs ------------------- */
@@ -665,7 +666,17 @@ struct json_object *llmux__request_parse_json(const char *s, size_t len);
       LLMUX__CHECK(INT, 1, 1000000000L, NULL,                                  \
                    "a positive integer per minute"),                           \
       0, NOREQ, OPT(tokens_per_minute, 2),                                     \
-      "limits: the endpoint's token bucket")
+      "limits: the endpoint's token bucket")                                   \
+    X(MS, cache, "cache",                                                      \
+      LLMUX__CHECK(CACHE, 0, 0, NULL, "yes, no or a TTL in seconds"), 0,       \
+      NOREQ, NOOPT,                                                            \
+      "submit (cache.c): answered from the response cache, kept there")
+
+/* The `cache` setting's value besides a TTL in ms: not given (0, the
+ * client's cache_all decides), `cache=no`, `cache=yes` (the client's TTL). */
+#define LLMUX__CACHE_UNSET 0
+#define LLMUX__CACHE_NO    (-1)
+#define LLMUX__CACHE_YES   (-2)
 
 #define LLMUX__ST_STR  const char *
 #define LLMUX__ST_MS   long

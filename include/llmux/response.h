@@ -107,6 +107,14 @@ LLMUX_EXTERN const llmux_error *llmux_response_error(const llmux_response *res);
 LLMUX_EXTERN long llmux_response_http_status(const llmux_response *res);
 /** Attempts made (1 + retries) with the config string that answered. */
 LLMUX_EXTERN int llmux_response_attempts(const llmux_response *res);
+/**
+ * 1 when the answer came from the client's response cache (the config
+ * string's `cache=` or the client option `cache_all`): no attempt was
+ * made (llmux_response_attempts() is 0), its usage is the one the
+ * provider reported when it was kept, and its cost is 0 (nothing is
+ * charged to a budget again). 0 otherwise, and for NULL.
+ */
+LLMUX_EXTERN int llmux_response_cached(const llmux_response *res);
 /** Which config string answered: 0 the request's own, n its n-th
  * fallback (llmux_request_add_fallback()). */
 LLMUX_EXTERN int llmux_response_fallback(const llmux_response *res);
