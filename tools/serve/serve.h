@@ -14,6 +14,8 @@ typedef struct serve_route {
     char *name;
     char **specs;
     size_t n_specs;
+    long cache_ttl_ms; /* the route's `cache:` TTL: its answers are looked
+                          up in and kept in the response cache; 0 = not */
 } serve_route;
 
 /* limits: the gateway's own bounds (sizes in bytes, times in ms; 0 turns

@@ -91,6 +91,10 @@ static const struct {
     {                                                                          \
         "llmux_client_" n, h, offsetof(llmux_stats, f), 1                      \
     }
+#define CC(n, f, h)                                                            \
+    {                                                                          \
+        "llmux_cache_" n, h, offsetof(llmux_stats, f), 0                       \
+    }
     CS("requests_total", requests, "Requests the client accepted."),
     CS("succeeded_total", succeeded, "Requests that succeeded."),
     CS("failed_total", failed, "Requests that failed (not canceled)."),
@@ -99,8 +103,14 @@ static const struct {
     CS("retries_total", retries, "Retries."),
     CG("in_flight", in_flight, "Requests the client has in flight."),
     CG("queued", queued, "Requests waiting in the client's queue."),
+    CC("hits_total", cache_hits,
+       "Requests answered from the response cache (routes with cache:)."),
+    CC("misses_total", cache_misses,
+       "Requests looked up in the response cache and sent to the provider."),
+    CC("stores_total", cache_stores, "Answers kept in the response cache."),
 #undef CS
 #undef CG
+#undef CC
 };
 
 /* The gateway's limit rejections (serve.h: serve.rejected_*), one line
