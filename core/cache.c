@@ -563,6 +563,7 @@ static int hit_stream(xfer *x)
             return LLMUX_ENOMEM;
         llmux__out_init(&x->live->chunk.o, x->req->op, 1);
     }
+    x->live->chunk.cached = 1;
     x->c->st.cache_hits++;
     x->res->cached = 1;
     k->replaying = 1;

@@ -333,6 +333,7 @@ struct llmux_chunk {
     const struct llmux_out *acc; /* the stream so far: id/model fallback */
     const char *raw;             /* the event, during the chunk callback */
     size_t raw_len;
+    int cached; /* replayed from the response cache (cache.c) */
 };
 
 struct llmux_response {

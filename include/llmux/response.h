@@ -352,6 +352,12 @@ LLMUX_EXTERN const char *llmux_chunk_field(const llmux_chunk *ch,
 LLMUX_EXTERN const llmux_usage *llmux_chunk_usage(const llmux_chunk *ch);
 /** The operation of the stream (chat or complete). */
 LLMUX_EXTERN llmux_op llmux_chunk_op(const llmux_chunk *ch);
+/**
+ * 1 when the stream is replayed from the client's response cache (see
+ * llmux_response_cached()), from its first chunk on; 0 otherwise, and
+ * for NULL.
+ */
+LLMUX_EXTERN int llmux_chunk_cached(const llmux_chunk *ch);
 
 /**
  * The chunk as one OpenAI-shaped JSON object ("chat.completion.chunk", or

@@ -301,6 +301,7 @@ typedef struct pauser {
     uv_timer_t t;
     llmux_request *req;
     int pauses, closed;
+    int cached_chunks; /* chunks llmux_chunk_cached() said were replayed */
 } pauser;
 
 static void on_resume(uv_timer_t *t)
@@ -314,6 +315,7 @@ static int pause_chunk(llmux_request *req, const llmux_chunk *ch, void *ud)
     pauser *p = ud;
     int rc = mock_call_on_chunk(req, ch, &p->c);
     p->req = req;
+    p->cached_chunks += llmux_chunk_cached(ch);
     assert_int_equal(llmux_request_pause(req), 0);
     p->pauses++;
     uv_timer_start(&p->t, on_resume, 5, 0);
@@ -352,6 +354,7 @@ static void test_replay_pause(void **state)
     assert_int_equal(p.c.status, 0);
     assert_true(llmux_response_cached(p.c.res));
     assert_int_equal(p.pauses, a.chunks);
+    assert_int_equal(p.cached_chunks, a.chunks);
     assert_string_equal(p.c.text, a.text);
     uv_close((uv_handle_t *)&p.t, on_closed);
     mock_env_run_until(e, &p.closed);

@@ -3,7 +3,8 @@
 # tests/serve/test_serve_cache.sh: llmux-serve's response cache, in front
 # of llmux-mock. A route with `cache:` answers the second identical
 # request from the cache (the mock's request count unchanged, x-llmux-cache
-# hit, the same answer), a stream is replayed as SSE with the same text;
+# hit, the same answer), a stream is replayed as SSE with the same text
+# (x-llmux-cache miss, then hit);
 # a route without it, a changed parameter and a client's Cache-Control:
 # no-cache go to the provider; /metrics counts hits, misses and stores;
 # after a SIGHUP reload that turns the route's cache off, the route asks
@@ -98,8 +99,10 @@ check "a route without cache: is not cached" \
 SBODY='{"model":"cached","stream":true,"messages":[{"role":"user","content":"stream me"}]}'
 printf '%s' "$SBODY" >"$TMP/sreq.json"
 for i in 1 2; do
-    curl -s -S -N -m 20 -o "$TMP/sse$i" --data-binary "@$TMP/sreq.json" \
-        "$SURL/v1/chat/completions" 2>"$TMP/err"
+    curl -s -S -N -m 20 -o "$TMP/sse$i" -D "$TMP/headers" \
+        --data-binary "@$TMP/sreq.json" "$SURL/v1/chat/completions" 2>"$TMP/err"
+    check "stream $i: x-llmux-cache" "$(cache_header)" \
+        "$([ "$i" = 1 ] && echo miss || echo hit)"
 done
 check "a stream is answered" "$(sse_summary "$TMP/sse1")" \
     "Mock reply to: stream me|chat.completion.chunk|[DONE]"

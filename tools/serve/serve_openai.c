@@ -191,10 +191,22 @@ static void sse_stop(h2o_generator_t *gen, h2o_req_t *req)
         llmux_request_cancel(p->lr);
 }
 
-static void sse_start(pending *p)
+/* x-llmux-cache on an answer the response cache was asked for: `hit`
+ * (cached 1) or `miss`. */
+static void cache_header(pending *p, h2o_req_t *req, int cached)
+{
+    if (p->cached)
+        h2o_add_header_by_str(&req->pool, &req->res.headers,
+                              H2O_STRLIT("x-llmux-cache"), 0, NULL,
+                              cached ? "hit" : "miss", cached ? 3 : 4);
+}
+
+/* The stream's headers; `cached`: its answer is the cache's replay. */
+static void sse_start(pending *p, int cached)
 {
     h2o_req_t *req = p->req;
     p->started = 1;
+    cache_header(p, req, cached);
     serve_call_first_byte(p->call);
     p->gen.proceed = sse_proceed;
     p->gen.stop = sse_stop;
@@ -224,7 +236,7 @@ static void on_heartbeat(serve_deadline *d)
     if (!p->req || p->final)
         return;
     if (!p->started)
-        sse_start(p);
+        sse_start(p, 0); /* a replay never waits for its first chunk */
     if (sse_append(p, ": keep-alive\n\n", 14, "", 0) == 0)
         sse_flush(p);
     heartbeat_rearm(p);
@@ -284,7 +296,7 @@ static int on_chunk(llmux_request *lr, const llmux_chunk *ch, void *userdata)
         return 1;
     p->chunked = 1;
     if (!p->started)
-        sse_start(p);
+        sse_start(p, llmux_chunk_cached(ch));
     rc = sse_append(p, "data: ", 6, json, strlen(json)) ||
          sse_append(p, "\n\n", 2, "", 0);
     llmux_free(json);
@@ -420,17 +432,13 @@ static void on_done(llmux_request *lr, int status, llmux_response *res,
         if (status == 0 && p->streaming) {
             /* a stream without a single chunk */
             p->req = req;
-            sse_start(p);
+            sse_start(p, llmux_response_cached(res));
             sse_append(p, "data: [DONE]\n\n", 14, "", 0);
             p->final = 1;
             sse_flush(p);
         } else if (status == 0) {
             char *json = llmux_response_to_json(res);
-            if (p->cached)
-                h2o_add_header_by_str(
-                    &req->pool, &req->res.headers, H2O_STRLIT("x-llmux-cache"),
-                    0, NULL, llmux_response_cached(res) ? "hit" : "miss",
-                    llmux_response_cached(res) ? 3 : 4);
+            cache_header(p, req, llmux_response_cached(res));
             if (json && p->base64)
                 json = embeddings_base64(json); /* now ours: free() */
             if (json)
