@@ -69,13 +69,22 @@ chat "$BODY"
 expect "first request answered" 200 'j["choices"][0]["message"]["content"]' \
     "Mock reply to: cache me"
 cp "$TMP/body" "$TMP/first.json"
+USED=$(jget 'j["usage"]["completion_tokens"]')
 check "first request: x-llmux-cache miss" "$(cache_header)" miss
 check "first request reached the mock" "$(mock_requests)" 1
+tokens() { # the completion tokens /metrics counted on route cached
+    curl -s -S -m 20 -o "$TMP/metrics" "$SURL/metrics" 2>"$TMP/err"
+    "$PY" "$CHECK" value "$TMP/metrics" llmux_serve_tokens_total \
+        route=cached provider=openai type=completion
+}
+T1=$(tokens)
+check "/metrics: the miss's tokens counted" "$T1" "$USED"
 chat "$BODY"
 expect "second request answered" 200 'j["choices"][0]["message"]["content"]' \
     "Mock reply to: cache me"
 check "second request: x-llmux-cache hit" "$(cache_header)" hit
 check "second request did not reach the mock" "$(mock_requests)" 1
+check "/metrics: the hit counts no tokens again" "$(tokens)" "$T1"
 if cmp -s "$TMP/first.json" "$TMP/body"; then
     ok "the hit is the same answer, byte for byte"
 else

@@ -511,9 +511,10 @@ void serve_call_upstream(serve_call *c, const llmux_request *lr, int status,
     if (!c)
         return;
     if (res) {
+        int hit = llmux_response_cached(res); /* no tokens counted now */
         u = llmux_response_usage(res);
-        c->tokens_in = u->prompt_tokens;
-        c->tokens_out = u->completion_tokens;
+        c->tokens_in = hit ? 0 : u->prompt_tokens;
+        c->tokens_out = hit ? 0 : u->completion_tokens;
         attempts = llmux_response_attempts(res);
         c->retries = attempts > 0 ? attempts - 1 : 0;
         c->fallback = llmux_response_fallback(res);

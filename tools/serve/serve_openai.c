@@ -384,9 +384,10 @@ static void on_done(llmux_request *lr, int status, llmux_response *res,
     p->done = 1;
     p->lr = NULL;
     /* tpm: an answer, or a stream that sent part of one before it failed
-     * or its reader left, is charged (its usage, else the estimate); only
-     * a request that delivered nothing is refunded */
-    if ((status == 0 || p->chunked) && res) {
+     * or its reader left, is charged (its usage, else the estimate); a
+     * request that delivered nothing, or the response cache's answer (no
+     * provider tokens spent), is refunded */
+    if ((status == 0 || p->chunked) && res && !llmux_response_cached(res)) {
         p->usage = *llmux_response_usage(res);
         p->answered = 1;
     }
