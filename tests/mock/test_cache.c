@@ -3,9 +3,9 @@
  * against llmux-mock: a hit answers without a request to the mock and
  * never inside llmux_submit(); streams replay chunk by chunk; what is and
  * is not part of the key (the API key is not; the base URL and every
- * parameter are); cache=no, cache_all, TTL expiry, errors and cut streams
- * not kept, cancel during a lookup, pause and resume during a replay,
- * and the counters.
+ * parameter are); cache=no, cache_all, TTL expiry, errors, cut streams
+ * and fallbacks' answers not kept, a hit's spend of nothing, cancel during a
+ * lookup, pause and resume during a replay, and the counters.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -70,12 +70,16 @@ static void test_hit_and_miss(void **state)
     llmux_stats st;
     int known = 0;
     const llmux_usage *u;
+    double spent;
     assert_false(cached_call(
         e, chat(e, ";api_key=sk-test;cache=60", "Hello cache"), &a));
     assert_int_equal(llmux_response_attempts(a.res), 1);
     assert_int_equal(llmux_mock_request_count(e->mock), 1);
+    spent = llmux_client_spend(e->client, NULL);
+    assert_true(spent > 0); /* gpt-4o-mini has a price */
     assert_true(cached_call(
         e, chat(e, ";api_key=sk-test;cache=60", "Hello cache"), &b));
+    assert_true(llmux_client_spend(e->client, NULL) == spent);
     assert_int_equal(llmux_mock_request_count(e->mock), 1);
     assert_int_equal(llmux_response_attempts(b.res), 0);
     assert_string_equal(llmux_response_text(b.res, NULL),
@@ -254,6 +258,34 @@ static void test_failures_not_kept(void **state)
     assert_int_equal(st.cache_stores, 3);
 }
 
+/* An answer a fallback gave is not kept under the first config string's
+ * key. */
+static void test_fallback_not_kept(void **state)
+{
+    mock_env *e = *state;
+    mock_call c = {0};
+    char fb[256];
+    llmux_request *r;
+    snprintf(fb, sizeof fb, "openai/gpt-4o-mini;base_url=%s;api_key=sk-test",
+             e->base);
+    assert_int_equal(llmux_mock_push_fault(e->mock, "status=500"), 0);
+    r = chat(e, ";cache=60;max_retries=0", "fall back");
+    assert_int_equal(llmux_request_add_fallback(r, fb), 0);
+    assert_false(cached_call(e, r, &c));
+    assert_int_equal(llmux_response_fallback(c.res), 1);
+    mock_call_free(&c);
+    assert_int_equal(stats(e).cache_stores, 0);
+    r = chat(e, ";cache=60;max_retries=0", "fall back");
+    assert_int_equal(llmux_request_add_fallback(r, fb), 0);
+    assert_false(cached_call(e, r, &c)); /* the first string answers now */
+    mock_call_free(&c);
+    r = chat(e, ";cache=60;max_retries=0", "fall back");
+    assert_int_equal(llmux_request_add_fallback(r, fb), 0);
+    assert_true(cached_call(e, r, &c));
+    mock_call_free(&c);
+    assert_int_equal(llmux_mock_request_count(e->mock), 3);
+}
+
 /* An entry past its TTL is a miss. The TTL leaves the second call (at
  * once, under valgrind on a loaded machine too) seconds of margin. */
 static void test_ttl_expiry(void **state)
@@ -417,6 +449,7 @@ int main(void)
         mock_env_test(test_params_in_key),
         mock_env_test(test_stream_replay),
         mock_env_test(test_failures_not_kept),
+        mock_env_test(test_fallback_not_kept),
         mock_env_test(test_ttl_expiry),
         mock_env_test(test_cancel_during_lookup),
         mock_env_test(test_replay_pause),
