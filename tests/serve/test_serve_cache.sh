@@ -8,7 +8,8 @@
 # a route without it, a changed parameter and a client's Cache-Control:
 # no-cache go to the provider; /metrics counts hits, misses and stores;
 # after a SIGHUP reload that turns the route's cache off, the route asks
-# the provider again. A bad cache: value is refused naming it.
+# the provider again; hits charge no virtual key's tpm. A bad cache: value
+# is refused naming it.
 #
 # usage: test_serve_cache.sh PATH/TO/llmux-serve PATH/TO/llmux-mock
 # LLMUX_PLUGIN_PATH must name the directory holding the openai plugin.
@@ -145,6 +146,32 @@ chat "$BODY"
 check "after a reload with cache: 5m, the kept answer is a hit again" \
     "$CODE $(cache_header) $(mock_requests)" "200 hit 7"
 stop_serve "the gateway stops cleanly"
+
+# a hit spends no tokens of a virtual key's tpm: with 60 a minute, a miss
+# (max_tokens 20 reserved, its usage charged) leaves room for a few more
+# reservations; charging each hit its usage refuses one within eight
+cat >"$TMP/keys.yaml" <<YAML
+routes:
+  cached:
+    models: openai/gpt-4o-mini;$UP
+    cache: 5m
+keys:
+  - key: sk-team-cache-4711
+    name: team
+    tpm: 60
+YAML
+start_serve "$TMP/keys.yaml"
+CURL_EXTRA=(-H 'Authorization: Bearer sk-team-cache-4711')
+TBODY='{"model":"cached","max_tokens":20,"messages":[{"role":"user","content":"tpm"}]}'
+codes=""
+for _ in 1 2 3 4 5 6 7 8; do
+    chat "$TBODY"
+    codes="$codes$CODE $(cache_header);"
+done
+CURL_EXTRA=()
+check "tpm: one miss, then hits that charge no tokens" "$codes" \
+    "200 miss;200 hit;200 hit;200 hit;200 hit;200 hit;200 hit;200 hit;"
+stop_serve "the gateway with keys stops cleanly"
 
 cat >"$TMP/bad.yaml" <<YAML
 routes:
