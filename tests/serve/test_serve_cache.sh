@@ -8,8 +8,9 @@
 # a route without it, a changed parameter and a client's Cache-Control:
 # no-cache go to the provider; /metrics counts hits, misses and stores;
 # after a SIGHUP reload that turns the route's cache off, the route asks
-# the provider again; hits charge no virtual key's tpm. A bad cache: value
-# is refused naming it.
+# the provider again; hits charge no virtual key's tpm; limits'
+# cache_max_entries bounds it (a reload says a resize needs a restart). A
+# bad cache: value is refused naming it.
 #
 # usage: test_serve_cache.sh PATH/TO/llmux-serve PATH/TO/llmux-mock
 # LLMUX_PLUGIN_PATH must name the directory holding the openai plugin.
@@ -173,6 +174,40 @@ check "tpm: one miss, then hits that charge no tokens" "$codes" \
     "200 miss;200 hit;200 hit;200 hit;200 hit;200 hit;200 hit;200 hit;"
 stop_serve "the gateway with keys stops cleanly"
 
+# limits.cache_max_entries bounds the cache: with 1, a second answer
+# evicts the first; a reload cannot resize it and says so
+write_limits() { # write_limits ENTRIES
+    cat >"$TMP/small.yaml" <<YAML
+routes:
+  cached:
+    models: openai/gpt-4o-mini;$UP
+    cache: 5m
+limits:
+  cache_max_entries: $1
+YAML
+}
+write_limits 1
+start_serve "$TMP/small.yaml"
+N0=$(mock_requests)
+for p in one two one; do
+    chat '{"model":"cached","messages":[{"role":"user","content":"'$p'"}]}'
+done
+check "cache_max_entries 1: the second answer evicts the first" \
+    "$CODE $(cache_header) $(($(mock_requests) - N0))" "200 miss 3"
+write_limits 5
+kill -HUP "$SPID"
+for _ in $(seq 1 100); do
+    grep -q "needs a restart" "$TMP/serve.err" && break
+    sleep 0.1
+done
+if grep -q "cache_max_entries changed; that needs a restart" "$TMP/serve.err"; then
+    ok "reload: a changed cache size is logged as needing a restart"
+else
+    bad "reload: a changed cache size is logged as needing a restart" \
+        "$(tail -3 "$TMP/serve.err")"
+fi
+stop_serve "the gateway with a small cache stops cleanly"
+
 cat >"$TMP/bad.yaml" <<YAML
 routes:
   cached:
@@ -186,5 +221,8 @@ routes:
     cache: 1m
 YAML
 bad_config "a route mapping without models is refused" "routes.cached.*models"
+printf 'routes: {a: openai/x}\nlimits: {cache_max_entries: 0}\n' >"$TMP/bad.yaml"
+bad_config "limits.cache_max_entries 0 is refused, naming it" \
+    "limits.cache_max_entries"
 
 summary

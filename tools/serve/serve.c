@@ -326,6 +326,8 @@ int llmux_serve_main(int argc, char **argv)
     uv_loop_init(&s.loop);
     serve_stall_start(&s.loop);
     opts.loop = &s.loop;
+    opts.cache_max_bytes = s.cfg.limits.cache_max_bytes;
+    opts.cache_max_entries = s.cfg.limits.cache_max_entries;
     if (serve_keys_bind(&s) || !(s.gen = calloc(1, sizeof *s.gen))) {
         fprintf(stderr, "llmux serve: out of memory\n");
         serve_keys_free(&s);

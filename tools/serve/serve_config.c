@@ -280,6 +280,8 @@ static int read_limits(reader *r, serve_config *cfg, yaml_node_t *map)
         {"request_timeout", 0, offsetof(serve_limits, request_timeout_ms), 0},
         {"drain_timeout", 0, offsetof(serve_limits, drain_timeout_ms), 0},
         {"heartbeat", 0, offsetof(serve_limits, heartbeat_ms), 0},
+        {"cache_max_bytes", 1, offsetof(serve_limits, cache_max_bytes), 1},
+        {"cache_max_entries", 1, offsetof(serve_limits, cache_max_entries), 1},
     };
     yaml_node_pair_t *p;
     size_t i;
@@ -302,7 +304,8 @@ static int read_limits(reader *r, serve_config *cfg, yaml_node_t *map)
             return fail(r, k,
                         "key 'limits.%s': unknown (max_body, max_header, "
                         "max_connections, max_in_flight, idle_timeout, "
-                        "request_timeout, drain_timeout, heartbeat)",
+                        "request_timeout, drain_timeout, heartbeat, "
+                        "cache_max_bytes, cache_max_entries)",
                         key ? key : "?");
         field = (char *)&cfg->limits + keys[i].off;
         if (keys[i].is_size) {
