@@ -44,6 +44,8 @@ LLMUX_EXTERN void llmux_global_cleanup(void)
 #define OPTIONS_V4_SIZE offsetof(llmux_client_options, prices_file)
 #define OPTIONS_V5_SIZE offsetof(llmux_client_options, credential)
 #define OPTIONS_V6_SIZE offsetof(llmux_client_options, limits)
+/* Where version 1 of llmux_stats ends. */
+#define STATS_V1_SIZE offsetof(llmux_stats, limits_backend_errors)
 
 LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *o,
                                                  size_t size)
@@ -164,6 +166,20 @@ static int take_options(struct llmux_client *c, const llmux_client_options *o)
     if (o->version >= 6) {
         c->credential = o->credential;
         c->credential_ud = o->credential_userdata;
+    }
+    c->cache_ttl_ms = DEFAULT_CACHE_TTL_MS;
+    c->cache_max_bytes = DEFAULT_CACHE_MAX_BYTES;
+    c->cache_max_entries = DEFAULT_CACHE_MAX_ENTRIES;
+    if (o->version >= 7) {
+        if (o->cache_ttl_ms < 0)
+            return LLMUX_EINVAL;
+        if (o->cache_ttl_ms)
+            c->cache_ttl_ms = o->cache_ttl_ms;
+        if (o->cache_max_bytes)
+            c->cache_max_bytes = o->cache_max_bytes;
+        if (o->cache_max_entries)
+            c->cache_max_entries = o->cache_max_entries;
+        c->cache_all = o->cache_all != 0;
     }
     c->max_queue = 100000;
     if (o->version >= 2) {
@@ -305,14 +321,12 @@ LLMUX_EXTERN size_t llmux_client_pending(const llmux_client *c)
     return c ? c->pending : 0;
 }
 
-/* Where version 1 of llmux_stats ends: an older caller's struct is that
- * big, so no more is written into it. */
-#define STATS_V1_SIZE offsetof(llmux_stats, limits_backend_errors)
-
-static void stats_out(llmux_stats *out, const llmux_stats *s)
+/* Copies st into the caller's *out, no further than its version's
+ * fields reach (a version 1 caller's struct ends before the limits'). */
+static void stats_out(const llmux_stats *st, llmux_stats *out)
 {
     unsigned int v = out->version;
-    memcpy(out, s, v >= 2 ? sizeof *s : STATS_V1_SIZE);
+    memcpy(out, st, v >= 2 ? sizeof *out : STATS_V1_SIZE);
     out->version = v;
 }
 
@@ -332,7 +346,7 @@ LLMUX_EXTERN int llmux_client_stats(const llmux_client *c, llmux_stats *out)
     s.total_p50 = llmux__hist_pct(&c->h_total, 0.50);
     s.total_p90 = llmux__hist_pct(&c->h_total, 0.90);
     s.total_p99 = llmux__hist_pct(&c->h_total, 0.99);
-    stats_out(out, &s);
+    stats_out(&s, out);
     return 0;
 }
 
@@ -341,19 +355,18 @@ LLMUX_EXTERN int llmux_client_provider_stats(const llmux_client *c,
                                              llmux_stats *out)
 {
     const llmux__pstat *p;
-    unsigned int v;
+    llmux_stats zero;
     if (!c || !provider || !out || out->version == 0 ||
         out->version > LLMUX_STATS_VERSION)
         return LLMUX_EINVAL;
-    v = out->version;
-    memset(out, 0, v >= 2 ? sizeof *out : STATS_V1_SIZE);
-    out->version = v;
     for (p = c->pstats; p; p = p->next)
         if (strcmp(p->name, provider) == 0) {
-            stats_out(out, &p->st);
+            stats_out(&p->st, out);
             return 0;
         }
-    return 0; /* none yet: all zero */
+    memset(&zero, 0, sizeof zero);
+    stats_out(&zero, out); /* none yet: all zero */
+    return 0;
 }
 
 LLMUX_EXTERN int llmux_client_run(llmux_client *c, llmux_run_mode mode)

@@ -32,6 +32,8 @@ void llmux__client_free_mem(struct llmux_client *c)
     llmux__settings_free_defaults(&c->defaults);
     llmux__prices_free(c->prices);
     llmux__creds_free(c);
+    if (c->cache)
+        c->cache->free(c->cache);
     if (c->xq_lock_ok)
         uv_mutex_destroy(&c->xq_lock);
     llmux__free(c);

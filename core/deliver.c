@@ -63,6 +63,8 @@ int llmux__on_event(void *ud, const llmux_event *ev)
     if (x->got_done)
         return 0; /* anything after the end marker is ignored */
     x->events++;
+    if (x->cache)
+        llmux__cache_record(x, ev);
     rc = llmux__decode_event(&x->prep, ev, &x->live->chunk);
     if (rc < 0) {
         take_chunk_error(x);
@@ -131,4 +133,28 @@ int llmux__feed_held(xfer *x)
     if (rc && !x->err)
         x->err = rc;
     return 0;
+}
+
+int llmux__replay(xfer *x)
+{
+    llmux__request_seterr(x->req, NULL); /* what the replay says, if any */
+    for (;;) {
+        llmux_event ev;
+        int rc;
+        if (x->paused)
+            return 1;
+        rc = llmux__cache_next_event(x, &ev);
+        if (rc < 0)
+            return rc;
+        if (rc == 0 && !x->got_done)
+            llmux__request_seterr(x->req, "response cache: the cached "
+                                          "stream has no end marker");
+        if (rc == 0)
+            return x->got_done ? 0 : LLMUX_EPROTO;
+        rc = llmux__on_event(x, &ev);
+        if (x->cancel)
+            return 1; /* on the defer list: finished there */
+        if (rc && rc != LLMUX__FRAMER_STOP) /* STOP: paused, above */
+            return rc;
+    }
 }

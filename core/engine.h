@@ -11,7 +11,10 @@
  *   xfer.c     a transfer's life: attempts and their watchdogs, finished
  *              transfers, retries and fallbacks, the done callback, the
  *              defer list, starting queued transfers
- *   deliver.c  stream events to the caller, with pause and resume
+ *   deliver.c  stream events to the caller, with pause and resume, and
+ *              a cached stream's replay
+ *   cache.c    the response cache: keys, lookups, hits decoded or set up
+ *              for replay, answers kept
  *   retry.c    the retry policy: what is retried, after how long, what
  *              moves to a fallback
  *   limits.c   concurrency lanes, the FIFO queue, token buckets per
@@ -49,12 +52,17 @@
 #include <pthread.h>
 #include <uv.h>
 
+#include "cache.h"
 #include "internal.h"
 
-#define BACKOFF_CAP_MS       8000.0
-#define DEFAULT_MAX_RESPONSE (64u * 1024u * 1024u)
-#define DEFAULT_MAX_EVENT    LLMUX__MAX_EVENT_DEFAULT
-#define RETRY_AFTER_CAP_MS   60000.0
+#define BACKOFF_CAP_MS 8000.0
+/* The response cache's defaults (client options cache_*) */
+#define DEFAULT_CACHE_TTL_MS      300000L
+#define DEFAULT_CACHE_MAX_BYTES   (64u * 1024u * 1024u)
+#define DEFAULT_CACHE_MAX_ENTRIES 10000u
+#define DEFAULT_MAX_RESPONSE      (64u * 1024u * 1024u)
+#define DEFAULT_MAX_EVENT         LLMUX__MAX_EVENT_DEFAULT
+#define RETRY_AFTER_CAP_MS        60000.0
 /* libcurl's receive buffer for a stream (its default is 16 KiB, and it is
  * most of a stream's memory). Stream events arrive a few hundred bytes at
  * a time; a longer event just takes several reads, and the framer joins
@@ -82,6 +90,22 @@ typedef struct llmux__sock {
 } llmux__sock;
 
 enum xstate { X_ACTIVE = 1, X_WAIT, X_QUEUED, X_DONE };
+
+/* A cached request's state (cache.c). */
+typedef struct llmux__xcache {
+    char key[LLMUX__CACHE_KEY_LEN + 1];
+    uint64_t ttl_ms;
+    struct llmux__cache_lookup *lookup; /* pending: the backend's answer
+                                           finds x through it */
+    int answered; /* the lookup answered: llmux__on_defer goes on */
+    char *val;    /* the hit's value, or NULL */
+    size_t len;
+    int replaying;      /* a cached stream's events are being delivered */
+    llmux__cache_rd rd; /* where the replay is in val */
+    llmux__buf ev;      /* the event being replayed, NUL-terminated */
+    llmux__buf rec;     /* the stream's events as delivered, encoded */
+    int rec_off;        /* too big or out of memory: not kept */
+} llmux__xcache;
 
 /* A log-scale histogram of milliseconds: 4 buckets per power of two of
  * tenths of a millisecond, so percentiles are within about 20%. */
@@ -195,9 +219,12 @@ struct llmux__xfer {
                        _FAIL: llmux__on_defer goes on with it), or 0 */
     int cred_code;  /* CRED_FAIL: the code and message it ends with */
     char *cred_msg;
-    int cred_bearer;    /* the secret is an access token */
-    int cred_asked;     /* the callback's answer is what is sent */
-    int cred_refreshed; /* asked again after a 401 (once per config) */
+    int cred_bearer;             /* the secret is an access token */
+    int cred_asked;              /* the callback's answer is what is sent */
+    int cred_refreshed;          /* asked again after a 401 (once per config) */
+    struct llmux__xcache *cache; /* cache.c: the lookup, the hit's replay
+                                    or the answer being kept; NULL when
+                                    the request is not cached */
     llmux__endpoint *ep;
     struct llmux__xfer *wnext, *wprev; /* the endpoint's wait queue */
     int attempts;
@@ -288,6 +315,12 @@ struct llmux_client {
                                    or NULL */
     struct llmux__redis_script *limits_lua; /* the admission script */
     int limits_outage; /* the shared limits' outage was logged */
+    /* the response cache (cache.c) */
+    struct llmux__cache_backend *cache; /* made at the first lookup */
+    long cache_ttl_ms;                  /* of cache=yes and cache_all */
+    size_t cache_max_bytes;             /* the LRU's bounds */
+    size_t cache_max_entries;
+    int cache_all; /* every request unless cache=no */
     /* observability */
     llmux_stats st;
     llmux__hist h_queue, h_first_byte, h_total;
@@ -320,6 +353,13 @@ void llmux__release_slot(xfer *x);
 /* deliver.c */
 int llmux__on_event(void *ud, const llmux_event *ev);
 int llmux__feed_held(xfer *x);
+/* Delivers a cached stream's events (cache.c) from where it stopped, as
+ * the wire would: through the plugin's decoder to the chunk callback,
+ * which may pause, stop or cancel it. 1 when it waits (paused: resumed
+ * from the defer list; cancelled: finished there), else the code to
+ * finish with (and the request's message): 0 after the end marker,
+ * LLMUX_EPROTO without one, or the callback's or decoder's error. */
+int llmux__replay(xfer *x);
 
 /* retry.c */
 double llmux__retry_after_ms(const char *ms_value, const char *value);
@@ -371,6 +411,36 @@ void llmux__hist_add(llmux__hist *h, uint64_t ms_tenths);
 double llmux__hist_pct(const llmux__hist *h, double q);
 void llmux__stats_count(struct llmux_client *c, int code,
                         const llmux_response *res, int attempts);
+
+/* cache.c */
+/* Starts x's cache lookup when x is cached (its settings, the client's
+ * cache_all): 1 (x waits for the answer in X_WAIT; `answered(x)` is
+ * called once it came, maybe inside this call, and llmux__on_defer goes
+ * on with llmux__cache_hit), 0 (not cached), LLMUX_EQUEUEFULL (a miss
+ * would find the queue full) or LLMUX_ENOMEM. */
+int llmux__cache_begin(xfer *x, void (*answered)(xfer *x));
+/* Whether x's lookup answered, or its replay waits to go on. */
+#define llmux__cache_ready(x)                                                  \
+    ((x)->cache && ((x)->cache->answered || (x)->cache->replaying))
+/* What x's answered lookup found: LLMUX__CACHE_MISS (x is to start;
+ * counted), LLMUX__CACHE_REPLY (x->res holds the decoded answer: finish
+ * with 0), LLMUX__CACHE_STREAM (x replays: llmux__cache_next_event), or
+ * LLMUX_ENOMEM. */
+#define LLMUX__CACHE_MISS 0
+int llmux__cache_hit(xfer *x);
+/* The replayed stream's next event into *ev (valid until the next call):
+ * 1, 0 at its end, or LLMUX_ENOMEM. */
+int llmux__cache_next_event(xfer *x, llmux_event *ev);
+/* Keeps stream event ev of x for the cache (nothing when x is not kept). */
+void llmux__cache_record(xfer *x, const llmux_event *ev);
+/* x's attempt ended with `code`: a success with a whole answer (HTTP
+ * status, content type and x->body) or a whole stream is kept under x's
+ * key; anything else is not. */
+void llmux__cache_store(xfer *x, int code, long status, const char *ctype);
+/* x ends: a lookup still pending forgets it, its state is freed. */
+void llmux__cache_forget(xfer *x);
+/* Whether replay of a hit is what x is doing (pause and resume). */
+#define llmux__cache_replaying(x) ((x)->cache && (x)->cache->replaying)
 
 /* submit.c */
 /* Whether the caller is on the client's loop thread. */

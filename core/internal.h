@@ -333,6 +333,7 @@ struct llmux_chunk {
     const struct llmux_out *acc; /* the stream so far: id/model fallback */
     const char *raw;             /* the event, during the chunk callback */
     size_t raw_len;
+    int cached; /* replayed from the response cache (cache.c) */
 };
 
 struct llmux_response {
@@ -349,6 +350,7 @@ struct llmux_response {
     size_t raw_len;
     double cost;    /* USD, from the usage and the client's prices */
     int cost_known; /* a price and a usage were found */
+    int cached;     /* answered from the response cache (cache.c) */
 };
 
 /* ---- choice.c: choices, their tool calls and logprobs ------------------- */
@@ -680,7 +682,17 @@ struct json_object *llmux__request_parse_json(const char *s, size_t len);
     X(STR, limits_fallback, "limits_fallback",                                 \
       LLMUX__CHECK(WORD, 0, 0, llmux__fallback_words, "closed or local"), 0,   \
       NOREQ, OPT(limits_fallback, 7),                                          \
-      "limits: Redis unreachable: fail (closed) or in-process buckets")
+      "limits: Redis unreachable: fail (closed) or in-process buckets")    \
+    X(MS, cache, "cache",                                                      \
+      LLMUX__CHECK(CACHE, 0, 0, NULL, "yes, no or a TTL in seconds"), 0,       \
+      NOREQ, NOOPT,                                                            \
+      "submit (cache.c): answered from the response cache, kept there")
+
+/* The `cache` setting's value besides a TTL in ms: not given (0, the
+ * client's cache_all decides), `cache=no`, `cache=yes` (the client's TTL). */
+#define LLMUX__CACHE_UNSET 0
+#define LLMUX__CACHE_NO    (-1)
+#define LLMUX__CACHE_YES   (-2)
 
 #define LLMUX__ST_STR  const char *
 #define LLMUX__ST_MS   long

@@ -236,6 +236,16 @@ LLMUX_EXTERN const char *llmux_chunk_raw(const llmux_chunk *ch, size_t *len)
     return ch ? ch->raw : NULL;
 }
 
+LLMUX_EXTERN int llmux_response_cached(const llmux_response *res)
+{
+    return res ? res->cached : 0;
+}
+
+LLMUX_EXTERN int llmux_chunk_cached(const llmux_chunk *ch)
+{
+    return ch ? ch->cached : 0;
+}
+
 LLMUX_EXTERN llmux_op llmux_response_op(const llmux_response *res)
 {
     return res ? (llmux_op)res->o.op : (llmux_op)0;

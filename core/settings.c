@@ -24,7 +24,8 @@ enum check_kind {
     CHECK_INT,     /* an integer in [min, max] */
     CHECK_WORD,    /* one of `words` (any case) */
     CHECK_REDIS,   /* "local" or a Redis URL (redis.c parses it) */
-    CHECK_KEYPART  /* 1..64 of [A-Za-z0-9._:-]: safe inside a Redis key */
+    CHECK_KEYPART, /* 1..64 of [A-Za-z0-9._:-]: safe inside a Redis key */
+    CHECK_CACHE    /* "yes", "no" or a TTL in seconds ("0" is "no") */
 };
 
 enum store_type { ST_STR, ST_MS, ST_INT, ST_RATE, ST_FLAG };
@@ -198,6 +199,16 @@ static int parse_value(const setting *s, const char *v, llmux__settings *out)
     case CHECK_INT:
         if (parse_int(v, s->min, s->max, &n))
             return -1;
+        break;
+    case CHECK_CACHE:
+        if (llmux__strcaseeq(v, "yes"))
+            n = LLMUX__CACHE_YES;
+        else if (llmux__strcaseeq(v, "no"))
+            n = LLMUX__CACHE_NO;
+        else if (llmux__parse_seconds_ms(v, &n))
+            return -1;
+        else if (n == 0)
+            n = LLMUX__CACHE_NO; /* kept for no time: not kept */
         break;
     case CHECK_WORD:
         for (i = 0; s->words[i] && !llmux__strcaseeq(v, s->words[i]); i++)

@@ -55,6 +55,8 @@ static void count_outcome(llmux_stats *st, int code, const llmux_response *res)
 {
     if (code == 0) {
         st->succeeded++;
+        if (res->cached)
+            return; /* no provider counted tokens for it this time */
         if (res->o.usage.prompt_tokens > 0)
             st->prompt_tokens += (uint64_t)res->o.usage.prompt_tokens;
         if (res->o.usage.completion_tokens > 0)
@@ -134,6 +136,11 @@ void llmux__spend_count(xfer *x)
     if (c->reserved < 0)
         c->reserved = 0; /* rounding */
     x->reserved_usd = 0;
+    if (res->cached) {
+        res->cost = 0; /* a hit costs nothing, budgets included */
+        res->cost_known = 1;
+        return;
+    }
     if (!res->o.has_usage)
         return;
     /* the model the provider says answered (a dated snapshot of the

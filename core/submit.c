@@ -300,7 +300,14 @@ static int submit_here(llmux_client *c, llmux_request *req,
     req->x = x; /* a hook's cancel inside admit() finds it */
     if (c != req->client)
         req->client = c;
-    if ((rc = admit(x)) != 0) {
+    /* a cached request starts (or queues) only after a miss, from the
+     * loop; its place in the queue is counted now */
+    rc = llmux__cache_begin(x, llmux__defer_push);
+    if (rc == 1)
+        rc = 0;
+    else if (rc == 0)
+        rc = admit(x);
+    if (rc != 0) {
         req->x = NULL;
         c->reserved -= x->reserved_usd; /* not accepted: nothing held */
         if (c->reserved < 0)
@@ -333,6 +340,10 @@ static int submit_here(llmux_client *c, llmux_request *req,
 LLMUX_EXTERN int llmux_request_pause(llmux_request *req)
 {
     xfer *x = req ? req->x : NULL;
+    if (x && llmux__cache_replaying(x) && !x->cancel) {
+        x->paused = 1; /* the replay stops after this event */
+        return 0;
+    }
     if (!x || x->state != X_ACTIVE || !x->easy || x->cancel)
         return LLMUX_EINVAL;
     if (x->paused)
@@ -348,6 +359,13 @@ LLMUX_EXTERN int llmux_request_pause(llmux_request *req)
 LLMUX_EXTERN int llmux_request_resume(llmux_request *req)
 {
     xfer *x = req ? req->x : NULL;
+    if (x && llmux__cache_replaying(x)) {
+        if (x->paused) {
+            x->paused = 0; /* llmux__on_defer replays on */
+            llmux__defer_push(x);
+        }
+        return 0;
+    }
     if (!x || x->state != X_ACTIVE || !x->easy)
         return LLMUX_EINVAL;
     if (!x->paused)

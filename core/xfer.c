@@ -481,6 +481,7 @@ void llmux__xfer_done(xfer *x, CURLcode result)
         snprintf(msg, sizeof msg, "fallback: %s",
                  x->req->errmsg ? x->req->errmsg : llmux_strerror(rc));
     }
+    llmux__cache_store(x, code, status, ct); /* a complete success only */
     llmux__xfer_finish(x, code, transport, msg[0] ? msg : NULL);
 }
 
@@ -698,6 +699,7 @@ void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg)
     if (x->state == X_ACTIVE && x->easy)
         curl_multi_remove_handle(c->multi, x->easy);
     llmux__cred_forget(x); /* no longer waiting for a credential */
+    llmux__cache_forget(x);
     /* an attempt cut short (cancelled, closed, out of time) ends here */
     llmux__hook_attempt_end(x, code, res->http_status, NULL, -1);
     if (!x->streaming && x->body.p && !res->raw) {
@@ -712,7 +714,8 @@ void llmux__xfer_finish(xfer *x, int code, int transport, const char *msg)
     x->state = X_DONE;
     llmux__release_slot(x); /* may start queued requests */
     llmux__hist_add(&c->h_total, (uv_now(c->loop) - x->t_submit) * 10);
-    if (code == 0 && x->ep && x->ep->tk.rate && res->o.has_usage)
+    if (code == 0 && x->ep && x->ep->tk.rate && res->o.has_usage &&
+        !res->cached)
         /* charge what the request really cost, not the estimate */
         llmux__limits_used(x, llmux__usage_total(&res->o.usage));
     llmux__stats_count(c, code, res, x->attempts);
@@ -753,6 +756,7 @@ void llmux__xfer_discard(xfer *x)
     if (x->easy)
         curl_multi_remove_handle(x->c->multi, x->easy);
     llmux__cred_forget(x);
+    llmux__cache_forget(x);
     reset_attempt(x);
     if (x->res)
         llmux_response_free(x->res);
@@ -824,6 +828,18 @@ static void defer_start(xfer *x)
         llmux__xfer_finish(x, rc, 0, x->req->errmsg);
 }
 
+/* x's cache lookup answered (a hit or a miss), or its replay resumed. */
+static void defer_cache(xfer *x)
+{
+    int rc =
+        llmux__cache_replaying(x) ? LLMUX__CACHE_STREAM : llmux__cache_hit(x);
+    if (rc == LLMUX__CACHE_MISS)
+        defer_start(x); /* to the provider */
+    else if (rc != LLMUX__CACHE_STREAM || (rc = llmux__replay(x)) <= 0)
+        llmux__xfer_finish(x, rc == LLMUX__CACHE_REPLY ? 0 : rc, 0,
+                           x->req->errmsg);
+}
+
 /* The credential x waited for came: its attempt goes on, or the request
  * ends with the callback's failure. */
 static void defer_credential(xfer *x)
@@ -860,6 +876,10 @@ void llmux__on_defer(uv_timer_t *t)
         x->queued = 0;
         if (x->state == X_DONE) {
             llmux__xfer_release(x); /* finished while queued */
+            continue;
+        }
+        if (llmux__cache_ready(x) && !x->cancel && !c->closing) {
+            defer_cache(x);
             continue;
         }
         if (x->resume_pending && !x->cancel && !c->closing) {

@@ -333,6 +333,20 @@ typedef struct llmux_client_options {
                                       with LLMUX_ELIMITS, "local" counts
                                       in this process meanwhile;
                                       limits_fallback= */
+    long cache_ttl_ms;      /**< how long the response cache keeps an answer of
+                                 a request with `cache=yes` (or of every request
+                                 under `cache_all`); 0 = 300 s. `cache=SECONDS`
+                                 in a config string sets a request's own */
+    size_t cache_max_bytes; /**< the in-process response cache's size:
+                                 answers and their bookkeeping; the least
+                                 recently used go first; 0 = 64 MiB */
+    size_t cache_max_entries; /**< its entries at most; 0 = 10000 */
+    int cache_all;            /**< 1: every request is looked up in the
+                                   response cache and its answer kept,
+                                   unless its config string says
+                                   `cache=no`; 0 (default): only those whose
+                                   config string says `cache=yes` or
+                                   `cache=SECONDS` */
 } llmux_client_options;
 
 /** The newest llmux_client_options.version these headers know. */
@@ -367,7 +381,7 @@ typedef struct llmux_client_options {
     {                                                                          \
         LLMUX_CLIENT_OPTIONS_VERSION, NULL, -1, 0, 0, NULL, NULL, 0, 0, 0,     \
             NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL,  \
-            NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL                  \
+            NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0      \
     }
 #endif
 
@@ -531,6 +545,11 @@ typedef struct llmux_stats {
      * error answer), and the requests let go by this process's own
      * buckets meanwhile (limits_fallback=local). 0 for a provider. @{ */
     uint64_t limits_backend_errors, limits_fallbacks;
+    /** The response cache: lookups answered from it (counted in
+     * `succeeded`, with no attempt, tokens or cost), lookups that went to
+     * the provider (a backend failure or an unusable entry included), and
+     * answers kept. @{ */
+    uint64_t cache_hits, cache_misses, cache_stores;
     /** @} */
 } llmux_stats;
 
@@ -539,8 +558,8 @@ typedef struct llmux_stats {
 
 /**
  * Fills `*out` with the client's counters (set out->version first; the
- * caller owns `*out`). Returns 0, or LLMUX_EINVAL for a NULL argument or
- * an unknown version.
+ * caller owns `*out`; only the fields of that version are written).
+ * Returns 0, or LLMUX_EINVAL for a NULL argument or an unknown version.
  */
 LLMUX_EXTERN int llmux_client_stats(const llmux_client *c, llmux_stats *out);
 
@@ -557,7 +576,9 @@ LLMUX_EXTERN double llmux_client_spend(const llmux_client *c, double *reserved);
  * The counters of the requests a provider answered (by the name in the
  * config string; a fallback counts for the provider that answered):
  * requests, attempts, outcomes, errors and tokens. Queue, in-flight and
- * latency fields read 0 (they are client-wide), and so does everything
+ * latency fields read 0 (they are client-wide), as do the response
+ * cache's counters (a hit is counted as a success of its provider, with
+ * no attempt and no tokens), and so does everything
  * for a provider that answered nothing yet. Set out->version first.
  * Returns 0, or LLMUX_EINVAL for a NULL argument or an unknown version.
  */

@@ -107,6 +107,14 @@ LLMUX_EXTERN const llmux_error *llmux_response_error(const llmux_response *res);
 LLMUX_EXTERN long llmux_response_http_status(const llmux_response *res);
 /** Attempts made (1 + retries) with the config string that answered. */
 LLMUX_EXTERN int llmux_response_attempts(const llmux_response *res);
+/**
+ * 1 when the answer came from the client's response cache (the config
+ * string's `cache=` or the client option `cache_all`): no attempt was
+ * made (llmux_response_attempts() is 0), its usage is the one the
+ * provider reported when it was kept, and its cost is 0 (nothing is
+ * charged to a budget again). 0 otherwise, and for NULL.
+ */
+LLMUX_EXTERN int llmux_response_cached(const llmux_response *res);
 /** Which config string answered: 0 the request's own, n its n-th
  * fallback (llmux_request_add_fallback()). */
 LLMUX_EXTERN int llmux_response_fallback(const llmux_response *res);
@@ -344,6 +352,12 @@ LLMUX_EXTERN const char *llmux_chunk_field(const llmux_chunk *ch,
 LLMUX_EXTERN const llmux_usage *llmux_chunk_usage(const llmux_chunk *ch);
 /** The operation of the stream (chat or complete). */
 LLMUX_EXTERN llmux_op llmux_chunk_op(const llmux_chunk *ch);
+/**
+ * 1 when the stream is replayed from the client's response cache (see
+ * llmux_response_cached()), from its first chunk on; 0 otherwise, and
+ * for NULL.
+ */
+LLMUX_EXTERN int llmux_chunk_cached(const llmux_chunk *ch);
 
 /**
  * The chunk as one OpenAI-shaped JSON object ("chat.completion.chunk", or

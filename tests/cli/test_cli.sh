@@ -1257,6 +1257,24 @@ expect_out "--retries 1, one scripted 503 (Retry-After: 0): success" \
 mockcheck "--retries 1, one scripted 503: the mock saw 2 requests" "$RP" \
     /_mock/stats 'if o["requests"] != 2: fail("requests %r" % o)'
 
+# ;cache=: a batch's repeated line is answered from the response cache
+start_mock --quiet
+RP=$PORT
+run_in $'same\nsame\nsame\n' "$CLI" batch -m "$M;cache=60" \
+    --base-url "http://127.0.0.1:$RP/v1" --concurrency 1
+expect_rc "batch with ;cache=60: exit 0" 0
+if [ "$(grep -c 'Mock reply to: same' "$TMP/out")" -eq 3 ]; then
+    ok "batch with ;cache=60: three answers"
+else
+    bad "batch with ;cache=60: three answers" "$(head -c 300 "$TMP/out")"
+fi
+mockcheck "batch with ;cache=60: the mock saw 1 request for 3 lines" "$RP" \
+    /_mock/stats 'if o["requests"] != 1: fail("requests %r" % o)'
+run_in $'same\nsame\n' "$CLI" batch -m "$M;cache=no" \
+    --base-url "http://127.0.0.1:$RP/v1" --concurrency 1
+mockcheck "batch with ;cache=no: every line asked" "$RP" \
+    /_mock/stats 'if o["requests"] != 3: fail("requests %r" % o)'
+
 start_mock --quiet --fault 'status=503;retry_after=0'
 RP=$PORT
 run "$CLI" chat -m "$M" --base-url "http://127.0.0.1:$RP/v1" --retries 0 hi \

@@ -319,7 +319,7 @@ bad_config "config: a second YAML document is refused" \
 start_serve "$SRC/examples/gateway.yaml"
 http example GET /v1/models
 expect "examples/gateway.yaml loads and lists its routes" 200 \
-    '",".join(m["id"] for m in j["data"])' "fast,smart,local,embed"
+    '",".join(m["id"] for m in j["data"])' "fast,smart,local,embed,faq"
 kill -TERM "$SPID"
 wait "$SPID"
 SERVE_PIDS=()

@@ -967,7 +967,10 @@ static void test_settings_checked(void **state)
                  {"insecure", "1", "2"},
                  {"auth", "OPTIONAL", "basic"},
                  {"rpm", "60", "0"},
-                 {"tpm", "1000000000", "1000000001"}};
+                 {"tpm", "1000000000", "1000000001"},
+                 {"cache", "300", "maybe"},
+                 {"cache", "no", "-5"},
+                 {"cache", "YES", ""}};
     llmux_request *r;
     size_t i;
     (void)state;

@@ -133,7 +133,8 @@ int apply_opts(const cli *c, llmux_request *req)
 }
 
 /* -v: what the answer cost, or why that is not known, on stderr:
- *   llmux: cost $0.000012 (openai gpt-4o-mini-2024-07-18, 12 + 30 tokens) */
+ *   llmux: cost $0.000012 (openai gpt-4o-mini-2024-07-18, 12 + 30 tokens)
+ * or that it came from the response cache (`;cache=`), at no cost. */
 static void print_cost(const cli *c, const llmux_response *res)
 {
     int known;
@@ -141,7 +142,9 @@ static void print_cost(const cli *c, const llmux_response *res)
     const llmux_usage *u = llmux_response_usage(res);
     const char *p = llmux_response_provider(res);
     const char *m = llmux_response_model(res);
-    if (known)
+    if (llmux_response_cached(res))
+        errorf(c, "cost $0: answered from the response cache");
+    else if (known)
         errorf(c, "cost $%.6f (%s %s, %ld + %ld tokens)", usd, p ? p : "?",
                m ? m : "?", u->prompt_tokens > 0 ? u->prompt_tokens : 0L,
                u->completion_tokens > 0 ? u->completion_tokens : 0L);

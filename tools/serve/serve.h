@@ -14,6 +14,8 @@ typedef struct serve_route {
     char *name;
     char **specs;
     size_t n_specs;
+    long cache_ttl_ms; /* the route's `cache:` TTL: its answers are looked
+                          up in and kept in the response cache; 0 = not */
 } serve_route;
 
 /* limits: the gateway's own bounds (sizes in bytes, times in ms; 0 turns
@@ -29,11 +31,14 @@ typedef struct serve_limits {
     long drain_timeout_ms;   /* shutdown's wait for requests; default 30 s
                                 (0: none, what is in flight is canceled) */
     long heartbeat_ms; /* an SSE comment on a stream this long idle; 15 s */
+    size_t cache_max_bytes;   /* the response cache's size; 64 MiB */
+    size_t cache_max_entries; /* its entries; 10000 */
 } serve_limits;
 
 #define SERVE_LIMITS_INIT                                                      \
     {                                                                          \
-        8u << 20, 64u << 10, 4096, 10000, 60000, 0, 30000, 15000               \
+        8u << 20, 64u << 10, 4096, 10000, 60000, 0, 30000, 15000, 64u << 20,   \
+            10000                                                              \
     }
 
 /* keys: a virtual key clients send (Authorization: Bearer, or api-key).

@@ -105,6 +105,61 @@ static int add_spec(reader *r, serve_route *rt, const yaml_node_t *n)
     return 0;
 }
 
+/* A route's config strings: one, or a list (the first, then its
+ * fallbacks). */
+static int read_specs(reader *r, serve_route *rt, yaml_node_t *v)
+{
+    yaml_node_item_t *i;
+    if (!v || v->type != YAML_SEQUENCE_NODE)
+        return add_spec(r, rt, v);
+    for (i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++)
+        if (add_spec(r, rt, yaml_document_get_node(r->doc, *i)))
+            return -1;
+    if (!rt->n_specs)
+        return fail(r, v, "key 'routes.%s': an empty list", rt->name);
+    return 0;
+}
+
+static int parse_duration(const char *s, long *out_ms);
+
+/* A route written as a mapping: `models:` (its config strings) and
+ * `cache:` (a TTL such as 5m, or no). */
+static int read_route_map(reader *r, serve_route *rt, yaml_node_t *map)
+{
+    yaml_node_pair_t *p;
+    int have_models = 0;
+    for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(r->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(r->doc, p->value);
+        const char *key = scalar(k), *s;
+        if (key && !strcmp(key, "models")) {
+            if (have_models++)
+                return fail(r, k, "key 'routes.%s.models': given twice",
+                            rt->name);
+            if (read_specs(r, rt, v))
+                return -1;
+        } else if (key && !strcmp(key, "cache")) {
+            s = scalar(v);
+            if (s &&
+                (!strcmp(s, "no") || !strcmp(s, "off") || !strcmp(s, "false")))
+                rt->cache_ttl_ms = 0;
+            else if (!s || parse_duration(s, &rt->cache_ttl_ms) ||
+                     rt->cache_ttl_ms <= 0)
+                return fail(r, v,
+                            "key 'routes.%s.cache': wants a TTL (30s, 5m, "
+                            "1h; at most a day) or no",
+                            rt->name);
+        } else
+            return fail(r, k,
+                        "key 'routes.%s': unknown key '%s' (models, cache)",
+                        rt->name, key ? key : "");
+    }
+    if (!have_models)
+        return fail(r, map, "key 'routes.%s': no 'models'", rt->name);
+    return 0;
+}
+
 static int read_routes(reader *r, serve_config *cfg, yaml_node_t *map)
 {
     yaml_node_pair_t *p;
@@ -137,15 +192,8 @@ static int read_routes(reader *r, serve_config *cfg, yaml_node_t *map)
         if (!(rt->name = strdup(name)))
             return fail(r, k, "out of memory");
         cfg->n_routes++;
-        if (v && v->type == YAML_SEQUENCE_NODE) {
-            yaml_node_item_t *i;
-            for (i = v->data.sequence.items.start;
-                 i < v->data.sequence.items.top; i++)
-                if (add_spec(r, rt, yaml_document_get_node(r->doc, *i)))
-                    return -1;
-            if (!rt->n_specs)
-                return fail(r, v, "key 'routes.%s': an empty list", name);
-        } else if (add_spec(r, rt, v))
+        if (v && v->type == YAML_MAPPING_NODE ? read_route_map(r, rt, v)
+                                              : read_specs(r, rt, v))
             return -1;
     }
     return 0;
@@ -232,6 +280,8 @@ static int read_limits(reader *r, serve_config *cfg, yaml_node_t *map)
         {"request_timeout", 0, offsetof(serve_limits, request_timeout_ms), 0},
         {"drain_timeout", 0, offsetof(serve_limits, drain_timeout_ms), 0},
         {"heartbeat", 0, offsetof(serve_limits, heartbeat_ms), 0},
+        {"cache_max_bytes", 1, offsetof(serve_limits, cache_max_bytes), 1},
+        {"cache_max_entries", 1, offsetof(serve_limits, cache_max_entries), 1},
     };
     yaml_node_pair_t *p;
     size_t i;
@@ -254,7 +304,8 @@ static int read_limits(reader *r, serve_config *cfg, yaml_node_t *map)
             return fail(r, k,
                         "key 'limits.%s': unknown (max_body, max_header, "
                         "max_connections, max_in_flight, idle_timeout, "
-                        "request_timeout, drain_timeout, heartbeat)",
+                        "request_timeout, drain_timeout, heartbeat, "
+                        "cache_max_bytes, cache_max_entries)",
                         key ? key : "?");
         field = (char *)&cfg->limits + keys[i].off;
         if (keys[i].is_size) {

@@ -103,6 +103,17 @@ void serve_reload(serve *s)
         fprintf(stderr, "llmux serve: reload: redis changed; that needs a "
                         "restart (the limits go on as at start)\n");
     swap_fixed(&next, &s->cfg, tls_fixed);
+    /* the client's response cache is sized once */
+    if (next.limits.cache_max_bytes != s->cfg.limits.cache_max_bytes ||
+        next.limits.cache_max_entries != s->cfg.limits.cache_max_entries) {
+        fprintf(stderr,
+                "llmux serve: reload: limits.cache_max_bytes or "
+                "cache_max_entries changed; that needs a restart (the cache "
+                "keeps %zu bytes and %zu entries)\n",
+                s->cfg.limits.cache_max_bytes, s->cfg.limits.cache_max_entries);
+        next.limits.cache_max_bytes = s->cfg.limits.cache_max_bytes;
+        next.limits.cache_max_entries = s->cfg.limits.cache_max_entries;
+    }
 
     /* The one swap point. What is derived from the config is rebuilt
      * from s->cfg here: the keys' states (kept by name, so that a key

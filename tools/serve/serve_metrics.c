@@ -91,6 +91,10 @@ static const struct {
     {                                                                          \
         "llmux_client_" n, h, offsetof(llmux_stats, f), 1                      \
     }
+#define CC(n, f, h)                                                            \
+    {                                                                          \
+        "llmux_cache_" n, h, offsetof(llmux_stats, f), 0                       \
+    }
     CS("requests_total", requests, "Requests the client accepted."),
     CS("succeeded_total", succeeded, "Requests that succeeded."),
     CS("failed_total", failed, "Requests that failed (not canceled)."),
@@ -103,8 +107,14 @@ static const struct {
        "Failures of the shared limits' Redis (redis: in the config)."),
     CS("limits_fallbacks_total", limits_fallbacks,
        "Requests let go by local buckets while Redis was unreachable."),
+    CC("hits_total", cache_hits,
+       "Requests answered from the response cache (routes with cache:)."),
+    CC("misses_total", cache_misses,
+       "Requests looked up in the response cache and sent to the provider."),
+    CC("stores_total", cache_stores, "Answers kept in the response cache."),
 #undef CS
 #undef CG
+#undef CC
 };
 
 /* The gateway's limit rejections (serve.h: serve.rejected_*), one line
@@ -505,9 +515,10 @@ void serve_call_upstream(serve_call *c, const llmux_request *lr, int status,
     if (!c)
         return;
     if (res) {
+        int hit = llmux_response_cached(res); /* no tokens counted now */
         u = llmux_response_usage(res);
-        c->tokens_in = u->prompt_tokens;
-        c->tokens_out = u->completion_tokens;
+        c->tokens_in = hit ? 0 : u->prompt_tokens;
+        c->tokens_out = hit ? 0 : u->completion_tokens;
         attempts = llmux_response_attempts(res);
         c->retries = attempts > 0 ? attempts - 1 : 0;
         c->fallback = llmux_response_fallback(res);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 /* One request in flight (chat, text completion or embeddings). Freed once both
@@ -25,6 +26,7 @@ typedef struct pending {
      * (h2o takes one write at a time and reads it until proceed) */
     int streaming, started, sending, final, paused;
     int base64; /* embeddings answered as base64 (encoding_format) */
+    int cached; /* looked up in the response cache: x-llmux-cache says */
     char *buf, *out;
     size_t buf_len, buf_cap, out_cap;
     /* keys and limits (serve_keys.c): admitted until released */
@@ -189,10 +191,22 @@ static void sse_stop(h2o_generator_t *gen, h2o_req_t *req)
         llmux_request_cancel(p->lr);
 }
 
-static void sse_start(pending *p)
+/* x-llmux-cache on an answer the response cache was asked for: `hit`
+ * (cached 1) or `miss`. */
+static void cache_header(pending *p, h2o_req_t *req, int cached)
+{
+    if (p->cached)
+        h2o_add_header_by_str(&req->pool, &req->res.headers,
+                              H2O_STRLIT("x-llmux-cache"), 0, NULL,
+                              cached ? "hit" : "miss", cached ? 3 : 4);
+}
+
+/* The stream's headers; `cached`: its answer is the cache's replay. */
+static void sse_start(pending *p, int cached)
 {
     h2o_req_t *req = p->req;
     p->started = 1;
+    cache_header(p, req, cached);
     serve_call_first_byte(p->call);
     p->gen.proceed = sse_proceed;
     p->gen.stop = sse_stop;
@@ -222,7 +236,7 @@ static void on_heartbeat(serve_deadline *d)
     if (!p->req || p->final)
         return;
     if (!p->started)
-        sse_start(p);
+        sse_start(p, 0); /* a replay never waits for its first chunk */
     if (sse_append(p, ": keep-alive\n\n", 14, "", 0) == 0)
         sse_flush(p);
     heartbeat_rearm(p);
@@ -282,7 +296,7 @@ static int on_chunk(llmux_request *lr, const llmux_chunk *ch, void *userdata)
         return 1;
     p->chunked = 1;
     if (!p->started)
-        sse_start(p);
+        sse_start(p, llmux_chunk_cached(ch));
     rc = sse_append(p, "data: ", 6, json, strlen(json)) ||
          sse_append(p, "\n\n", 2, "", 0);
     llmux_free(json);
@@ -370,9 +384,10 @@ static void on_done(llmux_request *lr, int status, llmux_response *res,
     p->done = 1;
     p->lr = NULL;
     /* tpm: an answer, or a stream that sent part of one before it failed
-     * or its reader left, is charged (its usage, else the estimate); only
-     * a request that delivered nothing is refunded */
-    if ((status == 0 || p->chunked) && res) {
+     * or its reader left, is charged (its usage, else the estimate); a
+     * request that delivered nothing, or the response cache's answer (no
+     * provider tokens spent), is refunded */
+    if ((status == 0 || p->chunked) && res && !llmux_response_cached(res)) {
         p->usage = *llmux_response_usage(res);
         p->answered = 1;
     }
@@ -418,12 +433,13 @@ static void on_done(llmux_request *lr, int status, llmux_response *res,
         if (status == 0 && p->streaming) {
             /* a stream without a single chunk */
             p->req = req;
-            sse_start(p);
+            sse_start(p, llmux_response_cached(res));
             sse_append(p, "data: [DONE]\n\n", 14, "", 0);
             p->final = 1;
             sse_flush(p);
         } else if (status == 0) {
             char *json = llmux_response_to_json(res);
+            cache_header(p, req, llmux_response_cached(res));
             if (json && p->base64)
                 json = embeddings_base64(json); /* now ours: free() */
             if (json)
@@ -472,6 +488,42 @@ static void send_refusal(h2o_req_t *req, int rc, llmux_request *lr,
                      llmux_err_name(rc), msg);
 }
 
+/* Whether the client asked not to be answered from a cache:
+ * Cache-Control with no-cache or no-store among its directives (any
+ * case). */
+static int client_bypasses(h2o_req_t *req)
+{
+    ssize_t at = -1;
+    while ((at = h2o_find_header(&req->headers, H2O_TOKEN_CACHE_CONTROL, at)) !=
+           -1) {
+        const h2o_iovec_t *v = &req->headers.entries[at].value;
+        size_t i;
+        for (i = 0; i + 8 <= v->len; i++)
+            if (!strncasecmp(v->base + i, "no-cache", 8) ||
+                !strncasecmp(v->base + i, "no-store", 8))
+                return 1;
+    }
+    return 0;
+}
+
+/* The response cache for lr: the route's `cache:` TTL, unless the client
+ * bypasses it, which also overrides a `cache=` in the route's config
+ * string. *cached: looked up (the answer says hit or miss). 0 or the
+ * library's code. */
+static int cache_choice(h2o_req_t *req, const serve_route *rt,
+                        llmux_request *lr, int *cached)
+{
+    char ttl[32];
+    if (client_bypasses(req))
+        return llmux_request_set_option(lr, "cache", "no");
+    if (!rt || rt->cache_ttl_ms <= 0)
+        return 0;
+    snprintf(ttl, sizeof ttl, "%ld.%03ld", rt->cache_ttl_ms / 1000,
+             rt->cache_ttl_ms % 1000);
+    *cached = 1;
+    return llmux_request_set_option(lr, "cache", ttl);
+}
+
 int serve_handle_op(serve *s, h2o_req_t *req, llmux_op op)
 {
     const char *body = req->entity.base ? req->entity.base : "";
@@ -486,7 +538,7 @@ int serve_handle_op(serve *s, h2o_req_t *req, llmux_op op)
     const char *model;
     char msg[512];
     size_t i;
-    int rc, streaming, base64;
+    int rc, streaming, base64, cached = 0;
 
     if (len > s->cfg.limits.max_body) {
         snprintf(msg, sizeof msg,
@@ -590,6 +642,8 @@ int serve_handle_op(serve *s, h2o_req_t *req, llmux_op op)
                                    0);
     for (i = 1; !rc && rt && i < rt->n_specs; i++)
         rc = llmux_request_add_fallback(lr, rt->specs[i]);
+    if (!rc)
+        rc = cache_choice(req, rt, lr, &cached);
     if (!rc && !(p = calloc(1, sizeof *p)))
         rc = LLMUX_ENOMEM;
     if (rc) {
@@ -606,6 +660,7 @@ int serve_handle_op(serve *s, h2o_req_t *req, llmux_op op)
     p->lr = lr;
     p->streaming = streaming;
     p->base64 = base64;
+    p->cached = cached;
     serve_call_key(req, p->key_name);
     p->call = serve_call_hold(req);
     p->watch_fd = -1;
