@@ -7,36 +7,8 @@
  * kept. The parts below the engine (backend interface, LRU backend, key,
  * value encoding) are declared in cache.h; the engine's in engine.h.
  */
-#include <openssl/evp.h>
-
 #include "cache.h"
 #include "engine.h"
-
-/* ---- SHA-256 ------------------------------------------------------------- */
-
-int llmux__sha256_hex(const void *p, size_t n,
-                      char out[LLMUX__CACHE_KEY_LEN + 1])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0, i;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok;
-    if (!ctx)
-        return LLMUX_ENOMEM;
-    ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-         EVP_DigestUpdate(ctx, p, n) == 1 &&
-         EVP_DigestFinal_ex(ctx, md, &len) == 1 && len == 32;
-    EVP_MD_CTX_free(ctx);
-    if (!ok)
-        return LLMUX_ENOMEM;
-    for (i = 0; i < len; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[2 * len] = '\0';
-    return 0;
-}
 
 /* ---- the value's encoding ------------------------------------------------ */
 

@@ -59,10 +59,6 @@ llmux__cache_backend *llmux__cache_lru_new(size_t max_bytes, size_t max_entries,
 void llmux__cache_lru_usage(const llmux__cache_backend *b, size_t *entries,
                             size_t *bytes);
 
-/* SHA-256 of p[0..n) as 64 lower-case hex digits and a NUL in out. 0, or
- * LLMUX_ENOMEM when OpenSSL cannot make a digest context. */
-int llmux__sha256_hex(const void *p, size_t n,
-                      char out[LLMUX__CACHE_KEY_LEN + 1]);
 
 /*
  * The value: the provider's own answer, so that a hit is decoded by the

@@ -377,11 +377,11 @@ int llmux__endpoint_limits(struct llmux_client *c, xfer *x);
 /* x succeeded having used `used` tokens: the token bucket gets back what
  * its estimate overcharged (or pays what it undercharged). */
 void llmux__limits_used(xfer *x, long used);
-/* Whether e's queued requests must fail with LLMUX_ELIMITS: its shared
- * backend is unreachable and its limits_fallback closed; then msg says
- * why (naming the server, its password masked). */
-int llmux__limits_refused(struct llmux_client *c, llmux__endpoint *e, char *msg,
-                          size_t len);
+/* A queued request that must fail with LLMUX_ELIMITS, taken off its
+ * queue (state X_WAIT, its message naming the server, its password
+ * masked): its lane's shared backend is unreachable and its
+ * limits_fallback closed. NULL when there is none. */
+xfer *llmux__limits_refused(struct llmux_client *c);
 double llmux__estimate_tokens(const llmux_request *r);
 /* Under a budget: LLMUX_EBUDGET (the request's message says why) when the
  * spend and what is reserved reach it, else holds x's estimate. */

@@ -745,6 +745,10 @@ int llmux__settings_selfcheck(char *err, size_t errlen);
  * without the locale-dependent strtod. Returns 0, or -1 when malformed. */
 int llmux__parse_seconds_ms(const char *s, long *ms);
 
+/* SHA-256 of p[0..n) as 64 lower-case hex digits and a NUL in out (text.c).
+ * 0, or LLMUX_ENOMEM when OpenSSL cannot make a digest context. */
+int llmux__sha256_hex(const void *p, size_t n, char out[65]);
+
 /* ---- call.c: the core calling plugins ------------------------------------ */
 
 /* Everything resolved for sending a request: provider, URL, key. */

@@ -498,8 +498,8 @@ void llmux__turn_hold(struct llmux_client *c)
     }
 }
 
-int llmux__limits_refused(struct llmux_client *c, llmux__endpoint *e, char *msg,
-                          size_t len)
+static int lane_refused(struct llmux_client *c, llmux__endpoint *e, char *msg,
+                        size_t len)
 {
     if (!e->shared || e->fallback_local || shared_usable(c, e))
         return 0;
@@ -512,6 +512,21 @@ int llmux__limits_refused(struct llmux_client *c, llmux__endpoint *e, char *msg,
                                                 : "not connected")
                  : "it answered with an error");
     return 1;
+}
+
+xfer *llmux__limits_refused(struct llmux_client *c)
+{
+    llmux__endpoint *e;
+    char m[LLMUX__ERRBUF];
+    for (e = c->endpoints; e; e = e->next)
+        if (e->qhead && lane_refused(c, e, m, sizeof m)) {
+            xfer *x = e->qhead;
+            llmux__dequeue(x);
+            x->state = X_WAIT;
+            llmux__request_seterr(x->req, m);
+            return x;
+        }
+    return NULL;
 }
 
 /* The queue goes on from the loop (xfer.c's pump, through the client's
@@ -572,8 +587,9 @@ static char *shared_key(const llmux__endpoint *e, const char *prefix,
     const char *ep = e->host->key;
     size_t n = strlen(ep), a, b;
     char hash[65] = "", *k;
-    if (api_key && *api_key)
-        llmux__sha256_hex(api_key, strlen(api_key), hash);
+    if (api_key && *api_key &&
+        llmux__sha256_hex(api_key, strlen(api_key), hash))
+        return NULL;
     if (llmux__url_userinfo(ep, n, &a, &b)) { /* never a URL's password */
         n -= b - a;
     } else {

@@ -195,16 +195,6 @@ char *llmux__redis_url_masked(const char *url)
     return out;
 }
 
-void llmux__sha256_hex(const void *s, size_t n, char out[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0, i;
-    EVP_Digest(s, n, md, &len, EVP_sha256(), NULL);
-    for (i = 0; i < len && i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    out[2 * i] = 0;
-}
-
 /* ---- the connection ------------------------------------------------------ */
 
 static void connect_now(llmux__redis *r);

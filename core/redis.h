@@ -95,7 +95,5 @@ int llmux__redis_eval(llmux__redis *r, llmux__redis_script *s,
                       llmux__redis_cb cb, void *ud, int numkeys, int argc,
                       const char **argv, const size_t *argvlen);
 
-/* Hex SHA-256 of s[0..n) into out[65]. */
-void llmux__sha256_hex(const void *s, size_t n, char out[65]);
 
 #endif /* LLMUX_CORE_REDIS_H */

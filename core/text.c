@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "internal.h"
 
 /* ---- UTF-8 --------------------------------------------------------------- */
@@ -442,4 +444,29 @@ LLMUX_EXTERN int llmux_format_number(char *buf, size_t len, double v,
                                      int single)
 {
     return llmux__fmt_number(buf, len, v, single);
+}
+
+/* ---- SHA-256 (the response cache's keys, the shared limits' key hashes) */
+
+int llmux__sha256_hex(const void *p, size_t n, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0, i;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok;
+    if (!ctx)
+        return LLMUX_ENOMEM;
+    ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+         EVP_DigestUpdate(ctx, p, n) == 1 &&
+         EVP_DigestFinal_ex(ctx, md, &len) == 1 && len == 32;
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        return LLMUX_ENOMEM;
+    for (i = 0; i < len; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[2 * len] = '\0';
+    return 0;
 }

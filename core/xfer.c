@@ -937,24 +937,6 @@ void llmux__on_pump(uv_timer_t *t)
     llmux__pump(t->data);
 }
 
-/* The queued requests of lanes whose shared limits cannot be asked and
- * may not fall back (limits.c) end with LLMUX_ELIMITS, from the defer
- * timer so that no done callback runs here. */
-static void fail_refused_lanes(struct llmux_client *c)
-{
-    llmux__endpoint *e;
-    char m[LLMUX__ERRBUF];
-    for (e = c->endpoints; e; e = e->next)
-        while (e->qhead && llmux__limits_refused(c, e, m, sizeof m)) {
-            xfer *x = e->qhead;
-            llmux__dequeue(x);
-            x->state = X_WAIT;
-            llmux__request_seterr(x->req, m);
-            x->defer_code = LLMUX_ELIMITS;
-            llmux__defer_push(x);
-        }
-}
-
 /* Before each poll: a new budget of starts, and the requests that waited
  * only for it start (their curl timer then makes the poll not block). */
 void llmux__on_turn(uv_prepare_t *p)
@@ -973,8 +955,11 @@ void llmux__on_turn(uv_prepare_t *p)
  * the defer timer, so done callbacks never nest here. */
 void llmux__pump(struct llmux_client *c)
 {
-    if (c->redis && !c->closing)
-        fail_refused_lanes(c);
+    xfer *r; /* shared limits unreachable, no fallback: end from defer */
+    while (c->redis && !c->closing && (r = llmux__limits_refused(c))) {
+        r->defer_code = LLMUX_ELIMITS;
+        llmux__defer_push(r);
+    }
     while (c->queued && !c->closing &&
            (!c->max_in_flight || c->in_flight < c->max_in_flight)) {
         llmux__endpoint *best;
