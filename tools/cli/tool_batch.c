@@ -309,6 +309,7 @@ typedef struct brun {
     int pumping;
     uint64_t t0;
     int progress_on, progress_drawn;
+    int out_tty; /* results go to the terminal the progress is on */
     uv_signal_t sig_int, sig_term;
     uv_timer_t progress;
     unsigned run_tag; /* makes the "id" of output lines unique per run */
@@ -322,6 +323,10 @@ static void pump(brun *r);
  * processes appending to one file never interleave. */
 static void write_line(brun *r, const char *s, size_t n)
 {
+    if (r->progress_drawn && r->out_tty) { /* not into the progress line */
+        fputs("\r\033[K", stderr);
+        r->progress_drawn = 0;
+    }
     while (n && !r->out_err) {
         ssize_t w = write(r->out_fd, s, n);
         if (w < 0 && errno == EINTR)
@@ -1051,6 +1056,7 @@ static int batch_open(brun *r)
         r->in.poll.data = r;
     }
     r->progress_on = !c->quiet && isatty(2);
+    r->out_tty = r->progress_on && r->out_fd == 1 && isatty(1);
     if (r->progress_on && S_ISREG(sb.st_mode))
         r->total_lines = count_lines(r->in.fd);
     if (r->in.fd == 0 && isatty(0))
