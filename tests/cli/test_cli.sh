@@ -1540,8 +1540,8 @@ expect_usage "models --fallback (not a models option): exit 2"
 
 # ---- batch -------------------------------------------------------------------
 
-run_in $'one\n\ntwo\r\nthree' "$CLI" batch -m "$M" "${URL[@]}"
-pycheck "batch: a JSON line per non-empty input line, in input order" '
+run_in $'one\n\ntwo\r\nthree' "$CLI" batch -m "$M" "${URL[@]}" --ordered
+pycheck "batch --ordered: a JSON line per non-empty input line, in input order" '
 rows = [json.loads(l) for l in out.splitlines()]
 if [r["index"] for r in rows] != [0, 1, 2]: fail(rows)
 if [r["line"] for r in rows] != [1, 3, 4]: fail(rows)
@@ -1552,14 +1552,15 @@ for r, p in zip(rows, ["one", "two", "three"]):
     if r["response"]["object"] != "chat.completion": fail(r)
 '
 printf 'alpha\nbeta\n' >"$TMP/prompts"
-run "$CLI" batch -m "$M" "${URL[@]}" -s "Be brief." "$TMP/prompts" </dev/null
+run "$CLI" batch -m "$M" "${URL[@]}" -s "Be brief." --ordered "$TMP/prompts" \
+    </dev/null
 pycheck "batch FILE: the prompts of the file" '
 rows = [json.loads(l) for l in out.splitlines()]
 got = [r["response"]["choices"][0]["message"]["content"] for r in rows]
 if got != ["Mock reply to: alpha", "Mock reply to: beta"]: fail(got)
 '
-run_in '' "$CLI" batch -m "$M" "${URL[@]}"
-expect_out "batch: no input, no output, exit 0" ''
+run_in '' "$CLI" batch -m "$M" "${URL[@]}" --quiet
+expect_out "batch --quiet: no input, no output, exit 0" ''
 
 run_in $'a\nb\n' "$CLI" batch -m "$M#status=400" "${URL[@]}"
 expect_rc "batch: provider errors: exit 1" 1
@@ -1571,10 +1572,18 @@ for r in rows:
     if r["status"] != "error" or e["code"] != "LLMUX_EPROVIDER": fail(r)
     if e["http_status"] != 400 or e["type"] != "invalid_request_error": fail(r)
 '
-if [ -s "$TMP/err" ]; then
-    bad "batch: errors go to stdout, stderr stays empty"
+# the errors go to stdout; stderr has the summary line only
+if [ "$(wc -l <"$TMP/err")" -eq 1 ] &&
+    grep -qE '^llmux: batch: 2 done \(0 ok, 2 failed\), ' "$TMP/err"; then
+    ok "batch: errors go to stdout, stderr has the summary only"
 else
-    ok "batch: errors go to stdout, stderr stays empty"
+    bad "batch: errors go to stdout, stderr has the summary only"
+fi
+run_in $'a\nb\n' "$CLI" batch -m "$M#status=400" "${URL[@]}" -q
+if [ "$RC" -eq 1 ] && [ ! -s "$TMP/err" ] && [ "$(wc -l <"$TMP/out")" -eq 2 ]; then
+    ok "batch -q: no summary, stderr empty"
+else
+    bad "batch -q: no summary, stderr empty" "status $RC"
 fi
 
 start_mock --quiet --fault 'status=503'
@@ -1614,8 +1623,8 @@ if sorted(r["index"] for r in rows[:2]) != [1, 2] or rows[2]["index"] != 0:
 start_mock --quiet --fault 'delay_ms=600'
 BP=$PORT
 run_in $'slow\nfast1\nfast2\n' "$CLI" batch -m "$M" \
-    --base-url "http://127.0.0.1:$BP/v1" --concurrency 3
-pycheck "batch: input order even when the first finishes last" '
+    --base-url "http://127.0.0.1:$BP/v1" --concurrency 3 --ordered
+pycheck "batch --ordered: input order even when the first finishes last" '
 rows = [json.loads(l) for l in out.splitlines()]
 if [r["index"] for r in rows] != [0, 1, 2]: fail(rows)
 '
@@ -1635,7 +1644,7 @@ cat >"$TMP/requests.jsonl" <<'EOF'
 not a request
 {"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"third"}]}
 EOF
-run "$CLI" batch --jsonl "${URL[@]}" "$TMP/requests.jsonl" </dev/null
+run "$CLI" batch --jsonl --ordered "${URL[@]}" "$TMP/requests.jsonl" </dev/null
 expect_rc "batch --jsonl with a bad line: exit 2 (its error)" 2
 RC=0 pycheck "batch --jsonl: each line a request; the bad one its error line" '
 rows = [json.loads(l) for l in out.splitlines()]

@@ -24,6 +24,8 @@
 #define EXIT_PROVIDER  1
 #define EXIT_USAGE     2
 #define EXIT_TRANSPORT 3
+/* batch stopped by SIGINT or SIGTERM (128 + SIGINT, as a shell says) */
+#define EXIT_INTERRUPTED 130
 
 /* Which command runs: the subset of options each accepts follows. */
 enum cmd {
@@ -83,6 +85,11 @@ enum opt_id {
     O_AS_COMPLETED,
     O_FAIL_FAST,
     O_JSONL,
+    O_ORDERED,
+    O_OUTPUT,
+    O_RESUME,
+    O_SHARD,
+    O_QUIET,
     O_CONFIG,
     O_LISTEN,
     O_PORT_FILE,
@@ -155,6 +162,9 @@ typedef struct cli {
     long concurrency; /* batch */
     long rpm, tpm;
     int as_completed, fail_fast, jsonl;
+    int ordered, resume, quiet; /* batch */
+    const char *output;         /* batch -o FILE */
+    long shard_i, shard_n;      /* batch --shard I/N (shard_n 0: none) */
     const char *config, *listen, *port_file; /* serve */
     const char **fallbacks;                  /* --fallback SPECs, in order */
     size_t n_fallbacks;

@@ -340,6 +340,40 @@ static int set_opt(cli *c, const opt_def *d, const char *flag, const char *v)
     case O_JSONL:
         c->jsonl = 1;
         break;
+    case O_ORDERED:
+        c->ordered = 1;
+        break;
+    case O_OUTPUT:
+        c->output = v;
+        break;
+    case O_RESUME:
+        c->resume = 1;
+        break;
+    case O_QUIET:
+        c->quiet = 1;
+        break;
+    case O_SHARD: {
+        /* I/N: two decimal integers, 0 <= I < N */
+        const char *sl = strchr(v, '/');
+        char num[24];
+        long long i = -1, n = 0;
+        size_t il = sl ? (size_t)(sl - v) : 0;
+        if (sl && il && il < sizeof num) {
+            memcpy(num, v, il);
+            num[il] = '\0';
+            if (parse_ll(num, 0, 1000000, &i) ||
+                parse_ll(sl + 1, 0, 1000000, &n))
+                i = -1;
+        }
+        if (i < 0 || n < 1 || i >= n) {
+            errorf(c, "%s: wants I/N, two integers with 0 <= I < N (e.g. 0/3)",
+                   flag);
+            return EXIT_USAGE;
+        }
+        c->shard_i = (long)i;
+        c->shard_n = (long)n;
+        break;
+    }
     case O_CONFIG:
         c->config = v;
         break;

@@ -125,8 +125,9 @@ const opt_def opt_defs[] = {
      "file's \"model\" is the SPEC"},
     {"expected", 0, "TEXT", O_EXPECTED, CMD_EVALUATE,
      "the completion to score (required)"},
-    {"concurrency", 0, "N", O_CONCURRENCY, CMD_BATCH,
-     "requests in flight at once (default 8)"},
+    {"concurrency", 'j', "N", O_CONCURRENCY, CMD_BATCH,
+     "requests in flight at once (default 8); input is\n"
+     "read only as they finish"},
     {"rpm", 0, "N", O_RPM, CMD_BATCH,
      "requests per minute at most (per endpoint and API\n"
      "key; 0 = no limit, the default)"},
@@ -134,8 +135,27 @@ const opt_def opt_defs[] = {
      "tokens per minute at most, estimated before\n"
      "sending, corrected by the usage (0 = no limit)"},
     {"as-completed", 0, NULL, O_AS_COMPLETED, CMD_BATCH,
-     "print each result when it finishes, not in input\n"
-     "order"},
+     "write each result when it finishes (the default;\n"
+     "kept for scripts that ask for it)"},
+    {"ordered", 0, NULL, O_ORDERED, CMD_BATCH,
+     "write the results in input order; a slow request\n"
+     "holds back at most 2 x --concurrency results\n"
+     "(input waits meanwhile)"},
+    {"output", 'o', "FILE", O_OUTPUT, CMD_BATCH,
+     "write the result lines to FILE (made afresh;\n"
+     "appended to with --resume), each whole with one\n"
+     "write"},
+    {"resume", 0, NULL, O_RESUME, CMD_BATCH,
+     "continue the job whose results -o FILE holds:\n"
+     "lines whose id already has a success there are\n"
+     "skipped, failures run again, a cut last line is\n"
+     "removed"},
+    {"shard", 0, "I/N", O_SHARD, CMD_BATCH,
+     "take only the lines whose id hashes to I:\n"
+     "FNV-1a 64 of the id's bytes mod N equals I, so N\n"
+     "machines split one file with no coordination"},
+    {"quiet", 'q', NULL, O_QUIET, CMD_BATCH,
+     "no progress line and no summary on stderr"},
     {"fail-fast", 0, NULL, O_FAIL_FAST, CMD_BATCH,
      "the first failure cancels the rest"},
     {"jsonl", 0, NULL, O_JSONL, CMD_BATCH,
@@ -252,24 +272,54 @@ static const cmd_def cmd_defs[] = {
      "  llmux evaluate -m alephalpha/luminous-base --expected \" Paris\" \\\n"
      "      \"The capital of France is\"\n"},
     {"batch", CMD_BATCH, "batch -m SPEC [options] [FILE]",
-     "a chat completion for each line of a file, run concurrently",
-     "Sends each non-empty line of FILE (or stdin, or FILE \"-\") as the\n"
-     "prompt of a chat completion, --concurrency at a time. -m is required\n"
-     "unless --jsonl lines name their model.\n"
+     "a request for each line of a file, run concurrently",
+     "Runs a request for each non-empty line of FILE (or stdin, or FILE\n"
+     "\"-\"), --concurrency at a time. Lines are read only as requests\n"
+     "finish, so memory stays bounded however long FILE is. The first\n"
+     "non-empty line says what the lines are:\n"
+     "  a prompt (a chat completion each); with --jsonl an OpenAI-style\n"
+     "  chat request JSON; or, detected by itself, an OpenAI Batch API\n"
+     "  input line {\"custom_id\",\"method\":\"POST\",\"url\",\"body\"}\n"
+     "  whose url is /v1/chat/completions, /v1/completions or\n"
+     "  /v1/embeddings. -m gives the provider and its options for every\n"
+     "  line; a body's \"model\" picks the model when present, a plain\n"
+     "  name only (without -m, which --jsonl allows, it is the line's\n"
+     "  provider/model). A line of another kind, an unknown url, a model\n"
+     "  with options or a line that is not JSON gets its error line; the\n"
+     "  others run.\n"
+     "A line's id is its custom_id, or else its line number. --shard I/N\n"
+     "takes the lines whose id's FNV-1a 64 hash mod N is I. -o FILE\n"
+     "writes each result line whole with one write; --resume skips the\n"
+     "ids FILE already holds a success for (failures run again). SIGINT\n"
+     "or SIGTERM stops reading, waits for the requests in flight (a\n"
+     "second signal cancels them), writes their lines and exits 130.\n"
+     "On stderr: a progress line when it is a terminal (at most 10 a\n"
+     "second) and a summary line at the end (--quiet: neither).\n"
      "\n"
      "output:\n"
-     "  one JSON object per line for each non-empty input line, in input\n"
-     "  order (--as-completed: as they finish); \"index\" counts prompts\n"
-     "  from 0, \"line\" is the input line:\n"
+     "  a line per result, as each finishes (--ordered: in input order).\n"
+     "  For OpenAI Batch input, OpenAI Batch output lines:\n"
+     "    {\"id\":\"batch_req_...\",\"custom_id\":\"a\",\"response\":\n"
+     "     {\"status_code\":200,\"request_id\":null,\"body\":{...}},\n"
+     "     \"error\":null}\n"
+     "  (a provider's HTTP error: its status_code and {\"error\":...} body;\n"
+     "  other failures: \"response\":null,\"error\":{\"code\",\"message\"}).\n"
+     "  For prompts and --jsonl, \"index\" counts non-empty lines from 0\n"
+     "  and \"line\" is the input line:\n"
      "    {\"index\":0,\"line\":1,\"status\":\"ok\",\n"
      "     \"response\":{...chat.completion...}}\n"
      "    {\"index\":1,\"line\":2,\"status\":\"error\",\n"
      "     \"error\":{\"code\":\"LLMUX_EPROVIDER\",\n"
      "     \"message\":...,\"http_status\":429,...}}\n"
-     "  (\"fallback\":N when a fallback answered). Every prompt gets its\n"
-     "  line; the exit status is that of the first failure in input order.\n",
+     "  (\"fallback\":N when a fallback answered). Every line taken gets\n"
+     "  its result line; the exit status is that of the first failure in\n"
+     "  input order.\n",
      "  llmux batch -m openai/gpt-4o-mini --concurrency 4 prompts.txt "
-     ">out.jsonl\n"},
+     ">out.jsonl\n"
+     "  llmux batch -m openai/gpt-4o-mini -j 64 -o out.jsonl --resume "
+     "batch.jsonl\n"
+     "  llmux batch -m openai/gpt-4o-mini --shard 1/3 -o out.1.jsonl "
+     "batch.jsonl\n"},
     {"providers", CMD_PROVIDERS, "providers [-v] [--json]",
      "the provider plugins found, and where they were searched for",
      "Lists every provider found: those registered in the program, then\n"
@@ -353,6 +403,8 @@ static const char overview_tail[] =
     "     local failures (out of memory, cannot write the output). A\n"
     "     timeout's message names the one that fired: timeout (the total\n"
     "     deadline), connect_timeout, first_byte_timeout or idle_timeout\n"
+    "  130  batch: stopped by SIGINT or SIGTERM (what finished is written;\n"
+    "     --resume runs the rest)\n"
     "\n"
     "environment:\n"
     "  LLMUX_PLUGIN_PATH  plugin directories searched first, ':'-separated\n"

@@ -67,8 +67,9 @@ _llmux()
         opts="$conn --json --expected $help"
         ;;
     batch)
-        opts="$conn -s --system $gen $resil --concurrency --rpm --tpm
-            --as-completed --fail-fast --jsonl $help"
+        opts="$conn -s --system $gen $resil -j --concurrency --rpm --tpm
+            --as-completed --ordered --fail-fast --jsonl -o --output --resume
+            --shard -q --quiet $help"
         ;;
     providers)
         opts="-v --verbose --json $help"
@@ -105,7 +106,7 @@ _llmux()
         fi
         return 0
         ;;
-    --request-file | --image | --config | --port-file)
+    --request-file | --image | --config | --port-file | -o | --output)
         # one name per line: names with spaces or '*' stay whole
         mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         compopt -o filenames 2>/dev/null
@@ -115,7 +116,7 @@ _llmux()
         --top-p | --stop | --seed | --n | --top-logprobs | --timeout | \
         --retries | \
         --connect-timeout | --first-byte-timeout | --idle-timeout | \
-        --expected | --concurrency | --rpm | --tpm | --listen)
+        --expected | -j | --concurrency | --rpm | --tpm | --shard | --listen)
         return 0 # a value of the user's own
         ;;
     esac
