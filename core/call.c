@@ -222,8 +222,7 @@ static int check_request(llmux_request *r, const llmux__provider *p)
             return llmux__request_fail(
                 r, LLMUX_ENOTSUP,
                 "%s: provider batch jobs are not supported by this provider "
-                "(the local runner, llmux_batch or `llmux batch`, sends the "
-                "same requests one by one)",
+                "(the local runner sends the same requests one by one)",
                 r->cfg.provider);
         return r->job ? 0 : LLMUX_EINVAL;
     }

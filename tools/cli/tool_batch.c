@@ -186,6 +186,15 @@ int run_batch(cli *c)
     size_t len, n, i, m = 0, made = 0;
     int rc, st = 0;
 
+    if (!c->help && pbatch_word(c))
+        return run_pbatch(c); /* the providers' Batch APIs */
+    if (c->provider || c->output || c->job_errors)
+        return usage_error(c,
+                           "%s is an option of batch "
+                           "submit/status/fetch/cancel",
+                           c->provider ? "--provider"
+                           : c->output ? "-o"
+                                       : "--errors");
     if (c->help) {
         print_cmd_help(cmd_def_of(c->cmd));
         return 0;

@@ -152,6 +152,14 @@ const opt_def opt_defs[] = {
      "(default 127.0.0.1:8080); port 0 picks a free one"},
     {"port-file", 0, "FILE", O_PORT_FILE, CMD_SERVE,
      "once listening, write the port there"},
+    /* the providers' Batch APIs: batch submit|status|fetch|cancel */
+    {"provider", 0, "NAME", O_PROVIDER, CMD_BATCH,
+     "submit/status/fetch/cancel: the provider holding\n"
+     "the job (or -m SPEC), as a config string"},
+    {"output", 'o', "FILE", O_OUTPUT, CMD_BATCH,
+     "fetch: write the results there (default stdout)"},
+    {"errors", 0, NULL, O_JOB_ERRORS, CMD_BATCH,
+     "fetch: the job's error file instead of its output"},
     {"help", 'h', NULL, O_HELP, CMD_ALL | CMD_PROVIDERS | CMD_SERVE,
      "print this help and exit"},
 };
@@ -251,7 +259,10 @@ static const cmd_def cmd_defs[] = {
      "  --json).\n",
      "  llmux evaluate -m alephalpha/luminous-base --expected \" Paris\" \\\n"
      "      \"The capital of France is\"\n"},
-    {"batch", CMD_BATCH, "batch -m SPEC [options] [FILE]",
+    {"batch", CMD_BATCH,
+     "batch -m SPEC [options] [FILE]\n"
+     "       llmux batch submit|status|fetch|cancel (-m SPEC|--provider NAME) "
+     "FILE|ID",
      "a chat completion for each line of a file, run concurrently",
      "Sends each non-empty line of FILE (or stdin, or FILE \"-\") as the\n"
      "prompt of a chat completion, --concurrency at a time. -m is required\n"
@@ -267,9 +278,24 @@ static const cmd_def cmd_defs[] = {
      "     \"error\":{\"code\":\"LLMUX_EPROVIDER\",\n"
      "     \"message\":...,\"http_status\":429,...}}\n"
      "  (\"fallback\":N when a fallback answered). Every prompt gets its\n"
-     "  line; the exit status is that of the first failure in input order.\n",
+     "  line; the exit status is that of the first failure in input order.\n"
+     "\n"
+     "provider batch jobs (OpenAI's Batch API, Mistral's batch jobs; half\n"
+     "the price, done within 24 hours), each with -m SPEC or --provider:\n"
+     "  batch submit FILE   uploads FILE (OpenAI Batch lines: custom_id,\n"
+     "                      method, url, body) and creates the job; prints\n"
+     "                      its id (-v: the whole job)\n"
+     "  batch status ID     prints the job: status, request counts, files\n"
+     "  batch fetch ID      writes its results (OpenAI Batch output lines,\n"
+     "                      for every provider) to -o FILE or stdout;\n"
+     "                      --errors: the failed requests' lines\n"
+     "  batch cancel ID     cancels it (partial results stay)\n"
+     "A provider without a batch API fails and names the local runner.\n",
      "  llmux batch -m openai/gpt-4o-mini --concurrency 4 prompts.txt "
-     ">out.jsonl\n"},
+     ">out.jsonl\n"
+     "  id=$(llmux batch submit --provider openai requests.jsonl)\n"
+     "  llmux batch status --provider openai \"$id\"\n"
+     "  llmux batch fetch --provider openai \"$id\" -o results.jsonl\n"},
     {"providers", CMD_PROVIDERS, "providers [-v] [--json]",
      "the provider plugins found, and where they were searched for",
      "Lists every provider found: those registered in the program, then\n"

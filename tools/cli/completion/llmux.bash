@@ -68,7 +68,9 @@ _llmux()
         ;;
     batch)
         opts="$conn -s --system $gen $resil --concurrency --rpm --tpm
-            --as-completed --fail-fast --jsonl $help"
+            --as-completed --fail-fast --jsonl --provider -o --output --errors
+            $help"
+        ((cword == 2)) && opts="$opts submit status fetch cancel"
         ;;
     providers)
         opts="-v --verbose --json $help"
@@ -105,7 +107,7 @@ _llmux()
         fi
         return 0
         ;;
-    --request-file | --image | --config | --port-file)
+    --request-file | --image | --config | --port-file | -o | --output)
         # one name per line: names with spaces or '*' stay whole
         mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         compopt -o filenames 2>/dev/null
@@ -115,7 +117,7 @@ _llmux()
         --top-p | --stop | --seed | --n | --top-logprobs | --timeout | \
         --retries | \
         --connect-timeout | --first-byte-timeout | --idle-timeout | \
-        --expected | --concurrency | --rpm | --tpm | --listen)
+        --expected | --concurrency | --rpm | --tpm | --listen | --provider)
         return 0 # a value of the user's own
         ;;
     esac
