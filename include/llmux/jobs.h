@@ -128,7 +128,9 @@ LLMUX_EXTERN int llmux_job_cancel(llmux_client *c, const char *config,
  * LLMUX_JOB_OUTPUT) or error file (LLMUX_JOB_ERRORS), as OpenAI Batch
  * output lines (llmux_job_content()). Polls the job first: one that has
  * not ended fails with LLMUX_EBUSY naming its state; one without such a
- * file succeeds with empty content. Returns as llmux_job_submit().
+ * file succeeds with empty content. Results larger than the client's
+ * max_response_bytes fail with LLMUX_ETOOBIG. Returns as
+ * llmux_job_submit().
  */
 LLMUX_EXTERN int llmux_job_fetch(llmux_client *c, const char *config,
                                  const char *id, int which, llmux_job_cb cb,
