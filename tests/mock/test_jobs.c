@@ -69,13 +69,15 @@ static void wait_job(mock_env *e, jres *r)
 }
 
 static mock_env_config batch_fast = {
-    NULL, &(llmux_mock_options){LLMUX_MOCK_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0,
-                                0, 300}};
+    NULL, &(llmux_mock_options){.version = LLMUX_MOCK_OPTIONS_VERSION,
+                                .quiet = 1,
+                                .batch_ms = 300}};
 
 /* Cancel tests: long enough that the cancel always lands mid-run. */
 static mock_env_config batch_slow = {
-    NULL, &(llmux_mock_options){LLMUX_MOCK_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0,
-                                0, 10000}};
+    NULL, &(llmux_mock_options){.version = LLMUX_MOCK_OPTIONS_VERSION,
+                                .quiet = 1,
+                                .batch_ms = 10000}};
 
 static void spec_of(mock_env *e, char *buf, size_t cap, const char *provider)
 {
