@@ -588,11 +588,10 @@ struct llmux_job {
     llmux__buf content;
     int has_content; /* a content step answered */
 };
-/* The job o decodes into, created on first use; NULL without memory. */
+/* jobinfo.c: the job o decodes into, created on first use (NULL without
+ * memory); freeing one. */
 struct llmux_job *llmux__out_job(struct llmux_out *o);
 void llmux__job_free(struct llmux_job *j);
-/* Frees a job step and what it owns. */
-void llmux__job_step_free(llmux_job_step *s);
 
 /* The depth of llmux user callbacks running on this thread (adds delta,
  * returns the new depth): the blocking calls refuse to run inside one. */

@@ -32,37 +32,6 @@ typedef struct jobop {
     char *msg;
 } jobop;
 
-/* ---- the job object --------------------------------------------------------
- */
-
-struct llmux_job *llmux__out_job(struct llmux_out *o)
-{
-    if (!o->job && (o->job = llmux__calloc(1, sizeof *o->job)) != NULL)
-        o->job->total = o->job->completed = o->job->failed = -1;
-    return o->job;
-}
-
-void llmux__job_free(struct llmux_job *j)
-{
-    if (!j)
-        return;
-    llmux__free(j->id);
-    llmux__free(j->state_raw);
-    llmux__free(j->input_file);
-    llmux__free(j->output_file);
-    llmux__free(j->error_file);
-    llmux__free(j->model);
-    llmux__free(j->endpoint);
-    llmux__free(j->errors);
-    llmux__buf_free(&j->content);
-    llmux__free(j);
-}
-
-void llmux__job_step_free(llmux_job_step *s)
-{
-    llmux__free(s); /* its strings are the jobop's */
-}
-
 /* ---- the chain -------------------------------------------------------------
  */
 

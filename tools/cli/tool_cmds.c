@@ -114,8 +114,9 @@ const opt_def opt_defs[] = {
      "exists; add each provider's key variable to the\n"
      "table (no effect with --json)"},
     {"stream", 0, NULL, O_STREAM, CMD_GEN, "print the answer as it arrives"},
-    {"json", 0, NULL, O_JSON, CMD_ONE | CMD_PROVIDERS,
-     "print JSON (see output)"},
+    {"json", 0, NULL, O_JSON, CMD_ONE | CMD_PROVIDERS | CMD_BATCH,
+     "print JSON (see output; batch: submit, status and\n"
+     "cancel print the job as a JSON object)"},
     {"request-file", 0, "FILE", O_REQUEST_FILE, CMD_CHAT,
      "an OpenAI-style chat request JSON (messages,\n"
      "tools, response_format...) instead of PROMPT;\n"
@@ -290,6 +291,10 @@ static const cmd_def cmd_defs[] = {
      "                      for every provider) to -o FILE or stdout;\n"
      "                      --errors: the failed requests' lines\n"
      "  batch cancel ID     cancels it (partial results stay)\n"
+     "--json: submit, status and cancel print the job as one JSON object:\n"
+     "  id, status, status_raw, request_counts {total, completed, failed},\n"
+     "  model, input_file_id, output_file_id, error_file_id, errors,\n"
+     "  created_at, finished_at (null where unknown).\n"
      "A provider without a batch API fails and names the local runner.\n",
      "  llmux batch -m openai/gpt-4o-mini --concurrency 4 prompts.txt "
      ">out.jsonl\n"

@@ -69,7 +69,7 @@ _llmux()
     batch)
         opts="$conn -s --system $gen $resil --concurrency --rpm --tpm
             --as-completed --fail-fast --jsonl --provider -o --output --errors
-            $help"
+            --json $help"
         ((cword == 2)) && opts="$opts submit status fetch cancel"
         ;;
     providers)
