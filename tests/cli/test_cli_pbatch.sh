@@ -122,6 +122,25 @@ fi
 st=$(status_of --provider openai --base-url "$MOCK_URL/v1" --api-key sk-test "$id")
 if [ "$st" = cancelled ]; then ok "cancelled"; else bad "cancelled" "'$st'"; fi
 
+# --json: the job as one object
+run "$CLI" batch status --json --provider openai --base-url "$MOCK_URL/v1" \
+    --api-key sk-test "$id"
+if [ "$RC" -eq 0 ] && "$PY" - "$TMP/out" <<'PYEOF'; then
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert len(lines) == 1
+o = json.loads(lines[0])
+assert o["status"] == "cancelled" and o["status_raw"] == "cancelled", o
+assert o["request_counts"]["total"] == 3, o
+assert o["input_file_id"] and o["created_at"], o
+PYEOF
+    ok "status --json"
+else
+    bad "status --json" "status $RC"
+fi
+run "$CLI" batch -m openai/x --json "$TMP/in.jsonl"
+if [ "$RC" -eq 2 ]; then ok "--json in the local runner: usage error"; else bad "--json in the local runner: usage error" "status $RC"; fi
+
 # the key never shows
 run "$CLI" batch status --provider openai --base-url "$MOCK_URL/v1" \
     --api-key sk-secret-123 batch-none

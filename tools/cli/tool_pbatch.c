@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "cli.h"
 
 enum { P_SUBMIT = 1, P_STATUS, P_FETCH, P_CANCEL };
@@ -66,6 +68,53 @@ static void print_job(const llmux_job *j)
         printf("finished_at: %" PRId64 "\n", llmux_job_finished_at(j));
 }
 
+static json_object *jstr_or_null(const char *s)
+{
+    return s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *jcount(int64_t n)
+{
+    return n >= 0 ? json_object_new_int64(n) : NULL;
+}
+
+/* --json: the job as one object on one line. */
+static void print_job_json(const llmux_job *j)
+{
+    json_object *o = json_object_new_object(), *rc = json_object_new_object();
+    int64_t total, done, failed;
+    llmux_job_counts(j, &total, &done, &failed);
+    json_object_object_add(o, "id", jstr_or_null(llmux_job_id(j)));
+    json_object_object_add(
+        o, "status",
+        json_object_new_string(llmux_job_state_name(llmux_job_get_state(j))));
+    json_object_object_add(o, "status_raw",
+                           jstr_or_null(llmux_job_state_raw(j)));
+    json_object_object_add(rc, "total", jcount(total));
+    json_object_object_add(rc, "completed", jcount(done));
+    json_object_object_add(rc, "failed", jcount(failed));
+    json_object_object_add(o, "request_counts", rc);
+    json_object_object_add(o, "model", jstr_or_null(llmux_job_model(j)));
+    json_object_object_add(o, "input_file_id",
+                           jstr_or_null(llmux_job_input_file(j)));
+    json_object_object_add(o, "output_file_id",
+                           jstr_or_null(llmux_job_output_file(j)));
+    json_object_object_add(o, "error_file_id",
+                           jstr_or_null(llmux_job_error_file(j)));
+    json_object_object_add(o, "errors", jstr_or_null(llmux_job_errors(j)));
+    json_object_object_add(o, "created_at",
+                           llmux_job_created_at(j)
+                               ? json_object_new_int64(llmux_job_created_at(j))
+                               : NULL);
+    json_object_object_add(o, "finished_at",
+                           llmux_job_finished_at(j)
+                               ? json_object_new_int64(llmux_job_finished_at(j))
+                               : NULL);
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                               JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+}
+
 /* Writes the results to -o FILE (or stdout), whole, and says where. */
 static int write_results(const cli *c, const char *data, size_t len)
 {
@@ -103,7 +152,9 @@ static void on_job(int code, const llmux_job *job, const char *message,
     switch (p->sub) {
     case P_SUBMIT:
         /* the id alone on stdout, for scripts; the whole job with -v */
-        if (c->verbose)
+        if (c->json)
+            print_job_json(job);
+        else if (c->verbose)
             print_job(job);
         else
             printf("%s\n", llmux_job_id(job) ? llmux_job_id(job) : "");
@@ -118,7 +169,10 @@ static void on_job(int code, const llmux_job *job, const char *message,
         return;
     }
     default:
-        print_job(job);
+        if (c->json)
+            print_job_json(job);
+        else
+            print_job(job);
         break;
     }
 }
@@ -170,6 +224,9 @@ int run_pbatch(cli *c)
                            c->n_words - 1);
     if (c->job_errors && sub != P_FETCH)
         return usage_error(c, "--errors is an option of \"batch fetch\"");
+    if (c->json && sub == P_FETCH)
+        return usage_error(c, "batch fetch: --json: the results are JSON "
+                              "lines already");
     if (c->output && sub != P_FETCH)
         return usage_error(c, "-o is an option of \"batch fetch\"");
     note_secrets(c);
