@@ -260,9 +260,19 @@ static void cancel_flow(mock_env *e, const char *provider, const char *model)
         0);
     wait_job(e, &sub);
     assert_int_equal(sub.code, 0);
+    /* the mock's clock: its first quarter (2.5 s) validating */
+    assert_int_equal(sub.state, LLMUX_JOB_VALIDATING);
     /* past the first quarter of the mock's 10 s (lines are answered
      * from then on), well before its end */
     uv_sleep(3000);
+    memset(&st, 0, sizeof st);
+    assert_int_equal(llmux_job_status(e->client, spec, sub.id, on_job, &st), 0);
+    wait_job(e, &st);
+    assert_int_equal(st.code, 0);
+    assert_int_equal(st.state, LLMUX_JOB_IN_PROGRESS);
+    assert_true(st.completed > 0 && st.completed < 40);
+    assert_int_equal(st.total, 40);
+    free(st.content);
     assert_int_equal(llmux_job_cancel(e->client, spec, sub.id, on_job, &ca), 0);
     wait_job(e, &ca);
     assert_int_equal(ca.code, 0);
@@ -430,6 +440,29 @@ static void test_enotsup(void **state)
     }
 }
 
+/* A step the provider refuses ends the chain with its error: an upload
+ * refused is not followed by a create. */
+static void test_upload_refused(void **state)
+{
+    mock_env *e = *state;
+    char spec[256];
+    char *in = input_lines(2, "gpt-4o-mini");
+    jres r = {0};
+    size_t before = llmux_mock_request_count(e->mock);
+    spec_of(e, spec, sizeof spec, "openai");
+    assert_int_equal(llmux_mock_push_fault(e->mock, "status=400"), 0);
+    assert_int_equal(
+        llmux_job_submit(e->client, spec, in, strlen(in), NULL, on_job, &r), 0);
+    wait_job(e, &r);
+    assert_int_equal(r.code, LLMUX_EPROVIDER);
+    assert_true(r.msg[0] != '\0');
+    assert_null(strstr(r.msg, "sk-test"));
+    assert_int_equal(llmux_mock_request_count(e->mock), before + 1);
+    assert_string_equal(llmux_mock_request(e->mock, before)->path, "/v1/files");
+    free(r.content);
+    free(in);
+}
+
 /* A job whose input the provider refuses ends failed, with the reason. */
 static void test_failed_job(void **state)
 {
@@ -479,6 +512,7 @@ int main(void)
         mock_env_test(test_ids_checked),
         mock_env_test(test_enotsup),
         mock_env_test_with(test_failed_job, &batch_fast),
+        mock_env_test(test_upload_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
