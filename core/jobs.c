@@ -21,6 +21,8 @@ typedef struct jobop {
     int kind;
     int which; /* fetch: LLMUX_JOB_OUTPUT or _ERRORS */
     char *config, *id, *data, *endpoint, *model, *metadata;
+    char *step_id; /* the id the step in flight names (a copy: the job it
+                      came from is replaced when the step answers) */
     size_t len;
     int timeout_hours;
     struct llmux_job *job; /* what the steps learnt */
@@ -43,6 +45,7 @@ static void op_free(jobop *op)
     llmux__free(op->endpoint);
     llmux__free(op->model);
     llmux__free(op->metadata);
+    llmux__free(op->step_id);
     llmux__free(op->msg);
     llmux__job_free(op->job);
     llmux__free(op);
@@ -130,7 +133,7 @@ static void step_done(llmux_request *req, int status, llmux_response *res,
                       void *ud)
 {
     jobop *op = ud;
-    int step = req->job->step, rc;
+    int step = req->job->step;
     struct llmux_job *j;
     take_job(op, &res->o);
     if (status) {
@@ -143,7 +146,7 @@ static void step_done(llmux_request *req, int status, llmux_response *res,
             finish(op, LLMUX_EPROTO, "the upload's answer has no file id");
             return;
         }
-        rc = run_step(op, LLMUX_JOB_STEP_CREATE, j->input_file, 0);
+        run_step(op, LLMUX_JOB_STEP_CREATE, j->input_file, 0);
     } else if (step == LLMUX_JOB_STEP_STATUS && op->kind == K_FETCH) {
         const char *file;
         char *msg;
@@ -164,7 +167,7 @@ static void step_done(llmux_request *req, int status, llmux_response *res,
                 finish(op, 0, NULL);
             return;
         }
-        rc = run_step(op, LLMUX_JOB_STEP_CONTENT, file, 0);
+        run_step(op, LLMUX_JOB_STEP_CONTENT, file, 0);
     } else {
         if (step == LLMUX_JOB_STEP_CONTENT && j && !j->has_content) {
             /* a plugin that decoded nothing: the results are empty */
@@ -178,7 +181,7 @@ static void step_done(llmux_request *req, int status, llmux_response *res,
                j ? NULL : "the provider's answer says nothing of the job");
         return;
     }
-    (void)rc; /* run_step finished op itself on failure */
+    /* run_step finished op itself on failure */
 }
 
 /* Sends one step. On a failure before the request left: inside the
@@ -190,6 +193,11 @@ static int run_step(jobop *op, int step, const char *id, int in_call)
     llmux_job_step *s;
     char *msg = NULL;
     int rc = llmux_request_new(&r, LLMUX_OP_MODELS, op->config);
+    if (rc == 0 && id && id != op->id) {
+        if (llmux__set_str(&op->step_id, id, strlen(id)))
+            rc = LLMUX_ENOMEM;
+        id = op->step_id;
+    }
     if (rc == 0 && !(s = llmux__calloc(1, sizeof *s)))
         rc = LLMUX_ENOMEM;
     if (rc == 0) {
