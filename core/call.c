@@ -35,6 +35,8 @@ static const char *op_name(int op)
         return "detokenize";
     case LLMUX_OP_EVALUATE:
         return "evaluate";
+    case LLMUX__OP_JOB:
+        return "provider batch jobs";
     default:
         return "this operation";
     }
@@ -214,6 +216,16 @@ int llmux__prepare(llmux_request *r, const char *extra_dirs,
  * inputs. */
 static int check_request(llmux_request *r, const llmux__provider *p)
 {
+    if (r->op == LLMUX__OP_JOB) {
+        if (!LLMUX_PROVIDER_HAS(p->vt, job_decode) || !p->vt->job_encode ||
+            !p->vt->job_decode)
+            return llmux__request_fail(
+                r, LLMUX_ENOTSUP,
+                "%s: provider batch jobs are not supported by this provider "
+                "(the local runner sends the same requests one by one)",
+                r->cfg.provider);
+        return r->job ? 0 : LLMUX_EINVAL;
+    }
     if (!(p->vt->caps & op_cap(r->op)))
         return llmux__request_fail(r, LLMUX_ENOTSUP,
                                    "%s: %s is not supported by this "
@@ -363,7 +375,9 @@ static int encode(llmux_request *r, const llmux__provider *p, int auth,
     out->http.framing = p->vt->framing;
     llmux__request_seterr(r, NULL);
     old = llmux__log_target_call(&r->errmsg, out->api_key);
-    rc = p->vt->encode(p->provctx, &out->call, &out->http);
+    rc = r->op == LLMUX__OP_JOB
+             ? p->vt->job_encode(p->provctx, &out->call, r->job, &out->http)
+             : p->vt->encode(p->provctx, &out->call, &out->http);
     llmux__log_target_swap(old);
     if (rc) {
         if (rc > 0)
@@ -496,6 +510,7 @@ int llmux__prepare_ex(llmux_request *r, const llmux__settings *defaults,
         (rc = build_popts(r, p)))
         return rc;
     fill_params(r);
+    out->job = r->op == LLMUX__OP_JOB ? r->job : NULL;
     if ((rc = encode(r, p, auth, out)))
         return rc;
     /* URL: base without trailing '/', then the path with a leading '/' */
@@ -579,7 +594,9 @@ int llmux__decode_answer(llmux__prepared *p, long status, const char *ctype,
     old = llmux__log_target_call(&perr, p->api_key);
 
     if (status >= 200 && status < 300) {
-        rc = vt->decode(p->prov->provctx, &p->call, &hr, &res->o);
+        rc = p->job ? vt->job_decode(p->prov->provctx, &p->call, p->job, &hr,
+                                     &res->o)
+                    : vt->decode(p->prov->provctx, &p->call, &hr, &res->o);
         llmux__log_target_swap(old);
         if (rc > 0)
             rc = 0;

@@ -61,6 +61,8 @@ static const char *operation_name(int op)
         return "detokenize";
     case LLMUX_OP_EVALUATE:
         return "evaluate";
+    case LLMUX__OP_JOB:
+        return "batch_job";
     default:
         return "unknown";
     }

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <stdint.h>
 
 #include "internal.h"
 
@@ -432,6 +434,194 @@ static int http_framing(llmux_http_request *r, int framing)
     return 0;
 }
 
+/* ---- multipart/form-data (job uploads) ----------------------------------- */
+
+/* A field or file name inside a quoted Content-Disposition parameter, with
+ * '"', CR and LF percent-encoded as browsers do (HTML's form submission
+ * algorithm): a name can never end the quote or the header line. */
+static int form_quoted(llmux__buf *b, const char *s)
+{
+    for (; *s; s++) {
+        const char *rep = *s == '"'    ? "%22"
+                          : *s == '\r' ? "%0D"
+                          : *s == '\n' ? "%0A"
+                                       : NULL;
+        if (llmux__buf_append(b, rep ? rep : s, rep ? 3 : 1))
+            return LLMUX_ENOMEM;
+    }
+    return 0;
+}
+
+static int has_bytes(const char *hay, size_t n, const char *needle, size_t k)
+{
+    size_t i;
+    for (i = 0; k <= n && i <= n - k; i++)
+        if (hay[i] == needle[0] && memcmp(hay + i, needle, k) == 0)
+            return 1;
+    return 0;
+}
+
+/* A boundary found in no part's bytes: random hex, drawn again in the
+ * (astronomically rare) case a part holds it. */
+static void form_boundary(const llmux_form_part *parts, size_t n, char *out,
+                          size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    static LLMUX__TLS uint64_t seed;
+    size_t i, k;
+    int clash;
+    do {
+        if (!seed)
+            seed = (uint64_t)(uintptr_t)&seed ^ (uint64_t)time(NULL) ^
+                   0x9e3779b97f4a7c15ull;
+        k = (size_t)snprintf(out, cap, "llmux-form-");
+        while (k + 1 < cap && k < 11 + 32) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            out[k++] = hex[seed & 15];
+        }
+        out[k] = '\0';
+        clash = 0;
+        for (i = 0; i < n && !clash; i++)
+            clash = has_bytes(parts[i].data, parts[i].len, out, k);
+    } while (clash);
+}
+
+static int http_form(llmux_http_request *r, const llmux_form_part *parts,
+                     size_t n)
+{
+    llmux__buf b = {0};
+    char boundary[64], *ctype;
+    size_t i;
+    int rc = 0;
+    if (!r || (!parts && n))
+        return LLMUX_EINVAL;
+    for (i = 0; i < n; i++)
+        if (!parts[i].name || !*parts[i].name ||
+            (!parts[i].data && parts[i].len) ||
+            (parts[i].content_type && strpbrk(parts[i].content_type, "\r\n")))
+            return LLMUX_EINVAL;
+    form_boundary(parts, n, boundary, sizeof boundary);
+    for (i = 0; i < n && !rc; i++) {
+        const llmux_form_part *p = &parts[i];
+        rc = llmux__buf_printf(&b,
+                               "--%s\r\nContent-Disposition: form-data; "
+                               "name=\"",
+                               boundary) ||
+             form_quoted(&b, p->name);
+        if (!rc && p->filename)
+            rc =
+                llmux__buf_append(&b, "\"; filename=\"", 13) ||
+                form_quoted(&b, p->filename) ||
+                llmux__buf_printf(&b, "\"\r\nContent-Type: %s",
+                                  p->content_type ? p->content_type
+                                                  : "application/octet-stream");
+        else if (!rc)
+            rc = llmux__buf_append(&b, "\"", 1);
+        if (!rc)
+            rc = llmux__buf_append(&b, "\r\n\r\n", 4) ||
+                 (p->len && llmux__buf_append(&b, p->data, p->len)) ||
+                 llmux__buf_append(&b, "\r\n", 2);
+    }
+    if (!rc)
+        rc = llmux__buf_printf(&b, "--%s--\r\n", boundary);
+    ctype = rc ? NULL
+               : llmux__concat("multipart/form-data; boundary=", 30, boundary,
+                               NULL);
+    if (rc || !ctype || http_body(r, b.p, b.len) ||
+        http_header(r, "Content-Type", ctype))
+        rc = LLMUX_ENOMEM;
+    llmux__free(ctype);
+    llmux__buf_free(&b);
+    return rc;
+}
+
+/* ---- job answers (job_str, job_int) ---------------------------------------
+ */
+
+static int job_str(llmux_out *o, int field, const char *s, size_t len)
+{
+    struct llmux_job *j;
+    char **slot = NULL;
+    if (!o || (!s && len))
+        return LLMUX_EINVAL;
+    if (!(j = llmux__out_job(o)))
+        return LLMUX_ENOMEM;
+    switch (field) {
+    case LLMUX_JF_ID:
+        slot = &j->id;
+        break;
+    case LLMUX_JF_STATE_RAW:
+        slot = &j->state_raw;
+        break;
+    case LLMUX_JF_INPUT_FILE:
+        slot = &j->input_file;
+        break;
+    case LLMUX_JF_OUTPUT_FILE:
+        slot = &j->output_file;
+        break;
+    case LLMUX_JF_ERROR_FILE:
+        slot = &j->error_file;
+        break;
+    case LLMUX_JF_MODEL:
+        slot = &j->model;
+        break;
+    case LLMUX_JF_ENDPOINT:
+        slot = &j->endpoint;
+        break;
+    case LLMUX_JF_ERRORS:
+        slot = &j->errors;
+        break;
+    case LLMUX_JF_CONTENT:
+        j->has_content = 1;
+        /* results go to a file as they came: only ill-formed UTF-8 is
+         * repaired, as everywhere a plugin hands text over */
+        return llmux__buf_append_utf8(&j->content, s ? s : "", len) ||
+                       llmux__buf_append(&j->content, "", 0)
+                   ? LLMUX_ENOMEM
+                   : 0;
+    default:
+        return 0; /* a later version's field */
+    }
+    return llmux__set_str(slot, s ? s : "", len) ? LLMUX_ENOMEM : 0;
+}
+
+static int job_int(llmux_out *o, int field, int64_t v)
+{
+    struct llmux_job *j;
+    if (!o)
+        return LLMUX_EINVAL;
+    if (field == LLMUX_JF_STATE &&
+        (v < LLMUX_JOB_UNKNOWN || v > LLMUX_JOB_CANCELLED))
+        return LLMUX_EINVAL;
+    if (!(j = llmux__out_job(o)))
+        return LLMUX_ENOMEM;
+    switch (field) {
+    case LLMUX_JF_STATE:
+        j->state = (int)v;
+        break;
+    case LLMUX_JF_TOTAL:
+        j->total = v;
+        break;
+    case LLMUX_JF_COMPLETED:
+        j->completed = v;
+        break;
+    case LLMUX_JF_FAILED:
+        j->failed = v;
+        break;
+    case LLMUX_JF_CREATED:
+        j->created = v;
+        break;
+    case LLMUX_JF_FINISHED:
+        j->finished = v;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
 static const char *host_option(const llmux_params *p, const char *key)
 {
     size_t i;
@@ -444,14 +634,33 @@ static const char *host_option(const llmux_params *p, const char *key)
 }
 
 const llmux_host llmux__host = {
-    LLMUX_HOST_ABI, sizeof(llmux_host), host_alloc,
-    host_realloc,   host_free,          host_log,
-    http_method,    http_path,          http_header,
-    http_body,      http_framing,       out_str,
-    out_int,        out_tool_call,      out_embedding,
-    out_model,      out_provider_error, set_error,
-    host_option,    out_token,          llmux__fmt_number,
-    out_choice,     out_logprob,        out_json,
+    LLMUX_HOST_ABI,
+    sizeof(llmux_host),
+    host_alloc,
+    host_realloc,
+    host_free,
+    host_log,
+    http_method,
+    http_path,
+    http_header,
+    http_body,
+    http_framing,
+    out_str,
+    out_int,
+    out_tool_call,
+    out_embedding,
+    out_model,
+    out_provider_error,
+    set_error,
+    host_option,
+    out_token,
+    llmux__fmt_number,
+    out_choice,
+    out_logprob,
+    out_json,
+    http_form,
+    job_str,
+    job_int,
 };
 
 void llmux__http_free(struct llmux_http_request *h)

@@ -322,7 +322,9 @@ struct llmux_out {
     size_t n_models, cap_models;
     llmux__token *tokens;
     size_t n_tokens, cap_tokens;
-    char *result_json; /* provider's result object (evaluate) */
+    char *result_json;     /* provider's result object (evaluate) */
+    struct llmux_job *job; /* a job step's answer (job_str, job_int),
+                              created on first use */
     /* errors reported by the decoder */
     int err_code; /* set_error / out_provider_error, 0 if none */
     char *err_type, *err_pcode, *err_param, *err_msg;
@@ -567,11 +569,31 @@ struct llmux_request {
     struct llmux__xfer *x;       /* non-NULL while submitted */
     uint64_t serial;             /* llmux_submit's number for it: a cancel
                                     handed over matches it */
+    llmux_job_step *job;         /* LLMUX__OP_JOB: the step (jobs.c), owned */
     struct llmux_client *client; /* the client it was last submitted to
                                     (set by llmux_submit on any thread:
                                     where a cancel goes) */
     void *userdata;
 };
+
+/* ---- jobs.c: provider batch jobs ---------------------------------------- */
+
+/* The operation of a job step's request: not an llmux_op (the public
+ * enum never shows it), so llmux_request_new() refuses it. */
+#define LLMUX__OP_JOB 100
+
+struct llmux_job {
+    char *id, *state_raw, *input_file, *output_file, *error_file, *model,
+        *endpoint, *errors;
+    int state;
+    int64_t total, completed, failed, created, finished;
+    llmux__buf content;
+    int has_content; /* a content step answered */
+};
+/* jobinfo.c: the job o decodes into, created on first use (NULL without
+ * memory); freeing one. */
+struct llmux_job *llmux__out_job(struct llmux_out *o);
+void llmux__job_free(struct llmux_job *j);
 
 /* The depth of llmux user callbacks running on this thread (adds delta,
  * returns the new depth): the blocking calls refuse to run inside one. */
@@ -763,6 +785,7 @@ typedef struct llmux__prepared {
                        each attempt, and the engine sends it */
     struct llmux_http_request http;
     llmux_call call;
+    const llmux_job_step *job; /* a job step's (the request's), or NULL */
 } llmux__prepared;
 
 /*

@@ -93,6 +93,7 @@ LLMUX_EXTERN void llmux_request_free(llmux_request *r)
 #undef FREE_STR
 #undef FREE_STRV
     llmux__request_free_popts(r);
+    llmux__free(r->job); /* its strings are the job's (jobs.c) */
     llmux__free(r);
 }
 

@@ -33,6 +33,8 @@ void llmux__out_init(struct llmux_out *o, int op, int is_chunk)
 static void out_clear(struct llmux_out *o, int keep)
 {
     size_t i;
+    llmux__job_free(o->job);
+    o->job = NULL;
     llmux__free(o->id);
     llmux__free(o->model);
     llmux__free(o->fingerprint);

@@ -20,5 +20,6 @@
 #include "client.h"
 #include "providers.h"
 #include "batch.h"
+#include "jobs.h"
 
 #endif /* LLMUX_LLMUX_H */

@@ -475,6 +475,9 @@ static const llmux_provider table = {
     .decode_event = tpl_decode_event, /* required with LLMUX_CAP_STREAM */
     .decode_error = tpl_decode_error, /* optional */
     .call_end = tpl_call_end,         /* optional */
+    /* also optional, left NULL here: default_port, rate_limits,
+     * classify_error, options, auth_header, and job_encode/job_decode for
+     * a provider batch API (llmux-plugin(7), "Provider batch jobs") */
 };
 
 LLMUX_DEFINE_PROVIDER(table, host)

@@ -1045,6 +1045,8 @@ static const llmux_provider aa_provider = {
     NULL /* rate_limits */,
     llmux_pj_classify_error,
     aa_options,
-    NULL /* auth_header: Authorization */};
+    NULL, /* auth_header: Authorization */
+    NULL, /* job_encode: no batch API */
+    NULL /* job_decode */};
 
 LLMUX_DEFINE_PROVIDER(aa_provider, aa_host)

@@ -254,7 +254,9 @@ static const llmux_provider azure_provider = {
     llmux_oai_rate_limits,
     azure_classify_error,
     azure_options,
-    "api-key" /* auth_header */
+    "api-key", /* auth_header */
+    NULL,      /* job_encode: Azure's batches are not wired yet */
+    NULL       /* job_decode */
 };
 
 LLMUX_DEFINE_PROVIDER(azure_provider, azure_host)

@@ -47,6 +47,7 @@
 #include <llmux/version.h>
 
 #include "oai.h"
+#include "ojob.h"
 
 #define MISTRAL_ID_LEN 9
 
@@ -473,6 +474,303 @@ static int mistral_fixup(const llmux_oai_dialect *d, const llmux_host *h,
     return kind == LLMUX_OAI_ERROR ? 0 : LLMUX_EPROVIDER;
 }
 
+/* ---- batch jobs ---------------------------------------------------------- */
+
+/*
+ * Mistral's batch jobs (WIRE.md section 8.3): POST /v1/files (multipart,
+ * purpose batch), POST /v1/batch/jobs {input_files, endpoint, model,
+ * metadata, timeout_hours}, GET /v1/batch/jobs/{id}, POST .../cancel, GET
+ * /v1/files/{id}/content. Input lines are {"custom_id","body"} with the
+ * body in Mistral's chat shape and the model on the job; the output lines
+ * are OpenAI's envelope without response.request_id, which is added.
+ */
+
+/* Translating the OpenAI Batch input, line by line. */
+typedef struct mjob_in {
+    const llmux_host *h;
+    const char *name;
+    const char *model; /* the job's */
+    sbuf out;
+} mjob_in;
+
+/* A chat body in OpenAI's shape made Mistral's, as a chat request's is:
+ * the seed and max tokens under Mistral's names, the message fixes, the
+ * content parts checked; a field Mistral refuses is an error naming it. */
+static int mjob_body(mjob_in *in, size_t no, json_object *body)
+{
+    static const struct {
+        const char *from, *to;
+    } renames[] = {{"seed", "random_seed"},
+                   {"max_completion_tokens", "max_tokens"}};
+    const char *m = get_str(body, "model");
+    json_object *v;
+    size_t i;
+    int rc;
+    if (m && in->model && strcmp(m, in->model) != 0) {
+        in->h->log(LLMUX_LOG_ERROR,
+                   "%s: batch input line %zu: model %s is not the job's %s "
+                   "(a Mistral job has one model)",
+                   in->name, no, m, in->model);
+        return LLMUX_EINVAL;
+    }
+    json_object_object_del(body, "model"); /* the job has it */
+    for (i = 0; i < sizeof renames / sizeof renames[0]; i++)
+        if (json_object_object_get_ex(body, renames[i].from, &v)) {
+            json_object_get(v);
+            json_object_object_del(body, renames[i].from);
+            if (get(body, renames[i].to))
+                json_object_put(v);
+            else if ((rc = set(body, renames[i].to, v)))
+                return rc;
+        }
+    for (i = 0; mistral_never[i]; i++)
+        if (get(body, mistral_never[i])) {
+            in->h->log(LLMUX_LOG_ERROR,
+                       "%s: batch input line %zu: field \"%s\" is not "
+                       "supported by Mistral",
+                       in->name, no, mistral_never[i]);
+            return LLMUX_EINVAL;
+        }
+    if ((rc = patch_messages(body)) ||
+        (rc = llmux_oai_each_part(body, mistral_part, (void *)in->h)))
+        return rc;
+    return 0;
+}
+
+static int mjob_line(void *ud, size_t no, const char *line, size_t n)
+{
+    mjob_in *in = ud;
+    json_object *o = NULL, *body, *outl;
+    const char *text;
+    size_t len;
+    int rc = llmux_ojob_parse_text(line, n, &o);
+    if (rc == LLMUX_ENOMEM)
+        return rc;
+    body = get(o, "body");
+    if (!json_object_is_type(body, json_type_object) ||
+        !get_str(o, "custom_id")) {
+        json_object_put(o);
+        in->h->log(LLMUX_LOG_ERROR,
+                   "%s: batch input line %zu is not a request line", in->name,
+                   no);
+        return LLMUX_EINVAL;
+    }
+    outl = json_object_new_object();
+    rc = outl ? mjob_body(in, no, body) : LLMUX_ENOMEM;
+    if (!rc)
+        rc = set(outl, "custom_id", json_object_get(get(o, "custom_id")));
+    if (!rc)
+        rc = set(outl, "body", json_object_get(body));
+    if (!rc && !(text = llmux_pj_text(outl, &len)))
+        rc = LLMUX_ENOMEM;
+    if (!rc) {
+        sb_add(&in->out, text, len);
+        sb_add(&in->out, "\n", 1);
+        rc = in->out.oom ? LLMUX_ENOMEM : 0;
+    }
+    json_object_put(outl);
+    json_object_put(o);
+    return rc;
+}
+
+static int mjob_create(const llmux_job_step *s, const char *name,
+                       llmux_http_request *http)
+{
+    const llmux_host *h = mistral_host;
+    json_object *body = json_object_new_object(), *files;
+    int rc = body ? llmux_ojob_metadata(h, name, s, body) : LLMUX_ENOMEM;
+    if (!rc &&
+        (!(files = json_object_new_array()) ||
+         set(body, "input_files", files) || llmux_pj_push_str(files, s->id) ||
+         set(body, "endpoint", json_object_new_string(s->endpoint)) ||
+         set(body, "model", json_object_new_string(s->model)) ||
+         (s->timeout_hours &&
+          set(body, "timeout_hours", json_object_new_int(s->timeout_hours))) ||
+         h->http_path(http, "/v1/batch/jobs") ||
+         llmux_pj_http_json(h, http, body)))
+        rc = LLMUX_ENOMEM;
+    json_object_put(body);
+    return rc;
+}
+
+static int mistral_job_encode(void *provctx, llmux_call *call,
+                              const llmux_job_step *s, llmux_http_request *http)
+{
+    const llmux_host *h = mistral_host;
+    const char *name = call->provider;
+    mjob_in in;
+    int rc;
+    (void)provctx;
+    if (s->step != LLMUX_JOB_STEP_UPLOAD && s->step != LLMUX_JOB_STEP_CREATE)
+        return llmux_ojob_id_step(h, name, s, "/v1/files", "/v1/batch/jobs",
+                                  http);
+    if (!s->model || !*s->model) {
+        h->log(LLMUX_LOG_ERROR,
+               "%s: a batch job needs a model: give it in the config "
+               "string (mistral/MODEL) or in every line's body.model",
+               name);
+        return LLMUX_EINVAL;
+    }
+    if (!s->endpoint || !*s->endpoint)
+        return LLMUX_EINVAL;
+    if (s->step == LLMUX_JOB_STEP_CREATE)
+        return (rc = llmux_ojob_check_id(h, name, s->id))
+                   ? rc
+                   : mjob_create(s, name, http);
+    memset(&in, 0, sizeof in);
+    in.h = h;
+    in.name = name;
+    in.model = s->model;
+    in.out.h = h;
+    rc = llmux_ojob_lines(s->data, s->data_len, mjob_line, &in);
+    if (!rc)
+        rc = llmux_ojob_upload(h, http, "/v1/files", in.out.p ? in.out.p : "",
+                               in.out.len);
+    h->free(in.out.p);
+    return rc;
+}
+
+static const llmux_ojob_word mjob_words[] = {
+    {"QUEUED", LLMUX_JOB_VALIDATING},
+    {"RUNNING", LLMUX_JOB_IN_PROGRESS},
+    {"SUCCESS", LLMUX_JOB_COMPLETED},
+    {"FAILED", LLMUX_JOB_FAILED},
+    {"TIMEOUT_EXCEEDED", LLMUX_JOB_EXPIRED},
+    {"CANCELLATION_REQUESTED", LLMUX_JOB_CANCELLING},
+    {"CANCELLED", LLMUX_JOB_CANCELLED}};
+
+/* errors[{message,count}] as "message (count); ..." */
+static int mjob_errors(const llmux_host *h, llmux_out *out, json_object *b)
+{
+    json_object *errs = get(b, "errors");
+    sbuf sb;
+    size_t i, n;
+    int rc = 0;
+    if (!json_object_is_type(errs, json_type_array))
+        return 0;
+    memset(&sb, 0, sizeof sb);
+    sb.h = h;
+    n = json_object_array_length(errs);
+    for (i = 0; i < n && sb.len < 1024; i++) {
+        json_object *e = json_object_array_get_idx(errs, i);
+        const char *msg = get_str(e, "message");
+        int64_t count;
+        char num[32] = "";
+        if (llmux_pj_as_int(get(e, "count"), &count) && count > 1)
+            snprintf(num, sizeof num, " (%lld times)", (long long)count);
+        if (sb.len)
+            sb_str(&sb, "; ");
+        sb_str(&sb, msg ? msg : "?");
+        sb_str(&sb, num);
+    }
+    if (sb.oom)
+        rc = LLMUX_ENOMEM;
+    else if (sb.len)
+        rc = h->job_str(out, LLMUX_JF_ERRORS, sb.p, sb.len);
+    h->free(sb.p);
+    return rc;
+}
+
+/* One result line in OpenAI's envelope: response.request_id added (null)
+ * when missing, finish_reason "model_length" read as "length". */
+static int mjob_out_line(void *ud, size_t no, const char *line, size_t n)
+{
+    sbuf *sb = ud;
+    json_object *o = NULL, *resp, *choices;
+    const char *text;
+    size_t i, len;
+    int rc = llmux_ojob_parse_text(line, n, &o);
+    (void)no;
+    if (rc == LLMUX_ENOMEM)
+        return rc;
+    if (rc || !json_object_is_type(o, json_type_object)) {
+        json_object_put(o);
+        return LLMUX_EPROTO;
+    }
+    resp = get(o, "response");
+    if (json_object_is_type(resp, json_type_object) &&
+        !json_object_object_get_ex(resp, "request_id", NULL) &&
+        json_object_object_add(resp, "request_id", NULL) != 0)
+        rc = LLMUX_ENOMEM;
+    choices = get(get(resp, "body"), "choices");
+    for (i = 0; !rc && json_object_is_type(choices, json_type_array) &&
+                i < json_object_array_length(choices);
+         i++) {
+        json_object *c = json_object_array_get_idx(choices, i);
+        if (str_is(c, "finish_reason", "model_length"))
+            rc = set(c, "finish_reason", json_object_new_string("length"));
+    }
+    if (!rc && !(text = llmux_pj_text(o, &len)))
+        rc = LLMUX_ENOMEM;
+    if (!rc) {
+        sb_add(sb, text, len);
+        sb_add(sb, "\n", 1);
+        rc = sb->oom ? LLMUX_ENOMEM : 0;
+    }
+    json_object_put(o);
+    return rc;
+}
+
+static int mistral_job_decode(void *provctx, llmux_call *call,
+                              const llmux_job_step *s,
+                              const llmux_http_response *resp, llmux_out *out)
+{
+    const llmux_host *h = mistral_host;
+    const char *name = call->provider;
+    json_object *root;
+    int rc;
+    (void)provctx;
+    if (s->step == LLMUX_JOB_STEP_CONTENT) {
+        sbuf sb;
+        memset(&sb, 0, sizeof sb);
+        sb.h = h;
+        rc = llmux_ojob_lines(resp->body, resp->body_len, mjob_out_line, &sb);
+        if (rc == LLMUX_EPROTO)
+            rc = llmux_pj_proto(h, out, name, "a result line is not an object",
+                                resp->body, resp->body_len);
+        else if (!rc)
+            rc = h->job_str(out, LLMUX_JF_CONTENT, sb.p ? sb.p : "", sb.len);
+        h->free(sb.p);
+        return rc;
+    }
+    if (s->step == LLMUX_JOB_STEP_UPLOAD)
+        return llmux_ojob_decode_upload(h, name, resp, out);
+    if ((rc = llmux_ojob_parse(h, name, resp, out, &root)))
+        return rc;
+    if (!get_str(root, "id") || !get_str(root, "status")) {
+        rc = llmux_pj_proto(h, out, name, "the batch job has no id or status",
+                            resp->body, resp->body_len);
+    } else {
+        json_object *files = get(root, "input_files");
+        const char *in0 =
+            json_object_is_type(files, json_type_array) &&
+                    json_object_array_length(files) > 0
+                ? json_object_get_string(json_object_array_get_idx(files, 0))
+                : NULL;
+        const char *st = get_str(root, "status");
+        int state = llmux_ojob_state(
+            mjob_words, sizeof mjob_words / sizeof mjob_words[0], st);
+        if (llmux_ojob_str(h, out, LLMUX_JF_ID, root, "id") ||
+            llmux_ojob_str(h, out, LLMUX_JF_STATE_RAW, root, "status") ||
+            h->job_int(out, LLMUX_JF_STATE, state) ||
+            (in0 && h->job_str(out, LLMUX_JF_INPUT_FILE, in0, strlen(in0))) ||
+            llmux_ojob_str(h, out, LLMUX_JF_OUTPUT_FILE, root, "output_file") ||
+            llmux_ojob_str(h, out, LLMUX_JF_ERROR_FILE, root, "error_file") ||
+            llmux_ojob_str(h, out, LLMUX_JF_ENDPOINT, root, "endpoint") ||
+            llmux_ojob_str(h, out, LLMUX_JF_MODEL, root, "model") ||
+            llmux_ojob_int(h, out, LLMUX_JF_CREATED, root, "created_at") ||
+            llmux_ojob_int(h, out, LLMUX_JF_TOTAL, root, "total_requests") ||
+            llmux_ojob_int(h, out, LLMUX_JF_COMPLETED, root,
+                           "succeeded_requests") ||
+            llmux_ojob_int(h, out, LLMUX_JF_FAILED, root, "failed_requests") ||
+            llmux_ojob_int(h, out, LLMUX_JF_FINISHED, root, "completed_at") ||
+            mjob_errors(h, out, root))
+            rc = LLMUX_ENOMEM;
+    }
+    json_object_put(root);
+    return rc;
+}
+
 /* ---- the provider -------------------------------------------------------- */
 
 static const llmux_oai_dialect mistral_dialect = {
@@ -537,6 +835,8 @@ static const llmux_provider mistral_provider = {
     llmux_oai_rate_limits,
     llmux_pj_classify_error,
     mistral_options,
-    NULL /* auth_header: Authorization */};
+    NULL, /* auth_header: Authorization */
+    mistral_job_encode,
+    mistral_job_decode};
 
 LLMUX_DEFINE_PROVIDER(mistral_provider, mistral_host)

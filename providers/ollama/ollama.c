@@ -1569,6 +1569,8 @@ static const llmux_provider ollama_provider = {
     NULL,  /* rate_limits */
     llmux_pj_classify_error,
     ollama_options,
-    NULL /* auth_header: Authorization */};
+    NULL, /* auth_header: Authorization */
+    NULL, /* job_encode: Ollama has no batch API */
+    NULL /* job_decode */};
 
 LLMUX_DEFINE_PROVIDER(ollama_provider, oll_host)

@@ -12,6 +12,7 @@
 #include <llmux/version.h>
 
 #include "oai.h"
+#include "ojob.h"
 
 static const llmux_host *openai_host;
 
@@ -63,6 +64,22 @@ static const llmux_option_def openai_options[] = {
     LLMUX_OAI_DESCRIPTOR_OPTIONS,
     {NULL, 0}};
 
+/* Batch jobs: OpenAI's Batch API (files and batches, ojob.c). */
+static int openai_job_encode(void *provctx, llmux_call *call,
+                             const llmux_job_step *s, llmux_http_request *http)
+{
+    (void)provctx;
+    return llmux_ojob_openai_encode(openai_host, call->provider, s, http);
+}
+
+static int openai_job_decode(void *provctx, llmux_call *call,
+                             const llmux_job_step *s,
+                             const llmux_http_response *resp, llmux_out *out)
+{
+    (void)provctx;
+    return llmux_ojob_openai_decode(openai_host, call->provider, s, resp, out);
+}
+
 static const llmux_provider openai_provider = {
     LLMUX_PROVIDER_ABI,
     sizeof(llmux_provider),
@@ -87,6 +104,8 @@ static const llmux_provider openai_provider = {
     llmux_oai_rate_limits,
     llmux_pj_classify_error,
     openai_options,
-    NULL /* auth_header: Authorization */};
+    NULL, /* auth_header: Authorization */
+    openai_job_encode,
+    openai_job_decode};
 
 LLMUX_DEFINE_PROVIDER(openai_provider, openai_host)

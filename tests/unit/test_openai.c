@@ -1069,6 +1069,8 @@ static const llmux_provider hooks_provider = {
     NULL,
     NULL,
     NULL,
+    NULL,
+    NULL,
     NULL};
 
 static void test_codec_dialect_hooks(void **state)

@@ -773,6 +773,8 @@ static const llmux_provider fake_provider = {
     NULL,
     NULL,
     NULL,
+    NULL,
+    NULL,
     NULL};
 
 static void test_prepare_env_base_and_ops(void **state)
@@ -873,6 +875,8 @@ static const llmux_provider logger_provider = {LLMUX_PROVIDER_ABI,
                                                NULL,
                                                NULL,
                                                0,
+                                               NULL,
+                                               NULL,
                                                NULL,
                                                NULL,
                                                NULL,

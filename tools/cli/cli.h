@@ -93,6 +93,9 @@ enum opt_id {
     O_CONFIG,
     O_LISTEN,
     O_PORT_FILE,
+    /* batch submit/status/fetch/cancel (tool_pbatch.c) */
+    O_PROVIDER,
+    O_JOB_ERRORS,
     O_HELP
 };
 
@@ -166,7 +169,9 @@ typedef struct cli {
     const char *output;         /* batch -o FILE */
     long shard_i, shard_n;      /* batch --shard I/N (shard_n 0: none) */
     const char *config, *listen, *port_file; /* serve */
-    const char **fallbacks;                  /* --fallback SPECs, in order */
+    const char *provider; /* batch submit/...: --provider */
+    int job_errors;                /* batch fetch --errors */
+    const char **fallbacks;        /* --fallback SPECs, in order */
     size_t n_fallbacks;
     const char **fields; /* --field KEY=JSON, in order */
     size_t n_fields;
@@ -223,6 +228,12 @@ int set_seconds_option(llmux_request *req, const char *key, long ms);
 int apply_opts(const cli *c, llmux_request *req);
 int run_request(cli *c);
 int run_providers(cli *c);
+
+/* tool_pbatch.c: `llmux batch submit|status|fetch|cancel`, the
+ * providers' Batch APIs. pbatch_word: whether the first operand is one of
+ * those words. */
+int pbatch_word(const cli *c);
+int run_pbatch(cli *c);
 
 /* tool_serve.c: `llmux serve`, the gateway (tools/serve) */
 int run_serve(cli *c);

@@ -383,6 +383,12 @@ static int set_opt(cli *c, const opt_def *d, const char *flag, const char *v)
     case O_PORT_FILE:
         c->port_file = v;
         break;
+    case O_PROVIDER:
+        c->provider = v;
+        break;
+    case O_JOB_ERRORS:
+        c->job_errors = 1;
+        break;
     case O_HELP:
         c->help = 1;
         break;

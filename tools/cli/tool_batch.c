@@ -1171,6 +1171,15 @@ static int batch_pipeline(cli *c)
 
 int run_batch(cli *c)
 {
+    if (!c->help && pbatch_word(c))
+        return run_pbatch(c); /* the providers' Batch APIs */
+    if (c->provider || c->job_errors || c->json)
+        return usage_error(c,
+                           "%s is an option of batch "
+                           "submit/status/fetch/cancel",
+                           c->provider ? "--provider"
+                           : c->json   ? "--json"
+                                       : "--errors");
     if (c->help) {
         print_cmd_help(cmd_def_of(c->cmd));
         return 0;

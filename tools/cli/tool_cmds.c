@@ -114,8 +114,9 @@ const opt_def opt_defs[] = {
      "exists; add each provider's key variable to the\n"
      "table (no effect with --json)"},
     {"stream", 0, NULL, O_STREAM, CMD_GEN, "print the answer as it arrives"},
-    {"json", 0, NULL, O_JSON, CMD_ONE | CMD_PROVIDERS,
-     "print JSON (see output)"},
+    {"json", 0, NULL, O_JSON, CMD_ONE | CMD_PROVIDERS | CMD_BATCH,
+     "print JSON (see output; batch: submit, status and\n"
+     "cancel print the job as a JSON object)"},
     {"request-file", 0, "FILE", O_REQUEST_FILE, CMD_CHAT,
      "an OpenAI-style chat request JSON (messages,\n"
      "tools, response_format...) instead of PROMPT;\n"
@@ -144,7 +145,7 @@ const opt_def opt_defs[] = {
     {"output", 'o', "FILE", O_OUTPUT, CMD_BATCH,
      "write the result lines to FILE (made afresh;\n"
      "appended to with --resume), each whole with one\n"
-     "write"},
+     "write; fetch: the job's results (default stdout)"},
     {"resume", 0, NULL, O_RESUME, CMD_BATCH,
      "continue the job whose results -o FILE holds:\n"
      "lines whose id already has a success there are\n"
@@ -172,6 +173,12 @@ const opt_def opt_defs[] = {
      "(default 127.0.0.1:8080); port 0 picks a free one"},
     {"port-file", 0, "FILE", O_PORT_FILE, CMD_SERVE,
      "once listening, write the port there"},
+    /* the providers' Batch APIs: batch submit|status|fetch|cancel */
+    {"provider", 0, "NAME", O_PROVIDER, CMD_BATCH,
+     "submit/status/fetch/cancel: the provider holding\n"
+     "the job (or -m SPEC), as a config string"},
+    {"errors", 0, NULL, O_JOB_ERRORS, CMD_BATCH,
+     "fetch: the job's error file instead of its output"},
     {"help", 'h', NULL, O_HELP, CMD_ALL | CMD_PROVIDERS | CMD_SERVE,
      "print this help and exit"},
 };
@@ -271,7 +278,10 @@ static const cmd_def cmd_defs[] = {
      "  --json).\n",
      "  llmux evaluate -m alephalpha/luminous-base --expected \" Paris\" \\\n"
      "      \"The capital of France is\"\n"},
-    {"batch", CMD_BATCH, "batch -m SPEC [options] [FILE]",
+    {"batch", CMD_BATCH,
+     "batch -m SPEC [options] [FILE]\n"
+     "       llmux batch submit|status|fetch|cancel (-m SPEC|--provider NAME) "
+     "FILE|ID",
      "a request for each line of a file, run concurrently",
      "Runs a request for each non-empty line of FILE (or stdin, or FILE\n"
      "\"-\"), --concurrency at a time. Lines are read only as requests\n"
@@ -313,13 +323,32 @@ static const cmd_def cmd_defs[] = {
      "     \"message\":...,\"http_status\":429,...}}\n"
      "  (\"fallback\":N when a fallback answered). Every line taken gets\n"
      "  its result line; the exit status is that of the first failure in\n"
-     "  input order.\n",
+     "  input order.\n"
+     "\n"
+     "provider batch jobs (OpenAI's Batch API, Mistral's batch jobs; half\n"
+     "the price, done within 24 hours), each with -m SPEC or --provider:\n"
+     "  batch submit FILE   uploads FILE (OpenAI Batch lines: custom_id,\n"
+     "                      method, url, body) and creates the job; prints\n"
+     "                      its id (-v: the whole job)\n"
+     "  batch status ID     prints the job: status, request counts, files\n"
+     "  batch fetch ID      writes its results (OpenAI Batch output lines,\n"
+     "                      for every provider) to -o FILE or stdout;\n"
+     "                      --errors: the failed requests' lines\n"
+     "  batch cancel ID     cancels it (partial results stay)\n"
+     "--json: submit, status and cancel print the job as one JSON object:\n"
+     "  id, status, status_raw, request_counts {total, completed, failed},\n"
+     "  model, input_file_id, output_file_id, error_file_id, errors,\n"
+     "  created_at, finished_at (null where unknown).\n"
+     "A provider without a batch API fails and names the local runner.\n",
      "  llmux batch -m openai/gpt-4o-mini --concurrency 4 prompts.txt "
      ">out.jsonl\n"
      "  llmux batch -m openai/gpt-4o-mini -j 64 -o out.jsonl --resume "
      "batch.jsonl\n"
      "  llmux batch -m openai/gpt-4o-mini --shard 1/3 -o out.1.jsonl "
-     "batch.jsonl\n"},
+     "batch.jsonl\n"
+     "  id=$(llmux batch submit --provider openai requests.jsonl)\n"
+     "  llmux batch status --provider openai \"$id\"\n"
+     "  llmux batch fetch --provider openai \"$id\" -o results.jsonl\n"},
     {"providers", CMD_PROVIDERS, "providers [-v] [--json]",
      "the provider plugins found, and where they were searched for",
      "Lists every provider found: those registered in the program, then\n"

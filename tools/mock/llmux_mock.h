@@ -47,11 +47,15 @@ typedef struct llmux_mock_options {
     /* listen(2) backlog; 0 means the default (4096). With accept delays, a
      * small backlog leaves further connects unanswered at the TCP level. */
     int backlog;
+    /* How long a batch job (OpenAI's /v1/batches, Mistral's
+     * /v1/batch/jobs) takes from creation to completed, in ms; its state
+     * and counts move with the clock. 0 means 500. */
+    int batch_ms;
 } llmux_mock_options;
 
 #define LLMUX_MOCK_OPTIONS_INIT                                                \
     {                                                                          \
-        LLMUX_MOCK_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0                     \
+        LLMUX_MOCK_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0, 0                  \
     }
 
 /** One request header as received (name keeps the client's spelling). */

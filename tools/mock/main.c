@@ -23,12 +23,32 @@ static void usage(FILE *f)
           "                  [--backlog N] [--fault SPEC]...\n"
           "                  [--fault-all SPEC] [--port-file FILE] "
           "[--quiet]\n"
+          "                  [--batch-seconds S]\n"
           "Serves OpenAI (any path), Mistral (/mistral/v1/...), Ollama\n"
           "(/ollama/api/...), Aleph Alpha (/aleph/...) and Azure OpenAI\n"
           "(/openai/...) with deterministic answers.\n"
           "SPEC is ';'-separated directives, e.g. "
-          "'status=429;retry_after=1'.\n",
+          "'status=429;retry_after=1'.\n"
+          "--batch-seconds: how long a batch job runs (default 0.5).\n",
           f);
+}
+
+/* Seconds with a fraction ("0.5"), 0.001 to 3600, as whole ms. */
+static int parse_seconds(const char *opt, const char *v, int *ms)
+{
+    char *end;
+    double d;
+    errno = 0;
+    d = strtod(v, &end);
+    if (errno || end == v || *end || !(d >= 0.001 && d <= 3600)) {
+        fprintf(stderr,
+                "llmux-mock: %s needs seconds from 0.001 to 3600, "
+                "not '%s'\n",
+                opt, v);
+        return -1;
+    }
+    *ms = (int)(d * 1000 + 0.5);
+    return 0;
 }
 
 static int parse_int(const char *opt, const char *v, int max, int *out)
@@ -111,13 +131,15 @@ int main(int argc, char **argv)
         return 1;
     for (a = 1; a < argc; a++) {
         const char *arg = argv[a], *val = NULL;
-        int takes =
-            strcmp(arg, "--host") == 0 || strcmp(arg, "--port") == 0 ||
-            strcmp(arg, "--latency") == 0 ||
-            strcmp(arg, "--chunk-delay") == 0 ||
-            strcmp(arg, "--accept-delay") == 0 ||
-            strcmp(arg, "--backlog") == 0 || strcmp(arg, "--fault") == 0 ||
-            strcmp(arg, "--fault-all") == 0 || strcmp(arg, "--port-file") == 0;
+        int takes = strcmp(arg, "--host") == 0 || strcmp(arg, "--port") == 0 ||
+                    strcmp(arg, "--latency") == 0 ||
+                    strcmp(arg, "--chunk-delay") == 0 ||
+                    strcmp(arg, "--accept-delay") == 0 ||
+                    strcmp(arg, "--backlog") == 0 ||
+                    strcmp(arg, "--fault") == 0 ||
+                    strcmp(arg, "--fault-all") == 0 ||
+                    strcmp(arg, "--port-file") == 0 ||
+                    strcmp(arg, "--batch-seconds") == 0;
         rc = 0;
         if (takes) {
             if (a + 1 >= argc) {
@@ -153,6 +175,8 @@ int main(int argc, char **argv)
             fault_all = val;
         } else if (strcmp(arg, "--port-file") == 0) {
             port_file = val;
+        } else if (strcmp(arg, "--batch-seconds") == 0) {
+            rc = parse_seconds(arg, val, &o.batch_ms);
         } else {
             fprintf(stderr, "llmux-mock: unknown argument '%s'\n", arg);
             usage(stderr);

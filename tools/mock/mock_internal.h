@@ -154,6 +154,7 @@ typedef struct mock_ctx {
 typedef void (*mock_handler)(mock_ctx *ctx);
 
 #define MOCK_ROUTE_JSON 1u /* the body must be a JSON object */
+#define MOCK_ROUTE_ID   2u /* the suffix has one '*': an id segment */
 
 /* One endpoint: method and path suffix ("/chat/completions"). */
 typedef struct mock_route {
@@ -185,6 +186,26 @@ typedef struct mock_protocol {
      * uses the first protocol's. */
     void (*huge)(mock_ctx *ctx, size_t n);
 } mock_protocol;
+
+/* ---- batch files and jobs (mock_batch.c) -------------------------------- */
+
+#define MOCK_BATCH_MS      500         /* a job's run, by default */
+#define MOCK_STORE_MAX     (64u << 20) /* bytes of files kept, at most */
+#define MOCK_STORE_MAX_IDS 4096        /* files and jobs kept, at most */
+
+struct mock_store;
+/* The mock's store slot (created by the batch handlers on first use). */
+struct mock_store **llmux__mock_store_slot(llmux_mock *m);
+void llmux__mock_store_free(struct mock_store *s);
+/* How long a job runs, in ms (llmux_mock_options.batch_ms). */
+int llmux__mock_batch_ms(const llmux_mock *m);
+/* The batch routes' handlers, for OpenAI's and Mistral's tables: they
+ * tell the dialect by ctx->proto. */
+void llmux__mock_file_upload(mock_ctx *ctx);
+void llmux__mock_file_content(mock_ctx *ctx);
+void llmux__mock_batch_create(mock_ctx *ctx);
+void llmux__mock_batch_get(mock_ctx *ctx);
+void llmux__mock_batch_cancel(mock_ctx *ctx);
 
 extern const mock_protocol llmux__mock_openai;
 extern const mock_protocol llmux__mock_mistral;

@@ -371,6 +371,12 @@ static const mock_route mis_routes[] = {
     {"POST", "/v1/fim/completions", MOCK_ROUTE_JSON, mis_fim},
     {"POST", "/v1/embeddings", MOCK_ROUTE_JSON, mis_embeddings},
     {"GET", "/v1/models", 0, mis_models},
+    {"POST", "/v1/files", 0, llmux__mock_file_upload},
+    {"GET", "/v1/files/*/content", MOCK_ROUTE_ID, llmux__mock_file_content},
+    {"POST", "/v1/batch/jobs", MOCK_ROUTE_JSON, llmux__mock_batch_create},
+    {"GET", "/v1/batch/jobs/*", MOCK_ROUTE_ID, llmux__mock_batch_get},
+    {"POST", "/v1/batch/jobs/*/cancel", MOCK_ROUTE_ID,
+     llmux__mock_batch_cancel},
     {NULL, NULL, 0, NULL},
 };
 

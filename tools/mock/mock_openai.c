@@ -307,6 +307,11 @@ static const mock_route oai_routes[] = {
     {"POST", "/completions", MOCK_ROUTE_JSON, oai_completions},
     {"POST", "/embeddings", MOCK_ROUTE_JSON, oai_embeddings},
     {"GET", "/models", 0, oai_models},
+    {"POST", "/files", 0, llmux__mock_file_upload},
+    {"GET", "/files/*/content", MOCK_ROUTE_ID, llmux__mock_file_content},
+    {"POST", "/batches", MOCK_ROUTE_JSON, llmux__mock_batch_create},
+    {"GET", "/batches/*", MOCK_ROUTE_ID, llmux__mock_batch_get},
+    {"POST", "/batches/*/cancel", MOCK_ROUTE_ID, llmux__mock_batch_cancel},
     {NULL, NULL, 0, NULL},
 };
 

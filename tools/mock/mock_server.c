@@ -38,11 +38,8 @@
 
 /* The protocols; the first is the default for other paths and errors. */
 static const mock_protocol *const mock_protocols[] = {
-    &llmux__mock_openai,
-    &llmux__mock_mistral,
-    &llmux__mock_ollama,
-    &llmux__mock_aleph,
-    &llmux__mock_azure,
+    &llmux__mock_openai, &llmux__mock_mistral, &llmux__mock_ollama,
+    &llmux__mock_aleph,  &llmux__mock_azure,
 };
 #define N_PROTOCOLS (sizeof(mock_protocols) / sizeof(mock_protocols[0]))
 
@@ -82,6 +79,7 @@ struct llmux_mock {
     int accept_timer_open;   /* initialised and its close not yet done */
     void (*on_closed)(void *);
     void *closed_ud;
+    struct mock_store *store; /* batch files and jobs (mock_batch.c) */
     char readbuf[MOCK_READ_BUF];
 };
 
@@ -215,6 +213,7 @@ static void maybe_finish_close(llmux_mock *m)
         free(m->script[i]);
     free(m->script);
     free(m->fault_all);
+    llmux__mock_store_free(m->store);
     free(m->host);
     free(m);
     if (cb)
@@ -601,6 +600,28 @@ static const mock_protocol *find_protocol(const char *path)
     return mock_protocols[0];
 }
 
+/* A MOCK_ROUTE_ID suffix "/batches/ * /cancel" (no spaces): the path ends
+ * with the part after '*', before it a non-empty segment without '/', and
+ * before that the part before '*'. */
+static int id_route_matches(const char *suffix, const char *path)
+{
+    const char *star = strchr(suffix, '*'), *seg;
+    size_t plen = strlen(path), hl, tl;
+    if (!star)
+        return 0;
+    hl = (size_t)(star - suffix);
+    tl = strlen(star + 1);
+    if (plen < hl + tl + 1 || strcmp(path + plen - tl, star + 1) != 0)
+        return 0;
+    plen -= tl; /* path[0..plen) ends with the segment */
+    seg = path + plen;
+    while (seg > path && seg[-1] != '/')
+        seg--;
+    if (seg == path + plen || (size_t)(seg - path) < hl)
+        return 0;
+    return strncmp(seg - hl, suffix, hl) == 0;
+}
+
 /* Sets *proto to the protocol owning `path` and returns its route matching
  * the method and path suffix, or NULL. */
 static const mock_route *find_route(const char *method, const char *path,
@@ -612,11 +633,24 @@ static const mock_route *find_route(const char *method, const char *path,
     *proto = find_protocol(path);
     for (r = (*proto)->routes; r->method; r++) {
         size_t sl = strlen(r->suffix);
-        if (plen >= sl && strcmp(path + plen - sl, r->suffix) == 0 &&
-            strcmp(method, r->method) == 0)
+        if (strcmp(method, r->method) != 0)
+            continue;
+        if ((r->flags & MOCK_ROUTE_ID)
+                ? id_route_matches(r->suffix, path)
+                : plen >= sl && strcmp(path + plen - sl, r->suffix) == 0)
             return r;
     }
     return NULL;
+}
+
+struct mock_store **llmux__mock_store_slot(llmux_mock *m)
+{
+    return &m->store;
+}
+
+int llmux__mock_batch_ms(const llmux_mock *m)
+{
+    return m->opts.batch_ms > 0 ? m->opts.batch_ms : MOCK_BATCH_MS;
 }
 
 /* Moves the parsed request into a new record. */
@@ -1319,7 +1353,8 @@ int llmux_mock_start(llmux_mock **out, uv_loop_t *loop,
         o = &defaults;
     if (!loop || o->version == 0 || o->version > LLMUX_MOCK_OPTIONS_VERSION ||
         o->port < 0 || o->port > 65535 || o->latency_ms < 0 ||
-        o->chunk_delay_ms < 0 || o->accept_delay_ms < 0 || o->backlog < 0)
+        o->chunk_delay_ms < 0 || o->accept_delay_ms < 0 || o->backlog < 0 ||
+        o->batch_ms < 0)
         return UV_EINVAL;
     m = calloc(1, sizeof(*m));
     if (!m)

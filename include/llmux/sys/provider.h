@@ -36,6 +36,7 @@
 #include "../request.h"
 #include "../response.h"
 #include "../providers.h"
+#include "../jobs.h"
 
 LLMUX_BEGIN_DECL
 
@@ -252,6 +253,66 @@ typedef enum llmux_field {
                                           (evaluate), JSON text */
 } llmux_field;
 
+/** One part of a multipart/form-data body (llmux_host.http_form).
+ * Borrowed during the call; the core copies it. */
+typedef struct llmux_form_part {
+    const char *name;         /**< the field's name; required */
+    const char *filename;     /**< a file part's file name, or NULL for a
+                                   plain field */
+    const char *content_type; /**< a file part's type, or NULL
+                                   (application/octet-stream) */
+    const char *data;         /**< the value or the file's bytes (may hold
+                                   NULs) */
+    size_t len;               /**< bytes in `data` */
+} llmux_form_part;
+
+/**
+ * Fields of a provider batch job for llmux_host.job_str / job_int (the
+ * job hooks' decode). A string set again replaces the former value,
+ * except LLMUX_JF_CONTENT, which is appended.
+ */
+typedef enum llmux_job_field {
+    LLMUX_JF_ID = 1,          /**< str: the job's id */
+    LLMUX_JF_STATE = 2,       /**< int: an llmux_job_state */
+    LLMUX_JF_STATE_RAW = 3,   /**< str: the provider's word for it */
+    LLMUX_JF_TOTAL = 4,       /**< int: requests in the job */
+    LLMUX_JF_COMPLETED = 5,   /**< int: requests answered */
+    LLMUX_JF_FAILED = 6,      /**< int: requests failed */
+    LLMUX_JF_INPUT_FILE = 7,  /**< str: the input file's id (upload) */
+    LLMUX_JF_OUTPUT_FILE = 8, /**< str: the output file's id */
+    LLMUX_JF_ERROR_FILE = 9,  /**< str: the error file's id */
+    LLMUX_JF_CREATED = 10,    /**< int: Unix seconds */
+    LLMUX_JF_FINISHED = 11,   /**< int: Unix seconds of its end */
+    LLMUX_JF_MODEL = 12,      /**< str */
+    LLMUX_JF_ENDPOINT = 13,   /**< str: "/v1/chat/completions" */
+    LLMUX_JF_ERRORS = 14,     /**< str: why the job failed */
+    LLMUX_JF_CONTENT = 15     /**< str, appended: results as OpenAI
+                                   Batch output lines (content step) */
+} llmux_job_field;
+
+/* The steps of a provider batch job (llmux_job_step.step). */
+#define LLMUX_JOB_STEP_UPLOAD  1 /**< upload the input file */
+#define LLMUX_JOB_STEP_CREATE  2 /**< create the job of an uploaded file */
+#define LLMUX_JOB_STEP_STATUS  3 /**< get the job */
+#define LLMUX_JOB_STEP_CANCEL  4 /**< cancel the job */
+#define LLMUX_JOB_STEP_CONTENT 5 /**< download a result file */
+
+/** One step of a provider batch job, for the job hooks. Borrowed. */
+typedef struct llmux_job_step {
+    uint32_t struct_size;      /**< sizeof(llmux_job_step) in the core */
+    int step;                  /**< LLMUX_JOB_STEP_* */
+    const char *id;            /**< CREATE: the uploaded file's id; STATUS,
+                                    CANCEL: the job's id; CONTENT: the file's */
+    const char *data;          /**< UPLOAD: the input, OpenAI Batch lines the
+                                    core has checked (the plugin translates
+                                    them to its provider's) */
+    size_t data_len;           /**< bytes in `data` */
+    const char *endpoint;      /**< UPLOAD, CREATE: "/v1/chat/completions" */
+    const char *model;         /**< UPLOAD, CREATE: the job's model, or NULL */
+    const char *metadata_json; /**< CREATE: a JSON object, or NULL */
+    int timeout_hours;         /**< CREATE: 0 = the provider's default */
+} llmux_job_step;
+
 /** Return value of decode_event: the event ended the stream. */
 #define LLMUX_EVENT_DONE 1
 
@@ -372,6 +433,21 @@ typedef struct llmux_host {
      * value. */
     int (*out_json)(llmux_out *o, int where, const char *key, const char *json,
                     size_t len);
+
+    /** Sets the body to the multipart/form-data of the `n` parts (copied)
+     * and Content-Type to match, with a boundary the core picks so that
+     * it occurs in no part. Names and file names are escaped as browsers
+     * do (" CR LF as %22 %0D %0A). LLMUX_EINVAL for a part without a
+     * name or with NULL data and a length. (Job hooks' encode.) */
+    int (*http_form)(llmux_http_request *r, const llmux_form_part *parts,
+                     size_t n);
+    /** Sets string `field` (an llmux_job_field) of the job being decoded
+     * from `len` bytes of `s`; LLMUX_JF_CONTENT is appended. Unknown
+     * fields are ignored. (Job hooks' decode.) */
+    int (*job_str)(llmux_out *o, int field, const char *s, size_t len);
+    /** Sets integer `field` (an llmux_job_field) of the job being
+     * decoded; LLMUX_EINVAL for a state out of range. */
+    int (*job_int)(llmux_out *o, int field, int64_t v);
 } llmux_host;
 
 /** out_logprob: the token is an alternative of the list's last one. */
@@ -483,6 +559,22 @@ typedef struct llmux_provider {
      * client's credential callback still goes in Authorization. NULL:
      * Authorization. */
     const char *auth_header;
+
+    /** Optional, with job_decode: provider batch jobs (llmux/jobs.h).
+     * Builds the HTTP request of job step `step` as encode does (http_form
+     * for an upload); call->params has the model and the options only.
+     * Returns 0, or LLMUX_ENOTSUP / LLMUX_EINVAL with host->log. Without
+     * it the job functions fail with LLMUX_ENOTSUP. */
+    int (*job_encode)(void *provctx, llmux_call *call,
+                      const llmux_job_step *step, llmux_http_request *http);
+    /** Optional, with job_encode: decodes step `step`'s 2xx answer with
+     * job_str and job_int (an error answer goes to decode_error): the
+     * job's fields, an upload's LLMUX_JF_INPUT_FILE, a download's
+     * LLMUX_JF_CONTENT as OpenAI Batch output lines. 0 or a negative code
+     * (set_error for the message). */
+    int (*job_decode)(void *provctx, llmux_call *call,
+                      const llmux_job_step *step,
+                      const llmux_http_response *resp, llmux_out *out);
 } llmux_provider;
 
 /** True when provider table `p` (of p->struct_size bytes) has member `m`. */

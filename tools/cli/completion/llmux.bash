@@ -69,7 +69,8 @@ _llmux()
     batch)
         opts="$conn -s --system $gen $resil -j --concurrency --rpm --tpm
             --as-completed --ordered --fail-fast --jsonl -o --output --resume
-            --shard -q --quiet $help"
+            --shard -q --quiet --provider --errors --json $help"
+        ((cword == 2)) && opts="$opts submit status fetch cancel"
         ;;
     providers)
         opts="-v --verbose --json $help"
@@ -116,7 +117,8 @@ _llmux()
         --top-p | --stop | --seed | --n | --top-logprobs | --timeout | \
         --retries | \
         --connect-timeout | --first-byte-timeout | --idle-timeout | \
-        --expected | -j | --concurrency | --rpm | --tpm | --shard | --listen)
+        --expected | -j | --concurrency | --rpm | --tpm | --shard | --listen | \
+        --provider)
         return 0 # a value of the user's own
         ;;
     esac
