@@ -192,7 +192,7 @@ EOF
   check "$tag: static example links libllmux.a and libllmux-providers.a" \
     cc -Wall -o "$work/hello-static" "$work/hello-static.c" \
     $($pc --cflags llmux-providers) "$libdir/libllmux-providers.a" \
-    "$libdir/libllmux.a" $($pc --libs libcurl libuv json-c libcrypto) \
+    "$libdir/libllmux.a" $($pc --libs libcurl libuv json-c hiredis libcrypto) \
     $($pc --static --libs-only-l llmux | tr ' ' '\n' | grep -x -e -lltdl -e -lpthread)
   if [ ! -x "$work/hello-static" ] || ! readelf -d "$work/hello-static" >"$work/dyn" ||
     grep -q 'libllmux' "$work/dyn"; then
