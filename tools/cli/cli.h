@@ -169,9 +169,9 @@ typedef struct cli {
     const char *output;         /* batch -o FILE */
     long shard_i, shard_n;      /* batch --shard I/N (shard_n 0: none) */
     const char *config, *listen, *port_file; /* serve */
-    const char *provider; /* batch submit/...: --provider */
-    int job_errors;                /* batch fetch --errors */
-    const char **fallbacks;        /* --fallback SPECs, in order */
+    const char *provider;                    /* batch submit/...: --provider */
+    int job_errors;                          /* batch fetch --errors */
+    const char **fallbacks;                  /* --fallback SPECs, in order */
     size_t n_fallbacks;
     const char **fields; /* --field KEY=JSON, in order */
     size_t n_fields;
@@ -252,6 +252,11 @@ void print_error_line(const cli *c, const char *text);
 /* Writes `s` as a JSON string to stdout: '"' and '\' escaped, control
  * characters as \u00XX, other bytes (UTF-8) as they are. */
 void put_json_str(const char *s);
+/* Hands `s` as a JSON string to put(ud, bytes, n), piece by piece: '"'
+ * and '\\' escaped, control characters as \u00XX, other bytes (UTF-8) as
+ * they are. put_json_str() is it onto stdout. */
+void json_str_to(void (*put)(void *, const char *, size_t), void *ud,
+                 const char *s);
 void errorf(const cli *c, const char *fmt, ...) LLMUX_PRINTF(2, 3);
 /* tool_cred.c: the credential callback of --key-cmd and --token-cmd into
  * `o` (nothing without them). */

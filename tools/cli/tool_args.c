@@ -344,7 +344,7 @@ static int set_opt(cli *c, const opt_def *d, const char *flag, const char *v)
         c->ordered = 1;
         break;
     case O_OUTPUT:
-        c->output = v;
+        c->output = strcmp(v, "-") ? v : NULL; /* "-": stdout, as without */
         break;
     case O_RESUME:
         c->resume = 1;

@@ -45,7 +45,8 @@ typedef struct sbuf {
     size_t len, cap;
 } sbuf;
 
-static void sb_add(sbuf *b, const char *s, size_t n)
+/* Room for n more bytes and a NUL. */
+static void sb_room(sbuf *b, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
@@ -54,6 +55,11 @@ static void sb_add(sbuf *b, const char *s, size_t n)
         b->p = xrealloc(b->p, cap);
         b->cap = cap;
     }
+}
+
+static void sb_add(sbuf *b, const char *s, size_t n)
+{
+    sb_room(b, n);
     memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = '\0';
@@ -67,33 +73,29 @@ static void sb_puts(sbuf *b, const char *s)
 static void sb_printf(sbuf *b, const char *fmt, ...) LLMUX_PRINTF(2, 3);
 static void sb_printf(sbuf *b, const char *fmt, ...)
 {
-    char tmp[128];
     va_list ap;
     int n;
     va_start(ap, fmt);
-    n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        sb_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    if (n <= 0)
+        return;
+    sb_room(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+static void sb_put(void *b, const char *s, size_t n)
+{
+    sb_add(b, s, n);
 }
 
 /* A JSON string as put_json_str() writes it. */
 static void sb_json_str(sbuf *b, const char *s)
 {
-    sb_add(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
-            char e[2] = {'\\', (char)ch};
-            sb_add(b, e, 2);
-        } else if (ch == '\n')
-            sb_add(b, "\\n", 2);
-        else if (ch < 0x20 || ch == 0x7f)
-            sb_printf(b, "\\u%04x", ch);
-        else
-            sb_add(b, (const char *)&ch, 1);
-    }
-    sb_add(b, "\"", 1);
+    json_str_to(sb_put, b, s);
 }
 
 /* ---- ids: the shard hash and the set of finished ones ---------------------
@@ -211,6 +213,8 @@ static void rd_fill(reader *rd)
     do
         n = read(rd->fd, rd->buf + rd->end, rd->cap - rd->end);
     while (n < 0 && errno == EINTR);
+    if (n < 0 && rd->polled && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return; /* made non-blocking by another program: poll again */
     if (n < 0) {
         rd->err = errno;
         rd->eof = 1;
@@ -1050,10 +1054,18 @@ static int batch_open(brun *r)
     uv_signal_init(&r->loop, &r->sig_int);
     uv_signal_init(&r->loop, &r->sig_term);
     uv_timer_init(&r->loop, &r->progress);
-    if (fstat(r->in.fd, &sb) == 0 && !S_ISREG(sb.st_mode) &&
-        uv_poll_init(&r->loop, &r->in.poll, r->in.fd) == 0) {
-        r->in.polled = 1;
-        r->in.poll.data = r;
+    if (fstat(r->in.fd, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        /* uv_poll_init makes the descriptor non-blocking; a terminal's
+         * stdin shares its file description with stdout and stderr (and
+         * the shell's): its flags are put back, since a line is read
+         * only once poll says it is readable */
+        int fl = fcntl(r->in.fd, F_GETFL);
+        if (uv_poll_init(&r->loop, &r->in.poll, r->in.fd) == 0) {
+            r->in.polled = 1;
+            r->in.poll.data = r;
+        }
+        if (fl != -1)
+            fcntl(r->in.fd, F_SETFL, fl);
     }
     r->progress_on = !c->quiet && isatty(2);
     r->out_tty = r->progress_on && r->out_fd == 1 && isatty(1);

@@ -118,7 +118,7 @@ static void print_job_json(const llmux_job *j)
 /* Writes the results to -o FILE (or stdout), whole, and says where. */
 static int write_results(const cli *c, const char *data, size_t len)
 {
-    const char *path = c->output && strcmp(c->output, "-") ? c->output : NULL;
+    const char *path = c->output;
     FILE *f = path ? fopen(path, "wb") : stdout;
     int bad;
     if (!f) {

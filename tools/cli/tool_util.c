@@ -197,21 +197,34 @@ int usage_error(const cli *c, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-/* Writes `s` as a JSON string: '"' and '\' escaped, control characters
- * as \u00XX, other bytes (UTF-8) as they are. */
-void put_json_str(const char *s)
+void json_str_to(void (*put)(void *, const char *, size_t), void *ud,
+                 const char *s)
 {
-    putchar('"');
+    put(ud, "\"", 1);
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch == '\n')
-            fputs("\\n", stdout);
+        char e[8];
+        if (ch == '"' || ch == '\\') {
+            e[0] = '\\';
+            e[1] = (char)ch;
+            put(ud, e, 2);
+        } else if (ch == '\n')
+            put(ud, "\\n", 2);
         else if (ch < 0x20 || ch == 0x7f)
-            printf("\\u%04x", ch);
+            put(ud, e, (size_t)snprintf(e, sizeof e, "\\u%04x", ch));
         else
-            putchar(ch);
+            put(ud, (const char *)&ch, 1);
     }
-    putchar('"');
+    put(ud, "\"", 1);
+}
+
+static void put_stdout(void *ud, const char *s, size_t n)
+{
+    (void)ud;
+    fwrite(s, 1, n, stdout);
+}
+
+void put_json_str(const char *s)
+{
+    json_str_to(put_stdout, NULL, s);
 }
