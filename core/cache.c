@@ -410,6 +410,8 @@ static long ttl_of(const xfer *x)
 {
     const struct llmux_client *c = x->c;
     long t = x->set.cache;
+    if (x->req->op == LLMUX__OP_JOB)
+        return 0; /* a batch job's steps: a status poll must see it move */
     if (t == LLMUX__CACHE_UNSET)
         t = c->cache_all ? LLMUX__CACHE_YES : LLMUX__CACHE_NO;
     if (t == LLMUX__CACHE_YES)
@@ -449,7 +451,7 @@ int llmux__cache_begin(xfer *x, void (*answered)(xfer *x))
     cache_lookup *l;
     if (!ttl)
         return 0;
-    if (c->queued >= c->max_queue)
+    if (llmux__queue_full(c))
         return LLMUX_EQUEUEFULL; /* a miss would queue */
     if (!c->cache &&
         !(c->cache = llmux__cache_lru_new(c->cache_max_bytes,
@@ -508,11 +510,8 @@ static int hit_reply(xfer *x)
         return unusable(x, "does not decode");
     x->c->st.cache_hits++;
     x->res->cached = 1;
-    if ((x->res->raw = llmux__malloc(body_len + 1)) != NULL) {
-        memcpy(x->res->raw, body, body_len);
-        x->res->raw[body_len] = '\0';
+    if ((x->res->raw = llmux__strndup(body, body_len)) != NULL)
         x->res->raw_len = body_len;
-    }
     return LLMUX__CACHE_REPLY;
 }
 

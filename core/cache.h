@@ -59,7 +59,6 @@ llmux__cache_backend *llmux__cache_lru_new(size_t max_bytes, size_t max_entries,
 void llmux__cache_lru_usage(const llmux__cache_backend *b, size_t *entries,
                             size_t *bytes);
 
-
 /*
  * The value: the provider's own answer, so that a hit is decoded by the
  * same plugin into the same response (fields not modelled included) and

@@ -392,6 +392,10 @@ int llmux__can_start_x(struct llmux_client *c, llmux__endpoint *e,
                        const xfer *x);
 void llmux__take_slot(xfer *x);
 void llmux__give_slot(xfer *x);
+/* Whether the queue has no room for one more: the requests queued and
+ * those accepted that may still queue (a cache lookup, a start left to
+ * the defer timer) reach max_queue. */
+int llmux__queue_full(const struct llmux_client *c);
 void llmux__enqueue(xfer *x);
 void llmux__dequeue(xfer *x);
 void llmux__turn_hold(struct llmux_client *c);

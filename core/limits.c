@@ -453,6 +453,11 @@ void llmux__take_slot(xfer *x)
         c->st.max_in_flight = c->in_flight;
 }
 
+int llmux__queue_full(const struct llmux_client *c)
+{
+    return c->queued + c->pending - c->in_flight >= c->max_queue;
+}
+
 void llmux__enqueue(xfer *x)
 {
     struct llmux_client *c = x->c;
@@ -591,6 +596,7 @@ static char *shared_key(const llmux__endpoint *e, const char *prefix,
         llmux__sha256_hex(api_key, strlen(api_key), hash))
         return NULL;
     if (llmux__url_userinfo(ep, n, &a, &b)) { /* never a URL's password */
+        b++;                                  /* nor its '@' */
         n -= b - a;
     } else {
         a = b = 0;
@@ -629,8 +635,6 @@ int llmux__endpoint_limits(struct llmux_client *c, xfer *x)
         c->redis = llmux__redis_new(c, set->limits, &code, err, sizeof err);
         if (!c->redis)
             return llmux__request_fail(x->req, code, "limits: %s", err);
-        if (!(c->limits_lua = llmux__redis_script_add(c->redis, limits_lua)))
-            return LLMUX_ENOMEM; /* loaded when it next connects */
         llmux__redis_on_state(c->redis, on_redis_state, c);
     } else if (strcmp(llmux__redis_url_of(c->redis), set->limits) != 0) {
         return llmux__request_fail(
@@ -639,6 +643,11 @@ int llmux__endpoint_limits(struct llmux_client *c, xfer *x)
             "already; one Redis server per client",
             llmux__redis_url_shown(c->redis));
     }
+    /* loaded when it next connects (EVAL until then); asked again by the
+     * next request when there was no memory for it */
+    if (!c->limits_lua &&
+        !(c->limits_lua = llmux__redis_script_add(c->redis, limits_lua)))
+        return LLMUX_ENOMEM;
     if (!e->rkey && !(e->rkey = shared_key(
                           e, set->limits_prefix ? set->limits_prefix : "llmux",
                           x->prep.call.provider, llmux__lane_key(&x->prep))))

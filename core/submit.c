@@ -212,8 +212,7 @@ static int admit(xfer *x)
         /* inside a curl callback (a chunk callback submitting): curl
          * refuses new handles here, so the defer timer starts it (its
          * place in the queue is counted now) */
-        if (c->queued + c->pending - c->in_flight >= c->max_queue &&
-            !llmux__limits_allow(c, x->ep, x))
+        if (llmux__queue_full(c) && !llmux__limits_allow(c, x->ep, x))
             return LLMUX_EQUEUEFULL;
         x->state = X_WAIT;
         x->start_pending = 1;
