@@ -143,6 +143,8 @@ LLMUX_EXTERN double llmux_client_spend(const llmux_client *c, double *reserved)
 static int take_options(struct llmux_client *c, const llmux_client_options *o)
 {
     size_t i;
+    int rc;
+    char err[LLMUX__ERRBUF];
     c->max_response =
         o->max_response_bytes ? o->max_response_bytes : DEFAULT_MAX_RESPONSE;
     c->max_event = o->max_event_bytes ? o->max_event_bytes : DEFAULT_MAX_EVENT;
@@ -156,7 +158,6 @@ static int take_options(struct llmux_client *c, const llmux_client_options *o)
         c->hook_ud = o->hook_userdata;
     }
     if (o->version >= 5) {
-        int rc;
         if (o->budget_usd < 0 || o->budget_usd != o->budget_usd)
             return LLMUX_EINVAL;
         c->budget = o->budget_usd;
@@ -192,23 +193,13 @@ static int take_options(struct llmux_client *c, const llmux_client_options *o)
          !(c->key_env_allow = llmux__strdup(o->key_env_allow))) ||
         (o->plugin_path && !(c->plugin_path = llmux__strdup(o->plugin_path))))
         return LLMUX_ENOMEM;
-    if (o->version >= 7) {
-        /* checked as the config-string keys are, with the same message
-         * (a URL's password masked) */
-        const char *const keys[] = {"limits", "limits_prefix",
-                                    "limits_fallback"};
-        const char *const vals[] = {o->limits, o->limits_prefix,
-                                    o->limits_fallback};
-        char err[LLMUX__ERRBUF];
-        for (i = 0; i < 3; i++)
-            if (vals[i] && llmux__setting_check("client options", keys[i],
-                                                vals[i], err, sizeof err)) {
-                llmux__client_log(c, LLMUX_LOG_ERROR, "%s", err);
-                return LLMUX_ECONFIG;
-            }
+    /* string options are checked as the config-string keys are, with the
+     * same message (a URL's password masked) */
+    if ((rc = llmux__settings_defaults(o, &c->defaults, err, sizeof err))) {
+        if (rc == LLMUX_ECONFIG)
+            llmux__client_log(c, LLMUX_LOG_ERROR, "%s", err);
+        return rc;
     }
-    if (llmux__settings_defaults(o, &c->defaults))
-        return LLMUX_ENOMEM; /* the checks passed above */
     if (!o->n_headers)
         return 0;
     if (!o->headers)

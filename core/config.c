@@ -209,6 +209,22 @@ int llmux__url_userinfo(const char *s, size_t n, size_t *a, size_t *b)
     return 1;
 }
 
+char *llmux__url_masked(const char *url)
+{
+    const char *p = strstr(url, "://"), *at = strrchr(url, '@');
+    size_t a, n = strlen(url);
+    char *out;
+    if (!p || !at || at < p + 3)
+        return llmux__strdup(url);
+    a = (size_t)(p + 3 - url);
+    if (!(out = llmux__malloc(n + 4)))
+        return NULL;
+    memcpy(out, url, a);
+    memcpy(out + a, "***", 3);
+    memcpy(out + a + 3, at, n - (size_t)(at - url) + 1);
+    return out;
+}
+
 /* Appends v[0..n) with a URL's user:password as "***". */
 static int append_value(llmux__buf *b, const char *v, size_t n)
 {

@@ -119,6 +119,11 @@ int llmux__secret_name(const char *k, size_t n);
 /* The user:password of a URL in s[0..n) (scheme://user:pass@host/...):
  * sets [*a, *b) and returns 1; 0 when there is none (*a, *b untouched). */
 int llmux__url_userinfo(const char *s, size_t n, size_t *a, size_t *b);
+/* A copy of `url` to show (in a log line or an error): everything from
+ * its "://" to its last '@' becomes "***", so that a password is hidden
+ * even when it holds a '/', '?' or '#' the URL's grammar would end it at
+ * (the caller frees it; NULL when out of memory). */
+char *llmux__url_masked(const char *url);
 
 /* ---- framer.c: incremental SSE and NDJSON splitting ---------------------- */
 
@@ -704,7 +709,7 @@ struct json_object *llmux__request_parse_json(const char *s, size_t len);
     X(STR, limits_fallback, "limits_fallback",                                 \
       LLMUX__CHECK(WORD, 0, 0, llmux__fallback_words, "closed or local"), 0,   \
       NOREQ, OPT(limits_fallback, 7),                                          \
-      "limits: Redis unreachable: fail (closed) or in-process buckets")    \
+      "limits: Redis unreachable: fail (closed) or in-process buckets")        \
     X(MS, cache, "cache",                                                      \
       LLMUX__CHECK(CACHE, 0, 0, NULL, "yes, no or a TTL in seconds"), 0,       \
       NOREQ, NOOPT,                                                            \
@@ -737,9 +742,10 @@ typedef struct llmux__settings {
 
 /* The defaults a client's options give (strings copied: free them with
  * llmux__settings_free_defaults). Returns 0, LLMUX_ENOMEM, or
- * LLMUX_ECONFIG for a string option its setting's check refuses. */
+ * LLMUX_ECONFIG for a string option its setting's check refuses, with
+ * err saying which and why (as llmux__setting_check). */
 int llmux__settings_defaults(const llmux_client_options *opts,
-                             llmux__settings *out);
+                             llmux__settings *out, char *err, size_t errlen);
 void llmux__settings_free_defaults(llmux__settings *s);
 /* `req`'s effective settings over the core keys among the descriptor's
  * `layer` (n entries; may be NULL), over `defaults` (a client's, or NULL

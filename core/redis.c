@@ -29,8 +29,7 @@ struct llmux__redis {
     redisAsyncContext *ac;
     llmux__redis_state state;
     int closing;
-    int outage_logged; /* the current outage was logged: once per outage */
-    int ever_up;
+    int outage_logged;  /* the current outage was logged: once per outage */
     uv_timer_t io_t;    /* the connect and command timeout */
     uv_timer_t retry_t; /* the reconnect backoff */
     int handles;        /* of those two, not closed yet */
@@ -95,10 +94,28 @@ static int url_fail(llmux__redis_url *u, char *err, size_t errlen,
     return LLMUX_ECONFIG;
 }
 
+/* s[0..n) percent-decoded (a password with '/', '@' or ':' is written
+ * %2F, %40, %3A in a URL), into *out (owned): 0, -1 without memory, -2
+ * when it decodes to a NUL. */
+static int url_decoded(const char *s, size_t n, char **out)
+{
+    int len = 0, rc = 0;
+    char *d = curl_easy_unescape(NULL, s, (int)n, &len);
+    *out = NULL;
+    if (!d)
+        return -1;
+    if (memchr(d, '\0', (size_t)len))
+        rc = -2;
+    else if (!(*out = llmux__strndup(d, (size_t)len)))
+        rc = -1;
+    curl_free(d);
+    return rc;
+}
+
 int llmux__redis_url_parse(const char *url, llmux__redis_url *out, char *err,
                            size_t errlen)
 {
-    char *shown = url ? llmux__redis_url_masked(url) : NULL;
+    char *shown = url ? llmux__url_masked(url) : NULL;
     const char *p, *end, *at, *q;
     int rc;
     memset(out, 0, sizeof *out);
@@ -142,11 +159,12 @@ int llmux__redis_url_parse(const char *url, llmux__redis_url *out, char *err,
         const char *colon = memchr(p, ':', (size_t)(at - p));
         if (!colon)
             FAIL("the credentials are [user]:password@");
-        if (colon > p && !(out->user = llmux__strndup(p, (size_t)(colon - p))))
-            FAIL("out of memory");
-        if (!(out->password =
-                  llmux__strndup(colon + 1, (size_t)(at - colon - 1))))
-            FAIL("out of memory");
+        if ((colon > p &&
+             (rc = url_decoded(p, (size_t)(colon - p), &out->user)) != 0) ||
+            (rc = url_decoded(colon + 1, (size_t)(at - colon - 1),
+                              &out->password)) != 0)
+            FAIL(rc == -2 ? "the credentials may not hold %00"
+                          : "out of memory");
         p = at + 1;
     }
     if (*p == '[') { /* [ipv6]:port */
@@ -173,26 +191,12 @@ int llmux__redis_url_parse(const char *url, llmux__redis_url *out, char *err,
     if (*end == '/' && end[1]) {
         if (parse_int(end + 1, strlen(end + 1), 0, 100000, &out->db))
             FAIL("the path is the database number: redis://host:port/0");
-    } else if (*end == '?' || *end == '#' || (*end == '/' && end[1])) {
+    } else if (*end == '?' || *end == '#') {
         FAIL("nothing may follow the database number");
     }
 #undef FAIL
     llmux__free(shown);
     return 0;
-}
-
-char *llmux__redis_url_masked(const char *url)
-{
-    size_t a, b, n = strlen(url);
-    char *out;
-    if (!llmux__url_userinfo(url, n, &a, &b))
-        return llmux__strdup(url);
-    if (!(out = llmux__malloc(n + 4)))
-        return NULL;
-    memcpy(out, url, a);
-    memcpy(out + a, "***", 3);
-    memcpy(out + a + 3, url + b, n - b + 1);
-    return out;
 }
 
 /* ---- the connection ------------------------------------------------------ */
@@ -390,7 +394,6 @@ static void on_setup(llmux__redis *r, struct redisReply *rep, const char *err,
         llmux__client_log(r->c, LLMUX_LOG_WARN, "redis %s: connected again",
                           r->shown);
     r->outage_logged = 0;
-    r->ever_up = 1;
     notify(r, 1, NULL);
 }
 
@@ -532,7 +535,7 @@ llmux__redis *llmux__redis_new(struct llmux_client *c, const char *url,
     int rc;
     *code = LLMUX_ENOMEM;
     if (!r || !(r->url = llmux__strdup(url)) ||
-        !(r->shown = llmux__redis_url_masked(url))) {
+        !(r->shown = llmux__url_masked(url))) {
         snprintf(err, errlen, "out of memory");
         if (r) {
             llmux__free(r->url);

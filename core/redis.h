@@ -36,9 +36,6 @@ typedef struct llmux__redis_url {
 int llmux__redis_url_parse(const char *url, llmux__redis_url *out, char *err,
                            size_t errlen);
 void llmux__redis_url_free(llmux__redis_url *u);
-/* url with its password replaced by "***" (owned), for messages and logs;
- * NULL without memory. */
-char *llmux__redis_url_masked(const char *url);
 
 typedef enum llmux__redis_state {
     LLMUX__REDIS_DOWN = 0,   /* not connected: commands fail at once */
@@ -94,6 +91,5 @@ llmux__redis_script *llmux__redis_script_add(llmux__redis *r, const char *lua);
 int llmux__redis_eval(llmux__redis *r, llmux__redis_script *s,
                       llmux__redis_cb cb, void *ud, int numkeys, int argc,
                       const char **argv, const size_t *argvlen);
-
 
 #endif /* LLMUX_CORE_REDIS_H */

@@ -258,16 +258,13 @@ int llmux__setting_check(const char *where, const char *key, const char *value,
                          char *err, size_t errlen)
 {
     const setting *s = find_setting(key);
-    size_t a, b, n;
+    char *shown;
     if (!s || parse_value(s, value, NULL) == 0)
         return 0;
-    n = strlen(value);
-    if (llmux__url_userinfo(value, n, &a, &b)) /* never a URL's password */
-        snprintf(err, errlen, "%s: option \"%s\" wants %s, got \"%.*s***%s\"",
-                 where, key, s->wants, (int)a, value, value + b);
-    else
-        snprintf(err, errlen, "%s: option \"%s\" wants %s, got \"%s\"", where,
-                 key, s->wants, value);
+    shown = llmux__url_masked(value); /* never a URL's password */
+    snprintf(err, errlen, "%s: option \"%s\" wants %s, got \"%s\"", where, key,
+             s->wants, shown ? shown : "(not shown: out of memory)");
+    llmux__free(shown);
     return LLMUX_ECONFIG;
 }
 
@@ -324,7 +321,7 @@ void llmux__settings_free_defaults(llmux__settings *d)
 }
 
 int llmux__settings_defaults(const llmux_client_options *o,
-                             llmux__settings *out)
+                             llmux__settings *out, char *err, size_t errlen)
 {
     size_t i;
     *out = builtin;
@@ -333,8 +330,10 @@ int llmux__settings_defaults(const llmux_client_options *o,
         if (s->opt_off < 0 || o->version < s->opt_version ||
             !take_if_set(s, o, s->opt_off, out) || s->type != ST_STR)
             continue;
-        if (parse_value(s, AT(out, s->off, const char *), NULL)) {
-            /* a checked string option: refused as a config string is */
+        if (llmux__setting_check("client options", s->key,
+                                 AT(out, s->off, const char *), err, errlen)) {
+            /* a checked string option: refused as a config string is,
+             * with the same message (a URL's password masked) */
             AT(out, s->off, const char *) = NULL;
             llmux__settings_free_defaults(out);
             return LLMUX_ECONFIG;

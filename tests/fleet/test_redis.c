@@ -174,6 +174,13 @@ static void test_urls(void **state)
     assert_int_equal(u.port, 6379);
     assert_string_equal(u.user, "alice");
     llmux__redis_url_free(&u);
+    /* credentials percent-encoded, as a '/' in a password must be */
+    assert_int_equal(
+        llmux__redis_url_parse("redis://a%40b:p%2Fw%3A@h", &u, err, sizeof err),
+        0);
+    assert_string_equal(u.user, "a@b");
+    assert_string_equal(u.password, "p/w:");
+    llmux__redis_url_free(&u);
     assert_int_equal(
         llmux__redis_url_parse("unix:///run/r.sock?db=3", &u, err, sizeof err),
         0);
@@ -193,6 +200,8 @@ static void test_urls(void **state)
             {"redis://:pw@h:6379/x", "database"},
             {"redis://:pw@", "no host"},
             {"redis://pw@h", "[user]:password@"},
+            {"redis://:pw/x@h", "no host"},
+            {"redis://:p%00w@h", "%00"},
             {"unix://rel/path", "absolute path"},
             {"unix:///s?password=pw", "?db=N"},
         };
@@ -207,7 +216,11 @@ static void test_urls(void **state)
             assert_null(u.host);
         }
     }
-    m = llmux__redis_url_masked("redis://u:s3cret@h:1/0");
+    m = llmux__url_masked("redis://u:s3cret@h:1/0");
+    assert_string_equal(m, "redis://***@h:1/0");
+    free(m);
+    /* a password with a '/' (base64 has them) is hidden too */
+    m = llmux__url_masked("redis://:ab/cd@h:1/0");
     assert_string_equal(m, "redis://***@h:1/0");
     free(m);
 }

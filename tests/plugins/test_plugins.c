@@ -1092,7 +1092,7 @@ static void test_descriptor_settings(void **state)
     scratch_write(&s, "withset.conf", conf, sizeof conf - 1);
     o.timeout_ms = 9000;
     o.max_retries = 5;
-    assert_int_equal(llmux__settings_defaults(&o, &d), 0);
+    assert_int_equal(llmux__settings_defaults(&o, &d, NULL, 0), 0);
 
     assert_int_equal(llmux_request_new(&r, LLMUX_OP_CHAT, "withset/m"), 0);
     assert_int_equal(llmux_request_add_message(r, LLMUX_ROLE_USER, "hi"), 0);

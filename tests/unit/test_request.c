@@ -1030,7 +1030,7 @@ static void test_settings_resolved(void **state)
     {
         char proxy[] = "http://p:1";
         o.proxy = proxy;
-        assert_int_equal(llmux__settings_defaults(&o, &d), 0);
+        assert_int_equal(llmux__settings_defaults(&o, &d, NULL, 0), 0);
         proxy[0] = 'X'; /* the client keeps its own copy */
     }
     o.proxy = NULL;
@@ -1077,7 +1077,7 @@ static void test_settings_resolved(void **state)
 
     /* a version 1 caller's options end before idle_timeout_ms and rpm */
     o.version = 1;
-    assert_int_equal(llmux__settings_defaults(&o, &d), 0);
+    assert_int_equal(llmux__settings_defaults(&o, &d, NULL, 0), 0);
     assert_int_equal(d.connect_timeout_ms, 3000);
     assert_int_equal(d.idle_timeout_ms, 0);
     assert_true(d.rpm == 0);
