@@ -221,6 +221,15 @@ routes:
     cache: 1m
 YAML
 bad_config "a route mapping without models is refused" "routes.cached.*models"
+cat >"$TMP/bad.yaml" <<YAML
+routes:
+  cached:
+    models: openai/gpt-4o-mini;$UP
+    cache: 1m
+    cache: no
+YAML
+bad_config "a route's key given twice is refused" \
+    "key 'routes.cached.cache': given twice \\(first on line 4\\)"
 printf 'routes: {a: openai/x}\nlimits: {cache_max_entries: 0}\n' >"$TMP/bad.yaml"
 bad_config "limits.cache_max_entries 0 is refused, naming it" \
     "limits.cache_max_entries"

@@ -157,16 +157,6 @@ static mjob *job_find(struct mock_store *s, const char *id)
     return NULL;
 }
 
-static char *strndup_(const char *s, size_t n)
-{
-    char *p = malloc(n + 1);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = '\0';
-    }
-    return p;
-}
-
 /* The id segment before `tail` at the end of the path (a copy). */
 static char *path_id(const mock_ctx *ctx, const char *tail)
 {
@@ -174,7 +164,7 @@ static char *path_id(const mock_ctx *ctx, const char *tail)
     const char *end = ctx->path + n, *p = end;
     while (p > ctx->path && p[-1] != '/')
         p--;
-    return strndup_(p, (size_t)(end - p));
+    return strndup(p, (size_t)(end - p));
 }
 
 static void not_found(mock_ctx *ctx, const char *what, const char *id)

@@ -128,15 +128,17 @@ static int read_route_map(reader *r, serve_route *rt, yaml_node_t *map)
 {
     yaml_node_pair_t *p;
     int have_models = 0;
+    char where[160];
+    snprintf(where, sizeof where, "routes.%s.", rt->name);
     for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
         yaml_node_t *k = yaml_document_get_node(r->doc, p->key);
         yaml_node_t *v = yaml_document_get_node(r->doc, p->value);
         const char *key = scalar(k), *s;
+        if (twice(r, map, p, where))
+            return -1;
         if (key && !strcmp(key, "models")) {
-            if (have_models++)
-                return fail(r, k, "key 'routes.%s.models': given twice",
-                            rt->name);
+            have_models = 1;
             if (read_specs(r, rt, v))
                 return -1;
         } else if (key && !strcmp(key, "cache")) {
