@@ -428,8 +428,12 @@ LLMUX_EXTERN void llmux_global_cleanup(void);
  * llmux_client_free(); a borrowed loop must outlive the client until it
  * is closed. An idle client does not keep its loop running. Returns
  * LLMUX_EINVAL for a NULL `out`, an unknown options version, or a header
- * that is not one "Name: value" line; LLMUX_ENOMEM; or what
- * llmux_global_init() returned. `*out` is NULL on failure.
+ * that is not one "Name: value" line; LLMUX_ECONFIG for a prices_file
+ * that does not parse or a string option its config-string key would
+ * refuse (`limits`, `limits_prefix`, `limits_fallback`...; the log
+ * callback is told which and why, a URL's password masked);
+ * LLMUX_ENOMEM; or what llmux_global_init() returned. `*out` is NULL on
+ * failure.
  */
 LLMUX_EXTERN int llmux_client_new(llmux_client **out,
                                   const llmux_client_options *opts);
