@@ -629,19 +629,15 @@ int llmux__endpoint_limits(struct llmux_client *c, xfer *x)
     if (!set->limits || llmux__strcaseeq(set->limits, "local") ||
         (!e->rq.rate && !e->tk.rate))
         return 0; /* nothing to share */
-    if (!c->redis) {
+    {
         char err[LLMUX__ERRBUF];
         int code;
-        c->redis = llmux__redis_new(c, set->limits, &code, err, sizeof err);
-        if (!c->redis)
+        if (!llmux__client_redis(c, set->limits, &code, err, sizeof err))
             return llmux__request_fail(x->req, code, "limits: %s", err);
-        llmux__redis_on_state(c->redis, on_redis_state, c);
-    } else if (strcmp(llmux__redis_url_of(c->redis), set->limits) != 0) {
-        return llmux__request_fail(
-            x->req, LLMUX_ECONFIG,
-            "limits: this client shares its limits through Redis at %s "
-            "already; one Redis server per client",
-            llmux__redis_url_shown(c->redis));
+        /* the connection may be the cache's or the budgets' first */
+        if (llmux__redis_on_state(c->redis, on_redis_state, c) != 0)
+            return llmux__request_fail(x->req, LLMUX_ENOMEM,
+                                       "limits: too many Redis listeners");
     }
     /* loaded when it next connects (EVAL until then); asked again by the
      * next request when there was no memory for it */

@@ -37,8 +37,10 @@ struct llmux__redis {
     unsigned backoff_ms;
     size_t pending; /* commands sent, no reply yet */
     llmux__redis_script *scripts;
-    llmux__redis_state_cb on_state;
-    void *state_ud;
+    struct {
+        llmux__redis_state_cb cb;
+        void *ud;
+    } on_state[LLMUX__REDIS_LISTENERS];
     void (*on_closed)(void *ud); /* llmux__redis_free's */
     void *closed_ud;
     char why[200]; /* why it last went down */
@@ -205,8 +207,10 @@ static void connect_now(llmux__redis *r);
 
 static void notify(llmux__redis *r, int up, const char *why)
 {
-    if (r->on_state && !r->closing)
-        r->on_state(r, up, why, r->state_ud);
+    size_t i;
+    for (i = 0; i < LLMUX__REDIS_LISTENERS && !r->closing; i++)
+        if (r->on_state[i].cb)
+            r->on_state[i].cb(r, up, why, r->on_state[i].ud);
 }
 
 static void on_retry(uv_timer_t *t)
@@ -609,10 +613,38 @@ struct llmux_client *llmux__redis_client(const llmux__redis *r)
     return r->c;
 }
 
-void llmux__redis_on_state(llmux__redis *r, llmux__redis_state_cb cb, void *ud)
+int llmux__redis_on_state(llmux__redis *r, llmux__redis_state_cb cb, void *ud)
 {
-    r->on_state = cb;
-    r->state_ud = ud;
+    size_t i, free_at = LLMUX__REDIS_LISTENERS;
+    for (i = 0; i < LLMUX__REDIS_LISTENERS; i++) {
+        if (r->on_state[i].cb == cb && r->on_state[i].ud == ud)
+            return 0; /* already told */
+        if (!r->on_state[i].cb && free_at == LLMUX__REDIS_LISTENERS)
+            free_at = i;
+    }
+    if (free_at == LLMUX__REDIS_LISTENERS)
+        return -1;
+    r->on_state[free_at].cb = cb;
+    r->on_state[free_at].ud = ud;
+    return 0;
+}
+
+llmux__redis *llmux__client_redis(struct llmux_client *c, const char *url,
+                                  int *code, char *err, size_t errlen)
+{
+    if (!c->redis) {
+        c->redis = llmux__redis_new(c, url, code, err, errlen);
+        return c->redis;
+    }
+    if (strcmp(c->redis->url, url) != 0) {
+        *code = LLMUX_ECONFIG;
+        snprintf(err, errlen,
+                 "this client shares its state through Redis at %s already; "
+                 "one Redis server per client",
+                 c->redis->shown);
+        return NULL;
+    }
+    return c->redis;
 }
 
 void llmux__redis_set_timeouts(llmux__redis *r, long connect_ms, long cmd_ms)

@@ -71,8 +71,19 @@ llmux__redis_state llmux__redis_state_of(const llmux__redis *r);
 /* Why the connection last went down ("" before that). */
 const char *llmux__redis_why(const llmux__redis *r);
 struct llmux_client *llmux__redis_client(const llmux__redis *r);
-/* One listener for up/down (a second call replaces it; NULL removes). */
-void llmux__redis_on_state(llmux__redis *r, llmux__redis_state_cb cb, void *ud);
+/* Adds a listener for up/down (the same cb and ud twice: once): 0, or -1
+ * when LLMUX__REDIS_LISTENERS are there already. Listeners stay for r's
+ * life. */
+#define LLMUX__REDIS_LISTENERS 4
+int llmux__redis_on_state(llmux__redis *r, llmux__redis_state_cb cb, void *ud);
+
+/* The client's one Redis connection (c->redis), made now for url when it
+ * has none: every user of shared state (limits, budgets, the cache) asks
+ * through this, and all of them share the one server. NULL with *code and
+ * err (never the password) for a bad URL, no memory, or a url other than
+ * the server the client uses already (LLMUX_ECONFIG). */
+llmux__redis *llmux__client_redis(struct llmux_client *c, const char *url,
+                                  int *code, char *err, size_t errlen);
 /* Timeouts in ms (tests shorten them): a command without a reply within
  * cmd_ms, a connection not up within connect_ms, breaks the connection. */
 void llmux__redis_set_timeouts(llmux__redis *r, long connect_ms, long cmd_ms);
