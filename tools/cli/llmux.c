@@ -4,9 +4,11 @@
  * A thin client of the public API (the include/llmux headers only; json-c
  * writes `providers --json`): it parses the command line, builds one
  * request, runs it with the blocking llmux_run() and prints the answer as
- * text or as OpenAI-shaped JSON; `batch` builds a request per input line
- * and runs them with llmux_as_completed() on a private client, printing a
- * JSON line per request. Its output formats and exit statuses are a
+ * text or as OpenAI-shaped JSON; `batch` (tool_batch.c) reads input lines
+ * as capacity frees up, submits a request per line on a private client
+ * and loop, and writes a JSON line per request as each ends;
+ * `batch submit|status|fetch|cancel` (tool_pbatch.c) drive a provider's
+ * own Batch API. Its output formats and exit statuses are a
  * contract that scripts depend on; the help texts below (`llmux --help`,
  * `llmux COMMAND --help`) and docs/man/llmux.1.scd are their reference.
  *
