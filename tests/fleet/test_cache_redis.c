@@ -127,6 +127,49 @@ static void the_key(redisContext *rc, const char *prefix, char *out,
     freeReplyObject(r);
 }
 
+/* Runs the loop until prefix:cache:* holds n keys (a store is sent from
+ * the loop after the answer: another client must not ask before it
+ * landed), for at most 10 s. */
+static void await_keys(mock_env *e, const char *prefix, size_t n)
+{
+    redisContext *rc = direct();
+    double end = fleet_now_ms() + 10000;
+    size_t got = 0;
+    while (fleet_now_ms() < end) {
+        redisReply *r = cache_keys(rc, prefix);
+        got = r->elements;
+        freeReplyObject(r);
+        if (got == n)
+            break;
+        mock_env_pause_ms(e, 10);
+    }
+    redisFree(rc);
+    if (got != n)
+        fail_msg("%s:cache:* holds %zu keys, want %zu", prefix, got, n);
+}
+
+/* Runs the loop until key holds a value other than old[0..len) that is
+ * an entry of the cache ("LXC1" and a kind), for at most 10 s. */
+static void await_replaced(mock_env *e, const char *key, const char *old,
+                           size_t len)
+{
+    redisContext *rc = direct();
+    double end = fleet_now_ms() + 10000;
+    int done = 0;
+    while (!done && fleet_now_ms() < end) {
+        redisReply *r = redisCommand(rc, "GET %s", key);
+        done = r && r->type == REDIS_REPLY_STRING && r->len > 5 &&
+               !memcmp(r->str, "LXC1", 4) &&
+               ((size_t)r->len != len || memcmp(r->str, old, len) != 0);
+        freeReplyObject(r);
+        if (!done)
+            mock_env_pause_ms(e, 10);
+    }
+    redisFree(rc);
+    if (!done)
+        fail_msg("%s was not replaced by a new entry", key);
+}
+
 /* ---- tests --------------------------------------------------------------- */
 
 /* What one client kept, the other answers from Redis: the same body, no
@@ -144,7 +187,7 @@ static void test_shared_hit(void **state)
     const char *r1, *r2;
     llmux_stats st;
     assert_false(call_on(e, a, chat(e, "t1", "Hello shared", NULL), &ca));
-    mock_env_pause_ms(e, 50);
+    await_keys(e, "t1", 1);
     assert_true(call_on(e, b, chat(e, "t1", "Hello shared", NULL), &cb));
     assert_int_equal(llmux_mock_request_count(e->mock), 1);
     assert_int_equal(llmux_response_attempts(cb.res), 0);
@@ -189,7 +232,7 @@ static void test_shared_stream(void **state)
     assert_int_equal(llmux_request_set_stream(r, 1), 0);
     assert_false(call_on(e, a, r, &ca));
     assert_true(ca.chunks > 2);
-    mock_env_pause_ms(e, 50);
+    await_keys(e, "t2", 1);
     r = chat(e, "t2", "Tell me a streamed story", NULL);
     assert_int_equal(llmux_request_set_stream(r, 1), 0);
     assert_true(call_on(e, b, r, &cb));
@@ -213,7 +256,7 @@ static void test_ttl_expiry(void **state)
     mock_call c = {0};
     assert_false(call_on(e, a, chat(e, "t3", "short", ";cache=3"), &c));
     mock_call_free(&c);
-    mock_env_pause_ms(e, 50);
+    await_keys(e, "t3", 1);
     assert_true(call_on(e, b, chat(e, "t3", "short", ";cache=3"), &c));
     mock_call_free(&c);
     mock_env_pause_ms(e, 4000);
@@ -249,7 +292,7 @@ static void test_no_collisions(void **state)
     memset(again, 0, sizeof again);
     for (i = 0; i < 4; i++)
         assert_false(call_on(e, a, variant(e, "t4", i), &first[i]));
-    mock_env_pause_ms(e, 50);
+    await_keys(e, "t4", 4);
     r = cache_keys(rc, "t4");
     assert_int_equal(r->elements, 4);
     freeReplyObject(r);
@@ -284,29 +327,24 @@ static void test_foreign_values(void **state)
     redisContext *rc = direct();
     redisReply *r;
     char key[256];
-    static const char garbage[] = "LXC1R\xff\xff\xff\xff\x00garbage";
+    /* a value of ours cut short, bytes of no format, nothing */
+    static const char *const foreign[] = {"LXC1R\xff\xff\xff\xff\x01g",
+                                          "{\"not\":\"ours\"}", ""};
     llmux_stats st;
+    size_t i;
     assert_false(call_on(e, a, chat(e, "t5", "foreign", NULL), &c));
     mock_call_free(&c);
-    mock_env_pause_ms(e, 50);
+    await_keys(e, "t5", 1);
     the_key(rc, "t5", key, sizeof key);
-    /* a truncated value of ours, then bytes of no format */
-    r = redisCommand(rc, "SET %s %b", key, garbage, sizeof garbage - 1);
-    freeReplyObject(r);
-    assert_false(call_on(e, a, chat(e, "t5", "foreign", NULL), &c));
-    mock_call_free(&c);
-    mock_env_pause_ms(e, 50);
-    r = redisCommand(rc, "SET %s %s", key, "{\"not\":\"ours\"}");
-    freeReplyObject(r);
-    assert_false(call_on(e, a, chat(e, "t5", "foreign", NULL), &c));
-    mock_call_free(&c);
-    mock_env_pause_ms(e, 50);
-    r = redisCommand(rc, "SET %s %s", key, "");
-    freeReplyObject(r);
-    assert_false(call_on(e, a, chat(e, "t5", "foreign", NULL), &c));
-    mock_call_free(&c);
-    mock_env_pause_ms(e, 50);
-    /* the answer replaced it: a hit */
+    for (i = 0; i < 3; i++) {
+        size_t n = strlen(foreign[i]);
+        r = redisCommand(rc, "SET %s %b", key, foreign[i], n);
+        freeReplyObject(r);
+        assert_false(call_on(e, a, chat(e, "t5", "foreign", NULL), &c));
+        mock_call_free(&c);
+        /* the provider's answer replaced it */
+        await_replaced(e, key, foreign[i], n);
+    }
     assert_true(call_on(e, a, chat(e, "t5", "foreign", NULL), &c));
     mock_call_free(&c);
     assert_int_equal(llmux_mock_request_count(e->mock), 4);
@@ -320,7 +358,7 @@ static void test_foreign_values(void **state)
     freeReplyObject(r);
     assert_false(call_on(e, a, chat(e, "t5", "foreign", NULL), &c));
     mock_call_free(&c);
-    mock_env_pause_ms(e, 50);
+    await_replaced(e, key, "", 0);
     st = stats_of(a);
     assert_int_equal(st.cache_backend_errors, 1);
     assert_int_equal(l.outage_lines, 1);
@@ -346,7 +384,7 @@ static void test_value_bound(void **state)
     assert_int_equal(llmux_request_set_stream(req, 1), 0);
     assert_false(call_on(e, a, req, &c));
     mock_call_free(&c);
-    mock_env_pause_ms(e, 50);
+    mock_env_pause_ms(e, 200); /* what would have been sent is there */
     r = cache_keys(rc, "t6");
     assert_int_equal(r->elements, 0);
     freeReplyObject(r);
