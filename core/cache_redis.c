@@ -31,14 +31,18 @@ struct rcache {
     struct llmux_client *c;
     llmux__redis *r;
     char *prefix;
-    int outage; /* a failure was logged; reset by the next success */
+    int outage; /* 0, or the kind of command ('g' GET, 's' SET) whose
+                   failure was logged: a success of that kind ends the
+                   outage, so a store Redis keeps refusing (maxmemory) is
+                   logged once however many lookups succeed meanwhile */
     rop *ops;   /* sent, unanswered */
 };
 
-/* A failure: counted, and logged once until Redis answers again (the
- * connection's own loss is redis.c's log line). Nothing while the client
- * closes: its commands all fail then, and that is no outage. */
-static void failed(rcache *rc, const char *why)
+/* A failure of a command of `kind`: counted, and logged once until Redis
+ * answers such a command again (the connection's own loss is redis.c's
+ * log line). Nothing while the client closes: its commands all fail
+ * then, and that is no outage. */
+static void failed(rcache *rc, int kind, const char *why)
 {
     struct llmux_client *c = rc->c;
     if (c->closing)
@@ -46,7 +50,7 @@ static void failed(rcache *rc, const char *why)
     c->st.cache_backend_errors++;
     if (rc->outage)
         return;
-    rc->outage = 1;
+    rc->outage = kind;
     llmux__client_log(c, LLMUX_LOG_WARN,
                       "response cache at %s: %s; lookups go to the provider "
                       "and answers are not kept until Redis answers again",
@@ -84,15 +88,16 @@ static void op_unlink(rop *o)
 
 /* A command llmux__redis_cmd did not send (its callback will not run):
  * o goes, the failure is counted. */
-static void not_sent(rop *o, int code)
+static void not_sent(rop *o, int kind, int code)
 {
     rcache *rc = o->rc;
     const char *why = llmux__redis_why(rc->r);
     op_unlink(o);
     llmux__free(o);
-    failed(rc, code != LLMUX_ELIMITS ? "out of memory"
-               : *why                ? why
-                                     : "not connected");
+    failed(rc, kind,
+           code != LLMUX_ELIMITS ? "out of memory"
+           : *why                ? why
+                                 : "not connected");
 }
 
 /* "<prefix>:cache:<key>" into buf (sized for the longest prefix the
@@ -121,11 +126,18 @@ static void on_got(llmux__redis *r, struct redisReply *rep, const char *err,
     llmux__free(o);
     if (!rc)
         return; /* the backend answered it with a failure as it went */
-    if (rep && rep->type == REDIS_REPLY_NIL) {
-        rc->outage = 0;
+    if (rep && rep->type == REDIS_REPLY_ERROR &&
+        strncmp(rep->str, "WRONGTYPE", 9) == 0) {
+        /* another program's value of another type: foreign, as garbage
+         * is; the answer's SET replaces it */
+        cb(cb_ud, 0, NULL, 0);
+    } else if (rep && rep->type == REDIS_REPLY_NIL) {
+        if (rc->outage == 'g')
+            rc->outage = 0;
         cb(cb_ud, 0, NULL, 0);
     } else if (rep && rep->type == REDIS_REPLY_STRING) {
-        rc->outage = 0;
+        if (rc->outage == 'g')
+            rc->outage = 0;
         /* larger than this process would keep: another program's, or a
          * bound lowered since; not ours to replay */
         if ((size_t)rep->len > rc->b.max_val)
@@ -133,10 +145,11 @@ static void on_got(llmux__redis *r, struct redisReply *rep, const char *err,
         else
             cb(cb_ud, 1, rep->str, (size_t)rep->len);
     } else {
-        failed(rc, rep && rep->type == REDIS_REPLY_ERROR ? rep->str
-                   : rep ? "GET answered no string"
-                   : err ? err
-                         : "no answer");
+        failed(rc, 'g',
+               rep && rep->type == REDIS_REPLY_ERROR ? rep->str
+               : rep                                 ? "GET answered no string"
+               : err                                 ? err
+                                                     : "no answer");
         cb(cb_ud, -1, NULL, 0);
     }
 }
@@ -155,12 +168,12 @@ static void rc_get(llmux__cache_backend *b, const char *key,
     av[1] = k;
     if (!(al[1] = redis_key(rc, key, k, sizeof k)) ||
         !(o = op_new(rc, cb, ud))) {
-        failed(rc, "out of memory");
+        failed(rc, 'g', "out of memory");
         cb(ud, -1, NULL, 0);
         return;
     }
     if ((code = llmux__redis_cmd(rc->r, on_got, o, 2, av, al)) != 0) {
-        not_sent(o, code);
+        not_sent(o, 'g', code);
         cb(ud, -1, NULL, 0);
     }
 }
@@ -175,13 +188,16 @@ static void on_set(llmux__redis *r, struct redisReply *rep, const char *err,
     llmux__free(o);
     if (!rc)
         return;
-    if (rep && rep->type == REDIS_REPLY_STATUS)
-        rc->outage = 0;
-    else
-        failed(rc, rep && rep->type == REDIS_REPLY_ERROR ? rep->str
-                   : rep ? "SET answered no status"
-                   : err ? err
-                         : "no answer");
+    if (rep && rep->type == REDIS_REPLY_STATUS) {
+        if (rc->outage == 's')
+            rc->outage = 0;
+    } else {
+        failed(rc, 's',
+               rep && rep->type == REDIS_REPLY_ERROR ? rep->str
+               : rep                                 ? "SET answered no status"
+               : err                                 ? err
+                                                     : "no answer");
+    }
 }
 
 static int rc_put(llmux__cache_backend *b, const char *key, const char *val,
@@ -210,7 +226,7 @@ static int rc_put(llmux__cache_backend *b, const char *key, const char *val,
         !(o = op_new(rc, NULL, NULL)))
         return LLMUX_ENOMEM;
     if ((code = llmux__redis_cmd(rc->r, on_set, o, 5, av, al)) != 0)
-        not_sent(o, code);
+        not_sent(o, 's', code);
     return code;
 }
 

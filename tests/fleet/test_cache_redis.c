@@ -350,8 +350,8 @@ static void test_foreign_values(void **state)
     assert_int_equal(llmux_mock_request_count(e->mock), 4);
     st = stats_of(a);
     assert_int_equal(st.cache_backend_errors, 0);
-    /* another type under the key: GET answers WRONGTYPE, a failure
-     * counted (and logged), still a miss and a success; SET replaces it */
+    /* another type under the key (GET answers WRONGTYPE): foreign as
+     * well, a miss and no failure; SET replaces it */
     r = redisCommand(rc, "DEL %s", key);
     freeReplyObject(r);
     r = redisCommand(rc, "HSET %s f v", key);
@@ -360,8 +360,9 @@ static void test_foreign_values(void **state)
     mock_call_free(&c);
     await_replaced(e, key, "", 0);
     st = stats_of(a);
-    assert_int_equal(st.cache_backend_errors, 1);
-    assert_int_equal(l.outage_lines, 1);
+    assert_int_equal(st.cache_misses, 5);
+    assert_int_equal(st.cache_backend_errors, 0);
+    assert_int_equal(l.outage_lines, 0);
     assert_int_equal(l.showed_secret, 0);
     redisFree(rc);
     mock_env_close_other(e, a);
@@ -391,6 +392,46 @@ static void test_value_bound(void **state)
     st = stats_of(a);
     assert_int_equal(st.cache_stores, 0);
     assert_int_equal(st.cache_backend_errors, 0);
+    redisFree(rc);
+    mock_env_close_other(e, a);
+}
+
+/* Redis refusing stores (maxmemory, noeviction) while it answers lookups:
+ * the requests succeed, each refusal is counted, one log line for all. */
+static void test_store_refused(void **state)
+{
+    mock_env *e = *state;
+    logged l = {0};
+    llmux_client *a = client_of(e, &l, 0);
+    mock_call c = {0};
+    redisContext *rc = direct();
+    redisReply *r;
+    static const char *const prompts[] = {"full 1", "full 2", "full 3"};
+    double end;
+    size_t i;
+    r = redisCommand(rc, "CONFIG SET maxmemory-policy noeviction");
+    freeReplyObject(r);
+    r = redisCommand(rc, "CONFIG SET maxmemory 1");
+    freeReplyObject(r);
+    for (i = 0; i < 3; i++) {
+        assert_false(call_on(e, a, chat(e, "t9", prompts[i], NULL), &c));
+        mock_call_free(&c);
+    }
+    end = fleet_now_ms() + 10000; /* the SETs' answers come from the loop */
+    while (stats_of(a).cache_backend_errors < 3 && fleet_now_ms() < end)
+        mock_env_pause_ms(e, 10);
+    assert_int_equal(stats_of(a).cache_backend_errors, 3);
+    assert_int_equal(l.outage_lines, 1);
+    r = redisCommand(rc, "CONFIG SET maxmemory 0");
+    freeReplyObject(r);
+    /* kept again */
+    assert_false(call_on(e, a, chat(e, "t9", prompts[0], NULL), &c));
+    mock_call_free(&c);
+    await_keys(e, "t9", 1);
+    assert_true(call_on(e, a, chat(e, "t9", prompts[0], NULL), &c));
+    mock_call_free(&c);
+    assert_int_equal(stats_of(a).cache_backend_errors, 3);
+    assert_int_equal(l.showed_secret, 0);
     redisFree(rc);
     mock_env_close_other(e, a);
 }
@@ -528,11 +569,11 @@ static void test_stats_v2_caller(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        mock_env_test(test_shared_hit),      mock_env_test(test_shared_stream),
-        mock_env_test(test_ttl_expiry),      mock_env_test(test_no_collisions),
-        mock_env_test(test_foreign_values),  mock_env_test(test_value_bound),
-        mock_env_test(test_redis_killed),    mock_env_test(test_bad_settings),
-        mock_env_test(test_stats_v2_caller),
+        mock_env_test(test_shared_hit),     mock_env_test(test_shared_stream),
+        mock_env_test(test_ttl_expiry),     mock_env_test(test_no_collisions),
+        mock_env_test(test_foreign_values), mock_env_test(test_value_bound),
+        mock_env_test(test_store_refused),  mock_env_test(test_redis_killed),
+        mock_env_test(test_bad_settings),   mock_env_test(test_stats_v2_caller),
     };
     return fleet_main(&srv, "test_cache_redis", tests,
                       sizeof tests / sizeof tests[0]);
