@@ -20,7 +20,8 @@
  *   limits.c   concurrency lanes, the FIFO queue, token buckets per
  *              endpoint, the rate-limit feedback
  *   closing.c  the close's steps, socket handles' ends, the client's memory
- *   redis.c    the client's Redis connection (the shared limits')
+ *   cache_redis.c  the response cache's Redis backend
+ *   redis.c    the client's Redis connection (the limits', the cache's)
  *   stats.c    outcome counters and latency histograms
  *   hooks.c    the client hooks: attempt and request events, before_send
  *   creds.c    the credential callback: its answers cached per provider

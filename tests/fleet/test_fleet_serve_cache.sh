@@ -5,17 +5,19 @@
 # one llmux-mock and one redis-server: an answer one replica kept is a hit
 # on the other (x-llmux-cache, the mock's request count unchanged, the
 # same body), a stream too (replayed as SSE); /metrics counts no backend
-# error; Redis killed: still answered (a miss), the error counted; bad
+# error; two llmux chat processes share it too; Redis killed: still answered (a miss), the error counted; bad
 # cache_backend entries are refused naming the key.
 #
 # usage: test_fleet_serve_cache.sh PATH/TO/llmux-serve PATH/TO/llmux-mock
+#        [PATH/TO/llmux]
 # LLMUX_PLUGIN_PATH must name the directory holding the openai plugin.
 # Exits 77 (skipped) without redis-server, curl or python3.
 
 set -u
 
 SERVE=${1:?usage: test_fleet_serve_cache.sh LLMUX_SERVE LLMUX_MOCK}
-MOCK=${2:?usage: test_fleet_serve_cache.sh LLMUX_SERVE LLMUX_MOCK}
+MOCK=${2:?usage: test_fleet_serve_cache.sh LLMUX_SERVE LLMUX_MOCK [LLMUX]}
+CLI=${3:-}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 T_NAME=fleet-serve-cache
 if ! command -v redis-server >/dev/null; then
@@ -41,8 +43,9 @@ sse() {
         --data-binary "@$TMP/sreq.json" "$1/v1/chat/completions" 2>"$TMP/err"
 }
 
-# wait_keys N: until N entries are under gwc:cache: (a replica sends its
-# store after the answer), at most 10 s; without redis-cli, a second.
+# wait_keys N [PREFIX]: until N entries are under PREFIX:cache: (gwc by
+# default; a replica sends its store after the answer), at most 10 s;
+# without redis-cli, a second.
 wait_keys() {
     local i
     if ! command -v redis-cli >/dev/null; then
@@ -50,7 +53,7 @@ wait_keys() {
         return
     fi
     for i in $(seq 100); do
-        [ "$(redis-cli -s "$TMP/r.sock" --scan --pattern 'gwc:cache:*' |
+        [ "$(redis-cli -s "$TMP/r.sock" --scan --pattern "${2:-gwc}:cache:*" |
             grep -c .)" -ge "$1" ] && return
         sleep 0.1
     done
@@ -119,6 +122,27 @@ check "/metrics on B: llmux_cache_hits_total" \
     "$(metric "$B_URL" llmux_cache_hits_total)" 2
 check "/metrics on B: llmux_cache_backend_errors_total" \
     "$(metric "$B_URL" llmux_cache_backend_errors_total)" 0
+
+# the CLI: two processes, the second answered from what the first kept
+if [ -n "$CLI" ]; then
+    SPEC="openai/gpt-4o-mini;base_url=$MOCK_URL/v1;api_key=sk-upstream-secret;cache=60;cache_backend=unix://$TMP/r.sock;limits_prefix=cli"
+    before=$(mock_requests)
+    "$CLI" chat -v -m "$SPEC" "from the CLI" >"$TMP/cli1" 2>"$TMP/cli1.err"
+    wait_keys 1 cli
+    "$CLI" chat -v -m "$SPEC" "from the CLI" >"$TMP/cli2" 2>"$TMP/cli2.err"
+    if grep -q "answered from the response cache" "$TMP/cli2.err" &&
+        ! grep -q "answered from the response cache" "$TMP/cli1.err" &&
+        cmp -s "$TMP/cli1" "$TMP/cli2" && [ -s "$TMP/cli1" ]; then
+        ok "llmux chat: a second process is answered from Redis"
+    else
+        bad "llmux chat: a second process is answered from Redis" \
+            "first: $(cat "$TMP/cli1" "$TMP/cli1.err")" \
+            "second: $(cat "$TMP/cli2" "$TMP/cli2.err")"
+    fi
+    check "... without asking the provider" "$(mock_requests)" $((before + 1))
+else
+    skip "llmux chat sharing the cache (no CLI given)"
+fi
 
 # Redis gone: answered all the same, a miss, counted
 stop_redis
