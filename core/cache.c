@@ -9,6 +9,7 @@
  */
 #include "cache.h"
 #include "engine.h"
+#include "redis.h"
 
 /* ---- the value's encoding ------------------------------------------------ */
 
@@ -313,6 +314,7 @@ llmux__cache_backend *llmux__cache_lru_new(size_t max_bytes, size_t max_entries,
         return NULL;
     }
     l->b.name = "lru";
+    l->b.max_val = max_bytes;
     l->b.get = lru_get;
     l->b.put = lru_put;
     l->b.free = lru_free;
@@ -436,27 +438,63 @@ static void on_lookup(void *ud, int found, const char *val, size_t len)
         memcpy(x->cache->val, val, len);
         x->cache->len = len;
     } else if (found < 0) {
-        llmux__client_log(x->c, LLMUX_LOG_WARN,
+        /* the backend counted and logged it, once per outage */
+        llmux__client_log(x->c, LLMUX_LOG_DEBUG,
                           "response cache (%s): lookup failed; asking the "
                           "provider",
-                          x->c->cache->name);
+                          x->cache->b->name);
     }
     answered(x);
+}
+
+/* The store x is looked up in and kept in: the client's LRU, or its Redis
+ * backend (cache_backend=redis://...) on the client's one connection;
+ * each made at its first lookup. 0, or a failure with the request's
+ * message. */
+static int backend_of(xfer *x, llmux__cache_backend **out)
+{
+    struct llmux_client *c = x->c;
+    const char *url = x->set.cache_backend;
+    const char *prefix = x->set.limits_prefix ? x->set.limits_prefix : "llmux";
+    char err[LLMUX__ERRBUF];
+    llmux__redis *r;
+    int code;
+    if (!url || llmux__strcaseeq(url, "lru")) {
+        if (!c->cache &&
+            !(c->cache = llmux__cache_lru_new(
+                  c->cache_max_bytes, c->cache_max_entries, NULL, NULL)))
+            return LLMUX_ENOMEM;
+        *out = c->cache;
+        return 0;
+    }
+    if (!(r = llmux__client_redis(c, url, &code, err, sizeof err)))
+        return llmux__request_fail(x->req, code, "cache_backend: %s", err);
+    if (!c->cache_redis && !(c->cache_redis = llmux__cache_redis_new(
+                                 c, r, prefix, c->cache_max_value)))
+        return LLMUX_ENOMEM;
+    if (strcmp(llmux__cache_redis_prefix(c->cache_redis), prefix) != 0)
+        return llmux__request_fail(
+            x->req, LLMUX_ECONFIG,
+            "cache_backend: this client keeps answers in Redis under the "
+            "prefix %s already (limits_prefix); one prefix per client",
+            llmux__cache_redis_prefix(c->cache_redis));
+    *out = c->cache_redis;
+    return 0;
 }
 
 int llmux__cache_begin(xfer *x, void (*answered)(xfer *x))
 {
     struct llmux_client *c = x->c;
     long ttl = ttl_of(x);
+    llmux__cache_backend *b;
     cache_lookup *l;
+    int rc;
     if (!ttl)
         return 0;
     if (llmux__queue_full(c))
         return LLMUX_EQUEUEFULL; /* a miss would queue */
-    if (!c->cache &&
-        !(c->cache = llmux__cache_lru_new(c->cache_max_bytes,
-                                          c->cache_max_entries, NULL, NULL)))
-        return LLMUX_ENOMEM;
+    if ((rc = backend_of(x, &b)) != 0)
+        return rc;
     if (!(x->cache = llmux__calloc(1, sizeof *x->cache)) ||
         !(l = llmux__calloc(1, sizeof *l)))
         return LLMUX_ENOMEM;
@@ -465,11 +503,12 @@ int llmux__cache_begin(xfer *x, void (*answered)(xfer *x))
         return LLMUX_ENOMEM;
     }
     x->cache->ttl_ms = (uint64_t)ttl;
+    x->cache->b = b;
     l->x = x;
     l->answered = answered;
     x->cache->lookup = l;
     x->state = X_WAIT;
-    c->cache->get(c->cache, x->cache->key, on_lookup, l);
+    b->get(b, x->cache->key, on_lookup, l);
     return 1;
 }
 
@@ -614,7 +653,7 @@ void llmux__cache_record(xfer *x, const llmux_event *ev)
     if ((!k->rec.len && llmux__cache_val_begin(&k->rec, LLMUX__CACHE_STREAM)) ||
         llmux__cache_val_event(&k->rec, ev->event, ev->id, ev->data,
                                ev->data_len) ||
-        k->rec.len > x->c->cache_max_bytes) {
+        k->rec.len > k->b->max_val) {
         /* not kept: the stream itself goes on */
         k->rec_off = 1;
         llmux__buf_free(&k->rec);
@@ -642,13 +681,13 @@ void llmux__cache_store(xfer *x, int code, long status, const char *ctype)
                                         x->body.len);
     }
     if (!rc)
-        rc = c->cache->put(c->cache, k->key, val->p, val->len, k->ttl_ms);
+        rc = k->b->put(k->b, k->key, val->p, val->len, k->ttl_ms);
     if (!rc)
         c->st.cache_stores++;
     else
         llmux__client_log(c, LLMUX_LOG_DEBUG,
                           "response cache (%s): answer not kept: %s",
-                          c->cache->name, llmux_strerror(rc));
+                          k->b->name, llmux_strerror(rc));
     llmux__buf_free(&v);
     llmux__buf_free(&k->rec);
 }

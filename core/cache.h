@@ -29,6 +29,8 @@ typedef void (*llmux__cache_get_cb)(void *ud, int found, const char *val,
 typedef struct llmux__cache_backend llmux__cache_backend;
 struct llmux__cache_backend {
     const char *name; /* "lru", "redis": for logs */
+    size_t max_val;   /* the largest value put may keep: a stream longer
+                         is not even recorded */
     /* Looks `key` (LLMUX__CACHE_KEY_LEN hex digits, NUL-terminated) up. */
     void (*get)(llmux__cache_backend *b, const char *key,
                 llmux__cache_get_cb cb, void *ud);
@@ -40,6 +42,23 @@ struct llmux__cache_backend {
     /* Answers the lookups still pending with a failure, then frees b. */
     void (*free)(llmux__cache_backend *b);
 };
+
+struct llmux__redis;
+/*
+ * The Redis backend (cache_redis.c), on the client's one Redis connection
+ * r (redis.h; the client owns and frees both, the connection first): get
+ * is GET <prefix>:cache:<key>, put is SET of that key with the value as
+ * it is (binary-safe) and PX ttl_ms. A value above max_val is not put.
+ * A Redis error, a command without a reply in time or no connection is a
+ * failure (found < 0 for a get), counted in c's cache_backend_errors and
+ * logged once until Redis answers again. NULL without memory.
+ */
+llmux__cache_backend *llmux__cache_redis_new(struct llmux_client *c,
+                                             struct llmux__redis *r,
+                                             const char *prefix,
+                                             size_t max_val);
+/* The prefix b was made with. */
+const char *llmux__cache_redis_prefix(const llmux__cache_backend *b);
 
 /* The LRU's clock in ms (monotonic); now(ud). */
 typedef uint64_t (*llmux__cache_clock)(void *ud);

@@ -44,8 +44,10 @@ LLMUX_EXTERN void llmux_global_cleanup(void)
 #define OPTIONS_V4_SIZE offsetof(llmux_client_options, prices_file)
 #define OPTIONS_V5_SIZE offsetof(llmux_client_options, credential)
 #define OPTIONS_V6_SIZE offsetof(llmux_client_options, limits)
-/* Where version 1 of llmux_stats ends. */
+#define OPTIONS_V7_SIZE offsetof(llmux_client_options, cache_backend)
+/* Where versions 1 and 2 of llmux_stats end. */
 #define STATS_V1_SIZE offsetof(llmux_stats, limits_backend_errors)
+#define STATS_V2_SIZE offsetof(llmux_stats, cache_backend_errors)
 
 LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *o,
                                                  size_t size)
@@ -56,6 +58,7 @@ LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *o,
         size = sizeof *o;
     memset(o, 0, size);
     o->version = size >= sizeof *o         ? LLMUX_CLIENT_OPTIONS_VERSION
+                 : size >= OPTIONS_V7_SIZE ? 7
                  : size >= OPTIONS_V6_SIZE ? 6
                  : size >= OPTIONS_V5_SIZE ? 5
                  : size >= OPTIONS_V4_SIZE ? 4
@@ -84,7 +87,8 @@ int llmux__client_options_copy(llmux_client_options *dst,
         return LLMUX_EINVAL;
     /* an older caller's struct ends before the later versions' fields */
     memcpy(dst, src,
-           src->version >= 7   ? sizeof *dst
+           src->version >= 8   ? sizeof *dst
+           : src->version == 7 ? OPTIONS_V7_SIZE
            : src->version == 6 ? OPTIONS_V6_SIZE
            : src->version == 5 ? OPTIONS_V5_SIZE
            : src->version == 4 ? OPTIONS_V4_SIZE
@@ -137,6 +141,32 @@ LLMUX_EXTERN double llmux_client_spend(const llmux_client *c, double *reserved)
     return c ? c->spend : 0;
 }
 
+/* Whether s names a Redis server (not the in-process word). */
+static int is_url(const char *s)
+{
+    return s && strstr(s, "://") != NULL;
+}
+
+/* The client shares its state through one Redis server (redis.h): a
+ * `limits` and a `cache_backend` naming two are refused now, not at the
+ * first request that needs both. */
+static int one_redis(struct llmux_client *c, const llmux__settings *d)
+{
+    char *a, *b;
+    if (!is_url(d->limits) || !is_url(d->cache_backend) ||
+        strcmp(d->limits, d->cache_backend) == 0)
+        return 0;
+    a = llmux__url_masked(d->limits);
+    b = llmux__url_masked(d->cache_backend);
+    llmux__client_log(c, LLMUX_LOG_ERROR,
+                      "client options: limits (%s) and cache_backend (%s) "
+                      "name two Redis servers; one Redis server per client",
+                      a ? a : "?", b ? b : "?");
+    llmux__free(a);
+    llmux__free(b);
+    return LLMUX_ECONFIG;
+}
+
 /* The options the client keeps: sizes, limits, logging, the settings'
  * defaults and copies of the strings. Returns 0, LLMUX_EINVAL for a bad
  * header or LLMUX_ENOMEM. */
@@ -171,13 +201,14 @@ static int take_options(struct llmux_client *c, const llmux_client_options *o)
     c->cache_ttl_ms = DEFAULT_CACHE_TTL_MS;
     c->cache_max_bytes = DEFAULT_CACHE_MAX_BYTES;
     c->cache_max_entries = DEFAULT_CACHE_MAX_ENTRIES;
+    c->cache_max_value = DEFAULT_CACHE_MAX_VALUE;
     if (o->version >= 7) {
         if (o->cache_ttl_ms < 0)
             return LLMUX_EINVAL;
         if (o->cache_ttl_ms)
             c->cache_ttl_ms = o->cache_ttl_ms;
         if (o->cache_max_bytes)
-            c->cache_max_bytes = o->cache_max_bytes;
+            c->cache_max_bytes = c->cache_max_value = o->cache_max_bytes;
         if (o->cache_max_entries)
             c->cache_max_entries = o->cache_max_entries;
         c->cache_all = o->cache_all != 0;
@@ -200,6 +231,8 @@ static int take_options(struct llmux_client *c, const llmux_client_options *o)
             llmux__client_log(c, LLMUX_LOG_ERROR, "%s", err);
         return rc;
     }
+    if ((rc = one_redis(c, &c->defaults)) != 0)
+        return rc;
     if (!o->n_headers)
         return 0;
     if (!o->headers)
@@ -313,11 +346,15 @@ LLMUX_EXTERN size_t llmux_client_pending(const llmux_client *c)
 }
 
 /* Copies st into the caller's *out, no further than its version's
- * fields reach (a version 1 caller's struct ends before the limits'). */
+ * fields reach (a version 1 caller's struct ends before the limits', a
+ * version 2 one's before the cache backend's). */
 static void stats_out(const llmux_stats *st, llmux_stats *out)
 {
     unsigned int v = out->version;
-    memcpy(out, st, v >= 2 ? sizeof *out : STATS_V1_SIZE);
+    memcpy(out, st,
+           v >= 3   ? sizeof *out
+           : v == 2 ? STATS_V2_SIZE
+                    : STATS_V1_SIZE);
     out->version = v;
 }
 

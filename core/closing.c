@@ -34,6 +34,8 @@ void llmux__client_free_mem(struct llmux_client *c)
     llmux__creds_free(c);
     if (c->cache)
         c->cache->free(c->cache);
+    if (c->cache_redis) /* its connection closed first: nothing pending */
+        c->cache_redis->free(c->cache_redis);
     if (c->xq_lock_ok)
         uv_mutex_destroy(&c->xq_lock);
     llmux__free(c);

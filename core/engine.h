@@ -20,7 +20,8 @@
  *   limits.c   concurrency lanes, the FIFO queue, token buckets per
  *              endpoint, the rate-limit feedback
  *   closing.c  the close's steps, socket handles' ends, the client's memory
- *   redis.c    the client's Redis connection (the shared limits')
+ *   cache_redis.c  the response cache's Redis backend
+ *   redis.c    the client's Redis connection (the limits', the cache's)
  *   stats.c    outcome counters and latency histograms
  *   hooks.c    the client hooks: attempt and request events, before_send
  *   creds.c    the credential callback: its answers cached per provider
@@ -60,9 +61,12 @@
 #define DEFAULT_CACHE_TTL_MS      300000L
 #define DEFAULT_CACHE_MAX_BYTES   (64u * 1024u * 1024u)
 #define DEFAULT_CACHE_MAX_ENTRIES 10000u
-#define DEFAULT_MAX_RESPONSE      (64u * 1024u * 1024u)
-#define DEFAULT_MAX_EVENT         LLMUX__MAX_EVENT_DEFAULT
-#define RETRY_AFTER_CAP_MS        60000.0
+/* A shared store's largest value when cache_max_bytes is not set: one
+ * answer that large is rare, and Redis holds many of them. */
+#define DEFAULT_CACHE_MAX_VALUE (8u * 1024u * 1024u)
+#define DEFAULT_MAX_RESPONSE    (64u * 1024u * 1024u)
+#define DEFAULT_MAX_EVENT       LLMUX__MAX_EVENT_DEFAULT
+#define RETRY_AFTER_CAP_MS      60000.0
 /* libcurl's receive buffer for a stream (its default is 16 KiB, and it is
  * most of a stream's memory). Stream events arrive a few hundred bytes at
  * a time; a longer event just takes several reads, and the framer joins
@@ -94,6 +98,7 @@ enum xstate { X_ACTIVE = 1, X_WAIT, X_QUEUED, X_DONE };
 /* A cached request's state (cache.c). */
 typedef struct llmux__xcache {
     char key[LLMUX__CACHE_KEY_LEN + 1];
+    struct llmux__cache_backend *b; /* where it is looked up and kept */
     uint64_t ttl_ms;
     struct llmux__cache_lookup *lookup; /* pending: the backend's answer
                                            finds x through it */
@@ -316,11 +321,14 @@ struct llmux_client {
     struct llmux__redis_script *limits_lua; /* the admission script */
     int limits_outage; /* the shared limits' outage was logged */
     /* the response cache (cache.c) */
-    struct llmux__cache_backend *cache; /* made at the first lookup */
-    long cache_ttl_ms;                  /* of cache=yes and cache_all */
-    size_t cache_max_bytes;             /* the LRU's bounds */
+    struct llmux__cache_backend *cache; /* the LRU: made at its first lookup */
+    struct llmux__cache_backend *cache_redis; /* cache_backend=redis://...,
+                                                 made at its first lookup */
+    long cache_ttl_ms;                        /* of cache=yes and cache_all */
+    size_t cache_max_bytes;                   /* the LRU's bounds */
     size_t cache_max_entries;
-    int cache_all; /* every request unless cache=no */
+    size_t cache_max_value; /* a shared store's largest value */
+    int cache_all;          /* every request unless cache=no */
     /* observability */
     llmux_stats st;
     llmux__hist h_queue, h_first_byte, h_total;

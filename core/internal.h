@@ -696,7 +696,7 @@ struct json_object *llmux__request_parse_json(const char *s, size_t len);
       0, NOREQ, OPT(tokens_per_minute, 2),                                     \
       "limits: the endpoint's token bucket")                                   \
     X(STR, limits, "limits",                                                   \
-      LLMUX__CHECK(REDIS, 0, 0, NULL,                                          \
+      LLMUX__CHECK(REDIS, 0, 0, llmux__local_words,                            \
                    "local or a Redis URL (redis://[:password@]host[:port]"     \
                    "[/db], unix:///path[?db=N])"),                             \
       0, NOREQ, OPT(limits, 7),                                                \
@@ -713,7 +713,13 @@ struct json_object *llmux__request_parse_json(const char *s, size_t len);
     X(MS, cache, "cache",                                                      \
       LLMUX__CHECK(CACHE, 0, 0, NULL, "yes, no or a TTL in seconds"), 0,       \
       NOREQ, NOOPT,                                                            \
-      "submit (cache.c): answered from the response cache, kept there")
+      "submit (cache.c): answered from the response cache, kept there")        \
+    X(STR, cache_backend, "cache_backend",                                     \
+      LLMUX__CHECK(REDIS, 0, 0, llmux__lru_words,                              \
+                   "lru or a Redis URL (redis://[:password@]host[:port]"       \
+                   "[/db], unix:///path[?db=N])"),                             \
+      0, NOREQ, OPT(cache_backend, 8),                                         \
+      "submit (cache.c): the response cache's store, in-process or shared")
 
 /* The `cache` setting's value besides a TTL in ms: not given (0, the
  * client's cache_all decides), `cache=no`, `cache=yes` (the client's TTL). */
@@ -729,6 +735,9 @@ struct json_object *llmux__request_parse_json(const char *s, size_t len);
 
 extern const char *const llmux__auth_words[];
 extern const char *const llmux__fallback_words[];
+/* CHECK_REDIS's word besides a URL: limits= says local, cache_backend= lru */
+extern const char *const llmux__local_words[];
+extern const char *const llmux__lru_words[];
 
 /* A request's effective settings. In a client's defaults the strings are
  * the client's own copies; in a resolved request's they are borrowed from

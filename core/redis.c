@@ -29,6 +29,7 @@ struct llmux__redis {
     redisAsyncContext *ac;
     llmux__redis_state state;
     int closing;
+    int draining;       /* closing, waiting for the replies to what was sent */
     int outage_logged;  /* the current outage was logged: once per outage */
     uv_timer_t io_t;    /* the connect and command timeout */
     uv_timer_t retry_t; /* the reconnect backoff */
@@ -204,6 +205,14 @@ int llmux__redis_url_parse(const char *url, llmux__redis_url *out, char *err,
 /* ---- the connection ------------------------------------------------------ */
 
 static void connect_now(llmux__redis *r);
+static void finish_free(llmux__redis *r);
+
+/* The drain's end: every command sent got its answer, or the connection
+ * went (the handles close from the loop, not inside hiredis). */
+static void on_drained(uv_timer_t *t)
+{
+    finish_free(t->data);
+}
 
 static void notify(llmux__redis *r, int up, const char *why)
 {
@@ -227,6 +236,8 @@ static void went_down(llmux__redis *r, const char *why)
     r->ac = NULL;
     r->state = LLMUX__REDIS_DOWN;
     uv_timer_stop(&r->io_t);
+    if (r->draining) /* nothing more will be answered */
+        uv_timer_start(&r->io_t, on_drained, 0, 0);
     if (r->closing)
         return;
     if (!r->outage_logged) {
@@ -258,6 +269,10 @@ static void on_io_timeout(uv_timer_t *t)
 {
     llmux__redis *r = t->data;
     char why[96];
+    if (r->draining) { /* the close waited long enough */
+        finish_free(r);
+        return;
+    }
     if (r->state == LLMUX__REDIS_CONNECTING)
         snprintf(why, sizeof why, "not connected within %ld ms", r->connect_ms);
     else
@@ -273,6 +288,8 @@ static void io_arm(llmux__redis *r)
         return; /* the connect timeout runs */
     if (r->pending)
         uv_timer_start(&r->io_t, on_io_timeout, (uint64_t)r->cmd_ms, 0);
+    else if (r->draining)
+        uv_timer_start(&r->io_t, on_drained, 0, 0);
     else
         uv_timer_stop(&r->io_t);
 }
@@ -568,14 +585,12 @@ llmux__redis *llmux__redis_new(struct llmux_client *c, const char *url,
     return r;
 }
 
-void llmux__redis_free(llmux__redis *r, void (*on_closed)(void *ud), void *ud)
+/* Closes what is left: the connection (commands still pending get their
+ * error) and the timers. */
+static void finish_free(llmux__redis *r)
 {
     redisAsyncContext *ac;
-    if (!r || r->closing)
-        return;
-    r->closing = 1;
-    r->on_closed = on_closed;
-    r->closed_ud = ud;
+    r->draining = 0;
     ac = r->ac;
     r->ac = NULL;
     r->state = LLMUX__REDIS_DOWN;
@@ -586,6 +601,24 @@ void llmux__redis_free(llmux__redis *r, void (*on_closed)(void *ud), void *ud)
     uv_close((uv_handle_t *)&r->retry_t, handle_closed);
     if (ac)
         redisAsyncFree(ac); /* pending commands get their error now */
+}
+
+void llmux__redis_free(llmux__redis *r, void (*on_closed)(void *ud), void *ud)
+{
+    if (!r || r->closing)
+        return;
+    r->closing = 1;
+    r->on_closed = on_closed;
+    r->closed_ud = ud;
+    uv_timer_stop(&r->retry_t);
+    if (r->ac && r->state == LLMUX__REDIS_UP && r->pending) {
+        /* what was sent just before the close (a response cache's store,
+         * a usage correction) still reaches Redis: a short-lived process
+         * loses none of it; the command timeout bounds the wait */
+        r->draining = 1;
+        return;
+    }
+    finish_free(r);
 }
 
 const char *llmux__redis_url_of(const llmux__redis *r)

@@ -17,13 +17,15 @@
 
 const char *const llmux__auth_words[] = {"bearer", "optional", "none", NULL};
 const char *const llmux__fallback_words[] = {"closed", "local", NULL};
+const char *const llmux__local_words[] = {"local", NULL};
+const char *const llmux__lru_words[] = {"lru", NULL};
 
 enum check_kind {
     CHECK_ANY,     /* any text */
     CHECK_SECONDS, /* non-negative seconds, fractions allowed */
     CHECK_INT,     /* an integer in [min, max] */
     CHECK_WORD,    /* one of `words` (any case) */
-    CHECK_REDIS,   /* "local" or a Redis URL (redis.c parses it) */
+    CHECK_REDIS,   /* one of `words` or a Redis URL (redis.c parses it) */
     CHECK_KEYPART, /* 1..64 of [A-Za-z0-9._:-]: safe inside a Redis key */
     CHECK_CACHE    /* "yes", "no" or a TTL in seconds ("0" is "no") */
 };
@@ -218,7 +220,9 @@ static int parse_value(const setting *s, const char *v, llmux__settings *out)
         n = 0;
         break;
     case CHECK_REDIS:
-        if (!llmux__strcaseeq(v, "local")) {
+        for (i = 0; s->words[i] && !llmux__strcaseeq(v, s->words[i]); i++)
+            ;
+        if (!s->words[i]) {
             llmux__redis_url u;
             char err[16];
             if (llmux__redis_url_parse(v, &u, err, sizeof err))

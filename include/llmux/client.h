@@ -347,10 +347,24 @@ typedef struct llmux_client_options {
                                    `cache=no`; 0 (default): only those whose
                                    config string says `cache=yes` or
                                    `cache=SECONDS` */
+    /* version 8 */
+    const char *cache_backend; /**< where the response cache keeps answers:
+                                    NULL or "lru" = in this process (bounded
+                                    by cache_max_bytes and
+                                    cache_max_entries); a Redis URL (as
+                                    `limits`) = shared by every process
+                                    naming it, under the keys
+                                    `<limits_prefix>:cache:<SHA-256>`, each
+                                    value at most cache_max_bytes (0: 8
+                                    MiB). One Redis server per client: a
+                                    `limits` URL naming another is
+                                    LLMUX_ECONFIG. Redis down or failing is
+                                    a miss, never a failed request.
+                                    Config-string key cache_backend= */
 } llmux_client_options;
 
 /** The newest llmux_client_options.version these headers know. */
-#define LLMUX_CLIENT_OPTIONS_VERSION 7
+#define LLMUX_CLIENT_OPTIONS_VERSION 8
 /**
  * The defaults of llmux_client_options as designated initializers
  * (`version` LLMUX_CLIENT_OPTIONS_VERSION, `max_retries` -1; every other
@@ -381,7 +395,8 @@ typedef struct llmux_client_options {
     {                                                                          \
         LLMUX_CLIENT_OPTIONS_VERSION, NULL, -1, 0, 0, NULL, NULL, 0, 0, 0,     \
             NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL,  \
-            NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0      \
+            NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0,     \
+            NULL                                                               \
     }
 #endif
 
@@ -430,7 +445,8 @@ LLMUX_EXTERN void llmux_global_cleanup(void);
  * LLMUX_EINVAL for a NULL `out`, an unknown options version, or a header
  * that is not one "Name: value" line; LLMUX_ECONFIG for a prices_file
  * that does not parse or a string option its config-string key would
- * refuse (`limits`, `limits_prefix`, `limits_fallback`...; the log
+ * refuse (`limits`, `limits_prefix`, `limits_fallback`, `cache_backend`...,
+ * or `limits` and `cache_backend` naming two Redis servers; the log
  * callback is told which and why, a URL's password masked);
  * LLMUX_ENOMEM; or what llmux_global_init() returned. `*out` is NULL on
  * failure.
@@ -555,10 +571,15 @@ typedef struct llmux_stats {
      * answers kept. @{ */
     uint64_t cache_hits, cache_misses, cache_stores;
     /** @} */
+    /* version 3 */
+    /** The response cache's shared store (cache_backend=redis://...): its
+     * failures (a lookup or a store not answered, refused or without a
+     * connection), each lookup's counted as a miss too. 0 for a provider. */
+    uint64_t cache_backend_errors;
 } llmux_stats;
 
 /** The newest llmux_stats.version these headers know. */
-#define LLMUX_STATS_VERSION 2
+#define LLMUX_STATS_VERSION 3
 
 /**
  * Fills `*out` with the client's counters (set out->version first; the

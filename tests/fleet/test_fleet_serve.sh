@@ -24,32 +24,8 @@ if ! command -v redis-server >/dev/null; then
 fi
 # shellcheck source=../serve/serve_lib.sh
 . "$SRC/tests/serve/serve_lib.sh"
-
-RPID=
-start_redis() {
-    rm -f "$TMP/r.sock"
-    redis-server --port 0 --unixsocket "$TMP/r.sock" --save '' \
-        --appendonly no --daemonize no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
-    RPID=$!
-    local i
-    for i in $(seq 100); do
-        [ -S "$TMP/r.sock" ] && return 0
-        sleep 0.05
-    done
-    echo "redis-server did not start:"
-    cat "$TMP/redis.log"
-    exit 1
-}
-stop_redis() {
-    [ -n "$RPID" ] || return 0
-    kill -KILL "$RPID" 2>/dev/null
-    wait "$RPID" 2>/dev/null
-    RPID=
-}
-t_cleanup() {
-    stop_serves
-    stop_redis
-}
+# shellcheck source=fleet_lib.sh
+. "$SRC/tests/fleet/fleet_lib.sh"
 
 # metric NAME: its value in $TMP/metrics.
 metric() {
@@ -159,16 +135,7 @@ else
 fi
 SURL=$A_URL chat "$BODY"
 expect "after the reload it still answers" 200 'j["object"]' chat.completion
-if grep -q "sk-upstream" "$TMP/a.err" "$TMP/b.err"; then
-    bad "no key on stderr"
-else
-    ok "no key on stderr"
-fi
-SPID=$B_PID
-stop_serve "replica B exits 0 on SIGTERM"
-SPID=$A_PID
-SERVE_PIDS=("$A_PID")
-stop_serve "replica A exits 0 on SIGTERM"
+end_replicas sk-upstream
 
 # bad redis: entries
 bad_redis() { # NAME ENTRY REGEX

@@ -4,7 +4,8 @@
  * falls back to EVAL), a server killed and restarted (down, then up
  * again by itself), a server that stops answering (the command timeout),
  * an unreachable server (logged once, without the password), and a client
- * closed with commands pending. Skipped (77) without redis-server.
+ * closed with commands pending (answered first when connected, within
+ * the command timeout). Skipped (77) without redis-server.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -332,6 +333,51 @@ static void test_close_with_pending(void **state)
     assert_int_equal(a.type, -1);
 }
 
+/* Closed while connected with a command sent: the command is answered
+ * first (a store sent just before a process ends is not lost). */
+static void test_close_drains(void **state)
+{
+    env e;
+    answer a;
+    const char *set[] = {"SET", "llmux-test:drained", "yes"};
+    redisContext *rc;
+    redisReply *rep;
+    (void)state;
+    env_up(&e);
+    assert_int_equal(cmd(&e, &a, 3, set), 0);
+    env_stop(&e);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.type, REDIS_REPLY_STATUS);
+    rc = redisConnectUnix(srv.sock);
+    assert_non_null(rc);
+    rep = redisCommand(rc, "GET llmux-test:drained");
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_string_equal(rep->str, "yes");
+    freeReplyObject(rep);
+    redisFree(rc);
+}
+
+/* ... but a server that stops answering holds the close no longer than
+ * the command timeout. */
+static void test_close_drain_bounded(void **state)
+{
+    env e;
+    answer a;
+    double t0;
+    (void)state;
+    env_up(&e);
+    llmux__redis_set_timeouts(e.r, 300, 300);
+    kill(srv.pid, SIGSTOP);
+    assert_int_equal(cmd(&e, &a, 1, ping), 0);
+    t0 = fleet_now_ms();
+    env_stop(&e);
+    kill(srv.pid, SIGCONT);
+    assert_true(fleet_now_ms() - t0 < 3000);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.type, -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +387,8 @@ int main(void)
         cmocka_unit_test(test_command_timeout),
         cmocka_unit_test(test_unreachable_masked),
         cmocka_unit_test(test_close_with_pending),
+        cmocka_unit_test(test_close_drains),
+        cmocka_unit_test(test_close_drain_bounded),
     };
     return fleet_main(&srv, "test_redis", tests,
                       sizeof tests / sizeof tests[0]);

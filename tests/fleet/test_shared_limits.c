@@ -58,36 +58,11 @@ static llmux_client *second_client(mock_env *e, int max_retries)
     return c;
 }
 
-static void close_second(mock_env *e, llmux_client *c)
-{
-    int closed = 0;
-    llmux_client_close(c, mock_env_set_flag, &closed);
-    mock_env_run_until(e, &closed);
-}
-
 static void get_stats(llmux_client *c, llmux_stats *st)
 {
     memset(st, 0, sizeof *st);
     st->version = LLMUX_STATS_VERSION;
     assert_int_equal(llmux_client_stats(c, st), 0);
-}
-
-static void on_pause_timer(uv_timer_t *t)
-{
-    *(int *)t->data = 1;
-}
-
-/* Runs the loop for about ms. */
-static void pause_ms(mock_env *e, uint64_t ms)
-{
-    uv_timer_t t;
-    int fired = 0;
-    uv_timer_init(&e->loop, &t);
-    t.data = &fired;
-    uv_timer_start(&t, on_pause_timer, ms, 0);
-    mock_env_run_until(e, &fired);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&e->loop, UV_RUN_NOWAIT);
 }
 
 /* One request on the env's client, a (with `fault` as X-Mock-Fault, may
@@ -115,7 +90,7 @@ static double b_after_a(mock_env *e, llmux_client *b, const char *fault,
     assert_int_equal(mock_env_call(e, ra, &ca), a_status);
     /* what a's answer told Redis goes out on the next loop turns: b's
      * question must not overtake it (separate processes would race so) */
-    pause_ms(e, 50);
+    mock_env_pause_ms(e, 50);
     t0 = fleet_now_ms();
     cb.e = e;
     assert_int_equal(llmux_submit(b, chat(e, NULL, extra), mock_call_on_chunk,
@@ -142,7 +117,7 @@ static void test_ratelimit_headers_shared(void **state)
         fail_msg("the other client went after %.0f ms; the provider's "
                  "x-ratelimit headers said wait 2 s",
                  ms);
-    close_second(e, b);
+    mock_env_close_other(e, b);
 }
 
 static void test_usage_corrects_shared_tokens(void **state)
@@ -158,7 +133,7 @@ static void test_usage_corrects_shared_tokens(void **state)
         fail_msg("the other client went after %.0f ms: the usage did not "
                  "correct the shared token bucket",
                  ms);
-    close_second(e, b);
+    mock_env_close_other(e, b);
 }
 
 static void test_429_pauses_the_others(void **state)
@@ -172,7 +147,7 @@ static void test_429_pauses_the_others(void **state)
         fail_msg("the second client went after %.0f ms, before the shared "
                  "pause of 2 s ended",
                  ms);
-    close_second(e, b);
+    mock_env_close_other(e, b);
 }
 
 /* Submits requests until one succeeds, for at most 10 s (the backend
@@ -186,7 +161,7 @@ static int until_success(mock_env *e, const char *extra)
         rc = mock_env_call(e, chat(e, NULL, extra), &c);
         mock_call_free(&c);
         if (rc)
-            pause_ms(e, 100);
+            mock_env_pause_ms(e, 100);
     }
     return rc;
 }
@@ -199,7 +174,7 @@ static void test_killed_fails_closed(void **state)
     double t0;
     assert_int_equal(until_success(e, NULL), 0);
     fleet_redis_kill(&srv);
-    pause_ms(e, 50);
+    mock_env_pause_ms(e, 50);
     t0 = fleet_now_ms();
     assert_int_equal(mock_env_call(e, chat(e, NULL, NULL), &c), LLMUX_ELIMITS);
     assert_true(fleet_now_ms() - t0 < 2000); /* at once, no hang */
@@ -225,7 +200,7 @@ static void test_killed_falls_back_local(void **state)
     get_stats(e->client, &st);
     assert_int_equal(st.limits_fallbacks, 0);
     fleet_redis_kill(&srv);
-    pause_ms(e, 50);
+    mock_env_pause_ms(e, 50);
     assert_int_equal(
         mock_env_call(e, chat(e, NULL, ";limits_fallback=local"), &c), 0);
     mock_call_free(&c);
@@ -234,7 +209,7 @@ static void test_killed_falls_back_local(void **state)
     assert_true(st.limits_backend_errors >= 1);
     fallbacks = st.limits_fallbacks;
     assert_int_equal(fleet_redis_restart(&srv), 0);
-    pause_ms(e, 1500); /* the backoff's next try reconnects */
+    mock_env_pause_ms(e, 1500); /* the backoff's next try reconnects */
     assert_int_equal(
         mock_env_call(e, chat(e, NULL, ";limits_fallback=local"), &c), 0);
     mock_call_free(&c);

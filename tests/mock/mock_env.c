@@ -173,6 +173,30 @@ void mock_env_wait_all(mock_env *e, mock_call *c, size_t n)
         mock_env_wait(e, &c[i]);
 }
 
+void mock_env_close_other(mock_env *e, llmux_client *c)
+{
+    int closed = 0;
+    llmux_client_close(c, mock_env_set_flag, &closed);
+    mock_env_run_until(e, &closed);
+}
+
+static void on_pause_timer(uv_timer_t *t)
+{
+    *(int *)t->data = 1;
+}
+
+void mock_env_pause_ms(mock_env *e, uint64_t ms)
+{
+    uv_timer_t t;
+    int fired = 0;
+    uv_timer_init(&e->loop, &t);
+    t.data = &fired;
+    uv_timer_start(&t, on_pause_timer, ms, 0);
+    mock_env_run_until(e, &fired);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&e->loop, UV_RUN_NOWAIT); /* the close ends before t's frame */
+}
+
 int mock_env_call(mock_env *e, llmux_request *req, mock_call *c)
 {
     mock_env_submit(e, req, c);

@@ -51,6 +51,10 @@ void mock_env_run_until(mock_env *e, const int *flag);
 
 /* Closes the client and waits for its close callback. */
 void mock_env_close_client(mock_env *e);
+/* Closes another client on the env's loop and waits for its close. */
+void mock_env_close_other(mock_env *e, llmux_client *c);
+/* Runs the loop for about ms (what callbacks started goes on meanwhile). */
+void mock_env_pause_ms(mock_env *e, uint64_t ms);
 
 /* Closes what is left and the loop, asserting uv_loop_close() == 0. */
 void mock_env_stop(mock_env *e);

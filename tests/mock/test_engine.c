@@ -904,6 +904,7 @@ LLMUX_EXTERN void(llmux_client_options_init)(llmux_client_options *o);
  * each exactly that size). */
 static void test_options_older_versions(void **state)
 {
+    size_t v7 = offsetof(llmux_client_options, cache_backend);
     size_t v6 = offsetof(llmux_client_options, limits);
     size_t v5 = offsetof(llmux_client_options, credential);
     size_t v3 = offsetof(llmux_client_options, hook);
@@ -914,7 +915,7 @@ static void test_options_older_versions(void **state)
     static volatile size_t zero = 0;
     llmux_client_options *o2 = malloc(v2 + zero), *o1 = malloc(v1 + zero);
     llmux_client_options *o3 = malloc(v3 + zero), *o5 = malloc(v5 + zero);
-    llmux_client_options *o6 = malloc(v6 + zero);
+    llmux_client_options *o6 = malloc(v6 + zero), *o7 = malloc(v7 + zero);
     llmux_client_options full;
     llmux_request *req;
     llmux_response *res = NULL;
@@ -936,6 +937,9 @@ static void test_options_older_versions(void **state)
     assert_non_null(o6);
     llmux_client_options_init_size(o6, v6);
     assert_int_equal(o6->version, 6);
+    assert_non_null(o7);
+    llmux_client_options_init_size(o7, v7);
+    assert_int_equal(o7->version, 7);
     llmux_client_options_init(&full);
     assert_int_equal(full.version, LLMUX_CLIENT_OPTIONS_VERSION);
     assert_null(full.key_env_allow);
@@ -957,6 +961,9 @@ static void test_options_older_versions(void **state)
     res = NULL;
     assert_int_equal(llmux_run(req, o6, NULL, NULL, &res), LLMUX_ENOPROVIDER);
     llmux_response_free(res);
+    res = NULL;
+    assert_int_equal(llmux_run(req, o7, NULL, NULL, &res), LLMUX_ENOPROVIDER);
+    llmux_response_free(res);
     {
         llmux_response *out[1] = {NULL};
         int status[1] = {0};
@@ -971,6 +978,7 @@ static void test_options_older_versions(void **state)
     free(o3);
     free(o5);
     free(o6);
+    free(o7);
 }
 
 static void test_private_loop_client(void **state)

@@ -21,6 +21,9 @@
 #   stream_check NAME URL VERSION [CURL-ARG...]   a stream:true chat
 #   leave_stream NAME BODY SECONDS
 #                          a stream read for SECONDS, then dropped
+#   check NAME GOT WANT    ok when GOT is WANT
+#   mock_requests          the requests the mock answered so far
+#   cache_header           the last answer's x-llmux-cache, or "none"
 PY=${PYTHON:-python3}
 CURL_EXTRA=()
 
@@ -208,4 +211,22 @@ leave_stream() {
     else
         bad "$1" "$(head -c 300 "$TMP/sse")"
     fi
+}
+
+# check NAME GOT WANT
+check() {
+    if [ "$2" = "$3" ]; then ok "$1"; else bad "$1" "got '$2', want '$3'"; fi
+}
+
+# mock_requests: the requests the mock answered so far.
+mock_requests() {
+    curl -s -m 10 "$MOCK_URL/_mock/stats" |
+        "$PY" -c 'import json,sys; print(json.load(sys.stdin)["requests"])'
+}
+
+# cache_header: the x-llmux-cache header of the last answer, or "none".
+cache_header() {
+    local v
+    v=$(tr -d '\r' <"$TMP/headers" | awk -F': ' 'tolower($1) == "x-llmux-cache" { print $2 }')
+    echo "${v:-none}"
 }

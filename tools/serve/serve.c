@@ -332,6 +332,8 @@ int llmux_serve_main(int argc, char **argv)
     opts.limits_fallback = s.cfg.redis.fallback;
     opts.cache_max_bytes = s.cfg.limits.cache_max_bytes;
     opts.cache_max_entries = s.cfg.limits.cache_max_entries;
+    if (s.cfg.limits.cache_redis) /* every replica's answers shared */
+        opts.cache_backend = s.cfg.redis.url;
     if (serve_keys_bind(&s) || !(s.gen = calloc(1, sizeof *s.gen))) {
         fprintf(stderr, "llmux serve: out of memory\n");
         serve_keys_free(&s);

@@ -33,12 +33,15 @@ typedef struct serve_limits {
     long heartbeat_ms; /* an SSE comment on a stream this long idle; 15 s */
     size_t cache_max_bytes;   /* the response cache's size; 64 MiB */
     size_t cache_max_entries; /* its entries; 10000 */
+    int cache_redis; /* cache_backend: redis (the redis: entry's server:
+                        every replica's answers shared), else lru (this
+                        process's own) */
 } serve_limits;
 
 #define SERVE_LIMITS_INIT                                                      \
     {                                                                          \
         8u << 20, 64u << 10, 4096, 10000, 60000, 0, 30000, 15000, 64u << 20,   \
-            10000                                                              \
+            10000, 0                                                           \
     }
 
 /* keys: a virtual key clients send (Authorization: Bearer, or api-key).

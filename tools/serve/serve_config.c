@@ -299,6 +299,14 @@ static int read_limits(reader *r, serve_config *cfg, yaml_node_t *map)
         char *field;
         if (twice(r, map, p, "limits."))
             return -1;
+        if (key && !strcmp(key, "cache_backend")) {
+            if (!val || (strcmp(val, "lru") && strcmp(val, "redis")))
+                return fail(r, v,
+                            "key 'limits.cache_backend': want lru (this "
+                            "process) or redis (the redis: entry's server)");
+            cfg->limits.cache_redis = !strcmp(val, "redis");
+            continue;
+        }
         for (i = 0; key && i < sizeof keys / sizeof keys[0]; i++)
             if (!strcmp(key, keys[i].key))
                 break;
@@ -307,7 +315,8 @@ static int read_limits(reader *r, serve_config *cfg, yaml_node_t *map)
                         "key 'limits.%s': unknown (max_body, max_header, "
                         "max_connections, max_in_flight, idle_timeout, "
                         "request_timeout, drain_timeout, heartbeat, "
-                        "cache_max_bytes, cache_max_entries)",
+                        "cache_max_bytes, cache_max_entries, "
+                        "cache_backend)",
                         key ? key : "?");
         field = (char *)&cfg->limits + keys[i].off;
         if (keys[i].is_size) {
@@ -697,6 +706,10 @@ static int read_root(reader *r, serve_config *cfg)
     }
     if (!have_routes || !cfg->n_routes)
         return fail(r, root, "key 'routes': missing or empty");
+    if (cfg->limits.cache_redis && !cfg->redis.url)
+        return fail(r, root,
+                    "key 'limits.cache_backend': redis wants the redis: "
+                    "entry (url: redis://HOST:PORT/DB)");
     if (keys && read_keys(r, cfg, keys))
         return -1;
     return 0;

@@ -103,16 +103,19 @@ void serve_reload(serve *s)
         fprintf(stderr, "llmux serve: reload: redis changed; that needs a "
                         "restart (the limits go on as at start)\n");
     swap_fixed(&next, &s->cfg, tls_fixed);
-    /* the client's response cache is sized once */
+    /* the client's response cache is sized and placed once */
     if (next.limits.cache_max_bytes != s->cfg.limits.cache_max_bytes ||
-        next.limits.cache_max_entries != s->cfg.limits.cache_max_entries) {
+        next.limits.cache_max_entries != s->cfg.limits.cache_max_entries ||
+        next.limits.cache_redis != s->cfg.limits.cache_redis) {
         fprintf(stderr,
-                "llmux serve: reload: limits.cache_max_bytes or "
-                "cache_max_entries changed; that needs a restart (the cache "
-                "keeps %zu bytes and %zu entries)\n",
-                s->cfg.limits.cache_max_bytes, s->cfg.limits.cache_max_entries);
+                "llmux serve: reload: limits.cache_max_bytes, "
+                "cache_max_entries or cache_backend changed; that needs a "
+                "restart (the cache keeps %zu bytes and %zu entries, %s)\n",
+                s->cfg.limits.cache_max_bytes, s->cfg.limits.cache_max_entries,
+                s->cfg.limits.cache_redis ? "in Redis" : "in this process");
         next.limits.cache_max_bytes = s->cfg.limits.cache_max_bytes;
         next.limits.cache_max_entries = s->cfg.limits.cache_max_entries;
+        next.limits.cache_redis = s->cfg.limits.cache_redis;
     }
 
     /* The one swap point. What is derived from the config is rebuilt

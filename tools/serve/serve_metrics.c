@@ -112,6 +112,9 @@ static const struct {
     CC("misses_total", cache_misses,
        "Requests looked up in the response cache and sent to the provider."),
     CC("stores_total", cache_stores, "Answers kept in the response cache."),
+    CC("backend_errors_total", cache_backend_errors,
+       "Failures of the response cache's Redis (limits.cache_backend: "
+       "redis), each a miss."),
 #undef CS
 #undef CG
 #undef CC
