@@ -808,7 +808,9 @@ typedef struct llmux__prepared {
  * string, then environment variables named by descriptor/plugin, then
  * defaults), and encodes the HTTP request. Used by the engine and by tests
  * that check what a plugin sends. On failure writes the reason to the
- * request's errmsg and returns the code.
+ * request's errmsg and returns the code. Either way `out` is the
+ * caller's to free with llmux__prepared_free (a failure may leave the
+ * key or the plugin's call state in it).
  */
 int llmux__prepare(llmux_request *req, const char *extra_dirs,
                    llmux__prepared *out);

@@ -281,7 +281,7 @@ static int take_if_set(const setting *s, const void *src, long off,
 {
     switch (s->type) {
     case ST_STR: {
-        const char *v = AT_C(src, off, const char *);
+        const char *v = AT_C(src, off, char *);
         if (!v)
             return 0;
         AT(out, s->off, const char *) = v;

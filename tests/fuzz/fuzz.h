@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -24,5 +25,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
             abort();                                                           \
         }                                                                      \
     } while (0)
+
+/* A NUL-terminated copy of d[0..n), to free(). */
+static inline char *fuzz_dupz(const uint8_t *d, size_t n)
+{
+    char *s = malloc(n + 1);
+    FUZZ_CHECK(s != NULL);
+    if (n)
+        memcpy(s, d, n);
+    s[n] = '\0';
+    return s;
+}
 
 #endif /* LLMUX_TEST_FUZZ_H */

@@ -6,7 +6,8 @@ Usage: seeds.py OUTDIR [FIXTURES]
 Writes OUTDIR/<target>/<n> from the recorded provider traffic in FIXTURES
 (default ../shared/fixtures beside the project), from the string literals of
 the unit tests (tests/unit/test_*.c) and from the descriptors in plugins.d/
-and tests/plugins/data/. The plugin targets' inputs get their two header
+and tests/plugins/data/, and built by hand for the cache's values and the
+job hooks. The plugin targets' inputs get their two header
 bytes (operation, mode: see fuzz_plugin.c) in front of each body. The output
 is large and redundant on purpose: merge it into the corpus with libFuzzer
 (`fuzz_<target> -merge=1 corpus/<target> OUTDIR/<target>`, README.md).
@@ -196,6 +197,50 @@ def main():
     for path in sorted(glob.glob(os.path.join(ROOT, 'plugins.d', '*.conf')) +
                        glob.glob(os.path.join(ROOT, 'tests', 'plugins', 'data', '*.conf'))):
         out.put('descriptor', open(path, 'rb').read())
+
+    # Redis URLs (fuzz_redis_url.c: byte 0 the scheme of the copy with a
+    # password put in, then the URL)
+    for s in c_strings(os.path.join(ROOT, 'tests', 'fleet', 'test_redis.c')):
+        if b'://' in s or s.startswith(b'/'):
+            out.put('redis_url', b'\0' + s)
+            out.put('redis_url', b'\2' + s.split(b'://', 1)[-1])
+    for u in (b'redis://127.0.0.1:6379/0', b'redis://:pw@h', b'redis://u@h:1',
+              b'unix:///tmp/r.sock?db=3', b'redis+unix:///tmp/r.sock',
+              b'redis://[::1]:6380/15', b'redis://a%2fb:p%40w@h/2'):
+        out.put('redis_url', b'\0' + u)
+        out.put('redis_url', b'\1' + u.split(b'://', 1)[-1])
+
+    # cache values (fuzz_cache_value.c): a reply and a stream as the cache
+    # writes them, each also read as a recipe
+    def s32(b):
+        return (b'\xff\xff\xff\xff' if b is None
+                else len(b).to_bytes(4, 'big') + b)
+    for body in bodies['openai'][:8]:
+        out.put('cache_value', b'LXC1R' + (200).to_bytes(4, 'big') +
+                s32(b'application/json') + s32(body))
+    for w in streams['openai'][:8]:
+        v = b'LXC1S'
+        for ev in w.split(b'\n\n'):
+            if ev.startswith(b'data: '):
+                v += s32(None) + s32(None) + s32(ev[6:])
+        out.put('cache_value', v)
+    out.put('cache_value', b'\1\x10\x20application/json{"id":"x"}')
+    out.put('cache_value', b'\0\3\x06eventsdata\0\x04[DONE]')
+
+    # job hooks (fuzz_jobs.c): step byte (0 upload, 1 create, 2 status,
+    # 3 cancel, 4 content), mode byte (1 metadata, 2 the id, 4 an error)
+    for s in c_strings(os.path.join(ROOT, 'tests', 'unit', 'test_job_codec.c')):
+        if len(s) < 2:
+            continue
+        for p in ('openai', 'mistral'):
+            if s.lstrip()[:1] in (b'{', b'['):
+                for step in range(5):
+                    out.put('jobs_' + p, bytes([step, 0]) + s)
+                out.put('jobs_' + p, bytes([1, 1]) + s)
+                out.put('jobs_' + p, bytes([2, 4 | 9 << 4]) + s)
+            else:
+                out.put('jobs_' + p, bytes([2, 2]) + s)
+                out.put('jobs_' + p, bytes([4, 2]) + s)
 
     # plugin inputs: op byte (every op; the target maps it onto the
     # plugin's), mode byte (0 a 2xx answer, 1 | status << 4 an error, 2 a
