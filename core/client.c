@@ -44,6 +44,7 @@ LLMUX_EXTERN void llmux_global_cleanup(void)
 #define OPTIONS_V4_SIZE offsetof(llmux_client_options, prices_file)
 #define OPTIONS_V5_SIZE offsetof(llmux_client_options, credential)
 #define OPTIONS_V6_SIZE offsetof(llmux_client_options, limits)
+#define OPTIONS_V7_SIZE offsetof(llmux_client_options, budget_scope)
 /* Where version 1 of llmux_stats ends. */
 #define STATS_V1_SIZE offsetof(llmux_stats, limits_backend_errors)
 
@@ -56,6 +57,7 @@ LLMUX_EXTERN void llmux_client_options_init_size(llmux_client_options *o,
         size = sizeof *o;
     memset(o, 0, size);
     o->version = size >= sizeof *o         ? LLMUX_CLIENT_OPTIONS_VERSION
+                 : size >= OPTIONS_V7_SIZE ? 7
                  : size >= OPTIONS_V6_SIZE ? 6
                  : size >= OPTIONS_V5_SIZE ? 5
                  : size >= OPTIONS_V4_SIZE ? 4
@@ -182,6 +184,18 @@ static int take_options(struct llmux_client *c, const llmux_client_options *o)
             c->cache_max_entries = o->cache_max_entries;
         c->cache_all = o->cache_all != 0;
     }
+    if ((rc = llmux__budget_init(c)) != 0)
+        return rc;
+    if (o->version >= 8 && o->budget_scope) {
+        if (!llmux__budget_name_ok(o->budget_scope)) {
+            llmux__client_log(c, LLMUX_LOG_ERROR,
+                              "budget_scope wants 1 to 128 printable ASCII "
+                              "characters without spaces");
+            return LLMUX_ECONFIG;
+        }
+        if (!(c->budget_label = llmux__strdup(o->budget_scope)))
+            return LLMUX_ENOMEM;
+    }
     c->max_queue = 100000;
     if (o->version >= 2) {
         c->max_in_flight = o->max_in_flight;
@@ -254,6 +268,9 @@ static int start_engine(struct llmux_client *c, struct uv_loop_s *loop)
     c->on_defer = llmux__on_defer;
     uv_timer_init(c->loop, &c->pump_t);
     c->on_pump = llmux__on_pump;
+    uv_timer_init(c->loop, &c->budget_t);
+    c->budget_t.data = c;
+    uv_unref((uv_handle_t *)&c->budget_t); /* keeps no loop alive */
     uv_prepare_init(c->loop, &c->turn);
     uv_async_init(c->loop, &c->async, llmux__on_handover);
     c->timer.data = c;
@@ -261,7 +278,7 @@ static int start_engine(struct llmux_client *c, struct uv_loop_s *loop)
     c->pump_t.data = c;
     c->turn.data = c;
     c->async.data = c;
-    c->handles_open = 5;
+    c->handles_open = 6;
     /* an idle client must not keep the loop alive */
     uv_unref((uv_handle_t *)&c->defer);
     uv_unref((uv_handle_t *)&c->turn);

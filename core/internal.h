@@ -531,6 +531,8 @@ struct llmux__xfer; /* the engine's per-request state (client.c) */
     SCALAR(long, first_byte_timeout_ms, NULL, ENGINE, none)                    \
     SCALAR(long, idle_timeout_ms, NULL, ENGINE, none)                          \
     SCALAR(int, max_retries, NULL, ENGINE, none) /* -1 = client default */     \
+    SCALAR(double, budget_usd, NULL, ENGINE, none) /* with budget_scope */     \
+    STR(budget_scope, NULL, ENGINE, none) /* budget.c: charged to it too */   \
     STR(tools_json, "tools", PLUGIN, tools_json)                               \
     STR(tool_choice_json, "tool_choice", PLUGIN, tool_choice_json)             \
     STR(response_format_json, "response_format", PLUGIN, response_format_json) \
@@ -604,6 +606,9 @@ void llmux__job_free(struct llmux_job *j);
  * returns the new depth): the blocking calls refuse to run inside one. */
 int llmux__callback_depth(int delta);
 
+/* Whether s may name a budget scope: 1..128 printable ASCII, no space
+ * (request.c). */
+int llmux__budget_name_ok(const char *s);
 /* Replaces req->errmsg with a copy of msg (NULL clears it). */
 void llmux__request_seterr(llmux_request *r, const char *msg);
 /* Sets req->errmsg from the format and returns `code`. */
@@ -710,6 +715,11 @@ struct json_object *llmux__request_parse_json(const char *s, size_t len);
       LLMUX__CHECK(WORD, 0, 0, llmux__fallback_words, "closed or local"), 0,   \
       NOREQ, OPT(limits_fallback, 7),                                          \
       "limits: Redis unreachable: fail (closed) or in-process buckets")        \
+    X(RATE, budget_usd, "budget_usd",                                          \
+      LLMUX__CHECK(USD, 0, 0, NULL,                                            \
+                   "a positive amount in USD (12.50, at most 6 decimals)"),    \
+      0, NOREQ, NOOPT,                                                         \
+      "budget (budget.c): the endpoint and API key's spend limit")             \
     X(MS, cache, "cache",                                                      \
       LLMUX__CHECK(CACHE, 0, 0, NULL, "yes, no or a TTL in seconds"), 0,       \
       NOREQ, NOOPT,                                                            \

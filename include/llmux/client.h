@@ -347,10 +347,20 @@ typedef struct llmux_client_options {
                                    `cache=no`; 0 (default): only those whose
                                    config string says `cache=yes` or
                                    `cache=SECONDS` */
+    /* version 8 */
+    const char *budget_scope; /**< a name for budget_usd's scope (1 to 128
+                                   printable ASCII characters, no space;
+                                   copied): with `limits` a Redis URL,
+                                   every client of every process naming
+                                   the same scope on that server shares
+                                   one budget_usd total (and so does a
+                                   request's llmux_request_set_budget() of
+                                   that name); NULL = the client's own
+                                   budget, as without Redis */
 } llmux_client_options;
 
 /** The newest llmux_client_options.version these headers know. */
-#define LLMUX_CLIENT_OPTIONS_VERSION 7
+#define LLMUX_CLIENT_OPTIONS_VERSION 8
 /**
  * The defaults of llmux_client_options as designated initializers
  * (`version` LLMUX_CLIENT_OPTIONS_VERSION, `max_retries` -1; every other
@@ -381,7 +391,8 @@ typedef struct llmux_client_options {
     {                                                                          \
         LLMUX_CLIENT_OPTIONS_VERSION, NULL, -1, 0, 0, NULL, NULL, 0, 0, 0,     \
             NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL,  \
-            NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0      \
+            NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0,     \
+            NULL                                                               \
     }
 #endif
 
