@@ -348,8 +348,23 @@ static int parse_count(const char *s, double *out)
     return 0;
 }
 
-/* One entry of keys: {key | key_env, name, models, rpm, tpm}. Messages
- * name the entry (keys[I]) and its name, never the key's value. */
+/* An amount in USD above 0, at most 1e12 ("12.50"). */
+static int parse_usd(const char *s, double *out)
+{
+    char *end;
+    double v;
+    if (!s || !isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || *end || !(v > 0) || v > 1e12)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* One entry of keys: {key | key_env, name, models, rpm, tpm, budget_usd}.
+ * Messages name the entry (keys[I]) and its name, never the key's value. */
 static int read_key(reader *r, serve_config *cfg, yaml_node_t *map, size_t ki)
 {
     serve_key *k = &cfg->keys[ki];
@@ -439,16 +454,33 @@ static int read_key(reader *r, serve_config *cfg, yaml_node_t *map, size_t ki)
                 return fail(r, v,
                             "key 'keys[%zu].%s': want a whole number above 0",
                             ki, key);
+        } else if (!strcmp(key, "budget_usd")) {
+            if (parse_usd(val, &k->budget_usd))
+                return fail(r, v,
+                            "key 'keys[%zu].budget_usd': want an amount in "
+                            "USD above 0 (12.50)",
+                            ki);
         } else
             return fail(r, kn,
                         "key 'keys[%zu].%s': unknown (key, key_env, name, "
-                        "models, rpm, tpm)",
+                        "models, rpm, tpm, budget_usd)",
                         ki, key);
     }
     if (!value)
         return fail(r, map, "key 'keys[%zu]': key or key_env is required", ki);
     if (!k->name)
         return fail(r, map, "key 'keys[%zu].name': required", ki);
+    if (k->budget_usd > 0) { /* its scope "key:NAME" names it in Redis */
+        const char *c;
+        for (c = k->name; *c && *c > ' ' && *c < 0x7f; c++)
+            ;
+        if (*c || strlen(k->name) > 120)
+            return fail(r, map,
+                        "key 'keys[%zu].name': a key with budget_usd needs a "
+                        "name of at most 120 printable ASCII characters "
+                        "without spaces",
+                        ki);
+    }
     SHA256((const unsigned char *)value, strlen(value), k->digest);
     for (j = 0; j < ki; j++)
         if (!CRYPTO_memcmp(cfg->keys[j].digest, k->digest, sizeof k->digest))
