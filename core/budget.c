@@ -37,8 +37,14 @@
 struct llmux__scope {
     char *id;         /* what identifies it in this process */
     char *shown;      /* how messages name it (never a key) */
-    char *rkey;       /* its Redis total (shared), or NULL */
+    char *rkey;       /* shared: its Redis keys' stem; NULL: local */
+    char *key;        /* shared: the current window's total (the stem, and
+                         the window's number when it has one) */
+    char *sendkey;    /* the unanswered flush's key: sent again there */
     char *seqkey;     /* this client's last flush number (shared) */
+    long window_ms;   /* the spend resets every window_ms since the epoch;
+                         0: never */
+    uint64_t period;  /* the window spent in (wall ms / window_ms) */
     int kind;         /* SCOPE_CLIENT, SCOPE_KEY, SCOPE_NAMED */
     double limit;     /* USD: the last request naming it sets it */
     double total;     /* local: what was spent; shared: Redis's last total */
@@ -60,15 +66,20 @@ struct llmux__scope {
 enum { SCOPE_CLIENT = 1, SCOPE_KEY, SCOPE_NAMED };
 
 /* Adds ARGV[1] (USD, a decimal) to KEYS[1] unless this client's flush
- * number ARGV[2] was counted already (KEYS[2] holds the last one):
- * sending a flush again whose answer was lost counts it once. Returns
- * the total. */
+ * number ARGV[2] was counted already (KEYS[2] holds the last one, for
+ * ARGV[3] ms): sending a flush again whose answer was lost counts it
+ * once. A window's total expires ARGV[4] ms after its last flush (0:
+ * never). Returns the total. */
 static const char budget_lua[] =
     "local last = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
     "local seq = tonumber(ARGV[2])\n"
     "if seq > last then\n"
     "  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])\n"
-    "  return redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])\n"
+    "  local t = redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])\n"
+    "  if tonumber(ARGV[4]) > 0 then\n"
+    "    redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
+    "  end\n"
+    "  return t\n"
     "end\n"
     "return redis.call('GET', KEYS[1]) or '0'\n";
 
@@ -102,6 +113,7 @@ static struct llmux__scope *scope_get(struct llmux_client *c, int kind,
     }
     s->kind = kind;
     s->rkey = rkey;
+    s->period = UINT64_MAX; /* none yet: roll() starts one */
     s->next = c->scopes;
     c->scopes = s;
     return s;
@@ -117,6 +129,8 @@ void llmux__budget_free(struct llmux_client *c)
         llmux__free(s->id);
         llmux__free(s->shown);
         llmux__free(s->rkey);
+        llmux__free(s->key);
+        llmux__free(s->sendkey);
         llmux__free(s->seqkey);
         llmux__free(s);
     }
@@ -127,6 +141,48 @@ void llmux__budget_free(struct llmux_client *c)
                           lost);
     llmux__free(c->budget_label);
     c->budget_label = NULL;
+}
+
+/* Milliseconds since the epoch: windows begin at its multiples on every
+ * machine alike (as far as their clocks agree). */
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* s in its current window: a new one starts at 0 (and a shared one is
+ * read again, under the window's own key). 0, or LLMUX_ENOMEM. */
+static int roll(struct llmux__scope *s)
+{
+    uint64_t p = s->window_ms > 0 ? wall_ms() / (uint64_t)s->window_ms : 0;
+    if (p == s->period)
+        return 0;
+    if (s->rkey) {
+        char num[32], *k;
+        snprintf(num, sizeof num, ":%llu", (unsigned long long)p);
+        if (!(k = llmux__concat(s->rkey, strlen(s->rkey),
+                                s->window_ms > 0 ? num : "", "")))
+            return LLMUX_ENOMEM;
+        llmux__free(s->key);
+        s->key = k;
+    }
+    s->period = p;
+    s->total = 0;
+    s->read_at = 0;
+    return 0;
+}
+
+/* A scope named again with limit and window: a changed window starts
+ * over. */
+static void scope_set(struct llmux__scope *s, double limit, long window_ms)
+{
+    s->limit = limit;
+    if (s->window_ms != window_ms) {
+        s->window_ms = window_ms;
+        s->period = UINT64_MAX;
+    }
 }
 
 /* What scope s has spent as far as this process knows. */
@@ -216,8 +272,12 @@ static void on_flushed(llmux__redis *r, struct redisReply *rep, const char *err,
     if (reply_usd(rep, &t) == 0) {
         s->sending_on = 0;
         s->sending = 0;
-        s->total = t;
-        s->read_at = uv_now(c->loop);
+        if (s->key && s->sendkey && !strcmp(s->key, s->sendkey)) {
+            s->total = t; /* else the total of a window gone by */
+            s->read_at = uv_now(c->loop);
+        }
+        llmux__free(s->sendkey);
+        s->sendkey = NULL;
         c->budget_outage = 0;
         if (s->unflushed > 0)
             flush(c, s);
@@ -234,15 +294,16 @@ static void on_flushed(llmux__redis *r, struct redisReply *rep, const char *err,
 /* Sends what s spent here: the unanswered flush again, else a new one. */
 static void flush(struct llmux_client *c, struct llmux__scope *s)
 {
-    char amount[48], seq[24];
-    const char *av[5];
-    size_t al[5];
+    char amount[48], seq[24], ttl[24];
+    const char *av[6];
+    size_t al[6];
     int i, rc;
     if (!s->rkey || !usable(c, s) || (s->sending_on && !s->send_now))
         return;
     if (!s->sending_on) {
-        if (!(s->unflushed > 0))
-            return;
+        if (!(s->unflushed > 0) || roll(s) ||
+            !(s->sendkey = llmux__strdup(s->key)))
+            return; /* sent by the next tick */
         s->sending = s->unflushed;
         s->unflushed = 0;
         s->seq++;
@@ -255,15 +316,19 @@ static void flush(struct llmux_client *c, struct llmux__scope *s)
     }
     usd_text(s->sending, amount, sizeof amount);
     snprintf(seq, sizeof seq, "%llu", (unsigned long long)s->seq);
-    av[0] = s->rkey;
+    /* a window's total outlives it by a minute */
+    snprintf(ttl, sizeof ttl, "%ld",
+             s->window_ms > 0 ? s->window_ms + 60000 : 0);
+    av[0] = s->sendkey;
     av[1] = s->seqkey;
     av[2] = amount;
     av[3] = seq;
     av[4] = SEQ_TTL_MS;
-    for (i = 0; i < 5; i++)
+    av[5] = ttl;
+    for (i = 0; i < 6; i++)
         al[i] = strlen(av[i]);
     rc =
-        llmux__redis_eval(c->redis, c->budget_lua, on_flushed, s, 2, 5, av, al);
+        llmux__redis_eval(c->redis, c->budget_lua, on_flushed, s, 2, 6, av, al);
     s->send_now = rc != 0;
     if (rc)
         budget_error(c, s, rc == LLMUX_ELIMITS ? "not connected" : "no memory");
@@ -272,7 +337,10 @@ static void flush(struct llmux_client *c, struct llmux__scope *s)
 /* The scopes one read asks for. */
 typedef struct read_op {
     size_t n;
-    struct llmux__scope *s[1]; /* n of them */
+    struct read_one {
+        struct llmux__scope *s;
+        uint64_t period; /* the window read: a total of another is old */
+    } s[1];              /* n of them */
 } read_op;
 
 static void on_read(llmux__redis *r, struct redisReply *rep, const char *err,
@@ -283,9 +351,11 @@ static void on_read(llmux__redis *r, struct redisReply *rep, const char *err,
     size_t i;
     int ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == op->n;
     for (i = 0; i < op->n && !c->closing; i++) {
-        struct llmux__scope *s = op->s[i];
+        struct llmux__scope *s = op->s[i].s;
         double t;
         s->reading = 0;
+        if (op->s[i].period != s->period)
+            continue; /* a window gone by: read again */
         if (ok && reply_usd(rep->element[i], &t) == 0) {
             /* a flush sent before this read was answered first (one
              * connection answers in order): the total counts it */
@@ -300,7 +370,7 @@ static void on_read(llmux__redis *r, struct redisReply *rep, const char *err,
         }
     }
     for (i = 0; i < op->n && !c->closing; i++)
-        wake_waiters(c, op->s[i]);
+        wake_waiters(c, op->s[i].s);
     llmux__free(op);
 }
 
@@ -321,29 +391,31 @@ static void read_totals(struct llmux_client *c, struct llmux__scope **list,
         av[0] = "MGET";
         al[0] = 4;
         for (i = 0; i < n; i++) {
-            if (list[i]->reading)
+            if (list[i]->reading || roll(list[i]))
                 continue;
-            op->s[k] = list[i];
-            av[k + 1] = list[i]->rkey;
-            al[k + 1] = strlen(list[i]->rkey);
+            op->s[k].s = list[i];
+            op->s[k].period = list[i]->period;
+            av[k + 1] = list[i]->key;
+            al[k + 1] = strlen(list[i]->key);
             k++;
         }
         op->n = k;
         rc =
             k ? llmux__redis_cmd(c->redis, on_read, op, (int)k + 1, av, al) : 0;
     }
-    for (i = 0; op && i < k; i++) {
-        op->s[i]->reading = rc == 0;
-        if (rc)
-            budget_error(c, op->s[i],
-                         rc == LLMUX_ELIMITS ? "not connected" : "no memory");
-    }
+    for (i = 0; !rc && i < k; i++)
+        op->s[i].s->reading = 1;
     if (rc || !k)
         llmux__free(op);
     llmux__free(av);
     llmux__free(al);
+    /* not asked: every scope of the list uses its fallback for a while,
+     * so that its waiters fall back or fail rather than wait again */
     for (i = 0; rc && i < n; i++)
-        wake_waiters(c, list[i]); /* they fall back, or fail */
+        budget_error(c, list[i],
+                     rc == LLMUX_ELIMITS ? "not connected" : "no memory");
+    for (i = 0; rc && i < n; i++)
+        wake_waiters(c, list[i]);
 }
 
 /* The timer runs while shared scopes are in use (requests in flight or
@@ -412,10 +484,10 @@ static void on_redis_state(llmux__redis *r, int up, const char *why, void *ud)
 /* ---- admission ----------------------------------------------------------- */
 
 /* The scope of id (taken; shared under it, or local under another id)
- * with its limit; NULL without memory. */
+ * with its limit and window; NULL without memory. */
 static struct llmux__scope *scope_take(struct llmux_client *c, int kind,
                                        char *id, const char *shown, int shared,
-                                       double limit)
+                                       double limit, long window_ms)
 {
     char *rkey = shared && id ? llmux__strdup(id) : NULL;
     struct llmux__scope *s = NULL;
@@ -425,7 +497,7 @@ static struct llmux__scope *scope_take(struct llmux_client *c, int kind,
         s = scope_get(c, kind, id, shown, rkey);
     llmux__free(id);
     if (s)
-        s->limit = limit;
+        scope_set(s, limit, window_ms);
     return s;
 }
 
@@ -439,6 +511,11 @@ static int scopes_of(xfer *x, struct llmux__scope **out)
     const char *prefix = set->limits_prefix ? set->limits_prefix : "llmux";
     char shown[LLMUX__ERRBUF], pfx[96], *id;
     int n = 0;
+    if (set->budget_window_ms != d->budget_window_ms && !(set->budget_usd > 0))
+        return llmux__request_fail(x->req, LLMUX_ECONFIG,
+                                   "budget_window= wants budget_usd= in the "
+                                   "same config string: it is that budget's "
+                                   "window");
     if (c->budget > 0) {
         int cshared = c->budget_label && d->limits &&
                       !llmux__strcaseeq(d->limits, "local");
@@ -450,8 +527,8 @@ static int scopes_of(xfer *x, struct llmux__scope **out)
                  c->budget_label ? " of budget_scope '" : "",
                  c->budget_label ? c->budget_label : "",
                  c->budget_label ? "'" : "");
-        if (!(out[n] =
-                  scope_take(c, SCOPE_CLIENT, id, shown, cshared, c->budget)))
+        if (!(out[n] = scope_take(c, SCOPE_CLIENT, id, shown, cshared,
+                                  c->budget, d->budget_window_ms)))
             return LLMUX_ENOMEM;
         out[n++]->fallback_local =
             d->limits_fallback && llmux__strcaseeq(d->limits_fallback, "local");
@@ -471,8 +548,8 @@ static int scopes_of(xfer *x, struct llmux__scope **out)
         cut = llmux__lane_key(&x->prep) && h ? (int)(h - id) : (int)strlen(id);
         snprintf(shown, sizeof shown, "budget_usd=%g of %.*s (that API key)",
                  set->budget_usd, cut - from, id + from);
-        if (!(out[n++] =
-                  scope_take(c, SCOPE_KEY, id, shown, shared, set->budget_usd)))
+        if (!(out[n++] = scope_take(c, SCOPE_KEY, id, shown, shared,
+                                    set->budget_usd, set->budget_window_ms)))
             return LLMUX_ENOMEM;
     }
     if (req->budget_scope && req->budget_usd > 0) {
@@ -480,7 +557,7 @@ static int scopes_of(xfer *x, struct llmux__scope **out)
         id = llmux__concat(pfx, strlen(pfx), req->budget_scope, "");
         snprintf(shown, sizeof shown, "budget scope '%s'", req->budget_scope);
         if (!(out[n++] = scope_take(c, SCOPE_NAMED, id, shown, shared,
-                                    req->budget_usd)))
+                                    req->budget_usd, req->budget_window_ms)))
             return LLMUX_ENOMEM;
     }
     /* one Redis connection per client: the shared scopes' */
@@ -565,6 +642,9 @@ static int admit_scopes(xfer *x)
     int n = scopes_of(x, sc), i;
     if (n < 0)
         return n;
+    for (i = 0; i < n; i++)
+        if (roll(sc[i]))
+            return LLMUX_ENOMEM;
     for (i = 0; i < n; i++) {
         struct llmux__scope *s = sc[i];
         if (s->rkey && !usable(c, s)) {
@@ -589,17 +669,26 @@ static int admit_scopes(xfer *x)
             return 1;
         }
         if (spent(s) + s->reserved >= s->limit) {
+            char win[80] = "";
+            if (s->window_ms > 0) {
+                uint64_t end = (s->period + 1) * (uint64_t)s->window_ms,
+                         t = wall_ms();
+                snprintf(win, sizeof win,
+                         " in this window of %.3g s (it resets in %.3g s)",
+                         (double)s->window_ms / 1000,
+                         (double)(end > t ? end - t : 0) / 1000);
+            }
             if (s->kind == SCOPE_CLIENT && !s->rkey)
                 return llmux__request_fail(
                     x->req, LLMUX_EBUDGET,
-                    "spend limit reached: $%.6f spent and $%.6f held by "
+                    "spend limit reached: $%.6f spent%s and $%.6f held by "
                     "requests in flight, of a budget_usd of $%.6f",
-                    spent(s), s->reserved, s->limit);
+                    spent(s), win, s->reserved, s->limit);
             return llmux__request_fail(
                 x->req, LLMUX_EBUDGET,
-                "spend limit reached for %s: $%.6f spent%s and $%.6f held by "
-                "requests in flight here, of $%.6f",
-                s->shown, spent(s), s->rkey ? " (all processes)" : "",
+                "spend limit reached for %s: $%.6f spent%s%s and $%.6f held "
+                "by requests in flight here, of $%.6f",
+                s->shown, spent(s), s->rkey ? " (all processes)" : "", win,
                 s->reserved, s->limit);
         }
     }
@@ -695,6 +784,7 @@ void llmux__spend_count(xfer *x)
         for (i = 0; i < 3; i++) {
             if (!sc[i])
                 continue;
+            (void)roll(sc[i]); /* the window it ends in (else the last) */
             if (!sc[i]->rkey) {
                 sc[i]->total += res->cost;
                 continue;

@@ -533,6 +533,7 @@ struct llmux__xfer; /* the engine's per-request state (client.c) */
     SCALAR(int, max_retries, NULL, ENGINE, none) /* -1 = client default */     \
     SCALAR(double, budget_usd, NULL, ENGINE, none) /* with budget_scope */     \
     STR(budget_scope, NULL, ENGINE, none) /* budget.c: charged to it too */   \
+    SCALAR(long, budget_window_ms, NULL, ENGINE, none) /* its window */        \
     STR(tools_json, "tools", PLUGIN, tools_json)                               \
     STR(tool_choice_json, "tool_choice", PLUGIN, tool_choice_json)             \
     STR(response_format_json, "response_format", PLUGIN, response_format_json) \
@@ -720,6 +721,10 @@ struct json_object *llmux__request_parse_json(const char *s, size_t len);
                    "a positive amount in USD (12.50, at most 6 decimals)"),    \
       0, NOREQ, NOOPT,                                                         \
       "budget (budget.c): the endpoint and API key's spend limit")             \
+    X(MS, budget_window_ms, "budget_window",                                   \
+      LLMUX__CHECK(SECONDS, 0, 0, NULL, "seconds (86400: a day)"), 0, NOREQ,   \
+      OPT(budget_window_ms, 8),                                                \
+      "budget: budget_usd= resets at each multiple of it since the epoch")     \
     X(MS, cache, "cache",                                                      \
       LLMUX__CHECK(CACHE, 0, 0, NULL, "yes, no or a TTL in seconds"), 0,       \
       NOREQ, NOOPT,                                                            \

@@ -414,17 +414,18 @@ int llmux__budget_name_ok(const char *s)
 }
 
 LLMUX_EXTERN int llmux_request_set_budget(llmux_request *r, const char *scope,
-                                          double usd)
+                                          double usd, long window_ms)
 {
     char *copy = NULL;
-    if (!r ||
-        (scope && (!llmux__budget_name_ok(scope) || !(usd > 0) || usd > 1e15)))
+    if (!r || (scope && (!llmux__budget_name_ok(scope) || !(usd > 0) ||
+                         usd > 1e15 || window_ms < 0)))
         return LLMUX_EINVAL;
     if (scope && !(copy = llmux__strdup(scope)))
         return LLMUX_ENOMEM;
     llmux__free(r->budget_scope);
     r->budget_scope = copy;
     r->budget_usd = scope ? usd : 0;
+    r->budget_window_ms = scope ? window_ms : 0;
     return 0;
 }
 

@@ -357,6 +357,12 @@ typedef struct llmux_client_options {
                                    request's llmux_request_set_budget() of
                                    that name); NULL = the client's own
                                    budget, as without Redis */
+    long budget_window_ms;    /**< budget_usd's window: what was spent
+                                   counts from the last multiple of it since
+                                   the Unix epoch (86400000: a UTC day); 0 =
+                                   none, the spend never resets. Also the
+                                   default of config strings'
+                                   budget_window= */
 } llmux_client_options;
 
 /** The newest llmux_client_options.version these headers know. */
@@ -392,7 +398,7 @@ typedef struct llmux_client_options {
         LLMUX_CLIENT_OPTIONS_VERSION, NULL, -1, 0, 0, NULL, NULL, 0, 0, 0,     \
             NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL,  \
             NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0,     \
-            NULL                                                               \
+            NULL, 0                                                            \
     }
 #endif
 

@@ -184,6 +184,7 @@ keys:
   - key: sk-team-a
     name: team-a
     budget_usd: 0.000001
+    budget_window: 1d
   - key: sk-team-b
     name: team-b
 redis:
@@ -216,7 +217,8 @@ expect "budget: team-b has no budget and is answered" 200 'j["object"]' \
     chat.completion
 CURL_EXTRA=()
 if command -v redis-cli >/dev/null; then
-    spent=$(redis-cli -s "$TMP/r.sock" GET gwb:budget:name:key:team-a)
+    spent=$(redis-cli -s "$TMP/r.sock" GET \
+        "gwb:budget:name:key:team-a:$(($(date +%s) / 86400))")
     if [ -n "$spent" ] && "$PY" -c "import sys; sys.exit(0 if float('$spent') > 0.000001 else 1)"; then
         ok "budget: Redis holds team-a's total (\$$spent)"
     else
@@ -238,6 +240,14 @@ printf 'routes:\n  fast: "openai/gpt-4o-mini"\nkeys:\n  - key: k\n    name: two 
     >"$TMP/bad.yaml"
 bad_config "keys: a budget needs a name without spaces" \
     "key 'keys\[0\]\.name': a key with budget_usd needs a name"
+printf 'routes:\n  fast: "openai/gpt-4o-mini"\nkeys:\n  - key: k\n    name: n\n    budget_usd: 5\n    budget_window: 2y\n' \
+    >"$TMP/bad.yaml"
+bad_config "keys: a bad budget_window" \
+    "bad\.yaml:7: key 'keys\[0\]\.budget_window': want a duration from 1s to 366d"
+printf 'routes:\n  fast: "openai/gpt-4o-mini"\nkeys:\n  - key: k\n    name: n\n    budget_window: 1d\n' \
+    >"$TMP/bad.yaml"
+bad_config "keys: a budget_window without budget_usd" \
+    "key 'keys\[0\]\.budget_window': wants budget_usd too"
 
 # bad redis: entries
 bad_redis() { # NAME ENTRY REGEX

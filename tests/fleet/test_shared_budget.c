@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -83,7 +84,7 @@ static double redis_number(mock_env *e, const char *key)
 
 /* A client on e's loop with its own Redis connection. */
 static llmux_client *client_of(mock_env *e, double budget, const char *label,
-                               const char *fallback)
+                               const char *fallback, long window_ms)
 {
     llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
     llmux_client *c;
@@ -95,6 +96,7 @@ static llmux_client *client_of(mock_env *e, double budget, const char *label,
     o.budget_scope = label;
     o.limits = srv.url;
     o.limits_fallback = fallback;
+    o.budget_window_ms = window_ms;
     assert_int_equal(llmux_client_new(&c, &o), 0);
     return c;
 }
@@ -155,8 +157,8 @@ static void contains(const char *msg, const char *want)
 static void test_label_shared(void **state)
 {
     mock_env *e = *state;
-    llmux_client *a = client_of(e, 10, "team", NULL),
-                 *b = client_of(e, 10, "team", NULL);
+    llmux_client *a = client_of(e, 10, "team", NULL, 0),
+                 *b = client_of(e, 10, "team", NULL, 0);
     char msg[512];
     size_t sent;
     assert_int_equal(call_on(e, a, chat(e, NULL, NULL), msg, sizeof msg), 0);
@@ -178,7 +180,7 @@ static void test_label_shared(void **state)
     assert_true(llmux_client_spend(b, NULL) == 0);
     /* another label is another total */
     close_client(e, b);
-    b = client_of(e, 10, "other-team", NULL);
+    b = client_of(e, 10, "other-team", NULL, 0);
     assert_int_equal(call_on(e, b, chat(e, NULL, NULL), msg, sizeof msg), 0);
     close_client(e, a);
     close_client(e, b);
@@ -189,20 +191,20 @@ static void test_label_shared(void **state)
 static void test_request_and_key_scopes_shared(void **state)
 {
     mock_env *e = *state;
-    llmux_client *a = client_of(e, 0, NULL, NULL),
-                 *b = client_of(e, 0, NULL, NULL);
+    llmux_client *a = client_of(e, 0, NULL, NULL, 0),
+                 *b = client_of(e, 0, NULL, NULL, 0);
     char msg[512], extra[512];
     llmux_request *req;
     snprintf(extra, sizeof extra, ";limits=%s", srv.url);
     req = chat(e, NULL, extra);
-    assert_int_equal(llmux_request_set_budget(req, "key:team-a", 5), 0);
+    assert_int_equal(llmux_request_set_budget(req, "key:team-a", 5, 0), 0);
     assert_int_equal(call_on(e, a, req, msg, sizeof msg), 0);
     req = chat(e, NULL, extra);
-    assert_int_equal(llmux_request_set_budget(req, "key:team-a", 5), 0);
+    assert_int_equal(llmux_request_set_budget(req, "key:team-a", 5, 0), 0);
     assert_int_equal(call_on(e, b, req, msg, sizeof msg), LLMUX_EBUDGET);
     contains(msg, "budget scope 'key:team-a'");
     req = chat(e, NULL, extra);
-    assert_int_equal(llmux_request_set_budget(req, "key:team-b", 5), 0);
+    assert_int_equal(llmux_request_set_budget(req, "key:team-b", 5, 0), 0);
     assert_int_equal(call_on(e, b, req, msg, sizeof msg), 0);
 
     /* the key's budget: its Redis key holds the key's SHA-256, never the
@@ -247,8 +249,8 @@ static void stats_of(llmux_client *c, llmux_stats *st)
 static void test_redis_killed(void **state)
 {
     mock_env *e = *state;
-    llmux_client *closed = client_of(e, 100, "outage", NULL),
-                 *local = client_of(e, 100, "outage", "local");
+    llmux_client *closed = client_of(e, 100, "outage", NULL, 0),
+                 *local = client_of(e, 100, "outage", "local", 0);
     char msg[512];
     double t0;
     llmux_stats st;
@@ -291,6 +293,53 @@ static void test_redis_killed(void **state)
     assert_true(redis_number(e, "llmux:budget:name:outage") == 15.0);
     close_client(e, closed);
     close_client(e, local);
+}
+
+/* Sleeps until `ms` past a multiple of window_ms since the epoch. */
+static void window_start(long window_ms, long ms)
+{
+    struct timespec now, d;
+    long at;
+    clock_gettime(CLOCK_REALTIME, &now);
+    at = (long)(((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000) %
+                window_ms);
+    at = (at < ms ? ms - at : window_ms - at + ms);
+    d.tv_sec = at / 1000;
+    d.tv_nsec = (at % 1000) * 1000000L;
+    nanosleep(&d, NULL);
+}
+
+/* A shared budget per window: its Redis total is the window's own key,
+ * expiring a minute after the window; the next window starts from 0 for
+ * every process. */
+static void test_window_shared(void **state)
+{
+    mock_env *e = *state;
+    llmux_client *a = client_of(e, 4, "win", NULL, 2000),
+                 *b = client_of(e, 4, "win", NULL, 2000);
+    char msg[512];
+    window_start(2000, 50);
+    assert_int_equal(call_on(e, a, chat(e, NULL, NULL), msg, sizeof msg), 0);
+    pause_ms(e, 100);
+    {
+        redisContext *r = redisConnectUnix(srv.sock);
+        redisReply *keys = redisCommand(r, "KEYS llmux:budget:name:win:[0-9]*"),
+                   *ttl;
+        assert_int_equal(keys->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(keys->elements, 1); /* the window's total */
+        ttl = redisCommand(r, "PTTL %s", keys->element[0]->str);
+        assert_true(ttl->integer > 0 && ttl->integer <= 62000);
+        freeReplyObject(ttl);
+        freeReplyObject(keys);
+        redisFree(r);
+    }
+    assert_int_equal(call_on(e, b, chat(e, NULL, NULL), msg, sizeof msg),
+                     LLMUX_EBUDGET);
+    contains(msg, "in this window of 2 s");
+    window_start(2000, 50);
+    assert_int_equal(call_on(e, b, chat(e, NULL, NULL), msg, sizeof msg), 0);
+    close_client(e, a);
+    close_client(e, b);
 }
 
 /* ---- three processes, then a fourth ------------------------------------ */
@@ -403,6 +452,7 @@ int main(void)
         mock_env_test_with(test_label_shared, &cfg),
         mock_env_test_with(test_request_and_key_scopes_shared, &cfg),
         mock_env_test_with(test_redis_killed, &cfg),
+        mock_env_test_with(test_window_shared, &cfg),
         mock_env_test_with(test_processes_share_budget, &cfg),
     };
     mo.quiet = 1;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1589,7 +1590,7 @@ static llmux_request *scoped(mock_env *e, const char *key, const char *extra,
                              const char *scope, double usd)
 {
     llmux_request *req = chat_key(e, key, extra);
-    assert_int_equal(llmux_request_set_budget(req, scope, usd), 0);
+    assert_int_equal(llmux_request_set_budget(req, scope, usd, 0), 0);
     return req;
 }
 
@@ -1643,19 +1644,19 @@ static void test_scoped_budgets(void **state)
             LLMUX_EBUDGET, "budget_usd=7.5", "sk-secret");
     /* cleared: no scope */
     req = scoped(&e, "sk-secret-two", "", "tenant-a", 4);
-    assert_int_equal(llmux_request_set_budget(req, NULL, 0), 0);
+    assert_int_equal(llmux_request_set_budget(req, NULL, 0, 0), 0);
     assert_int_equal(call_cost(&e, req, &c1), 0);
 
     /* a request in flight holds its max_tokens: the next one is refused
      * until it ends, then admitted on what it really cost */
     req = chat(&e, NULL, "delay_ms=300", "c d");
     assert_int_equal(llmux_request_set_max_tokens(req, 8), 0);
-    assert_int_equal(llmux_request_set_budget(req, "held", 8), 0);
+    assert_int_equal(llmux_request_set_budget(req, "held", 8, 0), 0);
     mock_env_submit(&e, req, &slow);
     llmux_client_spend(e.client, &reserved);
     assert_true(reserved == 8.0);
     req = chat(&e, NULL, NULL, "e");
-    assert_int_equal(llmux_request_set_budget(req, "held", 8), 0);
+    assert_int_equal(llmux_request_set_budget(req, "held", 8, 0), 0);
     assert_int_equal(llmux_request_set_max_tokens(req, 2), 0);
     refused(&e, req, LLMUX_EBUDGET, "$8.000000 held by requests in flight",
             NULL);
@@ -1665,17 +1666,17 @@ static void test_scoped_budgets(void **state)
     llmux_client_spend(e.client, &reserved);
     assert_true(reserved == 0);
     req = chat(&e, NULL, NULL, "e"); /* $5 spent of 8: admitted */
-    assert_int_equal(llmux_request_set_budget(req, "held", 8), 0);
+    assert_int_equal(llmux_request_set_budget(req, "held", 8, 0), 0);
     assert_int_equal(call_cost(&e, req, &c1), 0);
 
     /* bad names and amounts */
     req = chat(&e, NULL, NULL, "x");
-    assert_int_equal(llmux_request_set_budget(req, "has space", 1),
+    assert_int_equal(llmux_request_set_budget(req, "has space", 1, 0),
                      LLMUX_EINVAL);
-    assert_int_equal(llmux_request_set_budget(req, "", 1), LLMUX_EINVAL);
-    assert_int_equal(llmux_request_set_budget(req, "x", 0), LLMUX_EINVAL);
-    assert_int_equal(llmux_request_set_budget(req, "x", -1), LLMUX_EINVAL);
-    assert_int_equal(llmux_request_set_budget(NULL, "x", 1), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_budget(req, "", 1, 0), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_budget(req, "x", 0, 0), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_budget(req, "x", -1, 0), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_budget(NULL, "x", 1, 0), LLMUX_EINVAL);
     llmux_request_free(req);
     {
         static const char *const bad[] = {"budget_usd=0", "budget_usd=abc",
@@ -1702,6 +1703,64 @@ static void test_scoped_budgets(void **state)
     }
 }
 
+/* Sleeps until `ms` past a multiple of window_ms since the epoch, so
+ * that what follows has most of a window to run in. */
+static void window_start(long window_ms, long ms)
+{
+    struct timespec now, d;
+    long at;
+    clock_gettime(CLOCK_REALTIME, &now);
+    at = (long)(((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000) %
+                window_ms);
+    at = (at < ms ? ms - at : window_ms - at + ms);
+    d.tv_sec = at / 1000;
+    d.tv_nsec = (at % 1000) * 1000000L;
+    nanosleep(&d, NULL);
+}
+
+/* A budget per window: spent, refused with a message naming the window,
+ * then admitted again in the next window (a named scope's window from
+ * llmux_request_set_budget, a key's from budget_window=). */
+static void test_budget_window(void **state)
+{
+    mock_env e;
+    llmux_client_options co = LLMUX_CLIENT_OPTIONS_INIT;
+    llmux_request *req;
+    char path[64];
+    double c1;
+    (void)state;
+    co.prices_file = price_file(path, sizeof path);
+    env_start(&e, &co, 0);
+    window_start(2000, 50);
+    req = chat_key(&e, "sk-w", ";budget_usd=4;budget_window=2");
+    assert_int_equal(llmux_request_set_budget(req, "per-window", 4, 2000), 0);
+    assert_int_equal(call_cost(&e, req, &c1), 0);
+    assert_true(c1 == 4.0);
+    refused(&e, chat_key(&e, "sk-w", ";budget_usd=4;budget_window=2"),
+            LLMUX_EBUDGET, "in this window of 2 s", "sk-w");
+    req = chat_key(&e, "sk-w2", "");
+    assert_int_equal(llmux_request_set_budget(req, "per-window", 4, 2000), 0);
+    refused(&e, req, LLMUX_EBUDGET, "budget scope 'per-window'", NULL);
+    /* the next window starts from 0 */
+    window_start(2000, 50);
+    assert_int_equal(
+        call_cost(&e, chat_key(&e, "sk-w", ";budget_usd=4;budget_window=2"),
+                  &c1),
+        0);
+    req = chat_key(&e, "sk-w2", "");
+    assert_int_equal(llmux_request_set_budget(req, "per-window", 4, 2000), 0);
+    assert_int_equal(call_cost(&e, req, &c1), 0);
+    /* a window without a budget is refused, not ignored */
+    refused(&e, chat_key(&e, "sk-w", ";budget_window=2"), LLMUX_ECONFIG,
+            "budget_window= wants budget_usd=", NULL);
+    assert_int_equal(
+        llmux_request_set_budget(req = chat(&e, NULL, NULL, "x"), "w", 1, -1),
+        LLMUX_EINVAL);
+    llmux_request_free(req);
+    mock_env_stop(&e);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1718,6 +1777,7 @@ int main(void)
         mock_env_test(test_fallback_own_settings),
         cmocka_unit_test(test_cost_and_budget),
         cmocka_unit_test(test_scoped_budgets),
+        cmocka_unit_test(test_budget_window),
         cmocka_unit_test(test_idle_timeout),
         mock_env_test(test_idle_timeout_after_headers),
         cmocka_unit_test(test_total_timeout_named),

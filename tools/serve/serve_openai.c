@@ -647,7 +647,8 @@ int serve_handle_op(serve *s, h2o_req_t *req, llmux_op op)
          * redis: every replica shares its total */
         char scope[160];
         snprintf(scope, sizeof scope, "key:%s", serve_keystate_name(ks));
-        rc = llmux_request_set_budget(lr, scope, serve_keystate_budget(ks));
+        rc = llmux_request_set_budget(lr, scope, serve_keystate_budget(ks),
+                                      serve_keystate_budget_window(ks));
     }
     if (!rc)
         rc = cache_choice(req, rt, lr, &cached);
