@@ -295,20 +295,6 @@ static void test_redis_killed(void **state)
     close_client(e, local);
 }
 
-/* Sleeps until `ms` past a multiple of window_ms since the epoch. */
-static void window_start(long window_ms, long ms)
-{
-    struct timespec now, d;
-    long at;
-    clock_gettime(CLOCK_REALTIME, &now);
-    at = (long)(((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000) %
-                window_ms);
-    at = (at < ms ? ms - at : window_ms - at + ms);
-    d.tv_sec = at / 1000;
-    d.tv_nsec = (at % 1000) * 1000000L;
-    nanosleep(&d, NULL);
-}
-
 /* A shared budget per window: its Redis total is the window's own key,
  * expiring a minute after the window; the next window starts from 0 for
  * every process. */
@@ -318,7 +304,7 @@ static void test_window_shared(void **state)
     llmux_client *a = client_of(e, 4, "win", NULL, 2000),
                  *b = client_of(e, 4, "win", NULL, 2000);
     char msg[512];
-    window_start(2000, 50);
+    mock_window_start(2000, 50);
     assert_int_equal(call_on(e, a, chat(e, NULL, NULL), msg, sizeof msg), 0);
     pause_ms(e, 100);
     {
@@ -336,7 +322,7 @@ static void test_window_shared(void **state)
     assert_int_equal(call_on(e, b, chat(e, NULL, NULL), msg, sizeof msg),
                      LLMUX_EBUDGET);
     contains(msg, "in this window of 2 s");
-    window_start(2000, 50);
+    mock_window_start(2000, 50);
     assert_int_equal(call_on(e, b, chat(e, NULL, NULL), msg, sizeof msg), 0);
     close_client(e, a);
     close_client(e, b);

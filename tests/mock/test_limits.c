@@ -1703,21 +1703,6 @@ static void test_scoped_budgets(void **state)
     }
 }
 
-/* Sleeps until `ms` past a multiple of window_ms since the epoch, so
- * that what follows has most of a window to run in. */
-static void window_start(long window_ms, long ms)
-{
-    struct timespec now, d;
-    long at;
-    clock_gettime(CLOCK_REALTIME, &now);
-    at = (long)(((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000) %
-                window_ms);
-    at = (at < ms ? ms - at : window_ms - at + ms);
-    d.tv_sec = at / 1000;
-    d.tv_nsec = (at % 1000) * 1000000L;
-    nanosleep(&d, NULL);
-}
-
 /* A budget per window: spent, refused with a message naming the window,
  * then admitted again in the next window (a named scope's window from
  * llmux_request_set_budget, a key's from budget_window=). */
@@ -1731,7 +1716,7 @@ static void test_budget_window(void **state)
     (void)state;
     co.prices_file = price_file(path, sizeof path);
     env_start(&e, &co, 0);
-    window_start(2000, 50);
+    mock_window_start(2000, 50);
     req = chat_key(&e, "sk-w", ";budget_usd=4;budget_window=2");
     assert_int_equal(llmux_request_set_budget(req, "per-window", 4, 2000), 0);
     assert_int_equal(call_cost(&e, req, &c1), 0);
@@ -1742,7 +1727,7 @@ static void test_budget_window(void **state)
     assert_int_equal(llmux_request_set_budget(req, "per-window", 4, 2000), 0);
     refused(&e, req, LLMUX_EBUDGET, "budget scope 'per-window'", NULL);
     /* the next window starts from 0 */
-    window_start(2000, 50);
+    mock_window_start(2000, 50);
     assert_int_equal(
         call_cost(&e, chat_key(&e, "sk-w", ";budget_usd=4;budget_window=2"),
                   &c1),
