@@ -22,7 +22,8 @@
  *   closing.c  the close's steps, socket handles' ends, the client's memory
  *   budget.c   spend budgets: scopes, admission, what answers cost, the
  *              totals shared through Redis
- *   redis.c    the client's Redis connection (the shared limits')
+ *   redis.c    the client's Redis connection (the shared limits' and
+ *              budgets')
  *   stats.c    outcome counters and latency histograms
  *   hooks.c    the client hooks: attempt and request events, before_send
  *   creds.c    the credential callback: its answers cached per provider
