@@ -197,13 +197,10 @@ static int usable(struct llmux_client *c, const struct llmux__scope *s)
            s->failed_until <= uv_now(c->loop);
 }
 
-/* A Redis operation on a budget failed: counted, logged once per outage. */
-static void budget_error(struct llmux_client *c, struct llmux__scope *s,
-                         const char *why)
+/* The outage's log line, once until Redis answers again. */
+static void outage_log(struct llmux_client *c, const struct llmux__scope *s,
+                       const char *why)
 {
-    c->st.limits_backend_errors++;
-    if (s) /* until the connection is up again, or a second passed */
-        s->failed_until = uv_now(c->loop) + ERROR_MS;
     if (!c->budget_outage && c->redis) {
         c->budget_outage = 1;
         llmux__client_log(c, LLMUX_LOG_WARN,
@@ -211,6 +208,17 @@ static void budget_error(struct llmux_client *c, struct llmux__scope *s,
                           llmux__redis_url_shown(c->redis), why,
                           s && s->fallback_local ? "local" : "closed");
     }
+}
+
+/* A Redis operation on a budget failed: counted, logged once per outage,
+ * and the scope uses its fallback until the connection is up again, or a
+ * second passed. */
+static void budget_error(struct llmux_client *c, struct llmux__scope *s,
+                         const char *why)
+{
+    c->st.limits_backend_errors++;
+    s->failed_until = uv_now(c->loop) + ERROR_MS;
+    outage_log(c, s, why);
 }
 
 /* ---- Redis: flushes and reads -------------------------------------------- */
@@ -462,6 +470,10 @@ static void on_redis_state(llmux__redis *r, int up, const char *why, void *ud)
     struct llmux__scope *s;
     (void)r;
     (void)why;
+    /* a lost connection is one failure, which the shared limits' own
+     * listener counts when they use Redis too */
+    if (!up && !c->limits_lua)
+        c->st.limits_backend_errors++;
     for (s = c->scopes; s && !c->closing; s = s->next) {
         if (!s->rkey)
             continue;
@@ -583,36 +595,35 @@ static int scopes_of(xfer *x, struct llmux__scope **out)
     return n;
 }
 
-/* x waits for s's first read (it is asked for). */
+/* x waits for the read of s on its way. */
 static void wait_on(xfer *x, struct llmux__scope *s)
 {
     x->bwait = s;
     x->bnext = NULL;
+    x->bprev = s->wtail;
     if (s->wtail)
         s->wtail->bnext = x;
     else
         s->whead = x;
     s->wtail = x;
-    read_totals(x->c, &s, 1);
     tick_start(x->c);
 }
 
 static void unwait(xfer *x)
 {
     struct llmux__scope *s = x->bwait;
-    xfer **p;
     if (!s)
         return;
-    for (p = &s->whead; *p; p = &(*p)->bnext)
-        if (*p == x) {
-            *p = x->bnext;
-            break;
-        }
-    s->wtail = NULL;
-    for (p = &s->whead; *p; p = &(*p)->bnext)
-        s->wtail = *p;
+    if (x->bprev)
+        x->bprev->bnext = x->bnext;
+    else
+        s->whead = x->bnext;
+    if (x->bnext)
+        x->bnext->bprev = x->bprev;
+    else
+        s->wtail = x->bprev;
     x->bwait = NULL;
-    x->bnext = NULL;
+    x->bnext = x->bprev = NULL;
 }
 
 /* What x may cost, held against its scopes while in flight: its prompt
@@ -647,6 +658,16 @@ static int admit_scopes(xfer *x)
             return LLMUX_ENOMEM;
     for (i = 0; i < n; i++) {
         struct llmux__scope *s = sc[i];
+        if (s->rkey && usable(c, s) &&
+            (!s->read_at || now - s->read_at > FRESH_MS)) {
+            /* not read lately: x waits for the total, unless it cannot
+             * even be asked (then the fallback, below) */
+            read_totals(c, &s, 1);
+            if (s->reading) {
+                wait_on(x, s);
+                return 1;
+            }
+        }
         if (s->rkey && !usable(c, s)) {
             if (!s->fallback_local) {
                 const char *why =
@@ -655,7 +676,7 @@ static int admit_scopes(xfer *x)
                                ? llmux__redis_why(c->redis)
                                : "not connected")
                         : "it answered with an error";
-                budget_error(c, s, why);
+                outage_log(c, s, why);
                 return llmux__request_fail(
                     x->req, LLMUX_ELIMITS,
                     "shared budget unavailable (%s): Redis at %s: %s "
@@ -664,9 +685,6 @@ static int admit_scopes(xfer *x)
                     s->shown, llmux__redis_url_shown(c->redis), why);
             }
             c->st.limits_fallbacks++;
-        } else if (s->rkey && (!s->read_at || now - s->read_at > FRESH_MS)) {
-            wait_on(x, s);
-            return 1;
         }
         if (spent(s) + s->reserved >= s->limit) {
             char win[80] = "";
@@ -724,7 +742,7 @@ static void wake_waiters(struct llmux_client *c, struct llmux__scope *s)
         int rc;
         list = x->bnext;
         x->bwait = NULL;
-        x->bnext = NULL;
+        x->bnext = x->bprev = NULL;
         if (x->cancel || c->closing)
             continue; /* on the defer list: it ends canceled there */
         rc = admit_scopes(x);

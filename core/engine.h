@@ -210,14 +210,14 @@ struct llmux__xfer {
     uint64_t t_submit_ns, t_attempt_ns, t_first_ns; /* hooks: uv_hrtime of
                           the submission, the attempt's start and its first
                           chunk (0: none yet) */
-    double reserved_usd; /* held against the budgets until the end */
+    double reserved_usd;            /* held against the budgets until the end */
     struct llmux__scope *budget[3]; /* the scopes it is charged to */
     struct llmux__scope *bwait;     /* the scope whose read it waits for */
-    struct llmux__xfer *bnext;      /* the others waiting for it */
-    uint64_t serial;     /* its request's serial at submission */
-    int edited;          /* before_send ran for this config string */
-    int in_hook;         /* inside before_send: a cancel only marks it */
-    int attempt_open;    /* hooks: ATTEMPT_START told, ATTEMPT_END not yet */
+    struct llmux__xfer *bnext, *bprev; /* the others waiting for it */
+    uint64_t serial;                   /* its request's serial at submission */
+    int edited;       /* before_send ran for this config string */
+    int in_hook;      /* inside before_send: a cancel only marks it */
+    int attempt_open; /* hooks: ATTEMPT_START told, ATTEMPT_END not yet */
     /* the credential callback (creds.c) */
     struct llmux__cred *cred;      /* the query x waits for, or NULL */
     struct llmux__xfer *cred_next; /* the others waiting for it */
@@ -300,10 +300,10 @@ struct llmux_client {
     uv_timer_t budget_t;         /* reads the shared totals in use */
     void (*budget_answered)(struct llmux__xfer *x); /* submit.c's: a
                                     request that waited for a read */
-    struct llmux__redis_script *budget_lua; /* the flush script */
-    int budget_outage;    /* the shared budgets' outage was logged */
-    char budget_id[33];   /* this client among the processes sharing */
-    llmux_hook_cb hook;    /* client hooks (hooks.c), or NULL */
+    struct llmux__redis_script *budget_lua;         /* the flush script */
+    int budget_outage;  /* the shared budgets' outage was logged */
+    char budget_id[33]; /* this client among the processes sharing */
+    llmux_hook_cb hook; /* client hooks (hooks.c), or NULL */
     llmux_before_send_cb before_send;
     void *hook_ud;
     llmux_credential_cb credential; /* creds.c, or NULL */
