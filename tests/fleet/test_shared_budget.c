@@ -186,6 +186,39 @@ static void test_label_shared(void **state)
     close_client(e, b);
 }
 
+/* Requests waiting for a scope's first read end once each when one is
+ * cancelled and when their client closes, none sent. */
+static void test_waiting_cancel_and_close(void **state)
+{
+    mock_env *e = *state;
+    llmux_client *c = client_of(e, 10, "waiting", NULL, 0);
+    mock_call k[3];
+    llmux_request *first = NULL;
+    int i, closed = 0;
+    size_t sent = llmux_mock_request_count(e->mock);
+    memset(k, 0, sizeof k);
+    for (i = 0; i < 3; i++) {
+        llmux_request *req = chat(e, NULL, NULL);
+        if (!i)
+            first = req;
+        k[i].e = e;
+        assert_int_equal(
+            llmux_submit(c, req, mock_call_on_chunk, mock_call_on_done, &k[i]),
+            0);
+    }
+    assert_int_equal(llmux_client_pending(c), 3);
+    /* one cancelled, then the client closed, before the read answers */
+    assert_int_equal(llmux_request_cancel(first), 0);
+    llmux_client_close(c, mock_env_set_flag, &closed);
+    mock_env_run_until(e, &closed);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(k[i].calls, 1);
+        assert_int_equal(k[i].status, LLMUX_ECANCELED);
+    }
+    mock_call_free_all(k, 3);
+    assert_int_equal(llmux_mock_request_count(e->mock), sent);
+}
+
 /* A request's named scope and an endpoint and key's budget_usd=, shared
  * through the config string's limits=. */
 static void test_request_and_key_scopes_shared(void **state)
@@ -436,6 +469,7 @@ int main(void)
     static mock_env_config cfg;
     const struct CMUnitTest tests[] = {
         mock_env_test_with(test_label_shared, &cfg),
+        mock_env_test_with(test_waiting_cancel_and_close, &cfg),
         mock_env_test_with(test_request_and_key_scopes_shared, &cfg),
         mock_env_test_with(test_redis_killed, &cfg),
         mock_env_test_with(test_window_shared, &cfg),
