@@ -16,6 +16,11 @@
  * is). Redis unreachable: limits_fallback says whether requests fail
  * (closed, LLMUX_ELIMITS) or go on this process's knowledge (local); the
  * spend is kept and added once the connection is back.
+ *
+ * A scope may have a window: its spend counts from the last multiple of
+ * it since the epoch (the wall clock, so that every machine starts the
+ * next window together), each window a total of its own in Redis. A
+ * client keeps every scope it was given until it closes.
  */
 #include "engine.h"
 #include "redis.h"
