@@ -213,6 +213,18 @@ static int take_options(struct llmux_client *c, const llmux_client_options *o)
             c->cache_max_entries = o->cache_max_entries;
         c->cache_all = o->cache_all != 0;
     }
+    if ((rc = llmux__budget_init(c)) != 0)
+        return rc;
+    if (o->version >= 8 && o->budget_scope) {
+        if (!llmux__budget_name_ok(o->budget_scope)) {
+            llmux__client_log(c, LLMUX_LOG_ERROR,
+                              "budget_scope wants 1 to 128 printable ASCII "
+                              "characters without spaces");
+            return LLMUX_ECONFIG;
+        }
+        if (!(c->budget_label = llmux__strdup(o->budget_scope)))
+            return LLMUX_ENOMEM;
+    }
     c->max_queue = 100000;
     if (o->version >= 2) {
         c->max_in_flight = o->max_in_flight;
@@ -287,6 +299,9 @@ static int start_engine(struct llmux_client *c, struct uv_loop_s *loop)
     c->on_defer = llmux__on_defer;
     uv_timer_init(c->loop, &c->pump_t);
     c->on_pump = llmux__on_pump;
+    uv_timer_init(c->loop, &c->budget_t);
+    c->budget_t.data = c;
+    uv_unref((uv_handle_t *)&c->budget_t); /* keeps no loop alive */
     uv_prepare_init(c->loop, &c->turn);
     uv_async_init(c->loop, &c->async, llmux__on_handover);
     c->timer.data = c;
@@ -294,7 +309,7 @@ static int start_engine(struct llmux_client *c, struct uv_loop_s *loop)
     c->pump_t.data = c;
     c->turn.data = c;
     c->async.data = c;
-    c->handles_open = 5;
+    c->handles_open = 6;
     /* an idle client must not keep the loop alive */
     uv_unref((uv_handle_t *)&c->defer);
     uv_unref((uv_handle_t *)&c->turn);

@@ -32,6 +32,7 @@ void llmux__client_free_mem(struct llmux_client *c)
     llmux__settings_free_defaults(&c->defaults);
     llmux__prices_free(c->prices);
     llmux__creds_free(c);
+    llmux__budget_free(c);
     if (c->cache)
         c->cache->free(c->cache);
     if (c->cache_redis) /* its connection closed first: nothing pending */
@@ -77,6 +78,7 @@ void llmux__client_maybe_closed(struct llmux_client *c)
         uv_close((uv_handle_t *)&c->timer, client_handle_closed);
         uv_close((uv_handle_t *)&c->defer, client_handle_closed);
         uv_close((uv_handle_t *)&c->pump_t, client_handle_closed);
+        uv_close((uv_handle_t *)&c->budget_t, client_handle_closed);
         uv_close((uv_handle_t *)&c->turn, client_handle_closed);
         if (c->redis) { /* counted as one handle until all of its closed */
             c->handles_open++;

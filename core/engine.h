@@ -20,8 +20,11 @@
  *   limits.c   concurrency lanes, the FIFO queue, token buckets per
  *              endpoint, the rate-limit feedback
  *   closing.c  the close's steps, socket handles' ends, the client's memory
+ *   budget.c   spend budgets: scopes, admission, what answers cost, the
+ *              totals shared through Redis
  *   cache_redis.c  the response cache's Redis backend
- *   redis.c    the client's Redis connection (the limits', the cache's)
+ *   redis.c    the client's Redis connection (the shared limits',
+ *              budgets' and cache's)
  *   stats.c    outcome counters and latency histograms
  *   hooks.c    the client hooks: attempt and request events, before_send
  *   creds.c    the credential callback: its answers cached per provider
@@ -212,11 +215,14 @@ struct llmux__xfer {
     uint64_t t_submit_ns, t_attempt_ns, t_first_ns; /* hooks: uv_hrtime of
                           the submission, the attempt's start and its first
                           chunk (0: none yet) */
-    double reserved_usd; /* held against the budget until the end */
-    uint64_t serial;     /* its request's serial at submission */
-    int edited;          /* before_send ran for this config string */
-    int in_hook;         /* inside before_send: a cancel only marks it */
-    int attempt_open;    /* hooks: ATTEMPT_START told, ATTEMPT_END not yet */
+    double reserved_usd;            /* held against the budgets until the end */
+    struct llmux__scope *budget[3]; /* the scopes it is charged to */
+    struct llmux__scope *bwait;     /* the scope whose read it waits for */
+    struct llmux__xfer *bnext, *bprev; /* the others waiting for it */
+    uint64_t serial;                   /* its request's serial at submission */
+    int edited;       /* before_send ran for this config string */
+    int in_hook;      /* inside before_send: a cancel only marks it */
+    int attempt_open; /* hooks: ATTEMPT_START told, ATTEMPT_END not yet */
     /* the credential callback (creds.c) */
     struct llmux__cred *cred;      /* the query x waits for, or NULL */
     struct llmux__xfer *cred_next; /* the others waiting for it */
@@ -294,7 +300,15 @@ struct llmux_client {
     double budget;         /* budget_usd; 0 = none */
     double spend;          /* what answers cost so far (stats.c) */
     double reserved;       /* estimates of requests in flight (budget) */
-    llmux_hook_cb hook;    /* client hooks (hooks.c), or NULL */
+    char *budget_label;    /* budget_scope: shares budget_usd by name */
+    struct llmux__scope *scopes; /* budget.c: every scope named so far */
+    uv_timer_t budget_t;         /* reads the shared totals in use */
+    void (*budget_answered)(struct llmux__xfer *x); /* submit.c's: a
+                                    request that waited for a read */
+    struct llmux__redis_script *budget_lua;         /* the flush script */
+    int budget_outage;  /* the shared budgets' outage was logged */
+    char budget_id[33]; /* this client among the processes sharing */
+    llmux_hook_cb hook; /* client hooks (hooks.c), or NULL */
     llmux_before_send_cb before_send;
     void *hook_ud;
     llmux_credential_cb credential; /* creds.c, or NULL */
@@ -390,10 +404,6 @@ void llmux__limits_used(xfer *x, long used);
  * masked): its lane's shared backend is unreachable and its
  * limits_fallback closed. NULL when there is none. */
 xfer *llmux__limits_refused(struct llmux_client *c);
-double llmux__estimate_tokens(const llmux_request *r);
-/* Under a budget: LLMUX_EBUDGET (the request's message says why) when the
- * spend and what is reserved reach it, else holds x's estimate. */
-int llmux__budget_admit(xfer *x);
 int llmux__limits_allow(struct llmux_client *c, llmux__endpoint *e,
                         const xfer *x);
 int llmux__can_start_x(struct llmux_client *c, llmux__endpoint *e,
@@ -478,14 +488,35 @@ void llmux__hook_request_end(xfer *x, int code);
  * (refused; the request's message says so). */
 int llmux__hook_before_send(xfer *x);
 
+/* budget.c */
+typedef struct llmux__scope llmux__scope;
+/* Charges x to its budget scopes (the client's budget_usd, its config
+ * string's budget_usd=, its request's llmux_request_set_budget()): 0 (x
+ * holds its estimate on each), 1 (x waits in X_WAIT for a shared scope's
+ * first read, then `answered(x)` is called once with x->defer_code 0 to
+ * go on, or the code it ends with and its message set), or
+ * LLMUX_EBUDGET, LLMUX_ELIMITS (Redis unreachable, limits_fallback
+ * closed), LLMUX_ECONFIG, LLMUX_ENOMEM with the
+ * request's message set. */
+int llmux__budget_admit(xfer *x, void (*answered)(xfer *x));
+/* x no longer holds anything against its scopes nor waits (not accepted,
+ * or ending). */
+void llmux__budget_release(xfer *x);
+/* Prices the finished response (res->cost), adds it to the client's
+ * spend and x's scopes (sent to Redis for shared ones); releases x. */
+void llmux__spend_count(xfer *x);
+/* The client's id among processes (random); its scopes' memory freed. */
+int llmux__budget_init(struct llmux_client *c);
+void llmux__budget_free(struct llmux_client *c);
+
 /* stats.c: spend */
 /* The price of provider's model: the client's prices_file first, then the
  * built-in table. 1 and *p, or 0. */
 int llmux__price_for(struct llmux_client *c, const char *provider,
                      const char *model, llmux__price *p);
-/* Prices the finished response (res->cost) and adds it to the client's
- * spend; releases x's reservation. */
-void llmux__spend_count(xfer *x);
+/* Tokens a request will likely cost: its text at about four characters
+ * a token, plus its max_tokens. */
+double llmux__estimate_tokens(const llmux_request *r);
 
 /* creds.c */
 #define LLMUX__CRED_WAIT 1

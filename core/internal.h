@@ -531,6 +531,9 @@ struct llmux__xfer; /* the engine's per-request state (client.c) */
     SCALAR(long, first_byte_timeout_ms, NULL, ENGINE, none)                    \
     SCALAR(long, idle_timeout_ms, NULL, ENGINE, none)                          \
     SCALAR(int, max_retries, NULL, ENGINE, none) /* -1 = client default */     \
+    SCALAR(double, budget_usd, NULL, ENGINE, none) /* with budget_scope */     \
+    STR(budget_scope, NULL, ENGINE, none) /* budget.c: charged to it too */   \
+    SCALAR(long, budget_window_ms, NULL, ENGINE, none) /* its window */        \
     STR(tools_json, "tools", PLUGIN, tools_json)                               \
     STR(tool_choice_json, "tool_choice", PLUGIN, tool_choice_json)             \
     STR(response_format_json, "response_format", PLUGIN, response_format_json) \
@@ -604,6 +607,9 @@ void llmux__job_free(struct llmux_job *j);
  * returns the new depth): the blocking calls refuse to run inside one. */
 int llmux__callback_depth(int delta);
 
+/* Whether s may name a budget scope: 1..128 printable ASCII, no space
+ * (request.c). */
+int llmux__budget_name_ok(const char *s);
 /* Replaces req->errmsg with a copy of msg (NULL clears it). */
 void llmux__request_seterr(llmux_request *r, const char *msg);
 /* Sets req->errmsg from the format and returns `code`. */
@@ -710,6 +716,15 @@ struct json_object *llmux__request_parse_json(const char *s, size_t len);
       LLMUX__CHECK(WORD, 0, 0, llmux__fallback_words, "closed or local"), 0,   \
       NOREQ, OPT(limits_fallback, 7),                                          \
       "limits: Redis unreachable: fail (closed) or in-process buckets")        \
+    X(RATE, budget_usd, "budget_usd",                                          \
+      LLMUX__CHECK(USD, 0, 0, NULL,                                            \
+                   "a positive amount in USD (12.50, at most 6 decimals)"),    \
+      0, NOREQ, NOOPT,                                                         \
+      "budget (budget.c): the endpoint and API key's spend limit")             \
+    X(MS, budget_window_ms, "budget_window",                                   \
+      LLMUX__CHECK(SECONDS, 0, 0, NULL, "seconds (86400: a day)"), 0, NOREQ,   \
+      OPT(budget_window_ms, 8),                                                \
+      "budget: budget_usd= resets at each multiple of it since the epoch")     \
     X(MS, cache, "cache",                                                      \
       LLMUX__CHECK(CACHE, 0, 0, NULL, "yes, no or a TTL in seconds"), 0,       \
       NOREQ, NOOPT,                                                            \

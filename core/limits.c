@@ -584,31 +584,6 @@ static void on_redis_state(llmux__redis *r, int up, const char *why, void *ud)
     wake_queue(c);
 }
 
-/* The Redis key of lane e: prefix, provider, scheme://host:port (no
- * userinfo) and, for a keyed lane, the API key's SHA-256. */
-static char *shared_key(const llmux__endpoint *e, const char *prefix,
-                        const char *provider, const char *api_key)
-{
-    const char *ep = e->host->key;
-    size_t n = strlen(ep), a, b;
-    char hash[65] = "", *k;
-    if (api_key && *api_key &&
-        llmux__sha256_hex(api_key, strlen(api_key), hash))
-        return NULL;
-    if (llmux__url_userinfo(ep, n, &a, &b)) { /* never a URL's password */
-        b++;                                  /* nor its '@' */
-        n -= b - a;
-    } else {
-        a = b = 0;
-    }
-    k = llmux__malloc(strlen(prefix) + strlen(provider) + n + 70 + 3);
-    if (!k)
-        return NULL;
-    sprintf(k, "%s:%s:%.*s%s%s%s", prefix, provider, (int)a, ep, ep + b,
-            *hash ? ":" : "", hash);
-    return k;
-}
-
 /* Rate limits of an endpoint: the request's effective rpm and tpm (its
  * config string's, else the client's), and where they are counted; the
  * last request that names one sets it. */
@@ -644,9 +619,10 @@ int llmux__endpoint_limits(struct llmux_client *c, xfer *x)
     if (!c->limits_lua &&
         !(c->limits_lua = llmux__redis_script_add(c->redis, limits_lua)))
         return LLMUX_ENOMEM;
-    if (!e->rkey && !(e->rkey = shared_key(
-                          e, set->limits_prefix ? set->limits_prefix : "llmux",
-                          x->prep.call.provider, llmux__lane_key(&x->prep))))
+    if (!e->rkey &&
+        !(e->rkey = llmux__redis_key(
+              set->limits_prefix ? set->limits_prefix : "llmux",
+              x->prep.call.provider, e->host->key, llmux__lane_key(&x->prep))))
         return LLMUX_ENOMEM;
     e->shared = 1;
     e->fallback_local =
@@ -659,39 +635,6 @@ void llmux__limits_used(xfer *x, long used)
     llmux__endpoint *e = x->ep;
     double charged = x->est_tokens > e->tk.cap ? e->tk.cap : x->est_tokens;
     backend_of(e)->used(x->c, e, charged - (double)used);
-}
-
-/* The characters of a parts array's text: base64 payloads (images,
- * audio, files as data) are priced by their own rules, not as text. */
-static size_t json_text_chars(const char *s)
-{
-    size_t n = 0;
-    const char *b;
-    while ((b = strstr(s, "base64,")) != NULL) {
-        n += (size_t)(b - s) + 7;
-        s = b + 7;
-        s += strcspn(s, "\""); /* to the end of the string */
-    }
-    return n + strlen(s);
-}
-
-/* Tokens a request will likely cost before it is sent: its text at about
- * four characters a token, plus the completion it may ask for. */
-double llmux__estimate_tokens(const llmux_request *r)
-{
-    size_t chars = 0, i;
-    for (i = 0; i < r->n_msgs; i++) {
-        if (r->msgs[i].content)
-            chars += strlen(r->msgs[i].content);
-        if (r->msgs[i].content_json)
-            chars += json_text_chars(r->msgs[i].content_json);
-    }
-    if (r->prompt)
-        chars += strlen(r->prompt);
-    for (i = 0; i < r->n_inputs; i++)
-        chars += strlen(r->inputs[i]);
-    return (double)chars / 4.0 + 1.0 +
-           (r->has & LLMUX_HAS_MAX_TOKENS ? (double)r->max_tokens : 0.0);
 }
 
 /* Whether server feedback can change the endpoint's limits: it has
@@ -730,38 +673,4 @@ void llmux__give_slot(xfer *x)
     x->holds_slot = 0;
     x->c->in_flight--;
     x->ep->host->in_flight--;
-}
-
-/* ---- the spend budget ----------------------------------------------------
- */
-
-int llmux__budget_admit(xfer *x)
-{
-    struct llmux_client *c = x->c;
-    llmux_request *req = x->req;
-    llmux__price p;
-    char m[200];
-    if (c->budget <= 0)
-        return 0;
-    if (c->spend + c->reserved >= c->budget) {
-        snprintf(m, sizeof m,
-                 "spend limit reached: $%.6f spent and $%.6f held by "
-                 "requests in flight, of a budget_usd of $%.6f",
-                 c->spend, c->reserved, c->budget);
-        llmux__request_seterr(req, m);
-        return LLMUX_EBUDGET;
-    }
-    /* hold what it may cost: its prompt (chars / 4) and max_tokens of
-     * output; a request without max_tokens holds its prompt only */
-    if (llmux__price_for(c, req->cfg.provider, req->cfg.model, &p)) {
-        llmux_usage u = {-1, -1, -1, -1, -1};
-        double est = llmux__estimate_tokens(req);
-        double out =
-            req->has & LLMUX_HAS_MAX_TOKENS ? (double)req->max_tokens : 0;
-        u.prompt_tokens = (long)(est - out);
-        u.completion_tokens = (long)out;
-        x->reserved_usd = llmux__cost(&p, &u);
-        c->reserved += x->reserved_usd;
-    }
-    return 0;
 }

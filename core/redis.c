@@ -680,6 +680,28 @@ llmux__redis *llmux__client_redis(struct llmux_client *c, const char *url,
     return c->redis;
 }
 
+char *llmux__redis_key(const char *prefix, const char *provider,
+                       const char *endpoint, const char *api_key)
+{
+    size_t n = strlen(endpoint), a, b;
+    char hash[65] = "", *k;
+    if (api_key && *api_key &&
+        llmux__sha256_hex(api_key, strlen(api_key), hash))
+        return NULL;
+    if (llmux__url_userinfo(endpoint, n, &a, &b)) { /* never a password */
+        b++;                                        /* nor its '@' */
+        n -= b - a;
+    } else {
+        a = b = 0;
+    }
+    k = llmux__malloc(strlen(prefix) + strlen(provider) + n + 70 + 3);
+    if (!k)
+        return NULL;
+    sprintf(k, "%s:%s:%.*s%s%s%s", prefix, provider, (int)a, endpoint,
+            endpoint + b, *hash ? ":" : "", hash);
+    return k;
+}
+
 void llmux__redis_set_timeouts(llmux__redis *r, long connect_ms, long cmd_ms)
 {
     if (connect_ms > 0)

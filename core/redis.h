@@ -84,6 +84,12 @@ int llmux__redis_on_state(llmux__redis *r, llmux__redis_state_cb cb, void *ud);
  * the server the client uses already (LLMUX_ECONFIG). */
 llmux__redis *llmux__client_redis(struct llmux_client *c, const char *url,
                                   int *code, char *err, size_t errlen);
+/* The Redis key of what belongs to an endpoint (its scheme://host:port,
+ * any user:password@ left out) and an API key (may be NULL): prefix,
+ * provider, endpoint and the key's SHA-256, never the key. Owned; NULL
+ * without memory. */
+char *llmux__redis_key(const char *prefix, const char *provider,
+                       const char *endpoint, const char *api_key);
 /* Timeouts in ms (tests shorten them): a command without a reply within
  * cmd_ms, a connection not up within connect_ms, breaks the connection. */
 void llmux__redis_set_timeouts(llmux__redis *r, long connect_ms, long cmd_ms);

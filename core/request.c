@@ -402,6 +402,33 @@ LLMUX_EXTERN int llmux_request_set_max_tokens(llmux_request *r, long n)
     return 0;
 }
 
+int llmux__budget_name_ok(const char *s)
+{
+    size_t n = 0;
+    if (!s)
+        return 0;
+    for (; s[n]; n++)
+        if ((unsigned char)s[n] <= 0x20 || (unsigned char)s[n] >= 0x7f)
+            return 0;
+    return n >= 1 && n <= 128;
+}
+
+LLMUX_EXTERN int llmux_request_set_budget(llmux_request *r, const char *scope,
+                                          double usd, long window_ms)
+{
+    char *copy = NULL;
+    if (!r || (scope && (!llmux__budget_name_ok(scope) || !(usd > 0) ||
+                         usd > 1e15 || window_ms < 0)))
+        return LLMUX_EINVAL;
+    if (scope && !(copy = llmux__strdup(scope)))
+        return LLMUX_ENOMEM;
+    llmux__free(r->budget_scope);
+    r->budget_scope = copy;
+    r->budget_usd = scope ? usd : 0;
+    r->budget_window_ms = scope ? window_ms : 0;
+    return 0;
+}
+
 LLMUX_EXTERN int llmux_request_set_temperature(llmux_request *r, double t)
 {
     if (!r || !(t >= 0.0 && t <= 10.0))

@@ -27,7 +27,8 @@ enum check_kind {
     CHECK_WORD,    /* one of `words` (any case) */
     CHECK_REDIS,   /* one of `words` or a Redis URL (redis.c parses it) */
     CHECK_KEYPART, /* 1..64 of [A-Za-z0-9._:-]: safe inside a Redis key */
-    CHECK_CACHE    /* "yes", "no" or a TTL in seconds ("0" is "no") */
+    CHECK_CACHE,   /* "yes", "no" or a TTL in seconds ("0" is "no") */
+    CHECK_USD      /* a positive decimal, micro-dollars kept */
 };
 
 enum store_type { ST_STR, ST_MS, ST_INT, ST_RATE, ST_FLAG };
@@ -212,6 +213,23 @@ static int parse_value(const setting *s, const char *v, llmux__settings *out)
         else if (n == 0)
             n = LLMUX__CACHE_NO; /* kept for no time: not kept */
         break;
+    case CHECK_USD: { /* digits[.digits], without the locale's strtod */
+        const char *p = v;
+        long frac = 0, scale = 1000000;
+        for (n = 0; *p >= '0' && *p <= '9' && n < 1000000000L; p++)
+            n = n * 10 + (*p - '0');
+        if (p == v)
+            return -1;
+        if (*p == '.' && !(p[1] >= '0' && p[1] <= '9'))
+            return -1; /* "1." */
+        if (*p == '.')
+            for (p++; *p >= '0' && *p <= '9' && scale > 1; p++)
+                frac += (*p - '0') * (scale /= 10);
+        if (*p || (n == 0 && frac == 0))
+            return -1;
+        n = n * 1000000 + frac; /* micro-dollars */
+        break;
+    }
     case CHECK_WORD:
         for (i = 0; s->words[i] && !llmux__strcaseeq(v, s->words[i]); i++)
             ;
@@ -250,7 +268,8 @@ static int parse_value(const setting *s, const char *v, llmux__settings *out)
         AT(out, s->off, long) = n;
         break;
     case ST_RATE:
-        AT(out, s->off, double) = (double)n;
+        AT(out, s->off, double) =
+            s->check == CHECK_USD ? (double)n / 1e6 : (double)n;
         break;
     default:
         AT(out, s->off, int) = (int)n;

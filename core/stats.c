@@ -120,36 +120,42 @@ void llmux__stats_count(struct llmux_client *c, int code,
 
 /* ---- spend and budget ---------------------------------------------------- */
 
+/* The characters of a parts array's text: base64 payloads (images,
+ * audio, files as data) are priced by their own rules, not as text. */
+static size_t json_text_chars(const char *s)
+{
+    size_t n = 0;
+    const char *b;
+    while ((b = strstr(s, "base64,")) != NULL) {
+        n += (size_t)(b - s) + 7;
+        s = b + 7;
+        s += strcspn(s, "\""); /* to the end of the string */
+    }
+    return n + strlen(s);
+}
+
+/* Tokens a request will likely cost before it is sent: its text at about
+ * four characters a token, plus the completion it may ask for. */
+double llmux__estimate_tokens(const llmux_request *r)
+{
+    size_t chars = 0, i;
+    for (i = 0; i < r->n_msgs; i++) {
+        if (r->msgs[i].content)
+            chars += strlen(r->msgs[i].content);
+        if (r->msgs[i].content_json)
+            chars += json_text_chars(r->msgs[i].content_json);
+    }
+    if (r->prompt)
+        chars += strlen(r->prompt);
+    for (i = 0; i < r->n_inputs; i++)
+        chars += strlen(r->inputs[i]);
+    return (double)chars / 4.0 + 1.0 +
+           (r->has & LLMUX_HAS_MAX_TOKENS ? (double)r->max_tokens : 0.0);
+}
+
 int llmux__price_for(struct llmux_client *c, const char *provider,
                      const char *model, llmux__price *p)
 {
     return llmux__price_find(c->prices, provider, model, p) ||
            llmux__price_find(llmux__prices_builtin(), provider, model, p);
-}
-
-void llmux__spend_count(xfer *x)
-{
-    struct llmux_client *c = x->c;
-    llmux_response *res = x->res;
-    llmux__price p;
-    c->reserved -= x->reserved_usd;
-    if (c->reserved < 0)
-        c->reserved = 0; /* rounding */
-    x->reserved_usd = 0;
-    if (res->cached) {
-        res->cost = 0; /* a hit costs nothing, budgets included */
-        res->cost_known = 1;
-        return;
-    }
-    if (!res->o.has_usage)
-        return;
-    /* the model the provider says answered (a dated snapshot of the
-     * requested alias), else the one asked for */
-    if ((res->o.model &&
-         llmux__price_for(c, res->provider, res->o.model, &p)) ||
-        llmux__price_for(c, res->provider, x->req->cfg.model, &p)) {
-        res->cost = llmux__cost(&p, &res->o.usage);
-        res->cost_known = 1;
-        c->spend += res->cost;
-    }
 }

@@ -267,6 +267,20 @@ LLMUX_EXTERN int llmux_submit(llmux_client *c, llmux_request *req,
     return 0;
 }
 
+/* A request that waited for a shared budget's read (budget.c): it goes
+ * on as a new submission would (its cache lookup, then its start), or
+ * ends with the code it was given, from the loop. */
+static void budget_answered(xfer *x)
+{
+    int rc = x->defer_code;
+    if (rc == 0 && (rc = llmux__cache_begin(x, llmux__defer_push)) == 0)
+        x->start_pending = 1;
+    if (rc < 0)
+        x->defer_code = rc;
+    if (rc <= 0)
+        llmux__defer_push(x);
+}
+
 static int submit_here(llmux_client *c, llmux_request *req,
                        llmux_chunk_cb on_chunk, llmux_done_cb on_done,
                        void *userdata)
@@ -292,7 +306,9 @@ static int submit_here(llmux_client *c, llmux_request *req,
     x->on_done = on_done;
     x->ud = userdata;
     x->owns_req = 1;
-    if ((rc = prepare(x)) != 0 || (rc = llmux__budget_admit(x)) != 0) {
+    if ((rc = prepare(x)) != 0 ||
+        (rc = llmux__budget_admit(x, budget_answered)) < 0) {
+        llmux__budget_release(x);
         llmux__xfer_discard(x);
         return rc;
     }
@@ -301,16 +317,15 @@ static int submit_here(llmux_client *c, llmux_request *req,
         req->client = c;
     /* a cached request starts (or queues) only after a miss, from the
      * loop; its place in the queue is counted now */
-    rc = llmux__cache_begin(x, llmux__defer_push);
-    if (rc == 1)
+    if (rc == 1) /* it waits for a shared budget's read: counted as queued */
+        rc = llmux__queue_full(c) ? LLMUX_EQUEUEFULL : 0;
+    else if ((rc = llmux__cache_begin(x, llmux__defer_push)) == 1)
         rc = 0;
     else if (rc == 0)
         rc = admit(x);
     if (rc != 0) {
         req->x = NULL;
-        c->reserved -= x->reserved_usd; /* not accepted: nothing held */
-        if (c->reserved < 0)
-            c->reserved = 0;
+        llmux__budget_release(x); /* not accepted: nothing held */
         if (rc == LLMUX_EQUEUEFULL)
             snprintf(m, sizeof m,
                      "request queue full (%zu waiting, max_queue %zu): submit "

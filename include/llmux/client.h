@@ -312,7 +312,9 @@ typedef struct llmux_client_options {
                                   (llmux_client_spend()) plus what requests
                                   in flight may still cost reaches it,
                                   llmux_submit() refuses new requests with
-                                  LLMUX_EBUDGET; 0 = none */
+                                  LLMUX_EBUDGET; 0 = none. Shared by the
+                                  processes naming the same budget_scope
+                                  (version 8) on the Redis of `limits` */
     /* version 6 */
     llmux_credential_cb credential; /**< asked for the key or token of each
                                          attempt (see llmux_credential_cb);
@@ -325,7 +327,8 @@ typedef struct llmux_client_options {
                                       (redis://[[user]:password@]host[:port][/db],
                                       unix:///path[?db=N]) = shared by every
                                       process that names the same server, endpoint
-                                      and API key. Config-string key limits= */
+                                      and API key. Also where shared budgets
+                                      are counted. Config-string key limits= */
     const char *limits_prefix;   /**< the shared buckets' Redis key prefix;
                                       NULL = "llmux"; limits_prefix= */
     const char *limits_fallback; /**< when Redis is unreachable: "closed"
@@ -361,6 +364,21 @@ typedef struct llmux_client_options {
                                     LLMUX_ECONFIG. Redis down or failing is
                                     a miss, never a failed request.
                                     Config-string key cache_backend= */
+    const char *budget_scope; /**< a name for budget_usd's scope (1 to 128
+                                   printable ASCII characters, no space;
+                                   copied): with `limits` a Redis URL,
+                                   every client of every process naming
+                                   the same scope on that server shares
+                                   one budget_usd total (and so does a
+                                   request's llmux_request_set_budget() of
+                                   that name); NULL = the client's own
+                                   budget, as without Redis */
+    long budget_window_ms;    /**< budget_usd's window: what was spent
+                                   counts from the last multiple of it since
+                                   the Unix epoch (86400000: a UTC day); 0 =
+                                   none, the spend never resets. Also the
+                                   default of config strings'
+                                   budget_window= */
 } llmux_client_options;
 
 /** The newest llmux_client_options.version these headers know. */
@@ -396,7 +414,7 @@ typedef struct llmux_client_options {
         LLMUX_CLIENT_OPTIONS_VERSION, NULL, -1, 0, 0, NULL, NULL, 0, 0, 0,     \
             NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL,  \
             NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0,     \
-            NULL                                                               \
+            NULL, NULL, 0                                                      \
     }
 #endif
 
@@ -560,10 +578,11 @@ typedef struct llmux_stats {
     double total_p50, total_p90, total_p99;
     /** @} */
     /* version 2 */
-    /** The shared limits backend (limits=redis://...): its failures (a
-     * connection lost or refused, a command without an answer in time, an
-     * error answer), and the requests let go by this process's own
-     * buckets meanwhile (limits_fallback=local). 0 for a provider. @{ */
+    /** The shared limits and budgets (limits=redis://...): their Redis
+     * failures (a connection lost or refused, a command without an answer
+     * in time, an error answer), and the requests let go by this
+     * process's own buckets or budget totals meanwhile
+     * (limits_fallback=local). 0 for a provider. @{ */
     uint64_t limits_backend_errors, limits_fallbacks;
     /** The response cache: lookups answered from it (counted in
      * `succeeded`, with no attempt, tokens or cost), lookups that went to

@@ -121,10 +121,13 @@ typedef enum llmux_code {
 /** @var LLMUX_EQUEUEFULL
  * llmux_submit() found max_queue requests already waiting. */
 /** @var LLMUX_EBUDGET
- * llmux_submit() found the client's spend, with what requests in flight
- * may still spend, at its budget_usd. */
+ * A budget the request is charged to (the client's budget_usd, its
+ * config string's budget_usd=, its llmux_request_set_budget() scope) is
+ * spent, with what requests in flight may still spend: from
+ * llmux_submit(), or from the done callback of a request that waited
+ * for a shared budget's total. The message names the budget. */
 /** @var LLMUX_ELIMITS
- * The shared limits backend (limits=redis://...) could not be asked:
+ * The shared limits or budgets (limits=redis://...) could not be asked:
  * Redis is unreachable or did not answer in time, and limits_fallback is
  * closed. The message names the backend (its password masked) and what
  * failed. */

@@ -415,6 +415,27 @@ LLMUX_EXTERN int llmux_request_add_fallback(llmux_request *req,
  * range.
  */
 LLMUX_EXTERN int llmux_request_set_max_retries(llmux_request *req, int n);
+/**
+ * Charges the request to the budget scope `scope` (a user, a tenant, a
+ * gateway's virtual key: 1 to 128 printable ASCII characters without
+ * spaces; copied) besides the client's budget_usd and its config string's
+ * budget_usd=: llmux_submit() refuses it with LLMUX_EBUDGET, its message
+ * naming the scope, once what the scope's answers cost, plus what its
+ * requests in flight may still cost, reaches `usd`. The scope is this
+ * client's; with the config string's `limits=` (or the client's option
+ * `limits`) a Redis URL, it is shared by every process naming it on that
+ * server, and a scope this process has not read lately is read before the
+ * request starts (its done callback then ends it with LLMUX_EBUDGET when
+ * the scope is spent). `window_ms` above 0 makes it a spend per window:
+ * what was spent counts from the last multiple of window_ms since the
+ * Unix epoch (86400000: a UTC day); 0: the spend never resets. The last
+ * request naming a scope sets its limit and window. The same name as a
+ * client's budget_scope is the same scope. NULL scope clears it. Returns
+ * 0, or LLMUX_EINVAL (a bad name, usd not above 0, a negative window),
+ * LLMUX_ENOMEM.
+ */
+LLMUX_EXTERN int llmux_request_set_budget(llmux_request *req, const char *scope,
+                                          double usd, long window_ms);
 
 /**
  * The userdata passed to llmux_submit(), for use inside callbacks; NULL

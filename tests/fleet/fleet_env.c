@@ -17,6 +17,35 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <uv.h>
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+    fleet_procs *n = p->data;
+    if (status != 0 || sig != 0)
+        n->failed++;
+    n->exited++;
+    uv_close((uv_handle_t *)p, NULL);
+}
+
+void fleet_spawn(uv_loop_t *loop, uv_process_t *p, char **args, fleet_procs *n)
+{
+    uv_process_options_t po;
+    uv_stdio_container_t io[3];
+    int k;
+    memset(&po, 0, sizeof po);
+    for (k = 0; k < 3; k++) {
+        io[k].flags = UV_INHERIT_FD;
+        io[k].data.fd = k;
+    }
+    po.stdio = io;
+    po.stdio_count = 3;
+    po.file = args[0];
+    po.args = args;
+    po.exit_cb = on_exit_cb;
+    p->data = n;
+    assert_int_equal(uv_spawn(loop, p, &po), 0);
+}
 
 double fleet_now_ms(void)
 {

@@ -33,6 +33,18 @@ struct CMUnitTest;
  * cmocka group with the server r started for it, then stops it. */
 int fleet_main(fleet_redis *r, const char *name, const struct CMUnitTest *tests,
                size_t n);
+/* Processes a test runs at once: how many exited, and how many of those
+ * failed (a status other than 0, or a signal). */
+typedef struct fleet_procs {
+    int exited, failed;
+} fleet_procs;
+struct uv_loop_s;
+struct uv_process_s;
+/* Starts args[0] with args (stdio inherited, so its messages reach the
+ * test's log) on loop, its exit counted in *n (p closed then). Asserts
+ * that it started. */
+void fleet_spawn(struct uv_loop_s *loop, struct uv_process_s *p, char **args,
+                 fleet_procs *n);
 /* Milliseconds of a monotonic clock. */
 double fleet_now_ms(void);
 

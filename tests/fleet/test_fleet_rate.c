@@ -31,20 +31,11 @@ static fleet_redis srv;
 typedef struct fleet {
     mock_env *e;
     uv_process_t proc[PROCS];
-    int exited, failed_exits;
+    fleet_procs procs;
     double t_first; /* the first request the mock saw */
     long at_window; /* requests the mock saw WINDOW_MS after it, or -1 */
     uv_timer_t sample;
 } fleet;
-
-static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
-{
-    fleet *f = p->data;
-    if (status != 0 || sig != 0)
-        f->failed_exits++;
-    f->exited++;
-    uv_close((uv_handle_t *)p, NULL);
-}
 
 static void on_sample(uv_timer_t *t)
 {
@@ -74,30 +65,16 @@ static void test_three_processes_share_rpm(void **state)
     snprintf(ms, sizeof ms, "%d", WINDOW_MS + 3000);
     for (i = 0; i < PROCS; i++) {
         char *args[] = {FLEET_DRIVER, spec, "2000", ms, NULL};
-        uv_process_options_t po;
-        uv_stdio_container_t io[3];
-        int k;
-        memset(&po, 0, sizeof po);
-        for (k = 0; k < 3; k++) { /* their report into the test's log */
-            io[k].flags = UV_INHERIT_FD;
-            io[k].data.fd = k;
-        }
-        po.stdio = io;
-        po.stdio_count = 3;
-        po.file = FLEET_DRIVER;
-        po.args = args;
-        po.exit_cb = on_exit_cb;
-        f.proc[i].data = &f;
-        assert_int_equal(uv_spawn(&e->loop, &f.proc[i], &po), 0);
+        fleet_spawn(&e->loop, &f.proc[i], args, &f.procs);
     }
     uv_timer_init(&e->loop, &f.sample);
     f.sample.data = &f;
     uv_timer_start(&f.sample, on_sample, 10, 10);
-    while (f.exited < PROCS)
+    while (f.procs.exited < PROCS)
         uv_run(&e->loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&f.sample, NULL);
     uv_run(&e->loop, UV_RUN_NOWAIT);
-    assert_int_equal(f.failed_exits, 0);
+    assert_int_equal(f.procs.failed, 0);
     print_message("%d processes at a shared %d rpm: %ld requests in the "
                   "first %d s (want %ld +- 10%%), %zu in all\n",
                   PROCS, RPM, f.at_window, WINDOW_MS / 1000, want,

@@ -5,7 +5,9 @@
 # through one redis-server (a request on one empties the bucket for the
 # other); the Redis keys hold no API key; Redis killed: fallback closed
 # answers 503 at once, counted in /metrics; restarted: served again;
-# SIGHUP with a changed redis: keeps the running one and says so; bad
+# SIGHUP with a changed redis: keeps the running one and says so; a
+# virtual key's budget_usd crossed through one replica is refused by the
+# other (429 insufficient_quota); bad
 # redis: entries are refused naming the key, a password never shown.
 #
 # usage: test_fleet_serve.sh PATH/TO/llmux-serve PATH/TO/llmux-mock
@@ -136,6 +138,83 @@ fi
 SURL=$A_URL chat "$BODY"
 expect "after the reload it still answers" 200 'j["object"]' chat.completion
 end_replicas sk-upstream
+
+# a virtual key's budget_usd, shared by the replicas through redis: the
+# first answer spends team-a's $0.000001 (gpt-4o-mini's own price), after
+# which both replicas refuse it with OpenAI's 429 insufficient_quota
+# (replica B never read the total before: it asks Redis first); team-b,
+# without a budget, goes on
+cat >"$TMP/budget.yaml" <<EOC
+routes:
+  fast: "openai/gpt-4o-mini;base_url=$MOCK_URL/v1;api_key=sk-upstream-secret"
+keys:
+  - key: sk-team-a
+    name: team-a
+    budget_usd: 0.000001
+    budget_window: 1d
+  - key: sk-team-b
+    name: team-b
+redis:
+  url: unix://$TMP/r.sock
+  prefix: gwb
+EOC
+start_serve "$TMP/budget.yaml" "$TMP/a.err"
+A_URL=$SURL A_PID=$SPID
+start_serve "$TMP/budget.yaml" "$TMP/b.err"
+B_URL=$SURL B_PID=$SPID
+CURL_EXTRA=(-H 'Authorization: Bearer sk-team-a')
+SURL=$A_URL chat "$BODY"
+expect "budget: team-a's first request is answered" 200 'j["object"]' \
+    chat.completion
+sleep 0.3 # what replica A's answer cost reaches Redis (a loaded machine)
+for r in A B; do
+    u=A_URL
+    [ $r = B ] && u=B_URL
+    SURL=${!u} chat "$BODY"
+    expect "budget: spent through replica A, replica $r refuses team-a" 429 \
+        '"%s %s %s" % (j["error"]["type"], j["error"]["code"], "key:team-a" in j["error"]["message"])' \
+        "insufficient_quota insufficient_quota True"
+done
+if grep -q "sk-team-a" "$TMP/body"; then
+    bad "budget: the refusal does not show the key"
+fi
+CURL_EXTRA=(-H 'Authorization: Bearer sk-team-b')
+SURL=$B_URL chat "$BODY"
+expect "budget: team-b has no budget and is answered" 200 'j["object"]' \
+    chat.completion
+CURL_EXTRA=()
+if command -v redis-cli >/dev/null; then
+    spent=$(redis-cli -s "$TMP/r.sock" GET \
+        "gwb:budget:name:key:team-a:$(($(date +%s) / 86400))")
+    if [ -n "$spent" ] && "$PY" -c "import sys; sys.exit(0 if float('$spent') > 0.000001 else 1)"; then
+        ok "budget: Redis holds team-a's total (\$$spent)"
+    else
+        bad "budget: Redis holds team-a's total" "got '$spent'"
+    fi
+else
+    skip "budget: the Redis total (no redis-cli)"
+fi
+SPID=$B_PID
+stop_serve "budget: replica B exits 0 on SIGTERM"
+SPID=$A_PID
+SERVE_PIDS=("$A_PID")
+stop_serve "budget: replica A exits 0 on SIGTERM"
+printf 'routes:\n  fast: "openai/gpt-4o-mini"\nkeys:\n  - key: k\n    name: n\n    budget_usd: %s\n' \
+    nothing >"$TMP/bad.yaml"
+bad_config "keys: a bad budget_usd" \
+    "bad\.yaml:6: key 'keys\[0\]\.budget_usd': want an amount in USD above 0"
+printf 'routes:\n  fast: "openai/gpt-4o-mini"\nkeys:\n  - key: k\n    name: two words\n    budget_usd: 5\n' \
+    >"$TMP/bad.yaml"
+bad_config "keys: a budget needs a name without spaces" \
+    "key 'keys\[0\]\.name': a key with budget_usd needs a name"
+printf 'routes:\n  fast: "openai/gpt-4o-mini"\nkeys:\n  - key: k\n    name: n\n    budget_usd: 5\n    budget_window: 2y\n' \
+    >"$TMP/bad.yaml"
+bad_config "keys: a bad budget_window" \
+    "bad\.yaml:7: key 'keys\[0\]\.budget_window': want a duration from 1s to 366d"
+printf 'routes:\n  fast: "openai/gpt-4o-mini"\nkeys:\n  - key: k\n    name: n\n    budget_window: 1d\n' \
+    >"$TMP/bad.yaml"
+bad_config "keys: a budget_window without budget_usd" \
+    "key 'keys\[0\]\.budget_window': wants budget_usd too"
 
 # bad redis: entries
 bad_redis() { # NAME ENTRY REGEX

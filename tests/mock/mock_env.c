@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -215,4 +216,17 @@ void mock_call_free_all(mock_call *c, size_t n)
     size_t i;
     for (i = 0; i < n; i++)
         mock_call_free(&c[i]);
+}
+
+void mock_window_start(long window_ms, long ms)
+{
+    struct timespec now, d;
+    long at;
+    clock_gettime(CLOCK_REALTIME, &now);
+    at = (long)(((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000) %
+                window_ms);
+    at = at < ms ? ms - at : window_ms - at + ms;
+    d.tv_sec = at / 1000;
+    d.tv_nsec = (at % 1000) * 1000000L;
+    nanosleep(&d, NULL);
 }

@@ -135,4 +135,9 @@ void mock_call_free(mock_call *c);
 /* mock_call_free for each of c[0..n). */
 void mock_call_free_all(mock_call *c, size_t n);
 
+/* Sleeps until `ms` past a multiple of window_ms since the Unix epoch
+ * (the wall clock), so that what follows has most of a window to run in
+ * (the budgets' windows). */
+void mock_window_start(long window_ms, long ms);
+
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1556,6 +1557,195 @@ static void test_cost_and_budget(void **state)
     }
 }
 
+/* One request on e's client: its status, and its cost in *cost. */
+static int call_cost(mock_env *e, llmux_request *req, double *cost)
+{
+    mock_call a = {0};
+    int rc = mock_env_call(e, req, &a), known = 0;
+    *cost = rc == 0 ? llmux_response_cost(a.res, &known) : 0;
+    if (rc == 0)
+        assert_int_equal(known, 1);
+    mock_call_free(&a);
+    return rc;
+}
+
+/* Submitting req is refused with code and a message holding `want` (and
+ * never `never`, may be NULL); req freed. */
+static void refused(mock_env *e, llmux_request *req, int code, const char *want,
+                    const char *never)
+{
+    const char *m;
+    assert_int_equal(llmux_submit(e->client, req, NULL, NULL, NULL), code);
+    m = llmux_request_errmsg(req);
+    assert_non_null(m);
+    if (!strstr(m, want))
+        fail_msg("message \"%s\" does not name \"%s\"", m, want);
+    if (never)
+        assert_null(strstr(m, never));
+    llmux_request_free(req);
+}
+
+/* A request with key and extra charged to scope (usd). */
+static llmux_request *scoped(mock_env *e, const char *key, const char *extra,
+                             const char *scope, double usd)
+{
+    llmux_request *req = chat_key(e, key, extra);
+    assert_int_equal(llmux_request_set_budget(req, scope, usd, 0), 0);
+    return req;
+}
+
+/* Budgets of an endpoint and API key (budget_usd=) and of a named scope
+ * (llmux_request_set_budget), in one process: each is its own total, a
+ * refusal names the scope and never the key, what requests in flight may
+ * cost is held, and bad settings are refused. */
+static void test_scoped_budgets(void **state)
+{
+    mock_env e;
+    llmux_client_options co = LLMUX_CLIENT_OPTIONS_INIT;
+    llmux_request *req;
+    mock_call slow = {0};
+    char path[64];
+    double c1, c2, reserved;
+    (void)state;
+    co.prices_file = price_file(path, sizeof path);
+    env_start(&e, &co, 0);
+    /* the key's budget: two answers spend it */
+    assert_int_equal(
+        call_cost(&e, chat_key(&e, "sk-secret-one", ";budget_usd=7.5"), &c1),
+        0);
+    assert_true(c1 == 4.0); /* "Mock reply to: keyed": $1 a token */
+    assert_int_equal(
+        call_cost(&e, chat_key(&e, "sk-secret-one", ";budget_usd=7.5"), &c2),
+        0);
+    refused(&e, chat_key(&e, "sk-secret-one", ";budget_usd=7.5"), LLMUX_EBUDGET,
+            "budget_usd=7.5 of openai:http://127.0.0.1", "sk-secret-one");
+    /* another key is another total; the same key without budget_usd= is
+     * not limited */
+    assert_int_equal(
+        call_cost(&e, chat_key(&e, "sk-secret-two", ";budget_usd=7.5"), &c2),
+        0);
+    assert_int_equal(call_cost(&e, chat_key(&e, "sk-secret-one", ""), &c2), 0);
+
+    /* a named scope: charged besides the key's */
+    assert_int_equal(
+        call_cost(&e, scoped(&e, "sk-secret-two", "", "tenant-a", 4), &c1), 0);
+    refused(&e, scoped(&e, "sk-secret-two", "", "tenant-a", 4), LLMUX_EBUDGET,
+            "budget scope 'tenant-a'", "sk-secret");
+    assert_int_equal(
+        call_cost(&e, scoped(&e, "sk-secret-two", "", "tenant-b", 5), &c1), 0);
+    /* the key's budget holds for a named scope's request too (the
+     * requests above, without budget_usd=, were not charged to it) */
+    assert_int_equal(call_cost(&e,
+                               scoped(&e, "sk-secret-two", ";budget_usd=7.5",
+                                      "tenant-c", 100),
+                               &c1),
+                     0);
+    refused(&e, scoped(&e, "sk-secret-two", ";budget_usd=7.5", "tenant-c", 100),
+            LLMUX_EBUDGET, "budget_usd=7.5", "sk-secret");
+    /* cleared: no scope */
+    req = scoped(&e, "sk-secret-two", "", "tenant-a", 4);
+    assert_int_equal(llmux_request_set_budget(req, NULL, 0, 0), 0);
+    assert_int_equal(call_cost(&e, req, &c1), 0);
+
+    /* a request in flight holds its max_tokens: the next one is refused
+     * until it ends, then admitted on what it really cost */
+    req = chat(&e, NULL, "delay_ms=300", "c d");
+    assert_int_equal(llmux_request_set_max_tokens(req, 8), 0);
+    assert_int_equal(llmux_request_set_budget(req, "held", 8, 0), 0);
+    mock_env_submit(&e, req, &slow);
+    llmux_client_spend(e.client, &reserved);
+    assert_true(reserved == 8.0);
+    req = chat(&e, NULL, NULL, "e");
+    assert_int_equal(llmux_request_set_budget(req, "held", 8, 0), 0);
+    assert_int_equal(llmux_request_set_max_tokens(req, 2), 0);
+    refused(&e, req, LLMUX_EBUDGET, "$8.000000 held by requests in flight",
+            NULL);
+    mock_env_wait(&e, &slow);
+    assert_int_equal(slow.status, 0);
+    mock_call_free(&slow);
+    llmux_client_spend(e.client, &reserved);
+    assert_true(reserved == 0);
+    req = chat(&e, NULL, NULL, "e"); /* $5 spent of 8: admitted */
+    assert_int_equal(llmux_request_set_budget(req, "held", 8, 0), 0);
+    assert_int_equal(call_cost(&e, req, &c1), 0);
+
+    /* bad names and amounts */
+    req = chat(&e, NULL, NULL, "x");
+    assert_int_equal(llmux_request_set_budget(req, "has space", 1, 0),
+                     LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_budget(req, "", 1, 0), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_budget(req, "x", 0, 0), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_budget(req, "x", -1, 0), LLMUX_EINVAL);
+    assert_int_equal(llmux_request_set_budget(NULL, "x", 1, 0), LLMUX_EINVAL);
+    llmux_request_free(req);
+    {
+        static const char *const bad[] = {"budget_usd=0", "budget_usd=abc",
+                                          "budget_usd=-1", "budget_usd=1.",
+                                          "budget_usd=1e3"};
+        size_t i;
+        for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            char spec[128];
+            snprintf(spec, sizeof spec, "openai/gpt-4o-mini;%s", bad[i]);
+            req = NULL;
+            assert_int_equal(llmux_request_new(&req, LLMUX_OP_CHAT, spec),
+                             LLMUX_ECONFIG);
+            assert_non_null(strstr(llmux_request_errmsg(req), "budget_"));
+            llmux_request_free(req); /* it holds the message */
+        }
+    }
+    mock_env_stop(&e);
+    unlink(path);
+    {
+        llmux_client *c;
+        llmux_client_options o = LLMUX_CLIENT_OPTIONS_INIT;
+        o.budget_scope = "two words";
+        assert_int_equal(llmux_client_new(&c, &o), LLMUX_ECONFIG);
+    }
+}
+
+/* A budget per window: spent, refused with a message naming the window,
+ * then admitted again in the next window (a named scope's window from
+ * llmux_request_set_budget, a key's from budget_window=). */
+static void test_budget_window(void **state)
+{
+    mock_env e;
+    llmux_client_options co = LLMUX_CLIENT_OPTIONS_INIT;
+    llmux_request *req;
+    char path[64];
+    double c1;
+    (void)state;
+    co.prices_file = price_file(path, sizeof path);
+    env_start(&e, &co, 0);
+    mock_window_start(2000, 50);
+    req = chat_key(&e, "sk-w", ";budget_usd=4;budget_window=2");
+    assert_int_equal(llmux_request_set_budget(req, "per-window", 4, 2000), 0);
+    assert_int_equal(call_cost(&e, req, &c1), 0);
+    assert_true(c1 == 4.0);
+    refused(&e, chat_key(&e, "sk-w", ";budget_usd=4;budget_window=2"),
+            LLMUX_EBUDGET, "in this window of 2 s", "sk-w");
+    req = chat_key(&e, "sk-w2", "");
+    assert_int_equal(llmux_request_set_budget(req, "per-window", 4, 2000), 0);
+    refused(&e, req, LLMUX_EBUDGET, "budget scope 'per-window'", NULL);
+    /* the next window starts from 0 */
+    mock_window_start(2000, 50);
+    assert_int_equal(
+        call_cost(&e, chat_key(&e, "sk-w", ";budget_usd=4;budget_window=2"),
+                  &c1),
+        0);
+    req = chat_key(&e, "sk-w2", "");
+    assert_int_equal(llmux_request_set_budget(req, "per-window", 4, 2000), 0);
+    assert_int_equal(call_cost(&e, req, &c1), 0);
+    /* a window without a budget is refused, not ignored */
+    refused(&e, chat_key(&e, "sk-w", ";budget_window=2"), LLMUX_ECONFIG,
+            "budget_window= wants budget_usd=", NULL);
+    assert_int_equal(
+        llmux_request_set_budget(req = chat(&e, NULL, NULL, "x"), "w", 1, -1),
+        LLMUX_EINVAL);
+    llmux_request_free(req);
+    mock_env_stop(&e);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1571,6 +1761,8 @@ int main(void)
         mock_env_test(test_first_byte_timeout_retried),
         mock_env_test(test_fallback_own_settings),
         cmocka_unit_test(test_cost_and_budget),
+        cmocka_unit_test(test_scoped_budgets),
+        cmocka_unit_test(test_budget_window),
         cmocka_unit_test(test_idle_timeout),
         mock_env_test(test_idle_timeout_after_headers),
         cmocka_unit_test(test_total_timeout_named),

@@ -1293,6 +1293,7 @@ static llmux_request *fill_every_field(void)
     assert_int_equal(llmux_request_set_first_byte_timeout_ms(r, 3000), 0);
     assert_int_equal(llmux_request_set_idle_timeout_ms(r, 4000), 0);
     assert_int_equal(llmux_request_set_max_retries(r, 5), 0);
+    assert_int_equal(llmux_request_set_budget(r, "scope", 5, 1000), 0);
     return r;
 }
 

@@ -52,7 +52,11 @@ typedef struct serve_key {
     unsigned char digest[32]; /* SHA-256 of the key */
     char **models;            /* the routes it may use; NULL: all */
     size_t n_models;
-    double rpm, tpm; /* requests and tokens a minute; 0: no limit */
+    double rpm, tpm;       /* requests and tokens a minute; 0: no limit */
+    double budget_usd;     /* spend limit (the library's scope "key:NAME",
+                              shared through redis:); 0: none */
+    long budget_window_ms; /* the budget's window (a day: 86400000);
+                              0: the spend never resets */
 } serve_key;
 /* tls: HTTPS (and HTTP/2 through ALPN) with a certificate and key. */
 typedef struct serve_tls {
@@ -194,6 +198,9 @@ void serve_send_error(h2o_req_t *req, int status, const char *type,
 /* The HTTP status and OpenAI error type for an llmux failure `code`;
  * `upstream_status` is the provider's HTTP status (0: none). */
 int serve_status_of(int code, long upstream_status, const char **type);
+/* The error object's "code" for a library code: OpenAI's
+ * "insufficient_quota" for a spent budget, else the code's name. */
+const char *serve_code_of(int code);
 /* A failed request's answer: the status, the OpenAI error object naming
  * the provider, Retry-After on a 429. */
 void serve_send_failure(h2o_req_t *req, int code, const llmux_response *res);
@@ -234,6 +241,9 @@ int serve_admit(serve *s, h2o_req_t *req, const char *model, double estimate,
 void serve_release(serve *s, serve_keystate *ks, double estimate,
                    const llmux_usage *usage);
 const char *serve_keystate_name(const serve_keystate *ks);
+/* The key's budget_usd (0: none, or no key). */
+double serve_keystate_budget(const serve_keystate *ks);
+long serve_keystate_budget_window(const serve_keystate *ks);
 /* Is the listen address loopback (127.0.0.0/8, ::1)? */
 int serve_is_loopback(const struct sockaddr *sa);
 /* serve_metrics.c: GET /metrics and the JSON access log. A "call" is one

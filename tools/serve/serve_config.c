@@ -266,6 +266,21 @@ static int parse_duration(const char *s, long *out_ms)
     return 0;
 }
 
+/* A budget's window: "1d", "12h", "30m", "90s", "3600" (seconds), at
+ * most a year. */
+static int parse_window(const char *s, long *out_ms)
+{
+    static const unit units[] = {
+        {"", 1000}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    double v;
+    if (parse_scaled(s, units, sizeof units / sizeof units[0], 366 * 86400000.0,
+                     &v) ||
+        v < 1000)
+        return -1;
+    *out_ms = (long)(v + 0.5);
+    return 0;
+}
+
 static int read_limits(reader *r, serve_config *cfg, yaml_node_t *map)
 {
     static const struct {
@@ -357,8 +372,24 @@ static int parse_count(const char *s, double *out)
     return 0;
 }
 
-/* One entry of keys: {key | key_env, name, models, rpm, tpm}. Messages
- * name the entry (keys[I]) and its name, never the key's value. */
+/* An amount in USD above 0, at most 1e12 ("12.50"). */
+static int parse_usd(const char *s, double *out)
+{
+    char *end;
+    double v;
+    if (!s || !isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || *end || !(v > 0) || v > 1e12)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* One entry of keys: {key | key_env, name, models, rpm, tpm, budget_usd,
+ * budget_window}.
+ * Messages name the entry (keys[I]) and its name, never the key's value. */
 static int read_key(reader *r, serve_config *cfg, yaml_node_t *map, size_t ki)
 {
     serve_key *k = &cfg->keys[ki];
@@ -448,16 +479,42 @@ static int read_key(reader *r, serve_config *cfg, yaml_node_t *map, size_t ki)
                 return fail(r, v,
                             "key 'keys[%zu].%s': want a whole number above 0",
                             ki, key);
+        } else if (!strcmp(key, "budget_usd")) {
+            if (parse_usd(val, &k->budget_usd))
+                return fail(r, v,
+                            "key 'keys[%zu].budget_usd': want an amount in "
+                            "USD above 0 (12.50)",
+                            ki);
+        } else if (!strcmp(key, "budget_window")) {
+            if (parse_window(val, &k->budget_window_ms))
+                return fail(r, v,
+                            "key 'keys[%zu].budget_window': want a duration "
+                            "from 1s to 366d (1d, 12h, 30m)",
+                            ki);
         } else
             return fail(r, kn,
                         "key 'keys[%zu].%s': unknown (key, key_env, name, "
-                        "models, rpm, tpm)",
+                        "models, rpm, tpm, budget_usd, budget_window)",
                         ki, key);
     }
     if (!value)
         return fail(r, map, "key 'keys[%zu]': key or key_env is required", ki);
     if (!k->name)
         return fail(r, map, "key 'keys[%zu].name': required", ki);
+    if (k->budget_window_ms && !(k->budget_usd > 0))
+        return fail(r, map,
+                    "key 'keys[%zu].budget_window': wants budget_usd too", ki);
+    if (k->budget_usd > 0) { /* its scope "key:NAME" names it in Redis */
+        const char *c;
+        for (c = k->name; *c && *c > ' ' && *c < 0x7f; c++)
+            ;
+        if (*c || strlen(k->name) > 120)
+            return fail(r, map,
+                        "key 'keys[%zu].name': a key with budget_usd needs a "
+                        "name of at most 120 printable ASCII characters "
+                        "without spaces",
+                        ki);
+    }
     SHA256((const unsigned char *)value, strlen(value), k->digest);
     for (j = 0; j < ki; j++)
         if (!CRYPTO_memcmp(cfg->keys[j].digest, k->digest, sizeof k->digest))

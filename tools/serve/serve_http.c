@@ -141,8 +141,10 @@ int serve_status_of(int code, long upstream_status, const char **type)
         *type = "invalid_request_error";
         return 400;
     case LLMUX_ERATELIMIT:
-    case LLMUX_EBUDGET:
         *type = "rate_limit_error";
+        return 429;
+    case LLMUX_EBUDGET: /* OpenAI's answer to a spent quota */
+        *type = "insufficient_quota";
         return 429;
     case LLMUX_ETIMEDOUT:
         *type = "api_error";
@@ -175,6 +177,11 @@ int serve_status_of(int code, long upstream_status, const char **type)
     }
 }
 
+const char *serve_code_of(int code)
+{
+    return code == LLMUX_EBUDGET ? "insufficient_quota" : llmux_err_name(code);
+}
+
 void serve_send_failure(h2o_req_t *req, int code, const llmux_response *res)
 {
     const llmux_error *e = llmux_response_error(res);
@@ -194,7 +201,7 @@ void serve_send_failure(h2o_req_t *req, int code, const llmux_response *res)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER,
                        NULL, h2o_strdup(&req->pool, ra, n).base, n);
     }
-    serve_send_error(req, st, type, e ? e->param : NULL, llmux_err_name(code),
+    serve_send_error(req, st, type, e ? e->param : NULL, serve_code_of(code),
                      msg);
 }
 

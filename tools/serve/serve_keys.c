@@ -156,6 +156,16 @@ const char *serve_keystate_name(const serve_keystate *ks)
     return ks ? ks->name : NULL;
 }
 
+double serve_keystate_budget(const serve_keystate *ks)
+{
+    return ks && ks->key ? ks->key->budget_usd : 0;
+}
+
+long serve_keystate_budget_window(const serve_keystate *ks)
+{
+    return ks && ks->key ? ks->key->budget_window_ms : 0;
+}
+
 /* ---- the router's checks ------------------------------------------------- */
 
 int serve_check_header(serve *s, h2o_req_t *req)

@@ -485,7 +485,7 @@ static void send_refusal(h2o_req_t *req, int rc, llmux_request *lr,
     } else
         passthrough = 0;
     serve_send_error(req, code, type, passthrough ? "model" : NULL,
-                     llmux_err_name(rc), msg);
+                     serve_code_of(rc), msg);
 }
 
 /* Whether the client asked not to be answered from a cache:
@@ -642,6 +642,14 @@ int serve_handle_op(serve *s, h2o_req_t *req, llmux_op op)
                                    0);
     for (i = 1; !rc && rt && i < rt->n_specs; i++)
         rc = llmux_request_add_fallback(lr, rt->specs[i]);
+    if (!rc && serve_keystate_budget(ks) > 0) {
+        /* the key's budget, in the library's scope "key:NAME": with
+         * redis: every replica shares its total */
+        char scope[160];
+        snprintf(scope, sizeof scope, "key:%s", serve_keystate_name(ks));
+        rc = llmux_request_set_budget(lr, scope, serve_keystate_budget(ks),
+                                      serve_keystate_budget_window(ks));
+    }
     if (!rc)
         rc = cache_choice(req, rt, lr, &cached);
     if (!rc && !(p = calloc(1, sizeof *p)))
