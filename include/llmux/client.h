@@ -364,21 +364,21 @@ typedef struct llmux_client_options {
                                     LLMUX_ECONFIG. Redis down or failing is
                                     a miss, never a failed request.
                                     Config-string key cache_backend= */
-    const char *budget_scope; /**< a name for budget_usd's scope (1 to 128
-                                   printable ASCII characters, no space;
-                                   copied): with `limits` a Redis URL,
-                                   every client of every process naming
-                                   the same scope on that server shares
-                                   one budget_usd total (and so does a
-                                   request's llmux_request_set_budget() of
-                                   that name); NULL = the client's own
-                                   budget, as without Redis */
-    long budget_window_ms;    /**< budget_usd's window: what was spent
-                                   counts from the last multiple of it since
-                                   the Unix epoch (86400000: a UTC day); 0 =
-                                   none, the spend never resets. Also the
-                                   default of config strings'
-                                   budget_window= */
+    const char *budget_scope;  /**< a name for budget_usd's scope (1 to 128
+                                    printable ASCII characters, no space;
+                                    copied): with `limits` a Redis URL,
+                                    every client of every process naming
+                                    the same scope on that server shares
+                                    one budget_usd total (and so does a
+                                    request's llmux_request_set_budget() of
+                                    that name); NULL = the client's own
+                                    budget, as without Redis */
+    long budget_window_ms;     /**< budget_usd's window: what was spent
+                                    counts from the last multiple of it since
+                                    the Unix epoch (86400000: a UTC day); 0 =
+                                    none, the spend never resets. Also the
+                                    default of config strings'
+                                    budget_window= */
 } llmux_client_options;
 
 /** The newest llmux_client_options.version these headers know. */
