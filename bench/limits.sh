@@ -13,22 +13,7 @@ set -eu
 build=${1:-build}
 n=${2:-20000}
 c=${3:-64}
-command -v redis-server >/dev/null || { echo "needs redis-server" >&2; exit 1; }
-tmp=$(mktemp -d)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
-redis-server --port 0 --unixsocket "$tmp/r.sock" --save '' --appendonly no \
-    --daemonize no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
-pids+=($!)
-"$build/bin/llmux-mock" --port 0 --port-file "$tmp/port" --quiet \
-    >"$tmp/mock.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-    [ -S "$tmp/r.sock" ] && [ -s "$tmp/port" ] && break
-    sleep 0.05
-done
-port=$(cat "$tmp/port")
-export LLMUX_PLUGIN_PATH=${LLMUX_PLUGIN_PATH:-$(ls -d "$build"/lib*/llmux/plugins.d | head -1)}
+. "$(dirname "$0")/redis_mock.sh"
 for backend in local "unix://$tmp/r.sock"; do
     spec="openai/gpt-4o-mini;base_url=http://127.0.0.1:$port/v1;api_key=sk-bench;rpm=100000000;limits=$backend"
     out=$("$build/tests/fleet/fleet_driver" "$spec" "$n" 600000 "$c")
