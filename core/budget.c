@@ -648,9 +648,10 @@ static double estimate(xfer *x)
     return llmux__cost(&p, &u);
 }
 
-/* Admits x on its scopes: 0 (held), 1 (waits on a scope's read), or
- * LLMUX_EBUDGET / LLMUX_ELIMITS / LLMUX_ENOMEM with x's message. */
-static int admit_scopes(xfer *x)
+/* Admits x on its scopes: 0 (held), 1 (waits on a scope's read; only
+ * when may_wait), or LLMUX_EBUDGET / LLMUX_ELIMITS / LLMUX_ENOMEM with x's
+ * message. */
+static int admit_scopes(xfer *x, int may_wait)
 {
     struct llmux_client *c = x->c;
     struct llmux__scope *sc[3];
@@ -666,9 +667,11 @@ static int admit_scopes(xfer *x)
         if (s->rkey && usable(c, s) &&
             (!s->read_at || now - s->read_at > FRESH_MS)) {
             /* not read lately: x waits for the total, unless it cannot
-             * even be asked (then the fallback, below) */
-            read_totals(c, &s, 1);
-            if (s->reading) {
+             * even be asked (then the fallback, below); one read at a
+             * time serves every request that comes meanwhile */
+            if (!s->reading)
+                read_totals(c, &s, 1);
+            if (s->reading && may_wait) {
                 wait_on(x, s);
                 return 1;
             }
@@ -731,7 +734,7 @@ int llmux__budget_admit(xfer *x, void (*answered)(xfer *x))
 {
     int rc;
     x->c->budget_answered = answered;
-    rc = admit_scopes(x);
+    rc = admit_scopes(x, 1);
     if (rc == 1)
         x->state = X_WAIT;
     return rc;
@@ -750,7 +753,7 @@ static void wake_waiters(struct llmux_client *c, struct llmux__scope *s)
         x->bnext = x->bprev = NULL;
         if (x->cancel || c->closing)
             continue; /* on the defer list: it ends canceled there */
-        rc = admit_scopes(x);
+        rc = admit_scopes(x, 1);
         if (rc == 1)
             continue;
         x->defer_code = rc;
@@ -778,6 +781,12 @@ void llmux__budget_release(xfer *x)
         x->budget[i] = NULL;
     }
     x->reserved_usd = 0;
+}
+
+int llmux__budget_refit(xfer *x)
+{
+    llmux__budget_release(x);
+    return admit_scopes(x, 0);
 }
 
 void llmux__spend_count(xfer *x)

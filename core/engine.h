@@ -502,6 +502,12 @@ int llmux__budget_admit(xfer *x, void (*answered)(xfer *x));
 /* x no longer holds anything against its scopes nor waits (not accepted,
  * or ending). */
 void llmux__budget_release(xfer *x);
+/* A request moving on to a fallback: its holds are released and it is
+ * admitted again on the fallback's scopes (its endpoint and key's
+ * budget_usd=), on the totals known now (no wait for a read: the request
+ * is in flight already). 0, or LLMUX_EBUDGET / LLMUX_ELIMITS /
+ * LLMUX_ENOMEM with the request's message. */
+int llmux__budget_refit(xfer *x);
 /* Prices the finished response (res->cost), adds it to the client's
  * spend and x's scopes (sent to Redis for shared ones); releases x. */
 void llmux__spend_count(xfer *x);

@@ -264,8 +264,8 @@ static int use_fallback(xfer *x)
     x->ep = llmux__endpoint_get(c, x->prep.url, llmux__lane_key(&x->prep));
     if (!x->ep)
         return LLMUX_ENOMEM;
-    if ((rc = llmux__endpoint_limits(c, x)) != 0)
-        return rc;
+    if ((rc = llmux__endpoint_limits(c, x)) || (rc = llmux__budget_refit(x)))
+        return rc; /* the fallback's own rate limits and budgets */
     x->est_tokens = x->ep->tk.rate ? llmux__estimate_tokens(req) : 0;
     if (llmux__can_start_x(c, x->ep, x)) {
         llmux__take_slot(x);

@@ -429,8 +429,9 @@ LLMUX_EXTERN int llmux_request_set_max_retries(llmux_request *req, int n);
  * the scope is spent). `window_ms` above 0 makes it a spend per window:
  * what was spent counts from the last multiple of window_ms since the
  * Unix epoch (86400000: a UTC day); 0: the spend never resets. The last
- * request naming a scope sets its limit and window. The same name as a
- * client's budget_scope is the same scope. NULL scope clears it. Returns
+ * request naming a scope sets its limit and window. With a Redis
+ * `limits`, the same name as a client's budget_scope is the same scope
+ * (in one process alone they are two). NULL scope clears it. Returns
  * 0, or LLMUX_EINVAL (a bad name, usd not above 0, a negative window),
  * LLMUX_ENOMEM.
  */

@@ -80,7 +80,7 @@ static void round_trip_reply(const uint8_t *d, size_t size)
     llmux__cache_rd r;
     const char *ct, *body;
     size_t ctl, bl, split = size > 3 ? d[1] % (size - 2) : 0;
-    long status = size > 2 ? (long)(d[2] * 4 % 1000) : 200;
+    long status = size > 2 ? (long)(d[2] * 4 % 1000) : 200, got = -1;
     char *ctype = size > 3 ? fuzz_dupz(d + 3, split) : NULL;
     const char *bd = size > 3 ? (const char *)d + 3 + split : "";
     size_t bdl = size > 3 ? size - 3 - split : 0;
@@ -88,8 +88,9 @@ static void round_trip_reply(const uint8_t *d, size_t size)
     FUZZ_CHECK(llmux__cache_val_begin(&b, LLMUX__CACHE_REPLY) == 0);
     FUZZ_CHECK(llmux__cache_val_reply(&b, status, ctype, bd, bdl) == 0);
     FUZZ_CHECK(llmux__cache_val_kind(&r, b.p, b.len) == LLMUX__CACHE_REPLY);
-    FUZZ_CHECK(
-        llmux__cache_val_read_reply(&r, &status, &ct, &ctl, &body, &bl) == 0);
+    FUZZ_CHECK(llmux__cache_val_read_reply(&r, &got, &ct, &ctl, &body, &bl) ==
+               0);
+    FUZZ_CHECK(got == status);
     FUZZ_CHECK(same(ctype, ctype ? strlen(ctype) : 0, ct, ctl));
     FUZZ_CHECK(same(bd, bdl, body, bl));
     free(ctype);

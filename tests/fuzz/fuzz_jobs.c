@@ -18,9 +18,10 @@
  * in every case, the step's 2xx answer (or, with bit 2, an error answer
  * of status 400 + byte 1 >> 4).
  *
- * Checked: an encoded step's URL is the base URL and a path of id
- * characters only (an id never reaches another path, a query or a
- * fragment); a decode's code agrees with the recorded error; the job's
+ * Checked: an encoded step's URL is the base URL and a path of
+ * segments of id characters, none empty, "." or ".." (an id never
+ * reaches another path, a query or a fragment), a given id one segment
+ * of it; a decode's code agrees with the recorded error; the job's
  * counts are never below -1 and its fields read back; llmux's own decode
  * errors are one line.
  */
@@ -46,20 +47,26 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* The URL of an encoded step: BASE, then '/'-separated segments of the
- * characters a job or file id may hold. */
+ * characters a job or file id may hold, none empty, "." or "..". */
 static void check_url(const char *url)
 {
-    const char *p;
+    const char *p, *seg;
     FUZZ_CHECK(url != NULL);
     FUZZ_CHECK(strncmp(url, BASE "/", sizeof BASE) == 0);
-    for (p = url + sizeof BASE; *p; p++) {
+    for (seg = p = url + sizeof BASE;; p++) {
         unsigned char c = (unsigned char)*p;
+        if (c == '/' || !c) {
+            size_t n = (size_t)(p - seg);
+            FUZZ_CHECK(n > 0 && !(n == 1 && seg[0] == '.') &&
+                       !(n == 2 && seg[0] == '.' && seg[1] == '.'));
+            if (!c)
+                break;
+            seg = p + 1;
+            continue;
+        }
         FUZZ_CHECK((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                   (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
-                   c == '/');
+                   (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.');
     }
-    FUZZ_CHECK(!strstr(url + sizeof BASE - 1, "/../") &&
-               !strstr(url + sizeof BASE - 1, "/./"));
 }
 
 static void read_job(const llmux_response *res, int rc)
@@ -141,9 +148,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(llmux_request_errmsg(r) && *llmux_request_errmsg(r));
     } else {
         check_url(p.url);
+        if (id && s->step != LLMUX_JOB_STEP_CREATE)
+            /* an id is one segment of the path, whole (create's goes in
+             * the body) */
+            FUZZ_CHECK(!strchr(id, '/') && strstr(p.url, id));
         if (mode & 4)
             status = 400 + (long)(mode >> 4);
-        res = llmux__response_new(LLMUX_OP_MODELS, FUZZ_PROVIDER);
+        res = llmux__response_new(r->op, FUZZ_PROVIDER);
         FUZZ_CHECK(res != NULL);
         rc = llmux__decode_answer(&p, status, "application/json", rest, len,
                                   res);

@@ -1669,6 +1669,46 @@ static void test_scoped_budgets(void **state)
     assert_int_equal(llmux_request_set_budget(req, "held", 8, 0), 0);
     assert_int_equal(call_cost(&e, req, &c1), 0);
 
+    /* a fallback is charged to its own endpoint and key's budget_usd=,
+     * not the primary's: the primary fails (500, no retry), the fallback
+     * answers ($4) */
+    {
+        char fb[256];
+        snprintf(fb, sizeof fb,
+                 "openai/gpt-4o-mini;base_url=http://127.0.0.1:%d/v1;"
+                 "api_key=sk-fb-two;budget_usd=7.5",
+                 llmux_mock_port(e.mock));
+        req = chat_key(&e, "sk-fb-one", ";budget_usd=3.9;max_retries=0");
+        assert_int_equal(
+            llmux_request_set_option(req, "model", "gpt-4o-mini#status=500"),
+            0);
+        assert_int_equal(llmux_request_add_fallback(req, fb), 0);
+        assert_int_equal(call_cost(&e, req, &c1), 0);
+        assert_true(c1 == 4.0);
+        /* the primary's key spent nothing: $4 would be past its 3.9 */
+        assert_int_equal(
+            call_cost(&e, chat_key(&e, "sk-fb-one", ";budget_usd=3.9"), &c1),
+            0);
+        /* the fallback's key holds $4 of 7.5: one more, then refused, as
+         * a fallback too (the request ends with LLMUX_EBUDGET) */
+        assert_int_equal(
+            call_cost(&e, chat_key(&e, "sk-fb-two", ";budget_usd=7.5"), &c1),
+            0);
+        req = chat_key(&e, "sk-fb-three", ";max_retries=0");
+        assert_int_equal(
+            llmux_request_set_option(req, "model", "gpt-4o-mini#status=500"),
+            0);
+        assert_int_equal(llmux_request_add_fallback(req, fb), 0);
+        {
+            mock_call a = {0};
+            assert_int_equal(mock_env_call(&e, req, &a), LLMUX_EBUDGET);
+            assert_non_null(a.err);
+            assert_non_null(strstr(a.err->message, "budget_usd=7.5"));
+            assert_null(strstr(a.err->message, "sk-fb"));
+            mock_call_free(&a);
+        }
+    }
+
     /* bad names and amounts */
     req = chat(&e, NULL, NULL, "x");
     assert_int_equal(llmux_request_set_budget(req, "has space", 1, 0),

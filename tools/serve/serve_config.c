@@ -375,13 +375,9 @@ static int parse_count(const char *s, double *out)
 /* An amount in USD above 0, at most 1e12 ("12.50"). */
 static int parse_usd(const char *s, double *out)
 {
-    char *end;
+    static const unit none[] = {{"", 1}};
     double v;
-    if (!s || !isdigit((unsigned char)*s))
-        return -1;
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno || *end || !(v > 0) || v > 1e12)
+    if (parse_scaled(s, none, 1, 1e12, &v) || !(v > 0))
         return -1;
     *out = v;
     return 0;
