@@ -656,7 +656,7 @@ static int admit_scopes(xfer *x, int may_wait)
     struct llmux_client *c = x->c;
     struct llmux__scope *sc[3];
     uint64_t now = uv_now(c->loop);
-    int n = scopes_of(x, sc), i;
+    int n = scopes_of(x, sc), i, fell_back = 0;
     if (n < 0)
         return n;
     for (i = 0; i < n; i++)
@@ -692,7 +692,7 @@ static int admit_scopes(xfer *x, int may_wait)
                     "go on what this process knows)",
                     s->shown, llmux__redis_url_shown(c->redis), why);
             }
-            c->st.limits_fallbacks++;
+            fell_back = 1; /* counted once the request is let go */
         }
         if (spent(s) + s->reserved >= s->limit) {
             char win[80] = "";
@@ -718,6 +718,7 @@ static int admit_scopes(xfer *x, int may_wait)
                 s->reserved, s->limit);
         }
     }
+    c->st.limits_fallbacks += (uint64_t)fell_back; /* a request, once */
     x->reserved_usd = n ? estimate(x) : 0;
     c->reserved += x->reserved_usd;
     for (i = 0; i < n; i++) {
