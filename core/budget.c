@@ -66,6 +66,7 @@ struct llmux__scope {
     int fallback_local;    /* Redis unreachable: this process's knowledge */
     xfer *whead, *wtail;   /* requests waiting for its first read */
     struct llmux__scope *next;
+    struct llmux__scope *hnext; /* its bucket's chain in c->scope_tab */
 };
 
 enum { SCOPE_CLIENT = 1, SCOPE_KEY, SCOPE_NAMED };
@@ -94,12 +95,49 @@ static void on_tick(uv_timer_t *t);
 
 /* The scope `id` (created when new): shared under rkey (taken) when
  * rkey is not NULL. NULL without memory (rkey freed). */
+static size_t scope_hash(const char *id)
+{
+    uint64_t h = 14695981039346656037u; /* FNV-1a */
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 1099511628211u;
+    return (size_t)h;
+}
+
+/* Indexes s (its id) in c->scope_tab, doubled when the scopes outnumber
+ * its buckets: a lookup stays O(1) however many tenants a process names.
+ * 0, or LLMUX_ENOMEM (s not indexed). */
+static int scope_index(struct llmux_client *c, struct llmux__scope *s)
+{
+    size_t i;
+    if (c->n_scopes >= c->scope_tab_n) {
+        size_t n = c->scope_tab_n ? 2 * c->scope_tab_n : 64;
+        struct llmux__scope **t = llmux__calloc(n, sizeof *t), *q;
+        if (!t)
+            return LLMUX_ENOMEM;
+        for (q = c->scopes; q; q = q->next) {
+            i = scope_hash(q->id) & (n - 1);
+            q->hnext = t[i];
+            t[i] = q;
+        }
+        llmux__free(c->scope_tab);
+        c->scope_tab = t;
+        c->scope_tab_n = n;
+    }
+    i = scope_hash(s->id) & (c->scope_tab_n - 1);
+    s->hnext = c->scope_tab[i];
+    c->scope_tab[i] = s;
+    c->n_scopes++;
+    return 0;
+}
+
 static struct llmux__scope *scope_get(struct llmux_client *c, int kind,
                                       const char *id, const char *shown,
                                       char *rkey)
 {
-    struct llmux__scope *s;
-    for (s = c->scopes; s; s = s->next)
+    struct llmux__scope *s = NULL;
+    if (c->scope_tab_n)
+        s = c->scope_tab[scope_hash(id) & (c->scope_tab_n - 1)];
+    for (; s; s = s->hnext)
         if (!strcmp(s->id, id)) {
             llmux__free(rkey);
             return s;
@@ -119,7 +157,15 @@ static struct llmux__scope *scope_get(struct llmux_client *c, int kind,
     s->kind = kind;
     s->rkey = rkey;
     s->period = UINT64_MAX; /* none yet: roll() starts one */
-    s->next = c->scopes;
+    if (scope_index(c, s)) {
+        llmux__free(s->seqkey);
+        llmux__free(s->id);
+        llmux__free(s->shown);
+        llmux__free(s);
+        llmux__free(rkey);
+        return NULL;
+    }
+    s->next = c->scopes; /* after the index: a resize walks the list */
     c->scopes = s;
     return s;
 }
@@ -139,6 +185,9 @@ void llmux__budget_free(struct llmux_client *c)
         llmux__free(s->seqkey);
         llmux__free(s);
     }
+    llmux__free(c->scope_tab);
+    c->scope_tab = NULL;
+    c->scope_tab_n = c->n_scopes = 0;
     if (lost > 0)
         llmux__client_log(c, LLMUX_LOG_WARN,
                           "shared budgets: $%.6f spent by this client could "

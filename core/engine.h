@@ -301,8 +301,10 @@ struct llmux_client {
     double spend;          /* what answers cost so far (stats.c) */
     double reserved;       /* estimates of requests in flight (budget) */
     char *budget_label;    /* budget_scope: shares budget_usd by name */
-    struct llmux__scope *scopes; /* budget.c: every scope named so far */
-    uv_timer_t budget_t;         /* reads the shared totals in use */
+    struct llmux__scope *scopes;     /* budget.c: every scope named so far */
+    struct llmux__scope **scope_tab; /* ... indexed by id (chains) */
+    size_t scope_tab_n, n_scopes;    /* its buckets (a power of 2), scopes */
+    uv_timer_t budget_t;             /* reads the shared totals in use */
     void (*budget_answered)(struct llmux__xfer *x); /* submit.c's: a
                                     request that waited for a read */
     struct llmux__redis_script *budget_lua;         /* the flush script */

@@ -1669,6 +1669,22 @@ static void test_scoped_budgets(void **state)
     assert_int_equal(llmux_request_set_budget(req, "held", 8, 0), 0);
     assert_int_equal(call_cost(&e, req, &c1), 0);
 
+    /* many scopes (the index grows past its first 64 buckets): each its
+     * own total, found again */
+    {
+        char name[32];
+        int i;
+        for (i = 0; i < 200; i++) {
+            snprintf(name, sizeof name, "many-%d", i);
+            assert_int_equal(
+                call_cost(&e, scoped(&e, "sk-many", "", name, 4), &c1), 0);
+        }
+        refused(&e, scoped(&e, "sk-many", "", "many-0", 4), LLMUX_EBUDGET,
+                "budget scope 'many-0'", NULL);
+        refused(&e, scoped(&e, "sk-many", "", "many-199", 4), LLMUX_EBUDGET,
+                "budget scope 'many-199'", NULL);
+    }
+
     /* a fallback is charged to its own endpoint and key's budget_usd=,
      * not the primary's: the primary fails (500, no retry), the fallback
      * answers ($4) */
